@@ -1,0 +1,71 @@
+//! `sluice.toml`: the project's settings. Command-line flags and environment variables win over it.
+
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+pub const CONFIG_FILE: &str = "sluice.toml";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Prefer `DATABASE_URL` for URLs with passwords, so they stay out of version control.
+    pub database_url: Option<String>,
+    pub migrations_dir: Option<PathBuf>,
+    /// Seconds a run waits for another run's lock before giving up.
+    pub lock_wait_secs: Option<u64>,
+}
+
+impl Config {
+    /// Reads `sluice.toml` from `path` when given, else from the current directory when present.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let (path, required) = match path {
+            Some(p) => (p.to_path_buf(), true),
+            None => (PathBuf::from(CONFIG_FILE), false),
+        };
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(Config::default())
+            }
+            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        };
+        toml::from_str(&text).map_err(|e| Error::MigrationFile {
+            path: path.clone(),
+            line: None,
+            message: format!("invalid configuration: {}", e.message()),
+            help: "see `sluice init` for a commented example; known keys: database_url, migrations_dir, lock_wait_secs".into(),
+        })
+    }
+}
+
+pub const TEMPLATE: &str = r#"# sluice configuration. Flags and environment variables override these settings.
+
+# The database to migrate. Prefer the DATABASE_URL environment variable when the URL holds a password.
+# database_url = "postgres://postgres@127.0.0.1:5432/app"
+
+# Where migration files live.
+migrations_dir = "migrations"
+
+# How long a run waits for another run's lock before exiting with code 3.
+lock_wait_secs = 60
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_parses_and_unknown_keys_are_rejected() {
+        let c: Config = toml::from_str(TEMPLATE).unwrap();
+        assert_eq!(c.migrations_dir.as_deref(), Some(Path::new("migrations")));
+        assert_eq!(c.lock_wait_secs, Some(60));
+        let dir = std::env::temp_dir().join(format!("sluice-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("sluice.toml");
+        std::fs::write(&p, "databse_url = 'x'\n").unwrap();
+        let e = Config::load(Some(&p)).unwrap_err().to_string();
+        assert!(e.contains("unknown field `databse_url`"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,113 @@
+//! The contract every database engine implements. The runner drives migrations only through it, so
+//! one flow serves PostgreSQL, MariaDB and MySQL (and, later, several targets at once).
+
+use crate::error::Result;
+use crate::history::{Event, EventRow, HistoryRow, Snapshot};
+use crate::schema::Schema;
+use crate::sql::SqlStatement;
+use crate::target::Target;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+/// Who holds (or wants) the run lock: shown to a second run that has to wait.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockHolder {
+    pub host: String,
+    pub pid: u32,
+    pub since: Option<DateTime<Utc>>,
+    /// The server-side session holding the lock (backend pid / connection id).
+    pub session: Option<String>,
+}
+
+impl std::fmt::Display for LockHolder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "held by pid {} on host {}", self.pid, self.host)?;
+        if let Some(s) = self.since {
+            write!(f, " since {}", s.format("%Y-%m-%d %H:%M:%S UTC"))?;
+        }
+        if let Some(sess) = &self.session {
+            write!(f, ", server session {sess}")?;
+        }
+        Ok(())
+    }
+}
+
+impl LockHolder {
+    pub fn me() -> Self {
+        LockHolder {
+            host: hostname::get()
+                .map(|h| h.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| "unknown".into()),
+            pid: std::process::id(),
+            since: Some(Utc::now()),
+            session: None,
+        }
+    }
+}
+
+pub enum LockAttempt {
+    Acquired,
+    Busy(Option<LockHolder>),
+}
+
+/// A statement the server rejected.
+#[derive(Debug, Clone)]
+pub struct ServerError {
+    pub code: String,
+    pub message: String,
+    /// 1-based character position inside the statement, when the server reports one.
+    pub position: Option<usize>,
+    /// True when the connection itself is gone (the statement's outcome is unknown).
+    pub connection_lost: bool,
+}
+
+impl std::fmt::Display for ServerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.code.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{} ({})", self.message, self.code)
+        }
+    }
+}
+
+#[async_trait]
+pub trait Engine: Send {
+    fn target(&self) -> Target;
+
+    /// The connection URL with the password redacted.
+    fn url(&self) -> String;
+
+    /// True when DDL can run inside a transaction and roll back (PostgreSQL).
+    fn transactional_ddl(&self) -> bool;
+
+    /// True when this statement must run outside any transaction block.
+    fn needs_own_transaction(&self, stmt: &SqlStatement) -> bool;
+
+    /// Try once, without waiting, to take the run lock on a session of its own.
+    async fn try_run_lock(&mut self, me: &LockHolder) -> Result<LockAttempt>;
+    async fn release_run_lock(&mut self) -> Result<()>;
+
+    /// Creates sluice's history tables when missing (call only while holding the run lock).
+    async fn ensure_history(&mut self) -> Result<()>;
+    /// Every recorded migration, by version; empty when the history tables do not exist yet.
+    async fn history(&mut self) -> Result<Vec<HistoryRow>>;
+    async fn events(&mut self, limit: i64) -> Result<Vec<EventRow>>;
+    async fn upsert_migration(&mut self, row: &HistoryRow) -> Result<()>;
+    async fn delete_migration(&mut self, version: i64) -> Result<()>;
+    async fn append_event(&mut self, event: &Event) -> Result<()>;
+    async fn save_snapshot(&mut self, version: Option<i64>, schema: &Schema) -> Result<()>;
+    async fn latest_snapshot(&mut self) -> Result<Option<Snapshot>>;
+
+    /// The live schema, sluice's own objects excluded.
+    async fn introspect(&mut self) -> Result<Schema>;
+
+    /// SQL that changes schema `from` into schema `to` (used to capture drift as a migration).
+    fn render_diff_sql(&self, from: &Schema, to: &Schema) -> String;
+
+    async fn begin(&mut self) -> Result<()>;
+    async fn commit(&mut self) -> Result<()>;
+    async fn rollback(&mut self) -> Result<()>;
+    /// Runs one statement of a migration on the work session.
+    async fn execute(&mut self, sql: &str) -> std::result::Result<(), ServerError>;
+}

@@ -1,0 +1,166 @@
+//! Errors of the whole flow. Every variant carries what went wrong, why, and what to do next; the
+//! binary renders them and maps them to the documented exit codes.
+
+use std::path::PathBuf;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Exit codes, documented in the README. Kept here so library users see the same contract.
+pub mod exit {
+    pub const OK: i32 = 0;
+    /// A migration statement failed on the server (recorded as failed; `sluice up` resumes).
+    pub const MIGRATION_FAILED: i32 = 1;
+    /// Bad input: usage, configuration, malformed migration files, unknown directives, missing down part.
+    pub const BAD_INPUT: i32 = 2;
+    /// Another sluice run holds the run lock and did not release it within `--lock-wait`.
+    pub const LOCK_BUSY: i32 = 3;
+    /// Checksum mismatch (an applied migration was edited) or schema drift found.
+    pub const CHECKSUM_OR_DRIFT: i32 = 4;
+    /// Cannot connect: unreachable server, authentication failure, unknown database, TLS failure.
+    pub const CONNECT: i32 = 5;
+    /// Any other database error (lost connection mid-run, permission denied on history tables, ...).
+    pub const DATABASE: i32 = 6;
+}
+
+/// Where a failing statement sits in its migration file.
+#[derive(Debug, Clone)]
+pub struct SqlFailure {
+    pub version: i64,
+    pub name: String,
+    pub path: PathBuf,
+    /// The whole file text, for rendering the source with a caret.
+    pub file_text: String,
+    /// Byte offset of the statement in `file_text`.
+    pub offset: usize,
+    /// Byte offset of the error inside the file (the statement start, or the server's position).
+    pub error_offset: usize,
+    pub line: usize,
+    pub column: usize,
+    pub statement: String,
+    /// The server's error code (SQLSTATE on PostgreSQL, error number on MariaDB/MySQL).
+    pub code: String,
+    pub server_message: String,
+    /// How many statements of this migration are applied and will be skipped on resume.
+    pub statements_applied: usize,
+    /// True when the whole migration ran in one transaction and was rolled back.
+    pub rolled_back: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{message}")]
+    Usage { message: String, help: String },
+
+    #[error("{path}: {message}")]
+    MigrationFile {
+        path: PathBuf,
+        line: Option<usize>,
+        message: String,
+        help: String,
+    },
+
+    #[error("cannot connect to {url}: {message}")]
+    Connect {
+        url: String,
+        message: String,
+        help: String,
+    },
+
+    #[error("another sluice run holds the run lock on {url}{}", holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    LockBusy {
+        url: String,
+        holder: Option<String>,
+        waited_secs: u64,
+    },
+
+    #[error("{message}")]
+    Checksum { message: String, help: String },
+
+    #[error("the live schema has drifted from what sluice recorded ({count} difference(s))")]
+    Drift { count: usize },
+
+    #[error("migration {} ({}) failed at {}:{}:{}: {}", .0.version, .0.name, .0.path.display(), .0.line, .0.column, .0.server_message)]
+    MigrationFailed(Box<SqlFailure>),
+
+    #[error("{context}: {message}")]
+    Database {
+        context: String,
+        message: String,
+        help: String,
+    },
+
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Usage { .. } | Error::MigrationFile { .. } | Error::Io { .. } => exit::BAD_INPUT,
+            Error::Connect { .. } => exit::CONNECT,
+            Error::LockBusy { .. } => exit::LOCK_BUSY,
+            Error::Checksum { .. } | Error::Drift { .. } => exit::CHECKSUM_OR_DRIFT,
+            Error::MigrationFailed(_) => exit::MIGRATION_FAILED,
+            Error::Database { .. } => exit::DATABASE,
+        }
+    }
+
+    /// What the user should do next.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            Error::Usage { help, .. }
+            | Error::MigrationFile { help, .. }
+            | Error::Connect { help, .. }
+            | Error::Checksum { help, .. }
+            | Error::Database { help, .. } => (!help.is_empty()).then(|| help.clone()),
+            Error::LockBusy { waited_secs, .. } => Some(format!(
+                "waited {waited_secs}s; wait for the other run to finish, or raise --lock-wait. \
+                 A crashed run releases the lock when its connection closes"
+            )),
+            Error::Drift { .. } => Some(
+                "run `sluice drift` to list the differences; `sluice drift --write-migration` captures them as a migration"
+                    .into(),
+            ),
+            Error::MigrationFailed(f) => Some(if f.rolled_back {
+                "the migration ran in one transaction and was rolled back: nothing of it is applied. \
+                 Fix the statement and run `sluice up` again"
+                    .into()
+            } else if f.statements_applied == 0 {
+                "no statement of this migration is applied. Fix the cause and run `sluice up` again".into()
+            } else {
+                format!(
+                    "the first {} statement(s) of this migration are applied and recorded. Fix the cause \
+                     (you may edit this statement or later ones) and run `sluice up` again: it resumes at this statement",
+                    f.statements_applied
+                )
+            }),
+            Error::Io { .. } => None,
+        }
+    }
+
+    pub fn usage(message: impl Into<String>, help: impl Into<String>) -> Self {
+        Error::Usage {
+            message: message.into(),
+            help: help.into(),
+        }
+    }
+
+    pub fn database(context: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Database {
+            context: context.into(),
+            message: message.into(),
+            help: String::new(),
+        }
+    }
+
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

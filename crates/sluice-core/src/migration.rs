@@ -1,0 +1,536 @@
+//! Migration files on disk: discovery, ordering, the up/down format, directives and checksums.
+//!
+//! A migration is one file `<version>_<name>.sql`, where `version` is digits (a UTC timestamp from
+//! `sluice new`) and `name` is lowercase letters, digits, `_` or `-`. Inside, `-- sluice:up` and
+//! `-- sluice:down` start the two parts; a file without markers is all up and has no down part.
+//! Other `-- sluice:` lines are directives; an unknown one is an error, never ignored.
+
+use crate::error::{Error, Result};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TxMode {
+    /// The whole part in one transaction (PostgreSQL default).
+    Single,
+    /// Each statement on its own, progress recorded after each.
+    PerStatement,
+}
+
+impl TxMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            TxMode::Single => "single",
+            TxMode::PerStatement => "per-statement",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    Up,
+    Down,
+}
+
+/// One part (up or down) of a migration file.
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// The part's SQL, exactly as in the file.
+    pub sql: String,
+    /// Byte offset of `sql` within the file text.
+    pub offset: usize,
+    /// Forced by `-- sluice:transaction ...`, else decided from the statements.
+    pub tx_directive: Option<TxMode>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Migration {
+    pub version: i64,
+    pub name: String,
+    pub path: PathBuf,
+    /// The file text with CRLF normalised to LF.
+    pub text: String,
+    pub checksum: String,
+    pub up: Part,
+    pub down: Option<Part>,
+}
+
+impl Migration {
+    pub fn label(&self) -> String {
+        format!("{}_{}", self.version, self.name)
+    }
+
+    pub fn part(&self, dir: Direction) -> Option<&Part> {
+        match dir {
+            Direction::Up => Some(&self.up),
+            Direction::Down => self.down.as_ref(),
+        }
+    }
+}
+
+/// SHA-256 of the text with CRLF normalised to LF, so line endings never cause a false mismatch.
+pub fn checksum(text: &str) -> String {
+    let normalised = text.replace("\r\n", "\n");
+    let digest = Sha256::digest(normalised.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Splits `<version>_<name>.sql` into its parts, or explains what is wrong with the name.
+pub fn parse_file_name(file_name: &str) -> std::result::Result<(i64, String), String> {
+    let stem = file_name
+        .strip_suffix(".sql")
+        .ok_or_else(|| "a migration file name must end in .sql".to_string())?;
+    let (version, name) = stem.split_once('_').ok_or_else(|| {
+        "expected <version>_<name>.sql, e.g. 20261125093000_add_users.sql".to_string()
+    })?;
+    if version.is_empty() || !version.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "the version `{version}` must be digits only, e.g. 20261125093000_add_users.sql"
+        ));
+    }
+    let v: i64 = version
+        .parse()
+        .map_err(|_| format!("the version `{version}` is too large (at most 18 digits)"))?;
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        return Err(format!(
+            "the name `{name}` must be lowercase letters, digits, `_` or `-`"
+        ));
+    }
+    Ok((v, name.to_string()))
+}
+
+/// Reads and parses one migration file.
+pub fn load_file(path: &Path) -> Result<Migration> {
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let (version, name) = parse_file_name(&file_name).map_err(|m| Error::MigrationFile {
+        path: path.to_path_buf(),
+        line: None,
+        message: format!("malformed migration file name: {m}"),
+        help: "rename the file to <version>_<name>.sql, or create new migrations with `sluice new <name>`".into(),
+    })?;
+    let raw =
+        std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let text = String::from_utf8(raw).map_err(|_| Error::MigrationFile {
+        path: path.to_path_buf(),
+        line: None,
+        message: "the file is not valid UTF-8".into(),
+        help: "save the migration as UTF-8".into(),
+    })?;
+    parse_text(path, version, name, &text)
+}
+
+/// Parses the text of a migration file (already named) into its parts.
+pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result<Migration> {
+    let text = text.replace("\r\n", "\n");
+    let file_err = |line: usize, message: String, help: &str| Error::MigrationFile {
+        path: path.to_path_buf(),
+        line: Some(line),
+        message: format!("line {line}: {message}"),
+        help: help.to_string(),
+    };
+
+    #[derive(PartialEq)]
+    enum Section {
+        Preamble,
+        Up,
+        Down,
+    }
+    let mut section = Section::Preamble;
+    let mut saw_markers = false;
+    let mut up_range: Option<(usize, usize)> = None;
+    let mut down_range: Option<(usize, usize)> = None;
+    let mut up_tx = None;
+    let mut down_tx = None;
+    let mut preamble_tx = None;
+    let mut offset = 0usize;
+    let mut section_start = 0usize;
+
+    for (idx, line) in text.split_inclusive('\n').enumerate() {
+        let lineno = idx + 1;
+        let line_start = offset;
+        offset += line.len();
+        let trimmed = line.trim();
+        let Some(directive) = trimmed.strip_prefix("-- sluice:") else {
+            continue;
+        };
+        let mut words = directive.split_whitespace();
+        let head = words.next().unwrap_or("");
+        match head {
+            "up" | "down" => {
+                if words.next().is_some() {
+                    return Err(file_err(
+                        lineno,
+                        format!("`-- sluice:{head}` takes no arguments"),
+                        "write the marker alone on its line",
+                    ));
+                }
+                let close =
+                    |range: &mut Option<(usize, usize)>| *range = Some((section_start, line_start));
+                match section {
+                    Section::Preamble => {
+                        if head == "down" {
+                            return Err(file_err(
+                                lineno,
+                                "`-- sluice:down` comes before `-- sluice:up`".into(),
+                                "put the up part first, then `-- sluice:down` and the down part",
+                            ));
+                        }
+                        if has_sql(&text[..line_start]) {
+                            return Err(file_err(
+                                lineno,
+                                "SQL before `-- sluice:up` belongs to no part".into(),
+                                "move it below `-- sluice:up`",
+                            ));
+                        }
+                    }
+                    Section::Up => {
+                        if head == "up" {
+                            return Err(file_err(
+                                lineno,
+                                "a second `-- sluice:up` marker".into(),
+                                "a migration has one up part and at most one down part",
+                            ));
+                        }
+                        close(&mut up_range);
+                    }
+                    Section::Down => {
+                        return Err(file_err(
+                            lineno,
+                            format!("`-- sluice:{head}` after the down part"),
+                            "a migration has one up part and at most one down part",
+                        ));
+                    }
+                }
+                saw_markers = true;
+                section = if head == "up" {
+                    Section::Up
+                } else {
+                    Section::Down
+                };
+                section_start = offset;
+            }
+            "transaction" => {
+                let mode = match (words.next(), words.next()) {
+                    (Some("single"), None) => TxMode::Single,
+                    (Some("per-statement"), None) => TxMode::PerStatement,
+                    _ => return Err(file_err(lineno, format!("`-- sluice:{directive}` is not a valid transaction directive"), "write `-- sluice:transaction single` or `-- sluice:transaction per-statement`")),
+                };
+                let slot = match section {
+                    Section::Preamble => &mut preamble_tx,
+                    Section::Up => &mut up_tx,
+                    Section::Down => &mut down_tx,
+                };
+                if slot.is_some() {
+                    return Err(file_err(
+                        lineno,
+                        "a second transaction directive for the same part".into(),
+                        "keep one `-- sluice:transaction` line per part",
+                    ));
+                }
+                *slot = Some(mode);
+            }
+            _ => {
+                return Err(file_err(
+                    lineno,
+                    format!("unknown directive `-- sluice:{}`", directive.trim()),
+                    "known directives: `-- sluice:up`, `-- sluice:down`, `-- sluice:transaction single|per-statement`. \
+                     To write an ordinary comment, do not start it with `-- sluice:`",
+                ));
+            }
+        }
+    }
+
+    let (up, down) = if saw_markers {
+        match section {
+            Section::Up => up_range = Some((section_start, text.len())),
+            Section::Down => down_range = Some((section_start, text.len())),
+            Section::Preamble => unreachable!(),
+        }
+        let (us, ue) = up_range.expect("up part present when markers are");
+        // A file-wide directive (before `up`) applies to both parts unless a part has its own.
+        let up = Part {
+            sql: text[us..ue].to_string(),
+            offset: us,
+            tx_directive: up_tx.or(preamble_tx),
+        };
+        let down = down_range.map(|(ds, de)| Part {
+            sql: text[ds..de].to_string(),
+            offset: ds,
+            tx_directive: down_tx.or(preamble_tx),
+        });
+        (up, down)
+    } else {
+        (
+            Part {
+                sql: text.clone(),
+                offset: 0,
+                tx_directive: preamble_tx,
+            },
+            None,
+        )
+    };
+    // An empty down part (marker with nothing under it) counts as no down part.
+    let down = down.filter(|d| has_sql(&d.sql));
+    if !has_sql(&up.sql) {
+        return Err(Error::MigrationFile {
+            path: path.to_path_buf(),
+            line: None,
+            message: "the up part has no SQL".into(),
+            help: "write the migration's SQL under `-- sluice:up`".into(),
+        });
+    }
+
+    Ok(Migration {
+        version,
+        name,
+        path: path.to_path_buf(),
+        checksum: checksum(&text),
+        text,
+        up,
+        down,
+    })
+}
+
+/// True when the text holds anything but blank lines and `--` comments.
+fn has_sql(text: &str) -> bool {
+    text.lines().any(|l| {
+        let t = l.trim();
+        !t.is_empty() && !t.starts_with("--")
+    })
+}
+
+/// Finds every migration in `dir`, in version order. Files that do not end in `.sql` and hidden files
+/// are ignored; a `.sql` file with a malformed name is an error, so a typo never silently skips a migration.
+pub fn discover(dir: &Path) -> Result<Vec<Migration>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::usage(
+                format!("migrations directory {} does not exist", dir.display()),
+                "run `sluice init` to create it, or point --migrations-dir (or migrations_dir in sluice.toml) at yours",
+            )
+        } else {
+            Error::io(format!("reading {}", dir.display()), e)
+        }
+    })?;
+    let mut by_version: BTreeMap<i64, Migration> = BTreeMap::new();
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !name.ends_with(".sql") || !path.is_file() {
+            continue;
+        }
+        paths.push(path);
+    }
+    paths.sort();
+    for path in paths {
+        let m = load_file(&path)?;
+        if let Some(other) = by_version.get(&m.version) {
+            return Err(Error::MigrationFile {
+                path: path.clone(),
+                line: None,
+                message: format!(
+                    "version {} is also used by {}",
+                    m.version,
+                    other.path.display()
+                ),
+                help: "every migration needs its own version: rename one of the files".into(),
+            });
+        }
+        by_version.insert(m.version, m);
+    }
+    Ok(by_version.into_values().collect())
+}
+
+/// The file name `sluice new` uses: a UTC timestamp version and the given name, normalised.
+pub fn new_file_name(now: chrono::DateTime<chrono::Utc>, name: &str) -> Result<String> {
+    let norm: String = name
+        .trim()
+        .to_lowercase()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let norm = norm.trim_matches('_').to_string();
+    if norm.is_empty() {
+        return Err(Error::usage(
+            format!("`{name}` is not usable as a migration name"),
+            "use letters and digits, e.g. `sluice new add_users_email`",
+        ));
+    }
+    Ok(format!("{}_{}.sql", now.format("%Y%m%d%H%M%S"), norm))
+}
+
+pub const NEW_MIGRATION_TEMPLATE: &str = "\
+-- sluice:up
+-- Write the change here, one or more statements ending in `;`.
+
+
+-- sluice:down
+-- Write how to undo it (optional; `sluice down` refuses a migration without a down part).
+
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Migration> {
+        parse_text(Path::new("m/1_x.sql"), 1, "x".into(), text)
+    }
+
+    #[test]
+    fn file_names() {
+        assert_eq!(
+            parse_file_name("20261125093000_add_users.sql").unwrap(),
+            (20261125093000, "add_users".into())
+        );
+        assert_eq!(
+            parse_file_name("0001_init-db.sql").unwrap(),
+            (1, "init-db".into())
+        );
+        for bad in [
+            "add_users.sql",
+            "2026_Add.sql",
+            "2026.sql",
+            "v1_x.sql",
+            "1_.sql",
+            "1_x.SQL",
+            "99999999999999999999_x.sql",
+            "1_a b.sql",
+        ] {
+            assert!(parse_file_name(bad).is_err(), "{bad} should be rejected");
+        }
+    }
+
+    #[test]
+    fn up_and_down_parts() {
+        let m = parse("-- header comment\n-- sluice:up\nCREATE TABLE t (id int);\n-- sluice:down\nDROP TABLE t;\n").unwrap();
+        assert_eq!(m.up.sql, "CREATE TABLE t (id int);\n");
+        assert_eq!(&m.text[m.up.offset..m.up.offset + m.up.sql.len()], m.up.sql);
+        let d = m.down.unwrap();
+        assert_eq!(d.sql, "DROP TABLE t;\n");
+        assert_eq!(&m.text[d.offset..], "DROP TABLE t;\n");
+    }
+
+    #[test]
+    fn no_markers_means_all_up_no_down() {
+        let m = parse("CREATE TABLE t (id int);\n").unwrap();
+        assert_eq!(m.up.sql, "CREATE TABLE t (id int);\n");
+        assert!(m.down.is_none());
+    }
+
+    #[test]
+    fn empty_down_is_no_down() {
+        let m = parse("-- sluice:up\nSELECT 1;\n-- sluice:down\n-- nothing to undo\n").unwrap();
+        assert!(m.down.is_none());
+    }
+
+    #[test]
+    fn directives() {
+        let m = parse("-- sluice:up\n-- sluice:transaction per-statement\nCREATE INDEX CONCURRENTLY i ON t (a);\n-- sluice:down\nDROP INDEX i;\n").unwrap();
+        assert_eq!(m.up.tx_directive, Some(TxMode::PerStatement));
+        assert_eq!(m.down.unwrap().tx_directive, None);
+        let m = parse(
+            "-- sluice:transaction single\n-- sluice:up\nSELECT 1;\n-- sluice:down\nSELECT 2;\n",
+        )
+        .unwrap();
+        assert_eq!(m.up.tx_directive, Some(TxMode::Single));
+        assert_eq!(m.down.unwrap().tx_directive, Some(TxMode::Single));
+    }
+
+    #[test]
+    fn bad_files_are_errors_with_line() {
+        for (text, needle) in [
+            (
+                "-- sluice:up\nSELECT 1;\n-- sluice:trasnaction single\n",
+                "line 3: unknown directive `-- sluice:trasnaction single`",
+            ),
+            (
+                "-- sluice:up\n-- sluice:transaction maybe\nSELECT 1;\n",
+                "line 2: `-- sluice:transaction maybe` is not a valid",
+            ),
+            ("-- sluice:down\nSELECT 1;\n", "comes before"),
+            ("SELECT 0;\n-- sluice:up\nSELECT 1;\n", "belongs to no part"),
+            (
+                "-- sluice:up\nSELECT 1;\n-- sluice:up\n",
+                "second `-- sluice:up`",
+            ),
+            (
+                "-- sluice:up\n-- only a comment\n-- sluice:down\nSELECT 1;\n",
+                "the up part has no SQL",
+            ),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.to_string().contains(needle), "{text:?}: {e}");
+            assert_eq!(e.exit_code(), crate::error::exit::BAD_INPUT);
+        }
+    }
+
+    #[test]
+    fn checksum_ignores_line_endings_only() {
+        let lf = "-- sluice:up\nSELECT 1;\n";
+        let crlf = "-- sluice:up\r\nSELECT 1;\r\n";
+        assert_eq!(checksum(lf), checksum(crlf));
+        assert_ne!(checksum(lf), checksum("-- sluice:up\nSELECT 2;\n"));
+        assert_eq!(checksum("").len(), 64);
+        assert_eq!(parse(crlf).unwrap().checksum, parse(lf).unwrap().checksum);
+    }
+
+    #[test]
+    fn discovery_orders_by_version_and_rejects_bad_names() {
+        let dir = std::env::temp_dir().join(format!("sluice-disc-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("10_b.sql"), "SELECT 10;").unwrap();
+        std::fs::write(dir.join("9_a.sql"), "SELECT 9;").unwrap();
+        std::fs::write(dir.join("0100_c.sql"), "SELECT 100;").unwrap();
+        std::fs::write(dir.join("README.md"), "notes").unwrap();
+        std::fs::write(dir.join(".9_hidden.sql"), "junk").unwrap();
+        let v: Vec<i64> = discover(&dir).unwrap().iter().map(|m| m.version).collect();
+        assert_eq!(v, vec![9, 10, 100]);
+
+        std::fs::write(dir.join("0010_dup.sql"), "SELECT 1;").unwrap();
+        let e = discover(&dir).unwrap_err().to_string();
+        assert!(e.contains("version 10 is also used by"), "{e}");
+        std::fs::remove_file(dir.join("0010_dup.sql")).unwrap();
+
+        std::fs::write(dir.join("add_thing.sql"), "SELECT 1;").unwrap();
+        let e = discover(&dir).unwrap_err();
+        assert!(
+            e.to_string().contains("malformed migration file name"),
+            "{e}"
+        );
+        assert_eq!(e.exit_code(), crate::error::exit::BAD_INPUT);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn new_names() {
+        let t = chrono::DateTime::parse_from_rfc3339("2026-11-25T09:30:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        assert_eq!(
+            new_file_name(t, "Add users email").unwrap(),
+            "20261125093000_add_users_email.sql"
+        );
+        assert!(new_file_name(t, "  !! ").is_err());
+        assert!(parse_file_name(&new_file_name(t, "x.y").unwrap()).is_ok());
+    }
+}

@@ -1,0 +1,1212 @@
+//! The runner: status, up, down, verify, repair, baseline and drift, driven through [`Engine`].
+//!
+//! Invariants it keeps:
+//! - Every command that writes holds the engine's run lock for its whole duration.
+//! - A migration's progress is recorded after every statement that commits, so a failed or killed run
+//!   resumes at the first statement not recorded, never redoing or skipping one.
+//! - Nothing is executed before every migration that will run has been parsed and checked.
+
+use crate::engine::{Engine, LockAttempt, LockHolder};
+use crate::error::{Error, Result, SqlFailure};
+use crate::history::{statement_hash, Event, EventKind, HistoryRow, RecordState};
+use crate::migration::{Direction, Migration, Part, TxMode};
+use crate::schema::{diff, Difference};
+use crate::sql::{self, SqlStatement};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Who runs, with which application version, and how progress is reported.
+pub struct RunContext {
+    pub actor: String,
+    pub app_version: Option<String>,
+    pub lock_wait: Duration,
+    /// Receives one line per notable event (applied migration, lock wait...).
+    pub say: Box<dyn Fn(&str) + Send + Sync>,
+}
+
+impl RunContext {
+    fn event(
+        &self,
+        kind: EventKind,
+        m: Option<(&i64, &str, &str)>,
+        detail: impl Into<String>,
+    ) -> Event {
+        Event {
+            kind,
+            version: m.map(|m| *m.0),
+            name: m.map(|m| m.1.to_string()),
+            checksum: m.map(|m| m.2.to_string()),
+            actor: self.actor.clone(),
+            app_version: self.app_version.clone(),
+            sluice_version: crate::SLUICE_VERSION.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Run lock
+
+/// Takes the run lock, polling (never blocking inside the server, so a waiting run cannot hold back
+/// `CREATE INDEX CONCURRENTLY` in the run that holds the lock) until `ctx.lock_wait` has passed.
+pub async fn acquire_lock(engine: &mut dyn Engine, ctx: &RunContext) -> Result<()> {
+    let me = LockHolder::me();
+    let started = Instant::now();
+    let mut announced = false;
+    loop {
+        match engine.try_run_lock(&me).await? {
+            LockAttempt::Acquired => return Ok(()),
+            LockAttempt::Busy(holder) => {
+                if started.elapsed() >= ctx.lock_wait {
+                    return Err(Error::LockBusy {
+                        url: engine.url(),
+                        holder: holder.map(|h| h.to_string()),
+                        waited_secs: ctx.lock_wait.as_secs(),
+                    });
+                }
+                if !announced {
+                    let who = holder
+                        .map(|h| h.to_string())
+                        .unwrap_or_else(|| "held by another session".into());
+                    (ctx.say)(&format!(
+                        "waiting up to {}s for the run lock ({who})",
+                        ctx.lock_wait.as_secs()
+                    ));
+                    announced = true;
+                }
+                let left = ctx.lock_wait.saturating_sub(started.elapsed());
+                tokio::time::sleep(left.min(Duration::from_millis(250))).await;
+            }
+        }
+    }
+}
+
+/// Runs `f` while holding the run lock, and releases it whatever `f` returns.
+macro_rules! locked {
+    ($engine:expr, $ctx:expr, $body:expr) => {{
+        acquire_lock($engine, $ctx).await?;
+        let result = async { $body }.await;
+        let released = $engine.release_run_lock().await;
+        match (result, released) {
+            (Err(e), _) => Err(e),
+            (Ok(_), Err(e)) => Err(e),
+            (Ok(v), Ok(())) => Ok(v),
+        }
+    }};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Status
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MigrationStatus {
+    Applied,
+    Baseline,
+    Pending,
+    /// Pending, but older than a migration already applied.
+    OutOfOrder,
+    Failed,
+    /// Recorded as running: another run is applying it, or a run was killed; `up` resumes it.
+    Running,
+    /// Applied, but the file changed since.
+    Edited,
+    /// Recorded in the database, no file for it.
+    MissingFile,
+    /// A rollback is under way, was killed or failed; `down` resumes it.
+    Reverting,
+}
+
+impl MigrationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MigrationStatus::Applied => "applied",
+            MigrationStatus::Baseline => "baseline",
+            MigrationStatus::Pending => "pending",
+            MigrationStatus::OutOfOrder => "out-of-order",
+            MigrationStatus::Failed => "failed",
+            MigrationStatus::Running => "running",
+            MigrationStatus::Edited => "edited",
+            MigrationStatus::MissingFile => "missing-file",
+            MigrationStatus::Reverting => "reverting",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusEntry {
+    pub version: i64,
+    pub name: String,
+    pub status: MigrationStatus,
+    pub applied_at: Option<DateTime<Utc>>,
+    pub applied_by: Option<String>,
+    pub app_version: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub statements_done: Option<i32>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state")]
+pub enum DriftState {
+    /// No snapshot recorded yet (nothing applied by sluice).
+    Unknown,
+    Clean,
+    Drifted {
+        differences: Vec<Difference>,
+    },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub target: String,
+    pub database: String,
+    pub migrations: Vec<StatusEntry>,
+    pub drift: DriftState,
+}
+
+fn merge(files: &[Migration], rows: &[HistoryRow]) -> Vec<StatusEntry> {
+    let by_version: BTreeMap<i64, &HistoryRow> = rows.iter().map(|r| (r.version, r)).collect();
+    let max_done = rows
+        .iter()
+        .filter(|r| r.state.is_done())
+        .map(|r| r.version)
+        .max();
+    let mut out: Vec<StatusEntry> = Vec::new();
+    for m in files {
+        let row = by_version.get(&m.version);
+        let status = match row {
+            None if max_done.is_some_and(|v| m.version < v) => MigrationStatus::OutOfOrder,
+            None => MigrationStatus::Pending,
+            Some(r) => match r.state {
+                RecordState::Applied | RecordState::Baseline if r.checksum != m.checksum => {
+                    MigrationStatus::Edited
+                }
+                RecordState::Applied => MigrationStatus::Applied,
+                RecordState::Baseline => MigrationStatus::Baseline,
+                RecordState::Failed => MigrationStatus::Failed,
+                RecordState::Running => MigrationStatus::Running,
+                RecordState::Reverting => MigrationStatus::Reverting,
+            },
+        };
+        out.push(entry(m.version, &m.name, status, row.copied()));
+    }
+    for r in rows
+        .iter()
+        .filter(|r| !files.iter().any(|m| m.version == r.version))
+    {
+        out.push(entry(
+            r.version,
+            &r.name,
+            MigrationStatus::MissingFile,
+            Some(r),
+        ));
+    }
+    out.sort_by_key(|e| e.version);
+    out
+}
+
+fn entry(
+    version: i64,
+    name: &str,
+    status: MigrationStatus,
+    row: Option<&HistoryRow>,
+) -> StatusEntry {
+    StatusEntry {
+        version,
+        name: name.to_string(),
+        status,
+        applied_at: row.and_then(|r| r.finished_at),
+        applied_by: row.map(|r| r.applied_by.clone()),
+        app_version: row.and_then(|r| r.app_version.clone()),
+        duration_ms: row.and_then(|r| r.duration_ms),
+        statements_done: row
+            .filter(|r| !r.state.is_done())
+            .map(|r| r.statements_done),
+        error: row.and_then(|r| r.error.clone()),
+    }
+}
+
+pub async fn status(engine: &mut dyn Engine, files: &[Migration]) -> Result<StatusReport> {
+    let rows = engine.history().await?;
+    let drift = drift_state(engine).await?;
+    Ok(StatusReport {
+        target: engine.target().to_string(),
+        database: engine.url(),
+        migrations: merge(files, &rows),
+        drift,
+    })
+}
+
+async fn drift_state(engine: &mut dyn Engine) -> Result<DriftState> {
+    let Some(snap) = engine.latest_snapshot().await? else {
+        return Ok(DriftState::Unknown);
+    };
+    let live = engine.introspect().await?;
+    let differences = diff(&snap.schema, &live);
+    Ok(if differences.is_empty() {
+        DriftState::Clean
+    } else {
+        DriftState::Drifted { differences }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Preparing a part: split, classify, choose the transaction mode
+
+/// A migration part ready to run.
+#[derive(Debug, Clone)]
+pub struct PreparedPart {
+    pub statements: Vec<SqlStatement>,
+    pub mode: TxMode,
+    /// Why this mode, for `--dry-run` and logs.
+    pub mode_reason: String,
+}
+
+pub fn prepare(engine: &dyn Engine, m: &Migration, dir: Direction) -> Result<PreparedPart> {
+    let part: &Part = m.part(dir).ok_or_else(|| Error::usage(
+        format!("migration {} has no down part", m.label()),
+        format!(
+            "add `-- sluice:down` and the SQL that undoes it to {}, or roll back with a new forward migration",
+            m.path.display()
+        ),
+    ))?;
+    let file_err = |offset_in_part: usize, message: String, help: &str| {
+        let (line, col) = sql::line_col(&m.text, part.offset + offset_in_part);
+        Error::MigrationFile {
+            path: m.path.clone(),
+            line: Some(line),
+            message: format!("line {line}, column {col}: {message}"),
+            help: help.to_string(),
+        }
+    };
+    let kind = engine.target().engine;
+    let statements = sql::split(kind, &part.sql).map_err(|e| {
+        let (l0, _) = sql::line_col(&m.text, part.offset);
+        Error::MigrationFile {
+            path: m.path.clone(),
+            line: Some(l0 + e.line - 1),
+            message: format!(
+                "line {}: cannot read the SQL: {}",
+                l0 + e.line - 1,
+                e.message
+            ),
+            help: "check for an unterminated string, quoted identifier or dollar quote".into(),
+        }
+    })?;
+    if let Some(s) = statements.iter().find(|s| s.is_transaction_control()) {
+        return Err(file_err(
+            s.offset,
+            format!("`{}` controls transactions, which sluice manages itself", s.sql.lines().next().unwrap_or("")),
+            "remove BEGIN/COMMIT from the migration; use `-- sluice:transaction single` or `per-statement` to choose the mode",
+        ));
+    }
+    let own_tx: Vec<&SqlStatement> = statements
+        .iter()
+        .filter(|s| engine.needs_own_transaction(s))
+        .collect();
+    let (mode, mode_reason) = match part.tx_directive {
+        Some(TxMode::Single) => {
+            if let Some(s) = own_tx.first() {
+                return Err(file_err(
+                    s.offset,
+                    format!("`-- sluice:transaction single`, but `{}` cannot run inside a transaction", first_line(&s.sql)),
+                    "remove the directive (sluice then runs this migration statement by statement) or move the statement to its own migration",
+                ));
+            }
+            if !engine.transactional_ddl() {
+                if let Some(s) = statements.iter().find(|s| s.mysql_implicit_commit()) {
+                    return Err(file_err(
+                        s.offset,
+                        format!("`-- sluice:transaction single`, but `{}` commits implicitly on {}", first_line(&s.sql), kind),
+                        "on MariaDB/MySQL a single transaction can only wrap data changes (INSERT/UPDATE/DELETE); remove the directive",
+                    ));
+                }
+            }
+            (
+                TxMode::Single,
+                "forced by `-- sluice:transaction single`".to_string(),
+            )
+        }
+        Some(TxMode::PerStatement) => (
+            TxMode::PerStatement,
+            "forced by `-- sluice:transaction per-statement`".into(),
+        ),
+        None if !engine.transactional_ddl() => (
+            TxMode::PerStatement,
+            format!("{kind} commits DDL implicitly; progress is recorded after each statement"),
+        ),
+        None => match own_tx.first() {
+            Some(s) => (
+                TxMode::PerStatement,
+                format!("`{}` cannot run inside a transaction", first_line(&s.sql)),
+            ),
+            None => (TxMode::Single, "all statements are transactional".into()),
+        },
+    };
+    Ok(PreparedPart {
+        statements,
+        mode,
+        mode_reason,
+    })
+}
+
+fn first_line(s: &str) -> String {
+    let l = s.lines().next().unwrap_or("").trim();
+    if l.chars().count() > 80 {
+        format!("{}…", l.chars().take(80).collect::<String>())
+    } else {
+        l.to_string()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Up
+
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    pub to: Option<i64>,
+    pub dry_run: bool,
+    pub allow_out_of_order: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedMigration {
+    pub version: i64,
+    pub name: String,
+    pub mode: TxMode,
+    pub mode_reason: String,
+    /// Statements already applied by an earlier, failed or killed run; they are skipped.
+    pub resume_from: usize,
+    pub statements: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct UpReport {
+    pub planned: Vec<PlannedMigration>,
+    pub applied: Vec<i64>,
+}
+
+pub async fn up(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    opts: &UpOptions,
+    ctx: &RunContext,
+) -> Result<UpReport> {
+    if opts.dry_run {
+        let rows = engine.history().await?;
+        let planned = plan_up(engine, files, &rows, opts)?;
+        return Ok(UpReport {
+            planned,
+            applied: vec![],
+        });
+    }
+    locked!(engine, ctx, {
+        engine.ensure_history().await?;
+        let rows = engine.history().await?;
+        let planned = plan_up(engine, files, &rows, opts)?;
+        let mut report = UpReport {
+            planned: planned.clone(),
+            applied: vec![],
+        };
+        if planned.is_empty() {
+            (ctx.say)("nothing to apply: the database is up to date");
+        }
+        for p in &planned {
+            let m = files
+                .iter()
+                .find(|m| m.version == p.version)
+                .expect("planned from files");
+            let row = rows.iter().find(|r| r.version == m.version);
+            run_part(engine, m, Direction::Up, row, ctx).await?;
+            report.applied.push(m.version);
+        }
+        Ok(report)
+    })
+}
+
+fn plan_up(
+    engine: &dyn Engine,
+    files: &[Migration],
+    rows: &[HistoryRow],
+    opts: &UpOptions,
+) -> Result<Vec<PlannedMigration>> {
+    let statuses = merge(files, rows);
+    let edited: Vec<&StatusEntry> = statuses
+        .iter()
+        .filter(|s| s.status == MigrationStatus::Edited)
+        .collect();
+    if !edited.is_empty() {
+        return Err(edited_error(&edited));
+    }
+    if let Some(r) = statuses
+        .iter()
+        .find(|s| s.status == MigrationStatus::Reverting)
+    {
+        return Err(Error::usage(
+            format!(
+                "the rollback of migration {}_{} did not finish",
+                r.version, r.name
+            ),
+            "finish it with `sluice down` (it resumes where it stopped) before applying migrations",
+        ));
+    }
+    if let Some(r) = statuses.iter().find(|s| {
+        s.status == MigrationStatus::MissingFile
+            && rows
+                .iter()
+                .any(|r| r.version == s.version && !r.state.is_done())
+    }) {
+        return Err(Error::usage(
+            format!(
+                "migration {}_{} is recorded as {} but its file is missing",
+                r.version,
+                r.name,
+                r.status.as_str()
+            ),
+            "restore the file so `sluice up` can resume it",
+        ));
+    }
+    let out_of_order: Vec<&StatusEntry> = statuses
+        .iter()
+        .filter(|s| {
+            s.status == MigrationStatus::OutOfOrder && opts.to.is_none_or(|t| s.version <= t)
+        })
+        .collect();
+    if !out_of_order.is_empty() && !opts.allow_out_of_order {
+        let list: Vec<String> = out_of_order
+            .iter()
+            .map(|s| format!("{}_{}", s.version, s.name))
+            .collect();
+        return Err(Error::usage(
+            format!(
+                "pending migration(s) older than the latest applied one: {}",
+                list.join(", ")
+            ),
+            "they were probably merged from another branch. Check they do not conflict with later ones, then run `sluice up --out-of-order`",
+        ));
+    }
+    if let Some(t) = opts.to {
+        if !files.iter().any(|m| m.version == t) {
+            return Err(Error::usage(
+                format!("--to {t}: no migration file has version {t}"),
+                "run `sluice status` to list versions",
+            ));
+        }
+    }
+    let mut planned = Vec::new();
+    for s in &statuses {
+        let resumable = matches!(s.status, MigrationStatus::Failed | MigrationStatus::Running);
+        let pending = matches!(
+            s.status,
+            MigrationStatus::Pending | MigrationStatus::OutOfOrder
+        );
+        // A failed migration blocks everything after it, so it is resumed even beyond --to.
+        if !(resumable || (pending && opts.to.is_none_or(|t| s.version <= t))) {
+            continue;
+        }
+        let m = files
+            .iter()
+            .find(|m| m.version == s.version)
+            .expect("status from files");
+        let prepared = prepare(engine, m, Direction::Up)?;
+        let row = rows.iter().find(|r| r.version == m.version);
+        let resume_from = check_resume(m, Direction::Up, &prepared, row)?;
+        planned.push(PlannedMigration {
+            version: m.version,
+            name: m.name.clone(),
+            mode: prepared.mode,
+            mode_reason: prepared.mode_reason,
+            resume_from,
+            statements: prepared.statements.iter().map(|s| s.sql.clone()).collect(),
+        });
+    }
+    Ok(planned)
+}
+
+fn edited_error(edited: &[&StatusEntry]) -> Error {
+    let list: Vec<String> = edited
+        .iter()
+        .map(|s| format!("{}_{}", s.version, s.name))
+        .collect();
+    Error::Checksum {
+        message: format!(
+            "applied migration(s) changed since they were applied: {}",
+            list.join(", ")
+        ),
+        help: "restore the applied text (e.g. from version control). If the edit is intentional and the database already \
+               matches it, run `sluice repair` to accept it (it is logged)"
+            .into(),
+    }
+}
+
+/// How many statements of an interrupted part are already applied, after checking that they were not
+/// changed since (a resumed migration must not skip a statement whose text is no longer what ran).
+fn check_resume(
+    m: &Migration,
+    dir: Direction,
+    prepared: &PreparedPart,
+    row: Option<&HistoryRow>,
+) -> Result<usize> {
+    let Some(row) = row else { return Ok(0) };
+    let resuming = match dir {
+        Direction::Up => matches!(row.state, RecordState::Failed | RecordState::Running),
+        Direction::Down => row.state == RecordState::Reverting,
+    };
+    if !resuming {
+        return Ok(0);
+    }
+    let done = row.statements_done.max(0) as usize;
+    if done == 0 {
+        return Ok(0);
+    }
+    if done > prepared.statements.len() {
+        return Err(Error::Checksum {
+            message: format!(
+                "migration {} had {done} statement(s) applied, but its file now has only {}",
+                m.label(),
+                prepared.statements.len()
+            ),
+            help: "restore the statements that were applied; add fixes after them".into(),
+        });
+    }
+    for (i, (s, h)) in prepared
+        .statements
+        .iter()
+        .zip(&row.statement_hashes)
+        .take(done)
+        .enumerate()
+    {
+        if statement_hash(&s.sql) != *h {
+            return Err(Error::Checksum {
+                message: format!(
+                    "statement {} of migration {} was applied and has been edited since (line {})",
+                    i + 1,
+                    m.label(),
+                    sql::line_col(&m.text, m.part(dir).map(|p| p.offset).unwrap_or(0) + s.offset).0
+                ),
+                help: "only the failed statement and those after it may change; restore the applied ones".into(),
+            });
+        }
+    }
+    Ok(done)
+}
+
+/// Applies (up) or reverts (down) one migration, recording progress.
+async fn run_part(
+    engine: &mut dyn Engine,
+    m: &Migration,
+    dir: Direction,
+    existing: Option<&HistoryRow>,
+    ctx: &RunContext,
+) -> Result<()> {
+    let prepared = prepare(engine, m, dir)?;
+    let resume_from = check_resume(m, dir, &prepared, existing)?;
+    let started = Utc::now();
+    let clock = Instant::now();
+    let verb = if dir == Direction::Up {
+        "applying"
+    } else {
+        "reverting"
+    };
+    let resume_note = if resume_from > 0 {
+        format!(", resuming at statement {}", resume_from + 1)
+    } else {
+        String::new()
+    };
+    (ctx.say)(&format!(
+        "{verb} {} ({}, {} statement(s){resume_note})",
+        m.label(),
+        prepared.mode.name(),
+        prepared.statements.len()
+    ));
+    let in_progress = if dir == Direction::Up {
+        RecordState::Running
+    } else {
+        RecordState::Reverting
+    };
+    let mut row = match existing {
+        // Down keeps the original application record and only tracks its own progress.
+        Some(r) if dir == Direction::Down => HistoryRow {
+            state: in_progress,
+            statements_done: resume_from as i32,
+            statement_hashes: r
+                .statement_hashes
+                .iter()
+                .take(resume_from)
+                .cloned()
+                .collect::<Vec<_>>()
+                .into_iter()
+                .chain(std::iter::empty())
+                .collect(),
+            error: None,
+            failed_statement: None,
+            ..r.clone()
+        },
+        _ => HistoryRow {
+            version: m.version,
+            name: m.name.clone(),
+            checksum: m.checksum.clone(),
+            state: in_progress,
+            started_at: started,
+            finished_at: None,
+            duration_ms: None,
+            applied_by: ctx.actor.clone(),
+            sluice_version: crate::SLUICE_VERSION.into(),
+            app_version: ctx.app_version.clone(),
+            statements_done: resume_from as i32,
+            statement_hashes: prepared
+                .statements
+                .iter()
+                .take(resume_from)
+                .map(|s| statement_hash(&s.sql))
+                .collect(),
+            error: None,
+            failed_statement: None,
+        },
+    };
+    if dir == Direction::Down && resume_from == 0 {
+        row.statement_hashes.clear();
+    }
+    let part_offset = m.part(dir).map(|p| p.offset).unwrap_or(0);
+    let ident = (&m.version, m.name.as_str(), m.checksum.as_str());
+
+    match prepared.mode {
+        TxMode::Single => {
+            engine.begin().await?;
+            for s in &prepared.statements {
+                if let Err(e) = engine.execute(&s.sql).await {
+                    let _ = engine.rollback().await;
+                    return Err(record_failure(
+                        engine,
+                        m,
+                        dir,
+                        row,
+                        s,
+                        part_offset,
+                        e,
+                        0,
+                        true,
+                        ctx,
+                    )
+                    .await);
+                }
+            }
+            finish(engine, m, dir, &mut row, &prepared, clock, ctx).await?;
+            engine.commit().await?;
+        }
+        TxMode::PerStatement => {
+            engine.upsert_migration(&row).await?;
+            for (i, s) in prepared.statements.iter().enumerate().skip(resume_from) {
+                // Where the statement allows it, it commits together with its progress record.
+                let atomic = engine.transactional_ddl() && !engine.needs_own_transaction(s);
+                if atomic {
+                    engine.begin().await?;
+                }
+                if let Err(e) = engine.execute(&s.sql).await {
+                    if atomic {
+                        let _ = engine.rollback().await;
+                    }
+                    return Err(record_failure(
+                        engine,
+                        m,
+                        dir,
+                        row,
+                        s,
+                        part_offset,
+                        e,
+                        i,
+                        false,
+                        ctx,
+                    )
+                    .await);
+                }
+                row.statements_done = i as i32 + 1;
+                row.statement_hashes.push(statement_hash(&s.sql));
+                engine.upsert_migration(&row).await?;
+                if atomic {
+                    engine.commit().await?;
+                }
+            }
+            finish(engine, m, dir, &mut row, &prepared, clock, ctx).await?;
+        }
+    }
+    let _ = ident;
+    (ctx.say)(&format!(
+        "{} {} in {} ms",
+        if dir == Direction::Up {
+            "applied"
+        } else {
+            "reverted"
+        },
+        m.label(),
+        clock.elapsed().as_millis()
+    ));
+    Ok(())
+}
+
+/// Records the finished part, the event and the schema snapshot (inside the migration's
+/// transaction in single mode, so the record and the change commit together).
+async fn finish(
+    engine: &mut dyn Engine,
+    m: &Migration,
+    dir: Direction,
+    row: &mut HistoryRow,
+    prepared: &PreparedPart,
+    clock: Instant,
+    ctx: &RunContext,
+) -> Result<()> {
+    let ident = (&m.version, m.name.as_str(), m.checksum.as_str());
+    match dir {
+        Direction::Up => {
+            row.state = RecordState::Applied;
+            row.finished_at = Some(Utc::now());
+            row.duration_ms = Some(clock.elapsed().as_millis() as i64);
+            row.statements_done = prepared.statements.len() as i32;
+            row.statement_hashes = prepared
+                .statements
+                .iter()
+                .map(|s| statement_hash(&s.sql))
+                .collect();
+            row.error = None;
+            row.failed_statement = None;
+            engine.upsert_migration(row).await?;
+            engine
+                .append_event(&ctx.event(
+                    EventKind::Up,
+                    Some(ident),
+                    format!(
+                        "{} statement(s), {}",
+                        prepared.statements.len(),
+                        prepared.mode.name()
+                    ),
+                ))
+                .await?;
+        }
+        Direction::Down => {
+            engine.delete_migration(m.version).await?;
+            engine
+                .append_event(&ctx.event(
+                    EventKind::Down,
+                    Some(ident),
+                    format!(
+                        "{} statement(s), {}",
+                        prepared.statements.len(),
+                        prepared.mode.name()
+                    ),
+                ))
+                .await?;
+        }
+    }
+    let schema = engine.introspect().await?;
+    engine.save_snapshot(Some(m.version), &schema).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn record_failure(
+    engine: &mut dyn Engine,
+    m: &Migration,
+    dir: Direction,
+    mut row: HistoryRow,
+    s: &SqlStatement,
+    part_offset: usize,
+    e: crate::engine::ServerError,
+    index: usize,
+    rolled_back: bool,
+    ctx: &RunContext,
+) -> Error {
+    let offset = part_offset + s.offset;
+    // Point at the server's reported position inside the statement when there is one.
+    let error_offset = e
+        .position
+        .and_then(|p| {
+            s.sql
+                .char_indices()
+                .nth(p.saturating_sub(1))
+                .map(|(b, _)| offset + b)
+        })
+        .unwrap_or(offset);
+    let (line, column) = sql::line_col(&m.text, error_offset);
+    let failure = SqlFailure {
+        version: m.version,
+        name: m.name.clone(),
+        path: m.path.clone(),
+        file_text: m.text.clone(),
+        offset,
+        error_offset,
+        line,
+        column,
+        statement: s.sql.clone(),
+        code: e.code.clone(),
+        server_message: e.message.clone(),
+        statements_applied: if rolled_back { 0 } else { index },
+        rolled_back,
+    };
+    if e.connection_lost {
+        return Error::Database {
+            context: format!("lost the connection while running {} at {}:{line}:{column}", m.label(), m.path.display()),
+            message: e.message,
+            help: "the statement's outcome is unknown; the run lock was released with the connection. Run `sluice status`, then `sluice up` to resume".into(),
+        };
+    }
+    row.state = match dir {
+        Direction::Up => RecordState::Failed,
+        Direction::Down => RecordState::Reverting,
+    };
+    row.statements_done = failure.statements_applied as i32;
+    row.statement_hashes.truncate(failure.statements_applied);
+    row.error = Some(format!("{}:{line}:{column}: {e}", m.path.display()));
+    row.failed_statement = Some(s.sql.clone());
+    // A migration that fails before anything of it is applied, on its first attempt, leaves a
+    // failed row too: `status` must show what went wrong and when.
+    let record = async {
+        engine.upsert_migration(&row).await?;
+        engine
+            .append_event(&ctx.event(
+                EventKind::Failed,
+                Some((&m.version, &m.name, &m.checksum)),
+                format!("{}: {e}", if dir == Direction::Up { "up" } else { "down" }),
+            ))
+            .await
+    };
+    if let Err(rec) = record.await {
+        tracing::warn!("could not record the failure: {rec}");
+    }
+    Error::MigrationFailed(Box::new(failure))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Down
+
+#[derive(Debug, Clone, Default)]
+pub struct DownOptions {
+    pub to: Option<i64>,
+    pub steps: Option<usize>,
+    pub dry_run: bool,
+}
+
+pub async fn down(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    opts: &DownOptions,
+    ctx: &RunContext,
+) -> Result<Vec<PlannedMigration>> {
+    let body = |engine: &mut dyn Engine,
+                rows: Vec<HistoryRow>|
+     -> Result<Vec<(Migration, HistoryRow, PlannedMigration)>> {
+        let mut targets: Vec<&HistoryRow> = rows
+            .iter()
+            .filter(|r| r.state.is_done() || r.state == RecordState::Reverting)
+            .collect();
+        targets.sort_by_key(|r| std::cmp::Reverse(r.version));
+        if let Some(r) = rows
+            .iter()
+            .find(|r| matches!(r.state, RecordState::Failed | RecordState::Running))
+        {
+            return Err(Error::usage(
+                format!("migration {}_{} is recorded as {}", r.version, r.name, r.state.as_str()),
+                "finish it with `sluice up` (it resumes at the failed statement) before rolling back",
+            ));
+        }
+        let selected: Vec<&HistoryRow> = match (opts.to, opts.steps) {
+            (Some(_), Some(_)) => {
+                return Err(Error::usage(
+                    "--to and --steps cannot be combined",
+                    "give one of them",
+                ))
+            }
+            (Some(t), None) => targets.into_iter().filter(|r| r.version > t).collect(),
+            (None, steps) => targets.into_iter().take(steps.unwrap_or(1)).collect(),
+        };
+        let mut out = Vec::new();
+        for r in selected {
+            let m = files
+                .iter()
+                .find(|m| m.version == r.version)
+                .ok_or_else(|| {
+                    Error::usage(
+                        format!(
+                            "cannot roll back {}_{}: its file is missing",
+                            r.version, r.name
+                        ),
+                        "restore the migration file (its down part is needed)",
+                    )
+                })?;
+            if m.checksum != r.checksum && r.state != RecordState::Reverting {
+                return Err(Error::Checksum {
+                    message: format!("migration {} changed since it was applied; its down part may not undo what ran", m.label()),
+                    help: "restore the applied text, or run `sluice repair` if the edit is intentional".into(),
+                });
+            }
+            let prepared = prepare(engine, m, Direction::Down)?;
+            let resume_from = check_resume(m, Direction::Down, &prepared, Some(r))?;
+            let plan = PlannedMigration {
+                version: m.version,
+                name: m.name.clone(),
+                mode: prepared.mode,
+                mode_reason: prepared.mode_reason,
+                resume_from,
+                statements: prepared.statements.iter().map(|s| s.sql.clone()).collect(),
+            };
+            out.push((m.clone(), r.clone(), plan));
+        }
+        Ok(out)
+    };
+    if opts.dry_run {
+        let rows = engine.history().await?;
+        return Ok(body(engine, rows)?.into_iter().map(|(_, _, p)| p).collect());
+    }
+    locked!(engine, ctx, {
+        engine.ensure_history().await?;
+        let rows = engine.history().await?;
+        let work = body(engine, rows)?;
+        if work.is_empty() {
+            (ctx.say)("nothing to roll back");
+        }
+        for (m, row, _) in &work {
+            run_part(engine, m, Direction::Down, Some(row), ctx).await?;
+        }
+        Ok(work.into_iter().map(|(_, _, p)| p).collect())
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Verify, repair, baseline
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub checked: usize,
+    pub edited: Vec<StatusEntry>,
+    pub missing_files: Vec<StatusEntry>,
+}
+
+pub async fn verify(engine: &mut dyn Engine, files: &[Migration]) -> Result<VerifyReport> {
+    let rows = engine.history().await?;
+    let statuses = merge(files, &rows);
+    let report = VerifyReport {
+        checked: rows.iter().filter(|r| r.state.is_done()).count(),
+        edited: statuses
+            .iter()
+            .filter(|s| s.status == MigrationStatus::Edited)
+            .cloned()
+            .collect(),
+        missing_files: statuses
+            .iter()
+            .filter(|s| s.status == MigrationStatus::MissingFile)
+            .cloned()
+            .collect(),
+    };
+    Ok(report)
+}
+
+/// Accepts intentional edits of applied migrations: re-records their checksums, each logged.
+pub async fn repair(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    ctx: &RunContext,
+) -> Result<Vec<(i64, String, String)>> {
+    locked!(engine, ctx, {
+        engine.ensure_history().await?;
+        let rows = engine.history().await?;
+        let mut repaired = Vec::new();
+        for r in rows.iter().filter(|r| r.state.is_done()) {
+            let Some(m) = files.iter().find(|m| m.version == r.version) else {
+                continue;
+            };
+            if m.checksum == r.checksum {
+                continue;
+            }
+            let mut row = r.clone();
+            row.checksum = m.checksum.clone();
+            engine.upsert_migration(&row).await?;
+            engine
+                .append_event(&ctx.event(
+                    EventKind::Repair,
+                    Some((&m.version, &m.name, &m.checksum)),
+                    format!("checksum {} -> {}", r.checksum, m.checksum),
+                ))
+                .await?;
+            (ctx.say)(&format!(
+                "repaired {}: checksum {} -> {}",
+                m.label(),
+                &r.checksum[..12],
+                &m.checksum[..12]
+            ));
+            repaired.push((m.version, r.checksum.clone(), m.checksum.clone()));
+        }
+        if repaired.is_empty() {
+            (ctx.say)("nothing to repair: every applied migration matches its file");
+        }
+        Ok(repaired)
+    })
+}
+
+/// Adopts a database sluice has never migrated: migrations up to `version` are recorded as already
+/// applied, and the live schema becomes the first snapshot.
+pub async fn baseline(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    version: i64,
+    ctx: &RunContext,
+) -> Result<usize> {
+    locked!(engine, ctx, {
+        engine.ensure_history().await?;
+        let rows = engine.history().await?;
+        if !rows.is_empty() {
+            return Err(Error::usage(
+                format!("the database already has sluice history ({} migration(s) recorded)", rows.len()),
+                "baseline adopts a database sluice has never migrated; use `sluice status` to see its state",
+            ));
+        }
+        let now = Utc::now();
+        let adopted: Vec<&Migration> = files.iter().filter(|m| m.version <= version).collect();
+        for m in &adopted {
+            engine
+                .upsert_migration(&HistoryRow {
+                    version: m.version,
+                    name: m.name.clone(),
+                    checksum: m.checksum.clone(),
+                    state: RecordState::Baseline,
+                    started_at: now,
+                    finished_at: Some(now),
+                    duration_ms: Some(0),
+                    applied_by: ctx.actor.clone(),
+                    sluice_version: crate::SLUICE_VERSION.into(),
+                    app_version: ctx.app_version.clone(),
+                    statements_done: 0,
+                    statement_hashes: vec![],
+                    error: None,
+                    failed_statement: None,
+                })
+                .await?;
+        }
+        engine
+            .append_event(&ctx.event(
+                EventKind::Baseline,
+                None,
+                format!(
+                    "baseline at version {version}: {} migration(s) recorded as applied",
+                    adopted.len()
+                ),
+            ))
+            .await?;
+        let schema = engine.introspect().await?;
+        engine.save_snapshot(Some(version), &schema).await?;
+        (ctx.say)(&format!(
+            "baseline at {version}: {} migration(s) recorded as applied, schema snapshot taken",
+            adopted.len()
+        ));
+        Ok(adopted.len())
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drift
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DriftReport {
+    /// The migration version whose snapshot was compared (None: no snapshot yet).
+    pub snapshot_version: Option<i64>,
+    pub snapshot_taken_at: Option<DateTime<Utc>>,
+    pub differences: Vec<Difference>,
+}
+
+pub async fn drift(engine: &mut dyn Engine) -> Result<DriftReport> {
+    let snap = engine.latest_snapshot().await?.ok_or_else(|| {
+        Error::usage(
+            "no schema snapshot recorded: sluice has not migrated this database yet",
+            "apply migrations with `sluice up`, or adopt the database with `sluice baseline VERSION`",
+        )
+    })?;
+    let live = engine.introspect().await?;
+    Ok(DriftReport {
+        snapshot_version: snap.version,
+        snapshot_taken_at: Some(snap.taken_at),
+        differences: diff(&snap.schema, &live),
+    })
+}
+
+/// Writes the drift as a migration (up: recorded → live, down: live → recorded) and records it as
+/// applied, since the database already has it. Returns the new file's path, or None when clean.
+pub async fn capture_drift(
+    engine: &mut dyn Engine,
+    dir: &Path,
+    ctx: &RunContext,
+) -> Result<Option<Migration>> {
+    locked!(engine, ctx, {
+        let snap = engine.latest_snapshot().await?.ok_or_else(|| {
+            Error::usage(
+                "no schema snapshot recorded: sluice has not migrated this database yet",
+                "adopt the database with `sluice baseline VERSION` first",
+            )
+        })?;
+        let live = engine.introspect().await?;
+        let differences = diff(&snap.schema, &live);
+        if differences.is_empty() {
+            return Ok(None);
+        }
+        let up_sql = engine.render_diff_sql(&snap.schema, &live);
+        let down_sql = engine.render_diff_sql(&live, &snap.schema);
+        let listing: String = differences.iter().map(|d| format!("--   {d}\n")).collect();
+        let text = format!(
+            "-- Captured by `sluice drift --write-migration` on {}.\n-- The live schema differed from the snapshot sluice recorded{}:\n{listing}-- It is recorded as applied where it was captured; `sluice down` reverts the drift there.\n\n-- sluice:up\n{up_sql}\n-- sluice:down\n{down_sql}",
+            Utc::now().format("%Y-%m-%d %H:%M:%S UTC"),
+            snap.version.map(|v| format!(" after migration {v}")).unwrap_or_default(),
+        );
+        let rows = engine.history().await?;
+        let mut now = Utc::now();
+        let max_version = rows.iter().map(|r| r.version).max().unwrap_or(0);
+        // The capture must sort after everything applied, whatever clocks did.
+        let mut file_name = crate::migration::new_file_name(now, "capture_drift")?;
+        while crate::migration::parse_file_name(&file_name)
+            .map(|(v, _)| v <= max_version)
+            .unwrap_or(false)
+            || dir.join(&file_name).exists()
+        {
+            now += chrono::Duration::seconds(1);
+            file_name = crate::migration::new_file_name(now, "capture_drift")?;
+        }
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        let path = dir.join(&file_name);
+        std::fs::write(&path, &text)
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        let m = crate::migration::load_file(&path)?;
+        engine.ensure_history().await?;
+        let stamp = Utc::now();
+        engine
+            .upsert_migration(&HistoryRow {
+                version: m.version,
+                name: m.name.clone(),
+                checksum: m.checksum.clone(),
+                state: RecordState::Applied,
+                started_at: stamp,
+                finished_at: Some(stamp),
+                duration_ms: Some(0),
+                applied_by: ctx.actor.clone(),
+                sluice_version: crate::SLUICE_VERSION.into(),
+                app_version: ctx.app_version.clone(),
+                statements_done: 0,
+                statement_hashes: vec![],
+                error: None,
+                failed_statement: None,
+            })
+            .await?;
+        engine
+            .append_event(&ctx.event(
+                EventKind::DriftCapture,
+                Some((&m.version, &m.name, &m.checksum)),
+                format!(
+                    "{} difference(s) captured into {}",
+                    differences.len(),
+                    path.display()
+                ),
+            ))
+            .await?;
+        engine.save_snapshot(Some(m.version), &live).await?;
+        Ok(Some(m))
+    })
+}

@@ -1,0 +1,299 @@
+//! Splits a migration part into statements with their positions, using sqlparser's tokenizer for the
+//! engine's dialect (so `;` inside strings, dollar quotes, identifiers and comments never splits), and
+//! classifies statements that cannot run inside a transaction.
+
+use crate::target::EngineKind;
+use sqlparser::dialect::{Dialect, MySqlDialect, PostgreSqlDialect};
+use sqlparser::tokenizer::{Token, Tokenizer, Whitespace};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqlStatement {
+    /// The statement text without the terminating `;`.
+    pub sql: String,
+    /// Byte offset in the text given to [`split`] (add the part's offset for the file offset).
+    pub offset: usize,
+    /// 1-based line and column in that text.
+    pub line: usize,
+    pub column: usize,
+    /// Upper-cased leading keywords (up to 8), comments and whitespace skipped.
+    pub keywords: Vec<String>,
+    /// Every upper-cased keyword/identifier word of the statement, for classification.
+    words: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SplitError {
+    pub message: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+pub fn dialect(kind: EngineKind) -> Box<dyn Dialect> {
+    match kind {
+        EngineKind::Postgres => Box::new(PostgreSqlDialect {}),
+        EngineKind::MariaDb | EngineKind::MySql => Box::new(MySqlDialect {}),
+    }
+}
+
+/// Byte offset of a 1-based (line, char column) position.
+fn byte_offset(line_starts: &[usize], text: &str, line: u64, column: u64) -> usize {
+    let ls = line_starts
+        .get((line.max(1) - 1) as usize)
+        .copied()
+        .unwrap_or(text.len());
+    let mut off = ls;
+    for (i, (b, _)) in text[ls..].char_indices().enumerate() {
+        if i as u64 + 1 == column.max(1) {
+            return ls + b;
+        }
+        off = ls + b;
+    }
+    off.min(text.len())
+}
+
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0)
+        + 1;
+    (line, col)
+}
+
+/// Splits `text` into statements. Empty statements (`;;`, comment-only tails) are dropped.
+pub fn split(kind: EngineKind, text: &str) -> Result<Vec<SqlStatement>, SplitError> {
+    let dialect = dialect(kind);
+    let tokens = Tokenizer::new(dialect.as_ref(), text)
+        .with_unescape(false)
+        .tokenize_with_location()
+        .map_err(|e| SplitError {
+            message: e.message.clone(),
+            line: e.location.line as usize,
+            column: e.location.column as usize,
+        })?;
+    let mut line_starts = vec![0usize];
+    line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+
+    let mut out = Vec::new();
+    let mut start: Option<usize> = None;
+    let mut end = 0usize;
+    let mut words: Vec<String> = Vec::new();
+    let flush = |start: &mut Option<usize>,
+                 end: usize,
+                 words: &mut Vec<String>,
+                 out: &mut Vec<SqlStatement>| {
+        if let Some(s) = start.take() {
+            let sql = text[s..end].trim_end().to_string();
+            let (line, column) = line_col(text, s);
+            let keywords = words.iter().take(8).cloned().collect();
+            out.push(SqlStatement {
+                sql,
+                offset: s,
+                line,
+                column,
+                keywords,
+                words: std::mem::take(words),
+            });
+        }
+        words.clear();
+    };
+    for (i, t) in tokens.iter().enumerate() {
+        let tok_start = byte_offset(&line_starts, text, t.span.start.line, t.span.start.column);
+        let tok_end = tokens
+            .get(i + 1)
+            .map(|n| byte_offset(&line_starts, text, n.span.start.line, n.span.start.column))
+            .unwrap_or(text.len());
+        match &t.token {
+            Token::SemiColon => {
+                flush(&mut start, tok_start, &mut words, &mut out);
+            }
+            Token::Whitespace(Whitespace::Space | Whitespace::Tab | Whitespace::Newline)
+            | Token::Whitespace(Whitespace::SingleLineComment { .. })
+            | Token::Whitespace(Whitespace::MultiLineComment(_)) => {}
+            Token::EOF => {}
+            tok => {
+                if start.is_none() {
+                    start = Some(tok_start);
+                }
+                end = tok_end;
+                if let Token::Word(w) = tok {
+                    if w.quote_style.is_none() {
+                        words.push(w.value.to_ascii_uppercase());
+                    } else {
+                        words.push(String::new());
+                    }
+                }
+            }
+        }
+    }
+    flush(&mut start, end, &mut words, &mut out);
+    Ok(out)
+}
+
+impl SqlStatement {
+    fn kw(&self, i: usize) -> &str {
+        self.keywords.get(i).map(String::as_str).unwrap_or("")
+    }
+
+    fn starts_with(&self, seq: &[&str]) -> bool {
+        seq.iter().enumerate().all(|(i, w)| self.kw(i) == *w)
+    }
+
+    fn has_word(&self, w: &str) -> bool {
+        self.words.iter().any(|x| x == w)
+    }
+
+    /// Transaction control written into a migration (`BEGIN`, `COMMIT`, ...): sluice owns transactions.
+    pub fn is_transaction_control(&self) -> bool {
+        let k = self.kw(0);
+        matches!(k, "COMMIT" | "ROLLBACK" | "END" | "SAVEPOINT" | "RELEASE")
+            || self.starts_with(&["START", "TRANSACTION"])
+            || (k == "BEGIN" && !self.has_word("ATOMIC"))
+    }
+
+    /// PostgreSQL statements that cannot run inside a transaction block.
+    pub fn pg_needs_own_transaction(&self, server_major: u32) -> bool {
+        let k0 = self.kw(0);
+        match k0 {
+            "VACUUM" => true,
+            "CREATE" | "DROP" => {
+                let idx = if self.kw(1) == "UNIQUE" { 2 } else { 1 };
+                (self.kw(idx) == "INDEX" && self.kw(idx + 1) == "CONCURRENTLY")
+                    || matches!(self.kw(1), "DATABASE" | "TABLESPACE" | "SUBSCRIPTION")
+            }
+            "REINDEX" => {
+                self.has_word("CONCURRENTLY") || matches!(self.kw(1), "SYSTEM" | "DATABASE")
+            }
+            "ALTER" => {
+                (self.kw(1) == "SYSTEM")
+                    || (self.kw(1) == "DATABASE" && self.has_word("TABLESPACE"))
+                    || (self.kw(1) == "TABLE" && self.has_word("DETACH") && self.has_word("CONCURRENTLY"))
+                    // Before PostgreSQL 12, ALTER TYPE ... ADD VALUE cannot run in a transaction block.
+                    || (self.kw(1) == "TYPE" && self.has_word("ADD") && self.has_word("VALUE") && server_major < 12)
+                    || (self.kw(1) == "SUBSCRIPTION")
+            }
+            "CLUSTER" => self.keywords.len() == 1,
+            _ => false,
+        }
+    }
+
+    /// MariaDB/MySQL statements that commit implicitly (DDL): they cannot share a transaction.
+    pub fn mysql_implicit_commit(&self) -> bool {
+        matches!(
+            self.kw(0),
+            "CREATE"
+                | "ALTER"
+                | "DROP"
+                | "RENAME"
+                | "TRUNCATE"
+                | "GRANT"
+                | "REVOKE"
+                | "ANALYZE"
+                | "OPTIMIZE"
+                | "REPAIR"
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pg(text: &str) -> Vec<SqlStatement> {
+        split(EngineKind::Postgres, text).unwrap()
+    }
+
+    #[test]
+    fn splits_on_top_level_semicolons_only() {
+        let text = "CREATE TABLE \"a;b\" (x text default 'a;b');\n-- c;omment\nCREATE FUNCTION f() RETURNS int AS $$ SELECT 1; $$ LANGUAGE sql;\n/* x; */ SELECT 'it''s;';\n;;\n-- trailing comment\n";
+        let s = pg(text);
+        assert_eq!(s.len(), 3, "{s:#?}");
+        assert_eq!(s[0].sql, "CREATE TABLE \"a;b\" (x text default 'a;b')");
+        assert_eq!((s[0].line, s[0].column), (1, 1));
+        assert!(s[1].sql.starts_with("CREATE FUNCTION f()"));
+        assert!(s[1].sql.ends_with("LANGUAGE sql"));
+        assert_eq!((s[1].line, s[1].column), (3, 1));
+        assert_eq!(s[2].sql, "SELECT 'it''s;'");
+        assert_eq!((s[2].line, s[2].column), (4, 10));
+        assert_eq!(&text[s[2].offset..s[2].offset + 6], "SELECT");
+    }
+
+    #[test]
+    fn positions_count_characters_not_bytes() {
+        let text = "SELECT 'é'; SELECT 2";
+        let s = pg(text);
+        assert_eq!(s.len(), 2);
+        assert_eq!((s[1].line, s[1].column), (1, 13));
+        assert_eq!(&text[s[1].offset..], "SELECT 2");
+    }
+
+    #[test]
+    fn mysql_dialect_handles_backticks_and_hash_comments() {
+        let s = split(
+            EngineKind::MariaDb,
+            "CREATE TABLE `a;b` (x int); # c;\nINSERT INTO t VALUES ('x\\';y');",
+        )
+        .unwrap();
+        assert_eq!(s.len(), 2, "{s:#?}");
+        assert_eq!(s[1].sql, "INSERT INTO t VALUES ('x\\';y')");
+    }
+
+    #[test]
+    fn unterminated_string_is_an_error_with_position() {
+        let e = split(EngineKind::Postgres, "SELECT 1;\nSELECT 'oops").unwrap_err();
+        assert_eq!(e.line, 2);
+    }
+
+    #[test]
+    fn non_transactional_statements() {
+        let yes = [
+            "CREATE INDEX CONCURRENTLY i ON t (a)",
+            "create unique index concurrently if not exists i on t (a)",
+            "DROP INDEX CONCURRENTLY IF EXISTS i",
+            "REINDEX INDEX CONCURRENTLY i",
+            "VACUUM ANALYZE t",
+            "ALTER TABLE p DETACH PARTITION c CONCURRENTLY",
+            "CREATE DATABASE x",
+            "ALTER SYSTEM SET work_mem = '8MB'",
+        ];
+        for s in yes {
+            assert!(pg(s)[0].pg_needs_own_transaction(15), "{s}");
+        }
+        let no = [
+            "CREATE INDEX i ON t (a)",
+            "CREATE TABLE concurrently (a int)",
+            "DROP INDEX i",
+            "ALTER TABLE t ADD COLUMN concurrently int",
+            "REINDEX INDEX i",
+            "ALTER TYPE e ADD VALUE 'x'",
+            "SELECT 'VACUUM'",
+        ];
+        for s in no {
+            assert!(!pg(s)[0].pg_needs_own_transaction(15), "{s}");
+        }
+        assert!(pg("ALTER TYPE e ADD VALUE 'x'")[0].pg_needs_own_transaction(11));
+    }
+
+    #[test]
+    fn transaction_control() {
+        for s in [
+            "BEGIN",
+            "begin transaction",
+            "COMMIT",
+            "START TRANSACTION",
+            "ROLLBACK",
+            "END",
+            "SAVEPOINT a",
+        ] {
+            assert!(pg(s)[0].is_transaction_control(), "{s}");
+        }
+        assert!(
+            !pg("CREATE FUNCTION f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1")[0]
+                .is_transaction_control()
+        );
+        assert!(!pg("SELECT 1")[0].is_transaction_control());
+    }
+}
