@@ -1,1 +1,4 @@
-//! placeholder
+//! PostgreSQL engine for sluice.
+
+pub mod quote;
+pub mod schema;
