@@ -281,14 +281,7 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
     };
     // An empty down part (marker with nothing under it) counts as no down part.
     let down = down.filter(|d| has_sql(&d.sql));
-    if !has_sql(&up.sql) {
-        return Err(Error::MigrationFile {
-            path: path.to_path_buf(),
-            line: None,
-            message: "the up part has no SQL".into(),
-            help: "write the migration's SQL under `-- sluice:up`".into(),
-        });
-    }
+    // An empty up part (a fresh `sluice new` template) is allowed on disk; running it is refused.
 
     Ok(Migration {
         version,

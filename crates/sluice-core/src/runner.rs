@@ -297,6 +297,14 @@ pub fn prepare(engine: &dyn Engine, m: &Migration, dir: Direction) -> Result<Pre
             help: "check for an unterminated string, quoted identifier or dollar quote".into(),
         }
     })?;
+    if statements.is_empty() {
+        return Err(Error::MigrationFile {
+            path: m.path.clone(),
+            line: None,
+            message: format!("the {} part has no SQL", if dir == Direction::Up { "up" } else { "down" }),
+            help: "write the migration's SQL under `-- sluice:up` (and how to undo it under `-- sluice:down`)".into(),
+        });
+    }
     if let Some(s) = statements.iter().find(|s| s.is_transaction_control()) {
         return Err(file_err(
             s.offset,

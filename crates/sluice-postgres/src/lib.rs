@@ -1,4 +1,616 @@
-//! PostgreSQL engine for sluice.
+//! PostgreSQL engine for sluice: connection (with TLS), the run lock, history tables, execution and
+//! introspection.
 
 pub mod quote;
 pub mod schema;
+pub mod tls;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sluice_core::dburl::DbUrl;
+use sluice_core::engine::{Engine, LockAttempt, LockHolder, ServerError};
+use sluice_core::error::{Error, Result};
+use sluice_core::history::{Event, EventKind, EventRow, HistoryRow, RecordState, Snapshot};
+use sluice_core::schema::Schema;
+use sluice_core::sql::SqlStatement;
+use sluice_core::target::{EngineKind, Target};
+use tokio_postgres::{Client, Config};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// The advisory lock key of a sluice run ("sluice" in ASCII). Advisory locks are per database, so
+/// one key serves every database on a server.
+const RUN_LOCK_KEY: i64 = 0x736c_7569_6365;
+
+/// The history layout version; bumped when sluice changes its own tables.
+const HISTORY_FORMAT: &str = "1";
+
+pub struct PgEngine {
+    url: DbUrl,
+    config: Config,
+    tls: MakeRustlsConnect,
+    work: Client,
+    /// The session that holds the run lock: idle between calls and never inside a transaction, so
+    /// it cannot hold back `CREATE INDEX CONCURRENTLY` run on the work session.
+    lock: Option<Client>,
+    target: Target,
+}
+
+impl PgEngine {
+    pub async fn connect(url: &DbUrl) -> Result<PgEngine> {
+        let mut plain = url.expose().clone();
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .into_iter()
+            .filter(|(k, _)| k != "sslmode" && k != "sslrootcert")
+            .collect();
+        plain.set_query(None);
+        if !kept.is_empty() {
+            plain.query_pairs_mut().extend_pairs(kept);
+        }
+        let mut config: Config = plain.as_str().parse().map_err(|e: tokio_postgres::Error| {
+            Error::usage(
+                format!("invalid PostgreSQL URL {}: {}", url.redacted(), url.scrub(&e.to_string())),
+                "see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING-URIS",
+            )
+        })?;
+        let mode = tls::SslMode::parse(url.param("sslmode").as_deref())?;
+        config.ssl_mode(match mode {
+            tls::SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            tls::SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            _ => tokio_postgres::config::SslMode::Require,
+        });
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(10));
+        }
+        config.application_name("sluice");
+        let tls = MakeRustlsConnect::new(tls::client_config(mode, url.param("sslrootcert").as_deref())?);
+        let work = open(&config, &tls, url).await?;
+        let version: String = work
+            .query_one("SHOW server_version_num", &[])
+            .await
+            .map_err(|e| db_err("reading the server version", e))?
+            .get(0);
+        let num: u32 = version.trim().parse().unwrap_or(0);
+        // From PostgreSQL 10 the number is major * 10000 + minor; before, major.minor * 100 + patch.
+        let (major, minor) = if num >= 100_000 { (num / 10000, num % 10000) } else { (num / 10000, num / 100 % 100) };
+        let target = Target::new(EngineKind::Postgres, major, minor);
+        Ok(PgEngine {
+            url: url.clone(),
+            config,
+            tls,
+            work,
+            lock: None,
+            target,
+        })
+    }
+
+    /// The work session, for callers that need direct access (tests, rehearse).
+    pub fn client(&self) -> &Client {
+        &self.work
+    }
+
+    async fn history_exists(&self) -> Result<bool> {
+        let row = self
+            .work
+            .query_one("SELECT to_regclass('sluice.migrations') IS NOT NULL", &[])
+            .await
+            .map_err(|e| db_err("reading sluice's history", e))?;
+        Ok(row.get(0))
+    }
+}
+
+async fn open(config: &Config, tls: &MakeRustlsConnect, url: &DbUrl) -> Result<Client> {
+    let (client, conn) = config.connect(tls.clone()).await.map_err(|e| connect_error(url, &e))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!("postgres connection closed: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// One clear message and fix for each way a connection fails.
+fn connect_error(url: &DbUrl, e: &tokio_postgres::Error) -> Error {
+    let mut chain = e.to_string();
+    let mut src = std::error::Error::source(e);
+    while let Some(s) = src {
+        let text = s.to_string();
+        if !chain.contains(&text) {
+            chain.push_str(": ");
+            chain.push_str(&text);
+        }
+        src = s.source();
+    }
+    let chain = url.scrub(&chain);
+    let target = format!("{}:{}", url.host(), url.port().unwrap_or(5432));
+    let (message, help) = match e.as_db_error().map(|d| d.code().code()) {
+        Some("28P01") => (
+            format!("password authentication failed for user `{}`", url.username()),
+            "check the user and password in the URL (or DATABASE_URL)".to_string(),
+        ),
+        Some("28000") => (
+            url.scrub(&e.as_db_error().map(|d| d.message().to_string()).unwrap_or_default()),
+            "the server refused this user/host combination: check the user name and the server's pg_hba.conf".to_string(),
+        ),
+        Some("3D000") => (
+            format!("database `{}` does not exist", url.database()),
+            format!("create it (e.g. `createdb -h {} {}`) or fix the database name in the URL", url.host(), url.database()),
+        ),
+        Some(code) => (chain.clone(), format!("the server refused the connection ({code})")),
+        None if chain.contains("Connection refused") => (
+            format!("nothing is listening at {target} (connection refused)"),
+            "start PostgreSQL or fix the host and port in the URL".to_string(),
+        ),
+        None if chain.contains("TLS") || chain.contains("tls") || chain.contains("certificate") => (
+            chain.clone(),
+            "the TLS handshake failed: use sslmode=disable for a server without TLS, sslmode=require to skip certificate checks, or give sslrootcert".to_string(),
+        ),
+        None if chain.contains("timed out") || chain.contains("timeout") => (
+            format!("no answer from {target} within 10 s"),
+            "check the host, the port and the network path (firewall, VPN)".to_string(),
+        ),
+        None if chain.contains("failed to lookup") || chain.contains("resolve") || chain.contains("Name or service not known") => (
+            format!("cannot resolve host `{}`", url.host()),
+            "check the host name in the URL".to_string(),
+        ),
+        None => (chain.clone(), "check that the server is running and the URL is right".to_string()),
+    };
+    Error::Connect {
+        url: url.redacted(),
+        message,
+        help,
+    }
+}
+
+fn db_err(context: &str, e: tokio_postgres::Error) -> Error {
+    let message = match e.as_db_error() {
+        Some(d) => format!("{} ({})", d.message(), d.code().code()),
+        None => e.to_string(),
+    };
+    let help = if e.is_closed() || e.as_db_error().is_none() {
+        "the connection to the server was lost; run the command again (a killed run resumes where it stopped)".into()
+    } else {
+        String::new()
+    };
+    Error::Database {
+        context: context.to_string(),
+        message,
+        help,
+    }
+}
+
+fn parse_holder(app_name: &str, backend_pid: i32, since: Option<DateTime<Utc>>) -> LockHolder {
+    let field = |key: &str| {
+        app_name
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(key))
+            .map(str::to_string)
+    };
+    LockHolder {
+        host: field("host=").unwrap_or_else(|| "unknown".into()),
+        pid: field("pid=").and_then(|p| p.parse().ok()).unwrap_or(0),
+        since,
+        session: Some(format!("backend pid {backend_pid}")),
+    }
+}
+
+const HISTORY_DDL: &str = r#"
+CREATE SCHEMA IF NOT EXISTS sluice;
+CREATE TABLE IF NOT EXISTS sluice.meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE IF NOT EXISTS sluice.migrations (
+    version bigint PRIMARY KEY,
+    name text NOT NULL,
+    checksum text NOT NULL,
+    state text NOT NULL,
+    started_at timestamptz NOT NULL,
+    finished_at timestamptz,
+    duration_ms bigint,
+    applied_by text NOT NULL,
+    sluice_version text NOT NULL,
+    app_version text,
+    statements_done integer NOT NULL DEFAULT 0,
+    statement_hashes jsonb NOT NULL DEFAULT '[]',
+    error text,
+    failed_statement text
+);
+CREATE TABLE IF NOT EXISTS sluice.events (
+    id bigserial PRIMARY KEY,
+    at timestamptz NOT NULL DEFAULT now(),
+    kind text NOT NULL,
+    version bigint,
+    name text,
+    checksum text,
+    actor text NOT NULL,
+    app_version text,
+    sluice_version text NOT NULL,
+    detail text NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS sluice.snapshots (
+    id bigserial PRIMARY KEY,
+    taken_at timestamptz NOT NULL DEFAULT now(),
+    version bigint,
+    fingerprint text NOT NULL,
+    schema jsonb NOT NULL
+);
+CREATE OR REPLACE FUNCTION sluice.events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'sluice.events is append-only';
+END
+$$;
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'events_append_only'
+                   AND tgrelid = 'sluice.events'::regclass) THEN
+        CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON sluice.events
+            FOR EACH ROW EXECUTE FUNCTION sluice.events_append_only();
+    END IF;
+END
+$$;
+"#;
+
+fn row_to_history(r: &tokio_postgres::Row) -> Result<HistoryRow> {
+    let state: String = r.get("state");
+    let hashes: serde_json::Value = r.get("statement_hashes");
+    Ok(HistoryRow {
+        version: r.get("version"),
+        name: r.get("name"),
+        checksum: r.get("checksum"),
+        state: RecordState::parse(&state)
+            .ok_or_else(|| Error::database("reading sluice.migrations", format!("unknown state `{state}`")))?,
+        started_at: r.get("started_at"),
+        finished_at: r.get("finished_at"),
+        duration_ms: r.get("duration_ms"),
+        applied_by: r.get("applied_by"),
+        sluice_version: r.get("sluice_version"),
+        app_version: r.get("app_version"),
+        statements_done: r.get("statements_done"),
+        statement_hashes: serde_json::from_value(hashes).unwrap_or_default(),
+        error: r.get("error"),
+        failed_statement: r.get("failed_statement"),
+    })
+}
+
+#[async_trait]
+impl Engine for PgEngine {
+    fn target(&self) -> Target {
+        self.target
+    }
+
+    fn url(&self) -> String {
+        self.url.redacted()
+    }
+
+    fn transactional_ddl(&self) -> bool {
+        true
+    }
+
+    fn needs_own_transaction(&self, stmt: &SqlStatement) -> bool {
+        stmt.pg_needs_own_transaction(self.target.major)
+    }
+
+    async fn try_run_lock(&mut self, me: &LockHolder) -> Result<LockAttempt> {
+        if self.lock.is_none() {
+            let mut cfg = self.config.clone();
+            let name: String = format!("sluice-lock pid={} host={}", me.pid, me.host).chars().take(63).collect();
+            cfg.application_name(&name);
+            self.lock = Some(open(&cfg, &self.tls, &self.url).await?);
+        }
+        let lock = self.lock.as_ref().expect("lock session");
+        // pg_try_advisory_lock never waits inside the server: a waiting run holds no snapshot that
+        // a CREATE INDEX CONCURRENTLY in the running one would have to wait for.
+        let got: bool = lock
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&RUN_LOCK_KEY])
+            .await
+            .map_err(|e| db_err("taking the run lock", e))?
+            .get(0);
+        if got {
+            return Ok(LockAttempt::Acquired);
+        }
+        let holder = lock
+            .query_opt(
+                "SELECT a.pid, coalesce(a.application_name, ''), a.state_change
+                   FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                  WHERE l.locktype = 'advisory' AND l.granted
+                    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                    AND l.classid::text::bigint = ($1 >> 32) AND l.objid::text::bigint = ($1 & 4294967295)
+                    AND l.objsubid = 1
+                  LIMIT 1",
+                &[&RUN_LOCK_KEY],
+            )
+            .await
+            .map_err(|e| db_err("reading who holds the run lock", e))?
+            .map(|r| parse_holder(&r.get::<_, String>(1), r.get(0), r.get(2)));
+        Ok(LockAttempt::Busy(holder))
+    }
+
+    async fn release_run_lock(&mut self) -> Result<()> {
+        if let Some(lock) = self.lock.take() {
+            lock.query_one("SELECT pg_advisory_unlock($1)", &[&RUN_LOCK_KEY])
+                .await
+                .map_err(|e| db_err("releasing the run lock", e))?;
+        }
+        Ok(())
+    }
+
+    async fn ensure_history(&mut self) -> Result<()> {
+        let current: Option<String> = if self
+            .work
+            .query_one("SELECT to_regclass('sluice.meta') IS NOT NULL", &[])
+            .await
+            .map_err(|e| db_err("reading sluice's history", e))?
+            .get(0)
+        {
+            self.work
+                .query_opt("SELECT value FROM sluice.meta WHERE key = 'history_format'", &[])
+                .await
+                .map_err(|e| db_err("reading sluice's history", e))?
+                .map(|r| r.get(0))
+        } else {
+            None
+        };
+        match current.as_deref() {
+            Some(HISTORY_FORMAT) => return Ok(()),
+            Some(other) => {
+                return Err(Error::Database {
+                    context: "reading sluice's history".into(),
+                    message: format!("the history was written by a newer sluice (format {other})"),
+                    help: "upgrade sluice to the version that manages this database".into(),
+                })
+            }
+            None => {}
+        }
+        self.work
+            .batch_execute(HISTORY_DDL)
+            .await
+            .map_err(|e| db_err("creating sluice's history tables (schema `sluice`)", e))?;
+        self.work
+            .execute(
+                "INSERT INTO sluice.meta (key, value) VALUES ('history_format', $1)
+                 ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                &[&HISTORY_FORMAT],
+            )
+            .await
+            .map_err(|e| db_err("creating sluice's history tables", e))?;
+        Ok(())
+    }
+
+    async fn history(&mut self) -> Result<Vec<HistoryRow>> {
+        if !self.history_exists().await? {
+            return Ok(vec![]);
+        }
+        let rows = self
+            .work
+            .query("SELECT * FROM sluice.migrations ORDER BY version", &[])
+            .await
+            .map_err(|e| db_err("reading sluice.migrations", e))?;
+        rows.iter().map(row_to_history).collect()
+    }
+
+    async fn events(&mut self, limit: i64) -> Result<Vec<EventRow>> {
+        if !self.history_exists().await? {
+            return Ok(vec![]);
+        }
+        let rows = self
+            .work
+            .query(
+                "SELECT * FROM (SELECT * FROM sluice.events ORDER BY id DESC LIMIT $1) e ORDER BY id",
+                &[&limit],
+            )
+            .await
+            .map_err(|e| db_err("reading sluice.events", e))?;
+        rows.iter()
+            .map(|r| {
+                let kind: String = r.get("kind");
+                let kind = match kind.as_str() {
+                    "up" => EventKind::Up,
+                    "down" => EventKind::Down,
+                    "failed" => EventKind::Failed,
+                    "repair" => EventKind::Repair,
+                    "baseline" => EventKind::Baseline,
+                    _ => EventKind::DriftCapture,
+                };
+                Ok(EventRow {
+                    id: r.get("id"),
+                    at: r.get("at"),
+                    event: Event {
+                        kind,
+                        version: r.get("version"),
+                        name: r.get("name"),
+                        checksum: r.get("checksum"),
+                        actor: r.get("actor"),
+                        app_version: r.get("app_version"),
+                        sluice_version: r.get("sluice_version"),
+                        detail: r.get("detail"),
+                    },
+                })
+            })
+            .collect()
+    }
+
+    async fn upsert_migration(&mut self, m: &HistoryRow) -> Result<()> {
+        let hashes = serde_json::to_value(&m.statement_hashes).expect("hashes serialise");
+        self.work
+            .execute(
+                "INSERT INTO sluice.migrations (version, name, checksum, state, started_at, finished_at, duration_ms,
+                    applied_by, sluice_version, app_version, statements_done, statement_hashes, error, failed_statement)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                 ON CONFLICT (version) DO UPDATE SET name = EXCLUDED.name, checksum = EXCLUDED.checksum,
+                    state = EXCLUDED.state, started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,
+                    duration_ms = EXCLUDED.duration_ms, applied_by = EXCLUDED.applied_by,
+                    sluice_version = EXCLUDED.sluice_version, app_version = EXCLUDED.app_version,
+                    statements_done = EXCLUDED.statements_done, statement_hashes = EXCLUDED.statement_hashes,
+                    error = EXCLUDED.error, failed_statement = EXCLUDED.failed_statement",
+                &[
+                    &m.version,
+                    &m.name,
+                    &m.checksum,
+                    &m.state.as_str(),
+                    &m.started_at,
+                    &m.finished_at,
+                    &m.duration_ms,
+                    &m.applied_by,
+                    &m.sluice_version,
+                    &m.app_version,
+                    &m.statements_done,
+                    &hashes,
+                    &m.error,
+                    &m.failed_statement,
+                ],
+            )
+            .await
+            .map_err(|e| db_err("recording progress in sluice.migrations", e))?;
+        Ok(())
+    }
+
+    async fn delete_migration(&mut self, version: i64) -> Result<()> {
+        self.work
+            .execute("DELETE FROM sluice.migrations WHERE version = $1", &[&version])
+            .await
+            .map_err(|e| db_err("updating sluice.migrations", e))?;
+        Ok(())
+    }
+
+    async fn append_event(&mut self, e: &Event) -> Result<()> {
+        self.work
+            .execute(
+                "INSERT INTO sluice.events (kind, version, name, checksum, actor, app_version, sluice_version, detail)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[
+                    &e.kind.as_str(),
+                    &e.version,
+                    &e.name,
+                    &e.checksum,
+                    &e.actor,
+                    &e.app_version,
+                    &e.sluice_version,
+                    &e.detail,
+                ],
+            )
+            .await
+            .map_err(|e| db_err("appending to sluice.events", e))?;
+        Ok(())
+    }
+
+    async fn save_snapshot(&mut self, version: Option<i64>, schema: &Schema) -> Result<()> {
+        let json = serde_json::to_value(schema).expect("schema serialises");
+        self.work
+            .execute(
+                "INSERT INTO sluice.snapshots (version, fingerprint, schema) VALUES ($1, $2, $3)",
+                &[&version, &schema.fingerprint(), &json],
+            )
+            .await
+            .map_err(|e| db_err("saving the schema snapshot", e))?;
+        Ok(())
+    }
+
+    async fn latest_snapshot(&mut self) -> Result<Option<Snapshot>> {
+        if !self.history_exists().await? {
+            return Ok(None);
+        }
+        let row = self
+            .work
+            .query_opt(
+                "SELECT version, taken_at, schema FROM sluice.snapshots ORDER BY id DESC LIMIT 1",
+                &[],
+            )
+            .await
+            .map_err(|e| db_err("reading sluice.snapshots", e))?;
+        row.map(|r| {
+            let json: serde_json::Value = r.get(2);
+            Ok(Snapshot {
+                version: r.get(0),
+                taken_at: r.get(1),
+                schema: serde_json::from_value(json)
+                    .map_err(|e| Error::database("reading sluice.snapshots", e.to_string()))?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn introspect(&mut self) -> Result<Schema> {
+        schema::introspect(&self.work).await
+    }
+
+    fn render_diff_sql(&self, from: &Schema, to: &Schema) -> String {
+        schema::render_diff_sql(from, to)
+    }
+
+    async fn begin(&mut self) -> Result<()> {
+        self.work.batch_execute("BEGIN").await.map_err(|e| db_err("BEGIN", e))
+    }
+
+    async fn commit(&mut self) -> Result<()> {
+        self.work.batch_execute("COMMIT").await.map_err(|e| db_err("COMMIT", e))
+    }
+
+    async fn rollback(&mut self) -> Result<()> {
+        self.work.batch_execute("ROLLBACK").await.map_err(|e| db_err("ROLLBACK", e))
+    }
+
+    async fn execute(&mut self, sql: &str) -> std::result::Result<(), ServerError> {
+        self.work.batch_execute(sql).await.map_err(|e| match e.as_db_error() {
+            Some(d) => ServerError {
+                code: d.code().code().to_string(),
+                message: {
+                    let mut m = d.message().to_string();
+                    if let Some(detail) = d.detail() {
+                        m.push_str(&format!(" (detail: {detail})"));
+                    }
+                    if let Some(hint) = d.hint() {
+                        m.push_str(&format!(" (hint: {hint})"));
+                    }
+                    m
+                },
+                position: match d.position() {
+                    Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p as usize),
+                    _ => None,
+                },
+                connection_lost: false,
+            },
+            None => ServerError {
+                code: String::new(),
+                message: e.to_string(),
+                position: None,
+                connection_lost: true,
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holder_from_application_name() {
+        let h = parse_holder("sluice-lock pid=4242 host=deploy-1", 77, None);
+        assert_eq!((h.pid, h.host.as_str()), (4242, "deploy-1"));
+        assert_eq!(h.session.as_deref(), Some("backend pid 77"));
+        assert_eq!(parse_holder("psql", 1, None).host, "unknown");
+    }
+
+    #[test]
+    fn lock_key_splits_into_pg_locks_columns() {
+        assert_eq!(RUN_LOCK_KEY >> 32, 0x736c);
+        assert_eq!(RUN_LOCK_KEY & 0xffff_ffff, 0x7569_6365);
+    }
+}
+
+/// Creates the URL's database when it does not exist (`sluice up --create-database`), connecting to
+/// the server's `postgres` maintenance database to do it.
+pub async fn create_database_if_missing(url: &DbUrl) -> Result<()> {
+    match PgEngine::connect(url).await {
+        Ok(_) => return Ok(()),
+        Err(Error::Connect { ref message, .. }) if message.contains("does not exist") => {}
+        Err(e) => return Err(e),
+    }
+    let admin = PgEngine::connect(&url.with_database("postgres")).await?;
+    let sql = format!("CREATE DATABASE {}", quote::ident(&url.database()));
+    match admin.work.batch_execute(&sql).await {
+        // Another run may have created it in between.
+        Err(e) if e.as_db_error().is_some_and(|d| d.code().code() == "42P04") => Ok(()),
+        other => other.map_err(|e| db_err(&format!("creating database `{}`", url.database()), e)),
+    }?;
+    tracing::info!("created database {}", url.database());
+    Ok(())
+}

@@ -1,0 +1,295 @@
+//! Command-line interface.
+
+use crate::{connect, render};
+use clap::{Args, Parser, Subcommand};
+use sluice_core::config::{self, Config};
+use sluice_core::dburl::DbUrl;
+use sluice_core::error::{exit, Error, Result};
+use sluice_core::migration::{self, Migration};
+use sluice_core::runner::{self, DownOptions, RunContext, UpOptions};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "sluice", version, about = "Zero-downtime schema migrations for PostgreSQL and MariaDB/MySQL")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args)]
+pub struct Global {
+    /// Database URL (postgres://, postgresql://, mysql://, mariadb://). Also DATABASE_URL or sluice.toml.
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Path of the configuration file (default: ./sluice.toml when present).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Directory of migration files (default: `migrations`).
+    #[arg(long, global = true)]
+    pub migrations_dir: Option<PathBuf>,
+    /// Application version recorded with each migration (default: `git describe --always --dirty`).
+    #[arg(long, global = true, env = "SLUICE_APP_VERSION")]
+    pub app_version: Option<String>,
+    /// Seconds to wait for another sluice run's lock before exiting with code 3 (default 60).
+    #[arg(long, global = true, value_name = "SECONDS")]
+    pub lock_wait: Option<u64>,
+    /// More log output (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create sluice.toml and the migrations directory.
+    Init,
+    /// Create a new migration file `<timestamp>_<name>.sql` with an up and a down part.
+    New { name: String },
+    /// Show every migration's state, its app version, and whether the live schema drifted.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply pending migrations (and resume a failed or interrupted one).
+    Up {
+        /// Apply up to and including this version.
+        #[arg(long, value_name = "VERSION")]
+        to: Option<i64>,
+        /// Print what would run, run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply pending migrations older than the latest applied one.
+        #[arg(long)]
+        out_of_order: bool,
+        /// Create the database first when it does not exist.
+        #[arg(long)]
+        create_database: bool,
+    },
+    /// Roll back applied migrations with their down parts (default: the latest one).
+    Down {
+        /// Roll back every migration newer than this version.
+        #[arg(long, value_name = "VERSION", conflicts_with = "steps")]
+        to: Option<i64>,
+        /// Roll back this many migrations.
+        #[arg(long)]
+        steps: Option<usize>,
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Check that applied migrations still match their files (exit 4 when not).
+    Verify {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Accept intentional edits of applied migrations: re-record their checksums (logged).
+    Repair,
+    /// Adopt an existing database: record migrations up to VERSION as applied without running them.
+    Baseline { version: i64 },
+    /// Compare the live schema with the snapshot sluice recorded (exit 4 when it drifted).
+    Drift {
+        #[arg(long)]
+        json: bool,
+        /// Write the drift as a new migration and record it as applied here.
+        #[arg(long)]
+        write_migration: bool,
+    },
+    /// Show the append-only event log (up, down, failed, repair, baseline, drift-capture).
+    Log {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+struct Resolved {
+    config: Config,
+    global: Global,
+}
+
+impl Resolved {
+    fn migrations_dir(&self) -> PathBuf {
+        self.global
+            .migrations_dir
+            .clone()
+            .or_else(|| self.config.migrations_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("migrations"))
+    }
+
+    fn url(&self) -> Result<DbUrl> {
+        let raw = self
+            .global
+            .database_url
+            .clone()
+            .or_else(|| self.config.database_url.clone())
+            .ok_or_else(|| {
+                Error::usage(
+                    "no database URL given",
+                    "pass --database-url, set DATABASE_URL, or set database_url in sluice.toml",
+                )
+            })?;
+        DbUrl::parse(&raw)
+    }
+
+    fn files(&self) -> Result<Vec<Migration>> {
+        migration::discover(&self.migrations_dir())
+    }
+
+    fn context(&self) -> RunContext {
+        RunContext {
+            actor: actor(),
+            app_version: self.global.app_version.clone().or_else(git_describe),
+            lock_wait: Duration::from_secs(self.global.lock_wait.or(self.config.lock_wait_secs).unwrap_or(60)),
+            say: Box::new(render::say),
+        }
+    }
+}
+
+fn actor() -> String {
+    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into());
+    let host = sluice_core::engine::LockHolder::me().host;
+    format!("{user}@{host}")
+}
+
+/// `git describe --always --dirty` of the working directory, when it is a git checkout.
+fn git_describe() -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let v = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (!v.is_empty()).then_some(v)
+}
+
+pub async fn run(cli: Cli) -> Result<i32> {
+    let config = Config::load(cli.global.config.as_deref())?;
+    let r = Resolved { config, global: cli.global };
+    match cli.command {
+        Command::Init => init(&r),
+        Command::New { name } => new(&r, &name),
+        Command::Status { json } => {
+            let files = r.files()?;
+            let mut engine = connect::engine(&r.url()?, false).await?;
+            let report = runner::status(engine.as_mut(), &files).await?;
+            render::status(&report, json);
+            Ok(exit::OK)
+        }
+        Command::Up { to, dry_run, out_of_order, create_database } => {
+            let files = r.files()?;
+            let url = r.url()?;
+            let mut engine = connect::engine(&url, create_database && !dry_run).await?;
+            let ctx = r.context();
+            let opts = UpOptions { to, dry_run, allow_out_of_order: out_of_order };
+            let report = runner::up(engine.as_mut(), &files, &opts, &ctx).await?;
+            if dry_run {
+                render::plan(&report.planned, "apply");
+            } else if !report.applied.is_empty() {
+                render::say(&format!("done: {} migration(s) applied", report.applied.len()));
+            }
+            Ok(exit::OK)
+        }
+        Command::Down { to, steps, dry_run } => {
+            let files = r.files()?;
+            let mut engine = connect::engine(&r.url()?, false).await?;
+            let ctx = r.context();
+            let planned = runner::down(engine.as_mut(), &files, &DownOptions { to, steps, dry_run }, &ctx).await?;
+            if dry_run {
+                render::plan(&planned, "roll back");
+            } else if !planned.is_empty() {
+                render::say(&format!("done: {} migration(s) rolled back", planned.len()));
+            }
+            Ok(exit::OK)
+        }
+        Command::Verify { json } => {
+            let files = r.files()?;
+            let mut engine = connect::engine(&r.url()?, false).await?;
+            let report = runner::verify(engine.as_mut(), &files).await?;
+            render::verify(&report, json);
+            Ok(if report.edited.is_empty() && report.missing_files.is_empty() { exit::OK } else { exit::CHECKSUM_OR_DRIFT })
+        }
+        Command::Repair => {
+            let files = r.files()?;
+            let mut engine = connect::engine(&r.url()?, false).await?;
+            runner::repair(engine.as_mut(), &files, &r.context()).await?;
+            Ok(exit::OK)
+        }
+        Command::Baseline { version } => {
+            let files = r.files()?;
+            let mut engine = connect::engine(&r.url()?, false).await?;
+            runner::baseline(engine.as_mut(), &files, version, &r.context()).await?;
+            Ok(exit::OK)
+        }
+        Command::Drift { json, write_migration } => {
+            let mut engine = connect::engine(&r.url()?, false).await?;
+            if write_migration {
+                match runner::capture_drift(engine.as_mut(), &r.migrations_dir(), &r.context()).await? {
+                    Some(m) => render::say(&format!(
+                        "wrote {} and recorded it as applied; commit it. `sluice down` here reverts the drift",
+                        m.path.display()
+                    )),
+                    None => render::say("no drift: nothing to write"),
+                }
+                return Ok(exit::OK);
+            }
+            let report = runner::drift(engine.as_mut()).await?;
+            render::drift(&report, json);
+            Ok(if report.differences.is_empty() { exit::OK } else { exit::CHECKSUM_OR_DRIFT })
+        }
+        Command::Log { limit, json } => {
+            let mut engine = connect::engine(&r.url()?, false).await?;
+            let events = engine.events(limit).await?;
+            render::events(&events, json);
+            Ok(exit::OK)
+        }
+    }
+}
+
+fn init(r: &Resolved) -> Result<i32> {
+    let cfg = r.global.config.clone().unwrap_or_else(|| PathBuf::from(config::CONFIG_FILE));
+    if cfg.exists() {
+        render::say(&format!("{} exists: left as it is", cfg.display()));
+    } else {
+        std::fs::write(&cfg, config::TEMPLATE).map_err(|e| Error::io(format!("writing {}", cfg.display()), e))?;
+        render::say(&format!("created {}", cfg.display()));
+    }
+    let dir = r.migrations_dir();
+    if dir.is_dir() {
+        render::say(&format!("{}/ exists: left as it is", dir.display()));
+    } else {
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        render::say(&format!("created {}/", dir.display()));
+    }
+    render::say("next: `sluice new <name>` to write a migration, then `sluice up`");
+    Ok(exit::OK)
+}
+
+fn new(r: &Resolved, name: &str) -> Result<i32> {
+    let dir = r.migrations_dir();
+    if !dir.is_dir() {
+        return Err(Error::usage(
+            format!("migrations directory {} does not exist", dir.display()),
+            "run `sluice init` first, or pass --migrations-dir",
+        ));
+    }
+    let mut now = chrono::Utc::now();
+    // Versions must stay unique and increasing even when two migrations are created in one second.
+    let latest = migration::discover(&dir)?.last().map(|m| m.version).unwrap_or(0);
+    let mut file = migration::new_file_name(now, name)?;
+    while migration::parse_file_name(&file).map(|(v, _)| v <= latest).unwrap_or(false) || dir.join(&file).exists() {
+        now += chrono::Duration::seconds(1);
+        file = migration::new_file_name(now, name)?;
+    }
+    let path: &Path = &dir.join(&file);
+    std::fs::write(path, migration::NEW_MIGRATION_TEMPLATE).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    println!("{}", path.display());
+    Ok(exit::OK)
+}

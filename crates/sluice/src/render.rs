@@ -1,0 +1,178 @@
+//! Everything the command prints: human text on a terminal, JSON on request, errors with source spans.
+
+use sluice_core::error::Error;
+use sluice_core::history::EventRow;
+use sluice_core::runner::{DriftReport, DriftState, PlannedMigration, StatusReport, VerifyReport};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+pub fn init_logging(verbose: u8, quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info,sluice=debug",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// A progress line, on stderr so stdout stays clean for reports and JSON.
+pub fn say(line: &str) {
+    if !QUIET.load(Ordering::Relaxed) {
+        eprintln!("sluice: {line}");
+    }
+}
+
+pub fn error(e: &Error) {
+    use miette::{LabeledSpan, MietteDiagnostic, NamedSource, Report};
+    let code = e.exit_code();
+    let report = match e {
+        Error::MigrationFailed(f) => {
+            let stmt_end = (f.offset + f.statement.len()).min(f.file_text.len());
+            let label_start = f.error_offset.min(stmt_end);
+            let mut diag = MietteDiagnostic::new(e.to_string())
+                .with_labels([LabeledSpan::new_primary_with_span(
+                    Some(if f.code.is_empty() { "here".to_string() } else { format!("server error {}", f.code) }),
+                    label_start..stmt_end.max(label_start + 1).min(f.file_text.len().max(label_start + 1)),
+                )]);
+            if let Some(h) = e.help() {
+                diag = diag.with_help(h);
+            }
+            Report::new(diag).with_source_code(NamedSource::new(f.path.display().to_string(), f.file_text.clone()))
+        }
+        _ => {
+            let mut diag = MietteDiagnostic::new(e.to_string());
+            if let Some(h) = e.help() {
+                diag = diag.with_help(h);
+            }
+            Report::new(diag)
+        }
+    };
+    eprintln!("error: {report:?}");
+    eprintln!("(exit code {code})");
+}
+
+fn ts(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
+    t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into())
+}
+
+fn json<T: serde::Serialize>(v: &T) {
+    println!("{}", serde_json::to_string_pretty(v).expect("report serialises"));
+}
+
+pub fn status(r: &StatusReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    println!("{} at {}", r.target, r.database);
+    if r.migrations.is_empty() {
+        println!("no migrations");
+    } else {
+        println!("{:<16} {:<32} {:<13} {:<20} {:<16} APPLIED BY", "VERSION", "NAME", "STATE", "APPLIED AT (UTC)", "APP VERSION");
+        for m in &r.migrations {
+            println!(
+                "{:<16} {:<32} {:<13} {:<20} {:<16} {}",
+                m.version,
+                m.name,
+                m.status.as_str(),
+                ts(m.applied_at),
+                m.app_version.as_deref().unwrap_or("-"),
+                m.applied_by.as_deref().unwrap_or("-"),
+            );
+            if let Some(e) = &m.error {
+                println!("{:<16} error: {e}", "");
+            }
+            if let Some(done) = m.statements_done.filter(|d| *d > 0) {
+                println!("{:<16} {done} statement(s) applied; `sluice up` resumes after them", "");
+            }
+        }
+    }
+    match &r.drift {
+        DriftState::Unknown => println!("schema drift: unknown (no snapshot recorded yet)"),
+        DriftState::Clean => println!("schema drift: none"),
+        DriftState::Drifted { differences } => {
+            println!("schema drift: {} difference(s) — run `sluice drift` for details", differences.len())
+        }
+    }
+}
+
+pub fn plan(planned: &[PlannedMigration], verb: &str) {
+    if planned.is_empty() {
+        println!("nothing to {verb}");
+        return;
+    }
+    println!("would {verb} {} migration(s):", planned.len());
+    for p in planned {
+        println!("\n{}_{}  [{}: {}]", p.version, p.name, p.mode.name(), p.mode_reason);
+        for (i, s) in p.statements.iter().enumerate() {
+            let skip = if i < p.resume_from { "  (already applied, skipped)" } else { "" };
+            let first = s.lines().next().unwrap_or("");
+            let more = if s.lines().count() > 1 { " …" } else { "" };
+            println!("  {:>3}. {first}{more}{skip}", i + 1);
+        }
+    }
+}
+
+pub fn verify(r: &VerifyReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    for e in &r.edited {
+        println!("edited: {}_{} changed since it was applied", e.version, e.name);
+    }
+    for e in &r.missing_files {
+        println!("missing file: {}_{} is recorded in the database but has no file", e.version, e.name);
+    }
+    if r.edited.is_empty() && r.missing_files.is_empty() {
+        println!("ok: {} applied migration(s) match their files", r.checked);
+    } else {
+        println!("restore the files, or run `sluice repair` to accept intentional edits");
+    }
+}
+
+pub fn drift(r: &DriftReport, as_json: bool) {
+    if as_json {
+        return json(r);
+    }
+    let against = r.snapshot_version.map(|v| format!(" (snapshot after {v}, {})", ts(r.snapshot_taken_at))).unwrap_or_default();
+    if r.differences.is_empty() {
+        println!("no drift: the live schema matches what sluice recorded{against}");
+        return;
+    }
+    println!("{} difference(s) between the recorded schema{against} and the live one:", r.differences.len());
+    for d in &r.differences {
+        println!("  {d}");
+    }
+    println!("capture them as a migration with `sluice drift --write-migration`");
+}
+
+pub fn events(events: &[EventRow], as_json: bool) {
+    if as_json {
+        return json(&events);
+    }
+    for e in events {
+        let ev = &e.event;
+        println!(
+            "{}  {:<13} {:<40} {} app={} sluice={}  {}",
+            e.at.format("%Y-%m-%d %H:%M:%S"),
+            ev.kind.as_str(),
+            match (&ev.version, &ev.name) {
+                (Some(v), Some(n)) => format!("{v}_{n}"),
+                (Some(v), None) => v.to_string(),
+                _ => "-".into(),
+            },
+            ev.actor,
+            ev.app_version.as_deref().unwrap_or("-"),
+            ev.sluice_version,
+            ev.detail
+        );
+    }
+}
