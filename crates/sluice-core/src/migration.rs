@@ -465,10 +465,6 @@ mod tests {
                 "-- sluice:up\nSELECT 1;\n-- sluice:up\n",
                 "second `-- sluice:up`",
             ),
-            (
-                "-- sluice:up\n-- only a comment\n-- sluice:down\nSELECT 1;\n",
-                "the up part has no SQL",
-            ),
         ] {
             let e = parse(text).unwrap_err();
             assert!(e.to_string().contains(needle), "{text:?}: {e}");
