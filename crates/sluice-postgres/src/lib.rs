@@ -63,7 +63,10 @@ impl PgEngine {
             config.connect_timeout(std::time::Duration::from_secs(10));
         }
         config.application_name("sluice");
-        let tls = MakeRustlsConnect::new(tls::client_config(mode, url.param("sslrootcert").as_deref())?);
+        let tls = MakeRustlsConnect::new(tls::client_config(
+            mode,
+            url.param("sslrootcert").as_deref(),
+        )?);
         let work = open(&config, &tls, url).await?;
         let version: String = work
             .query_one("SHOW server_version_num", &[])
@@ -72,7 +75,11 @@ impl PgEngine {
             .get(0);
         let num: u32 = version.trim().parse().unwrap_or(0);
         // From PostgreSQL 10 the number is major * 10000 + minor; before, major.minor * 100 + patch.
-        let (major, minor) = if num >= 100_000 { (num / 10000, num % 10000) } else { (num / 10000, num / 100 % 100) };
+        let (major, minor) = if num >= 100_000 {
+            (num / 10000, num % 10000)
+        } else {
+            (num / 10000, num / 100 % 100)
+        };
         let target = Target::new(EngineKind::Postgres, major, minor);
         Ok(PgEngine {
             url: url.clone(),
@@ -100,7 +107,10 @@ impl PgEngine {
 }
 
 async fn open(config: &Config, tls: &MakeRustlsConnect, url: &DbUrl) -> Result<Client> {
-    let (client, conn) = config.connect(tls.clone()).await.map_err(|e| connect_error(url, &e))?;
+    let (client, conn) = config
+        .connect(tls.clone())
+        .await
+        .map_err(|e| connect_error(url, &e))?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!("postgres connection closed: {e}");
@@ -255,8 +265,12 @@ fn row_to_history(r: &tokio_postgres::Row) -> Result<HistoryRow> {
         version: r.get("version"),
         name: r.get("name"),
         checksum: r.get("checksum"),
-        state: RecordState::parse(&state)
-            .ok_or_else(|| Error::database("reading sluice.migrations", format!("unknown state `{state}`")))?,
+        state: RecordState::parse(&state).ok_or_else(|| {
+            Error::database(
+                "reading sluice.migrations",
+                format!("unknown state `{state}`"),
+            )
+        })?,
         started_at: r.get("started_at"),
         finished_at: r.get("finished_at"),
         duration_ms: r.get("duration_ms"),
@@ -291,7 +305,10 @@ impl Engine for PgEngine {
     async fn try_run_lock(&mut self, me: &LockHolder) -> Result<LockAttempt> {
         if self.lock.is_none() {
             let mut cfg = self.config.clone();
-            let name: String = format!("sluice-lock pid={} host={}", me.pid, me.host).chars().take(63).collect();
+            let name: String = format!("sluice-lock pid={} host={}", me.pid, me.host)
+                .chars()
+                .take(63)
+                .collect();
             cfg.application_name(&name);
             self.lock = Some(open(&cfg, &self.tls, &self.url).await?);
         }
@@ -312,10 +329,10 @@ impl Engine for PgEngine {
                    FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
                   WHERE l.locktype = 'advisory' AND l.granted
                     AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                    AND l.classid::text::bigint = ($1 >> 32) AND l.objid::text::bigint = ($1 & 4294967295)
+                    AND l.classid::text::bigint = $1 AND l.objid::text::bigint = $2
                     AND l.objsubid = 1
                   LIMIT 1",
-                &[&RUN_LOCK_KEY],
+                &[&(RUN_LOCK_KEY >> 32), &(RUN_LOCK_KEY & 0xffff_ffff)],
             )
             .await
             .map_err(|e| db_err("reading who holds the run lock", e))?
@@ -341,7 +358,10 @@ impl Engine for PgEngine {
             .get(0)
         {
             self.work
-                .query_opt("SELECT value FROM sluice.meta WHERE key = 'history_format'", &[])
+                .query_opt(
+                    "SELECT value FROM sluice.meta WHERE key = 'history_format'",
+                    &[],
+                )
                 .await
                 .map_err(|e| db_err("reading sluice's history", e))?
                 .map(|r| r.get(0))
@@ -464,7 +484,10 @@ impl Engine for PgEngine {
 
     async fn delete_migration(&mut self, version: i64) -> Result<()> {
         self.work
-            .execute("DELETE FROM sluice.migrations WHERE version = $1", &[&version])
+            .execute(
+                "DELETE FROM sluice.migrations WHERE version = $1",
+                &[&version],
+            )
             .await
             .map_err(|e| db_err("updating sluice.migrations", e))?;
         Ok(())
@@ -536,44 +559,58 @@ impl Engine for PgEngine {
     }
 
     async fn begin(&mut self) -> Result<()> {
-        self.work.batch_execute("BEGIN").await.map_err(|e| db_err("BEGIN", e))
+        self.work
+            .batch_execute("BEGIN")
+            .await
+            .map_err(|e| db_err("BEGIN", e))
     }
 
     async fn commit(&mut self) -> Result<()> {
-        self.work.batch_execute("COMMIT").await.map_err(|e| db_err("COMMIT", e))
+        self.work
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| db_err("COMMIT", e))
     }
 
     async fn rollback(&mut self) -> Result<()> {
-        self.work.batch_execute("ROLLBACK").await.map_err(|e| db_err("ROLLBACK", e))
+        self.work
+            .batch_execute("ROLLBACK")
+            .await
+            .map_err(|e| db_err("ROLLBACK", e))
     }
 
     async fn execute(&mut self, sql: &str) -> std::result::Result<(), ServerError> {
-        self.work.batch_execute(sql).await.map_err(|e| match e.as_db_error() {
-            Some(d) => ServerError {
-                code: d.code().code().to_string(),
-                message: {
-                    let mut m = d.message().to_string();
-                    if let Some(detail) = d.detail() {
-                        m.push_str(&format!(" (detail: {detail})"));
-                    }
-                    if let Some(hint) = d.hint() {
-                        m.push_str(&format!(" (hint: {hint})"));
-                    }
-                    m
+        self.work
+            .batch_execute(sql)
+            .await
+            .map_err(|e| match e.as_db_error() {
+                Some(d) => ServerError {
+                    code: d.code().code().to_string(),
+                    message: {
+                        let mut m = d.message().to_string();
+                        if let Some(detail) = d.detail() {
+                            m.push_str(&format!(" (detail: {detail})"));
+                        }
+                        if let Some(hint) = d.hint() {
+                            m.push_str(&format!(" (hint: {hint})"));
+                        }
+                        m
+                    },
+                    position: match d.position() {
+                        Some(tokio_postgres::error::ErrorPosition::Original(p)) => {
+                            Some(*p as usize)
+                        }
+                        _ => None,
+                    },
+                    connection_lost: false,
                 },
-                position: match d.position() {
-                    Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p as usize),
-                    _ => None,
+                None => ServerError {
+                    code: String::new(),
+                    message: e.to_string(),
+                    position: None,
+                    connection_lost: true,
                 },
-                connection_lost: false,
-            },
-            None => ServerError {
-                code: String::new(),
-                message: e.to_string(),
-                position: None,
-                connection_lost: true,
-            },
-        })
+            })
     }
 }
 

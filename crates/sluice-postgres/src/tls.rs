@@ -59,7 +59,9 @@ pub fn client_config(mode: SslMode, root_cert: Option<&str>) -> Result<ClientCon
                     Error::usage(format!("cannot read sslrootcert {path}: {e}"), "point sslrootcert at a PEM file of the CA that signed the server certificate")
                 })?;
                 for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                    let cert = cert.map_err(|e| Error::usage(format!("sslrootcert {path} is not valid PEM: {e}"), ""))?;
+                    let cert = cert.map_err(|e| {
+                        Error::usage(format!("sslrootcert {path} is not valid PEM: {e}"), "")
+                    })?;
                     roots
                         .add(cert)
                         .map_err(|e| Error::usage(format!("sslrootcert {path}: {e}"), ""))?;
@@ -103,7 +105,12 @@ impl ServerCertVerifier for EncryptOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -112,7 +119,12 @@ impl ServerCertVerifier for EncryptOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -133,11 +145,14 @@ impl ServerCertVerifier for ChainOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        match self.0.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+        match self
+            .0
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
             Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName))
-            | Err(rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForNameContext { .. })) => {
-                Ok(ServerCertVerified::assertion())
-            }
+            | Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }
@@ -173,7 +188,10 @@ mod tests {
     fn sslmodes() {
         assert_eq!(SslMode::parse(None).unwrap(), SslMode::Prefer);
         assert_eq!(SslMode::parse(Some("REQUIRE")).unwrap(), SslMode::Require);
-        assert_eq!(SslMode::parse(Some("verify-full")).unwrap(), SslMode::VerifyFull);
+        assert_eq!(
+            SslMode::parse(Some("verify-full")).unwrap(),
+            SslMode::VerifyFull
+        );
         let e = SslMode::parse(Some("required")).unwrap_err().to_string();
         assert!(e.contains("unknown sslmode `required`"), "{e}");
         for m in [SslMode::Require, SslMode::VerifyCa, SslMode::VerifyFull] {

@@ -11,7 +11,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "sluice", version, about = "Zero-downtime schema migrations for PostgreSQL and MariaDB/MySQL")]
+#[command(
+    name = "sluice",
+    version,
+    about = "Zero-downtime schema migrations for PostgreSQL and MariaDB/MySQL"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -144,14 +148,21 @@ impl Resolved {
         RunContext {
             actor: actor(),
             app_version: self.global.app_version.clone().or_else(git_describe),
-            lock_wait: Duration::from_secs(self.global.lock_wait.or(self.config.lock_wait_secs).unwrap_or(60)),
+            lock_wait: Duration::from_secs(
+                self.global
+                    .lock_wait
+                    .or(self.config.lock_wait_secs)
+                    .unwrap_or(60),
+            ),
             say: Box::new(render::say),
         }
     }
 }
 
 fn actor() -> String {
-    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into());
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".into());
     let host = sluice_core::engine::LockHolder::me().host;
     format!("{user}@{host}")
 }
@@ -172,7 +183,10 @@ fn git_describe() -> Option<String> {
 
 pub async fn run(cli: Cli) -> Result<i32> {
     let config = Config::load(cli.global.config.as_deref())?;
-    let r = Resolved { config, global: cli.global };
+    let r = Resolved {
+        config,
+        global: cli.global,
+    };
     match cli.command {
         Command::Init => init(&r),
         Command::New { name } => new(&r, &name),
@@ -183,17 +197,29 @@ pub async fn run(cli: Cli) -> Result<i32> {
             render::status(&report, json);
             Ok(exit::OK)
         }
-        Command::Up { to, dry_run, out_of_order, create_database } => {
+        Command::Up {
+            to,
+            dry_run,
+            out_of_order,
+            create_database,
+        } => {
             let files = r.files()?;
             let url = r.url()?;
             let mut engine = connect::engine(&url, create_database && !dry_run).await?;
             let ctx = r.context();
-            let opts = UpOptions { to, dry_run, allow_out_of_order: out_of_order };
+            let opts = UpOptions {
+                to,
+                dry_run,
+                allow_out_of_order: out_of_order,
+            };
             let report = runner::up(engine.as_mut(), &files, &opts, &ctx).await?;
             if dry_run {
                 render::plan(&report.planned, "apply");
             } else if !report.applied.is_empty() {
-                render::say(&format!("done: {} migration(s) applied", report.applied.len()));
+                render::say(&format!(
+                    "done: {} migration(s) applied",
+                    report.applied.len()
+                ));
             }
             Ok(exit::OK)
         }
@@ -201,7 +227,13 @@ pub async fn run(cli: Cli) -> Result<i32> {
             let files = r.files()?;
             let mut engine = connect::engine(&r.url()?, false).await?;
             let ctx = r.context();
-            let planned = runner::down(engine.as_mut(), &files, &DownOptions { to, steps, dry_run }, &ctx).await?;
+            let planned = runner::down(
+                engine.as_mut(),
+                &files,
+                &DownOptions { to, steps, dry_run },
+                &ctx,
+            )
+            .await?;
             if dry_run {
                 render::plan(&planned, "roll back");
             } else if !planned.is_empty() {
@@ -214,7 +246,13 @@ pub async fn run(cli: Cli) -> Result<i32> {
             let mut engine = connect::engine(&r.url()?, false).await?;
             let report = runner::verify(engine.as_mut(), &files).await?;
             render::verify(&report, json);
-            Ok(if report.edited.is_empty() && report.missing_files.is_empty() { exit::OK } else { exit::CHECKSUM_OR_DRIFT })
+            Ok(
+                if report.edited.is_empty() && report.missing_files.is_empty() {
+                    exit::OK
+                } else {
+                    exit::CHECKSUM_OR_DRIFT
+                },
+            )
         }
         Command::Repair => {
             let files = r.files()?;
@@ -228,7 +266,10 @@ pub async fn run(cli: Cli) -> Result<i32> {
             runner::baseline(engine.as_mut(), &files, version, &r.context()).await?;
             Ok(exit::OK)
         }
-        Command::Drift { json, write_migration } => {
+        Command::Drift {
+            json,
+            write_migration,
+        } => {
             let mut engine = connect::engine(&r.url()?, false).await?;
             if write_migration {
                 match runner::capture_drift(engine.as_mut(), &r.migrations_dir(), &r.context()).await? {
@@ -242,7 +283,11 @@ pub async fn run(cli: Cli) -> Result<i32> {
             }
             let report = runner::drift(engine.as_mut()).await?;
             render::drift(&report, json);
-            Ok(if report.differences.is_empty() { exit::OK } else { exit::CHECKSUM_OR_DRIFT })
+            Ok(if report.differences.is_empty() {
+                exit::OK
+            } else {
+                exit::CHECKSUM_OR_DRIFT
+            })
         }
         Command::Log { limit, json } => {
             let mut engine = connect::engine(&r.url()?, false).await?;
@@ -254,18 +299,24 @@ pub async fn run(cli: Cli) -> Result<i32> {
 }
 
 fn init(r: &Resolved) -> Result<i32> {
-    let cfg = r.global.config.clone().unwrap_or_else(|| PathBuf::from(config::CONFIG_FILE));
+    let cfg = r
+        .global
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(config::CONFIG_FILE));
     if cfg.exists() {
         render::say(&format!("{} exists: left as it is", cfg.display()));
     } else {
-        std::fs::write(&cfg, config::TEMPLATE).map_err(|e| Error::io(format!("writing {}", cfg.display()), e))?;
+        std::fs::write(&cfg, config::TEMPLATE)
+            .map_err(|e| Error::io(format!("writing {}", cfg.display()), e))?;
         render::say(&format!("created {}", cfg.display()));
     }
     let dir = r.migrations_dir();
     if dir.is_dir() {
         render::say(&format!("{}/ exists: left as it is", dir.display()));
     } else {
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         render::say(&format!("created {}/", dir.display()));
     }
     render::say("next: `sluice new <name>` to write a migration, then `sluice up`");
@@ -282,14 +333,22 @@ fn new(r: &Resolved, name: &str) -> Result<i32> {
     }
     let mut now = chrono::Utc::now();
     // Versions must stay unique and increasing even when two migrations are created in one second.
-    let latest = migration::discover(&dir)?.last().map(|m| m.version).unwrap_or(0);
+    let latest = migration::discover(&dir)?
+        .last()
+        .map(|m| m.version)
+        .unwrap_or(0);
     let mut file = migration::new_file_name(now, name)?;
-    while migration::parse_file_name(&file).map(|(v, _)| v <= latest).unwrap_or(false) || dir.join(&file).exists() {
+    while migration::parse_file_name(&file)
+        .map(|(v, _)| v <= latest)
+        .unwrap_or(false)
+        || dir.join(&file).exists()
+    {
         now += chrono::Duration::seconds(1);
         file = migration::new_file_name(now, name)?;
     }
     let path: &Path = &dir.join(&file);
-    std::fs::write(path, migration::NEW_MIGRATION_TEMPLATE).map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+    std::fs::write(path, migration::NEW_MIGRATION_TEMPLATE)
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     println!("{}", path.display());
     Ok(exit::OK)
 }

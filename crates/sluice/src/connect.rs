@@ -15,7 +15,10 @@ pub async fn engine(url: &DbUrl, create_database: bool) -> Result<Box<dyn Engine
         }
         EngineKind::MariaDb | EngineKind::MySql => {
             let _ = create_database;
-            Err(sluice_core::Error::usage("TEMP: mysql engine not wired yet", ""))
+            Err(sluice_core::Error::usage(
+                "TEMP: mysql engine not wired yet",
+                "",
+            ))
         }
     }
 }

@@ -9,6 +9,10 @@ static QUIET: AtomicBool = AtomicBool::new(false);
 
 pub fn init_logging(verbose: u8, quiet: bool) {
     QUIET.store(quiet, Ordering::Relaxed);
+    // Unwrapped lines: messages stay greppable in CI logs and match what the user searches for.
+    let _ = miette::set_hook(Box::new(|_| {
+        Box::new(miette::MietteHandlerOpts::new().wrap_lines(false).build())
+    }));
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
@@ -38,15 +42,26 @@ pub fn error(e: &Error) {
         Error::MigrationFailed(f) => {
             let stmt_end = (f.offset + f.statement.len()).min(f.file_text.len());
             let label_start = f.error_offset.min(stmt_end);
-            let mut diag = MietteDiagnostic::new(e.to_string())
-                .with_labels([LabeledSpan::new_primary_with_span(
-                    Some(if f.code.is_empty() { "here".to_string() } else { format!("server error {}", f.code) }),
-                    label_start..stmt_end.max(label_start + 1).min(f.file_text.len().max(label_start + 1)),
-                )]);
+            let mut diag = MietteDiagnostic::new(e.to_string()).with_labels([
+                LabeledSpan::new_primary_with_span(
+                    Some(if f.code.is_empty() {
+                        "here".to_string()
+                    } else {
+                        format!("server error {}", f.code)
+                    }),
+                    label_start
+                        ..stmt_end
+                            .max(label_start + 1)
+                            .min(f.file_text.len().max(label_start + 1)),
+                ),
+            ]);
             if let Some(h) = e.help() {
                 diag = diag.with_help(h);
             }
-            Report::new(diag).with_source_code(NamedSource::new(f.path.display().to_string(), f.file_text.clone()))
+            Report::new(diag).with_source_code(NamedSource::new(
+                f.path.display().to_string(),
+                f.file_text.clone(),
+            ))
         }
         _ => {
             let mut diag = MietteDiagnostic::new(e.to_string());
@@ -61,11 +76,15 @@ pub fn error(e: &Error) {
 }
 
 fn ts(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
-    t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into())
+    t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|| "-".into())
 }
 
 fn json<T: serde::Serialize>(v: &T) {
-    println!("{}", serde_json::to_string_pretty(v).expect("report serialises"));
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v).expect("report serialises")
+    );
 }
 
 pub fn status(r: &StatusReport, as_json: bool) {
@@ -76,7 +95,10 @@ pub fn status(r: &StatusReport, as_json: bool) {
     if r.migrations.is_empty() {
         println!("no migrations");
     } else {
-        println!("{:<16} {:<32} {:<13} {:<20} {:<16} APPLIED BY", "VERSION", "NAME", "STATE", "APPLIED AT (UTC)", "APP VERSION");
+        println!(
+            "{:<16} {:<32} {:<13} {:<20} {:<16} APPLIED BY",
+            "VERSION", "NAME", "STATE", "APPLIED AT (UTC)", "APP VERSION"
+        );
         for m in &r.migrations {
             println!(
                 "{:<16} {:<32} {:<13} {:<20} {:<16} {}",
@@ -91,7 +113,10 @@ pub fn status(r: &StatusReport, as_json: bool) {
                 println!("{:<16} error: {e}", "");
             }
             if let Some(done) = m.statements_done.filter(|d| *d > 0) {
-                println!("{:<16} {done} statement(s) applied; `sluice up` resumes after them", "");
+                println!(
+                    "{:<16} {done} statement(s) applied; `sluice up` resumes after them",
+                    ""
+                );
             }
         }
     }
@@ -99,7 +124,10 @@ pub fn status(r: &StatusReport, as_json: bool) {
         DriftState::Unknown => println!("schema drift: unknown (no snapshot recorded yet)"),
         DriftState::Clean => println!("schema drift: none"),
         DriftState::Drifted { differences } => {
-            println!("schema drift: {} difference(s) — run `sluice drift` for details", differences.len())
+            println!(
+                "schema drift: {} difference(s) — run `sluice drift` for details",
+                differences.len()
+            )
         }
     }
 }
@@ -111,9 +139,19 @@ pub fn plan(planned: &[PlannedMigration], verb: &str) {
     }
     println!("would {verb} {} migration(s):", planned.len());
     for p in planned {
-        println!("\n{}_{}  [{}: {}]", p.version, p.name, p.mode.name(), p.mode_reason);
+        println!(
+            "\n{}_{}  [{}: {}]",
+            p.version,
+            p.name,
+            p.mode.name(),
+            p.mode_reason
+        );
         for (i, s) in p.statements.iter().enumerate() {
-            let skip = if i < p.resume_from { "  (already applied, skipped)" } else { "" };
+            let skip = if i < p.resume_from {
+                "  (already applied, skipped)"
+            } else {
+                ""
+            };
             let first = s.lines().next().unwrap_or("");
             let more = if s.lines().count() > 1 { " …" } else { "" };
             println!("  {:>3}. {first}{more}{skip}", i + 1);
@@ -126,10 +164,16 @@ pub fn verify(r: &VerifyReport, as_json: bool) {
         return json(r);
     }
     for e in &r.edited {
-        println!("edited: {}_{} changed since it was applied", e.version, e.name);
+        println!(
+            "edited: {}_{} changed since it was applied",
+            e.version, e.name
+        );
     }
     for e in &r.missing_files {
-        println!("missing file: {}_{} is recorded in the database but has no file", e.version, e.name);
+        println!(
+            "missing file: {}_{} is recorded in the database but has no file",
+            e.version, e.name
+        );
     }
     if r.edited.is_empty() && r.missing_files.is_empty() {
         println!("ok: {} applied migration(s) match their files", r.checked);
@@ -142,12 +186,18 @@ pub fn drift(r: &DriftReport, as_json: bool) {
     if as_json {
         return json(r);
     }
-    let against = r.snapshot_version.map(|v| format!(" (snapshot after {v}, {})", ts(r.snapshot_taken_at))).unwrap_or_default();
+    let against = r
+        .snapshot_version
+        .map(|v| format!(" (snapshot after {v}, {})", ts(r.snapshot_taken_at)))
+        .unwrap_or_default();
     if r.differences.is_empty() {
         println!("no drift: the live schema matches what sluice recorded{against}");
         return;
     }
-    println!("{} difference(s) between the recorded schema{against} and the live one:", r.differences.len());
+    println!(
+        "{} difference(s) between the recorded schema{against} and the live one:",
+        r.differences.len()
+    );
     for d in &r.differences {
         println!("  {d}");
     }

@@ -1,0 +1,696 @@
+//! The sluice command against a real PostgreSQL: every test gets its own database.
+
+mod common;
+
+use common::{eventually, wait_bounded, Project};
+use sluice_testkit::Server;
+
+const CREATE_USERS: &str = "-- sluice:up\nCREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);\nINSERT INTO users VALUES (1, 'a@example.com');\n-- sluice:down\nDROP TABLE users;\n";
+const ADD_NICK: &str = "-- sluice:up\nALTER TABLE users ADD COLUMN nick text;\n-- sluice:down\nALTER TABLE users DROP COLUMN nick;\n";
+
+async fn count(c: &tokio_postgres::Client, sql: &str) -> i64 {
+    c.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+async fn table_exists(c: &tokio_postgres::Client, name: &str) -> bool {
+    c.query_one("SELECT to_regclass($1) IS NOT NULL", &[&name])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn up_status_down_round_trip_records_app_version_and_events() {
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_create_users.sql", CREATE_USERS);
+    p.write("2_add_nick.sql", ADD_NICK);
+
+    let dry = p.run(&["up", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(dry.stdout.contains("would apply 2 migration(s)"), "{dry:?}");
+    assert!(
+        dry.stdout
+            .contains("1_create_users  [single: all statements are transactional]"),
+        "{dry:?}"
+    );
+    let c = p.db.pg().await;
+    assert!(!table_exists(&c, "users").await, "dry run must not apply");
+    assert!(
+        !table_exists(&c, "sluice.migrations").await,
+        "dry run must not create history"
+    );
+
+    let up = p.run(&["up", "--to", "1"]);
+    assert_eq!(up.code, 0, "{up:?}");
+    assert_eq!(
+        p.states(),
+        vec![(1, "applied".into()), (2, "pending".into())]
+    );
+    let up = p.run(&["up"]);
+    assert_eq!(up.code, 0, "{up:?}");
+    let status = p.status_json();
+    assert_eq!(status["migrations"][1]["app_version"], "test-app-1");
+    assert_eq!(status["drift"]["state"], "clean");
+    assert!(
+        status["target"].as_str().unwrap().starts_with("postgres 1"),
+        "{status}"
+    );
+
+    let again = p.run(&["up"]);
+    assert!(again.stderr.contains("nothing to apply"), "{again:?}");
+
+    let down = p.run(&["down"]);
+    assert_eq!(down.code, 0, "{down:?}");
+    assert_eq!(
+        p.states(),
+        vec![(1, "applied".into()), (2, "pending".into())]
+    );
+    assert_eq!(count(&c, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'users' AND column_name = 'nick'").await, 0);
+    let down = p.run(&["down", "--to", "0"]);
+    assert_eq!(down.code, 0, "{down:?}");
+    assert!(!table_exists(&c, "users").await);
+    let kinds: Vec<String> = c
+        .query("SELECT kind || ':' || coalesce(version::text, '') || ':' || coalesce(app_version, '') FROM sluice.events ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "up:1:test-app-1",
+            "up:2:test-app-1",
+            "down:2:test-app-1",
+            "down:1:test-app-1"
+        ]
+    );
+    // The event log is append-only.
+    let e = c
+        .execute("DELETE FROM sluice.events", &[])
+        .await
+        .unwrap_err();
+    assert!(
+        e.as_db_error().unwrap().message().contains("append-only"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn app_version_falls_back_to_git_describe() {
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_create_users.sql", CREATE_USERS);
+    let git = |args: &[&str]| {
+        let ok = std::process::Command::new("git")
+            .args(args)
+            .current_dir(p.path())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+        String::from_utf8_lossy(&ok.stdout).trim().to_string()
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "init"]);
+    let head = git(&["rev-parse", "--short", "HEAD"]);
+    let r = p
+        .command(&["up"])
+        .env_remove("SLUICE_APP_VERSION")
+        .output()
+        .unwrap();
+    assert!(r.status.success());
+    let v = p.status_json()["migrations"][0]["app_version"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(v, head);
+    // An explicit flag wins over the environment.
+    p.write("2_add_nick.sql", ADD_NICK);
+    let r = p.run(&["up", "--app-version", "v9.9.9"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(p.status_json()["migrations"][1]["app_version"], "v9.9.9");
+}
+
+#[tokio::test]
+async fn sql_error_reports_file_line_column_and_rolls_back_a_transactional_migration() {
+    let p = Project::new(Server::Postgres).await;
+    p.write(
+        "1_broken.sql",
+        "-- sluice:up\nCREATE TABLE a (id int);\n\nINSERT INTO a VALUES (1);\nSELECT nope FROM a;\n-- sluice:down\nDROP TABLE a;\n",
+    );
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("1_broken.sql:5:8"),
+        "position of `nope` expected: {r:?}"
+    );
+    assert!(r.stderr.contains("column \"nope\" does not exist"), "{r:?}");
+    assert!(r.stderr.contains("rolled back"), "{r:?}");
+    let c = p.db.pg().await;
+    assert!(
+        !table_exists(&c, "a").await,
+        "single-transaction migration must leave nothing"
+    );
+    assert_eq!(p.states(), vec![(1, "failed".into())]);
+
+    p.write("1_broken.sql", "-- sluice:up\nCREATE TABLE a (id int);\n\nINSERT INTO a VALUES (1);\nSELECT id FROM a;\n-- sluice:down\nDROP TABLE a;\n");
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(count(&c, "SELECT count(*) FROM a").await, 1);
+    assert_eq!(p.states(), vec![(1, "applied".into())]);
+}
+
+#[tokio::test]
+async fn per_statement_migration_resumes_at_the_failed_statement_without_redoing_earlier_ones() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text); CREATE TABLE log (n int)")
+        .await
+        .unwrap();
+    let text = |third: &str| {
+        format!(
+            "-- sluice:up\nINSERT INTO log VALUES (1);\nCREATE INDEX CONCURRENTLY t_v_idx ON t (v);\n{third};\nINSERT INTO log VALUES (4);\n-- sluice:down\nDROP INDEX CONCURRENTLY t_v_idx;\n"
+        )
+    };
+    p.write(
+        "1_idx.sql",
+        &text("ALTER TABLE t ADD COLUMN w text REFERENCES missing (id)"),
+    );
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("1_idx.sql:4:1"), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("first 2 statement(s) of this migration are applied"),
+        "{r:?}"
+    );
+    let st = p.status_json();
+    assert_eq!(st["migrations"][0]["status"], "failed");
+    assert_eq!(st["migrations"][0]["statements_done"], 2);
+
+    // Editing an applied statement of the failed migration is refused.
+    p.write(
+        "1_idx.sql",
+        &text("ALTER TABLE t ADD COLUMN w text").replace("VALUES (1)", "VALUES (10)"),
+    );
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("statement 1 of migration 1_idx was applied and has been edited"),
+        "{r:?}"
+    );
+
+    // Fixing the failed statement resumes there: statement 1 is not run twice, the index is not rebuilt.
+    p.write("1_idx.sql", &text("ALTER TABLE t ADD COLUMN w text"));
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("resuming at statement 3"), "{r:?}");
+    let logged: Vec<i32> = c
+        .query("SELECT n FROM log ORDER BY n", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(logged, vec![1, 4]);
+    assert_eq!(p.states(), vec![(1, "applied".into())]);
+}
+
+#[tokio::test]
+async fn kill_9_mid_migration_resumes_without_redoing_or_skipping() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute("CREATE TABLE log (n int); CREATE TABLE blocked (n int)")
+        .await
+        .unwrap();
+    p.write(
+        "1_steps.sql",
+        "-- sluice:up\n-- sluice:transaction per-statement\nINSERT INTO log VALUES (1);\nINSERT INTO blocked VALUES (2);\nINSERT INTO log VALUES (3);\n",
+    );
+    // Hold a lock so the second statement waits, then kill sluice while it waits.
+    let mut holder = p.db.pg().await;
+    let tx = holder.transaction().await.unwrap();
+    tx.batch_execute("LOCK TABLE blocked IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let mut child = p.spawn(&["up"]);
+    eventually(30, "sluice waiting on the lock", || async {
+        count(&c, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO blocked%'").await == 1
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    tx.commit().await.unwrap();
+    eventually(30, "the killed run's sessions to end", || async {
+        count(&c, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'sluice%'").await == 0
+    })
+    .await;
+    // The interrupted statement rolled back with its progress record; statement 1 is recorded.
+    assert_eq!(count(&c, "SELECT count(*) FROM blocked").await, 0);
+    let st = p.status_json();
+    assert_eq!(st["migrations"][0]["status"], "running");
+    assert_eq!(st["migrations"][0]["statements_done"], 1);
+
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(count(&c, "SELECT count(*) FROM log").await, 2);
+    assert_eq!(count(&c, "SELECT count(*) FROM blocked").await, 1);
+    let _ = &mut holder;
+}
+
+#[tokio::test]
+async fn second_run_reports_the_holder_waits_and_exits_3() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute("CREATE TABLE blocked (n int)")
+        .await
+        .unwrap();
+    p.write(
+        "1_slow.sql",
+        "-- sluice:up\nINSERT INTO blocked VALUES (1);\n",
+    );
+    let mut holder = p.db.pg().await;
+    let tx = holder.transaction().await.unwrap();
+    tx.batch_execute("LOCK TABLE blocked IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let first = p.spawn(&["up"]);
+    eventually(30, "first run waiting on the table lock", || async {
+        count(&c, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").await == 1
+    })
+    .await;
+    let second = p.run(&["up", "--lock-wait", "1"]);
+    assert_eq!(second.code, 3, "{second:?}");
+    let first_pid = first.id();
+    assert!(
+        second
+            .stderr
+            .contains(&format!("held by pid {first_pid} on host ")),
+        "{second:?}"
+    );
+    assert!(second.stderr.contains(" since 20"), "{second:?}");
+    assert!(
+        second.stderr.contains("waiting up to 1s for the run lock"),
+        "{second:?}"
+    );
+    tx.commit().await.unwrap();
+    let first = wait_bounded(first, 60, "first run");
+    assert_eq!(first.code, 0, "{first:?}");
+    let _ = &mut holder;
+}
+
+/// The run lock must not deadlock with CREATE INDEX CONCURRENTLY: CIC waits for every transaction
+/// that could see the table, so neither the lock session nor a second run waiting for the lock may
+/// sit in an open transaction.
+#[tokio::test]
+async fn run_lock_does_not_deadlock_with_create_index_concurrently() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, g::text FROM generate_series(1, 1000) g").await.unwrap();
+    p.write("1_cic.sql", "-- sluice:up\nCREATE INDEX CONCURRENTLY t_v_idx ON t (v);\n-- sluice:down\nDROP INDEX CONCURRENTLY t_v_idx;\n");
+    // An open writer makes CIC wait in its first phase, so the second run is polling while CIC runs.
+    let mut writer = p.db.pg().await;
+    let tx = writer.transaction().await.unwrap();
+    tx.batch_execute("INSERT INTO t VALUES (1001, 'x')")
+        .await
+        .unwrap();
+    let first = p.spawn(&["up"]);
+    eventually(30, "CIC waiting for the open writer", || async {
+        count(&c, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'CREATE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'").await == 1
+    })
+    .await;
+    let second = p.spawn(&["up", "--lock-wait", "120"]);
+    eventually(30, "second run polling for the run lock", || async {
+        count(&c, &format!("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'sluice-lock pid={} host=' || split_part(application_name, 'host=', 2)", second.id())).await == 1
+    })
+    .await;
+    // Neither run's lock session is inside a transaction.
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'sluice-lock%' AND (state <> 'idle' OR backend_xid IS NOT NULL OR backend_xmin IS NOT NULL)").await,
+        0
+    );
+    tx.commit().await.unwrap();
+    let first = wait_bounded(first, 60, "the run with CREATE INDEX CONCURRENTLY");
+    assert_eq!(first.code, 0, "{first:?}");
+    let second = wait_bounded(second, 60, "the waiting run");
+    assert_eq!(second.code, 0, "{second:?}");
+    assert!(second.stderr.contains("nothing to apply"), "{second:?}");
+    let valid: bool = c
+        .query_one(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_v_idx'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(valid);
+    let _ = &mut writer;
+}
+
+#[tokio::test]
+async fn edited_migration_with_crlf_is_not_a_mismatch_but_a_real_edit_is() {
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_create_users.sql", CREATE_USERS);
+    assert_eq!(p.run(&["up"]).code, 0);
+    p.write("1_create_users.sql", &CREATE_USERS.replace('\n', "\r\n"));
+    let v = p.run(&["verify"]);
+    assert_eq!(v.code, 0, "CRLF must not count as an edit: {v:?}");
+    assert!(
+        v.stdout
+            .contains("ok: 1 applied migration(s) match their files"),
+        "{v:?}"
+    );
+
+    p.write(
+        "1_create_users.sql",
+        &CREATE_USERS.replace("email text", "email varchar(200)"),
+    );
+    let v = p.run(&["verify"]);
+    assert_eq!(v.code, 4, "{v:?}");
+    assert!(v.stdout.contains("edited: 1_create_users"), "{v:?}");
+    assert_eq!(p.states(), vec![(1, "edited".into())]);
+    p.write("2_add_nick.sql", ADD_NICK);
+    let up = p.run(&["up"]);
+    assert_eq!(up.code, 4, "{up:?}");
+    assert!(up.stderr.contains("sluice repair"), "{up:?}");
+    let c = p.db.pg().await;
+    assert_eq!(
+        count(
+            &c,
+            "SELECT count(*) FROM information_schema.columns WHERE column_name = 'nick'"
+        )
+        .await,
+        0,
+        "nothing applied"
+    );
+
+    let rep = p.run(&["repair"]);
+    assert_eq!(rep.code, 0, "{rep:?}");
+    assert!(rep.stderr.contains("repaired 1_create_users"), "{rep:?}");
+    assert_eq!(p.run(&["verify"]).code, 0);
+    assert_eq!(p.run(&["up"]).code, 0);
+    let repairs = count(&c, "SELECT count(*) FROM sluice.events WHERE kind = 'repair' AND detail LIKE 'checksum % -> %'").await;
+    assert_eq!(repairs, 1);
+}
+
+#[tokio::test]
+async fn drift_of_each_kind_is_listed_captured_and_revertible() {
+    let p = Project::new(Server::Postgres).await;
+    p.write(
+        "1_schema.sql",
+        "-- sluice:up\nCREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL, score int DEFAULT 0, note varchar(20));\nCREATE INDEX users_email_idx ON users (email);\nCREATE VIEW user_emails AS SELECT id, email FROM users;\n",
+    );
+    assert_eq!(p.run(&["up"]).code, 0);
+    let clean = p.run(&["drift"]);
+    assert_eq!(clean.code, 0, "{clean:?}");
+    assert!(clean.stdout.contains("no drift"), "{clean:?}");
+
+    let c = p.db.pg().await;
+    c.batch_execute(
+        "ALTER TABLE users ADD COLUMN age int;
+         ALTER TABLE users ALTER COLUMN note TYPE varchar(50);
+         ALTER TABLE users ALTER COLUMN email DROP NOT NULL;
+         ALTER TABLE users ALTER COLUMN score SET DEFAULT 5;
+         DROP INDEX users_email_idx;
+         CREATE INDEX users_age_idx ON users (age);
+         ALTER TABLE users ADD CONSTRAINT age_positive CHECK (age > 0);
+         CREATE OR REPLACE VIEW user_emails AS SELECT id, email, age FROM users;
+         CREATE TABLE audit (id int);",
+    )
+    .await
+    .unwrap();
+    let r = p.run(&["drift", "--json"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let mut got: Vec<String> = j["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {} {} {}",
+                d["kind"].as_str().unwrap(),
+                d["name"].as_str().unwrap(),
+                d["change"].as_str().unwrap(),
+                d["field"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    got.sort();
+    let mut want = vec![
+        "column age added ",
+        "column note changed type",
+        "column email changed nullability",
+        "column score changed default",
+        "index users_email_idx removed ",
+        "index users_age_idx added ",
+        "constraint age_positive added ",
+        "view public.user_emails changed definition",
+        "table public.audit added ",
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    let st = p.status_json();
+    assert_eq!(st["drift"]["state"], "drifted");
+
+    let w = p.run(&["drift", "--write-migration"]);
+    assert_eq!(w.code, 0, "{w:?}");
+    assert!(
+        w.stderr
+            .contains("_capture_drift.sql and recorded it as applied"),
+        "{w:?}"
+    );
+    assert_eq!(
+        p.run(&["drift"]).code,
+        0,
+        "captured drift is no longer drift"
+    );
+    let states = p.states();
+    assert_eq!(states.len(), 2);
+    assert_eq!(states[1].1, "applied");
+
+    // Reverting the capture restores the recorded schema exactly; re-applying restores the drift.
+    let d = p.run(&["down"]);
+    assert_eq!(d.code, 0, "{d:?}");
+    assert!(!table_exists(&c, "audit").await);
+    let default: String = c.query_one("SELECT column_default FROM information_schema.columns WHERE table_name='users' AND column_name='score'", &[]).await.unwrap().get(0);
+    assert_eq!(default, "0");
+    let u = p.run(&["up"]);
+    assert_eq!(u.code, 0, "{u:?}");
+    assert!(table_exists(&c, "audit").await);
+    assert_eq!(p.run(&["drift"]).code, 0);
+}
+
+#[tokio::test]
+async fn baseline_adopts_an_existing_database() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute("CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL)")
+        .await
+        .unwrap();
+    p.write(
+        "1_create_users.sql",
+        "CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);\n",
+    );
+    p.write("2_add_nick.sql", ADD_NICK);
+    let r = p.run(&["baseline", "1"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(
+        p.states(),
+        vec![(1, "baseline".into()), (2, "pending".into())]
+    );
+    assert_eq!(p.run(&["up"]).code, 0);
+    assert_eq!(
+        p.states(),
+        vec![(1, "baseline".into()), (2, "applied".into())]
+    );
+    let again = p.run(&["baseline", "2"]);
+    assert_eq!(again.code, 2, "{again:?}");
+    assert!(
+        again.stderr.contains("already has sluice history"),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
+async fn out_of_order_missing_file_and_missing_down() {
+    let p = Project::new(Server::Postgres).await;
+    p.write("2_create_users.sql", CREATE_USERS);
+    assert_eq!(p.run(&["up"]).code, 0);
+    p.write("1_early.sql", "CREATE TABLE early (id int);\n");
+    assert_eq!(
+        p.states(),
+        vec![(1, "out-of-order".into()), (2, "applied".into())]
+    );
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("--out-of-order"), "{r:?}");
+    assert_eq!(p.run(&["up", "--out-of-order"]).code, 0);
+
+    // 1_early has no down part: `down --to 0` refuses before touching anything.
+    let r = p.run(&["down", "--to", "0"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("migration 1_early has no down part"),
+        "{r:?}"
+    );
+    let c = p.db.pg().await;
+    assert!(
+        table_exists(&c, "users").await,
+        "nothing may be rolled back"
+    );
+
+    std::fs::remove_file(p.migration_path("2_create_users.sql")).unwrap();
+    assert_eq!(
+        p.states(),
+        vec![(1, "applied".into()), (2, "missing-file".into())]
+    );
+    let v = p.run(&["verify"]);
+    assert_eq!(v.code, 4, "{v:?}");
+    assert!(v.stdout.contains("missing file: 2_create_users"), "{v:?}");
+}
+
+#[tokio::test]
+async fn bad_input_gets_one_clear_error_and_its_exit_code() {
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_create_users.sql", CREATE_USERS);
+    let url = p.db.url.clone();
+    let with_url =
+        |u: &str, args: &[&str]| p.command(args).env("DATABASE_URL", u).output().unwrap();
+    let run = |u: &str| -> common::Run { with_url(u, &["status"]).into() };
+
+    let r = run("postgres://postgres:hunter2pw@127.0.0.1:1/db");
+    assert_eq!(r.code, 5, "{r:?}");
+    assert!(
+        r.stderr.contains("nothing is listening at 127.0.0.1:1"),
+        "{r:?}"
+    );
+    assert!(!r.all().contains("hunter2pw"), "password leaked: {r:?}");
+
+    let r = run(&url.replace("postgres@", "no_such_role:hunter2pw@"));
+    assert_eq!(r.code, 5, "{r:?}");
+    assert!(r.stderr.contains("no_such_role"), "{r:?}");
+    assert!(!r.all().contains("hunter2pw"), "password leaked: {r:?}");
+
+    let r = run("postgres://postgres:hunter2pw@127.0.0.1:5432/sluice_no_such_db");
+    assert_eq!(r.code, 5, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("database `sluice_no_such_db` does not exist"),
+        "{r:?}"
+    );
+    assert!(!r.all().contains("hunter2pw"), "{r:?}");
+
+    let r = run("sqlite://x/y");
+    assert_eq!(r.code, 2, "{r:?}");
+    let r = run("postgres://u:hunter2pw@127.0.0.1:5432/x?sslmode=sometimes");
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("unknown sslmode `sometimes`"), "{r:?}");
+
+    let r: common::Run = p
+        .command(&["status"])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("no database URL given"), "{r:?}");
+
+    // A malformed file name or an unknown directive stops everything before anything runs.
+    p.write(
+        "2_add_nick.sql",
+        "-- sluice:up\n-- sluice:no-transaction\nALTER TABLE users ADD COLUMN nick text;\n",
+    );
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("2_add_nick.sql: line 2: unknown directive `-- sluice:no-transaction`"),
+        "{r:?}"
+    );
+    std::fs::remove_file(p.migration_path("2_add_nick.sql")).unwrap();
+    p.write("add-nick.sql", ADD_NICK);
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("malformed migration file name"), "{r:?}");
+    let c = p.db.pg().await;
+    assert!(!table_exists(&c, "users").await, "nothing may be applied");
+    std::fs::remove_file(p.migration_path("add-nick.sql")).unwrap();
+
+    p.write("2_txn.sql", "BEGIN;\nCREATE TABLE x (id int);\nCOMMIT;\n");
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("2_txn.sql: line 1, column 1: `BEGIN` controls transactions"),
+        "{r:?}"
+    );
+    assert!(
+        !table_exists(&c, "users").await,
+        "checked before anything runs"
+    );
+
+    p.write(
+        "2_txn.sql",
+        "-- sluice:transaction single\nCREATE INDEX CONCURRENTLY i ON users (email);\n",
+    );
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("cannot run inside a transaction"),
+        "{r:?}"
+    );
+}
+
+#[tokio::test]
+async fn tls_require_encrypts_and_verify_full_checks_the_certificate() {
+    let db = sluice_testkit::TestDb::postgres().await;
+    let c = db.pg().await;
+    let ssl_on: String = c.query_one("SHOW ssl", &[]).await.unwrap().get(0);
+    assert_eq!(
+        ssl_on, "on",
+        "the test server must have TLS enabled (.ci/run enables it)"
+    );
+    let url = sluice_core::dburl::DbUrl::parse(&format!("{}?sslmode=require", db.url)).unwrap();
+    let engine = sluice_postgres::PgEngine::connect(&url).await.unwrap();
+    let encrypted: bool = engine
+        .client()
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(encrypted);
+    let plain = sluice_core::dburl::DbUrl::parse(&format!("{}?sslmode=disable", db.url)).unwrap();
+    let engine = sluice_postgres::PgEngine::connect(&plain).await.unwrap();
+    let encrypted: bool = engine
+        .client()
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!encrypted);
+    // The local server's self-signed certificate is not trusted: verify-full must refuse it.
+    let strict =
+        sluice_core::dburl::DbUrl::parse(&format!("{}?sslmode=verify-full", db.url)).unwrap();
+    let e = sluice_postgres::PgEngine::connect(&strict)
+        .await
+        .err()
+        .expect("untrusted certificate accepted");
+    assert_eq!(e.exit_code(), 5, "{e}");
+    assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+}
