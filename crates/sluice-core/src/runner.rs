@@ -110,8 +110,11 @@ pub enum MigrationStatus {
     /// Pending, but older than a migration already applied.
     OutOfOrder,
     Failed,
-    /// Recorded as running: another run is applying it, or a run was killed; `up` resumes it.
+    /// Being applied by a run that holds the run lock now.
     Running,
+    /// Recorded as running, but no run holds the lock: the run was killed or lost its connection.
+    /// `up` resumes it.
+    Interrupted,
     /// Applied, but the file changed since.
     Edited,
     /// Recorded in the database, no file for it.
@@ -129,6 +132,7 @@ impl MigrationStatus {
             MigrationStatus::OutOfOrder => "out-of-order",
             MigrationStatus::Failed => "failed",
             MigrationStatus::Running => "running",
+            MigrationStatus::Interrupted => "interrupted",
             MigrationStatus::Edited => "edited",
             MigrationStatus::MissingFile => "missing-file",
             MigrationStatus::Reverting => "reverting",
@@ -233,10 +237,32 @@ fn entry(
 pub async fn status(engine: &mut dyn Engine, files: &[Migration]) -> Result<StatusReport> {
     let rows = engine.history().await?;
     let drift = drift_state(engine).await?;
+    let mut migrations = merge(files, &rows);
+    if migrations
+        .iter()
+        .any(|m| m.status == MigrationStatus::Running)
+    {
+        // A row says "running": only a run holding the lock can make that true right now.
+        let live = match engine.try_run_lock(&LockHolder::me()).await? {
+            LockAttempt::Acquired => {
+                engine.release_run_lock().await?;
+                false
+            }
+            LockAttempt::Busy(_) => true,
+        };
+        if !live {
+            for m in migrations
+                .iter_mut()
+                .filter(|m| m.status == MigrationStatus::Running)
+            {
+                m.status = MigrationStatus::Interrupted;
+            }
+        }
+    }
     Ok(StatusReport {
         target: engine.target().to_string(),
         database: engine.url(),
-        migrations: merge(files, &rows),
+        migrations,
         drift,
     })
 }
@@ -507,7 +533,10 @@ fn plan_up(
     }
     let mut planned = Vec::new();
     for s in &statuses {
-        let resumable = matches!(s.status, MigrationStatus::Failed | MigrationStatus::Running);
+        let resumable = matches!(
+            s.status,
+            MigrationStatus::Failed | MigrationStatus::Running | MigrationStatus::Interrupted
+        );
         let pending = matches!(
             s.status,
             MigrationStatus::Pending | MigrationStatus::OutOfOrder

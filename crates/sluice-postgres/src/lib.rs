@@ -602,7 +602,10 @@ impl Engine for PgEngine {
                         }
                         _ => None,
                     },
-                    connection_lost: false,
+                    // The server ended the session (shutdown, terminate, crash): the outcome is unknown.
+                    connection_lost: e.is_closed()
+                        || (matches!(&d.code().code()[..2], "08" | "57")
+                            && d.code().code() != "57014"),
                 },
                 None => ServerError {
                     code: String::new(),

@@ -257,7 +257,7 @@ async fn kill_9_mid_migration_resumes_without_redoing_or_skipping() {
     // The interrupted statement rolled back with its progress record; statement 1 is recorded.
     assert_eq!(count(&c, "SELECT count(*) FROM blocked").await, 0);
     let st = p.status_json();
-    assert_eq!(st["migrations"][0]["status"], "running");
+    assert_eq!(st["migrations"][0]["status"], "interrupted");
     assert_eq!(st["migrations"][0]["statements_done"], 1);
 
     let r = p.run(&["up"]);
@@ -693,4 +693,45 @@ async fn tls_require_encrypts_and_verify_full_checks_the_certificate() {
         .expect("untrusted certificate accepted");
     assert_eq!(e.exit_code(), 5, "{e}");
     assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+}
+
+#[tokio::test]
+async fn lost_connection_mid_run_exits_6_and_the_rerun_resumes() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute("CREATE TABLE log (n int); CREATE TABLE blocked (n int)")
+        .await
+        .unwrap();
+    p.write(
+        "1_steps.sql",
+        "-- sluice:up\n-- sluice:transaction per-statement\nINSERT INTO log VALUES (1);\nINSERT INTO blocked VALUES (2);\nINSERT INTO log VALUES (3);\n",
+    );
+    let mut holder = p.db.pg().await;
+    let tx = holder.transaction().await.unwrap();
+    tx.batch_execute("LOCK TABLE blocked IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let child = p.spawn(&["up"]);
+    eventually(30, "sluice waiting on the lock", || async {
+        count(&c, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO blocked%'").await == 1
+    })
+    .await;
+    // The server drops sluice's sessions, as a failover or a network cut would.
+    c.batch_execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'sluice%'").await.unwrap();
+    let r = wait_bounded(child, 60, "sluice after losing its connection");
+    assert_eq!(r.code, 6, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("lost the connection while running 1_steps"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("1_steps.sql:4:1"), "{r:?}");
+    tx.commit().await.unwrap();
+    assert_eq!(p.states(), vec![(1, "interrupted".into())]);
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("resuming at statement 2"), "{r:?}");
+    assert_eq!(count(&c, "SELECT count(*) FROM log").await, 2);
+    assert_eq!(count(&c, "SELECT count(*) FROM blocked").await, 1);
+    let _ = &mut holder;
 }
