@@ -79,10 +79,14 @@ pub trait Engine: Send {
     fn url(&self) -> String;
 
     /// True when DDL can run inside a transaction and roll back (PostgreSQL).
-    fn transactional_ddl(&self) -> bool;
+    fn transactional_ddl(&self) -> bool {
+        self.target().transactional_ddl()
+    }
 
     /// True when this statement must run outside any transaction block.
-    fn needs_own_transaction(&self, stmt: &SqlStatement) -> bool;
+    fn needs_own_transaction(&self, stmt: &SqlStatement) -> bool {
+        self.target().needs_own_transaction(stmt)
+    }
 
     /// Try once, without waiting, to take the run lock on a session of its own.
     async fn try_run_lock(&mut self, me: &LockHolder) -> Result<LockAttempt>;

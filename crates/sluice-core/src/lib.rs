@@ -3,12 +3,14 @@
 //!
 //! Nothing in this crate talks to a database directly; the engine crates implement [`engine::Engine`].
 
+pub mod analysis;
 pub mod config;
 pub mod dburl;
 pub mod engine;
 pub mod error;
 pub mod history;
 pub mod migration;
+pub mod rules;
 pub mod runner;
 pub mod schema;
 pub mod sql;

@@ -45,6 +45,16 @@ pub struct Part {
     pub tx_directive: Option<TxMode>,
 }
 
+/// `-- sluice:ignore <rule-id> <reason>`: suppresses that rule's finding on the next statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ignore {
+    pub rule: String,
+    pub reason: String,
+    pub line: usize,
+    /// Byte offset of the directive line in the file text.
+    pub offset: usize,
+}
+
 #[derive(Debug, Clone)]
 pub struct Migration {
     pub version: i64,
@@ -55,6 +65,7 @@ pub struct Migration {
     pub checksum: String,
     pub up: Part,
     pub down: Option<Part>,
+    pub ignores: Vec<Ignore>,
 }
 
 impl Migration {
@@ -154,6 +165,7 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
     let mut preamble_tx = None;
     let mut offset = 0usize;
     let mut section_start = 0usize;
+    let mut ignores = Vec::new();
 
     for (idx, line) in text.split_inclusive('\n').enumerate() {
         let lineno = idx + 1;
@@ -239,11 +251,29 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
                 }
                 *slot = Some(mode);
             }
+            "ignore" => {
+                let rule = words.next().unwrap_or("").to_string();
+                let reason = words.collect::<Vec<_>>().join(" ");
+                if rule.is_empty() || reason.is_empty() {
+                    return Err(file_err(
+                        lineno,
+                        "`-- sluice:ignore` needs a rule id and a reason".into(),
+                        "write `-- sluice:ignore <rule-id> <why this is safe here>` on the line before the statement",
+                    ));
+                }
+                ignores.push(Ignore {
+                    rule,
+                    reason,
+                    line: lineno,
+                    offset: line_start,
+                });
+            }
             _ => {
                 return Err(file_err(
                     lineno,
                     format!("unknown directive `-- sluice:{}`", directive.trim()),
-                    "known directives: `-- sluice:up`, `-- sluice:down`, `-- sluice:transaction single|per-statement`. \
+                    "known directives: `-- sluice:up`, `-- sluice:down`, `-- sluice:transaction single|per-statement`, \
+                     `-- sluice:ignore <rule-id> <reason>`. \
                      To write an ordinary comment, do not start it with `-- sluice:`",
                 ));
             }
@@ -291,6 +321,7 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
         text,
         up,
         down,
+        ignores,
     })
 }
 
@@ -470,6 +501,20 @@ mod tests {
             assert!(e.to_string().contains(needle), "{text:?}: {e}");
             assert_eq!(e.exit_code(), crate::error::exit::BAD_INPUT);
         }
+    }
+
+    #[test]
+    fn ignore_directives_need_rule_and_reason() {
+        let m = parse("-- sluice:up\n-- sluice:ignore require-concurrent-index-creation table is empty\nCREATE INDEX i ON t (a);\n").unwrap();
+        assert_eq!(m.ignores.len(), 1);
+        assert_eq!(m.ignores[0].rule, "require-concurrent-index-creation");
+        assert_eq!(m.ignores[0].reason, "table is empty");
+        assert_eq!(m.ignores[0].line, 2);
+        let e = parse("-- sluice:up\n-- sluice:ignore some-rule\nSELECT 1;\n").unwrap_err();
+        assert!(
+            e.to_string().contains("needs a rule id and a reason"),
+            "{e}"
+        );
     }
 
     #[test]

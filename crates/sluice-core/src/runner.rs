@@ -293,6 +293,15 @@ pub struct PreparedPart {
 }
 
 pub fn prepare(engine: &dyn Engine, m: &Migration, dir: Direction) -> Result<PreparedPart> {
+    prepare_for(engine.target(), m, dir)
+}
+
+/// Splits and classifies a part for a target, without a connection (`lint` uses the same decisions).
+pub fn prepare_for(
+    target: crate::target::Target,
+    m: &Migration,
+    dir: Direction,
+) -> Result<PreparedPart> {
     let part: &Part = m.part(dir).ok_or_else(|| Error::usage(
         format!("migration {} has no down part", m.label()),
         format!(
@@ -309,7 +318,7 @@ pub fn prepare(engine: &dyn Engine, m: &Migration, dir: Direction) -> Result<Pre
             help: help.to_string(),
         }
     };
-    let kind = engine.target().engine;
+    let kind = target.engine;
     let statements = sql::split(kind, &part.sql).map_err(|e| {
         let (l0, _) = sql::line_col(&m.text, part.offset);
         Error::MigrationFile {
@@ -340,7 +349,7 @@ pub fn prepare(engine: &dyn Engine, m: &Migration, dir: Direction) -> Result<Pre
     }
     let own_tx: Vec<&SqlStatement> = statements
         .iter()
-        .filter(|s| engine.needs_own_transaction(s))
+        .filter(|s| target.needs_own_transaction(s))
         .collect();
     let (mode, mode_reason) = match part.tx_directive {
         Some(TxMode::Single) => {
@@ -351,7 +360,7 @@ pub fn prepare(engine: &dyn Engine, m: &Migration, dir: Direction) -> Result<Pre
                     "remove the directive (sluice then runs this migration statement by statement) or move the statement to its own migration",
                 ));
             }
-            if !engine.transactional_ddl() {
+            if !target.transactional_ddl() {
                 if let Some(s) = statements.iter().find(|s| s.mysql_implicit_commit()) {
                     return Err(file_err(
                         s.offset,
@@ -369,7 +378,7 @@ pub fn prepare(engine: &dyn Engine, m: &Migration, dir: Direction) -> Result<Pre
             TxMode::PerStatement,
             "forced by `-- sluice:transaction per-statement`".into(),
         ),
-        None if !engine.transactional_ddl() => (
+        None if !target.transactional_ddl() => (
             TxMode::PerStatement,
             format!("{kind} commits DDL implicitly; progress is recorded after each statement"),
         ),

@@ -12,7 +12,6 @@ use sluice_core::engine::{Engine, LockAttempt, LockHolder, ServerError};
 use sluice_core::error::{Error, Result};
 use sluice_core::history::{Event, EventKind, EventRow, HistoryRow, RecordState, Snapshot};
 use sluice_core::schema::Schema;
-use sluice_core::sql::SqlStatement;
 use sluice_core::target::{EngineKind, Target};
 use tokio_postgres::{Client, Config};
 use tokio_postgres_rustls::MakeRustlsConnect;
@@ -292,14 +291,6 @@ impl Engine for PgEngine {
 
     fn url(&self) -> String {
         self.url.redacted()
-    }
-
-    fn transactional_ddl(&self) -> bool {
-        true
-    }
-
-    fn needs_own_transaction(&self, stmt: &SqlStatement) -> bool {
-        stmt.pg_needs_own_transaction(self.target.major)
     }
 
     async fn try_run_lock(&mut self, me: &LockHolder) -> Result<LockAttempt> {

@@ -1,0 +1,1060 @@
+//! The typed statement IR: what a migration statement does, in terms the rules and the planner share.
+//!
+//! Built from sqlparser's AST for the target's dialect. Statements sqlparser cannot parse are still
+//! classified from their leading keywords where sluice knows them (`DROP INDEX CONCURRENTLY`,
+//! `REINDEX`, `CLUSTER`, ...); only what neither recognises is `Unparsed`.
+
+use crate::sql::SqlStatement;
+use crate::target::EngineKind;
+use sqlparser::ast::{
+    self, AlterColumnOperation, AlterTableOperation, ColumnOption, DataType, Expr, ObjectName,
+    ObjectType, Statement, TableConstraint,
+};
+use sqlparser::parser::Parser;
+
+/// A possibly schema-qualified name, folded as the engine folds it (unquoted → lower case).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct QName {
+    pub schema: Option<String>,
+    pub name: String,
+}
+
+impl QName {
+    pub fn display(&self) -> String {
+        match &self.schema {
+            Some(s) => format!("{s}.{}", self.name),
+            None => self.name.clone(),
+        }
+    }
+
+    /// Same object, when one side leaves the schema out.
+    pub fn matches(&self, other: &QName) -> bool {
+        self.name == other.name
+            && match (&self.schema, &other.schema) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+}
+
+impl std::fmt::Display for QName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.display())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Volatility {
+    /// A literal (or a cast of one): the same value for every row.
+    Constant,
+    /// Evaluated once per statement (`now()`, `current_timestamp`): PostgreSQL 11+ stores it without a rewrite.
+    Stable,
+    /// Known to change per row (`random()`, `gen_random_uuid()`, `clock_timestamp()`, `nextval()`).
+    Volatile,
+    /// Calls a function sluice does not know: treated as volatile.
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DefaultExpr {
+    pub text: String,
+    pub volatility: Volatility,
+    /// MySQL/MariaDB `DEFAULT (expr)`: an expression default rather than a literal.
+    pub parenthesized: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ColumnSpec {
+    pub name: String,
+    /// The type as written, upper-cased by sqlparser's printer (e.g. `VARCHAR(20)`).
+    pub data_type: String,
+    pub not_null: bool,
+    pub default: Option<DefaultExpr>,
+    pub primary_key: bool,
+    pub unique: bool,
+    pub references: Option<QName>,
+    pub check: bool,
+    pub generated_stored: bool,
+    pub generated_virtual: bool,
+    pub identity: bool,
+    /// PostgreSQL `serial`/`bigserial`/`smallserial`.
+    pub serial: bool,
+    pub auto_increment: bool,
+    /// MySQL `AFTER col` / `FIRST`.
+    pub positioned: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConstraintKind {
+    PrimaryKey,
+    Unique,
+    ForeignKey,
+    Check,
+    Exclude,
+    /// MySQL `INDEX`/`KEY` inside ALTER TABLE or CREATE TABLE.
+    Index,
+    FullText,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConstraintSpec {
+    pub name: Option<String>,
+    pub kind: ConstraintKind,
+    pub columns: Vec<String>,
+    pub not_valid: bool,
+    /// `ADD CONSTRAINT ... PRIMARY KEY|UNIQUE USING INDEX idx` (PostgreSQL).
+    pub using_index: bool,
+    pub references: Option<QName>,
+}
+
+/// One thing a statement does. A statement (e.g. an ALTER TABLE with several clauses) may do several.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    CreateTable {
+        table: QName,
+        columns: Vec<ColumnSpec>,
+        constraints: Vec<ConstraintSpec>,
+        partition_of: bool,
+    },
+    CreateIndex {
+        name: Option<String>,
+        table: QName,
+        unique: bool,
+        concurrently: bool,
+        columns: Vec<String>,
+        if_not_exists: bool,
+    },
+    DropIndex {
+        names: Vec<QName>,
+        concurrently: bool,
+        if_exists: bool,
+    },
+    AddColumn {
+        table: QName,
+        column: ColumnSpec,
+        if_not_exists: bool,
+    },
+    DropColumn {
+        table: QName,
+        column: String,
+        if_exists: bool,
+    },
+    /// A column's type changes (PostgreSQL `ALTER COLUMN TYPE`, MySQL `MODIFY`/`CHANGE`).
+    AlterColumnType {
+        table: QName,
+        column: String,
+        new_type: String,
+        using: bool,
+        spec: Option<ColumnSpec>,
+    },
+    SetNotNull {
+        table: QName,
+        column: String,
+    },
+    DropNotNull {
+        table: QName,
+        column: String,
+    },
+    SetDefault {
+        table: QName,
+        column: String,
+        default: DefaultExpr,
+    },
+    DropDefault {
+        table: QName,
+        column: String,
+    },
+    AddConstraint {
+        table: QName,
+        constraint: ConstraintSpec,
+    },
+    ValidateConstraint {
+        table: QName,
+        name: String,
+    },
+    DropConstraint {
+        table: QName,
+        name: String,
+    },
+    /// MySQL `DROP PRIMARY KEY` / `DROP FOREIGN KEY` / `DROP INDEX` inside ALTER TABLE.
+    DropKey {
+        table: QName,
+        what: String,
+    },
+    RenameColumn {
+        table: QName,
+        from: String,
+        to: String,
+    },
+    RenameTable {
+        from: QName,
+        to: QName,
+    },
+    RenameSchema {
+        from: String,
+        to: String,
+    },
+    RenameEnumValue {
+        type_name: QName,
+    },
+    AddEnumValue {
+        type_name: QName,
+        positioned: bool,
+        if_not_exists: bool,
+    },
+    /// MySQL `MODIFY c ENUM(...)`/`SET(...)`: compared against the table only online.
+    DropTable {
+        names: Vec<QName>,
+        cascade: bool,
+    },
+    DropSchema {
+        names: Vec<String>,
+        cascade: bool,
+    },
+    DropDatabase {
+        name: String,
+    },
+    DropOther {
+        kind: String,
+        names: Vec<String>,
+    },
+    Truncate {
+        tables: Vec<QName>,
+        cascade: bool,
+    },
+    VacuumFull {
+        table: Option<QName>,
+    },
+    Vacuum,
+    Cluster,
+    Reindex {
+        concurrently: bool,
+    },
+    DetachPartition {
+        table: QName,
+        concurrently: bool,
+    },
+    AttachPartition {
+        table: QName,
+    },
+    CreateDomain {
+        has_check: bool,
+    },
+    AlterDomainAddConstraint {
+        not_valid: bool,
+    },
+    /// `SET [LOCAL] name = value`.
+    SetParam {
+        name: String,
+        value: String,
+        local: bool,
+    },
+    Begin,
+    Commit,
+    Rollback,
+    /// MySQL/MariaDB `ALGORITHM=` / `LOCK=` clauses of an ALTER TABLE or CREATE INDEX.
+    MySqlOptions {
+        table: QName,
+        algorithm: Option<String>,
+        lock: Option<String>,
+    },
+    /// MySQL statements that rebuild the whole table (`ENGINE=`, `CONVERT TO`, `OPTIMIZE`, `FORCE`).
+    MySqlRebuild {
+        table: Option<QName>,
+        what: String,
+    },
+    CreateOther {
+        kind: String,
+    },
+    /// Data changes: INSERT/UPDATE/DELETE/SELECT/COPY.
+    Dml {
+        kind: String,
+        table: Option<QName>,
+    },
+    /// Understood but not relevant to any rule.
+    Other,
+}
+
+#[derive(Debug, Clone)]
+pub enum Parsed {
+    Actions(Vec<Action>),
+    /// Neither sqlparser nor the keyword classifier knows it.
+    Unparsed {
+        error: String,
+    },
+}
+
+/// A statement with its place in the file and what it does.
+#[derive(Debug, Clone)]
+pub struct Stmt {
+    pub index: usize,
+    pub sql: String,
+    /// Byte offset in the file text.
+    pub offset: usize,
+    pub line: usize,
+    pub column: usize,
+    pub keywords: Vec<String>,
+    pub parsed: Parsed,
+    /// sqlparser's AST, when it parsed (rules may look deeper than the IR).
+    pub ast: Option<Statement>,
+}
+
+impl Stmt {
+    pub fn actions(&self) -> &[Action] {
+        match &self.parsed {
+            Parsed::Actions(a) => a,
+            Parsed::Unparsed { .. } => &[],
+        }
+    }
+}
+
+pub fn fold_ident(engine: EngineKind, ident: &ast::Ident) -> String {
+    match (ident.quote_style, engine) {
+        (Some(_), _) => ident.value.clone(),
+        // MySQL compares table names case-insensitively on most setups; lower case is the safe key.
+        (None, _) => ident.value.to_lowercase(),
+    }
+}
+
+fn qname(engine: EngineKind, n: &ObjectName) -> QName {
+    let parts: Vec<String> =
+        n.0.iter()
+            .filter_map(|p| p.as_ident().map(|i| fold_ident(engine, i)))
+            .collect();
+    match parts.as_slice() {
+        [] => QName {
+            schema: None,
+            name: n.to_string(),
+        },
+        [one] => QName {
+            schema: None,
+            name: one.clone(),
+        },
+        [.., s, t] => QName {
+            schema: Some(s.clone()),
+            name: t.clone(),
+        },
+    }
+}
+
+/// Builds the IR for one split statement; `file_offset` is the part's offset in the file text.
+pub fn build(
+    engine: EngineKind,
+    index: usize,
+    s: &SqlStatement,
+    file_offset: usize,
+    file_text: &str,
+) -> Stmt {
+    let dialect = crate::sql::dialect(engine);
+    let (line, column) = crate::sql::line_col(file_text, file_offset + s.offset);
+    let (parsed, ast) = match Parser::parse_sql(dialect.as_ref(), &s.sql) {
+        Ok(mut v) if v.len() == 1 => {
+            let st = v.remove(0);
+            (Parsed::Actions(from_ast(engine, &st)), Some(st))
+        }
+        Ok(_) => (
+            Parsed::Unparsed {
+                error: "not a single statement".into(),
+            },
+            None,
+        ),
+        Err(e) => match from_keywords(engine, s) {
+            Some(actions) => (Parsed::Actions(actions), None),
+            None => (
+                Parsed::Unparsed {
+                    error: e.to_string(),
+                },
+                None,
+            ),
+        },
+    };
+    Stmt {
+        index,
+        sql: s.sql.clone(),
+        offset: file_offset + s.offset,
+        line,
+        column,
+        keywords: s.keywords.clone(),
+        parsed,
+        ast,
+    }
+}
+
+/// Statements sqlparser does not parse, recognised from their leading keywords.
+fn from_keywords(engine: EngineKind, s: &SqlStatement) -> Option<Vec<Action>> {
+    let k: Vec<&str> = s.keywords.iter().map(String::as_str).collect();
+    let has = |w: &str| s.keywords.iter().any(|x| x == w) || s.sql.to_ascii_uppercase().contains(w);
+    let a = match k.as_slice() {
+        ["DROP", "INDEX", ..] => Action::DropIndex {
+            names: vec![],
+            concurrently: k.get(2) == Some(&"CONCURRENTLY"),
+            if_exists: has("EXISTS"),
+        },
+        ["REINDEX", ..] => Action::Reindex {
+            concurrently: has("CONCURRENTLY"),
+        },
+        ["CLUSTER", ..] => Action::Cluster,
+        ["VACUUM", ..] if has("FULL") => Action::VacuumFull { table: None },
+        ["VACUUM", ..] => Action::Vacuum,
+        ["ALTER", "DOMAIN", ..] if has("ADD") => Action::AlterDomainAddConstraint {
+            not_valid: has("NOT VALID"),
+        },
+        ["OPTIMIZE", ..] => Action::MySqlRebuild {
+            table: None,
+            what: "OPTIMIZE TABLE".into(),
+        },
+        ["ALTER", "TABLE", ..]
+            if engine.is_mysql_family() && (has("ENGINE") || has("CONVERT") || has("FORCE")) =>
+        {
+            Action::MySqlRebuild {
+                table: None,
+                what: "table rebuild (ENGINE=, CONVERT TO or FORCE)".into(),
+            }
+        }
+        ["DO", ..]
+        | ["ALTER", "SEQUENCE", ..]
+        | ["CREATE", "OR", "REPLACE", ..]
+        | ["ANALYZE", ..]
+        | ["DELIMITER", ..] => Action::Other,
+        _ => return None,
+    };
+    Some(vec![a])
+}
+
+fn from_ast(engine: EngineKind, st: &Statement) -> Vec<Action> {
+    match st {
+        Statement::CreateTable(ct) => {
+            let mut columns = Vec::new();
+            let mut constraints: Vec<ConstraintSpec> = Vec::new();
+            for c in &ct.columns {
+                columns.push(column_spec(engine, c));
+            }
+            for tc in &ct.constraints {
+                constraints.push(constraint_spec(engine, tc, false));
+            }
+            vec![Action::CreateTable {
+                table: qname(engine, &ct.name),
+                columns,
+                constraints,
+                partition_of: ct.partition_of.is_some(),
+            }]
+        }
+        Statement::CreateIndex(ci) => {
+            let mut out = vec![Action::CreateIndex {
+                name: ci.name.as_ref().map(|n| qname(engine, n).name),
+                table: qname(engine, &ci.table_name),
+                unique: ci.unique,
+                concurrently: ci.concurrently,
+                columns: ci
+                    .columns
+                    .iter()
+                    .map(|c| c.column.expr.to_string())
+                    .collect(),
+                if_not_exists: ci.if_not_exists,
+            }];
+            out.extend(mysql_options(
+                engine,
+                &qname(engine, &ci.table_name),
+                &ci.alter_options,
+            ));
+            out
+        }
+        Statement::AlterTable(at) => alter_table(engine, &qname(engine, &at.name), &at.operations),
+        Statement::Drop {
+            object_type,
+            if_exists,
+            names,
+            cascade,
+            ..
+        } => {
+            let q: Vec<QName> = names.iter().map(|n| qname(engine, n)).collect();
+            vec![match object_type {
+                ObjectType::Table => Action::DropTable {
+                    names: q,
+                    cascade: *cascade,
+                },
+                ObjectType::Index => Action::DropIndex {
+                    names: q,
+                    concurrently: false,
+                    if_exists: *if_exists,
+                },
+                ObjectType::Schema => Action::DropSchema {
+                    names: q.iter().map(|n| n.name.clone()).collect(),
+                    cascade: *cascade,
+                },
+                ObjectType::Database => Action::DropDatabase {
+                    name: q.first().map(|n| n.name.clone()).unwrap_or_default(),
+                },
+                other => Action::DropOther {
+                    kind: other.to_string(),
+                    names: q.iter().map(QName::display).collect(),
+                },
+            }]
+        }
+        Statement::DropDomain(_) => vec![Action::DropOther {
+            kind: "DOMAIN".into(),
+            names: vec![],
+        }],
+        Statement::Truncate(t) => vec![Action::Truncate {
+            tables: t
+                .table_names
+                .iter()
+                .map(|n| qname(engine, &n.name))
+                .collect(),
+            cascade: matches!(t.cascade, Some(ast::CascadeOption::Cascade)),
+        }],
+        Statement::AlterType(at) => {
+            let type_name = qname(engine, &at.name);
+            vec![match &at.operation {
+                ast::AlterTypeOperation::AddValue(v) => Action::AddEnumValue {
+                    type_name,
+                    positioned: v.position.is_some(),
+                    if_not_exists: v.if_not_exists,
+                },
+                ast::AlterTypeOperation::RenameValue(_) => Action::RenameEnumValue { type_name },
+                _ => Action::Other,
+            }]
+        }
+        Statement::AlterSchema(s) => match s.operations.first() {
+            Some(ast::AlterSchemaOperation::Rename { name }) => vec![Action::RenameSchema {
+                from: qname(engine, &s.name).name,
+                to: qname(engine, name).name,
+            }],
+            _ => vec![Action::Other],
+        },
+        Statement::RenameTable(pairs) => pairs
+            .iter()
+            .map(|r| Action::RenameTable {
+                from: qname(engine, &r.old_name),
+                to: qname(engine, &r.new_name),
+            })
+            .collect(),
+        Statement::Vacuum(v) => vec![if v.full {
+            Action::VacuumFull {
+                table: v.table_name.as_ref().map(|n| qname(engine, n)),
+            }
+        } else {
+            Action::Vacuum
+        }],
+        Statement::CreateDomain(d) => vec![Action::CreateDomain {
+            has_check: !d.constraints.is_empty(),
+        }],
+        Statement::Set(ast::Set::SingleAssignment {
+            scope,
+            variable,
+            values,
+            ..
+        }) => vec![Action::SetParam {
+            name: variable.to_string().to_lowercase(),
+            value: values
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            local: matches!(scope, Some(ast::ContextModifier::Local)),
+        }],
+        Statement::StartTransaction { .. } => vec![Action::Begin],
+        Statement::Commit { .. } => vec![Action::Commit],
+        Statement::Rollback { .. } => vec![Action::Rollback],
+        Statement::Insert(i) => vec![Action::Dml {
+            kind: "INSERT".into(),
+            table: match &i.table {
+                ast::TableObject::TableName(n) => Some(qname(engine, n)),
+                _ => None,
+            },
+        }],
+        Statement::Update(_) => vec![Action::Dml {
+            kind: "UPDATE".into(),
+            table: None,
+        }],
+        Statement::Delete(_) => vec![Action::Dml {
+            kind: "DELETE".into(),
+            table: None,
+        }],
+        Statement::Query(_) => vec![Action::Dml {
+            kind: "SELECT".into(),
+            table: None,
+        }],
+        Statement::CreateView(_) => vec![Action::CreateOther {
+            kind: "VIEW".into(),
+        }],
+        Statement::CreateType { .. } => vec![Action::CreateOther {
+            kind: "TYPE".into(),
+        }],
+        Statement::CreateFunction(_) => vec![Action::CreateOther {
+            kind: "FUNCTION".into(),
+        }],
+        Statement::CreateTrigger(_) => vec![Action::CreateOther {
+            kind: "TRIGGER".into(),
+        }],
+        Statement::CreateSchema { .. } => vec![Action::CreateOther {
+            kind: "SCHEMA".into(),
+        }],
+        Statement::CreateExtension(_) => vec![Action::CreateOther {
+            kind: "EXTENSION".into(),
+        }],
+        Statement::CreateSequence { .. } => vec![Action::CreateOther {
+            kind: "SEQUENCE".into(),
+        }],
+        _ => vec![Action::Other],
+    }
+}
+
+fn mysql_options(engine: EngineKind, table: &QName, ops: &[AlterTableOperation]) -> Option<Action> {
+    if !engine.is_mysql_family() {
+        return None;
+    }
+    let mut algorithm = None;
+    let mut lock = None;
+    for op in ops {
+        match op {
+            AlterTableOperation::Algorithm { algorithm: a, .. } => {
+                algorithm = Some(a.to_string().to_uppercase())
+            }
+            AlterTableOperation::Lock { lock: l, .. } => lock = Some(l.to_string().to_uppercase()),
+            _ => {}
+        }
+    }
+    (algorithm.is_some() || lock.is_some()).then(|| Action::MySqlOptions {
+        table: table.clone(),
+        algorithm,
+        lock,
+    })
+}
+
+fn alter_table(engine: EngineKind, table: &QName, ops: &[AlterTableOperation]) -> Vec<Action> {
+    let mut out = Vec::new();
+    for op in ops {
+        let t = table.clone();
+        match op {
+            AlterTableOperation::AddColumn {
+                if_not_exists,
+                column_def,
+                column_position,
+                ..
+            } => {
+                let mut column = column_spec(engine, column_def);
+                column.positioned = column_position.is_some();
+                out.push(Action::AddColumn {
+                    table: t,
+                    column,
+                    if_not_exists: *if_not_exists,
+                });
+            }
+            AlterTableOperation::DropColumn {
+                column_names,
+                if_exists,
+                ..
+            } => {
+                for c in column_names {
+                    out.push(Action::DropColumn {
+                        table: t.clone(),
+                        column: fold_ident(engine, c),
+                        if_exists: *if_exists,
+                    });
+                }
+            }
+            AlterTableOperation::AddConstraint {
+                constraint,
+                not_valid,
+            } => {
+                let spec = constraint_spec(engine, constraint, *not_valid);
+                out.push(Action::AddConstraint {
+                    table: t,
+                    constraint: spec,
+                });
+            }
+            AlterTableOperation::ValidateConstraint { name } => {
+                out.push(Action::ValidateConstraint {
+                    table: t,
+                    name: fold_ident(engine, name),
+                })
+            }
+            AlterTableOperation::DropConstraint { name, .. } => out.push(Action::DropConstraint {
+                table: t,
+                name: fold_ident(engine, name),
+            }),
+            AlterTableOperation::DropPrimaryKey { .. } => out.push(Action::DropKey {
+                table: t,
+                what: "PRIMARY KEY".into(),
+            }),
+            AlterTableOperation::DropForeignKey { name, .. } => out.push(Action::DropKey {
+                table: t,
+                what: format!("FOREIGN KEY {}", name.value),
+            }),
+            AlterTableOperation::DropIndex { name } => out.push(Action::DropKey {
+                table: t,
+                what: format!("INDEX {}", name.value),
+            }),
+            AlterTableOperation::RenameColumn {
+                old_column_name,
+                new_column_name,
+            } => out.push(Action::RenameColumn {
+                table: t,
+                from: fold_ident(engine, old_column_name),
+                to: fold_ident(engine, new_column_name),
+            }),
+            AlterTableOperation::RenameTable { table_name } => {
+                let to = match table_name {
+                    ast::RenameTableNameKind::As(n) | ast::RenameTableNameKind::To(n) => {
+                        qname(engine, n)
+                    }
+                };
+                out.push(Action::RenameTable { from: t, to })
+            }
+            AlterTableOperation::AlterColumn { column_name, op } => {
+                let column = fold_ident(engine, column_name);
+                out.push(match op {
+                    AlterColumnOperation::SetNotNull => Action::SetNotNull { table: t, column },
+                    AlterColumnOperation::DropNotNull => Action::DropNotNull { table: t, column },
+                    AlterColumnOperation::SetDefault { value } => Action::SetDefault {
+                        table: t,
+                        column,
+                        default: default_expr(value),
+                    },
+                    AlterColumnOperation::DropDefault => Action::DropDefault { table: t, column },
+                    AlterColumnOperation::SetDataType {
+                        data_type, using, ..
+                    } => Action::AlterColumnType {
+                        table: t,
+                        column,
+                        new_type: data_type.to_string(),
+                        using: using.is_some(),
+                        spec: None,
+                    },
+                    _ => Action::Other,
+                });
+            }
+            AlterTableOperation::ModifyColumn {
+                col_name,
+                data_type,
+                options,
+                column_position,
+            } => {
+                let spec = column_spec_parts(
+                    engine,
+                    col_name,
+                    data_type,
+                    options.iter().cloned(),
+                    column_position.is_some(),
+                );
+                out.push(Action::AlterColumnType {
+                    table: t,
+                    column: spec.name.clone(),
+                    new_type: spec.data_type.clone(),
+                    using: false,
+                    spec: Some(spec),
+                });
+            }
+            AlterTableOperation::ChangeColumn {
+                old_name,
+                new_name,
+                data_type,
+                options,
+                column_position,
+            } => {
+                let spec = column_spec_parts(
+                    engine,
+                    new_name,
+                    data_type,
+                    options.iter().cloned(),
+                    column_position.is_some(),
+                );
+                let from = fold_ident(engine, old_name);
+                if from != spec.name {
+                    out.push(Action::RenameColumn {
+                        table: t.clone(),
+                        from: from.clone(),
+                        to: spec.name.clone(),
+                    });
+                }
+                out.push(Action::AlterColumnType {
+                    table: t,
+                    column: from,
+                    new_type: spec.data_type.clone(),
+                    using: false,
+                    spec: Some(spec),
+                });
+            }
+            AlterTableOperation::DetachPartitionOf { mode, .. } => {
+                out.push(Action::DetachPartition {
+                    table: t,
+                    concurrently: matches!(mode, Some(ast::DetachPartitionMode::Concurrently)),
+                })
+            }
+            AlterTableOperation::AttachPartitionOf { .. } => {
+                out.push(Action::AttachPartition { table: t })
+            }
+            AlterTableOperation::Algorithm { .. } | AlterTableOperation::Lock { .. } => {}
+            _ => out.push(Action::Other),
+        }
+    }
+    out.extend(mysql_options(engine, table, ops));
+    out
+}
+
+fn column_spec(engine: EngineKind, c: &ast::ColumnDef) -> ColumnSpec {
+    column_spec_parts(
+        engine,
+        &c.name,
+        &c.data_type,
+        c.options.iter().map(|o| o.option.clone()),
+        false,
+    )
+}
+
+fn column_spec_parts(
+    engine: EngineKind,
+    name: &ast::Ident,
+    data_type: &DataType,
+    options: impl Iterator<Item = ColumnOption>,
+    positioned: bool,
+) -> ColumnSpec {
+    let type_text = data_type.to_string();
+    let upper = type_text.to_uppercase();
+    let mut spec = ColumnSpec {
+        name: fold_ident(engine, name),
+        serial: engine == EngineKind::Postgres
+            && matches!(
+                upper.as_str(),
+                "SERIAL" | "BIGSERIAL" | "SMALLSERIAL" | "SERIAL4" | "SERIAL8" | "SERIAL2"
+            ),
+        data_type: type_text,
+        positioned,
+        ..Default::default()
+    };
+    for o in options {
+        match o {
+            ColumnOption::NotNull => spec.not_null = true,
+            ColumnOption::Null => spec.not_null = false,
+            ColumnOption::Default(e) => spec.default = Some(default_expr(&e)),
+            ColumnOption::PrimaryKey(_) => {
+                spec.primary_key = true;
+                spec.not_null = true;
+            }
+            ColumnOption::Unique(_) => spec.unique = true,
+            ColumnOption::ForeignKey(fk) => {
+                spec.references = Some(qname(engine, &fk.foreign_table))
+            }
+            ColumnOption::Check(_) => spec.check = true,
+            ColumnOption::Generated {
+                generation_expr,
+                generation_expr_mode,
+                generated_as,
+                ..
+            } => {
+                if generation_expr.is_some() {
+                    if matches!(
+                        generation_expr_mode,
+                        Some(ast::GeneratedExpressionMode::Stored)
+                    ) {
+                        spec.generated_stored = true;
+                    } else {
+                        spec.generated_virtual = true;
+                    }
+                } else if !matches!(generated_as, ast::GeneratedAs::ExpStored) {
+                    spec.identity = true;
+                }
+            }
+            ColumnOption::Identity(_) => spec.identity = true,
+            ColumnOption::DialectSpecific(tokens) => {
+                let text: String = tokens
+                    .iter()
+                    .map(|t| t.to_string().to_uppercase())
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                if text.contains("AUTO_INCREMENT") || text.contains("AUTOINCREMENT") {
+                    spec.auto_increment = true;
+                }
+            }
+            _ => {}
+        }
+    }
+    spec
+}
+
+fn constraint_spec(engine: EngineKind, tc: &TableConstraint, not_valid: bool) -> ConstraintSpec {
+    let idents = |v: &[ast::Ident]| v.iter().map(|i| fold_ident(engine, i)).collect::<Vec<_>>();
+    let index_cols = |v: &[ast::IndexColumn]| {
+        v.iter()
+            .map(|c| c.column.expr.to_string().to_lowercase())
+            .collect::<Vec<_>>()
+    };
+    let name = |n: &Option<ast::Ident>| n.as_ref().map(|i| fold_ident(engine, i));
+    let base = |kind, name: Option<String>, columns| ConstraintSpec {
+        name,
+        kind,
+        columns,
+        not_valid,
+        using_index: false,
+        references: None,
+    };
+    match tc {
+        TableConstraint::PrimaryKey(c) => base(
+            ConstraintKind::PrimaryKey,
+            name(&c.name),
+            index_cols(&c.columns),
+        ),
+        TableConstraint::Unique(c) => base(
+            ConstraintKind::Unique,
+            name(&c.name),
+            index_cols(&c.columns),
+        ),
+        TableConstraint::ForeignKey(c) => ConstraintSpec {
+            references: Some(qname(engine, &c.foreign_table)),
+            ..base(
+                ConstraintKind::ForeignKey,
+                name(&c.name),
+                idents(&c.columns),
+            )
+        },
+        TableConstraint::Check(c) => base(ConstraintKind::Check, name(&c.name), vec![]),
+        TableConstraint::Index(c) => {
+            base(ConstraintKind::Index, name(&c.name), index_cols(&c.columns))
+        }
+        TableConstraint::FulltextOrSpatial(c) => base(
+            ConstraintKind::FullText,
+            name(&c.opt_index_name),
+            index_cols(&c.columns),
+        ),
+        TableConstraint::PrimaryKeyUsingIndex(c) => ConstraintSpec {
+            using_index: true,
+            ..base(ConstraintKind::PrimaryKey, name(&c.name), vec![])
+        },
+        TableConstraint::UniqueUsingIndex(c) => ConstraintSpec {
+            using_index: true,
+            ..base(ConstraintKind::Unique, name(&c.name), vec![])
+        },
+        TableConstraint::Exclude(c) => base(ConstraintKind::Exclude, name(&c.name), vec![]),
+    }
+}
+
+const VOLATILE_FUNCTIONS: &[&str] = &[
+    "random",
+    "random_normal",
+    "gen_random_uuid",
+    "uuid_generate_v1",
+    "uuid_generate_v1mc",
+    "uuid_generate_v4",
+    "uuidv4",
+    "uuidv7",
+    "gen_random_bytes",
+    "clock_timestamp",
+    "timeofday",
+    "nextval",
+    "currval",
+    "setval",
+    "txid_current",
+    "pg_current_xact_id",
+    "uuid",
+    "uuid_short",
+    "rand",
+    "sysdate",
+    "newid",
+];
+const STABLE_FUNCTIONS: &[&str] = &[
+    "now",
+    "current_timestamp",
+    "current_date",
+    "current_time",
+    "localtimestamp",
+    "localtime",
+    "transaction_timestamp",
+    "statement_timestamp",
+    "current_user",
+    "session_user",
+    "current_schema",
+    "utc_timestamp",
+    "utc_date",
+    "curdate",
+    "curtime",
+];
+const IMMUTABLE_FUNCTIONS: &[&str] = &[
+    "md5",
+    "lower",
+    "upper",
+    "concat",
+    "coalesce",
+    "abs",
+    "round",
+    "length",
+    "substr",
+    "substring",
+    "trim",
+    "btrim",
+    "ltrim",
+    "rtrim",
+    "replace",
+    "to_jsonb",
+    "to_json",
+    "jsonb_build_object",
+    "json_build_object",
+    "array",
+    "greatest",
+    "least",
+    "nullif",
+    "make_interval",
+    "date_trunc",
+    "int4",
+    "int8",
+    "sha256",
+    "encode",
+    "decode",
+    "left",
+    "right",
+    "lpad",
+    "rpad",
+    "floor",
+    "ceil",
+    "ceiling",
+    "mod",
+    "power",
+];
+
+/// How often a default expression changes value: what decides between a catalog-only change and a rewrite.
+pub fn volatility(e: &Expr) -> Volatility {
+    let mut worst = Volatility::Constant;
+    let _ = ast::visit_expressions(e, |x: &Expr| {
+        let v = match x {
+            Expr::Function(f) => {
+                let name = f.name.to_string().to_lowercase();
+                let base = name
+                    .rsplit('.')
+                    .next()
+                    .unwrap_or(&name)
+                    .trim_matches('"')
+                    .to_string();
+                if VOLATILE_FUNCTIONS.contains(&base.as_str()) {
+                    Volatility::Volatile
+                } else if STABLE_FUNCTIONS.contains(&base.as_str()) {
+                    Volatility::Stable
+                } else if IMMUTABLE_FUNCTIONS.contains(&base.as_str()) {
+                    Volatility::Constant
+                } else {
+                    Volatility::Unknown
+                }
+            }
+            // `CURRENT_TIMESTAMP` and friends without parentheses parse as identifiers.
+            Expr::Identifier(i)
+                if i.quote_style.is_none()
+                    && STABLE_FUNCTIONS.contains(&i.value.to_lowercase().as_str()) =>
+            {
+                Volatility::Stable
+            }
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) => Volatility::Unknown,
+            Expr::Subquery(_) | Expr::Exists { .. } => Volatility::Unknown,
+            _ => Volatility::Constant,
+        };
+        worst = worst.max(v);
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    worst
+}
+
+fn default_expr(e: &Expr) -> DefaultExpr {
+    DefaultExpr {
+        text: e.to_string(),
+        volatility: volatility(e),
+        parenthesized: matches!(e, Expr::Nested(_)),
+    }
+}

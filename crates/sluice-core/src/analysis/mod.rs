@@ -1,0 +1,456 @@
+//! Analysis: what each statement of a migration does to a live table on a given engine and version,
+//! as findings of the rule catalog (`crate::rules`). `sluice lint` stops here; `sluice plan` and the
+//! executors build on the same IR.
+
+pub mod ir;
+
+use crate::migration::{Direction, Migration, TxMode};
+use crate::target::{EngineKind, Target};
+use ir::{Action, QName, Stmt};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warning,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+/// Which engines a rule speaks about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Engines {
+    Postgres,
+    MySqlFamily,
+    All,
+}
+
+impl Engines {
+    pub fn applies(self, e: EngineKind) -> bool {
+        match self {
+            Engines::Postgres => e == EngineKind::Postgres,
+            Engines::MySqlFamily => e.is_mysql_family(),
+            Engines::All => true,
+        }
+    }
+}
+
+/// What a rule found in one statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    pub message: String,
+    /// Safe SQL for this very statement, when the rule can write it; else the rule's generic `safe`.
+    pub help: Option<String>,
+    /// Overrides the rule's severity for this hit (e.g. size-aware rules: error only on a large table).
+    pub severity: Option<Severity>,
+}
+
+impl Hit {
+    pub fn new(message: impl Into<String>) -> Hit {
+        Hit {
+            message: message.into(),
+            help: None,
+            severity: None,
+        }
+    }
+
+    pub fn help(mut self, sql: impl Into<String>) -> Hit {
+        self.help = Some(sql.into());
+        self
+    }
+
+    pub fn severity(mut self, s: Severity) -> Hit {
+        self.severity = Some(s);
+        self
+    }
+}
+
+/// A rule of the catalog: one file in `crates/sluice-core/src/rules/`.
+pub struct Rule {
+    /// kebab-case id, used in findings and in `-- sluice:ignore`.
+    pub id: &'static str,
+    pub severity: Severity,
+    pub engines: Engines,
+    /// What it detects, in one line.
+    pub summary: &'static str,
+    /// Why it hurts: the lock it takes, rewrite or scan, who is blocked.
+    pub why: &'static str,
+    /// The safe alternative, as SQL.
+    pub safe: &'static str,
+    pub check: fn(&Stmt, &Ctx, &mut Vec<Hit>),
+}
+
+/// Live table statistics, when sluice is connected (`plan`, `lint --database-url`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct TableStats {
+    pub rows: i64,
+    pub bytes: i64,
+}
+
+/// A table counts as large from this many rows (or bytes) on: where a blocking step stops being a blip.
+pub const LARGE_TABLE_ROWS: i64 = 100_000;
+pub const LARGE_TABLE_BYTES: i64 = 64 * 1024 * 1024;
+
+/// What a rule may know about the statement's surroundings.
+pub struct Ctx<'a> {
+    pub target: Target,
+    /// The transaction mode the part runs in.
+    pub mode: TxMode,
+    /// Statements of the same part, in order (for look-ahead and look-behind).
+    pub statements: &'a [Stmt],
+    /// Tables created earlier in the same migration part.
+    pub created_tables: &'a [QName],
+    /// Columns added earlier in the same migration part.
+    pub added_columns: &'a [(QName, String)],
+    /// `SET lock_timeout` / `SET statement_timeout` (or MySQL `lock_wait_timeout`) seen before.
+    pub lock_timeout_set: bool,
+    pub statement_timeout_set: bool,
+    /// Inside a `BEGIN` written in the file.
+    pub in_explicit_transaction: bool,
+    /// Column types known from earlier migrations or the live schema: (table, column) → type.
+    pub column_types: &'a HashMap<(String, String), String>,
+    /// Live table sizes by table name, when connected.
+    pub stats: Option<&'a HashMap<String, TableStats>>,
+}
+
+impl Ctx<'_> {
+    /// True when the table was created earlier in this migration: it is empty and unseen by traffic.
+    pub fn is_new_table(&self, t: &QName) -> bool {
+        self.created_tables.iter().any(|c| c.matches(t))
+    }
+
+    pub fn is_new_column(&self, t: &QName, column: &str) -> bool {
+        self.added_columns
+            .iter()
+            .any(|(ct, c)| ct.matches(t) && c == column)
+    }
+
+    pub fn table_stats(&self, t: &QName) -> Option<TableStats> {
+        let stats = self.stats?;
+        stats
+            .get(&t.display())
+            .or_else(|| stats.get(&t.name))
+            .copied()
+    }
+
+    /// Some(true/false) when connected and the table is known; None offline.
+    pub fn is_large(&self, t: &QName) -> Option<bool> {
+        self.stats?;
+        Some(
+            self.table_stats(t)
+                .is_some_and(|s| s.rows >= LARGE_TABLE_ROWS || s.bytes >= LARGE_TABLE_BYTES),
+        )
+    }
+
+    pub fn column_type(&self, t: &QName, column: &str) -> Option<&str> {
+        self.column_types
+            .get(&(t.name.clone(), column.to_string()))
+            .map(String::as_str)
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.target.engine == EngineKind::Postgres
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub rule: &'static str,
+    pub severity: Severity,
+    pub path: PathBuf,
+    pub version: i64,
+    pub line: usize,
+    pub column: usize,
+    /// Byte range of the statement in the file.
+    pub offset: usize,
+    pub length: usize,
+    pub statement: usize,
+    pub message: String,
+    pub why: &'static str,
+    pub help: String,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct LintReport {
+    pub target: String,
+    pub findings: Vec<Finding>,
+    pub files: usize,
+    pub statements: usize,
+}
+
+impl LintReport {
+    pub fn errors(&self) -> usize {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count()
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct LintOptions {
+    /// Also lint the down parts.
+    pub include_down: bool,
+    pub stats: Option<HashMap<String, TableStats>>,
+    /// Column types from the live schema (online), keyed by (table, column).
+    pub live_columns: HashMap<(String, String), String>,
+}
+
+/// Lints migrations in order. Column types learnt from earlier files serve later ones.
+pub fn lint(target: Target, files: &[Migration], opts: &LintOptions) -> LintReport {
+    let mut report = LintReport {
+        target: target.to_string(),
+        files: files.len(),
+        ..Default::default()
+    };
+    let mut column_types = opts.live_columns.clone();
+    for m in files {
+        let mut dirs = vec![Direction::Up];
+        if opts.include_down && m.down.is_some() {
+            dirs.push(Direction::Down);
+        }
+        for dir in dirs {
+            let (findings, count) = lint_part(target, m, dir, opts, &mut column_types);
+            report.statements += count;
+            report.findings.extend(findings);
+        }
+    }
+    report
+}
+
+/// The IR of one part, with the transaction mode it runs in.
+pub fn build_part(
+    target: Target,
+    m: &Migration,
+    dir: Direction,
+) -> Result<(Vec<Stmt>, TxMode), Finding> {
+    let part = m.part(dir).expect("part exists");
+    let split = crate::sql::split(target.engine, &part.sql).map_err(|e| {
+        let (l0, _) = crate::sql::line_col(&m.text, part.offset);
+        Finding {
+            rule: "unparsed-statement",
+            severity: Severity::Error,
+            path: m.path.clone(),
+            version: m.version,
+            line: l0 + e.line - 1,
+            column: e.column,
+            offset: part.offset,
+            length: part.sql.len(),
+            statement: 0,
+            message: format!("cannot read the SQL: {}", e.message),
+            why: "sluice cannot tell what this part does, so it cannot tell whether it is safe",
+            help: "check for an unterminated string, quoted identifier or dollar quote".into(),
+        }
+    })?;
+    let stmts: Vec<Stmt> = split
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ir::build(target.engine, i, s, part.offset, &m.text))
+        .collect();
+    let mode = part.tx_directive.unwrap_or_else(|| {
+        if !target.transactional_ddl() || split.iter().any(|s| target.needs_own_transaction(s)) {
+            TxMode::PerStatement
+        } else {
+            TxMode::Single
+        }
+    });
+    Ok((stmts, mode))
+}
+
+fn lint_part(
+    target: Target,
+    m: &Migration,
+    dir: Direction,
+    opts: &LintOptions,
+    column_types: &mut HashMap<(String, String), String>,
+) -> (Vec<Finding>, usize) {
+    let (stmts, mode) = match build_part(target, m, dir) {
+        Ok(x) => x,
+        Err(f) => return (vec![f], 0),
+    };
+    let part = m.part(dir).expect("part exists");
+    let part_end = part.offset + part.sql.len();
+    let mut raw: Vec<(usize, &'static Rule, Hit)> = Vec::new();
+    let mut created: Vec<QName> = Vec::new();
+    let mut added: Vec<(QName, String)> = Vec::new();
+    let (mut lock_timeout, mut statement_timeout, mut in_tx) = (false, false, false);
+    for (i, st) in stmts.iter().enumerate() {
+        {
+            let ctx = Ctx {
+                target,
+                mode,
+                statements: &stmts,
+                created_tables: &created,
+                added_columns: &added,
+                lock_timeout_set: lock_timeout,
+                statement_timeout_set: statement_timeout,
+                in_explicit_transaction: in_tx,
+                column_types,
+                stats: opts.stats.as_ref(),
+            };
+            for rule in crate::rules::RULES
+                .iter()
+                .filter(|r| r.engines.applies(target.engine))
+            {
+                let mut hits = Vec::new();
+                (rule.check)(st, &ctx, &mut hits);
+                raw.extend(hits.into_iter().map(|h| (i, *rule, h)));
+            }
+        }
+        // What this statement leaves behind for the next ones.
+        for a in st.actions() {
+            match a {
+                Action::CreateTable { table, columns, .. } => {
+                    created.push(table.clone());
+                    for c in columns {
+                        column_types
+                            .insert((table.name.clone(), c.name.clone()), c.data_type.clone());
+                    }
+                }
+                Action::AddColumn { table, column, .. } => {
+                    added.push((table.clone(), column.name.clone()));
+                    column_types.insert(
+                        (table.name.clone(), column.name.clone()),
+                        column.data_type.clone(),
+                    );
+                }
+                Action::AlterColumnType {
+                    table,
+                    column,
+                    new_type,
+                    ..
+                } => {
+                    column_types.insert((table.name.clone(), column.clone()), new_type.clone());
+                }
+                Action::DropColumn { table, column, .. } => {
+                    column_types.remove(&(table.name.clone(), column.clone()));
+                }
+                Action::SetParam { name, .. } => match name.as_str() {
+                    "lock_timeout" | "lock_wait_timeout" | "innodb_lock_wait_timeout" => {
+                        lock_timeout = true
+                    }
+                    "statement_timeout" | "max_statement_time" | "max_execution_time" => {
+                        statement_timeout = true
+                    }
+                    _ => {}
+                },
+                Action::Begin => in_tx = true,
+                Action::Commit | Action::Rollback => in_tx = false,
+                _ => {}
+            }
+        }
+    }
+
+    // Suppressions: an ignore applies to the first statement after it in the same part.
+    let ignores: Vec<&crate::migration::Ignore> = m
+        .ignores
+        .iter()
+        .filter(|ig| ig.offset >= part.offset && ig.offset < part_end)
+        .collect();
+    let mut used = vec![false; ignores.len()];
+    let target_stmt =
+        |ig: &crate::migration::Ignore| stmts.iter().position(|s| s.offset > ig.offset);
+    let mut findings = Vec::new();
+    for (i, rule, hit) in raw {
+        let suppressed = ignores
+            .iter()
+            .enumerate()
+            .find(|(_, ig)| ig.rule == rule.id && target_stmt(ig) == Some(i));
+        if let Some((k, _)) = suppressed {
+            used[k] = true;
+            continue;
+        }
+        findings.push(finding(
+            m,
+            &stmts[i],
+            rule.id,
+            hit.severity.unwrap_or(rule.severity),
+            hit.message,
+            rule.why,
+            hit.help.unwrap_or_else(|| rule.safe.to_string()),
+        ));
+    }
+    for (k, ig) in ignores.iter().enumerate() {
+        if used[k] {
+            continue;
+        }
+        let known = crate::rules::find(&ig.rule).is_some();
+        let message = if known {
+            format!(
+                "`-- sluice:ignore {}` matches no finding on the next statement",
+                ig.rule
+            )
+        } else {
+            format!("`-- sluice:ignore {}`: no rule has this id", ig.rule)
+        };
+        findings.push(Finding {
+            rule: "unused-ignore",
+            severity: Severity::Warning,
+            path: m.path.clone(),
+            version: m.version,
+            line: ig.line,
+            column: 1,
+            offset: ig.offset,
+            length: m.text[ig.offset..]
+                .find('\n')
+                .unwrap_or(m.text.len() - ig.offset),
+            statement: target_stmt(ig).unwrap_or(0),
+            message,
+            why: "a stale suppression hides nothing today and may hide a real hazard tomorrow",
+            help: if known {
+                "remove the comment".into()
+            } else {
+                "fix the rule id (`sluice rules` lists them) or remove the comment".into()
+            },
+        });
+    }
+    findings.sort_by_key(|f| (f.offset, f.rule));
+    (findings, stmts.len())
+}
+
+pub fn finding(
+    m: &Migration,
+    st: &Stmt,
+    rule: &'static str,
+    severity: Severity,
+    message: String,
+    why: &'static str,
+    help: String,
+) -> Finding {
+    Finding {
+        rule,
+        severity,
+        path: m.path.clone(),
+        version: m.version,
+        line: st.line,
+        column: st.column,
+        offset: st.offset,
+        length: st.sql.len(),
+        statement: st.index,
+        message,
+        why,
+        help,
+    }
+}
+
+/// Findings grouped by file, for output.
+pub fn by_file(findings: &[Finding]) -> BTreeMap<PathBuf, Vec<&Finding>> {
+    let mut map: BTreeMap<PathBuf, Vec<&Finding>> = BTreeMap::new();
+    for f in findings {
+        map.entry(f.path.clone()).or_default().push(f);
+    }
+    map
+}

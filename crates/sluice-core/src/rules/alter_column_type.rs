@@ -1,0 +1,15 @@
+//! `alter-column-type`: NOT WRITTEN YET (group B).
+
+use super::prelude::*;
+
+pub const RULE: Rule = Rule {
+    id: "alter-column-type",
+    severity: Severity::Warning,
+    engines: Engines::All,
+    summary: "TODO",
+    why: "TODO",
+    safe: "TODO",
+    check,
+};
+
+fn check(_st: &Stmt, _ctx: &Ctx, _out: &mut Vec<Hit>) {}

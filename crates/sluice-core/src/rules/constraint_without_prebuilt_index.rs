@@ -1,0 +1,15 @@
+//! `constraint-without-prebuilt-index`: NOT WRITTEN YET (group A).
+
+use super::prelude::*;
+
+pub const RULE: Rule = Rule {
+    id: "constraint-without-prebuilt-index",
+    severity: Severity::Warning,
+    engines: Engines::All,
+    summary: "TODO",
+    why: "TODO",
+    safe: "TODO",
+    check,
+};
+
+fn check(_st: &Stmt, _ctx: &Ctx, _out: &mut Vec<Hit>) {}

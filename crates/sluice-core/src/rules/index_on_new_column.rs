@@ -1,0 +1,15 @@
+//! `index-on-new-column`: NOT WRITTEN YET (group A).
+
+use super::prelude::*;
+
+pub const RULE: Rule = Rule {
+    id: "index-on-new-column",
+    severity: Severity::Warning,
+    engines: Engines::All,
+    summary: "TODO",
+    why: "TODO",
+    safe: "TODO",
+    check,
+};
+
+fn check(_st: &Stmt, _ctx: &Ctx, _out: &mut Vec<Hit>) {}

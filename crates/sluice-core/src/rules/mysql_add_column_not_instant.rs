@@ -1,0 +1,15 @@
+//! `mysql-add-column-not-instant`: NOT WRITTEN YET (group C).
+
+use super::prelude::*;
+
+pub const RULE: Rule = Rule {
+    id: "mysql-add-column-not-instant",
+    severity: Severity::Warning,
+    engines: Engines::All,
+    summary: "TODO",
+    why: "TODO",
+    safe: "TODO",
+    check,
+};
+
+fn check(_st: &Stmt, _ctx: &Ctx, _out: &mut Vec<Hit>) {}

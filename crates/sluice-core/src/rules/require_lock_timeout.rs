@@ -1,0 +1,15 @@
+//! `require-lock-timeout`: NOT WRITTEN YET (group C).
+
+use super::prelude::*;
+
+pub const RULE: Rule = Rule {
+    id: "require-lock-timeout",
+    severity: Severity::Warning,
+    engines: Engines::All,
+    summary: "TODO",
+    why: "TODO",
+    safe: "TODO",
+    check,
+};
+
+fn check(_st: &Stmt, _ctx: &Ctx, _out: &mut Vec<Hit>) {}

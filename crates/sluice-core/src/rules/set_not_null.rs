@@ -1,0 +1,15 @@
+//! `set-not-null`: NOT WRITTEN YET (group B).
+
+use super::prelude::*;
+
+pub const RULE: Rule = Rule {
+    id: "set-not-null",
+    severity: Severity::Warning,
+    engines: Engines::All,
+    summary: "TODO",
+    why: "TODO",
+    safe: "TODO",
+    check,
+};
+
+fn check(_st: &Stmt, _ctx: &Ctx, _out: &mut Vec<Hit>) {}
