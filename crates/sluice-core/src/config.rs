@@ -14,6 +14,8 @@ pub struct Config {
     pub migrations_dir: Option<PathBuf>,
     /// Seconds a run waits for another run's lock before giving up.
     pub lock_wait_secs: Option<u64>,
+    /// Engine and version `sluice lint` assumes offline, e.g. `postgres:15`, `mariadb:10.11`, `mysql:8.0.36`.
+    pub target: Option<String>,
 }
 
 impl Config {
@@ -34,7 +36,7 @@ impl Config {
             path: path.clone(),
             line: None,
             message: format!("invalid configuration: {}", e.message()),
-            help: "see `sluice init` for a commented example; known keys: database_url, migrations_dir, lock_wait_secs".into(),
+            help: "see `sluice init` for a commented example; known keys: database_url, migrations_dir, lock_wait_secs, target".into(),
         })
     }
 }
@@ -49,6 +51,9 @@ migrations_dir = "migrations"
 
 # How long a run waits for another run's lock before exiting with code 3.
 lock_wait_secs = 60
+
+# The engine and version `sluice lint` checks against when not connected.
+# target = "postgres:15"
 "#;
 
 #[cfg(test)]

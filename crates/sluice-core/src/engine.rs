@@ -106,6 +106,13 @@ pub trait Engine: Send {
     /// The live schema, sluice's own objects excluded.
     async fn introspect(&mut self) -> Result<Schema>;
 
+    /// Row count estimate and total size of every table, keyed by name (and `schema.name` on PostgreSQL).
+    async fn table_stats(
+        &mut self,
+    ) -> Result<std::collections::HashMap<String, crate::analysis::TableStats>> {
+        Ok(std::collections::HashMap::new())
+    }
+
     /// SQL that changes schema `from` into schema `to` (used to capture drift as a migration).
     fn render_diff_sql(&self, from: &Schema, to: &Schema) -> String;
 

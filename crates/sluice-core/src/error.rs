@@ -20,6 +20,8 @@ pub mod exit {
     pub const CONNECT: i32 = 5;
     /// Any other database error (lost connection mid-run, permission denied on history tables, ...).
     pub const DATABASE: i32 = 6;
+    /// `sluice lint` / `sluice plan` found error-level hazards.
+    pub const LINT_ERRORS: i32 = 7;
 }
 
 /// Where a failing statement sits in its migration file.

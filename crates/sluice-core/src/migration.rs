@@ -140,6 +140,25 @@ pub fn load_file(path: &Path) -> Result<Migration> {
     parse_text(path, version, name, &text)
 }
 
+/// Reads any SQL file for linting: a well-named migration keeps its version; another name gets version 0.
+pub fn load_any(path: &Path) -> Result<Migration> {
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    if parse_file_name(file_name).is_ok() {
+        return load_file(path);
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
+    let name = path
+        .file_stem()
+        .and_then(|n| n.to_str())
+        .unwrap_or("file")
+        .to_string();
+    parse_text(path, 0, name, &text)
+}
+
 /// Parses the text of a migration file (already named) into its parts.
 pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result<Migration> {
     let text = text.replace("\r\n", "\n");

@@ -51,6 +51,13 @@ fn byte_offset(line_starts: &[usize], text: &str, line: u64, column: u64) -> usi
     off.min(text.len())
 }
 
+/// Byte offset of a 1-based (line, character column) position, clamped to the text.
+pub fn offset_of(text: &str, line: usize, column: usize) -> usize {
+    let mut line_starts = vec![0usize];
+    line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+    byte_offset(&line_starts, text, line as u64, column as u64)
+}
+
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;

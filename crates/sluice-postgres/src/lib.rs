@@ -541,6 +541,39 @@ impl Engine for PgEngine {
         .transpose()
     }
 
+    async fn table_stats(
+        &mut self,
+    ) -> Result<std::collections::HashMap<String, sluice_core::analysis::TableStats>> {
+        // reltuples is the planner's estimate (-1 before the first ANALYZE on PG14+): good enough
+        // to tell a hot table from an empty one without scanning anything.
+        let rows = self
+            .work
+            .query(
+                "SELECT n.nspname, c.relname, greatest(c.reltuples, 0)::bigint, pg_total_relation_size(c.oid)
+                   FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE c.relkind IN ('r', 'p', 'm')
+                    AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'sluice')
+                    AND n.nspname NOT LIKE 'pg_toast%'",
+                &[],
+            )
+            .await
+            .map_err(|e| db_err("reading table sizes", e))?;
+        let mut out = std::collections::HashMap::new();
+        for r in rows {
+            let (schema, name): (String, String) = (r.get(0), r.get(1));
+            let stats = sluice_core::analysis::TableStats {
+                rows: r.get(2),
+                bytes: r.get(3),
+            };
+            out.insert(format!("{schema}.{name}"), stats);
+            // Unqualified names resolve through search_path; public is the common case.
+            if schema == "public" || !out.contains_key(&name) {
+                out.insert(name, stats);
+            }
+        }
+        Ok(out)
+    }
+
     async fn introspect(&mut self) -> Result<Schema> {
         schema::introspect(&self.work).await
     }

@@ -102,6 +102,25 @@ pub enum Command {
         #[arg(long)]
         write_migration: bool,
     },
+    /// Check migrations for statements that lock, rewrite or scan live tables (offline by default).
+    Lint {
+        /// Files or directories (default: the migrations directory).
+        paths: Vec<PathBuf>,
+        /// Engine and version, e.g. postgres:15, mariadb:10.11, mysql:8.0.36 (or `target` in sluice.toml).
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long, value_enum, default_value = "human")]
+        format: crate::lint::Format,
+        /// Also lint the down parts.
+        #[arg(long)]
+        include_down: bool,
+        /// Connect to the database: its version is the target and its table sizes make size-aware
+        /// rules precise.
+        #[arg(long)]
+        connect: bool,
+    },
+    /// List the lint rules, or explain one.
+    Rules { id: Option<String> },
     /// Show the append-only event log (up, down, failed, repair, baseline, drift-capture).
     Log {
         #[arg(long, default_value_t = 50)]
@@ -288,6 +307,64 @@ pub async fn run(cli: Cli) -> Result<i32> {
             } else {
                 exit::CHECKSUM_OR_DRIFT
             })
+        }
+        Command::Lint {
+            paths,
+            target,
+            format,
+            include_down,
+            connect,
+        } => {
+            let files = if paths.is_empty() {
+                r.files()?
+            } else {
+                let mut files = Vec::new();
+                for p in &paths {
+                    if p.is_dir() {
+                        files.extend(migration::discover(p)?);
+                    } else {
+                        files.push(migration::load_any(p)?);
+                    }
+                }
+                files
+            };
+            let mut opts = sluice_core::analysis::LintOptions {
+                include_down,
+                ..Default::default()
+            };
+            let target = if connect {
+                let mut engine = connect::engine(&r.url()?, false).await?;
+                opts.stats = Some(engine.table_stats().await?);
+                let live = engine.introspect().await?;
+                for (tname, t) in &live.tables {
+                    let short = tname.rsplit('.').next().unwrap_or(tname).to_string();
+                    for c in &t.columns {
+                        opts.live_columns
+                            .insert((short.clone(), c.name.clone()), c.data_type.clone());
+                    }
+                }
+                engine.target()
+            } else {
+                let raw = target.or_else(|| r.config.target.clone()).ok_or_else(|| {
+                    Error::usage(
+                        "lint needs to know the engine and version",
+                        "pass --target postgres:15 (or mariadb:10.11, mysql:8.0.36), set `target` in sluice.toml, or use --connect",
+                    )
+                })?;
+                sluice_core::target::Target::parse(&raw).map_err(|e| {
+                    Error::usage(format!("--target: {e}"), "e.g. --target postgres:15")
+                })?
+            };
+            let report = sluice_core::analysis::lint(target, &files, &opts);
+            crate::lint::print(&report, &files, format);
+            Ok(crate::lint::exit_code(&report))
+        }
+        Command::Rules { id } => {
+            match id {
+                None => crate::lint::list_rules(),
+                Some(id) => crate::lint::explain_rule(&id)?,
+            }
+            Ok(exit::OK)
         }
         Command::Log { limit, json } => {
             let mut engine = connect::engine(&r.url()?, false).await?;

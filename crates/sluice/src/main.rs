@@ -2,6 +2,7 @@
 
 mod cli;
 mod connect;
+mod lint;
 mod render;
 
 use clap::Parser;

@@ -231,30 +231,42 @@ pub fn lint(target: Target, files: &[Migration], opts: &LintOptions) -> LintRepo
     report
 }
 
-/// The IR of one part, with the transaction mode it runs in.
+/// The IR of one part, with the transaction mode it runs in. When the text cannot be tokenized to the
+/// end, the statements before the failure are still analysed and the failure is returned beside them.
 pub fn build_part(
     target: Target,
     m: &Migration,
     dir: Direction,
-) -> Result<(Vec<Stmt>, TxMode), Finding> {
+) -> (Vec<Stmt>, TxMode, Option<Finding>) {
     let part = m.part(dir).expect("part exists");
-    let split = crate::sql::split(target.engine, &part.sql).map_err(|e| {
-        let (l0, _) = crate::sql::line_col(&m.text, part.offset);
-        Finding {
-            rule: "unparsed-statement",
-            severity: Severity::Error,
-            path: m.path.clone(),
-            version: m.version,
-            line: l0 + e.line - 1,
-            column: e.column,
-            offset: part.offset,
-            length: part.sql.len(),
-            statement: 0,
-            message: format!("cannot read the SQL: {}", e.message),
-            why: "sluice cannot tell what this part does, so it cannot tell whether it is safe",
-            help: "check for an unterminated string, quoted identifier or dollar quote".into(),
+    let (split, failure) = match crate::sql::split(target.engine, &part.sql) {
+        Ok(split) => (split, None),
+        Err(e) => {
+            // Keep every complete statement before the failure point.
+            let err_at = crate::sql::offset_of(&part.sql, e.line, e.column);
+            let good_end = part.sql[..err_at].rfind(';').map(|i| i + 1).unwrap_or(0);
+            let split = crate::sql::split(target.engine, &part.sql[..good_end]).unwrap_or_default();
+            let rest_start =
+                good_end + part.sql[good_end..].len() - part.sql[good_end..].trim_start().len();
+            let offset = part.offset + rest_start;
+            let (line, column) = crate::sql::line_col(&m.text, offset);
+            let failure = Finding {
+                rule: "unparsed-statement",
+                severity: Severity::Warning,
+                path: m.path.clone(),
+                version: m.version,
+                line,
+                column,
+                offset,
+                length: part.sql.len() - rest_start,
+                statement: split.len(),
+                message: format!("cannot read the SQL from here on: {}", e.message),
+                why: "sluice cannot tell what this part does, so it cannot tell whether it is safe",
+                help: "check for an unterminated string, quoted identifier or dollar quote".into(),
+            };
+            (split, Some(failure))
         }
-    })?;
+    };
     let stmts: Vec<Stmt> = split
         .iter()
         .enumerate()
@@ -267,7 +279,7 @@ pub fn build_part(
             TxMode::Single
         }
     });
-    Ok((stmts, mode))
+    (stmts, mode, failure)
 }
 
 fn lint_part(
@@ -277,10 +289,7 @@ fn lint_part(
     opts: &LintOptions,
     column_types: &mut HashMap<(String, String), String>,
 ) -> (Vec<Finding>, usize) {
-    let (stmts, mode) = match build_part(target, m, dir) {
-        Ok(x) => x,
-        Err(f) => return (vec![f], 0),
-    };
+    let (stmts, mode, failure) = build_part(target, m, dir);
     let part = m.part(dir).expect("part exists");
     let part_end = part.offset + part.sql.len();
     let mut raw: Vec<(usize, &'static Rule, Hit)> = Vec::new();
@@ -417,6 +426,7 @@ fn lint_part(
             },
         });
     }
+    findings.extend(failure);
     findings.sort_by_key(|f| (f.offset, f.rule));
     (findings, stmts.len())
 }
