@@ -1196,7 +1196,22 @@ pub async fn capture_drift(
         }
         let up_sql = engine.render_diff_sql(&snap.schema, &live);
         let down_sql = engine.render_diff_sql(&live, &snap.schema);
-        let listing: String = differences.iter().map(|d| format!("--   {d}\n")).collect();
+        // One comment line per difference: definitions span lines and must not leak out of the comment.
+        let listing: String = differences
+            .iter()
+            .map(|d| {
+                let line = d
+                    .to_string()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                let short: String = line.chars().take(200).collect();
+                format!(
+                    "--   {short}{}\n",
+                    if short.len() < line.len() { " …" } else { "" }
+                )
+            })
+            .collect();
         let text = format!(
             "-- Captured by `sluice drift --write-migration` on {}.\n-- The live schema differed from the snapshot sluice recorded{}:\n{listing}-- It is recorded as applied where it was captured; `sluice down` reverts the drift there.\n\n-- sluice:up\n{up_sql}\n-- sluice:down\n{down_sql}",
             Utc::now().format("%Y-%m-%d %H:%M:%S UTC"),

@@ -641,25 +641,6 @@ impl Engine for PgEngine {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn holder_from_application_name() {
-        let h = parse_holder("sluice-lock pid=4242 host=deploy-1", 77, None);
-        assert_eq!((h.pid, h.host.as_str()), (4242, "deploy-1"));
-        assert_eq!(h.session.as_deref(), Some("backend pid 77"));
-        assert_eq!(parse_holder("psql", 1, None).host, "unknown");
-    }
-
-    #[test]
-    fn lock_key_splits_into_pg_locks_columns() {
-        assert_eq!(RUN_LOCK_KEY >> 32, 0x736c);
-        assert_eq!(RUN_LOCK_KEY & 0xffff_ffff, 0x7569_6365);
-    }
-}
-
 /// Creates the URL's database when it does not exist (`sluice up --create-database`), connecting to
 /// the server's `postgres` maintenance database to do it.
 pub async fn create_database_if_missing(url: &DbUrl) -> Result<()> {
@@ -677,4 +658,23 @@ pub async fn create_database_if_missing(url: &DbUrl) -> Result<()> {
     }?;
     tracing::info!("created database {}", url.database());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holder_from_application_name() {
+        let h = parse_holder("sluice-lock pid=4242 host=deploy-1", 77, None);
+        assert_eq!((h.pid, h.host.as_str()), (4242, "deploy-1"));
+        assert_eq!(h.session.as_deref(), Some("backend pid 77"));
+        assert_eq!(parse_holder("psql", 1, None).host, "unknown");
+    }
+
+    #[test]
+    fn lock_key_splits_into_pg_locks_columns() {
+        assert_eq!(RUN_LOCK_KEY >> 32, 0x736c);
+        assert_eq!(RUN_LOCK_KEY & 0xffff_ffff, 0x7569_6365);
+    }
 }
