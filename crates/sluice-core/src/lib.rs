@@ -11,6 +11,8 @@ pub mod error;
 pub mod history;
 pub mod migration;
 pub mod rules;
+pub mod plan;
+pub mod quote;
 pub mod runner;
 pub mod schema;
 pub mod sql;

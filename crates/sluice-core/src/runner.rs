@@ -1271,3 +1271,96 @@ pub async fn capture_drift(
         Ok(Some(m))
     })
 }
+
+// ---------------------------------------------------------------------------------------------
+// Plan
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationPlan {
+    pub version: i64,
+    pub name: String,
+    pub mode: TxMode,
+    pub statements: Vec<crate::plan::StatementPlan>,
+    pub findings: Vec<crate::analysis::Finding>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    pub target: String,
+    pub database: String,
+    /// Sizes of the tables the pending migrations touch.
+    pub tables: BTreeMap<String, crate::analysis::TableStats>,
+    pub migrations: Vec<MigrationPlan>,
+}
+
+/// What `sluice up` would do to the live database: for each pending statement, its lock, duration
+/// class, estimate on the live table and the safe steps; plus the lint findings, size-aware.
+pub async fn plan(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    opts: &UpOptions,
+) -> Result<PlanReport> {
+    let rows = engine.history().await?;
+    let target = engine.target();
+    let planned = plan_up(engine, files, &rows, opts)?;
+    let stats = engine.table_stats().await?;
+    let live = engine.introspect().await?;
+    let mut column_types: std::collections::HashMap<(String, String), String> =
+        std::collections::HashMap::new();
+    for (tname, t) in &live.tables {
+        let short = tname.rsplit('.').next().unwrap_or(tname).to_string();
+        for c in &t.columns {
+            column_types.insert((short.clone(), c.name.clone()), c.data_type.clone());
+        }
+    }
+    let lint_opts = crate::analysis::LintOptions {
+        include_down: false,
+        stats: Some(stats.clone()),
+        live_columns: column_types.clone(),
+    };
+    let mut report = PlanReport {
+        target: target.to_string(),
+        database: engine.url(),
+        tables: BTreeMap::new(),
+        migrations: vec![],
+    };
+    for p in &planned {
+        let m = files
+            .iter()
+            .find(|m| m.version == p.version)
+            .expect("planned from files");
+        let findings = crate::analysis::lint(target, std::slice::from_ref(m), &lint_opts).findings;
+        let (stmts, mode, _) = crate::analysis::build_part(target, m, Direction::Up);
+        let mut statements = Vec::new();
+        crate::analysis::walk_part(
+            target,
+            &stmts,
+            mode,
+            Some(&stats),
+            &mut column_types,
+            |i, st, ctx| {
+                if i >= p.resume_from {
+                    statements.push(crate::plan::plan_statement(st, ctx));
+                }
+            },
+        );
+        for sp in &statements {
+            for a in &sp.actions {
+                if let Some(t) = &a.table {
+                    let short = t.rsplit('.').next().unwrap_or(t);
+                    if let Some(s) = stats.get(t).or_else(|| stats.get(short)) {
+                        report.tables.insert(t.clone(), *s);
+                    }
+                }
+            }
+        }
+        report.migrations.push(MigrationPlan {
+            version: m.version,
+            name: m.name.clone(),
+            mode,
+            statements,
+            findings,
+        });
+    }
+    Ok(report)
+}

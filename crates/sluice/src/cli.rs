@@ -119,6 +119,16 @@ pub enum Command {
         #[arg(long)]
         connect: bool,
     },
+    /// Show what `up` would do to the live database: per statement the lock, duration class,
+    /// estimated time on the live table, what it blocks, and the safe steps.
+    Plan {
+        #[arg(long, value_name = "VERSION")]
+        to: Option<i64>,
+        #[arg(long)]
+        out_of_order: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// List the lint rules, or explain one.
     Rules { id: Option<String> },
     /// Show the append-only event log (up, down, failed, repair, baseline, drift-capture).
@@ -358,6 +368,31 @@ pub async fn run(cli: Cli) -> Result<i32> {
             let report = sluice_core::analysis::lint(target, &files, &opts);
             crate::lint::print(&report, &files, format);
             Ok(crate::lint::exit_code(&report))
+        }
+        Command::Plan {
+            to,
+            out_of_order,
+            json,
+        } => {
+            let files = r.files()?;
+            let mut engine = connect::engine(&r.url()?, false).await?;
+            let report = runner::plan(
+                engine.as_mut(),
+                &files,
+                &UpOptions {
+                    to,
+                    dry_run: true,
+                    allow_out_of_order: out_of_order,
+                },
+            )
+            .await?;
+            render::plan_report(&report, json);
+            let errors = report
+                .migrations
+                .iter()
+                .flat_map(|m| &m.findings)
+                .any(|f| f.severity == sluice_core::analysis::Severity::Error);
+            Ok(if errors { exit::LINT_ERRORS } else { exit::OK })
         }
         Command::Rules { id } => {
             match id {

@@ -227,3 +227,109 @@ pub fn events(events: &[EventRow], as_json: bool) {
         );
     }
 }
+
+fn human_secs(s: f64) -> String {
+    if s < 1.0 {
+        format!("{:.0} ms", s * 1000.0)
+    } else if s < 120.0 {
+        format!("{s:.1} s")
+    } else if s < 7200.0 {
+        format!("{:.0} min", s / 60.0)
+    } else {
+        format!("{:.1} h", s / 3600.0)
+    }
+}
+
+fn human_bytes(b: i64) -> String {
+    let b = b as f64;
+    if b >= 1e9 {
+        format!("{:.1} GB", b / 1e9)
+    } else if b >= 1e6 {
+        format!("{:.0} MB", b / 1e6)
+    } else {
+        format!("{:.0} kB", b / 1e3)
+    }
+}
+
+pub fn plan_report(r: &sluice_core::runner::PlanReport, as_json: bool) {
+    use sluice_core::plan::Effect;
+    if as_json {
+        return json(r);
+    }
+    println!("{} at {}", r.target, r.database);
+    if r.migrations.is_empty() {
+        println!("nothing pending");
+        return;
+    }
+    for (t, s) in &r.tables {
+        println!("  table {t}: ~{} rows, {}", s.rows, human_bytes(s.bytes));
+    }
+    println!("note: the zero-downtime executor that runs the safe steps is not built yet; today `sluice up` runs each statement as written");
+    for m in &r.migrations {
+        println!("\n{}_{}  [{}]", m.version, m.name, m.mode.name());
+        for sp in &m.statements {
+            let first = sp.sql.lines().next().unwrap_or("");
+            println!(
+                "  line {}: {first}{}",
+                sp.line,
+                if sp.sql.lines().count() > 1 {
+                    " …"
+                } else {
+                    ""
+                }
+            );
+            for a in &sp.actions {
+                let effect = format!("{:?}", a.impact.effect).to_lowercase();
+                let est = match (a.estimate_secs, a.impact.effect) {
+                    (Some(s), e) if e != Effect::Instant => format!(
+                        ", ~{} on {}",
+                        human_secs(s),
+                        a.table.as_deref().unwrap_or("?")
+                    ),
+                    _ => String::new(),
+                };
+                println!(
+                    "    as written: {} lock, {effect}{est}, blocks {}{}",
+                    a.impact.lock,
+                    a.impact.blocks.describe(),
+                    if a.impact.note.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" — {}", a.impact.note)
+                    }
+                );
+                if let Some(why) = &a.refused {
+                    println!("    sluice will refuse it: {why}");
+                }
+                if !a.safe_steps.is_empty() {
+                    println!("    safe steps:");
+                    for (i, st) in a.safe_steps.iter().enumerate() {
+                        println!(
+                            "      {}. {} [{}, {}, blocks {}{}]",
+                            i + 1,
+                            st.description,
+                            st.lock,
+                            format!("{:?}", st.effect).to_lowercase(),
+                            st.blocks.describe(),
+                            if st.transactional {
+                                ""
+                            } else {
+                                ", outside a transaction"
+                            }
+                        );
+                        println!("         {}", st.sql);
+                    }
+                }
+            }
+        }
+        for f in &m.findings {
+            println!(
+                "  {} [{}] line {}: {}",
+                f.severity.as_str(),
+                f.rule,
+                f.line,
+                f.message
+            );
+        }
+    }
+}

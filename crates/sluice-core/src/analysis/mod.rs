@@ -282,17 +282,18 @@ pub fn build_part(
     (stmts, mode, failure)
 }
 
-fn lint_part(
+/// Walks a part's statements in order, giving each the context of what came before it (tables
+/// and columns added, timeouts set, explicit transactions). Lint and plan both see statements
+/// through this one walk, so they agree on the context.
+#[allow(clippy::too_many_arguments)]
+pub fn walk_part(
     target: Target,
-    m: &Migration,
-    dir: Direction,
-    opts: &LintOptions,
+    stmts: &[Stmt],
+    mode: TxMode,
+    stats: Option<&HashMap<String, TableStats>>,
     column_types: &mut HashMap<(String, String), String>,
-) -> (Vec<Finding>, usize) {
-    let (stmts, mode, failure) = build_part(target, m, dir);
-    let part = m.part(dir).expect("part exists");
-    let part_end = part.offset + part.sql.len();
-    let mut raw: Vec<(usize, &'static Rule, Hit)> = Vec::new();
+    mut visit: impl FnMut(usize, &Stmt, &Ctx),
+) {
     let mut created: Vec<QName> = Vec::new();
     let mut added: Vec<(QName, String)> = Vec::new();
     let (mut lock_timeout, mut statement_timeout, mut in_tx) = (false, false, false);
@@ -301,23 +302,16 @@ fn lint_part(
             let ctx = Ctx {
                 target,
                 mode,
-                statements: &stmts,
+                statements: stmts,
                 created_tables: &created,
                 added_columns: &added,
                 lock_timeout_set: lock_timeout,
                 statement_timeout_set: statement_timeout,
                 in_explicit_transaction: in_tx,
                 column_types,
-                stats: opts.stats.as_ref(),
+                stats,
             };
-            for rule in crate::rules::RULES
-                .iter()
-                .filter(|r| r.engines.applies(target.engine))
-            {
-                let mut hits = Vec::new();
-                (rule.check)(st, &ctx, &mut hits);
-                raw.extend(hits.into_iter().map(|h| (i, *rule, h)));
-            }
+            visit(i, st, &ctx);
         }
         // What this statement leaves behind for the next ones.
         for a in st.actions() {
@@ -362,6 +356,36 @@ fn lint_part(
             }
         }
     }
+}
+
+fn lint_part(
+    target: Target,
+    m: &Migration,
+    dir: Direction,
+    opts: &LintOptions,
+    column_types: &mut HashMap<(String, String), String>,
+) -> (Vec<Finding>, usize) {
+    let (stmts, mode, failure) = build_part(target, m, dir);
+    let part = m.part(dir).expect("part exists");
+    let part_end = part.offset + part.sql.len();
+    let mut raw: Vec<(usize, &'static Rule, Hit)> = Vec::new();
+    walk_part(
+        target,
+        &stmts,
+        mode,
+        opts.stats.as_ref(),
+        column_types,
+        |i, st, ctx| {
+            for rule in crate::rules::RULES
+                .iter()
+                .filter(|r| r.engines.applies(target.engine))
+            {
+                let mut hits = Vec::new();
+                (rule.check)(st, ctx, &mut hits);
+                raw.extend(hits.into_iter().map(|h| (i, *rule, h)));
+            }
+        },
+    );
 
     // Suppressions: an ignore applies to the first statement after it in the same part.
     let ignores: Vec<&crate::migration::Ignore> = m
