@@ -352,6 +352,31 @@ fn has_sql(text: &str) -> bool {
     })
 }
 
+/// The migration files of `dir` in version order, names checked, contents not read yet (for tools
+/// that stream through many files).
+pub fn discover_paths(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
+    let mut found: Vec<(i64, PathBuf)> = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !name.ends_with(".sql") || !path.is_file() {
+            continue;
+        }
+        let (version, _) = parse_file_name(&name).map_err(|m| Error::MigrationFile {
+            path: path.clone(),
+            line: None,
+            message: format!("malformed migration file name: {m}"),
+            help: "rename the file to <version>_<name>.sql, or create new migrations with `sluice new <name>`".into(),
+        })?;
+        found.push((version, path));
+    }
+    found.sort();
+    Ok(found.into_iter().map(|(_, p)| p).collect())
+}
+
 /// Finds every migration in `dir`, in version order. Files that do not end in `.sql` and hidden files
 /// are ignored; a `.sql` file with a malformed name is an error, so a typo never silently skips a migration.
 pub fn discover(dir: &Path) -> Result<Vec<Migration>> {

@@ -325,19 +325,19 @@ pub async fn run(cli: Cli) -> Result<i32> {
             include_down,
             connect,
         } => {
-            let files = if paths.is_empty() {
-                r.files()?
+            // Paths only: files are read one at a time, so memory stays flat however many there are.
+            let mut inputs: Vec<PathBuf> = Vec::new();
+            for p in if paths.is_empty() {
+                vec![r.migrations_dir()]
             } else {
-                let mut files = Vec::new();
-                for p in &paths {
-                    if p.is_dir() {
-                        files.extend(migration::discover(p)?);
-                    } else {
-                        files.push(migration::load_any(p)?);
-                    }
+                paths
+            } {
+                if p.is_dir() {
+                    inputs.extend(migration::discover_paths(&p)?);
+                } else {
+                    inputs.push(p);
                 }
-                files
-            };
+            }
             let mut opts = sluice_core::analysis::LintOptions {
                 include_down,
                 ..Default::default()
@@ -365,8 +365,14 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     Error::usage(format!("--target: {e}"), "e.g. --target postgres:15")
                 })?
             };
-            let report = sluice_core::analysis::lint(target, &files, &opts);
-            crate::lint::print(&report, &files, format);
+            let mut linter = sluice_core::analysis::Linter::new(target, opts);
+            let mut out = crate::lint::Output::new(format);
+            for path in &inputs {
+                let m = migration::load_any(path)?;
+                let findings = linter.lint_migration(&m);
+                out.file(&m, findings);
+            }
+            let report = out.finish(&linter);
             Ok(crate::lint::exit_code(&report))
         }
         Command::Plan {

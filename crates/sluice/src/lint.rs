@@ -4,8 +4,6 @@
 use sluice_core::analysis::{LintReport, Severity};
 use sluice_core::migration::Migration;
 use sluice_core::rules::RULES;
-use std::collections::HashMap;
-use std::path::PathBuf;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -15,31 +13,56 @@ pub enum Format {
     Sarif,
 }
 
-pub fn print(report: &LintReport, files: &[Migration], format: Format) {
-    match format {
-        Format::Human => human(report, files),
-        Format::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(report).expect("report serialises")
-        ),
-        Format::Github => github(report),
-        Format::Sarif => println!(
-            "{}",
-            serde_json::to_string_pretty(&sarif(report)).expect("sarif serialises")
-        ),
+/// Prints findings file by file as they come (human, github), or collects them for one document
+/// (json, sarif): either way no file text is kept after its findings are rendered.
+pub struct Output {
+    format: Format,
+    findings: Vec<sluice_core::analysis::Finding>,
+}
+
+impl Output {
+    pub fn new(format: Format) -> Output {
+        Output {
+            format,
+            findings: Vec::new(),
+        }
+    }
+
+    pub fn file(&mut self, m: &Migration, findings: Vec<sluice_core::analysis::Finding>) {
+        match self.format {
+            Format::Human => human(&findings, &m.text),
+            Format::Github => github(&findings),
+            Format::Json | Format::Sarif => {}
+        }
+        self.findings.extend(findings);
+    }
+
+    pub fn finish(self, linter: &sluice_core::analysis::Linter) -> LintReport {
+        let report = linter.report(self.findings);
+        match self.format {
+            Format::Human => summary(&report),
+            Format::Github => {}
+            Format::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&report).expect("report serialises")
+            ),
+            Format::Sarif => println!(
+                "{}",
+                serde_json::to_string_pretty(&sarif(&report)).expect("sarif serialises")
+            ),
+        }
+        report
     }
 }
 
-fn human(report: &LintReport, files: &[Migration]) {
+fn human(findings: &[sluice_core::analysis::Finding], text: &str) {
     use miette::{LabeledSpan, MietteDiagnostic, NamedSource, Report};
-    let texts: HashMap<&PathBuf, &str> = files.iter().map(|m| (&m.path, m.text.as_str())).collect();
-    for f in &report.findings {
+    for f in findings {
         let severity = match f.severity {
             Severity::Error => miette::Severity::Error,
             Severity::Warning => miette::Severity::Warning,
             Severity::Info => miette::Severity::Advice,
         };
-        let text = texts.get(&f.path).copied().unwrap_or("");
         // Underline the statement's first line: enough to find it, short enough to read.
         let first_line_len = text
             .get(f.offset..)
@@ -60,6 +83,9 @@ fn human(report: &LintReport, files: &[Migration]) {
         ));
         println!("{report:?}");
     }
+}
+
+fn summary(report: &LintReport) {
     let count = |s| report.findings.iter().filter(|f| f.severity == s).count();
     println!(
         "{}: {} file(s), {} statement(s): {} error(s), {} warning(s), {} note(s)",
@@ -73,14 +99,14 @@ fn human(report: &LintReport, files: &[Migration]) {
 }
 
 /// GitHub workflow commands: one annotation per finding, shown on the pull request diff.
-fn github(report: &LintReport) {
+fn github(findings: &[sluice_core::analysis::Finding]) {
     let esc_data = |s: &str| {
         s.replace('%', "%25")
             .replace('\r', "%0D")
             .replace('\n', "%0A")
     };
     let esc_prop = |s: &str| esc_data(s).replace(':', "%3A").replace(',', "%2C");
-    for f in &report.findings {
+    for f in findings {
         let level = match f.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",

@@ -211,24 +211,60 @@ pub struct LintOptions {
 
 /// Lints migrations in order. Column types learnt from earlier files serve later ones.
 pub fn lint(target: Target, files: &[Migration], opts: &LintOptions) -> LintReport {
-    let mut report = LintReport {
-        target: target.to_string(),
-        files: files.len(),
-        ..Default::default()
-    };
-    let mut column_types = opts.live_columns.clone();
+    let mut linter = Linter::new(target, opts.clone());
+    let mut findings = Vec::new();
     for m in files {
-        let mut dirs = vec![Direction::Up];
-        if opts.include_down && m.down.is_some() {
-            dirs.push(Direction::Down);
-        }
-        for dir in dirs {
-            let (findings, count) = lint_part(target, m, dir, opts, &mut column_types);
-            report.statements += count;
-            report.findings.extend(findings);
+        findings.extend(linter.lint_migration(m));
+    }
+    linter.report(findings)
+}
+
+/// Lints one migration at a time, so a caller can stream files through it with memory that does
+/// not grow with the number of files. Column types learnt from earlier files serve later ones.
+pub struct Linter {
+    target: Target,
+    opts: LintOptions,
+    column_types: HashMap<(String, String), String>,
+    files: usize,
+    statements: usize,
+}
+
+impl Linter {
+    pub fn new(target: Target, opts: LintOptions) -> Linter {
+        let column_types = opts.live_columns.clone();
+        Linter {
+            target,
+            opts,
+            column_types,
+            files: 0,
+            statements: 0,
         }
     }
-    report
+
+    pub fn lint_migration(&mut self, m: &Migration) -> Vec<Finding> {
+        let mut dirs = vec![Direction::Up];
+        if self.opts.include_down && m.down.is_some() {
+            dirs.push(Direction::Down);
+        }
+        let mut out = Vec::new();
+        for dir in dirs {
+            let (findings, count) =
+                lint_part(self.target, m, dir, &self.opts, &mut self.column_types);
+            self.statements += count;
+            out.extend(findings);
+        }
+        self.files += 1;
+        out
+    }
+
+    pub fn report(&self, findings: Vec<Finding>) -> LintReport {
+        LintReport {
+            target: self.target.to_string(),
+            findings,
+            files: self.files,
+            statements: self.statements,
+        }
+    }
 }
 
 /// The IR of one part, with the transaction mode it runs in. When the text cannot be tokenized to the
