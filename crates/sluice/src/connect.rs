@@ -14,11 +14,10 @@ pub async fn engine(url: &DbUrl, create_database: bool) -> Result<Box<dyn Engine
             Ok(Box::new(sluice_postgres::PgEngine::connect(url).await?))
         }
         EngineKind::MariaDb | EngineKind::MySql => {
-            let _ = create_database;
-            Err(sluice_core::Error::usage(
-                "TEMP: mysql engine not wired yet",
-                "",
-            ))
+            if create_database {
+                sluice_mysql::create_database_if_missing(url).await?;
+            }
+            Ok(Box::new(sluice_mysql::MySqlEngine::connect(url).await?))
         }
     }
 }
