@@ -354,20 +354,25 @@ pub fn prepare_for(
     let (mode, mode_reason) = match part.tx_directive {
         Some(TxMode::Single) => {
             if let Some(s) = own_tx.first() {
+                let (why, help) = if target.transactional_ddl() {
+                    (
+                        "cannot run inside a transaction".to_string(),
+                        "remove the directive (sluice then runs this migration statement by statement) or move the statement to its own migration",
+                    )
+                } else {
+                    (
+                        format!("commits implicitly on {kind}"),
+                        "on MariaDB/MySQL a single transaction can only wrap data changes (INSERT/UPDATE/DELETE); remove the directive",
+                    )
+                };
                 return Err(file_err(
                     s.offset,
-                    format!("`-- sluice:transaction single`, but `{}` cannot run inside a transaction", first_line(&s.sql)),
-                    "remove the directive (sluice then runs this migration statement by statement) or move the statement to its own migration",
+                    format!(
+                        "`-- sluice:transaction single`, but `{}` {why}",
+                        first_line(&s.sql)
+                    ),
+                    help,
                 ));
-            }
-            if !target.transactional_ddl() {
-                if let Some(s) = statements.iter().find(|s| s.mysql_implicit_commit()) {
-                    return Err(file_err(
-                        s.offset,
-                        format!("`-- sluice:transaction single`, but `{}` commits implicitly on {}", first_line(&s.sql), kind),
-                        "on MariaDB/MySQL a single transaction can only wrap data changes (INSERT/UPDATE/DELETE); remove the directive",
-                    ));
-                }
             }
             (
                 TxMode::Single,
@@ -747,8 +752,10 @@ async fn run_part(
         TxMode::PerStatement => {
             engine.upsert_migration(&row).await?;
             for (i, s) in prepared.statements.iter().enumerate().skip(resume_from) {
-                // Where the statement allows it, it commits together with its progress record.
-                let atomic = engine.transactional_ddl() && !engine.needs_own_transaction(s);
+                // Where the statement allows it (any PostgreSQL statement that may run in a
+                // transaction; MariaDB/MySQL data changes), it commits together with its progress
+                // record, so a crash can never leave it applied but unrecorded.
+                let atomic = !engine.needs_own_transaction(s);
                 if atomic {
                     engine.begin().await?;
                 }

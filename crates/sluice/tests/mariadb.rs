@@ -1,0 +1,335 @@
+//! The sluice command against a real MariaDB: every test gets its own database.
+
+mod common;
+
+use common::{eventually, wait_bounded, Project};
+use mysql_async::prelude::Queryable;
+use sluice_testkit::Server;
+
+const CREATE_USERS: &str = "-- sluice:up\nCREATE TABLE users (id BIGINT PRIMARY KEY, email VARCHAR(200) NOT NULL);\nINSERT INTO users VALUES (1, 'a@example.com');\n-- sluice:down\nDROP TABLE users;\n";
+const ADD_NICK: &str = "-- sluice:up\nALTER TABLE users ADD COLUMN nick VARCHAR(50);\n-- sluice:down\nALTER TABLE users DROP COLUMN nick;\n";
+
+async fn count(c: &mut mysql_async::Conn, sql: &str) -> i64 {
+    c.query_first::<i64, _>(sql).await.unwrap().unwrap_or(0)
+}
+
+/// A fresh connection per poll: the test's own connection may be busy or mid-transaction.
+async fn count_at(url: &str, sql: &str) -> i64 {
+    let mut c = mysql_async::Conn::from_url(url).await.unwrap();
+    let n = count(&mut c, sql).await;
+    let _ = c.disconnect().await;
+    n
+}
+
+async fn table_exists(c: &mut mysql_async::Conn, name: &str) -> bool {
+    count(c, &format!("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '{name}'")).await == 1
+}
+
+#[tokio::test]
+async fn up_status_down_round_trip_records_app_version_and_events() {
+    let p = Project::new(Server::MariaDb).await;
+    p.write("1_create_users.sql", CREATE_USERS);
+    p.write("2_add_nick.sql", ADD_NICK);
+    let dry = p.run(&["up", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(
+        dry.stdout
+            .contains("1_create_users  [per-statement: mariadb commits DDL implicitly"),
+        "{dry:?}"
+    );
+    let mut c = p.db.my().await;
+    assert!(!table_exists(&mut c, "users").await);
+
+    let up = p.run(&["up"]);
+    assert_eq!(up.code, 0, "{up:?}");
+    let st = p.status_json();
+    assert!(
+        st["target"].as_str().unwrap().starts_with("mariadb 10."),
+        "{st}"
+    );
+    assert_eq!(st["migrations"][0]["status"], "applied");
+    assert_eq!(st["migrations"][1]["app_version"], "test-app-1");
+    assert_eq!(st["drift"]["state"], "clean");
+    assert_eq!(count(&mut c, "SELECT COUNT(*) FROM users").await, 1);
+
+    assert_eq!(p.run(&["down", "--to", "0"]).code, 0);
+    assert!(!table_exists(&mut c, "users").await);
+    let kinds: Vec<String> = c
+        .query("SELECT CONCAT(kind, ':', version, ':', app_version) FROM sluice_events ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(
+        kinds,
+        [
+            "up:1:test-app-1",
+            "up:2:test-app-1",
+            "down:2:test-app-1",
+            "down:1:test-app-1"
+        ]
+    );
+    let e = c.query_drop("DELETE FROM sluice_events").await.unwrap_err();
+    assert!(e.to_string().contains("append-only"), "{e}");
+}
+
+#[tokio::test]
+async fn failed_statement_resumes_without_redoing_earlier_ones() {
+    let p = Project::new(Server::MariaDb).await;
+    let mut c = p.db.my().await;
+    c.query_drop("CREATE TABLE log (n INT)").await.unwrap();
+    let text = |third: &str| {
+        format!("-- sluice:up\nINSERT INTO log VALUES (1);\nCREATE TABLE t (id INT PRIMARY KEY);\n{third};\nINSERT INTO log VALUES (4);\n")
+    };
+    p.write(
+        "1_steps.sql",
+        &text("ALTER TABLE t ADD COLUMN w INT REFERENCES missing (id)"),
+    );
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("1_steps.sql:4:1"), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("first 2 statement(s) of this migration are applied"),
+        "{r:?}"
+    );
+    assert_eq!(p.states(), vec![(1, "failed".into())]);
+    p.write("1_steps.sql", &text("ALTER TABLE t ADD COLUMN w INT"));
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("resuming at statement 3"), "{r:?}");
+    let logged: Vec<i32> = c.query("SELECT n FROM log ORDER BY n").await.unwrap();
+    assert_eq!(logged, vec![1, 4]);
+}
+
+#[tokio::test]
+async fn kill_9_during_a_data_change_resumes_without_redoing_or_skipping() {
+    let p = Project::new(Server::MariaDb).await;
+    let mut c = p.db.my().await;
+    c.query_drop("CREATE TABLE log (n INT); CREATE TABLE blocked (n INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    c.query_drop("INSERT INTO blocked VALUES (2)")
+        .await
+        .unwrap();
+    p.write("1_steps.sql", "INSERT INTO log VALUES (1);\nUPDATE blocked SET n = 20 WHERE n = 2;\nINSERT INTO log VALUES (3);\n");
+    // A transaction holding the row makes statement 2 wait; sluice is killed while it waits.
+    let mut holder = p.db.my().await;
+    holder.query_drop("START TRANSACTION").await.unwrap();
+    holder
+        .query_drop("SELECT * FROM blocked WHERE n = 2 FOR UPDATE")
+        .await
+        .unwrap();
+    let mut child = p.spawn(&["up"]);
+    let db = p.db.name.clone();
+    eventually(30, "sluice waiting on the row lock", || {
+        let sql = format!("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '{db}' AND INFO LIKE 'UPDATE blocked%'");
+        let url = p.db.url.clone();
+        async move { count_at(&url, &sql).await == 1 }
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    holder.query_drop("COMMIT").await.unwrap();
+    eventually(30, "the killed run's sessions to end", || {
+        let sql = format!("SELECT (SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '{db}' AND INFO LIKE 'UPDATE blocked%') + (SELECT COUNT(*) FROM sluice_lock WHERE IS_USED_LOCK(lock_name) IS NOT NULL)");
+        let url = p.db.url.clone();
+        async move { count_at(&url, &sql).await == 0 }
+    })
+    .await;
+    // The interrupted data change rolled back with its progress record.
+    assert_eq!(
+        count(&mut c, "SELECT COUNT(*) FROM blocked WHERE n = 20").await,
+        0
+    );
+    assert_eq!(p.states(), vec![(1, "interrupted".into())]);
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("resuming at statement 2"), "{r:?}");
+    assert_eq!(count(&mut c, "SELECT COUNT(*) FROM log").await, 2);
+    assert_eq!(
+        count(&mut c, "SELECT COUNT(*) FROM blocked WHERE n = 20").await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn second_run_reports_the_holder_waits_and_exits_3() {
+    let p = Project::new(Server::MariaDb).await;
+    let mut c = p.db.my().await;
+    c.query_drop("CREATE TABLE blocked (n INT PRIMARY KEY)")
+        .await
+        .unwrap();
+    c.query_drop("INSERT INTO blocked VALUES (1)")
+        .await
+        .unwrap();
+    p.write("1_slow.sql", "UPDATE blocked SET n = 2 WHERE n = 1;\n");
+    let mut holder = p.db.my().await;
+    holder.query_drop("START TRANSACTION").await.unwrap();
+    holder
+        .query_drop("SELECT * FROM blocked FOR UPDATE")
+        .await
+        .unwrap();
+    let first = p.spawn(&["up"]);
+    let db = p.db.name.clone();
+    eventually(30, "first run waiting on the row lock", || {
+        let sql = format!("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = '{db}' AND INFO LIKE 'UPDATE blocked%'");
+        let url = p.db.url.clone();
+        async move { count_at(&url, &sql).await == 1 }
+    })
+    .await;
+    let second = p.run(&["up", "--lock-wait", "1"]);
+    assert_eq!(second.code, 3, "{second:?}");
+    assert!(
+        second
+            .stderr
+            .contains(&format!("held by pid {} on host ", first.id())),
+        "{second:?}"
+    );
+    assert!(second.stderr.contains(" since 20"), "{second:?}");
+    holder.query_drop("COMMIT").await.unwrap();
+    let first = wait_bounded(first, 60, "first run");
+    assert_eq!(first.code, 0, "{first:?}");
+}
+
+#[tokio::test]
+async fn checksums_ignore_crlf_catch_edits_and_repair_is_logged() {
+    let p = Project::new(Server::MariaDb).await;
+    p.write("1_create_users.sql", CREATE_USERS);
+    assert_eq!(p.run(&["up"]).code, 0);
+    p.write("1_create_users.sql", &CREATE_USERS.replace('\n', "\r\n"));
+    assert_eq!(p.run(&["verify"]).code, 0);
+    p.write(
+        "1_create_users.sql",
+        &CREATE_USERS.replace("VARCHAR(200)", "VARCHAR(300)"),
+    );
+    let v = p.run(&["verify"]);
+    assert_eq!(v.code, 4, "{v:?}");
+    assert_eq!(p.run(&["up"]).code, 4);
+    assert_eq!(p.run(&["repair"]).code, 0);
+    assert_eq!(p.run(&["verify"]).code, 0);
+    let mut c = p.db.my().await;
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT COUNT(*) FROM sluice_events WHERE kind = 'repair'"
+        )
+        .await,
+        1
+    );
+}
+
+#[tokio::test]
+async fn drift_is_listed_captured_and_revertible() {
+    let p = Project::new(Server::MariaDb).await;
+    p.write(
+        "1_schema.sql",
+        "CREATE TABLE users (id BIGINT PRIMARY KEY, email VARCHAR(200) NOT NULL, score INT DEFAULT 0);\nCREATE INDEX users_email_idx ON users (email);\nCREATE VIEW user_emails AS SELECT id, email FROM users;\n",
+    );
+    assert_eq!(p.run(&["up"]).code, 0);
+    assert_eq!(p.run(&["drift"]).code, 0);
+    let mut c = p.db.my().await;
+    c.query_drop(
+        "ALTER TABLE users ADD COLUMN age INT; ALTER TABLE users MODIFY email VARCHAR(250) NULL; ALTER TABLE users ALTER COLUMN score SET DEFAULT 5;
+         DROP INDEX users_email_idx ON users; CREATE INDEX users_age_idx ON users (age); ALTER TABLE users ADD CONSTRAINT age_positive CHECK (age > 0);
+         CREATE OR REPLACE VIEW user_emails AS SELECT id, email, age FROM users; CREATE TABLE audit (id INT)",
+    )
+    .await
+    .unwrap();
+    let r = p.run(&["drift", "--json"]);
+    assert_eq!(r.code, 4, "{r:?}");
+    let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let mut got: Vec<String> = j["differences"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            format!(
+                "{} {} {} {}",
+                d["kind"].as_str().unwrap(),
+                d["name"].as_str().unwrap(),
+                d["change"].as_str().unwrap(),
+                d["field"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    got.sort();
+    let mut want = vec![
+        "column age added ",
+        "column email changed type",
+        "column email changed nullability",
+        "column score changed default",
+        "index users_email_idx removed ",
+        "index users_age_idx added ",
+        "constraint age_positive added ",
+        "view user_emails changed definition",
+        "table audit added ",
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    let w = p.run(&["drift", "--write-migration"]);
+    assert_eq!(w.code, 0, "{w:?}");
+    assert_eq!(p.run(&["drift"]).code, 0);
+    let d = p.run(&["down"]);
+    assert_eq!(d.code, 0, "{d:?}");
+    assert!(!table_exists(&mut c, "audit").await);
+    assert_eq!(
+        p.run(&["drift"]).code,
+        0,
+        "reverting the capture restores the recorded schema"
+    );
+    assert_eq!(p.run(&["up"]).code, 0);
+    assert!(table_exists(&mut c, "audit").await);
+}
+
+#[tokio::test]
+async fn bad_input_gets_one_clear_error_and_its_exit_code() {
+    let p = Project::new(Server::MariaDb).await;
+    p.write("1_create_users.sql", CREATE_USERS);
+    let user = format!("u_{}", &p.db.name[p.db.name.len() - 8..]);
+    let mut c = p.db.my().await;
+    c.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'right-pass'; CREATE USER '{user}'@'localhost' IDENTIFIED BY 'right-pass'")).await.unwrap();
+    let run = |u: &str| -> common::Run {
+        p.command(&["status"])
+            .env("DATABASE_URL", u)
+            .output()
+            .unwrap()
+            .into()
+    };
+
+    let r = run(&format!(
+        "mariadb://{user}:hunter2pw@127.0.0.1:3306/{}",
+        p.db.name
+    ));
+    c.query_drop(format!(
+        "DROP USER '{user}'@'%'; DROP USER '{user}'@'localhost'"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.code, 5, "{r:?}");
+    assert!(r.stderr.to_lowercase().contains("access denied"), "{r:?}");
+    assert!(!r.all().contains("hunter2pw"), "password leaked: {r:?}");
+
+    let r = run("mysql://root:hunter2pw@127.0.0.1:1/db");
+    assert_eq!(r.code, 5, "{r:?}");
+    assert!(!r.all().contains("hunter2pw"), "{r:?}");
+    let r = run("mariadb://root@127.0.0.1:3306/sluice_no_such_db");
+    assert_eq!(r.code, 5, "{r:?}");
+    assert!(r.stderr.contains("sluice_no_such_db"), "{r:?}");
+
+    p.write(
+        "2_bad.sql",
+        "-- sluice:up\n-- sluice:transaction single\nCREATE TABLE x (id INT);\n",
+    );
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("commits implicitly on mariadb"), "{r:?}");
+    assert!(!table_exists(&mut c, "users").await, "nothing may run");
+    std::fs::remove_file(p.migration_path("2_bad.sql")).unwrap();
+    p.write(
+        "2_x.sql",
+        "ALTER TABLE users ADD COLUMN nick VARCHAR(50);\n",
+    );
+    assert_eq!(p.run(&["up"]).code, 0);
+    let r = p.run(&["down"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("migration 2_x has no down part"), "{r:?}");
+}
