@@ -260,3 +260,20 @@ pub fn helper_name(table: &str, column: &str, suffix: &str) -> String {
     }
     format!("{base}_{suffix}")
 }
+
+/// Plans a piece of SQL (one migration's up part) for a target, with known column types and table
+/// sizes: the same walk `sluice plan` does, for callers that have SQL rather than files.
+pub fn plan_sql(
+    target: crate::target::Target,
+    sql: &str,
+    column_types: &mut std::collections::HashMap<(String, String), String>,
+    stats: Option<&std::collections::HashMap<String, TableStats>>,
+) -> crate::Result<Vec<StatementPlan>> {
+    let m = crate::migration::parse_text(std::path::Path::new("plan.sql"), 0, "plan".into(), sql)?;
+    let (stmts, mode, _) = crate::analysis::build_part(target, &m, crate::migration::Direction::Up);
+    let mut out = Vec::new();
+    crate::analysis::walk_part(target, &stmts, mode, stats, column_types, |_, st, ctx| {
+        out.push(plan_statement(st, ctx));
+    });
+    Ok(out)
+}
