@@ -366,14 +366,14 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 })?
             };
             let mut linter = sluice_core::analysis::Linter::new(target, opts);
-            let mut out = crate::lint::Output::new(format);
+            let mut out = crate::lint::Output::new(format, &target.to_string());
             for path in &inputs {
                 let m = migration::load_any(path)?;
                 let findings = linter.lint_migration(&m);
                 out.file(&m, findings);
             }
-            let report = out.finish(&linter);
-            Ok(crate::lint::exit_code(&report))
+            let errors = out.finish(&linter);
+            Ok(crate::lint::exit_code(errors))
         }
         Command::Plan {
             to,

@@ -1,7 +1,7 @@
 //! `sluice lint` and `sluice rules`: output of findings as human text with source, JSON, GitHub
 //! workflow annotations and SARIF.
 
-use sluice_core::analysis::{LintReport, Severity};
+use sluice_core::analysis::Severity;
 use sluice_core::migration::Migration;
 use sluice_core::rules::RULES;
 
@@ -13,50 +13,114 @@ pub enum Format {
     Sarif,
 }
 
-/// Prints findings file by file as they come (human, github), or collects them for one document
-/// (json, sarif): either way no file text is kept after its findings are rendered.
+/// Writes findings file by file as they come, in every format (JSON and SARIF documents are
+/// streamed too), keeping only counts: memory stays flat however large the corpus.
 pub struct Output {
     format: Format,
-    findings: Vec<sluice_core::analysis::Finding>,
+    out: std::io::BufWriter<std::io::Stdout>,
+    written: usize,
+    counts: [usize; 3],
 }
 
 impl Output {
-    pub fn new(format: Format) -> Output {
-        Output {
+    pub fn new(format: Format, target: &str) -> Output {
+        let mut o = Output {
             format,
-            findings: Vec::new(),
+            out: std::io::BufWriter::new(std::io::stdout()),
+            written: 0,
+            counts: [0; 3],
+        };
+        match format {
+            Format::Json => o.put(&format!(
+                "{{\n  \"target\": {},\n  \"findings\": [",
+                serde_json::Value::from(target)
+            )),
+            Format::Sarif => {
+                let head = serde_json::to_string(&sarif_driver()).expect("sarif serialises");
+                o.put(&format!(
+                    "{{\"$schema\":\"https://json.schemastore.org/sarif-2.1.0.json\",\"version\":\"2.1.0\",\"runs\":[{{\"tool\":{{\"driver\":{head}}},\"results\":["
+                ))
+            }
+            Format::Human | Format::Github => {}
         }
+        o
+    }
+
+    fn put(&mut self, s: &str) {
+        use std::io::Write;
+        // A closed pipe (`sluice lint | head`) is not worth a panic.
+        let _ = self.out.write_all(s.as_bytes());
     }
 
     pub fn file(&mut self, m: &Migration, findings: Vec<sluice_core::analysis::Finding>) {
-        match self.format {
-            Format::Human => human(&findings, &m.text),
-            Format::Github => github(&findings),
-            Format::Json | Format::Sarif => {}
+        for f in &findings {
+            self.counts[f.severity as usize] += 1;
         }
-        self.findings.extend(findings);
+        match self.format {
+            Format::Human => {
+                let text = human(&findings, &m.text);
+                self.put(&text);
+            }
+            Format::Github => {
+                let text = github(&findings);
+                self.put(&text);
+            }
+            Format::Json | Format::Sarif => {
+                for f in &findings {
+                    let item = if self.format == Format::Json {
+                        serde_json::to_string_pretty(f)
+                            .expect("finding serialises")
+                            .replace('\n', "\n    ")
+                    } else {
+                        serde_json::to_string(&sarif_result(f)).expect("sarif serialises")
+                    };
+                    let sep = if self.written == 0 {
+                        "\n    "
+                    } else {
+                        ",\n    "
+                    };
+                    self.put(&format!("{sep}{item}"));
+                    self.written += 1;
+                }
+            }
+        }
     }
 
-    pub fn finish(self, linter: &sluice_core::analysis::Linter) -> LintReport {
-        let report = linter.report(self.findings);
+    /// Closes the document; returns the number of error-level findings.
+    pub fn finish(mut self, linter: &sluice_core::analysis::Linter) -> usize {
+        let report = linter.report(Vec::new());
         match self.format {
-            Format::Human => summary(&report),
+            Format::Human => {
+                let line = format!(
+                    "{}: {} file(s), {} statement(s): {} error(s), {} warning(s), {} note(s)\n",
+                    report.target,
+                    report.files,
+                    report.statements,
+                    self.counts[Severity::Error as usize],
+                    self.counts[Severity::Warning as usize],
+                    self.counts[Severity::Info as usize]
+                );
+                self.put(&line);
+            }
             Format::Github => {}
-            Format::Json => println!(
-                "{}",
-                serde_json::to_string_pretty(&report).expect("report serialises")
-            ),
-            Format::Sarif => println!(
-                "{}",
-                serde_json::to_string_pretty(&sarif(&report)).expect("sarif serialises")
-            ),
+            Format::Json => {
+                let tail = format!(
+                    "\n  ],\n  \"files\": {},\n  \"statements\": {}\n}}\n",
+                    report.files, report.statements
+                );
+                self.put(&tail);
+            }
+            Format::Sarif => self.put("]}]}\n"),
         }
-        report
+        use std::io::Write;
+        let _ = self.out.flush();
+        self.counts[Severity::Error as usize]
     }
 }
 
-fn human(findings: &[sluice_core::analysis::Finding], text: &str) {
+fn human(findings: &[sluice_core::analysis::Finding], text: &str) -> String {
     use miette::{LabeledSpan, MietteDiagnostic, NamedSource, Report};
+    let mut out = String::new();
     for f in findings {
         let severity = match f.severity {
             Severity::Error => miette::Severity::Error,
@@ -81,25 +145,14 @@ fn human(findings: &[sluice_core::analysis::Finding], text: &str) {
             f.path.display().to_string(),
             text.to_string(),
         ));
-        println!("{report:?}");
+        out.push_str(&format!("{report:?}\n"));
     }
-}
-
-fn summary(report: &LintReport) {
-    let count = |s| report.findings.iter().filter(|f| f.severity == s).count();
-    println!(
-        "{}: {} file(s), {} statement(s): {} error(s), {} warning(s), {} note(s)",
-        report.target,
-        report.files,
-        report.statements,
-        count(Severity::Error),
-        count(Severity::Warning),
-        count(Severity::Info)
-    );
+    out
 }
 
 /// GitHub workflow commands: one annotation per finding, shown on the pull request diff.
-fn github(findings: &[sluice_core::analysis::Finding]) {
+fn github(findings: &[sluice_core::analysis::Finding]) -> String {
+    let mut out = String::new();
     let esc_data = |s: &str| {
         s.replace('%', "%25")
             .replace('\r', "%0D")
@@ -112,15 +165,16 @@ fn github(findings: &[sluice_core::analysis::Finding]) {
             Severity::Warning => "warning",
             Severity::Info => "notice",
         };
-        println!(
-            "::{level} file={},line={},col={},title={}::{}",
+        out.push_str(&format!(
+            "::{level} file={},line={},col={},title={}::{}\n",
             esc_prop(&f.path.display().to_string()),
             f.line,
             f.column,
             esc_prop(&format!("sluice {}", f.rule)),
             esc_data(&format!("{} — safe: {}", f.message, f.help))
-        );
+        ));
     }
+    out
 }
 
 fn level(s: Severity) -> &'static str {
@@ -131,7 +185,7 @@ fn level(s: Severity) -> &'static str {
     }
 }
 
-pub fn sarif(report: &LintReport) -> serde_json::Value {
+fn sarif_driver() -> serde_json::Value {
     use serde_json::json;
     let rules: Vec<serde_json::Value> = RULES
         .iter()
@@ -145,34 +199,20 @@ pub fn sarif(report: &LintReport) -> serde_json::Value {
             })
         })
         .collect();
-    let results: Vec<serde_json::Value> = report
-        .findings
-        .iter()
-        .map(|f| {
-            json!({
-                "ruleId": f.rule,
-                "ruleIndex": RULES.iter().position(|r| r.id == f.rule),
-                "level": level(f.severity),
-                "message": { "text": format!("{} Safe: {}", f.message, f.help) },
-                "locations": [{
-                    "physicalLocation": {
-                        "artifactLocation": { "uri": f.path.display().to_string().replace('\\', "/") },
-                        "region": { "startLine": f.line, "startColumn": f.column },
-                    }
-                }],
-            })
-        })
-        .collect();
-    json!({
-        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
-        "version": "2.1.0",
-        "runs": [{
-            "tool": { "driver": {
-                "name": "sluice",
-                "version": sluice_core::SLUICE_VERSION,
-                "rules": rules,
-            }},
-            "results": results,
+    json!({ "name": "sluice", "version": sluice_core::SLUICE_VERSION, "rules": rules })
+}
+
+fn sarif_result(f: &sluice_core::analysis::Finding) -> serde_json::Value {
+    serde_json::json!({
+        "ruleId": f.rule,
+        "ruleIndex": RULES.iter().position(|r| r.id == f.rule),
+        "level": level(f.severity),
+        "message": { "text": format!("{} Safe: {}", f.message, f.help) },
+        "locations": [{
+            "physicalLocation": {
+                "artifactLocation": { "uri": f.path.display().to_string().replace('\\', "/") },
+                "region": { "startLine": f.line, "startColumn": f.column },
+            }
         }],
     })
 }
@@ -234,8 +274,8 @@ fn indent(s: &str) -> String {
         .join("\n")
 }
 
-pub fn exit_code(report: &LintReport) -> i32 {
-    if report.errors() > 0 {
+pub fn exit_code(errors: usize) -> i32 {
+    if errors > 0 {
         sluice_core::error::exit::LINT_ERRORS
     } else {
         sluice_core::error::exit::OK
