@@ -116,6 +116,29 @@ pub fn parse_file_name(file_name: &str) -> std::result::Result<(i64, String), St
     Ok((v, name.to_string()))
 }
 
+/// Largest migration file sluice reads: schema changes are small; a bigger file is almost always a
+/// data dump that belongs in a loader, and reading it whole would cost memory for nothing.
+pub const MAX_FILE_BYTES: u64 = 32 * 1024 * 1024;
+
+fn check_size(path: &Path) -> Result<()> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
+        .len();
+    if len > MAX_FILE_BYTES {
+        return Err(Error::MigrationFile {
+            path: path.to_path_buf(),
+            line: None,
+            message: format!(
+                "the file is {} MiB; sluice reads migration files up to {} MiB",
+                len / (1024 * 1024),
+                MAX_FILE_BYTES / (1024 * 1024)
+            ),
+            help: "load bulk data with COPY / LOAD DATA or `sluice backfill`, and keep the migration to the schema change".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Reads and parses one migration file.
 pub fn load_file(path: &Path) -> Result<Migration> {
     let file_name = path
@@ -129,6 +152,7 @@ pub fn load_file(path: &Path) -> Result<Migration> {
         message: format!("malformed migration file name: {m}"),
         help: "rename the file to <version>_<name>.sql, or create new migrations with `sluice new <name>`".into(),
     })?;
+    check_size(path)?;
     let raw =
         std::fs::read(path).map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     let text = String::from_utf8(raw).map_err(|_| Error::MigrationFile {
@@ -149,6 +173,7 @@ pub fn load_any(path: &Path) -> Result<Migration> {
     if parse_file_name(file_name).is_ok() {
         return load_file(path);
     }
+    check_size(path)?;
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     let name = path

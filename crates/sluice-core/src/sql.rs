@@ -35,6 +35,42 @@ pub fn dialect(kind: EngineKind) -> Box<dyn Dialect> {
     }
 }
 
+/// Walks forward through a text by (line, character column) positions that never go back.
+struct Cursor {
+    byte: usize,
+    line: u64,
+    col: u64,
+}
+
+impl Default for Cursor {
+    fn default() -> Self {
+        Cursor {
+            byte: 0,
+            line: 1,
+            col: 1,
+        }
+    }
+}
+
+impl Cursor {
+    fn advance_to(&mut self, text: &str, line: u64, col: u64) -> usize {
+        let (line, col) = (line.max(1), col.max(1));
+        while (self.line, self.col) < (line, col) {
+            let Some(c) = text[self.byte..].chars().next() else {
+                break;
+            };
+            self.byte += c.len_utf8();
+            if c == '\n' {
+                self.line += 1;
+                self.col = 1;
+            } else {
+                self.col += 1;
+            }
+        }
+        self.byte
+    }
+}
+
 /// Byte offset of a 1-based (line, char column) position.
 fn byte_offset(line_starts: &[usize], text: &str, line: u64, column: u64) -> usize {
     let ls = line_starts
@@ -81,9 +117,6 @@ pub fn split(kind: EngineKind, text: &str) -> Result<Vec<SqlStatement>, SplitErr
             line: e.location.line as usize,
             column: e.location.column as usize,
         })?;
-    let mut line_starts = vec![0usize];
-    line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-
     let mut out = Vec::new();
     let mut start: Option<usize> = None;
     let mut end = 0usize;
@@ -107,12 +140,16 @@ pub fn split(kind: EngineKind, text: &str) -> Result<Vec<SqlStatement>, SplitErr
         }
         words.clear();
     };
+    // Token start offsets in one forward pass: positions only grow, so this stays linear even on a
+    // single very long line.
+    let mut starts = Vec::with_capacity(tokens.len());
+    let mut cur = Cursor::default();
+    for t in &tokens {
+        starts.push(cur.advance_to(text, t.span.start.line, t.span.start.column));
+    }
     for (i, t) in tokens.iter().enumerate() {
-        let tok_start = byte_offset(&line_starts, text, t.span.start.line, t.span.start.column);
-        let tok_end = tokens
-            .get(i + 1)
-            .map(|n| byte_offset(&line_starts, text, n.span.start.line, n.span.start.column))
-            .unwrap_or(text.len());
+        let tok_start = starts[i];
+        let tok_end = starts.get(i + 1).copied().unwrap_or(text.len());
         match &t.token {
             Token::SemiColon => {
                 flush(&mut start, tok_start, &mut words, &mut out);
