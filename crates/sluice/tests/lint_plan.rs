@@ -1,0 +1,233 @@
+//! `sluice lint`, `sluice rules` and `sluice plan` as a user runs them.
+
+mod common;
+
+use common::Project;
+use sluice_testkit::Server;
+
+const HAZARDS: &str = "-- sluice:up\nSET lock_timeout = '2s';\nSET statement_timeout = '1min';\nCREATE INDEX users_email_idx ON users (email);\n";
+
+fn lint(p: &Project, args: &[&str]) -> common::Run {
+    let mut all = vec!["lint"];
+    all.extend_from_slice(args);
+    p.run(&all)
+}
+
+#[tokio::test]
+async fn lint_reports_in_every_format_with_exit_codes() {
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_idx.sql", HAZARDS);
+
+    let r = lint(&p, &["--target", "postgres:15"]);
+    assert_eq!(r.code, 7, "{r:?}");
+    assert!(
+        r.stdout.contains("require-concurrent-index-creation"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("1_idx.sql:4:1"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("CREATE INDEX CONCURRENTLY IF NOT EXISTS users_email_idx ON users (email);"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("1 error(s)"), "{r:?}");
+
+    let r = lint(&p, &["--target", "postgres:15", "--format", "json"]);
+    let j: serde_json::Value =
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:?}"));
+    assert_eq!(
+        j["findings"][0]["rule"],
+        "require-concurrent-index-creation"
+    );
+    assert_eq!(j["findings"][0]["line"], 4);
+    assert_eq!(j["statements"], 3);
+
+    let r = lint(&p, &["--target", "postgres:15", "--format", "github"]);
+    assert!(r.stdout.starts_with("::error file="), "{r:?}");
+    assert!(
+        r.stdout
+            .contains(",line=4,col=1,title=sluice require-concurrent-index-creation::"),
+        "{r:?}"
+    );
+
+    let r = lint(&p, &["--target", "postgres:15", "--format", "sarif"]);
+    let s: serde_json::Value =
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:?}"));
+    assert_eq!(s["version"], "2.1.0");
+    let result = &s["runs"][0]["results"][0];
+    assert_eq!(result["ruleId"], "require-concurrent-index-creation");
+    assert_eq!(result["level"], "error");
+    assert_eq!(
+        result["locations"][0]["physicalLocation"]["region"]["startLine"],
+        4
+    );
+    let idx = result["ruleIndex"].as_u64().unwrap() as usize;
+    assert_eq!(
+        s["runs"][0]["tool"]["driver"]["rules"][idx]["id"],
+        "require-concurrent-index-creation"
+    );
+
+    // The safe form passes; an ignore with a reason silences one finding.
+    p.write(
+        "1_idx.sql",
+        &HAZARDS.replace(
+            "CREATE INDEX users",
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS users",
+        ),
+    );
+    let r = lint(&p, &["--target", "postgres:15"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    p.write("1_idx.sql", &HAZARDS.replace("CREATE INDEX", "-- sluice:ignore require-concurrent-index-creation users has 10 rows in every environment\nCREATE INDEX"));
+    let r = lint(&p, &["--target", "postgres:15"]);
+    assert_eq!(r.code, 0, "{r:?}");
+
+    let r = lint(&p, &[]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("lint needs to know the engine and version"),
+        "{r:?}"
+    );
+    let r = lint(&p, &["--target", "oracle:19"]);
+    assert_eq!(r.code, 2, "{r:?}");
+}
+
+#[tokio::test]
+async fn rules_are_listed_and_explained() {
+    let p = Project::new(Server::Postgres).await;
+    let r = p.run(&["rules"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    for id in sluice_core::rules::RULES.iter().map(|r| r.id) {
+        assert!(r.stdout.contains(id), "{id} missing from `sluice rules`");
+    }
+    let r = p.run(&["rules", "require-concurrent-index-creation"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains("Why it hurts:") && r.stdout.contains("CONCURRENTLY"),
+        "{r:?}"
+    );
+    let r = p.run(&["rules", "no-such-rule"]);
+    assert_eq!(r.code, 2, "{r:?}");
+}
+
+#[tokio::test]
+async fn connected_lint_and_plan_use_the_live_table_size() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute(
+        "CREATE TABLE big (id bigint PRIMARY KEY, v text);
+         INSERT INTO big SELECT g, 'v' || g FROM generate_series(1, 150000) g;
+         CREATE TABLE small (id bigint PRIMARY KEY, v text);
+         INSERT INTO small VALUES (1, 'a');
+         ANALYZE big; ANALYZE small;",
+    )
+    .await
+    .unwrap();
+    let migration = |t: &str| {
+        format!("-- sluice:up\nSET lock_timeout = '2s';\nSET statement_timeout = '1min';\nALTER TABLE {t} ADD COLUMN token text;\nCREATE INDEX CONCURRENTLY IF NOT EXISTS {t}_token_idx ON {t} (token);\n")
+    };
+    p.write("1_big.sql", &migration("big"));
+    let r = p.run(&["lint", "--connect", "--format", "json"]);
+    let j: serde_json::Value =
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:?}"));
+    let on_big: Vec<(String, String)> = j["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().into(),
+                f["severity"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        on_big.contains(&("index-on-new-column".into(), "error".into())),
+        "{on_big:?}"
+    );
+    assert_eq!(r.code, 7, "{r:?}");
+
+    std::fs::remove_file(p.migration_path("1_big.sql")).unwrap();
+    p.write("1_small.sql", &migration("small"));
+    let r = p.run(&["lint", "--connect", "--format", "json"]);
+    let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(
+        !j["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["rule"] == "index-on-new-column"),
+        "{r:?}"
+    );
+
+    // plan: the live size drives the estimate; the safe steps are listed.
+    std::fs::remove_file(p.migration_path("1_small.sql")).unwrap();
+    p.write("1_change.sql", "ALTER TABLE big ADD COLUMN token text NOT NULL DEFAULT md5(random()::text);\nCREATE INDEX big_v_idx ON big (v);\n");
+    let r = p.run(&["plan", "--json"]);
+    let j: serde_json::Value =
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:?}"));
+    assert_eq!(j["tables"]["big"]["rows"], 150000);
+    let add = &j["migrations"][0]["statements"][0]["actions"][0];
+    assert_eq!(add["impact"]["lock"], "ACCESS EXCLUSIVE");
+    assert_eq!(add["impact"]["effect"], "rewrite");
+    assert_eq!(add["impact"]["blocks"], "reads-and-writes");
+    assert!(add["estimate_secs"].as_f64().unwrap() > 0.1, "{add}");
+    let steps: Vec<&str> = add["safe_steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["effect"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        ["instant", "instant", "backfill", "instant", "scan", "instant", "instant"]
+    );
+    let idx = &j["migrations"][0]["statements"][1]["actions"][0];
+    assert_eq!(idx["impact"]["lock"], "SHARE");
+    assert_eq!(idx["impact"]["blocks"], "writes");
+    assert_eq!(idx["safe_steps"][0]["transactional"], false);
+    assert!(idx["safe_steps"][0]["sql"]
+        .as_str()
+        .unwrap()
+        .starts_with("CREATE INDEX CONCURRENTLY"));
+    let human = p.run(&["plan"]);
+    assert!(
+        human.stdout.contains("table big: ~150000 rows"),
+        "{human:?}"
+    );
+    assert!(
+        human
+            .stdout
+            .contains("as written: ACCESS EXCLUSIVE lock, rewrite, ~"),
+        "{human:?}"
+    );
+    assert_eq!(
+        human.code, 7,
+        "an error-level finding makes plan fail too: {human:?}"
+    );
+    let tables: i64 = c.query_one("SELECT count(*) FROM information_schema.columns WHERE table_name = 'big' AND column_name = 'token'", &[]).await.unwrap().get(0);
+    assert_eq!(tables, 0, "plan changes nothing");
+}
+
+#[tokio::test]
+async fn plan_works_on_mariadb() {
+    let p = Project::new(Server::MariaDb).await;
+    let mut c = p.db.my().await;
+    use mysql_async::prelude::Queryable;
+    c.query_drop("CREATE TABLE accounts (id BIGINT PRIMARY KEY, balance INT)")
+        .await
+        .unwrap();
+    p.write("1_change.sql", "ALTER TABLE accounts MODIFY balance BIGINT NOT NULL;\nALTER TABLE accounts ADD COLUMN note VARCHAR(20);\n");
+    let r = p.run(&["plan", "--json"]);
+    let j: serde_json::Value =
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:?}"));
+    assert!(
+        j["target"].as_str().unwrap().starts_with("mariadb 10."),
+        "{j}"
+    );
+    let modify = &j["migrations"][0]["statements"][0]["actions"][0];
+    assert_eq!(modify["impact"]["effect"], "copy");
+    assert_eq!(modify["impact"]["blocks"], "writes");
+    let add = &j["migrations"][0]["statements"][1]["actions"][0];
+    assert_eq!(add["impact"]["effect"], "instant");
+}
