@@ -14,6 +14,10 @@ pub struct Config {
     pub migrations_dir: Option<PathBuf>,
     /// Seconds a run waits for another run's lock before giving up.
     pub lock_wait_secs: Option<u64>,
+    /// Milliseconds a statement may wait for a table lock before stepping back and retrying.
+    pub lock_timeout_ms: Option<u64>,
+    /// Seconds sluice keeps retrying a statement that cannot get its lock.
+    pub lock_retry_secs: Option<u64>,
     /// Engine and version `sluice lint` assumes offline, e.g. `postgres:15`, `mariadb:10.11`, `mysql:8.0.36`.
     pub target: Option<String>,
 }
@@ -36,7 +40,7 @@ impl Config {
             path: path.clone(),
             line: None,
             message: format!("invalid configuration: {}", e.message()),
-            help: "see `sluice init` for a commented example; known keys: database_url, migrations_dir, lock_wait_secs, target".into(),
+            help: "see `sluice init` for a commented example; known keys: database_url, migrations_dir, lock_wait_secs, lock_timeout_ms, lock_retry_secs, target".into(),
         })
     }
 }
@@ -51,6 +55,11 @@ migrations_dir = "migrations"
 
 # How long a run waits for another run's lock before exiting with code 3.
 lock_wait_secs = 60
+
+# How long a statement may wait for a table lock before it steps back (so live queries never queue
+# behind it for longer), and how long sluice keeps retrying before it fails.
+lock_timeout_ms = 1000
+lock_retry_secs = 600
 
 # The engine and version `sluice lint` checks against when not connected.
 # target = "postgres:15"

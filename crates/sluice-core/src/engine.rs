@@ -59,6 +59,9 @@ pub struct ServerError {
     pub position: Option<usize>,
     /// True when the connection itself is gone (the statement's outcome is unknown).
     pub connection_lost: bool,
+    /// True when the statement gave up waiting for a lock (lock_timeout / lock_wait_timeout):
+    /// nothing was changed and it may be retried.
+    pub lock_timeout: bool,
 }
 
 impl std::fmt::Display for ServerError {
@@ -115,6 +118,17 @@ pub trait Engine: Send {
 
     /// SQL that changes schema `from` into schema `to` (used to capture drift as a migration).
     fn render_diff_sql(&self, from: &Schema, to: &Schema) -> String;
+
+    /// How long each following statement of the work session may wait for a lock.
+    async fn set_lock_timeout(&mut self, _timeout: std::time::Duration) -> Result<()> {
+        Ok(())
+    }
+
+    /// The sessions holding locks on `table` (or, without a table, blocking the work session), one
+    /// line each: pid, state, transaction age, query. For the log when a lock wait times out.
+    async fn describe_blockers(&mut self, _table: Option<&str>) -> Result<Vec<String>> {
+        Ok(vec![])
+    }
 
     async fn begin(&mut self) -> Result<()>;
     async fn commit(&mut self) -> Result<()>;

@@ -23,6 +23,11 @@ pub struct RunContext {
     pub actor: String,
     pub app_version: Option<String>,
     pub lock_wait: Duration,
+    /// How long one statement may wait for a table lock before it gives up and retries, so live
+    /// queries never queue behind sluice for longer than this.
+    pub lock_timeout: Duration,
+    /// How long sluice keeps retrying a statement that times out on a lock before it fails.
+    pub lock_retry_for: Duration,
     /// Receives one line per notable event (applied migration, lock wait...).
     pub say: Box<dyn Fn(&str) + Send + Sync>,
 }
@@ -724,27 +729,29 @@ async fn run_part(
     }
     let part_offset = m.part(dir).map(|p| p.offset).unwrap_or(0);
     let ident = (&m.version, m.name.as_str(), m.checksum.as_str());
+    engine.set_lock_timeout(ctx.lock_timeout).await?;
 
     match prepared.mode {
         TxMode::Single => {
-            engine.begin().await?;
-            for s in &prepared.statements {
-                if let Err(e) = engine.execute(&s.sql).await {
-                    let _ = engine.rollback().await;
-                    return Err(record_failure(
-                        engine,
-                        m,
-                        dir,
-                        row,
-                        s,
-                        part_offset,
-                        e,
-                        0,
-                        true,
-                        ctx,
-                    )
-                    .await);
+            let mut retry = LockRetry::new();
+            loop {
+                engine.begin().await?;
+                let mut failed = None;
+                for s in &prepared.statements {
+                    if let Err(e) = engine.execute(&s.sql).await {
+                        failed = Some((s, e));
+                        break;
+                    }
                 }
+                let Some((s, mut e)) = failed else { break };
+                let _ = engine.rollback().await;
+                // A lock timeout rolled the whole migration back: wait and run it again.
+                if e.lock_timeout && retry.again(engine, s, ctx, &mut e).await {
+                    continue;
+                }
+                return Err(
+                    record_failure(engine, m, dir, row, s, part_offset, e, 0, true, ctx).await,
+                );
             }
             finish(engine, m, dir, &mut row, &prepared, clock, ctx).await?;
             engine.commit().await?;
@@ -756,12 +763,19 @@ async fn run_part(
                 // transaction; MariaDB/MySQL data changes), it commits together with its progress
                 // record, so a crash can never leave it applied but unrecorded.
                 let atomic = !engine.needs_own_transaction(s);
-                if atomic {
-                    engine.begin().await?;
-                }
-                if let Err(e) = engine.execute(&s.sql).await {
+                let mut retry = LockRetry::new();
+                loop {
+                    if atomic {
+                        engine.begin().await?;
+                    }
+                    let Err(mut e) = engine.execute(&s.sql).await else {
+                        break;
+                    };
                     if atomic {
                         let _ = engine.rollback().await;
+                    }
+                    if e.lock_timeout && retry.again(engine, s, ctx, &mut e).await {
+                        continue;
                     }
                     return Err(record_failure(
                         engine,
@@ -799,6 +813,75 @@ async fn run_part(
         clock.elapsed().as_millis()
     ));
     Ok(())
+}
+
+/// Retries a statement that gave up waiting for a lock: exponential backoff with jitter, until
+/// `ctx.lock_retry_for` has passed, saying each time who holds the table.
+struct LockRetry {
+    started: Instant,
+    attempt: u32,
+}
+
+impl LockRetry {
+    fn new() -> Self {
+        LockRetry {
+            started: Instant::now(),
+            attempt: 0,
+        }
+    }
+
+    /// Waits before the next attempt and returns true, or returns false when time is up (then `e`
+    /// says how long sluice tried).
+    async fn again(
+        &mut self,
+        engine: &mut dyn Engine,
+        s: &SqlStatement,
+        ctx: &RunContext,
+        e: &mut crate::engine::ServerError,
+    ) -> bool {
+        self.attempt += 1;
+        let table = crate::analysis::ir::build(engine.target().engine, 0, s, 0, &s.sql)
+            .actions()
+            .iter()
+            .find_map(crate::plan::action_table)
+            .map(|t| t.display());
+        let blockers = engine
+            .describe_blockers(table.as_deref())
+            .await
+            .unwrap_or_default();
+        let who = if blockers.is_empty() {
+            "unknown sessions".to_string()
+        } else {
+            blockers.join("; ")
+        };
+        if self.started.elapsed() >= ctx.lock_retry_for {
+            e.message = format!(
+                "{} (gave up after {} attempt(s) over {} s; blocked by {who})",
+                e.message,
+                self.attempt,
+                self.started.elapsed().as_secs()
+            );
+            return false;
+        }
+        // 250 ms doubling to 30 s, with ±50% jitter so several waiting runs do not retry in step.
+        let base = 250u64.saturating_mul(1 << self.attempt.min(7)).min(30_000);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let delay = Duration::from_millis(base / 2 + (nanos as u64 % base.max(1)));
+        let delay = delay.min(ctx.lock_retry_for.saturating_sub(self.started.elapsed()));
+        (ctx.say)(&format!(
+            "`{}` waited {} ms for its lock{} and stepped back so queries do not queue behind it; blocked by {who}; retry {} in {} ms",
+            first_line(&s.sql),
+            ctx.lock_timeout.as_millis(),
+            table.map(|t| format!(" on {t}")).unwrap_or_default(),
+            self.attempt,
+            delay.as_millis()
+        ));
+        tokio::time::sleep(delay).await;
+        true
+    }
 }
 
 /// Records the finished part, the event and the schema snapshot (inside the migration's

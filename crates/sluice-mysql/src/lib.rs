@@ -631,14 +631,51 @@ impl Engine for MySqlEngine {
                 message: self.url.scrub(&se.message),
                 position: None,
                 connection_lost: false,
+                // ER_LOCK_WAIT_TIMEOUT: a metadata lock or row lock wait gave up.
+                lock_timeout: se.code == 1205,
             },
             other => ServerError {
                 code: String::new(),
                 message: self.url.scrub(&other.to_string()),
                 position: None,
                 connection_lost: true,
+                lock_timeout: false,
             },
         })
+    }
+
+    async fn set_lock_timeout(&mut self, timeout: std::time::Duration) -> Result<()> {
+        // Both accept whole seconds only: round up, at least 1 s.
+        let secs = timeout.as_millis().div_ceil(1000).max(1);
+        self.work
+            .query_drop(format!(
+                "SET SESSION lock_wait_timeout = {secs}, SESSION innodb_lock_wait_timeout = {secs}"
+            ))
+            .await
+            .map_err(|e| self.err("setting lock_wait_timeout", e))
+    }
+
+    async fn describe_blockers(&mut self, table: Option<&str>) -> Result<Vec<String>> {
+        // Without the metadata_lock_info plugin MariaDB cannot say who holds a table's metadata
+        // lock; the open transactions touching InnoDB are the usual suspects.
+        let _ = table;
+        let rows: Vec<(u64, String, i64, String)> = self
+            .work
+            .query(
+                "SELECT p.ID, p.COMMAND, COALESCE(TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), p.TIME), \
+                        LEFT(COALESCE(p.INFO, ''), 120) \
+                   FROM information_schema.PROCESSLIST p LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID \
+                  WHERE p.ID <> CONNECTION_ID() AND p.DB = DATABASE() AND (t.trx_id IS NOT NULL OR p.INFO IS NOT NULL) \
+                  ORDER BY 3 DESC LIMIT 5",
+            )
+            .await
+            .map_err(|e| self.err("reading who holds the lock", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, cmd, age, info)| {
+                format!("connection {id} ({cmd}, transaction open {age} s): {info}")
+            })
+            .collect())
     }
 }
 

@@ -630,14 +630,51 @@ impl Engine for PgEngine {
                     connection_lost: e.is_closed()
                         || (matches!(&d.code().code()[..2], "08" | "57")
                             && d.code().code() != "57014"),
+                    lock_timeout: d.code().code() == "55P03",
                 },
                 None => ServerError {
                     code: String::new(),
                     message: e.to_string(),
                     position: None,
                     connection_lost: true,
+                    lock_timeout: false,
                 },
             })
+    }
+
+    async fn set_lock_timeout(&mut self, timeout: std::time::Duration) -> Result<()> {
+        // Session level, so it holds for every statement and transaction that follows.
+        self.work
+            .batch_execute(&format!(
+                "SET lock_timeout = '{}ms'",
+                timeout.as_millis().max(1)
+            ))
+            .await
+            .map_err(|e| db_err("setting lock_timeout", e))
+    }
+
+    async fn describe_blockers(&mut self, table: Option<&str>) -> Result<Vec<String>> {
+        let rows = self
+            .work
+            .query(
+                "SELECT a.pid, coalesce(a.state, ''), coalesce(extract(epoch FROM now() - a.xact_start)::bigint, 0),
+                        left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 120), l.mode
+                   FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                  WHERE l.granted AND a.pid <> pg_backend_pid()
+                    AND l.relation = to_regclass($1)
+                  ORDER BY a.xact_start NULLS LAST LIMIT 5",
+                &[&table.unwrap_or("")],
+            )
+            .await
+            .map_err(|e| db_err("reading who holds the lock", e))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let (pid, state, age, query, mode): (i32, String, i64, String, String) =
+                    (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+                format!("pid {pid} ({state}, transaction open {age} s, holds {mode}): {query}")
+            })
+            .collect())
     }
 }
 

@@ -40,6 +40,13 @@ pub struct Global {
     /// Seconds to wait for another sluice run's lock before exiting with code 3 (default 60).
     #[arg(long, global = true, value_name = "SECONDS")]
     pub lock_wait: Option<u64>,
+    /// Milliseconds a statement may wait for a table lock before it steps back and retries, so
+    /// live queries never queue behind sluice for longer (default 1000).
+    #[arg(long, global = true, value_name = "MS")]
+    pub lock_timeout: Option<u64>,
+    /// Seconds sluice keeps retrying a statement that cannot get its lock before failing (default 600).
+    #[arg(long, global = true, value_name = "SECONDS")]
+    pub lock_retry_for: Option<u64>,
     /// More log output (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
@@ -177,6 +184,18 @@ impl Resolved {
         RunContext {
             actor: actor(),
             app_version: self.global.app_version.clone().or_else(git_describe),
+            lock_timeout: Duration::from_millis(
+                self.global
+                    .lock_timeout
+                    .or(self.config.lock_timeout_ms)
+                    .unwrap_or(1000),
+            ),
+            lock_retry_for: Duration::from_secs(
+                self.global
+                    .lock_retry_for
+                    .or(self.config.lock_retry_secs)
+                    .unwrap_or(600),
+            ),
             lock_wait: Duration::from_secs(
                 self.global
                     .lock_wait

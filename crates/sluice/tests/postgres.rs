@@ -735,3 +735,101 @@ async fn lost_connection_mid_run_exits_6_and_the_rerun_resumes() {
     assert_eq!(count(&c, "SELECT count(*) FROM blocked").await, 1);
     let _ = &mut holder;
 }
+
+/// Live traffic never waits behind sluice for longer than the lock timeout: a long transaction holds
+/// a lock sluice needs, clients keep querying the table, sluice steps back and retries.
+#[tokio::test]
+async fn clients_never_queue_behind_sluice_longer_than_the_lock_timeout() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'x' FROM generate_series(1, 1000) g").await.unwrap();
+    p.write("1_add.sql", "ALTER TABLE t ADD COLUMN w text;\n");
+    // A long transaction that read the table: sluice's ACCESS EXCLUSIVE request must wait for it,
+    // and every query arriving after that request would queue behind it.
+    let mut long = p.db.pg().await;
+    let tx = long.transaction().await.unwrap();
+    tx.batch_execute("SELECT count(*) FROM t").await.unwrap();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for k in 0..4 {
+        let client = p.db.pg().await;
+        let stop = stop.clone();
+        clients.push(tokio::spawn(async move {
+            let (mut worst, mut errors, mut n) = (std::time::Duration::ZERO, 0u32, 0u32);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let t0 = std::time::Instant::now();
+                if client
+                    .query_one(
+                        "SELECT v FROM t WHERE id = $1",
+                        &[&(1 + (k * 100 + n as i32) % 1000)],
+                    )
+                    .await
+                    .is_err()
+                {
+                    errors += 1;
+                }
+                worst = worst.max(t0.elapsed());
+                n += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            (worst, errors, n)
+        }));
+    }
+    let child = p.spawn(&["up", "--lock-timeout", "200"]);
+    eventually(30, "sluice to step back at least twice", || async {
+        count(&c, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'sluice' AND query LIKE 'ALTER TABLE t%'").await >= 1
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    tx.commit().await.unwrap();
+    let r = wait_bounded(child, 60, "sluice");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("stepped back so queries do not queue behind it"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("on t"), "{r:?}");
+    for h in clients {
+        let (worst, errors, n) = h.await.unwrap();
+        assert_eq!(errors, 0);
+        assert!(n > 10, "the client kept querying");
+        // Without the lock timeout a client would wait the full 4 s the long transaction lasted.
+        assert!(
+            worst < std::time::Duration::from_millis(1500),
+            "a client waited {worst:?} behind sluice"
+        );
+    }
+    let _ = &mut long;
+}
+
+#[tokio::test]
+async fn a_lock_that_never_frees_fails_the_migration_resumably_naming_the_blocker() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    p.write("1_add.sql", "ALTER TABLE t ADD COLUMN w text;\n");
+    let mut long = p.db.pg().await;
+    let tx = long.transaction().await.unwrap();
+    tx.batch_execute("SELECT count(*) FROM t").await.unwrap();
+    let r = p.run(&["up", "--lock-timeout", "100", "--lock-retry-for", "2"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("canceling statement due to lock timeout"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("gave up after"), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("holds AccessShareLock): SELECT count(*) FROM t"),
+        "{r:?}"
+    );
+    assert_eq!(p.states(), vec![(1, "failed".into())]);
+    tx.commit().await.unwrap();
+    assert_eq!(p.run(&["up"]).code, 0);
+    let _ = &mut long;
+}
