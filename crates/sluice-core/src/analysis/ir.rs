@@ -347,7 +347,14 @@ pub fn build(
 ) -> Stmt {
     let dialect = crate::sql::dialect(engine);
     let (line, column) = crate::sql::line_col(file_text, file_offset + s.offset);
-    let (parsed, ast) = match Parser::parse_sql(dialect.as_ref(), &s.sql) {
+    let parsed_sql =
+        Parser::parse_sql(dialect.as_ref(), &s.sql).or_else(
+            |e| match mariadb_persistent_as_stored(engine, &s.sql) {
+                Some(alt) => Parser::parse_sql(dialect.as_ref(), &alt).map_err(|_| e),
+                None => Err(e),
+            },
+        );
+    let (parsed, ast) = match parsed_sql {
         Ok(mut v) if v.len() == 1 => {
             let st = v.remove(0);
             (Parsed::Actions(from_ast(engine, &st)), Some(st))
@@ -378,6 +385,31 @@ pub fn build(
         parsed,
         ast,
     }
+}
+
+/// MariaDB spells a stored generated column `AS (expr) PERSISTENT`, a synonym of `STORED` that sqlparser
+/// does not know: the statement with the word replaced, for a second parse attempt.
+fn mariadb_persistent_as_stored(engine: EngineKind, sql: &str) -> Option<String> {
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    if engine != EngineKind::MariaDb {
+        return None;
+    }
+    let dialect = crate::sql::dialect(engine);
+    let tokens = Tokenizer::new(dialect.as_ref(), sql).tokenize().ok()?;
+    let mut changed = false;
+    let text: String = tokens
+        .iter()
+        .map(|t| match t {
+            Token::Word(w)
+                if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("PERSISTENT") =>
+            {
+                changed = true;
+                "STORED".to_string()
+            }
+            t => t.to_string(),
+        })
+        .collect();
+    changed.then_some(text)
 }
 
 /// Statements sqlparser does not parse, recognised from their leading keywords.

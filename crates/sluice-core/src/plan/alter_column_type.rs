@@ -4,45 +4,12 @@
 
 use super::*;
 
-/// Binary-coercible changes PostgreSQL does in the catalog only (old type known).
+/// Catalog-only on PostgreSQL (old type known): the same judgement the `alter-column-type` rule
+/// makes, so lint and plan never disagree. timestamp ↔ timestamptz counts only when the session
+/// TimeZone is UTC, which the planner cannot assume.
 pub fn pg_binary_coercible(old: &str, new: &str) -> bool {
-    let norm = |s: &str| {
-        s.trim()
-            .to_lowercase()
-            .replace("character varying", "varchar")
-            .replace(" ", "")
-    };
-    let (o, n) = (norm(old), norm(new));
-    if o == n {
-        return true;
-    }
-    let args = |s: &str, base: &str| -> Option<Vec<u32>> {
-        let rest = s.strip_prefix(base)?;
-        if rest.is_empty() {
-            return Some(vec![]);
-        }
-        let inner = rest.strip_prefix('(')?.strip_suffix(')')?;
-        inner.split(',').map(|x| x.trim().parse().ok()).collect()
-    };
-    if let (Some(a), Some(b)) = (args(&o, "varchar"), args(&n, "varchar")) {
-        return b.is_empty() || (!a.is_empty() && b[0] >= a[0]);
-    }
-    if args(&o, "varchar").is_some() && n == "text" {
-        return true;
-    }
-    if o == "text" && n == "varchar" {
-        return true;
-    }
-    if let (Some(a), Some(b)) = (args(&o, "numeric"), args(&n, "numeric")) {
-        if b.is_empty() {
-            return true;
-        }
-        return a.len() == 2 && b.len() == 2 && b[1] == a[1] && b[0] >= a[0];
-    }
-    if o == "cidr" && n == "inet" {
-        return true;
-    }
-    false
+    use crate::rules::alter_column_type::{parse_type, pg_change, Change};
+    pg_change(&parse_type(old), &parse_type(new)) == Change::CatalogOnly
 }
 
 pub fn plan(a: &Action, ctx: &Ctx) -> OpPlan {
@@ -102,6 +69,8 @@ mod tests {
         assert!(!bc("varchar(20)", "varchar(10)"));
         assert!(!bc("numeric(10,2)", "numeric(12,3)"));
         assert!(!bc("integer", "bigint"));
+        assert!(bc("int4", "integer"));
+        assert!(bc("varbit(4)", "varbit(8)"));
         assert!(!bc("text", "varchar(10)"));
     }
 }

@@ -18,7 +18,7 @@ use crate::analysis::Rule;
 
 mod add_column_not_null_without_default;
 mod add_serial_or_identity;
-mod alter_column_type;
+pub(crate) mod alter_column_type;
 mod alter_domain_add_constraint;
 mod check_constraint_not_valid;
 mod cluster;
