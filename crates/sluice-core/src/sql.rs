@@ -186,8 +186,18 @@ impl SqlStatement {
         seq.iter().enumerate().all(|(i, w)| self.kw(i) == *w)
     }
 
-    fn has_word(&self, w: &str) -> bool {
+    /// True when the statement has this unquoted word (upper case) anywhere, as a whole word.
+    pub fn has_word(&self, w: &str) -> bool {
         self.words.iter().any(|x| x == w)
+    }
+
+    /// True when these unquoted words appear one right after the other (e.g. `NOT`, `VALID`).
+    pub fn has_words(&self, seq: &[&str]) -> bool {
+        !seq.is_empty()
+            && self
+                .words
+                .windows(seq.len())
+                .any(|w| w.iter().zip(seq).all(|(a, b)| a == b))
     }
 
     /// Transaction control written into a migration (`BEGIN`, `COMMIT`, ...): sluice owns transactions.

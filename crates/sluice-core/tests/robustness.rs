@@ -91,3 +91,47 @@ fn garbage_text_never_panics() {
         }
     }
 }
+
+#[test]
+fn keyword_fallback_matches_whole_words_only() {
+    use sluice_core::analysis::ir::{build, Action};
+    let act = |sql: &str| {
+        let s = sluice_core::sql::split(EngineKind::Postgres, sql)
+            .unwrap()
+            .remove(0);
+        build(EngineKind::Postgres, 0, &s, 0, sql)
+            .actions()
+            .to_vec()
+    };
+    assert_eq!(act("VACUUM ANALYZE fulltext_docs"), vec![Action::Vacuum]);
+    assert_eq!(
+        act("VACUUM FULL t"),
+        vec![Action::VacuumFull {
+            table: act("VACUUM FULL t").iter().find_map(|a| {
+                if let Action::VacuumFull { table } = a {
+                    table.clone()
+                } else {
+                    None
+                }
+            })
+        }]
+    );
+    assert_eq!(
+        act("REINDEX TABLE concurrently_log"),
+        vec![Action::Reindex {
+            concurrently: false
+        }]
+    );
+    assert_eq!(
+        act("REINDEX TABLE CONCURRENTLY log"),
+        vec![Action::Reindex { concurrently: true }]
+    );
+    assert_eq!(
+        act("ALTER DOMAIN address VALIDATE CONSTRAINT c"),
+        vec![Action::Other]
+    );
+    assert_eq!(
+        act("ALTER DOMAIN d ADD CONSTRAINT c CHECK (VALUE > 0) NOT VALID"),
+        vec![Action::AlterDomainAddConstraint { not_valid: true }]
+    );
+}

@@ -415,7 +415,8 @@ fn mariadb_persistent_as_stored(engine: EngineKind, sql: &str) -> Option<String>
 /// Statements sqlparser does not parse, recognised from their leading keywords.
 fn from_keywords(engine: EngineKind, s: &SqlStatement) -> Option<Vec<Action>> {
     let k: Vec<&str> = s.keywords.iter().map(String::as_str).collect();
-    let has = |w: &str| s.keywords.iter().any(|x| x == w) || s.sql.to_ascii_uppercase().contains(w);
+    // Whole words only: `VACUUM ANALYZE fulltext_docs` is no VACUUM FULL.
+    let has = |w: &str| s.has_word(w);
     let a = match k.as_slice() {
         ["DROP", "INDEX", ..] => Action::DropIndex {
             names: vec![],
@@ -426,11 +427,25 @@ fn from_keywords(engine: EngineKind, s: &SqlStatement) -> Option<Vec<Action>> {
             concurrently: has("CONCURRENTLY"),
         },
         ["CLUSTER", ..] => Action::Cluster,
-        ["VACUUM", ..] if has("FULL") => Action::VacuumFull { table: None },
+        // FULL is an option: right after VACUUM, or inside its parenthesised option list.
+        ["VACUUM", "FULL", ..] => Action::VacuumFull { table: None },
+        ["VACUUM", ..]
+            if s.sql.split_once(')').is_some_and(|(opts, _)| {
+                opts.contains('(')
+                    && opts
+                        .to_ascii_uppercase()
+                        .split(|c: char| !c.is_ascii_alphanumeric())
+                        .any(|w| w == "FULL")
+            }) =>
+        {
+            Action::VacuumFull { table: None }
+        }
         ["VACUUM", ..] => Action::Vacuum,
-        ["ALTER", "DOMAIN", ..] if has("ADD") => Action::AlterDomainAddConstraint {
-            not_valid: has("NOT VALID"),
+        ["ALTER", "DOMAIN", _, "ADD", ..] => Action::AlterDomainAddConstraint {
+            not_valid: s.has_words(&["NOT", "VALID"]),
         },
+        // VALIDATE CONSTRAINT, SET/DROP NOT NULL, RENAME ...: known, checked by their own rules' words.
+        ["ALTER", "DOMAIN", ..] => Action::Other,
         ["OPTIMIZE", ..] => Action::MySqlRebuild {
             table: None,
             what: "OPTIMIZE TABLE".into(),
