@@ -118,16 +118,16 @@ pub fn split(kind: EngineKind, text: &str) -> Result<Vec<SqlStatement>, SplitErr
             column: e.location.column as usize,
         })?;
     let mut out = Vec::new();
-    let mut start: Option<usize> = None;
+    let mut start: Option<(usize, usize, usize)> = None;
     let mut end = 0usize;
     let mut words: Vec<String> = Vec::new();
-    let flush = |start: &mut Option<usize>,
+    // `start` is the statement's byte offset with its (line, column) from the tokenizer.
+    let flush = |start: &mut Option<(usize, usize, usize)>,
                  end: usize,
                  words: &mut Vec<String>,
                  out: &mut Vec<SqlStatement>| {
-        if let Some(s) = start.take() {
+        if let Some((s, line, column)) = start.take() {
             let sql = text[s..end].trim_end().to_string();
-            let (line, column) = line_col(text, s);
             let keywords = words.iter().take(8).cloned().collect();
             out.push(SqlStatement {
                 sql,
@@ -160,7 +160,11 @@ pub fn split(kind: EngineKind, text: &str) -> Result<Vec<SqlStatement>, SplitErr
             Token::EOF => {}
             tok => {
                 if start.is_none() {
-                    start = Some(tok_start);
+                    start = Some((
+                        tok_start,
+                        t.span.start.line as usize,
+                        t.span.start.column as usize,
+                    ));
                 }
                 end = tok_end;
                 if let Token::Word(w) = tok {

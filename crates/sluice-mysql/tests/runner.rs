@@ -17,6 +17,8 @@ fn ctx(lock_wait: Duration) -> RunContext {
         actor: "tester".into(),
         app_version: Some("app-1".into()),
         lock_wait,
+        lock_timeout: Duration::from_secs(1),
+        lock_retry_for: Duration::from_secs(60),
         say: Box::new(|_| {}),
     }
 }

@@ -137,7 +137,12 @@ pub enum Command {
         json: bool,
     },
     /// List the lint rules, or explain one.
-    Rules { id: Option<String> },
+    Rules {
+        id: Option<String>,
+        /// Print the whole catalog as Markdown (the source of docs/rules.md).
+        #[arg(long)]
+        markdown: bool,
+    },
     /// Show the append-only event log (up, down, failed, repair, baseline, drift-capture).
     Log {
         #[arg(long, default_value_t = 50)]
@@ -419,8 +424,9 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 .any(|f| f.severity == sluice_core::analysis::Severity::Error);
             Ok(if errors { exit::LINT_ERRORS } else { exit::OK })
         }
-        Command::Rules { id } => {
+        Command::Rules { id, markdown } => {
             match id {
+                _ if markdown => print!("{}", sluice_core::rules::markdown()),
                 None => crate::lint::list_rules(),
                 Some(id) => crate::lint::explain_rule(&id)?,
             }

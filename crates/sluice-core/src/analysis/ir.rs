@@ -345,8 +345,31 @@ pub fn build(
     file_offset: usize,
     file_text: &str,
 ) -> Stmt {
+    build_at(
+        engine,
+        index,
+        s,
+        file_offset,
+        crate::sql::line_col(file_text, file_offset),
+    )
+}
+
+/// As [`build`], given the line and column where the part starts (so a file of many statements is
+/// not rescanned from its start for each one).
+pub fn build_at(
+    engine: EngineKind,
+    index: usize,
+    s: &SqlStatement,
+    file_offset: usize,
+    part_start: (usize, usize),
+) -> Stmt {
     let dialect = crate::sql::dialect(engine);
-    let (line, column) = crate::sql::line_col(file_text, file_offset + s.offset);
+    let line = part_start.0 + s.line - 1;
+    let column = if s.line == 1 {
+        part_start.1 + s.column - 1
+    } else {
+        s.column
+    };
     let parsed_sql =
         Parser::parse_sql(dialect.as_ref(), &s.sql).or_else(
             |e| match mariadb_persistent_as_stored(engine, &s.sql) {
@@ -602,6 +625,10 @@ fn from_ast(engine: EngineKind, st: &Statement) -> Vec<Action> {
         }],
         Statement::StartTransaction { .. } => vec![Action::Begin],
         Statement::Commit { .. } => vec![Action::Commit],
+        // ROLLBACK TO SAVEPOINT keeps the transaction open.
+        Statement::Rollback {
+            savepoint: Some(_), ..
+        } => vec![Action::Other],
         Statement::Rollback { .. } => vec![Action::Rollback],
         Statement::Insert(i) => vec![Action::Dml {
             kind: "INSERT".into(),

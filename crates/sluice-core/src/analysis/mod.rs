@@ -124,6 +124,11 @@ pub struct Ctx<'a> {
     pub column_types: &'a HashMap<(String, String), String>,
     /// Live table sizes by table name, when connected.
     pub stats: Option<&'a HashMap<String, TableStats>>,
+    /// The transaction each statement of the part runs in (equal numbers share one), computed once
+    /// per part from the mode and the BEGIN/COMMIT written in the file.
+    pub tx_groups: &'a [usize],
+    /// Indices of the part's statements that add an enum value (`ALTER TYPE ... ADD VALUE`).
+    pub enum_value_adds: &'a [usize],
 }
 
 impl Ctx<'_> {
@@ -303,10 +308,11 @@ pub fn build_part(
             (split, Some(failure))
         }
     };
+    let part_start = crate::sql::line_col(&m.text, part.offset);
     let stmts: Vec<Stmt> = split
         .iter()
         .enumerate()
-        .map(|(i, s)| ir::build(target.engine, i, s, part.offset, &m.text))
+        .map(|(i, s)| ir::build_at(target.engine, i, s, part.offset, part_start))
         .collect();
     let mode = part.tx_directive.unwrap_or_else(|| {
         if !target.transactional_ddl() || split.iter().any(|s| target.needs_own_transaction(s)) {
@@ -316,6 +322,39 @@ pub fn build_part(
         }
     });
     (stmts, mode, failure)
+}
+
+/// Transaction number of each statement of a part (equal numbers share a transaction): one for the
+/// whole part in single mode, one per statement otherwise, BEGIN..COMMIT written in the file joined.
+pub fn transaction_groups(stmts: &[Stmt], mode: TxMode) -> Vec<usize> {
+    let mut out = Vec::with_capacity(stmts.len());
+    let (mut group, mut explicit) = (0usize, false);
+    for s in stmts {
+        let acts = s.actions();
+        if acts.iter().any(|a| matches!(a, Action::Begin)) {
+            group += 1;
+            explicit = true;
+            out.push(group);
+            continue;
+        }
+        if acts
+            .iter()
+            .any(|a| matches!(a, Action::Commit | Action::Rollback))
+        {
+            out.push(group);
+            group += 1;
+            explicit = false;
+            continue;
+        }
+        if !explicit && mode == TxMode::PerStatement {
+            group += 1;
+            out.push(group);
+            group += 1;
+        } else {
+            out.push(group);
+        }
+    }
+    out
 }
 
 /// Walks a part's statements in order, giving each the context of what came before it (tables
@@ -333,6 +372,17 @@ pub fn walk_part(
     let mut created: Vec<QName> = Vec::new();
     let mut added: Vec<(QName, String)> = Vec::new();
     let (mut lock_timeout, mut statement_timeout, mut in_tx) = (false, false, false);
+    let tx_groups = transaction_groups(stmts, mode);
+    let enum_value_adds: Vec<usize> = stmts
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| {
+            s.actions()
+                .iter()
+                .any(|a| matches!(a, Action::AddEnumValue { .. }))
+        })
+        .map(|(i, _)| i)
+        .collect();
     for (i, st) in stmts.iter().enumerate() {
         {
             let ctx = Ctx {
@@ -346,6 +396,8 @@ pub fn walk_part(
                 in_explicit_transaction: in_tx,
                 column_types,
                 stats,
+                tx_groups: &tx_groups,
+                enum_value_adds: &enum_value_adds,
             };
             visit(i, st, &ctx);
         }

@@ -44,38 +44,6 @@ fn added_label(st: &Stmt) -> Option<(QName, String)> {
     Some((type_name, v.value.value.clone()))
 }
 
-/// Transaction number of each statement of the part (equal numbers share a transaction).
-fn transactions(ctx: &Ctx) -> Vec<usize> {
-    let mut out = Vec::with_capacity(ctx.statements.len());
-    let (mut group, mut explicit) = (0usize, false);
-    for s in ctx.statements {
-        let acts = s.actions();
-        if acts.iter().any(|a| matches!(a, Action::Begin)) {
-            group += 1;
-            explicit = true;
-            out.push(group);
-            continue;
-        }
-        if acts
-            .iter()
-            .any(|a| matches!(a, Action::Commit | Action::Rollback))
-        {
-            out.push(group);
-            group += 1;
-            explicit = false;
-            continue;
-        }
-        if !explicit && ctx.mode == TxMode::PerStatement {
-            group += 1;
-            out.push(group);
-            group += 1;
-        } else {
-            out.push(group);
-        }
-    }
-    out
-}
-
 /// True when the statement mentions `label` as a string literal.
 fn mentions(st: &Stmt, label: &str) -> bool {
     match &st.ast {
@@ -119,7 +87,11 @@ fn created_type(st: &Stmt) -> Option<String> {
 }
 
 fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
-    let tx = transactions(ctx);
+    // Only parts that add an enum value, at or before this statement, are concerned.
+    if ctx.enum_value_adds.first().is_none_or(|&i| i > st.index) {
+        return;
+    }
+    let tx = ctx.tx_groups;
     let my_tx = tx.get(st.index).copied();
     let in_tx_block = ctx.mode == TxMode::Single || ctx.in_explicit_transaction;
     if let Some((type_name, label)) = added_label(st) {
@@ -152,7 +124,12 @@ fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
     if !ctx.target.at_least(12, 0) {
         return; // the ADD VALUE itself is the problem there, reported above
     }
-    for prev in ctx.statements.iter().take(st.index) {
+    for prev in ctx
+        .enum_value_adds
+        .iter()
+        .take_while(|&&i| i < st.index)
+        .map(|&i| &ctx.statements[i])
+    {
         let Some((type_name, label)) = added_label(prev) else {
             continue;
         };
