@@ -316,7 +316,8 @@ pub fn fold_ident(engine: EngineKind, ident: &ast::Ident) -> String {
     }
 }
 
-fn qname(engine: EngineKind, n: &ObjectName) -> QName {
+/// A name as the engine resolves it: folded, split into schema and object.
+pub fn qname(engine: EngineKind, n: &ObjectName) -> QName {
     let parts: Vec<String> =
         n.0.iter()
             .filter_map(|p| p.as_ident().map(|i| fold_ident(engine, i)))
@@ -334,6 +335,31 @@ fn qname(engine: EngineKind, n: &ObjectName) -> QName {
             schema: Some(s.clone()),
             name: t.clone(),
         },
+    }
+}
+
+/// The assignments of a `SET` statement as (scope, variable, value text); empty for anything else.
+pub fn set_assignments(st: &Statement) -> Vec<(Option<ast::ContextModifier>, String, String)> {
+    match st {
+        Statement::Set(ast::Set::SingleAssignment {
+            scope,
+            variable,
+            values,
+            ..
+        }) => vec![(
+            *scope,
+            variable.to_string(),
+            values
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+        )],
+        Statement::Set(ast::Set::MultipleAssignments { assignments }) => assignments
+            .iter()
+            .map(|a| (a.scope, a.name.to_string(), a.value.to_string()))
+            .collect(),
+        _ => vec![],
     }
 }
 

@@ -115,9 +115,6 @@ pub struct Ctx<'a> {
     pub created_tables: &'a [QName],
     /// Columns added earlier in the same migration part.
     pub added_columns: &'a [(QName, String)],
-    /// `SET lock_timeout` / `SET statement_timeout` (or MySQL `lock_wait_timeout`) seen before.
-    pub lock_timeout_set: bool,
-    pub statement_timeout_set: bool,
     /// Inside a `BEGIN` written in the file.
     pub in_explicit_transaction: bool,
     /// Column types known from earlier migrations or the live schema: (table, column) → type.
@@ -371,7 +368,7 @@ pub fn walk_part(
 ) {
     let mut created: Vec<QName> = Vec::new();
     let mut added: Vec<(QName, String)> = Vec::new();
-    let (mut lock_timeout, mut statement_timeout, mut in_tx) = (false, false, false);
+    let mut in_tx = false;
     let tx_groups = transaction_groups(stmts, mode);
     let enum_value_adds: Vec<usize> = stmts
         .iter()
@@ -391,8 +388,6 @@ pub fn walk_part(
                 statements: stmts,
                 created_tables: &created,
                 added_columns: &added,
-                lock_timeout_set: lock_timeout,
-                statement_timeout_set: statement_timeout,
                 in_explicit_transaction: in_tx,
                 column_types,
                 stats,
@@ -429,15 +424,6 @@ pub fn walk_part(
                 Action::DropColumn { table, column, .. } => {
                     column_types.remove(&(table.name.clone(), column.clone()));
                 }
-                Action::SetParam { name, .. } => match name.as_str() {
-                    "lock_timeout" | "lock_wait_timeout" | "innodb_lock_wait_timeout" => {
-                        lock_timeout = true
-                    }
-                    "statement_timeout" | "max_statement_time" | "max_execution_time" => {
-                        statement_timeout = true
-                    }
-                    _ => {}
-                },
                 Action::Begin => in_tx = true,
                 Action::Commit | Action::Rollback => in_tx = false,
                 _ => {}

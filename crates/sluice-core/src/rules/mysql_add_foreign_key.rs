@@ -32,30 +32,10 @@ pub const RULE: Rule = Rule {
 fn checks_off(ctx: &Ctx, before: usize) -> bool {
     let mut off = false;
     for s in &ctx.statements[..before] {
-        let Some(Statement::Set(set)) = &s.ast else {
+        let Some(ast_stmt) = &s.ast else {
             continue;
         };
-        let pairs: Vec<(Option<ast::ContextModifier>, String, String)> = match set {
-            ast::Set::SingleAssignment {
-                scope,
-                variable,
-                values,
-                ..
-            } => vec![(
-                *scope,
-                variable.to_string(),
-                values
-                    .iter()
-                    .map(|v| v.to_string())
-                    .collect::<Vec<_>>()
-                    .join(","),
-            )],
-            ast::Set::MultipleAssignments { assignments } => assignments
-                .iter()
-                .map(|a| (a.scope, a.name.to_string(), a.value.to_string()))
-                .collect(),
-            _ => vec![],
-        };
+        let pairs = crate::analysis::ir::set_assignments(ast_stmt);
         for (scope, name, value) in pairs {
             let (name, global) = normalize_var(&name);
             if global

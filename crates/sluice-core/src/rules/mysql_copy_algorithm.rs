@@ -8,7 +8,7 @@
 
 use super::prelude::*;
 use super::require_lock_timeout::{normalize_var, objects_after, tokens, Tok};
-use sqlparser::ast::{self, Statement};
+use sqlparser::ast;
 
 pub const RULE: Rule = Rule {
     id: "mysql-copy-algorithm",
@@ -106,30 +106,7 @@ pub(super) fn options(st: &Stmt, engine: EngineKind) -> Option<MyOptions> {
 
 /// `SET alter_algorithm = 'COPY'` / `SET old_alter_table = ON` (session scope).
 fn forces_copy(st: &Stmt) -> Option<String> {
-    let Some(Statement::Set(set)) = &st.ast else {
-        return None;
-    };
-    let pairs: Vec<(Option<ast::ContextModifier>, String, String)> = match set {
-        ast::Set::SingleAssignment {
-            scope,
-            variable,
-            values,
-            ..
-        } => vec![(
-            *scope,
-            variable.to_string(),
-            values
-                .iter()
-                .map(|v| v.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
-        )],
-        ast::Set::MultipleAssignments { assignments } => assignments
-            .iter()
-            .map(|a| (a.scope, a.name.to_string(), a.value.to_string()))
-            .collect(),
-        _ => vec![],
-    };
+    let pairs = crate::analysis::ir::set_assignments(st.ast.as_ref()?);
     for (scope, name, value) in pairs {
         let (name, global) = normalize_var(&name);
         if global || matches!(scope, Some(ast::ContextModifier::Global)) {

@@ -46,7 +46,7 @@ pub(super) fn created_schema(ctx: &Ctx, before: usize, name: &str) -> bool {
         Some(Statement::CreateSchema { schema_name, .. }) => {
             let n = match schema_name {
                 SchemaName::Simple(n) | SchemaName::NamedAuthorization(n, _) => {
-                    super::require_lock_timeout::qname_of(ctx.target.engine, n).name
+                    crate::analysis::ir::qname(ctx.target.engine, n).name
                 }
                 SchemaName::UnnamedAuthorization(i) => {
                     crate::analysis::ir::fold_ident(ctx.target.engine, i)

@@ -34,7 +34,7 @@ fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
         }
         let view_later = ctx.statements[st.index + 1..].iter().any(|s| {
             matches!(&s.ast, Some(Statement::CreateView(v))
-                if super::require_lock_timeout::qname_of(ctx.target.engine, &v.name).matches(from))
+                if crate::analysis::ir::qname(ctx.target.engine, &v.name).matches(from))
         });
         let e = ctx.target.engine;
         let to_full = match (&from.schema, &to.schema) {

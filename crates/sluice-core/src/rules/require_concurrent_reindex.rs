@@ -173,19 +173,9 @@ pub(super) fn name_at(t: &[Tk], i: usize) -> Option<(QName, usize)> {
 }
 
 /// A parsed object name as PostgreSQL folds it (`S.T` → s.t; quoted parts kept as written).
+/// A PostgreSQL name as the server resolves it.
 pub(super) fn qname_of(n: &sqlparser::ast::ObjectName) -> QName {
-    let mut parts: Vec<String> =
-        n.0.iter()
-            .filter_map(|p| {
-                p.as_ident()
-                    .map(|i| crate::analysis::ir::fold_ident(EngineKind::Postgres, i))
-            })
-            .collect();
-    let name = parts.pop().unwrap_or_else(|| n.to_string());
-    QName {
-        schema: parts.pop(),
-        name,
-    }
+    crate::analysis::ir::qname(EngineKind::Postgres, n)
 }
 
 /// An identifier as it must be written in SQL (quoted unless it is a plain lower-case name).

@@ -144,7 +144,7 @@ fn first_unprotected_in(ctx: &Ctx, kind: Timeout, upto: usize) -> Option<(usize,
         }
         if let Some(Statement::CreateView(v)) = &st.ast {
             if v.materialized {
-                created.push(qname_of(engine, &v.name));
+                created.push(crate::analysis::ir::qname(engine, &v.name));
             }
         }
     }
@@ -280,7 +280,7 @@ pub(super) fn lock_taking(st: &Stmt, engine: EngineKind, created: &[QName]) -> O
     if let Some(ast) = &st.ast {
         match ast {
             Statement::AlterTable(at) => {
-                let table = qname_of(engine, &at.name);
+                let table = crate::analysis::ir::qname(engine, &at.name);
                 if pg {
                     let only_validate = !at.operations.is_empty()
                         && at
@@ -302,14 +302,17 @@ pub(super) fn lock_taking(st: &Stmt, engine: EngineKind, created: &[QName]) -> O
                 return existing(vec![table], "ALTER TABLE");
             }
             Statement::CreateTrigger(ct) if pg => {
-                return existing(vec![qname_of(engine, &ct.table_name)], "CREATE TRIGGER");
+                return existing(
+                    vec![crate::analysis::ir::qname(engine, &ct.table_name)],
+                    "CREATE TRIGGER",
+                );
             }
             Statement::Drop {
                 object_type: ast::ObjectType::Index,
                 table: Some(t),
                 ..
             } => {
-                return existing(vec![qname_of(engine, t)], "DROP INDEX");
+                return existing(vec![crate::analysis::ir::qname(engine, t)], "DROP INDEX");
             }
             Statement::AlterType(_) => return None,
             Statement::Lock(_) if pg => {
@@ -446,30 +449,6 @@ fn pg_lock_mode_conflicts(st: &Stmt) -> bool {
             | ["ROW", "EXCLUSIVE", ..]
             | ["SHARE", "UPDATE", "EXCLUSIVE", ..]
     )
-}
-
-pub(super) fn qname_of(engine: EngineKind, n: &ast::ObjectName) -> QName {
-    let parts: Vec<String> =
-        n.0.iter()
-            .filter_map(|p| {
-                p.as_ident()
-                    .map(|i| crate::analysis::ir::fold_ident(engine, i))
-            })
-            .collect();
-    match parts.as_slice() {
-        [] => QName {
-            schema: None,
-            name: n.to_string(),
-        },
-        [one] => QName {
-            schema: None,
-            name: one.clone(),
-        },
-        [.., s, t] => QName {
-            schema: Some(s.clone()),
-            name: t.clone(),
-        },
-    }
 }
 
 /// A token of a statement, for the few checks the IR does not carry.
