@@ -19,6 +19,32 @@ async fn table_exists(c: &tokio_postgres::Client, name: &str) -> bool {
         .get(0)
 }
 
+/// Starts `sluice up` on a statement-by-statement migration whose second statement waits on a table
+/// lock held by the returned session (`COMMIT` on it releases the lock), once sluice is waiting.
+async fn up_waiting_on_second_statement(
+    p: &Project,
+    c: &tokio_postgres::Client,
+) -> (tokio_postgres::Client, std::process::Child) {
+    c.batch_execute("CREATE TABLE log (n int); CREATE TABLE blocked (n int)")
+        .await
+        .unwrap();
+    p.write(
+        "1_steps.sql",
+        "-- sluice:up\n-- sluice:transaction per-statement\nINSERT INTO log VALUES (1);\nINSERT INTO blocked VALUES (2);\nINSERT INTO log VALUES (3);\n",
+    );
+    let holder = p.db.pg().await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE blocked IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let child = p.spawn(&["up"]);
+    eventually(30, "sluice waiting on the lock", || async {
+        count(c, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO blocked%'").await == 1
+    })
+    .await;
+    (holder, child)
+}
+
 #[tokio::test]
 async fn up_status_down_round_trip_records_app_version_and_events() {
     let p = Project::new(Server::Postgres).await;
@@ -229,27 +255,11 @@ async fn per_statement_migration_resumes_at_the_failed_statement_without_redoing
 async fn kill_9_mid_migration_resumes_without_redoing_or_skipping() {
     let p = Project::new(Server::Postgres).await;
     let c = p.db.pg().await;
-    c.batch_execute("CREATE TABLE log (n int); CREATE TABLE blocked (n int)")
-        .await
-        .unwrap();
-    p.write(
-        "1_steps.sql",
-        "-- sluice:up\n-- sluice:transaction per-statement\nINSERT INTO log VALUES (1);\nINSERT INTO blocked VALUES (2);\nINSERT INTO log VALUES (3);\n",
-    );
-    // Hold a lock so the second statement waits, then kill sluice while it waits.
-    let mut holder = p.db.pg().await;
-    let tx = holder.transaction().await.unwrap();
-    tx.batch_execute("LOCK TABLE blocked IN ACCESS EXCLUSIVE MODE")
-        .await
-        .unwrap();
-    let mut child = p.spawn(&["up"]);
-    eventually(30, "sluice waiting on the lock", || async {
-        count(&c, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO blocked%'").await == 1
-    })
-    .await;
+    // Kill sluice while the second statement waits on a lock the test holds.
+    let (holder, mut child) = up_waiting_on_second_statement(&p, &c).await;
     child.kill().unwrap();
     child.wait().unwrap();
-    tx.commit().await.unwrap();
+    holder.batch_execute("COMMIT").await.unwrap();
     eventually(30, "the killed run's sessions to end", || async {
         count(&c, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'sluice%'").await == 0
     })
@@ -264,7 +274,6 @@ async fn kill_9_mid_migration_resumes_without_redoing_or_skipping() {
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(count(&c, "SELECT count(*) FROM log").await, 2);
     assert_eq!(count(&c, "SELECT count(*) FROM blocked").await, 1);
-    let _ = &mut holder;
 }
 
 #[tokio::test]
@@ -699,23 +708,7 @@ async fn tls_require_encrypts_and_verify_full_checks_the_certificate() {
 async fn lost_connection_mid_run_exits_6_and_the_rerun_resumes() {
     let p = Project::new(Server::Postgres).await;
     let c = p.db.pg().await;
-    c.batch_execute("CREATE TABLE log (n int); CREATE TABLE blocked (n int)")
-        .await
-        .unwrap();
-    p.write(
-        "1_steps.sql",
-        "-- sluice:up\n-- sluice:transaction per-statement\nINSERT INTO log VALUES (1);\nINSERT INTO blocked VALUES (2);\nINSERT INTO log VALUES (3);\n",
-    );
-    let mut holder = p.db.pg().await;
-    let tx = holder.transaction().await.unwrap();
-    tx.batch_execute("LOCK TABLE blocked IN ACCESS EXCLUSIVE MODE")
-        .await
-        .unwrap();
-    let child = p.spawn(&["up"]);
-    eventually(30, "sluice waiting on the lock", || async {
-        count(&c, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO blocked%'").await == 1
-    })
-    .await;
+    let (holder, child) = up_waiting_on_second_statement(&p, &c).await;
     // The server drops sluice's sessions, as a failover or a network cut would.
     c.batch_execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'sluice%'").await.unwrap();
     let r = wait_bounded(child, 60, "sluice after losing its connection");
@@ -726,14 +719,13 @@ async fn lost_connection_mid_run_exits_6_and_the_rerun_resumes() {
         "{r:?}"
     );
     assert!(r.stderr.contains("1_steps.sql:4:1"), "{r:?}");
-    tx.commit().await.unwrap();
+    holder.batch_execute("COMMIT").await.unwrap();
     assert_eq!(p.states(), vec![(1, "interrupted".into())]);
     let r = p.run(&["up"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stderr.contains("resuming at statement 2"), "{r:?}");
     assert_eq!(count(&c, "SELECT count(*) FROM log").await, 2);
     assert_eq!(count(&c, "SELECT count(*) FROM blocked").await, 1);
-    let _ = &mut holder;
 }
 
 /// Live traffic never waits behind sluice for longer than the lock timeout: a long transaction holds
