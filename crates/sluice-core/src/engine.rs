@@ -130,6 +130,11 @@ pub trait Engine: Send {
         Ok(vec![])
     }
 
+    /// Drops `index` when a failed concurrent build left it INVALID; true when it did.
+    async fn drop_invalid_index(&mut self, _index: &str) -> Result<bool> {
+        Ok(false)
+    }
+
     async fn begin(&mut self) -> Result<()>;
     async fn commit(&mut self) -> Result<()>;
     async fn rollback(&mut self) -> Result<()>;

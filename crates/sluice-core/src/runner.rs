@@ -291,21 +291,33 @@ async fn drift_state(engine: &mut dyn Engine) -> Result<DriftState> {
 /// A migration part ready to run.
 #[derive(Debug, Clone)]
 pub struct PreparedPart {
+    /// The statements as written (their hashes are what progress records).
     pub statements: Vec<SqlStatement>,
+    /// What runs for each statement: the statement itself, or its safer form.
+    pub run: Vec<SqlStatement>,
+    pub rewrites: Vec<Option<crate::plan::rewrite::Rewrite>>,
     pub mode: TxMode,
     /// Why this mode, for `--dry-run` and logs.
     pub mode_reason: String,
 }
 
-pub fn prepare(engine: &dyn Engine, m: &Migration, dir: Direction) -> Result<PreparedPart> {
-    prepare_for(engine.target(), m, dir)
+pub fn prepare(
+    engine: &dyn Engine,
+    m: &Migration,
+    dir: Direction,
+    safe: bool,
+) -> Result<PreparedPart> {
+    prepare_for(engine.target(), m, dir, safe)
 }
 
 /// Splits and classifies a part for a target, without a connection (`lint` uses the same decisions).
+/// With `safe`, statements that have a safer equivalent sluice can run today (index builds and drops
+/// CONCURRENTLY on PostgreSQL) run in that form; `--as-written` turns it off.
 pub fn prepare_for(
     target: crate::target::Target,
     m: &Migration,
     dir: Direction,
+    safe: bool,
 ) -> Result<PreparedPart> {
     let part: &Part = m.part(dir).ok_or_else(|| Error::usage(
         format!("migration {} has no down part", m.label()),
@@ -352,7 +364,30 @@ pub fn prepare_for(
             "remove BEGIN/COMMIT from the migration; use `-- sluice:transaction single` or `per-statement` to choose the mode",
         ));
     }
-    let own_tx: Vec<&SqlStatement> = statements
+    // A part forced into one transaction keeps its statements as written: their concurrent forms
+    // cannot run there (lint says so).
+    let rewrites = if safe && part.tx_directive != Some(TxMode::Single) {
+        crate::plan::rewrite::rewrite_part(target, &statements)
+    } else {
+        vec![None; statements.len()]
+    };
+    let run: Vec<SqlStatement> = statements
+        .iter()
+        .zip(&rewrites)
+        .map(|(s, r)| match r {
+            Some(r) => sql::split(kind, &r.sql)
+                .ok()
+                .and_then(|mut v| (v.len() == 1).then(|| v.remove(0)))
+                .map(|mut x| {
+                    // Keep the written statement's place in the file for messages.
+                    (x.offset, x.line, x.column) = (s.offset, s.line, s.column);
+                    x
+                })
+                .unwrap_or_else(|| s.clone()),
+            None => s.clone(),
+        })
+        .collect();
+    let own_tx: Vec<&SqlStatement> = run
         .iter()
         .filter(|s| target.needs_own_transaction(s))
         .collect();
@@ -402,6 +437,8 @@ pub fn prepare_for(
     };
     Ok(PreparedPart {
         statements,
+        run,
+        rewrites,
         mode,
         mode_reason,
     })
@@ -424,6 +461,8 @@ pub struct UpOptions {
     pub to: Option<i64>,
     pub dry_run: bool,
     pub allow_out_of_order: bool,
+    /// Run every statement exactly as written (no concurrent forms).
+    pub as_written: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -435,6 +474,26 @@ pub struct PlannedMigration {
     /// Statements already applied by an earlier, failed or killed run; they are skipped.
     pub resume_from: usize,
     pub statements: Vec<String>,
+    /// For each statement, the safer form sluice runs instead and why (None: runs as written).
+    pub runs_as: Vec<Option<(String, String)>>,
+}
+
+impl PlannedMigration {
+    fn new(m: &Migration, prepared: PreparedPart, resume_from: usize) -> Self {
+        PlannedMigration {
+            version: m.version,
+            name: m.name.clone(),
+            mode: prepared.mode,
+            mode_reason: prepared.mode_reason,
+            resume_from,
+            statements: prepared.statements.iter().map(|s| s.sql.clone()).collect(),
+            runs_as: prepared
+                .rewrites
+                .into_iter()
+                .map(|r| r.map(|r| (r.sql, r.note)))
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Default)]
@@ -474,7 +533,7 @@ pub async fn up(
                 .find(|m| m.version == p.version)
                 .expect("planned from files");
             let row = rows.iter().find(|r| r.version == m.version);
-            run_part(engine, m, Direction::Up, row, ctx).await?;
+            run_part(engine, m, Direction::Up, row, !opts.as_written, ctx).await?;
             report.applied.push(m.version);
         }
         Ok(report)
@@ -568,17 +627,10 @@ fn plan_up(
             .iter()
             .find(|m| m.version == s.version)
             .expect("status from files");
-        let prepared = prepare(engine, m, Direction::Up)?;
+        let prepared = prepare(engine, m, Direction::Up, !opts.as_written)?;
         let row = rows.iter().find(|r| r.version == m.version);
         let resume_from = check_resume(m, Direction::Up, &prepared, row)?;
-        planned.push(PlannedMigration {
-            version: m.version,
-            name: m.name.clone(),
-            mode: prepared.mode,
-            mode_reason: prepared.mode_reason,
-            resume_from,
-            statements: prepared.statements.iter().map(|s| s.sql.clone()).collect(),
-        });
+        planned.push(PlannedMigration::new(m, prepared, resume_from));
     }
     Ok(planned)
 }
@@ -657,9 +709,10 @@ async fn run_part(
     m: &Migration,
     dir: Direction,
     existing: Option<&HistoryRow>,
+    safe: bool,
     ctx: &RunContext,
 ) -> Result<()> {
-    let prepared = prepare(engine, m, dir)?;
+    let prepared = prepare(engine, m, dir, safe)?;
     let resume_from = check_resume(m, dir, &prepared, existing)?;
     let started = Utc::now();
     let clock = Instant::now();
@@ -737,8 +790,8 @@ async fn run_part(
             loop {
                 engine.begin().await?;
                 let mut failed = None;
-                for s in &prepared.statements {
-                    if let Err(e) = engine.execute(&s.sql).await {
+                for (s, exec) in prepared.statements.iter().zip(&prepared.run) {
+                    if let Err(e) = engine.execute(&exec.sql).await {
                         failed = Some((s, e));
                         break;
                     }
@@ -759,20 +812,44 @@ async fn run_part(
         TxMode::PerStatement => {
             engine.upsert_migration(&row).await?;
             for (i, s) in prepared.statements.iter().enumerate().skip(resume_from) {
+                let exec = &prepared.run[i];
+                let rewrite = prepared.rewrites[i].as_ref();
+                if let Some(r) = rewrite {
+                    (ctx.say)(&format!("`{}`: {}", first_line(&s.sql), r.note));
+                }
                 // Where the statement allows it (any PostgreSQL statement that may run in a
                 // transaction; MariaDB/MySQL data changes), it commits together with its progress
                 // record, so a crash can never leave it applied but unrecorded.
-                let atomic = !engine.needs_own_transaction(s);
+                let atomic = !engine.needs_own_transaction(exec);
+                // A concurrent build or drop never makes queries queue behind it, and its waits for
+                // older transactions may be long: no lock timeout for it.
+                let concurrent = engine.target().engine == crate::target::EngineKind::Postgres
+                    && !atomic
+                    && exec.has_word("CONCURRENTLY");
+                if concurrent {
+                    engine.set_lock_timeout(Duration::ZERO).await?;
+                }
                 let mut retry = LockRetry::new();
                 loop {
+                    // A concurrent build that failed earlier leaves an INVALID index that IF NOT
+                    // EXISTS would keep: drop it and build again.
+                    if let Some(index) = rewrite.and_then(|r| r.builds_index.as_deref()) {
+                        if engine.drop_invalid_index(index).await? {
+                            (ctx.say)(&format!("dropped the invalid index {index} left by an earlier attempt; building it again"));
+                        }
+                    }
                     if atomic {
                         engine.begin().await?;
                     }
-                    let Err(mut e) = engine.execute(&s.sql).await else {
+                    let Err(mut e) = engine.execute(&exec.sql).await else {
                         break;
                     };
                     if atomic {
                         let _ = engine.rollback().await;
+                    }
+                    if rewrite.is_some() {
+                        // The server's position is in the rewritten text, not in the file.
+                        e.position = None;
                     }
                     if e.lock_timeout && retry.again(engine, s, ctx, &mut e).await {
                         continue;
@@ -790,6 +867,9 @@ async fn run_part(
                         ctx,
                     )
                     .await);
+                }
+                if concurrent {
+                    engine.set_lock_timeout(ctx.lock_timeout).await?;
                 }
                 row.statements_done = i as i32 + 1;
                 row.statement_hashes.push(statement_hash(&s.sql));
@@ -1022,6 +1102,7 @@ pub struct DownOptions {
     pub to: Option<i64>,
     pub steps: Option<usize>,
     pub dry_run: bool,
+    pub as_written: bool,
 }
 
 pub async fn down(
@@ -1077,16 +1158,9 @@ pub async fn down(
                     help: "restore the applied text, or run `sluice repair` if the edit is intentional".into(),
                 });
             }
-            let prepared = prepare(engine, m, Direction::Down)?;
+            let prepared = prepare(engine, m, Direction::Down, !opts.as_written)?;
             let resume_from = check_resume(m, Direction::Down, &prepared, Some(r))?;
-            let plan = PlannedMigration {
-                version: m.version,
-                name: m.name.clone(),
-                mode: prepared.mode,
-                mode_reason: prepared.mode_reason,
-                resume_from,
-                statements: prepared.statements.iter().map(|s| s.sql.clone()).collect(),
-            };
+            let plan = PlannedMigration::new(m, prepared, resume_from);
             out.push((m.clone(), r.clone(), plan));
         }
         Ok(out)
@@ -1103,7 +1177,7 @@ pub async fn down(
             (ctx.say)("nothing to roll back");
         }
         for (m, row, _) in &work {
-            run_part(engine, m, Direction::Down, Some(row), ctx).await?;
+            run_part(engine, m, Direction::Down, Some(row), !opts.as_written, ctx).await?;
         }
         Ok(work.into_iter().map(|(_, _, p)| p).collect())
     })

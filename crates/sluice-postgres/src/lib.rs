@@ -642,13 +642,32 @@ impl Engine for PgEngine {
             })
     }
 
-    async fn set_lock_timeout(&mut self, timeout: std::time::Duration) -> Result<()> {
-        // Session level, so it holds for every statement and transaction that follows.
+    async fn drop_invalid_index(&mut self, index: &str) -> Result<bool> {
+        // `index` is the name as written in the migration (possibly quoted or qualified):
+        // to_regclass resolves it the way the server will.
+        let row = self
+            .work
+            .query_opt(
+                "SELECT n.nspname, c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                   JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE i.indexrelid = to_regclass($1) AND NOT i.indisvalid",
+                &[&index],
+            )
+            .await
+            .map_err(|e| db_err("checking for an invalid index", e))?;
+        let Some(row) = row else { return Ok(false) };
+        let name = quote::qualified(&row.get::<_, String>(0), &row.get::<_, String>(1));
         self.work
-            .batch_execute(&format!(
-                "SET lock_timeout = '{}ms'",
-                timeout.as_millis().max(1)
-            ))
+            .batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))
+            .await
+            .map_err(|e| db_err("dropping an invalid index", e))?;
+        Ok(true)
+    }
+
+    async fn set_lock_timeout(&mut self, timeout: std::time::Duration) -> Result<()> {
+        // Session level, so it holds for every statement and transaction that follows; 0 = none.
+        self.work
+            .batch_execute(&format!("SET lock_timeout = '{}ms'", timeout.as_millis()))
             .await
             .map_err(|e| db_err("setting lock_timeout", e))
     }

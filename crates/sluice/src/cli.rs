@@ -80,6 +80,9 @@ pub enum Command {
         /// Create the database first when it does not exist.
         #[arg(long)]
         create_database: bool,
+        /// Run every statement exactly as written (index builds and drops are not made CONCURRENT).
+        #[arg(long)]
+        as_written: bool,
     },
     /// Roll back applied migrations with their down parts (default: the latest one).
     Down {
@@ -91,6 +94,9 @@ pub enum Command {
         steps: Option<usize>,
         #[arg(long)]
         dry_run: bool,
+        /// Run every statement exactly as written.
+        #[arg(long)]
+        as_written: bool,
     },
     /// Check that applied migrations still match their files (exit 4 when not).
     Verify {
@@ -255,6 +261,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             dry_run,
             out_of_order,
             create_database,
+            as_written,
         } => {
             let files = r.files()?;
             let url = r.url()?;
@@ -264,6 +271,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 to,
                 dry_run,
                 allow_out_of_order: out_of_order,
+                as_written,
             };
             let report = runner::up(engine.as_mut(), &files, &opts, &ctx).await?;
             if dry_run {
@@ -276,14 +284,24 @@ pub async fn run(cli: Cli) -> Result<i32> {
             }
             Ok(exit::OK)
         }
-        Command::Down { to, steps, dry_run } => {
+        Command::Down {
+            to,
+            steps,
+            dry_run,
+            as_written,
+        } => {
             let files = r.files()?;
             let mut engine = connect::engine(&r.url()?, false).await?;
             let ctx = r.context();
             let planned = runner::down(
                 engine.as_mut(),
                 &files,
-                &DownOptions { to, steps, dry_run },
+                &DownOptions {
+                    to,
+                    steps,
+                    dry_run,
+                    as_written,
+                },
                 &ctx,
             )
             .await?;
@@ -413,6 +431,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     to,
                     dry_run: true,
                     allow_out_of_order: out_of_order,
+                    as_written: false,
                 },
             )
             .await?;

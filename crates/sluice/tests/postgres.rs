@@ -825,3 +825,132 @@ async fn a_lock_that_never_frees_fails_the_migration_resumably_naming_the_blocke
     assert_eq!(p.run(&["up"]).code, 0);
     let _ = &mut long;
 }
+
+/// CREATE INDEX on a live table runs CONCURRENTLY: writes continue while it builds.
+#[tokio::test]
+async fn create_index_runs_concurrently_and_writers_never_wait() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 5000) g")
+        .await
+        .unwrap();
+    p.write(
+        "1_idx.sql",
+        "-- sluice:up\nCREATE INDEX t_v_idx ON t (v);\n-- sluice:down\nDROP INDEX t_v_idx;\n",
+    );
+    let dry = p.run(&["up", "--dry-run"]);
+    assert!(
+        dry.stdout
+            .contains("runs as: CREATE INDEX CONCURRENTLY IF NOT EXISTS t_v_idx ON t(v)"),
+        "{dry:?}"
+    );
+    assert!(dry.stdout.contains("per-statement"), "{dry:?}");
+    // An open transaction that wrote to t keeps the build waiting, so its lock can be observed.
+    let mut old = p.db.pg().await;
+    let tx = old.transaction().await.unwrap();
+    tx.batch_execute("UPDATE t SET v = v WHERE id = 1")
+        .await
+        .unwrap();
+    let child = p.spawn(&["up"]);
+    eventually(30, "the index build waiting for the open transaction", || async {
+        count(&c, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'CREATE INDEX CONCURRENTLY%' AND wait_event_type = 'Lock'").await == 1
+    })
+    .await;
+    let modes: Vec<String> = c
+        .query("SELECT l.mode FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.relation = 't'::regclass AND a.query LIKE 'CREATE INDEX CONCURRENTLY%' AND l.granted", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        modes,
+        ["ShareUpdateExclusiveLock"],
+        "a plain CREATE INDEX would hold ShareLock"
+    );
+    // Writers are not blocked while the build runs.
+    let writer = p.db.pg().await;
+    writer
+        .batch_execute("SET lock_timeout = '2s'")
+        .await
+        .unwrap();
+    for i in 0..50 {
+        writer
+            .execute("INSERT INTO t VALUES ($1, 'new')", &[&(10_000 + i)])
+            .await
+            .expect("a write during the build");
+        writer
+            .execute("UPDATE t SET v = 'upd' WHERE id = $1", &[&(100 + i)])
+            .await
+            .expect("an update during the build");
+    }
+    tx.commit().await.unwrap();
+    let r = wait_bounded(child, 60, "sluice building the index");
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("built CONCURRENTLY"), "{r:?}");
+    let valid: bool = c
+        .query_one(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_v_idx'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(valid);
+    // The down part's DROP INDEX runs concurrently too.
+    let d = p.run(&["down"]);
+    assert_eq!(d.code, 0, "{d:?}");
+    assert!(d.stderr.contains("dropped CONCURRENTLY"), "{d:?}");
+    let _ = &mut old;
+}
+
+#[tokio::test]
+async fn an_invalid_index_left_by_a_failed_build_is_dropped_and_rebuilt() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'), (2, 'a'), (3, 'b')").await.unwrap();
+    p.write("1_uniq.sql", "CREATE UNIQUE INDEX t_v_key ON t (v);\n");
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("could not create unique index"), "{r:?}");
+    let valid: bool = c
+        .query_one(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_v_key'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        !valid,
+        "the failed concurrent build leaves an invalid index"
+    );
+    c.batch_execute("UPDATE t SET v = 'c' WHERE id = 2")
+        .await
+        .unwrap();
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("dropped the invalid index t_v_key left by an earlier attempt"),
+        "{r:?}"
+    );
+    let valid: bool = c
+        .query_one(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_v_key'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(valid);
+    // --as-written runs the statement exactly as written.
+    p.write("2_idx.sql", "CREATE INDEX t_id_v ON t (id, v);\n");
+    let dry = p.run(&["up", "--dry-run", "--as-written"]);
+    assert!(!dry.stdout.contains("runs as:"), "{dry:?}");
+    assert!(
+        dry.stdout
+            .contains("[single: all statements are transactional]"),
+        "{dry:?}"
+    );
+}

@@ -10,6 +10,7 @@ mod alter_column_type;
 mod create_index;
 mod drop_index;
 mod other;
+pub mod rewrite;
 mod set_not_null;
 
 use crate::analysis::ir::{Action, Stmt};

@@ -1,0 +1,119 @@
+//! The statements `sluice up` runs in a safer form than written, today: index builds and drops on
+//! PostgreSQL run CONCURRENTLY (reads and writes continue). Staged rewrites with a backfill come
+//! with the executor; until then everything else runs as written under the lock discipline.
+
+use crate::analysis::ir::{self, Action, QName};
+use crate::sql::SqlStatement;
+use crate::target::{EngineKind, Target};
+use sqlparser::ast::{ObjectType, Statement};
+
+/// A statement as sluice will run it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rewrite {
+    pub sql: String,
+    /// Shown to the user: what changed and why.
+    pub note: String,
+    /// An index this statement builds concurrently: a failed earlier attempt may have left it
+    /// INVALID, and then it must be dropped and rebuilt rather than skipped by IF NOT EXISTS.
+    pub builds_index: Option<String>,
+}
+
+/// The safer form of each statement of a part, or None where it runs as written.
+pub fn rewrite_part(target: Target, statements: &[SqlStatement]) -> Vec<Option<Rewrite>> {
+    let mut created: Vec<QName> = Vec::new();
+    statements
+        .iter()
+        .map(|s| {
+            let st = ir::build(target.engine, 0, s, 0, &s.sql);
+            let out = if target.engine == EngineKind::Postgres {
+                rewrite_pg(&st, &created)
+            } else {
+                None
+            };
+            for a in st.actions() {
+                if let Action::CreateTable { table, .. } = a {
+                    created.push(table.clone());
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+fn rewrite_pg(st: &ir::Stmt, created: &[QName]) -> Option<Rewrite> {
+    let new_table = |t: &QName| created.iter().any(|c| c.matches(t));
+    match (&st.ast, st.actions()) {
+        (
+            Some(Statement::CreateIndex(ci)),
+            [Action::CreateIndex {
+                table,
+                concurrently: false,
+                ..
+            }],
+        ) if !new_table(table) => {
+            let mut safe = ci.clone();
+            safe.concurrently = true;
+            // IF NOT EXISTS makes a rerun after a crash harmless; it needs a name to check.
+            safe.if_not_exists = safe.name.is_some();
+            Some(Rewrite {
+                sql: Statement::CreateIndex(safe).to_string(),
+                note: "built CONCURRENTLY: writes continue during the build".into(),
+                builds_index: ci.name.as_ref().map(|n| n.to_string()),
+            })
+        }
+        (
+            Some(Statement::Drop {
+                object_type: ObjectType::Index,
+                if_exists,
+                names,
+                cascade: false,
+                ..
+            }),
+            _,
+        ) if names.len() == 1 => Some(Rewrite {
+            sql: format!(
+                "DROP INDEX CONCURRENTLY {}{}",
+                if *if_exists { "IF EXISTS " } else { "" },
+                names[0]
+            ),
+            note: "dropped CONCURRENTLY: queries on the table never queue behind it".into(),
+            builds_index: None,
+        }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rw(sql: &str) -> Vec<Option<String>> {
+        let stmts = crate::sql::split(EngineKind::Postgres, sql).unwrap();
+        rewrite_part(Target::new(EngineKind::Postgres, 15, 0), &stmts)
+            .into_iter()
+            .map(|r| r.map(|r| r.sql))
+            .collect()
+    }
+
+    #[test]
+    fn index_builds_and_drops_become_concurrent() {
+        assert_eq!(
+            rw("CREATE UNIQUE INDEX users_email_idx ON users USING btree (lower(email)) WHERE deleted_at IS NULL"),
+            vec![Some("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS users_email_idx ON users USING BTREE (lower(email)) WHERE deleted_at IS NULL".to_string())]
+        );
+        assert_eq!(
+            rw("DROP INDEX IF EXISTS \"Old\""),
+            vec![Some(
+                "DROP INDEX CONCURRENTLY IF EXISTS \"Old\"".to_string()
+            )]
+        );
+        // Already safe, several indexes, CASCADE, or on a table created just before: as written.
+        assert_eq!(rw("CREATE INDEX CONCURRENTLY i ON t (a)"), vec![None]);
+        assert_eq!(rw("DROP INDEX a, b"), vec![None]);
+        assert_eq!(rw("DROP INDEX a CASCADE"), vec![None]);
+        assert_eq!(
+            rw("CREATE TABLE t (a int); CREATE INDEX i ON t (a)"),
+            vec![None, None]
+        );
+    }
+}
