@@ -267,7 +267,7 @@ pub fn plan_report(r: &sluice_core::runner::PlanReport, as_json: bool) {
     for (t, s) in &r.tables {
         println!("  table {t}: ~{} rows, {}", s.rows, human_bytes(s.bytes));
     }
-    println!("note: the zero-downtime executor that runs the safe steps is not built yet; today `sluice up` runs each statement as written");
+    println!("note: today `sluice up` runs index builds and drops CONCURRENTLY (PostgreSQL) and everything else as written, under the lock timeout; the executor for the other safe steps is being built");
     for m in &r.migrations {
         println!("\n{}_{}  [{}]", m.version, m.name, m.mode.name());
         for sp in &m.statements {
