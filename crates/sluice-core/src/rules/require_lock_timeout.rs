@@ -24,7 +24,9 @@ use sqlparser::tokenizer::{Token, Tokenizer};
 
 pub const RULE: Rule = Rule {
     id: "require-lock-timeout",
-    severity: Severity::Warning,
+    // `sluice up` sets a lock timeout on every statement itself; the file only needs its own when
+    // something else runs it.
+    severity: Severity::Info,
     engines: Engines::All,
     summary: "a lock-taking statement on an existing table with no lock timeout set before it",
     why: "DDL must wait for every transaction that touched the table to finish, and while it waits \
@@ -32,7 +34,8 @@ pub const RULE: Rule = Rule {
           session turns an instant ALTER into a full outage of the table. PostgreSQL waits forever by \
           default (lock_timeout = 0); MySQL waits for the metadata lock up to lock_wait_timeout, 31536000 s \
           (one year) by default, MariaDB 86400 s (one day) since 10.2.4. With a short timeout the statement \
-          fails fast instead, and `sluice up` can simply be run again",
+          fails fast instead. `sluice up` sets one itself on every statement (--lock-timeout, default \
+          1 s) and retries with backoff; the file needs its own SET when another tool runs it",
     safe: "-- PostgreSQL, at the top of the migration:\nSET lock_timeout = '2s';\n\
            -- MariaDB/MySQL:\nSET SESSION lock_wait_timeout = 5;",
     check,
