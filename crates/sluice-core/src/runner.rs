@@ -427,12 +427,22 @@ pub fn prepare_for(
             TxMode::PerStatement,
             format!("{kind} commits DDL implicitly; progress is recorded after each statement"),
         ),
-        None => match own_tx.first() {
-            Some(s) => (
+        None => match (
+            own_tx.first(),
+            rewrites.iter().flatten().find(|r| r.then.is_some()),
+        ) {
+            (Some(s), _) => (
                 TxMode::PerStatement,
                 format!("`{}` cannot run inside a transaction", first_line(&s.sql)),
             ),
-            None => (TxMode::Single, "all statements are transactional".into()),
+            (None, Some(r)) => (
+                TxMode::PerStatement,
+                format!(
+                    "`{}` and its VALIDATE must commit separately",
+                    first_line(&r.sql)
+                ),
+            ),
+            (None, None) => (TxMode::Single, "all statements are transactional".into()),
         },
     };
     Ok(PreparedPart {
@@ -817,10 +827,60 @@ async fn run_part(
                 if let Some(r) = rewrite {
                     (ctx.say)(&format!("`{}`: {}", first_line(&s.sql), r.note));
                 }
+                // A two-step rewrite (ADD ... NOT VALID, then VALIDATE) commits its first step on
+                // its own; on resume it may have committed already, which is fine.
+                if let Some(r) = rewrite.filter(|r| r.then.is_some()) {
+                    let mut retry = LockRetry::new();
+                    loop {
+                        engine.begin().await?;
+                        match engine.execute(&r.sql).await {
+                            Ok(()) => {
+                                engine.commit().await?;
+                                break;
+                            }
+                            Err(mut e) => {
+                                let _ = engine.rollback().await;
+                                let resuming = i == resume_from
+                                    && existing.is_some_and(|r| {
+                                        matches!(
+                                            r.state,
+                                            RecordState::Failed
+                                                | RecordState::Running
+                                                | RecordState::Reverting
+                                        )
+                                    });
+                                if e.code == "42710" && resuming {
+                                    break; // added by the interrupted attempt
+                                }
+                                e.position = None;
+                                if e.lock_timeout && retry.again(engine, s, ctx, &mut e).await {
+                                    continue;
+                                }
+                                return Err(record_failure(
+                                    engine,
+                                    m,
+                                    dir,
+                                    row,
+                                    s,
+                                    part_offset,
+                                    e,
+                                    i,
+                                    false,
+                                    ctx,
+                                )
+                                .await);
+                            }
+                        }
+                    }
+                }
+                let exec_sql = rewrite
+                    .and_then(|r| r.then.clone())
+                    .unwrap_or_else(|| exec.sql.clone());
                 // Where the statement allows it (any PostgreSQL statement that may run in a
                 // transaction; MariaDB/MySQL data changes), it commits together with its progress
                 // record, so a crash can never leave it applied but unrecorded.
-                let atomic = !engine.needs_own_transaction(exec);
+                let atomic = rewrite.is_some_and(|r| r.then.is_some())
+                    || !engine.needs_own_transaction(exec);
                 // A concurrent build or drop never makes queries queue behind it, and its waits for
                 // older transactions may be long: no lock timeout for it.
                 let concurrent = engine.target().engine == crate::target::EngineKind::Postgres
@@ -841,7 +901,7 @@ async fn run_part(
                     if atomic {
                         engine.begin().await?;
                     }
-                    let Err(mut e) = engine.execute(&exec.sql).await else {
+                    let Err(mut e) = engine.execute(&exec_sql).await else {
                         break;
                     };
                     if atomic {

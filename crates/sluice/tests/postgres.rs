@@ -954,3 +954,101 @@ async fn an_invalid_index_left_by_a_failed_build_is_dropped_and_rebuilt() {
         "{dry:?}"
     );
 }
+
+/// ADD FOREIGN KEY / ADD CHECK run as NOT VALID, then VALIDATE in a transaction of its own, while
+/// writers keep writing; a failed VALIDATE leaves the constraint guarding new rows and resumes.
+#[tokio::test]
+async fn constraints_are_added_not_valid_then_validated_while_writers_write() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute(
+        "CREATE TABLE customers (id int PRIMARY KEY); INSERT INTO customers SELECT g FROM generate_series(1, 100) g;
+         CREATE TABLE orders (id serial PRIMARY KEY, customer_id int, amount int);
+         INSERT INTO orders (customer_id, amount) SELECT 1 + g % 100, g FROM generate_series(1, 20000) g;
+         INSERT INTO orders (customer_id, amount) VALUES (1, -5);",
+    )
+    .await
+    .unwrap();
+    p.write(
+        "1_constraints.sql",
+        "ALTER TABLE orders ADD CONSTRAINT orders_customer_fk FOREIGN KEY (customer_id) REFERENCES customers (id);\nALTER TABLE orders ADD CONSTRAINT orders_amount_ok CHECK (amount >= 0);\n",
+    );
+    let dry = p.run(&["up", "--dry-run"]);
+    assert!(dry.stdout.contains("runs as: ALTER TABLE orders ADD CONSTRAINT orders_customer_fk FOREIGN KEY (customer_id) REFERENCES customers(id) NOT VALID"), "{dry:?}");
+    assert!(dry.stdout.contains("must commit separately"), "{dry:?}");
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut writers = Vec::new();
+    for k in 0..3 {
+        let w = p.db.pg().await;
+        let stop = stop.clone();
+        writers.push(tokio::spawn(async move {
+            let (mut n, mut errors) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Err(e) = w
+                    .execute(
+                        "INSERT INTO orders (customer_id, amount) VALUES ($1, 1)",
+                        &[&(1 + (k * 7 + n) % 100)],
+                    )
+                    .await
+                {
+                    errors.push(e.to_string());
+                }
+                n += 1;
+            }
+            (n, errors)
+        }));
+    }
+    // The existing row with amount -5 makes the CHECK's VALIDATE fail: the constraint stays, NOT VALID.
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("added NOT VALID, then validated in its own transaction"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("is violated by some row"), "{r:?}");
+    let state: Vec<(String, bool)> = c
+        .query("SELECT conname::text, convalidated FROM pg_constraint WHERE conrelid = 'orders'::regclass AND contype IN ('f', 'c') ORDER BY 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        state,
+        vec![
+            ("orders_amount_ok".to_string(), false),
+            ("orders_customer_fk".to_string(), true)
+        ]
+    );
+    let bad = c
+        .execute(
+            "INSERT INTO orders (customer_id, amount) VALUES (1, -1)",
+            &[],
+        )
+        .await;
+    assert!(
+        bad.is_err(),
+        "new rows are checked as soon as the NOT VALID constraint exists"
+    );
+
+    c.batch_execute("UPDATE orders SET amount = 0 WHERE amount < 0")
+        .await
+        .unwrap();
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        let (n, errors) = w.await.unwrap();
+        assert!(n > 0);
+        assert!(errors.is_empty(), "writers failed: {errors:?}");
+    }
+    let validated: i64 = c
+        .query_one("SELECT count(*) FROM pg_constraint WHERE conrelid = 'orders'::regclass AND contype IN ('f', 'c') AND convalidated", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(validated, 2);
+    assert_eq!(p.states(), vec![(1, "applied".into())]);
+}

@@ -5,7 +5,7 @@
 use crate::analysis::ir::{self, Action, QName};
 use crate::sql::SqlStatement;
 use crate::target::{EngineKind, Target};
-use sqlparser::ast::{ObjectType, Statement};
+use sqlparser::ast::{AlterTableOperation, Ident, ObjectType, Statement, TableConstraint};
 
 /// A statement as sluice will run it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +16,9 @@ pub struct Rewrite {
     /// An index this statement builds concurrently: a failed earlier attempt may have left it
     /// INVALID, and then it must be dropped and rebuilt rather than skipped by IF NOT EXISTS.
     pub builds_index: Option<String>,
+    /// A second step that must run in a transaction of its own after `sql` commits (VALIDATE
+    /// CONSTRAINT after ADD ... NOT VALID). `sql` may then already have run in an earlier attempt.
+    pub then: Option<String>,
 }
 
 /// The safer form of each statement of a part, or None where it runs as written.
@@ -59,6 +62,7 @@ fn rewrite_pg(st: &ir::Stmt, created: &[QName]) -> Option<Rewrite> {
                 sql: Statement::CreateIndex(safe).to_string(),
                 note: "built CONCURRENTLY: writes continue during the build".into(),
                 builds_index: ci.name.as_ref().map(|n| n.to_string()),
+                then: None,
             })
         }
         (
@@ -78,7 +82,58 @@ fn rewrite_pg(st: &ir::Stmt, created: &[QName]) -> Option<Rewrite> {
             ),
             note: "dropped CONCURRENTLY: queries on the table never queue behind it".into(),
             builds_index: None,
+            then: None,
         }),
+        (Some(Statement::AlterTable(at)), [Action::AddConstraint { table, constraint }])
+            if !new_table(table)
+                && !constraint.not_valid
+                && matches!(
+                    constraint.kind,
+                    ir::ConstraintKind::ForeignKey | ir::ConstraintKind::Check
+                )
+                && at.operations.len() == 1 =>
+        {
+            let AlterTableOperation::AddConstraint { constraint: tc, .. } = &at.operations[0]
+            else {
+                return None;
+            };
+            // VALIDATE needs the constraint's name: name it when the migration did not.
+            let name = constraint.name.clone().unwrap_or_else(|| {
+                let cols = if constraint.columns.is_empty() {
+                    "check".to_string()
+                } else {
+                    constraint.columns.join("_")
+                };
+                super::helper_name(
+                    &table.name,
+                    &cols,
+                    if constraint.kind == ir::ConstraintKind::ForeignKey {
+                        "fkey"
+                    } else {
+                        "check"
+                    },
+                )
+            });
+            let mut tc = tc.clone();
+            match &mut tc {
+                TableConstraint::ForeignKey(c) if c.name.is_none() => {
+                    c.name = Some(Ident::new(&name))
+                }
+                TableConstraint::Check(c) if c.name.is_none() => c.name = Some(Ident::new(&name)),
+                _ => {}
+            }
+            let mut add = at.clone();
+            add.operations = vec![AlterTableOperation::AddConstraint {
+                constraint: tc,
+                not_valid: true,
+            }];
+            Some(Rewrite {
+                sql: Statement::AlterTable(add).to_string(),
+                note: "added NOT VALID, then validated in its own transaction: existing rows are checked without blocking writes".into(),
+                builds_index: None,
+                then: Some(format!("ALTER TABLE {} VALIDATE CONSTRAINT {}", at.name, crate::quote::pg::ident(&name))),
+            })
+        }
         _ => None,
     }
 }
@@ -115,5 +170,27 @@ mod tests {
             rw("CREATE TABLE t (a int); CREATE INDEX i ON t (a)"),
             vec![None, None]
         );
+    }
+
+    #[test]
+    fn foreign_keys_and_checks_become_not_valid_then_validate() {
+        let stmts = crate::sql::split(EngineKind::Postgres, "ALTER TABLE orders ADD CONSTRAINT orders_customer_fk FOREIGN KEY (customer_id) REFERENCES customers (id); ALTER TABLE orders ADD CHECK (amount >= 0); ALTER TABLE orders ADD CONSTRAINT c CHECK (amount >= 0) NOT VALID").unwrap();
+        let r = rewrite_part(Target::new(EngineKind::Postgres, 15, 0), &stmts);
+        let fk = r[0].as_ref().unwrap();
+        assert_eq!(fk.sql, "ALTER TABLE orders ADD CONSTRAINT orders_customer_fk FOREIGN KEY (customer_id) REFERENCES customers(id) NOT VALID");
+        assert_eq!(
+            fk.then.as_deref(),
+            Some("ALTER TABLE orders VALIDATE CONSTRAINT \"orders_customer_fk\"")
+        );
+        let ck = r[1].as_ref().unwrap();
+        assert_eq!(
+            ck.sql,
+            "ALTER TABLE orders ADD CONSTRAINT orders_check_check CHECK (amount >= 0) NOT VALID"
+        );
+        assert_eq!(
+            ck.then.as_deref(),
+            Some("ALTER TABLE orders VALIDATE CONSTRAINT \"orders_check_check\"")
+        );
+        assert!(r[2].is_none(), "already NOT VALID: as written");
     }
 }
