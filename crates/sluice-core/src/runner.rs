@@ -429,7 +429,7 @@ pub fn prepare_for(
         ),
         None => match (
             own_tx.first(),
-            rewrites.iter().flatten().find(|r| r.then.is_some()),
+            rewrites.iter().flatten().find(|r| !r.then.is_empty()),
         ) {
             (Some(s), _) => (
                 TxMode::PerStatement,
@@ -829,57 +829,49 @@ async fn run_part(
                 }
                 // A two-step rewrite (ADD ... NOT VALID, then VALIDATE) commits its first step on
                 // its own; on resume it may have committed already, which is fine.
-                if let Some(r) = rewrite.filter(|r| r.then.is_some()) {
-                    let mut retry = LockRetry::new();
-                    loop {
-                        engine.begin().await?;
-                        match engine.execute(&r.sql).await {
-                            Ok(()) => {
-                                engine.commit().await?;
-                                break;
-                            }
-                            Err(mut e) => {
-                                let _ = engine.rollback().await;
-                                let resuming = i == resume_from
-                                    && existing.is_some_and(|r| {
-                                        matches!(
-                                            r.state,
-                                            RecordState::Failed
-                                                | RecordState::Running
-                                                | RecordState::Reverting
-                                        )
-                                    });
-                                if e.code == "42710" && resuming {
-                                    break; // added by the interrupted attempt
-                                }
-                                e.position = None;
-                                if e.lock_timeout && retry.again(engine, s, ctx, &mut e).await {
-                                    continue;
-                                }
-                                return Err(record_failure(
-                                    engine,
-                                    m,
-                                    dir,
-                                    row,
-                                    s,
-                                    part_offset,
-                                    e,
-                                    i,
-                                    false,
-                                    ctx,
-                                )
-                                .await);
-                            }
+                // A staged rewrite runs its steps before the last one each in a transaction of
+                // its own; on resume they may have run already.
+                if let Some(r) = rewrite.filter(|r| !r.then.is_empty()) {
+                    let resuming = i == resume_from
+                        && existing.is_some_and(|r| {
+                            matches!(
+                                r.state,
+                                RecordState::Failed | RecordState::Running | RecordState::Reverting
+                            )
+                        });
+                    for (k, step) in std::iter::once(&r.sql)
+                        .chain(&r.then[..r.then.len() - 1])
+                        .enumerate()
+                    {
+                        let index = if k == 0 {
+                            r.builds_index.as_deref()
+                        } else {
+                            None
+                        };
+                        if let Err(e) = run_step(engine, step, index, resuming, s, ctx).await? {
+                            return Err(record_failure(
+                                engine,
+                                m,
+                                dir,
+                                row,
+                                s,
+                                part_offset,
+                                e,
+                                i,
+                                false,
+                                ctx,
+                            )
+                            .await);
                         }
                     }
                 }
                 let exec_sql = rewrite
-                    .and_then(|r| r.then.clone())
+                    .and_then(|r| r.then.last().cloned())
                     .unwrap_or_else(|| exec.sql.clone());
                 // Where the statement allows it (any PostgreSQL statement that may run in a
                 // transaction; MariaDB/MySQL data changes), it commits together with its progress
                 // record, so a crash can never leave it applied but unrecorded.
-                let atomic = rewrite.is_some_and(|r| r.then.is_some())
+                let atomic = rewrite.is_some_and(|r| !r.then.is_empty())
                     || !engine.needs_own_transaction(exec);
                 // A concurrent build or drop never makes queries queue behind it, and its waits for
                 // older transactions may be long: no lock timeout for it.
@@ -893,7 +885,10 @@ async fn run_part(
                 loop {
                     // A concurrent build that failed earlier leaves an INVALID index that IF NOT
                     // EXISTS would keep: drop it and build again.
-                    if let Some(index) = rewrite.and_then(|r| r.builds_index.as_deref()) {
+                    if let Some(index) = rewrite
+                        .filter(|r| r.then.is_empty())
+                        .and_then(|r| r.builds_index.as_deref())
+                    {
                         if engine.drop_invalid_index(index).await? {
                             (ctx.say)(&format!("dropped the invalid index {index} left by an earlier attempt; building it again"));
                         }
@@ -953,6 +948,63 @@ async fn run_part(
         clock.elapsed().as_millis()
     ));
     Ok(())
+}
+
+/// Runs one step of a staged rewrite before its last: in a transaction of its own, or alone when it
+/// cannot run in one (a concurrent index build, then without a lock timeout since it never makes
+/// queries queue). On resume, "already exists" means an interrupted attempt ran it.
+async fn run_step(
+    engine: &mut dyn Engine,
+    sql: &str,
+    builds_index: Option<&str>,
+    resuming: bool,
+    written: &SqlStatement,
+    ctx: &RunContext,
+) -> Result<std::result::Result<(), crate::engine::ServerError>> {
+    let own_tx = sql::split(engine.target().engine, sql)
+        .ok()
+        .and_then(|v| v.into_iter().next())
+        .is_some_and(|x| engine.needs_own_transaction(&x));
+    if own_tx {
+        engine.set_lock_timeout(Duration::ZERO).await?;
+    }
+    let mut retry = LockRetry::new();
+    let outcome = loop {
+        if let Some(index) = builds_index {
+            if engine.drop_invalid_index(index).await? {
+                (ctx.say)(&format!("dropped the invalid index {index} left by an earlier attempt; building it again"));
+            }
+        }
+        if !own_tx {
+            engine.begin().await?;
+        }
+        match engine.execute(sql).await {
+            Ok(()) => {
+                if !own_tx {
+                    engine.commit().await?;
+                }
+                break Ok(());
+            }
+            Err(mut e) => {
+                if !own_tx {
+                    let _ = engine.rollback().await;
+                }
+                if e.code == "42710" && resuming {
+                    break Ok(());
+                }
+                // The server's position is in the rewritten text, not in the file.
+                e.position = None;
+                if e.lock_timeout && retry.again(engine, written, ctx, &mut e).await {
+                    continue;
+                }
+                break Err(e);
+            }
+        }
+    };
+    if own_tx {
+        engine.set_lock_timeout(ctx.lock_timeout).await?;
+    }
+    Ok(outcome)
 }
 
 /// Retries a statement that gave up waiting for a lock: exponential backoff with jitter, until

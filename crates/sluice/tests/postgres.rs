@@ -1052,3 +1052,86 @@ async fn constraints_are_added_not_valid_then_validated_while_writers_write() {
     assert_eq!(validated, 2);
     assert_eq!(p.states(), vec![(1, "applied".into())]);
 }
+
+/// ADD UNIQUE builds its index concurrently then attaches it; SET NOT NULL goes through a validated
+/// check so it never scans under ACCESS EXCLUSIVE; both resume after a failure.
+#[tokio::test]
+async fn unique_and_not_null_are_staged_and_resume_after_the_data_is_fixed() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute(
+        "CREATE TABLE users (id int PRIMARY KEY, email text, nick text);
+         INSERT INTO users SELECT g, 'u' || g || '@example.com', 'n' || g FROM generate_series(1, 5000) g;
+         UPDATE users SET nick = NULL WHERE id = 7;",
+    )
+    .await
+    .unwrap();
+    p.write(
+        "1_tighten.sql",
+        "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email);\nALTER TABLE users ALTER COLUMN nick SET NOT NULL;\n",
+    );
+    let writer = p.db.pg().await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let w = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let (mut n, mut errors) = (0i32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let id = 100_000 + n;
+                let email = format!("w{id}@example.com");
+                if let Err(e) = writer
+                    .execute("INSERT INTO users VALUES ($1, $2, 'w')", &[&id, &email])
+                    .await
+                {
+                    errors.push(e.to_string());
+                }
+                n += 1;
+            }
+            (n, errors)
+        })
+    };
+    // The NULL nick makes the check's VALIDATE fail: the unique constraint is done, NOT NULL is not.
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("unique index built CONCURRENTLY, then attached"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("NOT NULL through a CHECK"), "{r:?}");
+    assert!(r.stderr.contains("1_tighten.sql:2:1"), "{r:?}");
+    let kinds: Vec<String> = c
+        .query("SELECT conname::text || ':' || contype::text || ':' || convalidated FROM pg_constraint WHERE conrelid = 'users'::regclass AND contype <> 'p' ORDER BY 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(
+        kinds,
+        ["users_email_key:u:true", "users_nick_not_null:c:false"]
+    );
+    c.batch_execute("UPDATE users SET nick = 'fixed' WHERE nick IS NULL")
+        .await
+        .unwrap();
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (n, errors) = w.await.unwrap();
+    assert!(n > 0 && errors.is_empty(), "{n} writes, errors: {errors:?}");
+    let not_null: bool = c
+        .query_one("SELECT attnotnull FROM pg_attribute WHERE attrelid = 'users'::regclass AND attname = 'nick'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(not_null);
+    let leftovers: i64 = c.query_one("SELECT count(*) FROM pg_constraint WHERE conrelid = 'users'::regclass AND contype = 'c'", &[]).await.unwrap().get(0);
+    assert_eq!(leftovers, 0, "the helper check is dropped");
+    let dup = c
+        .execute(
+            "INSERT INTO users VALUES (999999, 'u1@example.com', 'x')",
+            &[],
+        )
+        .await;
+    assert!(dup.is_err(), "the unique constraint holds");
+}

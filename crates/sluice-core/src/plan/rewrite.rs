@@ -16,9 +16,11 @@ pub struct Rewrite {
     /// An index this statement builds concurrently: a failed earlier attempt may have left it
     /// INVALID, and then it must be dropped and rebuilt rather than skipped by IF NOT EXISTS.
     pub builds_index: Option<String>,
-    /// A second step that must run in a transaction of its own after `sql` commits (VALIDATE
-    /// CONSTRAINT after ADD ... NOT VALID). `sql` may then already have run in an earlier attempt.
-    pub then: Option<String>,
+    /// Steps that follow `sql`, each in a transaction of its own after the previous one commits
+    /// (VALIDATE CONSTRAINT after ADD ... NOT VALID). The last one commits with the progress
+    /// record; the earlier ones may already have run in an interrupted attempt, so each is safe to
+    /// run again (or fails with "already exists", which a resume accepts).
+    pub then: Vec<String>,
 }
 
 /// The safer form of each statement of a part, or None where it runs as written.
@@ -29,7 +31,7 @@ pub fn rewrite_part(target: Target, statements: &[SqlStatement]) -> Vec<Option<R
         .map(|s| {
             let st = ir::build(target.engine, 0, s, 0, &s.sql);
             let out = if target.engine == EngineKind::Postgres {
-                rewrite_pg(&st, &created)
+                rewrite_pg(target, &st, &created)
             } else {
                 None
             };
@@ -43,7 +45,7 @@ pub fn rewrite_part(target: Target, statements: &[SqlStatement]) -> Vec<Option<R
         .collect()
 }
 
-fn rewrite_pg(st: &ir::Stmt, created: &[QName]) -> Option<Rewrite> {
+fn rewrite_pg(target: Target, st: &ir::Stmt, created: &[QName]) -> Option<Rewrite> {
     let new_table = |t: &QName| created.iter().any(|c| c.matches(t));
     match (&st.ast, st.actions()) {
         (
@@ -62,7 +64,7 @@ fn rewrite_pg(st: &ir::Stmt, created: &[QName]) -> Option<Rewrite> {
                 sql: Statement::CreateIndex(safe).to_string(),
                 note: "built CONCURRENTLY: writes continue during the build".into(),
                 builds_index: ci.name.as_ref().map(|n| n.to_string()),
-                then: None,
+                then: vec![],
             })
         }
         (
@@ -82,7 +84,7 @@ fn rewrite_pg(st: &ir::Stmt, created: &[QName]) -> Option<Rewrite> {
             ),
             note: "dropped CONCURRENTLY: queries on the table never queue behind it".into(),
             builds_index: None,
-            then: None,
+            then: vec![],
         }),
         (Some(Statement::AlterTable(at)), [Action::AddConstraint { table, constraint }])
             if !new_table(table)
@@ -131,7 +133,44 @@ fn rewrite_pg(st: &ir::Stmt, created: &[QName]) -> Option<Rewrite> {
                 sql: Statement::AlterTable(add).to_string(),
                 note: "added NOT VALID, then validated in its own transaction: existing rows are checked without blocking writes".into(),
                 builds_index: None,
-                then: Some(format!("ALTER TABLE {} VALIDATE CONSTRAINT {}", at.name, crate::quote::pg::ident(&name))),
+                then: vec![format!("ALTER TABLE {} VALIDATE CONSTRAINT {}", at.name, crate::quote::pg::ident(&name))],
+            })
+        }
+        (Some(Statement::AlterTable(at)), [Action::AddConstraint { table, constraint }])
+            if !new_table(table)
+                && constraint.kind == ir::ConstraintKind::Unique
+                && !constraint.using_index
+                && !constraint.columns.is_empty()
+                && at.operations.len() == 1 =>
+        {
+            // The unique index is built concurrently, then attached: ACCESS EXCLUSIVE only for the
+            // catalog change, not for the build.
+            let name = constraint.name.clone().unwrap_or_else(|| super::helper_name(&table.name, &constraint.columns.join("_"), "key"));
+            let n = crate::quote::pg::ident(&name);
+            let cols: Vec<String> = constraint.columns.iter().map(|c| crate::quote::pg::ident(c)).collect();
+            Some(Rewrite {
+                sql: format!("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {n} ON {} ({})", at.name, cols.join(", ")),
+                note: "unique index built CONCURRENTLY, then attached as the constraint".into(),
+                builds_index: Some(n.clone()),
+                then: vec![format!("ALTER TABLE {} ADD CONSTRAINT {n} UNIQUE USING INDEX {n}", at.name)],
+            })
+        }
+        (Some(Statement::AlterTable(at)), [Action::SetNotNull { table, column }])
+            // A validated check spares SET NOT NULL its scan only from PostgreSQL 12.
+            if !new_table(table) && at.operations.len() == 1 && target.at_least(12, 0) =>
+        {
+            // A validated CHECK (col IS NOT NULL) lets SET NOT NULL skip its scan (PostgreSQL 12+).
+            let check = crate::quote::pg::ident(&super::helper_name(&table.name, column, "not_null"));
+            let c = crate::quote::pg::ident(column);
+            let t = &at.name;
+            Some(Rewrite {
+                sql: format!("ALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({c} IS NOT NULL) NOT VALID"),
+                note: "NOT NULL through a CHECK: validated without blocking writes, then SET NOT NULL skips its scan".into(),
+                builds_index: None,
+                then: vec![
+                    format!("ALTER TABLE {t} VALIDATE CONSTRAINT {check}"),
+                    format!("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL; ALTER TABLE {t} DROP CONSTRAINT {check}"),
+                ],
             })
         }
         _ => None,
@@ -179,7 +218,7 @@ mod tests {
         let fk = r[0].as_ref().unwrap();
         assert_eq!(fk.sql, "ALTER TABLE orders ADD CONSTRAINT orders_customer_fk FOREIGN KEY (customer_id) REFERENCES customers(id) NOT VALID");
         assert_eq!(
-            fk.then.as_deref(),
+            fk.then.first().map(String::as_str),
             Some("ALTER TABLE orders VALIDATE CONSTRAINT \"orders_customer_fk\"")
         );
         let ck = r[1].as_ref().unwrap();
@@ -188,9 +227,25 @@ mod tests {
             "ALTER TABLE orders ADD CONSTRAINT orders_check_check CHECK (amount >= 0) NOT VALID"
         );
         assert_eq!(
-            ck.then.as_deref(),
+            ck.then.first().map(String::as_str),
             Some("ALTER TABLE orders VALIDATE CONSTRAINT \"orders_check_check\"")
         );
         assert!(r[2].is_none(), "already NOT VALID: as written");
+    }
+
+    #[test]
+    fn unique_constraints_and_not_null_are_staged() {
+        let stmts = crate::sql::split(EngineKind::Postgres, "ALTER TABLE users ADD CONSTRAINT users_email_key UNIQUE (email); ALTER TABLE users ALTER COLUMN email SET NOT NULL").unwrap();
+        let r = rewrite_part(Target::new(EngineKind::Postgres, 15, 0), &stmts);
+        let u = r[0].as_ref().unwrap();
+        assert_eq!(u.sql, "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS \"users_email_key\" ON users (\"email\")");
+        assert_eq!(u.then, ["ALTER TABLE users ADD CONSTRAINT \"users_email_key\" UNIQUE USING INDEX \"users_email_key\""]);
+        let nn = r[1].as_ref().unwrap();
+        assert_eq!(nn.sql, "ALTER TABLE users ADD CONSTRAINT \"users_email_not_null\" CHECK (\"email\" IS NOT NULL) NOT VALID");
+        assert_eq!(nn.then.len(), 2);
+        assert!(nn.then[1].starts_with("ALTER TABLE users ALTER COLUMN \"email\" SET NOT NULL; ALTER TABLE users DROP CONSTRAINT"));
+        // Before PostgreSQL 12 the check would not spare the scan: as written.
+        let old = rewrite_part(Target::new(EngineKind::Postgres, 11, 0), &stmts);
+        assert!(old[1].is_none());
     }
 }
