@@ -302,7 +302,7 @@ pub fn plan_report(r: &sluice_core::runner::PlanReport, as_json: bool) {
                     }
                 );
                 if let Some(why) = &a.refused {
-                    println!("    sluice will refuse it: {why}");
+                    println!("    no safe form: {why}");
                 }
                 if !a.safe_steps.is_empty() {
                     println!("    safe steps:");

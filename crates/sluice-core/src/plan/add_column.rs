@@ -136,7 +136,7 @@ pub fn plan(a: &Action, ctx: &Ctx) -> OpPlan {
         return OpPlan {
             impact: as_written,
             safe_steps: steps,
-            refused: Some("NOT NULL without a default: sluice needs the value to backfill existing rows; add a DEFAULT or backfill with `sluice backfill`".into()),
+            refused: Some("NOT NULL without a default: sluice needs the value to backfill existing rows; add a DEFAULT, or add the column nullable, fill it, then SET NOT NULL".into()),
         };
     }
     OpPlan {

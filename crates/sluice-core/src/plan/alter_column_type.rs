@@ -1,6 +1,6 @@
 //! Column type changes: catalog-only when binary coercible (PostgreSQL) or instant/in-place
-//! (MariaDB/MySQL); otherwise a rewrite or copy that sluice refuses to run as written on PostgreSQL
-//! (the expand/contract path is a separate feature) and runs as an online copy on MariaDB/MySQL.
+//! (MariaDB/MySQL); otherwise a rewrite (PostgreSQL) or a copy (MariaDB/MySQL). The rewrite has no
+//! staged form yet (the expand/contract path is a later feature), so the plan says what it costs.
 
 use super::*;
 
@@ -50,7 +50,7 @@ pub fn plan(a: &Action, ctx: &Ctx) -> OpPlan {
             },
         ),
         safe_steps: vec![],
-        refused: Some("a type change that rewrites the table needs the expand/contract path (new column, dual writes, backfill, switch); sluice does not run it as written without --as-written".into()),
+        refused: Some("a type change that rewrites the table needs the expand/contract path (new column, dual writes, backfill, switch), which sluice does not have yet: as written it rewrites under ACCESS EXCLUSIVE, so run it in a maintenance window".into()),
     }
 }
 

@@ -116,7 +116,8 @@ pub struct ActionPlan {
     pub estimate_secs: Option<f64>,
     /// The safe steps; empty when the statement is already safe as written.
     pub safe_steps: Vec<Step>,
-    /// Why sluice will not make it safe automatically (e.g. a type change that needs expand/contract).
+    /// Why sluice has no safe form for it (e.g. a type change that needs expand/contract): it runs
+    /// as written, so the user should know what that costs.
     pub refused: Option<String>,
 }
 
