@@ -333,3 +333,36 @@ async fn bad_input_gets_one_clear_error_and_its_exit_code() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("migration 2_x has no down part"), "{r:?}");
 }
+
+/// MariaDB: an ALTER that waits for a metadata lock steps back after lock_wait_timeout and retries,
+/// so queries do not pile up behind it; it names who holds the table when it gives up.
+#[tokio::test]
+async fn alter_steps_back_from_a_held_metadata_lock_and_retries() {
+    let p = Project::new(Server::MariaDb).await;
+    let mut c = p.db.my().await;
+    c.query_drop("CREATE TABLE t (id INT PRIMARY KEY, v INT); INSERT INTO t VALUES (1, 1)")
+        .await
+        .unwrap();
+    p.write("1_add.sql", "ALTER TABLE t ADD COLUMN w INT;\n");
+    // An open transaction that read t holds a shared metadata lock the ALTER must wait for.
+    let mut holder = p.db.my().await;
+    holder.query_drop("START TRANSACTION").await.unwrap();
+    let _: Option<i64> = holder.query_first("SELECT COUNT(*) FROM t").await.unwrap();
+    let r = p.run(&["up", "--lock-timeout", "1000", "--lock-retry-for", "3"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("stepped back so queries do not queue behind it"),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("gave up after"), "{r:?}");
+    assert!(
+        r.stderr.contains("transaction open"),
+        "the blocker is named: {r:?}"
+    );
+    assert_eq!(p.states(), vec![(1, "failed".into())]);
+    holder.query_drop("COMMIT").await.unwrap();
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(count(&mut c, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'w'").await, 1);
+}
