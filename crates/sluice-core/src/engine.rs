@@ -74,6 +74,29 @@ impl std::fmt::Display for ServerError {
     }
 }
 
+/// A data migration run in batches: `UPDATE table SET <set> [WHERE <filter>]`, one short
+/// transaction per batch, resumable.
+#[derive(Debug, Clone)]
+pub struct BackfillSpec {
+    pub table: String,
+    /// The SET list, e.g. `token = md5(random()::text)`.
+    pub set: String,
+    pub filter: Option<String>,
+    /// A fixed batch size; None adapts the size to `target_batch`.
+    pub batch_rows: Option<i64>,
+    pub target_batch: std::time::Duration,
+    pub pause: std::time::Duration,
+}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct BackfillReport {
+    pub rows: i64,
+    pub batches: i64,
+    pub seconds: f64,
+    /// True when this run continued a job an earlier run started.
+    pub resumed: bool,
+}
+
 #[async_trait]
 pub trait Engine: Send {
     fn target(&self) -> Target;
@@ -133,6 +156,21 @@ pub trait Engine: Send {
     /// Drops `index` when a failed concurrent build left it INVALID; true when it did.
     async fn drop_invalid_index(&mut self, _index: &str) -> Result<bool> {
         Ok(false)
+    }
+
+    /// Runs a batched backfill (see [`BackfillSpec`]), checkpointing after every batch.
+    async fn backfill(
+        &mut self,
+        _spec: &BackfillSpec,
+        _say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+    ) -> Result<BackfillReport> {
+        Err(crate::Error::usage(
+            format!(
+                "sluice backfill is not available on {} yet",
+                self.target().engine
+            ),
+            "run the UPDATE in batches by primary key by hand, or use PostgreSQL",
+        ))
     }
 
     async fn begin(&mut self) -> Result<()>;

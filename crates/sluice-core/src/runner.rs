@@ -1640,3 +1640,19 @@ pub async fn plan(
     }
     Ok(report)
 }
+
+// ---------------------------------------------------------------------------------------------
+// Backfill
+
+/// A data migration in batches (`sluice backfill`), under the run lock and the lock timeout.
+pub async fn backfill(
+    engine: &mut dyn Engine,
+    spec: &crate::engine::BackfillSpec,
+    ctx: &RunContext,
+) -> Result<crate::engine::BackfillReport> {
+    locked!(engine, ctx, {
+        engine.ensure_history().await?;
+        engine.set_lock_timeout(ctx.lock_timeout).await?;
+        engine.backfill(spec, &*ctx.say).await
+    })
+}

@@ -1,6 +1,7 @@
 //! PostgreSQL engine for sluice: connection (with TLS), the run lock, history tables, execution and
 //! introspection.
 
+pub mod backfill;
 pub mod quote;
 pub mod schema;
 pub mod tls;
@@ -21,7 +22,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 const RUN_LOCK_KEY: i64 = 0x736c_7569_6365;
 
 /// The history layout version; bumped when sluice changes its own tables.
-const HISTORY_FORMAT: &str = "1";
+const HISTORY_FORMAT: &str = "2";
 
 pub struct PgEngine {
     url: DbUrl,
@@ -241,6 +242,20 @@ CREATE TABLE IF NOT EXISTS sluice.snapshots (
     fingerprint text NOT NULL,
     schema jsonb NOT NULL
 );
+CREATE TABLE IF NOT EXISTS sluice.backfills (
+    id text PRIMARY KEY,
+    table_name text NOT NULL,
+    set_expr text NOT NULL,
+    where_expr text,
+    upper_key jsonb,
+    last_key jsonb,
+    rows_done bigint NOT NULL DEFAULT 0,
+    batches bigint NOT NULL DEFAULT 0,
+    state text NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz
+);
 CREATE OR REPLACE FUNCTION sluice.events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'sluice.events is append-only';
@@ -359,8 +374,11 @@ impl Engine for PgEngine {
         } else {
             None
         };
+        // Older layouts are upgraded in place (every statement of the DDL is idempotent).
+        let known: u32 = HISTORY_FORMAT.parse().expect("numeric format");
         match current.as_deref() {
             Some(HISTORY_FORMAT) => return Ok(()),
+            Some(other) if other.parse::<u32>().is_ok_and(|v| v < known) => {}
             Some(other) => {
                 return Err(Error::Database {
                     context: "reading sluice's history".into(),
@@ -640,6 +658,14 @@ impl Engine for PgEngine {
                     lock_timeout: false,
                 },
             })
+    }
+
+    async fn backfill(
+        &mut self,
+        spec: &sluice_core::engine::BackfillSpec,
+        say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+    ) -> Result<sluice_core::engine::BackfillReport> {
+        backfill::run(self, spec, say).await
     }
 
     async fn drop_invalid_index(&mut self, index: &str) -> Result<bool> {

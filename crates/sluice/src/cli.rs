@@ -149,6 +149,28 @@ pub enum Command {
         #[arg(long)]
         markdown: bool,
     },
+    /// Update existing rows in batches (one short transaction each, checkpointed, resumable):
+    /// `UPDATE <table> SET <set> [WHERE <where>]` without holding long locks.
+    Backfill {
+        /// The table (schema-qualified if it is not on the search_path).
+        #[arg(long)]
+        table: String,
+        /// The SET list, e.g. "token = md5(random()::text)".
+        #[arg(long)]
+        set: String,
+        /// Only rows matching this condition.
+        #[arg(long = "where", value_name = "CONDITION")]
+        filter: Option<String>,
+        /// A fixed batch size (default: adapted to --target-batch-ms).
+        #[arg(long)]
+        batch_rows: Option<i64>,
+        /// Aim each batch at this duration.
+        #[arg(long, default_value_t = 200)]
+        target_batch_ms: u64,
+        /// Pause between batches.
+        #[arg(long, default_value_t = 0)]
+        pause_ms: u64,
+    },
     /// Show the append-only event log (up, down, failed, repair, baseline, drift-capture).
     Log {
         #[arg(long, default_value_t = 50)]
@@ -449,6 +471,26 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 None => crate::lint::list_rules(),
                 Some(id) => crate::lint::explain_rule(&id)?,
             }
+            Ok(exit::OK)
+        }
+        Command::Backfill {
+            table,
+            set,
+            filter,
+            batch_rows,
+            target_batch_ms,
+            pause_ms,
+        } => {
+            let mut engine = connect::engine(&r.url()?, false).await?;
+            let spec = sluice_core::engine::BackfillSpec {
+                table,
+                set,
+                filter,
+                batch_rows,
+                target_batch: Duration::from_millis(target_batch_ms.max(1)),
+                pause: Duration::from_millis(pause_ms),
+            };
+            runner::backfill(engine.as_mut(), &spec, &r.context()).await?;
             Ok(exit::OK)
         }
         Command::Log { limit, json } => {

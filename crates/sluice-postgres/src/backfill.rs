@@ -1,0 +1,323 @@
+//! Batched backfill: `UPDATE t SET ... [WHERE ...]` by keyset over the primary key, one short
+//! transaction per batch that also records the checkpoint, so a killed run resumes at the next key
+//! and no row is updated twice or skipped. Rows inserted after the job starts are beyond its upper
+//! key: the application (or a column default) covers them, so the job never chases a growing tail.
+
+use crate::{db_err, quote, PgEngine};
+use sluice_core::engine::{BackfillReport, BackfillSpec};
+use sluice_core::error::{Error, Result};
+use std::time::{Duration, Instant};
+
+const MIN_BATCH: i64 = 100;
+const MAX_BATCH: i64 = 50_000;
+
+struct Key {
+    /// Quoted column names of the primary key, in order.
+    cols: Vec<String>,
+    /// Their types, for casting the checkpoint (stored as text) back.
+    types: Vec<String>,
+}
+
+impl Key {
+    fn list(&self, prefix: &str) -> String {
+        self.cols
+            .iter()
+            .map(|c| format!("{prefix}{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `a DESC, b DESC`: every column descending, for the highest key.
+    fn desc(&self) -> String {
+        self.cols
+            .iter()
+            .map(|c| format!("{c} DESC"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// `(a, b) <op> ($n::text::ta, $n+1::text::tb)` for a key given as text parameters.
+    fn compare(&self, op: &str, first_param: usize) -> String {
+        let params: Vec<String> = self
+            .types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("(${}::text)::{t}", first_param + i))
+            .collect();
+        format!("({}) {op} ({})", self.list(""), params.join(", "))
+    }
+}
+
+pub async fn run(
+    engine: &mut PgEngine,
+    spec: &BackfillSpec,
+    say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+) -> Result<BackfillReport> {
+    let client = &engine.work;
+    let table = client
+        .query_opt(
+            "SELECT n.nspname, c.relname, c.oid::bigint, greatest(c.reltuples, 0)::bigint
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.oid = to_regclass($1) AND c.relkind IN ('r', 'p')",
+            &[&spec.table],
+        )
+        .await
+        .map_err(|e| db_err("finding the table to backfill", e))?
+        .ok_or_else(|| {
+            Error::usage(
+                format!("no table `{}`", spec.table),
+                "check the name (schema-qualify it if it is not on the search_path)",
+            )
+        })?;
+    let (schema, name, oid, estimate): (String, String, i64, i64) =
+        (table.get(0), table.get(1), table.get(2), table.get(3));
+    let t = quote::qualified(&schema, &name);
+    let key_rows = client
+        .query(
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod)
+               FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+              WHERE i.indrelid = $1::bigint::oid AND i.indisprimary
+              ORDER BY array_position(i.indkey, a.attnum)",
+            &[&oid],
+        )
+        .await
+        .map_err(|e| db_err("reading the primary key", e))?;
+    if key_rows.is_empty() {
+        return Err(Error::usage(
+            format!("table {schema}.{name} has no primary key"),
+            "sluice backfills by primary key; add one (or a unique NOT NULL key as primary key) first",
+        ));
+    }
+    let key = Key {
+        cols: key_rows
+            .iter()
+            .map(|r| quote::ident(&r.get::<_, String>(0)))
+            .collect(),
+        types: key_rows.iter().map(|r| r.get(1)).collect(),
+    };
+    let as_text = key
+        .cols
+        .iter()
+        .map(|c| format!("{c}::text"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let filter = spec
+        .filter
+        .as_deref()
+        .map(|f| format!(" AND ({f})"))
+        .unwrap_or_default();
+    let id = sluice_core::migration::checksum(&format!(
+        "{schema}.{name}\n{}\n{}",
+        spec.set,
+        spec.filter.as_deref().unwrap_or("")
+    ));
+
+    // The job: created once with the highest key present now; later runs continue it.
+    let existing = client
+        .query_opt("SELECT state, last_key, upper_key, rows_done, batches FROM sluice.backfills WHERE id = $1", &[&id])
+        .await
+        .map_err(|e| db_err("reading the backfill checkpoint", e))?;
+    let (mut last, upper, mut rows_done, mut batches, resumed) = match existing {
+        Some(r) if r.get::<_, String>(0) == "done" => {
+            say(&format!(
+                "backfill of {schema}.{name} already finished ({} rows); nothing to do",
+                r.get::<_, i64>(3)
+            ));
+            return Ok(BackfillReport {
+                rows: 0,
+                batches: 0,
+                seconds: 0.0,
+                resumed: true,
+            });
+        }
+        Some(r) => {
+            let last: Option<serde_json::Value> = r.get(1);
+            let upper: Option<serde_json::Value> = r.get(2);
+            let keys = |v: Option<serde_json::Value>| {
+                v.and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
+            };
+            (
+                keys(last),
+                keys(upper),
+                r.get::<_, i64>(3),
+                r.get::<_, i64>(4),
+                true,
+            )
+        }
+        None => {
+            let upper: Option<Vec<String>> = client
+                .query_opt(
+                    &format!(
+                        "SELECT ARRAY[{as_text}] FROM {t} ORDER BY {} LIMIT 1",
+                        key.desc()
+                    ),
+                    &[],
+                )
+                .await
+                .map_err(|e| db_err("reading the highest key", e))?
+                .map(|r| r.get(0));
+            client
+                .execute(
+                    "INSERT INTO sluice.backfills (id, table_name, set_expr, where_expr, upper_key, state) VALUES ($1, $2, $3, $4, $5, 'running')",
+                    &[&id, &format!("{schema}.{name}"), &spec.set, &spec.filter, &upper.as_ref().map(|u| serde_json::to_value(u).expect("keys serialise"))],
+                )
+                .await
+                .map_err(|e| db_err("recording the backfill job", e))?;
+            (None, upper, 0, 0, false)
+        }
+    };
+    if resumed {
+        say(&format!(
+            "resuming the backfill of {schema}.{name} after {rows_done} rows"
+        ));
+    }
+    let started = Instant::now();
+    let (mut this_run_rows, mut this_run_batches) = (0i64, 0i64);
+    let mut size = spec.batch_rows.unwrap_or(1000).clamp(1, MAX_BATCH);
+    let mut last_report = Instant::now();
+    let aliases: Vec<String> = (0..key.cols.len())
+        .map(|i| format!("__sluice_k{i}"))
+        .collect();
+    let select_keys = key
+        .cols
+        .iter()
+        .zip(&aliases)
+        .map(|(c, a)| format!("{c} AS {a}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let batch_keys = aliases
+        .iter()
+        .map(|a| format!("batch.{a}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let last_of_batch = aliases
+        .iter()
+        .map(|a| format!("{a}::text"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let order_desc = aliases
+        .iter()
+        .map(|a| format!("{a} DESC"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if let Some(upper) = upper {
+        let n = key.cols.len();
+        loop {
+            let lower = if last.is_some() {
+                format!("{} AND ", key.compare(">", 1))
+            } else {
+                String::new()
+            };
+            let upper_at = if last.is_some() { n + 1 } else { 1 };
+            let sql = format!(
+                "WITH batch AS (SELECT {select_keys} FROM {t} WHERE {lower}{}{filter} ORDER BY {} LIMIT {size}),
+                      upd AS (UPDATE {t} AS __sluice_t SET {} FROM batch WHERE ({}) = ({batch_keys}) RETURNING 1)
+                 SELECT (SELECT count(*) FROM upd)::bigint, (SELECT ARRAY[{last_of_batch}] FROM batch ORDER BY {order_desc} LIMIT 1)",
+                key.compare("<=", upper_at),
+                key.list(""),
+                spec.set,
+                key.list("__sluice_t."),
+            );
+            let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
+            if let Some(l) = &last {
+                params.extend(
+                    l.iter()
+                        .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync)),
+                );
+            }
+            params.extend(
+                upper
+                    .iter()
+                    .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync)),
+            );
+            let t0 = Instant::now();
+            let mut attempt = 0u32;
+            let (updated, new_last): (i64, Option<Vec<String>>) = loop {
+                client
+                    .batch_execute("BEGIN")
+                    .await
+                    .map_err(|e| db_err("BEGIN", e))?;
+                let result = async {
+                    let row = client.query_one(&sql, &params).await?;
+                    let updated: i64 = row.get(0);
+                    let new_last: Option<Vec<String>> = row.get(1);
+                    if let Some(k) = &new_last {
+                        client
+                            .execute(
+                                "UPDATE sluice.backfills SET last_key = $1, rows_done = rows_done + $2, batches = batches + 1, updated_at = now() WHERE id = $3",
+                                &[&serde_json::to_value(k).expect("keys serialise"), &updated, &id],
+                            )
+                            .await?;
+                    }
+                    Ok::<_, tokio_postgres::Error>((updated, new_last))
+                }
+                .await;
+                match result {
+                    Ok(v) => {
+                        client
+                            .batch_execute("COMMIT")
+                            .await
+                            .map_err(|e| db_err("COMMIT", e))?;
+                        break v;
+                    }
+                    Err(e) => {
+                        let _ = client.batch_execute("ROLLBACK").await;
+                        // A row lock held too long by the application: step back and retry the batch.
+                        let lock = e.as_db_error().is_some_and(|d| {
+                            matches!(d.code().code(), "55P03" | "40P01" | "40001")
+                        });
+                        if lock && attempt < 50 {
+                            attempt += 1;
+                            tokio::time::sleep(Duration::from_millis(
+                                100 * u64::from(attempt.min(20)),
+                            ))
+                            .await;
+                            continue;
+                        }
+                        return Err(db_err(&format!("backfilling {schema}.{name} (the checkpoint is kept: run the same command again to resume)"), e));
+                    }
+                }
+            };
+            let Some(new_last) = new_last else { break };
+            last = Some(new_last);
+            rows_done += updated;
+            batches += 1;
+            this_run_rows += updated;
+            this_run_batches += 1;
+            // Aim each batch at the target duration, changing the size at most twofold at a time.
+            if spec.batch_rows.is_none() {
+                let took = t0.elapsed().as_secs_f64().max(0.001);
+                let ideal = (size as f64 * spec.target_batch.as_secs_f64() / took) as i64;
+                size = ideal.clamp(size / 2, size * 2).clamp(MIN_BATCH, MAX_BATCH);
+            }
+            if last_report.elapsed() >= Duration::from_secs(2) {
+                let rate = this_run_rows as f64 / started.elapsed().as_secs_f64().max(0.001);
+                let left = (estimate - rows_done).max(0) as f64;
+                say(&format!(
+                    "backfill {schema}.{name}: {rows_done} of ~{estimate} rows, {rate:.0} rows/s, about {:.0} s left, batch {size} rows",
+                    left / rate.max(1.0)
+                ));
+                last_report = Instant::now();
+            }
+            if !spec.pause.is_zero() {
+                tokio::time::sleep(spec.pause).await;
+            }
+        }
+    }
+    client
+        .execute("UPDATE sluice.backfills SET state = 'done', finished_at = now(), updated_at = now() WHERE id = $1", &[&id])
+        .await
+        .map_err(|e| db_err("recording the end of the backfill", e))?;
+    let seconds = started.elapsed().as_secs_f64();
+    say(&format!(
+        "backfill of {schema}.{name} done: {this_run_rows} rows in {this_run_batches} batches, {seconds:.1} s ({:.0} rows/s){}",
+        this_run_rows as f64 / seconds.max(0.001),
+        if resumed { format!("; {rows_done} rows in all, {batches} batches") } else { String::new() }
+    ));
+    Ok(BackfillReport {
+        rows: this_run_rows,
+        batches: this_run_batches,
+        seconds,
+        resumed,
+    })
+}
