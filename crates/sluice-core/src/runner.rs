@@ -827,11 +827,11 @@ async fn run_part(
                 if let Some(r) = rewrite {
                     (ctx.say)(&format!("`{}`: {}", first_line(&s.sql), r.note));
                 }
-                // A two-step rewrite (ADD ... NOT VALID, then VALIDATE) commits its first step on
-                // its own; on resume it may have committed already, which is fine.
-                // A staged rewrite runs its steps before the last one each in a transaction of
-                // its own; on resume they may have run already.
-                if let Some(r) = rewrite.filter(|r| !r.then.is_empty()) {
+                // A staged rewrite runs its steps before the last one each in a transaction of its
+                // own (a backfill in its own checkpointed batches); on resume they may have run
+                // already, and each is safe to run again.
+                let staged = rewrite.filter(|r| !r.then.is_empty());
+                if let Some(r) = staged {
                     let resuming = i == resume_from
                         && existing.is_some_and(|r| {
                             matches!(
@@ -839,16 +839,46 @@ async fn run_part(
                                 RecordState::Failed | RecordState::Running | RecordState::Reverting
                             )
                         });
-                    for (k, step) in std::iter::once(&r.sql)
-                        .chain(&r.then[..r.then.len() - 1])
-                        .enumerate()
-                    {
-                        let index = if k == 0 {
-                            r.builds_index.as_deref()
-                        } else {
-                            None
-                        };
-                        if let Err(e) = run_step(engine, step, index, resuming, s, ctx).await? {
+                    let first = crate::plan::rewrite::Step::Sql(r.sql.clone());
+                    let last_is_sql =
+                        matches!(r.then.last(), Some(crate::plan::rewrite::Step::Sql(_)));
+                    let upto = if last_is_sql {
+                        r.then.len() - 1
+                    } else {
+                        r.then.len()
+                    };
+                    for (k, step) in std::iter::once(&first).chain(&r.then[..upto]).enumerate() {
+                        let outcome =
+                            match step {
+                                crate::plan::rewrite::Step::Sql(sql) => {
+                                    let index = if k == 0 {
+                                        r.builds_index.as_deref()
+                                    } else {
+                                        None
+                                    };
+                                    run_step(engine, sql, index, resuming, s, ctx).await?
+                                }
+                                crate::plan::rewrite::Step::Backfill { table, set, filter } => {
+                                    let spec = crate::engine::BackfillSpec {
+                                        table: table.clone(),
+                                        set: set.clone(),
+                                        filter: filter.clone(),
+                                        batch_rows: None,
+                                        target_batch: Duration::from_millis(200),
+                                        pause: Duration::ZERO,
+                                    };
+                                    engine.backfill(&spec, &*ctx.say).await.map(|_| ()).map_err(
+                                        |e| crate::engine::ServerError {
+                                            code: String::new(),
+                                            message: format!("backfill: {e}"),
+                                            position: None,
+                                            connection_lost: false,
+                                            lock_timeout: false,
+                                        },
+                                    )
+                                }
+                            };
+                        if let Err(e) = outcome {
                             return Err(record_failure(
                                 engine,
                                 m,
@@ -865,9 +895,16 @@ async fn run_part(
                         }
                     }
                 }
-                let exec_sql = rewrite
-                    .and_then(|r| r.then.last().cloned())
-                    .unwrap_or_else(|| exec.sql.clone());
+                // What commits with the progress record: the statement, the last step of a staged
+                // rewrite, or nothing when that last step was a backfill (already checkpointed).
+                let exec_sql: Option<String> = match staged {
+                    Some(r) => r
+                        .then
+                        .last()
+                        .and_then(crate::plan::rewrite::Step::sql)
+                        .map(str::to_string),
+                    None => Some(exec.sql.clone()),
+                };
                 // Where the statement allows it (any PostgreSQL statement that may run in a
                 // transaction; MariaDB/MySQL data changes), it commits together with its progress
                 // record, so a crash can never leave it applied but unrecorded.
@@ -896,7 +933,8 @@ async fn run_part(
                     if atomic {
                         engine.begin().await?;
                     }
-                    let Err(mut e) = engine.execute(&exec_sql).await else {
+                    let Some(exec_sql) = &exec_sql else { break };
+                    let Err(mut e) = engine.execute(exec_sql).await else {
                         break;
                     };
                     if atomic {
@@ -989,7 +1027,8 @@ async fn run_step(
                 if !own_tx {
                     let _ = engine.rollback().await;
                 }
-                if e.code == "42710" && resuming {
+                // duplicate_object / duplicate_column: the interrupted attempt ran this step.
+                if matches!(e.code.as_str(), "42710" | "42701") && resuming {
                     break Ok(());
                 }
                 // The server's position is in the rewritten text, not in the file.

@@ -20,7 +20,28 @@ pub struct Rewrite {
     /// (VALIDATE CONSTRAINT after ADD ... NOT VALID). The last one commits with the progress
     /// record; the earlier ones may already have run in an interrupted attempt, so each is safe to
     /// run again (or fails with "already exists", which a resume accepts).
-    pub then: Vec<String>,
+    pub then: Vec<Step>,
+}
+
+/// A step after the first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Sql(String),
+    /// Fill existing rows in checkpointed batches (resumable on its own).
+    Backfill {
+        table: String,
+        set: String,
+        filter: Option<String>,
+    },
+}
+
+impl Step {
+    pub fn sql(&self) -> Option<&str> {
+        match self {
+            Step::Sql(s) => Some(s),
+            Step::Backfill { .. } => None,
+        }
+    }
 }
 
 /// The safer form of each statement of a part, or None where it runs as written.
@@ -43,6 +64,29 @@ pub fn rewrite_part(target: Target, statements: &[SqlStatement]) -> Vec<Option<R
             out
         })
         .collect()
+}
+
+/// ADD COLUMN with a default the server would evaluate per row (a rewrite under ACCESS EXCLUSIVE),
+/// or any default before PostgreSQL 11; NOT NULL is fine then since the backfill fills every row.
+fn needs_backfill(target: Target, column: &ir::ColumnSpec) -> bool {
+    let Some(d) = &column.default else {
+        return false;
+    };
+    if column.serial
+        || column.identity
+        || column.generated_stored
+        || column.primary_key
+        || column.unique
+        || column.references.is_some()
+        || column.check
+    {
+        return false;
+    }
+    !target.at_least(11, 0)
+        || matches!(
+            d.volatility,
+            ir::Volatility::Volatile | ir::Volatility::Unknown
+        )
 }
 
 fn rewrite_pg(target: Target, st: &ir::Stmt, created: &[QName]) -> Option<Rewrite> {
@@ -133,7 +177,7 @@ fn rewrite_pg(target: Target, st: &ir::Stmt, created: &[QName]) -> Option<Rewrit
                 sql: Statement::AlterTable(add).to_string(),
                 note: "added NOT VALID, then validated in its own transaction: existing rows are checked without blocking writes".into(),
                 builds_index: None,
-                then: vec![format!("ALTER TABLE {} VALIDATE CONSTRAINT {}", at.name, crate::quote::pg::ident(&name))],
+                then: vec![Step::Sql(format!("ALTER TABLE {} VALIDATE CONSTRAINT {}", at.name, crate::quote::pg::ident(&name)))],
             })
         }
         (Some(Statement::AlterTable(at)), [Action::AddConstraint { table, constraint }])
@@ -152,7 +196,7 @@ fn rewrite_pg(target: Target, st: &ir::Stmt, created: &[QName]) -> Option<Rewrit
                 sql: format!("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {n} ON {} ({})", at.name, cols.join(", ")),
                 note: "unique index built CONCURRENTLY, then attached as the constraint".into(),
                 builds_index: Some(n.clone()),
-                then: vec![format!("ALTER TABLE {} ADD CONSTRAINT {n} UNIQUE USING INDEX {n}", at.name)],
+                then: vec![Step::Sql(format!("ALTER TABLE {} ADD CONSTRAINT {n} UNIQUE USING INDEX {n}", at.name))],
             })
         }
         (Some(Statement::AlterTable(at)), [Action::SetNotNull { table, column }])
@@ -168,9 +212,35 @@ fn rewrite_pg(target: Target, st: &ir::Stmt, created: &[QName]) -> Option<Rewrit
                 note: "NOT NULL through a CHECK: validated without blocking writes, then SET NOT NULL skips its scan".into(),
                 builds_index: None,
                 then: vec![
-                    format!("ALTER TABLE {t} VALIDATE CONSTRAINT {check}"),
-                    format!("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL; ALTER TABLE {t} DROP CONSTRAINT {check}"),
+                    Step::Sql(format!("ALTER TABLE {t} VALIDATE CONSTRAINT {check}")),
+                    Step::Sql(format!("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL; ALTER TABLE {t} DROP CONSTRAINT {check}")),
                 ],
+            })
+        }
+        (Some(Statement::AlterTable(at)), [Action::AddColumn { table, column, .. }])
+            if !new_table(table) && at.operations.len() == 1 && needs_backfill(target, column) =>
+        {
+            // Add the column without a default (catalog only), give new rows the default, fill the
+            // existing ones in batches, then enforce NOT NULL through a validated check.
+            let d = column.default.as_ref().expect("needs_backfill checks the default");
+            let t = &at.name;
+            let c = crate::quote::pg::ident(&column.name);
+            let ty = if column.data_type.eq_ignore_ascii_case("serial") { "integer".to_string() } else { column.data_type.clone() };
+            let mut then = vec![
+                Step::Sql(format!("ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT {}", d.text)),
+                Step::Backfill { table: t.to_string(), set: format!("{c} = {}", d.text), filter: Some(format!("{c} IS NULL")) },
+            ];
+            if column.not_null {
+                let check = crate::quote::pg::ident(&super::helper_name(&table.name, &column.name, "not_null"));
+                then.push(Step::Sql(format!("ALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({c} IS NOT NULL) NOT VALID")));
+                then.push(Step::Sql(format!("ALTER TABLE {t} VALIDATE CONSTRAINT {check}")));
+                then.push(Step::Sql(format!("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL; ALTER TABLE {t} DROP CONSTRAINT {check}")));
+            }
+            Some(Rewrite {
+                sql: format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {c} {ty}"),
+                note: "added without rewriting the table: default for new rows, existing rows backfilled in batches, NOT NULL through a validated check".into(),
+                builds_index: None,
+                then,
             })
         }
         _ => None,
@@ -218,7 +288,7 @@ mod tests {
         let fk = r[0].as_ref().unwrap();
         assert_eq!(fk.sql, "ALTER TABLE orders ADD CONSTRAINT orders_customer_fk FOREIGN KEY (customer_id) REFERENCES customers(id) NOT VALID");
         assert_eq!(
-            fk.then.first().map(String::as_str),
+            fk.then.first().and_then(Step::sql),
             Some("ALTER TABLE orders VALIDATE CONSTRAINT \"orders_customer_fk\"")
         );
         let ck = r[1].as_ref().unwrap();
@@ -227,10 +297,40 @@ mod tests {
             "ALTER TABLE orders ADD CONSTRAINT orders_check_check CHECK (amount >= 0) NOT VALID"
         );
         assert_eq!(
-            ck.then.first().map(String::as_str),
+            ck.then.first().and_then(Step::sql),
             Some("ALTER TABLE orders VALIDATE CONSTRAINT \"orders_check_check\"")
         );
         assert!(r[2].is_none(), "already NOT VALID: as written");
+    }
+
+    #[test]
+    fn volatile_defaults_are_backfilled() {
+        let stmts = crate::sql::split(EngineKind::Postgres, "ALTER TABLE accounts ADD COLUMN token text NOT NULL DEFAULT md5(random()::text); ALTER TABLE accounts ADD COLUMN status text DEFAULT 'a'").unwrap();
+        let r = rewrite_part(Target::new(EngineKind::Postgres, 15, 0), &stmts);
+        let a = r[0].as_ref().unwrap();
+        assert_eq!(
+            a.sql,
+            "ALTER TABLE accounts ADD COLUMN IF NOT EXISTS \"token\" TEXT"
+        );
+        assert_eq!(
+            a.then[0].sql(),
+            Some("ALTER TABLE accounts ALTER COLUMN \"token\" SET DEFAULT md5(random()::TEXT)")
+        );
+        assert_eq!(
+            a.then[1],
+            Step::Backfill {
+                table: "accounts".into(),
+                set: "\"token\" = md5(random()::TEXT)".into(),
+                filter: Some("\"token\" IS NULL".into())
+            }
+        );
+        assert_eq!(a.then.len(), 5);
+        assert!(
+            r[1].is_none(),
+            "a constant default is instant from PostgreSQL 11"
+        );
+        let old = rewrite_part(Target::new(EngineKind::Postgres, 10, 0), &stmts);
+        assert!(old[1].is_some(), "before 11 any default rewrites");
     }
 
     #[test]
@@ -239,11 +339,11 @@ mod tests {
         let r = rewrite_part(Target::new(EngineKind::Postgres, 15, 0), &stmts);
         let u = r[0].as_ref().unwrap();
         assert_eq!(u.sql, "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS \"users_email_key\" ON users (\"email\")");
-        assert_eq!(u.then, ["ALTER TABLE users ADD CONSTRAINT \"users_email_key\" UNIQUE USING INDEX \"users_email_key\""]);
+        assert_eq!(u.then, [Step::Sql("ALTER TABLE users ADD CONSTRAINT \"users_email_key\" UNIQUE USING INDEX \"users_email_key\"".into())]);
         let nn = r[1].as_ref().unwrap();
         assert_eq!(nn.sql, "ALTER TABLE users ADD CONSTRAINT \"users_email_not_null\" CHECK (\"email\" IS NOT NULL) NOT VALID");
         assert_eq!(nn.then.len(), 2);
-        assert!(nn.then[1].starts_with("ALTER TABLE users ALTER COLUMN \"email\" SET NOT NULL; ALTER TABLE users DROP CONSTRAINT"));
+        assert!(nn.then[1].sql().unwrap().starts_with("ALTER TABLE users ALTER COLUMN \"email\" SET NOT NULL; ALTER TABLE users DROP CONSTRAINT"));
         // Before PostgreSQL 12 the check would not spare the scan: as written.
         let old = rewrite_part(Target::new(EngineKind::Postgres, 11, 0), &stmts);
         assert!(old[1].is_none());
