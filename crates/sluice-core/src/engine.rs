@@ -153,6 +153,11 @@ pub trait Engine: Send {
         Ok(vec![])
     }
 
+    /// The live type of a column (as the server prints it), None when there is no such column.
+    async fn column_type(&mut self, _table: &str, _column: &str) -> Result<Option<String>> {
+        Ok(None)
+    }
+
     /// Drops `index` when a failed concurrent build left it INVALID; true when it did.
     async fn drop_invalid_index(&mut self, _index: &str) -> Result<bool> {
         Ok(false)

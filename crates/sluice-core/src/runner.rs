@@ -724,6 +724,9 @@ async fn run_part(
 ) -> Result<()> {
     let prepared = prepare(engine, m, dir, safe)?;
     let resume_from = check_resume(m, dir, &prepared, existing)?;
+    if safe {
+        refuse_rewriting_type_changes(engine, m, dir, &prepared, resume_from).await?;
+    }
     let started = Utc::now();
     let clock = Instant::now();
     let verb = if dir == Direction::Up {
@@ -985,6 +988,73 @@ async fn run_part(
         m.label(),
         clock.elapsed().as_millis()
     ));
+    Ok(())
+}
+
+/// A column type change that rewrites the table holds ACCESS EXCLUSIVE for the whole rewrite: sluice
+/// has no staged form for it yet (expand/contract), so it refuses before running anything of the
+/// migration, unless `--as-written`.
+async fn refuse_rewriting_type_changes(
+    engine: &mut dyn Engine,
+    m: &Migration,
+    dir: Direction,
+    prepared: &PreparedPart,
+    resume_from: usize,
+) -> Result<()> {
+    let target = engine.target();
+    if target.engine != crate::target::EngineKind::Postgres {
+        return Ok(());
+    }
+    let mut created: Vec<crate::analysis::ir::QName> = Vec::new();
+    for (i, s) in prepared.statements.iter().enumerate() {
+        let st = crate::analysis::ir::build(target.engine, i, s, 0, &s.sql);
+        for a in st.actions() {
+            match a {
+                crate::analysis::ir::Action::CreateTable { table, .. } => {
+                    created.push(table.clone())
+                }
+                crate::analysis::ir::Action::AlterColumnType {
+                    table,
+                    column,
+                    new_type,
+                    using,
+                    ..
+                } if i >= resume_from && !created.iter().any(|c| c.matches(table)) => {
+                    let Some(old) = engine.column_type(&table.display(), column).await? else {
+                        continue;
+                    };
+                    // `USING col` or `USING col::newtype` changes nothing about the rewrite question.
+                    let trivial = !using
+                        || crate::rules::alter_column_type::usings(&st)
+                            .iter()
+                            .any(|(c, e)| {
+                                c == column
+                                    && crate::rules::alter_column_type::trivial_using(
+                                        e,
+                                        column,
+                                        &crate::rules::alter_column_type::parse_type(new_type),
+                                    )
+                            });
+                    if trivial
+                        && crate::plan::alter_column_type::pg_binary_coercible(&old, new_type)
+                    {
+                        continue;
+                    }
+                    let part_offset = m.part(dir).map(|p| p.offset).unwrap_or(0);
+                    let (line, col) = sql::line_col(&m.text, part_offset + s.offset);
+                    return Err(Error::MigrationFile {
+                        path: m.path.clone(),
+                        line: Some(line),
+                        message: format!(
+                            "line {line}, column {col}: changing {table}.{column} from {old} to {new_type} rewrites the table and its indexes under ACCESS EXCLUSIVE: every query on it waits for the whole rewrite"
+                        ),
+                        help: "sluice has no online form for this yet: add a new column, write both, backfill it (`sluice backfill`), switch readers, drop the old one. To run it as written anyway (e.g. on a small table or in a maintenance window), use `sluice up --as-written`".into(),
+                    });
+                }
+                _ => {}
+            }
+        }
+    }
     Ok(())
 }
 

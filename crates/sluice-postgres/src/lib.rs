@@ -668,6 +668,19 @@ impl Engine for PgEngine {
         backfill::run(self, spec, say).await
     }
 
+    async fn column_type(&mut self, table: &str, column: &str) -> Result<Option<String>> {
+        let row = self
+            .work
+            .query_opt(
+                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute
+                  WHERE attrelid = to_regclass($1) AND attname = $2 AND attnum > 0 AND NOT attisdropped",
+                &[&table, &column],
+            )
+            .await
+            .map_err(|e| db_err("reading a column's type", e))?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
     async fn drop_invalid_index(&mut self, index: &str) -> Result<bool> {
         // `index` is the name as written in the migration (possibly quoted or qualified):
         // to_regclass resolves it the way the server will.

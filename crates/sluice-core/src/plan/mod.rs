@@ -6,7 +6,7 @@
 
 mod add_column;
 mod add_constraint;
-mod alter_column_type;
+pub mod alter_column_type;
 mod create_index;
 mod drop_index;
 mod other;

@@ -243,7 +243,7 @@ fn could_be_catalog_only(new: &SqlType, ctx: &Ctx) -> Option<&'static str> {
 
 /// True when the `USING` expression is only the column itself (optionally cast to the new type):
 /// PostgreSQL then decides as without `USING` (verified: `USING col` and `USING col::text` keep the file).
-fn trivial_using(using: &Expr, column: &str, new: &SqlType) -> bool {
+pub(crate) fn trivial_using(using: &Expr, column: &str, new: &SqlType) -> bool {
     let is_col = |e: &Expr| match e {
         Expr::Identifier(i) => i.value.eq_ignore_ascii_case(column),
         _ => false,
@@ -258,7 +258,7 @@ fn trivial_using(using: &Expr, column: &str, new: &SqlType) -> bool {
 }
 
 /// The `USING` expressions of this statement, by column (lower-cased).
-fn usings(st: &Stmt) -> Vec<(String, Expr)> {
+pub(crate) fn usings(st: &Stmt) -> Vec<(String, Expr)> {
     let mut out = Vec::new();
     if let Some(Statement::AlterTable(at)) = &st.ast {
         for op in &at.operations {
