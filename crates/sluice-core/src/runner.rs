@@ -821,6 +821,7 @@ async fn run_part(
             }
             finish(engine, m, dir, &mut row, &prepared, clock, ctx).await?;
             engine.commit().await?;
+            snapshot(engine, m).await?;
         }
         TxMode::PerStatement => {
             engine.upsert_migration(&row).await?;
@@ -975,6 +976,7 @@ async fn run_part(
                 }
             }
             finish(engine, m, dir, &mut row, &prepared, clock, ctx).await?;
+            snapshot(engine, m).await?;
         }
     }
     let _ = ident;
@@ -1185,8 +1187,8 @@ impl LockRetry {
     }
 }
 
-/// Records the finished part, the event and the schema snapshot (inside the migration's
-/// transaction in single mode, so the record and the change commit together).
+/// Records the finished part and its event (inside the migration's transaction in single mode, so
+/// the record and the change commit together).
 async fn finish(
     engine: &mut dyn Engine,
     m: &Migration,
@@ -1238,6 +1240,13 @@ async fn finish(
                 .await?;
         }
     }
+    Ok(())
+}
+
+/// Records the schema as the migration left it. Called after the migration committed: reading the
+/// catalogs takes time, and inside the migration's transaction that time would be spent holding its
+/// locks (ACCESS EXCLUSIVE for most DDL), with every query on the table waiting.
+async fn snapshot(engine: &mut dyn Engine, m: &Migration) -> Result<()> {
     let schema = engine.introspect().await?;
     engine.save_snapshot(Some(m.version), &schema).await
 }

@@ -739,7 +739,8 @@ async fn lost_connection_mid_run_exits_6_and_the_rerun_resumes() {
 
 /// Live traffic never waits behind sluice for longer than the lock timeout: a long transaction holds
 /// a lock sluice needs, clients keep querying the table, sluice steps back and retries.
-#[tokio::test]
+// Several worker threads: the clients must keep running while the test body waits for sluice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn clients_never_queue_behind_sluice_longer_than_the_lock_timeout() {
     let p = Project::new(Server::Postgres).await;
     let c = p.db.pg().await;
@@ -795,12 +796,13 @@ async fn clients_never_queue_behind_sluice_longer_than_the_lock_timeout() {
     assert!(r.stderr.contains("on t"), "{r:?}");
     for h in clients {
         let (worst, errors, n) = h.await.unwrap();
+        eprintln!("client: {n} queries, worst {worst:?}");
         assert_eq!(errors, 0);
         assert!(n > 10, "the client kept querying");
         // Without the lock timeout a client would wait the full 8 s the long transaction lasted;
-        // with it, the lock timeout plus scheduling (generous: CI machines are busy).
+        // with it, the lock timeout (200 ms) plus scheduling on a busy machine.
         assert!(
-            worst < std::time::Duration::from_millis(4000),
+            worst < std::time::Duration::from_millis(1500),
             "a client waited {worst:?} behind sluice"
         );
     }
@@ -967,7 +969,8 @@ async fn an_invalid_index_left_by_a_failed_build_is_dropped_and_rebuilt() {
 
 /// ADD FOREIGN KEY / ADD CHECK run as NOT VALID, then VALIDATE in a transaction of its own, while
 /// writers keep writing; a failed VALIDATE leaves the constraint guarding new rows and resumes.
-#[tokio::test]
+// Several worker threads: the writers keep writing while the test body waits for sluice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn constraints_are_added_not_valid_then_validated_while_writers_write() {
     let p = Project::new(Server::Postgres).await;
     let c = p.db.pg().await;
@@ -1065,7 +1068,8 @@ async fn constraints_are_added_not_valid_then_validated_while_writers_write() {
 
 /// ADD UNIQUE builds its index concurrently then attaches it; SET NOT NULL goes through a validated
 /// check so it never scans under ACCESS EXCLUSIVE; both resume after a failure.
-#[tokio::test]
+// Several worker threads: the writers keep writing while the test body waits for sluice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unique_and_not_null_are_staged_and_resume_after_the_data_is_fixed() {
     let p = Project::new(Server::Postgres).await;
     let c = p.db.pg().await;
@@ -1229,7 +1233,8 @@ async fn backfill_killed_repeatedly_updates_every_row_exactly_once() {
 /// ADD COLUMN ... NOT NULL DEFAULT <volatile>: added without a rewrite, existing rows backfilled in
 /// batches (each its own value, as written would give), NOT NULL through a validated check; a run
 /// killed mid-backfill resumes; writers never fail.
-#[tokio::test]
+// Several worker threads: the writers keep writing while the test body waits for sluice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn volatile_default_column_is_backfilled_without_a_rewrite_and_survives_kill_9() {
     let p = Project::new(Server::Postgres).await;
     let c = p.db.pg().await;
