@@ -86,6 +86,18 @@ pub struct BackfillSpec {
     pub batch_rows: Option<i64>,
     pub target_batch: std::time::Duration,
     pub pause: std::time::Duration,
+    /// Called after every batch with (rows done, estimated total): a progress bar on a terminal.
+    /// Without it, progress goes to the log every 2 s.
+    pub progress: Option<Progress>,
+}
+
+#[derive(Clone)]
+pub struct Progress(pub std::sync::Arc<dyn Fn(i64, i64) + Send + Sync>);
+
+impl std::fmt::Debug for Progress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Progress")
+    }
 }
 
 #[derive(Debug, Clone, Default, serde::Serialize)]

@@ -870,6 +870,7 @@ async fn run_part(
                                         batch_rows: None,
                                         target_batch: Duration::from_millis(200),
                                         pause: Duration::ZERO,
+                                        progress: None,
                                     };
                                     engine.backfill(&spec, &*ctx.say).await.map(|_| ()).map_err(
                                         |e| crate::engine::ServerError {

@@ -290,7 +290,9 @@ pub async fn run(
                 let ideal = (size as f64 * spec.target_batch.as_secs_f64() / took) as i64;
                 size = ideal.clamp(size / 2, size * 2).clamp(MIN_BATCH, MAX_BATCH);
             }
-            if last_report.elapsed() >= Duration::from_secs(2) {
+            if let Some(progress) = &spec.progress {
+                (progress.0)(rows_done, estimate.max(rows_done));
+            } else if last_report.elapsed() >= Duration::from_secs(2) {
                 let rate = this_run_rows as f64 / started.elapsed().as_secs_f64().max(0.001);
                 let left = (estimate - rows_done).max(0) as f64;
                 say(&format!(

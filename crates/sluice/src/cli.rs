@@ -489,8 +489,10 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 batch_rows,
                 target_batch: Duration::from_millis(target_batch_ms.max(1)),
                 pause: Duration::from_millis(pause_ms),
+                progress: render::progress_bar(),
             };
             runner::backfill(engine.as_mut(), &spec, &r.context()).await?;
+            render::finish_progress();
             Ok(exit::OK)
         }
         Command::Log { limit, json } => {

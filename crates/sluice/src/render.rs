@@ -6,6 +6,39 @@ use sluice_core::runner::{DriftReport, DriftState, PlannedMigration, StatusRepor
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static QUIET: AtomicBool = AtomicBool::new(false);
+static BAR: std::sync::OnceLock<indicatif::ProgressBar> = std::sync::OnceLock::new();
+
+/// A progress bar for long data work when stderr is a terminal; None otherwise (log lines then).
+pub fn progress_bar() -> Option<sluice_core::engine::Progress> {
+    use std::io::IsTerminal;
+    if QUIET.load(Ordering::Relaxed) || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = BAR.get_or_init(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} backfill [{bar:40}] {human_pos}/{human_len} rows ({percent}%), ETA {eta}",
+            )
+            .expect("valid template")
+            .progress_chars("=> "),
+        );
+        bar
+    });
+    let bar = bar.clone();
+    Some(sluice_core::engine::Progress(std::sync::Arc::new(
+        move |done, total| {
+            bar.set_length(total.max(0) as u64);
+            bar.set_position(done.max(0) as u64);
+        },
+    )))
+}
+
+pub fn finish_progress() {
+    if let Some(bar) = BAR.get() {
+        bar.finish_and_clear();
+    }
+}
 
 pub fn init_logging(verbose: u8, quiet: bool) {
     QUIET.store(quiet, Ordering::Relaxed);
