@@ -860,7 +860,7 @@ async fn run_part(
                                     } else {
                                         None
                                     };
-                                    run_step(engine, sql, index, resuming, s, ctx).await?
+                                    run_step(engine, sql, index, resuming, true, s, ctx).await?
                                 }
                                 crate::plan::rewrite::Step::Backfill { table, set, filter } => {
                                     let spec = crate::engine::BackfillSpec {
@@ -911,63 +911,59 @@ async fn run_part(
                     None => Some(exec.sql.clone()),
                 };
                 // Where the statement allows it (any PostgreSQL statement that may run in a
-                // transaction; MariaDB/MySQL data changes), it commits together with its progress
-                // record, so a crash can never leave it applied but unrecorded.
-                let atomic = rewrite.is_some_and(|r| !r.then.is_empty())
-                    || !engine.needs_own_transaction(exec);
-                // A concurrent build or drop never makes queries queue behind it, and its waits for
-                // older transactions may be long: no lock timeout for it.
-                let concurrent = engine.target().engine == crate::target::EngineKind::Postgres
-                    && !atomic
-                    && exec.has_word("CONCURRENTLY");
-                if concurrent {
-                    engine.set_lock_timeout(Duration::ZERO).await?;
-                }
-                let mut retry = LockRetry::new();
-                loop {
-                    // A concurrent build that failed earlier leaves an INVALID index that IF NOT
-                    // EXISTS would keep: drop it and build again.
-                    if let Some(index) = rewrite
-                        .filter(|r| r.then.is_empty())
-                        .and_then(|r| r.builds_index.as_deref())
-                    {
-                        if engine.drop_invalid_index(index).await? {
-                            (ctx.say)(&format!("dropped the invalid index {index} left by an earlier attempt; building it again"));
-                        }
-                    }
-                    if atomic {
-                        engine.begin().await?;
-                    }
-                    let Some(exec_sql) = &exec_sql else { break };
-                    let Err(mut e) = engine.execute(exec_sql).await else {
-                        break;
-                    };
-                    if atomic {
+                // transaction; MariaDB/MySQL data changes; the last step of a staged rewrite), it
+                // commits together with its progress record, so a crash can never leave it applied
+                // but unrecorded. The others run on their own, then the progress is recorded.
+                let atomic = staged.is_some() || !engine.needs_own_transaction(exec);
+                if atomic {
+                    engine.begin().await?;
+                    let mut retry = LockRetry::new();
+                    while let Some(exec_sql) = &exec_sql {
+                        let Err(mut e) = engine.execute(exec_sql).await else {
+                            break;
+                        };
                         let _ = engine.rollback().await;
+                        if rewrite.is_some() {
+                            // The server's position is in the rewritten text, not in the file.
+                            e.position = None;
+                        }
+                        if e.lock_timeout && retry.again(engine, s, ctx, &mut e).await {
+                            engine.begin().await?;
+                            continue;
+                        }
+                        return Err(record_failure(
+                            engine,
+                            m,
+                            dir,
+                            row,
+                            s,
+                            part_offset,
+                            e,
+                            i,
+                            false,
+                            ctx,
+                        )
+                        .await);
                     }
-                    if rewrite.is_some() {
-                        // The server's position is in the rewritten text, not in the file.
-                        e.position = None;
+                } else {
+                    let index = rewrite.and_then(|r| r.builds_index.as_deref());
+                    if let Err(e) =
+                        run_step(engine, &exec.sql, index, false, rewrite.is_some(), s, ctx).await?
+                    {
+                        return Err(record_failure(
+                            engine,
+                            m,
+                            dir,
+                            row,
+                            s,
+                            part_offset,
+                            e,
+                            i,
+                            false,
+                            ctx,
+                        )
+                        .await);
                     }
-                    if e.lock_timeout && retry.again(engine, s, ctx, &mut e).await {
-                        continue;
-                    }
-                    return Err(record_failure(
-                        engine,
-                        m,
-                        dir,
-                        row,
-                        s,
-                        part_offset,
-                        e,
-                        i,
-                        false,
-                        ctx,
-                    )
-                    .await);
-                }
-                if concurrent {
-                    engine.set_lock_timeout(ctx.lock_timeout).await?;
                 }
                 row.statements_done = i as i32 + 1;
                 row.statement_hashes.push(statement_hash(&s.sql));
@@ -1069,18 +1065,26 @@ async fn run_step(
     sql: &str,
     builds_index: Option<&str>,
     resuming: bool,
+    rewritten: bool,
     written: &SqlStatement,
     ctx: &RunContext,
 ) -> Result<std::result::Result<(), crate::engine::ServerError>> {
-    let own_tx = sql::split(engine.target().engine, sql)
+    let stmt = sql::split(engine.target().engine, sql)
         .ok()
-        .and_then(|v| v.into_iter().next())
-        .is_some_and(|x| engine.needs_own_transaction(&x));
-    if own_tx {
+        .and_then(|v| v.into_iter().next());
+    let own_tx = stmt
+        .as_ref()
+        .is_some_and(|x| engine.needs_own_transaction(x));
+    let no_timeout = stmt
+        .as_ref()
+        .is_some_and(|x| never_queues_queries(engine, x));
+    if no_timeout {
         engine.set_lock_timeout(Duration::ZERO).await?;
     }
     let mut retry = LockRetry::new();
     let outcome = loop {
+        // A concurrent build that failed earlier leaves an INVALID index that IF NOT EXISTS would
+        // keep: drop it and build again.
         if let Some(index) = builds_index {
             if engine.drop_invalid_index(index).await? {
                 (ctx.say)(&format!("dropped the invalid index {index} left by an earlier attempt; building it again"));
@@ -1104,8 +1108,10 @@ async fn run_step(
                 if matches!(e.code.as_str(), "42710" | "42701") && resuming {
                     break Ok(());
                 }
-                // The server's position is in the rewritten text, not in the file.
-                e.position = None;
+                if rewritten {
+                    // The server's position is in the rewritten text, not in the file.
+                    e.position = None;
+                }
                 if e.lock_timeout && retry.again(engine, written, ctx, &mut e).await {
                     continue;
                 }
@@ -1113,10 +1119,19 @@ async fn run_step(
             }
         }
     };
-    if own_tx {
+    if no_timeout {
         engine.set_lock_timeout(ctx.lock_timeout).await?;
     }
     Ok(outcome)
+}
+
+/// A concurrent index build, drop or detach (PostgreSQL) never makes queries queue behind it, and
+/// its waits for older transactions may be long: it runs without a lock timeout. Everything else
+/// that runs outside a transaction (VACUUM FULL, MariaDB DDL, ...) keeps it.
+fn never_queues_queries(engine: &dyn Engine, stmt: &SqlStatement) -> bool {
+    engine.target().engine == crate::target::EngineKind::Postgres
+        && engine.needs_own_transaction(stmt)
+        && stmt.has_word("CONCURRENTLY")
 }
 
 /// Retries a statement that gave up waiting for a lock: exponential backoff with jitter, until
