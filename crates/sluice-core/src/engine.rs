@@ -109,6 +109,49 @@ pub struct BackfillReport {
     pub resumed: bool,
 }
 
+/// How an engine's online ALTER (MariaDB/MySQL shadow-table copy) behaves.
+#[derive(Debug, Clone)]
+pub struct OnlineOptions {
+    /// Copy and verify, then stop before the swap and wait for `sluice cutover`.
+    pub postpone_cutover: bool,
+    /// How long one DDL or the cut-over RENAME may wait for a metadata lock.
+    pub lock_timeout: std::time::Duration,
+    /// How long to keep retrying a step that times out on a lock.
+    pub lock_retry_for: std::time::Duration,
+    /// Target duration of one copy chunk.
+    pub target_chunk: std::time::Duration,
+    /// Pause the copy while the server's `Threads_running` is above this.
+    pub max_threads_running: Option<u64>,
+    /// Replicas whose lag throttles the copy (URLs), and the lag limit.
+    pub replica_urls: Vec<String>,
+    pub max_replica_lag: std::time::Duration,
+}
+
+impl Default for OnlineOptions {
+    fn default() -> Self {
+        OnlineOptions {
+            postpone_cutover: false,
+            lock_timeout: std::time::Duration::from_secs(1),
+            lock_retry_for: std::time::Duration::from_secs(600),
+            target_chunk: std::time::Duration::from_millis(200),
+            max_threads_running: None,
+            replica_urls: vec![],
+            max_replica_lag: std::time::Duration::from_secs(1),
+        }
+    }
+}
+
+/// What an online ALTER did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct OnlineReport {
+    /// "instant", "inplace" or "copy".
+    pub path: String,
+    pub rows_copied: i64,
+    pub seconds: f64,
+    /// True when the copy is verified and waits for `sluice cutover`.
+    pub cutover_pending: bool,
+}
+
 #[async_trait]
 pub trait Engine: Send {
     fn target(&self) -> Target;
@@ -188,6 +231,25 @@ pub trait Engine: Send {
             ),
             "run the UPDATE in batches by primary key by hand, or use PostgreSQL",
         ))
+    }
+
+    /// Runs one ALTER TABLE statement the engine's own online way when running it as written would
+    /// block writes (MariaDB/MySQL: the explicit INSTANT or INPLACE/LOCK=NONE form when the server
+    /// can, otherwise a shadow-table copy kept in sync by triggers, verified, then swapped by an
+    /// atomic RENAME). `Ok(None)`: the engine leaves the statement to run as written.
+    async fn alter_online(
+        &mut self,
+        _sql: &str,
+        _opts: &OnlineOptions,
+        _say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+    ) -> Result<Option<OnlineReport>> {
+        Ok(None)
+    }
+
+    /// What [`Engine::alter_online`] would do with this statement, one line per step, for `plan` and
+    /// `up --dry-run`; None when it would run as written.
+    async fn explain_online(&mut self, _sql: &str) -> Result<Option<Vec<String>>> {
+        Ok(None)
     }
 
     async fn begin(&mut self) -> Result<()>;

@@ -30,6 +30,8 @@ pub struct RunContext {
     pub lock_retry_for: Duration,
     /// Receives one line per notable event (applied migration, lock wait...).
     pub say: Box<dyn Fn(&str) + Send + Sync>,
+    /// How MariaDB/MySQL ALTERs run online.
+    pub online: crate::engine::OnlineOptions,
 }
 
 impl RunContext {
@@ -947,9 +949,14 @@ async fn run_part(
                     }
                 } else {
                     let index = rewrite.and_then(|r| r.builds_index.as_deref());
-                    if let Err(e) =
-                        run_step(engine, &exec.sql, index, false, rewrite.is_some(), s, ctx).await?
-                    {
+                    let outcome = match online_alter(engine, safe, exec, ctx).await {
+                        Some(done) => done,
+                        None => {
+                            run_step(engine, &exec.sql, index, false, rewrite.is_some(), s, ctx)
+                                .await?
+                        }
+                    };
+                    if let Err(e) = outcome {
                         return Err(record_failure(
                             engine,
                             m,
@@ -988,6 +995,38 @@ async fn run_part(
         clock.elapsed().as_millis()
     ));
     Ok(())
+}
+
+/// An ALTER TABLE on an engine with its own online path (MariaDB/MySQL) runs that way unless
+/// `--as-written`; None when the engine leaves it to run as written.
+async fn online_alter(
+    engine: &mut dyn Engine,
+    safe: bool,
+    exec: &SqlStatement,
+    ctx: &RunContext,
+) -> Option<std::result::Result<(), crate::engine::ServerError>> {
+    if !safe
+        || engine.target().engine == crate::target::EngineKind::Postgres
+        || !exec.has_words(&["ALTER", "TABLE"])
+    {
+        return None;
+    }
+    match engine.alter_online(&exec.sql, &ctx.online, &*ctx.say).await {
+        Ok(None) => None,
+        Ok(Some(report)) => {
+            if report.cutover_pending {
+                (ctx.say)("the copy is verified and waits for `sluice cutover`");
+            }
+            Some(Ok(()))
+        }
+        Err(e) => Some(Err(crate::engine::ServerError {
+            code: String::new(),
+            message: e.to_string(),
+            position: None,
+            connection_lost: false,
+            lock_timeout: false,
+        })),
+    }
 }
 
 /// A column type change that rewrites the table holds ACCESS EXCLUSIVE for the whole rewrite: sluice

@@ -20,6 +20,7 @@ fn ctx(lock_wait: Duration) -> RunContext {
         lock_timeout: Duration::from_secs(1),
         lock_retry_for: Duration::from_secs(60),
         say: Box::new(|_| {}),
+        online: Default::default(),
     }
 }
 

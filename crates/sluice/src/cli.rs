@@ -236,6 +236,7 @@ impl Resolved {
                     .unwrap_or(60),
             ),
             say: Box::new(render::say),
+            online: Default::default(),
         }
     }
 }
