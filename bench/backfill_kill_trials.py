@@ -29,7 +29,7 @@ def main():
         psql(db, f"CREATE TABLE t (a int, b int, n int NOT NULL DEFAULT 0, PRIMARY KEY (a, b)); "
                  f"INSERT INTO t SELECT g % 97, g, 0 FROM generate_series(1, {args.rows}) g")
         env = dict(os.environ, DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{db}")
-        cmd = [sluice, "-q", "backfill", "--table", "t", "--set", "n = n + 1", "--batch-rows", "500", "--pause-ms", "5"]
+        cmd = [sluice, "-q", "backfill", "--table", "t", "--set", "n = n + 1", "--batch-rows", "500", "--pause-ms", "5", "--pace", "speed"]
         rng = random.Random(7)
         killed = 0
         for trial in range(args.trials):

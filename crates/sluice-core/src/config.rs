@@ -18,6 +18,8 @@ pub struct Config {
     pub lock_timeout_ms: Option<u64>,
     /// Seconds sluice keeps retrying a statement that cannot get its lock.
     pub lock_retry_secs: Option<u64>,
+    /// Milliseconds a step holding ACCESS EXCLUSIVE may run before the server cancels it.
+    pub exclusive_timeout_ms: Option<u64>,
     /// Engine and version `sluice lint` assumes offline, e.g. `postgres:15`, `mariadb:10.11`, `mysql:8.0.36`.
     pub target: Option<String>,
 }
@@ -40,7 +42,7 @@ impl Config {
             path: path.clone(),
             line: None,
             message: format!("invalid configuration: {}", e.message()),
-            help: "see `sluice init` for a commented example; known keys: database_url, migrations_dir, lock_wait_secs, lock_timeout_ms, lock_retry_secs, target".into(),
+            help: "see `sluice init` for a commented example; known keys: database_url, migrations_dir, lock_wait_secs, lock_timeout_ms, lock_retry_secs, exclusive_timeout_ms, target".into(),
         })
     }
 }
@@ -60,6 +62,11 @@ lock_wait_secs = 60
 # behind it for longer), and how long sluice keeps retrying before it fails.
 lock_timeout_ms = 1000
 lock_retry_secs = 600
+
+# How long a step holding ACCESS EXCLUSIVE on an existing table (meant to be instant: adding a
+# nullable column, NOT VALID constraints, SET NOT NULL after a validated check) may run before the
+# server cancels it and rolls it back, rather than stop every query on the table. 0: no limit.
+exclusive_timeout_ms = 5000
 
 # The engine and version `sluice lint` checks against when not connected.
 # target = "postgres:15"

@@ -89,6 +89,44 @@ pub struct BackfillSpec {
     /// Called after every batch with (rows done, estimated total): a progress bar on a terminal.
     /// Without it, progress goes to the log every 2 s.
     pub progress: Option<Progress>,
+    pub pacing: Pacing,
+}
+
+/// What the backfill paces itself on, besides its target batch duration. Batches take CPU, I/O
+/// and row locks whenever they run, so a backfill that wants to go unnoticed watches what clients
+/// feel and backs off, rather than trusting a fixed batch size or pause.
+#[derive(Debug, Clone)]
+pub struct Pacing {
+    /// Keep the latency of a probe query during batches within this multiple of its latency when
+    /// the backfill is not running (and at least 1 ms above it); None runs at full speed.
+    pub latency_factor: Option<f64>,
+    /// The probe query; None probes a point read by primary key on the table being backfilled.
+    pub probe: Option<String>,
+    /// Pause while any replica replays more than this far behind (`pg_stat_replication.replay_lag`).
+    pub max_replica_lag: Option<std::time::Duration>,
+    /// A query the user supplies: while it returns true (or a number above zero), batches pause.
+    pub throttle_query: Option<String>,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Pacing {
+            latency_factor: Some(1.5),
+            probe: None,
+            max_replica_lag: Some(std::time::Duration::from_secs(5)),
+            throttle_query: None,
+        }
+    }
+}
+
+impl Pacing {
+    /// Full speed: only the batch duration target and the optional pause apply.
+    pub fn speed() -> Self {
+        Pacing {
+            latency_factor: None,
+            ..Pacing::default()
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -107,6 +145,13 @@ pub struct BackfillReport {
     pub seconds: f64,
     /// True when this run continued a job an earlier run started.
     pub resumed: bool,
+    /// What the run paced itself on, in words (e.g. "probe latency within 1.5x of 0.31 ms").
+    pub pacing: String,
+    /// Seconds spent paused by the pacing (latency, replica lag or the throttle query).
+    pub throttled_seconds: f64,
+    /// The probe's latency (p90, ms) with the backfill idle, and during batches.
+    pub probe_idle_ms: Option<f64>,
+    pub probe_busy_ms: Option<f64>,
 }
 
 /// How an engine's online ALTER (MariaDB/MySQL shadow-table copy) behaves.
@@ -199,6 +244,15 @@ pub trait Engine: Send {
 
     /// How long each following statement of the work session may wait for a lock.
     async fn set_lock_timeout(&mut self, _timeout: std::time::Duration) -> Result<()> {
+        Ok(())
+    }
+
+    /// How long each following statement of the work session may run (0: no limit). Set inside
+    /// the transaction of the statement it bounds, so a rollback undoes it.
+    async fn set_statement_timeout(
+        &mut self,
+        _timeout: std::time::Duration,
+    ) -> std::result::Result<(), ServerError> {
         Ok(())
     }
 

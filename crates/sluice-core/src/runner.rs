@@ -32,6 +32,12 @@ pub struct RunContext {
     pub say: Box<dyn Fn(&str) + Send + Sync>,
     /// How MariaDB/MySQL ALTERs run online.
     pub online: crate::engine::OnlineOptions,
+    /// What backfills pace themselves on.
+    pub pacing: crate::engine::Pacing,
+    /// How long a step holding ACCESS EXCLUSIVE on an existing table may run before the server
+    /// cancels it (zero: no limit). Such steps are meant to be instant; one that is not would stop
+    /// every query on the table for as long as it runs.
+    pub exclusive_timeout: Duration,
 }
 
 impl RunContext {
@@ -298,6 +304,9 @@ pub struct PreparedPart {
     /// What runs for each statement: the statement itself, or its safer form.
     pub run: Vec<SqlStatement>,
     pub rewrites: Vec<Option<crate::plan::rewrite::Rewrite>>,
+    /// Which of `run` take ACCESS EXCLUSIVE on a table that existed before the part (with `safe`
+    /// only: `--as-written` runs without a run-time bound).
+    pub exclusive: Vec<bool>,
     pub mode: TxMode,
     /// Why this mode, for `--dry-run` and logs.
     pub mode_reason: String,
@@ -447,10 +456,16 @@ pub fn prepare_for(
             (None, None) => (TxMode::Single, "all statements are transactional".into()),
         },
     };
+    let exclusive = if safe {
+        crate::plan::takes_access_exclusive(target, &run)
+    } else {
+        vec![false; run.len()]
+    };
     Ok(PreparedPart {
         statements,
         run,
         rewrites,
+        exclusive,
         mode,
         mode_reason,
     })
@@ -805,8 +820,14 @@ async fn run_part(
             loop {
                 engine.begin().await?;
                 let mut failed = None;
-                for (s, exec) in prepared.statements.iter().zip(&prepared.run) {
-                    if let Err(e) = engine.execute(&exec.sql).await {
+                for ((s, exec), &x) in prepared
+                    .statements
+                    .iter()
+                    .zip(&prepared.run)
+                    .zip(&prepared.exclusive)
+                {
+                    let bound = x.then_some(ctx.exclusive_timeout);
+                    if let Err(e) = execute_bounded(engine, &exec.sql, bound).await {
                         failed = Some((s, e));
                         break;
                     }
@@ -862,7 +883,14 @@ async fn run_part(
                                     } else {
                                         None
                                     };
-                                    run_step(engine, sql, index, resuming, true, s, ctx).await?
+                                    let bound = exclusive_step(engine, safe, sql, ctx);
+                                    let opts = StepOpts {
+                                        builds_index: index,
+                                        resuming,
+                                        rewritten: true,
+                                        bound,
+                                    };
+                                    run_step(engine, sql, opts, s, ctx).await?
                                 }
                                 crate::plan::rewrite::Step::Backfill { table, set, filter } => {
                                     let spec = crate::engine::BackfillSpec {
@@ -873,6 +901,7 @@ async fn run_part(
                                         target_batch: Duration::from_millis(200),
                                         pause: Duration::ZERO,
                                         progress: None,
+                                        pacing: ctx.pacing.clone(),
                                     };
                                     engine.backfill(&spec, &*ctx.say).await.map(|_| ()).map_err(
                                         |e| crate::engine::ServerError {
@@ -921,7 +950,11 @@ async fn run_part(
                     engine.begin().await?;
                     let mut retry = LockRetry::new();
                     while let Some(exec_sql) = &exec_sql {
-                        let Err(mut e) = engine.execute(exec_sql).await else {
+                        let bound = match staged {
+                            Some(_) => exclusive_step(engine, safe, exec_sql, ctx),
+                            None => prepared.exclusive[i].then_some(ctx.exclusive_timeout),
+                        };
+                        let Err(mut e) = execute_bounded(engine, exec_sql, bound).await else {
                             break;
                         };
                         let _ = engine.rollback().await;
@@ -952,8 +985,14 @@ async fn run_part(
                     let outcome = match online_alter(engine, safe, exec, ctx).await {
                         Some(done) => done,
                         None => {
-                            run_step(engine, &exec.sql, index, false, rewrite.is_some(), s, ctx)
-                                .await?
+                            let bound = prepared.exclusive[i].then_some(ctx.exclusive_timeout);
+                            let opts = StepOpts {
+                                builds_index: index,
+                                resuming: false,
+                                rewritten: rewrite.is_some(),
+                                bound,
+                            };
+                            run_step(engine, &exec.sql, opts, s, ctx).await?
                         }
                     };
                     if let Err(e) = outcome {
@@ -1099,15 +1138,29 @@ async fn refuse_rewriting_type_changes(
 /// Runs one step of a staged rewrite before its last: in a transaction of its own, or alone when it
 /// cannot run in one (a concurrent index build, then without a lock timeout since it never makes
 /// queries queue). On resume, "already exists" means an interrupted attempt ran it.
+/// How one step runs: whether it builds an index (an invalid leftover is dropped first), whether
+/// it may have run already (resume), whether it is sluice's rewrite (server positions do not map
+/// to the file) and its run-time bound.
+struct StepOpts<'a> {
+    builds_index: Option<&'a str>,
+    resuming: bool,
+    rewritten: bool,
+    bound: Option<Duration>,
+}
+
 async fn run_step(
     engine: &mut dyn Engine,
     sql: &str,
-    builds_index: Option<&str>,
-    resuming: bool,
-    rewritten: bool,
+    opts: StepOpts<'_>,
     written: &SqlStatement,
     ctx: &RunContext,
 ) -> Result<std::result::Result<(), crate::engine::ServerError>> {
+    let StepOpts {
+        builds_index,
+        resuming,
+        rewritten,
+        bound,
+    } = opts;
     let stmt = sql::split(engine.target().engine, sql)
         .ok()
         .and_then(|v| v.into_iter().next());
@@ -1132,7 +1185,7 @@ async fn run_step(
         if !own_tx {
             engine.begin().await?;
         }
-        match engine.execute(sql).await {
+        match execute_bounded(engine, sql, bound).await {
             Ok(()) => {
                 if !own_tx {
                     engine.commit().await?;
@@ -1162,6 +1215,51 @@ async fn run_step(
         engine.set_lock_timeout(ctx.lock_timeout).await?;
     }
     Ok(outcome)
+}
+
+/// The run-time bound of a staged step sluice generated: ACCESS EXCLUSIVE steps get one.
+fn exclusive_step(
+    engine: &dyn Engine,
+    safe: bool,
+    sql: &str,
+    ctx: &RunContext,
+) -> Option<Duration> {
+    let stmts = sql::split(engine.target().engine, sql).ok()?;
+    (safe
+        && crate::plan::takes_access_exclusive(engine.target(), &stmts)
+            .iter()
+            .any(|x| *x))
+    .then_some(ctx.exclusive_timeout)
+}
+
+/// Runs a statement; with a bound, the server cancels it when it runs longer (it holds ACCESS
+/// EXCLUSIVE, so every query on the table waits for as long as it runs).
+async fn execute_bounded(
+    engine: &mut dyn Engine,
+    sql: &str,
+    bound: Option<Duration>,
+) -> std::result::Result<(), crate::engine::ServerError> {
+    let Some(limit) = bound.filter(|d| !d.is_zero()) else {
+        return engine.execute(sql).await;
+    };
+    engine.set_statement_timeout(limit).await?;
+    let outcome = engine.execute(sql).await;
+    // After a failure the transaction is aborted and its rollback undoes the SET; this reset is
+    // for statements that ran outside a transaction.
+    let reset = engine.set_statement_timeout(Duration::ZERO).await;
+    match outcome {
+        Ok(()) => reset,
+        Err(mut e) => {
+            if e.code == "57014" {
+                e.message = format!(
+                    "{}: this step holds ACCESS EXCLUSIVE (every query on the table waits while it runs) and was expected to be instant, but it ran longer than {} ms, so the server cancelled it and rolled it back",
+                    e.message,
+                    limit.as_millis()
+                );
+            }
+            Err(e)
+        }
+    }
 }
 
 /// A concurrent index build, drop or detach (PostgreSQL) never makes queries queue behind it, and

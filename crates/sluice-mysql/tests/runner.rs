@@ -21,6 +21,8 @@ fn ctx(lock_wait: Duration) -> RunContext {
         lock_retry_for: Duration::from_secs(60),
         say: Box::new(|_| {}),
         online: Default::default(),
+        pacing: Default::default(),
+        exclusive_timeout: Duration::from_secs(5),
     }
 }
 

@@ -3,6 +3,7 @@
 //! and no row is updated twice or skipped. Rows inserted after the job starts are beyond its upper
 //! key: the application (or a column default) covers them, so the job never chases a growing tail.
 
+use crate::pacing::{self, Controller, Probe};
 use crate::{db_err, quote, PgEngine};
 use sluice_core::engine::{BackfillReport, BackfillSpec};
 use sluice_core::error::{Error, Result};
@@ -128,6 +129,7 @@ pub async fn run(
                 batches: 0,
                 seconds: 0.0,
                 resumed: true,
+                ..Default::default()
             });
         }
         Some(r) => {
@@ -200,9 +202,46 @@ pub async fn run(
         .map(|a| format!("{a} DESC"))
         .collect::<Vec<_>>()
         .join(", ");
+    let mut throttled = Duration::ZERO;
+    let mut probe_state: Option<(Probe, Controller)> = None;
+    if let (Some(factor), Some(upper)) = (spec.pacing.latency_factor, &upper) {
+        let (sql, params) = match &spec.pacing.probe {
+            Some(q) => (q.clone(), vec![]),
+            None => (
+                format!("SELECT 1 FROM {t} WHERE {}", key.compare("=", 1)),
+                upper.clone(),
+            ),
+        };
+        let session = crate::open(&engine.config, &engine.tls, &engine.url).await?;
+        let probe = Probe::start(session, sql, params);
+        // The probe's latency with the backfill idle: the reference for the budget.
+        let t0 = Instant::now();
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        match probe.p90_since(t0) {
+            Some(idle) => probe_state = Some((probe, Controller::new(factor, idle))),
+            None => say(
+                "backfill: the latency probe returned no samples; pacing on batch duration only",
+            ),
+        }
+    }
+    let pacing_text = match &probe_state {
+        Some((_, c)) => c.describe(),
+        None => "batch duration only (full speed)".to_string(),
+    };
+    say(&format!(
+        "backfill {schema}.{name}: pacing on {pacing_text}"
+    ));
     if let Some(upper) = upper {
         let n = key.cols.len();
+        let mut pause_before: Option<Instant> = None;
         loop {
+            throttled += pacing::wait_for_headroom(client, &spec.pacing, say)
+                .await
+                .map_err(|e| Error::Database {
+                    context: "pacing the backfill".into(),
+                    message: e,
+                    help: "fix the throttle query or the replica; the checkpoint is kept: run the same command again to resume".into(),
+                })?;
             let lower = if last.is_some() {
                 format!("{} AND ", key.compare(">", 1))
             } else {
@@ -231,6 +270,7 @@ pub async fn run(
                     .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync)),
             );
             let t0 = Instant::now();
+            let idle_window = pause_before.take();
             let mut attempt = 0u32;
             let (updated, new_last): (i64, Option<Vec<String>>) = loop {
                 client
@@ -290,6 +330,17 @@ pub async fn run(
                 let ideal = (size as f64 * spec.target_batch.as_secs_f64() / took) as i64;
                 size = ideal.clamp(size / 2, size * 2).clamp(MIN_BATCH, MAX_BATCH);
             }
+            let mut pause = spec.pause;
+            if let Some((probe, ctl)) = &mut probe_state {
+                let busy = probe.p90_since(t0);
+                let idle = idle_window.and_then(|w| probe.p90_since(w).filter(|_| w < t0));
+                ctl.observe(busy, idle, updated.max(1));
+                if let Some(cap) = ctl.size_cap {
+                    size = size.min(cap).max(MIN_BATCH);
+                }
+                pause += ctl.pause;
+                throttled += ctl.pause;
+            }
             if let Some(progress) = &spec.progress {
                 (progress.0)(rows_done, estimate.max(rows_done));
             } else if last_report.elapsed() >= Duration::from_secs(2) {
@@ -301,8 +352,9 @@ pub async fn run(
                 ));
                 last_report = Instant::now();
             }
-            if !spec.pause.is_zero() {
-                tokio::time::sleep(spec.pause).await;
+            if !pause.is_zero() {
+                pause_before = Some(Instant::now());
+                tokio::time::sleep(pause).await;
             }
         }
     }
@@ -316,10 +368,24 @@ pub async fn run(
         this_run_rows as f64 / seconds.max(0.001),
         if resumed { format!("; {rows_done} rows in all, {batches} batches") } else { String::new() }
     ));
+    let (probe_idle_ms, probe_busy_ms) = match &probe_state {
+        Some((_, c)) => (Some(c.idle_ms()), c.busy_ms()),
+        None => (None, None),
+    };
+    if let Some(busy) = probe_busy_ms {
+        say(&format!(
+            "backfill pacing: {pacing_text}; probe p90 {busy:.2} ms during batches, paused {:.1} s in all",
+            throttled.as_secs_f64()
+        ));
+    }
     Ok(BackfillReport {
         rows: this_run_rows,
         batches: this_run_batches,
         seconds,
         resumed,
+        pacing: pacing_text,
+        throttled_seconds: throttled.as_secs_f64(),
+        probe_idle_ms,
+        probe_busy_ms,
     })
 }

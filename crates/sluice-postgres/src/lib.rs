@@ -2,6 +2,7 @@
 //! introspection.
 
 pub mod backfill;
+mod pacing;
 pub mod quote;
 pub mod schema;
 pub mod tls;
@@ -117,6 +118,40 @@ async fn open(config: &Config, tls: &MakeRustlsConnect, url: &DbUrl) -> Result<C
         }
     });
     Ok(client)
+}
+
+/// A statement's failure as the runner sees it.
+fn server_error(e: &tokio_postgres::Error) -> ServerError {
+    match e.as_db_error() {
+        Some(d) => ServerError {
+            code: d.code().code().to_string(),
+            message: {
+                let mut m = d.message().to_string();
+                if let Some(detail) = d.detail() {
+                    m.push_str(&format!(" (detail: {detail})"));
+                }
+                if let Some(hint) = d.hint() {
+                    m.push_str(&format!(" (hint: {hint})"));
+                }
+                m
+            },
+            position: match d.position() {
+                Some(tokio_postgres::error::ErrorPosition::Original(p)) => Some(*p as usize),
+                _ => None,
+            },
+            // The server ended the session (shutdown, terminate, crash): the outcome is unknown.
+            connection_lost: e.is_closed()
+                || (matches!(&d.code().code()[..2], "08" | "57") && d.code().code() != "57014"),
+            lock_timeout: d.code().code() == "55P03",
+        },
+        None => ServerError {
+            code: String::new(),
+            message: e.to_string(),
+            position: None,
+            connection_lost: true,
+            lock_timeout: false,
+        },
+    }
 }
 
 /// One clear message and fix for each way a connection fails.
@@ -625,39 +660,7 @@ impl Engine for PgEngine {
         self.work
             .batch_execute(sql)
             .await
-            .map_err(|e| match e.as_db_error() {
-                Some(d) => ServerError {
-                    code: d.code().code().to_string(),
-                    message: {
-                        let mut m = d.message().to_string();
-                        if let Some(detail) = d.detail() {
-                            m.push_str(&format!(" (detail: {detail})"));
-                        }
-                        if let Some(hint) = d.hint() {
-                            m.push_str(&format!(" (hint: {hint})"));
-                        }
-                        m
-                    },
-                    position: match d.position() {
-                        Some(tokio_postgres::error::ErrorPosition::Original(p)) => {
-                            Some(*p as usize)
-                        }
-                        _ => None,
-                    },
-                    // The server ended the session (shutdown, terminate, crash): the outcome is unknown.
-                    connection_lost: e.is_closed()
-                        || (matches!(&d.code().code()[..2], "08" | "57")
-                            && d.code().code() != "57014"),
-                    lock_timeout: d.code().code() == "55P03",
-                },
-                None => ServerError {
-                    code: String::new(),
-                    message: e.to_string(),
-                    position: None,
-                    connection_lost: true,
-                    lock_timeout: false,
-                },
-            })
+            .map_err(|e| server_error(&e))
     }
 
     async fn backfill(
@@ -709,6 +712,19 @@ impl Engine for PgEngine {
             .batch_execute(&format!("SET lock_timeout = '{}ms'", timeout.as_millis()))
             .await
             .map_err(|e| db_err("setting lock_timeout", e))
+    }
+
+    async fn set_statement_timeout(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> std::result::Result<(), ServerError> {
+        self.work
+            .batch_execute(&format!(
+                "SET statement_timeout = '{}ms'",
+                timeout.as_millis()
+            ))
+            .await
+            .map_err(|e| server_error(&e))
     }
 
     async fn describe_blockers(&mut self, table: Option<&str>) -> Result<Vec<String>> {

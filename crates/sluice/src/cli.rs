@@ -47,12 +47,57 @@ pub struct Global {
     /// Seconds sluice keeps retrying a statement that cannot get its lock before failing (default 600).
     #[arg(long, global = true, value_name = "SECONDS")]
     pub lock_retry_for: Option<u64>,
+    /// Milliseconds a step holding ACCESS EXCLUSIVE on an existing table (meant to be instant) may
+    /// run before the server cancels it and rolls it back; 0: no limit (default 5000).
+    #[arg(long, global = true, value_name = "MS")]
+    pub exclusive_timeout: Option<u64>,
+    #[command(flatten)]
+    pub pacing: PacingArgs,
     /// More log output (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Only errors.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+}
+
+/// What a backfill (in `up` or `sluice backfill`) paces itself on.
+#[derive(Args)]
+pub struct PacingArgs {
+    /// `latency`: back off while a probe query runs slower than --latency-factor times its idle
+    /// latency (the default); `speed`: only the batch duration target.
+    #[arg(long, global = true, value_enum, default_value_t = Pace::Latency)]
+    pub pace: Pace,
+    /// With --pace latency: how much slower the probe may get while batches run.
+    #[arg(long, global = true, default_value_t = 1.5, value_name = "FACTOR")]
+    pub latency_factor: f64,
+    /// The probe (default: a point read by primary key on the table being backfilled).
+    #[arg(long, global = true, value_name = "SQL")]
+    pub probe_query: Option<String>,
+    /// Pause while a replica replays more than this far behind (0: never).
+    #[arg(long, global = true, default_value_t = 5000, value_name = "MS")]
+    pub max_replica_lag_ms: u64,
+    /// Pause while this query returns true or a number above zero.
+    #[arg(long, global = true, value_name = "SQL")]
+    pub throttle_query: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Pace {
+    Latency,
+    Speed,
+}
+
+impl PacingArgs {
+    fn pacing(&self) -> sluice_core::engine::Pacing {
+        sluice_core::engine::Pacing {
+            latency_factor: (self.pace == Pace::Latency).then_some(self.latency_factor.max(1.0)),
+            probe: self.probe_query.clone(),
+            max_replica_lag: (self.max_replica_lag_ms > 0)
+                .then(|| Duration::from_millis(self.max_replica_lag_ms)),
+            throttle_query: self.throttle_query.clone(),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -237,6 +282,13 @@ impl Resolved {
             ),
             say: Box::new(render::say),
             online: Default::default(),
+            pacing: self.global.pacing.pacing(),
+            exclusive_timeout: Duration::from_millis(
+                self.global
+                    .exclusive_timeout
+                    .or(self.config.exclusive_timeout_ms)
+                    .unwrap_or(5000),
+            ),
         }
     }
 }
@@ -491,6 +543,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 target_batch: Duration::from_millis(target_batch_ms.max(1)),
                 pause: Duration::from_millis(pause_ms),
                 progress: render::progress_bar(),
+                pacing: r.global.pacing.pacing(),
             };
             runner::backfill(engine.as_mut(), &spec, &r.context()).await?;
             render::finish_progress();

@@ -1172,6 +1172,8 @@ async fn backfill_killed_repeatedly_updates_every_row_exactly_once() {
         "200",
         "--pause-ms",
         "20",
+        "--pace",
+        "speed",
     ];
     let mut kills = 0;
     for trial in 0..6u64 {
@@ -1228,6 +1230,140 @@ async fn backfill_killed_repeatedly_updates_every_row_exactly_once() {
     assert!(again.stderr.contains("already finished"), "{again:?}");
     let e = p.run(&["backfill", "--table", "no_such", "--set", "n = 1"]);
     assert_eq!(e.code, 2, "{e:?}");
+}
+
+/// A throttle query that says wait holds the backfill before its first batch; once it says go, the
+/// backfill finishes and says why it paused.
+#[tokio::test]
+async fn backfill_waits_while_the_throttle_query_says_so() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+         INSERT INTO t SELECT g, 0 FROM generate_series(1, 5000) g;
+         CREATE TABLE knob (busy bool NOT NULL); INSERT INTO knob VALUES (true);",
+    )
+    .await
+    .unwrap();
+    let child = p.spawn(&[
+        "backfill",
+        "--table",
+        "t",
+        "--set",
+        "n = n + 1",
+        "--pace",
+        "speed",
+        "--throttle-query",
+        "SELECT busy FROM knob",
+    ]);
+    eventually(30, "the backfill job to be recorded", || async {
+        count(&c, "SELECT count(*) FROM pg_tables WHERE schemaname = 'sluice' AND tablename = 'backfills'").await == 1
+            && count(&c, "SELECT count(*) FROM sluice.backfills").await == 1
+    })
+    .await;
+    // Without the throttle a 5,000-row backfill takes a few batches, well under a second.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM t WHERE n <> 0").await,
+        0,
+        "no batch ran while the throttle query said wait"
+    );
+    c.batch_execute("UPDATE knob SET busy = false")
+        .await
+        .unwrap();
+    let r = wait_bounded(child, 60, "the throttled backfill");
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("backfill paused: the throttle query `SELECT busy FROM knob` says wait"),
+        "{r:?}"
+    );
+    assert_eq!(count(&c, "SELECT count(*) FROM t WHERE n <> 1").await, 0);
+    // A throttle query that returns something else is a clear error, and the job is kept.
+    c.batch_execute("CREATE TABLE t2 (id int PRIMARY KEY, n int); INSERT INTO t2 VALUES (1, 0)")
+        .await
+        .unwrap();
+    let bad = p.run(&[
+        "backfill",
+        "--table",
+        "t2",
+        "--set",
+        "n = 1",
+        "--pace",
+        "speed",
+        "--throttle-query",
+        "SELECT 'soon'",
+    ]);
+    assert_eq!(bad.code, 6, "{bad:?}");
+    assert!(
+        bad.stderr.contains("must return a boolean or a number"),
+        "{bad:?}"
+    );
+}
+
+/// With latency pacing, a probe that gets slower while batches run (here: it sleeps whenever a
+/// batch is running, as a client would feel a loaded server) makes the backfill pause between
+/// batches; at full speed it does not. Every row is still updated exactly once.
+#[tokio::test]
+async fn backfill_backs_off_when_the_probe_slows_down_during_batches() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+         INSERT INTO t SELECT g, 0 FROM generate_series(1, 20000) g;",
+    )
+    .await
+    .unwrap();
+    let probe = "SELECT pg_sleep(0.03) FROM pg_stat_activity WHERE datname = current_database() \
+                 AND state = 'active' AND query LIKE 'WITH batch AS%' LIMIT 1";
+    let args = |pace: &'static str| {
+        vec![
+            "backfill".to_string(),
+            "--table".into(),
+            "t".into(),
+            "--set".into(),
+            "n = n + 1".into(),
+            "--batch-rows".into(),
+            "2000".into(),
+            "--pace".into(),
+            pace.into(),
+            "--probe-query".into(),
+            probe.into(),
+        ]
+    };
+    let paced = p.run(
+        &args("latency")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(paced.code, 0, "{paced:?}");
+    assert!(
+        paced
+            .stderr
+            .contains("pacing on probe latency (p90) within 1.5x"),
+        "{paced:?}"
+    );
+    let paused: f64 = paced
+        .stderr
+        .split("paused ")
+        .nth(1)
+        .and_then(|s| s.split(" s in all").next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no pacing summary: {paced:?}"));
+    assert!(paused > 0.0, "the slow probe made it pause: {paced:?}");
+    assert_eq!(count(&c, "SELECT count(*) FROM t WHERE n <> 1").await, 0);
+    c.batch_execute("UPDATE t SET n = 0; TRUNCATE sluice.backfills")
+        .await
+        .unwrap();
+    let fast = p.run(&args("speed").iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(fast.code, 0, "{fast:?}");
+    assert!(
+        fast.stderr.contains("pacing on batch duration only"),
+        "{fast:?}"
+    );
+    assert!(!fast.stderr.contains("paused "), "{fast:?}");
+    assert_eq!(count(&c, "SELECT count(*) FROM t WHERE n <> 1").await, 0);
 }
 
 /// ADD COLUMN ... NOT NULL DEFAULT <volatile>: added without a rewrite, existing rows backfilled in
@@ -1355,4 +1491,54 @@ async fn rewriting_type_changes_are_refused_unless_as_written() {
         "ALTER TABLE t ALTER COLUMN v TYPE varchar(80);\n",
     );
     assert_eq!(p.run(&["up"]).code, 0);
+}
+
+/// A step that holds ACCESS EXCLUSIVE on an existing table is bounded in run time as well as in
+/// lock wait: one that turns out slow (a stored generated column calling a slow function rewrites
+/// the table) is cancelled and rolled back after --exclusive-timeout instead of stopping every
+/// query for as long as it runs; a column added to a table created in the same migration is not
+/// bounded, and `--exclusive-timeout 0` lifts the bound.
+#[tokio::test]
+async fn a_slow_access_exclusive_step_is_cancelled_after_the_exclusive_timeout() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY, a int NOT NULL);
+         INSERT INTO t SELECT g, g FROM generate_series(1, 100) g;
+         CREATE FUNCTION slow(int) RETURNS int IMMUTABLE LANGUAGE sql
+             AS 'SELECT $1 + 0 * length(pg_sleep(0.02)::text)';",
+    )
+    .await
+    .unwrap();
+    p.write(
+        "1_generated.sql",
+        "ALTER TABLE t ADD COLUMN b int GENERATED ALWAYS AS (slow(a)) STORED;\n",
+    );
+    let r = p.run(&["up", "--exclusive-timeout", "300"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("holds ACCESS EXCLUSIVE (every query on the table waits while it runs) and was expected to be instant, but it ran longer than 300 ms"),
+        "{r:?}"
+    );
+    let cols = count(
+        &c,
+        "SELECT count(*) FROM information_schema.columns WHERE table_name = 't' AND column_name = 'b'",
+    )
+    .await;
+    assert_eq!(cols, 0, "the cancelled step was rolled back");
+    assert_eq!(p.states(), vec![(1, "failed".to_string())]);
+    // The statement timeout does not outlive the step: the session's later statements are free.
+    let r = p.run(&["up", "--exclusive-timeout", "0"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(count(&c, "SELECT count(*) FROM t WHERE b = a").await, 100);
+    // A table created in the same migration is empty and unseen: its ALTERs are not bounded.
+    p.write(
+        "2_new_table.sql",
+        "CREATE TABLE u (id int PRIMARY KEY, a int NOT NULL);\n\
+         INSERT INTO u SELECT g, g FROM generate_series(1, 30) g;\n\
+         ALTER TABLE u ADD COLUMN b int GENERATED ALWAYS AS (slow(a)) STORED;\n",
+    );
+    let r = p.run(&["up", "--exclusive-timeout", "300"]);
+    assert_eq!(r.code, 0, "{r:?}");
 }

@@ -220,6 +220,43 @@ fn plan_action(a: &Action, st: &Stmt, ctx: &Ctx) -> OpPlan {
     }
 }
 
+/// For each statement of a sequence (run in this order), whether it takes ACCESS EXCLUSIVE on a
+/// table that existed before the sequence (PostgreSQL): such a step blocks every query while it
+/// runs, so sluice bounds its run time as well as its lock wait.
+pub fn takes_access_exclusive(
+    target: crate::target::Target,
+    statements: &[crate::sql::SqlStatement],
+) -> Vec<bool> {
+    if target.engine != EngineKind::Postgres {
+        return vec![false; statements.len()];
+    }
+    let stmts: Vec<Stmt> = statements
+        .iter()
+        .enumerate()
+        .map(|(i, s)| crate::analysis::ir::build(target.engine, i, s, 0, &s.sql))
+        .collect();
+    let mut out = vec![false; statements.len()];
+    let mut types = std::collections::HashMap::new();
+    crate::analysis::walk_part(
+        target,
+        &stmts,
+        crate::migration::TxMode::PerStatement,
+        None,
+        &mut types,
+        |i, st, ctx| {
+            out[i] = st.actions().iter().any(|a| {
+                let existing = action_table(a).is_some_and(|t| !ctx.is_new_table(&t));
+                existing
+                    && plan_action(a, st, ctx)
+                        .impact
+                        .lock
+                        .starts_with("ACCESS EXCLUSIVE")
+            });
+        },
+    );
+    out
+}
+
 pub fn action_table(a: &Action) -> Option<crate::analysis::ir::QName> {
     use Action::*;
     match a {

@@ -1,0 +1,284 @@
+//! Pacing for the backfill: a probe on a session of its own measures what a client query feels
+//! while batches run and while they do not, and the backfill backs off when the difference grows
+//! past the budget. Replica lag and a user's throttle query pause it too.
+
+use sluice_core::engine::Pacing;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_postgres::Client;
+
+/// How often the probe runs: often enough to get ~20 samples in a 200 ms batch, cheap enough
+/// (a point read) to cost nothing measurable.
+const PROBE_EVERY: Duration = Duration::from_millis(10);
+/// The longest pause the latency pacing imposes between two batches: the backfill keeps moving
+/// even when the server is slow for reasons of its own.
+const MAX_PAUSE: Duration = Duration::from_secs(5);
+/// Absolute slack over the idle latency: sub-millisecond probes jitter by that much anyway.
+const SLACK_MS: f64 = 1.0;
+
+/// Latency samples (taken at, milliseconds) the probe task appends to.
+type Samples = Arc<Mutex<Vec<(Instant, f64)>>>;
+
+pub struct Probe {
+    samples: Samples,
+    /// When the probe now in flight started: a probe stuck behind a lock counts before it returns.
+    inflight: Arc<Mutex<Option<Instant>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Probe {
+    /// Starts probing with `sql` (parameters `params`, as text) on `client`, a session of its own.
+    pub fn start(client: Client, sql: String, params: Vec<String>) -> Probe {
+        let samples: Samples = Arc::default();
+        let out = samples.clone();
+        let inflight: Arc<Mutex<Option<Instant>>> = Arc::default();
+        let flying = inflight.clone();
+        let task = tokio::spawn(async move {
+            let Ok(stmt) = client.prepare(&sql).await else {
+                return;
+            };
+            let mut tick = tokio::time::interval(PROBE_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let p: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+                    .iter()
+                    .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
+                    .collect();
+                let t0 = Instant::now();
+                *flying.lock().expect("probe state") = Some(t0);
+                let ok = client.query(&stmt, &p).await.is_ok();
+                *flying.lock().expect("probe state") = None;
+                if !ok {
+                    return;
+                }
+                let ms = t0.elapsed().as_secs_f64() * 1000.0;
+                let mut v = out.lock().expect("probe samples");
+                v.push((t0, ms));
+                // Keep the last minute at most.
+                if v.len() > 6000 {
+                    v.drain(..1000);
+                }
+            }
+        });
+        Probe {
+            samples,
+            inflight,
+            task,
+        }
+    }
+
+    /// The 90th percentile of the probes started since `since` (the one in flight counts with
+    /// its latency so far), None when there is none.
+    pub fn p90_since(&self, since: Instant) -> Option<f64> {
+        let mut xs: Vec<f64> = self
+            .samples
+            .lock()
+            .expect("probe samples")
+            .iter()
+            .filter(|(t, _)| *t >= since)
+            .map(|(_, ms)| *ms)
+            .collect();
+        if let Some(t) = *self.inflight.lock().expect("probe state") {
+            if t >= since {
+                xs.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+        }
+        if xs.is_empty() {
+            return None;
+        }
+        xs.sort_by(|a, b| a.total_cmp(b));
+        let i = ((xs.len() as f64) * 0.9).ceil() as usize - 1;
+        Some(xs[i.min(xs.len() - 1)])
+    }
+}
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The latency controller: after every batch it compares the probe's p90 during the batch with
+/// its p90 while idle, and sets the pause before the next batch and a cap on the batch size.
+pub struct Controller {
+    factor: f64,
+    /// The probe's p90 with the backfill idle (an average over idle windows, so it follows a
+    /// changing workload).
+    idle_ms: f64,
+    busy_ms: Option<f64>,
+    pub pause: Duration,
+    /// While over budget the batch shrinks: a shorter batch holds its row locks for less time.
+    pub size_cap: Option<i64>,
+}
+
+impl Controller {
+    pub fn new(factor: f64, idle_ms: f64) -> Controller {
+        Controller {
+            factor,
+            idle_ms,
+            busy_ms: None,
+            pause: Duration::ZERO,
+            size_cap: None,
+        }
+    }
+
+    pub fn budget_ms(&self) -> f64 {
+        (self.idle_ms * self.factor).max(self.idle_ms + SLACK_MS)
+    }
+
+    pub fn idle_ms(&self) -> f64 {
+        self.idle_ms
+    }
+
+    pub fn busy_ms(&self) -> Option<f64> {
+        self.busy_ms
+    }
+
+    /// Feeds what the probe saw during the last batch (of `size` rows) and during the pause
+    /// before it.
+    pub fn observe(&mut self, during_batch: Option<f64>, during_pause: Option<f64>, size: i64) {
+        if let Some(idle) = during_pause {
+            self.idle_ms = 0.7 * self.idle_ms + 0.3 * idle;
+        }
+        let Some(busy) = during_batch else { return };
+        self.busy_ms = Some(match self.busy_ms {
+            Some(b) => 0.8 * b + 0.2 * busy,
+            None => busy,
+        });
+        if busy > self.budget_ms() {
+            // Back off multiplicatively: the pause gives clients the machine back, the smaller
+            // batch holds its row locks for less time.
+            self.pause = (self.pause * 2).clamp(Duration::from_millis(50), MAX_PAUSE);
+            self.size_cap = Some((size / 2).max(100));
+        } else {
+            self.pause = self.pause.mul_f64(0.7);
+            if self.pause < Duration::from_millis(5) {
+                self.pause = Duration::ZERO;
+            }
+            self.size_cap = self.size_cap.map(|c| c + c / 4);
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        format!(
+            "probe latency (p90) within {:.1}x of its idle {:.2} ms (budget {:.2} ms)",
+            self.factor,
+            self.idle_ms,
+            self.budget_ms()
+        )
+    }
+}
+
+/// Waits while a replica lags more than the limit or the throttle query says so; returns the time
+/// spent waiting. `say` is told once per wait.
+pub async fn wait_for_headroom(
+    client: &Client,
+    pacing: &Pacing,
+    say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+) -> Result<Duration, String> {
+    let started = Instant::now();
+    let mut told = false;
+    loop {
+        let mut reason = None;
+        if let Some(max) = pacing.max_replica_lag {
+            let lag: Option<f64> = client
+                .query_one(
+                    "SELECT max(extract(epoch FROM replay_lag))::float8 FROM pg_stat_replication",
+                    &[],
+                )
+                .await
+                .map_err(|e| format!("reading replica lag: {e}"))?
+                .get(0);
+            if let Some(lag) = lag.filter(|l| *l > max.as_secs_f64()) {
+                reason = Some(format!(
+                    "a replica replays {lag:.1} s behind (limit {:.1} s)",
+                    max.as_secs_f64()
+                ));
+            }
+        }
+        if reason.is_none() {
+            if let Some(q) = &pacing.throttle_query {
+                if throttle_says_wait(client, q).await? {
+                    reason = Some(format!("the throttle query `{q}` says wait"));
+                }
+            }
+        }
+        let Some(reason) = reason else {
+            return Ok(started.elapsed());
+        };
+        if !told {
+            say(&format!("backfill paused: {reason}"));
+            told = true;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// True when the user's throttle query returns true or a number above zero in its first column.
+async fn throttle_says_wait(client: &Client, q: &str) -> Result<bool, String> {
+    let rows = client
+        .simple_query(q)
+        .await
+        .map_err(|e| format!("running the throttle query `{q}`: {e}"))?;
+    for m in rows {
+        if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
+            let v = r.get(0).unwrap_or("").trim().to_ascii_lowercase();
+            return Ok(match v.as_str() {
+                "t" | "true" | "yes" | "on" => true,
+                "" | "f" | "false" | "no" | "off" => false,
+                n => n.parse::<f64>().map(|x| x > 0.0).map_err(|_| {
+                    format!("the throttle query `{q}` returned `{n}`; it must return a boolean or a number")
+                })?,
+            });
+        }
+    }
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backs_off_when_over_budget_and_recovers_when_under() {
+        let mut c = Controller::new(1.5, 2.0);
+        assert_eq!(c.budget_ms(), 3.0);
+        c.observe(Some(5.0), None, 10_000);
+        assert_eq!(c.pause, Duration::from_millis(50));
+        assert_eq!(c.size_cap, Some(5_000));
+        c.observe(Some(5.0), None, 5_000);
+        assert_eq!(c.pause, Duration::from_millis(100));
+        assert_eq!(c.size_cap, Some(2_500));
+        for _ in 0..20 {
+            c.observe(Some(1.0), None, 2_500);
+        }
+        assert_eq!(c.pause, Duration::ZERO);
+        assert!(c.size_cap.unwrap() > 10_000);
+    }
+
+    #[test]
+    fn the_slack_covers_sub_millisecond_jitter() {
+        let c = Controller::new(1.5, 0.2);
+        assert!((c.budget_ms() - 1.2).abs() < 1e-9);
+    }
+
+    #[test]
+    fn idle_latency_follows_the_workload() {
+        let mut c = Controller::new(1.5, 1.0);
+        for _ in 0..30 {
+            c.observe(None, Some(4.0), 1000);
+        }
+        assert!((c.idle_ms() - 4.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn pauses_never_exceed_the_cap() {
+        let mut c = Controller::new(1.5, 1.0);
+        for _ in 0..30 {
+            c.observe(Some(100.0), None, 1000);
+        }
+        assert_eq!(c.pause, MAX_PAUSE);
+        assert_eq!(c.size_cap, Some(500));
+    }
+}
