@@ -502,7 +502,16 @@ pub struct PlannedMigration {
     pub resume_from: usize,
     pub statements: Vec<String>,
     /// For each statement, the safer form sluice runs instead and why (None: runs as written).
-    pub runs_as: Vec<Option<(String, String)>>,
+    pub runs_as: Vec<Option<RunsAs>>,
+}
+
+/// The steps sluice runs for a statement, in order, each committed before the next.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunsAs {
+    pub sql: String,
+    pub note: String,
+    /// The steps after `sql` (a backfill is described in words).
+    pub then: Vec<String>,
 }
 
 impl PlannedMigration {
@@ -517,7 +526,28 @@ impl PlannedMigration {
             runs_as: prepared
                 .rewrites
                 .into_iter()
-                .map(|r| r.map(|r| (r.sql, r.note)))
+                .map(|r| {
+                    r.map(|r| RunsAs {
+                        then: r
+                            .then
+                            .iter()
+                            .map(|st| match st {
+                                crate::plan::rewrite::Step::Sql(sql) => sql.clone(),
+                                crate::plan::rewrite::Step::Backfill { table, set, filter } => {
+                                    format!(
+                                        "backfill in batches: UPDATE {table} SET {set}{}",
+                                        filter
+                                            .as_deref()
+                                            .map(|f| format!(" WHERE {f}"))
+                                            .unwrap_or_default()
+                                    )
+                                }
+                            })
+                            .collect(),
+                        sql: r.sql,
+                        note: r.note,
+                    })
+                })
                 .collect(),
         }
     }

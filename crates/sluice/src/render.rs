@@ -189,8 +189,11 @@ pub fn plan(planned: &[PlannedMigration], verb: &str) {
             let first = s.lines().next().unwrap_or("");
             let more = if s.lines().count() > 1 { " …" } else { "" };
             println!("  {:>3}. {first}{more}{skip}", i + 1);
-            if let Some(Some((sql, note))) = p.runs_as.get(i) {
-                println!("       runs as: {sql}  ({note})");
+            if let Some(Some(r)) = p.runs_as.get(i) {
+                println!("       runs as: {}  ({})", r.sql, r.note);
+                for step in &r.then {
+                    println!("          then: {step}");
+                }
             }
         }
     }

@@ -1542,3 +1542,117 @@ async fn a_slow_access_exclusive_step_is_cancelled_after_the_exclusive_timeout()
     let r = p.run(&["up", "--exclusive-timeout", "300"]);
     assert_eq!(r.code, 0, "{r:?}");
 }
+
+/// Records the lock modes sluice's sessions hold on a table, polled from pg_locks while it runs.
+fn watch_sluice_locks(
+    c: tokio_postgres::Client,
+    table: &'static str,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinHandle<std::collections::BTreeSet<String>> {
+    tokio::spawn(async move {
+        let mut seen = std::collections::BTreeSet::new();
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let rows = c
+                .query(
+                    "SELECT l.mode FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                      WHERE a.application_name LIKE 'sluice%' AND l.granted
+                        AND l.relation = to_regclass($1)",
+                    &[&table],
+                )
+                .await
+                .unwrap();
+            for r in rows {
+                seen.insert(r.get::<_, String>(0));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        seen
+    })
+}
+
+/// ADD PRIMARY KEY on a live table: the unique index is built concurrently, NOT NULL is proven by
+/// validated checks, and one short step attaches it; writers keep inserting without an error, and
+/// sluice never holds the SHARE lock a plain index build takes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn add_primary_key_is_staged_while_writers_write() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute(
+        "CREATE TABLE t (id bigint, v text);
+         INSERT INTO t SELECT g, 'x' FROM generate_series(1, 30000) g;
+         CREATE SEQUENCE t_next START 1000000;",
+    )
+    .await
+    .unwrap();
+    p.write("1_pk.sql", "ALTER TABLE t ADD PRIMARY KEY (id);\n");
+    let dry = p.run(&["up", "--dry-run"]);
+    for line in [
+        r#"runs as: CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "t_id_pkey" ON t ("id")"#,
+        r#"then: ALTER TABLE t ADD CONSTRAINT "t_id_not_null" CHECK ("id" IS NOT NULL) NOT VALID"#,
+        r#"then: ALTER TABLE t VALIDATE CONSTRAINT "t_id_not_null""#,
+        r#"then: ALTER TABLE t ALTER COLUMN "id" SET NOT NULL; ALTER TABLE t ADD CONSTRAINT "t_id_pkey" PRIMARY KEY USING INDEX "t_id_pkey"; ALTER TABLE t DROP CONSTRAINT "t_id_not_null""#,
+    ] {
+        assert!(dry.stdout.contains(line), "{line}\n{dry:?}");
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watch = watch_sluice_locks(p.db.pg().await, "t", stop.clone());
+    let mut writers = Vec::new();
+    for _ in 0..3 {
+        let w = p.db.pg().await;
+        let stop = stop.clone();
+        writers.push(tokio::spawn(async move {
+            let (mut n, mut errors) = (0, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                if let Err(e) = w
+                    .execute("INSERT INTO t VALUES (nextval('t_next'), 'w')", &[])
+                    .await
+                {
+                    errors.push(e.to_string());
+                }
+                n += 1;
+            }
+            (n, errors)
+        }));
+    }
+    let r = p.run(&["up"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(r.code, 0, "{r:?}");
+    for w in writers {
+        let (n, errors) = w.await.unwrap();
+        assert!(n > 0);
+        assert!(errors.is_empty(), "writers failed: {errors:?}");
+    }
+    let modes = watch.await.unwrap();
+    assert!(
+        modes.contains("ShareUpdateExclusiveLock"),
+        "the index build and the validation were seen: {modes:?}"
+    );
+    assert!(
+        !modes.contains("ShareLock"),
+        "a plain index build's SHARE lock: {modes:?}"
+    );
+    let pk: Vec<(String, String)> = c
+        .query(
+            "SELECT conname::text, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 't'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        pk,
+        vec![("t_id_pkey".to_string(), "PRIMARY KEY (id)".to_string())],
+        "the key is attached and the helper checks are gone"
+    );
+    let nullable: String = c
+        .query_one(
+            "SELECT is_nullable FROM information_schema.columns WHERE table_name = 't' AND column_name = 'id'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(nullable, "NO");
+}

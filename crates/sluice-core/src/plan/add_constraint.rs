@@ -70,18 +70,32 @@ pub fn plan(a: &Action, ctx: &Ctx) -> OpPlan {
             let pk = constraint.kind == ConstraintKind::PrimaryKey;
             let idx = quote::pg::ident(&name);
             let cols: Vec<String> = constraint.columns.iter().map(|c| quote::pg::ident(c)).collect();
+            let mut safe_steps = vec![Step::new("build the unique index concurrently", format!("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {idx} ON {t} ({})", cols.join(", ")), "SHARE UPDATE EXCLUSIVE", Effect::IndexBuild, Blocks::Nothing).outside_transaction()];
+            // NOT NULL for the key columns is proven by validated checks first (PostgreSQL 12+),
+            // so the attaching step does not scan.
+            let proven = pk && ctx.target.at_least(12, 0);
+            if proven {
+                for c in &constraint.columns {
+                    let k = quote::pg::ident(&helper_name(&table.name, c, "not_null"));
+                    let qc = quote::pg::ident(c);
+                    safe_steps.push(Step::new(format!("CHECK ({c} IS NOT NULL) for new rows only"), format!("ALTER TABLE {t} ADD CONSTRAINT {k} CHECK ({qc} IS NOT NULL) NOT VALID"), "ACCESS EXCLUSIVE", Effect::Instant, Blocks::ReadsAndWrites));
+                    safe_steps.push(Step::new("validate it (reads and writes continue)", format!("ALTER TABLE {t} VALIDATE CONSTRAINT {k}"), "SHARE UPDATE EXCLUSIVE", Effect::Scan, Blocks::Nothing));
+                }
+            }
+            safe_steps.push(Step::new(
+                match (pk, proven) {
+                    (true, true) => "SET NOT NULL (no scan: the checks prove it), attach the index as the primary key, drop the checks",
+                    (true, false) => "attach it as the primary key (columns must already be NOT NULL, else SET NOT NULL scans)",
+                    _ => "attach it as the constraint",
+                },
+                format!("ALTER TABLE {t} ADD CONSTRAINT {n} {} USING INDEX {idx}", if pk { "PRIMARY KEY" } else { "UNIQUE" }),
+                "ACCESS EXCLUSIVE",
+                Effect::Instant,
+                Blocks::ReadsAndWrites,
+            ));
             OpPlan {
                 impact: impact("ACCESS EXCLUSIVE", Effect::IndexBuild, Blocks::ReadsAndWrites, "the unique index is built while every query waits"),
-                safe_steps: vec![
-                    Step::new("build the unique index concurrently", format!("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {idx} ON {t} ({})", cols.join(", ")), "SHARE UPDATE EXCLUSIVE", Effect::IndexBuild, Blocks::Nothing).outside_transaction(),
-                    Step::new(
-                        if pk { "attach it as the primary key (columns must already be NOT NULL, else SET NOT NULL scans)" } else { "attach it as the constraint" },
-                        format!("ALTER TABLE {t} ADD CONSTRAINT {n} {} USING INDEX {idx}", if pk { "PRIMARY KEY" } else { "UNIQUE" }),
-                        "ACCESS EXCLUSIVE",
-                        Effect::Instant,
-                        Blocks::ReadsAndWrites,
-                    ),
-                ],
+                safe_steps,
                 refused: None,
             }
         }

@@ -199,6 +199,44 @@ fn rewrite_pg(target: Target, st: &ir::Stmt, created: &[QName]) -> Option<Rewrit
                 then: vec![Step::Sql(format!("ALTER TABLE {} ADD CONSTRAINT {n} UNIQUE USING INDEX {n}", at.name))],
             })
         }
+        (Some(Statement::AlterTable(at)), [Action::AddConstraint { table, constraint }])
+            // SET NOT NULL skips its scan thanks to a validated check only from PostgreSQL 12.
+            if !new_table(table)
+                && constraint.kind == ir::ConstraintKind::PrimaryKey
+                && !constraint.using_index
+                && !constraint.columns.is_empty()
+                && at.operations.len() == 1
+                && target.at_least(12, 0) =>
+        {
+            // A primary key needs a unique index and NOT NULL columns: the index is built
+            // concurrently, NOT NULL is proven by validated checks (writes continue), then one
+            // short ACCESS EXCLUSIVE step sets NOT NULL (no scan), attaches the index and drops
+            // the checks.
+            let name = constraint.name.clone().unwrap_or_else(|| super::helper_name(&table.name, &constraint.columns.join("_"), "pkey"));
+            let n = crate::quote::pg::ident(&name);
+            let t = &at.name;
+            let cols: Vec<String> = constraint.columns.iter().map(|c| crate::quote::pg::ident(c)).collect();
+            let checks: Vec<String> = constraint
+                .columns
+                .iter()
+                .map(|c| crate::quote::pg::ident(&super::helper_name(&table.name, c, "not_null")))
+                .collect();
+            let mut then = Vec::new();
+            for (c, k) in cols.iter().zip(&checks) {
+                then.push(Step::Sql(format!("ALTER TABLE {t} ADD CONSTRAINT {k} CHECK ({c} IS NOT NULL) NOT VALID")));
+                then.push(Step::Sql(format!("ALTER TABLE {t} VALIDATE CONSTRAINT {k}")));
+            }
+            let mut last: Vec<String> = cols.iter().map(|c| format!("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL")).collect();
+            last.push(format!("ALTER TABLE {t} ADD CONSTRAINT {n} PRIMARY KEY USING INDEX {n}"));
+            last.extend(checks.iter().map(|k| format!("ALTER TABLE {t} DROP CONSTRAINT {k}")));
+            then.push(Step::Sql(last.join("; ")));
+            Some(Rewrite {
+                sql: format!("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {n} ON {t} ({})", cols.join(", ")),
+                note: "primary key on a unique index built CONCURRENTLY, its columns made NOT NULL through validated checks, then attached".into(),
+                builds_index: Some(n.clone()),
+                then,
+            })
+        }
         (Some(Statement::AlterTable(at)), [Action::SetNotNull { table, column }])
             // A validated check spares SET NOT NULL its scan only from PostgreSQL 12.
             if !new_table(table) && at.operations.len() == 1 && target.at_least(12, 0) =>
