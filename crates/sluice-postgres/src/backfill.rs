@@ -3,7 +3,7 @@
 //! and no row is updated twice or skipped. Rows inserted after the job starts are beyond its upper
 //! key: the application (or a column default) covers them, so the job never chases a growing tail.
 
-use crate::pacing::{self, Controller, Probe};
+use crate::pacing::Pacer;
 use crate::{db_err, quote, PgEngine};
 use sluice_core::engine::{BackfillReport, BackfillSpec};
 use sluice_core::error::{Error, Result};
@@ -84,10 +84,7 @@ pub async fn run(
         .await
         .map_err(|e| db_err("reading the primary key", e))?;
     if key_rows.is_empty() {
-        return Err(Error::usage(
-            format!("table {schema}.{name} has no primary key"),
-            "sluice backfills by primary key; add one (or a unique NOT NULL key as primary key) first",
-        ));
+        return by_ctid(engine, spec, say, (&schema, &name), estimate).await;
     }
     let key = Key {
         cols: key_rows
@@ -202,46 +199,26 @@ pub async fn run(
         .map(|a| format!("{a} DESC"))
         .collect::<Vec<_>>()
         .join(", ");
-    let mut throttled = Duration::ZERO;
-    let mut probe_state: Option<(Probe, Controller)> = None;
-    if let (Some(factor), Some(upper)) = (spec.pacing.latency_factor, &upper) {
-        let (sql, params) = match &spec.pacing.probe {
-            Some(q) => (q.clone(), vec![]),
-            None => (
-                format!("SELECT 1 FROM {t} WHERE {}", key.compare("=", 1)),
-                upper.clone(),
-            ),
-        };
-        let session = crate::open(&engine.config, &engine.tls, &engine.url).await?;
-        let probe = Probe::start(session, sql, params);
-        // The probe's latency with the backfill idle: the reference for the budget.
-        let t0 = Instant::now();
-        tokio::time::sleep(Duration::from_millis(1000)).await;
-        match probe.p90_since(t0) {
-            Some(idle) => probe_state = Some((probe, Controller::new(factor, idle))),
-            None => say(
-                "backfill: the latency probe returned no samples; pacing on batch duration only",
-            ),
-        }
-    }
-    let pacing_text = match &probe_state {
-        Some((_, c)) => c.describe(),
-        None => "batch duration only (full speed)".to_string(),
+    let session = match (&spec.pacing.latency_factor, &upper) {
+        (Some(_), Some(_)) => Some(crate::open(&engine.config, &engine.tls, &engine.url).await?),
+        _ => None,
     };
+    let default_probe = (
+        format!("SELECT 1 FROM {t} WHERE {}", key.compare("=", 1)),
+        upper.clone().unwrap_or_default(),
+    );
+    let mut pacer = Pacer::start(&spec.pacing, session, default_probe, say).await;
+    let pacing_text = pacer.describe();
     say(&format!(
         "backfill {schema}.{name}: pacing on {pacing_text}"
     ));
     if let Some(upper) = upper {
         let n = key.cols.len();
-        let mut pause_before: Option<Instant> = None;
         loop {
-            throttled += pacing::wait_for_headroom(client, &spec.pacing, say)
+            pacer
+                .before_batch(client, &spec.pacing, say)
                 .await
-                .map_err(|e| Error::Database {
-                    context: "pacing the backfill".into(),
-                    message: e,
-                    help: "fix the throttle query or the replica; the checkpoint is kept: run the same command again to resume".into(),
-                })?;
+                .map_err(pacing_error)?;
             let lower = if last.is_some() {
                 format!("{} AND ", key.compare(">", 1))
             } else {
@@ -270,7 +247,6 @@ pub async fn run(
                     .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync)),
             );
             let t0 = Instant::now();
-            let idle_window = pause_before.take();
             let mut attempt = 0u32;
             let (updated, new_last): (i64, Option<Vec<String>>) = loop {
                 client
@@ -330,17 +306,7 @@ pub async fn run(
                 let ideal = (size as f64 * spec.target_batch.as_secs_f64() / took) as i64;
                 size = ideal.clamp(size / 2, size * 2).clamp(MIN_BATCH, MAX_BATCH);
             }
-            let mut pause = spec.pause;
-            if let Some((probe, ctl)) = &mut probe_state {
-                let busy = probe.p90_since(t0);
-                let idle = idle_window.and_then(|w| probe.p90_since(w).filter(|_| w < t0));
-                ctl.observe(busy, idle, updated.max(1));
-                if let Some(cap) = ctl.size_cap {
-                    size = size.min(cap).max(MIN_BATCH);
-                }
-                pause += ctl.pause;
-                throttled += ctl.pause;
-            }
+            let pause = spec.pause + pacer.after_batch(updated, &mut size, MIN_BATCH);
             if let Some(progress) = &spec.progress {
                 (progress.0)(rows_done, estimate.max(rows_done));
             } else if last_report.elapsed() >= Duration::from_secs(2) {
@@ -352,10 +318,7 @@ pub async fn run(
                 ));
                 last_report = Instant::now();
             }
-            if !pause.is_zero() {
-                pause_before = Some(Instant::now());
-                tokio::time::sleep(pause).await;
-            }
+            pacer.pause(pause).await;
         }
     }
     client
@@ -368,14 +331,11 @@ pub async fn run(
         this_run_rows as f64 / seconds.max(0.001),
         if resumed { format!("; {rows_done} rows in all, {batches} batches") } else { String::new() }
     ));
-    let (probe_idle_ms, probe_busy_ms) = match &probe_state {
-        Some((_, c)) => (Some(c.idle_ms()), c.busy_ms()),
-        None => (None, None),
-    };
+    let (probe_idle_ms, probe_busy_ms) = pacer.probe_ms();
     if let Some(busy) = probe_busy_ms {
         say(&format!(
             "backfill pacing: {pacing_text}; probe p90 {busy:.2} ms during batches, paused {:.1} s in all",
-            throttled.as_secs_f64()
+            pacer.throttled.as_secs_f64()
         ));
     }
     Ok(BackfillReport {
@@ -384,7 +344,246 @@ pub async fn run(
         seconds,
         resumed,
         pacing: pacing_text,
-        throttled_seconds: throttled.as_secs_f64(),
+        throttled_seconds: pacer.throttled.as_secs_f64(),
+        probe_idle_ms,
+        probe_busy_ms,
+    })
+}
+
+fn pacing_error(e: String) -> Error {
+    Error::Database {
+        context: "pacing the backfill".into(),
+        message: e,
+        help: "fix the throttle query or the replica; the checkpoint is kept: run the same command again to resume".into(),
+    }
+}
+
+/// Blocks per batch to start with (about 1,000 narrow rows), and the bounds of its adaptation.
+const FIRST_SPAN: i64 = 16;
+const MAX_SPAN: i64 = 8_192;
+/// Passes over the table before giving up on rows that keep moving behind the walk.
+const MAX_PASSES: i64 = 20;
+
+/// A table without a primary key is walked by physical position: block ranges of `ctid`, read by
+/// a TID range scan (PostgreSQL 14+). An UPDATE moves a row to wherever there is room, maybe ahead
+/// of the walk (updated again) or behind it (missed), so this needs an idempotent update with a
+/// filter that says which rows still need it; the walk repeats until a pass finds none.
+async fn by_ctid(
+    engine: &mut PgEngine,
+    spec: &BackfillSpec,
+    say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+    (schema, name): (&str, &str),
+    estimate: i64,
+) -> Result<BackfillReport> {
+    let Some(filter) = spec.filter.as_deref() else {
+        return Err(Error::usage(
+            format!("table {schema}.{name} has no primary key"),
+            format!("without a key sluice walks the table by physical position (ctid), where an updated row can move ahead of the walk or behind it; give a --where that excludes rows already updated, so the update is idempotent (e.g. --where \"{} IS NULL\" when setting a new column), or add a primary key", spec.set.split('=').next().unwrap_or("c").trim()),
+        ));
+    };
+    if !engine.target.at_least(14, 0) {
+        return Err(Error::usage(
+            format!("table {schema}.{name} has no primary key, and PostgreSQL {} has no TID range scans (14+), so every batch would read the whole table", engine.target),
+            "add a primary key (a unique index built CONCURRENTLY, then ADD PRIMARY KEY USING INDEX) and run again",
+        ));
+    }
+    let t = quote::qualified(schema, name);
+    let client = &engine.work;
+    let blocks_sql = format!(
+        "SELECT (pg_relation_size({}::regclass) / current_setting('block_size')::bigint)::bigint",
+        quote::literal(&t)
+    );
+    let id =
+        sluice_core::migration::checksum(&format!("{schema}.{name}\n{}\n{filter}\nctid", spec.set));
+    let blocks = |v: Option<serde_json::Value>| -> Vec<i64> {
+        v.and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
+            .map(|v| v.iter().filter_map(|x| x.parse().ok()).collect())
+            .unwrap_or_default()
+    };
+    let existing = client
+        .query_opt(
+            "SELECT state, last_key, upper_key, rows_done, batches FROM sluice.backfills WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .map_err(|e| db_err("reading the backfill checkpoint", e))?;
+    // The checkpoint: [next block, pass, rows updated in this pass]; the upper key: the pass's end.
+    let (mut next, mut pass, mut pass_rows, mut end, mut rows_done, resumed) = match existing {
+        Some(r) if r.get::<_, String>(0) == "done" => {
+            say(&format!(
+                "backfill of {schema}.{name} already finished ({} rows); nothing to do",
+                r.get::<_, i64>(3)
+            ));
+            return Ok(BackfillReport {
+                resumed: true,
+                ..Default::default()
+            });
+        }
+        Some(r) => {
+            let last = blocks(r.get(1));
+            let upper = blocks(r.get(2));
+            (
+                last.first().copied().unwrap_or(0),
+                last.get(1).copied().unwrap_or(1),
+                last.get(2).copied().unwrap_or(0),
+                upper.first().copied().unwrap_or(0),
+                r.get::<_, i64>(3),
+                true,
+            )
+        }
+        None => {
+            let end: i64 = client
+                .query_one(&blocks_sql, &[])
+                .await
+                .map_err(|e| db_err("reading the table size", e))?
+                .get(0);
+            client
+                .execute(
+                    "INSERT INTO sluice.backfills (id, table_name, set_expr, where_expr, upper_key, last_key, state) VALUES ($1, $2, $3, $4, $5, $6, 'running')",
+                    &[&id, &format!("{schema}.{name}"), &spec.set, &spec.filter,
+                      &serde_json::json!([end.to_string()]), &serde_json::json!(["0", "1", "0"])],
+                )
+                .await
+                .map_err(|e| db_err("recording the backfill job", e))?;
+            (0, 1, 0, end, 0, false)
+        }
+    };
+    if resumed {
+        say(&format!(
+            "resuming the backfill of {schema}.{name} after {rows_done} rows (pass {pass}, block {next})"
+        ));
+    }
+    let session = match spec.pacing.latency_factor {
+        Some(_) => Some(crate::open(&engine.config, &engine.tls, &engine.url).await?),
+        None => None,
+    };
+    let default_probe = (
+        format!("SELECT 1 FROM {t} WHERE ctid = '(0,1)'::tid"),
+        vec![],
+    );
+    let mut pacer = Pacer::start(&spec.pacing, session, default_probe, say).await;
+    let pacing_text = pacer.describe();
+    let client = &engine.work;
+    say(&format!(
+        "backfill {schema}.{name} (no primary key: by block ranges of ctid, repeated until a pass finds no row to update): pacing on {pacing_text}"
+    ));
+    let started = Instant::now();
+    let (mut this_run_rows, mut this_run_batches) = (0i64, 0i64);
+    let mut span = FIRST_SPAN;
+    let mut last_report = Instant::now();
+    let sql = format!(
+        "WITH upd AS (UPDATE {t} SET {} WHERE ctid >= format('(%s,0)', $1::bigint)::tid AND ctid < format('(%s,0)', $2::bigint)::tid AND ({filter}) RETURNING 1)
+         SELECT count(*)::bigint FROM upd",
+        spec.set
+    );
+    loop {
+        if next >= end {
+            if pass_rows == 0 {
+                break;
+            }
+            if pass >= MAX_PASSES {
+                return Err(Error::Database {
+                    context: format!("backfilling {schema}.{name}"),
+                    message: format!("after {pass} passes rows still match the filter: concurrent updates keep moving rows the walk has passed"),
+                    help: "run the same command again when writes are quieter (the checkpoint is kept), or add a primary key".into(),
+                });
+            }
+            // Another pass over the table as it is now, for rows that moved behind the walk.
+            pass += 1;
+            pass_rows = 0;
+            next = 0;
+            end = client
+                .query_one(&blocks_sql, &[])
+                .await
+                .map_err(|e| db_err("reading the table size", e))?
+                .get(0);
+            continue;
+        }
+        pacer
+            .before_batch(client, &spec.pacing, say)
+            .await
+            .map_err(pacing_error)?;
+        let hi = (next + span).min(end);
+        let t0 = Instant::now();
+        let mut attempt = 0u32;
+        let updated: i64 = loop {
+            client
+                .batch_execute("BEGIN")
+                .await
+                .map_err(|e| db_err("BEGIN", e))?;
+            let result = async {
+                let updated: i64 = client.query_one(&sql, &[&next, &hi]).await?.get(0);
+                let checkpoint = serde_json::json!([hi.to_string(), pass.to_string(), (pass_rows + updated).to_string()]);
+                client
+                    .execute(
+                        "UPDATE sluice.backfills SET last_key = $1, rows_done = rows_done + $2, batches = batches + 1, updated_at = now() WHERE id = $3",
+                        &[&checkpoint, &updated, &id],
+                    )
+                    .await?;
+                Ok::<_, tokio_postgres::Error>(updated)
+            }
+            .await;
+            match result {
+                Ok(v) => {
+                    client
+                        .batch_execute("COMMIT")
+                        .await
+                        .map_err(|e| db_err("COMMIT", e))?;
+                    break v;
+                }
+                Err(e) => {
+                    let _ = client.batch_execute("ROLLBACK").await;
+                    let lock = e
+                        .as_db_error()
+                        .is_some_and(|d| matches!(d.code().code(), "55P03" | "40P01" | "40001"));
+                    if lock && attempt < 50 {
+                        attempt += 1;
+                        tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt.min(20))))
+                            .await;
+                        continue;
+                    }
+                    return Err(db_err(&format!("backfilling {schema}.{name} (the checkpoint is kept: run the same command again to resume)"), e));
+                }
+            }
+        };
+        next = hi;
+        pass_rows += updated;
+        rows_done += updated;
+        this_run_rows += updated;
+        this_run_batches += 1;
+        if spec.batch_rows.is_none() {
+            let took = t0.elapsed().as_secs_f64().max(0.001);
+            let ideal = (span as f64 * spec.target_batch.as_secs_f64() / took) as i64;
+            span = ideal.clamp(span / 2, span * 2).clamp(1, MAX_SPAN);
+        }
+        let pause = spec.pause + pacer.after_batch(updated, &mut span, 1);
+        if let Some(progress) = &spec.progress {
+            (progress.0)(rows_done, estimate.max(rows_done));
+        } else if last_report.elapsed() >= Duration::from_secs(2) {
+            say(&format!(
+                "backfill {schema}.{name}: pass {pass}, block {next} of {end}, {rows_done} rows so far"
+            ));
+            last_report = Instant::now();
+        }
+        pacer.pause(pause).await;
+    }
+    client
+        .execute("UPDATE sluice.backfills SET state = 'done', finished_at = now(), updated_at = now() WHERE id = $1", &[&id])
+        .await
+        .map_err(|e| db_err("recording the end of the backfill", e))?;
+    let seconds = started.elapsed().as_secs_f64();
+    say(&format!(
+        "backfill of {schema}.{name} done: {this_run_rows} rows in {this_run_batches} batches over {pass} pass(es), {seconds:.1} s ({:.0} rows/s)",
+        this_run_rows as f64 / seconds.max(0.001)
+    ));
+    let (probe_idle_ms, probe_busy_ms) = pacer.probe_ms();
+    Ok(BackfillReport {
+        rows: this_run_rows,
+        batches: this_run_batches,
+        seconds,
+        resumed,
+        pacing: pacing_text,
+        throttled_seconds: pacer.throttled.as_secs_f64(),
         probe_idle_ms,
         probe_busy_ms,
     })

@@ -170,6 +170,104 @@ impl Controller {
     }
 }
 
+/// Everything a backfill loop paces itself with: the probe and its controller (with latency
+/// pacing), the headroom checks, and the time spent paused.
+pub struct Pacer {
+    probe: Option<(Probe, Controller)>,
+    pub throttled: Duration,
+    /// When the last pause began: the probe's samples since then, up to the next batch, are idle.
+    pause_began: Option<Instant>,
+    batch_began: Instant,
+}
+
+impl Pacer {
+    /// With latency pacing, starts the probe on `session` and measures its idle latency for a
+    /// second before the first batch.
+    pub async fn start(
+        pacing: &Pacing,
+        session: Option<Client>,
+        default_probe: (String, Vec<String>),
+        say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+    ) -> Pacer {
+        let mut probe_state = None;
+        if let (Some(factor), Some(session)) = (pacing.latency_factor, session) {
+            let (sql, params) = match &pacing.probe {
+                Some(q) => (q.clone(), vec![]),
+                None => default_probe,
+            };
+            let probe = Probe::start(session, sql, params);
+            let t0 = Instant::now();
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+            match probe.p90_since(t0) {
+                Some(idle) => probe_state = Some((probe, Controller::new(factor, idle))),
+                None => say(
+                    "backfill: the latency probe returned no samples (check --probe-query); pacing on batch duration only",
+                ),
+            }
+        }
+        Pacer {
+            probe: probe_state,
+            throttled: Duration::ZERO,
+            pause_began: None,
+            batch_began: Instant::now(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.probe {
+            Some((_, c)) => c.describe(),
+            None => "batch duration only (full speed)".to_string(),
+        }
+    }
+
+    /// Waits for replica lag and the throttle query, then marks the batch's start.
+    pub async fn before_batch(
+        &mut self,
+        client: &Client,
+        pacing: &Pacing,
+        say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+    ) -> Result<(), String> {
+        self.throttled += wait_for_headroom(client, pacing, say).await?;
+        self.batch_began = Instant::now();
+        Ok(())
+    }
+
+    /// After a batch of `rows`: caps the next batch's `size` and returns the pause before it.
+    pub fn after_batch(&mut self, rows: i64, size: &mut i64, min: i64) -> Duration {
+        let Some((probe, ctl)) = &mut self.probe else {
+            return Duration::ZERO;
+        };
+        let t0 = self.batch_began;
+        let busy = probe.p90_since(t0);
+        let idle = self
+            .pause_began
+            .take()
+            .and_then(|w| probe.p90_since(w).filter(|_| w < t0));
+        ctl.observe(busy, idle, rows.max(1));
+        if let Some(cap) = ctl.size_cap {
+            *size = (*size).min(cap).max(min);
+        }
+        self.throttled += ctl.pause;
+        ctl.pause
+    }
+
+    /// Sleeps between batches (the pacing's pause plus any fixed one).
+    pub async fn pause(&mut self, pause: Duration) {
+        if !pause.is_zero() {
+            self.pause_began = Some(Instant::now());
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// The probe's idle and busy p90 (ms), when it ran.
+    pub fn probe_ms(&self) -> (Option<f64>, Option<f64>) {
+        match &self.probe {
+            Some((_, c)) => (Some(c.idle_ms()), c.busy_ms()),
+            None => (None, None),
+        }
+    }
+}
+
 /// Waits while a replica lags more than the limit or the throttle query says so; returns the time
 /// spent waiting. `say` is told once per wait.
 pub async fn wait_for_headroom(
