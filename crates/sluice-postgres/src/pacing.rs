@@ -100,17 +100,22 @@ impl Drop for Probe {
 }
 
 /// The latency controller: after every batch it compares the probe's p90 during the batch with
-/// its p90 while idle, and sets the pause before the next batch and a cap on the batch size.
+/// its p90 while idle, and sets the pause before the next batch as a multiple of the batch's
+/// duration (the duty cycle). Over budget the multiple grows, under budget it shrinks, between 0
+/// and MAX_RATIO: the backfill slows down by at most that factor and never stops. Batch size is
+/// left to the target batch duration: smaller batches cost the server as much per row.
 pub struct Controller {
     factor: f64,
     /// The probe's p90 with the backfill idle (an average over idle windows, so it follows a
     /// changing workload).
     idle_ms: f64,
     busy_ms: Option<f64>,
+    ratio: f64,
     pub pause: Duration,
-    /// While over budget the batch shrinks: a shorter batch holds its row locks for less time.
-    pub size_cap: Option<i64>,
 }
+
+/// The longest pause as a multiple of the batch before it (a 20% duty cycle at worst).
+const MAX_RATIO: f64 = 4.0;
 
 impl Controller {
     pub fn new(factor: f64, idle_ms: f64) -> Controller {
@@ -118,8 +123,8 @@ impl Controller {
             factor,
             idle_ms,
             busy_ms: None,
+            ratio: 0.0,
             pause: Duration::ZERO,
-            size_cap: None,
         }
     }
 
@@ -135,9 +140,14 @@ impl Controller {
         self.busy_ms
     }
 
-    /// Feeds what the probe saw during the last batch (of `size` rows) and during the pause
+    /// Feeds what the probe saw during the last batch (which took `batch`) and during the pause
     /// before it.
-    pub fn observe(&mut self, during_batch: Option<f64>, during_pause: Option<f64>, size: i64) {
+    pub fn observe(
+        &mut self,
+        during_batch: Option<f64>,
+        during_pause: Option<f64>,
+        batch: Duration,
+    ) {
         if let Some(idle) = during_pause {
             self.idle_ms = 0.7 * self.idle_ms + 0.3 * idle;
         }
@@ -146,18 +156,12 @@ impl Controller {
             Some(b) => 0.8 * b + 0.2 * busy,
             None => busy,
         });
-        if busy > self.budget_ms() {
-            // Back off multiplicatively: the pause gives clients the machine back, the smaller
-            // batch holds its row locks for less time.
-            self.pause = (self.pause * 2).clamp(Duration::from_millis(50), MAX_PAUSE);
-            self.size_cap = Some((size / 2).max(100));
+        self.ratio = if busy > self.budget_ms() {
+            (self.ratio + 0.5).min(MAX_RATIO)
         } else {
-            self.pause = self.pause.mul_f64(0.7);
-            if self.pause < Duration::from_millis(5) {
-                self.pause = Duration::ZERO;
-            }
-            self.size_cap = self.size_cap.map(|c| c + c / 4);
-        }
+            (self.ratio - 0.25).max(0.0)
+        };
+        self.pause = batch.mul_f64(self.ratio).min(MAX_PAUSE);
     }
 
     pub fn describe(&self) -> String {
@@ -232,8 +236,8 @@ impl Pacer {
         Ok(())
     }
 
-    /// After a batch of `rows`: caps the next batch's `size` and returns the pause before it.
-    pub fn after_batch(&mut self, rows: i64, size: &mut i64, min: i64) -> Duration {
+    /// After a batch: the pause before the next one.
+    pub fn after_batch(&mut self) -> Duration {
         let Some((probe, ctl)) = &mut self.probe else {
             return Duration::ZERO;
         };
@@ -243,10 +247,7 @@ impl Pacer {
             .pause_began
             .take()
             .and_then(|w| probe.p90_since(w).filter(|_| w < t0));
-        ctl.observe(busy, idle, rows.max(1));
-        if let Some(cap) = ctl.size_cap {
-            *size = (*size).min(cap).max(min);
-        }
+        ctl.observe(busy, idle, t0.elapsed());
         self.throttled += ctl.pause;
         ctl.pause
     }
@@ -338,21 +339,22 @@ async fn throttle_says_wait(client: &Client, q: &str) -> Result<bool, String> {
 mod tests {
     use super::*;
 
+    const BATCH: Duration = Duration::from_millis(200);
+
     #[test]
-    fn backs_off_when_over_budget_and_recovers_when_under() {
+    fn the_pause_grows_with_the_overshoot_and_shrinks_when_under_budget() {
         let mut c = Controller::new(1.5, 2.0);
         assert_eq!(c.budget_ms(), 3.0);
-        c.observe(Some(5.0), None, 10_000);
-        assert_eq!(c.pause, Duration::from_millis(50));
-        assert_eq!(c.size_cap, Some(5_000));
-        c.observe(Some(5.0), None, 5_000);
+        c.observe(Some(5.0), None, BATCH);
         assert_eq!(c.pause, Duration::from_millis(100));
-        assert_eq!(c.size_cap, Some(2_500));
-        for _ in 0..20 {
-            c.observe(Some(1.0), None, 2_500);
+        c.observe(Some(5.0), None, BATCH);
+        assert_eq!(c.pause, Duration::from_millis(200));
+        c.observe(Some(1.0), None, BATCH);
+        assert_eq!(c.pause, Duration::from_millis(150));
+        for _ in 0..10 {
+            c.observe(Some(1.0), None, BATCH);
         }
         assert_eq!(c.pause, Duration::ZERO);
-        assert!(c.size_cap.unwrap() > 10_000);
     }
 
     #[test]
@@ -365,18 +367,19 @@ mod tests {
     fn idle_latency_follows_the_workload() {
         let mut c = Controller::new(1.5, 1.0);
         for _ in 0..30 {
-            c.observe(None, Some(4.0), 1000);
+            c.observe(None, Some(4.0), BATCH);
         }
         assert!((c.idle_ms() - 4.0).abs() < 0.01);
     }
 
     #[test]
-    fn pauses_never_exceed_the_cap() {
+    fn the_backfill_slows_down_at_most_by_the_max_ratio() {
         let mut c = Controller::new(1.5, 1.0);
         for _ in 0..30 {
-            c.observe(Some(100.0), None, 1000);
+            c.observe(Some(100.0), None, BATCH);
         }
+        assert_eq!(c.pause, BATCH.mul_f64(MAX_RATIO));
+        c.observe(Some(100.0), None, Duration::from_secs(3));
         assert_eq!(c.pause, MAX_PAUSE);
-        assert_eq!(c.size_cap, Some(500));
     }
 }

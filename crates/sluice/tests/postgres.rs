@@ -1310,21 +1310,23 @@ async fn backfill_backs_off_when_the_probe_slows_down_during_batches() {
     let c = p.db.pg().await;
     c.batch_execute(
         "CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
-         INSERT INTO t SELECT g, 0 FROM generate_series(1, 20000) g;",
+         INSERT INTO t SELECT g, 0 FROM generate_series(1, 5000) g;",
     )
     .await
     .unwrap();
     let probe = "SELECT pg_sleep(0.03) FROM pg_stat_activity WHERE datname = current_database() \
-                 AND state = 'active' AND query LIKE 'WITH batch AS%' LIMIT 1";
+                 AND state = 'active' AND query LIKE 'WITH upd AS%' LIMIT 1";
     let args = |pace: &'static str| {
         vec![
             "backfill".to_string(),
             "--table".into(),
             "t".into(),
             "--set".into(),
-            "n = n + 1".into(),
+            // Each batch lasts ~50 ms or more (2 ms every 50 rows), so probes overlap it.
+            "n = n + 1 + 0 * length(pg_sleep(CASE WHEN id % 50 = 0 THEN 0.002 ELSE 0 END)::text)"
+                .into(),
             "--batch-rows".into(),
-            "2000".into(),
+            "1000".into(),
             "--pace".into(),
             pace.into(),
             "--probe-query".into(),

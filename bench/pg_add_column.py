@@ -1,0 +1,236 @@
+#!/usr/bin/env python3
+"""Benchmark: "add a NOT NULL column with a computed default and index it" on a hot PostgreSQL table.
+
+One command, one run, side by side on the same machine and the same workload:
+  as written   the two statements run verbatim with psql
+  sluice       `sluice up` (staged: add nullable, default for new rows, paced batched backfill,
+               CHECK NOT VALID + VALIDATE, SET NOT NULL, index CONCURRENTLY)
+  sluice fast  the same with --pace speed (no latency pacing)
+  UPDATE       one `UPDATE ... SET c = md5(random()::text)` over the whole table (rows/s reference)
+
+The workload is pgbench (not sluice's own generator): 8 clients at a fixed total rate, open loop
+(latency counted from each transaction's scheduled start), 60% point reads, 30% updates, 10%
+inserts. Each mode gets a fresh copy of a 1,000,000-row table. Usage:
+
+    python3 bench/pg_add_column.py [--rows 1000000] [--rate 1900] [--clients 8]
+
+Needs PostgreSQL on 127.0.0.1:5432 (user postgres) and a built sluice (cargo build --release).
+"""
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PG = ["-h", "127.0.0.1", "-p", "5432", "-U", "postgres"]
+TEMPLATE = "sluice_bench_tpl"
+MIGRATION = (
+    "ALTER TABLE accounts ADD COLUMN token text NOT NULL DEFAULT md5(random()::text);\n"
+    "CREATE INDEX accounts_token_idx ON accounts (token);\n"
+)
+
+
+def psql(db, sql, check=True):
+    return subprocess.run(
+        ["psql", *PG, "-d", db, "-v", "ON_ERROR_STOP=1", "-qAtc", sql],
+        capture_output=True, text=True, check=check,
+    )
+
+
+def fresh(db):
+    psql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    psql("postgres", f"CREATE DATABASE {db} TEMPLATE {TEMPLATE}")
+
+
+def make_template(rows):
+    have = psql("postgres", f"SELECT 1 FROM pg_database WHERE datname = '{TEMPLATE}'").stdout.strip()
+    if have:
+        n = psql(TEMPLATE, "SELECT count(*) FROM accounts", check=False).stdout.strip()
+        if n == str(rows):
+            return
+        psql("postgres", f"DROP DATABASE {TEMPLATE} WITH (FORCE)")
+    print(f"creating the {rows:,}-row template table ...", flush=True)
+    psql("postgres", f"CREATE DATABASE {TEMPLATE}")
+    psql(TEMPLATE, f"""
+        CREATE TABLE accounts (id bigserial PRIMARY KEY, balance int NOT NULL,
+                               name text NOT NULL, created timestamptz NOT NULL DEFAULT now());
+        INSERT INTO accounts (balance, name) SELECT g % 1000, 'user ' || g FROM generate_series(1, {rows}) g;""")
+    psql(TEMPLATE, "VACUUM ANALYZE accounts")
+
+
+def scripts(tmp, rows):
+    files = {
+        "read": f"\\set id random(1, {rows})\nSELECT balance FROM accounts WHERE id = :id;\n",
+        "update": f"\\set id random(1, {rows})\nUPDATE accounts SET balance = balance + 1 WHERE id = :id;\n",
+        "insert": "INSERT INTO accounts (balance, name) VALUES (0, 'new');\n",
+    }
+    paths = {}
+    for k, v in files.items():
+        paths[k] = os.path.join(tmp, k + ".sql")
+        with open(paths[k], "w") as f:
+            f.write(v)
+    return ["-f", paths["read"] + "@6", "-f", paths["update"] + "@3", "-f", paths["insert"] + "@1"]
+
+
+class Workload:
+    """pgbench in the background, logging every transaction."""
+
+    def __init__(self, db, tmp, name, args, seconds):
+        self.dir = os.path.join(tmp, name)
+        os.makedirs(self.dir)
+        cmd = ["pgbench", *PG, "-n", "-c", str(args.clients), "-j", "2", "-R", str(args.rate),
+               "-T", str(seconds), "-l", "--log-prefix", os.path.join(self.dir, "tx"),
+               *scripts(tmp, args.rows), db]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.started = time.time()
+
+    def finish(self):
+        out, err = self.proc.communicate()
+        failed = 0
+        m = re.search(r"number of failed transactions: (\d+)", out)
+        if m:
+            failed += int(m.group(1))
+        aborted = len(re.findall(r"aborted in command|client \d+ aborted", err))
+        errors = failed + aborted
+        tx = []
+        for fn in os.listdir(self.dir):
+            with open(os.path.join(self.dir, fn)) as f:
+                for line in f:
+                    p = line.split()
+                    if len(p) < 6 or p[2] == "skipped" or p[2] == "failed":
+                        continue
+                    end = int(p[4]) + int(p[5]) / 1e6
+                    lat = int(p[2]) / 1000.0
+                    tx.append((end - lat / 1000.0, end, lat))
+        return tx, errors, err.strip()
+
+
+def pct(xs, q):
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(len(xs) * q))]
+
+
+def window(tx, a, b):
+    """Latencies of transactions that were in flight at some point in [a, b]."""
+    return [lat for (s, e, lat) in tx if s < b and e > a]
+
+
+def stall(tx, a, b):
+    """Longest time in [a, b] in which no transaction completed (ms)."""
+    ends = sorted(e for (_, e, _) in tx if a <= e <= b)
+    points = [a] + ends + [b]
+    return max((y - x) for x, y in zip(points, points[1:])) * 1000.0
+
+
+def run_mode(mode, args, tmp, sluice):
+    db = "sluice_bench_" + mode.replace(" ", "_").lower()
+    fresh(db)
+    proj = os.path.join(tmp, db + "_proj")
+    os.makedirs(os.path.join(proj, "migrations"))
+    with open(os.path.join(proj, "migrations", "1_token.sql"), "w") as f:
+        f.write(MIGRATION)
+    seconds = args.baseline + {"as written": 30, "UPDATE": 40}.get(mode, args.budget)
+    w = Workload(db, tmp, mode.replace(" ", "_"), args, seconds)
+    time.sleep(args.baseline)
+    t0 = time.time()
+    note = ""
+    if mode == "as written":
+        for stmt in MIGRATION.strip().splitlines():
+            psql(db, stmt)
+    elif mode == "UPDATE":
+        psql(db, "ALTER TABLE accounts ADD COLUMN token text")
+        t0 = time.time()
+        r = psql(db, "UPDATE accounts SET token = md5(random()::text)")
+        note = r.stdout.strip()
+    else:
+        cmd = [sluice, "up", "--database-url", f"postgres://postgres@127.0.0.1:5432/{db}",
+               "--migrations-dir", os.path.join(proj, "migrations"), "--app-version", "bench"]
+        if mode == "sluice fast":
+            cmd += ["--pace", "speed"]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            print(r.stdout, r.stderr, file=sys.stderr)
+            raise SystemExit(f"sluice failed in mode {mode}")
+        note = r.stderr
+    t1 = time.time()
+    tx, errors, err = w.finish()
+    base = window(tx, w.started + 2, t0 - 0.5)
+    during = window(tx, t0, t1)
+    res = {
+        "mode": mode,
+        "seconds": t1 - t0,
+        "errors": errors,
+        "base_p50": pct(base, 0.5), "base_p99": pct(base, 0.99),
+        "p50": pct(during, 0.5), "p99": pct(during, 0.99), "max": max(during or [0]),
+        "stall": stall(tx, t0, t1),
+        "tps_base": len([1 for (_, e, _) in tx if w.started + 2 <= e < t0 - 0.5]) / max(0.1, t0 - 0.5 - w.started - 2),
+        "tps": len([1 for (_, e, _) in tx if t0 <= e < t1]) / max(0.1, t1 - t0),
+        "note": note,
+        "stderr": err,
+    }
+    m = re.search(r"backfill of public\.accounts done: (\d+) rows in \d+ batches, ([\d.]+) s \((\d+) rows/s\)", note)
+    if m:
+        res["backfill_rows_s"] = int(m.group(3))
+    if mode == "UPDATE":
+        res["backfill_rows_s"] = args.rows / max(0.001, t1 - t0)
+    m = re.search(r"probe p90 ([\d.]+) ms during batches, paused ([\d.]+) s", note)
+    if m:
+        res["pacing"] = f"probe p90 {m.group(1)} ms in batches, paused {m.group(2)} s"
+    psql("postgres", f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
+    return res
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--rate", type=int, default=1900)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--baseline", type=int, default=10)
+    ap.add_argument("--budget", type=int, default=150, help="seconds the workload runs for a sluice mode")
+    ap.add_argument("--modes", default="as written,sluice,sluice fast,UPDATE")
+    args = ap.parse_args()
+    sluice = os.path.join(ROOT, "target", "release", "sluice")
+    if not os.path.exists(sluice):
+        subprocess.run(["cargo", "build", "--release", "-q", "-p", "sluice"], cwd=ROOT, check=True)
+    make_template(args.rows)
+    tmp = tempfile.mkdtemp(prefix="sluice-bench-")
+    results = []
+    try:
+        for mode in args.modes.split(","):
+            print(f"running: {mode} ...", flush=True)
+            results.append(run_mode(mode, args, tmp, sluice))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"\n{args.rows:,} rows, {args.clients} clients at {args.rate} tx/s (pgbench, open loop)")
+    print(f"migration: {MIGRATION.strip()}\n")
+    hdr = f"{'mode':<12} {'time s':>7} {'errors':>6} {'base p99':>9} {'p50':>7} {'p99':>8} {'p99 x':>6} {'max ms':>8} {'stall ms':>9} {'tps':>6} {'rows/s':>8}"
+    print(hdr)
+    print("-" * len(hdr))
+    upd = next((r.get("backfill_rows_s") for r in results if r["mode"] == "UPDATE"), None)
+    for r in results:
+        ratio = r["p99"] / r["base_p99"] if r["base_p99"] else float("nan")
+        rows = r.get("backfill_rows_s")
+        print(f"{r['mode']:<12} {r['seconds']:>7.1f} {r['errors']:>6} {r['base_p99']:>9.2f} {r['p50']:>7.2f} {r['p99']:>8.2f} {ratio:>6.2f} {r['max']:>8.1f} {r['stall']:>9.1f} {r['tps']:>6.0f} {('%.0f' % rows) if rows else '-':>8}")
+    print()
+    for r in results:
+        if r.get("pacing"):
+            print(f"{r['mode']}: {r['pacing']}")
+        if upd and r.get("backfill_rows_s") and r["mode"] != "UPDATE":
+            print(f"{r['mode']}: backfill {r['backfill_rows_s'] / upd:.0%} of one UPDATE's rows/s")
+    print("\np99 x: client p99 during the migration / before it (goal <= 1.5); stall: longest time no transaction completed")
+    bad = [r for r in results if r["mode"].startswith("sluice") and r["errors"]]
+    if bad:
+        print("client errors in sluice modes:", [(r["mode"], r["stderr"][-500:]) for r in bad])
+
+
+if __name__ == "__main__":
+    main()
