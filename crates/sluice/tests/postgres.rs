@@ -1589,10 +1589,10 @@ async fn add_primary_key_is_staged_while_writers_write() {
     p.write("1_pk.sql", "ALTER TABLE t ADD PRIMARY KEY (id);\n");
     let dry = p.run(&["up", "--dry-run"]);
     for line in [
-        r#"runs as: CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "t_id_pkey" ON t ("id")"#,
+        r#"runs as: CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "t_pkey" ON t ("id")"#,
         r#"then: ALTER TABLE t ADD CONSTRAINT "t_id_not_null" CHECK ("id" IS NOT NULL) NOT VALID"#,
         r#"then: ALTER TABLE t VALIDATE CONSTRAINT "t_id_not_null""#,
-        r#"then: ALTER TABLE t ALTER COLUMN "id" SET NOT NULL; ALTER TABLE t ADD CONSTRAINT "t_id_pkey" PRIMARY KEY USING INDEX "t_id_pkey"; ALTER TABLE t DROP CONSTRAINT "t_id_not_null""#,
+        r#"then: ALTER TABLE t ALTER COLUMN "id" SET NOT NULL; ALTER TABLE t ADD CONSTRAINT "t_pkey" PRIMARY KEY USING INDEX "t_pkey"; ALTER TABLE t DROP CONSTRAINT "t_id_not_null""#,
     ] {
         assert!(dry.stdout.contains(line), "{line}\n{dry:?}");
     }
@@ -1645,7 +1645,7 @@ async fn add_primary_key_is_staged_while_writers_write() {
         .collect();
     assert_eq!(
         pk,
-        vec![("t_id_pkey".to_string(), "PRIMARY KEY (id)".to_string())],
+        vec![("t_pkey".to_string(), "PRIMARY KEY (id)".to_string())],
         "the key is attached and the helper checks are gone"
     );
     let nullable: String = c

@@ -105,6 +105,9 @@ pub struct ConstraintSpec {
     /// `ADD CONSTRAINT ... PRIMARY KEY|UNIQUE USING INDEX idx` (PostgreSQL).
     pub using_index: bool,
     pub references: Option<QName>,
+    /// The distinct columns a CHECK expression reads, in order of appearance (PostgreSQL names an
+    /// unnamed check after its column when it reads exactly one).
+    pub expr_columns: Vec<String>,
 }
 
 /// One thing a statement does. A statement (e.g. an ALTER TABLE with several clauses) may do several.
@@ -988,6 +991,7 @@ fn constraint_spec(engine: EngineKind, tc: &TableConstraint, not_valid: bool) ->
         not_valid,
         using_index: false,
         references: None,
+        expr_columns: vec![],
     };
     match tc {
         TableConstraint::PrimaryKey(c) => base(
@@ -1008,7 +1012,24 @@ fn constraint_spec(engine: EngineKind, tc: &TableConstraint, not_valid: bool) ->
                 idents(&c.columns),
             )
         },
-        TableConstraint::Check(c) => base(ConstraintKind::Check, name(&c.name), vec![]),
+        TableConstraint::Check(c) => {
+            let mut cols: Vec<String> = Vec::new();
+            let _ = ast::visit_expressions(&c.expr, |e| {
+                let col = match e {
+                    ast::Expr::Identifier(i) => Some(fold_ident(engine, i)),
+                    ast::Expr::CompoundIdentifier(v) => v.last().map(|i| fold_ident(engine, i)),
+                    _ => None,
+                };
+                if let Some(col) = col.filter(|c| !cols.contains(c)) {
+                    cols.push(col);
+                }
+                std::ops::ControlFlow::<()>::Continue(())
+            });
+            ConstraintSpec {
+                expr_columns: cols,
+                ..base(ConstraintKind::Check, name(&c.name), vec![])
+            }
+        }
         TableConstraint::Index(c) => {
             base(ConstraintKind::Index, name(&c.name), index_cols(&c.columns))
         }

@@ -33,18 +33,10 @@ pub fn plan(a: &Action, ctx: &Ctx) -> OpPlan {
         };
     }
     let t = quote::qname(e, table);
-    let name = constraint.name.clone().unwrap_or_else(|| {
-        helper_name(
-            &table.name,
-            &constraint.columns.join("_"),
-            match constraint.kind {
-                ConstraintKind::PrimaryKey => "pkey",
-                ConstraintKind::Unique => "key",
-                ConstraintKind::ForeignKey => "fkey",
-                _ => "check",
-            },
-        )
-    });
+    let name = constraint
+        .name
+        .clone()
+        .unwrap_or_else(|| pg_default_constraint_name(&table.name, constraint));
     let n = quote::pg::ident(&name);
     match constraint.kind {
         ConstraintKind::ForeignKey | ConstraintKind::Check if constraint.not_valid => OpPlan::safe_as_written(impact(

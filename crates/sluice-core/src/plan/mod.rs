@@ -286,9 +286,28 @@ pub fn action_table(a: &Action) -> Option<crate::analysis::ir::QName> {
     }
 }
 
+/// The name PostgreSQL gives a constraint the migration left unnamed: sluice names the staged form
+/// the same, so the result is what the statement as written would give (and VALIDATE can find it).
+/// `<table>_pkey`; `<table>_<cols>_key` / `_fkey`; a check on one column `<table>_<col>_check`,
+/// else `<table>_check`.
+pub fn pg_default_constraint_name(table: &str, c: &crate::analysis::ir::ConstraintSpec) -> String {
+    use crate::analysis::ir::ConstraintKind::*;
+    match c.kind {
+        PrimaryKey => helper_name(table, "", "pkey"),
+        Check if c.expr_columns.len() == 1 => helper_name(table, &c.expr_columns[0], "check"),
+        Check => helper_name(table, "", "check"),
+        ForeignKey => helper_name(table, &c.columns.join("_"), "fkey"),
+        _ => helper_name(table, &c.columns.join("_"), "key"),
+    }
+}
+
 /// A name for a constraint sluice adds while staging (kept under PostgreSQL's 63 bytes).
 pub fn helper_name(table: &str, column: &str, suffix: &str) -> String {
-    let mut base = format!("{table}_{column}");
+    let mut base = if column.is_empty() {
+        table.to_string()
+    } else {
+        format!("{table}_{column}")
+    };
     let max = 63 - suffix.len() - 1;
     if base.len() > max {
         let mut cut = max;

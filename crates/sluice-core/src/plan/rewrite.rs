@@ -144,22 +144,10 @@ fn rewrite_pg(target: Target, st: &ir::Stmt, created: &[QName]) -> Option<Rewrit
                 return None;
             };
             // VALIDATE needs the constraint's name: name it when the migration did not.
-            let name = constraint.name.clone().unwrap_or_else(|| {
-                let cols = if constraint.columns.is_empty() {
-                    "check".to_string()
-                } else {
-                    constraint.columns.join("_")
-                };
-                super::helper_name(
-                    &table.name,
-                    &cols,
-                    if constraint.kind == ir::ConstraintKind::ForeignKey {
-                        "fkey"
-                    } else {
-                        "check"
-                    },
-                )
-            });
+            let name = constraint
+                .name
+                .clone()
+                .unwrap_or_else(|| super::pg_default_constraint_name(&table.name, constraint));
             let mut tc = tc.clone();
             match &mut tc {
                 TableConstraint::ForeignKey(c) if c.name.is_none() => {
@@ -189,7 +177,7 @@ fn rewrite_pg(target: Target, st: &ir::Stmt, created: &[QName]) -> Option<Rewrit
         {
             // The unique index is built concurrently, then attached: ACCESS EXCLUSIVE only for the
             // catalog change, not for the build.
-            let name = constraint.name.clone().unwrap_or_else(|| super::helper_name(&table.name, &constraint.columns.join("_"), "key"));
+            let name = constraint.name.clone().unwrap_or_else(|| super::pg_default_constraint_name(&table.name, constraint));
             let n = crate::quote::pg::ident(&name);
             let cols: Vec<String> = constraint.columns.iter().map(|c| crate::quote::pg::ident(c)).collect();
             Some(Rewrite {
@@ -212,7 +200,7 @@ fn rewrite_pg(target: Target, st: &ir::Stmt, created: &[QName]) -> Option<Rewrit
             // concurrently, NOT NULL is proven by validated checks (writes continue), then one
             // short ACCESS EXCLUSIVE step sets NOT NULL (no scan), attaches the index and drops
             // the checks.
-            let name = constraint.name.clone().unwrap_or_else(|| super::helper_name(&table.name, &constraint.columns.join("_"), "pkey"));
+            let name = constraint.name.clone().unwrap_or_else(|| super::pg_default_constraint_name(&table.name, constraint));
             let n = crate::quote::pg::ident(&name);
             let t = &at.name;
             let cols: Vec<String> = constraint.columns.iter().map(|c| crate::quote::pg::ident(c)).collect();
@@ -332,11 +320,11 @@ mod tests {
         let ck = r[1].as_ref().unwrap();
         assert_eq!(
             ck.sql,
-            "ALTER TABLE orders ADD CONSTRAINT orders_check_check CHECK (amount >= 0) NOT VALID"
+            "ALTER TABLE orders ADD CONSTRAINT orders_amount_check CHECK (amount >= 0) NOT VALID"
         );
         assert_eq!(
             ck.then.first().and_then(Step::sql),
-            Some("ALTER TABLE orders VALIDATE CONSTRAINT \"orders_check_check\"")
+            Some("ALTER TABLE orders VALIDATE CONSTRAINT \"orders_amount_check\"")
         );
         assert!(r[2].is_none(), "already NOT VALID: as written");
     }
