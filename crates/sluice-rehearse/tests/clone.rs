@@ -1,0 +1,210 @@
+//! Clone fidelity against the real servers: the clone's schema equals the source's by the schema
+//! model, row counts match the request, and foreign keys hold.
+
+use mysql_async::prelude::Queryable;
+use sluice_core::dburl::DbUrl;
+use sluice_rehearse::clone::{build, CloneReport, DataSpec};
+use sluice_rehearse::db::{self, Scratch};
+use sluice_testkit::TestDb;
+
+const PG_SOURCE: &str = "
+CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
+CREATE TABLE parent (id serial PRIMARY KEY, name text NOT NULL, m mood, score int);
+CREATE UNIQUE INDEX parent_name ON parent (name);
+CREATE TABLE child (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    parent_id int REFERENCES parent (id),
+    val int NOT NULL DEFAULT 0 CHECK (val >= 0),
+    note varchar(20)
+);
+CREATE INDEX child_parent ON child (parent_id);
+CREATE VIEW per_parent AS SELECT p.name, count(*) AS n FROM parent p JOIN child c ON c.parent_id = p.id GROUP BY p.name;
+CREATE SEQUENCE tickets;
+INSERT INTO parent (name, m, score)
+    SELECT 'p' || g, (ARRAY['sad', 'ok', 'happy']::mood[])[1 + g % 3], CASE WHEN g % 2 = 0 THEN g % 10 END
+    FROM generate_series(1, 2000) g;
+INSERT INTO child (parent_id, val, note) SELECT 1 + g % 2000, g % 100, 'n' || (g % 7) FROM generate_series(1, 4000) g;
+ANALYZE;
+";
+
+async fn clone_of(db: &TestDb, spec: DataSpec) -> (Scratch, CloneReport) {
+    let url = DbUrl::parse(&db.url).unwrap();
+    let scratch = Scratch::create(&url, "test").await.unwrap();
+    let mut engine = db::engine(&url).await.unwrap();
+    let report = build(&url, engine.as_mut(), &scratch.url, &spec, &|_| {})
+        .await
+        .unwrap();
+    (scratch, report)
+}
+
+fn rows(report: &CloneReport, table: &str) -> (u64, u64, u64) {
+    let t = report
+        .tables
+        .iter()
+        .find(|t| t.table == table)
+        .unwrap_or_else(|| panic!("no {table} in {report:#?}"));
+    (t.requested_rows, t.orphans_dropped, t.rows)
+}
+
+async fn pg_scalar(url: &DbUrl, sql: &str) -> i64 {
+    let (c, conn) = tokio_postgres::connect(url.expose().as_str(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    c.query_one(sql, &[]).await.unwrap().get(0)
+}
+
+#[tokio::test]
+async fn postgres_sample_clone_is_faithful_and_consistent() {
+    let db = TestDb::postgres().await;
+    db.pg().await.batch_execute(PG_SOURCE).await.unwrap();
+    let (scratch, report) = clone_of(&db, DataSpec::SampleRows(300)).await;
+    assert!(
+        report.schema_differences.is_empty(),
+        "{:#?}",
+        report.schema_differences
+    );
+    // Parents: exactly the request. Children: the request minus those whose parent was not sampled.
+    assert_eq!(rows(&report, "public.parent"), (300, 0, 300));
+    let (req, orphans, got) = rows(&report, "public.child");
+    assert_eq!(req, 300);
+    assert!(orphans > 0, "a 15% parent sample must orphan some children");
+    assert_eq!(got, req - orphans);
+    let u = &scratch.url;
+    assert_eq!(pg_scalar(u, "SELECT count(*) FROM child").await, got as i64);
+    assert_eq!(
+        pg_scalar(
+            u,
+            "SELECT count(*) FROM child c WHERE c.parent_id IS NOT NULL AND NOT EXISTS (SELECT 1 FROM parent p WHERE p.id = c.parent_id)"
+        )
+        .await,
+        0
+    );
+    // The foreign key exists and is validated on the clone.
+    assert_eq!(
+        pg_scalar(
+            u,
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND convalidated"
+        )
+        .await,
+        1
+    );
+    // Sequences continue after the copied keys: new rows do not collide.
+    assert!(
+        pg_scalar(u, "WITH i AS (INSERT INTO parent (name) VALUES ('new') RETURNING id) SELECT count(*) FROM i")
+            .await
+            == 1
+    );
+    scratch.drop_now().await.unwrap();
+}
+
+#[tokio::test]
+async fn postgres_synthetic_clone_follows_the_statistics() {
+    let db = TestDb::postgres().await;
+    db.pg().await.batch_execute(PG_SOURCE).await.unwrap();
+    let (scratch, report) = clone_of(
+        &db,
+        DataSpec::Synthetic {
+            rows: Some(3000),
+            scale: 1.0,
+        },
+    )
+    .await;
+    assert!(
+        report.schema_differences.is_empty(),
+        "{:#?}",
+        report.schema_differences
+    );
+    assert_eq!(rows(&report, "public.parent"), (3000, 0, 3000));
+    // Foreign keys point into the parent's generated key range: nothing is orphaned.
+    assert_eq!(rows(&report, "public.child"), (3000, 0, 3000));
+    let u = &scratch.url;
+    // score is NULL in half the source rows (pg_stats null_frac 0.5) and takes 5 values.
+    let nulls = pg_scalar(u, "SELECT count(*) FROM parent WHERE score IS NULL").await;
+    assert!((1200..=1800).contains(&nulls), "{nulls} NULLs of 3000");
+    let distinct = pg_scalar(u, "SELECT count(DISTINCT score) FROM parent").await;
+    assert!(distinct <= 5, "{distinct} distinct scores");
+    // Unique names stay unique; the enum takes only its values.
+    assert_eq!(
+        pg_scalar(u, "SELECT count(DISTINCT name) FROM parent").await,
+        3000
+    );
+    assert_eq!(
+        pg_scalar(u, "SELECT count(DISTINCT m) FROM parent").await,
+        3
+    );
+    scratch.drop_now().await.unwrap();
+}
+
+const MY_SOURCE: &[&str] = &[
+    "CREATE TABLE parent (id int NOT NULL AUTO_INCREMENT PRIMARY KEY, name varchar(40) NOT NULL, m enum('Sad','Ok','Happy'), UNIQUE KEY parent_name (name))",
+    "CREATE TABLE child (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, parent_id int, val int NOT NULL DEFAULT 0, note varchar(20), created datetime, KEY child_parent (parent_id), CONSTRAINT child_fk FOREIGN KEY (parent_id) REFERENCES parent (id))",
+    "CREATE VIEW per_parent AS SELECT p.name, count(*) AS n FROM parent p JOIN child c ON c.parent_id = p.id GROUP BY p.name",
+    "INSERT INTO parent (name, m) SELECT CONCAT('p', seq), ELT(1 + seq % 3, 'Sad', 'Ok', 'Happy') FROM seq_1_to_2000",
+    "INSERT INTO child (parent_id, val, note, created) SELECT 1 + seq % 2000, seq % 100, CONCAT('n', seq % 7), NOW() FROM seq_1_to_4000",
+];
+
+async fn my_scalar(url: &DbUrl, sql: &str) -> i64 {
+    let mut c = mysql_async::Conn::from_url(url.expose().as_str())
+        .await
+        .unwrap();
+    let v: Option<i64> = c.query_first(sql).await.unwrap();
+    c.disconnect().await.ok();
+    v.unwrap()
+}
+
+#[tokio::test]
+async fn mariadb_clones_sampled_and_synthetic() {
+    let db = TestDb::mariadb().await;
+    let mut c = db.my().await;
+    for s in MY_SOURCE {
+        c.query_drop(*s).await.unwrap();
+    }
+    c.disconnect().await.ok();
+
+    let (scratch, report) = clone_of(&db, DataSpec::SampleFraction(0.1)).await;
+    assert!(
+        report.schema_differences.is_empty(),
+        "{:#?}",
+        report.schema_differences
+    );
+    assert_eq!(rows(&report, "parent"), (200, 0, 200));
+    let (req, orphans, got) = rows(&report, "child");
+    assert_eq!((req, got), (400, 400 - orphans));
+    let u = &scratch.url;
+    assert_eq!(
+        my_scalar(u, "SELECT count(*) FROM child c LEFT JOIN parent p ON p.id = c.parent_id WHERE c.parent_id IS NOT NULL AND p.id IS NULL").await,
+        0
+    );
+    assert_eq!(
+        my_scalar(u, "SELECT count(*) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE()").await,
+        1
+    );
+    scratch.drop_now().await.unwrap();
+
+    let (scratch, report) = clone_of(
+        &db,
+        DataSpec::Synthetic {
+            rows: Some(1000),
+            scale: 1.0,
+        },
+    )
+    .await;
+    assert!(
+        report.schema_differences.is_empty(),
+        "{:#?}",
+        report.schema_differences
+    );
+    assert_eq!(rows(&report, "parent"), (1000, 0, 1000));
+    assert_eq!(rows(&report, "child"), (1000, 0, 1000));
+    let u = &scratch.url;
+    assert_eq!(
+        my_scalar(
+            u,
+            "SELECT count(*) FROM parent WHERE m NOT IN ('Sad', 'Ok', 'Happy') OR m IS NULL"
+        )
+        .await,
+        0
+    );
+    scratch.drop_now().await.unwrap();
+}
