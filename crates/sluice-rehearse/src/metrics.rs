@@ -18,6 +18,8 @@ pub struct Bucket {
     pub p99_ms: Option<f64>,
     pub max_ms: Option<f64>,
     pub errors: u64,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub errors_by_code: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -121,12 +123,14 @@ pub fn buckets(samples: &[Sample], end_s: f64) -> Vec<Bucket> {
     let mut lats: Vec<Vec<f64>> = vec![Vec::new(); n];
     let mut done = vec![0u64; n];
     let mut errs = vec![0u64; n];
+    let mut codes: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); n];
     for s in samples {
         let i = (s.intended_us / BUCKET_US) as usize;
         if i < n {
             lats[i].push(lat_ms(s));
-            if s.error.is_some() {
+            if let Some(c) = &s.error {
                 errs[i] += 1;
+                *codes[i].entry(c.to_string()).or_insert(0) += 1;
             }
         }
         let j = (s.done_us / BUCKET_US) as usize;
@@ -146,6 +150,7 @@ pub fn buckets(samples: &[Sample], end_s: f64) -> Vec<Bucket> {
                 p99_ms: some(pct(l, 99.0)),
                 max_ms: l.last().copied(),
                 errors: errs[i],
+                errors_by_code: std::mem::take(&mut codes[i]),
             }
         })
         .collect()

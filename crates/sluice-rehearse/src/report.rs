@@ -131,30 +131,35 @@ pub fn text(r: &Report) -> String {
             "during the migration      {:>12}{:>12}{:>12}",
             a.label, b.label, "ratio"
         );
+        // Some(true): milliseconds, Some(false): a rate, None: a count.
         type Cell = fn(&RunReport) -> f64;
-        let rows: [(&str, Cell, bool); 6] = [
-            ("p99", |r| r.during.p99_ms, true),
-            ("max", |r| r.during.max_ms, true),
+        let rows: [(&str, Cell, Option<bool>); 6] = [
+            ("p99", |r| r.during.p99_ms, Some(true)),
+            ("max", |r| r.during.max_ms, Some(true)),
             (
                 "longest stall",
                 |r| r.during.longest_stall_ms.max(r.cooldown.longest_stall_ms),
-                true,
+                Some(true),
             ),
             (
                 "errors",
                 |r| (r.during.errors + r.cooldown.errors) as f64,
-                false,
+                None,
             ),
-            ("tx/s", |r| r.during.throughput, false),
+            ("tx/s", |r| r.during.throughput, Some(false)),
             (
                 "migration time",
                 |r| (r.migration.window.end_s - r.migration.window.start_s) * 1000.0,
-                true,
+                Some(true),
             ),
         ];
         for (name, f, is_ms) in rows {
             let (x, y) = (f(a), f(b));
-            let show = |v: f64| if is_ms { ms(v) } else { num(v) };
+            let show = |v: f64| match is_ms {
+                Some(true) => ms(v),
+                Some(false) => num(v),
+                None => format!("{v:.0}"),
+            };
             let _ = writeln!(
                 out,
                 "  {name:<24}{:>12}{:>12}{:>12}",
@@ -457,10 +462,16 @@ fn chart(run: &RunReport, t_max: f64, lat_max: f64) -> String {
     for b in run.buckets.iter().filter(|b| b.errors > 0) {
         let _ = write!(
             s,
-            r##"<rect x="{:.1}" y="{err_top}" width="{:.1}" height="{err_h}" fill="#d62728"><title>{} error(s)</title></rect>"##,
+            r##"<rect x="{:.1}" y="{err_top}" width="{:.1}" height="{err_h}" fill="#d62728"><title>{:.1} s: {}</title></rect>"##,
             x(b.t_s),
             (x(b.t_s + 0.1) - x(b.t_s)).max(2.0),
-            b.errors
+            b.t_s,
+            esc(&b
+                .errors_by_code
+                .iter()
+                .map(|(c, n)| format!("{n}× {c}"))
+                .collect::<Vec<_>>()
+                .join(", "))
         );
     }
     if run.buckets.iter().all(|b| b.errors == 0) {
@@ -583,29 +594,34 @@ code{background:#f3f3f3;padding:1px 4px;border-radius:3px}
             esc(&a.label),
             esc(&b.label)
         );
+        // Some(true): milliseconds, Some(false): a rate, None: a count.
         type Cell = fn(&RunReport) -> f64;
-        let rows: [(&str, Cell, bool); 6] = [
-            ("p99", |r| r.during.p99_ms, true),
-            ("max", |r| r.during.max_ms, true),
+        let rows: [(&str, Cell, Option<bool>); 6] = [
+            ("p99", |r| r.during.p99_ms, Some(true)),
+            ("max", |r| r.during.max_ms, Some(true)),
             (
                 "longest stall",
                 |r| r.during.longest_stall_ms.max(r.cooldown.longest_stall_ms),
-                true,
+                Some(true),
             ),
             (
                 "client errors",
                 |r| (r.during.errors + r.cooldown.errors) as f64,
-                false,
+                None,
             ),
-            ("throughput (tx/s)", |r| r.during.throughput, false),
+            ("throughput (tx/s)", |r| r.during.throughput, Some(false)),
             (
                 "migration time",
                 |r| (r.migration.window.end_s - r.migration.window.start_s) * 1000.0,
-                true,
+                Some(true),
             ),
         ];
         for (name, f, is_ms) in rows {
-            let show = |v: f64| if is_ms { ms(v) } else { num(v) };
+            let show = |v: f64| match is_ms {
+                Some(true) => ms(v),
+                Some(false) => num(v),
+                None => format!("{v:.0}"),
+            };
             let _ = write!(
                 s,
                 "<tr><th>{name}</th><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -649,6 +665,18 @@ code{background:#f3f3f3;padding:1px 4px;border-radius:3px}
         }
         s.push_str(&chart(run, t_max, lat_max));
         s.push_str(&stats_table(run));
+        if !run.migration.log.is_empty() {
+            s.push_str("<details><summary>migration log</summary><table>");
+            for m in &run.migration.log {
+                let _ = write!(
+                    s,
+                    "<tr><td>+{:.2} s</td><td style=\"text-align:left\">{}</td></tr>",
+                    m.at_s - run.migration.window.start_s,
+                    esc(&m.text)
+                );
+            }
+            s.push_str("</table></details>");
+        }
         for (code, msg) in &run.error_messages {
             let _ = write!(
                 s,

@@ -92,14 +92,27 @@ async fn postgres_blocking_migration_fails_with_a_stall_and_a_trivial_one_passes
             .get(0);
     assert_eq!(left, 0);
 
+    // The source has applied one migration; only the pending one runs on the clone (whose
+    // history is copied), on a scratch database made through --scratch-url.
     std::fs::remove_file(p.migration_path("20260101000000_block.sql")).unwrap();
     p.write(
-        "20260101000001_note.sql",
+        "20260101000001_kind.sql",
+        "-- sluice:up\nALTER TABLE accounts ADD COLUMN kind text;\n",
+    );
+    let up = p.run(&["up"]);
+    assert_eq!(up.code, 0, "{up:?}");
+    p.write(
+        "20260101000002_note.sql",
         "-- sluice:up\nALTER TABLE accounts ADD COLUMN note text;\n-- sluice:down\nALTER TABLE accounts DROP COLUMN note;\n",
     );
-    let r = rehearse(&p, &[]);
+    let admin = sluice_testkit::postgres_admin_url();
+    let r = rehearse(&p, &["--scratch-url", &admin]);
     assert_eq!(r.code, 0, "{r:?}");
     let run = &json(&r)["runs"][0];
+    assert_eq!(
+        run["migration"]["applied"],
+        serde_json::json!([20260101000002i64])
+    );
     assert_eq!(run["verdict"]["pass"], true, "{run:#}");
     assert_eq!(run["during"]["errors"], 0);
     assert!(run["baseline"]["transactions"].as_u64().unwrap() > 200);
