@@ -433,7 +433,16 @@ fn chart(run: &RunReport, t_max: f64, lat_max: f64) -> String {
             y_thr(b.throughput)
         );
     }
-    let _ = write!(area, "L{:.1},{:.1} Z", x(t_max), y_thr(0.0));
+    // Down to zero where this run's data ends (runs share one time axis).
+    let end = run.buckets.last().map(|b| b.t_s + 0.1).unwrap_or(0.0);
+    let _ = write!(
+        area,
+        "L{:.1},{:.1} L{:.1},{:.1} Z",
+        x(end),
+        y_thr(0.0),
+        x(t_max),
+        y_thr(0.0)
+    );
     let _ = write!(
         s,
         r##"<path d="{area}" fill="#9ecae9" stroke="#3182bd" stroke-width="1"/>"##
