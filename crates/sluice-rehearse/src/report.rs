@@ -65,6 +65,16 @@ pub fn text(r: &Report) -> String {
                 )
             }
         );
+        for t in run.clone.tables.iter().filter(|t| t.orphans_dropped > 0) {
+            let _ = writeln!(
+                out,
+                "  {}: {} of {} sampled rows kept ({} dropped: their parent row was not sampled)",
+                t.table, t.rows, t.requested_rows, t.orphans_dropped
+            );
+        }
+        for d in &run.clone.schema_differences {
+            let _ = writeln!(out, "  clone schema differs: {d}");
+        }
         let _ = writeln!(
             out,
             "workload: {} clients, {} tx/s asked, {} tx/s done in the baseline; generator CPU {:.2} s ({:.0}% of one core)",
@@ -274,6 +284,21 @@ fn chart(run: &RunReport, t_max: f64, lat_max: f64) -> String {
             r##"<text x="{tx:.1}" y="{:.1}" text-anchor="{anchor}" fill="#333">{}</text>"##,
             y + lane_h - 9.0,
             esc(&text)
+        );
+    }
+    let hidden = run
+        .migration
+        .steps
+        .iter()
+        .filter(|s| s.kind != "transaction")
+        .count()
+        .saturating_sub(steps.len());
+    if hidden > 0 {
+        let _ = write!(
+            s,
+            r##"<text x="{:.1}" y="{}" text-anchor="end" fill="#8a6d1a">+{hidden} more step(s) in the JSON report</text>"##,
+            W - RIGHT,
+            lanes_top - 6.0
         );
     }
     if steps.is_empty() {

@@ -287,3 +287,62 @@ async fn compare_as_written_writes_two_timelines_and_a_script_workload_runs() {
     assert!(page.contains("As written vs. sluice"));
     assert!(!page.contains("<script"), "self-contained, no scripts");
 }
+
+#[tokio::test]
+async fn ctrl_c_drops_the_scratch_database() {
+    let p = pg_project().await;
+    p.write(
+        "20260101000000_note.sql",
+        "-- sluice:up\nALTER TABLE accounts ADD COLUMN note text;\n",
+    );
+    let child = p.spawn(&[
+        "rehearse",
+        "--baseline",
+        "30s",
+        "--clients",
+        "2",
+        "--rate",
+        "100",
+    ]);
+    let pid = child.id();
+    let pattern = format!("sluice_rehearse_%_{pid}_%");
+    let admin = p.db.pg().await;
+    // Wait until the workload runs on the scratch database, then interrupt.
+    let mut running = false;
+    for _ in 0..100 {
+        if pg_clients(&admin, &pattern).await == 2 {
+            running = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(running, "the workload never started");
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let r = wait_bounded(child, 30, "interrupted sluice rehearse");
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("interrupted"), "{r:?}");
+    let left: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE $1",
+            &[&pattern],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(left, 0, "the scratch database is gone");
+}
+
+async fn pg_clients(admin: &tokio_postgres::Client, pattern: &str) -> i64 {
+    admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'sluice-rehearse-client' AND datname LIKE $1",
+            &[&pattern],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
