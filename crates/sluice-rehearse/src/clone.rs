@@ -2,9 +2,11 @@
 //! empty schema by the engine's own `render_diff_sql`) and data sampled from the source or
 //! synthesised from column types and statistics.
 //!
-//! Referential integrity: tables are created and filled without their foreign keys, child rows whose
-//! parent row is not in the clone are deleted (repeated until nothing changes, so chains and self
-//! references settle), and only then are the foreign keys added, which the server validates.
+//! Referential integrity: tables are created and filled without their foreign keys. A sampled child
+//! row keeps its parent: missing parent rows are copied from the source (children first, so pulled
+//! rows pull in their own parents). Rows still orphaned after that (multi-column keys, cycles,
+//! synthetic keys) are deleted, repeated until nothing changes. Only then are the foreign keys
+//! added, which the server validates.
 
 use crate::db::{is_pg, my_err, pg_err, Session};
 use futures_util::{SinkExt, StreamExt};
@@ -35,6 +37,8 @@ pub struct TableFill {
     pub source_rows: u64,
     /// Rows asked for (after --sample / --rows / --scale).
     pub requested_rows: u64,
+    /// Rows copied because sampled child rows reference them.
+    pub parents_pulled_in: u64,
     /// Rows deleted because their parent row was not in the clone.
     pub orphans_dropped: u64,
     pub rows: u64,
@@ -167,11 +171,15 @@ pub async fn build(
                 }
             }
             _ => {
-                let full = requested >= count;
-                if pg {
-                    copy_pg(&src, &dst, key, &table.columns, requested, full).await?;
+                let rows = if requested >= count {
+                    Rows::All
                 } else {
-                    copy_my(&mut src, &mut dst, key, &table.columns, requested, full).await?;
+                    Rows::Random(requested)
+                };
+                if pg {
+                    copy_pg(&src, &dst, key, &table.columns, rows).await?;
+                } else {
+                    copy_my(&mut src, &mut dst, key, &table.columns, rows).await?;
                 }
             }
         }
@@ -183,13 +191,31 @@ pub async fn build(
                 table: key.clone(),
                 source_rows: count,
                 requested_rows: requested,
+                parents_pulled_in: 0,
                 orphans_dropped: 0,
                 rows: requested,
             },
         );
     }
 
-    // Delete child rows whose parents are missing until a pass deletes nothing.
+    // Sampled child rows keep their parents: missing parent rows are copied from the source,
+    // children first, so rows pulled into a table pull in their own parents in turn.
+    if !matches!(spec, DataSpec::Synthetic { .. }) {
+        for key in order.iter().rev() {
+            for fk in fks
+                .iter()
+                .filter(|f| &f.child == key && f.parent != f.child)
+            {
+                let n = pull_parents(&mut src, &mut dst, pg, fk, &schema).await?;
+                if let Some(f) = fills.get_mut(&fk.parent) {
+                    f.parents_pulled_in += n;
+                }
+            }
+        }
+    }
+
+    // Whatever is still orphaned (multi-column keys, cycles, synthetic keys out of range) is
+    // deleted, until a pass deletes nothing.
     for _pass in 0..50 {
         let mut deleted_any = false;
         for fk in &fks {
@@ -368,6 +394,75 @@ fn parents_first(schema: &Schema, fks: &[Fk]) -> Vec<String> {
     out
 }
 
+/// Copies the parent rows that sampled children of `fk` reference and the clone lacks (single-column
+/// keys; others are left to orphan deletion). Returns how many rows it copied.
+async fn pull_parents(
+    src: &mut Session,
+    dst: &mut Session,
+    pg: bool,
+    fk: &Fk,
+    schema: &Schema,
+) -> Result<u64> {
+    let ([cc], [pc]) = (fk.child_cols.as_slice(), fk.parent_cols.as_slice()) else {
+        return Ok(0);
+    };
+    let Some(parent) = schema.tables.get(&fk.parent) else {
+        return Ok(0);
+    };
+    let Some(ty) = parent
+        .columns
+        .iter()
+        .find(|c| &c.name == pc)
+        .map(|c| c.data_type.clone())
+    else {
+        return Ok(0);
+    };
+    let (c, p) = (ident(pg, cc), ident(pg, pc));
+    let (ct, pt) = (table_sql(pg, &fk.child), table_sql(pg, &fk.parent));
+    let sql = if pg {
+        format!(
+            "SELECT DISTINCT c.{c}::text FROM {ct} c WHERE c.{c} IS NOT NULL \
+             AND NOT EXISTS (SELECT 1 FROM {pt} p WHERE p.{p} = c.{c})"
+        )
+    } else {
+        format!(
+            "SELECT DISTINCT c.{c} FROM {ct} c LEFT JOIN {pt} p ON p.{p} = c.{c} \
+             WHERE c.{c} IS NOT NULL AND p.{p} IS NULL"
+        )
+    };
+    let missing: Vec<String> = dst
+        .rows(&sql)
+        .await?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    let mut copied = 0;
+    for chunk in missing.chunks(5000) {
+        let rows = Rows::Keys {
+            column: pc,
+            ty: &ty,
+            keys: chunk,
+        };
+        let before: u64 = count(dst, pg, &fk.parent).await?;
+        if pg {
+            copy_pg(src, dst, &fk.parent, &parent.columns, rows).await?;
+        } else {
+            copy_my(src, dst, &fk.parent, &parent.columns, rows).await?;
+        }
+        copied += count(dst, pg, &fk.parent).await?.saturating_sub(before);
+    }
+    Ok(copied)
+}
+
+async fn count(s: &mut Session, pg: bool, key: &str) -> Result<u64> {
+    Ok(
+        s.scalar(&format!("SELECT count(*) FROM {}", table_sql(pg, key)))
+            .await?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    )
+}
+
 async fn delete_orphans(dst: &mut Session, pg: bool, fk: &Fk) -> Result<u64> {
     let c = "c";
     let p = "p";
@@ -417,29 +512,53 @@ async fn delete_orphans(dst: &mut Session, pg: bool, fk: &Fk) -> Result<u64> {
     }
 }
 
+/// Which source rows to copy.
+enum Rows<'a> {
+    All,
+    /// A uniform random sample of this many rows.
+    Random(u64),
+    /// The rows whose `column` (of type `ty`) is one of `keys` (text forms).
+    Keys {
+        column: &'a str,
+        ty: &'a str,
+        keys: &'a [String],
+    },
+}
+
 async fn copy_pg(
     src: &Session,
     dst: &Session,
     key: &str,
     columns: &[Column],
-    n: u64,
-    full: bool,
+    rows: Rows<'_>,
 ) -> Result<()> {
     let cols: Vec<String> = columns
         .iter()
         .filter(|c| !is_generated(c))
         .map(|c| quote::pg::ident(&c.name))
         .collect();
-    if cols.is_empty() || n == 0 {
+    if cols.is_empty() || matches!(rows, Rows::Random(0)) {
         return Ok(());
     }
     let list = cols.join(", ");
     let t = table_sql(true, key);
-    // ORDER BY random() LIMIT n is a top-n heap sort: one scan, exact size, uniform sample.
-    let select = if full {
-        format!("SELECT {list} FROM {t}")
-    } else {
-        format!("SELECT {list} FROM {t} ORDER BY random() LIMIT {n}")
+    let select = match rows {
+        Rows::All => format!("SELECT {list} FROM {t}"),
+        // ORDER BY random() LIMIT n is a top-n heap sort: one scan, exact size, uniform sample.
+        Rows::Random(n) => format!("SELECT {list} FROM {t} ORDER BY random() LIMIT {n}"),
+        // COPY takes no parameters: the keys go in as one array literal, cast to the key's type
+        // so the index on it serves the lookup.
+        Rows::Keys { column, ty, keys } => {
+            let items: Vec<String> = keys
+                .iter()
+                .map(|k| format!("\"{}\"", k.replace('\\', "\\\\").replace('"', "\\\"")))
+                .collect();
+            format!(
+                "SELECT {list} FROM {t} WHERE {} = ANY({}::{ty}[])",
+                quote::pg::ident(column),
+                quote::pg::literal(&format!("{{{}}}", items.join(",")))
+            )
+        }
     };
     let out = src
         .pg()
@@ -471,23 +590,34 @@ async fn copy_my(
     dst: &mut Session,
     key: &str,
     columns: &[Column],
-    n: u64,
-    full: bool,
+    rows: Rows<'_>,
 ) -> Result<()> {
     let cols: Vec<String> = columns
         .iter()
         .filter(|c| !is_generated(c))
         .map(|c| quote::mysql::ident(&c.name))
         .collect();
-    if cols.is_empty() || n == 0 {
+    if cols.is_empty() || matches!(rows, Rows::Random(0)) {
         return Ok(());
     }
     let list = cols.join(", ");
     let t = table_sql(false, key);
-    let select = if full {
-        format!("SELECT {list} FROM {t}")
-    } else {
-        format!("SELECT {list} FROM {t} ORDER BY RAND() LIMIT {n}")
+    let (select, params): (String, Vec<mysql_async::Value>) = match rows {
+        Rows::All => (format!("SELECT {list} FROM {t}"), vec![]),
+        Rows::Random(n) => (
+            format!("SELECT {list} FROM {t} ORDER BY RAND() LIMIT {n}"),
+            vec![],
+        ),
+        Rows::Keys { column, keys, .. } => (
+            format!(
+                "SELECT {list} FROM {t} WHERE {} IN ({})",
+                quote::mysql::ident(column),
+                vec!["?"; keys.len()].join(", ")
+            ),
+            keys.iter()
+                .map(|k| mysql_async::Value::from(k.as_str()))
+                .collect(),
+        ),
     };
     // Multi-row INSERTs of up to 500 rows, within the 65,535 placeholders a statement may have.
     let per = (60_000 / cols.len()).clamp(1, 500);
@@ -500,9 +630,14 @@ async fn copy_my(
         .query_drop("SET SESSION foreign_key_checks = 0, SESSION unique_checks = 0")
         .await
         .map_err(|e| my_err("SET foreign_key_checks", e))?;
+    let params = if params.is_empty() {
+        mysql_async::Params::Empty
+    } else {
+        mysql_async::Params::Positional(params)
+    };
     let mut result = src
         .my()
-        .query_iter(select.as_str())
+        .exec_iter(select.as_str(), params)
         .await
         .map_err(|e| my_err(&select, e))?;
     loop {

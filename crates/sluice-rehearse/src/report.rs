@@ -65,10 +65,17 @@ pub fn text(r: &Report) -> String {
                 )
             }
         );
+        for t in run.clone.tables.iter().filter(|t| t.parents_pulled_in > 0) {
+            let _ = writeln!(
+                out,
+                "  {}: {} rows ({} sampled + {} referenced by sampled child rows)",
+                t.table, t.rows, t.requested_rows, t.parents_pulled_in
+            );
+        }
         for t in run.clone.tables.iter().filter(|t| t.orphans_dropped > 0) {
             let _ = writeln!(
                 out,
-                "  {}: {} of {} sampled rows kept ({} dropped: their parent row was not sampled)",
+                "  {}: {} of {} rows kept ({} dropped: their parent row is not in the clone)",
                 t.table, t.rows, t.requested_rows, t.orphans_dropped
             );
         }

@@ -7,7 +7,7 @@ use sluice_rehearse::clone::{build, CloneReport, DataSpec};
 use sluice_rehearse::db::{self, Scratch};
 use sluice_testkit::TestDb;
 
-const PG_SOURCE: &str = "
+const PG_SOURCE: &str = r#"
 CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy');
 CREATE TABLE parent (id serial PRIMARY KEY, name text NOT NULL, m mood, score int);
 CREATE UNIQUE INDEX parent_name ON parent (name);
@@ -24,8 +24,13 @@ INSERT INTO parent (name, m, score)
     SELECT 'p' || g, (ARRAY['sad', 'ok', 'happy']::mood[])[1 + g % 3], CASE WHEN g % 2 = 0 THEN g % 10 END
     FROM generate_series(1, 2000) g;
 INSERT INTO child (parent_id, val, note) SELECT 1 + g % 2000, g % 100, 'n' || (g % 7) FROM generate_series(1, 4000) g;
+-- Two levels down, and text keys that need escaping inside an array literal.
+CREATE TABLE tag (name text PRIMARY KEY);
+INSERT INTO tag SELECT 'we"ird\' || g || ',{x}' FROM generate_series(1, 3000) g;
+CREATE TABLE grandchild (id serial PRIMARY KEY, child_id bigint NOT NULL REFERENCES child (id), tag text REFERENCES tag (name));
+INSERT INTO grandchild (child_id, tag) SELECT 1 + g % 4000, 'we"ird\' || (1 + g % 3000) || ',{x}' FROM generate_series(1, 6000) g;
 ANALYZE;
-";
+"#;
 
 async fn clone_of(db: &TestDb, spec: DataSpec) -> (Scratch, CloneReport) {
     let url = DbUrl::parse(&db.url).unwrap();
@@ -64,12 +69,31 @@ async fn postgres_sample_clone_is_faithful_and_consistent() {
         "{:#?}",
         report.schema_differences
     );
-    // Parents: exactly the request. Children: the request minus those whose parent was not sampled.
-    assert_eq!(rows(&report, "public.parent"), (300, 0, 300));
-    let (req, orphans, got) = rows(&report, "public.child");
-    assert_eq!(req, 300);
-    assert!(orphans > 0, "a 15% parent sample must orphan some children");
-    assert_eq!(got, req - orphans);
+    // Children: exactly the request. Parents: the request plus those the children reference.
+    // Child rows are pulled in by the grandchildren in turn.
+    let child = report
+        .tables
+        .iter()
+        .find(|t| t.table == "public.child")
+        .unwrap();
+    assert_eq!((child.requested_rows, child.orphans_dropped), (300, 0));
+    assert!(child.parents_pulled_in > 0, "{child:?}");
+    let got = child.rows;
+    let parent = report
+        .tables
+        .iter()
+        .find(|t| t.table == "public.parent")
+        .unwrap();
+    assert_eq!(parent.requested_rows, 300);
+    assert!(parent.parents_pulled_in > 0, "{parent:?}");
+    assert_eq!(parent.rows, 300 + parent.parents_pulled_in);
+    assert_eq!(rows(&report, "public.grandchild"), (300, 0, 300));
+    let tag = report
+        .tables
+        .iter()
+        .find(|t| t.table == "public.tag")
+        .unwrap();
+    assert!(tag.parents_pulled_in > 0, "{tag:?}");
     let u = &scratch.url;
     assert_eq!(pg_scalar(u, "SELECT count(*) FROM child").await, got as i64);
     assert_eq!(
@@ -80,14 +104,22 @@ async fn postgres_sample_clone_is_faithful_and_consistent() {
         .await,
         0
     );
-    // The foreign key exists and is validated on the clone.
+    // The foreign keys exist and are validated on the clone.
     assert_eq!(
         pg_scalar(
             u,
             "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND convalidated"
         )
         .await,
-        1
+        3
+    );
+    assert_eq!(
+        pg_scalar(
+            u,
+            "SELECT count(*) FROM grandchild g JOIN tag t ON t.name = g.tag"
+        )
+        .await,
+        300
     );
     // Sequences continue after the copied keys: new rows do not collide.
     assert!(
@@ -168,9 +200,10 @@ async fn mariadb_clones_sampled_and_synthetic() {
         "{:#?}",
         report.schema_differences
     );
-    assert_eq!(rows(&report, "parent"), (200, 0, 200));
-    let (req, orphans, got) = rows(&report, "child");
-    assert_eq!((req, got), (400, 400 - orphans));
+    assert_eq!(rows(&report, "child"), (400, 0, 400));
+    let parent = report.tables.iter().find(|t| t.table == "parent").unwrap();
+    assert!(parent.parents_pulled_in > 0, "{parent:?}");
+    assert_eq!(parent.rows, 200 + parent.parents_pulled_in);
     let u = &scratch.url;
     assert_eq!(
         my_scalar(u, "SELECT count(*) FROM child c LEFT JOIN parent p ON p.id = c.parent_id WHERE c.parent_id IS NOT NULL AND p.id IS NULL").await,
