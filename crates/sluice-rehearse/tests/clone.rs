@@ -32,9 +32,34 @@ INSERT INTO grandchild (child_id, tag) SELECT 1 + g % 4000, 'we"ird\' || (1 + g 
 ANALYZE;
 "#;
 
-async fn clone_of(db: &TestDb, spec: DataSpec) -> (Scratch, CloneReport) {
+/// Drops the scratch database even when an assertion fails first.
+struct Dropped(Scratch);
+
+impl std::ops::Deref for Dropped {
+    type Target = Scratch;
+    fn deref(&self) -> &Scratch {
+        &self.0
+    }
+}
+
+impl Drop for Dropped {
+    fn drop(&mut self) {
+        let s = self.0.clone();
+        // Drop runs inside the test's runtime: use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(s.drop_now())
+        })
+        .join();
+    }
+}
+
+async fn clone_of(db: &TestDb, spec: DataSpec) -> (Dropped, CloneReport) {
     let url = DbUrl::parse(&db.url).unwrap();
-    let scratch = Scratch::create(&url, "test").await.unwrap();
+    let scratch = Dropped(Scratch::create(&url, "test").await.unwrap());
     let mut engine = db::engine(&url).await.unwrap();
     let report = build(&url, engine.as_mut(), &scratch.url, &spec, &|_| {})
         .await
@@ -127,7 +152,6 @@ async fn postgres_sample_clone_is_faithful_and_consistent() {
             .await
             == 1
     );
-    scratch.drop_now().await.unwrap();
 }
 
 #[tokio::test]
@@ -165,7 +189,6 @@ async fn postgres_synthetic_clone_follows_the_statistics() {
         pg_scalar(u, "SELECT count(DISTINCT m) FROM parent").await,
         3
     );
-    scratch.drop_now().await.unwrap();
 }
 
 const MY_SOURCE: &[&str] = &[
@@ -213,7 +236,6 @@ async fn mariadb_clones_sampled_and_synthetic() {
         my_scalar(u, "SELECT count(*) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE()").await,
         1
     );
-    scratch.drop_now().await.unwrap();
 
     let (scratch, report) = clone_of(
         &db,
@@ -239,5 +261,4 @@ async fn mariadb_clones_sampled_and_synthetic() {
         .await,
         0
     );
-    scratch.drop_now().await.unwrap();
 }
