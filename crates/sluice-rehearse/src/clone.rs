@@ -143,7 +143,6 @@ pub async fn build(
                 let sql = if pg {
                     crate::synth::pg_insert(
                         &mut src,
-                        &schema,
                         key,
                         table,
                         &fks_of(&fks, key),
@@ -152,14 +151,7 @@ pub async fn build(
                     )
                     .await?
                 } else {
-                    crate::synth::my_insert(
-                        &schema,
-                        key,
-                        table,
-                        &fks_of(&fks, key),
-                        &loaded,
-                        requested,
-                    )
+                    crate::synth::my_insert(key, table, &fks_of(&fks, key), &loaded, requested)
                 };
                 if requested > 0 {
                     dst.batch(&sql).await.map_err(|e| {

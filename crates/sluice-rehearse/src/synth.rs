@@ -10,7 +10,7 @@ use crate::clone::{ident, table_sql};
 use crate::db::{pg_err, Session};
 use sluice_core::error::Result;
 use sluice_core::quote;
-use sluice_core::schema::{Column, ConstraintKind, Schema, Table};
+use sluice_core::schema::{Column, ConstraintKind, Table};
 use std::collections::BTreeMap;
 
 /// (child columns, parent table, parent columns).
@@ -74,7 +74,6 @@ fn skipped(c: &Column) -> bool {
 
 pub async fn pg_insert(
     src: &mut Session,
-    _schema: &Schema,
     key: &str,
     table: &Table,
     fks: &[FkCols],
@@ -110,6 +109,8 @@ pub async fn pg_insert(
     let uniques = unique_columns(table);
     let mut cols = Vec::new();
     let mut exprs = Vec::new();
+    let mut ctes: Vec<String> = Vec::new();
+    let mut from = String::new();
     for c in table.columns.iter().filter(|c| !skipped(c)) {
         let ty = &c.data_type;
         let fk = fks.iter().find(|(cc, _, _)| cc.first() == Some(&c.name));
@@ -117,6 +118,16 @@ pub async fn pg_insert(
             // The parent's keys are 1..n: generated as g, or by a fresh sequence.
             let n = loaded.get(parent).copied().unwrap_or(0).max(1);
             format!("(1 + floor(random() * {n}))::{ty}")
+        } else if let Some((_, parent, pcols)) = fk.filter(|(cc, _, _)| cc.len() == 1) {
+            // Other keys: one of the parent's (already synthesised) keys, read once into an array.
+            let k = format!("k{}", ctes.len());
+            ctes.push(format!(
+                "{k} AS (SELECT array_agg({}) AS a FROM {})",
+                quote::pg::ident(&pcols[0]),
+                table_sql(true, parent)
+            ));
+            from.push_str(&format!(", {k}"));
+            format!("({k}.a)[1 + floor(random() * cardinality({k}.a))::int]")
         } else if uniques.contains(&c.name) {
             pg_unique(ty)
         } else {
@@ -141,8 +152,13 @@ pub async fn pg_insert(
             table_sql(true, key)
         ));
     }
+    let with = if ctes.is_empty() {
+        String::new()
+    } else {
+        format!("WITH {} ", ctes.join(", "))
+    };
     Ok(format!(
-        "INSERT INTO {} ({}) SELECT {} FROM generate_series(1, {rows}) AS s(g)",
+        "{with}INSERT INTO {} ({}) SELECT {} FROM generate_series(1, {rows}) AS s(g){from}",
         table_sql(true, key),
         cols.join(", "),
         exprs.join(", ")
@@ -231,7 +247,6 @@ fn varchar_len(t: &str) -> Option<usize> {
 
 /// MariaDB: one INSERT … SELECT from the Sequence engine.
 pub fn my_insert(
-    _schema: &Schema,
     key: &str,
     table: &Table,
     fks: &[FkCols],

@@ -189,6 +189,9 @@ async fn postgres_synthetic_clone_follows_the_statistics() {
         pg_scalar(u, "SELECT count(DISTINCT m) FROM parent").await,
         3
     );
+    // Text foreign keys take values from the parent's keys: no grandchild is orphaned.
+    assert_eq!(rows(&report, "public.grandchild"), (3000, 0, 3000));
+    assert!(pg_scalar(u, "SELECT count(DISTINCT tag) FROM grandchild").await > 1000);
 }
 
 const MY_SOURCE: &[&str] = &[
