@@ -106,7 +106,8 @@ async fn postgres_blocking_migration_fails_with_a_stall_and_a_trivial_one_passes
         "-- sluice:up\nALTER TABLE accounts ADD COLUMN note text;\n-- sluice:down\nALTER TABLE accounts DROP COLUMN note;\n",
     );
     let admin = sluice_testkit::postgres_admin_url();
-    let r = rehearse(&p, &["--scratch-url", &admin]);
+    // A fixed p99 limit far below the blocking case's 2 s, so a loaded CI machine cannot flake it.
+    let r = rehearse(&p, &["--scratch-url", &admin, "--max-p99-ms", "500"]);
     assert_eq!(r.code, 0, "{r:?}");
     let run = &json(&r)["runs"][0];
     assert_eq!(
@@ -162,6 +163,8 @@ async fn workload_is_concurrent(p: &Project) {
         "6",
         "--rate",
         "300",
+        "--max-p99-ms",
+        "500",
         "--json",
     ]);
     let pid = child.id();
