@@ -22,6 +22,8 @@ pub mod exit {
     pub const DATABASE: i32 = 6;
     /// `sluice lint` / `sluice plan` found error-level hazards.
     pub const LINT_ERRORS: i32 = 7;
+    /// `sluice rehearse`: the rehearsal's verdict is that users would notice the migration.
+    pub const REHEARSAL_FAILED: i32 = 8;
 }
 
 /// Where a failing statement sits in its migration file.

@@ -245,6 +245,13 @@ fn db_err(url: &DbUrl, context: &str, e: mysql_async::Error) -> Error {
     }
 }
 
+/// Opens one plain session on the URL's server, on its database when `with_database` (rehearse's
+/// workload clients and data copy), connecting the way the engine does (TLS, socket, timeouts).
+pub async fn open_session(url: &DbUrl, with_database: bool) -> Result<Conn> {
+    let params = ConnParams::from_url(url)?;
+    Ok(connect::open_first(url, &params, with_database).await?.0)
+}
+
 /// Creates the URL's database when it does not exist (`sluice up --create-database`).
 pub async fn create_database_if_missing(url: &DbUrl) -> Result<()> {
     let params = ConnParams::from_url(url)?;

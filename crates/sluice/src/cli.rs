@@ -216,6 +216,10 @@ pub enum Command {
         #[arg(long, default_value_t = 0)]
         pause_ms: u64,
     },
+    /// Would users notice? Apply the pending migrations to a scratch clone of the database while
+    /// a workload runs against it, and judge latency, stalls and errors against a baseline
+    /// (exit 8 when users would notice).
+    Rehearse(Box<RehearseArgs>),
     /// Show the append-only event log (up, down, failed, repair, baseline, drift-capture).
     Log {
         #[arg(long, default_value_t = 50)]
@@ -223,6 +227,79 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Args)]
+pub struct RehearseArgs {
+    /// Server on which to create the scratch database (its own database is only used to create
+    /// and drop the scratch one). Default: the source's server.
+    #[arg(long, value_name = "URL")]
+    pub scratch_url: Option<String>,
+    /// Copy a random sample of every table, e.g. 10% (default: 100%, a full copy).
+    #[arg(long, value_name = "PERCENT", conflicts_with_all = ["sample_rows", "synthetic"])]
+    pub sample: Option<String>,
+    /// Copy a random sample of at most N rows per table.
+    #[arg(long, value_name = "N", conflicts_with = "synthetic")]
+    pub sample_rows: Option<u64>,
+    /// Synthesise rows from column types and statistics instead of copying them.
+    #[arg(long)]
+    pub synthetic: bool,
+    /// With --synthetic: rows per table.
+    #[arg(long, value_name = "N", requires = "synthetic")]
+    pub rows: Option<u64>,
+    /// With --synthetic: the source's row counts times F (default 1).
+    #[arg(
+        long,
+        value_name = "F",
+        requires = "synthetic",
+        conflicts_with = "rows"
+    )]
+    pub scale: Option<f64>,
+    /// Keep the scratch database(s) afterwards.
+    #[arg(long)]
+    pub keep: bool,
+    /// Concurrent clients, each on its own connection.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// Total transactions per second over all clients (open-loop).
+    #[arg(long, default_value_t = 2000.0)]
+    pub rate: f64,
+    /// Weights of the derived workload's queries by primary key.
+    #[arg(long, default_value = "read=80,update=15,insert=5")]
+    pub mix: String,
+    /// A pgbench-like script instead: `\set id random(1, 100000)` lines and SQL using `:id`.
+    #[arg(long, value_name = "FILE")]
+    pub workload: Option<PathBuf>,
+    /// Workload before the migration starts.
+    #[arg(long, default_value = "5s")]
+    pub baseline: String,
+    /// Workload after the migration ends.
+    #[arg(long, default_value = "2s")]
+    pub cooldown: String,
+    /// p99 latency limit during the migration (default: max(2 × baseline p99, baseline p99 + 50 ms)).
+    #[arg(long, value_name = "MS")]
+    pub max_p99_ms: Option<f64>,
+    /// Longest stall allowed: time in which a query was due and none completed.
+    #[arg(long, value_name = "MS", default_value_t = 1000.0)]
+    pub max_stall_ms: f64,
+    /// Client errors allowed during the migration and cool-down.
+    #[arg(long, default_value_t = 0)]
+    pub max_errors: u64,
+    /// `as-written`: rehearse twice on fresh clones, as written and the way sluice runs it.
+    #[arg(long, value_name = "MODE", value_parser = ["as-written"])]
+    pub compare: Option<String>,
+    /// Rehearse running every statement exactly as written.
+    #[arg(long, conflicts_with = "compare")]
+    pub as_written: bool,
+    /// Apply up to and including this version.
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<i64>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Write a self-contained HTML report with charts.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
 
 struct Resolved {
@@ -549,6 +626,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             render::finish_progress();
             Ok(exit::OK)
         }
+        Command::Rehearse(args) => rehearse(&r, &args).await,
         Command::Log { limit, json } => {
             let mut engine = connect::engine(&r.url()?, false).await?;
             let events = engine.events(limit).await?;
@@ -611,4 +689,95 @@ fn new(r: &Resolved, name: &str) -> Result<i32> {
         .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
     println!("{}", path.display());
     Ok(exit::OK)
+}
+
+async fn rehearse(r: &Resolved, a: &RehearseArgs) -> Result<i32> {
+    use sluice_rehearse::clone::DataSpec;
+    let bad = |flag: &str, e: String| {
+        Error::usage(format!("{flag}: {e}"), "see `sluice rehearse --help`")
+    };
+    let data = if a.synthetic {
+        DataSpec::Synthetic {
+            rows: a.rows,
+            scale: a.scale.unwrap_or(1.0),
+        }
+    } else if let Some(n) = a.sample_rows {
+        DataSpec::SampleRows(n)
+    } else {
+        DataSpec::SampleFraction(match &a.sample {
+            Some(p) => sluice_rehearse::parse_fraction(p).map_err(|e| bad("--sample", e))?,
+            None => 1.0,
+        })
+    };
+    if a.clients == 0 || a.rate <= 0.0 {
+        return Err(Error::usage(
+            "--clients and --rate must be above 0",
+            "e.g. --clients 8 --rate 2000",
+        ));
+    }
+    let script = match &a.workload {
+        Some(p) => {
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
+            Some(
+                sluice_rehearse::workload::Script::parse(&text)
+                    .map_err(|e| bad(&format!("--workload {}", p.display()), e))?,
+            )
+        }
+        None => None,
+    };
+    let ctx = r.context();
+    let opts = sluice_rehearse::Options {
+        source: r.url()?,
+        scratch_server: a.scratch_url.as_deref().map(DbUrl::parse).transpose()?,
+        data,
+        keep: a.keep,
+        workload: sluice_rehearse::workload::WorkloadSpec {
+            clients: a.clients,
+            rate: a.rate,
+            mix: sluice_rehearse::workload::Mix::parse(&a.mix).map_err(|e| bad("--mix", e))?,
+            script,
+        },
+        baseline: sluice_rehearse::parse_duration(&a.baseline).map_err(|e| bad("--baseline", e))?,
+        cooldown: sluice_rehearse::parse_duration(&a.cooldown).map_err(|e| bad("--cooldown", e))?,
+        thresholds: sluice_rehearse::metrics::Thresholds {
+            max_p99_ms: a.max_p99_ms,
+            max_stall_ms: a.max_stall_ms,
+            max_errors: a.max_errors,
+        },
+        compare: a.compare.is_some(),
+        as_written: a.as_written,
+        files: r.files()?,
+        to: a.to,
+        lock_timeout: ctx.lock_timeout,
+        lock_retry_for: ctx.lock_retry_for,
+        actor: ctx.actor.clone(),
+        say: std::sync::Arc::new(render::say),
+    };
+    let report = sluice_rehearse::rehearse(&opts).await?;
+    if let Some(path) = &a.report {
+        std::fs::write(path, sluice_rehearse::report::html(&report))
+            .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
+        render::say(&format!("wrote {}", path.display()));
+    }
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serialises")
+        );
+    } else {
+        print!("{}", sluice_rehearse::report::text(&report));
+    }
+    let migration_failed = report
+        .runs
+        .iter()
+        .any(|r| r.migration.error.is_some() && !r.as_written)
+        || (report.runs.len() == 1 && report.runs[0].migration.error.is_some());
+    Ok(if migration_failed {
+        exit::MIGRATION_FAILED
+    } else if report.pass {
+        exit::OK
+    } else {
+        exit::REHEARSAL_FAILED
+    })
 }
