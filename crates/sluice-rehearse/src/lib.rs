@@ -49,6 +49,11 @@ pub struct Options {
     pub to: Option<i64>,
     pub lock_timeout: Duration,
     pub lock_retry_for: Duration,
+    /// As `up` takes them: how ACCESS EXCLUSIVE steps are bounded, backfills paced and
+    /// MariaDB/MySQL ALTERs run online.
+    pub exclusive_timeout: Duration,
+    pub pacing: sluice_core::engine::Pacing,
+    pub online: sluice_core::engine::OnlineOptions,
     pub actor: String,
     pub say: Say,
 }
@@ -257,7 +262,9 @@ async fn run_once(
             });
             say_run(&format!("[{prefix}] {line}"));
         }),
-        online: Default::default(),
+        online: opts.online.clone(),
+        pacing: opts.pacing.clone(),
+        exclusive_timeout: opts.exclusive_timeout,
     };
     let up = runner::up(
         &mut timed,

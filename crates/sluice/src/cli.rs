@@ -751,6 +751,9 @@ async fn rehearse(r: &Resolved, a: &RehearseArgs) -> Result<i32> {
         to: a.to,
         lock_timeout: ctx.lock_timeout,
         lock_retry_for: ctx.lock_retry_for,
+        exclusive_timeout: ctx.exclusive_timeout,
+        pacing: ctx.pacing.clone(),
+        online: ctx.online.clone(),
         actor: ctx.actor.clone(),
         say: std::sync::Arc::new(render::say),
     };
