@@ -108,7 +108,7 @@ class Workload:
                         continue
                     end = int(p[4]) + int(p[5]) / 1e6
                     lat = int(p[2]) / 1000.0
-                    tx.append((end - lat / 1000.0, end, lat))
+                    tx.append((end - lat / 1000.0, end, lat, int(p[3])))
         return tx, errors, err.strip()
 
 
@@ -121,12 +121,12 @@ def pct(xs, q):
 
 def window(tx, a, b):
     """Latencies of transactions that were in flight at some point in [a, b]."""
-    return [lat for (s, e, lat) in tx if s < b and e > a]
+    return [t[2] for t in tx if t[0] < b and t[1] > a]
 
 
 def stall(tx, a, b):
     """Longest time in [a, b] in which no transaction completed (ms)."""
-    ends = sorted(e for (_, e, _) in tx if a <= e <= b)
+    ends = sorted(t[1] for t in tx if a <= t[1] <= b)
     points = [a] + ends + [b]
     return max((y - x) for x, y in zip(points, points[1:])) * 1000.0
 
@@ -156,6 +156,7 @@ def run_mode(mode, args, tmp, sluice):
                "--migrations-dir", os.path.join(proj, "migrations"), "--app-version", "bench"]
         if mode == "sluice fast":
             cmd += ["--pace", "speed"]
+        cmd += args.sluice_args.split()
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode != 0:
             print(r.stdout, r.stderr, file=sys.stderr)
@@ -172,8 +173,10 @@ def run_mode(mode, args, tmp, sluice):
         "base_p50": pct(base, 0.5), "base_p99": pct(base, 0.99),
         "p50": pct(during, 0.5), "p99": pct(during, 0.99), "max": max(during or [0]),
         "stall": stall(tx, t0, t1),
-        "tps_base": len([1 for (_, e, _) in tx if w.started + 2 <= e < t0 - 0.5]) / max(0.1, t0 - 0.5 - w.started - 2),
-        "tps": len([1 for (_, e, _) in tx if t0 <= e < t1]) / max(0.1, t1 - t0),
+        "tps_base": len([1 for t in tx if w.started + 2 <= t[1] < t0 - 0.5]) / max(0.1, t0 - 0.5 - w.started - 2),
+        "tps": len([1 for t in tx if t0 <= t[1] < t1]) / max(0.1, t1 - t0),
+        "by_kind": {k: pct([t[2] for t in tx if t[3] == i and t[0] < t1 and t[1] > t0], 0.99)
+                    for i, k in enumerate(["read", "update", "insert"])},
         "note": note,
         "stderr": err,
     }
@@ -197,10 +200,10 @@ def main():
     ap.add_argument("--baseline", type=int, default=10)
     ap.add_argument("--budget", type=int, default=150, help="seconds the workload runs for a sluice mode")
     ap.add_argument("--modes", default="as written,sluice,sluice fast,UPDATE")
+    ap.add_argument("--sluice-args", default="", help="extra flags for sluice up, e.g. '--target-batch-ms 50'")
     args = ap.parse_args()
     sluice = os.path.join(ROOT, "target", "release", "sluice")
-    if not os.path.exists(sluice):
-        subprocess.run(["cargo", "build", "--release", "-q", "-p", "sluice"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "sluice"], cwd=ROOT, check=True)
     make_template(args.rows)
     tmp = tempfile.mkdtemp(prefix="sluice-bench-")
     results = []
@@ -224,6 +227,7 @@ def main():
     for r in results:
         if r.get("pacing"):
             print(f"{r['mode']}: {r['pacing']}")
+        print(f"{r['mode']}: p99 during by kind: " + ", ".join(f"{k} {v:.2f} ms" for k, v in r["by_kind"].items()))
         if upd and r.get("backfill_rows_s") and r["mode"] != "UPDATE":
             print(f"{r['mode']}: backfill {r['backfill_rows_s'] / upd:.0%} of one UPDATE's rows/s")
     print("\np99 x: client p99 during the migration / before it (goal <= 1.5); stall: longest time no transaction completed")

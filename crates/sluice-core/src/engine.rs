@@ -106,6 +106,9 @@ pub struct Pacing {
     pub max_replica_lag: Option<std::time::Duration>,
     /// A query the user supplies: while it returns true (or a number above zero), batches pause.
     pub throttle_query: Option<String>,
+    /// What batch duration the batch size adapts to (shorter: row locks held for less time and
+    /// smaller commits; longer: less overhead per row).
+    pub target_batch: std::time::Duration,
 }
 
 impl Default for Pacing {
@@ -115,6 +118,7 @@ impl Default for Pacing {
             probe: None,
             max_replica_lag: Some(std::time::Duration::from_secs(5)),
             throttle_query: None,
+            target_batch: std::time::Duration::from_millis(200),
         }
     }
 }

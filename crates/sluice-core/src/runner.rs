@@ -928,7 +928,7 @@ async fn run_part(
                                         set: set.clone(),
                                         filter: filter.clone(),
                                         batch_rows: None,
-                                        target_batch: Duration::from_millis(200),
+                                        target_batch: ctx.pacing.target_batch,
                                         pause: Duration::ZERO,
                                         progress: None,
                                         pacing: ctx.pacing.clone(),

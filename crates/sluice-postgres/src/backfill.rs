@@ -182,7 +182,14 @@ pub async fn run(
         format!("SELECT 1 FROM {t} WHERE {}", key.compare("=", 1)),
         upper.clone().unwrap_or_default(),
     );
-    let mut pacer = Pacer::start(&spec.pacing, session, default_probe, say).await;
+    let work_pid: Option<i32> = engine
+        .work
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .ok()
+        .map(|r| r.get(0));
+    let mut pacer = Pacer::start(&spec.pacing, session, default_probe, work_pid, say).await;
+    let mut target = spec.target_batch;
     let pacing_text = pacer.describe();
     say(&format!(
         "backfill {schema}.{name}: pacing on {pacing_text}"
@@ -290,10 +297,19 @@ pub async fn run(
             // Aim each batch at the target duration, changing the size at most twofold at a time.
             if spec.batch_rows.is_none() {
                 let took = t0.elapsed().as_secs_f64().max(0.001);
-                let ideal = (size as f64 * spec.target_batch.as_secs_f64() / took) as i64;
+                let ideal = (size as f64 * target.as_secs_f64() / took) as i64;
                 size = ideal.clamp(size / 2, size * 2).clamp(MIN_BATCH, MAX_BATCH);
             }
-            let pause = spec.pause + pacer.after_batch();
+            let (paced, next_target) = pacer.after_batch(spec.target_batch);
+            if next_target < target {
+                say(&format!(
+                    "backfill {schema}.{name}: a client waited {:.0} ms for a batch's row locks; next batches aim at {} ms",
+                    pacer.last_lock_wait_ms,
+                    next_target.as_millis()
+                ));
+            }
+            target = next_target;
+            let pause = spec.pause + paced;
             if let Some(progress) = &spec.progress {
                 (progress.0)(rows_done, estimate.max(rows_done));
             } else if last_report.elapsed() >= Duration::from_secs(2) {
@@ -321,8 +337,9 @@ pub async fn run(
     let (probe_idle_ms, probe_busy_ms) = pacer.probe_ms();
     if let Some(busy) = probe_busy_ms {
         say(&format!(
-            "backfill pacing: {pacing_text}; probe p90 {busy:.2} ms during batches, paused {:.1} s in all",
-            pacer.throttled.as_secs_f64()
+            "backfill pacing: {pacing_text}; probe p90 {busy:.2} ms during batches, paused {:.1} s in all; longest client wait for its row locks {:.0} ms",
+            pacer.throttled.as_secs_f64(),
+            pacer.max_lock_wait_ms
         ));
     }
     Ok(BackfillReport {
@@ -448,7 +465,14 @@ async fn by_ctid(
         format!("SELECT 1 FROM {t} WHERE ctid = '(0,1)'::tid"),
         vec![],
     );
-    let mut pacer = Pacer::start(&spec.pacing, session, default_probe, say).await;
+    let work_pid: Option<i32> = engine
+        .work
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .ok()
+        .map(|r| r.get(0));
+    let mut pacer = Pacer::start(&spec.pacing, session, default_probe, work_pid, say).await;
+    let mut target = spec.target_batch;
     let pacing_text = pacer.describe();
     let client = &engine.work;
     say(&format!(
@@ -540,10 +564,12 @@ async fn by_ctid(
         this_run_batches += 1;
         if spec.batch_rows.is_none() {
             let took = t0.elapsed().as_secs_f64().max(0.001);
-            let ideal = (span as f64 * spec.target_batch.as_secs_f64() / took) as i64;
+            let ideal = (span as f64 * target.as_secs_f64() / took) as i64;
             span = ideal.clamp(span / 2, span * 2).clamp(1, MAX_SPAN);
         }
-        let pause = spec.pause + pacer.after_batch();
+        let (paced, next_target) = pacer.after_batch(spec.target_batch);
+        target = next_target;
+        let pause = spec.pause + paced;
         if let Some(progress) = &spec.progress {
             (progress.0)(rows_done, estimate.max(rows_done));
         } else if last_report.elapsed() >= Duration::from_secs(2) {

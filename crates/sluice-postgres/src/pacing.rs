@@ -13,6 +13,10 @@ const PROBE_EVERY: Duration = Duration::from_millis(10);
 /// The longest pause the latency pacing imposes between two batches: the backfill keeps moving
 /// even when the server is slow for reasons of its own.
 const MAX_PAUSE: Duration = Duration::from_secs(5);
+/// A client statement that waits longer than this for a batch's row locks makes the batches
+/// shorter, down to MIN_BATCH.
+const LOCK_WAIT_LIMIT_MS: f64 = 20.0;
+const MIN_BATCH: Duration = Duration::from_millis(20);
 /// Absolute slack over the idle latency: sub-millisecond probes jitter by that much anyway.
 const SLACK_MS: f64 = 1.0;
 
@@ -21,6 +25,8 @@ type Samples = Arc<Mutex<Vec<(Instant, f64)>>>;
 
 pub struct Probe {
     samples: Samples,
+    /// How long client statements had waited for the backfill's row locks, sampled each tick.
+    waits: Samples,
     /// When the probe now in flight started: a probe stuck behind a lock counts before it returns.
     inflight: Arc<Mutex<Option<Instant>>>,
     task: tokio::task::JoinHandle<()>,
@@ -28,15 +34,25 @@ pub struct Probe {
 
 impl Probe {
     /// Starts probing with `sql` (parameters `params`, as text) on `client`, a session of its own.
-    pub fn start(client: Client, sql: String, params: Vec<String>) -> Probe {
+    /// Starts probing with `sql` on `client`; with `blocker`, the backfill session's pid, it also
+    /// samples how long statements have been waiting for that session's locks.
+    pub fn start(client: Client, sql: String, params: Vec<String>, blocker: Option<i32>) -> Probe {
         let samples: Samples = Arc::default();
         let out = samples.clone();
+        let waits: Samples = Arc::default();
+        let waits_out = waits.clone();
         let inflight: Arc<Mutex<Option<Instant>>> = Arc::default();
         let flying = inflight.clone();
         let task = tokio::spawn(async move {
             let Ok(stmt) = client.prepare(&sql).await else {
                 return;
             };
+            let waiting = client
+                .prepare(
+                    "SELECT coalesce(max(extract(epoch FROM clock_timestamp() - query_start)) * 1000, 0)::float8
+                       FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND $1 = ANY (pg_blocking_pids(pid))",
+                )
+                .await;
             let mut tick = tokio::time::interval(PROBE_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
@@ -53,19 +69,31 @@ impl Probe {
                     return;
                 }
                 let ms = t0.elapsed().as_secs_f64() * 1000.0;
-                let mut v = out.lock().expect("probe samples");
-                v.push((t0, ms));
-                // Keep the last minute at most.
-                if v.len() > 6000 {
-                    v.drain(..1000);
+                push(&out, t0, ms);
+                if let (Some(pid), Ok(w)) = (blocker, &waiting) {
+                    if let Ok(row) = client.query_one(w, &[&pid]).await {
+                        push(&waits_out, Instant::now(), row.get(0));
+                    }
                 }
             }
         });
         Probe {
             samples,
+            waits,
             inflight,
             task,
         }
+    }
+
+    /// The longest wait for the backfill's locks seen since `since` (ms).
+    pub fn max_wait_since(&self, since: Instant) -> f64 {
+        self.waits
+            .lock()
+            .expect("wait samples")
+            .iter()
+            .filter(|(t, _)| *t >= since)
+            .map(|(_, ms)| *ms)
+            .fold(0.0, f64::max)
     }
 
     /// The 90th percentile of the probes started since `since` (the one in flight counts with
@@ -90,6 +118,15 @@ impl Probe {
         xs.sort_by(|a, b| a.total_cmp(b));
         let i = ((xs.len() as f64) * 0.9).ceil() as usize - 1;
         Some(xs[i.min(xs.len() - 1)])
+    }
+}
+
+fn push(samples: &Samples, at: Instant, ms: f64) {
+    let mut v = samples.lock().expect("probe samples");
+    v.push((at, ms));
+    // Keep the last minute at most.
+    if v.len() > 6000 {
+        v.drain(..1000);
     }
 }
 
@@ -179,6 +216,13 @@ impl Controller {
 pub struct Pacer {
     probe: Option<(Probe, Controller)>,
     pub throttled: Duration,
+    /// The batch duration target is scaled down while client statements wait for the batch's row
+    /// locks longer than LOCK_WAIT_LIMIT (a shorter batch holds them for less time).
+    scale: f64,
+    /// The longest wait for the backfill's locks any client statement had (ms), in all and during
+    /// the last batch.
+    pub max_lock_wait_ms: f64,
+    pub last_lock_wait_ms: f64,
     /// When the last pause began: the probe's samples since then, up to the next batch, are idle.
     pause_began: Option<Instant>,
     batch_began: Instant,
@@ -191,6 +235,7 @@ impl Pacer {
         pacing: &Pacing,
         session: Option<Client>,
         default_probe: (String, Vec<String>),
+        blocker: Option<i32>,
         say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
     ) -> Pacer {
         let mut probe_state = None;
@@ -199,7 +244,7 @@ impl Pacer {
                 Some(q) => (q.clone(), vec![]),
                 None => default_probe,
             };
-            let probe = Probe::start(session, sql, params);
+            let probe = Probe::start(session, sql, params, blocker);
             let t0 = Instant::now();
             tokio::time::sleep(Duration::from_millis(1000)).await;
             match probe.p90_since(t0) {
@@ -212,6 +257,9 @@ impl Pacer {
         Pacer {
             probe: probe_state,
             throttled: Duration::ZERO,
+            scale: 1.0,
+            max_lock_wait_ms: 0.0,
+            last_lock_wait_ms: 0.0,
             pause_began: None,
             batch_began: Instant::now(),
         }
@@ -219,7 +267,11 @@ impl Pacer {
 
     pub fn describe(&self) -> String {
         match &self.probe {
-            Some((_, c)) => c.describe(),
+            Some((_, c)) => format!(
+                "{}; batches shorten (to {} ms at least) while a client waits over {LOCK_WAIT_LIMIT_MS:.0} ms for their row locks",
+                c.describe(),
+                MIN_BATCH.as_millis()
+            ),
             None => "batch duration only (full speed)".to_string(),
         }
     }
@@ -236,10 +288,11 @@ impl Pacer {
         Ok(())
     }
 
-    /// After a batch: the pause before the next one.
-    pub fn after_batch(&mut self) -> Duration {
+    /// After a batch: the pause before the next one, and the batch duration to aim the next one
+    /// at (the configured `target`, scaled down while clients wait for the batch's row locks).
+    pub fn after_batch(&mut self, target: Duration) -> (Duration, Duration) {
         let Some((probe, ctl)) = &mut self.probe else {
-            return Duration::ZERO;
+            return (Duration::ZERO, target);
         };
         let t0 = self.batch_began;
         let busy = probe.p90_since(t0);
@@ -248,8 +301,16 @@ impl Pacer {
             .take()
             .and_then(|w| probe.p90_since(w).filter(|_| w < t0));
         ctl.observe(busy, idle, t0.elapsed());
+        let waited = probe.max_wait_since(t0);
+        self.max_lock_wait_ms = self.max_lock_wait_ms.max(waited);
+        self.last_lock_wait_ms = waited;
+        self.scale = if waited > LOCK_WAIT_LIMIT_MS {
+            (self.scale * 0.5).max(MIN_BATCH.as_secs_f64() / target.as_secs_f64().max(0.001))
+        } else {
+            (self.scale * 1.25).min(1.0)
+        };
         self.throttled += ctl.pause;
-        ctl.pause
+        (ctl.pause, target.mul_f64(self.scale.min(1.0)))
     }
 
     /// Sleeps between batches (the pacing's pause plus any fixed one).

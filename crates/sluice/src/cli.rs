@@ -80,6 +80,9 @@ pub struct PacingArgs {
     /// Pause while this query returns true or a number above zero.
     #[arg(long, global = true, value_name = "SQL")]
     pub throttle_query: Option<String>,
+    /// The batch duration a backfill's batch size adapts to.
+    #[arg(long, global = true, default_value_t = 200, value_name = "MS")]
+    pub target_batch_ms: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -96,6 +99,7 @@ impl PacingArgs {
             max_replica_lag: (self.max_replica_lag_ms > 0)
                 .then(|| Duration::from_millis(self.max_replica_lag_ms)),
             throttle_query: self.throttle_query.clone(),
+            target_batch: Duration::from_millis(self.target_batch_ms.max(1)),
         }
     }
 }
@@ -209,9 +213,6 @@ pub enum Command {
         /// A fixed batch size (default: adapted to --target-batch-ms).
         #[arg(long)]
         batch_rows: Option<i64>,
-        /// Aim each batch at this duration.
-        #[arg(long, default_value_t = 200)]
-        target_batch_ms: u64,
         /// Pause between batches.
         #[arg(long, default_value_t = 0)]
         pause_ms: u64,
@@ -608,7 +609,6 @@ pub async fn run(cli: Cli) -> Result<i32> {
             set,
             filter,
             batch_rows,
-            target_batch_ms,
             pause_ms,
         } => {
             let mut engine = connect::engine(&r.url()?, false).await?;
@@ -617,7 +617,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 set,
                 filter,
                 batch_rows,
-                target_batch: Duration::from_millis(target_batch_ms.max(1)),
+                target_batch: Duration::from_millis(r.global.pacing.target_batch_ms.max(1)),
                 pause: Duration::from_millis(pause_ms),
                 progress: render::progress_bar(),
                 pacing: r.global.pacing.pacing(),

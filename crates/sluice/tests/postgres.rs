@@ -1749,3 +1749,75 @@ async fn a_table_without_a_primary_key_is_backfilled_by_ctid_while_writers_move_
         .get(0);
     assert_eq!(not_null, "NO");
 }
+
+/// Clients that update rows the current batch holds wait for its row locks: with latency pacing
+/// the backfill sees those waits and makes its batches shorter, so each wait is shorter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backfill_batches_shorten_while_clients_wait_for_their_row_locks() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL DEFAULT 0, hits int NOT NULL DEFAULT 0);
+         INSERT INTO t SELECT g, 0, 0 FROM generate_series(1, 10000) g;",
+    )
+    .await
+    .unwrap();
+    // ~0.1 ms a row, so a batch's duration follows its size.
+    let args = |table: &'static str| {
+        vec![
+            "backfill",
+            "--table",
+            table,
+            "--set",
+            "n = n + 1 + 0 * length(pg_sleep(CASE WHEN id % 20 = 0 THEN 0.002 ELSE 0 END)::text)",
+        ]
+    };
+    let quiet = p.run(&args("t"));
+    assert_eq!(quiet.code, 0, "{quiet:?}");
+    let quiet_batches = count(&c, "SELECT max(batches) FROM sluice.backfills").await;
+    c.batch_execute("UPDATE t SET n = 0; TRUNCATE sluice.backfills")
+        .await
+        .unwrap();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let w = p.db.pg().await;
+    let s = stop.clone();
+    let client = tokio::spawn(async move {
+        let mut errors = Vec::new();
+        let mut k = 0i32;
+        while !s.load(std::sync::atomic::Ordering::Relaxed) {
+            // Walks the table in big strides, so it keeps landing in the batch being updated.
+            k = (k + 997) % 10000;
+            if let Err(e) = w
+                .execute("UPDATE t SET hits = hits + 1 WHERE id = $1", &[&(k + 1)])
+                .await
+            {
+                errors.push(e.to_string());
+            }
+        }
+        errors
+    });
+    let busy = p.run(&args("t"));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(client.await.unwrap().is_empty());
+    assert_eq!(busy.code, 0, "{busy:?}");
+    let waited: f64 = busy
+        .stderr
+        .split("longest client wait for its row locks ")
+        .nth(1)
+        .and_then(|s| s.split(" ms").next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no lock-wait summary: {busy:?}"));
+    assert!(waited > 20.0, "the client waited for the batches: {busy:?}");
+    assert!(
+        busy.stderr
+            .contains("for a batch's row locks; next batches aim at 100 ms"),
+        "{busy:?}"
+    );
+    let busy_batches = count(&c, "SELECT max(batches) FROM sluice.backfills").await;
+    assert!(
+        busy_batches > quiet_batches,
+        "shorter batches under lock waits: {busy_batches} vs {quiet_batches} without"
+    );
+    assert_eq!(count(&c, "SELECT count(*) FROM t WHERE n <> 1").await, 0);
+}
