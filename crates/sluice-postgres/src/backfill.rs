@@ -314,10 +314,17 @@ pub async fn run(
                 (progress.0)(rows_done, estimate.max(rows_done));
             } else if last_report.elapsed() >= Duration::from_secs(2) {
                 let rate = this_run_rows as f64 / started.elapsed().as_secs_f64().max(0.001);
-                let left = (estimate - rows_done).max(0) as f64;
+                // Without statistics (a table never analyzed) there is no total to show.
+                let of = if estimate > rows_done {
+                    format!(
+                        " of ~{estimate}, about {:.0} s left",
+                        (estimate - rows_done) as f64 / rate.max(1.0)
+                    )
+                } else {
+                    String::new()
+                };
                 say(&format!(
-                    "backfill {schema}.{name}: {rows_done} of ~{estimate} rows, {rate:.0} rows/s, about {:.0} s left, batch {size} rows",
-                    left / rate.max(1.0)
+                    "backfill {schema}.{name}: {rows_done} rows{of}, {rate:.0} rows/s, batch {size} rows"
                 ));
                 last_report = Instant::now();
             }

@@ -226,6 +226,41 @@ pub struct Pacer {
     /// When the last pause began: the probe's samples since then, up to the next batch, are idle.
     pause_began: Option<Instant>,
     batch_began: Instant,
+    replay: ReplayWatch,
+}
+
+/// Each replica's replay position and since when it has not moved: `replay_lag` is only computed
+/// when a replica reports progress, so a replica whose replay stopped keeps showing its last,
+/// small lag while it falls further behind. The time its position has been stuck while WAL was
+/// waiting for it is the fresher measure.
+#[derive(Default)]
+pub struct ReplayWatch(std::collections::HashMap<i32, (String, Instant)>);
+
+impl ReplayWatch {
+    /// The lag of one replica from `pg_stat_replication`: its replay_lag, or how long its replay
+    /// position has stood still while it was behind, whichever is larger.
+    fn lag(
+        &mut self,
+        pid: i32,
+        replay_lsn: &str,
+        behind_bytes: f64,
+        replay_lag: Option<f64>,
+    ) -> f64 {
+        let now = Instant::now();
+        let entry = self
+            .0
+            .entry(pid)
+            .or_insert_with(|| (replay_lsn.to_string(), now));
+        if entry.0 != replay_lsn || behind_bytes <= 0.0 {
+            *entry = (replay_lsn.to_string(), now);
+        }
+        let stuck = if behind_bytes > 0.0 {
+            now.duration_since(entry.1).as_secs_f64()
+        } else {
+            0.0
+        };
+        replay_lag.unwrap_or(0.0).max(stuck)
+    }
 }
 
 impl Pacer {
@@ -262,6 +297,7 @@ impl Pacer {
             last_lock_wait_ms: 0.0,
             pause_began: None,
             batch_began: Instant::now(),
+            replay: ReplayWatch::default(),
         }
     }
 
@@ -283,7 +319,7 @@ impl Pacer {
         pacing: &Pacing,
         say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
     ) -> Result<(), String> {
-        self.throttled += wait_for_headroom(client, pacing, say).await?;
+        self.throttled += wait_for_headroom(client, pacing, &mut self.replay, say).await?;
         self.batch_began = Instant::now();
         Ok(())
     }
@@ -335,6 +371,7 @@ impl Pacer {
 pub async fn wait_for_headroom(
     client: &Client,
     pacing: &Pacing,
+    replay: &mut ReplayWatch,
     say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
 ) -> Result<Duration, String> {
     let started = Instant::now();
@@ -342,15 +379,21 @@ pub async fn wait_for_headroom(
     loop {
         let mut reason = None;
         if let Some(max) = pacing.max_replica_lag {
-            let lag: Option<f64> = client
-                .query_one(
-                    "SELECT max(extract(epoch FROM replay_lag))::float8 FROM pg_stat_replication",
+            let rows = client
+                .query(
+                    "SELECT pid, coalesce(replay_lsn::text, ''),
+                            coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), replay_lsn), 0)::float8,
+                            extract(epoch FROM replay_lag)::float8
+                       FROM pg_stat_replication",
                     &[],
                 )
                 .await
-                .map_err(|e| format!("reading replica lag: {e}"))?
-                .get(0);
-            if let Some(lag) = lag.filter(|l| *l > max.as_secs_f64()) {
+                .map_err(|e| format!("reading replica lag: {e}"))?;
+            let lag = rows
+                .iter()
+                .map(|r| replay.lag(r.get(0), r.get::<_, String>(1).as_str(), r.get(2), r.get(3)))
+                .fold(0.0, f64::max);
+            if lag > max.as_secs_f64() {
                 reason = Some(format!(
                     "a replica replays {lag:.1} s behind (limit {:.1} s)",
                     max.as_secs_f64()
@@ -416,6 +459,21 @@ mod tests {
             c.observe(Some(1.0), None, BATCH);
         }
         assert_eq!(c.pause, Duration::ZERO);
+    }
+
+    #[test]
+    fn a_replica_whose_replay_stands_still_while_behind_counts_as_lagging() {
+        let mut w = ReplayWatch::default();
+        assert_eq!(w.lag(7, "0/100", 1000.0, Some(0.2)), 0.2);
+        std::thread::sleep(Duration::from_millis(30));
+        // Same position, still behind: stuck for about 30 ms, more than its stale replay_lag.
+        let stuck = w.lag(7, "0/100", 5000.0, Some(0.01));
+        assert!(stuck >= 0.03, "{stuck}");
+        // It moved: the clock restarts.
+        assert_eq!(w.lag(7, "0/200", 10.0, None), 0.0);
+        // Caught up: not lagging whatever the position.
+        std::thread::sleep(Duration::from_millis(10));
+        assert_eq!(w.lag(7, "0/200", 0.0, None), 0.0);
     }
 
     #[test]
