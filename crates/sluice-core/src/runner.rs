@@ -1907,12 +1907,16 @@ pub async fn plan(
             .find(|m| m.version == p.version)
             .expect("planned from files");
         let findings = crate::analysis::lint(target, std::slice::from_ref(m), &lint_opts).findings;
-        let (stmts, mode, _) = crate::analysis::build_part(target, m, Direction::Up);
+        let (stmts, lint_mode, _) = crate::analysis::build_part(target, m, Direction::Up);
+        // The mode `up` will run the part in (its staged forms may need per-statement).
+        let mode = prepare(engine, m, Direction::Up, !opts.as_written)
+            .map(|p| p.mode)
+            .unwrap_or(lint_mode);
         let mut statements = Vec::new();
         crate::analysis::walk_part(
             target,
             &stmts,
-            mode,
+            lint_mode,
             Some(&stats),
             &mut column_types,
             |i, st, ctx| {

@@ -80,7 +80,14 @@ pub fn plan(a: &Action, ctx: &Ctx) -> OpPlan {
                     (true, false) => "attach it as the primary key (columns must already be NOT NULL, else SET NOT NULL scans)",
                     _ => "attach it as the constraint",
                 },
-                format!("ALTER TABLE {t} ADD CONSTRAINT {n} {} USING INDEX {idx}", if pk { "PRIMARY KEY" } else { "UNIQUE" }),
+                if proven {
+                    let mut sql: Vec<String> = cols.iter().map(|c| format!("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL")).collect();
+                    sql.push(format!("ALTER TABLE {t} ADD CONSTRAINT {n} PRIMARY KEY USING INDEX {idx}"));
+                    sql.extend(constraint.columns.iter().map(|c| format!("ALTER TABLE {t} DROP CONSTRAINT {}", quote::pg::ident(&helper_name(&table.name, c, "not_null")))));
+                    sql.join("; ")
+                } else {
+                    format!("ALTER TABLE {t} ADD CONSTRAINT {n} {} USING INDEX {idx}", if pk { "PRIMARY KEY" } else { "UNIQUE" })
+                },
                 "ACCESS EXCLUSIVE",
                 Effect::Instant,
                 Blocks::ReadsAndWrites,
