@@ -1891,6 +1891,7 @@ pub async fn plan(
         }
     }
     let lint_opts = crate::analysis::LintOptions {
+        staged: !opts.as_written,
         include_down: false,
         stats: Some(stats.clone()),
         live_columns: column_types.clone(),

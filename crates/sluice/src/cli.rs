@@ -180,6 +180,10 @@ pub enum Command {
         /// rules precise.
         #[arg(long)]
         connect: bool,
+        /// Judge the statements as they would run verbatim (another tool, or `up --as-written`),
+        /// not as `sluice up` runs them.
+        #[arg(long)]
+        as_written: bool,
     },
     /// Show what `up` would do to the live database: per statement the lock, duration class,
     /// estimated time on the live table, what it blocks, and the safe steps.
@@ -519,6 +523,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             format,
             include_down,
             connect,
+            as_written,
         } => {
             // Paths only: files are read one at a time, so memory stays flat however many there are.
             let mut inputs: Vec<PathBuf> = Vec::new();
@@ -535,6 +540,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             }
             let mut opts = sluice_core::analysis::LintOptions {
                 include_down,
+                staged: !as_written,
                 ..Default::default()
             };
             let target = if connect {

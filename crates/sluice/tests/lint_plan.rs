@@ -18,7 +18,18 @@ async fn lint_reports_in_every_format_with_exit_codes() {
     let p = Project::new(Server::Postgres).await;
     p.write("1_idx.sql", HAZARDS);
 
+    // As `sluice up` runs it (CONCURRENTLY), the index build is no hazard: info, saying why.
     let r = lint(&p, &["--target", "postgres:15"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout
+            .contains("(as written; `sluice up` runs it staged instead: built CONCURRENTLY"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("0 error(s)"), "{r:?}");
+
+    // Judged as written (another tool, or `up --as-written`), it is an error.
+    let r = lint(&p, &["--target", "postgres:15", "--as-written"]);
     assert_eq!(r.code, 7, "{r:?}");
     assert!(
         r.stdout.contains("require-concurrent-index-creation"),
@@ -32,7 +43,16 @@ async fn lint_reports_in_every_format_with_exit_codes() {
     );
     assert!(r.stdout.contains("1 error(s)"), "{r:?}");
 
-    let r = lint(&p, &["--target", "postgres:15", "--format", "json"]);
+    let r = lint(
+        &p,
+        &[
+            "--target",
+            "postgres:15",
+            "--as-written",
+            "--format",
+            "json",
+        ],
+    );
     let j: serde_json::Value =
         serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:?}"));
     assert_eq!(
@@ -42,7 +62,16 @@ async fn lint_reports_in_every_format_with_exit_codes() {
     assert_eq!(j["findings"][0]["line"], 4);
     assert_eq!(j["statements"], 3);
 
-    let r = lint(&p, &["--target", "postgres:15", "--format", "github"]);
+    let r = lint(
+        &p,
+        &[
+            "--target",
+            "postgres:15",
+            "--as-written",
+            "--format",
+            "github",
+        ],
+    );
     assert!(r.stdout.starts_with("::error file="), "{r:?}");
     assert!(
         r.stdout
@@ -50,7 +79,16 @@ async fn lint_reports_in_every_format_with_exit_codes() {
         "{r:?}"
     );
 
-    let r = lint(&p, &["--target", "postgres:15", "--format", "sarif"]);
+    let r = lint(
+        &p,
+        &[
+            "--target",
+            "postgres:15",
+            "--as-written",
+            "--format",
+            "sarif",
+        ],
+    );
     let s: serde_json::Value =
         serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:?}"));
     assert_eq!(s["version"], "2.1.0");
@@ -201,6 +239,16 @@ async fn connected_lint_and_plan_use_the_live_table_size() {
             .contains("as written: ACCESS EXCLUSIVE lock, rewrite, ~"),
         "{human:?}"
     );
+    assert_eq!(
+        human.code, 0,
+        "the volatile default and the index build are staged by up: {human:?}"
+    );
+    // A hazard `up` has no staged form for is an error, and plan exits 7 like lint.
+    p.write(
+        "2_type.sql",
+        "ALTER TABLE big ALTER COLUMN v TYPE bigint;\n",
+    );
+    let human = p.run(&["plan"]);
     assert_eq!(
         human.code, 7,
         "an error-level finding makes plan fail too: {human:?}"

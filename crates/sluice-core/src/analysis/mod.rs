@@ -209,6 +209,55 @@ pub struct LintOptions {
     pub stats: Option<HashMap<String, TableStats>>,
     /// Column types from the live schema (online), keyed by (table, column).
     pub live_columns: HashMap<(String, String), String>,
+    /// The migrations run with `sluice up` (not `--as-written`): a hazard its staged form or its
+    /// lock discipline removes is reported as info, saying so, rather than as a warning or error.
+    pub staged: bool,
+}
+
+/// Rules whose hazard `sluice up`'s staged form of the statement removes (PostgreSQL).
+const STAGED_AWAY: &[&str] = &[
+    "require-concurrent-index-creation",
+    "require-concurrent-index-deletion",
+    "constraint-without-prebuilt-index",
+    "check-constraint-not-valid",
+    "foreign-key-not-valid",
+    "set-not-null",
+    "volatile-default",
+];
+
+/// Lowers the findings `sluice up` takes care of to info, saying how, for one part.
+fn note_what_up_handles(target: Target, m: &Migration, dir: Direction, findings: &mut [Finding]) {
+    let Ok(prepared) = crate::runner::prepare_for(target, m, dir, true) else {
+        return;
+    };
+    let pg = target.engine == crate::target::EngineKind::Postgres;
+    for f in findings.iter_mut() {
+        if f.severity == Severity::Info {
+            continue;
+        }
+        let rewrite = prepared.rewrites.get(f.statement).and_then(|r| r.as_ref());
+        let bounded = prepared
+            .exclusive
+            .get(f.statement)
+            .copied()
+            .unwrap_or(false);
+        let how = match f.rule {
+            "require-lock-timeout" => Some(
+                "`sluice up` runs every statement with a lock timeout itself (--lock-timeout) and retries".to_string(),
+            ),
+            "require-statement-timeout" if pg && (bounded || rewrite.is_some()) => Some(
+                "`sluice up` bounds the steps that hold ACCESS EXCLUSIVE with a statement_timeout itself (--exclusive-timeout)".to_string(),
+            ),
+            r if pg && STAGED_AWAY.contains(&r) => {
+                rewrite.map(|w| format!("`sluice up` runs it staged instead: {}", w.note))
+            }
+            _ => None,
+        };
+        if let Some(how) = how {
+            f.severity = Severity::Info;
+            f.message = format!("{} (as written; {how})", f.message);
+        }
+    }
 }
 
 /// Lints migrations in order. Column types learnt from earlier files serve later ones.
@@ -250,8 +299,11 @@ impl Linter {
         }
         let mut out = Vec::new();
         for dir in dirs {
-            let (findings, count) =
+            let (mut findings, count) =
                 lint_part(self.target, m, dir, &self.opts, &mut self.column_types);
+            if self.opts.staged {
+                note_what_up_handles(self.target, m, dir, &mut findings);
+            }
             self.statements += count;
             out.extend(findings);
         }
