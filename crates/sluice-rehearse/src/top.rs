@@ -530,7 +530,9 @@ pub async fn read_top(source: &DbUrl) -> Result<Vec<TopRow>> {
     }
     let mut s = Session::open(source).await?;
     let found = s
-        .scalar("SELECT to_regclass('pg_stat_statements')::text")
+        // The comment keeps this check out of the statements read below (pg_stat_statements
+        // keeps comments, and the query excludes `sluice`).
+        .scalar("/* sluice */ SELECT to_regclass('pg_stat_statements')::text")
         .await?;
     let how = format!(
         "enable it on the source: add pg_stat_statements to shared_preload_libraries in postgresql.conf, restart, then run CREATE EXTENSION pg_stat_statements; {fallback}"
