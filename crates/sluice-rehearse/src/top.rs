@@ -6,7 +6,7 @@
 //! column. Statements with a placeholder that cannot be bound are skipped and reported.
 
 use crate::clone::{ident, table_sql};
-use crate::db::{is_pg, pg_err, Session};
+use crate::db::{is_pg, pg_err, QueryError, Session};
 use crate::workload::Rng;
 use serde::Serialize;
 use sluice_core::dburl::DbUrl;
@@ -318,7 +318,8 @@ impl Visitor for Collect {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Kind {
     Read,
-    Write,
+    Update,
+    Delete,
     Insert,
     Other,
 }
@@ -335,7 +336,8 @@ fn parse_one(query: &str) -> std::result::Result<Statement, String> {
 fn kind(st: &Statement) -> Kind {
     match st {
         Statement::Query(_) => Kind::Read,
-        Statement::Update(_) | Statement::Delete(_) => Kind::Write,
+        Statement::Update(_) => Kind::Update,
+        Statement::Delete(_) => Kind::Delete,
         Statement::Insert(_) => Kind::Insert,
         _ => Kind::Other,
     }
@@ -475,9 +477,27 @@ pub struct TopStatement {
     pub bound: Bound,
     /// Per group, sampled rows (one value per group column).
     samples: Vec<Vec<Vec<String>>>,
+    /// DELETEs run in a transaction that is rolled back: they take the locks the application's
+    /// take, and the clone keeps its rows, so the sampled values keep finding rows and the
+    /// baseline and the migration window see the same data.
+    pub rollback: bool,
 }
 
 impl TopStatement {
+    /// Runs it once with fresh values on a client's session.
+    pub async fn run(&self, s: &mut Session, rng: &mut Rng) -> std::result::Result<(), QueryError> {
+        let sql = self.render(rng);
+        if !self.rollback {
+            return s.batch(&sql).await;
+        }
+        let r = s.batch(&format!("BEGIN; {sql}; ROLLBACK")).await;
+        if r.is_err() {
+            // A failed statement leaves the explicit transaction open and aborted.
+            let _ = s.batch("ROLLBACK").await;
+        }
+        r
+    }
+
     /// The statement with fresh values.
     pub fn render(&self, rng: &mut Rng) -> String {
         let mut picks: Vec<Vec<usize>> = vec![Vec::new(); self.samples.len()];
@@ -608,8 +628,9 @@ pub async fn plan(scratch: &DbUrl, schema: &Schema, rows: &[TopRow]) -> Result<T
                 skipped.push(skip("only SELECT, UPDATE and DELETE are replayed".into()));
                 continue;
             }
-            Ok(Kind::Read | Kind::Write) => {}
+            Ok(Kind::Read | Kind::Update | Kind::Delete) => {}
         }
+        let rollback = k == Ok(Kind::Delete);
         let bound = match bind(&r.query, schema) {
             Ok(b) => b,
             Err(e) => {
@@ -631,11 +652,23 @@ pub async fn plan(scratch: &DbUrl, schema: &Schema, rows: &[TopRow]) -> Result<T
             skipped.push(skip(e));
             continue;
         }
+        if rollback && samples.len() == 1 {
+            match deletable(&mut s, &bound, &samples[0]).await? {
+                Ok(rows) => samples[0] = rows,
+                Err(e) => {
+                    skipped.push(skip(format!(
+                        "the DELETE fails for every sampled row on the clone: {e}"
+                    )));
+                    continue;
+                }
+            }
+        }
         statements.push(TopStatement {
             query: r.query.clone(),
             calls: r.calls.max(1),
             bound,
             samples,
+            rollback,
         });
     }
     s.close().await;
@@ -666,6 +699,41 @@ pub async fn plan(scratch: &DbUrl, schema: &Schema, rows: &[TopRow]) -> Result<T
         statements,
         skipped,
         cumulative,
+    })
+}
+
+/// The sampled rows whose DELETE succeeds (each tried under a savepoint, all rolled back): a row
+/// still referenced by a foreign key would fail on every replay, an error the application, which
+/// deletes rows it knows can go, does not see.
+async fn deletable(
+    s: &mut Session,
+    bound: &Bound,
+    rows: &[Vec<String>],
+) -> Result<std::result::Result<Vec<Vec<String>>, String>> {
+    s.batch("BEGIN")
+        .await
+        .map_err(|e| Error::database("BEGIN", e.message))?;
+    let mut keep = Vec::new();
+    let mut first_error = None;
+    for row in rows {
+        let sql = bound.render(|_, c, _| row[c].clone());
+        match s.batch(&format!("SAVEPOINT sluice_try; {sql}")).await {
+            Ok(()) => keep.push(row.clone()),
+            Err(e) => {
+                first_error.get_or_insert(format!("{} ({})", e.message, e.code));
+            }
+        }
+        s.batch("ROLLBACK TO SAVEPOINT sluice_try")
+            .await
+            .map_err(|e| Error::database("ROLLBACK TO SAVEPOINT", e.message))?;
+    }
+    s.batch("ROLLBACK")
+        .await
+        .map_err(|e| Error::database("ROLLBACK", e.message))?;
+    Ok(if keep.is_empty() {
+        Err(first_error.unwrap_or_else(|| "no rows".into()))
+    } else {
+        Ok(keep)
     })
 }
 
@@ -786,6 +854,11 @@ mod tests {
             show("SELECT '$1 costs' || email FROM users /* $2 */ WHERE org_id = $1"),
             "SELECT '$1 costs' || email FROM users /* $2 */ WHERE org_id = 'g0c0d0'"
         );
+        // Non-ASCII text before a placeholder (token positions count characters).
+        assert_eq!(
+            show("SELECT 'é€' AS \"ü\" FROM users -- ö $3\nWHERE id = $1"),
+            "SELECT 'é€' AS \"ü\" FROM users -- ö $3\nWHERE id = 'g0c0d0'"
+        );
         // Values are quoted as literals, never pasted raw.
         let b = bind("SELECT 1 FROM users WHERE email = $1", &schema()).unwrap();
         assert_eq!(
@@ -821,7 +894,8 @@ mod tests {
     fn kinds() {
         let k = |q: &str| kind(&parse_one(q).unwrap());
         assert_eq!(k("SELECT 1"), Kind::Read);
-        assert_eq!(k("DELETE FROM t WHERE id = $1"), Kind::Write);
+        assert_eq!(k("DELETE FROM t WHERE id = $1"), Kind::Delete);
+        assert_eq!(k("UPDATE t SET a = $1"), Kind::Update);
         assert_eq!(k("INSERT INTO t (a) VALUES ($1)"), Kind::Insert);
         assert_eq!(k("SET x = 1"), Kind::Other);
     }

@@ -581,10 +581,7 @@ async fn client(
                 derived_once(&mut s, targets, mix, &prepared, &mut rng).await
             }
             Plan::Script(script) => script_once(&mut s, script, &mut rng).await,
-            Plan::Top(top) => {
-                let sql = top.pick(&mut rng).render(&mut rng);
-                s.batch(&sql).await
-            }
+            Plan::Top(top) => top.pick(&mut rng).run(&mut s, &mut rng).await,
         };
         let done = origin.elapsed().as_micros() as u64;
         let error = outcome.err().map(|e| {

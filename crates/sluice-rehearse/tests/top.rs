@@ -33,9 +33,9 @@ CREATE TABLE users (id bigserial PRIMARY KEY, email text NOT NULL UNIQUE, org_id
 CREATE TABLE orders (id bigserial PRIMARY KEY, user_id bigint NOT NULL REFERENCES users (id), status text NOT NULL, total numeric(10, 2) NOT NULL);
 CREATE INDEX orders_user ON orders (user_id);
 INSERT INTO users (email, org_id, created_at)
-    SELECT 'u' || g || '@example.com', g % 40, now() - g * interval '1 minute' FROM generate_series(1, 5000) g;
+    SELECT 'u' || g || '@example.com', (g / 2) % 40, now() - g * interval '1 minute' FROM generate_series(1, 5000) g;
 INSERT INTO orders (user_id, status, total)
-    SELECT 1 + g % 5000, (ARRAY['new', 'paid', 'shipped'])[1 + g % 3], (g % 997) / 10.0 FROM generate_series(1, 20000) g;
+    SELECT 2 * (1 + g % 2500), (ARRAY['new', 'paid', 'shipped'])[1 + g % 3], (g % 997) / 10.0 FROM generate_series(1, 20000) g;
 ANALYZE;
 "#;
 
@@ -81,24 +81,31 @@ async fn top_statements_replay_on_a_clone_and_find_rows() {
         row("DELETE FROM orders WHERE id = $1 AND status = $2", 50),
         row("INSERT INTO orders (user_id, status, total) VALUES ($1, $2, $3)", 1200),
         row("SELECT * FROM audit_log WHERE id = $1", 100),
+        // Users with an odd id have no orders: only those can be deleted; every org has both.
+        row("DELETE FROM users WHERE id = $1", 40),
+        row("DELETE FROM users WHERE org_id = $1", 30),
     ];
     let plan = top::plan(&scratch.0.url, &schema, &rows).await.unwrap();
-    assert_eq!(plan.statements.len(), 6, "{:#?}", plan.skipped);
+    assert_eq!(plan.statements.len(), 7, "{:#?}", plan.skipped);
     let reasons: Vec<(&str, &str)> = plan
         .skipped
         .iter()
         .map(|s| (s.query.as_str(), s.reason.as_str()))
         .collect();
-    assert_eq!(reasons.len(), 3, "{reasons:#?}");
+    assert_eq!(reasons.len(), 4, "{reasons:#?}");
     assert!(
         reasons[0].0.starts_with("UPDATE users") && reasons[0].1.contains("$1 is not compared")
     );
     assert!(reasons[1].0.starts_with("INSERT") && reasons[1].1.contains("collide"));
     assert!(reasons[2].1.contains("audit_log is not in the clone"));
+    assert!(
+        reasons[3].1.contains("fails for every sampled row") && reasons[3].1.contains("23503"),
+        "{reasons:#?}"
+    );
     let plan = Arc::new(plan);
     assert!(Plan::Top(plan.clone())
         .describe()
-        .starts_with("top 6 statement(s) of pg_stat_statements (3 skipped)"));
+        .starts_with("top 7 statement(s) of pg_stat_statements (4 skipped)"));
 
     // Sampled values hit existing rows: every point read and filtered join finds its row.
     let c = db.pg().await;
@@ -153,7 +160,17 @@ async fn top_statements_replay_on_a_clone_and_find_rows() {
     assert!(samples > 200, "{samples} transactions");
     assert!(errors.is_empty(), "{errors:?}");
 
-    // Weighted by calls: the point read (9000 of 16050 replayed calls) dominates.
+    // DELETEs were rolled back: the clone keeps its rows.
+    for (t, n) in [("users", 5000i64), ("orders", 20000)] {
+        let got: i64 = c_scratch
+            .query_one(&format!("SELECT count(*) FROM {t}"), &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(got, n, "{t}");
+    }
+
+    // Weighted by calls: the point read (9000 of 16090 replayed calls) dominates.
     let mut rng = Rng::new(3);
     let picks = (0..10_000)
         .filter(|_| plan.pick(&mut rng).query == point)
