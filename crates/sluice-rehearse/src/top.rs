@@ -5,7 +5,7 @@
 //! the column it is compared with, and each transaction fills it with a value sampled from that
 //! column. Statements with a placeholder that cannot be bound are skipped and reported.
 
-use crate::clone::{ident, table_sql};
+use crate::clone::{ident, table_sql, SOURCE_TAG};
 use crate::db::{is_pg, pg_err, QueryError, Session};
 use crate::workload::Rng;
 use serde::Serialize;
@@ -25,7 +25,9 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 
 /// How many of the source's statements are considered.
-pub const TOP: i64 = 20;
+pub const TOP: usize = 20;
+/// Rows read from pg_stat_statements: more than [`TOP`], as those that read no table are dropped.
+const READ: usize = 100;
 /// Values sampled per bound table.
 const SAMPLE: usize = 500;
 
@@ -343,6 +345,18 @@ fn kind(st: &Statement) -> Kind {
     }
 }
 
+fn reads_a_table(st: &Statement) -> bool {
+    // An INSERT's target is not a table factor; it is reported as skipped.
+    if kind(st) == Kind::Insert {
+        return true;
+    }
+    let mut c = Collect::default();
+    let _ = st.visit(&mut c);
+    c.tables
+        .iter()
+        .any(|(parts, _)| !(parts.len() == 1 && c.ctes.contains(&parts[0])))
+}
+
 /// Resolves a table name as written to the clone's `schema.table` key (unqualified: `public`
 /// first, then the one schema that has it).
 fn resolve_table(parts: &[String], schema: &Schema) -> Option<String> {
@@ -550,9 +564,11 @@ pub async fn read_top(source: &DbUrl) -> Result<Vec<TopRow>> {
     }
     let mut s = Session::open(source).await?;
     let found = s
-        // The comment keeps this check out of the statements read below (pg_stat_statements
-        // keeps comments, and the query excludes `sluice`).
-        .scalar("/* sluice */ SELECT to_regclass('pg_stat_statements')::text")
+        // The tag keeps this check out of the statements read below (pg_stat_statements keeps
+        // comments, and the query takes only texts that start with a keyword).
+        .scalar(&format!(
+            "{SOURCE_TAG}SELECT to_regclass('pg_stat_statements')::text"
+        ))
         .await?;
     let how = format!(
         "enable it on the source: add pg_stat_statements to shared_preload_libraries in postgresql.conf, restart, then run CREATE EXTENSION pg_stat_statements; {fallback}"
@@ -582,7 +598,7 @@ pub async fn read_top(source: &DbUrl) -> Result<Vec<TopRow>> {
          WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND toplevel \
            AND query ~* '^\\s*(with|select|update|delete|insert)\\y' \
            AND query !~* '(pg_catalog|information_schema|\\ypg_|\\ysluice\\y|random\\(\\))' \
-         GROUP BY query ORDER BY 2 DESC, 1 LIMIT {TOP}"
+         GROUP BY query ORDER BY 2 DESC, 1 LIMIT {READ}"
     );
     let rows = match s.pg().query(sql.as_str(), &[]).await {
         Ok(r) => r,
@@ -606,13 +622,24 @@ pub async fn plan(scratch: &DbUrl, schema: &Schema, rows: &[TopRow]) -> Result<T
     let mut statements = Vec::new();
     let mut skipped = Vec::new();
     let mut s = Session::open(scratch).await?;
+    let mut considered = 0;
     for r in rows {
+        if considered == TOP {
+            break;
+        }
         let skip = |reason: String| Skipped {
             query: r.query.clone(),
             calls: r.calls,
             reason,
         };
-        let k = parse_one(&r.query).map(|st| kind(&st));
+        let parsed = parse_one(&r.query);
+        // A statement that reads no table (a health check, a setting, a driver's own query) is
+        // not part of the workload: no migration can block it.
+        if parsed.as_ref().is_ok_and(|st| !reads_a_table(st)) {
+            continue;
+        }
+        considered += 1;
+        let k = parsed.map(|st| kind(&st));
         match k {
             Err(e) => {
                 skipped.push(skip(e));

@@ -72,6 +72,8 @@ async fn top_statements_replay_on_a_clone_and_find_rows() {
     // Texts as pg_stat_statements keeps them: constants are `$n`.
     let point = "SELECT id, email, org_id FROM users WHERE id = $1";
     let rows = vec![
+        // Reads no table (a driver's check): left out, not even listed as skipped.
+        row("SELECT current_setting($1)::int", 99999),
         row(point, 9000),
         row("SELECT u.email, o.total FROM orders o JOIN users u ON u.id = o.user_id WHERE o.user_id = $1 AND o.status = $2 ORDER BY o.id DESC LIMIT $3", 4000),
         row("SELECT count(*) FROM orders WHERE status IN ($1, $2) AND total BETWEEN $3 AND $4", 800),
