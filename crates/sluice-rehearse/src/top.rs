@@ -360,18 +360,21 @@ fn reads_a_table(st: &Statement) -> bool {
 /// Resolves a table name as written to the clone's `schema.table` key (unqualified: `public`
 /// first, then the one schema that has it).
 fn resolve_table(parts: &[String], schema: &Schema) -> Option<String> {
+    resolve_in(parts, &schema.tables)
+}
+
+fn resolve_in<V>(parts: &[String], keys: &BTreeMap<String, V>) -> Option<String> {
     match parts {
         [s, t] => {
             let k = format!("{s}.{t}");
-            schema.tables.contains_key(&k).then_some(k)
+            keys.contains_key(&k).then_some(k)
         }
         [t] => {
             let k = format!("public.{t}");
-            if schema.tables.contains_key(&k) {
+            if keys.contains_key(&k) {
                 return Some(k);
             }
-            let mut m = schema
-                .tables
+            let mut m = keys
                 .keys()
                 .filter(|k| k.rsplit_once('.').map(|(_, n)| n) == Some(t.as_str()));
             match (m.next(), m.next()) {
@@ -394,8 +397,11 @@ pub fn bind(query: &str, schema: &Schema) -> std::result::Result<Bound, String> 
         if parts.len() == 1 && c.ctes.contains(&parts[0]) {
             continue;
         }
-        let key = resolve_table(parts, schema)
-            .ok_or_else(|| format!("table {} is not in the clone", parts.join(".")))?;
+        let key =
+            resolve_table(parts, schema).ok_or_else(|| match resolve_in(parts, &schema.views) {
+                Some(v) => format!("it reads view {v}: only tables' columns are bound"),
+                None => format!("table {} is not in the clone", parts.join(".")),
+            })?;
         tables.push((
             key,
             alias.clone(),
@@ -832,6 +838,13 @@ mod tests {
             table(&["id", "user_id", "total", "status"]),
         );
         s.tables.insert("app.Items".into(), table(&["id", "name"]));
+        s.views.insert(
+            "public.paid".into(),
+            sluice_core::schema::View {
+                definition: "SELECT * FROM orders WHERE status = 'paid'".into(),
+                materialized: false,
+            },
+        );
         s
     }
 
@@ -911,6 +924,7 @@ mod tests {
                 .contains("ambiguous")
         );
         assert!(e("SELECT * FROM nope WHERE id = $1").contains("not in the clone"));
+        assert!(e("SELECT * FROM paid WHERE id = $1").contains("view public.paid"));
         assert!(
             e("SELECT * FROM users WHERE nope = $1").contains("no table here has a column nope")
         );
