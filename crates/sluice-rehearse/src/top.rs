@@ -15,7 +15,7 @@ use sluice_core::quote;
 use sluice_core::schema::Schema;
 use sqlparser::ast::{
     AssignmentTarget, BinaryOperator, Expr, Ident, InTarget, LimitClause, ObjectName, Query,
-    Statement, TableFactor, Value, Visit, Visitor,
+    SetExpr, Statement, TableFactor, Value, Visit, Visitor,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -337,7 +337,12 @@ fn parse_one(query: &str) -> std::result::Result<Statement, String> {
 
 fn kind(st: &Statement) -> Kind {
     match st {
-        Statement::Query(_) => Kind::Read,
+        // `WITH … INSERT/UPDATE/DELETE` parses as a query around the statement.
+        Statement::Query(q) => match &*q.body {
+            SetExpr::Insert(s) | SetExpr::Update(s) | SetExpr::Delete(s) => kind(s),
+            SetExpr::Merge(_) => Kind::Other,
+            _ => Kind::Read,
+        },
         Statement::Update(_) => Kind::Update,
         Statement::Delete(_) => Kind::Delete,
         Statement::Insert(_) => Kind::Insert,
@@ -938,6 +943,14 @@ mod tests {
         assert_eq!(k("DELETE FROM t WHERE id = $1"), Kind::Delete);
         assert_eq!(k("UPDATE t SET a = $1"), Kind::Update);
         assert_eq!(k("INSERT INTO t (a) VALUES ($1)"), Kind::Insert);
+        assert_eq!(
+            k("WITH x AS (SELECT 1) INSERT INTO t (a) SELECT * FROM x"),
+            Kind::Insert
+        );
+        assert_eq!(
+            k("WITH x AS (SELECT 1) DELETE FROM t WHERE a IN (SELECT * FROM x)"),
+            Kind::Delete
+        );
         assert_eq!(k("SET x = 1"), Kind::Other);
     }
 }
