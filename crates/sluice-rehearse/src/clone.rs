@@ -63,11 +63,12 @@ struct Fk {
     parent_cols: Vec<String>,
 }
 
-/// Quotes a model key (`schema.table` on PostgreSQL, `table` on MariaDB/MySQL).
-/// Marks sluice's own reads of the source, so `--workload pg_stat_statements` (which keeps
-/// comments out) does not take them, from an earlier rehearsal, for the application's.
+/// Marks sluice's own reads of the source, so `--workload pg_stat_statements` (which leaves
+/// statements starting with a comment out) does not take them, from an earlier rehearsal, for the
+/// application's.
 pub const SOURCE_TAG: &str = "/* sluice */ ";
 
+/// Quotes a model key (`schema.table` on PostgreSQL, `table` on MariaDB/MySQL).
 pub fn table_sql(pg: bool, key: &str) -> String {
     if pg {
         match key.split_once('.') {
