@@ -63,6 +63,11 @@ struct Fk {
     parent_cols: Vec<String>,
 }
 
+/// Marks sluice's own reads of the source, so `--workload pg_stat_statements` (which leaves
+/// statements starting with a comment out) does not take them, from an earlier rehearsal, for the
+/// application's.
+pub const SOURCE_TAG: &str = "/* sluice */ ";
+
 /// Quotes a model key (`schema.table` on PostgreSQL, `table` on MariaDB/MySQL).
 pub fn table_sql(pg: bool, key: &str) -> String {
     if pg {
@@ -127,7 +132,10 @@ pub async fn build(
     for key in &order {
         let table = &schema.tables[key];
         let count: u64 = src
-            .scalar(&format!("SELECT count(*) FROM {}", table_sql(pg, key)))
+            .scalar(&format!(
+                "{SOURCE_TAG}SELECT count(*) FROM {}",
+                table_sql(pg, key)
+            ))
             .await?
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
@@ -227,7 +235,10 @@ pub async fn build(
     run_script(dst_engine.as_mut(), &add_fks, pg).await?;
     for f in fills.values_mut() {
         f.rows = dst
-            .scalar(&format!("SELECT count(*) FROM {}", table_sql(pg, &f.table)))
+            .scalar(&format!(
+                "{SOURCE_TAG}SELECT count(*) FROM {}",
+                table_sql(pg, &f.table)
+            ))
             .await?
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
@@ -447,12 +458,13 @@ async fn pull_parents(
 }
 
 async fn count(s: &mut Session, pg: bool, key: &str) -> Result<u64> {
-    Ok(
-        s.scalar(&format!("SELECT count(*) FROM {}", table_sql(pg, key)))
-            .await?
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
-    )
+    Ok(s.scalar(&format!(
+        "{SOURCE_TAG}SELECT count(*) FROM {}",
+        table_sql(pg, key)
+    ))
+    .await?
+    .and_then(|v| v.parse().ok())
+    .unwrap_or(0))
 }
 
 async fn delete_orphans(dst: &mut Session, pg: bool, fk: &Fk) -> Result<u64> {

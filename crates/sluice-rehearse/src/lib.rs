@@ -12,6 +12,7 @@ pub mod metrics;
 pub mod report;
 pub mod synth;
 pub mod timed;
+pub mod top;
 pub mod workload;
 
 use clone::{CloneReport, DataSpec};
@@ -74,6 +75,11 @@ pub struct RunReport {
     pub as_written: bool,
     pub clone: CloneReport,
     pub workload: String,
+    /// `--workload pg_stat_statements`: the statements replayed, and those skipped with why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replayed_statements: Option<Vec<top::Replayed>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped_statements: Option<Vec<top::Skipped>>,
     pub clients: usize,
     pub target_rate: f64,
     /// Transactions per second the clients completed during the baseline.
@@ -150,9 +156,16 @@ async fn rehearse_inner(opts: &Options, scratches: Arc<Mutex<Vec<Scratch>>>) -> 
     } else {
         vec![opts.as_written]
     };
+    // Read before cloning: a missing extension fails fast, and the clone's own queries on the
+    // source are not counted among the application's.
+    let top_rows = if opts.workload.top_statements {
+        Some(workload_top_rows(opts).await?)
+    } else {
+        None
+    };
     let mut runs = Vec::new();
     for as_written in modes {
-        runs.push(run_once(opts, as_written, &scratches).await?);
+        runs.push(run_once(opts, as_written, &scratches, top_rows.as_deref()).await?);
     }
     let pass = runs.last().map(|r| r.verdict.pass).unwrap_or(false);
     Ok(Report {
@@ -164,10 +177,20 @@ async fn rehearse_inner(opts: &Options, scratches: Arc<Mutex<Vec<Scratch>>>) -> 
     })
 }
 
+async fn workload_top_rows(opts: &Options) -> Result<Vec<top::TopRow>> {
+    let rows = top::read_top(&opts.source).await?;
+    (opts.say)(&format!(
+        "pg_stat_statements: {} top statement(s) of the source",
+        rows.len()
+    ));
+    Ok(rows)
+}
+
 async fn run_once(
     opts: &Options,
     as_written: bool,
     scratches: &Arc<Mutex<Vec<Scratch>>>,
+    top_rows: Option<&[top::TopRow]>,
 ) -> Result<RunReport> {
     let say = opts.say.clone();
     let label = if as_written { "as written" } else { "sluice" };
@@ -220,9 +243,22 @@ async fn run_once(
         .map(|m| m.text.as_str())
         .collect::<Vec<_>>()
         .join("\n");
-    let plan = match &opts.workload.script {
-        Some(s) => workload::Plan::Script(s.clone()),
-        None => {
+    let plan = match (&opts.workload.script, top_rows) {
+        (_, Some(rows)) => {
+            let mut e = db::engine(&scratch.url).await?;
+            let schema = e.introspect().await?;
+            let t = top::plan(&scratch.url, &schema, rows).await?;
+            for k in &t.skipped {
+                say(&format!(
+                    "[{label}] skipped ({}): {}",
+                    k.reason,
+                    top::one_line(&k.query)
+                ));
+            }
+            workload::Plan::Top(Arc::new(t))
+        }
+        (Some(s), None) => workload::Plan::Script(s.clone()),
+        (None, None) => {
             let mut e = db::engine(&scratch.url).await?;
             let schema = e.introspect().await?;
             workload::derive(&scratch.url, &schema, &pending_text, opts.workload.mix).await?
@@ -335,6 +371,14 @@ async fn run_once(
         as_written,
         clone,
         workload: plan.describe(),
+        replayed_statements: match &plan {
+            workload::Plan::Top(t) => Some(t.replayed()),
+            _ => None,
+        },
+        skipped_statements: match &plan {
+            workload::Plan::Top(t) => Some(t.skipped.clone()),
+            _ => None,
+        },
         clients: opts.workload.clients,
         target_rate: opts.workload.rate,
         achieved_rate: baseline.throughput,

@@ -92,6 +92,15 @@ pub fn text(r: &Report) -> String {
             run.client_cpu_percent
         );
         let _ = writeln!(out, "  {}", run.workload);
+        for k in run.skipped_statements.iter().flatten() {
+            let _ = writeln!(
+                out,
+                "  skipped ({} calls, {}): {}",
+                k.calls,
+                k.reason,
+                crate::top::one_line(&k.query)
+            );
+        }
         out.push_str(&phase_rows(&[
             ("baseline", &run.baseline),
             ("during", &run.during),

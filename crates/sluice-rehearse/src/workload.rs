@@ -189,6 +189,8 @@ pub struct WorkloadSpec {
     pub rate: f64,
     pub mix: Mix,
     pub script: Option<Script>,
+    /// `--workload pg_stat_statements`: the source's top statements.
+    pub top_statements: bool,
 }
 
 /// One table the derived workload touches.
@@ -214,6 +216,8 @@ pub struct TargetTable {
 pub enum Plan {
     Derived(Vec<TargetTable>, Mix),
     Script(Script),
+    /// The source's top statements from pg_stat_statements.
+    Top(crate::top::Shared),
 }
 
 impl Plan {
@@ -230,6 +234,11 @@ impl Plan {
                     .join(", ")
             ),
             Plan::Script(s) => format!("script of {} step(s)", s.steps.len()),
+            Plan::Top(t) => format!(
+                "top {} statement(s) of pg_stat_statements ({} skipped)",
+                t.statements.len(),
+                t.skipped.len()
+            ),
         }
     }
 }
@@ -572,6 +581,7 @@ async fn client(
                 derived_once(&mut s, targets, mix, &prepared, &mut rng).await
             }
             Plan::Script(script) => script_once(&mut s, script, &mut rng).await,
+            Plan::Top(top) => top.pick(&mut rng).run(&mut s, &mut rng).await,
         };
         let done = origin.elapsed().as_micros() as u64;
         let error = outcome.err().map(|e| {

@@ -272,8 +272,9 @@ pub struct RehearseArgs {
     /// Weights of the derived workload's queries by primary key.
     #[arg(long, default_value = "read=80,update=15,insert=5")]
     pub mix: String,
-    /// A pgbench-like script instead: `\set id random(1, 100000)` lines and SQL using `:id`.
-    #[arg(long, value_name = "FILE")]
+    /// A pgbench-like script instead: `\set id random(1, 100000)` lines and SQL using `:id`;
+    /// or `pg_stat_statements`: replay the source's top statements (PostgreSQL).
+    #[arg(long, value_name = "FILE|pg_stat_statements")]
     pub workload: Option<PathBuf>,
     /// Workload before the migration starts.
     #[arg(long, default_value = "5s")]
@@ -721,7 +722,13 @@ async fn rehearse(r: &Resolved, a: &RehearseArgs) -> Result<i32> {
             "e.g. --clients 8 --rate 2000",
         ));
     }
+    // A reserved value, not a file name (`./pg_stat_statements` names a file).
+    let top_statements = a
+        .workload
+        .as_deref()
+        .is_some_and(|p| p == std::path::Path::new("pg_stat_statements"));
     let script = match &a.workload {
+        Some(_) if top_statements => None,
         Some(p) => {
             let text = std::fs::read_to_string(p)
                 .map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
@@ -743,6 +750,7 @@ async fn rehearse(r: &Resolved, a: &RehearseArgs) -> Result<i32> {
             rate: a.rate,
             mix: sluice_rehearse::workload::Mix::parse(&a.mix).map_err(|e| bad("--mix", e))?,
             script,
+            top_statements,
         },
         baseline: sluice_rehearse::parse_duration(&a.baseline).map_err(|e| bad("--baseline", e))?,
         cooldown: sluice_rehearse::parse_duration(&a.cooldown).map_err(|e| bad("--cooldown", e))?,

@@ -349,3 +349,260 @@ async fn pg_clients(admin: &tokio_postgres::Client, pattern: &str) -> i64 {
         .unwrap()
         .get(0)
 }
+
+#[tokio::test]
+async fn top_statements_workload_needs_pg_stat_statements() {
+    let p = pg_project().await;
+    p.write(
+        "20260101000000_note.sql",
+        "-- sluice:up\nALTER TABLE accounts ADD COLUMN note text;\n",
+    );
+    let check = |r: &Run, what: &str| {
+        assert_eq!(r.code, 2, "{r:?}");
+        for s in [
+            what,
+            "shared_preload_libraries",
+            "CREATE EXTENSION pg_stat_statements",
+            "--workload script.sql",
+        ] {
+            assert!(r.stderr.contains(s), "no `{s}` in: {r:?}");
+        }
+        // It fails before cloning: no scratch database was made.
+        assert!(!r.stderr.contains("cloning"), "{r:?}");
+    };
+    // The extension is not created in the source database.
+    let r = rehearse(&p, &["--workload", "pg_stat_statements"]);
+    check(&r, "no pg_stat_statements view");
+    // Created but not preloaded (the shared test server does not preload it): the view exists
+    // and reading it fails.
+    p.db.pg()
+        .await
+        .batch_execute("CREATE EXTENSION pg_stat_statements")
+        .await
+        .unwrap();
+    let r = rehearse(&p, &["--workload", "pg_stat_statements"]);
+    check(&r, "cannot be read");
+}
+
+#[tokio::test]
+async fn mariadb_top_statements_workload_is_a_usage_error() {
+    let p = my_project().await;
+    let r = rehearse(&p, &["--workload", "pg_stat_statements"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("needs a PostgreSQL source"), "{r:?}");
+}
+
+/// A private PostgreSQL 15 that preloads pg_stat_statements, on a free port in a temp dir: the
+/// shared test server does not preload it and must not be restarted. Stopped on drop.
+struct PrivatePg {
+    dir: tempfile::TempDir,
+    port: u16,
+    root: bool,
+}
+
+const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+impl PrivatePg {
+    fn tool(&self, name: &str) -> std::process::Command {
+        let path = format!("{PG_BIN}/{name}");
+        // initdb and postgres refuse to run as root: run them as the postgres OS user then.
+        if self.root {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--", &path]);
+            c
+        } else {
+            std::process::Command::new(path)
+        }
+    }
+
+    fn start() -> Option<PrivatePg> {
+        if !std::path::Path::new(PG_BIN).join("initdb").exists() {
+            return None;
+        }
+        let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+        let root = String::from_utf8_lossy(&uid.stdout).trim() == "0";
+        let has_postgres_user = std::process::Command::new("id")
+            .arg("postgres")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if root && !has_postgres_user {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        if root {
+            let ok = std::process::Command::new("chown")
+                .args(["postgres", dir.path().to_str().unwrap()])
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pg = PrivatePg { dir, port, root };
+        let data = pg.dir.path().join("data");
+        let out = pg
+            .tool("initdb")
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "-D",
+            ])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "initdb: {out:?}");
+        let opts = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c shared_preload_libraries=pg_stat_statements -c fsync=off",
+            pg.dir.path().display()
+        );
+        let out = pg
+            .tool("pg_ctl")
+            .args(["-w", "-t", "30", "-o", &opts, "-l"])
+            .arg(pg.dir.path().join("log"))
+            .arg("-D")
+            .arg(&data)
+            .arg("start")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_ctl start: {out:?}");
+        Some(pg)
+    }
+
+    fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        let _ = self
+            .tool("pg_ctl")
+            .args(["-m", "immediate", "-D"])
+            .arg(self.dir.path().join("data"))
+            .arg("stop")
+            .output();
+    }
+}
+
+#[tokio::test]
+async fn top_statements_end_to_end_on_a_private_server_that_preloads_the_extension() {
+    let started = std::time::Instant::now();
+    let Some(pg) = PrivatePg::start() else {
+        eprintln!(
+            "skipped: no PostgreSQL 15 binaries in {PG_BIN} (or root without a postgres user)"
+        );
+        return;
+    };
+    let connect = |url: String| async move {
+        let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        c
+    };
+    connect(pg.url("postgres"))
+        .await
+        .batch_execute("CREATE DATABASE app")
+        .await
+        .unwrap();
+    let app = connect(pg.url("app")).await;
+    app.batch_execute(
+        "CREATE EXTENSION pg_stat_statements;
+         CREATE TABLE accounts (id bigserial PRIMARY KEY, owner text NOT NULL, balance int NOT NULL DEFAULT 0);
+         INSERT INTO accounts (owner, balance) SELECT 'o' || g, g % 1000 FROM generate_series(1, 3000) g;
+         ANALYZE;
+         SELECT pg_stat_statements_reset();",
+    )
+    .await
+    .unwrap();
+    // The application: point reads, updates by key, lookups by owner (constants in the text,
+    // which pg_stat_statements normalises), and inserts.
+    for i in 1..=200i64 {
+        app.query("SELECT owner, balance FROM accounts WHERE id = $1", &[&i])
+            .await
+            .unwrap();
+    }
+    for i in 1..=50i64 {
+        app.execute(
+            "UPDATE accounts SET balance = $1 WHERE id = $2",
+            &[&(i as i32), &i],
+        )
+        .await
+        .unwrap();
+    }
+    for i in 1..=30 {
+        app.batch_execute(&format!(
+            "SELECT id FROM accounts WHERE owner = 'o{i}' LIMIT 5"
+        ))
+        .await
+        .unwrap();
+    }
+    for i in 1..=20 {
+        app.execute(
+            "INSERT INTO accounts (owner) VALUES ($1)",
+            &[&format!("n{i}")],
+        )
+        .await
+        .unwrap();
+    }
+
+    let p = Project::new(Server::Postgres).await;
+    p.write(
+        "20260101000000_note.sql",
+        "-- sluice:up\nALTER TABLE accounts ADD COLUMN note text;\n",
+    );
+    let mut args = QUICK.to_vec();
+    args.extend_from_slice(&["--workload", "pg_stat_statements", "--max-p99-ms", "500"]);
+    let rehearse = || {
+        let child = p
+            .command(&args)
+            .env("DATABASE_URL", pg.url("app"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        wait_bounded(child, 120, "sluice rehearse --workload pg_stat_statements")
+    };
+    let r = rehearse();
+    assert_eq!(r.code, 0, "{r:?}");
+    let run = &json(&r)["runs"][0];
+    assert_eq!(
+        run["workload"], "top 3 statement(s) of pg_stat_statements (1 skipped)",
+        "{run:#}"
+    );
+    // Sluice's own queries on the source (its check, the clone's counts and catalog reads) are
+    // not taken for the application's by the next rehearsal.
+    let again = rehearse();
+    assert_eq!(again.code, 0, "{again:?}");
+    assert_eq!(
+        json(&again)["runs"][0]["workload"],
+        run["workload"],
+        "{again:?}"
+    );
+    let replayed = run["replayed_statements"].as_array().unwrap();
+    assert_eq!(
+        replayed[0]["query"],
+        "SELECT owner, balance FROM accounts WHERE id = $1"
+    );
+    assert_eq!(replayed[0]["calls"], 200);
+    assert!(replayed
+        .iter()
+        .any(|s| s["query"] == "SELECT id FROM accounts WHERE owner = $1 LIMIT $2"));
+    let skipped = run["skipped_statements"].as_array().unwrap();
+    assert!(skipped[0]["query"]
+        .as_str()
+        .unwrap()
+        .starts_with("INSERT INTO accounts"));
+    assert_eq!(run["during"]["errors"], 0, "{run:#}");
+    assert_eq!(run["baseline"]["errors"], 0, "{run:#}");
+    assert!(run["baseline"]["transactions"].as_u64().unwrap() > 200);
+    eprintln!("end to end in {:.1} s", started.elapsed().as_secs_f64());
+}
