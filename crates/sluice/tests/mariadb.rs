@@ -276,7 +276,8 @@ async fn drift_is_listed_captured_and_revertible() {
         0,
         "reverting the capture restores the recorded schema"
     );
-    assert_eq!(p.run(&["up"]).code, 0);
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "{r:?}");
     assert!(table_exists(&mut c, "audit").await);
 }
 
