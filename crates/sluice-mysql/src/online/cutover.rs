@@ -37,14 +37,8 @@ pub async fn swap(
     let deadline = Instant::now() + opts.lock_retry_for;
     let mut backoff = Duration::from_millis(100);
     loop {
-        // Bring the log close to empty first so the drain under the lock is short.
-        for _ in 0..20 {
-            if job.drain(1, false).await? < 500 {
-                break;
-            }
-        }
-        job.verify_touched(false).await?;
-        match attempt(job, opts, conn_opts).await? {
+        catch_up(job).await?;
+        match attempt(job, opts, conn_opts, say).await? {
             Ok(held) => return Ok(held),
             Err(why) => {
                 if Instant::now() + backoff > deadline {
@@ -68,11 +62,29 @@ pub async fn swap(
     }
 }
 
+/// Applies the log and verifies what it applied until both are small, so that the part done with
+/// writes held is short. Converges as long as sluice applies faster than clients write.
+async fn catch_up(job: &mut Job) -> Result<()> {
+    for _ in 0..50 {
+        loop {
+            if job.apply(5_000, false).await? < 1_000 {
+                break;
+            }
+        }
+        if job.touched.len() <= 2_000 {
+            return Ok(());
+        }
+        job.verify_touched(false).await?;
+    }
+    Ok(())
+}
+
 /// One swap attempt: Ok(Ok(held)) swapped, Ok(Err(why)) nothing changed and may be retried.
 async fn attempt(
     job: &mut Job,
     opts: &OnlineOptions,
     conn_opts: &Opts,
+    say: Say<'_>,
 ) -> Result<std::result::Result<Duration, String>> {
     let t = ident(&job.table);
     let old = ident(&job.names.old);
@@ -95,7 +107,8 @@ async fn attempt(
         return Err(db("locking the table for the cut-over", e));
     }
     let held = Instant::now();
-    let outcome = under_lock(job, conn_opts, &t, &old, &new).await;
+    let budget = opts.lock_timeout.max(Duration::from_millis(500));
+    let outcome = under_lock(job, conn_opts, &t, &old, &new, budget, say).await;
     // Whatever happened, the lock goes; a queued RENAME runs before any waiting write.
     let _ = lock.query_drop("UNLOCK TABLES").await;
     let _ = lock.disconnect().await;
@@ -112,17 +125,39 @@ async fn attempt(
 
 type Rename = tokio::task::JoinHandle<std::result::Result<(), String>>;
 
-/// With writes held: drain and verify, then queue the RENAME behind the lock.
+/// With writes held: drain and verify, then queue the RENAME behind the lock. Gives up (nothing
+/// changed, writes resume) when the drain takes longer than `budget`.
 async fn under_lock(
     job: &mut Job,
     conn_opts: &Opts,
     t: &str,
     old: &str,
     new: &str,
+    budget: Duration,
+    say: Say<'_>,
 ) -> Result<std::result::Result<Rename, String>> {
-    job.touched.clear();
-    job.drain(1_000, false).await?;
+    let started = Instant::now();
+    let mut drained = 0;
+    loop {
+        let n = job.apply(5_000, false).await?;
+        drained += n;
+        if n == 0 {
+            break;
+        }
+        if started.elapsed() > budget {
+            return Ok(Err(format!(
+                "the change log did not drain within {} ms",
+                budget.as_millis()
+            )));
+        }
+    }
+    let keys = job.touched.len();
     job.verify_touched(false).await?;
+    say(&format!(
+        "cut-over of `{}`: applied {drained} change(s), verified {keys} key(s) in {} ms with writes held",
+        job.table,
+        started.elapsed().as_millis()
+    ));
     let mut r = Conn::new(conn_opts.clone())
         .await
         .map_err(|e| db("opening the RENAME session", e))?;

@@ -671,10 +671,22 @@ async fn copy_path(
                 )
                 .await
                 .map_err(|err| db("reading the table size", err))?;
+            let t0 = Instant::now();
             job.copy(last, opts, total.unwrap_or(0) as i64, say).await?;
+            say(&format!(
+                "copied `{t}` in {:.1} s",
+                t0.elapsed().as_secs_f64()
+            ));
         }
-        job.drain(100, false).await?;
+        let t0 = Instant::now();
+        let n = job.drain(100, false).await?;
+        say(&format!(
+            "applied {n} logged change(s) in {:.1} s",
+            t0.elapsed().as_secs_f64()
+        ));
+        let t0 = Instant::now();
         job.verify(say).await?;
+        say(&format!("verified in {:.1} s", t0.elapsed().as_secs_f64()));
         set_state(&mut e.work, &t, "copied").await?;
     }
     let rows: Option<i64> = e
