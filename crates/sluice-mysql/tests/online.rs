@@ -458,3 +458,50 @@ async fn copy_never_waits_on_a_clients_row_locks_and_postponed_cutover_verifies_
         1
     );
 }
+
+#[tokio::test]
+async fn data_the_alter_would_reject_fails_the_copy_and_leaves_the_table_unchanged() {
+    let db = TestDb::mariadb().await;
+    let mut c = db.my().await;
+    c.query_drop(
+        "CREATE TABLE acc (id INT PRIMARY KEY, balance INT NULL, note VARCHAR(40)); \
+         INSERT INTO acc SELECT seq, seq, CONCAT('n', seq % 500) FROM seq_1_to_3000",
+    )
+    .await
+    .unwrap();
+    let mut e = engine(&db).await;
+    // Duplicate notes: as written, the unique key fails; the copy must not drop rows silently.
+    let err = e
+        .alter_online(
+            "ALTER TABLE acc MODIFY balance BIGINT NOT NULL, ADD UNIQUE KEY (note)",
+            &small_chunks(),
+            &quiet(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Duplicate entry"), "{err}");
+    // A value the new type cannot hold fails as the as-written ALTER would (strict mode).
+    let err = e
+        .alter_online(
+            "ALTER TABLE acc MODIFY balance TINYINT NOT NULL",
+            &small_chunks(),
+            &quiet(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Out of range"), "{err}");
+    assert!(err.to_string().contains("unchanged"), "{err}");
+    assert_eq!(count(&mut c, "SELECT COUNT(*) FROM acc").await, 3000);
+    assert_eq!(
+        count(&mut c, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE '\\_acc%'").await,
+        0
+    );
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()"
+        )
+        .await,
+        0
+    );
+}

@@ -672,20 +672,27 @@ async fn copy_path(
                 .await
                 .map_err(|err| db("reading the table size", err))?;
             let t0 = Instant::now();
-            job.copy(last, opts, total.unwrap_or(0) as i64, say).await?;
+            if let Err(err) = job.copy(last, opts, total.unwrap_or(0) as i64, say).await {
+                return Err(abandon(e, &names, &t, err).await);
+            }
             say(&format!(
                 "copied `{t}` in {:.1} s",
                 t0.elapsed().as_secs_f64()
             ));
         }
         let t0 = Instant::now();
-        let n = job.drain(100, false).await?;
+        let n = match job.drain(100, false).await {
+            Ok(n) => n,
+            Err(err) => return Err(abandon(e, &names, &t, err).await),
+        };
         say(&format!(
             "applied {n} logged change(s) in {:.1} s",
             t0.elapsed().as_secs_f64()
         ));
         let t0 = Instant::now();
-        job.verify(say).await?;
+        if let Err(err) = job.verify(say).await {
+            return Err(abandon(e, &names, &t, err).await);
+        }
         say(&format!("verified in {:.1} s", t0.elapsed().as_secs_f64()));
         set_state(&mut e.work, &t, "copied").await?;
     }
@@ -745,6 +752,31 @@ async fn copy_path(
         names.old
     ));
     finish_swap(e, &t, &names, rows, started, held).await
+}
+
+/// A copy that failed on the data (a value the new type cannot hold, duplicates for a new unique
+/// key, rows that still differ) is removed, so the table is left as a failed as-written ALTER
+/// leaves it; a crash instead leaves it to be resumed.
+async fn abandon(e: &mut MySqlEngine, names: &Names, t: &str, err: Error) -> Error {
+    drop_objects(&mut e.work, names, true).await;
+    let _ = e
+        .work
+        .exec_drop("DELETE FROM `sluice_online` WHERE `table_name` = ?", (t,))
+        .await;
+    match err {
+        Error::Database {
+            context,
+            message,
+            help,
+        } => Error::Database {
+            context,
+            message: format!(
+                "{message} (the online copy of `{t}` was removed; `{t}` is unchanged)"
+            ),
+            help,
+        },
+        other => other,
+    }
 }
 
 async fn finish_swap(
