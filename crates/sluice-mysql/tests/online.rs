@@ -505,3 +505,57 @@ async fn data_the_alter_would_reject_fails_the_copy_and_leaves_the_table_unchang
         0
     );
 }
+
+#[tokio::test]
+async fn composite_text_key_and_an_odd_table_name() {
+    let db = TestDb::mariadb().await;
+    let mut c = db.my().await;
+    c.query_drop(
+        "CREATE TABLE `we``ird acc` (region VARCHAR(10) CHARACTER SET latin1 NOT NULL, id INT NOT NULL, \
+         v INT, PRIMARY KEY (region, id)); \
+         INSERT INTO `we``ird acc` SELECT ELT(1 + seq % 3, 'eu', 'us', 'ap'), seq, seq FROM seq_1_to_3000",
+    )
+    .await
+    .unwrap();
+    let mut e = engine(&db).await;
+    let opts = OnlineOptions {
+        postpone_cutover: true,
+        ..small_chunks()
+    };
+    let sql = "ALTER TABLE `we``ird acc` MODIFY v BIGINT NOT NULL -- widen";
+    let r = e.alter_online(sql, &opts, &quiet()).await.unwrap().unwrap();
+    assert!(r.cutover_pending);
+    c.query_drop(
+        "UPDATE `we``ird acc` SET v = -v WHERE id % 7 = 0; DELETE FROM `we``ird acc` WHERE region = 'ap' AND id < 100; \
+         UPDATE `we``ird acc` SET region = 'sa' WHERE id = 5",
+    )
+    .await
+    .unwrap();
+    let want: (i64, i64) = c
+        .query_first(
+            "SELECT COUNT(*), SUM(CRC32(CONCAT_WS('|', region, id, v))) FROM `we``ird acc`",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    e.online_cutover(&small_chunks(), &quiet()).await.unwrap();
+    let got: (i64, i64) = c
+        .query_first(
+            "SELECT COUNT(*), SUM(CRC32(CONCAT_WS('|', region, id, v))) FROM `we``ird acc`",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, want);
+    let ty: String = c
+        .query_first("SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'we`ird acc' AND COLUMN_NAME = 'v'")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ty, "bigint(20)");
+    // The old table is kept, with the changes made before the swap.
+    assert_eq!(
+        count(&mut c, "SELECT COUNT(*) FROM `_we``ird acc_old`").await,
+        want.0
+    );
+}

@@ -500,8 +500,12 @@ async fn setup(
     for k in &job.key {
         let c = live.column(&k.orig).expect("key column");
         let mut ty = c.column_type.clone();
-        if let Some(coll) = &c.collation {
-            ty.push_str(&format!(" COLLATE {}", ident(coll)));
+        if let (Some(cs), Some(coll)) = (&c.charset, &c.collation) {
+            ty.push_str(&format!(
+                " CHARACTER SET {} COLLATE {}",
+                ident(cs),
+                ident(coll)
+            ));
         }
         cols.push(format!("{} {ty} NOT NULL", ident(&k.chg)));
     }

@@ -287,12 +287,16 @@ pub fn parse(sql: &str) -> Option<AlterTable> {
     } else {
         (None, first)
     };
+    // The clauses end at their last token: a trailing comment must not swallow the
+    // `, ALGORITHM=...` sluice appends.
     let rest_start = toks.get(i).map(|t| t.start).unwrap_or(sql.len());
-    let rest = sql[rest_start..]
-        .trim()
-        .trim_end_matches(';')
-        .trim()
-        .to_string();
+    let rest_end = toks[i..]
+        .iter()
+        .rev()
+        .find(|t| !t.punct(';'))
+        .map(|t| t.end)
+        .unwrap_or(rest_start);
+    let rest = sql[rest_start..rest_end].to_string();
     // Split the rest into clauses at top-level commas.
     let mut clauses = Vec::new();
     let mut depth = 0i32;
@@ -717,6 +721,14 @@ mod tests {
             }
             k => panic!("{k:?}"),
         }
+    }
+
+    #[test]
+    fn a_trailing_comment_is_not_part_of_the_clauses() {
+        let a = parse("ALTER TABLE t ADD COLUMN c INT -- why\n").unwrap();
+        assert_eq!(a.rest, "ADD COLUMN c INT");
+        let a = parse("ALTER TABLE t ADD COLUMN c INT # why").unwrap();
+        assert_eq!(a.rest, "ADD COLUMN c INT");
     }
 
     #[test]
