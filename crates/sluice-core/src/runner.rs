@@ -1851,6 +1851,11 @@ pub async fn plan(
                 }
             },
         );
+        if target.engine != crate::target::EngineKind::Postgres && !opts.as_written {
+            for sp in statements.iter_mut() {
+                sp.online = engine.explain_online(&sp.sql).await?;
+            }
+        }
         for sp in &statements {
             for a in &sp.actions {
                 if let Some(t) = &a.table {

@@ -559,3 +559,54 @@ async fn composite_text_key_and_an_odd_table_name() {
         want.0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn copy_pauses_while_threads_running_is_above_the_limit() {
+    let db = TestDb::mariadb().await;
+    let mut c = db.my().await;
+    c.query_drop(
+        "CREATE TABLE acc (id INT PRIMARY KEY, v INT); INSERT INTO acc SELECT seq, seq FROM seq_1_to_2000",
+    )
+    .await
+    .unwrap();
+    // Three sessions busy for 2 s keep Threads_running above 2 (the copy's own query counts too).
+    let mut sleepers = Vec::new();
+    for _ in 0..3 {
+        let url = db.url.clone();
+        sleepers.push(tokio::spawn(async move {
+            let mut s = Conn::from_url(url).await.unwrap();
+            let _: Option<i64> = s.query_first("SELECT SLEEP(2)").await.unwrap();
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut e = engine(&db).await;
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let l2 = lines.clone();
+    let say = move |s: &str| l2.lock().unwrap().push(s.to_string());
+    let opts = OnlineOptions {
+        max_threads_running: Some(2),
+        ..small_chunks()
+    };
+    let started = std::time::Instant::now();
+    let r = e
+        .alter_online("ALTER TABLE acc MODIFY v BIGINT", &opts, &say)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.path, "copy");
+    assert!(
+        lines
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|l| l.contains("paused: Threads_running")),
+        "{lines:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(1500),
+        "did not wait"
+    );
+    for s in sleepers {
+        s.await.unwrap();
+    }
+}
