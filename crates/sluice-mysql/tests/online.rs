@@ -291,9 +291,11 @@ async fn client(url: String, seed: u64, stop: Arc<AtomicBool>, ops: Arc<AtomicU6
 async fn copy_under_concurrent_writers_equals_the_as_written_alter() {
     let db = TestDb::mariadb().await;
     let mut c = db.my().await;
+    // The top ids are deleted first: the original's counter is ahead of its largest id.
     c.query_drop(
         "CREATE TABLE acc (id INT AUTO_INCREMENT PRIMARY KEY, balance INT NULL, note VARCHAR(40), KEY (note)); \
-         INSERT INTO acc (balance, note) SELECT CAST(seq AS SIGNED) * 7 - 50000, CONCAT('n', seq) FROM seq_1_to_15000; \
+         INSERT INTO acc (balance, note) SELECT CAST(seq AS SIGNED) * 7 - 50000, CONCAT('n', seq) FROM seq_1_to_15500; \
+         DELETE FROM acc WHERE id > 15000; \
          CREATE TABLE mirror LIKE acc; INSERT INTO mirror SELECT * FROM acc",
     )
     .await
@@ -364,10 +366,12 @@ async fn copy_under_concurrent_writers_equals_the_as_written_alter() {
         .await,
         0
     );
-    // Inserts after the swap continue the AUTO_INCREMENT sequence.
+    // Inserts after the swap continue the original's AUTO_INCREMENT sequence.
+    let next_old = count(&mut c, "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '_acc_old'").await;
     c.query_drop("INSERT INTO acc (balance, note) VALUES (1, 'after')")
         .await
         .unwrap();
+    assert!(count(&mut c, "SELECT LAST_INSERT_ID()").await >= next_old);
     let lines = e.online_cleanup(false).await.unwrap();
     assert!(lines[0].contains("_acc_old"), "{lines:?}");
 }

@@ -827,7 +827,7 @@ impl Job {
                 return Ok(());
             }
             let keys: Vec<Key> = std::mem::take(&mut self.touched).into_iter().collect();
-            for batch in keys.chunks(500) {
+            for batch in keys.chunks(2_000) {
                 self.check(Which::Keys(batch), locked).await?;
             }
         }

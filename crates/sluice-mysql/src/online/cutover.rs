@@ -153,6 +153,22 @@ async fn under_lock(
     }
     let keys = job.touched.len();
     job.verify_touched(false).await?;
+    // The new table continues the original's AUTO_INCREMENT (ids of deleted top rows are not
+    // handed out again); the shadow's own counter only follows the ids copied into it.
+    let next: Option<Option<u64>> = job
+        .conn
+        .exec_first(
+            "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+            (&job.table,),
+        )
+        .await
+        .map_err(|e| db("reading the AUTO_INCREMENT counter", e))?;
+    if let Some(n) = next.flatten() {
+        job.conn
+            .query_drop(format!("ALTER TABLE {new} AUTO_INCREMENT = {n}"))
+            .await
+            .map_err(|e| db("carrying the AUTO_INCREMENT counter over", e))?;
+    }
     say(&format!(
         "cut-over of `{}`: applied {drained} change(s), verified {keys} key(s) in {} ms with writes held",
         job.table,
