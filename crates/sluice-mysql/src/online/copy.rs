@@ -552,7 +552,7 @@ impl Job {
             keys.insert(vals.map(text).collect::<Key>());
         }
         let keys: Vec<Key> = keys.into_iter().collect();
-        for batch in keys.chunks(1000) {
+        for batch in keys.chunks(2_500) {
             self.refresh(batch, locked).await?;
         }
         let ph = vec!["?"; ids.len()].join(", ");
@@ -593,7 +593,25 @@ impl Job {
             .filter(|k| !present.contains(*k))
             .cloned()
             .collect();
-        let mut sqls = vec![(self.copy_sql("REPLACE", &cond), params)];
+        // Most logged keys are updates of rows the shadow has: updating them in place is cheaper
+        // than REPLACE's delete + insert of every index entry.
+        let keys_shadow: Vec<String> = self.key.iter().map(|k| k.shadow.clone()).collect();
+        let set: Vec<String> = self
+            .cols
+            .iter()
+            .filter(|c| !keys_shadow.contains(&c.shadow))
+            .map(|c| format!("{0} = VALUES({0})", ident(&c.shadow)))
+            .collect();
+        let upsert = if set.is_empty() {
+            self.copy_sql("REPLACE", &cond)
+        } else {
+            format!(
+                "{} ON DUPLICATE KEY UPDATE {}",
+                self.copy_sql("INSERT", &cond),
+                set.join(", ")
+            )
+        };
+        let mut sqls = vec![(upsert, params)];
         if !gone.is_empty() {
             let mut p = Vec::new();
             let c = self.key_in(Side::Shadow, &gone, &mut p);

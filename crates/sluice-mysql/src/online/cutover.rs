@@ -37,7 +37,7 @@ pub async fn swap(
     let deadline = Instant::now() + opts.lock_retry_for;
     let mut backoff = Duration::from_millis(100);
     loop {
-        catch_up(job).await?;
+        catch_up(job, say).await?;
         match attempt(job, opts, conn_opts, say).await? {
             Ok(held) => return Ok(held),
             Err(why) => {
@@ -64,17 +64,33 @@ pub async fn swap(
 
 /// Applies the log and verifies what it applied until both are small, so that the part done with
 /// writes held is short. Converges as long as sluice applies faster than clients write.
-async fn catch_up(job: &mut Job) -> Result<()> {
-    for _ in 0..50 {
+async fn catch_up(job: &mut Job, say: Say<'_>) -> Result<()> {
+    let mut last_say = Instant::now();
+    for round in 0..50 {
+        let t0 = Instant::now();
+        let mut applied = 0;
         loop {
-            if job.apply(5_000, false).await? < 1_000 {
+            let n = job.apply(5_000, false).await?;
+            applied += n;
+            if n < 1_000 {
                 break;
             }
         }
-        if job.touched.len() <= 2_000 {
+        let apply_ms = t0.elapsed().as_millis();
+        let keys = job.touched.len();
+        if keys <= 2_000 {
             return Ok(());
         }
+        let t1 = Instant::now();
         job.verify_touched(false).await?;
+        if last_say.elapsed() > Duration::from_secs(2) || round == 0 {
+            last_say = Instant::now();
+            say(&format!(
+                "catching up on `{}`: applied {applied} change(s) in {apply_ms} ms, verified {keys} key(s) in {} ms",
+                job.table,
+                t1.elapsed().as_millis()
+            ));
+        }
     }
     Ok(())
 }
