@@ -506,3 +506,36 @@ async fn a_table_without_a_key_is_refused_with_exit_2_and_runs_as_written_on_req
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(p.states(), vec![(1, "applied".into())]);
 }
+
+#[tokio::test]
+async fn cleanup_abort_removes_an_unfinished_copy_and_up_starts_over() {
+    let p = Project::new(Server::MariaDb).await;
+    let mut c = p.db.my().await;
+    c.query_drop(ACC).await.unwrap();
+    p.write("1_widen.sql", WIDEN);
+    assert_eq!(p.run(&["up", "--postpone-cutover"]).code, 1);
+    let r = p.run(&["cleanup"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("in progress"), "{r:?}");
+    assert!(
+        table_exists(&mut c, "_acc_new").await,
+        "kept without --abort"
+    );
+    let r = p.run(&["cleanup", "--abort"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    for t in ["_acc_new", "_acc_chg", "_acc_old"] {
+        assert!(!table_exists(&mut c, t).await, "{t}");
+    }
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = 'acc'"
+        )
+        .await,
+        0
+    );
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("copying `acc` online"), "{r:?}");
+    assert_eq!(p.states(), vec![(1, "applied".into())]);
+}
