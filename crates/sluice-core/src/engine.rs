@@ -199,6 +199,8 @@ pub struct OnlineReport {
     pub seconds: f64,
     /// True when the copy is verified and waits for `sluice cutover`.
     pub cutover_pending: bool,
+    /// How long the cut-over held client writes (drain + RENAME), in milliseconds.
+    pub cutover_hold_ms: u64,
 }
 
 #[async_trait]

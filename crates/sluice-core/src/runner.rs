@@ -567,7 +567,10 @@ pub async fn up(
 ) -> Result<UpReport> {
     if opts.dry_run {
         let rows = engine.history().await?;
-        let planned = plan_up(engine, files, &rows, opts)?;
+        let mut planned = plan_up(engine, files, &rows, opts)?;
+        if !opts.as_written {
+            explain_online(engine, &mut planned).await?;
+        }
         return Ok(UpReport {
             planned,
             applied: vec![],
@@ -595,6 +598,35 @@ pub async fn up(
         }
         Ok(report)
     })
+}
+
+/// Fills in how the engine's online path would run each ALTER TABLE (MariaDB/MySQL), for the dry run.
+async fn explain_online(engine: &mut dyn Engine, planned: &mut [PlannedMigration]) -> Result<()> {
+    if engine.target().engine == crate::target::EngineKind::Postgres {
+        return Ok(());
+    }
+    for p in planned.iter_mut() {
+        for i in p.resume_from..p.statements.len() {
+            if p.runs_as.get(i).is_some_and(|r| r.is_some()) {
+                continue;
+            }
+            let Some(lines) = engine.explain_online(&p.statements[i]).await? else {
+                continue;
+            };
+            let mut lines = lines.into_iter();
+            let head = lines.next().unwrap_or_default();
+            let rest: Vec<String> = lines.map(|l| l.trim().to_string()).collect();
+            if p.runs_as.len() <= i {
+                p.runs_as.resize(i + 1, None);
+            }
+            p.runs_as[i] = Some(RunsAs {
+                sql: head,
+                note: "online (MariaDB/MySQL)".into(),
+                then: rest,
+            });
+        }
+    }
+    Ok(())
 }
 
 fn plan_up(
@@ -1012,7 +1044,34 @@ async fn run_part(
                     }
                 } else {
                     let index = rewrite.and_then(|r| r.builds_index.as_deref());
-                    let outcome = match online_alter(engine, safe, exec, ctx).await {
+                    let online = match online_alter(engine, safe, exec, ctx).await {
+                        Ok(o) => o,
+                        Err(refused) => {
+                            // A refusal (exit 2) still leaves the migration failed and resumable.
+                            let e = crate::engine::ServerError {
+                                code: String::new(),
+                                message: refused.to_string(),
+                                position: None,
+                                connection_lost: false,
+                                lock_timeout: false,
+                            };
+                            let _ = record_failure(
+                                engine,
+                                m,
+                                dir,
+                                row,
+                                s,
+                                part_offset,
+                                e,
+                                i,
+                                false,
+                                ctx,
+                            )
+                            .await;
+                            return Err(refused);
+                        }
+                    };
+                    let outcome = match online {
                         Some(done) => done,
                         None => {
                             let bound = prepared.exclusive[i].then_some(ctx.exclusive_timeout);
@@ -1067,34 +1126,37 @@ async fn run_part(
 }
 
 /// An ALTER TABLE on an engine with its own online path (MariaDB/MySQL) runs that way unless
-/// `--as-written`; None when the engine leaves it to run as written.
+/// `--as-written`; None when the engine leaves it to run as written. `Err` is a refusal (bad input:
+/// no safe online form for this table) that must reach the user as such.
 async fn online_alter(
     engine: &mut dyn Engine,
     safe: bool,
     exec: &SqlStatement,
     ctx: &RunContext,
-) -> Option<std::result::Result<(), crate::engine::ServerError>> {
+) -> Result<Option<std::result::Result<(), crate::engine::ServerError>>> {
     if !safe
         || engine.target().engine == crate::target::EngineKind::Postgres
         || !exec.has_words(&["ALTER", "TABLE"])
     {
-        return None;
+        return Ok(None);
     }
+    let failed = |message: String| crate::engine::ServerError {
+        code: String::new(),
+        message,
+        position: None,
+        connection_lost: false,
+        lock_timeout: false,
+    };
     match engine.alter_online(&exec.sql, &ctx.online, &*ctx.say).await {
-        Ok(None) => None,
-        Ok(Some(report)) => {
-            if report.cutover_pending {
-                (ctx.say)("the copy is verified and waits for `sluice cutover`");
-            }
-            Some(Ok(()))
-        }
-        Err(e) => Some(Err(crate::engine::ServerError {
-            code: String::new(),
-            message: e.to_string(),
-            position: None,
-            connection_lost: false,
-            lock_timeout: false,
-        })),
+        Ok(None) => Ok(None),
+        // A copy waiting for `sluice cutover` is not done: the statement stays unapplied, so the
+        // next `sluice up` (after the swap) finds it swapped and records it.
+        Ok(Some(report)) if report.cutover_pending => Ok(Some(Err(failed(
+            "the online copy is verified and waits for its swap: run `sluice cutover`, then `sluice up` again to record the migration".into(),
+        )))),
+        Ok(Some(_)) => Ok(Some(Ok(()))),
+        Err(e @ Error::Usage { .. }) => Err(e),
+        Err(e) => Ok(Some(Err(failed(e.to_string())))),
     }
 }
 
@@ -1926,6 +1988,11 @@ pub async fn plan(
                 }
             },
         );
+        if target.engine != crate::target::EngineKind::Postgres && !opts.as_written {
+            for sp in statements.iter_mut() {
+                sp.online = engine.explain_online(&sp.sql).await?;
+            }
+        }
         for sp in &statements {
             for a in &sp.actions {
                 if let Some(t) = &a.table {

@@ -89,6 +89,8 @@ pub async fn introspect(conn: &mut Conn, flavour: Flavour) -> mysql_async::Resul
 
     // Tables (views come from VIEWS; MariaDB sequences are tables of their own kind, left out).
     let mut collations: BTreeMap<String, Option<String>> = BTreeMap::new();
+    // The shadow, old and change-log tables of online changes are sluice's, not the schema's.
+    let aux = crate::online::aux_tables(conn).await;
     let rows: Vec<Row> = conn
         .query(
             "SELECT TABLE_NAME AS table_name, TABLE_TYPE AS table_type, TABLE_COLLATION AS table_collation \
@@ -98,7 +100,10 @@ pub async fn introspect(conn: &mut Conn, flavour: Flavour) -> mysql_async::Resul
     for r in &rows {
         let name = text(r, "table_name").unwrap_or_default();
         let kind = text(r, "table_type").unwrap_or_default();
-        if is_sluice_table(&name) || !matches!(kind.as_str(), "BASE TABLE" | "SYSTEM VERSIONED") {
+        if is_sluice_table(&name)
+            || aux.contains(&name)
+            || !matches!(kind.as_str(), "BASE TABLE" | "SYSTEM VERSIONED")
+        {
             continue;
         }
         collations.insert(name.clone(), text(r, "table_collation"));

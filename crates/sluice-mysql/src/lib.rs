@@ -8,6 +8,7 @@
 mod connect;
 pub mod history;
 pub mod introspect;
+pub mod online;
 pub mod quote;
 pub mod render;
 pub mod tls;
@@ -104,6 +105,20 @@ impl MySqlEngine {
             flavour,
             lock_held: false,
         })
+    }
+
+    /// `sluice cutover`: swaps every verified online copy waiting for it.
+    pub async fn online_cutover(
+        &mut self,
+        opts: &sluice_core::engine::OnlineOptions,
+        say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+    ) -> Result<Vec<String>> {
+        online::cutover_all(self, opts, say).await
+    }
+
+    /// `sluice cleanup`: drops old tables kept by finished swaps (with `abort`, also unfinished copies).
+    pub async fn online_cleanup(&mut self, abort: bool) -> Result<Vec<String>> {
+        online::cleanup(self, abort).await
     }
 
     pub fn flavour(&self) -> Flavour {
@@ -649,6 +664,19 @@ impl Engine for MySqlEngine {
                 lock_timeout: false,
             },
         })
+    }
+
+    async fn alter_online(
+        &mut self,
+        sql: &str,
+        opts: &sluice_core::engine::OnlineOptions,
+        say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+    ) -> Result<Option<sluice_core::engine::OnlineReport>> {
+        online::alter(self, sql, opts, say).await
+    }
+
+    async fn explain_online(&mut self, sql: &str) -> Result<Option<Vec<String>>> {
+        online::explain(self, sql).await
     }
 
     async fn set_lock_timeout(&mut self, timeout: std::time::Duration) -> Result<()> {

@@ -132,6 +132,20 @@ pub enum Command {
         /// Run every statement exactly as written (index builds and drops are not made CONCURRENT).
         #[arg(long)]
         as_written: bool,
+        #[command(flatten)]
+        online: OnlineArgs,
+    },
+    /// MariaDB/MySQL: swap every verified online copy (from `up --postpone-cutover`) into place,
+    /// then run `sluice up` to record the migration.
+    Cutover {
+        #[command(flatten)]
+        online: OnlineArgs,
+    },
+    /// MariaDB/MySQL: drop the `_<table>_old` tables kept by online changes.
+    Cleanup {
+        /// Also abandon unfinished online copies (drop their triggers, change log and shadow table).
+        #[arg(long)]
+        abort: bool,
     },
     /// Roll back applied migrations with their down parts (default: the latest one).
     Down {
@@ -308,6 +322,43 @@ pub struct RehearseArgs {
     pub report: Option<PathBuf>,
 }
 
+/// How MariaDB/MySQL ALTERs that need a table copy run online.
+#[derive(Args, Clone, Default)]
+pub struct OnlineArgs {
+    /// Copy and verify, then stop before the swap; `sluice cutover` swaps later.
+    #[arg(long)]
+    postpone_cutover: bool,
+    /// Aim each copy chunk at this duration (default 200).
+    #[arg(long, value_name = "MS")]
+    chunk_ms: Option<u64>,
+    /// Pause the copy while the server's Threads_running is above this.
+    #[arg(long, value_name = "N")]
+    max_threads_running: Option<u64>,
+    /// A replica whose lag pauses the copy (repeatable).
+    #[arg(long, value_name = "URL")]
+    replica_url: Vec<String>,
+    /// Replica lag that pauses the copy (default 1).
+    #[arg(long, value_name = "SECONDS")]
+    max_replica_lag: Option<u64>,
+}
+
+impl OnlineArgs {
+    fn apply(&self, ctx: &mut RunContext) {
+        let o = &mut ctx.online;
+        o.postpone_cutover = self.postpone_cutover;
+        o.lock_timeout = ctx.lock_timeout;
+        o.lock_retry_for = ctx.lock_retry_for;
+        if let Some(ms) = self.chunk_ms {
+            o.target_chunk = Duration::from_millis(ms.max(1));
+        }
+        o.max_threads_running = self.max_threads_running;
+        o.replica_urls = self.replica_url.clone();
+        if let Some(s) = self.max_replica_lag {
+            o.max_replica_lag = Duration::from_secs(s);
+        }
+    }
+}
+
 struct Resolved {
     config: Config,
     global: Global,
@@ -420,11 +471,13 @@ pub async fn run(cli: Cli) -> Result<i32> {
             out_of_order,
             create_database,
             as_written,
+            online,
         } => {
             let files = r.files()?;
             let url = r.url()?;
             let mut engine = connect::engine(&url, create_database && !dry_run).await?;
-            let ctx = r.context();
+            let mut ctx = r.context();
+            online.apply(&mut ctx);
             let opts = UpOptions {
                 to,
                 dry_run,
@@ -439,6 +492,29 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     "done: {} migration(s) applied",
                     report.applied.len()
                 ));
+            }
+            Ok(exit::OK)
+        }
+        Command::Cutover { online } => {
+            let mut ctx = r.context();
+            online.apply(&mut ctx);
+            let lines = connect::online_cutover(&r.url()?, &ctx).await?;
+            if lines.is_empty() {
+                render::say("no online copy waits for its swap");
+            }
+            for l in lines {
+                render::say(&l);
+            }
+            Ok(exit::OK)
+        }
+        Command::Cleanup { abort } => {
+            let ctx = r.context();
+            let lines = connect::online_cleanup(&r.url()?, abort, &ctx).await?;
+            if lines.is_empty() {
+                render::say("nothing to clean up");
+            }
+            for l in lines {
+                render::say(&l);
             }
             Ok(exit::OK)
         }

@@ -303,7 +303,7 @@ pub fn plan_report(r: &sluice_core::runner::PlanReport, as_json: bool) {
     for (t, s) in &r.tables {
         println!("  table {t}: ~{} rows, {}", s.rows, human_bytes(s.bytes));
     }
-    println!("note: on PostgreSQL `sluice up` already runs the index, constraint, NOT NULL and backfill steps below; a type change that rewrites is refused unless --as-written; MariaDB copies are not built yet and run as written (under the lock timeout). `up --dry-run` shows exactly what runs");
+    println!("note: on PostgreSQL `sluice up` already runs the index, constraint, NOT NULL and backfill steps below; a type change that rewrites is refused unless --as-written; on MariaDB/MySQL every ALTER TABLE runs online (the `online:` lines: INSTANT/INPLACE with the algorithm written out, else a shadow-table copy). `up --dry-run` shows exactly what runs");
     for m in &r.migrations {
         println!("\n{}_{}  [{}]", m.version, m.name, m.mode.name());
         for sp in &m.statements {
@@ -317,6 +317,11 @@ pub fn plan_report(r: &sluice_core::runner::PlanReport, as_json: bool) {
                     ""
                 }
             );
+            if let Some(lines) = &sp.online {
+                for l in lines {
+                    println!("    {}", l.trim());
+                }
+            }
             for a in &sp.actions {
                 let effect = format!("{:?}", a.impact.effect).to_lowercase();
                 let est = match (a.estimate_secs, a.impact.effect) {

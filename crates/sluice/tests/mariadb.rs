@@ -276,7 +276,8 @@ async fn drift_is_listed_captured_and_revertible() {
         0,
         "reverting the capture restores the recorded schema"
     );
-    assert_eq!(p.run(&["up"]).code, 0);
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "{r:?}");
     assert!(table_exists(&mut c, "audit").await);
 }
 
@@ -365,4 +366,176 @@ async fn alter_steps_back_from_a_held_metadata_lock_and_retries() {
     let r = p.run(&["up"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(count(&mut c, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'w'").await, 1);
+}
+
+/// Row count and an order-independent checksum of (id, balance, note).
+async fn fingerprint(url: &str, table: &str) -> (i64, i64) {
+    let mut c = mysql_async::Conn::from_url(url).await.unwrap();
+    let r: (i64, i64) = c
+        .query_first(format!(
+            "SELECT COUNT(*), COALESCE(SUM(CRC32(CONCAT_WS('|', id, balance, note))), 0) FROM {table}"
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    let _ = c.disconnect().await;
+    r
+}
+
+const ACC: &str = "CREATE TABLE acc (id INT AUTO_INCREMENT PRIMARY KEY, balance INT NULL, note VARCHAR(40), KEY (note)); \
+                   INSERT INTO acc (balance, note) SELECT seq % 1000, CONCAT('n', seq) FROM seq_1_to_20000";
+const WIDEN: &str = "ALTER TABLE acc MODIFY balance BIGINT NOT NULL;\n";
+const CHANGES: &str = "UPDATE acc SET balance = balance + 100000 WHERE id % 97 = 0; DELETE FROM acc WHERE id % 89 = 0; \
+                       INSERT INTO acc (balance, note) SELECT seq, 'late' FROM seq_1_to_50";
+
+/// The expected end state: the same data, altered as written.
+async fn expected(c: &mut mysql_async::Conn) {
+    c.query_drop(
+        "DROP TABLE IF EXISTS expect; CREATE TABLE expect AS SELECT * FROM acc; \
+         ALTER TABLE expect MODIFY balance BIGINT NOT NULL",
+    )
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn online_copy_killed_mid_copy_resumes_and_converges() {
+    let p = Project::new(Server::MariaDb).await;
+    let mut c = p.db.my().await;
+    c.query_drop(ACC).await.unwrap();
+    p.write("1_widen.sql", WIDEN);
+    let child = p.spawn(&["up", "--chunk-ms", "1"]);
+    let url = p.db.url.clone();
+    eventually(60, "the copy to checkpoint", || {
+        let url = url.clone();
+        async move {
+            count_at(&url, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'sluice_online'").await == 1
+                && count_at(&url, "SELECT COUNT(*) FROM sluice_online WHERE state = 'copying' AND last_key IS NOT NULL").await == 1
+        }
+    })
+    .await;
+    let mut child = child;
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+    assert!(table_exists(&mut c, "_acc_new").await);
+    assert!(table_exists(&mut c, "_acc_chg").await);
+    let copied = count(&mut c, "SELECT rows_copied FROM sluice_online").await;
+    assert!(copied > 0 && copied < 20_000, "killed mid-copy: {copied}");
+    // Clients keep writing while sluice is dead: the triggers log it, rows before and after the
+    // checkpoint alike.
+    c.query_drop(CHANGES).await.unwrap();
+
+    // The next run resumes the copy, verifies it and stops before the swap, like a crash there.
+    let r = p.run(&["up", "--postpone-cutover"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("resuming the online copy"), "{r:?}");
+    assert!(r.stderr.contains("sluice cutover"), "{r:?}");
+    assert_eq!(p.states(), vec![(1, "failed".into())]);
+    c.query_drop("UPDATE acc SET note = 'after verify' WHERE id BETWEEN 100 AND 120; DELETE FROM acc WHERE id = 5")
+        .await
+        .unwrap();
+    expected(&mut c).await;
+
+    // A plain `up` swaps (re-verifying what changed since) and records the migration.
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("swapped"), "{r:?}");
+    assert_eq!(p.states(), vec![(1, "applied".into())]);
+    assert_eq!(
+        fingerprint(&p.db.url, "acc").await,
+        fingerprint(&p.db.url, "expect").await
+    );
+    let ty: String = c.query_first("SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'acc' AND COLUMN_NAME = 'balance'").await.unwrap().unwrap();
+    assert_eq!(ty, "bigint(20)");
+    assert!(table_exists(&mut c, "_acc_old").await);
+    assert!(!table_exists(&mut c, "_acc_chg").await);
+    assert_eq!(
+        p.status_json()["drift"]["state"],
+        "clean",
+        "sluice's own tables are not drift"
+    );
+    let r = p.run(&["cleanup"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!table_exists(&mut c, "_acc_old").await);
+}
+
+#[tokio::test]
+async fn postponed_cutover_runs_with_sluice_cutover_then_up_records_it() {
+    let p = Project::new(Server::MariaDb).await;
+    let mut c = p.db.my().await;
+    c.query_drop(ACC).await.unwrap();
+    p.write("1_widen.sql", WIDEN);
+    let dry = p.run(&["up", "--dry-run"]);
+    assert!(
+        dry.stdout.contains("online copy: shadow `_acc_new`"),
+        "{dry:?}"
+    );
+    let r = p.run(&["up", "--postpone-cutover"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    c.query_drop(CHANGES).await.unwrap();
+    expected(&mut c).await;
+    let r = p.run(&["cutover"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("`acc` swapped"), "{r:?}");
+    assert_eq!(
+        fingerprint(&p.db.url, "acc").await,
+        fingerprint(&p.db.url, "expect").await
+    );
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(p.states(), vec![(1, "applied".into())]);
+    // Nothing left to swap.
+    let r = p.run(&["cutover"]);
+    assert!(r.stderr.contains("no online copy waits"), "{r:?}");
+}
+
+#[tokio::test]
+async fn a_table_without_a_key_is_refused_with_exit_2_and_runs_as_written_on_request() {
+    let p = Project::new(Server::MariaDb).await;
+    let mut c = p.db.my().await;
+    c.query_drop("CREATE TABLE loose (a INT, b INT); INSERT INTO loose VALUES (1, 2)")
+        .await
+        .unwrap();
+    p.write("1_widen.sql", "ALTER TABLE loose MODIFY a BIGINT;\n");
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("no primary key"), "{r:?}");
+    assert!(r.stderr.contains("--as-written"), "{r:?}");
+    assert_eq!(p.states(), vec![(1, "failed".into())]);
+    let r = p.run(&["up", "--as-written"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(p.states(), vec![(1, "applied".into())]);
+}
+
+#[tokio::test]
+async fn cleanup_abort_removes_an_unfinished_copy_and_up_starts_over() {
+    let p = Project::new(Server::MariaDb).await;
+    let mut c = p.db.my().await;
+    c.query_drop(ACC).await.unwrap();
+    p.write("1_widen.sql", WIDEN);
+    assert_eq!(p.run(&["up", "--postpone-cutover"]).code, 1);
+    let r = p.run(&["cleanup"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("in progress"), "{r:?}");
+    assert!(
+        table_exists(&mut c, "_acc_new").await,
+        "kept without --abort"
+    );
+    let r = p.run(&["cleanup", "--abort"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    for t in ["_acc_new", "_acc_chg", "_acc_old"] {
+        assert!(!table_exists(&mut c, t).await, "{t}");
+    }
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = 'acc'"
+        )
+        .await,
+        0
+    );
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("copying `acc` online"), "{r:?}");
+    assert_eq!(p.states(), vec![(1, "applied".into())]);
 }

@@ -127,6 +127,9 @@ pub struct StatementPlan {
     pub line: usize,
     pub sql: String,
     pub actions: Vec<ActionPlan>,
+    /// MariaDB/MySQL: how the engine's online path runs this ALTER TABLE (from the live server).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub online: Option<Vec<String>>,
 }
 
 /// Rough throughput on a small modern server (2 cores; measured on a 1M-row table of ~100-byte
@@ -204,6 +207,7 @@ pub fn plan_statement(st: &Stmt, ctx: &Ctx) -> StatementPlan {
         line: st.line,
         sql: st.sql.clone(),
         actions,
+        online: None,
     }
 }
 

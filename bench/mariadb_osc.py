@@ -1,0 +1,204 @@
+#!/usr/bin/env python3
+"""Online ALTER on MariaDB under load: the same `ALTER TABLE acc MODIFY balance BIGINT NOT NULL` on a
+1,000,000-row table while 8 clients write, run (a) as written, (b) by `sluice up`, (c) by
+pt-online-schema-change. Prints, per run: total time, rows/s, client ops/s, p99/max latency and
+errors while the ALTER runs, and the ratios sluice : pt-osc.
+
+    python3 bench/mariadb_osc.py [--rows 1000000] [--clients 8] [--only sluice,ptosc,written] [--release]
+
+Needs the local MariaDB (127.0.0.1:3306, root, no password), python3-pymysql and percona-toolkit
+(`apt-get install -y python3-pymysql percona-toolkit`). Builds sluice (debug unless --release: the
+copy is server-side work, the binary's speed barely matters).
+"""
+import argparse, os, random, subprocess, sys, tempfile, threading, time
+
+try:
+    import pymysql
+except ImportError:  # Debian's python3-pymysql, when python3 is not the system interpreter
+    sys.path.append("/usr/lib/python3/dist-packages")
+    import pymysql
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DB = f"sluice_bench_osc_{os.getpid()}"
+ALTER = "MODIFY balance BIGINT NOT NULL"
+
+
+def conn(db=DB, autocommit=True):
+    return pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", database=db,
+                           autocommit=autocommit)
+
+
+def run(c, sql):
+    with c.cursor() as cur:
+        cur.execute(sql)
+        return cur.fetchall()
+
+
+def fresh_table(rows):
+    c = conn()
+    run(c, "DROP TABLE IF EXISTS acc, _acc_old, _acc_new, _acc_chg, sluice_online, sluice_migrations, "
+           "sluice_events, sluice_snapshots, sluice_meta, sluice_lock")
+    run(c, "CREATE TABLE acc (id INT AUTO_INCREMENT PRIMARY KEY, balance INT NULL, note VARCHAR(40) NOT NULL, "
+           "updated_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP, KEY (note)) ENGINE=InnoDB")
+    run(c, f"INSERT INTO acc (id, balance, note) SELECT seq, seq % 100000, CONCAT('note-', seq) "
+           f"FROM seq_1_to_{rows}")
+    run(c, "ANALYZE TABLE acc")
+    c.close()
+
+
+class Workload:
+    """N clients in a loop: 50% update, 20% insert, 10% delete, 20% point read; autocommit."""
+
+    def __init__(self, n, rows):
+        self.n, self.rows = n, rows
+        self.stop = threading.Event()
+        self.lat = []  # (start, seconds)
+        self.errors = []
+        self.lock = threading.Lock()
+
+    def client(self, seed):
+        rnd = random.Random(seed)
+        c = conn()
+        local, errs = [], []
+        while not self.stop.is_set():
+            k = rnd.random()
+            i = rnd.randint(1, self.rows)
+            if k < 0.5:
+                sql = f"UPDATE acc SET balance = balance + 1, updated_at = NOW() WHERE id = {i}"
+            elif k < 0.7:
+                sql = f"INSERT INTO acc (balance, note) VALUES ({rnd.randint(0, 100000)}, 'new')"
+            elif k < 0.8:
+                sql = f"DELETE FROM acc WHERE id = {i}"
+            else:
+                sql = f"SELECT balance FROM acc WHERE id = {i}"
+            t0 = time.monotonic()
+            try:
+                run(c, sql)
+            except pymysql.MySQLError as e:
+                errs.append((t0, str(e)[:120]))
+                try:
+                    c.close()
+                except Exception:
+                    pass
+                c = conn()
+            local.append((t0, time.monotonic() - t0))
+        with self.lock:
+            self.lat.extend(local)
+            self.errors.extend(errs)
+
+    def start(self):
+        self.threads = [threading.Thread(target=self.client, args=(s,)) for s in range(self.n)]
+        for t in self.threads:
+            t.start()
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join()
+
+    def window(self, t0, t1):
+        lats = sorted(l for s, l in self.lat if t0 <= s <= t1)
+        errs = [e for s, e in self.errors if t0 <= s <= t1]
+        if not lats:
+            return 0.0, 0.0, 0.0, errs, 0
+        p99 = lats[min(len(lats) - 1, int(len(lats) * 0.99))]
+        return len(lats) / max(t1 - t0, 1e-9), p99 * 1000, lats[-1] * 1000, errs, len(lats)
+
+
+def as_written():
+    c = conn()
+    run(c, f"ALTER TABLE acc {ALTER}")
+    c.close()
+
+
+def sluice(binary):
+    d = tempfile.mkdtemp(prefix="sluice-bench-")
+    os.mkdir(os.path.join(d, "migrations"))
+    with open(os.path.join(d, "migrations", "1_balance_bigint.sql"), "w") as f:
+        f.write(f"ALTER TABLE acc {ALTER};\n")
+    env = dict(os.environ, DATABASE_URL=f"mysql://root@127.0.0.1:3306/{DB}")
+    r = subprocess.run([binary, "up"], cwd=d, env=env, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"sluice up failed: {r.stderr}")
+    for line in r.stderr.splitlines():
+        print(f"    | {line}", flush=True)
+    held = [l for l in r.stderr.splitlines() if "(writes held" in l]
+    return held[0].split("(writes held ")[1].split(")")[0] if held else "?"
+
+
+def ptosc():
+    r = subprocess.run(["pt-online-schema-change", "--alter", ALTER, f"D={DB},t=acc,h=127.0.0.1,u=root",
+                        "--execute", "--recursion-method=none", "--no-check-alter", "--preserve-triggers",
+                        "--set-vars", "lock_wait_timeout=1"], capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"pt-online-schema-change failed: {r.stdout}\n{r.stderr}")
+
+
+def verify(rows):
+    c = conn()
+    t = run(c, "SELECT COLUMN_TYPE, IS_NULLABLE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+               "AND TABLE_NAME = 'acc' AND COLUMN_NAME = 'balance'")
+    n = run(c, "SELECT COUNT(*) FROM acc")[0][0]
+    c.close()
+    return f"{t[0][0]} {'NULL' if t[0][1] == 'YES' else 'NOT NULL'}, {n} rows"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--clients", type=int, default=8)
+    ap.add_argument("--only", default="written,sluice,ptosc")
+    ap.add_argument("--release", action="store_true")
+    args = ap.parse_args()
+    prof = ["--release"] if args.release else []
+    subprocess.run(["cargo", "build", "-q", "-p", "sluice"] + prof, cwd=ROOT, check=True)
+    binary = os.path.join(ROOT, "target", "release" if args.release else "debug", "sluice")
+    c = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
+    run(c, f"CREATE DATABASE {DB}")
+    results = {}
+    try:
+        for name in args.only.split(","):
+            fresh_table(args.rows)
+            w = Workload(args.clients, args.rows)
+            w.start()
+            b0 = time.monotonic()
+            time.sleep(3)
+            b1 = t0 = time.monotonic()
+            extra = ""
+            if name == "written":
+                as_written()
+            elif name == "sluice":
+                extra = f"writes held {sluice(binary)}"
+            elif name == "ptosc":
+                ptosc()
+            t1 = time.monotonic()
+            time.sleep(1)
+            w.finish()
+            ops, p99, mx, errs, n = w.window(t0, t1)
+            base = w.window(b0, b1)
+            results[name] = dict(secs=t1 - t0, ops=ops, p99=p99, max=mx, errors=len(errs), base=base,
+                                 sample=errs[:3], extra=extra, check=verify(args.rows))
+            print(f"{name}: done in {t1 - t0:.1f} s ({results[name]['check']}) {extra}", flush=True)
+    finally:
+        run(c, f"DROP DATABASE IF EXISTS {DB}")
+    print()
+    print(f"{args.rows:,} rows, {args.clients} writing clients, ALTER TABLE acc {ALTER}")
+    print(f"{'run':<10}{'total s':>9}{'rows/s':>10}{'client ops/s':>14}{'p99 ms':>9}{'max ms':>10}{'errors':>8}"
+          f"{'(idle p99 ms)':>15}")
+    for name, r in results.items():
+        print(f"{name:<10}{r['secs']:>9.1f}{args.rows / r['secs']:>10.0f}{r['ops']:>14.0f}{r['p99']:>9.1f}"
+              f"{r['max']:>10.1f}{r['errors']:>8}{r['base'][1]:>15.1f}")
+        for e in r["sample"]:
+            print(f"    error: {e}")
+    if "sluice" in results and "ptosc" in results:
+        s, p = results["sluice"], results["ptosc"]
+        print(f"sluice / pt-osc: time {s['secs'] / p['secs']:.2f}x, p99 {s['p99'] / max(p['p99'], 1e-9):.2f}x, "
+              f"max {s['max'] / max(p['max'], 1e-9):.2f}x, errors {s['errors']} vs {p['errors']}")
+    if "sluice" in results and "written" in results:
+        s, a = results["sluice"], results["written"]
+        print(f"sluice / as written: time {s['secs'] / a['secs']:.2f}x, p99 {s['p99'] / max(a['p99'], 1e-9):.2f}x, "
+              f"max {s['max'] / max(a['max'], 1e-9):.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,893 @@
+//! The online copy of one table: a shadow table with the ALTER applied, a change log fed by triggers
+//! on the original, a chunked copy by key, and a checksum pass.
+//!
+//! Why a change log instead of triggers that write the shadow table directly: a trigger that
+//! REPLACEs into the shadow makes every client write take row locks that the copy's chunk
+//! transaction also takes, and when the two wait on each other InnoDB rolls back the transaction
+//! with fewer changed rows: the client. Here clients only append keys to `_t_chg` (an insert that
+//! never waits on sluice), sluice alone writes the shadow, and it reads the original with plain
+//! consistent reads (READ COMMITTED: no shared locks on the original). No lock is ever shared
+//! between a client and the copy, so a client cannot become a deadlock victim of it. Sluice applies
+//! the log by re-reading the current row of each logged key (REPLACE, or DELETE when it is gone),
+//! so the order in which client transactions commit does not matter. The price is one drain under
+//! a short write lock at cut-over (see `cutover.rs`).
+
+use super::names::Names;
+use super::path::normalise_type;
+use super::table::{LiveColumn, LiveTable};
+use crate::quote::ident;
+use mysql_async::prelude::Queryable;
+use mysql_async::{Conn, Params, Row, Value};
+use sluice_core::engine::OnlineOptions;
+use sluice_core::error::{Error, Result};
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+pub type Say<'a> = &'a (dyn for<'s> Fn(&'s str) + Send + Sync);
+
+/// Deadlock and lock wait timeout: retried when sluice's own statement gets them.
+const ER_LOCK_DEADLOCK: u16 = 1213;
+const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
+
+pub fn code(e: &mysql_async::Error) -> Option<u16> {
+    match e {
+        mysql_async::Error::Server(se) => Some(se.code),
+        _ => None,
+    }
+}
+
+pub fn db(context: &str, e: mysql_async::Error) -> Error {
+    Error::database(context.to_string(), e.to_string())
+}
+
+/// One column of the copy key, named in the original, the shadow and the change log.
+#[derive(Debug, Clone)]
+pub struct KeyCol {
+    pub orig: String,
+    pub shadow: String,
+    pub chg: String,
+    /// Binary values travel hex-encoded.
+    pub binary: bool,
+    /// Integer values are bound as integers: compared with a string, an integer column is
+    /// compared as DOUBLE and the server stops using the index for `IN (...)`.
+    pub integer: bool,
+}
+
+impl KeyCol {
+    fn bind(&self, v: &str) -> Value {
+        if self.integer {
+            if let Ok(i) = v.parse::<i64>() {
+                return Value::Int(i);
+            }
+            if let Ok(u) = v.parse::<u64>() {
+                return Value::UInt(u);
+            }
+        }
+        Value::from(v)
+    }
+}
+
+/// A copied column: original name, shadow name, and whether its type changed.
+#[derive(Debug, Clone)]
+pub struct CopyCol {
+    pub orig: String,
+    pub shadow: String,
+    pub new: LiveColumn,
+    pub changed: bool,
+}
+
+pub type Key = Vec<String>;
+
+pub struct Job {
+    pub table: String,
+    pub names: Names,
+    pub key: Vec<KeyCol>,
+    pub key_index: String,
+    pub cols: Vec<CopyCol>,
+    /// The copy's own session: READ COMMITTED, so reads of the original take no locks.
+    pub conn: Conn,
+    /// Keys applied from the change log since the last verification.
+    pub touched: BTreeSet<Key>,
+    pub rows_copied: i64,
+}
+
+fn is_binary(c: &LiveColumn) -> bool {
+    matches!(
+        c.data_type.as_str(),
+        "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "bit"
+    )
+}
+
+fn text(v: Value) -> String {
+    match v {
+        Value::NULL => String::new(),
+        Value::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        other => other.as_sql(true).trim_matches('\'').to_string(),
+    }
+}
+
+fn keys_of(rows: Vec<Row>) -> Vec<Key> {
+    rows.into_iter()
+        .map(|r| r.unwrap().into_iter().map(text).collect())
+        .collect()
+}
+
+/// How a value is compared in the checksum: both sides converted to the new column's type when the
+/// type changed, then to bytes, so that `5` (INT) and `5` (BIGINT) or a re-encoded string agree.
+fn conv(expr: &str, new: &LiveColumn, changed: bool) -> String {
+    if !changed {
+        return format!("CAST({expr} AS BINARY)");
+    }
+    let t = normalise_type(&new.column_type);
+    let unsigned = t.contains("unsigned");
+    let inner = if ["tinyint", "smallint", "mediumint", "int", "bigint"]
+        .iter()
+        .any(|p| t.starts_with(p))
+    {
+        format!(
+            "CAST({expr} AS {})",
+            if unsigned { "UNSIGNED" } else { "SIGNED" }
+        )
+    } else if t.starts_with("decimal") {
+        let args = t.trim_start_matches("decimal").replace("unsigned", "");
+        format!("CAST({expr} AS DECIMAL{args})")
+    } else if t.starts_with("double") || t.starts_with("float") || t.starts_with("real") {
+        format!("CAST({expr} AS DOUBLE)")
+    } else if t == "date" {
+        format!("CAST({expr} AS DATE)")
+    } else if t.starts_with("datetime") || t.starts_with("timestamp") {
+        let p = t
+            .split_once('(')
+            .map(|(_, r)| format!("({r}"))
+            .unwrap_or_default();
+        format!("CAST({expr} AS DATETIME{p})")
+    } else if let Some(cs) = &new.charset {
+        // Only the charset name reaches SQL text here, as an identifier-like word from the catalog.
+        let cs: String = cs
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        format!("CONVERT({expr} USING {cs})")
+    } else {
+        expr.to_string()
+    };
+    format!("CAST({inner} AS BINARY)")
+}
+
+impl Job {
+    /// Builds the job from the live original and shadow tables.
+    pub fn build(
+        conn: Conn,
+        table: &LiveTable,
+        shadow: &LiveTable,
+        renames: &[(String, String)],
+    ) -> Result<Job> {
+        let names = Names::of(&table.name);
+        let mapped = |orig: &str| -> String {
+            renames
+                .iter()
+                .find(|(f, _)| f.eq_ignore_ascii_case(orig))
+                .map(|(_, t)| t.clone())
+                .unwrap_or_else(|| orig.to_string())
+        };
+        let key_index = table.copy_key().ok_or_else(|| no_key(&table.name))?;
+        let mut key = Vec::new();
+        for (i, k) in key_index.columns.iter().enumerate() {
+            let col = table.column(k).expect("key column exists");
+            key.push(KeyCol {
+                orig: k.clone(),
+                shadow: mapped(k),
+                chg: format!("k{i}"),
+                binary: is_binary(col),
+                integer: matches!(
+                    col.data_type.as_str(),
+                    "tinyint" | "smallint" | "mediumint" | "int" | "bigint"
+                ),
+            });
+        }
+        // The shadow must be unique on the same key, or the copy could not address its rows.
+        let shadow_key: Vec<String> = key.iter().map(|k| k.shadow.to_lowercase()).collect();
+        let keeps_key = shadow.indexes.iter().any(|i| {
+            i.unique
+                && i.columns
+                    .iter()
+                    .map(|c| c.to_lowercase())
+                    .collect::<Vec<_>>()
+                    == shadow_key
+        });
+        if !keeps_key {
+            return Err(Error::usage(
+                format!(
+                    "the ALTER changes the key ({}) sluice copies `{}` by",
+                    key_index.columns.join(", "),
+                    table.name
+                ),
+                "split the statement: change the key in a migration of its own run with `sluice up --as-written` (in a maintenance window), or keep the old key unique",
+            ));
+        }
+        let mut cols = Vec::new();
+        for c in &table.columns {
+            if c.generated {
+                continue;
+            }
+            let target = mapped(&c.name);
+            let Some(new) = shadow.column(&target) else {
+                continue;
+            };
+            if new.generated {
+                continue;
+            }
+            let changed = normalise_type(&c.column_type) != normalise_type(&new.column_type)
+                || c.charset != new.charset;
+            cols.push(CopyCol {
+                orig: c.name.clone(),
+                shadow: new.name.clone(),
+                new: new.clone(),
+                changed,
+            });
+        }
+        Ok(Job {
+            table: table.name.clone(),
+            names,
+            key,
+            key_index: key_index.name.clone(),
+            cols,
+            conn,
+            touched: BTreeSet::new(),
+            rows_copied: 0,
+        })
+    }
+
+    fn ocols(&self) -> String {
+        self.cols
+            .iter()
+            .map(|c| ident(&c.orig))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn scols(&self) -> String {
+        self.cols
+            .iter()
+            .map(|c| ident(&c.shadow))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn key_names(&self, side: Side) -> Vec<String> {
+        self.key.iter().map(|k| ident(side.name(k))).collect()
+    }
+
+    /// Key values as text (hex for binary columns), for reading boundaries and logged keys.
+    fn key_select(&self, side: Side) -> String {
+        self.key
+            .iter()
+            .map(|k| {
+                if k.binary {
+                    format!("HEX({})", ident(side.name(k)))
+                } else {
+                    format!("CAST({} AS CHAR)", ident(side.name(k)))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn placeholder(k: &KeyCol) -> &'static str {
+        if k.binary {
+            "UNHEX(?)"
+        } else {
+            "?"
+        }
+    }
+
+    /// `key > v` (strict) or `key <= v`, expanded column by column for composite keys.
+    fn cmp(&self, side: Side, v: &Key, greater: bool, params: &mut Vec<Value>) -> String {
+        let n = self.key.len();
+        let mut ors = Vec::new();
+        for i in 0..n {
+            let mut ands = Vec::new();
+            for (k, val) in self.key[..i].iter().zip(v) {
+                ands.push(format!(
+                    "{} = {}",
+                    ident(side.name(k)),
+                    Self::placeholder(k)
+                ));
+                params.push(k.bind(val));
+            }
+            let k = &self.key[i];
+            let op = match (greater, i == n - 1) {
+                (true, _) => ">",
+                (false, true) => "<=",
+                (false, false) => "<",
+            };
+            ands.push(format!(
+                "{} {op} {}",
+                ident(side.name(k)),
+                Self::placeholder(k)
+            ));
+            params.push(k.bind(&v[i]));
+            ors.push(format!("({})", ands.join(" AND ")));
+        }
+        format!("({})", ors.join(" OR "))
+    }
+
+    fn range(
+        &self,
+        side: Side,
+        lo: Option<&Key>,
+        hi: Option<&Key>,
+        params: &mut Vec<Value>,
+    ) -> String {
+        let mut parts = vec!["1 = 1".to_string()];
+        if let Some(lo) = lo {
+            parts.push(self.cmp(side, lo, true, params));
+        }
+        if let Some(hi) = hi {
+            parts.push(self.cmp(side, hi, false, params));
+        }
+        parts.join(" AND ")
+    }
+
+    fn key_in(&self, side: Side, keys: &[Key], params: &mut Vec<Value>) -> String {
+        if self.key.len() == 1 {
+            let k = &self.key[0];
+            let ph = vec![Self::placeholder(k); keys.len()].join(", ");
+            params.extend(keys.iter().map(|v| k.bind(&v[0])));
+            return format!("{} IN ({ph})", ident(side.name(k)));
+        }
+        let mut ors = Vec::new();
+        for v in keys {
+            let ands: Vec<String> = self
+                .key
+                .iter()
+                .zip(v)
+                .map(|(k, val)| {
+                    params.push(k.bind(val));
+                    format!("{} = {}", ident(side.name(k)), Self::placeholder(k))
+                })
+                .collect();
+            ors.push(format!("({})", ands.join(" AND ")));
+        }
+        format!("({})", ors.join(" OR "))
+    }
+
+    /// The key that ends a chunk of `n` rows after `after` (None: fewer rows remain).
+    async fn boundary(&mut self, after: Option<&Key>, n: i64) -> Result<Option<Key>> {
+        let mut params = Vec::new();
+        let range = self.range(Side::Orig, after, None, &mut params);
+        let order = self.key_names(Side::Orig).join(", ");
+        let sql = format!(
+            "SELECT {} FROM {} FORCE INDEX ({}) WHERE {range} ORDER BY {order} LIMIT 1 OFFSET {}",
+            self.key_select(Side::Orig),
+            ident(&self.table),
+            ident(&self.key_index),
+            (n - 1).max(0)
+        );
+        let rows: Vec<Row> = self
+            .conn
+            .exec(sql, Params::Positional(params))
+            .await
+            .map_err(|e| db("finding the next chunk", e))?;
+        Ok(keys_of(rows).into_iter().next())
+    }
+
+    /// Runs `sqls` in one transaction (or, under LOCK TABLES, one after the other), retrying
+    /// sluice's own deadlocks and lock wait timeouts; returns the rows the first one affected.
+    async fn tx(&mut self, sqls: Vec<(String, Vec<Value>)>, locked: bool) -> Result<u64> {
+        let mut attempt = 0;
+        loop {
+            let r: std::result::Result<u64, mysql_async::Error> = async {
+                if !locked {
+                    self.conn.query_drop("START TRANSACTION").await?;
+                }
+                let mut affected = None;
+                for (sql, params) in &sqls {
+                    self.conn
+                        .exec_drop(sql.as_str(), Params::Positional(params.clone()))
+                        .await?;
+                    affected.get_or_insert(self.conn.affected_rows());
+                }
+                let affected = affected.unwrap_or(0);
+                if !locked {
+                    self.conn.query_drop("COMMIT").await?;
+                }
+                Ok(affected)
+            }
+            .await;
+            match r {
+                Ok(n) => return Ok(n),
+                Err(e) => {
+                    if !locked {
+                        let _ = self.conn.query_drop("ROLLBACK").await;
+                    }
+                    attempt += 1;
+                    if matches!(code(&e), Some(ER_LOCK_DEADLOCK | ER_LOCK_WAIT_TIMEOUT))
+                        && attempt < 20
+                    {
+                        tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                        continue;
+                    }
+                    return Err(db(&format!("copying `{}` online", self.table), e));
+                }
+            }
+        }
+    }
+
+    fn copy_sql(&self, verb: &str, range: &str) -> String {
+        format!(
+            "{verb} INTO {} ({}) SELECT {} FROM {} FORCE INDEX ({}) WHERE {range}",
+            ident(&self.names.shadow),
+            self.scols(),
+            self.ocols(),
+            ident(&self.table),
+            ident(&self.key_index)
+        )
+    }
+
+    /// Copies every chunk after `last`, checkpointing each; returns when the table is copied.
+    pub async fn copy(
+        &mut self,
+        mut last: Option<Key>,
+        opts: &OnlineOptions,
+        total: i64,
+        say: Say<'_>,
+    ) -> Result<()> {
+        let mut n: i64 = 500;
+        let mut last_say = Instant::now();
+        loop {
+            self.throttle(opts, say).await?;
+            let hi = self.boundary(last.as_ref(), n).await?;
+            let mut params = Vec::new();
+            let range = self.range(Side::Orig, last.as_ref(), hi.as_ref(), &mut params);
+            let copy = self.copy_sql("REPLACE", &range);
+            let checkpoint = match &hi {
+                Some(k) => serde_json::to_string(k).expect("strings serialise"),
+                None => "\"done\"".to_string(),
+            };
+            let started = Instant::now();
+            // REPLACE counts a replaced row twice; rows the log already brought over are rare.
+            let copied = self
+                .tx(
+                    vec![
+                        (copy, params),
+                        (
+                            "UPDATE `sluice_online` SET `last_key` = ?, `rows_copied` = `rows_copied` + ROW_COUNT(), \
+                             `updated_at` = NOW(6) WHERE `table_name` = ?"
+                                .into(),
+                            vec![checkpoint.into(), self.table.clone().into()],
+                        ),
+                    ],
+                    false,
+                )
+                .await?;
+            self.rows_copied += copied as i64;
+            // Aim each chunk at the target duration, changing the size by at most 2x per step.
+            let took = started.elapsed().as_secs_f64().max(0.001);
+            let ideal = n as f64 * opts.target_chunk.as_secs_f64() / took;
+            n = (ideal.clamp(n as f64 / 2.0, n as f64 * 2.0) as i64).clamp(10, 100_000);
+            self.apply(5_000, false).await?;
+            if last_say.elapsed() > Duration::from_secs(2) {
+                last_say = Instant::now();
+                let pct = if total > 0 {
+                    format!(" (~{}%)", (self.rows_copied * 100 / total).min(100))
+                } else {
+                    String::new()
+                };
+                say(&format!(
+                    "copying `{}`: {} rows{pct}, chunk {n}",
+                    self.table, self.rows_copied
+                ));
+            }
+            match hi {
+                Some(k) => last = Some(k),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Waits while the server is busier than allowed or a replica lags.
+    async fn throttle(&mut self, opts: &OnlineOptions, say: Say<'_>) -> Result<()> {
+        let mut said = false;
+        loop {
+            let mut busy = None;
+            if let Some(max) = opts.max_threads_running {
+                let r: Option<(String, u64)> = self
+                    .conn
+                    .query_first("SHOW GLOBAL STATUS LIKE 'Threads_running'")
+                    .await
+                    .map_err(|e| db("reading Threads_running", e))?;
+                if let Some((_, running)) = r {
+                    if running > max {
+                        busy = Some(format!("Threads_running {running} > {max}"));
+                    }
+                }
+            }
+            if busy.is_none() {
+                for url in &opts.replica_urls {
+                    if let Some(lag) = replica_lag(url).await {
+                        if lag > opts.max_replica_lag.as_secs() {
+                            busy = Some(format!("a replica lags {lag} s"));
+                        }
+                    }
+                }
+            }
+            match busy {
+                None => return Ok(()),
+                Some(why) => {
+                    if !said {
+                        say(&format!("copy of `{}` paused: {why}", self.table));
+                        said = true;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        }
+    }
+
+    /// Applies up to `limit` logged changes (re-reading each key's current row); returns how many
+    /// log entries it consumed.
+    pub async fn apply(&mut self, limit: usize, locked: bool) -> Result<usize> {
+        let sql = format!(
+            "SELECT `_sluice_id`, {} FROM {} ORDER BY `_sluice_id` LIMIT {limit}",
+            self.key_select(Side::Chg),
+            ident(&self.names.chg)
+        );
+        let rows: Vec<Row> = self
+            .conn
+            .query(sql)
+            .await
+            .map_err(|e| db("reading the change log", e))?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let n = rows.len();
+        let mut ids = Vec::new();
+        let mut keys = BTreeSet::new();
+        for r in rows {
+            let mut vals = r.unwrap().into_iter();
+            ids.push(text(vals.next().unwrap_or(Value::NULL)));
+            keys.insert(vals.map(text).collect::<Key>());
+        }
+        let keys: Vec<Key> = keys.into_iter().collect();
+        for batch in keys.chunks(2_500) {
+            self.refresh(batch, locked).await?;
+        }
+        let ph = vec!["?"; ids.len()].join(", ");
+        self.tx(
+            vec![(
+                format!(
+                    "DELETE FROM {} WHERE `_sluice_id` IN ({ph})",
+                    ident(&self.names.chg)
+                ),
+                ids.into_iter().map(Value::from).collect(),
+            )],
+            locked,
+        )
+        .await?;
+        self.touched.extend(keys);
+        Ok(n)
+    }
+
+    /// Makes the shadow rows of `keys` equal to the original's current rows.
+    async fn refresh(&mut self, keys: &[Key], locked: bool) -> Result<()> {
+        let mut params = Vec::new();
+        let cond = self.key_in(Side::Orig, keys, &mut params);
+        let present: Vec<Row> = self
+            .conn
+            .exec(
+                format!(
+                    "SELECT {} FROM {} WHERE {cond}",
+                    self.key_select(Side::Orig),
+                    ident(&self.table)
+                ),
+                Params::Positional(params.clone()),
+            )
+            .await
+            .map_err(|e| db("reading changed rows", e))?;
+        let present: BTreeSet<Key> = keys_of(present).into_iter().collect();
+        let gone: Vec<Key> = keys
+            .iter()
+            .filter(|k| !present.contains(*k))
+            .cloned()
+            .collect();
+        // Most logged keys are updates of rows the shadow has: updating them in place is cheaper
+        // than REPLACE's delete + insert of every index entry.
+        let keys_shadow: Vec<String> = self.key.iter().map(|k| k.shadow.clone()).collect();
+        let set: Vec<String> = self
+            .cols
+            .iter()
+            .filter(|c| !keys_shadow.contains(&c.shadow))
+            .map(|c| format!("{0} = VALUES({0})", ident(&c.shadow)))
+            .collect();
+        let upsert = if set.is_empty() {
+            self.copy_sql("REPLACE", &cond)
+        } else {
+            format!(
+                "{} ON DUPLICATE KEY UPDATE {}",
+                self.copy_sql("INSERT", &cond),
+                set.join(", ")
+            )
+        };
+        let mut sqls = vec![(upsert, params)];
+        if !gone.is_empty() {
+            let mut p = Vec::new();
+            let c = self.key_in(Side::Shadow, &gone, &mut p);
+            sqls.push((
+                format!("DELETE FROM {} WHERE {c}", ident(&self.names.shadow)),
+                p,
+            ));
+        }
+        self.tx(sqls, locked).await?;
+        Ok(())
+    }
+
+    /// Applies the change log until it is empty (or `max_rounds` batches were applied).
+    pub async fn drain(&mut self, max_rounds: usize, locked: bool) -> Result<usize> {
+        let mut total = 0;
+        for _ in 0..max_rounds {
+            let n = self.apply(5_000, locked).await?;
+            total += n;
+            if n == 0 {
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    fn row_hash(&self, side: Side) -> String {
+        let exprs: Vec<String> = self
+            .cols
+            .iter()
+            .map(|c| {
+                let name = match side {
+                    Side::Orig => ident(&c.orig),
+                    _ => ident(&c.shadow),
+                };
+                conv(&name, &c.new, c.changed)
+            })
+            .collect();
+        let nulls: Vec<String> = exprs.iter().map(|e| format!("ISNULL({e})")).collect();
+        format!(
+            "COALESCE(BIT_XOR(CRC32(CONCAT_WS('|', {}, CONCAT({})))), 0)",
+            exprs.join(", "),
+            nulls.join(", ")
+        )
+    }
+
+    /// (rows, checksum) of both tables over one set of keys, leaving out keys with changes pending
+    /// in the log (they differ legitimately until applied, and are verified after they are), read
+    /// in one snapshot (or, under LOCK TABLES, with nobody else writing).
+    async fn compare(
+        &mut self,
+        which: &Which<'_>,
+        locked: bool,
+    ) -> Result<((i64, u64), (i64, u64))> {
+        let mut out = Vec::new();
+        if !locked {
+            self.conn
+                .query_drop("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .await
+                .map_err(|e| db("starting the checksum", e))?;
+            self.conn
+                .query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+                .await
+                .map_err(|e| db("starting the checksum", e))?;
+        }
+        let r: std::result::Result<(), mysql_async::Error> = async {
+            // For a set of keys, the pending ones are left out by key (an index lookup), not by
+            // a NOT EXISTS the optimizer may turn into a scan of the whole log.
+            let mut keys: Vec<Key> = Vec::new();
+            if let Which::Keys(all) = which {
+                let mut params = Vec::new();
+                let cond = self.key_in(Side::Chg, all, &mut params);
+                let pending: Vec<Row> = self
+                    .conn
+                    .exec(
+                        format!(
+                            "SELECT DISTINCT {} FROM {} WHERE {cond}",
+                            self.key_select(Side::Chg),
+                            ident(&self.names.chg)
+                        ),
+                        Params::Positional(params),
+                    )
+                    .await?;
+                let pending: BTreeSet<Key> = keys_of(pending).into_iter().collect();
+                keys = all
+                    .iter()
+                    .filter(|k| !pending.contains(*k))
+                    .cloned()
+                    .collect();
+                if keys.is_empty() {
+                    out = vec![(0, 0), (0, 0)];
+                    return Ok(());
+                }
+            }
+            for side in [Side::Orig, Side::Shadow] {
+                let mut params = Vec::new();
+                let cond = match which {
+                    Which::Range(lo, hi) => self.range(side, *lo, *hi, &mut params),
+                    Which::Keys(_) => self.key_in(side, &keys, &mut params),
+                };
+                let table = match side {
+                    Side::Orig => &self.table,
+                    _ => &self.names.shadow,
+                };
+                let same: Vec<String> = self
+                    .key
+                    .iter()
+                    .map(|k| format!("`_c`.{} = `_x`.{}", ident(&k.chg), ident(side.name(k))))
+                    .collect();
+                let sql = if locked || matches!(which, Which::Keys(_)) {
+                    format!(
+                        "SELECT COUNT(*), {} FROM {} WHERE {cond}",
+                        self.row_hash(side),
+                        ident(table)
+                    )
+                } else {
+                    format!(
+                        "SELECT COUNT(*), {} FROM {} AS `_x` WHERE {cond} AND NOT EXISTS \
+                         (SELECT 1 FROM {} AS `_c` WHERE {})",
+                        self.row_hash(side),
+                        ident(table),
+                        ident(&self.names.chg),
+                        same.join(" AND ")
+                    )
+                };
+                let row: Option<(i64, u64)> = self
+                    .conn
+                    .exec_first(sql, Params::Positional(params))
+                    .await?;
+                out.push(row.unwrap_or((0, 0)));
+            }
+            Ok(())
+        }
+        .await;
+        if !locked {
+            let _ = self.conn.query_drop("COMMIT").await;
+        }
+        r.map_err(|e| db("computing checksums", e))?;
+        Ok((out[0], out[1]))
+    }
+
+    /// Copies the rows of a set of keys again from scratch.
+    async fn recopy(&mut self, which: &Which<'_>, locked: bool) -> Result<()> {
+        let mut p1 = Vec::new();
+        let mut p2 = Vec::new();
+        let (c1, c2) = match which {
+            Which::Range(lo, hi) => (
+                self.range(Side::Shadow, *lo, *hi, &mut p1),
+                self.range(Side::Orig, *lo, *hi, &mut p2),
+            ),
+            Which::Keys(keys) => (
+                self.key_in(Side::Shadow, keys, &mut p1),
+                self.key_in(Side::Orig, keys, &mut p2),
+            ),
+        };
+        let sqls = vec![
+            (
+                format!("DELETE FROM {} WHERE {c1}", ident(&self.names.shadow)),
+                p1,
+            ),
+            (self.copy_sql("INSERT", &c2), p2),
+        ];
+        self.tx(sqls, locked).await.map(|_| ())
+    }
+
+    /// Checks one set of keys, re-copying it while it differs.
+    async fn check(&mut self, which: Which<'_>, locked: bool) -> Result<()> {
+        for recopied in 0..3 {
+            let (a, b) = self.compare(&which, locked).await?;
+            if a == b {
+                return Ok(());
+            }
+            if recopied == 2 {
+                break;
+            }
+            if let Err(e) = self.recopy(&which, locked).await {
+                // A unique conflict with a stale row outside the range that the log will fix:
+                // drain and retry once; a real one (duplicates the new key refuses) stays.
+                self.drain(4, locked).await?;
+                if recopied == 1 {
+                    return Err(e);
+                }
+            }
+        }
+        let (a, b) = self.compare(&which, locked).await?;
+        Err(Error::Database {
+            context: format!("verifying the online copy of `{}`", self.table),
+            message: format!(
+                "the shadow table {} still differs from the original after re-copying ({} vs {} rows{})",
+                self.names.shadow,
+                a.0,
+                b.0,
+                match &which {
+                    Which::Range(lo, _) => format!(", keys after {lo:?}"),
+                    Which::Keys(k) => format!(", keys like {:?}", k.first()),
+                }
+            ),
+            help: "sluice did not swap the tables. The ALTER probably cannot convert these rows the way the copy does \
+                   (e.g. a new UNIQUE key over duplicate values). Check the rows, then `sluice cleanup --abort` and fix the migration"
+                .into(),
+        })
+    }
+
+    /// Verifies the whole table chunk by chunk; keys applied meanwhile are re-verified after.
+    pub async fn verify(&mut self, say: Say<'_>) -> Result<()> {
+        self.touched.clear();
+        let mut lo: Option<Key> = None;
+        let step = 5_000;
+        let mut chunks = 0;
+        loop {
+            let hi = self.boundary(lo.as_ref(), step).await?;
+            self.check(Which::Range(lo.as_ref(), hi.as_ref()), false)
+                .await?;
+            chunks += 1;
+            match hi {
+                Some(h) => lo = Some(h),
+                None => break,
+            }
+        }
+        self.verify_touched(false).await?;
+        say(&format!(
+            "verified `{}` against {}: {chunks} chunk(s) match",
+            self.table, self.names.shadow
+        ));
+        Ok(())
+    }
+
+    /// Verifies the keys applied since the last verification.
+    pub async fn verify_touched(&mut self, locked: bool) -> Result<()> {
+        for _ in 0..5 {
+            if self.touched.is_empty() {
+                return Ok(());
+            }
+            let keys: Vec<Key> = std::mem::take(&mut self.touched).into_iter().collect();
+            for batch in keys.chunks(2_000) {
+                self.check(Which::Keys(batch), locked).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy)]
+pub enum Side {
+    Orig,
+    Shadow,
+    Chg,
+}
+
+impl Side {
+    fn name(self, k: &KeyCol) -> &str {
+        match self {
+            Side::Orig => &k.orig,
+            Side::Shadow => &k.shadow,
+            Side::Chg => &k.chg,
+        }
+    }
+}
+
+pub enum Which<'a> {
+    Range(Option<&'a Key>, Option<&'a Key>),
+    Keys(&'a [Key]),
+}
+
+pub fn no_key(table: &str) -> Error {
+    Error::usage(
+        format!("`{table}` has no primary key or unique key over NOT NULL columns: sluice cannot copy it online"),
+        "add a primary key first (e.g. `ALTER TABLE t ADD COLUMN id BIGINT AUTO_INCREMENT PRIMARY KEY`, itself an online change on MariaDB), \
+         or run this ALTER with `sluice up --as-written` in a maintenance window",
+    )
+}
+
+/// Seconds_Behind_Master of a replica; None when it cannot be read (then it does not throttle).
+async fn replica_lag(url: &str) -> Option<u64> {
+    let mut c = Conn::from_url(url).await.ok()?;
+    let row: Option<Row> = c.query_first("SHOW SLAVE STATUS").await.ok()?;
+    let lag = row.and_then(|r| r.get_opt::<Option<u64>, _>("Seconds_Behind_Master"))?;
+    let _ = c.disconnect().await;
+    lag.ok().flatten()
+}
