@@ -118,7 +118,7 @@ impl Default for Pacing {
             probe: None,
             max_replica_lag: Some(std::time::Duration::from_secs(5)),
             throttle_query: None,
-            target_batch: std::time::Duration::from_millis(200),
+            target_batch: std::time::Duration::from_millis(50),
         }
     }
 }

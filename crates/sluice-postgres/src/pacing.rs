@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_postgres::Client;
 
-/// How often the probe runs: often enough to get ~20 samples in a 200 ms batch, cheap enough
+/// How often the probe runs: often enough for several samples in a 50 ms batch, cheap enough
 /// (a point read) to cost nothing measurable.
 const PROBE_EVERY: Duration = Duration::from_millis(10);
 /// The longest pause the latency pacing imposes between two batches: the backfill keeps moving

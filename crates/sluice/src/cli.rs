@@ -81,7 +81,7 @@ pub struct PacingArgs {
     #[arg(long, global = true, value_name = "SQL")]
     pub throttle_query: Option<String>,
     /// The batch duration a backfill's batch size adapts to.
-    #[arg(long, global = true, default_value_t = 200, value_name = "MS")]
+    #[arg(long, global = true, default_value_t = 50, value_name = "MS")]
     pub target_batch_ms: u64,
 }
 

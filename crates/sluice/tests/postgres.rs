@@ -1811,7 +1811,7 @@ async fn backfill_batches_shorten_while_clients_wait_for_their_row_locks() {
     assert!(waited > 20.0, "the client waited for the batches: {busy:?}");
     assert!(
         busy.stderr
-            .contains("for a batch's row locks; next batches aim at 100 ms"),
+            .contains("for a batch's row locks; next batches aim at 25 ms"),
         "{busy:?}"
     );
     let busy_batches = count(&c, "SELECT max(batches) FROM sluice.backfills").await;
