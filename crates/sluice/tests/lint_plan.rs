@@ -279,3 +279,51 @@ async fn plan_works_on_mariadb() {
     let add = &j["migrations"][0]["statements"][1]["actions"][0];
     assert_eq!(add["impact"]["effect"], "instant");
 }
+
+/// On MariaDB, a MODIFY that would copy the table is info by default (`sluice up` runs it online),
+/// but not when the statement names its own algorithm (that runs as written) or with --as-written.
+#[tokio::test]
+async fn mariadb_lint_knows_which_alters_up_runs_online() {
+    let p = Project::new(Server::MariaDb).await;
+    p.write(
+        "1_x.sql",
+        "ALTER TABLE acc MODIFY balance BIGINT NOT NULL;\nALTER TABLE acc MODIFY note VARCHAR(80) NOT NULL, ALGORITHM=COPY;\n",
+    );
+    let findings = |args: &[&str]| {
+        let mut all = vec!["--target", "mariadb:10.11", "--format", "json"];
+        all.extend_from_slice(args);
+        let r = lint(&p, &all);
+        let j: serde_json::Value =
+            serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:?}"));
+        j["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["rule"] == "mysql-modify-column")
+            .map(|f| {
+                (
+                    f["line"].as_u64().unwrap(),
+                    f["severity"].as_str().unwrap().to_string(),
+                    f["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("`sluice up` runs it online"),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        findings(&[]),
+        vec![
+            (1, "info".to_string(), true),
+            (2, "warning".to_string(), false)
+        ]
+    );
+    assert_eq!(
+        findings(&["--as-written"]),
+        vec![
+            (1, "warning".to_string(), false),
+            (2, "warning".to_string(), false)
+        ]
+    );
+}

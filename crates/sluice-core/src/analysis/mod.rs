@@ -225,6 +225,29 @@ const STAGED_AWAY: &[&str] = &[
     "volatile-default",
 ];
 
+/// Rules whose hazard (a table copy or rebuild that blocks writes) `sluice up`'s online ALTER
+/// removes on MariaDB/MySQL.
+const ONLINE_AWAY: &[&str] = &[
+    "mysql-copy-algorithm",
+    "mysql-modify-column",
+    "mysql-table-rebuild",
+    "mysql-add-column-not-instant",
+];
+
+/// An ALTER TABLE that `sluice up` hands to the online path: not one that names its own
+/// algorithm or lock, renames the table, works on partitions or says ONLINE/IGNORE (those run as
+/// written).
+fn runs_online(s: &crate::sql::SqlStatement) -> bool {
+    s.has_words(&["ALTER", "TABLE"])
+        && !["ALGORITHM", "LOCK", "PARTITION", "ONLINE", "IGNORE"]
+            .iter()
+            .any(|w| s.has_word(w))
+        && !(s.has_word("RENAME")
+            && !s.has_words(&["RENAME", "COLUMN"])
+            && !s.has_word("INDEX")
+            && !s.has_word("KEY"))
+}
+
 /// Lowers the findings `sluice up` takes care of to info, saying how, for one part.
 fn note_what_up_handles(target: Target, m: &Migration, dir: Direction, findings: &mut [Finding]) {
     let Ok(prepared) = crate::runner::prepare_for(target, m, dir, true) else {
@@ -250,6 +273,15 @@ fn note_what_up_handles(target: Target, m: &Migration, dir: Direction, findings:
             ),
             r if pg && STAGED_AWAY.contains(&r) => {
                 rewrite.map(|w| format!("`sluice up` runs it staged instead: {}", w.note))
+            }
+            r if !pg
+                && ONLINE_AWAY.contains(&r)
+                && prepared
+                    .statements
+                    .get(f.statement)
+                    .is_some_and(runs_online) =>
+            {
+                Some("`sluice up` runs it online: INSTANT or in place when the server can, otherwise a verified shadow-table copy with an atomic cut-over (tables with foreign keys or other triggers are refused, before anything runs)".to_string())
             }
             _ => None,
         };
