@@ -229,60 +229,36 @@ pub async fn run(
                 );
             }
             let t0 = Instant::now();
-            let mut attempt = 0u32;
-            let (updated, new_last): (i64, Option<Vec<String>>) = loop {
-                client
-                    .batch_execute("BEGIN")
-                    .await
-                    .map_err(|e| db_err("BEGIN", e))?;
-                let result = async {
-                    let mut with_upper = params.clone();
-                    with_upper.extend(upper.iter().map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync)));
-                    let end: Option<Vec<String>> =
-                        client.query_opt(&end_sql, &with_upper).await?.map(|r| r.get(0));
-                    // No key `size` rows on: this batch runs to the upper key and is the last.
-                    let (end, last_batch) = match end {
-                        Some(e) => (e, false),
-                        None => (upper.clone(), true),
-                    };
-                    let mut with_end = params.clone();
-                    with_end.extend(end.iter().map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync)));
-                    let updated: i64 = client.query_one(&update_sql, &with_end).await?.get(0);
-                    client
-                        .execute(
-                            "UPDATE sluice.backfills SET last_key = $1, rows_done = rows_done + $2, batches = batches + 1, updated_at = now() WHERE id = $3",
-                            &[&serde_json::to_value(&end).expect("keys serialise"), &updated, &id],
-                        )
-                        .await?;
-                    Ok::<_, tokio_postgres::Error>((updated, (!last_batch).then_some(end)))
-                }
-                .await;
-                match result {
-                    Ok(v) => {
+            let (end_sql, update_sql, id, upper) = (&end_sql, &update_sql, &id, &upper);
+            let (updated, new_last): (i64, Option<Vec<String>>) = batch_tx(
+                client,
+                &format!("backfilling {schema}.{name}"),
+                || {
+                    let params = &params;
+                    async move {
+                        let mut with_upper = params.clone();
+                        with_upper.extend(upper.iter().map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync)));
+                        let end: Option<Vec<String>> =
+                            client.query_opt(end_sql.as_str(), &with_upper).await?.map(|r| r.get(0));
+                        // No key `size` rows on: this batch runs to the upper key and is the last.
+                        let (end, last_batch) = match end {
+                            Some(e) => (e, false),
+                            None => (upper.clone(), true),
+                        };
+                        let mut with_end = params.clone();
+                        with_end.extend(end.iter().map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync)));
+                        let updated: i64 = client.query_one(update_sql.as_str(), &with_end).await?.get(0);
                         client
-                            .batch_execute("COMMIT")
-                            .await
-                            .map_err(|e| db_err("COMMIT", e))?;
-                        break v;
+                            .execute(
+                                "UPDATE sluice.backfills SET last_key = $1, rows_done = rows_done + $2, batches = batches + 1, updated_at = now() WHERE id = $3",
+                                &[&serde_json::to_value(&end).expect("keys serialise"), &updated, &id],
+                            )
+                            .await?;
+                        Ok::<_, tokio_postgres::Error>((updated, (!last_batch).then_some(end)))
                     }
-                    Err(e) => {
-                        let _ = client.batch_execute("ROLLBACK").await;
-                        // A row lock held too long by the application: step back and retry the batch.
-                        let lock = e.as_db_error().is_some_and(|d| {
-                            matches!(d.code().code(), "55P03" | "40P01" | "40001")
-                        });
-                        if lock && attempt < 50 {
-                            attempt += 1;
-                            tokio::time::sleep(Duration::from_millis(
-                                100 * u64::from(attempt.min(20)),
-                            ))
-                            .await;
-                            continue;
-                        }
-                        return Err(db_err(&format!("backfilling {schema}.{name} (the checkpoint is kept: run the same command again to resume)"), e));
-                    }
-                }
-            };
+                },
+            )
+            .await?;
             rows_done += updated;
             batches += 1;
             this_run_rows += updated;
@@ -523,47 +499,20 @@ async fn by_ctid(
             .map_err(pacing_error)?;
         let hi = (next + span).min(end);
         let t0 = Instant::now();
-        let mut attempt = 0u32;
-        let updated: i64 = loop {
+        let (sql, id) = (&sql, &id);
+        let what = format!("backfilling {schema}.{name}");
+        let updated: i64 = batch_tx(client, &what, || async move {
+            let updated: i64 = client.query_one(sql.as_str(), &[&next, &hi]).await?.get(0);
+            let checkpoint = serde_json::json!([hi.to_string(), pass.to_string(), (pass_rows + updated).to_string()]);
             client
-                .batch_execute("BEGIN")
-                .await
-                .map_err(|e| db_err("BEGIN", e))?;
-            let result = async {
-                let updated: i64 = client.query_one(&sql, &[&next, &hi]).await?.get(0);
-                let checkpoint = serde_json::json!([hi.to_string(), pass.to_string(), (pass_rows + updated).to_string()]);
-                client
-                    .execute(
-                        "UPDATE sluice.backfills SET last_key = $1, rows_done = rows_done + $2, batches = batches + 1, updated_at = now() WHERE id = $3",
-                        &[&checkpoint, &updated, &id],
-                    )
-                    .await?;
-                Ok::<_, tokio_postgres::Error>(updated)
-            }
-            .await;
-            match result {
-                Ok(v) => {
-                    client
-                        .batch_execute("COMMIT")
-                        .await
-                        .map_err(|e| db_err("COMMIT", e))?;
-                    break v;
-                }
-                Err(e) => {
-                    let _ = client.batch_execute("ROLLBACK").await;
-                    let lock = e
-                        .as_db_error()
-                        .is_some_and(|d| matches!(d.code().code(), "55P03" | "40P01" | "40001"));
-                    if lock && attempt < 50 {
-                        attempt += 1;
-                        tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt.min(20))))
-                            .await;
-                        continue;
-                    }
-                    return Err(db_err(&format!("backfilling {schema}.{name} (the checkpoint is kept: run the same command again to resume)"), e));
-                }
-            }
-        };
+                .execute(
+                    "UPDATE sluice.backfills SET last_key = $1, rows_done = rows_done + $2, batches = batches + 1, updated_at = now() WHERE id = $3",
+                    &[&checkpoint, &updated, &id],
+                )
+                .await?;
+            Ok::<_, tokio_postgres::Error>(updated)
+        })
+        .await?;
         next = hi;
         pass_rows += updated;
         rows_done += updated;
@@ -607,4 +556,49 @@ async fn by_ctid(
         probe_idle_ms,
         probe_busy_ms,
     })
+}
+
+/// Runs one batch as a transaction of its own, checkpoint included. A batch that meets an
+/// application's row lock (lock timeout, deadlock, serialization failure) is rolled back and run
+/// again after a growing pause, up to 50 times; any other failure keeps the checkpoint of the
+/// batches before it.
+async fn batch_tx<T, F, Fut>(client: &tokio_postgres::Client, what: &str, mut body: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(|e| db_err("BEGIN", e))?;
+        match body().await {
+            Ok(v) => {
+                client
+                    .batch_execute("COMMIT")
+                    .await
+                    .map_err(|e| db_err("COMMIT", e))?;
+                return Ok(v);
+            }
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                let lock = e
+                    .as_db_error()
+                    .is_some_and(|d| matches!(d.code().code(), "55P03" | "40P01" | "40001"));
+                if lock && attempt < 50 {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt.min(20))))
+                        .await;
+                    continue;
+                }
+                return Err(db_err(
+                    &format!(
+                        "{what} (the checkpoint is kept: run the same command again to resume)"
+                    ),
+                    e,
+                ));
+            }
+        }
+    }
 }
