@@ -276,14 +276,8 @@ pub async fn run(
                 let ideal = (size as f64 * target.as_secs_f64() / took) as i64;
                 size = ideal.clamp(size / 2, size * 2).clamp(MIN_BATCH, MAX_BATCH);
             }
-            let (paced, next_target) = pacer.after_batch(spec.target_batch);
-            if next_target < target {
-                say(&format!(
-                    "backfill {schema}.{name}: a client waited {:.0} ms for a batch's row locks; next batches aim at {} ms",
-                    pacer.last_lock_wait_ms,
-                    next_target.as_millis()
-                ));
-            }
+            let (paced, next_target) =
+                pacer.after_batch(spec.target_batch, &format!("{schema}.{name}"), say);
             target = next_target;
             let pause = spec.pause + paced;
             if let Some(progress) = &spec.progress {
@@ -307,34 +301,23 @@ pub async fn run(
             pacer.pause(pause).await;
         }
     }
-    client
-        .execute("UPDATE sluice.backfills SET state = 'done', finished_at = now(), updated_at = now() WHERE id = $1", &[&id])
-        .await
-        .map_err(|e| db_err("recording the end of the backfill", e))?;
+    mark_done(client, &id).await?;
     let seconds = started.elapsed().as_secs_f64();
     say(&format!(
         "backfill of {schema}.{name} done: {this_run_rows} rows in {this_run_batches} batches, {seconds:.1} s ({:.0} rows/s){}",
         this_run_rows as f64 / seconds.max(0.001),
         if resumed { format!("; {rows_done} rows in all, {batches} batches") } else { String::new() }
     ));
-    let (probe_idle_ms, probe_busy_ms) = pacer.probe_ms();
-    if let Some(busy) = probe_busy_ms {
-        say(&format!(
-            "backfill pacing: {pacing_text}; probe p90 {busy:.2} ms during batches, paused {:.1} s in all; longest client wait for its row locks {:.0} ms",
-            pacer.throttled.as_secs_f64(),
-            pacer.max_lock_wait_ms
-        ));
+    if let Some(line) = pacer.summary(&pacing_text) {
+        say(&line);
     }
-    Ok(BackfillReport {
-        rows: this_run_rows,
-        batches: this_run_batches,
+    Ok(pacer.report(
+        pacing_text,
+        this_run_rows,
+        this_run_batches,
         seconds,
         resumed,
-        pacing: pacing_text,
-        throttled_seconds: pacer.throttled.as_secs_f64(),
-        probe_idle_ms,
-        probe_busy_ms,
-    })
+    ))
 }
 
 fn pacing_error(e: String) -> Error {
@@ -523,7 +506,8 @@ async fn by_ctid(
             let ideal = (span as f64 * target.as_secs_f64() / took) as i64;
             span = ideal.clamp(span / 2, span * 2).clamp(1, MAX_SPAN);
         }
-        let (paced, next_target) = pacer.after_batch(spec.target_batch);
+        let (paced, next_target) =
+            pacer.after_batch(spec.target_batch, &format!("{schema}.{name}"), say);
         target = next_target;
         let pause = spec.pause + paced;
         if let Some(progress) = &spec.progress {
@@ -536,26 +520,22 @@ async fn by_ctid(
         }
         pacer.pause(pause).await;
     }
-    client
-        .execute("UPDATE sluice.backfills SET state = 'done', finished_at = now(), updated_at = now() WHERE id = $1", &[&id])
-        .await
-        .map_err(|e| db_err("recording the end of the backfill", e))?;
+    mark_done(client, &id).await?;
     let seconds = started.elapsed().as_secs_f64();
     say(&format!(
         "backfill of {schema}.{name} done: {this_run_rows} rows in {this_run_batches} batches over {pass} pass(es), {seconds:.1} s ({:.0} rows/s)",
         this_run_rows as f64 / seconds.max(0.001)
     ));
-    let (probe_idle_ms, probe_busy_ms) = pacer.probe_ms();
-    Ok(BackfillReport {
-        rows: this_run_rows,
-        batches: this_run_batches,
+    if let Some(line) = pacer.summary(&pacing_text) {
+        say(&line);
+    }
+    Ok(pacer.report(
+        pacing_text,
+        this_run_rows,
+        this_run_batches,
         seconds,
         resumed,
-        pacing: pacing_text,
-        throttled_seconds: pacer.throttled.as_secs_f64(),
-        probe_idle_ms,
-        probe_busy_ms,
-    })
+    ))
 }
 
 /// Runs one batch as a transaction of its own, checkpoint included. A batch that meets an
@@ -601,4 +581,16 @@ where
             }
         }
     }
+}
+
+/// Records a job as finished: a later run with the same job says so and does nothing.
+async fn mark_done(client: &tokio_postgres::Client, id: &str) -> Result<()> {
+    client
+        .execute(
+            "UPDATE sluice.backfills SET state = 'done', finished_at = now(), updated_at = now() WHERE id = $1",
+            &[&id],
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| db_err("recording the end of the backfill", e))
 }

@@ -219,10 +219,8 @@ pub struct Pacer {
     /// The batch duration target is scaled down while client statements wait for the batch's row
     /// locks longer than LOCK_WAIT_LIMIT (a shorter batch holds them for less time).
     scale: f64,
-    /// The longest wait for the backfill's locks any client statement had (ms), in all and during
-    /// the last batch.
-    pub max_lock_wait_ms: f64,
-    pub last_lock_wait_ms: f64,
+    /// The longest wait for the backfill's locks any client statement had (ms).
+    max_lock_wait_ms: f64,
     /// When the last pause began: the probe's samples since then, up to the next batch, are idle.
     pause_began: Option<Instant>,
     batch_began: Instant,
@@ -294,7 +292,6 @@ impl Pacer {
             throttled: Duration::ZERO,
             scale: 1.0,
             max_lock_wait_ms: 0.0,
-            last_lock_wait_ms: 0.0,
             pause_began: None,
             batch_began: Instant::now(),
             replay: ReplayWatch::default(),
@@ -325,11 +322,18 @@ impl Pacer {
     }
 
     /// After a batch: the pause before the next one, and the batch duration to aim the next one
-    /// at (the configured `target`, scaled down while clients wait for the batch's row locks).
-    pub fn after_batch(&mut self, target: Duration) -> (Duration, Duration) {
+    /// at (the configured `target`, scaled down while clients wait for the batch's row locks;
+    /// `say` is told, with the job's `label`, each time it shortens).
+    pub fn after_batch(
+        &mut self,
+        target: Duration,
+        label: &str,
+        say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+    ) -> (Duration, Duration) {
         let Some((probe, ctl)) = &mut self.probe else {
             return (Duration::ZERO, target);
         };
+        let scale_before = self.scale;
         let t0 = self.batch_began;
         let busy = probe.p90_since(t0);
         let idle = self
@@ -339,14 +343,52 @@ impl Pacer {
         ctl.observe(busy, idle, t0.elapsed());
         let waited = probe.max_wait_since(t0);
         self.max_lock_wait_ms = self.max_lock_wait_ms.max(waited);
-        self.last_lock_wait_ms = waited;
         self.scale = if waited > LOCK_WAIT_LIMIT_MS {
             (self.scale * 0.5).max(MIN_BATCH.as_secs_f64() / target.as_secs_f64().max(0.001))
         } else {
             (self.scale * 1.25).min(1.0)
         };
         self.throttled += ctl.pause;
-        (ctl.pause, target.mul_f64(self.scale.min(1.0)))
+        let next = target.mul_f64(self.scale.min(1.0));
+        if self.scale < scale_before {
+            say(&format!(
+                "backfill {label}: a client waited {waited:.0} ms for a batch's row locks; next batches aim at {} ms",
+                next.as_millis()
+            ));
+        }
+        (ctl.pause, next)
+    }
+
+    /// The line that sums up what the pacing did, when the probe ran.
+    pub fn summary(&self, pacing: &str) -> Option<String> {
+        let (_, busy) = self.probe_ms();
+        busy.map(|busy| format!(
+            "backfill pacing: {pacing}; probe p90 {busy:.2} ms during batches, paused {:.1} s in all; longest client wait for its row locks {:.0} ms",
+            self.throttled.as_secs_f64(),
+            self.max_lock_wait_ms
+        ))
+    }
+
+    /// The report of a finished run, with what the pacing saw.
+    pub fn report(
+        &self,
+        pacing: String,
+        rows: i64,
+        batches: i64,
+        seconds: f64,
+        resumed: bool,
+    ) -> sluice_core::engine::BackfillReport {
+        let (probe_idle_ms, probe_busy_ms) = self.probe_ms();
+        sluice_core::engine::BackfillReport {
+            rows,
+            batches,
+            seconds,
+            resumed,
+            pacing,
+            throttled_seconds: self.throttled.as_secs_f64(),
+            probe_idle_ms,
+            probe_busy_ms,
+        }
     }
 
     /// Sleeps between batches (the pacing's pause plus any fixed one).
