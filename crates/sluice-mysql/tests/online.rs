@@ -337,7 +337,8 @@ async fn copy_under_concurrent_writers_equals_the_as_written_alter() {
         during > 100,
         "the clients barely ran during the copy ({during} ops)"
     );
-    assert!(report.rows_copied >= 15_000, "{report:?}");
+    // Rows the change log brought over before their chunk came are not counted as copied.
+    assert!(report.rows_copied >= 10_000, "{report:?}");
 
     // The expected table: the same data, altered as written.
     c.query_drop(

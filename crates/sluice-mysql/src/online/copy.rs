@@ -29,6 +29,34 @@ pub type Say<'a> = &'a (dyn for<'s> Fn(&'s str) + Send + Sync);
 const ER_LOCK_DEADLOCK: u16 = 1213;
 const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
 
+/// Up to this many keys of one checksum range with changes pending in the log are left out by
+/// key; beyond it, by a join against the log.
+const PENDING_BY_KEY: usize = 2_000;
+
+/// Rows per checksum range.
+const VERIFY_ROWS: i64 = 50_000;
+
+/// Keys applied from the log are remembered for re-verification up to this many; beyond it the
+/// whole table is verified again instead (bounded memory on a long copy under heavy writes).
+const TOUCHED_MAX: usize = 1_000_000;
+
+/// Ranges the copy has committed, sent to the verifier.
+pub type Ranges = tokio::sync::mpsc::UnboundedSender<(Option<Key>, Option<Key>)>;
+
+/// Verifies copied ranges on its own session while the copy goes on: the checksums are reads, so
+/// they run on the server's other core instead of adding to the copy's time. Returns the job
+/// (with the keys it applied itself) and how many chunks it verified.
+pub async fn verifier(
+    mut job: Job,
+    mut ranges: tokio::sync::mpsc::UnboundedReceiver<(Option<Key>, Option<Key>)>,
+) -> Result<(Job, usize)> {
+    let mut chunks = 0;
+    while let Some((lo, hi)) = ranges.recv().await {
+        chunks += job.verify_range(lo.as_ref(), hi.as_ref()).await?;
+    }
+    Ok((job, chunks))
+}
+
 pub fn code(e: &mysql_async::Error) -> Option<u16> {
     match e {
         mysql_async::Error::Server(se) => Some(se.code),
@@ -88,6 +116,8 @@ pub struct Job {
     pub conn: Conn,
     /// Keys applied from the change log since the last verification.
     pub touched: BTreeSet<Key>,
+    /// More keys were applied than `touched` holds: the whole table must be verified again.
+    pub overflowed: bool,
     pub rows_copied: i64,
 }
 
@@ -236,8 +266,38 @@ impl Job {
             cols,
             conn,
             touched: BTreeSet::new(),
+            overflowed: false,
             rows_copied: 0,
         })
+    }
+
+    /// The same job on another session (for the verifier), with nothing applied yet.
+    pub fn sibling(&self, conn: Conn) -> Job {
+        Job {
+            table: self.table.clone(),
+            names: self.names.clone(),
+            key: self.key.clone(),
+            key_index: self.key_index.clone(),
+            cols: self.cols.clone(),
+            conn,
+            touched: BTreeSet::new(),
+            overflowed: false,
+            rows_copied: 0,
+        }
+    }
+
+    /// Takes over the keys another job applied.
+    pub fn absorb(&mut self, other: &mut Job) {
+        self.overflowed |= other.overflowed;
+        self.touched.append(&mut other.touched);
+        self.cap_touched();
+    }
+
+    fn cap_touched(&mut self) {
+        if self.touched.len() > TOUCHED_MAX {
+            self.touched.clear();
+            self.overflowed = true;
+        }
     }
 
     fn ocols(&self) -> String {
@@ -354,10 +414,16 @@ impl Job {
         format!("({})", ors.join(" OR "))
     }
 
-    /// The key that ends a chunk of `n` rows after `after` (None: fewer rows remain).
-    async fn boundary(&mut self, after: Option<&Key>, n: i64) -> Result<Option<Key>> {
+    /// The key that ends a chunk of `n` rows after `after` and not beyond `upto` (None: fewer rows
+    /// remain).
+    async fn boundary(
+        &mut self,
+        after: Option<&Key>,
+        upto: Option<&Key>,
+        n: i64,
+    ) -> Result<Option<Key>> {
         let mut params = Vec::new();
-        let range = self.range(Side::Orig, after, None, &mut params);
+        let range = self.range(Side::Orig, after, upto, &mut params);
         let order = self.key_names(Side::Orig).join(", ");
         let sql = format!(
             "SELECT {} FROM {} FORCE INDEX ({}) WHERE {range} ORDER BY {order} LIMIT 1 OFFSET {}",
@@ -434,21 +500,34 @@ impl Job {
         opts: &OnlineOptions,
         total: i64,
         say: Say<'_>,
+        ranges: Option<&Ranges>,
     ) -> Result<()> {
         let mut n: i64 = 500;
         let mut last_say = Instant::now();
         loop {
             self.throttle(opts, say).await?;
-            let hi = self.boundary(last.as_ref(), n).await?;
+            let hi = self.boundary(last.as_ref(), None, n).await?;
             let mut params = Vec::new();
             let range = self.range(Side::Orig, last.as_ref(), hi.as_ref(), &mut params);
-            let copy = self.copy_sql("REPLACE", &range);
+            // A row the log already brought over is left as it is: it was read later than this
+            // chunk reads it, and any change since is logged. Not REPLACE: on a conflict over
+            // another unique key it would delete a row of a chunk already verified; not IGNORE:
+            // it turns errors (a value out of range) into warnings. A row left out over another
+            // unique key makes this chunk's checksum differ, and the re-copy reports it.
+            let first = format!(
+                "{}.{}",
+                ident(&self.names.shadow),
+                ident(&self.key[0].shadow)
+            );
+            let copy = format!(
+                "{} ON DUPLICATE KEY UPDATE {first} = {first}",
+                self.copy_sql("INSERT", &range)
+            );
             let checkpoint = match &hi {
                 Some(k) => serde_json::to_string(k).expect("strings serialise"),
                 None => "\"done\"".to_string(),
             };
             let started = Instant::now();
-            // REPLACE counts a replaced row twice; rows the log already brought over are rare.
             let copied = self
                 .tx(
                     vec![
@@ -464,6 +543,15 @@ impl Job {
                 )
                 .await?;
             self.rows_copied += copied as i64;
+            if let Some(ranges) = ranges {
+                if ranges.send((last.clone(), hi.clone())).is_err() {
+                    // The verifier stopped on a difference it could not repair: its error tells.
+                    return Err(Error::database(
+                        format!("copying `{}` online", self.table),
+                        "the verification stopped",
+                    ));
+                }
+            }
             // Aim each chunk at the target duration, changing the size by at most 2x per step.
             let took = started.elapsed().as_secs_f64().max(0.001);
             let ideal = n as f64 * opts.target_chunk.as_secs_f64() / took;
@@ -567,7 +655,10 @@ impl Job {
             locked,
         )
         .await?;
-        self.touched.extend(keys);
+        if !self.overflowed {
+            self.touched.extend(keys);
+            self.cap_touched();
+        }
         Ok(n)
     }
 
@@ -660,6 +751,10 @@ impl Job {
     /// (rows, checksum) of both tables over one set of keys, leaving out keys with changes pending
     /// in the log (they differ legitimately until applied, and are verified after they are), read
     /// in one snapshot (or, under LOCK TABLES, with nobody else writing).
+    ///
+    /// The pending keys are read first, by an index range on the log, and left out by key: a
+    /// per-row NOT EXISTS against the log made verification cost three times the checksums
+    /// themselves. Only when very many keys of one range are pending does it fall back to that.
     async fn compare(
         &mut self,
         which: &Which<'_>,
@@ -677,24 +772,28 @@ impl Job {
                 .map_err(|e| db("starting the checksum", e))?;
         }
         let r: std::result::Result<(), mysql_async::Error> = async {
-            // For a set of keys, the pending ones are left out by key (an index lookup), not by
-            // a NOT EXISTS the optimizer may turn into a scan of the whole log.
+            let mut params = Vec::new();
+            let cond = match which {
+                Which::Range(lo, hi) => self.range(Side::Chg, *lo, *hi, &mut params),
+                Which::Keys(all) => self.key_in(Side::Chg, all, &mut params),
+            };
+            let pending: Vec<Row> = self
+                .conn
+                .exec(
+                    format!(
+                        "SELECT DISTINCT {} FROM {} WHERE {cond} LIMIT {}",
+                        self.key_select(Side::Chg),
+                        ident(&self.names.chg),
+                        PENDING_BY_KEY + 1
+                    ),
+                    Params::Positional(params),
+                )
+                .await?;
+            let pending: Vec<Key> = keys_of(pending);
+            let by_join = pending.len() > PENDING_BY_KEY;
             let mut keys: Vec<Key> = Vec::new();
             if let Which::Keys(all) = which {
-                let mut params = Vec::new();
-                let cond = self.key_in(Side::Chg, all, &mut params);
-                let pending: Vec<Row> = self
-                    .conn
-                    .exec(
-                        format!(
-                            "SELECT DISTINCT {} FROM {} WHERE {cond}",
-                            self.key_select(Side::Chg),
-                            ident(&self.names.chg)
-                        ),
-                        Params::Positional(params),
-                    )
-                    .await?;
-                let pending: BTreeSet<Key> = keys_of(pending).into_iter().collect();
+                let pending: BTreeSet<&Key> = pending.iter().collect();
                 keys = all
                     .iter()
                     .filter(|k| !pending.contains(*k))
@@ -707,7 +806,7 @@ impl Job {
             }
             for side in [Side::Orig, Side::Shadow] {
                 let mut params = Vec::new();
-                let cond = match which {
+                let mut cond = match which {
                     Which::Range(lo, hi) => self.range(side, *lo, *hi, &mut params),
                     Which::Keys(_) => self.key_in(side, &keys, &mut params),
                 };
@@ -715,27 +814,30 @@ impl Job {
                     Side::Orig => &self.table,
                     _ => &self.names.shadow,
                 };
-                let same: Vec<String> = self
-                    .key
-                    .iter()
-                    .map(|k| format!("`_c`.{} = `_x`.{}", ident(&k.chg), ident(side.name(k))))
-                    .collect();
-                let sql = if locked || matches!(which, Which::Keys(_)) {
-                    format!(
-                        "SELECT COUNT(*), {} FROM {} WHERE {cond}",
-                        self.row_hash(side),
-                        ident(table)
-                    )
-                } else {
-                    format!(
-                        "SELECT COUNT(*), {} FROM {} AS `_x` WHERE {cond} AND NOT EXISTS \
-                         (SELECT 1 FROM {} AS `_c` WHERE {})",
-                        self.row_hash(side),
-                        ident(table),
-                        ident(&self.names.chg),
-                        same.join(" AND ")
-                    )
-                };
+                if matches!(which, Which::Range(..)) && !pending.is_empty() {
+                    if by_join {
+                        let same: Vec<String> = self
+                            .key
+                            .iter()
+                            .map(|k| {
+                                format!("`_c`.{} = `_x`.{}", ident(&k.chg), ident(side.name(k)))
+                            })
+                            .collect();
+                        cond = format!(
+                            "{cond} AND NOT EXISTS (SELECT 1 FROM {} AS `_c` WHERE {})",
+                            ident(&self.names.chg),
+                            same.join(" AND ")
+                        );
+                    } else {
+                        let not = self.key_in(side, &pending, &mut params);
+                        cond = format!("{cond} AND NOT ({not})");
+                    }
+                }
+                let sql = format!(
+                    "SELECT COUNT(*), {} FROM {} AS `_x` WHERE {cond}",
+                    self.row_hash(side),
+                    ident(table)
+                );
                 let row: Option<(i64, u64)> = self
                     .conn
                     .exec_first(sql, Params::Positional(params))
@@ -817,25 +919,31 @@ impl Job {
     /// Verifies the whole table chunk by chunk; keys applied meanwhile are re-verified after.
     pub async fn verify(&mut self, say: Say<'_>) -> Result<()> {
         self.touched.clear();
-        let mut lo: Option<Key> = None;
-        let step = 5_000;
-        let mut chunks = 0;
-        loop {
-            let hi = self.boundary(lo.as_ref(), step).await?;
-            self.check(Which::Range(lo.as_ref(), hi.as_ref()), false)
-                .await?;
-            chunks += 1;
-            match hi {
-                Some(h) => lo = Some(h),
-                None => break,
-            }
-        }
+        self.overflowed = false;
+        let chunks = self.verify_range(None, None).await?;
         self.verify_touched(false).await?;
         say(&format!(
             "verified `{}` against {}: {chunks} chunk(s) match",
             self.table, self.names.shadow
         ));
         Ok(())
+    }
+
+    /// Verifies the keys in (`lo`, `hi`] in chunks of at most `VERIFY_ROWS` rows; returns how many
+    /// chunks it checked.
+    pub async fn verify_range(&mut self, lo: Option<&Key>, hi: Option<&Key>) -> Result<usize> {
+        let mut lo: Option<Key> = lo.cloned();
+        let mut chunks = 0;
+        loop {
+            let end = self.boundary(lo.as_ref(), hi, VERIFY_ROWS).await?;
+            let upto = end.as_ref().or(hi);
+            self.check(Which::Range(lo.as_ref(), upto), false).await?;
+            chunks += 1;
+            match end {
+                Some(h) if Some(&h) != hi => lo = Some(h),
+                _ => return Ok(chunks),
+            }
+        }
     }
 
     /// Verifies the keys applied since the last verification.

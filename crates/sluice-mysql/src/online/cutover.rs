@@ -77,6 +77,10 @@ async fn catch_up(job: &mut Job, say: Say<'_>) -> Result<()> {
             }
         }
         let apply_ms = t0.elapsed().as_millis();
+        if job.overflowed {
+            job.verify(say).await?;
+            continue;
+        }
         let keys = job.touched.len();
         if keys <= 2_000 {
             return Ok(());
@@ -166,6 +170,9 @@ async fn under_lock(
                 budget.as_millis()
             )));
         }
+    }
+    if job.overflowed {
+        return Ok(Err("too many changes to verify with writes held".into()));
     }
     let keys = job.touched.len();
     job.verify_touched(false).await?;

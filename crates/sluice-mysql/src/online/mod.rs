@@ -660,13 +660,27 @@ async fn copy_path(
     };
     if !copied {
         let done = last.as_deref() == Some("\"done\"");
-        if !done {
-            let last: Option<Key> = match &last {
-                Some(s) => Some(serde_json::from_str(s).map_err(|err| {
+        let last: Option<Key> =
+            match &last {
+                Some(s) if !done => Some(serde_json::from_str(s).map_err(|err| {
                     Error::database("reading the copy checkpoint", err.to_string())
                 })?),
-                None => None,
+                _ => None,
             };
+        // The verifier checks each committed chunk on its own session while the copy goes on;
+        // what an earlier, killed run copied is checked first.
+        let (ranges, rx) = tokio::sync::mpsc::unbounded_channel();
+        let vjob = job.sibling(copy_session(e).await?);
+        let verifier = tokio::spawn(copy::verifier(vjob, rx));
+        if done {
+            let _ = ranges.send((None, None));
+        } else if last.is_some() {
+            let _ = ranges.send((None, last.clone()));
+        }
+        let t0 = Instant::now();
+        let copied = if done {
+            Ok(())
+        } else {
             let total: Option<u64> = e
                 .work
                 .exec_first(
@@ -675,29 +689,47 @@ async fn copy_path(
                 )
                 .await
                 .map_err(|err| db("reading the table size", err))?;
-            let t0 = Instant::now();
-            if let Err(err) = job.copy(last, opts, total.unwrap_or(0) as i64, say).await {
-                return Err(abandon(e, &names, &t, err).await);
+            job.copy(last, opts, total.unwrap_or(0) as i64, say, Some(&ranges))
+                .await
+        };
+        drop(ranges);
+        let verified = match verifier.await {
+            Ok(r) => r,
+            Err(err) => Err(Error::database(
+                "verifying the online copy",
+                err.to_string(),
+            )),
+        };
+        let chunks = match (copied, verified) {
+            (_, Err(err)) | (Err(err), _) => return Err(abandon(e, &names, &t, err).await),
+            (Ok(()), Ok((mut vjob, chunks))) => {
+                job.absorb(&mut vjob);
+                let _ = vjob.conn.disconnect().await;
+                chunks
             }
-            say(&format!(
-                "copied `{t}` in {:.1} s",
-                t0.elapsed().as_secs_f64()
-            ));
-        }
+        };
+        say(&format!(
+            "copied and verified `{t}` in {:.1} s ({chunks} checksum chunk(s) match)",
+            t0.elapsed().as_secs_f64()
+        ));
         let t0 = Instant::now();
         let n = match job.drain(100, false).await {
             Ok(n) => n,
             Err(err) => return Err(abandon(e, &names, &t, err).await),
         };
-        say(&format!(
-            "applied {n} logged change(s) in {:.1} s",
-            t0.elapsed().as_secs_f64()
-        ));
-        let t0 = Instant::now();
-        if let Err(err) = job.verify(say).await {
+        let keys = job.touched.len();
+        let checked = if job.overflowed {
+            job.verify(say).await
+        } else {
+            job.verify_touched(false).await
+        };
+        if let Err(err) = checked {
             return Err(abandon(e, &names, &t, err).await);
         }
-        say(&format!("verified in {:.1} s", t0.elapsed().as_secs_f64()));
+        say(&format!(
+            "applied {n} logged change(s) and verified {keys} changed key(s) in {:.1} s",
+            t0.elapsed().as_secs_f64()
+        ));
         set_state(&mut e.work, &t, "copied").await?;
     }
     let rows: Option<i64> = e

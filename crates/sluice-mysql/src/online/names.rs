@@ -17,6 +17,7 @@ pub fn aux(table: &str, suffix: &str) -> String {
     format!("_{prefix}{tail}")
 }
 
+#[derive(Debug, Clone)]
 pub struct Names {
     pub shadow: String,
     pub old: String,
