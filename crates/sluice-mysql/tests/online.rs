@@ -293,7 +293,8 @@ async fn copy_under_concurrent_writers_equals_the_as_written_alter() {
     let mut c = db.my().await;
     // The top ids are deleted first: the original's counter is ahead of its largest id.
     c.query_drop(
-        "CREATE TABLE acc (id INT AUTO_INCREMENT PRIMARY KEY, balance INT NULL, note VARCHAR(40), KEY (note)); \
+        "CREATE TABLE acc (id INT AUTO_INCREMENT PRIMARY KEY, balance INT NULL, note VARCHAR(40), KEY (note), \
+         UNIQUE KEY `u``b` (balance, id), KEY nb (note(5), balance) COMMENT 'two, parts'); \
          INSERT INTO acc (balance, note) SELECT CAST(seq AS SIGNED) * 7 - 50000, CONCAT('n', seq) FROM seq_1_to_15500; \
          DELETE FROM acc WHERE id > 15000; \
          CREATE TABLE mirror LIKE acc; INSERT INTO mirror SELECT * FROM acc",
@@ -356,6 +357,26 @@ async fn copy_under_concurrent_writers_equals_the_as_written_alter() {
     let a: Vec<(String, String, String, String)> = c.query(ddl("acc")).await.unwrap();
     let b: Vec<(String, String, String, String)> = c.query(ddl("expect")).await.unwrap();
     assert_eq!(a, b);
+    // The secondary indexes, built after the copy, are the ones the ALTER as written leaves, in
+    // the same order.
+    let show = |t: &'static str| {
+        let url = db.url.clone();
+        async move {
+            let mut c = Conn::from_url(url).await.unwrap();
+            let (_, ddl): (String, String) = c
+                .query_first(format!("SHOW CREATE TABLE {t}"))
+                .await
+                .unwrap()
+                .unwrap();
+            ddl.lines()
+                .filter(|l| l.trim_start().starts_with(['K', 'U', 'P']))
+                .map(|l| l.trim().trim_end_matches(',').to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    let (got_idx, want_idx) = (show("acc").await, show("expect").await);
+    assert_eq!(got_idx.len(), 4, "{got_idx:?}");
+    assert_eq!(got_idx, want_idx);
     // The old table is kept, the triggers and the change log are gone.
     assert_eq!(count(&mut c, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '_acc_old'").await, 1);
     assert_eq!(count(&mut c, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('_acc_new', '_acc_chg')").await, 0);
@@ -613,5 +634,40 @@ async fn copy_pauses_while_threads_running_is_above_the_limit() {
     );
     for s in sleepers {
         s.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn integer_keys_dense_or_sparse_copy_every_row() {
+    let db = TestDb::mariadb().await;
+    let mut c = db.my().await;
+    // `dense` has every other id (chunked by arithmetic key ranges), `sparse` two clusters a
+    // billion apart (chunked by walking the index), `neg` negative and unsigned-looking extremes.
+    c.query_drop(
+        "CREATE TABLE dense (id BIGINT PRIMARY KEY, v INT NULL, KEY (v)); \
+         INSERT INTO dense SELECT seq * 2, seq FROM seq_1_to_6000; \
+         CREATE TABLE sparse (id BIGINT UNSIGNED PRIMARY KEY, v INT NULL); \
+         INSERT INTO sparse SELECT seq, seq FROM seq_1_to_3000; \
+         INSERT INTO sparse SELECT 18446744073709550000 + seq, seq FROM seq_1_to_1000; \
+         CREATE TABLE neg (id INT PRIMARY KEY, v INT NULL); \
+         INSERT INTO neg SELECT CAST(seq AS SIGNED) - 2000, seq FROM seq_1_to_4000",
+    )
+    .await
+    .unwrap();
+    let mut e = engine(&db).await;
+    for t in ["dense", "sparse", "neg"] {
+        let before = fingerprint(&mut c, t, "id, v").await;
+        let r = e
+            .alter_online(
+                &format!("ALTER TABLE {t} MODIFY v BIGINT NOT NULL"),
+                &small_chunks(),
+                &quiet(),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.path, "copy", "{t}");
+        assert_eq!(fingerprint(&mut c, t, "id, v").await, before, "{t}");
+        assert_eq!(r.rows_copied, before.0, "{t}");
     }
 }

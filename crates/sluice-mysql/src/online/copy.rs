@@ -43,8 +43,9 @@ const TOUCHED_MAX: usize = 1_000_000;
 /// Ranges the copy has committed, sent to the verifier.
 pub type Ranges = tokio::sync::mpsc::UnboundedSender<(Option<Key>, Option<Key>)>;
 
-/// Verifies copied ranges on its own session while the copy goes on: the checksums are reads, so
-/// they run on the server's other core instead of adding to the copy's time. Returns the job
+/// Verifies copied ranges on its own session while the copy goes on, and applies the change log
+/// between them: the checksums are reads, so they run on the server's other core instead of adding
+/// to the copy's time. Returns the job
 /// (with the keys it applied itself) and how many chunks it verified.
 pub async fn verifier(
     mut job: Job,
@@ -53,6 +54,8 @@ pub async fn verifier(
     let mut chunks = 0;
     while let Some((lo, hi)) = ranges.recv().await {
         chunks += job.verify_range(lo.as_ref(), hi.as_ref()).await?;
+        // The log is applied here too, so the copy session only copies.
+        job.apply(5_000, false).await?;
     }
     Ok((job, chunks))
 }
@@ -504,9 +507,22 @@ impl Job {
     ) -> Result<()> {
         let mut n: i64 = 500;
         let mut last_say = Instant::now();
+        let dense = self.dense_integer_key().await?;
         loop {
             self.throttle(opts, say).await?;
-            let hi = self.boundary(last.as_ref(), None, n).await?;
+            let hi = match dense {
+                // A chunk of n key values holds at most n rows (the key is unique): no need to
+                // walk the index to find where n rows end.
+                Some((min, max)) => {
+                    let lo = match &last {
+                        Some(k) => k[0].parse::<i128>().unwrap_or(min - 1),
+                        None => min - 1,
+                    };
+                    let end = lo + n as i128;
+                    (end < max).then(|| vec![end.to_string()])
+                }
+                None => self.boundary(last.as_ref(), None, n).await?,
+            };
             let mut params = Vec::new();
             let range = self.range(Side::Orig, last.as_ref(), hi.as_ref(), &mut params);
             // A row the log already brought over is left as it is: it was read later than this
@@ -556,7 +572,9 @@ impl Job {
             let took = started.elapsed().as_secs_f64().max(0.001);
             let ideal = n as f64 * opts.target_chunk.as_secs_f64() / took;
             n = (ideal.clamp(n as f64 / 2.0, n as f64 * 2.0) as i64).clamp(10, 100_000);
-            self.apply(5_000, false).await?;
+            if ranges.is_none() {
+                self.apply(5_000, false).await?;
+            }
             if last_say.elapsed() > Duration::from_secs(2) {
                 last_say = Instant::now();
                 let pct = if total > 0 {
@@ -574,6 +592,39 @@ impl Job {
                 None => return Ok(()),
             }
         }
+    }
+
+    /// (min, max) of a single integer copy key whose values are dense enough (at least one row per
+    /// five key values) to chunk by arithmetic ranges; None otherwise.
+    async fn dense_integer_key(&mut self) -> Result<Option<(i128, i128)>> {
+        if self.key.len() != 1 || !self.key[0].integer {
+            return Ok(None);
+        }
+        let k = ident(&self.key[0].orig);
+        let row: Option<(Option<String>, Option<String>)> = self
+            .conn
+            .query_first(format!(
+                "SELECT CAST(MIN({k}) AS CHAR), CAST(MAX({k}) AS CHAR) FROM {}",
+                ident(&self.table)
+            ))
+            .await
+            .map_err(|e| db("reading the key range", e))?;
+        let Some((Some(min), Some(max))) = row else {
+            return Ok(None);
+        };
+        let (Ok(min), Ok(max)) = (min.parse::<i128>(), max.parse::<i128>()) else {
+            return Ok(None);
+        };
+        let rows: Option<Option<u64>> = self
+            .conn
+            .exec_first(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                (&self.table,),
+            )
+            .await
+            .map_err(|e| db("reading the table size", e))?;
+        let rows = rows.flatten().unwrap_or(0) as i128;
+        Ok((rows * 5 >= max - min + 1).then_some((min, max)))
     }
 
     /// Waits while the server is busier than allowed or a replica lags.

@@ -11,6 +11,7 @@
 
 mod copy;
 mod cutover;
+mod defer;
 pub mod names;
 pub mod parse;
 pub mod path;
@@ -35,7 +36,28 @@ pub const CREATE_STATE: &str = "CREATE TABLE IF NOT EXISTS `sluice_online` (\
     `last_key` MEDIUMTEXT NULL, \
     `rows_copied` BIGINT NOT NULL DEFAULT 0, \
     `started_at` DATETIME(6) NOT NULL, \
-    `updated_at` DATETIME(6) NOT NULL) ENGINE=InnoDB";
+    `updated_at` DATETIME(6) NOT NULL, \
+    `deferred` MEDIUMTEXT NULL) ENGINE=InnoDB";
+
+/// Creates `sluice_online`, or adds what an older sluice's table lacks.
+async fn ensure_state(conn: &mut Conn) -> Result<()> {
+    conn.query_drop(CREATE_STATE)
+        .await
+        .map_err(|err| db("creating sluice_online", err))?;
+    let has: Option<i64> = conn
+        .query_first(
+            "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() \
+             AND TABLE_NAME = 'sluice_online' AND COLUMN_NAME = 'deferred'",
+        )
+        .await
+        .map_err(|err| db("reading sluice_online", err))?;
+    if has.unwrap_or(0) == 0 {
+        conn.query_drop("ALTER TABLE `sluice_online` ADD COLUMN `deferred` MEDIUMTEXT NULL")
+            .await
+            .map_err(|err| db("updating sluice_online", err))?;
+    }
+    Ok(())
+}
 
 /// ER_ALTER_OPERATION_NOT_SUPPORTED and ..._REASON: the server refuses the requested algorithm.
 const REFUSED: &[u16] = &[1845, 1846];
@@ -295,7 +317,7 @@ pub async fn explain(e: &mut MySqlEngine, sql: &str) -> Result<Option<Vec<String
         )),
         None => {
             out.push(format!(
-                "online copy: shadow {}, change log {} fed by triggers, chunked copy by {}, checksum, atomic RENAME; old table kept as {} until `sluice cleanup`",
+                "online copy: shadow {}, change log {} fed by triggers, chunked copy by {} checksummed as it goes, secondary indexes built after the copy, atomic RENAME; old table kept as {} until `sluice cleanup`",
                 ident(&names.shadow),
                 ident(&names.chg),
                 live.copy_key().map(|k| k.columns.join(", ")).unwrap_or_else(|| "?".into()),
@@ -326,10 +348,7 @@ pub async fn alter(
     let started = Instant::now();
     let statement = sql.trim().to_string();
     let names = Names::of(&a.table);
-    e.work
-        .query_drop(CREATE_STATE)
-        .await
-        .map_err(|err| db("creating sluice_online", err))?;
+    ensure_state(&mut e.work).await?;
     let state = read_state(&mut e.work, &a.table).await?;
     if let Some(st) = &state {
         if st.statement == statement {
@@ -494,6 +513,10 @@ async fn setup(
             return Err(err);
         }
     };
+    if let Err(err) = defer_indexes(e, &job, &shadow).await {
+        drop_objects(&mut e.work, &names, true).await;
+        return Err(err);
+    }
     // The change log holds only keys: `k0, k1...` typed like the key columns.
     let mut cols =
         vec!["`_sluice_id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY".to_string()];
@@ -572,6 +595,83 @@ async fn setup(
         }
     }
     Ok(job)
+}
+
+/// Records the shadow's secondary indexes in `sluice_online` and drops them, so the copy does not
+/// maintain them row by row (see `defer.rs`); the key the copy walks stays.
+async fn defer_indexes(e: &mut MySqlEngine, job: &Job, shadow: &table::LiveTable) -> Result<()> {
+    let key: Vec<String> = job.key.iter().map(|k| k.shadow.to_lowercase()).collect();
+    let keep: Vec<String> = shadow
+        .indexes
+        .iter()
+        .filter(|i| {
+            i.name == "PRIMARY"
+                || (i.unique
+                    && i.columns
+                        .iter()
+                        .map(|c| c.to_lowercase())
+                        .collect::<Vec<_>>()
+                        == key)
+        })
+        .map(|i| i.name.clone())
+        .collect();
+    let ddl = defer::show_create(&mut e.work, &job.names.shadow)
+        .await
+        .map_err(|err| db("reading the shadow table", err))?;
+    let deferred = defer::deferrable(&ddl, &keep);
+    let text = serde_json::to_string(&deferred).expect("index definitions serialise");
+    e.work
+        .exec_drop(
+            "UPDATE `sluice_online` SET `deferred` = ?, `updated_at` = NOW(6) WHERE `table_name` = ?",
+            (text, &job.table),
+        )
+        .await
+        .map_err(|err| db("recording the deferred indexes", err))?;
+    defer::drop_from(&mut e.work, &job.names.shadow, &deferred)
+        .await
+        .map_err(|err| db("deferring the shadow's secondary indexes", err))
+}
+
+/// Builds the deferred indexes the shadow lacks, after the change log is applied. A duplicate
+/// over a new UNIQUE index can be a stale row whose change is still in the log: apply and retry;
+/// one that stays is real and fails the copy, as the ALTER as written would.
+async fn build_deferred(e: &mut MySqlEngine, job: &mut Job, say: Say<'_>) -> Result<()> {
+    let text: Option<Option<String>> = e
+        .work
+        .exec_first(
+            "SELECT `deferred` FROM `sluice_online` WHERE `table_name` = ?",
+            (&job.table,),
+        )
+        .await
+        .map_err(|err| db("reading sluice_online", err))?;
+    let deferred: Vec<defer::Deferred> = match text.flatten() {
+        Some(t) => serde_json::from_str(&t)
+            .map_err(|err| Error::database("reading the deferred indexes", err.to_string()))?,
+        None => return Ok(()),
+    };
+    let t0 = Instant::now();
+    for attempt in 0..3 {
+        job.drain(100, false).await?;
+        match defer::add_missing(&mut job.conn, &job.names.shadow, &deferred).await {
+            Ok(0) => return Ok(()),
+            Ok(n) => {
+                say(&format!(
+                    "built {n} secondary index(es) of {} in {:.1} s",
+                    job.names.shadow,
+                    t0.elapsed().as_secs_f64()
+                ));
+                return Ok(());
+            }
+            Err(err) if copy::code(&err) == Some(1062) && attempt < 2 => continue,
+            Err(err) => {
+                return Err(Error::database(
+                    format!("building the secondary indexes of {}", job.names.shadow),
+                    err.to_string(),
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn copy_path(
@@ -712,6 +812,9 @@ async fn copy_path(
             "copied and verified `{t}` in {:.1} s ({chunks} checksum chunk(s) match)",
             t0.elapsed().as_secs_f64()
         ));
+        if let Err(err) = build_deferred(e, &mut job, say).await {
+            return Err(abandon(e, &names, &t, err).await);
+        }
         let t0 = Instant::now();
         let n = match job.drain(100, false).await {
             Ok(n) => n,
@@ -856,10 +959,7 @@ pub async fn cutover_all(
 
 /// Online copies not yet swapped: (table, statement, state).
 pub async fn pending(e: &mut MySqlEngine) -> Result<Vec<(String, String, String)>> {
-    e.work
-        .query_drop(CREATE_STATE)
-        .await
-        .map_err(|err| db("creating sluice_online", err))?;
+    ensure_state(&mut e.work).await?;
     e.work
         .query(
             "SELECT `table_name`, `statement`, `state` FROM `sluice_online` WHERE `state` <> 'swapped' ORDER BY `table_name`",
@@ -871,10 +971,7 @@ pub async fn pending(e: &mut MySqlEngine) -> Result<Vec<(String, String, String)
 /// `sluice cleanup`: drops the old tables of finished swaps; with `abort`, also removes unfinished
 /// copies (triggers, change log, shadow). Returns one line per action.
 pub async fn cleanup(e: &mut MySqlEngine, abort: bool) -> Result<Vec<String>> {
-    e.work
-        .query_drop(CREATE_STATE)
-        .await
-        .map_err(|err| db("creating sluice_online", err))?;
+    ensure_state(&mut e.work).await?;
     let rows: Vec<(String, String)> = e
         .work
         .query("SELECT `table_name`, `state` FROM `sluice_online` ORDER BY `table_name`")
