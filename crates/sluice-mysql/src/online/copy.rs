@@ -624,7 +624,7 @@ impl Job {
             .await
             .map_err(|e| db("reading the table size", e))?;
         let rows = rows.flatten().unwrap_or(0) as i128;
-        Ok((rows * 5 >= max - min + 1).then_some((min, max)))
+        Ok((rows * 5 > max - min).then_some((min, max)))
     }
 
     /// Waits while the server is busier than allowed or a replica lags.
