@@ -539,3 +539,115 @@ async fn cleanup_abort_removes_an_unfinished_copy_and_up_starts_over() {
     assert!(r.stderr.contains("copying `acc` online"), "{r:?}");
     assert_eq!(p.states(), vec![(1, "applied".into())]);
 }
+
+/// A client writing `acc` and `mirror` in one transaction each time (so `mirror` is what `acc`
+/// must hold), with a short pause; returns the errors it saw.
+async fn mirrored_writer(
+    url: String,
+    seed: u64,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Vec<String> {
+    let mut c = mysql_async::Conn::from_url(url).await.unwrap();
+    let mut x = seed;
+    let mut errors = Vec::new();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        x = x
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let id = (x >> 33) % 20_000 + 1;
+        let sql = match (x >> 20) % 4 {
+            0 | 1 => format!("UPDATE acc SET balance = balance + 1 WHERE id = {id}; UPDATE mirror SET balance = balance + 1 WHERE id = {id}"),
+            2 => format!("DELETE FROM acc WHERE id = {id}; DELETE FROM mirror WHERE id = {id}"),
+            _ => "INSERT INTO acc (balance, note) VALUES (7, 'w'); INSERT INTO mirror (id, balance, note) VALUES (LAST_INSERT_ID(), 7, 'w')".to_string(),
+        };
+        if let Err(e) = c
+            .query_drop(format!("START TRANSACTION; {sql}; COMMIT"))
+            .await
+        {
+            errors.push(e.to_string());
+            let _ = c.query_drop("ROLLBACK").await;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+    }
+    errors
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn online_copy_killed_mid_cutover_resumes_and_converges() {
+    let p = Project::new(Server::MariaDb).await;
+    let mut c = p.db.my().await;
+    c.query_drop(ACC).await.unwrap();
+    c.query_drop("CREATE TABLE mirror LIKE acc; INSERT INTO mirror SELECT * FROM acc")
+        .await
+        .unwrap();
+    p.write("1_widen.sql", WIDEN);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..3)
+        .map(|i| {
+            tokio::spawn(mirrored_writer(
+                p.db.url.clone(),
+                17 + i * 7919,
+                stop.clone(),
+            ))
+        })
+        .collect();
+    let balance_type = |url: String| async move {
+        let mut c = mysql_async::Conn::from_url(url).await.unwrap();
+        let t: String = c.query_first("SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'acc' AND COLUMN_NAME = 'balance'").await.unwrap().unwrap();
+        t
+    };
+    let crash = |point: &str| {
+        let child = p
+            .command(&["up", "--chunk-ms", "5"])
+            .env("SLUICE_CRASH_AT", point)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let r = tokio::task::block_in_place(|| wait_bounded(child, 120, "sluice up"));
+        assert_ne!(r.code, 0, "{r:?}");
+        assert!(r.stderr.contains("ending the process here"), "{r:?}");
+        r
+    };
+
+    // Dead with client writes held and the log drained, before the RENAME: nothing swapped,
+    // and the held writes go on once the dead session's lock is gone.
+    crash("cutover-locked");
+    assert_eq!(balance_type(p.db.url.clone()).await, "int(11)");
+    assert!(table_exists(&mut c, "_acc_new").await);
+    assert_ne!(p.states(), vec![(1, "applied".to_string())]);
+
+    // The rerun swaps, then dies before recording it: `acc` is the new table.
+    crash("cutover-renamed");
+    assert_eq!(balance_type(p.db.url.clone()).await, "bigint(20)");
+    assert!(table_exists(&mut c, "_acc_old").await);
+    assert_ne!(p.states(), vec![(1, "applied".to_string())]);
+
+    // The next run sees the swap done, records it and removes the triggers and the log.
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(p.states(), vec![(1, "applied".into())]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut errors = Vec::new();
+    for w in writers {
+        errors.extend(w.await.unwrap());
+    }
+    assert!(errors.is_empty(), "client errors: {errors:?}");
+    assert_eq!(
+        fingerprint(&p.db.url, "acc").await,
+        fingerprint(&p.db.url, "mirror").await,
+        "acc differs from what the clients wrote"
+    );
+    assert!(!table_exists(&mut c, "_acc_chg").await);
+    let triggers: Vec<(String, String)> = c
+        .query("SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME LIKE '\\_acc%'")
+        .await
+        .unwrap();
+    assert!(triggers.is_empty(), "{triggers:?}\n{r:?}");
+    assert!(r.stderr.contains("swapped by an earlier run"), "{r:?}");
+    assert_eq!(
+        count(&mut c, "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'acc' AND INDEX_NAME = 'note'").await,
+        1,
+        "the deferred index is on the new table"
+    );
+}

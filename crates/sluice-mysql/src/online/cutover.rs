@@ -22,6 +22,17 @@ use sluice_core::engine::OnlineOptions;
 use sluice_core::error::{Error, Result};
 use std::time::{Duration, Instant};
 
+/// Test hook: `SLUICE_CRASH_AT=<point>` ends the process at that point of the cut-over the way
+/// kill -9 does (no cleanup, connections just drop), so tests can show that a rerun converges
+/// from exactly there. Points: `cutover-locked` (writes held, log drained, RENAME not issued) and
+/// `cutover-renamed` (tables swapped, the swap not yet recorded).
+pub fn crash_point(point: &str) {
+    if std::env::var("SLUICE_CRASH_AT").is_ok_and(|p| p == point) {
+        eprintln!("sluice: SLUICE_CRASH_AT={point}: ending the process here");
+        std::process::abort();
+    }
+}
+
 fn secs(d: Duration) -> u64 {
     d.as_millis().div_ceil(1000).max(1) as u64
 }
@@ -197,6 +208,7 @@ async fn under_lock(
         job.table,
         started.elapsed().as_millis()
     ));
+    crash_point("cutover-locked");
     let mut r = Conn::new(conn_opts.clone())
         .await
         .map_err(|e| db("opening the RENAME session", e))?;

@@ -691,6 +691,9 @@ async fn copy_path(
             && !exists(&mut e.work, &names.shadow).await?
             && exists(&mut e.work, &names.old).await?
         {
+            say(&format!(
+                "`{t}` was swapped by an earlier run that stopped before recording it; recording the swap"
+            ));
             return finish_swap(e, &t, &names, st.rows_copied, started, Duration::ZERO).await;
         }
     }
@@ -859,6 +862,7 @@ async fn copy_path(
         });
     }
     let held = cutover::swap(&mut job, opts, &conn_opts, say).await?;
+    cutover::crash_point("cutover-renamed");
     let _ = job.conn.disconnect().await;
     // Writes that reached the old table after the final drain would be logged by its triggers:
     // there must be none. Should there be any, keep the log and say so rather than drop it.
