@@ -14,6 +14,7 @@
 
 use super::names::Names;
 use super::path::normalise_type;
+use super::replicas::Replicas;
 use super::table::{LiveColumn, LiveTable};
 use crate::quote::ident;
 use mysql_async::prelude::Queryable;
@@ -508,8 +509,9 @@ impl Job {
         let mut n: i64 = 500;
         let mut last_say = Instant::now();
         let dense = self.dense_integer_key().await?;
+        let mut replicas = Replicas::open(&opts.replica_urls, &mut self.conn).await?;
         loop {
-            self.throttle(opts, say).await?;
+            self.throttle(opts, say, &mut replicas).await?;
             let hi = match dense {
                 // A chunk of n key values holds at most n rows (the key is unique): no need to
                 // walk the index to find where n rows end.
@@ -627,9 +629,16 @@ impl Job {
         Ok((rows * 5 > max - min).then_some((min, max)))
     }
 
-    /// Waits while the server is busier than allowed or a replica lags.
-    async fn throttle(&mut self, opts: &OnlineOptions, say: Say<'_>) -> Result<()> {
-        let mut said = false;
+    /// Waits while the server is busier than allowed or a replica lags; says when it pauses
+    /// (again every 5 s while paused) and when it resumes.
+    async fn throttle(
+        &mut self,
+        opts: &OnlineOptions,
+        say: Say<'_>,
+        replicas: &mut Replicas,
+    ) -> Result<()> {
+        let mut paused: Option<Instant> = None;
+        let mut last_said = Instant::now();
         loop {
             let mut busy = None;
             if let Some(max) = opts.max_threads_running {
@@ -644,22 +653,27 @@ impl Job {
                     }
                 }
             }
-            if busy.is_none() {
-                for url in &opts.replica_urls {
-                    if let Some(lag) = replica_lag(url).await {
-                        if lag > opts.max_replica_lag.as_secs() {
-                            busy = Some(format!("a replica lags {lag} s"));
-                        }
-                    }
-                }
+            if busy.is_none() && !replicas.is_empty() {
+                replicas.beat(&mut self.conn).await?;
+                busy = replicas.lagging(opts.max_replica_lag).await;
             }
             match busy {
-                None => return Ok(()),
-                Some(why) => {
-                    if !said {
-                        say(&format!("copy of `{}` paused: {why}", self.table));
-                        said = true;
+                None => {
+                    if let Some(p) = paused {
+                        say(&format!(
+                            "copy of `{}` resumed after a pause of {:.1} s",
+                            self.table,
+                            p.elapsed().as_secs_f64()
+                        ));
                     }
+                    return Ok(());
+                }
+                Some(why) => {
+                    if paused.is_none() || last_said.elapsed() > Duration::from_secs(5) {
+                        say(&format!("copy of `{}` paused: {why}", self.table));
+                        last_said = Instant::now();
+                    }
+                    paused.get_or_insert_with(Instant::now);
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
             }
@@ -1040,13 +1054,4 @@ pub fn no_key(table: &str) -> Error {
         "add a primary key first (e.g. `ALTER TABLE t ADD COLUMN id BIGINT AUTO_INCREMENT PRIMARY KEY`, itself an online change on MariaDB), \
          or run this ALTER with `sluice up --as-written` in a maintenance window",
     )
-}
-
-/// Seconds_Behind_Master of a replica; None when it cannot be read (then it does not throttle).
-async fn replica_lag(url: &str) -> Option<u64> {
-    let mut c = Conn::from_url(url).await.ok()?;
-    let row: Option<Row> = c.query_first("SHOW SLAVE STATUS").await.ok()?;
-    let lag = row.and_then(|r| r.get_opt::<Option<u64>, _>("Seconds_Behind_Master"))?;
-    let _ = c.disconnect().await;
-    lag.ok().flatten()
 }

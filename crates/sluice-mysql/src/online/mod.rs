@@ -12,6 +12,8 @@
 mod copy;
 mod cutover;
 mod defer;
+mod replicas;
+pub use replicas::CREATE_HEARTBEAT;
 pub mod names;
 pub mod parse;
 pub mod path;
@@ -451,6 +453,23 @@ async fn copy_session(e: &mut MySqlEngine) -> Result<Conn> {
     c.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
         .await
         .map_err(|err| db("preparing the copy session", err))?;
+    // READ COMMITTED writes can only be logged row by row: with statement-based binary logging
+    // the copy would fail on its first chunk, so it logs its own writes as rows.
+    let binlog: Option<(i64, String)> = c
+        .query_first("SELECT @@GLOBAL.log_bin, @@SESSION.binlog_format")
+        .await
+        .map_err(|err| db("reading the binary log settings", err))?;
+    if let Some((1, format)) = binlog {
+        if format.eq_ignore_ascii_case("STATEMENT") {
+            c.query_drop("SET SESSION binlog_format = 'ROW'")
+                .await
+                .map_err(|err| Error::Database {
+                    context: "preparing the copy session".into(),
+                    message: format!("binlog_format is STATEMENT and sluice may not change it for its session: {err}"),
+                    help: "grant the migration user BINLOG ADMIN (MariaDB) or SYSTEM_VARIABLES_ADMIN (MySQL), or set binlog_format to ROW or MIXED".into(),
+                })?;
+        }
+    }
     Ok(c)
 }
 
