@@ -651,3 +651,47 @@ async fn online_copy_killed_mid_cutover_resumes_and_converges() {
         "the deferred index is on the new table"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn online_copy_whose_session_is_killed_is_kept_and_resumed() {
+    let p = Project::new(Server::MariaDb).await;
+    let mut c = p.db.my().await;
+    c.query_drop(ACC).await.unwrap();
+    p.write("1_widen.sql", WIDEN);
+    let child = p.spawn(&["up", "--chunk-ms", "1"]);
+    // A DBA (or a failover) ends the session that copies, mid-copy.
+    let copier = "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND INFO LIKE 'INSERT INTO `\\_acc\\_new`%' LIMIT 1";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let id = count(&mut c, copier).await;
+        if id > 0 {
+            c.query_drop(format!("KILL CONNECTION {id}")).await.unwrap();
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the copy never ran");
+    }
+    let r = tokio::task::block_in_place(|| wait_bounded(child, 120, "sluice up"));
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("is kept"), "{r:?}");
+    assert!(r.stderr.contains("run `sluice up` again"), "{r:?}");
+    assert!(table_exists(&mut c, "_acc_new").await, "the copy was kept");
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT COUNT(*) FROM sluice_online WHERE state = 'copying'"
+        )
+        .await,
+        1
+    );
+    c.query_drop(CHANGES).await.unwrap();
+    expected(&mut c).await;
+
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("resuming the online copy"), "{r:?}");
+    assert_eq!(p.states(), vec![(1, "applied".into())]);
+    assert_eq!(
+        fingerprint(&p.db.url, "acc").await,
+        fingerprint(&p.db.url, "expect").await
+    );
+}

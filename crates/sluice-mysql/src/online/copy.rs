@@ -34,6 +34,9 @@ const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
 /// key; beyond it, by a join against the log.
 const PENDING_BY_KEY: usize = 2_000;
 
+/// Part of the message of a verification that found rows still differing after re-copying.
+pub const STILL_DIFFERS: &str = "still differs";
+
 /// Rows per checksum range.
 const VERIFY_ROWS: i64 = 50_000;
 
@@ -966,7 +969,7 @@ impl Job {
         Err(Error::Database {
             context: format!("verifying the online copy of `{}`", self.table),
             message: format!(
-                "the shadow table {} still differs from the original after re-copying ({} vs {} rows{})",
+                "the shadow table {} {STILL_DIFFERS} from the original after re-copying ({} vs {} rows{})",
                 self.names.shadow,
                 a.0,
                 b.0,

@@ -918,8 +918,23 @@ async fn copy_path(
 
 /// A copy that failed on the data (a value the new type cannot hold, duplicates for a new unique
 /// key, rows that still differ) is removed, so the table is left as a failed as-written ALTER
-/// leaves it; a crash instead leaves it to be resumed.
+/// leaves it. Any other failure (a lost or killed session, a server restart) keeps the copy,
+/// its checkpoint and its triggers, so the next `sluice up` resumes it.
 async fn abandon(e: &mut MySqlEngine, names: &Names, t: &str, err: Error) -> Error {
+    if !is_data_failure(&err) {
+        return match err {
+            Error::Database {
+                context, message, ..
+            } => Error::Database {
+                context,
+                message: format!(
+                    "{message} (the online copy of `{t}` is kept, its triggers keep it in sync)"
+                ),
+                help: "run `sluice up` again to resume it where it stopped, or `sluice cleanup --abort` to remove it".into(),
+            },
+            other => other,
+        };
+    }
     drop_objects(&mut e.work, names, true).await;
     let _ = e
         .work
@@ -939,6 +954,23 @@ async fn abandon(e: &mut MySqlEngine, names: &Names, t: &str, err: Error) -> Err
         },
         other => other,
     }
+}
+
+/// Whether a failed copy failed on the data: the verification found rows that still differ
+/// (sluice's own error), or the server refused a value with SQLSTATE class 22 (data exception)
+/// or 23 (integrity constraint violation), which the driver writes as `ERROR n (22003): ...`.
+fn is_data_failure(err: &Error) -> bool {
+    let Error::Database { message, .. } = err else {
+        return true;
+    };
+    if message.contains(copy::STILL_DIFFERS) {
+        return true;
+    }
+    message.match_indices("ERROR ").any(|(i, _)| {
+        let rest = &message[i + 6..];
+        let code_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(0);
+        rest[code_end..].starts_with(" (22") || rest[code_end..].starts_with(" (23")
+    })
 }
 
 async fn finish_swap(
@@ -1048,4 +1080,31 @@ pub async fn aux_tables(conn: &mut Conn) -> Vec<String> {
             [n.shadow, n.old, n.chg]
         })
         .collect()
+}
+
+#[cfg(test)]
+mod failure_tests {
+    use super::*;
+
+    #[test]
+    fn data_failures_are_told_from_lost_sessions() {
+        let e = |m: &str| Error::database("copying `t` online", m);
+        assert!(is_data_failure(&e(
+            "Server error: `ERROR 1264 (22003): Out of range value for column 'b' at row 1'"
+        )));
+        assert!(is_data_failure(&e(
+            "Server error: `ERROR 1062 (23000): Duplicate entry 'x' for key 'u'"
+        )));
+        assert!(is_data_failure(&e(&format!(
+            "the shadow table _t_new {} from the original",
+            copy::STILL_DIFFERS
+        ))));
+        assert!(!is_data_failure(&e(
+            "Server error: `ERROR 1927 (70100): Connection was killed'"
+        )));
+        assert!(!is_data_failure(&e("Input/output error: broken pipe")));
+        assert!(!is_data_failure(&e(
+            "Server error: `ERROR 1205 (HY000): Lock wait timeout exceeded'"
+        )));
+    }
 }
