@@ -1,5 +1,6 @@
 //! The online copy of one table: a shadow table with the ALTER applied, a change log fed by triggers
-//! on the original, a chunked copy by key, and a checksum pass.
+//! on the original, a chunked copy by key, and checksums of each copied chunk, taken on a second
+//! session (the verifier) while the copy goes on.
 //!
 //! Why a change log instead of triggers that write the shadow table directly: a trigger that
 //! REPLACEs into the shadow makes every client write take row locks that the copy's chunk
@@ -8,8 +9,8 @@
 //! never waits on sluice), sluice alone writes the shadow, and it reads the original with plain
 //! consistent reads (READ COMMITTED: no shared locks on the original). No lock is ever shared
 //! between a client and the copy, so a client cannot become a deadlock victim of it. Sluice applies
-//! the log by re-reading the current row of each logged key (REPLACE, or DELETE when it is gone),
-//! so the order in which client transactions commit does not matter. The price is one drain under
+//! the log by re-reading the current row of each logged key (an upsert, or DELETE when it is
+//! gone), so the order in which client transactions commit does not matter. The price is one drain under
 //! a short write lock at cut-over (see `cutover.rs`).
 
 use super::names::Names;
@@ -516,18 +517,28 @@ impl Job {
         )
     }
 
-    /// Copies every chunk after `last`, checkpointing each; returns when the table is copied.
+    /// Copies every chunk after `last`, checkpointing each and handing it to the verifier (which
+    /// also applies the change log meanwhile); returns when the table is copied.
     pub async fn copy(
         &mut self,
         mut last: Option<Key>,
         opts: &OnlineOptions,
-        total: i64,
         say: Say<'_>,
-        ranges: Option<&Ranges>,
+        ranges: &Ranges,
     ) -> Result<()> {
         let mut n: i64 = 500;
         let mut last_say = Instant::now();
-        let dense = self.dense_integer_key().await?;
+        // The server's row estimate: for the progress percentage and the key density.
+        let total: Option<Option<u64>> = self
+            .conn
+            .exec_first(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                (&self.table,),
+            )
+            .await
+            .map_err(|e| db("reading the table size", e))?;
+        let total = total.flatten().unwrap_or(0) as i64;
+        let dense = self.dense_integer_key(total).await?;
         let mut replicas = Replicas::open(&opts.replica_urls, &mut self.conn).await?;
         loop {
             self.throttle(opts, say, &mut replicas).await?;
@@ -580,22 +591,17 @@ impl Job {
                 )
                 .await?;
             self.rows_copied += copied as i64;
-            if let Some(ranges) = ranges {
-                if ranges.send((last.clone(), hi.clone())).is_err() {
-                    // The verifier stopped on a difference it could not repair: its error tells.
-                    return Err(Error::database(
-                        format!("copying `{}` online", self.table),
-                        "the verification stopped",
-                    ));
-                }
+            if ranges.send((last.clone(), hi.clone())).is_err() {
+                // The verifier stopped on a difference it could not repair: its error tells.
+                return Err(Error::database(
+                    format!("copying `{}` online", self.table),
+                    "the verification stopped",
+                ));
             }
             // Aim each chunk at the target duration, changing the size by at most 2x per step.
             let took = started.elapsed().as_secs_f64().max(0.001);
             let ideal = n as f64 * opts.target_chunk.as_secs_f64() / took;
             n = (ideal.clamp(n as f64 / 2.0, n as f64 * 2.0) as i64).clamp(10, 100_000);
-            if ranges.is_none() {
-                self.apply(5_000, false).await?;
-            }
             if last_say.elapsed() > Duration::from_secs(2) {
                 last_say = Instant::now();
                 let pct = if total > 0 {
@@ -617,7 +623,7 @@ impl Job {
 
     /// (min, max) of a single integer copy key whose values are dense enough (at least one row per
     /// five key values) to chunk by arithmetic ranges; None otherwise.
-    async fn dense_integer_key(&mut self) -> Result<Option<(i128, i128)>> {
+    async fn dense_integer_key(&mut self, rows: i64) -> Result<Option<(i128, i128)>> {
         if self.key.len() != 1 || !self.key[0].integer {
             return Ok(None);
         }
@@ -636,16 +642,7 @@ impl Job {
         let (Ok(min), Ok(max)) = (min.parse::<i128>(), max.parse::<i128>()) else {
             return Ok(None);
         };
-        let rows: Option<Option<u64>> = self
-            .conn
-            .exec_first(
-                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
-                (&self.table,),
-            )
-            .await
-            .map_err(|e| db("reading the table size", e))?;
-        let rows = rows.flatten().unwrap_or(0) as i128;
-        Ok((rows * 5 > max - min).then_some((min, max)))
+        Ok((rows as i128 * 5 > max - min).then_some((min, max)))
     }
 
     /// Waits while the server is busier than allowed or a replica lags; says when it pauses

@@ -5,7 +5,10 @@
 //! 2. the copy session drains the change log (nothing can be added to it now) and checksums every
 //!    key it applied;
 //! 3. a third session issues `RENAME TABLE t TO _t_old, _t_new TO t`; once it waits for `t`'s
-//!    metadata lock, a pending exclusive request, no client write can be granted before it;
+//!    metadata lock, a pending exclusive request, no client write can be granted before it. It
+//!    takes its locks in name order, so sluice checks that it already holds `_t_old` (a name
+//!    nobody else locks) before counting it as waiting for `t`: waiting for the shadow, which a
+//!    background InnoDB task can hold for a moment, it would let held writes into the old table;
 //! 4. the lock session unlocks: the RENAME runs first, clients continue on the new table.
 //!
 //! The RENAME is only issued after the drain, so whenever it runs (even if sluice dies and its
@@ -229,7 +232,19 @@ async fn under_lock(
         let _ = r.disconnect().await;
         res
     });
-    // Unlock only once the RENAME waits for the table's metadata lock.
+    // Unlock only once the RENAME waits for the table's metadata lock, and not for another one:
+    // it takes its locks in name order, and a background InnoDB task (statistics after the
+    // copy) can hold the shadow's for a moment. The RENAME would then wait there, and the
+    // writes waiting on `t` would run before it, into the old table. So when the old table's
+    // name sorts last among the names before `t`, the RENAME must be seen holding that name
+    // (nothing else ever locks it): then it has all it needs but `t`.
+    let sentinel = sentinel(job, lower_case_names(&mut probe).await);
+    if sentinel.is_some() {
+        probe
+            .query_drop("SET SESSION lock_wait_timeout = 0")
+            .await
+            .map_err(|e| db("preparing the cut-over probe", e))?;
+    }
     let queued = Instant::now();
     loop {
         let state: Option<Option<String>> = probe
@@ -239,11 +254,22 @@ async fn under_lock(
             )
             .await
             .map_err(|e| db("watching the RENAME", e))?;
-        if state
+        let waiting = state
             .flatten()
-            .is_some_and(|s| s.to_lowercase().contains("metadata lock"))
-        {
-            break;
+            .is_some_and(|s| s.to_lowercase().contains("metadata lock"));
+        if waiting {
+            match &sentinel {
+                None => break,
+                Some(name) => {
+                    let probed = probe
+                        .query_drop(format!("SELECT 1 FROM {} LIMIT 0", ident(name)))
+                        .await;
+                    // Lock wait timeout: the RENAME holds the name exclusively.
+                    if probed.as_ref().err().and_then(code) == Some(1205) {
+                        break;
+                    }
+                }
+            }
         }
         if handle.is_finished() || queued.elapsed() > Duration::from_secs(3) {
             let _ = probe.query_drop(format!("KILL QUERY {rid}")).await;
@@ -255,4 +281,31 @@ async fn under_lock(
     }
     let _ = probe.disconnect().await;
     Ok(Ok(handle))
+}
+
+async fn lower_case_names(conn: &mut Conn) -> bool {
+    let v: Option<i64> = conn
+        .query_first("SELECT @@lower_case_table_names")
+        .await
+        .ok()
+        .flatten();
+    v.unwrap_or(0) != 0
+}
+
+/// The name whose exclusive lock shows the RENAME waits for nothing but the table itself: the old
+/// table's name, when it is the last of the RENAME's other names in the server's lock order (by
+/// bytes, lower-cased under lower_case_table_names). None when no other name sorts before the
+/// table (then the RENAME waits on the table first) or only the shadow's does (the shadow can be
+/// held briefly by others, so its lock proves nothing).
+fn sentinel(job: &Job, lower: bool) -> Option<String> {
+    let key = |s: &str| -> Vec<u8> {
+        if lower {
+            s.to_lowercase().into_bytes()
+        } else {
+            s.as_bytes().to_vec()
+        }
+    };
+    let t = key(&job.table);
+    let (old, new) = (key(&job.names.old), key(&job.names.shadow));
+    (old < t && (new > t || new < old)).then(|| job.names.old.clone())
 }

@@ -803,16 +803,7 @@ async fn copy_path(
         let copied = if done {
             Ok(())
         } else {
-            let total: Option<u64> = e
-                .work
-                .exec_first(
-                    "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
-                    (&t,),
-                )
-                .await
-                .map_err(|err| db("reading the table size", err))?;
-            job.copy(last, opts, total.unwrap_or(0) as i64, say, Some(&ranges))
-                .await
+            job.copy(last, opts, say, &ranges).await
         };
         drop(ranges);
         let verified = match verifier.await {
