@@ -192,19 +192,28 @@ async fn under_lock(
     job.verify_touched(false).await?;
     // The new table continues the original's AUTO_INCREMENT (ids of deleted top rows are not
     // handed out again); the shadow's own counter only follows the ids copied into it.
-    let next: Option<Option<u64>> = job
+    // Only when it is behind: an ALTER of the shadow here would also wait for anyone reading it.
+    let counters: Vec<(String, Option<u64>)> = job
         .conn
-        .exec_first(
-            "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
-            (&job.table,),
+        .exec(
+            "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?)",
+            (&job.table, &job.names.shadow),
         )
         .await
-        .map_err(|e| db("reading the AUTO_INCREMENT counter", e))?;
-    if let Some(n) = next.flatten() {
-        job.conn
-            .query_drop(format!("ALTER TABLE {new} AUTO_INCREMENT = {n}"))
-            .await
-            .map_err(|e| db("carrying the AUTO_INCREMENT counter over", e))?;
+        .map_err(|e| db("reading the AUTO_INCREMENT counters", e))?;
+    let counter = |name: &str| {
+        counters
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| *v)
+    };
+    if let Some(n) = counter(&job.table) {
+        if counter(&job.names.shadow).is_none_or(|s| s < n) {
+            job.conn
+                .query_drop(format!("ALTER TABLE {new} AUTO_INCREMENT = {n}"))
+                .await
+                .map_err(|e| db("carrying the AUTO_INCREMENT counter over", e))?;
+        }
     }
     say(&format!(
         "cut-over of `{}`: applied {drained} change(s), verified {keys} key(s) in {} ms with writes held",
@@ -271,7 +280,8 @@ async fn under_lock(
                 }
             }
         }
-        if handle.is_finished() || queued.elapsed() > Duration::from_secs(3) {
+        // Writes are held meanwhile: give up within the same budget as the drain, and retry later.
+        if handle.is_finished() || queued.elapsed() > budget {
             let _ = probe.query_drop(format!("KILL QUERY {rid}")).await;
             let _ = probe.disconnect().await;
             let _ = handle.await;
