@@ -2,9 +2,10 @@
 """Online ALTER on MariaDB under load: the same `ALTER TABLE acc MODIFY balance BIGINT NOT NULL` on a
 1,000,000-row table while 8 clients write, run (a) as written, (b) by `sluice up`, (c) by
 pt-online-schema-change. Prints, per run: total time, rows/s, client ops/s, p99/max latency and
-errors while the ALTER runs, and the ratios sluice : pt-osc.
+errors while the ALTER runs, sluice's phases with their own p99, and the ratios sluice : pt-osc.
 
     python3 bench/mariadb_osc.py [--rows 1000000] [--clients 8] [--only sluice,ptosc,written] [--release]
+                                 [--rate 1900 | --rate 0] [--sluice-args '--chunk-ms 50']
 
 Needs the local MariaDB (127.0.0.1:3306, root, no password), python3-pymysql and percona-toolkit
 (`apt-get install -y python3-pymysql percona-toolkit`). Builds sluice (debug unless --release: the
@@ -120,19 +121,29 @@ def as_written():
     c.close()
 
 
-def sluice(binary):
+def sluice(binary, extra_args):
+    """Runs `sluice up`; returns the writes-held figure and its progress lines with the time each
+    arrived, so the client latency can be split by phase."""
     d = tempfile.mkdtemp(prefix="sluice-bench-")
     os.mkdir(os.path.join(d, "migrations"))
     with open(os.path.join(d, "migrations", "1_balance_bigint.sql"), "w") as f:
         f.write(f"ALTER TABLE acc {ALTER};\n")
     env = dict(os.environ, DATABASE_URL=f"mysql://root@127.0.0.1:3306/{DB}")
-    r = subprocess.run([binary, "up"], cwd=d, env=env, capture_output=True, text=True)
-    if r.returncode != 0:
-        sys.exit(f"sluice up failed: {r.stderr}")
-    for line in r.stderr.splitlines():
+    p = subprocess.Popen([binary, "up"] + extra_args, cwd=d, env=env, stderr=subprocess.PIPE, text=True)
+    lines = []
+    for line in p.stderr:
+        lines.append((time.monotonic(), line.rstrip("\n")))
+    if p.wait() != 0:
+        sys.exit("sluice up failed:\n" + "\n".join(l for _, l in lines))
+    for _, line in lines:
         print(f"    | {line}", flush=True)
-    held = [l for l in r.stderr.splitlines() if "(writes held" in l]
-    return held[0].split("(writes held ")[1].split(")")[0] if held else "?"
+    held = [l for _, l in lines if "(writes held" in l]
+    return (held[0].split("(writes held ")[1].split(")")[0] if held else "?"), lines
+
+
+# sluice's phases, each ending at the first progress line containing the marker.
+PHASES = [("copy + verify", "copied and verified"), ("index build", "secondary index"),
+          ("catch-up + swap", "swapped with its online copy")]
 
 
 def ptosc():
@@ -159,6 +170,7 @@ def main():
     ap.add_argument("--rate", type=float, default=1900.0, help="total client ops/s (0: as fast as they can)")
     ap.add_argument("--only", default="written,sluice,ptosc")
     ap.add_argument("--release", action="store_true")
+    ap.add_argument("--sluice-args", default="", help="extra arguments for `sluice up`, e.g. '--chunk-ms 50'")
     args = ap.parse_args()
     prof = ["--release"] if args.release else []
     subprocess.run(["cargo", "build", "-q", "-p", "sluice"] + prof, cwd=ROOT, check=True)
@@ -178,7 +190,15 @@ def main():
             if name == "written":
                 as_written()
             elif name == "sluice":
-                extra = f"writes held {sluice(binary)}"
+                held, lines = sluice(binary, args.sluice_args.split())
+                extra = f"writes held {held}"
+                start = t0
+                phases = []
+                for label, marker in PHASES:
+                    end = next((t for t, l in lines if marker in l), None)
+                    if end is not None:
+                        phases.append((label, start, end))
+                        start = end
             elif name == "ptosc":
                 ptosc()
             t1 = time.monotonic()
@@ -188,6 +208,8 @@ def main():
             base = w.window(b0, b1)
             results[name] = dict(secs=t1 - t0, ops=ops, p99=p99, max=mx, errors=len(errs), base=base,
                                  sample=errs[:3], extra=extra, check=verify(args.rows))
+            if name == "sluice":
+                results[name]["phases"] = [(label, b - a, w.window(a, b)) for label, a, b in phases]
             print(f"{name}: done in {t1 - t0:.1f} s ({results[name]['check']}) {extra}", flush=True)
     finally:
         run(c, f"DROP DATABASE IF EXISTS {DB}")
@@ -200,6 +222,8 @@ def main():
               f"{r['max']:>10.1f}{r['errors']:>8}{r['base'][1]:>15.1f}")
         for e in r["sample"]:
             print(f"    error: {e}")
+        for label, secs, (pops, pp99, pmax, perrs, _) in r.get("phases", []):
+            print(f"    {label:<18}{secs:>6.1f} s  p99 {pp99:>7.1f} ms  max {pmax:>7.1f} ms  errors {len(perrs)}")
     if "sluice" in results and "ptosc" in results:
         s, p = results["sluice"], results["ptosc"]
         print(f"sluice / pt-osc: time {s['secs'] / p['secs']:.2f}x, p99 {s['p99'] / max(p['p99'], 1e-9):.2f}x, "
