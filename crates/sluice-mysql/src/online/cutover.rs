@@ -6,9 +6,9 @@
 //!    key it applied;
 //! 3. a third session issues `RENAME TABLE t TO _t_old, _t_new TO t`; once it waits for `t`'s
 //!    metadata lock, a pending exclusive request, no client write can be granted before it. It
-//!    takes its locks in name order, so sluice checks that it already holds `_t_old` (a name
-//!    nobody else locks) before counting it as waiting for `t`: waiting for the shadow, which a
-//!    background InnoDB task can hold for a moment, it would let held writes into the old table;
+//!    takes its locks in name order, so sluice checks that the request pending is the one on
+//!    `t` (a read of `t` told not to wait times out): waiting for the shadow, which a background
+//!    InnoDB task can hold for a moment, it would let held writes into the old table;
 //! 4. the lock session unlocks: the RENAME runs first, clients continue on the new table.
 //!
 //! The RENAME is only issued after the drain, so whenever it runs (even if sluice dies and its
@@ -204,15 +204,29 @@ async fn under_lock(
     let counter = |name: &str| {
         counters
             .iter()
-            .find(|(n, _)| n == name)
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .and_then(|(_, v)| *v)
     };
     if let Some(n) = counter(&job.table) {
         if counter(&job.names.shadow).is_none_or(|s| s < n) {
+            // Writes are held: wait for someone reading the shadow no longer than the lock
+            // timeout, then give up this attempt.
             job.conn
+                .query_drop(format!("SET SESSION lock_wait_timeout = {}", secs(budget)))
+                .await
+                .map_err(|e| db("preparing the cut-over", e))?;
+            if let Err(e) = job
+                .conn
                 .query_drop(format!("ALTER TABLE {new} AUTO_INCREMENT = {n}"))
                 .await
-                .map_err(|e| db("carrying the AUTO_INCREMENT counter over", e))?;
+            {
+                if code(&e) == Some(1205) {
+                    return Ok(Err(
+                        "another session read the shadow table while writes were held".into(),
+                    ));
+                }
+                return Err(db("carrying the AUTO_INCREMENT counter over", e));
+            }
         }
     }
     say(&format!(
@@ -235,87 +249,86 @@ async fn under_lock(
         .await
         .map_err(|e| db("preparing the RENAME session", e))?;
     let rid = rid.unwrap_or(0);
+    // MariaDB takes lock_wait_timeout = 0 (do not wait); MySQL's minimum is 1 s.
+    let _ = probe.query_drop("SET SESSION lock_wait_timeout = 0").await;
+    let nowait: Option<i64> = probe
+        .query_first("SELECT @@SESSION.lock_wait_timeout")
+        .await
+        .ok()
+        .flatten();
+    let nowait = nowait == Some(0);
     let sql = format!("RENAME TABLE {t} TO {old}, {new} TO {t}");
     let handle: Rename = tokio::spawn(async move {
         let res = r.query_drop(sql).await.map_err(|e| e.to_string());
         let _ = r.disconnect().await;
         res
     });
-    // Unlock only once the RENAME waits for the table's metadata lock, and not for another one:
-    // it takes its locks in name order, and a background InnoDB task (statistics after the
-    // copy) can hold the shadow's for a moment. The RENAME would then wait there, and the
-    // writes waiting on `t` would run before it, into the old table. So when the old table's
-    // name sorts last among the names before `t`, the RENAME must be seen holding that name
-    // (nothing else ever locks it): then it has all it needs but `t`.
-    let sentinel = sentinel(job, lower_case_names(&mut probe).await);
-    if sentinel.is_some() {
-        probe
-            .query_drop("SET SESSION lock_wait_timeout = 0")
-            .await
-            .map_err(|e| db("preparing the cut-over probe", e))?;
-    }
+    // Unlock only once the RENAME's exclusive request on `t` itself is pending. It takes its
+    // locks in name order, and a background InnoDB task (statistics after the copy) can hold
+    // the shadow's for a moment: waiting there, it would let the held writes run first, into
+    // the old table. A read of `t` that may not wait times out exactly while an exclusive
+    // request on `t` is pending (or granted). On MySQL, where a read cannot be told not to
+    // wait, the RENAME's state is all there is to go by.
     let queued = Instant::now();
-    loop {
-        let state: Option<Option<String>> = probe
+    let outcome: std::result::Result<(), String> = loop {
+        let state: Option<Option<String>> = match probe
             .exec_first(
                 "SELECT STATE FROM information_schema.PROCESSLIST WHERE ID = ?",
                 (rid,),
             )
             .await
-            .map_err(|e| db("watching the RENAME", e))?;
+        {
+            Ok(s) => s,
+            Err(e) => break Err(format!("watching the RENAME failed: {e}")),
+        };
         let waiting = state
             .flatten()
-            .is_some_and(|s| s.to_lowercase().contains("metadata lock"));
+            .is_some_and(|s| s.to_lowercase().contains("table metadata lock"));
         if waiting {
-            match &sentinel {
-                None => break,
-                Some(name) => {
-                    let probed = probe
-                        .query_drop(format!("SELECT 1 FROM {} LIMIT 0", ident(name)))
-                        .await;
-                    // Lock wait timeout: the RENAME holds the name exclusively.
-                    if probed.as_ref().err().and_then(code) == Some(1205) {
-                        break;
-                    }
-                }
+            if !nowait {
+                break Ok(());
+            }
+            let probed = probe.query_drop(format!("SELECT 1 FROM {t} LIMIT 0")).await;
+            if probed.as_ref().err().and_then(code) == Some(1205) {
+                break Ok(());
             }
         }
-        // Writes are held meanwhile: give up within the same budget as the drain, and retry later.
-        if handle.is_finished() || queued.elapsed() > budget {
-            let _ = probe.query_drop(format!("KILL QUERY {rid}")).await;
-            let _ = probe.disconnect().await;
-            let _ = handle.await;
-            return Ok(Err("the RENAME did not queue behind the lock".into()));
+        if handle.is_finished() {
+            break Err("the RENAME ended before it queued".into());
+        }
+        // Writes are held meanwhile: give up within the same budget as the drain, retry later.
+        if queued.elapsed() > budget {
+            break Err("the RENAME did not queue behind the lock in time".into());
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-    let _ = probe.disconnect().await;
-    Ok(Ok(handle))
-}
-
-async fn lower_case_names(conn: &mut Conn) -> bool {
-    let v: Option<i64> = conn
-        .query_first("SELECT @@lower_case_table_names")
-        .await
-        .ok()
-        .flatten();
-    v.unwrap_or(0) != 0
-}
-
-/// The name whose exclusive lock shows the RENAME waits for nothing but the table itself: the old
-/// table's name, when it is the last of the RENAME's other names in the server's lock order (by
-/// bytes, lower-cased under lower_case_table_names). None when no other name sorts before the
-/// table (then the RENAME waits on the table first) or only the shadow's does (the shadow can be
-/// held briefly by others, so its lock proves nothing).
-fn sentinel(job: &Job, lower: bool) -> Option<String> {
-    let key = |s: &str| -> Vec<u8> {
-        if lower {
-            s.to_lowercase().into_bytes()
-        } else {
-            s.as_bytes().to_vec()
-        }
     };
-    let t = key(&job.table);
-    let (old, new) = (key(&job.names.old), key(&job.names.shadow));
-    (old < t && (new > t || new < old)).then(|| job.names.old.clone())
+    let _ = probe.disconnect().await;
+    match outcome {
+        Ok(()) => Ok(Ok(handle)),
+        Err(why) => {
+            // It cannot have run (it needs `t`, which the lock session holds); make sure it
+            // never runs after the unlock, from a fresh session in case the probe broke.
+            if !handle.is_finished() {
+                if let Ok(mut k) = Conn::new(conn_opts.clone()).await {
+                    let _ = k.query_drop(format!("KILL QUERY {rid}")).await;
+                    let _ = k.disconnect().await;
+                }
+            }
+            let ended = tokio::time::timeout(Duration::from_secs(15), handle).await;
+            match ended {
+                Ok(Ok(Err(e))) if why.contains("ended before") => {
+                    Ok(Err(format!("RENAME TABLE failed: {e}")))
+                }
+                Ok(Ok(Ok(()))) => Err(Error::database(
+                    format!("swapping `{}`", job.table),
+                    "the RENAME ran although it had not been seen queueing; check the change log for late changes",
+                )),
+                Ok(_) => Ok(Err(why)),
+                Err(_) => Err(Error::database(
+                    format!("swapping `{}`", job.table),
+                    "the RENAME could not be stopped; the lock session is released now",
+                )),
+            }
+        }
+    }
 }

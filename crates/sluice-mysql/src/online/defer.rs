@@ -43,8 +43,17 @@ fn quoted(s: &str) -> Option<String> {
     None
 }
 
-/// The secondary B-tree indexes of a `SHOW CREATE TABLE` text, except those named in `keep`.
+/// The secondary B-tree indexes of a `SHOW CREATE TABLE` text, except those named in `keep` and
+/// those that lead with the AUTO_INCREMENT column (the server requires one to exist).
 pub fn deferrable(show_create: &str, keep: &[String]) -> Vec<Deferred> {
+    let auto_increment: Option<String> = show_create.lines().find_map(|line| {
+        let line = line.trim();
+        if line.contains(" AUTO_INCREMENT") && line.starts_with('`') {
+            quoted(line)
+        } else {
+            None
+        }
+    });
     show_create
         .lines()
         .filter_map(|line| {
@@ -57,6 +66,12 @@ pub fn deferrable(show_create: &str, keep: &[String]) -> Vec<Deferred> {
             }
             let name = quoted(rest)?;
             if keep.iter().any(|k| k.eq_ignore_ascii_case(&name)) {
+                return None;
+            }
+            // `KEY \`name\` (\`first\`,...`: the first column follows the opening parenthesis.
+            let after_name = &rest[rest.find(" (")? + 2..];
+            let first = quoted(after_name);
+            if first.is_some() && first.as_deref() == auto_increment.as_deref() {
                 return None;
             }
             Some(Deferred {
@@ -146,6 +161,14 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn an_index_leading_with_the_auto_increment_column_stays() {
+        let ddl = "CREATE TABLE `t` (\n  `tenant` int(11) NOT NULL,\n  `id` bigint(20) NOT NULL AUTO_INCREMENT,\n  \
+            `v` int(11) DEFAULT NULL,\n  PRIMARY KEY (`tenant`,`id`),\n  KEY `id` (`id`),\n  KEY `v` (`v`,`id`)\n) ENGINE=InnoDB AUTO_INCREMENT=7";
+        let d = deferrable(ddl, &[]);
+        assert_eq!(d.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), ["v"]);
     }
 
     #[test]

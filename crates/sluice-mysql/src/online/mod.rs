@@ -670,7 +670,9 @@ async fn build_deferred(e: &mut MySqlEngine, job: &mut Job, say: Say<'_>) -> Res
     };
     let t0 = Instant::now();
     for attempt in 0..3 {
-        job.drain(100, false).await?;
+        // The log down to a few entries first (it never empties while clients write): a UNIQUE
+        // build over rows some of which are stale can meet a duplicate the log would remove.
+        while job.apply(5_000, false).await? >= 1_000 {}
         match defer::add_missing(&mut job.conn, &job.names.shadow, &deferred).await {
             Ok(0) => return Ok(()),
             Ok(n) => {
@@ -704,6 +706,7 @@ async fn copy_path(
 ) -> Result<OnlineReport> {
     let names = Names::of(&a.table);
     let t = a.table.clone();
+    replicas::parse_urls(&opts.replica_urls)?;
     // A crash between the RENAME and recording it: the shadow is gone and the old table is there.
     if let Some(st) = &state {
         if st.state != "setup"
@@ -713,6 +716,7 @@ async fn copy_path(
             say(&format!(
                 "`{t}` was swapped by an earlier run that stopped before recording it; recording the swap"
             ));
+            late_changes(e, &t, &names).await?;
             return finish_swap(e, &t, &names, st.rows_copied, started, Duration::ZERO).await;
         }
     }
@@ -874,31 +878,7 @@ async fn copy_path(
     let held = cutover::swap(&mut job, opts, &conn_opts, say).await?;
     cutover::crash_point("cutover-renamed");
     let _ = job.conn.disconnect().await;
-    // Writes that reached the old table after the final drain would be logged by its triggers:
-    // there must be none. Should there be any, keep the log and say so rather than drop it.
-    let late: Option<i64> = e
-        .work
-        .query_first(format!("SELECT COUNT(*) FROM {}", ident(&names.chg)))
-        .await
-        .map_err(|err| db("checking the change log after the swap", err))?;
-    if late.unwrap_or(0) > 0 {
-        set_state(&mut e.work, &t, "swapped").await?;
-        for trig in &names.triggers {
-            let _ = e
-                .work
-                .query_drop(format!("DROP TRIGGER IF EXISTS {}", ident(trig)))
-                .await;
-        }
-        return Err(Error::database(
-            format!("swapping `{t}`"),
-            format!(
-                "{} change(s) reached {} after the final drain and are not in the new `{t}`; they are listed in {}",
-                late.unwrap_or(0),
-                names.old,
-                names.chg
-            ),
-        ));
-    }
+    late_changes(e, &t, &names).await?;
     say(&format!(
         "`{t}` swapped with its online copy (writes held {} ms); old table kept as {} until `sluice cleanup`",
         held.as_millis(),
@@ -952,7 +932,8 @@ async fn abandon(e: &mut MySqlEngine, names: &Names, t: &str, err: Error) -> Err
 /// or 23 (integrity constraint violation), which the driver writes as `ERROR n (22003): ...`.
 fn is_data_failure(err: &Error) -> bool {
     let Error::Database { message, .. } = err else {
-        return true;
+        // Usage and other errors are not about the rows: keep what was copied.
+        return false;
     };
     if message.contains(copy::STILL_DIFFERS) {
         return true;
@@ -962,6 +943,37 @@ fn is_data_failure(err: &Error) -> bool {
         let code_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(0);
         rest[code_end..].starts_with(" (22") || rest[code_end..].starts_with(" (23")
     })
+}
+
+/// Writes that reached the old table after the final drain would be logged by its triggers:
+/// there must be none. Should there be any, keep the log, say so and stop, rather than drop it.
+async fn late_changes(e: &mut MySqlEngine, t: &str, names: &Names) -> Result<()> {
+    if !exists(&mut e.work, &names.chg).await? {
+        return Ok(());
+    }
+    let late: Option<i64> = e
+        .work
+        .query_first(format!("SELECT COUNT(*) FROM {}", ident(&names.chg)))
+        .await
+        .map_err(|err| db("checking the change log after the swap", err))?;
+    let late = late.unwrap_or(0);
+    if late == 0 {
+        return Ok(());
+    }
+    set_state(&mut e.work, t, "swapped").await?;
+    for trig in &names.triggers {
+        let _ = e
+            .work
+            .query_drop(format!("DROP TRIGGER IF EXISTS {}", ident(trig)))
+            .await;
+    }
+    Err(Error::database(
+        format!("swapping `{t}`"),
+        format!(
+            "{late} change(s) reached {} after the final drain and are not in the new `{t}`; they are listed in {}",
+            names.old, names.chg
+        ),
+    ))
 }
 
 async fn finish_swap(

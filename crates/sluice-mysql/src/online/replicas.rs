@@ -23,6 +23,28 @@ pub const CREATE_HEARTBEAT: &str = "CREATE TABLE IF NOT EXISTS `sluice_heartbeat
     `seq` BIGINT UNSIGNED NOT NULL, \
     `written_at` DATETIME(6) NOT NULL) ENGINE=InnoDB";
 
+/// The replica URLs, each checked: a bad one is a usage error, said before any work starts.
+pub fn parse_urls(urls: &[String]) -> Result<Vec<DbUrl>> {
+    urls.iter()
+        .map(|raw| {
+            let url = DbUrl::parse(raw)?;
+            if !matches!(
+                url.kind(),
+                sluice_core::target::EngineKind::MySql | sluice_core::target::EngineKind::MariaDb
+            ) {
+                return Err(Error::usage(
+                    format!(
+                        "--replica-url {} is not a MariaDB/MySQL URL",
+                        url.redacted()
+                    ),
+                    "give each replica as mysql://user:password@host:3306/dbname",
+                ));
+            }
+            Ok(url)
+        })
+        .collect()
+}
+
 struct Replica {
     url: DbUrl,
     conn: Option<Conn>,
@@ -41,23 +63,10 @@ impl Replicas {
     /// Parses the replica URLs (a bad one is a usage error, said before any work) and prepares
     /// the heartbeat table on the primary.
     pub async fn open(urls: &[String], primary: &mut Conn) -> Result<Replicas> {
-        let mut replicas = Vec::new();
-        for raw in urls {
-            let url = DbUrl::parse(raw)?;
-            if !matches!(
-                url.kind(),
-                sluice_core::target::EngineKind::MySql | sluice_core::target::EngineKind::MariaDb
-            ) {
-                return Err(Error::usage(
-                    format!(
-                        "--replica-url {} is not a MariaDB/MySQL URL",
-                        url.redacted()
-                    ),
-                    "give each replica as mysql://user:password@host:3306/dbname",
-                ));
-            }
-            replicas.push(Replica { url, conn: None });
-        }
+        let replicas = parse_urls(urls)?
+            .into_iter()
+            .map(|url| Replica { url, conn: None })
+            .collect::<Vec<_>>();
         let database: Option<Option<String>> = primary
             .query_first("SELECT DATABASE()")
             .await
