@@ -289,6 +289,41 @@ async fn client(url: String, seed: u64, stop: Arc<AtomicBool>, ops: Arc<AtomicU6
     errors
 }
 
+/// `n` mirrored clients (see `client`) running until `stop`.
+struct Clients {
+    stop: Arc<AtomicBool>,
+    ops: Arc<AtomicU64>,
+    handles: Vec<tokio::task::JoinHandle<Vec<String>>>,
+}
+
+impl Clients {
+    fn start(url: &str, seed: u64, n: u64) -> Clients {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ops = Arc::new(AtomicU64::new(0));
+        let handles = (0..n)
+            .map(|i| {
+                tokio::spawn(client(
+                    url.to_string(),
+                    seed + i * 7919,
+                    stop.clone(),
+                    ops.clone(),
+                ))
+            })
+            .collect();
+        Clients { stop, ops, handles }
+    }
+
+    /// Stops them and returns the errors they saw.
+    async fn stop(self) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut errors = Vec::new();
+        for h in self.handles {
+            errors.extend(h.await.unwrap());
+        }
+        errors
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn copy_under_concurrent_writers_equals_the_as_written_alter() {
     let db = TestDb::mariadb().await;
@@ -303,20 +338,9 @@ async fn copy_under_concurrent_writers_equals_the_as_written_alter() {
     )
     .await
     .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let ops = Arc::new(AtomicU64::new(0));
-    let clients: Vec<_> = (0..4)
-        .map(|i| {
-            tokio::spawn(client(
-                db.url.clone(),
-                0x9E37_79B9 + i * 7919,
-                stop.clone(),
-                ops.clone(),
-            ))
-        })
-        .collect();
+    let clients = Clients::start(&db.url, 0x9E37_79B9, 4);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let before = ops.load(Ordering::Relaxed);
+    let before = clients.ops.load(Ordering::Relaxed);
     let mut e = engine(&db).await;
     let report = e
         .alter_online(
@@ -327,13 +351,9 @@ async fn copy_under_concurrent_writers_equals_the_as_written_alter() {
         .await
         .unwrap()
         .unwrap();
-    let during = ops.load(Ordering::Relaxed) - before;
+    let during = clients.ops.load(Ordering::Relaxed) - before;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut errors = Vec::new();
-    for h in clients {
-        errors.extend(h.await.unwrap());
-    }
+    let errors = clients.stop().await;
     assert_eq!(report.path, "copy");
     assert!(errors.is_empty(), "client errors: {errors:#?}");
     assert!(
@@ -701,18 +721,7 @@ async fn cutover_waits_while_another_session_holds_the_shadow_and_loses_no_write
         .unwrap()
         .unwrap();
     assert!(r.cutover_pending);
-    let stop = Arc::new(AtomicBool::new(false));
-    let ops = Arc::new(AtomicU64::new(0));
-    let clients: Vec<_> = (0..4)
-        .map(|i| {
-            tokio::spawn(client(
-                db.url.clone(),
-                77 + i * 7919,
-                stop.clone(),
-                ops.clone(),
-            ))
-        })
-        .collect();
+    let clients = Clients::start(&db.url, 77, 4);
     // Another session holds a metadata lock on the shadow (as InnoDB's background statistics
     // task does for a moment after a big load): the RENAME, which locks names in order, waits
     // there first. Unlocking the held writes then would send them into the old table.
@@ -737,11 +746,7 @@ async fn cutover_waits_while_another_session_holds_the_shadow_and_loses_no_write
     let lines = r.unwrap_or_else(|err| panic!("{err}\n{:?}", said.lock().unwrap()));
     assert_eq!(lines.len(), 1, "{lines:?}");
     tokio::time::sleep(Duration::from_millis(200)).await;
-    stop.store(true, Ordering::Relaxed);
-    let mut errors = Vec::new();
-    for h in clients {
-        errors.extend(h.await.unwrap());
-    }
+    let errors = clients.stop().await;
     assert!(errors.is_empty(), "client errors: {errors:#?}");
     assert_eq!(
         fingerprint(&mut c, "acc", "id, balance, note").await,
