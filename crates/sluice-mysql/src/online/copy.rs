@@ -10,8 +10,8 @@
 //! consistent reads (READ COMMITTED: no shared locks on the original). No lock is ever shared
 //! between a client and the copy, so a client cannot become a deadlock victim of it. Sluice applies
 //! the log by re-reading the current row of each logged key (an upsert, or DELETE when it is
-//! gone), so the order in which client transactions commit does not matter. The price is one drain under
-//! a short write lock at cut-over (see `cutover.rs`).
+//! gone), so the order in which client transactions commit does not matter. The price is one
+//! drain under a short write lock at cut-over (see `cutover.rs`).
 
 use super::names::Names;
 use super::path::normalise_type;
@@ -50,8 +50,8 @@ pub type Ranges = tokio::sync::mpsc::UnboundedSender<(Option<Key>, Option<Key>)>
 
 /// Verifies copied ranges on its own session while the copy goes on, and applies the change log
 /// between them: the checksums are reads, so they run on the server's other core instead of adding
-/// to the copy's time. Returns the job
-/// (with the keys it applied itself) and how many chunks it verified.
+/// to the copy's time. Returns the job (with the keys it applied itself) and how many chunks it
+/// verified.
 pub async fn verifier(
     mut job: Job,
     mut ranges: tokio::sync::mpsc::UnboundedReceiver<(Option<Key>, Option<Key>)>,
@@ -552,6 +552,17 @@ impl Job {
         let total = total.flatten().unwrap_or(0) as i64;
         let dense = self.dense_integer_key(total).await?;
         let mut replicas = Replicas::open(&opts.replica_urls, &mut self.conn).await?;
+        // A row the log already brought over is left as it is: it was read later than a chunk
+        // reads it, and any change since is logged. Not REPLACE: on a conflict over another unique
+        // key it would delete a row of a chunk already verified; not IGNORE: it turns errors (a
+        // value out of range) into warnings. A row left out over another unique key makes its
+        // chunk's checksum differ, and the re-copy reports it.
+        let first = format!(
+            "{}.{}",
+            ident(&self.names.shadow),
+            ident(&self.key[0].shadow)
+        );
+        let keep_existing = format!("ON DUPLICATE KEY UPDATE {first} = {first}");
         loop {
             self.throttle(opts, say, &mut replicas).await?;
             let hi = match dense {
@@ -569,20 +580,7 @@ impl Job {
             };
             let mut params = Vec::new();
             let range = self.range(Side::Orig, last.as_ref(), hi.as_ref(), &mut params);
-            // A row the log already brought over is left as it is: it was read later than this
-            // chunk reads it, and any change since is logged. Not REPLACE: on a conflict over
-            // another unique key it would delete a row of a chunk already verified; not IGNORE:
-            // it turns errors (a value out of range) into warnings. A row left out over another
-            // unique key makes this chunk's checksum differ, and the re-copy reports it.
-            let first = format!(
-                "{}.{}",
-                ident(&self.names.shadow),
-                ident(&self.key[0].shadow)
-            );
-            let copy = format!(
-                "{} ON DUPLICATE KEY UPDATE {first} = {first}",
-                self.copy_sql("INSERT", &range)
-            );
+            let copy = format!("{} {keep_existing}", self.copy_sql("INSERT", &range));
             let checkpoint = match &hi {
                 Some(k) => serde_json::to_string(k).expect("strings serialise"),
                 None => "\"done\"".to_string(),
@@ -814,6 +812,19 @@ impl Job {
         Ok(())
     }
 
+    /// Applies the change log until a batch finds it nearly empty (it never empties while clients
+    /// write); returns how many entries it applied.
+    pub async fn apply_backlog(&mut self) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            let n = self.apply(5_000, false).await?;
+            total += n;
+            if n < 1_000 {
+                return Ok(total);
+            }
+        }
+    }
+
     /// Applies the change log until it is empty (or `max_rounds` batches were applied).
     pub async fn drain(&mut self, max_rounds: usize, locked: bool) -> Result<usize> {
         let mut total = 0;
@@ -854,8 +865,9 @@ impl Job {
     /// in one snapshot (or, under LOCK TABLES, with nobody else writing).
     ///
     /// The pending keys are read first, by an index range on the log, and left out by key: a
-    /// per-row NOT EXISTS against the log made verification cost three times the checksums
-    /// themselves. Only when very many keys of one range are pending does it fall back to that.
+    /// per-row NOT EXISTS against the log made verification several times dearer than the
+    /// checksums themselves (2.8 s against about 0.6 s on 1M rows). Only when very many keys of
+    /// one range are pending does it fall back to that.
     async fn compare(
         &mut self,
         which: &Which<'_>,

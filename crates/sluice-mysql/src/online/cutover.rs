@@ -82,14 +82,7 @@ async fn catch_up(job: &mut Job, say: Say<'_>) -> Result<()> {
     let mut last_say = Instant::now();
     for round in 0..50 {
         let t0 = Instant::now();
-        let mut applied = 0;
-        loop {
-            let n = job.apply(5_000, false).await?;
-            applied += n;
-            if n < 1_000 {
-                break;
-            }
-        }
+        let applied = job.apply_backlog().await?;
         let apply_ms = t0.elapsed().as_millis();
         if job.overflowed {
             job.verify(say).await?;

@@ -670,9 +670,9 @@ async fn build_deferred(e: &mut MySqlEngine, job: &mut Job, say: Say<'_>) -> Res
     };
     let t0 = Instant::now();
     for attempt in 0..3 {
-        // The log down to a few entries first (it never empties while clients write): a UNIQUE
-        // build over rows some of which are stale can meet a duplicate the log would remove.
-        while job.apply(5_000, false).await? >= 1_000 {}
+        // The log down to a few entries first: a UNIQUE build over rows some of which are stale
+        // can meet a duplicate the log would remove.
+        job.apply_backlog().await?;
         match defer::add_missing(&mut job.conn, &job.names.shadow, &deferred).await {
             Ok(0) => return Ok(()),
             Ok(n) => {
