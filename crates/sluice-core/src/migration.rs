@@ -92,7 +92,7 @@ pub fn checksum(text: &str) -> String {
 pub fn parse_file_name(file_name: &str) -> std::result::Result<(i64, String), String> {
     let stem = file_name
         .strip_suffix(".sql")
-        .ok_or_else(|| "a migration file name must end in .sql".to_string())?;
+        .ok_or_else(|| "a migration file name must end in `.sql`, in lowercase".to_string())?;
     let (version, name) = stem.split_once('_').ok_or_else(|| {
         "expected <version>_<name>.sql, e.g. 20261125093000_add_users.sql".to_string()
     })?;
@@ -101,9 +101,12 @@ pub fn parse_file_name(file_name: &str) -> std::result::Result<(i64, String), St
             "the version `{version}` must be digits only, e.g. 20261125093000_add_users.sql"
         ));
     }
+    // 18 digits always fit a BIGINT; a 19th would let some versions fit and others overflow.
     let v: i64 = version
         .parse()
-        .map_err(|_| format!("the version `{version}` is too large (at most 18 digits)"))?;
+        .ok()
+        .filter(|_| version.len() <= 18)
+        .ok_or_else(|| format!("the version `{version}` is too large (at most 18 digits)"))?;
     if name.is_empty()
         || !name
             .bytes()
@@ -216,7 +219,21 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
         let line_start = offset;
         offset += line.len();
         let trimmed = line.trim();
-        let Some(directive) = trimmed.strip_prefix("-- sluice:") else {
+        let directive = trimmed
+            .strip_prefix("-- sluice:")
+            .filter(|d| !d.starts_with(char::is_whitespace));
+        let Some(directive) = directive else {
+            // A mistyped marker must never become a comment: the down SQL would join the up part.
+            if let Some(found) = near_miss(line) {
+                return Err(file_err(
+                    lineno,
+                    format!("`{found}` looks like a sluice directive but is not one"),
+                    "directives are written exactly `-- sluice:up`, `-- sluice:down`, \
+                     `-- sluice:transaction single|per-statement` or `-- sluice:ignore <rule-id> <reason>`: \
+                     two dashes, one space, lowercase, alone on their line. For an ordinary comment, \
+                     do not start it with `sluice`",
+                ));
+            }
             continue;
         };
         let mut words = directive.split_whitespace();
@@ -369,6 +386,47 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
     })
 }
 
+const DIRECTIVE_WORDS: [&str; 4] = ["up", "down", "transaction", "ignore"];
+
+/// The comment on `line` that looks like a sluice directive without being written exactly as one
+/// (`--sluice:down`, `--  sluice:down`, `-- SLUICE:down`, `# sluice:down`, `/* sluice:down */`,
+/// `SELECT 1; -- sluice:down`, `-- sluice: down`, `-- sluice down`), trimmed for the message.
+/// A line that starts exactly with `-- sluice:` is the directive parser's to judge.
+pub fn near_miss(line: &str) -> Option<String> {
+    let lower = line.to_lowercase();
+    let bytes = lower.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let starts_comment = bytes[i] == b'#'
+            || (bytes[i] == b'-' && bytes.get(i + 1) == Some(&b'-'))
+            || (bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'*'));
+        if starts_comment {
+            let rest = lower[i..].trim_start_matches(['-', '#', '/', '*', ' ', '\t', '\u{a0}']);
+            if let Some(after) = rest.strip_prefix("sluice") {
+                let sep_len = after
+                    .find(|c: char| !(c.is_whitespace() || ":_-=.;,".contains(c)))
+                    .unwrap_or(after.len());
+                let (sep, word) = after.split_at(sep_len);
+                let names_directive = DIRECTIVE_WORDS.iter().any(|w| {
+                    word.strip_prefix(w)
+                        .is_some_and(|r| !r.starts_with(|c: char| c.is_alphanumeric()))
+                });
+                if sep.contains(':') || names_directive || word.is_empty() {
+                    return Some(line.trim().chars().take(80).collect());
+                }
+            }
+            // Everything after `--` or `#` is this one comment; a block comment may be followed by more.
+            if bytes[i] != b'/' {
+                return None;
+            }
+            i += 2;
+            continue;
+        }
+        i += 1;
+    }
+    None
+}
+
 /// True when the text holds anything but blank lines and `--` comments.
 fn has_sql(text: &str) -> bool {
     text.lines().any(|l| {
@@ -378,16 +436,26 @@ fn has_sql(text: &str) -> bool {
 }
 
 /// The migration files of `dir` in version order, names checked, contents not read yet (for tools
-/// that stream through many files).
+/// that stream through many files). Files that do not end in `.sql` and hidden files are ignored; a
+/// `.sql` file with a malformed name, or a `.SQL`/`.Sql` one, is an error, so a typo never silently
+/// skips a migration.
 pub fn discover_paths(dir: &Path) -> Result<Vec<PathBuf>> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::usage(
+                format!("migrations directory {} does not exist", dir.display()),
+                "run `sluice init` to create it, or point --migrations-dir (or migrations_dir in sluice.toml) at yours",
+            )
+        } else {
+            Error::io(format!("reading {}", dir.display()), e)
+        }
+    })?;
     let mut found: Vec<(i64, PathBuf)> = Vec::new();
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || !name.ends_with(".sql") || !path.is_file() {
+        if name.starts_with('.') || !name.to_lowercase().ends_with(".sql") || !path.is_file() {
             continue;
         }
         let (version, _) = parse_file_name(&name).map_err(|m| Error::MigrationFile {
@@ -402,31 +470,10 @@ pub fn discover_paths(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(found.into_iter().map(|(_, p)| p).collect())
 }
 
-/// Finds every migration in `dir`, in version order. Files that do not end in `.sql` and hidden files
-/// are ignored; a `.sql` file with a malformed name is an error, so a typo never silently skips a migration.
+/// Finds every migration in `dir`, in version order (see `discover_paths` for which files count).
 pub fn discover(dir: &Path) -> Result<Vec<Migration>> {
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            Error::usage(
-                format!("migrations directory {} does not exist", dir.display()),
-                "run `sluice init` to create it, or point --migrations-dir (or migrations_dir in sluice.toml) at yours",
-            )
-        } else {
-            Error::io(format!("reading {}", dir.display()), e)
-        }
-    })?;
     let mut by_version: BTreeMap<i64, Migration> = BTreeMap::new();
-    let mut paths: Vec<PathBuf> = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(format!("reading {}", dir.display()), e))?;
-        let path = entry.path();
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') || !name.ends_with(".sql") || !path.is_file() {
-            continue;
-        }
-        paths.push(path);
-    }
-    paths.sort();
+    let paths = discover_paths(dir)?;
     for path in paths {
         let m = load_file(&path)?;
         if let Some(other) = by_version.get(&m.version) {
@@ -506,6 +553,8 @@ mod tests {
             "1_.sql",
             "1_x.SQL",
             "99999999999999999999_x.sql",
+            "1234567890123456789_x.sql",
+            "0000000000000000001_x.sql",
             "1_a b.sql",
         ] {
             assert!(parse_file_name(bad).is_err(), "{bad} should be rejected");
@@ -572,6 +621,80 @@ mod tests {
         }
     }
 
+    /// Every spelling of a marker that is not exactly one is an error, so the down SQL can never run
+    /// as part of `up` (generated over comment styles, spacing, case, separators and placement).
+    #[test]
+    fn near_miss_markers_are_errors() {
+        let prefixes = [
+            "--",
+            "---",
+            "-- ",
+            "--  ",
+            "--\t",
+            "#",
+            "# ",
+            "#  ",
+            "/*",
+            "/* ",
+            "/** ",
+            "SELECT 1; -- ",
+            "SELECT 1; --",
+            "SELECT 1; /* ",
+            "  --",
+            "\t-- ",
+        ];
+        let cases = ["sluice", "SLUICE", "Sluice", "sLuIcE"];
+        let seps = [
+            ":", ": ", " :", " : ", " ", "", "-", "_", "=", ".", "::", ":\t",
+        ];
+        let words = [
+            "up",
+            "down",
+            "Down",
+            "DOWN",
+            "transaction single",
+            "ignore r why",
+        ];
+        let suffixes = ["", " */", " ", " -- note"];
+        let mut checked = 0;
+        for p in prefixes {
+            for c in cases {
+                for sep in seps {
+                    for w in words {
+                        for sfx in suffixes {
+                            let line = format!("{p}{c}{sep}{w}{sfx}");
+                            let exact = ["-- sluice:down", "-- sluice:up"].contains(&line.trim())
+                                || line.trim().starts_with("-- sluice:transaction single")
+                                || line.trim().starts_with("-- sluice:ignore r why");
+                            if exact {
+                                continue;
+                            }
+                            let text = format!("-- sluice:up\nSELECT 1;\n{line}\nDROP TABLE t;\n");
+                            let e = parse(&text).expect_err(&line);
+                            assert!(e.to_string().contains("line 3"), "{line:?}: {e}");
+                            assert_eq!(e.exit_code(), crate::error::exit::BAD_INPUT);
+                            checked += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(checked > 15_000, "{checked}");
+        // Ordinary comments that merely mention sluice, or a word starting with it, stay comments.
+        for ok in [
+            "-- sluice runs this one online",
+            "-- sluiceway",
+            "-- the sluice:down part follows",
+            "-- uses sluice",
+            "/* sluice handles the index */ SELECT 2;",
+            "# sluicegate",
+        ] {
+            let text = format!("-- sluice:up\nSELECT 1;\n{ok}\n-- sluice:down\nDROP TABLE t;\n");
+            let m = parse(&text).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
+            assert!(!m.up.sql.contains("DROP"), "{ok:?}");
+        }
+    }
+
     #[test]
     fn ignore_directives_need_rule_and_reason() {
         let m = parse("-- sluice:up\n-- sluice:ignore require-concurrent-index-creation table is empty\nCREATE INDEX i ON t (a);\n").unwrap();
@@ -614,13 +737,28 @@ mod tests {
         assert!(e.contains("version 10 is also used by"), "{e}");
         std::fs::remove_file(dir.join("0010_dup.sql")).unwrap();
 
-        std::fs::write(dir.join("add_thing.sql"), "SELECT 1;").unwrap();
-        let e = discover(&dir).unwrap_err();
-        assert!(
-            e.to_string().contains("malformed migration file name"),
-            "{e}"
-        );
-        assert_eq!(e.exit_code(), crate::error::exit::BAD_INPUT);
+        // Each bad name is an error from both discovery entry points, never a skipped file.
+        for bad in [
+            "add_thing.sql",
+            "11_upper.SQL",
+            "12_mixed.Sql",
+            "1234567890123456789_nineteen.sql",
+            "13_Name.sql",
+        ] {
+            std::fs::write(dir.join(bad), "SELECT 1;").unwrap();
+            for e in [
+                discover(&dir).unwrap_err(),
+                discover_paths(&dir).unwrap_err(),
+            ] {
+                assert!(
+                    e.to_string().contains("malformed migration file name"),
+                    "{bad}: {e}"
+                );
+                assert_eq!(e.exit_code(), crate::error::exit::BAD_INPUT);
+            }
+            std::fs::remove_file(dir.join(bad)).unwrap();
+        }
+        assert_eq!(discover(&dir).unwrap().len(), 3);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
