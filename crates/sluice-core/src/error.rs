@@ -24,6 +24,10 @@ pub mod exit {
     pub const LINT_ERRORS: i32 = 7;
     /// `sluice rehearse`: the rehearsal's verdict is that users would notice the migration.
     pub const REHEARSAL_FAILED: i32 = 8;
+    /// Stopped by Ctrl-C (SIGINT): 128 + 2, as shells report it.
+    pub const INTERRUPTED: i32 = 130;
+    /// Stopped by SIGTERM: 128 + 15.
+    pub const TERMINATED: i32 = 143;
 }
 
 /// Where a failing statement sits in its migration file.

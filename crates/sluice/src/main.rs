@@ -15,14 +15,45 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let code = match runtime.block_on(cli::run(cli)) {
-        Ok(code) => code,
-        Err(e) => {
-            render::error(&e);
-            e.exit_code()
+    let code = runtime.block_on(async {
+        tokio::select! {
+            r = cli::run(cli) => match r {
+                Ok(code) => code,
+                Err(e) => {
+                    render::error(&e);
+                    e.exit_code()
+                }
+            },
+            code = interrupted() => code,
         }
-    };
+    });
     // Do not wait for background connection tasks: everything that matters is committed.
     runtime.shutdown_timeout(std::time::Duration::from_millis(200));
     std::process::exit(code);
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM: the run stops where it is. Dropping the run closes its connections, so
+/// the server rolls back the statement in flight and releases the run lock; what was committed stays
+/// recorded and the same command resumes from there. Exit 130 / 143 as shells report signals.
+async fn interrupted() -> i32 {
+    #[cfg(unix)]
+    let (name, code) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => ("interrupted (Ctrl-C)", sluice_core::error::exit::INTERRUPTED),
+            _ = term.recv() => ("terminated (SIGTERM)", sluice_core::error::exit::TERMINATED),
+        }
+    };
+    #[cfg(not(unix))]
+    let (name, code) = {
+        let _ = tokio::signal::ctrl_c().await;
+        ("interrupted (Ctrl-C)", sluice_core::error::exit::INTERRUPTED)
+    };
+    eprintln!(
+        "error: {name}: sluice stopped; the statement in flight is abandoned and rolled back by the server \
+         (a MariaDB/MySQL DDL already sent may still finish there), everything committed before stays recorded\n\
+         help: run the same command again to resume; `sluice status` shows where each migration stands"
+    );
+    code
 }

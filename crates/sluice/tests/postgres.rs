@@ -276,6 +276,40 @@ async fn kill_9_mid_migration_resumes_without_redoing_or_skipping() {
     assert_eq!(count(&c, "SELECT count(*) FROM blocked").await, 1);
 }
 
+/// Ctrl-C and SIGTERM stop the run with a message and their documented exit code; the statement in
+/// flight rolls back, the run lock is released, and the same command resumes (twice: the second rerun
+/// has nothing to do).
+#[tokio::test]
+async fn ctrl_c_and_sigterm_stop_with_a_message_exit_130_143_and_resume() {
+    for (signal, code) in [("INT", 130), ("TERM", 143)] {
+        let p = Project::new(Server::Postgres).await;
+        let c = p.db.pg().await;
+        let (holder, child) = up_waiting_on_second_statement(&p, &c).await;
+        let pid = child.id().to_string();
+        let sent = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let r = wait_bounded(child, 30, "sluice after a signal");
+        assert_eq!(r.code, code, "{signal}: {r:?}");
+        assert!(r.stderr.contains("run the same command again to resume"), "{r:?}");
+        holder.batch_execute("COMMIT").await.unwrap();
+        eventually(30, "the stopped run's sessions to end", || async {
+            count(&c, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'sluice%'").await == 0
+        })
+        .await;
+        assert_eq!(count(&c, "SELECT count(*) FROM blocked").await, 0);
+        assert_eq!(count(&c, "SELECT count(*) FROM log").await, 1);
+        let r = p.run(&["up"]);
+        assert_eq!(r.code, 0, "{signal}: {r:?}");
+        let r = p.run(&["up"]);
+        assert_eq!(r.code, 0, "{signal}: {r:?}");
+        assert_eq!(count(&c, "SELECT count(*) FROM log").await, 2);
+        assert_eq!(count(&c, "SELECT count(*) FROM blocked").await, 1);
+    }
+}
+
 #[tokio::test]
 async fn second_run_reports_the_holder_waits_and_exits_3() {
     let p = Project::new(Server::Postgres).await;
