@@ -40,10 +40,47 @@ impl Config {
         };
         toml::from_str(&text).map_err(|e| Error::MigrationFile {
             path: path.clone(),
-            line: None,
-            message: format!("invalid configuration: {}", e.message()),
+            line: e.span().map(|s| line_of(&text, s.start)),
+            message: describe(&text, &e),
             help: "see `sluice init` for a commented example; known keys: database_url, migrations_dir, lock_wait_secs, lock_timeout_ms, lock_retry_secs, exclusive_timeout_ms, target".into(),
         })
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// The error with its line and key. A wrong-typed value is never quoted back: it may be a URL with a
+/// password (`database_url = 5` is harmless, `lock_wait_secs = "postgres://u:pw@h"` is not).
+fn describe(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim();
+    let Some(span) = e.span() else {
+        return format!("invalid configuration: {msg}");
+    };
+    let line = line_of(text, span.start);
+    let key = text
+        .lines()
+        .nth(line - 1)
+        .and_then(|l| l.split_once('='))
+        .map(|(k, _)| k.trim().trim_matches(['"', '\'']).to_string())
+        .filter(|k| {
+            !k.is_empty()
+                && k.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        });
+    let wrong_value = msg.starts_with("invalid type") || msg.starts_with("invalid value");
+    match (key, wrong_value) {
+        (Some(key), true) => {
+            let expected = msg
+                .find("expected ")
+                .map(|i| &msg[i..])
+                .unwrap_or("a different type");
+            format!("line {line}: `{key}` has a value of the wrong type: {expected}")
+        }
+        (Some(key), false) => format!("line {line}: `{key}`: {msg}"),
+        (None, _) if wrong_value => format!("line {line}: a value of the wrong type"),
+        (None, _) => format!("line {line}: {msg}"),
     }
 }
 
@@ -87,6 +124,29 @@ mod tests {
         std::fs::write(&p, "databse_url = 'x'\n").unwrap();
         let e = Config::load(Some(&p)).unwrap_err().to_string();
         assert!(e.contains("unknown field `databse_url`"), "{e}");
+        // Every key with a wrong-typed value: the message names the line and the key, never the value.
+        for (key, bad) in [
+            ("database_url", "5"),
+            ("migrations_dir", "[1]"),
+            ("lock_wait_secs", "\"postgres://u:hunter2@h/db\""),
+            ("lock_timeout_ms", "-1"),
+            ("lock_retry_secs", "1.5"),
+            ("exclusive_timeout_ms", "true"),
+            ("target", "{ a = \"hunter2\" }"),
+        ] {
+            std::fs::write(&p, format!("# settings\n\n# more\n{key} = {bad}\n")).unwrap();
+            let err = Config::load(Some(&p)).unwrap_err();
+            let e = err.to_string();
+            assert!(
+                e.contains(&format!("line 4: `{key}` has a value of the wrong type")),
+                "{key}: {e}"
+            );
+            assert!(!e.contains("hunter2"), "{key}: {e}");
+            assert_eq!(err.exit_code(), crate::error::exit::BAD_INPUT);
+        }
+        std::fs::write(&p, "lock_wait_secs = 5\nlock_wait_secs = 6\n").unwrap();
+        let e = Config::load(Some(&p)).unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

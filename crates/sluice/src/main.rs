@@ -48,7 +48,10 @@ async fn interrupted() -> i32 {
     #[cfg(not(unix))]
     let (name, code) = {
         let _ = tokio::signal::ctrl_c().await;
-        ("interrupted (Ctrl-C)", sluice_core::error::exit::INTERRUPTED)
+        (
+            "interrupted (Ctrl-C)",
+            sluice_core::error::exit::INTERRUPTED,
+        )
     };
     eprintln!(
         "error: {name}: sluice stopped; the statement in flight is abandoned and rolled back by the server \

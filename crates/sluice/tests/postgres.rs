@@ -293,7 +293,10 @@ async fn ctrl_c_and_sigterm_stop_with_a_message_exit_130_143_and_resume() {
         assert!(sent.success());
         let r = wait_bounded(child, 30, "sluice after a signal");
         assert_eq!(r.code, code, "{signal}: {r:?}");
-        assert!(r.stderr.contains("run the same command again to resume"), "{r:?}");
+        assert!(
+            r.stderr.contains("run the same command again to resume"),
+            "{r:?}"
+        );
         holder.batch_execute("COMMIT").await.unwrap();
         eventually(30, "the stopped run's sessions to end", || async {
             count(&c, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'sluice%'").await == 0
