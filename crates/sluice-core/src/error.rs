@@ -172,3 +172,49 @@ impl Error {
         }
     }
 }
+
+/// `text` made safe for a terminal: control characters (C0 but newline and tab, DEL, C1) and the
+/// bidirectional overrides are shown as `\u{..}` instead of being sent raw, so an object name or a
+/// server message can never move the cursor, recolour the screen or reorder what the user reads.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if bad(c) {
+            out.push_str(&format!("\\u{{{:x}}}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod printable_tests {
+    #[test]
+    fn control_and_bidi_characters_are_escaped_everything_else_kept() {
+        for c in (0u32..0x20)
+            .chain(0x7f..0xa0)
+            .chain(0x202a..0x202f)
+            .chain(0x2066..0x206a)
+        {
+            let ch = char::from_u32(c).unwrap();
+            if ch == '\n' || ch == '\t' {
+                continue;
+            }
+            let out = super::printable(&format!("t{ch}x"));
+            assert_eq!(out, format!("t\\u{{{c:x}}}x"));
+        }
+        let plain = "table \"Wert\" ünïcödé 表\n\tok";
+        assert!(matches!(
+            super::printable(plain),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+}

@@ -681,7 +681,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         }
         Command::Rules { id, markdown } => {
             match id {
-                _ if markdown => print!("{}", sluice_core::rules::markdown()),
+                _ if markdown => out!("{}", sluice_core::rules::markdown()),
                 None => crate::lint::list_rules(),
                 Some(id) => crate::lint::explain_rule(&id)?,
             }
@@ -770,7 +770,7 @@ fn new(r: &Resolved, name: &str) -> Result<i32> {
     let path: &Path = &dir.join(&file);
     std::fs::write(path, migration::NEW_MIGRATION_TEMPLATE)
         .map_err(|e| Error::io(format!("writing {}", path.display()), e))?;
-    println!("{}", path.display());
+    outln!("{}", path.display());
     Ok(exit::OK)
 }
 
@@ -854,12 +854,12 @@ async fn rehearse(r: &Resolved, a: &RehearseArgs) -> Result<i32> {
         render::say(&format!("wrote {}", path.display()));
     }
     if a.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&report).expect("report serialises")
         );
     } else {
-        print!("{}", sluice_rehearse::report::text(&report));
+        out!("{}", sluice_rehearse::report::text(&report));
     }
     let migration_failed = report
         .runs

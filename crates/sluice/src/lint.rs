@@ -218,9 +218,11 @@ fn sarif_result(f: &sluice_core::analysis::Finding) -> serde_json::Value {
 }
 
 pub fn list_rules() {
-    println!(
+    outln!(
         "{:<40} {:<8} {:<12} WHAT IT DETECTS",
-        "RULE", "LEVEL", "ENGINES"
+        "RULE",
+        "LEVEL",
+        "ENGINES"
     );
     for r in RULES {
         let engines = match r.engines {
@@ -228,7 +230,7 @@ pub fn list_rules() {
             sluice_core::analysis::Engines::MySqlFamily => "mysql",
             sluice_core::analysis::Engines::All => "all",
         };
-        println!(
+        outln!(
             "{:<40} {:<8} {:<12} {}",
             r.id,
             r.severity.as_str(),
@@ -236,7 +238,7 @@ pub fn list_rules() {
             r.summary
         );
     }
-    println!("\n`sluice rules <id>` explains one; suppress one finding with `-- sluice:ignore <id> <reason>` on the line before the statement");
+    outln!("\n`sluice rules <id>` explains one; suppress one finding with `-- sluice:ignore <id> <reason>` on the line before the statement");
 }
 
 pub fn explain_rule(id: &str) -> sluice_core::Result<()> {
@@ -255,7 +257,7 @@ pub fn explain_rule(id: &str) -> sluice_core::Result<()> {
             },
         ));
     };
-    println!(
+    outln!(
         "{} ({})\n\n{}\n\nWhy it hurts:\n  {}\n\nSafe alternative:\n{}\n",
         r.id,
         r.severity.as_str(),
@@ -263,7 +265,7 @@ pub fn explain_rule(id: &str) -> sluice_core::Result<()> {
         r.why,
         indent(r.safe)
     );
-    println!("Suppress one finding with a comment on the line before the statement:\n  -- sluice:ignore {} <reason>", r.id);
+    outln!("Suppress one finding with a comment on the line before the statement:\n  -- sluice:ignore {} <reason>", r.id);
     Ok(())
 }
 

@@ -1,5 +1,17 @@
 //! The `sluice` command: parses arguments, calls the library, prints. Behaviour lives in the crates.
 
+/// Human output: every line passes through `printable`, so names and server text cannot drive the
+/// terminal (JSON is escaped by serde already).
+macro_rules! outln {
+    ($($t:tt)*) => { println!("{}", sluice_core::error::printable(&format!($($t)*))) };
+}
+macro_rules! out {
+    ($($t:tt)*) => { print!("{}", sluice_core::error::printable(&format!($($t)*))) };
+}
+macro_rules! errln {
+    ($($t:tt)*) => { eprintln!("{}", sluice_core::error::printable(&format!($($t)*))) };
+}
+
 mod cli;
 mod connect;
 mod lint;

@@ -65,7 +65,7 @@ pub fn init_logging(verbose: u8, quiet: bool) {
 /// A progress line, on stderr so stdout stays clean for reports and JSON.
 pub fn say(line: &str) {
     if !QUIET.load(Ordering::Relaxed) {
-        eprintln!("sluice: {line}");
+        errln!("sluice: {line}");
     }
 }
 
@@ -76,7 +76,7 @@ pub fn error(e: &Error) {
         Error::MigrationFailed(f) => {
             let stmt_end = (f.offset + f.statement.len()).min(f.file_text.len());
             let label_start = f.error_offset.min(stmt_end);
-            let mut diag = MietteDiagnostic::new(e.to_string()).with_labels([
+            let mut diag = MietteDiagnostic::new(printable(&e.to_string())).with_labels([
                 LabeledSpan::new_primary_with_span(
                     Some(if f.code.is_empty() {
                         "here".to_string()
@@ -90,23 +90,42 @@ pub fn error(e: &Error) {
                 ),
             ]);
             if let Some(h) = e.help() {
-                diag = diag.with_help(h);
+                diag = diag.with_help(printable(&h));
             }
             Report::new(diag).with_source_code(NamedSource::new(
                 f.path.display().to_string(),
-                f.file_text.clone(),
+                same_width_printable(&f.file_text),
             ))
         }
         _ => {
-            let mut diag = MietteDiagnostic::new(e.to_string());
+            let mut diag = MietteDiagnostic::new(printable(&e.to_string()));
             if let Some(h) = e.help() {
-                diag = diag.with_help(h);
+                diag = diag.with_help(printable(&h));
             }
             Report::new(diag)
         }
     };
+    // The report's parts were made printable above; its own colours must pass.
     eprintln!("error: {report:?}");
-    eprintln!("(exit code {code})");
+    errln!("(exit code {code})");
+}
+
+fn printable(s: &str) -> String {
+    sluice_core::error::printable(s).into_owned()
+}
+
+/// The file text for the source excerpt, each unprintable character replaced by as many `?` as its
+/// bytes, so the labels' byte offsets still point at the statement.
+fn same_width_printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if sluice_core::error::printable(c.encode_utf8(&mut [0; 4])).len() == c.len_utf8() {
+                c.to_string()
+            } else {
+                "?".repeat(c.len_utf8())
+            }
+        })
+        .collect()
 }
 
 fn ts(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
@@ -115,7 +134,7 @@ fn ts(t: Option<chrono::DateTime<chrono::Utc>>) -> String {
 }
 
 fn json<T: serde::Serialize>(v: &T) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(v).expect("report serialises")
     );
@@ -125,16 +144,20 @@ pub fn status(r: &StatusReport, as_json: bool) {
     if as_json {
         return json(r);
     }
-    println!("{} at {}", r.target, r.database);
+    outln!("{} at {}", r.target, r.database);
     if r.migrations.is_empty() {
-        println!("no migrations");
+        outln!("no migrations");
     } else {
-        println!(
+        outln!(
             "{:<16} {:<32} {:<13} {:<20} {:<16} APPLIED BY",
-            "VERSION", "NAME", "STATE", "APPLIED AT (UTC)", "APP VERSION"
+            "VERSION",
+            "NAME",
+            "STATE",
+            "APPLIED AT (UTC)",
+            "APP VERSION"
         );
         for m in &r.migrations {
-            println!(
+            outln!(
                 "{:<16} {:<32} {:<13} {:<20} {:<16} {}",
                 m.version,
                 m.name,
@@ -144,10 +167,10 @@ pub fn status(r: &StatusReport, as_json: bool) {
                 m.applied_by.as_deref().unwrap_or("-"),
             );
             if let Some(e) = &m.error {
-                println!("{:<16} error: {e}", "");
+                outln!("{:<16} error: {e}", "");
             }
             if let Some(done) = m.statements_done.filter(|d| *d > 0) {
-                println!(
+                outln!(
                     "{:<16} {done} statement(s) applied; `sluice up` resumes after them",
                     ""
                 );
@@ -155,10 +178,10 @@ pub fn status(r: &StatusReport, as_json: bool) {
         }
     }
     match &r.drift {
-        DriftState::Unknown => println!("schema drift: unknown (no snapshot recorded yet)"),
-        DriftState::Clean => println!("schema drift: none"),
+        DriftState::Unknown => outln!("schema drift: unknown (no snapshot recorded yet)"),
+        DriftState::Clean => outln!("schema drift: none"),
         DriftState::Drifted { differences } => {
-            println!(
+            outln!(
                 "schema drift: {} difference(s) — run `sluice drift` for details",
                 differences.len()
             )
@@ -168,12 +191,12 @@ pub fn status(r: &StatusReport, as_json: bool) {
 
 pub fn plan(planned: &[PlannedMigration], verb: &str) {
     if planned.is_empty() {
-        println!("nothing to {verb}");
+        outln!("nothing to {verb}");
         return;
     }
-    println!("would {verb} {} migration(s):", planned.len());
+    outln!("would {verb} {} migration(s):", planned.len());
     for p in planned {
-        println!(
+        outln!(
             "\n{}_{}  [{}: {}]",
             p.version,
             p.name,
@@ -188,11 +211,11 @@ pub fn plan(planned: &[PlannedMigration], verb: &str) {
             };
             let first = s.lines().next().unwrap_or("");
             let more = if s.lines().count() > 1 { " …" } else { "" };
-            println!("  {:>3}. {first}{more}{skip}", i + 1);
+            outln!("  {:>3}. {first}{more}{skip}", i + 1);
             if let Some(Some(r)) = p.runs_as.get(i) {
-                println!("       runs as: {}  ({})", r.sql, r.note);
+                outln!("       runs as: {}  ({})", r.sql, r.note);
                 for step in &r.then {
-                    println!("          then: {step}");
+                    outln!("          then: {step}");
                 }
             }
         }
@@ -204,21 +227,23 @@ pub fn verify(r: &VerifyReport, as_json: bool) {
         return json(r);
     }
     for e in &r.edited {
-        println!(
+        outln!(
             "edited: {}_{} changed since it was applied",
-            e.version, e.name
+            e.version,
+            e.name
         );
     }
     for e in &r.missing_files {
-        println!(
+        outln!(
             "missing file: {}_{} is recorded in the database but has no file",
-            e.version, e.name
+            e.version,
+            e.name
         );
     }
     if r.edited.is_empty() && r.missing_files.is_empty() {
-        println!("ok: {} applied migration(s) match their files", r.checked);
+        outln!("ok: {} applied migration(s) match their files", r.checked);
     } else {
-        println!("restore the files, or run `sluice repair` to accept intentional edits");
+        outln!("restore the files, or run `sluice repair` to accept intentional edits");
     }
 }
 
@@ -231,17 +256,17 @@ pub fn drift(r: &DriftReport, as_json: bool) {
         .map(|v| format!(" (snapshot after {v}, {})", ts(r.snapshot_taken_at)))
         .unwrap_or_default();
     if r.differences.is_empty() {
-        println!("no drift: the live schema matches what sluice recorded{against}");
+        outln!("no drift: the live schema matches what sluice recorded{against}");
         return;
     }
-    println!(
+    outln!(
         "{} difference(s) between the recorded schema{against} and the live one:",
         r.differences.len()
     );
     for d in &r.differences {
-        println!("  {d}");
+        outln!("  {d}");
     }
-    println!("capture them as a migration with `sluice drift --write-migration`");
+    outln!("capture them as a migration with `sluice drift --write-migration`");
 }
 
 pub fn events(events: &[EventRow], as_json: bool) {
@@ -250,7 +275,7 @@ pub fn events(events: &[EventRow], as_json: bool) {
     }
     for e in events {
         let ev = &e.event;
-        println!(
+        outln!(
             "{}  {:<13} {:<40} {} app={} sluice={}  {}",
             e.at.format("%Y-%m-%d %H:%M:%S"),
             ev.kind.as_str(),
@@ -295,20 +320,20 @@ pub fn plan_report(r: &sluice_core::runner::PlanReport, as_json: bool) {
     if as_json {
         return json(r);
     }
-    println!("{} at {}", r.target, r.database);
+    outln!("{} at {}", r.target, r.database);
     if r.migrations.is_empty() {
-        println!("nothing pending");
+        outln!("nothing pending");
         return;
     }
     for (t, s) in &r.tables {
-        println!("  table {t}: ~{} rows, {}", s.rows, human_bytes(s.bytes));
+        outln!("  table {t}: ~{} rows, {}", s.rows, human_bytes(s.bytes));
     }
-    println!("note: on PostgreSQL `sluice up` already runs the index, constraint, NOT NULL and backfill steps below; a type change that rewrites is refused unless --as-written; on MariaDB/MySQL every ALTER TABLE runs online (the `online:` lines: INSTANT/INPLACE with the algorithm written out, else a shadow-table copy). `up --dry-run` shows exactly what runs");
+    outln!("note: on PostgreSQL `sluice up` already runs the index, constraint, NOT NULL and backfill steps below; a type change that rewrites is refused unless --as-written; on MariaDB/MySQL every ALTER TABLE runs online (the `online:` lines: INSTANT/INPLACE with the algorithm written out, else a shadow-table copy). `up --dry-run` shows exactly what runs");
     for m in &r.migrations {
-        println!("\n{}_{}  [{}]", m.version, m.name, m.mode.name());
+        outln!("\n{}_{}  [{}]", m.version, m.name, m.mode.name());
         for sp in &m.statements {
             let first = sp.sql.lines().next().unwrap_or("");
-            println!(
+            outln!(
                 "  line {}: {first}{}",
                 sp.line,
                 if sp.sql.lines().count() > 1 {
@@ -319,7 +344,7 @@ pub fn plan_report(r: &sluice_core::runner::PlanReport, as_json: bool) {
             );
             if let Some(lines) = &sp.online {
                 for l in lines {
-                    println!("    {}", l.trim());
+                    outln!("    {}", l.trim());
                 }
             }
             for a in &sp.actions {
@@ -332,7 +357,7 @@ pub fn plan_report(r: &sluice_core::runner::PlanReport, as_json: bool) {
                     ),
                     _ => String::new(),
                 };
-                println!(
+                outln!(
                     "    as written: {} lock, {effect}{est}, blocks {}{}",
                     a.impact.lock,
                     a.impact.blocks.describe(),
@@ -343,12 +368,12 @@ pub fn plan_report(r: &sluice_core::runner::PlanReport, as_json: bool) {
                     }
                 );
                 if let Some(why) = &a.refused {
-                    println!("    no safe form: {why}");
+                    outln!("    no safe form: {why}");
                 }
                 if !a.safe_steps.is_empty() {
-                    println!("    safe steps:");
+                    outln!("    safe steps:");
                     for (i, st) in a.safe_steps.iter().enumerate() {
-                        println!(
+                        outln!(
                             "      {}. {} [{}, {}, blocks {}{}]",
                             i + 1,
                             st.description,
@@ -361,13 +386,13 @@ pub fn plan_report(r: &sluice_core::runner::PlanReport, as_json: bool) {
                                 ", outside a transaction"
                             }
                         );
-                        println!("         {}", st.sql);
+                        outln!("         {}", st.sql);
                     }
                 }
             }
         }
         for f in &m.findings {
-            println!(
+            outln!(
                 "  {} [{}] line {}: {}",
                 f.severity.as_str(),
                 f.rule,

@@ -313,6 +313,55 @@ async fn ctrl_c_and_sigterm_stop_with_a_message_exit_130_143_and_resume() {
     }
 }
 
+/// Object names and server messages holding terminal control sequences reach the screen escaped, on
+/// every human output path (up, plan, drift, status, log, a failing statement's error).
+#[tokio::test]
+async fn control_sequences_in_names_are_never_printed_raw() {
+    for evil in [
+        "\u{1b}[2J",
+        "\u{7}",
+        "\u{9b}31m",
+        "\u{202e}",
+        "\r",
+        "\u{8}\u{8}",
+    ] {
+        let p = Project::new(Server::Postgres).await;
+        let t = format!("t{evil}x");
+        let q = t.replace('"', "\"\"");
+        p.write(
+            "1_make.sql",
+            &format!("CREATE TABLE \"{q}\" (id int);\nCREATE INDEX \"i{q}\" ON \"{q}\" (id);\n"),
+        );
+        p.write("2_fail.sql", &format!("SELECT * FROM \"{q}missing\";\n"));
+        let mut outputs = vec![
+            p.run(&["plan"]),
+            p.run(&["up", "--dry-run"]),
+            p.run(&["up"]),
+        ];
+        assert_eq!(outputs[2].code, 1, "{:?}", outputs[2]);
+        let c = p.db.pg().await;
+        c.batch_execute(&format!("ALTER TABLE \"{q}\" ADD COLUMN \"c{q}\" int"))
+            .await
+            .unwrap();
+        for args in [&["drift"][..], &["status"], &["log"], &["verify"]] {
+            outputs.push(p.run(args));
+        }
+        assert!(
+            outputs[3].stdout.contains("\\u{"),
+            "{evil:?}: {:?}",
+            outputs[3]
+        );
+        for r in outputs {
+            let all = r.all();
+            assert!(
+                !all.chars()
+                    .any(|ch| evil.contains(ch) && !ch.is_ascii_graphic()),
+                "{evil:?} printed raw: {r:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn second_run_reports_the_holder_waits_and_exits_3() {
     let p = Project::new(Server::Postgres).await;
