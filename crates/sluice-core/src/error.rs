@@ -208,7 +208,8 @@ mod printable_tests {
             if ch == '\n' || ch == '\t' {
                 continue;
             }
-            let out = super::printable(&format!("t{ch}x"));
+            let input = format!("t{ch}x");
+            let out = super::printable(&input);
             assert_eq!(out, format!("t\\u{{{c:x}}}x"));
         }
         let plain = "table \"Wert\" ünïcödé 表\n\tok";
