@@ -148,8 +148,15 @@ async fn query(
     })
 }
 
-fn key(schema: &str, name: &str) -> String {
-    format!("{schema}.{name}")
+/// The model key of a schema-qualified object: `schema.name`, or both parts quoted when either holds
+/// a dot or a double quote, so `"a.b".c` and `a."b.c"` never share a key and a key always splits back
+/// into the names it came from (keys of ordinary names are unchanged, so recorded snapshots still match).
+pub fn key(schema: &str, name: &str) -> String {
+    if [schema, name].iter().any(|p| p.contains(['.', '"'])) {
+        format!("{}.{}", quote::ident(schema), quote::ident(name))
+    } else {
+        format!("{schema}.{name}")
+    }
 }
 
 /// The live schema: tables, views, enums and sequences of every user schema, without sluice's own
@@ -280,14 +287,44 @@ pub fn render_diff_sql(from: &Schema, to: &Schema) -> String {
     Render::new(from, to).run()
 }
 
-/// Splits a model key (`schema.name`) into its parts. Names are split at the first dot.
-fn split_key(key: &str) -> (&str, &str) {
-    key.split_once('.').unwrap_or((DEFAULT_SCHEMA, key))
+/// Splits a model key (see `key`) back into its schema and name.
+fn split_key(key: &str) -> (String, String) {
+    if key.starts_with('"') {
+        let mut parts = Vec::new();
+        let mut rest = key;
+        while let Some(body) = rest.strip_prefix('"') {
+            let mut part = String::new();
+            let mut chars = body.char_indices();
+            let mut end = body.len();
+            while let Some((i, c)) = chars.next() {
+                if c == '"' {
+                    if body[i + 1..].starts_with('"') {
+                        part.push('"');
+                        chars.next();
+                    } else {
+                        end = i + 1;
+                        break;
+                    }
+                } else {
+                    part.push(c);
+                }
+            }
+            parts.push(part);
+            rest = body[end..].strip_prefix('.').unwrap_or(&body[end..]);
+        }
+        if let [schema, name] = parts.as_slice() {
+            return (schema.clone(), name.clone());
+        }
+    }
+    match key.split_once('.') {
+        Some((s, n)) => (s.to_string(), n.to_string()),
+        None => (DEFAULT_SCHEMA.to_string(), key.to_string()),
+    }
 }
 
 fn qualified(key: &str) -> String {
     let (schema, name) = split_key(key);
-    quote::qualified(schema, name)
+    quote::qualified(&schema, &name)
 }
 
 fn one_line(text: &str) -> String {
@@ -442,7 +479,7 @@ struct TablePlan<'a> {
     /// Columns dropped, rebuilt or changing type: a view reading one blocks that.
     blocked_columns: Vec<&'a str>,
     /// Names of the tables whose keys are dropped (and maybe recreated) by the script.
-    keys_dropped_in: Vec<&'a str>,
+    keys_dropped_in: Vec<String>,
 }
 
 impl<'a> TablePlan<'a> {
@@ -579,7 +616,7 @@ impl<'a> Render<'a> {
             .filter_map(|(k, f)| to.tables.get(k).map(|t| TablePlan::new(k, f, t)))
             .collect();
         // Computed before any foreign key is forced, so the answer does not feed on itself.
-        let keys_dropped_in: Vec<&'a str> = tables
+        let keys_dropped_in: Vec<String> = tables
             .iter()
             .filter(|p| p.keys_dropped())
             .map(|p| split_key(p.key).1)
@@ -678,7 +715,7 @@ impl<'a> Render<'a> {
             .filter(|(k, v)| to.views.get(*k) != Some(*v))
             .map(|(k, _)| k.as_str())
             .collect();
-        let gone_tables: Vec<&str> = from
+        let gone_tables: Vec<String> = from
             .tables
             .keys()
             .filter(|k| !to.tables.contains_key(*k))
@@ -689,7 +726,7 @@ impl<'a> Render<'a> {
             gone_tables.iter().any(|t| mentions(def, t))
                 || self.tables.iter().any(|p| {
                     !p.blocked_columns.is_empty()
-                        && mentions(def, split_key(p.key).1)
+                        && mentions(def, &split_key(p.key).1)
                         && p.blocked_columns.iter().any(|c| mentions(def, c))
                 })
         };
@@ -702,7 +739,7 @@ impl<'a> Render<'a> {
                         && (blocks(&v.definition)
                             || drop
                                 .iter()
-                                .any(|dep| mentions(&v.definition, split_key(dep).1)))
+                                .any(|dep| mentions(&v.definition, &split_key(dep).1)))
                 })
                 .map(|(k, _)| k.as_str())
                 .collect();
@@ -766,7 +803,7 @@ impl<'a> Render<'a> {
             for (name, index) in &plan.from.indexes {
                 // An index backing a constraint goes with the constraint.
                 if !plan.from.constraints.contains_key(name) && plan.index_dropped(name, index) {
-                    sql.push(format!("DROP INDEX {}", quote::qualified(schema, name)));
+                    sql.push(format!("DROP INDEX {}", quote::qualified(&schema, name)));
                 }
             }
         }
@@ -1153,7 +1190,9 @@ fn dependency_order<'a>(keys: BTreeSet<&'a str>, views: &BTreeMap<String, View>)
             .iter()
             .position(|k| {
                 let def = &views[*k].definition;
-                !left.iter().any(|o| o != k && mentions(def, split_key(o).1))
+                !left
+                    .iter()
+                    .any(|o| o != k && mentions(def, &split_key(o).1))
             })
             .unwrap_or(0);
         order.push(left.remove(ready));
@@ -1179,6 +1218,31 @@ fn is_subsequence(old: &[String], new: &[String]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_split_back_into_their_names_and_never_collide() {
+        let parts = [
+            "public",
+            "a",
+            "a.b",
+            "b.c",
+            "q\"r",
+            "\"",
+            ".",
+            "x..y",
+            "日本.語",
+            "t\u{1b}",
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for s in parts {
+            for n in parts {
+                let k = key(s, n);
+                assert_eq!(split_key(&k), (s.to_string(), n.to_string()), "{k}");
+                assert!(seen.insert(k.clone()), "{k} collides");
+            }
+        }
+        assert_eq!(key("public", "users"), "public.users");
+    }
 
     fn col(name: &str, ty: &str) -> Column {
         Column {

@@ -594,6 +594,64 @@ async fn drift_of_each_kind_is_listed_captured_and_revertible() {
     assert_eq!(p.run(&["drift"]).code, 0);
 }
 
+/// Names with dots and quotes: `"a.b".c` and `a."b.c"` are different tables to drift, and the captured
+/// migration alters the one that drifted (each pair of colliding shapes, with a column added to one).
+#[tokio::test]
+async fn drift_keeps_dotted_and_quoted_names_apart() {
+    for (one, other) in [
+        (("a.b", "c"), ("a", "b.c")),
+        (("x", "y.z"), ("x.y", "z")),
+        (("q\"r", "s.t"), ("q\"r.s", "t")),
+    ] {
+        let p = Project::new(Server::Postgres).await;
+        let ident = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+        let q = |(s, t): (&str, &str)| format!("{}.{}", ident(s), ident(t));
+        let mut schemas: Vec<&str> = vec![one.0, other.0];
+        schemas.dedup();
+        let mut sql: String = schemas
+            .iter()
+            .map(|s| format!("CREATE SCHEMA {};\n", ident(s)))
+            .collect();
+        sql += &format!(
+            "CREATE TABLE {} (id int);\nCREATE TABLE {} (id int);\n",
+            q(one),
+            q(other)
+        );
+        p.write("1_schema.sql", &format!("-- sluice:up\n{sql}"));
+        assert_eq!(p.run(&["up"]).code, 0);
+        assert_eq!(p.run(&["drift"]).code, 0, "{one:?} / {other:?}");
+        let c = p.db.pg().await;
+        c.batch_execute(&format!("ALTER TABLE {} ADD COLUMN extra int", q(other)))
+            .await
+            .unwrap();
+        let r = p.run(&["drift", "--json"]);
+        assert_eq!(r.code, 4, "{r:?}");
+        let j: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        let diffs = j["differences"].as_array().unwrap();
+        assert_eq!(diffs.len(), 1, "{r:?}");
+        assert_eq!(diffs[0]["name"], "extra");
+        let w = p.run(&["drift", "--write-migration"]);
+        assert_eq!(w.code, 0, "{w:?}");
+        assert_eq!(p.run(&["down"]).code, 0);
+        let cols = |s: &'static str, t: &'static str| {
+            let c = &c;
+            async move {
+                count(c, &format!("SELECT count(*) FROM information_schema.columns WHERE table_schema = '{}' AND table_name = '{}'", s.replace('\'', "''"), t.replace('\'', "''"))).await
+            }
+        };
+        assert_eq!(
+            cols(other.0, other.1).await,
+            1,
+            "down removed the drifted column"
+        );
+        assert_eq!(cols(one.0, one.1).await, 1, "the other table untouched");
+        assert_eq!(p.run(&["up"]).code, 0);
+        assert_eq!(cols(other.0, other.1).await, 2);
+        assert_eq!(cols(one.0, one.1).await, 1);
+        assert_eq!(p.run(&["drift"]).code, 0);
+    }
+}
+
 #[tokio::test]
 async fn baseline_adopts_an_existing_database() {
     let p = Project::new(Server::Postgres).await;
