@@ -288,7 +288,7 @@ pub fn render_diff_sql(from: &Schema, to: &Schema) -> String {
 }
 
 /// Splits a model key (see `key`) back into its schema and name.
-fn split_key(key: &str) -> (String, String) {
+pub fn split_key(key: &str) -> (String, String) {
     if key.starts_with('"') {
         let mut parts = Vec::new();
         let mut rest = key;

@@ -243,6 +243,45 @@ impl Plan {
     }
 }
 
+/// The keys of `schema.tables` that the statements of `text` name, as the parser reads them (an
+/// unqualified name is found in any schema, as the search path would on a clone of one database).
+fn named_tables(
+    engine: sluice_core::target::EngineKind,
+    schema: &Schema,
+    text: &str,
+) -> std::collections::BTreeSet<String> {
+    use sluice_core::analysis::ir;
+    let statements = sluice_core::sql::split(engine, text).unwrap_or_default();
+    let mut out = std::collections::BTreeSet::new();
+    for (i, s) in statements.iter().enumerate() {
+        let st = ir::build(engine, i, s, 0, text);
+        for q in ir::relations(engine, &st) {
+            for key in schema.tables.keys() {
+                let (ks, kn) = if engine == sluice_core::target::EngineKind::Postgres {
+                    let (a, b) = sluice_postgres::schema::split_key(key);
+                    (Some(a), b)
+                } else {
+                    (None, key.clone())
+                };
+                let schema_ok = match (&q.schema, &ks) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => true,
+                };
+                // MariaDB/MySQL table names compare case-insensitively on the default settings.
+                let name_ok = if engine == sluice_core::target::EngineKind::Postgres {
+                    q.name == kn
+                } else {
+                    q.name.eq_ignore_ascii_case(&kn)
+                };
+                if schema_ok && name_ok {
+                    out.insert(key.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
 /// The tables the pending migrations name (all tables with a usable key when they name none), with
 /// queries by integer primary key.
 pub async fn derive(
@@ -252,17 +291,12 @@ pub async fn derive(
     mix: Mix,
 ) -> Result<Plan> {
     let pg = is_pg(scratch);
-    let text = migration_text.to_lowercase();
-    let named = |key: &str| {
-        let short = key.rsplit('.').next().unwrap_or(key).to_lowercase();
-        text.match_indices(&short).any(|(i, _)| {
-            let before = text[..i].chars().last();
-            let after = text[i + short.len()..].chars().next();
-            let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
-            !word(before) && !word(after)
-        })
-    };
-    let mut candidates: Vec<&String> = schema.tables.keys().filter(|k| named(k)).collect();
+    let named = named_tables(scratch.kind(), schema, migration_text);
+    let mut candidates: Vec<&String> = schema
+        .tables
+        .keys()
+        .filter(|k| named.contains(*k))
+        .collect();
     if candidates.is_empty() {
         candidates = schema.tables.keys().collect();
     }
@@ -667,6 +701,51 @@ async fn script_once(
 
 #[cfg(test)]
 mod tests {
+    use sluice_core::target::EngineKind;
+
+    /// The workload's tables are the ones statements name, never words in comments, strings or
+    /// column names that happen to match a table.
+    #[test]
+    fn named_tables_come_from_the_parsed_statements() {
+        let mut schema = Schema::default();
+        for k in [
+            "public.users",
+            "public.orders",
+            "public.user",
+            "audit.events",
+            "public.events",
+            "public.notes",
+        ] {
+            schema.tables.insert(k.into(), Default::default());
+        }
+        let text = "-- orders are untouched here\n\
+            ALTER TABLE users ADD COLUMN note text DEFAULT 'see orders';\n\
+            /* public.notes */ UPDATE users SET \"user\" = 1 WHERE id IN (SELECT id FROM audit.events);\n";
+        let got: Vec<String> = named_tables(EngineKind::Postgres, &schema, text)
+            .into_iter()
+            .collect();
+        assert_eq!(got, ["audit.events", "public.users"]);
+        let got: Vec<String> = named_tables(
+            EngineKind::Postgres,
+            &schema,
+            "CREATE INDEX i ON \"user\" (a)",
+        )
+        .into_iter()
+        .collect();
+        assert_eq!(got, ["public.user"]);
+        let mut my = Schema::default();
+        for k in ["users", "orders"] {
+            my.tables.insert(k.into(), Default::default());
+        }
+        let got: Vec<String> = named_tables(
+            EngineKind::MariaDb,
+            &my,
+            "# orders\nALTER TABLE `Users` MODIFY note TEXT COMMENT 'orders'",
+        )
+        .into_iter()
+        .collect();
+        assert_eq!(got, ["users"]);
+    }
     use super::*;
 
     #[test]

@@ -341,6 +341,26 @@ pub fn qname(engine: EngineKind, n: &ObjectName) -> QName {
     }
 }
 
+/// Every table or view a statement names (ALTER, CREATE INDEX ON, FROM, JOIN, REFERENCES, INSERT INTO,
+/// ...), folded as the engine folds it; read from the parsed statement, never from its text, so a
+/// comment, a string or a column that happens to share a table's name names nothing. Empty when
+/// sqlparser could not parse the statement.
+pub fn relations(engine: EngineKind, st: &Stmt) -> Vec<QName> {
+    let mut out: Vec<QName> = Vec::new();
+    let mut push = |q: QName| {
+        if !out.contains(&q) {
+            out.push(q);
+        }
+    };
+    if let Some(ast) = &st.ast {
+        let _ = sqlparser::ast::visit_relations(ast, |n| {
+            push(qname(engine, n));
+            std::ops::ControlFlow::<()>::Continue(())
+        });
+    }
+    out
+}
+
 /// The assignments of a `SET` statement as (scope, variable, value text); empty for anything else.
 pub fn set_assignments(st: &Statement) -> Vec<(Option<ast::ContextModifier>, String, String)> {
     match st {
