@@ -303,6 +303,12 @@ BEGIN
         CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON sluice.events
             FOR EACH ROW EXECUTE FUNCTION sluice.events_append_only();
     END IF;
+    -- TRUNCATE fires no row trigger: without this one the whole log could be emptied at once.
+    IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'events_no_truncate'
+                   AND tgrelid = 'sluice.events'::regclass) THEN
+        CREATE TRIGGER events_no_truncate BEFORE TRUNCATE ON sluice.events
+            FOR EACH STATEMENT EXECUTE FUNCTION sluice.events_append_only();
+    END IF;
 END
 $$;
 "#;

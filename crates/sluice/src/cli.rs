@@ -432,7 +432,38 @@ fn actor() -> String {
         .or_else(|_| std::env::var("USERNAME"))
         .unwrap_or_else(|_| "unknown".into());
     let host = sluice_core::engine::LockHolder::me().host;
-    format!("{user}@{host}")
+    match ci_run() {
+        Some(ci) => format!("{user}@{host} ({ci})"),
+        None => format!("{user}@{host}"),
+    }
+}
+
+/// The CI run applying the migration, from the variables the common CI systems set, so the history
+/// says which pipeline run did it. Only ids and URLs of runs: never a token.
+fn ci_run() -> Option<String> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let id = |v: String| -> String {
+        v.chars()
+            .filter(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(*c))
+            .take(120)
+            .collect()
+    };
+    if let Some(run) = var("GITHUB_RUN_ID") {
+        let repo = var("GITHUB_REPOSITORY").map(id).unwrap_or_default();
+        return Some(format!("ci: github {repo} run {}", id(run)));
+    }
+    for (name, key) in [
+        ("gitlab job", "CI_JOB_ID"),
+        ("buildkite build", "BUILDKITE_BUILD_ID"),
+        ("circleci build", "CIRCLE_BUILD_NUM"),
+        ("jenkins build", "BUILD_TAG"),
+        ("azure build", "BUILD_BUILDID"),
+    ] {
+        if let Some(v) = var(key) {
+            return Some(format!("ci: {name} {}", id(v)));
+        }
+    }
+    var("CI").map(|_| "ci".to_string())
 }
 
 /// `git describe --always --dirty` of the working directory, when it is a git checkout.

@@ -111,15 +111,49 @@ async fn up_status_down_round_trip_records_app_version_and_events() {
             "down:1:test-app-1"
         ]
     );
-    // The event log is append-only.
-    let e = c
-        .execute("DELETE FROM sluice.events", &[])
+    // The event log is append-only: no row can be changed, deleted or truncated away.
+    for sql in [
+        "DELETE FROM sluice.events",
+        "UPDATE sluice.events SET actor = 'x'",
+        "TRUNCATE sluice.events",
+        "TRUNCATE sluice.events RESTART IDENTITY CASCADE",
+    ] {
+        let e = c.execute(sql, &[]).await.unwrap_err();
+        assert!(
+            e.as_db_error().unwrap().message().contains("append-only"),
+            "{sql}: {e}"
+        );
+    }
+    assert_eq!(count(&c, "SELECT count(*) FROM sluice.events").await, 4);
+}
+
+/// The history says who applied each migration from where, and which CI run when there is one.
+#[tokio::test]
+async fn history_records_user_host_and_ci_run() {
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_a.sql", "CREATE TABLE a (id int);\n");
+    let r = p
+        .command(&["up"])
+        .env("USER", "deployer")
+        .env("GITHUB_RUN_ID", "987654")
+        .env("GITHUB_REPOSITORY", "acme/shop")
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{r:?}");
+    let c = p.db.pg().await;
+    let by: String = c
+        .query_one("SELECT applied_by FROM sluice.migrations", &[])
         .await
-        .unwrap_err();
-    assert!(
-        e.as_db_error().unwrap().message().contains("append-only"),
-        "{e}"
-    );
+        .unwrap()
+        .get(0);
+    assert!(by.starts_with("deployer@"), "{by}");
+    assert!(by.ends_with("(ci: github acme/shop run 987654)"), "{by}");
+    let actor: String = c
+        .query_one("SELECT actor FROM sluice.events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(actor, by);
 }
 
 #[tokio::test]
