@@ -594,11 +594,18 @@ impl Engine for MySqlEngine {
     async fn table_stats(
         &mut self,
     ) -> Result<std::collections::HashMap<String, sluice_core::analysis::TableStats>> {
-        // TABLE_ROWS is InnoDB's estimate: enough to tell a hot table from an empty one.
+        // TABLE_ROWS is InnoDB's estimate: enough to tell a hot table from an empty one. Its
+        // statistics lag a freshly filled table (0 rows in pages of data), so then the data length
+        // over a row's declared width stands in; an empty InnoDB table has one 16 KiB page.
         let rows: Vec<(String, Option<u64>, Option<u64>)> = self
             .work
             .query(
-                "SELECT TABLE_NAME, TABLE_ROWS, DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES \
+                "SELECT TABLE_NAME, \
+                        IF(TABLE_ROWS > 0 OR DATA_LENGTH <= 16384, TABLE_ROWS, DATA_LENGTH DIV (20 + COALESCE(( \
+                           SELECT SUM(LEAST(COALESCE(CHARACTER_OCTET_LENGTH, NUMERIC_PRECISION DIV 2 + 1, 8), 64)) \
+                             FROM information_schema.COLUMNS c \
+                            WHERE c.TABLE_SCHEMA = t.TABLE_SCHEMA AND c.TABLE_NAME = t.TABLE_NAME), 0))), \
+                        DATA_LENGTH + INDEX_LENGTH FROM information_schema.TABLES t \
                  WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' AND TABLE_NAME NOT LIKE 'sluice\\_%'",
             )
             .await

@@ -603,12 +603,21 @@ impl Engine for PgEngine {
     async fn table_stats(
         &mut self,
     ) -> Result<std::collections::HashMap<String, sluice_core::analysis::TableStats>> {
-        // reltuples is the planner's estimate (-1 before the first ANALYZE on PG14+): good enough
-        // to tell a hot table from an empty one without scanning anything.
+        // reltuples is the planner's estimate: good enough to tell a hot table from an empty one
+        // without scanning anything. Before the first ANALYZE it is -1 (PG14+; 0 before), so a table
+        // never analysed is estimated from its size and its columns' widths instead, like the
+        // planner does, never as empty.
         let rows = self
             .work
             .query(
-                "SELECT n.nspname, c.relname, greatest(c.reltuples, 0)::bigint, pg_total_relation_size(c.oid)
+                "SELECT n.nspname, c.relname,
+                        CASE WHEN c.reltuples > 0 OR (c.reltuples = 0 AND c.relpages > 0) THEN c.reltuples::bigint
+                             ELSE (pg_relation_size(c.oid) * 0.9 / (28 + coalesce((
+                                   SELECT sum(CASE WHEN a.attlen > 0 THEN a.attlen ELSE 32 END)
+                                     FROM pg_attribute a
+                                    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), 0)))::bigint
+                        END,
+                        pg_total_relation_size(c.oid)
                    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                   WHERE c.relkind IN ('r', 'p', 'm')
                     AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'sluice')

@@ -327,3 +327,44 @@ async fn mariadb_lint_knows_which_alters_up_runs_online() {
         ]
     );
 }
+
+/// A table whose statistics were never gathered (PostgreSQL before its first ANALYZE, InnoDB with
+/// statistics not recalculated) is estimated from its size, never planned as empty.
+#[tokio::test]
+async fn plan_never_reads_a_filled_table_without_statistics_as_empty() {
+    use mysql_async::prelude::Queryable;
+    for server in [Server::Postgres, Server::MariaDb] {
+        let p = Project::new(server).await;
+        match server {
+            Server::Postgres => p
+                .db
+                .pg()
+                .await
+                .batch_execute(
+                    "CREATE TABLE fresh (id bigint PRIMARY KEY, v text) WITH (autovacuum_enabled = off);
+                     INSERT INTO fresh SELECT g, md5(g::text) FROM generate_series(1, 40000) g;",
+                )
+                .await
+                .unwrap(),
+            Server::MariaDb => p
+                .db
+                .my()
+                .await
+                .query_drop(
+                    "CREATE TABLE fresh (id BIGINT PRIMARY KEY, v VARCHAR(32)) STATS_PERSISTENT=1 STATS_AUTO_RECALC=0;
+                     INSERT INTO fresh SELECT seq, MD5(seq) FROM seq_1_to_40000;",
+                )
+                .await
+                .unwrap(),
+        }
+        p.write("1_change.sql", "ALTER TABLE fresh ADD COLUMN w int;\n");
+        let r = p.run(&["plan", "--json"]);
+        let j: serde_json::Value =
+            serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:?}"));
+        let rows = j["tables"]["fresh"]["rows"].as_i64().unwrap();
+        assert!(
+            (10_000..=160_000).contains(&rows),
+            "{server:?}: 40,000 rows estimated as {rows}"
+        );
+    }
+}
