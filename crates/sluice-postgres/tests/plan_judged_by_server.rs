@@ -18,6 +18,14 @@ fn lock_name(planned: &str) -> &'static str {
         "ShareLock"
     } else if p.starts_with("ROW EXCLUSIVE") {
         "RowExclusiveLock"
+    } else if p.starts_with("ROW SHARE") {
+        "RowShareLock"
+    } else if p.starts_with("ACCESS SHARE") {
+        "AccessShareLock"
+    } else if p.starts_with("EXCLUSIVE") {
+        "ExclusiveLock"
+    } else if p.starts_with("NONE") {
+        ""
     } else {
         "unknown"
     }
@@ -84,11 +92,57 @@ async fn planned_lock_modes_and_rewrites_match_the_server() {
         "TRUNCATE t CASCADE",
         "CLUSTER t USING t_pkey",
         "VACUUM FULL t",
+        // Statement kinds the IR does not model: judged from their words (issue: one in five
+        // was planned weaker than the server takes, SET UNLOGGED as instant).
+        "ALTER TABLE t SET UNLOGGED",
+        "ALTER TABLE t SET (fillfactor = 70)",
+        "ALTER TABLE t SET (autovacuum_enabled = off, toast.autovacuum_enabled = off)",
+        "ALTER TABLE t RESET (fillfactor)",
+        "ALTER TABLE t SET (parallel_workers = 2)",
+        "ALTER TABLE t SET (user_catalog_table = true)",
+        "ALTER TABLE t ENABLE ROW LEVEL SECURITY",
+        "ALTER TABLE t FORCE ROW LEVEL SECURITY",
+        "ALTER TABLE t CLUSTER ON t_pkey",
+        "ALTER TABLE t SET WITHOUT CLUSTER",
+        "ALTER TABLE t ALTER COLUMN n SET STATISTICS 500",
+        "ALTER TABLE t ALTER COLUMN note SET STORAGE EXTERNAL",
+        "ALTER TABLE t ALTER COLUMN note SET COMPRESSION pglz",
+        "ALTER TABLE t OWNER TO CURRENT_USER",
+        "ALTER TABLE t REPLICA IDENTITY FULL",
+        "ALTER TABLE t DISABLE TRIGGER ALL",
+        "ALTER TABLE t ENABLE TRIGGER USER",
+        "ALTER TABLE t INHERIT parent",
+        "LOCK TABLE t",
+        "LOCK TABLE t IN SHARE MODE",
+        "LOCK TABLE t IN ROW EXCLUSIVE MODE",
+        "LOCK t IN SHARE UPDATE EXCLUSIVE MODE NOWAIT",
+        "LOCK TABLE t IN EXCLUSIVE MODE",
+        "COMMENT ON TABLE t IS 'orders'",
+        "COMMENT ON COLUMN t.n IS 'count'",
+        "CREATE TRIGGER t_trg BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION suppress_redundant_updates_trigger()",
+        "CREATE POLICY t_pol ON t USING (n > 0)",
+        "CREATE RULE t_rule AS ON DELETE TO t DO INSTEAD NOTHING",
+        "ANALYZE t",
+        "SELECT count(*) FROM t",
+        "SELECT * FROM t WHERE id = 1 FOR UPDATE",
+        "UPDATE t SET note = 'y' WHERE id = 1",
+        "INSERT INTO t (id) VALUES (100000)",
+        "DELETE FROM t WHERE id = 1",
+        "CREATE VIEW t_view AS SELECT id FROM t",
+        "CREATE MATERIALIZED VIEW t_mv AS SELECT id FROM t",
+        "WITH x AS (UPDATE t SET n = 1 WHERE id = 2 RETURNING id) SELECT * FROM x",
+        "SELECT * FROM t WHERE id = 1 FOR NO KEY UPDATE",
+        "EXPLAIN SELECT * FROM t",
     ];
+    // Decided by context the planner cannot read offline, so left out: SET LOGGED and SET TABLESPACE
+    // rewrite only when the table is unlogged / elsewhere (planned as a rewrite, the worst case).
     let mut failures = Vec::new();
     for sql in cases {
         let plans = plan_sql(target, sql, &mut known.clone(), None).unwrap();
-        let action = &plans[0].actions[0];
+        let Some(action) = plans[0].actions.first() else {
+            failures.push(format!("{sql}\n  not planned at all"));
+            continue;
+        };
         let before: i64 = c
             .query_one("SELECT pg_relation_filenode('t')::text::bigint", &[])
             .await

@@ -1673,6 +1673,56 @@ async fn rewriting_type_changes_are_refused_unless_as_written() {
     assert_eq!(p.run(&["up"]).code, 0);
 }
 
+/// Statements the IR does not model are planned from their words, so `up` bounds the ones that hold
+/// ACCESS EXCLUSIVE (SET UNLOGGED rewrites the table: it was planned as instant and ran unbounded),
+/// and leaves the lighter ones (SET STATISTICS takes SHARE UPDATE EXCLUSIVE) alone.
+#[tokio::test]
+async fn unmodelled_statements_holding_access_exclusive_are_bounded() {
+    for (sql, bounded) in [
+        ("ALTER TABLE t SET UNLOGGED", true),
+        ("ALTER TABLE t ALTER COLUMN a SET STATISTICS 500", false),
+        ("ALTER TABLE t SET (fillfactor = 80)", false),
+    ] {
+        let p = Project::new(Server::Postgres).await;
+        let c = p.db.pg().await;
+        c.batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, a int NOT NULL);
+             INSERT INTO t SELECT g, g FROM generate_series(1, 200000) g;",
+        )
+        .await
+        .unwrap();
+        p.write("1_x.sql", &format!("{sql};\n"));
+        let plan = p.run(&["plan"]);
+        assert!(
+            plan.stdout.contains(if bounded {
+                "ACCESS EXCLUSIVE"
+            } else {
+                "SHARE UPDATE EXCLUSIVE"
+            }),
+            "{sql}: {plan:?}"
+        );
+        let r = p.run(&["up", "--exclusive-timeout", "1"]);
+        if bounded {
+            assert_eq!(r.code, 1, "{sql}: {r:?}");
+            assert!(r.stderr.contains("holds ACCESS EXCLUSIVE"), "{sql}: {r:?}");
+            let persistence: String = c
+                .query_one(
+                    "SELECT relpersistence::text FROM pg_class WHERE relname = 't'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(persistence, "p", "rolled back");
+            let r = p.run(&["up", "--exclusive-timeout", "0"]);
+            assert_eq!(r.code, 0, "{sql}: {r:?}");
+        } else {
+            assert_eq!(r.code, 0, "{sql}: {r:?}");
+        }
+        assert_eq!(p.states(), vec![(1, "applied".to_string())]);
+    }
+}
+
 /// A step that holds ACCESS EXCLUSIVE on an existing table is bounded in run time as well as in
 /// lock wait: one that turns out slow (a stored generated column calling a slow function rewrites
 /// the table) is cancelled and rolled back after --exclusive-timeout instead of stopping every

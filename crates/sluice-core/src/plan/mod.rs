@@ -9,7 +9,7 @@ mod add_constraint;
 pub mod alter_column_type;
 mod create_index;
 mod drop_index;
-mod other;
+pub mod other;
 pub mod rewrite;
 mod set_not_null;
 
@@ -181,9 +181,11 @@ pub fn impact(lock: &str, effect: Effect, blocks: Blocks, note: impl Into<String
 
 /// Plans every action of a statement.
 pub fn plan_statement(st: &Stmt, ctx: &Ctx) -> StatementPlan {
+    let unparsed = unparsed_action(st, ctx);
     let actions = st
         .actions()
         .iter()
+        .chain(unparsed.as_ref())
         .map(|a| {
             let op = plan_action(a, st, ctx);
             let table = action_table(a);
@@ -220,8 +222,16 @@ fn plan_action(a: &Action, st: &Stmt, ctx: &Ctx) -> OpPlan {
         Action::AddConstraint { .. } => add_constraint::plan(a, ctx),
         Action::SetNotNull { .. } if pg => set_not_null::plan(a, ctx),
         Action::AlterColumnType { .. } => alter_column_type::plan(a, ctx),
-        _ => other::plan(a, ctx),
+        _ => other::plan(a, st, ctx),
     }
+}
+
+/// A statement sqlparser could not parse is still planned, from its words (PostgreSQL), as the
+/// catch-all `Other`: unknown is never planned as safe.
+fn unparsed_action(st: &Stmt, ctx: &Ctx) -> Option<Action> {
+    (ctx.target.engine == EngineKind::Postgres
+        && matches!(st.parsed, crate::analysis::ir::Parsed::Unparsed { .. }))
+    .then_some(Action::Other)
 }
 
 /// For each statement of a sequence (run in this order), whether it takes ACCESS EXCLUSIVE on a
@@ -248,8 +258,13 @@ pub fn takes_access_exclusive(
         None,
         &mut types,
         |i, st, ctx| {
-            out[i] = st.actions().iter().any(|a| {
-                let existing = action_table(a).is_some_and(|t| !ctx.is_new_table(&t));
+            let unparsed = unparsed_action(st, ctx);
+            out[i] = st.actions().iter().chain(unparsed.as_ref()).any(|a| {
+                // A statement the IR does not model names no table it knows: assume an existing one.
+                let existing = match action_table(a) {
+                    Some(t) => !ctx.is_new_table(&t),
+                    None => matches!(a, Action::Other | Action::CreateOther { .. }),
+                };
                 existing
                     && plan_action(a, st, ctx)
                         .impact

@@ -12,8 +12,20 @@ pub const RULE: Rule = Rule {
     check,
 };
 
-fn check(st: &Stmt, _ctx: &Ctx, out: &mut Vec<Hit>) {
+fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
     if let Parsed::Unparsed { error } = &st.parsed {
-        out.push(Hit::new(format!("not understood: {error}")));
+        out.push(Hit::new(format!(
+            "not understood: {error}; planned as the strongest lock its statement kind can take"
+        )));
+        return;
+    }
+    // Parsed, but of a kind the planner has no lock for: the same doubt, the same finding.
+    if ctx.target.engine == crate::target::EngineKind::Postgres
+        && st.actions().iter().any(|a| matches!(a, Action::Other))
+        && crate::plan::other::pg_by_words(&st.sql).note == crate::plan::other::NOT_UNDERSTOOD
+    {
+        out.push(Hit::new(
+            "not understood: sluice has no lock or rewrite model for this statement; planned as the strongest lock its statement kind can take",
+        ));
     }
 }
