@@ -534,19 +534,52 @@ async fn postgres_a_failed_planned_run_is_not_resumed_from_the_old_plan() {
 #[tokio::test]
 async fn postgres_the_plan_file_holds_no_url_and_no_password() {
     let p = project(Server::Postgres).await;
-    let secret = "pw-Secret-42";
+    // The server trusts local connections, so the password is sent and ignored.
     let url =
         p.db.url
-            .replacen("postgres@", &format!("postgres:{secret}@"), 1);
-    assert!(url.contains(secret), "{url}");
-    let r = p.run(&["--database-url", &url, "plan", "--out", "plan.json"]);
+            .replacen("postgres@", &format!("postgres:{SECRET}@"), 1);
+    no_url_and_no_password(&p, &url);
+}
+
+#[tokio::test]
+async fn mariadb_the_plan_file_holds_no_url_and_no_password() {
+    let p = project(Server::MariaDb).await;
+    // A user of its own with a password, limited to the test database.
+    let user = format!("sluice_plan_{}", std::process::id());
+    let admin = |sql: String| async move {
+        use mysql_async::prelude::Queryable;
+        let mut c = mysql_async::Conn::from_url(sluice_testkit::mysql_admin_url())
+            .await
+            .unwrap();
+        c.query_drop(sql).await.unwrap();
+        c.disconnect().await.unwrap();
+    };
+    admin(format!(
+        "CREATE USER IF NOT EXISTS '{user}'@'%' IDENTIFIED BY '{SECRET}'"
+    ))
+    .await;
+    admin(format!("GRANT ALL ON `{}`.* TO '{user}'@'%'", p.db.name)).await;
+    let url = p.db.url.replacen("root@", &format!("{user}:{SECRET}@"), 1);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        no_url_and_no_password(&p, &url)
+    }));
+    admin(format!("DROP USER '{user}'@'%'")).await;
+    outcome.unwrap();
+}
+
+const SECRET: &str = "pw-Secret-42";
+
+fn no_url_and_no_password(p: &Project, url: &str) {
+    assert!(url.contains(SECRET), "{url}");
+    let r = p.run(&["--database-url", url, "plan", "--out", "plan.json"]);
     assert_eq!(r.code, 0, "{r:?}");
     let text = std::fs::read_to_string(p.path().join("plan.json")).unwrap();
-    for leak in [secret, "postgres://", "127.0.0.1"] {
+    for leak in [SECRET, "://", "127.0.0.1"] {
         assert!(!text.contains(leak), "plan file holds `{leak}`");
     }
-    assert!(!r.all().contains(secret), "{r:?}");
-    let r = p.run(&["--database-url", &url, "up", "--plan", "plan.json"]);
+    assert!(!r.all().contains(SECRET), "{r:?}");
+    let r = p.run(&["--database-url", url, "up", "--plan", "plan.json"]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert!(!r.all().contains(secret), "{r:?}");
+    assert!(!r.all().contains(SECRET), "{r:?}");
+    assert!(p.states().iter().all(|(_, s)| s == "applied"));
 }
