@@ -583,3 +583,32 @@ fn no_url_and_no_password(p: &Project, url: &str) {
     assert!(!r.all().contains(SECRET), "{r:?}");
     assert!(p.states().iter().all(|(_, s)| s == "applied"));
 }
+
+#[tokio::test]
+async fn postgres_fresh_database_and_empty_plans() {
+    // Planned before sluice ever touched the database (no history tables yet).
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_base.sql", BASE);
+    let doc = plan(&p, &[]);
+    assert!(doc["history"]["head"].is_null());
+    assert_eq!(doc["history"]["recorded"], 0);
+    let r = up_plan(&p);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(states(&p), vec![(1, "applied".to_string())]);
+    // Nothing pending: the reviewed plan is "do nothing", and it runs as that.
+    let doc = plan(&p, &[]);
+    assert_eq!(doc["migrations"], serde_json::json!([]));
+    let r = up_plan(&p);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("nothing to apply"), "{r:?}");
+    // A migration added after reviewing "nothing" was not reviewed.
+    p.write("2_add.sql", ADD);
+    let r = up_plan(&p);
+    assert_eq!(r.code, 4, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("migration 2_add: not in the plan, now pending (a migration file was added)"),
+        "{r:?}"
+    );
+    assert_eq!(columns(&p).await, ["id", "v"]);
+}
