@@ -506,7 +506,7 @@ pub struct PlannedMigration {
 }
 
 /// The steps sluice runs for a statement, in order, each committed before the next.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct RunsAs {
     pub sql: String,
     pub note: String,
@@ -2012,6 +2012,191 @@ pub async fn plan(
         });
     }
     Ok(report)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reviewed plans (`plan --out`, `up --plan`)
+
+/// The plan file for the live database and the files: what `up` with `opts` would run (as
+/// `up --dry-run` shows it) and the state it would run on.
+pub async fn plan_file(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    opts: &UpOptions,
+    database: &str,
+) -> Result<crate::planfile::PlanFile> {
+    let rows = engine.history().await?;
+    let (doc, refused) = capture_plan(engine, files, &rows, opts, database).await?;
+    match refused {
+        Some(e) => Err(e),
+        None => Ok(doc),
+    }
+}
+
+/// The plan document as of now; when `up` itself would refuse, that refusal instead of the steps.
+async fn capture_plan(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    rows: &[HistoryRow],
+    opts: &UpOptions,
+    database: &str,
+) -> Result<(crate::planfile::PlanFile, Option<Error>)> {
+    use crate::planfile::{PlanFile, PlanHistory, PlanMigration, PlanOptions};
+    let target = engine.target();
+    let schema = engine.introspect().await?;
+    let (migrations, refused) = match plan_up(engine, files, rows, opts) {
+        Ok(mut planned) => {
+            if !opts.as_written {
+                explain_online(engine, &mut planned).await?;
+            }
+            let migrations = planned
+                .iter()
+                .map(|p| {
+                    let m = files.iter().find(|m| m.version == p.version);
+                    PlanMigration::of(p, m.map(|m| m.checksum.as_str()).unwrap_or(""))
+                })
+                .collect();
+            (migrations, None)
+        }
+        Err(e) => (vec![], Some(e)),
+    };
+    let doc = PlanFile {
+        format: crate::planfile::FORMAT.into(),
+        format_version: crate::planfile::FORMAT_VERSION,
+        sluice_version: crate::SLUICE_VERSION.into(),
+        created_at: Utc::now(),
+        engine: target.engine.name().into(),
+        server_version: if target.patch > 0 {
+            format!("{}.{}.{}", target.major, target.minor, target.patch)
+        } else {
+            format!("{}.{}", target.major, target.minor)
+        },
+        database: database.to_string(),
+        options: PlanOptions::from_up(opts),
+        schema_fingerprint: schema.fingerprint(),
+        history: PlanHistory::of(rows),
+        migrations,
+        schema,
+    };
+    Ok((doc, refused))
+}
+
+/// What `up --plan` did.
+#[derive(Debug, Clone)]
+pub enum PlanRun {
+    /// Everything matched; these ran (with `dry_run`: would run).
+    Ran(UpReport),
+    /// Every migration of the plan is already applied with the reviewed checksum (a rerun):
+    /// nothing ran. `others_pending`: migrations pending now that the plan does not cover.
+    AlreadyApplied {
+        versions: Vec<i64>,
+        others_pending: usize,
+    },
+}
+
+/// Runs a reviewed plan: under the run lock, recomputes the plan from the live database and the
+/// files, and only when it is identical runs it, exactly as `up` with the plan's options would.
+/// Any difference refuses before anything runs (exit 4), naming each difference.
+pub async fn up_with_plan(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    plan: &crate::planfile::PlanFile,
+    path: &Path,
+    database: &str,
+    dry_run: bool,
+    ctx: &RunContext,
+) -> Result<PlanRun> {
+    let opts = plan.options.up_options(dry_run);
+    if dry_run {
+        return check_plan(engine, files, plan, path, database, &opts).await;
+    }
+    locked!(engine, ctx, {
+        let checked = check_plan(engine, files, plan, path, database, &opts).await?;
+        let PlanRun::Ran(mut report) = checked else {
+            return Ok(checked);
+        };
+        engine.ensure_history().await?;
+        let rows = engine.history().await?;
+        if report.planned.is_empty() {
+            (ctx.say)("nothing to apply: the plan is empty and the database is up to date");
+        }
+        for p in &report.planned {
+            let m = files
+                .iter()
+                .find(|m| m.version == p.version)
+                .expect("planned from files");
+            let row = rows.iter().find(|r| r.version == m.version);
+            run_part(engine, m, Direction::Up, row, !opts.as_written, ctx).await?;
+            report.applied.push(m.version);
+        }
+        Ok(PlanRun::Ran(report))
+    })
+}
+
+async fn check_plan(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    plan: &crate::planfile::PlanFile,
+    path: &Path,
+    database: &str,
+    opts: &UpOptions,
+) -> Result<PlanRun> {
+    let rows = engine.history().await?;
+    if crate::planfile::already_applied(plan, &rows) {
+        let others_pending = plan_up(engine, files, &rows, opts)
+            .map(|p| p.len())
+            .unwrap_or(0);
+        return Ok(PlanRun::AlreadyApplied {
+            versions: plan.migrations.iter().map(|m| m.version).collect(),
+            others_pending,
+        });
+    }
+    let (now, refused) = capture_plan(engine, files, &rows, opts, database).await?;
+    let refused = refused.map(|e| e.to_string());
+    let gone = |v: i64| match (
+        files.iter().any(|m| m.version == v),
+        rows.iter().find(|r| r.version == v),
+    ) {
+        (false, _) => "its file is gone".to_string(),
+        (true, Some(r)) if r.state.is_done() => {
+            format!("it is already {} (by {})", r.state.as_str(), r.applied_by)
+        }
+        (true, Some(r)) => format!("it is recorded as {}", r.state.as_str()),
+        (true, None) => "it is not pending".to_string(),
+    };
+    let diffs = plan.differences(&now, refused.as_deref(), gone);
+    if !diffs.is_empty() {
+        let shown = path.display();
+        return Err(Error::Checksum {
+            message: format!(
+                "the reviewed plan {shown} no longer matches the database and the migration files; nothing was run. {} difference(s), plan vs now:\n{}",
+                diffs.iter().filter(|d| !d.starts_with(' ')).count(),
+                diffs
+                    .iter()
+                    .map(|d| match d.strip_prefix("  ") {
+                        Some(detail) => format!("      {detail}"),
+                        None => format!("  - {d}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+            help: format!(
+                "something changed since the plan was reviewed. Check that the change is expected, then write the plan \
+                 again (`sluice plan --out {shown}`), review it, and run `sluice up --plan {shown}`"
+            ),
+        });
+    }
+    let planned = {
+        let mut planned = plan_up(engine, files, &rows, opts)?;
+        if !opts.as_written {
+            explain_online(engine, &mut planned).await?;
+        }
+        planned
+    };
+    Ok(PlanRun::Ran(UpReport {
+        planned,
+        applied: vec![],
+    }))
 }
 
 // ---------------------------------------------------------------------------------------------

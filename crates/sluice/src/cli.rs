@@ -132,6 +132,10 @@ pub enum Command {
         /// Run every statement exactly as written (index builds and drops are not made CONCURRENT).
         #[arg(long)]
         as_written: bool,
+        /// Run a reviewed plan written by `sluice plan --out FILE`, with its options, and only when
+        /// nothing changed since it was written (else exit 4, naming each difference).
+        #[arg(long, value_name = "FILE")]
+        plan: Option<PathBuf>,
         #[command(flatten)]
         online: OnlineArgs,
     },
@@ -206,8 +210,15 @@ pub enum Command {
         to: Option<i64>,
         #[arg(long)]
         out_of_order: bool,
+        /// Plan running every statement exactly as written (`up --as-written`).
+        #[arg(long)]
+        as_written: bool,
         #[arg(long)]
         json: bool,
+        /// Also write the exact steps, the files' checksums and the database's schema fingerprint
+        /// to FILE, for review; `sluice up --plan FILE` runs exactly that.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// List the lint rules, or explain one.
     Rules {
@@ -502,6 +513,80 @@ pub async fn run(cli: Cli) -> Result<i32> {
             out_of_order,
             create_database,
             as_written,
+            plan: Some(plan),
+            online,
+        } => {
+            // The plan carries the options that decide what runs; others would contradict it.
+            for (set, flag) in [
+                (to.is_some(), "--to"),
+                (out_of_order, "--out-of-order"),
+                (as_written, "--as-written"),
+                (create_database, "--create-database"),
+            ] {
+                if set {
+                    return Err(Error::usage(
+                        format!("{flag} cannot be combined with --plan: the plan records the options it was made with"),
+                        format!("run `sluice up --plan {}` alone, or write a new plan with `sluice plan {flag} ... --out {}` and review it", plan.display(), plan.display()),
+                    ));
+                }
+            }
+            let (doc, id) = sluice_core::planfile::PlanFile::read(&plan)?;
+            let files = r.files()?;
+            let url = r.url()?;
+            let mut engine = connect::engine(&url, false).await?;
+            let mut ctx = r.context();
+            online.apply(&mut ctx);
+            // The history and events say which reviewed plan applied each migration.
+            ctx.actor = format!("{} plan {id}", ctx.actor);
+            let outcome = runner::up_with_plan(
+                engine.as_mut(),
+                &files,
+                &doc,
+                &plan,
+                &url.database(),
+                dry_run,
+                &ctx,
+            )
+            .await?;
+            match outcome {
+                runner::PlanRun::Ran(report) if dry_run => {
+                    render::say(&format!(
+                        "plan {} ({id}) matches the database and the files",
+                        plan.display()
+                    ));
+                    render::plan(&report.planned, "apply");
+                }
+                runner::PlanRun::Ran(report) => render::say(&format!(
+                    "done: {} migration(s) applied as planned in {} ({id})",
+                    report.applied.len(),
+                    plan.display()
+                )),
+                runner::PlanRun::AlreadyApplied {
+                    versions,
+                    others_pending,
+                } => {
+                    let list: Vec<String> = versions.iter().map(|v| v.to_string()).collect();
+                    render::say(&format!(
+                        "plan {} ({id}) is already applied ({}): nothing to do",
+                        plan.display(),
+                        list.join(", ")
+                    ));
+                    if others_pending > 0 {
+                        render::say(&format!(
+                            "{others_pending} other migration(s) are pending and not in this plan: write and review a new plan for them"
+                        ));
+                    }
+                }
+            }
+            Ok(exit::OK)
+        }
+        Command::Up {
+            to,
+            dry_run,
+            out_of_order,
+            create_database,
+            as_written,
+            plan: None,
             online,
         } => {
             let files = r.files()?;
@@ -687,22 +772,38 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Plan {
             to,
             out_of_order,
+            as_written,
             json,
+            out,
         } => {
             let files = r.files()?;
-            let mut engine = connect::engine(&r.url()?, false).await?;
-            let report = runner::plan(
-                engine.as_mut(),
-                &files,
-                &UpOptions {
-                    to,
-                    dry_run: true,
-                    allow_out_of_order: out_of_order,
-                    as_written: false,
-                },
-            )
-            .await?;
+            let url = r.url()?;
+            let mut engine = connect::engine(&url, false).await?;
+            let opts = UpOptions {
+                to,
+                dry_run: true,
+                allow_out_of_order: out_of_order,
+                as_written,
+            };
+            let report = runner::plan(engine.as_mut(), &files, &opts).await?;
             render::plan_report(&report, json);
+            if let Some(path) = out {
+                let doc =
+                    runner::plan_file(engine.as_mut(), &files, &opts, &url.database()).await?;
+                let text = doc.to_json();
+                // Written aside and renamed, so a reviewer never sees half a plan.
+                let tmp = path.with_extension("sluice-tmp");
+                std::fs::write(&tmp, &text)
+                    .and_then(|_| std::fs::rename(&tmp, &path))
+                    .map_err(|e| Error::io(format!("writing the plan {}", path.display()), e))?;
+                render::say(&format!(
+                    "wrote the plan to {} ({}, {} migration(s)); after review, run it with `sluice up --plan {}`",
+                    path.display(),
+                    sluice_core::planfile::PlanFile::id_of(&text),
+                    doc.migrations.len(),
+                    path.display()
+                ));
+            }
             let errors = report
                 .migrations
                 .iter()
