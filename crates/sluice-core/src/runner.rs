@@ -2023,6 +2023,8 @@ pub async fn backfill(
     spec: &crate::engine::BackfillSpec,
     ctx: &RunContext,
 ) -> Result<crate::engine::BackfillReport> {
+    // Refused before the run lock or any row is touched.
+    sql::check_backfill_input(engine.target().engine, &spec.set, spec.filter.as_deref())?;
     locked!(engine, ctx, {
         engine.ensure_history().await?;
         engine.set_lock_timeout(ctx.lock_timeout).await?;

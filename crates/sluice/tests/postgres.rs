@@ -1232,6 +1232,88 @@ async fn backfill_killed_repeatedly_updates_every_row_exactly_once() {
     assert_eq!(e.code, 2, "{e:?}");
 }
 
+/// `--set` and `--where` go inside sluice's batched statement: anything that would escape it (close
+/// a parenthesis, end the statement, comment out the rest, add a clause) is refused before any row
+/// is touched, with one message that names the flag, on a table with a key and one without.
+#[tokio::test]
+async fn backfill_refuses_input_that_escapes_its_batch() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+         INSERT INTO t SELECT g, 0 FROM generate_series(1, 50) g;
+         CREATE TABLE h (id int, n int NOT NULL DEFAULT 0);
+         INSERT INTO h SELECT g, 0 FROM generate_series(1, 50) g;",
+    )
+    .await
+    .unwrap();
+    let escapes: &[(&str, &str, &str)] = &[
+        ("n = n + 1", "id < 5) OR (true", "--where"),
+        ("n = n + 1", "id < 5)", "--where"),
+        ("n = n + 1", "(id < 5", "--where"),
+        ("n = n + 1", "id < 5; UPDATE t SET n = 100", "--where"),
+        ("n = n + 1", "id < 5 OR true --", "--where"),
+        ("n = n + 1", "id < 5 OR true /*", "--where"),
+        ("n = n + 1", "id < 5 OR true /* x */", "--where"),
+        ("n = n + 1", "id < 5 OR $$x", "--where"),
+        ("n = n + 1", "id < 5 OR true LIMIT 1", "--where"),
+        ("n = n + 1 WHERE true OR id", "id < 5", "--set"),
+        ("n = n + 1 --", "id < 5", "--set"),
+        ("n = n + 1; UPDATE t SET n = 100", "id < 5", "--set"),
+        ("n = n + 1 RETURNING id", "id < 5", "--set"),
+    ];
+    for table in ["t", "h"] {
+        for (set, filter, flag) in escapes {
+            let r = p.run(&[
+                "backfill", "--table", table, "--set", set, "--where", filter,
+            ]);
+            assert_eq!(r.code, 2, "{table} {set:?} {filter:?}: {r:?}");
+            assert!(
+                r.stderr.contains(&format!("{flag} "))
+                    && r.stderr
+                        .contains("sluice puts it inside its own batched statement"),
+                "{table} {set:?} {filter:?}: {}",
+                r.stderr
+            );
+            assert_eq!(
+                count(&c, &format!("SELECT count(*) FROM {table} WHERE n <> 0")).await,
+                0,
+                "{table} {set:?} {filter:?}: rows were touched"
+            );
+        }
+        // A condition that only looks odd is one expression and runs, on its rows only (it
+        // excludes rows already updated, as the walk without a key requires).
+        let r = p.run(&[
+            "backfill",
+            "--table",
+            table,
+            "--set",
+            "n = n + 1",
+            "--where",
+            "id < 5 AND n = 0 AND ')' <> $$)--$$",
+        ]);
+        assert_eq!(r.code, 0, "{r:?}");
+        assert_eq!(
+            count(
+                &c,
+                &format!("SELECT count(*) FROM {table} WHERE n = 1 AND id < 5")
+            )
+            .await,
+            4
+        );
+        assert_eq!(
+            count(&c, &format!("SELECT count(*) FROM {table} WHERE n <> 0")).await,
+            4
+        );
+    }
+    let none: i64 = count(
+        &c,
+        "SELECT count(*) FROM sluice.backfills WHERE where_expr LIKE '%OR (true%'",
+    )
+    .await;
+    assert_eq!(none, 0, "no job recorded for a refused input");
+}
+
 /// A throttle query that says wait holds the backfill before its first batch; once it says go, the
 /// backfill finishes and says why it paused.
 #[tokio::test]
