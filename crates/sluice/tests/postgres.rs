@@ -1903,3 +1903,118 @@ async fn backfill_batches_shorten_while_clients_wait_for_their_row_locks() {
     );
     assert_eq!(count(&c, "SELECT count(*) FROM t WHERE n <> 1").await, 0);
 }
+
+/// Polls `sql` (a count) on a fresh connection until it equals `want`, for at most `secs`.
+async fn wait_count(url: &str, sql: &str, want: i64, secs: u64) -> bool {
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if count(&c, sql).await == want {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// A concurrent index build still running for an earlier attempt: the rerun waits for it instead
+/// of taking its invalid index for an abandoned one (dropping it deadlocked with the build, 40P01),
+/// whether that build then succeeds or is cancelled; a killed run's own build stops with it
+/// (client_connection_check_interval); every rerun converges and the next one has nothing to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rerun_waits_for_an_index_build_still_in_progress() {
+    const BUILDING: &str = "SELECT count(*) FROM pg_stat_progress_create_index p JOIN pg_class c ON c.oid = p.index_relid WHERE c.relname = 'i'";
+    const VALID: &str = "SELECT count(*) FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid WHERE c.relname IN ('i', 't_b_key') AND x.indisvalid";
+    for outcome in ["build finishes", "build is cancelled", "sluice killed"] {
+        let p = Project::new(Server::Postgres).await;
+        let c = p.db.pg().await;
+        c.batch_execute(
+            "CREATE TABLE t (a int, b int); INSERT INTO t SELECT g, g FROM generate_series(1, 20000) g;",
+        )
+        .await
+        .unwrap();
+        p.write(
+            "1_idx.sql",
+            "CREATE INDEX i ON t (a);\nALTER TABLE t ADD UNIQUE (b);\n",
+        );
+        // A writer's open transaction holds the build in its wait for writers, INVALID meanwhile.
+        let holder = p.db.pg().await;
+        holder
+            .batch_execute("BEGIN; LOCK TABLE t IN ROW EXCLUSIVE MODE")
+            .await
+            .unwrap();
+        let builder = p.db.pg().await;
+        let builder_pid: i32 = builder
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let build = if outcome == "sluice killed" {
+            let mut child = p.spawn(&["up"]);
+            assert!(
+                wait_count(&p.db.url, BUILDING, 1, 20).await,
+                "{outcome}: the build started"
+            );
+            child.kill().unwrap();
+            child.wait().unwrap();
+            // The server notices the client is gone and cancels its build, though it waits.
+            assert!(
+                wait_count(&p.db.url, BUILDING, 0, 5).await,
+                "{outcome}: the killed run's build stopped"
+            );
+            None
+        } else {
+            // An earlier attempt's build that outlives its client (PostgreSQL < 14, or a client
+            // that is not dead but stuck).
+            let build = tokio::spawn(async move {
+                builder
+                    .batch_execute("CREATE INDEX CONCURRENTLY i ON t (a)")
+                    .await
+            });
+            assert!(
+                wait_count(&p.db.url, BUILDING, 1, 20).await,
+                "{outcome}: the build started"
+            );
+            Some(build)
+        };
+        let mut rerun = p.spawn(&["up"]);
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        assert!(
+            rerun.try_wait().unwrap().is_none(),
+            "{outcome}: the rerun waits while the build runs"
+        );
+        if outcome == "build is cancelled" {
+            c.execute("SELECT pg_cancel_backend($1)", &[&builder_pid])
+                .await
+                .unwrap();
+        }
+        holder.batch_execute("COMMIT").await.unwrap();
+        if let Some(build) = build {
+            let r = build.await.unwrap();
+            assert_eq!(r.is_ok(), outcome == "build finishes", "{outcome}: {r:?}");
+        }
+        let out = rerun.wait_with_output().unwrap();
+        let r: common::Run = out.into();
+        assert_eq!(r.code, 0, "{outcome}: {r:?}");
+        assert!(
+            !r.all().contains("40P01") && !r.all().contains("deadlock"),
+            "{r:?}"
+        );
+        assert_eq!(
+            count(&c, VALID).await,
+            2,
+            "{outcome}: both indexes built and valid"
+        );
+        assert_eq!(
+            count(&c, "SELECT count(*) FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid WHERE x.indrelid = 't'::regclass").await,
+            2,
+            "{outcome}: no leftover index"
+        );
+        let again = p.run(&["up"]);
+        assert_eq!(again.code, 0, "{again:?}");
+        assert_eq!(count(&c, VALID).await, 2);
+    }
+}
