@@ -567,3 +567,63 @@ async fn unnamed_constraint_whose_default_name_is_taken_is_refused_clearly() {
         );
     }
 }
+
+/// `sluice up` killed (SIGKILL) at spread-out points through a migration of staged forms on a
+/// 56-byte table name (index builds, NOT VALID + VALIDATE, helper checks, the attaching steps):
+/// the first rerun converges without help on exactly the as-written catalog and rows, and leaves
+/// no helper behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staged_forms_killed_anywhere_converge_on_the_as_written_result() {
+    let t = format!("t{}", "k".repeat(55));
+    let setup = format!(
+        "CREATE TABLE r (id int PRIMARY KEY); INSERT INTO r SELECT generate_series(1, 60000);
+         CREATE TABLE {t} (a int, \"B\" int, c int); INSERT INTO {t} SELECT g, g, g FROM generate_series(1, 60000) g;"
+    );
+    let migration = format!(
+        "ALTER TABLE {t} ADD PRIMARY KEY (a, \"B\");
+ALTER TABLE {t} ADD UNIQUE NULLS NOT DISTINCT (c) DEFERRABLE INITIALLY DEFERRED;
+ALTER TABLE {t} ADD FOREIGN KEY (a) REFERENCES r (id) ON DELETE CASCADE;
+ALTER TABLE {t} ADD CHECK (c > 0);
+ALTER TABLE {t} ALTER COLUMN c SET NOT NULL;
+CREATE INDEX ON {t} (c, a);
+"
+    );
+    let written = Project::new(Server::Postgres).await;
+    written.db.pg().await.batch_execute(&setup).await.unwrap();
+    written.write("1_case.sql", &migration);
+    let w = written.run(&["up", "--as-written"]);
+    assert_eq!(w.code, 0, "{w:?}");
+    let cw = written.db.pg().await;
+    let (want, want_rows) = (catalog(&cw).await, all_rows(&cw).await);
+    // One full staged run, to spread the kill points over its length.
+    let full = {
+        let p = Project::new(Server::Postgres).await;
+        p.db.pg().await.batch_execute(&setup).await.unwrap();
+        p.write("1_case.sql", &migration);
+        let start = std::time::Instant::now();
+        let r = p.run(&["up", "--pace", "speed"]);
+        assert_eq!(r.code, 0, "{r:?}");
+        start.elapsed()
+    };
+    let mut killed = 0;
+    for trial in 1..=8u32 {
+        let p = Project::new(Server::Postgres).await;
+        let c = p.db.pg().await;
+        c.batch_execute(&setup).await.unwrap();
+        p.write("1_case.sql", &migration);
+        let mut child = p.spawn(&["up", "--pace", "speed"]);
+        std::thread::sleep(full * trial / 9);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap();
+            killed += 1;
+        }
+        child.wait().unwrap();
+        let r = p.run(&["up", "--pace", "speed"]);
+        assert_eq!(r.code, 0, "trial {trial}: the rerun converges: {r:?}");
+        assert_eq!(catalog(&c).await, want, "trial {trial}: {r:?}");
+        assert_eq!(all_rows(&c).await, want_rows, "trial {trial}");
+        let again = p.run(&["up"]);
+        assert_eq!(again.code, 0, "trial {trial}: {again:?}");
+    }
+    assert!(killed >= 6, "only {killed} of 8 runs were killed mid-way");
+}
