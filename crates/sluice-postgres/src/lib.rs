@@ -431,10 +431,28 @@ impl Engine for PgEngine {
             }
             None => {}
         }
-        self.work
-            .batch_execute(HISTORY_DDL)
-            .await
-            .map_err(|e| db_err("creating sluice's history tables (schema `sluice`)", e))?;
+        // A killed run's backend may still be creating them (the server notices a dead client
+        // only at its next check): IF NOT EXISTS then collides on the catalog's unique index
+        // (23505) until that backend commits or rolls back. Wait and look again.
+        let mut attempt = 0u64;
+        loop {
+            match self.work.batch_execute(HISTORY_DDL).await {
+                Ok(()) => break,
+                Err(e)
+                    if attempt < 20
+                        && e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+                Err(e) => {
+                    return Err(db_err(
+                        "creating sluice's history tables (schema `sluice`)",
+                        e,
+                    ))
+                }
+            }
+        }
         self.work
             .execute(
                 "INSERT INTO sluice.meta (key, value) VALUES ('history_format', $1)

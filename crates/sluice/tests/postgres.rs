@@ -1023,7 +1023,8 @@ async fn constraints_are_added_not_valid_then_validated_while_writers_write() {
     );
     assert!(r.stderr.contains("is violated by some row"), "{r:?}");
     assert!(
-        r.stderr.contains("sluice removed what its staged steps had created"),
+        r.stderr
+            .contains("sluice removed what its staged steps had created"),
         "{r:?}"
     );
     let state: Vec<(String, bool)> = c
@@ -1111,7 +1112,11 @@ async fn unique_and_not_null_are_staged_and_resume_after_the_data_is_fixed() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(kinds, ["users_email_key:u:true"], "the helper check is removed");
+    assert_eq!(
+        kinds,
+        ["users_email_key:u:true"],
+        "the helper check is removed"
+    );
     c.batch_execute("UPDATE users SET nick = 'fixed' WHERE nick IS NULL")
         .await
         .unwrap();

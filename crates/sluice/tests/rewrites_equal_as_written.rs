@@ -576,8 +576,8 @@ async fn unnamed_constraint_whose_default_name_is_taken_is_refused_clearly() {
 async fn staged_forms_killed_anywhere_converge_on_the_as_written_result() {
     let t = format!("t{}", "k".repeat(55));
     let setup = format!(
-        "CREATE TABLE r (id int PRIMARY KEY); INSERT INTO r SELECT generate_series(1, 60000);
-         CREATE TABLE {t} (a int, \"B\" int, c int); INSERT INTO {t} SELECT g, g, g FROM generate_series(1, 60000) g;"
+        "CREATE TABLE r (id int PRIMARY KEY); INSERT INTO r SELECT generate_series(1, 30000);
+         CREATE TABLE {t} (a int, \"B\" int, c int); INSERT INTO {t} SELECT g, g, g FROM generate_series(1, 30000) g;"
     );
     let migration = format!(
         "ALTER TABLE {t} ADD PRIMARY KEY (a, \"B\");
@@ -585,7 +585,7 @@ ALTER TABLE {t} ADD UNIQUE NULLS NOT DISTINCT (c) DEFERRABLE INITIALLY DEFERRED;
 ALTER TABLE {t} ADD FOREIGN KEY (a) REFERENCES r (id) ON DELETE CASCADE;
 ALTER TABLE {t} ADD CHECK (c > 0);
 ALTER TABLE {t} ALTER COLUMN c SET NOT NULL;
-CREATE INDEX ON {t} (c, a);
+CREATE INDEX \"Idx\" ON {t} (c, a);
 "
     );
     let written = Project::new(Server::Postgres).await;
@@ -606,13 +606,13 @@ CREATE INDEX ON {t} (c, a);
         start.elapsed()
     };
     let mut killed = 0;
-    for trial in 1..=8u32 {
+    for trial in 1..=5u32 {
         let p = Project::new(Server::Postgres).await;
         let c = p.db.pg().await;
         c.batch_execute(&setup).await.unwrap();
         p.write("1_case.sql", &migration);
         let mut child = p.spawn(&["up", "--pace", "speed"]);
-        std::thread::sleep(full * trial / 9);
+        std::thread::sleep(full * trial / 6);
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap();
             killed += 1;
@@ -625,5 +625,5 @@ CREATE INDEX ON {t} (c, a);
         let again = p.run(&["up"]);
         assert_eq!(again.code, 0, "trial {trial}: {again:?}");
     }
-    assert!(killed >= 6, "only {killed} of 8 runs were killed mid-way");
+    assert!(killed >= 3, "only {killed} of 5 runs were killed mid-way");
 }
