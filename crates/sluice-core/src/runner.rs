@@ -921,13 +921,32 @@ async fn run_part(
                 // already, and each is safe to run again.
                 let staged = rewrite.filter(|r| !r.then.is_empty());
                 if let Some(r) = staged {
+                    // Only a run that was cut off (killed, connection lost) may have left this
+                    // statement's steps half done: a failure the run saw removed them (undo).
                     let resuming = i == resume_from
                         && existing.is_some_and(|r| {
-                            matches!(
-                                r.state,
-                                RecordState::Failed | RecordState::Running | RecordState::Reverting
-                            )
+                            matches!(r.state, RecordState::Running | RecordState::Reverting)
                         });
+                    // A first attempt fails as the statement would when the name its staged form
+                    // creates is taken: on resume, what carries that name is the earlier attempt's.
+                    if let Some(check) = r.precheck.as_deref().filter(|_| !resuming) {
+                        if let Err(mut e) = engine.execute(check).await {
+                            e.position = None;
+                            return Err(record_failure(
+                                engine,
+                                m,
+                                dir,
+                                row,
+                                s,
+                                part_offset,
+                                e,
+                                i,
+                                false,
+                                ctx,
+                            )
+                            .await);
+                        }
+                    }
                     let first = crate::plan::rewrite::Step::Sql(r.sql.clone());
                     let last_is_sql =
                         matches!(r.then.last(), Some(crate::plan::rewrite::Step::Sql(_)));
@@ -977,6 +996,7 @@ async fn run_part(
                                 }
                             };
                         if let Err(e) = outcome {
+                            let e = undo_staged(engine, r, e, ctx).await;
                             return Err(record_failure(
                                 engine,
                                 m,
@@ -1027,6 +1047,9 @@ async fn run_part(
                         if e.lock_timeout && retry.again(engine, s, ctx, &mut e).await {
                             engine.begin().await?;
                             continue;
+                        }
+                        if let Some(r) = staged {
+                            e = undo_staged(engine, r, e, ctx).await;
                         }
                         return Err(record_failure(
                             engine,
@@ -1307,6 +1330,42 @@ async fn run_step(
         engine.set_lock_timeout(ctx.lock_timeout).await?;
     }
     Ok(outcome)
+}
+
+/// After a step of a staged statement failed: removes what its earlier steps created (helper checks,
+/// the NOT VALID constraint, the index it built), so the failed statement leaves nothing behind, as
+/// it would have as written; the message says so, or says what is left for the rerun.
+async fn undo_staged(
+    engine: &mut dyn Engine,
+    r: &crate::plan::rewrite::Rewrite,
+    mut e: crate::engine::ServerError,
+    ctx: &RunContext,
+) -> crate::engine::ServerError {
+    if e.connection_lost || r.undo.is_empty() {
+        return e;
+    }
+    let _ = engine.rollback().await;
+    let mut left = Vec::new();
+    for sql in &r.undo {
+        if let Err(x) = engine.execute(sql).await {
+            left.push(format!("`{sql}` failed: {}", x.message));
+        }
+    }
+    e.message = if left.is_empty() {
+        (ctx.say)("removed what the staged form had created for the failed statement");
+        format!(
+            "{} (sluice removed what its staged steps had created: `{}`)",
+            e.message,
+            r.undo.join("`; `")
+        )
+    } else {
+        format!(
+            "{} (sluice's staged form could not remove all it had created: {}; `sluice up` resumes with it)",
+            e.message,
+            left.join("; ")
+        )
+    };
+    e
 }
 
 /// The run-time bound of a staged step sluice generated: ACCESS EXCLUSIVE steps get one.
@@ -2208,6 +2267,8 @@ pub async fn backfill(
     spec: &crate::engine::BackfillSpec,
     ctx: &RunContext,
 ) -> Result<crate::engine::BackfillReport> {
+    // Refused before the run lock or any row is touched.
+    sql::check_backfill_input(engine.target().engine, &spec.set, spec.filter.as_deref())?;
     locked!(engine, ctx, {
         engine.ensure_history().await?;
         engine.set_lock_timeout(ctx.lock_timeout).await?;

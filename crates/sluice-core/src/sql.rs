@@ -355,3 +355,139 @@ mod tests {
         assert!(!pg("SELECT 1")[0].is_transaction_control());
     }
 }
+
+/// Checks the pieces of a `sluice backfill` before they are put into SQL: `--set` must be exactly
+/// a SET list and `--where` exactly one boolean expression. Each is pasted into statements around
+/// sluice's own batch range (`WHERE <range> AND (<where>)`), so text that closes a parenthesis,
+/// ends the statement, opens a comment or adds a clause would escape the range and update rows
+/// outside it (or twice); it is refused before anything runs.
+pub fn check_backfill_input(
+    kind: EngineKind,
+    set: &str,
+    filter: Option<&str>,
+) -> crate::Result<()> {
+    use sqlparser::ast::Statement;
+    use sqlparser::parser::Parser;
+    let refuse = |flag: &str, text: &str, why: String| {
+        crate::Error::usage(
+            format!("{flag} {text:?} is not {why}"),
+            format!("give {flag} as {}, without `;`, comments or unbalanced parentheses (sluice puts it inside its own batched statement)", if flag == "--set" { "a SET list such as \"c = expr, d = expr\"" } else { "one condition such as \"c IS NULL AND id > 5\"" }),
+        )
+    };
+    // Token level first: what would end the statement or hide the rest of it, whatever the parse.
+    let tokens_ok = |flag: &str, text: &str| -> crate::Result<()> {
+        let d = dialect(kind);
+        let tokens = Tokenizer::new(d.as_ref(), text)
+            .tokenize()
+            .map_err(|e| refuse(flag, text, format!("valid SQL ({e})")))?;
+        let mut depth = 0i64;
+        for t in &tokens {
+            match t {
+                Token::SemiColon => return Err(refuse(flag, text, "one piece of a statement: it contains `;`".into())),
+                Token::Whitespace(Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_)) => {
+                    return Err(refuse(flag, text, "one piece of a statement: it contains a comment, which would hide the rest of sluice's statement".into()))
+                }
+                Token::LParen => depth += 1,
+                Token::RParen => {
+                    depth -= 1;
+                    if depth < 0 {
+                        return Err(refuse(flag, text, "balanced: a `)` closes a parenthesis it did not open".into()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if depth != 0 {
+            return Err(refuse(flag, text, "balanced: a `(` is never closed".into()));
+        }
+        Ok(())
+    };
+    tokens_ok("--set", set)?;
+    let d = dialect(kind);
+    let parsed = Parser::parse_sql(
+        d.as_ref(),
+        &format!("UPDATE sluice_backfill_check SET {set}"),
+    )
+    .map_err(|e| refuse("--set", set, format!("a SET list ({e})")))?;
+    match parsed.as_slice() {
+        [Statement::Update(u)]
+            if u.selection.is_none()
+                && u.from.is_none()
+                && u.returning.is_none()
+                && u.order_by.is_empty()
+                && u.limit.is_none()
+                && !u.assignments.is_empty() => {}
+        _ => {
+            return Err(refuse(
+                "--set",
+                set,
+                "only a SET list: it adds clauses of its own (WHERE, FROM, RETURNING, ...)".into(),
+            ))
+        }
+    }
+    if let Some(f) = filter {
+        tokens_ok("--where", f)?;
+        let mut p = Parser::new(d.as_ref())
+            .try_with_sql(f)
+            .map_err(|e| refuse("--where", f, format!("valid SQL ({e})")))?;
+        p.parse_expr()
+            .map_err(|e| refuse("--where", f, format!("one condition ({e})")))?;
+        if p.peek_token().token != Token::EOF {
+            return Err(refuse(
+                "--where",
+                f,
+                format!(
+                    "one condition: it goes on after one at `{}`",
+                    p.peek_token().token
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod backfill_input_tests {
+    use super::*;
+
+    #[test]
+    fn backfill_input_cannot_escape_the_batch_statement() {
+        for kind in [EngineKind::Postgres, EngineKind::MariaDb] {
+            for (set, filter, ok) in [
+                ("n = 1", Some("id < 5"), true),
+                ("n = n + 1, m = 'a;b'", Some("(a OR b) AND c = ')'"), true),
+                ("n = 1", Some("note = 'x -- y /* z'"), true),
+                ("n = 1", Some("id < 5) OR (true"), false),
+                ("n = 1", Some("id < 5)"), false),
+                ("n = 1", Some("(id < 5"), false),
+                ("n = 1", Some("true; DELETE FROM t"), false),
+                ("n = 1", Some("true --"), false),
+                ("n = 1", Some("true /* x */"), false),
+                ("n = 1", Some("true /*"), false),
+                ("n = 1", Some("id < 5 OR true LIMIT 1"), false),
+                ("n = 1", Some("id < 5 ORDER BY id"), false),
+                ("n = 1", Some(""), false),
+                ("n = 1", Some("'unterminated"), false),
+                ("n = 1 WHERE true OR id", None, false),
+                ("n = 1 --", None, false),
+                ("n = 1; DELETE FROM t", None, false),
+                ("n = 1) , (m = 2", None, false),
+                ("n = 1 RETURNING id", None, false),
+                ("n = 1 FROM other", None, false),
+                ("", None, false),
+            ] {
+                let r = check_backfill_input(kind, set, filter);
+                assert_eq!(r.is_ok(), ok, "{kind:?} {set:?} {filter:?}: {r:?}");
+                if let Err(e) = r {
+                    assert_eq!(e.exit_code(), crate::error::exit::BAD_INPUT);
+                }
+            }
+        }
+        // PostgreSQL only: dollar quotes are literals when complete, and a backslash does not
+        // escape a quote (standard_conforming_strings).
+        let pg = EngineKind::Postgres;
+        assert!(check_backfill_input(pg, "n = 1", Some("note = $$a) OR (true$$")).is_ok());
+        assert!(check_backfill_input(pg, "n = 1", Some("note = $$a) OR (true")).is_err());
+        assert!(check_backfill_input(pg, "n = 1", Some("note = 'a\\' ) OR (true --'")).is_err());
+    }
+}

@@ -82,6 +82,14 @@ impl PgEngine {
             (num / 10000, num / 100 % 100)
         };
         let target = Target::new(EngineKind::Postgres, major, minor);
+        if target.at_least(14, 0) {
+            // A killed sluice leaves its backend running the statement (an index build goes on
+            // for as long as it takes); with this check the server notices the client is gone
+            // within a second and cancels it.
+            work.batch_execute("SET client_connection_check_interval = '1s'")
+                .await
+                .map_err(|e| db_err("setting client_connection_check_interval", e))?;
+        }
         Ok(PgEngine {
             url: url.clone(),
             config,
@@ -429,10 +437,28 @@ impl Engine for PgEngine {
             }
             None => {}
         }
-        self.work
-            .batch_execute(HISTORY_DDL)
-            .await
-            .map_err(|e| db_err("creating sluice's history tables (schema `sluice`)", e))?;
+        // A killed run's backend may still be creating them (the server notices a dead client
+        // only at its next check): IF NOT EXISTS then collides on the catalog's unique index
+        // (23505) until that backend commits or rolls back. Wait and look again.
+        let mut attempt = 0u64;
+        loop {
+            match self.work.batch_execute(HISTORY_DDL).await {
+                Ok(()) => break,
+                Err(e)
+                    if attempt < 20
+                        && e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+                Err(e) => {
+                    return Err(db_err(
+                        "creating sluice's history tables (schema `sluice`)",
+                        e,
+                    ))
+                }
+            }
+        }
         self.work
             .execute(
                 "INSERT INTO sluice.meta (key, value) VALUES ('history_format', $1)
@@ -701,24 +727,61 @@ impl Engine for PgEngine {
 
     async fn drop_invalid_index(&mut self, index: &str) -> Result<bool> {
         // `index` is the name as written in the migration (possibly quoted or qualified):
-        // to_regclass resolves it the way the server will.
-        let row = self
-            .work
-            .query_opt(
-                "SELECT n.nspname, c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-                   JOIN pg_namespace n ON n.oid = c.relnamespace
-                  WHERE i.indexrelid = to_regclass($1) AND NOT i.indisvalid",
-                &[&index],
-            )
-            .await
-            .map_err(|e| db_err("checking for an invalid index", e))?;
-        let Some(row) = row else { return Ok(false) };
-        let name = quote::qualified(&row.get::<_, String>(0), &row.get::<_, String>(1));
-        self.work
-            .batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))
-            .await
-            .map_err(|e| db_err("dropping an invalid index", e))?;
-        Ok(true)
+        // to_regclass resolves it the way the server will. An invalid index may still be being
+        // built by another backend (a killed run's, which the server keeps running until it
+        // notices the client is gone): dropping it then deadlocks with the build (40P01), and the
+        // build may yet succeed. So wait for such a build to end, then look again.
+        let mut waited = std::time::Instant::now();
+        let mut deadlocks = 0u64;
+        loop {
+            let row = self
+                .work
+                .query_opt(
+                    "SELECT n.nspname, c.relname, i.indisvalid,
+                            (SELECT p.pid FROM pg_stat_progress_create_index p
+                              WHERE p.index_relid = c.oid AND p.pid <> pg_backend_pid() LIMIT 1)
+                       FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                       JOIN pg_namespace n ON n.oid = c.relnamespace
+                      WHERE i.indexrelid = to_regclass($1)",
+                    &[&index],
+                )
+                .await
+                .map_err(|e| db_err("checking for an invalid index", e))?;
+            let Some(row) = row else { return Ok(false) };
+            if row.get::<_, bool>(2) {
+                return Ok(false);
+            }
+            let name = quote::qualified(&row.get::<_, String>(0), &row.get::<_, String>(1));
+            if let Some(pid) = row.get::<_, Option<i32>>(3) {
+                if waited.elapsed() >= std::time::Duration::from_secs(10) {
+                    tracing::warn!(
+                        "waiting for backend {pid}, still building {name} for an earlier attempt"
+                    );
+                    waited = std::time::Instant::now();
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                continue;
+            }
+            match self
+                .work
+                .batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))
+                .await
+            {
+                Ok(()) => return Ok(true),
+                // A build that started between the look and the drop: the server cancels one of
+                // the two; look again.
+                Err(e)
+                    if deadlocks < 20
+                        && e.code()
+                            == Some(&tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED) =>
+                {
+                    deadlocks += 1;
+                    tracing::warn!("dropping the invalid index {name} deadlocked with a build of it; looking again");
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * deadlocks)).await;
+                }
+                Err(e) => return Err(db_err("dropping an invalid index", e)),
+            }
+        }
     }
 
     async fn set_lock_timeout(&mut self, timeout: std::time::Duration) -> Result<()> {

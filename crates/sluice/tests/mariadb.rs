@@ -695,3 +695,42 @@ async fn online_copy_whose_session_is_killed_is_kept_and_resumed() {
         fingerprint(&p.db.url, "expect").await
     );
 }
+
+/// MariaDB has no `sluice backfill` yet, but the input is checked the same way first: an escaping
+/// `--where` or `--set` is named as such (not hidden behind "not available"), and no row changes.
+#[tokio::test]
+async fn backfill_input_that_escapes_its_batch_is_refused_first() {
+    let p = Project::new(Server::MariaDb).await;
+    let mut c = p.db.my().await;
+    c.query_drop("CREATE TABLE t (id INT PRIMARY KEY, n INT NOT NULL DEFAULT 0)")
+        .await
+        .unwrap();
+    c.query_drop("INSERT INTO t VALUES (1, 0), (2, 0), (9, 0)")
+        .await
+        .unwrap();
+    for (set, filter, flag) in [
+        ("n = n + 1", "id < 5) OR (true", "--where"),
+        ("n = n + 1", "id < 5 -- ", "--where"),
+        ("n = n + 1", "id < 5; UPDATE t SET n = 9", "--where"),
+        ("n = n + 1 WHERE true OR id", "id < 5", "--set"),
+    ] {
+        let r = p.run(&["backfill", "--table", "t", "--set", set, "--where", filter]);
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(r.stderr.contains(&format!("{flag} ")), "{}", r.stderr);
+        assert!(!r.stderr.contains("not available"), "{}", r.stderr);
+    }
+    assert_eq!(
+        count(&mut c, "SELECT COUNT(*) FROM t WHERE n <> 0").await,
+        0
+    );
+    let ok = p.run(&[
+        "backfill",
+        "--table",
+        "t",
+        "--set",
+        "n = n + 1",
+        "--where",
+        "id < 5",
+    ]);
+    assert!(ok.stderr.contains("not available"), "{ok:?}");
+}

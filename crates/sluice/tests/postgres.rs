@@ -1146,7 +1146,8 @@ async fn an_invalid_index_left_by_a_failed_build_is_dropped_and_rebuilt() {
 }
 
 /// ADD FOREIGN KEY / ADD CHECK run as NOT VALID, then VALIDATE in a transaction of its own, while
-/// writers keep writing; a failed VALIDATE leaves the constraint guarding new rows and resumes.
+/// writers keep writing; a failed VALIDATE removes the NOT VALID constraint again (the statement
+/// as written would leave nothing), and the rerun after the fix adds it afresh.
 // Several worker threads: the writers keep writing while the test body waits for sluice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn constraints_are_added_not_valid_then_validated_while_writers_write() {
@@ -1190,7 +1191,7 @@ async fn constraints_are_added_not_valid_then_validated_while_writers_write() {
             (n, errors)
         }));
     }
-    // The existing row with amount -5 makes the CHECK's VALIDATE fail: the constraint stays, NOT VALID.
+    // The existing row with amount -5 makes the CHECK's VALIDATE fail: the constraint is removed.
     let r = p.run(&["up"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
@@ -1199,6 +1200,11 @@ async fn constraints_are_added_not_valid_then_validated_while_writers_write() {
         "{r:?}"
     );
     assert!(r.stderr.contains("is violated by some row"), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("sluice removed what its staged steps had created"),
+        "{r:?}"
+    );
     let state: Vec<(String, bool)> = c
         .query("SELECT conname::text, convalidated FROM pg_constraint WHERE conrelid = 'orders'::regclass AND contype IN ('f', 'c') ORDER BY 1", &[])
         .await
@@ -1206,23 +1212,7 @@ async fn constraints_are_added_not_valid_then_validated_while_writers_write() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    assert_eq!(
-        state,
-        vec![
-            ("orders_amount_ok".to_string(), false),
-            ("orders_customer_fk".to_string(), true)
-        ]
-    );
-    let bad = c
-        .execute(
-            "INSERT INTO orders (customer_id, amount) VALUES (1, -1)",
-            &[],
-        )
-        .await;
-    assert!(
-        bad.is_err(),
-        "new rows are checked as soon as the NOT VALID constraint exists"
-    );
+    assert_eq!(state, vec![("orders_customer_fk".to_string(), true)]);
 
     c.batch_execute("UPDATE orders SET amount = 0 WHERE amount < 0")
         .await
@@ -1245,7 +1235,8 @@ async fn constraints_are_added_not_valid_then_validated_while_writers_write() {
 }
 
 /// ADD UNIQUE builds its index concurrently then attaches it; SET NOT NULL goes through a validated
-/// check so it never scans under ACCESS EXCLUSIVE; both resume after a failure.
+/// check so it never scans under ACCESS EXCLUSIVE; a failed one removes its helper and runs again
+/// after the fix.
 // Several worker threads: the writers keep writing while the test body waits for sluice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unique_and_not_null_are_staged_and_resume_after_the_data_is_fixed() {
@@ -1301,7 +1292,8 @@ async fn unique_and_not_null_are_staged_and_resume_after_the_data_is_fixed() {
         .collect();
     assert_eq!(
         kinds,
-        ["users_email_key:u:true", "users_nick_not_null:c:false"]
+        ["users_email_key:u:true"],
+        "the helper check is removed"
     );
     c.batch_execute("UPDATE users SET nick = 'fixed' WHERE nick IS NULL")
         .await
@@ -1408,6 +1400,88 @@ async fn backfill_killed_repeatedly_updates_every_row_exactly_once() {
     assert!(again.stderr.contains("already finished"), "{again:?}");
     let e = p.run(&["backfill", "--table", "no_such", "--set", "n = 1"]);
     assert_eq!(e.code, 2, "{e:?}");
+}
+
+/// `--set` and `--where` go inside sluice's batched statement: anything that would escape it (close
+/// a parenthesis, end the statement, comment out the rest, add a clause) is refused before any row
+/// is touched, with one message that names the flag, on a table with a key and one without.
+#[tokio::test]
+async fn backfill_refuses_input_that_escapes_its_batch() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL DEFAULT 0);
+         INSERT INTO t SELECT g, 0 FROM generate_series(1, 50) g;
+         CREATE TABLE h (id int, n int NOT NULL DEFAULT 0);
+         INSERT INTO h SELECT g, 0 FROM generate_series(1, 50) g;",
+    )
+    .await
+    .unwrap();
+    let escapes: &[(&str, &str, &str)] = &[
+        ("n = n + 1", "id < 5) OR (true", "--where"),
+        ("n = n + 1", "id < 5)", "--where"),
+        ("n = n + 1", "(id < 5", "--where"),
+        ("n = n + 1", "id < 5; UPDATE t SET n = 100", "--where"),
+        ("n = n + 1", "id < 5 OR true --", "--where"),
+        ("n = n + 1", "id < 5 OR true /*", "--where"),
+        ("n = n + 1", "id < 5 OR true /* x */", "--where"),
+        ("n = n + 1", "id < 5 OR $$x", "--where"),
+        ("n = n + 1", "id < 5 OR true LIMIT 1", "--where"),
+        ("n = n + 1 WHERE true OR id", "id < 5", "--set"),
+        ("n = n + 1 --", "id < 5", "--set"),
+        ("n = n + 1; UPDATE t SET n = 100", "id < 5", "--set"),
+        ("n = n + 1 RETURNING id", "id < 5", "--set"),
+    ];
+    for table in ["t", "h"] {
+        for (set, filter, flag) in escapes {
+            let r = p.run(&[
+                "backfill", "--table", table, "--set", set, "--where", filter,
+            ]);
+            assert_eq!(r.code, 2, "{table} {set:?} {filter:?}: {r:?}");
+            assert!(
+                r.stderr.contains(&format!("{flag} "))
+                    && r.stderr
+                        .contains("sluice puts it inside its own batched statement"),
+                "{table} {set:?} {filter:?}: {}",
+                r.stderr
+            );
+            assert_eq!(
+                count(&c, &format!("SELECT count(*) FROM {table} WHERE n <> 0")).await,
+                0,
+                "{table} {set:?} {filter:?}: rows were touched"
+            );
+        }
+        // A condition that only looks odd is one expression and runs, on its rows only (it
+        // excludes rows already updated, as the walk without a key requires).
+        let r = p.run(&[
+            "backfill",
+            "--table",
+            table,
+            "--set",
+            "n = n + 1",
+            "--where",
+            "id < 5 AND n = 0 AND ')' <> $$)--$$",
+        ]);
+        assert_eq!(r.code, 0, "{r:?}");
+        assert_eq!(
+            count(
+                &c,
+                &format!("SELECT count(*) FROM {table} WHERE n = 1 AND id < 5")
+            )
+            .await,
+            4
+        );
+        assert_eq!(
+            count(&c, &format!("SELECT count(*) FROM {table} WHERE n <> 0")).await,
+            4
+        );
+    }
+    let none: i64 = count(
+        &c,
+        "SELECT count(*) FROM sluice.backfills WHERE where_expr LIKE '%OR (true%'",
+    )
+    .await;
+    assert_eq!(none, 0, "no job recorded for a refused input");
 }
 
 /// A throttle query that says wait holds the backfill before its first batch; once it says go, the
@@ -1817,10 +1891,10 @@ async fn add_primary_key_is_staged_while_writers_write() {
     p.write("1_pk.sql", "ALTER TABLE t ADD PRIMARY KEY (id);\n");
     let dry = p.run(&["up", "--dry-run"]);
     for line in [
-        r#"runs as: CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "t_pkey" ON t ("id")"#,
-        r#"then: ALTER TABLE t ADD CONSTRAINT "t_id_not_null" CHECK ("id" IS NOT NULL) NOT VALID"#,
+        r#"runs as: CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS "t_pkey" ON t (id)"#,
+        r#"then: ALTER TABLE t ADD CONSTRAINT "t_id_not_null" CHECK (id IS NOT NULL) NOT VALID"#,
         r#"then: ALTER TABLE t VALIDATE CONSTRAINT "t_id_not_null""#,
-        r#"then: ALTER TABLE t ALTER COLUMN "id" SET NOT NULL; ALTER TABLE t ADD CONSTRAINT "t_pkey" PRIMARY KEY USING INDEX "t_pkey"; ALTER TABLE t DROP CONSTRAINT "t_id_not_null""#,
+        r#"then: ALTER TABLE t ALTER COLUMN id SET NOT NULL; ALTER TABLE t ADD CONSTRAINT "t_pkey" PRIMARY KEY USING INDEX "t_pkey"; ALTER TABLE t DROP CONSTRAINT "t_id_not_null""#,
     ] {
         assert!(dry.stdout.contains(line), "{line}\n{dry:?}");
     }
@@ -2048,4 +2122,119 @@ async fn backfill_batches_shorten_while_clients_wait_for_their_row_locks() {
         "shorter batches under lock waits: {busy_batches} vs {quiet_batches} without"
     );
     assert_eq!(count(&c, "SELECT count(*) FROM t WHERE n <> 1").await, 0);
+}
+
+/// Polls `sql` (a count) on a fresh connection until it equals `want`, for at most `secs`.
+async fn wait_count(url: &str, sql: &str, want: i64, secs: u64) -> bool {
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if count(&c, sql).await == want {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    false
+}
+
+/// A concurrent index build still running for an earlier attempt: the rerun waits for it instead
+/// of taking its invalid index for an abandoned one (dropping it deadlocked with the build, 40P01),
+/// whether that build then succeeds or is cancelled; a killed run's own build stops with it
+/// (client_connection_check_interval); every rerun converges and the next one has nothing to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rerun_waits_for_an_index_build_still_in_progress() {
+    const BUILDING: &str = "SELECT count(*) FROM pg_stat_progress_create_index p JOIN pg_class c ON c.oid = p.index_relid WHERE c.relname = 'i'";
+    const VALID: &str = "SELECT count(*) FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid WHERE c.relname IN ('i', 't_b_key') AND x.indisvalid";
+    for outcome in ["build finishes", "build is cancelled", "sluice killed"] {
+        let p = Project::new(Server::Postgres).await;
+        let c = p.db.pg().await;
+        c.batch_execute(
+            "CREATE TABLE t (a int, b int); INSERT INTO t SELECT g, g FROM generate_series(1, 20000) g;",
+        )
+        .await
+        .unwrap();
+        p.write(
+            "1_idx.sql",
+            "CREATE INDEX i ON t (a);\nALTER TABLE t ADD UNIQUE (b);\n",
+        );
+        // A writer's open transaction holds the build in its wait for writers, INVALID meanwhile.
+        let holder = p.db.pg().await;
+        holder
+            .batch_execute("BEGIN; LOCK TABLE t IN ROW EXCLUSIVE MODE")
+            .await
+            .unwrap();
+        let builder = p.db.pg().await;
+        let builder_pid: i32 = builder
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let build = if outcome == "sluice killed" {
+            let mut child = p.spawn(&["up"]);
+            assert!(
+                wait_count(&p.db.url, BUILDING, 1, 20).await,
+                "{outcome}: the build started"
+            );
+            child.kill().unwrap();
+            child.wait().unwrap();
+            // The server notices the client is gone and cancels its build, though it waits.
+            assert!(
+                wait_count(&p.db.url, BUILDING, 0, 5).await,
+                "{outcome}: the killed run's build stopped"
+            );
+            None
+        } else {
+            // An earlier attempt's build that outlives its client (PostgreSQL < 14, or a client
+            // that is not dead but stuck).
+            let build = tokio::spawn(async move {
+                builder
+                    .batch_execute("CREATE INDEX CONCURRENTLY i ON t (a)")
+                    .await
+            });
+            assert!(
+                wait_count(&p.db.url, BUILDING, 1, 20).await,
+                "{outcome}: the build started"
+            );
+            Some(build)
+        };
+        let mut rerun = p.spawn(&["up"]);
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        assert!(
+            rerun.try_wait().unwrap().is_none(),
+            "{outcome}: the rerun waits while the build runs"
+        );
+        if outcome == "build is cancelled" {
+            c.execute("SELECT pg_cancel_backend($1)", &[&builder_pid])
+                .await
+                .unwrap();
+        }
+        holder.batch_execute("COMMIT").await.unwrap();
+        if let Some(build) = build {
+            let r = build.await.unwrap();
+            assert_eq!(r.is_ok(), outcome == "build finishes", "{outcome}: {r:?}");
+        }
+        let out = rerun.wait_with_output().unwrap();
+        let r: common::Run = out.into();
+        assert_eq!(r.code, 0, "{outcome}: {r:?}");
+        assert!(
+            !r.all().contains("40P01") && !r.all().contains("deadlock"),
+            "{r:?}"
+        );
+        assert_eq!(
+            count(&c, VALID).await,
+            2,
+            "{outcome}: both indexes built and valid"
+        );
+        assert_eq!(
+            count(&c, "SELECT count(*) FROM pg_index x JOIN pg_class c ON c.oid = x.indexrelid WHERE x.indrelid = 't'::regclass").await,
+            2,
+            "{outcome}: no leftover index"
+        );
+        let again = p.run(&["up"]);
+        assert_eq!(again.code, 0, "{again:?}");
+        assert_eq!(count(&c, VALID).await, 2);
+    }
 }

@@ -108,6 +108,9 @@ pub struct ConstraintSpec {
     /// The distinct columns a CHECK expression reads, in order of appearance (PostgreSQL names an
     /// unnamed check after its column when it reads exactly one).
     pub expr_columns: Vec<String>,
+    /// `UNIQUE (...) INCLUDE (...)` / `PRIMARY KEY (...) INCLUDE (...)`: PostgreSQL names an
+    /// unnamed unique constraint after these too.
+    pub include: Vec<String>,
 }
 
 /// One thing a statement does. A statement (e.g. an ALTER TABLE with several clauses) may do several.
@@ -314,6 +317,8 @@ impl Stmt {
 pub fn fold_ident(engine: EngineKind, ident: &ast::Ident) -> String {
     match (ident.quote_style, engine) {
         (Some(_), _) => ident.value.clone(),
+        // PostgreSQL folds only ASCII letters of an unquoted name (UTF-8): `ÄB` is `Äb`.
+        (None, EngineKind::Postgres) => ident.value.to_ascii_lowercase(),
         // MySQL compares table names case-insensitively on most setups; lower case is the safe key.
         (None, _) => ident.value.to_lowercase(),
     }
@@ -1000,7 +1005,11 @@ fn constraint_spec(engine: EngineKind, tc: &TableConstraint, not_valid: bool) ->
     let idents = |v: &[ast::Ident]| v.iter().map(|i| fold_ident(engine, i)).collect::<Vec<_>>();
     let index_cols = |v: &[ast::IndexColumn]| {
         v.iter()
-            .map(|c| c.column.expr.to_string().to_lowercase())
+            .map(|c| match (&c.column.expr, engine) {
+                // A column's name as the server stores it (`"Wert"` is `Wert`, not `"wert"`).
+                (ast::Expr::Identifier(i), EngineKind::Postgres) => fold_ident(engine, i),
+                (e, _) => e.to_string().to_lowercase(),
+            })
             .collect::<Vec<_>>()
     };
     let name = |n: &Option<ast::Ident>| n.as_ref().map(|i| fold_ident(engine, i));
@@ -1012,18 +1021,25 @@ fn constraint_spec(engine: EngineKind, tc: &TableConstraint, not_valid: bool) ->
         using_index: false,
         references: None,
         expr_columns: vec![],
+        include: vec![],
     };
     match tc {
-        TableConstraint::PrimaryKey(c) => base(
-            ConstraintKind::PrimaryKey,
-            name(&c.name),
-            index_cols(&c.columns),
-        ),
-        TableConstraint::Unique(c) => base(
-            ConstraintKind::Unique,
-            name(&c.name),
-            index_cols(&c.columns),
-        ),
+        TableConstraint::PrimaryKey(c) => ConstraintSpec {
+            include: idents(&c.include),
+            ..base(
+                ConstraintKind::PrimaryKey,
+                name(&c.name),
+                index_cols(&c.columns),
+            )
+        },
+        TableConstraint::Unique(c) => ConstraintSpec {
+            include: idents(&c.include),
+            ..base(
+                ConstraintKind::Unique,
+                name(&c.name),
+                index_cols(&c.columns),
+            )
+        },
         TableConstraint::ForeignKey(c) => ConstraintSpec {
             references: Some(qname(engine, &c.foreign_table)),
             ..base(

@@ -34,7 +34,7 @@ pub fn plan(a: &Action, ctx: &Ctx) -> OpPlan {
     }
     let name = name
         .clone()
-        .unwrap_or_else(|| helper_name(&table.name, &columns.join("_"), "idx"));
+        .unwrap_or_else(|| pg_object_name(&table.name, Some(&pg_name_addition(columns)), "idx"));
     let u = if *unique { "UNIQUE " } else { "" };
     OpPlan {
         impact: impact("SHARE", Effect::IndexBuild, Blocks::Writes, "writes wait for the whole build"),

@@ -307,35 +307,104 @@ pub fn action_table(a: &Action) -> Option<crate::analysis::ir::QName> {
 
 /// The name PostgreSQL gives a constraint the migration left unnamed: sluice names the staged form
 /// the same, so the result is what the statement as written would give (and VALIDATE can find it).
-/// `<table>_pkey`; `<table>_<cols>_key` / `_fkey`; a check on one column `<table>_<col>_check`,
-/// else `<table>_check`.
+/// `<table>_pkey`; `<table>_<cols>_key` (INCLUDE columns count) / `_fkey`; a check on one column
+/// `<table>_<col>_check`, else `<table>_check`; truncated the way the server truncates them.
 pub fn pg_default_constraint_name(table: &str, c: &crate::analysis::ir::ConstraintSpec) -> String {
     use crate::analysis::ir::ConstraintKind::*;
     match c.kind {
-        PrimaryKey => helper_name(table, "", "pkey"),
-        Check if c.expr_columns.len() == 1 => helper_name(table, &c.expr_columns[0], "check"),
-        Check => helper_name(table, "", "check"),
-        ForeignKey => helper_name(table, &c.columns.join("_"), "fkey"),
-        _ => helper_name(table, &c.columns.join("_"), "key"),
+        PrimaryKey => pg_object_name(table, None, "pkey"),
+        Check if c.expr_columns.len() == 1 => {
+            pg_object_name(table, Some(&c.expr_columns[0]), "check")
+        }
+        Check => pg_object_name(table, None, "check"),
+        ForeignKey => pg_object_name(table, Some(&pg_name_addition(&c.columns)), "fkey"),
+        _ => {
+            let all: Vec<String> = c.columns.iter().chain(&c.include).cloned().collect();
+            pg_object_name(table, Some(&pg_name_addition(&all)), "key")
+        }
     }
 }
 
-/// A name for a constraint sluice adds while staging (kept under PostgreSQL's 63 bytes).
+/// PostgreSQL's longest name, in bytes (NAMEDATALEN - 1).
+pub const PG_MAX_NAME: usize = 63;
+
+/// The longest prefix of `s` of at most `n` bytes that ends on a character boundary.
+fn clip(s: &str, n: usize) -> &str {
+    let mut cut = n.min(s.len());
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &s[..cut]
+}
+
+/// A name as PostgreSQL stores it: identifiers longer than 63 bytes are truncated.
+pub fn pg_truncate(name: &str) -> &str {
+    clip(name, PG_MAX_NAME)
+}
+
+/// The column part of a generated index or foreign key name (the server's
+/// ChooseIndexNameAddition): the names joined by `_`, stopping once 64 bytes are reached.
+pub fn pg_name_addition(columns: &[String]) -> String {
+    let mut buf = String::new();
+    for c in columns {
+        if !buf.is_empty() {
+            buf.push('_');
+        }
+        buf.push_str(pg_truncate(c));
+        if buf.len() > PG_MAX_NAME {
+            break;
+        }
+    }
+    buf
+}
+
+/// `<name1>_<name2>_<label>` within 63 bytes, as the server's makeObjectName builds it: the longer
+/// of the two names loses a byte at a time, then each is cut back to a character boundary.
+pub fn pg_object_name(name1: &str, name2: Option<&str>, label: &str) -> String {
+    let name1 = pg_truncate(name1);
+    let overhead = label.len() + 1 + usize::from(name2.is_some());
+    let avail = PG_MAX_NAME - overhead;
+    let (mut n1, mut n2) = (name1.len(), name2.map_or(0, str::len));
+    while n1 + n2 > avail {
+        if n1 > n2 {
+            n1 -= 1;
+        } else {
+            n2 -= 1;
+        }
+    }
+    let mut out = clip(name1, n1).to_string();
+    if let Some(name2) = name2 {
+        out.push('_');
+        out.push_str(clip(name2, n2));
+    }
+    out.push('_');
+    out.push_str(label);
+    out
+}
+
+/// A name for a constraint sluice adds while staging and drops again (kept within PostgreSQL's
+/// 63 bytes). A name that must be cut gets a hash of the whole so that helpers of different columns
+/// of one long table never share a name.
 pub fn helper_name(table: &str, column: &str, suffix: &str) -> String {
-    let mut base = if column.is_empty() {
+    let full = if column.is_empty() {
+        format!("{table}_{suffix}")
+    } else {
+        format!("{table}_{column}_{suffix}")
+    };
+    if full.len() <= PG_MAX_NAME {
+        return full;
+    }
+    // FNV-1a: stable across runs and builds (a rerun must find the helpers of the killed run).
+    let hash = full.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let tail = format!("_{:08x}_{suffix}", hash as u32 ^ (hash >> 32) as u32);
+    let base = if column.is_empty() {
         table.to_string()
     } else {
         format!("{table}_{column}")
     };
-    let max = 63 - suffix.len() - 1;
-    if base.len() > max {
-        let mut cut = max;
-        while !base.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        base.truncate(cut);
-    }
-    format!("{base}_{suffix}")
+    format!("{}{tail}", clip(&base, PG_MAX_NAME - tail.len()))
 }
 
 /// Plans a piece of SQL (one migration's up part) for a target, with known column types and table
@@ -353,4 +422,42 @@ pub fn plan_sql(
         out.push(plan_statement(st, ctx));
     });
     Ok(out)
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn default_names_are_cut_as_the_server_cuts_them() {
+        // Checked against PostgreSQL 15: 70 a's (truncated to 63) and 73 x's.
+        let t = "a".repeat(63);
+        let x = "x".repeat(63);
+        assert_eq!(
+            pg_object_name(&t, Some(&pg_name_addition(&[x.clone(), "y".into()])), "key"),
+            format!("{}_{}_key", "a".repeat(29), "x".repeat(29))
+        );
+        assert_eq!(
+            pg_object_name(&t, None, "pkey"),
+            format!("{}_pkey", "a".repeat(58))
+        );
+        // Multibyte: cut on a character boundary, never inside one.
+        let u = "ü".repeat(40);
+        let n = pg_object_name(&u, Some("b"), "check");
+        assert!(n.len() <= 63 && n.ends_with("_b_check"), "{n}");
+    }
+
+    #[test]
+    fn helper_names_stay_distinct_within_63_bytes() {
+        for len in [1, 40, 53, 54, 55, 58, 62, 63] {
+            for t in ["t".repeat(len), "ä".repeat(len / 2 + 1)] {
+                let t = pg_truncate(&t);
+                let a = helper_name(t, "a", "not_null");
+                let b = helper_name(t, "b", "not_null");
+                assert!(a.len() <= 63 && b.len() <= 63, "{a} {b}");
+                assert_ne!(a, b, "{len}");
+                assert_eq!(a, helper_name(t, "a", "not_null"), "stable");
+            }
+        }
+    }
 }

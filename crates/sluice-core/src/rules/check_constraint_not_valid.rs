@@ -42,7 +42,7 @@ fn default_check_name(table: &str, expr: &Expr) -> String {
         std::ops::ControlFlow::<()>::Continue(())
     });
     match cols.as_slice() {
-        [one] => crate::plan::helper_name(table, one, "check"),
+        [one] => crate::plan::pg_object_name(table, Some(one), "check"),
         _ => {
             let mut base = table.to_string();
             while base.len() > 63 - "_check".len() {
@@ -115,7 +115,7 @@ fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
                 let mut validates = Vec::new();
                 for (name, expr) in checks {
                     let n = ident_sql(&name.unwrap_or_else(|| {
-                        crate::plan::helper_name(&table.name, &column, "check")
+                        crate::plan::pg_object_name(&table.name, Some(&column), "check")
                     }));
                     help.push(format!(
                         "ALTER TABLE {tq} ADD CONSTRAINT {n} CHECK ({expr}) NOT VALID;"

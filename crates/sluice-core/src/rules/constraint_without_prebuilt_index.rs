@@ -120,7 +120,7 @@ fn default_name(table: &str, primary: bool, columns: &[String]) -> String {
             .iter()
             .map(|c| c.trim_matches('"').to_lowercase())
             .collect();
-        crate::plan::helper_name(table, &cols.join("_"), "key")
+        crate::plan::pg_object_name(table, Some(&crate::plan::pg_name_addition(&cols)), "key")
     }
 }
 

@@ -37,7 +37,7 @@ pub const RULE: Rule = Rule {
 
 /// PostgreSQL's name for an unnamed foreign key: `<table>_<col>[_<col>...]_fkey`.
 pub(super) fn default_fk_name(table: &str, columns: &[String]) -> String {
-    crate::plan::helper_name(table, &columns.join("_"), "fkey")
+    crate::plan::pg_object_name(table, Some(&crate::plan::pg_name_addition(columns)), "fkey")
 }
 
 /// The constraints added NOT VALID by earlier statements of the part on `table`: (statement index,
