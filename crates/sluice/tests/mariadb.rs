@@ -758,7 +758,7 @@ async fn a_duplicate_written_before_the_cutover_fails_with_exit_1_and_no_rerun_s
     assert_eq!(
         count(
             &mut c,
-            "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()"
+            "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE LIKE '%acc%'"
         )
         .await,
         0
