@@ -1203,6 +1203,35 @@ mod failure_tests {
     use super::*;
 
     #[test]
+    fn a_counter_set_by_the_alter_is_told_from_an_auto_increment_column() {
+        for (sql, sets) in [
+            ("ALTER TABLE t MODIFY v BIGINT, AUTO_INCREMENT = 7", true),
+            ("ALTER TABLE t MODIFY v BIGINT, auto_increment 7", true),
+            (
+                "ALTER TABLE t ENGINE=InnoDB AUTO_INCREMENT=7, MODIFY v BIGINT",
+                true,
+            ),
+            (
+                "ALTER TABLE t MODIFY v BIGINT, COMMENT 'c' AUTO_INCREMENT=5",
+                true,
+            ),
+            ("ALTER TABLE t MODIFY id BIGINT AUTO_INCREMENT", false),
+            (
+                "ALTER TABLE t ADD COLUMN n INT AUTO_INCREMENT UNIQUE",
+                false,
+            ),
+            ("ALTER TABLE t MODIFY v BIGINT, ENGINE=InnoDB", false),
+            (
+                "ALTER TABLE t MODIFY v BIGINT, COMMENT 'no_auto_increment=5'",
+                false,
+            ),
+        ] {
+            let a = parse::parse(sql).unwrap();
+            assert_eq!(names_counter(&a), sets, "{sql}");
+        }
+    }
+
+    #[test]
     fn data_failures_are_told_from_lost_sessions() {
         let e = |m: &str| Error::database("copying `t` online", m);
         assert!(is_data_failure(&e(
