@@ -749,8 +749,9 @@ impl Job {
     /// swapping emails, a reordered list) arrive together in any order, and a kill leaves either
     /// the change applied and its entry gone, or neither.
     ///
-    /// A duplicate means a row outside the batch is stale, its change further down the log or
-    /// committed since the log was read, or that the table really holds rows the new key refuses.
+    /// A duplicate on another unique key means a row outside the batch is stale, its change further
+    /// down the log or committed since the log was read, or that the table really holds rows the
+    /// new key refuses.
     /// The batch widens to the whole log and is tried again; a duplicate with the whole log in the
     /// batch and nothing logged since it was read is real, and fails as the ALTER as written would.
     pub async fn apply(&mut self, limit: usize) -> Result<usize> {
@@ -772,6 +773,17 @@ impl Job {
                 Ok(()) => {
                     self.remember(keys);
                     return Ok(ids.len());
+                }
+                // On the copy key itself: a chunk of the copy, running meanwhile on its own
+                // session, inserted a row of the batch after the delete. Again: the delete now
+                // finds it.
+                Err(e)
+                    if code(&e) == Some(ER_DUP_ENTRY)
+                        && e.to_string()
+                            .contains(&format!("for key '{}'", self.key_index)) =>
+                {
+                    whole = None;
+                    last_err = Some(e);
                 }
                 Err(e) if code(&e) == Some(ER_DUP_ENTRY) => {
                     whole = complete.then_some(ids);
