@@ -97,6 +97,15 @@ pub enum Error {
         help: String,
     },
 
+    /// The server refused the rows for the change, as the statement as written would (a
+    /// duplicate for a new unique key, a value out of range); nothing of the change was left.
+    #[error("{context}: {message}")]
+    Rejected {
+        context: String,
+        message: String,
+        help: String,
+    },
+
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -112,7 +121,7 @@ impl Error {
             Error::Connect { .. } => exit::CONNECT,
             Error::LockBusy { .. } => exit::LOCK_BUSY,
             Error::Checksum { .. } | Error::Drift { .. } => exit::CHECKSUM_OR_DRIFT,
-            Error::MigrationFailed(_) => exit::MIGRATION_FAILED,
+            Error::MigrationFailed(_) | Error::Rejected { .. } => exit::MIGRATION_FAILED,
             Error::Database { .. } => exit::DATABASE,
         }
     }
@@ -124,7 +133,8 @@ impl Error {
             | Error::MigrationFile { help, .. }
             | Error::Connect { help, .. }
             | Error::Checksum { help, .. }
-            | Error::Database { help, .. } => (!help.is_empty()).then(|| help.clone()),
+            | Error::Database { help, .. }
+            | Error::Rejected { help, .. } => (!help.is_empty()).then(|| help.clone()),
             Error::LockBusy { waited_secs, .. } => Some(format!(
                 "waited {waited_secs}s; wait for the other run to finish, or raise --lock-wait. \
                  A crashed run releases the lock when its connection closes"

@@ -623,7 +623,28 @@ async fn online_copy_killed_mid_cutover_resumes_and_converges() {
     assert!(table_exists(&mut c, "_acc_old").await);
     assert_ne!(p.states(), vec![(1, "applied".to_string())]);
 
-    // The next run sees the swap done, records it and removes the triggers and the log.
+    // The reruns find the swap done and finish it, dying once the triggers are dropped (none is
+    // left on the old table: renaming it back would not bring them along) and once the log is.
+    let triggers_on = |url: String| async move {
+        count_at(&url, "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME LIKE '\\_acc%'").await
+    };
+    crash("swap-untriggered");
+    assert_eq!(triggers_on(p.db.url.clone()).await, 0);
+    assert!(table_exists(&mut c, "_acc_chg").await);
+    assert_ne!(p.states(), vec![(1, "applied".to_string())]);
+    crash("swap-unlogged");
+    assert!(!table_exists(&mut c, "_acc_chg").await);
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT COUNT(*) FROM sluice_online WHERE state = 'swapped'"
+        )
+        .await,
+        0,
+        "the swap is recorded last"
+    );
+
+    // The next run records the swap and the migration.
     let r = p.run(&["up"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert_eq!(p.states(), vec![(1, "applied".into())]);
@@ -733,4 +754,62 @@ async fn backfill_input_that_escapes_its_batch_is_refused_first() {
         "id < 5",
     ]);
     assert!(ok.stderr.contains("not available"), "{ok:?}");
+}
+
+/// A client write that the new unique key refuses, made while the verified copy waits for
+/// `sluice cutover`: the cut-over fails with the server's duplicate message and exit 1, the copy
+/// removed and `acc` unchanged; `sluice cutover` again finds nothing to swap, `sluice up` fails
+/// the same way (twice), and once the rows are fixed `sluice up` applies the change.
+#[tokio::test]
+async fn a_duplicate_written_before_the_cutover_fails_with_exit_1_and_no_rerun_swaps() {
+    let p = Project::new(Server::MariaDb).await;
+    let mut c = p.db.my().await;
+    c.query_drop(ACC).await.unwrap();
+    p.write(
+        "1_unique.sql",
+        "ALTER TABLE acc MODIFY balance BIGINT NOT NULL, ADD UNIQUE KEY unote (note);\n",
+    );
+    let r = p.run(&["up", "--postpone-cutover"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("sluice cutover"), "{r:?}");
+    c.query_drop("UPDATE acc SET note = 'n3', balance = -1 WHERE id = 7")
+        .await
+        .unwrap();
+    let before = fingerprint(&p.db.url, "acc").await;
+    let duplicate = "Duplicate entry 'n3' for key 'unote'";
+    let r = p.run(&["cutover"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains(duplicate), "{r:?}");
+    assert!(r.stderr.contains("`acc` is unchanged"), "{r:?}");
+    let r = p.run(&["cutover"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("no online copy waits"), "{r:?}");
+    for _ in 0..2 {
+        let r = p.run(&["up"]);
+        assert_eq!(r.code, 1, "{r:?}");
+        assert!(r.stderr.contains(duplicate), "{r:?}");
+        assert_eq!(p.states(), vec![(1, "failed".into())]);
+    }
+    assert_eq!(fingerprint(&p.db.url, "acc").await, before);
+    for t in ["_acc_new", "_acc_chg", "_acc_old"] {
+        assert!(!table_exists(&mut c, t).await, "{t}");
+    }
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE LIKE '%acc%'"
+        )
+        .await,
+        0
+    );
+    c.query_drop("UPDATE acc SET note = 'n7' WHERE id = 7")
+        .await
+        .unwrap();
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(p.states(), vec![(1, "applied".into())]);
+    assert_eq!(
+        count(&mut c, "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'acc' AND INDEX_NAME = 'unote' AND NON_UNIQUE = 0").await,
+        1
+    );
 }

@@ -30,6 +30,8 @@ pub type Say<'a> = &'a (dyn for<'s> Fn(&'s str) + Send + Sync);
 /// Deadlock and lock wait timeout: retried when sluice's own statement gets them.
 const ER_LOCK_DEADLOCK: u16 = 1213;
 const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
+/// Duplicate entry for a unique key.
+const ER_DUP_ENTRY: u16 = 1062;
 
 /// Up to this many keys of one checksum range with changes pending in the log are left out by
 /// key; beyond it, by a join against the log.
@@ -72,7 +74,7 @@ pub async fn verifier(
         }
         chunks += job.verify_range(lo.as_ref(), hi.as_ref()).await?;
         // The log is applied here too, so the copy session only copies.
-        job.apply(5_000, false).await?;
+        job.apply(5_000).await?;
     }
     job.recheck_upto = None;
     Ok((job, chunks))
@@ -143,6 +145,9 @@ pub struct Job {
     /// range, so they are not kept in `touched`; None keeps every key.
     pub recheck_upto: Option<i128>,
     pub rows_copied: i64,
+    /// The new table continues the original's AUTO_INCREMENT counter; false when the ALTER sets
+    /// the counter itself.
+    pub carry_counter: bool,
 }
 
 fn is_binary(c: &LiveColumn) -> bool {
@@ -303,6 +308,7 @@ impl Job {
             overflowed: false,
             recheck_upto: None,
             rows_copied: 0,
+            carry_counter: true,
         })
     }
 
@@ -319,6 +325,7 @@ impl Job {
             overflowed: false,
             recheck_upto: None,
             rows_copied: 0,
+            carry_counter: self.carry_counter,
         }
     }
 
@@ -476,35 +483,38 @@ impl Job {
         Ok(keys_of(rows).into_iter().next())
     }
 
-    /// Runs `sqls` in one transaction (or, under LOCK TABLES, one after the other), retrying
-    /// sluice's own deadlocks and lock wait timeouts; returns the rows the first one affected.
-    async fn tx(&mut self, sqls: Vec<(String, Vec<Value>)>, locked: bool) -> Result<u64> {
+    /// Runs `sqls` in one transaction, retrying sluice's own deadlocks and lock wait timeouts;
+    /// returns the rows the first one affected.
+    async fn tx(&mut self, sqls: Vec<(String, Vec<Value>)>) -> Result<u64> {
+        self.try_tx(&sqls)
+            .await
+            .map_err(|e| db(&format!("copying `{}` online", self.table), e))
+    }
+
+    /// `tx` with the server's error as it came (the caller tells a duplicate from the rest).
+    async fn try_tx(
+        &mut self,
+        sqls: &[(String, Vec<Value>)],
+    ) -> std::result::Result<u64, mysql_async::Error> {
         let mut attempt = 0;
         loop {
             let r: std::result::Result<u64, mysql_async::Error> = async {
-                if !locked {
-                    self.conn.query_drop("START TRANSACTION").await?;
-                }
+                self.conn.query_drop("START TRANSACTION").await?;
                 let mut affected = None;
-                for (sql, params) in &sqls {
+                for (sql, params) in sqls {
                     self.conn
                         .exec_drop(sql.as_str(), Params::Positional(params.clone()))
                         .await?;
                     affected.get_or_insert(self.conn.affected_rows());
                 }
-                let affected = affected.unwrap_or(0);
-                if !locked {
-                    self.conn.query_drop("COMMIT").await?;
-                }
-                Ok(affected)
+                self.conn.query_drop("COMMIT").await?;
+                Ok(affected.unwrap_or(0))
             }
             .await;
             match r {
                 Ok(n) => return Ok(n),
                 Err(e) => {
-                    if !locked {
-                        let _ = self.conn.query_drop("ROLLBACK").await;
-                    }
+                    let _ = self.conn.query_drop("ROLLBACK").await;
                     attempt += 1;
                     if matches!(code(&e), Some(ER_LOCK_DEADLOCK | ER_LOCK_WAIT_TIMEOUT))
                         && attempt < 20
@@ -512,7 +522,7 @@ impl Job {
                         tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
                         continue;
                     }
-                    return Err(db(&format!("copying `{}` online", self.table), e));
+                    return Err(e);
                 }
             }
         }
@@ -597,7 +607,6 @@ impl Job {
                             vec![checkpoint.into(), self.table.clone().into()],
                         ),
                     ],
-                    false,
                 )
                 .await?;
             self.rows_copied += copied as i64;
@@ -706,110 +715,138 @@ impl Job {
         }
     }
 
-    /// Applies up to `limit` logged changes (re-reading each key's current row); returns how many
-    /// log entries it consumed.
-    pub async fn apply(&mut self, limit: usize, locked: bool) -> Result<usize> {
+    /// Reads up to `limit` entries of the change log (None: all of it), oldest first: their ids
+    /// and the distinct keys they name.
+    async fn read_log(&mut self, limit: Option<usize>) -> Result<(Vec<u64>, Vec<Key>)> {
         let sql = format!(
-            "SELECT `_sluice_id`, {} FROM {} ORDER BY `_sluice_id` LIMIT {limit}",
+            "SELECT `_sluice_id`, {} FROM {} ORDER BY `_sluice_id`{}",
             self.key_select(Side::Chg),
-            ident(&self.names.chg)
+            ident(&self.names.chg),
+            limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default()
         );
         let rows: Vec<Row> = self
             .conn
             .query(sql)
             .await
             .map_err(|e| db("reading the change log", e))?;
-        if rows.is_empty() {
-            return Ok(0);
-        }
-        let n = rows.len();
-        let mut ids = Vec::new();
+        let mut ids = Vec::with_capacity(rows.len());
         let mut keys = BTreeSet::new();
         for r in rows {
             let mut vals = r.unwrap().into_iter();
-            ids.push(text(vals.next().unwrap_or(Value::NULL)));
+            let id = text(vals.next().unwrap_or(Value::NULL));
+            ids.push(id.parse::<u64>().unwrap_or(0));
             keys.insert(vals.map(text).collect::<Key>());
         }
-        let keys: Vec<Key> = keys.into_iter().collect();
-        for batch in keys.chunks(2_500) {
-            self.refresh(batch, locked).await?;
+        Ok((ids, keys.into_iter().collect()))
+    }
+
+    /// Applies up to `limit` logged changes; returns how many log entries it consumed.
+    ///
+    /// The logged keys are replaced, never upserted: in one transaction their shadow rows are
+    /// deleted, their current rows inserted again and their log entries removed. So the apply only
+    /// ever changes rows of logged keys (an upsert that meets another row over a second unique key
+    /// updates that row: two rows merged into one), rows that exchanged unique values (two users
+    /// swapping emails, a reordered list) arrive together in any order, and a kill leaves either
+    /// the change applied and its entry gone, or neither.
+    ///
+    /// A duplicate on another unique key means a row outside the batch is stale, its change further
+    /// down the log or committed since the log was read, or that the table really holds rows the
+    /// new key refuses.
+    /// The batch widens to the whole log and is tried again; a duplicate with the whole log in the
+    /// batch and nothing logged since it was read is real, and fails as the ALTER as written would.
+    pub async fn apply(&mut self, limit: usize) -> Result<usize> {
+        let mut limit = Some(limit);
+        let mut whole: Option<Vec<u64>> = None;
+        let mut last_err = None;
+        for _ in 0..12 {
+            let (ids, keys) = self.read_log(limit).await?;
+            if ids.is_empty() {
+                return Ok(0);
+            }
+            if let (Some(before), Some(err)) = (&whole, last_err.take()) {
+                if *before == ids {
+                    return Err(db(&format!("copying `{}` online", self.table), err));
+                }
+            }
+            let complete = limit.is_none_or(|n| ids.len() < n);
+            match self.replace(&ids, &keys).await {
+                Ok(()) => {
+                    self.remember(keys);
+                    return Ok(ids.len());
+                }
+                // On the copy key itself: a chunk of the copy, running meanwhile on its own
+                // session, inserted a row of the batch after the delete. Again: the delete now
+                // finds it.
+                Err(e)
+                    if code(&e) == Some(ER_DUP_ENTRY)
+                        && e.to_string()
+                            .contains(&format!("for key '{}'", self.key_index)) =>
+                {
+                    whole = None;
+                    last_err = Some(e);
+                }
+                Err(e) if code(&e) == Some(ER_DUP_ENTRY) => {
+                    whole = complete.then_some(ids);
+                    limit = None;
+                    last_err = Some(e);
+                }
+                Err(e) => return Err(db(&format!("copying `{}` online", self.table), e)),
+            }
         }
-        let ph = vec!["?"; ids.len()].join(", ");
-        self.tx(
-            vec![(
+        // Clients kept committing changes between each read of the log and the apply: report
+        // the duplicate rather than go on forever; the copy is removed and the table unchanged.
+        let err = last_err.expect("the loop ends on a duplicate");
+        Err(db(&format!("copying `{}` online", self.table), err))
+    }
+
+    /// Keys applied, kept for re-verification.
+    fn remember(&mut self, keys: Vec<Key>) {
+        if self.overflowed {
+            return;
+        }
+        match self.recheck_upto {
+            Some(upto) => self.touched.extend(
+                keys.into_iter()
+                    .filter(|k| k[0].parse::<i128>().map_or(true, |v| v <= upto)),
+            ),
+            None => self.touched.extend(keys),
+        }
+        self.cap_touched();
+    }
+
+    /// In one transaction: the shadow rows of `keys` deleted, the original's current rows of
+    /// them inserted, the log entries `ids` removed.
+    async fn replace(
+        &mut self,
+        ids: &[u64],
+        keys: &[Key],
+    ) -> std::result::Result<(), mysql_async::Error> {
+        let mut sqls = Vec::new();
+        for batch in keys.chunks(2_500) {
+            let mut params = Vec::new();
+            let cond = self.key_in(Side::Shadow, batch, &mut params);
+            sqls.push((
+                format!("DELETE FROM {} WHERE {cond}", ident(&self.names.shadow)),
+                params,
+            ));
+        }
+        // All deletes first: a row of the batch never meets the stale version of another.
+        for batch in keys.chunks(2_500) {
+            let mut params = Vec::new();
+            let cond = self.key_in(Side::Orig, batch, &mut params);
+            sqls.push((self.copy_sql("INSERT", &cond), params));
+        }
+        for batch in ids.chunks(10_000) {
+            let ph = vec!["?"; batch.len()].join(", ");
+            sqls.push((
                 format!(
                     "DELETE FROM {} WHERE `_sluice_id` IN ({ph})",
                     ident(&self.names.chg)
                 ),
-                ids.into_iter().map(Value::from).collect(),
-            )],
-            locked,
-        )
-        .await?;
-        if !self.overflowed {
-            match self.recheck_upto {
-                Some(upto) => self.touched.extend(
-                    keys.into_iter()
-                        .filter(|k| k[0].parse::<i128>().map_or(true, |v| v <= upto)),
-                ),
-                None => self.touched.extend(keys),
-            }
-            self.cap_touched();
-        }
-        Ok(n)
-    }
-
-    /// Makes the shadow rows of `keys` equal to the original's current rows.
-    async fn refresh(&mut self, keys: &[Key], locked: bool) -> Result<()> {
-        let mut params = Vec::new();
-        let cond = self.key_in(Side::Orig, keys, &mut params);
-        let present: Vec<Row> = self
-            .conn
-            .exec(
-                format!(
-                    "SELECT {} FROM {} WHERE {cond}",
-                    self.key_select(Side::Orig),
-                    ident(&self.table)
-                ),
-                Params::Positional(params.clone()),
-            )
-            .await
-            .map_err(|e| db("reading changed rows", e))?;
-        let present: BTreeSet<Key> = keys_of(present).into_iter().collect();
-        let gone: Vec<Key> = keys
-            .iter()
-            .filter(|k| !present.contains(*k))
-            .cloned()
-            .collect();
-        // Most logged keys are updates of rows the shadow has: updating them in place is cheaper
-        // than REPLACE's delete + insert of every index entry.
-        let keys_shadow: Vec<String> = self.key.iter().map(|k| k.shadow.clone()).collect();
-        let set: Vec<String> = self
-            .cols
-            .iter()
-            .filter(|c| !keys_shadow.contains(&c.shadow))
-            .map(|c| format!("{0} = VALUES({0})", ident(&c.shadow)))
-            .collect();
-        let upsert = if set.is_empty() {
-            self.copy_sql("REPLACE", &cond)
-        } else {
-            format!(
-                "{} ON DUPLICATE KEY UPDATE {}",
-                self.copy_sql("INSERT", &cond),
-                set.join(", ")
-            )
-        };
-        let mut sqls = vec![(upsert, params)];
-        if !gone.is_empty() {
-            let mut p = Vec::new();
-            let c = self.key_in(Side::Shadow, &gone, &mut p);
-            sqls.push((
-                format!("DELETE FROM {} WHERE {c}", ident(&self.names.shadow)),
-                p,
+                batch.iter().map(|&i| Value::UInt(i)).collect(),
             ));
         }
-        self.tx(sqls, locked).await?;
-        Ok(())
+        self.try_tx(&sqls).await.map(|_| ())
     }
 
     /// Applies the change log until a batch finds it nearly empty (it never empties while clients
@@ -817,7 +854,7 @@ impl Job {
     pub async fn apply_backlog(&mut self) -> Result<usize> {
         let mut total = 0;
         loop {
-            let n = self.apply(5_000, false).await?;
+            let n = self.apply(5_000).await?;
             total += n;
             if n < 1_000 {
                 return Ok(total);
@@ -826,10 +863,10 @@ impl Job {
     }
 
     /// Applies the change log until it is empty (or `max_rounds` batches were applied).
-    pub async fn drain(&mut self, max_rounds: usize, locked: bool) -> Result<usize> {
+    pub async fn drain(&mut self, max_rounds: usize) -> Result<usize> {
         let mut total = 0;
         for _ in 0..max_rounds {
-            let n = self.apply(5_000, locked).await?;
+            let n = self.apply(5_000).await?;
             total += n;
             if n == 0 {
                 break;
@@ -862,28 +899,22 @@ impl Job {
 
     /// (rows, checksum) of both tables over one set of keys, leaving out keys with changes pending
     /// in the log (they differ legitimately until applied, and are verified after they are), read
-    /// in one snapshot (or, under LOCK TABLES, with nobody else writing).
+    /// in one snapshot.
     ///
     /// The pending keys are read first, by an index range on the log, and left out by key: a
     /// per-row NOT EXISTS against the log made verification several times dearer than the
     /// checksums themselves (2.8 s against about 0.6 s on 1M rows). Only when very many keys of
     /// one range are pending does it fall back to that.
-    async fn compare(
-        &mut self,
-        which: &Which<'_>,
-        locked: bool,
-    ) -> Result<((i64, u64), (i64, u64))> {
+    async fn compare(&mut self, which: &Which<'_>) -> Result<((i64, u64), (i64, u64))> {
         let mut out = Vec::new();
-        if !locked {
-            self.conn
-                .query_drop("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                .await
-                .map_err(|e| db("starting the checksum", e))?;
-            self.conn
-                .query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-                .await
-                .map_err(|e| db("starting the checksum", e))?;
-        }
+        self.conn
+            .query_drop("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .await
+            .map_err(|e| db("starting the checksum", e))?;
+        self.conn
+            .query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            .await
+            .map_err(|e| db("starting the checksum", e))?;
         let r: std::result::Result<(), mysql_async::Error> = async {
             let mut params = Vec::new();
             let cond = match which {
@@ -960,15 +991,13 @@ impl Job {
             Ok(())
         }
         .await;
-        if !locked {
-            let _ = self.conn.query_drop("COMMIT").await;
-        }
+        let _ = self.conn.query_drop("COMMIT").await;
         r.map_err(|e| db("computing checksums", e))?;
         Ok((out[0], out[1]))
     }
 
     /// Copies the rows of a set of keys again from scratch.
-    async fn recopy(&mut self, which: &Which<'_>, locked: bool) -> Result<()> {
+    async fn recopy(&mut self, which: &Which<'_>) -> Result<()> {
         let mut p1 = Vec::new();
         let mut p2 = Vec::new();
         let (c1, c2) = match which {
@@ -988,29 +1017,29 @@ impl Job {
             ),
             (self.copy_sql("INSERT", &c2), p2),
         ];
-        self.tx(sqls, locked).await.map(|_| ())
+        self.tx(sqls).await.map(|_| ())
     }
 
     /// Checks one set of keys, re-copying it while it differs.
-    async fn check(&mut self, which: Which<'_>, locked: bool) -> Result<()> {
+    async fn check(&mut self, which: Which<'_>) -> Result<()> {
         for recopied in 0..3 {
-            let (a, b) = self.compare(&which, locked).await?;
+            let (a, b) = self.compare(&which).await?;
             if a == b {
                 return Ok(());
             }
             if recopied == 2 {
                 break;
             }
-            if let Err(e) = self.recopy(&which, locked).await {
+            if let Err(e) = self.recopy(&which).await {
                 // A unique conflict with a stale row outside the range that the log will fix:
                 // drain and retry once; a real one (duplicates the new key refuses) stays.
-                self.drain(4, locked).await?;
+                self.drain(4).await?;
                 if recopied == 1 {
                     return Err(e);
                 }
             }
         }
-        let (a, b) = self.compare(&which, locked).await?;
+        let (a, b) = self.compare(&which).await?;
         Err(Error::Database {
             context: format!("verifying the online copy of `{}`", self.table),
             message: format!(
@@ -1034,7 +1063,7 @@ impl Job {
         self.touched.clear();
         self.overflowed = false;
         let chunks = self.verify_range(None, None).await?;
-        self.verify_touched(false).await?;
+        self.verify_touched().await?;
         say(&format!(
             "verified `{}` against {}: {chunks} chunk(s) match",
             self.table, self.names.shadow
@@ -1050,7 +1079,7 @@ impl Job {
         loop {
             let end = self.boundary(lo.as_ref(), hi, VERIFY_ROWS).await?;
             let upto = end.as_ref().or(hi);
-            self.check(Which::Range(lo.as_ref(), upto), false).await?;
+            self.check(Which::Range(lo.as_ref(), upto)).await?;
             chunks += 1;
             match end {
                 Some(h) if Some(&h) != hi => lo = Some(h),
@@ -1060,14 +1089,14 @@ impl Job {
     }
 
     /// Verifies the keys applied since the last verification.
-    pub async fn verify_touched(&mut self, locked: bool) -> Result<()> {
+    pub async fn verify_touched(&mut self) -> Result<()> {
         for _ in 0..5 {
             if self.touched.is_empty() {
                 return Ok(());
             }
             let keys: Vec<Key> = std::mem::take(&mut self.touched).into_iter().collect();
             for batch in keys.chunks(2_000) {
-                self.check(Which::Keys(batch), locked).await?;
+                self.check(Which::Keys(batch)).await?;
             }
         }
         Ok(())

@@ -355,6 +355,7 @@ pub async fn alter(
     if let Some(st) = &state {
         if st.statement == statement {
             if st.state == "swapped" {
+                finish_swapped(e, &names, say).await?;
                 return Ok(Some(OnlineReport {
                     path: "copy".into(),
                     rows_copied: st.rows_copied,
@@ -437,17 +438,26 @@ pub async fn alter(
 }
 
 /// The copy's own session: READ COMMITTED (consistent reads take no locks) and the work session's
-/// sql_mode (strict mode turns a value the new type cannot hold into an error, as the ALTER would).
+/// sql_mode (strict mode turns a value the new type cannot hold into an error, as the ALTER would)
+/// plus NO_AUTO_VALUE_ON_ZERO: the ALTER keeps a row whose AUTO_INCREMENT column is 0 as it is,
+/// where an INSERT would give it a new value.
 async fn copy_session(e: &mut MySqlEngine) -> Result<Conn> {
     let mode: Option<String> = e
         .work
         .query_first("SELECT @@SESSION.sql_mode")
         .await
         .map_err(|err| db("reading sql_mode", err))?;
+    let mut mode = mode.unwrap_or_default();
+    if !mode.split(',').any(|m| m == "NO_AUTO_VALUE_ON_ZERO") {
+        if !mode.is_empty() {
+            mode.push(',');
+        }
+        mode.push_str("NO_AUTO_VALUE_ON_ZERO");
+    }
     let mut c = Conn::new(e.work.opts().clone())
         .await
         .map_err(|err| db("opening the copy session", err))?;
-    c.exec_drop("SET SESSION sql_mode = ?", (mode.unwrap_or_default(),))
+    c.exec_drop("SET SESSION sql_mode = ?", (mode,))
         .await
         .map_err(|err| db("preparing the copy session", err))?;
     c.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
@@ -471,6 +481,41 @@ async fn copy_session(e: &mut MySqlEngine) -> Result<Conn> {
         }
     }
     Ok(c)
+}
+
+async fn drop_triggers(conn: &mut Conn, names: &Names) -> Result<()> {
+    for t in &names.triggers {
+        conn.query_drop(format!("DROP TRIGGER IF EXISTS {}", ident(t)))
+            .await
+            .map_err(|err| db("dropping the copy triggers", err))?;
+    }
+    Ok(())
+}
+
+/// After a recorded swap: drops the triggers and the change log an earlier sluice (which recorded
+/// the swap first) may have left. A log holding changes that reached the old table late was
+/// reported when the swap was recorded and stays, as evidence, until `sluice cleanup`.
+async fn finish_swapped(e: &mut MySqlEngine, names: &Names, say: Say<'_>) -> Result<()> {
+    drop_triggers(&mut e.work, names).await?;
+    if !exists(&mut e.work, &names.chg).await? {
+        return Ok(());
+    }
+    let late: Option<i64> = e
+        .work
+        .query_first(format!("SELECT COUNT(*) FROM {}", ident(&names.chg)))
+        .await
+        .map_err(|err| db("checking the change log after the swap", err))?;
+    if late.unwrap_or(0) > 0 {
+        say(&format!(
+            "{} lists changes that reached {} after the swap; both stay until `sluice cleanup`",
+            names.chg, names.old
+        ));
+        return Ok(());
+    }
+    e.work
+        .query_drop(format!("DROP TABLE IF EXISTS {}", ident(&names.chg)))
+        .await
+        .map_err(|err| db("dropping the change log", err))
 }
 
 async fn drop_objects(conn: &mut Conn, names: &Names, tables: bool) {
@@ -617,14 +662,18 @@ async fn setup(
 }
 
 /// Records the shadow's secondary indexes in `sluice_online` and drops them, so the copy does not
-/// maintain them row by row (see `defer.rs`); the key the copy walks stays.
+/// maintain them row by row (see `defer.rs`); the key the copy walks stays. Without a primary key
+/// every unique index stays: InnoDB clusters such a table by its first unique NOT NULL index in
+/// the order the server keeps them, and one dropped and added again would come after the key.
 async fn defer_indexes(e: &mut MySqlEngine, job: &Job, shadow: &table::LiveTable) -> Result<()> {
     let key: Vec<String> = job.key.iter().map(|k| k.shadow.to_lowercase()).collect();
+    let no_primary = !shadow.indexes.iter().any(|i| i.name == "PRIMARY");
     let keep: Vec<String> = shadow
         .indexes
         .iter()
         .filter(|i| {
             i.name == "PRIMARY"
+                || (no_primary && i.unique)
                 || (i.unique
                     && i.columns
                         .iter()
@@ -784,7 +833,24 @@ async fn copy_path(
             (job, None, false)
         }
     };
-    if !copied {
+    job.carry_counter = !names_counter(a);
+    if copied {
+        // What an earlier run applied from the log after its verification was known only to
+        // that run: verify the whole table again before it can be swapped.
+        let t0 = Instant::now();
+        let checked = async {
+            job.drain(100).await?;
+            job.verify(say).await
+        }
+        .await;
+        if let Err(err) = checked {
+            return Err(abandon(e, &names, &t, err).await);
+        }
+        say(&format!(
+            "re-verified the copy of `{t}` in {:.1} s",
+            t0.elapsed().as_secs_f64()
+        ));
+    } else {
         let done = last.as_deref() == Some("\"done\"");
         let last: Option<Key> =
             match &last {
@@ -833,7 +899,7 @@ async fn copy_path(
             return Err(abandon(e, &names, &t, err).await);
         }
         let t0 = Instant::now();
-        let n = match job.drain(100, false).await {
+        let n = match job.drain(100).await {
             Ok(n) => n,
             Err(err) => return Err(abandon(e, &names, &t, err).await),
         };
@@ -841,7 +907,7 @@ async fn copy_path(
         let checked = if job.overflowed {
             job.verify(say).await
         } else {
-            job.verify_touched(false).await
+            job.verify_touched().await
         };
         if let Err(err) = checked {
             return Err(abandon(e, &names, &t, err).await);
@@ -875,7 +941,12 @@ async fn copy_path(
             ..Default::default()
         });
     }
-    let held = cutover::swap(&mut job, opts, &conn_opts, say).await?;
+    let held = match cutover::swap(&mut job, opts, &conn_opts, say).await {
+        Ok(held) => held,
+        // Rows the new table refuses, found while catching up: nothing was swapped.
+        Err(err) if is_data_failure(&err) => return Err(abandon(e, &names, &t, err).await),
+        Err(err) => return Err(err),
+    };
     cutover::crash_point("cutover-renamed");
     let _ = job.conn.disconnect().await;
     late_changes(e, &t, &names).await?;
@@ -885,6 +956,32 @@ async fn copy_path(
         names.old
     ));
     finish_swap(e, &t, &names, rows, started, held).await
+}
+
+/// Whether the ALTER sets the table's AUTO_INCREMENT counter itself: then the new table keeps
+/// that value (raised past the largest id, as the server does) rather than the original's.
+fn names_counter(a: &AlterTable) -> bool {
+    a.clauses.iter().any(|c| match c.kind {
+        ClauseKind::AutoIncrementValue => true,
+        // Table options written one after the other (`ENGINE=InnoDB AUTO_INCREMENT=7`) are one
+        // clause named after the first.
+        ClauseKind::Rebuild | ClauseKind::TableComment | ClauseKind::Other => sets_counter(&c.text),
+        _ => false,
+    })
+}
+
+/// `AUTO_INCREMENT [=] <digits>` as a word somewhere in `text`.
+fn sets_counter(text: &str) -> bool {
+    let up = text.to_ascii_uppercase();
+    up.match_indices("AUTO_INCREMENT").any(|(i, w)| {
+        let before = up[..i].chars().next_back();
+        if before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_' || c == '`') {
+            return false;
+        }
+        let rest = up[i + w.len()..].trim_start();
+        let rest = rest.strip_prefix('=').unwrap_or(rest).trim_start();
+        rest.starts_with(|c: char| c.is_ascii_digit())
+    })
 }
 
 /// A copy that failed on the data (a value the new type cannot hold, duplicates for a new unique
@@ -916,12 +1013,16 @@ async fn abandon(e: &mut MySqlEngine, names: &Names, t: &str, err: Error) -> Err
             context,
             message,
             help,
-        } => Error::Database {
+        } => Error::Rejected {
             context,
             message: format!(
                 "{message} (the online copy of `{t}` was removed; `{t}` is unchanged)"
             ),
-            help,
+            help: if help.is_empty() {
+                "the ALTER as written fails on these rows the same way: fix the rows (or the statement), then run `sluice up` again".into()
+            } else {
+                help
+            },
         },
         other => other,
     }
@@ -960,22 +1061,24 @@ async fn late_changes(e: &mut MySqlEngine, t: &str, names: &Names) -> Result<()>
     if late == 0 {
         return Ok(());
     }
+    drop_triggers(&mut e.work, names).await?;
     set_state(&mut e.work, t, "swapped").await?;
-    for trig in &names.triggers {
-        let _ = e
-            .work
-            .query_drop(format!("DROP TRIGGER IF EXISTS {}", ident(trig)))
-            .await;
-    }
-    Err(Error::database(
-        format!("swapping `{t}`"),
-        format!(
+    Err(Error::Database {
+        context: format!("swapping `{t}`"),
+        message: format!(
             "{late} change(s) reached {} after the final drain and are not in the new `{t}`; they are listed in {}",
             names.old, names.chg
         ),
-    ))
+        help: format!(
+            "carry those rows over from {} by hand; `sluice cleanup` then drops both tables",
+            names.old
+        ),
+    })
 }
 
+/// Removes the triggers (they moved with the old table: a revert by renaming it back must not
+/// bring them along) and the change log, then records the swap, so that a run killed anywhere in
+/// between finds the swap unrecorded and finishes it.
 async fn finish_swap(
     e: &mut MySqlEngine,
     t: &str,
@@ -984,8 +1087,14 @@ async fn finish_swap(
     started: Instant,
     held: Duration,
 ) -> Result<OnlineReport> {
+    drop_triggers(&mut e.work, names).await?;
+    cutover::crash_point("swap-untriggered");
+    e.work
+        .query_drop(format!("DROP TABLE IF EXISTS {}", ident(&names.chg)))
+        .await
+        .map_err(|err| db("dropping the change log", err))?;
+    cutover::crash_point("swap-unlogged");
     set_state(&mut e.work, t, "swapped").await?;
-    drop_objects(&mut e.work, names, false).await;
     Ok(OnlineReport {
         path: "copy".into(),
         rows_copied: rows,
@@ -1039,10 +1148,14 @@ pub async fn cleanup(e: &mut MySqlEngine, abort: bool) -> Result<Vec<String>> {
     for (table, state) in rows {
         let names = Names::of(&table);
         if state == "swapped" {
-            e.work
-                .query_drop(format!("DROP TABLE IF EXISTS {}", ident(&names.old)))
-                .await
-                .map_err(|err| db("dropping the old table", err))?;
+            // With the old table go the triggers an earlier sluice left on it and its change log.
+            drop_triggers(&mut e.work, &names).await?;
+            for aux in [&names.old, &names.chg] {
+                e.work
+                    .query_drop(format!("DROP TABLE IF EXISTS {}", ident(aux)))
+                    .await
+                    .map_err(|err| db("dropping the old table", err))?;
+            }
             out.push(format!(
                 "dropped {} (the table before its online change)",
                 names.old
@@ -1088,6 +1201,35 @@ pub async fn aux_tables(conn: &mut Conn) -> Vec<String> {
 #[cfg(test)]
 mod failure_tests {
     use super::*;
+
+    #[test]
+    fn a_counter_set_by_the_alter_is_told_from_an_auto_increment_column() {
+        for (sql, sets) in [
+            ("ALTER TABLE t MODIFY v BIGINT, AUTO_INCREMENT = 7", true),
+            ("ALTER TABLE t MODIFY v BIGINT, auto_increment 7", true),
+            (
+                "ALTER TABLE t ENGINE=InnoDB AUTO_INCREMENT=7, MODIFY v BIGINT",
+                true,
+            ),
+            (
+                "ALTER TABLE t MODIFY v BIGINT, COMMENT 'c' AUTO_INCREMENT=5",
+                true,
+            ),
+            ("ALTER TABLE t MODIFY id BIGINT AUTO_INCREMENT", false),
+            (
+                "ALTER TABLE t ADD COLUMN n INT AUTO_INCREMENT UNIQUE",
+                false,
+            ),
+            ("ALTER TABLE t MODIFY v BIGINT, ENGINE=InnoDB", false),
+            (
+                "ALTER TABLE t MODIFY v BIGINT, COMMENT 'no_auto_increment=5'",
+                false,
+            ),
+        ] {
+            let a = parse::parse(sql).unwrap();
+            assert_eq!(names_counter(&a), sets, "{sql}");
+        }
+    }
 
     #[test]
     fn data_failures_are_told_from_lost_sessions() {
