@@ -310,11 +310,12 @@ async fn earlier_ddl_done(
     let waited = Instant::now();
     let mut said = None::<Instant>;
     loop {
+        // Sessions first: one that ends between the two reads has its effect in the definition.
+        let ids = running(&mut e.work, &stmts).await?;
         let now = definition(&mut e.work, &a.table).await?;
         if now == *after {
             return Ok(true);
         }
-        let ids = running(&mut e.work, &stmts).await?;
         if ids.is_empty() {
             if st.def_before.as_deref() == Some(now.as_str()) {
                 say(&format!(
