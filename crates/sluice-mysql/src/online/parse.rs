@@ -134,12 +134,11 @@ fn tokenize(sql: &str, d: Dialect) -> (Vec<Tok>, usize, Option<String>) {
         let c = b[i];
         if c.is_ascii_whitespace() {
             i += 1;
-        } else if c == b'#' {
-            i = line_comment(i);
-        } else if c == b'-'
-            && b.get(i + 1) == Some(&b'-')
-            // `--` starts a comment only before whitespace, a control character or the end.
-            && b.get(i + 2).is_none_or(|&n| n.is_ascii_whitespace() || n.is_ascii_control())
+        } else if c == b'#'
+            || (c == b'-'
+                && b.get(i + 1) == Some(&b'-')
+                // `--` starts a comment only before whitespace, a control character or the end.
+                && b.get(i + 2).is_none_or(|&n| n.is_ascii_whitespace() || n.is_ascii_control()))
         {
             i = line_comment(i);
         } else if c == b'/' && b.get(i + 1) == Some(&b'*') {
