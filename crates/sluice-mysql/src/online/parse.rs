@@ -1041,7 +1041,11 @@ mod tests {
             backslash_escapes: false,
             ..d
         };
-        assert_eq!(kinds(sql, nb), ["AddColumn", "DropColumn", "Other"]);
+        // There the string ends at `\'`, and the last quote opens one that never closes.
+        assert!(parse_as(sql, nb).is_err());
+        let sql = "ALTER TABLE t ADD c VARCHAR(3) DEFAULT 'a\\', DROP d, DROP e";
+        assert_eq!(kinds(sql, nb), ["AddColumn", "DropColumn", "DropColumn"]);
+        assert!(parse_as(sql, d).is_err());
         let aq = Dialect {
             ansi_quotes: true,
             ..d
