@@ -813,3 +813,51 @@ async fn a_duplicate_written_before_the_cutover_fails_with_exit_1_and_no_rerun_s
         1
     );
 }
+
+/// The online ALTER as the server reads it: an executable comment's clause runs; a run that dies
+/// right after its ALTER completed is recognised by every rerun (the ALTER sent again failed with
+/// 1061/1060); text sluice cannot read as the server would exits 2 before any work.
+#[tokio::test]
+async fn online_alter_reads_executable_comments_and_a_dead_runs_ddl_is_not_sent_twice() {
+    let p = Project::new(Server::MariaDb).await;
+    let mut c = p.db.my().await;
+    p.write("1_create_users.sql", CREATE_USERS);
+    assert_eq!(p.run(&["up"]).code, 0);
+    p.write(
+        "2_nick.sql",
+        "-- sluice:up\nALTER TABLE users ADD COLUMN nick VARCHAR(50) /*!100000 , ADD INDEX ix_nick (nick) */;\n-- sluice:down\nALTER TABLE users DROP COLUMN nick;\n",
+    );
+    let r: common::Run = p
+        .command(&["up"])
+        .env("SLUICE_CRASH_AT", "online-ddl-ran")
+        .output()
+        .unwrap()
+        .into();
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("ending the process here"), "{r:?}");
+    for _ in 0..2 {
+        let r = p.run(&["up"]);
+        assert_eq!(r.code, 0, "{r:?}");
+    }
+    assert_eq!(
+        p.states(),
+        vec![(1, "applied".to_string()), (2, "applied".to_string())]
+    );
+    assert_eq!(
+        count(&mut c, "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'users' AND INDEX_NAME = 'ix_nick'").await,
+        1
+    );
+    p.write(
+        "3_z.sql",
+        "-- sluice:up\nALTER TABLE users ADD COLUMN z INT /*!100000 , DROP COLUMN email\n",
+    );
+    for _ in 0..2 {
+        let r = p.run(&["up"]);
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(r.stderr.contains("unterminated"), "{r:?}");
+    }
+    assert_eq!(
+        count(&mut c, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'users' AND COLUMN_NAME IN ('z', 'email')").await,
+        1
+    );
+}

@@ -221,15 +221,16 @@ impl Job {
         conn: Conn,
         table: &LiveTable,
         shadow: &LiveTable,
-        renames: &[(String, String)],
+        columns: &[(String, String)],
     ) -> Result<Job> {
         let names = Names::of(&table.name);
-        let mapped = |orig: &str| -> String {
-            renames
+        // `columns` lists every column that continues (see mod.rs `column_map`): one not listed
+        // was dropped, even if a new column took its name.
+        let mapped = |orig: &str| -> Option<String> {
+            columns
                 .iter()
                 .find(|(f, _)| f.eq_ignore_ascii_case(orig))
                 .map(|(_, t)| t.clone())
-                .unwrap_or_else(|| orig.to_string())
         };
         let key_index = table.copy_key().ok_or_else(|| no_key(&table.name))?;
         let mut key = Vec::new();
@@ -247,7 +248,8 @@ impl Job {
             }
             key.push(KeyCol {
                 orig: k.clone(),
-                shadow: mapped(k),
+                // A dropped key column matches no index below: refused as a key change.
+                shadow: mapped(k).unwrap_or_default(),
                 chg: format!("k{i}"),
                 binary: is_binary(col),
                 integer: matches!(
@@ -281,7 +283,9 @@ impl Job {
             if c.generated {
                 continue;
             }
-            let target = mapped(&c.name);
+            let Some(target) = mapped(&c.name) else {
+                continue;
+            };
             let Some(new) = shadow.column(&target) else {
                 continue;
             };

@@ -39,24 +39,34 @@ pub const CREATE_STATE: &str = "CREATE TABLE IF NOT EXISTS `sluice_online` (\
     `rows_copied` BIGINT NOT NULL DEFAULT 0, \
     `started_at` DATETIME(6) NOT NULL, \
     `updated_at` DATETIME(6) NOT NULL, \
-    `deferred` MEDIUMTEXT NULL) ENGINE=InnoDB";
+    `deferred` MEDIUMTEXT NULL, \
+    `def_before` MEDIUMTEXT NULL, \
+    `def_after` MEDIUMTEXT NULL) ENGINE=InnoDB";
+
+/// Columns added to `sluice_online` after its first version.
+const LATER_COLUMNS: &[&str] = &["deferred", "def_before", "def_after"];
 
 /// Creates `sluice_online`, or adds what an older sluice's table lacks.
 async fn ensure_state(conn: &mut Conn) -> Result<()> {
     conn.query_drop(CREATE_STATE)
         .await
         .map_err(|err| db("creating sluice_online", err))?;
-    let has: Option<i64> = conn
-        .query_first(
-            "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() \
-             AND TABLE_NAME = 'sluice_online' AND COLUMN_NAME = 'deferred'",
+    let has: Vec<String> = conn
+        .query(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() \
+             AND TABLE_NAME = 'sluice_online'",
         )
         .await
         .map_err(|err| db("reading sluice_online", err))?;
-    if has.unwrap_or(0) == 0 {
-        conn.query_drop("ALTER TABLE `sluice_online` ADD COLUMN `deferred` MEDIUMTEXT NULL")
+    for col in LATER_COLUMNS {
+        if !has.iter().any(|h| h.eq_ignore_ascii_case(col)) {
+            conn.query_drop(format!(
+                "ALTER TABLE `sluice_online` ADD COLUMN {} MEDIUMTEXT NULL",
+                ident(col)
+            ))
             .await
             .map_err(|err| db("updating sluice_online", err))?;
+        }
     }
     Ok(())
 }
@@ -70,6 +80,9 @@ struct StateRow {
     state: String,
     last_key: Option<String>,
     rows_copied: i64,
+    /// A fast-path statement's table definition before and after (normalised).
+    def_before: Option<String>,
+    def_after: Option<String>,
 }
 
 /// Why a statement runs as written rather than online.
@@ -93,17 +106,236 @@ fn as_written(a: &AlterTable, db: &str) -> Option<&'static str> {
     None
 }
 
-fn renames(a: &AlterTable) -> Vec<(String, String)> {
-    a.clauses
-        .iter()
-        .filter_map(|c| match &c.kind {
-            ClauseKind::ChangeColumn { from, to, .. } if from != to => {
-                Some((from.clone(), to.clone()))
+/// How each column of `live` continues in `shadow`, read from the ALTER's own clauses the way the
+/// server applies them: a column named by a DROP is gone (an ADD of the same name, before or after
+/// it, is a new column), CHANGE/MODIFY/RENAME COLUMN carry a column to its new name (so
+/// `CHANGE a b, CHANGE b a` swaps), every other column keeps its name. (old, new) for each column
+/// that continues. The reading is checked against the shadow the server built: the continuing and
+/// the added columns must be exactly its columns, or sluice refuses rather than guess.
+fn column_map(
+    a: &AlterTable,
+    live: &table::LiveTable,
+    shadow: &table::LiveTable,
+) -> Result<Vec<(String, String)>> {
+    let lc = |s: &str| s.to_lowercase();
+    let mut dropped = Vec::new();
+    let mut moved: Vec<(String, String)> = Vec::new();
+    let mut added = Vec::new();
+    let unknown = |text: &str| {
+        Error::usage(
+            format!(
+                "sluice cannot tell which column of `{}` the clause `{text}` makes of which, so it cannot copy the rows online",
+                a.table
+            ),
+            "write the column change as ADD/DROP/CHANGE/MODIFY/RENAME COLUMN clauses, or run this ALTER with `sluice up --as-written` in a maintenance window",
+        )
+    };
+    for c in &a.clauses {
+        match &c.kind {
+            ClauseKind::DropColumn { name } => dropped.push(lc(name)),
+            ClauseKind::ChangeColumn { from, to, .. } | ClauseKind::RenameColumn { from, to } => {
+                moved.push((lc(from), to.clone()))
             }
-            ClauseKind::RenameColumn { from, to } => Some((from.clone(), to.clone())),
-            _ => None,
-        })
+            ClauseKind::AddColumn { name, .. } => added.push(lc(name)),
+            ClauseKind::Other => {
+                let first = c.text.split_whitespace().next().unwrap_or("");
+                if ["ADD", "DROP", "CHANGE", "MODIFY", "RENAME", "ALTER"]
+                    .iter()
+                    .any(|k| first.eq_ignore_ascii_case(k))
+                {
+                    return Err(unknown(&c.text));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut map = Vec::new();
+    for col in &live.columns {
+        let name = lc(&col.name);
+        if dropped.contains(&name) {
+            continue;
+        }
+        let to = moved
+            .iter()
+            .find(|(f, _)| *f == name)
+            .map(|(_, t)| t.clone())
+            .unwrap_or_else(|| col.name.clone());
+        map.push((col.name.clone(), to));
+    }
+    let mut expect: Vec<String> = map.iter().map(|(_, t)| lc(t)).collect();
+    expect.extend(added);
+    expect.sort();
+    let mut got: Vec<String> = shadow.columns.iter().map(|c| lc(&c.name)).collect();
+    got.sort();
+    if expect != got {
+        return Err(Error::usage(
+            format!(
+                "sluice reads the ALTER of `{}` as giving the columns ({}), the server gave ({}): it cannot tell which old column each new one continues",
+                a.table,
+                expect.join(", "),
+                got.join(", ")
+            ),
+            "split the statement into plainer ALTERs, or run it with `sluice up --as-written` in a maintenance window",
+        ));
+    }
+    Ok(map)
+}
+
+/// The statement, read as the server of this session reads it (its version decides which
+/// executable comments run, its sql_mode how quotes read).
+async fn read_alter(e: &mut MySqlEngine, sql: &str) -> Result<Option<AlterTable>> {
+    let mode: Option<String> = e
+        .work
+        .query_first("SELECT @@SESSION.sql_mode")
+        .await
+        .map_err(|err| db("reading sql_mode", err))?;
+    let dialect = parse::Dialect::of(e.flavour, &mode.unwrap_or_default());
+    parse::parse_as(sql, dialect).map_err(|parse::Unreadable(why)| {
+        Error::usage(
+            format!("sluice cannot read this ALTER TABLE exactly as the server would: {why}; nothing was run"),
+            "close the quote or comment (the server rejects it as well), or write the clauses of nested executable comments out plainly",
+        )
+    })
+}
+
+/// `SHOW CREATE TABLE` with what differs between two tables of one definition left out: the
+/// table's name, its AUTO_INCREMENT counter, and foreign keys (a `CREATE TABLE … LIKE` twin has
+/// none).
+pub fn normalise_definition(show: &str) -> String {
+    let mut out = Vec::new();
+    for (i, line) in show.lines().enumerate() {
+        let t = line.trim_start();
+        if i == 0 {
+            out.push("CREATE TABLE (".to_string());
+        } else if t.starts_with("CONSTRAINT ") && t.contains(" FOREIGN KEY ") {
+            continue;
+        } else if t.starts_with(')') {
+            let kept: Vec<&str> = t
+                .split(' ')
+                .filter(|w| !w.starts_with("AUTO_INCREMENT="))
+                .collect();
+            out.push(kept.join(" "));
+        } else {
+            out.push(line.trim_end_matches(',').to_string());
+        }
+    }
+    out.join("\n")
+}
+
+async fn definition(conn: &mut Conn, table: &str) -> Result<String> {
+    let row: Option<(String, String)> = conn
+        .query_first(format!("SHOW CREATE TABLE {}", ident(table)))
+        .await
+        .map_err(|err| db("reading the table definition", err))?;
+    Ok(normalise_definition(
+        &row.map(|(_, d)| d).unwrap_or_default(),
+    ))
+}
+
+/// What the ALTER as written makes of the table: the statement run on an empty twin
+/// (`CREATE TABLE … LIKE`), its definition normalised. `Ok(Err(message))` when the statement as
+/// written fails there: it fails on the table too, before any work.
+async fn twin(
+    e: &mut MySqlEngine,
+    a: &AlterTable,
+    names: &Names,
+) -> Result<std::result::Result<String, String>> {
+    let twin = ident(&names.twin);
+    let drop = format!("DROP TABLE IF EXISTS {twin}");
+    e.work
+        .query_drop(&drop)
+        .await
+        .map_err(|err| db("dropping the twin table", err))?;
+    e.work
+        .query_drop(format!("CREATE TABLE {twin} LIKE {}", ident(&a.table)))
+        .await
+        .map_err(|err| db("creating a twin of the table", err))?;
+    let ran = e.work.query_drop(a.on(&twin)).await;
+    let out = match ran {
+        Ok(()) => Ok(definition(&mut e.work, &names.twin).await),
+        Err(err) if copy::code(&err).is_some() => Err(e.url.scrub(&err.to_string())),
+        Err(err) => {
+            return Err(db("running the ALTER on a twin of the table", err));
+        }
+    };
+    e.work
+        .query_drop(&drop)
+        .await
+        .map_err(|err| db("dropping the twin table", err))?;
+    match out {
+        Ok(def) => Ok(Ok(def?)),
+        Err(m) => Ok(Err(m)),
+    }
+}
+
+/// Sessions other than this one running one of `stmts`: a killed run's DDL, which the server
+/// finishes although its client is gone.
+async fn running(conn: &mut Conn, stmts: &[String]) -> Result<Vec<u64>> {
+    let rows: Vec<(u64, String)> = conn
+        .query(
+            "SELECT ID, INFO FROM information_schema.PROCESSLIST \
+             WHERE ID <> CONNECTION_ID() AND INFO IS NOT NULL",
+        )
+        .await
+        .map_err(|err| db("reading the process list", err))?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, info)| stmts.iter().any(|s| s == info))
+        .map(|(id, _)| id)
+        .collect())
+}
+
+/// The statements the fast paths send for `a`, one per algorithm.
+fn fast_statements(e: &MySqlEngine, a: &AlterTable) -> Vec<String> {
+    [Algo::Instant, Algo::NoCopy, Algo::Inplace]
+        .iter()
+        .filter_map(|s| s.clause(e.flavour))
+        .map(|c| a.on_with(&ident(&a.table), c))
         .collect()
+}
+
+/// A fast-path statement recorded by an earlier run (`ddl`: sent; `done`: finished): did it
+/// complete? Waits while a session of the killed run still runs it. True when the table already
+/// has the definition the statement gives.
+async fn earlier_ddl_done(
+    e: &mut MySqlEngine,
+    a: &AlterTable,
+    st: &StateRow,
+    say: Say<'_>,
+) -> Result<bool> {
+    let Some(after) = &st.def_after else {
+        return Ok(false);
+    };
+    let stmts = fast_statements(e, a);
+    let waited = Instant::now();
+    let mut said = None::<Instant>;
+    loop {
+        // Sessions first: one that ends between the two reads has its effect in the definition.
+        let ids = running(&mut e.work, &stmts).await?;
+        let now = definition(&mut e.work, &a.table).await?;
+        if now == *after {
+            return Ok(true);
+        }
+        if ids.is_empty() {
+            if st.def_before.as_deref() == Some(now.as_str()) {
+                say(&format!(
+                    "`{}`: the ALTER an earlier, stopped run sent did not complete; sending it again",
+                    a.table
+                ));
+            }
+            return Ok(false);
+        }
+        if said.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+            say(&format!(
+                "`{}`: the ALTER an earlier, stopped run sent is still running on the server (session {}, {} s so far); waiting for it rather than sending it again",
+                a.table,
+                ids.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "),
+                waited.elapsed().as_secs()
+            ));
+            said = Some(Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 async fn database(conn: &mut Conn) -> Result<String> {
@@ -126,19 +358,32 @@ async fn exists(conn: &mut Conn, table: &str) -> Result<bool> {
 }
 
 async fn read_state(conn: &mut Conn, table: &str) -> Result<Option<StateRow>> {
-    let r: Option<(String, String, Option<String>, i64)> = conn
+    type Row = (
+        String,
+        String,
+        Option<String>,
+        i64,
+        Option<String>,
+        Option<String>,
+    );
+    let r: Option<Row> = conn
         .exec_first(
-            "SELECT `statement`, `state`, `last_key`, `rows_copied` FROM `sluice_online` WHERE `table_name` = ?",
+            "SELECT `statement`, `state`, `last_key`, `rows_copied`, `def_before`, `def_after` \
+             FROM `sluice_online` WHERE `table_name` = ?",
             (table,),
         )
         .await
         .map_err(|e| db("reading sluice_online", e))?;
-    Ok(r.map(|(statement, state, last_key, rows_copied)| StateRow {
-        statement,
-        state,
-        last_key,
-        rows_copied,
-    }))
+    Ok(r.map(
+        |(statement, state, last_key, rows_copied, def_before, def_after)| StateRow {
+            statement,
+            state,
+            last_key,
+            rows_copied,
+            def_before,
+            def_after,
+        },
+    ))
 }
 
 async fn set_state(conn: &mut Conn, table: &str, state: &str) -> Result<()> {
@@ -228,6 +473,26 @@ async fn ddl(
     }
 }
 
+/// The lines of `got` that differ from `want`, marked `-` (wanted) and `+` (found).
+fn diff_lines(want: &str, got: &str) -> String {
+    let w: Vec<&str> = want.lines().collect();
+    let g: Vec<&str> = got.lines().collect();
+    let mut out: Vec<String> = w
+        .iter()
+        .filter(|l| !g.contains(l))
+        .map(|l| format!("- {}", l.trim()))
+        .collect();
+    out.extend(
+        g.iter()
+            .filter(|l| !w.contains(l))
+            .map(|l| format!("+ {}", l.trim())),
+    );
+    if out.is_empty() {
+        out.push("(the same lines in another order)".into());
+    }
+    out.join("\n")
+}
+
 fn first_line(sql: &str) -> &str {
     sql.lines().next().unwrap_or("")
 }
@@ -293,7 +558,7 @@ fn refuse_copy(a: &AlterTable, live: &table::LiveTable, names: &Names) -> Option
 }
 
 pub async fn explain(e: &mut MySqlEngine, sql: &str) -> Result<Option<Vec<String>>> {
-    let Some(a) = parse::parse(sql) else {
+    let Some(a) = read_alter(e, sql).await? else {
         return Ok(None);
     };
     let dbname = database(&mut e.work).await?;
@@ -340,7 +605,7 @@ pub async fn alter(
     opts: &OnlineOptions,
     say: Say<'_>,
 ) -> Result<Option<OnlineReport>> {
-    let Some(a) = parse::parse(sql) else {
+    let Some(a) = read_alter(e, sql).await? else {
         return Ok(None);
     };
     let dbname = database(&mut e.work).await?;
@@ -353,7 +618,22 @@ pub async fn alter(
     ensure_state(&mut e.work).await?;
     let state = read_state(&mut e.work, &a.table).await?;
     if let Some(st) = &state {
-        if st.statement == statement {
+        let fast = st.state == "ddl" || st.state == "done";
+        if st.statement == statement && fast {
+            // MariaDB and MySQL finish a DDL whose client died: an earlier run's statement may
+            // have completed (or still be running) without the run knowing.
+            if earlier_ddl_done(e, &a, st, say).await? {
+                say(&format!(
+                    "`{}`: the ALTER was already completed by an earlier run; not sending it again",
+                    a.table
+                ));
+                set_state(&mut e.work, &a.table, "done").await?;
+                return Ok(Some(OnlineReport {
+                    path: "done earlier".into(),
+                    ..Default::default()
+                }));
+            }
+        } else if st.statement == statement {
             if st.state == "swapped" {
                 finish_swapped(e, &names, say).await?;
                 return Ok(Some(OnlineReport {
@@ -365,8 +645,15 @@ pub async fn alter(
             return copy_path(e, &a, &statement, opts, say, Some(st.clone()), started)
                 .await
                 .map(Some);
-        }
-        if st.state != "swapped" {
+        } else if st.state == "ddl" {
+            // Another statement's DDL of a stopped run may still hold the table: wait for it.
+            if let Some(other) = parse::parse_as(&st.statement, parse::Dialect::default())
+                .ok()
+                .flatten()
+            {
+                earlier_ddl_done(e, &other, st, say).await?;
+            }
+        } else if !fast && st.state != "swapped" {
             // Any change to the table now would have to be replayed on the shadow as well.
             return Err(Error::usage(
                 format!(
@@ -383,13 +670,59 @@ pub async fn alter(
     let Some(live) = live else {
         return Ok(None);
     };
+    // What the ALTER as written gives, tried on an empty twin. Where it fails there it fails on
+    // the table too, before changing anything: run it as written, so the server reports its own
+    // error exactly as it would without sluice.
+    let after = match twin(e, &a, &names).await? {
+        Ok(def) => def,
+        Err(message) => {
+            say(&format!(
+                "`{}`: the ALTER as written fails on an empty twin of the table ({message}); running it as written",
+                a.table
+            ));
+            return Ok(None);
+        }
+    };
     let d = decide(e, &a, &live);
     if d.algo < Algo::Copy {
+        // Recorded before the DDL is sent: a killed run's DDL completes on the server, and the
+        // next run recognises it by the definition instead of sending it again.
+        let before = definition(&mut e.work, &a.table).await?;
+        e.work
+            .exec_drop(
+                "REPLACE INTO `sluice_online` (`table_name`, `statement`, `state`, `last_key`, `rows_copied`, \
+                 `started_at`, `updated_at`, `def_before`, `def_after`) \
+                 VALUES (?, ?, 'ddl', NULL, 0, NOW(6), NOW(6), ?, ?)",
+                (&a.table, &statement, &before, &after),
+            )
+            .await
+            .map_err(|err| db("recording the online ALTER", err))?;
         for step in d.algo.ladder(e.flavour) {
             let clause = step.clause(e.flavour).expect("fast paths have a clause");
-            let stmt = format!("ALTER TABLE {} {}, {clause}", ident(&a.table), a.rest);
+            // The statement exactly as written (executable comments and all) with the algorithm
+            // added, so nothing the server would run is left out.
+            let stmt = a.on_with(&ident(&a.table), clause);
             match ddl(e, &a.table, &stmt, opts, say).await {
                 Ok(()) => {
+                    cutover::crash_point("online-ddl-ran");
+                    let now = definition(&mut e.work, &a.table).await?;
+                    if now != after {
+                        let _ = e
+                            .work
+                            .exec_drop(
+                                "DELETE FROM `sluice_online` WHERE `table_name` = ?",
+                                (&a.table,),
+                            )
+                            .await;
+                        return Err(Error::database(
+                            format!("checking `{}` after its ALTER", a.table),
+                            format!(
+                                "the table's definition differs from what the ALTER as written gives on a twin:\n{}",
+                                diff_lines(&after, &now)
+                            ),
+                        ));
+                    }
+                    set_state(&mut e.work, &a.table, "done").await?;
                     say(&format!("`{}`: ran with {clause}", a.table));
                     return Ok(Some(OnlineReport {
                         path: step.name().into(),
@@ -403,10 +736,18 @@ pub async fn alter(
                         a.table
                     ));
                 }
-                // Not about the algorithm (a typo, a duplicate column...): the statement as written
-                // fails the same way before doing any work, and the runner reports it with the
-                // server's code and position.
-                Err(DdlError::Server(_)) => return Ok(None),
+                // Not about the algorithm: the statement as written fails the same way before
+                // doing any work, and the runner reports it with the server's code and position.
+                Err(DdlError::Server(_)) => {
+                    let _ = e
+                        .work
+                        .exec_drop(
+                            "DELETE FROM `sluice_online` WHERE `table_name` = ?",
+                            (&a.table,),
+                        )
+                        .await;
+                    return Ok(None);
+                }
                 Err(DdlError::Failed(err)) => return Err(err),
             }
         }
@@ -555,11 +896,7 @@ async fn setup(
         .query_drop(format!("CREATE TABLE {} LIKE {t}", ident(&names.shadow)))
         .await
         .map_err(|err| fail("creating the shadow table".into(), err))?;
-    if let Err(err) = e
-        .work
-        .query_drop(format!("ALTER TABLE {} {}", ident(&names.shadow), a.rest))
-        .await
-    {
+    if let Err(err) = e.work.query_drop(a.on(&ident(&names.shadow))).await {
         drop_objects(&mut e.work, &names, true).await;
         return Err(fail(
             format!("running the ALTER on the shadow table {}", names.shadow),
@@ -570,7 +907,7 @@ async fn setup(
         .await
         .map_err(|err| db("reading the shadow table", err))?
         .ok_or_else(|| Error::database("creating the shadow table", "it vanished"))?;
-    let job = match Job::build(conn, live, &shadow, &renames(a)) {
+    let job = match column_map(a, live, &shadow).and_then(|m| Job::build(conn, live, &shadow, &m)) {
         Ok(j) => j,
         Err(err) => {
             drop_objects(&mut e.work, &names, true).await;
@@ -788,7 +1125,7 @@ async fn copy_path(
                 .await
                 .map_err(|err| db("reading the shadow table", err))?
                 .ok_or_else(|| Error::database("online copy", "the shadow table is gone"))?;
-            let mut job = Job::build(conn, &live, &shadow, &renames(a))?;
+            let mut job = Job::build(conn, &live, &shadow, &column_map(a, &live, &shadow)?)?;
             job.rows_copied = st.rows_copied;
             let last = st.last_key.clone();
             say(&format!(
@@ -927,6 +1264,27 @@ async fn copy_path(
         .await
         .map_err(|err| db("reading sluice_online", err))?;
     let rows = rows.unwrap_or(0);
+    // The copy must end as the ALTER as written ends: the shadow's definition (secondary indexes
+    // rebuilt after the copy included) against the statement run on an empty twin of `t`.
+    let want = match twin(e, a, &names).await? {
+        Ok(def) => def,
+        Err(m) => m,
+    };
+    let got = definition(&mut e.work, &names.shadow).await?;
+    if want != got {
+        drop_objects(&mut e.work, &names, true).await;
+        let _ = e
+            .work
+            .exec_drop("DELETE FROM `sluice_online` WHERE `table_name` = ?", (&t,))
+            .await;
+        return Err(Error::database(
+            format!("checking the online copy of `{t}` before its swap"),
+            format!(
+                "its definition differs from what the ALTER as written gives on a twin, so it was removed and `{t}` is unchanged:\n{}",
+                diff_lines(&want, &got)
+            ),
+        ));
+    }
     if opts.postpone_cutover {
         let _ = job.conn.disconnect().await;
         say(&format!(
@@ -1129,7 +1487,7 @@ pub async fn pending(e: &mut MySqlEngine) -> Result<Vec<(String, String, String)
     ensure_state(&mut e.work).await?;
     e.work
         .query(
-            "SELECT `table_name`, `statement`, `state` FROM `sluice_online` WHERE `state` <> 'swapped' ORDER BY `table_name`",
+            "SELECT `table_name`, `statement`, `state` FROM `sluice_online` WHERE `state` NOT IN ('swapped', 'ddl', 'done') ORDER BY `table_name`",
         )
         .await
         .map_err(|err| db("reading sluice_online", err))
@@ -1147,7 +1505,8 @@ pub async fn cleanup(e: &mut MySqlEngine, abort: bool) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for (table, state) in rows {
         let names = Names::of(&table);
-        if state == "swapped" {
+        // `done`: a fast-path ALTER, which may have replaced the row of an earlier swap.
+        if state == "swapped" || state == "done" {
             // With the old table go the triggers an earlier sluice left on it and its change log.
             drop_triggers(&mut e.work, &names).await?;
             for aux in [&names.old, &names.chg] {
@@ -1193,7 +1552,7 @@ pub async fn aux_tables(conn: &mut Conn) -> Vec<String> {
         .iter()
         .flat_map(|t| {
             let n = Names::of(t);
-            [n.shadow, n.old, n.chg]
+            [n.shadow, n.old, n.chg, n.twin]
         })
         .collect()
 }

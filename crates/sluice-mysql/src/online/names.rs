@@ -1,5 +1,6 @@
 //! Names of the objects an online copy creates beside table `t`: `_t_new` (shadow), `_t_old` (the
-//! original after the swap), `_t_chg` (change log) and triggers `_t_ins`/`_t_upd`/`_t_del`. MySQL
+//! original after the swap), `_t_chg` (change log) triggers `_t_ins`/`_t_upd`/`_t_del`, and `_t_twin` (an empty
+//! twin, for a moment, to see what the ALTER as written makes of the table). MySQL
 //! names hold at most 64 characters: a longer one keeps a prefix and a hash of the full name, so
 //! two long tables never share a shadow.
 
@@ -23,6 +24,8 @@ pub struct Names {
     pub old: String,
     pub chg: String,
     pub triggers: [String; 3],
+    /// An empty twin the ALTER as written is tried on, for the definition it must produce.
+    pub twin: String,
 }
 
 impl Names {
@@ -32,6 +35,7 @@ impl Names {
             old: aux(table, "old"),
             chg: aux(table, "chg"),
             triggers: [aux(table, "ins"), aux(table, "upd"), aux(table, "del")],
+            twin: aux(table, "twin"),
         }
     }
 }

@@ -38,43 +38,193 @@ impl Tok {
     }
 }
 
-fn tokenize(sql: &str) -> Vec<Tok> {
+/// How the server reads the statement: which executable comments (`/*!NNNNN … */`,
+/// `/*M!NNNNNN … */`) it runs, and the sql_mode flags that change quoting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dialect {
+    pub mariadb: bool,
+    /// The server version as in executable comments: 10.11.6 → 101106.
+    pub version: u32,
+    /// Off under sql_mode NO_BACKSLASH_ESCAPES.
+    pub backslash_escapes: bool,
+    /// sql_mode ANSI_QUOTES: `"x"` is a name, not a string.
+    pub ansi_quotes: bool,
+}
+
+impl Default for Dialect {
+    fn default() -> Self {
+        Dialect {
+            mariadb: true,
+            version: 101100,
+            backslash_escapes: true,
+            ansi_quotes: false,
+        }
+    }
+}
+
+impl Dialect {
+    pub fn of(flavour: crate::introspect::Flavour, sql_mode: &str) -> Dialect {
+        let (a, b, c) = flavour.version;
+        let mode = |m: &str| {
+            sql_mode
+                .split(',')
+                .any(|x| x.trim().eq_ignore_ascii_case(m))
+        };
+        Dialect {
+            mariadb: flavour.is_mariadb(),
+            version: a * 10000 + b * 100 + c,
+            backslash_escapes: !mode("NO_BACKSLASH_ESCAPES"),
+            ansi_quotes: mode("ANSI_QUOTES"),
+        }
+    }
+
+    /// Whether the server runs an executable comment with this marker and version, as its lexer
+    /// decides: MariaDB skips `/*!` comments versioned 50700–99999 (MySQL 5.7+ syntax) but not
+    /// `/*M!` ones; MySQL treats `/*M!` as a plain comment.
+    fn runs(&self, maria_marker: bool, version: Option<u32>) -> bool {
+        if !self.mariadb && maria_marker {
+            return false;
+        }
+        match version {
+            None => true,
+            Some(v) if self.mariadb => {
+                v <= self.version && (!(50700..=99999).contains(&v) || maria_marker)
+            }
+            Some(v) => v <= self.version,
+        }
+    }
+}
+
+/// Skips a `/* … */` comment whose body starts at `i`; `nest` levels of inner `/* */` are allowed
+/// (the server allows one inside a skipped versioned comment). Returns the index after `*/`.
+fn skip_comment(b: &[u8], mut i: usize, nest: u32) -> Option<usize> {
+    while i < b.len() {
+        if nest > 0 && b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+            i = skip_comment(b, i + 2, nest - 1)?;
+            continue;
+        }
+        if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+            return Some(i + 2);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The statement's tokens as the server sees them: comments skipped, the content of executable
+/// comments the server runs kept, the rest of them skipped. Also the end of the last executable
+/// comment (its `*/` must stay when the statement is cut after its last token). On text the
+/// server would reject or that sluice cannot read the same way (an unterminated quote or
+/// comment, an executable comment inside another), the tokens so far and why.
+fn tokenize(sql: &str, d: Dialect) -> (Vec<Tok>, usize, Option<String>) {
     let b = sql.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
+    // Inside an executable comment the server runs: its `*/` ends it.
+    let mut exec_at: Option<usize> = None;
+    let mut exec_end = 0;
+    let line_comment = |i: usize| {
+        let mut j = i;
+        while j < b.len() && b[j] != b'\n' {
+            j += 1;
+        }
+        j
+    };
     while i < b.len() {
         let c = b[i];
         if c.is_ascii_whitespace() {
             i += 1;
-        } else if c == b'-' && b.get(i + 1) == Some(&b'-') || c == b'#' {
-            while i < b.len() && b[i] != b'\n' {
-                i += 1;
-            }
+        } else if c == b'#'
+            || (c == b'-'
+                && b.get(i + 1) == Some(&b'-')
+                // `--` starts a comment only before whitespace, a control character or the end.
+                && b.get(i + 2).is_none_or(|&n| n.is_ascii_whitespace() || n.is_ascii_control()))
+        {
+            i = line_comment(i);
         } else if c == b'/' && b.get(i + 1) == Some(&b'*') {
-            i += 2;
-            while i + 1 < b.len() && !(b[i] == b'*' && b[i + 1] == b'/') {
-                i += 1;
+            let maria = b.get(i + 2) == Some(&b'M') && b.get(i + 3) == Some(&b'!');
+            if b.get(i + 2) == Some(&b'!') || maria {
+                if exec_at.is_some() {
+                    return (
+                        out,
+                        exec_end,
+                        Some(format!("an executable comment inside another at byte {i}")),
+                    );
+                }
+                let mut j = i + if maria { 4 } else { 3 };
+                let digits = b[j..].iter().take_while(|x| x.is_ascii_digit()).count();
+                let version = if digits >= 5 {
+                    let len = if digits >= 6 && (d.mariadb || d.version >= 80034) {
+                        6
+                    } else {
+                        5
+                    };
+                    let v = sql[j..j + len].parse::<u32>().ok();
+                    j += len;
+                    v
+                } else {
+                    None
+                };
+                if d.runs(maria, version) {
+                    exec_at = Some(i);
+                    i = j;
+                } else {
+                    let nest = if version.is_some() { 1 } else { 0 };
+                    match skip_comment(b, j, nest) {
+                        Some(e) => i = e,
+                        None => {
+                            return (
+                                out,
+                                exec_end,
+                                Some(format!("an unterminated comment at byte {i}")),
+                            )
+                        }
+                    }
+                }
+            } else {
+                match skip_comment(b, i + 2, 0) {
+                    Some(e) => i = e,
+                    None => {
+                        return (
+                            out,
+                            exec_end,
+                            Some(format!("an unterminated comment at byte {i}")),
+                        )
+                    }
+                }
             }
-            i = (i + 2).min(b.len());
-        } else if c == b'`' {
+        } else if c == b'*' && b.get(i + 1) == Some(&b'/') && exec_at.is_some() {
+            exec_at = None;
+            i += 2;
+            exec_end = i;
+        } else if c == b'`' || (c == b'"' && d.ansi_quotes) {
             let start = i;
             let mut text = String::new();
             i += 1;
             let mut seg = i;
+            let mut closed = false;
             while i < b.len() {
-                if b[i] == b'`' {
-                    if b.get(i + 1) == Some(&b'`') {
+                if b[i] == c {
+                    if b.get(i + 1) == Some(&c) {
                         text.push_str(&sql[seg..=i]);
                         i += 2;
                         seg = i;
                         continue;
                     }
+                    closed = true;
                     break;
                 }
                 i += 1;
             }
-            text.push_str(&sql[seg..i.min(b.len())]);
-            i = (i + 1).min(b.len());
+            if !closed {
+                return (
+                    out,
+                    exec_end,
+                    Some(format!("an unterminated quoted name at byte {start}")),
+                );
+            }
+            text.push_str(&sql[seg..i]);
+            i += 1;
             out.push(Tok {
                 kind: TokKind::Quoted,
                 text,
@@ -84,8 +234,9 @@ fn tokenize(sql: &str) -> Vec<Tok> {
         } else if c == b'\'' || c == b'"' {
             let start = i;
             i += 1;
+            let mut closed = false;
             while i < b.len() {
-                if b[i] == b'\\' {
+                if b[i] == b'\\' && d.backslash_escapes {
                     i += 2;
                     continue;
                 }
@@ -94,11 +245,19 @@ fn tokenize(sql: &str) -> Vec<Tok> {
                         i += 2;
                         continue;
                     }
+                    closed = true;
                     break;
                 }
                 i += 1;
             }
-            i = (i + 1).min(b.len());
+            if !closed {
+                return (
+                    out,
+                    exec_end,
+                    Some(format!("an unterminated string at byte {start}")),
+                );
+            }
+            i += 1;
             out.push(Tok {
                 kind: TokKind::Str,
                 text: sql[start..i].to_string(),
@@ -119,6 +278,7 @@ fn tokenize(sql: &str) -> Vec<Tok> {
                 end: i,
             });
         } else {
+            // One character: a multi-byte one cannot start here (>= 0x80 is a word).
             out.push(Tok {
                 kind: TokKind::Punct,
                 text: (c as char).to_string(),
@@ -128,7 +288,14 @@ fn tokenize(sql: &str) -> Vec<Tok> {
             i += 1;
         }
     }
-    out
+    if let Some(at) = exec_at {
+        return (
+            out,
+            exec_end,
+            Some(format!("an unterminated executable comment at byte {at}")),
+        );
+    }
+    (out, exec_end, None)
 }
 
 /// Where an added or moved column goes.
@@ -223,12 +390,38 @@ pub struct Clause {
 pub struct AlterTable {
     pub schema: Option<String>,
     pub table: String,
-    /// Everything after the table name, as written (replayed on the shadow table).
-    pub rest: String,
+    /// The statement as written, up to its last token (or the `*/` of its last executable
+    /// comment): a trailing `;` or comment dropped.
+    pub text: String,
+    /// Where the table name (with its schema) is in `text`.
+    pub name_span: (usize, usize),
+    /// The clauses the server reads, executable comments included.
     pub clauses: Vec<Clause>,
     /// ALTER ONLINE / ALTER IGNORE: run as written.
     pub modifiers: bool,
 }
+
+impl AlterTable {
+    /// The statement as written, run on another table of the same database (`table` quoted):
+    /// every clause, comment and executable comment stays exactly as the server reads it.
+    pub fn on(&self, table: &str) -> String {
+        format!(
+            "{}{table}{}",
+            &self.text[..self.name_span.0],
+            &self.text[self.name_span.1..]
+        )
+    }
+
+    /// `on(table)` with sluice's `ALGORITHM=…` clause added.
+    pub fn on_with(&self, table: &str, clause: &str) -> String {
+        let sep = if self.clauses.is_empty() { " " } else { ", " };
+        format!("{}{sep}{clause}", self.on(table))
+    }
+}
+
+/// Why sluice cannot read an ALTER TABLE the way the server does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreadable(pub String);
 
 /// Words that end a column type in a column definition.
 const TYPE_END: &[&str] = &[
@@ -257,46 +450,65 @@ const TYPE_END: &[&str] = &[
     "VIRTUAL",
 ];
 
-/// Parses `ALTER [ONLINE] [IGNORE] TABLE [IF EXISTS] name clause, clause...`; None when the statement
-/// is not a single-table ALTER TABLE.
+/// Parses with the default dialect (MariaDB 10.11, default sql_mode); None when the statement is
+/// not a single-table ALTER TABLE or cannot be read.
 pub fn parse(sql: &str) -> Option<AlterTable> {
-    let toks = tokenize(sql);
-    let mut i = 0;
-    if !toks.first()?.is("ALTER") {
-        return None;
-    }
-    i += 1;
-    let mut modifiers = false;
-    while toks.get(i)?.is("ONLINE") || toks.get(i)?.is("IGNORE") {
-        modifiers = true;
+    parse_as(sql, Dialect::default()).ok().flatten()
+}
+
+/// Parses `ALTER [ONLINE] [IGNORE] TABLE [IF EXISTS] name clause, clause...` as the server of
+/// `dialect` reads it. Ok(None) when the statement is not a single-table ALTER TABLE; an error
+/// when it is one sluice cannot read the way the server would.
+pub fn parse_as(sql: &str, dialect: Dialect) -> Result<Option<AlterTable>, Unreadable> {
+    let (toks, exec_end, problem) = tokenize(sql, dialect);
+    let head = |toks: &[Tok]| -> Option<usize> {
+        let mut i = 0;
+        if !toks.first()?.is("ALTER") {
+            return None;
+        }
         i += 1;
+        while toks.get(i)?.is("ONLINE") || toks.get(i)?.is("IGNORE") {
+            i += 1;
+        }
+        toks.get(i)?.is("TABLE").then_some(i + 1)
+    };
+    let Some(mut i) = head(&toks) else {
+        return Ok(None);
+    };
+    if let Some(p) = problem {
+        return Err(Unreadable(p));
     }
-    if !toks.get(i)?.is("TABLE") {
-        return None;
-    }
-    i += 1;
-    if toks.get(i)?.is("IF") && toks.get(i + 1).is_some_and(|t| t.is("EXISTS")) {
+    let modifiers = !toks[1].is("TABLE");
+    let Some(t) = toks.get(i) else {
+        return Ok(None);
+    };
+    if t.is("IF") && toks.get(i + 1).is_some_and(|t| t.is("EXISTS")) {
         i += 2;
     }
-    let first = toks.get(i)?.name()?;
+    let Some(first) = toks.get(i).and_then(|t| t.name()) else {
+        return Ok(None);
+    };
+    let name_start = toks[i].start;
     i += 1;
     let (schema, table) = if toks.get(i).is_some_and(|t| t.punct('.')) {
-        let t = toks.get(i + 1)?.name()?;
+        let Some(t) = toks.get(i + 1).and_then(|t| t.name()) else {
+            return Ok(None);
+        };
         i += 2;
         (Some(first), t)
     } else {
         (None, first)
     };
-    // The clauses end at their last token: a trailing comment must not swallow the
-    // `, ALGORITHM=...` sluice appends.
-    let rest_start = toks.get(i).map(|t| t.start).unwrap_or(sql.len());
-    let rest_end = toks[i..]
+    let name_end = toks[i - 1].end;
+    // The statement ends at its last token: a trailing comment must not swallow the
+    // `, ALGORITHM=...` sluice appends; an executable comment keeps its `*/`.
+    let last = toks
         .iter()
         .rev()
         .find(|t| !t.punct(';'))
         .map(|t| t.end)
-        .unwrap_or(rest_start);
-    let rest = sql[rest_start..rest_end].to_string();
+        .unwrap_or(sql.len());
+    let text = sql[..last.max(exec_end)].to_string();
     // Split the rest into clauses at top-level commas.
     let mut clauses = Vec::new();
     let mut depth = 0i32;
@@ -320,13 +532,14 @@ pub fn parse(sql: &str) -> Option<AlterTable> {
     if !current.is_empty() {
         clauses.push(clause(sql, &current));
     }
-    Some(AlterTable {
+    Ok(Some(AlterTable {
         schema,
         table,
-        rest,
+        text,
+        name_span: (name_start, name_end),
         clauses,
         modifiers,
-    })
+    }))
 }
 
 fn clause(sql: &str, toks: &[&Tok]) -> Clause {
@@ -626,8 +839,8 @@ mod tests {
         assert_eq!(a.table, "accounts");
         assert_eq!(a.clauses.len(), 2);
         assert_eq!(
-            a.rest,
-            "MODIFY balance BIGINT NOT NULL, ADD COLUMN note VARCHAR(20) DEFAULT 'a,b' AFTER id"
+            a.on("`x`"),
+            "ALTER TABLE `x` MODIFY balance BIGINT NOT NULL, ADD COLUMN note VARCHAR(20) DEFAULT 'a,b' AFTER id"
         );
         match &a.clauses[0].kind {
             ClauseKind::ChangeColumn { from, to, def, .. } => {
@@ -726,9 +939,144 @@ mod tests {
     #[test]
     fn a_trailing_comment_is_not_part_of_the_clauses() {
         let a = parse("ALTER TABLE t ADD COLUMN c INT -- why\n").unwrap();
-        assert_eq!(a.rest, "ADD COLUMN c INT");
+        assert_eq!(
+            a.on_with("s", "LOCK=NONE"),
+            "ALTER TABLE s ADD COLUMN c INT, LOCK=NONE"
+        );
         let a = parse("ALTER TABLE t ADD COLUMN c INT # why").unwrap();
-        assert_eq!(a.rest, "ADD COLUMN c INT");
+        assert_eq!(a.on("s"), "ALTER TABLE s ADD COLUMN c INT");
+        let a = parse("ALTER TABLE t /*!999999 ADD c INT */").unwrap();
+        assert_eq!(a.on_with("s", "LOCK=NONE"), "ALTER TABLE s LOCK=NONE");
+    }
+
+    fn kinds(sql: &str, d: Dialect) -> Vec<String> {
+        parse_as(sql, d)
+            .unwrap()
+            .unwrap()
+            .clauses
+            .iter()
+            .map(|c| {
+                format!("{:?}", c.kind)
+                    .split([' ', '{'])
+                    .next()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect()
+    }
+
+    /// Executable comments are read per server flavour and version, as the server's lexer does.
+    #[test]
+    fn executable_comments_follow_the_server_version() {
+        let m = |v: u32| Dialect {
+            version: v,
+            ..Dialect::default()
+        };
+        let my = Dialect {
+            mariadb: false,
+            version: 80036,
+            ..Dialect::default()
+        };
+        let sql = "ALTER TABLE t ADD c INT /*!100000 , MODIFY d BIGINT */";
+        assert_eq!(kinds(sql, m(101106)), ["AddColumn", "ChangeColumn"]);
+        assert_eq!(kinds(sql, m(90000)), ["AddColumn"]);
+        // Versioned 50700..99999: MySQL 5.7+ syntax, skipped by MariaDB unless marked M.
+        let sql = "ALTER TABLE t ADD c INT /*!50700 , DROP d */";
+        assert_eq!(kinds(sql, m(101106)), ["AddColumn"]);
+        assert_eq!(kinds(sql, my), ["AddColumn", "DropColumn"]);
+        let sql = "ALTER TABLE t ADD c INT /*M!50700 , DROP d */";
+        assert_eq!(kinds(sql, m(101106)), ["AddColumn", "DropColumn"]);
+        assert_eq!(kinds(sql, my), ["AddColumn"]);
+        let sql = "ALTER TABLE t ADD c INT /*M!, DROP d */";
+        assert_eq!(kinds(sql, m(101106)), ["AddColumn", "DropColumn"]);
+        let sql = "ALTER TABLE t ADD c INT /*!, DROP d */";
+        assert_eq!(kinds(sql, my), ["AddColumn", "DropColumn"]);
+        // A skipped versioned comment may hold one plain comment; its `*/` does not end it.
+        let sql = "ALTER TABLE t ADD c INT /*!999999 , DROP /* x */ d */, DROP e";
+        assert_eq!(kinds(sql, m(101106)), ["AddColumn", "DropColumn"]);
+        // A `*/` inside a string of a run comment does not end it.
+        let sql = "ALTER TABLE t /*!100000 ADD c VARCHAR(5) DEFAULT '*/', DROP d */";
+        assert_eq!(kinds(sql, m(101106)), ["AddColumn", "DropColumn"]);
+        let a = parse_as(sql, m(101106)).unwrap().unwrap();
+        assert_eq!(
+            a.on_with("s", "LOCK=NONE"),
+            format!("{}, LOCK=NONE", sql.replacen(" t ", " s ", 1))
+        );
+    }
+
+    #[test]
+    fn comments_are_read_as_the_server_reads_them() {
+        let d = Dialect::default();
+        // `--` is a comment only before whitespace or a control character.
+        assert_eq!(
+            kinds("ALTER TABLE t ADD c INT -- , DROP d\n, DROP e", d),
+            ["AddColumn", "DropColumn"]
+        );
+        assert_eq!(
+            kinds("ALTER TABLE t ADD c INT --\t, DROP d", d),
+            ["AddColumn"]
+        );
+        assert_eq!(kinds("ALTER TABLE t ADD c INT --", d), ["AddColumn"]);
+        let a = parse_as("ALTER TABLE t ADD c INT --x, DROP d", d)
+            .unwrap()
+            .unwrap();
+        assert_eq!(a.clauses.len(), 2);
+        assert_eq!(a.clauses[0].text, "ADD c INT --x");
+        assert_eq!(
+            kinds("ALTER TABLE t ADD c INT # , DROP d\n, DROP e", d),
+            ["AddColumn", "DropColumn"]
+        );
+        assert_eq!(
+            kinds("ALTER TABLE t ADD c VARCHAR(3) DEFAULT '#--', DROP d", d),
+            ["AddColumn", "DropColumn"]
+        );
+        assert_eq!(
+            kinds("ALTER TABLE t ADD `c#--` INT, DROP d", d),
+            ["AddColumn", "DropColumn"]
+        );
+        // Quotes: a backslash escapes unless NO_BACKSLASH_ESCAPES; ANSI_QUOTES makes "x" a name.
+        let sql = "ALTER TABLE t ADD c VARCHAR(3) DEFAULT 'a\\', DROP d', DROP e";
+        assert_eq!(kinds(sql, d), ["AddColumn", "DropColumn"]);
+        let nb = Dialect {
+            backslash_escapes: false,
+            ..d
+        };
+        // There the string ends at `\'`, and the last quote opens one that never closes.
+        assert!(parse_as(sql, nb).is_err());
+        let sql = "ALTER TABLE t ADD c VARCHAR(3) DEFAULT 'a\\', DROP d, DROP e";
+        assert_eq!(kinds(sql, nb), ["AddColumn", "DropColumn", "DropColumn"]);
+        assert!(parse_as(sql, d).is_err());
+        let aq = Dialect {
+            ansi_quotes: true,
+            ..d
+        };
+        assert_eq!(
+            parse_as("ALTER TABLE t DROP \"c\"\"x\"", aq)
+                .unwrap()
+                .unwrap()
+                .clauses[0]
+                .kind,
+            ClauseKind::DropColumn {
+                name: "c\"x".into()
+            }
+        );
+    }
+
+    #[test]
+    fn what_cannot_be_read_is_refused_not_dropped() {
+        let d = Dialect::default();
+        for sql in [
+            "ALTER TABLE t ADD c INT /*!100000 , DROP d",
+            "ALTER TABLE t ADD c INT /* , DROP d",
+            "ALTER TABLE t ADD c INT /*!999999 , DROP d",
+            "ALTER TABLE t ADD c VARCHAR(3) DEFAULT 'x, DROP d",
+            "ALTER TABLE t ADD `c INT",
+            "ALTER TABLE t /*!100000 ADD c INT /*!100000 , DROP d */ */",
+        ] {
+            assert!(parse_as(sql, d).is_err(), "{sql}");
+        }
+        // Not an ALTER TABLE: not sluice's to read.
+        assert_eq!(parse_as("INSERT INTO t VALUES ('x", d), Ok(None));
     }
 
     #[test]
