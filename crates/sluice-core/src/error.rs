@@ -24,6 +24,9 @@ pub mod exit {
     pub const LINT_ERRORS: i32 = 7;
     /// `sluice rehearse`: the rehearsal's verdict is that users would notice the migration.
     pub const REHEARSAL_FAILED: i32 = 8;
+    /// Permission denied: the database user lacks a privilege the run needs (found by the
+    /// preflight before any work, or refused by the server); the message names the GRANT to run.
+    pub const PERMISSION: i32 = 9;
     /// Stopped by Ctrl-C (SIGINT): 128 + 2, as shells report it.
     pub const INTERRUPTED: i32 = 130;
     /// Stopped by SIGTERM: 128 + 15.
@@ -97,6 +100,15 @@ pub enum Error {
         help: String,
     },
 
+    /// The database user lacks a privilege. `grant` is the exact statement an administrator runs
+    /// (names quoted through the engine's quote helper) when it can be told, else empty.
+    #[error("permission denied: {context}: {message}")]
+    Permission {
+        context: String,
+        message: String,
+        grant: String,
+    },
+
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -112,7 +124,9 @@ impl Error {
             Error::Connect { .. } => exit::CONNECT,
             Error::LockBusy { .. } => exit::LOCK_BUSY,
             Error::Checksum { .. } | Error::Drift { .. } => exit::CHECKSUM_OR_DRIFT,
+            Error::MigrationFailed(f) if is_privilege_code(&f.code) => exit::PERMISSION,
             Error::MigrationFailed(_) => exit::MIGRATION_FAILED,
+            Error::Permission { .. } => exit::PERMISSION,
             Error::Database { .. } => exit::DATABASE,
         }
     }
@@ -133,6 +147,25 @@ impl Error {
                 "run `sluice drift` to list the differences; `sluice drift --write-migration` captures them as a migration"
                     .into(),
             ),
+            Error::Permission { grant, .. } => Some(if grant.is_empty() {
+                "grant the privilege the server names (README \"Privileges\" lists what each feature needs), \
+                 then run the same command again"
+                    .into()
+            } else {
+                format!("as an administrator, run: {grant}\nthen run the same command again")
+            }),
+            Error::MigrationFailed(f) if is_privilege_code(&f.code) => Some(format!(
+                "the database user lacks a privilege this statement needs (README \"Privileges\" lists what each \
+                 feature needs): grant it or run as the tables' owner. {}",
+                if f.rolled_back || f.statements_applied == 0 {
+                    "Nothing of this migration is applied; run `sluice up` again after granting it".to_string()
+                } else {
+                    format!(
+                        "The first {} statement(s) are applied and recorded; `sluice up` resumes at this one",
+                        f.statements_applied
+                    )
+                }
+            )),
             Error::MigrationFailed(f) => Some(if f.rolled_back {
                 "the migration ran in one transaction and was rolled back: nothing of it is applied. \
                  Fix the statement and run `sluice up` again"
@@ -171,6 +204,20 @@ impl Error {
             source,
         }
     }
+}
+
+/// Whether a server error code (SQLSTATE on PostgreSQL, error number on MariaDB/MySQL) says the
+/// user lacks a privilege. Authentication failures (28P01, 1045) are connect errors, not these.
+pub fn is_privilege_code(code: &str) -> bool {
+    matches!(
+        code,
+        // insufficient_privilege
+        "42501"
+            // ER_DBACCESS_DENIED_ERROR, ER_TABLEACCESS_DENIED_ERROR, ER_COLUMNACCESS_DENIED_ERROR,
+            // ER_SPECIFIC_ACCESS_DENIED_ERROR, ER_PROCACCESS_DENIED_ERROR,
+            // ER_BINLOG_CREATE_ROUTINE_NEED_SUPER (CREATE TRIGGER with binary logging on)
+            | "1044" | "1142" | "1143" | "1227" | "1370" | "1419"
+    )
 }
 
 /// `text` made safe for a terminal: control characters (C0 but newline and tab, DEL, C1) and the

@@ -11,6 +11,7 @@ pub mod error;
 pub mod history;
 pub mod migration;
 pub mod plan;
+pub mod privileges;
 pub mod quote;
 pub mod rules;
 pub mod runner;
