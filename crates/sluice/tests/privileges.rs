@@ -65,6 +65,7 @@ struct PgRoles {
     role: String,
     owner: String,
     url: String,
+    admin_url: String,
 }
 
 impl PgRoles {
@@ -89,6 +90,7 @@ impl PgRoles {
         assert_ne!(url, p.db.url, "test URL shape");
         PgRoles {
             admin,
+            admin_url: p.db.url.clone(),
             db: format!("\"{}\"", p.db.name),
             role,
             owner,
@@ -117,13 +119,42 @@ impl PgRoles {
         }
     }
 
-    async fn drop(self) {
-        let sql = format!(
+    fn drop_sql(&self) -> String {
+        format!(
             "DROP OWNED BY {r}, {o} CASCADE; DROP ROLE {r}; DROP ROLE {o};",
             r = self.role,
             o = self.owner
-        );
+        )
+    }
+
+    async fn finish(mut self) {
+        let sql = self.drop_sql();
         self.admin.batch_execute(&sql).await.expect("drop roles");
+        self.role.clear();
+    }
+}
+
+/// Roles are cluster-wide: a failing test drops them too (from a thread of its own, the test's
+/// runtime being unavailable while it unwinds).
+impl Drop for PgRoles {
+    fn drop(&mut self) {
+        if self.role.is_empty() {
+            return;
+        }
+        let (sql, url) = (self.drop_sql(), self.admin_url.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                if let Ok((c, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+                    tokio::spawn(conn);
+                    let _ = c.batch_execute(&sql).await;
+                }
+            });
+        })
+        .join();
     }
 }
 
@@ -251,7 +282,7 @@ async fn postgres_flows_run_as_a_non_superuser_with_the_documented_grants() {
         "{e:?}"
     );
     drop(c);
-    roles.drop().await;
+    roles.finish().await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -283,8 +314,30 @@ async fn postgres_each_missing_grant_fails_before_any_work_naming_it() {
         let r = run_as(&p, &roles.url, &["up"]);
         assert_eq!(r.code, 0, "{what}, again: {r:?}");
         drop(c);
-        roles.drop().await;
+        roles.finish().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_a_statement_refused_for_privilege_exits_9_recorded_failed() {
+    let p = Project::new(Server::Postgres).await;
+    let roles = PgRoles::new(&p).await;
+    roles.grant_all_but(None).await;
+    // No grant makes this possible for a non-superuser: the server refuses it at run time.
+    p.write(
+        "1_system.sql",
+        "-- sluice:transaction per-statement\nCREATE TABLE audit (id bigint PRIMARY KEY);\nALTER SYSTEM SET work_mem = '8MB';\n",
+    );
+    for attempt in 0..2 {
+        let r = run_as(&p, &roles.url, &["up"]);
+        assert_eq!(r.code, PERMISSION, "attempt {attempt}: {r:?}");
+        assert!(r.stderr.contains("server error 42501"), "{r:?}");
+        assert!(r.stderr.contains("lacks a privilege"), "{r:?}");
+        let r = run_as(&p, &roles.url, &["status", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("status json");
+        assert_eq!(v["migrations"][0]["status"], "failed", "{r:?}");
+    }
+    roles.finish().await;
 }
 
 // ---------------------------------------------------------------- MariaDB
@@ -305,6 +358,7 @@ const MY_GRANTS: &[&str] = &[
 
 struct MyUser {
     admin: mysql_async::Conn,
+    admin_url: String,
     db: String,
     user: String,
     url: String,
@@ -323,6 +377,7 @@ impl MyUser {
         let db = format!("`{}`", p.db.name);
         let mut me = MyUser {
             admin,
+            admin_url: p.db.url.clone(),
             db,
             url: p
                 .db
@@ -357,11 +412,38 @@ impl MyUser {
             .expect("grant");
     }
 
-    async fn drop(mut self) {
+    async fn finish(mut self) {
         self.admin
             .query_drop(format!("DROP USER '{}'@'%'", self.user))
             .await
             .expect("drop user");
+        self.user.clear();
+    }
+}
+
+/// Users are server-wide: a failing test drops its user too.
+impl Drop for MyUser {
+    fn drop(&mut self) {
+        if self.user.is_empty() {
+            return;
+        }
+        let (sql, url) = (
+            format!("DROP USER IF EXISTS '{}'@'%'", self.user),
+            self.admin_url.clone(),
+        );
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                if let Ok(mut c) = mysql_async::Conn::from_url(&url).await {
+                    let _ = c.query_drop(sql).await;
+                    let _ = c.disconnect().await;
+                }
+            });
+        })
+        .join();
     }
 }
 
@@ -420,12 +502,26 @@ async fn mariadb_flows_run_as_a_database_scoped_user_with_the_documented_grants(
         assert_eq!(r.code, 0, "{args:?}: {r:?}");
     }
     drop(c);
-    u.drop().await;
+    u.finish().await;
+}
+
+// Two halves, so the test binary runs them side by side.
+#[tokio::test(flavor = "multi_thread")]
+async fn mariadb_each_missing_grant_fails_before_any_work_naming_it_first_half() {
+    mariadb_missing_grants(0..MY_GRANTS.len() / 2).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn mariadb_each_missing_grant_fails_before_any_work_naming_it() {
-    for (i, missing) in MY_GRANTS.iter().enumerate() {
+async fn mariadb_each_missing_grant_fails_before_any_work_naming_it_second_half() {
+    mariadb_missing_grants(MY_GRANTS.len() / 2..MY_GRANTS.len()).await;
+}
+
+async fn mariadb_missing_grants(which: std::ops::Range<usize>) {
+    for (i, missing) in MY_GRANTS
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| which.contains(i))
+    {
         // INDEX is documented for CREATE INDEX statements; the online copy does without it.
         if *missing == "INDEX" {
             continue;
@@ -479,6 +575,6 @@ async fn mariadb_each_missing_grant_fails_before_any_work_naming_it() {
         let r = run_as(&p, &u.url, &["up"]);
         assert_eq!(r.code, 0, "{missing}, again: {r:?}");
         drop(c);
-        u.drop().await;
+        u.finish().await;
     }
 }
