@@ -18,7 +18,7 @@ pub mod exit {
     pub const CHECKSUM_OR_DRIFT: i32 = 4;
     /// Cannot connect: unreachable server, authentication failure, unknown database, TLS failure.
     pub const CONNECT: i32 = 5;
-    /// Any other database error (lost connection mid-run, permission denied on history tables, ...).
+    /// Any other database error (lost connection mid-run, a server-side failure, ...).
     pub const DATABASE: i32 = 6;
     /// `sluice lint` / `sluice plan` found error-level hazards.
     pub const LINT_ERRORS: i32 = 7;
@@ -240,6 +240,33 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod permission_tests {
+    use super::*;
+
+    #[test]
+    fn privilege_codes_exit_9_authentication_and_others_do_not() {
+        for code in ["42501", "1044", "1142", "1143", "1227", "1370", "1419"] {
+            assert!(is_privilege_code(code), "{code}");
+        }
+        // Authentication failures are connect errors (exit 5); the rest stay what they were.
+        for code in ["28P01", "28000", "1045", "1146", "42P01", "1205", ""] {
+            assert!(!is_privilege_code(code), "{code}");
+        }
+        let e = Error::Permission {
+            context: "the online copy of `t`".into(),
+            message: "LOCK TABLES missing".into(),
+            grant: "GRANT LOCK TABLES ON `d`.* TO 'u'@'%';".into(),
+        };
+        assert_eq!(e.exit_code(), exit::PERMISSION);
+        assert_eq!(exit::PERMISSION, 9);
+        assert!(e
+            .help()
+            .unwrap()
+            .starts_with("as an administrator, run: GRANT LOCK TABLES ON `d`.* TO 'u'@'%';\n"));
+    }
 }
 
 #[cfg(test)]
