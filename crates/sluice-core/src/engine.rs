@@ -306,6 +306,13 @@ pub trait Engine: Send {
         Ok(None)
     }
 
+    /// Checks, before any statement runs, that the user holds what `statements` need (as far as
+    /// cheaply knowable); a lack is an [`crate::error::Error::Permission`] naming the GRANT.
+    /// `online`: whether ALTERs take the engine's online path (not `--as-written`).
+    async fn check_privileges(&mut self, _statements: &[String], _online: bool) -> Result<()> {
+        Ok(())
+    }
+
     /// What [`Engine::alter_online`] would do with this statement, one line per step, for `plan` and
     /// `up --dry-run`; None when it would run as written.
     async fn explain_online(&mut self, _sql: &str) -> Result<Option<Vec<String>>> {

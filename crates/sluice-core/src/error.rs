@@ -18,12 +18,15 @@ pub mod exit {
     pub const CHECKSUM_OR_DRIFT: i32 = 4;
     /// Cannot connect: unreachable server, authentication failure, unknown database, TLS failure.
     pub const CONNECT: i32 = 5;
-    /// Any other database error (lost connection mid-run, permission denied on history tables, ...).
+    /// Any other database error (lost connection mid-run, a server-side failure, ...).
     pub const DATABASE: i32 = 6;
     /// `sluice lint` / `sluice plan` found error-level hazards.
     pub const LINT_ERRORS: i32 = 7;
     /// `sluice rehearse`: the rehearsal's verdict is that users would notice the migration.
     pub const REHEARSAL_FAILED: i32 = 8;
+    /// Permission denied: the database user lacks a privilege the run needs (found by the
+    /// preflight before any work, or refused by the server); the message names the GRANT to run.
+    pub const PERMISSION: i32 = 9;
     /// Stopped by Ctrl-C (SIGINT): 128 + 2, as shells report it.
     pub const INTERRUPTED: i32 = 130;
     /// Stopped by SIGTERM: 128 + 15.
@@ -105,6 +108,14 @@ pub enum Error {
         message: String,
         help: String,
     },
+    /// The database user lacks a privilege. `grant` is the exact statement an administrator runs
+    /// (names quoted through the engine's quote helper) when it can be told, else empty.
+    #[error("permission denied: {context}: {message}")]
+    Permission {
+        context: String,
+        message: String,
+        grant: String,
+    },
 
     #[error("{context}: {source}")]
     Io {
@@ -121,7 +132,9 @@ impl Error {
             Error::Connect { .. } => exit::CONNECT,
             Error::LockBusy { .. } => exit::LOCK_BUSY,
             Error::Checksum { .. } | Error::Drift { .. } => exit::CHECKSUM_OR_DRIFT,
+            Error::MigrationFailed(f) if is_privilege_code(&f.code) => exit::PERMISSION,
             Error::MigrationFailed(_) | Error::Rejected { .. } => exit::MIGRATION_FAILED,
+            Error::Permission { .. } => exit::PERMISSION,
             Error::Database { .. } => exit::DATABASE,
         }
     }
@@ -143,6 +156,25 @@ impl Error {
                 "run `sluice drift` to list the differences; `sluice drift --write-migration` captures them as a migration"
                     .into(),
             ),
+            Error::Permission { grant, .. } => Some(if grant.is_empty() {
+                "grant the privilege the server names (README \"Privileges\" lists what each feature needs), \
+                 then run the same command again"
+                    .into()
+            } else {
+                format!("as an administrator, run: {grant}\nthen run the same command again")
+            }),
+            Error::MigrationFailed(f) if is_privilege_code(&f.code) => Some(format!(
+                "the database user lacks a privilege this statement needs (README \"Privileges\" lists what each \
+                 feature needs): grant it or run as the tables' owner. {}",
+                if f.rolled_back || f.statements_applied == 0 {
+                    "Nothing of this migration is applied; run `sluice up` again after granting it".to_string()
+                } else {
+                    format!(
+                        "The first {} statement(s) are applied and recorded; `sluice up` resumes at this one",
+                        f.statements_applied
+                    )
+                }
+            )),
             Error::MigrationFailed(f) => Some(if f.rolled_back {
                 "the migration ran in one transaction and was rolled back: nothing of it is applied. \
                  Fix the statement and run `sluice up` again"
@@ -183,6 +215,20 @@ impl Error {
     }
 }
 
+/// Whether a server error code (SQLSTATE on PostgreSQL, error number on MariaDB/MySQL) says the
+/// user lacks a privilege. Authentication failures (28P01, 1045) are connect errors, not these.
+pub fn is_privilege_code(code: &str) -> bool {
+    matches!(
+        code,
+        // insufficient_privilege
+        "42501"
+            // ER_DBACCESS_DENIED_ERROR, ER_TABLEACCESS_DENIED_ERROR, ER_COLUMNACCESS_DENIED_ERROR,
+            // ER_SPECIFIC_ACCESS_DENIED_ERROR, ER_PROCACCESS_DENIED_ERROR,
+            // ER_BINLOG_CREATE_ROUTINE_NEED_SUPER (CREATE TRIGGER with binary logging on)
+            | "1044" | "1142" | "1143" | "1227" | "1370" | "1419"
+    )
+}
+
 /// `text` made safe for a terminal: control characters (C0 but newline and tab, DEL, C1) and the
 /// bidirectional overrides are shown as `\u{..}` instead of being sent raw, so an object name or a
 /// server message can never move the cursor, recolour the screen or reorder what the user reads.
@@ -203,6 +249,33 @@ pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod permission_tests {
+    use super::*;
+
+    #[test]
+    fn privilege_codes_exit_9_authentication_and_others_do_not() {
+        for code in ["42501", "1044", "1142", "1143", "1227", "1370", "1419"] {
+            assert!(is_privilege_code(code), "{code}");
+        }
+        // Authentication failures are connect errors (exit 5); the rest stay what they were.
+        for code in ["28P01", "28000", "1045", "1146", "42P01", "1205", ""] {
+            assert!(!is_privilege_code(code), "{code}");
+        }
+        let e = Error::Permission {
+            context: "the online copy of `t`".into(),
+            message: "LOCK TABLES missing".into(),
+            grant: "GRANT LOCK TABLES ON `d`.* TO 'u'@'%';".into(),
+        };
+        assert_eq!(e.exit_code(), exit::PERMISSION);
+        assert_eq!(exit::PERMISSION, 9);
+        assert!(e
+            .help()
+            .unwrap()
+            .starts_with("as an administrator, run: GRANT LOCK TABLES ON `d`.* TO 'u'@'%';\n"));
+    }
 }
 
 #[cfg(test)]

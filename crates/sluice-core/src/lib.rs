@@ -12,6 +12,7 @@ pub mod history;
 pub mod migration;
 pub mod plan;
 pub mod planfile;
+pub mod privileges;
 pub mod quote;
 pub mod rules;
 pub mod runner;

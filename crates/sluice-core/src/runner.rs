@@ -587,6 +587,12 @@ pub async fn up(
         if planned.is_empty() {
             (ctx.say)("nothing to apply: the database is up to date");
         }
+        // A missing privilege is found now, not after earlier statements (or migrations) ran.
+        let pending: Vec<String> = planned
+            .iter()
+            .flat_map(|p| p.statements.iter().skip(p.resume_from).cloned())
+            .collect();
+        engine.check_privileges(&pending, !opts.as_written).await?;
         for p in &planned {
             let m = files
                 .iter()

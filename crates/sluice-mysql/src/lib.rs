@@ -9,6 +9,7 @@ mod connect;
 pub mod history;
 pub mod introspect;
 pub mod online;
+pub mod privileges;
 pub mod quote;
 pub mod render;
 pub mod tls;
@@ -85,10 +86,14 @@ impl MySqlEngine {
                 url.scrub(&e.to_string())
             );
         }
-        let version: Option<String> = work
-            .query_first("SELECT VERSION()")
+        let (version, account): (Option<String>, Option<String>) = work
+            .query_first("SELECT VERSION(), CURRENT_USER()")
             .await
-            .map_err(|e| db_err(url, "reading the server version", e))?;
+            .map_err(|e| db_err(url, "reading the server version", e))?
+            .unwrap_or_default();
+        if let Some(account) = account {
+            privileges::set_account(&account);
+        }
         let flavour = Flavour::from_version_string(&version.unwrap_or_default());
         if flavour.kind != url.kind() {
             tracing::debug!(
@@ -244,13 +249,14 @@ fn take<T: FromValue>(row: &mut Row, i: usize) -> Option<T> {
 }
 
 fn db_err(url: &DbUrl, context: &str, e: mysql_async::Error) -> Error {
+    if let Some(denied) = privileges::denied(context, &e, &url.database(), &url.username()) {
+        return denied;
+    }
     let help = match server_code(&e) {
-        Some(1142 | 1044 | 1227) => format!(
-            "the user lacks a privilege on `{}`; sluice needs SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, DROP, \
-             INDEX, REFERENCES and TRIGGER on the database",
-            url.database()
-        ),
-        _ if e.is_fatal() => "the connection to the server was lost; check the server and run the command again".into(),
+        _ if e.is_fatal() => {
+            "the connection to the server was lost; check the server and run the command again"
+                .into()
+        }
         _ => String::new(),
     };
     Error::Database {
@@ -680,6 +686,17 @@ impl Engine for MySqlEngine {
         say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
     ) -> Result<Option<sluice_core::engine::OnlineReport>> {
         online::alter(self, sql, opts, say).await
+    }
+
+    async fn check_privileges(&mut self, statements: &[String], online: bool) -> Result<()> {
+        // Only the online copy needs more than the statement itself (which the server refuses
+        // before doing anything): check its grants now rather than after earlier statements ran.
+        for sql in statements.iter().filter(|_| online) {
+            if let Some(table) = online::copies(self, sql).await? {
+                return privileges::check_online_copy(&mut self.work, &table).await;
+            }
+        }
+        Ok(())
     }
 
     async fn explain_online(&mut self, sql: &str) -> Result<Option<Vec<String>>> {

@@ -3,6 +3,7 @@
 
 pub mod backfill;
 mod pacing;
+pub mod privileges;
 pub mod quote;
 pub mod schema;
 pub mod tls;
@@ -69,6 +70,9 @@ impl PgEngine {
             url.param("sslrootcert").as_deref(),
         )?);
         let work = open(&config, &tls, url).await?;
+        if let Some(user) = config.get_user().filter(|u| !u.is_empty()) {
+            privileges::set_role(user);
+        }
         let version: String = work
             .query_one("SHOW server_version_num", &[])
             .await
@@ -216,6 +220,9 @@ fn connect_error(url: &DbUrl, e: &tokio_postgres::Error) -> Error {
 }
 
 fn db_err(context: &str, e: tokio_postgres::Error) -> Error {
+    if let Some(denied) = privileges::denied(context, &e) {
+        return denied;
+    }
     let message = match e.as_db_error() {
         Some(d) => format!("{} ({})", d.message(), d.code().code()),
         None => e.to_string(),
@@ -468,6 +475,10 @@ impl Engine for PgEngine {
             .await
             .map_err(|e| db_err("creating sluice's history tables", e))?;
         Ok(())
+    }
+
+    async fn check_privileges(&mut self, statements: &[String], _online: bool) -> Result<()> {
+        privileges::check(&self.work, statements).await
     }
 
     async fn history(&mut self) -> Result<Vec<HistoryRow>> {

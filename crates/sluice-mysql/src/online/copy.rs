@@ -88,6 +88,9 @@ pub fn code(e: &mysql_async::Error) -> Option<u16> {
 }
 
 pub fn db(context: &str, e: mysql_async::Error) -> Error {
+    if let Some(denied) = crate::privileges::denied(context, &e, "", "") {
+        return denied;
+    }
     Error::database(context.to_string(), e.to_string())
 }
 

@@ -557,6 +557,26 @@ fn refuse_copy(a: &AlterTable, live: &table::LiveTable, names: &Names) -> Option
     None
 }
 
+/// The table `sql` would copy online (the live table allows no INSTANT or INPLACE form), for the
+/// privilege check before `up` runs anything; None for any other path.
+pub async fn copies(e: &mut MySqlEngine, sql: &str) -> Result<Option<String>> {
+    let Some(a) = parse::parse(sql) else {
+        return Ok(None);
+    };
+    let dbname = database(&mut e.work).await?;
+    if as_written(&a, &dbname).is_some() {
+        return Ok(None);
+    }
+    let Some(live) = table::read(&mut e.work, &a.table)
+        .await
+        .map_err(|err| db("reading the table definition", err))?
+    else {
+        return Ok(None);
+    };
+    let d = decide(e, &a, &live);
+    Ok(d.algo.clause(e.flavour).is_none().then_some(a.table))
+}
+
 pub async fn explain(e: &mut MySqlEngine, sql: &str) -> Result<Option<Vec<String>>> {
     let Some(a) = read_alter(e, sql).await? else {
         return Ok(None);
@@ -1113,6 +1133,7 @@ async fn copy_path(
     if let Some(err) = refuse_copy(a, &live, &names) {
         return Err(err);
     }
+    crate::privileges::check_online_copy(&mut e.work, &t).await?;
     let conn = copy_session(e).await?;
     let conn_opts = e.work.opts().clone();
     let resume = state
