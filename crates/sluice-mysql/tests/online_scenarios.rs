@@ -282,11 +282,14 @@ fn scenarios() -> Vec<Sc> {
         typed("non_numeric_varchar_to_int_fails", "VARCHAR(10)", "IF({r} % 500 = 0, 'x', CAST({r} AS CHAR))", "MODIFY c INT"),
         typed("enum_value_appended", "ENUM('a','b','c')", "ELT(1 + {r} % 3, 'a', 'b', 'c')", "MODIFY c ENUM('a','b','c','d')"),
         typed("enum_reordered", "ENUM('a','b','c')", "ELT(1 + {r} % 3, 'a', 'b', 'c')", "MODIFY c ENUM('c','b','a')"),
-        typed("enum_used_value_removed_fails", "ENUM('a','b','c')", "ELT(1 + {r} % 3, 'a', 'b', 'c')", "MODIFY c ENUM('a','b')"),
+        typed("enum_used_value_removed_fails", "ENUM('a','b','c')", "ELT(1 + {r} % 3, 'a', 'b', 'c')", "MODIFY c ENUM('a','b')")
+            .known("new (h5): a conversion error (1265 Data truncated) fails the copy but keeps _t_new, _t_chg and the triggers"),
         typed("enum_to_varchar", "ENUM('a','b','c') NOT NULL", "ELT(1 + {r} % 3, 'a', 'b', 'c')", "MODIFY c VARCHAR(5) NOT NULL"),
         typed("set_member_added", "SET('x','y','z')", "MAKE_SET({r} % 8, 'x', 'y', 'z')", "MODIFY c SET('x','y','z','w')"),
-        typed("set_used_member_removed_fails", "SET('x','y','z')", "MAKE_SET({r} % 8, 'x', 'y', 'z')", "MODIFY c SET('x','y')"),
-        typed("bit8_to_bit16", "BIT(8)", "{r} % 256", "MODIFY c BIT(16)"),
+        typed("set_used_member_removed_fails", "SET('x','y','z')", "MAKE_SET({r} % 8, 'x', 'y', 'z')", "MODIFY c SET('x','y')")
+            .known("new (h5): a conversion error (1265 Data truncated) fails the copy but keeps _t_new, _t_chg and the triggers"),
+        typed("bit8_to_bit16", "BIT(8)", "{r} % 256", "MODIFY c BIT(16)")
+            .known("new (h5): verification fails for a conversion that changes how values read (BINARY(n) padding, TIME fractional digits): sluice refuses a valid ALTER"),
         typed("bit16_to_bit8_fails", "BIT(16)", "{r} % 65536", "MODIFY c BIT(8)"),
         typed("bit_to_int", "BIT(8)", "{r} % 256", "MODIFY c INT UNSIGNED"),
         typed("json_to_longtext", "JSON", "JSON_OBJECT('n', {r}, 's', CONCAT('x', {r}))", "MODIFY c LONGTEXT"),
@@ -341,11 +344,13 @@ fn scenarios() -> Vec<Sc> {
         sc("no_key_at_all_refused", "t", "CREATE TABLE t (u INT NULL, v INT NULL)", Rows {
             cols: "u, v".into(), vals: "{k}, {r}".into(), set: "v = {r}".into(),
             key: "u = {k}".into(), rekey: None }, "ALTER TABLE t MODIFY v BIGINT").expect(Refusal("no primary key")),
-        typed("primary_key_moved_to_unique_column", "INT NOT NULL", "{k} * 3", "DROP PRIMARY KEY, ADD PRIMARY KEY (c)").fixed(),
+        typed("primary_key_moved_to_unique_column", "INT NOT NULL", "{k} * 3", "DROP PRIMARY KEY, ADD PRIMARY KEY (c)").fixed()
+            .expect(Refusal("the ALTER changes the key")),
         sc("primary_key_added_to_unique_keyed_table", "t", "CREATE TABLE t (id INT NOT NULL, v INT NULL, UNIQUE KEY ui (id))", Rows {
             cols: "id, v".into(), vals: "{k}, {r}".into(), set: "v = {r}".into(),
             key: "id = {k}".into(), rekey: None }, "ALTER TABLE t ADD PRIMARY KEY (v, id)"),
-        typed("primary_key_extended", "INT NOT NULL", "{k} % 7", "DROP PRIMARY KEY, ADD PRIMARY KEY (id, c)"),
+        typed("primary_key_extended", "INT NOT NULL", "{k} % 7", "DROP PRIMARY KEY, ADD PRIMARY KEY (id, c)")
+            .expect(Refusal("the ALTER changes the key")),
         typed("primary_key_type_widened", "INT", "{r}", "MODIFY id BIGINT NOT NULL"),
         typed("primary_key_renamed_and_widened", "INT", "{r}", "CHANGE id id2 BIGINT NOT NULL"),
         typed("primary_key_on_duplicates_fails", "INT NOT NULL", "{k} % 1000", "DROP PRIMARY KEY, ADD PRIMARY KEY (c)").fixed(),
@@ -375,15 +380,13 @@ fn scenarios() -> Vec<Sc> {
             .known("h2: DROP+ADD of one column name copies the old values"),
         typed("drop_add_same_name_other_type", "INT", "{r}", "DROP COLUMN c, ADD COLUMN c VARCHAR(10) DEFAULT 'x'")
             .known("h2: DROP+ADD of one column name copies the old values"),
-        typed("rename_then_add_old_name", "INT", "{r}", "RENAME COLUMN c TO d, ADD COLUMN c INT DEFAULT 3")
-            .known("h2: DROP+ADD of one column name copies the old values"),
+        typed("rename_then_add_old_name", "INT", "{r}", "RENAME COLUMN c TO d, ADD COLUMN c INT DEFAULT 3"),
         typed("columns_swap_names", "INT", "{r}", "CHANGE c v INT, CHANGE v c INT"),
         typed("rename_and_widen", "INT", "{r}", "CHANGE c c2 BIGINT"),
         typed("rename_column_and_modify_other", "INT", "{r}", "RENAME COLUMN c TO c3, MODIFY v BIGINT"),
         typed("executable_comment_clause", "VARCHAR(20)", "CONCAT('v', {r})", "MODIFY v BIGINT /*!100000 , MODIFY c VARCHAR(30) */")
             .known("h2: clauses inside executable comments are dropped"),
-        typed("dash_dash_without_space_is_not_a_comment", "INT", "{r}", "MODIFY v BIGINT --x\n, MODIFY c BIGINT")
-            .known("h2: `--x` taken for a comment"),
+        typed("dash_dash_without_space_is_not_a_comment", "INT", "{r}", "MODIFY v BIGINT --x\n, MODIFY c BIGINT"),
         typed("trailing_comment", "INT", "{r}", "MODIFY v BIGINT -- widen\n"),
         // Unique keys: added under writers, with duplicates, with values swapped.
         users("unique_added_clean", false, "ALTER TABLE t ADD UNIQUE KEY ue (email)"),
@@ -393,7 +396,8 @@ fn scenarios() -> Vec<Sc> {
             .after_copy(&["INSERT INTO {t} (id, v, email) VALUES (999999, 1, 'e1')"])
             .known(h1_unique),
         users("unique_added_while_writers_swap", false, "ALTER TABLE t ADD UNIQUE KEY ue (email)")
-            .writer(Writer::Custom(swap_emails)),
+            .writer(Writer::Custom(swap_emails))
+            .known(h1_unique),
         users("swaps_under_existing_unique", true, "ALTER TABLE t MODIFY v BIGINT")
             .writer(Writer::Custom(swap_emails)).known(h1_unique),
         users("email_inherited_under_existing_unique", true, "ALTER TABLE t MODIFY v BIGINT")
@@ -415,7 +419,8 @@ fn scenarios() -> Vec<Sc> {
         typed("unique_on_trailing_space_duplicates_fails", "VARCHAR(20)", "CONCAT('s', {k} % 2000, IF({k} > 2000, ' ', ''))", "ADD UNIQUE KEY uc (c)").fixed(),
         typed("unique_on_case_duplicates_fails", "VARCHAR(20)", "CONCAT(IF({k} % 2 = 0, 'a', 'A'), {k} DIV 2)", "ADD UNIQUE KEY uc (c)").fixed(),
         // Nullability, checks, layout, options.
-        typed("not_null_added_no_default", "INT", "{r}", "ADD COLUMN d VARCHAR(10) NOT NULL"),
+        typed("not_null_added_no_default", "INT", "{r}", "ADD COLUMN d VARCHAR(10) NOT NULL")
+            .known("new (h5): ADD COLUMN … NOT NULL without DEFAULT: the copy fails with 1364 (the ALTER fills the implicit default) and keeps the copy"),
         typed("not_null_on_nulls_fails", "INT NULL", "IF({r} % 10 = 0, NULL, {r})", "MODIFY c INT NOT NULL"),
         typed("not_null_without_nulls", "INT NULL", "{r}", "MODIFY c INT NOT NULL"),
         typed("check_violated_fails", "INT", "{r} - 100", "ADD CONSTRAINT ck CHECK (c >= 0)"),
