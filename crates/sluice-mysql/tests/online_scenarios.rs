@@ -866,7 +866,7 @@ async fn run(sc: Arc<Sc>, seed: u64) -> Result<String, String> {
                 return Err(format!("sluice failed but changed the table: {d}"));
             }
             if !left.is_empty() {
-                return Err(format!("failed and left behind: {left:?}"));
+                return Err(format!("failed ({s}) and left behind: {left:?}"));
             }
             // The copy's INSERT … SELECT words some conversion errors differently from the
             // ALTER (1406 "Data too long" for 1265 "Data truncated"): both are reported.
