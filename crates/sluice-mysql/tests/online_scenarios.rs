@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 /// Rows seeded per scenario.
 const N: u64 = 2000;
 /// Scenarios run at once.
-const PARALLEL: usize = 3;
+const PARALLEL: usize = 4;
 /// A scenario that takes longer hangs somewhere: reported as a failure.
 const SCENARIO_LIMIT: Duration = Duration::from_secs(120);
 /// Mirrored writer connections per scenario.
@@ -473,7 +473,8 @@ fn scenarios() -> Vec<Sc> {
             false,
             "ALTER TABLE t ADD UNIQUE KEY ue (email), MODIFY v BIGINT",
         )
-        .writer(Writer::Mixed(mixed, swap_emails)),
+        .writer(Writer::Mixed(mixed, swap_emails))
+        .known(h1_unique),
     );
     v
 }
@@ -624,7 +625,7 @@ impl Writers {
                         }
                         ops.fetch_add(1, Ordering::Relaxed);
                         // Steady clients rather than a flood: the copy must keep up with them.
-                        tokio::time::sleep(Duration::from_millis(2)).await;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
                     }
                     let _ = c.disconnect().await;
                     diffs
