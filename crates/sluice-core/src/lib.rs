@@ -12,6 +12,7 @@ pub mod history;
 pub mod migration;
 pub mod plan;
 pub mod quote;
+pub mod redact;
 pub mod rules;
 pub mod runner;
 pub mod schema;
