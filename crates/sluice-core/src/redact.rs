@@ -217,6 +217,51 @@ fn userinfo(token: &str) -> String {
     token.to_string()
 }
 
+/// A name a server reports (user, application): control characters dropped (no terminal escape
+/// sequences), at most `max_chars` characters.
+pub fn label(s: &str, max_chars: usize) -> String {
+    let clean: String = s.chars().filter(|c| !c.is_control()).collect();
+    if clean.chars().count() > max_chars {
+        format!("{}…", clean.chars().take(max_chars).collect::<String>())
+    } else {
+        clean
+    }
+}
+
+/// One session that holds a lock sluice waits for, as reported and stored: who and how long,
+/// and what it runs without any literal.
+#[allow(clippy::too_many_arguments)]
+pub fn lock_holder(
+    id_kind: &str,
+    id: i64,
+    user: &str,
+    application: Option<&str>,
+    state: &str,
+    age_secs: i64,
+    holds: Option<&str>,
+    query: &str,
+    dialect: Dialect,
+) -> String {
+    let app = application
+        .filter(|a| !a.is_empty())
+        .map(|a| format!(", application {}", label(a, 40)))
+        .unwrap_or_default();
+    let holds = holds
+        .map(|m| format!(", holds {}", label(m, 40)))
+        .unwrap_or_default();
+    let shape = sql_shape(query, dialect, 120);
+    let query = if shape.is_empty() {
+        String::new()
+    } else {
+        format!(": {shape}")
+    };
+    format!(
+        "{id_kind} {id} (user {}{app}, {}, transaction open {age_secs} s{holds}){query}",
+        label(user, 40),
+        label(state, 40)
+    )
+}
+
 /// The SQL dialect of a server-provided query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {

@@ -964,7 +964,28 @@ async fn tls_modes_against_a_tls_server() {
     .await;
     assert_eq!(e.exit_code(), 5);
     assert!(e.to_string().contains("TLS handshake"), "{e}");
-    assert!(e.help().unwrap().contains("VERIFY_CA"), "{:?}", e.help());
+    // The advice fixes the name; it never offers to weaken verification.
+    let help = e.help().unwrap();
+    assert!(
+        help.contains("a host name the certificate carries"),
+        "{help}"
+    );
+    assert!(
+        !help.contains("VERIFY_CA") && !help.contains("REQUIRED"),
+        "{help}"
+    );
+
+    // REQUIRED (or libpq's require) with a CA checks the chain, as libpq does with a root file:
+    // the right CA passes whatever the name, another CA is refused.
+    ok(url("127.0.0.1", &format!("ssl-mode=REQUIRED&ssl-ca={ca}"))).await;
+    let e = connect_err(&url(
+        &named,
+        "sslmode=require&ssl-ca=/etc/ssl/certs/ISRG_Root_X1.pem",
+    ))
+    .await;
+    assert_eq!(e.exit_code(), 5);
+    assert!(e.to_string().contains("UnknownIssuer"), "{e}");
+    assert!(e.to_string().contains("ssl-mode=VERIFY_CA"), "{e}");
 
     // Without the CA, the chain cannot be verified, whatever the name.
     for host in [named.as_str(), "127.0.0.1"] {

@@ -65,7 +65,7 @@ pub fn init_logging(verbose: u8, quiet: bool) {
 /// A progress line, on stderr so stdout stays clean for reports and JSON.
 pub fn say(line: &str) {
     if !QUIET.load(Ordering::Relaxed) {
-        eprintln!("sluice: {line}");
+        eprintln!("sluice: {}", sluice_core::redact::secrets(line));
     }
 }
 
@@ -76,8 +76,8 @@ pub fn error(e: &Error) {
         Error::MigrationFailed(f) => {
             let stmt_end = (f.offset + f.statement.len()).min(f.file_text.len());
             let label_start = f.error_offset.min(stmt_end);
-            let mut diag = MietteDiagnostic::new(e.to_string()).with_labels([
-                LabeledSpan::new_primary_with_span(
+            let mut diag = MietteDiagnostic::new(sluice_core::redact::secrets(&e.to_string()))
+                .with_labels([LabeledSpan::new_primary_with_span(
                     Some(if f.code.is_empty() {
                         "here".to_string()
                     } else {
@@ -87,10 +87,9 @@ pub fn error(e: &Error) {
                         ..stmt_end
                             .max(label_start + 1)
                             .min(f.file_text.len().max(label_start + 1)),
-                ),
-            ]);
+                )]);
             if let Some(h) = e.help() {
-                diag = diag.with_help(h);
+                diag = diag.with_help(sluice_core::redact::secrets(&h));
             }
             Report::new(diag).with_source_code(NamedSource::new(
                 f.path.display().to_string(),
@@ -98,9 +97,10 @@ pub fn error(e: &Error) {
             ))
         }
         _ => {
-            let mut diag = MietteDiagnostic::new(e.to_string());
+            // Every error passes the one redactor on its way out, whatever built it.
+            let mut diag = MietteDiagnostic::new(sluice_core::redact::secrets(&e.to_string()));
             if let Some(h) = e.help() {
-                diag = diag.with_help(h);
+                diag = diag.with_help(sluice_core::redact::secrets(&h));
             }
             Report::new(diag)
         }
