@@ -1009,3 +1009,38 @@ async fn drift_special_indexes_and_columns() {
     )
     .await;
 }
+
+/// A `+` in a URL password is a `+` (URL userinfo is percent-decoded only; `+` means a space only
+/// in form encoding), and `%2B`, `%20`, `%40` decode as usual: each password connects.
+#[tokio::test]
+async fn plus_and_percent_escapes_in_a_url_password_connect() {
+    let db = TestDb::mariadb().await;
+    let mut c = db.my().await;
+    let user = format!("u_{}", db.name);
+    for (password, in_url) in [
+        ("p+q", "p+q"),
+        ("p+q w@x", "p%2Bq%20w%40x"),
+        ("a+b+c", "a%2Bb+c"),
+    ] {
+        c.query_drop(format!(
+            "CREATE OR REPLACE USER '{user}'@'%' IDENTIFIED BY '{password}'"
+        ))
+        .await
+        .unwrap();
+        c.query_drop(format!("GRANT ALL ON `{}`.* TO '{user}'@'%'", db.name))
+            .await
+            .unwrap();
+        let url = DbUrl::parse(&format!(
+            "mysql://{user}:{in_url}@127.0.0.1:3306/{}",
+            db.name
+        ))
+        .unwrap();
+        assert_eq!(url.password().as_deref(), Some(password));
+        MySqlEngine::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("{password}: {e}"));
+    }
+    c.query_drop(format!("DROP USER '{user}'@'%'"))
+        .await
+        .unwrap();
+}
