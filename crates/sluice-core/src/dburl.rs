@@ -22,7 +22,7 @@ impl DbUrl {
         let raw = raw.trim();
         let url = Url::parse(raw).map_err(|e| {
             Error::usage(
-                format!("invalid database URL `{}`: {e}", redact_str(raw)),
+                format!("invalid database URL `{}`: {e}", crate::redact::url_text(raw)),
                 "use a URL such as postgres://user:password@host:5432/dbname or mysql://user:password@host:3306/dbname",
             )
         })?;
@@ -111,12 +111,31 @@ impl DbUrl {
         }
     }
 
-    /// Removes every occurrence of this URL's password from `text`, for driver messages that might echo it.
+    /// `text` (a driver's or server's message) fit to print: URL-shaped things and password
+    /// parameters are redacted structurally ([`crate::redact::secrets`]). As a last guard, an echo of
+    /// this URL's password is replaced too, but only when that reveals nothing: never for a
+    /// password short enough to match by chance, or one that also occurs in the user name, host,
+    /// port or database (replacing `alice` in `user "alice"` would show that the password is `alice`).
     pub fn scrub(&self, text: &str) -> String {
-        match self.password() {
-            Some(p) if p.len() >= 2 => text.replace(&p, "***"),
-            _ => text.to_string(),
+        let mut out = crate::redact::secrets(text);
+        let public = [
+            self.username(),
+            self.host(),
+            self.database(),
+            self.port().map(|p| p.to_string()).unwrap_or_default(),
+        ];
+        let secrets = self.password().into_iter().chain(
+            self.query_pairs()
+                .into_iter()
+                .filter(|(k, _)| crate::redact::is_secret_key(k))
+                .map(|(_, v)| v),
+        );
+        for p in secrets {
+            if p.chars().count() >= 6 && !public.iter().any(|x| x.contains(&p)) {
+                out = out.replace(&p, "***");
+            }
         }
+        out
     }
 }
 
@@ -124,53 +143,65 @@ fn has_socket_param(url: &Url) -> bool {
     url.query_pairs().any(|(k, _)| k == "host" || k == "socket")
 }
 
+/// URL userinfo and path decoding: `%XX` only. `+` stays `+` (it means a space only in form
+/// encoding, which applies to query strings, not to user names, passwords or paths).
 fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| s.to_string())
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        match (
+            b[i],
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            (b'%', Some(h), Some(l)) => {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+            }
+            (c, _, _) => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn redact_url(url: &Url) -> String {
+    // Without a host (`postgres:/u:pw@h`) the url crate sees no userinfo: redact the text itself.
+    if !url.has_host() {
+        return crate::redact::url_text(url.as_str());
+    }
     let mut u = url.clone();
     if u.password().is_some() {
         let _ = u.set_password(Some("***"));
     }
-    // Passwords can also arrive as query parameters.
-    let pairs: Vec<(String, String)> = u
-        .query_pairs()
-        .map(|(k, v)| {
-            let secret = matches!(k.as_ref(), "password" | "pass" | "sslpassword");
-            (
-                k.into_owned(),
-                if secret { "***".into() } else { v.into_owned() },
-            )
-        })
-        .collect();
+    // Passwords can also arrive as query parameters. What follows one may be the rest of it
+    // (`password=a&b` typed unencoded), so the query ends there.
+    let mut pairs: Vec<(String, String)> = vec![];
+    for (k, _) in u.query_pairs() {
+        let secret = crate::redact::is_secret_key(&k);
+        pairs.push((
+            k.into_owned(),
+            if secret { "***".into() } else { String::new() },
+        ));
+        if secret {
+            break;
+        }
+    }
+    let values: Vec<String> = u.query_pairs().map(|(_, v)| v.into_owned()).collect();
+    for ((_, v), orig) in pairs.iter_mut().zip(values) {
+        if v.is_empty() {
+            *v = orig;
+        }
+    }
     if !pairs.is_empty() {
         u.query_pairs_mut().clear().extend_pairs(pairs);
     }
-    u.to_string()
-}
-
-/// Best-effort redaction of something that failed to parse as a URL: hide what sits between
-/// `scheme://user:` and `@`.
-pub fn redact_str(raw: &str) -> String {
-    if let Some(scheme_end) = raw.find("://") {
-        let rest = &raw[scheme_end + 3..];
-        if let Some(at) = rest.rfind('@') {
-            let creds = &rest[..at];
-            if let Some(colon) = creds.find(':') {
-                return format!(
-                    "{}://{}:***{}",
-                    &raw[..scheme_end],
-                    &creds[..colon],
-                    &rest[at..]
-                );
-            }
-        }
-    }
-    raw.to_string()
+    u.set_fragment(None);
+    crate::redact::url_userinfo(u.as_str())
 }
 
 #[cfg(test)]
@@ -212,7 +243,6 @@ mod tests {
     fn malformed_urls_are_redacted_in_errors() {
         let e = DbUrl::parse("postgres://bob:hunter2@[bad/db").unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "{e}");
-        assert!(redact_str("mysql://bob:hunter2@h/db").contains("bob:***@h/db"));
     }
 
     #[test]
@@ -220,5 +250,178 @@ mod tests {
         let e = DbUrl::parse("postgres://u:pw@localhost:5432").unwrap_err();
         assert!(e.to_string().contains("names no database"), "{e}");
         assert!(!e.to_string().contains("pw@"), "{e}");
+    }
+
+    /// URL and conninfo shapes, `{u}`, `{p}` and `{h}` standing for user, password and host: valid
+    /// ones, each way of mistyping one, and the forms a URL arrives in (env var, config value).
+    pub(crate) const SHAPES: &[&str] = &[
+        "postgres://{u}:{p}@{h}:5432/db",
+        "postgresql://{u}:{p}@{h}/db?sslmode=require&application_name=x",
+        "postgres:/{u}:{p}@{h}/db",
+        "postgres//{u}:{p}@{h}/db",
+        "{u}:{p}@{h}/db",
+        "//{u}:{p}@{h}/db",
+        "postgres://{u}:{p}@{h}:badport/db",
+        "postgres://{u}@{h}:badport/db?password={p}",
+        "postgres://{u}@{h}/db?password={p}&sslmode=disable",
+        "postgres://{u}@{h}/db?sslpassword={p}",
+        "mysql://{u}@{h}/db?pass={p}",
+        "mysql://{u}@{h}:x/db?pass={p}",
+        "mysql://{u}:{p}@{h}",
+        "mysql://{u}:{p}@{h}:3306",
+        "mysql://{u}:{p}@/db",
+        "postgres://{u}:{p}",
+        "postgres://{u}:{p}/db",
+        "postgres://{u}:1/{p}@{h}/db",
+        "mysql://{u}:3306/{p}@{h}/db?ssl-mode=REQUIRED",
+        "sqlite://{u}:{p}@{h}/db",
+        "postgres://{u}:{p}@[{h}/db",
+        "  postgres://{u}:{p}@{h}/db  ",
+        "postgres://{u}:{p}@{h}/db#frag",
+        "mariadb://{u}:{p}@{h}:3306/db?ssl-mode=bogus",
+        "postgres://{u}:{p}@/db?host=/tmp",
+        "DATABASE_URL=postgres://{u}:{p}@{h}/db",
+        "database_url = \"mysql://{u}:{p}@{h}/db\"",
+        "host={h} user={u} password='{q}' dbname=db",
+        "host={h} user={u} password = '{q}' dbname=db",
+        "host={h} user={u} password={p} dbname=db",
+    ];
+
+    /// Passwords: random, equal to the user name or host, with URL delimiters, percent signs, `+`,
+    /// quotes, spaces, unicode. The alphanumeric runs of 3+ characters are what must never show.
+    pub(crate) fn passwords(user: &str, host: &str) -> Vec<String> {
+        vec![
+            "Zq7kP2vX9m".into(),
+            user.into(),
+            host.into(),
+            "Kp9@Vx7:Wr4/Qz6%2B+Hy5".into(),
+            "Jd3+Ln8+Tc2".into(),
+            "Mf5%4Fa%zzGh1".into(),
+            "Ür7ñï©Øz4dé😀Mq8".into(),
+            "Bn6'Cx1\"Dv2\\Ew3".into(),
+            "Fy4&sslmode=disable&Gt7".into(),
+            "Hu2 Ik5 Jl8".into(),
+            "Lo1@".into(),
+            "@Np6".into(),
+        ]
+    }
+
+    pub(crate) fn fill(shape: &str, u: &str, p: &str, h: &str) -> String {
+        // Conninfo quoting: backslash and quote escaped.
+        let q = p.replace('\\', "\\\\").replace('\'', "\\'");
+        shape
+            .replace("{u}", u)
+            .replace("{h}", h)
+            .replace("{q}", &q)
+            .replace("{p}", p)
+    }
+
+    /// The runs of 3+ letters or digits of `p` (and of its percent-encoded form) that a message
+    /// must not contain.
+    pub(crate) fn fragments(p: &str) -> Vec<String> {
+        let enc = url::form_urlencoded::byte_serialize(p.as_bytes()).collect::<String>();
+        let mut out = vec![];
+        for s in [p, enc.as_str()] {
+            out.extend(
+                s.split(|c: char| !c.is_alphanumeric())
+                    .filter(|f| f.chars().count() >= 3)
+                    .map(str::to_string),
+            );
+        }
+        out
+    }
+
+    /// Every text sluice-core derives from a database URL: parse errors (message and help),
+    /// the redacted form and Debug of a parsed URL, driver messages scrubbed with it, and the
+    /// text redactor over the raw input.
+    fn messages(raw: &str) -> Vec<String> {
+        let mut out = vec![crate::redact::url_text(raw)];
+        // In free text, `u:pass word@h` without a scheme cannot be told from words that happen to
+        // hold `:` and `@`; such a URL reaches messages only through `url_text` and `DbUrl`.
+        let t = raw.trim();
+        let url_shaped = t.contains(":/") || t.starts_with("//");
+        // Nor can `scheme://u:1/pass word@h` (a valid host and port, then words) in free text.
+        let numeric_port_path = t.contains(":1/") || t.contains(":3306/");
+        let free_text_ok = (url_shaped && !(numeric_port_path && t.contains(' ')))
+            || !t.contains(' ')
+            || (!url_shaped && t.contains('='));
+        if free_text_ok {
+            out.push(crate::redact::secrets(raw));
+            out.push(crate::redact::secrets(&format!(
+                "error: cannot use `{raw}` (from DATABASE_URL)"
+            )));
+        }
+        match DbUrl::parse(raw) {
+            Err(e) => {
+                out.push(e.to_string());
+                out.push(e.help().unwrap_or_default());
+            }
+            Ok(u) => {
+                out.push(u.redacted());
+                out.push(format!("{u:?}"));
+                let echoed = if free_text_ok { raw } else { "" };
+                out.push(u.scrub(&format!(
+                    "password authentication failed for user \"{}\" at {} ({echoed})",
+                    u.username(),
+                    u.host()
+                )));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn no_password_in_any_message_of_any_url_shape() {
+        let (user, host) = ("alicex", "dbhost");
+        let mut cases = 0;
+        for shape in SHAPES {
+            // The reference: a password of plain letters and digits, which no rule can confuse
+            // with a public part.
+            let reference = messages(&fill(shape, user, "Rw3Sx5Ty7", host));
+            for p in passwords(user, host) {
+                let unquoted_conninfo = shape.contains("password={p} dbname");
+                if unquoted_conninfo && p.contains([' ', '\'', '"', '\\']) {
+                    // Not a valid conninfo value; the quoted shapes cover these passwords.
+                    continue;
+                }
+                if !shape.contains("{h}") && p.contains('@') {
+                    // `postgres://u:pw@x`: a password holding `@` without a host after it makes
+                    // another, valid URL whose host is the rest; no reader can know.
+                    continue;
+                }
+                let raw = fill(shape, user, &p, host);
+                let got = messages(&raw);
+                cases += 1;
+                if p == user || p == host {
+                    // The password shows as the user or host name shows; nothing may tell that
+                    // it is the password too: every message equals the one for another password.
+                    assert_eq!(got, reference, "{raw}");
+                    continue;
+                }
+                for m in &got {
+                    // Words of the shape itself (`sslmode`) are not the password's.
+                    for f in fragments(&p)
+                        .into_iter()
+                        .filter(|f| !reference.iter().any(|r| r.contains(f)))
+                    {
+                        assert!(
+                            !m.contains(&f),
+                            "`{f}` of the password in {m:?} (from {raw:?})"
+                        );
+                    }
+                }
+            }
+        }
+        assert!(cases > 300, "{cases}");
+    }
+
+    #[test]
+    fn plus_in_userinfo_is_literal_and_percent_escapes_decode() {
+        let u = DbUrl::parse("mysql://a+b:p+w%2B%40%3Ax@h/my+db%20x").unwrap();
+        assert_eq!(u.username(), "a+b");
+        assert_eq!(u.password().as_deref(), Some("p+w+@:x"));
+        assert_eq!(u.database(), "my+db x");
+        assert_eq!(percent_decode("%zz%4"), "%zz%4");
+        assert_eq!(percent_decode("%C3%BC"), "ü");
     }
 }

@@ -14,6 +14,7 @@ pub mod plan;
 pub mod planfile;
 pub mod privileges;
 pub mod quote;
+pub mod redact;
 pub mod rules;
 pub mod runner;
 pub mod schema;

@@ -195,21 +195,21 @@ pub(crate) fn classify(url: &DbUrl, params: &ConnParams, e: RawConnectError) -> 
         let help = match cert {
             Some(C::NotValidForName | C::NotValidForNameContext { .. }) => {
                 "the certificate does not name the host in the URL: connect with a host name the certificate \
-                 carries, or use ssl-mode=VERIFY_CA to check only the chain"
+                 carries, or have the certificate reissued for this name"
             }
             Some(C::UnknownIssuer) => {
-                "the server certificate is not signed by a CA sluice trusts: pass that CA with \
-                 ssl-ca=/path/to/ca.pem, or use ssl-mode=REQUIRED to encrypt without verification"
+                "the server certificate is not signed by a CA sluice trusts: pass the CA that signed it with \
+                 ssl-ca=/path/to/ca.pem (ask the server's administrator for it)"
             }
             Some(C::Expired | C::ExpiredContext { .. } | C::NotValidYet | C::NotValidYetContext { .. }) => {
                 "the server certificate is outside its validity period: renew it on the server (or check this \
                  machine's clock)"
             }
             Some(_) => {
-                "the server certificate was rejected: check it, pass its CA with ssl-ca=/path/to/ca.pem, or use \
-                 ssl-mode=REQUIRED to encrypt without verification"
+                "the server certificate was rejected: check it on the server, and pass the CA that signed it with \
+                 ssl-ca=/path/to/ca.pem"
             }
-            None => "check the server's TLS setup (rustls needs TLS 1.2 or later); ssl-mode=DISABLED connects without TLS",
+            None => "check the server's TLS setup (certificate, TLS 1.2 or later) and the CA given with ssl-ca",
         };
         return make(
             format!(

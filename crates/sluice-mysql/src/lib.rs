@@ -509,7 +509,11 @@ impl Engine for MySqlEngine {
             row.app_version.clone().into(),
             row.statements_done.into(),
             hashes.into(),
-            row.error.as_deref().map(|e| truncate(e, TEXT_MAX)).into(),
+            // The history is read by anyone with access to the database: no secret goes into it.
+            row.error
+                .as_deref()
+                .map(|e| truncate(&sluice_core::redact::secrets(e), TEXT_MAX))
+                .into(),
             row.failed_statement.clone().into(),
         ];
         let placeholders = vec!["?"; params.len()].join(", ");
@@ -543,7 +547,7 @@ impl Engine for MySqlEngine {
             event.actor.clone().into(),
             event.app_version.clone().into(),
             event.sluice_version.clone().into(),
-            truncate(&event.detail, TEXT_MAX).into(),
+            truncate(&sluice_core::redact::secrets(&event.detail), TEXT_MAX).into(),
         ];
         self.work
             .exec_drop(
@@ -718,21 +722,38 @@ impl Engine for MySqlEngine {
         // Without the metadata_lock_info plugin MariaDB cannot say who holds a table's metadata
         // lock; the open transactions touching InnoDB are the usual suspects.
         let _ = table;
-        let rows: Vec<(u64, String, i64, String)> = self
+        let rows: Vec<(u64, String, String, Option<String>, i64, String)> = self
             .work
             .query(
-                "SELECT p.ID, p.COMMAND, COALESCE(TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), p.TIME), \
-                        LEFT(COALESCE(p.INFO, ''), 120) \
+                "SELECT p.ID, p.USER, p.COMMAND, p.STATE, COALESCE(TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), p.TIME), \
+                        COALESCE(p.INFO, '') \
                    FROM information_schema.PROCESSLIST p LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID \
                   WHERE p.ID <> CONNECTION_ID() AND p.DB = DATABASE() AND (t.trx_id IS NOT NULL OR p.INFO IS NOT NULL) \
-                  ORDER BY 3 DESC LIMIT 5",
+                  ORDER BY 5 DESC LIMIT 5",
             )
             .await
             .map_err(|e| self.err("reading who holds the lock", e))?;
+        // The query is another session's: its literals may be secrets (`SET PASSWORD`, `ALTER
+        // USER ... IDENTIFIED BY`), and this text is printed and stored in the history. MariaDB
+        // reports no application name without the performance schema.
         Ok(rows
             .into_iter()
-            .map(|(id, cmd, age, info)| {
-                format!("connection {id} ({cmd}, transaction open {age} s): {info}")
+            .map(|(id, user, cmd, state, age, info)| {
+                let state = match state.filter(|s| !s.is_empty()) {
+                    Some(s) => format!("{cmd}, {s}"),
+                    None => cmd,
+                };
+                sluice_core::redact::lock_holder(
+                    "connection",
+                    id as i64,
+                    &user,
+                    None,
+                    &state,
+                    age,
+                    None,
+                    &info,
+                    sluice_core::redact::Dialect::MySql,
+                )
             })
             .collect())
     }

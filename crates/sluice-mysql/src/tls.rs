@@ -2,7 +2,8 @@
 //!
 //! `ssl-mode` follows the MySQL client's meanings: `DISABLED` never encrypts, `PREFERRED` (the
 //! default) encrypts when the server offers TLS, `REQUIRED` encrypts without checking the certificate,
-//! `VERIFY_CA` checks the chain but not the host name, `VERIFY_IDENTITY` checks both. The libpq
+//! `VERIFY_CA` checks the chain but not the host name, `VERIFY_IDENTITY` checks both. `REQUIRED`
+//! with `ssl-ca` is `VERIFY_CA`, as libpq's `require` with a root CA file is. The libpq
 //! spellings (`sslmode=disable|prefer|require|verify-ca|verify-full`) are accepted too, so one habit
 //! serves both engines. `ssl-ca` names a PEM file of the CA that signed the server certificate.
 
@@ -119,6 +120,9 @@ impl ConnParams {
             // Like the MySQL client: naming a CA without a mode asks for the chain to be checked.
             (None, Some(_)) => SslMode::VerifyCa,
             (None, None) => SslMode::Preferred,
+            // Like libpq with a root CA file: REQUIRED (sslmode=require) plus a CA checks the chain;
+            // naming a CA never means "encrypt only".
+            (Some(SslMode::Required), Some(_)) => SslMode::VerifyCa,
             (Some(m), _) => m,
         };
         let ssl_ca = match ca {
@@ -133,14 +137,8 @@ impl ConnParams {
                         "use ssl-mode=VERIFY_CA or VERIFY_IDENTITY with ssl-ca, or drop ssl-ca",
                     ));
                 }
-                let p = PathBuf::from(&path);
-                if let Err(e) = std::fs::metadata(&p) {
-                    return Err(Error::usage(
-                        format!("cannot read ssl-ca file {path}: {e}"),
-                        "point ssl-ca at the PEM file of the CA that signed the server certificate",
-                    ));
-                }
-                Some(p)
+                check_ca_file(&path)?;
+                Some(PathBuf::from(&path))
             }
         };
         Ok(ConnParams {
@@ -168,6 +166,27 @@ impl ConnParams {
             SslMode::VerifyIdentity => Some(with_ca(base)),
         }
     }
+}
+
+const CA_HELP: &str = "point ssl-ca at the PEM file (-----BEGIN CERTIFICATE-----) of the CA that signed the server certificate";
+
+/// The CA file must hold at least one PEM certificate: the driver would otherwise trust nothing
+/// (or fail later) without saying which file was wrong.
+fn check_ca_file(path: &str) -> Result<()> {
+    let text = std::fs::read(path)
+        .map_err(|e| Error::usage(format!("cannot read ssl-ca file {path}: {e}"), CA_HELP))?;
+    let text = String::from_utf8_lossy(&text);
+    let begin = "-----BEGIN CERTIFICATE-----";
+    let has_cert = text
+        .find(begin)
+        .is_some_and(|b| text[b + begin.len()..].contains("-----END CERTIFICATE-----"));
+    if !has_cert {
+        return Err(Error::usage(
+            format!("ssl-ca file {path} holds no PEM certificate"),
+            CA_HELP,
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -228,7 +247,11 @@ mod tests {
 
         let ca =
             std::env::temp_dir().join(format!("sluice-mysql-test-ca-{}.pem", std::process::id()));
-        std::fs::write(&ca, "not really a certificate").unwrap();
+        std::fs::write(
+            &ca,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
         let q = |mode: &str| format!("?{mode}ssl-ca={}", ca.display());
         // A CA without a mode means "check the chain".
         let p = params(&q("")).unwrap();
@@ -242,8 +265,23 @@ mod tests {
             .ssl_opts()
             .unwrap();
         assert!(!o.accept_invalid_certs() && !o.skip_domain_validation());
-        let e = params(&q("ssl-mode=REQUIRED&")).unwrap_err();
+        // REQUIRED with a CA checks the chain, as libpq's require with a root file does.
+        for m in ["ssl-mode=REQUIRED&", "sslmode=require&"] {
+            let p = params(&q(m)).unwrap();
+            assert_eq!(p.ssl_mode, SslMode::VerifyCa, "{m}");
+            assert!(!p.ssl_opts().unwrap().accept_invalid_certs());
+        }
+        let e = params(&q("ssl-mode=PREFERRED&")).unwrap_err();
         assert!(e.to_string().contains("does not check certificates"), "{e}");
+        let not_pem = ca.with_extension("der");
+        std::fs::write(&not_pem, [0x30u8, 0x82, 0x01, 0x0a]).unwrap();
+        let e = params(&format!("?ssl-ca={}", not_pem.display())).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert_eq!(
+            e.to_string(),
+            format!("ssl-ca file {} holds no PEM certificate", not_pem.display())
+        );
+        std::fs::remove_file(&not_pem).ok();
         let e = params("?ssl-mode=VERIFY_CA&ssl-ca=/nonexistent/ca.pem").unwrap_err();
         assert!(
             e.to_string()

@@ -964,7 +964,28 @@ async fn tls_modes_against_a_tls_server() {
     .await;
     assert_eq!(e.exit_code(), 5);
     assert!(e.to_string().contains("TLS handshake"), "{e}");
-    assert!(e.help().unwrap().contains("VERIFY_CA"), "{:?}", e.help());
+    // The advice fixes the name; it never offers to weaken verification.
+    let help = e.help().unwrap();
+    assert!(
+        help.contains("a host name the certificate carries"),
+        "{help}"
+    );
+    assert!(
+        !help.contains("VERIFY_CA") && !help.contains("REQUIRED"),
+        "{help}"
+    );
+
+    // REQUIRED (or libpq's require) with a CA checks the chain, as libpq does with a root file:
+    // the right CA passes whatever the name, another CA is refused.
+    ok(url("127.0.0.1", &format!("ssl-mode=REQUIRED&ssl-ca={ca}"))).await;
+    let e = connect_err(&url(
+        &named,
+        "sslmode=require&ssl-ca=/etc/ssl/certs/ISRG_Root_X1.pem",
+    ))
+    .await;
+    assert_eq!(e.exit_code(), 5);
+    assert!(e.to_string().contains("UnknownIssuer"), "{e}");
+    assert!(e.to_string().contains("ssl-mode=VERIFY_CA"), "{e}");
 
     // Without the CA, the chain cannot be verified, whatever the name.
     for host in [named.as_str(), "127.0.0.1"] {
@@ -987,4 +1008,39 @@ async fn drift_special_indexes_and_columns() {
          CREATE OR REPLACE VIEW v AS SELECT id, a FROM t WHERE a > 0 WITH CHECK OPTION",
     )
     .await;
+}
+
+/// A `+` in a URL password is a `+` (URL userinfo is percent-decoded only; `+` means a space only
+/// in form encoding), and `%2B`, `%20`, `%40` decode as usual: each password connects.
+#[tokio::test]
+async fn plus_and_percent_escapes_in_a_url_password_connect() {
+    let db = TestDb::mariadb().await;
+    let mut c = db.my().await;
+    let user = format!("u_{}", db.name);
+    for (password, in_url) in [
+        ("p+q", "p+q"),
+        ("p+q w@x", "p%2Bq%20w%40x"),
+        ("a+b+c", "a%2Bb+c"),
+    ] {
+        c.query_drop(format!(
+            "CREATE OR REPLACE USER '{user}'@'%' IDENTIFIED BY '{password}'"
+        ))
+        .await
+        .unwrap();
+        c.query_drop(format!("GRANT ALL ON `{}`.* TO '{user}'@'%'", db.name))
+            .await
+            .unwrap();
+        let url = DbUrl::parse(&format!(
+            "mysql://{user}:{in_url}@127.0.0.1:3306/{}",
+            db.name
+        ))
+        .unwrap();
+        assert_eq!(url.password().as_deref(), Some(password));
+        MySqlEngine::connect(&url)
+            .await
+            .unwrap_or_else(|e| panic!("{password}: {e}"));
+    }
+    c.query_drop(format!("DROP USER '{user}'@'%'"))
+        .await
+        .unwrap();
 }

@@ -55,7 +55,11 @@ impl PgEngine {
                 "see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING-URIS",
             )
         })?;
-        let mode = tls::SslMode::parse(url.param("sslmode").as_deref())?;
+        let root_cert = url.param("sslrootcert");
+        let mode = tls::effective_mode(
+            tls::SslMode::parse(url.param("sslmode").as_deref())?,
+            root_cert.as_deref(),
+        );
         config.ssl_mode(match mode {
             tls::SslMode::Disable => tokio_postgres::config::SslMode::Disable,
             tls::SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
@@ -65,10 +69,7 @@ impl PgEngine {
             config.connect_timeout(std::time::Duration::from_secs(10));
         }
         config.application_name("sluice");
-        let tls = MakeRustlsConnect::new(tls::client_config(
-            mode,
-            url.param("sslrootcert").as_deref(),
-        )?);
+        let tls = MakeRustlsConnect::new(tls::client_config(mode, root_cert.as_deref())?);
         let work = open(&config, &tls, url).await?;
         if let Some(user) = config.get_user().filter(|u| !u.is_empty()) {
             privileges::set_role(user);
@@ -200,7 +201,7 @@ fn connect_error(url: &DbUrl, e: &tokio_postgres::Error) -> Error {
         ),
         None if chain.contains("TLS") || chain.contains("tls") || chain.contains("certificate") => (
             chain.clone(),
-            "the TLS handshake failed: use sslmode=disable for a server without TLS, sslmode=require to skip certificate checks, or give sslrootcert".to_string(),
+            tls_help(&chain),
         ),
         None if chain.contains("timed out") || chain.contains("timeout") => (
             format!("no answer from {target} within 10 s"),
@@ -216,6 +217,31 @@ fn connect_error(url: &DbUrl, e: &tokio_postgres::Error) -> Error {
         url: url.redacted(),
         message,
         help,
+    }
+}
+
+/// What to do about a failed TLS handshake: fix the trust (the CA file, the host name) first;
+/// weakening verification is never offered.
+fn tls_help(chain: &str) -> String {
+    if chain.contains("UnknownIssuer") || chain.contains("unknown issuer") {
+        "the server certificate is not signed by a CA sluice trusts: give the CA that signed it with \
+         sslrootcert=/path/to/ca.pem (ask the server's administrator for it)"
+            .into()
+    } else if chain.contains("NotValidForName") || chain.contains("not valid for name") {
+        "the server certificate does not name the host in the URL: connect with a host name the \
+         certificate carries, or have the certificate reissued for this name"
+            .into()
+    } else if chain.contains("Expired")
+        || chain.contains("NotValidYet")
+        || chain.contains("expired")
+    {
+        "the server certificate is outside its validity period: renew it on the server (or check this \
+         machine's clock)"
+            .into()
+    } else {
+        "check the server's TLS setup (certificate, TLS 1.2 or later) and the CA given with sslrootcert; \
+         for a server without TLS at all, fix the server or the sslmode the URL asks for"
+            .into()
     }
 }
 
@@ -535,6 +561,8 @@ impl Engine for PgEngine {
     }
 
     async fn upsert_migration(&mut self, m: &HistoryRow) -> Result<()> {
+        // The history is read by anyone with access to the database: no secret goes into it.
+        let error = m.error.as_deref().map(sluice_core::redact::secrets);
         let hashes = serde_json::to_value(&m.statement_hashes).expect("hashes serialise");
         self.work
             .execute(
@@ -560,7 +588,7 @@ impl Engine for PgEngine {
                     &m.app_version,
                     &m.statements_done,
                     &hashes,
-                    &m.error,
+                    &error,
                     &m.failed_statement,
                 ],
             )
@@ -581,6 +609,7 @@ impl Engine for PgEngine {
     }
 
     async fn append_event(&mut self, e: &Event) -> Result<()> {
+        let detail = sluice_core::redact::secrets(&e.detail);
         self.work
             .execute(
                 "INSERT INTO sluice.events (kind, version, name, checksum, actor, app_version, sluice_version, detail)
@@ -593,7 +622,7 @@ impl Engine for PgEngine {
                     &e.actor,
                     &e.app_version,
                     &e.sluice_version,
-                    &e.detail,
+                    &detail,
                 ],
             )
             .await
@@ -820,8 +849,8 @@ impl Engine for PgEngine {
         let rows = self
             .work
             .query(
-                "SELECT a.pid, coalesce(a.state, ''), coalesce(extract(epoch FROM now() - a.xact_start)::bigint, 0),
-                        left(regexp_replace(coalesce(a.query, ''), '\\s+', ' ', 'g'), 120), l.mode
+                "SELECT a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''), coalesce(a.state, ''),
+                        coalesce(extract(epoch FROM now() - a.xact_start)::bigint, 0), coalesce(a.query, ''), l.mode
                    FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
                   WHERE l.granted AND a.pid <> pg_backend_pid()
                     AND l.relation = to_regclass($1)
@@ -830,12 +859,39 @@ impl Engine for PgEngine {
             )
             .await
             .map_err(|e| db_err("reading who holds the lock", e))?;
+        // The query is another session's: its literals may be secrets (`ALTER ROLE ... PASSWORD`),
+        // and this text is printed and stored in the history.
         Ok(rows
             .iter()
             .map(|r| {
-                let (pid, state, age, query, mode): (i32, String, i64, String, String) =
-                    (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
-                format!("pid {pid} ({state}, transaction open {age} s, holds {mode}): {query}")
+                let (pid, user, app, state, age, query, mode): (
+                    i32,
+                    String,
+                    String,
+                    String,
+                    i64,
+                    String,
+                    String,
+                ) = (
+                    r.get(0),
+                    r.get(1),
+                    r.get(2),
+                    r.get(3),
+                    r.get(4),
+                    r.get(5),
+                    r.get(6),
+                );
+                sluice_core::redact::lock_holder(
+                    "pid",
+                    pid.into(),
+                    &user,
+                    Some(&app),
+                    &state,
+                    age,
+                    Some(&mode),
+                    &query,
+                    sluice_core::redact::Dialect::Postgres,
+                )
             })
             .collect())
     }

@@ -37,6 +37,40 @@ impl SslMode {
     }
 }
 
+const ROOT_HELP: &str =
+    "point sslrootcert at a PEM file (-----BEGIN CERTIFICATE-----) of the CA that signed the server certificate";
+
+/// The certificates of a root CA file; a file without any (DER, a key, a typo'd path) is an error
+/// naming it, never an empty trust store that fails later for a reason nobody can see.
+pub fn root_certificates(path: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let pem = std::fs::read(path)
+        .map_err(|e| Error::usage(format!("cannot read sslrootcert {path}: {e}"), ROOT_HELP))?;
+    let certs = rustls_pemfile::certs(&mut pem.as_slice())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| {
+            Error::usage(
+                format!("sslrootcert {path} is not valid PEM: {e}"),
+                ROOT_HELP,
+            )
+        })?;
+    if certs.is_empty() {
+        return Err(Error::usage(
+            format!("sslrootcert {path} holds no PEM certificate"),
+            ROOT_HELP,
+        ));
+    }
+    Ok(certs)
+}
+
+/// The mode in effect: like libpq, `sslmode=require` with a root CA file checks the chain
+/// (verify-ca); naming a CA never weakens to "encrypt only".
+pub fn effective_mode(mode: SslMode, root_cert: Option<&str>) -> SslMode {
+    match (mode, root_cert) {
+        (SslMode::Require, Some(_)) => SslMode::VerifyCa,
+        (m, _) => m,
+    }
+}
+
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
@@ -55,16 +89,10 @@ pub fn client_config(mode: SslMode, root_cert: Option<&str>) -> Result<ClientCon
             let mut roots = RootCertStore::empty();
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
             if let Some(path) = root_cert {
-                let pem = std::fs::read(path).map_err(|e| {
-                    Error::usage(format!("cannot read sslrootcert {path}: {e}"), "point sslrootcert at a PEM file of the CA that signed the server certificate")
-                })?;
-                for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
-                    let cert = cert.map_err(|e| {
-                        Error::usage(format!("sslrootcert {path} is not valid PEM: {e}"), "")
-                    })?;
+                for cert in root_certificates(path)? {
                     roots
                         .add(cert)
-                        .map_err(|e| Error::usage(format!("sslrootcert {path}: {e}"), ""))?;
+                        .map_err(|e| Error::usage(format!("sslrootcert {path}: {e}"), ROOT_HELP))?;
                 }
             }
             let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
@@ -198,5 +226,30 @@ mod tests {
             client_config(m, None).unwrap();
         }
         assert!(client_config(SslMode::VerifyFull, Some("/nonexistent/ca.pem")).is_err());
+        let dir = tempfile_dir();
+        let not_pem = dir.join("ca.der");
+        std::fs::write(&not_pem, [0x30u8, 0x82, 0x01, 0x0a]).unwrap();
+        let e = client_config(SslMode::VerifyCa, not_pem.to_str()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!("sslrootcert {} holds no PEM certificate", not_pem.display())
+        );
+        assert_eq!(e.exit_code(), 2);
+        std::fs::remove_dir_all(&dir).ok();
+        assert_eq!(
+            effective_mode(SslMode::Require, Some("ca.pem")),
+            SslMode::VerifyCa
+        );
+        assert_eq!(effective_mode(SslMode::Require, None), SslMode::Require);
+        assert_eq!(
+            effective_mode(SslMode::VerifyFull, Some("ca.pem")),
+            SslMode::VerifyFull
+        );
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("sluice-pg-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
     }
 }

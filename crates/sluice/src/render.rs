@@ -65,7 +65,7 @@ pub fn init_logging(verbose: u8, quiet: bool) {
 /// A progress line, on stderr so stdout stays clean for reports and JSON.
 pub fn say(line: &str) {
     if !QUIET.load(Ordering::Relaxed) {
-        errln!("sluice: {line}");
+        errln!("sluice: {}", sluice_core::redact::secrets(line));
     }
 }
 
@@ -87,8 +87,7 @@ pub fn error(e: &Error) {
                         ..stmt_end
                             .max(label_start + 1)
                             .min(f.file_text.len().max(label_start + 1)),
-                ),
-            ]);
+                )]);
             if let Some(h) = e.help() {
                 diag = diag.with_help(printable(&h));
             }
@@ -110,8 +109,9 @@ pub fn error(e: &Error) {
     errln!("(exit code {code})");
 }
 
+/// Every error passes the one redactor and the terminal guard on its way out, whatever built it.
 fn printable(s: &str) -> String {
-    sluice_core::error::printable(s).into_owned()
+    sluice_core::error::printable(&sluice_core::redact::secrets(s)).into_owned()
 }
 
 /// The file text for the source excerpt, each unprintable character replaced by as many `?` as its

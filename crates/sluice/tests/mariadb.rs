@@ -337,7 +337,8 @@ async fn bad_input_gets_one_clear_error_and_its_exit_code() {
 
 /// MariaDB: an ALTER that waits for a metadata lock steps back after lock_wait_timeout and retries,
 /// so queries do not pile up behind it; it names who holds the table when it gives up.
-#[tokio::test]
+// Multi-threaded: the holder's statement runs on while the test thread waits for sluice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alter_steps_back_from_a_held_metadata_lock_and_retries() {
     let p = Project::new(Server::MariaDb).await;
     let mut c = p.db.my().await;
@@ -347,8 +348,28 @@ async fn alter_steps_back_from_a_held_metadata_lock_and_retries() {
     p.write("1_add.sql", "ALTER TABLE t ADD COLUMN w INT;\n");
     // An open transaction that read t holds a shared metadata lock the ALTER must wait for.
     let mut holder = p.db.my().await;
+    let holder_id: u64 = holder
+        .query_first("SELECT CONNECTION_ID()")
+        .await
+        .unwrap()
+        .unwrap();
     holder.query_drop("START TRANSACTION").await.unwrap();
     let _: Option<i64> = holder.query_first("SELECT COUNT(*) FROM t").await.unwrap();
+    // While sluice waits, the holder runs a statement full of literals (MariaDB shows only a
+    // running statement): the report names the session and the statement's shape, never a literal.
+    let running = tokio::spawn(async move {
+        holder
+            .query_drop(
+                "SELECT SLEEP(8), PASSWORD('Tr0ub4dor&3'), \"Tr0ub4dor-dq\", 0x5472307562, b'0101', 31337 FROM t",
+            )
+            .await
+            .unwrap();
+        holder
+    });
+    eventually(30, "the holder's statement running", || async {
+        count_at(&p.db.url, &format!("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {holder_id} AND STATE = 'User sleep'")).await == 1
+    })
+    .await;
     let r = p.run(&["up", "--lock-timeout", "1000", "--lock-retry-for", "3"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
@@ -357,14 +378,27 @@ async fn alter_steps_back_from_a_held_metadata_lock_and_retries() {
         "{r:?}"
     );
     assert!(r.stderr.contains("gave up after"), "{r:?}");
-    assert!(
-        r.stderr.contains("transaction open"),
-        "the blocker is named: {r:?}"
-    );
+    let report = format!("connection {holder_id} (user root, Query, User sleep, transaction open ");
+    let shape = "): SELECT SLEEP(?), PASSWORD(?), ?, ?, ?, ? FROM t";
+    assert!(r.stderr.contains(&report), "the blocker is named: {r:?}");
+    assert!(r.stderr.contains(shape), "{r:?}");
+    let stored: Vec<Option<String>> = c
+        .query("SELECT `error` FROM `sluice_migrations` UNION ALL SELECT `detail` FROM `sluice_events`")
+        .await
+        .unwrap();
+    let stored: Vec<String> = stored.into_iter().flatten().collect();
+    assert!(stored.iter().any(|d| d.contains(shape)), "{stored:?}");
+    for text in stored.iter().chain([&r.stderr, &r.stdout]) {
+        for lit in ["Tr0ub4dor", "5472307562", "0101", "31337"] {
+            assert!(!text.contains(lit), "{lit} in {text}");
+        }
+    }
     assert_eq!(p.states(), vec![(1, "failed".into())]);
+    let mut holder = running.await.unwrap();
     holder.query_drop("COMMIT").await.unwrap();
     let r = p.run(&["up"]);
     assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(p.run(&["up"]).code, 0);
     assert_eq!(count(&mut c, "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'w'").await, 1);
 }
 

@@ -889,6 +889,48 @@ async fn tls_require_encrypts_and_verify_full_checks_the_certificate() {
         .expect("untrusted certificate accepted");
     assert_eq!(e.exit_code(), 5, "{e}");
     assert!(e.to_string().to_lowercase().contains("certificate"), "{e}");
+    // The advice fixes the trust; it never offers to weaken verification.
+    let help = e.help().unwrap_or_default();
+    assert!(help.contains("sslrootcert=/path/to/ca.pem"), "{help}");
+    assert!(
+        !help.contains("sslmode=require") && !help.contains("disable"),
+        "{help}"
+    );
+    // As in libpq, sslmode=require with a root CA file checks the chain: a CA that did not sign
+    // the server's certificate is refused.
+    let other_ca = "/etc/ssl/certs/ISRG_Root_X1.pem";
+    let require_ca = sluice_core::dburl::DbUrl::parse(&format!(
+        "{}?sslmode=require&sslrootcert={other_ca}",
+        db.url
+    ))
+    .unwrap();
+    let e = sluice_postgres::PgEngine::connect(&require_ca)
+        .await
+        .err()
+        .expect("sslmode=require with sslrootcert accepted a certificate that CA did not sign");
+    assert_eq!(e.exit_code(), 5, "{e}");
+    assert!(e.to_string().contains("UnknownIssuer"), "{e}");
+    // A root file that is no PEM is named, with exit 2, before any connection.
+    let dir = tempfile::tempdir().unwrap();
+    let der = dir.path().join("ca.der");
+    std::fs::write(&der, [0x30u8, 0x82, 0x01, 0x0a, 0x02]).unwrap();
+    for mode in ["require", "verify-ca", "verify-full"] {
+        let u = sluice_core::dburl::DbUrl::parse(&format!(
+            "{}?sslmode={mode}&sslrootcert={}",
+            db.url,
+            der.display()
+        ))
+        .unwrap();
+        let e = sluice_postgres::PgEngine::connect(&u)
+            .await
+            .err()
+            .expect(mode);
+        assert_eq!(e.exit_code(), 2, "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!("sslrootcert {} holds no PEM certificate", der.display())
+        );
+    }
 }
 
 #[tokio::test]
@@ -995,9 +1037,28 @@ async fn a_lock_that_never_frees_fails_the_migration_resumably_naming_the_blocke
         .await
         .unwrap();
     p.write("1_add.sql", "ALTER TABLE t ADD COLUMN w text;\n");
+    // The holder's last statement carries a password: the report shows who holds the lock and
+    // the statement's shape, never its literals, on the terminal and in the history.
+    let role = format!("r_{}", p.db.name);
+    c.batch_execute(&format!("CREATE ROLE {role}"))
+        .await
+        .unwrap();
     let mut long = p.db.pg().await;
+    let holder_pid: i32 = long
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
     let tx = long.transaction().await.unwrap();
-    tx.batch_execute("SELECT count(*) FROM t").await.unwrap();
+    tx.batch_execute("SET application_name = 'billing-job'; SELECT count(*) FROM t")
+        .await
+        .unwrap();
+    let secret = "Tr0ub4dor&3-lock";
+    tx.batch_execute(&format!(
+        "ALTER ROLE {role} PASSWORD '{secret}' VALID UNTIL '2099-01-01'"
+    ))
+    .await
+    .unwrap();
     let r = p.run(&["up", "--lock-timeout", "100", "--lock-retry-for", "2"]);
     assert_eq!(r.code, 1, "{r:?}");
     assert!(
@@ -1005,15 +1066,32 @@ async fn a_lock_that_never_frees_fails_the_migration_resumably_naming_the_blocke
         "{r:?}"
     );
     assert!(r.stderr.contains("gave up after"), "{r:?}");
-    assert!(
-        r.stderr
-            .contains("holds AccessShareLock): SELECT count(*) FROM t"),
-        "{r:?}"
+    let report = format!(
+        "pid {holder_pid} (user postgres, application billing-job, idle in transaction, transaction open "
     );
+    let shape = format!("holds AccessShareLock): ALTER ROLE {role} PASSWORD ? VALID UNTIL ?");
+    assert!(r.stderr.contains(&report), "{r:?}");
+    assert!(r.stderr.contains(&shape), "{r:?}");
+    let stored: Vec<String> = c
+        .query(
+            "SELECT error FROM sluice.migrations UNION ALL SELECT detail FROM sluice.events",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|row| row.get::<_, Option<String>>(0))
+        .collect();
+    assert!(stored.iter().any(|d| d.contains(&shape)), "{stored:?}");
+    for text in stored.iter().chain([&r.stderr, &r.stdout]) {
+        assert!(!text.contains("Tr0ub4dor"), "{text}");
+    }
     assert_eq!(p.states(), vec![(1, "failed".into())]);
     tx.commit().await.unwrap();
     assert_eq!(p.run(&["up"]).code, 0);
+    assert_eq!(p.run(&["up"]).code, 0);
     let _ = &mut long;
+    c.batch_execute(&format!("DROP ROLE {role}")).await.unwrap();
 }
 
 /// CREATE INDEX on a live table runs CONCURRENTLY: writes continue while it builds.
@@ -2236,5 +2314,104 @@ async fn rerun_waits_for_an_index_build_still_in_progress() {
         let again = p.run(&["up"]);
         assert_eq!(again.code, 0, "{again:?}");
         assert_eq!(count(&c, VALID).await, 2);
+    }
+}
+
+/// No password reaches the terminal, whatever shape the URL has (malformed ones included) and
+/// however it arrives (DATABASE_URL, --database-url, sluice.toml): the parse error, the connect
+/// error against a closed port or a missing database, and a failed `up` recorded in the history.
+#[tokio::test]
+async fn no_password_in_any_output_for_any_url_shape() {
+    let p = Project::new(Server::Postgres).await;
+    let db = p.db.name.clone();
+    let shapes = [
+        "postgres://{u}:{p}@127.0.0.1:5432/{db}",
+        "postgres://{u}:{p}@127.0.0.1:1/{db}",
+        "postgres://{u}:{p}@127.0.0.1:5432/{db}_missing",
+        "postgres:/{u}:{p}@127.0.0.1/{db}",
+        "postgres//{u}:{p}@127.0.0.1/{db}",
+        "{u}:{p}@127.0.0.1/{db}",
+        "postgres://{u}:{p}@127.0.0.1:badport/{db}",
+        "postgres://{u}@127.0.0.1:badport/{db}?password={p}",
+        "postgres://{u}@127.0.0.1:1/{db}?password={p}",
+        "postgres://{u}:{p}@127.0.0.1:5432",
+        "postgres://{u}:{p}",
+        "host=127.0.0.1 user={u} password={p} dbname={db}",
+    ];
+    let passwords = [
+        "Zq7kP2vX9m",
+        "postgres",
+        "Kp9@Vx7:Wr4/Qz6%2B+Hy5",
+        "Ür7ñï©Øz4dé😀Mq8",
+    ];
+    let mut runs = 0;
+    for shape in shapes {
+        for pw in passwords {
+            if pw.contains('@') && !shape.contains("127.0.0.1") {
+                continue;
+            }
+            let url = shape
+                .replace("{u}", "postgres")
+                .replace("{p}", pw)
+                .replace("{db}", &db);
+            let toml = p.path().join("sluice.toml");
+            std::fs::write(&toml, format!("database_url = {:?}\n", url)).unwrap();
+            for how in ["env", "flag", "config"] {
+                let mut cmd = p.command(&["status"]);
+                match how {
+                    "env" => cmd.env("DATABASE_URL", &url),
+                    "flag" => cmd.args(["--database-url", &url]),
+                    _ => cmd.env_remove("DATABASE_URL"),
+                };
+                let r: common::Run = cmd.output().unwrap().into();
+                runs += 1;
+                let out = format!("{}{}", r.stdout, r.stderr);
+                if pw == "postgres" {
+                    // Equal to the user name: nothing may mark it as the password.
+                    assert!(
+                        !out.contains("***\"") && !out.contains("`***`"),
+                        "{url}: {out}"
+                    );
+                    continue;
+                }
+                for f in pw
+                    .split(|c: char| !c.is_alphanumeric())
+                    .filter(|f| f.chars().count() >= 3)
+                {
+                    assert!(!out.contains(f), "{how} {url}: `{f}` in {out}");
+                }
+            }
+            std::fs::remove_file(&toml).unwrap();
+        }
+    }
+    assert!(runs >= 120, "{runs}");
+
+    // A failed `up` through a URL carrying a password: neither the output nor the history has it.
+    let c = p.db.pg().await;
+    p.write("1_bad.sql", "SELECT 1/0;\n");
+    let url =
+        p.db.url
+            .replacen("postgres://postgres@", "postgres://postgres:Zq7kP2vX9m@", 1);
+    assert_ne!(url, p.db.url);
+    let r: common::Run = p
+        .command(&["up"])
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(r.code, 1, "{r:?}");
+    let stored: Vec<String> = c
+        .query("SELECT coalesce(error, '') FROM sluice.migrations UNION ALL SELECT detail FROM sluice.events", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(
+        stored.iter().any(|s| s.contains("division by zero")),
+        "{stored:?}"
+    );
+    for text in stored.iter().chain([&r.stdout, &r.stderr]) {
+        assert!(!text.contains("Zq7kP2vX9m"), "{text}");
     }
 }
