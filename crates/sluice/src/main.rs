@@ -27,6 +27,8 @@ fn main() {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    // `rehearse` handles Ctrl-C itself: it must drop its scratch databases before it exits.
+    let own_interrupt = matches!(cli.command, cli::Command::Rehearse(_));
     let code = runtime.block_on(async {
         tokio::select! {
             r = cli::run(cli) => match r {
@@ -36,7 +38,7 @@ fn main() {
                     e.exit_code()
                 }
             },
-            code = interrupted() => code,
+            code = interrupted(), if !own_interrupt => code,
         }
     });
     // Do not wait for background connection tasks: everything that matters is committed.
