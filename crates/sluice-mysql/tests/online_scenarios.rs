@@ -251,7 +251,6 @@ fn reorder(g: &mut Rng) -> Vec<String> {
 
 fn scenarios() -> Vec<Sc> {
     use Expect::Refusal;
-    let h1_unique = "h1: log apply merges a row through a secondary unique key / value swaps under UNIQUE fail with 1062";
     let mut v = vec![
         // Every column type, converted.
         typed("tinyint_to_int", "TINYINT", "{r} % 128", "MODIFY c INT"),
@@ -361,8 +360,7 @@ fn scenarios() -> Vec<Sc> {
         sc("auto_increment_id_zero", "t", "CREATE TABLE t (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, v INT NULL)", Rows {
             cols: "id, v".into(), vals: "{k} - 1, {r}".into(), set: "v = {r}".into(),
             key: "id = {k} - 1".into(), rekey: None }, "ALTER TABLE t MODIFY v BIGINT")
-            .zero_ok()
-            .known("h1: AUTO_INCREMENT id 0 fails the copy (no NO_AUTO_VALUE_ON_ZERO)"),
+            .zero_ok(),
         sc("auto_increment_value_set", "t", "CREATE TABLE t (id INT NOT NULL AUTO_INCREMENT PRIMARY KEY, v INT NULL)", Rows {
             cols: "id, v".into(), vals: "{k}, {r}".into(), set: "v = {r}".into(),
             key: "id = {k}".into(), rekey: None }, "ALTER TABLE t MODIFY v BIGINT, AUTO_INCREMENT = 900000"),
@@ -374,18 +372,14 @@ fn scenarios() -> Vec<Sc> {
         typed_in("generated_column_dropped", "CREATE TABLE t (id INT NOT NULL PRIMARY KEY, v INT NULL, c INT NULL, g INT AS (c * 2) STORED)", "{r}", "DROP COLUMN g"),
         typed("unique_generated_column_added", "INT", "{r}", "ADD COLUMN g BIGINT AS (id * 100003 + c) PERSISTENT, ADD UNIQUE KEY ug (g)"),
         // One name dropped and added, renamed, swapped.
-        typed("drop_add_same_name_with_default", "INT NOT NULL", "{r}", "DROP COLUMN c, ADD COLUMN c INT NOT NULL DEFAULT 5")
-            .known("h2: DROP+ADD of one column name copies the old values"),
-        typed("drop_add_same_name_nullable_old_nulls", "INT NULL", "IF({r} % 5 = 0, NULL, {r})", "DROP COLUMN c, ADD COLUMN c INT NOT NULL DEFAULT 1")
-            .known("h2: DROP+ADD of one column name copies the old values"),
-        typed("drop_add_same_name_other_type", "INT", "{r}", "DROP COLUMN c, ADD COLUMN c VARCHAR(10) DEFAULT 'x'")
-            .known("h2: DROP+ADD of one column name copies the old values"),
+        typed("drop_add_same_name_with_default", "INT NOT NULL", "{r}", "DROP COLUMN c, ADD COLUMN c INT NOT NULL DEFAULT 5"),
+        typed("drop_add_same_name_nullable_old_nulls", "INT NULL", "IF({r} % 5 = 0, NULL, {r})", "DROP COLUMN c, ADD COLUMN c INT NOT NULL DEFAULT 1"),
+        typed("drop_add_same_name_other_type", "INT", "{r}", "DROP COLUMN c, ADD COLUMN c VARCHAR(10) DEFAULT 'x'"),
         typed("rename_then_add_old_name", "INT", "{r}", "RENAME COLUMN c TO d, ADD COLUMN c INT DEFAULT 3"),
         typed("columns_swap_names", "INT", "{r}", "CHANGE c v INT, CHANGE v c INT"),
         typed("rename_and_widen", "INT", "{r}", "CHANGE c c2 BIGINT"),
         typed("rename_column_and_modify_other", "INT", "{r}", "RENAME COLUMN c TO c3, MODIFY v BIGINT"),
-        typed("executable_comment_clause", "VARCHAR(20)", "CONCAT('v', {r})", "MODIFY v BIGINT /*!100000 , MODIFY c VARCHAR(30) */")
-            .known("h2: clauses inside executable comments are dropped"),
+        typed("executable_comment_clause", "VARCHAR(20)", "CONCAT('v', {r})", "MODIFY v BIGINT /*!100000 , MODIFY c VARCHAR(30) */"),
         typed("dash_dash_without_space_is_not_a_comment", "INT", "{r}", "MODIFY v BIGINT --x\n, MODIFY c BIGINT"),
         typed("trailing_comment", "INT", "{r}", "MODIFY v BIGINT -- widen\n"),
         // Unique keys: added under writers, with duplicates, with values swapped.
@@ -393,15 +387,13 @@ fn scenarios() -> Vec<Sc> {
         users("unique_added_while_writers_duplicate", false, "ALTER TABLE t ADD UNIQUE KEY ue (email)")
             .writer(Writer::Custom(duplicate_email)),
         users("unique_added_duplicate_while_cutover_waits", false, "ALTER TABLE t ADD UNIQUE KEY ue (email)")
-            .after_copy(&["INSERT INTO {t} (id, v, email) VALUES (999999, 1, 'e1')"])
-            .known(h1_unique),
+            .after_copy(&["INSERT INTO {t} (id, v, email) VALUES (999999, 1, 'e1')"]),
         users("unique_added_while_writers_swap", false, "ALTER TABLE t ADD UNIQUE KEY ue (email)")
-            .writer(Writer::Custom(swap_emails))
-            .known(h1_unique),
+            .writer(Writer::Custom(swap_emails)),
         users("swaps_under_existing_unique", true, "ALTER TABLE t MODIFY v BIGINT")
-            .writer(Writer::Custom(swap_emails)).known(h1_unique),
+            .writer(Writer::Custom(swap_emails)),
         users("email_inherited_under_existing_unique", true, "ALTER TABLE t MODIFY v BIGINT")
-            .writer(Writer::Custom(inherit_email)).known(h1_unique),
+            .writer(Writer::Custom(inherit_email)),
         users("duplicates_refused_by_existing_unique", true, "ALTER TABLE t MODIFY email VARCHAR(60)")
             .writer(Writer::Custom(duplicate_email)),
         Sc {
@@ -413,7 +405,7 @@ fn scenarios() -> Vec<Sc> {
             writer: Writer::Custom(reorder),
             after_copy: vec![],
             expect: Expect::AsWritten,
-            known: Some(h1_unique),
+            known: None,
         },
         typed("unique_with_nulls_added", "INT NULL", "IF({k} % 3 = 0, NULL, {k})", "ADD UNIQUE KEY uc (c)").fixed(),
         typed("unique_on_trailing_space_duplicates_fails", "VARCHAR(20)", "CONCAT('s', {k} % 2000, IF({k} > 2000, ' ', ''))", "ADD UNIQUE KEY uc (c)").fixed(),
@@ -473,8 +465,7 @@ fn scenarios() -> Vec<Sc> {
             false,
             "ALTER TABLE t ADD UNIQUE KEY ue (email), MODIFY v BIGINT",
         )
-        .writer(Writer::Mixed(mixed, swap_emails))
-        .known(h1_unique),
+        .writer(Writer::Mixed(mixed, swap_emails)),
     );
     v
 }
@@ -800,7 +791,9 @@ async fn run(sc: Arc<Sc>, seed: u64) -> Result<String, String> {
     let mut sluice: Result<(), String> = match e.alter_online(&stmt, &opts, &quiet).await {
         Ok(Some(r)) if r.path == "copy" && r.cutover_pending => Ok(()),
         Ok(Some(r)) => Err(format!("UNEXPECTED not through a pending copy: {r:?}")),
-        Ok(None) => Err("UNEXPECTED sluice left the statement to run as written".into()),
+        // sluice hands an ALTER that fails on its empty twin back to the server, to fail there
+        // with the server's own error: right only where the ALTER as written fails (judged below).
+        Ok(None) => Err("left to the server to run as written".into()),
         Err(err) => Err(err.to_string()),
     };
     let during = writers.ops.load(Ordering::Relaxed);

@@ -87,7 +87,8 @@ pub fn error(e: &Error) {
                         ..stmt_end
                             .max(label_start + 1)
                             .min(f.file_text.len().max(label_start + 1)),
-                )]);
+                ),
+            ]);
             if let Some(h) = e.help() {
                 diag = diag.with_help(printable(&h));
             }
