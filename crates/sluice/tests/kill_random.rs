@@ -331,7 +331,7 @@ async fn kill_at_random_points(server: Server) {
     while kills < want {
         chains += 1;
         assert!(
-            chains <= want,
+            chains <= want * 3,
             "runs kept finishing before their kill (seed {seed})"
         );
         let p = setup(server).await;
@@ -396,7 +396,6 @@ async fn postgres_kill_9_at_random_points_converges() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "pending: a killed INSTANT/INPLACE ALTER finishes on the server and the rerun must recognise it"]
 async fn mariadb_kill_9_at_random_points_converges() {
     kill_at_random_points(Server::MariaDb).await;
 }
