@@ -858,15 +858,10 @@ async fn drop_triggers(conn: &mut Conn, names: &Names) -> Result<()> {
 /// reported when the swap was recorded and stays, as evidence, until `sluice cleanup`.
 async fn finish_swapped(e: &mut MySqlEngine, names: &Names, say: Say<'_>) -> Result<()> {
     drop_triggers(&mut e.work, names).await?;
-    if !exists(&mut e.work, &names.chg).await? {
+    let Some(late) = logged_after_swap(e, names).await? else {
         return Ok(());
-    }
-    let late: Option<i64> = e
-        .work
-        .query_first(format!("SELECT COUNT(*) FROM {}", ident(&names.chg)))
-        .await
-        .map_err(|err| db("checking the change log after the swap", err))?;
-    if late.unwrap_or(0) > 0 {
+    };
+    if late > 0 {
         say(&format!(
             "{} lists changes that reached {} after the swap; both stay until `sluice cleanup`",
             names.chg, names.old
@@ -881,9 +876,15 @@ async fn finish_swapped(e: &mut MySqlEngine, names: &Names, say: Say<'_>) -> Res
 
 async fn drop_objects(conn: &mut Conn, names: &Names, tables: bool) {
     for t in &names.triggers {
-        let _ = conn
+        // A trigger left without its change log would fail every client write (1146): keep the
+        // log while any trigger may still stand.
+        if conn
             .query_drop(format!("DROP TRIGGER IF EXISTS {}", ident(t)))
-            .await;
+            .await
+            .is_err()
+        {
+            return;
+        }
     }
     let _ = conn
         .query_drop(format!("DROP TABLE IF EXISTS {}", ident(&names.chg)))
@@ -1425,18 +1426,25 @@ fn is_data_failure(err: &Error) -> bool {
     })
 }
 
-/// Writes that reached the old table after the final drain would be logged by its triggers:
-/// there must be none. Should there be any, keep the log, say so and stop, rather than drop it.
-async fn late_changes(e: &mut MySqlEngine, t: &str, names: &Names) -> Result<()> {
+/// Entries in the change log after the swap; None when the log is gone.
+async fn logged_after_swap(e: &mut MySqlEngine, names: &Names) -> Result<Option<i64>> {
     if !exists(&mut e.work, &names.chg).await? {
-        return Ok(());
+        return Ok(None);
     }
     let late: Option<i64> = e
         .work
         .query_first(format!("SELECT COUNT(*) FROM {}", ident(&names.chg)))
         .await
         .map_err(|err| db("checking the change log after the swap", err))?;
-    let late = late.unwrap_or(0);
+    Ok(Some(late.unwrap_or(0)))
+}
+
+/// Writes that reached the old table after the final drain would be logged by its triggers:
+/// there must be none. Should there be any, keep the log, say so and stop, rather than drop it.
+async fn late_changes(e: &mut MySqlEngine, t: &str, names: &Names) -> Result<()> {
+    let Some(late) = logged_after_swap(e, names).await? else {
+        return Ok(());
+    };
     if late == 0 {
         return Ok(());
     }
