@@ -268,6 +268,40 @@ async fn twin(
     }
 }
 
+/// A killed run's statement on the copy's own objects goes on without its client: a CREATE TRIGGER
+/// still waiting for its lock would add a trigger after the log it writes to was dropped, and every
+/// client write would then fail (1146). Only a dead run can be using these names (the run lock
+/// keeps live runs apart), so its statements are stopped, and waited for, before anything is dropped.
+async fn settle_dead_runs(conn: &mut Conn, names: &Names) {
+    let mentions: Vec<String> = names
+        .triggers
+        .iter()
+        .chain([&names.chg, &names.shadow])
+        .map(|n| ident(n))
+        .collect();
+    for _ in 0..200 {
+        let rows: Vec<(u64, String)> = conn
+            .query(
+                "SELECT ID, INFO FROM information_schema.PROCESSLIST \
+                 WHERE ID <> CONNECTION_ID() AND INFO IS NOT NULL",
+            )
+            .await
+            .unwrap_or_default();
+        let dead: Vec<u64> = rows
+            .into_iter()
+            .filter(|(_, info)| mentions.iter().any(|m| info.contains(m.as_str())))
+            .map(|(id, _)| id)
+            .collect();
+        if dead.is_empty() {
+            return;
+        }
+        for id in dead {
+            let _ = conn.query_drop(format!("KILL QUERY {id}")).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Sessions other than this one running one of `stmts`: a killed run's DDL, which the server
 /// finishes although its client is gone.
 async fn running(conn: &mut Conn, stmts: &[String]) -> Result<Vec<u64>> {
@@ -875,6 +909,7 @@ async fn finish_swapped(e: &mut MySqlEngine, names: &Names, say: Say<'_>) -> Res
 }
 
 async fn drop_objects(conn: &mut Conn, names: &Names, tables: bool) {
+    settle_dead_runs(conn, names).await;
     for t in &names.triggers {
         // A trigger left without its change log would fail every client write (1146): keep the
         // log while any trigger may still stand.
