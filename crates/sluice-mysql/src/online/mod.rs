@@ -270,8 +270,9 @@ async fn twin(
 
 /// A killed run's statement on the copy's own objects goes on without its client: a CREATE TRIGGER
 /// still waiting for its lock would add a trigger after the log it writes to was dropped, and every
-/// client write would then fail (1146). Only a dead run can be using these names (the run lock
-/// keeps live runs apart), so its statements are stopped, and waited for, before anything is dropped.
+/// client write would then fail (1146). In this database only a dead run can be using these names
+/// (the run lock keeps live runs apart), so its statements are stopped, and waited for, before
+/// anything is dropped.
 async fn settle_dead_runs(conn: &mut Conn, names: &Names) {
     let mentions: Vec<String> = names
         .triggers
@@ -282,8 +283,9 @@ async fn settle_dead_runs(conn: &mut Conn, names: &Names) {
     for _ in 0..200 {
         let rows: Vec<(u64, String)> = conn
             .query(
+                // This database only: other databases on the server have tables of the same names.
                 "SELECT ID, INFO FROM information_schema.PROCESSLIST \
-                 WHERE ID <> CONNECTION_ID() AND INFO IS NOT NULL",
+                 WHERE ID <> CONNECTION_ID() AND INFO IS NOT NULL AND DB = DATABASE()",
             )
             .await
             .unwrap_or_default();
@@ -307,8 +309,9 @@ async fn settle_dead_runs(conn: &mut Conn, names: &Names) {
 async fn running(conn: &mut Conn, stmts: &[String]) -> Result<Vec<u64>> {
     let rows: Vec<(u64, String)> = conn
         .query(
+            // This database only: another database may run the same statement on its own table.
             "SELECT ID, INFO FROM information_schema.PROCESSLIST \
-             WHERE ID <> CONNECTION_ID() AND INFO IS NOT NULL",
+             WHERE ID <> CONNECTION_ID() AND INFO IS NOT NULL AND DB = DATABASE()",
         )
         .await
         .map_err(|err| db("reading the process list", err))?;
