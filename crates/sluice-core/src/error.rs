@@ -229,14 +229,18 @@ pub fn is_privilege_code(code: &str) -> bool {
     )
 }
 
+/// A character `printable` escapes: a control character (C0 but newline and tab, DEL, C1) or a
+/// bidirectional override.
+pub fn unprintable(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
 /// `text` made safe for a terminal: control characters (C0 but newline and tab, DEL, C1) and the
 /// bidirectional overrides are shown as `\u{..}` instead of being sent raw, so an object name or a
 /// server message can never move the cursor, recolour the screen or reorder what the user reads.
 pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
-    let bad = |c: char| {
-        (c.is_control() && c != '\n' && c != '\t')
-            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    };
+    let bad = unprintable;
     if !text.chars().any(bad) {
         return std::borrow::Cow::Borrowed(text);
     }

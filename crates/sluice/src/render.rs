@@ -120,10 +120,10 @@ fn printable(s: &str) -> String {
 fn same_width_printable(text: &str) -> String {
     text.chars()
         .map(|c| {
-            if sluice_core::error::printable(c.encode_utf8(&mut [0; 4])).len() == c.len_utf8() {
-                c.to_string()
-            } else {
+            if sluice_core::error::unprintable(c) {
                 "?".repeat(c.len_utf8())
+            } else {
+                c.to_string()
             }
         })
         .collect()

@@ -223,9 +223,13 @@ fn has(w: &[String], seq: &[&str]) -> bool {
         .any(|win| win.iter().zip(seq).all(|(a, b)| a == b))
 }
 
-/// Storage parameters PostgreSQL changes under SHARE UPDATE EXCLUSIVE (the ALTER TABLE page:
-/// fillfactor, toast and autovacuum parameters, parallel_workers); any other takes ACCESS EXCLUSIVE.
-fn light_storage_params(w: &[String]) -> bool {
+/// A `SET (…)` / `RESET (…)` of storage parameters PostgreSQL changes under SHARE UPDATE EXCLUSIVE (the
+/// ALTER TABLE page: fillfactor, toast and autovacuum parameters, parallel_workers); any other takes
+/// ACCESS EXCLUSIVE.
+fn light_storage_change(w: &[String]) -> bool {
+    if !has(w, &["SET", "("]) && !has(w, &["RESET", "("]) {
+        return false;
+    }
     let Some(open) = w.iter().position(|x| x == "(") else {
         return false;
     };
@@ -413,8 +417,7 @@ pub fn pg_by_words(sql: &str) -> Impact {
             } else if has(&w, &["RENAME"])
                 || has(&w, &["ATTACH", "PARTITION"])
                 || has(&w, &["SET", "STATISTICS"])
-                || ((has(&w, &["SET", "("]) || has(&w, &["RESET", "("]))
-                    && light_storage_params(&w))
+                || light_storage_change(&w)
             {
                 (
                     "SHARE UPDATE EXCLUSIVE",
@@ -460,8 +463,7 @@ pub fn pg_by_words(sql: &str) -> Impact {
             } else if has(&w, &["SET", "STATISTICS"])
                 || has(&w, &["CLUSTER", "ON"])
                 || has(&w, &["SET", "WITHOUT", "CLUSTER"])
-                || ((has(&w, &["SET", "("]) || has(&w, &["RESET", "("]))
-                    && light_storage_params(&w))
+                || light_storage_change(&w)
             {
                 (
                     "SHARE UPDATE EXCLUSIVE",

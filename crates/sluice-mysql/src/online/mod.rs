@@ -432,6 +432,16 @@ async fn set_state(conn: &mut Conn, table: &str, state: &str) -> Result<()> {
     .map_err(|e| db("updating sluice_online", e))
 }
 
+/// Removes the table's row from `sluice_online`: nothing of an online change of it is pending.
+async fn forget(conn: &mut Conn, table: &str) -> Result<()> {
+    conn.exec_drop(
+        "DELETE FROM `sluice_online` WHERE `table_name` = ?",
+        (table,),
+    )
+    .await
+    .map_err(|e| db("updating sluice_online", e))
+}
+
 enum DdlError {
     /// The server refused the requested algorithm.
     Refused(String),
@@ -764,13 +774,7 @@ pub async fn alter(
                     cutover::crash_point("online-ddl-ran");
                     let now = definition(&mut e.work, &a.table).await?;
                     if now != after {
-                        let _ = e
-                            .work
-                            .exec_drop(
-                                "DELETE FROM `sluice_online` WHERE `table_name` = ?",
-                                (&a.table,),
-                            )
-                            .await;
+                        let _ = forget(&mut e.work, &a.table).await;
                         return Err(Error::database(
                             format!("checking `{}` after its ALTER", a.table),
                             format!(
@@ -796,13 +800,7 @@ pub async fn alter(
                 // Not about the algorithm: the statement as written fails the same way before
                 // doing any work, and the runner reports it with the server's code and position.
                 Err(DdlError::Server(_)) => {
-                    let _ = e
-                        .work
-                        .exec_drop(
-                            "DELETE FROM `sluice_online` WHERE `table_name` = ?",
-                            (&a.table,),
-                        )
-                        .await;
+                    let _ = forget(&mut e.work, &a.table).await;
                     return Ok(None);
                 }
                 Err(DdlError::Failed(err)) => return Err(err),
@@ -822,13 +820,7 @@ pub async fn alter(
                 .await
                 .map_err(|err| db("dropping the old table", err))?;
         }
-        e.work
-            .exec_drop(
-                "DELETE FROM `sluice_online` WHERE `table_name` = ?",
-                (&a.table,),
-            )
-            .await
-            .map_err(|err| db("updating sluice_online", err))?;
+        forget(&mut e.work, &a.table).await?;
     }
     copy_path(e, &a, &statement, opts, say, None, started)
         .await
@@ -1215,10 +1207,7 @@ async fn copy_path(
             let job = match setup(e, a, &live, conn, opts, say).await {
                 Ok(j) => j,
                 Err(err) => {
-                    let _ = e
-                        .work
-                        .exec_drop("DELETE FROM `sluice_online` WHERE `table_name` = ?", (&t,))
-                        .await;
+                    let _ = forget(&mut e.work, &t).await;
                     return Err(err);
                 }
             };
@@ -1333,10 +1322,7 @@ async fn copy_path(
     let got = definition(&mut e.work, &names.shadow).await?;
     if want != got {
         drop_objects(&mut e.work, &names, true).await;
-        let _ = e
-            .work
-            .exec_drop("DELETE FROM `sluice_online` WHERE `table_name` = ?", (&t,))
-            .await;
+        let _ = forget(&mut e.work, &t).await;
         return Err(Error::database(
             format!("checking the online copy of `{t}` before its swap"),
             format!(
@@ -1422,10 +1408,7 @@ async fn abandon(e: &mut MySqlEngine, names: &Names, t: &str, err: Error) -> Err
         };
     }
     drop_objects(&mut e.work, names, true).await;
-    let _ = e
-        .work
-        .exec_drop("DELETE FROM `sluice_online` WHERE `table_name` = ?", (t,))
-        .await;
+    let _ = forget(&mut e.work, t).await;
     match err {
         Error::Database {
             context,
@@ -1598,13 +1581,7 @@ pub async fn cleanup(e: &mut MySqlEngine, abort: bool) -> Result<Vec<String>> {
             ));
             continue;
         }
-        e.work
-            .exec_drop(
-                "DELETE FROM `sluice_online` WHERE `table_name` = ?",
-                (&table,),
-            )
-            .await
-            .map_err(|err| db("updating sluice_online", err))?;
+        forget(&mut e.work, &table).await?;
     }
     Ok(out)
 }
