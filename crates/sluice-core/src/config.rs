@@ -22,6 +22,19 @@ pub struct Config {
     pub exclusive_timeout_ms: Option<u64>,
     /// Engine and version `sluice lint` assumes offline, e.g. `postgres:15`, `mariadb:10.11`, `mysql:8.0.36`.
     pub target: Option<String>,
+    /// Tables with fewer rows run rewriting type changes and copies as written (0: never).
+    pub as_written_below_rows: Option<u64>,
+    /// Whose directory layout the migrations follow (`sluice`, `diesel`, `sqlx`, `golang-migrate`,
+    /// `dbmate`, `goose`, `flyway`); detected from the files when unset.
+    pub layout: Option<String>,
+    /// The code `sluice refs` searches for names a migration changes (default: the current directory).
+    pub code_path: Option<PathBuf>,
+    /// `rehearse --fail-on plan-regression`: an after-plan whose estimated cost is at least this
+    /// many times the before-plan's is a regression (default 2.0; `--plan-regression-ratio` wins).
+    pub plan_regression_ratio: Option<f64>,
+    /// Server settings applied on every session sluice opens for migration work (`[session]`:
+    /// `sql_mode = ""`, `search_path = "app, public"`, `timezone = "UTC"`), in name order.
+    pub session: Option<std::collections::BTreeMap<String, crate::session::SessionValue>>,
 }
 
 impl Config {
@@ -38,12 +51,60 @@ impl Config {
             }
             Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
         };
-        toml::from_str(&text).map_err(|e| Error::MigrationFile {
+        let config: Config = toml::from_str(&text).map_err(|e| Error::MigrationFile {
             path: path.clone(),
             line: e.span().map(|s| line_of(&text, s.start)),
             message: describe(&text, &e),
-            help: "see `sluice init` for a commented example; known keys: database_url, migrations_dir, lock_wait_secs, lock_timeout_ms, lock_retry_secs, exclusive_timeout_ms, target".into(),
-        })
+            help: "see `sluice init` for a commented example; known keys: database_url, migrations_dir, lock_wait_secs, lock_timeout_ms, lock_retry_secs, exclusive_timeout_ms, target, as_written_below_rows, layout, code_path, plan_regression_ratio, [session]".into(),
+        })?;
+        if let Some(raw) = &config.layout {
+            crate::layout::Layout::parse(raw).map_err(|m| Error::MigrationFile {
+                path: path.clone(),
+                line: text
+                    .lines()
+                    .position(|l| l.trim_start().starts_with("layout"))
+                    .map(|i| i + 1),
+                message: format!("`layout`: {m}"),
+                help:
+                    "name the tool that wrote the migration files, or remove the key to detect it"
+                        .into(),
+            })?;
+        }
+        for key in config.session.iter().flat_map(|s| s.keys()) {
+            crate::session::check_key(key).map_err(|m| Error::MigrationFile {
+                path: path.clone(),
+                line: text
+                    .lines()
+                    .position(|l| {
+                        l.trim_start()
+                            .trim_start_matches(['"', '\''])
+                            .starts_with(key.as_str())
+                    })
+                    .map(|i| i + 1),
+                message: format!("[session]: {m}"),
+                help: "name a server setting, e.g. sql_mode, search_path or timezone".into(),
+            })?;
+        }
+        Ok(config)
+    }
+
+    /// The `[session]` settings, in name order.
+    pub fn session(&self) -> Vec<crate::session::SessionSetting> {
+        self.session
+            .iter()
+            .flatten()
+            .map(|(k, v)| crate::session::SessionSetting {
+                key: k.clone(),
+                value: v.clone(),
+            })
+            .collect()
+    }
+
+    /// The configured layout, already checked by `load`.
+    pub fn layout(&self) -> Option<crate::layout::Layout> {
+        self.layout
+            .as_deref()
+            .and_then(|l| crate::layout::Layout::parse(l).ok())
     }
 }
 
@@ -107,6 +168,33 @@ exclusive_timeout_ms = 5000
 
 # The engine and version `sluice lint` checks against when not connected.
 # target = "postgres:15"
+
+# A rewriting type change (PostgreSQL) or a table copy (MariaDB/MySQL) on a table with fewer rows
+# than this runs as written: it takes milliseconds, and `plan`, `--dry-run` and the log say so.
+# Read from the live table when the statement runs (a table created earlier in the run is empty).
+# 0: never.
+as_written_below_rows = 10000
+
+# Whose layout the migration files follow: sluice, diesel, sqlx, golang-migrate, dbmate, goose
+# or flyway.
+# Detected from the files when unset; `sluice status` shows which.
+# layout = "diesel"
+
+# The application code `sluice refs` searches for the tables and columns a migration renames, drops
+# or retypes (honouring .gitignore). Default: the current directory.
+# code_path = "src"
+
+# `sluice rehearse --explain --fail-on plan-regression` exits 11 when a workload statement's plan is
+# estimated at least this many times costlier after the migration (or fails). Default 2.0.
+# plan_regression_ratio = 2.0
+
+# Server settings applied on every session sluice opens for migration work (the work session, online
+# copies, backfills), when the history was written for them; a setting the server rejects stops the
+# run before any work (exit 2), and each migration's events record the settings it ran with.
+# [session]
+# sql_mode = "NO_ENGINE_SUBSTITUTION"   # MariaDB/MySQL
+# search_path = "app, public"           # PostgreSQL
+# timezone = "UTC"                      # PostgreSQL (MariaDB/MySQL: time_zone = "+00:00")
 "#;
 
 #[cfg(test)]
@@ -133,6 +221,10 @@ mod tests {
             ("lock_retry_secs", "1.5"),
             ("exclusive_timeout_ms", "true"),
             ("target", "{ a = \"hunter2\" }"),
+            ("as_written_below_rows", "\"10k\""),
+            ("layout", "5"),
+            ("plan_regression_ratio", "\"2x\""),
+            ("session", "\"hunter2\""),
         ] {
             std::fs::write(&p, format!("# settings\n\n# more\n{key} = {bad}\n")).unwrap();
             let err = Config::load(Some(&p)).unwrap_err();
@@ -143,6 +235,15 @@ mod tests {
             );
             assert!(!e.contains("hunter2"), "{key}: {e}");
             assert_eq!(err.exit_code(), crate::error::exit::BAD_INPUT);
+        }
+        std::fs::write(&p, "# x\nlayout = \"flyway2\"\n").unwrap();
+        let err = Config::load(Some(&p)).unwrap_err();
+        let e = err.to_string();
+        assert!(e.contains("unknown layout `flyway2`"), "{e}");
+        assert_eq!(err.exit_code(), crate::error::exit::BAD_INPUT);
+        for l in crate::layout::Layout::ALL {
+            std::fs::write(&p, format!("layout = \"{l}\"\n")).unwrap();
+            assert_eq!(Config::load(Some(&p)).unwrap().layout(), Some(l));
         }
         std::fs::write(&p, "lock_wait_secs = 5\nlock_wait_secs = 6\n").unwrap();
         let e = Config::load(Some(&p)).unwrap_err().to_string();

@@ -9,6 +9,8 @@ use url::Url;
 pub struct DbUrl {
     url: Url,
     kind: EngineKind,
+    /// sluice.toml's `[session]` settings, applied by the engine on every session it opens.
+    session: Vec<crate::session::SessionSetting>,
 }
 
 impl std::fmt::Debug for DbUrl {
@@ -18,6 +20,8 @@ impl std::fmt::Debug for DbUrl {
 }
 
 impl DbUrl {
+    /// Parses a `postgres://`/`postgresql://`, `mariadb://` or `mysql://` URL; the scheme picks
+    /// the engine ([`DbUrl::kind`]). Errors never show the password.
     pub fn parse(raw: &str) -> Result<Self> {
         let raw = raw.trim();
         let url = Url::parse(raw).map_err(|e| {
@@ -50,7 +54,11 @@ impl DbUrl {
                 "add the database name as the URL path, e.g. .../mydb",
             ));
         }
-        Ok(DbUrl { url, kind })
+        Ok(DbUrl {
+            url,
+            kind,
+            session: vec![],
+        })
     }
 
     pub fn kind(&self) -> EngineKind {
@@ -108,7 +116,18 @@ impl DbUrl {
         DbUrl {
             url,
             kind: self.kind,
+            session: self.session.clone(),
         }
+    }
+
+    /// The same URL with session settings to apply on every session opened on it.
+    pub fn with_session(mut self, session: Vec<crate::session::SessionSetting>) -> DbUrl {
+        self.session = session;
+        self
+    }
+
+    pub fn session(&self) -> &[crate::session::SessionSetting] {
+        &self.session
     }
 
     /// `text` (a driver's or server's message) fit to print: URL-shaped things and password

@@ -86,8 +86,8 @@ pub struct BackfillSpec {
     pub batch_rows: Option<i64>,
     pub target_batch: std::time::Duration,
     pub pause: std::time::Duration,
-    /// Called after every batch with (rows done, estimated total): a progress bar on a terminal.
-    /// Without it, progress goes to the log every 2 s.
+    /// The terminal display that gets every batch's count; without one, progress goes to the log
+    /// (see [`crate::progress`]).
     pub progress: Option<Progress>,
     pub pacing: Pacing,
 }
@@ -133,14 +133,7 @@ impl Pacing {
     }
 }
 
-#[derive(Clone)]
-pub struct Progress(pub std::sync::Arc<dyn Fn(i64, i64) + Send + Sync>);
-
-impl std::fmt::Debug for Progress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Progress")
-    }
-}
+pub use crate::progress::Progress;
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct BackfillReport {
@@ -174,6 +167,12 @@ pub struct OnlineOptions {
     /// Replicas whose lag throttles the copy (URLs), and the lag limit.
     pub replica_urls: Vec<String>,
     pub max_replica_lag: std::time::Duration,
+    /// A table with fewer rows than this is altered as written, not copied (0: never). The copy
+    /// exists to keep a big table writable; on a small one the plain ALTER takes milliseconds.
+    pub as_written_below_rows: u64,
+    /// The terminal display of the copy's and catch-up's progress; without one, progress goes to
+    /// the log (see [`crate::progress`]). The runner sets it from [`crate::runner::RunContext`].
+    pub progress: Option<Progress>,
 }
 
 impl Default for OnlineOptions {
@@ -186,6 +185,8 @@ impl Default for OnlineOptions {
             max_threads_running: None,
             replica_urls: vec![],
             max_replica_lag: std::time::Duration::from_secs(1),
+            as_written_below_rows: 0,
+            progress: None,
         }
     }
 }
@@ -203,23 +204,101 @@ pub struct OnlineReport {
     pub cutover_hold_ms: u64,
 }
 
+// The contract is split by concern, and no method has a default body: an engine, or a wrapper
+// such as rehearse's timing engine, must write every method out, so adding a method or wrapping
+// an engine cannot silently drop one (a missing forward is a compile error, not a rehearsal
+// that quietly runs without `up`'s statement timeout). An engine without a capability
+// implements the method explicitly with the documented "not supported" result.
+
+/// The engine traits, for code that calls their methods on a concrete engine type
+/// (`use sluice_core::engine::prelude::*;`).
+pub mod prelude {
+    pub use super::{Backfill, Engine, Execution, HistoryStore, Introspection, OnlineAlter};
+}
+
+/// Everything the runner needs from an engine: the five concerns together.
+pub trait Engine: Execution + HistoryStore + Introspection + Backfill + OnlineAlter {}
+
+impl<T: Execution + HistoryStore + Introspection + Backfill + OnlineAlter + ?Sized> Engine for T {}
+
+/// The work session: transactions, statements and the lock discipline around them.
 #[async_trait]
-pub trait Engine: Send {
+pub trait Execution: Send {
     fn target(&self) -> Target;
 
     /// The connection URL with the password redacted.
     fn url(&self) -> String;
 
-    /// True when DDL can run inside a transaction and roll back (PostgreSQL).
-    fn transactional_ddl(&self) -> bool {
-        self.target().transactional_ddl()
-    }
+    /// True when DDL can run inside a transaction and roll back (PostgreSQL); an engine answers
+    /// `self.target().transactional_ddl()` unless it knows better.
+    fn transactional_ddl(&self) -> bool;
 
-    /// True when this statement must run outside any transaction block.
-    fn needs_own_transaction(&self, stmt: &SqlStatement) -> bool {
-        self.target().needs_own_transaction(stmt)
-    }
+    /// True when this statement must run outside any transaction block; an engine answers
+    /// `self.target().needs_own_transaction(stmt)` unless it knows better.
+    fn needs_own_transaction(&self, stmt: &SqlStatement) -> bool;
 
+    async fn begin(&mut self) -> Result<()>;
+    async fn commit(&mut self) -> Result<()>;
+    async fn rollback(&mut self) -> Result<()>;
+    /// Runs one statement of a migration on the work session.
+    async fn execute(&mut self, sql: &str) -> std::result::Result<(), ServerError>;
+
+    /// Runs one statement of a migration as [`Execution::execute`] does, reporting how far it is
+    /// while it runs where the server tells (PostgreSQL: an index build, from
+    /// `pg_stat_progress_create_index`). Watching never fails the statement: a watch that fails
+    /// just stops reporting. An engine with nothing to watch runs `execute`.
+    async fn execute_watched(
+        &mut self,
+        sql: &str,
+        progress: Option<&Progress>,
+        say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+    ) -> std::result::Result<(), ServerError>;
+
+    /// How long each following statement of the work session may wait for a lock.
+    async fn set_lock_timeout(&mut self, timeout: std::time::Duration) -> Result<()>;
+
+    /// How long each following statement of the work session may run (0: no limit). Set inside
+    /// the transaction of the statement it bounds, so a rollback undoes it. Not supported:
+    /// `Ok(())` (the step runs unbounded).
+    async fn set_statement_timeout(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> std::result::Result<(), ServerError>;
+
+    /// The sessions holding locks on `table` (or, without a table, blocking the work session), one
+    /// line each: pid, state, transaction age, query. For the log when a lock wait times out.
+    async fn describe_blockers(&mut self, table: Option<&str>) -> Result<Vec<String>>;
+
+    /// Drops `index` when a failed concurrent build left it INVALID; true when it did. Not
+    /// supported (no concurrent builds): `Ok(false)`.
+    async fn drop_invalid_index(&mut self, index: &str) -> Result<bool>;
+
+    /// Before an unnamed concurrent index build on `table` (`probe` creates the same index on
+    /// `pg_temp.sluice_probe`, an empty copy of the table, to learn its definition). On the first
+    /// attempt: records the table's indexes. On a later one (after a kill, a lost connection, a
+    /// failure), what an earlier attempt built is known by being new and of the same definition:
+    /// waits while another session runs `sql` or builds an index on the table (a killed run's
+    /// backend goes on), drops an INVALID one (so the server picks the name it
+    /// would have picked the first time, not a second), and reports a valid one as built.
+    /// `slot` says which step of which statement of which migration this is: the record is kept
+    /// per slot, so two identical statements never take each other's index for their own.
+    /// Not supported: `Ok(UnnamedIndex::Build(vec![]))`.
+    async fn before_unnamed_index(
+        &mut self,
+        slot: &str,
+        table: &str,
+        probe: &str,
+        sql: &str,
+    ) -> Result<UnnamedIndex>;
+
+    /// Once the statement's progress is recorded: forgets what `before_unnamed_index` recorded
+    /// for `slot` (nothing when it recorded nothing). Not supported: `Ok(())`.
+    async fn after_unnamed_index(&mut self, slot: &str, table: &str, probe: &str) -> Result<()>;
+}
+
+/// The run lock and sluice's own history tables.
+#[async_trait]
+pub trait HistoryStore: Send {
     /// Try once, without waiting, to take the run lock on a session of its own.
     async fn try_run_lock(&mut self, me: &LockHolder) -> Result<LockAttempt>;
     async fn release_run_lock(&mut self) -> Result<()>;
@@ -234,94 +313,184 @@ pub trait Engine: Send {
     async fn append_event(&mut self, event: &Event) -> Result<()>;
     async fn save_snapshot(&mut self, version: Option<i64>, schema: &Schema) -> Result<()>;
     async fn latest_snapshot(&mut self) -> Result<Option<Snapshot>>;
+}
 
+/// What the live database looks like, read without changing it.
+#[async_trait]
+pub trait Introspection: Send {
     /// The live schema, sluice's own objects excluded.
     async fn introspect(&mut self) -> Result<Schema>;
 
-    /// Row count estimate and total size of every table, keyed by name (and `schema.name` on PostgreSQL).
+    /// Row count estimate and total size of every table, keyed by name (and `schema.name` on
+    /// PostgreSQL). Not supported: an empty map.
     async fn table_stats(
         &mut self,
-    ) -> Result<std::collections::HashMap<String, crate::analysis::TableStats>> {
-        Ok(std::collections::HashMap::new())
-    }
+    ) -> Result<std::collections::HashMap<String, crate::analysis::TableStats>>;
 
     /// SQL that changes schema `from` into schema `to` (used to capture drift as a migration).
     fn render_diff_sql(&self, from: &Schema, to: &Schema) -> String;
 
-    /// How long each following statement of the work session may wait for a lock.
-    async fn set_lock_timeout(&mut self, _timeout: std::time::Duration) -> Result<()> {
-        Ok(())
-    }
+    /// The live type of a column (as the server prints it), None when there is no such column
+    /// (or the engine cannot read it).
+    async fn column_type(&mut self, table: &str, column: &str) -> Result<Option<String>>;
 
-    /// How long each following statement of the work session may run (0: no limit). Set inside
-    /// the transaction of the statement it bounds, so a rollback undoes it.
-    async fn set_statement_timeout(
-        &mut self,
-        _timeout: std::time::Duration,
-    ) -> std::result::Result<(), ServerError> {
-        Ok(())
-    }
+    /// The exact row count of `table` when it is below `limit` (counting stops at `limit`, so a big
+    /// table costs `limit` rows read); None when it has `limit` rows or more, or cannot be read.
+    async fn rows_below(&mut self, table: &str, limit: u64) -> Result<Option<u64>>;
 
-    /// The sessions holding locks on `table` (or, without a table, blocking the work session), one
-    /// line each: pid, state, transaction age, query. For the log when a lock wait times out.
-    async fn describe_blockers(&mut self, _table: Option<&str>) -> Result<Vec<String>> {
-        Ok(vec![])
-    }
+    /// What the live catalog holds for one column (PostgreSQL), for staging a type change: its
+    /// type, NOT NULL, default, identity or owned sequence, indexes, checks and the dependants a
+    /// staged change cannot move. `table` is SQL (quoted, maybe qualified); None: no such column
+    /// (and the answer of an engine that stages no type change).
+    async fn column_catalog(&mut self, table: &str, column: &str) -> Result<Option<ColumnCatalog>>;
 
-    /// The live type of a column (as the server prints it), None when there is no such column.
-    async fn column_type(&mut self, _table: &str, _column: &str) -> Result<Option<String>> {
-        Ok(None)
-    }
-
-    /// Drops `index` when a failed concurrent build left it INVALID; true when it did.
-    async fn drop_invalid_index(&mut self, _index: &str) -> Result<bool> {
-        Ok(false)
-    }
-
-    /// Runs a batched backfill (see [`BackfillSpec`]), checkpointing after every batch.
-    async fn backfill(
-        &mut self,
-        _spec: &BackfillSpec,
-        _say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
-    ) -> Result<BackfillReport> {
-        Err(crate::Error::usage(
-            format!(
-                "sluice backfill is not available on {} yet",
-                self.target().engine
-            ),
-            "run the UPDATE in batches by primary key by hand, or use PostgreSQL",
-        ))
-    }
-
-    /// Runs one ALTER TABLE statement the engine's own online way when running it as written would
-    /// block writes (MariaDB/MySQL: the explicit INSTANT or INPLACE/LOCK=NONE form when the server
-    /// can, otherwise a shadow-table copy kept in sync by triggers, verified, then swapped by an
-    /// atomic RENAME). `Ok(None)`: the engine leaves the statement to run as written.
-    async fn alter_online(
-        &mut self,
-        _sql: &str,
-        _opts: &OnlineOptions,
-        _say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
-    ) -> Result<Option<OnlineReport>> {
-        Ok(None)
-    }
+    /// The work session's time zone setting (PostgreSQL `SHOW timezone`), which decides whether
+    /// timestamp ↔ timestamptz rewrites the table. Not read: `Ok(None)`.
+    async fn session_time_zone(&mut self) -> Result<Option<String>>;
 
     /// Checks, before any statement runs, that the user holds what `statements` need (as far as
     /// cheaply knowable); a lack is an [`crate::error::Error::Permission`] naming the GRANT.
     /// `online`: whether ALTERs take the engine's online path (not `--as-written`).
-    async fn check_privileges(&mut self, _statements: &[String], _online: bool) -> Result<()> {
-        Ok(())
-    }
+    async fn check_privileges(&mut self, statements: &[String], online: bool) -> Result<()>;
 
-    /// What [`Engine::alter_online`] would do with this statement, one line per step, for `plan` and
-    /// `up --dry-run`; None when it would run as written.
-    async fn explain_online(&mut self, _sql: &str) -> Result<Option<Vec<String>>> {
-        Ok(None)
-    }
+    /// Every row of a read-only query, each value as the server prints it as text (NULL: None).
+    /// Used to read other tools' history tables, whose column types differ by engine.
+    async fn query_text(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>>;
+}
 
-    async fn begin(&mut self) -> Result<()>;
-    async fn commit(&mut self) -> Result<()>;
-    async fn rollback(&mut self) -> Result<()>;
-    /// Runs one statement of a migration on the work session.
-    async fn execute(&mut self, sql: &str) -> std::result::Result<(), ServerError>;
+/// Batched data migrations.
+#[async_trait]
+pub trait Backfill: Send {
+    /// Runs a batched backfill (see [`BackfillSpec`]), checkpointing after every batch. Not
+    /// supported: [`backfill_not_supported`].
+    async fn backfill(
+        &mut self,
+        spec: &BackfillSpec,
+        say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+    ) -> Result<BackfillReport>;
+}
+
+/// The usage error of an engine that has no batched backfill.
+pub fn backfill_not_supported(target: Target) -> crate::Error {
+    crate::Error::usage(
+        format!("sluice backfill is not available on {} yet", target.engine),
+        "run the UPDATE in batches by primary key by hand, or use PostgreSQL",
+    )
+}
+
+/// The engine's own online ALTER (MariaDB/MySQL shadow-table copy).
+#[async_trait]
+pub trait OnlineAlter: Send {
+    /// Runs one ALTER TABLE statement the engine's own online way when running it as written would
+    /// block writes (MariaDB/MySQL: the explicit INSTANT or INPLACE/LOCK=NONE form when the server
+    /// can, otherwise a shadow-table copy kept in sync by triggers, verified, then swapped by an
+    /// atomic RENAME). `Ok(None)`: the engine leaves the statement to run as written (also the
+    /// answer of an engine without an online path).
+    async fn alter_online(
+        &mut self,
+        sql: &str,
+        opts: &OnlineOptions,
+        say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+    ) -> Result<Option<OnlineReport>>;
+
+    /// What [`OnlineAlter::alter_online`] would do with this statement, one line per step, for
+    /// `plan` and `up --dry-run`; None when it would run as written.
+    /// `as_written_below_rows` as in [`OnlineOptions`].
+    async fn explain_online(
+        &mut self,
+        sql: &str,
+        as_written_below_rows: u64,
+    ) -> Result<Option<Vec<String>>>;
+
+    /// How the server runs this statement as written (MariaDB/MySQL: the algorithm and lock level
+    /// of the same prediction the online path makes, from the live table), for `plan`'s as-written
+    /// line: the table and the impact. None: the plan's own model applies (PostgreSQL; a table
+    /// that does not exist yet).
+    async fn as_written_impact(
+        &mut self,
+        sql: &str,
+    ) -> Result<Option<(String, crate::plan::Impact)>>;
+}
+
+/// One column as the live catalog has it ([`Introspection::column_catalog`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ColumnCatalog {
+    /// The table's schema and name, as stored (unquoted).
+    pub schema: String,
+    pub table: String,
+    pub column: String,
+    /// `format_type` of the column.
+    pub data_type: String,
+    pub not_null: bool,
+    /// The default expression as the server prints it (`pg_get_expr`), not for identity.
+    pub default: Option<String>,
+    /// An identity column's sequence (the server drops it with the column).
+    pub identity: Option<SequenceFacts>,
+    /// A sequence owned by the column (`serial`, `OWNED BY`): schema and name.
+    pub owned_sequence: Option<(String, String)>,
+    /// `SET STATISTICS` when set (None: the default).
+    pub statistics: Option<i32>,
+    pub comment: Option<String>,
+    /// Every index that uses the column (key, INCLUDE, expression or predicate).
+    pub indexes: Vec<IndexFacts>,
+    /// Every CHECK constraint that uses the column.
+    pub checks: Vec<CheckFacts>,
+    /// Table-level facts and dependants a staged change cannot carry over (views, foreign keys,
+    /// triggers naming the column, generated columns, policies, partitioning, inheritance,
+    /// column privileges, ...), each described by the server.
+    pub blockers: Vec<String>,
+    /// The server's version, as `server_version_num` (e.g. 150004).
+    pub server_version: i32,
+    /// The table's BEFORE INSERT or UPDATE row triggers (they fire by name).
+    pub before_triggers: Vec<String>,
+    /// The column's collation when it is not its type's default, as SQL (`"public"."C"`).
+    pub collation: Option<String>,
+}
+
+/// An identity column's sequence.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SequenceFacts {
+    pub schema: String,
+    pub name: String,
+    /// GENERATED ALWAYS (else BY DEFAULT).
+    pub always: bool,
+    /// The sequence's type (`format_type`).
+    pub data_type: String,
+    pub start: i64,
+    pub increment: i64,
+    pub min: i64,
+    pub max: i64,
+    pub cache: i64,
+    pub cycle: bool,
+}
+
+/// An index that uses the column.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IndexFacts {
+    pub name: String,
+    /// `pg_get_indexdef`.
+    pub definition: String,
+    /// The constraint it backs: (name, kind `p`/`u`/`x`, DEFERRABLE, INITIALLY DEFERRED).
+    pub constraint: Option<(String, char, bool, bool)>,
+    pub clustered: bool,
+    pub replica_identity: bool,
+}
+
+/// A CHECK constraint that uses the column.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CheckFacts {
+    pub name: String,
+    /// `pg_get_constraintdef`: `CHECK (...)` [NO INHERIT] [NOT VALID].
+    pub definition: String,
+    pub validated: bool,
+}
+
+/// What an earlier attempt of an unnamed index build left, as [`Execution::before_unnamed_index`]
+/// finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UnnamedIndex {
+    /// Build it; the names are the invalid leftovers dropped first.
+    Build(Vec<String>),
+    /// An earlier attempt built it: the index's name.
+    Built(String),
 }

@@ -27,6 +27,15 @@ pub mod exit {
     /// Permission denied: the database user lacks a privilege the run needs (found by the
     /// preflight before any work, or refused by the server); the message names the GRANT to run.
     pub const PERMISSION: i32 = 9;
+    /// `sluice refs`: the code still names a table or column a migration drops or renames.
+    pub const CODE_REFERENCES: i32 = 10;
+    /// Two application versions live: the expand / complete / rollback lifecycle refuses (a second
+    /// breaking migration on a table with one expanded, `down` over an expanded migration, a
+    /// version that is not expanded, an engine without the lifecycle).
+    pub const LIFECYCLE: i32 = 11;
+    /// `sluice rehearse --fail-on plan-regression`: a statement's plan got at least
+    /// `--plan-regression-ratio` times costlier (or fails) after the migration.
+    pub const PLAN_REGRESSION: i32 = 12;
     /// Stopped by Ctrl-C (SIGINT): 128 + 2, as shells report it.
     pub const INTERRUPTED: i32 = 130;
     /// Stopped by SIGTERM: 128 + 15.
@@ -37,6 +46,8 @@ pub mod exit {
 #[derive(Debug, Clone)]
 pub struct SqlFailure {
     pub version: i64,
+    /// The version as its file names it.
+    pub version_text: String,
     pub name: String,
     pub path: PathBuf,
     /// The whole file text, for rendering the source with a caret.
@@ -61,6 +72,10 @@ pub struct SqlFailure {
 pub enum Error {
     #[error("{message}")]
     Usage { message: String, help: String },
+
+    /// The two-versions lifecycle (expand / complete / rollback) refuses, with the reason.
+    #[error("{message}")]
+    Lifecycle { message: String, help: String },
 
     #[error("{path}: {message}")]
     MigrationFile {
@@ -90,7 +105,7 @@ pub enum Error {
     #[error("the live schema has drifted from what sluice recorded ({count} difference(s))")]
     Drift { count: usize },
 
-    #[error("migration {} ({}) failed at {}:{}:{}: {}", .0.version, .0.name, .0.path.display(), .0.line, .0.column, .0.server_message)]
+    #[error("migration {} ({}) failed at {}:{}:{}: {}", .0.version_text, .0.name, .0.path.display(), .0.line, .0.column, .0.server_message)]
     MigrationFailed(Box<SqlFailure>),
 
     #[error("{context}: {message}")]
@@ -129,6 +144,7 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage { .. } | Error::MigrationFile { .. } | Error::Io { .. } => exit::BAD_INPUT,
+            Error::Lifecycle { .. } => exit::LIFECYCLE,
             Error::Connect { .. } => exit::CONNECT,
             Error::LockBusy { .. } => exit::LOCK_BUSY,
             Error::Checksum { .. } | Error::Drift { .. } => exit::CHECKSUM_OR_DRIFT,
@@ -143,6 +159,7 @@ impl Error {
     pub fn help(&self) -> Option<String> {
         match self {
             Error::Usage { help, .. }
+            | Error::Lifecycle { help, .. }
             | Error::MigrationFile { help, .. }
             | Error::Connect { help, .. }
             | Error::Checksum { help, .. }
@@ -194,6 +211,13 @@ impl Error {
 
     pub fn usage(message: impl Into<String>, help: impl Into<String>) -> Self {
         Error::Usage {
+            message: message.into(),
+            help: help.into(),
+        }
+    }
+
+    pub fn lifecycle(message: impl Into<String>, help: impl Into<String>) -> Self {
+        Error::Lifecycle {
             message: message.into(),
             help: help.into(),
         }

@@ -17,6 +17,9 @@ pub enum RecordState {
     /// A `sluice down` of this migration is under way, was killed, or failed, after `statements_done`
     /// statements of the down part; `sluice down` resumes it.
     Reverting,
+    /// A breaking migration (two application versions live) whose expand phase is done: old and
+    /// new names both work; `sluice complete` runs its contract phase, `sluice rollback` undoes it.
+    Expanded,
 }
 
 impl RecordState {
@@ -27,6 +30,7 @@ impl RecordState {
             RecordState::Failed => "failed",
             RecordState::Baseline => "baseline",
             RecordState::Reverting => "reverting",
+            RecordState::Expanded => "expanded",
         }
     }
 
@@ -37,6 +41,7 @@ impl RecordState {
             "failed" => RecordState::Failed,
             "baseline" => RecordState::Baseline,
             "reverting" => RecordState::Reverting,
+            "expanded" => RecordState::Expanded,
             _ => return None,
         })
     }
@@ -76,6 +81,14 @@ pub enum EventKind {
     Repair,
     Baseline,
     DriftCapture,
+    /// `sluice import`: versions another tool applied, recorded from its history table.
+    Import,
+    /// The expand phase of a breaking migration ran (`sluice up`).
+    Expand,
+    /// The contract phase ran (`sluice complete`).
+    Complete,
+    /// The expand phase was undone (`sluice rollback`).
+    Rollback,
 }
 
 impl EventKind {
@@ -87,6 +100,10 @@ impl EventKind {
             EventKind::Repair => "repair",
             EventKind::Baseline => "baseline",
             EventKind::DriftCapture => "drift-capture",
+            EventKind::Import => "import",
+            EventKind::Expand => "expand",
+            EventKind::Complete => "complete",
+            EventKind::Rollback => "rollback",
         }
     }
 }

@@ -3,6 +3,9 @@
 //! A migration is one file `<version>_<name>.sql`, where `version` is digits (a UTC timestamp from
 //! `sluice new`) and `name` is lowercase letters, digits, `_` or `-`. Inside, `-- sluice:up` and
 //! `-- sluice:down` start the two parts; a file without markers is all up and has no down part.
+//! A part with no SQL (empty, or only comments) is a no-op: applying or reverting it records the
+//! step and runs nothing. A migration is irreversible when it has no `-- sluice:down` part, or when
+//! its down part says `-- sluice:irreversible [reason]` (and holds no SQL).
 //! Other `-- sluice:` lines are directives; an unknown one is an error, never ignored.
 
 use crate::error::{Error, Result};
@@ -41,8 +44,11 @@ pub struct Part {
     pub sql: String,
     /// Byte offset of `sql` within the file text.
     pub offset: usize,
-    /// Forced by `-- sluice:transaction ...`, else decided from the statements.
+    /// Forced by `-- sluice:transaction ...` (or the layout's own option), else decided from the statements.
     pub tx_directive: Option<TxMode>,
+    /// Which of the migration's files holds `sql`: 0 is `Migration::path`, n is `more_files[n - 1]`
+    /// (layouts that keep the down part in its own file).
+    pub file: usize,
 }
 
 /// `-- sluice:ignore <rule-id> <reason>`: suppresses that rule's finding on the next statement.
@@ -53,24 +59,96 @@ pub struct Ignore {
     pub line: usize,
     /// Byte offset of the directive line in the file text.
     pub offset: usize,
+    /// The file holding it (see `Part::file`).
+    pub file: usize,
+}
+
+/// A file of a migration besides its first one (e.g. diesel's `down.sql`).
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    /// The text with CRLF normalised to LF.
+    pub text: String,
 }
 
 #[derive(Debug, Clone)]
 pub struct Migration {
+    /// The history key: ordered as the layout orders its migrations.
     pub version: i64,
+    /// The version as the file names it (`2019-01-01-000000` for diesel); equal to `version` in
+    /// sluice's own layout.
+    pub version_text: String,
     pub name: String,
+    /// The first (often only) file of the migration: the one holding the up part.
     pub path: PathBuf,
     /// The file text with CRLF normalised to LF.
     pub text: String,
+    /// The migration's other files, in the order `Part::file` counts them.
+    pub more_files: Vec<SourceFile>,
     pub checksum: String,
     pub up: Part,
+    /// None: the migration is irreversible (see `irreversible` for why).
     pub down: Option<Part>,
+    pub irreversible: Option<Irreversible>,
     pub ignores: Vec<Ignore>,
+}
+
+/// Why a migration has no down part to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Irreversible {
+    /// The file has no `-- sluice:down` marker: nothing says how, or whether, to undo it.
+    NoDownPart,
+    /// `-- sluice:irreversible [reason]` under `-- sluice:down`.
+    Marked { line: usize, reason: Option<String> },
+    /// Another tool's layout has no down part for it; the text says what is missing.
+    Missing(String),
+}
+
+impl Irreversible {
+    /// The sentence that follows "migration X is irreversible: ".
+    pub fn describe(&self) -> String {
+        match self {
+            Irreversible::NoDownPart => "it has no `-- sluice:down` part".into(),
+            Irreversible::Marked { line, reason: None } => {
+                format!("it is marked `-- sluice:irreversible` (line {line})")
+            }
+            Irreversible::Marked {
+                line,
+                reason: Some(r),
+            } => format!("it is marked `-- sluice:irreversible` (line {line}): {r}"),
+            Irreversible::Missing(what) => format!("it has no {what}"),
+        }
+    }
 }
 
 impl Migration {
     pub fn label(&self) -> String {
-        format!("{}_{}", self.version, self.name)
+        format!("{}_{}", self.version_text, self.name)
+    }
+
+    /// The path and text of file `i` (see `Part::file`).
+    pub fn file(&self, i: usize) -> (&Path, &str) {
+        match i.checked_sub(1) {
+            None => (&self.path, &self.text),
+            Some(k) => {
+                let f = &self.more_files[k];
+                (&f.path, &f.text)
+            }
+        }
+    }
+
+    /// The path and text of the file holding `part`.
+    pub fn file_of(&self, part: &Part) -> (&Path, &str) {
+        self.file(part.file)
+    }
+
+    /// The text of the file at `path` (one of the migration's), for showing a finding in context.
+    pub fn text_of(&self, path: &Path) -> &str {
+        self.more_files
+            .iter()
+            .find(|f| f.path == path)
+            .map(|f| f.text.as_str())
+            .unwrap_or(&self.text)
     }
 
     pub fn part(&self, dir: Direction) -> Option<&Part> {
@@ -213,6 +291,7 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
     let mut offset = 0usize;
     let mut section_start = 0usize;
     let mut ignores = Vec::new();
+    let mut irreversible: Option<(usize, Option<String>)> = None;
 
     for (idx, line) in text.split_inclusive('\n').enumerate() {
         let lineno = idx + 1;
@@ -229,6 +308,7 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
                     lineno,
                     format!("`{found}` looks like a sluice directive but is not one"),
                     "directives are written exactly `-- sluice:up`, `-- sluice:down`, \
+                     `-- sluice:irreversible [reason]`, \
                      `-- sluice:transaction single|per-statement` or `-- sluice:ignore <rule-id> <reason>`: \
                      two dashes, one space, lowercase, alone on their line. For an ordinary comment, \
                      do not start it with `sluice`",
@@ -312,6 +392,24 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
                 }
                 *slot = Some(mode);
             }
+            "irreversible" => {
+                if section != Section::Down {
+                    return Err(file_err(
+                        lineno,
+                        "`-- sluice:irreversible` outside the down part".into(),
+                        "put it under `-- sluice:down`, in place of the down SQL",
+                    ));
+                }
+                if irreversible.is_some() {
+                    return Err(file_err(
+                        lineno,
+                        "a second `-- sluice:irreversible`".into(),
+                        "keep one `-- sluice:irreversible` line",
+                    ));
+                }
+                let reason = words.collect::<Vec<_>>().join(" ");
+                irreversible = Some((lineno, (!reason.is_empty()).then_some(reason)));
+            }
             "ignore" => {
                 let rule = words.next().unwrap_or("").to_string();
                 let reason = words.collect::<Vec<_>>().join(" ");
@@ -327,13 +425,15 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
                     reason,
                     line: lineno,
                     offset: line_start,
+                    file: 0,
                 });
             }
             _ => {
                 return Err(file_err(
                     lineno,
                     format!("unknown directive `-- sluice:{}`", directive.trim()),
-                    "known directives: `-- sluice:up`, `-- sluice:down`, `-- sluice:transaction single|per-statement`, \
+                    "known directives: `-- sluice:up`, `-- sluice:down`, `-- sluice:irreversible [reason]`, \
+                     `-- sluice:transaction single|per-statement`, \
                      `-- sluice:ignore <rule-id> <reason>`. \
                      To write an ordinary comment, do not start it with `-- sluice:`",
                 ));
@@ -353,11 +453,13 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
             sql: text[us..ue].to_string(),
             offset: us,
             tx_directive: up_tx.or(preamble_tx),
+            file: 0,
         };
         let down = down_range.map(|(ds, de)| Part {
             sql: text[ds..de].to_string(),
             offset: ds,
             tx_directive: down_tx.or(preamble_tx),
+            file: 0,
         });
         (up, down)
     } else {
@@ -366,27 +468,44 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
                 sql: text.clone(),
                 offset: 0,
                 tx_directive: preamble_tx,
+                file: 0,
             },
             None,
         )
     };
-    // An empty down part (marker with nothing under it) counts as no down part.
-    let down = down.filter(|d| has_sql(&d.sql));
-    // An empty up part (a fresh `sluice new` template) is allowed on disk; running it is refused.
+    // An empty part is a no-op (real histories have placeholders, and files empty for one engine);
+    // only a missing down part or the explicit marker makes a migration irreversible.
+    let (down, irreversible) = match (down, irreversible) {
+        (None, _) => (None, Some(Irreversible::NoDownPart)),
+        (Some(d), Some((line, reason))) => {
+            if has_sql(&d.sql) {
+                return Err(file_err(
+                    line,
+                    "the down part is marked `-- sluice:irreversible` but also has SQL".into(),
+                    "remove the SQL (the migration cannot be rolled back) or remove the marker (the SQL undoes it)",
+                ));
+            }
+            (None, Some(Irreversible::Marked { line, reason }))
+        }
+        (Some(d), None) => (Some(d), None),
+    };
 
     Ok(Migration {
         version,
+        version_text: version.to_string(),
         name,
         path: path.to_path_buf(),
         checksum: checksum(&text),
         text,
+        more_files: Vec::new(),
         up,
         down,
+        irreversible,
         ignores,
     })
 }
 
-const DIRECTIVE_WORDS: [&str; 4] = ["up", "down", "transaction", "ignore"];
+const DIRECTIVE_WORDS: [&str; 5] = ["up", "down", "transaction", "ignore", "irreversible"];
 
 /// The comment on `line` that looks like a sluice directive without being written exactly as one
 /// (`--sluice:down`, `--  sluice:down`, `-- SLUICE:down`, `# sluice:down`, `/* sluice:down */`,
@@ -428,7 +547,7 @@ pub fn near_miss(line: &str) -> Option<String> {
 }
 
 /// True when the text holds anything but blank lines and `--` comments.
-fn has_sql(text: &str) -> bool {
+pub fn has_sql(text: &str) -> bool {
     text.lines().any(|l| {
         let t = l.trim();
         !t.is_empty() && !t.starts_with("--")
@@ -523,7 +642,9 @@ pub const NEW_MIGRATION_TEMPLATE: &str = "\
 
 
 -- sluice:down
--- Write how to undo it (optional; `sluice down` refuses a migration without a down part).
+-- Write how to undo it here, in place of the marker below; an empty down part means there is
+-- nothing to undo. `sluice down` stops at a migration marked irreversible.
+-- sluice:irreversible
 
 ";
 
@@ -578,10 +699,134 @@ mod tests {
         assert!(m.down.is_none());
     }
 
+    /// Every spelling of "nothing here" (empty, blank lines, comments, a transaction directive
+    /// alone) makes a no-op part, never a missing one; only no `-- sluice:down` at all, or
+    /// `-- sluice:irreversible`, makes a migration irreversible.
     #[test]
-    fn empty_down_is_no_down() {
-        let m = parse("-- sluice:up\nSELECT 1;\n-- sluice:down\n-- nothing to undo\n").unwrap();
+    fn empty_parts_are_no_ops_and_irreversible_is_explicit() {
+        let empties = [
+            "",
+            "\n",
+            "\n\n   \n",
+            "-- placeholder\n",
+            "\n-- a\n\n   -- b\n",
+            "-- sluice:transaction per-statement\n-- empty for this engine\n",
+            "-- sluice:ignore some-rule nothing to check\n",
+        ];
+        let mut checked = 0;
+        for up in empties {
+            for down in empties {
+                for crlf in [false, true] {
+                    let text = format!("-- sluice:up\n{up}-- sluice:down\n{down}");
+                    let text = if crlf {
+                        text.replace('\n', "\r\n")
+                    } else {
+                        text
+                    };
+                    let m = parse(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+                    assert!(!has_sql(&m.up.sql), "{text:?}");
+                    let d = m.down.as_ref().unwrap_or_else(|| panic!("{text:?}"));
+                    assert!(!has_sql(&d.sql), "{text:?}");
+                    assert_eq!(m.irreversible, None, "{text:?}");
+                    // The same part marked irreversible, with or without a reason.
+                    for (mark, reason) in [
+                        ("-- sluice:irreversible", None),
+                        ("-- sluice:irreversible   ", None),
+                        (
+                            "-- sluice:irreversible the old values are gone",
+                            Some("the old values are gone"),
+                        ),
+                    ] {
+                        let marked = format!("-- sluice:up\n{up}-- sluice:down\n{down}{mark}\n");
+                        let line = marked.lines().count();
+                        let m = parse(&marked).unwrap_or_else(|e| panic!("{marked:?}: {e}"));
+                        assert!(m.down.is_none(), "{marked:?}");
+                        assert_eq!(
+                            m.irreversible,
+                            Some(Irreversible::Marked {
+                                line,
+                                reason: reason.map(String::from)
+                            }),
+                            "{marked:?}"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+            // No down marker at all: irreversible, and the up part is still a no-op.
+            for text in [format!("-- sluice:up\n{up}"), up.to_string()] {
+                if text.contains("sluice:transaction") && !text.contains("sluice:up") {
+                    continue;
+                }
+                let m = parse(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+                assert!(m.down.is_none(), "{text:?}");
+                assert_eq!(m.irreversible, Some(Irreversible::NoDownPart), "{text:?}");
+            }
+        }
+        assert!(checked > 250, "{checked}");
+        assert_eq!(
+            Irreversible::Marked {
+                line: 4,
+                reason: Some("why".into())
+            }
+            .describe(),
+            "it is marked `-- sluice:irreversible` (line 4): why"
+        );
+    }
+
+    #[test]
+    fn misplaced_irreversible_markers_are_errors() {
+        for (text, needle) in [
+            (
+                "-- sluice:up\nSELECT 1;\n-- sluice:down\n-- sluice:irreversible\nSELECT 2;\n",
+                "line 4: the down part is marked `-- sluice:irreversible` but also has SQL",
+            ),
+            (
+                "-- sluice:up\nSELECT 1;\n-- sluice:down\nSELECT 2;\n-- sluice:irreversible why\n",
+                "line 5: the down part is marked `-- sluice:irreversible` but also has SQL",
+            ),
+            (
+                "-- sluice:up\n-- sluice:irreversible\nSELECT 1;\n",
+                "line 2: `-- sluice:irreversible` outside the down part",
+            ),
+            (
+                "-- sluice:irreversible\n-- sluice:up\nSELECT 1;\n",
+                "line 1: `-- sluice:irreversible` outside the down part",
+            ),
+            (
+                "-- sluice:irreversible\nSELECT 1;\n",
+                "line 1: `-- sluice:irreversible` outside the down part",
+            ),
+            (
+                "-- sluice:up\nSELECT 1;\n-- sluice:down\n-- sluice:irreversible\n-- sluice:irreversible\n",
+                "line 5: a second `-- sluice:irreversible`",
+            ),
+            (
+                "-- sluice:up\nSELECT 1;\n-- sluice:down\n-- sluice:irreversable\n",
+                "line 4: unknown directive `-- sluice:irreversable`",
+            ),
+            (
+                "-- sluice:up\nSELECT 1;\n-- sluice:down\n-- sluice: irreversible\n",
+                "line 4: `-- sluice: irreversible` looks like a sluice directive",
+            ),
+            (
+                "-- sluice:up\nSELECT 1;\n-- sluice:down\n-- SLUICE:IRREVERSIBLE\n",
+                "line 4: `-- SLUICE:IRREVERSIBLE` looks like a sluice directive",
+            ),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.to_string().contains(needle), "{text:?}: {e}");
+            assert_eq!(e.exit_code(), crate::error::exit::BAD_INPUT);
+        }
+    }
+
+    /// `sluice new` writes a file that parses, applies as a no-op and is irreversible until edited.
+    #[test]
+    fn new_template_is_a_no_op_marked_irreversible() {
+        let m = parse(NEW_MIGRATION_TEMPLATE).unwrap();
+        assert!(!has_sql(&m.up.sql));
         assert!(m.down.is_none());
+        assert!(matches!(m.irreversible, Some(Irreversible::Marked { .. })));
     }
 
     #[test]
@@ -654,6 +899,8 @@ mod tests {
             "DOWN",
             "transaction single",
             "ignore r why",
+            "irreversible",
+            "Irreversible data is gone",
         ];
         let suffixes = ["", " */", " ", " -- note"];
         let mut checked = 0;

@@ -61,6 +61,8 @@ impl PlanOptions {
             dry_run,
             allow_out_of_order: self.out_of_order,
             as_written: self.as_written,
+            as_written_below_rows: 0,
+            complete: false,
         }
     }
 

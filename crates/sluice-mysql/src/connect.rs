@@ -3,6 +3,7 @@
 
 use crate::quote;
 use crate::tls::{ConnParams, SslMode};
+use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, DriverError, IoError, Opts, OptsBuilder};
 use sluice_core::dburl::DbUrl;
 use sluice_core::error::Error;
@@ -40,6 +41,37 @@ pub(crate) fn base_opts(url: &DbUrl, params: &ConnParams, with_database: bool) -
 /// Opens the first session, settling `PREFERRED` (TLS when the server offers it), and returns the
 /// options that worked so later sessions connect the same way.
 pub(crate) async fn open_first(
+    url: &DbUrl,
+    params: &ConnParams,
+    with_database: bool,
+) -> Result<(Conn, Opts), Error> {
+    let (mut conn, opts) = open_first_plain(url, params, with_database).await?;
+    if url.session().is_empty() {
+        return Ok((conn, opts));
+    }
+    // sluice.toml's `[session]` settings: tried one by one first, so a rejected one is named (exit
+    // 2, before any work); then part of the session's init, so every session opened with these
+    // options (the lock session, online copies) runs with them.
+    let mut init = vec!["SET SESSION autocommit = 1".to_string()];
+    for s in url.session() {
+        let sql = s.mysql_set();
+        if let Err(e) = conn.query_drop(&sql).await {
+            let server = match &e {
+                mysql_async::Error::Server(se) => se.message.clone(),
+                other => url.scrub(&other.to_string()),
+            };
+            conn.disconnect().await.ok();
+            return Err(s.rejected(&server));
+        }
+        init.push(sql);
+    }
+    conn.disconnect().await.ok();
+    let opts: Opts = OptsBuilder::from_opts(opts).init(init).into();
+    let conn = open_again(url, params, &opts).await?;
+    Ok((conn, opts))
+}
+
+async fn open_first_plain(
     url: &DbUrl,
     params: &ConnParams,
     with_database: bool,

@@ -92,6 +92,10 @@ pub fn parse_event_kind(s: &str) -> Option<EventKind> {
         "repair" => EventKind::Repair,
         "baseline" => EventKind::Baseline,
         "drift-capture" => EventKind::DriftCapture,
+        "import" => EventKind::Import,
+        "expand" => EventKind::Expand,
+        "complete" => EventKind::Complete,
+        "rollback" => EventKind::Rollback,
         _ => return None,
     })
 }
@@ -122,6 +126,10 @@ mod tests {
             EventKind::Repair,
             EventKind::Baseline,
             EventKind::DriftCapture,
+            EventKind::Import,
+            EventKind::Expand,
+            EventKind::Complete,
+            EventKind::Rollback,
         ] {
             assert_eq!(parse_event_kind(k.as_str()), Some(k));
         }

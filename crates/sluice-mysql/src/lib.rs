@@ -5,6 +5,7 @@
 //! session only holds the run lock (`GET_LOCK`), so the lock lives exactly as long as that
 //! connection and a crashed run releases it by disconnecting.
 
+mod alter_progress;
 mod connect;
 pub mod history;
 pub mod introspect;
@@ -21,7 +22,10 @@ use introspect::Flavour;
 use mysql_async::prelude::{FromValue, Queryable};
 use mysql_async::{Conn, Params, Row, Value};
 use sluice_core::dburl::DbUrl;
-use sluice_core::engine::{Engine, LockAttempt, LockHolder, ServerError};
+use sluice_core::engine::{
+    backfill_not_supported, Backfill, BackfillReport, BackfillSpec, Execution, HistoryStore,
+    Introspection, LockAttempt, LockHolder, OnlineAlter, ServerError, UnnamedIndex,
+};
 use sluice_core::error::{Error, Result};
 use sluice_core::history::{Event, EventRow, HistoryRow, Snapshot};
 use sluice_core::schema::Schema;
@@ -43,6 +47,80 @@ pub struct MySqlEngine {
     lock_name: String,
     /// `GET_LOCK` nests within a session; sluice takes it once and releases it once.
     lock_held: bool,
+    /// Set when the server is a node of a Galera cluster (`wsrep_on`).
+    galera: Option<Galera>,
+}
+
+/// A Galera cluster node, as the server reported it at connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Galera {
+    pub cluster_size: u64,
+    /// `wsrep_OSU_method` of sluice's session: TOI (every node runs a DDL at the same point in
+    /// the replication order, stalling writes cluster-wide meanwhile) or RSU (this node only).
+    pub osu_method: String,
+    /// `wsrep_local_state_comment`: Synced, Donor/Desynced, Joining, ...
+    pub local_state: String,
+}
+
+impl std::fmt::Display for Galera {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Galera cluster of {} nodes, OSU method {} (this node: {})",
+            self.cluster_size, self.osu_method, self.local_state
+        )
+    }
+}
+
+impl Galera {
+    /// Reads the wsrep settings; None on a server that is no Galera node (MySQL has no such
+    /// variables, MariaDB reports `wsrep_on` OFF).
+    async fn read(conn: &mut Conn) -> std::result::Result<Option<Galera>, mysql_async::Error> {
+        let vars: Vec<(String, String)> = conn
+            .query("SHOW VARIABLES WHERE Variable_name IN ('wsrep_on', 'wsrep_OSU_method')")
+            .await?;
+        let var = |n: &str| {
+            vars.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v.clone())
+        };
+        if !var("wsrep_on").is_some_and(|v| v.eq_ignore_ascii_case("ON")) {
+            return Ok(None);
+        }
+        let status: Vec<(String, String)> = conn
+            .query(
+                "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_cluster_size', 'wsrep_local_state_comment')",
+            )
+            .await?;
+        let stat = |n: &str| {
+            status
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v.clone())
+        };
+        Ok(Some(Galera {
+            cluster_size: stat("wsrep_cluster_size")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            osu_method: var("wsrep_OSU_method").unwrap_or_else(|| "TOI".into()),
+            local_state: stat("wsrep_local_state_comment").unwrap_or_default(),
+        }))
+    }
+
+    /// Why sluice will not copy `table` online on this cluster, and what the user can do instead.
+    pub fn refuse_copy(&self, table: &str) -> Error {
+        Error::usage(
+            format!(
+                "`{table}` needs sluice's online copy, which is not yet safe on a Galera cluster ({self}): \
+                 the copy creates its triggers under LOCK TABLES and cuts over under LOCK TABLES READ, and a \
+                 table lock on one node blocks that node's applier until flow control stalls every node"
+            ),
+            "changes the server runs with ALGORITHM=INSTANT, NOCOPY or INPLACE, LOCK=NONE still run online; for this one \
+             choose `sluice up --as-written` (the ALTER replicates under TOI: writes on every node wait for its whole \
+             duration), or apply it node by node in a Rolling Schema Upgrade window (wsrep_OSU_method=RSU) \
+             yourself, for a change both the old and the new schema can replicate",
+        )
+    }
 }
 
 /// The run lock's name: user locks are server-wide, so it names the database.
@@ -53,6 +131,19 @@ pub fn lock_name(database: &str) -> String {
     } else {
         let hash = sluice_core::migration::checksum(database);
         format!("sluice:{}", &hash[..LOCK_NAME_MAX - "sluice:".len()])
+    }
+}
+
+/// A value as the server prints it (the text protocol sends bytes; the binary one typed values).
+fn value_text(v: Value) -> Option<String> {
+    match v {
+        Value::NULL => None,
+        Value::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
+        Value::Int(i) => Some(i.to_string()),
+        Value::UInt(u) => Some(u.to_string()),
+        Value::Float(f) => Some(f.to_string()),
+        Value::Double(d) => Some(d.to_string()),
+        other => Some(other.as_sql(true).trim_matches('\'').to_string()),
     }
 }
 
@@ -67,7 +158,8 @@ fn server_code(e: &mysql_async::Error) -> Option<u16> {
 const ER_NO_SUCH_TABLE: u16 = 1146;
 
 impl MySqlEngine {
-    /// Connects (two sessions: work and lock) and reads the server flavour and version.
+    /// Connects (two sessions: work and lock) and reads the server flavour and version. The engine
+    /// is what [`sluice_core::runner`] drives: `runner::up(&mut engine, ...)`.
     pub async fn connect(url: &DbUrl) -> Result<MySqlEngine> {
         if !url.kind().is_mysql_family() {
             return Err(Error::usage(
@@ -95,6 +187,9 @@ impl MySqlEngine {
             privileges::set_account(&account);
         }
         let flavour = Flavour::from_version_string(&version.unwrap_or_default());
+        let galera = Galera::read(&mut work)
+            .await
+            .map_err(|e| db_err(url, "reading the Galera (wsrep) settings", e))?;
         if flavour.kind != url.kind() {
             tracing::debug!(
                 "the URL says {}, the server is {}",
@@ -109,6 +204,7 @@ impl MySqlEngine {
             lock,
             flavour,
             lock_held: false,
+            galera,
         })
     }
 
@@ -128,6 +224,11 @@ impl MySqlEngine {
 
     pub fn flavour(&self) -> Flavour {
         self.flavour
+    }
+
+    /// The Galera cluster this server belongs to, if any.
+    pub fn galera(&self) -> Option<&Galera> {
+        self.galera.as_ref()
     }
 
     fn err(&self, context: &str, e: mysql_async::Error) -> Error {
@@ -328,7 +429,7 @@ fn naive(t: DateTime<Utc>) -> NaiveDateTime {
 }
 
 #[async_trait]
-impl Engine for MySqlEngine {
+impl Execution for MySqlEngine {
     fn target(&self) -> Target {
         Target::new(
             self.flavour.kind,
@@ -349,6 +450,139 @@ impl Engine for MySqlEngine {
         stmt.mysql_implicit_commit()
     }
 
+    async fn begin(&mut self) -> Result<()> {
+        self.work
+            .query_drop("START TRANSACTION")
+            .await
+            .map_err(|e| self.err("starting a transaction", e))
+    }
+
+    async fn commit(&mut self) -> Result<()> {
+        self.work
+            .query_drop("COMMIT")
+            .await
+            .map_err(|e| self.err("committing", e))
+    }
+
+    async fn rollback(&mut self) -> Result<()> {
+        self.work
+            .query_drop("ROLLBACK")
+            .await
+            .map_err(|e| self.err("rolling back", e))
+    }
+
+    async fn execute(&mut self, sql: &str) -> std::result::Result<(), ServerError> {
+        self.work.query_drop(sql).await.map_err(|e| match e {
+            mysql_async::Error::Server(se) => ServerError {
+                code: se.code.to_string(),
+                message: self.url.scrub(&se.message),
+                position: None,
+                connection_lost: false,
+                // ER_LOCK_WAIT_TIMEOUT: a metadata lock or row lock wait gave up.
+                lock_timeout: se.code == 1205,
+            },
+            other => ServerError {
+                code: String::new(),
+                message: self.url.scrub(&other.to_string()),
+                position: None,
+                connection_lost: true,
+                lock_timeout: false,
+            },
+        })
+    }
+
+    // No server view reports an ALTER's progress here: the online copy reports its own.
+    async fn execute_watched(
+        &mut self,
+        sql: &str,
+        _progress: Option<&sluice_core::progress::Progress>,
+        _say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+    ) -> std::result::Result<(), ServerError> {
+        self.execute(sql).await
+    }
+
+    async fn set_lock_timeout(&mut self, timeout: std::time::Duration) -> Result<()> {
+        // Both accept whole seconds only: round up, at least 1 s.
+        let secs = timeout.as_millis().div_ceil(1000).max(1);
+        self.work
+            .query_drop(format!(
+                "SET SESSION lock_wait_timeout = {secs}, SESSION innodb_lock_wait_timeout = {secs}"
+            ))
+            .await
+            .map_err(|e| self.err("setting lock_wait_timeout", e))
+    }
+
+    /// Not supported: ALTERs run online or as the server's INSTANT/INPLACE form, and the runner
+    /// bounds only PostgreSQL's ACCESS EXCLUSIVE steps.
+    async fn set_statement_timeout(
+        &mut self,
+        _timeout: std::time::Duration,
+    ) -> std::result::Result<(), ServerError> {
+        Ok(())
+    }
+
+    async fn describe_blockers(&mut self, table: Option<&str>) -> Result<Vec<String>> {
+        // Without the metadata_lock_info plugin MariaDB cannot say who holds a table's metadata
+        // lock; the open transactions touching InnoDB are the usual suspects.
+        let _ = table;
+        let rows: Vec<(u64, String, String, Option<String>, i64, String)> = self
+            .work
+            .query(
+                "SELECT p.ID, p.USER, p.COMMAND, p.STATE, COALESCE(TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), p.TIME), \
+                        COALESCE(p.INFO, '') \
+                   FROM information_schema.PROCESSLIST p LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID \
+                  WHERE p.ID <> CONNECTION_ID() AND p.DB = DATABASE() AND (t.trx_id IS NOT NULL OR p.INFO IS NOT NULL) \
+                  ORDER BY 5 DESC LIMIT 5",
+            )
+            .await
+            .map_err(|e| self.err("reading who holds the lock", e))?;
+        // The query is another session's: its literals may be secrets (`SET PASSWORD`, `ALTER
+        // USER ... IDENTIFIED BY`), and this text is printed and stored in the history. MariaDB
+        // reports no application name without the performance schema.
+        Ok(rows
+            .into_iter()
+            .map(|(id, user, cmd, state, age, info)| {
+                let state = match state.filter(|s| !s.is_empty()) {
+                    Some(s) => format!("{cmd}, {s}"),
+                    None => cmd,
+                };
+                sluice_core::redact::lock_holder(
+                    "connection",
+                    id as i64,
+                    &user,
+                    None,
+                    &state,
+                    age,
+                    None,
+                    &info,
+                    sluice_core::redact::Dialect::MySql,
+                )
+            })
+            .collect())
+    }
+
+    /// No concurrent index builds, so never an INVALID leftover.
+    async fn drop_invalid_index(&mut self, _index: &str) -> Result<bool> {
+        Ok(false)
+    }
+
+    async fn before_unnamed_index(
+        &mut self,
+        _slot: &str,
+        _table: &str,
+        _probe: &str,
+        _sql: &str,
+    ) -> Result<UnnamedIndex> {
+        Ok(UnnamedIndex::Build(vec![]))
+    }
+
+    async fn after_unnamed_index(&mut self, _slot: &str, _table: &str, _probe: &str) -> Result<()> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl HistoryStore for MySqlEngine {
     async fn try_run_lock(&mut self, me: &LockHolder) -> Result<LockAttempt> {
         if self.lock_held {
             return Ok(LockAttempt::Acquired);
@@ -547,7 +781,14 @@ impl Engine for MySqlEngine {
             event.actor.clone().into(),
             event.app_version.clone().into(),
             event.sluice_version.clone().into(),
-            truncate(&sluice_core::redact::secrets(&event.detail), TEXT_MAX).into(),
+            truncate(
+                &sluice_core::redact::secrets(&sluice_core::session::event_detail(
+                    event,
+                    self.url.session(),
+                )),
+                TEXT_MAX,
+            )
+            .into(),
         ];
         self.work
             .exec_drop(
@@ -600,6 +841,27 @@ impl Engine for MySqlEngine {
             schema,
         }))
     }
+}
+
+#[async_trait]
+impl Introspection for MySqlEngine {
+    async fn query_text(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+        let rows: Vec<Row> = self
+            .work
+            .query(sql)
+            .await
+            .map_err(|e| self.err("reading another tool's history table", e))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| r.unwrap().into_iter().map(value_text).collect())
+            .collect())
+    }
+
+    async fn introspect(&mut self) -> Result<Schema> {
+        introspect::introspect(&mut self.work, self.flavour)
+            .await
+            .map_err(|e| db_err(&self.url, "reading the schema from information_schema", e))
+    }
 
     async fn table_stats(
         &mut self,
@@ -632,57 +894,63 @@ impl Engine for MySqlEngine {
             .collect())
     }
 
-    async fn introspect(&mut self) -> Result<Schema> {
-        introspect::introspect(&mut self.work, self.flavour)
-            .await
-            .map_err(|e| db_err(&self.url, "reading the schema from information_schema", e))
-    }
-
     fn render_diff_sql(&self, from: &Schema, to: &Schema) -> String {
         render::render(from, to, self.flavour)
     }
 
-    async fn begin(&mut self) -> Result<()> {
-        self.work
-            .query_drop("START TRANSACTION")
-            .await
-            .map_err(|e| self.err("starting a transaction", e))
+    /// Not read on MariaDB/MySQL (the PostgreSQL rewrite checks are its only user).
+    async fn column_type(&mut self, _table: &str, _column: &str) -> Result<Option<String>> {
+        Ok(None)
     }
 
-    async fn commit(&mut self) -> Result<()> {
-        self.work
-            .query_drop("COMMIT")
-            .await
-            .map_err(|e| self.err("committing", e))
+    /// Not read on MariaDB/MySQL (the PostgreSQL rewrite checks are its only user).
+    async fn session_time_zone(&mut self) -> Result<Option<String>> {
+        Ok(None)
     }
 
-    async fn rollback(&mut self) -> Result<()> {
-        self.work
-            .query_drop("ROLLBACK")
-            .await
-            .map_err(|e| self.err("rolling back", e))
+    /// Not read here: the online path counts rows itself (`as_written_below_rows`).
+    async fn rows_below(&mut self, _table: &str, _limit: u64) -> Result<Option<u64>> {
+        Ok(None)
     }
 
-    async fn execute(&mut self, sql: &str) -> std::result::Result<(), ServerError> {
-        self.work.query_drop(sql).await.map_err(|e| match e {
-            mysql_async::Error::Server(se) => ServerError {
-                code: se.code.to_string(),
-                message: self.url.scrub(&se.message),
-                position: None,
-                connection_lost: false,
-                // ER_LOCK_WAIT_TIMEOUT: a metadata lock or row lock wait gave up.
-                lock_timeout: se.code == 1205,
-            },
-            other => ServerError {
-                code: String::new(),
-                message: self.url.scrub(&other.to_string()),
-                position: None,
-                connection_lost: true,
-                lock_timeout: false,
-            },
-        })
+    // The online copy carries type changes here; nothing is staged from the column's catalog.
+    async fn column_catalog(
+        &mut self,
+        _table: &str,
+        _column: &str,
+    ) -> Result<Option<sluice_core::engine::ColumnCatalog>> {
+        Ok(None)
     }
 
+    async fn check_privileges(&mut self, statements: &[String], online: bool) -> Result<()> {
+        // Only the online copy needs more than the statement itself (which the server refuses
+        // before doing anything): check its grants now rather than after earlier statements ran.
+        for sql in statements.iter().filter(|_| online) {
+            if let Some(table) = online::copies(self, sql).await? {
+                // Refused before the first statement runs, so nothing is half-done on any node.
+                if let Some(g) = &self.galera {
+                    return Err(g.refuse_copy(&table));
+                }
+                return privileges::check_online_copy(&mut self.work, &table).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Backfill for MySqlEngine {
+    async fn backfill(
+        &mut self,
+        _spec: &BackfillSpec,
+        _say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+    ) -> Result<BackfillReport> {
+        Err(backfill_not_supported(self.target()))
+    }
+}
+
+#[async_trait]
+impl OnlineAlter for MySqlEngine {
     async fn alter_online(
         &mut self,
         sql: &str,
@@ -692,70 +960,19 @@ impl Engine for MySqlEngine {
         online::alter(self, sql, opts, say).await
     }
 
-    async fn check_privileges(&mut self, statements: &[String], online: bool) -> Result<()> {
-        // Only the online copy needs more than the statement itself (which the server refuses
-        // before doing anything): check its grants now rather than after earlier statements ran.
-        for sql in statements.iter().filter(|_| online) {
-            if let Some(table) = online::copies(self, sql).await? {
-                return privileges::check_online_copy(&mut self.work, &table).await;
-            }
-        }
-        Ok(())
+    async fn explain_online(
+        &mut self,
+        sql: &str,
+        as_written_below_rows: u64,
+    ) -> Result<Option<Vec<String>>> {
+        online::explain(self, sql, as_written_below_rows).await
     }
 
-    async fn explain_online(&mut self, sql: &str) -> Result<Option<Vec<String>>> {
-        online::explain(self, sql).await
-    }
-
-    async fn set_lock_timeout(&mut self, timeout: std::time::Duration) -> Result<()> {
-        // Both accept whole seconds only: round up, at least 1 s.
-        let secs = timeout.as_millis().div_ceil(1000).max(1);
-        self.work
-            .query_drop(format!(
-                "SET SESSION lock_wait_timeout = {secs}, SESSION innodb_lock_wait_timeout = {secs}"
-            ))
-            .await
-            .map_err(|e| self.err("setting lock_wait_timeout", e))
-    }
-
-    async fn describe_blockers(&mut self, table: Option<&str>) -> Result<Vec<String>> {
-        // Without the metadata_lock_info plugin MariaDB cannot say who holds a table's metadata
-        // lock; the open transactions touching InnoDB are the usual suspects.
-        let _ = table;
-        let rows: Vec<(u64, String, String, Option<String>, i64, String)> = self
-            .work
-            .query(
-                "SELECT p.ID, p.USER, p.COMMAND, p.STATE, COALESCE(TIMESTAMPDIFF(SECOND, t.trx_started, NOW()), p.TIME), \
-                        COALESCE(p.INFO, '') \
-                   FROM information_schema.PROCESSLIST p LEFT JOIN information_schema.INNODB_TRX t ON t.trx_mysql_thread_id = p.ID \
-                  WHERE p.ID <> CONNECTION_ID() AND p.DB = DATABASE() AND (t.trx_id IS NOT NULL OR p.INFO IS NOT NULL) \
-                  ORDER BY 5 DESC LIMIT 5",
-            )
-            .await
-            .map_err(|e| self.err("reading who holds the lock", e))?;
-        // The query is another session's: its literals may be secrets (`SET PASSWORD`, `ALTER
-        // USER ... IDENTIFIED BY`), and this text is printed and stored in the history. MariaDB
-        // reports no application name without the performance schema.
-        Ok(rows
-            .into_iter()
-            .map(|(id, user, cmd, state, age, info)| {
-                let state = match state.filter(|s| !s.is_empty()) {
-                    Some(s) => format!("{cmd}, {s}"),
-                    None => cmd,
-                };
-                sluice_core::redact::lock_holder(
-                    "connection",
-                    id as i64,
-                    &user,
-                    None,
-                    &state,
-                    age,
-                    None,
-                    &info,
-                    sluice_core::redact::Dialect::MySql,
-                )
-            })
-            .collect())
+    async fn as_written_impact(
+        &mut self,
+        sql: &str,
+    ) -> Result<Option<(String, sluice_core::plan::Impact)>> {
+        online::as_written_impact(self, sql).await
     }
 }
 

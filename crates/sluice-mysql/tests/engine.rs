@@ -3,7 +3,8 @@
 use chrono::{SubsecRound, Utc};
 use mysql_async::prelude::Queryable;
 use sluice_core::dburl::DbUrl;
-use sluice_core::engine::{Engine, LockAttempt, LockHolder};
+use sluice_core::engine::prelude::*;
+use sluice_core::engine::{LockAttempt, LockHolder};
 use sluice_core::history::{Event, EventKind, HistoryRow, RecordState};
 use sluice_core::schema::{diff, ConstraintKind, Schema};
 use sluice_core::target::EngineKind;

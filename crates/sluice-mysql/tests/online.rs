@@ -4,7 +4,8 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use sluice_core::dburl::DbUrl;
-use sluice_core::engine::{Engine, OnlineOptions};
+use sluice_core::engine::prelude::*;
+use sluice_core::engine::OnlineOptions;
 use sluice_core::Error;
 use sluice_mysql::introspect::Flavour;
 use sluice_mysql::online::{parse, path, table};
@@ -45,6 +46,7 @@ async fn server_algo(c: &mut Conn, clause: &str) -> path::Algo {
         (path::Algo::Instant, "ALGORITHM=INSTANT"),
         (path::Algo::NoCopy, "ALGORITHM=NOCOPY, LOCK=NONE"),
         (path::Algo::Inplace, "ALGORITHM=INPLACE, LOCK=NONE"),
+        (path::Algo::Shared, "ALGORITHM=INPLACE, LOCK=SHARED"),
     ] {
         c.query_drop(format!("DROP TABLE IF EXISTS p; {FIXTURE}"))
             .await
@@ -175,7 +177,7 @@ async fn instant_clause_runs_with_algorithm_instant_and_no_shadow() {
         .unwrap()
         .is_none());
     let plan = e
-        .explain_online("ALTER TABLE p MODIFY note VARCHAR(5)")
+        .explain_online("ALTER TABLE p MODIFY note VARCHAR(5)", 0)
         .await
         .unwrap()
         .unwrap();
@@ -753,4 +755,129 @@ async fn cutover_waits_while_another_session_holds_the_shadow_and_loses_no_write
         fingerprint(&mut c, "mirror", "id, balance, note").await,
         "a write went to the old table"
     );
+}
+
+/// Every class of conversion error the server raises for a value the new type cannot hold: the
+/// ALTER as written fails on those rows, and the online copy fails with the server's error as
+/// `Rejected` (exit 1), removes everything it made and leaves the table as it was; a rerun does
+/// the same again.
+#[tokio::test]
+async fn every_conversion_error_is_rejected_leaves_nothing_and_again_on_rerun() {
+    // (column, its value for row `seq`, the new type, the ALTER's error, the copy's error)
+    let cases = [
+        (
+            "ENUM('a','b','c')",
+            "ELT(1 + seq % 3, 'a', 'b', 'c')",
+            "ENUM('a','b')",
+            1265,
+            1265,
+        ),
+        (
+            "SET('x','y')",
+            "MAKE_SET(seq % 4, 'x', 'y')",
+            "SET('x')",
+            1265,
+            1265,
+        ),
+        ("BIGINT", "seq * 100", "SMALLINT", 1264, 1264),
+        // The ALTER says 1292 Truncated incorrect INTEGER value, the copy 1366 Incorrect value.
+        (
+            "VARCHAR(10)",
+            "IF(seq % 700 = 0, 'x', seq)",
+            "INT",
+            1292,
+            1366,
+        ),
+        (
+            "VARCHAR(20)",
+            "CONCAT(IF(seq % 300 = 0, 'ä', 'a'), seq)",
+            "VARCHAR(20) CHARACTER SET ascii",
+            1366,
+            1366,
+        ),
+        (
+            "VARCHAR(12)",
+            "IF(seq % 500 = 0, '2020-13-45', '2020-01-02')",
+            "DATE",
+            1292,
+            1292,
+        ),
+        // The ALTER words a value too long as 1265, the copy's INSERT as 1406.
+        (
+            "VARCHAR(40)",
+            "CONCAT('long-value-', seq)",
+            "VARCHAR(8)",
+            1265,
+            1406,
+        ),
+        (
+            "TEXT",
+            "REPEAT('x', 1 + seq % 12)",
+            "VARCHAR(10)",
+            1406,
+            1406,
+        ),
+    ];
+    for (from, value, to, written_code, copy_code) in cases {
+        let db = TestDb::mariadb().await;
+        let mut c = db.my().await;
+        c.query_drop(format!(
+            "CREATE TABLE t (id INT PRIMARY KEY, c {from}) DEFAULT CHARSET=utf8mb4; \
+             INSERT INTO t SELECT seq, {value} FROM seq_1_to_3000; \
+             CREATE TABLE w LIKE t; INSERT INTO w SELECT * FROM t"
+        ))
+        .await
+        .unwrap();
+        let written = c
+            .query_drop(format!("ALTER TABLE w MODIFY c {to}"))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            match &written {
+                mysql_async::Error::Server(s) => s.code,
+                _ => 0,
+            },
+            written_code,
+            "{from} -> {to}: {written}"
+        );
+        let fingerprint = "SELECT COUNT(*), BIT_XOR(CRC32(CONCAT_WS('|', id, c))) FROM t";
+        let before: (i64, i64) = c.query_first(fingerprint).await.unwrap().unwrap();
+        let mut e = engine(&db).await;
+        let mut first = None;
+        for run in 0..2 {
+            let err = e
+                .alter_online(
+                    &format!("ALTER TABLE t MODIFY c {to}"),
+                    &small_chunks(),
+                    &quiet(),
+                )
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, Error::Rejected { .. }) && err.exit_code() == 1,
+                "{from} -> {to}, run {run}: {err:?}"
+            );
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&format!("ERROR {copy_code} ")),
+                "{from} -> {to}, run {run}: {msg}"
+            );
+            assert!(msg.contains("`t` is unchanged"), "{msg}");
+            assert_eq!(first.get_or_insert_with(|| msg.clone()), &msg, "run {run}");
+            let after: (i64, i64) = c.query_first(fingerprint).await.unwrap().unwrap();
+            assert_eq!(
+                after, before,
+                "{from} -> {to}, run {run}: the table changed"
+            );
+            let left = count(
+                &mut c,
+                "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() \
+                 AND TABLE_NAME NOT IN ('t', 'w', 'sluice_online')) \
+                 + (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()) \
+                 + (SELECT COUNT(*) FROM sluice_online)",
+            )
+            .await;
+            assert_eq!(left, 0, "{from} -> {to}, run {run}: objects left behind");
+        }
+    }
 }

@@ -14,7 +14,8 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Row, Value};
 use sluice_core::dburl::DbUrl;
-use sluice_core::engine::{Engine, OnlineOptions};
+use sluice_core::engine::prelude::*;
+use sluice_core::engine::OnlineOptions;
 use sluice_mysql::online::names::Names;
 use sluice_mysql::MySqlEngine;
 use sluice_testkit::TestDb;
@@ -143,6 +144,8 @@ fn sc(name: &'static str, table: &'static str, create: &str, rows: Rows, alter: 
 }
 
 impl Sc {
+    // No scenario names an open bug right now; kept for the next one found.
+    #[allow(dead_code)]
     fn known(mut self, why: &'static str) -> Sc {
         self.known = Some(why);
         self
@@ -267,13 +270,11 @@ fn scenarios() -> Vec<Sc> {
         typed("char_to_varchar", "CHAR(12)", "CONCAT('c', {r})", "MODIFY c VARCHAR(12)"),
         typed("text_to_mediumtext", "TEXT", "REPEAT(CONCAT('t', {r}), 1 + {r} % 20)", "MODIFY c MEDIUMTEXT"),
         typed("varbinary_to_blob", "VARBINARY(64)", "UNHEX(SHA2({r}, 256))", "MODIFY c BLOB"),
-        typed("binary_padded", "BINARY(4)", "UNHEX(LPAD(HEX({r}), 8, '0'))", "MODIFY c BINARY(8)")
-            .known("new (h5): verification fails for a conversion that changes how values read (BINARY(n) padding, TIME fractional digits): sluice refuses a valid ALTER"),
+        typed("binary_padded", "BINARY(4)", "UNHEX(LPAD(HEX({r}), 8, '0'))", "MODIFY c BINARY(8)"),
         typed("longblob_rows", "BLOB", "REPEAT(UNHEX(SHA2({r}, 512)), 1 + {r} % 40)", "MODIFY c LONGBLOB NOT NULL"),
         typed("date_to_datetime", "DATE", "DATE '2020-01-01' + INTERVAL ({r} % 3000) DAY", "MODIFY c DATETIME"),
         typed("datetime6_rounded", "DATETIME(6)", "TIMESTAMP '2020-01-01 00:00:00' + INTERVAL {r} SECOND + INTERVAL ({r} * 37 % 1000000) MICROSECOND", "MODIFY c DATETIME"),
-        typed("time_to_time3", "TIME", "SEC_TO_TIME({r} % 86400)", "MODIFY c TIME(3)")
-            .known("new (h5): verification fails for a conversion that changes how values read (BINARY(n) padding, TIME fractional digits): sluice refuses a valid ALTER"),
+        typed("time_to_time3", "TIME", "SEC_TO_TIME({r} % 86400)", "MODIFY c TIME(3)"),
         typed("timestamp_to_datetime", "TIMESTAMP NULL", "FROM_UNIXTIME(1600000000 + {r})", "MODIFY c DATETIME"),
         typed("year_to_smallint", "YEAR", "1901 + {r} % 255", "MODIFY c SMALLINT"),
         typed("int_to_varchar", "INT", "{r}", "MODIFY c VARCHAR(10)"),
@@ -281,14 +282,11 @@ fn scenarios() -> Vec<Sc> {
         typed("non_numeric_varchar_to_int_fails", "VARCHAR(10)", "IF({r} % 500 = 0, 'x', CAST({r} AS CHAR))", "MODIFY c INT"),
         typed("enum_value_appended", "ENUM('a','b','c')", "ELT(1 + {r} % 3, 'a', 'b', 'c')", "MODIFY c ENUM('a','b','c','d')"),
         typed("enum_reordered", "ENUM('a','b','c')", "ELT(1 + {r} % 3, 'a', 'b', 'c')", "MODIFY c ENUM('c','b','a')"),
-        typed("enum_used_value_removed_fails", "ENUM('a','b','c')", "ELT(1 + {r} % 3, 'a', 'b', 'c')", "MODIFY c ENUM('a','b')")
-            .known("new (h5): a conversion error (1265 Data truncated) fails the copy but keeps _t_new, _t_chg and the triggers"),
+        typed("enum_used_value_removed_fails", "ENUM('a','b','c')", "ELT(1 + {r} % 3, 'a', 'b', 'c')", "MODIFY c ENUM('a','b')"),
         typed("enum_to_varchar", "ENUM('a','b','c') NOT NULL", "ELT(1 + {r} % 3, 'a', 'b', 'c')", "MODIFY c VARCHAR(5) NOT NULL"),
         typed("set_member_added", "SET('x','y','z')", "MAKE_SET({r} % 8, 'x', 'y', 'z')", "MODIFY c SET('x','y','z','w')"),
-        typed("set_used_member_removed_fails", "SET('x','y','z')", "MAKE_SET({r} % 8, 'x', 'y', 'z')", "MODIFY c SET('x','y')")
-            .known("new (h5): a conversion error (1265 Data truncated) fails the copy but keeps _t_new, _t_chg and the triggers"),
-        typed("bit8_to_bit16", "BIT(8)", "{r} % 256", "MODIFY c BIT(16)")
-            .known("new (h5): verification fails for a conversion that changes how values read (BINARY(n) padding, TIME fractional digits): sluice refuses a valid ALTER"),
+        typed("set_used_member_removed_fails", "SET('x','y','z')", "MAKE_SET({r} % 8, 'x', 'y', 'z')", "MODIFY c SET('x','y')"),
+        typed("bit8_to_bit16", "BIT(8)", "{r} % 256", "MODIFY c BIT(16)"),
         typed("bit16_to_bit8_fails", "BIT(16)", "{r} % 65536", "MODIFY c BIT(8)"),
         typed("bit_to_int", "BIT(8)", "{r} % 256", "MODIFY c INT UNSIGNED"),
         typed("json_to_longtext", "JSON", "JSON_OBJECT('n', {r}, 's', CONCAT('x', {r}))", "MODIFY c LONGTEXT"),
@@ -298,6 +296,10 @@ fn scenarios() -> Vec<Sc> {
         typed("inet6_to_varchar", "INET6", "CONCAT('::ffff:10.1.', {r} % 256, '.', {k} % 256)", "MODIFY c VARCHAR(45)"),
         typed("point_spatial_index", "POINT NOT NULL", "POINT({r} % 100, {k} % 7)", "ADD SPATIAL INDEX sp (c)"),
         typed("fulltext_index", "TEXT", "CONCAT('word', {r}, ' other', {k})", "ADD FULLTEXT INDEX ft (c)"),
+        // A table that keeps its FULLTEXT index is rebuilt only with LOCK=SHARED: these go through
+        // the online copy (the FULLTEXT index is carried over), writes continuing.
+        typed_in("fulltext_table_add_column", "CREATE TABLE t (id INT NOT NULL PRIMARY KEY, v INT NULL, c TEXT, FULLTEXT KEY ft0 (c)) DEFAULT CHARSET=utf8mb4", "CONCAT('word', {r}, ' other', {k})", "ADD COLUMN d INT NULL"),
+        typed_in("fulltext_table_second_fulltext_and_column", "CREATE TABLE t (id INT NOT NULL PRIMARY KEY, v INT NULL, c TEXT, FULLTEXT KEY ft0 (c)) DEFAULT CHARSET=utf8mb4", "CONCAT('word', {r}, ' other', {k})", "ADD COLUMN d INT NULL, ADD FULLTEXT INDEX ft1 (c)"),
         // Character sets and collations.
         typed("latin1_to_utf8mb4", "VARCHAR(20) CHARACTER SET latin1", "CONCAT('caf', CHAR(233), {r})", "MODIFY c VARCHAR(20) CHARACTER SET utf8mb4"),
         typed("utf8mb4_to_latin1_fits", "VARCHAR(20)", "CONCAT('é', {r})", "MODIFY c VARCHAR(20) CHARACTER SET latin1"),
@@ -411,8 +413,7 @@ fn scenarios() -> Vec<Sc> {
         typed("unique_on_trailing_space_duplicates_fails", "VARCHAR(20)", "CONCAT('s', {k} % 2000, IF({k} > 2000, ' ', ''))", "ADD UNIQUE KEY uc (c)").fixed(),
         typed("unique_on_case_duplicates_fails", "VARCHAR(20)", "CONCAT(IF({k} % 2 = 0, 'a', 'A'), {k} DIV 2)", "ADD UNIQUE KEY uc (c)").fixed(),
         // Nullability, checks, layout, options.
-        typed("not_null_added_no_default", "INT", "{r}", "ADD COLUMN d VARCHAR(10) NOT NULL")
-            .known("new (h5): ADD COLUMN … NOT NULL without DEFAULT: the copy fails with 1364 (the ALTER fills the implicit default) and keeps the copy"),
+        typed("not_null_added_no_default", "INT", "{r}", "ADD COLUMN d VARCHAR(10) NOT NULL"),
         typed("not_null_on_nulls_fails", "INT NULL", "IF({r} % 10 = 0, NULL, {r})", "MODIFY c INT NOT NULL"),
         typed("not_null_without_nulls", "INT NULL", "{r}", "MODIFY c INT NOT NULL"),
         typed("check_violated_fails", "INT", "{r} - 100", "ADD CONSTRAINT ck CHECK (c >= 0)"),
@@ -429,6 +430,216 @@ fn scenarios() -> Vec<Sc> {
             "ADD COLUMN d INT DEFAULT 2 AFTER id, DROP COLUMN old, MODIFY c BIGINT NOT NULL, ADD INDEX kc (c), RENAME INDEX kv TO kv2"),
         typed_in("index_replaced_by_unique", "CREATE TABLE t (id INT NOT NULL PRIMARY KEY, v INT NULL, c INT NULL, KEY kc (c))", "{k} * 2", "DROP INDEX kc, ADD UNIQUE KEY kc (c)").fixed(),
     ];
+    // Conversions whose stored bytes differ from the original's while the value is the converted
+    // one: the verification must read both as the new type.
+    for (name, from, expr, to) in [
+        ("char_lengthened", "CHAR(8)", "CONCAT('c', {r})", "CHAR(20)"),
+        (
+            "char_shortened_fits",
+            "CHAR(20)",
+            "CONCAT('c', {r})",
+            "CHAR(7)",
+        ),
+        (
+            "char_to_binary_padded",
+            "CHAR(8)",
+            "CONCAT('c', {r} % 1000)",
+            "BINARY(8)",
+        ),
+        (
+            "decimal_scale_up",
+            "DECIMAL(10,2)",
+            "{r} / 7",
+            "DECIMAL(12,5)",
+        ),
+        ("double_to_float", "DOUBLE", "{r} / 3", "FLOAT"),
+        (
+            "datetime_to_datetime6",
+            "DATETIME",
+            "TIMESTAMP '2020-01-01 00:00:00' + INTERVAL {r} SECOND",
+            "DATETIME(6)",
+        ),
+        (
+            "timestamp_precision_up",
+            "TIMESTAMP NULL",
+            "FROM_UNIXTIME(1600000000 + {r})",
+            "TIMESTAMP(6) NULL",
+        ),
+        (
+            "timestamp6_truncated",
+            "TIMESTAMP(6) NULL",
+            "FROM_UNIXTIME(1600000000 + {r} + ({r} % 1000) / 1000)",
+            "TIMESTAMP(2) NULL",
+        ),
+        (
+            "time3_truncated",
+            "TIME(3)",
+            "SEC_TO_TIME({r} % 86400 + ({r} % 1000) / 1000)",
+            "TIME",
+        ),
+        (
+            "smallint_to_year",
+            "SMALLINT",
+            "IF({r} % 3 = 0, {r} % 100, 1901 + {r} % 255)",
+            "YEAR",
+        ),
+        (
+            "varchar_to_year",
+            "VARCHAR(4)",
+            "CAST(IF({r} % 3 = 0, {r} % 100, 1901 + {r} % 255) AS CHAR)",
+            "YEAR",
+        ),
+        ("year_to_varchar", "YEAR", "1901 + {r} % 255", "VARCHAR(4)"),
+        (
+            "utf8mb3_char_to_utf8mb4_varchar",
+            "CHAR(10) CHARACTER SET utf8mb3",
+            "CONCAT('ü', {r})",
+            "VARCHAR(10) CHARACTER SET utf8mb4",
+        ),
+        (
+            "binary_to_varbinary",
+            "BINARY(4)",
+            "UNHEX(HEX({r} % 65536))",
+            "VARBINARY(8)",
+        ),
+        (
+            "varbinary_to_binary_padded",
+            "VARBINARY(4)",
+            "UNHEX(HEX({r} % 65536))",
+            "BINARY(6)",
+        ),
+        ("bit1_to_bit64", "BIT(1)", "{r} % 2", "BIT(64)"),
+        ("int_to_bit32", "INT UNSIGNED", "{r} * 40000", "BIT(32)"),
+        (
+            "set_reordered",
+            "SET('x','y','z')",
+            "MAKE_SET({r} % 8, 'x', 'y', 'z')",
+            "SET('z','y','x','w')",
+        ),
+        (
+            "enum_appended_and_reordered",
+            "ENUM('a','b','c')",
+            "ELT(1 + {r} % 3, 'a', 'b', 'c')",
+            "ENUM('d','c','b','a')",
+        ),
+        (
+            "set_to_varchar",
+            "SET('x','y','z')",
+            "MAKE_SET({r} % 8, 'x', 'y', 'z')",
+            "VARCHAR(10)",
+        ),
+        ("int_to_enum", "TINYINT", "1 + {r} % 3", "ENUM('a','b','c')"),
+        ("int_to_set", "INT", "{r} % 8", "SET('x','y','z')"),
+        (
+            "enum_latin1_reordered",
+            "ENUM('é','b') CHARACTER SET latin1",
+            "ELT(1 + {r} % 2, 'é', 'b')",
+            "ENUM('b','é') CHARACTER SET latin1",
+        ),
+    ] {
+        v.push(typed(name, from, expr, &format!("MODIFY c {to}")));
+    }
+    // Every class of conversion error: the ALTER as written fails, so must sluice, leaving nothing.
+    for (name, from, expr, to) in [
+        // 1265 Data truncated.
+        (
+            "double_to_varchar_too_short_fails",
+            "DOUBLE",
+            "{r} / 3",
+            "VARCHAR(3)",
+        ),
+        // 1264 Out of range.
+        (
+            "double_to_decimal_out_of_range_fails",
+            "DOUBLE",
+            "IF({r} % 400 = 0, 1e30, {r})",
+            "DECIMAL(8,1)",
+        ),
+        // 1366 Incorrect value.
+        (
+            "utf8mb4_to_ascii_fails",
+            "VARCHAR(20)",
+            "CONCAT(IF({r} % 300 = 0, 'ä', 'a'), {r})",
+            "VARCHAR(20) CHARACTER SET ascii",
+        ),
+        // 1292 Incorrect (truncated) datetime value.
+        (
+            "bad_date_string_to_date_fails",
+            "VARCHAR(12)",
+            "IF({r} % 500 = 0, '2020-13-45', '2020-01-02')",
+            "DATE",
+        ),
+        (
+            "trailing_text_to_int_fails",
+            "VARCHAR(12)",
+            "CONCAT({r}, IF({r} % 500 = 0, 'abc', ''))",
+            "INT",
+        ),
+        // 1406 Data too long (the ALTER says 1265 Data truncated).
+        (
+            "text_to_short_varchar_fails",
+            "TEXT",
+            "REPEAT('x', 1 + {r} % 12)",
+            "VARCHAR(10)",
+        ),
+        (
+            "year_from_out_of_range_int_fails",
+            "INT",
+            "IF({r} % 500 = 0, 2200, 1990)",
+            "YEAR",
+        ),
+    ] {
+        v.push(typed(name, from, expr, &format!("MODIFY c {to}")));
+    }
+    // A new NOT NULL column without a default: existing rows get the type's implicit default.
+    for (name, ty) in [
+        ("not_null_added_int", "INT"),
+        ("not_null_added_bigint_unsigned", "BIGINT UNSIGNED"),
+        ("not_null_added_decimal", "DECIMAL(8,3)"),
+        ("not_null_added_double", "DOUBLE"),
+        ("not_null_added_char", "CHAR(4)"),
+        ("not_null_added_text", "TEXT"),
+        ("not_null_added_date", "DATE"),
+        ("not_null_added_datetime3", "DATETIME(3)"),
+        ("not_null_added_timestamp", "TIMESTAMP"),
+        ("not_null_added_time", "TIME"),
+        ("not_null_added_year", "YEAR"),
+        ("not_null_added_enum", "ENUM('p','q')"),
+        ("not_null_added_set", "SET('p','q')"),
+        ("not_null_added_blob", "BLOB"),
+        ("not_null_added_binary", "BINARY(3)"),
+        ("not_null_added_bit", "BIT(4)"),
+        ("not_null_added_uuid", "UUID"),
+        ("not_null_added_inet6", "INET6"),
+    ] {
+        v.push(typed(
+            name,
+            "INT",
+            "{r}",
+            &format!("ADD COLUMN d {ty} NOT NULL"),
+        ));
+    }
+    // JSON's CHECK refuses the implicit '' the ALTER as written leaves in every row (each later
+    // UPDATE of one fails): refused before the copy.
+    v.push(
+        typed(
+            "not_null_added_json_refused",
+            "INT",
+            "{r}",
+            "ADD COLUMN d JSON NOT NULL",
+        )
+        .expect(Refusal("is NOT NULL without a default and has a CHECK")),
+    );
+    // A geometry's implicit value is empty bytes, which no INSERT writes: refused.
+    v.push(
+        typed(
+            "not_null_added_point_refused",
+            "INT",
+            "{r}",
+            "ADD COLUMN d POINT NOT NULL",
+        )
+        .expect(Refusal("which no INSERT can write")),
+    );
     // Table names that need quoting, and one long enough for hashed helper names.
     let weird = Rows {
         cols: "id, v".into(),
@@ -754,24 +965,24 @@ async fn run(sc: Arc<Sc>, seed: u64) -> Result<String, String> {
         .await
         .unwrap();
     let plain = unquote(sc.table);
-    // Force the copy: a clause predicted to need it that leaves the table as it is.
+    // Force the copy: a clause the server and sluice copy for (a new CHECK is validated by a
+    // copy), with the same effect on both sides. (A table default charset no longer does: it is
+    // instant.)
     let mut stmt = sc.alter.clone();
     let is_copy = |plan: Option<Vec<String>>| {
         plan.is_some_and(|p| p.first().is_some_and(|l| l.starts_with("online copy")))
     };
-    if !is_copy(e.explain_online(&stmt).await.map_err(|e| e.to_string())?) {
-        let (cs, coll): (String, String) = cb
-            .exec_first(
-                "SELECT c.CHARACTER_SET_NAME, t.TABLE_COLLATION FROM information_schema.TABLES t \
-                 JOIN information_schema.COLLATIONS c ON c.COLLATION_NAME = t.TABLE_COLLATION \
-                 WHERE t.TABLE_SCHEMA = DATABASE() AND t.TABLE_NAME = ?",
-                (&plain,),
-            )
+    if !is_copy(
+        e.explain_online(&stmt, 0)
             .await
-            .unwrap()
-            .unwrap();
-        stmt = format!("{stmt}, DEFAULT CHARSET={cs} COLLATE={coll}");
-        if !is_copy(e.explain_online(&stmt).await.map_err(|e| e.to_string())?) {
+            .map_err(|e| e.to_string())?,
+    ) {
+        stmt = format!("{stmt}, ADD CONSTRAINT sluice_force_copy CHECK (1 = 1)");
+        if !is_copy(
+            e.explain_online(&stmt, 0)
+                .await
+                .map_err(|e| e.to_string())?,
+        ) {
             return Err(format!("could not force the copy for `{stmt}`"));
         }
     }
@@ -832,14 +1043,22 @@ async fn run(sc: Arc<Sc>, seed: u64) -> Result<String, String> {
     let left = leftovers(&mut cb, &plain).await;
     let rows = want.1.len();
     match (sc.expect, sluice, written) {
-        (Expect::Refusal(text), Err(s), Ok(())) => {
+        // Refused where the ALTER as written succeeds (it would leave values no INSERT can
+        // write), or fails too (forced through a copy, the server checks what the fill gives).
+        (Expect::Refusal(text), Err(s), written) => {
             if !s.contains(text) {
                 return Err(format!("expected a refusal with `{text}`, got: {s}"));
             }
             if let Some(d) = compare(&got, &unaltered) {
                 return Err(format!("refused, but the table changed: {d}"));
             }
-            Ok(format!("refused as documented ({text})"))
+            if !left.is_empty() {
+                return Err(format!("refused and left behind: {left:?}"));
+            }
+            Ok(match written {
+                Ok(()) => format!("refused as documented ({text})"),
+                Err(w) => format!("refused as documented ({text}); as written fails too: {w}"),
+            })
         }
         (Expect::Refusal(text), s, _) => Err(format!(
             "expected a refusal with `{text}`, sluice gave {s:?}"

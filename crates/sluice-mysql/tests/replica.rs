@@ -6,7 +6,8 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
 use sluice_core::dburl::DbUrl;
-use sluice_core::engine::{Engine, OnlineOptions};
+use sluice_core::engine::prelude::*;
+use sluice_core::engine::OnlineOptions;
 use sluice_mysql::MySqlEngine;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};

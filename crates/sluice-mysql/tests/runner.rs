@@ -3,7 +3,8 @@
 
 use mysql_async::prelude::Queryable;
 use sluice_core::dburl::DbUrl;
-use sluice_core::engine::{Engine, LockAttempt, LockHolder};
+use sluice_core::engine::prelude::*;
+use sluice_core::engine::{LockAttempt, LockHolder};
 use sluice_core::history::{EventKind, RecordState};
 use sluice_core::runner::{self, DownOptions, DriftState, RunContext, UpOptions};
 use sluice_core::Error;
@@ -23,6 +24,7 @@ fn ctx(lock_wait: Duration) -> RunContext {
         online: Default::default(),
         pacing: Default::default(),
         exclusive_timeout: Duration::from_secs(5),
+        progress: None,
     }
 }
 

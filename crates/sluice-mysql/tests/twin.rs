@@ -8,7 +8,8 @@
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Value};
 use sluice_core::dburl::DbUrl;
-use sluice_core::engine::{Engine, OnlineOptions};
+use sluice_core::engine::prelude::*;
+use sluice_core::engine::OnlineOptions;
 use sluice_mysql::MySqlEngine;
 use sluice_testkit::TestDb;
 use std::time::Duration;

@@ -7,6 +7,7 @@ use crate::pacing::Pacer;
 use crate::{db_err, quote, PgEngine};
 use sluice_core::engine::{BackfillReport, BackfillSpec};
 use sluice_core::error::{Error, Result};
+use sluice_core::progress::Meter;
 use std::time::{Duration, Instant};
 
 const MIN_BATCH: i64 = 100;
@@ -84,7 +85,7 @@ pub async fn run(
         .await
         .map_err(|e| db_err("reading the primary key", e))?;
     if key_rows.is_empty() {
-        return by_ctid(engine, spec, say, (&schema, &name), estimate).await;
+        return by_ctid(engine, spec, say, (&schema, &name)).await;
     }
     let key = Key {
         cols: key_rows
@@ -173,7 +174,14 @@ pub async fn run(
     let started = Instant::now();
     let (mut this_run_rows, mut this_run_batches) = (0i64, 0i64);
     let mut size = spec.batch_rows.unwrap_or(1000).clamp(1, MAX_BATCH);
-    let mut last_report = Instant::now();
+    let mut meter = Meter::new(
+        format!("backfill {schema}.{name}"),
+        "rows",
+        spec.progress.as_ref(),
+        say,
+    )
+    .approximate();
+    meter.update(rows_done.max(0) as u64, estimate.max(0) as u64, "");
     let session = match (&spec.pacing.latency_factor, &upper) {
         (Some(_), Some(_)) => Some(crate::open(&engine.config, &engine.tls, &engine.url).await?),
         _ => None,
@@ -182,12 +190,8 @@ pub async fn run(
         format!("SELECT 1 FROM {t} WHERE {}", key.compare("=", 1)),
         upper.clone().unwrap_or_default(),
     );
-    let work_pid: Option<i32> = engine
-        .work
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .ok()
-        .map(|r| r.get(0));
+    let work_pid = Some(engine.work_pid);
+    crate::pacing::replica_lag_readable(client, &spec.pacing).await?;
     let mut pacer = Pacer::start(&spec.pacing, session, default_probe, work_pid, say).await;
     let mut target = spec.target_batch;
     let pacing_text = pacer.describe();
@@ -196,31 +200,21 @@ pub async fn run(
     ));
     if let Some(upper) = upper {
         let n = key.cols.len();
+        // One prepared statement per batch, one round trip: it finds the batch's end key on the
+        // index (`size` rows on, or the job's upper key for the last batch), updates the key
+        // range, records the checkpoint in the same transaction and returns the end key. Two
+        // shapes: the first batch has no lower bound.
+        let first = client
+            .prepare(&batch_sql(&key, &t, spec, &filter, false))
+            .await
+            .map_err(|e| db_err(&format!("preparing the backfill of {schema}.{name}"), e))?;
+        let next = client
+            .prepare(&batch_sql(&key, &t, spec, &filter, true))
+            .await
+            .map_err(|e| db_err(&format!("preparing the backfill of {schema}.{name}"), e))?;
         loop {
-            pacer
-                .before_batch(client, &spec.pacing, say)
-                .await
-                .map_err(pacing_error)?;
-            let lower = if last.is_some() {
-                format!("{} AND ", key.compare(">", 1))
-            } else {
-                String::new()
-            };
-            let bound_at = if last.is_some() { n + 1 } else { 1 };
-            // The batch is a key range: its end is the key `size` rows on (found on the index),
-            // or the job's upper key for the last batch. A range UPDATE costs about what the same
-            // rows cost in one big UPDATE; the filter applies inside the range.
-            let end_sql = format!(
-                "SELECT ARRAY[{as_text}] FROM {t} WHERE {lower}{} ORDER BY {} OFFSET {} LIMIT 1",
-                key.compare("<=", bound_at),
-                key.list(""),
-                size - 1,
-            );
-            let update_sql = format!(
-                "WITH upd AS (UPDATE {t} SET {} WHERE {lower}{}{filter} RETURNING 1) SELECT count(*)::bigint FROM upd",
-                spec.set,
-                key.compare("<=", bound_at),
-            );
+            pacer.before_batch(client, &spec.pacing, say).await?;
+            let offset = size - 1;
             let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
             if let Some(l) = &last {
                 params.extend(
@@ -228,48 +222,37 @@ pub async fn run(
                         .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync)),
                 );
             }
+            params.extend(
+                upper
+                    .iter()
+                    .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync)),
+            );
+            params.push(&offset);
+            params.push(&id);
+            debug_assert_eq!(params.len(), n * (1 + usize::from(last.is_some())) + 2);
+            let stmt = if last.is_some() { &next } else { &first };
             let t0 = Instant::now();
-            let (end_sql, update_sql, id, upper) = (&end_sql, &update_sql, &id, &upper);
-            let (updated, new_last): (i64, Option<Vec<String>>) = batch_tx(
-                client,
-                &format!("backfilling {schema}.{name}"),
-                || {
-                    let params = &params;
-                    async move {
-                        let mut with_upper = params.clone();
-                        with_upper.extend(upper.iter().map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync)));
-                        let end: Option<Vec<String>> =
-                            client.query_opt(end_sql.as_str(), &with_upper).await?.map(|r| r.get(0));
-                        // No key `size` rows on: this batch runs to the upper key and is the last.
-                        let (end, last_batch) = match end {
-                            Some(e) => (e, false),
-                            None => (upper.clone(), true),
-                        };
-                        let mut with_end = params.clone();
-                        with_end.extend(end.iter().map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync)));
-                        let updated: i64 = client.query_one(update_sql.as_str(), &with_end).await?.get(0);
-                        client
-                            .execute(
-                                "UPDATE sluice.backfills SET last_key = $1, rows_done = rows_done + $2, batches = batches + 1, updated_at = now() WHERE id = $3",
-                                &[&serde_json::to_value(&end).expect("keys serialise"), &updated, &id],
-                            )
-                            .await?;
-                        Ok::<_, tokio_postgres::Error>((updated, (!last_batch).then_some(end)))
-                    }
-                },
-            )
-            .await?;
+            let (updated, end, last_batch, recorded): (i64, Vec<String>, bool, i64) =
+                retry_locks(&format!("backfilling {schema}.{name}"), || async {
+                    let row = client.query_one(stmt, &params).await?;
+                    Ok((row.get(0), row.get(1), row.get(2), row.get(3)))
+                })
+                .await?;
+            if recorded != 1 {
+                return Err(Error::Database {
+                    context: format!("backfilling {schema}.{name}"),
+                    message: "the job's checkpoint row in sluice.backfills is gone (deleted while the backfill ran)".into(),
+                    help: "run the same command again: the backfill starts over as a new job (rows it updates twice get the same expression)".into(),
+                });
+            }
             rows_done += updated;
             batches += 1;
             this_run_rows += updated;
             this_run_batches += 1;
-            let Some(new_last) = new_last else {
-                if let Some(progress) = &spec.progress {
-                    (progress.0)(rows_done, estimate.max(rows_done));
-                }
+            if last_batch {
                 break;
-            };
-            last = Some(new_last);
+            }
+            last = Some(end);
             // Aim each batch at the target duration, changing the size at most twofold at a time.
             if spec.batch_rows.is_none() {
                 let took = t0.elapsed().as_secs_f64().max(0.001);
@@ -280,24 +263,12 @@ pub async fn run(
                 pacer.after_batch(spec.target_batch, &format!("{schema}.{name}"), say);
             target = next_target;
             let pause = spec.pause + paced;
-            if let Some(progress) = &spec.progress {
-                (progress.0)(rows_done, estimate.max(rows_done));
-            } else if last_report.elapsed() >= Duration::from_secs(2) {
-                let rate = this_run_rows as f64 / started.elapsed().as_secs_f64().max(0.001);
-                // Without statistics (a table never analyzed) there is no total to show.
-                let of = if estimate > rows_done {
-                    format!(
-                        " of ~{estimate}, about {:.0} s left",
-                        (estimate - rows_done) as f64 / rate.max(1.0)
-                    )
-                } else {
-                    String::new()
-                };
-                say(&format!(
-                    "backfill {schema}.{name}: {rows_done} rows{of}, {rate:.0} rows/s, batch {size} rows"
-                ));
-                last_report = Instant::now();
-            }
+            // Without statistics (a table never analyzed) there is no total to show.
+            meter.update(
+                rows_done.max(0) as u64,
+                estimate.max(0) as u64,
+                &format!(", batch {size} rows"),
+            );
             pacer.pause(pause).await;
         }
     }
@@ -320,11 +291,94 @@ pub async fn run(
     ))
 }
 
-fn pacing_error(e: String) -> Error {
-    Error::Database {
-        context: "pacing the backfill".into(),
-        message: e,
-        help: "fix the throttle query or the replica; the checkpoint is kept: run the same command again to resume".into(),
+/// The statement one batch is: parameters are the last key done (with `after`), the job's upper
+/// key, the OFFSET of the batch's end key and the job's id, keys as text. It returns the rows
+/// updated, the batch's end key (as text) and whether that is the job's upper key (the last
+/// batch), and how many checkpoint rows it changed (1). The end key is found by an index-only scan `size` rows on, the range UPDATE reads the
+/// same index range, and the checkpoint row changes in the same transaction: a crash loses both
+/// or neither.
+///
+/// The batch commits asynchronously (`synchronous_commit` off for its transaction only): it does
+/// not wait for its WAL to reach the disk. A server crash can then lose the last batches' commits
+/// (at most about three `wal_writer_delay`s of them), but WAL is replayed in order, so what is
+/// lost is a suffix of commits, each taking its checkpoint with its rows: the checkpoint that
+/// survives never points past a row that was not updated, and the rerun does the lost batches
+/// again. Every later step (the job's `done` mark, VALIDATE, SET NOT NULL, the migration's record)
+/// commits synchronously, which flushes the WAL of every batch before it.
+fn batch_sql(key: &Key, t: &str, spec: &BackfillSpec, filter: &str, after: bool) -> String {
+    let n = key.cols.len();
+    let cols = key.list("");
+    let (lower, upper_at) = if after {
+        (format!("{} AND ", key.compare(">", 1)), n + 1)
+    } else {
+        (String::new(), 1)
+    };
+    let offset_at = upper_at + n;
+    let id_at = offset_at + 1;
+    let upper_cols = key
+        .types
+        .iter()
+        .enumerate()
+        .map(|(i, ty)| format!("(${}::text)::{ty}", upper_at + i))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let as_text = key
+        .cols
+        .iter()
+        .map(|c| format!("{c}::text"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "WITH bound AS (
+           SELECT * FROM (
+             (SELECT {cols}, false AS \"sluice last batch\" FROM {t}
+               WHERE {lower}{within} ORDER BY {cols} OFFSET ${offset_at}::bigint LIMIT 1)
+             UNION ALL SELECT {upper_cols}, true) b
+           ORDER BY \"sluice last batch\" LIMIT 1),
+         upd AS (UPDATE {t} SET {set} WHERE {lower}({cols}) <= (SELECT {cols} FROM bound){filter} RETURNING 1),
+         done AS (SELECT count(*)::bigint AS n FROM upd),
+         checkpoint AS (
+           UPDATE sluice.backfills SET last_key = to_jsonb((SELECT ARRAY[{as_text}] FROM bound)),
+                  rows_done = rows_done + (SELECT n FROM done), batches = batches + 1, updated_at = now()
+            WHERE id = ${id_at}::text RETURNING 1)
+         SELECT (SELECT n FROM done), (SELECT ARRAY[{as_text}] FROM bound),
+                (SELECT \"sluice last batch\" FROM bound), (SELECT count(*) FROM checkpoint),
+                set_config('synchronous_commit', 'off', true)",
+        within = key.compare("<=", upper_at),
+        set = spec.set,
+    )
+}
+
+/// Runs one single-statement batch (its own transaction), again after a growing pause when it
+/// meets an application's row lock (lock timeout, deadlock, serialization failure), up to 50
+/// times; any other failure keeps the checkpoint of the batches before it.
+async fn retry_locks<T, F, Fut>(what: &str, mut body: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+{
+    let mut attempt = 0u32;
+    loop {
+        match body().await {
+            Ok(v) => return Ok(v),
+            Err(e) => {
+                let lock = e
+                    .as_db_error()
+                    .is_some_and(|d| matches!(d.code().code(), "55P03" | "40P01" | "40001"));
+                if lock && attempt < 50 {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt.min(20))))
+                        .await;
+                    continue;
+                }
+                return Err(db_err(
+                    &format!(
+                        "{what} (the checkpoint is kept: run the same command again to resume)"
+                    ),
+                    e,
+                ));
+            }
+        }
     }
 }
 
@@ -343,7 +397,6 @@ async fn by_ctid(
     spec: &BackfillSpec,
     say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
     (schema, name): (&str, &str),
-    estimate: i64,
 ) -> Result<BackfillReport> {
     let Some(filter) = spec.filter.as_deref() else {
         return Err(Error::usage(
@@ -431,12 +484,8 @@ async fn by_ctid(
         format!("SELECT 1 FROM {t} WHERE ctid = '(0,1)'::tid"),
         vec![],
     );
-    let work_pid: Option<i32> = engine
-        .work
-        .query_one("SELECT pg_backend_pid()", &[])
-        .await
-        .ok()
-        .map(|r| r.get(0));
+    let work_pid = Some(engine.work_pid);
+    crate::pacing::replica_lag_readable(client, &spec.pacing).await?;
     let mut pacer = Pacer::start(&spec.pacing, session, default_probe, work_pid, say).await;
     let mut target = spec.target_batch;
     let pacing_text = pacer.describe();
@@ -447,7 +496,13 @@ async fn by_ctid(
     let started = Instant::now();
     let (mut this_run_rows, mut this_run_batches) = (0i64, 0i64);
     let mut span = FIRST_SPAN;
-    let mut last_report = Instant::now();
+    // The walk's position is what tells how far it is: blocks of this pass.
+    let mut meter = Meter::new(
+        format!("backfill {schema}.{name}"),
+        "blocks",
+        spec.progress.as_ref(),
+        say,
+    );
     let sql = format!(
         "WITH upd AS (UPDATE {t} SET {} WHERE ctid >= format('(%s,0)', $1::bigint)::tid AND ctid < format('(%s,0)', $2::bigint)::tid AND ({filter}) RETURNING 1)
          SELECT count(*)::bigint FROM upd",
@@ -476,10 +531,7 @@ async fn by_ctid(
                 .get(0);
             continue;
         }
-        pacer
-            .before_batch(client, &spec.pacing, say)
-            .await
-            .map_err(pacing_error)?;
+        pacer.before_batch(client, &spec.pacing, say).await?;
         let hi = (next + span).min(end);
         let t0 = Instant::now();
         let (sql, id) = (&sql, &id);
@@ -510,14 +562,12 @@ async fn by_ctid(
             pacer.after_batch(spec.target_batch, &format!("{schema}.{name}"), say);
         target = next_target;
         let pause = spec.pause + paced;
-        if let Some(progress) = &spec.progress {
-            (progress.0)(rows_done, estimate.max(rows_done));
-        } else if last_report.elapsed() >= Duration::from_secs(2) {
-            say(&format!(
-                "backfill {schema}.{name}: pass {pass}, block {next} of {end}, {rows_done} rows so far"
-            ));
-            last_report = Instant::now();
-        }
+        meter.phase(&format!("pass {pass}"), "blocks");
+        meter.update(
+            next.max(0) as u64,
+            end.max(0) as u64,
+            &format!(", {rows_done} rows updated so far"),
+        );
         pacer.pause(pause).await;
     }
     mark_done(client, &id).await?;

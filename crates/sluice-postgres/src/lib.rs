@@ -2,6 +2,8 @@
 //! introspection.
 
 pub mod backfill;
+mod column_catalog;
+pub mod index_progress;
 mod pacing;
 pub mod privileges;
 pub mod quote;
@@ -11,7 +13,10 @@ pub mod tls;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sluice_core::dburl::DbUrl;
-use sluice_core::engine::{Engine, LockAttempt, LockHolder, ServerError};
+use sluice_core::engine::{
+    Backfill, Execution, HistoryStore, Introspection, LockAttempt, LockHolder, OnlineAlter,
+    OnlineOptions, OnlineReport, ServerError, UnnamedIndex,
+};
 use sluice_core::error::{Error, Result};
 use sluice_core::history::{Event, EventKind, EventRow, HistoryRow, RecordState, Snapshot};
 use sluice_core::schema::Schema;
@@ -35,9 +40,14 @@ pub struct PgEngine {
     /// it cannot hold back `CREATE INDEX CONCURRENTLY` run on the work session.
     lock: Option<Client>,
     target: Target,
+    /// The work session's backend, whose index builds `execute_watched` reports.
+    work_pid: i32,
 }
 
 impl PgEngine {
+    /// Connects the work session (TLS as the URL's `sslmode`/`sslrootcert` say) and reads the
+    /// server version; the run lock's session opens when the lock is first taken. The engine is
+    /// what [`sluice_core::runner`] drives: `runner::up(&mut engine, ...)`.
     pub async fn connect(url: &DbUrl) -> Result<PgEngine> {
         let mut plain = url.expose().clone();
         let kept: Vec<(String, String)> = url
@@ -70,6 +80,13 @@ impl PgEngine {
         }
         config.application_name("sluice");
         let tls = MakeRustlsConnect::new(tls::client_config(mode, root_cert.as_deref())?);
+        if !url.session().is_empty() {
+            // sluice.toml's `[session]`: each setting tried on a session of its own first, so a
+            // rejected one is named (exit 2, before any work); then sent at connection start on
+            // every session (work, lock, backfill), where it is also what RESET returns to.
+            check_session(&open(&config, &tls, url).await?, url).await?;
+            config.options(session_options(url.session()));
+        }
         let work = open(&config, &tls, url).await?;
         if let Some(user) = config.get_user().filter(|u| !u.is_empty()) {
             privileges::set_role(user);
@@ -95,6 +112,11 @@ impl PgEngine {
                 .await
                 .map_err(|e| db_err("setting client_connection_check_interval", e))?;
         }
+        let work_pid = work
+            .query_one("SELECT pg_backend_pid()", &[])
+            .await
+            .map_err(|e| db_err("reading the session's backend pid", e))?
+            .get(0);
         Ok(PgEngine {
             url: url.clone(),
             config,
@@ -102,6 +124,7 @@ impl PgEngine {
             work,
             lock: None,
             target,
+            work_pid,
         })
     }
 
@@ -131,6 +154,47 @@ async fn open(config: &Config, tls: &MakeRustlsConnect, url: &DbUrl) -> Result<C
         }
     });
     Ok(client)
+}
+
+/// The startup `options` carrying the `[session]` settings: `-c name=value` each, with spaces and
+/// backslashes in values escaped by a backslash as the server splits them.
+fn session_options(settings: &[sluice_core::session::SessionSetting]) -> String {
+    settings
+        .iter()
+        .map(|s| {
+            let mut value = String::new();
+            for c in s.value.as_text().chars() {
+                if c.is_whitespace() || c == '\\' {
+                    value.push('\\');
+                }
+                value.push(c);
+            }
+            format!("-c {}={value}", s.key)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Tries sluice.toml's `[session]` settings on a session: name and value travel as bind
+/// parameters of `set_config`, never as SQL text. A setting the server rejects stops the run
+/// before any work (exit 2, naming it).
+async fn check_session(client: &Client, url: &DbUrl) -> Result<()> {
+    for s in url.session() {
+        client
+            .query_one(
+                "SELECT set_config($1, $2, false)",
+                &[&s.key, &s.value.as_text()],
+            )
+            .await
+            .map_err(|e| {
+                let server = e
+                    .as_db_error()
+                    .map(|d| d.message().to_string())
+                    .unwrap_or_else(|| url.scrub(&e.to_string()));
+                s.rejected(&server)
+            })?;
+    }
+    Ok(())
 }
 
 /// A statement's failure as the runner sees it.
@@ -381,7 +445,7 @@ fn row_to_history(r: &tokio_postgres::Row) -> Result<HistoryRow> {
 }
 
 #[async_trait]
-impl Engine for PgEngine {
+impl Execution for PgEngine {
     fn target(&self) -> Target {
         self.target
     }
@@ -390,6 +454,311 @@ impl Engine for PgEngine {
         self.url.redacted()
     }
 
+    fn transactional_ddl(&self) -> bool {
+        self.target().transactional_ddl()
+    }
+
+    fn needs_own_transaction(&self, stmt: &sluice_core::sql::SqlStatement) -> bool {
+        self.target().needs_own_transaction(stmt)
+    }
+
+    async fn begin(&mut self) -> Result<()> {
+        self.work
+            .batch_execute("BEGIN")
+            .await
+            .map_err(|e| db_err("BEGIN", e))
+    }
+
+    async fn commit(&mut self) -> Result<()> {
+        self.work
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| db_err("COMMIT", e))
+    }
+
+    async fn rollback(&mut self) -> Result<()> {
+        self.work
+            .batch_execute("ROLLBACK")
+            .await
+            .map_err(|e| db_err("ROLLBACK", e))
+    }
+
+    async fn execute(&mut self, sql: &str) -> std::result::Result<(), ServerError> {
+        self.work
+            .batch_execute(sql)
+            .await
+            .map_err(|e| server_error(&e))
+    }
+
+    async fn execute_watched(
+        &mut self,
+        sql: &str,
+        progress: Option<&sluice_core::progress::Progress>,
+        say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+    ) -> std::result::Result<(), ServerError> {
+        let pid = self.work_pid;
+        // Any statement may build an index (CREATE INDEX, ADD PRIMARY KEY, REINDEX): the watch
+        // looks once the statement has run for an interval, and reports only what the view shows.
+        let run = self.work.batch_execute(sql);
+        let watch = index_progress::watch((&self.config, &self.tls, &self.url), pid, progress, say);
+        tokio::select! {
+            r = run => r.map_err(|e| server_error(&e)),
+            never = watch => match never {},
+        }
+    }
+
+    async fn set_lock_timeout(&mut self, timeout: std::time::Duration) -> Result<()> {
+        // Session level, so it holds for every statement and transaction that follows; 0 = none.
+        self.work
+            .batch_execute(&format!("SET lock_timeout = '{}ms'", timeout.as_millis()))
+            .await
+            .map_err(|e| db_err("setting lock_timeout", e))
+    }
+
+    async fn set_statement_timeout(
+        &mut self,
+        timeout: std::time::Duration,
+    ) -> std::result::Result<(), ServerError> {
+        self.work
+            .batch_execute(&format!(
+                "SET statement_timeout = '{}ms'",
+                timeout.as_millis()
+            ))
+            .await
+            .map_err(|e| server_error(&e))
+    }
+
+    async fn describe_blockers(&mut self, table: Option<&str>) -> Result<Vec<String>> {
+        let rows = self
+            .work
+            .query(
+                "SELECT a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''), coalesce(a.state, ''),
+                        coalesce(extract(epoch FROM now() - a.xact_start)::bigint, 0), coalesce(a.query, ''), l.mode
+                   FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                  WHERE l.granted AND a.pid <> pg_backend_pid()
+                    AND l.relation = to_regclass($1)
+                  ORDER BY a.xact_start NULLS LAST LIMIT 5",
+                &[&table.unwrap_or("")],
+            )
+            .await
+            .map_err(|e| db_err("reading who holds the lock", e))?;
+        // The query is another session's: its literals may be secrets (`ALTER ROLE ... PASSWORD`),
+        // and this text is printed and stored in the history.
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let (pid, user, app, state, age, query, mode): (
+                    i32,
+                    String,
+                    String,
+                    String,
+                    i64,
+                    String,
+                    String,
+                ) = (
+                    r.get(0),
+                    r.get(1),
+                    r.get(2),
+                    r.get(3),
+                    r.get(4),
+                    r.get(5),
+                    r.get(6),
+                );
+                sluice_core::redact::lock_holder(
+                    "pid",
+                    pid.into(),
+                    &user,
+                    Some(&app),
+                    &state,
+                    age,
+                    Some(&mode),
+                    &query,
+                    sluice_core::redact::Dialect::Postgres,
+                )
+            })
+            .collect())
+    }
+
+    async fn drop_invalid_index(&mut self, index: &str) -> Result<bool> {
+        // `index` is the name as written in the migration (possibly quoted or qualified):
+        // to_regclass resolves it the way the server will. An invalid index may still be being
+        // built by another backend (a killed run's, which the server keeps running until it
+        // notices the client is gone): dropping it then deadlocks with the build (40P01), and the
+        // build may yet succeed. So wait for such a build to end, then look again.
+        let mut waited = std::time::Instant::now();
+        let mut deadlocks = 0u64;
+        loop {
+            let row = self
+                .work
+                .query_opt(
+                    "SELECT n.nspname, c.relname, i.indisvalid,
+                            (SELECT p.pid FROM pg_stat_progress_create_index p
+                              WHERE p.index_relid = c.oid AND p.pid <> pg_backend_pid() LIMIT 1)
+                       FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                       JOIN pg_namespace n ON n.oid = c.relnamespace
+                      WHERE i.indexrelid = to_regclass($1)",
+                    &[&index],
+                )
+                .await
+                .map_err(|e| db_err("checking for an invalid index", e))?;
+            let Some(row) = row else { return Ok(false) };
+            if row.get::<_, bool>(2) {
+                return Ok(false);
+            }
+            let name = quote::qualified(&row.get::<_, String>(0), &row.get::<_, String>(1));
+            if let Some(pid) = row.get::<_, Option<i32>>(3) {
+                if waited.elapsed() >= std::time::Duration::from_secs(10) {
+                    tracing::warn!(
+                        "waiting for backend {pid}, still building {name} for an earlier attempt"
+                    );
+                    waited = std::time::Instant::now();
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                continue;
+            }
+            match self
+                .work
+                .batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))
+                .await
+            {
+                Ok(()) => return Ok(true),
+                // A build that started between the look and the drop: the server cancels one of
+                // the two; look again.
+                Err(e) if deadlocks < 20 && raced_with_a_build(&e) => {
+                    deadlocks += 1;
+                    tracing::warn!("dropping the invalid index {name} deadlocked with a build of it; looking again");
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * deadlocks)).await;
+                }
+                Err(e) => return Err(db_err("dropping an invalid index", e)),
+            }
+        }
+    }
+
+    async fn before_unnamed_index(
+        &mut self,
+        slot: &str,
+        table: &str,
+        probe: &str,
+        sql: &str,
+    ) -> Result<UnnamedIndex> {
+        // The indexes the table had before the first attempt, recorded before the build is sent:
+        // any later one of the same definition was made by an attempt of this step.
+        let key = format!("unnamed index {slot} {table} {probe}");
+        let recorded: Option<String> = self
+            .work
+            .query_opt("SELECT value FROM sluice.meta WHERE key = $1", &[&key])
+            .await
+            .map_err(|e| db_err("reading an index build's record", e))?
+            .map(|r| r.get(0));
+        let Some(before) = recorded else {
+            self.work
+                .execute(
+                    "INSERT INTO sluice.meta (key, value)
+                     SELECT $1, coalesce(string_agg(indexrelid::text, ','), '')
+                       FROM pg_index WHERE indrelid = to_regclass($2)",
+                    &[&key, &table],
+                )
+                .await
+                .map_err(|e| db_err("recording an index build", e))?;
+            sluice_core::crash_point("unnamed-index-recorded");
+            return Ok(UnnamedIndex::Build(vec![]));
+        };
+        let before: Vec<u32> = before.split(',').filter_map(|x| x.parse().ok()).collect();
+        let Some(want) = self.index_shape_of(table, probe).await else {
+            return Ok(UnnamedIndex::Build(vec![]));
+        };
+        let mut dropped = Vec::new();
+        let mut waited = std::time::Instant::now();
+        let mut races = 0u64;
+        loop {
+            // A killed run's backend still running this statement (perhaps waiting for its first
+            // lock, before its index exists), or any build on the table: wait for it to end.
+            let busy: bool = self
+                .work
+                .query_one(
+                    "SELECT EXISTS (SELECT FROM pg_stat_activity
+                                     WHERE pid <> pg_backend_pid() AND state <> 'idle' AND query = $1)
+                         OR EXISTS (SELECT FROM pg_stat_progress_create_index
+                                     WHERE relid = to_regclass($2) AND pid <> pg_backend_pid())",
+                    &[&sql, &table],
+                )
+                .await
+                .map_err(|e| db_err("looking for an earlier attempt's index build", e))?
+                .get(0);
+            if busy {
+                if waited.elapsed() >= std::time::Duration::from_secs(10) {
+                    tracing::warn!("waiting for another session's index build on {table} to end");
+                    waited = std::time::Instant::now();
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                continue;
+            }
+            let rows = self
+                .work
+                .query(
+                    "SELECT i.indexrelid, n.nspname, c.relname, pg_get_indexdef(i.indexrelid), i.indisvalid
+                       FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                       JOIN pg_namespace n ON n.oid = c.relnamespace
+                      WHERE i.indrelid = to_regclass($1)",
+                    &[&table],
+                )
+                .await
+                .map_err(|e| db_err("looking for an earlier attempt's index", e))?;
+            let ours: Vec<_> = rows
+                .iter()
+                .filter(|r| !before.contains(&r.get::<_, u32>(0)))
+                .filter(|r| index_shape(&r.get::<_, String>(3)).as_ref() == Some(&want))
+                .collect();
+            if let Some(r) = ours.iter().find(|r| r.get::<_, bool>(4)) {
+                return Ok(UnnamedIndex::Built(quote::qualified(
+                    &r.get::<_, String>(1),
+                    &r.get::<_, String>(2),
+                )));
+            }
+            let Some(r) = ours.first() else {
+                return Ok(UnnamedIndex::Build(dropped));
+            };
+            let name = quote::qualified(&r.get::<_, String>(1), &r.get::<_, String>(2));
+            // A killed backend still finishing with it: look again (the loop waits for builds).
+            match self
+                .work
+                .batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))
+                .await
+            {
+                Ok(()) => dropped.push(name),
+                Err(e) if races < 20 && raced_with_a_build(&e) => {
+                    races += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(100 * races)).await;
+                }
+                Err(e) => return Err(db_err("dropping an invalid index", e)),
+            }
+        }
+    }
+
+    async fn after_unnamed_index(&mut self, slot: &str, table: &str, probe: &str) -> Result<()> {
+        let key = format!("unnamed index {slot} {table} {probe}");
+        let recorded: bool = self
+            .work
+            .query_one(
+                "SELECT EXISTS (SELECT FROM sluice.meta WHERE key = $1)",
+                &[&key],
+            )
+            .await
+            .map_err(|e| db_err("reading an index build's record", e))?
+            .get(0);
+        if recorded {
+            sluice_core::crash_point("unnamed-index-progress-recorded");
+        }
+        self.work
+            .execute("DELETE FROM sluice.meta WHERE key = $1", &[&key])
+            .await
+            .map_err(|e| db_err("clearing an index build's record", e))
+            .map(|_| ())
+    }
+}
+
+#[async_trait]
+impl HistoryStore for PgEngine {
     async fn try_run_lock(&mut self, me: &LockHolder) -> Result<LockAttempt> {
         if self.lock.is_none() {
             let mut cfg = self.config.clone();
@@ -503,10 +872,6 @@ impl Engine for PgEngine {
         Ok(())
     }
 
-    async fn check_privileges(&mut self, statements: &[String], _online: bool) -> Result<()> {
-        privileges::check(&self.work, statements).await
-    }
-
     async fn history(&mut self) -> Result<Vec<HistoryRow>> {
         if !self.history_exists().await? {
             return Ok(vec![]);
@@ -540,6 +905,10 @@ impl Engine for PgEngine {
                     "failed" => EventKind::Failed,
                     "repair" => EventKind::Repair,
                     "baseline" => EventKind::Baseline,
+                    "import" => EventKind::Import,
+                    "expand" => EventKind::Expand,
+                    "complete" => EventKind::Complete,
+                    "rollback" => EventKind::Rollback,
                     _ => EventKind::DriftCapture,
                 };
                 Ok(EventRow {
@@ -609,7 +978,10 @@ impl Engine for PgEngine {
     }
 
     async fn append_event(&mut self, e: &Event) -> Result<()> {
-        let detail = sluice_core::redact::secrets(&e.detail);
+        let detail = sluice_core::redact::secrets(&sluice_core::session::event_detail(
+            e,
+            self.url.session(),
+        ));
         self.work
             .execute(
                 "INSERT INTO sluice.events (kind, version, name, checksum, actor, app_version, sluice_version, detail)
@@ -665,6 +1037,31 @@ impl Engine for PgEngine {
         })
         .transpose()
     }
+}
+
+#[async_trait]
+impl Introspection for PgEngine {
+    async fn query_text(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
+        // The simple protocol returns every value as text, whatever its type.
+        let msgs = self
+            .work
+            .simple_query(sql)
+            .await
+            .map_err(|e| db_err("reading another tool's history table", e))?;
+        Ok(msgs
+            .iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(r) => {
+                    Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+                }
+                _ => None,
+            })
+            .collect())
+    }
+
+    async fn introspect(&mut self) -> Result<Schema> {
+        schema::introspect(&self.work).await
+    }
 
     async fn table_stats(
         &mut self,
@@ -708,48 +1105,8 @@ impl Engine for PgEngine {
         Ok(out)
     }
 
-    async fn introspect(&mut self) -> Result<Schema> {
-        schema::introspect(&self.work).await
-    }
-
     fn render_diff_sql(&self, from: &Schema, to: &Schema) -> String {
         schema::render_diff_sql(from, to)
-    }
-
-    async fn begin(&mut self) -> Result<()> {
-        self.work
-            .batch_execute("BEGIN")
-            .await
-            .map_err(|e| db_err("BEGIN", e))
-    }
-
-    async fn commit(&mut self) -> Result<()> {
-        self.work
-            .batch_execute("COMMIT")
-            .await
-            .map_err(|e| db_err("COMMIT", e))
-    }
-
-    async fn rollback(&mut self) -> Result<()> {
-        self.work
-            .batch_execute("ROLLBACK")
-            .await
-            .map_err(|e| db_err("ROLLBACK", e))
-    }
-
-    async fn execute(&mut self, sql: &str) -> std::result::Result<(), ServerError> {
-        self.work
-            .batch_execute(sql)
-            .await
-            .map_err(|e| server_error(&e))
-    }
-
-    async fn backfill(
-        &mut self,
-        spec: &sluice_core::engine::BackfillSpec,
-        say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
-    ) -> Result<sluice_core::engine::BackfillReport> {
-        backfill::run(self, spec, say).await
     }
 
     async fn column_type(&mut self, table: &str, column: &str) -> Result<Option<String>> {
@@ -765,135 +1122,97 @@ impl Engine for PgEngine {
         Ok(row.map(|r| r.get(0)))
     }
 
-    async fn drop_invalid_index(&mut self, index: &str) -> Result<bool> {
-        // `index` is the name as written in the migration (possibly quoted or qualified):
-        // to_regclass resolves it the way the server will. An invalid index may still be being
-        // built by another backend (a killed run's, which the server keeps running until it
-        // notices the client is gone): dropping it then deadlocks with the build (40P01), and the
-        // build may yet succeed. So wait for such a build to end, then look again.
-        let mut waited = std::time::Instant::now();
-        let mut deadlocks = 0u64;
-        loop {
-            let row = self
-                .work
-                .query_opt(
-                    "SELECT n.nspname, c.relname, i.indisvalid,
-                            (SELECT p.pid FROM pg_stat_progress_create_index p
-                              WHERE p.index_relid = c.oid AND p.pid <> pg_backend_pid() LIMIT 1)
-                       FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-                       JOIN pg_namespace n ON n.oid = c.relnamespace
-                      WHERE i.indexrelid = to_regclass($1)",
-                    &[&index],
-                )
-                .await
-                .map_err(|e| db_err("checking for an invalid index", e))?;
-            let Some(row) = row else { return Ok(false) };
-            if row.get::<_, bool>(2) {
-                return Ok(false);
-            }
-            let name = quote::qualified(&row.get::<_, String>(0), &row.get::<_, String>(1));
-            if let Some(pid) = row.get::<_, Option<i32>>(3) {
-                if waited.elapsed() >= std::time::Duration::from_secs(10) {
-                    tracing::warn!(
-                        "waiting for backend {pid}, still building {name} for an earlier attempt"
-                    );
-                    waited = std::time::Instant::now();
-                }
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                continue;
-            }
-            match self
-                .work
-                .batch_execute(&format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"))
-                .await
-            {
-                Ok(()) => return Ok(true),
-                // A build that started between the look and the drop: the server cancels one of
-                // the two; look again.
-                Err(e)
-                    if deadlocks < 20
-                        && e.code()
-                            == Some(&tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED) =>
-                {
-                    deadlocks += 1;
-                    tracing::warn!("dropping the invalid index {name} deadlocked with a build of it; looking again");
-                    tokio::time::sleep(std::time::Duration::from_millis(100 * deadlocks)).await;
-                }
-                Err(e) => return Err(db_err("dropping an invalid index", e)),
-            }
-        }
-    }
-
-    async fn set_lock_timeout(&mut self, timeout: std::time::Duration) -> Result<()> {
-        // Session level, so it holds for every statement and transaction that follows; 0 = none.
-        self.work
-            .batch_execute(&format!("SET lock_timeout = '{}ms'", timeout.as_millis()))
-            .await
-            .map_err(|e| db_err("setting lock_timeout", e))
-    }
-
-    async fn set_statement_timeout(
+    async fn column_catalog(
         &mut self,
-        timeout: std::time::Duration,
-    ) -> std::result::Result<(), ServerError> {
-        self.work
-            .batch_execute(&format!(
-                "SET statement_timeout = '{}ms'",
-                timeout.as_millis()
-            ))
-            .await
-            .map_err(|e| server_error(&e))
+        table: &str,
+        column: &str,
+    ) -> Result<Option<sluice_core::engine::ColumnCatalog>> {
+        column_catalog::read(&self.work, table, column).await
     }
 
-    async fn describe_blockers(&mut self, table: Option<&str>) -> Result<Vec<String>> {
-        let rows = self
+    async fn session_time_zone(&mut self) -> Result<Option<String>> {
+        let row = self
             .work
-            .query(
-                "SELECT a.pid, coalesce(a.usename::text, ''), coalesce(a.application_name, ''), coalesce(a.state, ''),
-                        coalesce(extract(epoch FROM now() - a.xact_start)::bigint, 0), coalesce(a.query, ''), l.mode
-                   FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-                  WHERE l.granted AND a.pid <> pg_backend_pid()
-                    AND l.relation = to_regclass($1)
-                  ORDER BY a.xact_start NULLS LAST LIMIT 5",
-                &[&table.unwrap_or("")],
+            .query_one("SHOW timezone", &[])
+            .await
+            .map_err(|e| db_err("reading the session time zone", e))?;
+        Ok(Some(row.get(0)))
+    }
+
+    async fn rows_below(&mut self, table: &str, limit: u64) -> Result<Option<u64>> {
+        if limit == 0 {
+            return Ok(None);
+        }
+        // Resolved the way the server resolves the statement's name, then quoted by us.
+        let Some(row) = self
+            .work
+            .query_opt(
+                "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE c.oid = to_regclass($1)",
+                &[&table],
             )
             .await
-            .map_err(|e| db_err("reading who holds the lock", e))?;
-        // The query is another session's: its literals may be secrets (`ALTER ROLE ... PASSWORD`),
-        // and this text is printed and stored in the history.
-        Ok(rows
-            .iter()
-            .map(|r| {
-                let (pid, user, app, state, age, query, mode): (
-                    i32,
-                    String,
-                    String,
-                    String,
-                    i64,
-                    String,
-                    String,
-                ) = (
-                    r.get(0),
-                    r.get(1),
-                    r.get(2),
-                    r.get(3),
-                    r.get(4),
-                    r.get(5),
-                    r.get(6),
-                );
-                sluice_core::redact::lock_holder(
-                    "pid",
-                    pid.into(),
-                    &user,
-                    Some(&app),
-                    &state,
-                    age,
-                    Some(&mode),
-                    &query,
-                    sluice_core::redact::Dialect::Postgres,
-                )
-            })
-            .collect())
+            .map_err(|e| db_err("resolving a table name", e))?
+        else {
+            return Ok(None);
+        };
+        let (schema, name): (String, String) = (row.get(0), row.get(1));
+        let sql = format!(
+            "SELECT count(*) FROM (SELECT 1 FROM {}.{} LIMIT {limit}) s",
+            quote::ident(&schema),
+            quote::ident(&name)
+        );
+        let n: i64 = self
+            .work
+            .query_one(&sql, &[])
+            .await
+            .map_err(|e| db_err("counting a table's rows", e))?
+            .get(0);
+        Ok(((n as u64) < limit).then_some(n as u64))
+    }
+
+    async fn check_privileges(&mut self, statements: &[String], _online: bool) -> Result<()> {
+        privileges::check(&self.work, statements).await
+    }
+}
+
+#[async_trait]
+impl Backfill for PgEngine {
+    async fn backfill(
+        &mut self,
+        spec: &sluice_core::engine::BackfillSpec,
+        say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+    ) -> Result<sluice_core::engine::BackfillReport> {
+        backfill::run(self, spec, say).await
+    }
+}
+
+#[async_trait]
+impl OnlineAlter for PgEngine {
+    /// PostgreSQL has no shadow-table path: `up` stages its ALTERs instead.
+    async fn alter_online(
+        &mut self,
+        _sql: &str,
+        _opts: &OnlineOptions,
+        _say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+    ) -> Result<Option<OnlineReport>> {
+        Ok(None)
+    }
+
+    async fn explain_online(
+        &mut self,
+        _sql: &str,
+        _as_written_below_rows: u64,
+    ) -> Result<Option<Vec<String>>> {
+        Ok(None)
+    }
+
+    /// The plan's own model (pg_locks-judged) decides PostgreSQL's as-written impacts.
+    async fn as_written_impact(
+        &mut self,
+        _sql: &str,
+    ) -> Result<Option<(String, sluice_core::plan::Impact)>> {
+        Ok(None)
     }
 }
 
@@ -916,9 +1235,68 @@ pub async fn create_database_if_missing(url: &DbUrl) -> Result<()> {
     Ok(())
 }
 
+/// What identifies an index apart from its name and table: unique or not, and everything
+/// `pg_get_indexdef` prints after the table (method, keys, INCLUDE, WITH, WHERE).
+fn index_shape(def: &str) -> Option<(bool, String)> {
+    def.split_once(" USING ")
+        .map(|(head, rest)| (head.starts_with("CREATE UNIQUE "), rest.to_string()))
+}
+
+impl PgEngine {
+    /// The shape the index `probe` creates will have, learnt by creating it on an empty copy of
+    /// `table` in a transaction that is rolled back; None when that fails (no TEMP privilege).
+    async fn index_shape_of(&mut self, table: &str, probe: &str) -> Option<(bool, String)> {
+        let tx = self.work.transaction().await.ok()?;
+        let learnt = async {
+            tx.batch_execute(&format!(
+                "SET LOCAL lock_timeout = '1s'; CREATE TEMP TABLE sluice_probe (LIKE {table}) ON COMMIT DROP; {probe}"
+            ))
+            .await?;
+            tx.query_one(
+                "SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = 'pg_temp.sluice_probe'::regclass",
+                &[],
+            )
+            .await
+            .map(|r| r.get::<_, String>(0))
+        }
+        .await;
+        let _ = tx.rollback().await;
+        index_shape(&learnt.ok()?)
+    }
+}
+
+/// A drop of an invalid index that met a killed run's backend still finishing with it: a
+/// deadlock with its build (40P01), or its catalog update landing on the same row ("tuple
+/// concurrently updated", XX000). Looking again a moment later succeeds.
+fn raced_with_a_build(e: &tokio_postgres::Error) -> bool {
+    let Some(d) = e.as_db_error() else {
+        return false;
+    };
+    *d.code() == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+        || (d.code().code() == "XX000" && d.message().contains("tuple concurrently updated"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_options_escape_values() {
+        use sluice_core::session::{SessionSetting, SessionValue};
+        let s = |k: &str, v| SessionSetting {
+            key: k.into(),
+            value: v,
+        };
+        assert_eq!(
+            super::session_options(&[
+                s("search_path", SessionValue::Text("app, \"my schema\"".into())),
+                s("statement_timeout", SessionValue::Int(0)),
+                s("jit", SessionValue::Bool(false)),
+                s("app.note", SessionValue::Text("a\\b -c x=y".into())),
+            ]),
+            "-c search_path=app,\\ \"my\\ schema\" -c statement_timeout=0 -c jit=off -c app.note=a\\\\b\\ -c\\ x=y"
+        );
+    }
 
     #[test]
     fn holder_from_application_name() {

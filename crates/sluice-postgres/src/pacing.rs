@@ -10,6 +10,10 @@ use tokio_postgres::Client;
 /// How often the probe runs: often enough for several samples in a 50 ms batch, cheap enough
 /// (a point read) to cost nothing measurable.
 const PROBE_EVERY: Duration = Duration::from_millis(10);
+/// How long the probe measures its idle latency before the first batch: 30 samples, enough for a
+/// p90 to start from (pauses between batches keep it current), short enough not to matter in the
+/// backfill's time (it was a whole second, a sixth of a 1M-row backfill's).
+const IDLE_WINDOW: Duration = Duration::from_millis(300);
 /// The longest pause the latency pacing imposes between two batches: the backfill keeps moving
 /// even when the server is slow for reasons of its own.
 const MAX_PAUSE: Duration = Duration::from_secs(5);
@@ -49,8 +53,11 @@ impl Probe {
             };
             let waiting = client
                 .prepare(
+                    // pg_blocking_pids takes the lock manager's partition locks: only for the
+                    // few sessions waiting on a lock (OFFSET 0 keeps that filter first).
                     "SELECT coalesce(max(extract(epoch FROM clock_timestamp() - query_start)) * 1000, 0)::float8
-                       FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND $1 = ANY (pg_blocking_pids(pid))",
+                       FROM (SELECT pid, query_start FROM pg_stat_activity WHERE wait_event_type = 'Lock' OFFSET 0) a
+                      WHERE $1 = ANY (pg_blocking_pids(pid))",
                 )
                 .await;
             let mut tick = tokio::time::interval(PROBE_EVERY);
@@ -225,7 +232,12 @@ pub struct Pacer {
     pause_began: Option<Instant>,
     batch_began: Instant,
     replay: ReplayWatch,
+    /// When replica lag and the throttle query were last read.
+    headroom_checked: Option<Instant>,
 }
+
+/// How often replica lag and the throttle query are read between batches.
+const HEADROOM_EVERY: Duration = Duration::from_millis(100);
 
 /// Each replica's replay position and since when it has not moved: `replay_lag` is only computed
 /// when a replica reports progress, so a replica whose replay stopped keeps showing its last,
@@ -263,7 +275,7 @@ impl ReplayWatch {
 
 impl Pacer {
     /// With latency pacing, starts the probe on `session` and measures its idle latency for a
-    /// second before the first batch.
+    /// `IDLE_WINDOW` before the first batch.
     pub async fn start(
         pacing: &Pacing,
         session: Option<Client>,
@@ -279,7 +291,7 @@ impl Pacer {
             };
             let probe = Probe::start(session, sql, params, blocker);
             let t0 = Instant::now();
-            tokio::time::sleep(Duration::from_millis(1000)).await;
+            tokio::time::sleep(IDLE_WINDOW).await;
             match probe.p90_since(t0) {
                 Some(idle) => probe_state = Some((probe, Controller::new(factor, idle))),
                 None => say(
@@ -295,6 +307,7 @@ impl Pacer {
             pause_began: None,
             batch_began: Instant::now(),
             replay: ReplayWatch::default(),
+            headroom_checked: None,
         }
     }
 
@@ -315,8 +328,19 @@ impl Pacer {
         client: &Client,
         pacing: &Pacing,
         say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
-    ) -> Result<(), String> {
-        self.throttled += wait_for_headroom(client, pacing, &mut self.replay, say).await?;
+    ) -> Result<(), sluice_core::error::Error> {
+        // Replica lag and the throttle query are read at most every HEADROOM_EVERY, not before
+        // every one of many short batches (each read is a round trip the batch waits for).
+        if !matches!(self.headroom_checked, Some(t) if t.elapsed() < HEADROOM_EVERY) {
+            self.throttled += wait_for_headroom(client, pacing, &mut self.replay, say)
+                .await
+                .map_err(|message| sluice_core::error::Error::Database {
+                    context: "pacing the backfill".into(),
+                    message,
+                    help: "fix the throttle query or the replica; the checkpoint is kept: run the same command again to resume".into(),
+                })?;
+            self.headroom_checked = Some(Instant::now());
+        }
         self.batch_began = Instant::now();
         Ok(())
     }
@@ -406,6 +430,43 @@ impl Pacer {
             None => (None, None),
         }
     }
+}
+
+/// Before a backfill's first batch: with replica-lag pacing on and replicas connected, the user
+/// must be able to read their positions: without `pg_read_all_stats` (in `pg_monitor`) `pg_stat_replication` shows the rows
+/// with their positions NULL, which would read as no lag at all and pace on nothing.
+pub async fn replica_lag_readable(
+    client: &Client,
+    pacing: &Pacing,
+) -> Result<(), sluice_core::error::Error> {
+    if pacing.max_replica_lag.is_none() {
+        return Ok(());
+    }
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM pg_stat_replication),
+                    (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+                    OR pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER'),
+                    current_user::text",
+            &[],
+        )
+        .await
+        .map_err(|e| sluice_core::error::Error::Database {
+            context: "reading replica lag".into(),
+            message: e.to_string(),
+            help: String::new(),
+        })?;
+    let (replicas, readable, role): (i64, bool, String) = (row.get(0), row.get(1), row.get(2));
+    if replicas == 0 || readable {
+        return Ok(());
+    }
+    Err(sluice_core::error::Error::Permission {
+        context: "pacing the backfill on replica lag".into(),
+        message: format!(
+            "{replicas} replica(s) are connected but {role} may not read their replay positions in pg_stat_replication, so their lag cannot be measured (turn lag pacing off with --max-replica-lag-ms 0 to go on without it)"
+        ),
+        grant: format!("GRANT pg_monitor TO {};", crate::quote::ident(&role)),
+    })
 }
 
 /// Waits while a replica lags more than the limit or the throttle query says so; returns the time

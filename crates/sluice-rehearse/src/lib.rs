@@ -8,6 +8,7 @@
 
 pub mod clone;
 pub mod db;
+pub mod explain;
 pub mod metrics;
 pub mod report;
 pub mod synth;
@@ -57,6 +58,13 @@ pub struct Options {
     pub online: sluice_core::engine::OnlineOptions,
     pub actor: String,
     pub say: Say,
+    /// Explain the workload's statements before and after the migration (PostgreSQL).
+    pub explain: bool,
+    /// With `explain`: also measure each statement's time (`EXPLAIN (ANALYZE)`, rolled back).
+    pub analyze: bool,
+    /// An after-plan whose estimated cost is at least this many times the before-plan's is a
+    /// regression.
+    pub plan_regression_ratio: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -97,6 +105,9 @@ pub struct RunReport {
     pub unsent: u64,
     pub error_messages: BTreeMap<String, String>,
     pub verdict: Verdict,
+    /// `--explain`: the statements whose plan the migration changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query_plans: Option<explain::PlanSection>,
     pub buckets: Vec<Bucket>,
 }
 
@@ -108,6 +119,8 @@ pub struct Report {
     /// The verdict that sets the exit code: the run the way sluice executes (or as written when
     /// only that was rehearsed).
     pub pass: bool,
+    /// `--explain`: plan regressions of that same run.
+    pub plan_regressions: usize,
     pub scratch_kept: Vec<String>,
 }
 
@@ -124,14 +137,38 @@ pub fn process_cpu_seconds() -> f64 {
     }
 }
 
-/// Runs the rehearsal; Ctrl-C stops it and still drops the scratch databases (unless `keep`).
+/// Ctrl-C (SIGINT) or, on Unix, SIGTERM: what stopped the run, as the error says it.
+pub async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => "interrupted (Ctrl-C)",
+                _ = term.recv() => "terminated (SIGTERM)",
+            },
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                "interrupted (Ctrl-C)"
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "interrupted (Ctrl-C)"
+    }
+}
+
+/// Runs the rehearsal; Ctrl-C or SIGTERM stops it and still drops the scratch databases (unless
+/// `keep`).
 pub async fn rehearse(opts: &Options) -> Result<Report> {
     let scratches: Arc<Mutex<Vec<Scratch>>> = Arc::default();
     let work = rehearse_inner(opts, scratches.clone());
     let outcome = tokio::select! {
         r = work => r,
-        _ = tokio::signal::ctrl_c() => Err(Error::usage(
-            "interrupted (Ctrl-C)",
+        why = stop_signal() => Err(Error::usage(
+            why,
             if opts.keep { "the scratch databases were kept (--keep)" } else { "the scratch databases were dropped" },
         )),
     };
@@ -151,6 +188,12 @@ pub async fn rehearse(opts: &Options) -> Result<Report> {
 }
 
 async fn rehearse_inner(opts: &Options, scratches: Arc<Mutex<Vec<Scratch>>>) -> Result<Report> {
+    if opts.explain && !db::is_pg(&opts.source) {
+        return Err(Error::usage(
+            "rehearse --explain: query plans are compared on PostgreSQL only for now (MariaDB's EXPLAIN FORMAT=JSON comparison is not built yet)",
+            "run the rehearsal without --explain (and without --analyze / --fail-on plan-regression) on MariaDB/MySQL",
+        ));
+    }
     let modes: Vec<bool> = if opts.compare {
         vec![true, false]
     } else {
@@ -168,11 +211,16 @@ async fn rehearse_inner(opts: &Options, scratches: Arc<Mutex<Vec<Scratch>>>) -> 
         runs.push(run_once(opts, as_written, &scratches, top_rows.as_deref()).await?);
     }
     let pass = runs.last().map(|r| r.verdict.pass).unwrap_or(false);
+    let plan_regressions = runs
+        .last()
+        .and_then(|r| r.query_plans.as_ref())
+        .map_or(0, |p| p.regressions);
     Ok(Report {
         source: opts.source.redacted(),
         engine: opts.source.kind().to_string(),
         runs,
         pass,
+        plan_regressions,
         scratch_kept: vec![],
     })
 }
@@ -264,6 +312,22 @@ async fn run_once(
             workload::derive(&scratch.url, &schema, &pending_text, opts.workload.mix).await?
         }
     };
+    // Before the workload starts: the plans on the freshly cloned (and analyzed) data.
+    let probes = if opts.explain {
+        explain::probes(&plan)
+    } else {
+        vec![]
+    };
+    let plans_before = if opts.explain {
+        let b = explain::record(&scratch.url, &probes, opts.analyze).await?;
+        say(&format!(
+            "[{label}] query plans: {} statement(s) explained before the migration",
+            b.iter().filter(|r| r.is_ok()).count()
+        ));
+        Some(b)
+    } else {
+        None
+    };
     let engine = db::engine(&scratch.url).await?;
 
     let origin = Instant::now();
@@ -301,6 +365,8 @@ async fn run_once(
         online: opts.online.clone(),
         pacing: opts.pacing.clone(),
         exclusive_timeout: opts.exclusive_timeout,
+        // Progress goes to the timeline as log lines, like every other line of the run.
+        progress: None,
     };
     let up = runner::up(
         &mut timed,
@@ -310,6 +376,9 @@ async fn run_once(
             dry_run: false,
             allow_out_of_order: false,
             as_written,
+            as_written_below_rows: ctx.online.as_written_below_rows,
+            // Both phases of a breaking migration: the rehearsal judges all of it.
+            complete: true,
         },
         &ctx,
     )
@@ -365,6 +434,37 @@ async fn run_once(
         &cooldown,
         mig_error.as_deref(),
     );
+    let query_plans = match plans_before {
+        Some(before) => {
+            // Fresh statistics for what the migration changed and what the statements read, so
+            // the after-plans judge the new schema on its real data.
+            let schema = db::engine(&scratch.url).await?.introspect().await?;
+            let mut text = pending_text.clone();
+            for p in &probes {
+                text.push_str(";\n");
+                text.push_str(&p.sql);
+            }
+            let tables = workload::named_tables(scratch.url.kind(), &schema, &text);
+            let analyzed = explain::analyze_tables(&scratch.url, &tables).await?;
+            let after = explain::record(&scratch.url, &probes, opts.analyze).await?;
+            let section = explain::compare(
+                &probes,
+                &before,
+                &after,
+                opts.plan_regression_ratio,
+                opts.analyze,
+                analyzed,
+            );
+            say(&format!(
+                "[{label}] query plans: {} statement(s) explained, {} changed, {} regression(s)",
+                section.explained,
+                section.changed.len(),
+                section.regressions
+            ));
+            Some(section)
+        }
+        None => None,
+    };
     let tl = std::mem::take(&mut *timeline.lock().unwrap());
     Ok(RunReport {
         label: label.into(),
@@ -402,6 +502,7 @@ async fn run_once(
         unsent,
         error_messages: messages,
         verdict,
+        query_plans,
     })
 }
 

@@ -1,5 +1,6 @@
 //! The terminal summary and the self-contained HTML report (inline SVG, no scripts, no assets).
 
+use crate::explain::{PlanChange, PlanSection};
 use crate::metrics::{ms, PhaseStats};
 use crate::{Report, RunReport};
 use std::fmt::Write;
@@ -43,6 +44,145 @@ fn phase_rows(p: &[(&str, &PhaseStats)]) -> String {
         let _ = writeln!(out, "  {name:<15}{}", cells.join(""));
     }
     out
+}
+
+fn cost_ratio(c: &PlanChange) -> String {
+    match (c.cost_ratio, &c.error_after) {
+        (_, Some(_)) => "fails".into(),
+        (Some(r), _) if r >= 10.0 => format!("{r:.0}×"),
+        (Some(r), _) => format!("{r:.2}×"),
+        _ => "?".into(),
+    }
+}
+
+/// The lines of one changed plan, for the terminal (`  ` indented).
+fn change_lines(c: &PlanChange) -> Vec<String> {
+    let mut l = Vec::new();
+    l.push(format!(
+        "{} {}",
+        if c.regression {
+            "REGRESSION"
+        } else {
+            "changed"
+        },
+        crate::top::one_line(&c.query)
+    ));
+    match (&c.after, &c.error_after) {
+        (_, Some(e)) => l.push(format!("  fails after the migration: {e}")),
+        (Some(a), None) => {
+            l.push(format!(
+                "  estimated cost {:.2} → {:.2} ({}){}",
+                c.before.total_cost,
+                a.total_cost,
+                cost_ratio(c),
+                match (c.before.time_ms, a.time_ms, c.time_ratio) {
+                    (Some(b), Some(a), Some(r)) =>
+                        format!("; measured {b:.3} ms → {a:.3} ms ({r:.2}×)"),
+                    _ => String::new(),
+                }
+            ));
+            if c.before.shape != a.shape {
+                l.push(format!("  before: {}", c.before.shape));
+                l.push(format!("  after:  {}", a.shape));
+            }
+        }
+        (None, None) => {}
+    }
+    for i in &c.indexes_no_longer_used {
+        l.push(format!("  index no longer used: {i}"));
+    }
+    for i in &c.indexes_newly_used {
+        l.push(format!("  index now used: {i}"));
+    }
+    if c.join_order_changed {
+        if let Some(a) = &c.after {
+            l.push(format!(
+                "  join order: {} → {}",
+                c.before.join_order.join(", "),
+                a.join_order.join(", ")
+            ));
+        }
+    }
+    l
+}
+
+fn plans_text(q: &PlanSection) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "query plans: {} statement(s) explained before and after ({} analyzed{}), {} changed, {} regression(s) (estimated cost ≥ {}× the plan before; a cost that moves less than {}× with the same plan is noise)",
+        q.explained,
+        if q.analyzed_tables.is_empty() {
+            "no table".to_string()
+        } else {
+            q.analyzed_tables.join(", ")
+        },
+        if q.analyzed { "; times measured" } else { "" },
+        q.changed.len(),
+        q.regressions,
+        q.regression_ratio,
+        q.noise_ratio
+    );
+    for c in &q.changed {
+        for line in change_lines(c) {
+            let _ = writeln!(out, "  {line}");
+        }
+    }
+    for n in &q.not_explained {
+        let _ = writeln!(
+            out,
+            "  not explained ({}): {}",
+            n.reason,
+            crate::top::one_line(&n.query)
+        );
+    }
+    out
+}
+
+fn plans_html(q: &PlanSection) -> String {
+    let mut s = format!(
+        "<h3>Query plans</h3><p class=\"sub\">{} statement(s) explained before and after the migration, {} changed, {} regression(s) (estimated cost ≥ {}×; same-plan cost moves under {}× are noise){}</p>",
+        q.explained,
+        q.changed.len(),
+        q.regressions,
+        q.regression_ratio,
+        q.noise_ratio,
+        if q.analyzed { "; times measured on the clone" } else { "" }
+    );
+    if q.changed.is_empty() {
+        s.push_str("<p>No plan changed.</p>");
+        return s;
+    }
+    s.push_str("<table><tr><th>statement</th><th>cost ratio</th><th>time ratio</th><th>before</th><th>after</th><th>indexes</th></tr>");
+    for c in &q.changed {
+        let mut idx = Vec::new();
+        for i in &c.indexes_no_longer_used {
+            idx.push(format!("no longer used: {i}"));
+        }
+        for i in &c.indexes_newly_used {
+            idx.push(format!("now used: {i}"));
+        }
+        if c.join_order_changed {
+            idx.push("join order changed".into());
+        }
+        let _ = write!(
+            s,
+            "<tr{}><td style=\"text-align:left\"><code>{}</code></td><td>{}</td><td>{}</td><td style=\"text-align:left\">{}</td><td style=\"text-align:left\">{}</td><td style=\"text-align:left\">{}</td></tr>",
+            if c.regression { " style=\"background:#fde0dc\"" } else { "" },
+            esc(&crate::top::one_line(&c.query)),
+            esc(&cost_ratio(c)),
+            c.time_ratio.map(|r| format!("{r:.2}×")).unwrap_or_default(),
+            esc(&c.before.shape),
+            esc(&match (&c.after, &c.error_after) {
+                (_, Some(e)) => format!("fails: {e}"),
+                (Some(a), _) => a.shape.clone(),
+                _ => String::new(),
+            }),
+            esc(&idx.join("; "))
+        );
+    }
+    s.push_str("</table>");
+    s
 }
 
 /// The terminal summary.
@@ -140,6 +280,9 @@ pub fn text(r: &Report) -> String {
         }
         for (code, msg) in &run.error_messages {
             let _ = writeln!(out, "  client error {code}: {msg}");
+        }
+        if let Some(q) = &run.query_plans {
+            out.push_str(&plans_text(q));
         }
         if run.verdict.pass {
             let _ = writeln!(out, "verdict: PASS — users would not notice\n");
@@ -715,6 +858,9 @@ code{background:#f3f3f3;padding:1px 4px;border-radius:3px}
         }
         s.push_str(&chart(run, t_max, lat_max));
         s.push_str(&stats_table(run));
+        if let Some(q) = &run.query_plans {
+            s.push_str(&plans_html(q));
+        }
         if !run.migration.log.is_empty() {
             s.push_str("<details><summary>migration log</summary><table>");
             for m in &run.migration.log {

@@ -523,6 +523,29 @@ impl TopStatement {
         r
     }
 
+    /// Raw values for each placeholder (`$1` → value), drawn as [`TopStatement::render`] draws
+    /// them: for `EXPLAIN (ANALYZE) EXECUTE` of the prepared statement with real values.
+    pub fn param_values(&self, rng: &mut Rng) -> BTreeMap<String, String> {
+        let mut picks: Vec<Vec<usize>> = vec![Vec::new(); self.samples.len()];
+        self.bound
+            .fills
+            .iter()
+            .map(|(p, f)| {
+                let v = match f {
+                    Fill::Fixed(v) => v.clone(),
+                    Fill::Column { group, col, draw } => {
+                        let rows = &self.samples[*group];
+                        while picks[*group].len() <= *draw {
+                            picks[*group].push((rng.next_u64() % rows.len() as u64) as usize);
+                        }
+                        rows[picks[*group][*draw]][*col].clone()
+                    }
+                };
+                (p.clone(), v)
+            })
+            .collect()
+    }
+
     /// The statement with fresh values.
     pub fn render(&self, rng: &mut Rng) -> String {
         let mut picks: Vec<Vec<usize>> = vec![Vec::new(); self.samples.len()];

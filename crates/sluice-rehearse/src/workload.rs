@@ -211,6 +211,29 @@ pub struct TargetTable {
     next_key: Option<Arc<AtomicI64>>,
 }
 
+impl TargetTable {
+    /// The derived statements on this table with a value per parameter (a key in the middle of
+    /// the table's range; for an insert naming its key, one beyond every key the workload uses).
+    pub fn statements(&self) -> Vec<(String, Vec<i64>)> {
+        let mid = self.lo + (self.hi - self.lo) / 2;
+        let mut out = vec![(self.read.clone(), vec![mid])];
+        if let Some(u) = &self.update {
+            out.push((u.clone(), vec![mid]));
+        }
+        if let Some(i) = &self.insert {
+            let params = if self.next_key.is_some() {
+                vec![mid, self.hi.saturating_add(1_000_000_000)]
+            } else if i.contains("$1") {
+                vec![mid]
+            } else {
+                vec![]
+            };
+            out.push((i.clone(), params));
+        }
+        out
+    }
+}
+
 /// What the clients run.
 #[derive(Debug, Clone)]
 pub enum Plan {
@@ -245,7 +268,7 @@ impl Plan {
 
 /// The keys of `schema.tables` that the statements of `text` name, as the parser reads them (an
 /// unqualified name is found in any schema, as the search path would on a clone of one database).
-fn named_tables(
+pub(crate) fn named_tables(
     engine: sluice_core::target::EngineKind,
     schema: &Schema,
     text: &str,

@@ -1,4 +1,8 @@
 //! Command-line interface.
+//!
+//! Options come in groups (flattened `Args` structs), each attached only to the subcommands that
+//! read it, so every subcommand's `--help` lists what it uses. Only [`Global`] is accepted before
+//! the subcommand's name.
 
 use crate::{connect, render};
 use clap::{Args, Parser, Subcommand};
@@ -7,8 +11,15 @@ use sluice_core::dburl::DbUrl;
 use sluice_core::error::{exit, Error, Result};
 use sluice_core::migration::{self, Migration};
 use sluice_core::runner::{self, DownOptions, RunContext, UpOptions};
+use sluice_core::target::EngineKind;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+const GLOBAL: &str = "Global options";
+const RUN: &str = "Run";
+const LOCKS: &str = "Lock timeouts";
+const PACING: &str = "Backfill pacing";
+const ONLINE: &str = "Online copy (MariaDB/MySQL)";
 
 #[derive(Parser)]
 #[command(
@@ -23,65 +34,90 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Where the project and its database are, and how much to say: accepted before or after any
+/// subcommand.
 #[derive(Args)]
 pub struct Global {
     /// Database URL (postgres://, postgresql://, mysql://, mariadb://). Also DATABASE_URL or sluice.toml.
-    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true)]
+    #[arg(long, global = true, env = "DATABASE_URL", hide_env_values = true, help_heading = GLOBAL)]
     pub database_url: Option<String>,
     /// Path of the configuration file (default: ./sluice.toml when present).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub config: Option<PathBuf>,
     /// Directory of migration files (default: `migrations`).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub migrations_dir: Option<PathBuf>,
-    /// Application version recorded with each migration (default: `git describe --always --dirty`).
-    #[arg(long, global = true, env = "SLUICE_APP_VERSION")]
-    pub app_version: Option<String>,
-    /// Seconds to wait for another sluice run's lock before exiting with code 3 (default 60).
-    #[arg(long, global = true, value_name = "SECONDS")]
-    pub lock_wait: Option<u64>,
-    /// Milliseconds a statement may wait for a table lock before it steps back and retries, so
-    /// live queries never queue behind sluice for longer (default 1000).
-    #[arg(long, global = true, value_name = "MS")]
-    pub lock_timeout: Option<u64>,
-    /// Seconds sluice keeps retrying a statement that cannot get its lock before failing (default 600).
-    #[arg(long, global = true, value_name = "SECONDS")]
-    pub lock_retry_for: Option<u64>,
-    /// Milliseconds a step holding ACCESS EXCLUSIVE on an existing table (meant to be instant) may
-    /// run before the server cancels it and rolls it back; 0: no limit (default 5000).
-    #[arg(long, global = true, value_name = "MS")]
-    pub exclusive_timeout: Option<u64>,
-    #[command(flatten)]
-    pub pacing: PacingArgs,
     /// More log output (repeat for more).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     pub verbose: u8,
     /// Only errors.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = GLOBAL)]
     pub quiet: bool,
 }
 
-/// What a backfill (in `up` or `sluice backfill`) paces itself on.
-#[derive(Args)]
+/// Commands that take the run lock.
+#[derive(Args, Clone, Default)]
+pub struct RunLockArgs {
+    /// Seconds to wait for another sluice run's lock before exiting with code 3 (default 60;
+    /// sluice.toml: lock_wait_secs).
+    #[arg(long, value_name = "SECONDS", help_heading = RUN)]
+    pub lock_wait: Option<u64>,
+}
+
+/// Commands that record migrations or events in the history.
+#[derive(Args, Clone, Default)]
+pub struct HistoryArgs {
+    /// Application version recorded with each migration (default: `git describe --always --dirty`).
+    #[arg(long, env = "SLUICE_APP_VERSION", help_heading = RUN)]
+    pub app_version: Option<String>,
+}
+
+#[derive(Args, Clone, Default)]
+pub struct LockTimeoutArgs {
+    /// Milliseconds a statement may wait for a table lock before it steps back and retries, so
+    /// live queries never queue behind sluice for longer (default 1000; sluice.toml: lock_timeout_ms).
+    #[arg(long, value_name = "MS", help_heading = LOCKS)]
+    pub lock_timeout: Option<u64>,
+}
+
+#[derive(Args, Clone, Default)]
+pub struct LockRetryArgs {
+    /// Seconds sluice keeps retrying a statement that cannot get its lock before failing
+    /// (default 600; sluice.toml: lock_retry_secs).
+    #[arg(long, value_name = "SECONDS", help_heading = LOCKS)]
+    pub lock_retry_for: Option<u64>,
+}
+
+#[derive(Args, Clone, Default)]
+pub struct ExclusiveArgs {
+    /// Milliseconds a step holding ACCESS EXCLUSIVE on an existing table (meant to be instant) may
+    /// run before the server cancels it and rolls it back; 0: no limit (default 5000;
+    /// sluice.toml: exclusive_timeout_ms).
+    #[arg(long, value_name = "MS", help_heading = LOCKS)]
+    pub exclusive_timeout: Option<u64>,
+}
+
+/// What a backfill (in `up`, `down`, `rehearse` or `sluice backfill`) paces itself on.
+#[derive(Args, Clone)]
 pub struct PacingArgs {
     /// `latency`: back off while a probe query runs slower than --latency-factor times its idle
     /// latency (the default); `speed`: only the batch duration target.
-    #[arg(long, global = true, value_enum, default_value_t = Pace::Latency)]
+    #[arg(long, value_enum, default_value_t = Pace::Latency, help_heading = PACING)]
     pub pace: Pace,
     /// With --pace latency: how much slower the probe may get while batches run.
-    #[arg(long, global = true, default_value_t = 1.5, value_name = "FACTOR")]
+    #[arg(long, default_value_t = 1.5, value_name = "FACTOR", help_heading = PACING)]
     pub latency_factor: f64,
     /// The probe (default: a point read by primary key on the table being backfilled).
-    #[arg(long, global = true, value_name = "SQL")]
+    #[arg(long, value_name = "SQL", help_heading = PACING)]
     pub probe_query: Option<String>,
     /// Pause while a replica replays more than this far behind (0: never).
-    #[arg(long, global = true, default_value_t = 5000, value_name = "MS")]
+    #[arg(long, default_value_t = 5000, value_name = "MS", help_heading = PACING)]
     pub max_replica_lag_ms: u64,
     /// Pause while this query returns true or a number above zero.
-    #[arg(long, global = true, value_name = "SQL")]
+    #[arg(long, value_name = "SQL", help_heading = PACING)]
     pub throttle_query: Option<String>,
     /// The batch duration a backfill's batch size adapts to.
-    #[arg(long, global = true, default_value_t = 50, value_name = "MS")]
+    #[arg(long, default_value_t = 50, value_name = "MS", help_heading = PACING)]
     pub target_batch_ms: u64,
 }
 
@@ -92,6 +128,13 @@ pub enum Pace {
 }
 
 impl PacingArgs {
+    /// The flags' defaults, from the one place they are declared (the `#[arg]`s above).
+    fn defaults() -> PacingArgs {
+        use clap::FromArgMatches;
+        let m = PacingArgs::augment_args(clap::Command::new("pacing")).get_matches_from(["pacing"]);
+        PacingArgs::from_arg_matches(&m).expect("pacing defaults parse")
+    }
+
     fn pacing(&self) -> sluice_core::engine::Pacing {
         sluice_core::engine::Pacing {
             latency_factor: (self.pace == Pace::Latency).then_some(self.latency_factor.max(1.0)),
@@ -104,13 +147,152 @@ impl PacingArgs {
     }
 }
 
+/// How MariaDB/MySQL ALTERs that need a table copy run online (`up`, `down`, `cutover`, `rehearse`).
+#[derive(Args, Clone, Default)]
+pub struct OnlineArgs {
+    /// Aim each copy chunk at this duration (default 200).
+    #[arg(long, value_name = "MS", help_heading = ONLINE)]
+    pub chunk_ms: Option<u64>,
+    /// Pause the copy while the server's Threads_running is above this.
+    #[arg(long, value_name = "N", help_heading = ONLINE)]
+    pub max_threads_running: Option<u64>,
+    /// A replica whose lag pauses the copy (repeatable).
+    #[arg(long, value_name = "URL", help_heading = ONLINE)]
+    pub replica_url: Vec<String>,
+    /// Replica lag that pauses the copy (default 1).
+    #[arg(long, value_name = "SECONDS", help_heading = ONLINE)]
+    pub max_replica_lag: Option<u64>,
+}
+
+/// When a rewrite or copy is not worth it.
+#[derive(Args, Clone, Default)]
+pub struct SmallTableArgs {
+    /// A rewriting type change (PostgreSQL) or a table copy (MariaDB/MySQL) on a table with fewer
+    /// rows than this runs as written; 0: never (default 10000; sluice.toml: as_written_below_rows).
+    #[arg(long, value_name = "ROWS", env = "SLUICE_AS_WRITTEN_BELOW_ROWS")]
+    pub as_written_below_rows: Option<u64>,
+}
+
+/// The default of `as_written_below_rows`: at a copy rate of ~100k rows/s such a table is altered
+/// as written in about a tenth of a second.
+pub const AS_WRITTEN_BELOW_ROWS: u64 = sluice_core::runner::DEFAULT_AS_WRITTEN_BELOW_ROWS;
+
+/// Everything a command that runs migrations (`up`, `down`) reads.
+#[derive(Args, Clone)]
+pub struct RunnerArgs {
+    #[command(flatten)]
+    pub small: SmallTableArgs,
+    #[command(flatten)]
+    pub run: RunLockArgs,
+    #[command(flatten)]
+    pub history: HistoryArgs,
+    #[command(flatten)]
+    pub lock_timeout: LockTimeoutArgs,
+    #[command(flatten)]
+    pub retry: LockRetryArgs,
+    #[command(flatten)]
+    pub exclusive: ExclusiveArgs,
+    #[command(flatten)]
+    pub pacing: PacingArgs,
+    #[command(flatten)]
+    pub online: OnlineArgs,
+}
+
+impl RunnerArgs {
+    fn given(&self) -> Given<'_> {
+        Given {
+            small: Some(&self.small),
+            run: Some(&self.run),
+            history: Some(&self.history),
+            lock_timeout: Some(&self.lock_timeout),
+            retry: Some(&self.retry),
+            exclusive: Some(&self.exclusive),
+            pacing: Some(&self.pacing),
+            online: Some(&self.online),
+            postpone_cutover: false,
+        }
+    }
+}
+
+/// The online-copy flags steer MariaDB/MySQL table copies only: given for a PostgreSQL database they
+/// would be silently ignored (a `--replica-url` the user trusts to pause the run would not), so they
+/// are refused before anything runs.
+fn refuse_unused_online_flags(r: &Resolved, g: &Given) -> Result<()> {
+    let mut given: Vec<&str> = Vec::new();
+    if let Some(a) = g.online {
+        for (set, flag) in [
+            (a.chunk_ms.is_some(), "--chunk-ms"),
+            (a.max_threads_running.is_some(), "--max-threads-running"),
+            (!a.replica_url.is_empty(), "--replica-url"),
+            (a.max_replica_lag.is_some(), "--max-replica-lag"),
+        ] {
+            if set {
+                given.push(flag);
+            }
+        }
+    }
+    if g.postpone_cutover {
+        given.push("--postpone-cutover");
+    }
+    if given.is_empty() {
+        return Ok(());
+    }
+    // Without a usable URL the command fails on that first, with its own message.
+    let Ok(url) = r.url() else { return Ok(()) };
+    if url.kind() != sluice_core::target::EngineKind::Postgres {
+        return Ok(());
+    }
+    Err(Error::usage(
+        format!(
+            "{} steer{} MariaDB/MySQL online table copies, and this database is PostgreSQL: nothing would read {}",
+            given.join(", "),
+            if given.len() == 1 { "s" } else { "" },
+            if given.len() == 1 { "it" } else { "them" },
+        ),
+        "drop the flag; on PostgreSQL backfills pace on replica lag from pg_stat_replication (--max-replica-lag-ms)",
+    ))
+}
+
+/// The option groups one subcommand has; a group it has not falls back to sluice.toml and the
+/// defaults. The one way a `RunContext` is built, so a flag on a subcommand is a flag it reads
+/// (the `every_runner_flag_reaches_the_run` test checks that for every subcommand).
+#[derive(Default)]
+pub struct Given<'a> {
+    small: Option<&'a SmallTableArgs>,
+    run: Option<&'a RunLockArgs>,
+    history: Option<&'a HistoryArgs>,
+    lock_timeout: Option<&'a LockTimeoutArgs>,
+    retry: Option<&'a LockRetryArgs>,
+    exclusive: Option<&'a ExclusiveArgs>,
+    pacing: Option<&'a PacingArgs>,
+    online: Option<&'a OnlineArgs>,
+    postpone_cutover: bool,
+}
+
 #[derive(Subcommand)]
 pub enum Command {
+    /// See what sluice is for: a dangerous migration on a busy table, as written and by sluice.
+    // After the options, not as a long description: that would switch --help to its long layout.
+    #[command(
+        after_help = "On a scratch database (dropped afterwards, also on Ctrl-C), a dangerous migration is \
+applied to a table under a live workload as written and then by sluice, compared side by side, with \
+an HTML report. The server is --database-url (or DATABASE_URL), else the local PostgreSQL at \
+postgres://postgres@127.0.0.1:5432/postgres; sluice.toml is not read."
+    )]
+    Demo {
+        /// Rows in the demo's `accounts` table.
+        #[arg(long, default_value_t = 1_000_000, value_name = "N")]
+        rows: u64,
+        /// Where to write the HTML report (default: sluice-demo.html in the temporary directory).
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
+    },
     /// Create sluice.toml and the migrations directory.
     Init,
     /// Create a new migration file `<timestamp>_<name>.sql` with an up and a down part.
     New { name: String },
-    /// Show every migration's state, its app version, and whether the live schema drifted.
+    /// Show every migration's state, its app version, whether the live schema drifted, and what to
+    /// run next.
     Status {
         #[arg(long)]
         json: bool,
@@ -119,10 +301,13 @@ pub enum Command {
     Up {
         /// Apply up to and including this version.
         #[arg(long, value_name = "VERSION")]
-        to: Option<i64>,
+        to: Option<String>,
         /// Print what would run, run nothing.
         #[arg(long)]
         dry_run: bool,
+        /// With --dry-run: print it as JSON (each statement and the steps it runs as).
+        #[arg(long, requires = "dry_run")]
+        json: bool,
         /// Apply pending migrations older than the latest applied one.
         #[arg(long)]
         out_of_order: bool,
@@ -136,12 +321,59 @@ pub enum Command {
         /// nothing changed since it was written (else exit 4, naming each difference).
         #[arg(long, value_name = "FILE")]
         plan: Option<PathBuf>,
+        /// Run the contract phase of each breaking migration (a column rename) right after its
+        /// expand phase, leaving nothing expanded (no window with two application versions).
+        #[arg(long)]
+        complete: bool,
         #[command(flatten)]
-        online: OnlineArgs,
+        runner: RunnerArgs,
+        /// Copy and verify, then stop before the swap; `sluice cutover` swaps later.
+        #[arg(long, help_heading = ONLINE)]
+        postpone_cutover: bool,
+    },
+    /// Two application versions: run the contract phase of expanded migrations (default: every
+    /// one), once the new application version runs everywhere. The old names stop working.
+    Complete {
+        /// The expanded migration to complete.
+        #[arg(value_name = "VERSION")]
+        version: Option<String>,
+        #[command(flatten)]
+        run: RunLockArgs,
+        #[command(flatten)]
+        history: HistoryArgs,
+        #[command(flatten)]
+        lock_timeout: LockTimeoutArgs,
+        #[command(flatten)]
+        retry: LockRetryArgs,
+        #[command(flatten)]
+        exclusive: ExclusiveArgs,
+    },
+    /// Two application versions: undo the expand phase of an expanded migration (default: the
+    /// latest), before `complete`. The new names stop working; the migration is pending again.
+    Rollback {
+        /// The expanded (or failed, or interrupted) breaking migration to roll back.
+        #[arg(value_name = "VERSION")]
+        version: Option<String>,
+        #[command(flatten)]
+        run: RunLockArgs,
+        #[command(flatten)]
+        history: HistoryArgs,
+        #[command(flatten)]
+        lock_timeout: LockTimeoutArgs,
+        #[command(flatten)]
+        retry: LockRetryArgs,
+        #[command(flatten)]
+        exclusive: ExclusiveArgs,
     },
     /// MariaDB/MySQL: swap every verified online copy (from `up --postpone-cutover`) into place,
     /// then run `sluice up` to record the migration.
     Cutover {
+        #[command(flatten)]
+        run: RunLockArgs,
+        #[command(flatten)]
+        lock_timeout: LockTimeoutArgs,
+        #[command(flatten)]
+        retry: LockRetryArgs,
         #[command(flatten)]
         online: OnlineArgs,
     },
@@ -150,12 +382,14 @@ pub enum Command {
         /// Also abandon unfinished online copies (drop their triggers, change log and shadow table).
         #[arg(long)]
         abort: bool,
+        #[command(flatten)]
+        run: RunLockArgs,
     },
     /// Roll back applied migrations with their down parts (default: the latest one).
     Down {
         /// Roll back every migration newer than this version.
         #[arg(long, value_name = "VERSION", conflicts_with = "steps")]
-        to: Option<i64>,
+        to: Option<String>,
         /// Roll back this many migrations.
         #[arg(long)]
         steps: Option<usize>,
@@ -164,6 +398,14 @@ pub enum Command {
         /// Run every statement exactly as written.
         #[arg(long)]
         as_written: bool,
+        /// Also roll back a failed migration (MariaDB/MySQL: the statements of it that ran stay
+        /// committed) by running its down part in full. The down part is written for the whole
+        /// migration: it must also work when the statements after the failed one never ran
+        /// (e.g. `DROP TABLE IF EXISTS`).
+        #[arg(long)]
+        failed: bool,
+        #[command(flatten)]
+        runner: RunnerArgs,
     },
     /// Check that applied migrations still match their files (exit 4 when not).
     Verify {
@@ -171,9 +413,37 @@ pub enum Command {
         json: bool,
     },
     /// Accept intentional edits of applied migrations: re-record their checksums (logged).
-    Repair,
+    Repair {
+        #[command(flatten)]
+        run: RunLockArgs,
+        #[command(flatten)]
+        history: HistoryArgs,
+    },
     /// Adopt an existing database: record migrations up to VERSION as applied without running them.
-    Baseline { version: i64 },
+    Baseline {
+        version: String,
+        #[command(flatten)]
+        run: RunLockArgs,
+        #[command(flatten)]
+        history: HistoryArgs,
+    },
+    /// Adopt a database another tool migrated: record the versions its history table says it
+    /// applied as applied, and take the schema snapshot.
+    Import {
+        /// The tool that migrated the database (default: the migrations directory's layout).
+        #[arg(long, value_name = "TOOL")]
+        from: Option<String>,
+        /// The tool's history table, when it was configured with another name.
+        #[arg(long, value_name = "NAME")]
+        table: Option<String>,
+        /// Import the versions that have files even when some the tool applied have none.
+        #[arg(long)]
+        allow_missing: bool,
+        #[command(flatten)]
+        run: RunLockArgs,
+        #[command(flatten)]
+        history: HistoryArgs,
+    },
     /// Compare the live schema with the snapshot sluice recorded (exit 4 when it drifted).
     Drift {
         #[arg(long)]
@@ -181,6 +451,10 @@ pub enum Command {
         /// Write the drift as a new migration and record it as applied here.
         #[arg(long)]
         write_migration: bool,
+        #[command(flatten)]
+        run: RunLockArgs,
+        #[command(flatten)]
+        history: HistoryArgs,
     },
     /// Check migrations for statements that lock, rewrite or scan live tables (offline by default).
     Lint {
@@ -203,11 +477,30 @@ pub enum Command {
         #[arg(long)]
         as_written: bool,
     },
+    /// Find the code that names a table or column the migrations rename, drop, retype, make NOT
+    /// NULL or unique (exit 10 when a dropped or renamed name is still referenced). Offline.
+    Refs {
+        /// Code to search, honouring .gitignore (default: `code_path` in sluice.toml, else `.`).
+        paths: Vec<PathBuf>,
+        /// Migration files or directories to read (default: every migration of the migrations
+        /// directory); repeatable. Give the pending ones to check only those.
+        #[arg(long, value_name = "PATH")]
+        migration: Vec<PathBuf>,
+        /// Engine and version whose SQL the migrations are written in (or `target` in sluice.toml,
+        /// else the database URL's scheme).
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long)]
+        json: bool,
+        /// Report references but exit 0 (the gate becomes a warning).
+        #[arg(long)]
+        warn_only: bool,
+    },
     /// Show what `up` would do to the live database: per statement the lock, duration class,
     /// estimated time on the live table, what it blocks, and the safe steps.
     Plan {
         #[arg(long, value_name = "VERSION")]
-        to: Option<i64>,
+        to: Option<String>,
         #[arg(long)]
         out_of_order: bool,
         /// Plan running every statement exactly as written (`up --as-written`).
@@ -219,6 +512,17 @@ pub enum Command {
         /// to FILE, for review; `sluice up --plan FILE` runs exactly that.
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
+        /// Also show query plans on the live database, changing nothing (PostgreSQL): the plans
+        /// the hot statements would get with each new index (hypothetical, through hypopg), and
+        /// the statements that use each dropped index or column today.
+        #[arg(long)]
+        explain: bool,
+        /// With --explain: the statements to explain (SQL, `;`-terminated, `$1` placeholders);
+        /// default: pg_stat_statements' top statements.
+        #[arg(long, value_name = "FILE", requires = "explain")]
+        queries: Option<PathBuf>,
+        #[command(flatten)]
+        small: SmallTableArgs,
     },
     /// List the lint rules, or explain one.
     Rules {
@@ -245,17 +549,34 @@ pub enum Command {
         /// Pause between batches.
         #[arg(long, default_value_t = 0)]
         pause_ms: u64,
+        #[command(flatten)]
+        run: RunLockArgs,
+        #[command(flatten)]
+        lock_timeout: LockTimeoutArgs,
+        #[command(flatten)]
+        pacing: PacingArgs,
     },
     /// Would users notice? Apply the pending migrations to a scratch clone of the database while
     /// a workload runs against it, and judge latency, stalls and errors against a baseline
     /// (exit 8 when users would notice).
     Rehearse(Box<RehearseArgs>),
-    /// Show the append-only event log (up, down, failed, repair, baseline, drift-capture).
+    /// Show the append-only event log (up, down, failed, repair, baseline, import, drift-capture).
     Log {
         #[arg(long, default_value_t = 50)]
         limit: i64,
         #[arg(long)]
         json: bool,
+    },
+    /// Print a shell completion script, e.g. `sluice completions bash > /etc/bash_completion.d/sluice`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages: `sluice.1` and one `sluice-<command>.1` per subcommand.
+    Man {
+        /// Directory to write the pages to (default: print `sluice.1` to stdout).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -324,50 +645,44 @@ pub struct RehearseArgs {
     pub as_written: bool,
     /// Apply up to and including this version.
     #[arg(long, value_name = "VERSION")]
-    pub to: Option<i64>,
+    pub to: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
     /// Write a self-contained HTML report with charts.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
-}
-
-/// How MariaDB/MySQL ALTERs that need a table copy run online.
-#[derive(Args, Clone, Default)]
-pub struct OnlineArgs {
-    /// Copy and verify, then stop before the swap; `sluice cutover` swaps later.
+    /// Explain the workload's statements on the clone before and after the migration and report
+    /// every plan that changed (PostgreSQL).
     #[arg(long)]
-    postpone_cutover: bool,
-    /// Aim each copy chunk at this duration (default 200).
-    #[arg(long, value_name = "MS")]
-    chunk_ms: Option<u64>,
-    /// Pause the copy while the server's Threads_running is above this.
-    #[arg(long, value_name = "N")]
-    max_threads_running: Option<u64>,
-    /// A replica whose lag pauses the copy (repeatable).
-    #[arg(long, value_name = "URL")]
-    replica_url: Vec<String>,
-    /// Replica lag that pauses the copy (default 1).
-    #[arg(long, value_name = "SECONDS")]
-    max_replica_lag: Option<u64>,
+    pub explain: bool,
+    /// With --explain: also measure each statement's time on the clone (EXPLAIN ANALYZE, median
+    /// of five runs, each rolled back).
+    #[arg(long, requires = "explain")]
+    pub analyze: bool,
+    /// `plan-regression`: exit 12 when a statement's plan regressed (implies --explain).
+    #[arg(long, value_name = "GATE", value_parser = ["plan-regression"])]
+    pub fail_on: Vec<String>,
+    /// A plan estimated at this many times its cost before the migration is a regression
+    /// (default 2.0, or `plan_regression_ratio` in sluice.toml).
+    #[arg(long, value_name = "RATIO")]
+    pub plan_regression_ratio: Option<f64>,
+    #[command(flatten)]
+    pub lock_timeout: LockTimeoutArgs,
+    #[command(flatten)]
+    pub retry: LockRetryArgs,
+    #[command(flatten)]
+    pub exclusive: ExclusiveArgs,
+    #[command(flatten)]
+    pub pacing: PacingArgs,
+    #[command(flatten)]
+    pub online: OnlineArgs,
 }
 
-impl OnlineArgs {
-    fn apply(&self, ctx: &mut RunContext) {
-        let o = &mut ctx.online;
-        o.postpone_cutover = self.postpone_cutover;
-        o.lock_timeout = ctx.lock_timeout;
-        o.lock_retry_for = ctx.lock_retry_for;
-        if let Some(ms) = self.chunk_ms {
-            o.target_chunk = Duration::from_millis(ms.max(1));
-        }
-        o.max_threads_running = self.max_threads_running;
-        o.replica_urls = self.replica_url.clone();
-        if let Some(s) = self.max_replica_lag {
-            o.max_replica_lag = Duration::from_secs(s);
-        }
-    }
+/// What `lint` reads: a file given by path, or a migration of a directory in its layout.
+enum LintInput {
+    File(PathBuf),
+    Entry(sluice_core::layout::Entry),
 }
 
 struct Resolved {
@@ -376,6 +691,42 @@ struct Resolved {
 }
 
 impl Resolved {
+    /// The migrations `lint` and `refs` read: each directory in `paths` (default: the migrations
+    /// directory) in its layout (sluice.toml's for the migrations directory, else detected), each
+    /// file as the migration it belongs to in the migrations directory's layout (the files a change
+    /// touched), else as sluice's. Paths only: files are read one at a time later. The engine picks
+    /// per-dialect variants (`x.postgres.sql`).
+    fn migration_inputs(&self, paths: Vec<PathBuf>, engine: EngineKind) -> Result<Vec<LintInput>> {
+        let dialect = sluice_core::layout::Dialect::of(engine);
+        let paths = if paths.is_empty() {
+            vec![self.migrations_dir()]
+        } else {
+            paths
+        };
+        let mut inputs: Vec<LintInput> = Vec::new();
+        for p in paths {
+            if p.is_dir() {
+                let configured = if p == self.migrations_dir() {
+                    self.config.layout()
+                } else {
+                    None
+                };
+                let layout = sluice_core::layout::resolve(&p, configured)?;
+                inputs.extend(
+                    sluice_core::layout::entries(&p, layout, Some(dialect))?
+                        .into_iter()
+                        .map(LintInput::Entry),
+                );
+            } else {
+                let dir = self.migrations_dir();
+                let owner =
+                    sluice_core::layout::entry_of_file(&dir, self.config.layout(), dialect, &p)?;
+                inputs.push(owner.map_or(LintInput::File(p), LintInput::Entry));
+            }
+        }
+        Ok(inputs)
+    }
+
     fn migrations_dir(&self) -> PathBuf {
         self.global
             .migrations_dir
@@ -396,57 +747,254 @@ impl Resolved {
                     "pass --database-url, set DATABASE_URL, or set database_url in sluice.toml",
                 )
             })?;
-        DbUrl::parse(&raw)
+        Ok(DbUrl::parse(&raw)?.with_session(self.config.session()))
     }
 
     fn files(&self) -> Result<Vec<Migration>> {
-        migration::discover(&self.migrations_dir())
+        // The URL's scheme names the engine, which picks per-dialect variants (`x.postgres.sql`).
+        let dialect = self
+            .url()
+            .ok()
+            .map(|u| sluice_core::layout::Dialect::of(u.kind()));
+        Ok(sluice_core::layout::discover(&self.migrations_dir(), self.config.layout(), dialect)?.1)
     }
 
-    fn context(&self) -> RunContext {
+    /// Whose layout the migrations directory follows: sluice.toml's `layout`, else detected.
+    fn layout(&self) -> Result<sluice_core::layout::Layout> {
+        sluice_core::layout::resolve(&self.migrations_dir(), self.config.layout())
+    }
+
+    /// A version argument (`--to`, `baseline`) as the user wrote it: as its file names it
+    /// (`2019-01-01-000000`, `1.2.10`), or the history key; `0` is before every migration.
+    fn version_arg(&self, raw: Option<&str>) -> Result<Option<i64>> {
+        let Some(raw) = raw else { return Ok(None) };
+        let layout = self.layout()?;
+        sluice_core::layout::key_of(layout, raw)
+            .map(Some)
+            .map_err(|m| {
+                Error::usage(
+                    format!("version {raw}: {m}"),
+                    "give a version as `sluice status` shows it",
+                )
+            })
+    }
+
+    /// Commands that write a migration file write sluice's layout: refuse them in another tool's.
+    fn writes_sluice_files(&self, what: &str) -> Result<()> {
+        let layout = self.layout()?;
+        if layout != sluice_core::layout::Layout::Sluice {
+            return Err(Error::usage(
+                format!(
+                    "{what} writes a migration in sluice's own layout, but {} follows {layout}'s",
+                    self.migrations_dir().display()
+                ),
+                format!("create the migration as {layout} names it (e.g. with {layout}'s own command); sluice reads it in place"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The run's settings: a flag the subcommand has wins over sluice.toml, which wins over the default.
+    fn context(&self, g: &Given) -> RunContext {
+        let c = &self.config;
+        let lock_timeout = Duration::from_millis(
+            g.lock_timeout
+                .and_then(|a| a.lock_timeout)
+                .or(c.lock_timeout_ms)
+                .unwrap_or(1000),
+        );
+        let lock_retry_for = Duration::from_secs(
+            g.retry
+                .and_then(|a| a.lock_retry_for)
+                .or(c.lock_retry_secs)
+                .unwrap_or(600),
+        );
+        // The online copy waits on metadata locks with the same discipline as every statement.
+        let mut online = sluice_core::engine::OnlineOptions {
+            postpone_cutover: g.postpone_cutover,
+            lock_timeout,
+            lock_retry_for,
+            // Only the commands that plan or run migrations (up, down, plan) have the setting;
+            // the others never run a migration's ALTER.
+            as_written_below_rows: g
+                .small
+                .map(|a| {
+                    a.as_written_below_rows
+                        .or(c.as_written_below_rows)
+                        .unwrap_or(AS_WRITTEN_BELOW_ROWS)
+                })
+                .unwrap_or(0),
+            ..Default::default()
+        };
+        if let Some(a) = g.online {
+            if let Some(ms) = a.chunk_ms {
+                online.target_chunk = Duration::from_millis(ms.max(1));
+            }
+            online.max_threads_running = a.max_threads_running;
+            online.replica_urls = a.replica_url.clone();
+            if let Some(s) = a.max_replica_lag {
+                online.max_replica_lag = Duration::from_secs(s);
+            }
+        }
         RunContext {
             actor: actor(),
-            app_version: self.global.app_version.clone().or_else(git_describe),
-            lock_timeout: Duration::from_millis(
-                self.global
-                    .lock_timeout
-                    .or(self.config.lock_timeout_ms)
-                    .unwrap_or(1000),
-            ),
-            lock_retry_for: Duration::from_secs(
-                self.global
-                    .lock_retry_for
-                    .or(self.config.lock_retry_secs)
-                    .unwrap_or(600),
-            ),
+            // Only commands that record history ask git (one process spawn).
+            app_version: g
+                .history
+                .and_then(|a| a.app_version.clone().or_else(git_describe)),
+            lock_timeout,
+            lock_retry_for,
             lock_wait: Duration::from_secs(
-                self.global
-                    .lock_wait
-                    .or(self.config.lock_wait_secs)
+                g.run
+                    .and_then(|a| a.lock_wait)
+                    .or(c.lock_wait_secs)
                     .unwrap_or(60),
             ),
             say: Box::new(render::say),
-            online: Default::default(),
-            pacing: self.global.pacing.pacing(),
+            online,
+            pacing: match g.pacing {
+                Some(p) => p.pacing(),
+                None => PacingArgs::defaults().pacing(),
+            },
             exclusive_timeout: Duration::from_millis(
-                self.global
-                    .exclusive_timeout
-                    .or(self.config.exclusive_timeout_ms)
+                g.exclusive
+                    .and_then(|a| a.exclusive_timeout)
+                    .or(c.exclusive_timeout_ms)
                     .unwrap_or(5000),
             ),
+            progress: render::progress_bar(),
+        }
+    }
+}
+
+impl Command {
+    /// The option groups this subcommand has (see [`Given`]).
+    fn given(&self) -> Given<'_> {
+        match self {
+            Command::Up {
+                runner,
+                postpone_cutover,
+                ..
+            } => Given {
+                postpone_cutover: *postpone_cutover,
+                ..runner.given()
+            },
+            Command::Down { runner, .. } => runner.given(),
+            Command::Complete {
+                run,
+                history,
+                lock_timeout,
+                retry,
+                exclusive,
+                ..
+            }
+            | Command::Rollback {
+                run,
+                history,
+                lock_timeout,
+                retry,
+                exclusive,
+                ..
+            } => Given {
+                run: Some(run),
+                history: Some(history),
+                lock_timeout: Some(lock_timeout),
+                retry: Some(retry),
+                exclusive: Some(exclusive),
+                ..Default::default()
+            },
+            Command::Cutover {
+                run,
+                lock_timeout,
+                retry,
+                online,
+            } => Given {
+                run: Some(run),
+                lock_timeout: Some(lock_timeout),
+                retry: Some(retry),
+                online: Some(online),
+                ..Default::default()
+            },
+            Command::Cleanup { run, .. } => Given {
+                run: Some(run),
+                ..Default::default()
+            },
+            Command::Repair { run, history }
+            | Command::Baseline { run, history, .. }
+            | Command::Import { run, history, .. }
+            | Command::Drift { run, history, .. } => Given {
+                run: Some(run),
+                history: Some(history),
+                ..Default::default()
+            },
+            Command::Backfill {
+                run,
+                lock_timeout,
+                pacing,
+                ..
+            } => Given {
+                run: Some(run),
+                lock_timeout: Some(lock_timeout),
+                pacing: Some(pacing),
+                ..Default::default()
+            },
+            Command::Plan { small, .. } => Given {
+                small: Some(small),
+                ..Default::default()
+            },
+            Command::Rehearse(a) => Given {
+                lock_timeout: Some(&a.lock_timeout),
+                retry: Some(&a.retry),
+                exclusive: Some(&a.exclusive),
+                pacing: Some(&a.pacing),
+                online: Some(&a.online),
+                ..Default::default()
+            },
+            Command::Init
+            | Command::New { .. }
+            | Command::Status { .. }
+            | Command::Verify { .. }
+            | Command::Lint { .. }
+            | Command::Refs { .. }
+            | Command::Rules { .. }
+            | Command::Log { .. }
+            | Command::Completions { .. }
+            | Command::Demo { .. }
+            | Command::Man { .. } => Given::default(),
         }
     }
 }
 
 fn actor() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".into());
+    let user = ["USER", "USERNAME", "LOGNAME"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()))
+        .or_else(os_user)
+        .unwrap_or_else(|| "unknown".into());
     let host = sluice_core::engine::LockHolder::me().host;
     match ci_run() {
         Some(ci) => format!("{user}@{host} ({ci})"),
         None => format!("{user}@{host}"),
     }
+}
+
+/// The OS user when no variable names one (cron, systemd units and containers often set none):
+/// the name `/etc/passwd` gives the process's uid, or `uid N`.
+#[cfg(unix)]
+fn os_user() -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").ok()?.uid();
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let name = passwd.lines().find_map(|l| {
+        let f: Vec<&str> = l.split(':').collect();
+        (f.len() > 2 && f[2].parse() == Ok(uid)).then(|| f[0].to_string())
+    });
+    Some(name.unwrap_or_else(|| format!("uid {uid}")))
+}
+
+#[cfg(not(unix))]
+fn os_user() -> Option<String> {
+    None
 }
 
 /// The CI run applying the migration, from the variables the common CI systems set, so the history
@@ -491,19 +1039,117 @@ fn git_describe() -> Option<String> {
     (!v.is_empty()).then_some(v)
 }
 
+/// Global options a subcommand does not read (id, long name): hidden from its help and refused if
+/// given. `demo` makes its own scratch project; `completions` and `man` are generated from the
+/// definitions alone.
+const UNREAD_GLOBALS: &[(&str, &[(&str, &str)])] = &[
+    (
+        "demo",
+        &[("config", "config"), ("migrations_dir", "migrations-dir")],
+    ),
+    (
+        "completions",
+        &[
+            ("database_url", "database-url"),
+            ("config", "config"),
+            ("migrations_dir", "migrations-dir"),
+        ],
+    ),
+    (
+        "man",
+        &[
+            ("database_url", "database-url"),
+            ("config", "config"),
+            ("migrations_dir", "migrations-dir"),
+        ],
+    ),
+];
+
+/// The command line as parsed and as documented (help, completions, man pages): each
+/// subcommand's help lists only the global options it reads.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    let mut cmd = Cli::command();
+    // A subcommand's own argument of the same id keeps the global one out of it: a hidden one
+    // whose every value is refused (exit 2), so a flag the subcommand would ignore is an error.
+    for (sub, unread) in UNREAD_GLOBALS {
+        cmd = cmd.mut_subcommand(*sub, |mut s| {
+            for (id, long) in *unread {
+                let refuse = move |_: &str| -> std::result::Result<String, String> {
+                    Err(format!("`sluice {sub}` does not read --{long}: drop it"))
+                };
+                s = s.arg(
+                    clap::Arg::new(*id)
+                        .long(*long)
+                        .hide(true)
+                        .value_parser(refuse),
+                );
+            }
+            s
+        });
+    }
+    cmd
+}
+
+/// Parses the process's arguments with [`command`].
+pub fn parse() -> std::result::Result<Cli, clap::Error> {
+    use clap::FromArgMatches;
+    command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+}
+
 pub async fn run(cli: Cli) -> Result<i32> {
+    // Generated from the definitions alone: no sluice.toml is read, so a broken one cannot stop them.
+    match &cli.command {
+        Command::Completions { shell } => return completions(*shell),
+        Command::Man { out } => return man(out.as_deref()),
+        // Independent of any project: sluice.toml is neither needed nor read.
+        Command::Demo { rows, report } => {
+            let r = Resolved {
+                config: Config::default(),
+                global: cli.global,
+            };
+            let admin = r
+                .global
+                .database_url
+                .clone()
+                .unwrap_or_else(|| crate::demo::DEFAULT_ADMIN_URL.to_string());
+            let ctx = r.context(&Given::default());
+            return crate::demo::demo(crate::demo::DemoOptions {
+                admin: DbUrl::parse(&admin)?,
+                rows: *rows,
+                report: report
+                    .clone()
+                    .unwrap_or_else(|| std::env::temp_dir().join("sluice-demo.html")),
+                ctx,
+            })
+            .await;
+        }
+        _ => {}
+    }
     let config = Config::load(cli.global.config.as_deref())?;
     let r = Resolved {
         config,
         global: cli.global,
     };
+    let mut ctx = r.context(&cli.command.given());
+    refuse_unused_online_flags(&r, &cli.command.given())?;
     match cli.command {
         Command::Init => init(&r),
         Command::New { name } => new(&r, &name),
         Command::Status { json } => {
             let files = r.files()?;
             let mut engine = connect::engine(&r.url()?, false).await?;
-            let report = runner::status(engine.as_mut(), &files).await?;
+            let mut report = runner::status(engine.as_mut(), &files).await?;
+            let layout = r.layout()?;
+            report.layout = Some(layout.name().to_string());
+            // A row without its file shows the version its key stands for in this layout.
+            for e in &mut report.migrations {
+                if e.status == runner::MigrationStatus::MissingFile {
+                    e.version_text = sluice_core::layout::version_text_of(layout, e.version);
+                }
+            }
             render::status(&report, json);
             Ok(exit::OK)
         }
@@ -514,7 +1160,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
             create_database,
             as_written,
             plan: Some(plan),
-            online,
+            json,
+            ..
         } => {
             // The plan carries the options that decide what runs; others would contradict it.
             for (set, flag) in [
@@ -534,8 +1181,6 @@ pub async fn run(cli: Cli) -> Result<i32> {
             let files = r.files()?;
             let url = r.url()?;
             let mut engine = connect::engine(&url, false).await?;
-            let mut ctx = r.context();
-            online.apply(&mut ctx);
             // The history and events say which reviewed plan applied each migration.
             ctx.actor = format!("{} plan {id}", ctx.actor);
             let outcome = runner::up_with_plan(
@@ -554,7 +1199,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                         "plan {} ({id}) matches the database and the files",
                         plan.display()
                     ));
-                    render::plan(&report.planned, "apply");
+                    render::plan(&report.planned, "apply", json);
                 }
                 runner::PlanRun::Ran(report) => render::say(&format!(
                     "done: {} migration(s) applied as planned in {} ({id})",
@@ -587,33 +1232,64 @@ pub async fn run(cli: Cli) -> Result<i32> {
             create_database,
             as_written,
             plan: None,
-            online,
+            json,
+            complete,
+            ..
         } => {
             let files = r.files()?;
             let url = r.url()?;
             let mut engine = connect::engine(&url, create_database && !dry_run).await?;
-            let mut ctx = r.context();
-            online.apply(&mut ctx);
             let opts = UpOptions {
-                to,
+                to: r.version_arg(to.as_deref())?,
                 dry_run,
                 allow_out_of_order: out_of_order,
                 as_written,
+                as_written_below_rows: ctx.online.as_written_below_rows,
+                complete,
             };
             let report = runner::up(engine.as_mut(), &files, &opts, &ctx).await?;
             if dry_run {
-                render::plan(&report.planned, "apply");
+                render::plan(&report.planned, "apply", json);
             } else if !report.applied.is_empty() {
                 render::say(&format!(
                     "done: {} migration(s) applied",
                     report.applied.len()
                 ));
             }
+            if !dry_run && !report.expanded.is_empty() {
+                let list: Vec<String> = report.expanded.iter().map(|v| v.to_string()).collect();
+                render::say(&format!(
+                    "expanded: {} (two application versions can run now; `sluice complete` once the new one runs everywhere, `sluice rollback` to undo)",
+                    list.join(", ")
+                ));
+            }
             Ok(exit::OK)
         }
-        Command::Cutover { online } => {
-            let mut ctx = r.context();
-            online.apply(&mut ctx);
+        Command::Complete { version, .. } => {
+            let files = r.files()?;
+            let mut engine = connect::engine(&r.url()?, false).await?;
+            let version = r.version_arg(version.as_deref())?;
+            let done =
+                sluice_core::lifecycle::complete(engine.as_mut(), &files, version, &ctx).await?;
+            if done.is_empty() {
+                render::say("nothing is expanded: nothing to complete");
+            } else {
+                render::say(&format!("done: {} migration(s) completed", done.len()));
+            }
+            Ok(exit::OK)
+        }
+        Command::Rollback { version, .. } => {
+            let files = r.files()?;
+            let mut engine = connect::engine(&r.url()?, false).await?;
+            let version = r.version_arg(version.as_deref())?;
+            let done =
+                sluice_core::lifecycle::rollback(engine.as_mut(), &files, version, &ctx).await?;
+            if !done.is_empty() {
+                render::say(&format!("done: {} expand phase(s) rolled back", done.len()));
+            }
+            Ok(exit::OK)
+        }
+        Command::Cutover { .. } => {
             let lines = connect::online_cutover(&r.url()?, &ctx).await?;
             if lines.is_empty() {
                 render::say("no online copy waits for its swap");
@@ -623,8 +1299,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             }
             Ok(exit::OK)
         }
-        Command::Cleanup { abort } => {
-            let ctx = r.context();
+        Command::Cleanup { abort, .. } => {
             let lines = connect::online_cleanup(&r.url()?, abort, &ctx).await?;
             if lines.is_empty() {
                 render::say("nothing to clean up");
@@ -639,26 +1314,33 @@ pub async fn run(cli: Cli) -> Result<i32> {
             steps,
             dry_run,
             as_written,
+            failed,
+            ..
         } => {
             let files = r.files()?;
             let mut engine = connect::engine(&r.url()?, false).await?;
-            let ctx = r.context();
-            let planned = runner::down(
+            let runner::DownReport { planned, stopped } = runner::down(
                 engine.as_mut(),
                 &files,
                 &DownOptions {
-                    to,
+                    to: r.version_arg(to.as_deref())?,
                     steps,
                     dry_run,
                     as_written,
+                    failed,
                 },
                 &ctx,
             )
             .await?;
-            if dry_run {
-                render::plan(&planned, "roll back");
-            } else if !planned.is_empty() {
+            // With nothing above the irreversible migration, its error is the whole answer.
+            if dry_run && !(planned.is_empty() && stopped.is_some()) {
+                render::plan(&planned, "roll back", false);
+            } else if !dry_run && !planned.is_empty() {
                 render::say(&format!("done: {} migration(s) rolled back", planned.len()));
+            }
+            // The irreversible migration `down` stopped at, after reverting those above it.
+            if let Some(e) = stopped {
+                return Err(e);
             }
             Ok(exit::OK)
         }
@@ -675,25 +1357,53 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 },
             )
         }
-        Command::Repair => {
+        Command::Repair { .. } => {
             let files = r.files()?;
             let mut engine = connect::engine(&r.url()?, false).await?;
-            runner::repair(engine.as_mut(), &files, &r.context()).await?;
+            runner::repair(engine.as_mut(), &files, &ctx).await?;
             Ok(exit::OK)
         }
-        Command::Baseline { version } => {
+        Command::Baseline { version, .. } => {
             let files = r.files()?;
+            let version = r.version_arg(Some(&version))?.unwrap_or(0);
             let mut engine = connect::engine(&r.url()?, false).await?;
-            runner::baseline(engine.as_mut(), &files, version, &r.context()).await?;
+            runner::baseline(engine.as_mut(), &files, version, &ctx).await?;
+            Ok(exit::OK)
+        }
+        Command::Import {
+            from,
+            table,
+            allow_missing,
+            ..
+        } => {
+            let files = r.files()?;
+            let files_layout = r.layout()?;
+            let tool = match from {
+                Some(t) => sluice_core::layout::Layout::parse(&t)
+                    .map_err(|m| Error::usage(m, "pass --from with one of the tools named"))?,
+                None => files_layout,
+            };
+            let mut engine = connect::engine(&r.url()?, false).await?;
+            let opts = sluice_core::import::ImportOptions {
+                tool,
+                files_layout,
+                table,
+                allow_missing,
+            };
+            let report = sluice_core::import::import(engine.as_mut(), &files, &opts, &ctx).await?;
+            render::import(&report);
+            // Versions without files refuse the import (exit 4) unless --allow-missing.
             Ok(exit::OK)
         }
         Command::Drift {
             json,
             write_migration,
+            ..
         } => {
             let mut engine = connect::engine(&r.url()?, false).await?;
             if write_migration {
-                match runner::capture_drift(engine.as_mut(), &r.migrations_dir(), &r.context()).await? {
+                r.writes_sluice_files("`sluice drift --write-migration`")?;
+                match runner::capture_drift(engine.as_mut(), &r.migrations_dir(), &ctx).await? {
                     Some(m) => render::say(&format!(
                         "wrote {} and recorded it as applied; commit it. `sluice down` here reverts the drift",
                         m.path.display()
@@ -718,19 +1428,6 @@ pub async fn run(cli: Cli) -> Result<i32> {
             connect,
             as_written,
         } => {
-            // Paths only: files are read one at a time, so memory stays flat however many there are.
-            let mut inputs: Vec<PathBuf> = Vec::new();
-            for p in if paths.is_empty() {
-                vec![r.migrations_dir()]
-            } else {
-                paths
-            } {
-                if p.is_dir() {
-                    inputs.extend(migration::discover_paths(&p)?);
-                } else {
-                    inputs.push(p);
-                }
-            }
             let mut opts = sluice_core::analysis::LintOptions {
                 include_down,
                 staged: !as_written,
@@ -759,13 +1456,31 @@ pub async fn run(cli: Cli) -> Result<i32> {
                     Error::usage(format!("--target: {e}"), "e.g. --target postgres:15")
                 })?
             };
+            // Paths only: files are read one at a time, so memory stays flat however many there are.
+            let inputs = r.migration_inputs(paths, target.engine)?;
             let mut linter = sluice_core::analysis::Linter::new(target, opts);
             let mut out = crate::lint::Output::new(format, &target.to_string());
-            for path in &inputs {
-                let m = migration::load_any(path)?;
-                let findings = linter.lint_migration(&m);
-                out.file(&m, findings);
-            }
+            // Files are read and parsed on every core; the rules, which carry column types from
+            // one file to the next, take them in order, so the output is the serial one.
+            let parser = linter.parser();
+            let threads = crate::lint::threads()?;
+            crate::lint::for_each_ordered(
+                &inputs,
+                threads,
+                |input| {
+                    match input {
+                        LintInput::File(path) => migration::load_any(path),
+                        LintInput::Entry(e) => sluice_core::layout::load(e),
+                    }
+                    .map(|m| (parser.parse(&m), m))
+                },
+                |loaded| {
+                    let (parsed, m) = loaded?;
+                    let findings = linter.lint_parsed(&m, parsed);
+                    out.file(&m, findings);
+                    Ok::<(), Error>(())
+                },
+            )?;
             let errors = out.finish(&linter);
             Ok(crate::lint::exit_code(errors))
         }
@@ -775,18 +1490,51 @@ pub async fn run(cli: Cli) -> Result<i32> {
             as_written,
             json,
             out,
+            explain,
+            queries,
+            ..
         } => {
+            // Read before connecting: a bad file is bad input whatever the database says.
+            let queries = match &queries {
+                Some(p) => {
+                    let text = std::fs::read_to_string(p)
+                        .map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
+                    Some(
+                        sluice_rehearse::explain::queries_file(&text).map_err(|e| {
+                            Error::usage(
+                                format!("--queries {}: {e}", p.display()),
+                                "write the statements to explain, each ending with `;`; parameters as $1, $2",
+                            )
+                        })?,
+                    )
+                }
+                None => None,
+            };
             let files = r.files()?;
             let url = r.url()?;
             let mut engine = connect::engine(&url, false).await?;
             let opts = UpOptions {
-                to,
+                to: r.version_arg(to.as_deref())?,
                 dry_run: true,
                 allow_out_of_order: out_of_order,
                 as_written,
+                as_written_below_rows: ctx.online.as_written_below_rows,
+                complete: false,
             };
             let report = runner::plan(engine.as_mut(), &files, &opts).await?;
-            render::plan_report(&report, json);
+            if explain {
+                let section = plan_explain(&url, &report, queries).await?;
+                if json {
+                    let mut v = serde_json::to_value(&report).expect("plan serialises");
+                    v["query_plans"] = serde_json::to_value(&section).expect("plans serialise");
+                    outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
+                } else {
+                    render::plan_report(&report, false);
+                    out!("{}", render::live_plans(&section));
+                }
+            } else {
+                render::plan_report(&report, json);
+            }
             if let Some(path) = out {
                 let doc =
                     runner::plan_file(engine.as_mut(), &files, &opts, &url.database()).await?;
@@ -811,6 +1559,65 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 .any(|f| f.severity == sluice_core::analysis::Severity::Error);
             Ok(if errors { exit::LINT_ERRORS } else { exit::OK })
         }
+        Command::Refs {
+            paths,
+            migration,
+            target,
+            json,
+            warn_only,
+        } => {
+            let target = match target.or_else(|| r.config.target.clone()) {
+                Some(raw) => sluice_core::target::Target::parse(&raw).map_err(|e| {
+                    Error::usage(format!("--target: {e}"), "e.g. --target postgres:15")
+                })?,
+                // Only the scheme is read: refs never connects.
+                None => match r.url().ok().map(|u| u.kind()) {
+                    // The versions sluice tests against: only the dialect matters here.
+                    Some(EngineKind::Postgres) => sluice_core::target::Target::new(EngineKind::Postgres, 15, 0),
+                    Some(EngineKind::MariaDb) => sluice_core::target::Target::new(EngineKind::MariaDb, 10, 11),
+                    Some(EngineKind::MySql) => sluice_core::target::Target::new(EngineKind::MySql, 8, 0),
+                    None => {
+                        return Err(Error::usage(
+                            "refs needs to know which SQL dialect the migrations are written in",
+                            "pass --target postgres:15 (or mariadb:10.11, mysql:8.0.36), set `target` in sluice.toml, or give a database URL (it is not connected to)",
+                        ))
+                    }
+                },
+            };
+            let inputs = r.migration_inputs(migration, target.engine)?;
+            let mut found = Vec::new();
+            for input in &inputs {
+                let m = match input {
+                    LintInput::File(path) => migration::load_any(path),
+                    LintInput::Entry(e) => sluice_core::layout::load(e),
+                }?;
+                let changes = crate::refs::changes_of(target, &m);
+                if !changes.is_empty() {
+                    found.push(crate::refs::MigrationRefs {
+                        version: m.version_text.clone(),
+                        name: m.name.clone(),
+                        path: m.path.clone(),
+                        changes,
+                    });
+                }
+            }
+            let roots = if paths.is_empty() {
+                vec![r
+                    .config
+                    .code_path
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("."))]
+            } else {
+                paths
+            };
+            crate::refs::search(&roots, &r.migrations_dir(), &mut found)?;
+            let breaking = crate::refs::print(&found, target, json);
+            Ok(if breaking > 0 && !warn_only {
+                exit::CODE_REFERENCES
+            } else {
+                exit::OK
+            })
+        }
         Command::Rules { id, markdown } => {
             match id {
                 _ if markdown => out!("{}", sluice_core::rules::markdown()),
@@ -825,6 +1632,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
             filter,
             batch_rows,
             pause_ms,
+            pacing,
+            ..
         } => {
             let mut engine = connect::engine(&r.url()?, false).await?;
             let spec = sluice_core::engine::BackfillSpec {
@@ -832,16 +1641,19 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 set,
                 filter,
                 batch_rows,
-                target_batch: Duration::from_millis(r.global.pacing.target_batch_ms.max(1)),
+                target_batch: Duration::from_millis(pacing.target_batch_ms.max(1)),
                 pause: Duration::from_millis(pause_ms),
-                progress: render::progress_bar(),
-                pacing: r.global.pacing.pacing(),
+                progress: ctx.progress.clone(),
+                pacing: pacing.pacing(),
             };
-            runner::backfill(engine.as_mut(), &spec, &r.context()).await?;
+            runner::backfill(engine.as_mut(), &spec, &ctx).await?;
             render::finish_progress();
             Ok(exit::OK)
         }
-        Command::Rehearse(args) => rehearse(&r, &args).await,
+        Command::Rehearse(args) => rehearse(&r, &args, ctx).await,
+        Command::Completions { .. } | Command::Man { .. } | Command::Demo { .. } => {
+            unreachable!("handled before the configuration is read")
+        }
         Command::Log { limit, json } => {
             let mut engine = connect::engine(&r.url()?, false).await?;
             let events = engine.events(limit).await?;
@@ -849,6 +1661,82 @@ pub async fn run(cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
     }
+}
+
+/// An option clap did not expect gets a tip naming the subcommands that have it: runner options are
+/// options of the subcommands that run migrations, given after their name.
+pub fn explain_parse_error(mut e: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use clap::CommandFactory;
+    if e.kind() != ErrorKind::UnknownArgument {
+        return e;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else {
+        return e;
+    };
+    let flag = arg.split('=').next().unwrap_or(arg).to_string();
+    let Some(long) = flag.strip_prefix("--") else {
+        return e;
+    };
+    let cli = Cli::command();
+    let owners: Vec<String> = cli
+        .get_subcommands()
+        .filter(|s| s.get_arguments().any(|a| a.get_long() == Some(long)))
+        .map(|s| s.get_name().to_string())
+        .collect();
+    let Some(first) = owners.first() else {
+        return e;
+    };
+    let tip = format!(
+        "{flag} is an option of `sluice {}` only: give it after the subcommand's name, e.g. `sluice {first} {flag} ...`",
+        owners.join("`, `sluice ")
+    );
+    e.insert(
+        ContextKind::Suggested,
+        ContextValue::StyledStrs(vec![tip.into()]),
+    );
+    e
+}
+
+/// `sluice completions SHELL`: the script on stdout.
+fn completions(shell: clap_complete::Shell) -> Result<i32> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command(), "sluice", &mut script);
+    to_stdout(&script, "the completion script")
+}
+
+/// Generated text on stdout; a reader that stops early (`| head`) is not an error.
+fn to_stdout(bytes: &[u8], what: &str) -> Result<i32> {
+    crate::write_stdout(bytes)
+        .map(|()| exit::OK)
+        .map_err(|e| Error::io(format!("writing {what} to stdout"), e))
+}
+
+/// `sluice man [--out DIR]`: every page into DIR, or the top page on stdout.
+fn man(out: Option<&Path>) -> Result<i32> {
+    // As generate_to does: `help` is not a page of its own.
+    let cmd = command().disable_help_subcommand(true);
+    match out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+            clap_mangen::generate_to(cmd, dir)
+                .map_err(|e| Error::io(format!("writing the man pages to {}", dir.display()), e))?;
+            render::say(&format!(
+                "wrote the man pages to {}; read one with `man {}/sluice-up.1`",
+                dir.display(),
+                dir.display()
+            ));
+        }
+        None => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(cmd)
+                .render(&mut page)
+                .map_err(|e| Error::io("rendering the man page", e))?;
+            return to_stdout(&page, "the man page");
+        }
+    }
+    Ok(exit::OK)
 }
 
 fn init(r: &Resolved) -> Result<i32> {
@@ -884,12 +1772,18 @@ fn new(r: &Resolved, name: &str) -> Result<i32> {
             "run `sluice init` first, or pass --migrations-dir",
         ));
     }
+    r.writes_sluice_files("`sluice new`")?;
     let mut now = chrono::Utc::now();
     // Versions must stay unique and increasing even when two migrations are created in one second.
-    let latest = migration::discover(&dir)?
-        .last()
-        .map(|m| m.version)
-        .unwrap_or(0);
+    // Every dialect has the same versions (a variant for one engine is a no-op on the others).
+    let latest = sluice_core::layout::entries(
+        &dir,
+        sluice_core::layout::Layout::Sluice,
+        Some(sluice_core::layout::Dialect::Postgres),
+    )?
+    .last()
+    .map(|e| e.version)
+    .unwrap_or(0);
     let mut file = migration::new_file_name(now, name)?;
     while migration::parse_file_name(&file)
         .map(|(v, _)| v <= latest)
@@ -906,7 +1800,43 @@ fn new(r: &Resolved, name: &str) -> Result<i32> {
     Ok(exit::OK)
 }
 
-async fn rehearse(r: &Resolved, a: &RehearseArgs) -> Result<i32> {
+/// `plan --explain`: the hot statements' plans on the live database, changing nothing.
+async fn plan_explain(
+    url: &DbUrl,
+    report: &runner::PlanReport,
+    queries: Option<Vec<sluice_rehearse::explain::Probe>>,
+) -> Result<sluice_rehearse::explain::LiveSection> {
+    use sluice_rehearse::explain;
+    if url.kind() != EngineKind::Postgres {
+        return Err(Error::usage(
+            "plan --explain: query plans are read on PostgreSQL only for now",
+            "run `sluice plan` without --explain on MariaDB/MySQL",
+        ));
+    }
+    let (probes, source) = match queries {
+        Some(q) => (q, "--queries".to_string()),
+        None => match explain::top_probes(url).await {
+            Ok(p) => (p, "pg_stat_statements (top statements)".to_string()),
+            Err(e) => {
+                render::say(&format!(
+                    "plan --explain: no hot statements: {e}; or pass the statements with --queries FILE"
+                ));
+                (vec![], "none".to_string())
+            }
+        },
+    };
+    let pending: Vec<explain::PendingMigration> = report
+        .migrations
+        .iter()
+        .map(|m| explain::PendingMigration {
+            label: format!("{}_{}", m.version, m.name),
+            statements: m.statements.iter().map(|s| s.sql.clone()).collect(),
+        })
+        .collect();
+    explain::live(url, &pending, probes, source).await
+}
+
+async fn rehearse(r: &Resolved, a: &RehearseArgs, ctx: RunContext) -> Result<i32> {
     use sluice_rehearse::clone::DataSpec;
     let bad = |flag: &str, e: String| {
         Error::usage(format!("{flag}: {e}"), "see `sluice rehearse --help`")
@@ -947,7 +1877,17 @@ async fn rehearse(r: &Resolved, a: &RehearseArgs) -> Result<i32> {
         }
         None => None,
     };
-    let ctx = r.context();
+    let fail_on_plans = a.fail_on.iter().any(|g| g == "plan-regression");
+    let plan_regression_ratio = a
+        .plan_regression_ratio
+        .or(r.config.plan_regression_ratio)
+        .unwrap_or(sluice_rehearse::explain::DEFAULT_REGRESSION_RATIO);
+    if !(plan_regression_ratio.is_finite() && plan_regression_ratio > 1.0) {
+        return Err(Error::usage(
+            format!("--plan-regression-ratio {plan_regression_ratio}: must be a number above 1"),
+            "e.g. --plan-regression-ratio 2.0 (a plan estimated at twice its cost before), or plan_regression_ratio in sluice.toml",
+        ));
+    }
     let opts = sluice_rehearse::Options {
         source: r.url()?,
         scratch_server: a.scratch_url.as_deref().map(DbUrl::parse).transpose()?,
@@ -970,7 +1910,7 @@ async fn rehearse(r: &Resolved, a: &RehearseArgs) -> Result<i32> {
         compare: a.compare.is_some(),
         as_written: a.as_written,
         files: r.files()?,
-        to: a.to,
+        to: r.version_arg(a.to.as_deref())?,
         lock_timeout: ctx.lock_timeout,
         lock_retry_for: ctx.lock_retry_for,
         exclusive_timeout: ctx.exclusive_timeout,
@@ -978,6 +1918,9 @@ async fn rehearse(r: &Resolved, a: &RehearseArgs) -> Result<i32> {
         online: ctx.online.clone(),
         actor: ctx.actor.clone(),
         say: std::sync::Arc::new(render::say),
+        explain: a.explain || fail_on_plans,
+        analyze: a.analyze,
+        plan_regression_ratio,
     };
     let report = sluice_rehearse::rehearse(&opts).await?;
     if let Some(path) = &a.report {
@@ -1000,9 +1943,209 @@ async fn rehearse(r: &Resolved, a: &RehearseArgs) -> Result<i32> {
         || (report.runs.len() == 1 && report.runs[0].migration.error.is_some());
     Ok(if migration_failed {
         exit::MIGRATION_FAILED
-    } else if report.pass {
-        exit::OK
-    } else {
+    } else if !report.pass {
         exit::REHEARSAL_FAILED
+    } else if fail_on_plans && report.plan_regressions > 0 {
+        exit::PLAN_REGRESSION
+    } else {
+        exit::OK
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// The long flags an option group declares, read from the group itself.
+    fn flags_of(cmd: clap::Command) -> Vec<String> {
+        cmd.get_arguments()
+            .filter_map(|a| a.get_long().map(str::to_string))
+            .collect()
+    }
+
+    fn runner_flags() -> Vec<String> {
+        let c = || clap::Command::new("group");
+        let mut all = flags_of(RunnerArgs::augment_args(c()));
+        all.push("postpone-cutover".into());
+        all
+    }
+
+    type Check = fn(&RunContext) -> bool;
+
+    /// Each runner flag, a value other than its default, and where that value must show in the run.
+    const REACHES: &[(&str, Option<&str>, Check)] = &[
+        ("lock-wait", Some("7"), |c| {
+            c.lock_wait == Duration::from_secs(7)
+        }),
+        ("app-version", Some("v-flag"), |c| {
+            c.app_version.as_deref() == Some("v-flag")
+        }),
+        ("lock-timeout", Some("123"), |c| {
+            c.lock_timeout == Duration::from_millis(123)
+                && c.online.lock_timeout == Duration::from_millis(123)
+        }),
+        ("lock-retry-for", Some("9"), |c| {
+            c.lock_retry_for == Duration::from_secs(9)
+                && c.online.lock_retry_for == Duration::from_secs(9)
+        }),
+        ("exclusive-timeout", Some("77"), |c| {
+            c.exclusive_timeout == Duration::from_millis(77)
+        }),
+        ("pace", Some("speed"), |c| c.pacing.latency_factor.is_none()),
+        ("latency-factor", Some("3"), |c| {
+            c.pacing.latency_factor == Some(3.0)
+        }),
+        ("probe-query", Some("SELECT 2"), |c| {
+            c.pacing.probe.as_deref() == Some("SELECT 2")
+        }),
+        ("max-replica-lag-ms", Some("11"), |c| {
+            c.pacing.max_replica_lag == Some(Duration::from_millis(11))
+        }),
+        ("throttle-query", Some("SELECT 3"), |c| {
+            c.pacing.throttle_query.as_deref() == Some("SELECT 3")
+        }),
+        ("target-batch-ms", Some("13"), |c| {
+            c.pacing.target_batch == Duration::from_millis(13)
+        }),
+        ("chunk-ms", Some("17"), |c| {
+            c.online.target_chunk == Duration::from_millis(17)
+        }),
+        ("max-threads-running", Some("19"), |c| {
+            c.online.max_threads_running == Some(19)
+        }),
+        ("replica-url", Some("mysql://replica"), |c| {
+            c.online.replica_urls == ["mysql://replica"]
+        }),
+        ("max-replica-lag", Some("21"), |c| {
+            c.online.max_replica_lag == Duration::from_secs(21)
+        }),
+        ("postpone-cutover", None, |c| c.online.postpone_cutover),
+        ("as-written-below-rows", Some("23"), |c| {
+            c.online.as_written_below_rows == 23
+        }),
+    ];
+
+    /// `sluice SUB` with its required arguments filled in.
+    fn base_args(sub: &clap::Command) -> Vec<String> {
+        let mut args = vec!["sluice".to_string(), sub.get_name().to_string()];
+        for a in sub.get_arguments().filter(|a| a.is_required_set()) {
+            match a.get_long() {
+                Some(long) => args.extend([format!("--{long}"), "x".into()]),
+                None => args.push("1".into()),
+            }
+        }
+        args
+    }
+
+    fn resolved(global: Global) -> Resolved {
+        Resolved {
+            config: Config::default(),
+            global,
+        }
+    }
+
+    /// A runner option on a subcommand is one it reads: for every subcommand, each runner flag its
+    /// parser accepts, given alone, changes the run exactly as the flag says. The subcommands and
+    /// their flags come from the parser, so a new subcommand or flag is covered without a row here
+    /// (a new runner flag without a row in `REACHES` fails).
+    #[test]
+    fn every_runner_flag_reaches_the_run() {
+        let mut names: Vec<&str> = REACHES.iter().map(|r| r.0).collect();
+        names.sort();
+        let mut declared = runner_flags();
+        declared.sort();
+        assert_eq!(names, declared, "every runner flag has a row in REACHES");
+        let defaults =
+            resolved(Cli::parse_from(["sluice", "init"]).global).context(&Given::default());
+        let mut reached_by: Vec<(String, usize)> = Vec::new();
+        for sub in Cli::command().get_subcommands() {
+            let mut checked = 0;
+            for (flag, value, reached) in REACHES {
+                if !sub.get_arguments().any(|a| a.get_long() == Some(flag)) {
+                    continue;
+                }
+                assert!(
+                    !reached(&defaults),
+                    "--{flag}: its test value is the default"
+                );
+                let mut args = base_args(sub);
+                args.push(format!("--{flag}"));
+                args.extend(value.map(str::to_string));
+                let cli = Cli::try_parse_from(&args)
+                    .unwrap_or_else(|e| panic!("{}: {e}", args.join(" ")));
+                let ctx = resolved(cli.global).context(&cli.command.given());
+                assert!(reached(&ctx), "`{}` does not reach the run", args.join(" "));
+                checked += 1;
+            }
+            if checked > 0 {
+                reached_by.push((sub.get_name().to_string(), checked));
+            }
+        }
+        // Which subcommands have runner flags at all, and how many; every other one has none.
+        let want = [
+            ("up", 17),
+            ("complete", 5),
+            ("rollback", 5),
+            ("cutover", 7),
+            ("cleanup", 1),
+            ("down", 16),
+            ("repair", 2),
+            ("baseline", 2),
+            ("import", 2),
+            ("drift", 2),
+            ("plan", 1),
+            ("backfill", 8),
+            ("rehearse", 13),
+        ];
+        let want: Vec<(String, usize)> = want.iter().map(|(s, n)| (s.to_string(), *n)).collect();
+        assert_eq!(reached_by, want);
+    }
+
+    /// sluice.toml's keys still apply to every subcommand that reads them, and a flag wins over them.
+    #[test]
+    fn config_keys_apply_and_flags_win() {
+        let config = Config {
+            lock_wait_secs: Some(31),
+            lock_timeout_ms: Some(32),
+            lock_retry_secs: Some(33),
+            exclusive_timeout_ms: Some(34),
+            as_written_below_rows: Some(35),
+            ..Default::default()
+        };
+        // Without sluice.toml the commands that run or plan migrations get the default, the
+        // others never alter a table for a migration.
+        for (sub, want) in [
+            ("up", AS_WRITTEN_BELOW_ROWS),
+            ("down", AS_WRITTEN_BELOW_ROWS),
+            ("plan", AS_WRITTEN_BELOW_ROWS),
+            ("cutover", 0),
+        ] {
+            let cli = Cli::parse_from(["sluice", sub]);
+            let ctx = resolved(cli.global).context(&cli.command.given());
+            assert_eq!(ctx.online.as_written_below_rows, want, "{sub}");
+        }
+        for sub in ["up", "down", "plan"] {
+            let cli = Cli::parse_from(["sluice", sub]);
+            let r = Resolved {
+                config: config.clone(),
+                global: cli.global,
+            };
+            assert_eq!(
+                r.context(&cli.command.given()).online.as_written_below_rows,
+                35,
+                "{sub}"
+            );
+        }
+        let cli = Cli::parse_from(["sluice", "up", "--lock-timeout", "5"]);
+        let r = Resolved {
+            config,
+            global: cli.global,
+        };
+        let ctx = r.context(&cli.command.given());
+        assert_eq!(ctx.lock_wait, Duration::from_secs(31));
+        assert_eq!(ctx.lock_timeout, Duration::from_millis(5));
+        assert_eq!(ctx.lock_retry_for, Duration::from_secs(33));
+        assert_eq!(ctx.exclusive_timeout, Duration::from_millis(34));
+    }
 }

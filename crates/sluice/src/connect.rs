@@ -1,7 +1,7 @@
 //! Picks the engine for a URL.
 
 use sluice_core::dburl::DbUrl;
-use sluice_core::engine::{Engine, LockAttempt, LockHolder};
+use sluice_core::engine::{Engine, Execution, HistoryStore, LockAttempt, LockHolder};
 use sluice_core::runner::RunContext;
 use sluice_core::target::EngineKind;
 use sluice_core::Result;
@@ -18,7 +18,12 @@ pub async fn engine(url: &DbUrl, create_database: bool) -> Result<Box<dyn Engine
             if create_database {
                 sluice_mysql::create_database_if_missing(url).await?;
             }
-            Ok(Box::new(sluice_mysql::MySqlEngine::connect(url).await?))
+            let e = sluice_mysql::MySqlEngine::connect(url).await?;
+            // plan, up and status all start here: each says what kind of server it works on.
+            if let Some(g) = e.galera() {
+                crate::render::say(&g.to_string());
+            }
+            Ok(Box::new(e))
         }
     }
 }
@@ -57,7 +62,7 @@ async fn locked_mysql(url: &DbUrl, ctx: &RunContext) -> Result<sluice_mysql::MyS
 pub async fn online_cutover(url: &DbUrl, ctx: &RunContext) -> Result<Vec<String>> {
     mysql_only(url, "cutover")?;
     let mut e = locked_mysql(url, ctx).await?;
-    let r = e.online_cutover(&ctx.online, &*ctx.say).await;
+    let r = e.online_cutover(&ctx.online_options(), &*ctx.say).await;
     let _ = e.release_run_lock().await;
     r
 }

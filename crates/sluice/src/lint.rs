@@ -58,7 +58,7 @@ impl Output {
         }
         match self.format {
             Format::Human => {
-                let text = human(&findings, &m.text);
+                let text = human(&findings, m);
                 self.put(&text);
             }
             Format::Github => {
@@ -118,10 +118,12 @@ impl Output {
     }
 }
 
-fn human(findings: &[sluice_core::analysis::Finding], text: &str) -> String {
+fn human(findings: &[sluice_core::analysis::Finding], m: &Migration) -> String {
     use miette::{LabeledSpan, MietteDiagnostic, NamedSource, Report};
     let mut out = String::new();
     for f in findings {
+        // A migration may span files (diesel's up.sql and down.sql): show the finding's own.
+        let text = m.text_of(&f.path);
         let severity = match f.severity {
             Severity::Error => miette::Severity::Error,
             Severity::Warning => miette::Severity::Warning,
@@ -281,5 +283,155 @@ pub fn exit_code(errors: usize) -> i32 {
         sluice_core::error::exit::LINT_ERRORS
     } else {
         sluice_core::error::exit::OK
+    }
+}
+
+/// Threads that read and parse files: one per core, or `SLUICE_LINT_THREADS` (1 lints serially).
+pub fn threads() -> sluice_core::Result<usize> {
+    match std::env::var("SLUICE_LINT_THREADS") {
+        Ok(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| {
+                sluice_core::Error::usage(
+                    format!("SLUICE_LINT_THREADS={v:?} is not a number of threads"),
+                    "set it to a whole number from 1 up, or unset it to use every core",
+                )
+            }),
+        Err(_) => Ok(std::thread::available_parallelism().map_or(1, |n| n.get())),
+    }
+}
+
+/// Runs `work` on every item on up to `threads` threads and hands the results to `each` one by one
+/// in the order of `items`, exactly as a serial loop would. Workers run at most `threads` items
+/// ahead of `each` (a parsed file of thousands of statements weighs hundreds of MB), so memory is
+/// bounded by the window, not the number of items. The
+/// first error of `each` stops the workers and is returned.
+pub fn for_each_ordered<T, R, E>(
+    items: &[T],
+    threads: usize,
+    work: impl Fn(&T) -> R + Sync,
+    mut each: impl FnMut(R) -> Result<(), E>,
+) -> Result<(), E>
+where
+    T: Sync,
+    R: Send,
+{
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{mpsc, Condvar, Mutex};
+    let threads = threads.min(items.len());
+    if threads <= 1 {
+        for item in items {
+            each(work(item))?;
+        }
+        return Ok(());
+    }
+    let window = threads;
+    let next = AtomicUsize::new(0);
+    let stop = AtomicBool::new(false);
+    // How many results `each` has taken; a worker waits while its item is a window ahead of it.
+    let taken = (Mutex::new(0usize), Condvar::new());
+    // Never full: at most `window` results are out at once.
+    let (tx, rx) = mpsc::sync_channel::<(usize, R)>(window);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (next, stop, taken, work) = (&next, &stop, &taken, &work);
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= items.len() {
+                    break;
+                }
+                {
+                    let mut t = taken.0.lock().unwrap_or_else(|e| e.into_inner());
+                    while i >= *t + window && !stop.load(Ordering::SeqCst) {
+                        t = taken.1.wait(t).unwrap_or_else(|e| e.into_inner());
+                    }
+                }
+                if stop.load(Ordering::SeqCst) || tx.send((i, work(&items[i]))).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(tx);
+        let mut pending = std::collections::BTreeMap::new();
+        let mut result = Ok(());
+        for expected in 0..items.len() {
+            let r = loop {
+                if let Some(r) = pending.remove(&expected) {
+                    break Some(r);
+                }
+                match rx.recv() {
+                    Ok((i, r)) => {
+                        pending.insert(i, r);
+                    }
+                    // Every worker is gone without this item: one panicked (the scope re-raises it).
+                    Err(_) => break None,
+                }
+            };
+            let Some(r) = r else { break };
+            result = each(r);
+            *taken.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
+            taken.1.notify_all();
+            if result.is_err() {
+                break;
+            }
+        }
+        stop.store(true, Ordering::SeqCst);
+        taken.1.notify_all();
+        drop(rx);
+        result
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::for_each_ordered;
+
+    /// Every thread count and item count, with and without a failing item: `each` sees exactly
+    /// what a serial loop gives it, in order, and stops at the same error.
+    #[test]
+    fn ordered_results_equal_the_serial_loop() {
+        for threads in [1, 2, 3, 8] {
+            for n in [0usize, 1, 2, 7, 100] {
+                for fail_at in [None, Some(0), Some(n / 2), Some(n.saturating_sub(1))] {
+                    let items: Vec<usize> = (0..n).collect();
+                    // Uneven work, so results finish out of order.
+                    let work = |i: &usize| {
+                        std::thread::sleep(std::time::Duration::from_micros(
+                            ((i * 7919) % 13) as u64 * 50,
+                        ));
+                        i * 3
+                    };
+                    let run = |threads: usize| {
+                        let mut seen = Vec::new();
+                        let r = for_each_ordered(&items, threads, work, |v| {
+                            if fail_at.is_some_and(|f| f < n && v == f * 3) {
+                                return Err(format!("failed at {v}"));
+                            }
+                            seen.push(v);
+                            Ok(())
+                        });
+                        (seen, r)
+                    };
+                    let (serial, serial_r) = run(1);
+                    let (parallel, parallel_r) = run(threads);
+                    assert_eq!(
+                        parallel, serial,
+                        "threads {threads}, n {n}, fail {fail_at:?}"
+                    );
+                    assert_eq!(
+                        parallel_r, serial_r,
+                        "threads {threads}, n {n}, fail {fail_at:?}"
+                    );
+                    let expect: Vec<usize> = (0..fail_at.filter(|f| *f < n).unwrap_or(n))
+                        .map(|i| i * 3)
+                        .collect();
+                    assert_eq!(serial, expect);
+                }
+            }
+        }
     }
 }

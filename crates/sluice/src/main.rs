@@ -3,10 +3,28 @@
 /// Human output: every line passes through `printable`, so names and server text cannot drive the
 /// terminal (JSON is escaped by serde already).
 macro_rules! outln {
-    ($($t:tt)*) => { println!("{}", sluice_core::error::printable(&format!($($t)*))) };
+    ($($t:tt)*) => { $crate::stdout_text(&format!("{}\n", sluice_core::error::printable(&format!($($t)*)))) };
 }
 macro_rules! out {
-    ($($t:tt)*) => { print!("{}", sluice_core::error::printable(&format!($($t)*))) };
+    ($($t:tt)*) => { $crate::stdout_text(&sluice_core::error::printable(&format!($($t)*))) };
+}
+
+/// Every write to stdout: a reader that stopped early (`sluice status | head`) ends the process
+/// quietly with exit 0, as other command-line tools do; other errors are returned.
+fn write_stdout(bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        other => other,
+    }
+}
+
+/// Text for `outln!`/`out!`: an error other than a closed pipe is a panic, as with `println!`.
+fn stdout_text(text: &str) {
+    if let Err(e) = write_stdout(text.as_bytes()) {
+        panic!("writing to stdout: {e}");
+    }
 }
 macro_rules! errln {
     ($($t:tt)*) => { eprintln!("{}", sluice_core::error::printable(&format!($($t)*))) };
@@ -14,21 +32,25 @@ macro_rules! errln {
 
 mod cli;
 mod connect;
+mod demo;
 mod lint;
+mod refs;
 mod render;
 
-use clap::Parser;
-
 fn main() {
-    let cli = cli::Cli::parse();
+    let cli = cli::parse().unwrap_or_else(|e| cli::explain_parse_error(e).exit());
     render::init_logging(cli.global.verbose, cli.global.quiet);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("tokio runtime");
-    // `rehearse` handles Ctrl-C itself: it must drop its scratch databases before it exits.
-    let own_interrupt = matches!(cli.command, cli::Command::Rehearse(_));
+    // `rehearse` and `demo` handle Ctrl-C themselves: they must drop their scratch databases
+    // before they exit.
+    let own_interrupt = matches!(
+        cli.command,
+        cli::Command::Rehearse(_) | cli::Command::Demo { .. }
+    );
     let code = runtime.block_on(async {
         tokio::select! {
             r = cli::run(cli) => match r {

@@ -6,36 +6,77 @@ use sluice_core::runner::{DriftReport, DriftState, PlannedMigration, StatusRepor
 use std::sync::atomic::{AtomicBool, Ordering};
 
 static QUIET: AtomicBool = AtomicBool::new(false);
-static BAR: std::sync::OnceLock<indicatif::ProgressBar> = std::sync::OnceLock::new();
+/// The bar on screen: its task, phase, unit and whether it knows a total, then the bar.
+type Shown = (String, String, String, bool, indicatif::ProgressBar);
+static BAR: std::sync::Mutex<Option<Shown>> = std::sync::Mutex::new(None);
 
-/// A progress bar for long data work when stderr is a terminal; None otherwise (log lines then).
-pub fn progress_bar() -> Option<sluice_core::engine::Progress> {
+/// A progress bar for long work (backfill, online copy and catch-up, index builds) when stderr is
+/// a terminal; None otherwise, and the work logs its progress every interval instead.
+pub fn progress_bar() -> Option<sluice_core::progress::Progress> {
     use std::io::IsTerminal;
     if QUIET.load(Ordering::Relaxed) || !std::io::stderr().is_terminal() {
         return None;
     }
-    let bar = BAR.get_or_init(|| {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{spinner} backfill [{bar:40}] {human_pos}/{human_len} rows ({percent}%), ETA {eta}",
-            )
-            .expect("valid template")
-            .progress_chars("=> "),
-        );
-        bar
-    });
-    let bar = bar.clone();
-    Some(sluice_core::engine::Progress(std::sync::Arc::new(
-        move |done, total| {
-            bar.set_length(total.max(0) as u64);
-            bar.set_position(done.max(0) as u64);
-        },
-    )))
+    Some(sluice_core::progress::Progress(std::sync::Arc::new(show)))
 }
 
+fn show(t: &sluice_core::progress::Tick<'_>) {
+    let mut shown = BAR.lock().unwrap_or_else(|e| e.into_inner());
+    if t.finished {
+        if shown.as_ref().is_some_and(|s| s.0 == t.task) {
+            if let Some((.., bar)) = shown.take() {
+                bar.finish_and_clear();
+            }
+        }
+        return;
+    }
+    let has_total = t.total > 0;
+    let same = shown
+        .as_ref()
+        .is_some_and(|s| s.0 == t.task && s.1 == t.phase && s.2 == t.unit && s.3 == has_total);
+    if !same {
+        if let Some((.., old)) = shown.take() {
+            old.finish_and_clear();
+        }
+        // A new bar per phase: its rate and ETA are measured afresh.
+        let template = if has_total {
+            "{spinner} {prefix} [{bar:40}] {human_pos}/{human_len} {msg} ({percent}%), ETA {eta}"
+        } else {
+            "{spinner} {prefix}: {human_pos} {msg}"
+        };
+        // Drawn only once set up: a first frame without its unit would flash by otherwise.
+        let bar = indicatif::ProgressBar::hidden();
+        bar.set_length(t.total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(template)
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        // Names come from the server and the files: through the same terminal guard as lines.
+        bar.set_prefix(printable(&if t.phase.is_empty() {
+            t.task.to_string()
+        } else {
+            format!("{} ({})", t.task, t.phase)
+        }));
+        bar.set_message(printable(t.unit));
+        bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+        *shown = Some((
+            t.task.to_string(),
+            t.phase.to_string(),
+            t.unit.to_string(),
+            has_total,
+            bar,
+        ));
+    }
+    if let Some((.., bar)) = shown.as_ref() {
+        bar.set_length(t.total);
+        bar.set_position(t.done);
+    }
+}
+
+/// Clears a bar left on screen (work that ended without finishing its meter).
 pub fn finish_progress() {
-    if let Some(bar) = BAR.get() {
+    if let Some((.., bar)) = BAR.lock().unwrap_or_else(|e| e.into_inner()).take() {
         bar.finish_and_clear();
     }
 }
@@ -65,7 +106,17 @@ pub fn init_logging(verbose: u8, quiet: bool) {
 /// A progress line, on stderr so stdout stays clean for reports and JSON.
 pub fn say(line: &str) {
     if !QUIET.load(Ordering::Relaxed) {
-        errln!("sluice: {}", sluice_core::redact::secrets(line));
+        let line = sluice_core::redact::secrets(line);
+        // A line printed over a progress bar would be overwritten by its next redraw.
+        let bar = BAR
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|s| s.4.clone());
+        match bar {
+            Some(bar) => bar.suspend(|| errln!("sluice: {line}")),
+            None => errln!("sluice: {line}"),
+        }
     }
 }
 
@@ -145,52 +196,172 @@ pub fn status(r: &StatusReport, as_json: bool) {
     if as_json {
         return json(r);
     }
-    outln!("{} at {}", r.target, r.database);
+    out!("{}", status_text(r));
+}
+
+/// The human `status`: a table sized to its content, then what needs attention and the command
+/// that deals with it.
+fn status_text(r: &StatusReport) -> String {
+    use sluice_core::runner::MigrationStatus as S;
+    let mut out = format!("{} at {}\n", r.target, r.database);
+    // sluice's own layout is the unremarkable default; another tool's is worth a line.
+    if let Some(l) = r.layout.as_deref().filter(|l| *l != "sluice") {
+        out.push_str(&format!("migrations in {l}'s layout\n"));
+    }
     if r.migrations.is_empty() {
-        outln!("no migrations");
+        out.push_str("no migrations\n");
     } else {
-        outln!(
-            "{:<16} {:<32} {:<13} {:<20} {:<16} APPLIED BY",
+        let header = [
             "VERSION",
             "NAME",
             "STATE",
             "APPLIED AT (UTC)",
-            "APP VERSION"
-        );
-        for m in &r.migrations {
-            outln!(
-                "{:<16} {:<32} {:<13} {:<20} {:<16} {}",
-                m.version,
-                m.name,
-                m.status.as_str(),
-                ts(m.applied_at),
-                m.app_version.as_deref().unwrap_or("-"),
-                m.applied_by.as_deref().unwrap_or("-"),
-            );
-            if let Some(e) = &m.error {
-                outln!("{:<16} error: {e}", "");
+            "TOOK",
+            "APP VERSION",
+            "APPLIED BY",
+        ];
+        let rows: Vec<[String; 7]> = r
+            .migrations
+            .iter()
+            .map(|m| {
+                [
+                    m.version_text.clone(),
+                    m.name.clone(),
+                    match m.open_secs {
+                        Some(secs) => format!("expanded (open {})", took(secs * 1000)),
+                        None => m.status.as_str().to_string(),
+                    },
+                    ts(m.applied_at),
+                    m.duration_ms.map(took).unwrap_or_else(|| "-".into()),
+                    m.app_version.clone().unwrap_or_else(|| "-".into()),
+                    m.applied_by.clone().unwrap_or_else(|| "-".into()),
+                ]
+            })
+            .collect();
+        let width = |i: usize| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([header[i].len()])
+                .max()
+                .unwrap_or(0)
+        };
+        let widths: Vec<usize> = (0..header.len()).map(width).collect();
+        let line = |cells: &[String]| -> String {
+            let mut l = String::new();
+            for (i, c) in cells.iter().enumerate() {
+                if i + 1 == cells.len() {
+                    l.push_str(c);
+                } else {
+                    l.push_str(&format!("{c:<w$}  ", w = widths[i]));
+                }
             }
-            if let Some(done) = m.statements_done.filter(|d| *d > 0) {
-                outln!(
-                    "{:<16} {done} statement(s) applied; `sluice up` resumes after them",
-                    ""
-                );
+            l.trim_end().to_string() + "\n"
+        };
+        out.push_str(&line(&header.map(String::from)));
+        for row in &rows {
+            out.push_str(&line(row));
+        }
+        let mut attention: Vec<String> = Vec::new();
+        for m in &r.migrations {
+            let label = format!("{} {}", m.version_text, m.name);
+            let done = m.statements_done.unwrap_or(0);
+            let resumes = if done > 0 {
+                format!(" (it resumes after the {done} statement(s) already applied)")
+            } else {
+                String::new()
+            };
+            let (what, next) = match m.status {
+                S::Applied | S::Baseline | S::Pending => continue,
+                S::OutOfOrder => (
+                    "is pending but older than an applied migration".to_string(),
+                    "`sluice up --out-of-order` applies it; or give it a newer version".to_string(),
+                ),
+                S::Failed => (
+                    match &m.error {
+                        Some(e) => format!("failed: {}", e.replace('\n', "\n  ")),
+                        None => "failed".to_string(),
+                    },
+                    format!("fix the failing statement in its file, then `sluice up`{resumes}"),
+                ),
+                S::Interrupted => (
+                    "was interrupted (the run was killed or lost its connection)".to_string(),
+                    format!("`sluice up`{resumes}"),
+                ),
+                S::Running => (
+                    "is being applied by a run that holds the lock now".to_string(),
+                    "wait for it; `sluice status` again shows where it stands".to_string(),
+                ),
+                S::Reverting => (
+                    match &m.error {
+                        Some(e) => format!("is being rolled back, or its rollback stopped: {e}"),
+                        None => "is being rolled back, or its rollback stopped".to_string(),
+                    },
+                    "`sluice down` resumes the rollback".to_string(),
+                ),
+                S::Edited => (
+                    "was applied and its file has changed since".to_string(),
+                    "`sluice verify` shows the edits; restore the file, or `sluice repair` accepts an intentional edit".to_string(),
+                ),
+                S::Expanded => (
+                    format!(
+                        "is expanded{}: two application versions can run, old and new names both work",
+                        m.open_secs
+                            .map(|s| format!(" (open for {})", took(s * 1000)))
+                            .unwrap_or_default()
+                    ),
+                    "`sluice complete` once the new application version runs everywhere (the old names stop working), or `sluice rollback` to undo the expand phase".to_string(),
+                ),
+                S::MissingFile => (
+                    "is recorded as applied but has no file".to_string(),
+                    "restore the file (from version control) into the migrations directory".to_string(),
+                ),
+            };
+            attention.push(format!("{label} {what}\n  next: {next}\n"));
+        }
+        let pending = r
+            .migrations
+            .iter()
+            .filter(|m| m.status == S::Pending)
+            .count();
+        if pending > 0 {
+            attention.push(format!(
+                "{pending} migration(s) pending\n  next: `sluice plan` shows what they lock, `sluice up` applies them\n"
+            ));
+        }
+        if !attention.is_empty() {
+            out.push('\n');
+            for a in attention {
+                out.push_str(&a);
             }
         }
     }
+    out.push('\n');
     match &r.drift {
-        DriftState::Unknown => outln!("schema drift: unknown (no snapshot recorded yet)"),
-        DriftState::Clean => outln!("schema drift: none"),
-        DriftState::Drifted { differences } => {
-            outln!(
-                "schema drift: {} difference(s) — run `sluice drift` for details",
-                differences.len()
-            )
-        }
+        DriftState::Unknown => out.push_str("schema drift: unknown (no snapshot recorded yet)\n"),
+        DriftState::Clean => out.push_str("schema drift: none\n"),
+        DriftState::Drifted { differences } => out.push_str(&format!(
+            "schema drift: {} difference(s)\n  next: `sluice drift` lists them; `sluice drift --write-migration` captures them as a migration\n",
+            differences.len()
+        )),
+    }
+    out
+}
+
+/// A duration for people: `850ms`, `12.3s`, `4m05s`, `2h07m`.
+fn took(ms: i64) -> String {
+    let ms = ms.max(0);
+    match ms {
+        0..=999 => format!("{ms}ms"),
+        1_000..=59_999 => format!("{}.{}s", ms / 1000, ms % 1000 / 100),
+        60_000..=3_599_999 => format!("{}m{:02}s", ms / 60_000, ms % 60_000 / 1000),
+        _ => format!("{}h{:02}m", ms / 3_600_000, ms % 3_600_000 / 60_000),
     }
 }
 
-pub fn plan(planned: &[PlannedMigration], verb: &str) {
+pub fn plan(planned: &[PlannedMigration], verb: &str, as_json: bool) {
+    if as_json {
+        return json(&planned);
+    }
     if planned.is_empty() {
         outln!("nothing to {verb}");
         return;
@@ -256,6 +427,9 @@ pub fn drift(r: &DriftReport, as_json: bool) {
         .snapshot_version
         .map(|v| format!(" (snapshot after {v}, {})", ts(r.snapshot_taken_at)))
         .unwrap_or_default();
+    for n in &r.notes {
+        outln!("note: {n}");
+    }
     if r.differences.is_empty() {
         outln!("no drift: the live schema matches what sluice recorded{against}");
         return;
@@ -329,7 +503,7 @@ pub fn plan_report(r: &sluice_core::runner::PlanReport, as_json: bool) {
     for (t, s) in &r.tables {
         outln!("  table {t}: ~{} rows, {}", s.rows, human_bytes(s.bytes));
     }
-    outln!("note: on PostgreSQL `sluice up` already runs the index, constraint, NOT NULL and backfill steps below; a type change that rewrites is refused unless --as-written; on MariaDB/MySQL every ALTER TABLE runs online (the `online:` lines: INSTANT/INPLACE with the algorithm written out, else a shadow-table copy). `up --dry-run` shows exactly what runs");
+    outln!("note: on PostgreSQL `sluice up` already runs the index, constraint, NOT NULL and backfill steps below; a type change that rewrites runs staged (shadow column, trigger, backfill, swap) or is refused with the reason; on MariaDB/MySQL every ALTER TABLE runs online (the `online:` lines: INSTANT/INPLACE with the algorithm written out, else a shadow-table copy). `up --dry-run` shows exactly what runs");
     for m in &r.migrations {
         outln!("\n{}_{}  [{}]", m.version, m.name, m.mode.name());
         for sp in &m.statements {
@@ -392,6 +566,23 @@ pub fn plan_report(r: &sluice_core::runner::PlanReport, as_json: bool) {
                 }
             }
         }
+        if let Some(l) = &m.lifecycle {
+            outln!(
+                "  two application versions live: {} runs in two phases",
+                l.change
+            );
+            outln!(
+                "    `sluice up` (expand): {} step(s) above; then `sluice complete` (contract):",
+                l.expand.len()
+            );
+            outln!("         {}", l.complete.sql);
+            outln!("    or `sluice rollback` (undo the expand phase, before complete):");
+            outln!("         {}", l.rollback.sql);
+            outln!("    what each application version sees:");
+            for (stage, what) in &l.sees {
+                outln!("      {stage}: {what}");
+            }
+        }
         for f in &m.findings {
             outln!(
                 "  {} [{}] line {}: {}",
@@ -400,6 +591,250 @@ pub fn plan_report(r: &sluice_core::runner::PlanReport, as_json: bool) {
                 f.line,
                 f.message
             );
+        }
+    }
+}
+
+/// What `sluice import` recorded and what it found.
+pub fn import(r: &sluice_core::import::ImportReport) {
+    let list = |v: &[String]| v.join(", ");
+    if r.noop {
+        say(&format!(
+            "already imported from {}'s table {}: sluice's history has exactly these {} version(s), nothing written",
+            r.tool,
+            r.table,
+            r.imported.len()
+        ));
+    } else {
+        say(&format!(
+            "imported {} version(s) from {}'s table {} as applied, schema snapshot taken",
+            r.imported.len(),
+            r.tool,
+            r.table
+        ));
+    }
+    if !r.imported.is_empty() {
+        say(&format!("  imported: {}", list(&r.imported)));
+    }
+    if !r.missing_files.is_empty() {
+        say(&format!(
+            "  applied by {} but no file here (not imported): {}",
+            r.tool,
+            list(&r.missing_files)
+        ));
+    }
+    if !r.pending.is_empty() {
+        say(&format!(
+            "  not applied by {} (pending: `sluice up` applies them): {}",
+            r.tool,
+            list(&r.pending)
+        ));
+    }
+    if !r.out_of_order.is_empty() {
+        say(&format!(
+            "  not applied by {} but older than its last (`sluice up --out-of-order` applies them): {}",
+            r.tool,
+            list(&r.out_of_order)
+        ));
+    }
+    say(&format!("  checksums: {}", r.checksums));
+    if !r.checksum_differs.is_empty() {
+        say(&format!(
+            "  edited since {} applied them (recorded with the file's current checksum): {}",
+            r.tool,
+            list(&r.checksum_differs)
+        ));
+    }
+}
+
+/// `plan --explain`: the query-plan section after the plan.
+pub fn live_plans(s: &sluice_rehearse::explain::LiveSection) -> String {
+    use sluice_rehearse::explain::Hypopg;
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nquery plans on the live database (nothing changed; {} statement(s) from {}; hypothetical indexes: {})",
+        s.statements,
+        s.source,
+        match &s.hypopg {
+            Hypopg::Installed => "hypopg",
+            Hypopg::CreatedAndRolledBack => "hypopg, created for this check and rolled back",
+            Hypopg::Missing(_) => "none, hypopg is missing",
+        }
+    );
+    for n in &s.notes {
+        let _ = writeln!(out, "  note: {n}");
+    }
+    let one = |q: &str| q.split_whitespace().collect::<Vec<_>>().join(" ");
+    for c in &s.changes {
+        let _ = writeln!(
+            out,
+            "  {} {} ({}): {}",
+            c.kind, c.target, c.migration, c.statement
+        );
+        if let Some(n) = &c.note {
+            let _ = writeln!(out, "    {n}");
+        }
+        if c.statements.is_empty() && c.note.is_none() {
+            let _ = writeln!(
+                out,
+                "    {}",
+                match c.kind.as_str() {
+                    "create index" => "no hot statement would use it",
+                    "drop index" => "no hot statement uses it today",
+                    _ => "no hot statement names it",
+                }
+            );
+        }
+        for u in &c.statements {
+            let verb = match c.kind.as_str() {
+                "create index" => "would use it",
+                "drop index" => "uses it today",
+                _ => "names it",
+            };
+            let _ = writeln!(out, "    {verb}: {}", one(&u.query));
+            let _ = writeln!(
+                out,
+                "      today:  {} (cost {:.2})",
+                u.today.shape, u.today.total_cost
+            );
+            if let Some(w) = &u.with_change {
+                let _ = writeln!(
+                    out,
+                    "      {}: {} (cost {:.2}, {:.2}×)",
+                    if c.kind == "create index" {
+                        "with it"
+                    } else {
+                        "without"
+                    },
+                    w.shape,
+                    w.total_cost,
+                    u.cost_ratio.unwrap_or(1.0)
+                );
+            }
+        }
+    }
+    for n in &s.not_explained {
+        let _ = writeln!(out, "  not explained ({}): {}", n.reason, one(&n.query));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_core::runner::{MigrationStatus as S, StatusEntry};
+
+    fn entry(version: i64, status: S, done: Option<i32>, error: Option<&str>) -> StatusEntry {
+        StatusEntry {
+            version,
+            version_text: version.to_string(),
+            name: format!("m{version}"),
+            status,
+            applied_at: None,
+            applied_by: Some("ci@host".into()),
+            app_version: Some("v1".into()),
+            duration_ms: Some(1_500),
+            statements_done: done,
+            error: error.map(str::to_string),
+            open_secs: None,
+        }
+    }
+
+    fn report(migrations: Vec<StatusEntry>, drift: DriftState) -> StatusReport {
+        StatusReport {
+            target: "postgres 15".into(),
+            database: "postgres://u@h/db".into(),
+            migrations,
+            drift,
+            layout: None,
+        }
+    }
+
+    /// Every state: the exact attention lines it gets (none for the healthy ones).
+    #[test]
+    fn each_state_says_what_to_run_next() {
+        let cases: &[(S, Option<i32>, Option<&str>, &str)] = &[
+            (S::Applied, None, None, ""),
+            (S::Baseline, None, None, ""),
+            (S::Pending, None, None, "1 migration(s) pending\n  next: `sluice plan` shows what they lock, `sluice up` applies them\n"),
+            (S::OutOfOrder, None, None, "1 m1 is pending but older than an applied migration\n  next: `sluice up --out-of-order` applies it; or give it a newer version\n"),
+            (S::Failed, Some(2), Some("m.sql:3:1: boom\nDETAIL: x"), "1 m1 failed: m.sql:3:1: boom\n  DETAIL: x\n  next: fix the failing statement in its file, then `sluice up` (it resumes after the 2 statement(s) already applied)\n"),
+            (S::Failed, Some(0), Some("boom"), "1 m1 failed: boom\n  next: fix the failing statement in its file, then `sluice up`\n"),
+            (S::Interrupted, Some(1), None, "1 m1 was interrupted (the run was killed or lost its connection)\n  next: `sluice up` (it resumes after the 1 statement(s) already applied)\n"),
+            (S::Running, Some(1), None, "1 m1 is being applied by a run that holds the lock now\n  next: wait for it; `sluice status` again shows where it stands\n"),
+            (S::Reverting, Some(1), None, "1 m1 is being rolled back, or its rollback stopped\n  next: `sluice down` resumes the rollback\n"),
+            (S::Edited, None, None, "1 m1 was applied and its file has changed since\n  next: `sluice verify` shows the edits; restore the file, or `sluice repair` accepts an intentional edit\n"),
+            (S::MissingFile, None, None, "1 m1 is recorded as applied but has no file\n  next: restore the file (from version control) into the migrations directory\n"),
+            (S::Expanded, None, None, "1 m1 is expanded: two application versions can run, old and new names both work\n  next: `sluice complete` once the new application version runs everywhere (the old names stop working), or `sluice rollback` to undo the expand phase\n"),
+        ];
+        for (state, done, error, want) in cases {
+            let text = status_text(&report(
+                vec![entry(1, *state, *done, *error)],
+                DriftState::Clean,
+            ));
+            let table = format!(
+                "postgres 15 at postgres://u@h/db\n\
+                 VERSION  NAME  STATE{}  APPLIED AT (UTC)  TOOK  APP VERSION  APPLIED BY\n\
+                 1        m1    {:<w$}  -                 1.5s  v1           ci@host\n",
+                " ".repeat(state.as_str().len().max(5) - 5),
+                state.as_str(),
+                w = state.as_str().len().max(5),
+            );
+            let attention = if want.is_empty() {
+                String::new()
+            } else {
+                format!("\n{want}")
+            };
+            assert_eq!(
+                text,
+                format!("{table}{attention}\nschema drift: none\n"),
+                "{state:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn drift_and_empty_history() {
+        let text = status_text(&report(vec![], DriftState::Unknown));
+        assert_eq!(
+            text,
+            "postgres 15 at postgres://u@h/db\nno migrations\n\nschema drift: unknown (no snapshot recorded yet)\n"
+        );
+        let drifted = DriftState::Drifted {
+            differences: vec![
+                sluice_core::schema::Difference {
+                    kind: sluice_core::schema::ObjectKind::Table,
+                    table: "t".into(),
+                    name: "t".into(),
+                    change: sluice_core::schema::Change::Added,
+                };
+                2
+            ],
+        };
+        let text = status_text(&report(vec![entry(1, S::Applied, None, None)], drifted));
+        assert!(
+            text.ends_with("\nschema drift: 2 difference(s)\n  next: `sluice drift` lists them; `sluice drift --write-migration` captures them as a migration\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        for (ms, want) in [
+            (-5, "0ms"),
+            (0, "0ms"),
+            (999, "999ms"),
+            (1_000, "1.0s"),
+            (12_345, "12.3s"),
+            (59_999, "59.9s"),
+            (60_000, "1m00s"),
+            (245_000, "4m05s"),
+            (3_600_000, "1h00m"),
+            (7_620_000, "2h07m"),
+        ] {
+            assert_eq!(took(ms), want, "{ms}");
         }
     }
 }

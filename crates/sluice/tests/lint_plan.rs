@@ -216,9 +216,14 @@ async fn connected_lint_and_plan_use_the_live_table_size() {
         .iter()
         .map(|s| s["effect"].as_str().unwrap())
         .collect();
+    // The steps `up` runs (SET NOT NULL and the helper's drop commit together, as up sends them).
     assert_eq!(
         steps,
-        ["instant", "instant", "backfill", "instant", "scan", "instant", "instant"]
+        ["instant", "instant", "backfill", "instant", "scan", "instant"]
+    );
+    assert_eq!(
+        add["safe_steps"][5]["sql"],
+        "ALTER TABLE big ALTER COLUMN \"token\" SET NOT NULL; ALTER TABLE big DROP CONSTRAINT \"big_token_not_null_check\""
     );
     let idx = &j["migrations"][0]["statements"][1]["actions"][0];
     assert_eq!(idx["impact"]["lock"], "SHARE");
@@ -243,11 +248,16 @@ async fn connected_lint_and_plan_use_the_live_table_size() {
         human.code, 0,
         "the volatile default and the index build are staged by up: {human:?}"
     );
-    // A hazard `up` has no staged form for is an error, and plan exits 7 like lint.
+    // A rewriting type change `up` stages from the live catalog is info for plan (exit 0)...
     p.write(
         "2_type.sql",
-        "ALTER TABLE big ALTER COLUMN v TYPE bigint;\n",
+        "ALTER TABLE big ALTER COLUMN v TYPE varchar(200);\n",
     );
+    let human = p.run(&["plan"]);
+    assert_eq!(human.code, 0, "staged by up: {human:?}");
+    assert!(human.all().contains("runs it staged instead"), "{human:?}");
+    // ...and a hazard `up` has no staged form for is an error: plan exits 7 like lint.
+    p.write("3_rename.sql", "ALTER TABLE big RENAME TO big2;\n");
     let human = p.run(&["plan"]);
     assert_eq!(
         human.code, 7,
@@ -262,10 +272,10 @@ async fn plan_works_on_mariadb() {
     let p = Project::new(Server::MariaDb).await;
     let mut c = p.db.my().await;
     use mysql_async::prelude::Queryable;
-    c.query_drop("CREATE TABLE accounts (id BIGINT PRIMARY KEY, balance INT)")
+    c.query_drop("CREATE TABLE accounts (id BIGINT PRIMARY KEY, balance INT, body TEXT)")
         .await
         .unwrap();
-    p.write("1_change.sql", "ALTER TABLE accounts MODIFY balance BIGINT NOT NULL;\nALTER TABLE accounts ADD COLUMN note VARCHAR(20);\n");
+    p.write("1_change.sql", "ALTER TABLE accounts MODIFY balance BIGINT NOT NULL;\nALTER TABLE accounts ADD COLUMN note VARCHAR(20);\nALTER TABLE accounts ADD FULLTEXT INDEX accounts_body_ft (body);\n");
     let r = p.run(&["plan", "--json"]);
     let j: serde_json::Value =
         serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:?}"));
@@ -278,6 +288,37 @@ async fn plan_works_on_mariadb() {
     assert_eq!(modify["impact"]["blocks"], "writes");
     let add = &j["migrations"][0]["statements"][1]["actions"][0];
     assert_eq!(add["impact"]["effect"], "instant");
+    assert_eq!(add["impact"]["lock"], "ALGORITHM=INSTANT");
+    // The as-written line is the online path's prediction on the live table: the server builds a
+    // FULLTEXT index only with LOCK=SHARED, and lint says so.
+    let ft = &j["migrations"][0]["statements"][2]["actions"][0];
+    assert_eq!(
+        ft["impact"]["lock"], "ALGORITHM=INPLACE, LOCK=SHARED",
+        "{j}"
+    );
+    assert_eq!(ft["impact"]["blocks"], "writes");
+    // `sluice up` runs it as an online copy, so the finding is info saying so.
+    let finding = j["migrations"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "mysql-fulltext-index")
+        .unwrap_or_else(|| panic!("{j}"));
+    assert_eq!(finding["severity"], "info", "{finding}");
+    assert!(
+        finding["message"]
+            .as_str()
+            .unwrap()
+            .contains("`sluice up` runs it online"),
+        "{finding}"
+    );
+    let human = p.run(&["plan"]);
+    let line = human
+        .stdout
+        .lines()
+        .find(|l| l.contains("as written: ALGORITHM=INPLACE, LOCK=SHARED lock, rewrite"))
+        .unwrap_or_else(|| panic!("{human:?}"));
+    assert!(line.contains("blocks writes"), "{line}");
 }
 
 /// On MariaDB, a MODIFY that would copy the table is info by default (`sluice up` runs it online),
@@ -367,4 +408,107 @@ async fn plan_never_reads_a_filled_table_without_statistics_as_empty() {
             "{server:?}: 40,000 rows estimated as {rows}"
         );
     }
+}
+
+/// Files are parsed in parallel and linted in order: the output, in every format and mode, is
+/// byte for byte the serial one, including column types carried from file to file, suppressions,
+/// unreadable SQL, down parts, and a file that fails to load part-way through the directory.
+#[tokio::test]
+async fn parallel_lint_output_is_the_serial_output() {
+    let p = Project::new(Server::Postgres).await;
+    let shapes = [
+        "-- sluice:up\nCREATE TABLE t{n} (id int PRIMARY KEY, a int, b varchar(20));\n-- sluice:down\nDROP TABLE t{n};\n",
+        // Needs the column type learnt from the file before.
+        "-- sluice:up\nALTER TABLE t{p} ALTER COLUMN a TYPE bigint;\nALTER TABLE t{p} ALTER COLUMN b TYPE varchar(10);\n-- sluice:down\nALTER TABLE t{p} ALTER COLUMN a TYPE int;\n",
+        "-- sluice:up\nSET lock_timeout = '1s';\n-- sluice:ignore require-statement-timeout reviewed\nCREATE INDEX i{n} ON t{p} (a);\nALTER TABLE t{p} ADD CONSTRAINT f{n} FOREIGN KEY (a) REFERENCES t{p} (id);\n",
+        "-- sluice:up\nALTER TABLE t{p} ADD COLUMN c{n} text NOT NULL DEFAULT md5(random()::text);\n-- sluice:ignore no-such-rule kept on purpose\nSELECT 1;\n",
+        "-- sluice:up\nALTER TABLE t{p} ADD COLUMN d{n} int;\nSELECT 'unterminated;\n",
+        "-- sluice:up\nBEGIN;\nALTER TABLE t{p} ADD UNIQUE (a);\nCOMMIT;\nCREATE INDEX CONCURRENTLY j{n} ON t{p} (b);\n",
+    ];
+    for n in 1..=60usize {
+        let text = shapes[n % shapes.len()]
+            .replace("{n}", &n.to_string())
+            .replace("{p}", &(n - 1).to_string());
+        p.write(&format!("{n:04}_m{n}.sql"), &text);
+    }
+    let formats = ["human", "json", "github", "sarif"];
+    let modes: [&[&str]; 3] = [&[], &["--include-down"], &["--as-written"]];
+    let run = |threads: &str, args: &[&str]| {
+        let mut all = vec!["lint", "--target", "postgres:15"];
+        all.extend_from_slice(args);
+        let o = p
+            .command(&all)
+            .env("SLUICE_LINT_THREADS", threads)
+            .output()
+            .expect("run sluice");
+        (o.status.code(), o.stdout, o.stderr)
+    };
+    for format in formats {
+        for mode in modes {
+            let mut args = vec!["--format", format];
+            args.extend_from_slice(mode);
+            let serial = run("1", &args);
+            // Every file read: findings (7 with --as-written), never a load error.
+            assert!(
+                matches!(serial.0, Some(0 | 7)),
+                "{format} {mode:?}: {:?} {}",
+                serial.0,
+                String::from_utf8_lossy(&serial.2)
+            );
+            assert!(!serial.1.is_empty(), "{format} {mode:?}");
+            if format == "json" && mode.is_empty() {
+                let out = String::from_utf8_lossy(&serial.1);
+                for what in [
+                    "\"files\": 60",
+                    "unparsed-statement",
+                    "unused-ignore",
+                    "alter-column-type",
+                    "(as written; ",
+                ] {
+                    assert!(out.contains(what), "{what} in {out}");
+                }
+            }
+            for threads in ["2", "5"] {
+                assert_eq!(
+                    run(threads, &args),
+                    serial,
+                    "{format} {mode:?}, {threads} threads"
+                );
+            }
+        }
+    }
+    // A file that fails to load: the files before it are reported, then the same error.
+    p.write(
+        "0030_m30.sql",
+        "-- sluice:up\n-- sluice:transaction sometimes\nSELECT 1;\n",
+    );
+    let serial = run("1", &["--format", "json"]);
+    assert_eq!(serial.0, Some(2), "{}", String::from_utf8_lossy(&serial.2));
+    // Whitespace collapsed: the message is wrapped to the terminal's width.
+    let words = |b: &[u8]| {
+        String::from_utf8_lossy(b)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(
+        words(&serial.2).contains("0030_m30.sql: line 2: `-- sluice:transaction sometimes` is not a valid transaction directive"),
+        "{}",
+        words(&serial.2)
+    );
+    for threads in ["2", "5"] {
+        assert_eq!(
+            run(threads, &["--format", "json"]),
+            serial,
+            "{threads} threads"
+        );
+    }
+    // A bad thread count is refused, saying what to set.
+    let bad = run("0", &[]);
+    assert_eq!(bad.0, Some(2));
+    assert!(
+        words(&bad.2).contains("SLUICE_LINT_THREADS=\"0\" is not a number of threads"),
+        "{}",
+        words(&bad.2)
+    );
 }

@@ -332,7 +332,11 @@ async fn bad_input_gets_one_clear_error_and_its_exit_code() {
     assert_eq!(p.run(&["up"]).code, 0);
     let r = p.run(&["down"]);
     assert_eq!(r.code, 2, "{r:?}");
-    assert!(r.stderr.contains("migration 2_x has no down part"), "{r:?}");
+    assert!(
+        r.stderr
+            .contains("migration 2_x is irreversible: it has no `-- sluice:down` part"),
+        "{r:?}"
+    );
 }
 
 /// MariaDB: an ALTER that waits for a metadata lock steps back after lock_wait_timeout and retries,

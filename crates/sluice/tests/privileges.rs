@@ -578,3 +578,125 @@ async fn mariadb_missing_grants(which: std::ops::Range<usize>) {
         u.finish().await;
     }
 }
+
+/// Replica-lag pacing with a replica connected: a role that may not read the replicas' positions
+/// (no `pg_monitor`) would read no lag and pace on nothing. The backfill stops before its first
+/// batch with exit 9 and the GRANT, again on the rerun; turning lag pacing off, or granting,
+/// lets it run. A private server, since the shared one accepts no replication connections.
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_replica_lag_pacing_unreadable_is_a_permission_error_before_any_batch() {
+    let Some(pg) = common::PrivatePg::start_with("-c max_wal_senders=4") else {
+        eprintln!("skipped: no PostgreSQL 15 server binaries here");
+        return;
+    };
+    let admin = |db: &str| {
+        let url = pg.url(db);
+        async move {
+            let (c, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            c
+        }
+    };
+    let a = admin("postgres").await;
+    a.batch_execute("CREATE ROLE lagrole LOGIN").await.unwrap();
+    a.batch_execute("CREATE DATABASE lagt OWNER lagrole")
+        .await
+        .unwrap();
+    let c = admin("lagt").await;
+    c.batch_execute(
+        "SET ROLE lagrole; CREATE TABLE acc (id bigint PRIMARY KEY, note text);
+         INSERT INTO acc SELECT g, NULL FROM generate_series(1, 3000) g; RESET ROLE",
+    )
+    .await
+    .unwrap();
+
+    // A WAL receiver is a replica as pg_stat_replication sees it.
+    let wal = pg.dir.path().join("wal");
+    std::fs::create_dir(&wal).unwrap();
+    if pg.root {
+        let ok = std::process::Command::new("chown")
+            .args(["postgres", wal.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    let mut receiver = pg
+        .tool("pg_receivewal")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pg.port.to_string(),
+            "-U",
+            "postgres",
+            "-D",
+        ])
+        .arg(&wal)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let n: i64 = c
+            .query_one("SELECT count(*) FROM pg_stat_replication", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if n > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no WAL receiver connected"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    let p = Project::new(Server::Postgres).await;
+    let url = format!("postgres://lagrole@127.0.0.1:{}/lagt", pg.port);
+    let backfill = |set: &'static str, extra: &[&str]| {
+        let mut args = vec![
+            "backfill",
+            "--table",
+            "acc",
+            "--set",
+            set,
+            "--where",
+            "note IS NULL",
+        ];
+        args.extend_from_slice(extra);
+        run_as(&p, &url, &args)
+    };
+    let unfilled = || async {
+        c.query_one("SELECT count(*) FROM acc WHERE note IS NULL", &[])
+            .await
+            .unwrap()
+            .get::<_, i64>(0)
+    };
+    for attempt in ["first run", "rerun"] {
+        let r = backfill("note = 'filled'", &[]);
+        assert_eq!(r.code, PERMISSION, "{attempt}: {r:?}");
+        assert!(
+            r.stderr.contains("GRANT pg_monitor TO \"lagrole\";")
+                && r.stderr.contains("replay positions"),
+            "{attempt}: {r:?}"
+        );
+        assert_eq!(unfilled().await, 3000, "{attempt}: no batch may run");
+    }
+    let r = backfill("note = 'filled'", &["--max-replica-lag-ms", "0"]);
+    assert_eq!(r.code, 0, "lag pacing off: {r:?}");
+    assert_eq!(unfilled().await, 0);
+
+    // Another job (a backfill that finished is done for good).
+    c.batch_execute("UPDATE acc SET note = NULL; GRANT pg_monitor TO lagrole")
+        .await
+        .unwrap();
+    let r = backfill("note = 'again'", &[]);
+    assert_eq!(r.code, 0, "with pg_monitor: {r:?}");
+    assert_eq!(unfilled().await, 0);
+    let _ = receiver.kill();
+    let _ = receiver.wait();
+}

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{wait_bounded, Project, Run};
+use common::{wait_bounded, PrivatePg, Project, Run, PG_BIN};
 use mysql_async::prelude::Queryable;
 use sluice_testkit::Server;
 
@@ -291,52 +291,58 @@ async fn compare_as_written_writes_two_timelines_and_a_script_workload_runs() {
     assert!(!page.contains("<script"), "self-contained, no scripts");
 }
 
+/// Ctrl-C and SIGTERM alike stop the rehearsal, say which, and drop the scratch database.
 #[tokio::test]
-async fn ctrl_c_drops_the_scratch_database() {
-    let p = pg_project().await;
-    p.write(
-        "20260101000000_note.sql",
-        "-- sluice:up\nALTER TABLE accounts ADD COLUMN note text;\n",
-    );
-    let child = p.spawn(&[
-        "rehearse",
-        "--baseline",
-        "30s",
-        "--clients",
-        "2",
-        "--rate",
-        "100",
-    ]);
-    let pid = child.id();
-    let pattern = format!("sluice_rehearse_%_{pid}_%");
-    let admin = p.db.pg().await;
-    // Wait until the workload runs on the scratch database, then interrupt.
-    let mut running = false;
-    for _ in 0..100 {
-        if pg_clients(&admin, &pattern).await == 2 {
-            running = true;
-            break;
+async fn a_signal_drops_the_scratch_database() {
+    for (signal, says) in [
+        ("INT", "× interrupted (Ctrl-C)"),
+        ("TERM", "× terminated (SIGTERM)"),
+    ] {
+        let p = pg_project().await;
+        p.write(
+            "20260101000000_note.sql",
+            "-- sluice:up\nALTER TABLE accounts ADD COLUMN note text;\n",
+        );
+        let child = p.spawn(&[
+            "rehearse",
+            "--baseline",
+            "30s",
+            "--clients",
+            "2",
+            "--rate",
+            "100",
+        ]);
+        let pid = child.id();
+        let pattern = format!("sluice_rehearse_%_{pid}_%");
+        let admin = p.db.pg().await;
+        // Wait until the workload runs on the scratch database, then signal.
+        let mut running = false;
+        for _ in 0..100 {
+            if pg_clients(&admin, &pattern).await == 2 {
+                running = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(running, "SIG{signal}: the workload never started");
+        let status = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let r = wait_bounded(child, 30, "interrupted sluice rehearse");
+        assert_eq!(r.code, 2, "SIG{signal}: {r:?}");
+        assert!(r.stderr.contains(says), "SIG{signal}: {r:?}");
+        let left: i64 = admin
+            .query_one(
+                "SELECT count(*) FROM pg_database WHERE datname LIKE $1",
+                &[&pattern],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(left, 0, "SIG{signal}: the scratch database is gone");
     }
-    assert!(running, "the workload never started");
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let r = wait_bounded(child, 30, "interrupted sluice rehearse");
-    assert_eq!(r.code, 2, "{r:?}");
-    assert!(r.stderr.contains("interrupted"), "{r:?}");
-    let left: i64 = admin
-        .query_one(
-            "SELECT count(*) FROM pg_database WHERE datname LIKE $1",
-            &[&pattern],
-        )
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(left, 0, "the scratch database is gone");
 }
 
 async fn pg_clients(admin: &tokio_postgres::Client, pattern: &str) -> i64 {
@@ -390,106 +396,6 @@ async fn mariadb_top_statements_workload_is_a_usage_error() {
     let r = rehearse(&p, &["--workload", "pg_stat_statements"]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("needs a PostgreSQL source"), "{r:?}");
-}
-
-/// A private PostgreSQL 15 that preloads pg_stat_statements, on a free port in a temp dir: the
-/// shared test server does not preload it and must not be restarted. Stopped on drop.
-struct PrivatePg {
-    dir: tempfile::TempDir,
-    port: u16,
-    root: bool,
-}
-
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
-
-impl PrivatePg {
-    fn tool(&self, name: &str) -> std::process::Command {
-        let path = format!("{PG_BIN}/{name}");
-        // initdb and postgres refuse to run as root: run them as the postgres OS user then.
-        if self.root {
-            let mut c = std::process::Command::new("runuser");
-            c.args(["-u", "postgres", "--", &path]);
-            c
-        } else {
-            std::process::Command::new(path)
-        }
-    }
-
-    fn start() -> Option<PrivatePg> {
-        if !std::path::Path::new(PG_BIN).join("initdb").exists() {
-            return None;
-        }
-        let uid = std::process::Command::new("id").arg("-u").output().unwrap();
-        let root = String::from_utf8_lossy(&uid.stdout).trim() == "0";
-        let has_postgres_user = std::process::Command::new("id")
-            .arg("postgres")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if root && !has_postgres_user {
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        if root {
-            let ok = std::process::Command::new("chown")
-                .args(["postgres", dir.path().to_str().unwrap()])
-                .status()
-                .unwrap();
-            assert!(ok.success());
-        }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let pg = PrivatePg { dir, port, root };
-        let data = pg.dir.path().join("data");
-        let out = pg
-            .tool("initdb")
-            .args([
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-                "-E",
-                "UTF8",
-                "-D",
-            ])
-            .arg(&data)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "initdb: {out:?}");
-        let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c shared_preload_libraries=pg_stat_statements -c fsync=off",
-            pg.dir.path().display()
-        );
-        let out = pg
-            .tool("pg_ctl")
-            .args(["-w", "-t", "30", "-o", &opts, "-l"])
-            .arg(pg.dir.path().join("log"))
-            .arg("-D")
-            .arg(&data)
-            .arg("start")
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "pg_ctl start: {out:?}");
-        Some(pg)
-    }
-
-    fn url(&self, db: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
-    }
-}
-
-impl Drop for PrivatePg {
-    fn drop(&mut self) {
-        let _ = self
-            .tool("pg_ctl")
-            .args(["-m", "immediate", "-D"])
-            .arg(self.dir.path().join("data"))
-            .arg("stop")
-            .output();
-    }
 }
 
 #[tokio::test]
@@ -605,4 +511,77 @@ async fn top_statements_end_to_end_on_a_private_server_that_preloads_the_extensi
     assert_eq!(run["baseline"]["errors"], 0, "{run:#}");
     assert!(run["baseline"]["transactions"].as_u64().unwrap() > 200);
     eprintln!("end to end in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// A rehearsal bounds a step that holds ACCESS EXCLUSIVE on an existing table by
+/// `--exclusive-timeout`, as `up` does: the step is cancelled after the bound, the migration fails
+/// on the clone with `up`'s message, and without the bound the same rehearsal runs it to the end.
+/// (The timing wrapper once dropped the statement timeout, so rehearsals ran unbounded.)
+#[tokio::test]
+async fn a_rehearsal_bounds_an_access_exclusive_step_by_the_exclusive_timeout() {
+    let p = pg_project().await;
+    p.db.pg()
+        .await
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, a int NOT NULL);
+             INSERT INTO t SELECT g, g FROM generate_series(1, 100) g;
+             ANALYZE t;",
+        )
+        .await
+        .unwrap();
+    // The function lives in the migration, so the clone has it; 100 rows x 20 ms: ~2 s unbounded.
+    p.write(
+        "20260101000000_generated.sql",
+        "-- sluice:up\n\
+         CREATE FUNCTION slow(int) RETURNS int IMMUTABLE LANGUAGE sql\n\
+             AS 'SELECT $1 + 0 * length(pg_sleep(0.02)::text)';\n\
+         ALTER TABLE t ADD COLUMN b int GENERATED ALWAYS AS (slow(a)) STORED;\n\
+         -- sluice:down\n",
+    );
+    let step = |run: &serde_json::Value| -> (f64, Option<String>) {
+        let s = run["migration"]["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| {
+                s["kind"] == "statement" && s["label"].as_str().unwrap().contains("GENERATED")
+            })
+            .unwrap_or_else(|| panic!("the ALTER is on the timeline: {run:#}"))
+            .clone();
+        (
+            s["end_s"].as_f64().unwrap() - s["start_s"].as_f64().unwrap(),
+            s["error"].as_str().map(str::to_string),
+        )
+    };
+
+    let r = rehearse(&p, &["--exclusive-timeout", "300"]);
+    let j = json(&r);
+    let run = &j["runs"][0];
+    let error = run["migration"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("holds ACCESS EXCLUSIVE (every query on the table waits while it runs) and was expected to be instant, but it ran longer than 300 ms"),
+        "{r:?}"
+    );
+    assert_eq!(
+        run["migration"]["applied"],
+        serde_json::json!([]),
+        "{run:#}"
+    );
+    let (secs, code) = step(run);
+    // 57014: query_canceled, the statement timeout `up` sets for the step.
+    assert_eq!(code.as_deref(), Some("57014"), "{run:#}");
+    assert!(secs < 1.5, "cancelled after {secs} s: {run:#}");
+
+    // Unbounded, the same step runs to the end on the clone.
+    let r = rehearse(&p, &["--exclusive-timeout", "0"]);
+    let run = &json(&r)["runs"][0];
+    assert!(run["migration"]["error"].is_null(), "{run:#}");
+    assert_eq!(
+        run["migration"]["applied"],
+        serde_json::json!([20260101000000i64]),
+        "{run:#}"
+    );
+    let (secs, code) = step(run);
+    assert_eq!(code, None, "{run:#}");
+    assert!(secs >= 1.5, "ran {secs} s: {run:#}");
 }

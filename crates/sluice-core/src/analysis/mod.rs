@@ -126,6 +126,11 @@ pub struct Ctx<'a> {
     pub tx_groups: &'a [usize],
     /// Indices of the part's statements that add an enum value (`ALTER TYPE ... ADD VALUE`).
     pub enum_value_adds: &'a [usize],
+    /// What rules learn once per part rather than once per statement.
+    pub(crate) memo: &'a crate::rules::PartMemo,
+    /// The session TimeZone is UTC when the part starts (known when connected: sluice.toml's
+    /// `[session]` or the server's default); false when unknown.
+    pub session_utc: bool,
 }
 
 impl Ctx<'_> {
@@ -232,6 +237,7 @@ const ONLINE_AWAY: &[&str] = &[
     "mysql-modify-column",
     "mysql-table-rebuild",
     "mysql-add-column-not-instant",
+    "mysql-fulltext-index",
 ];
 
 /// An ALTER TABLE that `sluice up` hands to the online path: not one that names its own
@@ -248,17 +254,15 @@ fn runs_online(s: &crate::sql::SqlStatement) -> bool {
             && !s.has_word("KEY"))
 }
 
-/// Lowers the findings `sluice up` takes care of to info, saying how, for one part.
-fn note_what_up_handles(target: Target, m: &Migration, dir: Direction, findings: &mut [Finding]) {
-    let Ok(prepared) = crate::runner::prepare_for(target, m, dir, true) else {
-        return;
-    };
+/// Lowers the findings `sluice up` takes care of to info, saying how, for one part (as
+/// `sluice up` prepares it: `crate::runner::prepare_for` with `safe`).
+fn note_what_up_handles(target: Target, prepared: &UpForm, findings: &mut [Finding]) {
     let pg = target.engine == crate::target::EngineKind::Postgres;
     for f in findings.iter_mut() {
         if f.severity == Severity::Info {
             continue;
         }
-        let rewrite = prepared.rewrites.get(f.statement).and_then(|r| r.as_ref());
+        let rewrite = prepared.staged.get(f.statement).and_then(|r| r.as_ref());
         let bounded = prepared
             .exclusive
             .get(f.statement)
@@ -272,14 +276,11 @@ fn note_what_up_handles(target: Target, m: &Migration, dir: Direction, findings:
                 "`sluice up` bounds the steps that hold ACCESS EXCLUSIVE with a statement_timeout itself (--exclusive-timeout)".to_string(),
             ),
             r if pg && STAGED_AWAY.contains(&r) => {
-                rewrite.map(|w| format!("`sluice up` runs it staged instead: {}", w.note))
+                rewrite.map(|note| format!("`sluice up` runs it staged instead: {note}"))
             }
             r if !pg
                 && ONLINE_AWAY.contains(&r)
-                && prepared
-                    .statements
-                    .get(f.statement)
-                    .is_some_and(runs_online) =>
+                && prepared.online.get(f.statement).copied().unwrap_or(false) =>
             {
                 Some("`sluice up` runs it online: INSTANT or in place when the server can, otherwise a verified shadow-table copy with an atomic cut-over (tables with foreign keys or other triggers are refused, before anything runs)".to_string())
             }
@@ -325,16 +326,37 @@ impl Linter {
     }
 
     pub fn lint_migration(&mut self, m: &Migration) -> Vec<Finding> {
-        let mut dirs = vec![Direction::Up];
-        if self.opts.include_down && m.down.is_some() {
-            dirs.push(Direction::Down);
+        let parsed = self.parser().parse(m);
+        self.lint_parsed(m, parsed)
+    }
+
+    /// What parses files for this linter; it can run on other threads while the linter lints.
+    pub fn parser(&self) -> LintParser {
+        LintParser {
+            target: self.target,
+            include_down: self.opts.include_down,
+            staged: self.opts.staged,
         }
+    }
+
+    /// Lints a migration parsed by [`Linter::parser`]. Migrations must come in order: column types
+    /// learnt from one serve the next.
+    pub fn lint_parsed(&mut self, m: &Migration, parsed: ParsedMigration) -> Vec<Finding> {
         let mut out = Vec::new();
-        for dir in dirs {
-            let (mut findings, count) =
-                lint_part(self.target, m, dir, &self.opts, &mut self.column_types);
-            if self.opts.staged {
-                note_what_up_handles(self.target, m, dir, &mut findings);
+        for part in parsed.parts {
+            let count = part.stmts.len();
+            let mut findings = lint_part(
+                self.target,
+                m,
+                part.dir,
+                &self.opts,
+                &mut self.column_types,
+                part.stmts,
+                part.mode,
+                part.failure,
+            );
+            if let Some(prepared) = &part.prepared {
+                note_what_up_handles(self.target, prepared, &mut findings);
             }
             self.statements += count;
             out.extend(findings);
@@ -353,6 +375,81 @@ impl Linter {
     }
 }
 
+/// Splits and parses migrations for a [`Linter`]: all the work of linting that does not depend on
+/// the files before, so files can be parsed in parallel and then linted in order.
+#[derive(Debug, Clone, Copy)]
+pub struct LintParser {
+    target: Target,
+    include_down: bool,
+    staged: bool,
+}
+
+/// A migration's parts split and parsed, ready for [`Linter::lint_parsed`].
+pub struct ParsedMigration {
+    parts: Vec<ParsedPart>,
+}
+
+struct ParsedPart {
+    dir: Direction,
+    stmts: Vec<Stmt>,
+    mode: TxMode,
+    failure: Option<Finding>,
+    /// How `sluice up` would run the part, when linting for it (`staged`) and the part reads.
+    prepared: Option<UpForm>,
+}
+
+/// Of a part as `sluice up` prepares it, what [`note_what_up_handles`] reads, by statement: kept
+/// instead of the prepared part, which holds two more copies of every statement.
+struct UpForm {
+    /// The staged form's note, for a statement that has one.
+    staged: Vec<Option<String>>,
+    /// Takes ACCESS EXCLUSIVE on an existing table (bounded by `up`'s statement timeout).
+    exclusive: Vec<bool>,
+    /// Handed to the online ALTER path (MariaDB/MySQL).
+    online: Vec<bool>,
+}
+
+impl UpForm {
+    fn of(p: crate::runner::PreparedPart) -> UpForm {
+        UpForm {
+            staged: p.rewrites.into_iter().map(|r| r.map(|r| r.note)).collect(),
+            exclusive: p.exclusive,
+            online: p.statements.iter().map(runs_online).collect(),
+        }
+    }
+}
+
+impl LintParser {
+    pub fn parse(&self, m: &Migration) -> ParsedMigration {
+        let mut dirs = vec![Direction::Up];
+        if self.include_down && m.down.is_some() {
+            dirs.push(Direction::Down);
+        }
+        let parts = dirs
+            .into_iter()
+            .map(|dir| {
+                let (split, stmts, mode, failure) = build_part_split(self.target, m, dir);
+                // From the statements already parsed: each is parsed once for lint and staging.
+                let prepared = (self.staged && failure.is_none())
+                    .then(|| {
+                        crate::runner::prepare_split(self.target, m, dir, true, split, Some(&stmts))
+                            .ok()
+                            .map(UpForm::of)
+                    })
+                    .flatten();
+                ParsedPart {
+                    dir,
+                    stmts,
+                    mode,
+                    failure,
+                    prepared,
+                }
+            })
+            .collect();
+        ParsedMigration { parts }
+    }
+}
+
 /// The IR of one part, with the transaction mode it runs in. When the text cannot be tokenized to the
 /// end, the statements before the failure are still analysed and the failure is returned beside them.
 pub fn build_part(
@@ -360,6 +457,22 @@ pub fn build_part(
     m: &Migration,
     dir: Direction,
 ) -> (Vec<Stmt>, TxMode, Option<Finding>) {
+    let (_, stmts, mode, failure) = build_part_split(target, m, dir);
+    (stmts, mode, failure)
+}
+
+/// [`build_part`], also returning the split statements the IR was built from.
+#[allow(clippy::type_complexity)]
+fn build_part_split(
+    target: Target,
+    m: &Migration,
+    dir: Direction,
+) -> (
+    Vec<crate::sql::SqlStatement>,
+    Vec<Stmt>,
+    TxMode,
+    Option<Finding>,
+) {
     let part = m.part(dir).expect("part exists");
     let (split, failure) = match crate::sql::split(target.engine, &part.sql) {
         Ok(split) => (split, None),
@@ -371,11 +484,12 @@ pub fn build_part(
             let rest_start =
                 good_end + part.sql[good_end..].len() - part.sql[good_end..].trim_start().len();
             let offset = part.offset + rest_start;
-            let (line, column) = crate::sql::line_col(&m.text, offset);
+            let (path, text) = m.file_of(part);
+            let (line, column) = crate::sql::line_col(text, offset);
             let failure = Finding {
                 rule: "unparsed-statement",
                 severity: Severity::Warning,
-                path: m.path.clone(),
+                path: path.to_path_buf(),
                 version: m.version,
                 line,
                 column,
@@ -389,7 +503,7 @@ pub fn build_part(
             (split, Some(failure))
         }
     };
-    let part_start = crate::sql::line_col(&m.text, part.offset);
+    let part_start = crate::sql::line_col(m.file_of(part).1, part.offset);
     let stmts: Vec<Stmt> = split
         .iter()
         .enumerate()
@@ -402,7 +516,7 @@ pub fn build_part(
             TxMode::Single
         }
     });
-    (stmts, mode, failure)
+    (split, stmts, mode, failure)
 }
 
 /// Transaction number of each statement of a part (equal numbers share a transaction): one for the
@@ -448,11 +562,26 @@ pub fn walk_part(
     mode: TxMode,
     stats: Option<&HashMap<String, TableStats>>,
     column_types: &mut HashMap<(String, String), String>,
+    visit: impl FnMut(usize, &Stmt, &Ctx),
+) {
+    walk_part_in(target, stmts, mode, stats, column_types, false, visit)
+}
+
+/// [`walk_part`] knowing whether the session TimeZone is UTC when the part starts.
+#[allow(clippy::too_many_arguments)]
+pub fn walk_part_in(
+    target: Target,
+    stmts: &[Stmt],
+    mode: TxMode,
+    stats: Option<&HashMap<String, TableStats>>,
+    column_types: &mut HashMap<(String, String), String>,
+    session_utc: bool,
     mut visit: impl FnMut(usize, &Stmt, &Ctx),
 ) {
     let mut created: Vec<QName> = Vec::new();
     let mut added: Vec<(QName, String)> = Vec::new();
     let mut in_tx = false;
+    let memo = crate::rules::PartMemo::default();
     let tx_groups = transaction_groups(stmts, mode);
     let enum_value_adds: Vec<usize> = stmts
         .iter()
@@ -477,6 +606,8 @@ pub fn walk_part(
                 stats,
                 tx_groups: &tx_groups,
                 enum_value_adds: &enum_value_adds,
+                memo: &memo,
+                session_utc,
             };
             visit(i, st, &ctx);
         }
@@ -516,14 +647,17 @@ pub fn walk_part(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn lint_part(
     target: Target,
     m: &Migration,
     dir: Direction,
     opts: &LintOptions,
     column_types: &mut HashMap<(String, String), String>,
-) -> (Vec<Finding>, usize) {
-    let (stmts, mode, failure) = build_part(target, m, dir);
+    stmts: Vec<Stmt>,
+    mode: TxMode,
+    failure: Option<Finding>,
+) -> Vec<Finding> {
     let part = m.part(dir).expect("part exists");
     let part_end = part.offset + part.sql.len();
     let mut raw: Vec<(usize, &'static Rule, Hit)> = Vec::new();
@@ -549,7 +683,7 @@ fn lint_part(
     let ignores: Vec<&crate::migration::Ignore> = m
         .ignores
         .iter()
-        .filter(|ig| ig.offset >= part.offset && ig.offset < part_end)
+        .filter(|ig| ig.file == part.file && ig.offset >= part.offset && ig.offset < part_end)
         .collect();
     let mut used = vec![false; ignores.len()];
     let target_stmt =
@@ -566,6 +700,7 @@ fn lint_part(
         }
         findings.push(finding(
             m,
+            part,
             &stmts[i],
             rule.id,
             hit.severity.unwrap_or(rule.severity),
@@ -587,17 +722,18 @@ fn lint_part(
         } else {
             format!("`-- sluice:ignore {}`: no rule has this id", ig.rule)
         };
+        let (path, text) = m.file(ig.file);
         findings.push(Finding {
             rule: "unused-ignore",
             severity: Severity::Warning,
-            path: m.path.clone(),
+            path: path.to_path_buf(),
             version: m.version,
             line: ig.line,
             column: 1,
             offset: ig.offset,
-            length: m.text[ig.offset..]
+            length: text[ig.offset..]
                 .find('\n')
-                .unwrap_or(m.text.len() - ig.offset),
+                .unwrap_or(text.len() - ig.offset),
             statement: target_stmt(ig).unwrap_or(0),
             message,
             why: "a stale suppression hides nothing today and may hide a real hazard tomorrow",
@@ -610,11 +746,13 @@ fn lint_part(
     }
     findings.extend(failure);
     findings.sort_by_key(|f| (f.offset, f.rule));
-    (findings, stmts.len())
+    findings
 }
 
+#[allow(clippy::too_many_arguments)]
 pub fn finding(
     m: &Migration,
+    part: &crate::migration::Part,
     st: &Stmt,
     rule: &'static str,
     severity: Severity,
@@ -625,7 +763,7 @@ pub fn finding(
     Finding {
         rule,
         severity,
-        path: m.path.clone(),
+        path: m.file_of(part).0.to_path_buf(),
         version: m.version,
         line: st.line,
         column: st.column,

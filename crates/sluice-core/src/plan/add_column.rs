@@ -2,20 +2,19 @@
 //! default, NOT NULL without default, PostgreSQL < 11 with any default) staged as add nullable →
 //! default for new rows → batched backfill → NOT NULL through a validated CHECK.
 
+use super::staged::{plain_alter, About, Lock, Rewrite, Step as RStep};
 use super::*;
 use crate::analysis::ir::Volatility;
-use crate::quote;
+use sqlparser::ast::Statement;
 
 pub fn plan(a: &Action, ctx: &Ctx) -> OpPlan {
-    let Action::AddColumn { table, column, .. } = a else {
+    let Action::AddColumn { column, .. } = a else {
         unreachable!()
     };
     let e = ctx.target.engine;
     if e.is_mysql_family() {
         return mysql(a, ctx);
     }
-    let t = quote::qname(e, table);
-    let c = quote::pg::ident(&column.name);
     let fast_default = ctx.target.at_least(11, 0);
     let rewrite_reason = match &column.default {
         _ if column.serial || column.identity => {
@@ -66,84 +65,20 @@ pub fn plan(a: &Action, ctx: &Ctx) -> OpPlan {
             impact: as_written,
             safe_steps: vec![],
             refused: Some("serial, identity and stored generated columns cannot be staged in place yet: add a plain column with a default, backfill it, then attach a sequence or a trigger".into()),
+            staged: false,
         };
-    }
-    let mut ty = column.data_type.clone();
-    if ty.eq_ignore_ascii_case("serial") {
-        ty = "integer".into();
-    }
-    let check = quote::pg::ident(&helper_name(&table.name, &column.name, "not_null"));
-    let mut steps = vec![Step::new(
-        "add the column, nullable and without default (catalog only)",
-        format!("ALTER TABLE {t} ADD COLUMN {c} {ty}"),
-        "ACCESS EXCLUSIVE",
-        Effect::Instant,
-        Blocks::ReadsAndWrites,
-    )];
-    let fill = match &column.default {
-        Some(d) => {
-            steps.push(Step::new(
-                "set the default for rows inserted from now on",
-                format!("ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT {}", d.text),
-                "ACCESS EXCLUSIVE",
-                Effect::Instant,
-                Blocks::ReadsAndWrites,
-            ));
-            d.text.clone()
-        }
-        None => "<value>".into(),
-    };
-    steps.push(Step::new(
-        "backfill existing rows in batches by primary key, each batch its own short transaction, paced on client latency",
-        format!("UPDATE {t} SET {c} = {fill} WHERE <primary key in batch> AND {c} IS NULL"),
-        "ROW EXCLUSIVE",
-        Effect::Backfill,
-        Blocks::Nothing,
-    ));
-    if column.not_null {
-        steps.push(Step::new(
-            "add NOT NULL as a check without scanning",
-            format!("ALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({c} IS NOT NULL) NOT VALID"),
-            "ACCESS EXCLUSIVE",
-            Effect::Instant,
-            Blocks::ReadsAndWrites,
-        ));
-        steps.push(Step::new(
-            "validate the check (scan without blocking reads or writes)",
-            format!("ALTER TABLE {t} VALIDATE CONSTRAINT {check}"),
-            "SHARE UPDATE EXCLUSIVE",
-            Effect::Scan,
-            Blocks::Nothing,
-        ));
-        if ctx.target.at_least(12, 0) {
-            steps.push(Step::new(
-                "set NOT NULL: the valid check spares the scan (PostgreSQL 12+)",
-                format!("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL"),
-                "ACCESS EXCLUSIVE",
-                Effect::Instant,
-                Blocks::ReadsAndWrites,
-            ));
-            steps.push(Step::new(
-                "drop the helper check",
-                format!("ALTER TABLE {t} DROP CONSTRAINT {check}"),
-                "ACCESS EXCLUSIVE",
-                Effect::Instant,
-                Blocks::ReadsAndWrites,
-            ));
-        }
     }
     if column.default.is_none() && column.not_null {
         return OpPlan {
             impact: as_written,
-            safe_steps: steps,
+            safe_steps: vec![],
             refused: Some("NOT NULL without a default: sluice needs the value to backfill existing rows; add a DEFAULT, or add the column nullable, fill it, then SET NOT NULL".into()),
+            staged: false,
         };
     }
-    OpPlan {
-        impact: as_written,
-        safe_steps: steps,
-        refused: None,
-    }
+    // Added nullable, default for new rows, backfilled, NOT NULL through a validated check: the
+    // steps are the rewrite's.
+    OpPlan::staged(as_written)
 }
 
 fn mysql(a: &Action, ctx: &Ctx) -> OpPlan {
@@ -180,6 +115,107 @@ fn mysql(a: &Action, ctx: &Ctx) -> OpPlan {
                 Blocks::Nothing,
             )],
             refused: None,
+            staged: false,
         }
     }
+}
+
+/// ADD COLUMN with a default the server would evaluate per row (a rewrite under ACCESS EXCLUSIVE),
+/// or any default before PostgreSQL 11; NOT NULL is fine then since the backfill fills every row.
+fn needs_backfill(target: Target, column: &crate::analysis::ir::ColumnSpec) -> bool {
+    let Some(d) = &column.default else {
+        return false;
+    };
+    if column.serial
+        || column.identity
+        || column.generated_stored
+        || column.primary_key
+        || column.unique
+        || column.references.is_some()
+        || column.check
+    {
+        return false;
+    }
+    !target.at_least(11, 0) || matches!(d.volatility, Volatility::Volatile | Volatility::Unknown)
+}
+
+/// What `up` runs on PostgreSQL for a default the server would evaluate per row (or any default
+/// before 11): the column added nullable without default (catalog only), the default for new rows,
+/// existing rows backfilled in batches, NOT NULL through a validated check.
+pub(super) fn staged(target: Target, st: &Stmt) -> Option<Rewrite> {
+    let (Some(Statement::AlterTable(at)), [Action::AddColumn { table, column, .. }]) =
+        (&st.ast, st.actions())
+    else {
+        return None;
+    };
+    if at.operations.len() != 1 || !plain_alter(at) || !needs_backfill(target, column) {
+        return None;
+    }
+    // Add the column without a default (catalog only), give new rows the default, fill the
+    // existing ones in batches, then enforce NOT NULL through a validated check.
+    let d = column
+        .default
+        .as_ref()
+        .expect("needs_backfill checks the default");
+    let t = &at.name;
+    let c = crate::quote::pg::ident(&column.name);
+    let ty = if column.data_type.eq_ignore_ascii_case("serial") {
+        "integer".to_string()
+    } else {
+        column.data_type.clone()
+    };
+    let mut undo = Vec::new();
+    let mut about = vec![
+        About::catalog("add the column, nullable and without default (catalog only)"),
+        About::catalog("set the default for rows inserted from now on"),
+        About::new("backfill existing rows in batches by primary key, each batch its own short transaction, paced on client latency", Lock::RowExclusive, Effect::Backfill, Blocks::Nothing),
+    ];
+    let mut then = vec![
+        RStep::Sql(format!(
+            "ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT {}",
+            d.text
+        )),
+        RStep::Backfill {
+            table: t.to_string(),
+            set: format!("{c} = {}", d.text),
+            filter: Some(format!("{c} IS NULL")),
+        },
+    ];
+    if column.not_null {
+        let check = crate::quote::pg::ident(&super::helper_name(
+            &table.name,
+            &column.name,
+            "not_null_check",
+        ));
+        then.push(RStep::Sql(format!(
+            "ALTER TABLE {t} ADD CONSTRAINT {check} CHECK ({c} IS NOT NULL) NOT VALID"
+        )));
+        then.push(RStep::Sql(format!(
+            "ALTER TABLE {t} VALIDATE CONSTRAINT {check}"
+        )));
+        then.push(RStep::Sql(format!("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL; ALTER TABLE {t} DROP CONSTRAINT {check}")));
+        about.push(About::catalog("add NOT NULL as a check without scanning"));
+        about.push(About::validate(
+            "validate the check (scan without blocking reads or writes)",
+        ));
+        about.push(if target.at_least(12, 0) {
+            About::catalog("set NOT NULL (the valid check spares the scan), drop the helper check")
+        } else {
+            // Before 12 the check does not spare the scan: say what the step costs.
+            About::new("set NOT NULL (before PostgreSQL 12 this scans every row under the lock), drop the helper check", Lock::AccessExclusive, Effect::Scan, Blocks::ReadsAndWrites)
+        });
+        // The column and its backfilled values stay for the rerun (checkpointed); the
+        // helper check goes, so the rerun adds it afresh.
+        undo.push(format!("ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {check}"));
+    }
+    Some(Rewrite {
+        sql: format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {c} {ty}"),
+        note: "added without rewriting the table: default for new rows, existing rows backfilled in batches, NOT NULL through a validated check".into(),
+        builds_index: None,
+        unnamed_index: None,
+        then,
+        precheck: None,
+        undo,
+        about,
+    })
 }

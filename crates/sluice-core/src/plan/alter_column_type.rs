@@ -1,6 +1,7 @@
 //! Column type changes: catalog-only when binary coercible (PostgreSQL) or instant/in-place
-//! (MariaDB/MySQL); otherwise a rewrite (PostgreSQL) or a copy (MariaDB/MySQL). The rewrite has no
-//! staged form yet (the expand/contract path is a later feature), so the plan says what it costs.
+//! (MariaDB/MySQL); otherwise a rewrite (PostgreSQL) or a copy (MariaDB/MySQL). On PostgreSQL a
+//! rewriting change runs staged (expand/contract, [`staged`]) from what the live catalog says the
+//! column carries; offline (lint) the plan can only say what it costs as written.
 
 use super::*;
 
@@ -8,8 +9,37 @@ use super::*;
 /// makes, so lint and plan never disagree. timestamp ↔ timestamptz counts only when the session
 /// TimeZone is UTC, which the planner cannot assume.
 pub fn pg_binary_coercible(old: &str, new: &str) -> bool {
-    use crate::rules::alter_column_type::{parse_type, pg_change, Change};
     pg_change(&parse_type(old), &parse_type(new)) == Change::CatalogOnly
+}
+
+/// As [`pg_binary_coercible`], knowing whether the session TimeZone is UTC where the statement
+/// runs: then timestamp ↔ timestamptz is catalog-only too (PostgreSQL 12+).
+pub fn pg_binary_coercible_in(
+    old: &str,
+    new: &str,
+    utc: bool,
+    target: crate::target::Target,
+) -> bool {
+    match pg_change(&parse_type(old), &parse_type(new)) {
+        Change::CatalogOnly => true,
+        Change::RewriteUnlessUtc => utc && target.at_least(12, 0),
+        Change::Rewrite => false,
+    }
+}
+
+/// True when an earlier statement of the part (before the one holding `a`) left the session
+/// TimeZone at a UTC zone.
+fn utc_before(a: &Action, ctx: &Ctx) -> bool {
+    let mut utc = ctx.session_utc;
+    for s in ctx.statements {
+        if s.actions().iter().any(|x| std::ptr::eq(x, a)) {
+            break;
+        }
+        if let Some(z) = crate::session::time_zone_set_by(s) {
+            utc = z.is_some_and(|z| crate::session::is_utc_zone(&z));
+        }
+    }
+    utc
 }
 
 pub fn plan(a: &Action, ctx: &Ctx) -> OpPlan {
@@ -28,10 +58,13 @@ pub fn plan(a: &Action, ctx: &Ctx) -> OpPlan {
             impact: impact("ALGORITHM=COPY", Effect::Copy, Blocks::Writes, "the table is copied while writes wait (unless the change is instant, e.g. a VARCHAR widening in the same length class)"),
             safe_steps: vec![Step::new("online copy into a shadow table with triggers, checksummed, then an atomic rename", "(online schema change)", "metadata lock at cut-over only", Effect::Copy, Blocks::Nothing)],
             refused: None,
+            staged: false,
         };
     }
     let old = ctx.column_type(table, column);
-    if !using && old.is_some_and(|o| pg_binary_coercible(o, new_type)) {
+    if !using
+        && old.is_some_and(|o| pg_binary_coercible_in(o, new_type, utc_before(a, ctx), ctx.target))
+    {
         return OpPlan::safe_as_written(impact(
             "ACCESS EXCLUSIVE",
             Effect::Instant,
@@ -50,13 +83,953 @@ pub fn plan(a: &Action, ctx: &Ctx) -> OpPlan {
             },
         ),
         safe_steps: vec![],
-        refused: Some("a type change that rewrites the table needs the expand/contract path (new column, dual writes, backfill, switch), which sluice does not have yet: as written it rewrites under ACCESS EXCLUSIVE, so run it in a maintenance window".into()),
+        refused: Some("a type change that rewrites the table runs staged only where `sluice up` reads the live catalog (shadow column, trigger, backfill, rebuilt indexes and constraints, swap); as written it rewrites under ACCESS EXCLUSIVE".into()),
+        staged: false,
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The judgement: what a type change does to a PostgreSQL table (lint's `alter-column-type` rule,
+// the plan and `up` all ask these)
+
+use sqlparser::ast::{AlterColumnOperation, AlterTableOperation, Expr, Statement};
+
+/// A column type whatever spelling the migration (or the live schema) used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SqlType {
+    /// Canonical lower-case name: `varchar`, `bpchar`, `text`, `numeric`, `int4`, `int8`, `timestamp`,
+    /// `timestamptz`, `serial`, `json`, ...; other types lower-cased as written.
+    pub base: String,
+    /// Type modifiers: length, or precision and scale (numeric scale filled in: `numeric(5)` = `numeric(5,0)`).
+    pub args: Vec<u32>,
+    pub array: bool,
+    /// MySQL `UNSIGNED`.
+    pub unsigned: bool,
+}
+
+impl SqlType {
+    /// 32-bit or narrower integer types (including PostgreSQL serial/smallserial).
+    pub fn is_small_int(&self) -> bool {
+        !self.array
+            && matches!(
+                self.base.as_str(),
+                "int4" | "int2" | "int3" | "serial" | "smallserial"
+            )
+    }
+
+    pub fn is(&self, base: &str) -> bool {
+        !self.array && self.base == base
+    }
+}
+
+/// Parses a type as printed by sqlparser (`VARCHAR(20)`, `TIMESTAMP(3) WITHOUT TIME ZONE`, `INT(11) UNSIGNED`)
+/// or by the catalog (`character varying(20)`, `numeric(10,2)`, `integer[]`).
+pub(crate) fn parse_type(text: &str) -> SqlType {
+    // On slices of `text`: three rules parse every column of every CREATE TABLE.
+    let mut s = text.trim();
+    let mut array = false;
+    loop {
+        let t = s.trim_end();
+        if t.ends_with(']') {
+            if let Some(open) = t.rfind('[') {
+                s = &t[..open];
+                array = true;
+                continue;
+            }
+        }
+        let b = t.as_bytes();
+        if b.len() >= 6 && b[b.len() - 6..].eq_ignore_ascii_case(b" ARRAY") {
+            s = &t[..t.len() - 6];
+            array = true;
+            continue;
+        }
+        s = t;
+        break;
+    }
+    // Modifiers in parentheses; the words around them form the name.
+    let mut args = Vec::new();
+    let (mut head, mut tail) = (s, "");
+    if let Some(open) = s.find('(') {
+        if let Some(len) = s[open..].find(')') {
+            let inner = &s[open + 1..open + len];
+            args = inner
+                .split(',')
+                .filter_map(|a| a.trim().parse::<u32>().ok())
+                .collect();
+            (head, tail) = (&s[..open], &s[open + len + 1..]);
+        }
+    }
+    let mut unsigned = false;
+    let mut name_words: Vec<&str> = Vec::new();
+    for w in head.split_whitespace().chain(tail.split_whitespace()) {
+        if w.eq_ignore_ascii_case("UNSIGNED") {
+            unsigned = true;
+        } else if !(w.eq_ignore_ascii_case("SIGNED") || w.eq_ignore_ascii_case("ZEROFILL")) {
+            name_words.push(w);
+        }
+    }
+    let quoted = name_words.len() == 1 && name_words[0].starts_with('"');
+    let name = if quoted {
+        name_words[0].to_string()
+    } else {
+        let mut n = name_words.join(" ");
+        n.make_ascii_uppercase();
+        n
+    };
+    let name = name.strip_prefix("PG_CATALOG.").unwrap_or(&name);
+    let base = match name {
+        "VARCHAR" | "CHARACTER VARYING" | "CHAR VARYING" | "NVARCHAR" => "varchar",
+        "CHAR" | "CHARACTER" | "BPCHAR" | "NCHAR" => "bpchar",
+        "TEXT" => "text",
+        "NUMERIC" | "DECIMAL" | "DEC" => "numeric",
+        "VARBIT" | "BIT VARYING" => "varbit",
+        "BIT" => "bit",
+        "TIMESTAMP" | "TIMESTAMP WITHOUT TIME ZONE" => "timestamp",
+        "TIMESTAMPTZ" | "TIMESTAMP WITH TIME ZONE" => "timestamptz",
+        "TIME" | "TIME WITHOUT TIME ZONE" => "time",
+        "TIMETZ" | "TIME WITH TIME ZONE" => "timetz",
+        "INTERVAL" => "interval",
+        "INT" | "INTEGER" | "INT4" => "int4",
+        "SMALLINT" | "INT2" => "int2",
+        "BIGINT" | "INT8" => "int8",
+        "MEDIUMINT" => "int3",
+        "TINYINT" => "int1",
+        "SERIAL" | "SERIAL4" => "serial",
+        "BIGSERIAL" | "SERIAL8" => "bigserial",
+        "SMALLSERIAL" | "SERIAL2" => "smallserial",
+        "JSON" => "json",
+        "JSONB" => "jsonb",
+        "CIDR" => "cidr",
+        "INET" => "inet",
+        _ => "",
+    };
+    let base = if base.is_empty() {
+        name.to_lowercase()
+    } else {
+        base.to_string()
+    };
+    if base == "numeric" && args.len() == 1 {
+        args.push(0);
+    }
+    SqlType {
+        base,
+        args,
+        array,
+        unsigned,
+    }
+}
+
+/// What PostgreSQL does to the table when a column changes from `old` to `new`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    CatalogOnly,
+    /// `timestamp` ↔ `timestamptz`: catalog-only on PostgreSQL 12+ when the session TimeZone is UTC.
+    RewriteUnlessUtc,
+    Rewrite,
+}
+
+pub(crate) fn pg_change(old: &SqlType, new: &SqlType) -> Change {
+    if old.base == new.base && old.args == new.args && old.array == new.array {
+        return Change::CatalogOnly;
+    }
+    if old.array || new.array {
+        return Change::Rewrite;
+    }
+    let widen = |o: &[u32], n: &[u32]| n.is_empty() || (!o.is_empty() && n[0] >= o[0]);
+    let ok = match (old.base.as_str(), new.base.as_str()) {
+        ("varchar" | "text", "text") => true,
+        ("varchar" | "text", "varchar") if new.args.is_empty() => true,
+        ("varchar", "varchar") => widen(&old.args, &new.args),
+        ("numeric", "numeric") => {
+            new.args.is_empty()
+                || (old.args.len() == 2
+                    && new.args.len() == 2
+                    && new.args[1] == old.args[1]
+                    && new.args[0] >= old.args[0])
+        }
+        ("varbit", "varbit") => widen(&old.args, &new.args),
+        ("bit", "varbit") => new.args.is_empty(),
+        ("cidr", "inet") => true,
+        (o @ ("timestamp" | "timestamptz" | "time" | "timetz" | "interval"), n) if o == n => {
+            widen(&old.args, &new.args)
+        }
+        ("timestamp", "timestamptz") | ("timestamptz", "timestamp") => {
+            return if widen(&old.args, &new.args) {
+                Change::RewriteUnlessUtc
+            } else {
+                Change::Rewrite
+            };
+        }
+        _ => false,
+    };
+    if ok {
+        Change::CatalogOnly
+    } else {
+        Change::Rewrite
+    }
+}
+
+/// True when the `USING` expression is only the column itself (optionally cast to the new type):
+/// PostgreSQL then decides as without `USING` (verified: `USING col` and `USING col::text` keep the file).
+pub(crate) fn trivial_using(using: &Expr, column: &str, new: &SqlType) -> bool {
+    let is_col = |e: &Expr| match e {
+        Expr::Identifier(i) => i.value.eq_ignore_ascii_case(column),
+        _ => false,
+    };
+    match using {
+        Expr::Nested(e) => trivial_using(e, column, new),
+        Expr::Cast {
+            expr, data_type, ..
+        } => is_col(expr) && parse_type(&data_type.to_string()) == *new,
+        e => is_col(e),
+    }
+}
+
+/// The `USING` expressions of this statement, by column (lower-cased).
+pub(crate) fn usings(st: &Stmt) -> Vec<(String, Expr)> {
+    let mut out = Vec::new();
+    if let Some(Statement::AlterTable(at)) = &st.ast {
+        for op in &at.operations {
+            if let AlterTableOperation::AlterColumn {
+                column_name,
+                op: AlterColumnOperation::SetDataType { using: Some(u), .. },
+            } = op
+            {
+                let name = match column_name.quote_style {
+                    Some(_) => column_name.value.clone(),
+                    None => column_name.value.to_lowercase(),
+                };
+                out.push((name, u.clone()));
+            }
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The staged form on PostgreSQL (expand/contract in one statement)
+
+use super::staged::{About, Lock, Rewrite, Step as RStep};
+use crate::engine::ColumnCatalog;
+use crate::quote::pg::{ident, literal, qualified};
+
+/// The staged steps of a rewriting `ALTER TABLE t ALTER COLUMN c TYPE new [USING e]` on
+/// PostgreSQL 12+, from the live catalog of the column; Err: why it cannot be staged (the
+/// statement is then refused, as before).
+///
+/// 1. `ADD COLUMN` a shadow of the new type (catalog only);
+/// 2. a trigger keeping shadow = e (default: c, cast as the ALTER casts: assignment) on every write,
+///    with the session settings a cast may read (TimeZone, DateStyle, ...) pinned to the run's;
+/// 3. the checkpointed backfill of existing rows;
+/// 4. every index, unique/primary key, CHECK and NOT NULL of c rebuilt on the shadow
+///    (CONCURRENTLY, NOT VALID + VALIDATE);
+/// 5. one short swap under the lock discipline: drop the trigger and c, rename the shadow, attach
+///    the keys USING INDEX, rename indexes and checks to their names, default, identity or owned
+///    sequence, statistics target and comment.
+pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rewrite, String> {
+    use sqlparser::ast::{AlterColumnOperation, AlterTableOperation, Statement};
+    let Some(Statement::AlterTable(at)) = &st.ast else {
+        return Err("sluice's parser could not read the statement".into());
+    };
+    if !super::staged::plain_alter(at) {
+        return Err("the staged steps name the table plainly, which for ONLY or IF EXISTS would change what the statement does; write it without them".into());
+    }
+    if at.operations.len() != 1 {
+        return Err(
+            "several changes in one ALTER TABLE: write the type change as a statement of its own"
+                .into(),
+        );
+    }
+    let AlterTableOperation::AlterColumn {
+        op: AlterColumnOperation::SetDataType {
+            data_type, using, ..
+        },
+        ..
+    } = &at.operations[0]
+    else {
+        return Err("not a plain type change".into());
+    };
+    if !super::staged::faithful(&st.sql, st.ast.as_ref().expect("checked")) {
+        return Err("sluice's parser does not keep every clause of it, so a staged form could lose one; simplify the statement".into());
+    }
+    if cat.server_version < 120000 {
+        return Err(
+            "the staged form needs PostgreSQL 12 (SET NOT NULL proven by a validated check)".into(),
+        );
+    }
+    if !cat.blockers.is_empty() {
+        return Err(format!(
+            "{}: the staged form does not move these yet (foreign keys, views and the like are a later step)",
+            cat.blockers.join("; ")
+        ));
+    }
+    let new_type = data_type.to_string();
+    let t = qualified(&cat.schema, &cat.table);
+    let schema = ident(&cat.schema);
+    let c = ident(&cat.column);
+    let shadow_name = super::helper_name(&cat.column, "", "sluice_new");
+    let shadow = ident(&shadow_name);
+    let func_name = super::helper_name(&cat.table, &cat.column, "sluice_sync");
+    let func = format!("{schema}.{}", ident(&func_name));
+    // Row triggers fire in name order (bytewise): `zz_` puts sluice's after nearly every other, and
+    // one that still fires later could change the column once copied.
+    let trigger_name = super::helper_name(&format!("zz_{}", cat.table), &cat.column, "sluice_sync");
+    let trigger = ident(&trigger_name);
+    if let Some(later) = cat
+        .before_triggers
+        .iter()
+        .find(|n| n.as_bytes() > trigger_name.as_bytes())
+    {
+        return Err(format!("trigger {later} fires after sluice's sync trigger {trigger_name} (BEFORE triggers fire by name) and could change the column after it was copied"));
+    }
+    let renamed = |name: &str| super::helper_name(name, "", "sluice_new");
+
+    // What a row's new value is: as the ALTER computes it, the USING expression (or the column)
+    // assigned to the new type.
+    let (set_expr, trigger_expr) = match using {
+        None => (c.clone(), format!("NEW.{c}")),
+        Some(u) => (
+            format!("({u})"),
+            format!(
+                "(SELECT ({u}) FROM (SELECT NEW.*) AS {})",
+                ident(&cat.table)
+            ),
+        ),
+    };
+
+    let mut about = vec![About::catalog(
+        "add the shadow column of the new type, nullable, no default (catalog only)",
+    )];
+    let mut then = Vec::new();
+    let mut precheck = vec![format!(
+        "BEGIN IF EXISTS (SELECT FROM pg_attribute WHERE attrelid = {}::regclass AND attname = {} AND NOT attisdropped) THEN RAISE EXCEPTION {}, {} USING ERRCODE = 'duplicate_column'; END IF; END",
+        literal(&t),
+        literal(&shadow_name),
+        literal(&format!("column % of relation {} already exists: sluice names the staged type change's shadow column so; drop or rename it, then run sluice up again", cat.table)),
+        literal(&shadow_name)
+    )];
+
+    // 2. the trigger.
+    let body = format!("BEGIN NEW.{shadow} := {trigger_expr}; RETURN NEW; END");
+    then.push(RStep::Sql(format!(
+        "CREATE OR REPLACE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql SET \"TimeZone\" FROM CURRENT SET \"DateStyle\" FROM CURRENT SET \"IntervalStyle\" FROM CURRENT SET extra_float_digits FROM CURRENT SET search_path FROM CURRENT AS {}; CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {func}()",
+        literal(&body)
+    )));
+    about.push(About::new(
+        "a trigger keeps the shadow column equal to the converted value on every insert and update",
+        Lock::ShareRowExclusive,
+        Effect::Instant,
+        Blocks::Writes,
+    ));
+
+    // 3. the backfill.
+    let set = format!("{shadow} = {set_expr}");
+    then.push(RStep::Backfill {
+        table: t.clone(),
+        set: set.clone(),
+        filter: Some(format!("{shadow} IS NULL")),
+    });
+    about.push(About::new(
+        "backfill existing rows in batches by primary key, each batch its own short transaction, paced on client latency",
+        Lock::RowExclusive,
+        Effect::Backfill,
+        Blocks::Nothing,
+    ));
+
+    // 4. indexes, checks, NOT NULL on the shadow.
+    let mut swap_keys = Vec::new();
+    for ix in &cat.indexes {
+        if let Some((name, kind, ..)) = &ix.constraint {
+            if *kind == 'x' {
+                return Err(format!("exclusion constraint {name} uses the column"));
+            }
+        }
+        let tmp = renamed(&ix.name);
+        let sql = index_on_shadow(&ix.definition, &cat.column, &shadow_name, &tmp, &t)
+            .map_err(|why| format!("index {}: {why}", ix.name))?;
+        let qtmp = format!("{schema}.{}", ident(&tmp));
+        precheck.push(relation_free(&qtmp));
+        then.push(RStep::Index {
+            sql,
+            index: qtmp.clone(),
+        });
+        about.push(About::concurrent_build(
+            "build the index on the shadow column concurrently (reads and writes continue)",
+        ));
+        let mut after = Vec::new();
+        match &ix.constraint {
+            Some((name, kind, deferrable, deferred)) => {
+                let what = if *kind == 'p' {
+                    "PRIMARY KEY"
+                } else {
+                    "UNIQUE"
+                };
+                let mut chars = String::new();
+                if *deferrable {
+                    chars.push_str(" DEFERRABLE");
+                    if *deferred {
+                        chars.push_str(" INITIALLY DEFERRED");
+                    }
+                }
+                after.push(format!(
+                    "ALTER TABLE {t} ADD CONSTRAINT {} {what} USING INDEX {}{chars}",
+                    ident(name),
+                    ident(&tmp)
+                ));
+            }
+            None => after.push(format!("ALTER INDEX {qtmp} RENAME TO {}", ident(&ix.name))),
+        }
+        if ix.clustered {
+            after.push(format!("ALTER TABLE {t} CLUSTER ON {}", ident(&ix.name)));
+        }
+        if ix.replica_identity {
+            after.push(format!(
+                "ALTER TABLE {t} REPLICA IDENTITY USING INDEX {}",
+                ident(&ix.name)
+            ));
+        }
+        swap_keys.push(after);
+    }
+    // A primary key first: its index is attached before the others are renamed.
+    swap_keys.sort_by_key(|a| !a[0].contains(" PRIMARY KEY USING INDEX "));
+    let mut swap_checks = Vec::new();
+    for ck in &cat.checks {
+        let tmp = renamed(&ck.name);
+        let def = ck
+            .definition
+            .strip_suffix(" NOT VALID")
+            .unwrap_or(&ck.definition);
+        let def = swap_column(def, &cat.column, &shadow_name)
+            .map_err(|why| format!("check {}: {why}", ck.name))?;
+        precheck.push(constraint_free(&t, &tmp));
+        then.push(RStep::Sql(format!(
+            "ALTER TABLE {t} ADD CONSTRAINT {} {def} NOT VALID",
+            ident(&tmp)
+        )));
+        about.push(About::catalog(
+            "add the check on the shadow column for new rows only",
+        ));
+        if ck.validated {
+            then.push(RStep::Sql(format!(
+                "ALTER TABLE {t} VALIDATE CONSTRAINT {}",
+                ident(&tmp)
+            )));
+            about.push(About::validate("validate it (reads and writes continue)"));
+        }
+        swap_checks.push(format!(
+            "ALTER TABLE {t} RENAME CONSTRAINT {} TO {}",
+            ident(&tmp),
+            ident(&ck.name)
+        ));
+    }
+    let not_null = ident(&super::helper_name(&cat.table, &shadow_name, "not_null"));
+    if cat.not_null {
+        then.push(RStep::Sql(format!(
+            "ALTER TABLE {t} ADD CONSTRAINT {not_null} CHECK ({shadow} IS NOT NULL) NOT VALID"
+        )));
+        then.push(RStep::Sql(format!(
+            "ALTER TABLE {t} VALIDATE CONSTRAINT {not_null}"
+        )));
+        about.push(About::catalog(
+            "NOT NULL of the shadow column as a check, for new rows only",
+        ));
+        about.push(About::validate("validate it (reads and writes continue)"));
+    }
+
+    // A checkpoint of the same backfill left by an earlier change of this column (up, then down)
+    // is stale: the first attempt starts the backfill afresh (a resumed one keeps it).
+    let checkpoint = format!(
+        "DELETE FROM sluice.backfills WHERE table_name = {} AND set_expr = {}",
+        literal(&format!("{}.{}", cat.schema, cat.table)),
+        literal(&set)
+    );
+    precheck.push(format!("BEGIN {checkpoint}; END"));
+
+    // 5. the swap.
+    let mut swap = vec![format!("DROP TRIGGER {trigger} ON {t}")];
+    if cat.not_null {
+        swap.push(format!(
+            "ALTER TABLE {t} ALTER COLUMN {shadow} SET NOT NULL"
+        ));
+    }
+    let mut seq_rename = None;
+    if let Some(seq) = &cat.identity {
+        let old = qualified(&seq.schema, &seq.name);
+        let tmp_name = renamed(&seq.name);
+        let tmp = qualified(&seq.schema, &tmp_name);
+        precheck.push(relation_free(&tmp));
+        swap.push(format!(
+            "ALTER TABLE {t} ALTER COLUMN {shadow} ADD GENERATED {} AS IDENTITY ({})",
+            if seq.always { "ALWAYS" } else { "BY DEFAULT" },
+            identity_options(seq, &tmp)
+        ));
+        swap.push(format!(
+            "SELECT setval({}, last_value, is_called) FROM {old}",
+            literal(&tmp)
+        ));
+        seq_rename = Some(format!(
+            "ALTER SEQUENCE {tmp} RENAME TO {}",
+            ident(&seq.name)
+        ));
+    }
+    if let Some((s, n)) = &cat.owned_sequence {
+        swap.push(format!(
+            "ALTER SEQUENCE {} OWNED BY {t}.{shadow}",
+            qualified(s, n)
+        ));
+    }
+    swap.push(format!("ALTER TABLE {t} DROP COLUMN {c}"));
+    swap.push(format!("ALTER TABLE {t} RENAME COLUMN {shadow} TO {c}"));
+    if let Some(d) = &cat.default {
+        swap.push(format!("ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT {d}"));
+    }
+    if let Some(n) = cat.statistics {
+        swap.push(format!(
+            "ALTER TABLE {t} ALTER COLUMN {c} SET STATISTICS {n}"
+        ));
+    }
+    swap.extend(swap_keys.into_iter().flatten());
+    swap.extend(swap_checks);
+    if cat.not_null {
+        swap.push(format!("ALTER TABLE {t} DROP CONSTRAINT {not_null}"));
+    }
+    swap.extend(seq_rename);
+    if let Some(text) = &cat.comment {
+        swap.push(format!("COMMENT ON COLUMN {t}.{c} IS {}", literal(text)));
+    }
+    swap.push(format!("DROP FUNCTION {func}()"));
+    then.push(RStep::Sql(swap.join("; ")));
+    about.push(About::catalog(
+        "swap in one short transaction: drop the trigger and the old column, rename the shadow column, attach keys and rename indexes and checks to their names, default, identity or sequence",
+    ));
+
+    // The first attempt fails, as the statement would, where the server rejects the change itself
+    // (no assignment cast, a USING expression that does not type, a default or index the new
+    // type cannot take): the same ALTER on an empty copy of the table.
+    precheck.push(format!(
+        "BEGIN CREATE TEMP TABLE {tt} (LIKE {t} INCLUDING ALL); ALTER TABLE pg_temp.{tt} ALTER COLUMN {c} TYPE {new_type}{u}; DROP TABLE pg_temp.{tt}; END",
+        tt = ident(&cat.table),
+        u = using.as_ref().map(|u| format!(" USING {u}")).unwrap_or_default()
+    ));
+
+    Ok(Rewrite {
+        sql: format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {shadow} {new_type}"),
+        note: "staged type change: shadow column kept equal by a trigger, backfilled in batches, indexes and constraints rebuilt concurrently, then swapped in one short step".into(),
+        builds_index: None,
+        unnamed_index: None,
+        then,
+        precheck: Some(
+            precheck
+                .iter()
+                .map(|b| super::staged::do_block(b))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        undo: vec![
+            // The checkpoint first: a rerun must backfill the new shadow column from the start.
+            checkpoint,
+            format!("DROP TRIGGER IF EXISTS {trigger} ON {t}"),
+            format!("DROP FUNCTION IF EXISTS {func}()"),
+            format!("ALTER TABLE {t} DROP COLUMN IF EXISTS {shadow}"),
+        ],
+        about,
+    })
+}
+
+/// The body of a DO block that fails with the server's error when a relation of that name exists.
+pub(crate) fn relation_free(name_sql: &str) -> String {
+    let lit = literal(name_sql);
+    format!("BEGIN IF to_regclass({lit}) IS NOT NULL THEN RAISE EXCEPTION {}, {lit} USING ERRCODE = 'duplicate_table'; END IF; END", literal("relation % already exists: the staged type change needs the name; drop or rename it, then run sluice up again"))
+}
+
+/// The body of a DO block that fails when the table has a constraint of that name.
+pub(crate) fn constraint_free(table_sql: &str, name: &str) -> String {
+    let (t, n) = (literal(table_sql), literal(name));
+    format!("BEGIN IF EXISTS (SELECT FROM pg_constraint WHERE conrelid = {t}::regclass AND conname = {n}) THEN RAISE EXCEPTION {}, {n}, {t} USING ERRCODE = 'duplicate_object'; END IF; END", literal("constraint % for relation % already exists: the staged type change needs the name; drop or rename it, then run sluice up again"))
+}
+
+/// The identity options of the new column's sequence, as the ALTER leaves them: the same start,
+/// increment, cache and cycle; bounds that were the old type's defaults become the new type's
+/// (as `ALTER SEQUENCE ... AS` does), others are kept.
+fn identity_options(seq: &crate::engine::SequenceFacts, name: &str) -> String {
+    let (lo, hi) = match seq.data_type.as_str() {
+        "smallint" => (i16::MIN as i64, i16::MAX as i64),
+        "integer" => (i32::MIN as i64, i32::MAX as i64),
+        _ => (i64::MIN, i64::MAX),
+    };
+    let (def_min, def_max) = if seq.increment > 0 { (1, hi) } else { (lo, -1) };
+    let mut out = format!(
+        "SEQUENCE NAME {name} START WITH {} INCREMENT BY {}",
+        seq.start, seq.increment
+    );
+    if seq.min != def_min {
+        out.push_str(&format!(" MINVALUE {}", seq.min));
+    }
+    if seq.max != def_max {
+        out.push_str(&format!(" MAXVALUE {}", seq.max));
+    }
+    out.push_str(&format!(
+        " CACHE {}{}",
+        seq.cache,
+        if seq.cycle { " CYCLE" } else { " NO CYCLE" }
+    ));
+    out
+}
+
+/// `CREATE [UNIQUE] INDEX CONCURRENTLY IF NOT EXISTS <tmp> ON <table> USING ...` from an index's
+/// `pg_get_indexdef`, with the column swapped for the shadow column everywhere it occurs. The
+/// ALTER as written rebuilds the index from that very text, so the result is the same index.
+pub(crate) fn index_on_shadow(
+    def: &str,
+    column: &str,
+    shadow: &str,
+    tmp: &str,
+    table_sql: &str,
+) -> Result<String, String> {
+    let toks = scan(def);
+    let word =
+        |i: usize, w: &str| matches!(&toks[i].kind, Tok::Word) && &def[toks[i].span.clone()] == w;
+    let unique = toks.len() > 1 && word(1, "UNIQUE");
+    let on = (0..toks.len()).find(|&i| word(i, "ON")).ok_or("no ON")?;
+    let using = (on..toks.len())
+        .find(|&i| word(i, "USING"))
+        .ok_or("no USING")?;
+    let method = toks.get(using + 1).ok_or("no method")?;
+    let rest = &def[method.span.end..];
+    let rest = swap_column(rest, column, shadow)?;
+    Ok(format!(
+        "CREATE {}INDEX CONCURRENTLY IF NOT EXISTS {} ON {table_sql} USING {}{rest}",
+        if unique { "UNIQUE " } else { "" },
+        ident(tmp),
+        &def[method.span.clone()]
+    ))
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Tok {
+    Word,
+    Quoted(String),
+    Str,
+    Cast,
+    Punct(char),
+    Other,
+}
+
+struct Token {
+    kind: Tok,
+    span: std::ops::Range<usize>,
+}
+
+/// A tokenizer for the server's own deparsed SQL (`pg_get_indexdef`, `pg_get_constraintdef`):
+/// words, quoted identifiers, string literals, `::`, single punctuation.
+fn scan(s: &str) -> Vec<Token> {
+    let b: Vec<(usize, char)> = s.char_indices().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let end = |k: usize| b.get(k).map_or(s.len(), |x| x.0);
+    while i < b.len() {
+        let (start, ch) = b[i];
+        if ch.is_whitespace() {
+            i += 1;
+            continue;
+        }
+        let kind;
+        if ch == '\'' || ch == '"' {
+            let mut j = i + 1;
+            let mut value = String::new();
+            loop {
+                match b.get(j) {
+                    None => break,
+                    Some((_, q)) if *q == ch => {
+                        if b.get(j + 1).is_some_and(|x| x.1 == ch) {
+                            value.push(ch);
+                            j += 2;
+                            continue;
+                        }
+                        j += 1;
+                        break;
+                    }
+                    Some((_, x)) => {
+                        value.push(*x);
+                        j += 1;
+                    }
+                }
+            }
+            kind = if ch == '"' {
+                Tok::Quoted(value)
+            } else {
+                Tok::Str
+            };
+            i = j;
+        } else if ch.is_alphabetic() || ch == '_' {
+            let mut j = i + 1;
+            while b
+                .get(j)
+                .is_some_and(|x| x.1.is_alphanumeric() || x.1 == '_' || x.1 == '$')
+            {
+                j += 1;
+            }
+            kind = Tok::Word;
+            i = j;
+        } else if ch.is_ascii_digit() {
+            let mut j = i + 1;
+            while b
+                .get(j)
+                .is_some_and(|x| x.1.is_ascii_alphanumeric() || x.1 == '.')
+            {
+                j += 1;
+            }
+            kind = Tok::Other;
+            i = j;
+        } else if ch == ':' && b.get(i + 1).is_some_and(|x| x.1 == ':') {
+            kind = Tok::Cast;
+            i += 2;
+        } else {
+            kind = Tok::Punct(ch);
+            i += 1;
+        }
+        out.push(Token {
+            kind,
+            span: start..end(i),
+        });
+    }
+    out
+}
+
+/// The deparsed SQL with every reference to `column` replaced by `shadow`. Exact or refused: each
+/// occurrence of the name must be a column reference (not a function, type, operator class,
+/// collation, option or tablespace name), else Err.
+pub(crate) fn swap_column(sql: &str, column: &str, shadow: &str) -> Result<String, String> {
+    let toks = scan(sql);
+    let is_name = |t: &Token| match &t.kind {
+        Tok::Word => &sql[t.span.clone()] == column,
+        Tok::Quoted(v) => v == column,
+        _ => false,
+    };
+    const BEFORE: [&str; 14] = [
+        "WHERE", "AND", "OR", "NOT", "WHEN", "THEN", "ELSE", "CASE", "BETWEEN", "LIKE", "ILIKE",
+        "IS", "FROM", "IN",
+    ];
+    let mut out = String::new();
+    let mut at = 0;
+    let mut found = 0;
+    // Inside `WITH (...)` (storage options) and right after TABLESPACE no name is a column.
+    let mut options_depth: Option<usize> = None;
+    let mut depth = 0usize;
+    for (k, t) in toks.iter().enumerate() {
+        match t.kind {
+            Tok::Punct('(') => depth += 1,
+            Tok::Punct(')') => {
+                depth = depth.saturating_sub(1);
+                if options_depth.is_some_and(|d| depth < d) {
+                    options_depth = None;
+                }
+            }
+            _ => {}
+        }
+        if matches!(t.kind, Tok::Word)
+            && &sql[t.span.clone()] == "WITH"
+            && toks.get(k + 1).is_some_and(|n| n.kind == Tok::Punct('('))
+            && depth == 0
+        {
+            options_depth = Some(1);
+        }
+        if !is_name(t) {
+            continue;
+        }
+        let prev = k.checked_sub(1).map(|p| &toks[p]);
+        let next = toks.get(k + 1);
+        let prev_ok = match prev.map(|p| &p.kind) {
+            Some(Tok::Punct(c)) => !matches!(c, '.' | ')' | ']'),
+            Some(Tok::Word) => {
+                let p = &sql[prev.expect("some").span.clone()];
+                BEFORE.contains(&p)
+            }
+            _ => false,
+        };
+        let next_ok = !matches!(
+            next.map(|n| &n.kind),
+            Some(Tok::Punct('(')) | Some(Tok::Punct('.'))
+        );
+        if !prev_ok || !next_ok || options_depth.is_some() {
+            return Err(format!(
+                "its definition uses the name {} other than as the column (`{}`), so sluice cannot rebuild it exactly",
+                ident(column),
+                sql.trim()
+            ));
+        }
+        out.push_str(&sql[at..t.span.start]);
+        out.push_str(&ident(shadow));
+        at = t.span.end;
+        found += 1;
+    }
+    out.push_str(&sql[at..]);
+    if found == 0 {
+        return Err(format!(
+            "sluice does not find the column in its definition (`{}`)",
+            sql.trim()
+        ));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::pg_binary_coercible as bc;
+
+    fn stmt(sql: &str) -> crate::analysis::ir::Stmt {
+        use crate::target::EngineKind;
+        let s = crate::sql::split(EngineKind::Postgres, sql)
+            .unwrap()
+            .remove(0);
+        crate::analysis::ir::build(EngineKind::Postgres, 0, &s, 0, &s.sql)
+    }
+
+    fn identity_pk() -> crate::engine::ColumnCatalog {
+        use crate::engine::*;
+        ColumnCatalog {
+            schema: "app".into(),
+            table: "Orders".into(),
+            column: "id".into(),
+            data_type: "integer".into(),
+            not_null: true,
+            identity: Some(SequenceFacts {
+                schema: "app".into(),
+                name: "Orders_id_seq".into(),
+                always: true,
+                data_type: "integer".into(),
+                start: 1,
+                increment: 1,
+                min: 1,
+                max: i32::MAX as i64,
+                cache: 1,
+                cycle: false,
+            }),
+            indexes: vec![IndexFacts {
+                name: "Orders_pkey".into(),
+                definition:
+                    "CREATE UNIQUE INDEX \"Orders_pkey\" ON app.\"Orders\" USING btree (id)".into(),
+                constraint: Some(("Orders_pkey".into(), 'p', false, false)),
+                ..Default::default()
+            }],
+            server_version: 150004,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn staged_steps_of_an_identity_primary_key() {
+        let st = stmt("ALTER TABLE app.\"Orders\" ALTER COLUMN id TYPE bigint");
+        let r = super::staged(&st, &identity_pk()).unwrap();
+        // What each step declares (the runner reads it) is what its SQL takes; only the trigger
+        // step is read more strongly by the model from its text.
+        let target = crate::target::Target::new(crate::target::EngineKind::Postgres, 15, 0);
+        let stronger = crate::plan::staged::check_declared_locks(target, &r);
+        assert!(stronger.is_empty(), "{stronger:#?}");
+        let steps = r.plan_steps();
+        assert_eq!(steps.len(), 7, "{steps:#?}");
+        assert_eq!(
+            steps[0].sql,
+            "ALTER TABLE \"app\".\"Orders\" ADD COLUMN IF NOT EXISTS \"id_sluice_new\" BIGINT"
+        );
+        assert!(steps[1]
+            .sql
+            .contains("CREATE TRIGGER \"zz_Orders_id_sluice_sync\" BEFORE INSERT OR UPDATE"));
+        assert_eq!(steps[2].effect, super::Effect::Backfill);
+        assert!(
+            !steps[3].transactional,
+            "CREATE INDEX CONCURRENTLY runs on its own"
+        );
+        let swap = &steps[6].sql;
+        for part in [
+            "ADD GENERATED ALWAYS AS IDENTITY (SEQUENCE NAME \"app\".\"Orders_id_seq_sluice_new\" START WITH 1 INCREMENT BY 1 CACHE 1 NO CYCLE)",
+            "SELECT setval('\"app\".\"Orders_id_seq_sluice_new\"', last_value, is_called) FROM \"app\".\"Orders_id_seq\"",
+            "ADD CONSTRAINT \"Orders_pkey\" PRIMARY KEY USING INDEX \"Orders_pkey_sluice_new\"",
+            "ALTER SEQUENCE \"app\".\"Orders_id_seq_sluice_new\" RENAME TO \"Orders_id_seq\"",
+        ] {
+            assert!(swap.contains(part), "{part}: {swap}");
+        }
+        // The identity's own bounds are kept; the old type's defaults widen.
+        let mut cat = identity_pk();
+        cat.identity.as_mut().unwrap().max = 1000;
+        let r = super::staged(&st, &cat).unwrap();
+        assert!(r.plan_steps()[6].sql.contains(" MAXVALUE 1000 CACHE"));
+    }
+
+    #[test]
+    fn staged_form_refuses_what_it_cannot_carry() {
+        let st = stmt("ALTER TABLE app.\"Orders\" ALTER COLUMN id TYPE bigint");
+        let refused = |f: &dyn Fn(&mut crate::engine::ColumnCatalog)| {
+            let mut cat = identity_pk();
+            f(&mut cat);
+            super::staged(&st, &cat).unwrap_err()
+        };
+        assert!(refused(&|c| c
+            .blockers
+            .push("rule _RETURN on view v depends on it".into()))
+        .contains("view v"));
+        assert!(refused(&|c| c.server_version = 110000).contains("PostgreSQL 12"));
+        assert!(
+            refused(&|c| c.before_triggers.push("zzz".into())).contains("trigger zzz fires after")
+        );
+        assert!(
+            refused(&|c| c.indexes[0].constraint = Some(("ex".into(), 'x', false, false)))
+                .contains("exclusion")
+        );
+        // A trigger that fires before sluice's is fine.
+        let mut cat = identity_pk();
+        cat.before_triggers
+            .extend(["audit".into(), "zz_Orders".into()]);
+        assert!(super::staged(&st, &cat).is_ok());
+        for sql in [
+            "ALTER TABLE ONLY app.\"Orders\" ALTER COLUMN id TYPE bigint",
+            "ALTER TABLE app.\"Orders\" ALTER COLUMN id TYPE bigint, ALTER COLUMN x TYPE bigint",
+        ] {
+            assert!(super::staged(&stmt(sql), &identity_pk()).is_err(), "{sql}");
+        }
+    }
+
+    #[test]
+    fn swapping_the_column_is_exact_or_refused() {
+        use super::{index_on_shadow, swap_column};
+        let t = "\"public\".\"t\"";
+        assert_eq!(
+            index_on_shadow("CREATE UNIQUE INDEX t_pkey ON public.t USING btree (id)", "id", "id_sluice_new", "t_pkey_sluice_new", t).unwrap(),
+            "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS \"t_pkey_sluice_new\" ON \"public\".\"t\" USING btree (\"id_sluice_new\")"
+        );
+        assert_eq!(
+            index_on_shadow("CREATE INDEX ci ON public.c USING btree (lower((x)::text), y) INCLUDE (x) WITH (fillfactor='70') WHERE ((x)::text <> 'x'::text)", "x", "s", "ci2", t).unwrap(),
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS \"ci2\" ON \"public\".\"t\" USING btree (lower((\"s\")::text), y) INCLUDE (\"s\") WITH (fillfactor='70') WHERE ((\"s\")::text <> 'x'::text)"
+        );
+        // The table or the index named like the column does not matter; quoted names are exact.
+        assert_eq!(
+            index_on_shadow(
+                "CREATE INDEX x ON public.x USING btree (\"X y\")",
+                "X y",
+                "s",
+                "n",
+                t
+            )
+            .unwrap(),
+            "CREATE INDEX CONCURRENTLY IF NOT EXISTS \"n\" ON \"public\".\"t\" USING btree (\"s\")"
+        );
+        assert_eq!(
+            swap_column("CHECK ((a > 0) AND (a IS DISTINCT FROM b))", "a", "s").unwrap(),
+            "CHECK ((\"s\" > 0) AND (\"s\" IS DISTINCT FROM b))"
+        );
+        // The name as a function, type, operator class, collation or option: refused.
+        for (sql, col) in [
+            ("(lower(lower))", "lower"),
+            ("((a)::text)", "text"),
+            ("(b text_pattern_ops)", "text_pattern_ops"),
+            ("(b COLLATE \"C\")", "C"),
+            ("(b) WITH (fillfactor='70')", "fillfactor"),
+            ("(b NULLS FIRST)", "first"),
+            ("(b)", "a"),
+        ] {
+            assert!(swap_column(sql, col, "s").is_err(), "{sql}");
+        }
+    }
 
     #[test]
     fn coercible_list() {

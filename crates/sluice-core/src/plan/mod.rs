@@ -8,14 +8,16 @@ mod add_column;
 mod add_constraint;
 pub mod alter_column_type;
 mod create_index;
+pub use create_index::unnamed_concurrent_probe;
 mod drop_index;
+pub mod expand;
 pub mod other;
-pub mod rewrite;
-mod set_not_null;
+pub(crate) mod set_not_null;
+pub mod staged;
 
 use crate::analysis::ir::{Action, Stmt};
 use crate::analysis::{Ctx, TableStats};
-use crate::target::EngineKind;
+use crate::target::{EngineKind, Target};
 use serde::Serialize;
 
 /// How long a step's work lasts, by what it does to the table.
@@ -156,8 +158,13 @@ pub fn estimate(effect: Effect, stats: Option<TableStats>) -> Option<f64> {
 /// What one action does as written and how sluice makes it safe.
 pub struct OpPlan {
     pub impact: Impact,
+    /// MariaDB/MySQL: the online path in words. PostgreSQL's steps come from the rewrite `up`
+    /// runs ([`staged::rewrite_part`]), never from here.
     pub safe_steps: Vec<Step>,
     pub refused: Option<String>,
+    /// PostgreSQL: sluice has a staged form for this hazard; when `up` has no rewrite for the
+    /// statement as written, the plan says why it runs as written.
+    pub staged: bool,
 }
 
 impl OpPlan {
@@ -166,8 +173,28 @@ impl OpPlan {
             impact,
             safe_steps: vec![],
             refused: None,
+            staged: false,
         }
     }
+
+    /// A hazard `up` stages on PostgreSQL (the steps are the rewrite's).
+    pub fn staged(impact: Impact) -> OpPlan {
+        OpPlan {
+            impact,
+            safe_steps: vec![],
+            refused: None,
+            staged: true,
+        }
+    }
+}
+
+/// What `up` runs for one statement on PostgreSQL, as the plan is told it.
+#[derive(Debug, Clone, Copy)]
+pub enum Staged<'a> {
+    /// The staged form `up` runs (None: it runs as written).
+    Rewrite(Option<&'a staged::Rewrite>),
+    /// Staging is off for the whole part, for this reason.
+    Off(&'a str),
 }
 
 pub fn impact(lock: &str, effect: Effect, blocks: Blocks, note: impl Into<String>) -> Impact {
@@ -179,18 +206,46 @@ pub fn impact(lock: &str, effect: Effect, blocks: Blocks, note: impl Into<String
     }
 }
 
-/// Plans every action of a statement.
-pub fn plan_statement(st: &Stmt, ctx: &Ctx) -> StatementPlan {
+/// Plans every action of a statement. On PostgreSQL the safe steps are those of `staged`, the
+/// rewrite `up` runs: one function decides what both show and run.
+pub fn plan_statement(st: &Stmt, ctx: &Ctx, staged: Staged<'_>) -> StatementPlan {
     let unparsed = unparsed_action(st, ctx);
+    let pg = ctx.target.engine == EngineKind::Postgres;
     let actions = st
         .actions()
         .iter()
         .chain(unparsed.as_ref())
-        .map(|a| {
+        .enumerate()
+        .map(|(k, a)| {
             let op = plan_action(a, st, ctx);
             let table = action_table(a);
             let stats = table.as_ref().and_then(|t| ctx.table_stats(t));
             let new = table.as_ref().is_some_and(|t| ctx.is_new_table(t));
+            let (safe_steps, refused) = match staged {
+                _ if new => (vec![], None),
+                _ if !pg => (op.safe_steps, op.refused),
+                // A rewrite stands for the whole statement (every staged form has one action).
+                Staged::Rewrite(Some(r)) if k == 0 => (r.plan_steps(), None),
+                Staged::Rewrite(Some(_)) => (vec![], op.refused),
+                Staged::Rewrite(None) => (
+                    vec![],
+                    op.refused.or_else(|| {
+                        op.staged.then(|| {
+                            format!(
+                                "`sluice up` runs it as written: {}",
+                                staged::why_as_written(ctx.target, st)
+                            )
+                        })
+                    }),
+                ),
+                Staged::Off(why) => (
+                    vec![],
+                    op.refused.or_else(|| {
+                        op.staged
+                            .then(|| format!("`sluice up` runs it as written: {why}"))
+                    }),
+                ),
+            };
             ActionPlan {
                 table: table.map(|t| t.display()),
                 estimate_secs: if new {
@@ -199,8 +254,8 @@ pub fn plan_statement(st: &Stmt, ctx: &Ctx) -> StatementPlan {
                     estimate(op.impact.effect, stats)
                 },
                 impact: op.impact,
-                safe_steps: if new { vec![] } else { op.safe_steps },
-                refused: if new { None } else { op.refused },
+                safe_steps,
+                refused,
             }
         })
         .collect();
@@ -220,7 +275,7 @@ fn plan_action(a: &Action, st: &Stmt, ctx: &Ctx) -> OpPlan {
         Action::CreateIndex { .. } => create_index::plan(a, ctx),
         Action::DropIndex { .. } if pg => drop_index::plan(a, st, ctx),
         Action::AddConstraint { .. } => add_constraint::plan(a, ctx),
-        Action::SetNotNull { .. } if pg => set_not_null::plan(a, ctx),
+        Action::SetNotNull { .. } if pg => set_not_null::plan(a, st, ctx),
         Action::AlterColumnType { .. } => alter_column_type::plan(a, ctx),
         _ => other::plan(a, st, ctx),
     }
@@ -234,43 +289,43 @@ fn unparsed_action(st: &Stmt, ctx: &Ctx) -> Option<Action> {
     .then_some(Action::Other)
 }
 
-/// For each statement of a sequence (run in this order), whether it takes ACCESS EXCLUSIVE on a
-/// table that existed before the sequence (PostgreSQL): such a step blocks every query while it
-/// runs, so sluice bounds its run time as well as its lock wait.
-pub fn takes_access_exclusive(
-    target: crate::target::Target,
-    statements: &[crate::sql::SqlStatement],
-) -> Vec<bool> {
+/// For each statement of a sequence (run in this order, as written), the strongest lock it takes
+/// on a table that existed before the sequence (PostgreSQL; None: none on such a table, or another
+/// engine). From the same per-operation impacts `sluice plan` prints; a statement the model does not
+/// know is ACCESS EXCLUSIVE on a table assumed to exist, and a lock line that names no mode is
+/// ACCESS EXCLUSIVE too: unknown is never safe. `up` bounds the run time of an ACCESS EXCLUSIVE
+/// one by `--exclusive-timeout`, since every query on the table waits while it runs.
+pub fn locks_as_written(target: Target, stmts: &[Stmt]) -> Vec<Option<staged::Lock>> {
     if target.engine != EngineKind::Postgres {
-        return vec![false; statements.len()];
+        return vec![None; stmts.len()];
     }
-    let stmts: Vec<Stmt> = statements
-        .iter()
-        .enumerate()
-        .map(|(i, s)| crate::analysis::ir::build(target.engine, i, s, 0, &s.sql))
-        .collect();
-    let mut out = vec![false; statements.len()];
+    let mut out = vec![None; stmts.len()];
     let mut types = std::collections::HashMap::new();
     crate::analysis::walk_part(
         target,
-        &stmts,
+        stmts,
         crate::migration::TxMode::PerStatement,
         None,
         &mut types,
         |i, st, ctx| {
             let unparsed = unparsed_action(st, ctx);
-            out[i] = st.actions().iter().chain(unparsed.as_ref()).any(|a| {
-                // A statement the IR does not model names no table it knows: assume an existing one.
-                let existing = match action_table(a) {
-                    Some(t) => !ctx.is_new_table(&t),
-                    None => matches!(a, Action::Other | Action::CreateOther { .. }),
-                };
-                existing
-                    && plan_action(a, st, ctx)
-                        .impact
-                        .lock
-                        .starts_with("ACCESS EXCLUSIVE")
-            });
+            out[i] = st
+                .actions()
+                .iter()
+                .chain(unparsed.as_ref())
+                .filter(|a| {
+                    // A statement the IR does not model, or a DROP INDEX, names no table it knows:
+                    // assume an existing one.
+                    match action_table(a) {
+                        Some(t) => !ctx.is_new_table(&t),
+                        None => matches!(
+                            a,
+                            Action::Other | Action::CreateOther { .. } | Action::DropIndex { .. }
+                        ),
+                    }
+                })
+                .map(|a| staged::Lock::of_line(&plan_action(a, st, ctx).impact.lock))
+                .max();
         },
     );
     out
@@ -417,11 +472,82 @@ pub fn plan_sql(
 ) -> crate::Result<Vec<StatementPlan>> {
     let m = crate::migration::parse_text(std::path::Path::new("plan.sql"), 0, "plan".into(), sql)?;
     let (stmts, mode, _) = crate::analysis::build_part(target, &m, crate::migration::Direction::Up);
+    let part = m
+        .part(crate::migration::Direction::Up)
+        .expect("parsed with an up part");
+    let split = crate::sql::split(target.engine, &part.sql).unwrap_or_default();
+    let rewrites = staged::rewrite_part(target, &split);
     let mut out = Vec::new();
-    crate::analysis::walk_part(target, &stmts, mode, stats, column_types, |_, st, ctx| {
-        out.push(plan_statement(st, ctx));
+    crate::analysis::walk_part(target, &stmts, mode, stats, column_types, |i, st, ctx| {
+        let r = rewrites.get(i).and_then(Option::as_ref);
+        out.push(plan_statement(st, ctx, Staged::Rewrite(r)));
     });
     Ok(out)
+}
+
+#[cfg(test)]
+mod one_model_tests {
+    use super::*;
+    use crate::target::Target;
+
+    /// Issue 12: on every PostgreSQL version the plan's steps are exactly the rewrite's steps `up`
+    /// runs (or none, with the reason, when up runs the statement as written). The live proof
+    /// against a server's log is `crates/sluice/tests/plan_equals_up.rs` (PostgreSQL 15 only).
+    #[test]
+    fn plan_steps_are_the_rewrite_steps_on_every_version() {
+        let corpus = [
+            "ALTER TABLE t ADD COLUMN x text NOT NULL DEFAULT md5(random()::text)",
+            "ALTER TABLE t ADD COLUMN x int DEFAULT 5",
+            "ALTER TABLE t ADD COLUMN x int NOT NULL DEFAULT 5",
+            "ALTER TABLE t ADD PRIMARY KEY (a)",
+            "ALTER TABLE t ADD CONSTRAINT k UNIQUE NULLS NOT DISTINCT (a)",
+            "ALTER TABLE t ALTER COLUMN a SET NOT NULL",
+            "CREATE INDEX i ON t (a) WHERE a > 0",
+            "DROP INDEX a, b",
+            "DROP INDEX a CASCADE",
+            "ALTER TABLE t ADD CHECK (a > 0)",
+        ];
+        for (major, minor) in [(10, 0), (11, 0), (12, 0), (14, 0), (15, 0)] {
+            let target = Target::new(EngineKind::Postgres, major, minor);
+            for sql in corpus {
+                let plans = plan_sql(target, sql, &mut Default::default(), None).unwrap();
+                let split = crate::sql::split(target.engine, sql).unwrap();
+                let rewrite = staged::rewrite_part(target, &split).remove(0);
+                let a = &plans[0].actions[0];
+                let want = rewrite.as_ref().map(|r| r.plan_steps()).unwrap_or_default();
+                assert_eq!(a.safe_steps, want, "{major}: {sql}");
+                // A statement up runs as written, although its hazard is usually staged, says why.
+                if rewrite.is_none() && a.impact.effect != Effect::Instant {
+                    assert!(a.refused.is_some(), "{major}: {sql}: {a:?}");
+                }
+            }
+        }
+        // The versions decide: before 12 no primary key or SET NOT NULL is staged, and before 11
+        // even a constant default is backfilled.
+        let steps = |major, sql| {
+            let t = Target::new(EngineKind::Postgres, major, 0);
+            plan_sql(t, sql, &mut Default::default(), None).unwrap()[0].actions[0]
+                .safe_steps
+                .len()
+        };
+        assert_eq!(steps(11, "ALTER TABLE t ADD PRIMARY KEY (a)"), 0);
+        assert_eq!(steps(12, "ALTER TABLE t ADD PRIMARY KEY (a)"), 4);
+        assert_eq!(steps(11, "ALTER TABLE t ALTER COLUMN a SET NOT NULL"), 0);
+        assert_eq!(steps(10, "ALTER TABLE t ADD COLUMN x int DEFAULT 5"), 3);
+        // Proven by a valid check of an earlier statement: nothing to stage, no reason needed.
+        let t = Target::new(EngineKind::Postgres, 15, 0);
+        let plans = plan_sql(
+            t,
+            "ALTER TABLE t ADD CONSTRAINT c CHECK (a IS NOT NULL); ALTER TABLE t ALTER COLUMN a SET NOT NULL",
+            &mut Default::default(),
+            None,
+        )
+        .unwrap();
+        let set = &plans[1].actions[0];
+        assert_eq!((set.safe_steps.len(), &set.refused), (0, &None));
+        assert_eq!(set.impact.effect, Effect::Instant);
+        assert_eq!(steps(11, "ALTER TABLE t ADD COLUMN x int DEFAULT 5"), 0);
+    }
 }
 
 #[cfg(test)]
@@ -452,11 +578,11 @@ mod name_tests {
         for len in [1, 40, 53, 54, 55, 58, 62, 63] {
             for t in ["t".repeat(len), "ä".repeat(len / 2 + 1)] {
                 let t = pg_truncate(&t);
-                let a = helper_name(t, "a", "not_null");
-                let b = helper_name(t, "b", "not_null");
+                let a = helper_name(t, "a", "not_null_check");
+                let b = helper_name(t, "b", "not_null_check");
                 assert!(a.len() <= 63 && b.len() <= 63, "{a} {b}");
                 assert_ne!(a, b, "{len}");
-                assert_eq!(a, helper_name(t, "a", "not_null"), "stable");
+                assert_eq!(a, helper_name(t, "a", "not_null_check"), "stable");
             }
         }
     }

@@ -15,6 +15,9 @@ pub fn plan(a: &Action, st: &Stmt, ctx: &Ctx) -> OpPlan {
         return OpPlan::safe_as_written(pg_by_words(&st.sql));
     }
     let ae = "ACCESS EXCLUSIVE";
+    if let (Action::CreateTable { .. }, false) = (a, mysql) {
+        return OpPlan::safe_as_written(pg_create_table(&st.sql));
+    }
     let (lock, effect, blocks, note): (&str, Effect, Blocks, &str) = match a {
         Action::CreateTable { .. } => (
             "none on existing tables",
@@ -64,6 +67,13 @@ pub fn plan(a: &Action, st: &Stmt, ctx: &Ctx) -> OpPlan {
             Blocks::ReadsAndWrites,
             "catalog only",
         ),
+        // The enum type itself is locked, no table (checked against pg_locks).
+        Action::RenameEnumValue { .. } if !mysql => (
+            "none on tables",
+            Effect::Instant,
+            Blocks::Nothing,
+            "catalog only; running application versions using the old value fail",
+        ),
         Action::RenameColumn { .. }
         | Action::RenameTable { .. }
         | Action::RenameSchema { .. }
@@ -74,7 +84,7 @@ pub fn plan(a: &Action, st: &Stmt, ctx: &Ctx) -> OpPlan {
             "instant; running application versions using the old name fail",
         ),
         Action::AddEnumValue { .. } => (
-            "ShareRowExclusive on the type",
+            "none on tables (the type is locked briefly)",
             Effect::Instant,
             Blocks::Nothing,
             "catalog only",
@@ -140,10 +150,11 @@ pub fn plan(a: &Action, st: &Stmt, ctx: &Ctx) -> OpPlan {
             Blocks::Nothing,
             "scans the partition unless a matching CHECK exists",
         ),
+        // validateDomainConstraint: SHARE on each table with a column of the domain while it scans.
         Action::AlterDomainAddConstraint { not_valid: false } => (
-            ae,
+            "SHARE on the tables using the domain",
             Effect::Scan,
-            Blocks::ReadsAndWrites,
+            Blocks::Writes,
             "checks every column using the domain",
         ),
         Action::MySqlRebuild { .. } => (
@@ -161,6 +172,69 @@ pub fn plan(a: &Action, st: &Stmt, ctx: &Ctx) -> OpPlan {
         _ => ("none", Effect::Instant, Blocks::Nothing, ""),
     };
     OpPlan::safe_as_written(impact(lock, effect, blocks, note))
+}
+
+/// CREATE TABLE on PostgreSQL: new, but the tables it reads (AS SELECT, LIKE), inherits or
+/// references are locked (measured against pg_locks in `plan_judged_by_server.rs`).
+fn pg_create_table(sql: &str) -> Impact {
+    let w = words(sql);
+    if has(&w, &["PARTITION", "OF"]) {
+        return impact(
+            "ACCESS EXCLUSIVE on the parent table",
+            Effect::Instant,
+            Blocks::ReadsAndWrites,
+            "the parent is locked; ATTACH PARTITION takes only SHARE UPDATE EXCLUSIVE",
+        );
+    }
+    if has(&w, &["REFERENCES"]) {
+        return impact(
+            "SHARE ROW EXCLUSIVE on the referenced tables",
+            Effect::Instant,
+            Blocks::Writes,
+            "new table; writes to the referenced tables wait while it waits for its lock",
+        );
+    }
+    if has(&w, &["INHERITS"]) {
+        return impact(
+            "SHARE UPDATE EXCLUSIVE on the parent table",
+            Effect::Instant,
+            Blocks::Nothing,
+            "new table",
+        );
+    }
+    // AS followed by a query (not a generated column's `AS (expr)`).
+    let query = [
+        &["AS", "SELECT"][..],
+        &["AS", "(", "SELECT"],
+        &["AS", "TABLE"],
+        &["AS", "VALUES"],
+        &["AS", "WITH"],
+        &["AS", "EXECUTE"],
+    ]
+    .iter()
+    .any(|q| has(&w, q));
+    if query && !has(&w, &["WITH", "NO", "DATA"]) {
+        return impact(
+            "ACCESS SHARE on the tables it reads",
+            Effect::Scan,
+            Blocks::Nothing,
+            "runs its query once; reads and writes continue",
+        );
+    }
+    if query || has(&w, &["LIKE"]) {
+        return impact(
+            "ACCESS SHARE on the tables it reads",
+            Effect::Instant,
+            Blocks::Nothing,
+            "new table",
+        );
+    }
+    impact(
+        "none on existing tables",
+        Effect::Instant,
+        Blocks::Nothing,
+        "new table",
+    )
 }
 
 /// The note of a statement sluice does not understand; `plan` lists it as such and lint flags it.
@@ -248,6 +322,9 @@ fn light_storage_change(w: &[String]) -> bool {
             || n == "TOAST"
             || n == "TOAST_TUPLE_TARGET"
             || n == "PARALLEL_WORKERS"
+            // Column attribute options (ALTER COLUMN … SET (n_distinct = …)).
+            || n == "N_DISTINCT"
+            || n == "N_DISTINCT_INHERITED"
             || n.starts_with("AUTOVACUUM_")
             || n.starts_with("VACUUM_")
             || matches!(n, "ON" | "OFF" | "TRUE" | "FALSE")
@@ -349,8 +426,34 @@ pub fn pg_by_words(sql: &str) -> Impact {
                 "held until the transaction ends",
             );
         }
+        // A relation's or column's comment locks the relation; one on an object of a table
+        // (constraint, trigger, policy, rule) only reads the table; others lock no table.
+        ["COMMENT", "ON", kind]
+            if matches!(
+                *kind,
+                "TABLE" | "COLUMN" | "INDEX" | "VIEW" | "MATERIALIZED" | "SEQUENCE" | "FOREIGN"
+            ) =>
+        {
+            (
+                "SHARE UPDATE EXCLUSIVE",
+                Effect::Instant,
+                Blocks::Nothing,
+                "catalog only",
+            )
+        }
+        ["COMMENT", "ON", kind]
+            if matches!(*kind, "CONSTRAINT" | "TRIGGER" | "POLICY" | "RULE")
+                && !has(&w, &["ON", "DOMAIN"]) =>
+        {
+            (
+                "ACCESS SHARE",
+                Effect::Instant,
+                Blocks::Nothing,
+                "catalog only",
+            )
+        }
         ["COMMENT", ..] => (
-            "SHARE UPDATE EXCLUSIVE",
+            "none on tables",
             Effect::Instant,
             Blocks::Nothing,
             "catalog only",
@@ -361,9 +464,10 @@ pub fn pg_by_words(sql: &str) -> Impact {
             Blocks::Nothing,
             "reads a sample; does not block reads or writes",
         ),
+        // Computes the query and applies the difference in place: no new file.
         ["REFRESH", "MATERIALIZED", ..] if has(&w, &["CONCURRENTLY"]) => (
             "EXCLUSIVE",
-            Effect::Rewrite,
+            Effect::Scan,
             Blocks::Writes,
             "reads continue; needs a unique index",
         ),
@@ -388,11 +492,36 @@ pub fn pg_by_words(sql: &str) -> Impact {
         {
             (ae, Effect::Instant, Blocks::ReadsAndWrites, "catalog only")
         }
+        ["CREATE", "MATERIALIZED", ..] if has(&w, &["WITH", "NO", "DATA"]) => (
+            "ACCESS SHARE on the tables it reads",
+            Effect::Instant,
+            Blocks::Nothing,
+            "catalog only; REFRESH fills it",
+        ),
         ["CREATE", "MATERIALIZED", ..] => (
             "ACCESS SHARE on the tables it reads",
             Effect::Scan,
             Blocks::Nothing,
             "runs its query once; reads and writes continue",
+        ),
+        // Replacing an existing view locks it; sluice cannot tell a new one from an existing one.
+        ["CREATE", "OR", "REPLACE"] if has(&w, &["VIEW"]) => (
+            "ACCESS EXCLUSIVE on the view (ACCESS SHARE on the tables it reads)",
+            Effect::Instant,
+            Blocks::ReadsAndWrites,
+            "queries on the view wait; catalog only",
+        ),
+        ["CREATE", ..] if has(&w, &["STATISTICS"]) => (
+            "SHARE UPDATE EXCLUSIVE",
+            Effect::Instant,
+            Blocks::Nothing,
+            "catalog only; ANALYZE fills it",
+        ),
+        ["CREATE", ..] if has(&w, &["SEQUENCE"]) && has(&w, &["OWNED", "BY"]) => (
+            "ACCESS SHARE on the owning table",
+            Effect::Instant,
+            Blocks::Nothing,
+            "new sequence",
         ),
         ["CREATE", ..] if has(&w, &["VIEW"]) => (
             "ACCESS SHARE on the tables it reads",
@@ -442,11 +571,33 @@ pub fn pg_by_words(sql: &str) -> Impact {
             Blocks::Nothing,
             "catalog only",
         ),
+        // Renaming, owner, schema and persistence go through ALTER TABLE's ACCESS EXCLUSIVE.
+        ["ALTER", "SEQUENCE", ..]
+            if has(&w, &["RENAME"])
+                || has(&w, &["OWNER", "TO"])
+                || has(&w, &["SET", "SCHEMA"])
+                || has(&w, &["SET", "LOGGED"])
+                || has(&w, &["SET", "UNLOGGED"]) =>
+        {
+            (
+                "ACCESS EXCLUSIVE on the sequence",
+                Effect::Instant,
+                Blocks::Nothing,
+                "nextval() callers wait",
+            )
+        }
         ["ALTER", "SEQUENCE", ..] => (
             "SHARE ROW EXCLUSIVE on the sequence",
             Effect::Instant,
             Blocks::Nothing,
             "nextval() callers wait briefly",
+        ),
+        // A composite type's attributes reach the tables using it: not judged here.
+        ["ALTER", "TYPE", ..] if !has(&w, &["ATTRIBUTE"]) => (
+            "none on tables",
+            Effect::Instant,
+            Blocks::Nothing,
+            "catalog only",
         ),
         ["ALTER", "TABLE", ..] | ["ALTER", "MATERIALIZED", ..] | ["ALTER", "FOREIGN", ..] => {
             if has(&w, &["SET", "UNLOGGED"])
@@ -479,6 +630,10 @@ pub fn pg_by_words(sql: &str) -> Impact {
                     "catalog only; writes wait while it waits for its lock",
                 )
             } else if has(&w, &["ROW", "LEVEL", "SECURITY"])
+                || has(&w, &["RENAME"])
+                || has(&w, &["ADD", "GENERATED"])
+                || has(&w, &["SET", "GENERATED"])
+                || has(&w, &["DROP", "IDENTITY"])
                 || has(&w, &["OWNER", "TO"])
                 || has(&w, &["INHERIT"])
                 || has(&w, &["REPLICA", "IDENTITY"])

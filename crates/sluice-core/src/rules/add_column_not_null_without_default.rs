@@ -20,10 +20,10 @@ pub const RULE: Rule = Rule {
           implicit default (0, '', a zero date, the first ENUM value) into every existing row",
     safe: "ALTER TABLE t ADD COLUMN col bigint;  -- nullable: catalog-only\n\
            -- backfill in batches, then enforce (PostgreSQL 12+: no scan under the exclusive lock):\n\
-           ALTER TABLE t ADD CONSTRAINT t_col_not_null CHECK (col IS NOT NULL) NOT VALID;\n\
-           ALTER TABLE t VALIDATE CONSTRAINT t_col_not_null;\n\
+           ALTER TABLE t ADD CONSTRAINT t_col_not_null_check CHECK (col IS NOT NULL) NOT VALID;\n\
+           ALTER TABLE t VALIDATE CONSTRAINT t_col_not_null_check;\n\
            ALTER TABLE t ALTER COLUMN col SET NOT NULL;\n\
-           ALTER TABLE t DROP CONSTRAINT t_col_not_null;\n\
+           ALTER TABLE t DROP CONSTRAINT t_col_not_null_check;\n\
            -- or, when one value fits every existing row: ADD COLUMN col bigint NOT NULL DEFAULT 0",
     check,
 };
@@ -57,10 +57,10 @@ fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
                 .help(format!(
                     "ALTER TABLE {table} ADD COLUMN {c} {ty};\n\
                      -- backfill in batches: UPDATE {table} SET {c} = ... WHERE {c} IS NULL AND <batch>;\n\
-                     ALTER TABLE {table} ADD CONSTRAINT {table_name}_{c}_not_null CHECK ({c} IS NOT NULL) NOT VALID;\n\
-                     ALTER TABLE {table} VALIDATE CONSTRAINT {table_name}_{c}_not_null;  -- in its own transaction\n\
+                     ALTER TABLE {table} ADD CONSTRAINT {table_name}_{c}_not_null_check CHECK ({c} IS NOT NULL) NOT VALID;\n\
+                     ALTER TABLE {table} VALIDATE CONSTRAINT {table_name}_{c}_not_null_check;  -- in its own transaction\n\
                      ALTER TABLE {table} ALTER COLUMN {c} SET NOT NULL;  -- PostgreSQL 12+: no scan, the check proves it\n\
-                     ALTER TABLE {table} DROP CONSTRAINT {table_name}_{c}_not_null;\n\
+                     ALTER TABLE {table} DROP CONSTRAINT {table_name}_{c}_not_null_check;\n\
                      -- or, when one constant fits every existing row (catalog-only on PostgreSQL 11+):\n\
                      -- ALTER TABLE {table} ADD COLUMN {c} {ty} NOT NULL DEFAULT <value>;",
                     table_name = table.name

@@ -59,10 +59,10 @@ fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
                  CREATE SEQUENCE {n}_{c}_seq OWNED BY {table}.{c};\n\
                  ALTER TABLE {table} ALTER COLUMN {c} SET DEFAULT nextval('{n}_{c}_seq');  -- new rows, catalog-only\n\
                  -- backfill in batches: UPDATE {table} SET {c} = nextval('{n}_{c}_seq') WHERE {c} IS NULL AND <batch>;\n\
-                 ALTER TABLE {table} ADD CONSTRAINT {n}_{c}_not_null CHECK ({c} IS NOT NULL) NOT VALID;\n\
-                 ALTER TABLE {table} VALIDATE CONSTRAINT {n}_{c}_not_null;  -- in its own transaction\n\
+                 ALTER TABLE {table} ADD CONSTRAINT {n}_{c}_not_null_check CHECK ({c} IS NOT NULL) NOT VALID;\n\
+                 ALTER TABLE {table} VALIDATE CONSTRAINT {n}_{c}_not_null_check;  -- in its own transaction\n\
                  ALTER TABLE {table} ALTER COLUMN {c} SET NOT NULL;  -- PostgreSQL 12+: no scan\n\
-                 ALTER TABLE {table} DROP CONSTRAINT {n}_{c}_not_null;"
+                 ALTER TABLE {table} DROP CONSTRAINT {n}_{c}_not_null_check;"
             );
             if column.primary_key || column.unique {
                 help.push_str(&format!(

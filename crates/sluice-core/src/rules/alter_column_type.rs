@@ -21,7 +21,7 @@
 //! finding is a warning that says so; otherwise an error.
 
 use super::prelude::*;
-use sqlparser::ast::{self, AlterColumnOperation, AlterTableOperation, Expr, Statement};
+use sqlparser::ast::{self, Statement};
 
 pub const RULE: Rule = Rule {
     id: "alter-column-type",
@@ -41,179 +41,10 @@ pub const RULE: Rule = Rule {
     check,
 };
 
-/// A column type whatever spelling the migration (or the live schema) used.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct SqlType {
-    /// Canonical lower-case name: `varchar`, `bpchar`, `text`, `numeric`, `int4`, `int8`, `timestamp`,
-    /// `timestamptz`, `serial`, `json`, ...; other types lower-cased as written.
-    pub base: String,
-    /// Type modifiers: length, or precision and scale (numeric scale filled in: `numeric(5)` = `numeric(5,0)`).
-    pub args: Vec<u32>,
-    pub array: bool,
-    /// MySQL `UNSIGNED`.
-    pub unsigned: bool,
-}
-
-impl SqlType {
-    /// 32-bit or narrower integer types (including PostgreSQL serial/smallserial).
-    pub fn is_small_int(&self) -> bool {
-        !self.array
-            && matches!(
-                self.base.as_str(),
-                "int4" | "int2" | "int3" | "serial" | "smallserial"
-            )
-    }
-
-    pub fn is(&self, base: &str) -> bool {
-        !self.array && self.base == base
-    }
-}
-
-/// Parses a type as printed by sqlparser (`VARCHAR(20)`, `TIMESTAMP(3) WITHOUT TIME ZONE`, `INT(11) UNSIGNED`)
-/// or by the catalog (`character varying(20)`, `numeric(10,2)`, `integer[]`).
-pub(crate) fn parse_type(text: &str) -> SqlType {
-    let mut s = text.trim().to_string();
-    let mut array = false;
-    loop {
-        let t = s.trim_end();
-        if t.ends_with(']') {
-            if let Some(open) = t.rfind('[') {
-                s = t[..open].to_string();
-                array = true;
-                continue;
-            }
-        }
-        let up = t.to_ascii_uppercase();
-        if up.ends_with(" ARRAY") {
-            s = t[..t.len() - " ARRAY".len()].to_string();
-            array = true;
-            continue;
-        }
-        s = t.to_string();
-        break;
-    }
-    // Modifiers in parentheses; the words around them form the name.
-    let mut args = Vec::new();
-    let mut words = s.clone();
-    if let Some(open) = s.find('(') {
-        if let Some(len) = s[open..].find(')') {
-            let inner = &s[open + 1..open + len];
-            args = inner
-                .split(',')
-                .filter_map(|a| a.trim().parse::<u32>().ok())
-                .collect();
-            words = format!("{} {}", &s[..open], &s[open + len + 1..]);
-        }
-    }
-    let mut unsigned = false;
-    let mut name_words: Vec<String> = Vec::new();
-    for w in words.split_whitespace() {
-        match w.to_ascii_uppercase().as_str() {
-            "UNSIGNED" => unsigned = true,
-            "SIGNED" | "ZEROFILL" => {}
-            _ => name_words.push(w.to_string()),
-        }
-    }
-    let quoted = name_words.len() == 1 && name_words[0].starts_with('"');
-    let mut name = if quoted {
-        name_words[0].clone()
-    } else {
-        name_words.join(" ").to_ascii_uppercase()
-    };
-    if let Some(rest) = name.strip_prefix("PG_CATALOG.") {
-        name = rest.to_string();
-    }
-    let base = match name.as_str() {
-        "VARCHAR" | "CHARACTER VARYING" | "CHAR VARYING" | "NVARCHAR" => "varchar",
-        "CHAR" | "CHARACTER" | "BPCHAR" | "NCHAR" => "bpchar",
-        "TEXT" => "text",
-        "NUMERIC" | "DECIMAL" | "DEC" => "numeric",
-        "VARBIT" | "BIT VARYING" => "varbit",
-        "BIT" => "bit",
-        "TIMESTAMP" | "TIMESTAMP WITHOUT TIME ZONE" => "timestamp",
-        "TIMESTAMPTZ" | "TIMESTAMP WITH TIME ZONE" => "timestamptz",
-        "TIME" | "TIME WITHOUT TIME ZONE" => "time",
-        "TIMETZ" | "TIME WITH TIME ZONE" => "timetz",
-        "INTERVAL" => "interval",
-        "INT" | "INTEGER" | "INT4" => "int4",
-        "SMALLINT" | "INT2" => "int2",
-        "BIGINT" | "INT8" => "int8",
-        "MEDIUMINT" => "int3",
-        "TINYINT" => "int1",
-        "SERIAL" | "SERIAL4" => "serial",
-        "BIGSERIAL" | "SERIAL8" => "bigserial",
-        "SMALLSERIAL" | "SERIAL2" => "smallserial",
-        "JSON" => "json",
-        "JSONB" => "jsonb",
-        "CIDR" => "cidr",
-        "INET" => "inet",
-        _ => "",
-    };
-    let base = if base.is_empty() {
-        name.to_lowercase()
-    } else {
-        base.to_string()
-    };
-    if base == "numeric" && args.len() == 1 {
-        args.push(0);
-    }
-    SqlType {
-        base,
-        args,
-        array,
-        unsigned,
-    }
-}
-
-/// What PostgreSQL does to the table when a column changes from `old` to `new`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Change {
-    CatalogOnly,
-    /// `timestamp` ↔ `timestamptz`: catalog-only on PostgreSQL 12+ when the session TimeZone is UTC.
-    RewriteUnlessUtc,
-    Rewrite,
-}
-
-pub(crate) fn pg_change(old: &SqlType, new: &SqlType) -> Change {
-    if old.base == new.base && old.args == new.args && old.array == new.array {
-        return Change::CatalogOnly;
-    }
-    if old.array || new.array {
-        return Change::Rewrite;
-    }
-    let widen = |o: &[u32], n: &[u32]| n.is_empty() || (!o.is_empty() && n[0] >= o[0]);
-    let ok = match (old.base.as_str(), new.base.as_str()) {
-        ("varchar" | "text", "text") => true,
-        ("varchar" | "text", "varchar") if new.args.is_empty() => true,
-        ("varchar", "varchar") => widen(&old.args, &new.args),
-        ("numeric", "numeric") => {
-            new.args.is_empty()
-                || (old.args.len() == 2
-                    && new.args.len() == 2
-                    && new.args[1] == old.args[1]
-                    && new.args[0] >= old.args[0])
-        }
-        ("varbit", "varbit") => widen(&old.args, &new.args),
-        ("bit", "varbit") => new.args.is_empty(),
-        ("cidr", "inet") => true,
-        (o @ ("timestamp" | "timestamptz" | "time" | "timetz" | "interval"), n) if o == n => {
-            widen(&old.args, &new.args)
-        }
-        ("timestamp", "timestamptz") | ("timestamptz", "timestamp") => {
-            return if widen(&old.args, &new.args) {
-                Change::RewriteUnlessUtc
-            } else {
-                Change::Rewrite
-            };
-        }
-        _ => false,
-    };
-    if ok {
-        Change::CatalogOnly
-    } else {
-        Change::Rewrite
-    }
-}
+// What PostgreSQL does to the table lives with the operation: crate::plan::alter_column_type.
+pub(crate) use crate::plan::alter_column_type::{
+    parse_type, pg_change, trivial_using, usings, Change, SqlType,
+};
 
 /// New types that are catalog-only for some old types: what to say when the old type is unknown.
 fn could_be_catalog_only(new: &SqlType, ctx: &Ctx) -> Option<&'static str> {
@@ -239,43 +70,6 @@ fn could_be_catalog_only(new: &SqlType, ctx: &Ctx) -> Option<&'static str> {
         }
         _ => return None,
     })
-}
-
-/// True when the `USING` expression is only the column itself (optionally cast to the new type):
-/// PostgreSQL then decides as without `USING` (verified: `USING col` and `USING col::text` keep the file).
-pub(crate) fn trivial_using(using: &Expr, column: &str, new: &SqlType) -> bool {
-    let is_col = |e: &Expr| match e {
-        Expr::Identifier(i) => i.value.eq_ignore_ascii_case(column),
-        _ => false,
-    };
-    match using {
-        Expr::Nested(e) => trivial_using(e, column, new),
-        Expr::Cast {
-            expr, data_type, ..
-        } => is_col(expr) && parse_type(&data_type.to_string()) == *new,
-        e => is_col(e),
-    }
-}
-
-/// The `USING` expressions of this statement, by column (lower-cased).
-pub(crate) fn usings(st: &Stmt) -> Vec<(String, Expr)> {
-    let mut out = Vec::new();
-    if let Some(Statement::AlterTable(at)) = &st.ast {
-        for op in &at.operations {
-            if let AlterTableOperation::AlterColumn {
-                column_name,
-                op: AlterColumnOperation::SetDataType { using: Some(u), .. },
-            } = op
-            {
-                let name = match column_name.quote_style {
-                    Some(_) => column_name.value.clone(),
-                    None => column_name.value.to_lowercase(),
-                };
-                out.push((name, u.clone()));
-            }
-        }
-    }
-    out
 }
 
 /// True when an earlier statement of the part set the session TimeZone to UTC.

@@ -153,7 +153,11 @@ fn hit(
             ));
             for c in columns {
                 let bare = c.trim_matches('"').to_lowercase();
-                let check = ident_sql(&crate::plan::helper_name(&table.name, &bare, "not_null"));
+                let check = ident_sql(&crate::plan::helper_name(
+                    &table.name,
+                    &bare,
+                    "not_null_check",
+                ));
                 help.push(format!(
                     "--   ALTER TABLE {tq} ADD CONSTRAINT {check} CHECK ({c} IS NOT NULL) NOT VALID;\n\
                      --   ALTER TABLE {tq} VALIDATE CONSTRAINT {check};\n\

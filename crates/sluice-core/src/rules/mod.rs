@@ -15,6 +15,7 @@ pub(crate) mod prelude {
 }
 
 use crate::analysis::Rule;
+pub(crate) use require_lock_timeout::PartMemo;
 
 mod add_column_not_null_without_default;
 mod add_serial_or_identity;
@@ -41,6 +42,7 @@ mod mysql_add_foreign_key;
 mod mysql_copy_algorithm;
 mod mysql_enum_reorder;
 mod mysql_expression_default;
+mod mysql_fulltext_index;
 mod mysql_lock_option;
 mod mysql_modify_column;
 mod mysql_primary_key_change;
@@ -60,7 +62,7 @@ mod require_concurrent_reindex;
 mod require_if_exists_non_transactional;
 mod require_lock_timeout;
 mod require_statement_timeout;
-mod set_not_null;
+pub(crate) mod set_not_null;
 mod stored_generated_column;
 mod transaction_nesting;
 mod truncate_cascade;
@@ -120,6 +122,7 @@ pub static RULES: &[&Rule] = &[
     &mysql_add_column_not_instant::RULE,
     &mysql_table_rebuild::RULE,
     &mysql_add_foreign_key::RULE,
+    &mysql_fulltext_index::RULE,
     &mysql_primary_key_change::RULE,
     &unparsed_statement::RULE,
     &unused_ignore::RULE,

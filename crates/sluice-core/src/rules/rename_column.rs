@@ -35,12 +35,23 @@ fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
         let ty = ctx.column_type(table, from).unwrap_or("<type>");
         let e = ctx.target.engine;
         let (tq, fq, toq) = (name_sql(e, table), ident_sql(e, from), ident_sql(e, to));
+        let hit = Hit::new(format!(
+            "renames `{table}`.`{from}` to `{to}`: every running app instance that still uses `{from}` \
+             fails from this moment on"
+        ));
+        if e == crate::target::EngineKind::Postgres {
+            // `sluice up` runs it in two phases (issue 14): the help says how to use them.
+            out.push(hit.help(format!(
+                "`sluice up` runs this rename in two phases when it is the migration's only statement:\n\
+                 1. `sluice up` (expand): adds {toq} beside {fq}, keeps both equal with triggers both ways, backfills; both names work\n\
+                 2. deploy the application version that uses `{to}`\n\
+                 3. `sluice complete` (contract): drops {fq}; or `sluice rollback` undoes step 1\n\
+                 `sluice plan` shows both phases; `sluice up --as-written` renames in one step (old code breaks)"
+            )));
+            continue;
+        }
         out.push(
-            Hit::new(format!(
-                "renames `{table}`.`{from}` to `{to}`: every running app instance that still uses `{from}` \
-                 fails from this moment on"
-            ))
-            .help(format!(
+            hit.help(format!(
                 "ALTER TABLE {tq} ADD COLUMN {toq} {ty};   -- 1. expand; the app writes both columns\n\
                  UPDATE {tq} SET {toq} = {fq} WHERE {toq} IS NULL;  -- 2. backfill, in batches on a large table\n\
                  -- 3. deploy code that reads and writes `{to}` only\n\

@@ -101,7 +101,7 @@ pub(super) enum Timeout {
 
 /// A statement that takes a lock conflicting with ordinary reads or writes.
 #[derive(Debug, Clone)]
-pub(super) struct Locked {
+pub(crate) struct Locked {
     /// The existing table it locks, when sluice can name it.
     pub table: Option<QName>,
     /// What the statement is, for messages (`ALTER TABLE`, `CREATE INDEX`, ...).
@@ -115,17 +115,30 @@ pub(super) fn first_unprotected(st: &Stmt, ctx: &Ctx, kind: Timeout) -> Option<L
     // Most statements take no lock at all: answer them without walking the part (a seed file can
     // hold many thousands of INSERTs).
     lock_taking(st, engine, ctx.created_tables)?;
-    let (i, l) = first_unprotected_in(ctx, kind, st.index)?;
-    (i == st.index).then_some(l)
+    // The answer is one statement per part: found once, not by a walk per lock-taking statement
+    // (which made a part of n such statements cost n² walks).
+    let first =
+        ctx.memo.first_unprotected[kind as usize].get_or_init(|| first_unprotected_in(ctx, kind));
+    match first {
+        Some((i, l)) if *i == st.index => Some(l.clone()),
+        _ => None,
+    }
 }
 
-/// The first lock-taking statement among the first `upto + 1` of the part that runs without an
-/// effective timeout, with its index.
-fn first_unprotected_in(ctx: &Ctx, kind: Timeout, upto: usize) -> Option<(usize, Locked)> {
+/// What the lock and statement timeout rules learn once per part.
+#[derive(Default)]
+pub(crate) struct PartMemo {
+    /// By [`Timeout`]: the part's first lock-taking statement that runs without it.
+    first_unprotected: [std::cell::OnceCell<Option<(usize, Locked)>>; 2],
+}
+
+/// The first lock-taking statement of the part that runs without an effective timeout, with its
+/// index.
+fn first_unprotected_in(ctx: &Ctx, kind: Timeout) -> Option<(usize, Locked)> {
     let engine = ctx.target.engine;
     let mut created: Vec<QName> = Vec::new();
     let mut set = false;
-    for (i, st) in ctx.statements.iter().enumerate().take(upto + 1) {
+    for (i, st) in ctx.statements.iter().enumerate() {
         if let Some(v) = timeout_change(st, ctx, kind) {
             set = v;
         }

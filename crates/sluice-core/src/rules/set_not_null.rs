@@ -12,7 +12,7 @@
 //! the same part are exempt.
 
 use super::prelude::*;
-use sqlparser::ast::{AlterTableOperation, BinaryOperator, Expr, Statement, TableConstraint};
+use crate::plan::set_not_null::proven_by_check;
 
 pub const RULE: Rule = Rule {
     id: "set-not-null",
@@ -22,103 +22,12 @@ pub const RULE: Rule = Rule {
     why: "PostgreSQL scans every row to prove the column has no NULL while holding an ACCESS EXCLUSIVE lock: \
           all reads and writes on the table wait for the scan. From PostgreSQL 12 the scan is skipped when a \
           valid CHECK (col IS NOT NULL) constraint already proves it",
-    safe: "ALTER TABLE t ADD CONSTRAINT t_col_not_null CHECK (col IS NOT NULL) NOT VALID;  -- brief lock, no scan\n\
-           ALTER TABLE t VALIDATE CONSTRAINT t_col_not_null;  -- scans without blocking reads or writes (own transaction)\n\
+    safe: "ALTER TABLE t ADD CONSTRAINT t_col_not_null_check CHECK (col IS NOT NULL) NOT VALID;  -- brief lock, no scan\n\
+           ALTER TABLE t VALIDATE CONSTRAINT t_col_not_null_check;  -- scans without blocking reads or writes (own transaction)\n\
            ALTER TABLE t ALTER COLUMN col SET NOT NULL;        -- PostgreSQL 12+: no scan, the check proves it\n\
-           ALTER TABLE t DROP CONSTRAINT t_col_not_null;",
+           ALTER TABLE t DROP CONSTRAINT t_col_not_null_check;",
     check,
 };
-
-fn fold(i: &sqlparser::ast::Ident) -> String {
-    match i.quote_style {
-        Some(_) => i.value.clone(),
-        None => i.value.to_lowercase(),
-    }
-}
-
-/// Columns a check expression proves NOT NULL: `col IS NOT NULL`, possibly among AND-ed terms.
-fn not_null_columns(e: &Expr, out: &mut Vec<String>) {
-    match e {
-        Expr::Nested(inner) => not_null_columns(inner, out),
-        Expr::IsNotNull(inner) => match inner.as_ref() {
-            Expr::Identifier(i) => out.push(fold(i)),
-            Expr::Nested(x) => {
-                if let Expr::Identifier(i) = x.as_ref() {
-                    out.push(fold(i))
-                }
-            }
-            _ => {}
-        },
-        Expr::BinaryOp {
-            left,
-            op: BinaryOperator::And,
-            right,
-        } => {
-            not_null_columns(left, out);
-            not_null_columns(right, out);
-        }
-        _ => {}
-    }
-}
-
-/// True when an earlier statement of the part left a valid `CHECK (column IS NOT NULL)` on the table.
-fn proven_by_check(st: &Stmt, ctx: &Ctx, table: &QName, column: &str) -> bool {
-    // (constraint name, valid) of the checks on `table` that prove `column` NOT NULL.
-    let mut checks: Vec<(Option<String>, bool)> = Vec::new();
-    for s in ctx.statements.iter().filter(|s| s.index <= st.index) {
-        let Some(Statement::AlterTable(at)) = &s.ast else {
-            continue;
-        };
-        let Some(t) = s.actions().iter().find_map(|a| match a {
-            Action::AddConstraint { table, .. }
-            | Action::ValidateConstraint { table, .. }
-            | Action::DropConstraint { table, .. }
-            | Action::SetNotNull { table, .. } => Some(table.clone()),
-            _ => None,
-        }) else {
-            continue;
-        };
-        if !t.matches(table) {
-            continue;
-        }
-        for op in &at.operations {
-            match op {
-                AlterTableOperation::AddConstraint {
-                    constraint: TableConstraint::Check(c),
-                    not_valid,
-                } => {
-                    let mut cols = Vec::new();
-                    not_null_columns(&c.expr, &mut cols);
-                    if cols.iter().any(|c| c == column) {
-                        checks.push((c.name.as_ref().map(fold), !not_valid));
-                    }
-                }
-                AlterTableOperation::ValidateConstraint { name } => {
-                    let n = fold(name);
-                    for c in checks.iter_mut() {
-                        if c.0.as_deref() == Some(n.as_str()) {
-                            c.1 = true;
-                        }
-                    }
-                }
-                AlterTableOperation::DropConstraint { name, .. } => {
-                    let n = fold(name);
-                    checks.retain(|c| c.0.as_deref() != Some(n.as_str()));
-                }
-                _ => {}
-            }
-            // Only what comes before the SET NOT NULL in this very statement counts.
-            if s.index == st.index {
-                if let AlterTableOperation::AlterColumn { column_name, .. } = op {
-                    if fold(column_name) == column {
-                        break;
-                    }
-                }
-            }
-        }
-    }
-    checks.iter().any(|c| c.1)
-}
 
 fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
     for a in st.actions() {
@@ -129,10 +38,10 @@ fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
             continue;
         }
         let pg12 = ctx.target.at_least(12, 0);
-        if pg12 && proven_by_check(st, ctx, table, column) {
+        if pg12 && proven_by_check(ctx.statements, st, table, column) {
             continue;
         }
-        let n = format!("{}_{column}_not_null", table.name);
+        let n = format!("{}_{column}_not_null_check", table.name);
         let (message, help) = if pg12 {
             (
                 format!(

@@ -68,10 +68,10 @@ fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
         if column.not_null {
             help.push_str(&format!(
                 "\n-- then enforce NOT NULL without a long lock (PostgreSQL 12+):\n\
-                 ALTER TABLE {table} ADD CONSTRAINT {n}_{c}_not_null CHECK ({c} IS NOT NULL) NOT VALID;\n\
-                 ALTER TABLE {table} VALIDATE CONSTRAINT {n}_{c}_not_null;\n\
+                 ALTER TABLE {table} ADD CONSTRAINT {n}_{c}_not_null_check CHECK ({c} IS NOT NULL) NOT VALID;\n\
+                 ALTER TABLE {table} VALIDATE CONSTRAINT {n}_{c}_not_null_check;\n\
                  ALTER TABLE {table} ALTER COLUMN {c} SET NOT NULL;\n\
-                 ALTER TABLE {table} DROP CONSTRAINT {n}_{c}_not_null;",
+                 ALTER TABLE {table} DROP CONSTRAINT {n}_{c}_not_null_check;",
                 n = table.name
             ));
         }

@@ -9,9 +9,10 @@
 //! never waits on sluice), sluice alone writes the shadow, and it reads the original with plain
 //! consistent reads (READ COMMITTED: no shared locks on the original). No lock is ever shared
 //! between a client and the copy, so a client cannot become a deadlock victim of it. Sluice applies
-//! the log by re-reading the current row of each logged key (an upsert, or DELETE when it is
-//! gone), so the order in which client transactions commit does not matter. The price is one
-//! drain under a short write lock at cut-over (see `cutover.rs`).
+//! the log by replacing the shadow rows of logged keys with their current rows, read in one
+//! snapshot with the log itself (see `Job::apply`), so the order in which client transactions
+//! commit does not matter, nor how they moved unique values between rows. The price is one drain
+//! under a short write lock at cut-over (see `cutover.rs`).
 
 use super::names::Names;
 use super::path::normalise_type;
@@ -22,6 +23,7 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Row, Value};
 use sluice_core::engine::OnlineOptions;
 use sluice_core::error::{Error, Result};
+use sluice_core::progress::Meter;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
@@ -36,6 +38,12 @@ const ER_DUP_ENTRY: u16 = 1062;
 /// Up to this many keys of one checksum range with changes pending in the log are left out by
 /// key; beyond it, by a join against the log.
 const PENDING_BY_KEY: usize = 2_000;
+
+/// The catch-up's progress: a [`Meter`] counting log entries applied across calls.
+pub struct LogMeter<'a> {
+    meter: Meter<'a>,
+    applied: u64,
+}
 
 /// Part of the message of a verification that found rows still differing after re-copying.
 pub const STILL_DIFFERS: &str = "still differs";
@@ -125,6 +133,8 @@ impl KeyCol {
 #[derive(Debug, Clone)]
 pub struct CopyCol {
     pub orig: String,
+    /// DATA_TYPE of the original column.
+    pub from: String,
     pub shadow: String,
     pub new: LiveColumn,
     pub changed: bool,
@@ -138,6 +148,8 @@ pub struct Job {
     pub key: Vec<KeyCol>,
     pub key_index: String,
     pub cols: Vec<CopyCol>,
+    /// New NOT NULL columns without a default, and the value the ALTER as written gives them.
+    pub fills: Vec<(String, &'static str)>,
     /// The copy's own session: READ COMMITTED, so reads of the original take no locks.
     pub conn: Conn,
     /// Keys applied from the change log since the last verification.
@@ -151,6 +163,8 @@ pub struct Job {
     /// The new table continues the original's AUTO_INCREMENT counter; false when the ALTER sets
     /// the counter itself.
     pub carry_counter: bool,
+    /// The stage table (see `apply`) exists.
+    stage_ready: bool,
 }
 
 fn is_binary(c: &LiveColumn) -> bool {
@@ -176,14 +190,25 @@ fn keys_of(rows: Vec<Row>) -> Vec<Key> {
         .collect()
 }
 
-/// How a value is compared in the checksum: both sides converted to the new column's type when the
-/// type changed, then to bytes, so that `5` (INT) and `5` (BIGINT) or a re-encoded string agree.
-fn conv(expr: &str, new: &LiveColumn, changed: bool) -> String {
+/// How a value is compared in the checksum: both sides read as the value the new column holds,
+/// then as bytes. The original's value goes through the conversion the copy's INSERT makes (so
+/// `5` INT and `5` BIGINT, a re-encoded string, `01:02:03` and `01:02:03.000` TIME(3), `0x01`
+/// BINARY(4) and its zero-padded BINARY(8) agree); the shadow's value, already of the new type,
+/// comes out of the same expression unchanged. `from` is the DATA_TYPE of the column `expr` reads.
+fn conv(expr: &str, from: &str, new: &LiveColumn, changed: bool) -> String {
     if !changed {
         return format!("CAST({expr} AS BINARY)");
     }
     let t = normalise_type(&new.column_type);
     let unsigned = t.contains("unsigned");
+    // `(p)` or `(p,s)` of the new type, as written in the catalog (digits and a comma only).
+    let args = t
+        .split_once('(')
+        .and_then(|(_, r)| r.split_once(')'))
+        .map(|(a, _)| format!("({a})"))
+        .filter(|a| a.chars().all(|c| c.is_ascii_digit() || "(,)".contains(c)))
+        .unwrap_or_default();
+    let numeric_from = is_numeric(from);
     let inner = if ["tinyint", "smallint", "mediumint", "int", "bigint"]
         .iter()
         .any(|p| t.starts_with(p))
@@ -193,18 +218,59 @@ fn conv(expr: &str, new: &LiveColumn, changed: bool) -> String {
             if unsigned { "UNSIGNED" } else { "SIGNED" }
         )
     } else if t.starts_with("decimal") {
-        let args = t.trim_start_matches("decimal").replace("unsigned", "");
         format!("CAST({expr} AS DECIMAL{args})")
+    } else if t == "float" || t == "float unsigned" {
+        // Single precision: a DOUBLE read back from a FLOAT column has lost digits.
+        format!("CAST({expr} AS FLOAT)")
     } else if t.starts_with("double") || t.starts_with("float") || t.starts_with("real") {
         format!("CAST({expr} AS DOUBLE)")
     } else if t == "date" {
         format!("CAST({expr} AS DATE)")
     } else if t.starts_with("datetime") || t.starts_with("timestamp") {
-        let p = t
-            .split_once('(')
-            .map(|(_, r)| format!("({r}"))
-            .unwrap_or_default();
-        format!("CAST({expr} AS DATETIME{p})")
+        format!("CAST({expr} AS DATETIME{args})")
+    } else if t.starts_with("time") {
+        format!("CAST({expr} AS TIME{args})")
+    } else if t.starts_with("year") {
+        // A number 1-69 is 2001-2069 and 70-99 is 1970-1999 (MAKEDATE reads two-digit years
+        // the same way); the number 0 is year 0000, where the string '0' is 2000.
+        if numeric_from || from == "year" {
+            format!("IF({expr} = 0, 0, YEAR(MAKEDATE({expr}, 1)))")
+        } else {
+            format!("YEAR(MAKEDATE({expr}, 1))")
+        }
+    } else if t.starts_with("bit") {
+        // BIT(n) reads as ceil(n/8) bytes: the number its bytes make is what compares. A string
+        // stored into BIT keeps its bytes, which HEX reads the same way.
+        format!("CONV(HEX({expr}), 16, 10)")
+    } else if t.starts_with("binary") {
+        // BINARY(n) pads with zero bytes.
+        format!("CAST({expr} AS BINARY{args})")
+    } else if let Some(members) = t.strip_prefix("set(").and_then(set_members) {
+        if numeric_from {
+            // A number stored into a SET is the mask of its members.
+            format!("CAST({expr} AS UNSIGNED)")
+        } else {
+            // Members read in the order of the new definition: compared as a mask of that order.
+            let bits: Vec<String> = members
+                .iter()
+                .enumerate()
+                .map(|(i, m)| {
+                    format!(
+                        "((FIND_IN_SET({}, CONVERT({expr} USING utf8mb4)) > 0) << {i})",
+                        utf8_literal(m)
+                    )
+                })
+                .collect();
+            format!("IF({expr} IS NULL, NULL, {})", bits.join(" | "))
+        }
+    } else if let Some(members) = t.strip_prefix("enum(").and_then(set_members) {
+        if numeric_from {
+            // A number stored into an ENUM is the position of its member.
+            let labels: Vec<String> = members.iter().map(|m| utf8_literal(m)).collect();
+            format!("ELT({expr}, {})", labels.join(", "))
+        } else {
+            format!("CONVERT({expr} USING utf8mb4)")
+        }
     } else if let Some(cs) = &new.charset {
         // Only the charset name reaches SQL text here, as an identifier-like word from the catalog.
         let cs: String = cs
@@ -216,6 +282,80 @@ fn conv(expr: &str, new: &LiveColumn, changed: bool) -> String {
         expr.to_string()
     };
     format!("CAST({inner} AS BINARY)")
+}
+
+fn is_numeric(data_type: &str) -> bool {
+    matches!(
+        data_type,
+        "tinyint"
+            | "smallint"
+            | "mediumint"
+            | "int"
+            | "bigint"
+            | "decimal"
+            | "float"
+            | "double"
+            | "bit"
+    )
+}
+
+/// A string as a utf8mb4 literal that no sql_mode reads differently.
+fn utf8_literal(s: &str) -> String {
+    let hex: String = s.bytes().map(|x| format!("{x:02X}")).collect();
+    format!("CONVERT(X'{hex}' USING utf8mb4)")
+}
+
+/// The members of `set('a','b''c')` after its `set(`, unquoted; None if it does not read so.
+fn set_members(rest: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut chars = rest.chars().peekable();
+    loop {
+        if chars.next()? != '\'' {
+            return None;
+        }
+        let mut m = String::new();
+        loop {
+            match chars.next()? {
+                '\'' if chars.peek() == Some(&'\'') => {
+                    chars.next();
+                    m.push('\'');
+                }
+                '\'' => break,
+                c => m.push(c),
+            }
+        }
+        out.push(m);
+        match chars.next()? {
+            ',' => continue,
+            ')' => return Some(out),
+            _ => return None,
+        }
+    }
+}
+
+/// The value the ALTER as written gives a new NOT NULL column without a default in existing rows
+/// (MariaDB fills the type's implicit default whatever the sql_mode); None for a column that has
+/// a default, may be NULL, or is filled by the server itself.
+fn implicit_default(c: &LiveColumn) -> Option<&'static str> {
+    if c.nullable || c.generated || c.auto_increment || c.default.is_some() {
+        return None;
+    }
+    Some(match c.data_type.as_str() {
+        "tinyint" | "smallint" | "mediumint" | "int" | "bigint" | "decimal" | "float"
+        | "double" | "bit" | "year" => "0",
+        "char" | "varchar" | "tinytext" | "text" | "mediumtext" | "longtext" | "binary"
+        | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "set" | "json" => "''",
+        // An ENUM's first member.
+        "enum" => "1",
+        // Under NO_ZERO_DATE in strict mode the ALTER fails on these, and so does the INSERT.
+        "date" => "'0000-00-00'",
+        "datetime" | "timestamp" => "'0000-00-00 00:00:00'",
+        "time" => "'00:00:00'",
+        "uuid" => "'00000000-0000-0000-0000-000000000000'",
+        "inet6" => "'::'",
+        "inet4" => "'0.0.0.0'",
+        _ => return None,
+    })
 }
 
 impl Job {
@@ -299,10 +439,37 @@ impl Job {
                 || c.charset != new.charset;
             cols.push(CopyCol {
                 orig: c.name.clone(),
+                from: c.data_type.clone(),
                 shadow: new.name.clone(),
                 new: new.clone(),
                 changed,
             });
+        }
+        // Columns of the shadow no original column continues into: without a default, a NOT NULL
+        // one needs the value the ALTER gives it, or the copy's INSERT fails with 1364.
+        let mut fills = Vec::new();
+        for c in shadow.columns.iter().filter(|c| {
+            !columns
+                .iter()
+                .any(|(_, target)| target.eq_ignore_ascii_case(&c.name))
+        }) {
+            match implicit_default(c) {
+                Some(v) => fills.push((c.name.clone(), v)),
+                None if !(c.nullable || c.generated || c.auto_increment || c.default.is_some()) => {
+                    // A type whose implicit value no INSERT takes (a geometry: the ALTER leaves
+                    // an empty, unreadable value): the copy cannot give the same result.
+                    return Err(Error::usage(
+                        format!(
+                            "the new column {} ({}) is NOT NULL without a default: the ALTER as written fills `{}`'s existing rows with an empty value of that type, which no INSERT can write",
+                            ident(&c.name),
+                            c.column_type,
+                            table.name
+                        ),
+                        "give the column a default or let it be NULL, then run `sluice up` again",
+                    ));
+                }
+                None => {}
+            }
         }
         Ok(Job {
             table: table.name.clone(),
@@ -310,12 +477,14 @@ impl Job {
             key,
             key_index: key_index.name.clone(),
             cols,
+            fills,
             conn,
             touched: BTreeSet::new(),
             overflowed: false,
             recheck_upto: None,
             rows_copied: 0,
             carry_counter: true,
+            stage_ready: false,
         })
     }
 
@@ -327,12 +496,14 @@ impl Job {
             key: self.key.clone(),
             key_index: self.key_index.clone(),
             cols: self.cols.clone(),
+            fills: self.fills.clone(),
             conn,
             touched: BTreeSet::new(),
             overflowed: false,
             recheck_upto: None,
             rows_copied: 0,
             carry_counter: self.carry_counter,
+            stage_ready: false,
         }
     }
 
@@ -350,10 +521,35 @@ impl Job {
         }
     }
 
+    /// After a failed transaction of the copy session: rolls it back and, for a deadlock or a lock
+    /// wait timeout (a client holding the rows a moment), waits a little longer each time and says
+    /// to try again, up to 20 attempts.
+    async fn again(&mut self, e: &mysql_async::Error, attempt: &mut u64) -> bool {
+        let _ = self.conn.query_drop("ROLLBACK").await;
+        *attempt += 1;
+        if matches!(code(e), Some(ER_LOCK_DEADLOCK | ER_LOCK_WAIT_TIMEOUT)) && *attempt < 20 {
+            tokio::time::sleep(Duration::from_millis(50 * *attempt)).await;
+            return true;
+        }
+        false
+    }
+
+    /// The original's copied columns: what the stage table holds (the fills' values are added on
+    /// the way into the shadow, by `ocols`).
+    fn orig_cols(&self) -> String {
+        self.cols
+            .iter()
+            .map(|c| ident(&c.orig))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// What the copy selects from the original: its columns, then the fills' values.
     fn ocols(&self) -> String {
         self.cols
             .iter()
             .map(|c| ident(&c.orig))
+            .chain(self.fills.iter().map(|(_, v)| v.to_string()))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -362,6 +558,7 @@ impl Job {
         self.cols
             .iter()
             .map(|c| ident(&c.shadow))
+            .chain(self.fills.iter().map(|(n, _)| ident(n)))
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -520,17 +717,8 @@ impl Job {
             .await;
             match r {
                 Ok(n) => return Ok(n),
-                Err(e) => {
-                    let _ = self.conn.query_drop("ROLLBACK").await;
-                    attempt += 1;
-                    if matches!(code(&e), Some(ER_LOCK_DEADLOCK | ER_LOCK_WAIT_TIMEOUT))
-                        && attempt < 20
-                    {
-                        tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
-                        continue;
-                    }
-                    return Err(e);
-                }
+                Err(e) if self.again(&e, &mut attempt).await => continue,
+                Err(e) => return Err(e),
             }
         }
     }
@@ -556,7 +744,6 @@ impl Job {
         ranges: &Ranges,
     ) -> Result<()> {
         let mut n: i64 = 500;
-        let mut last_say = Instant::now();
         // The server's row estimate: for the progress percentage and the key density.
         let total: Option<Option<u64>> = self
             .conn
@@ -567,6 +754,14 @@ impl Job {
             .await
             .map_err(|e| db("reading the table size", e))?;
         let total = total.flatten().unwrap_or(0) as i64;
+        let mut meter = Meter::new(
+            format!("copy of `{}`", self.table),
+            "rows",
+            opts.progress.as_ref(),
+            say,
+        )
+        .approximate();
+        meter.update(self.rows_copied.max(0) as u64, total as u64, "");
         let dense = self.dense_integer_key(total).await?;
         let mut replicas = Replicas::open(&opts.replica_urls, &mut self.conn).await?;
         // A row the log already brought over is left as it is: it was read later than a chunk
@@ -628,18 +823,11 @@ impl Job {
             let took = started.elapsed().as_secs_f64().max(0.001);
             let ideal = n as f64 * opts.target_chunk.as_secs_f64() / took;
             n = (ideal.clamp(n as f64 / 2.0, n as f64 * 2.0) as i64).clamp(10, 100_000);
-            if last_say.elapsed() > Duration::from_secs(2) {
-                last_say = Instant::now();
-                let pct = if total > 0 {
-                    format!(" (~{}%)", (self.rows_copied * 100 / total).min(100))
-                } else {
-                    String::new()
-                };
-                say(&format!(
-                    "copying `{}`: {} rows{pct}, chunk {n}",
-                    self.table, self.rows_copied
-                ));
-            }
+            meter.update(
+                self.rows_copied.max(0) as u64,
+                total as u64,
+                &format!(", chunk {n} rows"),
+            );
             match hi {
                 Some(k) => last = Some(k),
                 None => return Ok(()),
@@ -752,57 +940,60 @@ impl Job {
     /// The logged keys are replaced, never upserted: in one transaction their shadow rows are
     /// deleted, their current rows inserted again and their log entries removed. So the apply only
     /// ever changes rows of logged keys (an upsert that meets another row over a second unique key
-    /// updates that row: two rows merged into one), rows that exchanged unique values (two users
-    /// swapping emails, a reordered list) arrive together in any order, and a kill leaves either
-    /// the change applied and its entry gone, or neither.
+    /// updates that row: two rows merged into one), and a kill leaves either the change applied and
+    /// its entry gone, or neither.
     ///
-    /// A duplicate on another unique key means a row outside the batch is stale, its change further
-    /// down the log or committed since the log was read, or that the table really holds rows the
-    /// new key refuses.
-    /// The batch widens to the whole log and is tried again; a duplicate with the whole log in the
-    /// batch and nothing logged since it was read is real, and fails as the ALTER as written would.
+    /// Rows that exchanged unique values (two users swapping emails, a reordered list) must arrive
+    /// as of one moment: the rows are read together with the log, in one statement (one snapshot),
+    /// into the stage table, and only then are the shadow rows of every key logged by that moment
+    /// removed (see `replace`). The shadow then holds the original as it was at that moment, minus
+    /// rows whose changes are still logged: a duplicate left is one the original itself held then.
+    /// Such a duplicate is read again (a client may have fixed it meanwhile); met again over the
+    /// same log, it is real, and fails as the ALTER as written would.
     pub async fn apply(&mut self, limit: usize) -> Result<usize> {
-        let mut limit = Some(limit);
-        let mut whole: Option<Vec<u64>> = None;
-        let mut last_err = None;
+        self.apply_log(Some(limit), false).await
+    }
+
+    /// Applies the whole log with every logged key's shadow row removed first, so that the shadow
+    /// holds exactly the original as of one moment, minus rows changed since: what a UNIQUE index
+    /// built now must accept.
+    pub async fn settle(&mut self) -> Result<usize> {
+        self.apply_log(None, true).await
+    }
+
+    async fn apply_log(&mut self, limit: Option<usize>, settle: bool) -> Result<usize> {
+        let mut failed: Option<(Vec<u64>, mysql_async::Error)> = None;
         for _ in 0..12 {
             let (ids, keys) = self.read_log(limit).await?;
             if ids.is_empty() {
                 return Ok(0);
             }
-            if let (Some(before), Some(err)) = (&whole, last_err.take()) {
+            if let Some((before, _)) = &failed {
                 if *before == ids {
-                    return Err(db(&format!("copying `{}` online", self.table), err));
+                    break;
                 }
             }
-            let complete = limit.is_none_or(|n| ids.len() < n);
-            match self.replace(&ids, &keys).await {
+            match self.replace(&ids, settle).await {
                 Ok(()) => {
                     self.remember(keys);
                     return Ok(ids.len());
                 }
-                // On the copy key itself: a chunk of the copy, running meanwhile on its own
-                // session, inserted a row of the batch after the delete. Again: the delete now
-                // finds it.
+                // On the copy key: a chunk of the copy, running meanwhile on its own session,
+                // inserted a row of the batch after the delete. Again: the delete now finds it.
                 Err(e)
                     if code(&e) == Some(ER_DUP_ENTRY)
                         && e.to_string()
                             .contains(&format!("for key '{}'", self.key_index)) =>
                 {
-                    whole = None;
-                    last_err = Some(e);
+                    failed = Some((Vec::new(), e));
                 }
-                Err(e) if code(&e) == Some(ER_DUP_ENTRY) => {
-                    whole = complete.then_some(ids);
-                    limit = None;
-                    last_err = Some(e);
-                }
+                Err(e) if code(&e) == Some(ER_DUP_ENTRY) => failed = Some((ids, e)),
                 Err(e) => return Err(db(&format!("copying `{}` online", self.table), e)),
             }
         }
-        // Clients kept committing changes between each read of the log and the apply: report
-        // the duplicate rather than go on forever; the copy is removed and the table unchanged.
-        let err = last_err.expect("the loop ends on a duplicate");
+        // The same duplicate over the same log, or clients kept writing for 12 tries: report the
+        // duplicate rather than go on forever; the copy is removed and the table unchanged.
+        let (_, err) = failed.expect("the loop ends on a duplicate");
         Err(db(&format!("copying `{}` online", self.table), err))
     }
 
@@ -821,59 +1012,243 @@ impl Job {
         self.cap_touched();
     }
 
-    /// In one transaction: the shadow rows of `keys` deleted, the original's current rows of
-    /// them inserted, the log entries `ids` removed.
-    async fn replace(
+    /// Creates the stage table once per job: the copied columns of the original, typed as there
+    /// (so the insert into the shadow converts exactly as one from the original), without keys.
+    async fn stage(&mut self) -> std::result::Result<(), mysql_async::Error> {
+        if self.stage_ready {
+            return Ok(());
+        }
+        self.conn
+            .query_drop(format!(
+                "CREATE TABLE IF NOT EXISTS {} ENGINE=InnoDB AS SELECT {} FROM {} LIMIT 0",
+                ident(&self.names.stage),
+                self.orig_cols(),
+                ident(&self.table)
+            ))
+            .await?;
+        self.stage_ready = true;
+        Ok(())
+    }
+
+    /// The distinct keys logged now (entries up to `upto`, or all), a consistent read.
+    async fn logged_keys(
         &mut self,
-        ids: &[u64],
-        keys: &[Key],
-    ) -> std::result::Result<(), mysql_async::Error> {
-        let mut sqls = Vec::new();
+        upto: Option<u64>,
+    ) -> std::result::Result<Vec<Key>, mysql_async::Error> {
+        let sql = format!(
+            "SELECT DISTINCT {} FROM {}{}",
+            self.key_select(Side::Chg),
+            ident(&self.names.chg),
+            if upto.is_some() {
+                " WHERE `_sluice_id` <= ?"
+            } else {
+                ""
+            }
+        );
+        let params = upto.map(|u| vec![Value::UInt(u)]).unwrap_or_default();
+        let rows: Vec<Row> = self.conn.exec(sql, Params::Positional(params)).await?;
+        Ok(keys_of(rows))
+    }
+
+    async fn delete_shadow(&mut self, keys: &[Key]) -> std::result::Result<(), mysql_async::Error> {
         for batch in keys.chunks(2_500) {
             let mut params = Vec::new();
             let cond = self.key_in(Side::Shadow, batch, &mut params);
-            sqls.push((
-                format!("DELETE FROM {} WHERE {cond}", ident(&self.names.shadow)),
-                params,
-            ));
+            self.conn
+                .exec_drop(
+                    format!("DELETE FROM {} WHERE {cond}", ident(&self.names.shadow)),
+                    Params::Positional(params),
+                )
+                .await?;
         }
-        // All deletes first: a row of the batch never meets the stale version of another.
-        for batch in keys.chunks(2_500) {
-            let mut params = Vec::new();
-            let cond = self.key_in(Side::Orig, batch, &mut params);
-            sqls.push((self.copy_sql("INSERT", &cond), params));
+        Ok(())
+    }
+
+    /// In one transaction: the log entries `ids` applied and removed. Retries sluice's own
+    /// deadlocks and lock wait timeouts; any other error comes back as the server gave it.
+    async fn replace(
+        &mut self,
+        ids: &[u64],
+        settle: bool,
+    ) -> std::result::Result<(), mysql_async::Error> {
+        self.stage().await?;
+        let mut attempt = 0;
+        loop {
+            self.conn.query_drop("START TRANSACTION").await?;
+            match self.replace_once(ids, settle).await {
+                Ok(()) => return Ok(()),
+                Err(e) if self.again(&e, &mut attempt).await => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The body of `replace`, inside its transaction (READ COMMITTED: each read is a consistent
+    /// read of its own moment, taking no lock a client could wait for).
+    ///
+    /// 1. One statement reads the log entries up to the batch's last id and the current rows of
+    ///    their keys into the stage: log and rows of one moment, M.
+    /// 2. The shadow rows of the keys logged up to that id are deleted (read after M, so they
+    ///    include every staged key). Every other shadow row is the original's row at M unless its
+    ///    key has an entry after that id (a change after M, or one further down the log).
+    /// 3. The staged rows go into the shadow. A duplicate over another unique key there can only
+    ///    be with such a row: the shadow rows of every key logged now (read after M: all of them)
+    ///    are deleted too and the insert runs again. Their entries stay in the log, so a later
+    ///    batch brings them back. A duplicate now is one the original held at M. `settle` deletes
+    ///    every logged key's row before the first insert.
+    /// 4. The batch's entries are removed and the stage is emptied.
+    async fn replace_once(
+        &mut self,
+        ids: &[u64],
+        settle: bool,
+    ) -> std::result::Result<(), mysql_async::Error> {
+        let upto = ids.iter().copied().max().unwrap_or(0);
+        let stage = ident(&self.names.stage);
+        let on: Vec<String> = self
+            .key
+            .iter()
+            .map(|k| format!("`_x`.{} = `_c`.{}", ident(&k.orig), ident(&k.chg)))
+            .collect();
+        let xcols: Vec<String> = self
+            .cols
+            .iter()
+            .map(|c| format!("`_x`.{}", ident(&c.orig)))
+            .collect();
+        // The derived log table first, then the original by its key: one lookup per logged key.
+        let fill = format!(
+            "INSERT INTO {stage} ({}) SELECT STRAIGHT_JOIN {} FROM (SELECT DISTINCT {} FROM {} WHERE `_sluice_id` <= ?) AS `_c` \
+             JOIN {} AS `_x` FORCE INDEX ({}) ON {}",
+            self.orig_cols(),
+            xcols.join(", "),
+            self.key.iter().map(|k| ident(&k.chg)).collect::<Vec<_>>().join(", "),
+            ident(&self.names.chg),
+            ident(&self.table),
+            ident(&self.key_index),
+            on.join(" AND ")
+        );
+        self.conn
+            .exec_drop(fill, Params::Positional(vec![Value::UInt(upto)]))
+            .await?;
+        let doomed = self
+            .logged_keys(if settle { None } else { Some(upto) })
+            .await?;
+        self.delete_shadow(&doomed).await?;
+        let put = format!(
+            "INSERT INTO {} ({}) SELECT {} FROM {stage}",
+            ident(&self.names.shadow),
+            self.scols(),
+            self.ocols()
+        );
+        match self.conn.query_drop(&put).await {
+            Ok(()) => {}
+            Err(e)
+                if !settle
+                    && code(&e) == Some(ER_DUP_ENTRY)
+                    && !e
+                        .to_string()
+                        .contains(&format!("for key '{}'", self.key_index)) =>
+            {
+                // A failed statement is undone alone; the transaction and the stage stay.
+                let done: BTreeSet<Key> = doomed.into_iter().collect();
+                let rest: Vec<Key> = self
+                    .logged_keys(None)
+                    .await?
+                    .into_iter()
+                    .filter(|k| !done.contains(k))
+                    .collect();
+                self.delete_shadow(&rest).await?;
+                self.conn.query_drop(&put).await?;
+            }
+            Err(e) => return Err(e),
         }
         for batch in ids.chunks(10_000) {
             let ph = vec!["?"; batch.len()].join(", ");
-            sqls.push((
-                format!(
-                    "DELETE FROM {} WHERE `_sluice_id` IN ({ph})",
-                    ident(&self.names.chg)
-                ),
-                batch.iter().map(|&i| Value::UInt(i)).collect(),
-            ));
+            self.conn
+                .exec_drop(
+                    format!(
+                        "DELETE FROM {} WHERE `_sluice_id` IN ({ph})",
+                        ident(&self.names.chg)
+                    ),
+                    Params::Positional(batch.iter().map(|&i| Value::UInt(i)).collect()),
+                )
+                .await?;
         }
-        self.try_tx(&sqls).await.map(|_| ())
+        // Empty again for the next apply (of this session or another): never committed with rows.
+        self.conn.query_drop(format!("DELETE FROM {stage}")).await?;
+        self.conn.query_drop("COMMIT").await
+    }
+
+    /// Applies up to `limit` logged changes as [`Job::apply`] does, counting them on `meter`.
+    async fn apply_metered(
+        &mut self,
+        limit: usize,
+        meter: Option<&mut LogMeter<'_>>,
+    ) -> Result<usize> {
+        let n = self.apply(limit).await?;
+        if let Some(m) = meter {
+            m.applied += n as u64;
+            if m.meter.due() {
+                // The log holds only what is not applied yet; its id span bounds that from above
+                // at the cost of two index lookups (a count would read the whole backlog).
+                let span: Option<Option<i64>> = self
+                    .conn
+                    .query_first(format!(
+                        "SELECT CAST(MAX(`_sluice_id`) - MIN(`_sluice_id`) + 1 AS SIGNED) FROM {}",
+                        ident(&self.names.chg)
+                    ))
+                    .await
+                    .unwrap_or(None);
+                let backlog = span.flatten().unwrap_or(0).max(0) as u64;
+                m.meter.update(
+                    m.applied,
+                    m.applied + backlog,
+                    &format!(", backlog ~{backlog}"),
+                );
+            }
+        }
+        Ok(n)
+    }
+
+    /// Follows applying the change log: entries applied, the backlog left, rate and time left.
+    pub fn log_meter<'a>(&self, opts: &OnlineOptions, say: Say<'a>) -> LogMeter<'a> {
+        LogMeter {
+            meter: Meter::new(
+                format!("catch-up of `{}`", self.table),
+                "log entries",
+                opts.progress.as_ref(),
+                say,
+            )
+            .approximate(),
+            applied: 0,
+        }
     }
 
     /// Applies the change log until a batch finds it nearly empty (it never empties while clients
-    /// write); returns how many entries it applied.
-    pub async fn apply_backlog(&mut self) -> Result<usize> {
+    /// write), or for about five seconds; returns how many entries it applied.
+    pub async fn apply_backlog(&mut self, meter: &mut LogMeter<'_>) -> Result<usize> {
         let mut total = 0;
+        let started = Instant::now();
         loop {
-            let n = self.apply(5_000).await?;
+            let n = self.apply_metered(5_000, Some(meter)).await?;
             total += n;
-            if n < 1_000 {
+            // Nearly empty: caught up. After a few seconds the caller gets control back either
+            // way, to report progress and bound its rounds: clients logging changes faster than
+            // they are applied would otherwise keep the run here, silently, for ever.
+            if n < 1_000 || started.elapsed() > Duration::from_secs(5) {
                 return Ok(total);
             }
         }
     }
 
     /// Applies the change log until it is empty (or `max_rounds` batches were applied).
-    pub async fn drain(&mut self, max_rounds: usize) -> Result<usize> {
+    pub async fn drain(
+        &mut self,
+        max_rounds: usize,
+        mut meter: Option<&mut LogMeter<'_>>,
+    ) -> Result<usize> {
         let mut total = 0;
         for _ in 0..max_rounds {
-            let n = self.apply(5_000).await?;
+            let n = self.apply_metered(5_000, meter.as_deref_mut()).await?;
             total += n;
             if n == 0 {
                 break;
@@ -887,11 +1262,11 @@ impl Job {
             .cols
             .iter()
             .map(|c| {
-                let name = match side {
-                    Side::Orig => ident(&c.orig),
-                    _ => ident(&c.shadow),
+                let (name, from) = match side {
+                    Side::Orig => (ident(&c.orig), c.from.as_str()),
+                    _ => (ident(&c.shadow), c.new.data_type.as_str()),
                 };
-                conv(&name, &c.new, c.changed)
+                conv(&name, from, &c.new, c.changed)
             })
             .collect();
         let nulls: Vec<String> = exprs.iter().map(|e| format!("ISNULL({e})")).collect();
@@ -1040,7 +1415,7 @@ impl Job {
             if let Err(e) = self.recopy(&which).await {
                 // A unique conflict with a stale row outside the range that the log will fix:
                 // drain and retry once; a real one (duplicates the new key refuses) stays.
-                self.drain(4).await?;
+                self.drain(4, None).await?;
                 if recopied == 1 {
                     return Err(e);
                 }
@@ -1066,10 +1441,35 @@ impl Job {
     }
 
     /// Verifies the whole table chunk by chunk; keys applied meanwhile are re-verified after.
-    pub async fn verify(&mut self, say: Say<'_>) -> Result<()> {
+    /// Reports chunks verified of the server's estimate of the table's chunks.
+    pub async fn verify(&mut self, opts: &OnlineOptions, say: Say<'_>) -> Result<()> {
         self.touched.clear();
         self.overflowed = false;
-        let chunks = self.verify_range(None, None).await?;
+        let rows: Option<Option<u64>> = self
+            .conn
+            .exec_first(
+                "SELECT TABLE_ROWS FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+                (&self.table,),
+            )
+            .await
+            .map_err(|e| db("reading the table size", e))?;
+        let total = rows
+            .flatten()
+            .unwrap_or(0)
+            .div_ceil(VERIFY_ROWS as u64)
+            .max(1);
+        let mut meter = Meter::new(
+            format!("verification of `{}`", self.table),
+            "chunks",
+            opts.progress.as_ref(),
+            say,
+        )
+        .approximate();
+        meter.update(0, total, "");
+        let chunks = self
+            .verify_chunks(None, None, Some((&mut meter, total)))
+            .await?;
+        meter.finish();
         self.verify_touched().await?;
         say(&format!(
             "verified `{}` against {}: {chunks} chunk(s) match",
@@ -1081,6 +1481,15 @@ impl Job {
     /// Verifies the keys in (`lo`, `hi`] in chunks of at most `VERIFY_ROWS` rows; returns how many
     /// chunks it checked.
     pub async fn verify_range(&mut self, lo: Option<&Key>, hi: Option<&Key>) -> Result<usize> {
+        self.verify_chunks(lo, hi, None).await
+    }
+
+    async fn verify_chunks(
+        &mut self,
+        lo: Option<&Key>,
+        hi: Option<&Key>,
+        mut meter: Option<(&mut Meter<'_>, u64)>,
+    ) -> Result<usize> {
         let mut lo: Option<Key> = lo.cloned();
         let mut chunks = 0;
         loop {
@@ -1088,6 +1497,18 @@ impl Job {
             let upto = end.as_ref().or(hi);
             self.check(Which::Range(lo.as_ref(), upto)).await?;
             chunks += 1;
+            if let Some((m, estimate)) = meter.as_mut() {
+                // The estimate may be short: while chunks remain the total stays ahead of the
+                // count, and the last chunk makes it exact.
+                let done = chunks as u64;
+                let last = !matches!(&end, Some(h) if Some(h) != hi);
+                let total = if last {
+                    done
+                } else {
+                    (*estimate).max(done + 1)
+                };
+                m.update(done, total, "");
+            }
             match end {
                 Some(h) if Some(&h) != hi => lo = Some(h),
                 _ => return Ok(chunks),
@@ -1138,4 +1559,153 @@ pub fn no_key(table: &str) -> Error {
         "add a primary key first (e.g. `ALTER TABLE t ADD COLUMN id BIGINT AUTO_INCREMENT PRIMARY KEY`, itself an online change on MariaDB), \
          or run this ALTER with `sluice up --as-written` in a maintenance window",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_members_read_quoted_lists() {
+        for (rest, want) in [
+            ("'x','y','z')", Some(vec!["x", "y", "z"])),
+            ("'it''s','a,b')", Some(vec!["it's", "a,b"])),
+            ("'')", Some(vec![""])),
+            ("'x'", None),
+            ("x)", None),
+            ("'x';", None),
+        ] {
+            let want = want.map(|w| w.into_iter().map(String::from).collect::<Vec<_>>());
+            assert_eq!(set_members(rest), want, "{rest}");
+        }
+    }
+
+    #[test]
+    fn implicit_defaults_only_for_not_null_columns_without_one() {
+        let col = |data_type: &str, nullable: bool, default: Option<&str>| LiveColumn {
+            name: "d".into(),
+            column_type: data_type.into(),
+            data_type: data_type.into(),
+            nullable,
+            default: default.map(String::from),
+            ..Default::default()
+        };
+        for (ty, want) in [
+            ("int", Some("0")),
+            ("decimal", Some("0")),
+            ("bit", Some("0")),
+            ("year", Some("0")),
+            ("varchar", Some("''")),
+            ("longtext", Some("''")),
+            ("blob", Some("''")),
+            ("set", Some("''")),
+            ("enum", Some("1")),
+            ("date", Some("'0000-00-00'")),
+            ("timestamp", Some("'0000-00-00 00:00:00'")),
+            ("time", Some("'00:00:00'")),
+            ("uuid", Some("'00000000-0000-0000-0000-000000000000'")),
+            ("point", None),
+        ] {
+            assert_eq!(implicit_default(&col(ty, false, None)), want, "{ty}");
+            assert_eq!(implicit_default(&col(ty, true, None)), None, "{ty} NULL");
+            assert_eq!(
+                implicit_default(&col(ty, false, Some("5"))),
+                None,
+                "{ty} DEFAULT"
+            );
+        }
+        let auto = LiveColumn {
+            auto_increment: true,
+            ..col("int", false, None)
+        };
+        assert_eq!(implicit_default(&auto), None);
+    }
+
+    #[test]
+    fn checksums_read_both_sides_as_the_new_type() {
+        let new = |column_type: &str, data_type: &str| LiveColumn {
+            name: "c".into(),
+            column_type: column_type.into(),
+            data_type: data_type.into(),
+            ..Default::default()
+        };
+        for (from, to, data_type, want) in [
+            (
+                "time",
+                "time(3)",
+                "time",
+                "CAST(CAST(`c` AS TIME(3)) AS BINARY)",
+            ),
+            (
+                "binary",
+                "binary(8)",
+                "binary",
+                "CAST(CAST(`c` AS BINARY(8)) AS BINARY)",
+            ),
+            (
+                "bit",
+                "bit(16)",
+                "bit",
+                "CAST(CONV(HEX(`c`), 16, 10) AS BINARY)",
+            ),
+            (
+                "double",
+                "float",
+                "float",
+                "CAST(CAST(`c` AS FLOAT) AS BINARY)",
+            ),
+            (
+                "decimal",
+                "decimal(12,5)",
+                "decimal",
+                "CAST(CAST(`c` AS DECIMAL(12,5)) AS BINARY)",
+            ),
+            (
+                "datetime",
+                "datetime(6)",
+                "datetime",
+                "CAST(CAST(`c` AS DATETIME(6)) AS BINARY)",
+            ),
+            (
+                "smallint",
+                "year(4)",
+                "year",
+                "CAST(IF(`c` = 0, 0, YEAR(MAKEDATE(`c`, 1))) AS BINARY)",
+            ),
+            (
+                "varchar",
+                "year(4)",
+                "year",
+                "CAST(YEAR(MAKEDATE(`c`, 1)) AS BINARY)",
+            ),
+        ] {
+            assert_eq!(
+                conv("`c`", from, &new(to, data_type), true),
+                want,
+                "{from} -> {to}"
+            );
+        }
+        let set = conv("`c`", "set", &new("set('z','x')", "set"), true);
+        assert_eq!(
+            set,
+            "CAST(IF(`c` IS NULL, NULL, ((FIND_IN_SET(CONVERT(X'7A' USING utf8mb4), CONVERT(`c` USING utf8mb4)) > 0) << 0) \
+             | ((FIND_IN_SET(CONVERT(X'78' USING utf8mb4), CONVERT(`c` USING utf8mb4)) > 0) << 1)) AS BINARY)"
+        );
+        assert_eq!(
+            conv("`c`", "int", &new("set('z','x')", "set"), true),
+            "CAST(CAST(`c` AS UNSIGNED) AS BINARY)"
+        );
+        assert_eq!(
+            conv("`c`", "tinyint", &new("enum('a','b')", "enum"), true),
+            "CAST(ELT(`c`, CONVERT(X'61' USING utf8mb4), CONVERT(X'62' USING utf8mb4)) AS BINARY)"
+        );
+        assert_eq!(
+            conv("`c`", "enum", &new("enum('a','b')", "enum"), true),
+            "CAST(CONVERT(`c` USING utf8mb4) AS BINARY)"
+        );
+        assert_eq!(
+            conv("`c`", "int", &new("int(11)", "int"), false),
+            "CAST(`c` AS BINARY)"
+        );
+    }
 }

@@ -31,10 +31,7 @@ use std::time::{Duration, Instant};
 /// `cutover-renamed` (tables swapped, the swap not yet recorded), `swap-untriggered` (the triggers
 /// dropped, the change log not) and `swap-unlogged` (the change log dropped, the swap not recorded).
 pub fn crash_point(point: &str) {
-    if std::env::var("SLUICE_CRASH_AT").is_ok_and(|p| p == point) {
-        eprintln!("sluice: SLUICE_CRASH_AT={point}: ending the process here");
-        std::process::abort();
-    }
+    sluice_core::crash_point(point);
 }
 
 fn secs(d: Duration) -> u64 {
@@ -52,7 +49,7 @@ pub async fn swap(
     let deadline = Instant::now() + opts.lock_retry_for;
     let mut backoff = Duration::from_millis(100);
     loop {
-        catch_up(job, say).await?;
+        catch_up(job, opts, say).await?;
         match attempt(job, opts, conn_opts, say).await? {
             Ok(held) => return Ok(held),
             Err(why) => {
@@ -79,14 +76,15 @@ pub async fn swap(
 
 /// Applies the log and verifies what it applied until both are small, so that the part done with
 /// writes held is short. Converges as long as sluice applies faster than clients write.
-async fn catch_up(job: &mut Job, say: Say<'_>) -> Result<()> {
+async fn catch_up(job: &mut Job, opts: &OnlineOptions, say: Say<'_>) -> Result<()> {
     let mut last_say = Instant::now();
+    let mut meter = job.log_meter(opts, say);
     for round in 0..50 {
         let t0 = Instant::now();
-        let applied = job.apply_backlog().await?;
+        let applied = job.apply_backlog(&mut meter).await?;
         let apply_ms = t0.elapsed().as_millis();
         if job.overflowed {
-            job.verify(say).await?;
+            job.verify(opts, say).await?;
             continue;
         }
         let keys = job.touched.len();

@@ -29,6 +29,7 @@ use parse::{AlterTable, ClauseKind};
 use path::Algo;
 use sluice_core::engine::{OnlineOptions, OnlineReport};
 use sluice_core::error::{Error, Result};
+use sluice_core::runner::small_table_note;
 use std::time::{Duration, Instant};
 
 pub const CREATE_STATE: &str = "CREATE TABLE IF NOT EXISTS `sluice_online` (\
@@ -277,7 +278,7 @@ async fn settle_dead_runs(conn: &mut Conn, names: &Names) {
     let mentions: Vec<String> = names
         .triggers
         .iter()
-        .chain([&names.chg, &names.shadow])
+        .chain([&names.chg, &names.shadow, &names.stage])
         .map(|n| ident(n))
         .collect();
     for _ in 0..200 {
@@ -292,6 +293,7 @@ async fn settle_dead_runs(conn: &mut Conn, names: &Names) {
         let dead: Vec<u64> = rows
             .into_iter()
             .filter(|(_, info)| mentions.iter().any(|m| info.contains(m.as_str())))
+            .filter(|(_, info)| !in_trigger(info, names))
             .map(|(id, _)| id)
             .collect();
         if dead.is_empty() {
@@ -302,6 +304,19 @@ async fn settle_dead_runs(conn: &mut Conn, names: &Names) {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Whether a process list entry is a client's write running the copy's trigger: the server shows
+/// the trigger's statement, in the trigger's database, as the session's INFO. Sluice itself never
+/// writes the change log, so such a session is a client, whose write must not be stopped.
+fn in_trigger(info: &str, names: &Names) -> bool {
+    let info = info.trim_start();
+    let log = format!("INSERT INTO {} ", ident(&names.chg));
+    info.get(..log.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(&log))
+        || info
+            .get(..7)
+            .is_some_and(|head| head.eq_ignore_ascii_case("IF NOT "))
 }
 
 /// Sessions other than this one running one of `stmts`: a killed run's DDL, which the server
@@ -433,6 +448,21 @@ async fn set_state(conn: &mut Conn, table: &str, state: &str) -> Result<()> {
 }
 
 /// Removes the table's row from `sluice_online`: nothing of an online change of it is pending.
+/// The exact row count of `table` when below `limit` (the count stops there); None otherwise.
+async fn rows_below(conn: &mut Conn, table: &str, limit: u64) -> Result<Option<u64>> {
+    if limit == 0 {
+        return Ok(None);
+    }
+    let n: Option<u64> = conn
+        .query_first(format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM {} LIMIT {limit}) s",
+            ident(table)
+        ))
+        .await
+        .map_err(|e| db("counting a table's rows", e))?;
+    Ok(n.filter(|&n| n < limit))
+}
+
 async fn forget(conn: &mut Conn, table: &str) -> Result<()> {
     conn.exec_drop(
         "DELETE FROM `sluice_online` WHERE `table_name` = ?",
@@ -486,7 +516,7 @@ async fn ddl(
             None => return Err(DdlError::Failed(db("running the ALTER", err))),
         }
         attempt += 1;
-        let blockers = sluice_core::engine::Engine::describe_blockers(e, Some(table))
+        let blockers = sluice_core::engine::Execution::describe_blockers(e, Some(table))
             .await
             .unwrap_or_default();
         let who = if blockers.is_empty() {
@@ -624,7 +654,11 @@ pub async fn copies(e: &mut MySqlEngine, sql: &str) -> Result<Option<String>> {
     Ok(d.algo.clause(e.flavour).is_none().then_some(a.table))
 }
 
-pub async fn explain(e: &mut MySqlEngine, sql: &str) -> Result<Option<Vec<String>>> {
+pub async fn explain(
+    e: &mut MySqlEngine,
+    sql: &str,
+    as_written_below_rows: u64,
+) -> Result<Option<Vec<String>>> {
     let Some(a) = read_alter(e, sql).await? else {
         return Ok(None);
     };
@@ -644,11 +678,24 @@ pub async fn explain(e: &mut MySqlEngine, sql: &str) -> Result<Option<Vec<String
     let d = decide(e, &a, &live);
     let names = Names::of(&a.table);
     let mut out = Vec::new();
+    if d.algo.clause(e.flavour).is_none() {
+        // The same refusal `up` gives, also for a small table (`up` judges it before counting rows).
+        if let Some(g) = e.galera() {
+            return Err(g.refuse_copy(&a.table));
+        }
+        if let Some(rows) = rows_below(&mut e.work, &a.table, as_written_below_rows).await? {
+            return Ok(Some(vec![small_table_note(rows, as_written_below_rows)]));
+        }
+    }
     match d.algo.clause(e.flavour) {
-        Some(clause) => out.push(format!(
-            "online: {} — runs with `{clause}` appended, so the server refuses rather than copying under a lock (then sluice tries the next form, finally the online copy)",
-            d.algo.name()
-        )),
+        Some(clause) => {
+            out.push(format!(
+                "online: {} — runs with `{clause}` appended, so the server refuses rather than copying under a lock (then sluice tries the next form, finally the online copy)",
+                d.algo.name()
+            ));
+            // The exact statement `alter` sends first: plan and up print it from here.
+            out.push(format!("sends: {}", a.on_with(&ident(&a.table), clause)));
+        }
         None => {
             out.push(format!(
                 "online copy: shadow {}, change log {} fed by triggers, chunked copy by {} checksummed as it goes, secondary indexes built after the copy, atomic RENAME; old table kept as {} until `sluice cleanup`",
@@ -657,6 +704,8 @@ pub async fn explain(e: &mut MySqlEngine, sql: &str) -> Result<Option<Vec<String
                 live.copy_key().map(|k| k.columns.join(", ")).unwrap_or_else(|| "?".into()),
                 ident(&names.old)
             ));
+            // The ALTER the copy applies to the shadow table (`copy_path` sends this text).
+            out.push(format!("shadow: {}", a.on(&ident(&names.shadow))));
             if let Some(err) = refuse_copy(&a, &live, &names) {
                 out.push(format!("refused: {err}"));
             }
@@ -664,6 +713,44 @@ pub async fn explain(e: &mut MySqlEngine, sql: &str) -> Result<Option<Vec<String
     }
     out.extend(d.lines);
     Ok(Some(out))
+}
+
+/// The statement as written, from the same prediction as the online path (see
+/// [`path::as_written`]); None when it is no ALTER TABLE sluice reads or the table does not exist
+/// yet (the plan's offline model applies then).
+pub async fn as_written_impact(
+    e: &mut MySqlEngine,
+    sql: &str,
+) -> Result<Option<(String, sluice_core::plan::Impact)>> {
+    // An ALTER sluice cannot read is reported by `explain`/`alter`; here the offline model stands.
+    let Ok(Some(a)) = read_alter(e, sql).await else {
+        return Ok(None);
+    };
+    // The prediction covers the clauses of one table of this database; RENAME TO and partition
+    // operations are the offline model's.
+    let dbname = database(&mut e.work).await?;
+    if a.schema.as_deref().is_some_and(|s| s != dbname)
+        || a.clauses
+            .iter()
+            .any(|c| matches!(c.kind, ClauseKind::RenameTable | ClauseKind::Partition))
+    {
+        return Ok(None);
+    }
+    let live = table::read(&mut e.work, &a.table)
+        .await
+        .map_err(|err| db("reading the table definition", err))?;
+    let Some(live) = live else {
+        return Ok(None);
+    };
+    let clauses: Vec<(ClauseKind, String)> = a
+        .clauses
+        .iter()
+        .map(|c| (c.kind.clone(), c.text.clone()))
+        .collect();
+    Ok(Some((
+        a.table.clone(),
+        path::as_written(e.flavour, &live, &clauses),
+    )))
 }
 
 pub async fn alter(
@@ -751,7 +838,7 @@ pub async fn alter(
         }
     };
     let d = decide(e, &a, &live);
-    if d.algo < Algo::Copy {
+    if d.algo.clause(e.flavour).is_some() {
         // Recorded before the DDL is sent: a killed run's DDL completes on the server, and the
         // next run recognises it by the definition instead of sending it again.
         let before = definition(&mut e.work, &a.table).await?;
@@ -806,6 +893,27 @@ pub async fn alter(
                 Err(DdlError::Failed(err)) => return Err(err),
             }
         }
+    }
+    if let Some(g) = e.galera().cloned() {
+        if d.algo < Algo::Copy {
+            let _ = forget(&mut e.work, &a.table).await;
+        }
+        return Err(g.refuse_copy(&a.table));
+    }
+    // A copy keeps a big table writable; a small one is altered as written in milliseconds (and a
+    // copy sluice would refuse, for foreign keys or triggers, is not needed at all).
+    if let Some(rows) = rows_below(&mut e.work, &a.table, opts.as_written_below_rows).await? {
+        // The fast forms the server refused left their 'ddl' record: the statement now runs as
+        // written and the runner records it.
+        if d.algo < Algo::Copy {
+            let _ = forget(&mut e.work, &a.table).await;
+        }
+        say(&format!(
+            "`{}`: {}",
+            a.table,
+            small_table_note(rows, opts.as_written_below_rows)
+        ));
+        return Ok(None);
     }
     if state.is_some() {
         // An earlier, finished swap of this table kept its old table under the name this copy
@@ -887,6 +995,10 @@ async fn drop_triggers(conn: &mut Conn, names: &Names) -> Result<()> {
 /// reported when the swap was recorded and stays, as evidence, until `sluice cleanup`.
 async fn finish_swapped(e: &mut MySqlEngine, names: &Names, say: Say<'_>) -> Result<()> {
     drop_triggers(&mut e.work, names).await?;
+    e.work
+        .query_drop(format!("DROP TABLE IF EXISTS {}", ident(&names.stage)))
+        .await
+        .map_err(|err| db("dropping the apply's stage table", err))?;
     let Some(late) = logged_after_swap(e, names).await? else {
         return Ok(());
     };
@@ -906,13 +1018,34 @@ async fn finish_swapped(e: &mut MySqlEngine, names: &Names, say: Say<'_>) -> Res
 async fn drop_objects(conn: &mut Conn, names: &Names, tables: bool) {
     settle_dead_runs(conn, names).await;
     for t in &names.triggers {
+        // The work session keeps the short lock_wait_timeout of its DDL, so clients' writes do
+        // not queue behind the drop for long: a lock failure under writers is retried, for up
+        // to a minute, rather than leaving the copy behind (a failed 1264 copy once kept
+        // `_t_upd`, `_t_del` and the log under the scenario writers).
+        let mut dropped = false;
+        let started = Instant::now();
+        for attempt in 0u64.. {
+            if started.elapsed() > Duration::from_secs(60) {
+                break;
+            }
+            match conn
+                .query_drop(format!("DROP TRIGGER IF EXISTS {}", ident(t)))
+                .await
+            {
+                Ok(()) => {
+                    dropped = true;
+                    break;
+                }
+                // Lock wait timeout, or chosen as the victim of a lock deadlock.
+                Err(err) if matches!(copy::code(&err), Some(1205 | 1213)) => {
+                    tokio::time::sleep(Duration::from_millis(50 + 10 * attempt.min(15))).await;
+                }
+                Err(_) => break,
+            }
+        }
         // A trigger left without its change log would fail every client write (1146): keep the
         // log while any trigger may still stand.
-        if conn
-            .query_drop(format!("DROP TRIGGER IF EXISTS {}", ident(t)))
-            .await
-            .is_err()
-        {
+        if !dropped {
             return;
         }
     }
@@ -920,9 +1053,11 @@ async fn drop_objects(conn: &mut Conn, names: &Names, tables: bool) {
         .query_drop(format!("DROP TABLE IF EXISTS {}", ident(&names.chg)))
         .await;
     if tables {
-        let _ = conn
-            .query_drop(format!("DROP TABLE IF EXISTS {}", ident(&names.shadow)))
-            .await;
+        for t in [&names.shadow, &names.stage] {
+            let _ = conn
+                .query_drop(format!("DROP TABLE IF EXISTS {}", ident(t)))
+                .await;
+        }
     }
 }
 
@@ -965,6 +1100,10 @@ async fn setup(
             return Err(err);
         }
     };
+    if let Err(err) = refuse_checked_fills(e, &job).await {
+        drop_objects(&mut e.work, &names, true).await;
+        return Err(err);
+    }
     if let Err(err) = defer_indexes(e, &job, &shadow).await {
         drop_objects(&mut e.work, &names, true).await;
         return Err(err);
@@ -1033,20 +1172,88 @@ async fn setup(
             log("OLD")
         ),
     ];
-    for sql in &triggers {
-        match ddl(e, &a.table, sql, opts, say).await {
-            Ok(()) => {}
-            Err(DdlError::Refused(m)) => {
-                drop_objects(&mut e.work, &names, true).await;
-                return Err(Error::database("creating the copy triggers", m));
-            }
-            Err(DdlError::Failed(err)) | Err(DdlError::Server(err)) => {
-                drop_objects(&mut e.work, &names, true).await;
-                return Err(err);
-            }
-        }
+    if let Err(err) = create_triggers(e, &a.table, &triggers, opts, say).await {
+        drop_objects(&mut e.work, &names, true).await;
+        return Err(err);
     }
     Ok(job)
+}
+
+/// Creates the three copy triggers at once, under `LOCK TABLES t WRITE`: client statements see
+/// no trigger or all three. Created one by one, a client's prepared UPDATE re-prepared while only
+/// the INSERT trigger stood did not lock the change log, then ran the UPDATE trigger added
+/// meanwhile and failed with 1146 (`_t_chg` doesn't exist) on MariaDB 10.11. The lock is taken like
+/// any DDL's (short wait, step back, retry) and held for the three catalog changes only.
+async fn create_triggers(
+    e: &mut MySqlEngine,
+    table: &str,
+    triggers: &[String],
+    opts: &OnlineOptions,
+    say: Say<'_>,
+) -> Result<()> {
+    let lock = format!("LOCK TABLES {} WRITE", ident(table));
+    match ddl(e, table, &lock, opts, say).await {
+        Ok(()) => {}
+        Err(DdlError::Refused(m)) => {
+            return Err(Error::database(
+                "locking the table for the copy triggers",
+                m,
+            ))
+        }
+        Err(DdlError::Failed(err)) | Err(DdlError::Server(err)) => return Err(err),
+    }
+    let mut outcome = Ok(());
+    for sql in triggers {
+        if let Err(err) = e.work.query_drop(sql.as_str()).await {
+            outcome = Err(Error::database(
+                format!("running `{}`", first_line(sql)),
+                e.url.scrub(&err.to_string()),
+            ));
+            break;
+        }
+    }
+    // Whatever happened, the lock goes at once.
+    let unlocked = e
+        .work
+        .query_drop("UNLOCK TABLES")
+        .await
+        .map_err(|err| db("unlocking the table after creating the copy triggers", err));
+    outcome.and(unlocked)
+}
+
+/// A new NOT NULL column without a default that has a CHECK of its own (JSON's `json_valid`): the
+/// ALTER as written fills existing rows with the implicit default (`''`) unchecked, so every
+/// later UPDATE of those rows fails the CHECK (4025). The copy's INSERT is checked and cannot
+/// give that result: refused before anything is copied.
+async fn refuse_checked_fills(e: &mut MySqlEngine, job: &Job) -> Result<()> {
+    if job.fills.is_empty() {
+        return Ok(());
+    }
+    let checked: Vec<String> = e
+        .work
+        .exec(
+            "SELECT CONSTRAINT_NAME FROM information_schema.CHECK_CONSTRAINTS \
+             WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = ? AND LEVEL = 'Column'",
+            (&job.names.shadow,),
+        )
+        .await
+        .map_err(|err| db("reading the shadow's checks", err))?;
+    let Some((col, value)) = job
+        .fills
+        .iter()
+        .find(|(n, _)| checked.iter().any(|c| c.eq_ignore_ascii_case(n)))
+    else {
+        return Ok(());
+    };
+    Err(Error::usage(
+        format!(
+            "the new column {} is NOT NULL without a default and has a CHECK (JSON is checked by json_valid): \
+             the ALTER as written fills `{}`'s existing rows with {value}, which the CHECK refuses, so every later UPDATE of them fails",
+            ident(col),
+            job.table
+        ),
+        "give the column a default the CHECK accepts (e.g. `DEFAULT '{}'` for JSON) or let it be NULL, then run `sluice up` again",
+    ))
 }
 
 /// Records the shadow's secondary indexes in `sluice_online` and drops them, so the copy does not
@@ -1091,7 +1298,12 @@ async fn defer_indexes(e: &mut MySqlEngine, job: &Job, shadow: &table::LiveTable
 /// Builds the deferred indexes the shadow lacks, after the change log is applied. A duplicate
 /// over a new UNIQUE index can be a stale row whose change is still in the log: apply and retry;
 /// one that stays is real and fails the copy, as the ALTER as written would.
-async fn build_deferred(e: &mut MySqlEngine, job: &mut Job, say: Say<'_>) -> Result<()> {
+async fn build_deferred(
+    e: &mut MySqlEngine,
+    job: &mut Job,
+    opts: &OnlineOptions,
+    say: Say<'_>,
+) -> Result<()> {
     let text: Option<Option<String>> = e
         .work
         .exec_first(
@@ -1106,11 +1318,20 @@ async fn build_deferred(e: &mut MySqlEngine, job: &mut Job, say: Say<'_>) -> Res
         None => return Ok(()),
     };
     let t0 = Instant::now();
+    let mut meter = job.log_meter(opts, say);
     for attempt in 0..3 {
-        // The log down to a few entries first: a UNIQUE build over rows some of which are stale
-        // can meet a duplicate the log would remove.
-        job.apply_backlog().await?;
-        match defer::add_missing(&mut job.conn, &job.names.shadow, &deferred).await {
+        // The log down to a few entries, then all of it read in one moment: a UNIQUE build over
+        // rows some of which are stale can meet a duplicate the log would remove.
+        job.apply_backlog(&mut meter).await?;
+        job.settle().await?;
+        // Followed from a connection of its own while it runs (see `alter_progress`).
+        let (id, conn_opts) = (job.conn.id(), job.conn.opts().clone());
+        let task = format!("index build of `{}`", job.names.shadow);
+        let added = tokio::select! {
+            r = defer::add_missing(&mut job.conn, &job.names.shadow, &deferred) => r,
+            never = crate::alter_progress::watch(conn_opts, id, task, opts.progress.as_ref(), say) => match never {},
+        };
+        match added {
             Ok(0) => return Ok(()),
             Ok(n) => {
                 say(&format!(
@@ -1141,6 +1362,10 @@ async fn copy_path(
     state: Option<StateRow>,
     started: Instant,
 ) -> Result<OnlineReport> {
+    // Also a copy an earlier run began: its triggers and cut-over take table locks all the same.
+    if let Some(g) = e.galera() {
+        return Err(g.refuse_copy(&a.table));
+    }
     let names = Names::of(&a.table);
     let t = a.table.clone();
     replicas::parse_urls(&opts.replica_urls)?;
@@ -1225,8 +1450,9 @@ async fn copy_path(
         // that run: verify the whole table again before it can be swapped.
         let t0 = Instant::now();
         let checked = async {
-            job.drain(100).await?;
-            job.verify(say).await
+            let mut meter = job.log_meter(opts, say);
+            job.drain(100, Some(&mut meter)).await?;
+            job.verify(opts, say).await
         }
         .await;
         if let Err(err) = checked {
@@ -1281,17 +1507,18 @@ async fn copy_path(
             "copied and verified `{t}` in {:.1} s ({chunks} checksum chunk(s) match)",
             t0.elapsed().as_secs_f64()
         ));
-        if let Err(err) = build_deferred(e, &mut job, say).await {
+        if let Err(err) = build_deferred(e, &mut job, opts, say).await {
             return Err(abandon(e, &names, &t, err).await);
         }
         let t0 = Instant::now();
-        let n = match job.drain(100).await {
+        let mut meter = job.log_meter(opts, say);
+        let n = match job.drain(100, Some(&mut meter)).await {
             Ok(n) => n,
             Err(err) => return Err(abandon(e, &names, &t, err).await),
         };
         let keys = job.touched.len();
         let checked = if job.overflowed {
-            job.verify(say).await
+            job.verify(opts, say).await
         } else {
             job.verify_touched().await
         };
@@ -1431,7 +1658,8 @@ async fn abandon(e: &mut MySqlEngine, names: &Names, t: &str, err: Error) -> Err
 
 /// Whether a failed copy failed on the data: the verification found rows that still differ
 /// (sluice's own error), or the server refused a value with SQLSTATE class 22 (data exception)
-/// or 23 (integrity constraint violation), which the driver writes as `ERROR n (22003): ...`.
+/// or 23 (integrity constraint violation), which the driver writes as `ERROR n (22003): ...`,
+/// or with one of the conversion errors filed under another class.
 fn is_data_failure(err: &Error) -> bool {
     let Error::Database { message, .. } = err else {
         // Usage and other errors are not about the rows: keep what was copied.
@@ -1443,7 +1671,13 @@ fn is_data_failure(err: &Error) -> bool {
     message.match_indices("ERROR ").any(|(i, _)| {
         let rest = &message[i + 6..];
         let code_end = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(0);
-        rest[code_end..].starts_with(" (22") || rest[code_end..].starts_with(" (23")
+        // 1265 Data truncated (01000), 1366 Incorrect value (HY000), 1364 no default (HY000),
+        // 1411 Incorrect value for function (HY000): the same rows fail the ALTER as written.
+        let conversion = matches!(
+            rest[..code_end].parse::<u16>(),
+            Ok(1265 | 1366 | 1364 | 1411)
+        );
+        conversion || rest[code_end..].starts_with(" (22") || rest[code_end..].starts_with(" (23")
     })
 }
 
@@ -1497,10 +1731,12 @@ async fn finish_swap(
 ) -> Result<OnlineReport> {
     drop_triggers(&mut e.work, names).await?;
     cutover::crash_point("swap-untriggered");
-    e.work
-        .query_drop(format!("DROP TABLE IF EXISTS {}", ident(&names.chg)))
-        .await
-        .map_err(|err| db("dropping the change log", err))?;
+    for aux in [&names.chg, &names.stage] {
+        e.work
+            .query_drop(format!("DROP TABLE IF EXISTS {}", ident(aux)))
+            .await
+            .map_err(|err| db("dropping the change log", err))?;
+    }
     cutover::crash_point("swap-unlogged");
     set_state(&mut e.work, t, "swapped").await?;
     Ok(OnlineReport {
@@ -1559,7 +1795,7 @@ pub async fn cleanup(e: &mut MySqlEngine, abort: bool) -> Result<Vec<String>> {
         if state == "swapped" || state == "done" {
             // With the old table go the triggers an earlier sluice left on it and its change log.
             drop_triggers(&mut e.work, &names).await?;
-            for aux in [&names.old, &names.chg] {
+            for aux in [&names.old, &names.chg, &names.stage] {
                 e.work
                     .query_drop(format!("DROP TABLE IF EXISTS {}", ident(aux)))
                     .await
@@ -1596,7 +1832,7 @@ pub async fn aux_tables(conn: &mut Conn) -> Vec<String> {
         .iter()
         .flat_map(|t| {
             let n = Names::of(t);
-            [n.shadow, n.old, n.chg, n.twin]
+            [n.shadow, n.old, n.chg, n.twin, n.stage]
         })
         .collect()
 }
@@ -1635,6 +1871,21 @@ mod failure_tests {
     }
 
     #[test]
+    fn client_writes_running_the_copy_triggers_are_not_dead_runs() {
+        let names = Names::of("t");
+        for (info, trigger) in [
+            ("INSERT INTO `_t_chg` (`k0`) VALUES (NEW.`id`)", true),
+            ("insert into `_t_chg` (`k0`) VALUES (OLD.`id`)", true),
+            ("IF NOT (OLD.`id` <=> NEW.`id`) THEN", true),
+            ("CREATE TRIGGER `_t_ins` AFTER INSERT ON `t` FOR EACH ROW INSERT INTO `_t_chg` (`k0`) VALUES (NEW.`id`)", false),
+            ("INSERT INTO `_t_new` (`id`) SELECT `id` FROM `t`", false),
+            ("DELETE FROM `_t_chg` WHERE `_sluice_id` IN (1)", false),
+        ] {
+            assert_eq!(in_trigger(info, &names), trigger, "{info}");
+        }
+    }
+
+    #[test]
     fn data_failures_are_told_from_lost_sessions() {
         let e = |m: &str| Error::database("copying `t` online", m);
         assert!(is_data_failure(&e(
@@ -1647,6 +1898,29 @@ mod failure_tests {
             "the shadow table _t_new {} from the original",
             copy::STILL_DIFFERS
         ))));
+        for (code, state, text) in [
+            (1265, "01000", "Data truncated for column 'c' at row 1"),
+            (
+                1366,
+                "HY000",
+                "Incorrect integer value: 'x' for column `d`.`t`.`c` at row 1",
+            ),
+            (1364, "HY000", "Field 'd' doesn't have a default value"),
+            (
+                1292,
+                "22007",
+                "Incorrect datetime value: 'x' for column `d`.`t`.`c` at row 1",
+            ),
+            (1406, "22001", "Data too long for column 'c' at row 1"),
+            (4025, "23000", "CONSTRAINT `ck` failed for `d`.`t`"),
+        ] {
+            assert!(
+                is_data_failure(&e(&format!(
+                    "Server error: `ERROR {code} ({state}): {text}'"
+                ))),
+                "{code}"
+            );
+        }
         assert!(!is_data_failure(&e(
             "Server error: `ERROR 1927 (70100): Connection was killed'"
         )));

@@ -1,6 +1,7 @@
 //! Names of the objects an online copy creates beside table `t`: `_t_new` (shadow), `_t_old` (the
-//! original after the swap), `_t_chg` (change log) triggers `_t_ins`/`_t_upd`/`_t_del`, and `_t_twin` (an empty
-//! twin, for a moment, to see what the ALTER as written makes of the table). MySQL
+//! original after the swap), `_t_chg` (change log) triggers `_t_ins`/`_t_upd`/`_t_del`, `_t_twin` (an empty
+//! twin, for a moment, to see what the ALTER as written makes of the table) and `_t_stg` (rows a log
+//! apply read, see `copy.rs`). MySQL
 //! names hold at most 64 characters: a longer one keeps a prefix and a hash of the full name, so
 //! two long tables never share a shadow.
 
@@ -26,6 +27,8 @@ pub struct Names {
     pub triggers: [String; 3],
     /// An empty twin the ALTER as written is tried on, for the definition it must produce.
     pub twin: String,
+    /// Rows a log apply read, held inside its transaction (empty whenever none runs).
+    pub stage: String,
 }
 
 impl Names {
@@ -36,6 +39,7 @@ impl Names {
             chg: aux(table, "chg"),
             triggers: [aux(table, "ins"), aux(table, "upd"), aux(table, "del")],
             twin: aux(table, "twin"),
+            stage: aux(table, "stg"),
         }
     }
 }

@@ -323,6 +323,8 @@ pub struct ColumnDef {
     pub inline_key: bool,
     pub references: bool,
     pub check: bool,
+    /// The BINARY attribute: the `_bin` collation of the column's character set.
+    pub binary: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -356,16 +358,24 @@ pub enum ClauseKind {
         unique: bool,
         /// FULLTEXT or SPATIAL: never LOCK=NONE.
         special: bool,
+        /// FULLTEXT (the table then has one: every later rebuild needs LOCK=SHARED).
+        fulltext: bool,
     },
     AddPrimaryKey,
     DropPrimaryKey,
-    DropIndex,
+    DropIndex {
+        name: String,
+    },
     RenameIndex,
     AddForeignKey,
     DropForeignKey,
+    /// `ALTER INDEX name [NOT] IGNORED / VISIBLE / INVISIBLE`.
+    AlterIndex,
     AddCheck,
     DropConstraint,
     ConvertCharset,
+    /// `[DEFAULT] CHARACTER SET / CHARSET / COLLATE [=] x`: the table's default for new columns only.
+    TableCharset,
     /// ENGINE=InnoDB, FORCE, ROW_FORMAT=...: a rebuild.
     Rebuild,
     /// COMMENT=...: metadata only.
@@ -586,18 +596,21 @@ fn classify(t: &[&Tok]) -> ClauseKind {
             return ClauseKind::AddIndex {
                 unique: true,
                 special: false,
+                fulltext: false,
             };
         }
         if word(t, i, "INDEX") || word(t, i, "KEY") {
             return ClauseKind::AddIndex {
                 unique: false,
                 special: false,
+                fulltext: false,
             };
         }
         if word(t, i, "FULLTEXT") || word(t, i, "SPATIAL") {
             return ClauseKind::AddIndex {
                 unique: false,
                 special: true,
+                fulltext: word(t, i, "FULLTEXT"),
             };
         }
         if word(t, i, "PARTITION") {
@@ -629,7 +642,13 @@ fn classify(t: &[&Tok]) -> ClauseKind {
             return ClauseKind::DropPrimaryKey;
         }
         if word(t, i, "INDEX") || word(t, i, "KEY") {
-            return ClauseKind::DropIndex;
+            i += 1;
+            if word(t, i, "IF") && word(t, i + 1, "EXISTS") {
+                i += 2;
+            }
+            return ClauseKind::DropIndex {
+                name: name_at(i).unwrap_or_default(),
+            };
         }
         if word(t, i, "FOREIGN") {
             return ClauseKind::DropForeignKey;
@@ -681,6 +700,9 @@ fn classify(t: &[&Tok]) -> ClauseKind {
             position,
         };
     }
+    if word(t, 0, "ALTER") && (word(t, 1, "INDEX") || word(t, 1, "KEY")) {
+        return ClauseKind::AlterIndex;
+    }
     if word(t, 0, "ALTER") {
         i = 1;
         if word(t, i, "COLUMN") {
@@ -709,8 +731,52 @@ fn classify(t: &[&Tok]) -> ClauseKind {
         }
         return ClauseKind::RenameTable;
     }
-    if word(t, 0, "CONVERT") || word(t, 0, "DEFAULT") || word(t, 0, "CHARACTER") {
+    if word(t, 0, "CONVERT") {
         return ClauseKind::ConvertCharset;
+    }
+    if word(t, 0, "DEFAULT")
+        || word(t, 0, "CHARACTER")
+        || word(t, 0, "CHARSET")
+        || word(t, 0, "COLLATE")
+    {
+        // Only the defaults, and nothing else in the clause (table options may follow one
+        // another without a comma): new columns get them, existing ones keep theirs.
+        // `[DEFAULT] {CHARACTER SET | CHARSET | COLLATE} [=] name`, each once or more, and
+        // `COMMENT [=] 'text'` (metadata as well).
+        let w: Vec<&&Tok> = t.iter().filter(|x| !x.punct('=')).collect();
+        let mut k = 0;
+        let mut options = 0;
+        while k < w.len() {
+            if w[k].is("DEFAULT") {
+                k += 1;
+            }
+            if w.get(k).is_some_and(|x| x.is("CHARACTER"))
+                && w.get(k + 1).is_some_and(|x| x.is("SET"))
+            {
+                k += 2;
+            } else if w.get(k).is_some_and(|x| x.is("CHARSET") || x.is("COLLATE")) {
+                k += 1;
+            } else if options > 0 && w.get(k).is_some_and(|x| x.is("COMMENT")) {
+                if w.get(k + 1).is_some_and(|x| x.kind == TokKind::Str) {
+                    k += 2;
+                    continue;
+                }
+                break;
+            } else {
+                break;
+            }
+            if w.get(k).and_then(|x| x.name()).is_none() {
+                break;
+            }
+            k += 1;
+            options += 1;
+        }
+        let simple = options > 0 && k == w.len();
+        return if simple {
+            ClauseKind::TableCharset
+        } else {
+            ClauseKind::ConvertCharset
+        };
     }
     if word(t, 0, "ENGINE") || word(t, 0, "FORCE") || word(t, 0, "ROW_FORMAT") {
         return ClauseKind::Rebuild;
@@ -735,7 +801,9 @@ fn column_def(t: &[&Tok]) -> (ColumnDef, Position) {
     let mut depth = 0;
     let mut ty = String::new();
     while let Some(x) = t.get(i) {
-        if depth == 0 && x.kind == TokKind::Word && TYPE_END.iter().any(|k| x.is(k)) {
+        // BINARY after a type is the attribute (`VARCHAR(20) BINARY`); first, it is the type.
+        let attribute = TYPE_END.iter().any(|k| x.is(k)) || (i > 0 && x.is("BINARY"));
+        if depth == 0 && x.kind == TokKind::Word && attribute {
             break;
         }
         if x.punct('(') {
@@ -763,6 +831,8 @@ fn column_def(t: &[&Tok]) -> (ColumnDef, Position) {
         }
         if x.is("AUTO_INCREMENT") {
             def.auto_increment = true;
+        } else if x.is("BINARY") {
+            def.binary = true;
         } else if x.is("CHARACTER") && word(t, i + 1, "SET") {
             def.charset = t
                 .get(i + 2)
@@ -889,7 +959,8 @@ mod tests {
             k("ADD UNIQUE INDEX u (a)"),
             ClauseKind::AddIndex {
                 unique: true,
-                special: false
+                special: false,
+                fulltext: false
             }
         );
         assert_eq!(
@@ -901,7 +972,8 @@ mod tests {
             k("ADD FULLTEXT INDEX f (a)"),
             ClauseKind::AddIndex {
                 unique: false,
-                special: true
+                special: true,
+                fulltext: true
             }
         );
         assert_eq!(k("ALGORITHM=INPLACE"), ClauseKind::AlgorithmOrLock);
@@ -914,6 +986,45 @@ mod tests {
             ClauseKind::ConvertCharset
         );
         assert_eq!(k("DROP PARTITION p1"), ClauseKind::Partition);
+        // Only the table's defaults (and a comment): metadata. Anything more is not.
+        for only_defaults in [
+            "DEFAULT CHARSET = latin1",
+            "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+            "DEFAULT COLLATE = utf8mb4_bin",
+            "CHARSET latin1 COMMENT = 'x'",
+        ] {
+            assert_eq!(
+                k(only_defaults),
+                ClauseKind::TableCharset,
+                "{only_defaults}"
+            );
+        }
+        for more in [
+            "DEFAULT CHARSET = latin1 ENGINE = InnoDB",
+            "CHARSET latin1 AUTO_INCREMENT = 5",
+            "DEFAULT CHARSET",
+        ] {
+            assert_eq!(k(more), ClauseKind::ConvertCharset, "{more}");
+        }
+        assert_eq!(k("ALTER INDEX i IGNORED"), ClauseKind::AlterIndex);
+        assert_eq!(k("ALTER KEY i NOT IGNORED"), ClauseKind::AlterIndex);
+        // BINARY after a type is the `_bin` collation; as the type it stays the type.
+        for (clause, ty, binary) in [
+            ("MODIFY a VARCHAR(20) BINARY", "varchar(20)", true),
+            ("MODIFY a BINARY(16)", "binary(16)", false),
+            ("MODIFY a BINARY(16) NOT NULL", "binary(16)", false),
+        ] {
+            match k(clause) {
+                ClauseKind::ChangeColumn { def, .. } => {
+                    assert_eq!(
+                        (def.data_type.as_str(), def.binary),
+                        (ty, binary),
+                        "{clause}"
+                    )
+                }
+                other => panic!("{clause}: {other:?}"),
+            }
+        }
         match k("CHANGE a b INT UNSIGNED NULL COMMENT 'x' FIRST") {
             ClauseKind::ChangeColumn {
                 from,

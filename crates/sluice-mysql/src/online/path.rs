@@ -7,6 +7,7 @@
 use super::parse::{ClauseKind, ColumnDef, Position};
 use super::table::{LiveColumn, LiveTable};
 use crate::introspect::Flavour;
+use sluice_core::plan::{Blocks, Effect, Impact};
 
 /// Ordered from cheapest to most expensive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -17,6 +18,9 @@ pub enum Algo {
     NoCopy,
     /// In place with a table rebuild, concurrent writes allowed.
     Inplace,
+    /// In place only with LOCK=SHARED: writes wait for the whole build (the first FULLTEXT index).
+    /// Sluice copies online instead, so writes continue.
+    Shared,
     /// Needs the table copied: sluice's online shadow-table copy.
     Copy,
 }
@@ -27,17 +31,49 @@ impl Algo {
             Algo::Instant => "instant",
             Algo::NoCopy => "nocopy",
             Algo::Inplace => "inplace",
+            Algo::Shared => "inplace-shared",
             Algo::Copy => "copy",
         }
     }
 
-    /// The clause sluice appends to the statement to ask for this algorithm; None for Copy.
+    /// The clause sluice appends to the statement to ask for this algorithm; None for Shared and
+    /// Copy (both run as the online copy).
     pub fn clause(self, flavour: Flavour) -> Option<&'static str> {
         match self {
             Algo::Instant => Some("ALGORITHM=INSTANT"),
             Algo::NoCopy if flavour.is_mariadb() => Some("ALGORITHM=NOCOPY, LOCK=NONE"),
             Algo::NoCopy | Algo::Inplace => Some("ALGORITHM=INPLACE, LOCK=NONE"),
-            Algo::Copy => None,
+            Algo::Shared | Algo::Copy => None,
+        }
+    }
+
+    /// How the server runs a statement of this algorithm as written (no ALGORITHM=/LOCK=): the
+    /// cheapest form it accepts, spelled as the clause that asks for it. `sluice plan`'s
+    /// as-written line reads this, so it and the online path come from one prediction.
+    pub fn as_written(self, flavour: Flavour) -> (&'static str, Effect, Blocks) {
+        match self {
+            Algo::Instant => ("ALGORITHM=INSTANT", Effect::Instant, Blocks::Nothing),
+            Algo::NoCopy if flavour.is_mariadb() => (
+                "ALGORITHM=NOCOPY, LOCK=NONE",
+                Effect::IndexBuild,
+                Blocks::Nothing,
+            ),
+            Algo::NoCopy => (
+                "ALGORITHM=INPLACE, LOCK=NONE",
+                Effect::IndexBuild,
+                Blocks::Nothing,
+            ),
+            Algo::Inplace => (
+                "ALGORITHM=INPLACE, LOCK=NONE",
+                Effect::Rewrite,
+                Blocks::Nothing,
+            ),
+            Algo::Shared => (
+                "ALGORITHM=INPLACE, LOCK=SHARED",
+                Effect::Rewrite,
+                Blocks::Writes,
+            ),
+            Algo::Copy => ("ALGORITHM=COPY", Effect::Copy, Blocks::Writes),
         }
     }
 
@@ -85,7 +121,10 @@ pub fn predict(f: Flavour, table: &LiveTable, kind: &ClauseKind) -> Prediction {
     match kind {
         ClauseKind::AddColumn { def, position, .. } => {
             if def.auto_increment {
-                return p(Algo::Copy, "an AUTO_INCREMENT column fills every row");
+                return p(
+                    Algo::Shared,
+                    "an AUTO_INCREMENT column is filled in place with LOCK=SHARED (writes wait)",
+                );
             }
             if def.generated_stored {
                 return p(
@@ -93,13 +132,22 @@ pub fn predict(f: Flavour, table: &LiveTable, kind: &ClauseKind) -> Prediction {
                     "a stored generated column is computed for every row",
                 );
             }
-            if def.inline_key || def.references || def.check {
+            if def.references {
+                return p(Algo::Copy, "a column with an inline reference");
+            }
+            // MariaDB does not check existing rows against a new column's CHECK, even as written
+            // (10.11 adds `c INT NOT NULL DEFAULT -1 CHECK (c > 0)` instantly); MySQL does.
+            if def.check && !f.is_mariadb() {
+                return p(Algo::Copy, "a new column's check is validated by a copy");
+            }
+            if def.inline_key {
                 return p(
-                    Algo::Copy,
-                    "a column with an inline key, reference or check",
+                    Algo::Inplace,
+                    "a column with an inline key: the table is rebuilt with the index, writes allowed",
                 );
             }
-            if table.has_fulltext() {
+            // A virtual column stays instant (MariaDB 10.11); `plan` makes the rebuild LOCK=SHARED.
+            if table.has_fulltext() && !def.generated_virtual {
                 return p(
                     Algo::Inplace,
                     "the table has a FULLTEXT index (no instant ADD)",
@@ -122,6 +170,12 @@ pub fn predict(f: Flavour, table: &LiveTable, kind: &ClauseKind) -> Prediction {
             }
         }
         ClauseKind::DropColumn { name } => {
+            if table.has_fulltext() {
+                return p(
+                    Algo::Inplace,
+                    "the table has a FULLTEXT index (no instant DROP): rebuilt in place",
+                );
+            }
             if table.indexed(name) {
                 // The indexes on the column are rebuilt without it.
                 return p(nocopy.max(Algo::NoCopy), "the column is part of an index");
@@ -170,16 +224,40 @@ pub fn predict(f: Flavour, table: &LiveTable, kind: &ClauseKind) -> Prediction {
                         )
                     }
                 }
+                Change::EnumAppend if mariadb(f, (10, 3, 0)) || mysql(f, (8, 0, 0)) => {
+                    p(Algo::Instant, "ENUM/SET values appended at the end")
+                }
+                Change::EnumAppend => p(Algo::Inplace, "ENUM/SET values appended at the end"),
                 Change::Collation => {
-                    if mariadb(f, (10, 4, 0)) && !table.indexed(from) {
-                        p(Algo::Instant, "collation change of an unindexed column")
-                    } else {
+                    let in_primary = table.indexes.iter().any(|i| {
+                        i.name == "PRIMARY"
+                            && i.columns.iter().any(|c| c.eq_ignore_ascii_case(from))
+                    });
+                    if !mariadb(f, (10, 4, 0)) {
                         p(Algo::Copy, "collation change")
+                    } else if !table.indexed(from) {
+                        p(Algo::Instant, "collation change of an unindexed column")
+                    } else if in_primary {
+                        p(
+                            Algo::Inplace,
+                            "collation change of a primary key column rebuilds the table",
+                        )
+                    } else {
+                        p(
+                            nocopy,
+                            "collation change of an indexed column: its indexes are rebuilt",
+                        )
                     }
                 }
                 Change::Type(why) => p(Algo::Copy, why),
             };
             if moved && base.algo < Algo::Inplace {
+                if table.has_fulltext() {
+                    return p(
+                        Algo::Inplace,
+                        "moving a column of a table with a FULLTEXT index rebuilds it",
+                    );
+                }
                 if mariadb(f, (10, 4, 0)) || mysql(f, (8, 0, 29)) {
                     return p(base.algo, format!("{} (column moved)", base.why));
                 }
@@ -195,8 +273,8 @@ pub fn predict(f: Flavour, table: &LiveTable, kind: &ClauseKind) -> Prediction {
             }
         }
         ClauseKind::AddIndex { special: true, .. } => p(
-            Algo::Copy,
-            "FULLTEXT/SPATIAL index builds cannot allow concurrent writes",
+            Algo::Shared,
+            "FULLTEXT/SPATIAL index builds in place only with LOCK=SHARED (writes wait)",
         ),
         ClauseKind::AddIndex { .. } => p(nocopy, "index build in place, writes allowed"),
         ClauseKind::AddPrimaryKey => p(Algo::Inplace, "primary key change rebuilds in place"),
@@ -204,7 +282,21 @@ pub fn predict(f: Flavour, table: &LiveTable, kind: &ClauseKind) -> Prediction {
             Algo::Copy,
             "dropping the primary key without adding one needs a copy",
         ),
-        ClauseKind::DropIndex | ClauseKind::DropForeignKey => p(nocopy, "dropping a key in place"),
+        ClauseKind::DropForeignKey if mariadb(f, (10, 3, 0)) => {
+            p(Algo::Instant, "dropping a foreign key (metadata)")
+        }
+        ClauseKind::DropIndex { .. } | ClauseKind::DropForeignKey => {
+            p(nocopy, "dropping a key in place")
+        }
+        ClauseKind::AlterIndex => p(Algo::Instant, "index visibility (metadata)"),
+        ClauseKind::TableCharset if mariadb(f, (10, 3, 0)) => p(
+            Algo::Instant,
+            "the table's default character set/collation (existing columns keep theirs)",
+        ),
+        ClauseKind::TableCharset => p(
+            nocopy,
+            "the table's default character set/collation (existing columns keep theirs)",
+        ),
         ClauseKind::RenameIndex => {
             if mariadb(f, (10, 3, 0)) || mysql(f, (8, 0, 0)) {
                 p(Algo::Instant, "renaming an index")
@@ -221,6 +313,9 @@ pub fn predict(f: Flavour, table: &LiveTable, kind: &ClauseKind) -> Prediction {
         ClauseKind::ConvertCharset => p(Algo::Copy, "converting the character set"),
         ClauseKind::Rebuild => p(Algo::Inplace, "table rebuild in place"),
         ClauseKind::TableComment => p(Algo::Instant, "table comment"),
+        ClauseKind::AutoIncrementValue if mariadb(f, (10, 3, 0)) => {
+            p(Algo::Instant, "AUTO_INCREMENT value (metadata)")
+        }
         ClauseKind::AutoIncrementValue => p(nocopy, "AUTO_INCREMENT value"),
         ClauseKind::AlgorithmOrLock
         | ClauseKind::RenameTable
@@ -242,7 +337,11 @@ enum Change {
     Same,
     Default,
     Nullability,
-    VarcharExtend { crosses_255: bool },
+    VarcharExtend {
+        crosses_255: bool,
+    },
+    /// ENUM/SET values added after the existing ones, storage size unchanged.
+    EnumAppend,
     Collation,
     Type(String),
 }
@@ -281,9 +380,41 @@ fn max_bytes(charset: Option<&str>) -> u64 {
     }
 }
 
+/// The values of an `enum(...)`/`set(...)` type as normalised, and which of the two it is.
+fn members(t: &str) -> Option<(&str, Vec<&str>)> {
+    let (kind, rest) = t.split_once('(')?;
+    if kind != "enum" && kind != "set" {
+        return None;
+    }
+    let body = rest.strip_suffix(')')?;
+    // Values are quoted: split between them, not at commas inside one.
+    Some((kind, body.split("','").collect()))
+}
+
+/// Appending values keeps the stored numbers of the old ones and, within the same storage size
+/// (ENUM: 255 values in one byte; SET: 8 per byte), needs no row touched.
+fn enum_appended(old_t: &str, new_t: &str) -> bool {
+    let (Some((ko, o)), Some((kn, n))) = (members(old_t), members(new_t)) else {
+        return false;
+    };
+    let o: Vec<&str> = o.iter().map(|v| v.trim_matches('\'')).collect();
+    let n: Vec<&str> = n.iter().map(|v| v.trim_matches('\'')).collect();
+    let same_size = if ko == "enum" {
+        (o.len() <= 255) == (n.len() <= 255)
+    } else {
+        o.len().div_ceil(8) == n.len().div_ceil(8)
+    };
+    ko == kn && n.len() > o.len() && n[..o.len()] == o[..] && same_size
+}
+
 fn column_change(table: &LiveTable, old: &LiveColumn, new: &ColumnDef) -> Change {
     let old_t = normalise_type(&old.column_type);
-    let new_t = normalise_type(&new.data_type);
+    let mut new_t = normalise_type(&new.data_type);
+    // MariaDB stores JSON as LONGTEXT with a json_valid check: JSON again is the same type (a
+    // plain LONGTEXT made JSON gets the check, validated by a copy).
+    if new_t == "json" && old_t == "longtext" && old.json {
+        new_t = old_t.clone();
+    }
     // The charset the column ends up with: as written, else the table default (MODIFY without a
     // charset converts a text column to the table's).
     let textual = old.charset.is_some();
@@ -309,12 +440,19 @@ fn column_change(table: &LiveTable, old: &LiveColumn, new: &ColumnDef) -> Change
             }
             return Change::Type("VARCHAR shortened: every value is checked".into());
         }
+        if enum_appended(&old_t, &new_t) {
+            return Change::EnumAppend;
+        }
         return Change::Type(format!(
             "type change {old_t} → {new_t} converts every value"
         ));
     }
+    // BINARY: the `_bin` collation of the column's character set.
+    let binary = new
+        .binary
+        .then(|| format!("{}_bin", new_cs.as_deref().unwrap_or("utf8mb4")));
     if textual {
-        if let Some(c) = &new.collation {
+        if let Some(c) = new.collation.as_ref().or(binary.as_ref()) {
             if Some(c.as_str()) != old.collation.as_deref() {
                 return Change::Collation;
             }
@@ -331,9 +469,159 @@ fn column_change(table: &LiveTable, old: &LiveColumn, new: &ColumnDef) -> Change
 
 /// The statement's path: the most expensive of its clauses, with each clause's reason.
 pub fn plan(f: Flavour, table: &LiveTable, kinds: &[ClauseKind]) -> (Algo, Vec<Prediction>) {
-    let preds: Vec<Prediction> = kinds.iter().map(|k| predict(f, table, k)).collect();
+    let mut preds: Vec<Prediction> = kinds.iter().map(|k| predict(f, table, k)).collect();
+    // A primary key replaced in the same statement is a rebuild in place, writes allowed.
+    if kinds.contains(&ClauseKind::AddPrimaryKey) {
+        for (k, pr) in kinds.iter().zip(preds.iter_mut()) {
+            if *k == ClauseKind::DropPrimaryKey {
+                *pr = p(
+                    Algo::Inplace,
+                    "the primary key is replaced in the same statement: rebuilt in place",
+                );
+            }
+        }
+    }
+    // An instant column add, drop or move is instant only as a whole statement: next to a clause
+    // that is not, the server rebuilds the table for it (MariaDB 10.11 refuses NOCOPY for
+    // `ADD COLUMN x INT, ADD INDEX ...`: "Try ALGORITHM=INPLACE").
+    let rest = preds.iter().map(|p| p.algo).max().unwrap_or(Algo::Instant);
+    if rest > Algo::Instant && rest < Algo::Copy {
+        for (k, pr) in kinds.iter().zip(preds.iter_mut()) {
+            let column_layout = match k {
+                ClauseKind::AddColumn { .. } | ClauseKind::DropColumn { .. } => true,
+                ClauseKind::ChangeColumn { position, .. } => *position != Position::Last,
+                _ => false,
+            };
+            if column_layout && pr.algo == Algo::Instant {
+                *pr = p(
+                    Algo::Inplace,
+                    format!("{}, but next to a clause that is not instant it rebuilds the table in place", pr.why),
+                );
+            }
+        }
+    }
+    // FULLTEXT, judged by MariaDB 10.11: InnoDB adds one FULLTEXT index per statement (more need a
+    // copy), and a table that has one after the statement is rebuilt in place only with
+    // LOCK=SHARED (the FTS auxiliary tables are rebuilt with it), so writes wait.
+    let fulltext_adds = kinds
+        .iter()
+        .filter(|k| matches!(k, ClauseKind::AddIndex { fulltext: true, .. }))
+        .count();
+    if fulltext_adds > 1 {
+        for (k, pr) in kinds.iter().zip(preds.iter_mut()) {
+            if matches!(k, ClauseKind::AddIndex { fulltext: true, .. }) {
+                *pr = p(
+                    Algo::Copy,
+                    "InnoDB adds one FULLTEXT index per statement: several need a copy",
+                );
+            }
+        }
+    }
+    // Rebuilding a table that keeps a FULLTEXT index rebuilds that index too: with another one
+    // added, that is two FULLTEXT builds in one statement, so a copy.
+    let keeps = keeps_fulltext(table, kinds);
+    let rebuilds = preds.iter().any(|p| p.algo == Algo::Inplace);
+    if fulltext_adds > 0 && keeps && rebuilds {
+        for (k, pr) in kinds.iter().zip(preds.iter_mut()) {
+            if matches!(k, ClauseKind::AddIndex { fulltext: true, .. }) {
+                *pr = p(
+                    Algo::Copy,
+                    "a FULLTEXT index added while the table and its FULLTEXT index are rebuilt: InnoDB builds one at a time, so a copy",
+                );
+            }
+        }
+    }
+    if fulltext_adds > 0 || keeps {
+        for pr in preds.iter_mut().filter(|p| p.algo == Algo::Inplace) {
+            *pr = p(
+                Algo::Shared,
+                format!(
+                    "{}; the table has a FULLTEXT index, so the rebuild holds LOCK=SHARED (writes wait)",
+                    pr.why
+                ),
+            );
+        }
+    }
     let algo = preds.iter().map(|p| p.algo).max().unwrap_or(Algo::Instant);
     (algo, preds)
+}
+
+/// Whether one of the table's FULLTEXT indexes is left after the statement (not dropped by name,
+/// nor with all its columns).
+fn keeps_fulltext(table: &LiveTable, kinds: &[ClauseKind]) -> bool {
+    let dropped_index = |n: &str| {
+        kinds
+            .iter()
+            .any(|k| matches!(k, ClauseKind::DropIndex { name } if name.eq_ignore_ascii_case(n)))
+    };
+    let dropped_column = |c: &str| {
+        kinds
+            .iter()
+            .any(|k| matches!(k, ClauseKind::DropColumn { name } if name.eq_ignore_ascii_case(c)))
+    };
+    table.indexes.iter().any(|i| {
+        i.kind == "FULLTEXT"
+            && !dropped_index(&i.name)
+            && !i.columns.iter().all(|c| dropped_column(c))
+    })
+}
+
+/// The statement as written, as `sluice plan` shows it: the server runs the whole ALTER with one
+/// algorithm, the dearest its clauses need (`plan`), so every clause shares it; the note names the
+/// clauses that decide it. A user's own ALGORITHM=/LOCK= is what the server is asked for: a
+/// dearer one than predicted is what runs (a cheaper one is refused by the server).
+pub fn as_written(f: Flavour, table: &LiveTable, clauses: &[(ClauseKind, String)]) -> Impact {
+    let asked = |word: &str| {
+        clauses.iter().find_map(|(k, text)| {
+            let t = text.to_ascii_uppercase().replace(' ', "");
+            (*k == ClauseKind::AlgorithmOrLock)
+                .then(|| t.strip_prefix(&format!("{word}=")).map(str::to_string))
+                .flatten()
+        })
+    };
+    let kinds: Vec<ClauseKind> = clauses
+        .iter()
+        .map(|(k, _)| k.clone())
+        .filter(|k| *k != ClauseKind::AlgorithmOrLock)
+        .collect();
+    let texts: Vec<&str> = clauses
+        .iter()
+        .filter(|(k, _)| *k != ClauseKind::AlgorithmOrLock)
+        .map(|(_, t)| t.as_str())
+        .collect();
+    let (mut algo, preds) = plan(f, table, &kinds);
+    let mut why: Vec<String> = texts
+        .iter()
+        .zip(&preds)
+        .filter(|(_, p)| p.algo == algo)
+        .map(|(t, p)| format!("{t}: {}", p.why))
+        .collect();
+    let lock_asked = asked("LOCK");
+    let forced = match (asked("ALGORITHM").as_deref(), lock_asked.as_deref()) {
+        (Some("COPY"), _) => Some(Algo::Copy),
+        (_, Some("SHARED")) => Some(Algo::Shared),
+        _ => None,
+    };
+    if let Some(forced) = forced.filter(|f| *f > algo) {
+        algo = forced;
+        why = vec!["the statement's own ALGORITHM=/LOCK= asks for it".into()];
+    }
+    let (lock, effect, blocks) = algo.as_written(f);
+    if lock_asked.as_deref() == Some("EXCLUSIVE") {
+        // Every query waits, whatever the algorithm.
+        return Impact {
+            lock: format!("{}, LOCK=EXCLUSIVE", lock.split(',').next().unwrap_or(lock)),
+            effect,
+            blocks: Blocks::ReadsAndWrites,
+            note: "the statement's own LOCK=EXCLUSIVE blocks reads and writes".into(),
+        };
+    }
+    Impact {
+        lock: lock.into(),
+        effect,
+        blocks,
+        note: why.join("; "),
+    }
 }
 
 #[cfg(test)]
@@ -352,6 +640,7 @@ mod tests {
             charset: text.then(|| "utf8mb4".into()),
             collation: text.then(|| "utf8mb4_general_ci".into()),
             generated: false,
+            ..Default::default()
         };
         LiveTable {
             name: "p".into(),
@@ -410,7 +699,28 @@ mod tests {
         assert_eq!(algo(f, "MODIFY note VARCHAR(100)"), Algo::Instant);
         assert_eq!(algo(f, "MODIFY note VARCHAR(10)"), Algo::Copy);
         assert_eq!(algo(f, "ADD INDEX i (balance)"), Algo::NoCopy);
-        assert_eq!(algo(f, "ADD FULLTEXT INDEX i (note)"), Algo::Copy);
+        // Instant column layout changes next to a clause that is not instant: a rebuild.
+        assert_eq!(
+            algo(f, "ADD COLUMN c INT, ADD INDEX i (balance)"),
+            Algo::Inplace
+        );
+        assert_eq!(
+            algo(f, "DROP COLUMN note, ADD INDEX i (balance)"),
+            Algo::Inplace
+        );
+        assert_eq!(
+            algo(f, "MODIFY note VARCHAR(100) FIRST, ADD INDEX i (balance)"),
+            Algo::Inplace
+        );
+        assert_eq!(
+            algo(f, "MODIFY note VARCHAR(100), ADD INDEX i (balance)"),
+            Algo::NoCopy
+        );
+        assert_eq!(
+            algo(f, "ADD COLUMN c INT, MODIFY balance BIGINT"),
+            Algo::Copy
+        );
+        assert_eq!(algo(f, "ADD FULLTEXT INDEX i (note)"), Algo::Shared);
         assert_eq!(
             algo(f, "MODIFY note VARCHAR(20) CHARACTER SET latin1"),
             Algo::Copy
@@ -418,6 +728,93 @@ mod tests {
         assert_eq!(
             algo(f, "ADD COLUMN c INT, MODIFY balance BIGINT"),
             Algo::Copy
+        );
+    }
+
+    #[test]
+    fn a_fulltext_index_makes_rebuilds_lock_shared() {
+        // As MariaDB 10.11 answers (tests/path_judged_by_server.rs holds the server to it).
+        let f = flavour(EngineKind::MariaDb, (10, 11, 6));
+        let mut t = table();
+        t.indexes.push(LiveIndex {
+            name: "ft0".into(),
+            unique: false,
+            columns: vec!["note".into()],
+            kind: "FULLTEXT".into(),
+        });
+        let algo = |clause: &str| {
+            let a = parse::parse(&format!("ALTER TABLE p {clause}")).unwrap();
+            let kinds: Vec<_> = a.clauses.into_iter().map(|c| c.kind).collect();
+            plan(f, &t, &kinds).0
+        };
+        assert_eq!(algo("ADD COLUMN c INT"), Algo::Shared);
+        assert_eq!(algo("ADD COLUMN c INT AS (n + 1) VIRTUAL"), Algo::Instant);
+        assert_eq!(algo("DROP COLUMN n"), Algo::Shared);
+        assert_eq!(algo("MODIFY balance INT NOT NULL"), Algo::Shared);
+        assert_eq!(algo("MODIFY balance INT FIRST"), Algo::Shared);
+        assert_eq!(algo("RENAME COLUMN balance TO b2"), Algo::Instant);
+        assert_eq!(algo("ADD INDEX i (balance)"), Algo::NoCopy);
+        // The FULLTEXT index goes (with its only column, or by name): an ordinary rebuild.
+        assert_eq!(algo("DROP COLUMN note"), Algo::Inplace);
+        assert_eq!(algo("DROP INDEX ft0, ADD COLUMN c INT"), Algo::Inplace);
+        assert_eq!(algo("ADD FULLTEXT INDEX ft (note)"), Algo::Shared);
+        // Rebuilt with its FULLTEXT index while another is added: two FULLTEXT builds, a copy.
+        assert_eq!(
+            algo("ADD FULLTEXT INDEX ft (note), ADD COLUMN c INT"),
+            Algo::Copy
+        );
+        let plain = table();
+        let a =
+            parse::parse("ALTER TABLE p ADD FULLTEXT INDEX a (note), ADD FULLTEXT INDEX b (note)")
+                .unwrap();
+        let kinds: Vec<_> = a.clauses.into_iter().map(|c| c.kind).collect();
+        assert_eq!(plan(f, &plain, &kinds).0, Algo::Copy);
+    }
+
+    #[test]
+    fn the_as_written_line_is_the_prediction_or_the_statements_own_algorithm() {
+        let f = flavour(EngineKind::MariaDb, (10, 11, 6));
+        let line = |stmt: &str| {
+            let a = parse::parse(stmt).unwrap();
+            let clauses: Vec<_> = a.clauses.into_iter().map(|c| (c.kind, c.text)).collect();
+            let i = as_written(f, &table(), &clauses);
+            (i.lock, i.blocks)
+        };
+        assert_eq!(
+            line("ALTER TABLE p ADD COLUMN c INT"),
+            ("ALGORITHM=INSTANT".to_string(), Blocks::Nothing)
+        );
+        assert_eq!(
+            line("ALTER TABLE p ADD INDEX i (balance)"),
+            ("ALGORITHM=NOCOPY, LOCK=NONE".to_string(), Blocks::Nothing)
+        );
+        assert_eq!(
+            line("ALTER TABLE p ADD FULLTEXT INDEX ft (note)"),
+            ("ALGORITHM=INPLACE, LOCK=SHARED".to_string(), Blocks::Writes)
+        );
+        // The statement's own ALGORITHM=/LOCK= is what the server is asked for.
+        assert_eq!(
+            line("ALTER TABLE p ADD COLUMN c INT, ALGORITHM=COPY"),
+            ("ALGORITHM=COPY".to_string(), Blocks::Writes)
+        );
+        assert_eq!(
+            line("ALTER TABLE p ADD INDEX i (balance), LOCK=SHARED"),
+            ("ALGORITHM=INPLACE, LOCK=SHARED".to_string(), Blocks::Writes)
+        );
+        assert_eq!(
+            line("ALTER TABLE p ADD INDEX i (balance), LOCK=EXCLUSIVE"),
+            (
+                "ALGORITHM=NOCOPY, LOCK=EXCLUSIVE".to_string(),
+                Blocks::ReadsAndWrites
+            )
+        );
+        // MySQL has no NOCOPY: the same prediction is spelled INPLACE.
+        let m = flavour(EngineKind::MySql, (8, 0, 36));
+        let a = parse::parse("ALTER TABLE p ADD INDEX i (balance)").unwrap();
+        let clauses: Vec<_> = a.clauses.into_iter().map(|c| (c.kind, c.text)).collect();
+        assert_eq!(
+            as_written(m, &table(), &clauses).lock,
+            "ALGORITHM=INPLACE, LOCK=NONE"
         );
     }
 
@@ -455,7 +852,7 @@ mod tests {
         assert_eq!(algo(m29, "ADD INDEX i (balance)"), Algo::Inplace);
         assert_eq!(
             algo(m29, "ADD COLUMN c INT AUTO_INCREMENT UNIQUE"),
-            Algo::Copy
+            Algo::Shared
         );
         // MySQL has no NOCOPY: the nocopy prediction asks for INPLACE, LOCK=NONE.
         assert_eq!(

@@ -16,6 +16,12 @@ pub struct LiveColumn {
     pub collation: Option<String>,
     /// Virtual or stored generated column (never written by an INSERT).
     pub generated: bool,
+    /// COLUMN_DEFAULT: None when the column has no default (a nullable one without a default
+    /// reads `NULL`).
+    pub default: Option<String>,
+    pub auto_increment: bool,
+    /// MariaDB: a JSON column (LONGTEXT with the server's `json_valid` check named after it).
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -74,7 +80,7 @@ impl LiveTable {
     }
 }
 
-/// name, type, data type, nullable, charset, collation, extra.
+/// name, type, data type, nullable, charset, collation, extra, default.
 type ColumnRow = (
     String,
     String,
@@ -83,6 +89,7 @@ type ColumnRow = (
     Option<String>,
     Option<String>,
     String,
+    Option<String>,
 );
 
 /// Reads `table` in the current database; None when it does not exist.
@@ -110,25 +117,41 @@ pub async fn read(conn: &mut Conn, table: &str) -> mysql_async::Result<Option<Li
     let cols: Vec<ColumnRow> = conn
         .exec(
             "SELECT COLUMN_NAME, LOWER(COLUMN_TYPE), LOWER(DATA_TYPE), IS_NULLABLE, CHARACTER_SET_NAME, \
-             COLLATION_NAME, EXTRA FROM information_schema.COLUMNS \
+             COLLATION_NAME, EXTRA, COLUMN_DEFAULT FROM information_schema.COLUMNS \
              WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
             (table,),
         )
         .await?;
+    // MariaDB names a JSON column's check after the column; MySQL has a JSON type of its own and
+    // no TABLE_NAME in CHECK_CONSTRAINTS (the query fails there: no JSON-as-LONGTEXT columns).
+    let json: Vec<String> = conn
+        .exec(
+            "SELECT CONSTRAINT_NAME FROM information_schema.CHECK_CONSTRAINTS \
+             WHERE CONSTRAINT_SCHEMA = DATABASE() AND TABLE_NAME = ? \
+             AND CHECK_CLAUSE = CONCAT('json_valid(`', CONSTRAINT_NAME, '`)')",
+            (table,),
+        )
+        .await
+        .unwrap_or_default();
     let columns = cols
         .into_iter()
         .map(
-            |(name, column_type, data_type, nullable, charset, collation, extra)| LiveColumn {
-                name,
-                column_type,
-                data_type,
-                nullable: nullable == "YES",
-                charset,
-                collation,
-                generated: extra.contains("GENERATED")
-                    || extra.contains("VIRTUAL")
-                    || extra.contains("PERSISTENT")
-                    || extra.contains("STORED"),
+            |(name, column_type, data_type, nullable, charset, collation, extra, default)| {
+                LiveColumn {
+                    json: json.iter().any(|j| j.eq_ignore_ascii_case(&name)),
+                    name,
+                    column_type,
+                    data_type,
+                    nullable: nullable == "YES",
+                    charset,
+                    collation,
+                    generated: extra.contains("GENERATED")
+                        || extra.contains("VIRTUAL")
+                        || extra.contains("PERSISTENT")
+                        || extra.contains("STORED"),
+                    default,
+                    auto_increment: extra.to_ascii_lowercase().contains("auto_increment"),
+                }
             },
         )
         .collect();

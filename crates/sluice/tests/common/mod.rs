@@ -57,6 +57,34 @@ impl Project {
         self.dir.path()
     }
 
+    /// The tables and views of the test database (its current schema), sorted.
+    #[allow(dead_code)]
+    pub async fn table_names(&self) -> Vec<String> {
+        use mysql_async::prelude::Queryable;
+        let q = "SELECT table_name FROM information_schema.tables WHERE table_schema = ";
+        let mut names: Vec<String> = match self.db.server {
+            Server::Postgres => self
+                .db
+                .pg()
+                .await
+                .query(&format!("{q} current_schema()"), &[])
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect(),
+            Server::MariaDb => self
+                .db
+                .my()
+                .await
+                .query(format!("{q} DATABASE()"))
+                .await
+                .unwrap(),
+        };
+        names.sort();
+        names
+    }
+
     pub fn migration_path(&self, file: &str) -> PathBuf {
         self.path().join("migrations").join(file)
     }
@@ -71,6 +99,9 @@ impl Project {
             .current_dir(self.path())
             .env("DATABASE_URL", &self.db.url)
             .env("SLUICE_APP_VERSION", "test-app-1")
+            // Test tables are tiny: without this every rewrite and online copy under test would
+            // run as written. The tests of that threshold set it themselves.
+            .env("SLUICE_AS_WRITTEN_BELOW_ROWS", "0")
             .env_remove("SLUICE_LOG")
             .stdin(Stdio::null());
         c
@@ -141,5 +172,111 @@ where
             "timed out waiting for: {what}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A private PostgreSQL 15 on a free port in a temp dir, for what the shared test server must not
+/// be changed for (preloaded libraries, replication connections). Stopped on drop.
+pub struct PrivatePg {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub root: bool,
+}
+
+pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+impl PrivatePg {
+    pub fn tool(&self, name: &str) -> std::process::Command {
+        let path = format!("{PG_BIN}/{name}");
+        // initdb and postgres refuse to run as root: run them as the postgres OS user then.
+        if self.root {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--", &path]);
+            c
+        } else {
+            std::process::Command::new(path)
+        }
+    }
+
+    /// One that preloads pg_stat_statements.
+    pub fn start() -> Option<PrivatePg> {
+        Self::start_with("-c shared_preload_libraries=pg_stat_statements")
+    }
+
+    /// With `extra` server options; None where PostgreSQL 15's server binaries are missing.
+    pub fn start_with(extra: &str) -> Option<PrivatePg> {
+        if !std::path::Path::new(PG_BIN).join("initdb").exists() {
+            return None;
+        }
+        let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+        let root = String::from_utf8_lossy(&uid.stdout).trim() == "0";
+        let has_postgres_user = std::process::Command::new("id")
+            .arg("postgres")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if root && !has_postgres_user {
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        if root {
+            let ok = std::process::Command::new("chown")
+                .args(["postgres", dir.path().to_str().unwrap()])
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let pg = PrivatePg { dir, port, root };
+        let data = pg.dir.path().join("data");
+        let out = pg
+            .tool("initdb")
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "-D",
+            ])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "initdb: {out:?}");
+        let opts = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off {extra}",
+            pg.dir.path().display()
+        );
+        let out = pg
+            .tool("pg_ctl")
+            .args(["-w", "-t", "30", "-o", &opts, "-l"])
+            .arg(pg.dir.path().join("log"))
+            .arg("-D")
+            .arg(&data)
+            .arg("start")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "pg_ctl start: {out:?}");
+        Some(pg)
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        let _ = self
+            .tool("pg_ctl")
+            .args(["-m", "immediate", "-D"])
+            .arg(self.dir.path().join("data"))
+            .arg("stop")
+            .output();
     }
 }

@@ -1,0 +1,815 @@
+//! Two application versions live (issue 14): the expand / complete / rollback lifecycle of a
+//! breaking migration, run through [`Engine`]. The phases themselves are data from
+//! [`crate::plan::expand`]; this module runs them, records the `expanded` state and refuses what
+//! the lifecycle cannot do (exit 11, [`Error::Lifecycle`]).
+//!
+//! - `sluice up` runs the expand phase of a breaking migration and records it `expanded`. A killed
+//!   run is `running` and its rerun runs every expand step again (each is rerunnable); a failed
+//!   step removes what the phase made (the rollback statements) and records `failed`, and the
+//!   rerun starts afresh.
+//! - `sluice complete [version]` runs the contract phase in one short transaction together with
+//!   the history record (applied), so it is either done or not.
+//! - `sluice rollback [version]` undoes the expand phase (also of a failed or interrupted one) in
+//!   one short transaction together with deleting the history row: the migration is pending again.
+
+use crate::analysis::ir::Stmt;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::history::{statement_hash, EventKind, HistoryRow, RecordState};
+use crate::migration::{Direction, Migration};
+use crate::plan::expand::{Breaking, Phases};
+use crate::runner::RunContext;
+use crate::sql::{self, SqlStatement};
+use crate::target::EngineKind;
+use chrono::Utc;
+use std::time::{Duration, Instant};
+
+/// The breaking statement of a migration's up part: None when it has none. A part that mixes it
+/// with other statements is an error naming the file (exit 2).
+pub fn breaking(
+    target: crate::target::Target,
+    m: &Migration,
+) -> Result<Option<(SqlStatement, Stmt, Breaking)>> {
+    let Some(part) = m.part(Direction::Up) else {
+        return Ok(None);
+    };
+    let Ok(split) = sql::split(target.engine, &part.sql) else {
+        return Ok(None);
+    };
+    let stmts: Vec<Stmt> = split
+        .iter()
+        .enumerate()
+        .map(|(i, s)| crate::analysis::ir::build(target.engine, i, s, 0, &s.sql))
+        .collect();
+    match crate::plan::expand::find(&stmts) {
+        Ok(None) => Ok(None),
+        Ok(Some((i, b))) => Ok(Some((split[i].clone(), stmts[i].clone(), b))),
+        Err(why) => {
+            let (path, text) = m.file_of(part);
+            let (line, _) = sql::line_col(text, part.offset);
+            Err(Error::MigrationFile {
+                path: path.to_path_buf(),
+                line: Some(line),
+                message: format!("migration {}: {why}", m.label()),
+                help: "a migration that breaks the running application version (a rename) runs in two phases, `sluice up` then `sluice complete`; or run it as written with `sluice up --as-written` (the running version breaks at once)".into(),
+            })
+        }
+    }
+}
+
+/// Before `up` runs anything: refuses (exit 11) a breaking migration the lifecycle cannot run
+/// here (MariaDB/MySQL; a table with a breaking migration already expanded, or about to be by an
+/// earlier migration of the same run when `complete` is off), and a part mixing a breaking
+/// statement with others (exit 2).
+pub(crate) fn check_up(
+    target: crate::target::Target,
+    files: &[Migration],
+    planned: &[i64],
+    rows: &[HistoryRow],
+    complete: bool,
+) -> Result<()> {
+    let mut open: Vec<(String, String, Breaking)> = Vec::new();
+    for r in rows.iter().filter(|r| r.state == RecordState::Expanded) {
+        if let Some(m) = files.iter().find(|m| m.version == r.version) {
+            if let Ok(Some((_, _, b))) = breaking(target, m) {
+                open.push((m.label(), m.version_text.clone(), b));
+            }
+        }
+    }
+    for v in planned {
+        let Some(m) = files.iter().find(|m| m.version == *v) else {
+            continue;
+        };
+        let found = breaking(target, m);
+        if target.engine.is_mysql_family() {
+            let what = match &found {
+                Ok(None) => continue,
+                Ok(Some((_, _, b))) => b.describe(),
+                Err(_) => "rename a column".to_string(),
+            };
+            return Err(Error::lifecycle(
+                format!(
+                    "migration {} would {what}, which breaks the application version still running, and the two-phase lifecycle (expand, complete, rollback) is not available on {} yet",
+                    m.label(),
+                    target.engine
+                ),
+                "run it as written with `sluice up --as-written` once no running version uses the old name (the rename itself is instant), or deploy the application in two steps around it",
+            ));
+        }
+        let Some((_, _, b)) = found? else {
+            continue;
+        };
+        if let Some((label, v, eb)) = open.iter().find(|(_, _, eb)| eb.table().matches(b.table())) {
+            return Err(Error::lifecycle(
+                format!(
+                    "migration {} would {} while migration {label} ({}) is expanded on the same table: a second breaking change on {} while two application versions run would leave a third version nobody deployed",
+                    m.label(),
+                    b.describe(),
+                    eb.describe(),
+                    b.table()
+                ),
+                format!("finish the first one with `sluice complete {v}` once the new application version runs everywhere (or undo it with `sluice rollback {v}`), then run `sluice up` again"),
+            ));
+        }
+        if !complete {
+            open.push((m.label(), m.version_text.clone(), b));
+        }
+    }
+    Ok(())
+}
+
+/// Test hook: `SLUICE_CRASH_AT=<point>` ends the process there the way kill -9 does (no cleanup,
+/// connections just drop), so tests show that a rerun converges from exactly there. Points:
+/// `expand-step-<k>` (before expand step k, the steps before it committed) and `expand-unrecorded`
+/// (every step done, the expanded state not yet recorded).
+fn crash_point(point: &str) {
+    if std::env::var("SLUICE_CRASH_AT").is_ok_and(|p| p == point) {
+        eprintln!("sluice: SLUICE_CRASH_AT={point}: ending the process here");
+        std::process::abort();
+    }
+}
+
+/// The phases of `b` from the live catalog.
+async fn phases_live(
+    engine: &mut dyn Engine,
+    m: &Migration,
+    s: &SqlStatement,
+    st: &Stmt,
+    b: &Breaking,
+) -> Result<Phases> {
+    let Breaking::RenameColumn { table, from, to } = b;
+    let name = match &table.schema {
+        Some(sc) => crate::quote::pg::qualified(sc, &table.name),
+        None => crate::quote::pg::ident(&table.name),
+    };
+    let file_err = |message: String| {
+        let part = m
+            .part(Direction::Up)
+            .expect("breaking statements are in the up part");
+        let (path, text) = m.file_of(part);
+        let (line, col) = sql::line_col(text, part.offset + s.offset);
+        Error::MigrationFile {
+            path: path.to_path_buf(),
+            line: Some(line),
+            message: format!("line {line}, column {col}: {message}"),
+            help: "`sluice up --as-written` runs the rename as written (every running instance that still uses the old name fails from that moment)".into(),
+        }
+    };
+    let Some(cat) = engine.column_catalog(&name, from).await? else {
+        return Err(file_err(format!(
+            "column {from} of {table} does not exist, so `{}` cannot run",
+            b.describe()
+        )));
+    };
+    crate::plan::expand::rename_column::phases(st, &cat, to).map_err(|why| {
+        file_err(format!(
+            "sluice cannot {} in two phases: {why}",
+            b.describe()
+        ))
+    })
+}
+
+/// `plan`'s hook: for a breaking migration, both phases and what each version sees (PostgreSQL),
+/// with the statement's safe steps set to them and its `rename-column` finding turned into a note
+/// (`up` does not run it as written); where the lifecycle refuses, the reason instead.
+pub(crate) async fn plan_hook(
+    engine: &mut dyn Engine,
+    m: &Migration,
+    statements: &mut [crate::plan::StatementPlan],
+    findings: &mut [crate::analysis::Finding],
+) -> Option<crate::plan::expand::LifecyclePlan> {
+    let target = engine.target();
+    let found = breaking(target, m);
+    let refuse = |statements: &mut [crate::plan::StatementPlan], why: String| {
+        for a in statements.iter_mut().flat_map(|sp| sp.actions.iter_mut()) {
+            a.safe_steps.clear();
+            a.refused = Some(why.clone());
+        }
+    };
+    let (s, st, b) = match found {
+        Ok(Some(x)) => x,
+        Ok(None) => return None,
+        Err(e) => {
+            refuse(statements, format!("`sluice up` refuses it: {e}"));
+            return None;
+        }
+    };
+    if target.engine != EngineKind::Postgres {
+        refuse(statements, format!("`sluice up` refuses it: the two-phase lifecycle is not available on {} yet (exit 11); `--as-written` runs it in one step", target.engine));
+        return None;
+    }
+    let phases = match phases_live(engine, m, &s, &st, &b).await {
+        Ok(p) => p,
+        Err(e) => {
+            refuse(statements, format!("`sluice up` refuses it: {e}"));
+            return None;
+        }
+    };
+    let lp = crate::plan::expand::LifecyclePlan::of(&b, &phases);
+    // What `up` runs: the expand phase (complete and rollback are in the lifecycle section).
+    for sp in statements.iter_mut().filter(|sp| sp.index == st.index) {
+        for a in sp.actions.iter_mut() {
+            a.refused = None;
+            a.safe_steps = lp.expand.clone();
+        }
+    }
+    for f in findings.iter_mut().filter(|f| f.rule == "rename-column") {
+        f.severity = crate::analysis::Severity::Info;
+        f.message = format!(
+            "{} (as written; `sluice up` runs it in two phases instead: expand now, both names work until `sluice complete`)",
+            f.message
+        );
+    }
+    Some(lp)
+}
+
+/// `up --dry-run`'s hook: a breaking migration runs as its expand phase (PostgreSQL). A refusal is
+/// left to the run.
+pub(crate) async fn explain_dry_run(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    planned: &mut [crate::runner::PlannedMigration],
+) {
+    if engine.target().engine != EngineKind::Postgres {
+        return;
+    }
+    for p in planned.iter_mut() {
+        let Some(m) = files.iter().find(|m| m.version == p.version) else {
+            continue;
+        };
+        let Ok(Some((s, st, b))) = breaking(engine.target(), m) else {
+            continue;
+        };
+        let Ok(phases) = phases_live(engine, m, &s, &st, &b).await else {
+            continue;
+        };
+        let mut steps = phases.expand.iter().map(crate::plan::staged::Step::text);
+        let i = st.index;
+        if p.runs_as.len() <= i {
+            p.runs_as.resize(i + 1, None);
+        }
+        p.runs_as[i] = Some(crate::runner::RunsAs {
+            sql: steps.next().unwrap_or_default(),
+            note: format!("{}: expand phase (two application versions live; `sluice complete` runs the contract phase)", b.describe()),
+            then: steps.collect(),
+        });
+        p.mode = crate::migration::TxMode::PerStatement;
+        p.mode_reason =
+            "a breaking migration runs in two phases, their steps commit one by one".into();
+    }
+}
+
+fn server_error(message: String) -> crate::engine::ServerError {
+    crate::engine::ServerError {
+        code: String::new(),
+        message,
+        position: None,
+        connection_lost: false,
+        lock_timeout: false,
+    }
+}
+
+/// `up`'s hook: runs the expand phase of `m` when it is a breaking migration (PostgreSQL), and
+/// with `complete` its contract phase right after. False: not a breaking migration, `run_part`
+/// applies it as usual.
+pub(crate) async fn up_hook(
+    engine: &mut dyn Engine,
+    m: &Migration,
+    row: Option<&HistoryRow>,
+    complete: bool,
+    ctx: &RunContext,
+) -> Result<bool> {
+    if engine.target().engine != EngineKind::Postgres {
+        return Ok(false);
+    }
+    let Some((s, st, b)) = breaking(engine.target(), m)? else {
+        return Ok(false);
+    };
+    let phases = phases_live(engine, m, &s, &st, &b).await?;
+    expand(engine, m, row, &s, &b, &phases, ctx).await?;
+    if complete {
+        let row = engine
+            .history()
+            .await?
+            .into_iter()
+            .find(|r| r.version == m.version)
+            .expect("recorded by expand");
+        contract(engine, m, row, &phases, ctx).await?;
+    }
+    Ok(true)
+}
+
+async fn expand(
+    engine: &mut dyn Engine,
+    m: &Migration,
+    existing: Option<&HistoryRow>,
+    s: &SqlStatement,
+    b: &Breaking,
+    phases: &Phases,
+    ctx: &RunContext,
+) -> Result<()> {
+    let clock = Instant::now();
+    let resuming = existing.is_some_and(|r| r.state == RecordState::Running);
+    let part_offset = m.part(Direction::Up).map(|p| p.offset).unwrap_or(0);
+    (ctx.say)(&format!(
+        "expanding {}: {} in two phases{}",
+        m.label(),
+        b.describe(),
+        if resuming {
+            ", resuming an interrupted expand"
+        } else {
+            ""
+        }
+    ));
+    engine.set_lock_timeout(ctx.lock_timeout).await?;
+    if existing.is_some_and(|r| r.state == RecordState::Failed) {
+        // A failed expand removed what it made; whatever a failed removal left is sluice's own
+        // (the failed row is written only after the first attempt's precheck passed).
+        run_in_one_transaction(engine, &phases.rollback, s, ctx)
+            .await
+            .map_err(|e| {
+                Error::database(
+                    format!("removing what the failed expand of {} left", m.label()),
+                    e.message,
+                )
+            })?;
+    }
+    if !resuming {
+        for check in &phases.precheck {
+            if let Err(mut e) = engine.execute(check).await {
+                e.position = None;
+                // Nothing is made and nothing recorded: the rerun starts from the same point.
+                return Err(Error::Rejected {
+                    context: format!("expanding {}", m.label()),
+                    message: e.message,
+                    help: "the rename as written would fail the same way; fix it and run `sluice up` again".into(),
+                });
+            }
+        }
+    }
+    let mut row = HistoryRow {
+        version: m.version,
+        name: m.name.clone(),
+        checksum: m.checksum.clone(),
+        state: RecordState::Running,
+        started_at: existing
+            .filter(|_| resuming)
+            .map(|r| r.started_at)
+            .unwrap_or_else(Utc::now),
+        finished_at: None,
+        duration_ms: None,
+        applied_by: ctx.actor.clone(),
+        sluice_version: crate::SLUICE_VERSION.into(),
+        app_version: ctx.app_version.clone(),
+        statements_done: 0,
+        statement_hashes: vec![],
+        error: None,
+        failed_statement: None,
+    };
+    engine.upsert_migration(&row).await?;
+    for (k, (step, about)) in phases.expand.iter().zip(&phases.expand_about).enumerate() {
+        crash_point(&format!("expand-step-{k}"));
+        (ctx.say)(&format!("  {}", about.description));
+        let outcome = match step {
+            crate::plan::staged::Step::Sql(sql) | crate::plan::staged::Step::Index { sql, .. } => {
+                let index = match step {
+                    crate::plan::staged::Step::Index { index, .. } => Some(index.as_str()),
+                    _ => None,
+                };
+                let opts = crate::runner::StepOpts {
+                    slot: format!("{} expand {k}", m.version),
+                    builds_index: index,
+                    unnamed: None,
+                    resuming,
+                    rewritten: true,
+                    bound: about.bounded().then_some(ctx.exclusive_timeout),
+                    transactional: about.transactional,
+                    never_queues_queries: about.never_queues_queries(),
+                };
+                crate::runner::run_step(engine, sql, opts, s, ctx).await?
+            }
+            crate::plan::staged::Step::Backfill { table, set, filter } => {
+                let spec = crate::engine::BackfillSpec {
+                    table: table.clone(),
+                    set: set.clone(),
+                    filter: filter.clone(),
+                    batch_rows: None,
+                    target_batch: ctx.pacing.target_batch,
+                    pause: Duration::ZERO,
+                    progress: ctx.progress.clone(),
+                    pacing: ctx.pacing.clone(),
+                };
+                engine
+                    .backfill(&spec, &*ctx.say)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| server_error(format!("backfill: {e}")))
+            }
+        };
+        if let Err(mut e) = outcome {
+            if !e.connection_lost {
+                let _ = engine.rollback().await;
+                match run_in_one_transaction(engine, &phases.rollback, s, ctx).await {
+                    Ok(()) => {
+                        e.message = format!(
+                            "{} (sluice removed what the expand phase had made: the table is as before the migration)",
+                            e.message
+                        )
+                    }
+                    Err(x) => {
+                        e.message = format!(
+                            "{} (sluice could not remove what the expand phase had made: {}; `sluice up` removes it first when it runs again, `sluice rollback` removes it now)",
+                            e.message, x.message
+                        )
+                    }
+                }
+            }
+            return Err(crate::runner::record_failure(
+                engine,
+                m,
+                Direction::Up,
+                row,
+                s,
+                part_offset,
+                e,
+                0,
+                false,
+                ctx,
+            )
+            .await);
+        }
+    }
+    crash_point("expand-unrecorded");
+    row.state = RecordState::Expanded;
+    row.finished_at = Some(Utc::now());
+    row.duration_ms = Some(clock.elapsed().as_millis() as i64);
+    row.statements_done = 1;
+    row.statement_hashes = vec![statement_hash(&s.sql)];
+    engine.upsert_migration(&row).await?;
+    engine
+        .append_event(&ctx.event(
+            EventKind::Expand,
+            Some((&m.version, &m.name, &m.checksum)),
+            format!("expanded: {}", b.describe()),
+        ))
+        .await?;
+    crate::runner::snapshot(engine, m).await?;
+    (ctx.say)(&format!(
+        "expanded {} in {} ms: both application versions work now; run `sluice complete` once the new version runs everywhere (or `sluice rollback` to undo)",
+        m.label(),
+        clock.elapsed().as_millis()
+    ));
+    Ok(())
+}
+
+/// Runs `stmts` in one transaction with the lock discipline (lock timeout, retried; each
+/// statement bounded by the exclusive timeout). Err: the last failure (rolled back).
+async fn run_in_one_transaction(
+    engine: &mut dyn Engine,
+    stmts: &[String],
+    s: &SqlStatement,
+    ctx: &RunContext,
+) -> std::result::Result<(), crate::engine::ServerError> {
+    tx_then(engine, stmts, s, ctx, None).await
+}
+
+/// [`run_in_one_transaction`], then `record` inside the same transaction before it commits.
+async fn tx_then(
+    engine: &mut dyn Engine,
+    stmts: &[String],
+    s: &SqlStatement,
+    ctx: &RunContext,
+    record: Option<(&HistoryRow, bool, crate::history::Event)>,
+) -> std::result::Result<(), crate::engine::ServerError> {
+    let mut retry = crate::runner::LockRetry::new();
+    let db = |e: Error| server_error(e.to_string());
+    loop {
+        engine.begin().await.map_err(db)?;
+        let mut failed = None;
+        for sql in stmts {
+            let bound = Some(ctx.exclusive_timeout);
+            if let Err(e) = crate::runner::execute_bounded(engine, sql, bound, ctx).await {
+                failed = Some(e);
+                break;
+            }
+        }
+        if let Some(mut e) = failed {
+            let _ = engine.rollback().await;
+            if e.lock_timeout && retry.again(engine, s, ctx, &mut e).await {
+                continue;
+            }
+            return Err(e);
+        }
+        if let Some((row, delete, event)) = &record {
+            let recorded = async {
+                if *delete {
+                    engine.delete_migration(row.version).await?;
+                } else {
+                    engine.upsert_migration(row).await?;
+                }
+                engine.append_event(event).await
+            }
+            .await;
+            if let Err(e) = recorded {
+                let _ = engine.rollback().await;
+                return Err(db(e));
+            }
+        }
+        return engine.commit().await.map_err(db);
+    }
+}
+
+/// The contract phase of an expanded migration, committed with its history record.
+async fn contract(
+    engine: &mut dyn Engine,
+    m: &Migration,
+    mut row: HistoryRow,
+    phases: &Phases,
+    ctx: &RunContext,
+) -> Result<()> {
+    let clock = Instant::now();
+    let (s, _, b) = breaking(engine.target(), m)?.expect("an expanded migration is breaking");
+    (ctx.say)(&format!("completing {}: {}", m.label(), b.describe()));
+    engine.set_lock_timeout(ctx.lock_timeout).await?;
+    row.state = RecordState::Applied;
+    let expanded_ms = row.duration_ms.unwrap_or(0);
+    row.duration_ms = Some(expanded_ms + clock.elapsed().as_millis() as i64);
+    let open = row
+        .finished_at
+        .map(|f| (Utc::now() - f).num_seconds())
+        .unwrap_or(0);
+    row.finished_at = Some(Utc::now());
+    let event = ctx.event(
+        EventKind::Complete,
+        Some((&m.version, &m.name, &m.checksum)),
+        format!("completed: {} (expanded for {open} s)", b.describe()),
+    );
+    if let Err(e) = tx_then(
+        engine,
+        &phases.complete,
+        &s,
+        ctx,
+        Some((&row, false, event)),
+    )
+    .await
+    {
+        return Err(Error::Rejected {
+            context: format!("completing {}", m.label()),
+            message: format!(
+                "the contract phase of {} failed and was rolled back (the migration stays expanded, both names keep working): {e}",
+                m.label()
+            ),
+            help: "fix the cause, then run `sluice complete` again; `sluice rollback` undoes the expand phase instead".into(),
+        });
+    }
+    crate::runner::snapshot(engine, m).await?;
+    (ctx.say)(&format!(
+        "completed {} in {} ms: only the new application version may run now",
+        m.label(),
+        clock.elapsed().as_millis()
+    ));
+    Ok(())
+}
+
+/// The outcome of work done under the run lock, and the lock's release.
+fn released<T>(result: Result<T>, released: Result<()>) -> Result<T> {
+    match (result, released) {
+        (Err(e), _) => Err(e),
+        (Ok(_), Err(e)) => Err(e),
+        (Ok(v), Ok(())) => Ok(v),
+    }
+}
+
+fn not_on(engine: &dyn Engine, what: &str) -> Result<()> {
+    let target = engine.target();
+    if target.engine == EngineKind::Postgres {
+        return Ok(());
+    }
+    Err(Error::lifecycle(
+        format!(
+            "`sluice {what}`: the two-phase lifecycle (expand, complete, rollback) is not available on {} yet, so nothing is expanded there",
+            target.engine
+        ),
+        "on MariaDB/MySQL a breaking migration runs as written with `sluice up --as-written`",
+    ))
+}
+
+/// The rows `complete` or `rollback` act on: the given version (which must be in one of
+/// `states`), or every row in those states.
+fn select<'r>(
+    rows: &'r [HistoryRow],
+    files: &[Migration],
+    version: Option<i64>,
+    states: &[RecordState],
+    what: &str,
+) -> Result<Vec<&'r HistoryRow>> {
+    let ok = |r: &&HistoryRow| states.contains(&r.state);
+    match version {
+        None => Ok(rows.iter().filter(ok).collect()),
+        Some(v) => match rows.iter().find(|r| r.version == v) {
+            Some(r) if ok(&r) => Ok(vec![r]),
+            Some(r) => Err(Error::lifecycle(
+                format!(
+                    "migration {}_{} is {}, not expanded: `sluice {what}` acts on an expanded migration",
+                    r.version, r.name,
+                    r.state.as_str()
+                ),
+                match what {
+                    "rollback" if r.state.is_done() => "it is complete: `sluice down` rolls it back with its down part",
+                    _ => "`sluice status` lists the expanded migrations",
+                },
+            )),
+            None => Err(Error::lifecycle(
+                format!(
+                    "migration {v} is not applied{}: nothing to {what}",
+                    if files.iter().any(|m| m.version == v) { "" } else { " and has no file" }
+                ),
+                "`sluice status` lists the expanded migrations",
+            )),
+        },
+    }
+}
+
+fn file_of<'f>(files: &'f [Migration], r: &HistoryRow, what: &str) -> Result<&'f Migration> {
+    let m = files
+        .iter()
+        .find(|m| m.version == r.version)
+        .ok_or_else(|| {
+            Error::usage(
+                format!(
+                    "cannot {what} {}_{}: its file is missing",
+                    r.version, r.name
+                ),
+                "restore the migration file: its phases are planned from it",
+            )
+        })?;
+    if m.checksum != r.checksum {
+        return Err(Error::Checksum {
+            message: format!(
+                "migration {} changed since its expand phase ran; its other phases would not match what ran",
+                m.label()
+            ),
+            help: "restore the text that was expanded (e.g. from version control)".into(),
+        });
+    }
+    Ok(m)
+}
+
+/// `sluice complete [version]`: runs the contract phase of the expanded migration `version`, or of
+/// every expanded migration (in version order). Returns the versions completed.
+pub async fn complete(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    version: Option<i64>,
+    ctx: &RunContext,
+) -> Result<Vec<i64>> {
+    not_on(engine, "complete")?;
+    crate::runner::acquire_lock(engine, ctx).await?;
+    let result = complete_locked(engine, files, version, ctx).await;
+    let r = engine.release_run_lock().await;
+    released(result, r)
+}
+
+async fn complete_locked(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    version: Option<i64>,
+    ctx: &RunContext,
+) -> Result<Vec<i64>> {
+    {
+        {
+            engine.ensure_history().await?;
+            let rows = engine.history().await?;
+            let chosen = select(&rows, files, version, &[RecordState::Expanded], "complete")?;
+            let mut done = Vec::new();
+            for r in chosen {
+                let m = file_of(files, r, "complete")?;
+                let (s, st, b) = breaking(engine.target(), m)?.ok_or_else(|| {
+                    Error::usage(
+                        format!(
+                            "migration {} is expanded but has no breaking statement",
+                            m.label()
+                        ),
+                        "restore the file that was expanded",
+                    )
+                })?;
+                let phases = phases_live(engine, m, &s, &st, &b).await?;
+                contract(engine, m, r.clone(), &phases, ctx).await?;
+                done.push(m.version);
+            }
+            Ok(done)
+        }
+    }
+}
+
+/// `sluice rollback [version]`: undoes the expand phase of `version`, or of the latest expanded
+/// migration (also one whose expand failed or was interrupted); the migration is pending again.
+/// Returns the versions rolled back.
+pub async fn rollback(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    version: Option<i64>,
+    ctx: &RunContext,
+) -> Result<Vec<i64>> {
+    not_on(engine, "rollback")?;
+    crate::runner::acquire_lock(engine, ctx).await?;
+    let result = rollback_locked(engine, files, version, ctx).await;
+    let r = engine.release_run_lock().await;
+    released(result, r)
+}
+
+async fn rollback_locked(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    version: Option<i64>,
+    ctx: &RunContext,
+) -> Result<Vec<i64>> {
+    {
+        {
+            engine.ensure_history().await?;
+            let target = engine.target();
+            let rows = engine.history().await?;
+            let states = [
+                RecordState::Expanded,
+                RecordState::Running,
+                RecordState::Failed,
+            ];
+            let mut chosen = select(&rows, files, version, &states, "rollback")?;
+            // Only breaking migrations: a failed ordinary one is `sluice up`'s or `down --failed`'s.
+            chosen.retain(|r| {
+                r.state == RecordState::Expanded
+                    || files
+                        .iter()
+                        .find(|m| m.version == r.version)
+                        .is_some_and(|m| matches!(breaking(target, m), Ok(Some(_))))
+            });
+            if version.is_some() && chosen.is_empty() {
+                return Err(Error::lifecycle(
+                    "that migration is not a breaking one: nothing to roll back".to_string(),
+                    "`sluice down` rolls back an applied migration; `sluice up` resumes a failed one",
+                ));
+            }
+            // Without a version: the latest one only.
+            if version.is_none() {
+                chosen.sort_by_key(|r| std::cmp::Reverse(r.version));
+                chosen.truncate(1);
+            }
+            let mut done = Vec::new();
+            for r in chosen {
+                let m = file_of(files, r, "roll back")?;
+                let (s, st, b) = breaking(target, m)?.expect("checked above");
+                let phases = phases_live(engine, m, &s, &st, &b).await?;
+                (ctx.say)(&format!(
+                    "rolling back the expand phase of {}: {}",
+                    m.label(),
+                    b.describe()
+                ));
+                engine.set_lock_timeout(ctx.lock_timeout).await?;
+                let event = ctx.event(
+                    EventKind::Rollback,
+                    Some((&m.version, &m.name, &m.checksum)),
+                    format!("rolled back the expand phase: {}", b.describe()),
+                );
+                if let Err(e) =
+                    tx_then(engine, &phases.rollback, &s, ctx, Some((r, true, event))).await
+                {
+                    return Err(Error::Rejected {
+                        context: format!("rolling back {}", m.label()),
+                        message: format!(
+                            "the rollback of {} failed and was rolled back (the migration stays {}): {e}",
+                            m.label(),
+                            r.state.as_str()
+                        ),
+                        help: "fix the cause, then run `sluice rollback` again".into(),
+                    });
+                }
+                crate::runner::snapshot(engine, m).await?;
+                (ctx.say)(&format!(
+                    "rolled back {}: only the old application version may run; the migration is pending again",
+                    m.label()
+                ));
+                done.push(m.version);
+            }
+            if done.is_empty() {
+                (ctx.say)("nothing is expanded: nothing to roll back");
+            }
+            Ok(done)
+        }
+    }
+}
+
+/// Whether a history row is the open (expanded) phase of a two-phase migration, and for how long
+/// (seconds since its expand phase finished).
+pub fn open_secs(r: &HistoryRow) -> Option<i64> {
+    (r.state == RecordState::Expanded)
+        .then(|| r.finished_at.map(|f| (Utc::now() - f).num_seconds().max(0)))
+        .flatten()
+}
+
+/// `down`'s refusal of an expanded migration in its range.
+pub(crate) fn down_refusal(label: &str) -> Error {
+    Error::lifecycle(
+        format!("migration {label} is expanded (two application versions live): `sluice down` cannot roll it back"),
+        "undo its expand phase with `sluice rollback` (before complete), or finish it with `sluice complete` and then `sluice down`",
+    )
+}

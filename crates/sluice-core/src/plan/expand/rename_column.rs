@@ -1,0 +1,450 @@
+//! `ALTER TABLE t RENAME COLUMN a TO b` in two phases (PostgreSQL), from what the live catalog says
+//! column `a` carries.
+//!
+//! Expand (`sluice up`): a new column `b` of a's type (and collation) beside `a`; a sluice-named
+//! BEFORE INSERT OR UPDATE trigger keeps the two equal in both directions (a write through either
+//! name is seen through the other); the paced backfill copies `a` into `b`; a's indexes, unique and
+//! primary keys are built on `b` concurrently, its CHECKs added NOT VALID then validated, its NOT
+//! NULL proven by a validated check. The default stays on `a` only: an INSERT through the new name
+//! that leaves `b` out gets a's default through the trigger, while an INSERT through the old name
+//! never sees a default of `b` that the trigger would take for a write.
+//!
+//! Contract (`sluice complete`): one short transaction drops the trigger and `a`, gives `b` the
+//! default, owned sequence, statistics target and comment of `a`, attaches the keys `USING INDEX`
+//! and renames indexes and checks to their names: what the rename as written leaves, except that
+//! `b` is now the table's last column.
+//!
+//! Rollback (`sluice rollback`, before complete): one short transaction drops the trigger, the
+//! function and `b` (its indexes and checks go with it).
+
+use super::super::alter_column_type::{
+    constraint_free, index_on_shadow, relation_free, swap_column,
+};
+use super::super::helper_name;
+use super::super::staged::{do_block, About, Lock, Step};
+use super::super::{Blocks, Effect};
+use super::Phases;
+use crate::engine::ColumnCatalog;
+use crate::quote::pg::{ident, literal, qualified};
+
+/// The names the phases give their helpers (stable across runs: a rerun and `complete` find them).
+pub struct Names {
+    pub trigger: String,
+    pub function: String,
+}
+
+pub fn names(cat: &ColumnCatalog) -> Names {
+    Names {
+        // Row triggers fire in name order: `zz_` puts the sync after nearly every other.
+        trigger: helper_name(&format!("zz_{}", cat.table), &cat.column, "sluice_rename"),
+        function: helper_name(&cat.table, &cat.column, "sluice_rename"),
+    }
+}
+
+/// The temporary name of a copy of index or constraint `name` on the new column.
+fn renamed(name: &str) -> String {
+    helper_name(name, "", "sluice_renamed")
+}
+
+/// The phases of renaming `cat.column` to `to`; `st` is the statement as written. Err: why the
+/// rename cannot run in two phases (it is then refused; `--as-written` runs it in one).
+pub fn phases(
+    st: &crate::analysis::ir::Stmt,
+    cat: &ColumnCatalog,
+    to: &str,
+) -> Result<Phases, String> {
+    use sqlparser::ast::Statement;
+    if let Some(Statement::AlterTable(at)) = &st.ast {
+        if !super::super::staged::plain_alter(at) {
+            return Err("the two phases name the table plainly, which for ONLY or IF EXISTS would change what the statement does; write it without them".into());
+        }
+    }
+    if cat.server_version < 120000 {
+        return Err(
+            "the two phases need PostgreSQL 12 (NOT NULL proven by a validated check)".into(),
+        );
+    }
+    if !cat.blockers.is_empty() {
+        return Err(format!(
+            "{}: the two phases do not carry these yet",
+            cat.blockers.join("; ")
+        ));
+    }
+    if cat.identity.is_some() {
+        return Err(
+            "the column is an identity column: the two phases do not move an identity yet".into(),
+        );
+    }
+    let n = names(cat);
+    if let Some(later) = cat
+        .before_triggers
+        .iter()
+        .find(|t| t.as_bytes() > n.trigger.as_bytes())
+    {
+        return Err(format!("trigger {later} fires after sluice's sync trigger {} (BEFORE triggers fire by name) and could change one name after the other was copied", n.trigger));
+    }
+    let t = qualified(&cat.schema, &cat.table);
+    let schema = ident(&cat.schema);
+    let a = ident(&cat.column);
+    let b = ident(to);
+    let func = format!("{schema}.{}", ident(&n.function));
+    let trigger = ident(&n.trigger);
+    let ty = &cat.data_type;
+
+    let mut precheck = vec![
+        format!(
+            "BEGIN IF EXISTS (SELECT FROM pg_attribute WHERE attrelid = {}::regclass AND attname = {} AND NOT attisdropped) THEN RAISE EXCEPTION {}, {}, {} USING ERRCODE = 'duplicate_column'; END IF; END",
+            literal(&t),
+            literal(to),
+            literal("column % of relation % already exists"),
+            literal(to),
+            literal(&cat.table)
+        ),
+        // The trigger tells which name a write used by comparing values.
+        format!(
+            "BEGIN PERFORM NULL::{ty} IS DISTINCT FROM NULL::{ty}; EXCEPTION WHEN undefined_function THEN RAISE EXCEPTION {} USING ERRCODE = 'feature_not_supported'; END",
+            literal(&format!("type {ty} has no equality operator, so sluice's sync trigger cannot tell which name a write used: rename it with `sluice up --as-written` (the running version breaks), or change the type first"))
+        ),
+    ];
+    let mut expand = Vec::new();
+    let mut about = Vec::new();
+
+    // 1. the new column.
+    let collate = cat
+        .collation
+        .as_ref()
+        .map(|c| format!(" COLLATE {c}"))
+        .unwrap_or_default();
+    expand.push(Step::Sql(format!(
+        "ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {b} {ty}{collate}"
+    )));
+    about.push(About::catalog(
+        "add the new column beside the old one, nullable, no default (catalog only)",
+    ));
+
+    // 2. the two-way sync.
+    let body = format!(
+        "BEGIN IF TG_OP = 'INSERT' THEN IF NEW.{b} IS NULL THEN NEW.{b} := NEW.{a}; ELSE NEW.{a} := NEW.{b}; END IF; ELSIF NEW.{b} IS DISTINCT FROM OLD.{b} THEN NEW.{a} := NEW.{b}; ELSE NEW.{b} := NEW.{a}; END IF; RETURN NEW; END"
+    );
+    expand.push(Step::Sql(format!(
+        "CREATE OR REPLACE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS {}; DROP TRIGGER IF EXISTS {trigger} ON {t}; CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {func}()",
+        literal(&body)
+    )));
+    about.push(About::new(
+        "a trigger keeps both names equal on every insert and update: a write through either name is seen through the other",
+        Lock::ShareRowExclusive,
+        Effect::Instant,
+        Blocks::Writes,
+    ));
+
+    // 3. the backfill.
+    let set = format!("{b} = {a}");
+    let filter = format!("{b} IS DISTINCT FROM {a}");
+    expand.push(Step::Backfill {
+        table: t.clone(),
+        set: set.clone(),
+        filter: Some(filter.clone()),
+    });
+    about.push(About::new(
+        "backfill existing rows in batches by primary key, each batch its own short transaction, paced on client latency",
+        Lock::RowExclusive,
+        Effect::Backfill,
+        Blocks::Nothing,
+    ));
+    let checkpoint = format!(
+        "DELETE FROM sluice.backfills WHERE table_name = {} AND set_expr = {}",
+        literal(&format!("{}.{}", cat.schema, cat.table)),
+        literal(&set)
+    );
+    // A checkpoint left by an earlier expand of the same rename (rolled back since) is stale.
+    precheck.push(format!("BEGIN {checkpoint}; END"));
+
+    // 4. indexes, keys, checks and NOT NULL on the new column.
+    let mut keys = Vec::new();
+    for ix in &cat.indexes {
+        if let Some((name, 'x', ..)) = &ix.constraint {
+            return Err(format!("exclusion constraint {name} uses the column"));
+        }
+        let tmp = renamed(&ix.name);
+        let sql = index_on_shadow(&ix.definition, &cat.column, to, &tmp, &t)
+            .map_err(|why| format!("index {}: {why}", ix.name))?;
+        let qtmp = format!("{schema}.{}", ident(&tmp));
+        precheck.push(relation_free(&qtmp));
+        expand.push(Step::Index {
+            sql,
+            index: qtmp.clone(),
+        });
+        about.push(About::concurrent_build(
+            "build the index on the new column concurrently (reads and writes continue)",
+        ));
+        let mut after = Vec::new();
+        match &ix.constraint {
+            Some((name, kind, deferrable, deferred)) => {
+                let what = if *kind == 'p' {
+                    "PRIMARY KEY"
+                } else {
+                    "UNIQUE"
+                };
+                let mut chars = String::new();
+                if *deferrable {
+                    chars.push_str(" DEFERRABLE");
+                    if *deferred {
+                        chars.push_str(" INITIALLY DEFERRED");
+                    }
+                }
+                after.push(format!(
+                    "ALTER TABLE {t} ADD CONSTRAINT {} {what} USING INDEX {}{chars}",
+                    ident(name),
+                    ident(&tmp)
+                ));
+            }
+            None => after.push(format!("ALTER INDEX {qtmp} RENAME TO {}", ident(&ix.name))),
+        }
+        if ix.clustered {
+            after.push(format!("ALTER TABLE {t} CLUSTER ON {}", ident(&ix.name)));
+        }
+        if ix.replica_identity {
+            after.push(format!(
+                "ALTER TABLE {t} REPLICA IDENTITY USING INDEX {}",
+                ident(&ix.name)
+            ));
+        }
+        keys.push(after);
+    }
+    keys.sort_by_key(|a| !a[0].contains(" PRIMARY KEY USING INDEX "));
+    let mut check_names = Vec::new();
+    let add_if_missing = |name: &str, def: &str| {
+        do_block(&format!(
+            "BEGIN IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = {}::regclass AND conname = {}) THEN ALTER TABLE {t} ADD CONSTRAINT {} {def} NOT VALID; END IF; END",
+            literal(&t),
+            literal(name),
+            ident(name)
+        ))
+    };
+    for ck in &cat.checks {
+        let tmp = renamed(&ck.name);
+        let def = ck
+            .definition
+            .strip_suffix(" NOT VALID")
+            .unwrap_or(&ck.definition);
+        let def =
+            swap_column(def, &cat.column, to).map_err(|why| format!("check {}: {why}", ck.name))?;
+        precheck.push(constraint_free(&t, &tmp));
+        expand.push(Step::Sql(add_if_missing(&tmp, &def)));
+        about.push(About::catalog(
+            "add the check on the new column for new rows only",
+        ));
+        if ck.validated {
+            expand.push(Step::Sql(format!(
+                "ALTER TABLE {t} VALIDATE CONSTRAINT {}",
+                ident(&tmp)
+            )));
+            about.push(About::validate("validate it (reads and writes continue)"));
+        }
+        check_names.push(format!(
+            "ALTER TABLE {t} RENAME CONSTRAINT {} TO {}",
+            ident(&tmp),
+            ident(&ck.name)
+        ));
+    }
+    if cat.not_null {
+        let helper = helper_name(&cat.table, to, "sluice_not_null");
+        precheck.push(constraint_free(&t, &helper));
+        expand.push(Step::Sql(add_if_missing(
+            &helper,
+            &format!("CHECK ({b} IS NOT NULL)"),
+        )));
+        about.push(About::catalog(
+            "NOT NULL of the new column as a check, for new rows only",
+        ));
+        // VALIDATE of a check that a killed run already turned into NOT NULL and dropped is
+        // skipped: the block does nothing then.
+        expand.push(Step::Sql(do_block(&format!(
+            "BEGIN IF EXISTS (SELECT FROM pg_constraint WHERE conrelid = {}::regclass AND conname = {}) THEN ALTER TABLE {t} VALIDATE CONSTRAINT {}; END IF; END",
+            literal(&t),
+            literal(&helper),
+            ident(&helper)
+        ))));
+        about.push(About::validate("validate it (reads and writes continue)"));
+        expand.push(Step::Sql(format!(
+            "ALTER TABLE {t} ALTER COLUMN {b} SET NOT NULL; ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {}",
+            ident(&helper)
+        )));
+        about.push(About::catalog(
+            "SET NOT NULL on the new column (no scan: the valid check proves it), then drop the check",
+        ));
+    }
+
+    // The contract phase.
+    let mut complete = vec![format!("DROP TRIGGER IF EXISTS {trigger} ON {t}")];
+    if let Some((s, n)) = &cat.owned_sequence {
+        complete.push(format!(
+            "ALTER SEQUENCE {} OWNED BY {t}.{b}",
+            qualified(s, n)
+        ));
+    }
+    if let Some(d) = &cat.default {
+        complete.push(format!("ALTER TABLE {t} ALTER COLUMN {b} SET DEFAULT {d}"));
+    }
+    complete.push(format!("ALTER TABLE {t} DROP COLUMN {a}"));
+    complete.extend(keys.into_iter().flatten());
+    complete.extend(check_names);
+    if let Some(s) = cat.statistics {
+        complete.push(format!(
+            "ALTER TABLE {t} ALTER COLUMN {b} SET STATISTICS {s}"
+        ));
+    }
+    if let Some(text) = &cat.comment {
+        complete.push(format!("COMMENT ON COLUMN {t}.{b} IS {}", literal(text)));
+    }
+    complete.push(format!("DROP FUNCTION IF EXISTS {func}()"));
+    complete.push(checkpoint.clone());
+
+    let rollback = vec![
+        format!("DROP TRIGGER IF EXISTS {trigger} ON {t}"),
+        format!("DROP FUNCTION IF EXISTS {func}()"),
+        format!("ALTER TABLE {t} DROP COLUMN IF EXISTS {b}"),
+        checkpoint,
+    ];
+
+    let (old, new) = (&cat.column, to);
+    let default_note = match &cat.default {
+        Some(d) => format!(" An INSERT that gives neither name gets {old}'s default ({d}) under both; one that sets {new} to NULL explicitly gets the default too (the trigger cannot tell it from leaving {new} out)."),
+        None => String::new(),
+    };
+    let sees = vec![
+        (
+            "before".into(),
+            format!("the old version reads and writes {old}; the new version must not run yet ({new} does not exist)"),
+        ),
+        (
+            "expanded (after `sluice up`)".into(),
+            format!("both versions run. The old version reads and writes {old}, the new version {new}: the trigger {} keeps them equal, so every write through either name is seen through the other, and every row has {new} = {old}. {new} carries {old}'s NOT NULL, checks, unique and primary keys (its indexes are named *_sluice_renamed until complete).{default_note} SELECT * shows both columns ({new} last).", n.trigger),
+        ),
+        (
+            "completed (after `sluice complete`)".into(),
+            format!("only the new version may run: {old} is gone and queries naming it fail. {new} has {old}'s default, keys, index and constraint names, as the rename as written leaves them (the column is now the table's last)"),
+        ),
+        (
+            "rolled back (after `sluice rollback`)".into(),
+            format!("only the old version may run: {new} is gone; the table is as before the migration"),
+        ),
+    ];
+
+    Ok(Phases {
+        precheck: precheck.iter().map(|b| do_block(b)).collect(),
+        expand,
+        expand_about: about,
+        complete,
+        rollback,
+        sees,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{CheckFacts, IndexFacts};
+
+    fn stmt(sql: &str) -> crate::analysis::ir::Stmt {
+        use crate::target::EngineKind;
+        let s = crate::sql::split(EngineKind::Postgres, sql)
+            .unwrap()
+            .remove(0);
+        crate::analysis::ir::build(EngineKind::Postgres, 0, &s, 0, &s.sql)
+    }
+
+    fn cat() -> ColumnCatalog {
+        ColumnCatalog {
+            schema: "public".into(),
+            table: "t".into(),
+            column: "a".into(),
+            data_type: "text".into(),
+            not_null: true,
+            default: Some("'x'::text".into()),
+            indexes: vec![
+                IndexFacts {
+                    name: "t_a_key".into(),
+                    definition: "CREATE UNIQUE INDEX t_a_key ON public.t USING btree (a)".into(),
+                    constraint: Some(("t_a_key".into(), 'u', false, false)),
+                    ..Default::default()
+                },
+                IndexFacts {
+                    name: "t_lower".into(),
+                    definition: "CREATE INDEX t_lower ON public.t USING btree (lower(a))".into(),
+                    ..Default::default()
+                },
+            ],
+            checks: vec![CheckFacts {
+                name: "t_a_check".into(),
+                definition: "CHECK ((length(a) < 10))".into(),
+                validated: true,
+            }],
+            server_version: 150000,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn phases_of_a_rename_with_keys_checks_and_not_null() {
+        let p = phases(&stmt("ALTER TABLE t RENAME COLUMN a TO b"), &cat(), "b").unwrap();
+        let steps = p.expand_steps();
+        assert_eq!(steps.len(), p.expand.len());
+        let sql: Vec<&str> = steps.iter().map(|s| s.sql.as_str()).collect();
+        assert_eq!(
+            sql[0],
+            "ALTER TABLE \"public\".\"t\" ADD COLUMN IF NOT EXISTS \"b\" text"
+        );
+        assert!(sql[1].contains("CREATE TRIGGER \"zz_t_a_sluice_rename\" BEFORE INSERT OR UPDATE ON \"public\".\"t\""), "{}", sql[1]);
+        assert_eq!(steps[2].effect, Effect::Backfill);
+        assert_eq!(
+            sql[3],
+            "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS \"t_a_key_sluice_renamed\" ON \"public\".\"t\" USING btree (\"b\")"
+        );
+        assert!(!steps[3].transactional);
+        assert!(sql[4].contains("USING btree (lower(\"b\"))"), "{}", sql[4]);
+        assert!(
+            sql[5].contains("CHECK ((length(\"b\") < 10)) NOT VALID"),
+            "{}",
+            sql[5]
+        );
+        assert!(sql.last().unwrap().contains("SET NOT NULL"));
+        let complete = p.complete.join("; ");
+        for part in [
+            "ALTER TABLE \"public\".\"t\" ALTER COLUMN \"b\" SET DEFAULT 'x'::text",
+            "ALTER TABLE \"public\".\"t\" DROP COLUMN \"a\"",
+            "ADD CONSTRAINT \"t_a_key\" UNIQUE USING INDEX \"t_a_key_sluice_renamed\"",
+            "ALTER INDEX \"public\".\"t_lower_sluice_renamed\" RENAME TO \"t_lower\"",
+            "RENAME CONSTRAINT \"t_a_check_sluice_renamed\" TO \"t_a_check\"",
+        ] {
+            assert!(complete.contains(part), "{part}: {complete}");
+        }
+        // The trigger goes before the old column; the default comes before the drop too.
+        assert!(complete.starts_with("DROP TRIGGER"));
+        assert!(p
+            .rollback
+            .iter()
+            .any(|s| s.contains("DROP COLUMN IF EXISTS \"b\"")));
+        assert_eq!(p.sees.len(), 4);
+    }
+
+    #[test]
+    fn refuses_what_the_phases_cannot_carry() {
+        let st = stmt("ALTER TABLE t RENAME COLUMN a TO b");
+        let refused = |f: &dyn Fn(&mut ColumnCatalog)| {
+            let mut c = cat();
+            f(&mut c);
+            phases(&st, &c, "b").unwrap_err()
+        };
+        assert!(refused(&|c| c.blockers.push("view v depends on it".into())).contains("view v"));
+        assert!(refused(&|c| c.server_version = 110000).contains("PostgreSQL 12"));
+        assert!(refused(&|c| c.identity = Some(Default::default())).contains("identity"));
+        assert!(refused(&|c| c.before_triggers.push("zzz".into())).contains("fires after"));
+        assert!(phases(
+            &stmt("ALTER TABLE ONLY t RENAME COLUMN a TO b"),
+            &cat(),
+            "b"
+        )
+        .is_err());
+    }
+}

@@ -1,0 +1,18 @@
+//! `sluice backfill`.
+
+use super::*;
+
+/// A data migration in batches (`sluice backfill`), under the run lock and the lock timeout.
+pub async fn backfill(
+    engine: &mut dyn Engine,
+    spec: &crate::engine::BackfillSpec,
+    ctx: &RunContext,
+) -> Result<crate::engine::BackfillReport> {
+    // Refused before the run lock or any row is touched.
+    sql::check_backfill_input(engine.target().engine, &spec.set, spec.filter.as_deref())?;
+    locked!(engine, ctx, {
+        engine.ensure_history().await?;
+        engine.set_lock_timeout(ctx.lock_timeout).await?;
+        engine.backfill(spec, &*ctx.say).await
+    })
+}

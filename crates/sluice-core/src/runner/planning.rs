@@ -1,0 +1,392 @@
+//! `sluice plan`, and reviewed plans (`plan --out`, `up --plan`).
+
+use super::*;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MigrationPlan {
+    pub version: i64,
+    pub name: String,
+    pub mode: TxMode,
+    pub statements: Vec<crate::plan::StatementPlan>,
+    pub findings: Vec<crate::analysis::Finding>,
+    /// A breaking migration (two application versions live): both phases and what each version sees.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<crate::plan::expand::LifecyclePlan>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    pub target: String,
+    pub database: String,
+    /// Sizes of the tables the pending migrations touch.
+    pub tables: BTreeMap<String, crate::analysis::TableStats>,
+    pub migrations: Vec<MigrationPlan>,
+}
+
+/// What `sluice up` would do to the live database: for each pending statement, its lock, duration
+/// class, estimate on the live table and the safe steps; plus the lint findings, size-aware.
+pub async fn plan(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    opts: &UpOptions,
+) -> Result<PlanReport> {
+    let rows = engine.history().await?;
+    let target = engine.target();
+    let planned = plan_up(engine, files, &rows, opts)?;
+    let stats = engine.table_stats().await?;
+    // As `up` judges timestamp ↔ timestamptz: with the session TimeZone its statements run under.
+    let session_utc = engine
+        .session_time_zone()
+        .await?
+        .is_some_and(|z| crate::session::is_utc_zone(&z));
+    let live = engine.introspect().await?;
+    let mut column_types: std::collections::HashMap<(String, String), String> =
+        std::collections::HashMap::new();
+    for (tname, t) in &live.tables {
+        let short = tname.rsplit('.').next().unwrap_or(tname).to_string();
+        for c in &t.columns {
+            column_types.insert((short.clone(), c.name.clone()), c.data_type.clone());
+        }
+    }
+    let lint_opts = crate::analysis::LintOptions {
+        staged: !opts.as_written,
+        include_down: false,
+        stats: Some(stats.clone()),
+        live_columns: column_types.clone(),
+    };
+    let mut report = PlanReport {
+        target: target.to_string(),
+        database: engine.url(),
+        tables: BTreeMap::new(),
+        migrations: vec![],
+    };
+    for p in &planned {
+        let m = files
+            .iter()
+            .find(|m| m.version == p.version)
+            .expect("planned from files");
+        let mut findings =
+            crate::analysis::lint(target, std::slice::from_ref(m), &lint_opts).findings;
+        let (stmts, lint_mode, _) = crate::analysis::build_part(target, m, Direction::Up);
+        // The mode `up` will run the part in (its staged forms may need per-statement), and the
+        // staged form of each statement: the plan shows the steps `up` runs, from one function.
+        let mut prepared = prepare(engine, m, Direction::Up, !opts.as_written).ok();
+        let off = if opts.as_written {
+            Some("--as-written runs every statement as written")
+        } else if m.up.tx_directive == Some(TxMode::Single) {
+            Some("`-- sluice:transaction single` keeps every statement as written (the staged forms cannot run in one transaction)")
+        } else {
+            None
+        };
+        // Rewriting type changes: staged from the live catalog, small-table notes, refusals.
+        let changes = match prepared.as_mut().filter(|_| off.is_none()) {
+            Some(prep) => {
+                let below = opts.as_written_below_rows;
+                stage_type_changes(engine, m, Direction::Up, prep, p.resume_from, below)
+                    .await
+                    .unwrap_or_default()
+            }
+            None => vec![],
+        };
+        // A type change `up` stages from the live catalog is not the rewrite lint judged as
+        // written: the plan and its exit status say what `up` will do.
+        for (i, change) in &changes {
+            if !matches!(change, TypeChange::Staged) {
+                continue;
+            }
+            for f in findings
+                .iter_mut()
+                .filter(|f| f.statement == *i && f.rule == "alter-column-type")
+            {
+                f.severity = crate::analysis::Severity::Info;
+                f.message = format!(
+                    "{} (as written; `sluice up` runs it staged instead: a shadow column kept in sync by a trigger, a paced backfill, indexes and constraints rebuilt concurrently, one short swap)",
+                    f.message
+                );
+            }
+        }
+        let mode = prepared.as_ref().map(|p| p.mode).unwrap_or(lint_mode);
+        let mut statements = Vec::new();
+        crate::analysis::walk_part_in(
+            target,
+            &stmts,
+            lint_mode,
+            Some(&stats),
+            &mut column_types,
+            session_utc,
+            |i, st, ctx| {
+                if i >= p.resume_from {
+                    let staged = match off {
+                        Some(why) => crate::plan::Staged::Off(why),
+                        None => crate::plan::Staged::Rewrite(
+                            prepared
+                                .as_ref()
+                                .and_then(|p| p.rewrites.get(i))
+                                .and_then(Option::as_ref),
+                        ),
+                    };
+                    statements.push(crate::plan::plan_statement(st, ctx, staged));
+                }
+            },
+        );
+        // A rewriting type change on a small live table runs as written, one sluice cannot stage
+        // is refused: the plan says so.
+        for (i, change) in changes {
+            let why = match change {
+                TypeChange::Small(note) => format!("`sluice up` {note}"),
+                TypeChange::Refused { why, .. } => {
+                    format!("`sluice up` refuses it: sluice cannot stage it: {why}")
+                }
+                TypeChange::Staged => continue,
+            };
+            for sp in statements.iter_mut().filter(|sp| sp.index == i) {
+                for a in sp.actions.iter_mut().filter(|a| a.refused.is_some()) {
+                    a.refused = Some(why.clone());
+                }
+            }
+        }
+        if target.engine != crate::target::EngineKind::Postgres {
+            for sp in statements.iter_mut() {
+                // The as-written line comes from the prediction the online path makes (one
+                // source): the server runs the whole ALTER with one algorithm and lock level.
+                if let Some((table, imp)) = engine.as_written_impact(&sp.sql).await? {
+                    // A clause the statement IR does not model still gets its line.
+                    if sp.actions.is_empty() {
+                        sp.actions.push(crate::plan::ActionPlan {
+                            table: Some(table),
+                            impact: imp.clone(),
+                            estimate_secs: None,
+                            safe_steps: vec![],
+                            refused: None,
+                        });
+                    }
+                    for a in sp.actions.iter_mut() {
+                        let s = a.table.as_ref().and_then(|t| {
+                            let short = t.rsplit('.').next().unwrap_or(t);
+                            stats.get(t).or_else(|| stats.get(short)).copied()
+                        });
+                        a.estimate_secs = crate::plan::estimate(imp.effect, s);
+                        a.impact = imp.clone();
+                    }
+                }
+                if !opts.as_written {
+                    sp.online = engine
+                        .explain_online(&sp.sql, opts.as_written_below_rows)
+                        .await?;
+                }
+            }
+        }
+        for sp in &statements {
+            for a in &sp.actions {
+                if let Some(t) = &a.table {
+                    let short = t.rsplit('.').next().unwrap_or(t);
+                    if let Some(s) = stats.get(t).or_else(|| stats.get(short)) {
+                        report.tables.insert(t.clone(), *s);
+                    }
+                }
+            }
+        }
+        let lifecycle = match off {
+            None => crate::lifecycle::plan_hook(engine, m, &mut statements, &mut findings).await,
+            Some(_) => None,
+        };
+        report.migrations.push(MigrationPlan {
+            version: m.version,
+            name: m.name.clone(),
+            mode,
+            statements,
+            findings,
+            lifecycle,
+        });
+    }
+    Ok(report)
+}
+
+/// The plan file for the live database and the files: what `up` with `opts` would run (as
+/// `up --dry-run` shows it) and the state it would run on.
+pub async fn plan_file(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    opts: &UpOptions,
+    database: &str,
+) -> Result<crate::planfile::PlanFile> {
+    let rows = engine.history().await?;
+    let (doc, refused) = capture_plan(engine, files, &rows, opts, database).await?;
+    match refused {
+        Some(e) => Err(e),
+        None => Ok(doc),
+    }
+}
+
+/// The plan document as of now; when `up` itself would refuse, that refusal instead of the steps.
+pub(super) async fn capture_plan(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    rows: &[HistoryRow],
+    opts: &UpOptions,
+    database: &str,
+) -> Result<(crate::planfile::PlanFile, Option<Error>)> {
+    use crate::planfile::{PlanFile, PlanHistory, PlanMigration, PlanOptions};
+    let target = engine.target();
+    let schema = engine.introspect().await?;
+    let (migrations, refused) = match plan_up(engine, files, rows, opts) {
+        Ok(mut planned) => {
+            if !opts.as_written {
+                explain_online(engine, &mut planned, opts.as_written_below_rows).await?;
+                explain_type_changes(engine, files, &mut planned, opts.as_written_below_rows)
+                    .await?;
+                crate::lifecycle::explain_dry_run(engine, files, &mut planned).await;
+            }
+            let migrations = planned
+                .iter()
+                .map(|p| {
+                    let m = files.iter().find(|m| m.version == p.version);
+                    PlanMigration::of(p, m.map(|m| m.checksum.as_str()).unwrap_or(""))
+                })
+                .collect();
+            (migrations, None)
+        }
+        Err(e) => (vec![], Some(e)),
+    };
+    let doc = PlanFile {
+        format: crate::planfile::FORMAT.into(),
+        format_version: crate::planfile::FORMAT_VERSION,
+        sluice_version: crate::SLUICE_VERSION.into(),
+        created_at: Utc::now(),
+        engine: target.engine.name().into(),
+        server_version: if target.patch > 0 {
+            format!("{}.{}.{}", target.major, target.minor, target.patch)
+        } else {
+            format!("{}.{}", target.major, target.minor)
+        },
+        database: database.to_string(),
+        options: PlanOptions::from_up(opts),
+        schema_fingerprint: schema.fingerprint(),
+        history: PlanHistory::of(rows),
+        migrations,
+        schema,
+    };
+    Ok((doc, refused))
+}
+
+/// What `up --plan` did.
+#[derive(Debug, Clone)]
+pub enum PlanRun {
+    /// Everything matched; these ran (with `dry_run`: would run).
+    Ran(UpReport),
+    /// Every migration of the plan is already applied with the reviewed checksum (a rerun):
+    /// nothing ran. `others_pending`: migrations pending now that the plan does not cover.
+    AlreadyApplied {
+        versions: Vec<i64>,
+        others_pending: usize,
+    },
+}
+
+/// Runs a reviewed plan: under the run lock, recomputes the plan from the live database and the
+/// files, and only when it is identical runs it, exactly as `up` with the plan's options would.
+/// Any difference refuses before anything runs (exit 4), naming each difference.
+pub async fn up_with_plan(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    plan: &crate::planfile::PlanFile,
+    path: &Path,
+    database: &str,
+    dry_run: bool,
+    ctx: &RunContext,
+) -> Result<PlanRun> {
+    let mut opts = plan.options.up_options(dry_run);
+    // Not part of the reviewed options: a table that grew past it since shows as a difference.
+    opts.as_written_below_rows = ctx.online.as_written_below_rows;
+    if dry_run {
+        return check_plan(engine, files, plan, path, database, &opts).await;
+    }
+    locked!(engine, ctx, {
+        let checked = check_plan(engine, files, plan, path, database, &opts).await?;
+        let PlanRun::Ran(mut report) = checked else {
+            return Ok(checked);
+        };
+        engine.ensure_history().await?;
+        let rows = engine.history().await?;
+        if report.planned.is_empty() {
+            (ctx.say)("nothing to apply: the plan is empty and the database is up to date");
+        }
+        if !opts.as_written {
+            let versions: Vec<i64> = report.planned.iter().map(|p| p.version).collect();
+            crate::lifecycle::check_up(engine.target(), files, &versions, &rows, opts.complete)?;
+        }
+        let versions: Vec<i64> = report.planned.iter().map(|p| p.version).collect();
+        for version in versions {
+            super::up::apply_planned(engine, files, &rows, version, &opts, ctx, &mut report)
+                .await?;
+        }
+        Ok(PlanRun::Ran(report))
+    })
+}
+
+pub(super) async fn check_plan(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    plan: &crate::planfile::PlanFile,
+    path: &Path,
+    database: &str,
+    opts: &UpOptions,
+) -> Result<PlanRun> {
+    let rows = engine.history().await?;
+    if crate::planfile::already_applied(plan, &rows) {
+        let others_pending = plan_up(engine, files, &rows, opts)
+            .map(|p| p.len())
+            .unwrap_or(0);
+        return Ok(PlanRun::AlreadyApplied {
+            versions: plan.migrations.iter().map(|m| m.version).collect(),
+            others_pending,
+        });
+    }
+    let (now, refused) = capture_plan(engine, files, &rows, opts, database).await?;
+    let refused = refused.map(|e| e.to_string());
+    let gone = |v: i64| match (
+        files.iter().any(|m| m.version == v),
+        rows.iter().find(|r| r.version == v),
+    ) {
+        (false, _) => "its file is gone".to_string(),
+        (true, Some(r)) if r.state.is_done() => {
+            format!("it is already {} (by {})", r.state.as_str(), r.applied_by)
+        }
+        (true, Some(r)) => format!("it is recorded as {}", r.state.as_str()),
+        (true, None) => "it is not pending".to_string(),
+    };
+    let diffs = plan.differences(&now, refused.as_deref(), gone);
+    if !diffs.is_empty() {
+        let shown = path.display();
+        return Err(Error::Checksum {
+            message: format!(
+                "the reviewed plan {shown} no longer matches the database and the migration files; nothing was run. {} difference(s), plan vs now:\n{}",
+                diffs.iter().filter(|d| !d.starts_with(' ')).count(),
+                diffs
+                    .iter()
+                    .map(|d| match d.strip_prefix("  ") {
+                        Some(detail) => format!("      {detail}"),
+                        None => format!("  - {d}"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ),
+            help: format!(
+                "something changed since the plan was reviewed. Check that the change is expected, then write the plan \
+                 again (`sluice plan --out {shown}`), review it, and run `sluice up --plan {shown}`"
+            ),
+        });
+    }
+    let planned = {
+        let mut planned = plan_up(engine, files, &rows, opts)?;
+        if !opts.as_written {
+            explain_online(engine, &mut planned, opts.as_written_below_rows).await?;
+            explain_type_changes(engine, files, &mut planned, opts.as_written_below_rows).await?;
+            crate::lifecycle::explain_dry_run(engine, files, &mut planned).await;
+        }
+        planned
+    };
+    Ok(PlanRun::Ran(UpReport {
+        planned,
+        ..Default::default()
+    }))
+}

@@ -1,0 +1,72 @@
+//! Retrying a statement that gave up waiting for its lock.
+
+use super::*;
+
+/// Retries a statement that gave up waiting for a lock: exponential backoff with jitter, until
+/// `ctx.lock_retry_for` has passed, saying each time who holds the table.
+pub(crate) struct LockRetry {
+    pub(super) started: Instant,
+    pub(super) attempt: u32,
+}
+
+impl LockRetry {
+    pub(crate) fn new() -> Self {
+        LockRetry {
+            started: Instant::now(),
+            attempt: 0,
+        }
+    }
+
+    /// Waits before the next attempt and returns true, or returns false when time is up (then `e`
+    /// says how long sluice tried).
+    pub(crate) async fn again(
+        &mut self,
+        engine: &mut dyn Engine,
+        s: &SqlStatement,
+        ctx: &RunContext,
+        e: &mut crate::engine::ServerError,
+    ) -> bool {
+        self.attempt += 1;
+        let table = crate::analysis::ir::build(engine.target().engine, 0, s, 0, &s.sql)
+            .actions()
+            .iter()
+            .find_map(crate::plan::action_table)
+            .map(|t| t.display());
+        let blockers = engine
+            .describe_blockers(table.as_deref())
+            .await
+            .unwrap_or_default();
+        let who = if blockers.is_empty() {
+            "unknown sessions".to_string()
+        } else {
+            blockers.join("; ")
+        };
+        if self.started.elapsed() >= ctx.lock_retry_for {
+            e.message = format!(
+                "{} (gave up after {} attempt(s) over {} s; blocked by {who})",
+                e.message,
+                self.attempt,
+                self.started.elapsed().as_secs()
+            );
+            return false;
+        }
+        // 250 ms doubling to 30 s, with ±50% jitter so several waiting runs do not retry in step.
+        let base = 250u64.saturating_mul(1 << self.attempt.min(7)).min(30_000);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let delay = Duration::from_millis(base / 2 + (nanos as u64 % base.max(1)));
+        let delay = delay.min(ctx.lock_retry_for.saturating_sub(self.started.elapsed()));
+        (ctx.say)(&format!(
+            "`{}` waited {} ms for its lock{} and stepped back so queries do not queue behind it; blocked by {who}; retry {} in {} ms",
+            first_line(&s.sql),
+            ctx.lock_timeout.as_millis(),
+            table.map(|t| format!(" on {t}")).unwrap_or_default(),
+            self.attempt,
+            delay.as_millis()
+        ));
+        tokio::time::sleep(delay).await;
+        true
+    }
+}

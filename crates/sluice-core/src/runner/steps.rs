@@ -1,0 +1,207 @@
+//! Running one step: in its own transaction or alone, bounded when it holds ACCESS EXCLUSIVE; undoing a failed staged form.
+
+use super::*;
+
+/// An unnamed `CREATE INDEX CONCURRENTLY` as written (PostgreSQL): its table and its probe
+/// ([`crate::plan::unnamed_concurrent_probe`]).
+/// Which statement of which migration part: with the step's position, the key of an unnamed
+/// index build's record (identical statements each keep their own).
+pub(super) fn unnamed_slot(m: &Migration, dir: Direction, i: usize) -> String {
+    format!("{} {dir:?} {i}", m.version)
+}
+
+pub(super) fn unnamed_concurrent_index(engine: &dyn Engine, sql: &str) -> Option<(String, String)> {
+    if engine.target().engine != crate::target::EngineKind::Postgres {
+        return None;
+    }
+    let dialect = crate::sql::dialect(crate::target::EngineKind::Postgres);
+    let parsed = sqlparser::parser::Parser::parse_sql(dialect.as_ref(), sql).ok()?;
+    match parsed.as_slice() {
+        [st] => crate::plan::unnamed_concurrent_probe(st),
+        _ => None,
+    }
+}
+
+/// How one step runs: whether it builds an index (an invalid leftover is dropped first), whether
+/// it may have run already (resume), whether it is sluice's rewrite (server positions do not map
+/// to the file) and its run-time bound.
+pub(crate) struct StepOpts<'a> {
+    /// Where the step stands (migration, direction, statement, step): see unnamed_slot.
+    pub(crate) slot: String,
+    pub(crate) builds_index: Option<&'a str>,
+    /// An unnamed concurrent index build: its table and probe.
+    pub(crate) unnamed: Option<(String, String)>,
+    pub(crate) resuming: bool,
+    pub(crate) rewritten: bool,
+    pub(crate) bound: Option<Duration>,
+    /// Runs in a transaction of its own (false: on its own, e.g. CONCURRENTLY).
+    pub(crate) transactional: bool,
+    /// Runs without a lock timeout (a concurrent build or drop: queries never queue behind it).
+    pub(crate) never_queues_queries: bool,
+}
+
+/// Runs one step of a staged rewrite before its last: in a transaction of its own, or alone when it
+/// cannot run in one (a concurrent index build, then without a lock timeout since it never makes
+/// queries queue). On resume, "already exists" means an interrupted attempt ran it.
+pub(crate) async fn run_step(
+    engine: &mut dyn Engine,
+    sql: &str,
+    opts: StepOpts<'_>,
+    written: &SqlStatement,
+    ctx: &RunContext,
+) -> Result<std::result::Result<(), crate::engine::ServerError>> {
+    let StepOpts {
+        slot,
+        builds_index,
+        unnamed,
+        resuming,
+        rewritten,
+        bound,
+        transactional,
+        never_queues_queries: no_timeout,
+    } = opts;
+    let own_tx = !transactional;
+    if no_timeout {
+        engine.set_lock_timeout(Duration::ZERO).await?;
+    }
+    let mut retry = LockRetry::new();
+    let outcome = loop {
+        // A concurrent build that failed earlier leaves an INVALID index that IF NOT EXISTS would
+        // keep: drop it and build again.
+        if let Some(index) = builds_index {
+            if engine.drop_invalid_index(index).await? {
+                (ctx.say)(&format!("dropped the invalid index {index} left by an earlier attempt; building it again"));
+            }
+        } else if let Some((table, probe)) = &unnamed {
+            match engine
+                .before_unnamed_index(&slot, table, probe, sql)
+                .await?
+            {
+                crate::engine::UnnamedIndex::Build(dropped) => {
+                    for index in dropped {
+                        (ctx.say)(&format!("dropped the invalid index {index} an earlier attempt at this unnamed index left; building it again"));
+                    }
+                }
+                crate::engine::UnnamedIndex::Built(index) => {
+                    (ctx.say)(&format!("{index}: an earlier attempt built this unnamed index; not building it again"));
+                    break Ok(());
+                }
+            }
+        }
+        if !own_tx {
+            engine.begin().await?;
+        }
+        match execute_bounded(engine, sql, bound, ctx).await {
+            Ok(()) => {
+                if !own_tx {
+                    engine.commit().await?;
+                }
+                if unnamed.is_some() {
+                    crate::crash_point("unnamed-index-built");
+                }
+                // What before_unnamed_index recorded is forgotten by the caller once the
+                // statement's progress is recorded (in run_part), not here: a kill in
+                // between would leave neither, and the rerun would build the index a second time.
+                break Ok(());
+            }
+            Err(mut e) => {
+                if !own_tx {
+                    let _ = engine.rollback().await;
+                }
+                // duplicate_object / duplicate_column: the interrupted attempt ran this step.
+                if matches!(e.code.as_str(), "42710" | "42701") && resuming {
+                    break Ok(());
+                }
+                if rewritten {
+                    // The server's position is in the rewritten text, not in the file.
+                    e.position = None;
+                }
+                if e.lock_timeout && retry.again(engine, written, ctx, &mut e).await {
+                    continue;
+                }
+                break Err(e);
+            }
+        }
+    };
+    if no_timeout {
+        engine.set_lock_timeout(ctx.lock_timeout).await?;
+    }
+    Ok(outcome)
+}
+
+/// After a step of a staged statement failed: removes what its earlier steps created (helper checks,
+/// the NOT VALID constraint, the index it built), so the failed statement leaves nothing behind, as
+/// it would have as written; the message says so, or says what is left for the rerun.
+pub(super) async fn undo_staged(
+    engine: &mut dyn Engine,
+    r: &crate::plan::staged::Rewrite,
+    mut e: crate::engine::ServerError,
+    ctx: &RunContext,
+) -> crate::engine::ServerError {
+    if e.connection_lost || r.undo.is_empty() {
+        return e;
+    }
+    let _ = engine.rollback().await;
+    let mut left = Vec::new();
+    for sql in &r.undo {
+        if let Err(x) = engine.execute(sql).await {
+            left.push(format!("`{sql}` failed: {}", x.message));
+        }
+    }
+    e.message = if left.is_empty() {
+        (ctx.say)("removed what the staged form had created for the failed statement");
+        format!(
+            "{} (sluice removed what its staged steps had created: `{}`)",
+            e.message,
+            r.undo.join("`; `")
+        )
+    } else {
+        format!(
+            "{} (sluice's staged form could not remove all it had created: {}; `sluice up` resumes with it)",
+            e.message,
+            left.join("; ")
+        )
+    };
+    e
+}
+
+/// Runs a statement; with a bound, the server cancels it when it runs longer (it holds ACCESS
+/// EXCLUSIVE, so every query on the table waits for as long as it runs).
+pub(crate) async fn execute_bounded(
+    engine: &mut dyn Engine,
+    sql: &str,
+    bound: Option<Duration>,
+    ctx: &RunContext,
+) -> std::result::Result<(), crate::engine::ServerError> {
+    let progress = ctx.progress.as_ref();
+    let Some(limit) = bound.filter(|d| !d.is_zero()) else {
+        return engine.execute_watched(sql, progress, &*ctx.say).await;
+    };
+    engine.set_statement_timeout(limit).await?;
+    let outcome = engine.execute_watched(sql, progress, &*ctx.say).await;
+    // After a failure the transaction is aborted and its rollback undoes the SET; this reset is
+    // for statements that ran outside a transaction.
+    let reset = engine.set_statement_timeout(Duration::ZERO).await;
+    match outcome {
+        Ok(()) => reset,
+        Err(mut e) => {
+            if e.code == "57014" {
+                e.message = format!(
+                    "{}: this step holds ACCESS EXCLUSIVE (every query on the table waits while it runs) and was expected to be instant, but it ran longer than {} ms, so the server cancelled it and rolled it back",
+                    e.message,
+                    limit.as_millis()
+                );
+            }
+            Err(e)
+        }
+    }
+}
+
+/// A concurrent index build, drop or detach (PostgreSQL) never makes queries queue behind it, and
+/// its waits for older transactions may be long: it runs without a lock timeout. Everything else
+/// that runs outside a transaction (VACUUM FULL, MariaDB DDL, ...) keeps it.
+pub(super) fn never_queues_queries(engine: &dyn Engine, stmt: &SqlStatement) -> bool {
+    engine.target().engine == crate::target::EngineKind::Postgres
+        && engine.needs_own_transaction(stmt)
+        && stmt.has_word("CONCURRENTLY")
+}

@@ -1,0 +1,150 @@
+//! Rewriting column type changes (PostgreSQL): staged from the live catalog, or refused.
+
+use super::*;
+
+/// What becomes of a rewriting column type change (PostgreSQL).
+pub(super) enum TypeChange {
+    /// Runs as written: the table is small (the note says so).
+    Small(String),
+    /// Staged from the live catalog: its steps are in the part's rewrites.
+    Staged,
+    /// Neither: refused before anything of the migration runs (`why` for `plan`).
+    Refused { error: Error, why: String },
+}
+
+/// A column type change that rewrites the table holds ACCESS EXCLUSIVE for the whole rewrite, so
+/// sluice stages it (shadow column, trigger, backfill, rebuilt indexes and constraints, short
+/// swap) from what the live catalog says the column carries; it runs as written on a table with
+/// fewer than `below` rows (the rewrite takes milliseconds), and is refused before anything of
+/// the migration runs where no staged form is exact (the reason says why).
+pub(super) async fn stage_type_changes(
+    engine: &mut dyn Engine,
+    m: &Migration,
+    dir: Direction,
+    prepared: &mut PreparedPart,
+    resume_from: usize,
+    below: u64,
+) -> Result<Vec<(usize, TypeChange)>> {
+    let target = engine.target();
+    let mut out = Vec::new();
+    if target.engine != crate::target::EngineKind::Postgres {
+        return Ok(out);
+    }
+    let forced_single = m.part(dir).and_then(|p| p.tx_directive) == Some(TxMode::Single);
+    let mut created: Vec<crate::analysis::ir::QName> = Vec::new();
+    // Tables the pending statements before this one change: the catalog read now would not show
+    // what they do, so a type change after them is not staged from it.
+    let mut touched: Vec<crate::analysis::ir::QName> = Vec::new();
+    // The session TimeZone where each statement runs (sluice.toml's [session], else the server's,
+    // then what the part's own SETs make it): UTC makes timestamp ↔ timestamptz catalog-only.
+    let session_utc = engine
+        .session_time_zone()
+        .await?
+        .is_some_and(|z| crate::session::is_utc_zone(&z));
+    let mut utc = session_utc;
+    for i in 0..prepared.statements.len() {
+        let s = prepared.statements[i].clone();
+        let st = crate::analysis::ir::build(target.engine, i, &s, 0, &s.sql);
+        if let Some(z) = crate::session::time_zone_set_by(&st) {
+            // RESET goes back to the server's default, not to a setting made on the session.
+            utc = z.is_some_and(|z| crate::session::is_utc_zone(&z));
+        }
+        for a in st.actions() {
+            match a {
+                crate::analysis::ir::Action::CreateTable { table, .. } => {
+                    created.push(table.clone())
+                }
+                crate::analysis::ir::Action::AlterColumnType {
+                    table,
+                    column,
+                    new_type,
+                    using,
+                    ..
+                } if i >= resume_from && !created.iter().any(|c| c.matches(table)) => {
+                    let Some(old) = engine.column_type(&table.display(), column).await? else {
+                        continue;
+                    };
+                    // `USING col` or `USING col::newtype` changes nothing about the rewrite question.
+                    let trivial = !using
+                        || crate::plan::alter_column_type::usings(&st)
+                            .iter()
+                            .any(|(c, e)| {
+                                c == column
+                                    && crate::plan::alter_column_type::trivial_using(
+                                        e,
+                                        column,
+                                        &crate::plan::alter_column_type::parse_type(new_type),
+                                    )
+                            });
+                    if trivial
+                        && crate::plan::alter_column_type::pg_binary_coercible_in(
+                            &old, new_type, utc, target,
+                        )
+                    {
+                        continue;
+                    }
+                    if let Some(rows) = engine.rows_below(&table.display(), below).await? {
+                        out.push((i, TypeChange::Small(small_table_note(rows, below))));
+                        continue;
+                    }
+                    let staged = if forced_single {
+                        Err("`-- sluice:transaction single` keeps every statement as written (the staged steps commit one by one)".to_string())
+                    } else if touched.iter().any(|t| t.matches(table)) {
+                        Err(format!("an earlier statement of this migration changes {table}, and the staged form is planned from the table as it is before the migration: put the type change first or in a migration of its own"))
+                    } else {
+                        let name = match &table.schema {
+                            Some(sc) => crate::quote::pg::qualified(sc, &table.name),
+                            None => crate::quote::pg::ident(&table.name),
+                        };
+                        match engine.column_catalog(&name, column).await? {
+                            Some(cat) => crate::plan::alter_column_type::staged(&st, &cat),
+                            None => Err(format!(
+                                "sluice could not read {table}.{column} from the catalog"
+                            )),
+                        }
+                    };
+                    match staged {
+                        Ok(r) => {
+                            if prepared.mode == TxMode::Single {
+                                prepared.mode = TxMode::PerStatement;
+                                prepared.mode_reason = format!(
+                                    "`{}` is staged: its steps commit one by one",
+                                    first_line(&s.sql)
+                                );
+                            }
+                            prepared.rewrites[i] = Some(r);
+                            out.push((i, TypeChange::Staged));
+                        }
+                        Err(why) => {
+                            let part_offset = m.part(dir).map(|p| p.offset).unwrap_or(0);
+                            let (path, text) =
+                                m.part(dir).map(|p| m.file_of(p)).unwrap_or(m.file(0));
+                            let (line, col) = sql::line_col(text, part_offset + s.offset);
+                            let error = Error::MigrationFile {
+                                path: path.to_path_buf(),
+                                line: Some(line),
+                                message: format!(
+                                    "line {line}, column {col}: changing {table}.{column} from {old} to {new_type} rewrites the table and its indexes under ACCESS EXCLUSIVE: every query on it waits for the whole rewrite, and sluice cannot stage it: {why}"
+                                ),
+                                help: format!("to run it as written anyway (e.g. in a maintenance window), use `sluice up --as-written`; tables with fewer than {below} rows (as_written_below_rows) run as written by themselves"),
+                            };
+                            out.push((i, TypeChange::Refused { error, why }));
+                        }
+                    }
+                }
+                _ => {}
+            }
+            if i >= resume_from {
+                if let Some(t) = crate::plan::action_table(a) {
+                    touched.push(t);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What `up`, `--dry-run` and `plan` say of a statement that runs as written on a small table.
+pub fn small_table_note(rows: u64, below: u64) -> String {
+    format!("runs as written: the table has {rows} rows, below the threshold {below} (as_written_below_rows)")
+}

@@ -1,0 +1,416 @@
+//! `sluice up`: what is pending, the dry run, and applying.
+
+use super::*;
+
+/// What [`up`] applies, and how. `UpOptions::default()` applies every pending migration the way
+/// `sluice up` does.
+#[derive(Debug, Clone, Default)]
+pub struct UpOptions {
+    /// Stop after this version (None: all pending).
+    pub to: Option<i64>,
+    /// Only plan: the report lists what would run (each statement and the safer form run
+    /// instead); nothing is executed and no lock is taken.
+    pub dry_run: bool,
+    /// Apply a pending migration older than one already applied instead of refusing.
+    pub allow_out_of_order: bool,
+    /// Run every statement exactly as written (no concurrent forms).
+    pub as_written: bool,
+    /// Tables with fewer rows run rewrites and copies as written (0: never); the run itself reads
+    /// it from `RunContext::online`, the dry run and `plan` from here.
+    pub as_written_below_rows: u64,
+    /// Run the contract phase of each breaking migration right after its expand phase
+    /// (`up --complete`): no window with two application versions.
+    pub complete: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedMigration {
+    pub version: i64,
+    pub name: String,
+    pub mode: TxMode,
+    pub mode_reason: String,
+    /// Statements already applied by an earlier, failed or killed run; they are skipped.
+    pub resume_from: usize,
+    pub statements: Vec<String>,
+    /// For each statement, the safer form sluice runs instead and why (None: runs as written).
+    pub runs_as: Vec<Option<RunsAs>>,
+}
+
+/// The steps sluice runs for a statement, in order, each committed before the next.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct RunsAs {
+    pub sql: String,
+    pub note: String,
+    /// The steps after `sql` (a backfill is described in words).
+    pub then: Vec<String>,
+}
+
+impl RunsAs {
+    pub(super) fn of(r: &crate::plan::staged::Rewrite) -> RunsAs {
+        RunsAs {
+            // The same text `sluice plan` shows for each step.
+            then: r.then.iter().map(crate::plan::staged::Step::text).collect(),
+            sql: r.sql.clone(),
+            note: r.note.clone(),
+        }
+    }
+}
+
+impl PlannedMigration {
+    pub(super) fn new(m: &Migration, prepared: PreparedPart, resume_from: usize) -> Self {
+        PlannedMigration {
+            version: m.version,
+            name: m.name.clone(),
+            mode: prepared.mode,
+            mode_reason: prepared.mode_reason,
+            resume_from,
+            statements: prepared.statements.iter().map(|s| s.sql.clone()).collect(),
+            runs_as: prepared
+                .rewrites
+                .iter()
+                .map(|r| r.as_ref().map(RunsAs::of))
+                .collect(),
+        }
+    }
+}
+
+/// What [`up`] planned and applied.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct UpReport {
+    pub planned: Vec<PlannedMigration>,
+    /// Versions applied by this run, in order.
+    pub applied: Vec<i64>,
+    /// Breaking migrations this run expanded (and left expanded: `sluice complete` next).
+    pub expanded: Vec<i64>,
+}
+
+/// Applies the pending migrations of `files` (as [`crate::migration::discover`] reads them), under
+/// the run lock: each statement runs in its safer form where sluice has one (concurrent index
+/// builds, NOT VALID + VALIDATE, batched backfills, the MariaDB online copy), with the lock
+/// discipline of `ctx`, and progress is recorded after every statement, so a failed or killed run
+/// resumes where it stopped. Everything is parsed and checked before the first statement runs.
+/// An error is a [`crate::Error`] whose `exit_code()` is the command's documented exit code.
+pub async fn up(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    opts: &UpOptions,
+    ctx: &RunContext,
+) -> Result<UpReport> {
+    if opts.dry_run {
+        let rows = engine.history().await?;
+        let mut planned = plan_up(engine, files, &rows, opts)?;
+        if !opts.as_written {
+            explain_online(engine, &mut planned, opts.as_written_below_rows).await?;
+            explain_type_changes(engine, files, &mut planned, opts.as_written_below_rows).await?;
+            crate::lifecycle::explain_dry_run(engine, files, &mut planned).await;
+        }
+        return Ok(UpReport {
+            planned,
+            ..Default::default()
+        });
+    }
+    locked!(engine, ctx, {
+        engine.ensure_history().await?;
+        let rows = engine.history().await?;
+        let planned = plan_up(engine, files, &rows, opts)?;
+        let mut report = UpReport {
+            planned: planned.clone(),
+            ..Default::default()
+        };
+        // Two application versions live: what the lifecycle cannot run is refused before anything runs.
+        if !opts.as_written {
+            let versions: Vec<i64> = planned.iter().map(|p| p.version).collect();
+            crate::lifecycle::check_up(engine.target(), files, &versions, &rows, opts.complete)?;
+        }
+        if planned.is_empty() {
+            (ctx.say)("nothing to apply: the database is up to date");
+        }
+        // A missing privilege is found now, not after earlier statements (or migrations) ran.
+        let pending: Vec<String> = planned
+            .iter()
+            .flat_map(|p| p.statements.iter().skip(p.resume_from).cloned())
+            .collect();
+        engine.check_privileges(&pending, !opts.as_written).await?;
+        for p in &planned {
+            apply_planned(engine, files, &rows, p.version, opts, ctx, &mut report).await?;
+        }
+        Ok(report)
+    })
+}
+
+/// PostgreSQL: the rewriting type changes of the dry run, staged from the live catalog (their
+/// steps, and the part's mode then) or run as written on a small table (a refusal is left to the
+/// run, as before).
+pub(super) async fn explain_type_changes(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    planned: &mut [PlannedMigration],
+    below: u64,
+) -> Result<()> {
+    for p in planned.iter_mut() {
+        let Some(m) = files.iter().find(|m| m.version == p.version) else {
+            continue;
+        };
+        let mut prepared = prepare(engine, m, Direction::Up, true)?;
+        let Ok(changes) = stage_type_changes(
+            engine,
+            m,
+            Direction::Up,
+            &mut prepared,
+            p.resume_from,
+            below,
+        )
+        .await
+        else {
+            continue;
+        };
+        for (i, change) in changes {
+            if p.runs_as.len() <= i {
+                p.runs_as.resize(i + 1, None);
+            }
+            match change {
+                TypeChange::Small(note) => {
+                    p.runs_as[i] = Some(RunsAs {
+                        sql: p.statements[i].clone(),
+                        note,
+                        then: vec![],
+                    })
+                }
+                TypeChange::Staged => {
+                    p.runs_as[i] = prepared.rewrites[i].as_ref().map(RunsAs::of);
+                    p.mode = prepared.mode;
+                    p.mode_reason = prepared.mode_reason.clone();
+                }
+                TypeChange::Refused { .. } => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Fills in how the engine's online path would run each ALTER TABLE (MariaDB/MySQL), for the dry run.
+pub(super) async fn explain_online(
+    engine: &mut dyn Engine,
+    planned: &mut [PlannedMigration],
+    as_written_below_rows: u64,
+) -> Result<()> {
+    if engine.target().engine == crate::target::EngineKind::Postgres {
+        return Ok(());
+    }
+    for p in planned.iter_mut() {
+        for i in p.resume_from..p.statements.len() {
+            if p.runs_as.get(i).is_some_and(|r| r.is_some()) {
+                continue;
+            }
+            let Some(lines) = engine
+                .explain_online(&p.statements[i], as_written_below_rows)
+                .await?
+            else {
+                continue;
+            };
+            let mut lines = lines.into_iter();
+            let head = lines.next().unwrap_or_default();
+            let rest: Vec<String> = lines.map(|l| l.trim().to_string()).collect();
+            if p.runs_as.len() <= i {
+                p.runs_as.resize(i + 1, None);
+            }
+            p.runs_as[i] = Some(RunsAs {
+                sql: head,
+                note: "online (MariaDB/MySQL)".into(),
+                then: rest,
+            });
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn plan_up(
+    engine: &dyn Engine,
+    files: &[Migration],
+    rows: &[HistoryRow],
+    opts: &UpOptions,
+) -> Result<Vec<PlannedMigration>> {
+    let statuses = merge(files, rows);
+    let edited: Vec<&StatusEntry> = statuses
+        .iter()
+        .filter(|s| s.status == MigrationStatus::Edited)
+        .collect();
+    if !edited.is_empty() {
+        return Err(edited_error(&edited));
+    }
+    if let Some(r) = statuses
+        .iter()
+        .find(|s| s.status == MigrationStatus::Reverting)
+    {
+        return Err(Error::usage(
+            format!(
+                "the rollback of migration {}_{} did not finish",
+                r.version_text, r.name
+            ),
+            "finish it with `sluice down` (it resumes where it stopped) before applying migrations",
+        ));
+    }
+    if let Some(r) = statuses.iter().find(|s| {
+        s.status == MigrationStatus::MissingFile
+            && rows
+                .iter()
+                .any(|r| r.version == s.version && !r.state.is_done())
+    }) {
+        return Err(Error::usage(
+            format!(
+                "migration {}_{} is recorded as {} but its file is missing",
+                r.version,
+                r.name,
+                r.status.as_str()
+            ),
+            "restore the file so `sluice up` can resume it",
+        ));
+    }
+    let out_of_order: Vec<&StatusEntry> = statuses
+        .iter()
+        .filter(|s| {
+            s.status == MigrationStatus::OutOfOrder && opts.to.is_none_or(|t| s.version <= t)
+        })
+        .collect();
+    if !out_of_order.is_empty() && !opts.allow_out_of_order {
+        let list: Vec<String> = out_of_order
+            .iter()
+            .map(|s| format!("{}_{}", s.version_text, s.name))
+            .collect();
+        return Err(Error::usage(
+            format!(
+                "pending migration(s) older than the latest applied one: {}",
+                list.join(", ")
+            ),
+            "they were probably merged from another branch. Check they do not conflict with later ones, then run `sluice up --out-of-order`",
+        ));
+    }
+    if let Some(t) = opts.to {
+        if !files.iter().any(|m| m.version == t) {
+            return Err(Error::usage(
+                format!("--to {t}: no migration file has version {t}"),
+                "run `sluice status` to list versions",
+            ));
+        }
+    }
+    let mut planned = Vec::new();
+    for s in &statuses {
+        let resumable = matches!(
+            s.status,
+            MigrationStatus::Failed | MigrationStatus::Running | MigrationStatus::Interrupted
+        );
+        let pending = matches!(
+            s.status,
+            MigrationStatus::Pending | MigrationStatus::OutOfOrder
+        );
+        // A failed migration blocks everything after it, so it is resumed even beyond --to.
+        if !(resumable || (pending && opts.to.is_none_or(|t| s.version <= t))) {
+            continue;
+        }
+        let m = files
+            .iter()
+            .find(|m| m.version == s.version)
+            .expect("status from files");
+        let prepared = prepare(engine, m, Direction::Up, !opts.as_written)?;
+        let row = rows.iter().find(|r| r.version == m.version);
+        let resume_from = check_resume(m, Direction::Up, &prepared, row)?;
+        planned.push(PlannedMigration::new(m, prepared, resume_from));
+    }
+    Ok(planned)
+}
+
+pub(super) fn edited_error(edited: &[&StatusEntry]) -> Error {
+    let list: Vec<String> = edited
+        .iter()
+        .map(|s| format!("{}_{}", s.version_text, s.name))
+        .collect();
+    Error::Checksum {
+        message: format!(
+            "applied migration(s) changed since they were applied: {}",
+            list.join(", ")
+        ),
+        help: "restore the applied text (e.g. from version control). If the edit is intentional and the database already \
+               matches it, run `sluice repair` to accept it (it is logged)"
+            .into(),
+    }
+}
+
+/// How many statements of an interrupted part are already applied, after checking that they were not
+/// changed since (a resumed migration must not skip a statement whose text is no longer what ran).
+pub(super) fn check_resume(
+    m: &Migration,
+    dir: Direction,
+    prepared: &PreparedPart,
+    row: Option<&HistoryRow>,
+) -> Result<usize> {
+    let Some(row) = row else { return Ok(0) };
+    let resuming = match dir {
+        Direction::Up => matches!(row.state, RecordState::Failed | RecordState::Running),
+        Direction::Down => row.state == RecordState::Reverting,
+    };
+    if !resuming {
+        return Ok(0);
+    }
+    let done = row.statements_done.max(0) as usize;
+    if done == 0 {
+        return Ok(0);
+    }
+    if done > prepared.statements.len() {
+        return Err(Error::Checksum {
+            message: format!(
+                "migration {} had {done} statement(s) applied, but its file now has only {}",
+                m.label(),
+                prepared.statements.len()
+            ),
+            help: "restore the statements that were applied; add fixes after them".into(),
+        });
+    }
+    for (i, (s, h)) in prepared
+        .statements
+        .iter()
+        .zip(&row.statement_hashes)
+        .take(done)
+        .enumerate()
+    {
+        if statement_hash(&s.sql) != *h {
+            return Err(Error::Checksum {
+                message: format!(
+                    "statement {} of migration {} was applied and has been edited since (line {})",
+                    i + 1,
+                    m.label(),
+                    m.part(dir).map(|p| sql::line_col(m.file_of(p).1, p.offset + s.offset).0).unwrap_or(0)
+                ),
+                help: "only the failed statement and those after it may change; restore the applied ones".into(),
+            });
+        }
+    }
+    Ok(done)
+}
+
+/// Applies one planned migration (`up` and `up --plan`): a breaking one through the two-phase
+/// lifecycle (recorded as expanded, or applied with `--complete`), any other part by part.
+pub(super) async fn apply_planned(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    rows: &[HistoryRow],
+    version: i64,
+    opts: &UpOptions,
+    ctx: &RunContext,
+    report: &mut UpReport,
+) -> Result<()> {
+    let m = files
+        .iter()
+        .find(|m| m.version == version)
+        .expect("planned from files");
+    let row = rows.iter().find(|r| r.version == m.version);
+    if !opts.as_written && crate::lifecycle::up_hook(engine, m, row, opts.complete, ctx).await? {
+        match opts.complete {
+            true => report.applied.push(m.version),
+            false => report.expanded.push(m.version),
+        }
+        return Ok(());
+    }
+    run_part(engine, m, Direction::Up, row, !opts.as_written, ctx).await?;
+    report.applied.push(m.version);
+    Ok(())
+}

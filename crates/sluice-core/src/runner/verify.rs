@@ -1,0 +1,131 @@
+//! `sluice verify`, `repair` and `baseline`.
+
+use super::*;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub checked: usize,
+    pub edited: Vec<StatusEntry>,
+    pub missing_files: Vec<StatusEntry>,
+}
+
+/// Checks that every applied migration's file is unchanged (checksum) and still there.
+pub async fn verify(engine: &mut dyn Engine, files: &[Migration]) -> Result<VerifyReport> {
+    let rows = engine.history().await?;
+    let statuses = merge(files, &rows);
+    let report = VerifyReport {
+        checked: rows.iter().filter(|r| r.state.is_done()).count(),
+        edited: statuses
+            .iter()
+            .filter(|s| s.status == MigrationStatus::Edited)
+            .cloned()
+            .collect(),
+        missing_files: statuses
+            .iter()
+            .filter(|s| s.status == MigrationStatus::MissingFile)
+            .cloned()
+            .collect(),
+    };
+    Ok(report)
+}
+
+/// Accepts intentional edits of applied migrations: re-records their checksums, each logged.
+pub async fn repair(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    ctx: &RunContext,
+) -> Result<Vec<(i64, String, String)>> {
+    locked!(engine, ctx, {
+        engine.ensure_history().await?;
+        let rows = engine.history().await?;
+        let mut repaired = Vec::new();
+        for r in rows.iter().filter(|r| r.state.is_done()) {
+            let Some(m) = files.iter().find(|m| m.version == r.version) else {
+                continue;
+            };
+            if m.checksum == r.checksum {
+                continue;
+            }
+            let mut row = r.clone();
+            row.checksum = m.checksum.clone();
+            engine.upsert_migration(&row).await?;
+            engine
+                .append_event(&ctx.event(
+                    EventKind::Repair,
+                    Some((&m.version, &m.name, &m.checksum)),
+                    format!("checksum {} -> {}", r.checksum, m.checksum),
+                ))
+                .await?;
+            (ctx.say)(&format!(
+                "repaired {}: checksum {} -> {}",
+                m.label(),
+                &r.checksum[..12],
+                &m.checksum[..12]
+            ));
+            repaired.push((m.version, r.checksum.clone(), m.checksum.clone()));
+        }
+        if repaired.is_empty() {
+            (ctx.say)("nothing to repair: every applied migration matches its file");
+        }
+        Ok(repaired)
+    })
+}
+
+/// Adopts a database sluice has never migrated: migrations up to `version` are recorded as already
+/// applied, and the live schema becomes the first snapshot.
+pub async fn baseline(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    version: i64,
+    ctx: &RunContext,
+) -> Result<usize> {
+    locked!(engine, ctx, {
+        engine.ensure_history().await?;
+        let rows = engine.history().await?;
+        if !rows.is_empty() {
+            return Err(Error::usage(
+                format!("the database already has sluice history ({} migration(s) recorded)", rows.len()),
+                "baseline adopts a database sluice has never migrated; use `sluice status` to see its state",
+            ));
+        }
+        let now = Utc::now();
+        let adopted: Vec<&Migration> = files.iter().filter(|m| m.version <= version).collect();
+        for m in &adopted {
+            engine
+                .upsert_migration(&HistoryRow {
+                    version: m.version,
+                    name: m.name.clone(),
+                    checksum: m.checksum.clone(),
+                    state: RecordState::Baseline,
+                    started_at: now,
+                    finished_at: Some(now),
+                    duration_ms: Some(0),
+                    applied_by: ctx.actor.clone(),
+                    sluice_version: crate::SLUICE_VERSION.into(),
+                    app_version: ctx.app_version.clone(),
+                    statements_done: 0,
+                    statement_hashes: vec![],
+                    error: None,
+                    failed_statement: None,
+                })
+                .await?;
+        }
+        engine
+            .append_event(&ctx.event(
+                EventKind::Baseline,
+                None,
+                format!(
+                    "baseline at version {version}: {} migration(s) recorded as applied",
+                    adopted.len()
+                ),
+            ))
+            .await?;
+        let schema = engine.introspect().await?;
+        engine.save_snapshot(Some(version), &schema).await?;
+        (ctx.say)(&format!(
+            "baseline at {version}: {} migration(s) recorded as applied, schema snapshot taken",
+            adopted.len()
+        ));
+        Ok(adopted.len())
+    })
+}

@@ -1,0 +1,214 @@
+//! The live facts about one column that a staged type change needs (sluice-core's planner turns
+//! them into steps): read at run time, since what the column carries (indexes, checks, sequence)
+//! is not in the migration.
+
+use crate::db_err;
+use sluice_core::engine::{CheckFacts, ColumnCatalog, IndexFacts, SequenceFacts};
+use sluice_core::error::Result;
+use tokio_postgres::Client;
+
+pub async fn read(client: &Client, table: &str, column: &str) -> Result<Option<ColumnCatalog>> {
+    let err = |e| db_err("reading the column's catalog", e);
+    let Some(r) = client
+        .query_opt(
+            "SELECT n.nspname::text, c.relname::text, c.oid::bigint, a.attnum::int,
+                    format_type(a.atttypid, a.atttypmod), a.attnotnull,
+                    pg_get_expr(ad.adbin, ad.adrelid), a.attidentity::text, a.attgenerated::text,
+                    coalesce(a.attstattarget, -1)::int, col_description(c.oid, a.attnum),
+                    a.attacl IS NOT NULL, c.relkind::text, c.relispartition,
+                    EXISTS (SELECT FROM pg_inherits WHERE inhrelid = c.oid OR inhparent = c.oid),
+                    current_setting('server_version_num')::int,
+                    (SELECT format('%I.%I', cn.nspname, co.collname)
+                       FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace
+                      WHERE co.oid = a.attcollation
+                        AND a.attcollation <> (SELECT typcollation FROM pg_type WHERE oid = a.atttypid))
+               FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+               JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped
+               LEFT JOIN pg_attrdef ad ON ad.adrelid = c.oid AND ad.adnum = a.attnum
+              WHERE c.oid = to_regclass($1)",
+            &[&table, &column],
+        )
+        .await
+        .map_err(err)?
+    else {
+        return Ok(None);
+    };
+    let oid: i64 = r.get(2);
+    let attnum: i32 = r.get(3);
+    let identity: String = r.get(7);
+    let generated: String = r.get(8);
+    let stat: i32 = r.get(9);
+    let mut cat = ColumnCatalog {
+        schema: r.get(0),
+        table: r.get(1),
+        column: column.to_string(),
+        data_type: r.get(4),
+        not_null: r.get(5),
+        default: if identity.is_empty() { r.get(6) } else { None },
+        statistics: (stat >= 0).then_some(stat),
+        comment: r.get(10),
+        server_version: r.get(15),
+        collation: r.get(16),
+        ..Default::default()
+    };
+    if !generated.is_empty() {
+        cat.blockers.push("the column is a generated column".into());
+    }
+    if r.get::<_, bool>(11) {
+        cat.blockers
+            .push("the column has privileges of its own (GRANT on the column)".into());
+    }
+    match r.get::<_, String>(12).as_str() {
+        "r" => {}
+        "p" => cat.blockers.push("the table is partitioned".into()),
+        k => cat
+            .blockers
+            .push(format!("the relation is not a plain table (relkind {k})")),
+    }
+    if r.get::<_, bool>(13) {
+        cat.blockers.push("the table is a partition".into());
+    }
+    if r.get::<_, bool>(14) {
+        cat.blockers
+            .push("the table has inheritance parents or children".into());
+    }
+
+    // The sequence an identity column owns (internal dependency) or a serial column owns (auto).
+    for s in client
+        .query(
+            "SELECT sn.nspname::text, sc.relname::text, d.deptype::text, format_type(s.seqtypid, NULL),
+                    s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle
+               FROM pg_depend d
+               JOIN pg_class sc ON sc.oid = d.objid AND sc.relkind = 'S'
+               JOIN pg_namespace sn ON sn.oid = sc.relnamespace
+               JOIN pg_sequence s ON s.seqrelid = sc.oid
+              WHERE d.classid = 'pg_class'::regclass AND d.refclassid = 'pg_class'::regclass
+                AND d.refobjid = $1::bigint::oid AND d.refobjsubid = $2
+              ORDER BY sc.relname",
+            &[&oid, &attnum],
+        )
+        .await
+        .map_err(err)?
+    {
+        let (schema, name, deptype): (String, String, String) = (s.get(0), s.get(1), s.get(2));
+        if deptype == "i" && !identity.is_empty() {
+            cat.identity = Some(SequenceFacts {
+                schema,
+                name,
+                always: identity == "a",
+                data_type: s.get(3),
+                start: s.get(4),
+                increment: s.get(5),
+                min: s.get(6),
+                max: s.get(7),
+                cache: s.get(8),
+                cycle: s.get(9),
+            });
+        } else if cat.owned_sequence.is_none() {
+            cat.owned_sequence = Some((schema, name));
+        } else {
+            cat.blockers
+                .push(format!("the column owns more than one sequence ({name})"));
+        }
+    }
+
+    // Every index that uses the column: in its key or INCLUDE list, or in an expression or
+    // predicate (the server records a dependency on the column for those).
+    for i in client
+        .query(
+            "SELECT ic.relname::text, pg_get_indexdef(ic.oid), con.conname::text, con.contype::text,
+                    coalesce(con.condeferrable, false), coalesce(con.condeferred, false),
+                    x.indisclustered, x.indisreplident
+               FROM pg_index x
+               JOIN pg_class ic ON ic.oid = x.indexrelid
+               LEFT JOIN pg_constraint con ON con.conindid = ic.oid AND con.conrelid = x.indrelid
+                                          AND con.contype IN ('p', 'u', 'x')
+              WHERE x.indrelid = $1::bigint::oid
+                AND ($2::int::int2 = ANY (x.indkey)
+                     OR EXISTS (SELECT FROM pg_depend d
+                                 WHERE d.classid = 'pg_class'::regclass AND d.objid = ic.oid
+                                   AND d.refclassid = 'pg_class'::regclass
+                                   AND d.refobjid = x.indrelid AND d.refobjsubid = $2))
+              ORDER BY ic.relname",
+            &[&oid, &attnum],
+        )
+        .await
+        .map_err(err)?
+    {
+        let contype: Option<String> = i.get(3);
+        cat.indexes.push(IndexFacts {
+            name: i.get(0),
+            definition: i.get(1),
+            constraint: i.get::<_, Option<String>>(2).map(|n| {
+                (
+                    n,
+                    contype.as_deref().and_then(|t| t.chars().next()).unwrap_or('u'),
+                    i.get(4),
+                    i.get(5),
+                )
+            }),
+            clustered: i.get(6),
+            replica_identity: i.get(7),
+        });
+    }
+
+    for c in client
+        .query(
+            "SELECT conname::text, pg_get_constraintdef(oid), convalidated FROM pg_constraint
+              WHERE conrelid = $1::bigint::oid AND contype = 'c' AND $2::int::int2 = ANY (conkey)
+              ORDER BY conname",
+            &[&oid, &attnum],
+        )
+        .await
+        .map_err(err)?
+    {
+        cat.checks.push(CheckFacts {
+            name: c.get(0),
+            definition: c.get(1),
+            validated: c.get(2),
+        });
+    }
+
+    // BEFORE row triggers on INSERT or UPDATE (tgtype bits: ROW 1, BEFORE 2, INSERT 4, UPDATE 16).
+    for t in client
+        .query(
+            "SELECT tgname::text FROM pg_trigger
+              WHERE tgrelid = $1::bigint::oid AND NOT tgisinternal
+                AND (tgtype & 3) = 3 AND (tgtype & 20) <> 0
+              ORDER BY 1",
+            &[&oid],
+        )
+        .await
+        .map_err(err)?
+    {
+        cat.before_triggers.push(t.get(0));
+    }
+
+    // Everything else that depends on the column (views and rules, foreign keys either way,
+    // exclusion constraints, triggers naming it, generated columns, policies, statistics
+    // objects, publications): the staged change cannot move them yet.
+    for d in client
+        .query(
+            "SELECT pg_describe_object(d.classid, d.objid, d.objsubid)
+               FROM pg_depend d
+              WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = $1::bigint::oid
+                AND d.refobjsubid = $2
+                AND NOT (d.classid = 'pg_class'::regclass
+                         AND EXISTS (SELECT FROM pg_class k WHERE k.oid = d.objid AND k.relkind IN ('i', 'I', 'S')))
+                AND NOT (d.classid = 'pg_constraint'::regclass
+                         AND EXISTS (SELECT FROM pg_constraint k WHERE k.oid = d.objid
+                                        AND k.conrelid = $1::bigint::oid AND k.contype IN ('p', 'u', 'c', 'n')))
+                AND NOT (d.classid = 'pg_attrdef'::regclass
+                         AND EXISTS (SELECT FROM pg_attrdef k WHERE k.oid = d.objid
+                                        AND k.adrelid = $1::bigint::oid AND k.adnum = $2))
+              ORDER BY 1",
+            &[&oid, &attnum],
+        )
+        .await
+        .map_err(err)?
+    {
+        cat.blockers.push(format!("{} depends on it", d.get::<_, String>(0)));
+    }
+    Ok(Some(cat))
+}

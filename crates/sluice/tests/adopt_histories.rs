@@ -1,0 +1,333 @@
+//! Real histories run unchanged, on both engines: no-op migrations are applied and reverted
+//! (recorded, nothing runs); an empty down part means "nothing to undo"; `down` goes as far as it
+//! can and stops at the first irreversible migration, naming why.
+
+mod common;
+
+use common::Project;
+use mysql_async::prelude::Queryable;
+use sluice_testkit::Server;
+
+/// The tables of the test database, sorted.
+async fn tables(p: &Project, _server: Server) -> Vec<String> {
+    let mut names = p.table_names().await;
+    names.retain(|n| n.starts_with('t'));
+    names
+}
+
+/// Every way a part can hold nothing.
+const EMPTIES: [&str; 6] = [
+    "",
+    "\n\n   \n",
+    "-- placeholder: this change only applies to the other engine\n",
+    "\n-- a\n\n   -- b\n",
+    "-- sluice:transaction per-statement\n-- nothing\n",
+    "-- sluice:ignore some-rule nothing to check\n",
+];
+
+fn create(t: &str) -> String {
+    format!(
+        "-- sluice:up\nCREATE TABLE {t} (id INT PRIMARY KEY);\n-- sluice:down\nDROP TABLE {t};\n"
+    )
+}
+
+async fn no_ops_and_irreversible_stops(server: Server) {
+    let p = Project::new(server).await;
+    p.write("1_t1.sql", &create("t1"));
+    p.write(
+        "2_marked.sql",
+        "-- sluice:up\nCREATE TABLE t2 (id INT PRIMARY KEY);\n-- sluice:down\n-- sluice:irreversible t2 holds data nobody can rebuild\n",
+    );
+    p.write("3_t3.sql", &create("t3"));
+    // No `-- sluice:down` at all, and an up part of comments only.
+    p.write("4_no_down.sql", "-- kept for the version number\n");
+    // Every pairing of empty up and empty down parts.
+    let mut noops = Vec::new();
+    for (i, up) in EMPTIES.iter().enumerate() {
+        let down = EMPTIES[(i + 1) % EMPTIES.len()];
+        let name = format!("{}_noop_{i}", 10 + i);
+        p.write(
+            &format!("{name}.sql"),
+            &format!("-- sluice:up\n{up}-- sluice:down\n{down}"),
+        );
+        noops.push(name);
+    }
+    p.write("20_t4.sql", &create("t4"));
+    let all: Vec<i64> = [1, 2, 3, 4]
+        .into_iter()
+        .chain(10..10 + EMPTIES.len() as i64)
+        .chain([20])
+        .collect();
+    let states = |applied: &[i64]| -> Vec<(i64, String)> {
+        all.iter()
+            .map(|&v| {
+                let s = if applied.contains(&v) {
+                    "applied"
+                } else {
+                    "pending"
+                };
+                (v, s.to_string())
+            })
+            .collect()
+    };
+
+    let dry = p.run(&["up", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    for n in &noops {
+        assert!(
+            dry.stdout
+                .contains(&format!("{n}  [single: no SQL: recorded, nothing runs]")),
+            "{n}: {dry:?}"
+        );
+    }
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    for n in noops.iter().chain([&"4_no_down".to_string()]) {
+        assert!(
+            r.stderr
+                .contains(&format!("applying {n} (no SQL: recorded, nothing runs)")),
+            "{n}: {r:?}"
+        );
+    }
+    assert_eq!(p.states(), states(&all));
+    assert_eq!(tables(&p, server).await, ["t1", "t2", "t3", "t4"]);
+    assert_eq!(p.run(&["drift"]).code, 0);
+
+    // Down as far as it can: 20 and the no-ops above 4 are reverted, 4 (no down part) stops it.
+    let above_4: Vec<String> = std::iter::once("20_t4".to_string())
+        .chain(noops.iter().rev().cloned())
+        .collect();
+    let stop_4 = "migration 4_no_down is irreversible: it has no `-- sluice:down` part";
+    let dry = p.run(&["down", "--to", "0", "--dry-run"]);
+    assert_eq!(dry.code, 2, "{dry:?}");
+    assert!(
+        dry.stdout
+            .contains(&format!("would roll back {} migration(s):", above_4.len())),
+        "{dry:?}"
+    );
+    assert!(
+        dry.stderr.contains(&format!(
+            "{stop_4}; `sluice down` would stop there after rolling back {}",
+            above_4.join(", ")
+        )),
+        "{dry:?}"
+    );
+    assert_eq!(p.states(), states(&all), "a dry run changes nothing");
+    let r = p.run(&["down", "--to", "0"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "{stop_4}; `sluice down` stopped there after rolling back {}",
+            above_4.join(", ")
+        )),
+        "{r:?}"
+    );
+    assert!(r.stderr.contains("sluice repair"), "{r:?}");
+    assert_eq!(p.states(), states(&[1, 2, 3, 4]));
+    assert_eq!(tables(&p, server).await, ["t1", "t2", "t3"]);
+
+    // Given an empty down part (and the edit accepted), it goes on to the marked one.
+    p.write(
+        "4_no_down.sql",
+        "-- sluice:up\n-- kept for the version number\n-- sluice:down\n",
+    );
+    let r = p.run(&["repair"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let r = p.run(&["down", "--to", "0"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr.contains("migration 2_marked is irreversible: it is marked `-- sluice:irreversible` (line 4): t2 holds data nobody can rebuild; `sluice down` stopped there after rolling back 4_no_down, 3_t3"),
+        "{r:?}"
+    );
+    assert_eq!(p.states(), states(&[1, 2]));
+    assert_eq!(tables(&p, server).await, ["t1", "t2"]);
+    // With nothing above it, the stop is the whole answer, dry run or not.
+    for args in [&["down"][..], &["down", "--dry-run"]] {
+        let r = p.run(args);
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert!(
+            r.stderr.contains("migration 2_marked is irreversible") && !r.stderr.contains("stop"),
+            "{args:?}: {r:?}"
+        );
+        assert_eq!(r.stdout, "", "{args:?}: {r:?}");
+    }
+    assert_eq!(p.states(), states(&[1, 2]));
+
+    // Up again to the end, and the schema sluice recorded matches.
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(p.states(), states(&all));
+    assert_eq!(tables(&p, server).await, ["t1", "t2", "t3", "t4"]);
+    assert_eq!(p.run(&["drift"]).code, 0);
+}
+
+#[tokio::test]
+async fn postgres_no_ops_and_irreversible_stops() {
+    no_ops_and_irreversible_stops(Server::Postgres).await;
+}
+
+#[tokio::test]
+async fn mariadb_no_ops_and_irreversible_stops() {
+    no_ops_and_irreversible_stops(Server::MariaDb).await;
+}
+
+/// Runs sluice with the small-table threshold given (None: the default, from neither flag nor env).
+fn run_below(p: &Project, below: Option<u64>, args: &[&str]) -> common::Run {
+    let mut c = p.command(args);
+    c.env_remove("SLUICE_AS_WRITTEN_BELOW_ROWS");
+    if let Some(n) = below {
+        c.env("SLUICE_AS_WRITTEN_BELOW_ROWS", n.to_string());
+    }
+    c.output().unwrap().into()
+}
+
+async fn exec(p: &Project, server: Server, sql: &str) {
+    match server {
+        Server::Postgres => p.db.pg().await.batch_execute(sql).await.unwrap(),
+        Server::MariaDb => p.db.my().await.query_drop(sql).await.unwrap(),
+    }
+}
+
+async fn scalar(p: &Project, server: Server, sql: &str) -> String {
+    match server {
+        Server::Postgres => p.db.pg().await.query_one(sql, &[]).await.unwrap().get(0),
+        Server::MariaDb => {
+            p.db.my()
+                .await
+                .query_first::<String, _>(sql)
+                .await
+                .unwrap()
+                .unwrap()
+        }
+    }
+}
+
+/// A type change that rewrites (PostgreSQL: staged) or copies (MariaDB: online copy) runs as
+/// written exactly when the live table has fewer rows than the threshold, generated on both sides
+/// of it; `--dry-run` and the log say so with the real count, and the data is kept.
+async fn small_tables_run_as_written(server: Server) {
+    let (alter, new_type, type_sql) = match server {
+        Server::Postgres => (
+            "ALTER TABLE t ALTER COLUMN v TYPE text",
+            "text",
+            "SELECT data_type::text FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 't' AND column_name = 'v'",
+        ),
+        Server::MariaDb => (
+            "ALTER TABLE t MODIFY v VARCHAR(20)",
+            "varchar",
+            "SELECT DATA_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'v'",
+        ),
+    };
+    let below = 5u64;
+    for rows in [0u64, 1, 4, 5, 6, 9] {
+        let p = Project::new(server).await;
+        exec(&p, server, "CREATE TABLE t (id INT PRIMARY KEY, v INT)").await;
+        for i in 0..rows {
+            exec(
+                &p,
+                server,
+                &format!("INSERT INTO t VALUES ({i}, {})", i * 10),
+            )
+            .await;
+        }
+        p.write("1_retype.sql", &format!("{alter};\n"));
+        let note = format!("runs as written: the table has {rows} rows, below the threshold {below} (as_written_below_rows)");
+        let small = rows < below;
+        let dry = run_below(&p, Some(below), &["up", "--dry-run"]);
+        assert_eq!(dry.code, 0, "{rows}: {dry:?}");
+        assert_eq!(dry.stdout.contains(&note), small, "{rows}: {dry:?}");
+        // `plan` exits 7 when a lint finding is an error (the rewrite is one on a large table).
+        let plan = run_below(&p, Some(below), &["plan"]);
+        assert!(plan.code == 0 || plan.code == 7, "{rows}: {plan:?}");
+        assert_eq!(plan.stdout.contains(&note), small, "{rows}: {plan:?}");
+        let r = run_below(&p, Some(below), &["up"]);
+        match (server, small) {
+            (_, true) => {
+                assert_eq!(r.code, 0, "{rows}: {r:?}");
+                assert!(r.stderr.contains(&note), "{rows}: {r:?}");
+            }
+            // Issue 13: staged (shadow column, trigger, backfill, swap) instead of refused.
+            (Server::Postgres, false) => {
+                assert_eq!(r.code, 0, "{rows}: {r:?}");
+                assert!(r.stderr.contains("staged type change"), "{rows}: {r:?}");
+                assert!(!r.stderr.contains("runs as written"), "{rows}: {r:?}");
+            }
+            (Server::MariaDb, false) => {
+                assert_eq!(r.code, 0, "{rows}: {r:?}");
+                assert!(!r.stderr.contains("runs as written"), "{rows}: {r:?}");
+                assert_eq!(tables(&p, server).await, ["t"], "{rows}");
+                assert!(
+                    scalar(&p, server, "SELECT CAST(COUNT(*) AS CHAR) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '_t_old'").await == "1",
+                    "{rows}: the online copy keeps the old table: {r:?}"
+                );
+            }
+        }
+        assert_eq!(scalar(&p, server, type_sql).await, new_type, "{rows}");
+        let sum = match server {
+            Server::Postgres => {
+                "SELECT COALESCE(string_agg(id || ':' || v, ',' ORDER BY id), '') FROM t"
+            }
+            Server::MariaDb => "SELECT COALESCE(GROUP_CONCAT(id, ':', v ORDER BY id), '') FROM t",
+        };
+        let want: Vec<String> = (0..rows).map(|i| format!("{i}:{}", i * 10)).collect();
+        assert_eq!(scalar(&p, server, sum).await, want.join(","), "{rows}");
+        if small {
+            assert_eq!(p.run(&["drift"]).code, 0, "{rows}");
+        }
+    }
+
+    // The default threshold, and sluice.toml's: a table created earlier in the same run is empty
+    // when its later migration runs.
+    for (toml, threshold) in [(None, 10_000u64), (Some("as_written_below_rows = 3\n"), 3)] {
+        let p = Project::new(server).await;
+        if let Some(t) = toml {
+            std::fs::write(p.path().join("sluice.toml"), t).unwrap();
+        }
+        p.write(
+            "1_create.sql",
+            "CREATE TABLE t (id INT PRIMARY KEY, v INT);\n",
+        );
+        p.write("2_retype.sql", &format!("{alter};\n"));
+        let r = run_below(&p, None, &["up"]);
+        assert_eq!(r.code, 0, "{r:?}");
+        assert!(
+            r.stderr.contains(&format!("runs as written: the table has 0 rows, below the threshold {threshold} (as_written_below_rows)")),
+            "{r:?}"
+        );
+        assert_eq!(scalar(&p, server, type_sql).await, new_type);
+        // The flag (here through its environment variable) wins over sluice.toml: 0 turns it off.
+        let back = match server {
+            Server::Postgres => "ALTER TABLE t ALTER COLUMN v TYPE int USING v::int;\n",
+            Server::MariaDb => "ALTER TABLE t MODIFY v INT;\n",
+        };
+        p.write("3_back.sql", back);
+        let r = run_below(&p, Some(0), &["up"]);
+        assert!(!r.stderr.contains("runs as written"), "{r:?}");
+        match server {
+            // Issue 13: staged rather than refused.
+            Server::Postgres => {
+                assert_eq!(r.code, 0, "{r:?}");
+                assert!(r.stderr.contains("staged type change"), "{r:?}");
+                assert_eq!(scalar(&p, server, type_sql).await, "integer");
+            }
+            Server::MariaDb => {
+                assert_eq!(r.code, 0, "{r:?}");
+                assert_eq!(
+                    scalar(&p, server, "SELECT CAST(COUNT(*) AS CHAR) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '_t_old'").await,
+                    "1",
+                    "copied online: {r:?}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn postgres_small_tables_run_as_written() {
+    small_tables_run_as_written(Server::Postgres).await;
+}
+
+#[tokio::test]
+async fn mariadb_small_tables_run_as_written() {
+    small_tables_run_as_written(Server::MariaDb).await;
+}

@@ -1,0 +1,844 @@
+//! Issue 12, one operation model: for every statement of a corpus, the steps `sluice plan --json`
+//! shows, the steps `sluice up --dry-run --json` shows and the statements `sluice up` actually sends
+//! are the same, statement by statement (whitespace aside), on both engines.
+//!
+//! What `up` sends is read from the server, never from sluice: a private PostgreSQL started with
+//! `log_statement=all`, and a private MariaDB with the general log in a table. Both run in temporary
+//! directories on their own ports (the shared servers' settings must not change).
+
+mod common;
+
+use common::{PrivatePg, PG_BIN};
+
+use mysql_async::prelude::Queryable;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A port below 32768 that is free now (the ephemeral range is left to the clients).
+fn free_port() -> u16 {
+    let seed = std::process::id() as u16;
+    (0..2000)
+        .map(|i| 20000 + (seed.wrapping_add(i * 7)) % 12000)
+        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        .expect("a free port below 32768")
+}
+
+fn norm(s: &str) -> String {
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .trim_end_matches(';')
+        .trim()
+        .to_string()
+}
+
+/// Runs sluice in `dir` against `url`.
+fn sluice(dir: &Path, url: &str, args: &[&str]) -> common::Run {
+    Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(args)
+        .current_dir(dir)
+        .env("DATABASE_URL", url)
+        // The tables here are tiny: the staged and online forms under test need the threshold off.
+        .env("SLUICE_AS_WRITTEN_BELOW_ROWS", "0")
+        .env_remove("SLUICE_LOG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run sluice")
+        .into()
+}
+
+/// The JSON a run printed; plan exits 7 for an error-level finding and still prints it.
+fn json(r: &common::Run, what: &str) -> serde_json::Value {
+    assert!(r.code == 0 || r.code == 7, "{what}: {r:?}");
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{what}: {e}: {r:?}"))
+}
+
+/// A project directory holding one migration.
+fn project(sql: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("migrations")).unwrap();
+    std::fs::write(
+        dir.path().join("migrations").join("1_row.sql"),
+        format!("-- sluice:up\n{sql};\n"),
+    )
+    .unwrap();
+    dir
+}
+
+/// `up --dry-run --json`: for each statement, the steps it runs as (the statement itself when it
+/// runs as written).
+fn dry_run_steps(j: &serde_json::Value) -> Vec<Vec<String>> {
+    let m = &j[0];
+    m["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(m["runs_as"].as_array().unwrap())
+        .map(|(s, r)| match r.as_object() {
+            Some(r) => std::iter::once(r["sql"].as_str().unwrap().to_string())
+                .chain(
+                    r["then"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|t| t.as_str().unwrap().to_string()),
+                )
+                .collect(),
+            None => vec![s.as_str().unwrap().to_string()],
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// PostgreSQL
+
+/// A private PostgreSQL logging every statement with its database (`@@db@@ ` starts an entry).
+fn start_logging_pg() -> Option<PrivatePg> {
+    PrivatePg::start_with(
+        "-c log_statement=all -c log_line_prefix=@@%d@@\\  -c log_min_messages=warning",
+    )
+}
+
+fn pg_log(pg: &PrivatePg) -> PathBuf {
+    pg.dir.path().join("log")
+}
+
+/// The statements logged for `db` after byte `from` of the log.
+fn statements(pg: &PrivatePg, db: &str, from: usize) -> Vec<String> {
+    let text = std::fs::read_to_string(pg_log(pg)).unwrap();
+    let tag = format!("@@{db}@@ ");
+    let mut entries: Vec<String> = Vec::new();
+    let mut mine = false;
+    for line in text[from..].lines() {
+        if let Some(rest) = line.strip_prefix("@@") {
+            mine = line.starts_with(&tag);
+            if mine {
+                let _ = rest;
+                entries.push(line[tag.len()..].to_string());
+            }
+        } else if mine {
+            if let Some(last) = entries.last_mut() {
+                last.push('\n');
+                last.push_str(line);
+            }
+        }
+    }
+    entries
+        .iter()
+        .filter_map(|e| {
+            let e = e.strip_prefix("LOG:  ")?;
+            if let Some(s) = e.strip_prefix("statement: ") {
+                return Some(s.to_string());
+            }
+            let s = e.strip_prefix("execute ")?;
+            Some(s.split_once(": ")?.1.to_string())
+        })
+        .collect()
+}
+
+async fn pg_client(url: &str) -> tokio_postgres::Client {
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    c
+}
+
+/// A backfill batch: one statement that finds the batch's end key, updates the key range of the
+/// user's table and records the checkpoint (in sluice's own table).
+fn pg_batch(s: &str) -> bool {
+    s.starts_with("WITH bound AS (") && s.contains(" upd AS (UPDATE ")
+}
+
+/// Statements that change the user's tables (sluice's own bookkeeping, reads, session settings and
+/// the DO blocks that check a name is free are not steps).
+fn pg_change(s: &str) -> bool {
+    if pg_batch(s) {
+        return true;
+    }
+    let first = s
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_ascii_uppercase();
+    let change = matches!(
+        first.as_str(),
+        "CREATE" | "ALTER" | "DROP" | "UPDATE" | "INSERT" | "DELETE" | "COMMENT" | "TRUNCATE"
+    ) || s.starts_with("WITH upd AS (UPDATE ");
+    // The staged type change names its shadow column and trigger `*_sluice_new`/`*_sluice_sync`:
+    // those are steps on the user's table, not bookkeeping.
+    change
+        && !s
+            .to_ascii_lowercase()
+            .replace("_sluice_new", "")
+            .replace("_sluice_sync", "")
+            // The two phases of a rename (issue 14): its trigger, function and index copies.
+            .replace("_sluice_rename", "")
+            .contains("sluice")
+}
+
+/// What `up` sent, matched against the expected steps: a backfill step stands for its batches
+/// (`WITH bound AS (<end key>), upd AS (UPDATE t SET <set> WHERE <key range> AND <filter> ...)`,
+/// or `WITH upd AS (UPDATE ...)` by ctid), at least one.
+fn pg_sent_as_steps(expected: &[String], sent: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    for step in expected {
+        if let Some(update) = step.strip_prefix("backfill in batches: ") {
+            let (head, filter) = update.rsplit_once(" WHERE ").unwrap_or((update, ""));
+            let set = head.split_once(" SET ").map(|x| x.1).unwrap_or("");
+            let start = i;
+            while i < sent.len()
+                && (pg_batch(&sent[i]) || sent[i].starts_with("WITH upd AS (UPDATE "))
+                && sent[i].contains(&format!(" SET {set} WHERE "))
+                && sent[i].contains(filter)
+            {
+                i += 1;
+            }
+            if i > start {
+                out.push(step.clone());
+            }
+            continue;
+        }
+        if i < sent.len() {
+            out.push(norm(&sent[i]));
+            i += 1;
+        }
+    }
+    out.extend(sent[i..].iter().map(|s| norm(s)));
+    out
+}
+
+const PG_SETUP: &str = r#"
+CREATE SCHEMA app;
+CREATE TABLE p (id bigint PRIMARY KEY);
+INSERT INTO p VALUES (1), (2);
+CREATE TABLE t (id bigint PRIMARY KEY, a int, b text, c int NOT NULL DEFAULT 0, "Mixed" text,
+                email text, n int, v varchar(10), parent_id bigint);
+INSERT INTO t SELECT g, g, 'b' || g, g, 'm' || g, 'e' || g || '@x', g, 'v', 1 FROM generate_series(1, 5) g;
+CREATE INDEX t_a_idx ON t (a);
+CREATE INDEX t_b_idx ON t (b);
+CREATE INDEX "T_Mixed_Idx" ON t ("Mixed");
+ALTER TABLE t ADD CONSTRAINT t_c_nv CHECK (c >= 0) NOT VALID;
+ALTER TABLE t ADD CONSTRAINT t_n_nn CHECK (n IS NOT NULL);
+CREATE TABLE app.u (id bigint PRIMARY KEY, v int, "Wert" text);
+INSERT INTO app.u SELECT g, g, 'w' || g FROM generate_series(1, 3) g;
+CREATE INDEX u_v_idx ON app.u (v);
+CREATE TABLE nopk (a int, b int);
+INSERT INTO nopk VALUES (1, 1), (2, 2);
+CREATE UNIQUE INDEX nopk_a_uidx ON nopk (a);
+"#;
+
+/// One corpus row: the migration's SQL and, for the disagreements issue 12 listed (regressions),
+/// the exact steps `up` must run for it.
+struct Row {
+    sql: &'static str,
+    expect: Option<&'static [&'static str]>,
+    /// Runs as written although its kind is usually staged: the plan must say why.
+    why: Option<&'static str>,
+}
+
+const fn row(sql: &'static str) -> Row {
+    Row {
+        sql,
+        expect: None,
+        why: None,
+    }
+}
+
+const fn reg(sql: &'static str, expect: &'static [&'static str]) -> Row {
+    Row {
+        sql,
+        expect: Some(expect),
+        why: None,
+    }
+}
+
+/// A regression row that runs as written, with the reason the plan gives.
+const fn as_written(sql: &'static str, why: &'static str) -> Row {
+    Row {
+        sql,
+        expect: None,
+        why: Some(why),
+    }
+}
+
+fn pg_corpus() -> Vec<Row> {
+    vec![
+        // ADD COLUMN: catalog only, or staged with a backfill.
+        row("ALTER TABLE t ADD COLUMN x int"),
+        row("ALTER TABLE t ADD COLUMN x int DEFAULT 5"),
+        row("ALTER TABLE t ADD COLUMN x int NOT NULL DEFAULT 5"),
+        row("ALTER TABLE t ADD COLUMN x timestamptz DEFAULT now()"),
+        reg(
+            "ALTER TABLE t ADD COLUMN x text DEFAULT md5(random()::text)",
+            &[
+                "ALTER TABLE t ADD COLUMN IF NOT EXISTS \"x\" TEXT",
+                "ALTER TABLE t ALTER COLUMN \"x\" SET DEFAULT md5(random()::TEXT)",
+                "backfill in batches: UPDATE t SET \"x\" = md5(random()::TEXT) WHERE \"x\" IS NULL",
+            ],
+        ),
+        reg(
+            "ALTER TABLE t ADD COLUMN x text NOT NULL DEFAULT md5(random()::text)",
+            &[
+                "ALTER TABLE t ADD COLUMN IF NOT EXISTS \"x\" TEXT",
+                "ALTER TABLE t ALTER COLUMN \"x\" SET DEFAULT md5(random()::TEXT)",
+                "backfill in batches: UPDATE t SET \"x\" = md5(random()::TEXT) WHERE \"x\" IS NULL",
+                "ALTER TABLE t ADD CONSTRAINT \"t_x_not_null_check\" CHECK (\"x\" IS NOT NULL) NOT VALID",
+                "ALTER TABLE t VALIDATE CONSTRAINT \"t_x_not_null_check\"",
+                "ALTER TABLE t ALTER COLUMN \"x\" SET NOT NULL; ALTER TABLE t DROP CONSTRAINT \"t_x_not_null_check\"",
+            ],
+        ),
+        row("ALTER TABLE t ADD COLUMN x uuid DEFAULT gen_random_uuid()"),
+        row("ALTER TABLE t ADD COLUMN x double precision NOT NULL DEFAULT random()"),
+        row("ALTER TABLE t ADD COLUMN IF NOT EXISTS x int DEFAULT 1"),
+        row("ALTER TABLE t ADD COLUMN \"Neu\" text DEFAULT clock_timestamp()::text"),
+        row("ALTER TABLE app.u ADD COLUMN x text DEFAULT md5(random()::text)"),
+        row("ALTER TABLE t ADD COLUMN x bigserial"),
+        row("ALTER TABLE t ADD COLUMN x int GENERATED ALWAYS AS (a * 2) STORED"),
+        as_written(
+            "ALTER TABLE ONLY t ADD COLUMN x text DEFAULT md5(random()::text)",
+            "`sluice up` runs it as written: the staged steps name the table plainly, which for ONLY or IF EXISTS would change what the statement does; write it without them",
+        ),
+        as_written(
+            "ALTER TABLE t ADD COLUMN x int, ADD COLUMN y int DEFAULT (random() * 10)::int",
+            "`sluice up` runs it as written: several changes in one ALTER TABLE: write the one to stage as a statement of its own",
+        ),
+        // CREATE INDEX with every option.
+        row("CREATE INDEX i ON t (a)"),
+        row("CREATE UNIQUE INDEX i ON t (id, a)"),
+        reg(
+            "CREATE INDEX i ON t (a) WHERE a > 2",
+            &["CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t(a) WHERE a > 2"],
+        ),
+        reg(
+            "CREATE INDEX i ON t USING hash (b)",
+            &["CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t USING HASH (b)"],
+        ),
+        reg(
+            "CREATE INDEX i ON t (a) INCLUDE (b)",
+            &["CREATE INDEX CONCURRENTLY IF NOT EXISTS i ON t(a) INCLUDE (b)"],
+        ),
+        row("CREATE INDEX i ON t (b text_pattern_ops)"),
+        row("CREATE INDEX i ON t (lower(b))"),
+        row("CREATE INDEX IF NOT EXISTS i ON t (a)"),
+        row("CREATE INDEX i ON app.u (v)"),
+        row("CREATE INDEX \"Idx_Mixed\" ON t (\"Mixed\")"),
+        row("CREATE INDEX ON t (a)"),
+        row("CREATE UNIQUE INDEX i ON t (lower(email)) WHERE email IS NOT NULL"),
+        row("CREATE INDEX i ON t USING btree (a DESC NULLS LAST, b)"),
+        row("CREATE INDEX i ON t (a) WITH (fillfactor = 70)"),
+        row("CREATE INDEX CONCURRENTLY i ON t (a)"),
+        row("CREATE INDEX i ON t USING gin (to_tsvector('simple', b))"),
+        row("CREATE INDEX i ON t (b COLLATE \"C\")"),
+        row("CREATE INDEX i ON t (a); DROP INDEX i"),
+        // DROP INDEX forms.
+        row("DROP INDEX t_a_idx"),
+        row("DROP INDEX IF EXISTS t_a_idx"),
+        as_written(
+            "DROP INDEX t_a_idx, t_b_idx",
+            "`sluice up` runs it as written: DROP INDEX CONCURRENTLY drops one index at a time: write one DROP INDEX per index",
+        ),
+        as_written(
+            "DROP INDEX t_a_idx CASCADE",
+            "`sluice up` runs it as written: DROP INDEX CONCURRENTLY cannot CASCADE: drop what depends on the index first, then the index on its own",
+        ),
+        row("DROP INDEX app.u_v_idx"),
+        row("DROP INDEX \"T_Mixed_Idx\""),
+        row("DROP INDEX CONCURRENTLY t_a_idx"),
+        row("DROP INDEX IF EXISTS missing_idx"),
+        // ADD CONSTRAINT.
+        row("ALTER TABLE t ADD CONSTRAINT t_a_check CHECK (a > 0)"),
+        row("ALTER TABLE t ADD CHECK (a > 0)"),
+        row("ALTER TABLE t ADD CONSTRAINT t_p_fk FOREIGN KEY (parent_id) REFERENCES p (id)"),
+        row("ALTER TABLE t ADD FOREIGN KEY (parent_id) REFERENCES p (id) ON DELETE CASCADE"),
+        row("ALTER TABLE t ADD CONSTRAINT c CHECK (a > 0) NOT VALID"),
+        row("ALTER TABLE t ADD CONSTRAINT t_email_key UNIQUE (email)"),
+        row("ALTER TABLE t ADD UNIQUE (email)"),
+        row("ALTER TABLE t ADD UNIQUE NULLS NOT DISTINCT (email)"),
+        row("ALTER TABLE t ADD CONSTRAINT k UNIQUE (a) INCLUDE (b)"),
+        row("ALTER TABLE t ADD CONSTRAINT k UNIQUE (a) DEFERRABLE INITIALLY DEFERRED"),
+        reg(
+            "ALTER TABLE nopk ADD PRIMARY KEY (a)",
+            &[
+                "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS \"nopk_pkey\" ON nopk (a)",
+                "ALTER TABLE nopk ADD CONSTRAINT \"nopk_a_not_null_check\" CHECK (a IS NOT NULL) NOT VALID",
+                "ALTER TABLE nopk VALIDATE CONSTRAINT \"nopk_a_not_null_check\"",
+                "ALTER TABLE nopk ALTER COLUMN a SET NOT NULL; ALTER TABLE nopk ADD CONSTRAINT \"nopk_pkey\" PRIMARY KEY USING INDEX \"nopk_pkey\"; ALTER TABLE nopk DROP CONSTRAINT \"nopk_a_not_null_check\"",
+            ],
+        ),
+        row("ALTER TABLE nopk ADD CONSTRAINT nopk_pk PRIMARY KEY (a, b)"),
+        row("ALTER TABLE nopk ADD CONSTRAINT nopk_pk PRIMARY KEY USING INDEX nopk_a_uidx"),
+        // Not read by sluice's parser: planned from its words, run as written.
+        row("ALTER TABLE t ADD CONSTRAINT k UNIQUE (a) WITH (fillfactor = 70)"),
+        as_written(
+            "ALTER TABLE ONLY t ADD CONSTRAINT k UNIQUE (a)",
+            "`sluice up` runs it as written: the staged steps name the table plainly, which for ONLY or IF EXISTS would change what the statement does; write it without them",
+        ),
+        row("ALTER TABLE app.u ADD CONSTRAINT u_v_check CHECK (v >= 0)"),
+        row("ALTER TABLE t ADD CONSTRAINT \"Mixed_Check\" CHECK (\"Mixed\" <> '')"),
+        row("ALTER TABLE app.u ADD CONSTRAINT \"U_Wert_Key\" UNIQUE (\"Wert\")"),
+        // SET NOT NULL, also where a validated check proves it already.
+        row("ALTER TABLE t ALTER COLUMN a SET NOT NULL"),
+        row("ALTER TABLE t ALTER COLUMN \"Mixed\" SET NOT NULL"),
+        row("ALTER TABLE app.u ALTER COLUMN v SET NOT NULL"),
+        // Proven by a valid check in the live table only (not in the migration): staged again.
+        row("ALTER TABLE t ALTER COLUMN n SET NOT NULL"),
+        // Issue 12 regression: proven by a valid check of an earlier statement, lint was silent
+        // while plan and up staged it again (another helper check and scan).
+        reg(
+            "ALTER TABLE t ADD CONSTRAINT t_a_nn CHECK (a IS NOT NULL); ALTER TABLE t ALTER COLUMN a SET NOT NULL",
+            &[
+                "ALTER TABLE t ADD CONSTRAINT t_a_nn CHECK (a IS NOT NULL) NOT VALID",
+                "ALTER TABLE t VALIDATE CONSTRAINT \"t_a_nn\"",
+                "ALTER TABLE t ALTER COLUMN a SET NOT NULL",
+            ],
+        ),
+        reg(
+            "ALTER TABLE t ADD CONSTRAINT t_a_nn CHECK (a IS NOT NULL) NOT VALID; ALTER TABLE t VALIDATE CONSTRAINT t_a_nn; ALTER TABLE t ALTER COLUMN a SET NOT NULL",
+            &[
+                "ALTER TABLE t ADD CONSTRAINT t_a_nn CHECK (a IS NOT NULL) NOT VALID",
+                "ALTER TABLE t VALIDATE CONSTRAINT t_a_nn",
+                "ALTER TABLE t ALTER COLUMN a SET NOT NULL",
+            ],
+        ),
+        // A NOT VALID check proves nothing: staged.
+        row("ALTER TABLE t ADD CONSTRAINT t_a_nn CHECK (a IS NOT NULL) NOT VALID; ALTER TABLE t ALTER COLUMN a SET NOT NULL"),
+        // Type changes that are catalog only.
+        row("ALTER TABLE t ALTER COLUMN v TYPE varchar(20)"),
+        row("ALTER TABLE t ALTER COLUMN v TYPE text"),
+        // Issue 13: rewriting type changes, staged from the live catalog.
+        row("ALTER TABLE t ALTER COLUMN a TYPE bigint"),
+        row("ALTER TABLE t ALTER COLUMN c TYPE bigint"),
+        row("ALTER TABLE t ALTER COLUMN n TYPE numeric(12,2) USING n * 1.5"),
+        row("ALTER TABLE t ALTER COLUMN \"Mixed\" TYPE varchar(5) USING left(\"Mixed\", 5)"),
+        row("ALTER TABLE app.u ALTER COLUMN id TYPE int"),
+        row("ALTER TABLE nopk ALTER COLUMN a TYPE bigint"),
+        reg(
+            "ALTER TABLE t ALTER COLUMN id TYPE int",
+            &[
+                "ALTER TABLE \"public\".\"t\" ADD COLUMN IF NOT EXISTS \"id_sluice_new\" INT",
+                "CREATE OR REPLACE FUNCTION \"public\".\"t_id_sluice_sync\"() RETURNS trigger LANGUAGE plpgsql SET \"TimeZone\" FROM CURRENT SET \"DateStyle\" FROM CURRENT SET \"IntervalStyle\" FROM CURRENT SET extra_float_digits FROM CURRENT SET search_path FROM CURRENT AS 'BEGIN NEW.\"id_sluice_new\" := NEW.\"id\"; RETURN NEW; END'; CREATE TRIGGER \"zz_t_id_sluice_sync\" BEFORE INSERT OR UPDATE ON \"public\".\"t\" FOR EACH ROW EXECUTE FUNCTION \"public\".\"t_id_sluice_sync\"()",
+                "backfill in batches: UPDATE \"public\".\"t\" SET \"id_sluice_new\" = \"id\" WHERE \"id_sluice_new\" IS NULL",
+                "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS \"t_pkey_sluice_new\" ON \"public\".\"t\" USING btree (\"id_sluice_new\")",
+                "ALTER TABLE \"public\".\"t\" ADD CONSTRAINT \"t_id_sluice_new_not_null\" CHECK (\"id_sluice_new\" IS NOT NULL) NOT VALID",
+                "ALTER TABLE \"public\".\"t\" VALIDATE CONSTRAINT \"t_id_sluice_new_not_null\"",
+                "DROP TRIGGER \"zz_t_id_sluice_sync\" ON \"public\".\"t\"; ALTER TABLE \"public\".\"t\" ALTER COLUMN \"id_sluice_new\" SET NOT NULL; ALTER TABLE \"public\".\"t\" DROP COLUMN \"id\"; ALTER TABLE \"public\".\"t\" RENAME COLUMN \"id_sluice_new\" TO \"id\"; ALTER TABLE \"public\".\"t\" ADD CONSTRAINT \"t_pkey\" PRIMARY KEY USING INDEX \"t_pkey_sluice_new\"; ALTER TABLE \"public\".\"t\" DROP CONSTRAINT \"t_id_sluice_new_not_null\"; DROP FUNCTION \"public\".\"t_id_sluice_sync\"()",
+            ],
+        ),
+        // A breaking rename: `up` runs its expand phase (issue 14).
+        row("ALTER TABLE t RENAME COLUMN b TO b2"),
+        // Run as written.
+        row("ALTER TABLE t DROP COLUMN b"),
+        row("ALTER TABLE t ALTER COLUMN c DROP NOT NULL"),
+        row("ALTER TABLE t ALTER COLUMN c SET DEFAULT 7"),
+        row("COMMENT ON TABLE t IS 'x'"),
+        row("CREATE TABLE n (id int PRIMARY KEY); CREATE INDEX n_idx ON n (id)"),
+        row("UPDATE t SET a = a + 1 WHERE id = 1"),
+        row("ALTER TABLE t RENAME TO t2"),
+        row("ALTER TABLE t VALIDATE CONSTRAINT t_c_nv"),
+        row("ALTER TABLE t DROP CONSTRAINT t_c_nv"),
+    ]
+}
+
+#[tokio::test]
+async fn postgres_plan_dry_run_and_what_up_sends_are_the_same_steps() {
+    let Some(pg) = start_logging_pg() else {
+        eprintln!(
+            "skipped: no PostgreSQL 15 binaries in {PG_BIN} (or root without a postgres user)"
+        );
+        return;
+    };
+    let admin = pg_client(&pg.url("postgres")).await;
+    let corpus = pg_corpus();
+    let mut failures = Vec::new();
+    let mut staged = 0;
+    for (n, row) in corpus.iter().enumerate() {
+        let db = format!("row{n}");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {db}"))
+            .await
+            .unwrap();
+        let url = pg.url(&db);
+        {
+            let c = pg_client(&url).await;
+            c.batch_execute(PG_SETUP).await.unwrap();
+        }
+        let dir = project(row.sql);
+        let plan = json(&sluice(dir.path(), &url, &["plan", "--json"]), row.sql);
+        let dry_json = json(
+            &sluice(dir.path(), &url, &["up", "--dry-run", "--json"]),
+            row.sql,
+        );
+        let planned: Vec<Vec<String>> = plan["migrations"][0]["statements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let steps: Vec<String> = s["actions"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|a| a["safe_steps"].as_array().unwrap())
+                    .map(|st| st["sql"].as_str().unwrap().to_string())
+                    .collect();
+                if steps.is_empty() {
+                    vec![s["sql"].as_str().unwrap().to_string()]
+                } else {
+                    steps
+                }
+            })
+            .collect();
+        let dry = dry_run_steps(&dry_json);
+        let from = std::fs::metadata(pg_log(&pg)).unwrap().len() as usize;
+        let up = sluice(dir.path(), &url, &["up"]);
+        assert_eq!(up.code, 0, "{}: {up:?}", row.sql);
+        let sent: Vec<String> = statements(&pg, &db, from)
+            .into_iter()
+            .filter(|s| pg_change(s))
+            .collect();
+        let plan_flat: Vec<String> = planned.iter().flatten().map(|s| norm(s)).collect();
+        let dry_flat: Vec<String> = dry.iter().flatten().map(|s| norm(s)).collect();
+        let sent_steps = pg_sent_as_steps(&dry_flat, &sent);
+        if dry_json[0]["runs_as"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| !r.is_null())
+        {
+            staged += 1;
+        }
+        // Every reason the plan gives for running a statement as written (at most one here).
+        let reasons: Vec<&str> = plan["migrations"][0]["statements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["actions"].as_array().unwrap())
+            .filter_map(|a| a["refused"].as_str())
+            .collect();
+        if let Some(why) = row.why {
+            if reasons != [why] {
+                failures.push(format!(
+                    "{}\n  plan's reason: {reasons:?}\n  expected: {why}",
+                    row.sql
+                ));
+            }
+        }
+        if plan_flat != dry_flat || dry_flat != sent_steps {
+            failures.push(format!(
+                "{}\n  plan:    {plan_flat:?}\n  dry-run: {dry_flat:?}\n  sent:    {sent_steps:?}",
+                row.sql
+            ));
+        } else if let Some(expect) = row.expect {
+            let expect: Vec<String> = expect.iter().map(|s| norm(s)).collect();
+            if plan_flat != expect {
+                failures.push(format!(
+                    "{} (issue 12 regression)\n  expected: {expect:?}\n  all three: {plan_flat:?}",
+                    row.sql
+                ));
+            }
+        }
+        admin
+            .batch_execute(&format!("DROP DATABASE {db} WITH (FORCE)"))
+            .await
+            .unwrap();
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} statements disagree:\n{}",
+        failures.len(),
+        corpus.len(),
+        failures.join("\n")
+    );
+    assert!(staged >= 30, "only {staged} rows were staged");
+    eprintln!("{} PostgreSQL rows agree ({staged} staged)", corpus.len());
+}
+
+// ---------------------------------------------------------------------------------------------
+// MariaDB
+
+fn binary(name: &str) -> Option<String> {
+    [
+        "/usr/sbin",
+        "/usr/bin",
+        "/usr/local/bin",
+        "/usr/local/mysql/bin",
+    ]
+    .iter()
+    .map(|d| format!("{d}/{name}"))
+    .find(|p| Path::new(p).exists())
+}
+
+/// A private mariadbd with the general log in `mysql.general_log` (a global setting: never on the
+/// shared server); stopped and removed on drop.
+struct PrivateMaria {
+    port: u16,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for PrivateMaria {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl PrivateMaria {
+    async fn start() -> Option<PrivateMaria> {
+        let (install, server) = (binary("mariadb-install-db")?, binary("mariadbd")?);
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        // mariadbd refuses to run as root unless told to; otherwise it runs as whoever runs the test.
+        let user = String::from_utf8_lossy(&Command::new("id").arg("-un").output().unwrap().stdout)
+            .trim()
+            .to_string();
+        let out = Command::new(install)
+            .args([
+                "--no-defaults",
+                "--auth-root-authentication-method=normal",
+                "--skip-test-db",
+            ])
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--user={user}"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mariadb-install-db: {out:?}");
+        let port = free_port();
+        let d = dir.path();
+        let child = Command::new(server)
+            .arg("--no-defaults")
+            .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--port={port}"))
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--socket={}", d.join("s.sock").display()))
+            .arg(format!("--pid-file={}", d.join("p.pid").display()))
+            .arg(format!("--log-error={}", d.join("err.log").display()))
+            .arg(format!("--user={user}"))
+            .arg("--innodb-buffer-pool-size=32M")
+            .arg("--general-log=1")
+            .arg("--log-output=TABLE")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let m = PrivateMaria {
+            port,
+            child,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(c) = mysql_async::Conn::from_url(m.url("mysql")).await {
+                let _ = c.disconnect().await;
+                return Some(m);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "private mariadbd on {port} did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn url(&self, db: &str) -> String {
+        format!("mysql://root@127.0.0.1:{}/{db}", self.port)
+    }
+}
+
+const MARIA_SETUP: &str = "CREATE TABLE t (id INT PRIMARY KEY, a INT, b VARCHAR(20), c VARCHAR(100), d INT DEFAULT 1, e INT NULL, KEY k_a (a)) ENGINE=InnoDB; \
+     INSERT INTO t VALUES (1, 1, 'b1', 'c1', 1, 1), (2, 2, 'b2', 'c2', 2, 2), (3, 3, 'b3', 'c3', 3, 3)";
+
+fn maria_corpus() -> Vec<&'static str> {
+    vec![
+        // INSTANT.
+        "ALTER TABLE t ADD COLUMN x INT",
+        "ALTER TABLE t ADD COLUMN x INT FIRST",
+        "ALTER TABLE t ADD COLUMN x INT AFTER a",
+        "ALTER TABLE t ADD COLUMN x VARCHAR(10) NOT NULL DEFAULT 'z'",
+        "ALTER TABLE t ADD COLUMN `Mixed Col` INT",
+        "ALTER TABLE t DROP COLUMN e",
+        // Column renames (RENAME COLUMN, CHANGE b b2) are refused on MariaDB until the two-phase
+        // lifecycle exists there (exit 11, tests/two_versions.rs).
+        "ALTER TABLE t ALTER COLUMN d SET DEFAULT 5",
+        "ALTER TABLE t ALTER COLUMN d DROP DEFAULT",
+        "ALTER TABLE t MODIFY b VARCHAR(60)",
+        "ALTER TABLE t MODIFY c VARCHAR(200)",
+        "ALTER TABLE t COMMENT = 'hello'",
+        // INPLACE / NOCOPY.
+        "ALTER TABLE t MODIFY e INT NOT NULL",
+        "ALTER TABLE t ADD INDEX k_b (b)",
+        "ALTER TABLE t ADD UNIQUE KEY u_c (c)",
+        "ALTER TABLE t DROP INDEX k_a",
+        "ALTER TABLE t RENAME INDEX k_a TO k_a2",
+        "ALTER TABLE t ENGINE=InnoDB",
+        "ALTER TABLE t FORCE",
+        // Issue 12 regressions: planned NOCOPY, the server refused it and up fell back to INPLACE.
+        "ALTER TABLE t ADD COLUMN x INT, DROP COLUMN e, ADD INDEX k_d (d)",
+        "ALTER TABLE t DROP COLUMN e, ADD INDEX k_d (d)",
+        "ALTER TABLE t MODIFY b VARCHAR(60), ADD INDEX k_d (d)",
+        // Copy path.
+        "ALTER TABLE t MODIFY a BIGINT",
+        "ALTER TABLE t MODIFY b TEXT",
+        "ALTER TABLE t MODIFY d INT UNSIGNED",
+        "ALTER TABLE t CONVERT TO CHARACTER SET latin1",
+        "ALTER TABLE t ADD CONSTRAINT ck CHECK (a >= 0)",
+        // As written.
+        "ALTER TABLE t ADD COLUMN x INT, ALGORITHM=COPY",
+        "ALTER TABLE t ADD COLUMN x INT, LOCK=SHARED",
+        "CREATE INDEX k_b ON t (b)",
+        "DROP INDEX k_a ON t",
+        "RENAME TABLE t TO t2",
+        "UPDATE t SET a = a + 1 WHERE id = 1",
+    ]
+}
+
+#[tokio::test]
+async fn mariadb_plan_dry_run_and_what_up_sends_are_the_same_steps() {
+    let Some(server) = PrivateMaria::start().await else {
+        eprintln!("skipped: no mariadbd / mariadb-install-db");
+        return;
+    };
+    let mut admin = mysql_async::Conn::from_url(server.url("mysql"))
+        .await
+        .unwrap();
+    let me: u64 = admin
+        .query_first("SELECT CONNECTION_ID()")
+        .await
+        .unwrap()
+        .unwrap();
+    let corpus = maria_corpus();
+    let mut failures = Vec::new();
+    let mut paths = std::collections::BTreeMap::<String, usize>::new();
+    for (n, sql) in corpus.iter().enumerate() {
+        let db = format!("row{n}");
+        admin
+            .query_drop(format!("CREATE DATABASE {db}"))
+            .await
+            .unwrap();
+        {
+            let mut c = mysql_async::Conn::from_url(server.url(&db)).await.unwrap();
+            c.query_drop(MARIA_SETUP).await.unwrap();
+            c.disconnect().await.unwrap();
+        }
+        let url = server.url(&db);
+        let dir = project(sql);
+        let plan = json(&sluice(dir.path(), &url, &["plan", "--json"]), sql);
+        let dry = json(
+            &sluice(dir.path(), &url, &["up", "--dry-run", "--json"]),
+            sql,
+        );
+        // The online path in the plan, and what the dry run says the statement runs as.
+        let online: Option<Vec<String>> = plan["migrations"][0]["statements"][0]["online"]
+            .as_array()
+            .map(|a| a.iter().map(|l| norm(l.as_str().unwrap())).collect());
+        let dry_steps: Vec<String> = dry_run_steps(&dry)
+            .remove(0)
+            .iter()
+            .map(|s| norm(s))
+            .collect();
+        let as_planned = online.clone().unwrap_or_else(|| vec![norm(sql)]);
+        admin
+            .query_drop("TRUNCATE mysql.general_log")
+            .await
+            .unwrap();
+        let up = sluice(dir.path(), &url, &["up"]);
+        assert_eq!(up.code, 0, "{sql}: {up:?}");
+        let logged: Vec<(u64, String)> = admin
+            .query("SELECT thread_id, CONVERT(argument USING utf8mb4) FROM mysql.general_log WHERE command_type IN ('Query', 'Execute')")
+            .await
+            .unwrap();
+        let sent: Vec<String> = logged
+            .into_iter()
+            .filter(|(thread, _)| *thread != me)
+            .map(|(_, s)| norm(&s))
+            .collect();
+        // The statements sent to the user's table itself (not the twin, shadow or sluice's own).
+        let on_t: Vec<&String> = sent
+            .iter()
+            .filter(|s| {
+                let u = s.to_ascii_uppercase();
+                [
+                    "ALTER TABLE `T`",
+                    "ALTER TABLE T ",
+                    "CREATE INDEX",
+                    "DROP INDEX",
+                    "RENAME TABLE",
+                    "UPDATE T ",
+                ]
+                .iter()
+                .any(|p| u.starts_with(p))
+            })
+            .collect();
+        let line = |prefix: &str| {
+            as_planned
+                .iter()
+                .find_map(|l| l.strip_prefix(prefix).map(str::to_string))
+        };
+        let path = match (line("sends: "), line("shadow: ")) {
+            (Some(x), _) => {
+                // The fast path: the first statement sent to the table is the one planned.
+                if on_t.first().map(|s| s.as_str()) != Some(x.as_str()) {
+                    failures.push(format!(
+                        "{sql}\n  planned to send: {x}\n  sent to `t`: {on_t:?}"
+                    ));
+                }
+                if on_t.len() > 1 {
+                    failures.push(format!(
+                        "{sql}\n  the server refused the planned algorithm; sent: {on_t:?}"
+                    ));
+                }
+                as_planned[0].split(" — ").next().unwrap_or("").to_string()
+            }
+            (None, Some(y)) => {
+                if !sent.contains(&y) {
+                    failures.push(format!(
+                        "{sql}\n  planned shadow ALTER: {y}\n  sent: {sent:?}"
+                    ));
+                }
+                // The table itself is only swapped, never altered.
+                if on_t != ["RENAME TABLE `t` TO `_t_old`, `_t_new` TO `t`"] {
+                    failures.push(format!("{sql}\n  the copy path sent to `t`: {on_t:?}"));
+                }
+                "online copy".into()
+            }
+            (None, None) => {
+                if on_t != [&norm(sql)] {
+                    failures.push(format!(
+                        "{sql}\n  runs as written, but sent to `t`: {on_t:?}"
+                    ));
+                }
+                "as written".into()
+            }
+        };
+        *paths.entry(path).or_default() += 1;
+        if dry_steps != as_planned {
+            failures.push(format!(
+                "{sql}\n  plan:    {as_planned:?}\n  dry-run: {dry_steps:?}"
+            ));
+        }
+        admin
+            .query_drop(format!("DROP DATABASE {db}"))
+            .await
+            .unwrap();
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} statements disagree:\n{}",
+        failures.len(),
+        corpus.len(),
+        failures.join("\n")
+    );
+    eprintln!("{} MariaDB rows agree, by path: {paths:?}", corpus.len());
+    // Every path is exercised.
+    for p in [
+        "online: instant",
+        "online: nocopy",
+        "online: inplace",
+        "online copy",
+        "as written",
+    ] {
+        assert!(paths.contains_key(p), "no row took {p}: {paths:?}");
+    }
+}

@@ -1,0 +1,769 @@
+//! Issue 14, two application versions live (PostgreSQL, default mode): a column rename runs as
+//! expand (`sluice up`) → both names work → contract (`sluice complete`), or rollback.
+//!
+//! An old-version client (old name) and a new-version client (new name) write and read
+//! concurrently through every stage: 0 errors on both, every write by either visible through the
+//! other name, final rows equal to the as-written result. Rollback restores the schema exactly
+//! (pg_dump), a kill at every step of the expand phase converges on rerun, and each command run
+//! twice is safe.
+
+mod common;
+
+use common::{wait_bounded, Project, Run};
+use sluice_testkit::Server;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// One column shape under test: the table `t` has `id bigserial PRIMARY KEY`, the column, and
+/// `note int`.
+struct Case {
+    name: &'static str,
+    /// The column's definition in CREATE TABLE, and what else the table carries.
+    column: &'static str,
+    extra: &'static str,
+    old: &'static str,
+    new: &'static str,
+    ty: &'static str,
+    /// What an INSERT that leaves the column out stores (text form), None: NULL.
+    default: Option<&'static str>,
+    /// Values must be unique (a unique key on the column).
+    unique: bool,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "text NOT NULL with default, check and index",
+        column: "name text NOT NULL DEFAULT 'anon' CHECK (name <> '')",
+        extra: "CREATE INDEX t_name_idx ON t (name);",
+        old: "name",
+        new: "full_name",
+        ty: "text",
+        default: Some("anon"),
+        unique: false,
+    },
+    Case {
+        name: "nullable unique bigint, mixed-case new name",
+        column: "code bigint UNIQUE",
+        extra: "",
+        old: "code",
+        new: "Ref Code",
+        ty: "bigint",
+        default: None,
+        unique: true,
+    },
+];
+
+fn q(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+impl Case {
+    fn create(&self) -> String {
+        format!(
+            "-- sluice:up\nCREATE TABLE t (id bigserial PRIMARY KEY, {}, note int);\n{}\nINSERT INTO t ({}, note) SELECT {}, g FROM generate_series(1, 3000) g;\n-- sluice:down\nDROP TABLE t;\n",
+            self.column,
+            self.extra,
+            q(self.old),
+            if self.unique { "g" } else { "'s' || g" }
+        )
+    }
+
+    fn rename(&self) -> String {
+        format!(
+            "-- sluice:up\nALTER TABLE t RENAME COLUMN {} TO {};\n-- sluice:down\nALTER TABLE t RENAME COLUMN {} TO {};\n",
+            q(self.old),
+            q(self.new),
+            q(self.new),
+            q(self.old)
+        )
+    }
+
+    /// The n-th written value (text form); unique across both clients.
+    fn value(&self, n: u64) -> String {
+        if self.unique {
+            (1_000_000 + n).to_string()
+        } else {
+            format!("v{n}")
+        }
+    }
+
+    fn seeded(&self, id: i64) -> String {
+        if self.unique {
+            id.to_string()
+        } else {
+            format!("s{id}")
+        }
+    }
+}
+
+/// One application version's client: writes and reads through its own name (`mine`), and right
+/// after each write reads the row through the other name while both exist. It owns the rows whose
+/// id has its parity and the rows it inserts, so what it reads back is known exactly.
+struct Client {
+    mine: String,
+    other: String,
+    ty: String,
+    parity: i64,
+    /// Read back through the other name (both names exist).
+    cross: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    ops: Arc<AtomicU64>,
+}
+
+struct ClientResult {
+    errors: Vec<String>,
+    /// id → the value this client last wrote (None: NULL).
+    written: BTreeMap<i64, Option<String>>,
+}
+
+async fn run_client(
+    c: Client,
+    url: String,
+    case: &'static Case,
+    counter: Arc<AtomicU64>,
+) -> ClientResult {
+    let (db, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut errors = Vec::new();
+    let mut written: BTreeMap<i64, Option<String>> = BTreeMap::new();
+    let mut owned: Vec<i64> = (1..=3000).filter(|i| i % 2 == c.parity).collect();
+    let (mine, other, ty) = (q(&c.mine), q(&c.other), c.ty.clone());
+    let mut i = 0u64;
+    while !c.stop.load(Ordering::SeqCst) {
+        i += 1;
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        // Write: an insert (every 7th leaves the column out) or an update of an owned row.
+        let (id, want) = if i.is_multiple_of(3) {
+            let omit = i.is_multiple_of(7);
+            let r = if omit {
+                db.query_one(
+                    "INSERT INTO t (note) VALUES ($1) RETURNING id",
+                    &[&(n as i32)],
+                )
+                .await
+            } else {
+                db.query_one(
+                    &format!(
+                        "INSERT INTO t ({mine}, note) VALUES ($1::text::{ty}, $2) RETURNING id"
+                    ),
+                    &[&case.value(n), &(n as i32)],
+                )
+                .await
+            };
+            match r {
+                Ok(row) => {
+                    let id: i64 = row.get(0);
+                    owned.push(id);
+                    let want = if omit {
+                        case.default.map(str::to_string)
+                    } else {
+                        Some(case.value(n))
+                    };
+                    (id, want)
+                }
+                Err(e) => {
+                    errors.push(format!("insert through {mine}: {e}"));
+                    continue;
+                }
+            }
+        } else {
+            let id = owned[(n as usize * 7919) % owned.len()];
+            // Every 11th update sets NULL where the column allows it.
+            let null = case.default.is_none() && i.is_multiple_of(11);
+            let r = if null {
+                db.execute(&format!("UPDATE t SET {mine} = NULL WHERE id = $1"), &[&id])
+                    .await
+            } else {
+                db.execute(
+                    &format!("UPDATE t SET {mine} = $1::text::{ty} WHERE id = $2"),
+                    &[&case.value(n), &id],
+                )
+                .await
+            };
+            match r {
+                Ok(1) => (id, (!null).then(|| case.value(n))),
+                Ok(k) => {
+                    errors.push(format!("update of {id} through {mine} touched {k} rows"));
+                    continue;
+                }
+                Err(e) => {
+                    errors.push(format!("update through {mine}: {e}"));
+                    continue;
+                }
+            }
+        };
+        written.insert(id, want.clone());
+        // Read back through its own name, and through the other one while it exists.
+        let cross = c.cross.load(Ordering::SeqCst);
+        let names: &[&String] = if cross { &[&mine, &other] } else { &[&mine] };
+        for name in names {
+            match db
+                .query_one(&format!("SELECT {name}::text FROM t WHERE id = $1"), &[&id])
+                .await
+            {
+                Ok(row) => {
+                    let got: Option<String> = row.get(0);
+                    if got != want {
+                        errors.push(format!(
+                            "row {id} through {name}: {got:?}, written {want:?} through {mine}"
+                        ));
+                    }
+                }
+                Err(e) => errors.push(format!("read through {name}: {e}")),
+            }
+        }
+        c.ops.fetch_add(1, Ordering::SeqCst);
+    }
+    ClientResult { errors, written }
+}
+
+async fn wait_ops(ops: &AtomicU64, at_least: u64) {
+    common::eventually(120, "client operations", || async {
+        ops.load(Ordering::SeqCst) >= at_least
+    })
+    .await;
+}
+
+/// Columns (by name: type, NOT NULL, default, collation), indexes and constraints (by name, with
+/// their definitions), triggers and functions: the schema of the test database, apart from
+/// the order of the columns.
+async fn schema_facts(db: &tokio_postgres::Client) -> Vec<String> {
+    let mut out = Vec::new();
+    for sql in [
+        "SELECT format('column %s.%s %s%s default %s collation %s', c.relname, a.attname, format_type(a.atttypid, a.atttypmod), CASE WHEN a.attnotnull THEN ' not null' ELSE '' END, pg_get_expr(d.adbin, d.adrelid), a.attcollation) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE n.nspname = 'public' AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped",
+        "SELECT format('index %s %s valid=%s', indexname, indexdef, i.indisvalid) FROM pg_indexes x JOIN pg_class c ON c.relname = x.indexname JOIN pg_index i ON i.indexrelid = c.oid WHERE schemaname = 'public'",
+        "SELECT format('constraint %s %s', conname, pg_get_constraintdef(k.oid)) FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace WHERE n.nspname = 'public'",
+        "SELECT format('trigger %s', tgname) FROM pg_trigger WHERE NOT tgisinternal",
+        "SELECT format('function %s', p.proname) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'",
+        "SELECT format('sequence %s owned by %s', s.relname, (SELECT a.attname FROM pg_depend d JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid WHERE d.objid = s.oid AND d.deptype = 'a')) FROM pg_class s WHERE s.relkind = 'S'",
+    ] {
+        for r in db.query(sql, &[]).await.unwrap() {
+            out.push(r.get::<_, String>(0));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn pg_dump_schema(p: &Project) -> String {
+    let o = std::process::Command::new("pg_dump")
+        .args([
+            "--schema-only",
+            "--no-owner",
+            "--exclude-schema=sluice",
+            &p.db.url,
+        ])
+        .output()
+        .expect("pg_dump");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // `\restrict` / `\unrestrict` carry a random key per dump.
+    String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn ok(r: &Run, what: &str) {
+    assert_eq!(r.code, 0, "{what}: {r:?}");
+}
+
+fn state_of(p: &Project, v: i64) -> Option<String> {
+    p.states()
+        .into_iter()
+        .find(|(x, _)| *x == v)
+        .map(|(_, s)| s)
+}
+
+/// Every row has the same value under both names (while both exist).
+async fn assert_equal_names(db: &tokio_postgres::Client, case: &Case) {
+    let n: i64 = db
+        .query_one(
+            &format!(
+                "SELECT count(*) FROM t WHERE {} IS DISTINCT FROM {}",
+                q(case.old),
+                q(case.new)
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "{}: rows whose two names differ", case.name);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn old_and_new_versions_run_concurrently_through_expand_and_complete() {
+    for case in CASES {
+        let p = Project::new(Server::Postgres).await;
+        p.write("1_create.sql", &case.create());
+        ok(&p.run(&["up"]), "create");
+        p.write("2_rename.sql", &case.rename());
+        let db = p.db.pg().await;
+
+        let counter = Arc::new(AtomicU64::new(0));
+        let (expanded, completed) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (stop_old, stop_new) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (old_ops, new_ops) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        // The old version runs from before the migration until the new one is deployed everywhere.
+        let old = tokio::spawn(run_client(
+            Client {
+                mine: case.old.into(),
+                other: case.new.into(),
+                ty: case.ty.into(),
+                parity: 0,
+                cross: expanded.clone(),
+                stop: stop_old.clone(),
+                ops: old_ops.clone(),
+            },
+            p.db.url.clone(),
+            case,
+            counter.clone(),
+        ));
+        wait_ops(&old_ops, 100).await;
+        // Expand while the old version writes.
+        let up = wait_bounded(p.spawn(&["up"]), 300, "sluice up");
+        ok(&up, "expand");
+        assert!(up.stderr.contains("expanded"), "{up:?}");
+        assert_eq!(
+            state_of(&p, 2).as_deref(),
+            Some("expanded"),
+            "{}",
+            case.name
+        );
+        // Both names exist now: the old version reads its writes back through the new name too.
+        expanded.store(true, Ordering::SeqCst);
+        let before_new = old_ops.load(Ordering::SeqCst);
+        // The new version is deployed beside it (the not-cross flag is the new version's own).
+        let not_completed = Arc::new(AtomicBool::new(true));
+        let new = tokio::spawn(run_client(
+            Client {
+                mine: case.new.into(),
+                other: case.old.into(),
+                ty: case.ty.into(),
+                parity: 1,
+                cross: not_completed.clone(),
+                stop: stop_new.clone(),
+                ops: new_ops.clone(),
+            },
+            p.db.url.clone(),
+            case,
+            counter.clone(),
+        ));
+        // Between: both versions write concurrently.
+        wait_ops(&new_ops, 300).await;
+        wait_ops(&old_ops, before_new + 300).await;
+        assert_equal_names(&db, case).await;
+        let status = p.run(&["status"]);
+        assert!(status.stdout.contains("expanded (open"), "{status:?}");
+        // The rollout is done: the old version stops, then the contract phase runs while the new
+        // version keeps writing.
+        stop_old.store(true, Ordering::SeqCst);
+        let old = old.await.unwrap();
+        not_completed.store(false, Ordering::SeqCst);
+        let at_complete = new_ops.load(Ordering::SeqCst);
+        let complete = wait_bounded(p.spawn(&["complete"]), 120, "sluice complete");
+        ok(&complete, "complete");
+        completed.store(true, Ordering::SeqCst);
+        wait_ops(&new_ops, at_complete + 200).await;
+        stop_new.store(true, Ordering::SeqCst);
+        let new = new.await.unwrap();
+
+        assert_eq!(
+            old.errors,
+            Vec::<String>::new(),
+            "{}: old version",
+            case.name
+        );
+        assert_eq!(
+            new.errors,
+            Vec::<String>::new(),
+            "{}: new version",
+            case.name
+        );
+        assert_eq!(state_of(&p, 2).as_deref(), Some("applied"));
+
+        // The rows are what the writes give applied to one column, as written.
+        let mut want: BTreeMap<i64, Option<String>> =
+            (1..=3000).map(|id| (id, Some(case.seeded(id)))).collect();
+        want.extend(old.written);
+        want.extend(new.written);
+        let got: BTreeMap<i64, Option<String>> = db
+            .query(&format!("SELECT id, {}::text FROM t", q(case.new)), &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        assert_eq!(got.len(), want.len(), "{}", case.name);
+        assert!(
+            got == want,
+            "{}: rows differ from the as-written result",
+            case.name
+        );
+
+        // The schema equals the rename as written (a twin database), column order aside.
+        let twin = Project::new(Server::Postgres).await;
+        twin.write("1_create.sql", &case.create());
+        twin.write("2_rename.sql", &case.rename());
+        ok(&twin.run(&["up", "--as-written"]), "twin");
+        assert_eq!(
+            schema_facts(&db).await,
+            schema_facts(&twin.db.pg().await).await,
+            "{}",
+            case.name
+        );
+        // complete run twice: nothing left to do.
+        let again = p.run(&["complete"]);
+        ok(&again, "complete again");
+        assert!(again.stderr.contains("nothing is expanded"), "{again:?}");
+        let again = p.run(&["complete", "2"]);
+        assert_eq!(again.code, 11, "{again:?}");
+        // `down` after complete works as today (the down part renames back, as written).
+        ok(&p.run(&["down", "--as-written"]), "down");
+        assert_eq!(state_of(&p, 2).as_deref(), Some("pending"));
+    }
+}
+
+#[tokio::test]
+async fn rollback_restores_the_schema_exactly_and_every_command_reruns_safely() {
+    let case = &CASES[0];
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_create.sql", &case.create());
+    ok(&p.run(&["up"]), "create");
+    let before = pg_dump_schema(&p);
+    p.write("2_rename.sql", &case.rename());
+    let db = p.db.pg().await;
+
+    // The plan shows both phases and what each version sees, and exits 0 (up does not run it as
+    // written).
+    let plan = p.run(&["plan"]);
+    ok(&plan, "plan");
+    for part in [
+        "two application versions live: rename column t.name to full_name runs in two phases",
+        "`sluice complete` (contract)",
+        "`sluice rollback`",
+        "what each application version sees:",
+        "expanded (after `sluice up`): both versions run",
+        "info [rename-column]",
+    ] {
+        assert!(plan.stdout.contains(part), "{part}: {plan:?}");
+    }
+
+    ok(&p.run(&["up"]), "expand");
+    // Running it again: nothing to do; `down` refuses an expanded migration (exit 11).
+    let again = p.run(&["up"]);
+    ok(&again, "up again");
+    assert!(again.stderr.contains("nothing to apply"), "{again:?}");
+    let down = p.run(&["down"]);
+    assert_eq!(down.code, 11, "{down:?}");
+    assert!(down.stderr.contains("sluice rollback"), "{down:?}");
+    // A second breaking migration on the same table is refused, nothing of it runs (exit 11).
+    p.write(
+        "3_rename_again.sql",
+        "ALTER TABLE t RENAME COLUMN note TO remark;\n",
+    );
+    let second = p.run(&["up"]);
+    assert_eq!(second.code, 11, "{second:?}");
+    assert!(
+        second.stderr.contains("is expanded on the same table"),
+        "{second:?}"
+    );
+    assert_eq!(state_of(&p, 3).as_deref(), Some("pending"));
+    std::fs::remove_file(p.migration_path("3_rename_again.sql")).unwrap();
+
+    // Old-version writes between expand and rollback are kept in the old column.
+    db.execute("UPDATE t SET name = 'between' WHERE id <= 10", &[])
+        .await
+        .unwrap();
+    ok(&p.run(&["rollback"]), "rollback");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("pending"));
+    assert_eq!(
+        pg_dump_schema(&p),
+        before,
+        "rollback restores the schema exactly"
+    );
+    let n: i64 = db
+        .query_one("SELECT count(*) FROM t WHERE name = 'between'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 10);
+    let drift = p.run(&["drift"]);
+    ok(&drift, "no drift after rollback");
+    // Rollback again: nothing to do (0); of a version that is not expanded: exit 11.
+    let again = p.run(&["rollback"]);
+    ok(&again, "rollback again");
+    assert!(again.stderr.contains("nothing to roll back"), "{again:?}");
+    assert_eq!(p.run(&["rollback", "1"]).code, 11);
+
+    // Expand again after the rollback: the backfill starts afresh (its old checkpoint is stale).
+    db.execute("UPDATE t SET name = 'after' WHERE id > 2990", &[])
+        .await
+        .unwrap();
+    ok(&p.run(&["up"]), "expand again");
+    assert_equal_names(&db, case).await;
+    ok(&p.run(&["complete", "2"]), "complete");
+    ok(&p.run(&["up"]), "up after complete");
+    assert_eq!(
+        p.run(&["rollback", "2"]).code,
+        11,
+        "complete: rollback refuses"
+    );
+    let n: i64 = db
+        .query_one("SELECT count(*) FROM t WHERE full_name = 'after'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 10);
+}
+
+#[tokio::test]
+async fn up_complete_runs_both_phases() {
+    let case = &CASES[0];
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_create.sql", &case.create());
+    p.write("2_rename.sql", &case.rename());
+    ok(&p.run(&["up", "--to", "1"]), "create");
+    let r = p.run(&["up", "--complete"]);
+    ok(&r, "up --complete");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("applied"));
+    let log = p.run(&["log", "--json"]);
+    for kind in ["\"expand\"", "\"complete\""] {
+        assert!(log.stdout.contains(kind), "{kind}: {log:?}");
+    }
+    let twin = Project::new(Server::Postgres).await;
+    twin.write("1_create.sql", &case.create());
+    twin.write("2_rename.sql", &case.rename());
+    ok(&twin.run(&["up", "--as-written"]), "twin");
+    assert_eq!(
+        schema_facts(&p.db.pg().await).await,
+        schema_facts(&twin.db.pg().await).await
+    );
+}
+
+/// A kill before every step of the expand phase (and after the last, before the state is
+/// recorded), and a real kill -9 in the middle of the backfill: the rerun converges to the same
+/// expanded table; a rollback from the interrupted state restores the schema exactly.
+#[tokio::test]
+async fn a_kill_during_expand_converges_on_rerun() {
+    let case = &CASES[0];
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_create.sql", &case.create());
+    ok(&p.run(&["up"]), "create");
+    let before = pg_dump_schema(&p);
+    p.write("2_rename.sql", &case.rename());
+    let db = p.db.pg().await;
+    // The reference: an uninterrupted expand.
+    ok(&p.run(&["up"]), "expand");
+    let expanded = schema_facts(&db).await;
+    ok(&p.run(&["rollback"]), "rollback");
+    let points: Vec<String> = (0..9)
+        .map(|k| format!("expand-step-{k}"))
+        .chain(["expand-unrecorded".to_string()])
+        .collect();
+    for (n, point) in points.iter().enumerate() {
+        let killed: Run = p
+            .command(&["up"])
+            .env("SLUICE_CRASH_AT", point)
+            .output()
+            .unwrap()
+            .into();
+        assert_ne!(killed.code, 0, "{point}: {killed:?}");
+        assert!(
+            killed.stderr.contains(point.as_str()),
+            "{point}: {killed:?}"
+        );
+        assert_eq!(state_of(&p, 2).as_deref(), Some("interrupted"), "{point}");
+        // Writes through the old name go on while nothing runs.
+        db.execute(
+            "UPDATE t SET name = 'k' || $1::text WHERE id = $2",
+            &[&point, &(n as i64 + 1)],
+        )
+        .await
+        .unwrap();
+        if n % 3 == 2 {
+            // Roll back from the interrupted state instead: the schema is as before.
+            ok(&p.run(&["rollback"]), point);
+            assert_eq!(pg_dump_schema(&p), before, "{point}");
+            continue;
+        }
+        ok(&p.run(&["up"]), point);
+        assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "{point}");
+        assert_eq!(schema_facts(&db).await, expanded, "{point}");
+        assert_equal_names(&db, case).await;
+        let again = p.run(&["up"]);
+        ok(&again, point);
+        assert!(
+            again.stderr.contains("nothing to apply"),
+            "{point}: {again:?}"
+        );
+        ok(&p.run(&["rollback"]), point);
+        assert_eq!(pg_dump_schema(&p), before, "{point}");
+    }
+
+    // A real kill -9 while the backfill runs (a bigger table, so that it has batches to do).
+    db.batch_execute(
+        "INSERT INTO t (name, note) SELECT 'b' || g, g FROM generate_series(1, 100000) g",
+    )
+    .await
+    .unwrap();
+    let mut child = p
+        .command(&["up", "--pace", "speed", "--target-batch-ms", "5"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    common::eventually(120, "the backfill to start", || async {
+        db.query_opt(
+            "SELECT 1 FROM sluice.backfills WHERE rows_done > 0 AND state <> 'done'",
+            &[],
+        )
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+            || state_of(&p, 2).as_deref() == Some("expanded")
+    })
+    .await;
+    child.kill().unwrap(); // SIGKILL
+    let _ = wait_bounded(child, 60, "killed up");
+    db.execute("UPDATE t SET name = 'after-kill' WHERE id = 5", &[])
+        .await
+        .unwrap();
+    ok(&p.run(&["up"]), "rerun after kill -9");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+    assert_eq!(schema_facts(&db).await, expanded);
+    assert_equal_names(&db, case).await;
+    ok(&p.run(&["complete"]), "complete");
+}
+
+#[tokio::test]
+async fn mariadb_refuses_the_lifecycle_with_exit_11() {
+    let p = Project::new(Server::MariaDb).await;
+    p.write(
+        "1_create.sql",
+        "-- sluice:up\nCREATE TABLE t (id bigint PRIMARY KEY, name varchar(20));\n-- sluice:down\nDROP TABLE t;\n",
+    );
+    ok(&p.run(&["up"]), "create");
+    p.write(
+        "2_rename.sql",
+        "-- sluice:up\nALTER TABLE t RENAME COLUMN name TO full_name;\n-- sluice:down\nALTER TABLE t RENAME COLUMN full_name TO name;\n",
+    );
+    for args in [&["up"][..], &["complete"], &["rollback"]] {
+        let r = p.run(args);
+        assert_eq!(r.code, 11, "{args:?}: {r:?}");
+        assert!(r.stderr.contains("not available on"), "{r:?}");
+    }
+    // Refused before anything ran; `--as-written` renames in one step as before.
+    assert_eq!(state_of(&p, 2).as_deref(), Some("pending"));
+    ok(&p.run(&["up", "--as-written"]), "as written");
+}
+
+/// What the two phases cannot carry, or what the rename as written would fail on, is refused
+/// before anything is made or recorded (the migration stays pending, the schema as it was), with
+/// the reason; run again, the same answer.
+#[tokio::test]
+async fn refusals_leave_nothing_and_say_why() {
+    let cases: &[(&str, &str, &str, i32, &str)] = &[
+        (
+            "the new name is taken",
+            "ALTER TABLE t ADD COLUMN full_name text;",
+            "ALTER TABLE t RENAME COLUMN name TO full_name;",
+            1,
+            "column full_name of relation t already exists",
+        ),
+        (
+            "a type without equality",
+            "ALTER TABLE t ADD COLUMN doc json;",
+            "ALTER TABLE t RENAME COLUMN doc TO body;",
+            1,
+            "type json has no equality operator",
+        ),
+        (
+            "a view uses the column",
+            "CREATE VIEW v AS SELECT name FROM t;",
+            "ALTER TABLE t RENAME COLUMN name TO full_name;",
+            2,
+            "view v depends on it",
+        ),
+        (
+            "an identity column",
+            "ALTER TABLE t ADD COLUMN n int GENERATED ALWAYS AS IDENTITY;",
+            "ALTER TABLE t RENAME COLUMN n TO m;",
+            2,
+            "identity column",
+        ),
+        (
+            "other statements beside the rename",
+            "",
+            "ALTER TABLE t RENAME COLUMN name TO full_name;\nALTER TABLE t ADD COLUMN x int;",
+            2,
+            "put the rename in a migration of its own",
+        ),
+    ];
+    for (what, setup, rename, code, message) in cases {
+        let p = Project::new(Server::Postgres).await;
+        p.write(
+            "1_create.sql",
+            &format!(
+                "CREATE TABLE t (id bigserial PRIMARY KEY, name text NOT NULL, note int);\nINSERT INTO t (name) SELECT 'n' || g FROM generate_series(1, 100) g;\n{setup}\n"
+            ),
+        );
+        ok(&p.run(&["up"]), what);
+        let before = pg_dump_schema(&p);
+        p.write("2_rename.sql", rename);
+        for attempt in 0..2 {
+            let r = p.run(&["up"]);
+            assert_eq!(r.code, *code, "{what} ({attempt}): {r:?}");
+            assert!(r.stderr.contains(message), "{what} ({attempt}): {r:?}");
+            assert_eq!(state_of(&p, 2).as_deref(), Some("pending"), "{what}");
+            assert_eq!(pg_dump_schema(&p), before, "{what}");
+        }
+        // `--as-written` renames in one step, as before (the taken name fails there too).
+        let written = p.run(&["up", "--as-written"]);
+        match message.contains("already exists") {
+            true => assert!(
+                written.stderr.contains("already exists"),
+                "{what}: {written:?}"
+            ),
+            false => ok(&written, what),
+        }
+    }
+}
+
+/// A step that fails (here: a lock the expand phase never gets) records the migration failed,
+/// saying what is left; the rerun removes what the failed attempt made and expands afresh.
+#[tokio::test]
+async fn a_failed_expand_is_recorded_and_its_rerun_starts_afresh() {
+    let case = &CASES[0];
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_create.sql", &case.create());
+    ok(&p.run(&["up"]), "create");
+    p.write("2_rename.sql", &case.rename());
+    let holder = p.db.pg().await;
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t IN ACCESS SHARE MODE")
+        .await
+        .unwrap();
+    let r = p.run(&["up", "--lock-timeout", "100", "--lock-retry-for", "1"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("lock timeout"), "{r:?}");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("failed"));
+    holder.batch_execute("COMMIT").await.unwrap();
+    for _ in 0..2 {
+        ok(&p.run(&["up"]), "rerun");
+        assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+    }
+    assert_equal_names(&p.db.pg().await, case).await;
+}
