@@ -553,6 +553,7 @@ async fn staged_type_change_survives_kill_9_in_every_phase() {
         let staged = Project::new(Server::Postgres).await;
         prepare(&written, &case).await;
         prepare(&staged, &case).await;
+        let before = attnum(&staged, case.column).await;
         let writers = Writers::start(&staged, &case).await;
         let poll = staged.db.pg().await;
         let mut child = staged.spawn(&["up", "--pace", "speed"]);
