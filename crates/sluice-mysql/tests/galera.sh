@@ -43,23 +43,24 @@ start)
     [ "$user" = "$(id -un)" ] || chown "$user" "$DIR"
     addr="gcomm://127.0.0.1:$((BASE + 11)),127.0.0.1:$((BASE + 12)),127.0.0.1:$((BASE + 13))"
     for n in 1 2 3; do
-        mkdir -p "$DIR/n$n/data"
+        mkdir -p "$DIR/n$n/data" "$DIR/n$n/tmp"
         [ "$user" = "$(id -un)" ] || chown -R "$user" "$DIR/n$n"
         # One at a time, checked: under load a bootstrap can fail and leave no system tables.
         for attempt in 1 2 3; do
-            if mariadb-install-db --no-defaults --datadir="$DIR/n$n/data" --user="$user" \
+            # Its own tmpdir: servers sharing /tmp collide on their temporary tables.
+            if mariadb-install-db --no-defaults --datadir="$DIR/n$n/data" --user="$user" --tmpdir="$DIR/n$n/tmp" \
                 --auth-root-authentication-method=normal --skip-test-db > "$DIR/n$n/install.log" 2>&1; then
                 break
             fi
             [ $attempt = 3 ] && { echo "mariadb-install-db failed for node $n:" >&2; tail -n 20 "$DIR/n$n/install.log" >&2; stop; exit 1; }
-            rm -rf "$DIR/n$n/data"; mkdir -p "$DIR/n$n/data"
+            rm -rf "$DIR/n$n/data"; mkdir -p "$DIR/n$n/data" "$DIR/n$n/tmp"
             [ "$user" = "$(id -un)" ] || chown -R "$user" "$DIR/n$n"
         done
     done
     node() {
         n=$1; shift
         setsid mariadbd --no-defaults --datadir="$DIR/n$n/data" --user="$user" \
-            --port=$((BASE + n)) --bind-address=127.0.0.1 --socket="$DIR/n$n/sock" --pid-file="$DIR/n$n/server.pid" \
+            --port=$((BASE + n)) --bind-address=127.0.0.1 --socket="$DIR/n$n/sock" --pid-file="$DIR/n$n/server.pid" --tmpdir="$DIR/n$n/tmp" \
             --innodb-buffer-pool-size=32M --innodb-log-file-size=16M --skip-log-bin \
             --binlog-format=ROW --innodb-autoinc-lock-mode=2 --innodb-flush-log-at-trx-commit=0 \
             --wsrep-on=ON --wsrep-provider="$PROVIDER" --wsrep-cluster-name=sluice_test \

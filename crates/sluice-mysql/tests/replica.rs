@@ -59,6 +59,10 @@ fn user() -> String {
 async fn start(server_id: u32, binlog: bool) -> Private {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    // Its own tmpdir: bootstraps and servers sharing /tmp collide on their temporary tables
+    // (`#sql-temptable-…`), and a bootstrap then fails with 1051 on mysql.tmp_user_sys.
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
     let user = user();
     let out = Command::new(binary("mariadb-install-db"))
         .args([
@@ -68,6 +72,7 @@ async fn start(server_id: u32, binlog: bool) -> Private {
         ])
         .arg(format!("--datadir={}", data.display()))
         .arg(format!("--user={user}"))
+        .arg(format!("--tmpdir={}", tmp.display()))
         .output()
         .unwrap();
     assert!(out.status.success(), "mariadb-install-db: {out:?}");
@@ -82,6 +87,7 @@ async fn start(server_id: u32, binlog: bool) -> Private {
         .arg(format!("--pid-file={}", d.join("p.pid").display()))
         .arg(format!("--log-error={}", d.join("err.log").display()))
         .arg(format!("--user={user}"))
+        .arg(format!("--tmpdir={}", tmp.display()))
         .arg(format!("--server-id={server_id}"))
         .arg("--innodb-buffer-pool-size=32M")
         .stdout(Stdio::null())

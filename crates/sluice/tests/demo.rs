@@ -167,10 +167,85 @@ async fn demo_runs_end_to_end_on_both_engines() {
             "{server:?}: not an HTML page"
         );
         assert!(page.contains("As written vs. sluice"), "{server:?}");
+        in_a_browser(&report, &page, tmp.path());
         // The migrations' directory went with the databases: only the report stays.
         assert_eq!(files_in(tmp.path()), ["sluice-demo.html"], "{server:?}");
         assert_eq!(left_behind(server, pid).await, Vec::<String>::new());
     }
+}
+
+/// The report as a real browser renders it: headless Chromium loads the file, logs no console
+/// message, keeps every table and chart in its DOM, and paints a screenshot. Chromium is not on a
+/// fresh machine: CI installs it and sets SLUICE_REQUIRE_BROWSER, so there a missing browser fails;
+/// elsewhere the check says it was skipped.
+fn in_a_browser(report: &std::path::Path, page: &str, tmp: &std::path::Path) {
+    let Some(browser) = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+    else {
+        assert!(
+            std::env::var_os("SLUICE_REQUIRE_BROWSER").is_none(),
+            "no headless browser: install Debian's chromium (`.ci/run` does)"
+        );
+        eprintln!("skipped the browser check: no chromium on this machine");
+        return;
+    };
+    let shot = tmp.join("report.png");
+    let run = |extra: &[&str]| {
+        let out = Command::new(browser)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--window-size=1280,2000",
+            ])
+            .arg(format!(
+                "--user-data-dir={}",
+                tmp.join("browser-profile").display()
+            ))
+            .args(["--enable-logging=stderr", "--v=0"])
+            .args(extra)
+            .arg(format!("file://{}", report.display()))
+            .stdin(Stdio::null())
+            .output()
+            .expect("start the browser");
+        assert!(out.status.success(), "{browser}: {out:?}");
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        // Console messages (errors included) are logged as CONSOLE lines; the page has no
+        // script, so any one is a fault of the page.
+        let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+        assert!(
+            console.is_empty(),
+            "the report logged to the console: {console:?}"
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dom = run(&["--dump-dom"]);
+    for element in ["<table", "<svg", "<h1", "<h2"] {
+        assert_eq!(
+            dom.matches(element).count(),
+            page.matches(element).count(),
+            "the browser's DOM lost some {element}: the page does not parse as written"
+        );
+    }
+    let screenshot = format!("--screenshot={}", shot.display());
+    run(&[screenshot.as_str()]);
+    let png = std::fs::read(&shot).expect("the browser wrote a screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "a screenshot of a blank page ({} bytes)",
+        png.len()
+    );
+    if let Some(keep) = std::env::var_os("SLUICE_KEEP_SCREENSHOT") {
+        std::fs::copy(&shot, keep).unwrap();
+    }
+    std::fs::remove_file(&shot).unwrap();
+    std::fs::remove_dir_all(tmp.join("browser-profile")).unwrap();
 }
 
 /// A demo running in the background, its stderr read line by line as it comes.

@@ -590,6 +590,9 @@ impl PrivateMaria {
         let (install, server) = (binary("mariadb-install-db")?, binary("mariadbd")?);
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
+        // Its own tmpdir: servers sharing /tmp collide on their temporary tables.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp).unwrap();
         // mariadbd refuses to run as root unless told to; otherwise it runs as whoever runs the test.
         let user = String::from_utf8_lossy(&Command::new("id").arg("-un").output().unwrap().stdout)
             .trim()
@@ -602,6 +605,7 @@ impl PrivateMaria {
             ])
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--user={user}"))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .output()
             .unwrap();
         assert!(out.status.success(), "mariadb-install-db: {out:?}");
@@ -617,6 +621,7 @@ impl PrivateMaria {
             .arg(format!("--log-error={}", d.join("err.log").display()))
             .arg(format!("--user={user}"))
             .arg("--innodb-buffer-pool-size=32M")
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg("--general-log=1")
             .arg("--log-output=TABLE")
             .stdout(std::process::Stdio::null())
