@@ -9,117 +9,20 @@ use sluice_core::dburl::DbUrl;
 use sluice_core::engine::prelude::*;
 use sluice_core::engine::OnlineOptions;
 use sluice_mysql::MySqlEngine;
-use std::process::{Child, Command, Stdio};
+use sluice_testkit::PrivateMariaDb;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A private mariadbd in a temporary directory; stopped and removed on drop.
-struct Private {
-    port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Private {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn binary(name: &str) -> String {
-    for dir in [
-        "/usr/sbin",
-        "/usr/bin",
-        "/usr/local/bin",
-        "/usr/local/mysql/bin",
-    ] {
-        let p = format!("{dir}/{name}");
-        if std::path::Path::new(&p).exists() {
-            return p;
-        }
-    }
-    panic!("{name} not found: install mariadb-server (.ci/run does)");
-}
-
-/// mariadbd refuses to run as root unless told to; otherwise it runs as whoever runs the test.
-fn user() -> String {
-    let out = Command::new("id").arg("-un").output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-async fn start(server_id: u32, binlog: bool) -> Private {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    // Its own tmpdir: bootstraps and servers sharing /tmp collide on their temporary tables
-    // (`#sql-temptable-…`), and a bootstrap then fails with 1051 on mysql.tmp_user_sys.
-    let tmp = dir.path().join("tmp");
-    std::fs::create_dir(&tmp).unwrap();
-    let user = user();
-    let out = Command::new(binary("mariadb-install-db"))
-        .args([
-            "--no-defaults",
-            "--auth-root-authentication-method=normal",
-            "--skip-test-db",
-        ])
-        .arg(format!("--datadir={}", data.display()))
-        .arg(format!("--user={user}"))
-        .arg(format!("--tmpdir={}", tmp.display()))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "mariadb-install-db: {out:?}");
-    let port = free_port();
-    let d = dir.path();
-    let mut cmd = Command::new(binary("mariadbd"));
-    cmd.arg("--no-defaults")
-        .arg(format!("--datadir={}", data.display()))
-        .arg(format!("--port={port}"))
-        .arg("--bind-address=127.0.0.1")
-        .arg(format!("--socket={}", d.join("s.sock").display()))
-        .arg(format!("--pid-file={}", d.join("p.pid").display()))
-        .arg(format!("--log-error={}", d.join("err.log").display()))
-        .arg(format!("--user={user}"))
-        .arg(format!("--tmpdir={}", tmp.display()))
-        .arg(format!("--server-id={server_id}"))
-        .arg("--innodb-buffer-pool-size=32M")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+/// A private server: the primary with a binary log in ROW format, the replica without.
+async fn start(server_id: u32, binlog: bool) -> PrivateMariaDb {
+    let id = format!("--server-id={server_id}");
+    let mut args = vec![id.as_str()];
     if binlog {
-        cmd.arg(format!("--log-bin={}", d.join("bin").display()))
-            .arg("--binlog-format=ROW");
+        args.extend(["--log-bin={dir}/bin", "--binlog-format=ROW"]);
     }
-    let child = cmd.spawn().unwrap();
-    let p = Private {
-        port,
-        child,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(c) = Conn::from_url(p.url("mysql")).await {
-            let _ = c.disconnect().await;
-            return p;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "private mariadbd on {port} did not start"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-impl Private {
-    fn url(&self, db: &str) -> String {
-        format!("mysql://root@127.0.0.1:{}/{db}", self.port)
-    }
+    PrivateMariaDb::start(&args)
+        .await
+        .expect("mariadbd / mariadb-install-db not found: install mariadb-server (.ci/run does)")
 }
 
 async fn one<T: mysql_async::prelude::FromValue + Send + 'static>(c: &mut Conn, sql: &str) -> T {

@@ -4,6 +4,9 @@
 //! Servers come from `SLUICE_TEST_POSTGRES_URL` / `SLUICE_TEST_MYSQL_URL`, defaulting to the local
 //! services (`postgres://postgres@127.0.0.1:5432/postgres`, `mysql://root@127.0.0.1:3306/mysql`).
 
+mod private_mariadb;
+pub use private_mariadb::{mariadb_binary, PrivateMariaDb};
+
 use std::sync::atomic::{AtomicU32, Ordering};
 
 pub fn postgres_admin_url() -> String {

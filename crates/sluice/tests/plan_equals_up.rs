@@ -11,19 +11,9 @@ mod common;
 use common::{PrivatePg, PG_BIN};
 
 use mysql_async::prelude::Queryable;
+use sluice_testkit::PrivateMariaDb;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
-
-/// A port below 32768 that is free now (the ephemeral range is left to the clients).
-fn free_port() -> u16 {
-    let seed = std::process::id() as u16;
-    (0..2000)
-        .map(|i| 20000 + (seed.wrapping_add(i * 7)) % 12000)
-        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        .expect("a free port below 32768")
-}
-
 fn norm(s: &str) -> String {
     s.split_whitespace()
         .collect::<Vec<_>>()
@@ -558,98 +548,10 @@ async fn postgres_plan_dry_run_and_what_up_sends_are_the_same_steps() {
 // ---------------------------------------------------------------------------------------------
 // MariaDB
 
-fn binary(name: &str) -> Option<String> {
-    [
-        "/usr/sbin",
-        "/usr/bin",
-        "/usr/local/bin",
-        "/usr/local/mysql/bin",
-    ]
-    .iter()
-    .map(|d| format!("{d}/{name}"))
-    .find(|p| Path::new(p).exists())
-}
-
-/// A private mariadbd with the general log in `mysql.general_log` (a global setting: never on the
-/// shared server); stopped and removed on drop.
-struct PrivateMaria {
-    port: u16,
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for PrivateMaria {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl PrivateMaria {
-    async fn start() -> Option<PrivateMaria> {
-        let (install, server) = (binary("mariadb-install-db")?, binary("mariadbd")?);
-        let dir = tempfile::tempdir().unwrap();
-        let data = dir.path().join("data");
-        // Its own tmpdir: servers sharing /tmp collide on their temporary tables.
-        let tmp = dir.path().join("tmp");
-        std::fs::create_dir(&tmp).unwrap();
-        // mariadbd refuses to run as root unless told to; otherwise it runs as whoever runs the test.
-        let user = String::from_utf8_lossy(&Command::new("id").arg("-un").output().unwrap().stdout)
-            .trim()
-            .to_string();
-        let out = Command::new(install)
-            .args([
-                "--no-defaults",
-                "--auth-root-authentication-method=normal",
-                "--skip-test-db",
-            ])
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--user={user}"))
-            .arg(format!("--tmpdir={}", tmp.display()))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "mariadb-install-db: {out:?}");
-        let port = free_port();
-        let d = dir.path();
-        let child = Command::new(server)
-            .arg("--no-defaults")
-            .arg(format!("--datadir={}", data.display()))
-            .arg(format!("--port={port}"))
-            .arg("--bind-address=127.0.0.1")
-            .arg(format!("--socket={}", d.join("s.sock").display()))
-            .arg(format!("--pid-file={}", d.join("p.pid").display()))
-            .arg(format!("--log-error={}", d.join("err.log").display()))
-            .arg(format!("--user={user}"))
-            .arg("--innodb-buffer-pool-size=32M")
-            .arg(format!("--tmpdir={}", tmp.display()))
-            .arg("--general-log=1")
-            .arg("--log-output=TABLE")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let m = PrivateMaria {
-            port,
-            child,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(c) = mysql_async::Conn::from_url(m.url("mysql")).await {
-                let _ = c.disconnect().await;
-                return Some(m);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "private mariadbd on {port} did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    fn url(&self, db: &str) -> String {
-        format!("mysql://root@127.0.0.1:{}/{db}", self.port)
-    }
+/// A private server with the general log in `mysql.general_log` (a global setting: never on the
+/// shared server).
+async fn private_maria() -> Option<PrivateMariaDb> {
+    PrivateMariaDb::start(&["--general-log=1", "--log-output=TABLE"]).await
 }
 
 const MARIA_SETUP: &str = "CREATE TABLE t (id INT PRIMARY KEY, a INT, b VARCHAR(20), c VARCHAR(100), d INT DEFAULT 1, e INT NULL, KEY k_a (a)) ENGINE=InnoDB; \
@@ -701,7 +603,7 @@ fn maria_corpus() -> Vec<&'static str> {
 
 #[tokio::test]
 async fn mariadb_plan_dry_run_and_what_up_sends_are_the_same_steps() {
-    let Some(server) = PrivateMaria::start().await else {
+    let Some(server) = private_maria().await else {
         eprintln!("skipped: no mariadbd / mariadb-install-db");
         return;
     };

@@ -257,6 +257,13 @@ async fn a_killed_or_refused_progress_poll_never_fails_the_migration() {
             pg_count(&c, "SELECT count(*) FROM pg_stat_progress_create_index WHERE datname = current_database() AND phase = 'waiting for writers before build'").await == 1
         })
         .await;
+        // A poll that starts after this moment sees the build waiting (an earlier one may have
+        // come before the build's progress row existed, and answered nothing).
+        let waiting_since: String = c
+            .query_one("SELECT clock_timestamp()::text", &[])
+            .await
+            .unwrap()
+            .get(0);
         let poller = format!(
             "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = '{}'",
             sluice_postgres::index_progress::APPLICATION_NAME
@@ -290,9 +297,9 @@ async fn a_killed_or_refused_progress_poll_never_fails_the_migration() {
         } else {
             // Once a poll has answered (the session idle after it), its line is out.
             let polled = format!(
-                "{poller} AND state = 'idle' AND query LIKE '%pg_stat_progress_create_index%'"
+                "{poller} AND state = 'idle' AND query LIKE '%pg_stat_progress_create_index%' AND query_start > '{waiting_since}'"
             );
-            eventually(30, "a poll answered", || async {
+            eventually(30, "a poll of the waiting build answered", || async {
                 pg_count(&c, &polled).await == 1
             })
             .await;
