@@ -271,7 +271,7 @@ fn status_text(r: &StatusReport) -> String {
                 String::new()
             };
             let (what, next) = match m.status {
-                S::Applied | S::Baseline | S::Pending => continue,
+                S::Applied | S::Baseline | S::Pending | S::New | S::Changed => continue,
                 S::OutOfOrder => (
                     "is pending but older than an applied migration".to_string(),
                     "`sluice up --out-of-order` applies it; or give it a newer version".to_string(),
@@ -328,6 +328,16 @@ fn status_text(r: &StatusReport) -> String {
                 "{pending} migration(s) pending\n  next: `sluice plan` shows what they lock, `sluice up` applies them\n"
             ));
         }
+        let repeat = r
+            .migrations
+            .iter()
+            .filter(|m| matches!(m.status, S::New | S::Changed))
+            .count();
+        if repeat > 0 {
+            attention.push(format!(
+                "{repeat} repeatable migration(s) new or changed since last applied\n  next: `sluice up` applies them after the pending versioned ones\n"
+            ));
+        }
         if !attention.is_empty() {
             out.push('\n');
             for a in attention {
@@ -358,6 +368,15 @@ fn took(ms: i64) -> String {
     }
 }
 
+/// How a planned migration is named: `<version>_<name>`, or `repeatable <name>`.
+fn label(version: i64, name: &str) -> String {
+    if sluice_core::layout::is_repeatable_key(version) {
+        format!("repeatable {name}")
+    } else {
+        format!("{version}_{name}")
+    }
+}
+
 pub fn plan(planned: &[PlannedMigration], verb: &str, as_json: bool) {
     if as_json {
         return json(&planned);
@@ -369,9 +388,8 @@ pub fn plan(planned: &[PlannedMigration], verb: &str, as_json: bool) {
     outln!("would {verb} {} migration(s):", planned.len());
     for p in planned {
         outln!(
-            "\n{}_{}  [{}: {}]",
-            p.version,
-            p.name,
+            "\n{}  [{}: {}]",
+            label(p.version, &p.name),
             p.mode.name(),
             p.mode_reason
         );
@@ -505,7 +523,7 @@ pub fn plan_report(r: &sluice_core::runner::PlanReport, as_json: bool) {
     }
     outln!("note: on PostgreSQL `sluice up` already runs the index, constraint, NOT NULL and backfill steps below; a type change that rewrites runs staged (shadow column, trigger, backfill, swap) or is refused with the reason; on MariaDB/MySQL every ALTER TABLE runs online (the `online:` lines: INSTANT/INPLACE with the algorithm written out, else a shadow-table copy). `up --dry-run` shows exactly what runs");
     for m in &r.migrations {
-        outln!("\n{}_{}  [{}]", m.version, m.name, m.mode.name());
+        outln!("\n{}  [{}]", label(m.version, &m.name), m.mode.name());
         for sp in &m.statements {
             let first = sp.sql.lines().next().unwrap_or("");
             outln!(
@@ -643,6 +661,13 @@ pub fn import(r: &sluice_core::import::ImportReport) {
             "  edited since {} applied them (recorded with the file's current checksum): {}",
             r.tool,
             list(&r.checksum_differs)
+        ));
+    }
+    if !r.repeatable_changed.is_empty() {
+        say(&format!(
+            "  repeatable, changed since {} last applied them (`sluice up` applies them again): {}",
+            r.tool,
+            list(&r.repeatable_changed)
         ));
     }
 }
