@@ -264,7 +264,11 @@ fn status_text(r: &StatusReport) -> String {
         let mut attention: Vec<String> = Vec::new();
         for m in &r.migrations {
             let label = format!("{} {}", m.version_text, m.name);
-            let done = m.statements_done.unwrap_or(0);
+            // A repeatable never resumes: `up` runs its whole file again.
+            let done = match sluice_core::layout::is_repeatable_key(m.version) {
+                true => 0,
+                false => m.statements_done.unwrap_or(0),
+            };
             let resumes = if done > 0 {
                 format!(" (it resumes after the {done} statement(s) already applied)")
             } else {
@@ -792,6 +796,8 @@ mod tests {
             (S::Reverting, Some(1), None, "1 m1 is being rolled back, or its rollback stopped\n  next: `sluice down` resumes the rollback\n"),
             (S::Edited, None, None, "1 m1 was applied and its file has changed since\n  next: `sluice verify` shows the edits; restore the file, or `sluice repair` accepts an intentional edit\n"),
             (S::MissingFile, None, None, "1 m1 is recorded as applied but has no file\n  next: restore the file (from version control) into the migrations directory\n"),
+            (S::New, None, None, "1 repeatable migration(s) new or changed since last applied\n  next: `sluice up` applies them after the pending versioned ones\n"),
+            (S::Changed, None, None, "1 repeatable migration(s) new or changed since last applied\n  next: `sluice up` applies them after the pending versioned ones\n"),
             (S::Expanded, None, None, "1 m1 is expanded: two application versions can run, old and new names both work\n  next: `sluice complete` once the new application version runs everywhere (the old names stop working), or `sluice rollback` to undo the expand phase\n"),
         ];
         for (state, done, error, want) in cases {
@@ -818,6 +824,15 @@ mod tests {
                 "{state:?}"
             );
         }
+        // A failed repeatable with a statement committed still runs whole again: no resume note.
+        let mut failed = entry(-7, S::Failed, Some(1), Some("boom"));
+        failed.version_text = "R".into();
+        failed.name = "views".into();
+        let text = status_text(&report(vec![failed], DriftState::Clean));
+        assert!(
+            text.contains("\nR views failed: boom\n  next: fix the failing statement in its file, then `sluice up`\n"),
+            "{text}"
+        );
     }
 
     #[test]

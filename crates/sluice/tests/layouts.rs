@@ -735,15 +735,19 @@ async fn repeatables(server: Server, layout: &str) {
     assert_eq!(p.run(&["drift"]).code, 0, "{ctx}");
 
     // A failing repeatable: the run fails as a versioned migration does, the record says failed,
-    // a rerun of the same file fails the same way, the fixed file applies, and then nothing.
+    // a rerun of the same file fails the same way, the fixed file applies, and then nothing. Its
+    // first statement succeeds (and commits, on MariaDB): a rerun still runs the whole file, never
+    // resuming after it, so the fix may change any statement.
     view(
         "b_upper",
-        "CREATE OR REPLACE VIEW t_upper AS SELECT id, no_such_column AS name FROM t_names;\n",
+        "CREATE OR REPLACE VIEW t_upper AS SELECT id, LOWER(name) AS name FROM t_names;\n\
+         CREATE OR REPLACE VIEW t_broken AS SELECT id, no_such_column FROM t_names;\n",
     );
     for round in 0..2 {
         let fail = p.run(&["up"]);
         assert_eq!(fail.code, 1, "{ctx} round {round}: {fail:?}");
         assert!(fail.stderr.contains("no_such_column"), "{ctx}: {fail:?}");
+        assert!(!fail.stderr.contains("resuming"), "{ctx}: {fail:?}");
         let st = repeatable_states(&p);
         assert_eq!(
             (st[0].1.as_str(), st[1].1.as_str()),
@@ -762,10 +766,19 @@ async fn repeatables(server: Server, layout: &str) {
     // (PostgreSQL's CREATE OR REPLACE VIEW keeps each column's type: the fix keeps it text.)
     view(
         "b_upper",
-        "CREATE OR REPLACE VIEW t_upper AS SELECT id, UPPER(name) AS name FROM t_names;\n",
+        "CREATE OR REPLACE VIEW t_upper AS SELECT id, UPPER(name) AS name FROM t_names;\n\
+         CREATE OR REPLACE VIEW t_broken AS SELECT id FROM t_names;\n",
     );
     let fixed = p.run(&["up"]);
     assert_eq!(fixed.code, 0, "{ctx}: {fixed:?}");
+    assert!(!fixed.stderr.contains("resuming"), "{ctx}: {fixed:?}");
+    assert_eq!(
+        rows(&p, server, "SELECT id FROM t_broken ORDER BY id")
+            .await
+            .unwrap(),
+        ["1", "2"],
+        "{ctx}"
+    );
     assert_eq!(
         rows(&p, server, upper).await.unwrap(),
         ["1|ADA", "2|GRACE"],
