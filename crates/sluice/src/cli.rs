@@ -1783,8 +1783,10 @@ fn new(r: &Resolved, name: &str) -> Result<i32> {
         sluice_core::layout::Layout::Sluice,
         Some(sluice_core::layout::Dialect::Postgres),
     )?
-    .last()
+    .iter()
+    // Repeatables (negative keys) are listed last and have no place in the version order.
     .map(|e| e.version)
+    .max()
     .unwrap_or(0);
     let mut file = migration::new_file_name(now, name)?;
     while migration::parse_file_name(&file)
