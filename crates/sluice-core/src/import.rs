@@ -53,6 +53,9 @@ pub struct ImportReport {
     pub out_of_order: Vec<String>,
     /// Files whose content differs from the checksum the tool recorded when it applied them.
     pub checksum_differs: Vec<String>,
+    /// Repeatable migrations the tool applied whose file changed since: recorded as applied with the
+    /// tool's checksum, so `sluice up` applies them again.
+    pub repeatable_changed: Vec<String>,
     /// How the tool's checksums were compared ("not kept" when the tool keeps none).
     pub checksums: String,
     /// sluice's history already had exactly these rows: nothing was written.
@@ -68,6 +71,10 @@ struct Applied {
 /// The versions the tool's table records as applied.
 struct ToolHistory {
     applied: Vec<Applied>,
+    /// Repeatable migrations (Flyway's `R__`, whose version is NULL), by the name of their file
+    /// without `R__` and `.sql`: the checksum of the latest successful application, None when the
+    /// latest one failed (the file then counts as never applied: `up` applies it).
+    repeatable: BTreeMap<String, Option<String>>,
     /// Every file up to this version is applied too (golang-migrate's single row, Flyway's baseline).
     up_to: Option<String>,
 }
@@ -98,6 +105,7 @@ async fn read_tool(
             .join(", ")
     };
     let mut applied = Vec::new();
+    let mut repeatable = BTreeMap::new();
     let mut up_to = None;
     match tool {
         Layout::Sluice => unreachable!("refused by the caller"),
@@ -191,12 +199,24 @@ async fn read_tool(
                 .query_text(&format!("SELECT {cols} FROM {t} ORDER BY {rank}"))
                 .await?
             {
-                // Repeatable migrations and the schema-creation row have no version to record.
-                let Some(v) = r[0].clone() else { continue };
                 let ty = text(&r[1]).to_ascii_uppercase();
                 if ty == "SCHEMA" {
                     continue;
                 }
+                // A repeatable migration has no version; each application appends a row, the
+                // latest decides. `script` is the file's path under the location.
+                let Some(v) = r[0].clone() else {
+                    let script = text(&r[4]);
+                    let file = script.rsplit(['/', '\\']).next().unwrap_or(&script);
+                    if let Some(name) = file
+                        .strip_prefix("R__")
+                        .and_then(|f| f.strip_suffix(".sql"))
+                    {
+                        let sum = r[2].clone().filter(|_| truthy(&r[3]));
+                        repeatable.insert(name.to_string(), sum);
+                    }
+                    continue;
+                };
                 if !truthy(&r[3]) {
                     return Err(Error::usage(
                         format!("Flyway recorded version {v} ({}) as failed in {table}", text(&r[4])),
@@ -226,7 +246,11 @@ async fn read_tool(
             applied.extend(state.into_values().flatten());
         }
     }
-    Ok(ToolHistory { applied, up_to })
+    Ok(ToolHistory {
+        applied,
+        repeatable,
+        up_to,
+    })
 }
 
 /// Flyway's checksum: CRC-32 over the file's lines without their line breaks (a leading BOM
@@ -323,7 +347,7 @@ pub async fn import(
         table: table.clone(),
         checksums: match tool {
             Layout::Sqlx => "compared (sqlx's SHA-384 of the up file)".into(),
-            Layout::Flyway => "compared (Flyway's CRC-32 of the V file)".into(),
+            Layout::Flyway => "compared (Flyway's CRC-32 of the V and R files)".into(),
             _ => format!("not compared: {tool} keeps no checksum"),
         },
         ..Default::default()
@@ -354,10 +378,30 @@ pub async fn import(
             None => report.missing_files.push(a.text.clone()),
         }
     }
+    // Repeatables the tool applied: recorded with sluice's checksum when the file is what the tool
+    // last applied, else with the tool's own (which no file has), so `up` applies the file again.
+    let mut checksums: BTreeMap<i64, String> = BTreeMap::new();
+    for (name, sum) in &history.repeatable {
+        let Some(sum) = sum else { continue };
+        match files.iter().find(|m| m.is_repeatable() && m.name == *name) {
+            Some(m) => {
+                chosen.insert(m.version);
+                if !same_content(tool, m, sum)? {
+                    checksums.insert(m.version, format!("{tool}:{}", sum.trim()));
+                    report.repeatable_changed.push(label(m));
+                }
+            }
+            None => report.missing_files.push(format!("R__{name}")),
+        }
+    }
     report.imported = chosen.iter().map(|k| label(by_key[k])).collect();
-    let last = chosen.last().copied().unwrap_or(i64::MIN);
+    let last = chosen
+        .iter()
+        .rfind(|k| !layout::is_repeatable_key(**k))
+        .copied()
+        .unwrap_or(i64::MIN);
     for m in files.iter().filter(|m| !chosen.contains(&m.version)) {
-        if m.version > last {
+        if m.version > last || m.is_repeatable() {
             report.pending.push(label(m));
         } else {
             report.out_of_order.push(label(m));
@@ -375,7 +419,7 @@ pub async fn import(
     }
 
     acquire_lock(engine, ctx).await?;
-    let result = record(engine, &by_key, &chosen, &mut report, ctx).await;
+    let result = record(engine, &by_key, &chosen, &checksums, &mut report, ctx).await;
     let released = engine.release_run_lock().await;
     result.and(released)?;
     Ok(report)
@@ -385,6 +429,7 @@ async fn record(
     engine: &mut dyn Engine,
     by_key: &BTreeMap<i64, &Migration>,
     chosen: &BTreeSet<i64>,
+    checksums: &BTreeMap<i64, String>,
     report: &mut ImportReport,
     ctx: &RunContext,
 ) -> Result<()> {
@@ -398,7 +443,7 @@ async fn record(
             HistoryRow {
                 version: m.version,
                 name: m.name.clone(),
-                checksum: m.checksum.clone(),
+                checksum: checksums.get(k).unwrap_or(&m.checksum).clone(),
                 state: RecordState::Applied,
                 started_at: now,
                 finished_at: Some(now),
@@ -449,9 +494,8 @@ async fn record(
         ))
         .await?;
     let schema = engine.introspect().await?;
-    engine
-        .save_snapshot(chosen.last().copied(), &schema)
-        .await?;
+    let last = chosen.iter().rfind(|k| !layout::is_repeatable_key(**k));
+    engine.save_snapshot(last.copied(), &schema).await?;
     Ok(())
 }
 

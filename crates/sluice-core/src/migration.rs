@@ -122,6 +122,12 @@ impl Irreversible {
 }
 
 impl Migration {
+    /// A repeatable migration: applied after the versioned ones whenever its checksum differs from
+    /// the one recorded, never undone by `down` (its key is negative, see `layout::repeatable_key`).
+    pub fn is_repeatable(&self) -> bool {
+        crate::layout::is_repeatable_key(self.version)
+    }
+
     pub fn label(&self) -> String {
         format!("{}_{}", self.version_text, self.name)
     }

@@ -297,7 +297,8 @@ postgres://postgres@127.0.0.1:5432/postgres; sluice.toml is not read."
         #[arg(long)]
         json: bool,
     },
-    /// Apply pending migrations (and resume a failed or interrupted one).
+    /// Apply pending migrations (and resume a failed or interrupted one), then the repeatable
+    /// migrations that are new or changed.
     Up {
         /// Apply up to and including this version.
         #[arg(long, value_name = "VERSION")]
@@ -385,7 +386,8 @@ postgres://postgres@127.0.0.1:5432/postgres; sluice.toml is not read."
         #[command(flatten)]
         run: RunLockArgs,
     },
-    /// Roll back applied migrations with their down parts (default: the latest one).
+    /// Roll back applied migrations with their down parts (default: the latest one). Repeatable
+    /// migrations are never rolled back.
     Down {
         /// Roll back every migration newer than this version.
         #[arg(long, value_name = "VERSION", conflicts_with = "steps")]
@@ -1781,8 +1783,10 @@ fn new(r: &Resolved, name: &str) -> Result<i32> {
         sluice_core::layout::Layout::Sluice,
         Some(sluice_core::layout::Dialect::Postgres),
     )?
-    .last()
+    .iter()
+    // Repeatables (negative keys) are listed last and have no place in the version order.
     .map(|e| e.version)
+    .max()
     .unwrap_or(0);
     let mut file = migration::new_file_name(now, name)?;
     while migration::parse_file_name(&file)

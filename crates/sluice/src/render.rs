@@ -264,14 +264,18 @@ fn status_text(r: &StatusReport) -> String {
         let mut attention: Vec<String> = Vec::new();
         for m in &r.migrations {
             let label = format!("{} {}", m.version_text, m.name);
-            let done = m.statements_done.unwrap_or(0);
+            // A repeatable never resumes: `up` runs its whole file again.
+            let done = match sluice_core::layout::is_repeatable_key(m.version) {
+                true => 0,
+                false => m.statements_done.unwrap_or(0),
+            };
             let resumes = if done > 0 {
                 format!(" (it resumes after the {done} statement(s) already applied)")
             } else {
                 String::new()
             };
             let (what, next) = match m.status {
-                S::Applied | S::Baseline | S::Pending => continue,
+                S::Applied | S::Baseline | S::Pending | S::New | S::Changed => continue,
                 S::OutOfOrder => (
                     "is pending but older than an applied migration".to_string(),
                     "`sluice up --out-of-order` applies it; or give it a newer version".to_string(),
@@ -328,6 +332,16 @@ fn status_text(r: &StatusReport) -> String {
                 "{pending} migration(s) pending\n  next: `sluice plan` shows what they lock, `sluice up` applies them\n"
             ));
         }
+        let repeat = r
+            .migrations
+            .iter()
+            .filter(|m| matches!(m.status, S::New | S::Changed))
+            .count();
+        if repeat > 0 {
+            attention.push(format!(
+                "{repeat} repeatable migration(s) new or changed since last applied\n  next: `sluice up` applies them after the pending versioned ones\n"
+            ));
+        }
         if !attention.is_empty() {
             out.push('\n');
             for a in attention {
@@ -358,6 +372,15 @@ fn took(ms: i64) -> String {
     }
 }
 
+/// How a planned migration is named: `<version>_<name>`, or `repeatable <name>`.
+fn label(version: i64, name: &str) -> String {
+    if sluice_core::layout::is_repeatable_key(version) {
+        format!("repeatable {name}")
+    } else {
+        format!("{version}_{name}")
+    }
+}
+
 pub fn plan(planned: &[PlannedMigration], verb: &str, as_json: bool) {
     if as_json {
         return json(&planned);
@@ -369,9 +392,8 @@ pub fn plan(planned: &[PlannedMigration], verb: &str, as_json: bool) {
     outln!("would {verb} {} migration(s):", planned.len());
     for p in planned {
         outln!(
-            "\n{}_{}  [{}: {}]",
-            p.version,
-            p.name,
+            "\n{}  [{}: {}]",
+            label(p.version, &p.name),
             p.mode.name(),
             p.mode_reason
         );
@@ -505,7 +527,7 @@ pub fn plan_report(r: &sluice_core::runner::PlanReport, as_json: bool) {
     }
     outln!("note: on PostgreSQL `sluice up` already runs the index, constraint, NOT NULL and backfill steps below; a type change that rewrites runs staged (shadow column, trigger, backfill, swap) or is refused with the reason; on MariaDB/MySQL every ALTER TABLE runs online (the `online:` lines: INSTANT/INPLACE with the algorithm written out, else a shadow-table copy). `up --dry-run` shows exactly what runs");
     for m in &r.migrations {
-        outln!("\n{}_{}  [{}]", m.version, m.name, m.mode.name());
+        outln!("\n{}  [{}]", label(m.version, &m.name), m.mode.name());
         for sp in &m.statements {
             let first = sp.sql.lines().next().unwrap_or("");
             outln!(
@@ -645,6 +667,13 @@ pub fn import(r: &sluice_core::import::ImportReport) {
             list(&r.checksum_differs)
         ));
     }
+    if !r.repeatable_changed.is_empty() {
+        say(&format!(
+            "  repeatable, changed since {} last applied them (`sluice up` applies them again): {}",
+            r.tool,
+            list(&r.repeatable_changed)
+        ));
+    }
 }
 
 /// `plan --explain`: the query-plan section after the plan.
@@ -767,6 +796,8 @@ mod tests {
             (S::Reverting, Some(1), None, "1 m1 is being rolled back, or its rollback stopped\n  next: `sluice down` resumes the rollback\n"),
             (S::Edited, None, None, "1 m1 was applied and its file has changed since\n  next: `sluice verify` shows the edits; restore the file, or `sluice repair` accepts an intentional edit\n"),
             (S::MissingFile, None, None, "1 m1 is recorded as applied but has no file\n  next: restore the file (from version control) into the migrations directory\n"),
+            (S::New, None, None, "1 repeatable migration(s) new or changed since last applied\n  next: `sluice up` applies them after the pending versioned ones\n"),
+            (S::Changed, None, None, "1 repeatable migration(s) new or changed since last applied\n  next: `sluice up` applies them after the pending versioned ones\n"),
             (S::Expanded, None, None, "1 m1 is expanded: two application versions can run, old and new names both work\n  next: `sluice complete` once the new application version runs everywhere (the old names stop working), or `sluice rollback` to undo the expand phase\n"),
         ];
         for (state, done, error, want) in cases {
@@ -793,6 +824,15 @@ mod tests {
                 "{state:?}"
             );
         }
+        // A failed repeatable with a statement committed still runs whole again: no resume note.
+        let mut failed = entry(-7, S::Failed, Some(1), Some("boom"));
+        failed.version_text = "R".into();
+        failed.name = "views".into();
+        let text = status_text(&report(vec![failed], DriftState::Clean));
+        assert!(
+            text.contains("\nR views failed: boom\n  next: fix the failing statement in its file, then `sluice up`\n"),
+            "{text}"
+        );
     }
 
     #[test]

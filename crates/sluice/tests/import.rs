@@ -254,7 +254,7 @@ async fn import_round_trip(server: Server, tool: &str) {
     assert_eq!(r.code, 0, "{ctx}: {r:?}");
     let checksums = match tool {
         "sqlx" => "compared (sqlx's SHA-384 of the up file)".to_string(),
-        "flyway" => "compared (Flyway's CRC-32 of the V file)".to_string(),
+        "flyway" => "compared (Flyway's CRC-32 of the V and R files)".to_string(),
         _ => format!("not compared: {tool} keeps no checksum"),
     };
     let expected = format!(
@@ -675,4 +675,146 @@ async fn gaps_and_a_baseline_without_a_file() {
     assert_eq!(r.code, 0, "{r:?}");
     let states: Vec<String> = p.states().into_iter().map(|(_, s)| s).collect();
     assert_eq!(states, ["applied", "pending", "pending", "pending"]);
+}
+
+/// Flyway's repeatable migrations (rows with a NULL version, one per application, the latest
+/// deciding): imported as applied repeatables with their checksum. One unchanged since Flyway last
+/// applied it is not applied again by `up`; one whose file changed since, one whose latest
+/// application failed and one Flyway never ran are applied by the next `up`, after the pending
+/// versioned ones; a repeatable Flyway ran whose file is gone refuses the import like a version.
+#[tokio::test]
+async fn flyway_repeatables() {
+    for server in [Server::Postgres, Server::MariaDb] {
+        let p = Project::new(server).await;
+        let written = write(&p, "flyway");
+        let t = "flyway_schema_history";
+        let views = [
+            (
+                "names_view",
+                "CREATE OR REPLACE VIEW t_rnames AS SELECT name FROM t_users;\n",
+            ),
+            (
+                "changed",
+                "CREATE OR REPLACE VIEW t_rchanged AS SELECT id, name FROM t_users;\n",
+            ),
+            (
+                "failed_one",
+                "CREATE OR REPLACE VIEW t_rfailed AS SELECT id FROM t_users;\n",
+            ),
+            (
+                "new_one",
+                "CREATE OR REPLACE VIEW t_rnew AS SELECT id FROM t_users;\n",
+            ),
+        ];
+        for (name, sql) in views {
+            p.write(&format!("R__{name}.sql"), sql);
+        }
+        let old_changed = "CREATE OR REPLACE VIEW t_rchanged AS SELECT id FROM t_users;\n";
+        let sum = |text: &str| sluice_core::import::flyway_checksum(text.as_bytes()).to_string();
+        let mut sql = vec![create_table("flyway", server, t)];
+        sql.extend(STEPS[..2].iter().map(|s| s.1.to_string()));
+        sql.extend([views[0].1, old_changed].map(String::from));
+        sql.extend(rows(
+            "flyway",
+            server,
+            t,
+            &written[..2].iter().collect::<Vec<_>>(),
+        ));
+        let r_row = |rank: i32, name: &str, checksum: &str, ok: bool| {
+            format!("INSERT INTO {t} (installed_rank, version, description, type, script, checksum, installed_by, execution_time, success) VALUES ({rank}, NULL, '{}', 'SQL', 'R__{name}.sql', {checksum}, 'tester', 1, {ok})", name.replace('_', " "))
+        };
+        // names_view applied twice (an older text first), changed once with its old text,
+        // failed_one failed last, and one whose file is gone.
+        sql.push(r_row(3, "names_view", "12345", true));
+        sql.push(r_row(4, "changed", &sum(old_changed), true));
+        sql.push(r_row(5, "names_view", &sum(views[0].1), true));
+        sql.push(r_row(6, "failed_one", &sum(views[2].1), true));
+        sql.push(r_row(7, "failed_one", &sum(views[2].1), false));
+        sql.push(r_row(8, "gone", "1", true));
+        exec(&p, server, &sql).await;
+
+        for _ in 0..2 {
+            let r = p.run(&["import"]);
+            assert_eq!(r.code, 4, "{server:?}: {r:?}");
+            assert!(r.stderr.contains("R__gone"), "{server:?}: {r:?}");
+            assert!(p.states().iter().all(|(_, s)| s == "pending" || s == "new"));
+        }
+        exec(
+            &p,
+            server,
+            &[format!("DELETE FROM {t} WHERE installed_rank = 8")],
+        )
+        .await;
+        let r = p.run(&["import"]);
+        assert_eq!(r.code, 0, "{server:?}: {r:?}");
+        assert!(
+            r.stderr
+                .contains("(`sluice up` applies them again): R__changed"),
+            "{server:?}: {r:?}"
+        );
+        let shown: Vec<(String, String)> = p.status_json()["migrations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    format!(
+                        "{}_{}",
+                        m["version_text"].as_str().unwrap(),
+                        m["name"].as_str().unwrap()
+                    ),
+                    m["status"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let want = [
+            ("1_create_users", "applied"),
+            ("1.1_seed_users", "applied"),
+            ("1.9_create_orders", "pending"),
+            ("1.10_user_names_view", "pending"),
+            ("R__changed", "changed"),
+            ("R__failed_one", "new"),
+            ("R__names_view", "applied"),
+            ("R__new_one", "new"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()));
+        assert_eq!(shown, want, "{server:?}");
+        assert_eq!(p.run(&["drift"]).code, 0, "{server:?}");
+
+        let r = p.run(&["up"]);
+        assert_eq!(r.code, 0, "{server:?}: {r:?}");
+        for name in ["changed", "failed_one", "new_one"] {
+            assert!(
+                r.stderr.contains(&format!("applying R__{name}")),
+                "{server:?}: {r:?}"
+            );
+        }
+        assert!(
+            !r.stderr.contains("applying R__names_view"),
+            "{server:?}: {r:?}"
+        );
+        assert!(r.stderr.find("applying 1.10_").unwrap() < r.stderr.find("applying R__").unwrap());
+        assert!(p.states().iter().all(|(_, s)| s == "applied"), "{server:?}");
+        let mut all = tables(&p, server).await;
+        all.sort();
+        assert_eq!(
+            all,
+            [
+                "t_names",
+                "t_orders",
+                "t_rchanged",
+                "t_rfailed",
+                "t_rnames",
+                "t_rnew",
+                "t_users"
+            ],
+            "{server:?}"
+        );
+        let r = p.run(&["up"]);
+        assert!(
+            r.code == 0 && r.stderr.contains("nothing to apply"),
+            "{server:?}: {r:?}"
+        );
+        assert_eq!(p.run(&["drift"]).code, 0, "{server:?}");
+    }
 }

@@ -519,3 +519,346 @@ async fn lint_of_one_file_reads_its_layout() {
         "{r:?}"
     );
 }
+
+/// The status entries of the repeatable migrations: `(name, status, applied_at)`.
+fn repeatable_states(p: &Project) -> Vec<(String, String, String)> {
+    p.status_json()["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["version"].as_i64().unwrap() < 0)
+        .map(|m| {
+            (
+                m["name"].as_str().unwrap().to_string(),
+                m["status"].as_str().unwrap().to_string(),
+                m["applied_at"].to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Rows of a query, each as its columns joined by `|`.
+async fn rows(p: &Project, server: Server, sql: &str) -> Result<Vec<String>, String> {
+    match server {
+        Server::Postgres => {
+            let c = p.db.pg().await;
+            let rows = c.simple_query(sql).await.map_err(|e| {
+                e.as_db_error()
+                    .map_or(e.to_string(), |d| d.message().to_string())
+            })?;
+            Ok(rows
+                .iter()
+                .filter_map(|m| match m {
+                    tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                        (0..r.len())
+                            .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                            .collect::<Vec<_>>()
+                            .join("|"),
+                    ),
+                    _ => None,
+                })
+                .collect())
+        }
+        Server::MariaDb => {
+            let mut c = p.db.my().await;
+            let rows: Vec<mysql_async::Row> = c.query(sql).await.map_err(|e| e.to_string())?;
+            Ok(rows
+                .into_iter()
+                .map(|r| {
+                    (0..r.len())
+                        .map(|i| match r.as_ref(i).unwrap() {
+                            mysql_async::Value::NULL => "NULL".to_string(),
+                            mysql_async::Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+                            v => v.as_sql(true),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("|")
+                })
+                .collect())
+        }
+    }
+}
+
+/// Repeatable migrations end to end, in Flyway's layout (`R__<description>.sql`) and sluice's own
+/// (`R_<name>.sql`): applied after the versioned ones in the order of their names; a rerun applies
+/// nothing; an edited one, and only it, is applied again; a failing one fails `up` with the
+/// migration-failed exit code, is recorded failed, fails the same way on a rerun, and applies once
+/// fixed; `down` leaves them alone; `drift` stays empty; lint and plan read them.
+async fn repeatables(server: Server, layout: &str) {
+    let p = Project::new(server).await;
+    let ctx = format!("{layout} on {server:?}");
+    // File names of a versioned and a repeatable migration.
+    let flyway = layout == "flyway";
+    let v = |v: &str, n: &str| match flyway {
+        true => format!("V{v}__{n}.sql"),
+        false => format!("{v}_{n}.sql"),
+    };
+    let r = |n: &str| match flyway {
+        true => format!("R__{n}.sql"),
+        false => format!("R_{n}.sql"),
+    };
+    let versioned = |version: &str, name: &str, up: &str, down: &str| match layout {
+        "flyway" => {
+            p.write(&v(version, name), up);
+            p.write(&format!("U{version}__{name}.sql"), down);
+        }
+        _ => p.write(
+            &v(version, name),
+            &format!("-- sluice:up\n{up}-- sluice:down\n{down}"),
+        ),
+    };
+    versioned(
+        "1",
+        "users",
+        "CREATE TABLE t_users (id INT PRIMARY KEY, name VARCHAR(50));\nINSERT INTO t_users VALUES (1, 'ada'), (2, 'grace');\n",
+        "DROP TABLE t_users;\n",
+    );
+    versioned(
+        "2",
+        "orders",
+        "CREATE TABLE t_orders (id INT PRIMARY KEY);\n",
+        "DROP TABLE t_orders;\n",
+    );
+    // `b_upper` reads the view `a_names` makes: it works only when they run in name order, after
+    // the versioned table.
+    let view = |name: &str, sql: &str| p.write(&r(name), sql);
+    view(
+        "a_names",
+        "CREATE OR REPLACE VIEW t_names AS SELECT id, name FROM t_users;\n",
+    );
+    view(
+        "b_upper",
+        "CREATE OR REPLACE VIEW t_upper AS SELECT id, UPPER(name) AS name FROM t_names;\n",
+    );
+
+    let target = if server == Server::Postgres {
+        "postgres:15"
+    } else {
+        "mariadb:10.11"
+    };
+    let r_lint = p.run(&["lint", "--target", target]);
+    assert_eq!(r_lint.code, 0, "{ctx}: {r_lint:?}");
+    let st = repeatable_states(&p);
+    assert_eq!(
+        st.iter()
+            .map(|s| (s.0.as_str(), s.1.as_str()))
+            .collect::<Vec<_>>(),
+        [("a_names", "new"), ("b_upper", "new")],
+        "{ctx}"
+    );
+    // The dry run lists them after the versioned ones, in name order.
+    let dry = p.run(&["up", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{ctx}: {dry:?}");
+    let at = |s: &str| {
+        dry.stdout
+            .find(s)
+            .unwrap_or_else(|| panic!("{ctx}: no {s}: {dry:?}"))
+    };
+    // (`plan` names a versioned migration by its history key.)
+    assert!(at("_orders") < at("repeatable a_names"), "{ctx}: {dry:?}");
+    assert!(
+        at("repeatable a_names") < at("repeatable b_upper"),
+        "{ctx}: {dry:?}"
+    );
+    // `--to` stops before the end: no repeatable runs.
+    let r1 = p.run(&["up", "--to", "1"]);
+    assert_eq!(r1.code, 0, "{ctx}: {r1:?}");
+    assert!(!r1.stderr.contains("applying R"), "{ctx}: {r1:?}");
+
+    let up = p.run(&["up"]);
+    assert_eq!(up.code, 0, "{ctx}: {up:?}");
+    let label = |n: &str| r(n).trim_end_matches(".sql").to_string();
+    let a_at = up.stderr.find(&format!("applying {}", label("a_names")));
+    let b_at = up.stderr.find(&format!("applying {}", label("b_upper")));
+    assert!(
+        a_at.is_some() && b_at.is_some() && a_at < b_at,
+        "{ctx}: {up:?}"
+    );
+    let upper = "SELECT id, name FROM t_upper ORDER BY id";
+    assert_eq!(
+        rows(&p, server, upper).await.unwrap(),
+        ["1|ADA", "2|GRACE"],
+        "{ctx}"
+    );
+    let applied = repeatable_states(&p);
+    assert!(
+        applied.iter().all(|s| s.1 == "applied"),
+        "{ctx}: {applied:?}"
+    );
+    assert_eq!(p.run(&["drift"]).code, 0, "{ctx}");
+
+    // Run again, and again: nothing to apply, the records untouched.
+    for _ in 0..2 {
+        let again = p.run(&["up"]);
+        assert_eq!(again.code, 0, "{ctx}: {again:?}");
+        assert!(
+            again.stderr.contains("nothing to apply"),
+            "{ctx}: {again:?}"
+        );
+        assert_eq!(repeatable_states(&p), applied, "{ctx}");
+    }
+
+    // Edit one: it shows as changed, and only it is applied again.
+    view(
+        "b_upper",
+        "CREATE OR REPLACE VIEW t_upper AS SELECT id, LOWER(name) AS name FROM t_names;\n",
+    );
+    let st = repeatable_states(&p);
+    assert_eq!(
+        (st[0].1.as_str(), st[1].1.as_str()),
+        ("applied", "changed"),
+        "{ctx}"
+    );
+    let up = p.run(&["up"]);
+    assert_eq!(up.code, 0, "{ctx}: {up:?}");
+    assert!(
+        !up.stderr
+            .contains(&format!("applying {}", label("a_names"))),
+        "{ctx}: {up:?}"
+    );
+    assert!(
+        up.stderr
+            .contains(&format!("applying {}", label("b_upper"))),
+        "{ctx}: {up:?}"
+    );
+    assert_eq!(
+        rows(&p, server, upper).await.unwrap(),
+        ["1|ada", "2|grace"],
+        "{ctx}"
+    );
+    let st = repeatable_states(&p);
+    assert_eq!(
+        st[0], applied[0],
+        "{ctx}: the unchanged one was not applied again"
+    );
+    assert_eq!(st[1].1, "applied", "{ctx}");
+    assert_eq!(p.run(&["drift"]).code, 0, "{ctx}");
+
+    // A failing repeatable: the run fails as a versioned migration does, the record says failed,
+    // a rerun of the same file fails the same way, the fixed file applies, and then nothing. Its
+    // first statement succeeds (and commits, on MariaDB): a rerun still runs the whole file, never
+    // resuming after it, so the fix may change any statement.
+    view(
+        "b_upper",
+        "CREATE OR REPLACE VIEW t_upper AS SELECT id, LOWER(name) AS name FROM t_names;\n\
+         CREATE OR REPLACE VIEW t_broken AS SELECT id, no_such_column FROM t_names;\n",
+    );
+    for round in 0..2 {
+        let fail = p.run(&["up"]);
+        assert_eq!(fail.code, 1, "{ctx} round {round}: {fail:?}");
+        assert!(fail.stderr.contains("no_such_column"), "{ctx}: {fail:?}");
+        assert!(!fail.stderr.contains("resuming"), "{ctx}: {fail:?}");
+        let st = repeatable_states(&p);
+        assert_eq!(
+            (st[0].1.as_str(), st[1].1.as_str()),
+            ("applied", "failed"),
+            "{ctx}"
+        );
+        let s = p.run(&["status"]);
+        assert!(s.stdout.contains("b_upper failed: "), "{ctx}: {s:?}");
+        // The view is still the last one that applied.
+        assert_eq!(
+            rows(&p, server, upper).await.unwrap(),
+            ["1|ada", "2|grace"],
+            "{ctx}"
+        );
+    }
+    // (PostgreSQL's CREATE OR REPLACE VIEW keeps each column's type: the fix keeps it text.)
+    view(
+        "b_upper",
+        "CREATE OR REPLACE VIEW t_upper AS SELECT id, UPPER(name) AS name FROM t_names;\n\
+         CREATE OR REPLACE VIEW t_broken AS SELECT id FROM t_names;\n",
+    );
+    let fixed = p.run(&["up"]);
+    assert_eq!(fixed.code, 0, "{ctx}: {fixed:?}");
+    assert!(!fixed.stderr.contains("resuming"), "{ctx}: {fixed:?}");
+    assert_eq!(
+        rows(&p, server, "SELECT id FROM t_broken ORDER BY id")
+            .await
+            .unwrap(),
+        ["1", "2"],
+        "{ctx}"
+    );
+    assert_eq!(
+        rows(&p, server, upper).await.unwrap(),
+        ["1|ADA", "2|GRACE"],
+        "{ctx}"
+    );
+    for _ in 0..2 {
+        let again = p.run(&["up"]);
+        assert_eq!(again.code, 0, "{ctx}: {again:?}");
+        assert!(
+            again.stderr.contains("nothing to apply"),
+            "{ctx}: {again:?}"
+        );
+    }
+    assert!(
+        repeatable_states(&p).iter().all(|s| s.1 == "applied"),
+        "{ctx}"
+    );
+    assert_eq!(p.run(&["drift"]).code, 0, "{ctx}");
+
+    // `down` reverts versioned migrations only: the repeatables stay applied, their views work.
+    let down = p.run(&["down", "--to", "1"]);
+    assert_eq!(down.code, 0, "{ctx}: {down:?}");
+    let states: Vec<String> = p.states().into_iter().map(|(_, s)| s).collect();
+    assert_eq!(
+        states,
+        ["applied", "pending", "applied", "applied"],
+        "{ctx}"
+    );
+    assert_eq!(rows(&p, server, upper).await.unwrap().len(), 2, "{ctx}");
+    // `plan` now lists the versioned migration only: the repeatables are unchanged.
+    let plan = p.run(&["plan"]);
+    assert_eq!(plan.code, 0, "{ctx}: {plan:?}");
+    assert!(
+        plan.stdout.contains("_orders") && !plan.stdout.contains("repeatable"),
+        "{ctx}: {plan:?}"
+    );
+
+    // `baseline` adopts versioned migrations only (as Flyway's does): on a database that has the
+    // table, the repeatables stay new and the next `up` applies them after the pending version.
+    let q = Project::new(server).await;
+    for f in std::fs::read_dir(p.path().join("migrations")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), q.migration_path(&f.file_name().to_string_lossy())).unwrap();
+    }
+    let users = "CREATE TABLE t_users (id INT PRIMARY KEY, name VARCHAR(50))";
+    match server {
+        Server::Postgres => q.db.pg().await.batch_execute(users).await.unwrap(),
+        Server::MariaDb => q.db.my().await.query_drop(users).await.unwrap(),
+    }
+    let r = q.run(&["baseline", "1"]);
+    assert_eq!(r.code, 0, "{ctx}: {r:?}");
+    let states: Vec<String> = q.states().into_iter().map(|(_, s)| s).collect();
+    assert_eq!(states, ["baseline", "pending", "new", "new"], "{ctx}");
+    let r = q.run(&["up"]);
+    assert_eq!(r.code, 0, "{ctx}: {r:?}");
+    assert!(
+        q.states()
+            .iter()
+            .all(|(_, s)| s == "applied" || s == "baseline"),
+        "{ctx}"
+    );
+    assert_eq!(rows(&q, server, upper).await.unwrap().len(), 0, "{ctx}");
+}
+
+#[tokio::test]
+async fn postgres_flyway_repeatables() {
+    repeatables(Server::Postgres, "flyway").await;
+}
+
+#[tokio::test]
+async fn mariadb_flyway_repeatables() {
+    repeatables(Server::MariaDb, "flyway").await;
+}
+
+#[tokio::test]
+async fn postgres_sluice_repeatables() {
+    repeatables(Server::Postgres, "sluice").await;
+}
+
+#[tokio::test]
+async fn mariadb_sluice_repeatables() {
+    repeatables(Server::MariaDb, "sluice").await;
+}

@@ -10,8 +10,12 @@
 //! 110000000000000000, `1.2.10` is 111221000000000000, `20190101120000` is
 //! 952019010112000000. A version that needs more than 18 digits is refused.
 //!
-//! Not read yet (each an error naming the file, never a skipped file): repeatable migrations
-//! (`R__*.sql`), callbacks (`beforeMigrate.sql`, ...), and `${placeholders}`.
+//! Repeatable migrations `R__<description>.sql` (and their `.conf`) are read as sluice's repeatables:
+//! applied after the versioned ones whenever their checksum changes, in the order Flyway uses, by
+//! description (`_` read as a space, as Flyway does), compared as Java compares strings.
+//!
+//! Not read yet (each an error naming the file, never a skipped file): callbacks
+//! (`beforeMigrate.sql`, ...), and `${placeholders}`.
 
 use super::{build, checksum_files, line_err, read, sluice_ignores, Entry, Layout};
 use crate::error::{Error, Result};
@@ -102,13 +106,14 @@ fn bad_name(path: &Path, message: String) -> Error {
         path: path.to_path_buf(),
         line: None,
         message: format!("malformed migration file name: {message}"),
-        help: "this directory is read as flyway: name versioned migrations V<version>__<description>.sql and their undo U<version>__<description>.sql".into(),
+        help: "this directory is read as flyway: name versioned migrations V<version>__<description>.sql, their undo U<version>__<description>.sql, and repeatable ones R__<description>.sql".into(),
     }
 }
 
 pub(super) fn entries(listing: &[(PathBuf, String)]) -> Result<Vec<Entry>> {
     let mut versioned: BTreeMap<i64, Entry> = BTreeMap::new();
     let mut undo: Vec<(i64, PathBuf)> = Vec::new();
+    let mut repeatable: Vec<Entry> = Vec::new();
     let names: Vec<&str> = listing.iter().map(|(_, n)| n.as_str()).collect();
     for (path, file) in listing {
         if path.is_dir() {
@@ -147,19 +152,31 @@ pub(super) fn entries(listing: &[(PathBuf, String)]) -> Result<Vec<Entry>> {
                 format!("`{file}` is not V<version>__<description>.sql"),
             ));
         };
-        if prefix == 'R' {
-            return Err(Error::MigrationFile {
-                path: path.clone(),
-                line: None,
-                message: "a Flyway repeatable migration: sluice does not read repeatable migrations yet".into(),
-                help: "turn it into a versioned migration (V<version>__...) for now, or keep applying it with Flyway".into(),
-            });
-        }
         if desc.is_empty() {
             return Err(bad_name(
                 path,
                 format!("`{file}` has no description after `__`"),
             ));
+        }
+        if prefix == 'R' {
+            if !version.is_empty() {
+                return Err(bad_name(
+                    path,
+                    format!(
+                        "`{file}`: a repeatable migration has no version (R__<description>.sql)"
+                    ),
+                ));
+            }
+            let mut e = Entry::repeatable(
+                Layout::Flyway,
+                "R__",
+                desc,
+                desc.replace('_', " "),
+                path.clone(),
+            );
+            e.meta = Some(path.with_file_name(format!("{file}.conf"))).filter(|p| p.is_file());
+            repeatable.push(e);
+            continue;
         }
         let key = version_key(version).map_err(|m| bad_name(path, m))?;
         if prefix == 'U' {
@@ -198,7 +215,7 @@ pub(super) fn entries(listing: &[(PathBuf, String)]) -> Result<Vec<Entry>> {
         }
         e.down = Some(path);
     }
-    Ok(versioned.into_values().collect())
+    Ok(versioned.into_values().chain(repeatable).collect())
 }
 
 /// `executeInTransaction=false` from a script's `.conf`; other settings are refused rather than

@@ -131,6 +131,20 @@ pub struct Entry {
     noop: bool,
 }
 
+/// The history key of a repeatable migration: a negative number derived from its name, so it never
+/// meets a versioned key (all at least 0) and stays the same whatever other files exist. Repeatables
+/// are ordered by name, not by key.
+pub fn repeatable_key(name: &str) -> i64 {
+    let d = Sha256::digest(name.as_bytes());
+    let n = u64::from_be_bytes(d[..8].try_into().expect("8 bytes")) >> 2;
+    -1 - i64::try_from(n).expect("62 bits fit")
+}
+
+/// True for the key of a repeatable migration (see [`repeatable_key`]).
+pub fn is_repeatable_key(version: i64) -> bool {
+    version < 0
+}
+
 impl Entry {
     fn new(layout: Layout, version_text: &str, name: &str, up: PathBuf) -> Result<Entry> {
         let digits: String = version_text.chars().filter(|c| *c != '-').collect();
@@ -177,6 +191,27 @@ impl Entry {
             order: String::new(),
             noop: false,
         }
+    }
+
+    /// A repeatable migration: `prefix` is how its file name starts (`R__` for Flyway, `R_` for
+    /// sluice), `name` the rest without `.sql`; `order` is what the tool orders repeatables by.
+    fn repeatable(layout: Layout, prefix: &str, name: &str, order: String, up: PathBuf) -> Entry {
+        Entry {
+            layout,
+            // The label (`<version_text>_<name>`) then spells the file name.
+            version_text: prefix.strip_suffix('_').unwrap_or(prefix).to_string(),
+            version: repeatable_key(name),
+            name: name.to_string(),
+            up,
+            down: None,
+            meta: None,
+            order,
+            noop: false,
+        }
+    }
+
+    pub fn is_repeatable(&self) -> bool {
+        is_repeatable_key(self.version)
     }
 
     /// The path that names the migration in messages: the directory for diesel, else the up file.
@@ -241,6 +276,9 @@ pub fn text_key(digits: &str) -> std::result::Result<i64, String> {
 /// The version text a history key stands for (for rows whose file is gone): the inverse of the
 /// layout's key. diesel's `-` are not in the key, so its versions come back as digits only.
 pub fn version_text_of(layout: Layout, key: i64) -> String {
+    if is_repeatable_key(key) {
+        return if layout == Layout::Flyway { "R_" } else { "R" }.to_string();
+    }
     let decoded = match layout {
         Layout::Flyway => flyway::version_text(key),
         Layout::Diesel | Layout::Dbmate => text_of_key(key),
@@ -420,7 +458,7 @@ pub(crate) fn read(path: &Path) -> Result<String> {
 /// The migrations of `dir` in the layout's order, names and order checked, contents not read yet.
 /// `dialect` picks per-dialect variants in sluice's layout (None: only generic files are read).
 pub fn entries(dir: &Path, layout: Layout, dialect: Option<Dialect>) -> Result<Vec<Entry>> {
-    let mut found = match layout {
+    let found = match layout {
         Layout::Sluice => sluice::entries(&read_dir(dir)?, dialect)?,
         Layout::Diesel => diesel::entries(&read_dir(dir)?)?,
         Layout::Sqlx => sqlx::entries(&read_dir(dir)?)?,
@@ -428,6 +466,9 @@ pub fn entries(dir: &Path, layout: Layout, dialect: Option<Dialect>) -> Result<V
         Layout::Dbmate | Layout::Goose => single_file_entries(layout, &read_dir(dir)?)?,
         Layout::Flyway => flyway::entries(&read_dir(dir)?)?,
     };
+    // Repeatables come after every versioned migration, in their own order (see `repeatables`).
+    let (mut repeatable, mut found): (Vec<Entry>, Vec<Entry>) =
+        found.into_iter().partition(Entry::is_repeatable);
     if layout.orders_as_text() {
         found.sort_by(|a, b| (&a.order, &a.name).cmp(&(&b.order, &b.name)));
     } else {
@@ -461,7 +502,32 @@ pub fn entries(dir: &Path, layout: Layout, dialect: Option<Dialect>) -> Result<V
             });
         }
     }
+    repeatables(&mut repeatable)?;
+    found.extend(repeatable);
     Ok(found)
+}
+
+/// Orders repeatable migrations as their tool does (by `Entry::order`, compared as Java compares
+/// strings: by UTF-16 code unit) and refuses two of the same name, which would share a history row.
+fn repeatables(list: &mut [Entry]) -> Result<()> {
+    let units = |e: &Entry| e.order.encode_utf16().collect::<Vec<u16>>();
+    list.sort_by_key(|e| (units(e), e.name.clone()));
+    for w in list.windows(2) {
+        let (a, b) = (&w[0], &w[1]);
+        if a.version == b.version || a.order == b.order {
+            return Err(Error::MigrationFile {
+                path: b.path().to_path_buf(),
+                line: None,
+                message: format!(
+                    "repeatable migration `{}` has the same description as {}",
+                    b.name,
+                    a.path().display()
+                ),
+                help: "every repeatable migration needs its own description (its identity in the history): rename one of them".into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `<digits>_<name>.sql` files (dbmate, goose); other `.sql` names are errors, other files ignored.
@@ -579,9 +645,30 @@ pub fn load(e: &Entry) -> Result<Migration> {
                 d.sql = String::new();
             }
             m.checksum = migration::checksum("");
+            if e.is_repeatable() {
+                m.version_text = e.version_text.clone();
+                m.down = None;
+                m.irreversible = Some(migration::Irreversible::Missing(REPEATABLE_DOWN.into()));
+            }
             Ok(m)
         }
         // A variant's file name carries its dialect: the entry has the version and name.
+        Layout::Sluice if e.is_repeatable() => {
+            let mut m = migration::parse_text(&e.up, e.version, e.name.clone(), &read(&e.up)?)?;
+            if m.down.is_some()
+                || matches!(m.irreversible, Some(migration::Irreversible::Marked { .. }))
+            {
+                return Err(Error::MigrationFile {
+                    path: e.up.clone(),
+                    line: None,
+                    message: "a repeatable migration has a `-- sluice:down` part".into(),
+                    help: "`sluice down` never undoes a repeatable migration: remove the down part (write what undoes it into a versioned migration)".into(),
+                });
+            }
+            m.irreversible = Some(migration::Irreversible::Missing(REPEATABLE_DOWN.into()));
+            m.version_text = e.version_text.clone();
+            Ok(m)
+        }
         Layout::Sluice => migration::parse_text(&e.up, e.version, e.name.clone(), &read(&e.up)?),
         Layout::Diesel => diesel::load(e),
         Layout::Sqlx => sqlx::load(e),
@@ -719,6 +806,10 @@ fn near_miss_of(line: &str, keyword: &str, words: &[&str]) -> Option<String> {
     None
 }
 
+/// What a repeatable migration lacks for `down` (it is never undone).
+const REPEATABLE_DOWN: &str =
+    "down part: it is a repeatable migration, which `sluice down` never undoes";
+
 /// Builds the migration of an entry from its parts.
 #[allow(clippy::too_many_arguments)]
 fn build(
@@ -731,9 +822,13 @@ fn build(
     missing_down: &str,
     ignores: Vec<Ignore>,
 ) -> Migration {
-    let irreversible = down
-        .is_none()
-        .then(|| migration::Irreversible::Missing(missing_down.to_string()));
+    let irreversible = down.is_none().then(|| {
+        migration::Irreversible::Missing(if e.is_repeatable() {
+            REPEATABLE_DOWN.to_string()
+        } else {
+            missing_down.to_string()
+        })
+    });
     Migration {
         version: e.version,
         version_text: e.version_text.clone(),

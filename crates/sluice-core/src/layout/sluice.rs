@@ -3,6 +3,10 @@
 //! `<version>_<name>.sql`. The engine's own variant wins, else the generic file; a migration with
 //! variants for other engines only is a no-op on this one (recorded, nothing runs), so versions stay
 //! aligned across engines.
+//!
+//! Repeatable migrations are `R_<name>.sql` (variants `R_<name>.postgres.sql` / `.mysql.sql`): an up
+//! part only, applied after every versioned migration, in the byte order of their names, whenever
+//! their checksum differs from the one last applied.
 
 use super::{Dialect, Entry, Layout};
 use crate::error::{Error, Result};
@@ -18,6 +22,30 @@ pub(crate) fn variant(file: &str) -> Option<(Dialect, String)> {
         }
     }
     None
+}
+
+/// The name of a repeatable migration's (generic) file name `R_<name>.sql`, or None for another name.
+fn repeatable_name(generic: &str) -> Option<std::result::Result<String, String>> {
+    let name = generic.strip_prefix("R_")?.strip_suffix(".sql")?;
+    let ok = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    Some(if ok {
+        Ok(name.to_string())
+    } else {
+        Err(format!(
+            "the repeatable migration's name `{name}` must be lowercase letters, digits, `_` or `-` (R_<name>.sql)"
+        ))
+    })
+}
+
+/// The version and name of a generic file name, or a repeatable's name (version None).
+fn name_of(generic: &str) -> std::result::Result<(Option<i64>, String), String> {
+    match repeatable_name(generic) {
+        Some(r) => r.map(|n| (None, n)),
+        None => parse_file_name(generic).map(|(v, n)| (Some(v), n)),
+    }
 }
 
 #[derive(Default)]
@@ -39,11 +67,11 @@ pub(super) fn entries(
             Some((d, g)) => (Some(d), g),
             None => (None, file.clone()),
         };
-        parse_file_name(&generic).map_err(|m| Error::MigrationFile {
+        name_of(&generic).map_err(|m| Error::MigrationFile {
             path: path.clone(),
             line: None,
             message: format!("malformed migration file name: {m}"),
-            help: "rename the file to <version>_<name>.sql (or <version>_<name>.postgres.sql / .mysql.sql for one engine's variant), or create new migrations with `sluice new <name>`".into(),
+            help: "rename the file to <version>_<name>.sql, or R_<name>.sql for a repeatable migration (with .postgres.sql / .mysql.sql for one engine's variant), or create new migrations with `sluice new <name>`".into(),
         })?;
         let g = groups.entry(generic).or_default();
         match d {
@@ -53,7 +81,7 @@ pub(super) fn entries(
     }
     let mut out = Vec::new();
     for (generic, g) in groups {
-        let (version, name) = parse_file_name(&generic).expect("checked above");
+        let (version, name) = name_of(&generic).expect("checked above");
         let chosen = match dialect {
             Some(d) => g
                 .variants
@@ -76,7 +104,10 @@ pub(super) fn entries(
                 (other.clone(), true)
             }
         };
-        let mut e = Entry::new(Layout::Sluice, &version.to_string(), &name, path)?;
+        let mut e = match version {
+            Some(v) => Entry::new(Layout::Sluice, &v.to_string(), &name, path)?,
+            None => Entry::repeatable(Layout::Sluice, "R_", &name, name.clone(), path),
+        };
         e.noop = noop;
         out.push(e);
     }

@@ -883,8 +883,21 @@ fn flyway_versioned_undo_and_script_config() {
             "is also used by",
         ),
         (
-            vec![("V1__a.sql", ""), ("R__views.sql", "")],
-            "repeatable migration",
+            vec![
+                ("V1__a.sql", ""),
+                ("R__views.sql", ""),
+                ("R__views.sql.conf", "x=1\n"),
+            ],
+            "does not read the script setting",
+        ),
+        (
+            vec![("V1__a.sql", ""), ("R1__views.sql", "")],
+            "a repeatable migration has no version",
+        ),
+        (vec![("R__.sql", "")], "no description"),
+        (
+            vec![("R__a_b.sql", ""), ("R__a b.sql", "")],
+            "same description",
         ),
         (
             vec![("V1__a.sql", ""), ("afterMigrate.sql", "")],
@@ -1060,4 +1073,151 @@ fn dialect_variants_engine_own_wins() {
         let e = err(&[(bad, "SELECT 1;")], Some(Layout::Sluice)).to_string();
         assert!(e.contains("malformed migration file name"), "{bad}: {e}");
     }
+}
+
+/// Repeatable migrations in both layouts that have them: after every versioned migration, in the
+/// tool's order of their names (Flyway: the description, `_` read as a space, compared as Java
+/// compares strings), whatever order the directory lists them in.
+#[test]
+fn repeatables_come_last_in_the_tools_order() {
+    let cases: &[(&[&str], &[&str])] = &[
+        // Flyway: `a_b` is the description `a b`, and a space sorts before `1` (0x20 < 0x31),
+        // where `_` (0x5f) would sort after it; upper case before lower case.
+        (
+            &[
+                "V2__x.sql",
+                "R__a1.sql",
+                "V1__y.sql",
+                "R__a_b.sql",
+                "R__B.sql",
+                "V1.1__z.sql",
+            ],
+            &["1_y", "1.1_z", "2_x", "R__B", "R__a_b", "R__a1"],
+        ),
+        // Only repeatables.
+        (
+            &["R__views.sql", "R__functions.sql"],
+            &["R__functions", "R__views"],
+        ),
+        // Sluice's own: `R_<name>.sql`, by name in byte order (`_` 0x5f sorts after digits).
+        (
+            &["2_x.sql", "R_a_b.sql", "1_y.sql", "R_a1.sql", "R_a-c.sql"],
+            &["1_y", "2_x", "R_a-c", "R_a1", "R_a_b"],
+        ),
+    ];
+    for (names, want) in cases {
+        let files: Vec<(&str, &str)> = names.iter().map(|n| (*n, "SELECT 1;\n")).collect();
+        let (_, ms) = ok(&files, None);
+        assert_eq!(labels(&ms), *want, "{names:?}");
+        for m in &ms {
+            assert_eq!(
+                m.is_repeatable(),
+                m.label().starts_with('R'),
+                "{}",
+                m.label()
+            );
+            if m.is_repeatable() {
+                // `down` never undoes it, and says why if asked.
+                assert!(m.down.is_none());
+                let why = m.irreversible.as_ref().unwrap().describe();
+                assert!(why.contains("repeatable migration"), "{why}");
+            }
+        }
+    }
+}
+
+/// A repeatable's history key comes from its name only: the same whatever else is in the directory,
+/// distinct across names, and never a versioned key. Its checksum follows its content (and, in
+/// Flyway's layout, its `.conf`), so an edit is a change `up` applies again.
+#[test]
+fn repeatable_keys_and_checksums() {
+    let (_, a) = ok(
+        &[("R__v.sql", "CREATE VIEW v AS SELECT 1;\n")],
+        Some(Layout::Flyway),
+    );
+    let (_, b) = ok(
+        &[
+            ("V1__t.sql", "SELECT 1;\n"),
+            ("R__w.sql", "SELECT 1;\n"),
+            ("R__v.sql", "CREATE VIEW v AS SELECT 1;\n"),
+        ],
+        Some(Layout::Flyway),
+    );
+    let v = b.iter().find(|m| m.name == "v").unwrap();
+    let w = b.iter().find(|m| m.name == "w").unwrap();
+    assert_eq!(a[0].version, v.version);
+    assert_eq!(a[0].checksum, v.checksum);
+    assert_ne!(v.version, w.version);
+    assert!(v.version < 0 && w.version < 0 && b[0].version > 0);
+    assert_eq!(version_text_of(Layout::Flyway, v.version), "R_");
+    let mut seen = std::collections::BTreeSet::new();
+    for i in 0..2000 {
+        let k = repeatable_key(&format!("view_{i}"));
+        assert!(is_repeatable_key(k));
+        assert!(seen.insert(k), "two names share key {k}");
+    }
+    // Each edit changes the checksum: the SQL, an added comment, the script's .conf.
+    let sum = |files: &[(&str, &str)]| ok(files, Some(Layout::Flyway)).1[0].checksum.clone();
+    let base = sum(&[("R__v.sql", "CREATE VIEW v AS SELECT 1;\n")]);
+    for edited in [
+        vec![("R__v.sql", "CREATE VIEW v AS SELECT 2;\n")],
+        vec![("R__v.sql", "CREATE VIEW v AS SELECT 1;\n-- note\n")],
+        vec![
+            ("R__v.sql", "CREATE VIEW v AS SELECT 1;\n"),
+            ("R__v.sql.conf", "executeInTransaction=false\n"),
+        ],
+    ] {
+        assert_ne!(sum(&edited), base, "{edited:?}");
+    }
+    // CRLF is not an edit.
+    assert_eq!(sum(&[("R__v.sql", "CREATE VIEW v AS SELECT 1;\r\n")]), base);
+    let (_, c) = ok(
+        &[
+            ("R__v.sql", "SELECT 1;\n"),
+            ("R__v.sql.conf", "executeInTransaction=false\n"),
+        ],
+        Some(Layout::Flyway),
+    );
+    assert_eq!(c[0].up.tx_directive, Some(TxMode::PerStatement));
+}
+
+/// Sluice's repeatables: a down part is refused (down never undoes them), bad names and two files of
+/// one name are errors, per-dialect variants work as for versioned files.
+#[test]
+fn sluice_repeatables_names_parts_and_variants() {
+    let (_, ms) = ok(
+        &[
+            ("R_v.sql", "-- sluice:up\nCREATE VIEW v AS SELECT 1;\n"),
+            (
+                "R_f.sql",
+                "CREATE OR REPLACE FUNCTION f() RETURNS int AS 'SELECT 1' LANGUAGE sql;\n",
+            ),
+            ("R_g.mysql.sql", "CREATE OR REPLACE VIEW g AS SELECT 1;\n"),
+            (
+                "R_g.postgres.sql",
+                "CREATE OR REPLACE VIEW g AS SELECT 2;\n",
+            ),
+        ],
+        None,
+    );
+    assert_eq!(labels(&ms), ["R_f", "R_g", "R_v"]);
+    assert!(ms[1].up.sql.contains("SELECT 2"));
+    assert!(ms[2].up.sql.contains("CREATE VIEW"));
+    for (files, needle) in [
+        (
+            vec![(
+                "R_v.sql",
+                "-- sluice:up\nSELECT 1;\n-- sluice:down\nSELECT 2;\n",
+            )],
+            "has a `-- sluice:down` part",
+        ),
+        (vec![("R_V.sql", "SELECT 1;\n")], "must be lowercase"),
+        (vec![("R_.sql", "SELECT 1;\n")], "must be lowercase"),
+    ] {
+        let e = err(&files, None).to_string();
+        assert!(e.contains(needle), "{files:?}: {e}");
+    }
+    // Only another engine's variant: a no-op here, still a repeatable without a down part.
+    let (_, ms) = ok(&[("R_g.mysql.sql", "SELECT 1;\n")], None);
+    assert!(ms[0].is_repeatable() && ms[0].down.is_none() && ms[0].up.sql.is_empty());
 }

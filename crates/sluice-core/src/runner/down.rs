@@ -34,6 +34,12 @@ pub async fn down(
         Option<Error>,
     );
     let body = |engine: &mut dyn Engine, rows: Vec<HistoryRow>| -> Result<Work> {
+        // `down` never undoes a repeatable migration (Flyway's undo has none either): its rows,
+        // failed ones included, are not in the range.
+        let rows: Vec<HistoryRow> = rows
+            .into_iter()
+            .filter(|r| !crate::layout::is_repeatable_key(r.version))
+            .collect();
         let transactional = engine.transactional_ddl();
         let revert_failed = |r: &HistoryRow| {
             opts.failed

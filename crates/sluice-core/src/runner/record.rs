@@ -63,7 +63,9 @@ pub(super) async fn finish(
 /// locks (ACCESS EXCLUSIVE for most DDL), with every query on the table waiting.
 pub(crate) async fn snapshot(engine: &mut dyn Engine, m: &Migration) -> Result<()> {
     let schema = engine.introspect().await?;
-    engine.save_snapshot(Some(m.version), &schema).await
+    // A repeatable has no place in the version order: its snapshot names none.
+    let version = Some(m.version).filter(|_| !m.is_repeatable());
+    engine.save_snapshot(version, &schema).await
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -22,6 +22,10 @@ pub enum MigrationStatus {
     MissingFile,
     /// A rollback is under way, was killed or failed; `down` resumes it.
     Reverting,
+    /// A repeatable migration never applied: `up` applies it after the versioned ones.
+    New,
+    /// A repeatable migration whose file changed since it was last applied: `up` applies it again.
+    Changed,
     /// Two application versions live: the expand phase ran; `complete` or `rollback` next.
     Expanded,
 }
@@ -39,6 +43,8 @@ impl MigrationStatus {
             MigrationStatus::Edited => "edited",
             MigrationStatus::MissingFile => "missing-file",
             MigrationStatus::Reverting => "reverting",
+            MigrationStatus::New => "new",
+            MigrationStatus::Changed => "changed",
             MigrationStatus::Expanded => "expanded",
         }
     }
@@ -88,13 +94,20 @@ pub(super) fn merge(files: &[Migration], rows: &[HistoryRow]) -> Vec<StatusEntry
     let by_version: BTreeMap<i64, &HistoryRow> = rows.iter().map(|r| (r.version, r)).collect();
     let max_done = rows
         .iter()
+        .filter(|r| !crate::layout::is_repeatable_key(r.version))
         .filter(|r| r.state.is_done() || r.state == RecordState::Expanded)
         .map(|r| r.version)
         .max();
     let mut out: Vec<StatusEntry> = Vec::new();
     for m in files {
         let row = by_version.get(&m.version);
+        let repeatable = m.is_repeatable();
         let status = match row {
+            // A repeatable is never out of order or edited: a new or changed one is applied (again).
+            None if repeatable => MigrationStatus::New,
+            Some(r) if repeatable && r.state.is_done() && r.checksum != m.checksum => {
+                MigrationStatus::Changed
+            }
             None if max_done.is_some_and(|v| m.version < v) => MigrationStatus::OutOfOrder,
             None => MigrationStatus::Pending,
             Some(r) => match r.state {
@@ -126,7 +139,11 @@ pub(super) fn merge(files: &[Migration], rows: &[HistoryRow]) -> Vec<StatusEntry
             Some(r),
         ));
     }
-    out.sort_by_key(|e| e.version);
+    // Versioned migrations by version, then the repeatables in their files' order (a stable sort).
+    out.sort_by_key(|e| {
+        let repeatable = crate::layout::is_repeatable_key(e.version);
+        (repeatable, if repeatable { 0 } else { e.version })
+    });
     out
 }
 

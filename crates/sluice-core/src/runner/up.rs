@@ -301,8 +301,15 @@ pub(super) fn plan_up(
         );
         let pending = matches!(
             s.status,
-            MigrationStatus::Pending | MigrationStatus::OutOfOrder
+            MigrationStatus::Pending
+                | MigrationStatus::OutOfOrder
+                | MigrationStatus::New
+                | MigrationStatus::Changed
         );
+        // Repeatables run after every versioned migration: not when `--to` stops before the end.
+        if crate::layout::is_repeatable_key(s.version) && opts.to.is_some() {
+            continue;
+        }
         // A failed migration blocks everything after it, so it is resumed even beyond --to.
         if !(resumable || (pending && opts.to.is_none_or(|t| s.version <= t))) {
             continue;
@@ -344,6 +351,11 @@ pub(super) fn check_resume(
     row: Option<&HistoryRow>,
 ) -> Result<usize> {
     let Some(row) = row else { return Ok(0) };
+    // A repeatable runs whole every time, as Flyway runs it (its statements are written to be
+    // rerun: CREATE OR REPLACE), so a failed one is rerun from the start once its file is fixed.
+    if m.is_repeatable() {
+        return Ok(0);
+    }
     let resuming = match dir {
         Direction::Up => matches!(row.state, RecordState::Failed | RecordState::Running),
         Direction::Down => row.state == RecordState::Reverting,

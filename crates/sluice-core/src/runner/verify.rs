@@ -89,7 +89,12 @@ pub async fn baseline(
             ));
         }
         let now = Utc::now();
-        let adopted: Vec<&Migration> = files.iter().filter(|m| m.version <= version).collect();
+        // Repeatables are not in the version order: the next `up` applies them, as after Flyway's
+        // baseline.
+        let adopted: Vec<&Migration> = files
+            .iter()
+            .filter(|m| m.version <= version && !m.is_repeatable())
+            .collect();
         for m in &adopted {
             engine
                 .upsert_migration(&HistoryRow {
