@@ -435,6 +435,8 @@ pub struct ColumnCatalog {
     pub indexes: Vec<IndexFacts>,
     /// Every CHECK constraint that uses the column.
     pub checks: Vec<CheckFacts>,
+    /// Every foreign key the column is in, on either side (referencing or referenced).
+    pub foreign_keys: Vec<ForeignKeyFacts>,
     /// Table-level facts and dependants a staged change cannot carry over (views, foreign keys,
     /// triggers naming the column, generated columns, policies, partitioning, inheritance,
     /// column privileges, ...), each described by the server.
@@ -483,6 +485,28 @@ pub struct CheckFacts {
     /// `pg_get_constraintdef`: `CHECK (...)` [NO INHERIT] [NOT VALID].
     pub definition: String,
     pub validated: bool,
+}
+
+/// A foreign key the column is in: the table's own (the column references) or another's (or the
+/// table's own, self-referencing) that references the column.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForeignKeyFacts {
+    pub name: String,
+    /// The referencing table (the constraint's), as stored.
+    pub schema: String,
+    pub table: String,
+    /// The referenced table, as stored.
+    pub ref_schema: String,
+    pub ref_table: String,
+    /// `pg_get_constraintdef`: `FOREIGN KEY (...) REFERENCES t(...) ... [NOT VALID]`.
+    pub definition: String,
+    pub validated: bool,
+    /// The column is among the referencing columns (`conkey`).
+    pub referencing: bool,
+    /// The column is among the referenced columns (`confkey`).
+    pub referenced: bool,
+    /// How the server describes it (`constraint c_t_id_fkey on table c`).
+    pub described: String,
 }
 
 /// What an earlier attempt of an unnamed index build left, as [`Execution::before_unnamed_index`]

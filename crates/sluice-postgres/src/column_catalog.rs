@@ -3,7 +3,7 @@
 //! is not in the migration.
 
 use crate::db_err;
-use sluice_core::engine::{CheckFacts, ColumnCatalog, IndexFacts, SequenceFacts};
+use sluice_core::engine::{CheckFacts, ColumnCatalog, ForeignKeyFacts, IndexFacts, SequenceFacts};
 use sluice_core::error::Result;
 use tokio_postgres::Client;
 
@@ -170,6 +170,60 @@ pub async fn read(client: &Client, table: &str, column: &str) -> Result<Option<C
         });
     }
 
+    // Foreign keys the column is in, either side. The staged change re-creates plain ones on plain
+    // tables; a partitioned or inheriting table on either side, or a partition's clone of a
+    // partitioned table's key, is refused (the clones are managed by their parent).
+    for f in client
+        .query(
+            "SELECT con.conname::text, cn.nspname::text, cc.relname::text, fn.nspname::text, fc.relname::text,
+                    pg_get_constraintdef(con.oid), con.convalidated,
+                    con.conrelid = $1::bigint::oid AND $2::int::int2 = ANY (con.conkey),
+                    con.confrelid = $1::bigint::oid AND $2::int::int2 = ANY (con.confkey),
+                    pg_describe_object('pg_constraint'::regclass, con.oid, 0),
+                    cc.relkind::text, fc.relkind::text, cc.relispartition OR fc.relispartition,
+                    coalesce((to_jsonb(con) ->> 'conparentid')::oid, 0) <> 0,
+                    EXISTS (SELECT FROM pg_inherits WHERE inhrelid IN (cc.oid, fc.oid) OR inhparent IN (cc.oid, fc.oid))
+               FROM pg_constraint con
+               JOIN pg_class cc ON cc.oid = con.conrelid
+               JOIN pg_namespace cn ON cn.oid = cc.relnamespace
+               JOIN pg_class fc ON fc.oid = con.confrelid
+               JOIN pg_namespace fn ON fn.oid = fc.relnamespace
+              WHERE con.contype = 'f'
+                AND ((con.conrelid = $1::bigint::oid AND $2::int::int2 = ANY (con.conkey))
+                     OR (con.confrelid = $1::bigint::oid AND $2::int::int2 = ANY (con.confkey)))
+              ORDER BY cn.nspname, cc.relname, con.conname",
+            &[&oid, &attnum],
+        )
+        .await
+        .map_err(err)?
+    {
+        let described: String = f.get(9);
+        let (child_kind, parent_kind): (String, String) = (f.get(10), f.get(11));
+        if child_kind != "r" || parent_kind != "r" {
+            cat.blockers.push(format!(
+                "{described} depends on it, and the {} table is partitioned (relkind {}): the staged form re-creates foreign keys between plain tables only",
+                if child_kind != "r" { "referencing" } else { "referenced" },
+                if child_kind != "r" { &child_kind } else { &parent_kind }
+            ));
+        } else if f.get::<_, bool>(12) || f.get::<_, bool>(13) || f.get::<_, bool>(14) {
+            cat.blockers.push(format!(
+                "{described} depends on it, and a table it joins is a partition or has inheritance parents or children: the staged form re-creates foreign keys between plain tables only"
+            ));
+        }
+        cat.foreign_keys.push(ForeignKeyFacts {
+            name: f.get(0),
+            schema: f.get(1),
+            table: f.get(2),
+            ref_schema: f.get(3),
+            ref_table: f.get(4),
+            definition: f.get(5),
+            validated: f.get(6),
+            referencing: f.get(7),
+            referenced: f.get(8),
+            described,
+        });
+    }
+
     // BEFORE row triggers on INSERT or UPDATE (tgtype bits: ROW 1, BEFORE 2, INSERT 4, UPDATE 16).
     for t in client
         .query(
@@ -185,8 +239,7 @@ pub async fn read(client: &Client, table: &str, column: &str) -> Result<Option<C
         cat.before_triggers.push(t.get(0));
     }
 
-    // Everything else that depends on the column (views and rules, foreign keys either way,
-    // exclusion constraints, triggers naming it, generated columns, policies, statistics
+    // Everything else that depends on the column (views and rules, exclusion constraints, triggers naming it, generated columns, policies, statistics
     // objects, publications): the staged change cannot move them yet.
     for d in client
         .query(
@@ -198,7 +251,8 @@ pub async fn read(client: &Client, table: &str, column: &str) -> Result<Option<C
                          AND EXISTS (SELECT FROM pg_class k WHERE k.oid = d.objid AND k.relkind IN ('i', 'I', 'S')))
                 AND NOT (d.classid = 'pg_constraint'::regclass
                          AND EXISTS (SELECT FROM pg_constraint k WHERE k.oid = d.objid
-                                        AND k.conrelid = $1::bigint::oid AND k.contype IN ('p', 'u', 'c', 'n')))
+                                        AND ((k.conrelid = $1::bigint::oid AND k.contype IN ('p', 'u', 'c', 'n'))
+                                             OR k.contype = 'f')))
                 AND NOT (d.classid = 'pg_attrdef'::regclass
                          AND EXISTS (SELECT FROM pg_attrdef k WHERE k.oid = d.objid
                                         AND k.adrelid = $1::bigint::oid AND k.adnum = $2))

@@ -219,7 +219,10 @@ fn server_error(e: &tokio_postgres::Error) -> ServerError {
             // The server ended the session (shutdown, terminate, crash): the outcome is unknown.
             connection_lost: e.is_closed()
                 || (matches!(&d.code().code()[..2], "08" | "57") && d.code().code() != "57014"),
-            lock_timeout: d.code().code() == "55P03",
+            // A deadlock (40P01) ends like a lock timeout: the statement rolled back, and the
+            // victim is the session that waited longest, which for a short step waiting on a busy
+            // table (a staged swap locking a referencing table, then its own) is sluice's: retried.
+            lock_timeout: matches!(d.code().code(), "55P03" | "40P01"),
         },
         None => ServerError {
             code: String::new(),

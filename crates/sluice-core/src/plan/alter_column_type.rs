@@ -323,9 +323,10 @@ use crate::quote::pg::{ident, literal, qualified};
 /// 3. the checkpointed backfill of existing rows;
 /// 4. every index, unique/primary key, CHECK and NOT NULL of c rebuilt on the shadow
 ///    (CONCURRENTLY, NOT VALID + VALIDATE);
-/// 5. one short swap under the lock discipline: drop the trigger and c, rename the shadow, attach
-///    the keys USING INDEX, rename indexes and checks to their names, default, identity or owned
-///    sequence, statistics target and comment.
+/// 5. every foreign key c is in (either side) copied onto the shadow, NOT VALID + VALIDATE;
+/// 6. one short swap under the lock discipline: drop the trigger, the original foreign keys and c,
+///    rename the shadow, attach the keys USING INDEX, rename indexes, checks and foreign key copies
+///    to their names, default, identity or owned sequence, statistics target and comment.
 pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rewrite, String> {
     use sqlparser::ast::{AlterColumnOperation, AlterTableOperation, Statement};
     let Some(Statement::AlterTable(at)) = &st.ast else {
@@ -359,7 +360,7 @@ pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rew
     }
     if !cat.blockers.is_empty() {
         return Err(format!(
-            "{}: the staged form does not move these yet (foreign keys, views and the like are a later step)",
+            "{}: the staged form does not move these yet (views and the like are a later step)",
             cat.blockers.join("; ")
         ));
     }
@@ -536,6 +537,69 @@ pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rew
         about.push(About::validate("validate it (reads and writes continue)"));
     }
 
+    // Foreign keys the column is in, either side: each gets a copy on the shadow column (in the
+    // referencing list, the referenced list, or both for a self-reference), added NOT VALID then
+    // validated (a NOT VALID one stays so) while the original still guards every write; the swap
+    // drops the original and gives the copy its name. So a write is checked by one of them at every
+    // moment, and no check scans a table while a lock blocks writes.
+    let mut fk_drops = Vec::new();
+    let mut fk_renames = Vec::new();
+    let mut fk_undo = Vec::new();
+    let mut children: Vec<String> = Vec::new();
+    for fk in &cat.foreign_keys {
+        let child = qualified(&fk.schema, &fk.table);
+        let tmp = renamed(&fk.name);
+        let def = fk_on_shadow(fk, &cat.column, &shadow_name)
+            .map_err(|why| format!("foreign key {}: {why}", fk.name))?;
+        precheck.push(constraint_free(&child, &tmp));
+        then.push(RStep::Sql(format!(
+            "{SHORT_SECOND_WAIT}; ALTER TABLE {child} ADD CONSTRAINT {} {def} NOT VALID",
+            ident(&tmp)
+        )));
+        about.push(About {
+            lock_on: " (both tables)",
+            ..About::new(
+                "add a copy of the foreign key on the shadow column, checking new rows only (the original still checks every write)",
+                Lock::ShareRowExclusive,
+                Effect::Instant,
+                Blocks::Writes,
+            )
+        });
+        if fk.validated {
+            then.push(RStep::Sql(format!(
+                "ALTER TABLE {child} VALIDATE CONSTRAINT {}",
+                ident(&tmp)
+            )));
+            about.push(About::validate(
+                "validate the copy (reads and writes continue)",
+            ));
+        }
+        fk_drops.push(format!(
+            "ALTER TABLE {child} DROP CONSTRAINT {}",
+            ident(&fk.name)
+        ));
+        fk_renames.push(format!(
+            "ALTER TABLE {child} RENAME CONSTRAINT {} TO {}",
+            ident(&tmp),
+            ident(&fk.name)
+        ));
+        fk_undo.push(format!(
+            "ALTER TABLE {child} DROP CONSTRAINT IF EXISTS {}",
+            ident(&tmp)
+        ));
+        // The other table the key joins (the referencing one, or for the table's own key the
+        // referenced one): the swap's DROP CONSTRAINT takes ACCESS EXCLUSIVE on both.
+        let other = if child == t {
+            qualified(&fk.ref_schema, &fk.ref_table)
+        } else {
+            child
+        };
+        if other != t && !children.contains(&other) {
+            children.push(other);
+        }
+    }
+    children.sort();
+
     // A checkpoint of the same backfill left by an earlier change of this column (up, then down)
     // is stale: the first attempt starts the backfill afresh (a resumed one keeps it).
     let checkpoint = format!(
@@ -546,7 +610,18 @@ pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rew
     precheck.push(format!("BEGIN {checkpoint}; END"));
 
     // 5. the swap.
-    let mut swap = vec![format!("DROP TRIGGER {trigger} ON {t}")];
+    // The other tables first, in one order (a client inserting into a referencing table holds it,
+    // then checks the referenced one), every wait short: a client that holds one of the tables
+    // and waits for another sluice holds makes sluice give up and retry, never the client.
+    let mut swap = Vec::new();
+    if !children.is_empty() {
+        swap.push(SHORT_SECOND_WAIT.into());
+        swap.push(format!(
+            "LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+            children.join(", ")
+        ));
+    }
+    swap.push(format!("DROP TRIGGER {trigger} ON {t}"));
     if cat.not_null {
         swap.push(format!(
             "ALTER TABLE {t} ALTER COLUMN {shadow} SET NOT NULL"
@@ -578,6 +653,9 @@ pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rew
             qualified(s, n)
         ));
     }
+    // The originals go before the column they check (a foreign key of another table referencing it
+    // would block the DROP); the copies get their names once the keys they use are attached.
+    swap.extend(fk_drops);
     swap.push(format!("ALTER TABLE {t} DROP COLUMN {c}"));
     swap.push(format!("ALTER TABLE {t} RENAME COLUMN {shadow} TO {c}"));
     if let Some(d) = &cat.default {
@@ -590,6 +668,7 @@ pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rew
     }
     swap.extend(swap_keys.into_iter().flatten());
     swap.extend(swap_checks);
+    swap.extend(fk_renames);
     if cat.not_null {
         swap.push(format!("ALTER TABLE {t} DROP CONSTRAINT {not_null}"));
     }
@@ -599,9 +678,18 @@ pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rew
     }
     swap.push(format!("DROP FUNCTION {func}()"));
     then.push(RStep::Sql(swap.join("; ")));
-    about.push(About::catalog(
-        "swap in one short transaction: drop the trigger and the old column, rename the shadow column, attach keys and rename indexes and checks to their names, default, identity or sequence",
-    ));
+    about.push(if cat.foreign_keys.is_empty() {
+        About::catalog(
+            "swap in one short transaction: drop the trigger and the old column, rename the shadow column, attach keys and rename indexes and checks to their names, default, identity or sequence",
+        )
+    } else {
+        About {
+            lock_on: " (and each table its foreign keys join)",
+            ..About::catalog(
+                "swap in one short transaction: lock the referencing tables, drop the trigger, the old foreign keys and the old column, rename the shadow column, attach keys, give the validated foreign key copies and the indexes and checks their names, default, identity or sequence",
+            )
+        }
+    });
 
     // The first attempt fails, as the statement would, where the server rejects the change itself
     // (no assignment cast, a USING expression that does not type, a default or index the new
@@ -630,10 +718,115 @@ pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rew
             checkpoint,
             format!("DROP TRIGGER IF EXISTS {trigger} ON {t}"),
             format!("DROP FUNCTION IF EXISTS {func}()"),
-            format!("ALTER TABLE {t} DROP COLUMN IF EXISTS {shadow}"),
-        ],
+        ]
+        .into_iter()
+        // The foreign key copies before the shadow column: one of another table references it.
+        .chain(fk_undo)
+        .chain([format!("ALTER TABLE {t} DROP COLUMN IF EXISTS {shadow}")])
+        .collect(),
         about,
     })
+}
+
+/// For a step that holds one table while it waits for another (a foreign key's two tables): the
+/// rest of the transaction waits at most half the server's deadlock_timeout for a lock (or less,
+/// as lock_timeout says). A client that holds the second table and then waits for the first (a
+/// delete checking or cascading into the referencing table) started waiting after sluice did, so
+/// sluice gives up (and retries) before the client's deadlock check could pick the client.
+const SHORT_SECOND_WAIT: &str = "SELECT set_config('lock_timeout', least(nullif((SELECT setting::int FROM pg_settings WHERE name = 'lock_timeout'), 0), (SELECT setting::int FROM pg_settings WHERE name = 'deadlock_timeout') / 2)::text, true)";
+
+/// A foreign key's definition (`pg_get_constraintdef`, NOT VALID left off) for its copy on the
+/// shadow column: the column swapped for the shadow in the referencing list (and in an `ON DELETE
+/// SET NULL (...)` list) when the key is the table's own, in the referenced list when it references
+/// the column, and the referenced table schema-qualified (the server prints it as the search_path
+/// sees it). Every other clause (MATCH, ON DELETE/UPDATE, DEFERRABLE) as the server printed it.
+pub(crate) fn fk_on_shadow(
+    fk: &crate::engine::ForeignKeyFacts,
+    column: &str,
+    shadow: &str,
+) -> Result<String, String> {
+    let def = fk
+        .definition
+        .strip_suffix(" NOT VALID")
+        .unwrap_or(&fk.definition);
+    let toks = scan(def);
+    let text = |t: &Token| &def[t.span.clone()];
+    let unexpected = || format!("sluice does not read its definition (`{def}`)");
+    let word_at = |i: usize, w: &str| {
+        toks.get(i)
+            .is_some_and(|t| t.kind == Tok::Word && text(t) == w)
+    };
+    if !(word_at(0, "FOREIGN") && word_at(1, "KEY")) {
+        return Err(unexpected());
+    }
+    // The parenthesised list starting at `open`: its closing token.
+    let close_of = |open: usize| -> Option<usize> {
+        (toks.get(open)?.kind == Tok::Punct('(')).then_some(())?;
+        (open + 1..toks.len()).find(|&k| toks[k].kind == Tok::Punct(')'))
+    };
+    let is_col = |t: &Token| match &t.kind {
+        Tok::Word => text(t) == column,
+        Tok::Quoted(v) => v == column,
+        _ => false,
+    };
+    let mut out = String::new();
+    let mut at = 0;
+    let mut swapped = (0, 0);
+    // The referencing list.
+    let close1 = close_of(2).ok_or_else(unexpected)?;
+    if fk.referencing {
+        for t in &toks[3..close1] {
+            if is_col(t) {
+                out.push_str(&def[at..t.span.start]);
+                out.push_str(&ident(shadow));
+                at = t.span.end;
+                swapped.0 += 1;
+            }
+        }
+    }
+    if !word_at(close1 + 1, "REFERENCES") {
+        return Err(unexpected());
+    }
+    // The referenced table's name runs to the next '(' (a quoted name may hold one: tokens).
+    let open2 = (close1 + 2..toks.len())
+        .find(|&k| toks[k].kind == Tok::Punct('('))
+        .ok_or_else(unexpected)?;
+    out.push_str(&def[at..toks[close1 + 2].span.start]);
+    out.push_str(&qualified(&fk.ref_schema, &fk.ref_table));
+    at = toks[open2].span.start;
+    let close2 = close_of(open2).ok_or_else(unexpected)?;
+    if fk.referenced {
+        for t in &toks[open2 + 1..close2] {
+            if is_col(t) {
+                out.push_str(&def[at..t.span.start]);
+                out.push_str(&ident(shadow));
+                at = t.span.end;
+                swapped.1 += 1;
+            }
+        }
+    }
+    // The actions' column lists (`ON DELETE SET NULL (a)`) name referencing columns.
+    let mut depth = 0usize;
+    for t in &toks[close2 + 1..] {
+        match t.kind {
+            Tok::Punct('(') => depth += 1,
+            Tok::Punct(')') => depth = depth.saturating_sub(1),
+            _ if depth > 0 && is_col(t) => {
+                if !fk.referencing {
+                    return Err(unexpected());
+                }
+                out.push_str(&def[at..t.span.start]);
+                out.push_str(&ident(shadow));
+                at = t.span.end;
+            }
+            _ => {}
+        }
+    }
+    out.push_str(&def[at..]);
+    if (fk.referencing && swapped.0 != 1) || (fk.referenced && swapped.1 != 1) {
+        return Err(unexpected());
+    }
+    Ok(out)
 }
 
 /// The body of a DO block that fails with the server's error when a relation of that name exists.
@@ -1029,6 +1222,140 @@ mod tests {
         ] {
             assert!(swap_column(sql, col, "s").is_err(), "{sql}");
         }
+    }
+
+    #[test]
+    fn foreign_key_copies_name_the_shadow_on_the_right_side() {
+        let fk = |def: &str, referencing: bool, referenced: bool| crate::engine::ForeignKeyFacts {
+            name: "fk".into(),
+            schema: "public".into(),
+            table: "c".into(),
+            ref_schema: "app".into(),
+            ref_table: "we(ird".into(),
+            definition: def.into(),
+            validated: true,
+            referencing,
+            referenced,
+            described: String::new(),
+        };
+        let on = |def: &str, referencing: bool, referenced: bool, col: &str| {
+            super::fk_on_shadow(&fk(def, referencing, referenced), col, "s")
+        };
+        // The parent's key: the referenced list only (the child's column of the same name stays).
+        assert_eq!(
+            on("FOREIGN KEY (id) REFERENCES \"we(ird\"(id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED", false, true, "id").unwrap(),
+            "FOREIGN KEY (id) REFERENCES \"app\".\"we(ird\"(\"s\") ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED"
+        );
+        // The child's column: the referencing list and the SET NULL list; NOT VALID left off.
+        assert_eq!(
+            on("FOREIGN KEY (a, t_id) REFERENCES t(a, t_id) MATCH FULL ON DELETE SET NULL (t_id) NOT VALID", true, false, "t_id").unwrap(),
+            "FOREIGN KEY (a, \"s\") REFERENCES \"app\".\"we(ird\"(a, t_id) MATCH FULL ON DELETE SET NULL (\"s\")"
+        );
+        // A self-reference through the column itself: both.
+        assert_eq!(
+            on("FOREIGN KEY (id) REFERENCES t(id)", true, true, "id").unwrap(),
+            "FOREIGN KEY (\"s\") REFERENCES \"app\".\"we(ird\"(\"s\")"
+        );
+        // Quoted names are exact; a definition sluice does not read is refused.
+        assert_eq!(
+            on(
+                "FOREIGN KEY (\"T id\") REFERENCES t(\"T id\")",
+                false,
+                true,
+                "T id"
+            )
+            .unwrap(),
+            "FOREIGN KEY (\"T id\") REFERENCES \"app\".\"we(ird\"(\"s\")"
+        );
+        for (def, col) in [
+            ("FOREIGN KEY (a) REFERENCES t(b)", "id"),
+            ("CHECK ((id > 0))", "id"),
+            ("FOREIGN KEY (a) REFERENCES t", "a"),
+        ] {
+            assert!(on(def, false, true, col).is_err(), "{def}");
+        }
+        assert!(on(
+            "FOREIGN KEY (a) REFERENCES t(id) ON DELETE SET NULL (id)",
+            false,
+            true,
+            "id"
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn staged_steps_carry_the_foreign_keys() {
+        let st = stmt("ALTER TABLE app.\"Orders\" ALTER COLUMN id TYPE bigint");
+        let mut cat = identity_pk();
+        for (name, table, valid, referencing) in [
+            ("items_order_fkey", "items", true, false),
+            ("Orders_parent_fkey", "Orders", false, false),
+        ] {
+            cat.foreign_keys.push(crate::engine::ForeignKeyFacts {
+                name: name.into(),
+                schema: "app".into(),
+                table: table.into(),
+                ref_schema: "app".into(),
+                ref_table: "Orders".into(),
+                definition: format!(
+                    "FOREIGN KEY (order_id) REFERENCES \"Orders\"(id){}",
+                    if valid { "" } else { " NOT VALID" }
+                ),
+                validated: valid,
+                referencing,
+                referenced: true,
+                described: String::new(),
+            });
+        }
+        let r = super::staged(&st, &cat).unwrap();
+        let target = crate::target::Target::new(crate::target::EngineKind::Postgres, 15, 0);
+        assert!(crate::plan::staged::check_declared_locks(target, &r).is_empty());
+        let steps = r.plan_steps();
+        let sqls: Vec<&str> = steps.iter().map(|s| s.sql.as_str()).collect();
+        // Two copies, the valid one validated, the NOT VALID one left so; then the swap.
+        assert_eq!(steps.len(), 10, "{sqls:#?}");
+        assert_eq!(sqls[6].split_once("; ").unwrap().1, "ALTER TABLE \"app\".\"items\" ADD CONSTRAINT \"items_order_fkey_sluice_new\" FOREIGN KEY (order_id) REFERENCES \"app\".\"Orders\"(\"id_sluice_new\") NOT VALID");
+        assert_eq!(steps[6].lock, "SHARE ROW EXCLUSIVE (both tables)");
+        assert_eq!(
+            sqls[7],
+            "ALTER TABLE \"app\".\"items\" VALIDATE CONSTRAINT \"items_order_fkey_sluice_new\""
+        );
+        assert!(sqls[8].contains(
+            "; ALTER TABLE \"app\".\"Orders\" ADD CONSTRAINT \"Orders_parent_fkey_sluice_new\""
+        ));
+        let swap = sqls[9];
+        // The referencing table locked first (not the table itself); originals dropped before the
+        // column, copies renamed after the primary key is attached.
+        assert!(
+            swap.starts_with("SELECT set_config('lock_timeout'"),
+            "{swap}"
+        );
+        assert!(
+            swap.contains("; LOCK TABLE \"app\".\"items\" IN ACCESS EXCLUSIVE MODE; DROP TRIGGER"),
+            "{swap}"
+        );
+        let at = |p: &str| swap.find(p).unwrap_or_else(|| panic!("{p}: {swap}"));
+        assert!(at("DROP CONSTRAINT \"items_order_fkey\"") < at("DROP COLUMN \"id\""));
+        assert!(
+            at("PRIMARY KEY USING INDEX")
+                < at("RENAME CONSTRAINT \"items_order_fkey_sluice_new\" TO \"items_order_fkey\"")
+        );
+        assert_eq!(
+            steps[9].lock,
+            "ACCESS EXCLUSIVE (and each table its foreign keys join)"
+        );
+        // A failure before the swap drops the copies before the shadow column they reference.
+        let copy = r
+            .undo
+            .iter()
+            .position(|u| u.contains("DROP CONSTRAINT IF EXISTS \"items_order_fkey_sluice_new\""))
+            .unwrap();
+        let shadow = r
+            .undo
+            .iter()
+            .position(|u| u.contains("DROP COLUMN IF EXISTS"))
+            .unwrap();
+        assert!(copy < shadow, "{:?}", r.undo);
     }
 
     #[test]

@@ -64,10 +64,19 @@ pub fn phases(
             "the two phases need PostgreSQL 12 (NOT NULL proven by a validated check)".into(),
         );
     }
-    if !cat.blockers.is_empty() {
+    if !cat.blockers.is_empty() || !cat.foreign_keys.is_empty() {
+        let fks = cat
+            .foreign_keys
+            .iter()
+            .map(|f| format!("{} depends on it", f.described));
         return Err(format!(
             "{}: the two phases do not carry these yet",
-            cat.blockers.join("; ")
+            cat.blockers
+                .iter()
+                .cloned()
+                .chain(fks)
+                .collect::<Vec<_>>()
+                .join("; ")
         ));
     }
     if cat.identity.is_some() {
