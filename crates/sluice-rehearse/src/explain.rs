@@ -1454,7 +1454,15 @@ mod tests {
     #[test]
     fn mariadb_plans_summarize_from_their_json() {
         // (output, shape, indexes, join order, rows examined, time)
-        let cases: &[(&str, &str, &[&str], &[&str], f64, Option<f64>)] = &[
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            &'a [&'a str],
+            &'a [&'a str],
+            f64,
+            Option<f64>,
+        );
+        let cases: &[Case] = &[
             (MY_REF, "ref using accounts_owner_idx on accounts", &["accounts_owner_idx"], &["accounts"], 10.0, None),
             (MY_ALL, "ALL on accounts", &[], &["accounts"], 29575.0, None),
             // 5,000 notes, each looking up one account.
