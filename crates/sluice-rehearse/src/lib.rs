@@ -188,12 +188,6 @@ pub async fn rehearse(opts: &Options) -> Result<Report> {
 }
 
 async fn rehearse_inner(opts: &Options, scratches: Arc<Mutex<Vec<Scratch>>>) -> Result<Report> {
-    if opts.explain && !db::is_pg(&opts.source) {
-        return Err(Error::usage(
-            "rehearse --explain: query plans are compared on PostgreSQL only for now (MariaDB's EXPLAIN FORMAT=JSON comparison is not built yet)",
-            "run the rehearsal without --explain (and without --analyze / --fail-on plan-regression) on MariaDB/MySQL",
-        ));
-    }
     let modes: Vec<bool> = if opts.compare {
         vec![true, false]
     } else {
@@ -314,7 +308,7 @@ async fn run_once(
     };
     // Before the workload starts: the plans on the freshly cloned (and analyzed) data.
     let probes = if opts.explain {
-        explain::probes(&plan)
+        explain::probes(&plan, scratch.url.kind())
     } else {
         vec![]
     };
@@ -455,6 +449,15 @@ async fn run_once(
                 opts.analyze,
                 analyzed,
             );
+            let section = explain::PlanSection {
+                cost_unit: if db::is_pg(&scratch.url) {
+                    explain::COST_PG
+                } else {
+                    explain::COST_MARIADB
+                }
+                .into(),
+                ..section
+            };
             say(&format!(
                 "[{label}] query plans: {} statement(s) explained, {} changed, {} regression(s)",
                 section.explained,

@@ -56,7 +56,7 @@ fn cost_ratio(c: &PlanChange) -> String {
 }
 
 /// The lines of one changed plan, for the terminal (`  ` indented).
-fn change_lines(c: &PlanChange) -> Vec<String> {
+fn change_lines(c: &PlanChange, unit: &str) -> Vec<String> {
     let mut l = Vec::new();
     l.push(format!(
         "{} {}",
@@ -71,7 +71,7 @@ fn change_lines(c: &PlanChange) -> Vec<String> {
         (_, Some(e)) => l.push(format!("  fails after the migration: {e}")),
         (Some(a), None) => {
             l.push(format!(
-                "  estimated cost {:.2} → {:.2} ({}){}",
+                "  {unit} {:.2} → {:.2} ({}){}",
                 c.before.total_cost,
                 a.total_cost,
                 cost_ratio(c),
@@ -106,11 +106,20 @@ fn change_lines(c: &PlanChange) -> Vec<String> {
     l
 }
 
+/// The ratio basis for a changed plan's line (`estimated cost`, `estimated rows examined`).
+fn short_unit(q: &PlanSection) -> String {
+    q.cost_unit
+        .split(" (")
+        .next()
+        .unwrap_or("estimated cost")
+        .to_string()
+}
+
 fn plans_text(q: &PlanSection) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "query plans: {} statement(s) explained before and after ({} analyzed{}), {} changed, {} regression(s) (estimated cost ≥ {}× the plan before; a cost that moves less than {}× with the same plan is noise)",
+        "query plans: {} statement(s) explained before and after ({} analyzed{}), {} changed, {} regression(s) ({} ≥ {}× the plan before; one that moves less than {}× with the same plan is noise)",
         q.explained,
         if q.analyzed_tables.is_empty() {
             "no table".to_string()
@@ -120,11 +129,12 @@ fn plans_text(q: &PlanSection) -> String {
         if q.analyzed { "; times measured" } else { "" },
         q.changed.len(),
         q.regressions,
+        q.cost_unit,
         q.regression_ratio,
         q.noise_ratio
     );
     for c in &q.changed {
-        for line in change_lines(c) {
+        for line in change_lines(c, &short_unit(q)) {
             let _ = writeln!(out, "  {line}");
         }
     }
@@ -141,10 +151,11 @@ fn plans_text(q: &PlanSection) -> String {
 
 fn plans_html(q: &PlanSection) -> String {
     let mut s = format!(
-        "<h3>Query plans</h3><p class=\"sub\">{} statement(s) explained before and after the migration, {} changed, {} regression(s) (estimated cost ≥ {}×; same-plan cost moves under {}× are noise){}</p>",
+        "<h3>Query plans</h3><p class=\"sub\">{} statement(s) explained before and after the migration, {} changed, {} regression(s) ({} ≥ {}×; same-plan moves under {}× are noise){}</p>",
         q.explained,
         q.changed.len(),
         q.regressions,
+        esc(&q.cost_unit),
         q.regression_ratio,
         q.noise_ratio,
         if q.analyzed { "; times measured on the clone" } else { "" }
@@ -153,7 +164,10 @@ fn plans_html(q: &PlanSection) -> String {
         s.push_str("<p>No plan changed.</p>");
         return s;
     }
-    s.push_str("<table><tr><th>statement</th><th>cost ratio</th><th>time ratio</th><th>before</th><th>after</th><th>indexes</th></tr>");
+    s.push_str(&format!(
+        "<table><tr><th>statement</th><th>{} ratio</th><th>time ratio</th><th>before</th><th>after</th><th>indexes</th></tr>",
+        esc(short_unit(q).trim_start_matches("estimated "))
+    ));
     for c in &q.changed {
         let mut idx = Vec::new();
         for i in &c.indexes_no_longer_used {

@@ -1813,8 +1813,8 @@ async fn plan_explain(
     use sluice_rehearse::explain;
     if url.kind() != EngineKind::Postgres {
         return Err(Error::usage(
-            "plan --explain: query plans are read on PostgreSQL only for now",
-            "run `sluice plan` without --explain on MariaDB/MySQL",
+            "plan --explain: live plans are read on PostgreSQL only (MariaDB/MySQL have no hypothetical indexes, and the hot statements come from pg_stat_statements)",
+            "on MariaDB/MySQL compare the plans on a clone with `sluice rehearse --explain`, and run `sluice plan` without --explain",
         ));
     }
     let (probes, source) = match queries {

@@ -1,4 +1,4 @@
-//! Query plans before and after a migration, against the real PostgreSQL: `rehearse --explain`
+//! Query plans before and after a migration, against the real PostgreSQL and MariaDB: `rehearse --explain`
 //! names the statements whose plan a migration changes (a dropped index: a regression that
 //! `--fail-on plan-regression` turns into exit 12; a new index: the statement switches to it; an
 //! unrelated change: nothing), and `plan --explain` shows the same on the live database without
@@ -299,40 +299,227 @@ async fn the_gate_and_its_ratio() {
     assert_eq!(scratch_left(&p).await, 0);
 }
 
-/// MariaDB: refused before anything is created, with what to do instead.
-#[tokio::test]
-async fn mariadb_explain_is_refused_clearly() {
+/// The accounts/notes fixture on MariaDB (same data as [`pg_project`]).
+async fn my_project() -> Project {
     use mysql_async::prelude::Queryable;
     let p = Project::new(Server::MariaDb).await;
     p.db.my()
         .await
-        .query_drop("CREATE TABLE t (id int PRIMARY KEY, a int)")
+        .query_drop(
+            "CREATE TABLE accounts (id bigint AUTO_INCREMENT PRIMARY KEY, owner_id int NOT NULL, kind_id int NOT NULL, balance int NOT NULL DEFAULT 0);
+             INSERT INTO accounts (owner_id, kind_id, balance) SELECT seq % 3000, seq % 3000, seq FROM seq_1_to_30000;
+             CREATE INDEX accounts_owner_idx ON accounts (owner_id);
+             CREATE TABLE notes (id bigint PRIMARY KEY, account_id bigint NOT NULL, body text);
+             INSERT INTO notes SELECT seq, seq * 3, 'n' FROM seq_1_to_5000;
+             ANALYZE TABLE accounts, notes;",
+        )
         .await
         .unwrap();
-    p.write(
-        "20260101000000_i.sql",
-        "-- sluice:up\nCREATE INDEX t_a ON t (a);\n",
-    );
-    for args in [
-        &["rehearse", "--explain"][..],
-        &["rehearse", "--fail-on", "plan-regression"][..],
-        &["plan", "--explain"][..],
-    ] {
-        let r = p.run(args);
-        assert_eq!(r.code, 2, "{args:?}: {r:?}");
-        assert!(r.stderr.contains("PostgreSQL only"), "{args:?}: {r:?}");
-    }
-    let left: Vec<String> = p
-        .db
-        .my()
+    p
+}
+
+async fn my_scratch_left(p: &Project) -> Vec<String> {
+    use mysql_async::prelude::Queryable;
+    p.db.my()
         .await
         .query(format!(
             "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE 'sluice\\_rehearse\\_%\\_{}\\_%'",
             std::process::id()
         ))
         .await
-        .unwrap();
-    assert!(left.is_empty(), "{left:?}");
+        .unwrap()
+}
+
+async fn my_index_names(p: &Project) -> Vec<String> {
+    use mysql_async::prelude::Queryable;
+    p.db.my()
+        .await
+        .query("SELECT DISTINCT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1")
+        .await
+        .unwrap()
+}
+
+/// MariaDB's plans (no cost there: the ratio is of estimated rows examined). The join reads all
+/// notes and each account by its primary key with or without the owner index, so only the
+/// single-table statements move.
+const MY_CASES: &[Case] = &[
+    Case {
+        name: "drop the index a statement uses",
+        migration: "DROP INDEX accounts_owner_idx ON accounts;",
+        changed: &["owner"],
+        gone: Some("accounts_owner_idx"),
+        new: None,
+        regression: true,
+    },
+    Case {
+        name: "add an index one statement can use",
+        migration: "CREATE INDEX accounts_kind_idx ON accounts (kind_id);",
+        changed: &["kind"],
+        gone: None,
+        new: Some("accounts_kind_idx"),
+        regression: false,
+    },
+    Case {
+        name: "unrelated: a column on the same table, a new table",
+        migration: "ALTER TABLE accounts ADD COLUMN note text;\nCREATE TABLE audit (id bigint PRIMARY KEY, at datetime);",
+        changed: &[],
+        gone: None,
+        new: None,
+        regression: false,
+    },
+];
+
+#[tokio::test]
+async fn mariadb_rehearse_explain_reports_the_plans_a_migration_changes() {
+    for case in MY_CASES {
+        let p = my_project().await;
+        std::fs::write(p.path().join("load.sql"), SCRIPT).unwrap();
+        p.write(
+            "20260101000000_change.sql",
+            &format!("-- sluice:up\n{}\n", case.migration),
+        );
+        let before_indexes = my_index_names(&p).await;
+        // Runs twice: the gate's exit is stable and the source is untouched by either run.
+        for attempt in 0..2 {
+            let r = rehearse(
+                &p,
+                &["--explain", "--analyze", "--fail-on", "plan-regression"],
+            );
+            let want = if case.regression { 12 } else { 0 };
+            assert_eq!(r.code, want, "{} (run {attempt}): {r:?}", case.name);
+            let j = json(&r);
+            let plans = &j["runs"][0]["query_plans"];
+            assert_eq!(plans["explained"], 3, "{}: {plans:#}", case.name);
+            assert_eq!(plans["not_explained"], serde_json::json!([]), "{plans:#}");
+            assert!(
+                plans["cost_unit"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("estimated rows examined"),
+                "{plans:#}"
+            );
+            assert_eq!(changed(plans), case.changed, "{}: {plans:#}", case.name);
+            assert_eq!(
+                plans["regressions"].as_u64().unwrap() > 0,
+                case.regression,
+                "{}: {plans:#}",
+                case.name
+            );
+            assert_eq!(j["plan_regressions"], plans["regressions"]);
+            assert!(
+                plans["analyzed_tables"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|t| t.as_str().unwrap().ends_with("accounts")),
+                "{plans:#}"
+            );
+            for c in plans["changed"].as_array().unwrap() {
+                let ratio = c["cost_ratio"].as_f64().unwrap();
+                assert_eq!(c["regression"], case.regression, "{c:#}");
+                if let Some(gone) = case.gone {
+                    assert_eq!(
+                        c["indexes_no_longer_used"],
+                        serde_json::json!([gone]),
+                        "{c:#}"
+                    );
+                    assert!(ratio > 2.0, "{}: rows ratio {ratio}: {c:#}", case.name);
+                }
+                if let Some(new) = case.new {
+                    assert_eq!(c["indexes_newly_used"], serde_json::json!([new]), "{c:#}");
+                    assert!(ratio < 1.0, "{}: rows ratio {ratio}: {c:#}", case.name);
+                }
+                // --analyze measured both sides on the clone.
+                assert!(c["before"]["time_ms"].as_f64().unwrap() > 0.0, "{c:#}");
+                assert!(c["time_ratio"].as_f64().unwrap() > 0.0, "{c:#}");
+            }
+            assert_eq!(my_index_names(&p).await, before_indexes, "{}", case.name);
+            assert_eq!(p.states(), vec![(20260101000000, "pending".to_string())]);
+            assert_eq!(my_scratch_left(&p).await, Vec::<String>::new());
+        }
+    }
+}
+
+/// The text report on MariaDB names the statement, the index, and says the ratio is of rows;
+/// the derived workload (no --workload: `?` placeholders) is explained with its values.
+#[tokio::test]
+async fn mariadb_text_report_and_derived_workload() {
+    let p = my_project().await;
+    std::fs::write(p.path().join("load.sql"), SCRIPT).unwrap();
+    p.write(
+        "20260101000000_drop.sql",
+        "-- sluice:up\nDROP INDEX accounts_owner_idx ON accounts;\n",
+    );
+    let r = rehearse_text(&p, &["--explain"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stdout.contains("1 changed, 1 regression(s)"), "{r:?}");
+    assert!(
+        r.stdout
+            .contains("estimated rows examined (MariaDB gives no cost"),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout
+            .contains("REGRESSION SELECT balance FROM accounts WHERE owner_id = :o"),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout
+            .contains("index no longer used: accounts_owner_idx"),
+        "{r:?}"
+    );
+    assert!(
+        r.stdout
+            .contains("before: ref using accounts_owner_idx on accounts"),
+        "{r:?}"
+    );
+    assert!(r.stdout.contains("after:  ALL on accounts"), "{r:?}");
+
+    let r = wait_bounded(
+        p.spawn(&[
+            "rehearse",
+            "--json",
+            "--explain",
+            "--baseline",
+            "500ms",
+            "--cooldown",
+            "200ms",
+            "--clients",
+            "1",
+            "--rate",
+            "20",
+            "--max-p99-ms",
+            "20000",
+            "--max-stall-ms",
+            "60000",
+            "--max-errors",
+            "1000000",
+        ]),
+        240,
+        "sluice rehearse",
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    let plans = &json(&r)["runs"][0]["query_plans"];
+    assert!(plans["explained"].as_u64().unwrap() >= 2, "{plans:#}");
+    assert_eq!(plans["not_explained"], serde_json::json!([]), "{plans:#}");
+    assert!(my_scratch_left(&p).await.is_empty());
+}
+
+/// `plan --explain` on MariaDB: refused (no hypothetical indexes there), nothing created.
+#[tokio::test]
+async fn mariadb_plan_explain_is_refused_clearly() {
+    let p = my_project().await;
+    p.write(
+        "20260101000000_i.sql",
+        "-- sluice:up\nCREATE INDEX t_a ON accounts (kind_id);\n",
+    );
+    for _ in 0..2 {
+        let r = p.run(&["plan", "--explain"]);
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(r.stderr.contains("PostgreSQL only"), "{r:?}");
+        assert!(r.stderr.contains("rehearse --explain"), "{r:?}");
+    }
+    assert!(my_scratch_left(&p).await.is_empty());
 }
 
 /// `plan --explain` on the live database: the plan each change would bring, nothing changed.
