@@ -618,6 +618,14 @@ pub fn discover(dir: &Path) -> Result<Vec<Migration>> {
     Ok(by_version.into_values().collect())
 }
 
+/// The version `sluice new` gives a migration created at `now`: its UTC timestamp as a number.
+pub fn new_version(now: chrono::DateTime<chrono::Utc>) -> i64 {
+    now.format("%Y%m%d%H%M%S")
+        .to_string()
+        .parse()
+        .expect("a 14-digit timestamp")
+}
+
 /// The file name `sluice new` uses: a UTC timestamp version and the given name, normalised.
 pub fn new_file_name(now: chrono::DateTime<chrono::Utc>, name: &str) -> Result<String> {
     let norm: String = name
@@ -639,7 +647,7 @@ pub fn new_file_name(now: chrono::DateTime<chrono::Utc>, name: &str) -> Result<S
             "use letters and digits, e.g. `sluice new add_users_email`",
         ));
     }
-    Ok(format!("{}_{}.sql", now.format("%Y%m%d%H%M%S"), norm))
+    Ok(format!("{}_{}.sql", new_version(now), norm))
 }
 
 pub const NEW_MIGRATION_TEMPLATE: &str = "\

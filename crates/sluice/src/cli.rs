@@ -1788,6 +1788,20 @@ fn new(r: &Resolved, name: &str) -> Result<i32> {
     .map(|e| e.version)
     .max()
     .unwrap_or(0);
+    // A latest version in the future (a clock ahead, a hand-picked number): go on from it, one
+    // second later, instead of counting seconds up to it.
+    if latest >= migration::new_version(now) {
+        now = chrono::NaiveDateTime::parse_from_str(&latest.to_string(), "%Y%m%d%H%M%S")
+            .ok()
+            .and_then(|t| t.and_utc().checked_add_signed(chrono::Duration::seconds(1)))
+            .filter(|t| migration::new_version(*t) > latest)
+            .ok_or_else(|| {
+                Error::usage(
+                    format!("the latest migration's version {latest} is later than now and is not a timestamp (YYYYMMDDHHMMSS), so `sluice new` cannot tell which comes next"),
+                    format!("create the file by hand with a version above {latest}, e.g. `migrations/{}_{name}.sql`", latest.saturating_add(1)),
+                )
+            })?;
+    }
     let mut file = migration::new_file_name(now, name)?;
     while migration::parse_file_name(&file)
         .map(|(v, _)| v <= latest)

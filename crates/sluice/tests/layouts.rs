@@ -862,3 +862,71 @@ async fn postgres_sluice_repeatables() {
 async fn mariadb_sluice_repeatables() {
     repeatables(Server::MariaDb, "sluice").await;
 }
+
+/// `sluice new` after a latest version in the future, a far-future timestamp, a number that is
+/// no timestamp, a small number and a past timestamp: the next version is right away one above
+/// the latest (or now), never a loop counting seconds up to it; a version it cannot follow is
+/// refused with the fix. Each twice: the second file comes after the first.
+#[tokio::test]
+async fn new_follows_any_latest_version_at_once() {
+    let soon = (chrono::Utc::now() + chrono::Duration::hours(3))
+        .format("%Y%m%d%H%M%S")
+        .to_string()
+        .parse::<i64>()
+        .unwrap();
+    let cases: [(i64, Option<i64>); 5] = [
+        (soon, Some(soon + 1)),
+        (20991231235959, Some(21000101000000)),
+        (99999999999999, None),
+        (5, None),
+        (20200101000000, None),
+    ];
+    for (latest, first) in cases {
+        let p = Project::new(Server::Postgres).await;
+        let dir = p.path().join("migrations");
+        std::fs::write(
+            dir.join(format!("{latest}_old.sql")),
+            "-- sluice:up\nSELECT 1;\n-- sluice:down\n",
+        )
+        .unwrap();
+        let mut made = Vec::new();
+        for round in 0..2 {
+            let r = common::wait_bounded(p.spawn(&["new", "next"]), 30, "sluice new");
+            if latest == 99999999999999 {
+                assert_eq!(r.code, 2, "{latest} round {round}: {r:?}");
+                assert!(
+                    r.stderr
+                        .contains("is later than now and is not a timestamp")
+                        && r.stderr.contains("100000000000000_next.sql"),
+                    "{r:?}"
+                );
+                continue;
+            }
+            assert_eq!(r.code, 0, "{latest} round {round}: {r:?}");
+            let name = std::path::Path::new(r.stdout.trim())
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let v: i64 = name.split('_').next().unwrap().parse().unwrap();
+            made.push(v);
+        }
+        if latest == 99999999999999 {
+            assert_eq!(
+                std::fs::read_dir(&dir).unwrap().count(),
+                1,
+                "nothing written"
+            );
+            continue;
+        }
+        assert!(made[0] > latest && made[1] > made[0], "{latest}: {made:?}");
+        match first {
+            Some(v) => assert_eq!(made[0], v, "{latest}"),
+            // At most a few seconds from now.
+            None => assert!(
+                made[0] - latest > 60 && made[0] <= soon,
+                "{latest}: {made:?}"
+            ),
+        }
+    }
+}
