@@ -219,17 +219,6 @@ pub struct LintOptions {
     pub staged: bool,
 }
 
-/// Rules whose hazard `sluice up`'s staged form of the statement removes (PostgreSQL).
-const STAGED_AWAY: &[&str] = &[
-    "require-concurrent-index-creation",
-    "require-concurrent-index-deletion",
-    "constraint-without-prebuilt-index",
-    "check-constraint-not-valid",
-    "foreign-key-not-valid",
-    "set-not-null",
-    "volatile-default",
-];
-
 /// Rules whose hazard (a table copy or rebuild that blocks writes) `sluice up`'s online ALTER
 /// removes on MariaDB/MySQL.
 const ONLINE_AWAY: &[&str] = &[
@@ -275,8 +264,9 @@ fn note_what_up_handles(target: Target, prepared: &UpForm, findings: &mut [Findi
             "require-statement-timeout" if pg && (bounded || rewrite.is_some()) => Some(
                 "`sluice up` bounds the steps that hold ACCESS EXCLUSIVE with a statement_timeout itself (--exclusive-timeout)".to_string(),
             ),
-            r if pg && STAGED_AWAY.contains(&r) => {
-                rewrite.map(|note| format!("`sluice up` runs it staged instead: {note}"))
+            // The staged form says which hazards its steps remove (PostgreSQL).
+            r if pg && rewrite.is_some_and(|(_, answers)| answers.contains(&r)) => {
+                rewrite.map(|(note, _)| format!("`sluice up` runs it staged instead: {note}"))
             }
             r if !pg
                 && ONLINE_AWAY.contains(&r)
@@ -401,8 +391,8 @@ struct ParsedPart {
 /// Of a part as `sluice up` prepares it, what [`note_what_up_handles`] reads, by statement: kept
 /// instead of the prepared part, which holds two more copies of every statement.
 struct UpForm {
-    /// The staged form's note, for a statement that has one.
-    staged: Vec<Option<String>>,
+    /// The staged form's note and the rules whose hazard it removes, for a statement that has one.
+    staged: Vec<Option<(String, &'static [&'static str])>>,
     /// Takes ACCESS EXCLUSIVE on an existing table (bounded by `up`'s statement timeout).
     exclusive: Vec<bool>,
     /// Handed to the online ALTER path (MariaDB/MySQL).
@@ -412,7 +402,11 @@ struct UpForm {
 impl UpForm {
     fn of(p: crate::runner::PreparedPart) -> UpForm {
         UpForm {
-            staged: p.rewrites.into_iter().map(|r| r.map(|r| r.note)).collect(),
+            staged: p
+                .rewrites
+                .into_iter()
+                .map(|r| r.map(|r| (r.note, r.answers)))
+                .collect(),
             exclusive: p.exclusive,
             online: p.statements.iter().map(runs_online).collect(),
         }

@@ -217,5 +217,6 @@ pub(super) fn staged(target: Target, st: &Stmt) -> Option<Rewrite> {
         precheck: None,
         undo,
         about,
+        answers: &["volatile-default"],
     })
 }

@@ -141,6 +141,11 @@ fn validated_later(
     Some(Rewrite {
         sql: Statement::AlterTable(add).to_string(),
         note: "added NOT VALID, then validated in its own transaction: existing rows are checked without blocking writes".into(),
+        answers: if constraint.kind == ConstraintKind::ForeignKey {
+            &["foreign-key-not-valid"]
+        } else {
+            &["check-constraint-not-valid"]
+        },
         builds_index: None,
         unnamed_index: None,
         then: vec![RStep::Sql(format!("ALTER TABLE {} VALIDATE CONSTRAINT {}", at.name, crate::quote::pg::ident(&name)))],
@@ -224,6 +229,7 @@ fn on_concurrent_index(
         return Some(Rewrite {
             sql: index,
             note: "unique index built CONCURRENTLY, then attached as the constraint".into(),
+            answers: &["constraint-without-prebuilt-index"],
             builds_index: built,
             unnamed_index: None,
             then: vec![RStep::Sql(format!(
@@ -286,6 +292,7 @@ fn on_concurrent_index(
     Some(Rewrite {
         sql: index,
         note: "primary key on a unique index built CONCURRENTLY, its columns made NOT NULL through validated checks, then attached".into(),
+        answers: &["constraint-without-prebuilt-index"],
         builds_index: built,
         unnamed_index: None,
         then,

@@ -703,6 +703,7 @@ pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rew
     Ok(Rewrite {
         sql: format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {shadow} {new_type}"),
         note: "staged type change: shadow column kept equal by a trigger, backfilled in batches, indexes and constraints rebuilt concurrently, then swapped in one short step".into(),
+        answers: &["alter-column-type"],
         builds_index: None,
         unnamed_index: None,
         then,

@@ -58,6 +58,7 @@ pub(super) fn staged(st: &Stmt) -> Option<Rewrite> {
         builds_index: ci.name.as_ref().map(|n| qualified_index(table, &n.to_string())),
         about: vec![About::concurrent_build("build the index concurrently (an invalid index left by a failed attempt is dropped and rebuilt)")],
         unnamed_index,
+        answers: &["require-concurrent-index-creation"],
         ..Default::default()
     })
 }

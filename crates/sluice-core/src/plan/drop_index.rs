@@ -57,6 +57,7 @@ pub(super) fn staged(st: &Stmt) -> Option<Rewrite> {
                 Blocks::Nothing,
             )
         }],
+        answers: &["require-concurrent-index-deletion"],
         ..Default::default()
     })
 }

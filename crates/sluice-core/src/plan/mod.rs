@@ -7,6 +7,7 @@
 mod add_column;
 mod add_constraint;
 pub mod alter_column_type;
+pub mod as_written;
 mod create_index;
 pub use create_index::unnamed_concurrent_probe;
 mod drop_index;

@@ -74,6 +74,7 @@ pub(super) fn staged(target: Target, st: &Stmt, part: &[Stmt]) -> Option<Rewrite
             RStep::Sql(format!("ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL; ALTER TABLE {t} DROP CONSTRAINT {check}")),
         ],
         precheck: None,
+        answers: &["set-not-null"],
         undo: vec![format!("ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {check}")],
         about: vec![
             About::catalog("add the check without scanning"),

@@ -95,6 +95,10 @@ pub struct Rewrite {
     /// An unnamed index `sql` builds CONCURRENTLY: its table and the same index on an empty
     /// probe table, so that a rerun recognises a build a killed run finished (the server names it).
     pub unnamed_index: Option<(String, String)>,
+    /// The lint rules whose hazard these steps remove: `lint` (for `up`) and `plan` lower their
+    /// findings on this statement to info, since `up` runs the steps instead. Each operation says
+    /// it next to its staged form, so no separate list can disagree with what is staged.
+    pub answers: &'static [&'static str],
 }
 
 /// How one step holds the table: what `sluice plan` shows, and all the runner needs to run it
@@ -570,6 +574,58 @@ mod tests {
         assert!(
             Lock::ShareUpdateExclusive < Lock::Share && Lock::Exclusive < Lock::AccessExclusive
         );
+    }
+
+    /// Issue 12: which lint findings `up` answers by staging is said by each staged form itself
+    /// (no separate list): lint raises every rule it names on the statement as written,
+    /// and lint for `up` lowers exactly those findings to info.
+    #[test]
+    fn each_staged_form_answers_the_rules_lint_raises() {
+        use crate::analysis::{lint, LintOptions, Severity};
+        let corpus = [
+            "CREATE INDEX i ON t (a) WHERE a > 0",
+            "CREATE UNIQUE INDEX ON t (a)",
+            "DROP INDEX IF EXISTS i",
+            "ALTER TABLE t ADD CONSTRAINT f FOREIGN KEY (a) REFERENCES u (id)",
+            "ALTER TABLE t ADD CHECK (a > 0)",
+            "ALTER TABLE t ADD CONSTRAINT k UNIQUE (a)",
+            "ALTER TABLE t ADD PRIMARY KEY (a, b)",
+            "ALTER TABLE t ALTER COLUMN a SET NOT NULL",
+            "ALTER TABLE t ADD COLUMN x text NOT NULL DEFAULT md5(random()::text)",
+        ];
+        let target = Target::new(EngineKind::Postgres, 15, 0);
+        for sql in corpus {
+            let stmts = crate::sql::split(target.engine, sql).unwrap();
+            let r = rewrite_part(target, &stmts).remove(0).expect(sql);
+            // Each named rule is one lint raises (below), so no name can be a typo.
+            assert!(!r.answers.is_empty(), "{sql}");
+            let m =
+                crate::migration::parse_text(std::path::Path::new("1_m.sql"), 1, "m".into(), sql)
+                    .unwrap();
+            let findings = |staged| {
+                let opts = LintOptions {
+                    staged,
+                    ..Default::default()
+                };
+                lint(target, std::slice::from_ref(&m), &opts).findings
+            };
+            let (as_written, for_up) = (findings(false), findings(true));
+            for id in r.answers {
+                assert!(
+                    as_written
+                        .iter()
+                        .any(|f| f.rule == *id && f.severity != Severity::Info),
+                    "{sql}: {id} not raised: {as_written:?}"
+                );
+            }
+            for f in &for_up {
+                assert_eq!(
+                    f.severity == Severity::Info && f.message.contains("runs it staged instead"),
+                    r.answers.contains(&f.rule),
+                    "{sql}: {f:?}"
+                );
+            }
+        }
     }
 
     fn rw(sql: &str) -> Vec<Option<String>> {

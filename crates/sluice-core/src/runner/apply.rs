@@ -111,23 +111,19 @@ pub(super) async fn run_part(
             loop {
                 engine.begin().await?;
                 let mut failed = None;
-                for ((s, r), &x) in prepared
-                    .statements
-                    .iter()
-                    .zip(&prepared.rewrites)
-                    .zip(&prepared.exclusive)
-                {
-                    let bound = x.then_some(ctx.exclusive_timeout);
-                    let exec = r.as_ref().map_or(&s.sql, |r| &r.sql);
+                for (i, (w, r)) in prepared.written.iter().zip(&prepared.rewrites).enumerate() {
+                    let bound = prepared.exclusive[i].then_some(ctx.exclusive_timeout);
+                    let exec = r.as_ref().map_or(&w.sql, |r| &r.sql);
                     if let Err(e) = execute_bounded(engine, exec, bound, ctx).await {
-                        failed = Some((s, e));
+                        failed = Some((i, e));
                         break;
                     }
                 }
-                let Some((s, mut e)) = failed else { break };
+                let Some((i, mut e)) = failed else { break };
+                let (s, w) = (&prepared.statements[i], &prepared.written[i]);
                 let _ = engine.rollback().await;
                 // A lock timeout rolled the whole migration back: wait and run it again.
-                if e.lock_timeout && retry.again(engine, s, ctx, &mut e).await {
+                if e.lock_timeout && retry.again(engine, w, ctx, &mut e).await {
                     continue;
                 }
                 return Err(
@@ -143,10 +139,10 @@ pub(super) async fn run_part(
             // A run killed between recording a statement's progress and forgetting its unnamed
             // index build left the record: that statement is done, forget it now (a later
             // identical statement must not take its index for its own).
-            for (i, s) in prepared.statements.iter().enumerate().take(resume_from) {
+            for i in 0..resume_from.min(prepared.statements.len()) {
                 let unnamed = match prepared.rewrites[i].as_ref() {
                     Some(r) => r.unnamed_index.clone(),
-                    None => unnamed_concurrent_index(engine, &s.sql),
+                    None => prepared.written[i].unnamed_index.clone(),
                 };
                 if let Some((table, probe)) = &unnamed {
                     let slot = format!("{}.0", unnamed_slot(m, dir, i));
@@ -155,13 +151,16 @@ pub(super) async fn run_part(
             }
             for (i, s) in prepared.statements.iter().enumerate().skip(resume_from) {
                 let rewrite = prepared.rewrites[i].as_ref();
+                // The statement as written, as the model describes it: the runner reads this (or
+                // the staged form's steps), never the statement's SQL.
+                let written = &prepared.written[i];
                 // What runs first: the statement as written, or its staged form's first step.
-                let exec = rewrite.map_or(&s.sql, |r| &r.sql);
+                let exec = rewrite.map_or(&written.sql, |r| &r.sql);
                 // An unnamed concurrent index build (as written or staged): what a rerun needs to
                 // recognise a build a killed run finished.
                 let unnamed = match rewrite {
                     Some(r) => r.unnamed_index.clone(),
-                    None => unnamed_concurrent_index(engine, &s.sql),
+                    None => written.unnamed_index.clone(),
                 };
                 if let Some(r) = rewrite {
                     (ctx.say)(&format!("`{}`: {}", first_line(&s.sql), r.note));
@@ -228,7 +227,7 @@ pub(super) async fn run_part(
                                         transactional: about.transactional,
                                         never_queues_queries: about.never_queues_queries(),
                                     };
-                                    run_step(engine, sql, opts, s, ctx).await?
+                                    run_step(engine, sql, opts, written, ctx).await?
                                 }
                                 crate::plan::staged::Step::Backfill { table, set, filter } => {
                                     let spec = crate::engine::BackfillSpec {
@@ -287,7 +286,7 @@ pub(super) async fn run_part(
                 let atomic = staged.is_some()
                     || match rewrite {
                         Some(r) => r.about[0].transactional,
-                        None => !engine.needs_own_transaction(s),
+                        None => written.transactional,
                     };
                 if atomic {
                     engine.begin().await?;
@@ -307,7 +306,7 @@ pub(super) async fn run_part(
                             // The server's position is in the rewritten text, not in the file.
                             e.position = None;
                         }
-                        if e.lock_timeout && retry.again(engine, s, ctx, &mut e).await {
+                        if e.lock_timeout && retry.again(engine, written, ctx, &mut e).await {
                             engine.begin().await?;
                             continue;
                         }
@@ -330,7 +329,7 @@ pub(super) async fn run_part(
                     }
                 } else {
                     let index = rewrite.and_then(|r| r.builds_index.as_deref());
-                    let online = match online_alter(engine, safe, s, ctx).await {
+                    let online = match online_alter(engine, safe, written, ctx).await {
                         Ok(o) => o,
                         Err(refused) => {
                             // A refusal (exit 2) still leaves the migration failed and resumable.
@@ -371,10 +370,10 @@ pub(super) async fn run_part(
                                 transactional: false,
                                 never_queues_queries: match rewrite {
                                     Some(r) => r.about[0].never_queues_queries(),
-                                    None => never_queues_queries(engine, s),
+                                    None => written.never_queues_queries,
                                 },
                             };
-                            run_step(engine, exec, opts, s, ctx).await?
+                            run_step(engine, exec, opts, written, ctx).await?
                         }
                     };
                     if let Err(e) = outcome {
@@ -431,13 +430,10 @@ pub(super) async fn run_part(
 pub(super) async fn online_alter(
     engine: &mut dyn Engine,
     safe: bool,
-    exec: &SqlStatement,
+    exec: &crate::plan::as_written::AsWritten,
     ctx: &RunContext,
 ) -> Result<Option<std::result::Result<(), crate::engine::ServerError>>> {
-    if !safe
-        || engine.target().engine == crate::target::EngineKind::Postgres
-        || !exec.has_words(&["ALTER", "TABLE"])
-    {
+    if !safe || !exec.alter_table {
         return Ok(None);
     }
     let failed = |message: String| crate::engine::ServerError {

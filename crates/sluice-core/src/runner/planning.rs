@@ -94,9 +94,14 @@ pub async fn plan(
             if !matches!(change, TypeChange::Staged) {
                 continue;
             }
+            let answers = prepared
+                .as_ref()
+                .and_then(|p| p.rewrites.get(*i))
+                .and_then(Option::as_ref)
+                .map_or(&[][..], |r| r.answers);
             for f in findings
                 .iter_mut()
-                .filter(|f| f.statement == *i && f.rule == "alter-column-type")
+                .filter(|f| f.statement == *i && answers.contains(&f.rule))
             {
                 f.severity = crate::analysis::Severity::Info;
                 f.message = format!(

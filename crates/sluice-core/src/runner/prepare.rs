@@ -10,6 +10,9 @@ pub struct PreparedPart {
     /// The staged form each statement runs as (None: as written). Each step says how it runs
     /// (lock, transaction, index it builds): the runner reads that, never the steps' SQL.
     pub rewrites: Vec<Option<crate::plan::staged::Rewrite>>,
+    /// Each statement as written, as the model describes it (lock, transaction mode, tables,
+    /// unnamed index): what the runner reads for a statement that is not staged, never its SQL.
+    pub written: Vec<crate::plan::as_written::AsWritten>,
     /// Which statements take ACCESS EXCLUSIVE on a table that existed before the part as they run
     /// (as written, or the first step of their staged form), so `up` bounds their run time (with
     /// `safe` only: `--as-written` runs without a run-time bound).
@@ -86,47 +89,36 @@ pub fn prepare_split(
         return Ok(PreparedPart {
             statements: vec![],
             rewrites: vec![],
+            written: vec![],
             exclusive: vec![],
             mode: TxMode::Single,
             mode_reason: "no SQL: recorded, nothing runs".into(),
         });
     }
-    if let Some(s) = statements.iter().find(|s| s.is_transaction_control()) {
+    // A part forced into one transaction keeps its statements as written: their concurrent forms
+    // cannot run there (lint says so). The model says how each statement runs, staged or as
+    // written; the runner reads that, never the statements' SQL.
+    let stage = safe && part.tx_directive != Some(TxMode::Single);
+    let (rewrites, written) = crate::plan::as_written::model_part(target, &statements, ir, stage);
+    if let Some((s, _)) = statements
+        .iter()
+        .zip(&written)
+        .find(|(_, w)| w.transaction_control)
+    {
         return Err(file_err(
             s.offset,
             format!("`{}` controls transactions, which sluice manages itself", s.sql.lines().next().unwrap_or("")),
             "remove BEGIN/COMMIT from the migration; use `-- sluice:transaction single` or `per-statement` to choose the mode",
         ));
     }
-    // Each statement is parsed once: for its staged form and for its lock as written.
-    let built;
-    let ir: &[crate::analysis::ir::Stmt] = match ir {
-        Some(ir) => ir,
-        None => {
-            built = statements
-                .iter()
-                .enumerate()
-                .map(|(i, s)| crate::analysis::ir::build(kind, i, s, 0, &s.sql))
-                .collect::<Vec<_>>();
-            &built
-        }
-    };
-    // A part forced into one transaction keeps its statements as written: their concurrent forms
-    // cannot run there (lint says so).
-    let rewrites = if safe && part.tx_directive != Some(TxMode::Single) {
-        crate::plan::staged::rewrite_stmts(target, ir)
-    } else {
-        vec![None; statements.len()]
-    };
     // What must run outside a transaction: a staged form's first step says so itself.
     let own_tx: Vec<(&SqlStatement, &str)> = statements
         .iter()
         .zip(&rewrites)
-        .filter_map(|(s, r)| match r {
+        .zip(&written)
+        .filter_map(|((s, r), w)| match r {
             Some(r) => (!r.about[0].transactional).then_some((s, r.sql.as_str())),
-            None => target
-                .needs_own_transaction(s)
-                .then_some((s, s.sql.as_str())),
+            None => (!w.transactional).then_some((s, w.sql.as_str())),
         })
         .collect();
     let (mode, mode_reason) = match part.tx_directive {
@@ -184,13 +176,12 @@ pub fn prepare_split(
         },
     };
     let exclusive = if safe {
-        let as_written = crate::plan::locks_as_written(target, ir);
         rewrites
             .iter()
-            .zip(as_written)
-            .map(|(r, lock)| match r {
+            .zip(&written)
+            .map(|(r, w)| match r {
                 Some(r) => r.about[0].bounded(),
-                None => lock == Some(crate::plan::staged::Lock::AccessExclusive),
+                None => w.bounded(),
             })
             .collect()
     } else {
@@ -199,6 +190,7 @@ pub fn prepare_split(
     Ok(PreparedPart {
         statements,
         rewrites,
+        written,
         exclusive,
         mode,
         mode_reason,

@@ -1,6 +1,27 @@
 //! Retrying a statement that gave up waiting for its lock.
 
 use super::*;
+use crate::plan::as_written::AsWritten;
+
+/// What gave up waiting for its lock: a statement the model describes (its SQL and tables), or,
+/// for callers that hold only the statement, the statement (the model is asked about it).
+#[derive(Clone, Copy)]
+pub(crate) enum Subject<'a> {
+    Step(&'a AsWritten),
+    Statement(&'a SqlStatement),
+}
+
+impl<'a> From<&'a AsWritten> for Subject<'a> {
+    fn from(w: &'a AsWritten) -> Self {
+        Subject::Step(w)
+    }
+}
+
+impl<'a> From<&'a SqlStatement> for Subject<'a> {
+    fn from(s: &'a SqlStatement) -> Self {
+        Subject::Statement(s)
+    }
+}
 
 /// Retries a statement that gave up waiting for a lock: exponential backoff with jitter, until
 /// `ctx.lock_retry_for` has passed, saying each time who holds the table.
@@ -19,19 +40,23 @@ impl LockRetry {
 
     /// Waits before the next attempt and returns true, or returns false when time is up (then `e`
     /// says how long sluice tried).
-    pub(crate) async fn again(
+    pub(crate) async fn again<'a>(
         &mut self,
         engine: &mut dyn Engine,
-        s: &SqlStatement,
+        subject: impl Into<Subject<'a>>,
         ctx: &RunContext,
         e: &mut crate::engine::ServerError,
     ) -> bool {
         self.attempt += 1;
-        let table = crate::analysis::ir::build(engine.target().engine, 0, s, 0, &s.sql)
-            .actions()
-            .iter()
-            .find_map(crate::plan::action_table)
-            .map(|t| t.display());
+        let asked;
+        let w = match subject.into() {
+            Subject::Step(w) => w,
+            Subject::Statement(s) => {
+                asked = crate::plan::as_written::statement(engine.target(), s);
+                &asked
+            }
+        };
+        let table = w.table().map(str::to_string);
         let blockers = engine
             .describe_blockers(table.as_deref())
             .await
@@ -60,7 +85,7 @@ impl LockRetry {
         let delay = delay.min(ctx.lock_retry_for.saturating_sub(self.started.elapsed()));
         (ctx.say)(&format!(
             "`{}` waited {} ms for its lock{} and stepped back so queries do not queue behind it; blocked by {who}; retry {} in {} ms",
-            first_line(&s.sql),
+            first_line(&w.sql),
             ctx.lock_timeout.as_millis(),
             table.map(|t| format!(" on {t}")).unwrap_or_default(),
             self.attempt,

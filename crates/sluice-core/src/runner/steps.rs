@@ -2,24 +2,10 @@
 
 use super::*;
 
-/// An unnamed `CREATE INDEX CONCURRENTLY` as written (PostgreSQL): its table and its probe
-/// ([`crate::plan::unnamed_concurrent_probe`]).
 /// Which statement of which migration part: with the step's position, the key of an unnamed
 /// index build's record (identical statements each keep their own).
 pub(super) fn unnamed_slot(m: &Migration, dir: Direction, i: usize) -> String {
     format!("{} {dir:?} {i}", m.version)
-}
-
-pub(super) fn unnamed_concurrent_index(engine: &dyn Engine, sql: &str) -> Option<(String, String)> {
-    if engine.target().engine != crate::target::EngineKind::Postgres {
-        return None;
-    }
-    let dialect = crate::sql::dialect(crate::target::EngineKind::Postgres);
-    let parsed = sqlparser::parser::Parser::parse_sql(dialect.as_ref(), sql).ok()?;
-    match parsed.as_slice() {
-        [st] => crate::plan::unnamed_concurrent_probe(st),
-        _ => None,
-    }
 }
 
 /// How one step runs: whether it builds an index (an invalid leftover is dropped first), whether
@@ -43,11 +29,11 @@ pub(crate) struct StepOpts<'a> {
 /// Runs one step of a staged rewrite before its last: in a transaction of its own, or alone when it
 /// cannot run in one (a concurrent index build, then without a lock timeout since it never makes
 /// queries queue). On resume, "already exists" means an interrupted attempt ran it.
-pub(crate) async fn run_step(
+pub(crate) async fn run_step<'w>(
     engine: &mut dyn Engine,
     sql: &str,
     opts: StepOpts<'_>,
-    written: &SqlStatement,
+    written: impl Into<super::retry::Subject<'w>>,
     ctx: &RunContext,
 ) -> Result<std::result::Result<(), crate::engine::ServerError>> {
     let StepOpts {
@@ -61,6 +47,7 @@ pub(crate) async fn run_step(
         never_queues_queries: no_timeout,
     } = opts;
     let own_tx = !transactional;
+    let written = written.into();
     if no_timeout {
         engine.set_lock_timeout(Duration::ZERO).await?;
     }
@@ -195,13 +182,4 @@ pub(crate) async fn execute_bounded(
             Err(e)
         }
     }
-}
-
-/// A concurrent index build, drop or detach (PostgreSQL) never makes queries queue behind it, and
-/// its waits for older transactions may be long: it runs without a lock timeout. Everything else
-/// that runs outside a transaction (VACUUM FULL, MariaDB DDL, ...) keeps it.
-pub(super) fn never_queues_queries(engine: &dyn Engine, stmt: &SqlStatement) -> bool {
-    engine.target().engine == crate::target::EngineKind::Postgres
-        && engine.needs_own_transaction(stmt)
-        && stmt.has_word("CONCURRENTLY")
 }
