@@ -12,7 +12,7 @@
 //! - `sluice rollback [version]` undoes the expand phase (also of a failed or interrupted one) in
 //!   one short transaction together with deleting the history row: the migration is pending again.
 
-use crate::analysis::ir::Stmt;
+use crate::analysis::ir::{Action, QName, Stmt};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::history::{statement_hash, EventKind, HistoryRow, RecordState};
@@ -57,6 +57,89 @@ pub fn breaking(
     }
 }
 
+/// The tables that migrations of this run create before `version` (pending ones of a lower
+/// version): no application version can use them yet, so renaming or dropping in them breaks
+/// nothing and runs as written. This is what lets a history be applied from an empty database
+/// (create, later rename, later drop) in the default mode.
+pub(crate) fn created_before(
+    target: crate::target::Target,
+    files: &[Migration],
+    rows: &[HistoryRow],
+    version: i64,
+) -> Vec<QName> {
+    let done = |v: i64| {
+        rows.iter().any(|r| {
+            r.version == v
+                && matches!(
+                    r.state,
+                    RecordState::Applied | RecordState::Baseline | RecordState::Expanded
+                )
+        })
+    };
+    let mut created: Vec<QName> = Vec::new();
+    for m in files
+        .iter()
+        .filter(|m| m.version >= 0 && m.version < version && !done(m.version))
+    {
+        let Some(part) = m.part(Direction::Up) else {
+            continue;
+        };
+        let Ok(split) = sql::split(target.engine, &part.sql) else {
+            continue;
+        };
+        for (i, s) in split.iter().enumerate() {
+            for a in crate::analysis::ir::build(target.engine, i, s, 0, &s.sql).actions() {
+                match a {
+                    Action::CreateTable { table, .. } => created.push(table.clone()),
+                    Action::RenameTable { from, to } if created.iter().any(|c| c.matches(from)) => {
+                        created.push(to.clone())
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    created
+}
+
+/// [`breaking`], except that a change to a table created earlier in this run breaks nothing.
+pub(crate) fn breaking_in_run(
+    target: crate::target::Target,
+    m: &Migration,
+    fresh: &[QName],
+) -> Result<Option<(SqlStatement, Stmt, Breaking)>> {
+    let is_fresh = |t: &QName| fresh.iter().any(|f| f.matches(t));
+    match breaking(target, m) {
+        Ok(found) => Ok(found.filter(|(_, _, b)| !is_fresh(b.table()))),
+        // A part that renames several columns, or mixes a rename with other statements, is fine
+        // when every table it renames in is new in this run.
+        Err(e) => {
+            let renamed: Vec<QName> = m
+                .part(Direction::Up)
+                .and_then(|part| sql::split(target.engine, &part.sql).ok())
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .flat_map(|(i, s)| {
+                    crate::analysis::ir::build(target.engine, i, &s, 0, &s.sql)
+                        .actions()
+                        .iter()
+                        .filter_map(|a| match a {
+                            Action::RenameColumn { table, .. } => Some(table.clone()),
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>()
+                })
+                .collect();
+            if !renamed.is_empty() && renamed.iter().all(is_fresh) {
+                Ok(None)
+            } else {
+                Err(e)
+            }
+        }
+    }
+}
+
 /// Before `up` runs anything: refuses (exit 11) a breaking migration the lifecycle cannot run
 /// here (MariaDB/MySQL; a table with a breaking migration already expanded, or about to be by an
 /// earlier migration of the same run when `complete` is off), and a part mixing a breaking
@@ -80,7 +163,7 @@ pub(crate) fn check_up(
         let Some(m) = files.iter().find(|m| m.version == *v) else {
             continue;
         };
-        let found = breaking(target, m);
+        let found = breaking_in_run(target, m, &created_before(target, files, rows, m.version));
         if target.engine.is_mysql_family() {
             let what = match &found {
                 Ok(None) => continue,
@@ -175,11 +258,12 @@ async fn phases_live(
 pub(crate) async fn plan_hook(
     engine: &mut dyn Engine,
     m: &Migration,
+    fresh: &[QName],
     statements: &mut [crate::plan::StatementPlan],
     findings: &mut [crate::analysis::Finding],
 ) -> Option<crate::plan::expand::LifecyclePlan> {
     let target = engine.target();
-    let found = breaking(target, m);
+    let found = breaking_in_run(target, m, fresh);
     let refuse = |statements: &mut [crate::plan::StatementPlan], why: String| {
         for a in statements.iter_mut().flat_map(|sp| sp.actions.iter_mut()) {
             a.safe_steps.clear();
@@ -233,11 +317,13 @@ pub(crate) async fn explain_dry_run(
     if engine.target().engine != EngineKind::Postgres {
         return;
     }
+    let rows = engine.history().await.unwrap_or_default();
     for p in planned.iter_mut() {
         let Some(m) = files.iter().find(|m| m.version == p.version) else {
             continue;
         };
-        let Ok(Some((s, st, b))) = breaking(engine.target(), m) else {
+        let fresh = created_before(engine.target(), files, &rows, m.version);
+        let Ok(Some((s, st, b))) = breaking_in_run(engine.target(), m, &fresh) else {
             continue;
         };
         let Ok(phases) = phases_live(engine, m, &s, &st, &b).await else {
@@ -276,13 +362,14 @@ pub(crate) async fn up_hook(
     engine: &mut dyn Engine,
     m: &Migration,
     row: Option<&HistoryRow>,
+    fresh: &[QName],
     complete: bool,
     ctx: &RunContext,
 ) -> Result<bool> {
     if engine.target().engine != EngineKind::Postgres {
         return Ok(false);
     }
-    let Some((s, st, b)) = breaking(engine.target(), m)? else {
+    let Some((s, st, b)) = breaking_in_run(engine.target(), m, fresh)? else {
         return Ok(false);
     };
     let phases = phases_live(engine, m, &s, &st, &b).await?;

@@ -767,3 +767,102 @@ async fn a_failed_expand_is_recorded_and_its_rerun_starts_afresh() {
     }
     assert_equal_names(&p.db.pg().await, case).await;
 }
+
+/// A history applied from an empty database (issue 17): renames in tables that earlier migrations
+/// of the same run created break no running version, so they run as written — one rename alone,
+/// two renames with an index in one file — and every migration ends `applied`, on both engines.
+/// In a later run the table exists, and a rename there is two-phase again (PostgreSQL) or refused
+/// (MariaDB, exit 11). Each command twice.
+#[tokio::test]
+async fn renames_in_tables_created_earlier_in_the_run_run_as_written() {
+    for server in [Server::Postgres, Server::MariaDb] {
+        let p = Project::new(server).await;
+        let text = if server == Server::Postgres {
+            "text"
+        } else {
+            "varchar(20)"
+        };
+        p.write(
+            "1_create.sql",
+            &format!("-- sluice:up\nCREATE TABLE t (id bigint PRIMARY KEY, a {text});\n-- sluice:down\nDROP TABLE t;\n"),
+        );
+        p.write(
+            "2_rename.sql",
+            "-- sluice:up\nALTER TABLE t RENAME COLUMN a TO b;\n-- sluice:down\nALTER TABLE t RENAME COLUMN b TO a;\n",
+        );
+        p.write(
+            "3_two.sql",
+            "-- sluice:up\nALTER TABLE t RENAME COLUMN b TO c;\nALTER TABLE t RENAME COLUMN id TO tid;\nCREATE INDEX t_c ON t (c);\n-- sluice:down\nDROP INDEX t_c ON t;\nALTER TABLE t RENAME COLUMN tid TO id;\nALTER TABLE t RENAME COLUMN c TO b;\n"
+                .replace(
+                    "DROP INDEX t_c ON t;",
+                    if server == Server::Postgres { "DROP INDEX t_c;" } else { "DROP INDEX t_c ON t;" },
+                )
+                .as_str(),
+        );
+        p.write(
+            "4_add.sql",
+            "-- sluice:up\nALTER TABLE t ADD COLUMN d int;\n-- sluice:down\nALTER TABLE t DROP COLUMN d;\n",
+        );
+        let dry = p.run(&["up", "--dry-run"]);
+        ok(&dry, "dry run");
+        assert!(!dry.all().contains("expand phase"), "{server:?}: {dry:?}");
+        // `plan` does not refuse them (its lint findings still name the renames: lint judges each
+        // migration on its own).
+        let plan = p.run(&["plan"]);
+        assert!(!plan.all().contains("refuses it"), "{server:?}: {plan:?}");
+        for round in 0..2 {
+            let r = p.run(&["up"]);
+            ok(&r, &format!("{server:?} up round {round}"));
+            let states = p.states();
+            assert_eq!(
+                states,
+                (1..=4)
+                    .map(|v| (v, "applied".to_string()))
+                    .collect::<Vec<_>>(),
+                "{server:?} round {round}: {r:?}"
+            );
+        }
+        let cols: Vec<String> = match server {
+            Server::Postgres => p
+                .db
+                .pg()
+                .await
+                .query(
+                    "SELECT attname::text FROM pg_attribute WHERE attrelid = 't'::regclass AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect(),
+            Server::MariaDb => {
+                use mysql_async::prelude::Queryable;
+                p.db.my()
+                    .await
+                    .query("SELECT column_name FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = 't' ORDER BY ordinal_position")
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(cols, ["tid", "c", "d"], "{server:?}");
+        // The table now exists before the run: a rename in it breaks the running version again.
+        p.write(
+            "5_rename.sql",
+            "-- sluice:up\nALTER TABLE t RENAME COLUMN c TO e;\n-- sluice:down\nALTER TABLE t RENAME COLUMN e TO c;\n",
+        );
+        for _ in 0..2 {
+            let r = p.run(&["up"]);
+            match server {
+                Server::Postgres => {
+                    ok(&r, "later rename");
+                    assert_eq!(state_of(&p, 5).as_deref(), Some("expanded"), "{r:?}");
+                }
+                Server::MariaDb => {
+                    assert_eq!(r.code, 11, "{r:?}");
+                    assert_eq!(state_of(&p, 5).as_deref(), Some("pending"), "{r:?}");
+                }
+            }
+        }
+    }
+}

@@ -192,7 +192,10 @@ pub async fn plan(
             }
         }
         let lifecycle = match off {
-            None => crate::lifecycle::plan_hook(engine, m, &mut statements, &mut findings).await,
+            None => {
+                let fresh = crate::lifecycle::created_before(target, files, &rows, m.version);
+                crate::lifecycle::plan_hook(engine, m, &fresh, &mut statements, &mut findings).await
+            }
             Some(_) => None,
         };
         report.migrations.push(MigrationPlan {

@@ -415,7 +415,10 @@ pub(super) async fn apply_planned(
         .find(|m| m.version == version)
         .expect("planned from files");
     let row = rows.iter().find(|r| r.version == m.version);
-    if !opts.as_written && crate::lifecycle::up_hook(engine, m, row, opts.complete, ctx).await? {
+    let fresh = crate::lifecycle::created_before(engine.target(), files, rows, m.version);
+    if !opts.as_written
+        && crate::lifecycle::up_hook(engine, m, row, &fresh, opts.complete, ctx).await?
+    {
         match opts.complete {
             true => report.applied.push(m.version),
             false => report.expanded.push(m.version),
