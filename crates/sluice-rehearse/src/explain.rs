@@ -676,22 +676,8 @@ pub async fn explain_one(
     if analyze {
         if let Some(values) = p.values.as_deref() {
             let sql = format!("EXPLAIN (ANALYZE, FORMAT JSON) {}", target(Some(values)));
-            let mut times = Vec::new();
-            for run in 0..=ANALYZE_RUNS {
-                if s.batch("BEGIN").await.is_err() {
-                    break;
-                }
-                let r = one_json(s, &sql).await;
-                let _ = s.batch("ROLLBACK").await;
-                match r.and_then(|j| summarize(&j)) {
-                    Ok(a) if run > 0 => times.extend(a.time_ms),
-                    Ok(_) => {}
-                    Err(_) => break,
-                }
-            }
-            if !times.is_empty() {
-                times.sort_by(|a, b| a.total_cmp(b));
-                summary.time_ms = Some(times[times.len() / 2]);
+            if let Some(t) = median_analyzed(s, false, &sql).await {
+                summary.time_ms = Some(t);
             }
         }
     }
@@ -699,6 +685,40 @@ pub async fn explain_one(
         let _ = s.batch(&format!("DEALLOCATE {name}")).await;
     }
     Ok(summary)
+}
+
+/// The median measured time of `sql` (an EXPLAIN ANALYZE / ANALYZE FORMAT=JSON) over
+/// ANALYZE_RUNS runs after one warm-up, each in a transaction rolled back (a DML statement changes
+/// nothing); the runs stop at the first failure, and None when none measured a time.
+async fn median_analyzed(s: &mut Session, mariadb: bool, sql: &str) -> Option<f64> {
+    let mut times = Vec::new();
+    for run in 0..=ANALYZE_RUNS {
+        let begin = if mariadb {
+            "START TRANSACTION"
+        } else {
+            "BEGIN"
+        };
+        if s.batch(begin).await.is_err() {
+            break;
+        }
+        let r = if mariadb {
+            my_json(s, sql).await
+        } else {
+            one_json(s, sql).await
+        };
+        let _ = s.batch("ROLLBACK").await;
+        let summarized = r.and_then(|j| match mariadb {
+            true => summarize_mariadb(&j),
+            false => summarize(&j),
+        });
+        match summarized {
+            Ok(a) if run > 0 => times.extend(a.time_ms),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    times.get(times.len() / 2).copied()
 }
 
 async fn my_json(s: &mut Session, sql: &str) -> std::result::Result<String, String> {
@@ -734,22 +754,8 @@ async fn explain_one_mariadb(
         summarize_mariadb(&my_json(s, &format!("EXPLAIN FORMAT=JSON {}", p.sql)).await?)?;
     if analyze {
         let sql = format!("ANALYZE FORMAT=JSON {}", p.sql);
-        let mut times = Vec::new();
-        for run in 0..=ANALYZE_RUNS {
-            if s.batch("START TRANSACTION").await.is_err() {
-                break;
-            }
-            let r = my_json(s, &sql).await;
-            let _ = s.batch("ROLLBACK").await;
-            match r.and_then(|j| summarize_mariadb(&j)) {
-                Ok(a) if run > 0 => times.extend(a.time_ms),
-                Ok(_) => {}
-                Err(_) => break,
-            }
-        }
-        if !times.is_empty() {
-            times.sort_by(|a, b| a.total_cmp(b));
-            summary.time_ms = Some(times[times.len() / 2]);
+        if let Some(t) = median_analyzed(s, true, &sql).await {
+            summary.time_ms = Some(t);
         }
     }
     Ok(summary)
