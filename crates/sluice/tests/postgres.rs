@@ -2033,14 +2033,14 @@ async fn volatile_default_column_is_backfilled_without_a_rewrite_and_survives_ki
     assert_eq!(p.states(), vec![(1, "applied".into())]);
 }
 
-/// A type change that rewrites the table and that sluice cannot stage (here: a foreign key
-/// references the column) is refused before anything of the migration runs; a binary-coercible
+/// A type change that rewrites the table and that sluice cannot stage (here: a foreign key from a
+/// partitioned table references the column) is refused before anything of the migration runs; a binary-coercible
 /// one runs; `--as-written` runs the rewrite on purpose.
 #[tokio::test]
 async fn rewriting_type_changes_are_refused_unless_as_written() {
     let p = Project::new(Server::Postgres).await;
     let c = p.db.pg().await;
-    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, n int UNIQUE, v varchar(10)); INSERT INTO t VALUES (1, 1, 'a'); CREATE TABLE child (t_n int REFERENCES t (n))").await.unwrap();
+    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, n int UNIQUE, v varchar(10)); INSERT INTO t VALUES (1, 1, 'a'); CREATE TABLE child (t_n int REFERENCES t (n)) PARTITION BY RANGE (t_n); CREATE TABLE child_1 PARTITION OF child FOR VALUES FROM (0) TO (100)").await.unwrap();
     p.write("1_types.sql", "ALTER TABLE t ALTER COLUMN v TYPE varchar(50);\nALTER TABLE t ALTER COLUMN n TYPE bigint;\n");
     let r = p.run(&["up"]);
     assert_eq!(r.code, 2, "{r:?}");
