@@ -457,39 +457,7 @@ pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rew
         about.push(About::concurrent_build(
             "build the index on the shadow column concurrently (reads and writes continue)",
         ));
-        let mut after = Vec::new();
-        match &ix.constraint {
-            Some((name, kind, deferrable, deferred)) => {
-                let what = if *kind == 'p' {
-                    "PRIMARY KEY"
-                } else {
-                    "UNIQUE"
-                };
-                let mut chars = String::new();
-                if *deferrable {
-                    chars.push_str(" DEFERRABLE");
-                    if *deferred {
-                        chars.push_str(" INITIALLY DEFERRED");
-                    }
-                }
-                after.push(format!(
-                    "ALTER TABLE {t} ADD CONSTRAINT {} {what} USING INDEX {}{chars}",
-                    ident(name),
-                    ident(&tmp)
-                ));
-            }
-            None => after.push(format!("ALTER INDEX {qtmp} RENAME TO {}", ident(&ix.name))),
-        }
-        if ix.clustered {
-            after.push(format!("ALTER TABLE {t} CLUSTER ON {}", ident(&ix.name)));
-        }
-        if ix.replica_identity {
-            after.push(format!(
-                "ALTER TABLE {t} REPLICA IDENTITY USING INDEX {}",
-                ident(&ix.name)
-            ));
-        }
-        swap_keys.push(after);
+        swap_keys.push(attach_rebuilt(ix, &t, &tmp, &qtmp));
     }
     // A primary key first: its index is attached before the others are renamed.
     swap_keys.sort_by_key(|a| !a[0].contains(" PRIMARY KEY USING INDEX "));
@@ -868,6 +836,50 @@ fn identity_options(seq: &crate::engine::SequenceFacts, name: &str) -> String {
         if seq.cycle { " CYCLE" } else { " NO CYCLE" }
     ));
     out
+}
+
+/// What gives the index `ix` rebuilt as `tmp` (`qtmp` schema-qualified) on table `t` back its
+/// place once the column is swapped: its constraint attached USING INDEX (deferrability kept), or
+/// its name back; its clustering and replica identity.
+pub(crate) fn attach_rebuilt(
+    ix: &crate::engine::IndexFacts,
+    t: &str,
+    tmp: &str,
+    qtmp: &str,
+) -> Vec<String> {
+    let mut after = Vec::new();
+    match &ix.constraint {
+        Some((name, kind, deferrable, deferred)) => {
+            let what = if *kind == 'p' {
+                "PRIMARY KEY"
+            } else {
+                "UNIQUE"
+            };
+            let mut chars = String::new();
+            if *deferrable {
+                chars.push_str(" DEFERRABLE");
+                if *deferred {
+                    chars.push_str(" INITIALLY DEFERRED");
+                }
+            }
+            after.push(format!(
+                "ALTER TABLE {t} ADD CONSTRAINT {} {what} USING INDEX {}{chars}",
+                ident(name),
+                ident(tmp)
+            ));
+        }
+        None => after.push(format!("ALTER INDEX {qtmp} RENAME TO {}", ident(&ix.name))),
+    }
+    if ix.clustered {
+        after.push(format!("ALTER TABLE {t} CLUSTER ON {}", ident(&ix.name)));
+    }
+    if ix.replica_identity {
+        after.push(format!(
+            "ALTER TABLE {t} REPLICA IDENTITY USING INDEX {}",
+            ident(&ix.name)
+        ));
+    }
+    after
 }
 
 /// `CREATE [UNIQUE] INDEX CONCURRENTLY IF NOT EXISTS <tmp> ON <table> USING ...` from an index's

@@ -18,7 +18,7 @@
 //! function and `b` (its indexes and checks go with it).
 
 use super::super::alter_column_type::{
-    constraint_free, index_on_shadow, relation_free, swap_column,
+    attach_rebuilt, constraint_free, index_on_shadow, relation_free, swap_column,
 };
 use super::super::helper_name;
 use super::super::staged::{do_block, About, Lock, Step};
@@ -186,39 +186,7 @@ pub fn phases(
         about.push(About::concurrent_build(
             "build the index on the new column concurrently (reads and writes continue)",
         ));
-        let mut after = Vec::new();
-        match &ix.constraint {
-            Some((name, kind, deferrable, deferred)) => {
-                let what = if *kind == 'p' {
-                    "PRIMARY KEY"
-                } else {
-                    "UNIQUE"
-                };
-                let mut chars = String::new();
-                if *deferrable {
-                    chars.push_str(" DEFERRABLE");
-                    if *deferred {
-                        chars.push_str(" INITIALLY DEFERRED");
-                    }
-                }
-                after.push(format!(
-                    "ALTER TABLE {t} ADD CONSTRAINT {} {what} USING INDEX {}{chars}",
-                    ident(name),
-                    ident(&tmp)
-                ));
-            }
-            None => after.push(format!("ALTER INDEX {qtmp} RENAME TO {}", ident(&ix.name))),
-        }
-        if ix.clustered {
-            after.push(format!("ALTER TABLE {t} CLUSTER ON {}", ident(&ix.name)));
-        }
-        if ix.replica_identity {
-            after.push(format!(
-                "ALTER TABLE {t} REPLICA IDENTITY USING INDEX {}",
-                ident(&ix.name)
-            ));
-        }
-        keys.push(after);
+        keys.push(attach_rebuilt(ix, &t, &tmp, &qtmp));
     }
     keys.sort_by_key(|a| !a[0].contains(" PRIMARY KEY USING INDEX "));
     let mut check_names = Vec::new();
