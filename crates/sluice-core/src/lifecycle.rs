@@ -61,7 +61,7 @@ pub fn breaking(
 /// version): no application version can use them yet, so renaming or dropping in them breaks
 /// nothing and runs as written. This is what lets a history be applied from an empty database
 /// (create, later rename, later drop) in the default mode.
-pub(crate) fn created_before(
+fn created_before(
     target: crate::target::Target,
     files: &[Migration],
     rows: &[HistoryRow],
@@ -102,15 +102,28 @@ pub(crate) fn created_before(
     created
 }
 
+/// An `up` run: the migration files and the history as the run found it.
+#[derive(Clone, Copy)]
+pub(crate) struct InRun<'a> {
+    pub files: &'a [Migration],
+    pub rows: &'a [HistoryRow],
+}
+
 /// [`breaking`], except that a change to a table created earlier in this run breaks nothing.
+/// The earlier migrations are read only for a migration that renames (most do not).
 pub(crate) fn breaking_in_run(
     target: crate::target::Target,
     m: &Migration,
-    fresh: &[QName],
+    run: InRun<'_>,
 ) -> Result<Option<(SqlStatement, Stmt, Breaking)>> {
-    let is_fresh = |t: &QName| fresh.iter().any(|f| f.matches(t));
+    let all_fresh = |tables: &[&QName]| {
+        let fresh = created_before(target, run.files, run.rows, m.version);
+        tables.iter().all(|t| fresh.iter().any(|f| f.matches(t)))
+    };
     match breaking(target, m) {
-        Ok(found) => Ok(found.filter(|(_, _, b)| !is_fresh(b.table()))),
+        Ok(None) => Ok(None),
+        Ok(Some(found)) if all_fresh(&[found.2.table()]) => Ok(None),
+        Ok(Some(found)) => Ok(Some(found)),
         // A part that renames several columns, or mixes a rename with other statements, is fine
         // when every table it renames in is new in this run.
         Err(e) => {
@@ -131,7 +144,7 @@ pub(crate) fn breaking_in_run(
                         .collect::<Vec<_>>()
                 })
                 .collect();
-            if !renamed.is_empty() && renamed.iter().all(is_fresh) {
+            if !renamed.is_empty() && all_fresh(&renamed.iter().collect::<Vec<_>>()) {
                 Ok(None)
             } else {
                 Err(e)
@@ -163,7 +176,7 @@ pub(crate) fn check_up(
         let Some(m) = files.iter().find(|m| m.version == *v) else {
             continue;
         };
-        let found = breaking_in_run(target, m, &created_before(target, files, rows, m.version));
+        let found = breaking_in_run(target, m, InRun { files, rows });
         if target.engine.is_mysql_family() {
             let what = match &found {
                 Ok(None) => continue,
@@ -258,12 +271,12 @@ async fn phases_live(
 pub(crate) async fn plan_hook(
     engine: &mut dyn Engine,
     m: &Migration,
-    fresh: &[QName],
+    run: InRun<'_>,
     statements: &mut [crate::plan::StatementPlan],
     findings: &mut [crate::analysis::Finding],
 ) -> Option<crate::plan::expand::LifecyclePlan> {
     let target = engine.target();
-    let found = breaking_in_run(target, m, fresh);
+    let found = breaking_in_run(target, m, run);
     let refuse = |statements: &mut [crate::plan::StatementPlan], why: String| {
         for a in statements.iter_mut().flat_map(|sp| sp.actions.iter_mut()) {
             a.safe_steps.clear();
@@ -322,8 +335,8 @@ pub(crate) async fn explain_dry_run(
         let Some(m) = files.iter().find(|m| m.version == p.version) else {
             continue;
         };
-        let fresh = created_before(engine.target(), files, &rows, m.version);
-        let Ok(Some((s, st, b))) = breaking_in_run(engine.target(), m, &fresh) else {
+        let run = InRun { files, rows: &rows };
+        let Ok(Some((s, st, b))) = breaking_in_run(engine.target(), m, run) else {
             continue;
         };
         let Ok(phases) = phases_live(engine, m, &s, &st, &b).await else {
@@ -362,14 +375,14 @@ pub(crate) async fn up_hook(
     engine: &mut dyn Engine,
     m: &Migration,
     row: Option<&HistoryRow>,
-    fresh: &[QName],
+    run: InRun<'_>,
     complete: bool,
     ctx: &RunContext,
 ) -> Result<bool> {
     if engine.target().engine != EngineKind::Postgres {
         return Ok(false);
     }
-    let Some((s, st, b)) = breaking_in_run(engine.target(), m, fresh)? else {
+    let Some((s, st, b)) = breaking_in_run(engine.target(), m, run)? else {
         return Ok(false);
     };
     let phases = phases_live(engine, m, &s, &st, &b).await?;

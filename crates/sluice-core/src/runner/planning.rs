@@ -193,8 +193,8 @@ pub async fn plan(
         }
         let lifecycle = match off {
             None => {
-                let fresh = crate::lifecycle::created_before(target, files, &rows, m.version);
-                crate::lifecycle::plan_hook(engine, m, &fresh, &mut statements, &mut findings).await
+                let run = crate::lifecycle::InRun { files, rows: &rows };
+                crate::lifecycle::plan_hook(engine, m, run, &mut statements, &mut findings).await
             }
             Some(_) => None,
         };

@@ -415,9 +415,9 @@ pub(super) async fn apply_planned(
         .find(|m| m.version == version)
         .expect("planned from files");
     let row = rows.iter().find(|r| r.version == m.version);
-    let fresh = crate::lifecycle::created_before(engine.target(), files, rows, m.version);
+    let run = crate::lifecycle::InRun { files, rows };
     if !opts.as_written
-        && crate::lifecycle::up_hook(engine, m, row, &fresh, opts.complete, ctx).await?
+        && crate::lifecycle::up_hook(engine, m, row, run, opts.complete, ctx).await?
     {
         match opts.complete {
             true => report.applied.push(m.version),
