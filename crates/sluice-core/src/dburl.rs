@@ -189,6 +189,23 @@ fn percent_decode(s: &str) -> String {
 }
 
 fn redact_url(url: &Url) -> String {
+    // An `@` after the authority means it ended early at a `/`, `?` or `#` of an unencoded
+    // password (`postgres://u:/x?y@h/db`), and serialising may have dropped the `:` that marks
+    // it: hide everything between the scheme and the last `@`.
+    // (Secret parameters are hidden first: their values may hold an `@` too.)
+    let orig = crate::redact::url_params(url.as_str());
+    let start = orig.find("://").map_or(0, |p| p + 3);
+    let authority_end = orig[start..]
+        .find(['/', '?', '#'])
+        .map_or(orig.len(), |p| start + p);
+    if url.as_str()[authority_end.min(url.as_str().len())..].contains('@') {
+        if let Some(at) = orig.rfind('@').filter(|at| *at >= authority_end) {
+            let head = crate::redact::url_userinfo(&orig[..start]);
+            return format!("{head}***{}", &orig[at..]);
+        }
+        // The `@` fell inside a hidden parameter: what is left shows nothing of it.
+        return crate::redact::url_userinfo(&orig);
+    }
     // Without a host (`postgres:/u:pw@h`) the url crate sees no userinfo: redact the text itself.
     if !url.has_host() {
         return crate::redact::url_text(url.as_str());
@@ -213,14 +230,17 @@ fn redact_url(url: &Url) -> String {
     let values: Vec<String> = u.query_pairs().map(|(_, v)| v.into_owned()).collect();
     for ((_, v), orig) in pairs.iter_mut().zip(values) {
         if v.is_empty() {
-            *v = orig;
+            // A value can hold a mistyped URL of its own (`?host=/x/u:pw@h`): its userinfo is
+            // redacted before re-encoding hides the `:…@` shape.
+            *v = crate::redact::url_text(&orig);
         }
     }
     if !pairs.is_empty() {
         u.query_pairs_mut().clear().extend_pairs(pairs);
     }
     u.set_fragment(None);
-    crate::redact::url_userinfo(u.as_str())
+    let text = u.as_str();
+    crate::redact::url_userinfo(text)
 }
 
 #[cfg(test)]

@@ -526,10 +526,13 @@ pub fn near_miss(line: &str) -> Option<String> {
             || (bytes[i] == b'-' && bytes.get(i + 1) == Some(&b'-'))
             || (bytes[i] == b'/' && bytes.get(i + 1) == Some(&b'*'));
         if starts_comment {
-            let rest = lower[i..].trim_start_matches(['-', '#', '/', '*', ' ', '\t', '\u{a0}']);
+            // Whatever a reader skips over before the first word (`-- ; sluice:down`).
+            let rest = lower[i..].trim_start_matches(|c: char| !c.is_alphanumeric());
             if let Some(after) = rest.strip_prefix("sluice") {
+                // Any run of marks between `sluice` and the word (`sluice:`, `sluice -`,
+                // `sluice\u{fffd}:`) is a separator to a reader.
                 let sep_len = after
-                    .find(|c: char| !(c.is_whitespace() || ":_-=.;,".contains(c)))
+                    .find(|c: char| c.is_alphanumeric())
                     .unwrap_or(after.len());
                 let (sep, word) = after.split_at(sep_len);
                 let names_directive = DIRECTIVE_WORDS.iter().any(|w| {
@@ -901,6 +904,10 @@ mod tests {
             "SELECT 1; /* ",
             "  --",
             "\t-- ",
+            "-- \u{200b}",
+            "--\u{feff}",
+            "--\u{2060} ",
+            "# \u{ad}",
         ];
         let cases = ["sluice", "SLUICE", "Sluice", "sLuIcE"];
         let seps = [

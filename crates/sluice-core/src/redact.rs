@@ -111,6 +111,11 @@ pub fn url_text(raw: &str) -> String {
     userinfo(&keywords(raw, true))
 }
 
+/// The password-parameter rule alone (`?password=…` hidden to the URL's end).
+pub fn url_params(url: &str) -> String {
+    keywords(url, true)
+}
+
 /// The userinfo rule alone, for a URL whose parameters are already redacted: a parsed URL can still
 /// hide a password in its path (`postgres://u:1/pw@h/db` parses with host `u`, port 1).
 pub fn url_userinfo(url: &str) -> String {
@@ -207,13 +212,17 @@ fn userinfo(token: &str) -> String {
     if token.is_empty() {
         return String::new();
     }
-    let start = token.find("://").map(|p| p + 3).unwrap_or(0);
-    if let Some(at) = token.rfind('@').filter(|at| *at >= start) {
+    if let Some(at) = token.rfind('@') {
+        // The last `@` ends the userinfo (a password may hold an unencoded `@`); the scheme is the
+        // first `://` before it. Text before that scheme is judged on its own: a mistyped value
+        // can hold two URLs run together.
+        let start = token[..at].find("://").map_or(0, |p| p + 3);
+        let head = userinfo(&token[..start]);
         let info = &token[start..at];
         if let Some(colon) = info.find(':') {
-            return format!("{}***{}", &token[..start + colon + 1], &token[at..]);
+            return format!("{head}{}***{}", &info[..=colon], &token[at..]);
         }
-        return token.to_string();
+        return format!("{head}{}", &token[start..]);
     }
     if let Some(colon) = odd_port(token) {
         let rest = &token[colon..];

@@ -787,12 +787,13 @@ fn near_miss_of(line: &str, keyword: &str, words: &[&str]) -> Option<String> {
         *c == '#' || lower[*i..].starts_with("--") || lower[*i..].starts_with("/*")
     });
     for (i, _) in starts {
-        let rest = lower[i..].trim_start_matches(['-', '#', '/', '*', ' ', '\t', '+', '\u{a0}']);
+        // Whatever a reader skips over before the first word (`-- ; migrate:down`, `--+goose`).
+        let rest = lower[i..].trim_start_matches(|c: char| !c.is_alphanumeric());
         let Some(after) = rest.strip_prefix(keyword) else {
             continue;
         };
         let sep_len = after
-            .find(|c: char| !(c.is_whitespace() || ":_-=.;,".contains(c)))
+            .find(|c: char| c.is_alphanumeric())
             .unwrap_or(after.len());
         let (sep, word) = after.split_at(sep_len);
         let names = words.iter().any(|w| {
