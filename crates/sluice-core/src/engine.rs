@@ -51,7 +51,7 @@ pub enum LockAttempt {
 }
 
 /// A statement the server rejected.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct ServerError {
     pub code: String,
     pub message: String,
@@ -62,6 +62,9 @@ pub struct ServerError {
     /// True when the statement gave up waiting for a lock (lock_timeout / lock_wait_timeout):
     /// nothing was changed and it may be retried.
     pub lock_timeout: bool,
+    /// For a privilege error, the GRANT (or ownership change) that fixes it, when the server's
+    /// message tells what was refused; empty otherwise.
+    pub grant: String,
 }
 
 impl std::fmt::Display for ServerError {

@@ -66,6 +66,8 @@ pub struct SqlFailure {
     pub statements_applied: usize,
     /// True when the whole migration ran in one transaction and was rolled back.
     pub rolled_back: bool,
+    /// For a privilege error, the GRANT that fixes it when the server's message tells (else empty).
+    pub grant: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -181,8 +183,14 @@ impl Error {
                 format!("as an administrator, run: {grant}\nthen run the same command again")
             }),
             Error::MigrationFailed(f) if is_privilege_code(&f.code) => Some(format!(
-                "the database user lacks a privilege this statement needs (README \"Privileges\" lists what each \
-                 feature needs): grant it or run as the tables' owner. {}",
+                "{}. {}",
+                if f.grant.is_empty() {
+                    "the database user lacks a privilege this statement needs (README \"Privileges\" lists what \
+                     each feature needs): grant it or run as the tables' owner"
+                        .to_string()
+                } else {
+                    format!("the database user lacks a privilege this statement needs; as an administrator, run: {}", f.grant)
+                },
                 if f.rolled_back || f.statements_applied == 0 {
                     "Nothing of this migration is applied; run `sluice up` again after granting it".to_string()
                 } else {

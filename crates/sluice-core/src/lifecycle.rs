@@ -365,6 +365,7 @@ fn server_error(message: String) -> crate::engine::ServerError {
         position: None,
         connection_lost: false,
         lock_timeout: false,
+        grant: String::new(),
     }
 }
 

@@ -480,6 +480,16 @@ impl Execution for MySqlEngine {
                 connection_lost: false,
                 // ER_LOCK_WAIT_TIMEOUT: a metadata lock or row lock wait gave up.
                 lock_timeout: se.code == 1205,
+                grant: if sluice_core::error::is_privilege_code(&se.code.to_string()) {
+                    privileges::grant_for_statement(
+                        se.code,
+                        &se.message,
+                        &self.url.database(),
+                        &self.url.username(),
+                    )
+                } else {
+                    String::new()
+                },
             },
             other => ServerError {
                 code: String::new(),
@@ -487,6 +497,7 @@ impl Execution for MySqlEngine {
                 position: None,
                 connection_lost: true,
                 lock_timeout: false,
+                grant: String::new(),
             },
         })
     }

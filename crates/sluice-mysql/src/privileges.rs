@@ -132,6 +132,11 @@ fn current_account(user: &str) -> String {
         })
 }
 
+/// The GRANT that fixes a migration statement's privilege error, for the account sluice runs as.
+pub(crate) fn grant_for_statement(code: u16, message: &str, database: &str, user: &str) -> String {
+    grant_for(code, message, database, &current_account(user))
+}
+
 /// A server error that is a privilege error, as [`Error::Permission`].
 pub(crate) fn denied(
     context: &str,

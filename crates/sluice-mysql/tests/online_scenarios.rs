@@ -990,7 +990,9 @@ async fn run(sc: Arc<Sc>, seed: u64) -> Result<String, String> {
         format!("`{}`.{}", dba.name, sc.table),
         format!("`{}`.{}", dbb.name, sc.table),
     );
-    let writers = Writers::start(&sc, &dba.url, &qa, &qb, seed);
+    // The clients write both twins through one connection: only the administrator has both
+    // databases (sluice itself runs as each database's own user).
+    let writers = Writers::start(&sc, &dba.su_url, &qa, &qb, seed);
     tokio::time::sleep(Duration::from_millis(50)).await;
     let opts = OnlineOptions {
         postpone_cutover: true,
@@ -1010,7 +1012,7 @@ async fn run(sc: Arc<Sc>, seed: u64) -> Result<String, String> {
     let during = writers.ops.load(Ordering::Relaxed);
     let mut after = Vec::new();
     if sluice.is_ok() {
-        let mut c = Conn::from_url(&dba.url).await.unwrap();
+        let mut c = Conn::from_url(&dba.su_url).await.unwrap();
         for s in &sc.after_copy {
             after.extend(mirrored(&mut c, &qa, &qb, std::slice::from_ref(s)).await);
         }

@@ -223,6 +223,11 @@ fn server_error(e: &tokio_postgres::Error) -> ServerError {
             // victim is the session that waited longest, which for a short step waiting on a busy
             // table (a staged swap locking a referencing table, then its own) is sluice's: retried.
             lock_timeout: matches!(d.code().code(), "55P03" | "40P01"),
+            grant: if d.code().code() == "42501" {
+                privileges::grant_for(d.message())
+            } else {
+                String::new()
+            },
         },
         None => ServerError {
             code: String::new(),
@@ -230,6 +235,7 @@ fn server_error(e: &tokio_postgres::Error) -> ServerError {
             position: None,
             connection_lost: true,
             lock_timeout: false,
+            grant: String::new(),
         },
     }
 }

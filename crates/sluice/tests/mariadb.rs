@@ -286,7 +286,8 @@ async fn bad_input_gets_one_clear_error_and_its_exit_code() {
     let p = Project::new(Server::MariaDb).await;
     p.write("1_create_users.sql", CREATE_USERS);
     let user = format!("u_{}", &p.db.name[p.db.name.len() - 8..]);
-    let mut c = p.db.my().await;
+    // Only an administrator creates users.
+    let mut c = p.db.my_su().await;
     c.query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'right-pass'; CREATE USER '{user}'@'localhost' IDENTIFIED BY 'right-pass'")).await.unwrap();
     let run = |u: &str| -> common::Run {
         p.command(&["status"])
@@ -382,7 +383,10 @@ async fn alter_steps_back_from_a_held_metadata_lock_and_retries() {
         "{r:?}"
     );
     assert!(r.stderr.contains("gave up after"), "{r:?}");
-    let report = format!("connection {holder_id} (user root, Query, User sleep, transaction open ");
+    let report = format!(
+        "connection {holder_id} (user {}, Query, User sleep, transaction open ",
+        p.db.user()
+    );
     let shape = "): SELECT SLEEP(?), PASSWORD(?), ?, ?, ?, ? FROM t";
     assert!(r.stderr.contains(&report), "the blocker is named: {r:?}");
     assert!(r.stderr.contains(shape), "{r:?}");

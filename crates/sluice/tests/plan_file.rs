@@ -535,9 +535,7 @@ async fn postgres_a_failed_planned_run_is_not_resumed_from_the_old_plan() {
 async fn postgres_the_plan_file_holds_no_url_and_no_password() {
     let p = project(Server::Postgres).await;
     // The server trusts local connections, so the password is sent and ignored.
-    let url =
-        p.db.url
-            .replacen("postgres@", &format!("postgres:{SECRET}@"), 1);
+    let url = p.db.url_as(&format!("{}:{SECRET}", p.db.user()));
     no_url_and_no_password(&p, &url);
 }
 
@@ -559,7 +557,7 @@ async fn mariadb_the_plan_file_holds_no_url_and_no_password() {
     ))
     .await;
     admin(format!("GRANT ALL ON `{}`.* TO '{user}'@'%'", p.db.name)).await;
-    let url = p.db.url.replacen("root@", &format!("{user}:{SECRET}@"), 1);
+    let url = p.db.url_as(&format!("{user}:{SECRET}"));
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         no_url_and_no_password(&p, &url)
     }));

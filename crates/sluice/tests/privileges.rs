@@ -70,7 +70,7 @@ struct PgRoles {
 
 impl PgRoles {
     async fn new(p: &Project) -> PgRoles {
-        let admin = p.db.pg().await;
+        let admin = p.db.pg_su().await;
         let role = unique("sluice_mig");
         let owner = unique("sluice_own");
         admin
@@ -84,13 +84,11 @@ impl PgRoles {
             ))
             .await
             .expect("roles");
-        let url =
-            p.db.url
-                .replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+        let url = p.db.url_as(&role);
         assert_ne!(url, p.db.url, "test URL shape");
         PgRoles {
             admin,
-            admin_url: p.db.url.clone(),
+            admin_url: p.db.su_url.clone(),
             db: format!("\"{}\"", p.db.name),
             role,
             owner,
@@ -240,7 +238,7 @@ async fn postgres_flows_run_as_a_non_superuser_with_the_documented_grants() {
     let roles = PgRoles::new(&p).await;
     roles.grant_all_but(None).await;
     write_pg_migrations(&p);
-    let c = p.db.pg().await;
+    let c = p.db.pg_su().await;
 
     let r = run_as(&p, &roles.url, &["up"]);
     assert_eq!(r.code, 0, "{r:?}");
@@ -294,7 +292,7 @@ async fn postgres_each_missing_grant_fails_before_any_work_naming_it() {
         // Revoke too, in case something grants it by default (PUBLIC).
         roles.exec(revoke).await;
         write_pg_migrations(&p);
-        let c = p.db.pg().await;
+        let c = p.db.pg_su().await;
         let want = roles.fill(named);
         for attempt in 0..2 {
             let r = run_as(&p, &roles.url, &["up"]);
@@ -340,6 +338,59 @@ async fn postgres_a_statement_refused_for_privilege_exits_9_recorded_failed() {
     roles.finish().await;
 }
 
+/// The GRANT a refused statement's message names (after "as an administrator, run: ").
+fn named_grant(r: &Run) -> String {
+    let at = r
+        .stderr
+        .find("as an administrator, run: ")
+        .unwrap_or_else(|| panic!("no GRANT named: {r:?}"));
+    let rest = &r.stderr[at + "as an administrator, run: ".len()..];
+    // The help is wrapped for the terminal: the statement ends at its `;`.
+    let end = rest.find(';').expect("GRANT ends with ;");
+    rest[..=end]
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A statement the server refuses for a privilege sluice cannot check beforehand: the message
+/// names the GRANT; an administrator runs exactly that; the rerun goes on from the failed statement.
+#[tokio::test]
+async fn postgres_a_refused_statement_names_the_grant_that_fixes_it() {
+    let p = Project::new(Server::Postgres).await;
+    let roles = PgRoles::new(&p).await;
+    roles.grant_all_but(None).await;
+    roles
+        .exec("CREATE TABLE ledger (id bigint PRIMARY KEY); INSERT INTO ledger VALUES (1)")
+        .await;
+    p.write(
+        "1_seed.sql",
+        "-- sluice:transaction per-statement\nCREATE TABLE audit (id bigint PRIMARY KEY);\nINSERT INTO ledger VALUES (2);\n",
+    );
+    let r = run_as(&p, &roles.url, &["up"]);
+    assert_eq!(r.code, PERMISSION, "{r:?}");
+    let grant = named_grant(&r);
+    assert_eq!(
+        grant,
+        format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE \"ledger\" TO \"{}\";",
+            roles.role
+        ),
+        "{r:?}"
+    );
+    roles.exec(&grant).await;
+    let r = run_as(&p, &roles.url, &["up"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let n: i64 = roles
+        .admin
+        .query_one("SELECT count(*) FROM ledger", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+    roles.finish().await;
+}
+
 // ---------------------------------------------------------------- MariaDB
 
 /// The documented MariaDB grants on the database (README "Privileges").
@@ -366,7 +417,7 @@ struct MyUser {
 
 impl MyUser {
     async fn new(p: &Project, grants: &[&str]) -> MyUser {
-        let mut admin = p.db.my().await;
+        let mut admin = p.db.my_su().await;
         let user = unique("sluice_mig");
         admin
             .query_drop(format!(
@@ -377,12 +428,9 @@ impl MyUser {
         let db = format!("`{}`", p.db.name);
         let mut me = MyUser {
             admin,
-            admin_url: p.db.url.clone(),
+            admin_url: p.db.su_url.clone(),
             db,
-            url: p
-                .db
-                .url
-                .replacen("mysql://root@", &format!("mysql://{user}:pw-{user}@"), 1),
+            url: p.db.url_as(&format!("{user}:pw-{user}")),
             user,
         };
         assert_ne!(me.url, p.db.url, "test URL shape");
@@ -489,7 +537,7 @@ async fn mariadb_flows_run_as_a_database_scoped_user_with_the_documented_grants(
     let p = Project::new(Server::MariaDb).await;
     let u = MyUser::new(&p, MY_GRANTS).await;
     write_my_migrations(&p, true);
-    let mut c = p.db.my().await;
+    let mut c = p.db.my_su().await;
     let before = my_sum(&mut c).await;
     let r = run_as(&p, &u.url, &["up"]);
     assert_eq!(r.code, 0, "{r:?}");
@@ -535,7 +583,7 @@ async fn mariadb_missing_grants(which: std::ops::Range<usize>) {
             .collect();
         let mut u = MyUser::new(&p, &rest).await;
         write_my_migrations(&p, false);
-        let mut c = p.db.my().await;
+        let mut c = p.db.my_su().await;
         let before_tables = my_tables(&mut c).await;
         let before = my_sum(&mut c).await;
         let want = format!("GRANT {missing} ON {}.* TO '{}'@'%';", u.db, u.user);
@@ -699,4 +747,36 @@ async fn postgres_replica_lag_pacing_unreadable_is_a_permission_error_before_any
     assert_eq!(unfilled().await, 0);
     let _ = receiver.kill();
     let _ = receiver.wait();
+}
+
+#[tokio::test]
+async fn mariadb_a_refused_statement_names_the_grant_that_fixes_it() {
+    let p = Project::new(Server::MariaDb).await;
+    let mut me = MyUser::new(&p, MY_GRANTS).await;
+    // Views need CREATE VIEW, which the copy does not: a statement only the server judges.
+    p.write(
+        "1_view.sql",
+        "CREATE TABLE audit (id INT PRIMARY KEY);\nCREATE VIEW rich AS SELECT id FROM acc WHERE balance > 100;\n",
+    );
+    let r = run_as(&p, &me.url, &["up"]);
+    assert_eq!(r.code, PERMISSION, "{r:?}");
+    let grant = named_grant(&r);
+    assert_eq!(
+        grant,
+        format!("GRANT CREATE VIEW ON {}.* TO '{}'@'%';", me.db, me.user),
+        "{r:?}"
+    );
+    me.admin
+        .query_drop(&grant)
+        .await
+        .expect("the named GRANT runs");
+    let r = run_as(&p, &me.url, &["up"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let n: Vec<i64> = me
+        .admin
+        .query(format!("SELECT COUNT(*) FROM {}.rich", me.db))
+        .await
+        .unwrap();
+    assert_eq!(n, vec![200]);
+    me.finish().await;
 }

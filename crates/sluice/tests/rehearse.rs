@@ -381,7 +381,8 @@ async fn top_statements_workload_needs_pg_stat_statements() {
     check(&r, "no pg_stat_statements view");
     // Created but not preloaded (the shared test server does not preload it): the view exists
     // and reading it fails.
-    p.db.pg()
+    // (An untrusted extension: only an administrator creates it.)
+    p.db.pg_su()
         .await
         .batch_execute("CREATE EXTENSION pg_stat_statements")
         .await

@@ -159,7 +159,8 @@ async fn prepare(p: &Project, case: &Case) {
     let c = p.db.pg().await;
     c.batch_execute(case.setup).await.unwrap();
     if let Some(tz) = case.timezone {
-        c.batch_execute(&format!(
+        // A database setting is its owner's (the administrator here) to change.
+        p.db.pg_su().await.batch_execute(&format!(
             "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET timezone TO %L', current_database(), '{tz}'); END $$"
         ))
         .await

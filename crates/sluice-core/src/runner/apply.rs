@@ -247,6 +247,7 @@ pub(super) async fn run_part(
                                             position: None,
                                             connection_lost: false,
                                             lock_timeout: false,
+                                            grant: String::new(),
                                         },
                                     )
                                 }
@@ -339,6 +340,7 @@ pub(super) async fn run_part(
                                 position: None,
                                 connection_lost: false,
                                 lock_timeout: false,
+                                grant: String::new(),
                             };
                             let _ = record_failure(
                                 engine,
@@ -442,6 +444,7 @@ pub(super) async fn online_alter(
         position: None,
         connection_lost: false,
         lock_timeout: false,
+        grant: String::new(),
     };
     match engine
         .alter_online(&exec.sql, &ctx.online_options(), &*ctx.say)

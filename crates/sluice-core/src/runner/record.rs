@@ -109,6 +109,7 @@ pub(crate) async fn record_failure(
         server_message: e.message.clone(),
         statements_applied: if rolled_back { 0 } else { index },
         rolled_back,
+        grant: e.grant.clone(),
     };
     if e.connection_lost {
         return Error::Database {
