@@ -291,12 +291,13 @@ fn unparsed_action(st: &Stmt, ctx: &Ctx) -> Option<Action> {
 }
 
 /// For each statement of a sequence (run in this order, as written), the strongest lock it takes
-/// on a table that existed before the sequence (PostgreSQL; None: none on such a table, or another
-/// engine). From the same per-operation impacts `sluice plan` prints; a statement the model does not
-/// know is ACCESS EXCLUSIVE on a table assumed to exist, and a lock line that names no mode is
-/// ACCESS EXCLUSIVE too: unknown is never safe. `up` bounds the run time of an ACCESS EXCLUSIVE
-/// one by `--exclusive-timeout`, since every query on the table waits while it runs.
-pub fn locks_as_written(target: Target, stmts: &[Stmt]) -> Vec<Option<staged::Lock>> {
+/// on a table that existed before the sequence, or on another object (PostgreSQL; None: none on
+/// such a table, or another engine). From the same per-operation impacts `sluice plan` prints; a
+/// statement the model does not know is ACCESS EXCLUSIVE on a table assumed to exist, and a lock
+/// line that names no mode is ACCESS EXCLUSIVE too: unknown is never safe. `up` bounds the run time
+/// of an ACCESS EXCLUSIVE one on a table by `--exclusive-timeout`, since every query on the table
+/// waits while it runs.
+pub fn locks_as_written(target: Target, stmts: &[Stmt]) -> Vec<Option<staged::TakenLock>> {
     if target.engine != EngineKind::Postgres {
         return vec![None; stmts.len()];
     }
@@ -310,26 +311,67 @@ pub fn locks_as_written(target: Target, stmts: &[Stmt]) -> Vec<Option<staged::Lo
         &mut types,
         |i, st, ctx| {
             let unparsed = unparsed_action(st, ctx);
-            out[i] = st
-                .actions()
-                .iter()
-                .chain(unparsed.as_ref())
-                .filter(|a| {
-                    // A statement the IR does not model, or a DROP INDEX, names no table it knows:
-                    // assume an existing one.
-                    match action_table(a) {
-                        Some(t) => !ctx.is_new_table(&t),
-                        None => matches!(
-                            a,
-                            Action::Other | Action::CreateOther { .. } | Action::DropIndex { .. }
-                        ),
+            let mut strongest: Option<staged::TakenLock> = None;
+            for a in st.actions().iter().chain(unparsed.as_ref()) {
+                let named = locked_tables(a);
+                let existing: Vec<String> = named
+                    .iter()
+                    .filter(|t| !ctx.is_new_table(t))
+                    .map(|t| t.display())
+                    .collect();
+                // Every table it names was created earlier in the part: empty, nothing to wait
+                // for. One that names none (a DROP INDEX, a statement the IR does not model) is
+                // taken to be on an existing one.
+                if !named.is_empty() && existing.is_empty() {
+                    continue;
+                }
+                let Some(mode) = staged::Lock::of_impact(&plan_action(a, st, ctx).impact.lock)
+                else {
+                    continue;
+                };
+                let lock = staged::TakenLock {
+                    mode,
+                    tables: existing,
+                    object: lock_object(a),
+                };
+                match &mut strongest {
+                    Some(s) if s.mode > mode => {}
+                    Some(s) if s.mode == mode && s.object == lock.object => {
+                        for t in lock.tables {
+                            if !s.tables.contains(&t) {
+                                s.tables.push(t);
+                            }
+                        }
                     }
-                })
-                .map(|a| staged::Lock::of_line(&plan_action(a, st, ctx).impact.lock))
-                .max();
+                    _ => strongest = Some(lock),
+                }
+            }
+            out[i] = strongest;
         },
     );
     out
+}
+
+/// The tables an action locks: a CREATE TABLE locks the existing tables it names (its own is
+/// new), any other action the table it acts on.
+fn locked_tables(a: &Action) -> Vec<crate::analysis::ir::QName> {
+    match a {
+        Action::CreateTable { locks, .. } => locks.clone(),
+        _ => action_table(a).into_iter().collect(),
+    }
+}
+
+/// The object other than a table an action locks (PostgreSQL): `ALTER TYPE … ADD VALUE` takes
+/// EXCLUSIVE on its type (pg_enum.c: AddEnumLabel), which only other changes of the type and
+/// statements creating columns of it wait for.
+fn lock_object(a: &Action) -> Option<String> {
+    match a {
+        Action::AddEnumValue { type_name, .. } | Action::RenameEnumValue { type_name } => {
+            Some(format!("type {}", type_name.display()))
+        }
+        Action::RenameSchema { from, .. } => Some(format!("schema {from}")),
+        _ => None,
+    }
 }
 
 pub fn action_table(a: &Action) -> Option<crate::analysis::ir::QName> {
@@ -355,8 +397,7 @@ pub fn action_table(a: &Action) -> Option<crate::analysis::ir::QName> {
         RenameTable { from, .. } => Some(from.clone()),
         DropTable { names, .. } => names.first().cloned(),
         Truncate { tables, .. } => tables.first().cloned(),
-        VacuumFull { table } => table.clone(),
-        Dml { table, .. } => table.clone(),
+        VacuumFull { table } | Reindex { table, .. } | Dml { table, .. } => table.clone(),
         _ => None,
     }
 }

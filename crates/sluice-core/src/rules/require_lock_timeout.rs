@@ -382,6 +382,7 @@ pub(super) fn lock_taking(st: &Stmt, engine: EngineKind, created: &[QName]) -> O
             Action::Cluster if pg => existing(objects_after(st, engine, &["CLUSTER"]), "CLUSTER"),
             Action::Reindex {
                 concurrently: false,
+                ..
             } if pg => {
                 let tables = if st.keywords.get(1).map(String::as_str) == Some("TABLE") {
                     objects_after(st, engine, &["TABLE"])
