@@ -228,14 +228,7 @@ impl Rewrite {
         std::iter::once(self.sql.clone())
             .chain(self.then.iter().map(Step::text))
             .zip(&self.about)
-            .map(|(sql, a)| super::Step {
-                description: a.description.into(),
-                sql,
-                lock: a.lock_line(),
-                effect: a.effect,
-                blocks: a.blocks,
-                transactional: a.transactional,
-            })
+            .map(|(sql, a)| super::Step::of_about(sql, a))
             .collect()
     }
 }
