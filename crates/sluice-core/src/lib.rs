@@ -12,6 +12,7 @@ pub mod history;
 pub mod import;
 pub mod layout;
 pub mod lifecycle;
+pub mod lint;
 pub mod migration;
 pub mod plan;
 pub mod planfile;

@@ -1,6 +1,6 @@
 //! Hostile input gives an error or a finding, never a crash.
 
-use sluice_core::analysis::{lint, LintOptions};
+use sluice_core::lint::{lint, LintOptions};
 use sluice_core::migration::{load_any, load_file, parse_text};
 use sluice_core::target::{EngineKind, Target};
 use std::path::Path;

@@ -13,6 +13,7 @@ pub use create_index::unnamed_concurrent_probe;
 mod drop_index;
 pub mod expand;
 pub mod other;
+pub mod prepare;
 pub(crate) mod set_not_null;
 pub mod staged;
 

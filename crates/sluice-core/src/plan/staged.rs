@@ -617,7 +617,8 @@ mod tests {
     /// and lint for `up` lowers exactly those findings to info.
     #[test]
     fn each_staged_form_answers_the_rules_lint_raises() {
-        use crate::analysis::{lint, LintOptions, Severity};
+        use crate::analysis::Severity;
+        use crate::lint::{lint, LintOptions};
         let corpus = [
             "CREATE INDEX i ON t (a) WHERE a > 0",
             "CREATE UNIQUE INDEX ON t (a)",
