@@ -544,6 +544,10 @@ async fn as_written_steps_take_the_locks_the_server_takes() {
         ("INSERT INTO t (id) VALUES (100000)", false),
         ("DELETE FROM t WHERE id = 1", false),
         ("DELETE FROM app.o", false),
+        // Server-side files (the test connects as a superuser): COPY … TO reads, … FROM writes.
+        ("COPY t TO '/dev/null'", false),
+        ("COPY (SELECT * FROM t WHERE n > 0) TO '/dev/null'", false),
+        ("COPY app.o FROM '/dev/null'", false),
     ];
     if version >= 150000 {
         cases.push((

@@ -454,6 +454,22 @@ mod tests {
                 &["t"],
                 None,
             ),
+            (
+                "COPY t TO STDOUT",
+                Some(AccessShare),
+                true,
+                false,
+                &["t"],
+                None,
+            ),
+            (
+                "COPY (SELECT * FROM t) TO STDOUT",
+                Some(AccessShare),
+                true,
+                false,
+                &[],
+                None,
+            ),
         ];
         let target = Target::new(EngineKind::Postgres, 15, 0);
         for &(sql, lock, tx, nq, tables, unnamed) in pg {

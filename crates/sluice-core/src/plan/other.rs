@@ -383,8 +383,26 @@ pub fn pg_by_words(sql: &str) -> Impact {
                     i += 1;
                 }
             }
+            // `COPY … TO` only reads (ACCESS SHARE); `COPY … FROM` writes.
+            // Outside parentheses, so a `COPY (SELECT … FROM t) TO` query's FROM does not count.
+            let top: Vec<&str> = {
+                let mut depth = 0i32;
+                w.iter()
+                    .filter(|x| {
+                        match x.as_str() {
+                            "(" => depth += 1,
+                            ")" => depth -= 1,
+                            _ => return depth == 0,
+                        }
+                        false
+                    })
+                    .map(String::as_str)
+                    .collect()
+            };
+            let copy_out = head[0] == "COPY" && top.contains(&"TO") && !top.contains(&"FROM");
             let writes = ["INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "INTO"]
                 .iter()
+                .filter(|k| !(copy_out && **k == "COPY"))
                 .any(|k| rest.iter().any(|x| x == k));
             let explain_only = head[0] == "EXPLAIN" && !has(&w, &["ANALYZE"]);
             if writes && !explain_only {
