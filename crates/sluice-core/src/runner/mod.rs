@@ -137,6 +137,7 @@ mod apply;
 mod backfill;
 mod down;
 mod drift;
+pub mod lifecycle;
 mod lock;
 mod planning;
 mod prepare;
