@@ -11,7 +11,7 @@ pub mod error;
 pub mod history;
 pub mod import;
 pub mod layout;
-pub mod lifecycle;
+pub mod lint;
 pub mod migration;
 pub mod plan;
 pub mod planfile;
@@ -21,6 +21,9 @@ pub mod quote;
 pub mod redact;
 pub mod rules;
 pub mod runner;
+// The two-version lifecycle is part of the runner (it runs steps under the run lock and records
+// history); kept reachable as `sluice_core::lifecycle`.
+pub use runner::lifecycle;
 pub mod schema;
 pub mod session;
 pub mod sql;

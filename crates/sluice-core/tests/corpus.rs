@@ -11,7 +11,8 @@
 //! rows = { t = 5000000 }                     # optional: live row counts, as when connected
 //! ```
 
-use sluice_core::analysis::{lint, LintOptions, TableStats};
+use sluice_core::analysis::TableStats;
+use sluice_core::lint::{lint, LintOptions};
 use sluice_core::migration::parse_text;
 use sluice_core::target::Target;
 use std::collections::{BTreeMap, HashMap};

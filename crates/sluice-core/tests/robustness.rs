@@ -1,6 +1,6 @@
 //! Hostile input gives an error or a finding, never a crash.
 
-use sluice_core::analysis::{lint, LintOptions};
+use sluice_core::lint::{lint, LintOptions};
 use sluice_core::migration::{load_any, load_file, parse_text};
 use sluice_core::target::{EngineKind, Target};
 use std::path::Path;
@@ -94,7 +94,7 @@ fn garbage_text_never_panics() {
 
 #[test]
 fn keyword_fallback_matches_whole_words_only() {
-    use sluice_core::analysis::ir::{build, Action};
+    use sluice_core::analysis::ir::{build, Action, QName};
     let act = |sql: &str| {
         let s = sluice_core::sql::split(EngineKind::Postgres, sql)
             .unwrap()
@@ -119,12 +119,22 @@ fn keyword_fallback_matches_whole_words_only() {
     assert_eq!(
         act("REINDEX TABLE concurrently_log"),
         vec![Action::Reindex {
-            concurrently: false
+            concurrently: false,
+            table: Some(QName {
+                schema: None,
+                name: "concurrently_log".into()
+            })
         }]
     );
     assert_eq!(
         act("REINDEX TABLE CONCURRENTLY log"),
-        vec![Action::Reindex { concurrently: true }]
+        vec![Action::Reindex {
+            concurrently: true,
+            table: Some(QName {
+                schema: None,
+                name: "log".into()
+            })
+        }]
     );
     assert_eq!(
         act("ALTER DOMAIN address VALIDATE CONSTRAINT c"),

@@ -214,7 +214,7 @@ fn lint_ids(version: &str, sql: &str) -> Vec<String> {
         .unwrap();
     let f = Flavour::from_version_string(version);
     let target = sluice_core::target::Target::new(f.kind, f.version.0, f.version.1);
-    sluice_core::analysis::lint(target, &[m], &Default::default())
+    sluice_core::lint::lint(target, &[m], &Default::default())
         .findings
         .into_iter()
         .map(|f| f.rule.to_string())

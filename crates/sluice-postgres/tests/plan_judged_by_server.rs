@@ -278,8 +278,8 @@ async fn planned_lock_modes_and_rewrites_match_the_server() {
         t("CREATE SEQUENCE s3 OWNED BY t.id"),
         // TYPE
         on("u", "CREATE TYPE mood2 AS ENUM ('x')"),
-        on("u", "ALTER TYPE mood ADD VALUE 'c'"),
-        on("u", "ALTER TYPE mood RENAME VALUE 'a' TO 'z'"),
+        // ADD VALUE and RENAME VALUE lock the type, no relation: judged with the as-written
+        // steps below.
         on("u", "ALTER TYPE mood RENAME TO feeling"),
         on("u", "ALTER TYPE mood OWNER TO CURRENT_USER"),
         on("u", "DROP TYPE mood CASCADE"),
@@ -491,4 +491,216 @@ async fn planned_lock_modes_and_rewrites_match_the_server() {
         cases.len(),
         failures.join("\n")
     );
+}
+
+/// Issue 12: the lock of each as-written step (what `up` bounds by `--exclusive-timeout` and names
+/// in a lock-wait message) is the strongest lock the server takes on a relation or enum type or
+/// schema that existed before the statement, on the tables the step names. An index's lock counts
+/// for its table. Not judged: the ACCESS SHARE every CREATE takes on its schema and on the types
+/// it uses (against a concurrent DROP).
+#[tokio::test]
+async fn as_written_steps_take_the_locks_the_server_takes() {
+    use sluice_core::plan::as_written;
+    let db = sluice_testkit::TestDb::postgres().await;
+    let c = db.pg().await;
+    c.batch_execute(FIXTURE).await.unwrap();
+    c.batch_execute("CREATE SCHEMA app; CREATE TABLE app.o (id int PRIMARY KEY, t_id bigint)")
+        .await
+        .unwrap();
+    let version: i32 = c
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let target = Target::new(EngineKind::Postgres, (version / 10000) as u32, 0);
+    // (statement, runs outside a transaction)
+    let mut cases: Vec<(&str, bool)> = vec![
+        ("CREATE TABLE n (a int)", false),
+        ("CREATE TABLE n (a mood, b posint)", false),
+        ("CREATE TABLE n (a int, t_id bigint REFERENCES t (id))", false),
+        (
+            "CREATE TABLE n (a int, t_id bigint, p_id bigint, FOREIGN KEY (t_id) REFERENCES t (id), FOREIGN KEY (p_id) REFERENCES parent)",
+            false,
+        ),
+        ("CREATE TABLE n (a int PRIMARY KEY, b int REFERENCES n (a))", false),
+        ("CREATE TABLE n (o_id int REFERENCES app.o (id))", false),
+        ("CREATE TABLE n PARTITION OF pt FOR VALUES FROM (0) TO (10)", false),
+        ("CREATE TABLE n (LIKE t)", false),
+        ("CREATE TABLE n (LIKE t INCLUDING ALL)", false),
+        ("CREATE TABLE n (x int) INHERITS (parent)", false),
+        ("CREATE TABLE n AS SELECT * FROM t", false),
+        ("CREATE TYPE mood3 AS ENUM ('x')", false),
+        ("CREATE FUNCTION f3() RETURNS int LANGUAGE sql AS 'SELECT 1'", false),
+        ("ALTER TYPE mood ADD VALUE 'c'", false),
+        ("ALTER TYPE mood ADD VALUE IF NOT EXISTS 'a'", false),
+        ("ALTER TYPE mood RENAME VALUE 'a' TO 'z'", false),
+        ("ALTER SCHEMA app RENAME TO app2", false),
+        ("REINDEX TABLE t", false),
+        ("REINDEX INDEX t_n_idx", false),
+        ("REINDEX TABLE CONCURRENTLY t", true),
+        ("REINDEX INDEX CONCURRENTLY t_n_idx", true),
+        ("UPDATE t SET note = 'y' WHERE id = 1", false),
+        ("UPDATE app.o SET t_id = 1", false),
+        ("INSERT INTO t (id) VALUES (100000)", false),
+        ("DELETE FROM t WHERE id = 1", false),
+        ("DELETE FROM app.o", false),
+        // Server-side files (the test connects as a superuser): COPY … TO reads, … FROM writes.
+        ("COPY t TO '/dev/null'", false),
+        ("COPY (SELECT * FROM t WHERE n > 0) TO '/dev/null'", false),
+        ("COPY app.o FROM '/dev/null'", false),
+    ];
+    if version >= 150000 {
+        cases.push((
+            "MERGE INTO t USING parent p ON t.id = p.id WHEN MATCHED THEN UPDATE SET n = 1",
+            false,
+        ));
+    }
+    // What existed before: relations (an index stands for its table), enum types, schemas.
+    let existing = "
+        SELECT l.mode, l.granted,
+               CASE WHEN l.locktype = 'relation' THEN NULL
+                    WHEN l.classid = 'pg_type'::regclass THEN 'type ' || format_type(l.objid, NULL)
+                    ELSE 'schema app' END,
+               CASE WHEN l.locktype = 'relation'
+                    THEN COALESCE(i.indrelid, l.relation)::regclass::text END
+        FROM pg_locks l LEFT JOIN pg_index i ON i.indexrelid = l.relation
+        WHERE l.pid = $1 AND (
+          (l.locktype = 'relation' AND l.relation IN (
+             SELECT c.oid FROM pg_class c JOIN pg_namespace s ON s.oid = c.relnamespace
+             WHERE s.nspname IN ('public', 'app') AND c.oid < $2::oid))
+          OR (l.locktype = 'object' AND l.mode <> 'AccessShareLock' AND (
+             (l.classid = 'pg_type'::regclass AND l.objid IN
+               (SELECT oid FROM pg_type WHERE typtype = 'e' AND oid < $2::oid))
+             OR (l.classid = 'pg_namespace'::regclass AND l.objid = $3::oid))))";
+    // Every object of the fixture has an oid below the next one handed out.
+    let horizon: u32 = {
+        c.batch_execute("CREATE TABLE horizon_probe ()")
+            .await
+            .unwrap();
+        let o: u32 = c
+            .query_one("SELECT 'horizon_probe'::regclass::oid", &[])
+            .await
+            .unwrap()
+            .get(0);
+        c.batch_execute("DROP TABLE horizon_probe").await.unwrap();
+        o
+    };
+    // The schema by oid: a statement renaming it must still be seen locking it.
+    let app: u32 = c
+        .query_one("SELECT 'app'::regnamespace::oid", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let mode_rank = |m: &str| RANK.iter().position(|r| *r == m);
+    let mut failures = Vec::new();
+    for &(sql, outside) in &cases {
+        let s = &sluice_core::sql::split(target.engine, sql).unwrap()[0];
+        let w = as_written::statement(target, s);
+        // (mode, tables or object)
+        let rows: Vec<(String, Option<String>, Option<String>)> = if !outside {
+            c.batch_execute("BEGIN").await.unwrap();
+            c.batch_execute(sql)
+                .await
+                .unwrap_or_else(|e| panic!("{sql}: {e:?}"));
+            let rows = c
+                .query(existing, &[&c_pid(&c).await, &horizon, &app])
+                .await
+                .unwrap();
+            c.batch_execute("ROLLBACK").await.unwrap();
+            rows.iter()
+                .map(|r| (r.get(0), r.get(2), r.get(3)))
+                .collect()
+        } else {
+            // Outside a transaction: the lock it queues for behind a SHARE UPDATE EXCLUSIVE
+            // holder (every statement here needs at least that on `t`).
+            let holder = db.pg().await;
+            holder
+                .batch_execute(
+                    "SET statement_timeout = '30s'; BEGIN; LOCK TABLE t IN SHARE UPDATE EXCLUSIVE MODE",
+                )
+                .await
+                .unwrap();
+            let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let pid = c_pid(&client).await;
+            client
+                .batch_execute("SET statement_timeout = '30s'")
+                .await
+                .unwrap();
+            let stmt = sql.to_string();
+            let task = tokio::spawn(async move {
+                client
+                    .batch_execute(&stmt)
+                    .await
+                    .unwrap_or_else(|e| panic!("{stmt}: {e:?}"));
+            });
+            let mut waiting = Vec::new();
+            for _ in 0..400 {
+                let rows = c.query(existing, &[&pid, &horizon, &app]).await.unwrap();
+                waiting = rows
+                    .iter()
+                    .filter(|r| !r.get::<_, bool>(1))
+                    .map(|r| (r.get(0), r.get(2), r.get(3)))
+                    .collect();
+                if !waiting.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+            }
+            holder.batch_execute("ROLLBACK").await.unwrap();
+            tokio::time::timeout(std::time::Duration::from_secs(60), task)
+                .await
+                .expect("the statement finished once the holder let go")
+                .unwrap();
+            waiting
+        };
+        let strongest = rows.iter().filter_map(|r| mode_rank(&r.0)).max();
+        let observed_mode = strongest.map(|k| RANK[k]);
+        let mut observed_on: Vec<String> = rows
+            .iter()
+            .filter(|r| mode_rank(&r.0) == strongest)
+            .filter_map(|r| r.1.clone().or_else(|| r.2.clone()))
+            .collect();
+        observed_on.sort();
+        observed_on.dedup();
+        let planned_mode = w.lock.as_ref().map(|l| lock_name(l.mode.name()));
+        let mut planned_on: Vec<String> = match &w.lock {
+            Some(l) => l.object.iter().cloned().chain(l.tables.clone()).collect(),
+            None => vec![],
+        };
+        planned_on.sort();
+        // An empty list of tables: the statement names none the model can read (REINDEX INDEX).
+        let on_ok = planned_on == observed_on
+            || (planned_on.is_empty() && w.lock.as_ref().is_some_and(|l| l.object.is_none()));
+        if planned_mode != observed_mode || !on_ok {
+            failures.push(format!(
+                "{sql}\n  as written {:?}\n  server     {observed_mode:?} on {observed_on:?}",
+                w.lock
+            ));
+        }
+        // A lock-wait message names a table it waits for.
+        let names_waited_on = w.table().is_none_or(|t| observed_on.iter().any(|o| o == t));
+        if w.lock.as_ref().is_some_and(|l| !l.tables.is_empty()) && !names_waited_on {
+            failures.push(format!(
+                "{sql}\n  names {:?}, waits on {observed_on:?}",
+                w.table()
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "the as-written step disagrees with the server on {} of {} statements:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
+
+async fn c_pid(c: &tokio_postgres::Client) -> i32 {
+    c.query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0)
 }

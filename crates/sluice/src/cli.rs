@@ -1430,7 +1430,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             connect,
             as_written,
         } => {
-            let mut opts = sluice_core::analysis::LintOptions {
+            let mut opts = sluice_core::lint::LintOptions {
                 include_down,
                 staged: !as_written,
                 ..Default::default()
@@ -1460,7 +1460,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             };
             // Paths only: files are read one at a time, so memory stays flat however many there are.
             let inputs = r.migration_inputs(paths, target.engine)?;
-            let mut linter = sluice_core::analysis::Linter::new(target, opts);
+            let mut linter = sluice_core::lint::Linter::new(target, opts);
             let mut out = crate::lint::Output::new(format, &target.to_string());
             // Files are read and parsed on every core; the rules, which carry column types from
             // one file to the next, take them in order, so the output is the serial one.

@@ -87,7 +87,7 @@ impl Output {
     }
 
     /// Closes the document; returns the number of error-level findings.
-    pub fn finish(mut self, linter: &sluice_core::analysis::Linter) -> usize {
+    pub fn finish(mut self, linter: &sluice_core::lint::Linter) -> usize {
         let report = linter.report(Vec::new());
         match self.format {
             Format::Human => {

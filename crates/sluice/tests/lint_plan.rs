@@ -206,7 +206,12 @@ async fn connected_lint_and_plan_use_the_live_table_size() {
         serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:?}"));
     assert_eq!(j["tables"]["big"]["rows"], 150000);
     let add = &j["migrations"][0]["statements"][0]["actions"][0];
-    assert_eq!(add["impact"]["lock"], "ACCESS EXCLUSIVE");
+    // The lock as data (issue 12): its mode and the tables it is on; the words beside it.
+    assert_eq!(
+        add["impact"]["lock"],
+        serde_json::json!({"mode": "ACCESS EXCLUSIVE", "tables": ["big"]})
+    );
+    assert_eq!(add["impact"]["lock_text"], "ACCESS EXCLUSIVE");
     assert_eq!(add["impact"]["effect"], "rewrite");
     assert_eq!(add["impact"]["blocks"], "reads-and-writes");
     assert!(add["estimate_secs"].as_f64().unwrap() > 0.1, "{add}");
@@ -216,6 +221,12 @@ async fn connected_lint_and_plan_use_the_live_table_size() {
         .iter()
         .map(|s| s["effect"].as_str().unwrap())
         .collect();
+    // Every step `up` runs names its lock mode (as its words do) and its table.
+    for s in add["safe_steps"].as_array().unwrap() {
+        let mode = s["lock"]["mode"].as_str().unwrap_or_else(|| panic!("{s}"));
+        assert!(s["lock_text"].as_str().unwrap().starts_with(mode), "{s}");
+        assert_eq!(s["lock"]["tables"], serde_json::json!(["big"]), "{s}");
+    }
     // The steps `up` runs (SET NOT NULL and the helper's drop commit together, as up sends them).
     assert_eq!(
         steps,
@@ -226,7 +237,12 @@ async fn connected_lint_and_plan_use_the_live_table_size() {
         "ALTER TABLE big ALTER COLUMN \"token\" SET NOT NULL; ALTER TABLE big DROP CONSTRAINT \"big_token_not_null_check\""
     );
     let idx = &j["migrations"][0]["statements"][1]["actions"][0];
-    assert_eq!(idx["impact"]["lock"], "SHARE");
+    assert_eq!(idx["impact"]["lock"]["mode"], "SHARE");
+    assert_eq!(idx["impact"]["lock"]["tables"], serde_json::json!(["big"]));
+    assert_eq!(
+        idx["safe_steps"][0]["lock"],
+        serde_json::json!({"mode": "SHARE UPDATE EXCLUSIVE", "tables": ["big"]})
+    );
     assert_eq!(idx["impact"]["blocks"], "writes");
     assert_eq!(idx["safe_steps"][0]["transactional"], false);
     assert!(idx["safe_steps"][0]["sql"]
@@ -288,14 +304,24 @@ async fn plan_works_on_mariadb() {
     assert_eq!(modify["impact"]["blocks"], "writes");
     let add = &j["migrations"][0]["statements"][1]["actions"][0];
     assert_eq!(add["impact"]["effect"], "instant");
-    assert_eq!(add["impact"]["lock"], "ALGORITHM=INSTANT");
+    // No PostgreSQL lock mode: the algorithm and lock level, each its own field.
+    assert_eq!(add["impact"]["lock"], serde_json::Value::Null);
+    assert_eq!(add["impact"]["lock_text"], "ALGORITHM=INSTANT");
+    assert_eq!(add["impact"]["algorithm"], "INSTANT");
+    assert_eq!(add["impact"]["lock_level"], "NONE");
     // The as-written line is the online path's prediction on the live table: the server builds a
     // FULLTEXT index only with LOCK=SHARED, and lint says so.
     let ft = &j["migrations"][0]["statements"][2]["actions"][0];
     assert_eq!(
-        ft["impact"]["lock"], "ALGORITHM=INPLACE, LOCK=SHARED",
+        ft["impact"]["lock_text"], "ALGORITHM=INPLACE, LOCK=SHARED",
         "{j}"
     );
+    assert_eq!(
+        (&ft["impact"]["algorithm"], &ft["impact"]["lock_level"]),
+        (&serde_json::json!("INPLACE"), &serde_json::json!("SHARED")),
+        "{j}"
+    );
+    assert_eq!(modify["impact"]["algorithm"], "COPY", "{j}");
     assert_eq!(ft["impact"]["blocks"], "writes");
     // `sluice up` runs it as an online copy, so the finding is info saying so.
     let finding = j["migrations"][0]["findings"]

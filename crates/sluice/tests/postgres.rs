@@ -1185,6 +1185,53 @@ async fn a_lock_that_never_frees_fails_the_migration_resumably_naming_the_blocke
         .unwrap();
 }
 
+/// Issue 12: a data change that waits for its lock names its table in every lock-retry message
+/// (the IR named none for UPDATE/DELETE/MERGE, so the messages said nothing about where it waits).
+#[tokio::test]
+async fn a_blocked_data_change_names_its_table_when_it_steps_back() {
+    for (sql, table) in [
+        ("UPDATE app.orders SET v = 'y' WHERE id = 1", "app.orders"),
+        ("DELETE FROM app.orders WHERE id = 2", "app.orders"),
+        ("INSERT INTO app.orders (id, v) VALUES (10, 'z')", "app.orders"),
+        (
+            "MERGE INTO app.orders o USING (SELECT 3 AS id) s ON o.id = s.id WHEN MATCHED THEN UPDATE SET v = 'm'",
+            "app.orders",
+        ),
+    ] {
+        let p = Project::new(Server::Postgres).await;
+        let c = p.db.pg().await;
+        c.batch_execute(
+            "CREATE SCHEMA app; CREATE TABLE app.orders (id int PRIMARY KEY, v text); \
+             INSERT INTO app.orders SELECT g, 'x' FROM generate_series(1, 5) g",
+        )
+        .await
+        .unwrap();
+        p.write("1_change.sql", &format!("{sql};\n"));
+        // A session holding ACCESS EXCLUSIVE, bounded so a hang fails the test.
+        let mut holder = p.db.pg().await;
+        let tx = holder.transaction().await.unwrap();
+        tx.batch_execute(
+            "SET LOCAL statement_timeout = '60s'; LOCK TABLE app.orders IN ACCESS EXCLUSIVE MODE",
+        )
+        .await
+        .unwrap();
+        let child = p.spawn(&["up", "--lock-timeout", "100", "--lock-retry-for", "2"]);
+        let r = wait_bounded(child, 60, "sluice");
+        assert_eq!(r.code, 1, "{sql}: {r:?}");
+        assert!(
+            r.stderr
+                .contains(&format!("waited 100 ms for its lock on {table} and stepped back")),
+            "{sql}: {r:?}"
+        );
+        assert!(r.stderr.contains("AccessExclusiveLock"), "{sql}: {r:?}");
+        tx.rollback().await.unwrap();
+        // Nothing changed while it was blocked; the rerun applies it.
+        let r = p.run(&["up"]);
+        assert_eq!(r.code, 0, "{sql}: {r:?}");
+        let _ = &mut holder;
+    }
+}
+
 /// CREATE INDEX on a live table runs CONCURRENTLY: writes continue while it builds.
 #[tokio::test]
 async fn create_index_runs_concurrently_and_writers_never_wait() {

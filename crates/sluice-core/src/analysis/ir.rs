@@ -121,6 +121,9 @@ pub enum Action {
         columns: Vec<ColumnSpec>,
         constraints: Vec<ConstraintSpec>,
         partition_of: bool,
+        /// Existing tables the statement locks (PostgreSQL): the partition parent, inherited
+        /// parents, LIKE sources and referenced tables, each once, its own name left out.
+        locks: Vec<QName>,
     },
     CreateIndex {
         name: Option<String>,
@@ -235,6 +238,8 @@ pub enum Action {
     Cluster,
     Reindex {
         concurrently: bool,
+        /// `REINDEX TABLE t`: the table (None for an index, schema, database or system).
+        table: Option<QName>,
     },
     DetachPartition {
         table: QName,
@@ -464,6 +469,77 @@ pub fn build_at(
     }
 }
 
+/// The table a DML statement names (not a subquery or function).
+fn factor_table(engine: EngineKind, f: &ast::TableFactor) -> Option<QName> {
+    match f {
+        ast::TableFactor::Table { name, .. } => Some(qname(engine, name)),
+        _ => None,
+    }
+}
+
+/// The existing tables a CREATE TABLE locks besides its own: partition parent, inherited parents,
+/// LIKE sources, referenced tables (a self-reference locks nothing else).
+fn create_table_locks(engine: EngineKind, ct: &ast::CreateTable, own: &QName) -> Vec<QName> {
+    let mut names: Vec<&ObjectName> = Vec::new();
+    names.extend(ct.partition_of.iter());
+    names.extend(ct.inherits.iter().flatten());
+    if let Some(ast::CreateTableLikeKind::Parenthesized(l) | ast::CreateTableLikeKind::Plain(l)) =
+        &ct.like
+    {
+        names.push(&l.name);
+    }
+    for c in &ct.columns {
+        for o in &c.options {
+            if let ColumnOption::ForeignKey(fk) = &o.option {
+                names.push(&fk.foreign_table);
+            }
+        }
+    }
+    for tc in &ct.constraints {
+        if let TableConstraint::ForeignKey(fk) = tc {
+            names.push(&fk.foreign_table);
+        }
+    }
+    let mut out: Vec<QName> = Vec::new();
+    for n in names {
+        let q = qname(engine, n);
+        if !q.matches(own) && !out.iter().any(|o| o.matches(&q)) {
+            out.push(q);
+        }
+    }
+    out
+}
+
+/// `REINDEX [ ( options ) ] TABLE [ CONCURRENTLY ] name`: the table (sqlparser has no REINDEX).
+fn reindex_table(engine: EngineKind, sql: &str) -> Option<QName> {
+    use sqlparser::keywords::Keyword;
+    use sqlparser::tokenizer::Token;
+    let dialect = crate::sql::dialect(engine);
+    let mut p = Parser::new(dialect.as_ref()).try_with_sql(sql).ok()?;
+    if !p.parse_keyword(Keyword::REINDEX) {
+        return None;
+    }
+    if p.consume_token(&Token::LParen) {
+        let mut depth = 1;
+        while depth > 0 {
+            match p.next_token().token {
+                Token::LParen => depth += 1,
+                Token::RParen => depth -= 1,
+                Token::EOF => return None,
+                _ => {}
+            }
+        }
+    }
+    if !p.parse_keyword(Keyword::TABLE) {
+        return None;
+    }
+    // `REINDEX TABLE CONCURRENTLY t`; a table named `concurrently` is the name itself.
+    if matches!(p.peek_nth_token(1).token, Token::Word(_)) {
+        let _ = p.parse_keyword(Keyword::CONCURRENTLY);
+    }
+    p.parse_object_name(false).ok().map(|n| qname(engine, &n))
+}
+
 /// MariaDB spells a stored generated column `AS (expr) PERSISTENT`, a synonym of `STORED` that sqlparser
 /// does not know: the statement with the word replaced, for a second parse attempt.
 fn mariadb_persistent_as_stored(engine: EngineKind, sql: &str) -> Option<String> {
@@ -502,6 +578,7 @@ fn from_keywords(engine: EngineKind, s: &SqlStatement) -> Option<Vec<Action>> {
         },
         ["REINDEX", ..] => Action::Reindex {
             concurrently: has("CONCURRENTLY"),
+            table: reindex_table(engine, &s.sql),
         },
         ["CLUSTER", ..] => Action::Cluster,
         // FULL is an option: right after VACUUM, or inside its parenthesised option list.
@@ -556,11 +633,14 @@ fn from_ast(engine: EngineKind, st: &Statement) -> Vec<Action> {
             for tc in &ct.constraints {
                 constraints.push(constraint_spec(engine, tc, false));
             }
+            let table = qname(engine, &ct.name);
+            let locks = create_table_locks(engine, ct, &table);
             vec![Action::CreateTable {
-                table: qname(engine, &ct.name),
+                table,
                 columns,
                 constraints,
                 partition_of: ct.partition_of.is_some(),
+                locks,
             }]
         }
         Statement::CreateIndex(ci) => {
@@ -691,13 +771,30 @@ fn from_ast(engine: EngineKind, st: &Statement) -> Vec<Action> {
                 _ => None,
             },
         }],
-        Statement::Update(_) => vec![Action::Dml {
+        Statement::Update(u) => vec![Action::Dml {
             kind: "UPDATE".into(),
-            table: None,
+            table: factor_table(engine, &u.table.relation),
         }],
-        Statement::Delete(_) => vec![Action::Dml {
+        Statement::Delete(d) => vec![Action::Dml {
             kind: "DELETE".into(),
-            table: None,
+            table: match &d.from {
+                ast::FromTable::WithFromKeyword(f) | ast::FromTable::WithoutKeyword(f) => {
+                    f.first().and_then(|t| factor_table(engine, &t.relation))
+                }
+            },
+        }],
+        Statement::Merge(m) => vec![Action::Dml {
+            kind: "MERGE".into(),
+            table: factor_table(engine, &m.table),
+        }],
+        // COPY ... FROM writes the table; COPY ... TO only reads it.
+        Statement::Copy {
+            source: ast::CopySource::Table { table_name, .. },
+            to,
+            ..
+        } => vec![Action::Dml {
+            kind: if *to { "COPY TO" } else { "COPY" }.into(),
+            table: Some(qname(engine, table_name)),
         }],
         Statement::Query(_) => vec![Action::Dml {
             kind: "SELECT".into(),

@@ -711,11 +711,11 @@ fn lint_findings_point_into_the_right_file() {
         Some(Layout::Sqlx),
     );
     let target = crate::target::Target::parse("postgres:15").unwrap();
-    let opts = crate::analysis::LintOptions {
+    let opts = crate::lint::LintOptions {
         include_down: true,
         ..Default::default()
     };
-    let mut linter = crate::analysis::Linter::new(target, opts);
+    let mut linter = crate::lint::Linter::new(target, opts);
     let parsed = linter.parser().parse(&ms[0]);
     let findings = linter.lint_parsed(&ms[0], parsed);
     let f = findings

@@ -2,7 +2,7 @@
 //! everything the runner needs to run it, so that the runner reads Steps and never the user's SQL
 //! (issue 12). The facts come from the same model as the staged forms and `sluice plan`.
 
-use super::staged::Lock;
+use super::staged::{Lock, TakenLock};
 use crate::analysis::ir;
 use crate::sql::SqlStatement;
 use crate::target::{EngineKind, Target};
@@ -12,9 +12,9 @@ use crate::target::{EngineKind, Target};
 pub struct AsWritten {
     /// The statement as the migration wrote it: what runs.
     pub sql: String,
-    /// The strongest lock it takes on a table that existed before the part (PostgreSQL; None:
-    /// none on such a table, or another engine). Unknown is ACCESS EXCLUSIVE.
-    pub lock: Option<Lock>,
+    /// The strongest lock it takes on a table that existed before the part, or on another object
+    /// (PostgreSQL; None: none on such a table, or another engine). Unknown is ACCESS EXCLUSIVE.
+    pub lock: Option<TakenLock>,
     /// Runs inside a transaction (false: CONCURRENTLY, VACUUM, ... on PostgreSQL; anything that
     /// commits implicitly on MariaDB/MySQL).
     pub transactional: bool,
@@ -36,7 +36,14 @@ impl AsWritten {
     /// Holds ACCESS EXCLUSIVE on an existing table: `up` bounds its run time by
     /// `--exclusive-timeout`.
     pub fn bounded(&self) -> bool {
-        self.lock == Some(Lock::AccessExclusive)
+        self.lock
+            .as_ref()
+            .is_some_and(TakenLock::blocks_all_queries)
+    }
+
+    /// The mode of its lock.
+    pub fn mode(&self) -> Option<Lock> {
+        self.lock.as_ref().map(|l| l.mode)
     }
 
     /// The table to name in a lock-wait message.
@@ -93,10 +100,12 @@ pub fn statement(target: Target, s: &SqlStatement) -> AsWritten {
     one(target, s, &st, lock)
 }
 
-fn one(target: Target, s: &SqlStatement, st: &ir::Stmt, lock: Option<Lock>) -> AsWritten {
+fn one(target: Target, s: &SqlStatement, st: &ir::Stmt, lock: Option<TakenLock>) -> AsWritten {
     let pg = target.engine == EngineKind::Postgres;
     let own_tx = target.needs_own_transaction(s);
-    let mut tables: Vec<String> = Vec::new();
+    // The tables it waits for first (a CREATE TABLE waits for the tables it references, not for
+    // its own).
+    let mut tables: Vec<String> = lock.iter().flat_map(|l| l.tables.clone()).collect();
     for t in st.actions().iter().filter_map(super::action_table) {
         let t = t.display();
         if !tables.contains(&t) {
@@ -273,6 +282,193 @@ mod tests {
                 false,
                 &[],
                 None,
+            ),            // A new table locks no existing one, except those it references, inherits, copies or
+            // is a partition of (judged against pg_locks in plan_judged_by_server.rs); its own
+            // name comes after them.
+            ("CREATE TABLE n (a int)", None, true, false, &["n"], None),
+            (
+                "CREATE TABLE n (a int REFERENCES p (id))",
+                Some(ShareRowExclusive),
+                true,
+                false,
+                &["p", "n"],
+                None,
+            ),
+            (
+                "CREATE TABLE n (a int, b int, FOREIGN KEY (a) REFERENCES app.p (id), FOREIGN KEY (b) REFERENCES q (id))",
+                Some(ShareRowExclusive),
+                true,
+                false,
+                &["app.p", "q", "n"],
+                None,
+            ),
+            (
+                "CREATE TABLE n (a int REFERENCES n (a) UNIQUE)",
+                None,
+                true,
+                false,
+                &["n"],
+                None,
+            ),
+            (
+                "CREATE TABLE n PARTITION OF p FOR VALUES IN (1)",
+                Some(AccessExclusive),
+                true,
+                false,
+                &["p", "n"],
+                None,
+            ),
+            (
+                "CREATE TABLE n (LIKE p)",
+                Some(AccessShare),
+                true,
+                false,
+                &["p", "n"],
+                None,
+            ),
+            // Not parsed by sqlparser: judged from its words, its tables unknown.
+            (
+                "CREATE TABLE n (LIKE p INCLUDING ALL)",
+                Some(AccessShare),
+                true,
+                false,
+                &[],
+                None,
+            ),
+            (
+                "CREATE UNLOGGED TABLE n (LIKE p INCLUDING ALL)",
+                Some(AccessShare),
+                true,
+                false,
+                &[],
+                None,
+            ),
+            (
+                "CREATE TABLE n (a int) INHERITS (p)",
+                Some(ShareUpdateExclusive),
+                true,
+                false,
+                &["p", "n"],
+                None,
+            ),
+            (
+                "CREATE TABLE n AS SELECT * FROM p",
+                Some(AccessShare),
+                true,
+                false,
+                &["n"],
+                None,
+            ),
+            // Nor does any other new object.
+            ("CREATE TYPE e2 AS ENUM ('a')", None, true, false, &[], None),
+            (
+                "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'select 1'",
+                None,
+                true,
+                false,
+                &[],
+                None,
+            ),
+            ("CREATE SCHEMA s", None, true, false, &[], None),
+            // REINDEX: SHARE UPDATE EXCLUSIVE on the table concurrently, outside a transaction;
+            // otherwise ACCESS EXCLUSIVE on the indexes (which every query planning on the table
+            // needs).
+            (
+                "REINDEX TABLE CONCURRENTLY app.t",
+                Some(ShareUpdateExclusive),
+                false,
+                true,
+                &["app.t"],
+                None,
+            ),
+            (
+                "REINDEX (VERBOSE) TABLE CONCURRENTLY t",
+                Some(ShareUpdateExclusive),
+                false,
+                true,
+                &["t"],
+                None,
+            ),
+            (
+                "REINDEX INDEX CONCURRENTLY i",
+                Some(ShareUpdateExclusive),
+                false,
+                true,
+                &[],
+                None,
+            ),
+            (
+                "REINDEX TABLE t",
+                Some(AccessExclusive),
+                true,
+                false,
+                &["t"],
+                None,
+            ),
+            (
+                "REINDEX INDEX i",
+                Some(AccessExclusive),
+                true,
+                false,
+                &[],
+                None,
+            ),
+            // Data changes: ROW EXCLUSIVE on the table they name.
+            (
+                "UPDATE app.t SET a = 1 WHERE b = 2",
+                Some(RowExclusive),
+                true,
+                false,
+                &["app.t"],
+                None,
+            ),
+            (
+                "INSERT INTO t (a) VALUES (1)",
+                Some(RowExclusive),
+                true,
+                false,
+                &["t"],
+                None,
+            ),
+            (
+                "DELETE FROM t WHERE a = 1",
+                Some(RowExclusive),
+                true,
+                false,
+                &["t"],
+                None,
+            ),
+            (
+                "MERGE INTO t USING u ON t.id = u.id WHEN MATCHED THEN DELETE",
+                Some(RowExclusive),
+                true,
+                false,
+                &["t"],
+                None,
+            ),
+            (
+                "COPY t (a) FROM STDIN",
+                Some(RowExclusive),
+                true,
+                false,
+                &["t"],
+                None,
+            ),
+            (
+                "COPY t TO STDOUT",
+                Some(AccessShare),
+                true,
+                false,
+                &["t"],
+                None,
+            ),
+            (
+                "COPY (SELECT * FROM t) TO STDOUT",
+                Some(AccessShare),
+                true,
+                false,
+                &[],
+                None,
             ),
         ];
         let target = Target::new(EngineKind::Postgres, 15, 0);
@@ -280,7 +476,12 @@ mod tests {
             let s = &crate::sql::split(target.engine, sql).unwrap()[0];
             let w = statement(target, s);
             assert_eq!(w.sql, sql);
-            assert_eq!(w.lock, lock, "{sql}");
+            assert_eq!(w.mode(), lock, "{sql}");
+            assert_eq!(
+                w.lock.as_ref().and_then(|l| l.object.clone()),
+                None,
+                "{sql}"
+            );
             assert_eq!(w.bounded(), lock == Some(AccessExclusive), "{sql}");
             assert_eq!(w.transactional, tx, "{sql}");
             assert_eq!(w.never_queues_queries, nq, "{sql}");
@@ -298,6 +499,28 @@ mod tests {
             }
             assert!(!w.transaction_control && !w.alter_table, "{sql}");
         }
+        // An enum's values and a schema's name: the lock is on the type or schema, no table, so
+        // `up` does not bound them (judged against pg_locks in plan_judged_by_server.rs).
+        for (sql, mode, object) in [
+            ("ALTER TYPE app.e ADD VALUE 'x'", Exclusive, "type app.e"),
+            (
+                "ALTER TYPE e ADD VALUE IF NOT EXISTS 'x' BEFORE 'a'",
+                Exclusive,
+                "type e",
+            ),
+            ("ALTER TYPE e RENAME VALUE 'a' TO 'b'", Exclusive, "type e"),
+            ("ALTER SCHEMA s RENAME TO s2", AccessExclusive, "schema s"),
+        ] {
+            let s = &crate::sql::split(target.engine, sql).unwrap()[0];
+            let w = statement(target, s);
+            let want = TakenLock {
+                mode,
+                tables: vec![],
+                object: Some(object.into()),
+            };
+            assert_eq!(w.lock, Some(want), "{sql}");
+            assert!(!w.bounded() && w.tables.is_empty(), "{sql}");
+        }
         // ALTER TYPE ... ADD VALUE could not run in a transaction before PostgreSQL 12.
         let old = Target::new(EngineKind::Postgres, 11, 0);
         let s = &crate::sql::split(old.engine, "ALTER TYPE e ADD VALUE 'x'").unwrap()[0];
@@ -312,8 +535,8 @@ mod tests {
             let rows: &[(&str, bool, bool, &[&str])] = &[
                 ("ALTER TABLE t ADD COLUMN b INT", false, true, &["t"]),
                 ("CREATE INDEX i ON t (a)", false, false, &["t"]),
-                // The IR names no table for a data change (a lock-wait message then names none).
-                ("UPDATE t SET a = 1", true, false, &[]),
+                ("UPDATE t SET a = 1", true, false, &["t"]),
+                ("DELETE FROM t", true, false, &["t"]),
                 ("CREATE TABLE n (a INT)", false, false, &["n"]),
             ];
             for &(sql, tx, alter, tables) in rows {

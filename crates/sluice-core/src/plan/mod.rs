@@ -13,6 +13,7 @@ pub use create_index::unnamed_concurrent_probe;
 mod drop_index;
 pub mod expand;
 pub mod other;
+pub mod prepare;
 pub(crate) mod set_not_null;
 pub mod staged;
 
@@ -64,8 +65,20 @@ impl Blocks {
 /// How a statement behaves as written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Impact {
-    /// The table-level lock (PostgreSQL lock mode; on MariaDB/MySQL the metadata lock and algorithm).
+    /// The table-level lock in words, as `sluice plan` prints it (PostgreSQL lock mode; on
+    /// MariaDB/MySQL the metadata lock and algorithm).
+    #[serde(rename = "lock_text")]
     pub lock: String,
+    /// The lock as data (PostgreSQL): its mode and the existing tables, or the object, it is
+    /// taken on. None: none on an existing table, or another engine.
+    #[serde(rename = "lock")]
+    pub taken: Option<staged::TakenLock>,
+    /// MariaDB/MySQL: the algorithm (INSTANT, NOCOPY, INPLACE, COPY) and lock level (NONE,
+    /// SHARED, EXCLUSIVE) the server runs it with, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock_level: Option<String>,
     pub effect: Effect,
     /// What is blocked for the duration of `effect` (for Instant: only while waiting for the lock).
     pub blocks: Blocks,
@@ -78,7 +91,17 @@ pub struct Step {
     pub description: String,
     /// The SQL, or for a backfill the statement each batch runs.
     pub sql: String,
+    /// The lock in words, as `sluice plan` prints it.
+    #[serde(rename = "lock_text")]
     pub lock: String,
+    /// The lock as data (PostgreSQL), as [`Impact::taken`].
+    #[serde(rename = "lock")]
+    pub taken: Option<staged::TakenLock>,
+    /// MariaDB/MySQL, as [`Impact::algorithm`] and [`Impact::lock_level`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock_level: Option<String>,
     pub effect: Effect,
     pub blocks: Blocks,
     /// Runs inside a transaction (false: must run on its own, e.g. CONCURRENTLY).
@@ -93,13 +116,47 @@ impl Step {
         effect: Effect,
         blocks: Blocks,
     ) -> Step {
+        let (algorithm, lock_level) = algorithm_and_lock_level(lock);
         Step {
             description: description.into(),
             sql: sql.into(),
             lock: lock.into(),
+            taken: None,
+            algorithm,
+            lock_level,
             effect,
             blocks,
             transactional: true,
+        }
+    }
+
+    /// Under `mode` (PostgreSQL) on the statement's table.
+    pub fn under(mut self, mode: staged::Lock) -> Step {
+        self.taken = Some(staged::TakenLock {
+            mode,
+            tables: vec![],
+            object: None,
+        });
+        self
+    }
+
+    /// A step of a PostgreSQL staged form, under `mode` (its tables are the statement's, filled
+    /// in by [`plan_statement`]).
+    pub(crate) fn of_about(sql: String, a: &staged::About) -> Step {
+        Step {
+            description: a.description.into(),
+            sql,
+            lock: a.lock_line(),
+            taken: Some(staged::TakenLock {
+                mode: a.lock,
+                tables: vec![],
+                object: None,
+            }),
+            algorithm: None,
+            lock_level: None,
+            effect: a.effect,
+            blocks: a.blocks,
+            transactional: a.transactional,
         }
     }
 
@@ -199,12 +256,36 @@ pub enum Staged<'a> {
 }
 
 pub fn impact(lock: &str, effect: Effect, blocks: Blocks, note: impl Into<String>) -> Impact {
+    let (algorithm, lock_level) = algorithm_and_lock_level(lock);
     Impact {
         lock: lock.into(),
+        taken: None,
+        algorithm,
+        lock_level,
         effect,
         blocks,
         note: note.into(),
     }
+}
+
+/// MariaDB/MySQL: the algorithm and lock level a lock line names (`ALGORITHM=INPLACE, LOCK=SHARED`);
+/// INSTANT takes no table lock beyond a brief metadata lock, COPY blocks writes (LOCK=SHARED).
+pub fn algorithm_and_lock_level(line: &str) -> (Option<String>, Option<String>) {
+    let value = |key: &str| {
+        let at = line.find(key)? + key.len();
+        let v: String = line[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .collect();
+        (!v.is_empty()).then_some(v)
+    };
+    let algorithm = value("ALGORITHM=");
+    let level = value("LOCK=").or_else(|| match algorithm.as_deref() {
+        Some("INSTANT") => Some("NONE".into()),
+        Some("COPY") => Some("SHARED".into()),
+        _ => None,
+    });
+    (algorithm, level)
 }
 
 /// Plans every action of a statement. On PostgreSQL the safe steps are those of `staged`, the
@@ -247,14 +328,38 @@ pub fn plan_statement(st: &Stmt, ctx: &Ctx, staged: Staged<'_>) -> StatementPlan
                     }),
                 ),
             };
+            let mut impact = op.impact;
+            let mut safe_steps = safe_steps;
+            if pg {
+                impact.taken = taken_lock(a, &impact.lock, ctx);
+                // A staged step locks the statement's table (and, for a foreign key, the one it
+                // references).
+                let mut on: Vec<String> = table.iter().map(|t| t.display()).collect();
+                if let Action::AddConstraint { constraint, .. } = a {
+                    on.extend(constraint.references.iter().map(|r| r.display()));
+                }
+                for s in &mut safe_steps {
+                    if let Some(l) = &mut s.taken {
+                        if l.tables.is_empty() {
+                            l.tables = if s.lock.contains("both tables")
+                                || s.lock.contains("each table")
+                            {
+                                on.clone()
+                            } else {
+                                on.iter().take(1).cloned().collect()
+                            };
+                        }
+                    }
+                }
+            }
             ActionPlan {
                 table: table.map(|t| t.display()),
                 estimate_secs: if new {
                     None
                 } else {
-                    estimate(op.impact.effect, stats)
+                    estimate(impact.effect, stats)
                 },
-                impact: op.impact,
+                impact,
                 safe_steps,
                 refused,
             }
@@ -291,12 +396,13 @@ fn unparsed_action(st: &Stmt, ctx: &Ctx) -> Option<Action> {
 }
 
 /// For each statement of a sequence (run in this order, as written), the strongest lock it takes
-/// on a table that existed before the sequence (PostgreSQL; None: none on such a table, or another
-/// engine). From the same per-operation impacts `sluice plan` prints; a statement the model does not
-/// know is ACCESS EXCLUSIVE on a table assumed to exist, and a lock line that names no mode is
-/// ACCESS EXCLUSIVE too: unknown is never safe. `up` bounds the run time of an ACCESS EXCLUSIVE
-/// one by `--exclusive-timeout`, since every query on the table waits while it runs.
-pub fn locks_as_written(target: Target, stmts: &[Stmt]) -> Vec<Option<staged::Lock>> {
+/// on a table that existed before the sequence, or on another object (PostgreSQL; None: none on
+/// such a table, or another engine). From the same per-operation impacts `sluice plan` prints; a
+/// statement the model does not know is ACCESS EXCLUSIVE on a table assumed to exist, and a lock
+/// line that names no mode is ACCESS EXCLUSIVE too: unknown is never safe. `up` bounds the run time
+/// of an ACCESS EXCLUSIVE one on a table by `--exclusive-timeout`, since every query on the table
+/// waits while it runs.
+pub fn locks_as_written(target: Target, stmts: &[Stmt]) -> Vec<Option<staged::TakenLock>> {
     if target.engine != EngineKind::Postgres {
         return vec![None; stmts.len()];
     }
@@ -310,26 +416,71 @@ pub fn locks_as_written(target: Target, stmts: &[Stmt]) -> Vec<Option<staged::Lo
         &mut types,
         |i, st, ctx| {
             let unparsed = unparsed_action(st, ctx);
-            out[i] = st
-                .actions()
-                .iter()
-                .chain(unparsed.as_ref())
-                .filter(|a| {
-                    // A statement the IR does not model, or a DROP INDEX, names no table it knows:
-                    // assume an existing one.
-                    match action_table(a) {
-                        Some(t) => !ctx.is_new_table(&t),
-                        None => matches!(
-                            a,
-                            Action::Other | Action::CreateOther { .. } | Action::DropIndex { .. }
-                        ),
+            let mut strongest: Option<staged::TakenLock> = None;
+            for a in st.actions().iter().chain(unparsed.as_ref()) {
+                let Some(lock) = taken_lock(a, &plan_action(a, st, ctx).impact.lock, ctx) else {
+                    continue;
+                };
+                let mode = lock.mode;
+                match &mut strongest {
+                    Some(s) if s.mode > mode => {}
+                    Some(s) if s.mode == mode && s.object == lock.object => {
+                        for t in lock.tables {
+                            if !s.tables.contains(&t) {
+                                s.tables.push(t);
+                            }
+                        }
                     }
-                })
-                .map(|a| staged::Lock::of_line(&plan_action(a, st, ctx).impact.lock))
-                .max();
+                    _ => strongest = Some(lock),
+                }
+            }
+            out[i] = strongest;
         },
     );
     out
+}
+
+/// The lock an action takes as written (PostgreSQL), from its impact line: on the existing tables
+/// it names, or on its object. None when it takes none, or every table it names was created
+/// earlier in the part (empty: nothing to wait for). One that names no table (a DROP INDEX, a
+/// statement the IR does not model) is taken to be on an existing one.
+fn taken_lock(a: &Action, line: &str, ctx: &Ctx) -> Option<staged::TakenLock> {
+    let named = locked_tables(a);
+    let existing: Vec<String> = named
+        .iter()
+        .filter(|t| !ctx.is_new_table(t))
+        .map(|t| t.display())
+        .collect();
+    if !named.is_empty() && existing.is_empty() {
+        return None;
+    }
+    Some(staged::TakenLock {
+        mode: staged::Lock::of_impact(line)?,
+        tables: existing,
+        object: lock_object(a),
+    })
+}
+
+/// The tables an action locks: a CREATE TABLE locks the existing tables it names (its own is
+/// new), any other action the table it acts on.
+fn locked_tables(a: &Action) -> Vec<crate::analysis::ir::QName> {
+    match a {
+        Action::CreateTable { locks, .. } => locks.clone(),
+        _ => action_table(a).into_iter().collect(),
+    }
+}
+
+/// The object other than a table an action locks (PostgreSQL): `ALTER TYPE … ADD VALUE` takes
+/// EXCLUSIVE on its type (pg_enum.c: AddEnumLabel), which only other changes of the type and
+/// statements creating columns of it wait for.
+fn lock_object(a: &Action) -> Option<String> {
+    match a {
+        Action::AddEnumValue { type_name, .. } | Action::RenameEnumValue { type_name } => {
+            Some(format!("type {}", type_name.display()))
+        }
+        Action::RenameSchema { from, .. } => Some(format!("schema {from}")),
+        _ => None,
+    }
 }
 
 pub fn action_table(a: &Action) -> Option<crate::analysis::ir::QName> {
@@ -355,8 +506,7 @@ pub fn action_table(a: &Action) -> Option<crate::analysis::ir::QName> {
         RenameTable { from, .. } => Some(from.clone()),
         DropTable { names, .. } => names.first().cloned(),
         Truncate { tables, .. } => tables.first().cloned(),
-        VacuumFull { table } => table.clone(),
-        Dml { table, .. } => table.clone(),
+        VacuumFull { table } | Reindex { table, .. } | Dml { table, .. } => table.clone(),
         _ => None,
     }
 }
@@ -516,7 +666,14 @@ mod one_model_tests {
                 let rewrite = staged::rewrite_part(target, &split).remove(0);
                 let a = &plans[0].actions[0];
                 let want = rewrite.as_ref().map(|r| r.plan_steps()).unwrap_or_default();
-                assert_eq!(a.safe_steps, want, "{major}: {sql}");
+                // The plan adds the tables each step locks (the rewrite holds SQL, not names).
+                let mut got = a.safe_steps.clone();
+                for s in &mut got {
+                    if let Some(l) = &mut s.taken {
+                        l.tables.clear();
+                    }
+                }
+                assert_eq!(got, want, "{major}: {sql}");
                 // A statement up runs as written, although its hazard is usually staged, says why.
                 if rewrite.is_none() && a.impact.effect != Effect::Instant {
                     assert!(a.refused.is_some(), "{major}: {sql}: {a:?}");
@@ -548,6 +705,139 @@ mod one_model_tests {
         assert_eq!((set.safe_steps.len(), &set.refused), (0, &None));
         assert_eq!(set.impact.effect, Effect::Instant);
         assert_eq!(steps(11, "ALTER TABLE t ADD COLUMN x int DEFAULT 5"), 0);
+    }
+}
+
+#[cfg(test)]
+mod typed_lock_tests {
+    use super::*;
+    use serde_json::json;
+
+    fn plan_json(major: u32, sql: &str) -> serde_json::Value {
+        let t = Target::new(EngineKind::Postgres, major, 0);
+        serde_json::to_value(plan_sql(t, sql, &mut Default::default(), None).unwrap()).unwrap()
+    }
+
+    /// Issue 12: `plan --json` carries each lock as data: mode and tables (or object), the words
+    /// beside it in `lock_text`; null when no existing table is locked.
+    #[test]
+    fn plan_json_locks_are_typed() {
+        let j = plan_json(
+            15,
+            "ALTER TABLE app.t ADD CONSTRAINT f FOREIGN KEY (a) REFERENCES u (id)",
+        );
+        let a = &j[0]["actions"][0];
+        assert_eq!(
+            a["impact"]["lock"],
+            json!({"mode": "SHARE ROW EXCLUSIVE", "tables": ["app.t"]})
+        );
+        assert_eq!(
+            a["impact"]["lock_text"],
+            "SHARE ROW EXCLUSIVE (both tables)"
+        );
+        // NOT VALID on both tables, then VALIDATE on the table alone.
+        let steps = a["safe_steps"].as_array().unwrap();
+        assert_eq!(
+            steps.iter().map(|s| s["lock"].clone()).collect::<Vec<_>>(),
+            [
+                json!({"mode": "SHARE ROW EXCLUSIVE", "tables": ["app.t", "u"]}),
+                json!({"mode": "SHARE UPDATE EXCLUSIVE", "tables": ["app.t"]}),
+            ]
+        );
+        let j = plan_json(15, "CREATE TABLE n (a int REFERENCES p (id))");
+        assert_eq!(
+            j[0]["actions"][0]["impact"]["lock"],
+            json!({"mode": "SHARE ROW EXCLUSIVE", "tables": ["p"]})
+        );
+        let j = plan_json(15, "CREATE TABLE n (a int)");
+        assert_eq!(j[0]["actions"][0]["impact"]["lock"], json!(null));
+        let j = plan_json(15, "ALTER TYPE e ADD VALUE 'x'");
+        assert_eq!(
+            j[0]["actions"][0]["impact"]["lock"],
+            json!({"mode": "EXCLUSIVE", "tables": [], "object": "type e"})
+        );
+        // A table created earlier in the part is not an existing table.
+        let j = plan_json(15, "CREATE TABLE n (a int); CREATE INDEX i ON n (a)");
+        assert_eq!(j[1]["actions"][0]["impact"]["lock"], json!(null));
+        // No MariaDB fields on PostgreSQL.
+        assert!(j[1]["actions"][0]["impact"].get("algorithm").is_none());
+    }
+
+    /// Every staged step and every impact of the corpus, on every version, carries a typed lock
+    /// whose mode is the one its words name.
+    #[test]
+    fn every_typed_lock_agrees_with_its_words() {
+        let corpus = [
+            "ALTER TABLE t ADD COLUMN x text NOT NULL DEFAULT md5(random()::text)",
+            "ALTER TABLE t ADD COLUMN x int DEFAULT 5",
+            "ALTER TABLE t ADD PRIMARY KEY (a)",
+            "ALTER TABLE t ADD CONSTRAINT k UNIQUE (a)",
+            "ALTER TABLE t ALTER COLUMN a SET NOT NULL",
+            "CREATE INDEX i ON t (a) WHERE a > 0",
+            "DROP INDEX a",
+            "ALTER TABLE t ADD CHECK (a > 0)",
+            "ALTER TABLE t ADD CONSTRAINT f FOREIGN KEY (a) REFERENCES u (id)",
+            "ALTER TABLE t SET UNLOGGED",
+            "REINDEX TABLE CONCURRENTLY t",
+            "UPDATE t SET a = 1",
+            "VACUUM FULL t",
+        ];
+        for major in [11, 12, 15, 18] {
+            for sql in corpus {
+                let t = Target::new(EngineKind::Postgres, major, 0);
+                for sp in plan_sql(t, sql, &mut Default::default(), None).unwrap() {
+                    for a in &sp.actions {
+                        let l = a.impact.taken.as_ref().expect(sql);
+                        assert_eq!(
+                            Some(l.mode),
+                            staged::Lock::of_impact(&a.impact.lock),
+                            "{sql}"
+                        );
+                        for s in &a.safe_steps {
+                            let l = s.taken.as_ref().expect(sql);
+                            assert_eq!(staged::Lock::of_line(&s.lock), l.mode, "{sql}: {s:?}");
+                            // A DROP INDEX names no table.
+                            assert_eq!(
+                                l.tables.is_empty(),
+                                sql.starts_with("DROP INDEX"),
+                                "{sql}: {s:?}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn mariadb_lines_give_algorithm_and_lock_level() {
+        let cases = [
+            ("ALGORITHM=INSTANT", Some("INSTANT"), Some("NONE")),
+            ("ALGORITHM=NOCOPY, LOCK=NONE", Some("NOCOPY"), Some("NONE")),
+            (
+                "ALGORITHM=INPLACE, LOCK=SHARED",
+                Some("INPLACE"),
+                Some("SHARED"),
+            ),
+            (
+                "ALGORITHM=INPLACE, LOCK=EXCLUSIVE",
+                Some("INPLACE"),
+                Some("EXCLUSIVE"),
+            ),
+            ("ALGORITHM=COPY", Some("COPY"), Some("SHARED")),
+            (
+                "metadata lock (brief), ALGORITHM=INSTANT",
+                Some("INSTANT"),
+                Some("NONE"),
+            ),
+            ("metadata lock (brief)", None, None),
+        ];
+        for (line, alg, level) in cases {
+            let (a, l) = algorithm_and_lock_level(line);
+            assert_eq!((a.as_deref(), l.as_deref()), (alg, level), "{line}");
+            let i = impact(line, Effect::Instant, Blocks::Nothing, "");
+            assert_eq!((i.algorithm, i.lock_level, i.taken), (a, l, None), "{line}");
+        }
     }
 }
 

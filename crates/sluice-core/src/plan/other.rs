@@ -15,8 +15,8 @@ pub fn plan(a: &Action, st: &Stmt, ctx: &Ctx) -> OpPlan {
         return OpPlan::safe_as_written(pg_by_words(&st.sql));
     }
     let ae = "ACCESS EXCLUSIVE";
-    if let (Action::CreateTable { .. }, false) = (a, mysql) {
-        return OpPlan::safe_as_written(pg_create_table(&st.sql));
+    if let (Action::CreateTable { locks, .. }, false) = (a, mysql) {
+        return OpPlan::safe_as_written(pg_create_table(&st.sql, !locks.is_empty()));
     }
     let (lock, effect, blocks, note): (&str, Effect, Blocks, &str) = match a {
         Action::CreateTable { .. } => (
@@ -67,12 +67,19 @@ pub fn plan(a: &Action, st: &Stmt, ctx: &Ctx) -> OpPlan {
             Blocks::ReadsAndWrites,
             "catalog only",
         ),
-        // The enum type itself is locked, no table (checked against pg_locks).
+        // The enum type itself is locked, no table (checked against pg_locks): only other changes
+        // of the type and statements creating columns of it wait.
         Action::RenameEnumValue { .. } if !mysql => (
-            "none on tables",
+            "EXCLUSIVE on the type",
             Effect::Instant,
             Blocks::Nothing,
             "catalog only; running application versions using the old value fail",
+        ),
+        Action::RenameSchema { .. } if !mysql => (
+            "ACCESS EXCLUSIVE on the schema",
+            Effect::Instant,
+            Blocks::Nothing,
+            "instant; running application versions using the old name fail",
         ),
         Action::RenameColumn { .. }
         | Action::RenameTable { .. }
@@ -84,7 +91,7 @@ pub fn plan(a: &Action, st: &Stmt, ctx: &Ctx) -> OpPlan {
             "instant; running application versions using the old name fail",
         ),
         Action::AddEnumValue { .. } => (
-            "none on tables (the type is locked briefly)",
+            "EXCLUSIVE on the type",
             Effect::Instant,
             Blocks::Nothing,
             "catalog only",
@@ -116,7 +123,9 @@ pub fn plan(a: &Action, st: &Stmt, ctx: &Ctx) -> OpPlan {
             Blocks::Nothing,
             "does not block reads or writes",
         ),
-        Action::Reindex { concurrently: true } => (
+        Action::Reindex {
+            concurrently: true, ..
+        } => (
             "SHARE UPDATE EXCLUSIVE",
             Effect::IndexBuild,
             Blocks::Nothing,
@@ -124,6 +133,7 @@ pub fn plan(a: &Action, st: &Stmt, ctx: &Ctx) -> OpPlan {
         ),
         Action::Reindex {
             concurrently: false,
+            ..
         } => (
             "ACCESS EXCLUSIVE on the index, SHARE on the table",
             Effect::IndexBuild,
@@ -176,25 +186,26 @@ pub fn plan(a: &Action, st: &Stmt, ctx: &Ctx) -> OpPlan {
 
 /// CREATE TABLE on PostgreSQL: new, but the tables it reads (AS SELECT, LIKE), inherits or
 /// references are locked (measured against pg_locks in `plan_judged_by_server.rs`).
-fn pg_create_table(sql: &str) -> Impact {
+/// `names_others`: it names another table (a reference to its own name locks nothing else).
+fn pg_create_table(sql: &str, names_others: bool) -> Impact {
     let w = words(sql);
-    if has(&w, &["PARTITION", "OF"]) {
+    if !names_others {
+        // Only a query can still read existing tables.
+    } else if has(&w, &["PARTITION", "OF"]) {
         return impact(
             "ACCESS EXCLUSIVE on the parent table",
             Effect::Instant,
             Blocks::ReadsAndWrites,
             "the parent is locked; ATTACH PARTITION takes only SHARE UPDATE EXCLUSIVE",
         );
-    }
-    if has(&w, &["REFERENCES"]) {
+    } else if has(&w, &["REFERENCES"]) {
         return impact(
             "SHARE ROW EXCLUSIVE on the referenced tables",
             Effect::Instant,
             Blocks::Writes,
             "new table; writes to the referenced tables wait while it waits for its lock",
         );
-    }
-    if has(&w, &["INHERITS"]) {
+    } else if has(&w, &["INHERITS"]) {
         return impact(
             "SHARE UPDATE EXCLUSIVE on the parent table",
             Effect::Instant,
@@ -372,8 +383,26 @@ pub fn pg_by_words(sql: &str) -> Impact {
                     i += 1;
                 }
             }
+            // `COPY … TO` only reads (ACCESS SHARE); `COPY … FROM` writes.
+            // Outside parentheses, so a `COPY (SELECT … FROM t) TO` query's FROM does not count.
+            let top: Vec<&str> = {
+                let mut depth = 0i32;
+                w.iter()
+                    .filter(|x| {
+                        match x.as_str() {
+                            "(" => depth += 1,
+                            ")" => depth -= 1,
+                            _ => return depth == 0,
+                        }
+                        false
+                    })
+                    .map(String::as_str)
+                    .collect()
+            };
+            let copy_out = head[0] == "COPY" && top.contains(&"TO") && !top.contains(&"FROM");
             let writes = ["INSERT", "UPDATE", "DELETE", "MERGE", "COPY", "INTO"]
                 .iter()
+                .filter(|k| !(copy_out && **k == "COPY"))
                 .any(|k| rest.iter().any(|x| x == k));
             let explain_only = head[0] == "EXPLAIN" && !has(&w, &["ANALYZE"]);
             if writes && !explain_only {
@@ -492,6 +521,9 @@ pub fn pg_by_words(sql: &str) -> Impact {
         {
             (ae, Effect::Instant, Blocks::ReadsAndWrites, "catalog only")
         }
+        // A CREATE TABLE sqlparser does not parse (`(LIKE p INCLUDING ALL)`): what it names is
+        // unknown, so taken to name other tables.
+        ["CREATE", "TABLE", ..] | ["CREATE", _, "TABLE"] => return pg_create_table(sql, true),
         ["CREATE", "MATERIALIZED", ..] if has(&w, &["WITH", "NO", "DATA"]) => (
             "ACCESS SHARE on the tables it reads",
             Effect::Instant,

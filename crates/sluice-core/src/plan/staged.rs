@@ -50,6 +50,20 @@ impl Lock {
         }
     }
 
+    /// The mode an impact line names, or None for a line that says no lock is taken on an
+    /// existing table ("none on existing tables", "none on tables"). Any other line is read by
+    /// [`Lock::of_line`]: unknown is never safe.
+    pub fn of_impact(line: &str) -> Option<Lock> {
+        let line = line.trim_start();
+        if line
+            .get(..4)
+            .is_some_and(|w| w.eq_ignore_ascii_case("none"))
+        {
+            return None;
+        }
+        Some(Lock::of_line(line))
+    }
+
     /// The mode an impact line names ("SHARE ROW EXCLUSIVE (both tables)", "ACCESS EXCLUSIVE on
     /// the sequence"): the longest mode name the line starts with, as a whole word. A line that
     /// names no mode is ACCESS EXCLUSIVE: unknown is never safe.
@@ -65,6 +79,31 @@ impl Lock {
             .max_by_key(|l| l.name().len())
             .copied()
             .unwrap_or(Lock::AccessExclusive)
+    }
+}
+
+impl serde::Serialize for Lock {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+/// A lock a statement takes, as data: its mode and what it is taken on.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TakenLock {
+    pub mode: Lock,
+    /// The existing tables it is taken on, as written (empty: unknown, e.g. a DROP INDEX names
+    /// only its index, or the lock is on `object`).
+    pub tables: Vec<String>,
+    /// Another object it is taken on instead of a table (`type public.mood`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub object: Option<String>,
+}
+
+impl TakenLock {
+    /// ACCESS EXCLUSIVE on a table (or on what may be one): every query on it waits while it runs.
+    pub fn blocks_all_queries(&self) -> bool {
+        self.mode == Lock::AccessExclusive && self.object.is_none()
     }
 }
 
@@ -189,14 +228,7 @@ impl Rewrite {
         std::iter::once(self.sql.clone())
             .chain(self.then.iter().map(Step::text))
             .zip(&self.about)
-            .map(|(sql, a)| super::Step {
-                description: a.description.into(),
-                sql,
-                lock: a.lock_line(),
-                effect: a.effect,
-                blocks: a.blocks,
-                transactional: a.transactional,
-            })
+            .map(|(sql, a)| super::Step::of_about(sql, a))
             .collect()
     }
 }
@@ -461,6 +493,7 @@ pub(crate) fn check_declared_locks(target: Target, r: &Rewrite) -> Vec<String> {
         let read = super::locks_as_written(target, &stmts)
             .into_iter()
             .flatten()
+            .map(|l| l.mode)
             .max()
             .unwrap_or(Lock::AccessShare);
         assert!(
@@ -535,6 +568,9 @@ mod tests {
                 .map(|(i, s)| ir::build(target.engine, i, s, 0, &s.sql))
                 .collect();
             super::super::locks_as_written(target, &stmts)
+                .into_iter()
+                .map(|l| l.map(|l| l.mode))
+                .collect::<Vec<_>>()
         };
         let ae = Some(Lock::AccessExclusive);
         assert_eq!(locks("DROP INDEX a, b"), [ae]);
@@ -581,7 +617,8 @@ mod tests {
     /// and lint for `up` lowers exactly those findings to info.
     #[test]
     fn each_staged_form_answers_the_rules_lint_raises() {
-        use crate::analysis::{lint, LintOptions, Severity};
+        use crate::analysis::Severity;
+        use crate::lint::{lint, LintOptions};
         let corpus = [
             "CREATE INDEX i ON t (a) WHERE a > 0",
             "CREATE UNIQUE INDEX ON t (a)",

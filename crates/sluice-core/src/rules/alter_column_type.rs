@@ -294,7 +294,7 @@ mod tests {
                 .unwrap()
             })
             .collect();
-        let report = crate::analysis::lint(
+        let report = crate::lint::lint(
             crate::target::Target::parse(target).unwrap(),
             &migrations,
             &Default::default(),

@@ -76,7 +76,7 @@ mod tests {
         let m = crate::migration::parse_text(std::path::Path::new("m.sql"), 1, "m".into(), sql)
             .unwrap();
         let t = crate::target::Target::parse(target).unwrap();
-        crate::analysis::lint(t, &[m], &Default::default())
+        crate::lint::lint(t, &[m], &Default::default())
             .findings
             .into_iter()
             .map(|f| f.rule.to_string())

@@ -99,14 +99,7 @@ pub(super) enum Timeout {
     Statement,
 }
 
-/// A statement that takes a lock conflicting with ordinary reads or writes.
-#[derive(Debug, Clone)]
-pub(crate) struct Locked {
-    /// The existing table it locks, when sluice can name it.
-    pub table: Option<QName>,
-    /// What the statement is, for messages (`ALTER TABLE`, `CREATE INDEX`, ...).
-    pub what: &'static str,
-}
+pub(crate) use crate::analysis::Locked;
 
 /// `Some` when `st` is the first lock-taking statement of the part on an existing table that runs
 /// without an effective timeout of this kind.
@@ -123,13 +116,6 @@ pub(super) fn first_unprotected(st: &Stmt, ctx: &Ctx, kind: Timeout) -> Option<L
         Some((i, l)) if *i == st.index => Some(l.clone()),
         _ => None,
     }
-}
-
-/// What the lock and statement timeout rules learn once per part.
-#[derive(Default)]
-pub(crate) struct PartMemo {
-    /// By [`Timeout`]: the part's first lock-taking statement that runs without it.
-    first_unprotected: [std::cell::OnceCell<Option<(usize, Locked)>>; 2],
 }
 
 /// The first lock-taking statement of the part that runs without an effective timeout, with its
@@ -382,6 +368,7 @@ pub(super) fn lock_taking(st: &Stmt, engine: EngineKind, created: &[QName]) -> O
             Action::Cluster if pg => existing(objects_after(st, engine, &["CLUSTER"]), "CLUSTER"),
             Action::Reindex {
                 concurrently: false,
+                ..
             } if pg => {
                 let tables = if st.keywords.get(1).map(String::as_str) == Some("TABLE") {
                     objects_after(st, engine, &["TABLE"])

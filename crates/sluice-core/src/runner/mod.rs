@@ -15,7 +15,7 @@
 use crate::engine::{Engine, LockAttempt, LockHolder};
 use crate::error::{Error, Result, SqlFailure};
 use crate::history::{statement_hash, Event, EventKind, HistoryRow, RecordState};
-use crate::migration::{Direction, Migration, Part, TxMode};
+use crate::migration::{Direction, Migration, TxMode};
 use crate::schema::{diff, Difference};
 use crate::sql::{self, SqlStatement};
 use chrono::{DateTime, Utc};
@@ -137,6 +137,7 @@ mod apply;
 mod backfill;
 mod down;
 mod drift;
+pub mod lifecycle;
 mod lock;
 mod planning;
 mod prepare;

@@ -48,7 +48,7 @@ pub async fn plan(
             column_types.insert((short.clone(), c.name.clone()), c.data_type.clone());
         }
     }
-    let lint_opts = crate::analysis::LintOptions {
+    let lint_opts = crate::lint::LintOptions {
         staged: !opts.as_written,
         include_down: false,
         stats: Some(stats.clone()),
@@ -65,8 +65,7 @@ pub async fn plan(
             .iter()
             .find(|m| m.version == p.version)
             .expect("planned from files");
-        let mut findings =
-            crate::analysis::lint(target, std::slice::from_ref(m), &lint_opts).findings;
+        let mut findings = crate::lint::lint(target, std::slice::from_ref(m), &lint_opts).findings;
         let (stmts, lint_mode, _) = crate::analysis::build_part(target, m, Direction::Up);
         // The mode `up` will run the part in (its staged forms may need per-statement), and the
         // staged form of each statement: the plan shows the steps `up` runs, from one function.

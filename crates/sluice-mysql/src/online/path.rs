@@ -609,19 +609,14 @@ pub fn as_written(f: Flavour, table: &LiveTable, clauses: &[(ClauseKind, String)
     let (lock, effect, blocks) = algo.as_written(f);
     if lock_asked.as_deref() == Some("EXCLUSIVE") {
         // Every query waits, whatever the algorithm.
-        return Impact {
-            lock: format!("{}, LOCK=EXCLUSIVE", lock.split(',').next().unwrap_or(lock)),
+        return sluice_core::plan::impact(
+            &format!("{}, LOCK=EXCLUSIVE", lock.split(',').next().unwrap_or(lock)),
             effect,
-            blocks: Blocks::ReadsAndWrites,
-            note: "the statement's own LOCK=EXCLUSIVE blocks reads and writes".into(),
-        };
+            Blocks::ReadsAndWrites,
+            "the statement's own LOCK=EXCLUSIVE blocks reads and writes",
+        );
     }
-    Impact {
-        lock: lock.into(),
-        effect,
-        blocks,
-        note: why.join("; "),
-    }
+    sluice_core::plan::impact(lock, effect, blocks, why.join("; "))
 }
 
 #[cfg(test)]

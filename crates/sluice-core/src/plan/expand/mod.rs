@@ -99,11 +99,18 @@ pub struct LifecyclePlan {
 
 impl LifecyclePlan {
     pub fn of(b: &Breaking, p: &Phases) -> LifecyclePlan {
+        // Every step locks the table the change is on.
+        let on = |mut s: super::Step| {
+            if let Some(l) = &mut s.taken {
+                l.tables = vec![b.table().display()];
+            }
+            s
+        };
         LifecyclePlan {
             change: b.describe(),
-            expand: p.expand_steps(),
-            complete: p.complete_step(),
-            rollback: p.rollback_step(),
+            expand: p.expand_steps().into_iter().map(on).collect(),
+            complete: on(p.complete_step()),
+            rollback: on(p.rollback_step()),
             sees: p.sees.clone(),
         }
     }
@@ -135,14 +142,7 @@ impl Phases {
         self.expand
             .iter()
             .zip(&self.expand_about)
-            .map(|(s, a)| super::Step {
-                description: a.description.into(),
-                sql: s.text(),
-                lock: a.lock_line(),
-                effect: a.effect,
-                blocks: a.blocks,
-                transactional: a.transactional,
-            })
+            .map(|(s, a)| super::Step::of_about(s.text(), a))
             .collect()
     }
 
@@ -155,6 +155,7 @@ impl Phases {
             super::Effect::Instant,
             super::Blocks::ReadsAndWrites,
         )
+        .under(super::staged::Lock::AccessExclusive)
     }
 
     /// The rollback as one plan step.
@@ -166,6 +167,7 @@ impl Phases {
             super::Effect::Instant,
             super::Blocks::ReadsAndWrites,
         )
+        .under(super::staged::Lock::AccessExclusive)
     }
 }
 
