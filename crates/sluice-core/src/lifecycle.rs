@@ -221,8 +221,9 @@ pub(crate) fn check_up(
 
 /// Test hook: `SLUICE_CRASH_AT=<point>` ends the process there the way kill -9 does (no cleanup,
 /// connections just drop), so tests show that a rerun converges from exactly there. Points:
-/// `expand-step-<k>` (before expand step k, the steps before it committed) and `expand-unrecorded`
-/// (every step done, the expanded state not yet recorded).
+/// `expand-step-<k>` (before expand step k, the steps before it committed), `expand-unrecorded`
+/// (every step done, the expanded state not yet recorded) and `rollback-step-<k>` (before step k
+/// of a staged rollback, e.g. a DROP COLUMN's NOT NULL restored).
 fn crash_point(point: &str) {
     if std::env::var("SLUICE_CRASH_AT").is_ok_and(|p| p == point) {
         eprintln!("sluice: SLUICE_CRASH_AT={point}: ending the process here");
@@ -235,7 +236,14 @@ async fn drop_notes(engine: &mut dyn Engine, version: i64) -> Result<Vec<String>
     let meta = engine
         .query_text("SELECT to_regclass('sluice.meta') IS NOT NULL")
         .await?;
-    if meta.first().and_then(|r| r.first()).cloned().flatten().as_deref() != Some("t") {
+    if meta
+        .first()
+        .and_then(|r| r.first())
+        .cloned()
+        .flatten()
+        .as_deref()
+        != Some("t")
+    {
         return Ok(vec![]);
     }
     let prefix = crate::plan::expand::drop_column::meta_prefix(version);
@@ -358,10 +366,11 @@ pub(crate) async fn plan_hook(
     };
     let lp = crate::plan::expand::LifecyclePlan::of(&b, &phases);
     // What `up` runs: the expand phase (complete and rollback are in the lifecycle section).
+    // Once per statement (a DROP COLUMN of several columns is one statement of several actions).
     for sp in statements.iter_mut().filter(|sp| sp.index == st.index) {
-        for a in sp.actions.iter_mut() {
+        for (k, a) in sp.actions.iter_mut().enumerate() {
             a.refused = None;
-            a.safe_steps = lp.expand.clone();
+            a.safe_steps = if k == 0 { lp.expand.clone() } else { vec![] };
         }
     }
     for f in findings.iter_mut().filter(|f| f.rule == "rename-column") {
@@ -409,7 +418,9 @@ pub(crate) async fn explain_dry_run(
             .map(crate::plan::staged::Step::text)
             .collect();
         let first = match steps.is_empty() {
-            true => "-- nothing now: the column stays and needs no change for the new version".into(),
+            true => {
+                "-- nothing now: the column stays and needs no change for the new version".into()
+            }
             false => steps.remove(0),
         };
         // As `plan` shows them: what complete and rollback run later (not steps of this run).
@@ -703,9 +714,9 @@ async fn restore_staged(
             format!("backfill them ({fix}), then run `sluice rollback` again; or finish the migration with `sluice complete`"),
         )
     };
-    let t = m
-        .part(Direction::Up)
-        .and_then(|_| breaking(engine.target(), m).ok().flatten())
+    let t = breaking(engine.target(), m)
+        .ok()
+        .flatten()
         .map(|(_, _, b)| b.table().to_string())
         .unwrap_or_default();
     let nulls = count_nulls(engine, phases).await?;
@@ -713,6 +724,7 @@ async fn restore_staged(
         return Err(refusal(nulls, &t));
     }
     for (k, (sql, about)) in phases.rollback_prepare.iter().enumerate() {
+        crash_point(&format!("rollback-step-{k}"));
         let opts = crate::runner::StepOpts {
             slot: format!("{} rollback {k}", m.version),
             builds_index: None,

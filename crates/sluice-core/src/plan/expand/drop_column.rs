@@ -42,6 +42,13 @@ pub fn meta_prefix(version: i64) -> String {
     format!("expand {version}: NOT NULL dropped from ")
 }
 
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect())
+        .unwrap_or_default()
+}
+
 /// The check that proves NOT NULL again during rollback.
 fn check_name(cat: &ColumnCatalog) -> String {
     helper_name(&cat.table, &cat.column, "sluice_not_null")
@@ -99,10 +106,8 @@ pub fn phases(
         gone.extend(cat.dependents.iter().map(|d| d.described.clone()));
         let t = qualified(&cat.schema, &cat.table);
         let c = ident(&cat.column);
-        let needs_drop = cat.not_null
-            && cat.default.is_none()
-            && cat.identity.is_none()
-            && !cat.generated;
+        let needs_drop =
+            cat.not_null && cat.default.is_none() && cat.identity.is_none() && !cat.generated;
         if !(needs_drop || col.not_null_dropped) {
             omit_notes.push(match (cat.not_null, &cat.default) {
                 (_, _) if cat.generated => format!("{} is generated: nobody writes it", col.name),
@@ -115,7 +120,11 @@ pub fn phases(
             });
             continue;
         }
-        if cat.indexes.iter().any(|i| matches!(i.constraint, Some((_, 'p', ..)))) {
+        if cat
+            .indexes
+            .iter()
+            .any(|i| matches!(i.constraint, Some((_, 'p', ..))))
+        {
             return Err(format!(
                 "column {} is NOT NULL without a default and in the primary key: the new version cannot leave it out of its INSERTs, so there is no window in which both versions work",
                 col.name
@@ -162,14 +171,18 @@ pub fn phases(
             format!("ALTER TABLE {t} VALIDATE CONSTRAINT {qcheck}"),
             About::validate("validate it (reads and writes continue)"),
         ));
-        rollback_undo.push(format!("ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {qcheck}"));
+        rollback_undo.push(format!(
+            "ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {qcheck}"
+        ));
         // SET NOT NULL only with the valid check (no scan under the lock); never forget a
         // dropped NOT NULL without restoring it.
         rollback.push(do_block(&format!(
             "BEGIN IF EXISTS (SELECT FROM pg_constraint WHERE conrelid = {lt}::regclass AND conname = {lcheck} AND convalidated) THEN ALTER TABLE {t} ALTER COLUMN {c} SET NOT NULL; ELSIF EXISTS (SELECT FROM sluice.meta WHERE key = {key}) THEN RAISE EXCEPTION {}; END IF; END",
             literal(&format!("NOT NULL of {} is not proven by a valid check: run `sluice rollback` again", cat.column))
         )));
-        rollback.push(format!("ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {qcheck}"));
+        rollback.push(format!(
+            "ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {qcheck}"
+        ));
         rollback.push(format!("DELETE FROM sluice.meta WHERE key = {key}"));
     }
     complete.push(format!(
@@ -187,7 +200,11 @@ pub fn phases(
     } else {
         format!(
             " The drop {} with it: {}.",
-            if cascade { "(CASCADE) also removes" } else { "also removes" },
+            if cascade {
+                "(CASCADE) also removes"
+            } else {
+                "also removes"
+            },
             gone.join(", ")
         )
     };
@@ -200,7 +217,7 @@ pub fn phases(
             "expanded (after `sluice up`)".into(),
             format!(
                 "both versions run, nothing is dropped yet: the old version reads and writes {names} as before, the new version leaves {names} out. {}. Rows the new version inserts show that value to the old version.",
-                omit_notes.join("; ")
+                capitalized(&omit_notes.join("; "))
             ),
         ),
         (
@@ -284,7 +301,10 @@ mod tests {
         assert_eq!(p.expand.len(), 1);
         let s = p.expand[0].text();
         assert!(s.starts_with("ALTER TABLE \"public\".\"t\" ALTER COLUMN \"a\" DROP NOT NULL; INSERT INTO sluice.meta"), "{s}");
-        assert!(s.contains("expand 7: NOT NULL dropped from public.t.a"), "{s}");
+        assert!(
+            s.contains("expand 7: NOT NULL dropped from public.t.a"),
+            "{s}"
+        );
         assert_eq!(p.complete[0], sql);
         assert_eq!(
             p.complete[1],
@@ -293,8 +313,12 @@ mod tests {
         assert_eq!(p.rollback_guard.len(), 1);
         assert_eq!(p.rollback_guard[0].0, "a");
         assert_eq!(p.rollback_prepare.len(), 2);
-        assert!(p.rollback_prepare[0].0.contains("CHECK (\"a\" IS NOT NULL) NOT VALID"));
-        assert!(p.rollback_prepare[1].0.contains("VALIDATE CONSTRAINT \"t_a_sluice_not_null\""));
+        assert!(p.rollback_prepare[0]
+            .0
+            .contains("CHECK (\"a\" IS NOT NULL) NOT VALID"));
+        assert!(p.rollback_prepare[1]
+            .0
+            .contains("VALIDATE CONSTRAINT \"t_a_sluice_not_null\""));
         assert!(p.rollback[0].contains("SET NOT NULL"));
         // A rerun after expand dropped it: the note says so, the step runs again (idempotent).
         let mut again = col(cat("a", false, None));
@@ -317,7 +341,9 @@ mod tests {
             });
             phases(&t(), sql, 1, cascade, &[col(c)])
         };
-        assert!(view(false).unwrap_err().contains("view v depends on column a"));
+        assert!(view(false)
+            .unwrap_err()
+            .contains("view v depends on column a"));
         let p = view(true).unwrap();
         assert!(p.sees[2].1.contains("view v"), "{:?}", p.sees);
         let missing = Column {
@@ -326,23 +352,32 @@ mod tests {
             cat: None,
             not_null_dropped: false,
         };
-        assert!(phases(&t(), sql, 1, false, &[missing]).unwrap_err().contains("does not exist"));
+        assert!(phases(&t(), sql, 1, false, &[missing])
+            .unwrap_err()
+            .contains("does not exist"));
         let missing = Column {
             name: "zz".into(),
             if_exists: true,
             cat: None,
             not_null_dropped: false,
         };
-        assert!(phases(&t(), sql, 1, false, &[missing]).unwrap().expand.is_empty());
+        assert!(phases(&t(), sql, 1, false, &[missing])
+            .unwrap()
+            .expand
+            .is_empty());
         let mut pk = cat("a", true, None);
         pk.indexes.push(IndexFacts {
             name: "t_pkey".into(),
             constraint: Some(("t_pkey".into(), 'p', false, false)),
             ..Default::default()
         });
-        assert!(phases(&t(), sql, 1, false, &[col(pk)]).unwrap_err().contains("primary key"));
+        assert!(phases(&t(), sql, 1, false, &[col(pk)])
+            .unwrap_err()
+            .contains("primary key"));
         let mut old = cat("a", true, None);
         old.server_version = 110000;
-        assert!(phases(&t(), sql, 1, false, &[col(old)]).unwrap_err().contains("PostgreSQL 12"));
+        assert!(phases(&t(), sql, 1, false, &[col(old)])
+            .unwrap_err()
+            .contains("PostgreSQL 12"));
     }
 }

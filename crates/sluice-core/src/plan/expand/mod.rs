@@ -122,9 +122,7 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
                     if_exists,
                 } if engine == EngineKind::Postgres
                     && !created.iter().any(|c| c.matches(table))
-                    && !added
-                        .iter()
-                        .any(|(t, c)| t.matches(table) && c == column) =>
+                    && !added.iter().any(|(t, c)| t.matches(table) && c == column) =>
                 {
                     match &mut found {
                         Some((i, Breaking::DropColumns { columns, .. })) if *i == st.index => {
