@@ -106,6 +106,13 @@ struct ClientResult {
     written: BTreeMap<i64, (Option<String>, i32)>,
 }
 
+/// The server's message, not only "db error".
+fn msg(e: &tokio_postgres::Error) -> String {
+    e.as_db_error()
+        .map(|d| d.message().to_string())
+        .unwrap_or_else(|| e.to_string())
+}
+
 async fn run_client(c: Client, url: String, counter: Arc<AtomicU64>) -> ClientResult {
     let (db, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
         .await
@@ -121,6 +128,13 @@ async fn run_client(c: Client, url: String, counter: Arc<AtomicU64>) -> ClientRe
     let mut i = 0u64;
     let who = if c.old { "old" } else { "new" };
     while !c.stop.load(Ordering::SeqCst) {
+        // A closed connection fails every statement at once: end the loop (a task that never
+        // waits would keep the runtime from shutting down after a failed assertion).
+        if db.is_closed() {
+            errors.push(format!("{who}: the connection closed"));
+            break;
+        }
+        tokio::task::yield_now().await;
         i += 1;
         let n = counter.fetch_add(1, Ordering::SeqCst) as i32;
         let value = format!("v{n}");
@@ -162,7 +176,7 @@ async fn run_client(c: Client, url: String, counter: Arc<AtomicU64>) -> ClientRe
         let id = match r {
             Ok(id) => id,
             Err(e) => {
-                errors.push(format!("{who}: write: {e}"));
+                errors.push(format!("{who}: write: {}", msg(&e)));
                 continue;
             }
         };
@@ -188,7 +202,7 @@ async fn run_client(c: Client, url: String, counter: Arc<AtomicU64>) -> ClientRe
                     errors.push(format!("{who}: row {id}: {got:?}, wrote {want:?}"));
                 }
             }
-            Err(e) => errors.push(format!("{who}: read: {e}")),
+            Err(e) => errors.push(format!("{who}: read: {}", msg(&e))),
         }
         // Read a row the other version wrote: its committed write is visible.
         let seen = {
@@ -224,7 +238,7 @@ async fn run_client(c: Client, url: String, counter: Arc<AtomicU64>) -> ClientRe
                         ));
                     }
                 }
-                Err(e) => errors.push(format!("{who}: read of the other's row: {e}")),
+                Err(e) => errors.push(format!("{who}: read of the other's row: {}", msg(&e))),
             }
         }
         c.ops.fetch_add(1, Ordering::SeqCst);
