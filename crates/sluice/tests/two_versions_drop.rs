@@ -785,6 +785,49 @@ async fn rollback_restores_not_null_or_refuses_while_nulls_exist() {
     ok(&p.run(&["drift"]), "no drift after rollback");
 }
 
+/// A NULL written after the rollback counted (an INSERT whose transaction was open then, and
+/// committed while the rollback waited for its lock): VALIDATE fails, the check is removed again,
+/// and the rollback is refused with the new count; the schema is as expanded; after the backfill
+/// the rollback succeeds.
+#[tokio::test]
+async fn a_null_written_while_rollback_runs_is_refused_the_same_way() {
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_create.sql", NN_CREATE);
+    ok(&p.run(&["up"]), "create");
+    let before = pg_dump_schema(&p);
+    p.write("2_drop.sql", NN_DROP);
+    ok(&p.run(&["up"]), "expand");
+    let expanded = pg_dump_schema(&p);
+    let writer = p.db.pg().await;
+    writer
+        .batch_execute("SET statement_timeout = '20s'; BEGIN; INSERT INTO t (note) VALUES (-1)")
+        .await
+        .unwrap();
+    let child = p.spawn(&[
+        "rollback",
+        "--lock-timeout",
+        "200",
+        "--lock-retry-for",
+        "60",
+    ]);
+    // The rollback counts 0 NULLs (the insert is not committed), then waits for the lock.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    writer.batch_execute("COMMIT").await.unwrap();
+    let r = wait_bounded(child, 120, "sluice rollback");
+    assert_eq!(r.code, 11, "{r:?}");
+    // It got past the count: it waited for the lock of its first step, behind the insert.
+    assert!(r.stderr.contains("for its lock on t"), "{r:?}");
+    assert!(r.stderr.contains("1 row(s) of t hold NULL in c"), "{r:?}");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+    assert_eq!(pg_dump_schema(&p), expanded, "the check was removed again");
+    writer
+        .batch_execute("UPDATE t SET c = 'filled' WHERE c IS NULL")
+        .await
+        .unwrap();
+    ok(&p.run(&["rollback"]), "rollback after the backfill");
+    assert_eq!(pg_dump_schema(&p), before);
+}
+
 /// A rollback killed before each of its staged steps (after the check was added, after it was
 /// validated) converges on rerun to the schema before the migration, twice; `complete` from the
 /// killed state drops the helper check with the column and equals the drop as written.
