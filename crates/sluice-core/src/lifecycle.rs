@@ -689,7 +689,7 @@ async fn restore_staged(
     if phases.rollback_guard.is_empty() && phases.rollback_prepare.is_empty() {
         return Ok(());
     }
-    let refusal = |nulls: Vec<(String, i64)>, t: &str| {
+    let refusal = |nulls: Vec<(String, i64)>, (t, tq): &(String, String)| {
         let what = nulls
             .iter()
             .map(|(c, n)| format!("{n} row(s) of {t} hold NULL in {c}"))
@@ -699,7 +699,7 @@ async fn restore_staged(
             .iter()
             .map(|(c, _)| {
                 format!(
-                    "UPDATE {t} SET {} = <value> WHERE {} IS NULL",
+                    "UPDATE {tq} SET {} = <value> WHERE {} IS NULL",
                     crate::quote::pg::ident(c),
                     crate::quote::pg::ident(c)
                 )
@@ -714,10 +714,18 @@ async fn restore_staged(
             format!("backfill them ({fix}), then run `sluice rollback` again; or finish the migration with `sluice complete`"),
         )
     };
+    // The table in words and as SQL.
     let t = breaking(engine.target(), m)
         .ok()
         .flatten()
-        .map(|(_, _, b)| b.table().to_string())
+        .map(|(_, _, b)| {
+            let q = b.table();
+            let sql = match &q.schema {
+                Some(sc) => crate::quote::pg::qualified(sc, &q.name),
+                None => crate::quote::pg::ident(&q.name),
+            };
+            (q.to_string(), sql)
+        })
         .unwrap_or_default();
     let nulls = count_nulls(engine, phases).await?;
     if !nulls.is_empty() {

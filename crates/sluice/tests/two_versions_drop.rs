@@ -759,7 +759,7 @@ async fn rollback_restores_not_null_or_refuses_while_nulls_exist() {
         for part in [
             "cannot restore NOT NULL: 3 row(s) of t hold NULL in c",
             "Nothing was changed",
-            "UPDATE t SET \"c\" = <value> WHERE \"c\" IS NULL",
+            "UPDATE \"t\" SET \"c\" = <value> WHERE \"c\" IS NULL",
             "then run `sluice rollback` again",
         ] {
             assert!(r.stderr.contains(part), "{part}: {r:?}");
