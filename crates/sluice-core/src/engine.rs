@@ -450,6 +450,23 @@ pub struct ColumnCatalog {
     pub before_triggers: Vec<String>,
     /// The column's collation when it is not its type's default, as SQL (`"public"."C"`).
     pub collation: Option<String>,
+    /// A generated column (`GENERATED ALWAYS AS (...) STORED`): nobody writes it.
+    pub generated: bool,
+    /// The table is partitioned, a partition, or has inheritance parents or children.
+    pub inheritance: bool,
+    /// What `DROP COLUMN` removes with the column (indexes, constraints, views, sequences, ...,
+    /// also what depends on those in turn), each described by the server.
+    pub dependents: Vec<Dependent>,
+}
+
+/// An object dropped together with a column.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dependent {
+    /// `pg_describe_object`: `view v`, `index t_a_idx`, `constraint t_a_check on table t`.
+    pub described: String,
+    /// Dropping the column without CASCADE fails because of it (a normal dependency: views,
+    /// another table's foreign key, policies); without: it is dropped silently (indexes, checks).
+    pub needs_cascade: bool,
 }
 
 /// An identity column's sequence.

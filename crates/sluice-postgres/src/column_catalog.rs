@@ -52,6 +52,8 @@ pub async fn read(client: &Client, table: &str, column: &str) -> Result<Option<C
         collation: r.get(16),
         ..Default::default()
     };
+    cat.generated = !generated.is_empty();
+    cat.inheritance = r.get::<_, String>(12) == "p" || r.get::<_, bool>(13) || r.get::<_, bool>(14);
     if !generated.is_empty() {
         cat.blockers.push("the column is a generated column".into());
     }
@@ -263,6 +265,54 @@ pub async fn read(client: &Client, table: &str, column: &str) -> Result<Option<C
         .map_err(err)?
     {
         cat.blockers.push(format!("{} depends on it", d.get::<_, String>(0)));
+    }
+
+    // What DROP COLUMN removes: everything reachable from the column through normal, automatic
+    // and internal dependencies (a view's rewrite rule stands for its view, so what depends on the
+    // view is reached too). As the server decides: an object reached through a normal dependency
+    // and through no automatic or internal one makes DROP without CASCADE fail.
+    for d in client
+        .query(
+            "WITH RECURSIVE edge AS (
+                 SELECT classid, objid, objsubid, refclassid, refobjid, refobjsubid, deptype
+                   FROM pg_depend
+                  WHERE deptype IN ('n', 'a', 'i')
+                    AND NOT (deptype = 'i' AND classid = 'pg_rewrite'::regclass)
+                 UNION ALL
+                 SELECT 'pg_class'::regclass, r.ev_class, 0, 'pg_rewrite'::regclass, r.oid, 0, 'x'
+                   FROM pg_rewrite r WHERE r.rulename = '_RETURN'
+             ), dep AS (
+                 SELECT e.classid, e.objid, e.objsubid, e.deptype, 1 AS depth FROM edge e
+                  WHERE e.refclassid = 'pg_class'::regclass AND e.refobjid = $1::bigint::oid
+                    AND e.refobjsubid = $2
+                 UNION
+                 SELECT e.classid, e.objid, e.objsubid, e.deptype, d.depth + 1 FROM edge e
+                   JOIN dep d ON e.refclassid = d.classid AND e.refobjid = d.objid
+                             AND (d.objsubid = 0 OR e.refobjsubid = d.objsubid)
+                  WHERE d.depth < 8
+             )
+             SELECT coalesce(pg_describe_object('pg_class'::regclass, r.ev_class, 0),
+                             pg_describe_object(dep.classid, dep.objid, dep.objsubid)) AS what,
+                    bool_or(dep.deptype = 'n') AND NOT bool_or(dep.deptype IN ('a', 'i'))
+               FROM dep
+               LEFT JOIN pg_rewrite r ON dep.classid = 'pg_rewrite'::regclass AND r.oid = dep.objid
+                                     AND r.rulename = '_RETURN'
+              WHERE dep.classid <> 'pg_type'::regclass
+                AND NOT (dep.classid = 'pg_trigger'::regclass
+                         AND EXISTS (SELECT FROM pg_trigger k WHERE k.oid = dep.objid AND k.tgisinternal))
+                AND NOT (dep.classid = 'pg_attrdef'::regclass
+                         AND EXISTS (SELECT FROM pg_attrdef k WHERE k.oid = dep.objid
+                                        AND k.adrelid = $1::bigint::oid AND k.adnum = $2))
+              GROUP BY 1 ORDER BY 1",
+            &[&oid, &attnum],
+        )
+        .await
+        .map_err(err)?
+    {
+        cat.dependents.push(sluice_core::engine::Dependent {
+            described: d.get(0),
+            needs_cascade: d.get(1),
+        });
     }
     Ok(Some(cat))
 }

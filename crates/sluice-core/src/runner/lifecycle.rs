@@ -41,7 +41,7 @@ pub fn breaking(
         .enumerate()
         .map(|(i, s)| crate::analysis::ir::build(target.engine, i, s, 0, &s.sql))
         .collect();
-    match crate::plan::expand::find(&stmts) {
+    match crate::plan::expand::find(target.engine, &stmts) {
         Ok(None) => Ok(None),
         Ok(Some((i, b))) => Ok(Some((split[i].clone(), stmts[i].clone(), b))),
         Err(why) => {
@@ -51,7 +51,7 @@ pub fn breaking(
                 path: path.to_path_buf(),
                 line: Some(line),
                 message: format!("migration {}: {why}", m.label()),
-                help: "a migration that breaks the running application version (a rename) runs in two phases, `sluice up` then `sluice complete`; or run it as written with `sluice up --as-written` (the running version breaks at once)".into(),
+                help: "a migration that breaks the running application version (a rename, a DROP COLUMN on PostgreSQL) runs in two phases, `sluice up` then `sluice complete`; or run it as written with `sluice up --as-written` (the running version breaks at once)".into(),
             })
         }
     }
@@ -124,8 +124,8 @@ pub(crate) fn breaking_in_run(
         Ok(None) => Ok(None),
         Ok(Some(found)) if all_fresh(&[found.2.table()]) => Ok(None),
         Ok(Some(found)) => Ok(Some(found)),
-        // A part that renames several columns, or mixes a rename with other statements, is fine
-        // when every table it renames in is new in this run.
+        // A part that renames or drops several columns, or mixes that with other statements, is
+        // fine when every table it renames or drops in is new in this run.
         Err(e) => {
             let renamed: Vec<QName> = m
                 .part(Direction::Up)
@@ -139,6 +139,11 @@ pub(crate) fn breaking_in_run(
                         .iter()
                         .filter_map(|a| match a {
                             Action::RenameColumn { table, .. } => Some(table.clone()),
+                            Action::DropColumn { table, .. }
+                                if target.engine == EngineKind::Postgres =>
+                            {
+                                Some(table.clone())
+                            }
                             _ => None,
                         })
                         .collect::<Vec<_>>()
@@ -216,13 +221,41 @@ pub(crate) fn check_up(
 
 /// Test hook: `SLUICE_CRASH_AT=<point>` ends the process there the way kill -9 does (no cleanup,
 /// connections just drop), so tests show that a rerun converges from exactly there. Points:
-/// `expand-step-<k>` (before expand step k, the steps before it committed) and `expand-unrecorded`
-/// (every step done, the expanded state not yet recorded).
+/// `expand-step-<k>` (before expand step k, the steps before it committed), `expand-unrecorded`
+/// (every step done, the expanded state not yet recorded) and `rollback-step-<k>` (before step k
+/// of a staged rollback, e.g. a DROP COLUMN's NOT NULL restored).
 fn crash_point(point: &str) {
     if std::env::var("SLUICE_CRASH_AT").is_ok_and(|p| p == point) {
         eprintln!("sluice: SLUICE_CRASH_AT={point}: ending the process here");
         std::process::abort();
     }
+}
+
+/// The `sluice.meta` keys of migration `version` that say its expand phase dropped a NOT NULL.
+async fn drop_notes(engine: &mut dyn Engine, version: i64) -> Result<Vec<String>> {
+    let meta = engine
+        .query_text("SELECT to_regclass('sluice.meta') IS NOT NULL")
+        .await?;
+    if meta
+        .first()
+        .and_then(|r| r.first())
+        .cloned()
+        .flatten()
+        .as_deref()
+        != Some("t")
+    {
+        return Ok(vec![]);
+    }
+    let prefix = crate::plan::expand::drop_column::meta_prefix(version);
+    Ok(engine
+        .query_text(&format!(
+            "SELECT key FROM sluice.meta WHERE starts_with(key, {})",
+            crate::quote::pg::literal(&prefix)
+        ))
+        .await?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect())
 }
 
 /// The phases of `b` from the live catalog.
@@ -233,7 +266,7 @@ async fn phases_live(
     st: &Stmt,
     b: &Breaking,
 ) -> Result<Phases> {
-    let Breaking::RenameColumn { table, from, to } = b;
+    let table = b.table();
     let name = match &table.schema {
         Some(sc) => crate::quote::pg::qualified(sc, &table.name),
         None => crate::quote::pg::ident(&table.name),
@@ -248,21 +281,50 @@ async fn phases_live(
             path: path.to_path_buf(),
             line: Some(line),
             message: format!("line {line}, column {col}: {message}"),
-            help: "`sluice up --as-written` runs the rename as written (every running instance that still uses the old name fails from that moment)".into(),
+            help: "`sluice up --as-written` runs the statement as written (every running instance that still uses the old column fails from that moment)".into(),
         }
     };
-    let Some(cat) = engine.column_catalog(&name, from).await? else {
-        return Err(file_err(format!(
-            "column {from} of {table} does not exist, so `{}` cannot run",
-            b.describe()
-        )));
-    };
-    crate::plan::expand::rename_column::phases(st, &cat, to).map_err(|why| {
-        file_err(format!(
-            "sluice cannot {} in two phases: {why}",
-            b.describe()
-        ))
-    })
+    match b {
+        Breaking::RenameColumn { from, to, .. } => {
+            let Some(cat) = engine.column_catalog(&name, from).await? else {
+                return Err(file_err(format!(
+                    "column {from} of {table} does not exist, so `{}` cannot run",
+                    b.describe()
+                )));
+            };
+            crate::plan::expand::rename_column::phases(st, &cat, to).map_err(|why| {
+                file_err(format!(
+                    "sluice cannot {} in two phases: {why}",
+                    b.describe()
+                ))
+            })
+        }
+        Breaking::DropColumns {
+            columns, cascade, ..
+        } => {
+            use crate::plan::expand::drop_column::{meta_key, phases, Column};
+            let notes = drop_notes(engine, m.version).await?;
+            let mut cols = Vec::new();
+            for (c, if_exists) in columns {
+                let cat = engine.column_catalog(&name, c).await?;
+                let not_null_dropped = cat.as_ref().is_some_and(|k| {
+                    notes.contains(&meta_key(m.version, &k.schema, &k.table, &k.column))
+                });
+                cols.push(Column {
+                    name: c.clone(),
+                    if_exists: *if_exists,
+                    cat,
+                    not_null_dropped,
+                });
+            }
+            phases(table, &s.sql, m.version, *cascade, &cols).map_err(|why| {
+                file_err(format!(
+                    "sluice cannot {} in two phases: {why}",
+                    b.describe()
+                ))
+            })
+        }
+    }
 }
 
 /// `plan`'s hook: for a breaking migration, both phases and what each version sees (PostgreSQL),
@@ -304,16 +366,24 @@ pub(crate) async fn plan_hook(
     };
     let lp = crate::plan::expand::LifecyclePlan::of(&b, &phases);
     // What `up` runs: the expand phase (complete and rollback are in the lifecycle section).
+    // Once per statement (a DROP COLUMN of several columns is one statement of several actions).
     for sp in statements.iter_mut().filter(|sp| sp.index == st.index) {
-        for a in sp.actions.iter_mut() {
+        for (k, a) in sp.actions.iter_mut().enumerate() {
             a.refused = None;
-            a.safe_steps = lp.expand.clone();
+            a.safe_steps = if k == 0 { lp.expand.clone() } else { vec![] };
         }
     }
     for f in findings.iter_mut().filter(|f| f.rule == "rename-column") {
         f.severity = crate::analysis::Severity::Info;
         f.message = format!(
             "{} (as written; `sluice up` runs it in two phases instead: expand now, both names work until `sluice complete`)",
+            f.message
+        );
+    }
+    // The data is still lost at complete: the warning stays, saying when.
+    for f in findings.iter_mut().filter(|f| f.rule == "drop-column") {
+        f.message = format!(
+            "{} (`sluice up` runs it in two phases: the column stays while both versions run, `sluice complete` drops it)",
             f.message
         );
     }
@@ -342,15 +412,32 @@ pub(crate) async fn explain_dry_run(
         let Ok(phases) = phases_live(engine, m, &s, &st, &b).await else {
             continue;
         };
-        let mut steps = phases.expand.iter().map(crate::plan::staged::Step::text);
+        let mut steps: Vec<String> = phases
+            .expand
+            .iter()
+            .map(crate::plan::staged::Step::text)
+            .collect();
+        let first = match steps.is_empty() {
+            true => {
+                "-- nothing now: the column stays and needs no change for the new version".into()
+            }
+            false => steps.remove(0),
+        };
+        // As `plan` shows them: what complete and rollback run later (not steps of this run).
+        let lp = crate::plan::expand::LifecyclePlan::of(&b, &phases);
         let i = st.index;
         if p.runs_as.len() <= i {
             p.runs_as.resize(i + 1, None);
         }
         p.runs_as[i] = Some(crate::runner::RunsAs {
-            sql: steps.next().unwrap_or_default(),
-            note: format!("{}: expand phase (two application versions live; `sluice complete` runs the contract phase)", b.describe()),
-            then: steps.collect(),
+            sql: first,
+            note: format!(
+                "{}: expand phase (two application versions live); later, `sluice complete` (contract): {}; or `sluice rollback` (before complete): {}",
+                b.describe(),
+                lp.complete.sql,
+                if lp.rollback.sql.is_empty() { "nothing to undo" } else { &lp.rollback.sql }
+            ),
+            then: steps,
         });
         p.mode = crate::migration::TxMode::PerStatement;
         p.mode_reason =
@@ -426,14 +513,18 @@ async fn expand(
     if existing.is_some_and(|r| r.state == RecordState::Failed) {
         // A failed expand removed what it made; whatever a failed removal left is sluice's own
         // (the failed row is written only after the first attempt's precheck passed).
-        run_in_one_transaction(engine, &phases.rollback, s, ctx)
-            .await
-            .map_err(|e| {
-                Error::database(
-                    format!("removing what the failed expand of {} left", m.label()),
-                    e.message,
-                )
-            })?;
+        let removed = match restore_staged(engine, m, s, phases, ctx).await {
+            Ok(()) => run_in_one_transaction(engine, &phases.rollback, s, ctx)
+                .await
+                .map_err(|e| e.message),
+            Err(e) => Err(e.to_string()),
+        };
+        removed.map_err(|e| {
+            Error::database(
+                format!("removing what the failed expand of {} left", m.label()),
+                e,
+            )
+        })?;
     }
     if !resuming {
         for check in &phases.precheck {
@@ -443,7 +534,7 @@ async fn expand(
                 return Err(Error::Rejected {
                     context: format!("expanding {}", m.label()),
                     message: e.message,
-                    help: "the rename as written would fail the same way; fix it and run `sluice up` again".into(),
+                    help: "the statement as written would fail the same way; fix it and run `sluice up` again".into(),
                 });
             }
         }
@@ -510,7 +601,11 @@ async fn expand(
         if let Err(mut e) = outcome {
             if !e.connection_lost {
                 let _ = engine.rollback().await;
-                match run_in_one_transaction(engine, &phases.rollback, s, ctx).await {
+                let removed = match restore_staged(engine, m, s, phases, ctx).await {
+                    Ok(()) => run_in_one_transaction(engine, &phases.rollback, s, ctx).await,
+                    Err(x) => Err(server_error(x.to_string())),
+                };
+                match removed {
                     Ok(()) => {
                         e.message = format!(
                             "{} (sluice removed what the expand phase had made: the table is as before the migration)",
@@ -560,6 +655,117 @@ async fn expand(
         m.label(),
         clock.elapsed().as_millis()
     ));
+    Ok(())
+}
+
+/// The rows each rollback guard counts, for the columns that have any.
+async fn count_nulls(engine: &mut dyn Engine, phases: &Phases) -> Result<Vec<(String, i64)>> {
+    let mut nulls = Vec::new();
+    for (column, sql) in &phases.rollback_guard {
+        let rows = engine.query_text(sql).await?;
+        let n: i64 = rows
+            .first()
+            .and_then(|r| r.first())
+            .cloned()
+            .flatten()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if n > 0 {
+            nulls.push((column.clone(), n));
+        }
+    }
+    Ok(nulls)
+}
+
+/// The part of undoing the expand phase that cannot run in one short transaction (NOT NULL back
+/// in the staged form): refused (exit 11, nothing changed) while a guard counts rows that keep it
+/// from succeeding; each step in a transaction of its own; a failed step's work removed again.
+async fn restore_staged(
+    engine: &mut dyn Engine,
+    m: &Migration,
+    s: &SqlStatement,
+    phases: &Phases,
+    ctx: &RunContext,
+) -> Result<()> {
+    if phases.rollback_guard.is_empty() && phases.rollback_prepare.is_empty() {
+        return Ok(());
+    }
+    let refusal = |nulls: Vec<(String, i64)>, (t, tq): &(String, String)| {
+        let what = nulls
+            .iter()
+            .map(|(c, n)| format!("{n} row(s) of {t} hold NULL in {c}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let fix = nulls
+            .iter()
+            .map(|(c, _)| {
+                format!(
+                    "UPDATE {tq} SET {} = <value> WHERE {} IS NULL",
+                    crate::quote::pg::ident(c),
+                    crate::quote::pg::ident(c)
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        Error::lifecycle(
+            format!(
+                "`sluice rollback` of {} cannot restore NOT NULL: {what} (written while it was expanded, by INSERTs that leave the column out). Nothing was changed: the migration stays expanded",
+                m.label()
+            ),
+            format!("backfill them ({fix}), then run `sluice rollback` again; or finish the migration with `sluice complete`"),
+        )
+    };
+    // The table in words and as SQL.
+    let t = breaking(engine.target(), m)
+        .ok()
+        .flatten()
+        .map(|(_, _, b)| {
+            let q = b.table();
+            let sql = match &q.schema {
+                Some(sc) => crate::quote::pg::qualified(sc, &q.name),
+                None => crate::quote::pg::ident(&q.name),
+            };
+            (q.to_string(), sql)
+        })
+        .unwrap_or_default();
+    let nulls = count_nulls(engine, phases).await?;
+    if !nulls.is_empty() {
+        return Err(refusal(nulls, &t));
+    }
+    for (k, (sql, about)) in phases.rollback_prepare.iter().enumerate() {
+        crash_point(&format!("rollback-step-{k}"));
+        let opts = crate::runner::StepOpts {
+            slot: format!("{} rollback {k}", m.version),
+            builds_index: None,
+            unnamed: None,
+            resuming: false,
+            rewritten: true,
+            bound: about.bounded().then_some(ctx.exclusive_timeout),
+            transactional: about.transactional,
+            never_queues_queries: about.never_queues_queries(),
+        };
+        if let Err(e) = crate::runner::run_step(engine, sql, opts, s, ctx).await? {
+            let _ = engine.rollback().await;
+            let undone = run_in_one_transaction(engine, &phases.rollback_undo, s, ctx).await;
+            // New NULLs since the count: the same refusal, with the new count.
+            let nulls = count_nulls(engine, phases).await?;
+            if !nulls.is_empty() && undone.is_ok() {
+                return Err(refusal(nulls, &t));
+            }
+            return Err(Error::Rejected {
+                context: format!("rolling back {}", m.label()),
+                message: format!(
+                    "restoring NOT NULL failed: {}{}",
+                    e.message,
+                    match undone {
+                        Ok(()) => " (its check was removed again: nothing changed)".to_string(),
+                        Err(x) => format!(" (removing its check failed too: {}; `sluice rollback` removes it when run again)", x.message),
+                    }
+                ),
+                help: "fix the cause, then run `sluice rollback` again".into(),
+            });
+        }
+    }
     Ok(())
 }
 
@@ -866,6 +1072,7 @@ async fn rollback_locked(
                     b.describe()
                 ));
                 engine.set_lock_timeout(ctx.lock_timeout).await?;
+                restore_staged(engine, m, &s, &phases, ctx).await?;
                 let event = ctx.event(
                     EventKind::Rollback,
                     Some((&m.version, &m.name, &m.checksum)),

@@ -8,10 +8,12 @@
 //! what runs. PostgreSQL only for now; the default mode keeps the old names working physically
 //! (no application configuration).
 
+pub mod drop_column;
 pub mod rename_column;
 
 use super::staged::{About, Step};
 use crate::analysis::ir::{Action, QName, Stmt};
+use crate::target::EngineKind;
 
 /// A statement that breaks the application version still running.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,13 +24,20 @@ pub enum Breaking {
         from: String,
         to: String,
     },
+    /// `ALTER TABLE t DROP COLUMN [IF EXISTS] c [, DROP COLUMN ...] [CASCADE]` (PostgreSQL):
+    /// each column with its IF EXISTS.
+    DropColumns {
+        table: QName,
+        columns: Vec<(String, bool)>,
+        cascade: bool,
+    },
 }
 
 impl Breaking {
     /// The table it changes.
     pub fn table(&self) -> &QName {
         match self {
-            Breaking::RenameColumn { table, .. } => table,
+            Breaking::RenameColumn { table, .. } | Breaking::DropColumns { table, .. } => table,
         }
     }
 
@@ -38,25 +47,65 @@ impl Breaking {
             Breaking::RenameColumn { table, from, to } => {
                 format!("rename column {table}.{from} to {to}")
             }
+            Breaking::DropColumns { table, columns, .. } => format!(
+                "drop column{} {table}.{}",
+                if columns.len() > 1 { "s" } else { "" },
+                columns
+                    .iter()
+                    .map(|(c, _)| c.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    /// What the part holds, for the message that asks for a migration of its own.
+    fn what(&self) -> &'static str {
+        match self {
+            Breaking::RenameColumn { .. } => "the rename",
+            Breaking::DropColumns { .. } => "the DROP COLUMN",
         }
     }
 }
 
+/// Whether a statement drops columns with CASCADE.
+fn cascade(st: &Stmt) -> bool {
+    use sqlparser::ast::{AlterTableOperation, DropBehavior, Statement};
+    match &st.ast {
+        Some(Statement::AlterTable(at)) => at.operations.iter().any(|o| {
+            matches!(
+                o,
+                AlterTableOperation::DropColumn {
+                    drop_behavior: Some(DropBehavior::Cascade),
+                    ..
+                }
+            )
+        }),
+        _ => false,
+    }
+}
+
 /// The breaking statement of a part (its index and what it does): None when the part has none
-/// (renames of tables or columns the part itself creates break nothing). Err: the part mixes a
+/// (renames or drops in tables or columns the part itself creates break nothing; a DROP COLUMN
+/// is breaking on PostgreSQL only, where the lifecycle carries it). Err: the part mixes a
 /// breaking statement with others, which the two phases cannot carry (why, for the message).
-pub fn find(stmts: &[Stmt]) -> Result<Option<(usize, Breaking)>, String> {
+pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breaking)>, String> {
     let mut created: Vec<QName> = Vec::new();
-    let mut found = None;
+    let mut added: Vec<(QName, String)> = Vec::new();
+    let mut found: Option<(usize, Breaking)> = None;
+    let several = "it holds more than one breaking statement (renames or DROP COLUMN statements): a two-phase migration holds one (write one migration each; several columns of one table drop in one statement: `ALTER TABLE t DROP COLUMN a, DROP COLUMN b`)";
     for st in stmts {
         for a in st.actions() {
             match a {
                 Action::CreateTable { table, .. } => created.push(table.clone()),
+                Action::AddColumn { table, column, .. } => {
+                    added.push((table.clone(), column.name.clone()))
+                }
                 Action::RenameColumn { table, from, to }
                     if !created.iter().any(|c| c.matches(table)) =>
                 {
                     if found.is_some() {
-                        return Err("it renames more than one column: a two-phase migration holds one rename (write one migration per rename)".into());
+                        return Err(several.into());
                     }
                     found = Some((
                         st.index,
@@ -67,15 +116,48 @@ pub fn find(stmts: &[Stmt]) -> Result<Option<(usize, Breaking)>, String> {
                         },
                     ));
                 }
+                Action::DropColumn {
+                    table,
+                    column,
+                    if_exists,
+                } if engine == EngineKind::Postgres
+                    && !created.iter().any(|c| c.matches(table))
+                    && !added.iter().any(|(t, c)| t.matches(table) && c == column) =>
+                {
+                    match &mut found {
+                        Some((i, Breaking::DropColumns { columns, .. })) if *i == st.index => {
+                            columns.push((column.clone(), *if_exists))
+                        }
+                        Some(_) => return Err(several.into()),
+                        None => {
+                            found = Some((
+                                st.index,
+                                Breaking::DropColumns {
+                                    table: table.clone(),
+                                    columns: vec![(column.clone(), *if_exists)],
+                                    cascade: cascade(st),
+                                },
+                            ))
+                        }
+                    }
+                }
                 _ => {}
             }
         }
     }
     let Some((i, b)) = found else { return Ok(None) };
-    if stmts.len() > 1 || stmts[i].actions().len() > 1 {
+    let mixed = match &b {
+        Breaking::RenameColumn { .. } => stmts[i].actions().len() > 1,
+        Breaking::DropColumns { .. } => stmts[i]
+            .actions()
+            .iter()
+            .any(|a| !matches!(a, Action::DropColumn { .. })),
+    };
+    if stmts.len() > 1 || mixed {
         return Err(format!(
-            "`{}` runs in two phases (expand now, contract at `sluice complete`), and the other statements of the migration would have to run in one of them: put the rename in a migration of its own",
-            b.describe()
+            "`{}` runs in two phases (expand now, contract at `sluice complete`), and the other statements of the migration would have to run in one of them: put {} in a migration of its own",
+            b.describe(),
+            b.what()
         ));
     }
     Ok(Some((i, b)))
@@ -132,8 +214,19 @@ pub struct Phases {
     /// Undoing the expand phase: statements run in one short transaction (each idempotent, so it
     /// also cleans up after a failed or interrupted expand).
     pub rollback: Vec<String>,
+    /// Before `sluice rollback` changes anything: (column, a query counting the rows that keep the
+    /// rollback from restoring the column's NOT NULL). Any row: the rollback is refused.
+    pub rollback_guard: Vec<(String, String)>,
+    /// `sluice rollback` runs these first, each in a transaction of its own (each rerunnable),
+    /// then `rollback` in one.
+    pub rollback_prepare: Vec<(String, About)>,
+    /// What removes `rollback_prepare`'s work when one of them fails (the database as before).
+    pub rollback_undo: Vec<String>,
     /// What each application version sees at each stage: (stage, what).
     pub sees: Vec<(String, String)>,
+    /// What the contract phase and the rollback do, in words (`plan`).
+    pub complete_description: &'static str,
+    pub rollback_description: &'static str,
 }
 
 impl Phases {
@@ -149,7 +242,7 @@ impl Phases {
     /// The contract phase as one plan step.
     pub fn complete_step(&self) -> super::Step {
         super::Step::new(
-            "`sluice complete`: in one short transaction, drop the sync trigger and the old column, give the new column its default, keys, index and constraint names",
+            self.complete_description,
             self.complete.join("; "),
             "ACCESS EXCLUSIVE",
             super::Effect::Instant,
@@ -161,8 +254,14 @@ impl Phases {
     /// The rollback as one plan step.
     pub fn rollback_step(&self) -> super::Step {
         super::Step::new(
-            "`sluice rollback` (before complete): in one short transaction, drop the sync trigger and the new column",
-            self.rollback.join("; "),
+            self.rollback_description,
+            self.rollback_prepare
+                .iter()
+                .map(|(sql, _)| sql)
+                .chain(&self.rollback)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; "),
             "ACCESS EXCLUSIVE",
             super::Effect::Instant,
             super::Blocks::ReadsAndWrites,
@@ -174,7 +273,6 @@ impl Phases {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::target::EngineKind;
 
     fn stmts(sql: &str) -> Vec<Stmt> {
         crate::sql::split(EngineKind::Postgres, sql)
@@ -208,16 +306,50 @@ mod tests {
             ),
             (
                 "ALTER TABLE t RENAME COLUMN a TO b; ALTER TABLE u RENAME COLUMN a TO b",
-                Err("more than one column"),
+                Err("more than one breaking statement"),
+            ),
+            ("ALTER TABLE t DROP COLUMN a", Ok(Some("drop column t.a"))),
+            (
+                "ALTER TABLE t DROP COLUMN a, DROP COLUMN IF EXISTS b CASCADE",
+                Ok(Some("drop columns t.a, b")),
+            ),
+            // A table or column the part creates: no running version uses it.
+            (
+                "CREATE TABLE n (a int, b int); ALTER TABLE n DROP COLUMN a",
+                Ok(None),
+            ),
+            (
+                "ALTER TABLE t ADD COLUMN x int; ALTER TABLE t DROP COLUMN x",
+                Ok(None),
+            ),
+            (
+                "ALTER TABLE t DROP COLUMN a, ADD COLUMN c int",
+                Err("put the DROP COLUMN in a migration of its own"),
+            ),
+            (
+                "ALTER TABLE t DROP COLUMN a; ALTER TABLE t DROP COLUMN b",
+                Err("more than one breaking statement"),
+            ),
+            (
+                "ALTER TABLE t DROP COLUMN a; ALTER TABLE t RENAME COLUMN b TO c",
+                Err("more than one breaking statement"),
             ),
         ];
         for (sql, want) in cases {
-            let got = find(&stmts(sql)).map(|o| o.map(|(_, b)| b.describe()));
+            let got = find(EngineKind::Postgres, &stmts(sql)).map(|o| o.map(|(_, b)| b.describe()));
             match (got, want) {
                 (Ok(g), Ok(w)) => assert_eq!(g.as_deref(), *w, "{sql}"),
                 (Err(g), Err(w)) => assert!(g.contains(w), "{sql}: {g}"),
                 (g, w) => panic!("{sql}: got {g:?}, want {w:?}"),
             }
         }
+        // On MariaDB/MySQL a DROP COLUMN runs as written (no lifecycle there yet).
+        let my: Vec<Stmt> = crate::sql::split(EngineKind::MariaDb, "ALTER TABLE t DROP COLUMN a")
+            .unwrap()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| crate::analysis::ir::build(EngineKind::MariaDb, i, s, 0, &s.sql))
+            .collect();
+        assert_eq!(find(EngineKind::MariaDb, &my), Ok(None));
     }
 }

@@ -314,7 +314,12 @@ pub fn phases(
         expand_about: about,
         complete,
         rollback,
+        rollback_guard: vec![],
+        rollback_prepare: vec![],
+        rollback_undo: vec![],
         sees,
+        complete_description: "`sluice complete`: in one short transaction, drop the sync trigger and the old column, give the new column its default, keys, index and constraint names",
+        rollback_description: "`sluice rollback` (before complete): in one short transaction, drop the sync trigger and the new column",
     })
 }
 
