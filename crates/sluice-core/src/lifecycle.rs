@@ -76,30 +76,14 @@ fn created_before(
                 )
         })
     };
-    let mut created: Vec<QName> = Vec::new();
-    for m in files
-        .iter()
-        .filter(|m| m.version >= 0 && m.version < version && !done(m.version))
-    {
-        let Some(part) = m.part(Direction::Up) else {
-            continue;
-        };
-        let Ok(split) = sql::split(target.engine, &part.sql) else {
-            continue;
-        };
-        for (i, s) in split.iter().enumerate() {
-            for a in crate::analysis::ir::build(target.engine, i, s, 0, &s.sql).actions() {
-                match a {
-                    Action::CreateTable { table, .. } => created.push(table.clone()),
-                    Action::RenameTable { from, to } if created.iter().any(|c| c.matches(from)) => {
-                        created.push(to.clone())
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-    created
+    // The same notion of a run lint and plan use: one walk, in the order `up` applies them.
+    crate::analysis::RunTables::of(
+        target,
+        files
+            .iter()
+            .filter(|m| m.version >= 0 && m.version < version && !done(m.version)),
+    )
+    .current()
 }
 
 /// An `up` run: the migration files and the history as the run found it.

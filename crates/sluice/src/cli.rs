@@ -1438,6 +1438,23 @@ pub async fn run(cli: Cli) -> Result<i32> {
             let target = if connect {
                 let mut engine = connect::engine(&r.url()?, false).await?;
                 opts.stats = Some(engine.table_stats().await?);
+                // The pending migrations run in one `up`: a table an earlier one creates is new.
+                opts.applied = Some(
+                    engine
+                        .history()
+                        .await?
+                        .iter()
+                        .filter(|r| {
+                            matches!(
+                                r.state,
+                                sluice_core::history::RecordState::Applied
+                                    | sluice_core::history::RecordState::Baseline
+                                    | sluice_core::history::RecordState::Expanded
+                            )
+                        })
+                        .map(|r| r.version)
+                        .collect(),
+                );
                 let live = engine.introspect().await?;
                 for (tname, t) in &live.tables {
                     let short = tname.rsplit('.').next().unwrap_or(tname).to_string();

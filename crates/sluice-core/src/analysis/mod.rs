@@ -111,8 +111,11 @@ pub struct Ctx<'a> {
     pub mode: TxMode,
     /// Statements of the same part, in order (for look-ahead and look-behind).
     pub statements: &'a [Stmt],
-    /// Tables created earlier in the same migration part.
+    /// Tables created earlier in the same migration part, and before it by earlier pending
+    /// migrations of the same run (`run_tables`).
     pub created_tables: &'a [QName],
+    /// Tables created by earlier pending migrations of the same run (see [`RunTables`]).
+    pub run_tables: &'a [QName],
     /// Columns added earlier in the same migration part.
     pub added_columns: &'a [(QName, String)],
     /// Inside a `BEGIN` written in the file.
@@ -137,6 +140,12 @@ impl Ctx<'_> {
     /// True when the table was created earlier in this migration: it is empty and unseen by traffic.
     pub fn is_new_table(&self, t: &QName) -> bool {
         self.created_tables.iter().any(|c| c.matches(t))
+    }
+
+    /// True when the table is new because an earlier migration of this run created it (not this
+    /// part): plan says so, since the exemption rests on the migrations running in one run.
+    pub fn is_run_table(&self, t: &QName) -> bool {
+        self.run_tables.iter().any(|c| c.matches(t))
     }
 
     pub fn is_new_column(&self, t: &QName, column: &str) -> bool {
@@ -196,6 +205,9 @@ pub struct LintReport {
     pub findings: Vec<Finding>,
     pub files: usize,
     pub statements: usize,
+    /// Statements judged as on new tables because an earlier pending migration of the same run
+    /// creates their tables (connected lint and plan): the rules for live tables did not apply.
+    pub in_run_statements: usize,
 }
 
 impl LintReport {
@@ -217,6 +229,108 @@ pub struct LintOptions {
     /// The migrations run with `sluice up` (not `--as-written`): a hazard its staged form or its
     /// lock discipline removes is reported as info, saying so, rather than as a warning or error.
     pub staged: bool,
+    /// The versions already applied to the database (known when connected); every other one is
+    /// pending, and the pending ones run in one `up`, so a table one of them creates is new for the
+    /// later ones (see [`RunTables`]). None: unknown (offline), so a table any earlier file creates
+    /// may be live.
+    pub applied: Option<std::collections::HashSet<i64>>,
+}
+
+/// The tables the pending migrations of one run create: for a later migration of the same run
+/// such a table is new (nothing of a running application version uses it, and it holds only what
+/// the run put there), exactly as a table created earlier in the same part is, so the rules that
+/// only matter for a live table do not fire and `up` runs its statements as written. A table an
+/// applied migration created is live and never in it.
+#[derive(Debug, Clone, Default)]
+pub struct RunTables {
+    /// Each table with the position in the run of the migration that creates it and of the one
+    /// that drops it or renames it away (None: still there).
+    tables: Vec<(QName, usize, Option<usize>)>,
+    /// Position of each migration of the run, by version.
+    positions: HashMap<i64, usize>,
+}
+
+impl RunTables {
+    /// The run of `migrations`, in the order `up` applies them.
+    pub fn of<'m>(target: Target, migrations: impl IntoIterator<Item = &'m Migration>) -> Self {
+        let mut run = RunTables::default();
+        for m in migrations {
+            run.push(target, m);
+        }
+        run
+    }
+
+    /// Adds the next migration of the run, reading its up part.
+    pub fn push(&mut self, target: Target, m: &Migration) {
+        let stmts: Vec<Stmt> = m
+            .part(Direction::Up)
+            .and_then(|part| crate::sql::split(target.engine, &part.sql).ok())
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ir::build(target.engine, i, s, 0, &s.sql))
+            .collect();
+        self.push_stmts(m.version, &stmts);
+    }
+
+    /// Adds the next migration of the run from the IR of its up part.
+    pub fn push_stmts(&mut self, version: i64, stmts: &[Stmt]) {
+        let at = self.positions.len();
+        self.positions.insert(version, at);
+        for a in stmts.iter().flat_map(Stmt::actions) {
+            match a {
+                Action::CreateTable { table, .. } => self.tables.push((table.clone(), at, None)),
+                Action::RenameTable { from, to } => {
+                    if self.gone(from, at) {
+                        self.tables.push((to.clone(), at, None));
+                    }
+                }
+                Action::DropTable { names, .. } => {
+                    for n in names {
+                        self.gone(n, at);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Marks `t` gone at position `at`; false when it is not a table of the run.
+    fn gone(&mut self, t: &QName, at: usize) -> bool {
+        match self
+            .tables
+            .iter_mut()
+            .rev()
+            .find(|(q, _, until)| until.is_none() && q.matches(t))
+        {
+            Some(found) => {
+                found.2 = Some(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The tables of the run there when migration `version` starts, created by earlier ones.
+    pub fn before(&self, version: i64) -> Vec<QName> {
+        let Some(&at) = self.positions.get(&version) else {
+            return vec![];
+        };
+        self.tables
+            .iter()
+            .filter(|(_, from, until)| *from < at && until.is_none_or(|u| u >= at))
+            .map(|(q, _, _)| q.clone())
+            .collect()
+    }
+
+    /// The tables of the run there now, after every migration pushed so far.
+    pub fn current(&self) -> Vec<QName> {
+        self.tables
+            .iter()
+            .filter(|(_, _, until)| until.is_none())
+            .map(|(q, _, _)| q.clone())
+            .collect()
+    }
 }
 
 /// Rules whose hazard (a table copy or rebuild that blocks writes) `sluice up`'s online ALTER
@@ -298,9 +412,12 @@ pub fn lint(target: Target, files: &[Migration], opts: &LintOptions) -> LintRepo
 pub struct Linter {
     target: Target,
     opts: LintOptions,
+    /// The pending migrations linted so far (with `opts.pending`).
+    run: RunTables,
     column_types: HashMap<(String, String), String>,
     files: usize,
     statements: usize,
+    in_run_statements: usize,
 }
 
 impl Linter {
@@ -309,9 +426,11 @@ impl Linter {
         Linter {
             target,
             opts,
+            run: RunTables::default(),
             column_types,
             files: 0,
             statements: 0,
+            in_run_statements: 0,
         }
     }
 
@@ -333,8 +452,25 @@ impl Linter {
     /// learnt from one serve the next.
     pub fn lint_parsed(&mut self, m: &Migration, parsed: ParsedMigration) -> Vec<Finding> {
         let mut out = Vec::new();
+        let pending = self
+            .opts
+            .applied
+            .as_ref()
+            .is_some_and(|a| !a.contains(&m.version));
+        // Only a pending migration runs after the run's earlier ones; a down part runs alone.
+        let fresh = if pending { self.run.current() } else { vec![] };
         for part in parsed.parts {
             let count = part.stmts.len();
+            if pending && part.dir == Direction::Up {
+                self.run.push_stmts(m.version, &part.stmts);
+                self.in_run_statements += part
+                    .stmts
+                    .iter()
+                    .filter(|st| {
+                        crate::plan::as_written::on_run_tables(self.target.engine, st, &fresh)
+                    })
+                    .count();
+            }
             let mut findings = lint_part(
                 self.target,
                 m,
@@ -344,6 +480,11 @@ impl Linter {
                 part.stmts,
                 part.mode,
                 part.failure,
+                if part.dir == Direction::Up {
+                    &fresh
+                } else {
+                    &[]
+                },
             );
             if let Some(prepared) = &part.prepared {
                 note_what_up_handles(self.target, prepared, &mut findings);
@@ -361,6 +502,7 @@ impl Linter {
             findings,
             files: self.files,
             statements: self.statements,
+            in_run_statements: self.in_run_statements,
         }
     }
 }
@@ -426,9 +568,17 @@ impl LintParser {
                 // From the statements already parsed: each is parsed once for lint and staging.
                 let prepared = (self.staged && failure.is_none())
                     .then(|| {
-                        crate::runner::prepare_split(self.target, m, dir, true, split, Some(&stmts))
-                            .ok()
-                            .map(UpForm::of)
+                        crate::runner::prepare_split(
+                            self.target,
+                            m,
+                            dir,
+                            true,
+                            split,
+                            Some(&stmts),
+                            &[],
+                        )
+                        .ok()
+                        .map(UpForm::of)
                     })
                     .flatten();
                 ParsedPart {
@@ -558,10 +708,12 @@ pub fn walk_part(
     column_types: &mut HashMap<(String, String), String>,
     visit: impl FnMut(usize, &Stmt, &Ctx),
 ) {
-    walk_part_in(target, stmts, mode, stats, column_types, false, visit)
+    walk_part_in(target, stmts, mode, stats, column_types, false, &[], visit)
 }
 
-/// [`walk_part`] knowing whether the session TimeZone is UTC when the part starts.
+/// [`walk_part`] knowing whether the session TimeZone is UTC when the part starts, and which
+/// tables earlier pending migrations of the same run created (`run_tables`: new, as a table created
+/// earlier in the part is).
 #[allow(clippy::too_many_arguments)]
 pub fn walk_part_in(
     target: Target,
@@ -570,9 +722,10 @@ pub fn walk_part_in(
     stats: Option<&HashMap<String, TableStats>>,
     column_types: &mut HashMap<(String, String), String>,
     session_utc: bool,
+    run_tables: &[QName],
     mut visit: impl FnMut(usize, &Stmt, &Ctx),
 ) {
-    let mut created: Vec<QName> = Vec::new();
+    let mut created: Vec<QName> = run_tables.to_vec();
     let mut added: Vec<(QName, String)> = Vec::new();
     let mut in_tx = false;
     let memo = crate::rules::PartMemo::default();
@@ -594,6 +747,7 @@ pub fn walk_part_in(
                 mode,
                 statements: stmts,
                 created_tables: &created,
+                run_tables,
                 added_columns: &added,
                 in_explicit_transaction: in_tx,
                 column_types,
@@ -651,16 +805,19 @@ fn lint_part(
     stmts: Vec<Stmt>,
     mode: TxMode,
     failure: Option<Finding>,
+    run_tables: &[QName],
 ) -> Vec<Finding> {
     let part = m.part(dir).expect("part exists");
     let part_end = part.offset + part.sql.len();
     let mut raw: Vec<(usize, &'static Rule, Hit)> = Vec::new();
-    walk_part(
+    walk_part_in(
         target,
         &stmts,
         mode,
         opts.stats.as_ref(),
         column_types,
+        false,
+        run_tables,
         |i, st, ctx| {
             for rule in crate::rules::RULES
                 .iter()

@@ -9,14 +9,23 @@ pub(super) async fn run_part(
     dir: Direction,
     existing: Option<&HistoryRow>,
     safe: bool,
+    run_tables: &[crate::analysis::ir::QName],
     ctx: &RunContext,
 ) -> Result<()> {
-    let mut prepared = prepare(engine, m, dir, safe)?;
+    let mut prepared = prepare_in(engine, m, dir, safe, run_tables)?;
     let resume_from = check_resume(m, dir, &prepared, existing)?;
     if safe {
         let below = ctx.online.as_written_below_rows;
-        for (i, change) in
-            stage_type_changes(engine, m, dir, &mut prepared, resume_from, below).await?
+        for (i, change) in stage_type_changes(
+            engine,
+            m,
+            dir,
+            &mut prepared,
+            resume_from,
+            below,
+            run_tables,
+        )
+        .await?
         {
             match change {
                 TypeChange::Small(note) => (ctx.say)(&format!(

@@ -48,12 +48,21 @@ pub async fn plan(
             column_types.insert((short.clone(), c.name.clone()), c.data_type.clone());
         }
     }
+    // The planned migrations are one run: a table one of them creates is new for the later ones,
+    // for lint's rules as for the steps (one linter over the run, in order).
     let lint_opts = crate::analysis::LintOptions {
         staged: !opts.as_written,
         include_down: false,
         stats: Some(stats.clone()),
         live_columns: column_types.clone(),
+        applied: Some(
+            rows.iter()
+                .filter(|r| !planned.iter().any(|p| p.version == r.version))
+                .map(|r| r.version)
+                .collect(),
+        ),
     };
+    let mut linter = crate::analysis::Linter::new(target, lint_opts);
     let mut report = PlanReport {
         target: target.to_string(),
         database: engine.url(),
@@ -65,12 +74,12 @@ pub async fn plan(
             .iter()
             .find(|m| m.version == p.version)
             .expect("planned from files");
-        let mut findings =
-            crate::analysis::lint(target, std::slice::from_ref(m), &lint_opts).findings;
+        let mut findings = linter.lint_migration(m);
         let (stmts, lint_mode, _) = crate::analysis::build_part(target, m, Direction::Up);
         // The mode `up` will run the part in (its staged forms may need per-statement), and the
         // staged form of each statement: the plan shows the steps `up` runs, from one function.
-        let mut prepared = prepare(engine, m, Direction::Up, !opts.as_written).ok();
+        let mut prepared =
+            prepare_in(engine, m, Direction::Up, !opts.as_written, &p.run_tables).ok();
         let off = if opts.as_written {
             Some("--as-written runs every statement as written")
         } else if m.up.tx_directive == Some(TxMode::Single) {
@@ -82,9 +91,17 @@ pub async fn plan(
         let changes = match prepared.as_mut().filter(|_| off.is_none()) {
             Some(prep) => {
                 let below = opts.as_written_below_rows;
-                stage_type_changes(engine, m, Direction::Up, prep, p.resume_from, below)
-                    .await
-                    .unwrap_or_default()
+                stage_type_changes(
+                    engine,
+                    m,
+                    Direction::Up,
+                    prep,
+                    p.resume_from,
+                    below,
+                    &p.run_tables,
+                )
+                .await
+                .unwrap_or_default()
             }
             None => vec![],
         };
@@ -119,6 +136,7 @@ pub async fn plan(
             Some(&stats),
             &mut column_types,
             session_utc,
+            &p.run_tables,
             |i, st, ctx| {
                 if i >= p.resume_from {
                     let staged = match off {
@@ -172,9 +190,15 @@ pub async fn plan(
                         });
                         a.estimate_secs = crate::plan::estimate(imp.effect, s);
                         a.impact = imp.clone();
+                        if sp.new_in_run {
+                            a.estimate_secs = None;
+                            a.impact.note = crate::plan::NEW_IN_RUN.to_string();
+                        }
                     }
                 }
-                if !opts.as_written {
+                // A statement on tables the run creates earlier runs as written, not online (and
+                // the server has no such table yet to predict anything from).
+                if !opts.as_written && !sp.new_in_run {
                     sp.online = engine
                         .explain_online(&sp.sql, opts.as_written_below_rows)
                         .await?;

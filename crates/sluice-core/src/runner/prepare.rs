@@ -31,6 +31,18 @@ pub fn prepare(
     prepare_for(engine.target(), m, dir, safe)
 }
 
+/// [`prepare`] for a migration of a run whose earlier migrations created `run_tables`: statements
+/// on those run as written (see [`crate::analysis::RunTables`]).
+pub fn prepare_in(
+    engine: &dyn Engine,
+    m: &Migration,
+    dir: Direction,
+    safe: bool,
+    run_tables: &[crate::analysis::ir::QName],
+) -> Result<PreparedPart> {
+    prepare_for_in(engine.target(), m, dir, safe, run_tables)
+}
+
 /// Splits and classifies a part for a target, without a connection (`lint` uses the same decisions).
 /// With `safe`, statements that have a safer equivalent sluice can run today (index builds and drops
 /// CONCURRENTLY on PostgreSQL) run in that form; `--as-written` turns it off.
@@ -39,6 +51,17 @@ pub fn prepare_for(
     m: &Migration,
     dir: Direction,
     safe: bool,
+) -> Result<PreparedPart> {
+    prepare_for_in(target, m, dir, safe, &[])
+}
+
+/// [`prepare_for`] with the tables earlier migrations of the run created.
+pub fn prepare_for_in(
+    target: crate::target::Target,
+    m: &Migration,
+    dir: Direction,
+    safe: bool,
+    run_tables: &[crate::analysis::ir::QName],
 ) -> Result<PreparedPart> {
     let part = part_of(m, dir)?;
     let (path, text) = m.file_of(part);
@@ -55,7 +78,7 @@ pub fn prepare_for(
             help: "check for an unterminated string, quoted identifier or dollar quote".into(),
         }
     })?;
-    prepare_split(target, m, dir, safe, statements, None)
+    prepare_split(target, m, dir, safe, statements, None, run_tables)
 }
 
 pub(super) fn part_of(m: &Migration, dir: Direction) -> Result<&Part> {
@@ -71,6 +94,7 @@ pub fn prepare_split(
     safe: bool,
     statements: Vec<SqlStatement>,
     ir: Option<&[crate::analysis::ir::Stmt]>,
+    run_tables: &[crate::analysis::ir::QName],
 ) -> Result<PreparedPart> {
     let part = part_of(m, dir)?;
     let (path, text) = m.file_of(part);
@@ -99,7 +123,8 @@ pub fn prepare_split(
     // cannot run there (lint says so). The model says how each statement runs, staged or as
     // written; the runner reads that, never the statements' SQL.
     let stage = safe && part.tx_directive != Some(TxMode::Single);
-    let (rewrites, written) = crate::plan::as_written::model_part(target, &statements, ir, stage);
+    let (rewrites, written) =
+        crate::plan::as_written::model_part(target, &statements, ir, stage, run_tables);
     if let Some((s, _)) = statements
         .iter()
         .zip(&written)

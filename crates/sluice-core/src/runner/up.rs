@@ -34,6 +34,13 @@ pub struct PlannedMigration {
     pub statements: Vec<String>,
     /// For each statement, the safer form sluice runs instead and why (None: runs as written).
     pub runs_as: Vec<Option<RunsAs>>,
+    /// The tables its statements name that earlier migrations of this run create: new, so their
+    /// statements run as written (see [`crate::analysis::RunTables`]).
+    #[serde(skip)]
+    pub run_tables: Vec<crate::analysis::ir::QName>,
+    /// For each statement: it changes only `run_tables`, so it runs as written.
+    #[serde(skip)]
+    pub in_run: Vec<bool>,
 }
 
 /// The steps sluice runs for a statement, in order, each committed before the next.
@@ -57,8 +64,27 @@ impl RunsAs {
 }
 
 impl PlannedMigration {
-    pub(super) fn new(m: &Migration, prepared: PreparedPart, resume_from: usize) -> Self {
+    pub(super) fn new(
+        m: &Migration,
+        prepared: PreparedPart,
+        resume_from: usize,
+        run_tables: Vec<crate::analysis::ir::QName>,
+    ) -> Self {
+        // Only those its text names (a superset of the tables it changes): a long run's list is
+        // not copied into every migration.
+        let text: Vec<String> = prepared
+            .statements
+            .iter()
+            .map(|s| s.sql.to_lowercase())
+            .collect();
+        let named = |q: &crate::analysis::ir::QName| {
+            let name = q.name.to_lowercase();
+            text.iter().any(|t| t.contains(&name))
+        };
+        let run_tables = run_tables.into_iter().filter(named).collect();
         PlannedMigration {
+            run_tables,
+            in_run: prepared.written.iter().map(|w| w.in_run).collect(),
             version: m.version,
             name: m.name.clone(),
             mode: prepared.mode,
@@ -151,7 +177,7 @@ pub(super) async fn explain_type_changes(
         let Some(m) = files.iter().find(|m| m.version == p.version) else {
             continue;
         };
-        let mut prepared = prepare(engine, m, Direction::Up, true)?;
+        let mut prepared = prepare_in(engine, m, Direction::Up, true, &p.run_tables)?;
         let Ok(changes) = stage_type_changes(
             engine,
             m,
@@ -159,6 +185,7 @@ pub(super) async fn explain_type_changes(
             &mut prepared,
             p.resume_from,
             below,
+            &p.run_tables,
         )
         .await
         else {
@@ -199,7 +226,9 @@ pub(super) async fn explain_online(
     }
     for p in planned.iter_mut() {
         for i in p.resume_from..p.statements.len() {
-            if p.runs_as.get(i).is_some_and(|r| r.is_some()) {
+            if p.runs_as.get(i).is_some_and(|r| r.is_some())
+                || p.in_run.get(i).copied().unwrap_or(false)
+            {
                 continue;
             }
             let Some(lines) = engine
@@ -294,6 +323,8 @@ pub(super) fn plan_up(
         }
     }
     let mut planned = Vec::new();
+    // The tables the run's earlier migrations create are new for its later ones.
+    let mut run = crate::analysis::RunTables::default();
     for s in &statuses {
         let resumable = matches!(
             s.status,
@@ -318,10 +349,12 @@ pub(super) fn plan_up(
             .iter()
             .find(|m| m.version == s.version)
             .expect("status from files");
-        let prepared = prepare(engine, m, Direction::Up, !opts.as_written)?;
+        let fresh = run.current();
+        run.push(engine.target(), m);
+        let prepared = prepare_in(engine, m, Direction::Up, !opts.as_written, &fresh)?;
         let row = rows.iter().find(|r| r.version == m.version);
         let resume_from = check_resume(m, Direction::Up, &prepared, row)?;
-        planned.push(PlannedMigration::new(m, prepared, resume_from));
+        planned.push(PlannedMigration::new(m, prepared, resume_from, fresh));
     }
     Ok(planned)
 }
@@ -425,7 +458,22 @@ pub(super) async fn apply_planned(
         }
         return Ok(());
     }
-    run_part(engine, m, Direction::Up, row, !opts.as_written, ctx).await?;
+    let run_tables = report
+        .planned
+        .iter()
+        .find(|p| p.version == version)
+        .map(|p| p.run_tables.clone())
+        .unwrap_or_default();
+    run_part(
+        engine,
+        m,
+        Direction::Up,
+        row,
+        !opts.as_written,
+        &run_tables,
+        ctx,
+    )
+    .await?;
     report.applied.push(m.version);
     Ok(())
 }
