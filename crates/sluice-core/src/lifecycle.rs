@@ -694,8 +694,8 @@ fn select<'r>(
             Some(r) if ok(&r) => Ok(vec![r]),
             Some(r) => Err(Error::lifecycle(
                 format!(
-                    "migration {}_{} is {}, not expanded: `sluice {what}` acts on an expanded migration",
-                    r.version, r.name,
+                    "migration {} is {}, not expanded: `sluice {what}` acts on an expanded migration",
+                    crate::layout::history_label(None, r.version, &r.name),
                     r.state.as_str()
                 ),
                 match what {
@@ -721,8 +721,8 @@ fn file_of<'f>(files: &'f [Migration], r: &HistoryRow, what: &str) -> Result<&'f
         .ok_or_else(|| {
             Error::usage(
                 format!(
-                    "cannot {what} {}_{}: its file is missing",
-                    r.version, r.name
+                    "cannot {what} {}: its file is missing",
+                    crate::layout::history_label(None, r.version, &r.name)
                 ),
                 "restore the migration file: its phases are planned from it",
             )

@@ -1676,7 +1676,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Log { limit, json } => {
             let mut engine = connect::engine(&r.url()?, false).await?;
             let events = engine.events(limit).await?;
-            render::events(&events, json);
+            render::events(&events, r.layout().ok(), json);
             Ok(exit::OK)
         }
     }
@@ -1864,7 +1864,7 @@ async fn plan_explain(
         .migrations
         .iter()
         .map(|m| explain::PendingMigration {
-            label: format!("{}_{}", m.version, m.name),
+            label: format!("{}_{}", m.version_text, m.name),
             statements: m.statements.iter().map(|s| s.sql.clone()).collect(),
         })
         .collect();

@@ -654,11 +654,17 @@ async fn repeatables(server: Server, layout: &str) {
             .find(s)
             .unwrap_or_else(|| panic!("{ctx}: no {s}: {dry:?}"))
     };
-    // (`plan` names a versioned migration by its history key.)
-    assert!(at("_orders") < at("repeatable a_names"), "{ctx}: {dry:?}");
+    // (`plan` names a versioned migration by its history key, a repeatable as its file.)
+    let named = |n: &str| format!("{} (repeatable)", r(n).trim_end_matches(".sql"));
+    assert!(at("_orders") < at(&named("a_names")), "{ctx}: {dry:?}");
     assert!(
-        at("repeatable a_names") < at("repeatable b_upper"),
+        at(&named("a_names")) < at(&named("b_upper")),
         "{ctx}: {dry:?}"
+    );
+    let plan = p.run(&["plan"]);
+    assert!(
+        plan.stdout.contains(&named("a_names")) && plan.stdout.contains(&named("b_upper")),
+        "{ctx}: {plan:?}"
     );
     // `--to` stops before the end: no repeatable runs.
     let r1 = p.run(&["up", "--to", "1"]);
@@ -686,6 +692,30 @@ async fn repeatables(server: Server, layout: &str) {
         "{ctx}: {applied:?}"
     );
     assert_eq!(p.run(&["drift"]).code, 0, "{ctx}");
+    // Every listing names a repeatable as its file is named, never by its internal negative key.
+    let keys: Vec<String> = p.status_json()["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["version"].as_i64().filter(|v| *v < 0))
+        .map(|v| v.to_string())
+        .collect();
+    assert_eq!(keys.len(), 2, "{ctx}");
+    for args in [&["status"][..], &["log"], &["verify"]] {
+        let out = p.run(args);
+        assert_eq!(out.code, 0, "{ctx}: {out:?}");
+        for k in &keys {
+            assert!(
+                !out.all().contains(k.as_str()),
+                "{ctx}: {args:?} shows {k}: {out:?}"
+            );
+        }
+        if args[0] != "verify" {
+            for n in ["a_names", "b_upper"] {
+                assert!(out.stdout.contains(&label(n)), "{ctx}: {args:?}: {out:?}");
+            }
+        }
+    }
 
     // Run again, and again: nothing to apply, the records untouched.
     for _ in 0..2 {

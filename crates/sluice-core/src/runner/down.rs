@@ -99,8 +99,8 @@ pub async fn down(
                 .ok_or_else(|| {
                     Error::usage(
                         format!(
-                            "cannot roll back {}_{}: its file is missing",
-                            r.version, r.name
+                            "cannot roll back {}: its file is missing",
+                            crate::layout::history_label(None, r.version, &r.name)
                         ),
                         "restore the migration file (its down part is needed)",
                     )

@@ -30,8 +30,9 @@ pub async fn drift(engine: &mut dyn Engine) -> Result<DriftReport> {
         .filter(|r| r.state == RecordState::Failed && r.statements_done > 0)
         .map(|r| {
             format!(
-                "migration {}_{} failed part-way: its {} committed statement(s) are not drift",
-                r.version, r.name, r.statements_done
+                "migration {} failed part-way: its {} committed statement(s) are not drift",
+                crate::layout::history_label(None, r.version, &r.name),
+                r.statements_done
             )
         })
         .collect();

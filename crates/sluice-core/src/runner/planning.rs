@@ -5,6 +5,8 @@ use super::*;
 #[derive(Debug, Clone, Serialize)]
 pub struct MigrationPlan {
     pub version: i64,
+    /// The version as its file names it (`R` / `R_` for a repeatable: see `layout`).
+    pub version_text: String,
     pub name: String,
     pub mode: TxMode,
     pub statements: Vec<crate::plan::StatementPlan>,
@@ -224,6 +226,7 @@ pub async fn plan(
         };
         report.migrations.push(MigrationPlan {
             version: m.version,
+            version_text: m.version_text.clone(),
             name: m.name.clone(),
             mode,
             statements,

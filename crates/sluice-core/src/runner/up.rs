@@ -26,6 +26,8 @@ pub struct UpOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedMigration {
     pub version: i64,
+    /// The version as its file names it (`R` / `R_` for a repeatable: see `layout`).
+    pub version_text: String,
     pub name: String,
     pub mode: TxMode,
     pub mode_reason: String,
@@ -85,6 +87,7 @@ impl PlannedMigration {
         PlannedMigration {
             run_tables,
             in_run: prepared.written.iter().map(|w| w.in_run).collect(),
+            version_text: m.version_text.clone(),
             version: m.version,
             name: m.name.clone(),
             mode: prepared.mode,
@@ -288,7 +291,7 @@ pub(super) fn plan_up(
         return Err(Error::usage(
             format!(
                 "migration {}_{} is recorded as {} but its file is missing",
-                r.version,
+                r.version_text,
                 r.name,
                 r.status.as_str()
             ),
