@@ -80,9 +80,12 @@ fn plan(p: &Project) -> (i32, serde_json::Value) {
     (r.code, serde_json::from_str(&r.stdout).expect("plan json"))
 }
 
-/// For each planned migration from 2 on: (version, its findings as (rule, severity), whether
-/// every action of its statements carries the run note).
-fn per_kind(doc: &serde_json::Value) -> Vec<(i64, Vec<(String, String)>, bool)> {
+/// A planned migration: its version, its findings as (rule, severity), and whether every action
+/// of its statements carries the run note.
+type Judged = (i64, Vec<(String, String)>, bool);
+
+/// [`Judged`] for each planned migration from 2 on.
+fn per_kind(doc: &serde_json::Value) -> Vec<Judged> {
     doc["migrations"]
         .as_array()
         .unwrap()

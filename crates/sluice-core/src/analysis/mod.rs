@@ -280,10 +280,9 @@ impl RunTables {
         for a in stmts.iter().flat_map(Stmt::actions) {
             match a {
                 Action::CreateTable { table, .. } => self.tables.push((table.clone(), at, None)),
-                Action::RenameTable { from, to } => {
-                    if self.gone(from, at) {
-                        self.tables.push((to.clone(), at, None));
-                    }
+                // A table of the run renamed is the same new table under its new name.
+                Action::RenameTable { from, to } if self.gone(from, at) => {
+                    self.tables.push((to.clone(), at, None))
                 }
                 Action::DropTable { names, .. } => {
                     for n in names {
