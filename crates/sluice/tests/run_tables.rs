@@ -253,3 +253,46 @@ async fn postgres_run_from_empty_judges_its_own_tables_as_new() {
 async fn mariadb_run_from_empty_judges_its_own_tables_as_new() {
     a_run_from_empty_judges_its_own_tables_as_new(Server::MariaDb).await;
 }
+
+/// `CREATE TABLE IF NOT EXISTS` of a table the database had before the run creates nothing new:
+/// a later statement on it keeps its findings and runs staged or online. Dropped and created
+/// again by the run, the table is new.
+async fn if_not_exists_of_a_live_table_is_not_new(server: Server) {
+    let (table, later) = match server {
+        Server::Postgres => (
+            "t (id bigint PRIMARY KEY, a int, b text, c int, p bigint)",
+            "CREATE INDEX t_b ON t (b);",
+        ),
+        Server::MariaDb => (
+            "t (id bigint PRIMARY KEY, a int, b varchar(100), c int, p bigint)",
+            "ALTER TABLE t MODIFY a bigint;",
+        ),
+    };
+    for (second, new) in [
+        (format!("CREATE TABLE IF NOT EXISTS {table};"), false),
+        (format!("DROP TABLE t;\nCREATE TABLE {table};"), true),
+    ] {
+        let p = Project::new(server).await;
+        p.write("1_tables.sql", create(server));
+        assert_eq!(p.run(&["up"]).code, 0);
+        p.write("2_again.sql", &format!("-- sluice:up\n{second}\n"));
+        p.write("3_later.sql", &format!("-- sluice:up\n{later}\n"));
+        let plan = p.run(&["plan"]);
+        assert_eq!(plan.stdout.contains(NEW_IN_RUN), new, "{second}: {plan:?}");
+        let dry = p.run(&["up", "--dry-run"]);
+        assert_eq!(dry.code, 0, "{dry:?}");
+        assert_eq!(!dry.stdout.contains("runs as:"), new, "{second}: {dry:?}");
+        let up = p.run(&["up"]);
+        assert_eq!(up.code, 0, "{up:?}");
+    }
+}
+
+#[tokio::test]
+async fn postgres_if_not_exists_of_a_live_table_is_not_new() {
+    if_not_exists_of_a_live_table_is_not_new(Server::Postgres).await;
+}
+
+#[tokio::test]
+async fn mariadb_if_not_exists_of_a_live_table_is_not_new() {
+    if_not_exists_of_a_live_table_is_not_new(Server::MariaDb).await;
+}

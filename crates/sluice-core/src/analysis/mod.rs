@@ -248,9 +248,22 @@ pub struct RunTables {
     tables: Vec<(QName, usize, Option<usize>)>,
     /// Position of each migration of the run, by version.
     positions: HashMap<i64, usize>,
+    /// Tables of the database before the run (when known), by name as `table_stats` keys them: a
+    /// `CREATE TABLE IF NOT EXISTS` of one of them creates nothing new.
+    live: std::collections::HashSet<String>,
+    /// Tables of the database the run drops (a later CREATE of the name makes a new one).
+    dropped: Vec<QName>,
 }
 
 impl RunTables {
+    /// A run on a database that has the tables `live` (names as `table_stats` keys them).
+    pub fn on(live: impl IntoIterator<Item = String>) -> Self {
+        RunTables {
+            live: live.into_iter().collect(),
+            ..Default::default()
+        }
+    }
+
     /// The run of `migrations`, in the order `up` applies them.
     pub fn of<'m>(target: Target, migrations: impl IntoIterator<Item = &'m Migration>) -> Self {
         let mut run = RunTables::default();
@@ -279,6 +292,12 @@ impl RunTables {
         self.positions.insert(version, at);
         for a in stmts.iter().flat_map(Stmt::actions) {
             match a {
+                // `IF NOT EXISTS` on a table the database had before the run (and the run did not
+                // drop) leaves that live table as it is.
+                Action::CreateTable { table, .. }
+                    if (self.live.contains(&table.display())
+                        || self.live.contains(&table.name))
+                        && !self.dropped_live(table) => {}
                 Action::CreateTable { table, .. } => self.tables.push((table.clone(), at, None)),
                 // A table of the run renamed is the same new table under its new name.
                 Action::RenameTable { from, to } if self.gone(from, at) => {
@@ -286,12 +305,18 @@ impl RunTables {
                 }
                 Action::DropTable { names, .. } => {
                     for n in names {
-                        self.gone(n, at);
+                        if !self.gone(n, at) {
+                            self.dropped.push(n.clone());
+                        }
                     }
                 }
                 _ => {}
             }
         }
+    }
+
+    fn dropped_live(&self, t: &QName) -> bool {
+        self.dropped.iter().any(|d| d.matches(t))
     }
 
     /// Marks `t` gone at position `at`; false when it is not a table of the run.
@@ -424,8 +449,8 @@ impl Linter {
         let column_types = opts.live_columns.clone();
         Linter {
             target,
+            run: RunTables::on(opts.stats.iter().flat_map(|s| s.keys().cloned())),
             opts,
-            run: RunTables::default(),
             column_types,
             files: 0,
             statements: 0,

@@ -34,8 +34,8 @@ pub async fn plan(
 ) -> Result<PlanReport> {
     let rows = engine.history().await?;
     let target = engine.target();
-    let planned = plan_up(engine, files, &rows, opts)?;
     let stats = engine.table_stats().await?;
+    let planned = plan_up(engine, files, &rows, opts, stats.keys().cloned().collect())?;
     // As `up` judges timestamp ↔ timestamptz: with the session TimeZone its statements run under.
     let session_utc = engine
         .session_time_zone()
@@ -264,7 +264,8 @@ pub(super) async fn capture_plan(
     use crate::planfile::{PlanFile, PlanHistory, PlanMigration, PlanOptions};
     let target = engine.target();
     let schema = engine.introspect().await?;
-    let (migrations, refused) = match plan_up(engine, files, rows, opts) {
+    let live = live_tables(engine).await?;
+    let (migrations, refused) = match plan_up(engine, files, rows, opts, live) {
         Ok(mut planned) => {
             if !opts.as_written {
                 explain_online(engine, &mut planned, opts.as_written_below_rows).await?;
@@ -368,7 +369,8 @@ pub(super) async fn check_plan(
 ) -> Result<PlanRun> {
     let rows = engine.history().await?;
     if crate::planfile::already_applied(plan, &rows) {
-        let others_pending = plan_up(engine, files, &rows, opts)
+        let live = live_tables(engine).await?;
+        let others_pending = plan_up(engine, files, &rows, opts, live)
             .map(|p| p.len())
             .unwrap_or(0);
         return Ok(PlanRun::AlreadyApplied {
@@ -412,7 +414,8 @@ pub(super) async fn check_plan(
         });
     }
     let planned = {
-        let mut planned = plan_up(engine, files, &rows, opts)?;
+        let live = live_tables(engine).await?;
+        let mut planned = plan_up(engine, files, &rows, opts, live)?;
         if !opts.as_written {
             explain_online(engine, &mut planned, opts.as_written_below_rows).await?;
             explain_type_changes(engine, files, &mut planned, opts.as_written_below_rows).await?;

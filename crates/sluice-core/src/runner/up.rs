@@ -127,7 +127,8 @@ pub async fn up(
 ) -> Result<UpReport> {
     if opts.dry_run {
         let rows = engine.history().await?;
-        let mut planned = plan_up(engine, files, &rows, opts)?;
+        let live = live_tables(engine).await?;
+        let mut planned = plan_up(engine, files, &rows, opts, live)?;
         if !opts.as_written {
             explain_online(engine, &mut planned, opts.as_written_below_rows).await?;
             explain_type_changes(engine, files, &mut planned, opts.as_written_below_rows).await?;
@@ -141,7 +142,8 @@ pub async fn up(
     locked!(engine, ctx, {
         engine.ensure_history().await?;
         let rows = engine.history().await?;
-        let planned = plan_up(engine, files, &rows, opts)?;
+        let live = live_tables(engine).await?;
+        let planned = plan_up(engine, files, &rows, opts, live)?;
         let mut report = UpReport {
             planned: planned.clone(),
             ..Default::default()
@@ -256,11 +258,18 @@ pub(super) async fn explain_online(
     Ok(())
 }
 
+/// The tables of the database now (as `table_stats` names them): a run's `CREATE TABLE IF NOT
+/// EXISTS` of one of them makes nothing new.
+pub(super) async fn live_tables(engine: &mut dyn Engine) -> Result<Vec<String>> {
+    Ok(engine.table_stats().await?.into_keys().collect())
+}
+
 pub(super) fn plan_up(
     engine: &dyn Engine,
     files: &[Migration],
     rows: &[HistoryRow],
     opts: &UpOptions,
+    live: Vec<String>,
 ) -> Result<Vec<PlannedMigration>> {
     let statuses = merge(files, rows);
     let edited: Vec<&StatusEntry> = statuses
@@ -327,7 +336,7 @@ pub(super) fn plan_up(
     }
     let mut planned = Vec::new();
     // The tables the run's earlier migrations create are new for its later ones.
-    let mut run = crate::analysis::RunTables::default();
+    let mut run = crate::analysis::RunTables::on(live);
     for s in &statuses {
         let resumable = matches!(
             s.status,
