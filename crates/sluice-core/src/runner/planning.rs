@@ -35,7 +35,8 @@ pub async fn plan(
     let rows = engine.history().await?;
     let target = engine.target();
     let stats = engine.table_stats().await?;
-    let planned = plan_up(engine, files, &rows, opts, stats.keys().cloned().collect())?;
+    let live = live_tables(engine).await?;
+    let planned = plan_up(engine, files, &rows, opts, live)?;
     // As `up` judges timestamp ↔ timestamptz: with the session TimeZone its statements run under.
     let session_utc = engine
         .session_time_zone()

@@ -97,7 +97,20 @@ impl PlannedMigration {
             runs_as: prepared
                 .rewrites
                 .iter()
-                .map(|r| r.as_ref().map(RunsAs::of))
+                .zip(prepared.brackets.iter().chain(std::iter::repeat(&Bracket::None)))
+                .map(|(r, b)| match b {
+                    Bracket::Skip(why) => Some(RunsAs {
+                        sql: "(nothing)".into(),
+                        note: why.to_string(),
+                        then: vec![],
+                    }),
+                    Bracket::Group { .. } => Some(RunsAs {
+                        sql: "BEGIN".into(),
+                        note: "the data changes up to its COMMIT run in one transaction together with their progress record".into(),
+                        then: vec![],
+                    }),
+                    Bracket::None => r.as_ref().map(RunsAs::of),
+                })
                 .collect(),
         }
     }
@@ -258,10 +271,24 @@ pub(super) async fn explain_online(
     Ok(())
 }
 
-/// The tables of the database now (as `table_stats` names them): a run's `CREATE TABLE IF NOT
-/// EXISTS` of one of them makes nothing new.
+/// The tables of the database now, by name and schema-qualified name: a run's `CREATE TABLE IF
+/// NOT EXISTS` of one of them makes nothing new. Read from the catalog by name only, so it takes
+/// no lock on any table and never waits behind one (`table_stats` would, on PostgreSQL).
 pub(super) async fn live_tables(engine: &mut dyn Engine) -> Result<Vec<String>> {
-    Ok(engine.table_stats().await?.into_keys().collect())
+    let sql = match engine.target().engine {
+        crate::target::EngineKind::Postgres => {
+            "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'sluice') AND n.nspname NOT LIKE 'pg_toast%'"
+        }
+        _ => "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'",
+    };
+    let mut out = Vec::new();
+    for row in engine.query_text(sql).await? {
+        if let [Some(schema), Some(name)] = row.as_slice() {
+            out.push(format!("{schema}.{name}"));
+            out.push(name.clone());
+        }
+    }
+    Ok(out)
 }
 
 pub(super) fn plan_up(
