@@ -1414,8 +1414,9 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 }
                 return Ok(exit::OK);
             }
-            let report = runner::drift(engine.as_mut()).await?;
-            render::drift(&report, json);
+            let layout = r.layout().ok();
+            let report = runner::drift_in(engine.as_mut(), layout).await?;
+            render::drift(&report, layout, json);
             Ok(if report.differences.is_empty() {
                 exit::OK
             } else {

@@ -446,13 +446,19 @@ pub fn verify(r: &VerifyReport, as_json: bool) {
     }
 }
 
-pub fn drift(r: &DriftReport, as_json: bool) {
+pub fn drift(r: &DriftReport, layout: Option<sluice_core::layout::Layout>, as_json: bool) {
     if as_json {
         return json(r);
     }
     let against = r
         .snapshot_version
-        .map(|v| format!(" (snapshot after {v}, {})", ts(r.snapshot_taken_at)))
+        .map(|v| {
+            let v = match layout {
+                Some(l) => sluice_core::layout::version_text_of(l, v),
+                None => v.to_string(),
+            };
+            format!(" (snapshot after {v}, {})", ts(r.snapshot_taken_at))
+        })
         .unwrap_or_default();
     for n in &r.notes {
         outln!("note: {n}");
