@@ -3,8 +3,8 @@
 //! every test run with a seeded mutator, so the guards stand in CI without a nightly toolchain.
 #![allow(dead_code)]
 
-use sluice_core::lint::{lint, LintOptions};
 use sluice_core::dburl::DbUrl;
+use sluice_core::lint::{lint, LintOptions};
 use sluice_core::migration::parse_text;
 use sluice_core::redact;
 use sluice_core::target::{EngineKind, Target};

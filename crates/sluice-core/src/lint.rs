@@ -2,9 +2,9 @@
 //! (from the plan's preparation of each part). Above analysis, plan and rules, so that none of
 //! them depends on another through it.
 
-use crate::analysis::ir::Stmt;
+use crate::analysis::ir::{QName, Stmt};
 use crate::analysis::{
-    build_part_split, finding, walk_part, Finding, Hit, Rule, Severity, TableStats,
+    build_part_split, finding, walk_part_in, Finding, Hit, Rule, RunTables, Severity, TableStats,
 };
 use crate::migration::{Direction, Migration, TxMode};
 use crate::target::Target;
@@ -17,6 +17,9 @@ pub struct LintReport {
     pub findings: Vec<Finding>,
     pub files: usize,
     pub statements: usize,
+    /// Statements judged as on new tables because an earlier pending migration of the same run
+    /// creates their tables (connected lint and plan): the rules for live tables did not apply.
+    pub in_run_statements: usize,
 }
 
 impl LintReport {
@@ -38,6 +41,11 @@ pub struct LintOptions {
     /// The migrations run with `sluice up` (not `--as-written`): a hazard its staged form or its
     /// lock discipline removes is reported as info, saying so, rather than as a warning or error.
     pub staged: bool,
+    /// The versions already applied to the database (known when connected); every other one is
+    /// pending, and the pending ones run in one `up`, so a table one of them creates is new for the
+    /// later ones (see [`RunTables`]). None: unknown (offline), so a table any earlier file creates
+    /// may be live.
+    pub applied: Option<std::collections::HashSet<i64>>,
 }
 
 /// Rules whose hazard (a table copy or rebuild that blocks writes) `sluice up`'s online ALTER
@@ -82,6 +90,10 @@ fn note_what_up_handles(target: Target, prepared: &UpForm, findings: &mut [Findi
             "require-lock-timeout" => Some(
                 "`sluice up` runs every statement with a lock timeout itself (--lock-timeout) and retries".to_string(),
             ),
+            // `up` prepared the part, so it runs the file's own transaction control (MariaDB/MySQL).
+            "transaction-nesting" if !pg => Some(
+                "`sluice up` runs a BEGIN ... COMMIT around data changes as one transaction together with its progress record, and a COMMIT with no transaction open not at all".to_string(),
+            ),
             "require-statement-timeout" if pg && (bounded || rewrite.is_some()) => Some(
                 "`sluice up` bounds the steps that hold ACCESS EXCLUSIVE with a statement_timeout itself (--exclusive-timeout)".to_string(),
             ),
@@ -119,9 +131,12 @@ pub fn lint(target: Target, files: &[Migration], opts: &LintOptions) -> LintRepo
 pub struct Linter {
     target: Target,
     opts: LintOptions,
+    /// The pending migrations linted so far (with `opts.pending`).
+    run: RunTables,
     column_types: HashMap<(String, String), String>,
     files: usize,
     statements: usize,
+    in_run_statements: usize,
 }
 
 impl Linter {
@@ -129,10 +144,12 @@ impl Linter {
         let column_types = opts.live_columns.clone();
         Linter {
             target,
+            run: RunTables::on(opts.stats.iter().flat_map(|s| s.keys().cloned())),
             opts,
             column_types,
             files: 0,
             statements: 0,
+            in_run_statements: 0,
         }
     }
 
@@ -154,8 +171,25 @@ impl Linter {
     /// learnt from one serve the next.
     pub fn lint_parsed(&mut self, m: &Migration, parsed: ParsedMigration) -> Vec<Finding> {
         let mut out = Vec::new();
+        let pending = self
+            .opts
+            .applied
+            .as_ref()
+            .is_some_and(|a| !a.contains(&m.version));
+        // Only a pending migration runs after the run's earlier ones; a down part runs alone.
+        let fresh = if pending { self.run.current() } else { vec![] };
         for part in parsed.parts {
             let count = part.stmts.len();
+            if pending && part.dir == Direction::Up {
+                self.run.push_stmts(m.version, &part.stmts);
+                self.in_run_statements += part
+                    .stmts
+                    .iter()
+                    .filter(|st| {
+                        crate::plan::as_written::on_run_tables(self.target.engine, st, &fresh)
+                    })
+                    .count();
+            }
             let mut findings = lint_part(
                 self.target,
                 m,
@@ -165,6 +199,11 @@ impl Linter {
                 part.stmts,
                 part.mode,
                 part.failure,
+                if part.dir == Direction::Up {
+                    &fresh
+                } else {
+                    &[]
+                },
             );
             if let Some(prepared) = &part.prepared {
                 note_what_up_handles(self.target, prepared, &mut findings);
@@ -182,6 +221,7 @@ impl Linter {
             findings,
             files: self.files,
             statements: self.statements,
+            in_run_statements: self.in_run_statements,
         }
     }
 }
@@ -254,6 +294,7 @@ impl LintParser {
                             true,
                             split,
                             Some(&stmts),
+                            &[],
                         )
                         .ok()
                         .map(UpForm::of)
@@ -282,16 +323,19 @@ fn lint_part(
     stmts: Vec<Stmt>,
     mode: TxMode,
     failure: Option<Finding>,
+    run_tables: &[QName],
 ) -> Vec<Finding> {
     let part = m.part(dir).expect("part exists");
     let part_end = part.offset + part.sql.len();
     let mut raw: Vec<(usize, &'static Rule, Hit)> = Vec::new();
-    walk_part(
+    walk_part_in(
         target,
         &stmts,
         mode,
         opts.stats.as_ref(),
         column_types,
+        false,
+        run_tables,
         |i, st, ctx| {
             for rule in crate::rules::RULES
                 .iter()

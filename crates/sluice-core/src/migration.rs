@@ -10,7 +10,6 @@
 
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -598,27 +597,19 @@ pub fn discover_paths(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(found.into_iter().map(|(_, p)| p).collect())
 }
 
-/// Finds every migration in `dir`, in version order (see `discover_paths` for which files count).
+/// Every migration in `dir` exactly as `sluice up` reads and applies them: the layout detected
+/// from the directory (sluice's own, diesel, sqlx, golang-migrate, dbmate, goose, Flyway), in its
+/// order, the repeatable migrations (`R_<name>.sql`, Flyway's `R__<name>.sql`) after every
+/// versioned one in their own order. Only generic files are read: [`discover_for`] also picks an
+/// engine's own variants (`x.postgres.sql`), as the CLI does.
 pub fn discover(dir: &Path) -> Result<Vec<Migration>> {
-    let mut by_version: BTreeMap<i64, Migration> = BTreeMap::new();
-    let paths = discover_paths(dir)?;
-    for path in paths {
-        let m = load_file(&path)?;
-        if let Some(other) = by_version.get(&m.version) {
-            return Err(Error::MigrationFile {
-                path: path.clone(),
-                line: None,
-                message: format!(
-                    "version {} is also used by {}",
-                    m.version,
-                    other.path.display()
-                ),
-                help: "every migration needs its own version: rename one of the files".into(),
-            });
-        }
-        by_version.insert(m.version, m);
-    }
-    Ok(by_version.into_values().collect())
+    Ok(crate::layout::discover(dir, None, None)?.1)
+}
+
+/// [`discover`] for one engine: its own per-dialect variants win over the generic files.
+pub fn discover_for(dir: &Path, engine: crate::target::EngineKind) -> Result<Vec<Migration>> {
+    let dialect = crate::layout::Dialect::of(engine);
+    Ok(crate::layout::discover(dir, None, Some(dialect))?.1)
 }
 
 /// The version `sluice new` gives a migration created at `now`: its UTC timestamp as a number.
@@ -987,6 +978,58 @@ mod tests {
         assert_eq!(parse(crlf).unwrap().checksum, parse(lf).unwrap().checksum);
     }
 
+    /// The library's discovery returns what the CLI applies, in its order: repeatables too, after
+    /// every versioned migration, in their own order; in sluice's layout and in Flyway's.
+    #[test]
+    fn discovery_returns_repeatables_in_the_order_up_applies_them() {
+        for (layout, files) in [
+            (
+                "sluice",
+                &[
+                    "R_views.sql",
+                    "2_b.sql",
+                    "R_a_funcs.sql",
+                    "10_c.sql",
+                    "1_a.sql",
+                ][..],
+            ),
+            (
+                "flyway",
+                &[
+                    "R__views.sql",
+                    "V2__b.sql",
+                    "R__a_funcs.sql",
+                    "V1.10__c.sql",
+                    "V1__a.sql",
+                ][..],
+            ),
+        ] {
+            let dir = std::env::temp_dir()
+                .join(format!("sluice-disc-rep-{layout}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            for f in files {
+                std::fs::write(dir.join(f), "SELECT 1;\n").unwrap();
+            }
+            let got: Vec<String> = discover(&dir).unwrap().iter().map(|m| m.label()).collect();
+            let cli: Vec<String> = crate::layout::discover(&dir, None, None)
+                .unwrap()
+                .1
+                .iter()
+                .map(|m| m.label())
+                .collect();
+            assert_eq!(got, cli, "{layout}");
+            let want: &[&str] = match layout {
+                "sluice" => &["1_a", "2_b", "10_c", "R_a_funcs", "R_views"],
+                _ => &["1_a", "1.10_c", "2_b", "R__a_funcs", "R__views"],
+            };
+            assert_eq!(got, want, "{layout}");
+            let engine = crate::target::EngineKind::Postgres;
+            assert_eq!(discover_for(&dir, engine).unwrap().len(), files.len());
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+
     #[test]
     fn discovery_orders_by_version_and_rejects_bad_names() {
         let dir = std::env::temp_dir().join(format!("sluice-disc-{}", std::process::id()));
@@ -1002,7 +1045,10 @@ mod tests {
 
         std::fs::write(dir.join("0010_dup.sql"), "SELECT 1;").unwrap();
         let e = discover(&dir).unwrap_err().to_string();
-        assert!(e.contains("version 10 is also used by"), "{e}");
+        assert!(
+            e.contains("version 10 is also used by") || e.contains("version 0010 is also used by"),
+            "{e}"
+        );
         std::fs::remove_file(dir.join("0010_dup.sql")).unwrap();
 
         // Each bad name is an error from both discovery entry points, never a skipped file.

@@ -178,7 +178,7 @@ impl PlanMigration {
     }
 
     fn label(&self) -> String {
-        format!("{}_{}", self.version, self.name)
+        crate::layout::history_label(None, self.version, &self.name)
     }
 }
 
@@ -284,7 +284,7 @@ impl PlanFile {
         }
         if self.history != now.history {
             let head = |h: &Option<HistoryHead>| match h {
-                Some(h) => format!("{}_{}", h.version, h.name),
+                Some(h) => crate::layout::history_label(None, h.version, &h.name),
                 None => "nothing applied".into(),
             };
             if self.history.head != now.history.head {

@@ -204,6 +204,22 @@ impl SqlStatement {
                 .any(|w| w.iter().zip(seq).all(|(a, b)| a == b))
     }
 
+    /// `LOCK TABLES ...` / `UNLOCK TABLES` (MariaDB/MySQL): the bracket dumps put around a data load.
+    pub fn is_table_lock_bracket(&self) -> bool {
+        matches!(self.kw(0), "LOCK" | "UNLOCK") && matches!(self.kw(1), "TABLE" | "TABLES")
+    }
+
+    /// The statement's first keyword (upper case).
+    pub fn kw0(&self) -> &str {
+        self.kw(0)
+    }
+
+    /// `BEGIN` or `START TRANSACTION`: opens a transaction.
+    pub fn opens_transaction(&self) -> bool {
+        (self.kw(0) == "BEGIN" && !self.has_word("ATOMIC"))
+            || self.starts_with(&["START", "TRANSACTION"])
+    }
+
     /// Transaction control written into a migration (`BEGIN`, `COMMIT`, ...): sluice owns transactions.
     pub fn is_transaction_control(&self) -> bool {
         let k = self.kw(0);

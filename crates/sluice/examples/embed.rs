@@ -27,7 +27,7 @@ pub async fn deploy(
             Box::new(sluice_mysql::MySqlEngine::connect(&url).await?)
         }
     };
-    let files = sluice_core::migration::discover(dir)?;
+    let files = sluice_core::migration::discover_for(dir, url.kind())?;
     let opts = UpOptions::default();
 
     // What each pending statement costs as written, and what sluice runs instead.

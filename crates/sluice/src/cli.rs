@@ -1414,8 +1414,9 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 }
                 return Ok(exit::OK);
             }
-            let report = runner::drift(engine.as_mut()).await?;
-            render::drift(&report, json);
+            let layout = r.layout().ok();
+            let report = runner::drift_in(engine.as_mut(), layout).await?;
+            render::drift(&report, layout, json);
             Ok(if report.differences.is_empty() {
                 exit::OK
             } else {
@@ -1438,6 +1439,23 @@ pub async fn run(cli: Cli) -> Result<i32> {
             let target = if connect {
                 let mut engine = connect::engine(&r.url()?, false).await?;
                 opts.stats = Some(engine.table_stats().await?);
+                // The pending migrations run in one `up`: a table an earlier one creates is new.
+                opts.applied = Some(
+                    engine
+                        .history()
+                        .await?
+                        .iter()
+                        .filter(|r| {
+                            matches!(
+                                r.state,
+                                sluice_core::history::RecordState::Applied
+                                    | sluice_core::history::RecordState::Baseline
+                                    | sluice_core::history::RecordState::Expanded
+                            )
+                        })
+                        .map(|r| r.version)
+                        .collect(),
+                );
                 let live = engine.introspect().await?;
                 for (tname, t) in &live.tables {
                     let short = tname.rsplit('.').next().unwrap_or(tname).to_string();
@@ -1659,7 +1677,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
         Command::Log { limit, json } => {
             let mut engine = connect::engine(&r.url()?, false).await?;
             let events = engine.events(limit).await?;
-            render::events(&events, json);
+            render::events(&events, r.layout().ok(), json);
             Ok(exit::OK)
         }
     }
@@ -1847,7 +1865,7 @@ async fn plan_explain(
         .migrations
         .iter()
         .map(|m| explain::PendingMigration {
-            label: format!("{}_{}", m.version, m.name),
+            label: format!("{}_{}", m.version_text, m.name),
             statements: m.statements.iter().map(|s| s.sql.clone()).collect(),
         })
         .collect();

@@ -92,21 +92,22 @@ impl Output {
         match self.format {
             Format::Human => {
                 let line = format!(
-                    "{}: {} file(s), {} statement(s): {} error(s), {} warning(s), {} note(s)\n",
+                    "{}: {} file(s), {} statement(s): {} error(s), {} warning(s), {} note(s){}\n",
                     report.target,
                     report.files,
                     report.statements,
                     self.counts[Severity::Error as usize],
                     self.counts[Severity::Warning as usize],
-                    self.counts[Severity::Info as usize]
+                    self.counts[Severity::Info as usize],
+                    in_run_note(report.in_run_statements)
                 );
                 self.put(&line);
             }
             Format::Github => {}
             Format::Json => {
                 let tail = format!(
-                    "\n  ],\n  \"files\": {},\n  \"statements\": {}\n}}\n",
-                    report.files, report.statements
+                    "\n  ],\n  \"files\": {},\n  \"statements\": {},\n  \"in_run_statements\": {}\n}}\n",
+                    report.files, report.statements, report.in_run_statements
                 );
                 self.put(&tail);
             }
@@ -116,6 +117,16 @@ impl Output {
         let _ = self.out.flush();
         self.counts[Severity::Error as usize]
     }
+}
+
+/// The summary's word on statements judged on tables created earlier in the run.
+fn in_run_note(n: usize) -> String {
+    if n == 0 {
+        return String::new();
+    }
+    format!(
+        "; {n} statement(s) on tables created earlier in this run (pending migrations before them): judged as new tables, they run as written"
+    )
 }
 
 fn human(findings: &[sluice_core::analysis::Finding], m: &Migration) -> String {

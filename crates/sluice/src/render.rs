@@ -225,7 +225,12 @@ fn status_text(r: &StatusReport) -> String {
             .iter()
             .map(|m| {
                 [
-                    m.version_text.clone(),
+                    // A repeatable has no version: named as its file is (`R_views`, `R__views`).
+                    if sluice_core::layout::is_repeatable_key(m.version) {
+                        format!("{}_{}", m.version_text, m.name)
+                    } else {
+                        m.version_text.clone()
+                    },
                     m.name.clone(),
                     match m.open_secs {
                         Some(secs) => format!("expanded (open {})", took(secs * 1000)),
@@ -373,9 +378,11 @@ fn took(ms: i64) -> String {
 }
 
 /// How a planned migration is named: `<version>_<name>`, or `repeatable <name>`.
-fn label(version: i64, name: &str) -> String {
+/// How `plan` and the dry run head a migration: `<version>_<name>`, a repeatable as its file is
+/// named (`R_views`, Flyway's `R__views`), never by its internal key.
+fn label(version: i64, version_text: &str, name: &str) -> String {
     if sluice_core::layout::is_repeatable_key(version) {
-        format!("repeatable {name}")
+        format!("{version_text}_{name} (repeatable)")
     } else {
         format!("{version}_{name}")
     }
@@ -393,7 +400,7 @@ pub fn plan(planned: &[PlannedMigration], verb: &str, as_json: bool) {
     for p in planned {
         outln!(
             "\n{}  [{}: {}]",
-            label(p.version, &p.name),
+            label(p.version, &p.version_text, &p.name),
             p.mode.name(),
             p.mode_reason
         );
@@ -422,16 +429,14 @@ pub fn verify(r: &VerifyReport, as_json: bool) {
     }
     for e in &r.edited {
         outln!(
-            "edited: {}_{} changed since it was applied",
-            e.version,
-            e.name
+            "edited: {} changed since it was applied",
+            sluice_core::layout::history_label(None, e.version, &e.name)
         );
     }
     for e in &r.missing_files {
         outln!(
-            "missing file: {}_{} is recorded in the database but has no file",
-            e.version,
-            e.name
+            "missing file: {} is recorded in the database but has no file",
+            sluice_core::layout::history_label(None, e.version, &e.name)
         );
     }
     if r.edited.is_empty() && r.missing_files.is_empty() {
@@ -441,13 +446,19 @@ pub fn verify(r: &VerifyReport, as_json: bool) {
     }
 }
 
-pub fn drift(r: &DriftReport, as_json: bool) {
+pub fn drift(r: &DriftReport, layout: Option<sluice_core::layout::Layout>, as_json: bool) {
     if as_json {
         return json(r);
     }
     let against = r
         .snapshot_version
-        .map(|v| format!(" (snapshot after {v}, {})", ts(r.snapshot_taken_at)))
+        .map(|v| {
+            let v = match layout {
+                Some(l) => sluice_core::layout::version_text_of(l, v),
+                None => v.to_string(),
+            };
+            format!(" (snapshot after {v}, {})", ts(r.snapshot_taken_at))
+        })
         .unwrap_or_default();
     for n in &r.notes {
         outln!("note: {n}");
@@ -466,7 +477,8 @@ pub fn drift(r: &DriftReport, as_json: bool) {
     outln!("capture them as a migration with `sluice drift --write-migration`");
 }
 
-pub fn events(events: &[EventRow], as_json: bool) {
+/// `layout`: the project's, so a repeatable is named as its file is (`R_views`, `R__views`).
+pub fn events(events: &[EventRow], layout: Option<sluice_core::layout::Layout>, as_json: bool) {
     if as_json {
         return json(&events);
     }
@@ -477,7 +489,7 @@ pub fn events(events: &[EventRow], as_json: bool) {
             e.at.format("%Y-%m-%d %H:%M:%S"),
             ev.kind.as_str(),
             match (&ev.version, &ev.name) {
-                (Some(v), Some(n)) => format!("{v}_{n}"),
+                (Some(v), Some(n)) => sluice_core::layout::history_label(layout, *v, n),
                 (Some(v), None) => v.to_string(),
                 _ => "-".into(),
             },
@@ -527,7 +539,11 @@ pub fn plan_report(r: &sluice_core::runner::PlanReport, as_json: bool) {
     }
     outln!("note: on PostgreSQL `sluice up` already runs the index, constraint, NOT NULL and backfill steps below; a type change that rewrites runs staged (shadow column, trigger, backfill, swap) or is refused with the reason; on MariaDB/MySQL every ALTER TABLE runs online (the `online:` lines: INSTANT/INPLACE with the algorithm written out, else a shadow-table copy). `up --dry-run` shows exactly what runs");
     for m in &r.migrations {
-        outln!("\n{}  [{}]", label(m.version, &m.name), m.mode.name());
+        outln!(
+            "\n{}  [{}]",
+            label(m.version, &m.version_text, &m.name),
+            m.mode.name()
+        );
         for sp in &m.statements {
             let first = sp.sql.lines().next().unwrap_or("");
             outln!(

@@ -276,8 +276,9 @@ async fn small_tables_run_as_written(server: Server) {
         }
     }
 
-    // The default threshold, and sluice.toml's: a table created earlier in the same run is empty
-    // when its later migration runs.
+    // The default threshold, and sluice.toml's, on an empty table applied before the run (one
+    // created earlier in the same run is new and runs as written without asking its size: see
+    // tests/run_tables.rs).
     for (toml, threshold) in [(None, 10_000u64), (Some("as_written_below_rows = 3\n"), 3)] {
         let p = Project::new(server).await;
         if let Some(t) = toml {
@@ -287,6 +288,8 @@ async fn small_tables_run_as_written(server: Server) {
             "1_create.sql",
             "CREATE TABLE t (id INT PRIMARY KEY, v INT);\n",
         );
+        let r = run_below(&p, None, &["up"]);
+        assert_eq!(r.code, 0, "{r:?}");
         p.write("2_retype.sql", &format!("{alter};\n"));
         let r = run_below(&p, None, &["up"]);
         assert_eq!(r.code, 0, "{r:?}");
@@ -330,4 +333,81 @@ async fn postgres_small_tables_run_as_written() {
 #[tokio::test]
 async fn mariadb_small_tables_run_as_written() {
     small_tables_run_as_written(Server::MariaDb).await;
+}
+
+/// A MariaDB history written for the plain client, in Flyway's layout (the shape of a dump-based
+/// project history): a dump's `LOCK TABLES ... WRITE` / `UNLOCK TABLES` around a data load, a
+/// `BEGIN ... COMMIT` around data changes, and a `commit;` with no transaction open. `plan` has no
+/// error for them, `up` in the default mode applies the history, and the data equals what the
+/// plain client makes of the same files. A failure inside a `BEGIN ... COMMIT` rolls the group
+/// back; once fixed, the rerun applies it exactly once.
+#[tokio::test]
+async fn mariadb_client_brackets_run_as_the_plain_client_runs_them() {
+    let files = [
+        (
+            "V1.0__core.sql",
+            "CREATE TABLE menu (id INT PRIMARY KEY, name VARCHAR(20));\n\nLOCK\n    TABLES `menu` WRITE;\nINSERT INTO `menu` VALUES (1, 'a'), (2, 'b');\nUNLOCK\n    TABLES;\nCREATE TABLE setting (id INT PRIMARY KEY, v VARCHAR(20));\ncommit;\n",
+        ),
+        (
+            "V1.1__data.sql",
+            "BEGIN;\nINSERT INTO setting VALUES (1, 'x');\nINSERT INTO setting VALUES (2, 'y');\nCOMMIT;\nALTER TABLE menu ADD COLUMN sort INT;\nSTART TRANSACTION;\nUPDATE menu SET sort = id * 10;\nINSERT INTO menu VALUES (3, 'c', 30);\nCOMMIT;\n",
+        ),
+        (
+            "V1.2__more.sql",
+            "LOCK TABLES setting WRITE, menu WRITE;\nINSERT INTO setting VALUES (3, 'z');\nUNLOCK TABLES;\n",
+        ),
+    ];
+    let contents = "SELECT CONCAT_WS('|', (SELECT GROUP_CONCAT(id, ':', name, ':', IFNULL(sort, '-') ORDER BY id) FROM menu), (SELECT GROUP_CONCAT(id, ':', v ORDER BY id) FROM setting))";
+
+    // The plain client: every file as written, in order.
+    let twin = Project::new(Server::MariaDb).await;
+    let mut c = twin.db.my().await;
+    for (_, text) in files {
+        c.query_drop(text).await.unwrap();
+    }
+    let want: String = c.query_first(contents).await.unwrap().unwrap();
+    drop(c);
+
+    let p = Project::new(Server::MariaDb).await;
+    for (name, text) in files {
+        p.write(name, text);
+    }
+    let plan = p.run(&["plan"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    let dry = p.run(&["up", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(dry.stdout.contains("runs as: (nothing)"), "{dry:?}");
+    let up = p.run(&["up"]);
+    assert_eq!(up.code, 0, "{up:?}");
+    let mut c = p.db.my().await;
+    let got: String = c.query_first(contents).await.unwrap().unwrap();
+    assert_eq!(got, want);
+    assert_eq!(p.run(&["drift"]).code, 0);
+
+    // A failing statement inside BEGIN ... COMMIT: nothing of the group stays, the migration is
+    // failed before its BEGIN; fixed, the rerun applies the group once.
+    p.write(
+        "V1.3__group.sql",
+        "INSERT INTO setting VALUES (4, 'w');\nBEGIN;\nINSERT INTO setting VALUES (5, 'v');\nINSERT INTO nosuch VALUES (1);\nCOMMIT;\n",
+    );
+    let failed = p.run(&["up"]);
+    assert_eq!(failed.code, 1, "{failed:?}");
+    let ids = "SELECT GROUP_CONCAT(id ORDER BY id) FROM setting";
+    let now: String = c.query_first(ids).await.unwrap().unwrap();
+    assert_eq!(now, "1,2,3,4");
+    let row: (String, i64) = c
+        .query_first("SELECT state, statements_done FROM sluice_migrations WHERE name = 'group'")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row, ("failed".to_string(), 1));
+    p.write(
+        "V1.3__group.sql",
+        "INSERT INTO setting VALUES (4, 'w');\nBEGIN;\nINSERT INTO setting VALUES (5, 'v');\nINSERT INTO menu VALUES (4, 'd', 40);\nCOMMIT;\n",
+    );
+    let fixed = p.run(&["up"]);
+    assert_eq!(fixed.code, 0, "{fixed:?}");
+    let now: String = c.query_first(ids).await.unwrap().unwrap();
+    assert_eq!(now, "1,2,3,4,5");
+    assert_eq!(p.states().last().unwrap().1, "applied");
 }

@@ -81,3 +81,53 @@ async fn the_embedding_example_plans_applies_and_reruns_after_a_failure() {
         ]
     );
 }
+
+/// The library reads a directory as the CLI does: a repeatable migration is discovered and applied
+/// after the versioned ones, and again when its file changes; a per-dialect variant wins.
+#[tokio::test]
+async fn the_embedding_example_applies_repeatables_and_dialect_variants() {
+    let p = Project::new(Server::Postgres).await;
+    p.write(
+        "1_users.sql",
+        "-- sluice:up\nCREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL);\n",
+    );
+    p.write("2_nick.sql", "-- sluice:up\nSELECT 1 / 0;\n");
+    p.write(
+        "2_nick.postgres.sql",
+        "-- sluice:up\nALTER TABLE users ADD COLUMN nick text;\n",
+    );
+    p.write(
+        "R_views.sql",
+        "CREATE OR REPLACE VIEW user_emails AS SELECT id, email FROM users;\n",
+    );
+    let dir = p.path().join("migrations");
+    let key = sluice_core::layout::repeatable_key("views");
+    let applied = embed::deploy(&p.db.url, &dir, |_| {}).await.unwrap();
+    assert_eq!(applied, vec![1, 2, key]);
+    let c = p.db.pg().await;
+    assert_eq!(view_columns(&c).await.as_deref(), Some("id,email"));
+    // Unchanged: nothing runs. Changed: only the repeatable runs again.
+    assert_eq!(
+        embed::deploy(&p.db.url, &dir, |_| {}).await.unwrap(),
+        Vec::<i64>::new()
+    );
+    p.write(
+        "R_views.sql",
+        "CREATE OR REPLACE VIEW user_emails AS SELECT id, email, nick FROM users;\n",
+    );
+    assert_eq!(
+        embed::deploy(&p.db.url, &dir, |_| {}).await.unwrap(),
+        vec![key]
+    );
+    assert_eq!(view_columns(&c).await.as_deref(), Some("id,email,nick"));
+}
+
+async fn view_columns(c: &tokio_postgres::Client) -> Option<String> {
+    c.query_one(
+        "SELECT string_agg(column_name, ',' ORDER BY ordinal_position) FROM information_schema.columns WHERE table_name = 'user_emails'",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}

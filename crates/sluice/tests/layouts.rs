@@ -654,11 +654,17 @@ async fn repeatables(server: Server, layout: &str) {
             .find(s)
             .unwrap_or_else(|| panic!("{ctx}: no {s}: {dry:?}"))
     };
-    // (`plan` names a versioned migration by its history key.)
-    assert!(at("_orders") < at("repeatable a_names"), "{ctx}: {dry:?}");
+    // (`plan` names a versioned migration by its history key, a repeatable as its file.)
+    let named = |n: &str| format!("{} (repeatable)", r(n).trim_end_matches(".sql"));
+    assert!(at("_orders") < at(&named("a_names")), "{ctx}: {dry:?}");
     assert!(
-        at("repeatable a_names") < at("repeatable b_upper"),
+        at(&named("a_names")) < at(&named("b_upper")),
         "{ctx}: {dry:?}"
+    );
+    let plan = p.run(&["plan"]);
+    assert!(
+        plan.stdout.contains(&named("a_names")) && plan.stdout.contains(&named("b_upper")),
+        "{ctx}: {plan:?}"
     );
     // `--to` stops before the end: no repeatable runs.
     let r1 = p.run(&["up", "--to", "1"]);
@@ -686,6 +692,33 @@ async fn repeatables(server: Server, layout: &str) {
         "{ctx}: {applied:?}"
     );
     assert_eq!(p.run(&["drift"]).code, 0, "{ctx}");
+    // Every listing names a repeatable as its file is named, never by its internal negative key,
+    // and a versioned migration by its version as written (Flyway's keys are not its versions).
+    let keys: Vec<String> = p.status_json()["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| {
+            m["version_text"].as_str().unwrap().parse::<i64>().ok() != m["version"].as_i64()
+        })
+        .map(|m| m["version"].to_string())
+        .collect();
+    assert_eq!(keys.len(), if flyway { 4 } else { 2 }, "{ctx}: {keys:?}");
+    for args in [&["status"][..], &["log"], &["verify"], &["drift"]] {
+        let out = p.run(args);
+        assert_eq!(out.code, 0, "{ctx}: {out:?}");
+        for k in &keys {
+            assert!(
+                !out.all().contains(k.as_str()),
+                "{ctx}: {args:?} shows {k}: {out:?}"
+            );
+        }
+        if args[0] == "status" || args[0] == "log" {
+            for n in ["a_names", "b_upper"] {
+                assert!(out.stdout.contains(&label(n)), "{ctx}: {args:?}: {out:?}");
+            }
+        }
+    }
 
     // Run again, and again: nothing to apply, the records untouched.
     for _ in 0..2 {

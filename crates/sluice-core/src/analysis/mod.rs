@@ -111,8 +111,11 @@ pub struct Ctx<'a> {
     pub mode: TxMode,
     /// Statements of the same part, in order (for look-ahead and look-behind).
     pub statements: &'a [Stmt],
-    /// Tables created earlier in the same migration part.
+    /// Tables created earlier in the same migration part, and before it by earlier pending
+    /// migrations of the same run (`run_tables`).
     pub created_tables: &'a [QName],
+    /// Tables created by earlier pending migrations of the same run (see [`RunTables`]).
+    pub run_tables: &'a [QName],
     /// Columns added earlier in the same migration part.
     pub added_columns: &'a [(QName, String)],
     /// Inside a `BEGIN` written in the file.
@@ -156,6 +159,12 @@ impl Ctx<'_> {
     /// True when the table was created earlier in this migration: it is empty and unseen by traffic.
     pub fn is_new_table(&self, t: &QName) -> bool {
         self.created_tables.iter().any(|c| c.matches(t))
+    }
+
+    /// True when the table is new because an earlier migration of this run created it (not this
+    /// part): plan says so, since the exemption rests on the migrations running in one run.
+    pub fn is_run_table(&self, t: &QName) -> bool {
+        self.run_tables.iter().any(|c| c.matches(t))
     }
 
     pub fn is_new_column(&self, t: &QName, column: &str) -> bool {
@@ -323,10 +332,12 @@ pub fn walk_part(
     column_types: &mut HashMap<(String, String), String>,
     visit: impl FnMut(usize, &Stmt, &Ctx),
 ) {
-    walk_part_in(target, stmts, mode, stats, column_types, false, visit)
+    walk_part_in(target, stmts, mode, stats, column_types, false, &[], visit)
 }
 
-/// [`walk_part`] knowing whether the session TimeZone is UTC when the part starts.
+/// [`walk_part`] knowing whether the session TimeZone is UTC when the part starts, and which
+/// tables earlier pending migrations of the same run created (`run_tables`: new, as a table created
+/// earlier in the part is).
 #[allow(clippy::too_many_arguments)]
 pub fn walk_part_in(
     target: Target,
@@ -335,9 +346,10 @@ pub fn walk_part_in(
     stats: Option<&HashMap<String, TableStats>>,
     column_types: &mut HashMap<(String, String), String>,
     session_utc: bool,
+    run_tables: &[QName],
     mut visit: impl FnMut(usize, &Stmt, &Ctx),
 ) {
-    let mut created: Vec<QName> = Vec::new();
+    let mut created: Vec<QName> = run_tables.to_vec();
     let mut added: Vec<(QName, String)> = Vec::new();
     let mut in_tx = false;
     let memo = PartMemo::default();
@@ -359,6 +371,7 @@ pub fn walk_part_in(
                 mode,
                 statements: stmts,
                 created_tables: &created,
+                run_tables,
                 added_columns: &added,
                 in_explicit_transaction: in_tx,
                 column_types,
@@ -440,4 +453,125 @@ pub fn by_file(findings: &[Finding]) -> BTreeMap<PathBuf, Vec<&Finding>> {
         map.entry(f.path.clone()).or_default().push(f);
     }
     map
+}
+
+/// The tables the pending migrations of one run create: for a later migration of the same run
+/// such a table is new (nothing of a running application version uses it, and it holds only what
+/// the run put there), exactly as a table created earlier in the same part is, so the rules that
+/// only matter for a live table do not fire and `up` runs its statements as written. A table an
+/// applied migration created is live and never in it.
+#[derive(Debug, Clone, Default)]
+pub struct RunTables {
+    /// Each table with the position in the run of the migration that creates it and of the one
+    /// that drops it or renames it away (None: still there).
+    tables: Vec<(QName, usize, Option<usize>)>,
+    /// Position of each migration of the run, by version.
+    positions: HashMap<i64, usize>,
+    /// Tables of the database before the run (when known), by name as `table_stats` keys them: a
+    /// `CREATE TABLE IF NOT EXISTS` of one of them creates nothing new.
+    live: std::collections::HashSet<String>,
+    /// Tables of the database the run drops (a later CREATE of the name makes a new one).
+    dropped: Vec<QName>,
+}
+
+impl RunTables {
+    /// A run on a database that has the tables `live` (names as `table_stats` keys them).
+    pub fn on(live: impl IntoIterator<Item = String>) -> Self {
+        RunTables {
+            live: live.into_iter().collect(),
+            ..Default::default()
+        }
+    }
+
+    /// The run of `migrations`, in the order `up` applies them.
+    pub fn of<'m>(target: Target, migrations: impl IntoIterator<Item = &'m Migration>) -> Self {
+        let mut run = RunTables::default();
+        for m in migrations {
+            run.push(target, m);
+        }
+        run
+    }
+
+    /// Adds the next migration of the run, reading its up part.
+    pub fn push(&mut self, target: Target, m: &Migration) {
+        let stmts: Vec<Stmt> = m
+            .part(Direction::Up)
+            .and_then(|part| crate::sql::split(target.engine, &part.sql).ok())
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ir::build(target.engine, i, s, 0, &s.sql))
+            .collect();
+        self.push_stmts(m.version, &stmts);
+    }
+
+    /// Adds the next migration of the run from the IR of its up part.
+    pub fn push_stmts(&mut self, version: i64, stmts: &[Stmt]) {
+        let at = self.positions.len();
+        self.positions.insert(version, at);
+        for a in stmts.iter().flat_map(Stmt::actions) {
+            match a {
+                // `IF NOT EXISTS` on a table the database had before the run (and the run did not
+                // drop) leaves that live table as it is.
+                Action::CreateTable { table, .. }
+                    if (self.live.contains(&table.display())
+                        || self.live.contains(&table.name))
+                        && !self.dropped_live(table) => {}
+                Action::CreateTable { table, .. } => self.tables.push((table.clone(), at, None)),
+                // A table of the run renamed is the same new table under its new name.
+                Action::RenameTable { from, to } if self.gone(from, at) => {
+                    self.tables.push((to.clone(), at, None))
+                }
+                Action::DropTable { names, .. } => {
+                    for n in names {
+                        if !self.gone(n, at) {
+                            self.dropped.push(n.clone());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn dropped_live(&self, t: &QName) -> bool {
+        self.dropped.iter().any(|d| d.matches(t))
+    }
+
+    /// Marks `t` gone at position `at`; false when it is not a table of the run.
+    fn gone(&mut self, t: &QName, at: usize) -> bool {
+        match self
+            .tables
+            .iter_mut()
+            .rev()
+            .find(|(q, _, until)| until.is_none() && q.matches(t))
+        {
+            Some(found) => {
+                found.2 = Some(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The tables of the run there when migration `version` starts, created by earlier ones.
+    pub fn before(&self, version: i64) -> Vec<QName> {
+        let Some(&at) = self.positions.get(&version) else {
+            return vec![];
+        };
+        self.tables
+            .iter()
+            .filter(|(_, from, until)| *from < at && until.is_none_or(|u| u >= at))
+            .map(|(q, _, _)| q.clone())
+            .collect()
+    }
+
+    /// The tables of the run there now, after every migration pushed so far.
+    pub fn current(&self) -> Vec<QName> {
+        self.tables
+            .iter()
+            .filter(|(_, _, until)| until.is_none())
+            .map(|(q, _, _)| q.clone())
+            .collect()
+    }
 }

@@ -287,6 +287,19 @@ pub fn version_text_of(layout: Layout, key: i64) -> String {
     decoded.unwrap_or_else(|| key.to_string())
 }
 
+/// How output names a history row without its file: `<version>_<name>` with the version as the
+/// layout writes it (when known: Flyway's `2.10.2`, not its history key), and a repeatable by its
+/// file name's shape (`R_views`, Flyway's `R__views`), never by its internal negative key.
+pub fn history_label(layout: Option<Layout>, key: i64, name: &str) -> String {
+    match layout {
+        Some(l) => format!("{}_{name}", version_text_of(l, key)),
+        None if is_repeatable_key(key) => {
+            format!("{}_{name}", version_text_of(Layout::Sluice, key))
+        }
+        None => format!("{key}_{name}"),
+    }
+}
+
 /// The inverse of `text_key`.
 fn text_of_key(key: i64) -> Option<String> {
     let upto = |m: u32| (10u128.pow(m + 1) - 1) / 9;

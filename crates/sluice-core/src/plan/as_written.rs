@@ -30,6 +30,8 @@ pub struct AsWritten {
     pub transaction_control: bool,
     /// An ALTER TABLE on MariaDB/MySQL: handed to the engine's online path (with `safe`).
     pub alter_table: bool,
+    /// It changes only tables earlier migrations of the run create: runs as written.
+    pub in_run: bool,
 }
 
 impl AsWritten {
@@ -60,6 +62,7 @@ pub fn model_part(
     statements: &[SqlStatement],
     ir: Option<&[ir::Stmt]>,
     stage: bool,
+    run_tables: &[ir::QName],
 ) -> (Vec<Option<super::staged::Rewrite>>, Vec<AsWritten>) {
     let built;
     let ir: &[ir::Stmt] = match ir {
@@ -74,23 +77,67 @@ pub fn model_part(
         }
     };
     let rewrites = if stage {
-        super::staged::rewrite_stmts(target, ir)
+        super::staged::rewrite_stmts_in(target, ir, run_tables)
     } else {
         vec![None; statements.len()]
     };
-    (rewrites, part(target, statements, ir))
+    (rewrites, part_in(target, statements, ir, run_tables))
 }
 
 /// Each statement of a part as written, from its IR (`ir[i]` built from `statements[i]`).
 pub fn part(target: Target, statements: &[SqlStatement], ir: &[ir::Stmt]) -> Vec<AsWritten> {
+    part_in(target, statements, ir, &[])
+}
+
+/// [`part`] for a part of a run whose earlier migrations created `run_tables`: a statement on
+/// those only takes no lock worth bounding and, on MariaDB/MySQL, runs as written rather than
+/// through the online path (the table is new: empty, unused by the running application version).
+pub fn part_in(
+    target: Target,
+    statements: &[SqlStatement],
+    ir: &[ir::Stmt],
+    run_tables: &[ir::QName],
+) -> Vec<AsWritten> {
     debug_assert_eq!(statements.len(), ir.len());
-    let locks = super::locks_as_written(target, ir);
+    let locks = super::locks_as_written_in(target, ir, run_tables);
     statements
         .iter()
         .zip(ir)
         .zip(locks)
-        .map(|((s, st), lock)| one(target, s, st, lock))
+        .map(|((s, st), lock)| {
+            let mut w = one(target, s, st, lock);
+            if on_run_tables(target.engine, st, run_tables) {
+                w.in_run = true;
+                w.alter_table = false;
+            }
+            w
+        })
         .collect()
+}
+
+/// Every table the statement names is one of `run_tables`. An ALTER TABLE whose clauses the IR
+/// does not model (`ENGINE=InnoDB`, `CONVERT TO CHARACTER SET`) names its table all the same.
+pub fn on_run_tables(engine: EngineKind, st: &ir::Stmt, run_tables: &[ir::QName]) -> bool {
+    if run_tables.is_empty() {
+        return false;
+    }
+    let mut tables: Vec<ir::QName> = st
+        .actions()
+        .iter()
+        .filter_map(|a| match a {
+            ir::Action::MySqlRebuild { table, .. } => table.clone(),
+            a => super::action_table(a),
+        })
+        .collect();
+    if let Some(sqlparser::ast::Statement::AlterTable(at)) = &st.ast {
+        tables.push(ir::qname(engine, &at.name));
+    } else if tables.is_empty() && st.keywords.starts_with(&["ALTER".into(), "TABLE".into()]) {
+        tables = crate::rules::objects_after(st, engine, &["TABLE"]);
+    }
+    !tables.is_empty()
+        && tables
+            .iter()
+            .all(|t| run_tables.iter().any(|r| r.matches(t)))
 }
 
 /// One statement on its own (its lock judged as if no earlier statement created its table).
@@ -125,6 +172,7 @@ fn one(target: Target, s: &SqlStatement, st: &ir::Stmt, lock: Option<TakenLock>)
             .and_then(super::unnamed_concurrent_probe),
         transaction_control: s.is_transaction_control(),
         alter_table: !pg && s.has_words(&["ALTER", "TABLE"]),
+        in_run: false,
     }
 }
 

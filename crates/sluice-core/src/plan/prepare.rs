@@ -23,6 +23,73 @@ pub struct PreparedPart {
     pub mode: TxMode,
     /// Why this mode, for `--dry-run` and logs.
     pub mode_reason: String,
+    /// How each statement written for a plain MariaDB/MySQL client's session runs (a dump's
+    /// `LOCK TABLES` bracket, a `BEGIN ... COMMIT` around data changes): see [`Bracket`].
+    pub brackets: Vec<Bracket>,
+}
+
+/// Statements a history written for the plain MariaDB/MySQL client uses to bracket others. sluice
+/// records progress after each statement on the same session, which such a bracket forbids (no
+/// other table may be touched under `LOCK TABLES`; a write inside the user's transaction would
+/// commit or roll back with it), so each runs in a form that keeps the result as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bracket {
+    /// An ordinary statement.
+    None,
+    /// Not run, for this reason; recorded as done (the result is the same without it).
+    Skip(&'static str),
+    /// `BEGIN`: the data changes up to the `COMMIT` at `end` run in one transaction that also
+    /// records the progress through `end`, so the group is applied and recorded together or not at
+    /// all (a failure or kill leaves it to run again from `BEGIN`).
+    Group { end: usize },
+}
+
+/// Why `LOCK TABLES` / `UNLOCK TABLES` do not run.
+const LOCK_BRACKET: &str = "not run: a table lock would forbid sluice's progress record after each statement, and each statement already runs under sluice's lock discipline (the data is the same)";
+/// Why a `COMMIT` outside any `BEGIN` does not run.
+const STRAY_COMMIT: &str = "not run: no transaction is open (each statement before it is already committed with its progress record)";
+
+/// The [`Bracket`] of each statement, or the index of one sluice cannot run faithfully: any
+/// transaction control on PostgreSQL (sluice owns transactions there), a `BEGIN` without its
+/// `COMMIT`, one around a statement that commits implicitly, or other transaction control.
+fn brackets(
+    target: crate::target::Target,
+    statements: &[SqlStatement],
+    written: &[crate::plan::as_written::AsWritten],
+) -> std::result::Result<Vec<Bracket>, usize> {
+    let mut out = vec![Bracket::None; statements.len()];
+    if !target.engine.is_mysql_family() {
+        return match written.iter().position(|w| w.transaction_control) {
+            Some(i) => Err(i),
+            None => Ok(out),
+        };
+    }
+    let mut i = 0;
+    while i < statements.len() {
+        let s = &statements[i];
+        if s.is_table_lock_bracket() {
+            out[i] = Bracket::Skip(LOCK_BRACKET);
+        } else if s.opens_transaction() {
+            let end = (i + 1..statements.len())
+                .find(|&k| written[k].transaction_control || statements[k].is_table_lock_bracket())
+                .filter(|&k| statements[k].kw0() == "COMMIT")
+                .ok_or(i)?;
+            // Only data changes keep a transaction open on MariaDB/MySQL.
+            if (i + 1..end).any(|k| !written[k].transactional || written[k].alter_table) {
+                return Err(i);
+            }
+            out[i] = Bracket::Group { end };
+            i = end + 1;
+            continue;
+        } else if written[i].transaction_control {
+            if s.kw0() != "COMMIT" {
+                return Err(i);
+            }
+            out[i] = Bracket::Skip(STRAY_COMMIT);
+        }
+        i += 1;
+    }
+    Ok(out)
 }
 
 /// Splits and classifies a part for a target, without a connection (`lint` uses the same decisions).
@@ -33,6 +100,17 @@ pub fn prepare_for(
     m: &Migration,
     dir: Direction,
     safe: bool,
+) -> Result<PreparedPart> {
+    prepare_for_in(target, m, dir, safe, &[])
+}
+
+/// [`prepare_for`] with the tables earlier migrations of the run created.
+pub fn prepare_for_in(
+    target: crate::target::Target,
+    m: &Migration,
+    dir: Direction,
+    safe: bool,
+    run_tables: &[crate::analysis::ir::QName],
 ) -> Result<PreparedPart> {
     let part = part_of(m, dir)?;
     let (path, text) = m.file_of(part);
@@ -49,7 +127,7 @@ pub fn prepare_for(
             help: "check for an unterminated string, quoted identifier or dollar quote".into(),
         }
     })?;
-    prepare_split(target, m, dir, safe, statements, None)
+    prepare_split(target, m, dir, safe, statements, None, run_tables)
 }
 
 pub(crate) fn part_of(m: &Migration, dir: Direction) -> Result<&Part> {
@@ -65,6 +143,7 @@ pub fn prepare_split(
     safe: bool,
     statements: Vec<SqlStatement>,
     ir: Option<&[crate::analysis::ir::Stmt]>,
+    run_tables: &[crate::analysis::ir::QName],
 ) -> Result<PreparedPart> {
     let part = part_of(m, dir)?;
     let (path, text) = m.file_of(part);
@@ -87,23 +166,28 @@ pub fn prepare_split(
             exclusive: vec![],
             mode: TxMode::Single,
             mode_reason: "no SQL: recorded, nothing runs".into(),
+            brackets: vec![],
         });
     }
     // A part forced into one transaction keeps its statements as written: their concurrent forms
     // cannot run there (lint says so). The model says how each statement runs, staged or as
     // written; the runner reads that, never the statements' SQL.
     let stage = safe && part.tx_directive != Some(TxMode::Single);
-    let (rewrites, written) = crate::plan::as_written::model_part(target, &statements, ir, stage);
-    if let Some((s, _)) = statements
-        .iter()
-        .zip(&written)
-        .find(|(_, w)| w.transaction_control)
-    {
-        return Err(file_err(
+    let (rewrites, written) =
+        crate::plan::as_written::model_part(target, &statements, ir, stage, run_tables);
+    let refuse = |s: &SqlStatement| {
+        file_err(
             s.offset,
             format!("`{}` controls transactions, which sluice manages itself", s.sql.lines().next().unwrap_or("")),
-            "remove BEGIN/COMMIT from the migration; use `-- sluice:transaction single` or `per-statement` to choose the mode",
-        ));
+            "remove BEGIN/COMMIT from the migration; use `-- sluice:transaction single` or `per-statement` to choose the mode (on MariaDB/MySQL a BEGIN ... COMMIT around data changes only runs as one transaction)",
+        )
+    };
+    let brackets = brackets(target, &statements, &written).map_err(|i| refuse(&statements[i]))?;
+    // One transaction for the whole part leaves no room for a bracket of the file's own.
+    if part.tx_directive == Some(TxMode::Single) {
+        if let Some(i) = brackets.iter().position(|b| *b != Bracket::None) {
+            return Err(refuse(&statements[i]));
+        }
     }
     // What must run outside a transaction: a staged form's first step says so itself.
     let own_tx: Vec<(&SqlStatement, &str)> = statements
@@ -188,6 +272,7 @@ pub fn prepare_split(
         exclusive,
         mode,
         mode_reason,
+        brackets,
     })
 }
 

@@ -286,7 +286,17 @@ pub fn rewrite_part(target: Target, statements: &[SqlStatement]) -> Vec<Option<R
 
 /// [`rewrite_part`] on statements already built.
 pub fn rewrite_stmts(target: Target, all: &[ir::Stmt]) -> Vec<Option<Rewrite>> {
-    let mut created: Vec<QName> = Vec::new();
+    rewrite_stmts_in(target, all, &[])
+}
+
+/// [`rewrite_stmts`] for a part of a run whose earlier migrations created `run_tables`: nothing is
+/// staged on them either (they are new: empty, unused by the running application version).
+pub fn rewrite_stmts_in(
+    target: Target,
+    all: &[ir::Stmt],
+    run_tables: &[QName],
+) -> Vec<Option<Rewrite>> {
+    let mut created: Vec<QName> = run_tables.to_vec();
     all.iter()
         .map(|st| {
             let out = if target.engine == EngineKind::Postgres {

@@ -504,7 +504,7 @@ pub(super) fn words_of(st: &Stmt, engine: EngineKind) -> Vec<String> {
 
 /// The object names listed after the first of `markers` (`OPTIMIZE TABLE a, b` → a, b), skipping
 /// modifiers such as `ONLY`, `IF EXISTS`, `TABLE`.
-pub(super) fn objects_after(st: &Stmt, engine: EngineKind, markers: &[&str]) -> Vec<QName> {
+pub(crate) fn objects_after(st: &Stmt, engine: EngineKind, markers: &[&str]) -> Vec<QName> {
     const SKIP: &[&str] = &[
         "ONLY",
         "IF",

@@ -9,14 +9,23 @@ pub(super) async fn run_part(
     dir: Direction,
     existing: Option<&HistoryRow>,
     safe: bool,
+    run_tables: &[crate::analysis::ir::QName],
     ctx: &RunContext,
 ) -> Result<()> {
-    let mut prepared = prepare(engine, m, dir, safe)?;
+    let mut prepared = prepare_in(engine, m, dir, safe, run_tables)?;
     let resume_from = check_resume(m, dir, &prepared, existing)?;
     if safe {
         let below = ctx.online.as_written_below_rows;
-        for (i, change) in
-            stage_type_changes(engine, m, dir, &mut prepared, resume_from, below).await?
+        for (i, change) in stage_type_changes(
+            engine,
+            m,
+            dir,
+            &mut prepared,
+            resume_from,
+            below,
+            run_tables,
+        )
+        .await?
         {
             match change {
                 TypeChange::Small(note) => (ctx.say)(&format!(
@@ -149,7 +158,56 @@ pub(super) async fn run_part(
                     engine.after_unnamed_index(&slot, table, probe).await?;
                 }
             }
+            // The statements of a BEGIN ... COMMIT group run with its BEGIN.
+            let mut next = resume_from;
             for (i, s) in prepared.statements.iter().enumerate().skip(resume_from) {
+                if i < next {
+                    continue;
+                }
+                next = i + 1;
+                match prepared.brackets.get(i).copied().unwrap_or(Bracket::None) {
+                    Bracket::None => {}
+                    Bracket::Skip(why) => {
+                        (ctx.say)(&format!("`{}`: {why}", first_line(&s.sql)));
+                        row.statements_done = i as i32 + 1;
+                        row.statement_hashes.push(statement_hash(&s.sql));
+                        engine.upsert_migration(&row).await?;
+                        continue;
+                    }
+                    Bracket::Group { end } => {
+                        // The group and its progress record commit together, or not at all.
+                        engine.begin().await?;
+                        for k in i + 1..end {
+                            let sql = &prepared.written[k].sql;
+                            if let Err(e) = execute_bounded(engine, sql, None, ctx).await {
+                                let _ = engine.rollback().await;
+                                let inner = &prepared.statements[k];
+                                return Err(record_failure(
+                                    engine,
+                                    m,
+                                    dir,
+                                    row,
+                                    inner,
+                                    part_offset,
+                                    e,
+                                    i,
+                                    false,
+                                    ctx,
+                                )
+                                .await);
+                            }
+                        }
+                        row.statements_done = end as i32 + 1;
+                        for k in i..=end {
+                            row.statement_hashes
+                                .push(statement_hash(&prepared.statements[k].sql));
+                        }
+                        engine.upsert_migration(&row).await?;
+                        engine.commit().await?;
+                        next = end + 1;
+                        continue;
+                    }
+                }
                 let rewrite = prepared.rewrites[i].as_ref();
                 // The statement as written, as the model describes it: the runner reads this (or
                 // the staged form's steps), never the statement's SQL.

@@ -99,8 +99,8 @@ pub async fn down(
                 .ok_or_else(|| {
                     Error::usage(
                         format!(
-                            "cannot roll back {}_{}: its file is missing",
-                            r.version, r.name
+                            "cannot roll back {}: its file is missing",
+                            crate::layout::history_label(None, r.version, &r.name)
                         ),
                         "restore the migration file (its down part is needed)",
                     )
@@ -121,7 +121,7 @@ pub async fn down(
             }
             let prepared = prepare(engine, m, Direction::Down, !opts.as_written)?;
             let resume_from = check_resume(m, Direction::Down, &prepared, Some(r))?;
-            let plan = PlannedMigration::new(m, prepared, resume_from);
+            let plan = PlannedMigration::new(m, prepared, resume_from, vec![]);
             out.push((m.clone(), r.clone(), plan));
         }
         Ok((out, None))
@@ -170,7 +170,16 @@ pub async fn down(
                     row.statements_done
                 ));
             }
-            run_part(engine, m, Direction::Down, Some(row), !opts.as_written, ctx).await?;
+            run_part(
+                engine,
+                m,
+                Direction::Down,
+                Some(row),
+                !opts.as_written,
+                &[],
+                ctx,
+            )
+            .await?;
         }
         Ok(DownReport {
             stopped: stopped(stop, &work),

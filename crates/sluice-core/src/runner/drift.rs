@@ -16,6 +16,14 @@ pub struct DriftReport {
 
 /// Compares the live schema with the snapshot taken after the last migration.
 pub async fn drift(engine: &mut dyn Engine) -> Result<DriftReport> {
+    drift_in(engine, None).await
+}
+
+/// [`drift`] naming migrations as `layout` writes their versions.
+pub async fn drift_in(
+    engine: &mut dyn Engine,
+    layout: Option<crate::layout::Layout>,
+) -> Result<DriftReport> {
     let snap = engine.latest_snapshot().await?.ok_or_else(|| {
         Error::usage(
             "no schema snapshot recorded: sluice has not migrated this database yet",
@@ -30,8 +38,9 @@ pub async fn drift(engine: &mut dyn Engine) -> Result<DriftReport> {
         .filter(|r| r.state == RecordState::Failed && r.statements_done > 0)
         .map(|r| {
             format!(
-                "migration {}_{} failed part-way: its {} committed statement(s) are not drift",
-                r.version, r.name, r.statements_done
+                "migration {} failed part-way: its {} committed statement(s) are not drift",
+                crate::layout::history_label(layout, r.version, &r.name),
+                r.statements_done
             )
         })
         .collect();

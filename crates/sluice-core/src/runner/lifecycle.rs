@@ -76,30 +76,14 @@ fn created_before(
                 )
         })
     };
-    let mut created: Vec<QName> = Vec::new();
-    for m in files
-        .iter()
-        .filter(|m| m.version >= 0 && m.version < version && !done(m.version))
-    {
-        let Some(part) = m.part(Direction::Up) else {
-            continue;
-        };
-        let Ok(split) = sql::split(target.engine, &part.sql) else {
-            continue;
-        };
-        for (i, s) in split.iter().enumerate() {
-            for a in crate::analysis::ir::build(target.engine, i, s, 0, &s.sql).actions() {
-                match a {
-                    Action::CreateTable { table, .. } => created.push(table.clone()),
-                    Action::RenameTable { from, to } if created.iter().any(|c| c.matches(from)) => {
-                        created.push(to.clone())
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-    created
+    // The same notion of a run lint and plan use: one walk, in the order `up` applies them.
+    crate::analysis::RunTables::of(
+        target,
+        files
+            .iter()
+            .filter(|m| m.version >= 0 && m.version < version && !done(m.version)),
+    )
+    .current()
 }
 
 /// An `up` run: the migration files and the history as the run found it.
@@ -917,8 +901,8 @@ fn select<'r>(
             Some(r) if ok(&r) => Ok(vec![r]),
             Some(r) => Err(Error::lifecycle(
                 format!(
-                    "migration {}_{} is {}, not expanded: `sluice {what}` acts on an expanded migration",
-                    r.version, r.name,
+                    "migration {} is {}, not expanded: `sluice {what}` acts on an expanded migration",
+                    crate::layout::history_label(None, r.version, &r.name),
                     r.state.as_str()
                 ),
                 match what {
@@ -944,8 +928,8 @@ fn file_of<'f>(files: &'f [Migration], r: &HistoryRow, what: &str) -> Result<&'f
         .ok_or_else(|| {
             Error::usage(
                 format!(
-                    "cannot {what} {}_{}: its file is missing",
-                    r.version, r.name
+                    "cannot {what} {}: its file is missing",
+                    crate::layout::history_label(None, r.version, &r.name)
                 ),
                 "restore the migration file: its phases are planned from it",
             )

@@ -5,6 +5,8 @@ use super::*;
 #[derive(Debug, Clone, Serialize)]
 pub struct MigrationPlan {
     pub version: i64,
+    /// The version as its file names it (`R` / `R_` for a repeatable: see `layout`).
+    pub version_text: String,
     pub name: String,
     pub mode: TxMode,
     pub statements: Vec<crate::plan::StatementPlan>,
@@ -32,8 +34,9 @@ pub async fn plan(
 ) -> Result<PlanReport> {
     let rows = engine.history().await?;
     let target = engine.target();
-    let planned = plan_up(engine, files, &rows, opts)?;
     let stats = engine.table_stats().await?;
+    let live = live_tables(engine).await?;
+    let planned = plan_up(engine, files, &rows, opts, live)?;
     // As `up` judges timestamp ↔ timestamptz: with the session TimeZone its statements run under.
     let session_utc = engine
         .session_time_zone()
@@ -48,12 +51,21 @@ pub async fn plan(
             column_types.insert((short.clone(), c.name.clone()), c.data_type.clone());
         }
     }
+    // The planned migrations are one run: a table one of them creates is new for the later ones,
+    // for lint's rules as for the steps (one linter over the run, in order).
     let lint_opts = crate::lint::LintOptions {
         staged: !opts.as_written,
         include_down: false,
         stats: Some(stats.clone()),
         live_columns: column_types.clone(),
+        applied: Some(
+            rows.iter()
+                .filter(|r| !planned.iter().any(|p| p.version == r.version))
+                .map(|r| r.version)
+                .collect(),
+        ),
     };
+    let mut linter = crate::lint::Linter::new(target, lint_opts);
     let mut report = PlanReport {
         target: target.to_string(),
         database: engine.url(),
@@ -65,11 +77,12 @@ pub async fn plan(
             .iter()
             .find(|m| m.version == p.version)
             .expect("planned from files");
-        let mut findings = crate::lint::lint(target, std::slice::from_ref(m), &lint_opts).findings;
+        let mut findings = linter.lint_migration(m);
         let (stmts, lint_mode, _) = crate::analysis::build_part(target, m, Direction::Up);
         // The mode `up` will run the part in (its staged forms may need per-statement), and the
         // staged form of each statement: the plan shows the steps `up` runs, from one function.
-        let mut prepared = prepare(engine, m, Direction::Up, !opts.as_written).ok();
+        let mut prepared =
+            prepare_in(engine, m, Direction::Up, !opts.as_written, &p.run_tables).ok();
         let off = if opts.as_written {
             Some("--as-written runs every statement as written")
         } else if m.up.tx_directive == Some(TxMode::Single) {
@@ -81,9 +94,17 @@ pub async fn plan(
         let changes = match prepared.as_mut().filter(|_| off.is_none()) {
             Some(prep) => {
                 let below = opts.as_written_below_rows;
-                stage_type_changes(engine, m, Direction::Up, prep, p.resume_from, below)
-                    .await
-                    .unwrap_or_default()
+                stage_type_changes(
+                    engine,
+                    m,
+                    Direction::Up,
+                    prep,
+                    p.resume_from,
+                    below,
+                    &p.run_tables,
+                )
+                .await
+                .unwrap_or_default()
             }
             None => vec![],
         };
@@ -118,6 +139,7 @@ pub async fn plan(
             Some(&stats),
             &mut column_types,
             session_utc,
+            &p.run_tables,
             |i, st, ctx| {
                 if i >= p.resume_from {
                     let staged = match off {
@@ -171,9 +193,15 @@ pub async fn plan(
                         });
                         a.estimate_secs = crate::plan::estimate(imp.effect, s);
                         a.impact = imp.clone();
+                        if sp.new_in_run {
+                            a.estimate_secs = None;
+                            a.impact.note = crate::plan::NEW_IN_RUN.to_string();
+                        }
                     }
                 }
-                if !opts.as_written {
+                // A statement on tables the run creates earlier runs as written, not online (and
+                // the server has no such table yet to predict anything from).
+                if !opts.as_written && !sp.new_in_run {
                     sp.online = engine
                         .explain_online(&sp.sql, opts.as_written_below_rows)
                         .await?;
@@ -199,6 +227,7 @@ pub async fn plan(
         };
         report.migrations.push(MigrationPlan {
             version: m.version,
+            version_text: m.version_text.clone(),
             name: m.name.clone(),
             mode,
             statements,
@@ -236,7 +265,8 @@ pub(super) async fn capture_plan(
     use crate::planfile::{PlanFile, PlanHistory, PlanMigration, PlanOptions};
     let target = engine.target();
     let schema = engine.introspect().await?;
-    let (migrations, refused) = match plan_up(engine, files, rows, opts) {
+    let live = live_tables(engine).await?;
+    let (migrations, refused) = match plan_up(engine, files, rows, opts, live) {
         Ok(mut planned) => {
             if !opts.as_written {
                 explain_online(engine, &mut planned, opts.as_written_below_rows).await?;
@@ -340,7 +370,8 @@ pub(super) async fn check_plan(
 ) -> Result<PlanRun> {
     let rows = engine.history().await?;
     if crate::planfile::already_applied(plan, &rows) {
-        let others_pending = plan_up(engine, files, &rows, opts)
+        let live = live_tables(engine).await?;
+        let others_pending = plan_up(engine, files, &rows, opts, live)
             .map(|p| p.len())
             .unwrap_or(0);
         return Ok(PlanRun::AlreadyApplied {
@@ -384,7 +415,8 @@ pub(super) async fn check_plan(
         });
     }
     let planned = {
-        let mut planned = plan_up(engine, files, &rows, opts)?;
+        let live = live_tables(engine).await?;
+        let mut planned = plan_up(engine, files, &rows, opts, live)?;
         if !opts.as_written {
             explain_online(engine, &mut planned, opts.as_written_below_rows).await?;
             explain_type_changes(engine, files, &mut planned, opts.as_written_below_rows).await?;

@@ -153,7 +153,7 @@ pub(super) fn row_label(files: &[Migration], r: &HistoryRow) -> String {
         .iter()
         .find(|m| m.version == r.version)
         .map(|m| m.label())
-        .unwrap_or_else(|| format!("{}_{}", r.version, r.name))
+        .unwrap_or_else(|| crate::layout::history_label(None, r.version, &r.name))
 }
 
 pub(super) fn entry(

@@ -24,6 +24,7 @@ pub(super) async fn stage_type_changes(
     prepared: &mut PreparedPart,
     resume_from: usize,
     below: u64,
+    run_tables: &[crate::analysis::ir::QName],
 ) -> Result<Vec<(usize, TypeChange)>> {
     let target = engine.target();
     let mut out = Vec::new();
@@ -31,7 +32,8 @@ pub(super) async fn stage_type_changes(
         return Ok(out);
     }
     let forced_single = m.part(dir).and_then(|p| p.tx_directive) == Some(TxMode::Single);
-    let mut created: Vec<crate::analysis::ir::QName> = Vec::new();
+    // Tables earlier in the part or the run created are new: their type changes run as written.
+    let mut created: Vec<crate::analysis::ir::QName> = run_tables.to_vec();
     // Tables the pending statements before this one change: the catalog read now would not show
     // what they do, so a type change after them is not staged from it.
     let mut touched: Vec<crate::analysis::ir::QName> = Vec::new();

@@ -26,6 +26,8 @@ pub struct UpOptions {
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedMigration {
     pub version: i64,
+    /// The version as its file names it (`R` / `R_` for a repeatable: see `layout`).
+    pub version_text: String,
     pub name: String,
     pub mode: TxMode,
     pub mode_reason: String,
@@ -34,6 +36,13 @@ pub struct PlannedMigration {
     pub statements: Vec<String>,
     /// For each statement, the safer form sluice runs instead and why (None: runs as written).
     pub runs_as: Vec<Option<RunsAs>>,
+    /// The tables its statements name that earlier migrations of this run create: new, so their
+    /// statements run as written (see [`crate::analysis::RunTables`]).
+    #[serde(skip)]
+    pub run_tables: Vec<crate::analysis::ir::QName>,
+    /// For each statement: it changes only `run_tables`, so it runs as written.
+    #[serde(skip)]
+    pub in_run: Vec<bool>,
 }
 
 /// The steps sluice runs for a statement, in order, each committed before the next.
@@ -57,8 +66,28 @@ impl RunsAs {
 }
 
 impl PlannedMigration {
-    pub(super) fn new(m: &Migration, prepared: PreparedPart, resume_from: usize) -> Self {
+    pub(super) fn new(
+        m: &Migration,
+        prepared: PreparedPart,
+        resume_from: usize,
+        run_tables: Vec<crate::analysis::ir::QName>,
+    ) -> Self {
+        // Only those its text names (a superset of the tables it changes): a long run's list is
+        // not copied into every migration.
+        let text: Vec<String> = prepared
+            .statements
+            .iter()
+            .map(|s| s.sql.to_lowercase())
+            .collect();
+        let named = |q: &crate::analysis::ir::QName| {
+            let name = q.name.to_lowercase();
+            text.iter().any(|t| t.contains(&name))
+        };
+        let run_tables = run_tables.into_iter().filter(named).collect();
         PlannedMigration {
+            run_tables,
+            in_run: prepared.written.iter().map(|w| w.in_run).collect(),
+            version_text: m.version_text.clone(),
             version: m.version,
             name: m.name.clone(),
             mode: prepared.mode,
@@ -68,7 +97,20 @@ impl PlannedMigration {
             runs_as: prepared
                 .rewrites
                 .iter()
-                .map(|r| r.as_ref().map(RunsAs::of))
+                .zip(prepared.brackets.iter().chain(std::iter::repeat(&Bracket::None)))
+                .map(|(r, b)| match b {
+                    Bracket::Skip(why) => Some(RunsAs {
+                        sql: "(nothing)".into(),
+                        note: why.to_string(),
+                        then: vec![],
+                    }),
+                    Bracket::Group { .. } => Some(RunsAs {
+                        sql: "BEGIN".into(),
+                        note: "the data changes up to its COMMIT run in one transaction together with their progress record".into(),
+                        then: vec![],
+                    }),
+                    Bracket::None => r.as_ref().map(RunsAs::of),
+                })
                 .collect(),
         }
     }
@@ -98,7 +140,8 @@ pub async fn up(
 ) -> Result<UpReport> {
     if opts.dry_run {
         let rows = engine.history().await?;
-        let mut planned = plan_up(engine, files, &rows, opts)?;
+        let live = live_tables(engine).await?;
+        let mut planned = plan_up(engine, files, &rows, opts, live)?;
         if !opts.as_written {
             explain_online(engine, &mut planned, opts.as_written_below_rows).await?;
             explain_type_changes(engine, files, &mut planned, opts.as_written_below_rows).await?;
@@ -112,7 +155,8 @@ pub async fn up(
     locked!(engine, ctx, {
         engine.ensure_history().await?;
         let rows = engine.history().await?;
-        let planned = plan_up(engine, files, &rows, opts)?;
+        let live = live_tables(engine).await?;
+        let planned = plan_up(engine, files, &rows, opts, live)?;
         let mut report = UpReport {
             planned: planned.clone(),
             ..Default::default()
@@ -151,7 +195,7 @@ pub(super) async fn explain_type_changes(
         let Some(m) = files.iter().find(|m| m.version == p.version) else {
             continue;
         };
-        let mut prepared = prepare(engine, m, Direction::Up, true)?;
+        let mut prepared = prepare_in(engine, m, Direction::Up, true, &p.run_tables)?;
         let Ok(changes) = stage_type_changes(
             engine,
             m,
@@ -159,6 +203,7 @@ pub(super) async fn explain_type_changes(
             &mut prepared,
             p.resume_from,
             below,
+            &p.run_tables,
         )
         .await
         else {
@@ -199,7 +244,9 @@ pub(super) async fn explain_online(
     }
     for p in planned.iter_mut() {
         for i in p.resume_from..p.statements.len() {
-            if p.runs_as.get(i).is_some_and(|r| r.is_some()) {
+            if p.runs_as.get(i).is_some_and(|r| r.is_some())
+                || p.in_run.get(i).copied().unwrap_or(false)
+            {
                 continue;
             }
             let Some(lines) = engine
@@ -224,11 +271,32 @@ pub(super) async fn explain_online(
     Ok(())
 }
 
+/// The tables of the database now, by name and schema-qualified name: a run's `CREATE TABLE IF
+/// NOT EXISTS` of one of them makes nothing new. Read from the catalog by name only, so it takes
+/// no lock on any table and never waits behind one (`table_stats` would, on PostgreSQL).
+pub(super) async fn live_tables(engine: &mut dyn Engine) -> Result<Vec<String>> {
+    let sql = match engine.target().engine {
+        crate::target::EngineKind::Postgres => {
+            "SELECT n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'sluice') AND n.nspname NOT LIKE 'pg_toast%'"
+        }
+        _ => "SELECT TABLE_SCHEMA, TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'",
+    };
+    let mut out = Vec::new();
+    for row in engine.query_text(sql).await? {
+        if let [Some(schema), Some(name)] = row.as_slice() {
+            out.push(format!("{schema}.{name}"));
+            out.push(name.clone());
+        }
+    }
+    Ok(out)
+}
+
 pub(super) fn plan_up(
     engine: &dyn Engine,
     files: &[Migration],
     rows: &[HistoryRow],
     opts: &UpOptions,
+    live: Vec<String>,
 ) -> Result<Vec<PlannedMigration>> {
     let statuses = merge(files, rows);
     let edited: Vec<&StatusEntry> = statuses
@@ -259,7 +327,7 @@ pub(super) fn plan_up(
         return Err(Error::usage(
             format!(
                 "migration {}_{} is recorded as {} but its file is missing",
-                r.version,
+                r.version_text,
                 r.name,
                 r.status.as_str()
             ),
@@ -294,6 +362,8 @@ pub(super) fn plan_up(
         }
     }
     let mut planned = Vec::new();
+    // The tables the run's earlier migrations create are new for its later ones.
+    let mut run = crate::analysis::RunTables::on(live);
     for s in &statuses {
         let resumable = matches!(
             s.status,
@@ -318,10 +388,12 @@ pub(super) fn plan_up(
             .iter()
             .find(|m| m.version == s.version)
             .expect("status from files");
-        let prepared = prepare(engine, m, Direction::Up, !opts.as_written)?;
+        let fresh = run.current();
+        run.push(engine.target(), m);
+        let prepared = prepare_in(engine, m, Direction::Up, !opts.as_written, &fresh)?;
         let row = rows.iter().find(|r| r.version == m.version);
         let resume_from = check_resume(m, Direction::Up, &prepared, row)?;
-        planned.push(PlannedMigration::new(m, prepared, resume_from));
+        planned.push(PlannedMigration::new(m, prepared, resume_from, fresh));
     }
     Ok(planned)
 }
@@ -425,7 +497,22 @@ pub(super) async fn apply_planned(
         }
         return Ok(());
     }
-    run_part(engine, m, Direction::Up, row, !opts.as_written, ctx).await?;
+    let run_tables = report
+        .planned
+        .iter()
+        .find(|p| p.version == version)
+        .map(|p| p.run_tables.clone())
+        .unwrap_or_default();
+    run_part(
+        engine,
+        m,
+        Direction::Up,
+        row,
+        !opts.as_written,
+        &run_tables,
+        ctx,
+    )
+    .await?;
     report.applied.push(m.version);
     Ok(())
 }

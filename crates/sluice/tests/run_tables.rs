@@ -1,0 +1,298 @@
+//! A real history applied from an empty database: a table created by an earlier pending
+//! migration of the same run is new for the later ones. `plan` and connected `lint` judge it so
+//! (the rules for live tables do not fire, the plan says why) and `up` runs its statements as
+//! written; the same statements on a table that existed before the run keep their findings.
+
+mod common;
+
+use common::Project;
+use mysql_async::prelude::Queryable;
+use sluice_testkit::Server;
+
+/// What `plan` says of a statement on a table created earlier in the run.
+const NEW_IN_RUN: &str = "table created earlier in this run";
+
+/// Migration 1 of every history: the tables the later ones change.
+fn create(server: Server) -> &'static str {
+    match server {
+        Server::Postgres => "-- sluice:up\nCREATE TABLE par (id bigint PRIMARY KEY);\nCREATE TABLE t (id bigint PRIMARY KEY, a int, b text, c int, p bigint);\n-- sluice:down\nDROP TABLE t;\nDROP TABLE par;\n",
+        Server::MariaDb => "-- sluice:up\nCREATE TABLE par (id bigint PRIMARY KEY);\nCREATE TABLE t (id bigint PRIMARY KEY, a int, b varchar(100), c int, p bigint);\n-- sluice:down\nDROP TABLE t;\nDROP TABLE par;\n",
+    }
+}
+
+/// Each breaking, locking, rewriting or copying statement kind of the engine, one migration each,
+/// in an order where each is valid after the ones before.
+fn kinds(server: Server) -> &'static [&'static str] {
+    match server {
+        Server::Postgres => &[
+            "CREATE INDEX t_b ON t (b);",
+            "ALTER TABLE t ALTER COLUMN a TYPE bigint;",
+            "ALTER TABLE t RENAME COLUMN c TO c2;",
+            "ALTER TABLE t ALTER COLUMN b SET NOT NULL;",
+            "ALTER TABLE t ADD CONSTRAINT t_a_pos CHECK (a > 0);",
+            "ALTER TABLE t ADD CONSTRAINT t_p_fk FOREIGN KEY (p) REFERENCES par (id);",
+            "ALTER TABLE t ADD COLUMN d int NOT NULL;",
+            "ALTER TABLE t ALTER COLUMN d DROP NOT NULL;",
+            "ALTER TABLE t DROP COLUMN c2;",
+            "ALTER TABLE t ADD CONSTRAINT t_b_u UNIQUE (b);",
+            "ALTER TABLE t ADD COLUMN e timestamptz DEFAULT clock_timestamp();",
+            "ALTER TABLE t ADD COLUMN g serial;",
+            "VACUUM FULL t;",
+            "ALTER TABLE t RENAME TO t2;",
+            "ALTER TABLE t2 ALTER COLUMN b TYPE varchar(200);",
+        ],
+        Server::MariaDb => &[
+            "CREATE INDEX t_b ON t (b);",
+            "ALTER TABLE t MODIFY a bigint;",
+            "ALTER TABLE t RENAME COLUMN c TO c2;",
+            "ALTER TABLE t CHANGE c2 c3 int;",
+            "ALTER TABLE t ADD FULLTEXT INDEX t_ft (b);",
+            "ALTER TABLE t DROP COLUMN c3;",
+            "ALTER TABLE t ADD CONSTRAINT t_p_fk FOREIGN KEY (p) REFERENCES par (id);",
+            "ALTER TABLE t DROP PRIMARY KEY, ADD PRIMARY KEY (id, p);",
+            "ALTER TABLE t ADD COLUMN e int NOT NULL AFTER id;",
+            "ALTER TABLE t ENGINE=InnoDB;",
+            "ALTER TABLE t CONVERT TO CHARACTER SET utf8mb4;",
+            "ALTER TABLE t ALGORITHM=COPY, ADD COLUMN g int;",
+            "ALTER TABLE t ADD COLUMN h int DEFAULT (rand());",
+            "ALTER TABLE t RENAME TO t2;",
+            "ALTER TABLE t2 MODIFY b varchar(200) NOT NULL;",
+        ],
+    }
+}
+
+async fn history(server: Server) -> Project {
+    let p = Project::new(server).await;
+    p.write("1_tables.sql", create(server));
+    for (i, s) in kinds(server).iter().enumerate() {
+        p.write(
+            &format!("{}_kind.sql", i + 2),
+            &format!("-- sluice:up\n{s}\n"),
+        );
+    }
+    p
+}
+
+/// `plan --json` of a project: exit code and document.
+fn plan(p: &Project) -> (i32, serde_json::Value) {
+    let r = p.run(&["plan", "--json"]);
+    assert!(r.code == 0 || r.code == 7, "{r:?}");
+    (r.code, serde_json::from_str(&r.stdout).expect("plan json"))
+}
+
+/// A planned migration: its version, its findings as (rule, severity), and whether every action
+/// of its statements carries the run note.
+type Judged = (i64, Vec<(String, String)>, bool);
+
+/// [`Judged`] for each planned migration from 2 on.
+fn per_kind(doc: &serde_json::Value) -> Vec<Judged> {
+    doc["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["version"].as_i64().unwrap() >= 2)
+        .map(|m| {
+            let findings = m["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| {
+                    (
+                        f["rule"].as_str().unwrap().to_string(),
+                        f["severity"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            let actions: Vec<&serde_json::Value> = m["statements"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|s| s["actions"].as_array().unwrap())
+                .collect();
+            let noted = !actions.is_empty()
+                && actions.iter().all(|a| {
+                    a["impact"]["note"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with(NEW_IN_RUN)
+                });
+            (m["version"].as_i64().unwrap(), findings, noted)
+        })
+        .collect()
+}
+
+/// The user's schema as the server shows it: tables, columns, indexes and constraints.
+async fn schema(p: &Project) -> Vec<String> {
+    match p.db.server {
+        Server::Postgres => {
+            let c = p.db.pg().await;
+            let mut out = Vec::new();
+            for q in [
+                "SELECT table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '') FROM information_schema.columns WHERE table_schema = current_schema() ORDER BY 1",
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() ORDER BY 1",
+                "SELECT conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid) FROM pg_constraint WHERE connamespace = current_schema()::regnamespace ORDER BY 1",
+            ] {
+                out.extend(c.query(q, &[]).await.unwrap().iter().map(|r| r.get(0)));
+            }
+            out
+        }
+        Server::MariaDb => {
+            let mut c = p.db.my().await;
+            let mut out = Vec::new();
+            for t in p
+                .table_names()
+                .await
+                .into_iter()
+                .filter(|t| !t.starts_with("sluice_"))
+            {
+                let (_, def): (String, String) = c
+                    .query_first(format!("SHOW CREATE TABLE `{t}`"))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                out.push(def);
+            }
+            out
+        }
+    }
+}
+
+async fn a_run_from_empty_judges_its_own_tables_as_new(server: Server) {
+    let n = kinds(server).len();
+
+    // The whole history pending: every kind is on a table migration 1 creates in the same run.
+    let fresh = history(server).await;
+    let (code, doc) = plan(&fresh);
+    let in_run = per_kind(&doc);
+    assert_eq!(in_run.len(), n, "{doc}");
+    for (v, findings, noted) in &in_run {
+        let kind = kinds(server)[*v as usize - 2];
+        assert!(
+            noted,
+            "{kind}: the plan does not say the table is new in this run: {doc}"
+        );
+        assert!(
+            findings.iter().all(|(_, s)| s == "info"),
+            "{kind}: {findings:?}"
+        );
+    }
+    assert_eq!(code, 0, "{doc}");
+    let lint = fresh.run(&["lint", "--connect"]);
+    assert_eq!(lint.code, 0, "{lint:?}");
+    assert!(
+        lint.stdout.contains(&format!(
+            "{n} statement(s) on tables created earlier in this run"
+        )),
+        "{lint:?}"
+    );
+    // Offline nothing says which migrations are pending: a table an earlier file creates may be
+    // live, so lint judges it so.
+    let target = match server {
+        Server::Postgres => "postgres:15",
+        Server::MariaDb => "mariadb:10.11",
+    };
+    let offline = fresh.run(&["lint", "--target", target, "migrations"]);
+    assert_eq!(offline.code, 7, "{offline:?}");
+
+    // `up` runs every statement as written: nothing staged, nothing online, nothing expanded.
+    let dry = fresh.run(&["up", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(!dry.stdout.contains("runs as:"), "{dry:?}");
+    let up = fresh.run(&["up"]);
+    assert_eq!(up.code, 0, "{up:?}");
+    assert!(
+        fresh.states().iter().all(|(_, s)| s == "applied"),
+        "{:?}",
+        fresh.states()
+    );
+    let drift = fresh.run(&["drift"]);
+    assert_eq!(drift.code, 0, "{drift:?}");
+    // The same as the plain statements give.
+    let twin = history(server).await;
+    let written = twin.run(&["up", "--as-written"]);
+    assert_eq!(written.code, 0, "{written:?}");
+    let got = schema(&fresh).await;
+    assert!(got.iter().any(|l| l.contains("t2")), "{got:?}");
+    assert_eq!(got, schema(&twin).await);
+
+    // The tables existed before the run (migration 1 applied): every kind keeps the findings it
+    // had as a statement on a live table, and the plan exits 7.
+    let live = history(server).await;
+    let first = live.run(&["up", "--to", "1"]);
+    assert_eq!(first.code, 0, "{first:?}");
+    let (code, doc) = plan(&live);
+    let before_run = per_kind(&doc);
+    assert_eq!(before_run.len(), n, "{doc}");
+    for ((v, fresh_findings, _), (_, live_findings, noted)) in in_run.iter().zip(&before_run) {
+        let kind = kinds(server)[*v as usize - 2];
+        assert!(!noted, "{kind}: {doc}");
+        let only_live: Vec<&(String, String)> = live_findings
+            .iter()
+            .filter(|f| !fresh_findings.iter().any(|g| g.0 == f.0))
+            .collect();
+        assert!(
+            !only_live.is_empty(),
+            "{kind}: no finding for a live table beyond the new table's {fresh_findings:?}: {live_findings:?}"
+        );
+    }
+    assert_eq!(code, 7, "{doc}");
+    let lint = live.run(&["lint", "--connect"]);
+    assert_eq!(lint.code, 7, "{lint:?}");
+    assert!(
+        !lint.stdout.contains("created earlier in this run"),
+        "{lint:?}"
+    );
+}
+
+#[tokio::test]
+async fn postgres_run_from_empty_judges_its_own_tables_as_new() {
+    a_run_from_empty_judges_its_own_tables_as_new(Server::Postgres).await;
+}
+
+#[tokio::test]
+async fn mariadb_run_from_empty_judges_its_own_tables_as_new() {
+    a_run_from_empty_judges_its_own_tables_as_new(Server::MariaDb).await;
+}
+
+/// `CREATE TABLE IF NOT EXISTS` of a table the database had before the run creates nothing new:
+/// a later statement on it keeps its findings and runs staged or online. Dropped and created
+/// again by the run, the table is new.
+async fn if_not_exists_of_a_live_table_is_not_new(server: Server) {
+    let (table, later) = match server {
+        Server::Postgres => (
+            "t (id bigint PRIMARY KEY, a int, b text, c int, p bigint)",
+            "CREATE INDEX t_b ON t (b);",
+        ),
+        Server::MariaDb => (
+            "t (id bigint PRIMARY KEY, a int, b varchar(100), c int, p bigint)",
+            "ALTER TABLE t MODIFY a bigint;",
+        ),
+    };
+    for (second, new) in [
+        (format!("CREATE TABLE IF NOT EXISTS {table};"), false),
+        (format!("DROP TABLE t;\nCREATE TABLE {table};"), true),
+    ] {
+        let p = Project::new(server).await;
+        p.write("1_tables.sql", create(server));
+        assert_eq!(p.run(&["up"]).code, 0);
+        p.write("2_again.sql", &format!("-- sluice:up\n{second}\n"));
+        p.write("3_later.sql", &format!("-- sluice:up\n{later}\n"));
+        let plan = p.run(&["plan"]);
+        assert_eq!(plan.stdout.contains(NEW_IN_RUN), new, "{second}: {plan:?}");
+        let dry = p.run(&["up", "--dry-run"]);
+        assert_eq!(dry.code, 0, "{dry:?}");
+        assert_eq!(!dry.stdout.contains("runs as:"), new, "{second}: {dry:?}");
+        let up = p.run(&["up"]);
+        assert_eq!(up.code, 0, "{up:?}");
+    }
+}
+
+#[tokio::test]
+async fn postgres_if_not_exists_of_a_live_table_is_not_new() {
+    if_not_exists_of_a_live_table_is_not_new(Server::Postgres).await;
+}
+
+#[tokio::test]
+async fn mariadb_if_not_exists_of_a_live_table_is_not_new() {
+    if_not_exists_of_a_live_table_is_not_new(Server::MariaDb).await;
+}
