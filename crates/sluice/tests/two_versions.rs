@@ -127,6 +127,10 @@ async fn run_client(
         .await
         .unwrap();
     tokio::spawn(conn);
+    // A bug that makes a statement wait fails the test instead of hanging it.
+    db.batch_execute("SET statement_timeout = '20s'")
+        .await
+        .unwrap();
     let mut errors = Vec::new();
     let mut written: BTreeMap<i64, Option<String>> = BTreeMap::new();
     let mut owned: Vec<i64> = (1..=3000).filter(|i| i % 2 == c.parity).collect();
@@ -166,6 +170,10 @@ async fn run_client(
                 }
                 Err(e) => {
                     errors.push(format!("insert through {mine}: {e}"));
+                    // A closed connection fails every statement at once: stop, do not spin.
+                    if db.is_closed() {
+                        break;
+                    }
                     continue;
                 }
             }
@@ -191,6 +199,10 @@ async fn run_client(
                 }
                 Err(e) => {
                     errors.push(format!("update through {mine}: {e}"));
+                    // A closed connection fails every statement at once: stop, do not spin.
+                    if db.is_closed() {
+                        break;
+                    }
                     continue;
                 }
             }
@@ -213,6 +225,9 @@ async fn run_client(
                     }
                 }
                 Err(e) => errors.push(format!("read through {name}: {e}")),
+            }
+            if db.is_closed() {
+                return ClientResult { errors, written };
             }
         }
         c.ops.fetch_add(1, Ordering::SeqCst);
