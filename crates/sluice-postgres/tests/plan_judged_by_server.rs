@@ -502,7 +502,9 @@ async fn planned_lock_modes_and_rewrites_match_the_server() {
 async fn as_written_steps_take_the_locks_the_server_takes() {
     use sluice_core::plan::as_written;
     let db = sluice_testkit::TestDb::postgres().await;
-    let c = db.pg().await;
+    // The judge runs each statement itself, some of which only an administrator may run
+    // (`COPY … TO` a server file): the server's locks are what is judged, not privileges.
+    let c = db.pg_su().await;
     c.batch_execute(FIXTURE).await.unwrap();
     c.batch_execute("CREATE SCHEMA app; CREATE TABLE app.o (id int PRIMARY KEY, t_id bigint)")
         .await
@@ -613,14 +615,14 @@ async fn as_written_steps_take_the_locks_the_server_takes() {
         } else {
             // Outside a transaction: the lock it queues for behind a SHARE UPDATE EXCLUSIVE
             // holder (every statement here needs at least that on `t`).
-            let holder = db.pg().await;
+            let holder = db.pg_su().await;
             holder
                 .batch_execute(
                     "SET statement_timeout = '30s'; BEGIN; LOCK TABLE t IN SHARE UPDATE EXCLUSIVE MODE",
                 )
                 .await
                 .unwrap();
-            let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+            let (client, conn) = tokio_postgres::connect(&db.su_url, tokio_postgres::NoTls)
                 .await
                 .unwrap();
             tokio::spawn(conn);
