@@ -676,7 +676,11 @@ async fn as_written_steps_take_the_locks_the_server_takes() {
         // An empty list of tables: the statement names none the model can read (REINDEX INDEX).
         let on_ok = planned_on == observed_on
             || (planned_on.is_empty() && w.lock.as_ref().is_some_and(|l| l.object.is_none()));
-        if planned_mode != observed_mode || !on_ok {
+        // Decided by the server's release, not by anything sluice can read: PostgreSQL 15.20 takes
+        // ACCESS EXCLUSIVE on the schema for `ALTER SCHEMA … RENAME`, 14.22, 16.15, 17.11 and 18.6
+        // take none. The model plans the lock (the stronger side; a schema lock bounds nothing).
+        let release_decides = sql.starts_with("ALTER SCHEMA") && observed_mode.is_none();
+        if (planned_mode != observed_mode || !on_ok) && !release_decides {
             failures.push(format!(
                 "{sql}\n  as written {:?}\n  server     {observed_mode:?} on {observed_on:?}",
                 w.lock
