@@ -142,7 +142,7 @@ pub fn is_utc_zone(zone: &str) -> bool {
 /// (to a default unknown here), None leaves it.
 pub fn time_zone_set_by(st: &crate::analysis::ir::Stmt) -> Option<Option<String>> {
     use sqlparser::ast::{Set, Statement};
-    if let Some(Statement::Set(Set::SetTimeZone { value, .. })) = &st.ast {
+    if let Some(Statement::Set(Set::SetTimeZone { value, .. })) = st.ast.as_deref() {
         return Some(Some(value.to_string()));
     }
     let mut out = None;
@@ -155,16 +155,15 @@ pub fn time_zone_set_by(st: &crate::analysis::ir::Stmt) -> Option<Option<String>
         }
     }
     if out.is_none() {
-        let words = st
-            .sql
-            .split_whitespace()
-            .map(str::to_ascii_lowercase)
-            .collect::<Vec<_>>();
-        if words.len() == 2
-            && words[0] == "reset"
-            && matches!(words[1].trim_end_matches(';'), "timezone" | "all")
-        {
-            out = Some(None);
+        // Called for every earlier statement of a part: look at the words without copying them.
+        let mut words = st.sql.split_whitespace();
+        if let (Some(first), Some(second), None) = (words.next(), words.next(), words.next()) {
+            let second = second.trim_end_matches(';');
+            if first.eq_ignore_ascii_case("reset")
+                && (second.eq_ignore_ascii_case("timezone") || second.eq_ignore_ascii_case("all"))
+            {
+                out = Some(None);
+            }
         }
     }
     out

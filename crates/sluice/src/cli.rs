@@ -1488,6 +1488,14 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 &inputs,
                 threads,
                 |input| {
+                    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+                    match input {
+                        LintInput::File(path) => size(path),
+                        LintInput::Entry(e) => size(&e.up) + e.down.as_deref().map_or(0, size),
+                    }
+                },
+                crate::lint::SQL_IN_FLIGHT,
+                |input| {
                     match input {
                         LintInput::File(path) => migration::load_any(path),
                         LintInput::Entry(e) => sluice_core::layout::load(e),

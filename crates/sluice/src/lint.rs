@@ -297,6 +297,11 @@ pub fn exit_code(errors: usize) -> i32 {
     }
 }
 
+/// Bytes of SQL read and parsed ahead of the linter at most (one file always goes, however big).
+/// Its IR weighs about a hundred times its text on wide statements (sqlparser's AST), so a
+/// squashed dump of a few MB parses file by file instead of several at once.
+pub const SQL_IN_FLIGHT: u64 = 1 << 20;
+
 /// Threads that read and parse files: one per core, or `SLUICE_LINT_THREADS` (1 lints serially).
 pub fn threads() -> sluice_core::Result<usize> {
     match std::env::var("SLUICE_LINT_THREADS") {
@@ -317,12 +322,16 @@ pub fn threads() -> sluice_core::Result<usize> {
 
 /// Runs `work` on every item on up to `threads` threads and hands the results to `each` one by one
 /// in the order of `items`, exactly as a serial loop would. Workers run at most `threads` items
-/// ahead of `each` (a parsed file of thousands of statements weighs hundreds of MB), so memory is
-/// bounded by the window, not the number of items. The
-/// first error of `each` stops the workers and is returned.
+/// ahead of `each`, and start an item only while the items not yet handed over weigh at most
+/// `budget` together (`weight` of each; the next item `each` needs always starts): a parsed file
+/// of thousands of statements weighs around a hundred MB, so memory is bounded by the budget, not
+/// by the number or the size of the items. The first error of `each` stops the workers and is
+/// returned.
 pub fn for_each_ordered<T, R, E>(
     items: &[T],
     threads: usize,
+    weight: impl Fn(&T) -> u64,
+    budget: u64,
     work: impl Fn(&T) -> R + Sync,
     mut each: impl FnMut(R) -> Result<(), E>,
 ) -> Result<(), E>
@@ -340,6 +349,13 @@ where
         return Ok(());
     }
     let window = threads;
+    // Weight of items[..i] at [i]: the items in flight are always a run taken..=i.
+    let mut before = Vec::with_capacity(items.len() + 1);
+    before.push(0u64);
+    for item in items {
+        before.push(before[before.len() - 1].saturating_add(weight(item)));
+    }
+    let before = &before;
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     // How many results `each` has taken; a worker waits while its item is a window ahead of it.
@@ -357,7 +373,9 @@ where
                 }
                 {
                     let mut t = taken.0.lock().unwrap_or_else(|e| e.into_inner());
-                    while i >= *t + window && !stop.load(Ordering::SeqCst) {
+                    while (i >= *t + window || (i > *t && before[i + 1] - before[*t] > budget))
+                        && !stop.load(Ordering::SeqCst)
+                    {
                         t = taken.1.wait(t).unwrap_or_else(|e| e.into_inner());
                     }
                 }
@@ -401,6 +419,48 @@ where
 mod tests {
     use super::for_each_ordered;
 
+    /// Every thread count and budget over items of uneven weight: when an item starts, the items
+    /// started and not yet handed to `each` (itself included) weigh at most the budget, or it is
+    /// the only one; the order stays the serial one.
+    #[test]
+    fn items_in_flight_stay_within_the_budget() {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        let weights: Vec<u64> = (0..60u64).map(|i| (i * 37) % 11 + 1).collect();
+        for threads in [2, 3, 8] {
+            for budget in [1u64, 5, 12, 30, u64::MAX] {
+                let live = AtomicU64::new(0);
+                let worst = std::sync::Mutex::new(Vec::new());
+                let mut seen = Vec::new();
+                let r: Result<(), ()> = for_each_ordered(
+                    &weights,
+                    threads,
+                    |w| *w,
+                    budget,
+                    |w| {
+                        let now = live.fetch_add(*w, Ordering::SeqCst) + *w;
+                        if now > budget && now != *w {
+                            worst.lock().unwrap().push(now);
+                        }
+                        std::thread::sleep(std::time::Duration::from_micros(*w * 40));
+                        *w
+                    },
+                    |w| {
+                        seen.push(w);
+                        live.fetch_sub(w, Ordering::SeqCst);
+                        Ok(())
+                    },
+                );
+                assert_eq!(r, Ok(()));
+                assert_eq!(seen, weights, "threads {threads}, budget {budget}");
+                assert_eq!(
+                    *worst.lock().unwrap(),
+                    Vec::<u64>::new(),
+                    "threads {threads}, budget {budget}: over budget"
+                );
+            }
+        }
+    }
+
     /// Every thread count and item count, with and without a failing item: `each` sees exactly
     /// what a serial loop gives it, in order, and stops at the same error.
     #[test]
@@ -418,13 +478,20 @@ mod tests {
                     };
                     let run = |threads: usize| {
                         let mut seen = Vec::new();
-                        let r = for_each_ordered(&items, threads, work, |v| {
-                            if fail_at.is_some_and(|f| f < n && v == f * 3) {
-                                return Err(format!("failed at {v}"));
-                            }
-                            seen.push(v);
-                            Ok(())
-                        });
+                        let r = for_each_ordered(
+                            &items,
+                            threads,
+                            |_| 1,
+                            u64::MAX,
+                            work,
+                            |v| {
+                                if fail_at.is_some_and(|f| f < n && v == f * 3) {
+                                    return Err(format!("failed at {v}"));
+                                }
+                                seen.push(v);
+                                Ok(())
+                            },
+                        );
                         (seen, r)
                     };
                     let (serial, serial_r) = run(1);

@@ -306,8 +306,9 @@ pub struct Stmt {
     pub column: usize,
     pub keywords: Vec<String>,
     pub parsed: Parsed,
-    /// sqlparser's AST, when it parsed (rules may look deeper than the IR).
-    pub ast: Option<Statement>,
+    /// sqlparser's AST, when it parsed (rules may look deeper than the IR). Boxed: the statement
+    /// enum is kilobytes wide, and a part keeps every statement's IR while it is linted.
+    pub ast: Option<Box<Statement>>,
 }
 
 impl Stmt {
@@ -362,7 +363,7 @@ pub fn relations(engine: EngineKind, st: &Stmt) -> Vec<QName> {
             out.push(q);
         }
     };
-    if let Some(ast) = &st.ast {
+    if let Some(ast) = st.ast.as_deref() {
         let _ = sqlparser::ast::visit_relations(ast, |n| {
             push(qname(engine, n));
             std::ops::ControlFlow::<()>::Continue(())
@@ -439,7 +440,7 @@ pub fn build_at(
     let (parsed, ast) = match parsed_sql {
         Ok(mut v) if v.len() == 1 => {
             let st = v.remove(0);
-            (Parsed::Actions(from_ast(engine, &st)), Some(st))
+            (Parsed::Actions(from_ast(engine, &st)), Some(Box::new(st)))
         }
         Ok(_) => (
             Parsed::Unparsed {

@@ -144,7 +144,7 @@ fn needs_backfill(target: Target, column: &crate::analysis::ir::ColumnSpec) -> b
 /// existing rows backfilled in batches, NOT NULL through a validated check.
 pub(super) fn staged(target: Target, st: &Stmt) -> Option<Rewrite> {
     let (Some(Statement::AlterTable(at)), [Action::AddColumn { table, column, .. }]) =
-        (&st.ast, st.actions())
+        (st.ast.as_deref(), st.actions())
     else {
         return None;
     };

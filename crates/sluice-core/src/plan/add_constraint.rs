@@ -77,7 +77,7 @@ pub fn plan(a: &Action, ctx: &Ctx) -> OpPlan {
 /// index built concurrently, then attached. None: as written ([`why_as_written`] says why).
 pub(super) fn staged(target: Target, st: &Stmt) -> Option<Rewrite> {
     let (Some(Statement::AlterTable(at)), [Action::AddConstraint { table, constraint }]) =
-        (&st.ast, st.actions())
+        (st.ast.as_deref(), st.actions())
     else {
         return None;
     };
@@ -375,7 +375,7 @@ impl IndexKey {
 /// reason is the constraint's own; None for the reasons every staged form shares.
 pub(super) fn why_as_written(target: Target, st: &Stmt) -> Option<&'static str> {
     let (Some(Statement::AlterTable(at)), [Action::AddConstraint { constraint, .. }]) =
-        (&st.ast, st.actions())
+        (st.ast.as_deref(), st.actions())
     else {
         return None;
     };

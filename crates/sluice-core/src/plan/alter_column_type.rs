@@ -288,7 +288,7 @@ pub(crate) fn trivial_using(using: &Expr, column: &str, new: &SqlType) -> bool {
 /// The `USING` expressions of this statement, by column (lower-cased).
 pub(crate) fn usings(st: &Stmt) -> Vec<(String, Expr)> {
     let mut out = Vec::new();
-    if let Some(Statement::AlterTable(at)) = &st.ast {
+    if let Some(Statement::AlterTable(at)) = st.ast.as_deref() {
         for op in &at.operations {
             if let AlterTableOperation::AlterColumn {
                 column_name,
@@ -329,7 +329,7 @@ use crate::quote::pg::{ident, literal, qualified};
 ///    to their names, default, identity or owned sequence, statistics target and comment.
 pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rewrite, String> {
     use sqlparser::ast::{AlterColumnOperation, AlterTableOperation, Statement};
-    let Some(Statement::AlterTable(at)) = &st.ast else {
+    let Some(Statement::AlterTable(at)) = st.ast.as_deref() else {
         return Err("sluice's parser could not read the statement".into());
     };
     if !super::staged::plain_alter(at) {
@@ -350,7 +350,7 @@ pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rew
     else {
         return Err("not a plain type change".into());
     };
-    if !super::staged::faithful(&st.sql, st.ast.as_ref().expect("checked")) {
+    if !super::staged::faithful(&st.sql, st.ast.as_deref().expect("checked")) {
         return Err("sluice's parser does not keep every clause of it, so a staged form could lose one; simplify the statement".into());
     }
     if cat.server_version < 120000 {

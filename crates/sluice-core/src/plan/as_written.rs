@@ -129,7 +129,7 @@ pub fn on_run_tables(engine: EngineKind, st: &ir::Stmt, run_tables: &[ir::QName]
             a => super::action_table(a),
         })
         .collect();
-    if let Some(sqlparser::ast::Statement::AlterTable(at)) = &st.ast {
+    if let Some(sqlparser::ast::Statement::AlterTable(at)) = st.ast.as_deref() {
         tables.push(ir::qname(engine, &at.name));
     } else if tables.is_empty() && st.keywords.starts_with(&["ALTER".into(), "TABLE".into()]) {
         tables = crate::rules::objects_after(st, engine, &["TABLE"]);
@@ -167,7 +167,7 @@ fn one(target: Target, s: &SqlStatement, st: &ir::Stmt, lock: Option<TakenLock>)
         tables,
         unnamed_index: st
             .ast
-            .as_ref()
+            .as_deref()
             .filter(|_| pg)
             .and_then(super::unnamed_concurrent_probe),
         transaction_control: s.is_transaction_control(),

@@ -43,7 +43,7 @@ pub(super) fn staged(st: &Stmt) -> Option<Rewrite> {
             concurrently: false,
             ..
         }],
-    ) = (&st.ast, st.actions())
+    ) = (st.ast.as_deref(), st.actions())
     else {
         return None;
     };

@@ -34,7 +34,7 @@ pub(super) fn staged(st: &Stmt) -> Option<Rewrite> {
         names,
         cascade: false,
         ..
-    }) = &st.ast
+    }) = st.ast.as_deref()
     else {
         return None;
     };
@@ -64,7 +64,7 @@ pub(super) fn staged(st: &Stmt) -> Option<Rewrite> {
 
 /// Why a DROP INDEX runs as written, when it does.
 pub(super) fn why_as_written(st: &Stmt) -> Option<&'static str> {
-    match &st.ast {
+    match st.ast.as_deref() {
         Some(Statement::Drop { names, cascade: true, .. }) if !names.is_empty() => {
             Some("DROP INDEX CONCURRENTLY cannot CASCADE: drop what depends on the index first, then the index on its own")
         }

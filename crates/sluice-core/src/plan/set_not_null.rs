@@ -47,7 +47,7 @@ pub fn plan(a: &Action, st: &Stmt, ctx: &Ctx) -> OpPlan {
 /// statement of `part`).
 pub(super) fn staged(target: Target, st: &Stmt, part: &[Stmt]) -> Option<Rewrite> {
     let (Some(Statement::AlterTable(at)), [Action::SetNotNull { table, column }]) =
-        (&st.ast, st.actions())
+        (st.ast.as_deref(), st.actions())
     else {
         return None;
     };
@@ -127,7 +127,7 @@ pub(crate) fn proven_by_check(
     // (constraint name, valid) of the checks on `table` that prove `column` NOT NULL.
     let mut checks: Vec<(Option<String>, bool)> = Vec::new();
     for s in statements.iter().filter(|s| s.index <= st.index) {
-        let Some(Statement::AlterTable(at)) = &s.ast else {
+        let Some(Statement::AlterTable(at)) = s.ast.as_deref() else {
             continue;
         };
         let Some(t) = s.actions().iter().find_map(|a| match a {

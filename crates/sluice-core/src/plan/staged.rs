@@ -407,7 +407,7 @@ pub(crate) fn faithful(sql: &str, ast: &Statement) -> bool {
 /// Why a statement whose hazard is usually staged runs as written: what `sluice plan` says instead
 /// of steps, with what to write for the staged form.
 pub fn why_as_written(target: Target, st: &ir::Stmt) -> String {
-    if let Some(ast) = &st.ast {
+    if let Some(ast) = st.ast.as_deref() {
         if !faithful(&st.sql, ast) {
             return "sluice's parser does not keep every clause of it, so a staged form could lose one; split or simplify the statement to have it staged".into();
         }
@@ -415,7 +415,7 @@ pub fn why_as_written(target: Target, st: &ir::Stmt) -> String {
     if let Some(why) = super::drop_index::why_as_written(st) {
         return why.into();
     }
-    match &st.ast {
+    match st.ast.as_deref() {
         Some(Statement::AlterTable(at)) if !plain_alter(at) => {
             "the staged steps name the table plainly, which for ONLY or IF EXISTS would change what the statement does; write it without them".into()
         }
@@ -439,7 +439,7 @@ fn rewrite_pg(
     // keep would silently vanish from it, so such a statement runs as written. Checked only for a
     // statement that has a staged form: the check tokenizes the statement and its rendering, the
     // most expensive step of linting a statement that needs no rewrite.
-    if let Some(ast) = &st.ast {
+    if let Some(ast) = st.ast.as_deref() {
         if !faithful(&st.sql, ast) {
             return None;
         }

@@ -94,7 +94,7 @@ fn timezone_is_utc(st: &Stmt, ctx: &Ctx) -> bool {
                 }
             }
         }
-        if let Some(Statement::Set(ast::Set::SetTimeZone { value, .. })) = &s.ast {
+        if let Some(Statement::Set(ast::Set::SetTimeZone { value, .. })) = s.ast.as_deref() {
             is_utc = utc(&value.to_string());
         }
     }

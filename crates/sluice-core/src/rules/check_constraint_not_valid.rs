@@ -55,7 +55,7 @@ fn default_check_name(table: &str, expr: &Expr) -> String {
 
 fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
     validate_in_same_transaction(st, ctx, ConstraintKind::Check, out);
-    let Some(Statement::AlterTable(at)) = &st.ast else {
+    let Some(Statement::AlterTable(at)) = st.ast.as_deref() else {
         return;
     };
     let table = qname_of(&at.name);

@@ -27,7 +27,7 @@ pub const RULE: Rule = Rule {
 };
 
 fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
-    let Some(Statement::AlterTable(at)) = &st.ast else {
+    let Some(Statement::AlterTable(at)) = st.ast.as_deref() else {
         return;
     };
     let table = qname_of(&at.name);

@@ -24,7 +24,7 @@ pub const RULE: Rule = Rule {
 };
 
 fn cascade(st: &Stmt) -> bool {
-    match &st.ast {
+    match st.ast.as_deref() {
         Some(Statement::AlterTable(at)) => at.operations.iter().any(|o| {
             matches!(
                 o,

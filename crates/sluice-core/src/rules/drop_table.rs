@@ -27,7 +27,7 @@ fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
         };
         // MySQL DROP TEMPORARY TABLE: a session's own table, nothing shared is lost.
         if matches!(
-            &st.ast,
+            st.ast.as_deref(),
             Some(Statement::Drop {
                 temporary: true,
                 ..

@@ -31,7 +31,7 @@ pub const RULE: Rule = Rule {
 
 /// The label an `ALTER TYPE ... ADD VALUE` statement adds, with its type.
 fn added_label(st: &Stmt) -> Option<(QName, String)> {
-    let Some(Statement::AlterType(at)) = &st.ast else {
+    let Some(Statement::AlterType(at)) = st.ast.as_deref() else {
         return None;
     };
     let AlterTypeOperation::AddValue(v) = &at.operation else {
@@ -46,7 +46,7 @@ fn added_label(st: &Stmt) -> Option<(QName, String)> {
 
 /// True when the statement mentions `label` as a string literal.
 fn mentions(st: &Stmt, label: &str) -> bool {
-    match &st.ast {
+    match st.ast.as_deref() {
         Some(a) => {
             let mut found = false;
             let _ = ast::visit_expressions(a, |e: &Expr| {
@@ -72,7 +72,7 @@ fn mentions(st: &Stmt, label: &str) -> bool {
 
 /// Name of an enum type created by the statement.
 fn created_type(st: &Stmt) -> Option<String> {
-    match &st.ast {
+    match st.ast.as_deref() {
         Some(Statement::CreateType { name, .. }) => {
             name.0
                 .last()

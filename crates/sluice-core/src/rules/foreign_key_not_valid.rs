@@ -127,7 +127,7 @@ pub(super) fn validate_in_same_transaction(
 
 fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
     validate_in_same_transaction(st, ctx, ConstraintKind::ForeignKey, out);
-    let Some(Statement::AlterTable(at)) = &st.ast else {
+    let Some(Statement::AlterTable(at)) = st.ast.as_deref() else {
         return;
     };
     let table = qname_of(&at.name);

@@ -85,7 +85,7 @@ fn names(st: &Stmt) -> Vec<(&'static str, String)> {
             _ => {}
         }
     }
-    match &st.ast {
+    match st.ast.as_deref() {
         Some(Statement::CreateTable(ct)) => {
             for c in &ct.columns {
                 option_names(c, &mut out);

@@ -102,7 +102,7 @@ fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
         cols
     };
     let mut found: Vec<Found> = Vec::new();
-    match &st.ast {
+    match st.ast.as_deref() {
         Some(Statement::CreateIndex(ci)) => {
             let Some(Action::CreateIndex {
                 table,

@@ -41,7 +41,7 @@ fn left_to_other_rules(st: &Stmt, ctx: &Ctx, table: &QName, c: &ColumnSpec) -> b
 }
 
 fn column_sql(st: &Stmt, ctx: &Ctx, c: &ColumnSpec) -> String {
-    if let Some(Statement::AlterTable(at)) = &st.ast {
+    if let Some(Statement::AlterTable(at)) = st.ast.as_deref() {
         for o in &at.operations {
             if let AlterTableOperation::AddColumn { column_def, .. } = o {
                 if crate::analysis::ir::fold_ident(ctx.target.engine, &column_def.name) == c.name {
@@ -57,7 +57,7 @@ fn column_sql(st: &Stmt, ctx: &Ctx, c: &ColumnSpec) -> String {
 /// each inline UNIQUE of those columns: the second statement of the split.
 fn other_clauses(st: &Stmt, ctx: &Ctx, cols: &[(&QName, &ColumnSpec)]) -> String {
     let mut out: Vec<String> = Vec::new();
-    if let Some(Statement::AlterTable(at)) = &st.ast {
+    if let Some(Statement::AlterTable(at)) = st.ast.as_deref() {
         for o in &at.operations {
             match o {
                 AlterTableOperation::AddColumn { column_def, .. }

@@ -32,7 +32,7 @@ pub const RULE: Rule = Rule {
 fn checks_off(ctx: &Ctx, before: usize) -> bool {
     let mut off = false;
     for s in &ctx.statements[..before] {
-        let Some(ast_stmt) = &s.ast else {
+        let Some(ast_stmt) = s.ast.as_deref() else {
             continue;
         };
         let pairs = crate::analysis::ir::set_assignments(ast_stmt);
@@ -63,7 +63,7 @@ struct FkSql {
 }
 
 fn fk_sql(st: &Stmt, inline: bool) -> Vec<FkSql> {
-    let Some(Statement::AlterTable(at)) = &st.ast else {
+    let Some(Statement::AlterTable(at)) = st.ast.as_deref() else {
         return vec![];
     };
     at.operations

@@ -106,7 +106,7 @@ pub(super) fn options(st: &Stmt, engine: EngineKind) -> Option<MyOptions> {
 
 /// `SET alter_algorithm = 'COPY'` / `SET old_alter_table = ON` (session scope).
 fn forces_copy(st: &Stmt) -> Option<String> {
-    let pairs = crate::analysis::ir::set_assignments(st.ast.as_ref()?);
+    let pairs = crate::analysis::ir::set_assignments(st.ast.as_deref()?);
     for (scope, name, value) in pairs {
         let (name, global) = normalize_var(&name);
         if global || matches!(scope, Some(ast::ContextModifier::Global)) {

@@ -105,7 +105,7 @@ fn facts(e: &Expr) -> ExprFacts {
 
 /// The DEFAULT expression of column `column` in the statement's ADD COLUMN clauses.
 fn default_of<'a>(st: &'a Stmt, engine: EngineKind, column: &str) -> Option<&'a Expr> {
-    let Some(Statement::AlterTable(at)) = &st.ast else {
+    let Some(Statement::AlterTable(at)) = st.ast.as_deref() else {
         return None;
     };
     at.operations.iter().find_map(|o| match o {

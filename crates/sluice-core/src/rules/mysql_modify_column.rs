@@ -202,7 +202,7 @@ fn charset_of(name: &str) -> String {
 
 /// The character set the MODIFY/CHANGE names (CHARACTER SET x, or COLLATE x_...).
 fn named_charset(st: &Stmt, column: &str, engine: EngineKind) -> Option<String> {
-    let Some(Statement::AlterTable(at)) = &st.ast else {
+    let Some(Statement::AlterTable(at)) = st.ast.as_deref() else {
         return None;
     };
     for o in &at.operations {

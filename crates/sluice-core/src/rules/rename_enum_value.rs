@@ -35,21 +35,25 @@ fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
         let Action::RenameEnumValue { type_name } = a else {
             continue;
         };
-        let (from, to) = match &st.ast {
+        let (from, to) = match st.ast.as_deref() {
             Some(Statement::AlterType(at)) => match &at.operation {
                 AlterTypeOperation::RenameValue(r) => (r.from.value.clone(), r.to.value.clone()),
                 _ => continue,
             },
             _ => continue,
         };
-        let created_here = ctx.statements.iter().take(st.index).any(|s| match &s.ast {
-            Some(Statement::CreateType { name, .. }) => name
-                .0
-                .last()
-                .and_then(|p| p.as_ident())
-                .is_some_and(|i| fold(i) == type_name.name),
-            _ => false,
-        });
+        let created_here = ctx
+            .statements
+            .iter()
+            .take(st.index)
+            .any(|s| match s.ast.as_deref() {
+                Some(Statement::CreateType { name, .. }) => name
+                    .0
+                    .last()
+                    .and_then(|p| p.as_ident())
+                    .is_some_and(|i| fold(i) == type_name.name),
+                _ => false,
+            });
         if created_here {
             continue;
         }

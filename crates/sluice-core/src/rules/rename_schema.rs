@@ -42,18 +42,20 @@ fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
 
 /// True when a `CREATE SCHEMA name` comes before statement `before` in the part.
 pub(super) fn created_schema(ctx: &Ctx, before: usize, name: &str) -> bool {
-    ctx.statements[..before].iter().any(|s| match &s.ast {
-        Some(Statement::CreateSchema { schema_name, .. }) => {
-            let n = match schema_name {
-                SchemaName::Simple(n) | SchemaName::NamedAuthorization(n, _) => {
-                    crate::analysis::ir::qname(ctx.target.engine, n).name
-                }
-                SchemaName::UnnamedAuthorization(i) => {
-                    crate::analysis::ir::fold_ident(ctx.target.engine, i)
-                }
-            };
-            n == name
-        }
-        _ => false,
-    })
+    ctx.statements[..before]
+        .iter()
+        .any(|s| match s.ast.as_deref() {
+            Some(Statement::CreateSchema { schema_name, .. }) => {
+                let n = match schema_name {
+                    SchemaName::Simple(n) | SchemaName::NamedAuthorization(n, _) => {
+                        crate::analysis::ir::qname(ctx.target.engine, n).name
+                    }
+                    SchemaName::UnnamedAuthorization(i) => {
+                        crate::analysis::ir::fold_ident(ctx.target.engine, i)
+                    }
+                };
+                n == name
+            }
+            _ => false,
+        })
 }

@@ -33,7 +33,7 @@ fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
             continue;
         }
         let view_later = ctx.statements[st.index + 1..].iter().any(|s| {
-            matches!(&s.ast, Some(Statement::CreateView(v))
+            matches!(s.ast.as_deref(), Some(Statement::CreateView(v))
                 if crate::analysis::ir::qname(ctx.target.engine, &v.name).matches(from))
         });
         let e = ctx.target.engine;

@@ -40,7 +40,7 @@ fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
             continue;
         }
         let cascade = matches!(
-            &st.ast,
+            st.ast.as_deref(),
             Some(sqlparser::ast::Statement::Drop { cascade: true, .. })
         );
         let listed = if names.is_empty() {

@@ -144,7 +144,7 @@ fn first_unprotected_in(ctx: &Ctx, kind: Timeout) -> Option<(usize, Locked)> {
                 created.push(table.clone());
             }
         }
-        if let Some(Statement::CreateView(v)) = &st.ast {
+        if let Some(Statement::CreateView(v)) = st.ast.as_deref() {
             if v.materialized {
                 created.push(crate::analysis::ir::qname(engine, &v.name));
             }
@@ -172,7 +172,7 @@ fn timeout_change(st: &Stmt, ctx: &Ctx, kind: Timeout) -> Option<bool> {
         }
         return None;
     }
-    let Some(Statement::Set(set)) = &st.ast else {
+    let Some(Statement::Set(set)) = st.ast.as_deref() else {
         return None;
     };
     let mut result = None;
@@ -279,7 +279,7 @@ pub(super) fn lock_taking(st: &Stmt, engine: EngineKind, created: &[QName]) -> O
             "REFRESH MATERIALIZED VIEW",
         );
     }
-    if let Some(ast) = &st.ast {
+    if let Some(ast) = st.ast.as_deref() {
         match ast {
             Statement::AlterTable(at) => {
                 let table = crate::analysis::ir::qname(engine, &at.name);

@@ -29,7 +29,7 @@ pub const RULE: Rule = Rule {
 
 /// The generation expression of an added column, from the AST.
 fn generation_expr(st: &Stmt, column: &str) -> Option<String> {
-    let Some(Statement::AlterTable(at)) = &st.ast else {
+    let Some(Statement::AlterTable(at)) = st.ast.as_deref() else {
         return None;
     };
     at.operations.iter().find_map(|op| match op {

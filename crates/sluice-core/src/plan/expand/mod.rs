@@ -71,7 +71,7 @@ impl Breaking {
 /// Whether a statement drops columns with CASCADE.
 fn cascade(st: &Stmt) -> bool {
     use sqlparser::ast::{AlterTableOperation, DropBehavior, Statement};
-    match &st.ast {
+    match st.ast.as_deref() {
         Some(Statement::AlterTable(at)) => at.operations.iter().any(|o| {
             matches!(
                 o,

@@ -54,7 +54,7 @@ pub fn phases(
     to: &str,
 ) -> Result<Phases, String> {
     use sqlparser::ast::Statement;
-    if let Some(Statement::AlterTable(at)) = &st.ast {
+    if let Some(Statement::AlterTable(at)) = st.ast.as_deref() {
         if !super::super::staged::plain_alter(at) {
             return Err("the two phases name the table plainly, which for ONLY or IF EXISTS would change what the statement does; write it without them".into());
         }
