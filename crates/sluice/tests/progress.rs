@@ -79,11 +79,43 @@ async fn index_builds_log_phase_counts_and_time_left() {
             &format!("{}_m.sql", i + 1),
             &format!("-- sluice:up\n{sql}\n"),
         );
+        // A build on a fast machine can end before the first 50 ms poll. A session holding an
+        // old snapshot keeps every build in its last phase ("waiting for old snapshots", counted
+        // in transactions) for a while, so each build is seen at least there: from a thread of
+        // its own, since `up` blocks this one.
+        let url = p.db.url.clone();
+        let (taken, snapshot) = std::sync::mpsc::channel();
+        let holder = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let (h, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+                tokio::spawn(conn);
+                h.batch_execute(
+                    "SET statement_timeout = '30s'; BEGIN ISOLATION LEVEL REPEATABLE READ; \
+                     SELECT count(*) FROM pg_class",
+                )
+                .await
+                .unwrap();
+                taken.send(()).unwrap();
+                tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+                h.batch_execute("COMMIT").await.unwrap();
+            });
+        });
+        // The snapshot exists before the build starts, so the build waits for it.
+        snapshot
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap();
         let r = {
             let mut cmd = p.command(&["up"]);
             cmd.env("SLUICE_PROGRESS_INTERVAL_MS", "50");
             common::Run::from(cmd.output().unwrap())
         };
+        holder.join().unwrap();
         assert_eq!(r.code, 0, "{sql}: {r:?}");
         let task = format!("CREATE INDEX CONCURRENTLY {index} on t");
         let got = lines(&r.stderr, &task);
