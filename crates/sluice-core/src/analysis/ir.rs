@@ -312,6 +312,23 @@ pub struct Stmt {
 }
 
 impl Stmt {
+    /// Whether the statement drops a column with CASCADE (its dependants go with it).
+    pub fn drops_column_with_cascade(&self) -> bool {
+        use sqlparser::ast::{AlterTableOperation, DropBehavior, Statement};
+        match self.ast.as_deref() {
+            Some(Statement::AlterTable(at)) => at.operations.iter().any(|o| {
+                matches!(
+                    o,
+                    AlterTableOperation::DropColumn {
+                        drop_behavior: Some(DropBehavior::Cascade),
+                        ..
+                    }
+                )
+            }),
+            _ => false,
+        }
+    }
+
     pub fn actions(&self) -> &[Action] {
         match &self.parsed {
             Parsed::Actions(a) => a,

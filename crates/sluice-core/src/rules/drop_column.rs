@@ -8,7 +8,6 @@
 
 use super::prelude::*;
 use super::require_lock_timeout::{ident_sql, name_sql};
-use sqlparser::ast::{AlterTableOperation, DropBehavior, Statement};
 
 pub const RULE: Rule = Rule {
     id: "drop-column",
@@ -23,21 +22,6 @@ pub const RULE: Rule = Rule {
     check,
 };
 
-fn cascade(st: &Stmt) -> bool {
-    match st.ast.as_deref() {
-        Some(Statement::AlterTable(at)) => at.operations.iter().any(|o| {
-            matches!(
-                o,
-                AlterTableOperation::DropColumn {
-                    drop_behavior: Some(DropBehavior::Cascade),
-                    ..
-                }
-            )
-        }),
-        _ => false,
-    }
-}
-
 fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
     for a in st.actions() {
         let Action::DropColumn { table, column, .. } = a else {
@@ -49,7 +33,7 @@ fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
         let mut msg = format!(
             "drops `{table}`.`{column}`: its data is lost and running code that still uses `{column}` fails"
         );
-        if cascade(st) {
+        if st.drops_column_with_cascade() {
             msg.push_str(
                 "; CASCADE also drops every view, index and constraint that depends on it, without listing them",
             );

@@ -68,23 +68,6 @@ impl Breaking {
     }
 }
 
-/// Whether a statement drops columns with CASCADE.
-fn cascade(st: &Stmt) -> bool {
-    use sqlparser::ast::{AlterTableOperation, DropBehavior, Statement};
-    match st.ast.as_deref() {
-        Some(Statement::AlterTable(at)) => at.operations.iter().any(|o| {
-            matches!(
-                o,
-                AlterTableOperation::DropColumn {
-                    drop_behavior: Some(DropBehavior::Cascade),
-                    ..
-                }
-            )
-        }),
-        _ => false,
-    }
-}
-
 /// The breaking statement of a part (its index and what it does): None when the part has none
 /// (renames or drops in tables or columns the part itself creates break nothing; a DROP COLUMN
 /// is breaking on PostgreSQL only, where the lifecycle carries it). Err: the part mixes a
@@ -135,7 +118,7 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
                                 Breaking::DropColumns {
                                     table: table.clone(),
                                     columns: vec![(column.clone(), *if_exists)],
-                                    cascade: cascade(st),
+                                    cascade: st.drops_column_with_cascade(),
                                 },
                             ))
                         }
