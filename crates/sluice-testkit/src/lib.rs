@@ -236,9 +236,9 @@ impl TestDb {
 
     /// The user name `url` logs in as.
     pub fn user(&self) -> String {
-        match (&self.login, self.server) {
-            (Some(l), _) => l.clone(),
-            (None, _) => {
+        match &self.login {
+            Some(l) => l.clone(),
+            None => {
                 let after = self.admin_url.split_once("://").map_or("", |(_, r)| r);
                 let info = after.split_once('@').map_or("", |(i, _)| i);
                 info.split(':').next().unwrap_or("").to_string()
