@@ -48,6 +48,7 @@ pub async fn swap(
 ) -> Result<Duration> {
     let deadline = Instant::now() + opts.lock_retry_for;
     let mut backoff = Duration::from_millis(100);
+    analyze_shadow(job, say).await;
     loop {
         catch_up(job, opts, say).await?;
         match attempt(job, opts, conn_opts, say).await? {
@@ -71,6 +72,39 @@ pub async fn swap(
                 backoff = (backoff * 2).min(Duration::from_secs(10));
             }
         }
+    }
+}
+
+/// Gives the shadow statistics of its full contents before it goes live, as the ALTER as written
+/// leaves its table. InnoDB keeps the persistent statistics the shadow had when it was created
+/// empty until its background recalculation gets to it (never, with `STATS_AUTO_RECALC=0`, which
+/// `CREATE TABLE … LIKE` carries over): swapped in like that, the hot table looks empty to the
+/// optimizer, and joins start scanning it (seen as clients' deadlocks right after a cut-over).
+/// Nobody uses the shadow yet, so this waits for no one. Statistics are not data: a failure is
+/// said and the swap goes on.
+async fn analyze_shadow(job: &mut Job, say: Say<'_>) {
+    let sql = format!("ANALYZE TABLE {}", ident(&job.names.shadow));
+    let outcome: std::result::Result<Vec<(String, String)>, _> = job
+        .conn
+        .query_map(
+            sql,
+            |(_, _, kind, text): (String, String, String, String)| (kind, text),
+        )
+        .await;
+    let trouble = match outcome {
+        Ok(rows) => rows
+            .into_iter()
+            .find(|(kind, _)| kind.eq_ignore_ascii_case("error"))
+            .map(|(_, text)| text),
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(why) = trouble {
+        say(&format!(
+            "could not compute the statistics of {} before its swap ({why}): the optimizer may misjudge `{}` until InnoDB recalculates them; run `ANALYZE TABLE {}` after the cut-over",
+            job.names.shadow,
+            job.table,
+            ident(&job.table)
+        ));
     }
 }
 
