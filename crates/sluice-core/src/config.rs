@@ -184,7 +184,7 @@ as_written_below_rows = 10000
 # or retypes (honouring .gitignore). Default: the current directory.
 # code_path = "src"
 
-# `sluice rehearse --explain --fail-on plan-regression` exits 11 when a workload statement's plan is
+# `sluice rehearse --explain --fail-on plan-regression` exits 12 when a workload statement's plan is
 # estimated at least this many times costlier after the migration (or fails). Default 2.0.
 # plan_regression_ratio = 2.0
 

@@ -1550,18 +1550,51 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 complete: false,
             };
             let report = runner::plan(engine.as_mut(), &files, &opts).await?;
-            if explain {
-                let section = plan_explain(&url, &report, queries).await?;
-                if json {
-                    let mut v = serde_json::to_value(&report).expect("plan serialises");
-                    v["query_plans"] = serde_json::to_value(&section).expect("plans serialise");
-                    outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
-                } else {
-                    render::plan_report(&report, false);
-                    out!("{}", render::live_plans(&section));
+            let section = match explain {
+                true => Some(plan_explain(&url, &report, queries).await?),
+                false => None,
+            };
+            // With a code path configured, the code that names what the pending migrations
+            // change: a reviewer sees database and code in one place.
+            let code_refs = match &r.config.code_path {
+                Some(root) => {
+                    let pending = files.iter().filter(|f| {
+                        report
+                            .migrations
+                            .iter()
+                            .any(|m| m.version_text == f.version_text && m.name == f.name)
+                    });
+                    let mut found = crate::refs::of(engine.target(), pending);
+                    crate::refs::search(
+                        std::slice::from_ref(root),
+                        &r.migrations_dir(),
+                        &mut found,
+                    )?;
+                    Some((root, found))
                 }
+                None => None,
+            };
+            if json {
+                let mut v = serde_json::to_value(&report).expect("plan serialises");
+                if let Some(section) = &section {
+                    v["query_plans"] = serde_json::to_value(section).expect("plans serialise");
+                }
+                if let Some((_, found)) = &code_refs {
+                    v["code_references"] = crate::refs::to_json(found, engine.target());
+                }
+                outln!("{}", serde_json::to_string_pretty(&v).expect("json"));
             } else {
-                render::plan_report(&report, json);
+                render::plan_report(&report, false);
+                if let Some(section) = &section {
+                    out!("{}", render::live_plans(section));
+                }
+                if let Some((root, found)) = &code_refs {
+                    outln!(
+                        "\nCode that names what these migrations change (code_path = {}):",
+                        root.display()
+                    );
+                    out!("{}", crate::refs::to_text(found));
+                }
             }
             if let Some(path) = out {
                 let doc =
@@ -1613,22 +1646,14 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 },
             };
             let inputs = r.migration_inputs(migration, target.engine)?;
-            let mut found = Vec::new();
-            for input in &inputs {
-                let m = match input {
+            let loaded = inputs
+                .iter()
+                .map(|input| match input {
                     LintInput::File(path) => migration::load_any(path),
                     LintInput::Entry(e) => sluice_core::layout::load(e),
-                }?;
-                let changes = crate::refs::changes_of(target, &m);
-                if !changes.is_empty() {
-                    found.push(crate::refs::MigrationRefs {
-                        version: m.version_text.clone(),
-                        name: m.name.clone(),
-                        path: m.path.clone(),
-                        changes,
-                    });
-                }
-            }
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let mut found = crate::refs::of(target, &loaded);
             let roots = if paths.is_empty() {
                 vec![r
                     .config

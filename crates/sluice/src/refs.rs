@@ -29,8 +29,9 @@ pub struct Change {
     pub to: Option<String>,
     /// The new type of a type change.
     pub new_type: Option<String>,
-    /// "breaks now" (a rename or drop: code naming the old name fails once it runs) or "check"
-    /// (the name stays, what it holds changes).
+    /// "breaks now" (a rename or drop run in one step: code naming the old name fails once it
+    /// runs), "breaks at contract" (a two-phase rename or drop: the old name works until `sluice
+    /// complete`) or "check" (the name stays, what it holds changes).
     pub verdict: &'static str,
     /// The statement's line in the migration file.
     pub line: usize,
@@ -41,8 +42,9 @@ pub struct Change {
 }
 
 impl Change {
+    /// A reference to a name the migration takes away, at once or at `sluice complete`.
     pub fn breaking(&self) -> bool {
-        self.verdict == BREAKS_NOW
+        self.verdict == BREAKS_NOW || self.verdict == BREAKS_AT_CONTRACT
     }
 
     fn describe(&self) -> String {
@@ -66,6 +68,7 @@ impl Change {
 }
 
 const BREAKS_NOW: &str = "breaks now";
+const BREAKS_AT_CONTRACT: &str = "breaks at contract";
 const CHECK: &str = "check";
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -89,9 +92,35 @@ pub struct MigrationRefs {
     pub changes: Vec<Change>,
 }
 
+/// The migrations among `migrations` with changes code may notice, with those changes (no
+/// references searched yet: see [`search`]).
+pub fn of<'m>(
+    target: Target,
+    migrations: impl IntoIterator<Item = &'m Migration>,
+) -> Vec<MigrationRefs> {
+    migrations
+        .into_iter()
+        .filter_map(|m| {
+            let changes = changes_of(target, m);
+            (!changes.is_empty()).then(|| MigrationRefs {
+                version: m.version_text.clone(),
+                name: m.name.clone(),
+                path: m.path.clone(),
+                changes,
+            })
+        })
+        .collect()
+}
+
 /// The changes of a migration's up part that code may notice, in statement order.
 pub fn changes_of(target: Target, m: &Migration) -> Vec<Change> {
     let (stmts, _, _) = sluice_core::analysis::build_part(target, m, Direction::Up);
+    // A migration `up` runs in two phases keeps the old name until `sluice complete`.
+    let removes = if matches!(sluice_core::lifecycle::breaking(target, m), Ok(Some(_))) {
+        BREAKS_AT_CONTRACT
+    } else {
+        BREAKS_NOW
+    };
     let mut out = Vec::new();
     for st in &stmts {
         for a in st.actions() {
@@ -100,7 +129,7 @@ pub fn changes_of(target: Target, m: &Migration) -> Vec<Change> {
                     kind,
                     "rename_table" | "drop_table" | "rename_column" | "drop_column"
                 ) {
-                    BREAKS_NOW
+                    removes
                 } else {
                     CHECK
                 };
@@ -352,36 +381,36 @@ pub fn search(roots: &[PathBuf], skip: &Path, migrations: &mut [MigrationRefs]) 
     Ok(())
 }
 
-/// Prints the report; returns the number of references to names a migration drops or renames.
-pub fn print(migrations: &[MigrationRefs], target: Target, json: bool) -> usize {
-    let breaking: usize = migrations
-        .iter()
-        .flat_map(|m| &m.changes)
-        .filter(|c| c.breaking())
-        .map(|c| c.hits.len())
-        .sum();
-    let total: usize = migrations
-        .iter()
-        .flat_map(|m| &m.changes)
-        .map(|c| c.hits.len())
-        .sum();
-    if json {
-        let doc = serde_json::json!({
-            "target": target.to_string(),
-            "migrations": migrations,
-            "references": total,
-            "breaking_references": breaking,
-        });
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&doc).expect("refs serialise")
-        );
-        return breaking;
-    }
+/// References to names a migration drops or renames, and all references.
+fn counts(migrations: &[MigrationRefs]) -> (usize, usize) {
+    let all = || migrations.iter().flat_map(|m| &m.changes);
+    (
+        all().filter(|c| c.breaking()).map(|c| c.hits.len()).sum(),
+        all().map(|c| c.hits.len()).sum(),
+    )
+}
+
+/// The report as JSON (also `plan --json`'s `code_references`).
+pub fn to_json(migrations: &[MigrationRefs], target: Target) -> serde_json::Value {
+    let (breaking, total) = counts(migrations);
+    serde_json::json!({
+        "target": target.to_string(),
+        "migrations": migrations,
+        "references": total,
+        "breaking_references": breaking,
+    })
+}
+
+/// The report as text (also `plan`'s code references section).
+pub fn to_text(migrations: &[MigrationRefs]) -> String {
+    use std::fmt::Write;
+    let (breaking, total) = counts(migrations);
+    let mut out = String::new();
     for m in migrations {
-        outln!("{} ({})", m.path.display(), m.name);
+        let _ = writeln!(out, "{} ({})", m.path.display(), m.name);
         for c in &m.changes {
-            outln!(
+            let _ = writeln!(
+                out,
                 "  line {}: {}: {} reference(s), {}",
                 c.line,
                 c.describe(),
@@ -389,14 +418,28 @@ pub fn print(migrations: &[MigrationRefs], target: Target, json: bool) -> usize 
                 c.verdict
             );
             for h in &c.hits {
-                outln!("    {}:{}:{}: {}", h.path, h.line, h.column, h.text);
+                let _ = writeln!(out, "    {}:{}:{}: {}", h.path, h.line, h.column, h.text);
             }
         }
     }
     let changes: usize = migrations.iter().map(|m| m.changes.len()).sum();
-    outln!(
+    let _ = writeln!(
+        out,
         "{} migration(s), {changes} change(s) code may notice: {total} reference(s), {breaking} to a dropped or renamed name",
         migrations.len()
     );
-    breaking
+    out
+}
+
+/// Prints the report; returns the number of references to names a migration drops or renames.
+pub fn print(migrations: &[MigrationRefs], target: Target, json: bool) -> usize {
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&to_json(migrations, target)).expect("refs serialise")
+        );
+    } else {
+        out!("{}", to_text(migrations));
+    }
+    counts(migrations).0
 }

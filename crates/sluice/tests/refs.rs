@@ -97,7 +97,8 @@ fn expected() -> Vec<Expect> {
             "rename_column",
             "users",
             Some("user_name"),
-            "breaks now",
+            // PostgreSQL renames a column in two phases: the old name works until `complete`.
+            "breaks at contract",
             vec![
                 ("app/models.py", 5, 5, "userName"),
                 ("reports/daily.sql", 3, 4, "UserName"),
@@ -212,7 +213,7 @@ fn json_lists_every_reference_exactly_and_gates_on_breaking_ones() {
     assert_eq!(got[3]["new_type"], "BIGINT");
     let breaking: usize = want
         .iter()
-        .filter(|w| w.3 == "breaks now")
+        .filter(|w| w.3 != "check")
         .map(|w| w.4.len())
         .sum();
     assert_eq!(j["breaking_references"], breaking as u64);
@@ -235,7 +236,7 @@ fn json_lists_every_reference_exactly_and_gates_on_breaking_ones() {
     }
     assert!(
         text.contains(
-            "  line 2: rename column users.user_name to display_name: 3 reference(s), breaks now\n"
+            "  line 2: rename column users.user_name to display_name: 3 reference(s), breaks at contract\n"
         ),
         "{text}"
     );
@@ -381,4 +382,77 @@ fn mariadb_migrations_are_read_in_their_dialect() {
         out.contains("    src/user.ts:3:3: legacyCode: string;\n"),
         "{out}"
     );
+    // MariaDB/MySQL run renames and drops in one step: they break at once.
+    assert!(!out.contains("breaks at contract"), "{out}");
+}
+
+/// With `code_path` in sluice.toml, `sluice plan` shows the code that names what the pending
+/// migrations change, as text and in its JSON (`code_references`); an applied migration's names
+/// are no longer listed. Without it, no section.
+#[tokio::test]
+async fn plan_shows_the_code_that_names_what_pending_migrations_change() {
+    let db = sluice_testkit::TestDb::postgres().await;
+    db.pg()
+        .await
+        .batch_execute(
+            "CREATE TABLE users (id int PRIMARY KEY, user_name text); \
+             CREATE TABLE orders (id int PRIMARY KEY, legacy_code text, total_cents int); \
+             CREATE TABLE audit_trail (id int); CREATE TABLE line_items (id int)",
+        )
+        .await
+        .unwrap();
+    let dir = tree();
+    let plan = |args: &[&str]| {
+        let mut all = vec!["plan", "--database-url", &db.url];
+        all.extend_from_slice(args);
+        sluice(dir.path(), &all)
+    };
+    let (_, out, err) = plan(&[]);
+    assert!(out.contains("rename column"), "{err}\n{out}");
+    assert!(!out.contains("Code that names"), "{out}");
+
+    write(dir.path(), "sluice.toml", b"code_path = \"src\"\n");
+    for _ in 0..2 {
+        let (_, out, err) = plan(&[]);
+        assert!(
+            out.contains(
+                "Code that names what these migrations change (code_path = src):\n\
+                 migrations/1_rename.sql (rename)\n  \
+                 line 2: rename column users.user_name to display_name: 1 reference(s), breaks at contract\n    \
+                 src/models.rs:2:9: pub user_name: String,\n"
+            ),
+            "{err}\n{out}"
+        );
+        assert!(
+            out.contains("  line 2: drop column orders.legacy_code: 1 reference(s), breaks now\n    src/models.rs:5:13: \"SELECT legacy_code FROM orders\"\n"),
+            "{out}"
+        );
+        let (_, out, err) = plan(&["--json"]);
+        let j: serde_json::Value =
+            serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {err}\n{out}"));
+        let refs = &j["code_references"];
+        assert_eq!(refs["references"], 2, "{out}");
+        assert_eq!(refs["breaking_references"], 2, "{out}");
+        assert_eq!(changes(refs)[0]["verdict"], "breaks at contract", "{out}");
+    }
+
+    // Once the rename is applied, only the pending migrations' names are listed.
+    let (code, _, err) = sluice(
+        dir.path(),
+        &["up", "--database-url", &db.url, "--to", "1", "--complete"],
+    );
+    assert_eq!(code, 0, "{err}");
+    let (_, out, err) = plan(&["--json"]);
+    let j: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {err}\n{out}"));
+    let kinds: Vec<String> = changes(&j["code_references"])
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["drop_column", "drop_table", "type_change", "rename_table"],
+        "{out}"
+    );
+    assert_eq!(j["code_references"]["references"], 1, "{out}");
 }
