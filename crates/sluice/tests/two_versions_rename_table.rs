@@ -103,32 +103,39 @@ impl Case {
 
 /// A login role for the application (the clients' user): it has only what the migrations grant.
 /// Only an administrator creates roles; roles are per server, so the name carries the database's.
-async fn app_role(p: &Project) -> String {
-    let role = format!("{}_app", p.db.name);
-    p.db.pg_su()
-        .await
-        .batch_execute(&format!("CREATE ROLE {} LOGIN", q(&role)))
-        .await
-        .unwrap();
-    role
+/// Dropped with its grants when the test ends, also when it fails.
+struct AppRole {
+    name: String,
+    su_url: String,
 }
 
-/// Drops the role again (its grants first, in every database that has them).
-async fn drop_role(role: &str, dbs: &[&Project]) {
-    for p in dbs {
-        p.db.pg_su()
-            .await
-            .batch_execute(&format!("DROP OWNED BY {}", q(role)))
-            .await
-            .unwrap();
+impl Drop for AppRole {
+    fn drop(&mut self) {
+        // Its grants in the test database (a twin's go with the twin), then the role.
+        let psql = |url: &str, sql: &str| {
+            let _ = std::process::Command::new("psql")
+                .args(["-X", "-q", "-d", url, "-c", sql])
+                .output();
+        };
+        psql(&self.su_url, &format!("DROP OWNED BY {}", q(&self.name)));
+        psql(
+            &sluice_testkit::postgres_admin_url(),
+            &format!("DROP ROLE IF EXISTS {}", q(&self.name)),
+        );
     }
-    dbs[0]
-        .db
-        .pg_su()
+}
+
+async fn app_role(p: &Project) -> AppRole {
+    let name = format!("{}_app", p.db.name);
+    p.db.pg_su()
         .await
-        .batch_execute(&format!("DROP ROLE {}", q(role)))
+        .batch_execute(&format!("CREATE ROLE {} LOGIN", q(&name)))
         .await
         .unwrap();
+    AppRole {
+        name,
+        su_url: p.db.su_url.clone(),
+    }
 }
 
 /// One application version's client, logged in as the application role: inserts (every 4th
@@ -335,7 +342,8 @@ async fn old_and_new_versions_run_concurrently_through_expand_and_complete() {
 
 async fn concurrently(case: &'static Case) {
     let p = Project::new(Server::Postgres).await;
-    let app = app_role(&p).await;
+    let role = app_role(&p).await;
+    let app = role.name.clone();
     p.write("1_create.sql", &case.create(&app));
     ok(&p.run(&["up"]), "create");
     p.write("2_rename.sql", &case.rename());
@@ -507,7 +515,9 @@ async fn concurrently(case: &'static Case) {
     // `down` after complete works as today (the down part renames back, as written).
     ok(&p.run(&["down", "--as-written"]), "down");
     assert_eq!(state_of(&p, 2).as_deref(), Some("pending"));
-    drop_role(&app, &[&p, &twin]).await;
+    // The twin goes first (its grants with it), then the role and its grants here.
+    drop(twin);
+    drop(role);
 }
 
 fn plain() -> &'static Case {
@@ -515,10 +525,10 @@ fn plain() -> &'static Case {
 }
 
 /// A project with the plain case's table created and its rename written (not run).
-async fn prepared() -> (Project, String) {
+async fn prepared() -> (Project, AppRole) {
     let p = Project::new(Server::Postgres).await;
     let app = app_role(&p).await;
-    p.write("1_create.sql", &plain().create(&app));
+    p.write("1_create.sql", &plain().create(&app.name));
     ok(&p.run(&["up"]), "create");
     p.write("2_rename.sql", &plain().rename());
     (p, app)
@@ -589,7 +599,7 @@ async fn plan_shows_both_phases_and_rollback_restores_the_schema_exactly() {
     assert_eq!(state_of(&p, 2).as_deref(), Some("applied"));
     assert_eq!(relkind(&db, "accounts").await, None);
     assert_eq!(relkind(&db, "clients").await.as_deref(), Some("r"));
-    drop_role(&app, &[&p]).await;
+    drop(app);
 }
 
 /// A kill before the expand step and before each commit (expand, complete, rollback, each
@@ -637,7 +647,7 @@ async fn a_kill_at_every_point_converges_on_rerun() {
     assert_eq!(pg_dump_schema(&p), expanded);
     ok(&p.run(&["complete"]), "complete after a kill");
     assert_eq!(state_of(&p, 2).as_deref(), Some("applied"));
-    drop_role(&app, &[&p]).await;
+    drop(app);
 }
 
 /// What the view cannot stand in for, or what the rename as written would fail on, is refused
@@ -751,7 +761,7 @@ async fn a_failed_expand_changes_nothing_and_its_rerun_expands() {
         ok(&p.run(&["up"]), "rerun");
         assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
     }
-    drop_role(&app, &[&p]).await;
+    drop(app);
 }
 
 /// Tables created earlier in the same run break no running version: the rename runs as written
