@@ -428,7 +428,10 @@ fn pg_corpus() -> Vec<Row> {
         row("ALTER TABLE t DROP COLUMN IF EXISTS b, DROP COLUMN \"Mixed\""),
         // A breaking table rename: `up` renames it and stands a view in for the old name in one
         // transaction (tests/two_versions_rename_table.rs).
-        row("ALTER TABLE t RENAME TO t2"),
+        reg(
+            "ALTER TABLE t RENAME TO t2",
+            &["ALTER TABLE \"public\".\"t\" RENAME TO \"t2\"; CREATE VIEW \"public\".\"t\" WITH (security_invoker = true) AS SELECT \"id\", \"a\", \"b\", \"c\", \"Mixed\", \"email\", \"n\", \"v\", \"parent_id\" FROM \"public\".\"t2\""],
+        ),
         row("ALTER TABLE app.u RENAME TO \"U 2\""),
         row("ALTER TABLE nopk RENAME TO \"NoPk\""),
         // Run as written: the part keeps the old name working itself.
