@@ -426,13 +426,22 @@ fn pg_corpus() -> Vec<Row> {
         // (tests/two_versions_drop.rs).
         row("ALTER TABLE t DROP COLUMN b"),
         row("ALTER TABLE t DROP COLUMN IF EXISTS b, DROP COLUMN \"Mixed\""),
+        // A breaking table rename: `up` renames it and stands a view in for the old name in one
+        // transaction (tests/two_versions_rename_table.rs).
+        reg(
+            "ALTER TABLE t RENAME TO t2",
+            &["ALTER TABLE \"public\".\"t\" RENAME TO \"t2\"; CREATE VIEW \"public\".\"t\" WITH (security_invoker = true) AS SELECT \"id\", \"a\", \"b\", \"c\", \"Mixed\", \"email\", \"n\", \"v\", \"parent_id\" FROM \"public\".\"t2\""],
+        ),
+        row("ALTER TABLE app.u RENAME TO \"U 2\""),
+        row("ALTER TABLE nopk RENAME TO \"NoPk\""),
+        // Run as written: the part keeps the old name working itself.
+        row("ALTER TABLE nopk RENAME TO nopk2; CREATE VIEW nopk AS SELECT * FROM nopk2"),
         // Run as written.
         row("ALTER TABLE t ALTER COLUMN c DROP NOT NULL"),
         row("ALTER TABLE t ALTER COLUMN c SET DEFAULT 7"),
         row("COMMENT ON TABLE t IS 'x'"),
         row("CREATE TABLE n (id int PRIMARY KEY); CREATE INDEX n_idx ON n (id)"),
         row("UPDATE t SET a = a + 1 WHERE id = 1"),
-        row("ALTER TABLE t RENAME TO t2"),
         row("ALTER TABLE t VALIDATE CONSTRAINT t_c_nv"),
         row("ALTER TABLE t DROP CONSTRAINT t_c_nv"),
     ]

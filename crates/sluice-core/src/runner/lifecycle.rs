@@ -128,6 +128,11 @@ pub(crate) fn breaking_in_run(
                             {
                                 Some(table.clone())
                             }
+                            Action::RenameTable { from, .. }
+                                if target.engine == EngineKind::Postgres =>
+                            {
+                                Some(from.clone())
+                            }
                             _ => None,
                         })
                         .collect::<Vec<_>>()
@@ -184,7 +189,10 @@ pub(crate) fn check_up(
         let Some((_, _, b)) = found? else {
             continue;
         };
-        if let Some((label, v, eb)) = open.iter().find(|(_, _, eb)| eb.table().matches(b.table())) {
+        if let Some((label, v, eb)) = open
+            .iter()
+            .find(|(_, _, eb)| eb.touches(b.table()) || b.touches(eb.table()))
+        {
             return Err(Error::lifecycle(
                 format!(
                     "migration {} would {} while migration {label} ({}) is expanded on the same table: a second breaking change on {} while two application versions run would leave a third version nobody deployed",
@@ -206,8 +214,10 @@ pub(crate) fn check_up(
 /// Test hook: `SLUICE_CRASH_AT=<point>` ends the process there the way kill -9 does (no cleanup,
 /// connections just drop), so tests show that a rerun converges from exactly there. Points:
 /// `expand-step-<k>` (before expand step k, the steps before it committed), `expand-unrecorded`
-/// (every step done, the expanded state not yet recorded) and `rollback-step-<k>` (before step k
-/// of a staged rollback, e.g. a DROP COLUMN's NOT NULL restored).
+/// (every step done, the expanded state not yet recorded), `rollback-step-<k>` (before step k
+/// of a staged rollback, e.g. a DROP COLUMN's NOT NULL restored) and `before-commit` (a phase
+/// committed with its history record — an atomic expand, complete, rollback — done and recorded,
+/// not committed).
 fn crash_point(point: &str) {
     if std::env::var("SLUICE_CRASH_AT").is_ok_and(|p| p == point) {
         eprintln!("sluice: SLUICE_CRASH_AT={point}: ending the process here");
@@ -265,7 +275,7 @@ async fn phases_live(
             path: path.to_path_buf(),
             line: Some(line),
             message: format!("line {line}, column {col}: {message}"),
-            help: "`sluice up --as-written` runs the statement as written (every running instance that still uses the old column fails from that moment)".into(),
+            help: "`sluice up --as-written` runs the statement as written (every running instance that still uses the old name fails from that moment)".into(),
         }
     };
     match b {
@@ -282,6 +292,29 @@ async fn phases_live(
                     b.describe()
                 ))
             })
+        }
+        Breaking::RenameTable { to, .. } => {
+            use crate::plan::expand::rename_table::{catalog_sql, facts, phases};
+            let rows = engine.query_text(&catalog_sql(&name, &to.name)).await?;
+            let why = |why: String| {
+                file_err(format!(
+                    "sluice cannot {} in two phases: {why}",
+                    b.describe()
+                ))
+            };
+            let Some(f) = facts(
+                rows.first().map(|r| r.as_slice()),
+                &table.display(),
+                &to.name,
+            )
+            .map_err(why)?
+            else {
+                return Err(file_err(format!(
+                    "table {table} does not exist, so `{}` cannot run",
+                    b.describe()
+                )));
+            };
+            phases(st, &f).map_err(why)
         }
         Breaking::DropColumns {
             columns, cascade, ..
@@ -357,7 +390,10 @@ pub(crate) async fn plan_hook(
             a.safe_steps = if k == 0 { lp.expand.clone() } else { vec![] };
         }
     }
-    for f in findings.iter_mut().filter(|f| f.rule == "rename-column") {
+    for f in findings
+        .iter_mut()
+        .filter(|f| f.rule == "rename-column" || f.rule == "rename-table")
+    {
         f.severity = crate::analysis::Severity::Info;
         f.message = format!(
             "{} (as written; `sluice up` runs it in two phases instead: expand now, both names work until `sluice complete`)",
@@ -543,6 +579,9 @@ async fn expand(
         failed_statement: None,
     };
     engine.upsert_migration(&row).await?;
+    if phases.expand_atomic {
+        return expand_atomic(engine, m, row, s, b, phases, clock, ctx).await;
+    }
     for (k, (step, about)) in phases.expand.iter().zip(&phases.expand_about).enumerate() {
         crash_point(&format!("expand-step-{k}"));
         (ctx.say)(&format!("  {}", about.description));
@@ -633,6 +672,72 @@ async fn expand(
             format!("expanded: {}", b.describe()),
         ))
         .await?;
+    crate::runner::snapshot(engine, m).await?;
+    (ctx.say)(&format!(
+        "expanded {} in {} ms: both application versions work now; run `sluice complete` once the new version runs everywhere (or `sluice rollback` to undo)",
+        m.label(),
+        clock.elapsed().as_millis()
+    ));
+    Ok(())
+}
+
+/// An expand phase of catalog-only steps: they run in one short transaction (lock timeout,
+/// retried; each bounded by the exclusive timeout) that also records the migration `expanded`,
+/// so it is either done and recorded or not done at all (then recorded `failed`, or left
+/// `running` by a kill: the rerun runs it afresh).
+#[allow(clippy::too_many_arguments)]
+async fn expand_atomic(
+    engine: &mut dyn Engine,
+    m: &Migration,
+    mut row: HistoryRow,
+    s: &SqlStatement,
+    b: &Breaking,
+    phases: &Phases,
+    clock: Instant,
+    ctx: &RunContext,
+) -> Result<()> {
+    crash_point("expand-step-0");
+    for about in &phases.expand_about {
+        (ctx.say)(&format!("  {}", about.description));
+    }
+    let running = row.clone();
+    row.state = RecordState::Expanded;
+    row.finished_at = Some(Utc::now());
+    row.duration_ms = Some(clock.elapsed().as_millis() as i64);
+    row.statements_done = 1;
+    row.statement_hashes = vec![statement_hash(&s.sql)];
+    let event = ctx.event(
+        EventKind::Expand,
+        Some((&m.version, &m.name, &m.checksum)),
+        format!("expanded: {}", b.describe()),
+    );
+    let steps: Vec<String> = phases
+        .expand
+        .iter()
+        .map(crate::plan::staged::Step::text)
+        .collect();
+    if let Err(mut e) = tx_then(engine, &steps, s, ctx, Some((&row, false, event))).await {
+        if !e.connection_lost {
+            e.message = format!(
+                "{} (the expand phase was rolled back: the table is as before the migration)",
+                e.message
+            );
+        }
+        let part_offset = m.part(Direction::Up).map(|p| p.offset).unwrap_or(0);
+        return Err(crate::runner::record_failure(
+            engine,
+            m,
+            Direction::Up,
+            running,
+            s,
+            part_offset,
+            e,
+            0,
+            false,
+            ctx,
+        )
+        .await);
+    }
     crate::runner::snapshot(engine, m).await?;
     (ctx.say)(&format!(
         "expanded {} in {} ms: both application versions work now; run `sluice complete` once the new version runs everywhere (or `sluice rollback` to undo)",
@@ -805,6 +910,9 @@ async fn tx_then(
                 let _ = engine.rollback().await;
                 return Err(db(e));
             }
+            // The work and its record are both done, neither committed: a kill here leaves
+            // neither (the server rolls the transaction back).
+            crash_point("before-commit");
         }
         return engine.commit().await.map_err(db);
     }

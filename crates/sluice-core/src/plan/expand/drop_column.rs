@@ -238,6 +238,7 @@ pub fn phases(
         precheck: vec![],
         expand,
         expand_about: about,
+        expand_atomic: false,
         complete,
         rollback,
         rollback_guard,

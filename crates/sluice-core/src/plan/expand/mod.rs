@@ -10,6 +10,7 @@
 
 pub mod drop_column;
 pub mod rename_column;
+pub mod rename_table;
 
 use super::staged::{About, Step};
 use crate::analysis::ir::{Action, QName, Stmt};
@@ -31,6 +32,8 @@ pub enum Breaking {
         columns: Vec<(String, bool)>,
         cascade: bool,
     },
+    /// `ALTER TABLE from RENAME TO to` (PostgreSQL); `to` in the schema of `from`.
+    RenameTable { from: QName, to: QName },
 }
 
 impl Breaking {
@@ -38,6 +41,15 @@ impl Breaking {
     pub fn table(&self) -> &QName {
         match self {
             Breaking::RenameColumn { table, .. } | Breaking::DropColumns { table, .. } => table,
+            Breaking::RenameTable { from, .. } => from,
+        }
+    }
+
+    /// Whether it changes the table named `t` (a table rename: under either name).
+    pub fn touches(&self, t: &QName) -> bool {
+        match self {
+            Breaking::RenameTable { from, to } => from.matches(t) || to.matches(t),
+            _ => self.table().matches(t),
         }
     }
 
@@ -56,6 +68,7 @@ impl Breaking {
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+            Breaking::RenameTable { from, to } => format!("rename table {from} to {}", to.name),
         }
     }
 
@@ -64,6 +77,7 @@ impl Breaking {
         match self {
             Breaking::RenameColumn { .. } => "the rename",
             Breaking::DropColumns { .. } => "the DROP COLUMN",
+            Breaking::RenameTable { .. } => "the table rename",
         }
     }
 }
@@ -124,13 +138,37 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
                         }
                     }
                 }
+                // A rename the part follows with `CREATE VIEW <old name>` keeps the old name
+                // working already (the rename-table rule's own safe form): it runs as written.
+                Action::RenameTable { from, to }
+                    if engine == EngineKind::Postgres
+                        && !created.iter().any(|c| c.matches(from))
+                        && !views_later(stmts, st.index, from) =>
+                {
+                    if found.is_some() {
+                        return Err(several.into());
+                    }
+                    let to = QName {
+                        schema: to.schema.clone().or_else(|| from.schema.clone()),
+                        name: to.name.clone(),
+                    };
+                    found = Some((
+                        st.index,
+                        Breaking::RenameTable {
+                            from: from.clone(),
+                            to,
+                        },
+                    ));
+                }
                 _ => {}
             }
         }
     }
     let Some((i, b)) = found else { return Ok(None) };
     let mixed = match &b {
-        Breaking::RenameColumn { .. } => stmts[i].actions().len() > 1,
+        Breaking::RenameColumn { .. } | Breaking::RenameTable { .. } => {
+            stmts[i].actions().len() > 1
+        }
         Breaking::DropColumns { .. } => stmts[i]
             .actions()
             .iter()
@@ -144,6 +182,15 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
         ));
     }
     Ok(Some((i, b)))
+}
+
+/// A statement after `at` creates a view named `t`.
+fn views_later(stmts: &[Stmt], at: usize, t: &QName) -> bool {
+    use sqlparser::ast::Statement;
+    stmts[at + 1..].iter().any(|s| {
+        matches!(s.ast.as_deref(), Some(Statement::CreateView(v))
+            if crate::analysis::ir::qname(EngineKind::Postgres, &v.name).matches(t))
+    })
 }
 
 /// What `sluice plan` shows of a breaking migration: both phases, the rollback, and what each
@@ -192,6 +239,9 @@ pub struct Phases {
     pub expand: Vec<Step>,
     /// What each expand step does to the table (same length as `expand`).
     pub expand_about: Vec<About>,
+    /// The expand steps run in one transaction that also records the migration `expanded`
+    /// (catalog-only steps: done and recorded together, or neither).
+    pub expand_atomic: bool,
     /// The contract phase: statements run in one short transaction.
     pub complete: Vec<String>,
     /// Undoing the expand phase: statements run in one short transaction (each idempotent, so it
@@ -315,6 +365,27 @@ mod tests {
             ),
             (
                 "ALTER TABLE t DROP COLUMN a; ALTER TABLE t RENAME COLUMN b TO c",
+                Err("more than one breaking statement"),
+            ),
+            (
+                "ALTER TABLE app.\"Old\" RENAME TO new",
+                Ok(Some("rename table app.Old to new")),
+            ),
+            // The part keeps the old name working itself, or the table is its own.
+            (
+                "ALTER TABLE t RENAME TO u; CREATE VIEW t AS SELECT * FROM u",
+                Ok(None),
+            ),
+            (
+                "CREATE TABLE n (a int); ALTER TABLE n RENAME TO m",
+                Ok(None),
+            ),
+            (
+                "ALTER TABLE t RENAME TO u; ALTER TABLE u ADD COLUMN c int",
+                Err("put the table rename in a migration of its own"),
+            ),
+            (
+                "ALTER TABLE t RENAME TO u; ALTER TABLE v RENAME COLUMN a TO b",
                 Err("more than one breaking statement"),
             ),
         ];

@@ -312,6 +312,7 @@ pub fn phases(
         precheck: precheck.iter().map(|b| do_block(b)).collect(),
         expand,
         expand_about: about,
+        expand_atomic: false,
         complete,
         rollback,
         rollback_guard: vec![],
