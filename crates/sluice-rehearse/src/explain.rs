@@ -927,6 +927,8 @@ pub enum Hypopg {
     CreatedAndRolledBack,
     /// Not usable; the message says how to install it.
     Missing(String),
+    /// MariaDB/MySQL: there are no hypothetical indexes.
+    NotOnThisEngine,
 }
 
 /// One hot statement a pending change affects.
@@ -1009,28 +1011,38 @@ pub async fn top_probes(url: &DbUrl) -> std::result::Result<Vec<Probe>, Error> {
 
 /// Whether `sql` names `column` (as an identifier: unquoted case-insensitively, quoted exactly)
 /// and reads or writes `table` (a `schema.table` key or a bare name).
-fn names_column(sql: &str, table: &ir::QName, column: &str) -> bool {
-    let stmts = sluice_core::sql::split(EngineKind::Postgres, sql).unwrap_or_default();
+fn names_column(kind: EngineKind, sql: &str, table: &ir::QName, column: &str) -> bool {
+    let stmts = sluice_core::sql::split(kind, sql).unwrap_or_default();
     let Some(st) = stmts.first() else {
         return false;
     };
-    let stmt = ir::build(EngineKind::Postgres, 0, st, 0, sql);
-    let on_table = ir::relations(EngineKind::Postgres, &stmt).iter().any(|q| {
-        q.name == table.name
+    let pg = kind == EngineKind::Postgres;
+    let same = |a: &str, b: &str| {
+        if pg {
+            a == b
+        } else {
+            a.eq_ignore_ascii_case(b)
+        }
+    };
+    let stmt = ir::build(kind, 0, st, 0, sql);
+    let on_table = ir::relations(kind, &stmt).iter().any(|q| {
+        same(&q.name, &table.name)
             && (q.schema.is_none() || table.schema.is_none() || q.schema == table.schema)
     });
     if !on_table {
         return false;
     }
-    Tokenizer::new(&PostgreSqlDialect {}, sql)
-        .tokenize()
-        .unwrap_or_default()
-        .iter()
-        .any(|t| match t {
-            Token::Word(w) if w.quote_style.is_none() => w.value.eq_ignore_ascii_case(column),
-            Token::Word(w) => w.value == column,
-            _ => false,
-        })
+    let tokens = if pg {
+        Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize()
+    } else {
+        Tokenizer::new(&sqlparser::dialect::MySqlDialect {}, sql).tokenize()
+    };
+    // MariaDB/MySQL column names are case-insensitive, quoted or not.
+    tokens.unwrap_or_default().iter().any(|t| match t {
+        Token::Word(w) if w.quote_style.is_none() || !pg => w.value.eq_ignore_ascii_case(column),
+        Token::Word(w) => w.value == column,
+        _ => false,
+    })
 }
 
 fn qname_sql(q: &ir::QName) -> String {
@@ -1057,10 +1069,7 @@ pub async fn live(
     source: String,
 ) -> Result<LiveSection> {
     if !is_pg(url) {
-        return Err(Error::usage(
-            "plan --explain: live plans are read on PostgreSQL only (MariaDB/MySQL have no hypothetical indexes, and the hot statements come from pg_stat_statements)",
-            "on MariaDB/MySQL compare the plans on a clone with `sluice rehearse --explain`, and run `sluice plan` without --explain",
-        ));
+        return live_mysql(url, pending, probes, source).await;
     }
     let mut s = explain_session(url).await?;
     let major = s
@@ -1260,7 +1269,7 @@ pub async fn live(
                         };
                         for (p, t) in probes.iter().zip(&today) {
                             if let Ok(t) = t {
-                                if names_column(&p.query, table, column) {
+                                if names_column(EngineKind::Postgres, &p.query, table, column) {
                                     c.statements.push(LiveUse {
                                         query: p.query.clone(),
                                         today: t.clone(),
@@ -1289,6 +1298,134 @@ pub async fn live(
     })
 }
 
+/// [`live`] on MariaDB/MySQL: `EXPLAIN FORMAT=JSON` only, nothing changed. The server has no
+/// hypothetical indexes, so a new index's plans are left to a clone (`rehearse --explain`); a
+/// dropped index or column lists the statements that use it today. The statements' costs are
+/// the rows they are estimated to examine (MariaDB gives no cost), as in `rehearse --explain`.
+async fn live_mysql(
+    url: &DbUrl,
+    pending: &[PendingMigration],
+    probes: Vec<Probe>,
+    source: String,
+) -> Result<LiveSection> {
+    let kind = url.kind();
+    let mut s = explain_session(url).await?;
+    let mut today = Vec::new();
+    for p in &probes {
+        today.push(explain_one(&mut s, p, false).await);
+    }
+    s.close().await;
+    let not_explained = probes
+        .iter()
+        .zip(&today)
+        .filter_map(|(p, t)| {
+            t.as_ref().err().map(|e| NotExplained {
+                query: p.query.clone(),
+                reason: e.clone(),
+            })
+        })
+        .collect();
+    let explained = || {
+        probes
+            .iter()
+            .zip(&today)
+            .filter_map(|(p, t)| t.as_ref().ok().map(|t| (p, t)))
+    };
+    let using = |index: &str| -> Vec<LiveUse> {
+        explained()
+            .filter(|(_, t)| t.indexes.iter().any(|i| i.eq_ignore_ascii_case(index)))
+            .map(|(p, t)| LiveUse {
+                query: p.query.clone(),
+                today: t.clone(),
+                with_change: None,
+                cost_ratio: None,
+            })
+            .collect()
+    };
+    let change = |kind: &str, m: &PendingMigration, sql: &str, target: String| LiveChange {
+        kind: kind.into(),
+        migration: m.label.clone(),
+        statement: crate::top::one_line(sql),
+        target,
+        statements: vec![],
+        note: None,
+    };
+    let mut changes = Vec::new();
+    for m in pending {
+        for sql in &m.statements {
+            let split = sluice_core::sql::split(kind, sql).unwrap_or_default();
+            let Some(st) = split.first() else { continue };
+            let stmt = ir::build(kind, 0, st, 0, sql);
+            let ir::Parsed::Actions(actions) = &stmt.parsed else {
+                continue;
+            };
+            for a in actions {
+                match a {
+                    ir::Action::CreateIndex { name, table, .. } => {
+                        let target = name
+                            .clone()
+                            .unwrap_or_else(|| format!("(unnamed index on {})", qname_text(table)));
+                        let mut c = change("create index", m, sql, target);
+                        c.note = Some(
+                            "MariaDB/MySQL have no hypothetical indexes: compare the plans with it on a clone with `sluice rehearse --explain`".into(),
+                        );
+                        changes.push(c);
+                    }
+                    ir::Action::DropIndex { names, .. } => {
+                        for n in names {
+                            let mut c = change("drop index", m, sql, qname_text(n));
+                            c.statements = using(&n.name);
+                            changes.push(c);
+                        }
+                    }
+                    ir::Action::DropKey { table, what } => {
+                        if let Some(index) = what.strip_prefix("INDEX ") {
+                            let mut c = change(
+                                "drop index",
+                                m,
+                                sql,
+                                format!("{index} on {}", qname_text(table)),
+                            );
+                            c.statements = using(index);
+                            changes.push(c);
+                        }
+                    }
+                    ir::Action::DropColumn { table, column, .. } => {
+                        let mut c = change(
+                            "drop column",
+                            m,
+                            sql,
+                            format!("{}.{column}", qname_text(table)),
+                        );
+                        c.statements = explained()
+                            .filter(|(p, _)| names_column(kind, &p.query, table, column))
+                            .map(|(p, t)| LiveUse {
+                                query: p.query.clone(),
+                                today: t.clone(),
+                                with_change: None,
+                                cost_ratio: None,
+                            })
+                            .collect();
+                        changes.push(c);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(LiveSection {
+        source,
+        statements: probes.len(),
+        hypopg: Hypopg::NotOnThisEngine,
+        changes,
+        not_explained,
+        notes: vec![
+            "costs are the rows each statement is estimated to examine (MariaDB/MySQL give no cost)"
+                .into(),
+        ],
+    })
+}
+
 /// [`explain_one`] inside the caller's transaction: a failure rolls back only itself.
 async fn explain_in_tx(s: &mut Session, p: &Probe) -> std::result::Result<PlanSummary, String> {
     let _ = s.batch("SAVEPOINT sluice_explain").await;
@@ -1304,8 +1441,13 @@ async fn explain_in_tx(s: &mut Session, p: &Probe) -> std::result::Result<PlanSu
 /// Reads `--queries FILE`: SQL statements (`;`-terminated; `$1` placeholders, or pgbench-style
 /// `\set` variables used as `:name`).
 pub fn queries_file(text: &str) -> std::result::Result<Vec<Probe>, String> {
+    queries_file_for(text, EngineKind::Postgres)
+}
+
+/// [`queries_file`] for the statements of an engine (MariaDB/MySQL: values written in).
+pub fn queries_file_for(text: &str, kind: EngineKind) -> std::result::Result<Vec<Probe>, String> {
     let script = Script::parse(text)?;
-    let probes = script_probes(&script)
+    let probes = script_probes_for(&script, kind)
         .into_iter()
         .map(|mut p| {
             // Placeholders written as `$n` in the file count too.

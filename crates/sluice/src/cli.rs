@@ -1527,8 +1527,9 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 Some(p) => {
                     let text = std::fs::read_to_string(p)
                         .map_err(|e| Error::io(format!("reading {}", p.display()), e))?;
+                    let kind = r.url().map(|u| u.kind()).unwrap_or(EngineKind::Postgres);
                     Some(
-                        sluice_rehearse::explain::queries_file(&text).map_err(|e| {
+                        sluice_rehearse::explain::queries_file_for(&text, kind).map_err(|e| {
                             Error::usage(
                                 format!("--queries {}: {e}", p.display()),
                                 "write the statements to explain, each ending with `;`; parameters as $1, $2",
@@ -1876,14 +1877,15 @@ async fn plan_explain(
     queries: Option<Vec<sluice_rehearse::explain::Probe>>,
 ) -> Result<sluice_rehearse::explain::LiveSection> {
     use sluice_rehearse::explain;
-    if url.kind() != EngineKind::Postgres {
-        return Err(Error::usage(
-            "plan --explain: live plans are read on PostgreSQL only (MariaDB/MySQL have no hypothetical indexes, and the hot statements come from pg_stat_statements)",
-            "on MariaDB/MySQL compare the plans on a clone with `sluice rehearse --explain`, and run `sluice plan` without --explain",
-        ));
-    }
     let (probes, source) = match queries {
         Some(q) => (q, "--queries".to_string()),
+        None if url.kind() != EngineKind::Postgres => {
+            // Its statement digests keep no values, and MariaDB explains a statement with them.
+            render::say(
+                "plan --explain: MariaDB/MySQL keep no hot statements sluice can explain; pass them with --queries FILE",
+            );
+            (vec![], "none".to_string())
+        }
         None => match explain::top_probes(url).await {
             Ok(p) => (p, "pg_stat_statements (top statements)".to_string()),
             Err(e) => {

@@ -706,6 +706,7 @@ pub fn live_plans(s: &sluice_rehearse::explain::LiveSection) -> String {
             Hypopg::Installed => "hypopg",
             Hypopg::CreatedAndRolledBack => "hypopg, created for this check and rolled back",
             Hypopg::Missing(_) => "none, hypopg is missing",
+            Hypopg::NotOnThisEngine => "none on MariaDB/MySQL",
         }
     );
     for n in &s.notes {

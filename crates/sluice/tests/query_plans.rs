@@ -505,20 +505,132 @@ async fn mariadb_text_report_and_derived_workload() {
     assert!(my_scratch_left(&p).await.is_empty());
 }
 
-/// `plan --explain` on MariaDB: refused (no hypothetical indexes there), nothing created.
+/// `plan --explain` on MariaDB: EXPLAIN FORMAT=JSON on the live database, nothing changed. Every
+/// form of dropping an index (`DROP INDEX … ON`, `ALTER TABLE … DROP INDEX` / `DROP KEY`, any
+/// case) lists the statements that use it today; a dropped column the statements naming it; a
+/// new index says why it has no plans (no hypothetical indexes) and where to see them.
 #[tokio::test]
-async fn mariadb_plan_explain_is_refused_clearly() {
+async fn mariadb_plan_explain_names_the_statements_a_drop_affects() {
+    use mysql_async::prelude::Queryable;
     let p = my_project().await;
-    p.write(
-        "20260101000000_i.sql",
-        "-- sluice:up\nCREATE INDEX t_a ON accounts (kind_id);\n",
-    );
-    for _ in 0..2 {
-        let r = p.run(&["plan", "--explain"]);
-        assert_eq!(r.code, 2, "{r:?}");
-        assert!(r.stderr.contains("PostgreSQL only"), "{r:?}");
-        assert!(r.stderr.contains("rehearse --explain"), "{r:?}");
+    let queries = p.path().join("hot.sql");
+    std::fs::write(
+        &queries,
+        "SELECT balance FROM accounts WHERE owner_id = 7;\nSELECT id FROM accounts WHERE kind_id = 7;\n\
+         SELECT count(*) FROM notes;\nSELECT `BALANCE` FROM accounts WHERE id = 3;\nSELECT 1 FROM notes; DROP TABLE notes;\n",
+    )
+    .unwrap();
+    let drops = [
+        "DROP INDEX accounts_owner_idx ON accounts",
+        "ALTER TABLE accounts DROP INDEX accounts_owner_idx",
+        "ALTER TABLE accounts DROP KEY ACCOUNTS_OWNER_IDX",
+    ];
+    for (i, drop) in drops.iter().enumerate() {
+        p.write(
+            "20260101000001_kind.sql",
+            "-- sluice:up\nCREATE INDEX accounts_kind_idx ON accounts (kind_id);\n",
+        );
+        p.write(
+            "20260101000002_owner.sql",
+            &format!("-- sluice:up\n{drop};\n"),
+        );
+        p.write(
+            "20260101000003_balance.sql",
+            "-- sluice:up\nALTER TABLE accounts DROP COLUMN balance;\n",
+        );
+        for _ in 0..2 {
+            let plain = p.run(&["plan", "--json"]);
+            let r = p.run(&[
+                "plan",
+                "--json",
+                "--explain",
+                "--queries",
+                queries.to_str().unwrap(),
+            ]);
+            assert_eq!(r.code, plain.code, "{drop}: {r:?}");
+            let q = &json(&r)["query_plans"];
+            assert_eq!(q["statements"], 5, "{q:#}");
+            assert_eq!(q["hypopg"], "not_on_this_engine", "{q:#}");
+            assert_eq!(
+                q["not_explained"][0]["query"], "SELECT 1 FROM notes; DROP TABLE notes",
+                "{q:#}"
+            );
+            let changes = q["changes"].as_array().unwrap();
+            let users = |c: &serde_json::Value| -> Vec<String> {
+                c["statements"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|u| u["query"].as_str().unwrap().to_string())
+                    .collect()
+            };
+            let kinds: Vec<&str> = changes
+                .iter()
+                .map(|c| c["kind"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                kinds,
+                ["create index", "drop index", "drop column"],
+                "{drop}: {q:#}"
+            );
+            assert!(users(&changes[0]).is_empty(), "{q:#}");
+            assert!(
+                changes[0]["note"]
+                    .as_str()
+                    .unwrap()
+                    .contains("rehearse --explain"),
+                "{q:#}"
+            );
+            assert_eq!(
+                users(&changes[1]),
+                ["SELECT balance FROM accounts WHERE owner_id = 7"],
+                "{drop}: {q:#}"
+            );
+            assert_eq!(
+                users(&changes[2]),
+                [
+                    "SELECT balance FROM accounts WHERE owner_id = 7",
+                    "SELECT `BALANCE` FROM accounts WHERE id = 3"
+                ],
+                "{drop}: {q:#}"
+            );
+        }
+        if i == 0 {
+            // The text form says the same.
+            let r = p.run(&["plan", "--explain", "--queries", queries.to_str().unwrap()]);
+            assert!(
+                r.stdout
+                    .contains("hypothetical indexes: none on MariaDB/MySQL")
+                    && r.stdout.contains(
+                        "    uses it today: SELECT balance FROM accounts WHERE owner_id = 7"
+                    ),
+                "{r:?}"
+            );
+        }
     }
+    // Without --queries: said, and no plans.
+    let r = p.run(&["plan", "--json", "--explain"]);
+    assert_eq!(json(&r)["query_plans"]["statements"], 0, "{r:?}");
+    assert!(r.stderr.contains("--queries FILE"), "{r:?}");
+    // Nothing changed: the index and the column are there, nothing applied, no scratch.
+    let mut c = p.db.my().await;
+    let left: Vec<String> = c
+        .query("SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'accounts' AND INDEX_NAME = 'accounts_owner_idx'")
+        .await
+        .unwrap();
+    assert_eq!(left.len(), 1);
+    let cols: i64 = c
+        .query_first("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'accounts' AND COLUMN_NAME = 'balance'")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cols, 1);
+    let notes: i64 = c
+        .query_first("SELECT COUNT(*) FROM notes")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(notes, 5000);
     assert!(my_scratch_left(&p).await.is_empty());
 }
 

@@ -448,12 +448,12 @@ pub fn build_at(
         s.column
     };
     let parsed_sql =
-        Parser::parse_sql(dialect.as_ref(), &s.sql).or_else(
-            |e| match mariadb_persistent_as_stored(engine, &s.sql) {
+        Parser::parse_sql(dialect.as_ref(), &s.sql).or_else(|e| {
+            match mysql_respelled(engine, &s.sql) {
                 Some(alt) => Parser::parse_sql(dialect.as_ref(), &alt).map_err(|_| e),
                 None => Err(e),
-            },
-        );
+            }
+        });
     let (parsed, ast) = match parsed_sql {
         Ok(mut v) if v.len() == 1 => {
             let st = v.remove(0);
@@ -558,28 +558,34 @@ fn reindex_table(engine: EngineKind, sql: &str) -> Option<QName> {
     p.parse_object_name(false).ok().map(|n| qname(engine, &n))
 }
 
-/// MariaDB spells a stored generated column `AS (expr) PERSISTENT`, a synonym of `STORED` that sqlparser
-/// does not know: the statement with the word replaced, for a second parse attempt.
-fn mariadb_persistent_as_stored(engine: EngineKind, sql: &str) -> Option<String> {
+/// MariaDB/MySQL spellings sqlparser does not parse, respelled as their synonyms it does:
+/// MariaDB's `PERSISTENT` generated columns as `STORED`, and `DROP KEY k` (in ALTER TABLE) as
+/// `DROP INDEX k`. None when nothing is respelled.
+fn mysql_respelled(engine: EngineKind, sql: &str) -> Option<String> {
     use sqlparser::tokenizer::{Token, Tokenizer};
-    if engine != EngineKind::MariaDb {
+    if engine == EngineKind::Postgres {
         return None;
     }
     let dialect = crate::sql::dialect(engine);
     let tokens = Tokenizer::new(dialect.as_ref(), sql).tokenize().ok()?;
+    let bare = |t: &Token, word: &str| matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word));
     let mut changed = false;
-    let text: String = tokens
-        .iter()
-        .map(|t| match t {
-            Token::Word(w)
-                if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("PERSISTENT") =>
-            {
-                changed = true;
-                "STORED".to_string()
-            }
-            t => t.to_string(),
-        })
-        .collect();
+    let mut last_word: Option<&Token> = None;
+    let mut text = String::with_capacity(sql.len());
+    for t in &tokens {
+        if engine == EngineKind::MariaDb && bare(t, "PERSISTENT") {
+            changed = true;
+            text.push_str("STORED");
+        } else if bare(t, "KEY") && last_word.is_some_and(|w| bare(w, "DROP")) {
+            changed = true;
+            text.push_str("INDEX");
+        } else {
+            text.push_str(&t.to_string());
+        }
+        if !matches!(t, Token::Whitespace(_)) {
+            last_word = Some(t);
+        }
+    }
     changed.then_some(text)
 }
 
@@ -1328,5 +1334,52 @@ fn default_expr(e: &Expr) -> DefaultExpr {
         text: e.to_string(),
         volatility: volatility(e),
         parenthesized: matches!(e, Expr::Nested(_)),
+    }
+}
+
+#[cfg(test)]
+mod respell_tests {
+    use super::*;
+
+    fn actions(engine: EngineKind, sql: &str) -> Vec<Action> {
+        let split = crate::sql::split(engine, sql).unwrap();
+        match build(engine, 0, &split[0], 0, sql).parsed {
+            Parsed::Actions(a) => a,
+            Parsed::Unparsed { error } => panic!("{sql}: not parsed: {error}"),
+        }
+    }
+
+    /// `DROP KEY` is `DROP INDEX` on MariaDB and MySQL, in any case and next to other clauses; a
+    /// column named `key` (quoted) stays a column.
+    #[test]
+    fn drop_key_is_drop_index_on_mysql_family() {
+        for engine in [EngineKind::MariaDb, EngineKind::MySql] {
+            for (sql, want) in [
+                ("ALTER TABLE t DROP KEY k", vec!["INDEX k"]),
+                ("alter table t drop key k", vec!["INDEX k"]),
+                (
+                    "ALTER TABLE t DROP KEY k, ADD COLUMN c INT",
+                    vec!["INDEX k"],
+                ),
+                (
+                    "ALTER TABLE t DROP INDEX a, DROP KEY b",
+                    vec!["INDEX a", "INDEX b"],
+                ),
+            ] {
+                let got: Vec<String> = actions(engine, sql)
+                    .into_iter()
+                    .filter_map(|a| match a {
+                        Action::DropKey { what, .. } => Some(what),
+                        _ => None,
+                    })
+                    .collect();
+                assert_eq!(got, want, "{engine:?}: {sql}");
+            }
+            let quoted = actions(engine, "ALTER TABLE t DROP `key`");
+            assert!(
+                matches!(&quoted[..], [Action::DropColumn { column, .. }] if column.eq_ignore_ascii_case("key")),
+                "{engine:?}: {quoted:?}"
+            );
+        }
     }
 }
