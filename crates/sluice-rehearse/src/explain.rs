@@ -1736,23 +1736,58 @@ mod tests {
             name: "accounts".into(),
         };
         assert!(names_column(
+            EngineKind::Postgres,
             "SELECT balance FROM accounts WHERE id = $1",
             &t,
             "balance"
         ));
         assert!(names_column(
+            EngineKind::Postgres,
             "UPDATE accounts SET BALANCE = 1",
             &t,
             "balance"
         ));
-        assert!(!names_column("SELECT balance FROM other", &t, "balance"));
         assert!(!names_column(
+            EngineKind::Postgres,
+            "SELECT balance FROM other",
+            &t,
+            "balance"
+        ));
+        assert!(!names_column(
+            EngineKind::Postgres,
             "SELECT 'balance' FROM accounts",
             &t,
             "balance"
         ));
         assert!(!names_column(
+            EngineKind::Postgres,
             "SELECT \"Balance\" FROM accounts",
+            &t,
+            "balance"
+        ));
+        // MariaDB/MySQL: names are case-insensitive, quoted or not; strings are not names.
+        let my = EngineKind::MariaDb;
+        assert!(names_column(
+            my,
+            "SELECT `Balance` FROM accounts",
+            &t,
+            "balance"
+        ));
+        assert!(names_column(
+            my,
+            "SELECT BALANCE FROM ACCOUNTS",
+            &t,
+            "balance"
+        ));
+        assert!(!names_column(
+            my,
+            "SELECT 'balance' FROM accounts",
+            &t,
+            "balance"
+        ));
+        assert!(!names_column(
+            my,
+            "SELECT balance FROM other",
             &t,
             "balance"
         ));
