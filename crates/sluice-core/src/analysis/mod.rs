@@ -3,6 +3,7 @@
 //! executors build on the same IR.
 
 pub mod ir;
+pub(crate) mod tokens;
 
 use crate::migration::{Direction, Migration, TxMode};
 use crate::target::{EngineKind, Target};

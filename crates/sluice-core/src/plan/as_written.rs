@@ -132,7 +132,7 @@ pub fn on_run_tables(engine: EngineKind, st: &ir::Stmt, run_tables: &[ir::QName]
     if let Some(sqlparser::ast::Statement::AlterTable(at)) = st.ast.as_deref() {
         tables.push(ir::qname(engine, &at.name));
     } else if tables.is_empty() && st.keywords.starts_with(&["ALTER".into(), "TABLE".into()]) {
-        tables = crate::rules::objects_after(st, engine, &["TABLE"]);
+        tables = crate::analysis::tokens::objects_after(st, engine, &["TABLE"]);
     }
     !tables.is_empty()
         && tables
