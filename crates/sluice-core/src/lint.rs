@@ -181,7 +181,7 @@ impl Linter {
         for part in parsed.parts {
             let count = part.stmts.len();
             if pending && part.dir == Direction::Up {
-                self.run.push_stmts(m.version, &part.stmts);
+                self.run.push_stmts(self.target.engine, m.version, &part.stmts);
                 self.in_run_statements += part
                     .stmts
                     .iter()

@@ -124,9 +124,12 @@ pub fn on_run_tables(engine: EngineKind, st: &ir::Stmt, run_tables: &[ir::QName]
     let mut tables: Vec<ir::QName> = st
         .actions()
         .iter()
-        .filter_map(|a| match a {
-            ir::Action::MySqlRebuild { table, .. } => table.clone(),
-            a => super::action_table(a),
+        .flat_map(|a| match a {
+            ir::Action::MySqlRebuild { table, .. } => table.iter().cloned().collect(),
+            // PostgreSQL: the run lists the indexes it made on its own tables (a relation like a
+            // table); a MariaDB/MySQL index name is the table's own and never listed.
+            ir::Action::DropIndex { names, .. } if engine == EngineKind::Postgres => names.clone(),
+            a => super::action_table(a).into_iter().collect::<Vec<_>>(),
         })
         .collect();
     if let Some(sqlparser::ast::Statement::AlterTable(at)) = st.ast.as_deref() {

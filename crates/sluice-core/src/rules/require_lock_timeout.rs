@@ -144,6 +144,13 @@ fn first_unprotected_in(ctx: &Ctx, kind: Timeout) -> Option<(usize, Locked)> {
                 created.push(table.clone());
             }
         }
+        if engine == EngineKind::Postgres {
+            for (index, table) in st.actions().iter().flat_map(crate::analysis::new_indexes) {
+                if created.iter().any(|c| c.matches(&table)) {
+                    created.push(index);
+                }
+            }
+        }
         if let Some(Statement::CreateView(v)) = st.ast.as_deref() {
             if v.materialized {
                 created.push(crate::analysis::ir::qname(engine, &v.name));
@@ -339,6 +346,12 @@ pub(super) fn lock_taking(st: &Stmt, engine: EngineKind, created: &[QName]) -> O
                 concurrently,
                 ..
             } if !(pg && *concurrently) => existing(vec![table.clone()], "CREATE INDEX"),
+            // An index made on a new table (earlier in the part or the run) locks nothing in use.
+            Action::DropIndex { .. }
+                if pg && crate::analysis::drops_only_new_indexes(a, created) =>
+            {
+                None
+            }
             Action::DropIndex { concurrently, .. } if !(pg && *concurrently) => {
                 let tables = if pg {
                     vec![]
