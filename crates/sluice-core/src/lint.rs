@@ -90,9 +90,9 @@ fn note_what_up_handles(target: Target, prepared: &UpForm, findings: &mut [Findi
             "require-lock-timeout" => Some(
                 "`sluice up` runs every statement with a lock timeout itself (--lock-timeout) and retries".to_string(),
             ),
-            // `up` prepared the part, so it runs the file's own transaction control (MariaDB/MySQL).
-            "transaction-nesting" if !pg => Some(
-                "`sluice up` runs a BEGIN ... COMMIT around data changes as one transaction together with its progress record, and a COMMIT with no transaction open not at all".to_string(),
+            // `up` prepared the part, so it runs the file's own transaction control.
+            "transaction-nesting" => Some(
+                "`sluice up` runs a BEGIN ... COMMIT as one transaction together with its progress record, and a COMMIT with no transaction open not at all".to_string(),
             ),
             "require-statement-timeout" if pg && (bounded || rewrite.is_some()) => Some(
                 "`sluice up` bounds the steps that hold ACCESS EXCLUSIVE with a statement_timeout itself (--exclusive-timeout)".to_string(),
@@ -181,7 +181,8 @@ impl Linter {
         for part in parsed.parts {
             let count = part.stmts.len();
             if pending && part.dir == Direction::Up {
-                self.run.push_stmts(self.target.engine, m.version, &part.stmts);
+                self.run
+                    .push_stmts(self.target.engine, m.version, &part.stmts);
                 self.in_run_statements += part
                     .stmts
                     .iter()

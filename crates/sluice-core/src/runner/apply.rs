@@ -178,8 +178,15 @@ pub(super) async fn run_part(
                         // The group and its progress record commit together, or not at all.
                         engine.begin().await?;
                         for k in i + 1..end {
+                            // A BEGIN inside the group (PostgreSQL only warns of it): the
+                            // transaction is open already.
+                            if prepared.written[k].transaction_control {
+                                continue;
+                            }
                             let sql = &prepared.written[k].sql;
-                            if let Err(e) = execute_bounded(engine, sql, None, ctx).await {
+                            // ACCESS EXCLUSIVE on a live table is bounded here as anywhere.
+                            let bound = prepared.exclusive[k].then_some(ctx.exclusive_timeout);
+                            if let Err(e) = execute_bounded(engine, sql, bound, ctx).await {
                                 let _ = engine.rollback().await;
                                 let inner = &prepared.statements[k];
                                 return Err(record_failure(
