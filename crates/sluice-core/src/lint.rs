@@ -180,6 +180,22 @@ impl Linter {
         let fresh = if pending { self.run.current() } else { vec![] };
         for part in parsed.parts {
             let count = part.stmts.len();
+            // The parser prepared the part blind to the run: a BEGIN ... COMMIT around a
+            // statement on a table of the run is refused there (it would be staged on a live
+            // table), but `up` runs it as written. Prepared again knowing the run, as `up` does.
+            let prepared = match part.prepared {
+                None if self.opts.staged
+                    && pending
+                    && part.dir == Direction::Up
+                    && part.failure.is_none()
+                    && !fresh.is_empty() =>
+                {
+                    crate::plan::prepare::prepare_for_in(self.target, m, part.dir, true, &fresh)
+                        .ok()
+                        .map(UpForm::of)
+                }
+                p => p,
+            };
             if pending && part.dir == Direction::Up {
                 self.run
                     .push_stmts(self.target.engine, m.version, &part.stmts);
@@ -206,7 +222,7 @@ impl Linter {
                     &[]
                 },
             );
-            if let Some(prepared) = &part.prepared {
+            if let Some(prepared) = &prepared {
                 note_what_up_handles(self.target, prepared, &mut findings);
             }
             self.statements += count;

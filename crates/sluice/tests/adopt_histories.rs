@@ -541,4 +541,31 @@ async fn postgres_client_brackets_run_as_psql_runs_them() {
             }
         }
     }
+
+    // From empty, the same index build inside BEGIN ... COMMIT is on a table the run creates: not
+    // staged, so the group runs, and `plan` / `lint` judge it as `up` runs it.
+    let file = "BEGIN;\nINSERT INTO t VALUES (1, 'a');\nCREATE INDEX t_v ON t (v);\nCOMMIT;\n";
+    let twin = Project::new(Server::Postgres).await;
+    twin.write("1_live.sql", LIVE);
+    twin.write("2_file.sql", file);
+    for f in ["1_live.sql", "2_file.sql"] {
+        assert!(psql_file(&twin.db, &twin.migration_path(f)), "{f}");
+    }
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_live.sql", &format!("-- sluice:up\n{LIVE}"));
+    p.write("2_file.sql", &format!("-- sluice:up\n{file}"));
+    let plan = p.run(&["plan", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&plan.stdout).expect("plan json");
+    let errors: Vec<&serde_json::Value> = doc["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["findings"].as_array().unwrap())
+        .filter(|f| f["severity"] == "error")
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let up = p.run(&["up"]);
+    assert_eq!(up.code, 0, "{up:?}");
+    assert_eq!(pg_contents(&p.db).await, pg_contents(&twin.db).await);
+    assert_eq!(p.run(&["up"]).code, 0);
 }
