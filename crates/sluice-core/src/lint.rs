@@ -90,9 +90,9 @@ fn note_what_up_handles(target: Target, prepared: &UpForm, findings: &mut [Findi
             "require-lock-timeout" => Some(
                 "`sluice up` runs every statement with a lock timeout itself (--lock-timeout) and retries".to_string(),
             ),
-            // `up` prepared the part, so it runs the file's own transaction control (MariaDB/MySQL).
-            "transaction-nesting" if !pg => Some(
-                "`sluice up` runs a BEGIN ... COMMIT around data changes as one transaction together with its progress record, and a COMMIT with no transaction open not at all".to_string(),
+            // `up` prepared the part, so it runs the file's own transaction control.
+            "transaction-nesting" => Some(
+                "`sluice up` runs a BEGIN ... COMMIT as one transaction together with its progress record, and a COMMIT with no transaction open not at all".to_string(),
             ),
             "require-statement-timeout" if pg && (bounded || rewrite.is_some()) => Some(
                 "`sluice up` bounds the steps that hold ACCESS EXCLUSIVE with a statement_timeout itself (--exclusive-timeout)".to_string(),
@@ -180,8 +180,25 @@ impl Linter {
         let fresh = if pending { self.run.current() } else { vec![] };
         for part in parsed.parts {
             let count = part.stmts.len();
+            // The parser prepared the part blind to the run: a BEGIN ... COMMIT around a
+            // statement on a table of the run is refused there (it would be staged on a live
+            // table), but `up` runs it as written. Prepared again knowing the run, as `up` does.
+            let prepared = match part.prepared {
+                None if self.opts.staged
+                    && pending
+                    && part.dir == Direction::Up
+                    && part.failure.is_none()
+                    && !fresh.is_empty() =>
+                {
+                    crate::plan::prepare::prepare_for_in(self.target, m, part.dir, true, &fresh)
+                        .ok()
+                        .map(UpForm::of)
+                }
+                p => p,
+            };
             if pending && part.dir == Direction::Up {
-                self.run.push_stmts(m.version, &part.stmts);
+                self.run
+                    .push_stmts(self.target.engine, m.version, &part.stmts);
                 self.in_run_statements += part
                     .stmts
                     .iter()
@@ -205,7 +222,7 @@ impl Linter {
                     &[]
                 },
             );
-            if let Some(prepared) = &part.prepared {
+            if let Some(prepared) = &prepared {
                 note_what_up_handles(self.target, prepared, &mut findings);
             }
             self.statements += count;

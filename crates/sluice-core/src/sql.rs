@@ -223,8 +223,10 @@ impl SqlStatement {
     /// Transaction control written into a migration (`BEGIN`, `COMMIT`, ...): sluice owns transactions.
     pub fn is_transaction_control(&self) -> bool {
         let k = self.kw(0);
-        matches!(k, "COMMIT" | "ROLLBACK" | "END" | "SAVEPOINT" | "RELEASE")
-            || self.starts_with(&["START", "TRANSACTION"])
+        matches!(
+            k,
+            "COMMIT" | "ROLLBACK" | "ABORT" | "END" | "SAVEPOINT" | "RELEASE"
+        ) || self.starts_with(&["START", "TRANSACTION"])
             || (k == "BEGIN" && !self.has_word("ATOMIC"))
     }
 
@@ -359,6 +361,7 @@ mod tests {
             "COMMIT",
             "START TRANSACTION",
             "ROLLBACK",
+            "ABORT",
             "END",
             "SAVEPOINT a",
         ] {

@@ -411,3 +411,161 @@ async fn mariadb_client_brackets_run_as_the_plain_client_runs_them() {
     assert_eq!(now, "1,2,3,4,5");
     assert_eq!(p.states().last().unwrap().1, "applied");
 }
+
+/// What a PostgreSQL database holds after migration 2 of the bracket test: columns, indexes and
+/// the rows of every user table.
+async fn pg_contents(db: &sluice_testkit::TestDb) -> Vec<String> {
+    let c = db.pg().await;
+    let mut out = Vec::new();
+    for q in [
+        "SELECT table_name || '.' || column_name || ' ' || data_type FROM information_schema.columns WHERE table_schema = current_schema() AND table_name NOT LIKE 'sluice%' ORDER BY 1",
+        "SELECT indexdef FROM pg_indexes WHERE schemaname = current_schema() AND tablename NOT LIKE 'sluice%' ORDER BY 1",
+        "SELECT coalesce(string_agg(t::text, ',' ORDER BY id), '') FROM t",
+    ] {
+        out.extend(c.query(q, &[]).await.unwrap().iter().map(|r| r.get(0)));
+    }
+    out
+}
+
+/// `psql -v ON_ERROR_STOP=1 -f` of one file: true when it applied it to the end.
+fn psql_file(db: &sluice_testkit::TestDb, path: &std::path::Path) -> bool {
+    let out = std::process::Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &db.url, "-f"])
+        .arg(path)
+        .output()
+        .expect("psql");
+    out.status.success()
+}
+
+/// A PostgreSQL file wrapped in BEGIN ... COMMIT (as goose, dbmate and golang-migrate histories
+/// often are) runs as psql runs it: each group one transaction, a COMMIT or BEGIN psql only warns
+/// of not at all; `up` gives what psql gives. What sluice cannot run faithfully inside the file's
+/// transaction is refused with one message naming the statement and the fix, nothing applied, the
+/// same on every rerun: a statement `up` stages (as written inside the transaction it would take
+/// the lock the staging avoids: `--as-written` runs it, as psql does), one that cannot run in a
+/// transaction (psql fails too), a ROLLBACK, an unclosed BEGIN.
+#[tokio::test]
+async fn postgres_client_brackets_run_as_psql_runs_them() {
+    const LIVE: &str = "CREATE TABLE t (id int PRIMARY KEY, v text);\n";
+    const INS: &str = "INSERT INTO t VALUES (1, 'a'), (2, 'b');";
+    // (file, refused by `up` with this text in its message; None: applied as psql applies it)
+    let cases: Vec<(String, Option<&[&str]>)> = vec![
+        (format!("BEGIN;\n{INS}\nCREATE TABLE u (id int);\nCOMMIT;\n"), None),
+        (format!("BEGIN TRANSACTION;\n{INS}\nEND;\n"), None),
+        (format!("START TRANSACTION;\n{INS}\nCOMMIT;\n"), None),
+        (format!("begin;\n{}\ncommit;\n", INS.to_lowercase()), None),
+        (format!("BEGIN WORK;\n{INS}\nCOMMIT WORK;\n"), None),
+        (format!("{INS}\nCOMMIT;\n"), None),
+        (format!("BEGIN;\nBEGIN;\n{INS}\nCOMMIT;\nCOMMIT;\n"), None),
+        (
+            format!("BEGIN;\n{INS}\nCOMMIT;\nALTER TABLE t ADD COLUMN w int;\nBEGIN;\nUPDATE t SET w = id * 10;\nCOMMIT;\n"),
+            None,
+        ),
+        (
+            "BEGIN;\nCREATE TABLE n (id int PRIMARY KEY, a int);\nCREATE INDEX n_a ON n (a);\nCOMMIT;\n".into(),
+            None,
+        ),
+        (
+            format!("BEGIN;\n{INS}\nCREATE INDEX t_v ON t (v);\nCOMMIT;\n"),
+            Some(&["`CREATE INDEX t_v ON t (v)", "is inside BEGIN ... COMMIT, but `sluice up` runs it staged", "move it after the COMMIT"]),
+        ),
+        (
+            format!("BEGIN;\n{INS}\nCREATE INDEX CONCURRENTLY t_v ON t (v);\nCOMMIT;\n"),
+            Some(&["`CREATE INDEX CONCURRENTLY t_v", "cannot run inside a transaction block, and it is inside BEGIN ... COMMIT"]),
+        ),
+        (
+            format!("BEGIN;\n{INS}\nROLLBACK;\n"),
+            Some(&["`ROLLBACK", "controls transactions"]),
+        ),
+        (format!("BEGIN;\n{INS}\n"), Some(&["`BEGIN", "controls transactions"])),
+        (
+            format!("{INS}\nABORT;\n"),
+            Some(&["`ABORT", "controls transactions"]),
+        ),
+    ];
+    for (file, refused) in &cases {
+        // psql: the live table, then the file.
+        let twin = Project::new(Server::Postgres).await;
+        twin.write("1_live.sql", LIVE);
+        twin.write("2_file.sql", file);
+        assert!(psql_file(&twin.db, &twin.migration_path("1_live.sql")));
+        let psql_ok = psql_file(&twin.db, &twin.migration_path("2_file.sql"));
+
+        let p = Project::new(Server::Postgres).await;
+        p.write("1_live.sql", &format!("-- sluice:up\n{LIVE}"));
+        assert_eq!(p.run(&["up"]).code, 0, "{file}");
+        p.write("2_file.sql", &format!("-- sluice:up\n{file}"));
+        let before = pg_contents(&p.db).await;
+        match refused {
+            None => {
+                assert!(psql_ok, "psql failed on {file}");
+                let dry = p.run(&["up", "--dry-run"]);
+                assert_eq!(dry.code, 0, "{file}: {dry:?}");
+                let up = p.run(&["up"]);
+                assert_eq!(up.code, 0, "{file}: {up:?}");
+                assert_eq!(p.states().last().unwrap().1, "applied", "{file}");
+                assert_eq!(
+                    pg_contents(&p.db).await,
+                    pg_contents(&twin.db).await,
+                    "{file}"
+                );
+                let again = p.run(&["up"]);
+                assert_eq!(again.code, 0, "{file}: {again:?}");
+                assert_eq!(p.run(&["drift"]).code, 0, "{file}");
+            }
+            Some(why) => {
+                for _ in 0..2 {
+                    let up = p.run(&["up"]);
+                    assert_eq!(up.code, 2, "{file}: {up:?}");
+                    for w in why.iter().chain(&["2_file.sql"]) {
+                        assert!(up.all().contains(w), "{file}: {w}: {up:?}");
+                    }
+                    assert_eq!(pg_contents(&p.db).await, before, "{file}");
+                    assert_eq!(
+                        p.states(),
+                        vec![(1, "applied".to_string()), (2, "pending".to_string())],
+                        "{file}"
+                    );
+                }
+                // What psql does with the statement that stages: `--as-written` does the same.
+                if file.contains("CREATE INDEX t_v") {
+                    assert!(psql_ok, "{file}");
+                    let written = p.run(&["up", "--as-written"]);
+                    assert_eq!(written.code, 0, "{file}: {written:?}");
+                    assert_eq!(
+                        pg_contents(&p.db).await,
+                        pg_contents(&twin.db).await,
+                        "{file}"
+                    );
+                }
+            }
+        }
+    }
+
+    // From empty, the same index build inside BEGIN ... COMMIT is on a table the run creates: not
+    // staged, so the group runs, and `plan` / `lint` judge it as `up` runs it.
+    let file = "BEGIN;\nINSERT INTO t VALUES (1, 'a');\nCREATE INDEX t_v ON t (v);\nCOMMIT;\n";
+    let twin = Project::new(Server::Postgres).await;
+    twin.write("1_live.sql", LIVE);
+    twin.write("2_file.sql", file);
+    for f in ["1_live.sql", "2_file.sql"] {
+        assert!(psql_file(&twin.db, &twin.migration_path(f)), "{f}");
+    }
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_live.sql", &format!("-- sluice:up\n{LIVE}"));
+    p.write("2_file.sql", &format!("-- sluice:up\n{file}"));
+    let plan = p.run(&["plan", "--json"]);
+    let doc: serde_json::Value = serde_json::from_str(&plan.stdout).expect("plan json");
+    let errors: Vec<&serde_json::Value> = doc["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|m| m["findings"].as_array().unwrap())
+        .filter(|f| f["severity"] == "error")
+        .collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    let up = p.run(&["up"]);
+    assert_eq!(up.code, 0, "{up:?}");
+    assert_eq!(pg_contents(&p.db).await, pg_contents(&twin.db).await);
+    assert_eq!(p.run(&["up"]).code, 0);
+}

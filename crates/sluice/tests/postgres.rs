@@ -909,12 +909,13 @@ async fn bad_input_gets_one_clear_error_and_its_exit_code() {
     assert!(!table_exists(&c, "users").await, "nothing may be applied");
     std::fs::remove_file(p.migration_path("add-nick.sql")).unwrap();
 
-    p.write("2_txn.sql", "BEGIN;\nCREATE TABLE x (id int);\nCOMMIT;\n");
+    // A BEGIN ... COMMIT runs as one transaction (adopt_histories.rs); one that rolls back does not.
+    p.write("2_txn.sql", "BEGIN;\nCREATE TABLE x (id int);\nROLLBACK;\n");
     let r = p.run(&["up"]);
     assert_eq!(r.code, 2, "{r:?}");
     assert!(
         r.stderr
-            .contains("2_txn.sql: line 1, column 1: `BEGIN` controls transactions"),
+            .contains("2_txn.sql: line 3, column 1: `ROLLBACK` controls transactions"),
         "{r:?}"
     );
     assert!(

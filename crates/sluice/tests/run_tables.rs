@@ -26,6 +26,9 @@ fn kinds(server: Server) -> &'static [&'static str] {
     match server {
         Server::Postgres => &[
             "CREATE INDEX t_b ON t (b);",
+            // An index the run made: new on a new table, live (locks t) on a live one.
+            "DROP INDEX t_b;",
+            "CREATE INDEX t_b ON t (b);",
             "ALTER TABLE t ALTER COLUMN a TYPE bigint;",
             "ALTER TABLE t RENAME COLUMN c TO c2;",
             "ALTER TABLE t ALTER COLUMN b SET NOT NULL;",
@@ -295,4 +298,148 @@ async fn postgres_if_not_exists_of_a_live_table_is_not_new() {
 #[tokio::test]
 async fn mariadb_if_not_exists_of_a_live_table_is_not_new() {
     if_not_exists_of_a_live_table_is_not_new(Server::MariaDb).await;
+}
+
+/// Whether `plan --json` judges a DROP INDEX of migration `v` as locking a live table: the rule
+/// asking for CONCURRENTLY fires (as info: `up` stages it) and the plan shows the concurrent step.
+fn drop_index_judged_live(doc: &serde_json::Value, v: i64) -> (bool, bool) {
+    let m = doc["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["version"].as_i64() == Some(v))
+        .unwrap();
+    let finding = m["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["rule"] == "require-concurrent-index-deletion");
+    let step = m["statements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["actions"].as_array().unwrap())
+        .flat_map(|a| a["safe_steps"].as_array().unwrap())
+        .any(|s| {
+            s["sql"]
+                .as_str()
+                .unwrap()
+                .starts_with("DROP INDEX CONCURRENTLY")
+        });
+    (finding, step)
+}
+
+/// A `DROP INDEX` of an index made earlier in the same file or by an earlier migration of the
+/// run: on a table the run created it locks nothing in use and runs as written; on a table that
+/// existed before the run it locks that live table, so it is still dropped CONCURRENTLY (and lint
+/// still asks for it). Each case's `up` gives the schema `--as-written` gives, and a rerun is a
+/// no-op.
+#[tokio::test]
+async fn postgres_drop_of_an_index_made_in_the_run() {
+    const LIVE: &str = "-- sluice:up\nCREATE TABLE t (id bigint PRIMARY KEY, c int);\n";
+    const NEW: &str = "CREATE TABLE n (id bigint PRIMARY KEY, a int);";
+    // (case, migrations after the live table, the version whose DROP INDEX is judged, staged)
+    let cases: Vec<(&str, Vec<String>, i64, bool)> = vec![
+        (
+            "same file, new table",
+            vec![format!(
+                "{NEW}\nCREATE INDEX n_a ON n (a);\nDROP INDEX n_a;"
+            )],
+            2,
+            false,
+        ),
+        (
+            "same file, live table",
+            vec!["CREATE INDEX t_c ON t (c);\nDROP INDEX t_c;".into()],
+            2,
+            true,
+        ),
+        (
+            "earlier migration, new table",
+            vec![
+                format!("{NEW}\nCREATE INDEX n_a ON n (a);"),
+                "DROP INDEX IF EXISTS n_a;".into(),
+            ],
+            3,
+            false,
+        ),
+        (
+            "earlier migration, live table",
+            vec![
+                "CREATE INDEX t_c ON t (c);".into(),
+                "DROP INDEX t_c;".into(),
+            ],
+            3,
+            true,
+        ),
+        (
+            "new table renamed in between",
+            vec![
+                format!("{NEW}\nCREATE INDEX n_a ON n (a);"),
+                "ALTER TABLE n RENAME TO n2;".into(),
+                "DROP INDEX n_a;".into(),
+            ],
+            4,
+            false,
+        ),
+        (
+            "the name made again on the live table",
+            vec![
+                format!("{NEW}\nCREATE INDEX n_a ON n (a);"),
+                "DROP INDEX n_a;\nCREATE INDEX n_a ON t (c);".into(),
+                "DROP INDEX n_a;".into(),
+            ],
+            4,
+            true,
+        ),
+        (
+            "its new table dropped, the name made on the live table",
+            vec![
+                format!("{NEW}\nCREATE INDEX n_a ON n (a);"),
+                "DROP TABLE n;".into(),
+                "CREATE INDEX n_a ON t (c);".into(),
+                "DROP INDEX n_a;".into(),
+            ],
+            5,
+            true,
+        ),
+    ];
+    for (case, later, judged, staged) in cases {
+        let project = || async {
+            let p = Project::new(Server::Postgres).await;
+            p.write("1_live.sql", LIVE);
+            assert_eq!(p.run(&["up"]).code, 0, "{case}");
+            for (i, sql) in later.iter().enumerate() {
+                p.write(
+                    &format!("{}_m.sql", i + 2),
+                    &format!("-- sluice:up\n{sql}\n"),
+                );
+            }
+            p
+        };
+        let p = project().await;
+        let (_, doc) = plan(&p);
+        assert_eq!(
+            drop_index_judged_live(&doc, judged),
+            (staged, staged),
+            "{case}: {doc}"
+        );
+        let dry = p.run(&["up", "--dry-run"]);
+        assert_eq!(dry.code, 0, "{case}: {dry:?}");
+        let concurrent = dry.stdout.matches("DROP INDEX CONCURRENTLY").count();
+        assert_eq!(concurrent > 0, staged, "{case}: {dry:?}");
+        let up = p.run(&["up"]);
+        assert_eq!(up.code, 0, "{case}: {up:?}");
+        assert!(
+            p.states().iter().all(|(_, s)| s == "applied"),
+            "{case}: {:?}",
+            p.states()
+        );
+        let again = p.run(&["up"]);
+        assert_eq!(again.code, 0, "{case}: {again:?}");
+        let twin = project().await;
+        let written = twin.run(&["up", "--as-written"]);
+        assert_eq!(written.code, 0, "{case}: {written:?}");
+        assert_eq!(schema(&p).await, schema(&twin).await, "{case}");
+    }
 }

@@ -3,6 +3,7 @@
 //! executors build on the same IR.
 
 pub mod ir;
+pub(crate) mod tokens;
 
 use crate::migration::{Direction, Migration, TxMode};
 use crate::target::{EngineKind, Target};
@@ -416,6 +417,15 @@ pub fn walk_part_in(
                 _ => {}
             }
         }
+        // PostgreSQL: an index made on a new table is new too (a later DROP INDEX of it locks
+        // nothing in use); one made on a live table is not.
+        if target.engine == EngineKind::Postgres {
+            for (index, table) in st.actions().iter().flat_map(new_indexes) {
+                if created.iter().any(|c| c.matches(&table)) {
+                    created.push(index);
+                }
+            }
+        }
     }
 }
 
@@ -455,6 +465,55 @@ pub fn by_file(findings: &[Finding]) -> BTreeMap<PathBuf, Vec<&Finding>> {
     map
 }
 
+/// PostgreSQL: the named indexes an action creates, each with its table (`CREATE INDEX i ON t`, a
+/// named PRIMARY KEY / UNIQUE / EXCLUDE constraint of a CREATE TABLE or ADD CONSTRAINT). The index
+/// lives in its table's schema.
+pub(crate) fn new_indexes(a: &Action) -> Vec<(QName, QName)> {
+    let index = |table: &QName, name: &str| {
+        (
+            QName {
+                schema: table.schema.clone(),
+                name: name.to_string(),
+            },
+            table.clone(),
+        )
+    };
+    let backed = |c: &&ir::ConstraintSpec| {
+        matches!(
+            c.kind,
+            ir::ConstraintKind::PrimaryKey
+                | ir::ConstraintKind::Unique
+                | ir::ConstraintKind::Exclude
+        ) && !c.using_index
+    };
+    match a {
+        Action::CreateIndex {
+            name: Some(n),
+            table,
+            ..
+        } => vec![index(table, n)],
+        Action::CreateTable {
+            table, constraints, ..
+        } => constraints
+            .iter()
+            .filter(backed)
+            .filter_map(|c| c.name.as_deref().map(|n| index(table, n)))
+            .collect(),
+        Action::AddConstraint { table, constraint } => std::iter::once(constraint)
+            .filter(backed)
+            .filter_map(|c| c.name.as_deref().map(|n| index(table, n)))
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// PostgreSQL: every index a `DROP INDEX` names is one of `new` (created earlier in the part or
+/// the run on a table that is new itself): dropping it locks nothing a running application uses.
+pub fn drops_only_new_indexes(a: &Action, new: &[QName]) -> bool {
+    matches!(a, Action::DropIndex { names, .. }
+        if !names.is_empty() && names.iter().all(|n| new.iter().any(|c| c.matches(n))))
+}
+
 /// The tables the pending migrations of one run create: for a later migration of the same run
 /// such a table is new (nothing of a running application version uses it, and it holds only what
 /// the run put there), exactly as a table created earlier in the same part is, so the rules that
@@ -472,6 +531,11 @@ pub struct RunTables {
     live: std::collections::HashSet<String>,
     /// Tables of the database the run drops (a later CREATE of the name makes a new one).
     dropped: Vec<QName>,
+    /// PostgreSQL: the indexes the run creates on its own tables, with their table, position and
+    /// end as in `tables`. An index is a relation in the tables' namespace, so the lists the run
+    /// hands on (`before`, `current`) carry it like a table: a later `DROP INDEX` of it is new
+    /// too. An index the run builds on a live table is not: dropping it locks that live table.
+    indexes: Vec<(QName, QName, usize, Option<usize>)>,
 }
 
 impl RunTables {
@@ -502,11 +566,11 @@ impl RunTables {
             .enumerate()
             .map(|(i, s)| ir::build(target.engine, i, s, 0, &s.sql))
             .collect();
-        self.push_stmts(m.version, &stmts);
+        self.push_stmts(target.engine, m.version, &stmts);
     }
 
     /// Adds the next migration of the run from the IR of its up part.
-    pub fn push_stmts(&mut self, version: i64, stmts: &[Stmt]) {
+    pub fn push_stmts(&mut self, engine: EngineKind, version: i64, stmts: &[Stmt]) {
         let at = self.positions.len();
         self.positions.insert(version, at);
         for a in stmts.iter().flat_map(Stmt::actions) {
@@ -520,16 +584,55 @@ impl RunTables {
                 Action::CreateTable { table, .. } => self.tables.push((table.clone(), at, None)),
                 // A table of the run renamed is the same new table under its new name.
                 Action::RenameTable { from, to } if self.gone(from, at) => {
-                    self.tables.push((to.clone(), at, None))
+                    self.tables.push((to.clone(), at, None));
+                    // Its indexes follow it.
+                    for (_, t, _, until) in &mut self.indexes {
+                        if until.is_none() && t.matches(from) {
+                            *t = to.clone();
+                        }
+                    }
                 }
                 Action::DropTable { names, .. } => {
                     for n in names {
                         if !self.gone(n, at) {
                             self.dropped.push(n.clone());
                         }
+                        for (_, t, _, until) in &mut self.indexes {
+                            if until.is_none() && t.matches(n) {
+                                *until = Some(at);
+                            }
+                        }
                     }
                 }
                 _ => {}
+            }
+            if engine == EngineKind::Postgres {
+                self.push_index_action(a, at);
+            }
+        }
+    }
+
+    /// PostgreSQL: what an action at position `at` does to the run's indexes. Any index made
+    /// under a name ends an earlier one of that name (it was dropped, or this fails); one made on
+    /// a table of the run (there now) is new.
+    fn push_index_action(&mut self, a: &Action, at: usize) {
+        let made = new_indexes(a);
+        let ended = match a {
+            Action::DropIndex { names, .. } => names.clone(),
+            _ => made.iter().map(|(i, _)| i.clone()).collect(),
+        };
+        for (i, _, _, until) in &mut self.indexes {
+            if until.is_none() && ended.iter().any(|e| e.matches(i)) {
+                *until = Some(at);
+            }
+        }
+        for (index, table) in made {
+            let on_run_table = self
+                .tables
+                .iter()
+                .any(|(q, _, until)| until.is_none() && q.matches(&table));
+            if on_run_table {
+                self.indexes.push((index, table, at, None));
             }
         }
     }
@@ -559,10 +662,17 @@ impl RunTables {
         let Some(&at) = self.positions.get(&version) else {
             return vec![];
         };
+        let there = |from: usize, until: Option<usize>| from < at && until.is_none_or(|u| u >= at);
         self.tables
             .iter()
-            .filter(|(_, from, until)| *from < at && until.is_none_or(|u| u >= at))
+            .filter(|(_, from, until)| there(*from, *until))
             .map(|(q, _, _)| q.clone())
+            .chain(
+                self.indexes
+                    .iter()
+                    .filter(|(_, _, from, until)| there(*from, *until))
+                    .map(|(i, _, _, _)| i.clone()),
+            )
             .collect()
     }
 
@@ -572,6 +682,12 @@ impl RunTables {
             .iter()
             .filter(|(_, _, until)| until.is_none())
             .map(|(q, _, _)| q.clone())
+            .chain(
+                self.indexes
+                    .iter()
+                    .filter(|(_, _, _, until)| until.is_none())
+                    .map(|(i, _, _, _)| i.clone()),
+            )
             .collect()
     }
 }

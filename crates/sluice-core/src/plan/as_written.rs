@@ -124,15 +124,18 @@ pub fn on_run_tables(engine: EngineKind, st: &ir::Stmt, run_tables: &[ir::QName]
     let mut tables: Vec<ir::QName> = st
         .actions()
         .iter()
-        .filter_map(|a| match a {
-            ir::Action::MySqlRebuild { table, .. } => table.clone(),
-            a => super::action_table(a),
+        .flat_map(|a| match a {
+            ir::Action::MySqlRebuild { table, .. } => table.iter().cloned().collect(),
+            // PostgreSQL: the run lists the indexes it made on its own tables (a relation like a
+            // table); a MariaDB/MySQL index name is the table's own and never listed.
+            ir::Action::DropIndex { names, .. } if engine == EngineKind::Postgres => names.clone(),
+            a => super::action_table(a).into_iter().collect::<Vec<_>>(),
         })
         .collect();
     if let Some(sqlparser::ast::Statement::AlterTable(at)) = st.ast.as_deref() {
         tables.push(ir::qname(engine, &at.name));
     } else if tables.is_empty() && st.keywords.starts_with(&["ALTER".into(), "TABLE".into()]) {
-        tables = crate::rules::objects_after(st, engine, &["TABLE"]);
+        tables = crate::analysis::tokens::objects_after(st, engine, &["TABLE"]);
     }
     !tables.is_empty()
         && tables

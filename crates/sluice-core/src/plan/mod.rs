@@ -310,8 +310,12 @@ pub fn plan_statement(st: &Stmt, ctx: &Ctx, staged: Staged<'_>) -> StatementPlan
             let op = plan_action(a, st, ctx);
             let table = action_table(a);
             let stats = table.as_ref().and_then(|t| ctx.table_stats(t));
-            let new = table.as_ref().is_some_and(|t| ctx.is_new_table(t));
-            let in_run = new_in_run || table.as_ref().is_some_and(|t| ctx.is_run_table(t));
+            // A DROP INDEX names no table: its indexes are new when made on a new table.
+            let new = table.as_ref().is_some_and(|t| ctx.is_new_table(t))
+                || (pg && crate::analysis::drops_only_new_indexes(a, ctx.created_tables));
+            let in_run = new_in_run
+                || table.as_ref().is_some_and(|t| ctx.is_run_table(t))
+                || (pg && crate::analysis::drops_only_new_indexes(a, ctx.run_tables));
             let (safe_steps, refused) = match staged {
                 _ if new => (vec![], None),
                 _ if !pg => (op.safe_steps, op.refused),
@@ -470,6 +474,9 @@ pub fn locks_as_written_in(
 /// earlier in the part (empty: nothing to wait for). One that names no table (a DROP INDEX, a
 /// statement the IR does not model) is taken to be on an existing one.
 fn taken_lock(a: &Action, line: &str, ctx: &Ctx) -> Option<staged::TakenLock> {
+    if crate::analysis::drops_only_new_indexes(a, ctx.created_tables) {
+        return None;
+    }
     let named = locked_tables(a);
     let existing: Vec<String> = named
         .iter()

@@ -49,41 +49,76 @@ const LOCK_BRACKET: &str = "not run: a table lock would forbid sluice's progress
 /// Why a `COMMIT` outside any `BEGIN` does not run.
 const STRAY_COMMIT: &str = "not run: no transaction is open (each statement before it is already committed with its progress record)";
 
-/// The [`Bracket`] of each statement, or the index of one sluice cannot run faithfully: any
-/// transaction control on PostgreSQL (sluice owns transactions there), a `BEGIN` without its
-/// `COMMIT`, one around a statement that commits implicitly, or other transaction control.
+/// Why sluice cannot run a statement of a file's own transaction brackets faithfully.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unfit {
+    /// Transaction control sluice has no faithful form for (ROLLBACK, SAVEPOINT, an unclosed
+    /// BEGIN, a BEGIN around what commits implicitly on MariaDB/MySQL).
+    Control,
+    /// PostgreSQL: a statement `up` would stage (its safe form cannot run inside the file's
+    /// transaction, and running it as written there would take the lock the staging avoids).
+    Staged,
+    /// PostgreSQL: a statement that cannot run inside a transaction block at all.
+    OwnTransaction,
+}
+
+/// The [`Bracket`] of each statement, or the index of one sluice cannot run faithfully and why:
+/// a `BEGIN` without its `COMMIT`, one around a statement that commits implicitly (MariaDB/MySQL)
+/// or that `up` stages or runs outside a transaction (PostgreSQL), or other transaction control.
 fn brackets(
     target: crate::target::Target,
     statements: &[SqlStatement],
     written: &[crate::plan::as_written::AsWritten],
-) -> std::result::Result<Vec<Bracket>, usize> {
+    rewrites: &[Option<crate::plan::staged::Rewrite>],
+) -> std::result::Result<Vec<Bracket>, (usize, Unfit)> {
     let mut out = vec![Bracket::None; statements.len()];
-    if !target.engine.is_mysql_family() {
-        return match written.iter().position(|w| w.transaction_control) {
-            Some(i) => Err(i),
-            None => Ok(out),
-        };
-    }
+    let pg = !target.engine.is_mysql_family();
+    // COMMIT / END (PostgreSQL) end a transaction as a plain COMMIT does; AND CHAIN or PREPARED
+    // would leave one open or two-phase.
+    let commits = |s: &SqlStatement| {
+        (s.kw0() == "COMMIT" || (pg && s.kw0() == "END"))
+            && !s.has_words(&["AND", "CHAIN"])
+            && !s.has_word("PREPARED")
+    };
     let mut i = 0;
     while i < statements.len() {
         let s = &statements[i];
-        if s.is_table_lock_bracket() {
+        if !pg && s.is_table_lock_bracket() {
             out[i] = Bracket::Skip(LOCK_BRACKET);
         } else if s.opens_transaction() {
+            // On PostgreSQL a BEGIN inside the open transaction only warns (psql goes on): the
+            // first COMMIT ends the group. On MariaDB/MySQL it commits implicitly: refused.
             let end = (i + 1..statements.len())
-                .find(|&k| written[k].transaction_control || statements[k].is_table_lock_bracket())
-                .filter(|&k| statements[k].kw0() == "COMMIT")
-                .ok_or(i)?;
-            // Only data changes keep a transaction open on MariaDB/MySQL.
-            if (i + 1..end).any(|k| !written[k].transactional || written[k].alter_table) {
-                return Err(i);
+                .find(|&k| {
+                    (written[k].transaction_control && !(pg && statements[k].opens_transaction()))
+                        || (!pg && statements[k].is_table_lock_bracket())
+                })
+                .ok_or((i, Unfit::Control))?;
+            if !commits(&statements[end]) {
+                return Err((if pg { end } else { i }, Unfit::Control));
+            }
+            for k in i + 1..end {
+                if pg {
+                    if statements[k].opens_transaction() {
+                        continue;
+                    }
+                    if rewrites.get(k).is_some_and(Option::is_some) {
+                        return Err((k, Unfit::Staged));
+                    }
+                    if !written[k].transactional {
+                        return Err((k, Unfit::OwnTransaction));
+                    }
+                } else if !written[k].transactional || written[k].alter_table {
+                    // Only data changes keep a transaction open on MariaDB/MySQL.
+                    return Err((i, Unfit::Control));
+                }
             }
             out[i] = Bracket::Group { end };
             i = end + 1;
             continue;
         } else if written[i].transaction_control {
-            if s.kw0() != "COMMIT" {
-                return Err(i);
+            if !commits(s) {
+                return Err((i, Unfit::Control));
             }
             out[i] = Bracket::Skip(STRAY_COMMIT);
         }
@@ -175,18 +210,32 @@ pub fn prepare_split(
     let stage = safe && part.tx_directive != Some(TxMode::Single);
     let (rewrites, written) =
         crate::plan::as_written::model_part(target, &statements, ir, stage, run_tables);
-    let refuse = |s: &SqlStatement| {
-        file_err(
-            s.offset,
-            format!("`{}` controls transactions, which sluice manages itself", s.sql.lines().next().unwrap_or("")),
-            "remove BEGIN/COMMIT from the migration; use `-- sluice:transaction single` or `per-statement` to choose the mode (on MariaDB/MySQL a BEGIN ... COMMIT around data changes only runs as one transaction)",
-        )
+    let refuse = |s: &SqlStatement, why: Unfit| {
+        let line = first_line(&s.sql);
+        match why {
+            Unfit::Control => file_err(
+                s.offset,
+                format!("`{line}` controls transactions, which sluice manages itself"),
+                "remove it, or write the statements as BEGIN ... COMMIT groups, which sluice runs as one transaction each (on MariaDB/MySQL only around data changes); `-- sluice:transaction single` or `per-statement` choose the mode of the whole migration",
+            ),
+            Unfit::Staged => file_err(
+                s.offset,
+                format!("`{line}` is inside BEGIN ... COMMIT, but `sluice up` runs it staged (steps that cannot run inside that transaction) so that it does not block the table; as written there it would"),
+                "move it after the COMMIT (it then runs staged), or run this migration as written with `sluice up --as-written`",
+            ),
+            Unfit::OwnTransaction => file_err(
+                s.offset,
+                format!("`{line}` cannot run inside a transaction block, and it is inside BEGIN ... COMMIT"),
+                "move it after the COMMIT",
+            ),
+        }
     };
-    let brackets = brackets(target, &statements, &written).map_err(|i| refuse(&statements[i]))?;
+    let brackets = brackets(target, &statements, &written, &rewrites)
+        .map_err(|(i, why)| refuse(&statements[i], why))?;
     // One transaction for the whole part leaves no room for a bracket of the file's own.
     if part.tx_directive == Some(TxMode::Single) {
         if let Some(i) = brackets.iter().position(|b| *b != Bracket::None) {
-            return Err(refuse(&statements[i]));
+            return Err(refuse(&statements[i], Unfit::Control));
         }
     }
     // What must run outside a transaction: a staged form's first step says so itself.
@@ -234,6 +283,12 @@ pub fn prepare_split(
         None if !target.transactional_ddl() => (
             TxMode::PerStatement,
             format!("{kind} commits DDL implicitly; progress is recorded after each statement"),
+        ),
+        // The file's own BEGIN ... COMMIT: each group is one transaction with its progress
+        // record, the statements outside it one each (as psql runs the file).
+        None if brackets.iter().any(|b| *b != Bracket::None) => (
+            TxMode::PerStatement,
+            "the file's BEGIN ... COMMIT runs as one transaction with its progress record".into(),
         ),
         None => match (
             own_tx.first(),

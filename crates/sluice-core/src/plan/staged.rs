@@ -309,6 +309,12 @@ pub fn rewrite_stmts_in(
                     created.push(table.clone());
                 }
             }
+            // An index made on a new table is new: its DROP INDEX runs as written.
+            for (index, table) in st.actions().iter().flat_map(crate::analysis::new_indexes) {
+                if created.iter().any(|c| c.matches(&table)) {
+                    created.push(index);
+                }
+            }
             out
         })
         .collect()
@@ -456,12 +462,16 @@ fn staged_form(
     created: &[QName],
 ) -> Option<Rewrite> {
     use super::{add_column, add_constraint, create_index, drop_index, set_not_null};
+    let [a] = st.actions() else {
+        return drop_index::staged(st);
+    };
+    // An index made earlier in the part or the run on a new table: nothing in use to lock.
+    if crate::analysis::drops_only_new_indexes(a, created) {
+        return None;
+    }
     if let Some(r) = drop_index::staged(st) {
         return Some(r);
     }
-    let [a] = st.actions() else {
-        return None;
-    };
     if super::action_table(a).is_some_and(|t| created.iter().any(|c| c.matches(&t))) {
         return None;
     }

@@ -15,7 +15,6 @@ pub(crate) mod prelude {
 }
 
 use crate::analysis::Rule;
-pub(crate) use require_lock_timeout::objects_after;
 
 mod add_column_not_null_without_default;
 mod add_serial_or_identity;

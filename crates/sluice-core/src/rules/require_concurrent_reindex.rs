@@ -242,9 +242,11 @@ pub(super) fn table_of_new_index(ctx: &Ctx, before: usize, index: &QName) -> Opt
     None
 }
 
-/// True when the index was created earlier in this part on a table also created in it.
+/// True when the index was created earlier in this part (or run) on a table also created in it.
+/// The walk lists such an index with the new tables; an earlier migration of the run may have made it.
 pub(super) fn is_new_index_on_new_table(ctx: &Ctx, before: usize, index: &QName) -> bool {
-    table_of_new_index(ctx, before, index).is_some_and(|t| ctx.is_new_table(&t))
+    ctx.is_new_table(index)
+        || table_of_new_index(ctx, before, index).is_some_and(|t| ctx.is_new_table(&t))
 }
 
 fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {

@@ -2,8 +2,9 @@
 //! `COMMIT`, `END`, `ROLLBACK`, `ABORT`, `SAVEPOINT`, `RELEASE`).
 //!
 //! sluice opens and commits transactions itself (PostgreSQL: one per part, or one per statement
-//! together with its progress record), and `sluice up` refuses a file with transaction control in it
-//! (`runner::prepare_for`). Each problem is reported once: a `BEGIN ... COMMIT` pair on its BEGIN, a
+//! together with its progress record). `sluice up` runs a `BEGIN ... COMMIT` group as one
+//! transaction with its progress record where it can run it faithfully and refuses the file
+//! otherwise (`plan::prepare`); lint then lowers this finding to info. Each problem is reported once: a `BEGIN ... COMMIT` pair on its BEGIN, a
 //! second BEGIN before the COMMIT on that BEGIN, a BEGIN never closed on the BEGIN, a COMMIT/ROLLBACK
 //! without BEGIN on itself, a SAVEPOINT/RELEASE outside a BEGIN on itself. SAVEPOINTs inside a pair
 //! are part of the pair's finding.
@@ -16,8 +17,9 @@ pub const RULE: Rule = Rule {
     engines: Engines::All,
     summary: "BEGIN/COMMIT/ROLLBACK written in a migration, which sluice runs in transactions of its own",
     why: "sluice wraps each migration part itself (PostgreSQL: one transaction with its history record, or one \
-          per statement; MariaDB/MySQL: statement by statement) and `sluice up` refuses a file that controls \
-          transactions. A COMMIT in the file would commit sluice's transaction halfway and break the \
+          per statement; MariaDB/MySQL: statement by statement). `sluice up` runs a BEGIN ... COMMIT group \
+          as one transaction with its progress record where it can run it faithfully, and refuses the file \
+          otherwise. A stray COMMIT in the file would commit sluice's transaction halfway and break the \
           all-or-nothing guarantee; a BEGIN inside it only warns on PostgreSQL and implicitly commits on MySQL",
     safe: "-- remove BEGIN/COMMIT; choose the mode with a directive instead:\n\
            -- sluice:transaction single        (the whole part in one transaction, PostgreSQL)\n\

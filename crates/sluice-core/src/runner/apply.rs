@@ -178,8 +178,15 @@ pub(super) async fn run_part(
                         // The group and its progress record commit together, or not at all.
                         engine.begin().await?;
                         for k in i + 1..end {
+                            // A BEGIN inside the group (PostgreSQL only warns of it): the
+                            // transaction is open already.
+                            if prepared.written[k].transaction_control {
+                                continue;
+                            }
                             let sql = &prepared.written[k].sql;
-                            if let Err(e) = execute_bounded(engine, sql, None, ctx).await {
+                            // ACCESS EXCLUSIVE on a live table is bounded here as anywhere.
+                            let bound = prepared.exclusive[k].then_some(ctx.exclusive_timeout);
+                            if let Err(e) = execute_bounded(engine, sql, bound, ctx).await {
                                 let _ = engine.rollback().await;
                                 let inner = &prepared.statements[k];
                                 return Err(record_failure(
@@ -262,70 +269,33 @@ pub(super) async fn run_part(
                     } else {
                         r.then.len()
                     };
-                    for (k, step) in std::iter::once(&first).chain(&r.then[..upto]).enumerate() {
-                        let about = &r.about[k];
-                        let outcome =
-                            match step {
-                                crate::plan::staged::Step::Sql(sql)
-                                | crate::plan::staged::Step::Index { sql, .. } => {
-                                    let index = match step {
-                                        crate::plan::staged::Step::Index { index, .. } => {
-                                            Some(index.as_str())
-                                        }
-                                        _ if k == 0 => r.builds_index.as_deref(),
-                                        _ => None,
-                                    };
-                                    let opts = StepOpts {
-                                        slot: format!("{}.{k}", unnamed_slot(m, dir, i)),
-                                        builds_index: index,
-                                        unnamed: None,
-                                        resuming,
-                                        rewritten: true,
-                                        bound: about.bounded().then_some(ctx.exclusive_timeout),
-                                        transactional: about.transactional,
-                                        never_queues_queries: about.never_queues_queries(),
-                                    };
-                                    run_step(engine, sql, opts, written, ctx).await?
-                                }
-                                crate::plan::staged::Step::Backfill { table, set, filter } => {
-                                    let spec = crate::engine::BackfillSpec {
-                                        table: table.clone(),
-                                        set: set.clone(),
-                                        filter: filter.clone(),
-                                        batch_rows: None,
-                                        target_batch: ctx.pacing.target_batch,
-                                        pause: Duration::ZERO,
-                                        progress: ctx.progress.clone(),
-                                        pacing: ctx.pacing.clone(),
-                                    };
-                                    engine.backfill(&spec, &*ctx.say).await.map(|_| ()).map_err(
-                                        |e| crate::engine::ServerError {
-                                            code: String::new(),
-                                            message: format!("backfill: {e}"),
-                                            position: None,
-                                            connection_lost: false,
-                                            lock_timeout: false,
-                                            grant: String::new(),
-                                        },
-                                    )
-                                }
-                            };
-                        if let Err(e) = outcome {
-                            let e = undo_staged(engine, r, e, ctx).await;
-                            return Err(record_failure(
-                                engine,
-                                m,
-                                dir,
-                                row,
-                                s,
-                                part_offset,
-                                e,
-                                i,
-                                false,
-                                ctx,
-                            )
-                            .await);
-                        }
+                    let steps: Vec<_> = std::iter::once(&first)
+                        .chain(&r.then[..upto])
+                        .zip(&r.about)
+                        .collect();
+                    let prefix = unnamed_slot(m, dir, i);
+                    let run = StepsRun {
+                        slot: &|k| format!("{prefix}.{k}"),
+                        first_builds_index: r.builds_index.as_deref(),
+                        resuming,
+                        written: written.into(),
+                        before: &|_, _| {},
+                    };
+                    if let Err(e) = run_steps(engine, &steps, run, ctx).await? {
+                        let e = undo_staged(engine, r, e, ctx).await;
+                        return Err(record_failure(
+                            engine,
+                            m,
+                            dir,
+                            row,
+                            s,
+                            part_offset,
+                            e,
+                            i,
+                            false,
+                            ctx,
+                        )
+                        .await);
                     }
                 }
                 // What commits with the progress record: the statement, the last step of a staged

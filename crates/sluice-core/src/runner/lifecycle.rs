@@ -22,7 +22,7 @@ use crate::runner::RunContext;
 use crate::sql::{self, SqlStatement};
 use crate::target::EngineKind;
 use chrono::Utc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The breaking statement of a migration's up part: None when it has none. A part that mixes it
 /// with other statements is an error naming the file (exit 2).
@@ -582,81 +582,52 @@ async fn expand(
     if phases.expand_atomic {
         return expand_atomic(engine, m, row, s, b, phases, clock, ctx).await;
     }
-    for (k, (step, about)) in phases.expand.iter().zip(&phases.expand_about).enumerate() {
-        crash_point(&format!("expand-step-{k}"));
-        (ctx.say)(&format!("  {}", about.description));
-        let outcome = match step {
-            crate::plan::staged::Step::Sql(sql) | crate::plan::staged::Step::Index { sql, .. } => {
-                let index = match step {
-                    crate::plan::staged::Step::Index { index, .. } => Some(index.as_str()),
-                    _ => None,
-                };
-                let opts = crate::runner::StepOpts {
-                    slot: format!("{} expand {k}", m.version),
-                    builds_index: index,
-                    unnamed: None,
-                    resuming,
-                    rewritten: true,
-                    bound: about.bounded().then_some(ctx.exclusive_timeout),
-                    transactional: about.transactional,
-                    never_queues_queries: about.never_queues_queries(),
-                };
-                crate::runner::run_step(engine, sql, opts, s, ctx).await?
-            }
-            crate::plan::staged::Step::Backfill { table, set, filter } => {
-                let spec = crate::engine::BackfillSpec {
-                    table: table.clone(),
-                    set: set.clone(),
-                    filter: filter.clone(),
-                    batch_rows: None,
-                    target_batch: ctx.pacing.target_batch,
-                    pause: Duration::ZERO,
-                    progress: ctx.progress.clone(),
-                    pacing: ctx.pacing.clone(),
-                };
-                engine
-                    .backfill(&spec, &*ctx.say)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| server_error(format!("backfill: {e}")))
-            }
-        };
-        if let Err(mut e) = outcome {
-            if !e.connection_lost {
-                let _ = engine.rollback().await;
-                let removed = match restore_staged(engine, m, s, phases, ctx).await {
-                    Ok(()) => run_in_one_transaction(engine, &phases.rollback, s, ctx).await,
-                    Err(x) => Err(server_error(x.to_string())),
-                };
-                match removed {
-                    Ok(()) => {
-                        e.message = format!(
-                            "{} (sluice removed what the expand phase had made: the table is as before the migration)",
-                            e.message
-                        )
-                    }
-                    Err(x) => {
-                        e.message = format!(
-                            "{} (sluice could not remove what the expand phase had made: {}; `sluice up` removes it first when it runs again, `sluice rollback` removes it now)",
-                            e.message, x.message
-                        )
-                    }
+    let steps: Vec<_> = phases.expand.iter().zip(&phases.expand_about).collect();
+    let run = crate::runner::StepsRun {
+        slot: &|k| format!("{} expand {k}", m.version),
+        first_builds_index: None,
+        resuming,
+        written: s.into(),
+        before: &|k, about| {
+            crash_point(&format!("expand-step-{k}"));
+            (ctx.say)(&format!("  {}", about.description));
+        },
+    };
+    if let Err(mut e) = crate::runner::run_steps(engine, &steps, run, ctx).await? {
+        if !e.connection_lost {
+            let _ = engine.rollback().await;
+            let removed = match restore_staged(engine, m, s, phases, ctx).await {
+                Ok(()) => run_in_one_transaction(engine, &phases.rollback, s, ctx).await,
+                Err(x) => Err(server_error(x.to_string())),
+            };
+            match removed {
+                Ok(()) => {
+                    e.message = format!(
+                        "{} (sluice removed what the expand phase had made: the table is as before the migration)",
+                        e.message
+                    )
+                }
+                Err(x) => {
+                    e.message = format!(
+                        "{} (sluice could not remove what the expand phase had made: {}; `sluice up` removes it first when it runs again, `sluice rollback` removes it now)",
+                        e.message, x.message
+                    )
                 }
             }
-            return Err(crate::runner::record_failure(
-                engine,
-                m,
-                Direction::Up,
-                row,
-                s,
-                part_offset,
-                e,
-                0,
-                false,
-                ctx,
-            )
-            .await);
         }
+        return Err(crate::runner::record_failure(
+            engine,
+            m,
+            Direction::Up,
+            row,
+            s,
+            part_offset,
+            e,
+            0,
+            false,
+            ctx,
+        )
+        .await);
     }
     crash_point("expand-unrecorded");
     row.state = RecordState::Expanded;
@@ -1075,30 +1046,26 @@ async fn complete_locked(
     version: Option<i64>,
     ctx: &RunContext,
 ) -> Result<Vec<i64>> {
-    {
-        {
-            engine.ensure_history().await?;
-            let rows = engine.history().await?;
-            let chosen = select(&rows, files, version, &[RecordState::Expanded], "complete")?;
-            let mut done = Vec::new();
-            for r in chosen {
-                let m = file_of(files, r, "complete")?;
-                let (s, st, b) = breaking(engine.target(), m)?.ok_or_else(|| {
-                    Error::usage(
-                        format!(
-                            "migration {} is expanded but has no breaking statement",
-                            m.label()
-                        ),
-                        "restore the file that was expanded",
-                    )
-                })?;
-                let phases = phases_live(engine, m, &s, &st, &b).await?;
-                contract(engine, m, r.clone(), &phases, ctx).await?;
-                done.push(m.version);
-            }
-            Ok(done)
-        }
+    engine.ensure_history().await?;
+    let rows = engine.history().await?;
+    let chosen = select(&rows, files, version, &[RecordState::Expanded], "complete")?;
+    let mut done = Vec::new();
+    for r in chosen {
+        let m = file_of(files, r, "complete")?;
+        let (s, st, b) = breaking(engine.target(), m)?.ok_or_else(|| {
+            Error::usage(
+                format!(
+                    "migration {} is expanded but has no breaking statement",
+                    m.label()
+                ),
+                "restore the file that was expanded",
+            )
+        })?;
+        let phases = phases_live(engine, m, &s, &st, &b).await?;
+        contract(engine, m, r.clone(), &phases, ctx).await?;
+        done.push(m.version);
     }
+    Ok(done)
 }
 
 /// `sluice rollback [version]`: undoes the expand phase of `version`, or of the latest expanded
@@ -1123,79 +1090,73 @@ async fn rollback_locked(
     version: Option<i64>,
     ctx: &RunContext,
 ) -> Result<Vec<i64>> {
-    {
-        {
-            engine.ensure_history().await?;
-            let target = engine.target();
-            let rows = engine.history().await?;
-            let states = [
-                RecordState::Expanded,
-                RecordState::Running,
-                RecordState::Failed,
-            ];
-            let mut chosen = select(&rows, files, version, &states, "rollback")?;
-            // Only breaking migrations: a failed ordinary one is `sluice up`'s or `down --failed`'s.
-            chosen.retain(|r| {
-                r.state == RecordState::Expanded
-                    || files
-                        .iter()
-                        .find(|m| m.version == r.version)
-                        .is_some_and(|m| matches!(breaking(target, m), Ok(Some(_))))
-            });
-            if version.is_some() && chosen.is_empty() {
-                return Err(Error::lifecycle(
-                    "that migration is not a breaking one: nothing to roll back".to_string(),
-                    "`sluice down` rolls back an applied migration; `sluice up` resumes a failed one",
-                ));
-            }
-            // Without a version: the latest one only.
-            if version.is_none() {
-                chosen.sort_by_key(|r| std::cmp::Reverse(r.version));
-                chosen.truncate(1);
-            }
-            let mut done = Vec::new();
-            for r in chosen {
-                let m = file_of(files, r, "roll back")?;
-                let (s, st, b) = breaking(target, m)?.expect("checked above");
-                let phases = phases_live(engine, m, &s, &st, &b).await?;
-                (ctx.say)(&format!(
-                    "rolling back the expand phase of {}: {}",
-                    m.label(),
-                    b.describe()
-                ));
-                engine.set_lock_timeout(ctx.lock_timeout).await?;
-                restore_staged(engine, m, &s, &phases, ctx).await?;
-                let event = ctx.event(
-                    EventKind::Rollback,
-                    Some((&m.version, &m.name, &m.checksum)),
-                    format!("rolled back the expand phase: {}", b.describe()),
-                );
-                if let Err(e) =
-                    tx_then(engine, &phases.rollback, &s, ctx, Some((r, true, event))).await
-                {
-                    return Err(Error::Rejected {
-                        context: format!("rolling back {}", m.label()),
-                        message: format!(
-                            "the rollback of {} failed and was rolled back (the migration stays {}): {e}",
-                            m.label(),
-                            r.state.as_str()
-                        ),
-                        help: "fix the cause, then run `sluice rollback` again".into(),
-                    });
-                }
-                crate::runner::snapshot(engine, m).await?;
-                (ctx.say)(&format!(
-                    "rolled back {}: only the old application version may run; the migration is pending again",
-                    m.label()
-                ));
-                done.push(m.version);
-            }
-            if done.is_empty() {
-                (ctx.say)("nothing is expanded: nothing to roll back");
-            }
-            Ok(done)
-        }
+    engine.ensure_history().await?;
+    let target = engine.target();
+    let rows = engine.history().await?;
+    let states = [
+        RecordState::Expanded,
+        RecordState::Running,
+        RecordState::Failed,
+    ];
+    let mut chosen = select(&rows, files, version, &states, "rollback")?;
+    // Only breaking migrations: a failed ordinary one is `sluice up`'s or `down --failed`'s.
+    chosen.retain(|r| {
+        r.state == RecordState::Expanded
+            || files
+                .iter()
+                .find(|m| m.version == r.version)
+                .is_some_and(|m| matches!(breaking(target, m), Ok(Some(_))))
+    });
+    if version.is_some() && chosen.is_empty() {
+        return Err(Error::lifecycle(
+            "that migration is not a breaking one: nothing to roll back".to_string(),
+            "`sluice down` rolls back an applied migration; `sluice up` resumes a failed one",
+        ));
     }
+    // Without a version: the latest one only.
+    if version.is_none() {
+        chosen.sort_by_key(|r| std::cmp::Reverse(r.version));
+        chosen.truncate(1);
+    }
+    let mut done = Vec::new();
+    for r in chosen {
+        let m = file_of(files, r, "roll back")?;
+        let (s, st, b) = breaking(target, m)?.expect("checked above");
+        let phases = phases_live(engine, m, &s, &st, &b).await?;
+        (ctx.say)(&format!(
+            "rolling back the expand phase of {}: {}",
+            m.label(),
+            b.describe()
+        ));
+        engine.set_lock_timeout(ctx.lock_timeout).await?;
+        restore_staged(engine, m, &s, &phases, ctx).await?;
+        let event = ctx.event(
+            EventKind::Rollback,
+            Some((&m.version, &m.name, &m.checksum)),
+            format!("rolled back the expand phase: {}", b.describe()),
+        );
+        if let Err(e) = tx_then(engine, &phases.rollback, &s, ctx, Some((r, true, event))).await {
+            return Err(Error::Rejected {
+                context: format!("rolling back {}", m.label()),
+                message: format!(
+                    "the rollback of {} failed and was rolled back (the migration stays {}): {e}",
+                    m.label(),
+                    r.state.as_str()
+                ),
+                help: "fix the cause, then run `sluice rollback` again".into(),
+            });
+        }
+        crate::runner::snapshot(engine, m).await?;
+        (ctx.say)(&format!(
+            "rolled back {}: only the old application version may run; the migration is pending again",
+            m.label()
+        ));
+        done.push(m.version);
+    }
+    if done.is_empty() {
+        (ctx.say)("nothing is expanded: nothing to roll back");
+    }
+    Ok(done)
 }
 
 /// Whether a history row is the open (expanded) phase of a two-phase migration, and for how long

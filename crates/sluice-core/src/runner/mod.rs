@@ -157,7 +157,7 @@ pub use self::{
 pub(crate) use self::{
     record::{record_failure, snapshot},
     retry::LockRetry,
-    steps::{execute_bounded, run_step, StepOpts},
+    steps::{execute_bounded, run_step, run_steps, StepOpts, StepsRun},
 };
 // What the modules share among themselves.
 use self::{apply::*, record::*, steps::*};

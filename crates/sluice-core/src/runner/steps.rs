@@ -116,6 +116,83 @@ pub(crate) async fn run_step<'w>(
     Ok(outcome)
 }
 
+/// Where a staged form's steps run and how each is keyed: `up`'s staged statements and the
+/// lifecycle's expand phase both run their steps through `run_steps`.
+pub(crate) struct StepsRun<'a, 'w> {
+    /// The key of step `k` (see unnamed_slot): kept as each caller has always written it, since a
+    /// resume finds what an interrupted attempt recorded under it.
+    pub(crate) slot: &'a (dyn Fn(usize) -> String + Sync),
+    /// The index the first step builds when it is SQL rather than an `Index` step.
+    pub(crate) first_builds_index: Option<&'a str>,
+    pub(crate) resuming: bool,
+    /// What a lock-timeout retry names as waiting.
+    pub(crate) written: super::retry::Subject<'w>,
+    /// Called before step `k` runs (the lifecycle says what it does; tests kill the run there).
+    pub(crate) before: &'a (dyn Fn(usize, &crate::plan::staged::About) + Sync),
+}
+
+/// Runs a staged form's steps in order, each as `About` says (SQL and index builds through
+/// run_step, a backfill in its own checkpointed batches), and stops at the first that fails.
+pub(crate) async fn run_steps(
+    engine: &mut dyn Engine,
+    steps: &[(&crate::plan::staged::Step, &crate::plan::staged::About)],
+    run: StepsRun<'_, '_>,
+    ctx: &RunContext,
+) -> Result<std::result::Result<(), crate::engine::ServerError>> {
+    use crate::plan::staged::Step;
+    for (k, (step, about)) in steps.iter().enumerate() {
+        (run.before)(k, about);
+        let outcome = match step {
+            Step::Sql(sql) | Step::Index { sql, .. } => {
+                let index = match step {
+                    Step::Index { index, .. } => Some(index.as_str()),
+                    _ if k == 0 => run.first_builds_index,
+                    _ => None,
+                };
+                let opts = StepOpts {
+                    slot: (run.slot)(k),
+                    builds_index: index,
+                    unnamed: None,
+                    resuming: run.resuming,
+                    rewritten: true,
+                    bound: about.bounded().then_some(ctx.exclusive_timeout),
+                    transactional: about.transactional,
+                    never_queues_queries: about.never_queues_queries(),
+                };
+                run_step(engine, sql, opts, run.written, ctx).await?
+            }
+            Step::Backfill { table, set, filter } => {
+                let spec = crate::engine::BackfillSpec {
+                    table: table.clone(),
+                    set: set.clone(),
+                    filter: filter.clone(),
+                    batch_rows: None,
+                    target_batch: ctx.pacing.target_batch,
+                    pause: Duration::ZERO,
+                    progress: ctx.progress.clone(),
+                    pacing: ctx.pacing.clone(),
+                };
+                engine
+                    .backfill(&spec, &*ctx.say)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| crate::engine::ServerError {
+                        code: String::new(),
+                        message: format!("backfill: {e}"),
+                        position: None,
+                        connection_lost: false,
+                        lock_timeout: false,
+                        grant: String::new(),
+                    })
+            }
+        };
+        if outcome.is_err() {
+            return Ok(outcome);
+        }
+    }
+    Ok(Ok(()))
+}
+
 /// After a step of a staged statement failed: removes what its earlier steps created (helper checks,
 /// the NOT VALID constraint, the index it built), so the failed statement leaves nothing behind, as
 /// it would have as written; the message says so, or says what is left for the rerun.

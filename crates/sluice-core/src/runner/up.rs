@@ -106,7 +106,7 @@ impl PlannedMigration {
                     }),
                     Bracket::Group { .. } => Some(RunsAs {
                         sql: "BEGIN".into(),
-                        note: "the data changes up to its COMMIT run in one transaction together with their progress record".into(),
+                        note: "the statements up to its COMMIT run in one transaction together with their progress record".into(),
                         then: vec![],
                     }),
                     Bracket::None => r.as_ref().map(RunsAs::of),
