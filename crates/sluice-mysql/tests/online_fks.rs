@@ -96,6 +96,22 @@ async fn snapshot(c: &mut Conn) -> Vec<(String, String, Vec<String>)> {
     out
 }
 
+/// Asserts two snapshots are equal, naming the table and the rows that differ.
+fn same(got: &[(String, String, Vec<String>)], want: &[(String, String, Vec<String>)], case: &str) {
+    let names =
+        |s: &[(String, String, Vec<String>)]| s.iter().map(|t| t.0.clone()).collect::<Vec<_>>();
+    assert_eq!(names(got), names(want), "{case}: tables");
+    for ((t, d, r), (_, wd, wr)) in got.iter().zip(want) {
+        assert_eq!(d, wd, "{case}: definition of {t}");
+        let extra: Vec<&String> = r.iter().filter(|x| !wr.contains(x)).take(10).collect();
+        let missing: Vec<&String> = wr.iter().filter(|x| !r.contains(x)).take(10).collect();
+        assert!(
+            extra.is_empty() && missing.is_empty(),
+            "{case}: rows of {t} differ: online only {extra:?}, as written only {missing:?}"
+        );
+    }
+}
+
 /// Foreign keys of the database: (table, name, referenced table).
 async fn fk_list(c: &mut Conn) -> Vec<(String, String, String)> {
     c.query(
@@ -139,9 +155,21 @@ fn family(w: u64, i: u64, children: &[&str], self_ref: bool) -> Vec<String> {
             s.push(format!("UPDATE t SET up = NULL WHERE up = {gone}"));
         }
         s.push(format!("DELETE FROM t WHERE id = {gone}"));
-        s.push(format!("DELETE FROM p WHERE id = {gone}"));
+        s.push(later_parent("p", "id", id));
     }
     s
+}
+
+/// The parent row of the `t` row deleted five steps ago. (Deleted at once, it can meet the one
+/// known gap: in the moment between the RENAME and the old table letting go of its keys, a stale
+/// row there holds the parent row, and the DELETE fails with 1451; see README, Foreign keys.)
+fn later_parent(table: &str, col: &str, id: u64) -> String {
+    let gone = id.saturating_sub(9);
+    if gone % 100_000 > 0 && gone % 100_000 < 100_000 - 9 {
+        format!("DELETE FROM {table} WHERE {col} = {gone}")
+    } else {
+        "DO 0".into()
+    }
 }
 
 /// Rows of the original data: a `t` row of 20000 also goes, children and all (cascading where
@@ -317,7 +345,7 @@ fn s_multi(w: u64, i: u64) -> Vec<String> {
     ];
     if i % 5 == 4 {
         s.push(format!("DELETE FROM t WHERE id = {}", id - 4));
-        s.push(format!("DELETE FROM q WHERE a = {}", id - 4));
+        s.push(later_parent("q", "a", id));
     }
     s
 }
@@ -335,7 +363,7 @@ fn s_adds(w: u64, i: u64) -> Vec<String> {
     ];
     if i % 5 == 4 {
         s.push(format!("DELETE FROM t WHERE id = {}", id - 4));
-        s.push(format!("DELETE FROM p WHERE id = {}", id - 4));
+        s.push(later_parent("p", "id", id));
     }
     s
 }
@@ -405,12 +433,7 @@ async fn tables_with_foreign_keys_change_online_as_written() {
             b.query_drop(&sql)
                 .await
                 .unwrap_or_else(|err| panic!("{}: as written: {err}", case.name));
-            assert_eq!(
-                snapshot(&mut a).await,
-                snapshot(&mut b).await,
-                "{}",
-                case.name
-            );
+            same(&snapshot(&mut a).await, &snapshot(&mut b).await, case.name);
             // Nothing points at the old table; it can go.
             let fks = fk_list(&mut a).await;
             assert!(

@@ -165,10 +165,8 @@ pub struct Job {
     pub carry_counter: bool,
     /// The stage table (see `apply`) exists.
     stage_ready: bool,
-    /// The foreign keys the new table gets (as the ALTER as written gives them) and those of
-    /// other tables pointing at it: set up with writes held (see `fks.rs`).
-    pub fks_out: Vec<super::fks::Fk>,
-    pub fks_in: Vec<super::fks::Fk>,
+    /// The foreign keys of the swap, set up with writes held (see `fks.rs`).
+    pub fks: super::fks::Swap,
 }
 
 fn is_binary(c: &LiveColumn) -> bool {
@@ -489,8 +487,7 @@ impl Job {
             rows_copied: 0,
             carry_counter: true,
             stage_ready: false,
-            fks_out: Vec::new(),
-            fks_in: Vec::new(),
+            fks: Default::default(),
         })
     }
 
@@ -510,8 +507,7 @@ impl Job {
             rows_copied: 0,
             carry_counter: self.carry_counter,
             stage_ready: false,
-            fks_out: Vec::new(),
-            fks_in: Vec::new(),
+            fks: Default::default(),
         }
     }
 

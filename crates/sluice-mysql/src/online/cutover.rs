@@ -149,7 +149,7 @@ async fn attempt(
             Ok(Ok(())) => Ok(Ok(held.elapsed())),
             Ok(Err(e)) => {
                 // Nothing was swapped: the children go back to `t`.
-                if !job.fks_out.is_empty() || !job.fks_in.is_empty() {
+                if !job.fks.is_empty() {
                     undo_fks(job).await?;
                 }
                 Ok(Err(format!("RENAME TABLE failed: {e}")))
@@ -260,26 +260,17 @@ async fn under_lock(
         .ok()
         .flatten();
     let nowait = nowait == Some(0);
-    // The shadow equals `t` now: it gets its foreign keys and the children's keys are pointed at
-    // it, as late as possible (a run killed from here to the RENAME leaves the children on the
-    // shadow until the next run puts them back). The RENAME carries both over to `t`.
-    let with_fks = !job.fks_out.is_empty() || !job.fks_in.is_empty();
+    // The shadow equals `t` now: it gets its foreign keys and the children's keys are pointed
+    // at it, as late as possible (a run killed from here to the RENAME leaves the children on
+    // the shadow until the next run puts them back). The RENAME carries both over to `t`.
+    let with_fks = !job.fks.is_empty();
     if with_fks {
         let set = job
             .conn
             .query_drop(format!("SET SESSION lock_wait_timeout = {}", secs(budget)))
             .await;
         let ready = match set {
-            Ok(()) => {
-                fks::before_rename(
-                    &mut job.conn,
-                    &job.names,
-                    &job.table,
-                    &job.fks_out,
-                    &job.fks_in,
-                )
-                .await
-            }
+            Ok(()) => fks::before_rename(&mut job.conn, &job.names, &job.table, &job.fks).await,
             Err(e) => Err(db("preparing the cut-over", e)),
         };
         if let Err(e) = ready {
@@ -293,8 +284,15 @@ async fn under_lock(
         crash_point("cutover-fks");
     }
     let sql = format!("RENAME TABLE {t} TO {old}, {new} TO {t}");
+    // Right after the RENAME, from its own session: the old table lets go of its keys, so that
+    // a row deleted from the new table since does not hold its parent row there (a client's
+    // valid parent DELETE would fail). A failure here is mended by `fks::after_rename`.
+    let release = fks::drop_from_old(&job.names, &job.table, &job.fks);
     let handle: Rename = tokio::spawn(async move {
         let res = r.query_drop(sql).await.map_err(|e| e.to_string());
+        if let (Ok(()), Some(release)) = (&res, release) {
+            let _ = r.query_drop(release).await;
+        }
         let _ = r.disconnect().await;
         res
     });
@@ -350,7 +348,7 @@ async fn under_lock(
 async fn undo_fks(job: &mut Job) -> Result<()> {
     let mut last = None;
     for _ in 0..5 {
-        match fks::undo(&mut job.conn, &job.names, &job.table, &job.fks_in).await {
+        match fks::undo(&mut job.conn, &job.names, &job.table, &job.fks).await {
             Ok(()) => return Ok(()),
             Err(e) => last = Some(e),
         }

@@ -52,13 +52,22 @@ impl Fk {
             Some(s) => format!("{}.{}", ident(s), ident(ref_table)),
             None => ident(ref_table),
         };
+        // RESTRICT is the default and is left out: written out, InnoDB's in-place ADD records it
+        // as NO ACTION (SHOW CREATE TABLE would differ from the ALTER as written).
+        let action = |on: &str, rule: &str| {
+            if rule == "RESTRICT" {
+                String::new()
+            } else {
+                format!(" ON {on} {rule}")
+            }
+        };
         format!(
-            "CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {parent} ({}) ON DELETE {} ON UPDATE {}",
+            "CONSTRAINT {} FOREIGN KEY ({}) REFERENCES {parent} ({}){}{}",
             ident(name),
             list(&self.columns),
             list(&self.ref_columns),
-            self.on_delete,
-            self.on_update
+            action("DELETE", &self.on_delete),
+            action("UPDATE", &self.on_update)
         )
     }
 
@@ -282,18 +291,45 @@ pub fn orphan_message(dbname: &str, t: &str, fk: &Fk, values: &str) -> String {
     )
 }
 
-/// With writes held and the log drained: the shadow gets `out` (under temporary names) and every
-/// child key of `inbound` is re-pointed at the shadow. Stops at the first failure; `undo` puts
-/// back whatever part was done.
-pub async fn before_rename(
-    conn: &mut Conn,
-    names: &Names,
-    t: &str,
-    out: &[Fk],
-    inbound: &[Fk],
-) -> Result<()> {
-    carry(conn, out, t, &names.shadow).await?;
-    for f in inbound {
+/// The keys around one swap of `t`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Swap {
+    /// `t`'s own keys before the swap.
+    pub old: Vec<Fk>,
+    /// The keys the new table gets, as the ALTER as written gives them.
+    pub new: Vec<Fk>,
+    /// Keys of other tables pointing at `t`.
+    pub inbound: Vec<Fk>,
+}
+
+impl Swap {
+    pub fn is_empty(&self) -> bool {
+        self.old.is_empty() && self.new.is_empty() && self.inbound.is_empty()
+    }
+}
+
+/// With writes held and the log drained (`t` and the shadow hold the same rows, and nothing
+/// changes `t`): the shadow gets the new keys under temporary names (`t` holds the names), and
+/// every child key is re-pointed at the shadow under a sluice name. Stops at the first failure;
+/// `undo` puts back whatever part was done.
+pub async fn before_rename(conn: &mut Conn, names: &Names, t: &str, fks: &Swap) -> Result<()> {
+    let adds: Vec<String> = fks
+        .new
+        .iter()
+        .map(|f| {
+            let parent = if f.ref_table == t && f.ref_schema.is_none() {
+                names.shadow.as_str()
+            } else {
+                f.ref_table.as_str()
+            };
+            format!(
+                "ADD {}",
+                f.clause(&temp_name(&f.name, t, &names.shadow), parent)
+            )
+        })
+        .collect();
+    alter_unchecked(conn, &names.shadow, &adds).await?;
+    for f in &fks.inbound {
         alter_unchecked(
             conn,
             &f.table,
@@ -307,6 +343,30 @@ pub async fn before_rename(
     Ok(())
 }
 
+/// The statement that makes the old table let go of `t`'s keys right after the RENAME (a stale
+/// row there must not hold a parent row): InnoDB renamed `t_ibfk_N` to `_t_old_ibfk_N` with it.
+pub fn drop_from_old(names: &Names, t: &str, fks: &Swap) -> Option<String> {
+    if fks.old.is_empty() {
+        return None;
+    }
+    let drops: Vec<String> = fks
+        .old
+        .iter()
+        .map(|f| {
+            let name = match temp_name(&f.name, t, &names.old) {
+                n if n.ends_with("_sluice") => f.name.clone(),
+                n => n,
+            };
+            format!("DROP FOREIGN KEY {}", ident(&name))
+        })
+        .collect();
+    Some(format!(
+        "ALTER TABLE {} {}, ALGORITHM=INPLACE, LOCK=NONE",
+        ident(&names.old),
+        drops.join(", ")
+    ))
+}
+
 async fn names_on(conn: &mut Conn, table: &str) -> Result<Vec<(String, String)>> {
     conn.exec(
         "SELECT CONSTRAINT_NAME, REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS \
@@ -317,10 +377,8 @@ async fn names_on(conn: &mut Conn, table: &str) -> Result<Vec<(String, String)>>
     .map_err(|e| db("reading foreign keys", e))
 }
 
-/// Not swapped (a failed attempt, or a run killed with writes held): the children point at `t`
-/// under their own names again and the shadow carries no key. Safe to run at any time before the
-/// swap, and again.
-pub async fn undo(conn: &mut Conn, names: &Names, t: &str, inbound: &[Fk]) -> Result<()> {
+/// Children whose key wears its sluice name get their own name back, pointing at `parent`.
+async fn children_back(conn: &mut Conn, inbound: &[Fk], parent: &str) -> Result<()> {
     for f in inbound {
         let on = names_on(conn, &f.table).await?;
         let temp = sluice_name(&f.name);
@@ -330,30 +388,31 @@ pub async fn undo(conn: &mut Conn, names: &Names, t: &str, inbound: &[Fk]) -> Re
                 &f.table,
                 &[
                     format!("DROP FOREIGN KEY {}", ident(&temp)),
-                    format!("ADD {}", f.clause(&f.name, t)),
+                    format!("ADD {}", f.clause(&f.name, parent)),
                 ],
             )
             .await?;
         }
     }
+    Ok(())
+}
+
+/// Not swapped (a failed attempt, or a run killed with writes held): the shadow carries no key
+/// and the children point at `t` under their own names. Safe to run at any time before the
+/// swap, and again.
+pub async fn undo(conn: &mut Conn, names: &Names, t: &str, fks: &Swap) -> Result<()> {
     let on = names_on(conn, &names.shadow).await?;
     let drops: Vec<String> = on
         .iter()
         .map(|(n, _)| format!("DROP FOREIGN KEY {}", ident(n)))
         .collect();
-    alter_unchecked(conn, &names.shadow, &drops).await
+    alter_unchecked(conn, &names.shadow, &drops).await?;
+    children_back(conn, &fks.inbound, t).await
 }
 
-/// After the swap: the old table lets go of its keys (a stale row there must not hold a parent
-/// row, nor a name), and the new `t` and the children get their own names back. Safe to run
-/// again at any point.
-pub async fn after_rename(
-    conn: &mut Conn,
-    names: &Names,
-    t: &str,
-    out: &[Fk],
-    inbound: &[Fk],
-) -> Result<()> {
+/// After the swap: the old table holds no key, and the new `t`'s keys and the children's get
+/// their own names back. Safe to run again at any point.
+pub async fn after_rename(conn: &mut Conn, names: &Names, t: &str, fks: &Swap) -> Result<()> {
     let old = names_on(conn, &names.old).await?;
     let drops: Vec<String> = old
         .iter()
@@ -362,30 +421,15 @@ pub async fn after_rename(
     alter_unchecked(conn, &names.old, &drops).await?;
     let on = names_on(conn, t).await?;
     let mut clauses = Vec::new();
-    for f in out {
+    for f in &fks.new {
         let temp = sluice_name(&f.name);
-        if temp != f.name && on.iter().any(|(n, _)| *n == temp) {
+        if on.iter().any(|(n, _)| *n == temp) {
             clauses.push(format!("DROP FOREIGN KEY {}", ident(&temp)));
             clauses.push(format!("ADD {}", f.clause(&f.name, &f.ref_table)));
         }
     }
     alter_unchecked(conn, t, &clauses).await?;
-    for f in inbound {
-        let on = names_on(conn, &f.table).await?;
-        let temp = sluice_name(&f.name);
-        if on.iter().any(|(n, _)| *n == temp) {
-            alter_unchecked(
-                conn,
-                &f.table,
-                &[
-                    format!("DROP FOREIGN KEY {}", ident(&temp)),
-                    format!("ADD {}", f.clause(&f.name, t)),
-                ],
-            )
-            .await?;
-        }
-    }
-    Ok(())
+    children_back(conn, &fks.inbound, t).await
 }
 
 /// The tables whose keys point at `table` (the old table: it must not be dropped while any do).

@@ -1134,7 +1134,7 @@ async fn drop_triggers(conn: &mut Conn, names: &Names) -> Result<()> {
 /// the swap first) may have left. A log holding changes that reached the old table late was
 /// reported when the swap was recorded and stays, as evidence, until `sluice cleanup`.
 async fn finish_swapped(e: &mut MySqlEngine, t: &str, names: &Names, say: Say<'_>) -> Result<()> {
-    settle_fks(e, t, names).await?;
+    settle_fks(e, t).await?;
     drop_triggers(&mut e.work, names).await?;
     e.work
         .query_drop(format!("DROP TABLE IF EXISTS {}", ident(&names.stage)))
@@ -1232,7 +1232,7 @@ async fn setup(
     }
     // Keys the ALTER adds come back, with all the others, with writes held before the swap: on a
     // shadow that lags behind `t` they would refuse clients' valid changes of the parents.
-    if let Err(err) = fks::undo(&mut e.work, &names, &a.table, &[]).await {
+    if let Err(err) = fks::undo(&mut e.work, &names, &a.table, &fks::Swap::default()).await {
         drop_objects(&mut e.work, &names, true).await;
         return Err(err);
     }
@@ -1531,8 +1531,8 @@ async fn copy_path(
     }
     // A run killed with writes held may have left the children pointing at the shadow.
     if state.is_some() && exists(&mut e.work, &names.shadow).await? {
-        let (_, inbound) = stored_fks(&mut e.work, &t).await?;
-        fks::undo(&mut e.work, &names, &t, &inbound).await?;
+        let swap = stored_fks(&mut e.work, &t).await?;
+        fks::undo(&mut e.work, &names, &t, &swap).await?;
     }
     let live = table::read(&mut e.work, &t)
         .await
@@ -1750,7 +1750,14 @@ async fn copy_path(
     let inbound = fks::incoming(&mut e.work, &t)
         .await
         .map_err(|err| db("reading the foreign keys pointing at the table", err))?;
-    let record = serde_json::to_string(&(&out_fks, &inbound)).expect("foreign keys serialise");
+    let swap = fks::Swap {
+        old: fks::outgoing(&mut e.work, &t)
+            .await
+            .map_err(|err| db("reading the table's foreign keys", err))?,
+        new: out_fks,
+        inbound,
+    };
+    let record = serde_json::to_string(&swap).expect("foreign keys serialise");
     e.work
         .exec_drop(
             "UPDATE `sluice_online` SET `fks` = ?, `updated_at` = NOW(6) WHERE `table_name` = ?",
@@ -1758,8 +1765,7 @@ async fn copy_path(
         )
         .await
         .map_err(|err| db("recording the foreign keys", err))?;
-    job.fks_out = out_fks;
-    job.fks_in = inbound;
+    job.fks = swap;
     if opts.postpone_cutover {
         let _ = job.conn.disconnect().await;
         say(&format!(
@@ -1792,7 +1798,7 @@ async fn copy_path(
 }
 
 /// The foreign keys recorded for the swap of `t`: (the new table's, the children's).
-async fn stored_fks(conn: &mut Conn, t: &str) -> Result<(Vec<fks::Fk>, Vec<fks::Fk>)> {
+async fn stored_fks(conn: &mut Conn, t: &str) -> Result<fks::Swap> {
     let text: Option<Option<String>> = conn
         .exec_first(
             "SELECT `fks` FROM `sluice_online` WHERE `table_name` = ?",
@@ -1803,25 +1809,22 @@ async fn stored_fks(conn: &mut Conn, t: &str) -> Result<(Vec<fks::Fk>, Vec<fks::
     match text.flatten() {
         Some(text) => serde_json::from_str(&text)
             .map_err(|err| Error::database("reading the recorded foreign keys", err.to_string())),
-        None => Ok((Vec::new(), Vec::new())),
+        None => Ok(fks::Swap::default()),
     }
 }
 
-/// After the swap: the foreign keys get their own names back and the old table lets go of its
-/// own (see `fks::after_rename`); again and again without harm.
-async fn settle_fks(e: &mut MySqlEngine, t: &str, names: &Names) -> Result<()> {
-    let (out, inbound) = stored_fks(&mut e.work, t).await?;
-    if !exists(&mut e.work, &names.old).await? && out.is_empty() && inbound.is_empty() {
-        return Ok(());
-    }
-    fks::after_rename(&mut e.work, names, t, &out, &inbound).await
+/// After the swap: the children's foreign keys get their own names back (see
+/// `fks::after_rename`); again and again without harm.
+async fn settle_fks(e: &mut MySqlEngine, t: &str) -> Result<()> {
+    let swap = stored_fks(&mut e.work, t).await?;
+    fks::after_rename(&mut e.work, &Names::of(t), t, &swap).await
 }
 
 /// Drops the old table of a swap, unless foreign keys still point at it (it would leave them
 /// pointing at nothing): those are re-pointed first.
 async fn drop_old(e: &mut MySqlEngine, t: &str, names: &Names) -> Result<()> {
     if exists(&mut e.work, &names.old).await? {
-        settle_fks(e, t, names).await?;
+        settle_fks(e, t).await?;
         let still = fks::referencing(&mut e.work, &names.old).await?;
         if !still.is_empty() {
             return Err(Error::usage(
@@ -1980,7 +1983,7 @@ async fn finish_swap(
     started: Instant,
     held: Duration,
 ) -> Result<OnlineReport> {
-    settle_fks(e, t, names).await?;
+    settle_fks(e, t).await?;
     cutover::crash_point("swap-fks-settled");
     drop_triggers(&mut e.work, names).await?;
     cutover::crash_point("swap-untriggered");
