@@ -657,6 +657,18 @@ fn decide(e: &MySqlEngine, a: &AlterTable, live: &table::LiveTable) -> Decision 
     Decision { algo, lines }
 }
 
+fn refuse_drop_fk(a: &AlterTable, t: &str) -> Option<Error> {
+    a.clauses
+        .iter()
+        .any(|c| matches!(c.kind, ClauseKind::DropForeignKey))
+        .then(|| {
+            Error::usage(
+                format!("the ALTER of `{t}` drops a foreign key and needs a copy of the table"),
+                "run the DROP FOREIGN KEY as an ALTER of its own first (it changes only metadata), then the rest with `sluice up`; or the whole ALTER with `sluice up --as-written` in a maintenance window",
+            )
+        })
+}
+
 /// Reasons the online copy cannot run on this table (exit 2 with the options). `out`: the
 /// table's own foreign keys.
 fn refuse_copy(
@@ -690,14 +702,8 @@ fn refuse_copy(
             "run this ALTER with `sluice up --as-written` in a maintenance window, or change those keys to RESTRICT / NO ACTION for the change",
         ));
     }
-    if a.clauses
-        .iter()
-        .any(|c| matches!(c.kind, ClauseKind::DropForeignKey))
-    {
-        return Some(Error::usage(
-            format!("the ALTER of `{t}` drops a foreign key and needs a copy of the table"),
-            "run the DROP FOREIGN KEY as an ALTER of its own first (it changes only metadata), then the rest with `sluice up`",
-        ));
+    if let Some(err) = refuse_drop_fk(a, t) {
+        return Some(err);
     }
     let foreign: Vec<&String> = live
         .triggers
@@ -945,6 +951,13 @@ pub async fn alter(
     let Some(live) = live else {
         return Ok(None);
     };
+    // The twin carries the keys under other names, so a DROP FOREIGN KEY would fail there: an
+    // ALTER that drops one and needs a copy is refused first (the drop alone is in place).
+    if decide(e, &a, &live).algo.clause(e.flavour).is_none() {
+        if let Some(err) = refuse_drop_fk(&a, &a.table) {
+            return Err(err);
+        }
+    }
     // What the ALTER as written gives, tried on an empty twin. Where it fails there it fails on
     // the table too, before changing anything: run it as written, so the server reports its own
     // error exactly as it would without sluice.
