@@ -541,3 +541,41 @@ async fn failures_leave_everything_unchanged_on_every_run() {
     .await
     .expect("the test ran longer than 300 s");
 }
+
+/// `plan` and `up --dry-run` say what happens to each foreign key, or why the copy is refused.
+#[tokio::test]
+async fn the_plan_names_each_foreign_key_and_what_happens_to_it() {
+    let db = TestDb::mariadb().await;
+    let mut c = db.my().await;
+    c.query_drop(format!(
+        "{P}; CREATE TABLE t ({T_COLS}, CONSTRAINT fk_t_p FOREIGN KEY (pid) REFERENCES p (id)); {T_ROWS}; \
+         CREATE TABLE c1 (id INT PRIMARY KEY, tid INT, KEY (tid), CONSTRAINT fk_c1_t FOREIGN KEY (tid) REFERENCES t (id) ON DELETE CASCADE); \
+         CREATE TABLE k (id INT PRIMARY KEY, pid INT, v INT, KEY (pid), CONSTRAINT fk_k FOREIGN KEY (pid) REFERENCES p (id) ON DELETE SET NULL)"
+    ))
+    .await
+    .unwrap();
+    let mut e = engine(&db).await;
+    let plan = e
+        .explain_online("ALTER TABLE t MODIFY v BIGINT NOT NULL", 0)
+        .await
+        .unwrap()
+        .unwrap()
+        .join("\n");
+    assert!(plan.starts_with("online copy"), "{plan}");
+    assert!(
+        plan.contains("foreign keys of `t` (`fk_t_p`)") && plan.contains("1452"),
+        "{plan}"
+    );
+    assert!(
+        plan.contains("foreign key `fk_c1_t` of `c1` (ON DELETE CASCADE ON UPDATE RESTRICT)")
+            && plan.contains("re-pointed at `_t_new`"),
+        "{plan}"
+    );
+    let plan = e
+        .explain_online("ALTER TABLE k MODIFY v BIGINT", 0)
+        .await
+        .unwrap()
+        .unwrap()
+        .join("\n");
+    assert!(plan.contains("refused:") && plan.contains("fk_k"), "{plan}");
+}
