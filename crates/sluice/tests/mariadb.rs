@@ -903,3 +903,113 @@ async fn online_alter_reads_executable_comments_and_a_dead_runs_ddl_is_not_sent_
         1
     );
 }
+
+/// Foreign keys of the database: (table, name, referenced table).
+async fn fk_list(c: &mut mysql_async::Conn) -> Vec<(String, String, String)> {
+    c.query(
+        "SELECT TABLE_NAME, CONSTRAINT_NAME, REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS \
+         WHERE CONSTRAINT_SCHEMA = DATABASE() ORDER BY 1, 2",
+    )
+    .await
+    .unwrap()
+}
+
+/// A copy of a table with foreign keys out (to `par`) and in (from `kid`, cascading), killed at
+/// each step of its foreign keys: with them set up and writes held, right after the RENAME, and
+/// once they have their names back. Every rerun converges: the keys end with their own names,
+/// pointing at the new table, enforced; nothing points at the old table, which `cleanup` drops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn online_copy_with_foreign_keys_killed_at_each_step_converges() {
+    let p = Project::new(Server::MariaDb).await;
+    let mut c = p.db.my().await;
+    c.query_drop(
+        "CREATE TABLE par (id INT PRIMARY KEY); INSERT INTO par SELECT seq FROM seq_1_to_20000; \
+         CREATE TABLE acc (id INT PRIMARY KEY, pid INT, balance INT NULL, KEY (pid), \
+         CONSTRAINT acc_par FOREIGN KEY (pid) REFERENCES par (id)); \
+         INSERT INTO acc SELECT seq, seq, seq % 1000 FROM seq_1_to_20000; \
+         CREATE TABLE kid (id INT PRIMARY KEY, acc_id INT, KEY (acc_id), \
+         CONSTRAINT kid_acc FOREIGN KEY (acc_id) REFERENCES acc (id) ON DELETE CASCADE); \
+         INSERT INTO kid SELECT seq, seq FROM seq_1_to_20000 WHERE seq % 2 = 0",
+    )
+    .await
+    .unwrap();
+    p.write("1_widen.sql", WIDEN);
+    let before = fk_list(&mut c).await;
+    let crash = |point: &str| {
+        let child = p
+            .command(&["up", "--chunk-ms", "5"])
+            .env("SLUICE_CRASH_AT", point)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let r = tokio::task::block_in_place(|| wait_bounded(child, 120, "sluice up"));
+        assert_ne!(r.code, 0, "{r:?}");
+        assert!(r.stderr.contains("ending the process here"), "{r:?}");
+        r
+    };
+    let fk = |list: &[(String, String, String)], table: &str| -> Vec<(String, String)> {
+        list.iter()
+            .filter(|(t, _, _)| t == table)
+            .map(|(_, n, r)| (n.clone(), r.clone()))
+            .collect()
+    };
+
+    // Dead with writes held, the shadow's key added and the child pointed at the shadow; `acc`
+    // keeps its own.
+    crash("cutover-fks");
+    let now = fk_list(&mut c).await;
+    assert_eq!(
+        fk(&now, "kid"),
+        [("kid_acc_sluice".into(), "_acc_new".into())]
+    );
+    assert_eq!(
+        fk(&now, "_acc_new"),
+        [("acc_par_sluice".into(), "par".into())]
+    );
+    assert_eq!(fk(&now, "acc"), [("acc_par".into(), "par".into())]);
+
+    // The rerun puts the child back on `acc`, swaps and dies right after the RENAME: the child
+    // and the new table's key follow it, still under sluice's names; the old table let go of
+    // its key right after the RENAME.
+    crash("cutover-renamed");
+    let now = fk_list(&mut c).await;
+    assert_eq!(fk(&now, "kid"), [("kid_acc_sluice".into(), "acc".into())]);
+    assert_eq!(fk(&now, "acc"), [("acc_par_sluice".into(), "par".into())]);
+    assert!(fk(&now, "_acc_old").is_empty(), "{now:?}");
+
+    // The next one gives the names back and dies.
+    crash("swap-fks-settled");
+    let now = fk_list(&mut c).await;
+    assert_eq!(
+        now, before,
+        "the keys have their own names and tables again"
+    );
+
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(p.states(), vec![(1, "applied".into())]);
+    assert_eq!(fk_list(&mut c).await, before);
+    let widened: String = c
+        .query_first("SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'acc' AND COLUMN_NAME = 'balance'")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(widened, "bigint(20)");
+    for bad in [
+        "INSERT INTO acc (id, pid, balance) VALUES (999999, 999999, 0)",
+        "INSERT INTO kid (id, acc_id) VALUES (999999, 999999)",
+    ] {
+        let err = c.query_drop(bad).await.unwrap_err();
+        assert!(err.to_string().contains("1452"), "{bad}: {err}");
+    }
+    // The cascade reaches the child from the new table.
+    c.query_drop("DELETE FROM acc WHERE id = 2").await.unwrap();
+    assert_eq!(
+        count(&mut c, "SELECT COUNT(*) FROM kid WHERE acc_id = 2").await,
+        0
+    );
+    let r = p.run(&["cleanup"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!table_exists(&mut c, "_acc_old").await);
+}

@@ -165,6 +165,8 @@ pub struct Job {
     pub carry_counter: bool,
     /// The stage table (see `apply`) exists.
     stage_ready: bool,
+    /// The foreign keys of the swap, set up with writes held (see `fks.rs`).
+    pub fks: super::fks::Swap,
 }
 
 fn is_binary(c: &LiveColumn) -> bool {
@@ -485,6 +487,7 @@ impl Job {
             rows_copied: 0,
             carry_counter: true,
             stage_ready: false,
+            fks: Default::default(),
         })
     }
 
@@ -504,6 +507,7 @@ impl Job {
             rows_copied: 0,
             carry_counter: self.carry_counter,
             stage_ready: false,
+            fks: Default::default(),
         }
     }
 

@@ -18,6 +18,7 @@
 //! tables sorts first, not necessarily on `t`.)
 
 use super::copy::{code, db, Job, Say};
+use super::fks;
 use crate::quote::ident;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Opts};
@@ -28,8 +29,11 @@ use std::time::{Duration, Instant};
 /// Test hook: `SLUICE_CRASH_AT=<point>` ends the process at that point of the cut-over the way
 /// kill -9 does (no cleanup, connections just drop), so tests can show that a rerun converges
 /// from exactly there. Points: `cutover-locked` (writes held, log drained, RENAME not issued),
-/// `cutover-renamed` (tables swapped, the swap not yet recorded), `swap-untriggered` (the triggers
-/// dropped, the change log not) and `swap-unlogged` (the change log dropped, the swap not recorded).
+/// `cutover-fks` (writes held, the shadow given its foreign keys and the children pointed at it,
+/// RENAME not issued), `cutover-renamed` (tables swapped, the swap not yet recorded),
+/// `swap-fks-settled` (foreign keys have their names back, the old table none),
+/// `swap-untriggered` (the triggers dropped, the change log not) and `swap-unlogged` (the change
+/// log dropped, the swap not recorded).
 pub fn crash_point(point: &str) {
     sluice_core::crash_point(point);
 }
@@ -177,7 +181,13 @@ async fn attempt(
         Ok(Err(why)) => Ok(Err(why)),
         Ok(Ok(rename)) => match rename.await {
             Ok(Ok(())) => Ok(Ok(held.elapsed())),
-            Ok(Err(e)) => Ok(Err(format!("RENAME TABLE failed: {e}"))),
+            Ok(Err(e)) => {
+                // Nothing was swapped: the children go back to `t`.
+                if !job.fks.is_empty() {
+                    undo_fks(job).await?;
+                }
+                Ok(Err(format!("RENAME TABLE failed: {e}")))
+            }
             Err(e) => Err(Error::database("cut-over", e.to_string())),
         },
     }
@@ -284,9 +294,39 @@ async fn under_lock(
         .ok()
         .flatten();
     let nowait = nowait == Some(0);
+    // The shadow equals `t` now: it gets its foreign keys and the children's keys are pointed
+    // at it, as late as possible (a run killed from here to the RENAME leaves the children on
+    // the shadow until the next run puts them back). The RENAME carries both over to `t`.
+    let with_fks = !job.fks.is_empty();
+    if with_fks {
+        let set = job
+            .conn
+            .query_drop(format!("SET SESSION lock_wait_timeout = {}", secs(budget)))
+            .await;
+        let ready = match set {
+            Ok(()) => fks::before_rename(&mut job.conn, &job.names, &job.table, &job.fks).await,
+            Err(e) => Err(db("preparing the cut-over", e)),
+        };
+        if let Err(e) = ready {
+            let _ = r.disconnect().await;
+            let _ = probe.disconnect().await;
+            undo_fks(job).await?;
+            return Ok(Err(format!(
+                "setting up the foreign keys with writes held failed: {e}"
+            )));
+        }
+        crash_point("cutover-fks");
+    }
     let sql = format!("RENAME TABLE {t} TO {old}, {new} TO {t}");
+    // Right after the RENAME, from its own session: the old table lets go of its keys, so that
+    // a row deleted from the new table since does not hold its parent row there (a client's
+    // valid parent DELETE would fail). A failure here is mended by `fks::after_rename`.
+    let release = fks::drop_from_old(&job.names, &job.table, &job.fks);
     let handle: Rename = tokio::spawn(async move {
         let res = r.query_drop(sql).await.map_err(|e| e.to_string());
+        if let (Ok(()), Some(release)) = (&res, release) {
+            let _ = r.query_drop(release).await;
+        }
         let _ = r.disconnect().await;
         res
     });
@@ -330,6 +370,34 @@ async fn under_lock(
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
     let _ = probe.disconnect().await;
+    let result = finish_attempt(job, conn_opts, outcome, handle, rid).await;
+    if with_fks && !matches!(result, Ok(Ok(_))) {
+        undo_fks(job).await?;
+    }
+    result
+}
+
+/// Puts the foreign keys back as before the attempt (the writes are still held), retrying a
+/// lock timeout a few times.
+async fn undo_fks(job: &mut Job) -> Result<()> {
+    let mut last = None;
+    for _ in 0..5 {
+        match fks::undo(&mut job.conn, &job.names, &job.table, &job.fks).await {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(last.expect("an attempt failed"))
+}
+
+async fn finish_attempt(
+    job: &mut Job,
+    conn_opts: &Opts,
+    outcome: std::result::Result<(), String>,
+    handle: Rename,
+    rid: u64,
+) -> Result<std::result::Result<Rename, String>> {
     match outcome {
         Ok(()) => Ok(Ok(handle)),
         Err(why) => {

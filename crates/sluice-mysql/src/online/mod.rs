@@ -12,6 +12,7 @@
 mod copy;
 mod cutover;
 mod defer;
+mod fks;
 mod replicas;
 pub use replicas::CREATE_HEARTBEAT;
 pub mod names;
@@ -42,10 +43,11 @@ pub const CREATE_STATE: &str = "CREATE TABLE IF NOT EXISTS `sluice_online` (\
     `updated_at` DATETIME(6) NOT NULL, \
     `deferred` MEDIUMTEXT NULL, \
     `def_before` MEDIUMTEXT NULL, \
-    `def_after` MEDIUMTEXT NULL) ENGINE=InnoDB";
+    `def_after` MEDIUMTEXT NULL, \
+    `fks` MEDIUMTEXT NULL) ENGINE=InnoDB";
 
 /// Columns added to `sluice_online` after its first version.
-const LATER_COLUMNS: &[&str] = &["deferred", "def_before", "def_after"];
+const LATER_COLUMNS: &[&str] = &["deferred", "def_before", "def_after", "fks"];
 
 /// Creates `sluice_online`, or adds what an older sluice's table lacks.
 async fn ensure_state(conn: &mut Conn) -> Result<()> {
@@ -233,14 +235,24 @@ async fn definition(conn: &mut Conn, table: &str) -> Result<String> {
     ))
 }
 
+/// What the ALTER as written makes of the table.
+struct Twin {
+    /// The definition, normalised (foreign keys left out).
+    def: String,
+    /// Its foreign keys, named and pointing as `t`'s would be.
+    fks: Vec<fks::Fk>,
+    table: table::LiveTable,
+}
+
 /// What the ALTER as written makes of the table: the statement run on an empty twin
-/// (`CREATE TABLE … LIKE`), its definition normalised. `Ok(Err(message))` when the statement as
+/// (`CREATE TABLE … LIKE`, given the table's foreign keys under temporary names, so that a clause
+/// the keys forbid fails there as on the table). `Ok(Err(message))` when the statement as
 /// written fails there: it fails on the table too, before any work.
 async fn twin(
     e: &mut MySqlEngine,
     a: &AlterTable,
     names: &Names,
-) -> Result<std::result::Result<String, String>> {
+) -> Result<std::result::Result<Twin, String>> {
     let twin = ident(&names.twin);
     let drop = format!("DROP TABLE IF EXISTS {twin}");
     e.work
@@ -251,11 +263,37 @@ async fn twin(
         .query_drop(format!("CREATE TABLE {twin} LIKE {}", ident(&a.table)))
         .await
         .map_err(|err| db("creating a twin of the table", err))?;
-    let ran = e.work.query_drop(a.on(&twin)).await;
+    let originals = fks::outgoing(&mut e.work, &a.table)
+        .await
+        .map_err(|err| db("reading the table's foreign keys", err))?;
+    let carried = fks::carry(&mut e.work, &originals, &a.table, &names.twin).await;
+    let ran = match carried {
+        Ok(()) => e.work.query_drop(a.on(&twin)).await,
+        Err(err) => {
+            let _ = e.work.query_drop(&drop).await;
+            return Err(err);
+        }
+    };
     let out = match ran {
-        Ok(()) => Ok(definition(&mut e.work, &names.twin).await),
+        Ok(()) => Ok(async {
+            let def = definition(&mut e.work, &names.twin).await?;
+            let got = fks::outgoing(&mut e.work, &names.twin)
+                .await
+                .map_err(|err| db("reading the twin's foreign keys", err))?;
+            let table = table::read(&mut e.work, &names.twin)
+                .await
+                .map_err(|err| db("reading the twin table", err))?
+                .ok_or_else(|| Error::database("reading the twin table", "it vanished"))?;
+            Ok::<_, Error>(Twin {
+                def,
+                fks: fks::as_table(got, &originals, &a.table, &names.twin),
+                table,
+            })
+        }
+        .await),
         Err(err) if copy::code(&err).is_some() => Err(e.url.scrub(&err.to_string())),
         Err(err) => {
+            let _ = e.work.query_drop(&drop).await;
             return Err(db("running the ALTER on a twin of the table", err));
         }
     };
@@ -264,9 +302,36 @@ async fn twin(
         .await
         .map_err(|err| db("dropping the twin table", err))?;
     match out {
-        Ok(def) => Ok(Ok(def?)),
+        Ok(t) => Ok(Ok(t?)),
         Err(m) => Ok(Err(m)),
     }
+}
+
+/// A column that foreign keys of other tables reference, changed by the ALTER (type, character
+/// set, collation, name or gone): `child.fk (column)`.
+fn referenced_change(
+    live: &table::LiveTable,
+    after: &table::LiveTable,
+    inbound: &[fks::Fk],
+) -> Option<String> {
+    for f in inbound {
+        for c in &f.ref_columns {
+            let before = live.column(c);
+            let now = after.column(c);
+            let same = match (before, now) {
+                (Some(b), Some(n)) => {
+                    b.column_type == n.column_type
+                        && b.charset == n.charset
+                        && b.collation == n.collation
+                }
+                _ => false,
+            };
+            if !same {
+                return Some(format!("{} ({c})", f.describe()));
+            }
+        }
+    }
+    None
 }
 
 /// A killed run's statement on the copy's own objects goes on without its client: a CREATE TRIGGER
@@ -592,30 +657,53 @@ fn decide(e: &MySqlEngine, a: &AlterTable, live: &table::LiveTable) -> Decision 
     Decision { algo, lines }
 }
 
-/// Reasons the online copy cannot run on this table (exit 2 with the options).
-fn refuse_copy(a: &AlterTable, live: &table::LiveTable, names: &Names) -> Option<Error> {
+fn refuse_drop_fk(a: &AlterTable, t: &str) -> Option<Error> {
+    a.clauses
+        .iter()
+        .any(|c| matches!(c.kind, ClauseKind::DropForeignKey))
+        .then(|| {
+            Error::usage(
+                format!("the ALTER of `{t}` drops a foreign key and needs a copy of the table"),
+                "run the DROP FOREIGN KEY as an ALTER of its own first (it changes only metadata), then the rest with `sluice up`; or the whole ALTER with `sluice up --as-written` in a maintenance window",
+            )
+        })
+}
+
+/// Reasons the online copy cannot run on this table (exit 2 with the options). `out`: the
+/// table's own foreign keys.
+fn refuse_copy(
+    a: &AlterTable,
+    live: &table::LiveTable,
+    out: &[fks::Fk],
+    names: &Names,
+) -> Option<Error> {
     let t = &live.name;
     if live.copy_key().is_none() {
         return Some(copy::no_key(t));
     }
-    if !live.fks_in.is_empty() {
+    let acting: Vec<String> = out
+        .iter()
+        .filter(|f| !f.inert())
+        .map(|f| {
+            format!(
+                "{} (ON DELETE {} ON UPDATE {})",
+                ident(&f.name),
+                f.on_delete,
+                f.on_update
+            )
+        })
+        .collect();
+    if !acting.is_empty() {
         return Some(Error::usage(
             format!(
-                "foreign keys point at `{t}` ({}): after an online copy they would reference the old table",
-                live.fks_in.join(", ")
+                "`{t}`'s foreign keys {} change its rows when their parent rows change, and InnoDB fires no trigger for such cascaded changes: the online copy would miss them",
+                acting.join(", ")
             ),
-            "drop those foreign keys for the change and re-add them after, or run this ALTER with `sluice up --as-written` in a maintenance window",
+            "run this ALTER with `sluice up --as-written` in a maintenance window, or change those keys to RESTRICT / NO ACTION for the change",
         ));
     }
-    if !live.fks_out.is_empty()
-        || a.clauses
-            .iter()
-            .any(|c| matches!(c.kind, ClauseKind::AddForeignKey))
-    {
-        return Some(Error::usage(
-            format!("`{t}` has or gets foreign keys: sluice's online copy does not carry them over"),
-            "drop the foreign keys for the change and re-add them after (ADD FOREIGN KEY runs in place with foreign_key_checks=0), or use `sluice up --as-written`",
-        ));
+    if let Some(err) = refuse_drop_fk(a, t) {
+        return Some(err);
     }
     let foreign: Vec<&String> = live
         .triggers
@@ -632,6 +720,38 @@ fn refuse_copy(a: &AlterTable, live: &table::LiveTable, names: &Names) -> Option
         ));
     }
     None
+}
+
+/// What happens to the foreign keys of an online copy, one line each (`plan`, `up --dry-run`).
+fn fk_plan(a: &AlterTable, own: &[fks::Fk], inbound: &[fks::Fk], names: &Names) -> Vec<String> {
+    let mut out = Vec::new();
+    let adds = a
+        .clauses
+        .iter()
+        .any(|c| matches!(c.kind, ClauseKind::AddForeignKey));
+    if !own.is_empty() || adds {
+        let list: Vec<String> = own.iter().map(|f| ident(&f.name)).collect();
+        out.push(format!(
+            "foreign keys of `{}`{}{}: the shadow carries none while rows are copied; before the swap the copy is checked for rows without a parent (one fails the change as the ALTER as written fails, 1452, `{}` unchanged), then, with writes held, they are added to {} (foreign_key_checks=0: in place, metadata only) and keep their names through the swap",
+            a.table,
+            if list.is_empty() { String::new() } else { format!(" ({})", list.join(", ")) },
+            if adds { ", and those the ALTER adds" } else { "" },
+            a.table,
+            ident(&names.shadow)
+        ));
+    }
+    for f in inbound {
+        out.push(format!(
+            "foreign key {} of {} (ON DELETE {} ON UPDATE {}): with writes held and the log drained it is re-pointed at {} (in place, metadata only), the RENAME carries it to the new `{}` at once, then it gets its name back; it is enforced throughout",
+            ident(&f.name),
+            ident(&f.table),
+            f.on_delete,
+            f.on_update,
+            ident(&names.shadow),
+            a.table
+        ));
+    }
+    out
 }
 
 /// The table `sql` would copy online (the live table allows no INSTANT or INPLACE form), for the
@@ -706,8 +826,15 @@ pub async fn explain(
             ));
             // The ALTER the copy applies to the shadow table (`copy_path` sends this text).
             out.push(format!("shadow: {}", a.on(&ident(&names.shadow))));
-            if let Some(err) = refuse_copy(&a, &live, &names) {
-                out.push(format!("refused: {err}"));
+            let own = fks::outgoing(&mut e.work, &a.table)
+                .await
+                .map_err(|err| db("reading the table's foreign keys", err))?;
+            let inbound = fks::incoming(&mut e.work, &a.table)
+                .await
+                .map_err(|err| db("reading the foreign keys pointing at the table", err))?;
+            match refuse_copy(&a, &live, &own, &names) {
+                Some(err) => out.push(format!("refused: {err}")),
+                None => out.extend(fk_plan(&a, &own, &inbound, &names)),
             }
         }
     }
@@ -789,7 +916,7 @@ pub async fn alter(
             }
         } else if st.statement == statement {
             if st.state == "swapped" {
-                finish_swapped(e, &names, say).await?;
+                finish_swapped(e, &a.table, &names, say).await?;
                 return Ok(Some(OnlineReport {
                     path: "copy".into(),
                     rows_copied: st.rows_copied,
@@ -824,11 +951,18 @@ pub async fn alter(
     let Some(live) = live else {
         return Ok(None);
     };
+    // The twin carries the keys under other names, so a DROP FOREIGN KEY would fail there: an
+    // ALTER that drops one and needs a copy is refused first (the drop alone is in place).
+    if decide(e, &a, &live).algo.clause(e.flavour).is_none() {
+        if let Some(err) = refuse_drop_fk(&a, &a.table) {
+            return Err(err);
+        }
+    }
     // What the ALTER as written gives, tried on an empty twin. Where it fails there it fails on
     // the table too, before changing anything: run it as written, so the server reports its own
     // error exactly as it would without sluice.
     let after = match twin(e, &a, &names).await? {
-        Ok(def) => def,
+        Ok(tw) => tw,
         Err(message) => {
             say(&format!(
                 "`{}`: the ALTER as written fails on an empty twin of the table ({message}); running it as written",
@@ -837,6 +971,28 @@ pub async fn alter(
             return Ok(None);
         }
     };
+    // A column children reference, changed: InnoDB refuses the ALTER as written (1833) unless
+    // foreign_key_checks=0, and then the children's keys no longer match and cannot be re-pointed.
+    let inbound = fks::incoming(&mut e.work, &a.table)
+        .await
+        .map_err(|err| db("reading the foreign keys pointing at the table", err))?;
+    if let Some(what) = referenced_change(&live, &after.table, &inbound) {
+        if fks::checks_on(&mut e.work).await? {
+            say(&format!(
+                "`{}`: the ALTER changes a column the foreign key {what} references, which the ALTER as written refuses with foreign_key_checks=1; running it as written",
+                a.table
+            ));
+            return Ok(None);
+        }
+        return Err(Error::usage(
+            format!(
+                "the ALTER changes a column of `{}` that the foreign key {what} references; with foreign_key_checks=0 the ALTER as written leaves that key between columns of different types, which sluice cannot re-point to the new table",
+                a.table
+            ),
+            "change the referencing columns the same way first (each child on its own), then this column; or run the ALTER with `sluice up --as-written` in a maintenance window",
+        ));
+    }
+    let after = after.def;
     let d = decide(e, &a, &live);
     if d.algo.clause(e.flavour).is_some() {
         // Recorded before the DDL is sent: a killed run's DDL completes on the server, and the
@@ -923,10 +1079,7 @@ pub async fn alter(
                 "dropping {} (kept by the earlier online change of `{}`) for this one",
                 names.old, a.table
             ));
-            e.work
-                .query_drop(format!("DROP TABLE {}", ident(&names.old)))
-                .await
-                .map_err(|err| db("dropping the old table", err))?;
+            drop_old(e, &a.table, &names).await?;
         }
         forget(&mut e.work, &a.table).await?;
     }
@@ -993,7 +1146,8 @@ async fn drop_triggers(conn: &mut Conn, names: &Names) -> Result<()> {
 /// After a recorded swap: drops the triggers and the change log an earlier sluice (which recorded
 /// the swap first) may have left. A log holding changes that reached the old table late was
 /// reported when the swap was recorded and stays, as evidence, until `sluice cleanup`.
-async fn finish_swapped(e: &mut MySqlEngine, names: &Names, say: Say<'_>) -> Result<()> {
+async fn finish_swapped(e: &mut MySqlEngine, t: &str, names: &Names, say: Say<'_>) -> Result<()> {
+    settle_fks(e, t).await?;
     drop_triggers(&mut e.work, names).await?;
     e.work
         .query_drop(format!("DROP TABLE IF EXISTS {}", ident(&names.stage)))
@@ -1088,6 +1242,12 @@ async fn setup(
             format!("running the ALTER on the shadow table {}", names.shadow),
             err,
         ));
+    }
+    // Keys the ALTER adds come back, with all the others, with writes held before the swap: on a
+    // shadow that lags behind `t` they would refuse clients' valid changes of the parents.
+    if let Err(err) = fks::undo(&mut e.work, &names, &a.table, &fks::Swap::default()).await {
+        drop_objects(&mut e.work, &names, true).await;
+        return Err(err);
     }
     let shadow = table::read(&mut e.work, &names.shadow)
         .await
@@ -1382,11 +1542,19 @@ async fn copy_path(
             return finish_swap(e, &t, &names, st.rows_copied, started, Duration::ZERO).await;
         }
     }
+    // A run killed with writes held may have left the children pointing at the shadow.
+    if state.is_some() && exists(&mut e.work, &names.shadow).await? {
+        let swap = stored_fks(&mut e.work, &t).await?;
+        fks::undo(&mut e.work, &names, &t, &swap).await?;
+    }
     let live = table::read(&mut e.work, &t)
         .await
         .map_err(|err| db("reading the table definition", err))?
         .ok_or_else(|| Error::database("online copy", format!("table `{t}` is gone")))?;
-    if let Some(err) = refuse_copy(a, &live, &names) {
+    let own = fks::outgoing(&mut e.work, &t)
+        .await
+        .map_err(|err| db("reading the table's foreign keys", err))?;
+    if let Some(err) = refuse_copy(a, &live, &own, &names) {
         return Err(err);
     }
     crate::privileges::check_online_copy(&mut e.work, &t).await?;
@@ -1542,9 +1710,9 @@ async fn copy_path(
     let rows = rows.unwrap_or(0);
     // The copy must end as the ALTER as written ends: the shadow's definition (secondary indexes
     // rebuilt after the copy included) against the statement run on an empty twin of `t`.
-    let want = match twin(e, a, &names).await? {
-        Ok(def) => def,
-        Err(m) => m,
+    let (want, out_fks) = match twin(e, a, &names).await? {
+        Ok(tw) => (tw.def, tw.fks),
+        Err(m) => (m, Vec::new()),
     };
     let got = definition(&mut e.work, &names.shadow).await?;
     if want != got {
@@ -1558,6 +1726,59 @@ async fn copy_path(
             ),
         ));
     }
+    // Every row of the copy has its parent, as the ALTER as written requires of the table's rows.
+    // (`t` enforces the keys it has throughout; a key the ALTER adds is enforced from the swap on.)
+    // The copy lags behind `t`: a row found without a parent may be one whose change (an
+    // UPDATE or DELETE, logged when it committed) is not applied yet. Only the same row found
+    // again after the whole log was applied is an orphan of the table's own.
+    for f in &out_fks {
+        let mut seen: Option<String> = None;
+        let mut rounds = 0;
+        let orphan = loop {
+            let found = fks::orphan(&mut e.work, f, &names.shadow, &t).await?;
+            match found {
+                None => break None,
+                Some(v) if seen.as_deref() == Some(v.as_str()) || rounds >= 20 => break Some(v),
+                Some(v) => seen = Some(v),
+            }
+            rounds += 1;
+            if let Err(err) = job.settle().await {
+                return Err(abandon(e, &names, &t, err).await);
+            }
+        };
+        if let Some(values) = orphan {
+            drop_objects(&mut e.work, &names, true).await;
+            let _ = forget(&mut e.work, &t).await;
+            let dbname = database(&mut e.work).await?;
+            return Err(Error::Rejected {
+                context: format!("checking the online copy of `{t}` for its foreign key {}", ident(&f.name)),
+                message: format!(
+                    "{} (the online copy of `{t}` was removed; `{t}` is unchanged)",
+                    fks::orphan_message(&dbname, &t, f, &values)
+                ),
+                help: "the ALTER as written fails on these rows the same way: add the missing parent rows or fix the referencing values, then run `sluice up` again".into(),
+            });
+        }
+    }
+    let inbound = fks::incoming(&mut e.work, &t)
+        .await
+        .map_err(|err| db("reading the foreign keys pointing at the table", err))?;
+    let swap = fks::Swap {
+        old: fks::outgoing(&mut e.work, &t)
+            .await
+            .map_err(|err| db("reading the table's foreign keys", err))?,
+        new: out_fks,
+        inbound,
+    };
+    let record = serde_json::to_string(&swap).expect("foreign keys serialise");
+    e.work
+        .exec_drop(
+            "UPDATE `sluice_online` SET `fks` = ?, `updated_at` = NOW(6) WHERE `table_name` = ?",
+            (record, &t),
+        )
+        .await
+        .map_err(|err| db("recording the foreign keys", err))?;
+    job.fks = swap;
     if opts.postpone_cutover {
         let _ = job.conn.disconnect().await;
         say(&format!(
@@ -1587,6 +1808,52 @@ async fn copy_path(
         names.old
     ));
     finish_swap(e, &t, &names, rows, started, held).await
+}
+
+/// The foreign keys recorded for the swap of `t`: (the new table's, the children's).
+async fn stored_fks(conn: &mut Conn, t: &str) -> Result<fks::Swap> {
+    let text: Option<Option<String>> = conn
+        .exec_first(
+            "SELECT `fks` FROM `sluice_online` WHERE `table_name` = ?",
+            (t,),
+        )
+        .await
+        .map_err(|err| db("reading sluice_online", err))?;
+    match text.flatten() {
+        Some(text) => serde_json::from_str(&text)
+            .map_err(|err| Error::database("reading the recorded foreign keys", err.to_string())),
+        None => Ok(fks::Swap::default()),
+    }
+}
+
+/// After the swap: the children's foreign keys get their own names back (see
+/// `fks::after_rename`); again and again without harm.
+async fn settle_fks(e: &mut MySqlEngine, t: &str) -> Result<()> {
+    let swap = stored_fks(&mut e.work, t).await?;
+    fks::after_rename(&mut e.work, &Names::of(t), t, &swap).await
+}
+
+/// Drops the old table of a swap, unless foreign keys still point at it (it would leave them
+/// pointing at nothing): those are re-pointed first.
+async fn drop_old(e: &mut MySqlEngine, t: &str, names: &Names) -> Result<()> {
+    if exists(&mut e.work, &names.old).await? {
+        settle_fks(e, t).await?;
+        let still = fks::referencing(&mut e.work, &names.old).await?;
+        if !still.is_empty() {
+            return Err(Error::usage(
+                format!(
+                    "foreign keys still point at {} ({}): dropping it would leave them pointing at nothing",
+                    ident(&names.old),
+                    still.join(", ")
+                ),
+                format!("point them at `{t}` (ALTER TABLE … DROP FOREIGN KEY …, ADD CONSTRAINT … REFERENCES `{t}` …), then run this again"),
+            ));
+        }
+    }
+    e.work
+        .query_drop(format!("DROP TABLE IF EXISTS {}", ident(&names.old)))
+        .await
+        .map_err(|err| db("dropping the old table", err))
 }
 
 /// Whether the ALTER sets the table's AUTO_INCREMENT counter itself: then the new table keeps
@@ -1729,6 +1996,8 @@ async fn finish_swap(
     started: Instant,
     held: Duration,
 ) -> Result<OnlineReport> {
+    settle_fks(e, t).await?;
+    cutover::crash_point("swap-fks-settled");
     drop_triggers(&mut e.work, names).await?;
     cutover::crash_point("swap-untriggered");
     for aux in [&names.chg, &names.stage] {
@@ -1795,7 +2064,8 @@ pub async fn cleanup(e: &mut MySqlEngine, abort: bool) -> Result<Vec<String>> {
         if state == "swapped" || state == "done" {
             // With the old table go the triggers an earlier sluice left on it and its change log.
             drop_triggers(&mut e.work, &names).await?;
-            for aux in [&names.old, &names.chg, &names.stage] {
+            drop_old(e, &table, &names).await?;
+            for aux in [&names.chg, &names.stage] {
                 e.work
                     .query_drop(format!("DROP TABLE IF EXISTS {}", ident(aux)))
                     .await
