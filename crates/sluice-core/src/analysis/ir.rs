@@ -449,7 +449,7 @@ pub fn build_at(
     };
     let parsed_sql =
         Parser::parse_sql(dialect.as_ref(), &s.sql).or_else(|e| {
-            match mysql_respelled(engine, &s.sql) {
+            match respelled(engine, &s.sql) {
                 Some(alt) => Parser::parse_sql(dialect.as_ref(), &alt).map_err(|_| e),
                 None => Err(e),
             }
@@ -558,31 +558,61 @@ fn reindex_table(engine: EngineKind, sql: &str) -> Option<QName> {
     p.parse_object_name(false).ok().map(|n| qname(engine, &n))
 }
 
-/// MariaDB/MySQL spellings sqlparser does not parse, respelled as their synonyms it does:
-/// MariaDB's `PERSISTENT` generated columns as `STORED`, and `DROP KEY k` (in ALTER TABLE) as
-/// `DROP INDEX k`. None when nothing is respelled.
-fn mysql_respelled(engine: EngineKind, sql: &str) -> Option<String> {
+/// Spellings sqlparser does not parse, respelled for a second parse attempt as forms it does that
+/// mean the same to the analysis (the statement still runs as written): MariaDB's `PERSISTENT`
+/// generated columns as `STORED`; `DROP KEY k` (MariaDB/MySQL ALTER TABLE) as `DROP INDEX k`;
+/// PostgreSQL's `CREATE TABLE n (LIKE p INCLUDING …)` without its INCLUDING/EXCLUDING options
+/// (they choose what is copied from `p`, not the lock: ACCESS SHARE on `p` either way). None when
+/// nothing is respelled.
+fn respelled(engine: EngineKind, sql: &str) -> Option<String> {
     use sqlparser::tokenizer::{Token, Tokenizer};
-    if engine == EngineKind::Postgres {
-        return None;
-    }
     let dialect = crate::sql::dialect(engine);
     let tokens = Tokenizer::new(dialect.as_ref(), sql).tokenize().ok()?;
     let bare = |t: &Token, word: &str| matches!(t, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case(word));
+    let words: Vec<&Token> = tokens
+        .iter()
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    // CREATE [GLOBAL|LOCAL] [TEMP|TEMPORARY|UNLOGGED] TABLE …
+    let create_table = engine == EngineKind::Postgres
+        && words.first().is_some_and(|t| bare(t, "CREATE"))
+        && words.iter().take(4).any(|t| bare(t, "TABLE"));
     let mut changed = false;
     let mut last_word: Option<&Token> = None;
+    let mut after_like = false;
+    let mut option_word = false;
     let mut text = String::with_capacity(sql.len());
     for t in &tokens {
-        if engine == EngineKind::MariaDb && bare(t, "PERSISTENT") {
+        let space = matches!(t, Token::Whitespace(_));
+        if create_table {
+            if option_word && !space {
+                // ALL, DEFAULTS, CONSTRAINTS, INDEXES, …: the option's word goes with it.
+                option_word = false;
+                continue;
+            }
+            if bare(t, "LIKE") {
+                after_like = true;
+            } else if matches!(t, Token::Comma | Token::RParen) {
+                after_like = false;
+            } else if after_like && (bare(t, "INCLUDING") || bare(t, "EXCLUDING")) {
+                changed = true;
+                option_word = true;
+                continue;
+            }
+            text.push_str(&t.to_string());
+        } else if engine == EngineKind::MariaDb && bare(t, "PERSISTENT") {
             changed = true;
             text.push_str("STORED");
-        } else if bare(t, "KEY") && last_word.is_some_and(|w| bare(w, "DROP")) {
+        } else if engine != EngineKind::Postgres
+            && bare(t, "KEY")
+            && last_word.is_some_and(|w| bare(w, "DROP"))
+        {
             changed = true;
             text.push_str("INDEX");
         } else {
             text.push_str(&t.to_string());
         }
-        if !matches!(t, Token::Whitespace(_)) {
+        if !space {
             last_word = Some(t);
         }
     }
@@ -1346,6 +1376,28 @@ mod respell_tests {
         match build(engine, 0, &split[0], 0, sql).parsed {
             Parsed::Actions(a) => a,
             Parsed::Unparsed { error } => panic!("{sql}: not parsed: {error}"),
+        }
+    }
+
+    /// `CREATE TABLE … (LIKE p INCLUDING …)` names `p` as the table it reads, whatever its options.
+    #[test]
+    fn create_table_like_with_options_names_its_source() {
+        for sql in [
+            "CREATE TABLE n (LIKE p INCLUDING ALL)",
+            "create unlogged table n (like p including defaults excluding indexes)",
+            "CREATE TEMP TABLE n (LIKE s.p INCLUDING ALL EXCLUDING STATISTICS)",
+        ] {
+            let a = actions(EngineKind::Postgres, sql);
+            let locks: Vec<String> = a
+                .iter()
+                .flat_map(|a| match a {
+                    Action::CreateTable { locks, .. } => {
+                        locks.iter().map(|q| q.name.clone()).collect()
+                    }
+                    _ => vec![],
+                })
+                .collect();
+            assert_eq!(locks, ["p"], "{sql}: {a:?}");
         }
     }
 

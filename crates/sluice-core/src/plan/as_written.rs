@@ -377,21 +377,21 @@ mod tests {
                 &["p", "n"],
                 None,
             ),
-            // Not parsed by sqlparser: judged from its words, its tables unknown.
+            // The options choose what is copied, not the lock.
             (
                 "CREATE TABLE n (LIKE p INCLUDING ALL)",
                 Some(AccessShare),
                 true,
                 false,
-                &[],
+                &["p", "n"],
                 None,
             ),
             (
-                "CREATE UNLOGGED TABLE n (LIKE p INCLUDING ALL)",
+                "CREATE UNLOGGED TABLE n (LIKE p INCLUDING DEFAULTS EXCLUDING INDEXES)",
                 Some(AccessShare),
                 true,
                 false,
-                &[],
+                &["p", "n"],
                 None,
             ),
             (
