@@ -443,3 +443,110 @@ async fn postgres_drop_of_an_index_made_in_the_run() {
         assert_eq!(schema(&p).await, schema(&twin).await, "{case}");
     }
 }
+
+/// A column added by an earlier pending migration of the same run is new too: no deployed
+/// application version uses it, so renaming or dropping it in a later migration of the run runs
+/// as written (applied, not expanded); a column from before the run still runs in two phases.
+/// Each case from a live table with rows, `up` run twice, schema equal to a twin run with
+/// `--as-written`.
+#[tokio::test]
+async fn postgres_columns_added_in_the_run_are_new() {
+    const LIVE: &str = "-- sluice:up\nCREATE TABLE t (id bigint PRIMARY KEY, a int NOT NULL DEFAULT 0);\nINSERT INTO t (id) SELECT g FROM generate_series(1, 500) g;\n";
+    // (case, migrations after the live table, expanded versions after `up`)
+    let cases: Vec<(&str, Vec<&str>, Vec<i64>)> = vec![
+        (
+            "added, then renamed",
+            vec![
+                "ALTER TABLE t ADD COLUMN c text;",
+                "ALTER TABLE t RENAME COLUMN c TO d;",
+            ],
+            vec![],
+        ),
+        (
+            "added, then dropped",
+            vec![
+                "ALTER TABLE t ADD COLUMN c text NOT NULL DEFAULT 'x';",
+                "ALTER TABLE t DROP COLUMN c;",
+            ],
+            vec![],
+        ),
+        (
+            "added, renamed, then the new name dropped",
+            vec![
+                "ALTER TABLE t ADD COLUMN c text;",
+                "ALTER TABLE t RENAME COLUMN c TO d;",
+                "ALTER TABLE t DROP COLUMN d;",
+            ],
+            vec![],
+        ),
+        (
+            "a column from before the run",
+            vec![
+                "ALTER TABLE t ADD COLUMN c text;",
+                "ALTER TABLE t RENAME COLUMN a TO b;",
+            ],
+            vec![3],
+        ),
+        (
+            "added, dropped, a column of that name from before the run is not it",
+            vec![
+                "ALTER TABLE t ADD COLUMN c int;",
+                "ALTER TABLE t DROP COLUMN c;",
+                "ALTER TABLE t DROP COLUMN a;",
+            ],
+            vec![4],
+        ),
+    ];
+    for (case, later, expanded) in cases {
+        let mut schemas = Vec::new();
+        for as_written in [false, true] {
+            let p = Project::new(Server::Postgres).await;
+            p.write("1_live.sql", LIVE);
+            assert_eq!(p.run(&["up"]).code, 0, "{case}");
+            for (i, sql) in later.iter().enumerate() {
+                p.write(
+                    &format!("{}_m.sql", i + 2),
+                    &format!("-- sluice:up\n{sql}\n"),
+                );
+            }
+            if !as_written && expanded.is_empty() {
+                // plan agrees with up: no error for what up runs as written.
+                let (code, doc) = plan(&p);
+                let errors: Vec<&serde_json::Value> = doc["migrations"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .flat_map(|m| m["findings"].as_array().unwrap())
+                    .filter(|f| f["severity"] == "error")
+                    .collect();
+                assert!(code == 0 && errors.is_empty(), "{case}: {errors:?}");
+            }
+            let args: &[&str] = if as_written {
+                &["up", "--as-written"]
+            } else {
+                &["up"]
+            };
+            for run in 0..2 {
+                let r = p.run(args);
+                assert_eq!(r.code, 0, "{case}, run {run}: {r:?}");
+            }
+            let status = p.run(&["status", "--json"]);
+            let doc: serde_json::Value = serde_json::from_str(&status.stdout).expect("status json");
+            let open: Vec<i64> = doc["migrations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|m| m["status"] == "expanded")
+                .map(|m| m["version"].as_i64().unwrap())
+                .collect();
+            if !as_written {
+                assert_eq!(open, expanded, "{case}: {}", status.stdout);
+                if !expanded.is_empty() {
+                    assert_eq!(p.run(&["complete"]).code, 0, "{case}");
+                }
+            }
+            schemas.push(schema(&p).await);
+        }
+        assert_eq!(schemas[0], schemas[1], "{case}");
+    }
+}

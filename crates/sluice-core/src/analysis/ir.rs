@@ -448,11 +448,9 @@ pub fn build_at(
         s.column
     };
     let parsed_sql =
-        Parser::parse_sql(dialect.as_ref(), &s.sql).or_else(|e| {
-            match respelled(engine, &s.sql) {
-                Some(alt) => Parser::parse_sql(dialect.as_ref(), &alt).map_err(|_| e),
-                None => Err(e),
-            }
+        Parser::parse_sql(dialect.as_ref(), &s.sql).or_else(|e| match respelled(engine, &s.sql) {
+            Some(alt) => Parser::parse_sql(dialect.as_ref(), &alt).map_err(|_| e),
+            None => Err(e),
         });
     let (parsed, ast) = match parsed_sql {
         Ok(mut v) if v.len() == 1 => {

@@ -86,6 +86,86 @@ fn created_before(
     .current()
 }
 
+/// The columns that migrations of this run add before `version` (ADD COLUMN, or a rename of a
+/// column itself added in the run), by table: no application version can use them yet either.
+fn columns_added_before(
+    target: crate::target::Target,
+    files: &[Migration],
+    rows: &[HistoryRow],
+    version: i64,
+) -> Vec<(QName, String)> {
+    let done = |v: i64| {
+        rows.iter().any(|r| {
+            r.version == v
+                && matches!(
+                    r.state,
+                    RecordState::Applied | RecordState::Baseline | RecordState::Expanded
+                )
+        })
+    };
+    let same = |a: &str, b: &str| match target.engine {
+        EngineKind::Postgres => a == b,
+        _ => a.eq_ignore_ascii_case(b),
+    };
+    let mut added: Vec<(QName, String)> = Vec::new();
+    for m in files
+        .iter()
+        .filter(|m| m.version >= 0 && m.version < version && !done(m.version))
+    {
+        let Some(part) = m.part(Direction::Up) else {
+            continue;
+        };
+        for (i, s) in sql::split(target.engine, &part.sql)
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            for a in crate::analysis::ir::build(target.engine, i, s, 0, &s.sql).actions() {
+                match a {
+                    Action::AddColumn { table, column, .. } => {
+                        added.push((table.clone(), column.name.clone()))
+                    }
+                    Action::RenameColumn { table, from, to } => {
+                        for (t, c) in added.iter_mut() {
+                            if t.matches(table) && same(c, from) {
+                                *c = to.clone();
+                            }
+                        }
+                    }
+                    Action::DropColumn { table, column, .. } => {
+                        added.retain(|(t, c)| !(t.matches(table) && same(c, column)))
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    added
+}
+
+/// Whether every column `b` renames or drops was added by an earlier migration of this run: a
+/// change to them breaks nothing either.
+fn columns_of_the_run(
+    target: crate::target::Target,
+    m: &Migration,
+    run: InRun<'_>,
+    b: &Breaking,
+) -> bool {
+    let cols = b.columns();
+    !cols.is_empty() && {
+        let added = columns_added_before(target, run.files, run.rows, m.version);
+        cols.iter().all(|c| {
+            added.iter().any(|(t, a)| {
+                t.matches(b.table())
+                    && match target.engine {
+                        EngineKind::Postgres => a == c,
+                        _ => a.eq_ignore_ascii_case(c),
+                    }
+            })
+        })
+    }
+}
+
 /// An `up` run: the migration files and the history as the run found it.
 #[derive(Clone, Copy)]
 pub(crate) struct InRun<'a> {
@@ -104,9 +184,11 @@ pub(crate) fn breaking_in_run(
         let fresh = created_before(target, run.files, run.rows, m.version);
         tables.iter().all(|t| fresh.iter().any(|f| f.matches(t)))
     };
+    let fresh_columns = |b: &Breaking| columns_of_the_run(target, m, run, b);
     match breaking(target, m) {
         Ok(None) => Ok(None),
         Ok(Some(found)) if all_fresh(&[found.2.table()]) => Ok(None),
+        Ok(Some(found)) if fresh_columns(&found.2) => Ok(None),
         Ok(Some(found)) => Ok(Some(found)),
         // A part that renames or drops several columns, or mixes that with other statements, is
         // fine when every table it renames or drops in is new in this run.
@@ -364,7 +446,25 @@ pub(crate) async fn plan_hook(
     };
     let (s, st, b) = match found {
         Ok(Some(x)) => x,
-        Ok(None) => return None,
+        Ok(None) => {
+            // Columns an earlier migration of this run added: `up` runs it as written, so the
+            // finding that it breaks running code is a note, as for a table of the run.
+            if let Ok(Some((_, st, b))) = breaking(target, m) {
+                if columns_of_the_run(target, m, run, &b) {
+                    for f in findings.iter_mut().filter(|f| {
+                        f.statement == st.index
+                            && (f.rule == "rename-column" || f.rule == "drop-column")
+                    }) {
+                        f.severity = crate::analysis::Severity::Info;
+                        f.message = format!(
+                            "{} (the column is added earlier in this run: no running application version uses it, so `sluice up` runs this as written)",
+                            f.message
+                        );
+                    }
+                }
+            }
+            return None;
+        }
         Err(e) => {
             refuse(statements, format!("`sluice up` refuses it: {e}"));
             return None;

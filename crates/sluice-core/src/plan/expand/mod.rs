@@ -45,6 +45,17 @@ impl Breaking {
         }
     }
 
+    /// The columns it renames or drops (none for a table rename).
+    pub fn columns(&self) -> Vec<&str> {
+        match self {
+            Breaking::RenameColumn { from, .. } => vec![from.as_str()],
+            Breaking::DropColumns { columns, .. } => {
+                columns.iter().map(|(c, _)| c.as_str()).collect()
+            }
+            Breaking::RenameTable { .. } => vec![],
+        }
+    }
+
     /// Whether it changes the table named `t` (a table rename: under either name).
     pub fn touches(&self, t: &QName) -> bool {
         match self {
