@@ -1013,3 +1013,58 @@ async fn online_copy_with_foreign_keys_killed_at_each_step_converges() {
     assert_eq!(r.code, 0, "{r:?}");
     assert!(!table_exists(&mut c, "_acc_old").await);
 }
+
+/// A run killed with writes held and the child's key pointed at the shadow, then abandoned with
+/// `sluice cleanup --abort` (twice): the child's key is back on the table under its own name
+/// before the shadow goes, so child writes are checked against the live table (a valid one
+/// passes, an orphan fails with 1452) and nothing of the copy is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn online_copy_with_foreign_keys_killed_then_aborted_gives_the_keys_back() {
+    let p = Project::new(Server::MariaDb).await;
+    let mut c = p.db.my().await;
+    c.query_drop(
+        "CREATE TABLE par (id INT PRIMARY KEY); INSERT INTO par SELECT seq FROM seq_1_to_5000; \
+         CREATE TABLE acc (id INT PRIMARY KEY, pid INT, balance INT NULL, KEY (pid), \
+         CONSTRAINT acc_par FOREIGN KEY (pid) REFERENCES par (id)); \
+         INSERT INTO acc SELECT seq, seq, seq % 1000 FROM seq_1_to_5000; \
+         CREATE TABLE kid (id INT PRIMARY KEY, acc_id INT, KEY (acc_id), \
+         CONSTRAINT kid_acc FOREIGN KEY (acc_id) REFERENCES acc (id) ON DELETE CASCADE); \
+         INSERT INTO kid SELECT seq, seq FROM seq_1_to_5000 WHERE seq % 2 = 0",
+    )
+    .await
+    .unwrap();
+    p.write("1_widen.sql", WIDEN);
+    let before = fk_list(&mut c).await;
+    let child = p
+        .command(&["up", "--chunk-ms", "5"])
+        .env("SLUICE_CRASH_AT", "cutover-fks")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let r = tokio::task::block_in_place(|| wait_bounded(child, 120, "sluice up"));
+    assert!(r.stderr.contains("ending the process here"), "{r:?}");
+    assert_ne!(
+        fk_list(&mut c).await,
+        before,
+        "the kill left the child on the shadow"
+    );
+    for run in 0..2 {
+        let r = p.run(&["cleanup", "--abort"]);
+        assert_eq!(r.code, 0, "run {run}: {r:?}");
+        assert_eq!(fk_list(&mut c).await, before, "run {run}");
+    }
+    let left: Vec<String> = c
+        .query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE '\\_acc%'")
+        .await
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    c.query_drop("INSERT INTO kid (id, acc_id) VALUES (999999, 3)")
+        .await
+        .unwrap();
+    let err = c
+        .query_drop("INSERT INTO kid (id, acc_id) VALUES (999998, 999999)")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("1452"), "{err}");
+}

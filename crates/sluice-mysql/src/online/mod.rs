@@ -2091,6 +2091,11 @@ pub async fn cleanup(e: &mut MySqlEngine, abort: bool) -> Result<Vec<String>> {
                 names.old
             ));
         } else if abort {
+            // A run killed with writes held may have left the children's keys on the shadow:
+            // they go back to the table before the shadow goes (dropped under them, the keys
+            // would point at nothing and refuse every child write).
+            let swap = stored_fks(&mut e.work, &table).await?;
+            fks::undo(&mut e.work, &names, &table, &swap).await?;
             drop_objects(&mut e.work, &names, true).await;
             out.push(format!(
                 "abandoned the online change of `{table}`: dropped its triggers, {} and {}",
