@@ -920,12 +920,18 @@ async fn the_swapped_table_goes_live_with_the_statistics_the_alter_as_written_gi
     let db = TestDb::mariadb().await;
     let mut c = db.my().await;
     let mut e = engine(&db).await;
+    // (shape, the table's keys, what the ALTER adds besides the retype)
     let shapes = [
-        ("primary key only", ""),
-        ("secondary indexes", ", KEY ix_g (g), UNIQUE KEY uk_u (u)"),
+        ("primary key only", "", ""),
+        (
+            "secondary indexes",
+            ", KEY ix_g (g), UNIQUE KEY uk_u (u)",
+            "",
+        ),
+        ("a unique key the ALTER adds", "", ", ADD UNIQUE KEY uk (u)"),
     ];
     for recalc in ["STATS_AUTO_RECALC=0", "STATS_AUTO_RECALC=1"] {
-        for (shape, keys) in shapes {
+        for (shape, keys, adds) in shapes {
             for postpone in [false, true] {
                 let case = format!("{recalc}, {shape}, postponed {postpone}");
                 for t in ["t", "twin"] {
@@ -937,7 +943,8 @@ async fn the_swapped_table_goes_live_with_the_statistics_the_alter_as_written_gi
                     .await
                     .unwrap();
                 }
-                c.query_drop("ALTER TABLE twin MODIFY n BIGINT NOT NULL")
+                let alter = format!("MODIFY n BIGINT NOT NULL{adds}");
+                c.query_drop(format!("ALTER TABLE twin {alter}"))
                     .await
                     .unwrap();
                 let opts = OnlineOptions {
@@ -945,7 +952,7 @@ async fn the_swapped_table_goes_live_with_the_statistics_the_alter_as_written_gi
                     ..small_chunks()
                 };
                 let r = e
-                    .alter_online("ALTER TABLE t MODIFY n BIGINT NOT NULL", &opts, &quiet())
+                    .alter_online(&format!("ALTER TABLE t {alter}"), &opts, &quiet())
                     .await
                     .unwrap()
                     .unwrap();

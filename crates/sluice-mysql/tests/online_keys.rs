@@ -429,7 +429,10 @@ fn shift_list(r: &mut dyn FnMut(u64) -> u64, w: u64) -> (String, String) {
 }
 
 /// Writer `w` running `pattern` until stopped, one transaction each time on `t` and then `mirror`
-/// (given `t`'s new values). The writers change disjoint, fenced rows and read committed, so they
+/// (given `t`'s new values). The mirror's join reads `t` by key, in that order (`STRAIGHT_JOIN`):
+/// driven from `t` instead, it scans `t`, locking the other writers' rows, and two writers
+/// deadlock each other whatever sluice does (seen twice: with a just-filled `t` whose statistics
+/// said empty, and once right after a swap). The writers change disjoint, fenced rows and read committed, so they
 /// never wait for one another: any error is sluice's. Returns the errors it saw.
 async fn list_writer(
     url: String,
@@ -456,7 +459,7 @@ async fn list_writer(
         );
         let sql = format!(
             "START TRANSACTION; {sql_t}; UPDATE mirror AS m SET m.u = -m.u WHERE {rows}; \
-             UPDATE mirror AS m JOIN t ON t.id = m.id SET m.u = t.u WHERE {rows}; COMMIT"
+             UPDATE mirror AS m STRAIGHT_JOIN t ON t.id = m.id SET m.u = t.u WHERE {rows}; COMMIT"
         );
         match c.query_drop(&sql).await {
             Ok(()) => {
