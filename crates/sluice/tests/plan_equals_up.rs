@@ -156,7 +156,15 @@ fn pg_change(s: &str) -> bool {
         .to_ascii_uppercase();
     let change = matches!(
         first.as_str(),
-        "CREATE" | "ALTER" | "DROP" | "UPDATE" | "INSERT" | "DELETE" | "COMMENT" | "TRUNCATE"
+        "CREATE"
+            | "ALTER"
+            | "DROP"
+            | "UPDATE"
+            | "INSERT"
+            | "DELETE"
+            | "COMMENT"
+            | "TRUNCATE"
+            | "ANALYZE"
     ) || s.starts_with("WITH upd AS (UPDATE ");
     // The staged type change names its shadow column and trigger `*_sluice_new`/`*_sluice_sync`:
     // those are steps on the user's table, not bookkeeping.
@@ -269,6 +277,7 @@ fn pg_corpus() -> Vec<Row> {
                 "ALTER TABLE t ADD COLUMN IF NOT EXISTS \"x\" TEXT",
                 "ALTER TABLE t ALTER COLUMN \"x\" SET DEFAULT md5(random()::TEXT)",
                 "backfill in batches: UPDATE t SET \"x\" = md5(random()::TEXT) WHERE \"x\" IS NULL",
+                "ANALYZE t (\"x\")",
             ],
         ),
         reg(
@@ -277,6 +286,7 @@ fn pg_corpus() -> Vec<Row> {
                 "ALTER TABLE t ADD COLUMN IF NOT EXISTS \"x\" TEXT",
                 "ALTER TABLE t ALTER COLUMN \"x\" SET DEFAULT md5(random()::TEXT)",
                 "backfill in batches: UPDATE t SET \"x\" = md5(random()::TEXT) WHERE \"x\" IS NULL",
+                "ANALYZE t (\"x\")",
                 "ALTER TABLE t ADD CONSTRAINT \"t_x_not_null_check\" CHECK (\"x\" IS NOT NULL) NOT VALID",
                 "ALTER TABLE t VALIDATE CONSTRAINT \"t_x_not_null_check\"",
                 "ALTER TABLE t ALTER COLUMN \"x\" SET NOT NULL; ALTER TABLE t DROP CONSTRAINT \"t_x_not_null_check\"",
@@ -414,6 +424,7 @@ fn pg_corpus() -> Vec<Row> {
                 "CREATE OR REPLACE FUNCTION \"public\".\"t_id_sluice_sync\"() RETURNS trigger LANGUAGE plpgsql SET \"TimeZone\" FROM CURRENT SET \"DateStyle\" FROM CURRENT SET \"IntervalStyle\" FROM CURRENT SET extra_float_digits FROM CURRENT SET search_path FROM CURRENT AS 'BEGIN NEW.\"id_sluice_new\" := NEW.\"id\"; RETURN NEW; END'; CREATE TRIGGER \"zz_t_id_sluice_sync\" BEFORE INSERT OR UPDATE ON \"public\".\"t\" FOR EACH ROW EXECUTE FUNCTION \"public\".\"t_id_sluice_sync\"()",
                 "backfill in batches: UPDATE \"public\".\"t\" SET \"id_sluice_new\" = \"id\" WHERE \"id_sluice_new\" IS NULL",
                 "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS \"t_pkey_sluice_new\" ON \"public\".\"t\" USING btree (\"id_sluice_new\")",
+                "ANALYZE \"public\".\"t\" (\"id_sluice_new\")",
                 "ALTER TABLE \"public\".\"t\" ADD CONSTRAINT \"t_id_sluice_new_not_null\" CHECK (\"id_sluice_new\" IS NOT NULL) NOT VALID",
                 "ALTER TABLE \"public\".\"t\" VALIDATE CONSTRAINT \"t_id_sluice_new_not_null\"",
                 "DROP TRIGGER \"zz_t_id_sluice_sync\" ON \"public\".\"t\"; ALTER TABLE \"public\".\"t\" ALTER COLUMN \"id_sluice_new\" SET NOT NULL; ALTER TABLE \"public\".\"t\" DROP COLUMN \"id\"; ALTER TABLE \"public\".\"t\" RENAME COLUMN \"id_sluice_new\" TO \"id\"; ALTER TABLE \"public\".\"t\" ADD CONSTRAINT \"t_pkey\" PRIMARY KEY USING INDEX \"t_pkey_sluice_new\"; ALTER TABLE \"public\".\"t\" DROP CONSTRAINT \"t_id_sluice_new_not_null\"; DROP FUNCTION \"public\".\"t_id_sluice_sync\"()",

@@ -3045,3 +3045,150 @@ async fn an_unnamed_index_killed_anywhere_in_its_window_converges_to_the_as_writ
         assert_eq!(r.code, 0, "{case}: nothing left to run: {r:?}");
     }
 }
+
+/// A table of 20k rows whose statistics only sluice can make: autovacuum is off for it, so a test
+/// on them cannot pass because autovacuum's analyze happened to come by.
+async fn unanalyzed_table(c: &tokio_postgres::Client) {
+    c.batch_execute(
+        "CREATE TABLE t (id bigint PRIMARY KEY, n int); INSERT INTO t SELECT g, g % 100 FROM generate_series(1, 20000) g; ALTER TABLE t SET (autovacuum_enabled = off)",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        count(c, "SELECT count(*) FROM pg_stats WHERE tablename = 't'").await,
+        0
+    );
+}
+
+/// Issue 16: every staged form that backfills a column (ADD COLUMN with a volatile default,
+/// nullable or NOT NULL; a rewriting type change's shadow column) analyzes it before `up` ends:
+/// pg_stats has the column and the table's last_analyze is set.
+#[tokio::test]
+async fn backfilled_columns_are_analyzed_by_up() {
+    let cases = [
+        (
+            "ALTER TABLE t ADD COLUMN x text DEFAULT md5(random()::text)",
+            "x",
+        ),
+        (
+            "ALTER TABLE t ADD COLUMN x text NOT NULL DEFAULT md5(random()::text)",
+            "x",
+        ),
+        // The shadow column is analyzed before the swap: its statistics stay with it under the
+        // old name.
+        ("ALTER TABLE t ALTER COLUMN n TYPE bigint", "n"),
+    ];
+    for (sql, column) in cases {
+        let p = Project::new(Server::Postgres).await;
+        let c = p.db.pg().await;
+        c.batch_execute("SET statement_timeout = '30s'")
+            .await
+            .unwrap();
+        unanalyzed_table(&c).await;
+        p.write("1_m.sql", &format!("{sql};\n"));
+        let r = p.run(&["up"]);
+        assert_eq!(r.code, 0, "{sql}: {r:?}");
+        assert!(!r.all().contains("did not run"), "{sql}: {r:?}");
+        let stats = c
+            .query(
+                "SELECT null_frac::float8 FROM pg_stats WHERE tablename = 't' AND attname = $1",
+                &[&column],
+            )
+            .await
+            .unwrap();
+        assert_eq!(stats.len(), 1, "{sql}: no statistics on {column}");
+        assert_eq!(stats[0].get::<_, f64>(0), 0.0, "{sql}");
+        eventually(10, "last_analyze to be set", || async {
+            count(
+                &c,
+                "SELECT count(*) FROM pg_stat_user_tables WHERE relname = 't' AND last_analyze IS NOT NULL",
+            )
+            .await
+                == 1
+        })
+        .await;
+        assert_eq!(
+            count(&c, "SELECT count(*) FROM t WHERE n IS NULL").await,
+            0,
+            "{sql}"
+        );
+        assert_eq!(count(&c, "SELECT count(*) FROM t").await, 20000, "{sql}");
+        assert_eq!(p.states(), vec![(1, "applied".into())], "{sql}");
+    }
+}
+
+/// Issue 16: when another session holds SHARE UPDATE EXCLUSIVE (a VACUUM, an ANALYZE, an index
+/// build) past the lock-retry budget, the ANALYZE step gives up and says so, and the migration
+/// still succeeds with its data intact; the rerun exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_analyze_that_cannot_get_its_lock_never_fails_up() {
+    tokio::time::timeout(std::time::Duration::from_secs(120), async {
+        let p = Project::new(Server::Postgres).await;
+        let c = p.db.pg().await;
+        c.batch_execute("SET statement_timeout = '30s'").await.unwrap();
+        unanalyzed_table(&c).await;
+        // A slow trigger makes the backfill take seconds, so the locker below takes its lock
+        // after the catalog steps (ACCESS EXCLUSIVE) and before the ANALYZE.
+        c.batch_execute(
+            "CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN PERFORM pg_sleep(0.0003); RETURN NEW; END'; CREATE TRIGGER slow BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION slow()",
+        )
+        .await
+        .unwrap();
+        p.write(
+            "1_m.sql",
+            "ALTER TABLE t ADD COLUMN x text DEFAULT md5(random()::text);\n",
+        );
+        let child = p.spawn(&["up", "--lock-timeout", "100", "--lock-retry-for", "2"]);
+        eventually(30, "the backfill to make progress", || async {
+            count(
+                &c,
+                "SELECT CASE WHEN to_regclass('sluice.backfills') IS NULL THEN 0 ELSE 1 END::bigint",
+            )
+            .await
+                == 1
+                && count(
+                    &c,
+                    "SELECT coalesce((SELECT max(rows_done) FROM sluice.backfills), 0)",
+                )
+                .await
+                    > 0
+        })
+        .await;
+        let mut locker = p.db.pg().await;
+        locker
+            .batch_execute("SET statement_timeout = '10s'")
+            .await
+            .unwrap();
+        let tx = locker.transaction().await.unwrap();
+        tx.batch_execute("LOCK TABLE t IN SHARE UPDATE EXCLUSIVE MODE")
+            .await
+            .unwrap();
+        let r = wait_bounded(child, 60, "up");
+        assert_eq!(r.code, 0, "{r:?}");
+        assert!(
+            r.stderr.contains("warning: `ANALYZE t (\"x\")` did not run")
+                && r.stderr.contains("run `ANALYZE t` later"),
+            "{r:?}"
+        );
+        assert!(r.stderr.contains("gave up after"), "{r:?}");
+        // The ANALYZE did not run: no statistics (autovacuum is off for the table).
+        assert_eq!(
+            count(&c, "SELECT count(*) FROM pg_stats WHERE tablename = 't'").await,
+            0
+        );
+        tx.rollback().await.unwrap();
+        let (rows, distinct, nulls): (i64, i64, i64) = {
+            let r = c.query_one("SELECT count(*), count(DISTINCT x), count(*) FILTER (WHERE x IS NULL) FROM t", &[]).await.unwrap();
+            (r.get(0), r.get(1), r.get(2))
+        };
+        assert_eq!((rows, distinct, nulls), (20000, 20000, 0));
+        assert_eq!(p.states(), vec![(1, "applied".into())]);
+        for _ in 0..2 {
+            let again = p.run(&["up"]);
+            assert_eq!(again.code, 0, "{again:?}");
+            assert_eq!(p.states(), vec![(1, "applied".into())]);
+        }
+    })
+    .await
+    .expect("the test took longer than 120 s");
+}

@@ -169,6 +169,7 @@ pub(super) fn staged(target: Target, st: &Stmt) -> Option<Rewrite> {
         About::catalog("add the column, nullable and without default (catalog only)"),
         About::catalog("set the default for rows inserted from now on"),
         About::new("backfill existing rows in batches by primary key, each batch its own short transaction, paced on client latency", Lock::RowExclusive, Effect::Backfill, Blocks::Nothing),
+        About::analyze(),
     ];
     let mut then = vec![
         RStep::Sql(format!(
@@ -179,6 +180,11 @@ pub(super) fn staged(target: Target, st: &Stmt) -> Option<Rewrite> {
             table: t.to_string(),
             set: format!("{c} = {}", d.text),
             filter: Some(format!("{c} IS NULL")),
+        },
+        // Every row was just updated: statistics now, not when autovacuum comes by.
+        RStep::Analyze {
+            table: t.to_string(),
+            columns: vec![c.clone()],
         },
     ];
     if column.not_null {

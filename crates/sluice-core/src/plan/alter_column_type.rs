@@ -459,6 +459,14 @@ pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rew
         ));
         swap_keys.push(attach_rebuilt(ix, &t, &tmp, &qtmp));
     }
+    // Every row was just updated and the shadow column is new: statistics before the swap (they
+    // belong to the column, so they stay with it when it takes the old name), after the index
+    // builds so that expression indexes get theirs too.
+    then.push(RStep::Analyze {
+        table: t.clone(),
+        columns: vec![shadow.clone()],
+    });
+    about.push(About::analyze());
     // A primary key first: its index is attached before the others are renamed.
     swap_keys.sort_by_key(|a| !a[0].contains(" PRIMARY KEY USING INDEX "));
     let mut swap_checks = Vec::new();
@@ -1133,7 +1141,7 @@ mod tests {
         let stronger = crate::plan::staged::check_declared_locks(target, &r);
         assert!(stronger.is_empty(), "{stronger:#?}");
         let steps = r.plan_steps();
-        assert_eq!(steps.len(), 7, "{steps:#?}");
+        assert_eq!(steps.len(), 8, "{steps:#?}");
         assert_eq!(
             steps[0].sql,
             "ALTER TABLE \"app\".\"Orders\" ADD COLUMN IF NOT EXISTS \"id_sluice_new\" BIGINT"
@@ -1146,7 +1154,12 @@ mod tests {
             !steps[3].transactional,
             "CREATE INDEX CONCURRENTLY runs on its own"
         );
-        let swap = &steps[6].sql;
+        // Statistics for the shadow column after its index builds, before the swap (issue 16).
+        assert_eq!(
+            steps[4].sql,
+            "ANALYZE \"app\".\"Orders\" (\"id_sluice_new\")"
+        );
+        let swap = &steps[7].sql;
         for part in [
             "ADD GENERATED ALWAYS AS IDENTITY (SEQUENCE NAME \"app\".\"Orders_id_seq_sluice_new\" START WITH 1 INCREMENT BY 1 CACHE 1 NO CYCLE)",
             "SELECT setval('\"app\".\"Orders_id_seq_sluice_new\"', last_value, is_called) FROM \"app\".\"Orders_id_seq\"",
@@ -1159,7 +1172,7 @@ mod tests {
         let mut cat = identity_pk();
         cat.identity.as_mut().unwrap().max = 1000;
         let r = super::staged(&st, &cat).unwrap();
-        assert!(r.plan_steps()[6].sql.contains(" MAXVALUE 1000 CACHE"));
+        assert!(r.plan_steps()[7].sql.contains(" MAXVALUE 1000 CACHE"));
     }
 
     #[test]
@@ -1326,17 +1339,17 @@ mod tests {
         let steps = r.plan_steps();
         let sqls: Vec<&str> = steps.iter().map(|s| s.sql.as_str()).collect();
         // Two copies, the valid one validated, the NOT VALID one left so; then the swap.
-        assert_eq!(steps.len(), 10, "{sqls:#?}");
-        assert_eq!(sqls[6].split_once("; ").unwrap().1, "ALTER TABLE \"app\".\"items\" ADD CONSTRAINT \"items_order_fkey_sluice_new\" FOREIGN KEY (order_id) REFERENCES \"app\".\"Orders\"(\"id_sluice_new\") NOT VALID");
-        assert_eq!(steps[6].lock, "SHARE ROW EXCLUSIVE (both tables)");
+        assert_eq!(steps.len(), 11, "{sqls:#?}");
+        assert_eq!(sqls[7].split_once("; ").unwrap().1, "ALTER TABLE \"app\".\"items\" ADD CONSTRAINT \"items_order_fkey_sluice_new\" FOREIGN KEY (order_id) REFERENCES \"app\".\"Orders\"(\"id_sluice_new\") NOT VALID");
+        assert_eq!(steps[7].lock, "SHARE ROW EXCLUSIVE (both tables)");
         assert_eq!(
-            sqls[7],
+            sqls[8],
             "ALTER TABLE \"app\".\"items\" VALIDATE CONSTRAINT \"items_order_fkey_sluice_new\""
         );
-        assert!(sqls[8].contains(
+        assert!(sqls[9].contains(
             "; ALTER TABLE \"app\".\"Orders\" ADD CONSTRAINT \"Orders_parent_fkey_sluice_new\""
         ));
-        let swap = sqls[9];
+        let swap = sqls[10];
         // The referencing table locked first (not the table itself); originals dropped before the
         // column, copies renamed after the primary key is attached.
         assert!(
@@ -1354,7 +1367,7 @@ mod tests {
                 < at("RENAME CONSTRAINT \"items_order_fkey_sluice_new\" TO \"items_order_fkey\"")
         );
         assert_eq!(
-            steps[9].lock,
+            steps[10].lock,
             "ACCESS EXCLUSIVE (and each table its foreign keys join)"
         );
         // A failure before the swap drops the copies before the shadow column they reference.

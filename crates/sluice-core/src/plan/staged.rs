@@ -192,6 +192,18 @@ impl About {
             Blocks::ReadsAndWrites,
         )
     }
+    /// ANALYZE of the columns a backfill filled (issue 16): every row was just rewritten, so the
+    /// planner knows nothing of the new column until autovacuum's analyze comes by. It samples a
+    /// bounded number of rows under SHARE UPDATE EXCLUSIVE (reads and writes continue); `up` never
+    /// fails on it (see run_steps).
+    pub(crate) fn analyze() -> About {
+        About::new(
+            "refresh the planner's statistics on the backfilled column (ANALYZE samples the table; reads and writes continue; skipped with a warning when its lock cannot be had)",
+            Lock::ShareUpdateExclusive,
+            Effect::Scan,
+            Blocks::Nothing,
+        )
+    }
     pub(crate) fn validate(description: &'static str) -> About {
         About::new(
             description,
@@ -249,13 +261,22 @@ pub enum Step {
         sql: String,
         index: String,
     },
+    /// `ANALYZE table (columns)` after a backfill (issue 16): never fails the migration, since
+    /// statistics are an optimisation; when its lock cannot be had within the retry budget `up`
+    /// says so and goes on. Rerunning it is harmless (it only samples again).
+    Analyze {
+        table: String,
+        /// Column names as SQL (quoted).
+        columns: Vec<String>,
+    },
 }
 
 impl Step {
     pub fn sql(&self) -> Option<&str> {
         match self {
             Step::Sql(s) | Step::Index { sql: s, .. } => Some(s),
-            Step::Backfill { .. } => None,
+            // Run by run_steps on its own terms (never committed with the progress record).
+            Step::Backfill { .. } | Step::Analyze { .. } => None,
         }
     }
 
@@ -270,6 +291,7 @@ impl Step {
                     .map(|f| format!(" WHERE {f}"))
                     .unwrap_or_default()
             ),
+            Step::Analyze { table, columns } => format!("ANALYZE {table} ({})", columns.join(", ")),
         }
     }
 }
@@ -499,7 +521,10 @@ pub(crate) fn check_declared_locks(target: Target, r: &Rewrite) -> Vec<String> {
             about.lock == Lock::AccessExclusive,
             "{k}: {about:?}"
         );
-        let Some(sql) = step.sql() else {
+        // An ANALYZE step's SQL is its text (the model reads it like any statement).
+        let text = step.text();
+        let analyze = matches!(step, Step::Analyze { .. }).then_some(text.as_str());
+        let Some(sql) = step.sql().or(analyze) else {
             // A backfill: batches of UPDATE, ROW EXCLUSIVE.
             assert_eq!(about.lock, Lock::RowExclusive, "{k}: {about:?}");
             continue;
@@ -758,7 +783,15 @@ mod tests {
                 filter: Some("\"token\" IS NULL".into())
             }
         );
-        assert_eq!(a.then.len(), 5);
+        assert_eq!(
+            a.then[2],
+            Step::Analyze {
+                table: "accounts".into(),
+                columns: vec!["\"token\"".into()]
+            }
+        );
+        assert_eq!(a.then[2].text(), "ANALYZE accounts (\"token\")");
+        assert_eq!(a.then.len(), 6);
         assert!(
             r[1].is_none(),
             "a constant default is instant from PostgreSQL 11"

@@ -161,6 +161,35 @@ pub(crate) async fn run_steps(
                 };
                 run_step(engine, sql, opts, run.written, ctx).await?
             }
+            Step::Analyze { table, .. } => {
+                let sql = step.text();
+                let opts = StepOpts {
+                    slot: (run.slot)(k),
+                    builds_index: None,
+                    unnamed: None,
+                    resuming: run.resuming,
+                    rewritten: true,
+                    bound: None,
+                    transactional: about.transactional,
+                    never_queues_queries: about.never_queues_queries(),
+                };
+                match run_step(engine, &sql, opts, run.written, ctx).await? {
+                    // A lost connection is a cut-off run: the rerun resumes (and analyzes again,
+                    // which is harmless).
+                    Err(e) if e.connection_lost => Err(e),
+                    // Statistics are an optimisation: the schema change itself is done, so a
+                    // lock held past the retry budget (a VACUUM, another ANALYZE, an index
+                    // build) or any other failure is said, never fails the migration.
+                    Err(e) => {
+                        (ctx.say)(&format!(
+                            "warning: `{sql}` did not run: {}; the migration goes on, but the planner has no statistics on the backfilled column until autovacuum analyzes {table}: run `ANALYZE {table}` later",
+                            e.message
+                        ));
+                        Ok(())
+                    }
+                    Ok(()) => Ok(()),
+                }
+            }
             Step::Backfill { table, set, filter } => {
                 let spec = crate::engine::BackfillSpec {
                     table: table.clone(),

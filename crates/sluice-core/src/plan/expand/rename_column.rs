@@ -188,6 +188,13 @@ pub fn phases(
         ));
         keys.push(attach_rebuilt(ix, &t, &tmp, &qtmp));
     }
+    // Every row was just updated and the new column is new to the planner: statistics now,
+    // after the index builds so that expression indexes get theirs too.
+    expand.push(Step::Analyze {
+        table: t.clone(),
+        columns: vec![b.clone()],
+    });
+    about.push(About::analyze());
     keys.sort_by_key(|a| !a[0].contains(" PRIMARY KEY USING INDEX "));
     let mut check_names = Vec::new();
     let add_if_missing = |name: &str, def: &str| {
@@ -386,10 +393,13 @@ mod tests {
         );
         assert!(!steps[3].transactional);
         assert!(sql[4].contains("USING btree (lower(\"b\"))"), "{}", sql[4]);
+        // Statistics for the new column after its index builds (issue 16).
+        assert_eq!(sql[5], "ANALYZE \"public\".\"t\" (\"b\")");
+        assert_eq!(steps[5].lock, "SHARE UPDATE EXCLUSIVE");
         assert!(
-            sql[5].contains("CHECK ((length(\"b\") < 10)) NOT VALID"),
+            sql[6].contains("CHECK ((length(\"b\") < 10)) NOT VALID"),
             "{}",
-            sql[5]
+            sql[6]
         );
         assert!(sql.last().unwrap().contains("SET NOT NULL"));
         let complete = p.complete.join("; ");
