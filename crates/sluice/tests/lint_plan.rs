@@ -227,13 +227,15 @@ async fn connected_lint_and_plan_use_the_live_table_size() {
         assert!(s["lock_text"].as_str().unwrap().starts_with(mode), "{s}");
         assert_eq!(s["lock"]["tables"], serde_json::json!(["big"]), "{s}");
     }
-    // The steps `up` runs (SET NOT NULL and the helper's drop commit together, as up sends them).
+    // The steps `up` runs (the backfilled column analysed; SET NOT NULL and the helper's drop
+    // commit together, as up sends them).
     assert_eq!(
         steps,
-        ["instant", "instant", "backfill", "instant", "scan", "instant"]
+        ["instant", "instant", "backfill", "scan", "instant", "scan", "instant"]
     );
+    assert_eq!(add["safe_steps"][3]["sql"], "ANALYZE big (\"token\")");
     assert_eq!(
-        add["safe_steps"][5]["sql"],
+        add["safe_steps"][6]["sql"],
         "ALTER TABLE big ALTER COLUMN \"token\" SET NOT NULL; ALTER TABLE big DROP CONSTRAINT \"big_token_not_null_check\""
     );
     let idx = &j["migrations"][0]["statements"][1]["actions"][0];
