@@ -67,7 +67,18 @@ fn created_before(
     rows: &[HistoryRow],
     version: i64,
 ) -> Vec<QName> {
-    let done = |v: i64| {
+    // The same notion of a run lint and plan use: one walk, in the order `up` applies them.
+    crate::analysis::RunTables::of(target, pending_before(files, rows, version)).current()
+}
+
+/// The migrations of this run that come before `version`: pending (not applied, baselined or
+/// expanded when the run began), in the order `up` applies them.
+fn pending_before<'f>(
+    files: &'f [Migration],
+    rows: &'f [HistoryRow],
+    version: i64,
+) -> impl Iterator<Item = &'f Migration> {
+    let done = move |v: i64| {
         rows.iter().any(|r| {
             r.version == v
                 && matches!(
@@ -76,14 +87,9 @@ fn created_before(
                 )
         })
     };
-    // The same notion of a run lint and plan use: one walk, in the order `up` applies them.
-    crate::analysis::RunTables::of(
-        target,
-        files
-            .iter()
-            .filter(|m| m.version >= 0 && m.version < version && !done(m.version)),
-    )
-    .current()
+    files
+        .iter()
+        .filter(move |m| m.version >= 0 && m.version < version && !done(m.version))
 }
 
 /// The columns that migrations of this run add before `version` (ADD COLUMN, or a rename of a
@@ -94,24 +100,8 @@ fn columns_added_before(
     rows: &[HistoryRow],
     version: i64,
 ) -> Vec<(QName, String)> {
-    let done = |v: i64| {
-        rows.iter().any(|r| {
-            r.version == v
-                && matches!(
-                    r.state,
-                    RecordState::Applied | RecordState::Baseline | RecordState::Expanded
-                )
-        })
-    };
-    let same = |a: &str, b: &str| match target.engine {
-        EngineKind::Postgres => a == b,
-        _ => a.eq_ignore_ascii_case(b),
-    };
     let mut added: Vec<(QName, String)> = Vec::new();
-    for m in files
-        .iter()
-        .filter(|m| m.version >= 0 && m.version < version && !done(m.version))
-    {
+    for m in pending_before(files, rows, version) {
         let Some(part) = m.part(Direction::Up) else {
             continue;
         };
@@ -127,14 +117,14 @@ fn columns_added_before(
                     }
                     Action::RenameColumn { table, from, to } => {
                         for (t, c) in added.iter_mut() {
-                            if t.matches(table) && same(c, from) {
+                            if t.matches(table) && same_column(target.engine, c, from) {
                                 *c = to.clone();
                             }
                         }
                     }
-                    Action::DropColumn { table, column, .. } => {
-                        added.retain(|(t, c)| !(t.matches(table) && same(c, column)))
-                    }
+                    Action::DropColumn { table, column, .. } => added.retain(|(t, c)| {
+                        !(t.matches(table) && same_column(target.engine, c, column))
+                    }),
                     _ => {}
                 }
             }
@@ -155,14 +145,18 @@ fn columns_of_the_run(
     !cols.is_empty() && {
         let added = columns_added_before(target, run.files, run.rows, m.version);
         cols.iter().all(|c| {
-            added.iter().any(|(t, a)| {
-                t.matches(b.table())
-                    && match target.engine {
-                        EngineKind::Postgres => a == c,
-                        _ => a.eq_ignore_ascii_case(c),
-                    }
-            })
+            added
+                .iter()
+                .any(|(t, a)| t.matches(b.table()) && same_column(target.engine, a, c))
         })
+    }
+}
+
+/// Column names as the engine compares them (MariaDB/MySQL: case-insensitively).
+fn same_column(engine: EngineKind, a: &str, b: &str) -> bool {
+    match engine {
+        EngineKind::Postgres => a == b,
+        _ => a.eq_ignore_ascii_case(b),
     }
 }
 
