@@ -914,26 +914,33 @@ async fn fk_list(c: &mut mysql_async::Conn) -> Vec<(String, String, String)> {
     .unwrap()
 }
 
+/// A project whose `acc` has a foreign key out (to `par`) and one in (from `kid`, cascading), `rows`
+/// rows each (`kid` half of them), and the migration widening `acc.balance`.
+async fn fk_project(rows: u32) -> (Project, mysql_async::Conn) {
+    let p = Project::new(Server::MariaDb).await;
+    let mut c = p.db.my().await;
+    c.query_drop(format!(
+        "CREATE TABLE par (id INT PRIMARY KEY); INSERT INTO par SELECT seq FROM seq_1_to_{rows}; \
+         CREATE TABLE acc (id INT PRIMARY KEY, pid INT, balance INT NULL, KEY (pid), \
+         CONSTRAINT acc_par FOREIGN KEY (pid) REFERENCES par (id)); \
+         INSERT INTO acc SELECT seq, seq, seq % 1000 FROM seq_1_to_{rows}; \
+         CREATE TABLE kid (id INT PRIMARY KEY, acc_id INT, KEY (acc_id), \
+         CONSTRAINT kid_acc FOREIGN KEY (acc_id) REFERENCES acc (id) ON DELETE CASCADE); \
+         INSERT INTO kid SELECT seq, seq FROM seq_1_to_{rows} WHERE seq % 2 = 0"
+    ))
+    .await
+    .unwrap();
+    p.write("1_widen.sql", WIDEN);
+    (p, c)
+}
+
 /// A copy of a table with foreign keys out (to `par`) and in (from `kid`, cascading), killed at
 /// each step of its foreign keys: with them set up and writes held, right after the RENAME, and
 /// once they have their names back. Every rerun converges: the keys end with their own names,
 /// pointing at the new table, enforced; nothing points at the old table, which `cleanup` drops.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn online_copy_with_foreign_keys_killed_at_each_step_converges() {
-    let p = Project::new(Server::MariaDb).await;
-    let mut c = p.db.my().await;
-    c.query_drop(
-        "CREATE TABLE par (id INT PRIMARY KEY); INSERT INTO par SELECT seq FROM seq_1_to_20000; \
-         CREATE TABLE acc (id INT PRIMARY KEY, pid INT, balance INT NULL, KEY (pid), \
-         CONSTRAINT acc_par FOREIGN KEY (pid) REFERENCES par (id)); \
-         INSERT INTO acc SELECT seq, seq, seq % 1000 FROM seq_1_to_20000; \
-         CREATE TABLE kid (id INT PRIMARY KEY, acc_id INT, KEY (acc_id), \
-         CONSTRAINT kid_acc FOREIGN KEY (acc_id) REFERENCES acc (id) ON DELETE CASCADE); \
-         INSERT INTO kid SELECT seq, seq FROM seq_1_to_20000 WHERE seq % 2 = 0",
-    )
-    .await
-    .unwrap();
-    p.write("1_widen.sql", WIDEN);
+    let (p, mut c) = fk_project(20_000).await;
     let before = fk_list(&mut c).await;
     let crash = |point: &str| {
         let child = p
@@ -1020,20 +1027,7 @@ async fn online_copy_with_foreign_keys_killed_at_each_step_converges() {
 /// passes, an orphan fails with 1452) and nothing of the copy is left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn online_copy_with_foreign_keys_killed_then_aborted_gives_the_keys_back() {
-    let p = Project::new(Server::MariaDb).await;
-    let mut c = p.db.my().await;
-    c.query_drop(
-        "CREATE TABLE par (id INT PRIMARY KEY); INSERT INTO par SELECT seq FROM seq_1_to_5000; \
-         CREATE TABLE acc (id INT PRIMARY KEY, pid INT, balance INT NULL, KEY (pid), \
-         CONSTRAINT acc_par FOREIGN KEY (pid) REFERENCES par (id)); \
-         INSERT INTO acc SELECT seq, seq, seq % 1000 FROM seq_1_to_5000; \
-         CREATE TABLE kid (id INT PRIMARY KEY, acc_id INT, KEY (acc_id), \
-         CONSTRAINT kid_acc FOREIGN KEY (acc_id) REFERENCES acc (id) ON DELETE CASCADE); \
-         INSERT INTO kid SELECT seq, seq FROM seq_1_to_5000 WHERE seq % 2 = 0",
-    )
-    .await
-    .unwrap();
-    p.write("1_widen.sql", WIDEN);
+    let (p, mut c) = fk_project(5_000).await;
     let before = fk_list(&mut c).await;
     let child = p
         .command(&["up", "--chunk-ms", "5"])
