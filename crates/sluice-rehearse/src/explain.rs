@@ -1331,15 +1331,17 @@ async fn live_mysql(
             .zip(&today)
             .filter_map(|(p, t)| t.as_ref().ok().map(|t| (p, t)))
     };
+    // A statement as it is today: there is no plan with the change to show.
+    let today_only = |(p, t): (&Probe, &PlanSummary)| LiveUse {
+        query: p.query.clone(),
+        today: t.clone(),
+        with_change: None,
+        cost_ratio: None,
+    };
     let using = |index: &str| -> Vec<LiveUse> {
         explained()
             .filter(|(_, t)| t.indexes.iter().any(|i| i.eq_ignore_ascii_case(index)))
-            .map(|(p, t)| LiveUse {
-                query: p.query.clone(),
-                today: t.clone(),
-                with_change: None,
-                cost_ratio: None,
-            })
+            .map(today_only)
             .collect()
     };
     let change = |kind: &str, m: &PendingMigration, sql: &str, target: String| LiveChange {
@@ -1399,12 +1401,7 @@ async fn live_mysql(
                         );
                         c.statements = explained()
                             .filter(|(p, _)| names_column(kind, &p.query, table, column))
-                            .map(|(p, t)| LiveUse {
-                                query: p.query.clone(),
-                                today: t.clone(),
-                                with_change: None,
-                                cost_ratio: None,
-                            })
+                            .map(today_only)
                             .collect();
                         changes.push(c);
                     }
