@@ -37,7 +37,7 @@ pub struct LintOptions {
     pub include_down: bool,
     pub stats: Option<HashMap<String, TableStats>>,
     /// Column types from the live schema (online), keyed by (table, column).
-    pub live_columns: HashMap<(String, String), String>,
+    pub live_columns: crate::analysis::ColumnTypes,
     /// The migrations run with `sluice up` (not `--as-written`): a hazard its staged form or its
     /// lock discipline removes is reported as info, saying so, rather than as a warning or error.
     pub staged: bool,
@@ -133,7 +133,7 @@ pub struct Linter {
     opts: LintOptions,
     /// The pending migrations linted so far (with `opts.pending`).
     run: RunTables,
-    column_types: HashMap<(String, String), String>,
+    column_types: crate::analysis::ColumnTypes,
     files: usize,
     statements: usize,
     in_run_statements: usize,
@@ -336,7 +336,7 @@ fn lint_part(
     m: &Migration,
     dir: Direction,
     opts: &LintOptions,
-    column_types: &mut HashMap<(String, String), String>,
+    column_types: &mut crate::analysis::ColumnTypes,
     stmts: Vec<Stmt>,
     mode: TxMode,
     failure: Option<Finding>,

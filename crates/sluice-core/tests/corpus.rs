@@ -72,6 +72,7 @@ fn corpus_precision_and_recall_are_100_percent() {
                                 TableStats {
                                     rows: *v,
                                     bytes: v * 100,
+                                    has_default_partition: false,
                                 },
                             )
                         })

@@ -899,6 +899,7 @@ impl Introspection for MySqlEngine {
                 let stats = sluice_core::analysis::TableStats {
                     rows: r.unwrap_or(0) as i64,
                     bytes: b.unwrap_or(0) as i64,
+                    has_default_partition: false,
                 };
                 (name, stats)
             })

@@ -1089,7 +1089,9 @@ impl Introspection for PgEngine {
                                      FROM pg_attribute a
                                     WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), 0)))::bigint
                         END,
-                        pg_total_relation_size(c.oid)
+                        pg_total_relation_size(c.oid),
+                        EXISTS (SELECT 1 FROM pg_partitioned_table pt
+                                 WHERE pt.partrelid = c.oid AND pt.partdefid <> 0)
                    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                   WHERE c.relkind IN ('r', 'p', 'm')
                     AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'sluice')
@@ -1104,6 +1106,7 @@ impl Introspection for PgEngine {
             let stats = sluice_core::analysis::TableStats {
                 rows: r.get(2),
                 bytes: r.get(3),
+                has_default_partition: r.get(4),
             };
             out.insert(format!("{schema}.{name}"), stats);
             // Unqualified names resolve through search_path; public is the common case.

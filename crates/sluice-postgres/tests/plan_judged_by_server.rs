@@ -4,7 +4,6 @@
 
 use sluice_core::plan::{plan_sql, Effect};
 use sluice_core::target::{EngineKind, Target};
-use std::collections::HashMap;
 
 fn lock_name(planned: &str) -> &'static str {
     let p = planned.to_uppercase();
@@ -138,7 +137,7 @@ async fn planned_lock_modes_and_rewrites_match_the_server() {
         .unwrap()
         .get(0);
     let target = Target::new(EngineKind::Postgres, (version / 10000) as u32, 0);
-    let mut known: HashMap<(String, String), String> = HashMap::new();
+    let mut known = sluice_core::analysis::ColumnTypes::new();
     for (col, ty) in [
         ("id", "bigint"),
         ("v", "character varying(100)"),
@@ -147,7 +146,7 @@ async fn planned_lock_modes_and_rewrites_match_the_server() {
         ("amount", "numeric(10,2)"),
         ("note", "text"),
     ] {
-        known.insert(("t".into(), col.into()), ty.into());
+        known.insert("t", col, ty);
     }
     let cases = [
         // ALTER TABLE
@@ -709,4 +708,119 @@ async fn c_pid(c: &tokio_postgres::Client) -> i32 {
         .await
         .unwrap()
         .get(0)
+}
+
+/// ATTACH PARTITION: the planned lock and what it blocks, read from the live catalog, equal what the
+/// server takes — SHARE UPDATE EXCLUSIVE on the parent and ACCESS EXCLUSIVE on the table attached,
+/// plus ACCESS EXCLUSIVE on the parent's DEFAULT partition when it has one (scanned for rows of the
+/// new bounds: queries that reach it wait). Offline (no catalog) the DEFAULT partition is assumed.
+#[tokio::test]
+async fn attach_partition_is_planned_with_the_default_partitions_lock() {
+    use sluice_core::engine::Introspection;
+    let db = sluice_testkit::TestDb::postgres().await;
+    let c = db.pg().await;
+    c.batch_execute(
+        "CREATE TABLE with_def (k int NOT NULL, v text) PARTITION BY RANGE (k);
+         CREATE TABLE with_def_1 PARTITION OF with_def FOR VALUES FROM (0) TO (100);
+         CREATE TABLE with_def_d PARTITION OF with_def DEFAULT;
+         INSERT INTO with_def SELECT g, 'x' FROM generate_series(0, 300) g;
+         CREATE TABLE no_def (k int NOT NULL, v text) PARTITION BY RANGE (k);
+         CREATE TABLE no_def_1 PARTITION OF no_def FOR VALUES FROM (0) TO (100);
+         INSERT INTO no_def SELECT g, 'x' FROM generate_series(0, 99) g;
+         CREATE TABLE with_def_2 (k int NOT NULL, v text);
+         CREATE TABLE no_def_2 (k int NOT NULL, v text);",
+    )
+    .await
+    .unwrap();
+    let version: i32 = c
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .unwrap()
+        .get(0);
+    let target = Target::new(EngineKind::Postgres, (version / 10000) as u32, 0);
+    let url = sluice_core::dburl::DbUrl::parse(&db.url).unwrap();
+    let mut engine = sluice_postgres::PgEngine::connect(&url).await.unwrap();
+    let stats = engine.table_stats().await.unwrap();
+    assert!(stats["with_def"].has_default_partition && !stats["no_def"].has_default_partition);
+
+    // (parent, its DEFAULT partition if any)
+    for (parent, default) in [("with_def", Some("with_def_d")), ("no_def", None)] {
+        let sql = format!(
+            "ALTER TABLE {parent} ATTACH PARTITION {parent}_2 FOR VALUES FROM (1000) TO (2000)"
+        );
+        let plans = plan_sql(target, &sql, &mut Default::default(), Some(&stats)).unwrap();
+        let impact = &plans[0].actions[0].impact;
+        // What the server takes, read in the statement's own (rolled back) transaction.
+        c.batch_execute(&format!("BEGIN; {sql}")).await.unwrap();
+        let mode = |rel: String| {
+            let c = &c;
+            async move {
+                let modes: Vec<String> = c
+                    .query(
+                        "SELECT mode FROM pg_locks WHERE relation = $1::text::regclass AND pid = pg_backend_pid()",
+                        &[&rel],
+                    )
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect();
+                modes
+                    .into_iter()
+                    .max_by_key(|m| RANK.iter().position(|r| r == m))
+                    .unwrap_or_default()
+            }
+        };
+        let on_parent = mode(parent.to_string()).await;
+        let on_new = mode(format!("{parent}_2")).await;
+        let on_default = match default {
+            Some(d) => Some(mode(d.to_string()).await),
+            None => None,
+        };
+        c.batch_execute("ROLLBACK").await.unwrap();
+        assert_eq!(
+            (on_parent.as_str(), on_new.as_str()),
+            ("ShareUpdateExclusiveLock", "AccessExclusiveLock"),
+            "{sql}"
+        );
+        // The strongest lock the server takes (on the table attached, always) is planned, on the
+        // tables it is taken on, so `up` bounds it by --exclusive-timeout.
+        let taken = impact.taken.as_ref().expect("a lock on existing tables");
+        assert_eq!(
+            taken.mode,
+            sluice_core::plan::staged::Lock::AccessExclusive,
+            "{sql}"
+        );
+        assert_eq!(lock_name(&impact.lock), "AccessExclusiveLock", "{sql}");
+        let mut locked = vec![format!("{parent}_2")];
+        match on_default {
+            Some(m) => {
+                assert_eq!(m, "AccessExclusiveLock", "{sql}");
+                // The DEFAULT partition is named through its parent.
+                locked.push(parent.to_string());
+                assert!(impact.lock.contains("DEFAULT partition"), "{}", impact.lock);
+                assert_eq!(
+                    impact.blocks,
+                    sluice_core::plan::Blocks::ReadsAndWrites,
+                    "{sql}"
+                );
+            }
+            None => {
+                assert!(!impact.lock.contains("DEFAULT"), "{}", impact.lock);
+                assert_eq!(impact.blocks, sluice_core::plan::Blocks::Nothing, "{sql}");
+            }
+        }
+        assert_eq!(taken.tables, locked, "{sql}");
+        // Offline nothing says the parent has no DEFAULT partition: planned as if it had one.
+        let offline = plan_sql(target, &sql, &mut Default::default(), None).unwrap();
+        let offline = &offline[0].actions[0].impact;
+        assert_eq!(lock_name(&offline.lock), "AccessExclusiveLock", "{sql}");
+        assert_eq!(
+            offline.blocks,
+            sluice_core::plan::Blocks::ReadsAndWrites,
+            "{sql}"
+        );
+    }
+    drop((engine, c));
+    drop(db);
 }

@@ -1458,10 +1458,9 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 );
                 let live = engine.introspect().await?;
                 for (tname, t) in &live.tables {
-                    let short = tname.rsplit('.').next().unwrap_or(tname).to_string();
+                    let short = tname.rsplit('.').next().unwrap_or(tname);
                     for c in &t.columns {
-                        opts.live_columns
-                            .insert((short.clone(), c.name.clone()), c.data_type.clone());
+                        opts.live_columns.insert(short, &c.name, &c.data_type);
                     }
                 }
                 engine.target()

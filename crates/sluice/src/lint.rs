@@ -302,6 +302,17 @@ pub fn exit_code(errors: usize) -> i32 {
 /// squashed dump of a few MB parses file by file instead of several at once.
 pub const SQL_IN_FLIGHT: u64 = 1 << 20;
 
+/// Gives the memory freed since back to the system. glibc keeps each thread's heap at its peak,
+/// so big files parsed by turns on different workers would otherwise add up their peaks (measured:
+/// 227 MiB against 149 MiB serially on twenty 1 MB files).
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim takes no pointer; it only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Threads that read and parse files: one per core, or `SLUICE_LINT_THREADS` (1 lints serially).
 pub fn threads() -> sluice_core::Result<usize> {
     match std::env::var("SLUICE_LINT_THREADS") {
@@ -325,8 +336,10 @@ pub fn threads() -> sluice_core::Result<usize> {
 /// ahead of `each`, and start an item only while the items not yet handed over weigh at most
 /// `budget` together (`weight` of each; the next item `each` needs always starts): a parsed file
 /// of thousands of statements weighs around a hundred MB, so memory is bounded by the budget, not
-/// by the number or the size of the items. The first error of `each` stops the workers and is
-/// returned.
+/// by the number or the size of the items. An item heavier than the budget alone is worked on
+/// the calling thread when its turn comes: the allocator keeps a heap per thread at its peak, so
+/// big items parsed on every worker would leave that peak on each. The first error of `each`
+/// stops the workers and is returned.
 pub fn for_each_ordered<T, R, E>(
     items: &[T],
     threads: usize,
@@ -361,7 +374,7 @@ where
     // How many results `each` has taken; a worker waits while its item is a window ahead of it.
     let taken = (Mutex::new(0usize), Condvar::new());
     // Never full: at most `window` results are out at once.
-    let (tx, rx) = mpsc::sync_channel::<(usize, R)>(window);
+    let (tx, rx) = mpsc::sync_channel::<(usize, Option<R>)>(window);
     std::thread::scope(|s| {
         for _ in 0..threads {
             let tx = tx.clone();
@@ -379,7 +392,9 @@ where
                         t = taken.1.wait(t).unwrap_or_else(|e| e.into_inner());
                     }
                 }
-                if stop.load(Ordering::SeqCst) || tx.send((i, work(&items[i]))).is_err() {
+                let heavy = before[i + 1] - before[i] > budget;
+                let r = (!heavy).then(|| work(&items[i]));
+                if stop.load(Ordering::SeqCst) || tx.send((i, r)).is_err() {
                     break;
                 }
             });
@@ -401,7 +416,10 @@ where
                 }
             };
             let Some(r) = r else { break };
-            result = each(r);
+            result = each(r.unwrap_or_else(|| work(&items[expected])));
+            if before[expected + 1] - before[expected] > budget / 4 {
+                release_freed_memory();
+            }
             *taken.0.lock().unwrap_or_else(|e| e.into_inner()) += 1;
             taken.1.notify_all();
             if result.is_err() {
@@ -458,6 +476,32 @@ mod tests {
                     "threads {threads}, budget {budget}: over budget"
                 );
             }
+        }
+    }
+
+    /// An item heavier than the budget is worked on the calling thread, every other on a worker
+    /// (with more than one thread); the order stays the serial one.
+    #[test]
+    fn items_over_the_budget_are_worked_on_the_calling_thread() {
+        let caller = std::thread::current().id();
+        let weights: Vec<u64> = (0..40u64)
+            .map(|i| if i % 7 == 3 { 50 } else { 1 })
+            .collect();
+        for threads in [2, 3] {
+            let mut seen = Vec::new();
+            let r: Result<(), ()> = for_each_ordered(
+                &weights,
+                threads,
+                |w| *w,
+                10,
+                |w| (*w, std::thread::current().id() == caller),
+                |(w, on_caller)| {
+                    assert_eq!(on_caller, w > 10, "weight {w}, threads {threads}");
+                    seen.push(w);
+                    Ok(())
+                },
+            );
+            assert_eq!((r, seen), (Ok(()), weights.clone()));
         }
     }
 

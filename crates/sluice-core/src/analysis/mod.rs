@@ -2,11 +2,13 @@
 //! as findings of the rule catalog (`crate::rules`). `sluice lint` stops here; `sluice plan` and the
 //! executors build on the same IR.
 
+pub mod columns;
 pub mod ir;
 pub(crate) mod tokens;
 
 use crate::migration::{Direction, Migration, TxMode};
 use crate::target::{EngineKind, Target};
+pub use columns::ColumnTypes;
 use ir::{Action, QName, Stmt};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -99,6 +101,10 @@ pub struct Rule {
 pub struct TableStats {
     pub rows: i64,
     pub bytes: i64,
+    /// PostgreSQL: a partitioned table with a DEFAULT partition, which ATTACH PARTITION scans
+    /// under ACCESS EXCLUSIVE.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub has_default_partition: bool,
 }
 
 /// A table counts as large from this many rows (or bytes) on: where a blocking step stops being a blip.
@@ -122,7 +128,7 @@ pub struct Ctx<'a> {
     /// Inside a `BEGIN` written in the file.
     pub in_explicit_transaction: bool,
     /// Column types known from earlier migrations or the live schema: (table, column) → type.
-    pub column_types: &'a HashMap<(String, String), String>,
+    pub column_types: &'a ColumnTypes,
     /// Live table sizes by table name, when connected.
     pub stats: Option<&'a HashMap<String, TableStats>>,
     /// The transaction each statement of the part runs in (equal numbers share one), computed once
@@ -192,9 +198,7 @@ impl Ctx<'_> {
     }
 
     pub fn column_type(&self, t: &QName, column: &str) -> Option<&str> {
-        self.column_types
-            .get(&(t.name.clone(), column.to_string()))
-            .map(String::as_str)
+        self.column_types.get(&t.name, column)
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -330,7 +334,7 @@ pub fn walk_part(
     stmts: &[Stmt],
     mode: TxMode,
     stats: Option<&HashMap<String, TableStats>>,
-    column_types: &mut HashMap<(String, String), String>,
+    column_types: &mut ColumnTypes,
     visit: impl FnMut(usize, &Stmt, &Ctx),
 ) {
     walk_part_in(target, stmts, mode, stats, column_types, false, &[], visit)
@@ -345,7 +349,7 @@ pub fn walk_part_in(
     stmts: &[Stmt],
     mode: TxMode,
     stats: Option<&HashMap<String, TableStats>>,
-    column_types: &mut HashMap<(String, String), String>,
+    column_types: &mut ColumnTypes,
     session_utc: bool,
     run_tables: &[QName],
     mut visit: impl FnMut(usize, &Stmt, &Ctx),
@@ -390,16 +394,12 @@ pub fn walk_part_in(
                 Action::CreateTable { table, columns, .. } => {
                     created.push(table.clone());
                     for c in columns {
-                        column_types
-                            .insert((table.name.clone(), c.name.clone()), c.data_type.clone());
+                        column_types.insert(&table.name, &c.name, &c.data_type);
                     }
                 }
                 Action::AddColumn { table, column, .. } => {
                     added.push((table.clone(), column.name.clone()));
-                    column_types.insert(
-                        (table.name.clone(), column.name.clone()),
-                        column.data_type.clone(),
-                    );
+                    column_types.insert(&table.name, &column.name, &column.data_type);
                 }
                 Action::AlterColumnType {
                     table,
@@ -407,10 +407,10 @@ pub fn walk_part_in(
                     new_type,
                     ..
                 } => {
-                    column_types.insert((table.name.clone(), column.clone()), new_type.clone());
+                    column_types.insert(&table.name, column, new_type);
                 }
                 Action::DropColumn { table, column, .. } => {
-                    column_types.remove(&(table.name.clone(), column.clone()));
+                    column_types.remove(&table.name, column);
                 }
                 Action::Begin => in_tx = true,
                 Action::Commit | Action::Rollback => in_tx = false,

@@ -434,7 +434,7 @@ pub fn locks_as_written_in(
         return vec![None; stmts.len()];
     }
     let mut out = vec![None; stmts.len()];
-    let mut types = std::collections::HashMap::new();
+    let mut types = crate::analysis::ColumnTypes::new();
     crate::analysis::walk_part_in(
         target,
         stmts,
@@ -477,7 +477,15 @@ fn taken_lock(a: &Action, line: &str, ctx: &Ctx) -> Option<staged::TakenLock> {
     if crate::analysis::drops_only_new_indexes(a, ctx.created_tables) {
         return None;
     }
-    let named = locked_tables(a);
+    let mut named = locked_tables(a);
+    // ATTACH PARTITION: ACCESS EXCLUSIVE on the table attached and on the parent's DEFAULT
+    // partition (named by its parent), unless the catalog says there is none.
+    if let Action::AttachPartition { table, partition } = a {
+        named = vec![partition.clone()];
+        if !other::no_default_partition(ctx, table) {
+            named.push(table.clone());
+        }
+    }
     let existing: Vec<String> = named
         .iter()
         .filter(|t| !ctx.is_new_table(t))
@@ -650,7 +658,7 @@ pub fn helper_name(table: &str, column: &str, suffix: &str) -> String {
 pub fn plan_sql(
     target: crate::target::Target,
     sql: &str,
-    column_types: &mut std::collections::HashMap<(String, String), String>,
+    column_types: &mut crate::analysis::ColumnTypes,
     stats: Option<&std::collections::HashMap<String, TableStats>>,
 ) -> crate::Result<Vec<StatementPlan>> {
     let m = crate::migration::parse_text(std::path::Path::new("plan.sql"), 0, "plan".into(), sql)?;

@@ -154,11 +154,21 @@ pub fn plan(a: &Action, st: &Stmt, ctx: &Ctx) -> OpPlan {
             Blocks::ReadsAndWrites,
             "the parent table is locked",
         ),
+        // ACCESS EXCLUSIVE on the table attached, scanned unless a CHECK proves its rows fit; and
+        // the parent's DEFAULT partition, when it has one, scanned for rows of the new bounds under
+        // ACCESS EXCLUSIVE too: its rows, and every query on the parent that cannot prune it, wait.
+        // Not knowing (offline) is planned as having one.
+        Action::AttachPartition { table, .. } if !no_default_partition(ctx, table) => (
+            "ACCESS EXCLUSIVE (the table attached, and the parent's DEFAULT partition if it has one), SHARE UPDATE EXCLUSIVE (parent)",
+            Effect::Scan,
+            Blocks::ReadsAndWrites,
+            "scans the table attached unless a CHECK proves its rows fit the bounds, and the DEFAULT partition (if any) for rows of the new bounds, holding both ACCESS EXCLUSIVE: queries that reach either wait",
+        ),
         Action::AttachPartition { .. } => (
-            "SHARE UPDATE EXCLUSIVE (parent), ACCESS EXCLUSIVE (partition)",
+            "ACCESS EXCLUSIVE (the table attached), SHARE UPDATE EXCLUSIVE (parent)",
             Effect::Scan,
             Blocks::Nothing,
-            "scans the partition unless a matching CHECK exists",
+            "scans the table attached unless a CHECK proves its rows fit the bounds (queries on it wait meanwhile); the parent has no DEFAULT partition",
         ),
         // validateDomainConstraint: SHARE on each table with a column of the domain while it scans.
         Action::AlterDomainAddConstraint { not_valid: false } => (
@@ -187,6 +197,12 @@ pub fn plan(a: &Action, st: &Stmt, ctx: &Ctx) -> OpPlan {
 /// CREATE TABLE on PostgreSQL: new, but the tables it reads (AS SELECT, LIKE), inherits or
 /// references are locked (measured against pg_locks in `plan_judged_by_server.rs`).
 /// `names_others`: it names another table (a reference to its own name locks nothing else).
+/// The live catalog says the partitioned table has no DEFAULT partition (false offline).
+pub(super) fn no_default_partition(ctx: &Ctx, parent: &crate::analysis::ir::QName) -> bool {
+    ctx.table_stats(parent)
+        .is_some_and(|s| !s.has_default_partition)
+}
+
 fn pg_create_table(sql: &str, names_others: bool) -> Impact {
     let w = words(sql);
     if !names_others {

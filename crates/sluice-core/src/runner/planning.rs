@@ -43,12 +43,11 @@ pub async fn plan(
         .await?
         .is_some_and(|z| crate::session::is_utc_zone(&z));
     let live = engine.introspect().await?;
-    let mut column_types: std::collections::HashMap<(String, String), String> =
-        std::collections::HashMap::new();
+    let mut column_types = crate::analysis::ColumnTypes::new();
     for (tname, t) in &live.tables {
-        let short = tname.rsplit('.').next().unwrap_or(tname).to_string();
+        let short = tname.rsplit('.').next().unwrap_or(tname);
         for c in &t.columns {
-            column_types.insert((short.clone(), c.name.clone()), c.data_type.clone());
+            column_types.insert(short, &c.name, &c.data_type);
         }
     }
     // The planned migrations are one run: a table one of them creates is new for the later ones,
