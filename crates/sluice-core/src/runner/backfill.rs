@@ -8,7 +8,11 @@ pub async fn backfill(
     spec: &crate::engine::BackfillSpec,
     ctx: &RunContext,
 ) -> Result<crate::engine::BackfillReport> {
-    // Refused before the run lock or any row is touched.
+    // Refused before the run lock or any row is touched. MariaDB/MySQL batch only the expand
+    // phase of a two-phase rename so far (its filter and SET are sluice's own).
+    if engine.target().engine.is_mysql_family() {
+        return Err(crate::engine::backfill_not_supported(engine.target()));
+    }
     sql::check_backfill_input(engine.target().engine, &spec.set, spec.filter.as_deref())?;
     locked!(engine, ctx, {
         engine.ensure_history().await?;
