@@ -1034,6 +1034,12 @@ async fn tx_then(
             return Err(e);
         }
         if let Some((row, delete, event)) = &record {
+            // MariaDB/MySQL committed the DDL implicitly: the record and its event still commit
+            // together, after the work (a kill in between leaves the work done, unrecorded: the
+            // rerun recognises it).
+            if !engine.transactional_ddl() {
+                engine.begin().await.map_err(db)?;
+            }
             let recorded = async {
                 if *delete {
                     engine.delete_migration(row.version).await?;
