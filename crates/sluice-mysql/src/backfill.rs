@@ -144,7 +144,9 @@ pub(crate) async fn run(
         let took = started.elapsed();
         // Aim the next batch at the target duration, changing the size by at most 2x a batch.
         let ratio = target.as_secs_f64() / took.as_secs_f64().max(1e-4);
-        size = ((size as f64) * ratio.clamp(0.5, 2.0)).round().clamp(1.0, 50_000.0) as u64;
+        size = ((size as f64) * ratio.clamp(0.5, 2.0))
+            .round()
+            .clamp(1.0, 50_000.0) as u64;
         match upper {
             None => break,
             Some(u) => last = Some(u),

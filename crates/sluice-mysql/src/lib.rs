@@ -24,8 +24,8 @@ use mysql_async::prelude::{FromValue, Queryable};
 use mysql_async::{Conn, Params, Row, Value};
 use sluice_core::dburl::DbUrl;
 use sluice_core::engine::{
-    Backfill, BackfillReport, BackfillSpec, Execution, HistoryStore,
-    Introspection, LockAttempt, LockHolder, OnlineAlter, ServerError, UnnamedIndex,
+    Backfill, BackfillReport, BackfillSpec, Execution, HistoryStore, Introspection, LockAttempt,
+    LockHolder, OnlineAlter, ServerError, UnnamedIndex,
 };
 use sluice_core::error::{Error, Result};
 use sluice_core::history::{Event, EventRow, HistoryRow, Snapshot};

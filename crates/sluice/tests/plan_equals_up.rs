@@ -839,7 +839,10 @@ async fn mariadb_two_phase_rename_plan_dry_run_and_up_are_the_same_steps() {
         .collect();
         assert_eq!(shown, safe, "{sql}");
         assert_eq!(shown, dry, "{sql}");
-        admin.query_drop("TRUNCATE mysql.general_log").await.unwrap();
+        admin
+            .query_drop("TRUNCATE mysql.general_log")
+            .await
+            .unwrap();
         let up = sluice(dir.path(), &url, &["up"]);
         assert_eq!(up.code, 0, "{sql}: {up:?}");
         let sent = maria_sent_to_t(&mut admin, me).await;
@@ -854,7 +857,10 @@ async fn mariadb_two_phase_rename_plan_dry_run_and_up_are_the_same_steps() {
             })
             .collect();
         assert_eq!(sent, want, "{sql}");
-        admin.query_drop("TRUNCATE mysql.general_log").await.unwrap();
+        admin
+            .query_drop("TRUNCATE mysql.general_log")
+            .await
+            .unwrap();
         let complete = sluice(dir.path(), &url, &["complete"]);
         assert_eq!(complete.code, 0, "{sql}: {complete:?}");
         assert_eq!(

@@ -411,7 +411,9 @@ fn a_mariadb_rename_column_breaks_at_contract() {
         let (code, out, err) = sluice(dir.path(), &["refs", "--target", target]);
         assert_eq!(code, 10, "{target}: {err}\n{out}");
         assert!(
-            out.contains("rename column users.user_name to display_name: 1 reference(s), breaks at contract"),
+            out.contains(
+                "rename column users.user_name to display_name: 1 reference(s), breaks at contract"
+            ),
             "{target}: {out}"
         );
         assert!(

@@ -8,12 +8,13 @@ pub async fn backfill(
     spec: &crate::engine::BackfillSpec,
     ctx: &RunContext,
 ) -> Result<crate::engine::BackfillReport> {
-    // Refused before the run lock or any row is touched. MariaDB/MySQL batch only the expand
-    // phase of a two-phase rename so far (its filter and SET are sluice's own).
+    // Refused before the run lock or any row is touched.
+    sql::check_backfill_input(engine.target().engine, &spec.set, spec.filter.as_deref())?;
+    // MariaDB/MySQL batch only the expand phase of a two-phase rename so far (its SET and filter
+    // are sluice's own): the command itself is not offered there yet.
     if engine.target().engine.is_mysql_family() {
         return Err(crate::engine::backfill_not_supported(engine.target()));
     }
-    sql::check_backfill_input(engine.target().engine, &spec.set, spec.filter.as_deref())?;
     locked!(engine, ctx, {
         engine.ensure_history().await?;
         engine.set_lock_timeout(ctx.lock_timeout).await?;

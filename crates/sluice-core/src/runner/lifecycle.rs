@@ -557,6 +557,8 @@ pub(crate) async fn plan_hook(
     // What `up` runs: the expand phase (complete and rollback are in the lifecycle section).
     // Once per statement (a DROP COLUMN of several columns is one statement of several actions).
     for sp in statements.iter_mut().filter(|sp| sp.index == st.index) {
+        // Not the engine's online path (MariaDB/MySQL): the phases replace it.
+        sp.online = None;
         for (k, a) in sp.actions.iter_mut().enumerate() {
             a.refused = None;
             a.safe_steps = if k == 0 { lp.expand.clone() } else { vec![] };

@@ -227,6 +227,9 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         }
     }
     let mariadb = f.engine != Some(EngineKind::MySql);
+    if f.from.eq_ignore_ascii_case(&f.to) {
+        return Err("the new name differs only in letter case, and column names are case-insensitive here, so both cannot stand side by side".into());
+    }
     if f.galera {
         return Err("the server is a Galera node (wsrep_on=ON): the sync triggers' LOCK TABLES blocks the node's applier and stalls the cluster, and the backfill's batches would meet certification conflicts".into());
     }
@@ -297,15 +300,19 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         .collect();
     for k in &mine {
         match k.kind.as_str() {
-            "PRIMARY KEY" => blockers.push("it is in the primary key, which cannot be built a second time beside itself".into()),
+            "PRIMARY KEY" => blockers.push(
+                "it is in the primary key, which cannot be built a second time beside itself"
+                    .into(),
+            ),
             "FULLTEXT KEY" | "SPATIAL KEY" => blockers.push(format!(
                 "{} {} uses it, and that index cannot be built with LOCK=NONE",
                 k.kind.to_lowercase(),
                 k.name
             )),
-            _ if k.parts.iter().any(|p| p.trim_start().starts_with('(')) => blockers.push(
-                format!("index {} uses it in an expression (not carried yet)", k.name),
-            ),
+            _ if k.parts.iter().any(|p| p.trim_start().starts_with('(')) => blockers.push(format!(
+                "index {} uses it in an expression (not carried yet)",
+                k.name
+            )),
             _ => {}
         }
     }
@@ -326,7 +333,13 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
             literal(d)
         };
         let low = expr.to_lowercase();
-        let clock = ["current_timestamp", "now(", "localtime", "curdate", "curtime"];
+        let clock = [
+            "current_timestamp",
+            "now(",
+            "localtime",
+            "curdate",
+            "curtime",
+        ];
         if expr.contains('(') && !clock.iter().any(|c| low.starts_with(c)) {
             return Err(format!("its default {expr} may differ between two evaluations in one INSERT, so the trigger could not tell a left-out column from a written one"));
         }
@@ -363,9 +376,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
     };
     let mut block = vec![
         format!("LOCK TABLES {t} WRITE"),
-        format!(
-            "ALTER TABLE {t} ADD COLUMN {add_if}{b} {def} AFTER {a}, {add_clause}"
-        ),
+        format!("ALTER TABLE {t} ADD COLUMN {add_if}{b} {def} AFTER {a}, {add_clause}"),
     ];
     block.extend(create(&ti, "INSERT", &insert_body));
     block.extend(create(&tu, "UPDATE", &update_body));
@@ -389,9 +400,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         Effect::Instant,
         Blocks::ReadsAndWrites,
     )];
-    let mut locks = vec![format!(
-        "LOCK TABLES WRITE (milliseconds), {add_about}"
-    )];
+    let mut locks = vec![format!("LOCK TABLES WRITE (milliseconds), {add_about}")];
     let mut set = format!("{b} = {a}");
     for c in &f.on_update {
         // Naming the column keeps its ON UPDATE value from changing.
@@ -446,7 +455,11 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         ));
         locks.push(format!("metadata lock at start and end, {index_clause}"));
         drops.push(format!("DROP INDEX {}", ident(&k.name)));
-        renames.push(format!("RENAME INDEX {} TO {}", ident(&tmp), ident(&k.name)));
+        renames.push(format!(
+            "RENAME INDEX {} TO {}",
+            ident(&tmp),
+            ident(&k.name)
+        ));
         tmp_drops.push(format!(
             "DROP INDEX {}{}",
             if mariadb { "IF EXISTS " } else { "" },
@@ -597,7 +610,11 @@ mod tests {
     #[test]
     fn mariadb_phases_copy_the_definition_sync_backfill_and_rebuild_keys() {
         let e = EngineKind::MariaDb;
-        let p = phases(&stmt(e, "ALTER TABLE t RENAME COLUMN name TO `full name`"), &facts(e)).unwrap();
+        let p = phases(
+            &stmt(e, "ALTER TABLE t RENAME COLUMN name TO `full name`"),
+            &facts(e),
+        )
+        .unwrap();
         let sql: Vec<String> = p.expand.iter().map(Step::text).collect();
         assert_eq!(sql.len(), 4, "{sql:#?}");
         assert!(sql[0].starts_with("LOCK TABLES `t` WRITE; ALTER TABLE `t` ADD COLUMN IF NOT EXISTS `full name` varchar(20) NOT NULL DEFAULT 'anon' COMMENT 'who' AFTER `name`, ALGORITHM=INSTANT; CREATE OR REPLACE TRIGGER `t_name_sluice_ins` BEFORE INSERT ON `t` FOR EACH ROW BEGIN IF NOT (NEW.`name` <=> NEW.`full name`) THEN IF NEW.`full name` <=> 'anon' AND NOT (NEW.`name` <=> 'anon') THEN"), "{}", sql[0]);
@@ -621,11 +638,23 @@ mod tests {
     #[test]
     fn mysql_phases_use_its_own_forms() {
         let e = EngineKind::MySql;
-        let p = phases(&stmt(e, "ALTER TABLE t RENAME COLUMN name TO `full name`"), &facts(e)).unwrap();
+        let p = phases(
+            &stmt(e, "ALTER TABLE t RENAME COLUMN name TO `full name`"),
+            &facts(e),
+        )
+        .unwrap();
         let first = p.expand[0].text();
         // No IF NOT EXISTS nor CREATE OR REPLACE TRIGGER on MySQL; its default is a value.
-        assert!(first.contains("ADD COLUMN `full name` varchar(20)"), "{first}");
-        assert!(first.contains("DROP TRIGGER IF EXISTS `t_name_sluice_ins`; CREATE TRIGGER `t_name_sluice_ins`"), "{first}");
+        assert!(
+            first.contains("ADD COLUMN `full name` varchar(20)"),
+            "{first}"
+        );
+        assert!(
+            first.contains(
+                "DROP TRIGGER IF EXISTS `t_name_sluice_ins`; CREATE TRIGGER `t_name_sluice_ins`"
+            ),
+            "{first}"
+        );
         assert!(first.contains("NEW.`full name` <=> 'anon'"), "{first}");
         assert!(p.expand[2].text().ends_with("ALGORITHM=INPLACE, LOCK=NONE"));
         assert!(p.precheck.is_empty());
@@ -634,7 +663,9 @@ mod tests {
         f.to = "x".into();
         f.column = Some((Some("CURRENT_TIMESTAMP".into()), "DEFAULT_GENERATED".into()));
         let p = phases(&stmt(e, "ALTER TABLE t RENAME COLUMN name TO x"), &f).unwrap();
-        assert!(p.expand[0].text().contains("NEW.`x` <=> CURRENT_TIMESTAMP AND"));
+        assert!(p.expand[0]
+            .text()
+            .contains("NEW.`x` <=> CURRENT_TIMESTAMP AND"));
     }
 
     #[test]
@@ -645,14 +676,20 @@ mod tests {
         f.to = "d".into();
         f.column = Some((None, String::new()));
         let p = phases(&stmt(e, "ALTER TABLE t RENAME COLUMN c TO d"), &f).unwrap();
-        assert!(p.expand[0].text().contains("IF NEW.`d` <=> NULL AND NOT (NEW.`c` <=> NULL)"));
+        assert!(p.expand[0]
+            .text()
+            .contains("IF NEW.`d` <=> NULL AND NOT (NEW.`c` <=> NULL)"));
         // u_name_c and ix_c use c.
         assert!(p.complete[0].contains("DROP INDEX `u_name_c`, DROP INDEX `ix_c`, DROP COLUMN `c`, RENAME INDEX `u_name_c_sluice_renamed` TO `u_name_c`, RENAME INDEX `ix_c_sluice_renamed` TO `ix_c`, ALGORITHM=NOCOPY"), "{}", p.complete[0]);
         f.create = CREATE
             .replace("  KEY `ix_c` (`c`),\n", "")
             .replace("  UNIQUE KEY `u_name_c` (`name`(10),`c`),\n", "");
         let p = phases(&stmt(e, "ALTER TABLE t RENAME COLUMN c TO d"), &f).unwrap();
-        assert!(p.complete[0].contains("DROP COLUMN `c`, ALGORITHM=INSTANT"), "{}", p.complete[0]);
+        assert!(
+            p.complete[0].contains("DROP COLUMN `c`, ALGORITHM=INSTANT"),
+            "{}",
+            p.complete[0]
+        );
         // After an interrupted contract (the old column gone): complete finishes, rollback refuses.
         f.column = None;
         f.has_to = true;
@@ -668,21 +705,87 @@ mod tests {
         let st = stmt(e, "ALTER TABLE t RENAME COLUMN name TO x");
         let cases: &[(&str, &dyn Fn(&mut Facts), &str)] = &[
             ("galera", &|f| f.galera = true, "Galera"),
-            ("old server", &|f| f.version = (10, 1, 48), "one trigger per table"),
-            ("generated", &|f| f.create = f.create.replace("NOT NULL DEFAULT 'anon' COMMENT 'who'", "GENERATED ALWAYS AS (`c` + 1) VIRTUAL"), "generated column"),
-            ("computed from it", &|f| f.create = f.create.replace("  `c` int(11) DEFAULT NULL,", "  `c` int(11) GENERATED ALWAYS AS (length(`name`)) VIRTUAL,"), "generated column c is computed from it"),
-            ("fk", &|f| f.foreign_keys.push("foreign key fk_x of table u".into()), "foreign key fk_x of table u uses it"),
-            ("no pk", &|f| f.create = f.create.replace("  PRIMARY KEY (`id`),\n", ""), "no primary key"),
-            ("pk", &|f| f.create = f.create.replace("PRIMARY KEY (`id`)", "PRIMARY KEY (`id`,`name`)"), "primary key"),
-            ("fulltext", &|f| f.create = f.create.replace("KEY `ix_c` (`c`)", "FULLTEXT KEY `ft` (`name`)"), "fulltext key ft"),
-            ("check", &|f| f.create = f.create.replace("  PRIMARY KEY", "  CONSTRAINT `ck` CHECK (`name` <> ''),\n  PRIMARY KEY"), "check"),
-            ("volatile default", &|f| f.column = Some((Some("uuid()".into()), String::new())), "may differ"),
-            ("copy", &|f| f.add_algorithm = Some("COPY".into()), "ALGORITHM=COPY"),
+            (
+                "old server",
+                &|f| f.version = (10, 1, 48),
+                "one trigger per table",
+            ),
+            (
+                "generated",
+                &|f| {
+                    f.create = f.create.replace(
+                        "NOT NULL DEFAULT 'anon' COMMENT 'who'",
+                        "GENERATED ALWAYS AS (`c` + 1) VIRTUAL",
+                    )
+                },
+                "generated column",
+            ),
+            (
+                "computed from it",
+                &|f| {
+                    f.create = f.create.replace(
+                        "  `c` int(11) DEFAULT NULL,",
+                        "  `c` int(11) GENERATED ALWAYS AS (length(`name`)) VIRTUAL,",
+                    )
+                },
+                "generated column c is computed from it",
+            ),
+            (
+                "fk",
+                &|f| f.foreign_keys.push("foreign key fk_x of table u".into()),
+                "foreign key fk_x of table u uses it",
+            ),
+            (
+                "no pk",
+                &|f| f.create = f.create.replace("  PRIMARY KEY (`id`),\n", ""),
+                "no primary key",
+            ),
+            (
+                "pk",
+                &|f| {
+                    f.create = f
+                        .create
+                        .replace("PRIMARY KEY (`id`)", "PRIMARY KEY (`id`,`name`)")
+                },
+                "primary key",
+            ),
+            (
+                "fulltext",
+                &|f| {
+                    f.create = f
+                        .create
+                        .replace("KEY `ix_c` (`c`)", "FULLTEXT KEY `ft` (`name`)")
+                },
+                "fulltext key ft",
+            ),
+            (
+                "check",
+                &|f| {
+                    f.create = f.create.replace(
+                        "  PRIMARY KEY",
+                        "  CONSTRAINT `ck` CHECK (`name` <> ''),\n  PRIMARY KEY",
+                    )
+                },
+                "check",
+            ),
+            (
+                "volatile default",
+                &|f| f.column = Some((Some("uuid()".into()), String::new())),
+                "may differ",
+            ),
+            (
+                "copy",
+                &|f| f.add_algorithm = Some("COPY".into()),
+                "ALGORITHM=COPY",
+            ),
+            ("case only", &|f| f.to = "NAME".into(), "letter case"),
         ];
         for (what, change, want) in cases {
             let mut f = facts(e);
             change(&mut f);
-            let got = phases(&st, &f).err().unwrap_or_else(|| panic!("{what}: not refused"));
+            let got = phases(&st, &f)
+                .err()
+                .unwrap_or_else(|| panic!("{what}: not refused"));
             assert!(got.contains(want), "{what}: {got}");
         }
     }
