@@ -703,7 +703,8 @@ mod tests {
     fn refuses_what_the_triggers_cannot_keep_equal() {
         let e = EngineKind::MariaDb;
         let st = stmt(e, "ALTER TABLE t RENAME COLUMN name TO x");
-        let cases: &[(&str, &dyn Fn(&mut Facts), &str)] = &[
+        type Change = dyn Fn(&mut Facts);
+        let cases: &[(&str, &Change, &str)] = &[
             ("galera", &|f| f.galera = true, "Galera"),
             (
                 "old server",
