@@ -659,3 +659,73 @@ async fn the_tables_own_triggers_fire_first_and_stay() {
     assert_eq!(triggers(&mut db).await, 1);
     assert_eq!(state_of(&p, 2).as_deref(), Some("applied"));
 }
+
+/// A composite primary key: the backfill walks it in row-constructor ranges, batch after batch
+/// (2,500 rows, a first batch of 1,000), and every row ends with both names equal.
+#[tokio::test]
+async fn the_backfill_walks_a_composite_key_in_batches() {
+    let p = Project::new(Server::MariaDb).await;
+    p.write(
+        "1_create.sql",
+        "-- sluice:up\nCREATE TABLE t (k1 int NOT NULL, k2 varchar(10) NOT NULL, name varchar(20), PRIMARY KEY (k1, k2));\nINSERT INTO t SELECT seq DIV 10, CONCAT('k', seq MOD 10), CONCAT('n', seq) FROM seq_1_to_2500;\n",
+    );
+    ok(&p.run(&["up"]), "create");
+    p.write(
+        "2_rename.sql",
+        "-- sluice:up\nALTER TABLE t RENAME COLUMN name TO full_name;\n",
+    );
+    let up = p.run(&["up"]);
+    ok(&up, "expand");
+    let batches: i64 = up
+        .stderr
+        .split("backfilled 2500 row(s) of `t` in ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{up:?}"));
+    assert!(batches >= 2, "{up:?}");
+    let mut db = p.db.my().await;
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT COUNT(*) FROM t WHERE NOT (name <=> full_name)"
+        )
+        .await,
+        0
+    );
+    assert_eq!(count(&mut db, "SELECT COUNT(*) FROM t").await, 2500);
+}
+
+/// The catalog steps wait for the table's metadata lock at most lock_wait_timeout, step back and
+/// retry: a transaction that holds the table keeps the expand waiting (not failing), and once it
+/// ends the expand finishes.
+#[tokio::test]
+async fn the_triggers_wait_for_the_metadata_lock_and_retry() {
+    let p = Project::new(Server::MariaDb).await;
+    p.write(
+        "1_create.sql",
+        "-- sluice:up\nCREATE TABLE t (id int PRIMARY KEY, name varchar(20));\nINSERT INTO t VALUES (1, 'a');\n",
+    );
+    ok(&p.run(&["up"]), "create");
+    p.write(
+        "2_rename.sql",
+        "-- sluice:up\nALTER TABLE t RENAME COLUMN name TO full_name;\n",
+    );
+    let mut holder = p.db.my().await;
+    holder.query_drop("START TRANSACTION").await.unwrap();
+    holder.query_drop("SELECT * FROM t").await.unwrap();
+    let mut child = p.spawn(&["up", "--lock-timeout", "1000"]);
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    // Still waiting, neither failed nor done.
+    assert!(child.try_wait().unwrap().is_none());
+    holder.query_drop("COMMIT").await.unwrap();
+    let up = wait_bounded(child, 120, "sluice up");
+    ok(&up, "expand after the lock");
+    assert!(
+        up.stderr
+            .contains("waited 1000 ms for its lock on t and stepped back")
+            && up.stderr.contains("retry 1 in"),
+        "{up:?}"
+    );
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+}
