@@ -6,6 +6,7 @@
 //! connection and a crashed run releases it by disconnecting.
 
 mod alter_progress;
+mod backfill;
 mod connect;
 pub mod history;
 pub mod introspect;
@@ -23,8 +24,8 @@ use mysql_async::prelude::{FromValue, Queryable};
 use mysql_async::{Conn, Params, Row, Value};
 use sluice_core::dburl::DbUrl;
 use sluice_core::engine::{
-    backfill_not_supported, Backfill, BackfillReport, BackfillSpec, Execution, HistoryStore,
-    Introspection, LockAttempt, LockHolder, OnlineAlter, ServerError, UnnamedIndex,
+    Backfill, BackfillReport, BackfillSpec, Execution, HistoryStore, Introspection, LockAttempt,
+    LockHolder, OnlineAlter, ServerError, UnnamedIndex,
 };
 use sluice_core::error::{Error, Result};
 use sluice_core::history::{Event, EventRow, HistoryRow, Snapshot};
@@ -472,7 +473,13 @@ impl Execution for MySqlEngine {
     }
 
     async fn execute(&mut self, sql: &str) -> std::result::Result<(), ServerError> {
-        self.work.query_drop(sql).await.map_err(|e| match e {
+        let outcome = self.work.query_drop(sql).await;
+        // A step that locks its table and fails before its own UNLOCK TABLES (the two-phase
+        // rename's catalog steps): the lock goes at once, whatever happened.
+        if outcome.is_err() && sql.starts_with("LOCK TABLES ") {
+            let _ = self.work.query_drop("UNLOCK TABLES").await;
+        }
+        outcome.map_err(|e| match e {
             mysql_async::Error::Server(se) => ServerError {
                 code: se.code.to_string(),
                 message: self.url.scrub(&se.message),
@@ -954,10 +961,10 @@ impl Introspection for MySqlEngine {
 impl Backfill for MySqlEngine {
     async fn backfill(
         &mut self,
-        _spec: &BackfillSpec,
-        _say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+        spec: &BackfillSpec,
+        say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
     ) -> Result<BackfillReport> {
-        Err(backfill_not_supported(self.target()))
+        backfill::run(self, spec, say).await
     }
 }
 

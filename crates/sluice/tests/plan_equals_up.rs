@@ -593,8 +593,8 @@ fn maria_corpus() -> Vec<&'static str> {
         "ALTER TABLE t ADD COLUMN x VARCHAR(10) NOT NULL DEFAULT 'z'",
         "ALTER TABLE t ADD COLUMN `Mixed Col` INT",
         "ALTER TABLE t DROP COLUMN e",
-        // Column renames (RENAME COLUMN, CHANGE b b2) are refused on MariaDB until the two-phase
-        // lifecycle exists there (exit 11, tests/two_versions.rs).
+        // A lone RENAME COLUMN runs in two phases (its own test below); a CHANGE that renames is
+        // refused (exit 11, tests/two_versions_mariadb.rs).
         "ALTER TABLE t ALTER COLUMN d SET DEFAULT 5",
         "ALTER TABLE t ALTER COLUMN d DROP DEFAULT",
         "ALTER TABLE t MODIFY b VARCHAR(60)",
@@ -775,4 +775,127 @@ async fn mariadb_plan_dry_run_and_what_up_sends_are_the_same_steps() {
     ] {
         assert!(paths.contains_key(p), "no row took {p}: {paths:?}");
     }
+}
+
+/// The two-phase rename on MariaDB (issue 14): the expand steps `plan` shows (as the statement's
+/// safe steps and in its lifecycle section), the steps `up --dry-run` lists and the statements `up`
+/// sends to the table are the same; so are the contract `plan` shows and what `complete` sends.
+#[tokio::test]
+async fn mariadb_two_phase_rename_plan_dry_run_and_up_are_the_same_steps() {
+    let Some(server) = private_maria().await else {
+        eprintln!("skipped: no mariadbd / mariadb-install-db");
+        return;
+    };
+    let mut admin = mysql_async::Conn::from_url(server.url("mysql"))
+        .await
+        .unwrap();
+    let me: u64 = admin
+        .query_first("SELECT CONNECTION_ID()")
+        .await
+        .unwrap()
+        .unwrap();
+    for (n, sql) in [
+        // With an index on the column (rebuilt on the copy), and without.
+        "ALTER TABLE t RENAME COLUMN a TO a2",
+        "ALTER TABLE t RENAME COLUMN `c` TO `Mixed Col`",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let db = format!("rename{n}");
+        admin
+            .query_drop(format!("CREATE DATABASE {db}"))
+            .await
+            .unwrap();
+        {
+            let mut c = mysql_async::Conn::from_url(server.url(&db)).await.unwrap();
+            c.query_drop(MARIA_SETUP).await.unwrap();
+            c.disconnect().await.unwrap();
+        }
+        let url = server.url(&db);
+        let dir = project(sql);
+        let plan = json(&sluice(dir.path(), &url, &["plan", "--json"]), sql);
+        let life = &plan["migrations"][0]["lifecycle"];
+        assert!(life.is_object(), "{sql}: {plan}");
+        let shown: Vec<String> = life["expand"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| norm(s["sql"].as_str().unwrap()))
+            .collect();
+        let safe: Vec<String> = plan["migrations"][0]["statements"][0]["actions"][0]["safe_steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| norm(s["sql"].as_str().unwrap()))
+            .collect();
+        let dry: Vec<String> = dry_run_steps(&json(
+            &sluice(dir.path(), &url, &["up", "--dry-run", "--json"]),
+            sql,
+        ))
+        .remove(0)
+        .iter()
+        .map(|s| norm(s))
+        .collect();
+        assert_eq!(shown, safe, "{sql}");
+        assert_eq!(shown, dry, "{sql}");
+        admin
+            .query_drop("TRUNCATE mysql.general_log")
+            .await
+            .unwrap();
+        let up = sluice(dir.path(), &url, &["up"]);
+        assert_eq!(up.code, 0, "{sql}: {up:?}");
+        let sent = maria_sent_to_t(&mut admin, me).await;
+        let want: Vec<String> = shown
+            .iter()
+            .map(|s| {
+                if s.starts_with("backfill in batches: ") {
+                    "backfill".to_string()
+                } else {
+                    s.clone()
+                }
+            })
+            .collect();
+        assert_eq!(sent, want, "{sql}");
+        admin
+            .query_drop("TRUNCATE mysql.general_log")
+            .await
+            .unwrap();
+        let complete = sluice(dir.path(), &url, &["complete"]);
+        assert_eq!(complete.code, 0, "{sql}: {complete:?}");
+        assert_eq!(
+            maria_sent_to_t(&mut admin, me).await,
+            vec![norm(life["complete"]["sql"].as_str().unwrap())],
+            "{sql}"
+        );
+        admin
+            .query_drop(format!("DROP DATABASE {db}"))
+            .await
+            .unwrap();
+    }
+}
+
+/// What connections other than `me` sent to table `t` (general log): LOCK TABLES blocks and
+/// ALTERs as sent, a backfill's batches as one `backfill`.
+async fn maria_sent_to_t(admin: &mut mysql_async::Conn, me: u64) -> Vec<String> {
+    let logged: Vec<(u64, String)> = admin
+        .query("SELECT thread_id, CONVERT(argument USING utf8mb4) FROM mysql.general_log WHERE command_type IN ('Query', 'Execute')")
+        .await
+        .unwrap();
+    let mut out: Vec<String> = Vec::new();
+    for s in logged
+        .into_iter()
+        .filter(|(thread, _)| *thread != me)
+        .map(|(_, s)| norm(&s))
+    {
+        let u = s.to_ascii_uppercase();
+        if u.starts_with("SET STATEMENT MAX_STATEMENT_TIME") && u.contains(" FOR UPDATE `T` SET ") {
+            if out.last().is_none_or(|l| l != "backfill") {
+                out.push("backfill".into());
+            }
+        } else if u.starts_with("LOCK TABLES `T`") || u.starts_with("ALTER TABLE `T`") {
+            out.push(s);
+        }
+    }
+    out
 }

@@ -383,8 +383,44 @@ fn mariadb_migrations_are_read_in_their_dialect() {
         out.contains("    src/user.ts:3:3: legacyCode: string;\n"),
         "{out}"
     );
-    // MariaDB/MySQL run renames and drops in one step: they break at once.
+    // A DROP COLUMN, and a CHANGE that also retypes, run in one step there: they break at once.
     assert!(!out.contains("breaks at contract"), "{out}");
+}
+
+/// A lone `RENAME COLUMN` runs in two phases on MariaDB and MySQL too (issue 14): the old name
+/// works until `sluice complete`. A DROP COLUMN there still breaks at once.
+#[test]
+fn a_mariadb_rename_column_breaks_at_contract() {
+    for target in ["mariadb:10.11", "mysql:8.0"] {
+        let dir = tempfile::tempdir().unwrap();
+        write(
+            dir.path(),
+            "migrations/1_rename.sql",
+            b"-- sluice:up\nALTER TABLE users RENAME COLUMN user_name TO display_name;\n",
+        );
+        write(
+            dir.path(),
+            "migrations/2_drop.sql",
+            b"-- sluice:up\nALTER TABLE users DROP COLUMN legacy_code;\n",
+        );
+        write(
+            dir.path(),
+            "src/user.ts",
+            b"class User {\n  userName: string;\n  legacyCode: string;\n}\n",
+        );
+        let (code, out, err) = sluice(dir.path(), &["refs", "--target", target]);
+        assert_eq!(code, 10, "{target}: {err}\n{out}");
+        assert!(
+            out.contains(
+                "rename column users.user_name to display_name: 1 reference(s), breaks at contract"
+            ),
+            "{target}: {out}"
+        );
+        assert!(
+            out.contains("drop column users.legacy_code: 1 reference(s), breaks now"),
+            "{target}: {out}"
+        );
+    }
 }
 
 /// With `code_path` in sluice.toml, `sluice plan` shows the code that names what the pending

@@ -39,7 +39,8 @@ fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
             "renames `{table}`.`{from}` to `{to}`: every running app instance that still uses `{from}` \
              fails from this moment on"
         ));
-        if e == crate::target::EngineKind::Postgres {
+        // A lone RENAME COLUMN (on MariaDB/MySQL: not a CHANGE that also redefines it).
+        if e == crate::target::EngineKind::Postgres || st.actions().len() == 1 {
             // `sluice up` runs it in two phases (issue 14): the help says how to use them.
             out.push(hit.help(format!(
                 "`sluice up` runs this rename in two phases when it is the migration's only statement:\n\

@@ -10,6 +10,11 @@ pub async fn backfill(
 ) -> Result<crate::engine::BackfillReport> {
     // Refused before the run lock or any row is touched.
     sql::check_backfill_input(engine.target().engine, &spec.set, spec.filter.as_deref())?;
+    // MariaDB/MySQL batch only the expand phase of a two-phase rename so far (its SET and filter
+    // are sluice's own): the command itself is not offered there yet.
+    if engine.target().engine.is_mysql_family() {
+        return Err(crate::engine::backfill_not_supported(engine.target()));
+    }
     locked!(engine, ctx, {
         engine.ensure_history().await?;
         engine.set_lock_timeout(ctx.lock_timeout).await?;

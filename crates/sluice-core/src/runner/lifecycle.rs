@@ -248,19 +248,16 @@ pub(crate) fn check_up(
         };
         let found = breaking_in_run(target, m, InRun { files, rows });
         if target.engine.is_mysql_family() {
-            let what = match &found {
-                Ok(None) => continue,
-                Ok(Some((_, _, b))) => b.describe(),
-                Err(_) => "rename a column".to_string(),
-            };
-            return Err(Error::lifecycle(
-                format!(
-                    "migration {} would {what}, which breaks the application version still running, and the two-phase lifecycle (expand, complete, rollback) is not available on {} yet",
-                    m.label(),
-                    target.engine
-                ),
-                "run it as written with `sluice up --as-written` once no running version uses the old name (the rename itself is instant), or deploy the application in two steps around it",
-            ));
+            if let Err(e) = &found {
+                return Err(Error::lifecycle(
+                    format!(
+                        "migration {} renames a column in a way the two-phase lifecycle does not carry on {}: {e}",
+                        m.label(),
+                        target.engine
+                    ),
+                    "write the rename alone as `ALTER TABLE t RENAME COLUMN a TO b` in a migration of its own (a CHANGE COLUMN that also changes the definition runs in one step: `sluice up --as-written`, once no running version uses the old name)",
+                ));
+            }
         }
         let Some((_, _, b)) = found? else {
             continue;
@@ -355,6 +352,21 @@ async fn phases_live(
         }
     };
     match b {
+        Breaking::RenameColumn { from, to, .. } if engine.target().engine.is_mysql_family() => {
+            let f = mysql_facts(engine, table, from, to).await?;
+            if f.column.is_none() && !f.has_to {
+                return Err(file_err(format!(
+                    "column {from} of {table} does not exist, so `{}` cannot run",
+                    b.describe()
+                )));
+            }
+            crate::plan::expand::rename_column_mysql::phases(st, &f).map_err(|why| {
+                file_err(format!(
+                    "sluice cannot {} in two phases: {why}",
+                    b.describe()
+                ))
+            })
+        }
         Breaking::RenameColumn { from, to, .. } => {
             let Some(cat) = engine.column_catalog(&name, from).await? else {
                 return Err(file_err(format!(
@@ -420,6 +432,76 @@ async fn phases_live(
     }
 }
 
+/// What MariaDB/MySQL say about the table and the column a rename changes.
+async fn mysql_facts(
+    engine: &mut dyn Engine,
+    table: &QName,
+    from: &str,
+    to: &str,
+) -> Result<crate::plan::expand::rename_column_mysql::Facts> {
+    use crate::plan::expand::rename_column_mysql::{
+        add_column_sql, columns_sql, definition, foreign_keys_sql, Facts,
+    };
+    let target = engine.target();
+    let first = |rows: Vec<Vec<Option<String>>>, i: usize| {
+        rows.into_iter()
+            .next()
+            .and_then(|r| r.into_iter().nth(i))
+            .flatten()
+    };
+    let table_sql = crate::quote::qname(target.engine, table);
+    let schema = table.schema.as_deref();
+    let mut f = Facts {
+        engine: Some(target.engine),
+        version: (target.major, target.minor, target.patch),
+        table: table.name.clone(),
+        table_sql: table_sql.clone(),
+        from: from.to_string(),
+        to: to.to_string(),
+        ..Default::default()
+    };
+    let Ok(rows) = engine
+        .query_text(&format!("SHOW CREATE TABLE {table_sql}"))
+        .await
+    else {
+        return Ok(f);
+    };
+    f.create = first(rows, 1).unwrap_or_default();
+    for r in engine.query_text(&columns_sql(schema, &table.name)).await? {
+        let mut r = r.into_iter();
+        let (Some(Some(name)), default, extra) = (r.next(), r.next().flatten(), r.next().flatten())
+        else {
+            continue;
+        };
+        let extra = extra.unwrap_or_default();
+        if name.eq_ignore_ascii_case(from) {
+            f.column = Some((default, extra));
+        } else if name.eq_ignore_ascii_case(to) {
+            f.has_to = true;
+        } else if extra.to_lowercase().contains("on update") {
+            f.on_update.push(name);
+        }
+    }
+    f.foreign_keys = engine
+        .query_text(&foreign_keys_sql(schema, &table.name, from))
+        .await?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    f.galera = first(
+        engine.query_text("SHOW VARIABLES LIKE 'wsrep_on'").await?,
+        1,
+    )
+    .is_some_and(|v| v.eq_ignore_ascii_case("ON"));
+    if let Some(def) = definition(&f.create, from) {
+        // The same prediction the online path makes (INSTANT on MariaDB 10.4+ and MySQL 8.0.29+).
+        if let Some((_, impact)) = engine.as_written_impact(&add_column_sql(&f, &def)).await? {
+            f.add_algorithm = impact.algorithm;
+        }
+    }
+    Ok(f)
+}
+
 /// `plan`'s hook: for a breaking migration, both phases and what each version sees (PostgreSQL),
 /// with the statement's safe steps set to them and its `rename-column` finding turned into a note
 /// (`up` does not run it as written); where the lifecycle refuses, the reason instead.
@@ -464,10 +546,6 @@ pub(crate) async fn plan_hook(
             return None;
         }
     };
-    if target.engine != EngineKind::Postgres {
-        refuse(statements, format!("`sluice up` refuses it: the two-phase lifecycle is not available on {} yet (exit 11); `--as-written` runs it in one step", target.engine));
-        return None;
-    }
     let phases = match phases_live(engine, m, &s, &st, &b).await {
         Ok(p) => p,
         Err(e) => {
@@ -479,6 +557,8 @@ pub(crate) async fn plan_hook(
     // What `up` runs: the expand phase (complete and rollback are in the lifecycle section).
     // Once per statement (a DROP COLUMN of several columns is one statement of several actions).
     for sp in statements.iter_mut().filter(|sp| sp.index == st.index) {
+        // Not the engine's online path (MariaDB/MySQL): the phases replace it.
+        sp.online = None;
         for (k, a) in sp.actions.iter_mut().enumerate() {
             a.refused = None;
             a.safe_steps = if k == 0 { lp.expand.clone() } else { vec![] };
@@ -511,9 +591,6 @@ pub(crate) async fn explain_dry_run(
     files: &[Migration],
     planned: &mut [crate::runner::PlannedMigration],
 ) {
-    if engine.target().engine != EngineKind::Postgres {
-        return;
-    }
     let rows = engine.history().await.unwrap_or_default();
     for p in planned.iter_mut() {
         let Some(m) = files.iter().find(|m| m.version == p.version) else {
@@ -581,9 +658,6 @@ pub(crate) async fn up_hook(
     complete: bool,
     ctx: &RunContext,
 ) -> Result<bool> {
-    if engine.target().engine != EngineKind::Postgres {
-        return Ok(false);
-    }
     let Some((s, st, b)) = breaking_in_run(engine.target(), m, run)? else {
         return Ok(false);
     };
@@ -962,6 +1036,12 @@ async fn tx_then(
             return Err(e);
         }
         if let Some((row, delete, event)) = &record {
+            // MariaDB/MySQL committed the DDL implicitly: the record and its event still commit
+            // together, after the work (a kill in between leaves the work done, unrecorded: the
+            // rerun recognises it).
+            if !engine.transactional_ddl() {
+                engine.begin().await.map_err(db)?;
+            }
             let recorded = async {
                 if *delete {
                     engine.delete_migration(row.version).await?;
@@ -1044,20 +1124,6 @@ fn released<T>(result: Result<T>, released: Result<()>) -> Result<T> {
     }
 }
 
-fn not_on(engine: &dyn Engine, what: &str) -> Result<()> {
-    let target = engine.target();
-    if target.engine == EngineKind::Postgres {
-        return Ok(());
-    }
-    Err(Error::lifecycle(
-        format!(
-            "`sluice {what}`: the two-phase lifecycle (expand, complete, rollback) is not available on {} yet, so nothing is expanded there",
-            target.engine
-        ),
-        "on MariaDB/MySQL a breaking migration runs as written with `sluice up --as-written`",
-    ))
-}
-
 /// The rows `complete` or `rollback` act on: the given version (which must be in one of
 /// `states`), or every row in those states.
 fn select<'r>(
@@ -1127,7 +1193,6 @@ pub async fn complete(
     version: Option<i64>,
     ctx: &RunContext,
 ) -> Result<Vec<i64>> {
-    not_on(engine, "complete")?;
     crate::runner::acquire_lock(engine, ctx).await?;
     let result = complete_locked(engine, files, version, ctx).await;
     let r = engine.release_run_lock().await;
@@ -1171,7 +1236,6 @@ pub async fn rollback(
     version: Option<i64>,
     ctx: &RunContext,
 ) -> Result<Vec<i64>> {
-    not_on(engine, "rollback")?;
     crate::runner::acquire_lock(engine, ctx).await?;
     let result = rollback_locked(engine, files, version, ctx).await;
     let r = engine.release_run_lock().await;

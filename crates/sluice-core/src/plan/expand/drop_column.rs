@@ -247,6 +247,8 @@ pub fn phases(
         sees,
         complete_description: "`sluice complete`: the DROP COLUMN as written, in one short transaction (and sluice's note of what expand changed is removed)",
         rollback_description: "`sluice rollback` (before complete): refused while the column holds NULLs (exit 11); else NOT NULL back in the staged form: CHECK ... NOT VALID, VALIDATE (no blocking), then in one short transaction SET NOT NULL (proven by the check, no scan) and drop the check",
+        expand_locks: vec![],
+        phase_lock: None,
     })
 }
 

@@ -10,6 +10,7 @@
 
 pub mod drop_column;
 pub mod rename_column;
+pub mod rename_column_mysql;
 pub mod rename_table;
 
 use super::staged::{About, Step};
@@ -271,6 +272,12 @@ pub struct Phases {
     /// What the contract phase and the rollback do, in words (`plan`).
     pub complete_description: &'static str,
     pub rollback_description: &'static str,
+    /// MariaDB/MySQL: how each expand step holds the table, as `plan` prints it (metadata lock,
+    /// ALGORITHM=, LOCK=); empty on PostgreSQL, where `expand_about` says it.
+    pub expand_locks: Vec<String>,
+    /// MariaDB/MySQL: how complete and rollback hold the table; None on PostgreSQL (ACCESS
+    /// EXCLUSIVE).
+    pub phase_lock: Option<&'static str>,
 }
 
 impl Phases {
@@ -279,25 +286,43 @@ impl Phases {
         self.expand
             .iter()
             .zip(&self.expand_about)
-            .map(|(s, a)| super::Step::of_about(s.text(), a))
+            .enumerate()
+            .map(|(k, (s, a))| match self.expand_locks.get(k) {
+                Some(lock) => super::Step::new(a.description, s.text(), lock, a.effect, a.blocks),
+                None => super::Step::of_about(s.text(), a),
+            })
             .collect()
+    }
+
+    /// A phase run in one short transaction, as a plan step.
+    fn phase_step(&self, description: &str, sql: String) -> super::Step {
+        match self.phase_lock {
+            Some(lock) => super::Step::new(
+                description,
+                sql,
+                lock,
+                super::Effect::Instant,
+                super::Blocks::ReadsAndWrites,
+            ),
+            None => super::Step::new(
+                description,
+                sql,
+                "ACCESS EXCLUSIVE",
+                super::Effect::Instant,
+                super::Blocks::ReadsAndWrites,
+            )
+            .under(super::staged::Lock::AccessExclusive),
+        }
     }
 
     /// The contract phase as one plan step.
     pub fn complete_step(&self) -> super::Step {
-        super::Step::new(
-            self.complete_description,
-            self.complete.join("; "),
-            "ACCESS EXCLUSIVE",
-            super::Effect::Instant,
-            super::Blocks::ReadsAndWrites,
-        )
-        .under(super::staged::Lock::AccessExclusive)
+        self.phase_step(self.complete_description, self.complete.join("; "))
     }
 
     /// The rollback as one plan step.
     pub fn rollback_step(&self) -> super::Step {
-        super::Step::new(
+        self.phase_step(
             self.rollback_description,
             self.rollback_prepare
                 .iter()
@@ -306,11 +331,7 @@ impl Phases {
                 .cloned()
                 .collect::<Vec<_>>()
                 .join("; "),
-            "ACCESS EXCLUSIVE",
-            super::Effect::Instant,
-            super::Blocks::ReadsAndWrites,
         )
-        .under(super::staged::Lock::AccessExclusive)
     }
 }
 

@@ -328,6 +328,8 @@ pub fn phases(
         sees,
         complete_description: "`sluice complete`: in one short transaction, drop the sync trigger and the old column, give the new column its default, keys, index and constraint names",
         rollback_description: "`sluice rollback` (before complete): in one short transaction, drop the sync trigger and the new column",
+        expand_locks: vec![],
+        phase_lock: None,
     })
 }
 

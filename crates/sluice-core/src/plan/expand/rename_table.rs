@@ -241,6 +241,8 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &TableFacts) -> Result<Phases, 
         sees,
         complete_description: "`sluice complete`: drop the view with the old name, in one short transaction",
         rollback_description: "`sluice rollback` (before complete): drop the view and rename the table back, in one short transaction",
+        expand_locks: vec![],
+        phase_lock: None,
     })
 }
 

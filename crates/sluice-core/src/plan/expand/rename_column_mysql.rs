@@ -1,0 +1,793 @@
+//! `ALTER TABLE t RENAME COLUMN a TO b` in two phases on MariaDB (and MySQL 8), from what the
+//! live table says column `a` is (`SHOW CREATE TABLE`).
+//!
+//! Expand (`sluice up`), each step rerunnable:
+//! 1. under `LOCK TABLES t WRITE` (bounded by lock_wait_timeout, retried; held for three catalog
+//!    changes): `ADD COLUMN b <a's definition as the server prints it> AFTER a` with the
+//!    algorithm the online path predicts (INSTANT on 10.11), and the BEFORE INSERT and BEFORE
+//!    UPDATE triggers that keep `a` and `b` equal. Under one lock, no client write lands between
+//!    the column and its triggers (an INSERT that leaves a NOT NULL `b` without default out would
+//!    fail there). Later triggers of the same event are allowed (MariaDB 10.2.3, MySQL 5.7.2):
+//!    sluice's fire after the table's existing ones.
+//! 2. the backfill `UPDATE t SET b = a` in primary-key batches (see sluice-mysql's backfill).
+//! 3. every index and unique key on `a` again on `b` under a temporary name, with
+//!    `ALGORITHM=NOCOPY, LOCK=NONE` (MySQL: INPLACE).
+//!
+//! Which name a write used: an UPDATE through `b` changes `b` (`NEW.b <=> OLD.b` is false), so
+//! `b` wins, else `a` is copied into `b`. An INSERT cannot be asked which columns it gave, so the
+//! rule is: when `b` holds what it holds when left out (its default; NULL for a column without
+//! one) and `a` does not, `a` was written and is copied into `b`; otherwise `b` is copied into
+//! `a`. Each version writing only its own name is therefore always right; an INSERT naming both
+//! with different values keeps `b`'s unless `b`'s is the default.
+//!
+//! Contract (`sluice complete`), under `LOCK TABLES t WRITE`: drop the triggers, then one ALTER
+//! drops `a` and a's indexes and renames the copies to their names (`ALGORITHM=INSTANT` without
+//! indexes, else NOCOPY). Rollback: drop the triggers, the copies and `b` the same way.
+
+use super::super::helper_name;
+use super::super::staged::{About, Lock, Step};
+use super::super::{Blocks, Effect};
+use super::Phases;
+use crate::quote::mysql::{ident, literal};
+use crate::target::EngineKind;
+
+/// What the live server says about the table and the column.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    pub engine: Option<EngineKind>,
+    /// The server version (major, minor, patch).
+    pub version: (u32, u32, u32),
+    /// The table's name as stored, and as SQL (quoted, with its database when the statement
+    /// names one).
+    pub table: String,
+    pub table_sql: String,
+    /// The column as the statement names it, and the new name.
+    pub from: String,
+    pub to: String,
+    /// `SHOW CREATE TABLE`.
+    pub create: String,
+    /// `information_schema.COLUMNS` of the column: COLUMN_DEFAULT and EXTRA. None: no such
+    /// column.
+    pub column: Option<(Option<String>, String)>,
+    /// A column named `to` exists already.
+    pub has_to: bool,
+    /// Other columns with `ON UPDATE` (the backfill keeps their values).
+    pub on_update: Vec<String>,
+    /// Foreign keys the column is in, described.
+    pub foreign_keys: Vec<String>,
+    /// `wsrep_on` is ON.
+    pub galera: bool,
+    /// The algorithm the online path predicts for the ADD COLUMN (INSTANT, NOCOPY, INPLACE,
+    /// COPY); None: unknown (asked for as INSTANT, the server refuses when it cannot).
+    pub add_algorithm: Option<String>,
+}
+
+/// The SQL that reads the column's facts: name, COLUMN_DEFAULT, EXTRA of every column.
+pub fn columns_sql(schema: Option<&str>, table: &str) -> String {
+    format!(
+        "SELECT COLUMN_NAME, COLUMN_DEFAULT, EXTRA FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {} ORDER BY ORDINAL_POSITION",
+        schema.map(literal).unwrap_or_else(|| "DATABASE()".into()),
+        literal(table)
+    )
+}
+
+/// The SQL that lists the foreign keys `column` is in, on either side.
+pub fn foreign_keys_sql(schema: Option<&str>, table: &str, column: &str) -> String {
+    let s = schema.map(literal).unwrap_or_else(|| "DATABASE()".into());
+    let (t, c) = (literal(table), literal(column));
+    format!(
+        "SELECT CONCAT('foreign key ', CONSTRAINT_NAME, ' of table ', TABLE_NAME) FROM information_schema.KEY_COLUMN_USAGE WHERE REFERENCED_TABLE_NAME IS NOT NULL AND ((TABLE_SCHEMA = {s} AND TABLE_NAME = {t} AND COLUMN_NAME = {c}) OR (REFERENCED_TABLE_SCHEMA = {s} AND REFERENCED_TABLE_NAME = {t} AND REFERENCED_COLUMN_NAME = {c}))"
+    )
+}
+
+/// The ADD COLUMN whose algorithm the online path predicts (without an ALGORITHM clause).
+pub fn add_column_sql(f: &Facts, definition: &str) -> String {
+    format!(
+        "ALTER TABLE {} ADD COLUMN {} {definition} AFTER {}",
+        f.table_sql,
+        ident(&f.to),
+        ident(&f.from)
+    )
+}
+
+/// Reads a backquoted identifier at the start of `s`: the name and the rest after it.
+fn read_ident(s: &str) -> Option<(String, &str)> {
+    let rest = s.strip_prefix('`')?;
+    let mut name = String::new();
+    let mut chars = rest.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        if c == '`' {
+            if chars.peek().map(|(_, c)| *c) == Some('`') {
+                chars.next();
+                name.push('`');
+            } else {
+                return Some((name, &rest[i + 1..]));
+            }
+        } else {
+            name.push(c);
+        }
+    }
+    None
+}
+
+/// The lines of `SHOW CREATE TABLE` between the first and the last, without the trailing comma.
+fn entries(create: &str) -> Vec<&str> {
+    let lines: Vec<&str> = create.lines().collect();
+    if lines.len() < 3 {
+        return vec![];
+    }
+    lines[1..lines.len() - 1]
+        .iter()
+        .map(|l| l.trim_start().trim_end_matches(','))
+        .collect()
+}
+
+/// The column definition after the name in `SHOW CREATE TABLE`.
+pub fn definition(create: &str, column: &str) -> Option<String> {
+    entries(create).into_iter().find_map(|e| {
+        let (name, rest) = read_ident(e)?;
+        name.eq_ignore_ascii_case(column)
+            .then(|| rest.trim_start().to_string())
+    })
+}
+
+/// A key of the table: its kind (`PRIMARY KEY`, `UNIQUE KEY`, `KEY`, `FULLTEXT KEY`,
+/// `SPATIAL KEY`), name, key parts and what follows them (USING, COMMENT, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Key {
+    kind: String,
+    name: String,
+    parts: Vec<String>,
+    tail: String,
+}
+
+fn keys(create: &str) -> Vec<Key> {
+    let mut out = Vec::new();
+    for e in entries(create) {
+        let kinds = [
+            "PRIMARY KEY",
+            "UNIQUE KEY",
+            "KEY",
+            "FULLTEXT KEY",
+            "SPATIAL KEY",
+        ];
+        let Some(kind) = kinds.iter().find(|k| e.starts_with(&format!("{k} "))) else {
+            continue;
+        };
+        let mut rest = e[kind.len()..].trim_start();
+        let mut name = "PRIMARY".to_string();
+        if let Some((n, r)) = read_ident(rest) {
+            name = n;
+            rest = r.trim_start();
+        }
+        let Some(list) = rest.strip_prefix('(') else {
+            continue;
+        };
+        // Split the key parts at top-level commas, outside quotes.
+        let (mut depth, mut quote, mut part, mut parts) = (0i32, None, String::new(), Vec::new());
+        let mut end = list.len();
+        for (i, c) in list.char_indices() {
+            match (quote, c) {
+                (Some(q), c) if c == q => quote = None,
+                (Some(_), _) => {}
+                (None, '`' | '\'' | '"') => quote = Some(c),
+                (None, '(') => depth += 1,
+                (None, ')') if depth == 0 => {
+                    end = i;
+                    break;
+                }
+                (None, ')') => depth -= 1,
+                (None, ',') if depth == 0 => {
+                    parts.push(std::mem::take(&mut part));
+                    continue;
+                }
+                _ => {}
+            }
+            part.push(c);
+        }
+        parts.push(part);
+        out.push(Key {
+            kind: kind.to_string(),
+            name,
+            parts,
+            tail: list[(end + 1).min(list.len())..].to_string(),
+        });
+    }
+    out
+}
+
+/// Whether `text` names column `c` (backquoted, case-insensitively).
+fn names(text: &str, c: &str) -> bool {
+    text.to_lowercase().contains(&ident(c).to_lowercase())
+}
+
+/// The names the phases give their helpers (stable across runs).
+pub struct Names {
+    pub insert: String,
+    pub update: String,
+}
+
+pub fn trigger_names(table: &str, column: &str) -> Names {
+    Names {
+        insert: helper_name(table, column, "sluice_ins"),
+        update: helper_name(table, column, "sluice_upd"),
+    }
+}
+
+fn renamed(name: &str) -> String {
+    helper_name(name, "", "sluice_renamed")
+}
+
+/// The phases of renaming `f.from` to `f.to`. Err: why the rename cannot run in two phases.
+pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, String> {
+    use sqlparser::ast::Statement;
+    if let Some(Statement::AlterTable(at)) = st.ast.as_deref() {
+        if !super::super::staged::plain_alter(at) {
+            return Err("the two phases name the table plainly, which for IF EXISTS would change what the statement does; write it without".into());
+        }
+    }
+    let mariadb = f.engine != Some(EngineKind::MySql);
+    if f.from.eq_ignore_ascii_case(&f.to) {
+        return Err("the new name differs only in letter case, and column names are case-insensitive here, so both cannot stand side by side".into());
+    }
+    if f.galera {
+        return Err("the server is a Galera node (wsrep_on=ON): the sync triggers' LOCK TABLES blocks the node's applier and stalls the cluster, and the backfill's batches would meet certification conflicts".into());
+    }
+    let several_triggers = if mariadb {
+        f.version >= (10, 2, 3)
+    } else {
+        f.version >= (5, 7, 2)
+    };
+    if !several_triggers {
+        return Err("the server allows one trigger per table and event before MariaDB 10.2.3 / MySQL 5.7.2, so sluice's sync triggers cannot stand beside the table's own".into());
+    }
+    let t = &f.table_sql;
+    let (a, b) = (ident(&f.from), ident(&f.to));
+    if f.column.is_none() && f.has_to {
+        return Ok(contracted(f));
+    }
+    let Some(def) = definition(&f.create, &f.from) else {
+        return Err(format!("SHOW CREATE TABLE does not show column {}", f.from));
+    };
+    let upper = def.to_uppercase();
+    if upper.contains(" AS (") || upper.contains("GENERATED ALWAYS") {
+        return Err("it is a generated column: nobody writes it, and its expression cannot be kept equal by triggers".into());
+    }
+    if upper.contains("AUTO_INCREMENT") {
+        return Err(
+            "it is the AUTO_INCREMENT column, and a table has only one: the copy cannot be one"
+                .into(),
+        );
+    }
+    if upper.contains(" CHECK (") {
+        return Err("it has a CHECK of its own, which the two phases do not carry yet".into());
+    }
+    let mut blockers = Vec::new();
+    for e in entries(&f.create) {
+        let Some((name, rest)) = read_ident(e) else {
+            let up = e.to_uppercase();
+            if up.starts_with("CONSTRAINT ") && up.contains(" CHECK (") && names(e, &f.from) {
+                blockers.push(format!("the table's check `{e}` uses it (not carried yet)"));
+            }
+            continue;
+        };
+        let up = rest.to_uppercase();
+        if !name.eq_ignore_ascii_case(&f.from)
+            && (up.contains(" AS (") || up.contains("GENERATED ALWAYS"))
+            && names(rest, &f.from)
+        {
+            blockers.push(format!("generated column {name} is computed from it"));
+        }
+    }
+    if f.create.contains("WITH SYSTEM VERSIONING") {
+        blockers.push("the table is system-versioned".into());
+    }
+    blockers.extend(f.foreign_keys.iter().map(|k| format!("{k} uses it")));
+    let all_keys = keys(&f.create);
+    if !all_keys.iter().any(|k| k.kind == "PRIMARY KEY") {
+        blockers.push(
+            "the table has no primary key, which the backfill batches by (add one first)".into(),
+        );
+    }
+    let mine: Vec<&Key> = all_keys
+        .iter()
+        .filter(|k| {
+            k.parts.iter().any(|p| {
+                read_ident(p.trim()).is_some_and(|(n, _)| n.eq_ignore_ascii_case(&f.from))
+                    || (p.trim_start().starts_with('(') && names(p, &f.from))
+            })
+        })
+        .collect();
+    for k in &mine {
+        match k.kind.as_str() {
+            "PRIMARY KEY" => blockers.push(
+                "it is in the primary key, which cannot be built a second time beside itself"
+                    .into(),
+            ),
+            "FULLTEXT KEY" | "SPATIAL KEY" => blockers.push(format!(
+                "{} {} uses it, and that index cannot be built with LOCK=NONE",
+                k.kind.to_lowercase(),
+                k.name
+            )),
+            _ if k.parts.iter().any(|p| p.trim_start().starts_with('(')) => blockers.push(format!(
+                "index {} uses it in an expression (not carried yet)",
+                k.name
+            )),
+            _ => {}
+        }
+    }
+    if !blockers.is_empty() {
+        return Err(format!(
+            "{}: the two phases cannot keep both names equal here",
+            blockers.join("; ")
+        ));
+    }
+    // What `b` holds when an INSERT leaves it out, as the trigger compares it.
+    let left_out = |default: &Option<String>, extra: &str| -> Result<String, String> {
+        let Some(d) = default else {
+            return Ok("NULL".into());
+        };
+        let expr = if mariadb || extra.to_uppercase().contains("DEFAULT_GENERATED") {
+            d.clone()
+        } else {
+            literal(d)
+        };
+        let low = expr.to_lowercase();
+        let clock = [
+            "current_timestamp",
+            "now(",
+            "localtime",
+            "curdate",
+            "curtime",
+        ];
+        if expr.contains('(') && !clock.iter().any(|c| low.starts_with(c)) {
+            return Err(format!("its default {expr} may differ between two evaluations in one INSERT, so the trigger could not tell a left-out column from a written one"));
+        }
+        Ok(expr)
+    };
+    let (default, extra) = f.column.clone().unwrap_or_default();
+    let omitted = left_out(&default, &extra)?;
+
+    let n = trigger_names(&f.table, &f.from);
+    let (ti, tu) = (ident(&n.insert), ident(&n.update));
+    let add_if = if mariadb { "IF NOT EXISTS " } else { "" };
+    let (add_clause, add_about) = match f.add_algorithm.as_deref() {
+        None | Some("INSTANT") => ("ALGORITHM=INSTANT", "ALGORITHM=INSTANT"),
+        Some("NOCOPY") | Some("INPLACE") => ("ALGORITHM=INPLACE, LOCK=NONE", "ALGORITHM=INPLACE, LOCK=NONE"),
+        Some(other) => return Err(format!("adding the new column would need ALGORITHM={other} on this table, which blocks writes for the whole copy")),
+    };
+    let insert_body = format!(
+        "BEGIN IF NOT (NEW.{a} <=> NEW.{b}) THEN IF NEW.{b} <=> {omitted} AND NOT (NEW.{a} <=> {omitted}) THEN SET NEW.{b} = NEW.{a}; ELSE SET NEW.{a} = NEW.{b}; END IF; END IF; END"
+    );
+    let update_body = format!(
+        "BEGIN IF NOT (NEW.{b} <=> OLD.{b}) THEN SET NEW.{a} = NEW.{b}; ELSE SET NEW.{b} = NEW.{a}; END IF; END"
+    );
+    let create = |name: &str, event: &str, body: &str| {
+        if mariadb {
+            vec![format!(
+                "CREATE OR REPLACE TRIGGER {name} BEFORE {event} ON {t} FOR EACH ROW {body}"
+            )]
+        } else {
+            vec![
+                format!("DROP TRIGGER IF EXISTS {name}"),
+                format!("CREATE TRIGGER {name} BEFORE {event} ON {t} FOR EACH ROW {body}"),
+            ]
+        }
+    };
+    let mut block = vec![
+        format!("LOCK TABLES {t} WRITE"),
+        format!("ALTER TABLE {t} ADD COLUMN {add_if}{b} {def} AFTER {a}, {add_clause}"),
+    ];
+    block.extend(create(&ti, "INSERT", &insert_body));
+    block.extend(create(&tu, "UPDATE", &update_body));
+    block.push("UNLOCK TABLES".into());
+
+    let mut precheck = Vec::new();
+    if mariadb {
+        // The statement as written would fail on a taken name; then so does the first attempt,
+        // and whatever a rerun finds under the name is sluice's own.
+        precheck.push(format!(
+            "BEGIN NOT ATOMIC IF EXISTS (SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = {} AND COLUMN_NAME = {}) THEN SIGNAL SQLSTATE '42S21' SET MESSAGE_TEXT = {}; END IF; END",
+            literal(&f.table),
+            literal(&f.to),
+            literal(&format!("Duplicate column name '{}'", f.to))
+        ));
+    }
+    let mut expand = vec![Step::Sql(block.join("; "))];
+    let mut about = vec![About::new(
+        "under LOCK TABLES WRITE (bounded by lock_wait_timeout, retried): add the new column beside the old one and the BEFORE INSERT and BEFORE UPDATE triggers that keep both names equal",
+        Lock::AccessExclusive,
+        Effect::Instant,
+        Blocks::ReadsAndWrites,
+    )];
+    let mut locks = vec![format!("LOCK TABLES WRITE (milliseconds), {add_about}")];
+    let mut set = format!("{b} = {a}");
+    for c in &f.on_update {
+        // Naming the column keeps its ON UPDATE value from changing.
+        set.push_str(&format!(", {0} = {0}", ident(c)));
+    }
+    expand.push(Step::Backfill {
+        table: t.clone(),
+        set,
+        filter: Some(format!("NOT ({b} <=> {a})")),
+    });
+    about.push(About::new(
+        "backfill existing rows in primary-key batches, each one short autocommitted UPDATE",
+        Lock::RowExclusive,
+        Effect::Backfill,
+        Blocks::Nothing,
+    ));
+    locks.push("row locks of one batch".into());
+    let index_clause = if mariadb {
+        "ALGORITHM=NOCOPY, LOCK=NONE"
+    } else {
+        "ALGORITHM=INPLACE, LOCK=NONE"
+    };
+    let mut drops = Vec::new();
+    let mut renames = Vec::new();
+    let mut tmp_drops = Vec::new();
+    for k in &mine {
+        let tmp = renamed(&k.name);
+        let parts: Vec<String> = k
+            .parts
+            .iter()
+            .map(|p| match read_ident(p.trim()) {
+                Some((n, rest)) if n.eq_ignore_ascii_case(&f.from) => format!("{b}{rest}"),
+                _ => p.trim().to_string(),
+            })
+            .collect();
+        let kind = if k.kind == "UNIQUE KEY" {
+            "UNIQUE KEY"
+        } else {
+            "KEY"
+        };
+        expand.push(Step::Sql(format!(
+            "ALTER TABLE {t} ADD {kind} {add_if}{} ({}){}, {index_clause}",
+            ident(&tmp),
+            parts.join(","),
+            k.tail
+        )));
+        about.push(About::new(
+            "build the index on the new column in place (reads and writes continue)",
+            Lock::ShareUpdateExclusive,
+            Effect::IndexBuild,
+            Blocks::Nothing,
+        ));
+        locks.push(format!("metadata lock at start and end, {index_clause}"));
+        drops.push(format!("DROP INDEX {}", ident(&k.name)));
+        renames.push(format!(
+            "RENAME INDEX {} TO {}",
+            ident(&tmp),
+            ident(&k.name)
+        ));
+        tmp_drops.push(format!(
+            "DROP INDEX {}{}",
+            if mariadb { "IF EXISTS " } else { "" },
+            ident(&tmp)
+        ));
+    }
+
+    let drop_triggers = vec![
+        format!("DROP TRIGGER IF EXISTS {ti}"),
+        format!("DROP TRIGGER IF EXISTS {tu}"),
+    ];
+    let contract_clause = if mine.is_empty() {
+        "ALGORITHM=INSTANT"
+    } else {
+        index_clause
+    };
+    let mut complete = vec![format!("LOCK TABLES {t} WRITE")];
+    complete.extend(drop_triggers.iter().cloned());
+    let mut clauses = drops;
+    clauses.push(format!("DROP COLUMN {a}"));
+    clauses.extend(renames);
+    complete.push(format!(
+        "ALTER TABLE {t} {}, {contract_clause}",
+        clauses.join(", ")
+    ));
+    complete.push("UNLOCK TABLES".into());
+    let mut rollback = vec![format!("LOCK TABLES {t} WRITE")];
+    rollback.extend(drop_triggers);
+    let mut clauses = tmp_drops;
+    clauses.push(format!(
+        "DROP COLUMN {}{b}",
+        if mariadb { "IF EXISTS " } else { "" }
+    ));
+    rollback.push(format!("ALTER TABLE {t} {}", clauses.join(", ")));
+    rollback.push("UNLOCK TABLES".into());
+
+    Ok(Phases {
+        precheck,
+        expand,
+        expand_about: about,
+        expand_atomic: false,
+        complete: vec![complete.join("; ")],
+        rollback: vec![rollback.join("; ")],
+        rollback_guard: vec![],
+        rollback_prepare: vec![],
+        rollback_undo: vec![],
+        sees: sees(f, &n),
+        complete_description: "`sluice complete`: under LOCK TABLES WRITE (milliseconds), drop the sync triggers, then the old column and its indexes, and give the copies their names",
+        rollback_description: "`sluice rollback` (before complete): under LOCK TABLES WRITE (milliseconds), drop the sync triggers, the index copies and the new column",
+        expand_locks: locks,
+        phase_lock: Some("LOCK TABLES WRITE (milliseconds)"),
+    })
+}
+
+/// The phases once the contract's ALTER ran (a kill before its record): the old column is gone,
+/// so `complete` only makes sure the triggers are and records it; a rollback is refused.
+fn contracted(f: &Facts) -> Phases {
+    let n = trigger_names(&f.table, &f.from);
+    let t = &f.table_sql;
+    Phases {
+        precheck: vec![],
+        expand: vec![],
+        expand_about: vec![],
+        expand_atomic: false,
+        complete: vec![format!(
+            "LOCK TABLES {t} WRITE; DROP TRIGGER IF EXISTS {}; DROP TRIGGER IF EXISTS {}; UNLOCK TABLES",
+            ident(&n.insert),
+            ident(&n.update)
+        )],
+        rollback: vec![format!(
+            "BEGIN NOT ATOMIC SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = {}; END",
+            literal(&format!(
+                "column {} is gone already (an interrupted `sluice complete` dropped it): run `sluice complete` to finish",
+                f.from
+            ))
+        )],
+        rollback_guard: vec![],
+        rollback_prepare: vec![],
+        rollback_undo: vec![],
+        sees: sees(f, &n),
+        complete_description: "`sluice complete`: the old column is gone already (an interrupted complete); drop what is left of the sync triggers and record it",
+        rollback_description: "refused: the old column is gone already",
+        expand_locks: vec![],
+        phase_lock: Some("LOCK TABLES WRITE (milliseconds)"),
+    }
+}
+
+fn sees(f: &Facts, n: &Names) -> Vec<(String, String)> {
+    let (old, new) = (&f.from, &f.to);
+    vec![
+        (
+            "before".into(),
+            format!("the old version reads and writes {old}; the new version must not run yet ({new} does not exist)"),
+        ),
+        (
+            "expanded (after `sluice up`)".into(),
+            format!("both versions run. The old version reads and writes {old}, the new version {new}: the triggers {} and {} keep them equal, so every write through either name is seen through the other, and every row has {new} = {old}. {new} has {old}'s definition and its indexes and unique keys (named *_sluice_renamed until complete). An INSERT that names both with different values keeps {new}'s, unless {new}'s is its default. SELECT * shows both columns ({new} right after {old}).", n.insert, n.update),
+        ),
+        (
+            "completed (after `sluice complete`)".into(),
+            format!("only the new version may run: {old} is gone and queries naming it fail. The table is as the rename as written leaves it (secondary indexes of the same kind may be listed in another order)"),
+        ),
+        (
+            "rolled back (after `sluice rollback`)".into(),
+            format!("only the old version may run: {new} is gone; the table is as before the migration"),
+        ),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stmt(engine: EngineKind, sql: &str) -> crate::analysis::ir::Stmt {
+        let s = crate::sql::split(engine, sql).unwrap().remove(0);
+        crate::analysis::ir::build(engine, 0, &s, 0, &s.sql)
+    }
+
+    const CREATE: &str = "CREATE TABLE `t` (\n  `id` bigint(20) NOT NULL AUTO_INCREMENT,\n  `name` varchar(20) NOT NULL DEFAULT 'anon' COMMENT 'who',\n  `c` int(11) DEFAULT NULL,\n  `ts` timestamp NOT NULL DEFAULT current_timestamp() ON UPDATE current_timestamp(),\n  PRIMARY KEY (`id`),\n  UNIQUE KEY `u_name_c` (`name`(10),`c`),\n  KEY `ix_c` (`c`),\n  KEY `ix_name` (`name` DESC) COMMENT 'n'\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4";
+
+    fn facts(engine: EngineKind) -> Facts {
+        Facts {
+            engine: Some(engine),
+            version: if engine == EngineKind::MySql {
+                (8, 0, 35)
+            } else {
+                (10, 11, 6)
+            },
+            table: "t".into(),
+            table_sql: "`t`".into(),
+            from: "name".into(),
+            to: "full name".into(),
+            create: CREATE.into(),
+            column: Some((
+                Some(if engine == EngineKind::MySql {
+                    "anon".into()
+                } else {
+                    "'anon'".into()
+                }),
+                String::new(),
+            )),
+            on_update: vec!["ts".into()],
+            add_algorithm: Some("INSTANT".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn mariadb_phases_copy_the_definition_sync_backfill_and_rebuild_keys() {
+        let e = EngineKind::MariaDb;
+        let p = phases(
+            &stmt(e, "ALTER TABLE t RENAME COLUMN name TO `full name`"),
+            &facts(e),
+        )
+        .unwrap();
+        let sql: Vec<String> = p.expand.iter().map(Step::text).collect();
+        assert_eq!(sql.len(), 4, "{sql:#?}");
+        assert!(sql[0].starts_with("LOCK TABLES `t` WRITE; ALTER TABLE `t` ADD COLUMN IF NOT EXISTS `full name` varchar(20) NOT NULL DEFAULT 'anon' COMMENT 'who' AFTER `name`, ALGORITHM=INSTANT; CREATE OR REPLACE TRIGGER `t_name_sluice_ins` BEFORE INSERT ON `t` FOR EACH ROW BEGIN IF NOT (NEW.`name` <=> NEW.`full name`) THEN IF NEW.`full name` <=> 'anon' AND NOT (NEW.`name` <=> 'anon') THEN"), "{}", sql[0]);
+        assert!(sql[0].contains("CREATE OR REPLACE TRIGGER `t_name_sluice_upd` BEFORE UPDATE"));
+        assert!(sql[0].ends_with("; UNLOCK TABLES"));
+        assert_eq!(sql[1], "backfill in batches: UPDATE `t` SET `full name` = `name`, `ts` = `ts` WHERE NOT (`full name` <=> `name`)");
+        assert_eq!(sql[2], "ALTER TABLE `t` ADD UNIQUE KEY IF NOT EXISTS `u_name_c_sluice_renamed` (`full name`(10),`c`), ALGORITHM=NOCOPY, LOCK=NONE");
+        assert_eq!(sql[3], "ALTER TABLE `t` ADD KEY IF NOT EXISTS `ix_name_sluice_renamed` (`full name` DESC) COMMENT 'n', ALGORITHM=NOCOPY, LOCK=NONE");
+        assert_eq!(p.complete, vec!["LOCK TABLES `t` WRITE; DROP TRIGGER IF EXISTS `t_name_sluice_ins`; DROP TRIGGER IF EXISTS `t_name_sluice_upd`; ALTER TABLE `t` DROP INDEX `u_name_c`, DROP INDEX `ix_name`, DROP COLUMN `name`, RENAME INDEX `u_name_c_sluice_renamed` TO `u_name_c`, RENAME INDEX `ix_name_sluice_renamed` TO `ix_name`, ALGORITHM=NOCOPY, LOCK=NONE; UNLOCK TABLES".to_string()]);
+        assert_eq!(p.rollback, vec!["LOCK TABLES `t` WRITE; DROP TRIGGER IF EXISTS `t_name_sluice_ins`; DROP TRIGGER IF EXISTS `t_name_sluice_upd`; ALTER TABLE `t` DROP INDEX IF EXISTS `u_name_c_sluice_renamed`, DROP INDEX IF EXISTS `ix_name_sluice_renamed`, DROP COLUMN IF EXISTS `full name`; UNLOCK TABLES".to_string()]);
+        assert_eq!(p.precheck.len(), 1);
+        // plan shows MariaDB's locks, not PostgreSQL's.
+        let steps = p.expand_steps();
+        assert_eq!(steps[0].algorithm.as_deref(), Some("INSTANT"));
+        assert_eq!(steps[2].algorithm.as_deref(), Some("NOCOPY"));
+        assert_eq!(steps[2].lock_level.as_deref(), Some("NONE"));
+        assert!(p.complete_step().lock.contains("LOCK TABLES WRITE"));
+        assert_eq!(p.sees.len(), 4);
+    }
+
+    #[test]
+    fn mysql_phases_use_its_own_forms() {
+        let e = EngineKind::MySql;
+        let p = phases(
+            &stmt(e, "ALTER TABLE t RENAME COLUMN name TO `full name`"),
+            &facts(e),
+        )
+        .unwrap();
+        let first = p.expand[0].text();
+        // No IF NOT EXISTS nor CREATE OR REPLACE TRIGGER on MySQL; its default is a value.
+        assert!(
+            first.contains("ADD COLUMN `full name` varchar(20)"),
+            "{first}"
+        );
+        assert!(
+            first.contains(
+                "DROP TRIGGER IF EXISTS `t_name_sluice_ins`; CREATE TRIGGER `t_name_sluice_ins`"
+            ),
+            "{first}"
+        );
+        assert!(first.contains("NEW.`full name` <=> 'anon'"), "{first}");
+        assert!(p.expand[2].text().ends_with("ALGORITHM=INPLACE, LOCK=NONE"));
+        assert!(p.precheck.is_empty());
+        // A MySQL expression default is kept as the expression.
+        let mut f = facts(e);
+        f.to = "x".into();
+        f.column = Some((Some("CURRENT_TIMESTAMP".into()), "DEFAULT_GENERATED".into()));
+        let p = phases(&stmt(e, "ALTER TABLE t RENAME COLUMN name TO x"), &f).unwrap();
+        assert!(p.expand[0]
+            .text()
+            .contains("NEW.`x` <=> CURRENT_TIMESTAMP AND"));
+    }
+
+    #[test]
+    fn without_indexes_the_contract_is_instant_and_no_default_compares_with_null() {
+        let e = EngineKind::MariaDb;
+        let mut f = facts(e);
+        f.from = "c".into();
+        f.to = "d".into();
+        f.column = Some((None, String::new()));
+        let p = phases(&stmt(e, "ALTER TABLE t RENAME COLUMN c TO d"), &f).unwrap();
+        assert!(p.expand[0]
+            .text()
+            .contains("IF NEW.`d` <=> NULL AND NOT (NEW.`c` <=> NULL)"));
+        // u_name_c and ix_c use c.
+        assert!(p.complete[0].contains("DROP INDEX `u_name_c`, DROP INDEX `ix_c`, DROP COLUMN `c`, RENAME INDEX `u_name_c_sluice_renamed` TO `u_name_c`, RENAME INDEX `ix_c_sluice_renamed` TO `ix_c`, ALGORITHM=NOCOPY"), "{}", p.complete[0]);
+        f.create = CREATE
+            .replace("  KEY `ix_c` (`c`),\n", "")
+            .replace("  UNIQUE KEY `u_name_c` (`name`(10),`c`),\n", "");
+        let p = phases(&stmt(e, "ALTER TABLE t RENAME COLUMN c TO d"), &f).unwrap();
+        assert!(
+            p.complete[0].contains("DROP COLUMN `c`, ALGORITHM=INSTANT"),
+            "{}",
+            p.complete[0]
+        );
+        // After an interrupted contract (the old column gone): complete finishes, rollback refuses.
+        f.column = None;
+        f.has_to = true;
+        let p = phases(&stmt(e, "ALTER TABLE t RENAME COLUMN c TO d"), &f).unwrap();
+        assert!(p.expand.is_empty());
+        assert!(!p.complete[0].contains("ALTER TABLE"));
+        assert!(p.rollback[0].contains("SIGNAL SQLSTATE '45000'"));
+    }
+
+    #[test]
+    fn refuses_what_the_triggers_cannot_keep_equal() {
+        let e = EngineKind::MariaDb;
+        let st = stmt(e, "ALTER TABLE t RENAME COLUMN name TO x");
+        type Change = dyn Fn(&mut Facts);
+        let cases: &[(&str, &Change, &str)] = &[
+            ("galera", &|f| f.galera = true, "Galera"),
+            (
+                "old server",
+                &|f| f.version = (10, 1, 48),
+                "one trigger per table",
+            ),
+            (
+                "generated",
+                &|f| {
+                    f.create = f.create.replace(
+                        "NOT NULL DEFAULT 'anon' COMMENT 'who'",
+                        "GENERATED ALWAYS AS (`c` + 1) VIRTUAL",
+                    )
+                },
+                "generated column",
+            ),
+            (
+                "computed from it",
+                &|f| {
+                    f.create = f.create.replace(
+                        "  `c` int(11) DEFAULT NULL,",
+                        "  `c` int(11) GENERATED ALWAYS AS (length(`name`)) VIRTUAL,",
+                    )
+                },
+                "generated column c is computed from it",
+            ),
+            (
+                "fk",
+                &|f| f.foreign_keys.push("foreign key fk_x of table u".into()),
+                "foreign key fk_x of table u uses it",
+            ),
+            (
+                "no pk",
+                &|f| f.create = f.create.replace("  PRIMARY KEY (`id`),\n", ""),
+                "no primary key",
+            ),
+            (
+                "pk",
+                &|f| {
+                    f.create = f
+                        .create
+                        .replace("PRIMARY KEY (`id`)", "PRIMARY KEY (`id`,`name`)")
+                },
+                "primary key",
+            ),
+            (
+                "fulltext",
+                &|f| {
+                    f.create = f
+                        .create
+                        .replace("KEY `ix_c` (`c`)", "FULLTEXT KEY `ft` (`name`)")
+                },
+                "fulltext key ft",
+            ),
+            (
+                "check",
+                &|f| {
+                    f.create = f.create.replace(
+                        "  PRIMARY KEY",
+                        "  CONSTRAINT `ck` CHECK (`name` <> ''),\n  PRIMARY KEY",
+                    )
+                },
+                "check",
+            ),
+            (
+                "volatile default",
+                &|f| f.column = Some((Some("uuid()".into()), String::new())),
+                "may differ",
+            ),
+            (
+                "copy",
+                &|f| f.add_algorithm = Some("COPY".into()),
+                "ALGORITHM=COPY",
+            ),
+            ("case only", &|f| f.to = "NAME".into(), "letter case"),
+        ];
+        for (what, change, want) in cases {
+            let mut f = facts(e);
+            change(&mut f);
+            let got = phases(&st, &f)
+                .err()
+                .unwrap_or_else(|| panic!("{what}: not refused"));
+            assert!(got.contains(want), "{what}: {got}");
+        }
+    }
+}

@@ -1,0 +1,731 @@
+//! Issue 14 on MariaDB: `ALTER TABLE t RENAME COLUMN a TO b` runs as expand (`sluice up`: b beside
+//! a, kept equal by triggers, backfilled, its keys rebuilt) → both names work → contract (`sluice
+//! complete`), or rollback.
+//!
+//! An old-version client (old name) and a new-version client (new name) write and read
+//! concurrently from before expand until after complete: 0 errors on both, every write by either
+//! visible through the other name, final rows equal to what the writes give applied to one column,
+//! and `SHOW CREATE TABLE` equal to a twin where the rename ran as written. Rollback restores
+//! `SHOW CREATE TABLE` exactly, a kill at every step converges on rerun, and what the triggers
+//! cannot keep equal is refused before anything changes (each command twice).
+
+mod common;
+
+use common::{wait_bounded, Project, Run};
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use sluice_testkit::Server;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+const ROWS: i64 = 3000;
+
+/// One column shape: the table `t` has `id bigint AUTO_INCREMENT PRIMARY KEY`, the column, `note
+/// int` and the keys in `keys` (listed last, so that the copies keep their place).
+struct Case {
+    name: &'static str,
+    column: &'static str,
+    keys: &'static str,
+    old: &'static str,
+    new: &'static str,
+    /// What an INSERT that leaves the column out stores; None: NULL, or (not_null) not allowed.
+    default: Option<&'static str>,
+    not_null: bool,
+    unique: bool,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "varchar NOT NULL with default, comment and index",
+        column: "name varchar(40) NOT NULL DEFAULT 'anon' COMMENT 'who'",
+        keys: ", KEY t_note (note), KEY t_name (name)",
+        old: "name",
+        new: "full_name",
+        default: Some("anon"),
+        not_null: true,
+        unique: false,
+    },
+    Case {
+        name: "nullable unique bigint, new name with a space",
+        column: "code bigint NULL",
+        keys: ", UNIQUE KEY t_code (code, note)",
+        old: "code",
+        new: "Ref Code",
+        default: None,
+        not_null: false,
+        unique: true,
+    },
+    Case {
+        // An INSERT that leaves a NOT NULL column without default out fails in strict mode: the
+        // new version must never meet the new column without its trigger.
+        name: "varchar NOT NULL without default",
+        column: "email varchar(60) NOT NULL",
+        keys: "",
+        old: "email",
+        new: "mail",
+        default: None,
+        not_null: true,
+        unique: false,
+    },
+];
+
+fn q(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+impl Case {
+    fn table(&self, name: &str) -> String {
+        format!(
+            "CREATE TABLE {name} (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, {}, note int{})",
+            self.column, self.keys
+        )
+    }
+
+    fn create(&self) -> String {
+        let seed = if self.unique {
+            "g.seq"
+        } else {
+            "CONCAT('s', g.seq)"
+        };
+        format!(
+            "-- sluice:up\n{};\nINSERT INTO t ({}, note) SELECT {seed}, g.seq FROM seq_1_to_{ROWS} g;\n-- sluice:down\nDROP TABLE t;\n",
+            self.table("t"),
+            q(self.old),
+        )
+    }
+
+    fn rename(&self) -> String {
+        format!(
+            "-- sluice:up\nALTER TABLE t RENAME COLUMN {} TO {};\n-- sluice:down\nALTER TABLE t RENAME COLUMN {} TO {};\n",
+            q(self.old),
+            q(self.new),
+            q(self.new),
+            q(self.old)
+        )
+    }
+
+    fn value(&self, n: u64) -> String {
+        if self.unique {
+            (1_000_000 + n).to_string()
+        } else {
+            format!("v{n}")
+        }
+    }
+
+    fn seeded(&self, id: i64) -> String {
+        if self.unique {
+            id.to_string()
+        } else {
+            format!("s{id}")
+        }
+    }
+}
+
+struct Client {
+    mine: String,
+    other: String,
+    parity: i64,
+    /// Read back through the other name too (both names exist).
+    cross: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    ops: Arc<AtomicU64>,
+}
+
+struct ClientResult {
+    errors: Vec<String>,
+    /// id → what this client last wrote (None: NULL).
+    written: BTreeMap<i64, Option<String>>,
+}
+
+/// One application version: inserts (every 7th leaves the column out where it may) and updates
+/// of its own rows through its own name, each read back through its name and, while both exist,
+/// through the other.
+async fn run_client(
+    c: Client,
+    url: String,
+    case: &'static Case,
+    counter: Arc<AtomicU64>,
+) -> ClientResult {
+    let mut db = Conn::from_url(url).await.unwrap();
+    // A bug that makes a statement wait fails the test instead of hanging it.
+    db.query_drop("SET SESSION max_statement_time = 20, lock_wait_timeout = 20")
+        .await
+        .unwrap();
+    let mut errors = Vec::new();
+    let mut written = BTreeMap::new();
+    let mut owned: Vec<i64> = (1..=ROWS).filter(|i| i % 2 == c.parity).collect();
+    let (mine, other) = (q(&c.mine), q(&c.other));
+    let mut i = 0u64;
+    while !c.stop.load(Ordering::SeqCst) {
+        i += 1;
+        let n = counter.fetch_add(1, Ordering::SeqCst);
+        let (id, want) = if i.is_multiple_of(3) {
+            let omit = i.is_multiple_of(7) && !(case.not_null && case.default.is_none());
+            let r = if omit {
+                db.exec_drop("INSERT INTO t (note) VALUES (?)", (n,)).await
+            } else {
+                db.exec_drop(
+                    format!("INSERT INTO t ({mine}, note) VALUES (?, ?)"),
+                    (case.value(n), n),
+                )
+                .await
+            };
+            match r {
+                Ok(()) => {
+                    let id = db.last_insert_id().unwrap() as i64;
+                    owned.push(id);
+                    let want = if omit {
+                        case.default.map(str::to_string)
+                    } else {
+                        Some(case.value(n))
+                    };
+                    (id, want)
+                }
+                Err(e) => {
+                    errors.push(format!("insert through {mine}: {e}"));
+                    continue;
+                }
+            }
+        } else {
+            let id = owned[(n as usize * 7919) % owned.len()];
+            let null = !case.not_null && i.is_multiple_of(11);
+            let r = if null {
+                db.exec_drop(format!("UPDATE t SET {mine} = NULL WHERE id = ?"), (id,))
+                    .await
+            } else {
+                db.exec_drop(
+                    format!("UPDATE t SET {mine} = ? WHERE id = ?"),
+                    (case.value(n), id),
+                )
+                .await
+            };
+            match r {
+                Ok(()) => (id, (!null).then(|| case.value(n))),
+                Err(e) => {
+                    errors.push(format!("update through {mine}: {e}"));
+                    continue;
+                }
+            }
+        };
+        written.insert(id, want.clone());
+        let names: Vec<&String> = if c.cross.load(Ordering::SeqCst) {
+            vec![&mine, &other]
+        } else {
+            vec![&mine]
+        };
+        for name in names {
+            match db
+                .exec_first::<Option<String>, _, _>(
+                    format!("SELECT CAST({name} AS CHAR) FROM t WHERE id = ?"),
+                    (id,),
+                )
+                .await
+            {
+                Ok(Some(got)) if got == want => {}
+                Ok(got) => errors.push(format!(
+                    "row {id} through {name}: {got:?}, written {want:?} through {mine}"
+                )),
+                Err(e) => errors.push(format!("read through {name}: {e}")),
+            }
+        }
+        c.ops.fetch_add(1, Ordering::SeqCst);
+    }
+    let _ = db.disconnect().await;
+    ClientResult { errors, written }
+}
+
+async fn wait_ops(ops: &AtomicU64, at_least: u64) {
+    common::eventually(120, "client operations", || async {
+        ops.load(Ordering::SeqCst) >= at_least
+    })
+    .await;
+}
+
+fn ok(r: &Run, what: &str) {
+    assert_eq!(r.code, 0, "{what}: {r:?}");
+}
+
+fn state_of(p: &Project, v: i64) -> Option<String> {
+    p.states()
+        .into_iter()
+        .find(|(x, _)| *x == v)
+        .map(|(_, s)| s)
+}
+
+/// `SHOW CREATE TABLE` as the table `t`, without the AUTO_INCREMENT counter (the writes move it).
+async fn show_create(c: &mut Conn, table: &str) -> String {
+    let (_, text): (String, String) = c
+        .query_first(format!("SHOW CREATE TABLE {table}"))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = text.replacen(&format!("CREATE TABLE `{table}`"), "CREATE TABLE `t`", 1);
+    text.split(' ')
+        .filter(|w| !w.starts_with("AUTO_INCREMENT="))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn count(c: &mut Conn, sql: &str) -> i64 {
+    c.query_first::<i64, _>(sql).await.unwrap().unwrap_or(0)
+}
+
+async fn triggers(c: &mut Conn) -> i64 {
+    count(
+        c,
+        "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = 't'",
+    )
+    .await
+}
+
+/// Every row holds the same value under both names.
+async fn assert_equal_names(c: &mut Conn, case: &Case) {
+    let n = count(
+        c,
+        &format!(
+            "SELECT COUNT(*) FROM t WHERE NOT ({} <=> {})",
+            q(case.old),
+            q(case.new)
+        ),
+    )
+    .await;
+    assert_eq!(n, 0, "{}: rows whose two names differ", case.name);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn old_and_new_versions_run_concurrently_through_expand_and_complete() {
+    for case in CASES {
+        let p = Project::new(Server::MariaDb).await;
+        p.write("1_create.sql", &case.create());
+        ok(&p.run(&["up"]), "create");
+        p.write("2_rename.sql", &case.rename());
+        let mut db = p.db.my().await;
+        // The twin: the same table, renamed as written at the end.
+        db.query_drop(case.table("twin")).await.unwrap();
+
+        let counter = Arc::new(AtomicU64::new(0));
+        let expanded = Arc::new(AtomicBool::new(false));
+        let (stop_old, stop_new) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (old_ops, new_ops) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let old = tokio::spawn(run_client(
+            Client {
+                mine: case.old.into(),
+                other: case.new.into(),
+                parity: 0,
+                cross: expanded.clone(),
+                stop: stop_old.clone(),
+                ops: old_ops.clone(),
+            },
+            p.db.url.clone(),
+            case,
+            counter.clone(),
+        ));
+        wait_ops(&old_ops, 100).await;
+        let plan = p.run(&["plan"]);
+        assert!(plan.stdout.contains("expand"), "{plan:?}");
+        let clock = std::time::Instant::now();
+        let up = wait_bounded(p.spawn(&["up"]), 300, "sluice up");
+        let expand_ms = clock.elapsed().as_millis();
+        ok(&up, "expand");
+        assert!(up.stderr.contains("expanded"), "{up:?}");
+        assert_eq!(
+            state_of(&p, 2).as_deref(),
+            Some("expanded"),
+            "{}",
+            case.name
+        );
+        assert_eq!(triggers(&mut db).await, 2);
+        expanded.store(true, Ordering::SeqCst);
+        let before_new = old_ops.load(Ordering::SeqCst);
+        let not_completed = Arc::new(AtomicBool::new(true));
+        let new = tokio::spawn(run_client(
+            Client {
+                mine: case.new.into(),
+                other: case.old.into(),
+                parity: 1,
+                cross: not_completed.clone(),
+                stop: stop_new.clone(),
+                ops: new_ops.clone(),
+            },
+            p.db.url.clone(),
+            case,
+            counter.clone(),
+        ));
+        wait_ops(&new_ops, 300).await;
+        wait_ops(&old_ops, before_new + 300).await;
+        assert_equal_names(&mut db, case).await;
+        assert!(p.run(&["status"]).stdout.contains("expanded (open"));
+        // The rollout is done: the old version stops; complete runs while the new one writes.
+        stop_old.store(true, Ordering::SeqCst);
+        let old = old.await.unwrap();
+        not_completed.store(false, Ordering::SeqCst);
+        let at_complete = new_ops.load(Ordering::SeqCst);
+        ok(
+            &wait_bounded(p.spawn(&["complete"]), 120, "sluice complete"),
+            "complete",
+        );
+        wait_ops(&new_ops, at_complete + 200).await;
+        stop_new.store(true, Ordering::SeqCst);
+        let new = new.await.unwrap();
+
+        eprintln!(
+            "{}: expand under load {expand_ms} ms; old version {} ops, new version {} ops",
+            case.name,
+            old_ops.load(Ordering::SeqCst),
+            new_ops.load(Ordering::SeqCst)
+        );
+        assert_eq!(
+            old.errors,
+            Vec::<String>::new(),
+            "{}: old version",
+            case.name
+        );
+        assert_eq!(
+            new.errors,
+            Vec::<String>::new(),
+            "{}: new version",
+            case.name
+        );
+        assert_eq!(state_of(&p, 2).as_deref(), Some("applied"));
+        assert_eq!(triggers(&mut db).await, 0);
+
+        let mut want: BTreeMap<i64, Option<String>> =
+            (1..=ROWS).map(|id| (id, Some(case.seeded(id)))).collect();
+        want.extend(old.written);
+        want.extend(new.written);
+        let got: BTreeMap<i64, Option<String>> = db
+            .query::<(i64, Option<String>), _>(format!(
+                "SELECT id, CAST({} AS CHAR) FROM t",
+                q(case.new)
+            ))
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+        assert_eq!(got.len(), want.len(), "{}", case.name);
+        assert!(got == want, "{}: rows differ from the writes", case.name);
+        db.query_drop(format!(
+            "ALTER TABLE twin RENAME COLUMN {} TO {}",
+            q(case.old),
+            q(case.new)
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            show_create(&mut db, "t").await,
+            show_create(&mut db, "twin").await,
+            "{}",
+            case.name
+        );
+        // complete again: nothing expanded.
+        ok(&p.run(&["complete"]), "complete again");
+    }
+}
+
+/// Rollback (also run twice) restores `SHOW CREATE TABLE` exactly; the rows keep what either
+/// version wrote through the old name.
+#[tokio::test]
+async fn rollback_restores_the_table_exactly() {
+    for case in CASES {
+        let p = Project::new(Server::MariaDb).await;
+        p.write("1_create.sql", &case.create());
+        ok(&p.run(&["up"]), "create");
+        let mut db = p.db.my().await;
+        let before = show_create(&mut db, "t").await;
+        p.write("2_rename.sql", &case.rename());
+        ok(&p.run(&["up"]), "expand");
+        // A write through the new name is kept through the old one.
+        db.query_drop(format!(
+            "UPDATE t SET {} = {} WHERE id = 4",
+            q(case.new),
+            if case.unique { "777" } else { "'via-new'" }
+        ))
+        .await
+        .unwrap();
+        for _ in 0..2 {
+            ok(&p.run(&["rollback"]), "rollback");
+            assert_eq!(state_of(&p, 2).as_deref(), Some("pending"));
+            assert_eq!(show_create(&mut db, "t").await, before, "{}", case.name);
+            assert_eq!(triggers(&mut db).await, 0);
+        }
+        let got: Option<String> = db
+            .query_first(format!(
+                "SELECT CAST({} AS CHAR) FROM t WHERE id = 4",
+                q(case.old)
+            ))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            got.as_deref(),
+            Some(if case.unique { "777" } else { "via-new" })
+        );
+        // Expanded again after the rollback, then completed in one go.
+        ok(&p.run(&["up", "--complete"]), "up --complete");
+        assert_eq!(state_of(&p, 2).as_deref(), Some("applied"));
+        db.query_drop(case.table("twin")).await.unwrap();
+        db.query_drop(format!(
+            "ALTER TABLE twin RENAME COLUMN {} TO {}",
+            q(case.old),
+            q(case.new)
+        ))
+        .await
+        .unwrap();
+        assert_eq!(
+            show_create(&mut db, "t").await,
+            show_create(&mut db, "twin").await
+        );
+    }
+}
+
+/// kill -9 before every expand step, after the last (unrecorded), and at complete's and
+/// rollback's commit: the rerun converges (expanded, then applied or pending, the table as the
+/// as-written twin or as before).
+#[tokio::test]
+async fn a_kill_at_every_step_converges_on_rerun() {
+    let case = &CASES[0];
+    let points = [
+        "expand-step-0",
+        "expand-step-1",
+        "expand-step-2",
+        "expand-unrecorded",
+    ];
+    for point in points {
+        let p = Project::new(Server::MariaDb).await;
+        p.write("1_create.sql", &case.create());
+        ok(&p.run(&["up"]), "create");
+        let mut db = p.db.my().await;
+        let before = show_create(&mut db, "t").await;
+        p.write("2_rename.sql", &case.rename());
+        let killed: Run = p
+            .command(&["up"])
+            .env("SLUICE_CRASH_AT", point)
+            .output()
+            .unwrap()
+            .into();
+        assert_ne!(killed.code, 0, "{point}: {killed:?}");
+        assert_eq!(state_of(&p, 2).as_deref(), Some("interrupted"), "{point}");
+        db.query_drop("UPDATE t SET name = 'after-kill' WHERE id = 5")
+            .await
+            .unwrap();
+        ok(&p.run(&["up"]), &format!("{point}: rerun"));
+        assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "{point}");
+        assert_equal_names(&mut db, case).await;
+        assert_eq!(triggers(&mut db).await, 2, "{point}");
+        if point == "expand-step-1" {
+            // Killed rollback, then rerun: as before the migration.
+            let killed: Run = p
+                .command(&["rollback"])
+                .env("SLUICE_CRASH_AT", "before-commit")
+                .output()
+                .unwrap()
+                .into();
+            assert_ne!(killed.code, 0, "{killed:?}");
+            ok(&p.run(&["rollback"]), "rollback rerun");
+            assert_eq!(state_of(&p, 2).as_deref(), Some("pending"));
+            assert_eq!(show_create(&mut db, "t").await, before);
+            continue;
+        }
+        let killed: Run = p
+            .command(&["complete"])
+            .env("SLUICE_CRASH_AT", "before-commit")
+            .output()
+            .unwrap()
+            .into();
+        assert_ne!(killed.code, 0, "{killed:?}");
+        assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+        // The old column is gone: a rollback now is refused, nothing changes.
+        let r = p.run(&["rollback"]);
+        assert_ne!(r.code, 0, "{r:?}");
+        assert!(r.all().contains("is gone already"), "{r:?}");
+        ok(&p.run(&["complete"]), "complete rerun");
+        assert_eq!(state_of(&p, 2).as_deref(), Some("applied"));
+        assert_eq!(triggers(&mut db).await, 0);
+        db.query_drop(case.table("twin")).await.unwrap();
+        db.query_drop("ALTER TABLE twin RENAME COLUMN name TO full_name")
+            .await
+            .unwrap();
+        assert_eq!(
+            show_create(&mut db, "t").await,
+            show_create(&mut db, "twin").await
+        );
+        let v: String = db
+            .query_first("SELECT full_name FROM t WHERE id = 5")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(v, "after-kill", "{point}");
+    }
+}
+
+/// What the triggers cannot keep equal is refused (exit 2) with the cause and the fix, before
+/// anything changes: the migration stays pending, the table as it was. Twice.
+#[tokio::test]
+async fn what_cannot_be_kept_equal_is_refused_before_anything_changes() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "CREATE TABLE p (id int PRIMARY KEY); CREATE TABLE t (id int PRIMARY KEY, pid int, FOREIGN KEY (pid) REFERENCES p (id))",
+            "ALTER TABLE t RENAME COLUMN pid TO parent_id",
+            "uses it",
+        ),
+        (
+            "CREATE TABLE t (id int PRIMARY KEY, a int, g int AS (a + 1) VIRTUAL)",
+            "ALTER TABLE t RENAME COLUMN g TO g2",
+            "generated column",
+        ),
+        (
+            "CREATE TABLE t (id int PRIMARY KEY, a int, g int AS (a + 1) VIRTUAL)",
+            "ALTER TABLE t RENAME COLUMN a TO a2",
+            "generated column g is computed from it",
+        ),
+        (
+            "CREATE TABLE t (a int, b int)",
+            "ALTER TABLE t RENAME COLUMN a TO a2",
+            "no primary key",
+        ),
+        (
+            "CREATE TABLE t (id int PRIMARY KEY, a varchar(10), FULLTEXT KEY ft (a))",
+            "ALTER TABLE t RENAME COLUMN a TO a2",
+            "fulltext key ft",
+        ),
+        (
+            "CREATE TABLE t (id int PRIMARY KEY, a int, b int)",
+            "ALTER TABLE t RENAME COLUMN a TO b",
+            "Duplicate column name 'b'",
+        ),
+    ];
+    for (setup, rename, why) in cases {
+        let p = Project::new(Server::MariaDb).await;
+        p.write("1_create.sql", &format!("-- sluice:up\n{setup};\n"));
+        ok(&p.run(&["up"]), "create");
+        let mut db = p.db.my().await;
+        let before = show_create(&mut db, "t").await;
+        p.write("2_rename.sql", &format!("-- sluice:up\n{rename};\n"));
+        for round in 0..2 {
+            let r = p.run(&["up"]);
+            assert_ne!(r.code, 0, "{rename} round {round}: {r:?}");
+            assert!(r.stderr.contains(why), "{rename}: {r:?}");
+            assert_eq!(show_create(&mut db, "t").await, before, "{rename}");
+            assert_eq!(triggers(&mut db).await, 0, "{rename}");
+            let state = state_of(&p, 2);
+            assert!(
+                matches!(state.as_deref(), Some("pending") | Some("failed")),
+                "{rename}: {state:?}"
+            );
+            if *why != "Duplicate column name 'b'" {
+                assert_eq!(r.code, 2, "{rename}: {r:?}");
+                assert_eq!(state.as_deref(), Some("pending"), "{rename}");
+            }
+        }
+    }
+}
+
+/// A table with triggers of its own for the same events (MariaDB allows several per event since
+/// 10.2.3): sluice's fire after them, so what the table's trigger writes into the old name is
+/// what both names hold; complete and rollback leave the table's trigger alone.
+#[tokio::test]
+async fn the_tables_own_triggers_fire_first_and_stay() {
+    let p = Project::new(Server::MariaDb).await;
+    p.write(
+        "1_create.sql",
+        "-- sluice:up\nCREATE TABLE t (id int PRIMARY KEY, name varchar(20));\nCREATE TRIGGER t_upper BEFORE INSERT ON t FOR EACH ROW SET NEW.name = UPPER(NEW.name);\nINSERT INTO t VALUES (1, 'a');\n",
+    );
+    ok(&p.run(&["up"]), "create");
+    p.write(
+        "2_rename.sql",
+        "-- sluice:up\nALTER TABLE t RENAME COLUMN name TO full_name;\n",
+    );
+    ok(&p.run(&["up"]), "expand");
+    let mut db = p.db.my().await;
+    assert_eq!(triggers(&mut db).await, 3);
+    db.query_drop("INSERT INTO t (id, name) VALUES (2, 'old')")
+        .await
+        .unwrap();
+    let rows: Vec<(i64, String, String)> = db
+        .query("SELECT id, name, full_name FROM t ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        [(1, "A".into(), "A".into()), (2, "OLD".into(), "OLD".into())]
+    );
+    ok(&p.run(&["rollback"]), "rollback");
+    assert_eq!(triggers(&mut db).await, 1);
+    ok(&p.run(&["up", "--complete"]), "up --complete");
+    assert_eq!(triggers(&mut db).await, 1);
+    assert_eq!(state_of(&p, 2).as_deref(), Some("applied"));
+}
+
+/// A composite primary key: the backfill walks it in row-constructor ranges, batch after batch
+/// (2,500 rows, a first batch of 1,000), and every row ends with both names equal.
+#[tokio::test]
+async fn the_backfill_walks_a_composite_key_in_batches() {
+    let p = Project::new(Server::MariaDb).await;
+    p.write(
+        "1_create.sql",
+        "-- sluice:up\nCREATE TABLE t (k1 int NOT NULL, k2 varchar(10) NOT NULL, name varchar(20), PRIMARY KEY (k1, k2));\nINSERT INTO t SELECT seq DIV 10, CONCAT('k', seq MOD 10), CONCAT('n', seq) FROM seq_1_to_2500;\n",
+    );
+    ok(&p.run(&["up"]), "create");
+    p.write(
+        "2_rename.sql",
+        "-- sluice:up\nALTER TABLE t RENAME COLUMN name TO full_name;\n",
+    );
+    let up = p.run(&["up"]);
+    ok(&up, "expand");
+    let batches: i64 = up
+        .stderr
+        .split("backfilled 2500 row(s) of `t` in ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{up:?}"));
+    assert!(batches >= 2, "{up:?}");
+    let mut db = p.db.my().await;
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT COUNT(*) FROM t WHERE NOT (name <=> full_name)"
+        )
+        .await,
+        0
+    );
+    assert_eq!(count(&mut db, "SELECT COUNT(*) FROM t").await, 2500);
+}
+
+/// The catalog steps wait for the table's metadata lock at most lock_wait_timeout, step back and
+/// retry: a transaction that holds the table keeps the expand waiting (not failing), and once it
+/// ends the expand finishes.
+#[tokio::test]
+async fn the_triggers_wait_for_the_metadata_lock_and_retry() {
+    let p = Project::new(Server::MariaDb).await;
+    p.write(
+        "1_create.sql",
+        "-- sluice:up\nCREATE TABLE t (id int PRIMARY KEY, name varchar(20));\nINSERT INTO t VALUES (1, 'a');\n",
+    );
+    ok(&p.run(&["up"]), "create");
+    p.write(
+        "2_rename.sql",
+        "-- sluice:up\nALTER TABLE t RENAME COLUMN name TO full_name;\n",
+    );
+    let mut holder = p.db.my().await;
+    holder.query_drop("START TRANSACTION").await.unwrap();
+    holder.query_drop("SELECT * FROM t").await.unwrap();
+    let mut child = p.spawn(&["up", "--lock-timeout", "1000"]);
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    // Still waiting, neither failed nor done.
+    assert!(child.try_wait().unwrap().is_none());
+    holder.query_drop("COMMIT").await.unwrap();
+    let up = wait_bounded(child, 120, "sluice up");
+    ok(&up, "expand after the lock");
+    assert!(
+        up.stderr
+            .contains("waited 1000 ms for its lock on t and stepped back")
+            && up.stderr.contains("retry 1 in"),
+        "{up:?}"
+    );
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+}
