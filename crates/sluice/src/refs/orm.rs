@@ -836,14 +836,12 @@ impl FileCtx {
                 d.columns.push((t.clone(), c[2].to_string()));
             }
         }
-        if table.is_some() {
-            if self.lines.iter().any(|l| l.contains("TableImpl<")) {
-                self.scopes.push(Scope {
-                    start: 0,
-                    end: self.lines.len().saturating_sub(1),
-                    kind: KIND,
-                });
-            }
+        if table.is_some() && self.lines.iter().any(|l| l.contains("TableImpl<")) {
+            self.scopes.push(Scope {
+                start: 0,
+                end: self.lines.len().saturating_sub(1),
+                kind: KIND,
+            });
         }
     }
 
