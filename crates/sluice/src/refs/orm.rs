@@ -1003,7 +1003,8 @@ pub fn classify(
                 return Some((certainty, kind));
             }
             // `orders.legacy_code`, `ORDERS.LEGACY_CODE`: qualified by the table.
-            let before = &line[..start];
+            // The file as read again may differ from the search's (changed meanwhile): never panic.
+            let before = line.get(..start).unwrap_or("");
             if let Some(q) = before.strip_suffix('.') {
                 let word = q
                     .rsplit(|ch: char| !(ch.is_alphanumeric() || ch == '_'))
