@@ -27,7 +27,8 @@ pub mod exit {
     /// Permission denied: the database user lacks a privilege the run needs (found by the
     /// preflight before any work, or refused by the server); the message names the GRANT to run.
     pub const PERMISSION: i32 = 9;
-    /// `sluice refs`: the code still names a table or column a migration drops or renames.
+    /// `sluice refs` (and `sluice plan --fail-on unhandled-reference`): the code still names a
+    /// table or column a migration drops or renames.
     pub const CODE_REFERENCES: i32 = 10;
     /// Two application versions live: the expand / complete / rollback lifecycle refuses (a second
     /// breaking migration on a table with one expanded, `down` over an expanded migration, a

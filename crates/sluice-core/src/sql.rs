@@ -375,6 +375,52 @@ mod tests {
     }
 }
 
+/// The `ANALYZE` a standalone `sluice backfill` runs afterwards (PostgreSQL): the table and the
+/// columns its SET list assigns, each name quoted as PostgreSQL folds it (unquoted names to lower
+/// case). None on other engines, or when `--table`/`--set` do not parse (checked before anyway).
+pub fn backfill_analyze(kind: EngineKind, table: &str, set: &str) -> Option<String> {
+    use sqlparser::ast::{AssignmentTarget, ObjectName, Statement};
+    use sqlparser::parser::Parser;
+    if kind != EngineKind::Postgres {
+        return None;
+    }
+    let name = |o: &ObjectName| -> Option<Vec<String>> {
+        o.0.iter()
+            .map(|p| {
+                let i = p.as_ident()?;
+                Some(crate::quote::pg::ident(&match i.quote_style {
+                    Some(_) => i.value.clone(),
+                    None => i.value.to_lowercase(),
+                }))
+            })
+            .collect()
+    };
+    let d = dialect(kind);
+    let parsed = Parser::parse_sql(d.as_ref(), &format!("UPDATE {table} SET {set}")).ok()?;
+    let [Statement::Update(u)] = parsed.as_slice() else {
+        return None;
+    };
+    let sqlparser::ast::TableFactor::Table { name: t, .. } = &u.table.relation else {
+        return None;
+    };
+    let t = name(t)?.join(".");
+    let mut columns: Vec<String> = Vec::new();
+    for a in &u.assignments {
+        let targets = match &a.target {
+            AssignmentTarget::ColumnName(c) => vec![c],
+            AssignmentTarget::Tuple(cs) => cs.iter().collect(),
+        };
+        for c in targets {
+            // `SET t.c = …` names the column last.
+            let c = name(c)?.pop()?;
+            if !columns.contains(&c) {
+                columns.push(c);
+            }
+        }
+    }
+    Some(format!("ANALYZE {t} ({})", columns.join(", ")))
+}
+
 /// Checks the pieces of a `sluice backfill` before they are put into SQL: `--set` must be exactly
 /// a SET list and `--where` exactly one boolean expression. Each is pasted into statements around
 /// sluice's own batch range (`WHERE <range> AND (<where>)`), so text that closes a parenthesis,
@@ -468,6 +514,33 @@ pub fn check_backfill_input(
 #[cfg(test)]
 mod backfill_input_tests {
     use super::*;
+
+    /// The ANALYZE after a standalone backfill: the assigned columns only, each once, named as
+    /// PostgreSQL folds them; nothing on MariaDB (it has no standalone backfill).
+    #[test]
+    fn backfill_analyzes_the_columns_it_assigned() {
+        for (table, set, want) in [
+            ("t", "n = n + 1", Some(r#"ANALYZE "t" ("n")"#)),
+            (
+                "Public.Orders",
+                "Total = 1, note = 'a, b'",
+                Some(r#"ANALYZE "public"."orders" ("total", "note")"#),
+            ),
+            (
+                r#""My T""#,
+                r#""Big N" = 1, t.m = 2, "Big N" = 3"#,
+                Some(r#"ANALYZE "My T" ("Big N", "m")"#),
+            ),
+            ("t", "(a, b) = (1, 2)", Some(r#"ANALYZE "t" ("a", "b")"#)),
+        ] {
+            assert_eq!(
+                backfill_analyze(EngineKind::Postgres, table, set).as_deref(),
+                want,
+                "{table} {set}"
+            );
+        }
+        assert_eq!(backfill_analyze(EngineKind::MariaDb, "t", "n = 1"), None);
+    }
 
     #[test]
     fn backfill_input_cannot_escape_the_batch_statement() {

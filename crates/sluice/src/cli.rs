@@ -497,6 +497,10 @@ postgres://postgres@127.0.0.1:5432/postgres; sluice.toml is not read."
         /// Report references but exit 0 (the gate becomes a warning).
         #[arg(long)]
         warn_only: bool,
+        /// `unhandled-reference`: exit 10 while the code names a table or column a migration
+        /// drops or renames (the default; spelled out for CI configurations).
+        #[arg(long, value_name = "GATE", value_parser = ["unhandled-reference"], conflicts_with = "warn_only")]
+        fail_on: Vec<String>,
     },
     /// Show what `up` would do to the live database: per statement the lock, duration class,
     /// estimated time on the live table, what it blocks, and the safe steps.
@@ -523,6 +527,10 @@ postgres://postgres@127.0.0.1:5432/postgres; sluice.toml is not read."
         /// default: pg_stat_statements' top statements.
         #[arg(long, value_name = "FILE", requires = "explain")]
         queries: Option<PathBuf>,
+        /// `unhandled-reference`: exit 10 when the code under `code_path` (sluice.toml) still
+        /// names a table or column a pending migration drops or renames.
+        #[arg(long, value_name = "GATE", value_parser = ["unhandled-reference"])]
+        fail_on: Vec<String>,
         #[command(flatten)]
         small: SmallTableArgs,
     },
@@ -1519,8 +1527,16 @@ pub async fn run(cli: Cli) -> Result<i32> {
             out,
             explain,
             queries,
+            fail_on,
             ..
         } => {
+            let fail_on_refs = fail_on.iter().any(|g| g == "unhandled-reference");
+            if fail_on_refs && r.config.code_path.is_none() {
+                return Err(Error::usage(
+                    "plan --fail-on unhandled-reference needs the code to search",
+                    "set code_path in sluice.toml (e.g. code_path = \"src\"), or run `sluice refs PATH`",
+                ));
+            }
             // Read before connecting: a bad file is bad input whatever the database says.
             let queries = match &queries {
                 Some(p) => {
@@ -1618,7 +1634,17 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 .iter()
                 .flat_map(|m| &m.findings)
                 .any(|f| f.severity == sluice_core::analysis::Severity::Error);
-            Ok(if errors { exit::LINT_ERRORS } else { exit::OK })
+            let unhandled = code_refs
+                .as_ref()
+                .is_some_and(|(_, found)| crate::refs::breaking(found) > 0);
+            // The database's hazards first: they stop a deploy whatever the code says.
+            Ok(if errors {
+                exit::LINT_ERRORS
+            } else if fail_on_refs && unhandled {
+                exit::CODE_REFERENCES
+            } else {
+                exit::OK
+            })
         }
         Command::Refs {
             paths,
@@ -1626,6 +1652,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             target,
             json,
             warn_only,
+            fail_on: _,
         } => {
             let target = match target.or_else(|| r.config.target.clone()) {
                 Some(raw) => sluice_core::target::Target::parse(&raw).map_err(|e| {

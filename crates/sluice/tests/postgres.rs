@@ -3192,3 +3192,87 @@ async fn an_analyze_that_cannot_get_its_lock_never_fails_up() {
     .await
     .expect("the test took longer than 120 s");
 }
+
+/// The standalone `sluice backfill` refreshes the planner's statistics on exactly the columns it
+/// assigned (`ANALYZE t (cols)`, as `up` does after its backfills). When that ANALYZE cannot have
+/// its lock the backfill still succeeds (exit 0) and says what to run; the rerun, which finds the
+/// backfill finished, analyzes then.
+#[tokio::test]
+async fn standalone_backfill_analyzes_the_columns_it_assigned() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute(
+        "CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL DEFAULT 0, \"Note\" text, other int)
+           WITH (autovacuum_enabled = false);
+         INSERT INTO t SELECT g, 0, NULL, g FROM generate_series(1, 2000) g;",
+    )
+    .await
+    .unwrap();
+    let analyzed = || async {
+        c.query_one(
+            "SELECT coalesce(string_agg(attname::text, ',' ORDER BY attname), '') FROM pg_stats
+              WHERE schemaname = 'public' AND tablename = 't'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get::<_, String>(0)
+    };
+    let r = p.run(&[
+        "backfill",
+        "--table",
+        "t",
+        "--set",
+        "n = n + 1, \"Note\" = 'x'",
+        "--pace",
+        "speed",
+    ]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.stderr.contains("did not run"), "{r:?}");
+    assert_eq!(analyzed().await, "Note,n");
+
+    // Another session holds SHARE UPDATE EXCLUSIVE: the batches (ROW EXCLUSIVE) run, the
+    // ANALYZE waits its lock timeout and steps aside.
+    let (holder, conn) = tokio_postgres::connect(&p.db.url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE t IN SHARE UPDATE EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let args = [
+        "backfill",
+        "--table",
+        "t",
+        "--set",
+        "other = other + 1",
+        "--pace",
+        "speed",
+        "--lock-timeout",
+        "200",
+    ];
+    let r = p.run(&args);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains(
+            "warning: `ANALYZE \"t\" (\"other\")` did not run: canceling statement due to lock timeout; the backfill is done"
+        ),
+        "{r:?}"
+    );
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM t WHERE other = id + 1").await,
+        2000
+    );
+    assert_eq!(analyzed().await, "Note,n");
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    let r = p.run(&args);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("already finished"), "{r:?}");
+    assert_eq!(analyzed().await, "Note,n,other");
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM t WHERE other = id + 1").await,
+        2000,
+        "the rerun updates nothing twice"
+    );
+}

@@ -18,6 +18,17 @@ pub async fn backfill(
     locked!(engine, ctx, {
         engine.ensure_history().await?;
         engine.set_lock_timeout(ctx.lock_timeout).await?;
-        engine.backfill(spec, &*ctx.say).await
+        let report = engine.backfill(spec, &*ctx.say).await?;
+        // Every row it touched changed: statistics now, as `up` does after its backfills, not
+        // when autovacuum comes by. An optimisation: a failure is said, never the command's.
+        if let Some(sql) = sql::backfill_analyze(engine.target().engine, &spec.table, &spec.set) {
+            if let Err(e) = engine.execute(&sql).await {
+                (ctx.say)(&format!(
+                    "warning: `{sql}` did not run: {}; the backfill is done, but the planner has no fresh statistics on the backfilled column(s) until autovacuum analyzes {}: run `{sql}` later",
+                    e.message, spec.table
+                ));
+            }
+        }
+        Ok(report)
     })
 }

@@ -4,9 +4,11 @@
 //! The walk and the matching are ripgrep's crates (`ignore`, `grep-searcher`, `grep-regex`): the
 //! walk honours `.gitignore` and runs on every core, binary files are skipped, and each file is
 //! read once against one pattern holding every name; only lines that hit are matched again per
-//! change to say which change they name.
+//! change to say which change they name, and only files with a hit are read again to say what
+//! each hit is (an ORM declaration, SQL, a bare identifier: see [`orm`]).
 
-use grep_matcher::Matcher;
+mod orm;
+
 use grep_regex::{RegexMatcher, RegexMatcherBuilder};
 use grep_searcher::{sinks, BinaryDetection, SearcherBuilder};
 use serde::Serialize;
@@ -36,15 +38,113 @@ pub struct Change {
     /// The statement's line in the migration file.
     pub line: usize,
     /// The names searched: the name as the database folds it (case-insensitive), then its
-    /// camelCase and PascalCase spellings as ORM models write them (case-sensitive).
+    /// camelCase and PascalCase spellings as ORM models write them (case-sensitive); for a table
+    /// also its model's names (`line_items` → `LineItem`, `lineItem`, `line_item`; `users` →
+    /// `User`, and `user` and Django's `<app>_<model>` → `model` only on a declaration).
     pub names: Vec<String>,
+    /// The regex the names are searched with (ripgrep's syntax), to repeat a search by hand.
+    pub pattern: String,
     pub hits: Vec<Hit>,
+    #[serde(skip)]
+    spellings: Vec<Spelling>,
+}
+
+/// A name searched for a change.
+#[derive(Debug, Clone)]
+struct Spelling {
+    text: String,
+    /// Found in any case (the database's own spelling: SQL folds case).
+    ci: bool,
+    /// Too common a word to mean the table by itself (`user` for `users`): a reference only on
+    /// an ORM declaration of the table.
+    weak: bool,
+}
+
+impl Spelling {
+    fn pattern(&self) -> String {
+        match self.ci {
+            true => format!("(?i:\\b{}\\b)", escape(&self.text)),
+            false => format!("\\b{}\\b", escape(&self.text)),
+        }
+    }
+}
+
+/// The spellings searched for a column, or for a table and its model.
+fn spellings_of(table: &str, column: Option<&str>) -> Vec<Spelling> {
+    let strong = |names: Vec<String>| {
+        names.into_iter().enumerate().map(|(i, text)| Spelling {
+            text,
+            ci: i == 0,
+            weak: false,
+        })
+    };
+    let base = column.unwrap_or_else(|| table.rsplit('.').next().unwrap_or(table));
+    let mut out: Vec<Spelling> = strong(spellings(base)).collect();
+    if column.is_none() {
+        let one = orm::singular(base);
+        if one != base {
+            let mut more = spellings(&one);
+            if one.contains('_') {
+                // `line_item` is specific enough to mean the table.
+                out.extend(strong(more));
+            } else {
+                let word = more.remove(0);
+                let cap = capitalise(&word);
+                out.push(Spelling {
+                    text: cap,
+                    ci: false,
+                    weak: false,
+                });
+                out.push(Spelling {
+                    text: word,
+                    ci: false,
+                    weak: true,
+                });
+            }
+        }
+        // Django's `<app>_<model>` table: the model class is `<Model>` (any case).
+        if let Some((_, model)) = base.split_once('_') {
+            out.push(Spelling {
+                text: model.replace('_', ""),
+                ci: true,
+                weak: true,
+            });
+        }
+    }
+    // Drop a spelling another one already finds.
+    let mut any_case = std::collections::HashSet::new();
+    let mut exact = std::collections::HashSet::new();
+    out.retain(|s| {
+        let lower = s.text.to_lowercase();
+        if any_case.contains(&lower) || (!s.ci && !exact.insert(s.text.clone())) {
+            return false;
+        }
+        if s.ci {
+            any_case.insert(lower);
+        }
+        true
+    });
+    out
+}
+
+fn capitalise(w: &str) -> String {
+    let mut c = w.chars();
+    c.next()
+        .map(|f| f.to_uppercase().chain(c).collect::<String>())
+        .unwrap_or_default()
 }
 
 impl Change {
     /// A reference to a name the migration takes away, at once or at `sluice complete`.
     pub fn breaking(&self) -> bool {
         self.verdict == BREAKS_NOW || self.verdict == BREAKS_AT_CONTRACT
+    }
+
+    fn certain(&self) -> usize {
+        self.hits
+            .iter()
+            .filter(|h| h.certainty == orm::CERTAIN)
+            .count()
     }
 
     fn describe(&self) -> String {
@@ -82,6 +182,12 @@ pub struct Hit {
     pub matched: String,
     /// The line, trimmed.
     pub text: String,
+    /// "certain": on an ORM declaration or in a schema file of the table or column, or in SQL
+    /// naming the table; "probable": a bare identifier in code.
+    pub certainty: &'static str,
+    /// What names it: `SQL string`, `SQL file`, `sqlx query!`, `diesel table!`, `SQLAlchemy
+    /// model`, `Django model`, `Prisma schema`, `GORM model`, `dbt schema.yml`, … or `code`.
+    pub kind: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -133,7 +239,7 @@ pub fn changes_of(target: Target, m: &Migration) -> Vec<Change> {
                 } else {
                     CHECK
                 };
-                let base = column.unwrap_or(&table).to_string();
+                let spellings = spellings_of(&table, column);
                 out.push(Change {
                     kind,
                     table,
@@ -142,8 +248,14 @@ pub fn changes_of(target: Target, m: &Migration) -> Vec<Change> {
                     new_type: ty,
                     verdict,
                     line: st.line,
-                    names: spellings(&base),
+                    names: spellings.iter().map(|s| s.text.clone()).collect(),
+                    pattern: spellings
+                        .iter()
+                        .map(Spelling::pattern)
+                        .collect::<Vec<_>>()
+                        .join("|"),
                     hits: Vec::new(),
+                    spellings,
                 });
             };
             match a {
@@ -240,20 +352,33 @@ fn escape(name: &str) -> String {
     s
 }
 
-/// One alternative per name, whole words: the first case-insensitive, the rest as written.
-fn pattern(names: &[String]) -> String {
-    let mut parts = vec![format!("(?i:\\b{}\\b)", escape(&names[0]))];
-    if names.len() > 1 {
-        let rest: Vec<String> = names[1..].iter().map(|n| escape(n)).collect();
-        parts.push(format!("\\b(?:{})\\b", rest.join("|")));
-    }
-    parts.join("|")
-}
-
 fn matcher(pattern: &str) -> Result<RegexMatcher> {
     RegexMatcherBuilder::new()
         .build(pattern)
         .map_err(|e| Error::usage(format!("a name sluice searches for: {e}"), "report this"))
+}
+
+fn regex(pattern: &str) -> Result<regex::Regex> {
+    regex::Regex::new(pattern)
+        .map_err(|e| Error::usage(format!("a name sluice searches for: {e}"), "report this"))
+}
+
+/// One change as the search sees it: a regex per spelling (with its weakness) and the table's
+/// strong spellings as one regex (to tell SQL naming the table).
+struct Searched {
+    table: String,
+    column: Option<String>,
+    spellings: Vec<(regex::Regex, bool)>,
+    table_re: regex::Regex,
+}
+
+/// A line that hit a change, before the file is read again to classify it.
+struct Raw {
+    change: usize,
+    line_no: u64,
+    line: String,
+    /// (start, end, weak) of every spelling's match.
+    matches: Vec<(usize, usize, bool)>,
 }
 
 /// Searches the code under `roots` (skipping `skip`, the migrations directory) for every change's
@@ -263,16 +388,52 @@ pub fn search(roots: &[PathBuf], skip: &Path, migrations: &mut [MigrationRefs]) 
     if all.is_empty() {
         return Ok(());
     }
-    let per_change: Vec<RegexMatcher> = all
+    let searched: Vec<Searched> = all
         .iter()
-        .map(|c| matcher(&pattern(&c.names)))
+        .map(|c| {
+            let table = spellings_of(&c.table, None);
+            let names = |ci: bool| {
+                table
+                    .iter()
+                    .filter(|s| !s.weak && s.ci == ci)
+                    .map(|s| escape(&s.text))
+                    .collect::<Vec<_>>()
+                    .join("|")
+            };
+            let mut table_re = format!("(?i:\\b(?:{})\\b)", names(true));
+            if !names(false).is_empty() {
+                table_re += &format!("|\\b(?:{})\\b", names(false));
+            }
+            Ok(Searched {
+                table: c.table.clone(),
+                column: c.column.clone(),
+                spellings: c
+                    .spellings
+                    .iter()
+                    .map(|s| Ok((regex(&s.pattern())?, s.weak)))
+                    .collect::<Result<_>>()?,
+                table_re: regex(&table_re)?,
+            })
+        })
         .collect::<Result<_>>()?;
-    let combined = matcher(
-        &all.iter()
-            .map(|c| format!("(?:{})", pattern(&c.names)))
-            .collect::<Vec<_>>()
-            .join("|"),
-    )?;
+    // One pattern for every file: the names found in any case, then those found as written.
+    let mut any_case: Vec<String> = Vec::new();
+    let mut as_written: Vec<String> = Vec::new();
+    for s in all.iter().flat_map(|c| &c.spellings) {
+        let list = if s.ci { &mut any_case } else { &mut as_written };
+        let e = escape(&s.text);
+        if !list.contains(&e) {
+            list.push(e);
+        }
+    }
+    let mut parts = Vec::new();
+    if !any_case.is_empty() {
+        parts.push(format!("(?i:\\b(?:{})\\b)", any_case.join("|")));
+    }
+    if !as_written.is_empty() {
+        parts.push(format!("\\b(?:{})\\b", as_written.join("|")));
+    }
+    let combined = matcher(&parts.join("|"))?;
     for root in roots {
         if std::fs::metadata(root).is_err() {
             return Err(Error::usage(
@@ -292,18 +453,24 @@ pub fn search(roots: &[PathBuf], skip: &Path, migrations: &mut [MigrationRefs]) 
     }
     // .gitignore counts outside a git checkout too (a tarball, a CI cache of the sources).
     walk.require_git(false);
+    // Hidden files are skipped as ripgrep does, except sqlx's offline queries in `.sqlx/`.
+    walk.hidden(false);
     walk.filter_entry(move |e| {
+        let name = e.file_name();
+        if e.depth() > 0 && name.as_encoded_bytes().first() == Some(&b'.') && name != ".sqlx" {
+            return false;
+        }
         // Only a directory named like the migrations directory costs a canonicalize.
         !(e.file_type().is_some_and(|t| t.is_dir())
-            && skip_name.as_deref() == Some(e.file_name())
+            && skip_name.as_deref() == Some(name)
             && std::fs::canonicalize(e.path()).ok() == skip)
     });
     // (change index, hit) from every thread.
     let found: Mutex<Vec<(usize, Hit)>> = Mutex::new(Vec::new());
     let failed: Mutex<Option<Error>> = Mutex::new(None);
+    let searched = &searched;
     walk.build_parallel().run(|| {
         let combined = combined.clone();
-        let per_change = per_change.clone();
         let found = &found;
         let failed = &failed;
         let mut searcher = SearcherBuilder::new()
@@ -323,42 +490,87 @@ pub fn search(roots: &[PathBuf], skip: &Path, migrations: &mut [MigrationRefs]) 
                 return ignore::WalkState::Continue;
             }
             let path = entry.path();
+            let mut raw: Vec<Raw> = Vec::new();
+            let r = searcher.search_path(
+                &combined,
+                path,
+                sinks::Lossy(|line_no, line| {
+                    for (i, c) in searched.iter().enumerate() {
+                        let matches: Vec<(usize, usize, bool)> = c
+                            .spellings
+                            .iter()
+                            .flat_map(|(re, weak)| {
+                                re.find_iter(line).map(move |m| (m.start(), m.end(), *weak))
+                            })
+                            .collect();
+                        if !matches.is_empty() {
+                            raw.push(Raw {
+                                change: i,
+                                line_no,
+                                line: line.to_string(),
+                                matches,
+                            });
+                        }
+                    }
+                    Ok(true)
+                }),
+            );
+            if let Err(e) = r {
+                *failed.lock().unwrap() = Some(Error::io(format!("reading {}", path.display()), e));
+                return ignore::WalkState::Quit;
+            }
+            if raw.is_empty() {
+                return ignore::WalkState::Continue;
+            }
+            // A file with hits: read it again, whole, to say what each hit is.
+            let text = match std::fs::read(path) {
+                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                Err(e) => {
+                    *failed.lock().unwrap() =
+                        Some(Error::io(format!("reading {}", path.display()), e));
+                    return ignore::WalkState::Quit;
+                }
+            };
+            let ctx = orm::FileCtx::parse(path, &text);
             let shown = path
                 .strip_prefix(".")
                 .unwrap_or(path)
                 .to_string_lossy()
                 .into_owned();
             let mut local = Vec::new();
-            let r = searcher.search_path(
-                &combined,
-                path,
-                sinks::Lossy(|line_no, line| {
-                    let bytes = line.as_bytes();
-                    for (i, m) in per_change.iter().enumerate() {
-                        if let Ok(Some(at)) = m.find(bytes) {
-                            local.push((
-                                i,
-                                Hit {
-                                    path: shown.clone(),
-                                    line: line_no,
-                                    column: at.start() + 1,
-                                    matched: line[at.start()..at.end()].to_string(),
-                                    text: line.trim().to_string(),
-                                },
-                            ));
-                        }
-                    }
-                    Ok(true)
-                }),
-            );
-            match r {
-                Ok(()) => found.lock().unwrap().extend(local),
-                Err(e) => {
-                    *failed.lock().unwrap() =
-                        Some(Error::io(format!("reading {}", path.display()), e));
-                    return ignore::WalkState::Quit;
+            for r in raw {
+                let c = &searched[r.change];
+                let target = orm::Target {
+                    table: &c.table,
+                    column: c.column.as_deref(),
+                    table_re: &c.table_re,
+                };
+                // The best reading of the line: certain before probable, then the first.
+                let best = r
+                    .matches
+                    .iter()
+                    .filter_map(|&(start, end, weak)| {
+                        let (certainty, kind) =
+                            orm::classify(&ctx, &target, r.line_no as usize - 1, start, weak)?;
+                        Some((certainty != orm::CERTAIN, start, end, certainty, kind))
+                    })
+                    .min();
+                if let Some((_, start, end, certainty, kind)) = best {
+                    local.push((
+                        r.change,
+                        Hit {
+                            path: shown.clone(),
+                            line: r.line_no,
+                            column: start + 1,
+                            matched: r.line[start..end].to_string(),
+                            text: r.line.trim().to_string(),
+                            certainty,
+                            kind,
+                        },
+                    ));
                 }
             }
+            found.lock().unwrap().extend(local);
             ignore::WalkState::Continue
         })
     });
@@ -382,21 +594,24 @@ pub fn search(roots: &[PathBuf], skip: &Path, migrations: &mut [MigrationRefs]) 
 }
 
 /// References to names a migration drops or renames, and all references.
-fn counts(migrations: &[MigrationRefs]) -> (usize, usize) {
+/// (references to dropped or renamed names, all references, certain references).
+fn counts(migrations: &[MigrationRefs]) -> (usize, usize, usize) {
     let all = || migrations.iter().flat_map(|m| &m.changes);
     (
         all().filter(|c| c.breaking()).map(|c| c.hits.len()).sum(),
         all().map(|c| c.hits.len()).sum(),
+        all().map(Change::certain).sum(),
     )
 }
 
 /// The report as JSON (also `plan --json`'s `code_references`).
 pub fn to_json(migrations: &[MigrationRefs], target: Target) -> serde_json::Value {
-    let (breaking, total) = counts(migrations);
+    let (breaking, total, certain) = counts(migrations);
     serde_json::json!({
         "target": target.to_string(),
         "migrations": migrations,
         "references": total,
+        "certain_references": certain,
         "breaking_references": breaking,
     })
 }
@@ -404,31 +619,41 @@ pub fn to_json(migrations: &[MigrationRefs], target: Target) -> serde_json::Valu
 /// The report as text (also `plan`'s code references section).
 pub fn to_text(migrations: &[MigrationRefs]) -> String {
     use std::fmt::Write;
-    let (breaking, total) = counts(migrations);
+    let (breaking, total, certain) = counts(migrations);
     let mut out = String::new();
     for m in migrations {
         let _ = writeln!(out, "{} ({})", m.path.display(), m.name);
         for c in &m.changes {
             let _ = writeln!(
                 out,
-                "  line {}: {}: {} reference(s), {}",
+                "  line {}: {}: {} reference(s) ({} certain), {}",
                 c.line,
                 c.describe(),
                 c.hits.len(),
+                c.certain(),
                 c.verdict
             );
             for h in &c.hits {
-                let _ = writeln!(out, "    {}:{}:{}: {}", h.path, h.line, h.column, h.text);
+                let _ = writeln!(
+                    out,
+                    "    {}:{}:{}: {}  [{}, {}]",
+                    h.path, h.line, h.column, h.text, h.certainty, h.kind
+                );
             }
         }
     }
     let changes: usize = migrations.iter().map(|m| m.changes.len()).sum();
     let _ = writeln!(
         out,
-        "{} migration(s), {changes} change(s) code may notice: {total} reference(s), {breaking} to a dropped or renamed name",
+        "{} migration(s), {changes} change(s) code may notice: {total} reference(s) ({certain} certain), {breaking} to a dropped or renamed name",
         migrations.len()
     );
     out
+}
+
+/// References to names a migration drops or renames.
+pub fn breaking(migrations: &[MigrationRefs]) -> usize {
+    counts(migrations).0
 }
 
 /// Prints the report; returns the number of references to names a migration drops or renames.
