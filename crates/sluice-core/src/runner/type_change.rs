@@ -44,6 +44,9 @@ pub(super) async fn stage_type_changes(
         .await?
         .is_some_and(|z| crate::session::is_utc_zone(&z));
     let mut utc = session_utc;
+    // A type change that is the migration's only statement keeps the old column until `sluice
+    // complete` (the migration is then expanded, issue 13): `sluice rollback` swaps it back.
+    let keep = dir == Direction::Up && crate::lifecycle::type_change_of(target, m).is_some();
     for i in 0..prepared.statements.len() {
         let s = prepared.statements[i].clone();
         let st = crate::analysis::ir::build(target.engine, i, &s, 0, &s.sql);
@@ -99,7 +102,7 @@ pub(super) async fn stage_type_changes(
                             None => crate::quote::pg::ident(&table.name),
                         };
                         match engine.column_catalog(&name, column).await? {
-                            Some(cat) => crate::plan::alter_column_type::staged(&st, &cat),
+                            Some(cat) => crate::plan::alter_column_type::staged(&st, &cat, keep),
                             None => Err(format!(
                                 "sluice could not read {table}.{column} from the catalog"
                             )),
