@@ -424,6 +424,20 @@ async fn rollback_is_refused_while_a_value_does_not_fit_the_old_type() {
     let p = Project::new(Server::Postgres).await;
     prepare(&p, &case).await;
     let before = pg_dump_schema(&p);
+    // `plan` and `up --dry-run` show the swap that keeps the old column, complete and rollback.
+    let plan = p.run(&["plan"]);
+    ok(&plan, "plan");
+    for part in [
+        "change the type of column public.t.id (the old column kept until complete) runs in two phases",
+        "ALTER TABLE \"public\".\"t\" RENAME COLUMN \"id\" TO \"id_sluice_old\"",
+        "CREATE TRIGGER \"zz_t_id_sluice_back\" BEFORE INSERT OR UPDATE",
+        "DROP TRIGGER IF EXISTS \"zz_t_id_sluice_back\" ON \"public\".\"t\"; DROP FUNCTION IF EXISTS \"public\".\"t_id_sluice_back\"(); ALTER TABLE \"public\".\"t\" DROP COLUMN IF EXISTS \"id_sluice_old\"",
+    ] {
+        assert!(plan.stdout.contains(part), "{part}: {plan:?}");
+    }
+    let dry = p.run(&["up", "--dry-run"]);
+    ok(&dry, "dry run");
+    assert!(dry.stdout.contains("\"zz_t_id_sluice_back\""), "{dry:?}");
     ok(&p.run(&["up"]), "expand");
     let c = p.db.pg().await;
     c.batch_execute("INSERT INTO t (id, k) VALUES (3000000000, 99999999)")

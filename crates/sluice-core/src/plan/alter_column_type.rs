@@ -339,7 +339,7 @@ pub fn staged(
     st: &crate::analysis::ir::Stmt,
     cat: &ColumnCatalog,
     keep: bool,
-) -> Result<Rewrite, String> {
+) -> Result<(Rewrite, bool), String> {
     use sqlparser::ast::{AlterColumnOperation, AlterTableOperation, Statement};
     let Some(Statement::AlterTable(at)) = st.ast.as_deref() else {
         return Err("sluice's parser could not read the statement".into());
@@ -481,7 +481,7 @@ pub fn staged(
         u = using.as_ref().map(|u| format!(" USING {u}")).unwrap_or_default()
     ));
 
-    Ok(Rewrite {
+    let r = Rewrite {
         sql: format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {shadow} {new_type}"),
         note: if keep {
             format!("staged type change: shadow column kept equal by a trigger, backfilled in batches, indexes and constraints rebuilt concurrently, then swapped in one short step that keeps the old column as {} (kept equal by a reverse trigger) until `sluice complete`; `sluice rollback` swaps it back", ident(&old))
@@ -511,7 +511,8 @@ pub fn staged(
         .chain([format!("ALTER TABLE {t} DROP COLUMN IF EXISTS {shadow}")])
         .collect(),
         about,
-    })
+    };
+    Ok((r, keep))
 }
 
 /// The name the old column keeps between the swap and `sluice complete` (issue 13 point 4).
@@ -1308,7 +1309,7 @@ mod tests {
     #[test]
     fn staged_steps_of_an_identity_primary_key() {
         let st = stmt("ALTER TABLE app.\"Orders\" ALTER COLUMN id TYPE bigint");
-        let r = super::staged(&st, &identity_pk(), false).unwrap();
+        let r = super::staged(&st, &identity_pk(), false).unwrap().0;
         // What each step declares (the runner reads it) is what its SQL takes; only the trigger
         // step is read more strongly by the model from its text.
         let target = crate::target::Target::new(crate::target::EngineKind::Postgres, 15, 0);
@@ -1345,7 +1346,7 @@ mod tests {
         // The identity's own bounds are kept; the old type's defaults widen.
         let mut cat = identity_pk();
         cat.identity.as_mut().unwrap().max = 1000;
-        let r = super::staged(&st, &cat, false).unwrap();
+        let r = super::staged(&st, &cat, false).unwrap().0;
         assert!(r.plan_steps()[7].sql.contains(" MAXVALUE 1000 CACHE"));
     }
 
@@ -1510,7 +1511,7 @@ mod tests {
                 described: String::new(),
             });
         }
-        let r = super::staged(&st, &cat, false).unwrap();
+        let r = super::staged(&st, &cat, false).unwrap().0;
         let target = crate::target::Target::new(crate::target::EngineKind::Postgres, 15, 0);
         assert!(crate::plan::staged::check_declared_locks(target, &r).is_empty());
         let steps = r.plan_steps();

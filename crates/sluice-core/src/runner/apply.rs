@@ -32,7 +32,7 @@ pub(super) async fn run_part(
                     "`{}`: {note}",
                     first_line(&prepared.statements[i].sql)
                 )),
-                TypeChange::Staged => {}
+                TypeChange::Staged(_) => {}
                 TypeChange::Refused { error, .. } => return Err(error),
             }
         }

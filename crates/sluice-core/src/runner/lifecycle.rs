@@ -1074,20 +1074,23 @@ async fn run_in_one_transaction(
     s: &SqlStatement,
     ctx: &RunContext,
 ) -> std::result::Result<(), crate::engine::ServerError> {
-    tx_then(engine, stmts, s, ctx, None).await
+    tx_then(engine, stmts, s, ctx, None).await.map(|_| ())
 }
 
-/// [`run_in_one_transaction`], then `record` inside the same transaction before it commits.
+/// [`run_in_one_transaction`], then `record` inside the same transaction before it commits. Ok:
+/// how long the transaction that committed ran (from BEGIN to COMMIT: at most that long did it
+/// hold its locks).
 async fn tx_then(
     engine: &mut dyn Engine,
     stmts: &[String],
     s: &SqlStatement,
     ctx: &RunContext,
     record: Option<(&HistoryRow, bool, crate::history::Event)>,
-) -> std::result::Result<(), crate::engine::ServerError> {
+) -> std::result::Result<std::time::Duration, crate::engine::ServerError> {
     let mut retry = crate::runner::LockRetry::new();
     let db = |e: Error| server_error(e.to_string());
     loop {
+        let held = Instant::now();
         engine.begin().await.map_err(db)?;
         let mut failed = None;
         for sql in stmts {
@@ -1122,7 +1125,8 @@ async fn tx_then(
             // neither (the server rolls the transaction back).
             crash_point("before-commit");
         }
-        return engine.commit().await.map_err(db);
+        engine.commit().await.map_err(db)?;
+        return Ok(held.elapsed());
     }
 }
 
@@ -1373,21 +1377,25 @@ async fn rollback_locked(
             Some((&m.version, &m.name, &m.checksum)),
             format!("rolled back the expand phase: {}", b.describe()),
         );
-        if let Err(e) = tx_then(engine, &phases.rollback, &s, ctx, Some((r, true, event))).await {
-            return Err(Error::Rejected {
-                context: format!("rolling back {}", m.label()),
-                message: format!(
+        let held = match tx_then(engine, &phases.rollback, &s, ctx, Some((r, true, event))).await {
+            Ok(held) => held,
+            Err(e) => {
+                return Err(Error::Rejected {
+                    context: format!("rolling back {}", m.label()),
+                    message: format!(
                     "the rollback of {} failed and was rolled back (the migration stays {}): {e}",
                     m.label(),
                     r.state.as_str()
                 ),
-                help: "fix the cause, then run `sluice rollback` again".into(),
-            });
-        }
+                    help: "fix the cause, then run `sluice rollback` again".into(),
+                })
+            }
+        };
         crate::runner::snapshot(engine, m).await?;
         (ctx.say)(&format!(
-            "rolled back {}: only the old application version may run; the migration is pending again",
-            m.label()
+            "rolled back {}: only the old application version may run; the migration is pending again (its last transaction held its locks {} ms)",
+            m.label(),
+            held.as_millis()
         ));
         done.push(m.version);
     }

@@ -6,8 +6,9 @@ use super::*;
 pub(super) enum TypeChange {
     /// Runs as written: the table is small (the note says so).
     Small(String),
-    /// Staged from the live catalog: its steps are in the part's rewrites.
-    Staged,
+    /// Staged from the live catalog: its steps are in the part's rewrites; with the lifecycle
+    /// `plan` shows when the swap keeps the old column (the migration is then expanded).
+    Staged(Option<Box<crate::plan::expand::LifecyclePlan>>),
     /// Neither: refused before anything of the migration runs (`why` for `plan`).
     Refused { error: Error, why: String },
 }
@@ -102,14 +103,20 @@ pub(super) async fn stage_type_changes(
                             None => crate::quote::pg::ident(&table.name),
                         };
                         match engine.column_catalog(&name, column).await? {
-                            Some(cat) => crate::plan::alter_column_type::staged(&st, &cat, keep),
+                            Some(cat) => crate::plan::alter_column_type::staged(&st, &cat, keep)
+                                .map(|(r, kept)| {
+                                    let lp = kept.then(|| {
+                                        Box::new(crate::plan::expand::column_type::plan(&cat, &r))
+                                    });
+                                    (r, lp)
+                                }),
                             None => Err(format!(
                                 "sluice could not read {table}.{column} from the catalog"
                             )),
                         }
                     };
                     match staged {
-                        Ok(r) => {
+                        Ok((r, lifecycle)) => {
                             if prepared.mode == TxMode::Single {
                                 prepared.mode = TxMode::PerStatement;
                                 prepared.mode_reason = format!(
@@ -118,7 +125,7 @@ pub(super) async fn stage_type_changes(
                                 );
                             }
                             prepared.rewrites[i] = Some(r);
-                            out.push((i, TypeChange::Staged));
+                            out.push((i, TypeChange::Staged(lifecycle)));
                         }
                         Err(why) => {
                             let part_offset = m.part(dir).map(|p| p.offset).unwrap_or(0);

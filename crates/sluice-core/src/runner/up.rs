@@ -221,7 +221,7 @@ pub(super) async fn explain_type_changes(
                         then: vec![],
                     })
                 }
-                TypeChange::Staged => {
+                TypeChange::Staged(_) => {
                     p.runs_as[i] = prepared.rewrites[i].as_ref().map(RunsAs::of);
                     p.mode = prepared.mode;
                     p.mode_reason = prepared.mode_reason.clone();
