@@ -378,9 +378,9 @@ pub fn staged(
     }
     let new_type = data_type.to_string();
     let keep = keep
-        && using.as_ref().map_or(true, |u| {
-            trivial_using(u, &cat.column, &parse_type(&new_type))
-        });
+        && using
+            .as_ref()
+            .is_none_or(|u| trivial_using(u, &cat.column, &parse_type(&new_type)));
     let t = qualified(&cat.schema, &cat.table);
     let c = ident(&cat.column);
     let shadow_name = super::helper_name(&cat.column, "", "sluice_new");
