@@ -565,3 +565,33 @@ async fn catalog_only_changes_are_applied_at_once() {
         assert_eq!(state_of(&p, 1).as_deref(), Some("applied"), "{up}");
     }
 }
+
+/// A rollback killed during an index build leaves the index INVALID (a concurrent build that
+/// fails does): the rerun drops and rebuilds it, and the schema is exactly as before.
+#[tokio::test]
+async fn an_invalid_index_left_by_a_killed_rollback_is_rebuilt() {
+    let case = cases().remove(1);
+    let p = Project::new(Server::Postgres).await;
+    prepare(&p, &case).await;
+    let before = pg_dump_schema(&p);
+    ok(&p.run(&["up"]), "expand");
+    let c = p.db.pg().await;
+    // What a killed build of the rollback's first index leaves: an invalid index of its name.
+    let failed = c
+        .batch_execute("CREATE UNIQUE INDEX CONCURRENTLY t_pkey_sluice_new ON t ((1))")
+        .await;
+    assert!(failed.is_err());
+    let valid: bool = c
+        .query_one(
+            "SELECT indisvalid FROM pg_index WHERE indexrelid = 't_pkey_sluice_new'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(!valid);
+    let r = p.run(&["rollback"]);
+    ok(&r, "rollback");
+    assert!(r.all().contains("dropped the invalid index"), "{r:?}");
+    assert_eq!(pg_dump_schema(&p), before);
+}
