@@ -166,13 +166,17 @@ fn pg_change(s: &str) -> bool {
             | "TRUNCATE"
             | "ANALYZE"
     ) || s.starts_with("WITH upd AS (UPDATE ");
-    // The staged type change names its shadow column and trigger `*_sluice_new`/`*_sluice_sync`:
+    // The staged type change names its shadow column and trigger `*_sluice_new`/`*_sluice_sync`
+    // (and the kept old column and reverse trigger `*_sluice_old`/`*_sluice_back`):
     // those are steps on the user's table, not bookkeeping.
     change
         && !s
             .to_ascii_lowercase()
             .replace("_sluice_new", "")
             .replace("_sluice_sync", "")
+            // The old column a type change keeps until complete, and its reverse trigger.
+            .replace("_sluice_old", "")
+            .replace("_sluice_back", "")
             // The two phases of a rename (issue 14): its trigger, function and index copies.
             .replace("_sluice_rename", "")
             .contains("sluice")
@@ -427,7 +431,9 @@ fn pg_corpus() -> Vec<Row> {
                 "ANALYZE \"public\".\"t\" (\"id_sluice_new\")",
                 "ALTER TABLE \"public\".\"t\" ADD CONSTRAINT \"t_id_sluice_new_not_null\" CHECK (\"id_sluice_new\" IS NOT NULL) NOT VALID",
                 "ALTER TABLE \"public\".\"t\" VALIDATE CONSTRAINT \"t_id_sluice_new_not_null\"",
-                "DROP TRIGGER \"zz_t_id_sluice_sync\" ON \"public\".\"t\"; ALTER TABLE \"public\".\"t\" ALTER COLUMN \"id_sluice_new\" SET NOT NULL; ALTER TABLE \"public\".\"t\" DROP COLUMN \"id\"; ALTER TABLE \"public\".\"t\" RENAME COLUMN \"id_sluice_new\" TO \"id\"; ALTER TABLE \"public\".\"t\" ADD CONSTRAINT \"t_pkey\" PRIMARY KEY USING INDEX \"t_pkey_sluice_new\"; ALTER TABLE \"public\".\"t\" DROP CONSTRAINT \"t_id_sluice_new_not_null\"; DROP FUNCTION \"public\".\"t_id_sluice_sync\"()",
+                // The migration is this statement alone: the swap keeps the old column (stripped
+                // of its key and NOT NULL) with a reverse trigger until `sluice complete`.
+                "DROP TRIGGER \"zz_t_id_sluice_sync\" ON \"public\".\"t\"; ALTER TABLE \"public\".\"t\" ALTER COLUMN \"id_sluice_new\" SET NOT NULL; ALTER TABLE \"public\".\"t\" DROP CONSTRAINT \"t_pkey\"; ALTER TABLE \"public\".\"t\" ALTER COLUMN \"id\" DROP NOT NULL; ALTER TABLE \"public\".\"t\" RENAME COLUMN \"id\" TO \"id_sluice_old\"; ALTER TABLE \"public\".\"t\" RENAME COLUMN \"id_sluice_new\" TO \"id\"; ALTER TABLE \"public\".\"t\" ADD CONSTRAINT \"t_pkey\" PRIMARY KEY USING INDEX \"t_pkey_sluice_new\"; ALTER TABLE \"public\".\"t\" DROP CONSTRAINT \"t_id_sluice_new_not_null\"; DROP FUNCTION \"public\".\"t_id_sluice_sync\"(); CREATE OR REPLACE FUNCTION \"public\".\"t_id_sluice_back\"() RETURNS trigger LANGUAGE plpgsql SET \"TimeZone\" FROM CURRENT SET \"DateStyle\" FROM CURRENT SET \"IntervalStyle\" FROM CURRENT SET extra_float_digits FROM CURRENT SET search_path FROM CURRENT AS 'BEGIN BEGIN NEW.\"id_sluice_old\" := NEW.\"id\"; EXCEPTION WHEN data_exception THEN NEW.\"id_sluice_old\" := NULL; END; RETURN NEW; END'; CREATE TRIGGER \"zz_t_id_sluice_back\" BEFORE INSERT OR UPDATE ON \"public\".\"t\" FOR EACH ROW EXECUTE FUNCTION \"public\".\"t_id_sluice_back\"()",
             ],
         ),
         // A breaking rename: `up` runs its expand phase (issue 14).

@@ -3113,7 +3113,13 @@ async fn backfilled_columns_are_analyzed_by_up() {
             "{sql}"
         );
         assert_eq!(count(&c, "SELECT count(*) FROM t").await, 20000, "{sql}");
-        assert_eq!(p.states(), vec![(1, "applied".into())], "{sql}");
+        // The type change alone in its migration keeps the old column until `sluice complete`.
+        let want = if sql.contains(" TYPE ") {
+            "expanded"
+        } else {
+            "applied"
+        };
+        assert_eq!(p.states(), vec![(1, want.into())], "{sql}");
     }
 }
 

@@ -303,7 +303,14 @@ async fn postgres_timestamptz_judged_with_the_session_time_zone() {
             // backfill, one short swap) instead of refusing, converting as the ALTER would.
             assert_eq!(r.code, 0, "{what}: {r:?}");
             assert!(r.stderr.contains("staged type change"), "{what}: {r:?}");
-            assert_eq!(p.states()[1].1, "applied", "{what}");
+            // The type change alone in its migration keeps the old column until `sluice
+            // complete` (issue 13): expanded; beside a SET it is applied at once.
+            let want = if set.is_empty() {
+                "expanded"
+            } else {
+                "applied"
+            };
+            assert_eq!(p.states()[1].1, want, "{what}");
         }
     }
 }

@@ -327,6 +327,8 @@ async fn state(p: &Project) -> (sluice_core::schema::Schema, String, String) {
             "SELECT string_agg(x, E'\\n' ORDER BY x) FROM (
                SELECT format('seq %s %s %s %s %s', c.relname, format_type(s.seqtypid, NULL), s.seqmin, s.seqmax, pg_sequence_last_value(c.oid)) AS x
                  FROM pg_sequence s JOIN pg_class c ON c.oid = s.seqrelid
+                 -- sluice's own history sequences count events: `up --complete` records two.
+                 WHERE c.relnamespace::regnamespace::text <> 'sluice'
                UNION ALL SELECT format('owned %s', pg_get_serial_sequence('t', attname)) FROM pg_attribute WHERE attrelid = 't'::regclass AND attnum > 0 AND NOT attisdropped
                UNION ALL SELECT format('col %s %s stats %s comment %s identity %s', attname, format_type(atttypid, atttypmod), attstattarget, col_description(attrelid, attnum), attidentity)
                  FROM pg_attribute WHERE attrelid = 't'::regclass AND attnum > 0 AND NOT attisdropped
@@ -415,7 +417,7 @@ async fn staged_type_changes_equal_the_alter_as_written() {
                 .contains("runs it staged instead: a shadow column"),
             "{name}: {plan:?}"
         );
-        let r = staged.run(&["up", "--pace", "speed"]);
+        let r = staged.run(&["up", "--pace", "speed", "--complete"]);
         tokio::time::sleep(Duration::from_millis(200)).await;
         let w = writers.finish().await;
         assert!(
@@ -441,7 +443,7 @@ async fn staged_type_changes_equal_the_alter_as_written() {
             for p in [&written, &staged] {
                 p.db.pg().await.batch_execute(fix).await.unwrap();
             }
-            let r = staged.run(&["up"]);
+            let r = staged.run(&["up", "--complete"]);
             assert_eq!(r.code, 0, "{name}: the rerun after the fix: {r:?}");
             let rw = written.run(&["up", "--as-written"]);
             assert_eq!(rw.code, 0, "{name}: {rw:?}");
@@ -459,7 +461,7 @@ async fn staged_type_changes_equal_the_alter_as_written() {
         assert_eq!(dw.code, 0, "{name}: down as written: {dw:?}");
         failures.extend(compare(name, "down", &written, &staged).await);
         // And up again: nothing of the first round (a backfill checkpoint) may stand in the way.
-        let r = staged.run(&["up"]);
+        let r = staged.run(&["up", "--complete"]);
         assert_eq!(r.code, 0, "{name}: up again: {r:?}");
         let rw = written.run(&["up", "--as-written"]);
         assert_eq!(rw.code, 0, "{name}: {rw:?}");
@@ -562,7 +564,7 @@ async fn staged_type_change_survives_kill_9_in_every_phase() {
         let before = attnum(&staged, case.column).await;
         let writers = Writers::start(&staged, &case).await;
         let poll = staged.db.pg().await;
-        let mut child = staged.spawn(&["up", "--pace", "speed"]);
+        let mut child = staged.spawn(&["up", "--pace", "speed", "--complete"]);
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
         let mut seen = false;
         while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
@@ -594,7 +596,11 @@ async fn staged_type_change_survives_kill_9_in_every_phase() {
             "{phase}: {}{state}",
             if seen { "" } else { "(not caught) " }
         ));
-        let r = wait_bounded(staged.spawn(&["up", "--pace", "speed"]), 300, "rerun");
+        let r = wait_bounded(
+            staged.spawn(&["up", "--pace", "speed", "--complete"]),
+            300,
+            "rerun",
+        );
         let w = writers.finish().await;
         assert_eq!(r.code, 0, "rerun after a kill at {phase} ({state}): {r:?}");
         assert!(
@@ -1010,9 +1016,9 @@ async fn staged_type_change_moves_foreign_keys() {
             "{name}: plan shows the foreign key steps: {plan:?}"
         );
         for (round, (what, args)) in [
-            ("up", &["up", "--pace", "speed"][..]),
+            ("up", &["up", "--pace", "speed", "--complete"][..]),
             ("down", &["down"][..]),
-            ("up again", &["up"][..]),
+            ("up again", &["up", "--complete"][..]),
         ]
         .into_iter()
         .enumerate()
@@ -1066,7 +1072,7 @@ async fn staged_foreign_key_change_survives_kill_9_in_every_phase() {
         fk_prepare(&staged, &case, MORE).await;
         let writers = FkWriters::start(&staged, &case, MORE, WRITTEN).await;
         let poll = staged.db.pg().await;
-        let mut child = staged.spawn(&["up", "--pace", "speed"]);
+        let mut child = staged.spawn(&["up", "--pace", "speed", "--complete"]);
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
         let mut seen = false;
         while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
@@ -1085,8 +1091,12 @@ async fn staged_foreign_key_change_survives_kill_9_in_every_phase() {
             "{phase}: {}",
             if seen { "caught" } else { "not caught" }
         ));
-        let r = wait_bounded(staged.spawn(&["up", "--pace", "speed"]), 300, "rerun");
-        let again = staged.run(&["up"]);
+        let r = wait_bounded(
+            staged.spawn(&["up", "--pace", "speed", "--complete"]),
+            300,
+            "rerun",
+        );
+        let again = staged.run(&["up", "--complete"]);
         let w = writers.finish().await;
         assert_eq!(r.code, 0, "rerun after a kill at {phase}: {r:?}");
         assert_eq!(again.code, 0, "and once more: {again:?}");

@@ -324,10 +324,22 @@ use crate::quote::pg::{ident, literal, qualified};
 /// 4. every index, unique/primary key, CHECK and NOT NULL of c rebuilt on the shadow
 ///    (CONCURRENTLY, NOT VALID + VALIDATE);
 /// 5. every foreign key c is in (either side) copied onto the shadow, NOT VALID + VALIDATE;
-/// 6. one short swap under the lock discipline: drop the trigger, the original foreign keys and c,
+/// 6. one short swap under the lock discipline: drop the trigger and the original foreign keys,
 ///    rename the shadow, attach the keys USING INDEX, rename indexes, checks and foreign key copies
 ///    to their names, default, identity or owned sequence, statistics target and comment.
-pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rewrite, String> {
+///
+/// With `keep` (the migration is this statement alone, issue 13 point 4) and a change without a
+/// `USING` expression other than the column itself, the swap keeps the old column under
+/// [`old_name`] instead of dropping it, stripped of what could block a write (NOT NULL, default,
+/// identity; its indexes and constraints go: they were rebuilt on the new column, and a rollback
+/// rebuilds them on the old one in the staged forms before it swaps back), and kept equal to the
+/// new column cast back by a reverse trigger until `sluice complete`. A `USING` expression has no
+/// known inverse, so such a change drops the old column at the swap, as before.
+pub fn staged(
+    st: &crate::analysis::ir::Stmt,
+    cat: &ColumnCatalog,
+    keep: bool,
+) -> Result<(Rewrite, bool), String> {
     use sqlparser::ast::{AlterColumnOperation, AlterTableOperation, Statement};
     let Some(Statement::AlterTable(at)) = st.ast.as_deref() else {
         return Err("sluice's parser could not read the statement".into());
@@ -365,25 +377,16 @@ pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rew
         ));
     }
     let new_type = data_type.to_string();
+    let keep = keep
+        && using
+            .as_ref()
+            .is_none_or(|u| trivial_using(u, &cat.column, &parse_type(&new_type)));
     let t = qualified(&cat.schema, &cat.table);
-    let schema = ident(&cat.schema);
     let c = ident(&cat.column);
     let shadow_name = super::helper_name(&cat.column, "", "sluice_new");
     let shadow = ident(&shadow_name);
-    let func_name = super::helper_name(&cat.table, &cat.column, "sluice_sync");
-    let func = format!("{schema}.{}", ident(&func_name));
-    // Row triggers fire in name order (bytewise): `zz_` puts sluice's after nearly every other, and
-    // one that still fires later could change the column once copied.
-    let trigger_name = super::helper_name(&format!("zz_{}", cat.table), &cat.column, "sluice_sync");
+    let (trigger_name, func) = sync_names(cat, "sluice_sync");
     let trigger = ident(&trigger_name);
-    if let Some(later) = cat
-        .before_triggers
-        .iter()
-        .find(|n| n.as_bytes() > trigger_name.as_bytes())
-    {
-        return Err(format!("trigger {later} fires after sluice's sync trigger {trigger_name} (BEFORE triggers fire by name) and could change the column after it was copied"));
-    }
-    let renamed = |name: &str| super::helper_name(name, "", "sluice_new");
 
     // What a row's new value is: as the ALTER computes it, the USING expression (or the column)
     // assigned to the new type.
@@ -402,19 +405,17 @@ pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rew
         "add the shadow column of the new type, nullable, no default (catalog only)",
     )];
     let mut then = Vec::new();
-    let mut precheck = vec![format!(
-        "BEGIN IF EXISTS (SELECT FROM pg_attribute WHERE attrelid = {}::regclass AND attname = {} AND NOT attisdropped) THEN RAISE EXCEPTION {}, {} USING ERRCODE = 'duplicate_column'; END IF; END",
-        literal(&t),
-        literal(&shadow_name),
-        literal(&format!("column % of relation {} already exists: sluice names the staged type change's shadow column so; drop or rename it, then run sluice up again", cat.table)),
-        literal(&shadow_name)
-    )];
+    let mut precheck = vec![column_free(&t, &shadow_name, &cat.table)];
+    let old = old_name(&cat.column);
+    if keep {
+        precheck.push(column_free(&t, &old, &cat.table));
+    }
 
     // 2. the trigger.
     let body = format!("BEGIN NEW.{shadow} := {trigger_expr}; RETURN NEW; END");
     then.push(RStep::Sql(format!(
-        "CREATE OR REPLACE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql SET \"TimeZone\" FROM CURRENT SET \"DateStyle\" FROM CURRENT SET \"IntervalStyle\" FROM CURRENT SET extra_float_digits FROM CURRENT SET search_path FROM CURRENT AS {}; CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {func}()",
-        literal(&body)
+        "{}; CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {func}()",
+        create_function(&func, &body)
     )));
     about.push(About::new(
         "a trigger keeps the shadow column equal to the converted value on every insert and update",
@@ -437,6 +438,176 @@ pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rew
         Blocks::Nothing,
     ));
 
+    // 4.-6.: what the column carries, rebuilt on the shadow, and the swap.
+    let fate = if keep {
+        let (back_name, back_func) = sync_names(cat, "sluice_back");
+        let back_body = format!(
+            "BEGIN BEGIN NEW.{q} := NEW.{c}; EXCEPTION WHEN data_exception THEN NEW.{q} := NULL; END; RETURN NEW; END",
+            q = ident(&old)
+        );
+        Fate::Keep {
+            old: old.clone(),
+            reverse: vec![
+                create_function(&back_func, &back_body),
+                format!(
+                    "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {back_func}()",
+                    ident(&back_name)
+                ),
+            ],
+        }
+    } else {
+        Fate::Drop
+    };
+    let carried = carry(cat, &shadow_name, &trigger_name, &func, true, fate)?;
+    then.extend(carried.then);
+    about.extend(carried.about);
+    precheck.extend(carried.precheck);
+
+    // A checkpoint of the same backfill left by an earlier change of this column (up, then down)
+    // is stale: the first attempt starts the backfill afresh (a resumed one keeps it).
+    let checkpoint = format!(
+        "DELETE FROM sluice.backfills WHERE table_name = {} AND set_expr = {}",
+        literal(&format!("{}.{}", cat.schema, cat.table)),
+        literal(&set)
+    );
+    precheck.push(format!("BEGIN {checkpoint}; END"));
+
+    // The first attempt fails, as the statement would, where the server rejects the change itself
+    // (no assignment cast, a USING expression that does not type, a default or index the new
+    // type cannot take): the same ALTER on an empty copy of the table.
+    precheck.push(format!(
+        "BEGIN CREATE TEMP TABLE {tt} (LIKE {t} INCLUDING ALL); ALTER TABLE pg_temp.{tt} ALTER COLUMN {c} TYPE {new_type}{u}; DROP TABLE pg_temp.{tt}; END",
+        tt = ident(&cat.table),
+        u = using.as_ref().map(|u| format!(" USING {u}")).unwrap_or_default()
+    ));
+
+    let r = Rewrite {
+        sql: format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {shadow} {new_type}"),
+        note: if keep {
+            format!("staged type change: shadow column kept equal by a trigger, backfilled in batches, indexes and constraints rebuilt concurrently, then swapped in one short step that keeps the old column as {} (kept equal by a reverse trigger) until `sluice complete`; `sluice rollback` swaps it back", ident(&old))
+        } else {
+            "staged type change: shadow column kept equal by a trigger, backfilled in batches, indexes and constraints rebuilt concurrently, then swapped in one short step".into()
+        },
+        answers: &["alter-column-type"],
+        builds_index: None,
+        unnamed_index: None,
+        then,
+        precheck: Some(
+            precheck
+                .iter()
+                .map(|b| super::staged::do_block(b))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        undo: vec![
+            // The checkpoint first: a rerun must backfill the new shadow column from the start.
+            checkpoint,
+            format!("DROP TRIGGER IF EXISTS {trigger} ON {t}"),
+            format!("DROP FUNCTION IF EXISTS {func}()"),
+        ]
+        .into_iter()
+        // The foreign key copies before the shadow column: one of another table references it.
+        .chain(carried.fk_undo)
+        .chain([format!("ALTER TABLE {t} DROP COLUMN IF EXISTS {shadow}")])
+        .collect(),
+        about,
+    };
+    Ok((r, keep))
+}
+
+/// The name the old column keeps between the swap and `sluice complete` (issue 13 point 4).
+pub fn old_name(column: &str) -> String {
+    super::helper_name(column, "", "sluice_old")
+}
+
+/// A sync trigger's name and its function (schema-qualified SQL) for `kind` (`sluice_sync`: new
+/// from old before the swap; `sluice_back`: old from new after it). Row triggers fire in name
+/// order (bytewise): `zz_` puts sluice's after nearly every other.
+pub(crate) fn sync_names(cat: &ColumnCatalog, kind: &str) -> (String, String) {
+    let func_name = super::helper_name(&cat.table, &cat.column, kind);
+    let trigger_name = super::helper_name(&format!("zz_{}", cat.table), &cat.column, kind);
+    (
+        trigger_name,
+        format!("{}.{}", ident(&cat.schema), ident(&func_name)),
+    )
+}
+
+/// A trigger function with the session settings a cast may read pinned to the run's.
+fn create_function(func: &str, body: &str) -> String {
+    format!(
+        "CREATE OR REPLACE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql SET \"TimeZone\" FROM CURRENT SET \"DateStyle\" FROM CURRENT SET \"IntervalStyle\" FROM CURRENT SET extra_float_digits FROM CURRENT SET search_path FROM CURRENT AS {}",
+        literal(body)
+    )
+}
+
+/// The body of a DO block that fails when the table has a column of that name.
+fn column_free(t: &str, name: &str, table: &str) -> String {
+    format!(
+        "BEGIN IF EXISTS (SELECT FROM pg_attribute WHERE attrelid = {}::regclass AND attname = {} AND NOT attisdropped) THEN RAISE EXCEPTION {}, {} USING ERRCODE = 'duplicate_column'; END IF; END",
+        literal(t),
+        literal(name),
+        literal(&format!("column % of relation {table} already exists: sluice names the staged type change's helper column so; drop or rename it, then run sluice up again")),
+        literal(name)
+    )
+}
+
+/// What becomes of the column the swap replaces.
+pub(crate) enum Fate {
+    /// Dropped with everything on it.
+    Drop,
+    /// Renamed to `old`, stripped of its indexes, constraints, NOT NULL, default and identity,
+    /// and kept equal to the new column by the `reverse` trigger (created in the swap).
+    Keep { old: String, reverse: Vec<String> },
+}
+
+/// What carrying a column's indexes, constraints and keys over to another column takes.
+pub(crate) struct Carried {
+    /// The steps before the swap (index builds, checks, foreign key copies), the swap last.
+    pub then: Vec<RStep>,
+    pub about: Vec<About>,
+    pub precheck: Vec<String>,
+    /// Removes the foreign key copies (before the column or index they reference).
+    pub fk_undo: Vec<String>,
+    /// Removes the other helpers (indexes, checks) the steps before the swap made: dropping the
+    /// shadow column does that too, the kept old column of a rollback does not.
+    pub undo: Vec<String>,
+}
+
+/// Rebuilds what `cat`'s column carries (indexes, unique/primary keys, checks, NOT NULL, foreign
+/// keys either side) on the column `shadow_name` in the staged forms, then swaps the two in one
+/// short step: the sync trigger `trigger_name` and its function `func` dropped, the column
+/// dropped or kept as `fate` says, `shadow_name` renamed to the column's name and given its
+/// names, default, identity or sequence, statistics target and comment. The staged type change
+/// runs it from the old column to the shadow; its rollback from the new column to the kept old
+/// one.
+pub(crate) fn carry(
+    cat: &ColumnCatalog,
+    shadow_name: &str,
+    trigger_name: &str,
+    func: &str,
+    analyze: bool,
+    fate: Fate,
+) -> Result<Carried, String> {
+    let t = qualified(&cat.schema, &cat.table);
+    let schema = ident(&cat.schema);
+    let c = ident(&cat.column);
+    let shadow = ident(shadow_name);
+    let trigger = ident(trigger_name);
+    if let Some(later) = cat
+        .before_triggers
+        .iter()
+        .find(|n| n.as_bytes() > trigger_name.as_bytes())
+    {
+        return Err(format!("trigger {later} fires after sluice's sync trigger {trigger_name} (BEFORE triggers fire by name) and could change the column after it was copied"));
+    }
+    let renamed = |name: &str| super::helper_name(name, "", "sluice_new");
+    let mut then = Vec::new();
+    let mut about = Vec::new();
+    let mut precheck = Vec::new();
+    let mut undo = Vec::new();
+    // What the old column loses when it is kept (its names go to the rebuilt ones).
+    let mut strip = Vec::new();
+
     // 4. indexes, checks, NOT NULL on the shadow.
     let mut swap_keys = Vec::new();
     for ix in &cat.indexes {
@@ -446,7 +617,7 @@ pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rew
             }
         }
         let tmp = renamed(&ix.name);
-        let sql = index_on_shadow(&ix.definition, &cat.column, &shadow_name, &tmp, &t)
+        let sql = index_on_shadow(&ix.definition, &cat.column, shadow_name, &tmp, &t)
             .map_err(|why| format!("index {}: {why}", ix.name))?;
         let qtmp = format!("{schema}.{}", ident(&tmp));
         precheck.push(relation_free(&qtmp));
@@ -457,16 +628,23 @@ pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rew
         about.push(About::concurrent_build(
             "build the index on the shadow column concurrently (reads and writes continue)",
         ));
+        undo.push(format!("DROP INDEX IF EXISTS {qtmp}"));
         swap_keys.push(attach_rebuilt(ix, &t, &tmp, &qtmp));
+        strip.push(match &ix.constraint {
+            Some((name, ..)) => format!("ALTER TABLE {t} DROP CONSTRAINT {}", ident(name)),
+            None => format!("DROP INDEX {schema}.{}", ident(&ix.name)),
+        });
     }
     // Every row was just updated and the shadow column is new: statistics before the swap (they
     // belong to the column, so they stay with it when it takes the old name), after the index
     // builds so that expression indexes get theirs too.
-    then.push(RStep::Analyze {
-        table: t.clone(),
-        columns: vec![shadow.clone()],
-    });
-    about.push(About::analyze());
+    if analyze {
+        then.push(RStep::Analyze {
+            table: t.clone(),
+            columns: vec![shadow.clone()],
+        });
+        about.push(About::analyze());
+    }
     // A primary key first: its index is attached before the others are renamed.
     swap_keys.sort_by_key(|a| !a[0].contains(" PRIMARY KEY USING INDEX "));
     let mut swap_checks = Vec::new();
@@ -476,7 +654,7 @@ pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rew
             .definition
             .strip_suffix(" NOT VALID")
             .unwrap_or(&ck.definition);
-        let def = swap_column(def, &cat.column, &shadow_name)
+        let def = swap_column(def, &cat.column, shadow_name)
             .map_err(|why| format!("check {}: {why}", ck.name))?;
         precheck.push(constraint_free(&t, &tmp));
         then.push(RStep::Sql(format!(
@@ -493,13 +671,21 @@ pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rew
             )));
             about.push(About::validate("validate it (reads and writes continue)"));
         }
+        undo.push(format!(
+            "ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {}",
+            ident(&tmp)
+        ));
         swap_checks.push(format!(
             "ALTER TABLE {t} RENAME CONSTRAINT {} TO {}",
             ident(&tmp),
             ident(&ck.name)
         ));
+        strip.push(format!(
+            "ALTER TABLE {t} DROP CONSTRAINT {}",
+            ident(&ck.name)
+        ));
     }
-    let not_null = ident(&super::helper_name(&cat.table, &shadow_name, "not_null"));
+    let not_null = ident(&super::helper_name(&cat.table, shadow_name, "not_null"));
     if cat.not_null {
         then.push(RStep::Sql(format!(
             "ALTER TABLE {t} ADD CONSTRAINT {not_null} CHECK ({shadow} IS NOT NULL) NOT VALID"
@@ -511,6 +697,10 @@ pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rew
             "NOT NULL of the shadow column as a check, for new rows only",
         ));
         about.push(About::validate("validate it (reads and writes continue)"));
+        undo.push(format!(
+            "ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {not_null}"
+        ));
+        strip.push(format!("ALTER TABLE {t} ALTER COLUMN {c} DROP NOT NULL"));
     }
 
     // Foreign keys the column is in, either side: each gets a copy on the shadow column (in the
@@ -525,7 +715,7 @@ pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rew
     for fk in &cat.foreign_keys {
         let child = qualified(&fk.schema, &fk.table);
         let tmp = renamed(&fk.name);
-        let def = fk_on_shadow(fk, &cat.column, &shadow_name)
+        let def = fk_on_shadow(fk, &cat.column, shadow_name)
             .map_err(|why| format!("foreign key {}: {why}", fk.name))?;
         precheck.push(constraint_free(&child, &tmp));
         then.push(RStep::Sql(format!(
@@ -576,16 +766,7 @@ pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rew
     }
     children.sort();
 
-    // A checkpoint of the same backfill left by an earlier change of this column (up, then down)
-    // is stale: the first attempt starts the backfill afresh (a resumed one keeps it).
-    let checkpoint = format!(
-        "DELETE FROM sluice.backfills WHERE table_name = {} AND set_expr = {}",
-        literal(&format!("{}.{}", cat.schema, cat.table)),
-        literal(&set)
-    );
-    precheck.push(format!("BEGIN {checkpoint}; END"));
-
-    // 5. the swap.
+    // The swap.
     // The other tables first, in one order (a client inserting into a referencing table holds it,
     // then checks the referenced one), every wait short: a client that holds one of the tables
     // and waits for another sluice holds makes sluice give up and retry, never the client.
@@ -622,6 +803,9 @@ pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rew
             "ALTER SEQUENCE {tmp} RENAME TO {}",
             ident(&seq.name)
         ));
+        // Dropping the identity drops its sequence, whose name the new one takes; first, since
+        // an identity column cannot drop its NOT NULL.
+        strip.insert(0, format!("ALTER TABLE {t} ALTER COLUMN {c} DROP IDENTITY"));
     }
     if let Some((s, n)) = &cat.owned_sequence {
         swap.push(format!(
@@ -629,10 +813,27 @@ pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rew
             qualified(s, n)
         ));
     }
+    if cat.default.is_some() {
+        // A nextval() default left on the kept column would draw from the sequence twice a row.
+        strip.push(format!("ALTER TABLE {t} ALTER COLUMN {c} DROP DEFAULT"));
+    }
     // The originals go before the column they check (a foreign key of another table referencing it
     // would block the DROP); the copies get their names once the keys they use are attached.
     swap.extend(fk_drops);
-    swap.push(format!("ALTER TABLE {t} DROP COLUMN {c}"));
+    let reverse = match fate {
+        Fate::Drop => {
+            swap.push(format!("ALTER TABLE {t} DROP COLUMN {c}"));
+            vec![]
+        }
+        Fate::Keep { old, reverse } => {
+            swap.extend(strip);
+            swap.push(format!(
+                "ALTER TABLE {t} RENAME COLUMN {c} TO {}",
+                ident(&old)
+            ));
+            reverse
+        }
+    };
     swap.push(format!("ALTER TABLE {t} RENAME COLUMN {shadow} TO {c}"));
     if let Some(d) = &cat.default {
         swap.push(format!("ALTER TABLE {t} ALTER COLUMN {c} SET DEFAULT {d}"));
@@ -653,55 +854,29 @@ pub fn staged(st: &crate::analysis::ir::Stmt, cat: &ColumnCatalog) -> Result<Rew
         swap.push(format!("COMMENT ON COLUMN {t}.{c} IS {}", literal(text)));
     }
     swap.push(format!("DROP FUNCTION {func}()"));
+    let kept = !reverse.is_empty();
+    swap.extend(reverse);
     then.push(RStep::Sql(swap.join("; ")));
+    let words = match (cat.foreign_keys.is_empty(), kept) {
+        (true, false) => "swap in one short transaction: drop the trigger and the old column, rename the shadow column, attach keys and rename indexes and checks to their names, default, identity or sequence",
+        (false, false) => "swap in one short transaction: lock the referencing tables, drop the trigger, the old foreign keys and the old column, rename the shadow column, attach keys, give the validated foreign key copies and the indexes and checks their names, default, identity or sequence",
+        (true, true) => "swap in one short transaction: drop the trigger, keep the old column under a sluice name without its indexes, constraints, NOT NULL, default or identity, rename the shadow column, attach keys and rename indexes and checks to their names, default, identity or sequence, and a reverse trigger that keeps the old column equal to the new one cast back until `sluice complete`",
+        (false, true) => "swap in one short transaction: lock the referencing tables, drop the trigger and the old foreign keys, keep the old column under a sluice name without its indexes, constraints, NOT NULL, default or identity, rename the shadow column, attach keys, give the validated foreign key copies and the indexes and checks their names, default, identity or sequence, and a reverse trigger that keeps the old column equal to the new one cast back until `sluice complete`",
+    };
     about.push(if cat.foreign_keys.is_empty() {
-        About::catalog(
-            "swap in one short transaction: drop the trigger and the old column, rename the shadow column, attach keys and rename indexes and checks to their names, default, identity or sequence",
-        )
+        About::catalog(words)
     } else {
         About {
             lock_on: " (and each table its foreign keys join)",
-            ..About::catalog(
-                "swap in one short transaction: lock the referencing tables, drop the trigger, the old foreign keys and the old column, rename the shadow column, attach keys, give the validated foreign key copies and the indexes and checks their names, default, identity or sequence",
-            )
+            ..About::catalog(words)
         }
     });
-
-    // The first attempt fails, as the statement would, where the server rejects the change itself
-    // (no assignment cast, a USING expression that does not type, a default or index the new
-    // type cannot take): the same ALTER on an empty copy of the table.
-    precheck.push(format!(
-        "BEGIN CREATE TEMP TABLE {tt} (LIKE {t} INCLUDING ALL); ALTER TABLE pg_temp.{tt} ALTER COLUMN {c} TYPE {new_type}{u}; DROP TABLE pg_temp.{tt}; END",
-        tt = ident(&cat.table),
-        u = using.as_ref().map(|u| format!(" USING {u}")).unwrap_or_default()
-    ));
-
-    Ok(Rewrite {
-        sql: format!("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {shadow} {new_type}"),
-        note: "staged type change: shadow column kept equal by a trigger, backfilled in batches, indexes and constraints rebuilt concurrently, then swapped in one short step".into(),
-        answers: &["alter-column-type"],
-        builds_index: None,
-        unnamed_index: None,
+    Ok(Carried {
         then,
-        precheck: Some(
-            precheck
-                .iter()
-                .map(|b| super::staged::do_block(b))
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
-        undo: vec![
-            // The checkpoint first: a rerun must backfill the new shadow column from the start.
-            checkpoint,
-            format!("DROP TRIGGER IF EXISTS {trigger} ON {t}"),
-            format!("DROP FUNCTION IF EXISTS {func}()"),
-        ]
-        .into_iter()
-        // The foreign key copies before the shadow column: one of another table references it.
-        .chain(fk_undo)
-        .chain([format!("ALTER TABLE {t} DROP COLUMN IF EXISTS {shadow}")])
-        .collect(),
         about,
+        precheck,
+        fk_undo,
+        undo,
     })
 }
 
@@ -1134,7 +1309,7 @@ mod tests {
     #[test]
     fn staged_steps_of_an_identity_primary_key() {
         let st = stmt("ALTER TABLE app.\"Orders\" ALTER COLUMN id TYPE bigint");
-        let r = super::staged(&st, &identity_pk()).unwrap();
+        let r = super::staged(&st, &identity_pk(), false).unwrap().0;
         // What each step declares (the runner reads it) is what its SQL takes; only the trigger
         // step is read more strongly by the model from its text.
         let target = crate::target::Target::new(crate::target::EngineKind::Postgres, 15, 0);
@@ -1171,7 +1346,7 @@ mod tests {
         // The identity's own bounds are kept; the old type's defaults widen.
         let mut cat = identity_pk();
         cat.identity.as_mut().unwrap().max = 1000;
-        let r = super::staged(&st, &cat).unwrap();
+        let r = super::staged(&st, &cat, false).unwrap().0;
         assert!(r.plan_steps()[7].sql.contains(" MAXVALUE 1000 CACHE"));
     }
 
@@ -1181,7 +1356,7 @@ mod tests {
         let refused = |f: &dyn Fn(&mut crate::engine::ColumnCatalog)| {
             let mut cat = identity_pk();
             f(&mut cat);
-            super::staged(&st, &cat).unwrap_err()
+            super::staged(&st, &cat, false).unwrap_err()
         };
         assert!(refused(&|c| c
             .blockers
@@ -1199,12 +1374,15 @@ mod tests {
         let mut cat = identity_pk();
         cat.before_triggers
             .extend(["audit".into(), "zz_Orders".into()]);
-        assert!(super::staged(&st, &cat).is_ok());
+        assert!(super::staged(&st, &cat, false).is_ok());
         for sql in [
             "ALTER TABLE ONLY app.\"Orders\" ALTER COLUMN id TYPE bigint",
             "ALTER TABLE app.\"Orders\" ALTER COLUMN id TYPE bigint, ALTER COLUMN x TYPE bigint",
         ] {
-            assert!(super::staged(&stmt(sql), &identity_pk()).is_err(), "{sql}");
+            assert!(
+                super::staged(&stmt(sql), &identity_pk(), false).is_err(),
+                "{sql}"
+            );
         }
     }
 
@@ -1333,7 +1511,7 @@ mod tests {
                 described: String::new(),
             });
         }
-        let r = super::staged(&st, &cat).unwrap();
+        let r = super::staged(&st, &cat, false).unwrap().0;
         let target = crate::target::Target::new(crate::target::EngineKind::Postgres, 15, 0);
         assert!(crate::plan::staged::check_declared_locks(target, &r).is_empty());
         let steps = r.plan_steps();

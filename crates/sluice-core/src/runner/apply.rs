@@ -32,7 +32,7 @@ pub(super) async fn run_part(
                     "`{}`: {note}",
                     first_line(&prepared.statements[i].sql)
                 )),
-                TypeChange::Staged => {}
+                TypeChange::Staged(_) => {}
                 TypeChange::Refused { error, .. } => return Err(error),
             }
         }
@@ -441,6 +441,14 @@ pub(super) async fn run_part(
         }
     }
     let _ = ident;
+    if row.state == RecordState::Expanded {
+        (ctx.say)(&format!(
+            "expanded {} in {} ms: the old column is kept (equal to the new one by a reverse trigger) until `sluice complete`; `sluice rollback` swaps it back",
+            m.label(),
+            clock.elapsed().as_millis()
+        ));
+        return Ok(());
+    }
     (ctx.say)(&format!(
         "{} {} in {} ms",
         if dir == Direction::Up {

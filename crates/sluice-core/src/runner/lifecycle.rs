@@ -57,6 +57,92 @@ pub fn breaking(
     }
 }
 
+/// The lifecycle change of a migration: its breaking statement, or else a column type change
+/// that is the migration's only statement (PostgreSQL), whose staged form keeps the old column
+/// until `sluice complete` ([`Breaking::ColumnType`]; whether it did is in the catalog, see
+/// [`kept_type_change`]).
+pub fn lifecycle_change(
+    target: crate::target::Target,
+    m: &Migration,
+) -> Result<Option<(SqlStatement, Stmt, Breaking)>> {
+    if let Some(found) = breaking(target, m)? {
+        return Ok(Some(found));
+    }
+    Ok(type_change_of(target, m))
+}
+
+/// The migration's up part is one `ALTER TABLE t ALTER COLUMN c TYPE ...` (PostgreSQL).
+pub(crate) fn type_change_of(
+    target: crate::target::Target,
+    m: &Migration,
+) -> Option<(SqlStatement, Stmt, Breaking)> {
+    if target.engine != EngineKind::Postgres {
+        return None;
+    }
+    let split = sql::split(target.engine, &m.part(Direction::Up)?.sql).ok()?;
+    let [s] = split.as_slice() else { return None };
+    let st = crate::analysis::ir::build(target.engine, 0, s, 0, &s.sql);
+    let [Action::AlterColumnType { table, column, .. }] = st.actions() else {
+        return None;
+    };
+    let b = Breaking::ColumnType {
+        table: table.clone(),
+        column: column.clone(),
+    };
+    Some((s.clone(), st, b))
+}
+
+/// After `up` applied `m`: the type change whose swap kept the old column (the migration is
+/// then `expanded`), read from the catalog so that a resumed run decides as the first did.
+pub(crate) async fn kept_type_change(
+    engine: &mut dyn Engine,
+    m: &Migration,
+) -> Result<Option<Breaking>> {
+    let Some((_, _, b)) = type_change_of(engine.target(), m) else {
+        return Ok(None);
+    };
+    let Breaking::ColumnType { table, column } = &b else {
+        unreachable!()
+    };
+    let name = match &table.schema {
+        Some(sc) => crate::quote::pg::qualified(sc, &table.name),
+        None => crate::quote::pg::ident(&table.name),
+    };
+    let old = crate::plan::alter_column_type::old_name(column);
+    let rows = engine
+        .query_text(&format!(
+            "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass({}) AND attname = {} AND NOT attisdropped",
+            crate::quote::pg::literal(&name),
+            crate::quote::pg::literal(&old)
+        ))
+        .await?;
+    let kept = rows
+        .first()
+        .and_then(|r| r.first())
+        .cloned()
+        .flatten()
+        .as_deref()
+        == Some("1");
+    Ok(kept.then_some(b))
+}
+
+/// `up --complete` after `up` kept the old column of a type change: its contract phase now.
+pub(crate) async fn complete_kept(
+    engine: &mut dyn Engine,
+    m: &Migration,
+    ctx: &RunContext,
+) -> Result<()> {
+    let (s, st, b) = lifecycle_change(engine.target(), m)?.expect("a kept type change");
+    let phases = phases_live(engine, m, &s, &st, &b).await?;
+    let row = engine
+        .history()
+        .await?
+        .into_iter()
+        .find(|r| r.version == m.version)
+        .expect("recorded by up");
+    contract(engine, m, row, &phases, ctx).await
+}
+
 /// The tables that migrations of this run create before `version` (pending ones of a lower
 /// version): no application version can use them yet, so renaming or dropping in them breaks
 /// nothing and runs as written. This is what lets a history be applied from an empty database
@@ -237,7 +323,7 @@ pub(crate) fn check_up(
     let mut open: Vec<(String, String, Breaking)> = Vec::new();
     for r in rows.iter().filter(|r| r.state == RecordState::Expanded) {
         if let Some(m) = files.iter().find(|m| m.version == r.version) {
-            if let Ok(Some((_, _, b))) = breaking(target, m) {
+            if let Ok(Some((_, _, b))) = lifecycle_change(target, m) {
                 open.push((m.label(), m.version_text.clone(), b));
             }
         }
@@ -259,9 +345,29 @@ pub(crate) fn check_up(
                 ));
             }
         }
+        // A type change that is a migration of its own keeps the old column (an expanded state)
+        // when it is staged: not next to another open change of its table either.
+        let found = match found {
+            Ok(None) => Ok(type_change_of(target, m).filter(|_| !complete)),
+            other => other,
+        };
         let Some((_, _, b)) = found? else {
             continue;
         };
+        if matches!(b, Breaking::ColumnType { .. }) {
+            if let Some((label, v, eb)) = open.iter().find(|(_, _, eb)| eb.touches(b.table())) {
+                return Err(Error::lifecycle(
+                    format!(
+                        "migration {} would {} while migration {label} ({}) is expanded on the same table: its staged form would keep an old column beside an open change",
+                        m.label(),
+                        b.describe(),
+                        eb.describe(),
+                    ),
+                    format!("finish the first one with `sluice complete {v}` (or undo it with `sluice rollback {v}`), then run `sluice up` again"),
+                ));
+            }
+            continue;
+        }
         if let Some((label, v, eb)) = open
             .iter()
             .find(|(_, _, eb)| eb.touches(b.table()) || b.touches(eb.table()))
@@ -426,6 +532,20 @@ async fn phases_live(
                 file_err(format!(
                     "sluice cannot {} in two phases: {why}",
                     b.describe()
+                ))
+            })
+        }
+        Breaking::ColumnType { column, .. } => {
+            let Some(cat) = engine.column_catalog(&name, column).await? else {
+                return Err(file_err(format!(
+                    "column {column} of {table} does not exist, so the kept type change cannot be completed or rolled back"
+                )));
+            };
+            let old = crate::plan::alter_column_type::old_name(column);
+            let old_exists = engine.column_catalog(&name, &old).await?.is_some();
+            crate::plan::expand::column_type::phases(&cat, old_exists).map_err(|why| {
+                file_err(format!(
+                    "sluice cannot finish the type change of {table}.{column}: {why}"
                 ))
             })
         }
@@ -918,7 +1038,24 @@ async fn restore_staged(
     if phases.rollback_guard.is_empty() && phases.rollback_prepare.is_empty() {
         return Ok(());
     }
+    let guard = phases.guard;
     let refusal = |nulls: Vec<(String, i64)>, (t, tq): &(String, String)| {
+        if guard == crate::plan::expand::Guard::OldType {
+            let what = nulls
+                .iter()
+                .map(|(c, n)| {
+                    format!("{n} row(s) of {t} hold a value in {c} that its old type cannot take")
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Error::lifecycle(
+                format!(
+                    "`sluice rollback` of {} cannot swap the old column back: {what} (written while it was expanded; the reverse trigger kept NULL for them in the old column). Nothing was changed: the migration stays expanded",
+                    m.label()
+                ),
+                "change or delete those rows so that their values fit the old type (the reverse trigger copies them back when they are updated), then run `sluice rollback` again; or finish the migration with `sluice complete`",
+            );
+        }
         let what = nulls
             .iter()
             .map(|(c, n)| format!("{n} row(s) of {t} hold NULL in {c}"))
@@ -944,7 +1081,7 @@ async fn restore_staged(
         )
     };
     // The table in words and as SQL.
-    let t = breaking(engine.target(), m)
+    let t = lifecycle_change(engine.target(), m)
         .ok()
         .flatten()
         .map(|(_, _, b)| {
@@ -960,13 +1097,19 @@ async fn restore_staged(
     if !nulls.is_empty() {
         return Err(refusal(nulls, &t));
     }
-    for (k, (sql, about)) in phases.rollback_prepare.iter().enumerate() {
+    for (k, (step, about)) in phases.rollback_prepare.iter().enumerate() {
         crash_point(&format!("rollback-step-{k}"));
+        let sql = &step.text();
+        let builds_index = match step {
+            crate::plan::staged::Step::Index { index, .. } => Some(index.as_str()),
+            _ => None,
+        };
         let opts = crate::runner::StepOpts {
             slot: format!("{} rollback {k}", m.version),
-            builds_index: None,
+            builds_index,
             unnamed: None,
-            resuming: false,
+            // Each is rerunnable: a constraint an interrupted rollback added is taken as made.
+            resuming: true,
             rewritten: true,
             bound: about.bounded().then_some(ctx.exclusive_timeout),
             transactional: about.transactional,
@@ -1005,20 +1148,23 @@ async fn run_in_one_transaction(
     s: &SqlStatement,
     ctx: &RunContext,
 ) -> std::result::Result<(), crate::engine::ServerError> {
-    tx_then(engine, stmts, s, ctx, None).await
+    tx_then(engine, stmts, s, ctx, None).await.map(|_| ())
 }
 
-/// [`run_in_one_transaction`], then `record` inside the same transaction before it commits.
+/// [`run_in_one_transaction`], then `record` inside the same transaction before it commits. Ok:
+/// how long the transaction that committed ran (from BEGIN to COMMIT: at most that long did it
+/// hold its locks).
 async fn tx_then(
     engine: &mut dyn Engine,
     stmts: &[String],
     s: &SqlStatement,
     ctx: &RunContext,
     record: Option<(&HistoryRow, bool, crate::history::Event)>,
-) -> std::result::Result<(), crate::engine::ServerError> {
+) -> std::result::Result<std::time::Duration, crate::engine::ServerError> {
     let mut retry = crate::runner::LockRetry::new();
     let db = |e: Error| server_error(e.to_string());
     loop {
+        let held = Instant::now();
         engine.begin().await.map_err(db)?;
         let mut failed = None;
         for sql in stmts {
@@ -1059,7 +1205,8 @@ async fn tx_then(
             // neither (the server rolls the transaction back).
             crash_point("before-commit");
         }
-        return engine.commit().await.map_err(db);
+        engine.commit().await.map_err(db)?;
+        return Ok(held.elapsed());
     }
 }
 
@@ -1072,7 +1219,8 @@ async fn contract(
     ctx: &RunContext,
 ) -> Result<()> {
     let clock = Instant::now();
-    let (s, _, b) = breaking(engine.target(), m)?.expect("an expanded migration is breaking");
+    let (s, _, b) =
+        lifecycle_change(engine.target(), m)?.expect("an expanded migration is breaking");
     (ctx.say)(&format!("completing {}: {}", m.label(), b.describe()));
     engine.set_lock_timeout(ctx.lock_timeout).await?;
     row.state = RecordState::Applied;
@@ -1211,7 +1359,7 @@ async fn complete_locked(
     let mut done = Vec::new();
     for r in chosen {
         let m = file_of(files, r, "complete")?;
-        let (s, st, b) = breaking(engine.target(), m)?.ok_or_else(|| {
+        let (s, st, b) = lifecycle_change(engine.target(), m)?.ok_or_else(|| {
             Error::usage(
                 format!(
                     "migration {} is expanded but has no breaking statement",
@@ -1279,7 +1427,7 @@ async fn rollback_locked(
     let mut done = Vec::new();
     for r in chosen {
         let m = file_of(files, r, "roll back")?;
-        let (s, st, b) = breaking(target, m)?.expect("checked above");
+        let (s, st, b) = lifecycle_change(target, m)?.expect("checked above");
         let phases = phases_live(engine, m, &s, &st, &b).await?;
         (ctx.say)(&format!(
             "rolling back the expand phase of {}: {}",
@@ -1293,21 +1441,25 @@ async fn rollback_locked(
             Some((&m.version, &m.name, &m.checksum)),
             format!("rolled back the expand phase: {}", b.describe()),
         );
-        if let Err(e) = tx_then(engine, &phases.rollback, &s, ctx, Some((r, true, event))).await {
-            return Err(Error::Rejected {
-                context: format!("rolling back {}", m.label()),
-                message: format!(
+        let held = match tx_then(engine, &phases.rollback, &s, ctx, Some((r, true, event))).await {
+            Ok(held) => held,
+            Err(e) => {
+                return Err(Error::Rejected {
+                    context: format!("rolling back {}", m.label()),
+                    message: format!(
                     "the rollback of {} failed and was rolled back (the migration stays {}): {e}",
                     m.label(),
                     r.state.as_str()
                 ),
-                help: "fix the cause, then run `sluice rollback` again".into(),
-            });
-        }
+                    help: "fix the cause, then run `sluice rollback` again".into(),
+                })
+            }
+        };
         crate::runner::snapshot(engine, m).await?;
         (ctx.say)(&format!(
-            "rolled back {}: only the old application version may run; the migration is pending again",
-            m.label()
+            "rolled back {}: only the old application version may run; the migration is pending again (its last transaction held its locks {} ms)",
+            m.label(),
+            held.as_millis()
         ));
         done.push(m.version);
     }

@@ -110,7 +110,7 @@ pub async fn plan(
         // A type change `up` stages from the live catalog is not the rewrite lint judged as
         // written: the plan and its exit status say what `up` will do.
         for (i, change) in &changes {
-            if !matches!(change, TypeChange::Staged) {
+            if !matches!(change, TypeChange::Staged(_)) {
                 continue;
             }
             let answers = prepared
@@ -156,13 +156,17 @@ pub async fn plan(
         );
         // A rewriting type change on a small live table runs as written, one sluice cannot stage
         // is refused: the plan says so.
+        let mut kept = None;
         for (i, change) in changes {
             let why = match change {
                 TypeChange::Small(note) => format!("`sluice up` {note}"),
                 TypeChange::Refused { why, .. } => {
                     format!("`sluice up` refuses it: sluice cannot stage it: {why}")
                 }
-                TypeChange::Staged => continue,
+                TypeChange::Staged(lp) => {
+                    kept = kept.or(lp);
+                    continue;
+                }
             };
             for sp in statements.iter_mut().filter(|sp| sp.index == i) {
                 for a in sp.actions.iter_mut().filter(|a| a.refused.is_some()) {
@@ -224,6 +228,8 @@ pub async fn plan(
             }
             Some(_) => None,
         };
+        // A type change whose swap keeps the old column: its complete and rollback.
+        let lifecycle = lifecycle.or(kept.map(|lp| *lp));
         report.migrations.push(MigrationPlan {
             version: m.version,
             version_text: m.version_text.clone(),

@@ -6,8 +6,9 @@ use super::*;
 pub(super) enum TypeChange {
     /// Runs as written: the table is small (the note says so).
     Small(String),
-    /// Staged from the live catalog: its steps are in the part's rewrites.
-    Staged,
+    /// Staged from the live catalog: its steps are in the part's rewrites; with the lifecycle
+    /// `plan` shows when the swap keeps the old column (the migration is then expanded).
+    Staged(Option<Box<crate::plan::expand::LifecyclePlan>>),
     /// Neither: refused before anything of the migration runs (`why` for `plan`).
     Refused { error: Error, why: String },
 }
@@ -44,6 +45,9 @@ pub(super) async fn stage_type_changes(
         .await?
         .is_some_and(|z| crate::session::is_utc_zone(&z));
     let mut utc = session_utc;
+    // A type change that is the migration's only statement keeps the old column until `sluice
+    // complete` (the migration is then expanded, issue 13): `sluice rollback` swaps it back.
+    let keep = dir == Direction::Up && crate::lifecycle::type_change_of(target, m).is_some();
     for i in 0..prepared.statements.len() {
         let s = prepared.statements[i].clone();
         let st = crate::analysis::ir::build(target.engine, i, &s, 0, &s.sql);
@@ -99,14 +103,20 @@ pub(super) async fn stage_type_changes(
                             None => crate::quote::pg::ident(&table.name),
                         };
                         match engine.column_catalog(&name, column).await? {
-                            Some(cat) => crate::plan::alter_column_type::staged(&st, &cat),
+                            Some(cat) => crate::plan::alter_column_type::staged(&st, &cat, keep)
+                                .map(|(r, kept)| {
+                                    let lp = kept.then(|| {
+                                        Box::new(crate::plan::expand::column_type::plan(&cat, &r))
+                                    });
+                                    (r, lp)
+                                }),
                             None => Err(format!(
                                 "sluice could not read {table}.{column} from the catalog"
                             )),
                         }
                     };
                     match staged {
-                        Ok(r) => {
+                        Ok((r, lifecycle)) => {
                             if prepared.mode == TxMode::Single {
                                 prepared.mode = TxMode::PerStatement;
                                 prepared.mode_reason = format!(
@@ -115,7 +125,7 @@ pub(super) async fn stage_type_changes(
                                 );
                             }
                             prepared.rewrites[i] = Some(r);
-                            out.push((i, TypeChange::Staged));
+                            out.push((i, TypeChange::Staged(lifecycle)));
                         }
                         Err(why) => {
                             let part_offset = m.part(dir).map(|p| p.offset).unwrap_or(0);

@@ -221,7 +221,7 @@ pub(super) async fn explain_type_changes(
                         then: vec![],
                     })
                 }
-                TypeChange::Staged => {
+                TypeChange::Staged(_) => {
                     p.runs_as[i] = prepared.rewrites[i].as_ref().map(RunsAs::of);
                     p.mode = prepared.mode;
                     p.mode_reason = prepared.mode_reason.clone();
@@ -513,6 +513,17 @@ pub(super) async fn apply_planned(
         ctx,
     )
     .await?;
+    if crate::lifecycle::kept_type_change(engine, m)
+        .await?
+        .is_some()
+    {
+        if opts.complete {
+            crate::lifecycle::complete_kept(engine, m, ctx).await?;
+        } else {
+            report.expanded.push(m.version);
+            return Ok(());
+        }
+    }
     report.applied.push(m.version);
     Ok(())
 }

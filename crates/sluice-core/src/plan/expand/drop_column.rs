@@ -162,13 +162,13 @@ pub fn phases(
         let check = check_name(cat);
         let (lt, lcheck, qcheck) = (literal(&t), literal(&check), ident(&check));
         rollback_prepare.push((
-            do_block(&format!(
+            Step::Sql(do_block(&format!(
                 "BEGIN IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = {lt}::regclass AND conname = {lcheck}) THEN ALTER TABLE {t} ADD CONSTRAINT {qcheck} CHECK ({c} IS NOT NULL) NOT VALID; END IF; END"
-            )),
+            ))),
             About::catalog("NOT NULL as a check for new rows only (catalog only)"),
         ));
         rollback_prepare.push((
-            format!("ALTER TABLE {t} VALIDATE CONSTRAINT {qcheck}"),
+            Step::Sql(format!("ALTER TABLE {t} VALIDATE CONSTRAINT {qcheck}")),
             About::validate("validate it (reads and writes continue)"),
         ));
         rollback_undo.push(format!(
@@ -242,6 +242,7 @@ pub fn phases(
         complete,
         rollback,
         rollback_guard,
+        guard: super::Guard::NotNull,
         rollback_prepare,
         rollback_undo,
         sees,
@@ -318,9 +319,11 @@ mod tests {
         assert_eq!(p.rollback_prepare.len(), 2);
         assert!(p.rollback_prepare[0]
             .0
+            .text()
             .contains("CHECK (\"a\" IS NOT NULL) NOT VALID"));
         assert!(p.rollback_prepare[1]
             .0
+            .text()
             .contains("VALIDATE CONSTRAINT \"t_a_sluice_not_null\""));
         assert!(p.rollback[0].contains("SET NOT NULL"));
         // A rerun after expand dropped it: the note says so, the step runs again (idempotent).

@@ -8,6 +8,7 @@
 //! what runs. PostgreSQL only for now; the default mode keeps the old names working physically
 //! (no application configuration).
 
+pub mod column_type;
 pub mod drop_column;
 pub mod rename_column;
 pub mod rename_column_mysql;
@@ -35,13 +36,20 @@ pub enum Breaking {
     },
     /// `ALTER TABLE from RENAME TO to` (PostgreSQL); `to` in the schema of `from`.
     RenameTable { from: QName, to: QName },
+    /// `ALTER TABLE t ALTER COLUMN c TYPE ...` staged with the old column kept (PostgreSQL, a
+    /// migration of this statement alone): `sluice up` runs it as the staged type change, whose
+    /// swap keeps the old column; [`find`] never returns it (whether a type change is staged is
+    /// known from the live catalog only), the lifecycle finds it by the kept column.
+    ColumnType { table: QName, column: String },
 }
 
 impl Breaking {
     /// The table it changes.
     pub fn table(&self) -> &QName {
         match self {
-            Breaking::RenameColumn { table, .. } | Breaking::DropColumns { table, .. } => table,
+            Breaking::RenameColumn { table, .. }
+            | Breaking::DropColumns { table, .. }
+            | Breaking::ColumnType { table, .. } => table,
             Breaking::RenameTable { from, .. } => from,
         }
     }
@@ -50,6 +58,7 @@ impl Breaking {
     pub fn columns(&self) -> Vec<&str> {
         match self {
             Breaking::RenameColumn { from, .. } => vec![from.as_str()],
+            Breaking::ColumnType { column, .. } => vec![column.as_str()],
             Breaking::DropColumns { columns, .. } => {
                 columns.iter().map(|(c, _)| c.as_str()).collect()
             }
@@ -81,6 +90,9 @@ impl Breaking {
                     .join(", ")
             ),
             Breaking::RenameTable { from, to } => format!("rename table {from} to {}", to.name),
+            Breaking::ColumnType { table, column } => {
+                format!("change the type of column {table}.{column}")
+            }
         }
     }
 
@@ -90,6 +102,7 @@ impl Breaking {
             Breaking::RenameColumn { .. } => "the rename",
             Breaking::DropColumns { .. } => "the DROP COLUMN",
             Breaking::RenameTable { .. } => "the table rename",
+            Breaking::ColumnType { .. } => "the type change",
         }
     }
 }
@@ -178,9 +191,9 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
     }
     let Some((i, b)) = found else { return Ok(None) };
     let mixed = match &b {
-        Breaking::RenameColumn { .. } | Breaking::RenameTable { .. } => {
-            stmts[i].actions().len() > 1
-        }
+        Breaking::RenameColumn { .. }
+        | Breaking::RenameTable { .. }
+        | Breaking::ColumnType { .. } => stmts[i].actions().len() > 1,
         Breaking::DropColumns { .. } => stmts[i]
             .actions()
             .iter()
@@ -240,6 +253,15 @@ impl LifecyclePlan {
     }
 }
 
+/// What keeps a rollback from restoring the column (the rows a guard counts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Guard {
+    /// NULLs where NOT NULL is to be restored (written by INSERTs that leave the column out).
+    NotNull,
+    /// Values the old type of a kept type change cannot take (the reverse trigger stored NULL).
+    OldType,
+}
+
 /// The phases of one breaking statement, as data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Phases {
@@ -262,9 +284,12 @@ pub struct Phases {
     /// Before `sluice rollback` changes anything: (column, a query counting the rows that keep the
     /// rollback from restoring the column's NOT NULL). Any row: the rollback is refused.
     pub rollback_guard: Vec<(String, String)>,
-    /// `sluice rollback` runs these first, each in a transaction of its own (each rerunnable),
-    /// then `rollback` in one.
-    pub rollback_prepare: Vec<(String, About)>,
+    /// What the rows `rollback_guard` counts hold.
+    pub guard: Guard,
+    /// `sluice rollback` runs these first, each in a transaction of its own (each rerunnable:
+    /// an index build IF NOT EXISTS, a constraint that exists already is taken as made), then
+    /// `rollback` in one.
+    pub rollback_prepare: Vec<(Step, About)>,
     /// What removes `rollback_prepare`'s work when one of them fails (the database as before).
     pub rollback_undo: Vec<String>,
     /// What each application version sees at each stage: (stage, what).
@@ -326,9 +351,8 @@ impl Phases {
             self.rollback_description,
             self.rollback_prepare
                 .iter()
-                .map(|(sql, _)| sql)
-                .chain(&self.rollback)
-                .cloned()
+                .map(|(step, _)| step.text())
+                .chain(self.rollback.iter().cloned())
                 .collect::<Vec<_>>()
                 .join("; "),
         )

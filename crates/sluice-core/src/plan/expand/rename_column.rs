@@ -323,6 +323,7 @@ pub fn phases(
         complete,
         rollback,
         rollback_guard: vec![],
+        guard: super::Guard::NotNull,
         rollback_prepare: vec![],
         rollback_undo: vec![],
         sees,
