@@ -69,6 +69,8 @@ pub fn phases(cat: &ColumnCatalog, old_exists: bool) -> Result<Phases, String> {
         sees,
         complete_description: COMPLETE,
         rollback_description: ROLLBACK,
+        expand_locks: vec![],
+        phase_lock: None,
     })
 }
 

@@ -504,6 +504,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         complete: vec![complete.join("; ")],
         rollback: vec![rollback.join("; ")],
         rollback_guard: vec![],
+        guard: super::Guard::NotNull,
         rollback_prepare: vec![],
         rollback_undo: vec![],
         sees: sees(f, &n),
@@ -537,6 +538,7 @@ fn contracted(f: &Facts) -> Phases {
             ))
         )],
         rollback_guard: vec![],
+        guard: super::Guard::NotNull,
         rollback_prepare: vec![],
         rollback_undo: vec![],
         sees: sees(f, &n),
