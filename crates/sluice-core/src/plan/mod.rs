@@ -76,9 +76,9 @@ pub struct Impact {
     /// MariaDB/MySQL: the algorithm (INSTANT, NOCOPY, INPLACE, COPY) and lock level (NONE,
     /// SHARED, EXCLUSIVE) the server runs it with, when known.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub algorithm: Option<String>,
+    pub algorithm: Option<Algorithm>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub lock_level: Option<String>,
+    pub lock_level: Option<LockLevel>,
     pub effect: Effect,
     /// What is blocked for the duration of `effect` (for Instant: only while waiting for the lock).
     pub blocks: Blocks,
@@ -99,9 +99,9 @@ pub struct Step {
     pub taken: Option<staged::TakenLock>,
     /// MariaDB/MySQL, as [`Impact::algorithm`] and [`Impact::lock_level`].
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub algorithm: Option<String>,
+    pub algorithm: Option<Algorithm>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub lock_level: Option<String>,
+    pub lock_level: Option<LockLevel>,
     pub effect: Effect,
     pub blocks: Blocks,
     /// Runs inside a transaction (false: must run on its own, e.g. CONCURRENTLY).
@@ -275,9 +275,66 @@ pub fn impact(lock: &str, effect: Effect, blocks: Blocks, note: impl Into<String
     }
 }
 
+/// MariaDB/MySQL: how the server runs an ALTER TABLE, cheapest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Algorithm {
+    Instant,
+    Nocopy,
+    Inplace,
+    Copy,
+}
+
+/// MariaDB/MySQL: what an ALTER TABLE lets other sessions do while it runs (LOCK=), weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LockLevel {
+    None,
+    Shared,
+    Exclusive,
+}
+
+impl Algorithm {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::Instant => "INSTANT",
+            Algorithm::Nocopy => "NOCOPY",
+            Algorithm::Inplace => "INPLACE",
+            Algorithm::Copy => "COPY",
+        }
+    }
+
+    pub fn of_word(w: &str) -> Option<Algorithm> {
+        [
+            Algorithm::Instant,
+            Algorithm::Nocopy,
+            Algorithm::Inplace,
+            Algorithm::Copy,
+        ]
+        .into_iter()
+        .find(|a| a.as_str().eq_ignore_ascii_case(w))
+    }
+}
+
+impl LockLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockLevel::None => "NONE",
+            LockLevel::Shared => "SHARED",
+            LockLevel::Exclusive => "EXCLUSIVE",
+        }
+    }
+
+    pub fn of_word(w: &str) -> Option<LockLevel> {
+        [LockLevel::None, LockLevel::Shared, LockLevel::Exclusive]
+            .into_iter()
+            .find(|l| l.as_str().eq_ignore_ascii_case(w))
+    }
+}
+
 /// MariaDB/MySQL: the algorithm and lock level a lock line names (`ALGORITHM=INPLACE, LOCK=SHARED`);
 /// INSTANT takes no table lock beyond a brief metadata lock, COPY blocks writes (LOCK=SHARED).
-pub fn algorithm_and_lock_level(line: &str) -> (Option<String>, Option<String>) {
+pub fn algorithm_and_lock_level(line: &str) -> (Option<Algorithm>, Option<LockLevel>) {
     let value = |key: &str| {
         let at = line.find(key)? + key.len();
         let v: String = line[at..]
@@ -286,12 +343,14 @@ pub fn algorithm_and_lock_level(line: &str) -> (Option<String>, Option<String>) 
             .collect();
         (!v.is_empty()).then_some(v)
     };
-    let algorithm = value("ALGORITHM=");
-    let level = value("LOCK=").or_else(|| match algorithm.as_deref() {
-        Some("INSTANT") => Some("NONE".into()),
-        Some("COPY") => Some("SHARED".into()),
-        _ => None,
-    });
+    let algorithm = value("ALGORITHM=").and_then(|w| Algorithm::of_word(&w));
+    let level = value("LOCK=")
+        .and_then(|w| LockLevel::of_word(&w))
+        .or(match algorithm {
+            Some(Algorithm::Instant) => Some(LockLevel::None),
+            Some(Algorithm::Copy) => Some(LockLevel::Shared),
+            _ => None,
+        });
     (algorithm, level)
 }
 
@@ -874,7 +933,11 @@ mod typed_lock_tests {
         ];
         for (line, alg, level) in cases {
             let (a, l) = algorithm_and_lock_level(line);
-            assert_eq!((a.as_deref(), l.as_deref()), (alg, level), "{line}");
+            assert_eq!(
+                (a.map(Algorithm::as_str), l.map(LockLevel::as_str)),
+                (alg, level),
+                "{line}"
+            );
             let i = impact(line, Effect::Instant, Blocks::Nothing, "");
             assert_eq!((i.algorithm, i.lock_level, i.taken), (a, l, None), "{line}");
         }

@@ -59,7 +59,7 @@ pub struct Facts {
     pub galera: bool,
     /// The algorithm the online path predicts for the ADD COLUMN (INSTANT, NOCOPY, INPLACE,
     /// COPY); None: unknown (asked for as INSTANT, the server refuses when it cannot).
-    pub add_algorithm: Option<String>,
+    pub add_algorithm: Option<crate::plan::Algorithm>,
 }
 
 /// The SQL that reads the column's facts: name, COLUMN_DEFAULT, EXTRA of every column.
@@ -351,10 +351,11 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
     let n = trigger_names(&f.table, &f.from);
     let (ti, tu) = (ident(&n.insert), ident(&n.update));
     let add_if = if mariadb { "IF NOT EXISTS " } else { "" };
-    let (add_clause, add_about) = match f.add_algorithm.as_deref() {
-        None | Some("INSTANT") => ("ALGORITHM=INSTANT", "ALGORITHM=INSTANT"),
-        Some("NOCOPY") | Some("INPLACE") => ("ALGORITHM=INPLACE, LOCK=NONE", "ALGORITHM=INPLACE, LOCK=NONE"),
-        Some(other) => return Err(format!("adding the new column would need ALGORITHM={other} on this table, which blocks writes for the whole copy")),
+    use crate::plan::Algorithm;
+    let (add_clause, add_about) = match f.add_algorithm {
+        None | Some(Algorithm::Instant) => ("ALGORITHM=INSTANT", "ALGORITHM=INSTANT"),
+        Some(Algorithm::Nocopy) | Some(Algorithm::Inplace) => ("ALGORITHM=INPLACE, LOCK=NONE", "ALGORITHM=INPLACE, LOCK=NONE"),
+        Some(other) => return Err(format!("adding the new column would need ALGORITHM={} on this table, which blocks writes for the whole copy", other.as_str())),
     };
     let insert_body = format!(
         "BEGIN IF NOT (NEW.{a} <=> NEW.{b}) THEN IF NEW.{b} <=> {omitted} AND NOT (NEW.{a} <=> {omitted}) THEN SET NEW.{b} = NEW.{a}; ELSE SET NEW.{a} = NEW.{b}; END IF; END IF; END"
@@ -604,7 +605,7 @@ mod tests {
                 String::new(),
             )),
             on_update: vec!["ts".into()],
-            add_algorithm: Some("INSTANT".into()),
+            add_algorithm: Some(crate::plan::Algorithm::Instant),
             ..Default::default()
         }
     }
@@ -630,9 +631,9 @@ mod tests {
         assert_eq!(p.precheck.len(), 1);
         // plan shows MariaDB's locks, not PostgreSQL's.
         let steps = p.expand_steps();
-        assert_eq!(steps[0].algorithm.as_deref(), Some("INSTANT"));
-        assert_eq!(steps[2].algorithm.as_deref(), Some("NOCOPY"));
-        assert_eq!(steps[2].lock_level.as_deref(), Some("NONE"));
+        assert_eq!(steps[0].algorithm, Some(crate::plan::Algorithm::Instant));
+        assert_eq!(steps[2].algorithm, Some(crate::plan::Algorithm::Nocopy));
+        assert_eq!(steps[2].lock_level, Some(crate::plan::LockLevel::None));
         assert!(p.complete_step().lock.contains("LOCK TABLES WRITE"));
         assert_eq!(p.sees.len(), 4);
     }
@@ -778,7 +779,7 @@ mod tests {
             ),
             (
                 "copy",
-                &|f| f.add_algorithm = Some("COPY".into()),
+                &|f| f.add_algorithm = Some(crate::plan::Algorithm::Copy),
                 "ALGORITHM=COPY",
             ),
             ("case only", &|f| f.to = "NAME".into(), "letter case"),
