@@ -323,7 +323,8 @@ postgres://postgres@127.0.0.1:5432/postgres; sluice.toml is not read."
         #[arg(long, value_name = "FILE")]
         plan: Option<PathBuf>,
         /// Run the contract phase of each breaking migration (a column rename) right after its
-        /// expand phase, leaving nothing expanded (no window with two application versions).
+        /// expand phase, leaving nothing expanded (no window with two application versions); what
+        /// an earlier `up` left expanded is completed first.
         #[arg(long)]
         complete: bool,
         #[command(flatten)]
@@ -1259,6 +1260,11 @@ pub async fn run(cli: Cli) -> Result<i32> {
             };
             let report = runner::up(engine.as_mut(), &files, &opts, &ctx).await?;
             if dry_run {
+                for v in &report.completed {
+                    render::say(&format!(
+                        "would complete {v} first, left expanded by an earlier `up` (`--complete`)"
+                    ));
+                }
                 render::plan(&report.planned, "apply", json);
             } else if !report.applied.is_empty() {
                 render::say(&format!(

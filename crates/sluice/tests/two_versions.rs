@@ -567,6 +567,59 @@ async fn up_complete_runs_both_phases() {
     );
 }
 
+/// `up --complete` also completes what an earlier `up` left expanded, first (the old column stays
+/// only "until `sluice complete`, or the next `up` with `--complete`"), so a pending migration on the
+/// same table — refused by a plain `up` while the first is expanded — then runs; the rerun has
+/// nothing to do. The result equals the migrations run as written.
+#[tokio::test]
+async fn up_complete_first_completes_what_an_earlier_up_left_expanded() {
+    let case = &CASES[0];
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_create.sql", &case.create());
+    p.write("2_rename.sql", &case.rename());
+    // The table exists before the rename's run (one created in the same run is new: as written).
+    ok(&p.run(&["up", "--to", "1"]), "create");
+    ok(&p.run(&["up"]), "expand");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+    // A second breaking change on the same table.
+    let drop = "-- sluice:up\nALTER TABLE t DROP COLUMN note;\n".to_string();
+    p.write("3_drop.sql", &drop);
+    for _ in 0..2 {
+        let r = p.run(&["up"]);
+        assert_eq!(r.code, 11, "a plain up still refuses: {r:?}");
+        assert_eq!(state_of(&p, 3).as_deref(), Some("pending"));
+    }
+    let dry = p.run(&["up", "--complete", "--dry-run"]);
+    ok(&dry, "dry run");
+    assert!(
+        dry.stderr
+            .contains("would complete 2 first, left expanded by an earlier `up` (`--complete`)"),
+        "{dry:?}"
+    );
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+    let r = p.run(&["up", "--complete"]);
+    ok(&r, "up --complete");
+    assert!(
+        r.stderr
+            .contains("completed 2, left expanded by an earlier `up` (`--complete`)"),
+        "{r:?}"
+    );
+    assert_eq!(state_of(&p, 2).as_deref(), Some("applied"));
+    assert_eq!(state_of(&p, 3).as_deref(), Some("applied"));
+    let again = p.run(&["up", "--complete"]);
+    ok(&again, "rerun");
+    assert!(!again.stderr.contains("completed 2"), "{again:?}");
+    let twin = Project::new(Server::Postgres).await;
+    twin.write("1_create.sql", &case.create());
+    twin.write("2_rename.sql", &case.rename());
+    twin.write("3_drop.sql", &drop);
+    ok(&twin.run(&["up", "--as-written"]), "twin");
+    assert_eq!(
+        schema_facts(&p.db.pg().await).await,
+        schema_facts(&twin.db.pg().await).await
+    );
+}
+
 /// A kill before every step of the expand phase (and after the last, before the state is
 /// recorded), and a real kill -9 in the middle of the backfill: the rerun converges to the same
 /// expanded table; a rollback from the interrupted state restores the schema exactly.

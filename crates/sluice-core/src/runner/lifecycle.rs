@@ -1347,7 +1347,7 @@ pub async fn complete(
     released(result, r)
 }
 
-async fn complete_locked(
+pub(crate) async fn complete_locked(
     engine: &mut dyn Engine,
     files: &[Migration],
     version: Option<i64>,

@@ -124,6 +124,8 @@ pub struct UpReport {
     pub applied: Vec<i64>,
     /// Breaking migrations this run expanded (and left expanded: `sluice complete` next).
     pub expanded: Vec<i64>,
+    /// Migrations an earlier run left expanded that this one completed first (`up --complete`).
+    pub completed: Vec<i64>,
 }
 
 /// Applies the pending migrations of `files` (as [`crate::migration::discover`] reads them), under
@@ -147,18 +149,46 @@ pub async fn up(
             explain_type_changes(engine, files, &mut planned, opts.as_written_below_rows).await?;
             crate::lifecycle::explain_dry_run(engine, files, &mut planned).await;
         }
+        // What `up --complete` would complete first (see below).
+        let completed = if opts.complete && !opts.as_written {
+            rows.iter()
+                .filter(|r| r.state == crate::history::RecordState::Expanded)
+                .map(|r| r.version)
+                .collect()
+        } else {
+            vec![]
+        };
         return Ok(UpReport {
             planned,
+            completed,
             ..Default::default()
         });
     }
     locked!(engine, ctx, {
         engine.ensure_history().await?;
+        // `up --complete` means no window with two versions: what an earlier `up` left expanded is
+        // completed first, so the pending migrations then meet no expanded one on their tables.
+        let mut completed = Vec::new();
+        if opts.complete && !opts.as_written {
+            let rows = engine.history().await?;
+            if rows
+                .iter()
+                .any(|r| r.state == crate::history::RecordState::Expanded)
+            {
+                completed = crate::lifecycle::complete_locked(engine, files, None, ctx).await?;
+                for v in &completed {
+                    (ctx.say)(&format!(
+                        "completed {v}, left expanded by an earlier `up` (`--complete`)"
+                    ));
+                }
+            }
+        }
         let rows = engine.history().await?;
         let live = live_tables(engine).await?;
         let planned = plan_up(engine, files, &rows, opts, live)?;
         let mut report = UpReport {
             planned: planned.clone(),
+            completed,
             ..Default::default()
         };
         // Two application versions live: what the lifecycle cannot run is refused before anything runs.
