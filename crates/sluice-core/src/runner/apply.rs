@@ -2,7 +2,8 @@
 
 use super::*;
 
-/// Applies (up) or reverts (down) one migration, recording progress.
+/// Applies (up) or reverts (down) one migration, recording progress. True when it left the
+/// migration expanded (a staged type change that kept its old column until `sluice complete`).
 pub(super) async fn run_part(
     engine: &mut dyn Engine,
     m: &Migration,
@@ -11,7 +12,7 @@ pub(super) async fn run_part(
     safe: bool,
     run_tables: &[crate::analysis::ir::QName],
     ctx: &RunContext,
-) -> Result<()> {
+) -> Result<bool> {
     let mut prepared = prepare_in(engine, m, dir, safe, run_tables)?;
     let resume_from = check_resume(m, dir, &prepared, existing)?;
     if safe {
@@ -447,7 +448,7 @@ pub(super) async fn run_part(
             m.label(),
             clock.elapsed().as_millis()
         ));
-        return Ok(());
+        return Ok(true);
     }
     (ctx.say)(&format!(
         "{} {} in {} ms",
@@ -459,7 +460,7 @@ pub(super) async fn run_part(
         m.label(),
         clock.elapsed().as_millis()
     ));
-    Ok(())
+    Ok(false)
 }
 
 /// An ALTER TABLE on an engine with its own online path (MariaDB/MySQL) runs that way unless

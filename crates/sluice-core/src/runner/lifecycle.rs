@@ -92,15 +92,13 @@ pub(crate) fn type_change_of(
     Some((s.clone(), st, b))
 }
 
-/// After `up` applied `m`: the type change whose swap kept the old column (the migration is
-/// then `expanded`), read from the catalog so that a resumed run decides as the first did.
+/// After `up` applied a migration that is the type change `b` ([`type_change_of`]): `b` when its
+/// swap kept the old column (the migration is then `expanded`), read from the catalog so that a
+/// resumed run decides as the first did.
 pub(crate) async fn kept_type_change(
     engine: &mut dyn Engine,
-    m: &Migration,
+    b: Breaking,
 ) -> Result<Option<Breaking>> {
-    let Some((_, _, b)) = type_change_of(engine.target(), m) else {
-        return Ok(None);
-    };
     let Breaking::ColumnType { table, column } = &b else {
         unreachable!()
     };

@@ -17,33 +17,32 @@ pub(super) async fn finish(
     match dir {
         Direction::Up => {
             // Test hook: a type change's swap committed, its state not recorded.
-            if crate::lifecycle::type_change_of(engine.target(), m).is_some() {
+            let type_change = crate::lifecycle::type_change_of(engine.target(), m);
+            if type_change.is_some() {
                 crate::crash_point("type-change-unrecorded");
             }
             // A staged type change that kept the old column is expanded until `sluice complete`.
-            if let Some(b) = crate::lifecycle::kept_type_change(engine, m).await? {
-                row.state = RecordState::Expanded;
-                row.finished_at = Some(Utc::now());
-                row.duration_ms = Some(clock.elapsed().as_millis() as i64);
-                row.statements_done = prepared.statements.len() as i32;
-                row.statement_hashes = prepared
-                    .statements
-                    .iter()
-                    .map(|s| statement_hash(&s.sql))
-                    .collect();
-                row.error = None;
-                row.failed_statement = None;
-                engine.upsert_migration(row).await?;
-                engine
-                    .append_event(&ctx.event(
-                        EventKind::Expand,
-                        Some(ident),
-                        format!("expanded: {}", b.describe()),
-                    ))
-                    .await?;
-                return Ok(());
-            }
-            row.state = RecordState::Applied;
+            let kept = match type_change {
+                Some((_, _, b)) => crate::lifecycle::kept_type_change(engine, b).await?,
+                None => None,
+            };
+            let (state, kind, detail) = match kept {
+                Some(b) => (
+                    RecordState::Expanded,
+                    EventKind::Expand,
+                    format!("expanded: {}", b.describe()),
+                ),
+                None => (
+                    RecordState::Applied,
+                    EventKind::Up,
+                    format!(
+                        "{} statement(s), {}",
+                        prepared.statements.len(),
+                        prepared.mode.name()
+                    ),
+                ),
+            };
+            row.state = state;
             row.finished_at = Some(Utc::now());
             row.duration_ms = Some(clock.elapsed().as_millis() as i64);
             row.statements_done = prepared.statements.len() as i32;
@@ -56,15 +55,7 @@ pub(super) async fn finish(
             row.failed_statement = None;
             engine.upsert_migration(row).await?;
             engine
-                .append_event(&ctx.event(
-                    EventKind::Up,
-                    Some(ident),
-                    format!(
-                        "{} statement(s), {}",
-                        prepared.statements.len(),
-                        prepared.mode.name()
-                    ),
-                ))
+                .append_event(&ctx.event(kind, Some(ident), detail))
                 .await?;
         }
         Direction::Down => {

@@ -533,7 +533,7 @@ pub(super) async fn apply_planned(
         .find(|p| p.version == version)
         .map(|p| p.run_tables.clone())
         .unwrap_or_default();
-    run_part(
+    let expanded = run_part(
         engine,
         m,
         Direction::Up,
@@ -543,10 +543,7 @@ pub(super) async fn apply_planned(
         ctx,
     )
     .await?;
-    if crate::lifecycle::kept_type_change(engine, m)
-        .await?
-        .is_some()
-    {
+    if expanded {
         if opts.complete {
             crate::lifecycle::complete_kept(engine, m, ctx).await?;
         } else {
