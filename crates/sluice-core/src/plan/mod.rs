@@ -536,15 +536,7 @@ fn taken_lock(a: &Action, line: &str, ctx: &Ctx) -> Option<staged::TakenLock> {
     if crate::analysis::drops_only_new_indexes(a, ctx.created_tables) {
         return None;
     }
-    let mut named = locked_tables(a);
-    // ATTACH PARTITION: ACCESS EXCLUSIVE on the table attached and on the parent's DEFAULT
-    // partition (named by its parent), unless the catalog says there is none.
-    if let Action::AttachPartition { table, partition } = a {
-        named = vec![partition.clone()];
-        if !other::no_default_partition(ctx, table) {
-            named.push(table.clone());
-        }
-    }
+    let named = locked_tables(a, ctx);
     let existing: Vec<String> = named
         .iter()
         .filter(|t| !ctx.is_new_table(t))
@@ -561,10 +553,20 @@ fn taken_lock(a: &Action, line: &str, ctx: &Ctx) -> Option<staged::TakenLock> {
 }
 
 /// The tables an action locks: a CREATE TABLE locks the existing tables it names (its own is
-/// new), any other action the table it acts on.
-fn locked_tables(a: &Action) -> Vec<crate::analysis::ir::QName> {
+/// new), an ATTACH PARTITION the table attached (and the parent's DEFAULT partition), any other
+/// action the table it acts on.
+fn locked_tables(a: &Action, ctx: &Ctx) -> Vec<crate::analysis::ir::QName> {
     match a {
         Action::CreateTable { locks, .. } => locks.clone(),
+        // ATTACH PARTITION: ACCESS EXCLUSIVE on the table attached and on the parent's DEFAULT
+        // partition (named by its parent), unless the catalog says there is none.
+        Action::AttachPartition { table, partition } => {
+            let mut named = vec![partition.clone()];
+            if !other::no_default_partition(ctx, table) {
+                named.push(table.clone());
+            }
+            named
+        }
         _ => action_table(a).into_iter().collect(),
     }
 }
