@@ -587,6 +587,35 @@ async fn private_maria() -> Option<PrivateMariaDb> {
     PrivateMariaDb::start(&["--general-log=1", "--log-output=TABLE"]).await
 }
 
+/// [`private_maria`] with an admin connection and its id (whose own statements the log readers
+/// leave out).
+async fn private_maria_admin() -> Option<(PrivateMariaDb, mysql_async::Conn, u64)> {
+    let server = private_maria().await?;
+    let mut admin = mysql_async::Conn::from_url(server.url("mysql"))
+        .await
+        .unwrap();
+    let me: u64 = admin
+        .query_first("SELECT CONNECTION_ID()")
+        .await
+        .unwrap()
+        .unwrap();
+    Some((server, admin, me))
+}
+
+/// Every statement connections other than `me` sent since the general log was last truncated,
+/// normalised, in order.
+async fn maria_sent(admin: &mut mysql_async::Conn, me: u64) -> Vec<String> {
+    let logged: Vec<(u64, String)> = admin
+        .query("SELECT thread_id, CONVERT(argument USING utf8mb4) FROM mysql.general_log WHERE command_type IN ('Query', 'Execute')")
+        .await
+        .unwrap();
+    logged
+        .into_iter()
+        .filter(|(thread, _)| *thread != me)
+        .map(|(_, s)| norm(&s))
+        .collect()
+}
+
 const MARIA_SETUP: &str = "CREATE TABLE t (id INT PRIMARY KEY, a INT, b VARCHAR(20), c VARCHAR(100), d INT DEFAULT 1, e INT NULL, KEY k_a (a)) ENGINE=InnoDB; \
      INSERT INTO t VALUES (1, 1, 'b1', 'c1', 1, 1), (2, 2, 'b2', 'c2', 2, 2), (3, 3, 'b3', 'c3', 3, 3)";
 
@@ -636,18 +665,10 @@ fn maria_corpus() -> Vec<&'static str> {
 
 #[tokio::test]
 async fn mariadb_plan_dry_run_and_what_up_sends_are_the_same_steps() {
-    let Some(server) = private_maria().await else {
+    let Some((server, mut admin, me)) = private_maria_admin().await else {
         eprintln!("skipped: no mariadbd / mariadb-install-db");
         return;
     };
-    let mut admin = mysql_async::Conn::from_url(server.url("mysql"))
-        .await
-        .unwrap();
-    let me: u64 = admin
-        .query_first("SELECT CONNECTION_ID()")
-        .await
-        .unwrap()
-        .unwrap();
     let corpus = maria_corpus();
     let mut failures = Vec::new();
     let mut paths = std::collections::BTreeMap::<String, usize>::new();
@@ -685,15 +706,7 @@ async fn mariadb_plan_dry_run_and_what_up_sends_are_the_same_steps() {
             .unwrap();
         let up = sluice(dir.path(), &url, &["up"]);
         assert_eq!(up.code, 0, "{sql}: {up:?}");
-        let logged: Vec<(u64, String)> = admin
-            .query("SELECT thread_id, CONVERT(argument USING utf8mb4) FROM mysql.general_log WHERE command_type IN ('Query', 'Execute')")
-            .await
-            .unwrap();
-        let sent: Vec<String> = logged
-            .into_iter()
-            .filter(|(thread, _)| *thread != me)
-            .map(|(_, s)| norm(&s))
-            .collect();
+        let sent = maria_sent(&mut admin, me).await;
         // The statements sent to the user's table itself (not the twin, shadow or sluice's own).
         let on_t: Vec<&String> = sent
             .iter()
@@ -788,18 +801,10 @@ async fn mariadb_plan_dry_run_and_what_up_sends_are_the_same_steps() {
 /// sends to the table are the same; so are the contract `plan` shows and what `complete` sends.
 #[tokio::test]
 async fn mariadb_two_phase_rename_plan_dry_run_and_up_are_the_same_steps() {
-    let Some(server) = private_maria().await else {
+    let Some((server, mut admin, me)) = private_maria_admin().await else {
         eprintln!("skipped: no mariadbd / mariadb-install-db");
         return;
     };
-    let mut admin = mysql_async::Conn::from_url(server.url("mysql"))
-        .await
-        .unwrap();
-    let me: u64 = admin
-        .query_first("SELECT CONNECTION_ID()")
-        .await
-        .unwrap()
-        .unwrap();
     for (n, sql) in [
         // With an index on the column (rebuilt on the copy), and without.
         "ALTER TABLE t RENAME COLUMN a TO a2",
@@ -884,16 +889,8 @@ async fn mariadb_two_phase_rename_plan_dry_run_and_up_are_the_same_steps() {
 /// What connections other than `me` sent to table `t` (general log): LOCK TABLES blocks and
 /// ALTERs as sent, a backfill's batches as one `backfill`.
 async fn maria_sent_to_t(admin: &mut mysql_async::Conn, me: u64) -> Vec<String> {
-    let logged: Vec<(u64, String)> = admin
-        .query("SELECT thread_id, CONVERT(argument USING utf8mb4) FROM mysql.general_log WHERE command_type IN ('Query', 'Execute')")
-        .await
-        .unwrap();
     let mut out: Vec<String> = Vec::new();
-    for s in logged
-        .into_iter()
-        .filter(|(thread, _)| *thread != me)
-        .map(|(_, s)| norm(&s))
-    {
+    for s in maria_sent(admin, me).await {
         let u = s.to_ascii_uppercase();
         if u.starts_with("SET STATEMENT MAX_STATEMENT_TIME") && u.contains(" FOR UPDATE `T` SET ") {
             if out.last().is_none_or(|l| l != "backfill") {

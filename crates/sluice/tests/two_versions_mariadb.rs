@@ -254,6 +254,23 @@ fn state_of(p: &Project, v: i64) -> Option<String> {
 }
 
 /// `SHOW CREATE TABLE` as the table `t`, without the AUTO_INCREMENT counter (the writes move it).
+/// Renames `twin`'s column as written and asserts `t` (renamed by sluice) now has the same
+/// `SHOW CREATE TABLE`.
+async fn twin_renamed_equals_t(c: &mut Conn, old: &str, new: &str, what: &str) {
+    c.query_drop(format!(
+        "ALTER TABLE twin RENAME COLUMN {} TO {}",
+        q(old),
+        q(new)
+    ))
+    .await
+    .unwrap();
+    assert_eq!(
+        show_create(c, "t").await,
+        show_create(c, "twin").await,
+        "{what}"
+    );
+}
+
 async fn show_create(c: &mut Conn, table: &str) -> String {
     let (_, text): (String, String) = c
         .query_first(format!("SHOW CREATE TABLE {table}"))
@@ -408,19 +425,7 @@ async fn old_and_new_versions_run_concurrently_through_expand_and_complete() {
             .collect();
         assert_eq!(got.len(), want.len(), "{}", case.name);
         assert!(got == want, "{}: rows differ from the writes", case.name);
-        db.query_drop(format!(
-            "ALTER TABLE twin RENAME COLUMN {} TO {}",
-            q(case.old),
-            q(case.new)
-        ))
-        .await
-        .unwrap();
-        assert_eq!(
-            show_create(&mut db, "t").await,
-            show_create(&mut db, "twin").await,
-            "{}",
-            case.name
-        );
+        twin_renamed_equals_t(&mut db, case.old, case.new, case.name).await;
         // complete again: nothing expanded.
         ok(&p.run(&["complete"]), "complete again");
     }
@@ -468,17 +473,7 @@ async fn rollback_restores_the_table_exactly() {
         ok(&p.run(&["up", "--complete"]), "up --complete");
         assert_eq!(state_of(&p, 2).as_deref(), Some("applied"));
         db.query_drop(case.table("twin")).await.unwrap();
-        db.query_drop(format!(
-            "ALTER TABLE twin RENAME COLUMN {} TO {}",
-            q(case.old),
-            q(case.new)
-        ))
-        .await
-        .unwrap();
-        assert_eq!(
-            show_create(&mut db, "t").await,
-            show_create(&mut db, "twin").await
-        );
+        twin_renamed_equals_t(&mut db, case.old, case.new, case.name).await;
     }
 }
 
@@ -546,13 +541,7 @@ async fn a_kill_at_every_step_converges_on_rerun() {
         assert_eq!(state_of(&p, 2).as_deref(), Some("applied"));
         assert_eq!(triggers(&mut db).await, 0);
         db.query_drop(case.table("twin")).await.unwrap();
-        db.query_drop("ALTER TABLE twin RENAME COLUMN name TO full_name")
-            .await
-            .unwrap();
-        assert_eq!(
-            show_create(&mut db, "t").await,
-            show_create(&mut db, "twin").await
-        );
+        twin_renamed_equals_t(&mut db, "name", "full_name", "kill rerun").await;
         let v: String = db
             .query_first("SELECT full_name FROM t WHERE id = 5")
             .await
