@@ -17,8 +17,9 @@
 //! `plan --explain` ([`live`]): the same plans on the live database, changing nothing: for an index
 //! a pending migration adds, the plans the hot statements would get with it (a hypothetical index
 //! from hypopg, inside a transaction that is rolled back); for a dropped index, the statements that
-//! use it today (and, with hypopg, their plans without it); for a dropped column, the statements
-//! that name it.
+//! use it today and their plans without it (PostgreSQL: the index hidden by hypopg ≥ 1.4;
+//! MariaDB/MySQL: the statement explained with `IGNORE INDEX`); for a dropped column, the
+//! statements that name it.
 
 use crate::db::{is_pg, Session};
 use crate::workload::{Plan, Rng, Script, ScriptStep};
@@ -1045,6 +1046,103 @@ fn names_column(kind: EngineKind, sql: &str, table: &ir::QName, column: &str) ->
     })
 }
 
+/// What an index hint rewrite of a statement gives: the statement told to ignore the index, or
+/// the reason there is none.
+#[derive(Debug, PartialEq)]
+enum Ignored {
+    /// The statement with `IGNORE INDEX (index)` on every reference to the table.
+    Sql(String),
+    /// A hint of the statement already names the index: once it is dropped, the statement fails
+    /// (ER_KEY_DOES_NOT_EXITS, 1176) instead of running with another plan.
+    NamedInHint,
+    /// Not parsed, or the table not found in it.
+    NotRewritten,
+}
+
+/// `sql` with `IGNORE INDEX (index)` on each reference to `table`: MariaDB/MySQL have no
+/// hypothetical indexes to hide, but an index hint shows the plan the statement gets once the index
+/// is gone, on the live database, without changing anything.
+fn ignore_index(sql: &str, table: &ir::QName, index: &str) -> Ignored {
+    use sqlparser::ast::{
+        Ident, TableFactor, TableIndexDirective, TableIndexHintType, TableIndexHints,
+        TableIndexType, VisitMut, VisitorMut,
+    };
+    use std::ops::ControlFlow;
+    struct Hint<'a> {
+        table: &'a ir::QName,
+        index: &'a str,
+        added: usize,
+        named: bool,
+    }
+    impl VisitorMut for Hint<'_> {
+        type Break = ();
+        fn pre_visit_table_factor(&mut self, t: &mut TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Table {
+                name,
+                index_directives,
+                ..
+            } = t
+            {
+                let parts: Vec<String> = name
+                    .0
+                    .iter()
+                    .filter_map(|p| p.as_ident().map(|i| i.value.clone()))
+                    .collect();
+                let (schema, last) = match parts.as_slice() {
+                    [t] => (None, t),
+                    [s, t] => (Some(s), t),
+                    _ => return ControlFlow::Continue(()),
+                };
+                let same_schema = match (schema, &self.table.schema) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => true,
+                };
+                if last.eq_ignore_ascii_case(&self.table.name) && same_schema {
+                    if index_directives.iter().any(|d| match d {
+                        TableIndexDirective::MySql(h) => h
+                            .index_names
+                            .iter()
+                            .any(|n| n.value.eq_ignore_ascii_case(self.index)),
+                        _ => false,
+                    }) {
+                        self.named = true;
+                        return ControlFlow::Break(());
+                    }
+                    index_directives.push(TableIndexDirective::MySql(TableIndexHints {
+                        hint_type: TableIndexHintType::Ignore,
+                        index_type: TableIndexType::Index,
+                        for_clause: None,
+                        index_names: vec![Ident::with_quote('`', self.index)],
+                    }));
+                    self.added += 1;
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let dialect = sqlparser::dialect::MySqlDialect {};
+    let Ok(mut stmts) = sqlparser::parser::Parser::parse_sql(&dialect, sql) else {
+        return Ignored::NotRewritten;
+    };
+    if stmts.len() != 1 {
+        return Ignored::NotRewritten;
+    }
+    let mut hint = Hint {
+        table,
+        index,
+        added: 0,
+        named: false,
+    };
+    let _ = stmts[0].visit(&mut hint);
+    if hint.named {
+        Ignored::NamedInHint
+    } else if hint.added == 0 {
+        Ignored::NotRewritten
+    } else {
+        Ignored::Sql(stmts[0].to_string())
+    }
+}
+
 fn qname_sql(q: &ir::QName) -> String {
     match &q.schema {
         Some(s) => quote::pg::qualified(s, &q.name),
@@ -1300,7 +1398,8 @@ pub async fn live(
 
 /// [`live`] on MariaDB/MySQL: `EXPLAIN FORMAT=JSON` only, nothing changed. The server has no
 /// hypothetical indexes, so a new index's plans are left to a clone (`rehearse --explain`); a
-/// dropped index or column lists the statements that use it today. The statements' costs are
+/// dropped index lists the statements that use it today with the plan each gets without it (the
+/// statement explained with `IGNORE INDEX`); a dropped column the statements that name it. The statements' costs are
 /// the rows they are estimated to examine (MariaDB gives no cost), as in `rehearse --explain`.
 async fn live_mysql(
     url: &DbUrl,
@@ -1314,7 +1413,6 @@ async fn live_mysql(
     for p in &probes {
         today.push(explain_one(&mut s, p, false).await);
     }
-    s.close().await;
     let not_explained = probes
         .iter()
         .zip(&today)
@@ -1325,24 +1423,17 @@ async fn live_mysql(
             })
         })
         .collect();
-    let explained = || {
-        probes
-            .iter()
-            .zip(&today)
-            .filter_map(|(p, t)| t.as_ref().ok().map(|t| (p, t)))
-    };
+    let explained: Vec<(&Probe, &PlanSummary)> = probes
+        .iter()
+        .zip(&today)
+        .filter_map(|(p, t)| t.as_ref().ok().map(|t| (p, t)))
+        .collect();
     // A statement as it is today: there is no plan with the change to show.
     let today_only = |(p, t): (&Probe, &PlanSummary)| LiveUse {
         query: p.query.clone(),
         today: t.clone(),
         with_change: None,
         cost_ratio: None,
-    };
-    let using = |index: &str| -> Vec<LiveUse> {
-        explained()
-            .filter(|(_, t)| t.indexes.iter().any(|i| i.eq_ignore_ascii_case(index)))
-            .map(today_only)
-            .collect()
     };
     let change = |kind: &str, m: &PendingMigration, sql: &str, target: String| LiveChange {
         kind: kind.into(),
@@ -1362,7 +1453,8 @@ async fn live_mysql(
                 continue;
             };
             for a in actions {
-                match a {
+                // A dropped index: (its name, its table).
+                let dropped: Vec<(String, Option<ir::QName>)> = match a {
                     ir::Action::CreateIndex { name, table, .. } => {
                         let target = name
                             .clone()
@@ -1372,26 +1464,22 @@ async fn live_mysql(
                             "MariaDB/MySQL have no hypothetical indexes: compare the plans with it on a clone with `sluice rehearse --explain`".into(),
                         );
                         changes.push(c);
+                        continue;
                     }
                     ir::Action::DropIndex { names, .. } => {
-                        for n in names {
-                            let mut c = change("drop index", m, sql, qname_text(n));
-                            c.statements = using(&n.name);
-                            changes.push(c);
-                        }
+                        // MySQL's `DROP INDEX i ON t` names the table beside the index.
+                        let on = match stmt.ast.as_deref() {
+                            Some(sqlparser::ast::Statement::Drop { table: Some(t), .. }) => {
+                                Some(ir::qname(kind, t))
+                            }
+                            _ => None,
+                        };
+                        names.iter().map(|n| (n.name.clone(), on.clone())).collect()
                     }
-                    ir::Action::DropKey { table, what } => {
-                        if let Some(index) = what.strip_prefix("INDEX ") {
-                            let mut c = change(
-                                "drop index",
-                                m,
-                                sql,
-                                format!("{index} on {}", qname_text(table)),
-                            );
-                            c.statements = using(index);
-                            changes.push(c);
-                        }
-                    }
+                    ir::Action::DropKey { table, what } => match what.strip_prefix("INDEX ") {
+                        Some(index) => vec![(index.to_string(), Some(table.clone()))],
+                        None => continue,
+                    },
                     ir::Action::DropColumn { table, column, .. } => {
                         let mut c = change(
                             "drop column",
@@ -1399,17 +1487,61 @@ async fn live_mysql(
                             sql,
                             format!("{}.{column}", qname_text(table)),
                         );
-                        c.statements = explained()
+                        c.statements = explained
+                            .iter()
                             .filter(|(p, _)| names_column(kind, &p.query, table, column))
-                            .map(today_only)
+                            .map(|u| today_only(*u))
                             .collect();
                         changes.push(c);
+                        continue;
                     }
-                    _ => {}
+                    _ => continue,
+                };
+                for (index, table) in dropped {
+                    let target = match &table {
+                        Some(t) => format!("{index} on {}", qname_text(t)),
+                        None => index.clone(),
+                    };
+                    let mut c = change("drop index", m, sql, target);
+                    let mut hinted = Vec::new();
+                    for (p, t) in explained
+                        .iter()
+                        .filter(|(_, t)| t.indexes.iter().any(|i| i.eq_ignore_ascii_case(&index)))
+                    {
+                        let mut u = today_only((p, t));
+                        let rewritten = match &table {
+                            Some(table) => ignore_index(&p.sql, table, &index),
+                            None => Ignored::NotRewritten,
+                        };
+                        match rewritten {
+                            Ignored::Sql(sql) => {
+                                let without = Probe {
+                                    sql,
+                                    ..(*p).clone()
+                                };
+                                if let Ok(w) = explain_one(&mut s, &without, false).await {
+                                    u.cost_ratio = Some(ratio(w.total_cost, t.total_cost));
+                                    u.with_change = Some(w);
+                                }
+                            }
+                            Ignored::NamedInHint => hinted.push(crate::top::one_line(&p.query)),
+                            Ignored::NotRewritten => {}
+                        }
+                        c.statements.push(u);
+                    }
+                    if !hinted.is_empty() {
+                        c.note = Some(format!(
+                            "{} name the index in an index hint: they fail once it is dropped (error 1176) — {}",
+                            if hinted.len() == 1 { "1 statement" } else { "statements" },
+                            hinted.join("; ")
+                        ));
+                    }
+                    changes.push(c);
                 }
             }
         }
     }
+    s.close().await;
     Ok(LiveSection {
         source,
         statements: probes.len(),
@@ -1417,7 +1549,7 @@ async fn live_mysql(
         changes,
         not_explained,
         notes: vec![
-            "costs are the rows each statement is estimated to examine (MariaDB/MySQL give no cost)"
+            "costs are the rows each statement is estimated to examine (MariaDB/MySQL give no cost); a dropped index's \"without\" plan is the statement explained with IGNORE INDEX"
                 .into(),
         ],
     })
@@ -1724,6 +1856,62 @@ mod tests {
         assert!(single_statement("SELECT ';' FROM t -- ;\n WHERE a = $$;$$"));
         assert!(!single_statement("SELECT 1 FROM t; DROP TABLE t"));
         assert!(!single_statement("SELECT 1; COMMIT"));
+    }
+
+    #[test]
+    fn a_dropped_index_is_ignored_on_every_reference_to_its_table() {
+        let t = |schema: Option<&str>, name: &str| ir::QName {
+            schema: schema.map(str::to_string),
+            name: name.into(),
+        };
+        let accounts = t(None, "accounts");
+        let cases: &[(&str, Ignored)] = &[
+            (
+                "SELECT balance FROM accounts WHERE owner_id = 7",
+                Ignored::Sql(
+                    "SELECT balance FROM accounts IGNORE INDEX (`i`) WHERE owner_id = 7".into(),
+                ),
+            ),
+            // Every reference, aliased, quoted, any case, qualified; other tables untouched.
+            (
+                "SELECT a.id FROM `Accounts` AS a JOIN notes n ON n.a = a.id JOIN shop.accounts b ON b.id = n.b",
+                Ignored::Sql(
+                    "SELECT a.id FROM `Accounts` AS a IGNORE INDEX (`i`) JOIN notes n ON n.a = a.id JOIN shop.accounts b IGNORE INDEX (`i`) ON b.id = n.b".into(),
+                ),
+            ),
+            // In a subquery, an UPDATE and a multi-table DELETE.
+            (
+                "SELECT 1 FROM notes WHERE x IN (SELECT id FROM accounts WHERE owner_id = 1)",
+                Ignored::Sql(
+                    "SELECT 1 FROM notes WHERE x IN (SELECT id FROM accounts IGNORE INDEX (`i`) WHERE owner_id = 1)".into(),
+                ),
+            ),
+            (
+                "UPDATE accounts SET balance = 1 WHERE owner_id = 2",
+                Ignored::Sql(
+                    "UPDATE accounts IGNORE INDEX (`i`) SET balance = 1 WHERE owner_id = 2".into(),
+                ),
+            ),
+            // A hint that names the index already: the statement fails after the drop.
+            ("SELECT id FROM accounts FORCE INDEX (I) WHERE owner_id = 1", Ignored::NamedInHint),
+            ("SELECT id FROM accounts USE INDEX (`i`)", Ignored::NamedInHint),
+            // The table not named, another schema's table, not parsed, two statements.
+            ("SELECT 1 FROM notes", Ignored::NotRewritten),
+            ("SELECT 1 FROM", Ignored::NotRewritten),
+            ("SELECT 1 FROM accounts; SELECT 2 FROM accounts", Ignored::NotRewritten),
+        ];
+        for (sql, want) in cases {
+            assert_eq!(&ignore_index(sql, &accounts, "i"), want, "{sql}");
+        }
+        let qualified = t(Some("shop"), "accounts");
+        assert_eq!(
+            ignore_index("SELECT 1 FROM other.accounts", &qualified, "i"),
+            Ignored::NotRewritten
+        );
+        assert_eq!(
+            ignore_index("SELECT 1 FROM shop.accounts", &qualified, "i"),
+            Ignored::Sql("SELECT 1 FROM shop.accounts IGNORE INDEX (`i`)".into())
+        );
     }
 
     #[test]

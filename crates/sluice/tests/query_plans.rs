@@ -517,7 +517,8 @@ async fn mariadb_plan_explain_names_the_statements_a_drop_affects() {
     std::fs::write(
         &queries,
         "SELECT balance FROM accounts WHERE owner_id = 7;\nSELECT id FROM accounts WHERE kind_id = 7;\n\
-         SELECT count(*) FROM notes;\nSELECT `BALANCE` FROM accounts WHERE id = 3;\nSELECT 1 FROM notes; DROP TABLE notes;\n",
+         SELECT count(*) FROM notes;\nSELECT `BALANCE` FROM accounts WHERE id = 3;\nSELECT 1 FROM notes; DROP TABLE notes;\n\
+         SELECT id FROM accounts FORCE INDEX (accounts_owner_idx) WHERE owner_id = 9;\n",
     )
     .unwrap();
     let drops = [
@@ -549,7 +550,7 @@ async fn mariadb_plan_explain_names_the_statements_a_drop_affects() {
             ]);
             assert_eq!(r.code, plain.code, "{drop}: {r:?}");
             let q = &json(&r)["query_plans"];
-            assert_eq!(q["statements"], 5, "{q:#}");
+            assert_eq!(q["statements"], 6, "{q:#}");
             assert_eq!(q["hypopg"], "not_on_this_engine", "{q:#}");
             assert_eq!(
                 q["not_explained"][0]["query"], "SELECT 1 FROM notes; DROP TABLE notes",
@@ -583,8 +584,36 @@ async fn mariadb_plan_explain_names_the_statements_a_drop_affects() {
             );
             assert_eq!(
                 users(&changes[1]),
-                ["SELECT balance FROM accounts WHERE owner_id = 7"],
+                [
+                    "SELECT balance FROM accounts WHERE owner_id = 7",
+                    "SELECT id FROM accounts FORCE INDEX (accounts_owner_idx) WHERE owner_id = 9"
+                ],
                 "{drop}: {q:#}"
+            );
+            // Its plan without the index (explained with IGNORE INDEX): the whole table, about
+            // 30,000 rows examined instead of the owner's 10.
+            let use0 = &changes[1]["statements"][0];
+            assert_eq!(use0["today"]["indexes"][0], "accounts_owner_idx", "{q:#}");
+            let without = &use0["with_change"];
+            assert!(
+                without["indexes"].as_array().unwrap().is_empty(),
+                "{drop}: {q:#}"
+            );
+            assert!(
+                without["total_cost"].as_f64().unwrap() >= 10_000.0,
+                "{drop}: {q:#}"
+            );
+            assert!(use0["cost_ratio"].as_f64().unwrap() >= 100.0, "{q:#}");
+            // The statement that names it in a hint has no such plan: it fails after the drop.
+            assert!(
+                changes[1]["statements"][1].get("with_change").is_none(),
+                "{q:#}"
+            );
+            let note = changes[1]["note"].as_str().unwrap();
+            assert!(
+                note.contains("fail once it is dropped (error 1176)")
+                    && note.contains("FORCE INDEX (accounts_owner_idx) WHERE owner_id = 9"),
+                "{q:#}"
             );
             assert_eq!(
                 users(&changes[2]),
@@ -603,7 +632,8 @@ async fn mariadb_plan_explain_names_the_statements_a_drop_affects() {
                     .contains("hypothetical indexes: none on MariaDB/MySQL")
                     && r.stdout.contains(
                         "    uses it today: SELECT balance FROM accounts WHERE owner_id = 7"
-                    ),
+                    )
+                    && r.stdout.contains("      without: "),
                 "{r:?}"
             );
         }

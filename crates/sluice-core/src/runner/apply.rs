@@ -112,7 +112,6 @@ pub(super) async fn run_part(
         row.statement_hashes.clear();
     }
     let part_offset = m.part(dir).map(|p| p.offset).unwrap_or(0);
-    let ident = (&m.version, m.name.as_str(), m.checksum.as_str());
     engine.set_lock_timeout(ctx.lock_timeout).await?;
 
     match prepared.mode {
@@ -441,7 +440,6 @@ pub(super) async fn run_part(
             snapshot(engine, m).await?;
         }
     }
-    let _ = ident;
     if row.state == RecordState::Expanded {
         (ctx.say)(&format!(
             "expanded {} in {} ms: the old column is kept (equal to the new one by a reverse trigger) until `sluice complete`; `sluice rollback` swaps it back",

@@ -813,6 +813,171 @@ mod tests {
         );
     }
 
+    /// Every version boundary the predictions know, each checked one release below and at the
+    /// release that moved it (only MariaDB 10.11 can be installed here to let the server judge; the
+    /// others are held to the documented behaviour this way).
+    #[test]
+    fn every_version_boundary_is_tested_on_both_sides() {
+        use Algo::{Copy, Inplace, Instant, NoCopy};
+        use EngineKind::{MariaDb, MySql};
+        // (engine, last release before, first release with, clause, before, with)
+        let cases: &[(
+            EngineKind,
+            (u32, u32, u32),
+            (u32, u32, u32),
+            &str,
+            Algo,
+            Algo,
+        )] = &[
+            (
+                MariaDb,
+                (10, 2, 44),
+                (10, 3, 0),
+                "ADD INDEX i (balance)",
+                Inplace,
+                NoCopy,
+            ),
+            (
+                MariaDb,
+                (10, 2, 44),
+                (10, 3, 0),
+                "DROP FOREIGN KEY fk",
+                Inplace,
+                Instant,
+            ),
+            (
+                MariaDb,
+                (10, 2, 44),
+                (10, 3, 0),
+                "DEFAULT CHARSET = utf8mb4",
+                Inplace,
+                Instant,
+            ),
+            (
+                MariaDb,
+                (10, 2, 44),
+                (10, 3, 0),
+                "AUTO_INCREMENT = 100",
+                Inplace,
+                Instant,
+            ),
+            (
+                MariaDb,
+                (10, 2, 44),
+                (10, 3, 0),
+                "RENAME INDEX i TO j",
+                Inplace,
+                Instant,
+            ),
+            (
+                MariaDb,
+                (10, 2, 44),
+                (10, 3, 0),
+                "CHANGE note note2 VARCHAR(20)",
+                Inplace,
+                Instant,
+            ),
+            (
+                MariaDb,
+                (10, 3, 1),
+                (10, 3, 2),
+                "ADD COLUMN c INT",
+                Inplace,
+                Instant,
+            ),
+            (
+                MariaDb,
+                (10, 3, 39),
+                (10, 4, 0),
+                "ADD COLUMN c INT FIRST",
+                Inplace,
+                Instant,
+            ),
+            (
+                MariaDb,
+                (10, 3, 39),
+                (10, 4, 0),
+                "DROP COLUMN note",
+                Inplace,
+                Instant,
+            ),
+            (
+                MariaDb,
+                (10, 3, 39),
+                (10, 4, 0),
+                "MODIFY note VARCHAR(100)",
+                Copy,
+                Instant,
+            ),
+            (
+                MariaDb,
+                (10, 3, 39),
+                (10, 4, 0),
+                "MODIFY note VARCHAR(20) FIRST",
+                Inplace,
+                Instant,
+            ),
+            (
+                MySql,
+                (5, 7, 44),
+                (8, 0, 0),
+                "RENAME INDEX i TO j",
+                Inplace,
+                Instant,
+            ),
+            (
+                MySql,
+                (8, 0, 11),
+                (8, 0, 12),
+                "ADD COLUMN c INT",
+                Inplace,
+                Instant,
+            ),
+            (
+                MySql,
+                (8, 0, 11),
+                (8, 0, 12),
+                "ALTER COLUMN balance SET DEFAULT 1",
+                Inplace,
+                Instant,
+            ),
+            (
+                MySql,
+                (8, 0, 27),
+                (8, 0, 28),
+                "RENAME COLUMN note TO note2",
+                Inplace,
+                Instant,
+            ),
+            (
+                MySql,
+                (8, 0, 28),
+                (8, 0, 29),
+                "ADD COLUMN c INT AFTER id",
+                Inplace,
+                Instant,
+            ),
+            (
+                MySql,
+                (8, 0, 28),
+                (8, 0, 29),
+                "DROP COLUMN note",
+                Inplace,
+                Instant,
+            ),
+        ];
+        for (kind, before, with, clause, was, is) in cases {
+            let below = algo(flavour(*kind, *before), clause);
+            let at = algo(flavour(*kind, *with), clause);
+            assert_eq!(below, *was, "{kind:?} {before:?}: {clause}");
+            assert_eq!(at, *is, "{kind:?} {with:?}: {clause}");
+            assert_ne!(
+                below, at,
+                "{clause}: the boundary at {with:?} moves nothing"
+            );
+        }
+    }
+
     #[test]
     fn mariadb_10_3_adds_only_last_columns_instantly() {
         let f = flavour(EngineKind::MariaDb, (10, 3, 30));
