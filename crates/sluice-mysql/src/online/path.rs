@@ -821,14 +821,8 @@ mod tests {
         use Algo::{Copy, Inplace, Instant, NoCopy};
         use EngineKind::{MariaDb, MySql};
         // (engine, last release before, first release with, clause, before, with)
-        let cases: &[(
-            EngineKind,
-            (u32, u32, u32),
-            (u32, u32, u32),
-            &str,
-            Algo,
-            Algo,
-        )] = &[
+        type V = (u32, u32, u32);
+        let cases: &[(EngineKind, V, V, &str, Algo, Algo)] = &[
             (
                 MariaDb,
                 (10, 2, 44),
