@@ -620,6 +620,83 @@ async fn up_complete_first_completes_what_an_earlier_up_left_expanded() {
     );
 }
 
+/// Two pending breaking migrations on one live table in one run: refused before anything runs
+/// (exit 11, twice), saying the first is only about to be expanded and giving a fix that works —
+/// followed, it applies both (and so does `up --complete`), equal to the migrations as written.
+#[tokio::test]
+async fn two_breaking_migrations_on_one_table_in_one_run_get_a_fix_that_works() {
+    let create = "-- sluice:up\nCREATE TABLE t (id bigserial PRIMARY KEY, a int, c int NOT NULL DEFAULT 0, d int);\n\
+                  INSERT INTO t (a, c, d) SELECT g, g, g FROM generate_series(1, 500) g;\n";
+    let rename_a = "-- sluice:up\nALTER TABLE t RENAME COLUMN a TO b;\n";
+    let drop_c = "-- sluice:up\nALTER TABLE t DROP COLUMN c;\n";
+    let rename_d = "-- sluice:up\nALTER TABLE t RENAME COLUMN d TO e;\n";
+    let rename_t = "-- sluice:up\nALTER TABLE t RENAME TO u;\n";
+    // (first, second): column renames and drops either way round, and a table rename. (A type
+    // change is judged from the live table — a small one runs as written — see
+    // type_change_lifecycle.rs.)
+    let pairs = [
+        (rename_a, drop_c),
+        (drop_c, rename_a),
+        (rename_a, rename_d),
+        (drop_c, rename_t),
+    ];
+    for (k, (first, second)) in pairs.iter().enumerate() {
+        let p = Project::new(Server::Postgres).await;
+        p.write("1_create.sql", create);
+        ok(&p.run(&["up"]), "create");
+        p.write("2_first.sql", first);
+        p.write("3_second.sql", second);
+        for _ in 0..2 {
+            let r = p.run(&["up"]);
+            assert_eq!(r.code, 11, "{k}: {r:?}");
+            assert!(
+                r.stderr.contains("would be expanded earlier in this run"),
+                "{k}: {r:?}"
+            );
+            assert!(
+                r.stderr.contains("`sluice up --to 2`")
+                    && r.stderr.contains("`sluice complete 2`")
+                    && r.stderr.contains("`sluice up --complete`"),
+                "{k}: {r:?}"
+            );
+            assert!(
+                !r.stderr.contains("is expanded on the same table"),
+                "{k}: {r:?}"
+            );
+            assert_eq!(state_of(&p, 2).as_deref(), Some("pending"), "{k}");
+            assert_eq!(state_of(&p, 3).as_deref(), Some("pending"), "{k}");
+        }
+        // The fix as written: the first alone, complete it, then the rest.
+        ok(&p.run(&["up", "--to", "2"]), "first alone");
+        assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "{k}");
+        // Now it is expanded: the refusal says so and names `complete`.
+        let r = p.run(&["up"]);
+        assert_eq!(r.code, 11, "{k}: {r:?}");
+        assert!(
+            r.stderr.contains("is expanded on the same table"),
+            "{k}: {r:?}"
+        );
+        ok(&p.run(&["complete", "2"]), "complete the first");
+        ok(&p.run(&["up", "--complete"]), "the second");
+        assert_eq!(state_of(&p, 3).as_deref(), Some("applied"), "{k}");
+        // The other fix: both phases of each in one run.
+        let both = Project::new(Server::Postgres).await;
+        both.write("1_create.sql", create);
+        ok(&both.run(&["up"]), "create");
+        both.write("2_first.sql", first);
+        both.write("3_second.sql", second);
+        ok(&both.run(&["up", "--complete"]), "up --complete");
+        let twin = Project::new(Server::Postgres).await;
+        twin.write("1_create.sql", create);
+        twin.write("2_first.sql", first);
+        twin.write("3_second.sql", second);
+        ok(&twin.run(&["up", "--as-written"]), "twin");
+        let want = schema_facts(&twin.db.pg().await).await;
+        assert_eq!(schema_facts(&p.db.pg().await).await, want, "{k}");
+        assert_eq!(schema_facts(&both.db.pg().await).await, want, "{k}");
+    }
+}
+
 /// A kill before every step of the expand phase (and after the last, before the state is
 /// recorded), and a real kill -9 in the middle of the backfill: the rerun converges to the same
 /// expanded table; a rollback from the interrupted state restores the schema exactly.

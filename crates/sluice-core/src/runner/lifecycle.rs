@@ -318,14 +318,30 @@ pub(crate) fn check_up(
     rows: &[HistoryRow],
     complete: bool,
 ) -> Result<()> {
-    let mut open: Vec<(String, String, Breaking)> = Vec::new();
+    // Breaking changes open on a table: expanded by an earlier `up` (true), or about to be by an
+    // earlier migration of this run (false) — the fix differs.
+    let mut open: Vec<(String, String, Breaking, bool)> = Vec::new();
     for r in rows.iter().filter(|r| r.state == RecordState::Expanded) {
         if let Some(m) = files.iter().find(|m| m.version == r.version) {
             if let Ok(Some((_, _, b))) = lifecycle_change(target, m) {
-                open.push((m.label(), m.version_text.clone(), b));
+                open.push((m.label(), m.version_text.clone(), b, true));
             }
         }
     }
+    let first_fix = |v: &str, expanded: bool| {
+        if expanded {
+            format!("finish the first one with `sluice complete {v}` once the new application version runs everywhere (or undo it with `sluice rollback {v}`), then run `sluice up` again")
+        } else {
+            format!("apply the first one alone with `sluice up --to {v}`, deploy the application version that uses its names, run `sluice complete {v}`, then `sluice up` again; or run both phases of each now with `sluice up --complete` (no window with two application versions)")
+        }
+    };
+    let state = |expanded: bool| {
+        if expanded {
+            "is expanded"
+        } else {
+            "would be expanded earlier in this run"
+        }
+    };
     for v in planned {
         let Some(m) = files.iter().find(|m| m.version == *v) else {
             continue;
@@ -353,36 +369,40 @@ pub(crate) fn check_up(
             continue;
         };
         if matches!(b, Breaking::ColumnType { .. }) {
-            if let Some((label, v, eb)) = open.iter().find(|(_, _, eb)| eb.touches(b.table())) {
+            if let Some((label, v, eb, expanded)) =
+                open.iter().find(|(_, _, eb, _)| eb.touches(b.table()))
+            {
                 return Err(Error::lifecycle(
                     format!(
-                        "migration {} would {} while migration {label} ({}) is expanded on the same table: its staged form would keep an old column beside an open change",
+                        "migration {} would {} while migration {label} ({}) {} on the same table: its staged form would keep an old column beside an open change",
                         m.label(),
                         b.describe(),
                         eb.describe(),
+                        state(*expanded),
                     ),
-                    format!("finish the first one with `sluice complete {v}` (or undo it with `sluice rollback {v}`), then run `sluice up` again"),
+                    first_fix(v, *expanded),
                 ));
             }
             continue;
         }
-        if let Some((label, v, eb)) = open
+        if let Some((label, v, eb, expanded)) = open
             .iter()
-            .find(|(_, _, eb)| eb.touches(b.table()) || b.touches(eb.table()))
+            .find(|(_, _, eb, _)| eb.touches(b.table()) || b.touches(eb.table()))
         {
             return Err(Error::lifecycle(
                 format!(
-                    "migration {} would {} while migration {label} ({}) is expanded on the same table: a second breaking change on {} while two application versions run would leave a third version nobody deployed",
+                    "migration {} would {} while migration {label} ({}) {} on the same table: a second breaking change on {} while two application versions run would leave a third version nobody deployed",
                     m.label(),
                     b.describe(),
                     eb.describe(),
+                    state(*expanded),
                     b.table()
                 ),
-                format!("finish the first one with `sluice complete {v}` once the new application version runs everywhere (or undo it with `sluice rollback {v}`), then run `sluice up` again"),
+                first_fix(v, *expanded),
             ));
         }
         if !complete {
-            open.push((m.label(), m.version_text.clone(), b));
+            open.push((m.label(), m.version_text.clone(), b, false));
         }
     }
     Ok(())
