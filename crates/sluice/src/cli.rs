@@ -571,6 +571,10 @@ postgres://postgres@127.0.0.1:5432/postgres; sluice.toml is not read."
     /// a workload runs against it, and judge latency, stalls and errors against a baseline
     /// (exit 8 when users would notice).
     Rehearse(Box<RehearseArgs>),
+    /// Many databases (tenants, shards): run `up`, `plan`, `status` or `complete` on every target of
+    /// a targets file, group by group (e.g. canary, then the rest), with a concurrency limit, stopping
+    /// on the first failure, and one summary (exit 0 when every target succeeded).
+    Fleet(FleetArgs),
     /// Show the append-only event log (up, down, failed, repair, baseline, import, drift-capture).
     Log {
         #[arg(long, default_value_t = 50)]
@@ -588,6 +592,62 @@ postgres://postgres@127.0.0.1:5432/postgres; sluice.toml is not read."
         /// Directory to write the pages to (default: print `sluice.1` to stdout).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+    },
+}
+
+#[derive(Args)]
+pub struct FleetArgs {
+    #[command(subcommand)]
+    pub action: FleetAction,
+}
+
+/// The fleet's options, common to its commands.
+#[derive(Args, Clone)]
+pub struct FleetOpts {
+    /// The targets file: `[[group]]` tables (`name`, `targets` and/or `targets_file`), run in file
+    /// order; optional `url` template with `{target}` and `concurrency`.
+    #[arg(long, default_value = "fleet.toml", value_name = "FILE")]
+    pub targets: PathBuf,
+    /// Targets running at once (default: the file's `concurrency`, else 4).
+    #[arg(long, value_name = "N")]
+    pub concurrency: Option<usize>,
+    /// Go on after a target fails (default: start no further target; those running finish). An
+    /// unreachable server never stops the fleet: it is reported.
+    #[arg(long)]
+    pub keep_going: bool,
+    /// The summary as JSON on stdout (each target's own output goes to stderr, prefixed).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum FleetAction {
+    /// `sluice up` on every target; options after `--` are passed on (e.g. `-- --complete`).
+    Up {
+        #[command(flatten)]
+        opts: FleetOpts,
+        #[arg(last = true, value_name = "UP OPTIONS")]
+        args: Vec<String>,
+    },
+    /// `sluice plan` on every target; options after `--` are passed on.
+    Plan {
+        #[command(flatten)]
+        opts: FleetOpts,
+        #[arg(last = true, value_name = "PLAN OPTIONS")]
+        args: Vec<String>,
+    },
+    /// Each target's migrations counted by state.
+    Status {
+        #[command(flatten)]
+        opts: FleetOpts,
+    },
+    /// `sluice complete` on every target, only once every target has expanded the same migrations
+    /// and has nothing pending or failed (exit 11 otherwise, nothing completed).
+    Complete {
+        #[command(flatten)]
+        opts: FleetOpts,
+        #[arg(last = true, value_name = "COMPLETE OPTIONS")]
+        args: Vec<String>,
     },
 }
 
@@ -971,6 +1031,7 @@ impl Command {
             | Command::Log { .. }
             | Command::Completions { .. }
             | Command::Demo { .. }
+            | Command::Fleet(_)
             | Command::Man { .. } => Given::default(),
         }
     }
@@ -1114,6 +1175,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
     // Generated from the definitions alone: no sluice.toml is read, so a broken one cannot stop them.
     match &cli.command {
         Command::Completions { shell } => return completions(*shell),
+        // Each target gets its URL from the targets file; the children read sluice.toml.
+        Command::Fleet(f) => return crate::fleet::command(f, &cli.global).await,
         Command::Man { out } => return man(out.as_deref()),
         // Independent of any project: sluice.toml is neither needed nor read.
         Command::Demo { rows, report } => {
@@ -1737,7 +1800,10 @@ pub async fn run(cli: Cli) -> Result<i32> {
             Ok(exit::OK)
         }
         Command::Rehearse(args) => rehearse(&r, &args, ctx).await,
-        Command::Completions { .. } | Command::Man { .. } | Command::Demo { .. } => {
+        Command::Completions { .. }
+        | Command::Man { .. }
+        | Command::Demo { .. }
+        | Command::Fleet(_) => {
             unreachable!("handled before the configuration is read")
         }
         Command::Log { limit, json } => {

@@ -33,6 +33,7 @@ macro_rules! errln {
 mod cli;
 mod connect;
 mod demo;
+mod fleet;
 mod lint;
 mod refs;
 mod render;

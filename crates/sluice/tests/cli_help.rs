@@ -253,6 +253,18 @@ fn man_pages_are_written_one_per_subcommand() {
     assert_eq!(code, 0, "{err}");
     assert!(stdout.is_empty(), "{stdout}");
     let mut want: Vec<String> = subs.iter().map(|s| format!("sluice-{s}.1")).collect();
+    // A command with commands of its own (`fleet up`, …) gets a page for each of them too.
+    for sub in &subs {
+        let (_, help, _) = sluice(&[sub, "--help"]);
+        if let Some(list) = help.split("Commands:\n").nth(1) {
+            for l in list.split("\n\n").next().unwrap().lines() {
+                match l.split_whitespace().next() {
+                    Some("help") | None => {}
+                    Some(nested) => want.push(format!("sluice-{sub}-{nested}.1")),
+                }
+            }
+        }
+    }
     want.push("sluice.1".into());
     want.sort();
     let mut got: Vec<String> = std::fs::read_dir(&out)

@@ -1,0 +1,724 @@
+//! `sluice fleet`: the same migrations on many databases (tenants, shards), from a targets file.
+//!
+//! Each target runs this sluice binary as a child process with the target's URL in its
+//! environment (never on its command line, where `ps` would show a password), so every target
+//! gets exactly what one `sluice up` gives one database: its run lock, history, resume, pacing and
+//! exit code. The fleet adds the order (groups one after another, e.g. canary → rest), the
+//! concurrency limit, stopping on the first failure, phase gating for two-phase migrations, and
+//! one summary. Its state is each target's own history: a fleet run killed at any point is resumed
+//! by running it again — finished targets are found up to date, an interrupted one resumes where
+//! it stopped, and nothing that finished runs twice.
+
+use crate::cli::{FleetAction, FleetArgs, FleetOpts, Global};
+use serde::{Deserialize, Serialize};
+use sluice_core::error::{exit, Error, Result};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// The targets file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FleetFile {
+    /// A URL template: `{target}` is replaced by each target's name. Without it, targets are URLs.
+    url: Option<String>,
+    concurrency: Option<usize>,
+    #[serde(rename = "group", default)]
+    groups: Vec<GroupSpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupSpec {
+    name: String,
+    #[serde(default)]
+    targets: Vec<String>,
+    /// A file with one target per line (`#` starts a comment), relative to the targets file.
+    targets_file: Option<PathBuf>,
+}
+
+/// One database of the fleet.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// What the output calls it: the template's value, or the URL with any secret hidden.
+    pub name: String,
+    pub group: String,
+    url: String,
+}
+
+/// The fleet as the targets file describes it, groups in file order.
+pub struct Fleet {
+    pub targets: Vec<Target>,
+    pub groups: Vec<String>,
+    pub concurrency: Option<usize>,
+}
+
+fn bad(path: &Path, message: impl Into<String>) -> Error {
+    Error::usage(
+        format!("{}: {}", path.display(), message.into()),
+        "see `sluice fleet --help` and the README's Fleets section for the targets file",
+    )
+}
+
+/// Reads and checks the targets file: every name once, a template with `{target}`, URLs that are
+/// URLs, at least one target.
+pub fn load(path: &Path) -> Result<Fleet> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| bad(path, format!("cannot read it: {e}")))?;
+    let file: FleetFile = toml::from_str(&text).map_err(|e| bad(path, e.message().to_string()))?;
+    if let Some(t) = &file.url {
+        if !t.contains("{target}") {
+            return Err(bad(path, "`url` is a template and must contain `{target}`"));
+        }
+    }
+    if file.concurrency == Some(0) {
+        return Err(bad(path, "`concurrency` must be at least 1"));
+    }
+    let mut fleet = Fleet {
+        targets: vec![],
+        groups: vec![],
+        concurrency: file.concurrency,
+    };
+    for g in &file.groups {
+        if fleet.groups.contains(&g.name) {
+            return Err(bad(path, format!("group `{}` is listed twice", g.name)));
+        }
+        fleet.groups.push(g.name.clone());
+        let mut names = g.targets.clone();
+        if let Some(f) = &g.targets_file {
+            let f = path.parent().unwrap_or(Path::new(".")).join(f);
+            let listed = std::fs::read_to_string(&f).map_err(|e| {
+                bad(
+                    path,
+                    format!("group `{}`: cannot read {}: {e}", g.name, f.display()),
+                )
+            })?;
+            names.extend(
+                listed
+                    .lines()
+                    .map(|l| l.split('#').next().unwrap_or("").trim())
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_string),
+            );
+        }
+        for (k, n) in names.into_iter().enumerate() {
+            let (name, url) = match &file.url {
+                Some(template) => {
+                    if n.is_empty() || n.chars().any(|c| c.is_whitespace() || "/@:?#".contains(c)) {
+                        return Err(bad(
+                            path,
+                            format!("group `{}`: target `{n}` is not a plain name for the `url` template", g.name),
+                        ));
+                    }
+                    (n.clone(), template.replace("{target}", &n))
+                }
+                None => {
+                    if !n.contains("://") {
+                        return Err(bad(
+                            path,
+                            format!(
+                                "group `{}`: its target number {} is not a database URL (without a `url` template, targets are URLs; the text is not repeated: it may hold a secret)",
+                                g.name,
+                                k + 1
+                            ),
+                        ));
+                    }
+                    (sluice_core::redact::url_text(&n), n.clone())
+                }
+            };
+            if fleet.targets.iter().any(|t| t.url == url || t.name == name) {
+                return Err(bad(path, format!("target `{name}` is listed twice")));
+            }
+            fleet.targets.push(Target {
+                name,
+                group: g.name.clone(),
+                url,
+            });
+        }
+    }
+    if fleet.targets.is_empty() {
+        return Err(bad(
+            path,
+            "no targets: add `[[group]]` tables with `targets` or `targets_file`",
+        ));
+    }
+    Ok(fleet)
+}
+
+/// How one target's run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Ok,
+    Failed,
+    /// Exit 5: the server could not be reached (reported; the other targets go on).
+    Unreachable,
+    /// Not run: the fleet stopped after a failure.
+    NotStarted,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetRun {
+    pub target: String,
+    pub group: String,
+    pub outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    pub took_ms: u64,
+    /// The child's error line, or its last line when it succeeded.
+    pub detail: String,
+    #[serde(skip)]
+    pub stdout: String,
+}
+
+/// What every child is given besides its command: the global options that shape a run.
+pub fn child_globals(g: &Global) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(c) = &g.config {
+        out.push("--config".into());
+        out.push(c.display().to_string());
+    }
+    if let Some(d) = &g.migrations_dir {
+        out.push("--migrations-dir".into());
+        out.push(d.display().to_string());
+    }
+    for _ in 0..g.verbose {
+        out.push("-v".into());
+    }
+    if g.quiet {
+        out.push("-q".into());
+    }
+    out
+}
+
+/// Runs `sluice <args>` for one target, its stderr (and, unless `capture`, its stdout) echoed to
+/// stderr line by line with the target's name in front.
+async fn run_one(t: &Target, args: &[String], globals: &[String], capture: bool) -> TargetRun {
+    let started = Instant::now();
+    let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("sluice"));
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.args(globals)
+        .args(args)
+        .env("DATABASE_URL", &t.url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(false);
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            return TargetRun {
+                target: t.name.clone(),
+                group: t.group.clone(),
+                outcome: Outcome::Failed,
+                exit_code: None,
+                took_ms: 0,
+                detail: format!("could not start sluice: {e}"),
+                stdout: String::new(),
+            }
+        }
+    };
+    let prefix = format!("[{}] ", t.name);
+    let out = child.stdout.take().expect("piped");
+    let err = child.stderr.take().expect("piped");
+    let p1 = prefix.clone();
+    let stdout = tokio::spawn(async move {
+        let mut lines = BufReader::new(out).lines();
+        let mut all = String::new();
+        while let Ok(Some(l)) = lines.next_line().await {
+            if !capture {
+                errln!("{p1}{l}");
+            }
+            all.push_str(&l);
+            all.push('\n');
+        }
+        all
+    });
+    let stderr = tokio::spawn(async move {
+        let mut lines = BufReader::new(err).lines();
+        let mut error: Option<String> = None;
+        let mut last = String::new();
+        while let Ok(Some(l)) = lines.next_line().await {
+            errln!("{prefix}{l}");
+            let trimmed = l.trim();
+            if error.is_none() {
+                if let Some(rest) = trimmed.strip_prefix("error:") {
+                    error = Some(rest.trim_start_matches([' ', '×']).trim().to_string());
+                }
+            }
+            if !trimmed.is_empty() {
+                last = trimmed.trim_start_matches("sluice: ").to_string();
+            }
+        }
+        error.unwrap_or(last)
+    });
+    let status = child.wait().await;
+    let stdout = stdout.await.unwrap_or_default();
+    let detail = stderr.await.unwrap_or_default();
+    let code = status.ok().and_then(|s| s.code());
+    let outcome = match code {
+        Some(exit::OK) => Outcome::Ok,
+        Some(exit::CONNECT) => Outcome::Unreachable,
+        _ => Outcome::Failed,
+    };
+    TargetRun {
+        target: t.name.clone(),
+        group: t.group.clone(),
+        outcome,
+        exit_code: code,
+        took_ms: started.elapsed().as_millis() as u64,
+        // Whatever a child printed, a secret in it is not repeated here.
+        detail: sluice_core::redact::secrets(&detail),
+        stdout,
+    }
+}
+
+/// Runs `args` on every target: groups in order, at most `concurrency` targets at once. Unless
+/// `keep_going`, the first failure (not an unreachable server) starts no further target; those
+/// running finish.
+pub async fn run_all(
+    fleet: &Fleet,
+    args: &[String],
+    globals: &[String],
+    concurrency: usize,
+    keep_going: bool,
+    capture: bool,
+) -> Vec<TargetRun> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut runs: Vec<Option<TargetRun>> = vec![None; fleet.targets.len()];
+    for group in &fleet.groups {
+        let gate = Arc::new(tokio::sync::Semaphore::new(concurrency));
+        let mut set = tokio::task::JoinSet::new();
+        for (i, t) in fleet
+            .targets
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| &t.group == group)
+        {
+            let permit = gate.clone().acquire_owned().await.expect("open semaphore");
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            let (t, args, globals, stop) =
+                (t.clone(), args.to_vec(), globals.to_vec(), stop.clone());
+            set.spawn(async move {
+                let r = run_one(&t, &args, &globals, capture).await;
+                if r.outcome == Outcome::Failed && !keep_going {
+                    stop.store(true, Ordering::SeqCst);
+                }
+                drop(permit);
+                (i, r)
+            });
+        }
+        while let Some(done) = set.join_next().await {
+            if let Ok((i, r)) = done {
+                runs[i] = Some(r);
+            }
+        }
+    }
+    let first_failed = runs
+        .iter()
+        .flatten()
+        .find(|r| r.outcome == Outcome::Failed)
+        .map(|r| r.target.clone());
+    fleet
+        .targets
+        .iter()
+        .zip(runs)
+        .map(|(t, r)| {
+            r.unwrap_or_else(|| TargetRun {
+                target: t.name.clone(),
+                group: t.group.clone(),
+                outcome: Outcome::NotStarted,
+                exit_code: None,
+                took_ms: 0,
+                detail: match &first_failed {
+                    Some(f) => format!("not started: the fleet stopped after {f} failed (--keep-going runs the rest)"),
+                    None => "not started".into(),
+                },
+                stdout: String::new(),
+            })
+        })
+        .collect()
+}
+
+/// The fleet's exit code: 0 when every target succeeded, else the first failed target's code (5
+/// when the only trouble was unreachable servers).
+pub fn exit_code(runs: &[TargetRun]) -> i32 {
+    if let Some(r) = runs.iter().find(|r| r.outcome == Outcome::Failed) {
+        return r.exit_code.unwrap_or(exit::MIGRATION_FAILED);
+    }
+    if runs.iter().any(|r| r.outcome == Outcome::Unreachable) {
+        return exit::CONNECT;
+    }
+    exit::OK
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    command: &'a str,
+    targets: &'a [TargetRun],
+    ok: usize,
+    failed: usize,
+    unreachable: usize,
+    not_started: usize,
+    took_ms: u64,
+}
+
+pub fn print_summary(command: &str, runs: &[TargetRun], took_ms: u64, json: bool) {
+    let count = |o: Outcome| runs.iter().filter(|r| r.outcome == o).count();
+    if json {
+        let s = Summary {
+            command,
+            targets: runs,
+            ok: count(Outcome::Ok),
+            failed: count(Outcome::Failed),
+            unreachable: count(Outcome::Unreachable),
+            not_started: count(Outcome::NotStarted),
+            took_ms,
+        };
+        crate::stdout_text(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&s).expect("serialisable")
+        ));
+        return;
+    }
+    let w = runs
+        .iter()
+        .map(|r| r.target.chars().count())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let gw = runs
+        .iter()
+        .map(|r| r.group.chars().count())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    outln!(
+        "{:<w$}  {:<gw$}  {:<16}  {:>8}  DETAIL",
+        "TARGET",
+        "GROUP",
+        "RESULT",
+        "TOOK"
+    );
+    for r in runs {
+        let result = match (r.outcome, r.exit_code) {
+            (Outcome::Ok, _) => "ok".to_string(),
+            (Outcome::Failed, Some(c)) => format!("failed (exit {c})"),
+            (Outcome::Failed, None) => "failed".to_string(),
+            (Outcome::Unreachable, _) => "unreachable".to_string(),
+            (Outcome::NotStarted, _) => "not started".to_string(),
+        };
+        let took = if r.outcome == Outcome::NotStarted {
+            "-".to_string()
+        } else {
+            format!("{:.1} s", r.took_ms as f64 / 1000.0)
+        };
+        outln!(
+            "{:<w$}  {:<gw$}  {:<16}  {:>8}  {}",
+            r.target,
+            r.group,
+            result,
+            took,
+            r.detail
+        );
+    }
+    outln!(
+        "{} target(s): {} ok, {} failed, {} unreachable, {} not started; {command} took {:.1} s",
+        runs.len(),
+        count(Outcome::Ok),
+        count(Outcome::Failed),
+        count(Outcome::Unreachable),
+        count(Outcome::NotStarted),
+        took_ms as f64 / 1000.0
+    );
+}
+
+/// `fleet status`: each target's migrations counted by state (from `sluice status --json`).
+pub fn status_detail(r: &mut TargetRun) -> Option<Vec<(i64, String)>> {
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).ok()?;
+    let entries: Vec<(i64, String)> = v["migrations"]
+        .as_array()?
+        .iter()
+        .filter_map(|m| Some((m["version"].as_i64()?, m["status"].as_str()?.to_string())))
+        .collect();
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for (_, s) in &entries {
+        *counts.entry(s.as_str()).or_default() += 1;
+    }
+    r.detail = counts
+        .iter()
+        .map(|(s, n)| format!("{n} {s}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if r.detail.is_empty() {
+        r.detail = "no migrations".into();
+    }
+    Some(entries)
+}
+
+/// Before `fleet complete`: every target reachable, nothing pending, failed or in flight, and the
+/// same migrations expanded everywhere — no target contracts while another has not expanded.
+pub fn gate_complete(runs: &mut [TargetRun]) -> Result<()> {
+    let mut problems = Vec::new();
+    let mut expanded_sets: Vec<(String, Vec<i64>)> = Vec::new();
+    for r in runs.iter_mut() {
+        if r.outcome != Outcome::Ok {
+            problems.push(format!("{}: {}", r.target, r.detail));
+            continue;
+        }
+        let Some(entries) = status_detail(r) else {
+            problems.push(format!("{}: its status could not be read", r.target));
+            continue;
+        };
+        let blocking: Vec<String> = entries
+            .iter()
+            .filter(|(_, s)| !matches!(s.as_str(), "applied" | "baseline" | "expanded"))
+            .map(|(v, s)| format!("{v} {s}"))
+            .collect();
+        if !blocking.is_empty() {
+            problems.push(format!("{}: {}", r.target, blocking.join(", ")));
+        }
+        let expanded: Vec<i64> = entries
+            .iter()
+            .filter(|(_, s)| s == "expanded")
+            .map(|(v, _)| *v)
+            .collect();
+        expanded_sets.push((r.target.clone(), expanded));
+    }
+    if let Some((first, want)) = expanded_sets.first() {
+        for (t, got) in &expanded_sets[1..] {
+            if got != want {
+                problems.push(format!(
+                    "{t}: expanded {:?}, but {first} expanded {:?}",
+                    got, want
+                ));
+            }
+        }
+        if problems.is_empty() && want.is_empty() {
+            problems.push("no target has an expanded migration".into());
+        }
+    }
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(Error::lifecycle(
+        format!(
+            "`sluice fleet complete` contracts only when every target has expanded the same migrations and has nothing pending or failed; not so:\n  {}",
+            problems.join("\n  ")
+        ),
+        "run `sluice fleet up` until every target is expanded (and reachable), then `sluice fleet complete`; nothing was completed",
+    ))
+}
+
+/// `sluice fleet …`: the command.
+pub async fn command(f: &FleetArgs, global: &Global) -> Result<i32> {
+    let (opts, command, args): (&FleetOpts, &str, &[String]) = match &f.action {
+        FleetAction::Up { opts, args } => (opts, "up", args),
+        FleetAction::Plan { opts, args } => (opts, "plan", args),
+        FleetAction::Status { opts } => (opts, "status", &[]),
+        FleetAction::Complete { opts, args } => (opts, "complete", args),
+    };
+    if global.database_url.is_some() && std::env::var_os("DATABASE_URL").is_none() {
+        return Err(Error::usage(
+            "`sluice fleet` takes each target's database URL from the targets file, not --database-url",
+            "drop --database-url; list the targets (or a `url` template) in the targets file",
+        ));
+    }
+    if let Some(a) = args.iter().find(|a| {
+        a.starts_with("--database-url") || a.starts_with("--config") || a.starts_with("--json")
+    }) {
+        return Err(Error::usage(
+            format!("`{a}` cannot be passed on to the targets"),
+            "give --config before `fleet`; each target's URL comes from the targets file; --json is the fleet's own option",
+        ));
+    }
+    let fl = load(&opts.targets)?;
+    let concurrency = opts.concurrency.or(fl.concurrency).unwrap_or(4);
+    if concurrency == 0 {
+        return Err(Error::usage(
+            "--concurrency must be at least 1",
+            "e.g. --concurrency 8",
+        ));
+    }
+    let globals = child_globals(global);
+    let started = std::time::Instant::now();
+    let status_args = vec!["status".to_string(), "--json".to_string()];
+    let mut child_args = vec![command.to_string()];
+    child_args.extend(args.iter().cloned());
+    let runs = match command {
+        "status" => {
+            let mut runs = run_all(&fl, &status_args, &globals, concurrency, true, true).await;
+            for r in runs.iter_mut().filter(|r| r.outcome == Outcome::Ok) {
+                if status_detail(r).is_none() {
+                    r.outcome = Outcome::Failed;
+                    r.detail = "its status could not be read".into();
+                }
+            }
+            runs
+        }
+        "complete" => {
+            // Phase gating: no target contracts until every one has expanded.
+            let mut checked = run_all(&fl, &status_args, &globals, concurrency, true, true).await;
+            gate_complete(&mut checked)?;
+            run_all(
+                &fl,
+                &child_args,
+                &globals,
+                concurrency,
+                opts.keep_going,
+                false,
+            )
+            .await
+        }
+        _ => {
+            run_all(
+                &fl,
+                &child_args,
+                &globals,
+                concurrency,
+                opts.keep_going,
+                false,
+            )
+            .await
+        }
+    };
+    print_summary(
+        &format!("fleet {command}"),
+        &runs,
+        started.elapsed().as_millis() as u64,
+        opts.json,
+    );
+    Ok(exit_code(&runs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> (tempfile::TempDir, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("fleet.toml");
+        std::fs::write(&p, text).unwrap();
+        (d, p)
+    }
+
+    #[test]
+    fn targets_files_are_read_in_group_order_and_checked() {
+        let (d, p) = file(
+            "url = \"postgres://app:s3cret@db/{target}\"\nconcurrency = 3\n\
+             [[group]]\nname = \"canary\"\ntargets = [\"t1\"]\n\
+             [[group]]\nname = \"rest\"\ntargets = [\"t2\"]\ntargets_file = \"more.txt\"\n",
+        );
+        std::fs::write(
+            d.path().join("more.txt"),
+            "t3\n# a comment\n\nt4  # trailing\n",
+        )
+        .unwrap();
+        let f = load(&p).unwrap();
+        let names: Vec<(&str, &str)> = f
+            .targets
+            .iter()
+            .map(|t| (t.name.as_str(), t.group.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("t1", "canary"),
+                ("t2", "rest"),
+                ("t3", "rest"),
+                ("t4", "rest")
+            ]
+        );
+        assert_eq!(f.targets[2].url, "postgres://app:s3cret@db/t3");
+        assert_eq!(f.concurrency, Some(3));
+        // Plain URLs: named without their password.
+        let (_d, p) = file("[[group]]\nname = \"all\"\ntargets = [\"postgres://u:pw@h/db1\"]\n");
+        let f = load(&p).unwrap();
+        assert!(!f.targets[0].name.contains("pw"), "{}", f.targets[0].name);
+        // Every mistake: one message naming it, no secret in it.
+        for (text, says) in [
+            ("url = \"postgres://h/db\"\n[[group]]\nname = \"a\"\ntargets = [\"x\"]\n", "must contain `{target}`"),
+            ("[[group]]\nname = \"a\"\ntargets = [\"db1\"]\n", "is not a database URL"),
+            ("[[group]]\nname = \"a\"\ntargets = [\"postgres://u:pw@h/d\", \"postgres://u:pw@h/d\"]\n", "listed twice"),
+            ("[[group]]\nname = \"a\"\n", "no targets"),
+            ("[[group]]\nname = \"a\"\ntargets = [\"postgres://h/d\"]\n[[group]]\nname = \"a\"\ntargets = [\"postgres://h/e\"]\n", "group `a` is listed twice"),
+            ("concurency = 3\n[[group]]\nname = \"a\"\ntargets = [\"postgres://h/d\"]\n", "unknown field `concurency`"),
+            ("concurrency = 0\n[[group]]\nname = \"a\"\ntargets = [\"postgres://h/d\"]\n", "at least 1"),
+            ("url = \"postgres://h/{target}\"\n[[group]]\nname = \"a\"\ntargets = [\"x/y\"]\n", "not a plain name"),
+            ("[[group]]\nname = \"a\"\ntargets_file = \"missing.txt\"\n", "cannot read"),
+            ("[[group]]\nname = \"a\"\ntargets = [\"pw=hunter2\"]\n", "is not a database URL"),
+        ] {
+            let (_d, p) = file(text);
+            let e = load(&p).err().unwrap_or_else(|| panic!("accepted: {text}"));
+            let msg = format!("{e}");
+            assert!(msg.contains(says), "{text}: {msg}");
+            assert!(!msg.contains("hunter2") && !msg.contains(":pw@"), "{msg}");
+            assert_eq!(e.exit_code(), exit::BAD_INPUT, "{text}");
+        }
+    }
+
+    fn run(target: &str, outcome: Outcome, code: Option<i32>, stdout: &str) -> TargetRun {
+        TargetRun {
+            target: target.into(),
+            group: "g".into(),
+            outcome,
+            exit_code: code,
+            took_ms: 1,
+            detail: String::new(),
+            stdout: stdout.into(),
+        }
+    }
+
+    #[test]
+    fn exit_codes_and_the_complete_gate() {
+        assert_eq!(exit_code(&[run("a", Outcome::Ok, Some(0), "")]), 0);
+        assert_eq!(
+            exit_code(&[
+                run("a", Outcome::Unreachable, Some(5), ""),
+                run("b", Outcome::Failed, Some(1), ""),
+                run("c", Outcome::NotStarted, None, "")
+            ]),
+            1
+        );
+        assert_eq!(exit_code(&[run("a", Outcome::Unreachable, Some(5), "")]), 5);
+        let st = |states: &[(i64, &str)]| {
+            let m: Vec<serde_json::Value> = states
+                .iter()
+                .map(|(v, s)| serde_json::json!({"version": v, "status": s}))
+                .collect();
+            serde_json::json!({ "migrations": m }).to_string()
+        };
+        let ready = st(&[(1, "applied"), (2, "expanded")]);
+        let mut ok = vec![
+            run("a", Outcome::Ok, Some(0), &ready),
+            run("b", Outcome::Ok, Some(0), &ready),
+        ];
+        gate_complete(&mut ok).unwrap();
+        for others in [
+            st(&[(1, "applied"), (2, "pending")]),
+            st(&[(1, "applied"), (2, "failed")]),
+            st(&[(1, "applied"), (2, "applied")]),
+        ] {
+            let mut runs = vec![
+                run("a", Outcome::Ok, Some(0), &ready),
+                run("b", Outcome::Ok, Some(0), &others),
+            ];
+            let e = gate_complete(&mut runs).unwrap_err();
+            assert_eq!(e.exit_code(), exit::LIFECYCLE, "{others}");
+            assert!(format!("{e}").contains("b: "), "{e}");
+        }
+        let mut down = vec![
+            run("a", Outcome::Ok, Some(0), &ready),
+            run("b", Outcome::Unreachable, Some(5), ""),
+        ];
+        assert!(gate_complete(&mut down).is_err());
+        let none = st(&[(1, "applied")]);
+        let mut nothing = vec![run("a", Outcome::Ok, Some(0), &none)];
+        assert!(format!("{}", gate_complete(&mut nothing).unwrap_err())
+            .contains("no target has an expanded migration"));
+    }
+}
