@@ -1078,23 +1078,36 @@ impl Introspection for PgEngine {
         // reltuples is the planner's estimate: good enough to tell a hot table from an empty one
         // without scanning anything. Before the first ANALYZE it is -1 (PG14+; 0 before), so a table
         // never analysed is estimated from its size and its columns' widths instead, like the
-        // planner does, never as empty.
+        // planner does, never as empty. A partitioned table holds no rows itself: its rows and
+        // bytes are its leaf partitions' (an ALTER on it rewrites or scans every one of them).
         let rows = self
             .work
             .query(
-                "SELECT n.nspname, c.relname,
-                        CASE WHEN c.reltuples > 0 OR (c.reltuples = 0 AND c.relpages > 0) THEN c.reltuples::bigint
-                             ELSE (pg_relation_size(c.oid) * 0.9 / (28 + coalesce((
-                                   SELECT sum(CASE WHEN a.attlen > 0 THEN a.attlen ELSE 32 END)
-                                     FROM pg_attribute a
-                                    WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), 0)))::bigint
-                        END,
-                        pg_total_relation_size(c.oid),
+                "WITH est AS (
+                   SELECT c.oid,
+                          CASE WHEN c.reltuples > 0 OR (c.reltuples = 0 AND c.relpages > 0) THEN c.reltuples::bigint
+                               ELSE (pg_relation_size(c.oid) * 0.9 / (28 + coalesce((
+                                     SELECT sum(CASE WHEN a.attlen > 0 THEN a.attlen ELSE 32 END)
+                                       FROM pg_attribute a
+                                      WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), 0)))::bigint
+                          END AS rows,
+                          pg_total_relation_size(c.oid) AS bytes
+                     FROM pg_class c
+                    WHERE c.relkind IN ('r', 'p', 'm'))
+                 SELECT n.nspname, c.relname,
+                        CASE WHEN c.relkind = 'p' THEN
+                             (SELECT coalesce(sum(l.rows), 0)::bigint FROM pg_partition_tree(c.oid) t
+                                JOIN est l ON l.oid = t.relid WHERE t.isleaf)
+                             ELSE e.rows END,
+                        CASE WHEN c.relkind = 'p' THEN
+                             (SELECT coalesce(sum(l.bytes), 0)::bigint FROM pg_partition_tree(c.oid) t
+                                JOIN est l ON l.oid = t.relid WHERE t.isleaf)
+                             ELSE e.bytes END,
                         EXISTS (SELECT 1 FROM pg_partitioned_table pt
                                  WHERE pt.partrelid = c.oid AND pt.partdefid <> 0)
                    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                  WHERE c.relkind IN ('r', 'p', 'm')
-                    AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'sluice')
+                   JOIN est e ON e.oid = c.oid
+                  WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'sluice')
                     AND n.nspname NOT LIKE 'pg_toast%'",
                 &[],
             )

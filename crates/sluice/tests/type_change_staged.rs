@@ -515,6 +515,16 @@ async fn staged_type_change_refuses_what_it_cannot_move() {
         p.db.pg().await.batch_execute(setup).await.unwrap();
         p.write("1_type.sql", &format!("{sql}\n"));
         let before = state_of(&p).await;
+        // The dry run refuses as `up` does (it used to say "would apply" the statement as written).
+        for _ in 0..2 {
+            let dry = p.run(&["up", "--dry-run"]);
+            assert_eq!(dry.code, 2, "{sql}: {dry:?}");
+            assert!(
+                dry.all().contains("sluice cannot stage it") && dry.all().contains(why),
+                "{sql}: {dry:?}"
+            );
+            assert!(!dry.all().contains("would apply"), "{sql}: {dry:?}");
+        }
         let r = p.run(&["up"]);
         assert_eq!(r.code, 2, "{sql}: {r:?}");
         assert!(
@@ -529,6 +539,59 @@ async fn staged_type_change_refuses_what_it_cannot_move() {
         let r = p.run(&["up", "--as-written"]);
         assert_eq!(r.code == 0, !why.contains("view"), "{sql}: {r:?}");
     }
+}
+
+/// A partitioned table's rows are its partitions': `plan` sizes it by them (it showed ~0 rows,
+/// 0 kB and "~0 ms" for a rewrite of every partition), and with the default small-table threshold
+/// a type change on it is not taken for a small table's — the dry run and `up` both refuse it.
+#[tokio::test]
+async fn a_partitioned_table_is_as_big_as_its_partitions() {
+    let p = Project::new(Server::Postgres).await;
+    p.db.pg()
+        .await
+        .batch_execute(
+            "CREATE TABLE m (id int, at date NOT NULL, v int) PARTITION BY RANGE (at);
+             CREATE TABLE m1 PARTITION OF m FOR VALUES FROM ('2020-01-01') TO ('2021-01-01');
+             CREATE TABLE m2 PARTITION OF m FOR VALUES FROM ('2021-01-01') TO ('2022-01-01');
+             INSERT INTO m SELECT g, date '2020-01-01' + (g % 700), g FROM generate_series(1, 30000) g;",
+        )
+        .await
+        .unwrap();
+    p.write("1_type.sql", "ALTER TABLE m ALTER COLUMN v TYPE bigint;\n");
+    // Never analysed (estimated from the partitions' sizes), then analysed.
+    for analyse in [false, true] {
+        if analyse {
+            p.db.pg().await.batch_execute("ANALYZE m").await.unwrap();
+        }
+        let plan = p.run(&["plan", "--json"]);
+        let v: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
+        let rows = v["tables"]["m"]["rows"].as_i64().unwrap();
+        assert!((20_000..=45_000).contains(&rows), "analysed {analyse}: {v:#}");
+        assert!(v["tables"]["m"]["bytes"].as_i64().unwrap() > 1_000_000, "{v:#}");
+        for args in [&["up", "--dry-run"][..], &["up"][..]] {
+            let r = p
+                .command(args)
+                .env("SLUICE_AS_WRITTEN_BELOW_ROWS", "10000")
+                .output()
+                .unwrap();
+            let r: common::Run = r.into();
+            assert_eq!(r.code, 2, "{args:?}: {r:?}");
+            assert!(r.all().contains("the table is partitioned"), "{r:?}");
+        }
+    }
+    // Nothing ran: still integer.
+    let ty: String = p
+        .db
+        .pg()
+        .await
+        .query_one(
+            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'm'::regclass AND attname = 'v'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(ty, "integer");
 }
 
 async fn state_of(p: &Project) -> String {

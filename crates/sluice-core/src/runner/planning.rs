@@ -275,8 +275,14 @@ pub(super) async fn capture_plan(
         Ok(mut planned) => {
             if !opts.as_written {
                 explain_online(engine, &mut planned, opts.as_written_below_rows).await?;
-                explain_type_changes(engine, files, &mut planned, opts.as_written_below_rows)
-                    .await?;
+                explain_type_changes(
+                    engine,
+                    files,
+                    &mut planned,
+                    opts.as_written_below_rows,
+                    false,
+                )
+                .await?;
                 crate::lifecycle::explain_dry_run(engine, files, &mut planned).await;
             }
             let migrations = planned
@@ -424,7 +430,14 @@ pub(super) async fn check_plan(
         let mut planned = plan_up(engine, files, &rows, opts, live)?;
         if !opts.as_written {
             explain_online(engine, &mut planned, opts.as_written_below_rows).await?;
-            explain_type_changes(engine, files, &mut planned, opts.as_written_below_rows).await?;
+            explain_type_changes(
+                engine,
+                files,
+                &mut planned,
+                opts.as_written_below_rows,
+                false,
+            )
+            .await?;
             crate::lifecycle::explain_dry_run(engine, files, &mut planned).await;
         }
         planned

@@ -146,7 +146,15 @@ pub async fn up(
         let mut planned = plan_up(engine, files, &rows, opts, live)?;
         if !opts.as_written {
             explain_online(engine, &mut planned, opts.as_written_below_rows).await?;
-            explain_type_changes(engine, files, &mut planned, opts.as_written_below_rows).await?;
+            // The dry run stops where `up` would: a type change it cannot stage is refused here too.
+            explain_type_changes(
+                engine,
+                files,
+                &mut planned,
+                opts.as_written_below_rows,
+                true,
+            )
+            .await?;
             crate::lifecycle::explain_dry_run(engine, files, &mut planned).await;
         }
         // What `up --complete` would complete first (see below).
@@ -213,13 +221,15 @@ pub async fn up(
 }
 
 /// PostgreSQL: the rewriting type changes of the dry run, staged from the live catalog (their
-/// steps, and the part's mode then) or run as written on a small table (a refusal is left to the
-/// run, as before).
+/// steps, and the part's mode then) or run as written on a small table. A type change `up` would
+/// refuse is returned as that same error when `refuse` (`up --dry-run`: it must not say "would
+/// apply" what `up` refuses); `plan` shows the refusal in its own words instead.
 pub(super) async fn explain_type_changes(
     engine: &mut dyn Engine,
     files: &[Migration],
     planned: &mut [PlannedMigration],
     below: u64,
+    refuse: bool,
 ) -> Result<()> {
     for p in planned.iter_mut() {
         let Some(m) = files.iter().find(|m| m.version == p.version) else {
@@ -256,6 +266,7 @@ pub(super) async fn explain_type_changes(
                     p.mode = prepared.mode;
                     p.mode_reason = prepared.mode_reason.clone();
                 }
+                TypeChange::Refused { error, .. } if refuse => return Err(error),
                 TypeChange::Refused { .. } => {}
             }
         }
