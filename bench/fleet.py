@@ -30,7 +30,8 @@ MIGRATIONS = {
 
 def psql(db, sql):
     subprocess.run(["psql", f"{ADMIN}/{db}", "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", sql],
-                   check=True, stdout=subprocess.DEVNULL)
+                   check=True, stdout=subprocess.DEVNULL,
+                   env=dict(os.environ, PGOPTIONS="-c client_min_messages=warning"))
 
 
 def fresh(n, failing):
@@ -59,7 +60,7 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     a = ap.parse_args()
     target_dir = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
-    sluice = a.sluice or os.path.join(target_dir, "release", "sluice")
+    sluice = os.path.abspath(a.sluice or os.path.join(target_dir, "release", "sluice"))
     if not a.no_build and not a.sluice:
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "sluice"], cwd=ROOT, check=True)
     n, failing = a.targets, a.targets // 2
