@@ -566,8 +566,14 @@ async fn a_partitioned_table_is_as_big_as_its_partitions() {
         let plan = p.run(&["plan", "--json"]);
         let v: serde_json::Value = serde_json::from_str(&plan.stdout).unwrap();
         let rows = v["tables"]["m"]["rows"].as_i64().unwrap();
-        assert!((20_000..=45_000).contains(&rows), "analysed {analyse}: {v:#}");
-        assert!(v["tables"]["m"]["bytes"].as_i64().unwrap() > 1_000_000, "{v:#}");
+        assert!(
+            (20_000..=45_000).contains(&rows),
+            "analysed {analyse}: {v:#}"
+        );
+        assert!(
+            v["tables"]["m"]["bytes"].as_i64().unwrap() > 1_000_000,
+            "{v:#}"
+        );
         for args in [&["up", "--dry-run"][..], &["up"][..]] {
             let r = p
                 .command(args)
