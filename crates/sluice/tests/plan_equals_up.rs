@@ -165,7 +165,10 @@ fn pg_change(s: &str) -> bool {
             | "COMMENT"
             | "TRUNCATE"
             | "ANALYZE"
-    ) || s.starts_with("WITH upd AS (UPDATE ");
+    ) || s.starts_with("WITH upd AS (UPDATE ")
+        // A step that holds one table while it waits for another (a foreign key copy's ADD, a
+        // swap that locks the referencing tables) first shortens its own lock wait.
+        || s.starts_with("SELECT set_config('lock_timeout', least(");
     // The staged type change names its shadow column and trigger `*_sluice_new`/`*_sluice_sync`
     // (and the kept old column and reverse trigger `*_sluice_old`/`*_sluice_back`):
     // those are steps on the user's table, not bookkeeping.
