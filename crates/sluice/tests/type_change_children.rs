@@ -350,8 +350,23 @@ async fn referencing_columns_are_widened_with_the_key_under_writers() {
             "{name}: the writers ran: {:?}",
             logs.iter().map(Vec::len).collect::<Vec<_>>()
         );
-        // Not kept (applied, not expanded): children changed with the parent have no swap back.
+        // Not kept (applied, not expanded): children changed with the parent have no swap back,
+        // and `rollback` says so without touching anything (twice).
         assert_eq!(staged.states(), vec![(1, "applied".to_string())], "{name}");
+        let (facts, _) = state(&staged).await;
+        for _ in 0..2 {
+            let rb = staged.run(&["rollback", "1"]);
+            assert_eq!(rb.code, 11, "{name}: {rb:?}");
+            assert!(
+                rb.all().contains("is applied, not expanded"),
+                "{name}: {rb:?}"
+            );
+            assert_eq!(
+                state(&staged).await.0,
+                facts,
+                "{name}: rollback changed nothing"
+            );
+        }
         let written = twin(&logs).await;
         failures.extend(compare(name, &written, &staged).await);
         // Rerun: nothing to do, nothing changes.
@@ -465,4 +480,57 @@ async fn state_of(p: &Project) -> String {
     .await
     .unwrap()
     .get(0)
+}
+
+/// kill -9 while a child's backfill runs (a larger child, writers on the parent and the children
+/// throughout): the rerun resumes the child's backfill, and the end equals the ALTERs as written
+/// after the same writes; a second rerun has nothing to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn widening_children_survives_kill_9_in_a_child_backfill_under_writers() {
+    let staged = Project::new(Server::Postgres).await;
+    prepare(&staged, cases()[0].up).await;
+    let more = "INSERT INTO orders SELECT g, 1 + g % 2000 FROM generate_series(3001, 80000) g;";
+    staged.db.pg().await.batch_execute(more).await.unwrap();
+    let writers = Writers::start(&staged).await;
+    let poll = staged.db.pg().await;
+    let mut up = staged.spawn(&["up", "--pace", "speed"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    let mut seen = false;
+    while up.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        let q = "SELECT to_regclass('sluice.backfills') IS NOT NULL AND EXISTS (SELECT FROM sluice.backfills WHERE state = 'running' AND table_name = 'public.orders')";
+        if let Ok(r) = poll.query_one(q, &[]).await {
+            if r.get::<_, bool>(0) {
+                seen = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let _ = up.kill();
+    let _ = up.wait();
+    assert!(seen, "the kill landed in the child's backfill");
+    let r = wait_bounded(staged.spawn(&["up", "--pace", "speed"]), 300, "rerun");
+    let again = wait_bounded(staged.spawn(&["up"]), 300, "second rerun");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (logs, errors) = writers.finish().await;
+    assert_eq!(r.code, 0, "rerun: {r:?}");
+    assert_eq!(again.code, 0, "second rerun: {again:?}");
+    assert!(
+        errors.is_empty(),
+        "writers failed: {:?}",
+        &errors[..errors.len().min(3)]
+    );
+    assert_eq!(staged.states(), vec![(1, "applied".to_string())]);
+    let written = Project::new(Server::Postgres).await;
+    prepare(&written, AS_WRITTEN).await;
+    let c = written.db.pg().await;
+    c.batch_execute(more).await.unwrap();
+    for sql in logs.iter().flatten() {
+        c.batch_execute(sql).await.unwrap();
+    }
+    let rw = written.run(&["up", "--as-written"]);
+    assert_eq!(rw.code, 0, "as written: {rw:?}");
+    let diffs = compare("killed in the child's backfill", &written, &staged).await;
+    assert!(diffs.is_empty(), "{}", diffs.join("\n\n"));
+    keys_hold(&staged, "after the kill").await;
 }
