@@ -527,6 +527,10 @@ pub struct ForeignKeyFacts {
     pub referenced: bool,
     /// How the server describes it (`constraint c_t_id_fkey on table c`).
     pub described: String,
+    /// When the key references the column: the referencing column paired with it (same position
+    /// in the key) and that column's type (`format_type`). A staged widening of the column widens
+    /// it too (issue 13 point 2).
+    pub paired: Option<(String, String)>,
 }
 
 /// What an earlier attempt of an unnamed index build left, as [`Execution::before_unnamed_index`]

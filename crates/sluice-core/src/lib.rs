@@ -38,7 +38,8 @@ pub const SLUICE_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// (`<point>@<n>`: the n-th time) the way kill -9 does (no cleanup, connections just drop), so
 /// tests can show that a rerun converges from exactly there. The points are named where they are
 /// called (MariaDB cut-over and swap; PostgreSQL unnamed concurrent index builds:
-/// `unnamed-index-recorded`, `unnamed-index-built`, `unnamed-index-progress-recorded`).
+/// `unnamed-index-recorded`, `unnamed-index-built`, `unnamed-index-progress-recorded`; a staged
+/// type change's referencing columns: `child-step-done`).
 pub fn crash_point(point: &str) {
     static REACHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let Ok(want) = std::env::var("SLUICE_CRASH_AT") else {

@@ -184,7 +184,11 @@ pub async fn read(client: &Client, table: &str, column: &str) -> Result<Option<C
                     pg_describe_object('pg_constraint'::regclass, con.oid, 0),
                     cc.relkind::text, fc.relkind::text, cc.relispartition OR fc.relispartition,
                     coalesce((to_jsonb(con) ->> 'conparentid')::oid, 0) <> 0,
-                    EXISTS (SELECT FROM pg_inherits WHERE inhrelid IN (cc.oid, fc.oid) OR inhparent IN (cc.oid, fc.oid))
+                    EXISTS (SELECT FROM pg_inherits WHERE inhrelid IN (cc.oid, fc.oid) OR inhparent IN (cc.oid, fc.oid)),
+                    (SELECT ARRAY[ra.attname::text, format_type(ra.atttypid, ra.atttypmod)]
+                       FROM pg_attribute ra
+                      WHERE con.confrelid = $1::bigint::oid AND ra.attrelid = con.conrelid
+                        AND ra.attnum = con.conkey[array_position(con.confkey, $2::int::int2)])
                FROM pg_constraint con
                JOIN pg_class cc ON cc.oid = con.conrelid
                JOIN pg_namespace cn ON cn.oid = cc.relnamespace
@@ -223,6 +227,9 @@ pub async fn read(client: &Client, table: &str, column: &str) -> Result<Option<C
             referencing: f.get(7),
             referenced: f.get(8),
             described,
+            paired: f
+                .get::<_, Option<Vec<String>>>(15)
+                .and_then(|p| Some((p.first()?.clone(), p.get(1)?.clone()))),
         });
     }
 

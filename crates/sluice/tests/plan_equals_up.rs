@@ -165,7 +165,10 @@ fn pg_change(s: &str) -> bool {
             | "COMMENT"
             | "TRUNCATE"
             | "ANALYZE"
-    ) || s.starts_with("WITH upd AS (UPDATE ");
+    ) || s.starts_with("WITH upd AS (UPDATE ")
+        // A step that holds one table while it waits for another (a foreign key copy's ADD, a
+        // swap that locks the referencing tables) first shortens its own lock wait.
+        || s.starts_with("SELECT set_config('lock_timeout', least(");
     // The staged type change names its shadow column and trigger `*_sluice_new`/`*_sluice_sync`
     // (and the kept old column and reverse trigger `*_sluice_old`/`*_sluice_back`):
     // those are steps on the user's table, not bookkeeping.
@@ -232,6 +235,11 @@ CREATE INDEX u_v_idx ON app.u (v);
 CREATE TABLE nopk (a int, b int);
 INSERT INTO nopk VALUES (1, 1), (2, 2);
 CREATE UNIQUE INDEX nopk_a_uidx ON nopk (a);
+CREATE TABLE pi (id int PRIMARY KEY);
+INSERT INTO pi VALUES (1), (2);
+CREATE TABLE ci (k int PRIMARY KEY, pi_id int REFERENCES pi (id) ON DELETE CASCADE);
+INSERT INTO ci VALUES (1, 1), (2, 2);
+CREATE INDEX ci_pi_id_idx ON ci (pi_id);
 "#;
 
 /// One corpus row: the migration's SQL and, for the disagreements issue 12 listed (regressions),
@@ -421,6 +429,11 @@ fn pg_corpus() -> Vec<Row> {
         row("ALTER TABLE t ALTER COLUMN \"Mixed\" TYPE varchar(5) USING left(\"Mixed\", 5)"),
         row("ALTER TABLE app.u ALTER COLUMN id TYPE int"),
         row("ALTER TABLE nopk ALTER COLUMN a TYPE bigint"),
+        // Issue 13 point 2: the referencing column ci.pi_id is widened first, its own staged
+        // change; then the parent.
+        row("ALTER TABLE pi ALTER COLUMN id TYPE bigint"),
+        // The user wrote the child's change too: done once, by the user's statement.
+        row("ALTER TABLE pi ALTER COLUMN id TYPE bigint; ALTER TABLE ci ALTER COLUMN pi_id TYPE bigint"),
         reg(
             "ALTER TABLE t ALTER COLUMN id TYPE int",
             &[

@@ -708,6 +708,9 @@ struct FkCase {
     children: &'static [&'static str],
     /// Inserts that reference no parent (`{o}`: a new negative key); each must fail.
     orphans: &'static [&'static str],
+    /// The twin's ALTERs of the referencing int columns: the staged change widens them with the
+    /// key (issue 13 point 2), as written they are statements of their own.
+    widened: &'static str,
 }
 
 const FK_PARENT: &str = "CREATE TABLE t (id int PRIMARY KEY, k int NOT NULL UNIQUE, hits int NOT NULL DEFAULT 0, parent int);
@@ -726,6 +729,7 @@ fn fk_cases() -> Vec<FkCase> {
             child_inserts: &["INSERT INTO c (k, t_id) VALUES ({k}, {p})"],
             children: &["c"],
             orphans: &["INSERT INTO c (k, t_id) VALUES ({o}, {o})"],
+            widened: "ALTER TABLE c ALTER COLUMN t_id TYPE bigint;",
         },
         FkCase {
             name: "ON DELETE CASCADE, named",
@@ -737,6 +741,7 @@ fn fk_cases() -> Vec<FkCase> {
             child_inserts: &["INSERT INTO c (k, t_id) VALUES ({k}, {p})"],
             children: &["c"],
             orphans: &["INSERT INTO c (k, t_id) VALUES ({o}, {o})"],
+            widened: "ALTER TABLE c ALTER COLUMN t_id TYPE bigint;",
         },
         FkCase {
             name: "DEFERRABLE INITIALLY DEFERRED",
@@ -747,6 +752,7 @@ fn fk_cases() -> Vec<FkCase> {
             child_inserts: &["INSERT INTO c (k, t_id) VALUES ({k}, {p})"],
             children: &["c"],
             orphans: &["INSERT INTO c (k, t_id) VALUES ({o}, {o})"],
+            widened: "ALTER TABLE c ALTER COLUMN t_id TYPE bigint;",
         },
         FkCase {
             name: "multi-column MATCH FULL including the column",
@@ -762,6 +768,7 @@ fn fk_cases() -> Vec<FkCase> {
                 "INSERT INTO c (k, tk, t_id) VALUES ({o}, 1, 2)",
                 "INSERT INTO c (k, tk, t_id) VALUES ({o}, NULL, 2)",
             ],
+            widened: "ALTER TABLE c ALTER COLUMN t_id TYPE bigint;",
         },
         FkCase {
             name: "self-referencing",
@@ -772,6 +779,7 @@ fn fk_cases() -> Vec<FkCase> {
             child_inserts: &["UPDATE t SET parent = {p} WHERE k = {p} % 100 + 2"],
             children: &[],
             orphans: &["INSERT INTO t (id, k, parent) VALUES ({o}, {o}, -7)"],
+            widened: "ALTER TABLE t ALTER COLUMN parent TYPE bigint;",
         },
         FkCase {
             name: "two child tables, one NOT VALID",
@@ -792,6 +800,7 @@ fn fk_cases() -> Vec<FkCase> {
                 "INSERT INTO c (k, t_id) VALUES ({o}, {o})",
                 "INSERT INTO d (k, t_id) VALUES ({o}, {o})",
             ],
+            widened: "ALTER TABLE c ALTER COLUMN t_id TYPE bigint;\nALTER TABLE d ALTER COLUMN t_id TYPE bigint;",
         },
         FkCase {
             name: "child already bigint",
@@ -802,6 +811,7 @@ fn fk_cases() -> Vec<FkCase> {
             child_inserts: &["INSERT INTO c (k, t_id) VALUES ({k}, {p})"],
             children: &["c"],
             orphans: &["INSERT INTO c (k, t_id) VALUES ({o}, {o})"],
+            widened: "",
         },
         FkCase {
             name: "parent and child both written",
@@ -813,11 +823,13 @@ fn fk_cases() -> Vec<FkCase> {
             child_inserts: &["INSERT INTO c (k, t_id) VALUES ({k}, {p})"],
             children: &["c"],
             orphans: &["INSERT INTO c (k, t_id) VALUES ({o}, {o})"],
+            widened: "",
         },
     ]
 }
 
-async fn fk_prepare(p: &Project, case: &FkCase, rows: i64) {
+/// `twin`: the project that runs the ALTERs as written (the referencing columns' too).
+async fn fk_prepare(p: &Project, case: &FkCase, rows: i64, twin: bool) {
     let c = p.db.pg().await;
     c.batch_execute(&FK_PARENT.replace("3000", &rows.to_string()))
         .await
@@ -827,7 +839,12 @@ async fn fk_prepare(p: &Project, case: &FkCase, rows: i64) {
         .unwrap();
     p.write(
         "1_type.sql",
-        &format!("-- sluice:up\n{}\n-- sluice:down\n{}\n", case.up, case.down),
+        &format!(
+            "-- sluice:up\n{}\n{}\n-- sluice:down\n{}\n",
+            case.up,
+            if twin { case.widened } else { "" },
+            case.down
+        ),
     );
 }
 
@@ -1071,8 +1088,8 @@ async fn staged_type_change_moves_foreign_keys() {
         let name = case.name;
         let written = Project::new(Server::Postgres).await;
         let staged = Project::new(Server::Postgres).await;
-        fk_prepare(&written, &case, ROWS).await;
-        fk_prepare(&staged, &case, ROWS).await;
+        fk_prepare(&written, &case, ROWS, true).await;
+        fk_prepare(&staged, &case, ROWS, false).await;
 
         let plan = staged.run(&["plan"]);
         assert_eq!(plan.code, 0, "{name}: {plan:?}");
@@ -1137,8 +1154,8 @@ async fn staged_foreign_key_change_survives_kill_9_in_every_phase() {
     for (phase, cond) in phases {
         let written = Project::new(Server::Postgres).await;
         let staged = Project::new(Server::Postgres).await;
-        fk_prepare(&written, &case, MORE).await;
-        fk_prepare(&staged, &case, MORE).await;
+        fk_prepare(&written, &case, MORE, true).await;
+        fk_prepare(&staged, &case, MORE, false).await;
         let writers = FkWriters::start(&staged, &case, MORE, WRITTEN).await;
         let poll = staged.db.pg().await;
         let mut child = staged.spawn(&["up", "--pace", "speed", "--complete"]);

@@ -515,6 +515,173 @@ pub fn staged(
     Ok((r, keep))
 }
 
+/// The width of an integer type (2, 4, 8 bytes); None for any other type.
+fn int_width(t: &SqlType) -> Option<u8> {
+    match t.base.as_str() {
+        _ if t.array => None,
+        "int2" | "smallserial" => Some(2),
+        "int4" | "serial" => Some(4),
+        "int8" | "bigserial" => Some(8),
+        _ => None,
+    }
+}
+
+/// A referencing column that a staged widening of the column it references widens with it
+/// (issue 13 point 2): the child table (schema, name, as stored) and its column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Child {
+    pub schema: String,
+    pub table: String,
+    pub column: String,
+}
+
+impl Child {
+    /// `schema.table.column` as `plan` names it.
+    pub fn label(&self) -> String {
+        format!("{}.{}.{}", self.schema, self.table, self.column)
+    }
+}
+
+/// The referencing columns an integer widening of `cat`'s column to `new_type` (int2/int4 →
+/// int4/int8) must widen too, or a child key still overflows where the parent no longer does:
+/// every column of another key (composite keys: the one paired with this column;
+/// self-references: the table's own) that references the column and is a narrower integer than
+/// `new_type`, each once. A referencing column already as wide needs nothing. Only integers: a
+/// cross-type integer foreign key is valid on the server (integer_ops holds int2/int4/int8
+/// equality), so each child can change on its own before the parent; other rewriting changes
+/// (numeric scale, text to varchar(n), timestamp to timestamptz) have no such family and are
+/// not widenings that overflow, so their children are left as they are. A rewriting child
+/// column of a sluice staged change in progress (`*_sluice_new`) is the child's own copy, not
+/// a child.
+pub fn implied_children(cat: &ColumnCatalog, new_type: &str) -> Vec<Child> {
+    let (Some(old), Some(new)) = (
+        int_width(&parse_type(&cat.data_type)),
+        int_width(&parse_type(new_type)),
+    ) else {
+        return vec![];
+    };
+    if new <= old {
+        return vec![];
+    }
+    let mut out: Vec<Child> = Vec::new();
+    for fk in cat.foreign_keys.iter().filter(|f| f.referenced) {
+        let Some((column, ty)) = &fk.paired else {
+            continue;
+        };
+        let own = fk.schema == cat.schema && fk.table == cat.table && *column == cat.column;
+        let narrower = int_width(&parse_type(ty)).is_some_and(|w| w < new);
+        let child = Child {
+            schema: fk.schema.clone(),
+            table: fk.table.clone(),
+            column: column.clone(),
+        };
+        if !own && narrower && !out.contains(&child) {
+            out.push(child);
+        }
+    }
+    out
+}
+
+/// Another column of an integer type references the column (a key sluice may have widened with
+/// it on an earlier attempt, or one that was as wide before).
+pub fn referenced_by_integers(cat: &ColumnCatalog) -> bool {
+    cat.foreign_keys.iter().any(|fk| {
+        fk.referenced
+            && fk.paired.as_ref().is_some_and(|(column, ty)| {
+                !(fk.schema == cat.schema && fk.table == cat.table && *column == cat.column)
+                    && int_width(&parse_type(ty)).is_some()
+            })
+    })
+}
+
+/// The parent's catalog as its staged change will find it once the children's staged changes
+/// (run first) swapped: without the children's helpers that a resumed run may see half made,
+/// i.e. a child's foreign key copy on its shadow column (the child's swap gives it the
+/// original's name) and a child's sync trigger on the parent's own table (a self-reference: the
+/// child's swap drops it before the parent's trigger exists).
+pub fn without_children_helpers(cat: &ColumnCatalog, children: &[Child]) -> ColumnCatalog {
+    let mut cat = cat.clone();
+    cat.foreign_keys.retain(|fk| {
+        !children.iter().any(|c| {
+            fk.schema == c.schema
+                && fk.table == c.table
+                && fk.paired.as_ref().map(|p| p.0.as_str())
+                    == Some(super::helper_name(&c.column, "", "sluice_new").as_str())
+        })
+    });
+    cat.before_triggers.retain(|t| {
+        !children.iter().any(|c| {
+            c.schema == cat.schema
+                && c.table == cat.table
+                && *t == super::helper_name(&format!("zz_{}", c.table), &c.column, "sluice_sync")
+        })
+    });
+    cat
+}
+
+/// One rewrite of the children's staged changes, in order, then the parent's: each child its own
+/// complete online change (shadow, trigger, paced backfill, indexes and constraints rebuilt,
+/// its foreign keys copied NOT VALID + VALIDATE, a short swap), so a bigint child references the
+/// still-int parent for a while (valid: integer_ops), and the parent's swap then re-points the
+/// children's already widened keys. The parent's swap stays the last step, which commits with
+/// the progress record; a run killed after a child's swap finds, when it plans again, the child
+/// as wide as the new type and leaves it out.
+pub fn with_children(
+    parent: Rewrite,
+    children: Vec<(Child, Rewrite)>,
+    parent_table: &str,
+) -> Rewrite {
+    if children.is_empty() {
+        return parent;
+    }
+    let mut first: Option<String> = None;
+    let mut then = Vec::new();
+    let mut about = Vec::new();
+    let mut precheck = Vec::new();
+    let mut undo: Vec<String> = Vec::new();
+    let labels: Vec<String> = children.iter().map(|(c, _)| c.label()).collect();
+    for (child, r) in children {
+        let table = format!("{}.{}", child.schema, child.table);
+        let label = format!("referencing column {}", child.label());
+        let mut steps = vec![RStep::Sql(r.sql)];
+        steps.extend(r.then);
+        for (step, mut a) in steps.into_iter().zip(r.about) {
+            a.tables = if a.lock_on.is_empty() {
+                vec![table.clone()]
+            } else {
+                vec![table.clone(), parent_table.to_string()]
+            };
+            a.label = Some(label.clone());
+            match step {
+                RStep::Sql(sql) if first.is_none() => first = Some(sql),
+                step => then.push(step),
+            }
+            about.push(a);
+        }
+        precheck.extend(r.precheck);
+        // Undone in the reverse order of making.
+        undo = r.undo.into_iter().chain(undo).collect();
+    }
+    then.push(RStep::Sql(parent.sql));
+    then.extend(parent.then);
+    about.extend(parent.about);
+    precheck.extend(parent.precheck);
+    let undo: Vec<String> = parent.undo.into_iter().chain(undo).collect();
+    Rewrite {
+        sql: first.expect("a child's staged change starts with its shadow column"),
+        note: format!(
+            "{}; first the referencing column(s) {} are widened the same way, each its own staged change with its own short swap, so no child key overflows where the parent no longer does",
+            parent.note,
+            labels.join(", ")
+        ),
+        then,
+        precheck: (!precheck.is_empty()).then(|| precheck.join("; ")),
+        undo,
+        about,
+        ..parent
+    }
+}
+
 /// The name the old column keeps between the swap and `sluice complete` (issue 13 point 4).
 pub fn old_name(column: &str) -> String {
     super::helper_name(column, "", "sluice_old")
@@ -1441,6 +1608,7 @@ mod tests {
             referencing,
             referenced,
             described: String::new(),
+            paired: None,
         };
         let on = |def: &str, referencing: bool, referenced: bool, col: &str| {
             super::fk_on_shadow(&fk(def, referencing, referenced), col, "s")
@@ -1509,6 +1677,7 @@ mod tests {
                 referencing,
                 referenced: true,
                 described: String::new(),
+                paired: None,
             });
         }
         let r = super::staged(&st, &cat, false).unwrap().0;
@@ -1560,6 +1729,155 @@ mod tests {
             .position(|u| u.contains("DROP COLUMN IF EXISTS"))
             .unwrap();
         assert!(copy < shadow, "{:?}", r.undo);
+    }
+
+    /// Issue 13 point 2: which referencing columns an integer widening widens with it (table
+    /// driven over the key shapes), and the one rewrite: the children's steps first, labelled and
+    /// locked on their own tables, the parent's swap last.
+    #[test]
+    fn referencing_columns_are_widened_with_the_key() {
+        use super::{implied_children, with_children, without_children_helpers, Child};
+        let fk = |name: &str, table: &str, paired: Option<(&str, &str)>, referenced: bool| {
+            crate::engine::ForeignKeyFacts {
+                name: name.into(),
+                schema: "app".into(),
+                table: table.into(),
+                ref_schema: "app".into(),
+                ref_table: "Orders".into(),
+                definition: "FOREIGN KEY (x) REFERENCES \"Orders\"(id)".into(),
+                validated: true,
+                referencing: !referenced,
+                referenced,
+                described: String::new(),
+                paired: paired.map(|(c, t)| (c.into(), t.into())),
+            }
+        };
+        let child = |table: &str, column: &str| Child {
+            schema: "app".into(),
+            table: table.into(),
+            column: column.into(),
+        };
+        let mut cat = identity_pk();
+        cat.foreign_keys = vec![
+            fk("a_fkey", "items", Some(("order_id", "integer")), true),
+            // A second key of the same column (composite): widened once.
+            fk("b_fkey", "items", Some(("order_id", "integer")), true),
+            fk("c_fkey", "lines", Some(("ord", "smallint")), true),
+            // Already as wide: nothing to do.
+            fk("d_fkey", "big", Some(("order_id", "bigint")), true),
+            // Self-reference: the table's own column.
+            fk("e_fkey", "Orders", Some(("parent_id", "integer")), true),
+            // Not an integer: left as it is.
+            fk("f_fkey", "odd", Some(("order_id", "numeric")), true),
+            // The table's own key (the column references): not a child.
+            fk("g_fkey", "Orders", None, false),
+            // A child's copy on its shadow column (a resumed run): the child's swap renames it.
+            fk(
+                "h_fkey_sluice_new",
+                "items",
+                Some(("order_id_sluice_new", "bigint")),
+                true,
+            ),
+        ];
+        let want = vec![
+            child("items", "order_id"),
+            child("lines", "ord"),
+            child("Orders", "parent_id"),
+        ];
+        assert_eq!(implied_children(&cat, "bigint"), want);
+        assert_eq!(implied_children(&cat, "INT8"), want);
+        // int → int widens the smallint only; no widening, no children.
+        assert_eq!(implied_children(&cat, "integer"), vec![]);
+        assert_eq!(
+            implied_children(&cat, "numeric(20,0)"),
+            vec![],
+            "only integer widenings"
+        );
+        let mut small = cat.clone();
+        small.data_type = "smallint".into();
+        assert_eq!(implied_children(&small, "int"), vec![child("lines", "ord")]);
+
+        // The parent's plan leaves out what the children's changes make and remove.
+        cat.before_triggers = vec!["zz_Orders_parent_id_sluice_sync".into()];
+        let parent_cat = without_children_helpers(&cat, &want);
+        assert!(parent_cat.before_triggers.is_empty());
+        assert!(!parent_cat
+            .foreign_keys
+            .iter()
+            .any(|f| f.name == "h_fkey_sluice_new"));
+        assert_eq!(parent_cat.foreign_keys.len(), cat.foreign_keys.len() - 1);
+
+        // The merged rewrite.
+        let parent = super::staged(
+            &stmt("ALTER TABLE app.\"Orders\" ALTER COLUMN id TYPE bigint"),
+            &identity_pk(),
+            false,
+        )
+        .unwrap()
+        .0;
+        let mut child_cat = identity_pk();
+        child_cat.table = "items".into();
+        child_cat.column = "order_id".into();
+        child_cat.identity = None;
+        child_cat.indexes.clear();
+        child_cat.foreign_keys = vec![fk("a_fkey", "items", None, false)];
+        child_cat.foreign_keys[0].definition =
+            "FOREIGN KEY (order_id) REFERENCES \"Orders\"(id)".into();
+        let kid = super::staged(
+            &stmt("ALTER TABLE app.items ALTER COLUMN order_id TYPE bigint"),
+            &child_cat,
+            false,
+        )
+        .unwrap()
+        .0;
+        let (np, nk) = (parent.about.len(), kid.about.len());
+        let kid_undo = kid.undo.clone();
+        let r = with_children(
+            parent,
+            vec![(child("items", "order_id"), kid)],
+            "app.Orders",
+        );
+        let steps = r.plan_steps();
+        assert_eq!(steps.len(), np + nk);
+        assert!(
+            r.sql
+                .contains("\"items\" ADD COLUMN IF NOT EXISTS \"order_id_sluice_new\""),
+            "{}",
+            r.sql
+        );
+        for s in &steps[..nk] {
+            assert!(
+                s.description
+                    .starts_with("referencing column app.items.order_id: "),
+                "{s:?}"
+            );
+            let tables = &s.taken.as_ref().unwrap().tables;
+            assert_eq!(tables[0], "app.items", "{s:?}");
+        }
+        // The child's foreign key copy locks both tables, the child's swap too.
+        assert!(steps[..nk]
+            .iter()
+            .any(|s| s.taken.as_ref().unwrap().tables == ["app.items", "app.Orders"]));
+        assert!(steps[nk - 1]
+            .sql
+            .contains("RENAME COLUMN \"order_id_sluice_new\" TO \"order_id\""));
+        assert!(steps[nk]
+            .sql
+            .contains("\"Orders\" ADD COLUMN IF NOT EXISTS \"id_sluice_new\""));
+        assert!(steps[nk..]
+            .iter()
+            .all(|s| s.taken.as_ref().unwrap().tables.is_empty()
+                && s.description.find("referencing").is_none_or(|at| at > 0)));
+        assert!(steps
+            .last()
+            .unwrap()
+            .sql
+            .contains("RENAME COLUMN \"id_sluice_new\" TO \"id\""));
+        // Undone in the reverse order: the parent's helpers first, the child's after.
+        assert_eq!(r.undo[r.undo.len() - kid_undo.len()..], kid_undo[..]);
+        assert!(r.note.contains("app.items.order_id"), "{}", r.note);
+        let target = crate::target::Target::new(crate::target::EngineKind::Postgres, 15, 0);
+        assert!(crate::plan::staged::check_declared_locks(target, &r).is_empty());
     }
 
     #[test]

@@ -154,6 +154,11 @@ pub struct About {
     pub blocks: Blocks,
     /// False for CONCURRENTLY: it runs on its own, outside any transaction.
     pub transactional: bool,
+    /// The tables the lock is on when not the statement's (a referencing column a type change
+    /// widens with the column, issue 13 point 2): empty for the statement's own.
+    pub tables: Vec<String>,
+    /// Said before the description when the step is not on the statement's table.
+    pub label: Option<String>,
 }
 
 impl About {
@@ -170,6 +175,8 @@ impl About {
             effect,
             blocks,
             transactional: true,
+            tables: vec![],
+            label: None,
         }
     }
     pub(crate) fn concurrent_build(description: &'static str) -> About {
@@ -240,7 +247,16 @@ impl Rewrite {
         std::iter::once(self.sql.clone())
             .chain(self.then.iter().map(Step::text))
             .zip(&self.about)
-            .map(|(sql, a)| super::Step::of_about(sql, a))
+            .map(|(sql, a)| {
+                let mut s = super::Step::of_about(sql, a);
+                if let Some(label) = &a.label {
+                    s.description = format!("{label}: {}", s.description);
+                }
+                if let Some(l) = &mut s.taken {
+                    l.tables.clone_from(&a.tables);
+                }
+                s
+            })
             .collect()
     }
 }

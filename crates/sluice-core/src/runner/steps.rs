@@ -218,6 +218,11 @@ pub(crate) async fn run_steps(
         if outcome.is_err() {
             return Ok(outcome);
         }
+        // Test hook: a step of a referencing column's staged change (issue 13 point 2) done,
+        // the parent's not begun (`child-step-done@<n>`: after the n-th such step).
+        if about.label.is_some() {
+            crate::crash_point("child-step-done");
+        }
     }
     Ok(Ok(()))
 }

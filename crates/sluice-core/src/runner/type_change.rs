@@ -48,6 +48,31 @@ pub(super) async fn stage_type_changes(
     // A type change that is the migration's only statement keeps the old column until `sluice
     // complete` (the migration is then expanded, issue 13): `sluice rollback` swaps it back.
     let keep = dir == Direction::Up && crate::lifecycle::type_change_of(target, m).is_some();
+    // An earlier attempt of this migration (killed or failed) may have widened referencing
+    // columns already (see with_children): the swap then keeps nothing either.
+    let earlier = keep
+        && engine.history().await?.iter().any(|r| {
+            r.version == m.version && matches!(r.state, RecordState::Running | RecordState::Failed)
+        });
+    // The columns the part's own type changes change: a referencing column the user changes
+    // is theirs, never widened a second time by sluice (see with_children).
+    let written: Vec<(crate::analysis::ir::QName, String)> = prepared
+        .statements
+        .iter()
+        .enumerate()
+        .flat_map(|(i, s)| {
+            crate::analysis::ir::build(target.engine, i, s, 0, &s.sql)
+                .actions()
+                .iter()
+                .filter_map(|a| match a {
+                    crate::analysis::ir::Action::AlterColumnType { table, column, .. } => {
+                        Some((table.clone(), column.clone()))
+                    }
+                    _ => None,
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
     for i in 0..prepared.statements.len() {
         let s = prepared.statements[i].clone();
         let st = crate::analysis::ir::build(target.engine, i, &s, 0, &s.sql);
@@ -103,13 +128,24 @@ pub(super) async fn stage_type_changes(
                             None => crate::quote::pg::ident(&table.name),
                         };
                         match engine.column_catalog(&name, column).await? {
-                            Some(cat) => crate::plan::alter_column_type::staged(&st, &cat, keep)
-                                .map(|(r, kept)| {
-                                    let lp = kept.then(|| {
-                                        Box::new(crate::plan::expand::column_type::plan(&cat, &r))
+                            Some(cat) => {
+                                let (staged, children) = with_children(
+                                    engine,
+                                    &st,
+                                    &cat,
+                                    new_type,
+                                    (keep, earlier),
+                                    &written,
+                                )
+                                .await?;
+                                for c in children {
+                                    touched.push(crate::analysis::ir::QName {
+                                        schema: Some(c.schema),
+                                        name: c.table,
                                     });
-                                    (r, lp)
-                                }),
+                                }
+                                staged
+                            }
                             None => Err(format!(
                                 "sluice could not read {table}.{column} from the catalog"
                             )),
@@ -159,4 +195,117 @@ pub(super) async fn stage_type_changes(
 /// What `up`, `--dry-run` and `plan` say of a statement that runs as written on a small table.
 pub fn small_table_note(rows: u64, below: u64) -> String {
     format!("runs as written: the table has {rows} rows, below the threshold {below} (as_written_below_rows)")
+}
+
+/// What a staged type change runs (with the lifecycle `plan` shows when its swap keeps the old
+/// column), or why it cannot be staged, and the referencing columns it widens with the column
+/// (issue 13 point 2, [`crate::plan::alter_column_type::implied_children`]): each child's own
+/// staged change first, from the child column's live catalog, then the parent's. A referencing
+/// column one of the part's statements changes itself (`written`) is left to that statement,
+/// wherever it stands in the part: it is not changed twice, and a bigint key referencing an int
+/// one (or the other way) is valid meanwhile. With children the parent's old column is not kept
+/// (the migration is applied at the swap, not expanded): a rollback that swapped the parent back
+/// would leave the children wide, which is not the schema before the migration.
+#[allow(clippy::type_complexity)]
+async fn with_children(
+    engine: &mut dyn Engine,
+    st: &crate::analysis::ir::Stmt,
+    cat: &crate::engine::ColumnCatalog,
+    new_type: &str,
+    (keep, earlier): (bool, bool),
+    written: &[(crate::analysis::ir::QName, String)],
+) -> Result<(
+    std::result::Result<
+        (
+            crate::plan::staged::Rewrite,
+            Option<Box<crate::plan::expand::LifecyclePlan>>,
+        ),
+        String,
+    >,
+    Vec<crate::plan::alter_column_type::Child>,
+)> {
+    use crate::plan::alter_column_type as act;
+    let target = engine.target();
+    let children: Vec<act::Child> = act::implied_children(cat, new_type)
+        .into_iter()
+        .filter(|c| {
+            let q = crate::analysis::ir::QName {
+                schema: Some(c.schema.clone()),
+                name: c.table.clone(),
+            };
+            !written
+                .iter()
+                .any(|(t, col)| q.matches(t) && *col == c.column)
+        })
+        .collect();
+    if children.is_empty() {
+        // Keeping is decided the same on every attempt: a rerun after an attempt that widened
+        // the children finds none left to widen, and must not keep the parent's old column
+        // either (its rollback would leave the children wide).
+        let keep = keep && !(earlier && act::referenced_by_integers(cat));
+        return Ok((
+            act::staged(st, cat, keep).map(|(r, kept)| {
+                let lp = kept.then(|| Box::new(crate::plan::expand::column_type::plan(cat, &r)));
+                (r, lp)
+            }),
+            children,
+        ));
+    }
+    let mut staged_children = Vec::new();
+    for c in &children {
+        let table = crate::quote::pg::qualified(&c.schema, &c.table);
+        let sql = format!(
+            "ALTER TABLE {table} ALTER COLUMN {} TYPE {new_type}",
+            crate::quote::pg::ident(&c.column)
+        );
+        let split = match sql::split(target.engine, &sql) {
+            Ok(v) if v.len() == 1 => v,
+            _ => {
+                return Ok((
+                    Err(format!(
+                        "sluice could not write the type change of the referencing column {}",
+                        c.label()
+                    )),
+                    children,
+                ))
+            }
+        };
+        let child_st =
+            crate::analysis::ir::build(target.engine, st.index, &split[0], 0, &split[0].sql);
+        let Some(child_cat) = engine.column_catalog(&table, &c.column).await? else {
+            return Ok((
+                Err(format!(
+                    "sluice could not read the referencing column {} from the catalog",
+                    c.label()
+                )),
+                children,
+            ));
+        };
+        match act::staged(&child_st, &child_cat, false) {
+            Ok((r, _)) => staged_children.push((c.clone(), r)),
+            Err(why) => {
+                return Ok((
+                    Err(format!(
+                        "the referencing column {} must be widened with it ({} → {new_type}), and its staged change cannot run: {why}",
+                        c.label(),
+                        child_cat.data_type
+                    )),
+                    children,
+                ))
+            }
+        }
+    }
+    let parent_cat = act::without_children_helpers(cat, &children);
+    let parent = match act::staged(st, &parent_cat, false) {
+        Ok((r, _)) => r,
+        Err(why) => return Ok((Err(why), children)),
+    };
+    let parent_table = format!("{}.{}", cat.schema, cat.table);
+    Ok((
+        Ok((
+            act::with_children(parent, staged_children, &parent_table),
+            None,
+        )),
+        children,
+    ))
 }
