@@ -176,8 +176,18 @@ pub fn predict(f: Flavour, table: &LiveTable, kind: &ClauseKind) -> Prediction {
                     "the table has a FULLTEXT index (no instant DROP): rebuilt in place",
                 );
             }
+            if table.indexes.iter().any(|i| {
+                i.columns.len() > 1 && i.columns.iter().any(|c| c.eq_ignore_ascii_case(name))
+            }) {
+                // MariaDB 10.11 refuses NOCOPY there ("Try ALGORITHM=INPLACE"): an index that
+                // keeps other columns is rebuilt with the table.
+                return p(
+                    Algo::Inplace,
+                    "an index on the column keeps other columns: rebuilt in place",
+                );
+            }
             if table.indexed(name) {
-                // The indexes on the column are rebuilt without it.
+                // The indexes on the column alone are dropped with it.
                 return p(nocopy.max(Algo::NoCopy), "the column is part of an index");
             }
             if mariadb(f, (10, 4, 0)) || mysql(f, (8, 0, 29)) {
