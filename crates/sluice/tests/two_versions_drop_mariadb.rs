@@ -242,7 +242,6 @@ async fn run_client(
                 (id,),
             )
             .await
-            .map(|r| r.map(|(n, v)| (n, v)))
         } else {
             db.exec_first::<i64, _, _>("SELECT note FROM t WHERE id = ?", (id,))
                 .await
