@@ -687,3 +687,36 @@ async fn several_columns_and_if_exists_in_one_statement() {
     let notes: Vec<i64> = db.query("SELECT note FROM t ORDER BY id").await.unwrap();
     assert_eq!(notes, [1, 2]);
 }
+
+/// The expand's and the contract's ALTERs wait for the table's metadata lock at most
+/// lock_wait_timeout, step back and retry: a transaction that holds the table keeps each phase
+/// waiting (not failing), and once it ends the phase finishes.
+#[tokio::test]
+async fn both_phases_wait_for_the_metadata_lock_and_retry() {
+    let case = &CASES[0];
+    let p = Project::new(Server::MariaDb).await;
+    p.write("1_create.sql", &case.create());
+    ok(&p.run(&["up"]), "create");
+    p.write("2_drop.sql", DROP);
+    for (args, state) in [
+        (&["up", "--lock-timeout", "1000"][..], "expanded"),
+        (&["complete", "--lock-timeout", "1000"][..], "applied"),
+    ] {
+        let mut holder = p.db.my().await;
+        holder.query_drop("START TRANSACTION").await.unwrap();
+        holder.query_drop("SELECT * FROM t LIMIT 1").await.unwrap();
+        let mut child = p.spawn(args);
+        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+        // Still waiting, neither failed nor done.
+        assert!(child.try_wait().unwrap().is_none(), "{args:?}");
+        holder.query_drop("COMMIT").await.unwrap();
+        let r = wait_bounded(child, 120, "sluice");
+        ok(&r, &format!("{args:?} after the lock"));
+        assert!(
+            r.stderr.contains("waited 1000 ms for its lock on t")
+                && r.stderr.contains("retry 1 in"),
+            "{args:?}: {r:?}"
+        );
+        assert_eq!(state_of(&p, 2).as_deref(), Some(state), "{args:?}");
+    }
+}
