@@ -340,3 +340,39 @@ async fn fulltext_indexes_are_judged_by_the_server_in_path_plan_and_lint() {
         rows.len()
     );
 }
+
+/// A dropped column's indexes decide the algorithm (issue 14's contract relies on it): no index
+/// INSTANT, an index on it alone NOCOPY (the index goes), an index that keeps other columns
+/// INPLACE (10.11 refuses NOCOPY: "Try ALGORITHM=INPLACE"), judged by the server.
+#[tokio::test]
+async fn a_dropped_columns_indexes_are_judged_by_the_server() {
+    let db = TestDb::mariadb().await;
+    let mut c = db.my().await;
+    let v: String = c.query_first("SELECT VERSION()").await.unwrap().unwrap();
+    let flavour = Flavour::from_version_string(&v);
+    let fixture = "DROP TABLE IF EXISTS x; CREATE TABLE x (id INT PRIMARY KEY, a INT, b INT, \
+        c VARCHAR(20), d INT, KEY ix_a (a), KEY ix_b_c (b, c)); \
+        INSERT INTO x SELECT seq, seq, seq, CONCAT('c', seq), seq FROM seq_1_to_200";
+    let mut wrong = Vec::new();
+    for clause in [
+        "DROP COLUMN d",
+        "DROP COLUMN a",
+        "DROP COLUMN b",
+        "DROP COLUMN c",
+        "DROP COLUMN b, DROP COLUMN c",
+        "DROP COLUMN a, DROP COLUMN d",
+    ] {
+        c.query_drop(fixture).await.unwrap();
+        let live = table::read(&mut c, "x").await.unwrap().unwrap();
+        let a = parse::parse(&format!("ALTER TABLE x {clause}")).unwrap();
+        let kinds: Vec<_> = a.clauses.iter().map(|c| c.kind.clone()).collect();
+        let predicted = path::plan(flavour, &live, &kinds).0;
+        let actual = server_algo_on(&mut c, fixture, "x", clause).await;
+        if predicted != actual {
+            wrong.push(format!(
+                "{clause}: predicted {predicted:?}, server {actual:?}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{v}: {wrong:#?}");
+}

@@ -315,6 +315,31 @@ async fn galera_detected_fast_changes_run_copies_refused_before_any_work() {
         );
         assert_eq!(copy_objects(url).await, Vec::<String>::new(), "{url}");
     }
+    // A DROP COLUMN, which runs in two phases elsewhere (issue 14): refused on Galera before
+    // anything changes (twice), with the cause and `--as-written` as the way to drop in one step.
+    std::fs::write(
+        mig.join("3_drop_note.sql"),
+        "-- sluice:up\nALTER TABLE accounts DROP COLUMN note;\n",
+    )
+    .unwrap();
+    for round in 0..2 {
+        let r = sluice(p, &urls[0], &["up"]);
+        assert_eq!(r.code, 2, "round {round}: {r:?}");
+        assert!(r.stderr.contains("the server is a Galera node"), "{r:?}");
+        assert!(r.stderr.contains("--as-written"), "{r:?}");
+        for url in urls {
+            assert_eq!(
+                column_type(url, "note").await.as_deref(),
+                Some("varchar(50)"),
+                "{url}"
+            );
+        }
+    }
+    let up = sluice(p, &urls[0], &["up", "--as-written"]);
+    assert_eq!(up.code, 0, "{up:?}");
+    for url in urls {
+        assert_eq!(column_type(url, "note").await, None, "{url}");
+    }
     eprintln!(
         "galera: cluster up in {:.1} s, test {:.1} s, {writes} client writes, 0 errors",
         started.as_secs_f64(),

@@ -640,9 +640,9 @@ fn maria_corpus() -> Vec<&'static str> {
         "ALTER TABLE t ADD COLUMN x INT AFTER a",
         "ALTER TABLE t ADD COLUMN x VARCHAR(10) NOT NULL DEFAULT 'z'",
         "ALTER TABLE t ADD COLUMN `Mixed Col` INT",
-        "ALTER TABLE t DROP COLUMN e",
-        // A lone RENAME COLUMN runs in two phases (its own test below); a CHANGE that renames is
-        // refused (exit 11, tests/two_versions_mariadb.rs).
+        // A lone RENAME COLUMN or DROP COLUMN runs in two phases (their own tests below); a CHANGE
+        // that renames, or a DROP COLUMN with other clauses, is refused (exit 11,
+        // tests/two_versions_mariadb.rs, tests/two_versions_drop_mariadb.rs).
         "ALTER TABLE t ALTER COLUMN d SET DEFAULT 5",
         "ALTER TABLE t ALTER COLUMN d DROP DEFAULT",
         "ALTER TABLE t MODIFY b VARCHAR(60)",
@@ -657,8 +657,8 @@ fn maria_corpus() -> Vec<&'static str> {
         "ALTER TABLE t ENGINE=InnoDB",
         "ALTER TABLE t FORCE",
         // Issue 12 regressions: planned NOCOPY, the server refused it and up fell back to INPLACE.
-        "ALTER TABLE t ADD COLUMN x INT, DROP COLUMN e, ADD INDEX k_d (d)",
-        "ALTER TABLE t DROP COLUMN e, ADD INDEX k_d (d)",
+        // (The two rows with a DROP COLUMN are refused since issue 14; the online path's
+        // prediction for them is judged in sluice-mysql's tests/path_judged_by_server.rs.)
         "ALTER TABLE t MODIFY b VARCHAR(60), ADD INDEX k_d (d)",
         // Copy path.
         "ALTER TABLE t MODIFY a BIGINT",
@@ -899,8 +899,108 @@ async fn mariadb_two_phase_rename_plan_dry_run_and_up_are_the_same_steps() {
     }
 }
 
+/// The two-phase DROP COLUMN on MariaDB (issue 14): the expand steps `plan` shows (as the
+/// statement's safe steps and in its lifecycle section), the steps `up --dry-run` lists and the
+/// statements `up` sends are the same, and so are the contract `plan` shows and what `complete`
+/// sends, and the rollback `plan` shows and what `rollback` sends.
+#[tokio::test]
+async fn mariadb_two_phase_drop_plan_dry_run_and_up_are_the_same_steps() {
+    let Some((server, mut admin, me)) = private_maria_admin().await else {
+        eprintln!("skipped: no mariadbd / mariadb-install-db");
+        return;
+    };
+    for (n, (sql, expand_steps)) in [
+        // NOT NULL without a default: a default first; complete INSTANT.
+        ("ALTER TABLE t DROP COLUMN f", 1),
+        // Nullable, one of them with an index of its own: nothing first; complete NOCOPY.
+        ("ALTER TABLE t DROP COLUMN a, DROP COLUMN e", 0),
+        // Both at once, one of them with an index.
+        ("ALTER TABLE t DROP COLUMN `F`, DROP COLUMN a", 1),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let db = format!("drop{n}");
+        admin
+            .query_drop(format!("CREATE DATABASE {db}"))
+            .await
+            .unwrap();
+        {
+            let mut c = mysql_async::Conn::from_url(server.url(&db)).await.unwrap();
+            c.query_drop(MARIA_SETUP).await.unwrap();
+            c.query_drop("ALTER TABLE t ADD COLUMN f VARCHAR(10) NOT NULL")
+                .await
+                .unwrap();
+            c.disconnect().await.unwrap();
+        }
+        let url = server.url(&db);
+        let dir = project(sql);
+        let plan = json(&sluice(dir.path(), &url, &["plan", "--json"]), sql);
+        let life = &plan["migrations"][0]["lifecycle"];
+        assert!(life.is_object(), "{sql}: {plan}");
+        let shown: Vec<String> = life["expand"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| norm(s["sql"].as_str().unwrap()))
+            .collect();
+        assert_eq!(shown.len(), *expand_steps, "{sql}: {shown:?}");
+        let safe: Vec<String> = plan["migrations"][0]["statements"][0]["actions"][0]["safe_steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| norm(s["sql"].as_str().unwrap()))
+            .collect();
+        assert_eq!(shown, safe, "{sql}");
+        let dry: Vec<String> = dry_run_steps(&json(
+            &sluice(dir.path(), &url, &["up", "--dry-run", "--json"]),
+            sql,
+        ))
+        .remove(0)
+        .iter()
+        .map(|s| norm(s))
+        .filter(|s| !s.starts_with("-- nothing now"))
+        .collect();
+        assert_eq!(shown, dry, "{sql}");
+        let phase = |name: &str| -> Vec<String> {
+            life[name]["sql"]
+                .as_str()
+                .unwrap()
+                .split("; ")
+                .filter(|s| !s.is_empty())
+                .map(norm)
+                .collect()
+        };
+        let (complete, rollback) = (phase("complete"), phase("rollback"));
+        // up, rollback, up again, complete: each sends what plan showed.
+        for (args, want) in [
+            (&["up"][..], shown.join("; ")),
+            (&["rollback"][..], rollback.join("; ")),
+            (&["up"][..], shown.join("; ")),
+            (&["complete"][..], complete.join("; ")),
+        ] {
+            admin
+                .query_drop("TRUNCATE mysql.general_log")
+                .await
+                .unwrap();
+            let r = sluice(dir.path(), &url, args);
+            assert_eq!(r.code, 0, "{sql} {args:?}: {r:?}");
+            assert_eq!(
+                maria_sent_to_t(&mut admin, me).await.join("; "),
+                want,
+                "{sql} {args:?}"
+            );
+        }
+        admin
+            .query_drop(format!("DROP DATABASE {db}"))
+            .await
+            .unwrap();
+    }
+}
+
 /// What connections other than `me` sent to table `t` (general log): LOCK TABLES blocks and
-/// ALTERs as sent, a backfill's batches as one `backfill`.
+/// ALTERs as sent, a backfill's batches as one `backfill`, and sluice's notes of a two-phase
+/// DROP COLUMN's defaults.
 async fn maria_sent_to_t(admin: &mut mysql_async::Conn, me: u64) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for s in maria_sent(admin, me).await {
@@ -909,7 +1009,11 @@ async fn maria_sent_to_t(admin: &mut mysql_async::Conn, me: u64) -> Vec<String> 
             if out.last().is_none_or(|l| l != "backfill") {
                 out.push("backfill".into());
             }
-        } else if u.starts_with("LOCK TABLES `T`") || u.starts_with("ALTER TABLE `T`") {
+        } else if u.starts_with("LOCK TABLES `T`")
+            || u.starts_with("ALTER TABLE `T`")
+            || u.starts_with("INSERT IGNORE INTO `SLUICE_META` (`K`, `V`) VALUES ('DROP ")
+            || u.starts_with("DELETE FROM `SLUICE_META` WHERE `K` LIKE 'DROP ")
+        {
             out.push(s);
         }
     }

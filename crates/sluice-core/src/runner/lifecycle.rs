@@ -51,7 +51,7 @@ pub fn breaking(
                 path: path.to_path_buf(),
                 line: Some(line),
                 message: format!("migration {}: {why}", m.label()),
-                help: "a migration that breaks the running application version (a rename, a DROP COLUMN on PostgreSQL) runs in two phases, `sluice up` then `sluice complete`; or run it as written with `sluice up --as-written` (the running version breaks at once)".into(),
+                help: "a migration that breaks the running application version (a rename, a DROP COLUMN) runs in two phases, `sluice up` then `sluice complete`; or run it as written with `sluice up --as-written` (the running version breaks at once)".into(),
             })
         }
     }
@@ -283,11 +283,7 @@ pub(crate) fn breaking_in_run(
                         .iter()
                         .filter_map(|a| match a {
                             Action::RenameColumn { table, .. } => Some(table.clone()),
-                            Action::DropColumn { table, .. }
-                                if target.engine == EngineKind::Postgres =>
-                            {
-                                Some(table.clone())
-                            }
+                            Action::DropColumn { table, .. } => Some(table.clone()),
                             Action::RenameTable { from, .. }
                                 if target.engine == EngineKind::Postgres =>
                             {
@@ -351,11 +347,11 @@ pub(crate) fn check_up(
             if let Err(e) = &found {
                 return Err(Error::lifecycle(
                     format!(
-                        "migration {} renames a column in a way the two-phase lifecycle does not carry on {}: {e}",
+                        "migration {} renames or drops a column in a way the two-phase lifecycle does not carry on {}: {e}",
                         m.label(),
                         target.engine
                     ),
-                    "write the rename alone as `ALTER TABLE t RENAME COLUMN a TO b` in a migration of its own (a CHANGE COLUMN that also changes the definition runs in one step: `sluice up --as-written`, once no running version uses the old name)",
+                    "write the rename alone as `ALTER TABLE t RENAME COLUMN a TO b`, or the drop alone as `ALTER TABLE t DROP COLUMN c[, DROP COLUMN d]`, in a migration of its own (a CHANGE COLUMN that also changes the definition, or a DROP COLUMN with other clauses, runs in one step: `sluice up --as-written`, once no running version uses the column)",
                 ));
             }
         }
@@ -528,6 +524,21 @@ async fn phases_live(
             };
             phases(st, &f).map_err(why)
         }
+        Breaking::DropColumns { columns, .. } if engine.target().engine.is_mysql_family() => {
+            let f = mysql_drop_facts(engine, m, table, columns).await?;
+            if f.create.is_empty() {
+                return Err(file_err(format!(
+                    "table {table} does not exist, so `{}` cannot run",
+                    b.describe()
+                )));
+            }
+            crate::plan::expand::drop_column_mysql::phases(st, &f).map_err(|why| {
+                file_err(format!(
+                    "sluice cannot {} in two phases: {why}",
+                    b.describe()
+                ))
+            })
+        }
         Breaking::DropColumns {
             columns, cascade, ..
         } => {
@@ -635,6 +646,116 @@ async fn mysql_facts(
         // The same prediction the online path makes (INSTANT on MariaDB 10.4+ and MySQL 8.0.29+).
         if let Some((_, impact)) = engine.as_written_impact(&add_column_sql(&f, &def)).await? {
             f.add_algorithm = impact.algorithm;
+        }
+    }
+    Ok(f)
+}
+
+/// What MariaDB/MySQL say about the table and the columns a DROP COLUMN drops.
+async fn mysql_drop_facts(
+    engine: &mut dyn Engine,
+    m: &Migration,
+    table: &QName,
+    columns: &[(String, bool)],
+) -> Result<crate::plan::expand::drop_column_mysql::Facts> {
+    use crate::plan::expand::drop_column_mysql::{
+        columns_sql, drop_sql, marks_sql, meta_key, Column, Facts, Live,
+    };
+    use crate::plan::expand::rename_column_mysql::foreign_keys_sql;
+    let target = engine.target();
+    let table_sql = crate::quote::qname(target.engine, table);
+    let schema = table.schema.as_deref();
+    let mut f = Facts {
+        engine: Some(target.engine),
+        version: m.version,
+        table: table.name.clone(),
+        table_sql: table_sql.clone(),
+        ..Default::default()
+    };
+    let Ok(rows) = engine
+        .query_text(&format!("SHOW CREATE TABLE {table_sql}"))
+        .await
+    else {
+        return Ok(f);
+    };
+    f.create = rows
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().nth(1))
+        .flatten()
+        .unwrap_or_default();
+    let mut all: Vec<Live> = Vec::new();
+    for r in engine.query_text(&columns_sql(schema, &table.name)).await? {
+        // COLUMN_DEFAULT is NULL for a column without a default; the others are never NULL.
+        let at = |i: usize| r.get(i).cloned().flatten();
+        let text = |i: usize| at(i).unwrap_or_default();
+        all.push(Live {
+            name: text(0),
+            default: at(1),
+            nullable: text(2).eq_ignore_ascii_case("YES"),
+            data_type: text(3).to_lowercase(),
+            column_type: text(4).to_lowercase(),
+            extra: text(5).to_lowercase(),
+        });
+    }
+    f.table_columns = all.len();
+    // A history that does not exist yet (plan on a fresh database) has nothing expanded or noted.
+    let marks: Vec<String> = engine
+        .query_text(&marks_sql(m.version))
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    f.expanded = engine
+        .history()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .any(|r| r.version == m.version && r.state == crate::history::RecordState::Expanded);
+    for (c, if_exists) in columns {
+        let live = all.iter().find(|l| l.name.eq_ignore_ascii_case(c)).cloned();
+        let foreign_keys = match &live {
+            Some(l) => engine
+                .query_text(&foreign_keys_sql(schema, &table.name, &l.name))
+                .await?
+                .into_iter()
+                .filter_map(|r| r.into_iter().next().flatten())
+                .collect(),
+            None => vec![],
+        };
+        let marked = live
+            .as_ref()
+            .is_some_and(|l| marks.contains(&meta_key(m.version, &table.name, &l.name)));
+        f.columns.push(Column {
+            name: c.clone(),
+            if_exists: *if_exists,
+            live,
+            foreign_keys,
+            marked,
+        });
+    }
+    f.galera = engine
+        .query_text("SHOW VARIABLES LIKE 'wsrep_on'")
+        .await?
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().nth(1))
+        .flatten()
+        .is_some_and(|v| v.eq_ignore_ascii_case("ON"));
+    let live: Vec<&str> = f
+        .columns
+        .iter()
+        .filter_map(|c| c.live.as_ref().map(|l| l.name.as_str()))
+        .collect();
+    if !live.is_empty() {
+        // The same prediction the online path makes for the contract's ALTER on the live table.
+        if let Some((_, impact)) = engine
+            .as_written_impact(&drop_sql(&table_sql, &live))
+            .await?
+        {
+            f.drop_algorithm = impact.algorithm;
+            f.drop_lock = impact.lock_level;
         }
     }
     Ok(f)

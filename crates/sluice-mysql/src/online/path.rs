@@ -176,8 +176,15 @@ pub fn predict(f: Flavour, table: &LiveTable, kind: &ClauseKind) -> Prediction {
                     "the table has a FULLTEXT index (no instant DROP): rebuilt in place",
                 );
             }
+            if table.indexes.iter().any(|i| {
+                i.columns.len() > 1 && i.columns.iter().any(|c| c.eq_ignore_ascii_case(name))
+            }) {
+                // MariaDB 10.11 refuses NOCOPY there ("Try ALGORITHM=INPLACE"): an index that
+                // keeps other columns is rebuilt with the table.
+                return p(Algo::Inplace, KEEPS_OTHER_COLUMNS);
+            }
             if table.indexed(name) {
-                // The indexes on the column are rebuilt without it.
+                // The indexes on the column alone are dropped with it.
                 return p(nocopy.max(Algo::NoCopy), "the column is part of an index");
             }
             if mariadb(f, (10, 4, 0)) || mysql(f, (8, 0, 29)) {
@@ -467,9 +474,45 @@ fn column_change(table: &LiveTable, old: &LiveColumn, new: &ColumnDef) -> Change
     Change::Same
 }
 
+/// Why a DROP COLUMN of a column in a multi-column index is rebuilt in place.
+const KEEPS_OTHER_COLUMNS: &str = "an index on the column keeps other columns: rebuilt in place";
+
 /// The statement's path: the most expensive of its clauses, with each clause's reason.
 pub fn plan(f: Flavour, table: &LiveTable, kinds: &[ClauseKind]) -> (Algo, Vec<Prediction>) {
     let mut preds: Vec<Prediction> = kinds.iter().map(|k| predict(f, table, k)).collect();
+    // Columns dropped together: a multi-column index all of whose columns go is dropped, not
+    // rebuilt (judged by MariaDB 10.11: `DROP COLUMN b, DROP COLUMN c` with KEY (b, c) is NOCOPY).
+    let dropped: Vec<&str> = kinds
+        .iter()
+        .filter_map(|k| match k {
+            ClauseKind::DropColumn { name } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    let gone = |c: &str| dropped.iter().any(|d| d.eq_ignore_ascii_case(c));
+    for (k, pr) in kinds.iter().zip(preds.iter_mut()) {
+        if let ClauseKind::DropColumn { name } = k {
+            let indexes_go = table
+                .indexes
+                .iter()
+                .filter(|i| i.columns.iter().any(|c| c.eq_ignore_ascii_case(name)))
+                .all(|i| i.columns.iter().all(|c| gone(c)));
+            if pr.why == KEEPS_OTHER_COLUMNS && indexes_go {
+                let nocopy = if mariadb(f, (10, 3, 0)) {
+                    Algo::NoCopy
+                } else {
+                    Algo::Inplace
+                };
+                *pr = p(
+                    nocopy,
+                    "its indexes lose every column in this statement: dropped",
+                );
+            }
+        }
+    }
+    let only_drops = kinds
+        .iter()
+        .all(|k| matches!(k, ClauseKind::DropColumn { .. }));
     // A primary key replaced in the same statement is a rebuild in place, writes allowed.
     if kinds.contains(&ClauseKind::AddPrimaryKey) {
         for (k, pr) in kinds.iter().zip(preds.iter_mut()) {
@@ -484,8 +527,10 @@ pub fn plan(f: Flavour, table: &LiveTable, kinds: &[ClauseKind]) -> (Algo, Vec<P
     // An instant column add, drop or move is instant only as a whole statement: next to a clause
     // that is not, the server rebuilds the table for it (MariaDB 10.11 refuses NOCOPY for
     // `ADD COLUMN x INT, ADD INDEX ...`: "Try ALGORITHM=INPLACE").
+    // Judged by MariaDB 10.11: columns dropped next to one whose index goes with it stay
+    // NOCOPY (`DROP COLUMN a, DROP COLUMN d` with KEY (a)).
     let rest = preds.iter().map(|p| p.algo).max().unwrap_or(Algo::Instant);
-    if rest > Algo::Instant && rest < Algo::Copy {
+    if rest > Algo::Instant && rest < Algo::Copy && !only_drops {
         for (k, pr) in kinds.iter().zip(preds.iter_mut()) {
             let column_layout = match k {
                 ClauseKind::AddColumn { .. } | ClauseKind::DropColumn { .. } => true,

@@ -71,6 +71,7 @@ pub fn phases(cat: &ColumnCatalog, old_exists: bool) -> Result<Phases, String> {
         rollback_description: ROLLBACK,
         expand_locks: vec![],
         phase_lock: None,
+        rollback_lock: None,
     })
 }
 

@@ -250,6 +250,7 @@ pub fn phases(
         rollback_description: "`sluice rollback` (before complete): refused while the column holds NULLs (exit 11); else NOT NULL back in the staged form: CHECK ... NOT VALID, VALIDATE (no blocking), then in one short transaction SET NOT NULL (proven by the check, no scan) and drop the check",
         expand_locks: vec![],
         phase_lock: None,
+        rollback_lock: None,
     })
 }
 

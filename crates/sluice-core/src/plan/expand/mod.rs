@@ -5,11 +5,12 @@
 //!
 //! Each operation lives in a file of its own and returns its phases as data ([`Phases`]): `plan`
 //! shows them, `up`, `complete` and `rollback` run them (`crate::lifecycle`), so what is shown is
-//! what runs. PostgreSQL only for now; the default mode keeps the old names working physically
-//! (no application configuration).
+//! what runs. PostgreSQL; on MariaDB/MySQL a lone RENAME COLUMN and DROP COLUMN. The default
+//! mode keeps the old names working physically (no application configuration).
 
 pub mod column_type;
 pub mod drop_column;
+pub mod drop_column_mysql;
 pub mod rename_column;
 pub mod rename_column_mysql;
 pub mod rename_table;
@@ -27,8 +28,8 @@ pub enum Breaking {
         from: String,
         to: String,
     },
-    /// `ALTER TABLE t DROP COLUMN [IF EXISTS] c [, DROP COLUMN ...] [CASCADE]` (PostgreSQL):
-    /// each column with its IF EXISTS.
+    /// `ALTER TABLE t DROP COLUMN [IF EXISTS] c [, DROP COLUMN ...] [CASCADE]`: each column with
+    /// its IF EXISTS (MariaDB/MySQL: see `drop_column_mysql`).
     DropColumns {
         table: QName,
         columns: Vec<(String, bool)>,
@@ -108,8 +109,7 @@ impl Breaking {
 }
 
 /// The breaking statement of a part (its index and what it does): None when the part has none
-/// (renames or drops in tables or columns the part itself creates break nothing; a DROP COLUMN
-/// is breaking on PostgreSQL only, where the lifecycle carries it). Err: the part mixes a
+/// (renames or drops in tables or columns the part itself creates break nothing). Err: the part mixes a
 /// breaking statement with others, which the two phases cannot carry (why, for the message).
 pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breaking)>, String> {
     let mut created: Vec<QName> = Vec::new();
@@ -142,9 +142,14 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
                     table,
                     column,
                     if_exists,
-                } if engine == EngineKind::Postgres
-                    && !created.iter().any(|c| c.matches(table))
-                    && !added.iter().any(|(t, c)| t.matches(table) && c == column) =>
+                } if !created.iter().any(|c| c.matches(table))
+                    && !added.iter().any(|(t, c)| {
+                        t.matches(table)
+                            && match engine {
+                                EngineKind::Postgres => c == column,
+                                _ => c.eq_ignore_ascii_case(column),
+                            }
+                    }) =>
                 {
                     match &mut found {
                         Some((i, Breaking::DropColumns { columns, .. })) if *i == st.index => {
@@ -302,7 +307,10 @@ pub struct Phases {
     pub expand_locks: Vec<String>,
     /// MariaDB/MySQL: how complete and rollback hold the table; None on PostgreSQL (ACCESS
     /// EXCLUSIVE).
-    pub phase_lock: Option<&'static str>,
+    pub phase_lock: Option<String>,
+    /// MariaDB/MySQL: how the rollback holds the table when it differs from `phase_lock` (a
+    /// DROP COLUMN's contract may rebuild an index while its rollback only changes the catalog).
+    pub rollback_lock: Option<String>,
 }
 
 impl Phases {
@@ -320,8 +328,8 @@ impl Phases {
     }
 
     /// A phase run in one short transaction, as a plan step.
-    fn phase_step(&self, description: &str, sql: String) -> super::Step {
-        match self.phase_lock {
+    fn phase_step(&self, description: &str, sql: String, lock: Option<&str>) -> super::Step {
+        match lock {
             Some(lock) => super::Step::new(
                 description,
                 sql,
@@ -342,7 +350,11 @@ impl Phases {
 
     /// The contract phase as one plan step.
     pub fn complete_step(&self) -> super::Step {
-        self.phase_step(self.complete_description, self.complete.join("; "))
+        self.phase_step(
+            self.complete_description,
+            self.complete.join("; "),
+            self.phase_lock.as_deref(),
+        )
     }
 
     /// The rollback as one plan step.
@@ -355,6 +367,7 @@ impl Phases {
                 .chain(self.rollback.iter().cloned())
                 .collect::<Vec<_>>()
                 .join("; "),
+            self.rollback_lock.as_deref().or(self.phase_lock.as_deref()),
         )
     }
 }
@@ -453,13 +466,44 @@ mod tests {
                 (g, w) => panic!("{sql}: got {g:?}, want {w:?}"),
             }
         }
-        // On MariaDB/MySQL a DROP COLUMN runs as written (no lifecycle there yet).
-        let my: Vec<Stmt> = crate::sql::split(EngineKind::MariaDb, "ALTER TABLE t DROP COLUMN a")
-            .unwrap()
-            .iter()
-            .enumerate()
-            .map(|(i, s)| crate::analysis::ir::build(EngineKind::MariaDb, i, s, 0, &s.sql))
-            .collect();
-        assert_eq!(find(EngineKind::MariaDb, &my), Ok(None));
+        // MariaDB/MySQL: a DROP COLUMN alone runs in two phases too (several columns of one
+        // ALTER, IF EXISTS), one mixed with other clauses is refused, a column of the part's own
+        // (any letter case) is not breaking.
+        let my_cases: &[(&str, Result<Option<&str>, &str>)] = &[
+            ("ALTER TABLE t DROP COLUMN a", Ok(Some("drop column t.a"))),
+            ("ALTER TABLE t DROP a", Ok(Some("drop column t.a"))),
+            (
+                "ALTER TABLE t DROP COLUMN a, DROP COLUMN IF EXISTS `B`",
+                Ok(Some("drop columns t.a, B")),
+            ),
+            (
+                "ALTER TABLE t DROP COLUMN a, ADD INDEX k (b)",
+                Err("put the DROP COLUMN in a migration of its own"),
+            ),
+            (
+                "ALTER TABLE t DROP COLUMN a, ALGORITHM=INSTANT",
+                Err("put the DROP COLUMN in a migration of its own"),
+            ),
+            (
+                "ALTER TABLE t ADD COLUMN X int; ALTER TABLE t DROP COLUMN x",
+                Ok(None),
+            ),
+        ];
+        for engine in [EngineKind::MariaDb, EngineKind::MySql] {
+            for (sql, want) in my_cases {
+                let my: Vec<Stmt> = crate::sql::split(engine, sql)
+                    .unwrap()
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| crate::analysis::ir::build(engine, i, s, 0, &s.sql))
+                    .collect();
+                let got = find(engine, &my).map(|o| o.map(|(_, b)| b.describe()));
+                match (got, want) {
+                    (Ok(g), Ok(w)) => assert_eq!(g.as_deref(), *w, "{engine:?} {sql}"),
+                    (Err(g), Err(w)) => assert!(g.contains(w), "{engine:?} {sql}: {g}"),
+                    (g, w) => panic!("{engine:?} {sql}: got {g:?}, want {w:?}"),
+                }
+            }
+        }
     }
 }

@@ -331,6 +331,7 @@ pub fn phases(
         rollback_description: "`sluice rollback` (before complete): in one short transaction, drop the sync trigger and the new column",
         expand_locks: vec![],
         phase_lock: None,
+        rollback_lock: None,
     })
 }
 

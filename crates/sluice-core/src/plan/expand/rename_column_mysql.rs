@@ -91,7 +91,7 @@ pub fn add_column_sql(f: &Facts, definition: &str) -> String {
 }
 
 /// Reads a backquoted identifier at the start of `s`: the name and the rest after it.
-fn read_ident(s: &str) -> Option<(String, &str)> {
+pub(super) fn read_ident(s: &str) -> Option<(String, &str)> {
     let rest = s.strip_prefix('`')?;
     let mut name = String::new();
     let mut chars = rest.char_indices().peekable();
@@ -111,7 +111,7 @@ fn read_ident(s: &str) -> Option<(String, &str)> {
 }
 
 /// The lines of `SHOW CREATE TABLE` between the first and the last, without the trailing comma.
-fn entries(create: &str) -> Vec<&str> {
+pub(super) fn entries(create: &str) -> Vec<&str> {
     let lines: Vec<&str> = create.lines().collect();
     if lines.len() < 3 {
         return vec![];
@@ -134,14 +134,14 @@ pub fn definition(create: &str, column: &str) -> Option<String> {
 /// A key of the table: its kind (`PRIMARY KEY`, `UNIQUE KEY`, `KEY`, `FULLTEXT KEY`,
 /// `SPATIAL KEY`), name, key parts and what follows them (USING, COMMENT, ...).
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Key {
-    kind: String,
-    name: String,
-    parts: Vec<String>,
-    tail: String,
+pub(super) struct Key {
+    pub(super) kind: String,
+    pub(super) name: String,
+    pub(super) parts: Vec<String>,
+    pub(super) tail: String,
 }
 
-fn keys(create: &str) -> Vec<Key> {
+pub(super) fn keys(create: &str) -> Vec<Key> {
     let mut out = Vec::new();
     for e in entries(create) {
         let kinds = [
@@ -197,7 +197,7 @@ fn keys(create: &str) -> Vec<Key> {
 }
 
 /// Whether `text` names column `c` (backquoted, case-insensitively).
-fn names(text: &str, c: &str) -> bool {
+pub(super) fn names(text: &str, c: &str) -> bool {
     text.to_lowercase().contains(&ident(c).to_lowercase())
 }
 
@@ -512,7 +512,8 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         complete_description: "`sluice complete`: under LOCK TABLES WRITE (milliseconds), drop the sync triggers, then the old column and its indexes, and give the copies their names",
         rollback_description: "`sluice rollback` (before complete): under LOCK TABLES WRITE (milliseconds), drop the sync triggers, the index copies and the new column",
         expand_locks: locks,
-        phase_lock: Some("LOCK TABLES WRITE (milliseconds)"),
+        phase_lock: Some("LOCK TABLES WRITE (milliseconds)".into()),
+        rollback_lock: None,
     })
 }
 
@@ -546,7 +547,8 @@ fn contracted(f: &Facts) -> Phases {
         complete_description: "`sluice complete`: the old column is gone already (an interrupted complete); drop what is left of the sync triggers and record it",
         rollback_description: "refused: the old column is gone already",
         expand_locks: vec![],
-        phase_lock: Some("LOCK TABLES WRITE (milliseconds)"),
+        phase_lock: Some("LOCK TABLES WRITE (milliseconds)".into()),
+        rollback_lock: None,
     }
 }
 

@@ -244,6 +244,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &TableFacts) -> Result<Phases, 
         rollback_description: "`sluice rollback` (before complete): drop the view and rename the table back, in one short transaction",
         expand_locks: vec![],
         phase_lock: None,
+        rollback_lock: None,
     })
 }
 
