@@ -157,6 +157,9 @@ pub enum Outcome {
     Unreachable,
     /// Not run: the fleet stopped after a failure.
     NotStarted,
+    /// Not run again: an earlier, unfinished run of the same command on the same migrations
+    /// finished it (the fleet's state file says so).
+    DoneEarlier,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -171,6 +174,121 @@ pub struct TargetRun {
     pub detail: String,
     #[serde(skip)]
     pub stdout: String,
+}
+
+/// The fleet's resume state for `up` and `complete`: which targets an unfinished run of the same
+/// command, on the same migration files and configuration, already finished. A rerun skips them
+/// (each target's history would say the same, at the cost of a connection and a run per target);
+/// written after each target, atomically, so a kill -9 loses at most the targets in flight (which
+/// their own history resumes); removed once every target has succeeded.
+#[derive(Serialize, Deserialize, Default)]
+struct State {
+    key: String,
+    done: Vec<String>,
+}
+
+pub struct Resume {
+    path: PathBuf,
+    key: String,
+    done: std::sync::Mutex<Vec<String>>,
+}
+
+impl Resume {
+    /// The state for `args` run with the targets file `targets`: what an earlier run with the same
+    /// key finished, or nothing.
+    pub fn open(targets: &Path, args: &[String], global: &Global) -> Resume {
+        let name = targets
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "fleet".into());
+        let path = targets
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(format!(".{name}.state"));
+        let key = run_key(args, global);
+        let done = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<State>(&t).ok())
+            .filter(|s| s.key == key)
+            .map(|s| s.done)
+            .unwrap_or_default();
+        Resume {
+            path,
+            key,
+            done: std::sync::Mutex::new(done),
+        }
+    }
+
+    pub fn finished_earlier(&self, target: &str) -> bool {
+        self.done
+            .lock()
+            .expect("state lock")
+            .iter()
+            .any(|t| t == target)
+    }
+
+    /// Records `target` as finished (best effort: without the file, a rerun only checks it again).
+    fn finished(&self, target: &str) {
+        let mut done = self.done.lock().expect("state lock");
+        done.push(target.to_string());
+        let text = serde_json::to_string(&State {
+            key: self.key.clone(),
+            done: done.clone(),
+        })
+        .expect("serialisable");
+        let tmp = self.path.with_extension("state.tmp");
+        if std::fs::write(&tmp, text).is_ok() {
+            let _ = std::fs::rename(&tmp, &self.path);
+        }
+    }
+
+    /// Every target succeeded: nothing to resume.
+    fn clear(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// What a run's outcome depends on: the command with its options, sluice.toml, and every file of
+/// the migrations directory (names and contents). Another migration, an edited one or other
+/// options make it another run.
+fn run_key(args: &[String], global: &Global) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for a in args {
+        h.update(a.as_bytes());
+        h.update([0]);
+    }
+    let config_path = global
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("sluice.toml"));
+    h.update(std::fs::read(&config_path).unwrap_or_default());
+    let config = sluice_core::config::Config::load(global.config.as_deref()).unwrap_or_default();
+    let dir = global
+        .migrations_dir
+        .clone()
+        .or(config.migrations_dir)
+        .unwrap_or_else(|| PathBuf::from("migrations"));
+    let mut files = Vec::new();
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    for f in files {
+        h.update(f.to_string_lossy().as_bytes());
+        h.update([0]);
+        h.update(std::fs::read(&f).unwrap_or_default());
+        h.update([0]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// What every child is given besides its command: the global options that shape a run.
@@ -285,9 +403,29 @@ pub async fn run_all(
     concurrency: usize,
     keep_going: bool,
     capture: bool,
+    resume: Option<&Arc<Resume>>,
 ) -> Vec<TargetRun> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut runs: Vec<Option<TargetRun>> = vec![None; fleet.targets.len()];
+    if let Some(r) = resume {
+        for (i, t) in fleet.targets.iter().enumerate() {
+            if r.finished_earlier(&t.name) {
+                runs[i] = Some(TargetRun {
+                    target: t.name.clone(),
+                    group: t.group.clone(),
+                    outcome: Outcome::DoneEarlier,
+                    exit_code: None,
+                    took_ms: 0,
+                    detail: format!(
+                        "finished by an earlier run of this command (state: {})",
+                        r.path.display()
+                    ),
+                    stdout: String::new(),
+                });
+            }
+        }
+    }
+    let skip: Vec<bool> = runs.iter().map(Option::is_some).collect();
     for group in &fleet.groups {
         let gate = Arc::new(tokio::sync::Semaphore::new(concurrency));
         let mut set = tokio::task::JoinSet::new();
@@ -295,7 +433,7 @@ pub async fn run_all(
             .targets
             .iter()
             .enumerate()
-            .filter(|(_, t)| &t.group == group)
+            .filter(|(i, t)| &t.group == group && !skip[*i])
         {
             let permit = gate.clone().acquire_owned().await.expect("open semaphore");
             if stop.load(Ordering::SeqCst) {
@@ -303,10 +441,14 @@ pub async fn run_all(
             }
             let (t, args, globals, stop) =
                 (t.clone(), args.to_vec(), globals.to_vec(), stop.clone());
+            let resume = resume.cloned();
             set.spawn(async move {
                 let r = run_one(&t, &args, &globals, capture).await;
                 if r.outcome == Outcome::Failed && !keep_going {
                     stop.store(true, Ordering::SeqCst);
+                }
+                if let (Outcome::Ok, Some(state)) = (r.outcome, &resume) {
+                    state.finished(&t.name);
                 }
                 drop(permit);
                 (i, r)
@@ -361,6 +503,7 @@ struct Summary<'a> {
     command: &'a str,
     targets: &'a [TargetRun],
     ok: usize,
+    done_earlier: usize,
     failed: usize,
     unreachable: usize,
     not_started: usize,
@@ -369,11 +512,13 @@ struct Summary<'a> {
 
 pub fn print_summary(command: &str, runs: &[TargetRun], took_ms: u64, json: bool) {
     let count = |o: Outcome| runs.iter().filter(|r| r.outcome == o).count();
+    let earlier = count(Outcome::DoneEarlier);
     if json {
         let s = Summary {
             command,
             targets: runs,
             ok: count(Outcome::Ok),
+            done_earlier: earlier,
             failed: count(Outcome::Failed),
             unreachable: count(Outcome::Unreachable),
             not_started: count(Outcome::NotStarted),
@@ -411,8 +556,9 @@ pub fn print_summary(command: &str, runs: &[TargetRun], took_ms: u64, json: bool
             (Outcome::Failed, None) => "failed".to_string(),
             (Outcome::Unreachable, _) => "unreachable".to_string(),
             (Outcome::NotStarted, _) => "not started".to_string(),
+            (Outcome::DoneEarlier, _) => "done earlier".to_string(),
         };
-        let took = if r.outcome == Outcome::NotStarted {
+        let took = if matches!(r.outcome, Outcome::NotStarted | Outcome::DoneEarlier) {
             "-".to_string()
         } else {
             format!("{:.1} s", r.took_ms as f64 / 1000.0)
@@ -427,9 +573,14 @@ pub fn print_summary(command: &str, runs: &[TargetRun], took_ms: u64, json: bool
         );
     }
     outln!(
-        "{} target(s): {} ok, {} failed, {} unreachable, {} not started; {command} took {:.1} s",
+        "{} target(s): {} ok{}, {} failed, {} unreachable, {} not started; {command} took {:.1} s",
         runs.len(),
         count(Outcome::Ok),
+        if earlier > 0 {
+            format!(" (and {earlier} done by an earlier run)")
+        } else {
+            String::new()
+        },
         count(Outcome::Failed),
         count(Outcome::Unreachable),
         count(Outcome::NotStarted),
@@ -515,6 +666,17 @@ pub fn gate_complete(runs: &mut [TargetRun]) -> Result<()> {
 }
 
 /// `sluice fleet …`: the command.
+/// Once every target has succeeded (now or earlier), the state goes: the next run checks every
+/// target again.
+fn finish_state(state: &Resume, runs: &[TargetRun]) {
+    if runs
+        .iter()
+        .all(|r| matches!(r.outcome, Outcome::Ok | Outcome::DoneEarlier))
+    {
+        state.clear();
+    }
+}
+
 pub async fn command(f: &FleetArgs, global: &Global) -> Result<i32> {
     let (opts, command, args): (&FleetOpts, &str, &[String]) = match &f.action {
         FleetAction::Up { opts, args } => (opts, "up", args),
@@ -551,7 +713,8 @@ pub async fn command(f: &FleetArgs, global: &Global) -> Result<i32> {
     child_args.extend(args.iter().cloned());
     let runs = match command {
         "status" => {
-            let mut runs = run_all(&fl, &status_args, &globals, concurrency, true, true).await;
+            let mut runs =
+                run_all(&fl, &status_args, &globals, concurrency, true, true, None).await;
             for r in runs.iter_mut().filter(|r| r.outcome == Outcome::Ok) {
                 if status_detail(r).is_none() {
                     r.outcome = Outcome::Failed;
@@ -562,8 +725,26 @@ pub async fn command(f: &FleetArgs, global: &Global) -> Result<i32> {
         }
         "complete" => {
             // Phase gating: no target contracts until every one has expanded.
-            let mut checked = run_all(&fl, &status_args, &globals, concurrency, true, true).await;
+            let state = Arc::new(Resume::open(&opts.targets, &child_args, global));
+            // A target an unfinished `fleet complete` already completed has nothing expanded.
+            let mut checked =
+                run_all(&fl, &status_args, &globals, concurrency, true, true, None).await;
+            checked.retain(|r| !state.finished_earlier(&r.target));
             gate_complete(&mut checked)?;
+            let runs = run_all(
+                &fl,
+                &child_args,
+                &globals,
+                concurrency,
+                opts.keep_going,
+                false,
+                Some(&state),
+            )
+            .await;
+            finish_state(&state, &runs);
+            runs
+        }
+        "plan" => {
             run_all(
                 &fl,
                 &child_args,
@@ -571,19 +752,24 @@ pub async fn command(f: &FleetArgs, global: &Global) -> Result<i32> {
                 concurrency,
                 opts.keep_going,
                 false,
+                None,
             )
             .await
         }
         _ => {
-            run_all(
+            let state = Arc::new(Resume::open(&opts.targets, &child_args, global));
+            let runs = run_all(
                 &fl,
                 &child_args,
                 &globals,
                 concurrency,
                 opts.keep_going,
                 false,
+                Some(&state),
             )
-            .await
+            .await;
+            finish_state(&state, &runs);
+            runs
         }
     };
     print_summary(

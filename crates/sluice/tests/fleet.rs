@@ -186,12 +186,29 @@ async fn a_fleet_runs_canary_first_stops_on_failure_gates_complete_and_resumes()
         .batch_execute("DROP TABLE t")
         .await
         .unwrap();
+    let state = dir.path().join(".fleet.toml.state");
+    assert!(state.exists(), "the unfinished run left its state");
+    assert!(
+        !std::fs::read_to_string(&state).unwrap().contains("hunter2"),
+        "no secret in the state file"
+    );
     let r = fleet(dir.path(), &["up", "--json", "--", "--to", "2"]);
     no_secret(&r);
     assert_eq!(r.code, 0, "{r:?}");
+    let v = json(&r);
+    for (i, (_, o)) in outcomes(&v).iter().enumerate() {
+        // Those the first run finished are not run again at all; the rest run now.
+        let want = if i < 4 { "done-earlier" } else { "ok" };
+        if i == 5 || i == 6 {
+            assert!(o == "ok" || o == "done-earlier", "{i}: {v:#}");
+        } else {
+            assert_eq!(o, want, "{i}: {v:#}");
+        }
+    }
     for (i, d) in dbs[..4].iter().enumerate() {
         assert_eq!(history(d).await, before[i], "target {i} ran again");
     }
+    assert!(!state.exists(), "a finished run leaves no state");
     // Now the two-phase rename everywhere: expanded on every target.
     let r = fleet(dir.path(), &["up", "--json", "--concurrency", "4"]);
     no_secret(&r);
@@ -262,7 +279,8 @@ async fn an_unreachable_target_is_reported_and_the_others_go_on() {
         ),
     )
     .unwrap();
-    for _ in 0..2 {
+    // The rerun does not run the reachable one again: the unfinished run's state says it is done.
+    for second in ["ok", "done-earlier", "done-earlier"] {
         let r = fleet(dir.path(), &["up", "--json"]);
         assert_eq!(r.code, 5, "{r:?}");
         let v = json(&r);
@@ -271,7 +289,7 @@ async fn an_unreachable_target_is_reported_and_the_others_go_on() {
                 .iter()
                 .map(|(_, o)| o.as_str())
                 .collect::<Vec<_>>(),
-            ["unreachable", "ok"],
+            ["unreachable", second],
             "{v:#}"
         );
     }
@@ -357,6 +375,10 @@ async fn a_fleet_killed_mid_run_resumes_without_running_anything_twice() {
         r = fleet(dir.path(), &["up", "--json"]);
     }
     assert_eq!(r.code, 0, "{r:?}");
+    for (_, o) in outcomes(&json(&r)) {
+        assert!(o == "ok" || o == "done-earlier", "{r:?}");
+    }
+    assert!(!dir.path().join(".fleet.toml.state").exists());
     for d in &dbs {
         let h = history(d).await;
         assert_eq!(h.len(), 4, "{}: {h:?}", d.name);
