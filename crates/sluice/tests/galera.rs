@@ -282,7 +282,13 @@ fn writer(url: String, node: u64, stop: Arc<AtomicBool>) -> (tokio::task::JoinHa
                     Some(1),
                 ),
             };
-            let r = tokio::time::timeout(BOUND, c.exec_drop(sql, (id,))).await;
+            // SLUICE_TEST_GALERA_TEXT=1: the same statements over the text protocol (values
+            // inlined), to tell the server's handling of prepared statements from the rest.
+            let r = if std::env::var_os("SLUICE_TEST_GALERA_TEXT").is_some() {
+                tokio::time::timeout(BOUND, c.query_drop(sql.replace('?', &id.to_string()))).await
+            } else {
+                tokio::time::timeout(BOUND, c.exec_drop(sql, (id,))).await
+            };
             let now = Instant::now();
             {
                 let mut s = s.lock().unwrap();
@@ -334,21 +340,31 @@ fn tx_writer(url: String, stop: Arc<AtomicBool>) -> (tokio::task::JoinHandle<()>
             let new = 90_000_000 + i;
             let r: Result<Result<(), mysql_async::Error>, _> = tokio::time::timeout(BOUND, async {
                 c.query_drop("START TRANSACTION").await?;
-                c.exec_drop(
-                    "UPDATE accounts SET balance = balance + 1 WHERE id = ?",
-                    (a,),
-                )
-                .await?;
-                c.exec_drop(
-                    "UPDATE accounts SET balance = balance + 1 WHERE id = ?",
-                    (b,),
-                )
-                .await?;
-                c.exec_drop(
-                    "INSERT INTO accounts (id, balance, note) VALUES (?, 7, 't')",
-                    (new,),
-                )
-                .await?;
+                if std::env::var_os("SLUICE_TEST_GALERA_TEXT").is_some() {
+                    for sql in [
+                        format!("UPDATE accounts SET balance = balance + 1 WHERE id = {a}"),
+                        format!("UPDATE accounts SET balance = balance + 1 WHERE id = {b}"),
+                        format!("INSERT INTO accounts (id, balance, note) VALUES ({new}, 7, 't')"),
+                    ] {
+                        c.query_drop(sql).await?;
+                    }
+                } else {
+                    c.exec_drop(
+                        "UPDATE accounts SET balance = balance + 1 WHERE id = ?",
+                        (a,),
+                    )
+                    .await?;
+                    c.exec_drop(
+                        "UPDATE accounts SET balance = balance + 1 WHERE id = ?",
+                        (b,),
+                    )
+                    .await?;
+                    c.exec_drop(
+                        "INSERT INTO accounts (id, balance, note) VALUES (?, 7, 't')",
+                        (new,),
+                    )
+                    .await?;
+                }
                 c.query_drop("COMMIT").await
             })
             .await;
