@@ -1,17 +1,30 @@
 //! The sluice command against a real 3-node MariaDB Galera cluster on loopback (started by
-//! `crates/sluice-mysql/tests/galera.sh`), with a client writing on every node. Skipped where the
+//! `crates/sluice-mysql/tests/galera.sh`), with clients writing on every node. Skipped where the
 //! Galera provider is not installed (it ships with Debian's mariadb-server).
 
 use mysql_async::prelude::Queryable;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const PROVIDER: &str = "/usr/lib/galera/libgalera_smm.so";
 const DB: &str = "sluice_galera";
-const ROWS: u64 = 3000;
+/// Where the statements are applied as written, for the definition they must give.
+const TWIN_DB: &str = "sluice_galera_twin";
+const ROWS: u64 = 30_000;
+/// A statement or query of the test that takes longer than this fails the test.
+const BOUND: Duration = Duration::from_secs(120);
+
+static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+/// Milliseconds since the test started.
+fn since_start(t: Instant) -> u128 {
+    t.saturating_duration_since(*START.get_or_init(Instant::now))
+        .as_millis()
+}
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../sluice-mysql/tests/galera.sh")
@@ -77,158 +90,433 @@ impl std::fmt::Debug for Run {
     }
 }
 
-fn sluice(project: &Path, url: &str, args: &[&str]) -> Run {
-    let o = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(args)
-        .current_dir(project)
-        .env("DATABASE_URL", url)
-        .env("SLUICE_APP_VERSION", "test-app-1")
-        // The table is small: without this the copying change would run as written.
-        .env("SLUICE_AS_WRITTEN_BELOW_ROWS", "0")
-        .env_remove("SLUICE_LOG")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sluice");
-    Run {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
+/// Runs sluice off the async workers (the writers keep writing meanwhile), killed by the
+/// `SLUICE_CRASH_AT` hook at `crash` if given, and at the latest after `BOUND`.
+async fn sluice(project: &Path, url: &str, args: &[&str], crash: Option<&str>) -> Run {
+    let project = project.to_path_buf();
+    let url = url.to_string();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let crash = crash.map(String::from);
+    tokio::task::spawn_blocking(move || {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_sluice"));
+        cmd.args(&args)
+            .current_dir(&project)
+            .env("DATABASE_URL", &url)
+            .env("SLUICE_APP_VERSION", "test-app-1")
+            // The table is small: without this the copying change would run as written.
+            .env("SLUICE_AS_WRITTEN_BELOW_ROWS", "0")
+            .env_remove("SLUICE_LOG")
+            .env_remove("SLUICE_CRASH_AT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(point) = &crash {
+            cmd.env("SLUICE_CRASH_AT", point);
+        }
+        let mut child = cmd.spawn().expect("run sluice");
+        let pid = child.id();
+        // Each line of sluice's stderr stamped with the test's clock, to set beside the clients'.
+        let err = child.stderr.take().unwrap();
+        let lines = std::thread::spawn(move || {
+            use std::io::BufRead;
+            std::io::BufReader::new(err)
+                .lines()
+                .map_while(|l| l.ok())
+                .map(|l| format!("[{} ms] {l}\n", since_start(Instant::now())))
+                .collect::<String>()
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let o = child.wait_with_output().map(|mut o| {
+                o.stderr = lines.join().unwrap().into_bytes();
+                o
+            });
+            let _ = tx.send(o);
+        });
+        let o = match rx.recv_timeout(BOUND) {
+            Ok(o) => o.expect("sluice ran"),
+            Err(_) => {
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                panic!("sluice {args:?} ran longer than {BOUND:?}");
+            }
+        };
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+async fn bounded<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(BOUND, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} took longer than {BOUND:?}"))
 }
 
 /// A session whose reads wait until the node has applied everything the cluster committed before
-/// them: other nodes apply a replicated ALTER a moment after the node that ran it returns.
+/// them: other nodes apply a replicated change a moment after the node that ran it returns.
 async fn causal(url: &str) -> mysql_async::Conn {
-    let mut c = mysql_async::Conn::from_url(url).await.unwrap();
-    c.query_drop("SET SESSION wsrep_sync_wait = 1")
-        .await
-        .unwrap();
-    c
+    bounded("connecting", async {
+        let mut c = mysql_async::Conn::from_url(url).await.unwrap();
+        c.query_drop("SET SESSION wsrep_sync_wait = 1")
+            .await
+            .unwrap();
+        c
+    })
+    .await
 }
 
 async fn column_type(url: &str, column: &str) -> Option<String> {
     let mut c = causal(url).await;
-    let t: Option<String> = c
-        .exec_first(
+    let t: Option<String> = bounded(
+        "reading a column type",
+        c.exec_first(
             "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() \
              AND TABLE_NAME = 'accounts' AND COLUMN_NAME = ?",
             (column,),
-        )
-        .await
-        .unwrap();
+        ),
+    )
+    .await
+    .unwrap();
     let _ = c.disconnect().await;
     t
 }
 
-/// What sluice's online copy would leave behind on a node: tables other than `accounts` and
+/// What sluice's online copy would leave behind on a node: tables other than the test's and
 /// sluice's bookkeeping (`sluice_*`), and triggers.
 async fn copy_objects(url: &str) -> Vec<String> {
     let mut c = causal(url).await;
-    let mut objects: Vec<String> = c
-        .query(
+    let mut objects: Vec<String> = bounded(
+        "listing objects",
+        c.query(
             "SELECT CONCAT('table ', TABLE_NAME) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() \
              AND TABLE_NAME <> 'accounts' AND TABLE_NAME NOT LIKE 'sluice\\_%' \
              UNION ALL SELECT CONCAT('trigger ', TRIGGER_NAME) FROM information_schema.TRIGGERS \
              WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME NOT LIKE 'sluice\\_%'",
-        )
-        .await
-        .unwrap();
+        ),
+    )
+    .await
+    .unwrap();
     objects.sort();
     let _ = c.disconnect().await;
     objects
 }
 
-/// A client on one node: updates its own third of the rows (clients on different nodes never
-/// touch one row, so any error they see is sluice's doing) and inserts rows of its own.
-fn writer(
-    url: String,
-    node: u64,
-    stop: Arc<AtomicBool>,
-    ok: Arc<AtomicU64>,
-    errors: Arc<std::sync::Mutex<Vec<String>>>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
+/// `SHOW CREATE TABLE` of `db`.`table` on a node.
+async fn show_create(url: &str, db: &str, table: &str) -> String {
+    let mut c = causal(url).await;
+    let row: Option<(String, String)> = bounded(
+        "SHOW CREATE TABLE",
+        c.query_first(format!("SHOW CREATE TABLE `{db}`.`{table}`")),
+    )
+    .await
+    .unwrap();
+    let _ = c.disconnect().await;
+    row.unwrap().1
+}
+
+/// Every row of `accounts` on a node: id → balance.
+async fn balances(url: &str) -> BTreeMap<u64, i64> {
+    let mut c = causal(url).await;
+    let rows: Vec<(u64, i64)> = bounded(
+        "reading the rows",
+        c.query("SELECT id, CAST(balance AS SIGNED) FROM accounts ORDER BY id"),
+    )
+    .await
+    .unwrap();
+    let _ = c.disconnect().await;
+    rows.into_iter().collect()
+}
+
+/// What one client saw: when each of its writes returned, the errors, and the rows it owns as its
+/// successful writes left them (id → balance).
+#[derive(Default)]
+struct Seen {
+    done: Vec<Instant>,
+    errors: Vec<(Instant, String)>,
+    rows: BTreeMap<u64, i64>,
+}
+
+type Shared = Arc<Mutex<Seen>>;
+
+/// The seed rows a client owns: `id % 4 == owner`. No two clients touch one row, so any error a
+/// client sees is sluice's (or the server's DDL's) doing, not a conflict between clients.
+fn owned(owner: u64) -> Vec<u64> {
+    (1..=ROWS).filter(|id| id % 4 == owner).collect()
+}
+
+/// An autocommit client on one node (`node` 0..3, owner of `id % 4 == node`): updates its seed
+/// rows, inserts rows of its own, deletes and updates some of those.
+fn writer(url: String, node: u64, stop: Arc<AtomicBool>) -> (tokio::task::JoinHandle<()>, Shared) {
+    let seen: Shared = Arc::default();
+    let mine = owned(node);
+    seen.lock()
+        .unwrap()
+        .rows
+        .extend(mine.iter().map(|&id| (id, 100)));
+    let s = seen.clone();
+    let h = tokio::spawn(async move {
+        let mut c = mysql_async::Conn::from_url(&url).await.unwrap();
+        let mut inserted: std::collections::VecDeque<u64> = Default::default();
+        let mut i: u64 = 0;
+        while !stop.load(Ordering::Relaxed) {
+            i += 1;
+            let (sql, id, change): (&str, u64, Option<i64>) = match i % 10 {
+                6 | 7 => (
+                    "INSERT INTO accounts (id, balance, note) VALUES (?, 1, 'w')",
+                    10_000_000 * (node + 1) + i,
+                    Some(1),
+                ),
+                8 if inserted.len() > 5 => ("DELETE FROM accounts WHERE id = ?", inserted[0], None),
+                9 if !inserted.is_empty() => (
+                    "UPDATE accounts SET balance = balance + 5, note = 'u' WHERE id = ?",
+                    *inserted.back().unwrap(),
+                    Some(5),
+                ),
+                _ => (
+                    "UPDATE accounts SET balance = balance + 1 WHERE id = ?",
+                    mine[(i as usize * 7) % mine.len()],
+                    Some(1),
+                ),
+            };
+            // SLUICE_TEST_GALERA_TEXT=1: the same statements over the text protocol (values
+            // inlined), to tell the server's handling of prepared statements from the rest.
+            let r = if std::env::var_os("SLUICE_TEST_GALERA_TEXT").is_some() {
+                tokio::time::timeout(BOUND, c.query_drop(sql.replace('?', &id.to_string()))).await
+            } else {
+                tokio::time::timeout(BOUND, c.exec_drop(sql, (id,))).await
+            };
+            let now = Instant::now();
+            {
+                let mut s = s.lock().unwrap();
+                match r {
+                    Ok(Ok(())) => {
+                        s.done.push(now);
+                        if sql.starts_with("INSERT") {
+                            inserted.push_back(id);
+                            s.rows.insert(id, 1);
+                        } else if sql.starts_with("DELETE") {
+                            inserted.pop_front();
+                            s.rows.remove(&id);
+                        } else {
+                            *s.rows.get_mut(&id).unwrap() += change.unwrap();
+                        }
+                    }
+                    Ok(Err(e)) => s.errors.push((now, format!("node {}: {e}", node + 1))),
+                    Err(_) => s
+                        .errors
+                        .push((now, format!("node {}: no answer in {BOUND:?}", node + 1))),
+                }
+            }
+            // Leaves the two cores some room for the cluster and sluice.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let _ = c.disconnect().await;
+    });
+    (h, seen)
+}
+
+/// A client of multi-statement transactions on node 2 (owner of `id % 4 == 3`): two updates and
+/// an insert, then COMMIT. A DDL under TOI aborts the transactions open on its table on every
+/// node, which the server does not re-run: this client's errors are counted on their own.
+fn tx_writer(url: String, stop: Arc<AtomicBool>) -> (tokio::task::JoinHandle<()>, Shared) {
+    let seen: Shared = Arc::default();
+    let mine = owned(3);
+    seen.lock()
+        .unwrap()
+        .rows
+        .extend(mine.iter().map(|&id| (id, 100)));
+    let s = seen.clone();
+    let h = tokio::spawn(async move {
         let mut c = mysql_async::Conn::from_url(&url).await.unwrap();
         let mut i: u64 = 0;
         while !stop.load(Ordering::Relaxed) {
             i += 1;
-            let id = (i * 3 + node) % ROWS + 1;
-            let id = id - (id % 3) + node; // id % 3 == node
-            let r = if i.is_multiple_of(5) {
-                c.exec_drop(
-                    "INSERT INTO accounts (id, balance, note) VALUES (?, 1, 'w')",
-                    (1_000_000 * (node + 1) + i,),
-                )
-                .await
-            } else {
-                c.exec_drop(
-                    "UPDATE accounts SET balance = balance + 1 WHERE id = ?",
-                    (id,),
-                )
-                .await
-            };
-            match r {
-                Ok(()) => {
-                    ok.fetch_add(1, Ordering::Relaxed);
+            let a = mine[(i as usize * 2) % mine.len()];
+            let b = mine[(i as usize * 2 + 1) % mine.len()];
+            let new = 90_000_000 + i;
+            let r: Result<Result<(), mysql_async::Error>, _> = tokio::time::timeout(BOUND, async {
+                c.query_drop("START TRANSACTION").await?;
+                if std::env::var_os("SLUICE_TEST_GALERA_TEXT").is_some() {
+                    for sql in [
+                        format!("UPDATE accounts SET balance = balance + 1 WHERE id = {a}"),
+                        format!("UPDATE accounts SET balance = balance + 1 WHERE id = {b}"),
+                        format!("INSERT INTO accounts (id, balance, note) VALUES ({new}, 7, 't')"),
+                    ] {
+                        c.query_drop(sql).await?;
+                    }
+                } else {
+                    c.exec_drop(
+                        "UPDATE accounts SET balance = balance + 1 WHERE id = ?",
+                        (a,),
+                    )
+                    .await?;
+                    c.exec_drop(
+                        "UPDATE accounts SET balance = balance + 1 WHERE id = ?",
+                        (b,),
+                    )
+                    .await?;
+                    c.exec_drop(
+                        "INSERT INTO accounts (id, balance, note) VALUES (?, 7, 't')",
+                        (new,),
+                    )
+                    .await?;
                 }
-                Err(e) => errors
-                    .lock()
-                    .unwrap()
-                    .push(format!("node {}: {e}", node + 1)),
+                c.query_drop("COMMIT").await
+            })
+            .await;
+            let now = Instant::now();
+            let failed = {
+                let mut s = s.lock().unwrap();
+                match r {
+                    Ok(Ok(())) => {
+                        s.done.push(now);
+                        *s.rows.get_mut(&a).unwrap() += 1;
+                        *s.rows.get_mut(&b).unwrap() += 1;
+                        s.rows.insert(new, 7);
+                        false
+                    }
+                    Ok(Err(e)) => {
+                        s.errors.push((now, format!("node 2 (transaction): {e}")));
+                        true
+                    }
+                    Err(_) => panic!("a transaction got no answer in {BOUND:?}"),
+                }
+            };
+            if failed {
+                let _ = c.query_drop("ROLLBACK").await;
+                continue;
             }
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let _ = c.disconnect().await;
-    })
+    });
+    (h, seen)
+}
+
+/// The longest a client waited between two writes that returned within [from, to] (from `from`
+/// to its first write, and from its last to `to`, included).
+fn worst_gap(s: &Seen, from: Instant, to: Instant) -> Duration {
+    let mut last = from;
+    let mut worst = Duration::ZERO;
+    for &t in s.done.iter().filter(|&&t| t >= from && t <= to) {
+        worst = worst.max(t - last);
+        last = t;
+    }
+    worst.max(to - last)
+}
+
+fn errors_in(s: &Seen, from: Instant, to: Instant) -> Vec<String> {
+    s.errors
+        .iter()
+        .filter(|(t, _)| *t >= from && *t <= to)
+        .map(|(t, e)| format!("[{} ms] {e}", since_start(*t)))
+        .collect()
+}
+
+/// One phase of the run as the clients saw it: per node worst gap, the autocommit clients' errors
+/// and the transaction client's.
+fn report(
+    label: &str,
+    clients: &[Shared],
+    from: Instant,
+    to: Instant,
+) -> (Vec<String>, Vec<String>) {
+    let mut auto = Vec::new();
+    let mut gaps = Vec::new();
+    for (n, s) in clients[..3].iter().enumerate() {
+        let s = s.lock().unwrap();
+        gaps.push(format!(
+            "node {} {} ms",
+            n + 1,
+            worst_gap(&s, from, to).as_millis()
+        ));
+        auto.extend(errors_in(&s, from, to));
+    }
+    let s = clients[3].lock().unwrap();
+    let tx = errors_in(&s, from, to);
+    // Each kind of error once, with how often and when first and last.
+    let mut kinds: BTreeMap<String, (usize, String, String)> = BTreeMap::new();
+    for e in auto.iter().chain(&tx) {
+        let (at, what) = e.split_once("] ").unwrap();
+        let k = kinds
+            .entry(what.to_string())
+            .or_insert((0, at.to_string(), String::new()));
+        k.0 += 1;
+        k.2 = at.to_string();
+    }
+    for (e, (n, first, last)) in kinds {
+        eprintln!("galera: {label}: {n} x {e} (first {first}], last {last}])");
+    }
+    eprintln!(
+        "galera: {label}: {:.1} s; worst write gap {}; transaction client worst gap {} ms; \
+         autocommit errors {}, transaction errors {} ({} committed)",
+        (to - from).as_secs_f64(),
+        gaps.join(", "),
+        worst_gap(&s, from, to).as_millis(),
+        auto.len(),
+        tx.len(),
+        s.done.iter().filter(|&&t| t >= from && t <= to).count()
+    );
+    (auto, tx)
+}
+
+async fn exec(url: &str, sql: &str) {
+    let mut c = bounded("connecting", mysql_async::Conn::from_url(url))
+        .await
+        .unwrap();
+    bounded(sql, c.query_drop(sql))
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let _ = c.disconnect().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn galera_detected_fast_changes_run_copies_refused_before_any_work() {
+async fn galera_copies_refused_and_the_alter_as_written_measured_with_writers_on_every_node() {
     if !Path::new(PROVIDER).exists() {
         eprintln!("skipped: no Galera provider at {PROVIDER}");
         return;
     }
-    let t0 = Instant::now();
+    let t0 = *START.get_or_init(Instant::now);
     let cluster = Cluster::start();
     let started = t0.elapsed();
     let urls = &cluster.urls;
     let admin = urls[0].replace(&format!("/{DB}"), "/mysql");
-    let mut c = mysql_async::Conn::from_url(&admin).await.unwrap();
-    c.query_drop(format!("CREATE DATABASE `{DB}`"))
-        .await
-        .unwrap();
-    c.query_drop(format!(
-        "CREATE TABLE `{DB}`.accounts (id BIGINT PRIMARY KEY, balance INT NOT NULL, note VARCHAR(50))"
-    ))
-    .await
-    .unwrap();
-    c.query_drop(format!(
-        "INSERT INTO `{DB}`.accounts SELECT seq, 100, 'seed' FROM seq_1_to_{ROWS}"
-    ))
-    .await
-    .unwrap();
-    let _ = c.disconnect().await;
+    for sql in [
+        format!("CREATE DATABASE `{DB}`"),
+        format!("CREATE DATABASE `{TWIN_DB}`"),
+        format!("CREATE TABLE `{DB}`.accounts (id BIGINT PRIMARY KEY, balance INT NOT NULL, note VARCHAR(50))"),
+        format!("INSERT INTO `{DB}`.accounts SELECT seq, 100, 'seed' FROM seq_1_to_{ROWS}"),
+    ] {
+        exec(&admin, &sql).await;
+    }
 
     let project = tempfile::tempdir().unwrap();
     let mig = project.path().join("migrations");
     std::fs::create_dir(&mig).unwrap();
-    std::fs::write(
-        mig.join("1_add_flag.sql"),
-        "-- sluice:up\nALTER TABLE accounts ADD COLUMN flag INT NULL;\n",
-    )
-    .unwrap();
     let p = project.path();
+    let write = |name: &str, sql: &str| {
+        std::fs::write(mig.join(name), format!("-- sluice:up\n{sql}\n")).unwrap();
+    };
+    write(
+        "1_add_flag.sql",
+        "ALTER TABLE accounts ADD COLUMN flag INT NULL;",
+    );
     let galera = "Galera cluster of 3 nodes, OSU method TOI (this node: Synced)";
 
     // Detection: plan and status name the cluster.
-    let plan = sluice(p, &urls[0], &["plan"]);
+    let plan = sluice(p, &urls[0], &["plan"], None).await;
     assert_eq!(plan.code, 0, "{plan:?}");
     assert!(plan.stderr.contains(galera), "{plan:?}");
-    let status = sluice(p, &urls[1], &["status"]);
+    let status = sluice(p, &urls[1], &["status"], None).await;
     assert_eq!(status.code, 0, "{status:?}");
     assert!(status.stderr.contains(galera), "{status:?}");
 
     // An INSTANT change runs online and reaches every node.
-    let up = sluice(p, &urls[0], &["up"]);
+    let up = sluice(p, &urls[0], &["up"], None).await;
     assert_eq!(up.code, 0, "{up:?}");
     assert!(up.stderr.contains(galera), "{up:?}");
     assert!(up.stderr.contains("ran with ALGORITHM=INSTANT"), "{up:?}");
@@ -239,50 +527,41 @@ async fn galera_detected_fast_changes_run_copies_refused_before_any_work() {
             "{url}"
         );
     }
-
-    // A copying change, with a client writing on every node: refused before any work.
-    std::fs::write(
-        mig.join("2_widen_balance.sql"),
-        "-- sluice:up\nALTER TABLE accounts MODIFY balance BIGINT NOT NULL;\n",
+    // The twin: the statements applied as written, for the definition each must give.
+    exec(
+        &admin,
+        &format!("CREATE TABLE `{TWIN_DB}`.accounts LIKE `{DB}`.accounts"),
     )
-    .unwrap();
+    .await;
+
+    // Clients on every node from here on.
     let stop = Arc::new(AtomicBool::new(false));
-    let ok = Arc::new(AtomicU64::new(0));
-    let errors = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let writers: Vec<_> = (0..3)
-        .map(|n| {
-            writer(
-                urls[n as usize].clone(),
-                n,
-                stop.clone(),
-                ok.clone(),
-                errors.clone(),
-            )
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut handles = Vec::new();
+    let mut clients = Vec::new();
+    for n in 0..3u64 {
+        let (h, s) = writer(urls[n as usize].clone(), n, stop.clone());
+        handles.push(h);
+        clients.push(s);
+    }
+    let (h, s) = tx_writer(urls[1].clone(), stop.clone());
+    handles.push(h);
+    clients.push(s);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+
+    // 1. A copying change, with clients writing on every node: refused before any work (the
+    // online copy's table locks wedge a cluster), and the rerun is refused the same way.
+    let widen = "ALTER TABLE accounts MODIFY balance BIGINT NOT NULL;";
+    write("2_widen_balance.sql", widen);
     let refusal =
         "`accounts` needs sluice's online copy, which is not yet safe on a Galera cluster";
-    let refusals: Vec<(Vec<&str>, Run)> = [
+    let from = Instant::now();
+    for args in [
         vec!["plan"],
         vec!["up", "--dry-run"],
         vec!["up"],
-        // The rerun is refused the same way.
         vec!["up"],
-    ]
-    .into_iter()
-    .map(|args| {
-        let r = sluice(p, &urls[0], &args);
-        (args, r)
-    })
-    .collect();
-    let before_stop = ok.load(Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Relaxed);
-    for w in writers {
-        w.await.unwrap();
-    }
-    for (args, r) in &refusals {
+    ] {
+        let r = sluice(p, &urls[0], &args, None).await;
         assert_eq!(r.code, 2, "{args:?}: {r:?}");
         assert!(r.stderr.contains(refusal), "{args:?}: {r:?}");
         assert!(
@@ -291,6 +570,10 @@ async fn galera_detected_fast_changes_run_copies_refused_before_any_work() {
         );
         assert!(r.stderr.contains("wsrep_OSU_method=RSU"), "{args:?}: {r:?}");
     }
+    let to = Instant::now();
+    let (auto, tx) = report("four refused runs", &clients, from, to);
+    assert!(auto.is_empty(), "clients saw errors: {auto:?}");
+    assert!(tx.is_empty(), "clients saw errors: {tx:?}");
     for url in urls {
         assert_eq!(copy_objects(url).await, Vec::<String>::new(), "{url}");
         assert_eq!(
@@ -299,18 +582,48 @@ async fn galera_detected_fast_changes_run_copies_refused_before_any_work() {
             "{url}"
         );
     }
-    let errors = errors.lock().unwrap().clone();
-    assert!(errors.is_empty(), "clients saw errors: {errors:?}");
-    assert!(before_stop > 0, "the writers wrote nothing");
-    let writes = ok.load(Ordering::Relaxed);
 
-    // The user's choice: the ALTER as written (TOI).
-    let up = sluice(p, &urls[0], &["up", "--as-written"]);
+    // 2. The user's choice: the ALTER as written, under TOI, measured as the clients see it
+    // (writes on every node wait for its whole duration; a DDL under TOI aborts the statements
+    // open on the table on every node).
+    let from = Instant::now();
+    let up = sluice(p, &urls[0], &["up", "--as-written"], None).await;
+    let to = Instant::now();
     assert_eq!(up.code, 0, "{up:?}");
+    exec(&admin, &format!("ALTER TABLE `{TWIN_DB}`.{}", &widen[12..])).await;
+    let (toi_auto, toi_tx) = report("the ALTER as written (TOI)", &clients, from, to);
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        bounded("stopping a client", h).await.unwrap();
+    }
+
+    // Every node holds exactly the rows the clients' successful writes made, under the
+    // definition the statements give as written.
+    let mut want = BTreeMap::new();
+    let mut writes = 0;
+    for s in &clients {
+        let s = s.lock().unwrap();
+        want.extend(s.rows.iter().map(|(k, v)| (*k, *v)));
+        writes += s.done.len();
+    }
     for url in urls {
+        let got = balances(url).await;
+        assert_eq!(got.len(), want.len(), "{url}: row count");
+        let wrong: Vec<_> = want
+            .iter()
+            .filter(|(k, v)| got.get(k) != Some(v))
+            .take(5)
+            .map(|(k, v)| (k, v, got.get(k)))
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "{url}: rows differ (id, want, got): {wrong:?}"
+        );
         assert_eq!(
-            column_type(url, "balance").await.as_deref(),
-            Some("bigint(20)"),
+            show_create(url, DB, "accounts").await,
+            show_create(url, TWIN_DB, "accounts").await,
             "{url}"
         );
         assert_eq!(copy_objects(url).await, Vec::<String>::new(), "{url}");
@@ -323,7 +636,7 @@ async fn galera_detected_fast_changes_run_copies_refused_before_any_work() {
     )
     .unwrap();
     for round in 0..2 {
-        let r = sluice(p, &urls[0], &["up"]);
+        let r = sluice(p, &urls[0], &["up"], None).await;
         assert_eq!(r.code, 2, "round {round}: {r:?}");
         assert!(r.stderr.contains("the server is a Galera node"), "{r:?}");
         assert!(r.stderr.contains("--as-written"), "{r:?}");
@@ -335,14 +648,17 @@ async fn galera_detected_fast_changes_run_copies_refused_before_any_work() {
             );
         }
     }
-    let up = sluice(p, &urls[0], &["up", "--as-written"]);
+    let up = sluice(p, &urls[0], &["up", "--as-written"], None).await;
     assert_eq!(up.code, 0, "{up:?}");
     for url in urls {
         assert_eq!(column_type(url, "note").await, None, "{url}");
     }
     eprintln!(
-        "galera: cluster up in {:.1} s, test {:.1} s, {writes} client writes, 0 errors",
+        "galera: cluster up in {:.1} s, test {:.1} s, {writes} client writes; the ALTER as written: {} autocommit \
+         error(s), {} transaction error(s)",
         started.as_secs_f64(),
-        t0.elapsed().as_secs_f64()
+        t0.elapsed().as_secs_f64(),
+        toi_auto.len(),
+        toi_tx.len()
     );
 }
