@@ -1010,6 +1010,91 @@ pub async fn top_probes(url: &DbUrl) -> std::result::Result<Vec<Probe>, Error> {
     Ok(out)
 }
 
+/// MariaDB/MySQL's hot statements, with their values: performance_schema's statement history
+/// (`events_statements_history_long`: each statement as sent, unlike the digests, whose texts
+/// keep no values and so cannot be explained), one text per digest, most frequent first, this
+/// database's only, without catalog queries (sluice's own, a driver's, a console's). An error (with how to turn it on) when that history is not kept: it needs
+/// `performance_schema=ON` (a server restart) and the consumer enabled.
+pub async fn top_probes_mariadb(url: &DbUrl) -> std::result::Result<Vec<Probe>, Error> {
+    let how = "turn on the statement history: `performance_schema=ON` in the server's configuration (a restart), then `UPDATE performance_schema.setup_consumers SET ENABLED = 'YES' WHERE NAME IN ('events_statements_current', 'events_statements_history_long')` (the history is fed through the current-statement consumer)";
+    let mut s = Session::open(url).await?;
+    let on = s.scalar("SELECT @@performance_schema").await?;
+    if !matches!(on.as_deref(), Some("1") | Some("ON")) {
+        s.close().await;
+        return Err(Error::usage(
+            "performance_schema is off on this server, so it keeps no statements",
+            how,
+        ));
+    }
+    let off = s
+        .scalar(
+            "SELECT GROUP_CONCAT(NAME ORDER BY NAME SEPARATOR ', ') FROM performance_schema.setup_consumers
+              WHERE NAME IN ('events_statements_current', 'events_statements_history_long') AND ENABLED <> 'YES'",
+        )
+        .await?;
+    if let Some(off) = off.filter(|o| !o.is_empty()) {
+        s.close().await;
+        return Err(Error::usage(
+            format!("performance_schema keeps no statement history (consumers off: {off})"),
+            how,
+        ));
+    }
+    let rows = s
+        .rows(
+            "SELECT MIN(SQL_TEXT), COUNT(*) AS n FROM performance_schema.events_statements_history_long
+              WHERE CURRENT_SCHEMA = DATABASE() AND SQL_TEXT IS NOT NULL AND DIGEST IS NOT NULL
+                AND SQL_TEXT NOT LIKE '%performance\\_schema%' AND SQL_TEXT NOT LIKE '%information\\_schema%'
+                AND SQL_TEXT NOT LIKE '%sluice\\_%'
+              GROUP BY DIGEST ORDER BY n DESC, MIN(SQL_TEXT) LIMIT 200",
+        )
+        .await?;
+    s.close().await;
+    let mut out = Vec::new();
+    for r in rows {
+        let Some(Some(q)) = r.into_iter().next() else {
+            continue;
+        };
+        if out.len() == crate::top::TOP {
+            break;
+        }
+        // Only what the server explains (the history also holds SETs, SHOWs and DDL), and only
+        // the application's: a statement on a table, none of the server's schemas nor sluice's
+        // own tables (a driver's `SELECT @@max_allowed_packet`, catalog reads, sluice's state).
+        if !is_explainable(&q) || !application_statement(&q) {
+            continue;
+        }
+        out.push(Probe {
+            params: 0,
+            sql: q.clone(),
+            query: q,
+            values: None,
+        });
+    }
+    Ok(out)
+}
+
+/// Whether a MariaDB/MySQL statement reads or writes an application table: at least one table,
+/// none in a system schema, none of sluice's own (`sluice_…`).
+fn application_statement(sql: &str) -> bool {
+    let kind = EngineKind::MariaDb;
+    let Ok(split) = sluice_core::sql::split(kind, sql) else {
+        return false;
+    };
+    let [st] = split.as_slice() else {
+        return false;
+    };
+    let stmt = ir::build(kind, 0, st, 0, sql);
+    let tables = ir::relations(kind, &stmt);
+    let system = ["information_schema", "performance_schema", "mysql", "sys"];
+    !tables.is_empty()
+        && tables.iter().all(|t| {
+            !t.schema
+                .as_deref()
+                .is_some_and(|s| system.iter().any(|x| s.eq_ignore_ascii_case(x)))
+                && !t.name.to_ascii_lowercase().starts_with("sluice_")
+        })
+}
+
 /// Whether `sql` names `column` (as an identifier: unquoted case-insensitively, quoted exactly)
 /// and reads or writes `table` (a `schema.table` key or a bare name).
 fn names_column(kind: EngineKind, sql: &str, table: &ir::QName, column: &str) -> bool {
@@ -1856,6 +1941,29 @@ mod tests {
         assert!(single_statement("SELECT ';' FROM t -- ;\n WHERE a = $$;$$"));
         assert!(!single_statement("SELECT 1 FROM t; DROP TABLE t"));
         assert!(!single_statement("SELECT 1; COMMIT"));
+    }
+
+    #[test]
+    fn hot_statements_are_the_applications() {
+        for (sql, app) in [
+            ("SELECT balance FROM accounts WHERE owner_id = 3", true),
+            ("UPDATE shop.orders SET n = 1 WHERE id = 2", true),
+            ("SELECT @@max_allowed_packet,@@wait_timeout,@@socket", false),
+            ("SELECT DATABASE()", false),
+            (
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'x'",
+                false,
+            ),
+            (
+                "SELECT a.id FROM accounts a JOIN INFORMATION_SCHEMA.COLUMNS c ON 1 = 1",
+                false,
+            ),
+            ("SELECT `table_name` FROM `sluice_online`", false),
+            ("SELECT * FROM mysql.user", false),
+            ("SELECT 1 FROM accounts; SELECT 2 FROM accounts", false),
+        ] {
+            assert_eq!(application_statement(sql), app, "{sql}");
+        }
     }
 
     #[test]

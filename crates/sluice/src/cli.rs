@@ -1977,12 +1977,22 @@ async fn plan_explain(
     use sluice_rehearse::explain;
     let (probes, source) = match queries {
         Some(q) => (q, "--queries".to_string()),
+        // Its statement digests keep no values, and MariaDB explains a statement with them: the
+        // statement history (performance_schema) keeps them as sent.
         None if url.kind() != EngineKind::Postgres => {
-            // Its statement digests keep no values, and MariaDB explains a statement with them.
-            render::say(
-                "plan --explain: MariaDB/MySQL keep no hot statements sluice can explain; pass them with --queries FILE",
-            );
-            (vec![], "none".to_string())
+            match explain::top_probes_mariadb(url).await {
+                Ok(p) => (
+                    p,
+                    "performance_schema statement history (most frequent)".to_string(),
+                ),
+                Err(e) => {
+                    render::say(&format!(
+                        "plan --explain: no hot statements: {e} ({}); or pass the statements with --queries FILE",
+                        e.help().unwrap_or_default()
+                    ));
+                    (vec![], "none".to_string())
+                }
+            }
         }
         None => match explain::top_probes(url).await {
             Ok(p) => (p, "pg_stat_statements (top statements)".to_string()),

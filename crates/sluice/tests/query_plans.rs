@@ -1025,3 +1025,115 @@ async fn mariadb_plans_right_after_an_online_swap_equal_the_alter_as_written() {
         access[0][3]
     );
 }
+
+/// MariaDB's hot statements without `--queries`: taken from performance_schema's statement history
+/// (texts with their values, most frequent first, this database only) when the server keeps it,
+/// and explained against a drop; where it keeps none, `plan --explain` says how to turn it on.
+#[tokio::test]
+async fn mariadb_plan_explain_takes_hot_statements_from_performance_schema() {
+    use mysql_async::prelude::Queryable;
+    let Some(server) = sluice_testkit::PrivateMariaDb::start(&[
+        "--performance-schema=ON",
+        "--performance-schema-consumer-events-statements-current=ON",
+        "--performance-schema-consumer-events-statements-history-long=ON",
+    ])
+    .await
+    else {
+        eprintln!("skipped: no mariadbd / mariadb-install-db");
+        return;
+    };
+    let mut admin = mysql_async::Conn::from_url(server.url("mysql"))
+        .await
+        .unwrap();
+    admin
+        .query_drop(
+            "CREATE DATABASE hot; CREATE DATABASE other;
+             CREATE TABLE hot.accounts (id bigint AUTO_INCREMENT PRIMARY KEY, owner_id int NOT NULL, balance int NOT NULL DEFAULT 0, KEY accounts_owner_idx (owner_id));
+             INSERT INTO hot.accounts (owner_id, balance) SELECT seq % 3000, seq FROM seq.seq_1_to_30000;
+             ANALYZE TABLE hot.accounts;
+             CREATE TABLE other.accounts LIKE hot.accounts;",
+        )
+        .await
+        .unwrap();
+    // The application: the owner lookup most often, a point read, and statements elsewhere.
+    let mut app = mysql_async::Conn::from_url(server.url("hot"))
+        .await
+        .unwrap();
+    for i in 0..30 {
+        app.query_drop(format!("SELECT balance FROM accounts WHERE owner_id = {i}"))
+            .await
+            .unwrap();
+    }
+    for i in 0..5 {
+        app.query_drop(format!("SELECT * FROM accounts WHERE id = {i}"))
+            .await
+            .unwrap();
+    }
+    let mut elsewhere = mysql_async::Conn::from_url(server.url("other"))
+        .await
+        .unwrap();
+    for i in 0..50 {
+        elsewhere
+            .query_drop(format!("SELECT * FROM accounts WHERE owner_id = {i}"))
+            .await
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("migrations")).unwrap();
+    std::fs::write(
+        dir.path().join("migrations/1_drop.sql"),
+        "-- sluice:up\nALTER TABLE accounts DROP INDEX accounts_owner_idx;\n",
+    )
+    .unwrap();
+    let plan = |url: String| -> Run {
+        std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["plan", "--json", "--explain"])
+            .current_dir(dir.path())
+            .env("DATABASE_URL", url)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+            .into()
+    };
+    let r = plan(server.url("hot"));
+    let v = json(&r);
+    let q = &v["query_plans"];
+    assert_eq!(
+        q["source"], "performance_schema statement history (most frequent)",
+        "{q:#}"
+    );
+    // Every distinct digest of this database once; the other database's statements not at all.
+    assert_eq!(q["statements"], 2, "{q:#}");
+    let change = &q["changes"][0];
+    assert_eq!(change["kind"], "drop index", "{q:#}");
+    let users = change["statements"].as_array().unwrap();
+    assert_eq!(users.len(), 1, "{q:#}");
+    assert!(
+        users[0]["query"]
+            .as_str()
+            .unwrap()
+            .starts_with("SELECT balance FROM accounts WHERE owner_id = "),
+        "{q:#}"
+    );
+    assert!(users[0]["cost_ratio"].as_f64().unwrap() >= 100.0, "{q:#}");
+    // Nothing changed.
+    let idx: Vec<String> = admin
+        .query("SELECT INDEX_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = 'hot' AND INDEX_NAME = 'accounts_owner_idx'")
+        .await
+        .unwrap();
+    assert_eq!(idx.len(), 1);
+    // Where the history is not kept: said, with how to turn it on; the plan itself still works.
+    admin
+        .query_drop("UPDATE performance_schema.setup_consumers SET ENABLED = 'NO' WHERE NAME = 'events_statements_current'")
+        .await
+        .unwrap();
+    let r = plan(server.url("hot"));
+    assert_eq!(json(&r)["query_plans"]["statements"], 0, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("consumers off: events_statements_current)")
+            && r.stderr.contains("SET ENABLED = 'YES'")
+            && r.stderr.contains("--queries FILE"),
+        "{r:?}"
+    );
+}
