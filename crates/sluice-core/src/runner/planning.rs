@@ -37,6 +37,11 @@ pub async fn plan(
     let stats = engine.table_stats().await?;
     let live = live_tables(engine).await?;
     let planned = plan_up(engine, files, &rows, opts, live)?;
+    // What `up` refuses before anything runs (two application versions live), `plan` refuses too.
+    if !opts.as_written {
+        let versions: Vec<i64> = planned.iter().map(|p| p.version).collect();
+        crate::lifecycle::check_up(target, files, &versions, &rows, opts.complete)?;
+    }
     // As `up` judges timestamp ↔ timestamptz: with the session TimeZone its statements run under.
     let session_utc = engine
         .session_time_zone()

@@ -144,6 +144,26 @@ pub async fn up(
         let rows = engine.history().await?;
         let live = live_tables(engine).await?;
         let mut planned = plan_up(engine, files, &rows, opts, live)?;
+        // What the lifecycle refuses, the dry run refuses too (before, it said "would apply").
+        // `up --complete` completes what is expanded first: the check then sees nothing open.
+        if !opts.as_written {
+            let versions: Vec<i64> = planned.iter().map(|p| p.version).collect();
+            let rows_after: Vec<_> = if opts.complete {
+                rows.iter()
+                    .filter(|r| r.state != crate::history::RecordState::Expanded)
+                    .cloned()
+                    .collect()
+            } else {
+                rows.clone()
+            };
+            crate::lifecycle::check_up(
+                engine.target(),
+                files,
+                &versions,
+                &rows_after,
+                opts.complete,
+            )?;
+        }
         if !opts.as_written {
             explain_online(engine, &mut planned, opts.as_written_below_rows).await?;
             // The dry run stops where `up` would: a type change it cannot stage is refused here too.
