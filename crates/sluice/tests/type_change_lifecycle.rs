@@ -595,3 +595,70 @@ async fn an_invalid_index_left_by_a_killed_rollback_is_rebuilt() {
     assert!(r.all().contains("dropped the invalid index"), "{r:?}");
     assert_eq!(pg_dump_schema(&p), before);
 }
+
+/// A type change next to an open two-phase change on its table is refused only when it would keep
+/// an old column itself: judged from the live table as `up` then runs it. Below the small-table
+/// threshold it runs as written (it was refused: "its staged form would keep an old column"), and
+/// so does a catalog-only change; above it, the refusal stands — in `up`, its dry run and `plan`.
+#[tokio::test]
+async fn a_type_change_beside_an_open_change_is_judged_by_the_live_table() {
+    // (rows, the type change, refused)
+    let cases = [
+        (200, "ALTER TABLE t ALTER COLUMN n TYPE bigint;", false),
+        (20_000, "ALTER TABLE t ALTER COLUMN note TYPE text;", false),
+        (20_000, "ALTER TABLE t ALTER COLUMN n TYPE bigint;", true),
+    ];
+    for (rows, change, refused) in cases {
+        let p = Project::new(Server::Postgres).await;
+        p.db.pg()
+            .await
+            .batch_execute(&format!(
+                "CREATE TABLE t (id int PRIMARY KEY, n int NOT NULL DEFAULT 0, note varchar(40), old_name int);
+                 INSERT INTO t SELECT g, g, 'x', g FROM generate_series(1, {rows}) g;"
+            ))
+            .await
+            .unwrap();
+        p.write(
+            "1_rename.sql",
+            "ALTER TABLE t RENAME COLUMN old_name TO new_name;\n",
+        );
+        ok(&p.run(&["up"]), "expand the rename");
+        assert_eq!(state_of(&p, 1).as_deref(), Some("expanded"));
+        p.write("2_type.sql", &format!("{change}\n"));
+        let run = |args: &[&str]| {
+            let r: common::Run = p
+                .command(args)
+                .env("SLUICE_AS_WRITTEN_BELOW_ROWS", "10000")
+                .output()
+                .unwrap()
+                .into();
+            r
+        };
+        for args in [&["plan"][..], &["up", "--dry-run"], &["up"], &["up"]] {
+            let r = run(args);
+            if refused {
+                assert_eq!(r.code, 11, "{rows} {change} {args:?}: {r:?}");
+                assert!(r.stderr.contains("would keep an old column"), "{r:?}");
+            } else {
+                assert!(
+                    r.code == 0 || (args[0] == "plan" && r.code == 7),
+                    "{rows} {change} {args:?}: {r:?}"
+                );
+            }
+        }
+        let want = if refused { "pending" } else { "applied" };
+        assert_eq!(state_of(&p, 2).as_deref(), Some(want), "{rows} {change}");
+        // The rename is still open and still works both ways.
+        assert_eq!(state_of(&p, 1).as_deref(), Some("expanded"));
+        let c = p.db.pg().await;
+        c.batch_execute("INSERT INTO t (id, old_name) VALUES (-1, 7)")
+            .await
+            .unwrap();
+        let v: i32 = c
+            .query_one("SELECT new_name FROM t WHERE id = -1", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(v, 7);
+    }
+}

@@ -307,12 +307,17 @@ pub(crate) fn breaking_in_run(
 /// here (MariaDB/MySQL; a table with a breaking migration already expanded, or about to be by an
 /// earlier migration of the same run when `complete` is off), and a part mixing a breaking
 /// statement with others (exit 2).
+///
+/// `kept`: the type changes the live catalog says will keep their old column (see
+/// `kept_type_changes`); a type change not among them (a small table's, a catalog-only one) opens
+/// nothing on its table.
 pub(crate) fn check_up(
     target: crate::target::Target,
     files: &[Migration],
     planned: &[i64],
     rows: &[HistoryRow],
     complete: bool,
+    kept: &[i64],
 ) -> Result<()> {
     // Breaking changes open on a table: expanded by an earlier `up` (true), or about to be by an
     // earlier migration of this run (false) — the fix differs.
@@ -358,7 +363,7 @@ pub(crate) fn check_up(
         // A type change that is a migration of its own keeps the old column (an expanded state)
         // when it is staged: not next to another open change of its table either.
         let found = match found {
-            Ok(None) => Ok(type_change_of(target, m).filter(|_| !complete)),
+            Ok(None) => Ok(type_change_of(target, m).filter(|_| !complete && kept.contains(v))),
             other => other,
         };
         let Some((_, _, b)) = found? else {

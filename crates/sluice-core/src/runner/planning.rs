@@ -40,7 +40,14 @@ pub async fn plan(
     // What `up` refuses before anything runs (two application versions live), `plan` refuses too.
     if !opts.as_written {
         let versions: Vec<i64> = planned.iter().map(|p| p.version).collect();
-        crate::lifecycle::check_up(target, files, &versions, &rows, opts.complete)?;
+        let kept = super::type_change::kept_type_changes(
+            engine,
+            files,
+            &planned,
+            opts.as_written_below_rows,
+        )
+        .await?;
+        crate::lifecycle::check_up(target, files, &versions, &rows, opts.complete, &kept)?;
     }
     // As `up` judges timestamp ↔ timestamptz: with the session TimeZone its statements run under.
     let session_utc = engine
@@ -365,7 +372,21 @@ pub async fn up_with_plan(
         }
         if !opts.as_written {
             let versions: Vec<i64> = report.planned.iter().map(|p| p.version).collect();
-            crate::lifecycle::check_up(engine.target(), files, &versions, &rows, opts.complete)?;
+            let kept = super::type_change::kept_type_changes(
+                engine,
+                files,
+                &report.planned,
+                opts.as_written_below_rows,
+            )
+            .await?;
+            crate::lifecycle::check_up(
+                engine.target(),
+                files,
+                &versions,
+                &rows,
+                opts.complete,
+                &kept,
+            )?;
         }
         let versions: Vec<i64> = report.planned.iter().map(|p| p.version).collect();
         for version in versions {

@@ -192,6 +192,53 @@ pub(super) async fn stage_type_changes(
     Ok(out)
 }
 
+/// The versions among `planned` whose type change (a migration of its own) the live catalog says
+/// will be staged with the old column kept — expanded after `up`. A small table's runs as written
+/// and a catalog-only change never stages, so neither opens anything on its table. Read before the
+/// run, as the lifecycle check needs it; a change sluice cannot judge counts as kept (the check
+/// then stays as strict as before).
+pub(super) async fn kept_type_changes(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    planned: &[PlannedMigration],
+    below: u64,
+) -> Result<Vec<i64>> {
+    let mut kept = Vec::new();
+    for p in planned {
+        let Some(m) = files.iter().find(|m| m.version == p.version) else {
+            continue;
+        };
+        if crate::lifecycle::type_change_of(engine.target(), m).is_none() {
+            continue;
+        }
+        let staged = match prepare_in(engine, m, Direction::Up, true, &p.run_tables) {
+            Ok(mut prepared) => stage_type_changes(
+                engine,
+                m,
+                Direction::Up,
+                &mut prepared,
+                p.resume_from,
+                below,
+                &p.run_tables,
+            )
+            .await
+            .map(|changes| {
+                changes.iter().any(|(_, c)| match c {
+                    TypeChange::Staged(lifecycle) => lifecycle.is_some(),
+                    TypeChange::Small(_) => false,
+                    TypeChange::Refused { .. } => true,
+                })
+            })
+            .unwrap_or(true),
+            Err(_) => true,
+        };
+        if staged {
+            kept.push(p.version);
+        }
+    }
+    Ok(kept)
+}
+
 /// What `up`, `--dry-run` and `plan` say of a statement that runs as written on a small table.
 pub fn small_table_note(rows: u64, below: u64) -> String {
     format!("runs as written: the table has {rows} rows, below the threshold {below} (as_written_below_rows)")

@@ -156,12 +156,15 @@ pub async fn up(
             } else {
                 rows.clone()
             };
+            let kept =
+                kept_type_changes(engine, files, &planned, opts.as_written_below_rows).await?;
             crate::lifecycle::check_up(
                 engine.target(),
                 files,
                 &versions,
                 &rows_after,
                 opts.complete,
+                &kept,
             )?;
         }
         if !opts.as_written {
@@ -222,7 +225,16 @@ pub async fn up(
         // Two application versions live: what the lifecycle cannot run is refused before anything runs.
         if !opts.as_written {
             let versions: Vec<i64> = planned.iter().map(|p| p.version).collect();
-            crate::lifecycle::check_up(engine.target(), files, &versions, &rows, opts.complete)?;
+            let kept =
+                kept_type_changes(engine, files, &planned, opts.as_written_below_rows).await?;
+            crate::lifecycle::check_up(
+                engine.target(),
+                files,
+                &versions,
+                &rows,
+                opts.complete,
+                &kept,
+            )?;
         }
         if planned.is_empty() {
             (ctx.say)("nothing to apply: the database is up to date");
