@@ -318,6 +318,15 @@ pub trait HistoryStore: Send {
     async fn latest_snapshot(&mut self) -> Result<Option<Snapshot>>;
 }
 
+/// Logical replication around this database, by `schema.table`.
+#[derive(Debug, Clone, Default)]
+pub struct LogicalReplication {
+    /// Published tables and the publications that publish them.
+    pub published: std::collections::BTreeMap<String, Vec<String>>,
+    /// Subscribed tables and the subscription that feeds each.
+    pub subscribed: std::collections::BTreeMap<String, String>,
+}
+
 /// What the live database looks like, read without changing it.
 #[async_trait]
 pub trait Introspection: Send {
@@ -350,6 +359,24 @@ pub trait Introspection: Send {
     /// The work session's time zone setting (PostgreSQL `SHOW timezone`), which decides whether
     /// timestamp ↔ timestamptz rewrites the table. Not read: `Ok(None)`.
     async fn session_time_zone(&mut self) -> Result<Option<String>>;
+
+    /// Logical replication (PostgreSQL): which publications publish each table and which
+    /// subscription feeds it. An engine without it: nothing.
+    async fn logical_replication(&mut self) -> Result<LogicalReplication> {
+        Ok(LogicalReplication::default())
+    }
+
+    /// The columns the publisher's `table` has now, read through `subscription`'s connection
+    /// (PostgreSQL shows a subscription's connection to superusers only). `Ok(Err(why))` when
+    /// it cannot be read.
+    async fn publisher_columns(
+        &mut self,
+        subscription: &str,
+        table: &str,
+    ) -> Result<std::result::Result<Vec<String>, String>> {
+        let _ = (subscription, table);
+        Ok(Err("not supported on this engine".into()))
+    }
 
     /// Checks, before any statement runs, that the user holds what `statements` need (as far as
     /// cheaply knowable); a lack is an [`crate::error::Error::Permission`] naming the GRANT.

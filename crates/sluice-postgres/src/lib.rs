@@ -1155,6 +1155,99 @@ impl Introspection for PgEngine {
         column_catalog::read(&self.work, table, column).await
     }
 
+    async fn logical_replication(&mut self) -> Result<sluice_core::engine::LogicalReplication> {
+        let mut out = sluice_core::engine::LogicalReplication::default();
+        for r in self
+            .work
+            .query(
+                "SELECT schemaname || '.' || tablename, pubname FROM pg_publication_tables ORDER BY 1, 2",
+                &[],
+            )
+            .await
+            .map_err(|e| db_err("reading publications", e))?
+        {
+            out.published.entry(r.get(0)).or_default().push(r.get(1));
+        }
+        // pg_subscription is readable by everyone except its connection column.
+        for r in self
+            .work
+            .query(
+                "SELECT n.nspname || '.' || c.relname, s.subname FROM pg_subscription_rel sr
+                   JOIN pg_subscription s ON s.oid = sr.srsubid
+                   JOIN pg_class c ON c.oid = sr.srrelid
+                   JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE s.subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                &[],
+            )
+            .await
+            .map_err(|e| db_err("reading subscriptions", e))?
+        {
+            out.subscribed.insert(r.get(0), r.get(1));
+        }
+        Ok(out)
+    }
+
+    async fn publisher_columns(
+        &mut self,
+        subscription: &str,
+        table: &str,
+    ) -> Result<std::result::Result<Vec<String>, String>> {
+        let conninfo: Option<String> = match self
+            .work
+            .query_opt(
+                "SELECT subconninfo FROM pg_subscription WHERE subname = $1",
+                &[&subscription],
+            )
+            .await
+        {
+            Ok(row) => row.map(|r| r.get(0)),
+            // Column privileges: only superusers read the connection string.
+            Err(e) => {
+                return Ok(Err(format!(
+                    "the subscription's connection cannot be read by this user ({})",
+                    e.as_db_error()
+                        .map(|d| d.message().to_string())
+                        .unwrap_or_default()
+                )))
+            }
+        };
+        let Some(conninfo) = conninfo else {
+            return Ok(Err(format!("no subscription {subscription}")));
+        };
+        let config: tokio_postgres::Config = match conninfo.parse() {
+            Ok(c) => c,
+            Err(_) => {
+                return Ok(Err(
+                    "the subscription's connection string does not parse".into()
+                ))
+            }
+        };
+        let (client, conn) = match config.connect(tokio_postgres::NoTls).await {
+            Ok(c) => c,
+            // The message may name the host; the connection string (a password) is never shown.
+            Err(e) => {
+                return Ok(Err(format!(
+                    "cannot connect to the publisher: {}",
+                    sluice_core::redact::secrets(&e.to_string())
+                )))
+            }
+        };
+        tokio::spawn(conn);
+        let (schema, name) = table.split_once('.').unwrap_or(("public", table));
+        let rows = client
+            .query(
+                "SELECT a.attname::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                   JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = $1 AND c.relname = $2 AND a.attnum > 0 AND NOT a.attisdropped",
+                &[&schema, &name],
+            )
+            .await;
+        Ok(match rows {
+            Ok(rows) => Ok(rows.iter().map(|r| r.get(0)).collect()),
+            Err(e) => Err(format!("reading the publisher's table: {e}")),
+        })
+    }
+
     async fn session_time_zone(&mut self) -> Result<Option<String>> {
         let row = self
             .work

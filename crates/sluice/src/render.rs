@@ -537,6 +537,9 @@ pub fn plan_report(r: &sluice_core::runner::PlanReport, as_json: bool) {
     for (t, s) in &r.tables {
         outln!("  table {t}: ~{} rows, {}", s.rows, human_bytes(s.bytes));
     }
+    for w in &r.replication {
+        outln!("logical replication: {w}");
+    }
     outln!("note: on PostgreSQL `sluice up` already runs the index, constraint, NOT NULL and backfill steps below; a type change that rewrites runs staged (shadow column, trigger, backfill, swap) or is refused with the reason; on MariaDB/MySQL every ALTER TABLE runs online (the `online:` lines: INSTANT/INPLACE with the algorithm written out, else a shadow-table copy). `up --dry-run` shows exactly what runs");
     for m in &r.migrations {
         outln!(

@@ -1500,6 +1500,17 @@ pub(crate) async fn complete_locked(
     engine.ensure_history().await?;
     let rows = engine.history().await?;
     let chosen = select(&rows, files, version, &[RecordState::Expanded], "complete")?;
+    // A subscriber does not drop a column its publisher still sends (logical replication).
+    let items: Vec<(&Migration, usize)> = chosen
+        .iter()
+        .filter_map(|r| {
+            files
+                .iter()
+                .find(|m| m.version == r.version)
+                .map(|m| (m, 0))
+        })
+        .collect();
+    super::replication::check(engine, &items, false, true).await?;
     let mut done = Vec::new();
     for r in chosen {
         let m = file_of(files, r, "complete")?;

@@ -142,6 +142,7 @@ mod lock;
 mod planning;
 mod prepare;
 mod record;
+mod replication;
 mod retry;
 mod status;
 mod steps;

@@ -23,6 +23,10 @@ pub struct PlanReport {
     /// Sizes of the tables the pending migrations touch.
     pub tables: BTreeMap<String, crate::analysis::TableStats>,
     pub migrations: Vec<MigrationPlan>,
+    /// What the migrations mean for logical replication (PostgreSQL publications): the order to run
+    /// them in across the publisher and its subscribers.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub replication: Vec<String>,
 }
 
 /// What `sluice up` would do to the live database: for each pending statement, its lock, duration
@@ -49,6 +53,7 @@ pub async fn plan(
         .await?;
         crate::lifecycle::check_up(target, files, &versions, &rows, opts.complete, &kept)?;
     }
+    let replication = super::up::replication_check(engine, files, &planned, opts).await?;
     // As `up` judges timestamp ↔ timestamptz: with the session TimeZone its statements run under.
     let session_utc = engine
         .session_time_zone()
@@ -82,6 +87,7 @@ pub async fn plan(
         database: engine.url(),
         tables: BTreeMap::new(),
         migrations: vec![],
+        replication,
     };
     for p in &planned {
         let m = files

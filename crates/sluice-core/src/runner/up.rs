@@ -167,6 +167,9 @@ pub async fn up(
                 &kept,
             )?;
         }
+        for w in replication_check(engine, files, &planned, opts).await? {
+            (ctx.say)(&format!("warning: {w}"));
+        }
         if !opts.as_written {
             explain_online(engine, &mut planned, opts.as_written_below_rows).await?;
             // The dry run stops where `up` would: a type change it cannot stage is refused here too.
@@ -236,6 +239,9 @@ pub async fn up(
                 &kept,
             )?;
         }
+        for w in replication_check(engine, files, &planned, opts).await? {
+            (ctx.say)(&format!("warning: {w}"));
+        }
         if planned.is_empty() {
             (ctx.say)("nothing to apply: the database is up to date");
         }
@@ -250,6 +256,27 @@ pub async fn up(
         }
         Ok(report)
     })
+}
+
+/// Logical replication around the database (PostgreSQL): refuses removing a column a publisher
+/// still sends (`--complete` or `--as-written`: the run removes it), and returns what to say of
+/// columns added to published tables.
+pub(super) async fn replication_check(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    planned: &[PlannedMigration],
+    opts: &UpOptions,
+) -> Result<Vec<String>> {
+    let items: Vec<(&Migration, usize)> = planned
+        .iter()
+        .filter_map(|p| {
+            files
+                .iter()
+                .find(|m| m.version == p.version)
+                .map(|m| (m, p.resume_from))
+        })
+        .collect();
+    super::replication::check(engine, &items, true, opts.complete || opts.as_written).await
 }
 
 /// PostgreSQL: the rewriting type changes of the dry run, staged from the live catalog (their
