@@ -120,6 +120,19 @@ impl DbUrl {
         }
     }
 
+    /// Another server (a replica) with the same credentials, database and options. None when the
+    /// host does not fit a URL.
+    pub fn with_host_port(&self, host: &str, port: u16) -> Option<DbUrl> {
+        let mut url = self.url.clone();
+        url.set_host(Some(host)).ok()?;
+        url.set_port(Some(port)).ok()?;
+        Some(DbUrl {
+            url,
+            kind: self.kind,
+            session: self.session.clone(),
+        })
+    }
+
     /// The same URL with session settings to apply on every session opened on it.
     pub fn with_session(mut self, session: Vec<crate::session::SessionSetting>) -> DbUrl {
         self.session = session;

@@ -13,12 +13,15 @@ use sluice_testkit::PrivateMariaDb;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// A private server: the primary with a binary log in ROW format, the replica without.
+/// A private server: the primary with a binary log in ROW format, the replica without (it
+/// reports its host to the primary, which lists it in SHOW SLAVE HOSTS).
 async fn start(server_id: u32, binlog: bool) -> PrivateMariaDb {
     let id = format!("--server-id={server_id}");
     let mut args = vec![id.as_str()];
     if binlog {
         args.extend(["--log-bin={dir}/bin", "--binlog-format=ROW"]);
+    } else {
+        args.push("--report-host=127.0.0.1");
     }
     PrivateMariaDb::start(&args)
         .await
@@ -48,6 +51,16 @@ async fn caught_up(primary: &mut Conn, replica: &mut Conn) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn copy_pauses_while_a_real_replica_lags_and_the_replica_ends_equal() {
+    lagging_replica_pauses_the_copy(true).await;
+}
+
+/// The same without --replica-url: the replica is found on the primary (SHOW SLAVE HOSTS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replica_found_on_the_primary_pauses_the_copy_too() {
+    lagging_replica_pauses_the_copy(false).await;
+}
+
+async fn lagging_replica_pauses_the_copy(named: bool) {
     let (primary, replica) = tokio::join!(start(1, true), start(2, false));
     let mut p = Conn::from_url(primary.url("mysql")).await.unwrap();
     let mut r = Conn::from_url(replica.url("mysql")).await.unwrap();
@@ -85,7 +98,7 @@ async fn copy_pauses_while_a_real_replica_lags_and_the_replica_ends_equal() {
         let opts = OnlineOptions {
             // Small chunks and a tight limit, so the copy is still early when the lag shows.
             target_chunk: Duration::from_millis(1),
-            replica_urls: vec![replica_url],
+            replica_urls: if named { vec![replica_url] } else { vec![] },
             max_replica_lag: Duration::from_millis(30),
             ..Default::default()
         };
@@ -133,6 +146,10 @@ async fn copy_pauses_while_a_real_replica_lags_and_the_replica_ends_equal() {
         .unwrap();
     assert_eq!(report.path, "copy");
     let lines = said.lock().unwrap().clone();
+    let found = lines
+        .iter()
+        .any(|m| m.contains("replicas: pausing on the lag of 1 found on the primary"));
+    assert_eq!(found, !named, "{lines:?}");
     assert!(
         lines.iter().any(|m| m.contains("resumed after a pause")),
         "{lines:?}"

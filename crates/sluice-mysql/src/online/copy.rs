@@ -746,6 +746,7 @@ impl Job {
         opts: &OnlineOptions,
         say: Say<'_>,
         ranges: &Ranges,
+        discovered: Vec<sluice_core::dburl::DbUrl>,
     ) -> Result<()> {
         let mut n: i64 = 500;
         // The server's row estimate: for the progress percentage and the key density.
@@ -767,7 +768,7 @@ impl Job {
         .approximate();
         meter.update(self.rows_copied.max(0) as u64, total as u64, "");
         let dense = self.dense_integer_key(total).await?;
-        let mut replicas = Replicas::open(&opts.replica_urls, &mut self.conn).await?;
+        let mut replicas = Replicas::open(&opts.replica_urls, discovered, &mut self.conn).await?;
         // A row the log already brought over is left as it is: it was read later than a chunk
         // reads it, and any change since is logged. Not REPLACE: on a conflict over another unique
         // key it would delete a row of a chunk already verified; not IGNORE: it turns errors (a

@@ -1668,7 +1668,13 @@ async fn copy_path(
         let copied = if done {
             Ok(())
         } else {
-            job.copy(last, opts, say, &ranges).await
+            // Without --replica-url, the replicas the primary knows are watched.
+            let discovered = if opts.replica_urls.is_empty() && !opts.max_replica_lag.is_zero() {
+                replicas::discover(&mut e.work, &e.url, say).await
+            } else {
+                vec![]
+            };
+            job.copy(last, opts, say, &ranges, discovered).await
         };
         drop(ranges);
         let verified = match verifier.await {

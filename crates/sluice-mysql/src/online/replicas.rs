@@ -50,6 +50,67 @@ struct Replica {
     conn: Option<Conn>,
 }
 
+/// The replicas the primary knows (`SHOW SLAVE HOSTS`: those that report a host, e.g. with
+/// `report_host`), each as the primary's URL with the replica's host and port, kept when sluice
+/// can read it with the same credentials; the others are said and not watched (pausing forever on
+/// a replica sluice can never read would stall the copy for nothing).
+pub async fn discover(
+    primary: &mut Conn,
+    url: &DbUrl,
+    say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
+) -> Vec<DbUrl> {
+    let rows: Vec<mysql_async::Row> = match primary.query("SHOW SLAVE HOSTS").await {
+        Ok(rows) => rows,
+        Err(e) => {
+            say(&format!(
+                "replicas: the primary's list of replicas cannot be read ({}); name them with --replica-url to pause on their lag",
+                url.scrub(&e.to_string())
+            ));
+            return vec![];
+        }
+    };
+    let mut found = Vec::new();
+    for r in rows {
+        let host: Option<String> = r.get_opt("Host").and_then(|v| v.ok());
+        let port: Option<u16> = r.get_opt("Port").and_then(|v| v.ok());
+        let (Some(host), Some(port)) = (host.filter(|h| !h.is_empty()), port.filter(|p| *p > 0))
+        else {
+            say("replicas: a replica reports no host (set report_host on it), so its lag is not watched; or name it with --replica-url");
+            continue;
+        };
+        let Some(replica) = url.with_host_port(&host, port) else {
+            continue;
+        };
+        let read =
+            tokio::time::timeout(Duration::from_secs(3), crate::open_session(&replica, true)).await;
+        match read {
+            Ok(Ok(c)) => {
+                let _ = c.disconnect().await;
+                found.push(replica);
+            }
+            Ok(Err(e)) => say(&format!(
+                "replicas: replica {host}:{port} (from the primary) cannot be read with the primary's credentials ({}); its lag is not watched: name it with --replica-url",
+                replica.scrub(&e.to_string())
+            )),
+            Err(_) => say(&format!(
+                "replicas: replica {host}:{port} (from the primary) does not answer within 3 s; its lag is not watched: name it with --replica-url"
+            )),
+        }
+    }
+    if !found.is_empty() {
+        say(&format!(
+            "replicas: pausing on the lag of {} found on the primary ({})",
+            found.len(),
+            found
+                .iter()
+                .map(|u| u.redacted())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    found
+}
+
 pub struct Replicas {
     replicas: Vec<Replica>,
     /// The primary's database: the heartbeat is read from the same database on each replica.
@@ -62,9 +123,14 @@ pub struct Replicas {
 impl Replicas {
     /// Parses the replica URLs (a bad one is a usage error, said before any work) and prepares
     /// the heartbeat table on the primary.
-    pub async fn open(urls: &[String], primary: &mut Conn) -> Result<Replicas> {
+    pub async fn open(
+        urls: &[String],
+        discovered: Vec<DbUrl>,
+        primary: &mut Conn,
+    ) -> Result<Replicas> {
         let replicas = parse_urls(urls)?
             .into_iter()
+            .chain(discovered)
             .map(|url| Replica { url, conn: None })
             .collect::<Vec<_>>();
         let database: Option<Option<String>> = primary
