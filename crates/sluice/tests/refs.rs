@@ -532,7 +532,7 @@ const ORM_MIGRATIONS: &[(&str, &str)] = &[
     ("migrations/3_items.sql", "-- sluice:up\nDROP TABLE line_items;\n"),
     (
         "migrations/4_shop.sql",
-        "-- sluice:up\nDROP TABLE shop_coupon;\nALTER TABLE shop_invoice DROP COLUMN due_on;\n",
+        "-- sluice:up\nDROP TABLE shop_coupon;\nALTER TABLE shop_invoice DROP COLUMN due_on;\nALTER TABLE shop_receipt DROP COLUMN coupon_id;\n",
     ),
 ];
 
@@ -1023,6 +1023,14 @@ const ORM_EXPECTED: &[(&str, &str, &str, &str, &str)] = &[
         "shop/models.py",
         "due_on = models.DateField()\n\n\nclass Receipt",
         "shop_invoice.due_on",
+        "certain",
+        "Django model",
+    ),
+    // A ForeignKey field `coupon` is the column `coupon_id`.
+    (
+        "shop/models.py",
+        "coupon = models.ForeignKey",
+        "shop_receipt.coupon_id",
         "certain",
         "Django model",
     ),

@@ -80,6 +80,18 @@ fn spellings_of(table: &str, column: Option<&str>) -> Vec<Spelling> {
     };
     let base = column.unwrap_or_else(|| table.rsplit('.').next().unwrap_or(table));
     let mut out: Vec<Spelling> = strong(spellings(base)).collect();
+    // A foreign key column `coupon_id` is declared by its relation's name in Django
+    // (`coupon = models.ForeignKey(…)`) and Rails (`belongs_to :coupon`): a reference only there.
+    if let Some(stem) = column
+        .and_then(|c| c.strip_suffix("_id"))
+        .filter(|s| !s.is_empty())
+    {
+        out.push(Spelling {
+            text: stem.to_string(),
+            ci: false,
+            weak: true,
+        });
+    }
     if column.is_none() {
         let one = orm::singular(base);
         if one != base {

@@ -475,10 +475,17 @@ impl FileCtx {
             for b in i + 1..=end {
                 let l = self.lines[b].clone();
                 if let Some(c) = PY_COLUMN.captures(&l) {
+                    // Django stores a ForeignKey/OneToOneField `coupon` in the column `coupon_id`.
+                    let relation_id =
+                        kind == "Django model" && matches!(&c[2], "ForeignKey" | "OneToOneField");
                     let column = PY_DB_COLUMN
                         .captures(&l)
                         .or_else(|| PY_COLUMN_NAME.captures(&l))
-                        .map_or(c[1].to_string(), |n| n[1].to_string());
+                        .map(|n| n[1].to_string())
+                        .unwrap_or_else(|| match relation_id {
+                            true => format!("{}_id", &c[1]),
+                            false => c[1].to_string(),
+                        });
                     let d = self.decl(b, kind);
                     d.columns.push((table.clone(), column));
                     if let Some(fk) = PY_FK_TABLE.captures(&l) {
