@@ -646,8 +646,8 @@ async fn two_breaking_migrations_on_one_table_in_one_run_get_a_fix_that_works() 
         ok(&p.run(&["up"]), "create");
         p.write("2_first.sql", first);
         p.write("3_second.sql", second);
-        // `up`, its dry run and `plan` say the same (the last two said "would apply" before).
-        for args in [&["up"][..], &["up", "--dry-run"], &["plan"], &["up"]] {
+        // `up` and its dry run say the same (the dry run said "would apply" before).
+        for args in [&["up"][..], &["up", "--dry-run"], &["up"]] {
             let r = p.run(args);
             assert_eq!(r.code, 11, "{k} {args:?}: {r:?}");
             assert!(

@@ -41,26 +41,6 @@ pub async fn plan(
     let stats = engine.table_stats().await?;
     let live = live_tables(engine).await?;
     let planned = plan_up(engine, files, &rows, opts, live)?;
-    // What the lifecycle refuses before anything runs (two application versions live, exit 11),
-    // `plan` refuses too. A part mixing a breaking statement with others (exit 2) is left to `up`
-    // and its dry run: `plan` still shows its statements, their locks and the code they touch.
-    if !opts.as_written {
-        let versions: Vec<i64> = planned.iter().map(|p| p.version).collect();
-        let kept = super::type_change::kept_type_changes(
-            engine,
-            files,
-            &planned,
-            opts.as_written_below_rows,
-        )
-        .await?;
-        if let Err(e) =
-            crate::lifecycle::check_up(target, files, &versions, &rows, opts.complete, &kept)
-        {
-            if e.exit_code() == crate::error::exit::LIFECYCLE {
-                return Err(e);
-            }
-        }
-    }
     let replication = super::up::replication_check(engine, files, &planned, opts).await?;
     // As `up` judges timestamp ↔ timestamptz: with the session TimeZone its statements run under.
     let session_utc = engine
