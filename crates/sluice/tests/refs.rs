@@ -534,6 +534,10 @@ const ORM_MIGRATIONS: &[(&str, &str)] = &[
         "migrations/4_shop.sql",
         "-- sluice:up\nDROP TABLE shop_coupon;\nALTER TABLE shop_invoice DROP COLUMN due_on;\nALTER TABLE shop_receipt DROP COLUMN coupon_id;\n",
     ),
+    (
+        "migrations/5_receipts.sql",
+        "-- sluice:up\nALTER TABLE receipts DROP COLUMN coupon_id;\nALTER TABLE receipts DROP COLUMN paid_by_id;\n",
+    ),
 ];
 
 const ORM_TREE: &[(&str, &str)] = &[
@@ -703,6 +707,10 @@ end
     (
         "app/models/line_item.rb",
         "class LineItem < ApplicationRecord\n  belongs_to :order\nend\n",
+    ),
+    (
+        "app/models/receipt.rb",
+        "class Receipt < ApplicationRecord\n  belongs_to :coupon\n  belongs_to :payer, foreign_key: :paid_by_id\nend\n",
     ),
     (
         "app/models/order.rb",
@@ -1081,6 +1089,21 @@ const ORM_EXPECTED: &[(&str, &str, &str, &str, &str)] = &[
         "app/models/line_item.rb",
         "class LineItem",
         "line_items",
+        "certain",
+        "ActiveRecord model",
+    ),
+    // `belongs_to :coupon` is the column coupon_id; `foreign_key:` names it.
+    (
+        "app/models/receipt.rb",
+        "coupon\n",
+        "receipts.coupon_id",
+        "certain",
+        "ActiveRecord model",
+    ),
+    (
+        "app/models/receipt.rb",
+        "paid_by_id",
+        "receipts.paid_by_id",
         "certain",
         "ActiveRecord model",
     ),

@@ -205,6 +205,7 @@ re!(
     RB_ASSOC,
     r"^\s*(has_many|has_one|belongs_to|has_and_belongs_to_many)\s+:(\w+)"
 );
+re!(RB_FOREIGN_KEY, r#"\bforeign_key:\s*[:"']?(\w+)"#);
 // Prisma
 re!(PRISMA_MODEL, r"^\s*model\s+(\w+)\s*\{");
 re!(PRISMA_MAP_TABLE, r#"@@map\(\s*(?:name:\s*)?"(\w+)""#);
@@ -612,6 +613,13 @@ impl FileCtx {
                                 .columns
                                 .push((table.clone(), s[1].to_string()));
                         }
+                    }
+                    // `belongs_to :coupon` is the column `coupon_id` (or its `foreign_key:`).
+                    if let Some(a) = RB_ASSOC.captures(&l).filter(|a| &a[1] == "belongs_to") {
+                        let column = RB_FOREIGN_KEY
+                            .captures(&l)
+                            .map_or(format!("{}_id", &a[2]), |k| k[1].to_string());
+                        self.decl(b, KIND).columns.push((table.clone(), column));
                     }
                 }
                 self.scopes.push(Scope {
