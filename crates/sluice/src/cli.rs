@@ -799,11 +799,7 @@ impl Resolved {
     }
 
     fn migrations_dir(&self) -> PathBuf {
-        self.global
-            .migrations_dir
-            .clone()
-            .or_else(|| self.config.migrations_dir.clone())
-            .unwrap_or_else(|| PathBuf::from("migrations"))
+        migrations_dir(&self.global, &self.config)
     }
 
     fn url(&self) -> Result<DbUrl> {
@@ -1161,6 +1157,15 @@ pub fn command() -> clap::Command {
         });
     }
     cmd
+}
+
+/// The migrations directory: `--migrations-dir`, else sluice.toml's, else `migrations`.
+pub fn migrations_dir(global: &Global, config: &Config) -> PathBuf {
+    global
+        .migrations_dir
+        .clone()
+        .or_else(|| config.migrations_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("migrations"))
 }
 
 /// Parses the process's arguments with [`command`].

@@ -264,11 +264,7 @@ fn run_key(args: &[String], global: &Global) -> String {
         .unwrap_or_else(|| PathBuf::from("sluice.toml"));
     h.update(std::fs::read(&config_path).unwrap_or_default());
     let config = sluice_core::config::Config::load(global.config.as_deref()).unwrap_or_default();
-    let dir = global
-        .migrations_dir
-        .clone()
-        .or(config.migrations_dir)
-        .unwrap_or_else(|| PathBuf::from("migrations"));
+    let dir = crate::cli::migrations_dir(global, &config);
     let mut files = Vec::new();
     let mut stack = vec![dir];
     while let Some(d) = stack.pop() {
@@ -723,41 +719,20 @@ pub async fn command(f: &FleetArgs, global: &Global) -> Result<i32> {
             }
             runs
         }
-        "complete" => {
-            // Phase gating: no target contracts until every one has expanded.
-            let state = Arc::new(Resume::open(&opts.targets, &child_args, global));
-            // A target an unfinished `fleet complete` already completed has nothing expanded.
-            let mut checked =
-                run_all(&fl, &status_args, &globals, concurrency, true, true, None).await;
-            checked.retain(|r| !state.finished_earlier(&r.target));
-            gate_complete(&mut checked)?;
-            let runs = run_all(
-                &fl,
-                &child_args,
-                &globals,
-                concurrency,
-                opts.keep_going,
-                false,
-                Some(&state),
-            )
-            .await;
-            finish_state(&state, &runs);
-            runs
-        }
-        "plan" => {
-            run_all(
-                &fl,
-                &child_args,
-                &globals,
-                concurrency,
-                opts.keep_going,
-                false,
-                None,
-            )
-            .await
-        }
         _ => {
-            let state = Arc::new(Resume::open(&opts.targets, &child_args, global));
+            // `up` and `complete` resume an unfinished run; `plan` changes nothing to resume.
+            let state = (command != "plan")
+                .then(|| Arc::new(Resume::open(&opts.targets, &child_args, global)));
+            if command == "complete" {
+                // Phase gating: no target contracts until every one has expanded (a target an
+                // unfinished `fleet complete` already completed has nothing expanded).
+                let mut checked =
+                    run_all(&fl, &status_args, &globals, concurrency, true, true, None).await;
+                if let Some(state) = &state {
+                    checked.retain(|r| !state.finished_earlier(&r.target));
+                }
+                gate_complete(&mut checked)?;
+            }
             let runs = run_all(
                 &fl,
                 &child_args,
@@ -765,10 +740,12 @@ pub async fn command(f: &FleetArgs, global: &Global) -> Result<i32> {
                 concurrency,
                 opts.keep_going,
                 false,
-                Some(&state),
+                state.as_ref(),
             )
             .await;
-            finish_state(&state, &runs);
+            if let Some(state) = &state {
+                finish_state(state, &runs);
+            }
             runs
         }
     };

@@ -7,7 +7,6 @@
 mod common;
 
 use common::PrivatePg;
-use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,55 +21,6 @@ async fn client(url: &str) -> tokio_postgres::Client {
     c
 }
 
-/// A hot standby streaming from `primary`, started on a free port.
-fn standby_of(primary: &PrivatePg) -> Option<PrivatePg> {
-    let dir = tempfile::tempdir().unwrap();
-    if primary.root {
-        let ok = Command::new("chown")
-            .args(["postgres", dir.path().to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-    }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let standby = PrivatePg {
-        dir,
-        port,
-        root: primary.root,
-    };
-    let data = standby.dir.path().join("data");
-    let out = standby
-        .tool("pg_basebackup")
-        .args(["-h", "127.0.0.1", "-p", &primary.port.to_string()])
-        .args(["-U", "postgres", "-X", "stream", "-c", "fast", "-R", "-D"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    if !out.status.success() {
-        eprintln!("skipped: pg_basebackup failed: {out:?}");
-        return None;
-    }
-    let opts = format!(
-        "-p {port} -k {} -c listen_addresses=127.0.0.1 -c hot_standby=on -c wal_receiver_status_interval=1",
-        standby.dir.path().display()
-    );
-    let out = standby
-        .tool("pg_ctl")
-        .args(["-w", "-t", "30", "-o", &opts, "-l"])
-        .arg(standby.dir.path().join("log"))
-        .arg("-D")
-        .arg(&data)
-        .arg("start")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "standby start: {out:?}");
-    Some(standby)
-}
-
 fn sluice(dir: &std::path::Path, url: &str, args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(args)
@@ -83,39 +33,6 @@ fn sluice(dir: &std::path::Path, url: &str, args: &[&str]) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn sluice")
-}
-
-/// Waits for `child` (at most `secs`), returning its exit code and output.
-fn finish(mut child: Child, secs: u64) -> (i32, String) {
-    // Read the pipes on threads so a chatty child never blocks on a full pipe.
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let o = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = out.read_to_string(&mut s);
-        s
-    });
-    let e = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = err.read_to_string(&mut s);
-        s
-    });
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let code = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st.code().unwrap_or(-1);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "sluice did not finish within {secs} s: {}",
-                e.join().unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    (code, format!("{}{}", o.join().unwrap(), e.join().unwrap()))
 }
 
 /// The rows of `t` as one digest, in key order.
@@ -187,7 +104,7 @@ async fn backfills_pause_while_a_real_replica_lags_and_the_replica_ends_equal() 
     ))
     .await
     .unwrap();
-    let Some(standby) = standby_of(&primary) else {
+    let Some(standby) = primary.standby("-c wal_receiver_status_interval=1") else {
         return;
     };
     let replica = client(&standby.url(DB)).await;
@@ -251,11 +168,12 @@ async fn backfills_pause_while_a_real_replica_lags_and_the_replica_ends_equal() 
             .batch_execute("SELECT pg_wal_replay_resume()")
             .await
             .unwrap();
-        let (code, out) = finish(child, 120);
-        assert_eq!(code, 0, "{what}: {out}");
+        let r = common::wait_bounded(child, 120, what);
+        assert_eq!(r.code, 0, "{what}: {r:?}");
         assert!(
-            out.contains("backfill paused: a replica replays") && out.contains("(limit 0.4 s)"),
-            "{what}: {out}"
+            r.all().contains("backfill paused: a replica replays")
+                && r.all().contains("(limit 0.4 s)"),
+            "{what}: {r:?}"
         );
         assert!(paused_at < ROWS, "{what}");
         eprintln!("{what}: paused at {paused_at} of {ROWS} rows while replay was paused");

@@ -234,16 +234,9 @@ async fn compare(what: &str, written: &Project, staged: &Project) -> Vec<String>
         ));
     }
     if ra != rb {
-        let at = ra
-            .bytes()
-            .zip(rb.bytes())
-            .position(|(a, b)| a != b)
-            .unwrap_or(ra.len().min(rb.len()));
-        let from = at.saturating_sub(100);
         out.push(format!(
-            "{what}: rows differ at byte {at}:\n  as written: {}\n  staged:     {}",
-            &ra[from..(at + 100).min(ra.len())],
-            &rb[from..(at + 100).min(rb.len())]
+            "{what}: rows differ {}",
+            common::first_difference(&ra, &rb, 100)
         ));
     }
     out

@@ -375,17 +375,9 @@ async fn compare(name: &str, what: &str, written: &Project, staged: &Project) ->
         ));
     }
     if ra != rb {
-        let (la, lb) = (ra.len(), rb.len());
-        let at = ra
-            .bytes()
-            .zip(rb.bytes())
-            .position(|(a, b)| a != b)
-            .unwrap_or(la.min(lb));
-        let from = at.saturating_sub(120);
         out.push(format!(
-            "{name} ({what}): rows differ at byte {at}:\n  as written: {}\n  staged:     {}",
-            &ra[from..(at + 120).min(la)],
-            &rb[from..(at + 120).min(lb)]
+            "{name} ({what}): rows differ {}",
+            common::first_difference(&ra, &rb, 120)
         ));
     }
     out
@@ -1064,16 +1056,9 @@ async fn fk_compare(name: &str, what: &str, written: &Project, staged: &Project)
         ));
     }
     if ra != rb {
-        let at = ra
-            .bytes()
-            .zip(rb.bytes())
-            .position(|(a, b)| a != b)
-            .unwrap_or(ra.len().min(rb.len()));
-        let from = at.saturating_sub(120);
         out.push(format!(
-            "{name} ({what}): rows differ at byte {at}:\n  as written: {}\n  staged:     {}",
-            &ra[from..(at + 120).min(ra.len())],
-            &rb[from..(at + 120).min(rb.len())]
+            "{name} ({what}): rows differ {}",
+            common::first_difference(&ra, &rb, 120)
         ));
     }
     out

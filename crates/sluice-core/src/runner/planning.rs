@@ -364,24 +364,7 @@ pub async fn up_with_plan(
         if report.planned.is_empty() {
             (ctx.say)("nothing to apply: the plan is empty and the database is up to date");
         }
-        if !opts.as_written {
-            let versions: Vec<i64> = report.planned.iter().map(|p| p.version).collect();
-            let kept = super::type_change::kept_type_changes(
-                engine,
-                files,
-                &report.planned,
-                opts.as_written_below_rows,
-            )
-            .await?;
-            crate::lifecycle::check_up(
-                engine.target(),
-                files,
-                &versions,
-                &rows,
-                opts.complete,
-                &kept,
-            )?;
-        }
+        super::up::check_lifecycle(engine, files, &report.planned, &rows, &opts).await?;
         let versions: Vec<i64> = report.planned.iter().map(|p| p.version).collect();
         for version in versions {
             super::up::apply_planned(engine, files, &rows, version, &opts, ctx, &mut report)

@@ -146,27 +146,15 @@ pub async fn up(
         let mut planned = plan_up(engine, files, &rows, opts, live)?;
         // What the lifecycle refuses, the dry run refuses too (before, it said "would apply").
         // `up --complete` completes what is expanded first: the check then sees nothing open.
-        if !opts.as_written {
-            let versions: Vec<i64> = planned.iter().map(|p| p.version).collect();
-            let rows_after: Vec<_> = if opts.complete {
-                rows.iter()
-                    .filter(|r| r.state != crate::history::RecordState::Expanded)
-                    .cloned()
-                    .collect()
-            } else {
-                rows.clone()
-            };
-            let kept =
-                kept_type_changes(engine, files, &planned, opts.as_written_below_rows).await?;
-            crate::lifecycle::check_up(
-                engine.target(),
-                files,
-                &versions,
-                &rows_after,
-                opts.complete,
-                &kept,
-            )?;
-        }
+        let rows_after: Vec<_> = if opts.complete {
+            rows.iter()
+                .filter(|r| r.state != crate::history::RecordState::Expanded)
+                .cloned()
+                .collect()
+        } else {
+            rows.clone()
+        };
+        check_lifecycle(engine, files, &planned, &rows_after, opts).await?;
         for w in replication_check(engine, files, &planned, opts).await? {
             (ctx.say)(&format!("warning: {w}"));
         }
@@ -226,19 +214,7 @@ pub async fn up(
             ..Default::default()
         };
         // Two application versions live: what the lifecycle cannot run is refused before anything runs.
-        if !opts.as_written {
-            let versions: Vec<i64> = planned.iter().map(|p| p.version).collect();
-            let kept =
-                kept_type_changes(engine, files, &planned, opts.as_written_below_rows).await?;
-            crate::lifecycle::check_up(
-                engine.target(),
-                files,
-                &versions,
-                &rows,
-                opts.complete,
-                &kept,
-            )?;
-        }
+        check_lifecycle(engine, files, &planned, &rows, opts).await?;
         for w in replication_check(engine, files, &planned, opts).await? {
             (ctx.say)(&format!("warning: {w}"));
         }
@@ -256,6 +232,30 @@ pub async fn up(
         }
         Ok(report)
     })
+}
+
+/// Two application versions live: what the lifecycle cannot run (judged with the type changes the
+/// live tables will stage) is refused before anything runs — by `up`, its dry run and `up --plan`.
+pub(super) async fn check_lifecycle(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    planned: &[PlannedMigration],
+    rows: &[HistoryRow],
+    opts: &UpOptions,
+) -> Result<()> {
+    if opts.as_written {
+        return Ok(());
+    }
+    let versions: Vec<i64> = planned.iter().map(|p| p.version).collect();
+    let kept = kept_type_changes(engine, files, planned, opts.as_written_below_rows).await?;
+    crate::lifecycle::check_up(
+        engine.target(),
+        files,
+        &versions,
+        rows,
+        opts.complete,
+        &kept,
+    )
 }
 
 /// Logical replication around the database (PostgreSQL): refuses removing a column a publisher

@@ -145,18 +145,75 @@ impl Project {
 
 /// Waits for a child with a generous bound, so a hang fails the test instead of blocking CI.
 pub fn wait_bounded(mut child: Child, secs: u64, what: &str) -> Run {
+    // The pipes are read while the child runs: a child that writes more than a pipe holds (64 KiB)
+    // would otherwise block on its write and never exit.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut p) = pipe {
+                let _ = p.read_to_end(&mut bytes);
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn std::io::Read + Send>),
+    );
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    loop {
-        if let Some(_status) = child.try_wait().unwrap() {
-            return child.wait_with_output().unwrap().into();
+    let (code, timed_out) = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break (status.code().unwrap_or(-1), false);
         }
         if std::time::Instant::now() > deadline {
             let _ = child.kill();
-            let out: Run = child.wait_with_output().unwrap().into();
-            panic!("{what} did not finish within {secs}s (hung?): {out:?}");
+            let status = child.wait().unwrap();
+            break (status.code().unwrap_or(-1), true);
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let run = Run {
+        code,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    };
+    if timed_out {
+        panic!("{what} did not finish within {secs}s (hung?): {run:?}");
     }
+    run
+}
+
+/// Where two texts (a twin's rows as written, then staged) first differ: the byte, and `context`
+/// bytes around it in each, for a failure message.
+pub fn first_difference(written: &str, staged: &str, context: usize) -> String {
+    let at = written
+        .bytes()
+        .zip(staged.bytes())
+        .position(|(a, b)| a != b)
+        .unwrap_or(written.len().min(staged.len()));
+    let around = |s: &'_ str| -> String {
+        let (mut from, mut to) = (at.saturating_sub(context), (at + context).min(s.len()));
+        while !s.is_char_boundary(from) {
+            from -= 1;
+        }
+        while !s.is_char_boundary(to) {
+            to += 1;
+        }
+        s[from..to].to_string()
+    };
+    format!(
+        "at byte {at}:\n  as written: {}\n  staged:     {}",
+        around(written),
+        around(staged)
+    )
 }
 
 /// Polls `f` until it returns true, failing the test after `secs`.
@@ -205,6 +262,49 @@ impl PrivatePg {
 
     /// With `extra` server options; None where PostgreSQL 15's server binaries are missing.
     pub fn start_with(extra: &str) -> Option<PrivatePg> {
+        let pg = Self::unstarted()?;
+        let out = pg
+            .tool("initdb")
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "-D",
+            ])
+            .arg(pg.data())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "initdb: {out:?}");
+        pg.launch(extra);
+        Some(pg)
+    }
+
+    /// A hot standby streaming from `self` (`pg_basebackup -R`), started with `extra` options;
+    /// None where the base backup cannot be taken.
+    pub fn standby(&self, extra: &str) -> Option<PrivatePg> {
+        let standby = Self::unstarted()?;
+        let out = standby
+            .tool("pg_basebackup")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-U", "postgres", "-X", "stream", "-c", "fast", "-R", "-D"])
+            .arg(standby.data())
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            eprintln!("skipped: pg_basebackup failed: {out:?}");
+            return None;
+        }
+        standby.launch(&format!("-c hot_standby=on {extra}"));
+        Some(standby)
+    }
+
+    /// A temp dir the server user owns and a free port; None where PostgreSQL 15's server binaries
+    /// (or, as root, the postgres user to run them as) are missing.
+    fn unstarted() -> Option<PrivatePg> {
         if !std::path::Path::new(PG_BIN).join("initdb").exists() {
             return None;
         }
@@ -230,39 +330,30 @@ impl PrivatePg {
             .local_addr()
             .unwrap()
             .port();
-        let pg = PrivatePg { dir, port, root };
-        let data = pg.dir.path().join("data");
-        let out = pg
-            .tool("initdb")
-            .args([
-                "-A",
-                "trust",
-                "-U",
-                "postgres",
-                "--no-sync",
-                "-E",
-                "UTF8",
-                "-D",
-            ])
-            .arg(&data)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "initdb: {out:?}");
+        Some(PrivatePg { dir, port, root })
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Starts the server of the data directory on its port with `extra` options.
+    fn launch(&self, extra: &str) {
         let opts = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off {extra}",
-            pg.dir.path().display()
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off {extra}",
+            self.port,
+            self.dir.path().display()
         );
-        let out = pg
+        let out = self
             .tool("pg_ctl")
             .args(["-w", "-t", "30", "-o", &opts, "-l"])
-            .arg(pg.dir.path().join("log"))
+            .arg(self.dir.path().join("log"))
             .arg("-D")
-            .arg(&data)
+            .arg(self.data())
             .arg("start")
             .output()
             .unwrap();
         assert!(out.status.success(), "pg_ctl start: {out:?}");
-        Some(pg)
     }
 
     pub fn url(&self, db: &str) -> String {
@@ -275,7 +366,7 @@ impl Drop for PrivatePg {
         let _ = self
             .tool("pg_ctl")
             .args(["-m", "immediate", "-D"])
-            .arg(self.dir.path().join("data"))
+            .arg(self.data())
             .arg("stop")
             .output();
     }
