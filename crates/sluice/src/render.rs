@@ -618,7 +618,13 @@ pub fn plan_report(r: &sluice_core::runner::PlanReport, as_json: bool) {
             );
             outln!("         {}", l.complete.sql);
             outln!("    or `sluice rollback` (undo the expand phase, before complete):");
-            outln!("         {}", l.rollback.sql);
+            outln!(
+                "         {}",
+                match l.rollback.sql.is_empty() {
+                    true => "-- nothing to undo: the expand phase changes nothing",
+                    false => &l.rollback.sql,
+                }
+            );
             outln!("    what each application version sees:");
             for (stage, what) in &l.sees {
                 outln!("      {stage}: {what}");

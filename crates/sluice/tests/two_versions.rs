@@ -667,9 +667,45 @@ async fn two_breaking_migrations_on_one_table_in_one_run_get_a_fix_that_works() 
             assert_eq!(state_of(&p, 2).as_deref(), Some("pending"), "{k}");
             assert_eq!(state_of(&p, 3).as_deref(), Some("pending"), "{k}");
         }
+        // `plan` shows both migrations' steps and says, on the second only, that `up` refuses it
+        // (an error finding: exit 7), with `up`'s reason and fix; twice, nothing changes.
+        for round in 0..2 {
+            let r = p.run(&["plan"]);
+            assert_eq!(r.code, 7, "{k} plan {round}: {r:?}");
+            let (before_second, second) = r
+                .stdout
+                .split_once("3_second")
+                .unwrap_or_else(|| panic!("{k}: the plan lists migration 3: {r:?}"));
+            assert!(
+                !before_second.contains("breaking-change-on-open-table"),
+                "{k}: only the second is refused: {r:?}"
+            );
+            assert!(
+                second.contains("breaking-change-on-open-table")
+                    && second.contains("`sluice up` refuses this migration (exit 11)")
+                    && second.contains("would be expanded earlier in this run")
+                    && second.contains("`sluice up --to 2`"),
+                "{k}: {r:?}"
+            );
+            assert_eq!(state_of(&p, 2).as_deref(), Some("pending"), "{k}");
+        }
+        // With --as-written nothing is two-phase: nothing to refuse.
+        let r = p.run(&["plan", "--as-written"]);
+        assert!(
+            !r.stdout.contains("breaking-change-on-open-table"),
+            "{k}: {r:?}"
+        );
         // The fix as written: the first alone, complete it, then the rest.
         ok(&p.run(&["up", "--to", "2"]), "first alone");
         assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "{k}");
+        // Now the plan names the expanded one and `complete`.
+        let r = p.run(&["plan"]);
+        assert_eq!(r.code, 7, "{k}: {r:?}");
+        assert!(
+            r.stdout.contains("is expanded on the same table")
+                && r.stdout.contains("`sluice complete 2`"),
+            "{k}: {r:?}"
+        );
         // Now it is expanded: the refusal says so and names `complete`.
         let r = p.run(&["up"]);
         assert_eq!(r.code, 11, "{k}: {r:?}");

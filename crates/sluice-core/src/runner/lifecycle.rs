@@ -319,6 +319,41 @@ pub(crate) fn check_up(
     complete: bool,
     kept: &[i64],
 ) -> Result<()> {
+    match in_run_conflicts(target, files, planned, rows, complete, kept, false)?
+        .into_iter()
+        .next()
+    {
+        Some((_, e)) => Err(e),
+        None => Ok(()),
+    }
+}
+
+/// `plan`'s view of [`check_up`]: every migration `up` would refuse because a breaking change is
+/// open on its table (expanded, or about to be earlier in the run), each with that refusal. A
+/// migration the lifecycle cannot carry at all is left out: `plan` shows its own reason for it.
+pub(crate) fn open_table_conflicts(
+    target: crate::target::Target,
+    files: &[Migration],
+    planned: &[i64],
+    rows: &[HistoryRow],
+    complete: bool,
+    kept: &[i64],
+) -> Vec<(i64, Error)> {
+    in_run_conflicts(target, files, planned, rows, complete, kept, true).unwrap_or_default()
+}
+
+/// [`check_up`]'s walk over the run. `all`: go on after a conflict and collect every one (other
+/// errors skipped); else the first conflict is the only one and other errors are returned.
+fn in_run_conflicts(
+    target: crate::target::Target,
+    files: &[Migration],
+    planned: &[i64],
+    rows: &[HistoryRow],
+    complete: bool,
+    kept: &[i64],
+    all: bool,
+) -> Result<Vec<(i64, Error)>> {
+    let mut conflicts = Vec::new();
     // Breaking changes open on a table: expanded by an earlier `up` (true), or about to be by an
     // earlier migration of this run (false) — the fix differs.
     let mut open: Vec<(String, String, Breaking, bool)> = Vec::new();
@@ -343,12 +378,12 @@ pub(crate) fn check_up(
             "would be expanded earlier in this run"
         }
     };
-    for v in planned {
-        let Some(m) = files.iter().find(|m| m.version == *v) else {
+    for v_now in planned {
+        let Some(m) = files.iter().find(|m| m.version == *v_now) else {
             continue;
         };
         let found = breaking_in_run(target, m, InRun { files, rows });
-        if target.engine.is_mysql_family() {
+        if target.engine.is_mysql_family() && !all {
             if let Err(e) = &found {
                 return Err(Error::lifecycle(
                     format!(
@@ -363,17 +398,21 @@ pub(crate) fn check_up(
         // A type change that is a migration of its own keeps the old column (an expanded state)
         // when it is staged: not next to another open change of its table either.
         let found = match found {
-            Ok(None) => Ok(type_change_of(target, m).filter(|_| !complete && kept.contains(v))),
+            Ok(None) => Ok(type_change_of(target, m).filter(|_| !complete && kept.contains(v_now))),
             other => other,
         };
-        let Some((_, _, b)) = found? else {
+        let found = match found {
+            Err(_) if all => continue,
+            other => other?,
+        };
+        let Some((_, _, b)) = found else {
             continue;
         };
         if matches!(b, Breaking::ColumnType { .. }) {
             if let Some((label, v, eb, expanded)) =
                 open.iter().find(|(_, _, eb, _)| eb.touches(b.table()))
             {
-                return Err(Error::lifecycle(
+                conflicts.push((*v_now, Error::lifecycle(
                     format!(
                         "migration {} would {} while migration {label} ({}) {} on the same table: its staged form would keep an old column beside an open change",
                         m.label(),
@@ -382,7 +421,10 @@ pub(crate) fn check_up(
                         state(*expanded),
                     ),
                     first_fix(v, *expanded),
-                ));
+                )));
+                if !all {
+                    break;
+                }
             }
             continue;
         }
@@ -390,7 +432,7 @@ pub(crate) fn check_up(
             .iter()
             .find(|(_, _, eb, _)| eb.touches(b.table()) || b.touches(eb.table()))
         {
-            return Err(Error::lifecycle(
+            conflicts.push((*v_now, Error::lifecycle(
                 format!(
                     "migration {} would {} while migration {label} ({}) {} on the same table: a second breaking change on {} while two application versions run would leave a third version nobody deployed",
                     m.label(),
@@ -400,13 +442,18 @@ pub(crate) fn check_up(
                     b.table()
                 ),
                 first_fix(v, *expanded),
-            ));
+            )));
+            if !all {
+                break;
+            }
+            // `up` stops here: what it refuses opens nothing for the migrations after it.
+            continue;
         }
         if !complete {
             open.push((m.label(), m.version_text.clone(), b, false));
         }
     }
-    Ok(())
+    Ok(conflicts)
 }
 
 /// Test hook: `SLUICE_CRASH_AT=<point>` ends the process there the way kill -9 does (no cleanup,

@@ -70,6 +70,29 @@ pub async fn plan(
         ),
     };
     let mut linter = crate::lint::Linter::new(target, lint_opts);
+    // What `up` would refuse because a breaking change is open on the table (expanded, or earlier
+    // in this run): `plan` reviews the whole history, so it says so as a finding and goes on.
+    let conflicts = match opts.as_written {
+        true => vec![],
+        false => {
+            let versions: Vec<i64> = planned.iter().map(|p| p.version).collect();
+            let kept = super::type_change::kept_type_changes(
+                engine,
+                files,
+                &planned,
+                opts.as_written_below_rows,
+            )
+            .await?;
+            crate::lifecycle::open_table_conflicts(
+                target,
+                files,
+                &versions,
+                &rows,
+                opts.complete,
+                &kept,
+            )
+        }
+    };
     let mut report = PlanReport {
         target: target.to_string(),
         database: engine.url(),
@@ -236,6 +259,11 @@ pub async fn plan(
         };
         // A type change whose swap keeps the old column: its complete and rollback.
         let lifecycle = lifecycle.or(kept.map(|lp| *lp));
+        for (_, e) in conflicts.iter().filter(|(v, _)| *v == m.version) {
+            if let Some(f) = open_table_finding(target, m, e) {
+                findings.push(f);
+            }
+        }
         report.migrations.push(MigrationPlan {
             version: m.version,
             version_text: m.version_text.clone(),
@@ -247,6 +275,31 @@ pub async fn plan(
         });
     }
     Ok(report)
+}
+
+/// The finding `plan` shows for a migration `up` refuses because a breaking change is open on its
+/// table: an error (the run stops there), on the breaking statement, with `up`'s own words.
+fn open_table_finding(
+    target: crate::target::Target,
+    m: &Migration,
+    e: &Error,
+) -> Option<crate::analysis::Finding> {
+    let (_, st, _) = crate::lifecycle::lifecycle_change(target, m).ok()??;
+    let part = m.part(Direction::Up)?;
+    let (message, help) = match e {
+        Error::Lifecycle { message, help } => (message.clone(), help.clone()),
+        other => (other.to_string(), String::new()),
+    };
+    Some(crate::analysis::finding(
+        m,
+        part,
+        &st,
+        "breaking-change-on-open-table",
+        crate::analysis::Severity::Error,
+        format!("`sluice up` refuses this migration (exit 11): {message}. Fix: {help}"),
+        "two application versions run while a breaking change is open on a table; a second one on the same table would need a third version nobody deployed",
+        help,
+    ))
 }
 
 /// The plan file for the live database and the files: what `up` with `opts` would run (as
