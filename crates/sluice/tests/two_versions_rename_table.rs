@@ -677,11 +677,11 @@ async fn refusals_leave_nothing_and_say_why() {
             "table nope does not exist",
         ),
         (
-            "column privileges",
-            "GRANT SELECT (name) ON t TO PUBLIC;",
+            "column privileges and row-level security",
+            "GRANT SELECT (name) ON t TO PUBLIC;\nALTER TABLE t ENABLE ROW LEVEL SECURITY;",
             "ALTER TABLE t RENAME TO u;",
             2,
-            "column privileges are granted on name",
+            "both column privileges and row-level security",
         ),
         (
             "IF EXISTS",
@@ -792,4 +792,125 @@ async fn renames_the_run_or_the_part_already_covers_run_as_written() {
         assert_eq!(state_of(&p, 3).as_deref(), Some("applied"));
     }
     assert_eq!(relkind(&db, "t2").await.as_deref(), Some("v"));
+}
+
+/// What a role that may use only some columns can do, as (statement, allowed): each statement
+/// names the table as `{t}`.
+const COLUMN_PROBES: &[(&str, bool)] = &[
+    ("SELECT id, name, note FROM {t} ORDER BY id LIMIT 1", true),
+    ("SELECT secret FROM {t} LIMIT 1", false),
+    ("SELECT * FROM {t} LIMIT 1", false),
+    (
+        "INSERT INTO {t} (name, note) VALUES ('probe', 1) RETURNING id",
+        true,
+    ),
+    (
+        "INSERT INTO {t} (name, note) VALUES ('probe', 1) RETURNING secret",
+        false,
+    ),
+    ("INSERT INTO {t} (name, note) VALUES ('probe', 1)", true),
+    (
+        "INSERT INTO {t} (name, secret) VALUES ('probe', 's')",
+        false,
+    ),
+    ("UPDATE {t} SET name = 'upd' WHERE id = 1", true),
+    ("UPDATE {t} SET note = 5 WHERE id = 1", false),
+    ("DELETE FROM {t} WHERE id = 2", false),
+];
+
+/// Runs every probe as the role on `name`: whether each was allowed. A refusal must be the
+/// permission error (42501), nothing else.
+async fn column_outcomes(url: &str, name: &str) -> Vec<bool> {
+    let (c, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let mut out = Vec::new();
+    for (sql, _) in COLUMN_PROBES {
+        let sql = sql.replace("{t}", name);
+        match c.batch_execute(&sql).await {
+            Ok(()) => out.push(true),
+            Err(e) => {
+                let code = e.code().map(|c| c.code().to_string());
+                assert_eq!(code.as_deref(), Some("42501"), "{sql}: {e}");
+                out.push(false);
+            }
+        }
+    }
+    out
+}
+
+/// A role granted only some columns of the table (SELECT of three, INSERT of two, UPDATE of one)
+/// keeps exactly that access through the stand-in view while expanded — no more, no less — and
+/// through the table's new name; rollback restores the schema (privileges included) exactly, and
+/// complete leaves the renamed table with its column privileges, as the rename as written does.
+#[tokio::test]
+async fn column_privileges_carry_to_the_stand_in_view() {
+    let p = Project::new(Server::Postgres).await;
+    let role = app_role(&p).await;
+    let app = q(&role.name);
+    p.write(
+        "1_create.sql",
+        &format!(
+            "CREATE TABLE t (id bigserial PRIMARY KEY, name text NOT NULL DEFAULT 'anon', note int, secret text);\n\
+             INSERT INTO t (name, note) SELECT 'n' || g, g FROM generate_series(1, 100) g;\n\
+             GRANT SELECT (id, name, note), INSERT (name, note), UPDATE (name) ON t TO {app};\n\
+             GRANT USAGE ON SEQUENCE t_id_seq TO {app};\n"
+        ),
+    );
+    ok(&p.run(&["up"]), "create");
+    let url = p.db.url_as(&role.name);
+    let want: Vec<bool> = COLUMN_PROBES.iter().map(|(_, a)| *a).collect();
+    assert_eq!(column_outcomes(&url, "t").await, want, "before");
+    let before = pg_dump_schema(&p);
+    p.write("2_rename.sql", "ALTER TABLE t RENAME TO u;\n");
+    for round in 0..2 {
+        ok(&p.run(&["up"]), "expand");
+        assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+        assert_eq!(
+            column_outcomes(&url, "t").await,
+            want,
+            "old name, round {round}"
+        );
+        assert_eq!(
+            column_outcomes(&url, "u").await,
+            want,
+            "new name, round {round}"
+        );
+        ok(&p.run(&["rollback"]), "rollback");
+        assert_eq!(
+            pg_dump_schema(&p),
+            before,
+            "rollback restores the schema exactly"
+        );
+        assert_eq!(column_outcomes(&url, "t").await, want, "rolled back");
+    }
+    ok(&p.run(&["up", "--complete"]), "up --complete");
+    assert_eq!(column_outcomes(&url, "u").await, want, "completed");
+    // The twin: the rename as written leaves the same privileges.
+    let twin = Project::new(Server::Postgres).await;
+    let twin_role = app_role(&twin).await;
+    twin.write(
+        "1_create.sql",
+        &std::fs::read_to_string(p.dir.path().join("migrations/1_create.sql"))
+            .unwrap()
+            .replace(&app, &q(&twin_role.name)),
+    );
+    twin.write("2_rename.sql", "ALTER TABLE t RENAME TO u;\n");
+    ok(&twin.run(&["up", "--as-written"]), "twin");
+    let norm = |s: String, role: &str| s.replace(role, "APP");
+    let ours: Vec<String> = pg_dump_schema(&p)
+        .lines()
+        .filter(|l| l.starts_with("GRANT"))
+        .map(|l| norm(l.to_string(), &role.name))
+        .collect();
+    let theirs: Vec<String> = pg_dump_schema(&twin)
+        .lines()
+        .filter(|l| l.starts_with("GRANT"))
+        .map(|l| norm(l.to_string(), &twin_role.name))
+        .collect();
+    assert_eq!(ours, theirs);
+    assert!(!ours.is_empty());
+    drop(twin_role);
+    drop(role);
 }

@@ -37,8 +37,9 @@ pub struct TableFacts {
     pub current_user: String,
     /// Table privileges: (grantee, privilege, with grant option); grantee `PUBLIC` for everyone.
     pub grants: Vec<(String, String, bool)>,
-    /// Columns that carry column privileges (a view would need them copied column by column).
-    pub column_grants: Vec<String>,
+    /// Column privileges: (column, grantee, privilege, with grant option); the view gets them
+    /// column by column.
+    pub column_grants: Vec<(String, String, String, bool)>,
     /// Row-level security is enabled on the table.
     pub row_security: bool,
     pub server_version: i32,
@@ -57,7 +58,7 @@ pub fn catalog_sql(from: &str, to: &str) -> String {
          t AS (SELECT CASE WHEN a.relkind = 'v' AND b.relkind IN ('r', 'p') THEN b.oid ELSE a.oid END AS oid FROM a LEFT JOIN b ON true) \
          SELECT a.relkind::text, a.nspname::text, a.relname::text, b.relkind::text, pg_get_userbyid(c.relowner)::text, current_user::text, c.relrowsecurity::text, current_setting('server_version_num'), \
          (SELECT string_agg(attname::text, E'\\x1f' ORDER BY attnum) FROM pg_attribute WHERE attrelid = c.oid AND attnum > 0 AND NOT attisdropped), \
-         (SELECT string_agg(attname::text, E'\\x1f' ORDER BY attnum) FROM pg_attribute WHERE attrelid = c.oid AND attnum > 0 AND NOT attisdropped AND attacl IS NOT NULL), \
+         (SELECT string_agg(concat_ws(E'\\x1e', a.attname::text, CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee)::text END, x.privilege_type, x.is_grantable::text), E'\\x1f' ORDER BY a.attnum, x.grantee, x.privilege_type) FROM pg_attribute a CROSS JOIN LATERAL aclexplode(a.attacl) x WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attacl IS NOT NULL AND x.grantee <> c.relowner), \
          (SELECT string_agg(concat_ws(E'\\x1e', CASE WHEN x.grantee = 0 THEN 'PUBLIC' ELSE pg_get_userbyid(x.grantee)::text END, x.privilege_type, x.is_grantable::text), E'\\x1f' ORDER BY x.grantee, x.privilege_type) FROM aclexplode(c.relacl) x WHERE x.grantee <> c.relowner) \
          FROM a LEFT JOIN b ON true JOIN t ON true JOIN pg_class c ON c.oid = t.oid",
         from = literal(from),
@@ -105,7 +106,18 @@ pub fn facts(
         row_security: get(6) == "true",
         server_version: get(7).parse().unwrap_or(0),
         columns: list(8),
-        column_grants: list(9),
+        column_grants: list(9)
+            .into_iter()
+            .filter_map(|g| {
+                let mut p = g.split('\x1e');
+                Some((
+                    p.next()?.to_string(),
+                    p.next()?.to_string(),
+                    p.next()?.to_string(),
+                    p.next()? == "true",
+                ))
+            })
+            .collect(),
         grants: list(10)
             .into_iter()
             .filter_map(|g| {
@@ -121,7 +133,9 @@ pub fn facts(
 }
 
 /// The GRANT statements that give the view the table's privileges, one per grantee and grant
-/// option (grantees and privileges in catalog order, so a rerun plans the same text).
+/// option (grantees and privileges in catalog order, so a rerun plans the same text): table
+/// privileges, then column privileges (`SELECT ("a", "b"), UPDATE ("b")`) — a role that may use
+/// only some columns of the table may use the same columns of the view, no more.
 fn grants(f: &TableFacts, view: &str) -> Vec<String> {
     let mut by: Vec<((String, bool), Vec<String>)> = Vec::new();
     for (grantee, privilege, grantable) in &f.grants {
@@ -131,6 +145,29 @@ fn grants(f: &TableFacts, view: &str) -> Vec<String> {
             None => by.push((key, vec![privilege.clone()])),
         }
     }
+    let mut by_column: Vec<((String, bool), Vec<(String, Vec<String>)>)> = Vec::new();
+    for (column, grantee, privilege, grantable) in &f.column_grants {
+        let key = (grantee.clone(), *grantable);
+        let at = match by_column.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                by_column.push((key, vec![]));
+                by_column.len() - 1
+            }
+        };
+        let privileges = &mut by_column[at].1;
+        match privileges.iter_mut().find(|(p, _)| p == privilege) {
+            Some((_, cols)) => cols.push(ident(column)),
+            None => privileges.push((privilege.clone(), vec![ident(column)])),
+        }
+    }
+    by.extend(by_column.into_iter().map(|(key, privileges)| {
+        let list = privileges
+            .into_iter()
+            .map(|(p, cols)| format!("{p} ({})", cols.join(", ")))
+            .collect();
+        (key, list)
+    }));
     by.into_iter()
         .map(|((grantee, grantable), ps)| {
             format!(
@@ -156,12 +193,6 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &TableFacts) -> Result<Phases, 
             return Err("the two phases name the table plainly, which for ONLY or IF EXISTS would change what the statement does; write it without them".into());
         }
     }
-    if !f.column_grants.is_empty() {
-        return Err(format!(
-            "column privileges are granted on {} of the table: the stand-in view does not carry column privileges yet, so the old version could lose access",
-            f.column_grants.join(", ")
-        ));
-    }
     if f.row_security && f.server_version < 150000 {
         return Err("row-level security is enabled on the table, and before PostgreSQL 15 a view cannot check it as the querying role (security_invoker): the old version would see every row".into());
     }
@@ -174,8 +205,16 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &TableFacts) -> Result<Phases, 
         .collect::<Vec<_>>()
         .join(", ");
     // From 15 the view checks privileges and row-level security as the querying role, as the
-    // table did; before, as its owner (then refused above where row security is on).
-    let invoker = if f.server_version >= 150000 {
+    // table did; before, as its owner (then refused above where row security is on). A
+    // security_invoker view checks every column it selects from the table, so a role granted
+    // only some columns could use none of them through it: with column privileges the view runs
+    // with its owner's rights and the querying role is checked on the view's own privileges,
+    // which are the table's, column by column.
+    let column_privileges = !f.column_grants.is_empty();
+    if column_privileges && f.row_security {
+        return Err("the table has both column privileges and row-level security: a stand-in view checks the querying role's column privileges only with its owner's rights, and row-level security only as the querying role (security_invoker), not both, so the old version would gain or lose access".into());
+    }
+    let invoker = if f.server_version >= 150000 && !column_privileges {
         " WITH (security_invoker = true)"
     } else {
         ""
@@ -307,16 +346,35 @@ mod tests {
     }
 
     #[test]
+    fn column_privileges_are_granted_on_the_view_column_by_column() {
+        let st = stmt("ALTER TABLE app.\"Old T\" RENAME TO new");
+        let mut f = facts_of();
+        f.grants.clear();
+        f.column_grants = vec![
+            ("id".into(), "app_ro".into(), "SELECT".into(), false),
+            ("Name".into(), "app_ro".into(), "SELECT".into(), false),
+            ("Name".into(), "app_ro".into(), "UPDATE".into(), false),
+            ("Name".into(), "PUBLIC".into(), "SELECT".into(), false),
+            ("id".into(), "admin".into(), "INSERT".into(), true),
+        ];
+        let p = phases(&st, &f).unwrap();
+        assert_eq!(
+            p.expand[0].text(),
+            "ALTER TABLE \"app\".\"Old T\" RENAME TO \"new\"; CREATE VIEW \"app\".\"Old T\" AS SELECT \"id\", \"Name\" FROM \"app\".\"new\"; GRANT SELECT (\"id\", \"Name\"), UPDATE (\"Name\") ON \"app\".\"Old T\" TO \"app_ro\"; GRANT SELECT (\"Name\") ON \"app\".\"Old T\" TO PUBLIC; GRANT INSERT (\"id\") ON \"app\".\"Old T\" TO \"admin\" WITH GRANT OPTION"
+        );
+    }
+
+    #[test]
     fn refuses_what_the_view_cannot_stand_in_for() {
         let st = stmt("ALTER TABLE t RENAME TO u");
         let mut f = facts_of();
-        f.column_grants = vec!["Name".into()];
-        assert!(phases(&st, &f)
-            .unwrap_err()
-            .contains("column privileges are granted on Name"));
-        let mut f = facts_of();
         f.row_security = true;
         assert!(phases(&st, &f).is_ok());
+        f.column_grants = vec![("id".into(), "app".into(), "SELECT".into(), false)];
+        assert!(phases(&st, &f)
+            .unwrap_err()
+            .contains("both column privileges and row-level security"));
+        f.column_grants.clear();
         f.server_version = 140000;
         assert!(phases(&st, &f).unwrap_err().contains("row-level security"));
         assert!(
@@ -335,7 +393,7 @@ mod tests {
                 Some("false".into()),
                 Some("150004".into()),
                 Some("id\x1fx".into()),
-                None,
+                Some("x\x1eapp\x1eUPDATE\x1efalse".into()),
                 Some("app\x1eSELECT\x1efalse".into()),
             ]
         };
@@ -343,6 +401,10 @@ mod tests {
         assert!(!f.expanded);
         assert_eq!(f.columns, ["id", "x"]);
         assert_eq!(f.grants, [("app".into(), "SELECT".into(), false)]);
+        assert_eq!(
+            f.column_grants,
+            [("x".into(), "app".into(), "UPDATE".into(), false)]
+        );
         assert!(
             facts(Some(&row("v", Some("r"))), "t", "u")
                 .unwrap()
