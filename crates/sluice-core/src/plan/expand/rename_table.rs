@@ -145,7 +145,9 @@ fn grants(f: &TableFacts, view: &str) -> Vec<String> {
             None => by.push((key, vec![privilege.clone()])),
         }
     }
-    let mut by_column: Vec<((String, bool), Vec<(String, Vec<String>)>)> = Vec::new();
+    // (grantee, grant option) → [(privilege, [column])]
+    type ByColumn = Vec<((String, bool), Vec<(String, Vec<String>)>)>;
+    let mut by_column: ByColumn = Vec::new();
     for (column, grantee, privilege, grantable) in &f.column_grants {
         let key = (grantee.clone(), *grantable);
         let at = match by_column.iter().position(|(k, _)| *k == key) {
