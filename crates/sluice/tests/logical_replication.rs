@@ -487,6 +487,49 @@ async fn a_subscriber_that_cannot_be_checked_is_refused_and_up_plan_checks_too()
         .await
         .unwrap();
     arrives(&pair.s, 1001).await;
+
+    // A table published with a column list: a column added to it is not sent, so there is
+    // nothing to say or check, and its rows go on arriving.
+    for c in [&pair.p, &pair.s] {
+        c.batch_execute("CREATE TABLE u (id int PRIMARY KEY, x int)")
+            .await
+            .unwrap();
+    }
+    pair.p
+        .batch_execute("ALTER PUBLICATION pub ADD TABLE u (id, x)")
+        .await
+        .unwrap();
+    pair.s
+        .batch_execute("ALTER SUBSCRIPTION sub REFRESH PUBLICATION")
+        .await
+        .unwrap();
+    std::fs::write(
+        dir.path().join("migrations/2_add_u_y.sql"),
+        "-- sluice:up\nALTER TABLE u ADD COLUMN y int;\n",
+    )
+    .unwrap();
+    let plan = sluice(dir.path(), &pu, &["plan"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(!plan.stdout.contains("logical replication"), "{plan:?}");
+    let r = run(
+        dir.path(),
+        &pu,
+        &with(&["up", "--subscriber-url", &su], &[]),
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.all().contains("warning"), "{r:?}");
+    pair.p
+        .batch_execute("INSERT INTO u VALUES (1, 2, 3)")
+        .await
+        .unwrap();
+    common::eventually(30, "the row of u reaches the subscriber", || async {
+        pair.s
+            .query_opt("SELECT 1 FROM u WHERE id = 1 AND x = 2", &[])
+            .await
+            .unwrap()
+            .is_some()
+    })
+    .await;
     other.batch_execute("DROP SUBSCRIPTION sub2").await.unwrap();
     // Without its slot: `sub` is the app subscription's slot, not this one's to drop.
     third

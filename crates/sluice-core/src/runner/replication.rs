@@ -147,12 +147,24 @@ pub(crate) async fn check(
             });
         }
     }
+    // The publications that send a column added to `table`: those without a column list.
+    let sending = |table: &str| -> Vec<String> {
+        rep.published[table]
+            .iter()
+            .filter(|p| {
+                !rep.column_lists
+                    .contains(&(table.to_string(), (*p).clone()))
+            })
+            .cloned()
+            .collect()
+    };
+    added.retain(|a| !sending(&a.table).is_empty());
     if subscribers.is_empty() {
         for a in added.iter().filter(|a| a.helper_for.is_some()) {
             warnings.push(format!(
                 "{} is published ({}): the staged type change of column {} (migration {}) adds helper column {}, which this publisher sends and no subscriber has — a subscriber's apply worker stops at the next change of {}; publish {} with a column list, or run the change as written (--as-written, or --as-written-below-rows above the table's rows), after changing the subscribers' column",
                 a.table,
-                rep.published[&a.table].join(", "),
+                sending(&a.table).join(", "),
                 a.helper_for.as_deref().unwrap_or_default(),
                 a.migration,
                 a.column,
@@ -164,7 +176,7 @@ pub(crate) async fn check(
             warnings.push(format!(
                 "{} is published ({}): every subscriber needs column {} before this publisher sends it (migration {}), or its apply worker stops at the next change of {} until the column is added there — run the migration on the subscribers first (or name them with --subscriber-url and sluice checks)",
                 a.table,
-                rep.published[&a.table].join(", "),
+                sending(&a.table).join(", "),
                 a.column,
                 a.migration,
                 a.table
@@ -236,13 +248,10 @@ pub(crate) async fn check(
         }
         let subs = view.subscriptions.join(", ");
         for a in &added {
-            // A publication with a column list does not send a new column.
-            let sending: Vec<&String> = rep.published[&a.table]
-                .iter()
-                .filter(|p| {
-                    view.publications.contains(p)
-                        && !rep.column_lists.contains(&(a.table.clone(), (*p).clone()))
-                })
+            // Through the publications this subscriber takes.
+            let sending: Vec<String> = sending(&a.table)
+                .into_iter()
+                .filter(|p| view.publications.contains(p))
                 .collect();
             let Some(cols) = view.tables.get(&a.table) else {
                 continue;
@@ -257,7 +266,7 @@ pub(crate) async fn check(
                         a.migration,
                         a.table,
                         a.column,
-                        sending.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", "),
+                        sending.join(", "),
                         a.table
                     ),
                     format!("change the column on the subscriber first, then run the change here as written (`--as-written`, or `--as-written-below-rows` above the table's rows: the rewrite is not replicated), or publish {} with a column list", a.table),
@@ -269,7 +278,7 @@ pub(crate) async fn check(
                     a.migration,
                     a.table,
                     a.column,
-                    sending.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(", "),
+                    sending.join(", "),
                     a.column,
                     a.table,
                     a.table
