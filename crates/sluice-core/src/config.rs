@@ -35,6 +35,9 @@ pub struct Config {
     /// Server settings applied on every session sluice opens for migration work (`[session]`:
     /// `sql_mode = ""`, `search_path = "app, public"`, `timezone = "UTC"`), in name order.
     pub session: Option<std::collections::BTreeMap<String, crate::session::SessionValue>>,
+    /// Logical replication (PostgreSQL): this publisher's subscribers, checked before a column is
+    /// added to a published table (`--subscriber-url` wins). Prefer the variable for passwords.
+    pub subscriber_urls: Option<Vec<String>>,
 }
 
 impl Config {
@@ -55,7 +58,7 @@ impl Config {
             path: path.clone(),
             line: e.span().map(|s| line_of(&text, s.start)),
             message: describe(&text, &e),
-            help: "see `sluice init` for a commented example; known keys: database_url, migrations_dir, lock_wait_secs, lock_timeout_ms, lock_retry_secs, exclusive_timeout_ms, target, as_written_below_rows, layout, code_path, plan_regression_ratio, [session]".into(),
+            help: "see `sluice init` for a commented example; known keys: database_url, migrations_dir, lock_wait_secs, lock_timeout_ms, lock_retry_secs, exclusive_timeout_ms, target, as_written_below_rows, layout, code_path, plan_regression_ratio, subscriber_urls, [session]".into(),
         })?;
         if let Some(raw) = &config.layout {
             crate::layout::Layout::parse(raw).map_err(|m| Error::MigrationFile {
@@ -191,6 +194,11 @@ as_written_below_rows = 10000
 # Server settings applied on every session sluice opens for migration work (the work session, online
 # copies, backfills), when the history was written for them; a setting the server rejects stops the
 # run before any work (exit 2), and each migration's events record the settings it ran with.
+# PostgreSQL logical replication, on a publisher: its subscribers. Before a column is added to a
+# published table, sluice checks that every subscriber has it and refuses otherwise. Prefer the
+# SLUICE_SUBSCRIBER_URLS variable (space-separated) when a URL holds a password.
+# subscriber_urls = ["postgres://sluice@subscriber:5432/app"]
+
 # [session]
 # sql_mode = "NO_ENGINE_SUBSTITUTION"   # MariaDB/MySQL
 # search_path = "app, public"           # PostgreSQL

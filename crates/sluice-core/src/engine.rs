@@ -325,6 +325,26 @@ pub struct LogicalReplication {
     pub published: std::collections::BTreeMap<String, Vec<String>>,
     /// Subscribed tables and the subscription that feeds each.
     pub subscribed: std::collections::BTreeMap<String, String>,
+    /// `(table, publication)` pairs where the publication sends a column list (PostgreSQL 15+):
+    /// a column added to the table is not sent through it.
+    pub column_lists: std::collections::BTreeSet<(String, String)>,
+}
+
+/// A subscriber of this publisher, as read on it (`--subscriber-url`).
+#[derive(Debug, Clone, Default)]
+pub struct SubscriberView {
+    /// Its subscriptions that take this database's publications (same publication names, a slot
+    /// of this database, and where readable a connection to this database and port).
+    pub subscriptions: Vec<String>,
+    /// The publications those subscriptions take.
+    pub publications: Vec<String>,
+    /// Each subscription it has that does not (name and why), to say so.
+    pub others: Vec<String>,
+    /// The asked tables it subscribes to through `subscriptions`: each column and its type (as
+    /// the server prints it).
+    pub tables: std::collections::BTreeMap<String, Vec<(String, String)>>,
+    /// The asked type names as the subscriber spells them (None: not a type there).
+    pub types: std::collections::BTreeMap<String, Option<String>>,
 }
 
 /// What the live database looks like, read without changing it.
@@ -375,6 +395,19 @@ pub trait Introspection: Send {
         table: &str,
     ) -> Result<std::result::Result<Vec<String>, String>> {
         let _ = (subscription, table);
+        Ok(Err("not supported on this engine".into()))
+    }
+
+    /// Reads the subscriber at `url` (logical replication, PostgreSQL): which of its
+    /// subscriptions take this publisher's publications, the columns of `tables` there, and how
+    /// it spells `types`. `Ok(Err(why))` when it cannot be reached or read.
+    async fn subscriber(
+        &mut self,
+        url: &crate::dburl::DbUrl,
+        tables: &[String],
+        types: &[String],
+    ) -> Result<std::result::Result<SubscriberView, String>> {
+        let _ = (url, tables, types);
         Ok(Err("not supported on this engine".into()))
     }
 

@@ -63,6 +63,8 @@ impl PlanOptions {
             as_written: self.as_written,
             as_written_below_rows: 0,
             complete: false,
+            // Not part of the reviewed plan (URLs may hold passwords): the run's own.
+            subscriber_urls: vec![],
         }
     }
 

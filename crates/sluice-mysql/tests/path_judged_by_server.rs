@@ -50,6 +50,7 @@ async fn plan_as_written_on(e: &mut MySqlEngine, table: &str, clause: &str) -> V
         as_written: false,
         as_written_below_rows: 0,
         complete: false,
+        subscriber_urls: vec![],
     };
     let report = sluice_core::runner::plan(e, &[m], &opts)
         .await

@@ -25,6 +25,7 @@ fn ctx(lock_wait: Duration) -> RunContext {
         pacing: Default::default(),
         exclusive_timeout: Duration::from_secs(5),
         progress: None,
+        subscriber_urls: vec![],
     }
 }
 

@@ -49,37 +49,7 @@ impl PgEngine {
     /// server version; the run lock's session opens when the lock is first taken. The engine is
     /// what [`sluice_core::runner`] drives: `runner::up(&mut engine, ...)`.
     pub async fn connect(url: &DbUrl) -> Result<PgEngine> {
-        let mut plain = url.expose().clone();
-        let kept: Vec<(String, String)> = url
-            .query_pairs()
-            .into_iter()
-            .filter(|(k, _)| k != "sslmode" && k != "sslrootcert")
-            .collect();
-        plain.set_query(None);
-        if !kept.is_empty() {
-            plain.query_pairs_mut().extend_pairs(kept);
-        }
-        let mut config: Config = plain.as_str().parse().map_err(|e: tokio_postgres::Error| {
-            Error::usage(
-                format!("invalid PostgreSQL URL {}: {}", url.redacted(), url.scrub(&e.to_string())),
-                "see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING-URIS",
-            )
-        })?;
-        let root_cert = url.param("sslrootcert");
-        let mode = tls::effective_mode(
-            tls::SslMode::parse(url.param("sslmode").as_deref())?,
-            root_cert.as_deref(),
-        );
-        config.ssl_mode(match mode {
-            tls::SslMode::Disable => tokio_postgres::config::SslMode::Disable,
-            tls::SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
-            _ => tokio_postgres::config::SslMode::Require,
-        });
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(std::time::Duration::from_secs(10));
-        }
-        config.application_name("sluice");
-        let tls = MakeRustlsConnect::new(tls::client_config(mode, root_cert.as_deref())?);
+        let (mut config, tls) = driver_config(url)?;
         if !url.session().is_empty() {
             // sluice.toml's `[session]`: each setting tried on a session of its own first, so a
             // rejected one is named (exit 2, before any work); then sent at connection start on
@@ -141,6 +111,47 @@ impl PgEngine {
             .map_err(|e| db_err("reading sluice's history", e))?;
         Ok(row.get(0))
     }
+}
+
+/// The driver's configuration and TLS connector for `url` (its `sslmode`/`sslrootcert`), with a
+/// 10 s connect timeout unless the URL sets one.
+fn driver_config(url: &DbUrl) -> Result<(Config, MakeRustlsConnect)> {
+    let mut plain = url.expose().clone();
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .into_iter()
+        .filter(|(k, _)| k != "sslmode" && k != "sslrootcert")
+        .collect();
+    plain.set_query(None);
+    if !kept.is_empty() {
+        plain.query_pairs_mut().extend_pairs(kept);
+    }
+    let mut config: Config = plain.as_str().parse().map_err(|e: tokio_postgres::Error| {
+        Error::usage(
+            format!(
+                "invalid PostgreSQL URL {}: {}",
+                url.redacted(),
+                url.scrub(&e.to_string())
+            ),
+            "see https://www.postgresql.org/docs/current/libpq-connect.html#LIBPQ-CONNSTRING-URIS",
+        )
+    })?;
+    let root_cert = url.param("sslrootcert");
+    let mode = tls::effective_mode(
+        tls::SslMode::parse(url.param("sslmode").as_deref())?,
+        root_cert.as_deref(),
+    );
+    config.ssl_mode(match mode {
+        tls::SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+        tls::SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+        _ => tokio_postgres::config::SslMode::Require,
+    });
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(10));
+    }
+    config.application_name("sluice");
+    let tls = MakeRustlsConnect::new(tls::client_config(mode, root_cert.as_deref())?);
+    Ok((config, tls))
 }
 
 async fn open(config: &Config, tls: &MakeRustlsConnect, url: &DbUrl) -> Result<Client> {
@@ -1184,7 +1195,164 @@ impl Introspection for PgEngine {
         {
             out.subscribed.insert(r.get(0), r.get(1));
         }
+        // Column lists came with PostgreSQL 15; before, a publication sends every column.
+        if self.target.at_least(15, 0) && !out.published.is_empty() {
+            for r in self
+                .work
+                .query(
+                    "SELECT n.nspname || '.' || c.relname, p.pubname FROM pg_publication_rel pr
+                       JOIN pg_publication p ON p.oid = pr.prpubid
+                       JOIN pg_class c ON c.oid = pr.prrelid
+                       JOIN pg_namespace n ON n.oid = c.relnamespace
+                      WHERE pr.prattrs IS NOT NULL",
+                    &[],
+                )
+                .await
+                .map_err(|e| db_err("reading publications' column lists", e))?
+            {
+                out.column_lists.insert((r.get(0), r.get(1)));
+            }
+        }
         Ok(out)
+    }
+
+    async fn subscriber(
+        &mut self,
+        url: &DbUrl,
+        tables: &[String],
+        types: &[String],
+    ) -> Result<std::result::Result<sluice_core::engine::SubscriberView, String>> {
+        // This publisher: its publications, its logical slots and where it listens.
+        let me = self
+            .work
+            .query_one(
+                "SELECT current_database()::text, current_setting('port'),
+                        ARRAY(SELECT pubname::text FROM pg_publication ORDER BY 1),
+                        ARRAY(SELECT slot_name::text FROM pg_replication_slots
+                               WHERE slot_type = 'logical' AND database = current_database())",
+                &[],
+            )
+            .await
+            .map_err(|e| db_err("reading this publisher's publications and slots", e))?;
+        let (my_db, my_port): (String, String) = (me.get(0), me.get(1));
+        let (my_pubs, my_slots): (Vec<String>, Vec<String>) = (me.get(2), me.get(3));
+        // A client of its own: no session settings (they are this database's), no run lock.
+        let sub = match driver_config(url) {
+            Ok((config, tls)) => open(&config, &tls, url).await,
+            Err(e) => Err(e),
+        };
+        let sub = match sub {
+            Ok(c) => c,
+            // The reason alone: the caller names the subscriber (without its user or password).
+            Err(Error::Connect { message, .. }) => return Ok(Err(message)),
+            Err(e) => return Ok(Err(url.scrub(&e.to_string()))),
+        };
+        let read = |what: &str, e: tokio_postgres::Error| {
+            format!(
+                "reading {what}: {}",
+                e.as_db_error()
+                    .map(|d| d.message().to_string())
+                    .unwrap_or_else(|| url.scrub(&e.to_string()))
+            )
+        };
+        let rows = match sub
+            .query(
+                "SELECT oid, subname::text, subpublications::text[], subslotname::text
+                   FROM pg_subscription
+                  WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+                  ORDER BY subname",
+                &[],
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(read("its subscriptions", e))),
+        };
+        let mut view = sluice_core::engine::SubscriberView::default();
+        let mut taken: Vec<u32> = Vec::new();
+        for r in rows {
+            let (oid, name): (u32, String) = (r.get(0), r.get(1));
+            let pubs: Vec<String> = r.get(2);
+            let slot: Option<String> = r.get(3);
+            // Only superusers read the connection string; without it the publications and the
+            // slot decide.
+            let conn: Option<String> = sub
+                .query_opt(
+                    "SELECT subconninfo FROM pg_subscription WHERE oid = $1",
+                    &[&oid],
+                )
+                .await
+                .ok()
+                .flatten()
+                .map(|r| r.get(0));
+            let elsewhere = conn.and_then(|c| c.parse::<Config>().ok()).and_then(|c| {
+                let db = c.get_dbname().unwrap_or_else(|| c.get_user().unwrap_or(""));
+                let port = c.get_ports().first().copied().unwrap_or(5432).to_string();
+                (db != my_db || port != my_port)
+                    .then(|| format!("its connection names database {db} on port {port}"))
+            });
+            let why = if !pubs.iter().any(|p| my_pubs.contains(p)) {
+                Some(format!(
+                    "it takes publication(s) {}, which this database does not have",
+                    pubs.join(", ")
+                ))
+            } else if slot.as_ref().is_none_or(|s| !my_slots.contains(s)) {
+                Some(format!(
+                    "its slot {} is not a logical slot of this database",
+                    slot.as_deref().unwrap_or("(none)")
+                ))
+            } else {
+                elsewhere
+            };
+            match why {
+                Some(why) => view.others.push(format!("{name}: {why}")),
+                None => {
+                    view.subscriptions.push(name);
+                    view.publications
+                        .extend(pubs.into_iter().filter(|p| my_pubs.contains(p)));
+                    taken.push(oid);
+                }
+            }
+        }
+        for t in tables {
+            let (schema, name) = t.split_once('.').unwrap_or(("public", t));
+            let rows = sub
+                .query(
+                    "SELECT a.attname::text, format_type(a.atttypid, NULL)
+                       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                       JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                      WHERE n.nspname = $1 AND c.relname = $2
+                        AND EXISTS (SELECT 1 FROM pg_subscription_rel sr
+                                     WHERE sr.srrelid = c.oid AND sr.srsubid = ANY($3))
+                      ORDER BY a.attnum",
+                    &[&schema, &name, &taken as &(dyn tokio_postgres::types::ToSql + Sync)],
+                )
+                .await;
+            match rows {
+                Ok(rows) if !rows.is_empty() => {
+                    view.tables.insert(
+                        t.clone(),
+                        rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
+                    );
+                }
+                Ok(_) => {}
+                Err(e) => return Ok(Err(read(&format!("table {t}"), e))),
+            }
+        }
+        for ty in types {
+            // to_regtype: a name the subscriber does not know is NULL, not an error.
+            let spelled = sub
+                .query_one("SELECT format_type(to_regtype($1), NULL)", &[ty])
+                .await
+                .map_err(|e| read("a type name", e));
+            match spelled {
+                Ok(r) => {
+                    view.types.insert(ty.clone(), r.get(0));
+                }
+                Err(why) => return Ok(Err(why)),
+            }
+        }
+        Ok(Ok(view))
     }
 
     async fn publisher_columns(

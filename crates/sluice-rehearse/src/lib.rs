@@ -361,6 +361,8 @@ async fn run_once(
         exclusive_timeout: opts.exclusive_timeout,
         // Progress goes to the timeline as log lines, like every other line of the run.
         progress: None,
+        // The clone has no subscribers.
+        subscriber_urls: vec![],
     };
     let up = runner::up(
         &mut timed,
@@ -373,6 +375,7 @@ async fn run_once(
             as_written_below_rows: ctx.online.as_written_below_rows,
             // Both phases of a breaking migration: the rehearsal judges all of it.
             complete: true,
+            subscriber_urls: vec![],
         },
         &ctx,
     )

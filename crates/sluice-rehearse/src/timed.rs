@@ -286,6 +286,27 @@ impl Introspection for TimedEngine {
     async fn query_text(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
         self.inner.query_text(sql).await
     }
+
+    async fn logical_replication(&mut self) -> Result<sluice_core::engine::LogicalReplication> {
+        self.inner.logical_replication().await
+    }
+
+    async fn publisher_columns(
+        &mut self,
+        subscription: &str,
+        table: &str,
+    ) -> Result<std::result::Result<Vec<String>, String>> {
+        self.inner.publisher_columns(subscription, table).await
+    }
+
+    async fn subscriber(
+        &mut self,
+        url: &sluice_core::dburl::DbUrl,
+        tables: &[String],
+        types: &[String],
+    ) -> Result<std::result::Result<sluice_core::engine::SubscriberView, String>> {
+        self.inner.subscriber(url, tables, types).await
+    }
 }
 
 #[async_trait]

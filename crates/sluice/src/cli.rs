@@ -164,6 +164,23 @@ pub struct OnlineArgs {
     pub max_replica_lag: Option<u64>,
 }
 
+/// Logical replication (PostgreSQL): the subscribers a publisher's run checks (`up`, `plan`,
+/// `complete`).
+#[derive(Args, Clone, Default)]
+pub struct SubscriberArgs {
+    /// A subscriber of this publisher (repeatable): before a column is added to a published
+    /// table, sluice checks that the subscriber has it (refuses otherwise). Also
+    /// SLUICE_SUBSCRIBER_URLS (space-separated) or subscriber_urls in sluice.toml.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SLUICE_SUBSCRIBER_URLS",
+        hide_env_values = true,
+        value_delimiter = ' '
+    )]
+    pub subscriber_url: Vec<String>,
+}
+
 /// When a rewrite or copy is not worth it.
 #[derive(Args, Clone, Default)]
 pub struct SmallTableArgs {
@@ -209,6 +226,7 @@ impl RunnerArgs {
             exclusive: Some(&self.exclusive),
             pacing: Some(&self.pacing),
             online: Some(&self.online),
+            subscribers: None,
             postpone_cutover: false,
         }
     }
@@ -266,6 +284,7 @@ pub struct Given<'a> {
     exclusive: Option<&'a ExclusiveArgs>,
     pacing: Option<&'a PacingArgs>,
     online: Option<&'a OnlineArgs>,
+    subscribers: Option<&'a SubscriberArgs>,
     postpone_cutover: bool,
 }
 
@@ -329,6 +348,8 @@ postgres://postgres@127.0.0.1:5432/postgres; sluice.toml is not read."
         complete: bool,
         #[command(flatten)]
         runner: RunnerArgs,
+        #[command(flatten)]
+        subscribers: SubscriberArgs,
         /// Copy and verify, then stop before the swap; `sluice cutover` swaps later.
         #[arg(long, help_heading = ONLINE)]
         postpone_cutover: bool,
@@ -339,6 +360,8 @@ postgres://postgres@127.0.0.1:5432/postgres; sluice.toml is not read."
         /// The expanded migration to complete.
         #[arg(value_name = "VERSION")]
         version: Option<String>,
+        #[command(flatten)]
+        subscribers: SubscriberArgs,
         #[command(flatten)]
         run: RunLockArgs,
         #[command(flatten)]
@@ -534,6 +557,8 @@ postgres://postgres@127.0.0.1:5432/postgres; sluice.toml is not read."
         fail_on: Vec<String>,
         #[command(flatten)]
         small: SmallTableArgs,
+        #[command(flatten)]
+        subscribers: SubscriberArgs,
     },
     /// List the lint rules, or explain one.
     Rules {
@@ -930,6 +955,14 @@ impl Resolved {
                     .unwrap_or(5000),
             ),
             progress: render::progress_bar(),
+            // The flag (or its variable) wins over sluice.toml; only up, plan and complete read it.
+            subscriber_urls: g
+                .subscribers
+                .map(|a| match a.subscriber_url.is_empty() {
+                    true => c.subscriber_urls.clone().unwrap_or_default(),
+                    false => a.subscriber_url.clone(),
+                })
+                .unwrap_or_default(),
         }
     }
 }
@@ -940,10 +973,12 @@ impl Command {
         match self {
             Command::Up {
                 runner,
+                subscribers,
                 postpone_cutover,
                 ..
             } => Given {
                 postpone_cutover: *postpone_cutover,
+                subscribers: Some(subscribers),
                 ..runner.given()
             },
             Command::Down { runner, .. } => runner.given(),
@@ -953,9 +988,18 @@ impl Command {
                 lock_timeout,
                 retry,
                 exclusive,
+                subscribers,
                 ..
-            }
-            | Command::Rollback {
+            } => Given {
+                run: Some(run),
+                history: Some(history),
+                lock_timeout: Some(lock_timeout),
+                retry: Some(retry),
+                exclusive: Some(exclusive),
+                subscribers: Some(subscribers),
+                ..Default::default()
+            },
+            Command::Rollback {
                 run,
                 history,
                 lock_timeout,
@@ -1005,8 +1049,11 @@ impl Command {
                 pacing: Some(pacing),
                 ..Default::default()
             },
-            Command::Plan { small, .. } => Given {
+            Command::Plan {
+                small, subscribers, ..
+            } => Given {
                 small: Some(small),
+                subscribers: Some(subscribers),
                 ..Default::default()
             },
             Command::Rehearse(a) => Given {
@@ -1325,6 +1372,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 as_written,
                 as_written_below_rows: ctx.online.as_written_below_rows,
                 complete,
+                subscriber_urls: ctx.subscriber_urls.clone(),
             };
             let report = runner::up(engine.as_mut(), &files, &opts, &ctx).await?;
             if dry_run {
@@ -1638,6 +1686,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 as_written,
                 as_written_below_rows: ctx.online.as_written_below_rows,
                 complete: false,
+                subscriber_urls: ctx.subscriber_urls.clone(),
             };
             let report = runner::plan(engine.as_mut(), &files, &opts).await?;
             let section = match explain {
@@ -2151,6 +2200,7 @@ mod tests {
     fn runner_flags() -> Vec<String> {
         let c = || clap::Command::new("group");
         let mut all = flags_of(RunnerArgs::augment_args(c()));
+        all.extend(flags_of(SubscriberArgs::augment_args(c())));
         all.push("postpone-cutover".into());
         all
     }
@@ -2207,6 +2257,9 @@ mod tests {
         ("postpone-cutover", None, |c| c.online.postpone_cutover),
         ("as-written-below-rows", Some("23"), |c| {
             c.online.as_written_below_rows == 23
+        }),
+        ("subscriber-url", Some("postgres://sub/app"), |c| {
+            c.subscriber_urls == ["postgres://sub/app"]
         }),
     ];
 
@@ -2268,8 +2321,8 @@ mod tests {
         }
         // Which subcommands have runner flags at all, and how many; every other one has none.
         let want = [
-            ("up", 17),
-            ("complete", 5),
+            ("up", 18),
+            ("complete", 6),
             ("rollback", 5),
             ("cutover", 7),
             ("cleanup", 1),
@@ -2278,7 +2331,7 @@ mod tests {
             ("baseline", 2),
             ("import", 2),
             ("drift", 2),
-            ("plan", 1),
+            ("plan", 2),
             ("backfill", 8),
             ("rehearse", 13),
         ];
@@ -2331,5 +2384,41 @@ mod tests {
         assert_eq!(ctx.lock_timeout, Duration::from_millis(5));
         assert_eq!(ctx.lock_retry_for, Duration::from_secs(33));
         assert_eq!(ctx.exclusive_timeout, Duration::from_millis(34));
+    }
+
+    /// sluice.toml's subscriber_urls reach the commands that check subscribers (up, plan,
+    /// complete) and no other; the flag, repeated, wins over them.
+    #[test]
+    fn subscriber_urls_come_from_the_flag_else_sluice_toml() {
+        let config = Config {
+            subscriber_urls: Some(vec!["postgres://toml/app".into()]),
+            ..Default::default()
+        };
+        let urls = |args: &[&str]| {
+            let cli = Cli::parse_from(args);
+            let r = Resolved {
+                config: config.clone(),
+                global: cli.global,
+            };
+            r.context(&cli.command.given()).subscriber_urls
+        };
+        for sub in ["up", "plan", "complete"] {
+            assert_eq!(urls(&["sluice", sub]), ["postgres://toml/app"], "{sub}");
+            assert_eq!(
+                urls(&[
+                    "sluice",
+                    sub,
+                    "--subscriber-url",
+                    "postgres://a/app",
+                    "--subscriber-url",
+                    "postgres://b/app"
+                ]),
+                ["postgres://a/app", "postgres://b/app"],
+                "{sub}"
+            );
+        }
+        for sub in ["down", "rollback", "status"] {
+            assert!(urls(&["sluice", sub]).is_empty(), "{sub}");
+        }
     }
 }

@@ -22,11 +22,16 @@ async fn client(url: &str) -> tokio_postgres::Client {
 }
 
 fn sluice(dir: &std::path::Path, url: &str, args: &[&str]) -> Run {
+    sluice_below(dir, url, args, "0")
+}
+
+/// With `SLUICE_AS_WRITTEN_BELOW_ROWS` at `below` (0: type changes are staged on any table).
+fn sluice_below(dir: &std::path::Path, url: &str, args: &[&str], below: &str) -> Run {
     Command::new(env!("CARGO_BIN_EXE_sluice"))
         .args(args)
         .current_dir(dir)
         .env("DATABASE_URL", url)
-        .env("SLUICE_AS_WRITTEN_BELOW_ROWS", "0")
+        .env("SLUICE_AS_WRITTEN_BELOW_ROWS", below)
         .stdin(Stdio::null())
         .output()
         .unwrap()
@@ -56,43 +61,71 @@ async fn columns(c: &tokio_postgres::Client) -> Vec<String> {
     .collect()
 }
 
+/// A publisher and a subscriber (two private clusters), table `t` with 1000 rows on both, `pub`
+/// publishing it and `sub` subscribed to it, the first rows arrived.
+struct Pair {
+    publisher: PrivatePg,
+    subscriber: PrivatePg,
+    p: tokio_postgres::Client,
+    s: tokio_postgres::Client,
+}
+
+impl Pair {
+    async fn start() -> Option<Pair> {
+        let opts = "-c wal_level=logical -c max_wal_senders=4 -c max_replication_slots=4";
+        let (Some(publisher), Some(subscriber)) =
+            (PrivatePg::start_with(opts), PrivatePg::start_with(opts))
+        else {
+            eprintln!("skipped: no PostgreSQL 15 server binaries");
+            return None;
+        };
+        let table = "CREATE TABLE t (id int PRIMARY KEY, a int, c int NOT NULL DEFAULT 0)";
+        for pg in [&publisher, &subscriber] {
+            client(&pg.url("postgres"))
+                .await
+                .batch_execute(&format!("CREATE DATABASE {DB}"))
+                .await
+                .unwrap();
+            client(&pg.url(DB))
+                .await
+                .batch_execute(table)
+                .await
+                .unwrap();
+        }
+        let p = client(&publisher.url(DB)).await;
+        p.batch_execute(
+            "INSERT INTO t SELECT g, g, g FROM generate_series(1, 1000) g; CREATE PUBLICATION pub FOR TABLE t;",
+        )
+        .await
+        .unwrap();
+        let s = client(&subscriber.url(DB)).await;
+        s.batch_execute(&format!(
+            "CREATE SUBSCRIPTION sub CONNECTION 'host=127.0.0.1 port={} dbname={DB} user=postgres' PUBLICATION pub",
+            publisher.port
+        ))
+        .await
+        .unwrap();
+        arrives(&s, 1000).await;
+        Some(Pair {
+            publisher,
+            subscriber,
+            p,
+            s,
+        })
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn columns_reach_subscribers_first_and_leave_publishers_first() {
-    let opts = "-c wal_level=logical -c max_wal_senders=4 -c max_replication_slots=4";
-    let (Some(publisher), Some(subscriber)) =
-        (PrivatePg::start_with(opts), PrivatePg::start_with(opts))
+    let Some(Pair {
+        publisher,
+        subscriber,
+        p,
+        s,
+    }) = Pair::start().await
     else {
-        eprintln!("skipped: no PostgreSQL 15 server binaries");
         return;
     };
-    let table = "CREATE TABLE t (id int PRIMARY KEY, a int, c int NOT NULL DEFAULT 0)";
-    for pg in [&publisher, &subscriber] {
-        client(&pg.url("postgres"))
-            .await
-            .batch_execute(&format!("CREATE DATABASE {DB}"))
-            .await
-            .unwrap();
-        client(&pg.url(DB))
-            .await
-            .batch_execute(table)
-            .await
-            .unwrap();
-    }
-    let p = client(&publisher.url(DB)).await;
-    p.batch_execute(
-        "INSERT INTO t SELECT g, g, g FROM generate_series(1, 1000) g; CREATE PUBLICATION pub FOR TABLE t;",
-    )
-    .await
-    .unwrap();
-    let s = client(&subscriber.url(DB)).await;
-    s.batch_execute(&format!(
-        "CREATE SUBSCRIPTION sub CONNECTION 'host=127.0.0.1 port={} dbname={DB} user=postgres' PUBLICATION pub",
-        publisher.port
-    ))
-    .await
-    .unwrap();
-    arrives(&s, 1000).await;
-
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("migrations")).unwrap();
     std::fs::write(
@@ -106,9 +139,13 @@ async fn columns_reach_subscribers_first_and_leave_publishers_first() {
     // publisher still has c — twice, nothing changed.
     let r = sluice(dir.path(), &su, &["up"]);
     assert_eq!(r.code, 0, "{r:?}");
-    for _ in 0..2 {
-        let r = sluice(dir.path(), &su, &["complete"]);
-        assert_eq!(r.code, 2, "{r:?}");
+    for args in [
+        &["complete"][..],
+        &["up", "--complete", "--dry-run"],
+        &["complete"],
+    ] {
+        let r = sluice(dir.path(), &su, args);
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
         assert!(
             r.stderr
                 .contains("while the publisher (subscription sub) still has it")
@@ -189,4 +226,413 @@ async fn columns_reach_subscribers_first_and_leave_publishers_first() {
     }
     assert_eq!(counts, [1004, 1004]);
     s.batch_execute("DROP SUBSCRIPTION sub").await.unwrap();
+}
+
+/// Rows of sluice's history on `c` (0 before the history exists).
+async fn recorded(c: &tokio_postgres::Client) -> i64 {
+    let exists: bool = c
+        .query_one("SELECT to_regclass('sluice.migrations') IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    if !exists {
+        return 0;
+    }
+    c.query_one("SELECT count(*) FROM sluice.migrations", &[])
+        .await
+        .unwrap()
+        .get(0)
+}
+
+fn with(args: &[&str], more: &[&str]) -> Vec<String> {
+    args.iter().chain(more).map(|s| s.to_string()).collect()
+}
+
+fn run(dir: &std::path::Path, url: &str, args: &[String]) -> Run {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    sluice(dir, url, &args)
+}
+
+/// Issue 15, publisher side: named with --subscriber-url, each subscriber is read before a column
+/// is added to a published table — as written or a rename's expand (its new name). Added on the
+/// publisher first, the subscriber's apply worker would stop: refused (exit 2) by `up`, its dry
+/// run and `plan`, every time, nothing changed on either side, replication flowing. Added on the
+/// subscriber first, the publisher's run passes without a warning and the new column's values
+/// arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_column_added_on_a_publisher_must_be_on_its_named_subscribers_first() {
+    let Some(pair) = Pair::start().await else {
+        return;
+    };
+    let (pu, su) = (pair.publisher.url(DB), pair.subscriber.url(DB));
+    let name = format!("127.0.0.1:{}/{DB}", pair.subscriber.port);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("migrations")).unwrap();
+    let cases = [
+        ("1_add_d.sql", "ALTER TABLE t ADD COLUMN d int", "d"),
+        ("2_rename_a.sql", "ALTER TABLE t RENAME COLUMN a TO b", "b"),
+    ];
+    let sub = ["--subscriber-url", su.as_str()];
+    let mut id = 1000;
+    for (file, sql, col) in cases {
+        std::fs::write(
+            dir.path().join("migrations").join(file),
+            format!("-- sluice:up\n{sql};\n"),
+        )
+        .unwrap();
+        let (cols_p, cols_s, rec) = (
+            columns(&pair.p).await,
+            columns(&pair.s).await,
+            recorded(&pair.p).await,
+        );
+        for args in [
+            &["up"][..],
+            &["up", "--dry-run"],
+            &["plan"],
+            &["up"],
+            &["up"],
+        ] {
+            let r = run(dir.path(), &pu, &with(args, &sub));
+            assert_eq!(r.code, 2, "{sql}: {args:?}: {r:?}");
+            assert!(
+                r.stderr.contains(&format!(
+                    "would add column public.t.{col} on this publisher (publication pub), and subscriber {name} (subscription sub) has no column {col} in public.t: its apply worker would stop"
+                )) && r.stderr.contains(&format!(
+                    "migrate the subscriber first (`sluice up` on {name}), then run `sluice up` here"
+                )),
+                "{sql}: {args:?}: {r:?}"
+            );
+            assert_eq!(columns(&pair.p).await, cols_p, "{sql}");
+            assert_eq!(columns(&pair.s).await, cols_s, "{sql}");
+            assert_eq!(recorded(&pair.p).await, rec, "{sql}: nothing recorded");
+        }
+        // Replication still flows.
+        id += 1;
+        pair.p
+            .execute("INSERT INTO t (id) VALUES ($1)", &[&id])
+            .await
+            .unwrap();
+        arrives(&pair.s, id).await;
+        // The subscriber first, then the publisher: checked, so no warning.
+        let r = sluice(dir.path(), &su, &["up"]);
+        assert_eq!(r.code, 0, "{sql}: {r:?}");
+        let r = run(dir.path(), &pu, &with(&["up"], &sub));
+        assert_eq!(r.code, 0, "{sql}: {r:?}");
+        assert!(!r.all().contains("is published"), "{sql}: {r:?}");
+        assert!(columns(&pair.p).await.iter().any(|c| c == col), "{sql}");
+        id += 1;
+        pair.p
+            .execute(&format!("INSERT INTO t (id, {col}) VALUES ($1, 7)"), &[&id])
+            .await
+            .unwrap();
+        arrives(&pair.s, id).await;
+        let got: Option<i32> = pair
+            .s
+            .query_one(&format!("SELECT {col} FROM t WHERE id = $1"), &[&id])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(got, Some(7), "{sql}: the new column's value arrives");
+    }
+    pair.s.batch_execute("DROP SUBSCRIPTION sub").await.unwrap();
+}
+
+/// A subscriber sluice cannot check is refused with the reason (exit 2, every time, nothing
+/// changed): one that cannot be reached, one without a subscription, one subscribed to another
+/// database of the publisher's server (same publication name, another slot). The URLs carry a
+/// password, which no output shows, whether given as a flag or in SLUICE_SUBSCRIBER_URLS. And a
+/// reviewed plan (`up --plan`) gets the same check as `up`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_subscriber_that_cannot_be_checked_is_refused_and_up_plan_checks_too() {
+    let Some(pair) = Pair::start().await else {
+        return;
+    };
+    let (pport, sport) = (pair.publisher.port, pair.subscriber.port);
+    let pu = pair.publisher.url(DB);
+    // Another database of the publisher's server publishes `pub` too; `other` on the
+    // subscriber's server subscribes to that one.
+    client(&pair.publisher.url("postgres"))
+        .await
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY); CREATE PUBLICATION pub FOR TABLE t;")
+        .await
+        .unwrap();
+    client(&pair.subscriber.url("postgres"))
+        .await
+        .batch_execute("CREATE DATABASE other")
+        .await
+        .unwrap();
+    let other = client(&pair.subscriber.url("other")).await;
+    other
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY)")
+        .await
+        .unwrap();
+    other
+        .batch_execute(&format!(
+            "CREATE SUBSCRIPTION sub2 CONNECTION 'host=127.0.0.1 port={pport} dbname=postgres user=postgres' PUBLICATION pub WITH (copy_data = false)"
+        ))
+        .await
+        .unwrap();
+    // `third` names this database's publication and slot, but its connection goes to another
+    // database (never connected: a subscription made without connecting).
+    client(&pair.subscriber.url("postgres"))
+        .await
+        .batch_execute("CREATE DATABASE third")
+        .await
+        .unwrap();
+    let third = client(&pair.subscriber.url("third")).await;
+    third
+        .batch_execute(&format!(
+            "CREATE SUBSCRIPTION sub3 CONNECTION 'host=127.0.0.1 port={pport} dbname=postgres user=postgres' PUBLICATION pub WITH (connect = false, slot_name = 'sub')"
+        ))
+        .await
+        .unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let secret = "s3cret-PW";
+    let at = |port: u16, db: &str| format!("postgres://postgres:{secret}@127.0.0.1:{port}/{db}");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("migrations")).unwrap();
+    std::fs::write(
+        dir.path().join("migrations/1_add_d.sql"),
+        "-- sluice:up\nALTER TABLE t ADD COLUMN d int;\n",
+    )
+    .unwrap();
+    let cases = [
+        (
+            at(dead, DB),
+            format!("subscriber 127.0.0.1:{dead}/{DB} cannot be read, so sluice cannot check that it has what the pending migrations add to published tables (public.t): nothing is listening at 127.0.0.1:{dead}"),
+            format!("make 127.0.0.1:{dead}/{DB} reachable with this URL"),
+        ),
+        (
+            at(sport, "postgres"),
+            format!("subscriber 127.0.0.1:{sport}/postgres does not subscribe to this database's publications (it has no subscription)"),
+            format!("leave 127.0.0.1:{sport}/postgres out"),
+        ),
+        (
+            at(sport, "other"),
+            format!("subscriber 127.0.0.1:{sport}/other does not subscribe to this database's publications (sub2: its slot sub2 is not a logical slot of this database)"),
+            format!("leave 127.0.0.1:{sport}/other out"),
+        ),
+        (
+            at(sport, "third"),
+            format!("subscriber 127.0.0.1:{sport}/third does not subscribe to this database's publications (sub3: its connection names database postgres on port {pport})"),
+            format!("leave 127.0.0.1:{sport}/third out"),
+        ),
+    ];
+    for (url, cause, fix) in &cases {
+        for via_env in [false, true, false] {
+            let mut c = Command::new(env!("CARGO_BIN_EXE_sluice"));
+            c.current_dir(dir.path())
+                .env("DATABASE_URL", &pu)
+                .env("SLUICE_AS_WRITTEN_BELOW_ROWS", "0")
+                .stdin(Stdio::null());
+            if via_env {
+                c.arg("up").env("SLUICE_SUBSCRIBER_URLS", url);
+            } else {
+                c.args(["up", "--subscriber-url", url]);
+            }
+            let r: Run = c.output().unwrap().into();
+            assert_eq!(r.code, 2, "{url}: {r:?}");
+            assert!(
+                r.stderr.contains(cause.as_str()) && r.stderr.contains(fix.as_str()),
+                "{cause}: {r:?}"
+            );
+            assert!(!r.all().contains(secret), "no password shown: {r:?}");
+            assert_eq!(columns(&pair.p).await, ["id", "a", "c"]);
+            assert_eq!(recorded(&pair.p).await, 0);
+        }
+    }
+
+    // A reviewed plan, written without the subscriber (it warns), is checked when it runs.
+    let r = sluice(dir.path(), &pu, &["plan", "--out", "p.json"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stdout.contains("every subscriber needs column d"),
+        "{r:?}"
+    );
+    let su = at(sport, DB);
+    for dry in [&["--dry-run"][..], &[], &[]] {
+        let r = run(
+            dir.path(),
+            &pu,
+            &with(&["up", "--plan", "p.json", "--subscriber-url", &su], dry),
+        );
+        assert_eq!(r.code, 2, "{dry:?}: {r:?}");
+        assert!(
+            r.stderr.contains(&format!(
+                "would add column public.t.d on this publisher (publication pub), and subscriber 127.0.0.1:{sport}/{DB} (subscription sub) has no column d"
+            )),
+            "{r:?}"
+        );
+        assert!(!r.all().contains(secret), "{r:?}");
+        assert_eq!(columns(&pair.p).await, ["id", "a", "c"]);
+    }
+    // The subscriber first: the same plan runs.
+    assert_eq!(
+        sluice(dir.path(), &pair.subscriber.url(DB), &["up"]).code,
+        0
+    );
+    let r = run(
+        dir.path(),
+        &pu,
+        &with(&["up", "--plan", "p.json", "--subscriber-url", &su], &[]),
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(columns(&pair.p).await, ["id", "a", "c", "d"]);
+    pair.p
+        .batch_execute("INSERT INTO t (id, d) VALUES (1001, 5)")
+        .await
+        .unwrap();
+    arrives(&pair.s, 1001).await;
+
+    // A table published with a column list: a column added to it is not sent, so there is
+    // nothing to say or check, and its rows go on arriving.
+    for c in [&pair.p, &pair.s] {
+        c.batch_execute("CREATE TABLE u (id int PRIMARY KEY, x int)")
+            .await
+            .unwrap();
+    }
+    pair.p
+        .batch_execute("ALTER PUBLICATION pub ADD TABLE u (id, x)")
+        .await
+        .unwrap();
+    pair.s
+        .batch_execute("ALTER SUBSCRIPTION sub REFRESH PUBLICATION")
+        .await
+        .unwrap();
+    std::fs::write(
+        dir.path().join("migrations/2_add_u_y.sql"),
+        "-- sluice:up\nALTER TABLE u ADD COLUMN y int;\n",
+    )
+    .unwrap();
+    let plan = sluice(dir.path(), &pu, &["plan"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+    assert!(!plan.stdout.contains("logical replication"), "{plan:?}");
+    let r = run(
+        dir.path(),
+        &pu,
+        &with(&["up", "--subscriber-url", &su], &[]),
+    );
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!r.all().contains("warning"), "{r:?}");
+    pair.p
+        .batch_execute("INSERT INTO u VALUES (1, 2, 3)")
+        .await
+        .unwrap();
+    common::eventually(30, "the row of u reaches the subscriber", || async {
+        pair.s
+            .query_opt("SELECT 1 FROM u WHERE id = 1 AND x = 2", &[])
+            .await
+            .unwrap()
+            .is_some()
+    })
+    .await;
+    other.batch_execute("DROP SUBSCRIPTION sub2").await.unwrap();
+    // Without its slot: `sub` is the app subscription's slot, not this one's to drop.
+    third
+        .batch_execute("ALTER SUBSCRIPTION sub3 SET (slot_name = NONE)")
+        .await
+        .unwrap();
+    third.batch_execute("DROP SUBSCRIPTION sub3").await.unwrap();
+    pair.s.batch_execute("DROP SUBSCRIPTION sub").await.unwrap();
+}
+
+/// The type of `t.a` on `c`.
+async fn type_of_a(c: &tokio_postgres::Client) -> String {
+    c.query_one(
+        "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'a'",
+        &[],
+    )
+    .await
+    .unwrap()
+    .get(0)
+}
+
+/// A type change on a publisher. Staged, it adds a helper column the subscriber lacks: refused
+/// with the subscriber named (exit 2, twice, nothing changed), said without. As written, the
+/// subscriber's other type is said, not refused, because the server takes values through their
+/// text form — measured here: an `integer` subscriber takes the publisher's `bigint` values until
+/// one is out of its range, then stops applying until its column is widened, and catches up then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_type_change_on_a_publisher_is_checked_against_its_subscribers() {
+    let Some(pair) = Pair::start().await else {
+        return;
+    };
+    let (pu, su) = (pair.publisher.url(DB), pair.subscriber.url(DB));
+    let name = format!("127.0.0.1:{}/{DB}", pair.subscriber.port);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("migrations")).unwrap();
+    std::fs::write(
+        dir.path().join("migrations/1_widen_a.sql"),
+        "-- sluice:up\nALTER TABLE t ALTER COLUMN a TYPE bigint;\n",
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let r = sluice(dir.path(), &pu, &["up", "--subscriber-url", &su]);
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(
+            r.stderr.contains(&format!(
+                "migration 1_widen_a would stage the type change of public.t.a on this publisher with helper column a_sluice_new, which publication pub sends and subscriber {name} (subscription sub) does not have"
+            )) && r.stderr.contains("change the column on the subscriber first"),
+            "{r:?}"
+        );
+        assert_eq!(columns(&pair.p).await, ["id", "a", "c"]);
+        assert_eq!(type_of_a(&pair.p).await, "integer");
+        assert_eq!(recorded(&pair.p).await, 0);
+    }
+    let plan = sluice(dir.path(), &pu, &["plan"]);
+    assert!(
+        plan.stdout
+            .contains("the staged type change of column a (migration 1_widen_a) adds helper column a_sluice_new")
+            && plan.stdout.contains("column a becomes BIGINT here"),
+        "{plan:?}"
+    );
+    // As written (a small table): the subscriber's integer is said.
+    let r = sluice_below(dir.path(), &pu, &["up", "--subscriber-url", &su], "100000");
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(
+        r.stderr.contains(&format!(
+            "public.t.a becomes BIGINT on this publisher (migration 1_widen_a) while subscriber {name} (subscription sub) has it as integer"
+        )),
+        "{r:?}"
+    );
+    assert_eq!(type_of_a(&pair.p).await, "bigint");
+    // What the server does: values that fit arrive; the first that does not stops the apply.
+    pair.p
+        .batch_execute("INSERT INTO t (id, a) VALUES (2001, 5)")
+        .await
+        .unwrap();
+    arrives(&pair.s, 2001).await;
+    pair.p
+        .batch_execute("INSERT INTO t (id, a) VALUES (2002, 3000000000)")
+        .await
+        .unwrap();
+    pair.p
+        .batch_execute("INSERT INTO t (id, a) VALUES (2003, 1)")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let n: i64 = pair
+        .s
+        .query_one("SELECT count(*) FROM t WHERE id > 2001", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 0, "the apply worker stopped at 3000000000");
+    pair.s
+        .batch_execute("ALTER TABLE t ALTER COLUMN a TYPE bigint")
+        .await
+        .unwrap();
+    arrives(&pair.s, 2003).await;
+    let a: Option<i64> = pair
+        .s
+        .query_one("SELECT a FROM t WHERE id = 2002", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(a, Some(3_000_000_000));
+    pair.s.batch_execute("DROP SUBSCRIPTION sub").await.unwrap();
 }

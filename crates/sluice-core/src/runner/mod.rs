@@ -51,6 +51,9 @@ pub struct RunContext {
     /// A terminal display for long work (backfills, online copies, index builds); None logs their
     /// progress through `say` instead (see [`crate::progress`]).
     pub progress: Option<crate::progress::Progress>,
+    /// Logical replication (PostgreSQL): this publisher's subscribers, checked before a run adds
+    /// columns to published tables (`--subscriber-url`; see [`UpOptions::subscriber_urls`]).
+    pub subscriber_urls: Vec<String>,
 }
 
 impl RunContext {
@@ -77,6 +80,7 @@ impl RunContext {
             pacing: crate::engine::Pacing::default(),
             exclusive_timeout: Duration::from_secs(5),
             progress: None,
+            subscriber_urls: vec![],
         }
     }
 

@@ -404,8 +404,16 @@ pub async fn up_with_plan(
     let mut opts = plan.options.up_options(dry_run);
     // Not part of the reviewed options: a table that grew past it since shows as a difference.
     opts.as_written_below_rows = ctx.online.as_written_below_rows;
+    opts.subscriber_urls = ctx.subscriber_urls.clone();
     if dry_run {
-        return check_plan(engine, files, plan, path, database, &opts).await;
+        let checked = check_plan(engine, files, plan, path, database, &opts).await?;
+        // A reviewed plan is no licence to stop replication: the same checks as `up`'s.
+        if let PlanRun::Ran(report) = &checked {
+            for w in super::up::replication_check(engine, files, &report.planned, &opts).await? {
+                (ctx.say)(&format!("warning: {w}"));
+            }
+        }
+        return Ok(checked);
     }
     locked!(engine, ctx, {
         let checked = check_plan(engine, files, plan, path, database, &opts).await?;
@@ -418,6 +426,9 @@ pub async fn up_with_plan(
             (ctx.say)("nothing to apply: the plan is empty and the database is up to date");
         }
         super::up::check_lifecycle(engine, files, &report.planned, &rows, &opts).await?;
+        for w in super::up::replication_check(engine, files, &report.planned, &opts).await? {
+            (ctx.say)(&format!("warning: {w}"));
+        }
         let versions: Vec<i64> = report.planned.iter().map(|p| p.version).collect();
         for version in versions {
             super::up::apply_planned(engine, files, &rows, version, &opts, ctx, &mut report)

@@ -21,6 +21,9 @@ pub struct UpOptions {
     /// Run the contract phase of each breaking migration right after its expand phase
     /// (`up --complete`): no window with two application versions.
     pub complete: bool,
+    /// Logical replication (PostgreSQL): the subscribers of this publisher whose tables are
+    /// checked for the columns the run adds (`--subscriber-url`). Never recorded or printed.
+    pub subscriber_urls: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -155,6 +158,18 @@ pub async fn up(
             rows.clone()
         };
         check_lifecycle(engine, files, &planned, &rows_after, opts).await?;
+        // What `up --complete` completes first is checked as `complete` checks it: a subscriber
+        // does not drop a column its publisher still sends.
+        if opts.complete && !opts.as_written {
+            let expanded: Vec<(&Migration, usize)> = rows
+                .iter()
+                .filter(|r| r.state == crate::history::RecordState::Expanded)
+                .filter_map(|r| files.iter().find(|m| m.version == r.version))
+                .map(|m| (m, 0))
+                .collect();
+            super::replication::check(engine, &expanded, false, true, &opts.subscriber_urls, &[])
+                .await?;
+        }
         for w in replication_check(engine, files, &planned, opts).await? {
             (ctx.say)(&format!("warning: {w}"));
         }
@@ -259,8 +274,9 @@ pub(super) async fn check_lifecycle(
 }
 
 /// Logical replication around the database (PostgreSQL): refuses removing a column a publisher
-/// still sends (`--complete` or `--as-written`: the run removes it), and returns what to say of
-/// columns added to published tables.
+/// still sends (`--complete` or `--as-written`: the run removes it), checks the subscribers named
+/// in `opts.subscriber_urls` for the columns the run adds to published tables (a staged type
+/// change's helper included), and returns what to say of them (all of it, unnamed).
 pub(super) async fn replication_check(
     engine: &mut dyn Engine,
     files: &[Migration],
@@ -276,7 +292,79 @@ pub(super) async fn replication_check(
                 .map(|m| (m, p.resume_from))
         })
         .collect();
-    super::replication::check(engine, &items, true, opts.complete || opts.as_written).await
+    // A staged type change adds a helper column to its table: on a published table, a column the
+    // subscribers are sent too.
+    let mut helpers = Vec::new();
+    let kind = engine.target().engine;
+    // Staging is read from the live catalog: only for a database that publishes something.
+    if kind == crate::target::EngineKind::Postgres
+        && !opts.as_written
+        && !planned.is_empty()
+        && !engine.logical_replication().await?.published.is_empty()
+    {
+        for p in planned {
+            let Some(m) = files.iter().find(|m| m.version == p.version) else {
+                continue;
+            };
+            let Ok(mut prepared) = prepare_in(engine, m, Direction::Up, true, &p.run_tables) else {
+                continue;
+            };
+            let retypes = |s: &crate::sql::SqlStatement| {
+                crate::analysis::ir::build(kind, 0, s, 0, &s.sql)
+                    .actions()
+                    .iter()
+                    .filter_map(|a| match a {
+                        crate::analysis::ir::Action::AlterColumnType { table, column, .. } => {
+                            Some((table.clone(), column.clone()))
+                        }
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+            };
+            if !prepared.statements.iter().any(|s| !retypes(s).is_empty()) {
+                continue;
+            }
+            let Ok(changes) = stage_type_changes(
+                engine,
+                m,
+                Direction::Up,
+                &mut prepared,
+                p.resume_from,
+                opts.as_written_below_rows,
+                &p.run_tables,
+            )
+            .await
+            else {
+                continue;
+            };
+            for (i, change) in changes {
+                if !matches!(change, TypeChange::Staged(_)) {
+                    continue;
+                }
+                for (table, column) in retypes(&prepared.statements[i]) {
+                    helpers.push(super::replication::Helper {
+                        migration: m.label(),
+                        table: format!(
+                            "{}.{}",
+                            table.schema.as_deref().unwrap_or("public"),
+                            table.name
+                        ),
+                        helper: crate::plan::helper_name(&column, "", "sluice_new"),
+                        column,
+                    });
+                }
+            }
+        }
+    }
+    super::replication::check(
+        engine,
+        &items,
+        true,
+        opts.complete || opts.as_written,
+        &opts.subscriber_urls,
+        &helpers,
+    )
+    .await
 }
 
 /// PostgreSQL: the rewriting type changes of the dry run, staged from the live catalog (their
