@@ -34,6 +34,35 @@ pub use error::{Error, Result};
 /// The version of sluice recorded in the history.
 pub const SLUICE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// Test hook: `SLUICE_PAUSE_AT=<point>` with `SLUICE_PAUSE_FILE=<path>` holds the process at a
+/// crash point (every `SLUICE_CRASH_AT` point is one) the first time it reaches it: it creates
+/// `<path>.paused`, then waits until `<path>` exists (at most 120 s) and deletes both, so a test
+/// can act at exactly that moment, e.g. write a row between a rollback's count and its swap.
+/// Nothing else reads these variables.
+pub fn pause_point(point: &str) {
+    if std::env::var("SLUICE_PAUSE_AT").map_or(true, |p| p != point) {
+        return;
+    }
+    let Ok(file) = std::env::var("SLUICE_PAUSE_FILE") else {
+        return;
+    };
+    static PAUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if PAUSED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let paused = format!("{file}.paused");
+    eprintln!("sluice: SLUICE_PAUSE_AT={point}: paused until {file} exists");
+    if std::fs::write(&paused, point).is_err() {
+        return;
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !std::path::Path::new(&file).exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = std::fs::remove_file(&file);
+    let _ = std::fs::remove_file(&paused);
+}
+
 /// Test hook: `SLUICE_CRASH_AT=<point>` ends the process the first time it reaches that point
 /// (`<point>@<n>`: the n-th time) the way kill -9 does (no cleanup, connections just drop), so
 /// tests can show that a rerun converges from exactly there. The points are named where they are
@@ -41,6 +70,7 @@ pub const SLUICE_VERSION: &str = env!("CARGO_PKG_VERSION");
 /// `unnamed-index-recorded`, `unnamed-index-built`, `unnamed-index-progress-recorded`; a staged
 /// type change's referencing columns: `child-step-done`).
 pub fn crash_point(point: &str) {
+    pause_point(point);
     static REACHED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let Ok(want) = std::env::var("SLUICE_CRASH_AT") else {
         return;

@@ -265,6 +265,11 @@ pub async fn read(client: &Client, table: &str, column: &str) -> Result<Option<C
                 AND NOT (d.classid = 'pg_attrdef'::regclass
                          AND EXISTS (SELECT FROM pg_attrdef k WHERE k.oid = d.objid
                                         AND k.adrelid = $1::bigint::oid AND k.adnum = $2))
+                -- The watch trigger of a rollback killed while it watched: the rerun reuses it,
+                -- the swap back and complete drop it.
+                AND NOT (d.classid = 'pg_trigger'::regclass
+                         AND EXISTS (SELECT FROM pg_trigger k WHERE k.oid = d.objid
+                                        AND k.tgfoid = to_regproc('sluice.rollback_watch')))
               ORDER BY 1",
             &[&oid, &attnum],
         )

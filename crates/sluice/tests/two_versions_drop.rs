@@ -933,3 +933,71 @@ async fn up_complete_and_tables_created_in_the_same_run() {
     ok(&q.run(&["up"]), "later drop");
     assert_eq!(state_of(&q, 5).as_deref(), Some("expanded"));
 }
+
+/// Issue 13's class (a rollback's count and the action that relies on it far apart), for the
+/// restored NOT NULL: a NULL written at every point between the count and the swap back. Before
+/// the check exists (step 0) the write succeeds and VALIDATE catches it: refused (exit 11, the
+/// count; twice more on rerun), the table as expanded, the row intact. Once the check NOT VALID
+/// is in place (step 1, and the swap after VALIDATE) the write itself fails (check violation):
+/// no row can be lost, and the rollback goes on to the exact original schema.
+#[tokio::test]
+async fn a_null_written_at_every_point_before_the_swap_is_refused_or_never_written() {
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_create.sql", NN_CREATE);
+    ok(&p.run(&["up"]), "create");
+    let before = pg_dump_schema(&p);
+    p.write("2_drop.sql", NN_DROP);
+    let db = p.db.pg().await;
+    // (pause point, whether the NULL is written)
+    for (point, written) in [
+        ("rollback-step-0", true),
+        ("rollback-step-1", false),
+        ("rollback-swap", false),
+    ] {
+        ok(&p.run(&["up"]), "expand");
+        let expanded = pg_dump_schema(&p);
+        let wrote = Arc::new(std::sync::Mutex::new(None));
+        let w = wrote.clone();
+        let c = p.db.pg().await;
+        let r = common::paused_at(&p, &["rollback"], point, None, || async move {
+            *w.lock().unwrap() = Some(c.batch_execute("INSERT INTO t (note) VALUES (-7)").await);
+        })
+        .await;
+        let wrote = wrote.lock().unwrap().take().unwrap();
+        if written {
+            wrote.unwrap_or_else(|e| panic!("{point}: {e:?}"));
+            for (n, r) in [r, p.run(&["rollback"]), p.run(&["rollback"])]
+                .into_iter()
+                .enumerate()
+            {
+                assert_eq!(r.code, 11, "{point} run {n}: {r:?}");
+                assert!(
+                    r.stderr.contains("1 row(s) of t hold NULL in c"),
+                    "{point} run {n}: {r:?}"
+                );
+                assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "{point}");
+                assert_eq!(pg_dump_schema(&p), expanded, "{point} run {n}");
+            }
+            let kept: i64 = db
+                .query_one("SELECT count(*) FROM t WHERE note = -7 AND c IS NULL", &[])
+                .await
+                .unwrap()
+                .get(0);
+            assert_eq!(kept, 1, "{point}");
+            db.batch_execute("UPDATE t SET c = 'filled' WHERE c IS NULL")
+                .await
+                .unwrap();
+            ok(&p.run(&["rollback"]), point);
+        } else {
+            let e = wrote.expect_err(point);
+            assert_eq!(
+                e.code(),
+                Some(&tokio_postgres::error::SqlState::CHECK_VIOLATION),
+                "{point}: {e:?}"
+            );
+            ok(&r, point);
+        }
+        assert_eq!(state_of(&p, 2).as_deref(), Some("pending"), "{point}");
+        assert_eq!(pg_dump_schema(&p), before, "{point}");
+    }
+}

@@ -462,8 +462,13 @@ fn in_run_conflicts(
 /// (every step done, the expanded state not yet recorded), `rollback-step-<k>` (before step k
 /// of a staged rollback, e.g. a DROP COLUMN's NOT NULL restored) and `before-commit` (a phase
 /// committed with its history record — an atomic expand, complete, rollback — done and recorded,
-/// not committed).
+/// not committed). A kept type change's rollback adds `rollback-watched` (its watch trigger
+/// installed, nothing counted yet), `rollback-refused` (the count refused, the watch not yet
+/// removed), `rollback-swap` (before each attempt of the swap back) and `rollback-recounted`
+/// (a swap failed on the watch's record, counted again, not yet retried). `SLUICE_PAUSE_AT` holds
+/// the process at any of them ([`crate::pause_point`]).
 fn crash_point(point: &str) {
+    crate::pause_point(point);
     if std::env::var("SLUICE_CRASH_AT").is_ok_and(|p| p == point) {
         eprintln!("sluice: SLUICE_CRASH_AT={point}: ending the process here");
         std::process::abort();
@@ -1216,9 +1221,111 @@ async fn count_nulls(engine: &mut dyn Engine, phases: &Phases) -> Result<Vec<(St
     Ok(nulls)
 }
 
+/// The refusal of a rollback whose guard counted rows (`nulls`) in table `t` (words, SQL).
+fn guard_refusal(
+    m: &Migration,
+    guard: crate::plan::expand::Guard,
+    nulls: Vec<(String, i64)>,
+    (t, tq): &(String, String),
+) -> Error {
+    if guard == crate::plan::expand::Guard::OldType {
+        let what = nulls
+            .iter()
+            .map(|(c, n)| {
+                format!("{n} row(s) of {t} hold a value in {c} that its old type cannot take")
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Error::lifecycle(
+            format!(
+                "`sluice rollback` of {} cannot swap the old column back: {what} (written while it was expanded; the reverse trigger kept NULL for them in the old column). Nothing was changed: the migration stays expanded",
+                m.label()
+            ),
+            "change or delete those rows so that their values fit the old type (the reverse trigger copies them back when they are updated), then run `sluice rollback` again; or finish the migration with `sluice complete`",
+        );
+    }
+    let what = nulls
+        .iter()
+        .map(|(c, n)| format!("{n} row(s) of {t} hold NULL in {c}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let fix = nulls
+        .iter()
+        .map(|(c, _)| {
+            format!(
+                "UPDATE {tq} SET {} = <value> WHERE {} IS NULL",
+                crate::quote::pg::ident(c),
+                crate::quote::pg::ident(c)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    Error::lifecycle(
+        format!(
+            "`sluice rollback` of {} cannot restore NOT NULL: {what} (written while it was expanded, by INSERTs that leave the column out). Nothing was changed: the migration stays expanded",
+            m.label()
+        ),
+        format!("backfill them ({fix}), then run `sluice rollback` again; or finish the migration with `sluice complete`"),
+    )
+}
+
+/// The table of a lifecycle migration in words and as SQL.
+fn table_words(engine: &dyn Engine, m: &Migration) -> (String, String) {
+    lifecycle_change(engine.target(), m)
+        .ok()
+        .flatten()
+        .map(|(_, _, b)| {
+            let q = b.table();
+            let sql = match &q.schema {
+                Some(sc) => crate::quote::pg::qualified(sc, &q.name),
+                None => crate::quote::pg::ident(&q.name),
+            };
+            (q.to_string(), sql)
+        })
+        .unwrap_or_default()
+}
+
+/// Removes a rollback's watch (its trigger and records) on a refusal or failure. A failure to
+/// remove it is said, not raised: the refusal or failure is the outcome, and a rerun of
+/// `sluice rollback` (or `sluice complete`) removes the trigger anyway.
+async fn unwatch(engine: &mut dyn Engine, phases: &Phases, s: &SqlStatement, ctx: &RunContext) {
+    let Some(w) = &phases.watch else {
+        return;
+    };
+    let _ = engine.rollback().await;
+    if let Err(e) = run_in_one_transaction(engine, &w.remove, s, ctx).await {
+        (ctx.say)(&format!(
+            "  could not remove the rollback's watch trigger ({e}): `sluice rollback` or `sluice complete` removes it when run again"
+        ));
+    }
+}
+
+/// Forgets what the watch recorded, then counts: every write the watch forgot committed before
+/// the count began, so the count sees it; every later one is recorded again.
+async fn count_watched(
+    engine: &mut dyn Engine,
+    m: &Migration,
+    phases: &Phases,
+    s: &SqlStatement,
+    ctx: &RunContext,
+) -> Result<Vec<(String, i64)>> {
+    if let Some(w) = &phases.watch {
+        run_in_one_transaction(engine, std::slice::from_ref(&w.clear), s, ctx)
+            .await
+            .map_err(|e| Error::Rejected {
+                context: format!("rolling back {}", m.label()),
+                message: format!("clearing the rollback's watch records failed: {e}"),
+                help: "fix the cause, then run `sluice rollback` again".into(),
+            })?;
+    }
+    count_nulls(engine, phases).await
+}
+
 /// The part of undoing the expand phase that cannot run in one short transaction (NOT NULL back
-/// in the staged form): refused (exit 11, nothing changed) while a guard counts rows that keep it
-/// from succeeding; each step in a transaction of its own; a failed step's work removed again.
+/// in the staged form, a kept type change's indexes and constraints on the old column): refused
+/// (exit 11, nothing changed) while a guard counts rows that keep it from succeeding; each step
+/// in a transaction of its own; a failed step's work removed again. A kept type change first
+/// installs its watch (see [`crate::plan::expand::Watch`]), which the swap back checks.
 async fn restore_staged(
     engine: &mut dyn Engine,
     m: &Migration,
@@ -1230,63 +1337,37 @@ async fn restore_staged(
         return Ok(());
     }
     let guard = phases.guard;
-    let refusal = |nulls: Vec<(String, i64)>, (t, tq): &(String, String)| {
-        if guard == crate::plan::expand::Guard::OldType {
-            let what = nulls
-                .iter()
-                .map(|(c, n)| {
-                    format!("{n} row(s) of {t} hold a value in {c} that its old type cannot take")
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Error::lifecycle(
-                format!(
-                    "`sluice rollback` of {} cannot swap the old column back: {what} (written while it was expanded; the reverse trigger kept NULL for them in the old column). Nothing was changed: the migration stays expanded",
-                    m.label()
-                ),
-                "change or delete those rows so that their values fit the old type (the reverse trigger copies them back when they are updated), then run `sluice rollback` again; or finish the migration with `sluice complete`",
-            );
+    let t = table_words(engine, m);
+    if let Some(w) = &phases.watch {
+        for sql in &w.install {
+            if let Err(e) = run_in_one_transaction(engine, std::slice::from_ref(sql), s, ctx).await
+            {
+                unwatch(engine, phases, s, ctx).await;
+                return Err(Error::Rejected {
+                    context: format!("rolling back {}", m.label()),
+                    message: format!("installing the rollback's watch trigger failed (nothing else was changed: the migration stays expanded): {e}"),
+                    help: "fix the cause, then run `sluice rollback` again".into(),
+                });
+            }
         }
-        let what = nulls
-            .iter()
-            .map(|(c, n)| format!("{n} row(s) of {t} hold NULL in {c}"))
-            .collect::<Vec<_>>()
-            .join("; ");
-        let fix = nulls
-            .iter()
-            .map(|(c, _)| {
-                format!(
-                    "UPDATE {tq} SET {} = <value> WHERE {} IS NULL",
-                    crate::quote::pg::ident(c),
-                    crate::quote::pg::ident(c)
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; ");
-        Error::lifecycle(
-            format!(
-                "`sluice rollback` of {} cannot restore NOT NULL: {what} (written while it was expanded, by INSERTs that leave the column out). Nothing was changed: the migration stays expanded",
-                m.label()
-            ),
-            format!("backfill them ({fix}), then run `sluice rollback` again; or finish the migration with `sluice complete`"),
-        )
+        crash_point("rollback-watched");
+    }
+    let nulls = match count_watched(engine, m, phases, s, ctx).await {
+        Ok(n) => n,
+        Err(e) => {
+            unwatch(engine, phases, s, ctx).await;
+            return Err(e);
+        }
     };
-    // The table in words and as SQL.
-    let t = lifecycle_change(engine.target(), m)
-        .ok()
-        .flatten()
-        .map(|(_, _, b)| {
-            let q = b.table();
-            let sql = match &q.schema {
-                Some(sc) => crate::quote::pg::qualified(sc, &q.name),
-                None => crate::quote::pg::ident(&q.name),
-            };
-            (q.to_string(), sql)
-        })
-        .unwrap_or_default();
-    let nulls = count_nulls(engine, phases).await?;
     if !nulls.is_empty() {
-        return Err(refusal(nulls, &t));
+        crash_point("rollback-refused");
+        // What an earlier, killed rollback built before its swap goes too: refused, the table
+        // is as expanded (a failure to remove it is what the next rerun reuses).
+        if !phases.rollback_undo.is_empty() {
+            let _ = run_in_one_transaction(engine, &phases.rollback_undo, s, ctx).await;
+        }
+        unwatch(engine, phases, s, ctx).await;
+        return Err(guard_refusal(m, guard, nulls, &t));
     }
     for (k, (step, about)) in phases.rollback_prepare.iter().enumerate() {
         crash_point(&format!("rollback-step-{k}"));
@@ -1306,13 +1387,22 @@ async fn restore_staged(
             transactional: about.transactional,
             never_queues_queries: about.never_queues_queries(),
         };
-        if let Err(e) = crate::runner::run_step(engine, sql, opts, s, ctx).await? {
+        let ran = match crate::runner::run_step(engine, sql, opts, s, ctx).await {
+            Ok(r) => r,
+            Err(e) => {
+                unwatch(engine, phases, s, ctx).await;
+                return Err(e);
+            }
+        };
+        if let Err(e) = ran {
             let _ = engine.rollback().await;
             let undone = run_in_one_transaction(engine, &phases.rollback_undo, s, ctx).await;
             // New NULLs since the count: the same refusal, with the new count.
-            let nulls = count_nulls(engine, phases).await?;
+            let nulls = count_nulls(engine, phases).await;
+            unwatch(engine, phases, s, ctx).await;
+            let nulls = nulls?;
             if !nulls.is_empty() && undone.is_ok() {
-                return Err(refusal(nulls, &t));
+                return Err(guard_refusal(m, guard, nulls, &t));
             }
             return Err(Error::Rejected {
                 context: format!("rolling back {}", m.label()),
@@ -1329,6 +1419,89 @@ async fn restore_staged(
         }
     }
     Ok(())
+}
+
+/// How often the swap back is tried again when the watch recorded a write after the count and a
+/// new count finds nothing (the row was fixed or deleted in between).
+const WATCH_RETRIES: usize = 3;
+
+/// The swap back of a rollback, committed with its history record. With a watch: a swap that
+/// finds a write recorded since the count failed and changed nothing; the rows are counted
+/// again outside the lock, and the rollback refused (same message, new count) or the swap tried
+/// again.
+async fn swap_back(
+    engine: &mut dyn Engine,
+    m: &Migration,
+    s: &SqlStatement,
+    phases: &Phases,
+    record: (&HistoryRow, crate::history::Event),
+    ctx: &RunContext,
+) -> Result<std::time::Duration> {
+    let (row, event) = record;
+    let mut attempt = 0;
+    loop {
+        crash_point("rollback-swap");
+        let e = match tx_then(
+            engine,
+            &phases.rollback,
+            s,
+            ctx,
+            Some((row, true, event.clone())),
+        )
+        .await
+        {
+            Ok(held) => return Ok(held),
+            Err(e) => e,
+        };
+        let watched = phases.watch.is_some() && e.code == crate::plan::expand::WATCH_SQLSTATE;
+        if !watched {
+            unwatch(engine, phases, s, ctx).await;
+            return Err(Error::Rejected {
+                context: format!("rolling back {}", m.label()),
+                message: format!(
+                    "the rollback of {} failed and was rolled back (the migration stays {}): {e}",
+                    m.label(),
+                    row.state.as_str()
+                ),
+                help: "fix the cause, then run `sluice rollback` again".into(),
+            });
+        }
+        attempt += 1;
+        (ctx.say)(&format!(
+            "  the swap back found a row written since the count with a value the old type cannot take (it changed nothing): counting again (attempt {attempt} of {WATCH_RETRIES})"
+        ));
+        let nulls = match count_watched(engine, m, phases, s, ctx).await {
+            Ok(n) => n,
+            Err(e) => {
+                unwatch(engine, phases, s, ctx).await;
+                return Err(e);
+            }
+        };
+        crash_point("rollback-recounted");
+        if !nulls.is_empty() || attempt >= WATCH_RETRIES {
+            // Refused: what the steps before the swap built on the old column goes again, so
+            // the table is as expanded (a failure to remove it is what a rerun reuses).
+            let _ = run_in_one_transaction(engine, &phases.rollback_undo, s, ctx).await;
+            unwatch(engine, phases, s, ctx).await;
+        }
+        if !nulls.is_empty() {
+            return Err(guard_refusal(
+                m,
+                phases.guard,
+                nulls,
+                &table_words(engine, m),
+            ));
+        }
+        if attempt >= WATCH_RETRIES {
+            return Err(Error::lifecycle(
+                format!(
+                    "`sluice rollback` of {} cannot swap the old column back: {WATCH_RETRIES} times a row was written with a value the old type cannot take between the count and the swap (each was changed again before the recount). Nothing was changed: the migration stays expanded",
+                    m.label()
+                ),
+                "stop the application writes of values the old type cannot take (the new version's), then run `sluice rollback` again",
+            ));
+        }
+    }
 }
 
 /// Runs `stmts` in one transaction with the lock discipline (lock timeout, retried; each
@@ -1643,20 +1816,7 @@ async fn rollback_locked(
             Some((&m.version, &m.name, &m.checksum)),
             format!("rolled back the expand phase: {}", b.describe()),
         );
-        let held = match tx_then(engine, &phases.rollback, &s, ctx, Some((r, true, event))).await {
-            Ok(held) => held,
-            Err(e) => {
-                return Err(Error::Rejected {
-                    context: format!("rolling back {}", m.label()),
-                    message: format!(
-                    "the rollback of {} failed and was rolled back (the migration stays {}): {e}",
-                    m.label(),
-                    r.state.as_str()
-                ),
-                    help: "fix the cause, then run `sluice rollback` again".into(),
-                })
-            }
-        };
+        let held = swap_back(engine, m, &s, &phases, (r, event), ctx).await?;
         crate::runner::snapshot(engine, m).await?;
         (ctx.say)(&format!(
             "rolled back {}: only the old application version may run; the migration is pending again (its last transaction held its locks {} ms)",

@@ -371,3 +371,41 @@ impl Drop for PrivatePg {
             .output();
     }
 }
+
+/// Runs `sluice <args>` held at `point` (`SLUICE_PAUSE_AT`), runs `act` there, lets it go on and
+/// waits for it (`crash`: `SLUICE_CRASH_AT` too). Panics if it ends without reaching the point.
+#[allow(dead_code)]
+pub async fn paused_at<F, Fut>(
+    p: &Project,
+    args: &[&str],
+    point: &str,
+    crash: Option<&str>,
+    act: F,
+) -> Run
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let resume = p.path().join("resume");
+    let paused = p.path().join("resume.paused");
+    let mut cmd = p.command(args);
+    cmd.env("SLUICE_PAUSE_AT", point)
+        .env("SLUICE_PAUSE_FILE", &resume)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    if let Some(c) = crash {
+        cmd.env("SLUICE_CRASH_AT", c);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !paused.exists() {
+        if child.try_wait().unwrap().is_some() || std::time::Instant::now() > deadline {
+            let r = wait_bounded(child, 5, point);
+            panic!("{point}: never paused there: {r:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    act().await;
+    std::fs::write(&resume, "go").unwrap();
+    wait_bounded(child, 120, point)
+}

@@ -5,10 +5,15 @@
 //! ([`crate::plan::alter_column_type::staged`], run by `sluice up`); this file plans the other two
 //! from the live catalog after the swap.
 
-use super::{Guard, LifecyclePlan, Phases, Step};
+use super::{Guard, LifecyclePlan, Phases, Step, Watch, WATCH_SQLSTATE};
 use crate::engine::ColumnCatalog;
 use crate::plan::alter_column_type::{carry, old_name, sync_names, Fate};
-use crate::quote::pg::{ident, qualified};
+use crate::quote::pg::{ident, literal, qualified};
+
+/// Where the rollback watch records writes (sluice's own schema, kept like its history).
+pub const WATCH_TABLE: &str = "sluice.rollback_watch";
+/// The watch trigger's function (one for every watch: the trigger passes its key).
+pub const WATCH_FUNCTION: &str = "sluice.rollback_watch";
 
 /// Complete and rollback of a kept type change, from the catalog of the column (`cat`: the new
 /// type, carrying every index, constraint and key) and whether the kept old column exists.
@@ -16,7 +21,10 @@ use crate::quote::pg::{ident, qualified};
 /// - complete: drop the reverse trigger, its function and the old column (catalog only, one
 ///   short transaction);
 /// - rollback: refused while rows hold a value the old type cannot take (the reverse trigger
-///   stored NULL for them); else every index, check, NOT NULL and foreign key of the column
+///   stored NULL for them): counted once, outside any strong lock, with a watch trigger
+///   installed before the count that records such rows written after it, and checked by the
+///   swap back under its lock (so a row written between the count and the swap is never
+///   dropped with the new column); else every index, check, NOT NULL and foreign key of the column
 ///   rebuilt on the old column in the staged forms (CONCURRENTLY, NOT VALID + VALIDATE), then
 ///   one short swap back (the same swap as the type change's, the other way): the new column
 ///   dropped, the old one renamed back and given the names, default, identity or sequence. The old
@@ -47,6 +55,14 @@ pub fn phases(cat: &ColumnCatalog, old_exists: bool) -> Result<Phases, String> {
         _ => unreachable!("carry ends with the swap"),
     };
     about.pop();
+    let watch = watch(cat);
+    // Right after the swap's first statement on the table (it takes ACCESS EXCLUSIVE, so every
+    // writer has committed and the watch records are final): the watch trigger goes (its WHEN
+    // names the column the swap drops), and the swap fails, changing nothing, if a write since
+    // the count left a value the old type cannot take.
+    let first = format!("DROP TRIGGER {} ON {t}", ident(&back_trigger));
+    debug_assert!(swap.contains(&first));
+    let swap = swap.replacen(&first, &format!("{first}; {}", watch_check(cat)), 1);
     let rollback_undo = carried.fk_undo.into_iter().chain(carried.undo).collect();
     let sees = sees(cat);
     Ok(Phases {
@@ -72,17 +88,85 @@ pub fn phases(cat: &ColumnCatalog, old_exists: bool) -> Result<Phases, String> {
         expand_locks: vec![],
         phase_lock: None,
         rollback_lock: None,
+        watch: Some(watch),
     })
 }
 
+/// The key a watch's records carry: the table and column, as the server spells them.
+fn watch_key(cat: &ColumnCatalog) -> String {
+    format!("{}.{}.{}", cat.schema, cat.table, cat.column)
+}
+
+fn watch_trigger(cat: &ColumnCatalog) -> String {
+    sync_names(cat, "sluice_watch").0
+}
+
+/// The watch of a rollback: an AFTER row trigger whose WHEN is the guard's predicate (so only
+/// the rows the guard counts cost anything), recording into [`WATCH_TABLE`]. Creating it takes
+/// SHARE ROW EXCLUSIVE (waits for in-flight writers, under the lock discipline), so every write
+/// that it misses committed before it and is seen by the count that follows.
+fn watch(cat: &ColumnCatalog) -> Watch {
+    let t = qualified(&cat.schema, &cat.table);
+    let trigger = watch_trigger(cat);
+    let key = literal(&watch_key(cat));
+    let create = format!(
+        "CREATE TRIGGER {} AFTER INSERT OR UPDATE ON {t} FOR EACH ROW WHEN (NEW.{} IS NULL AND NEW.{} IS NOT NULL) EXECUTE FUNCTION {WATCH_FUNCTION}({key})",
+        ident(&trigger),
+        ident(&old_name(&cat.column)),
+        ident(&cat.column)
+    );
+    let body = format!(
+        "BEGIN IF NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = {}::regclass AND tgname = {}) THEN {create}; END IF; END",
+        literal(&t),
+        literal(&trigger)
+    );
+    Watch {
+        install: vec![
+            format!("CREATE TABLE IF NOT EXISTS {WATCH_TABLE} (watch text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp())"),
+            // SECURITY DEFINER: the application's role writes the table, not sluice's schema.
+            format!(
+                "CREATE OR REPLACE FUNCTION {WATCH_FUNCTION}() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS {}",
+                literal(&format!("BEGIN INSERT INTO {WATCH_TABLE} (watch) VALUES (TG_ARGV[0]); RETURN NULL; END"))
+            ),
+            format!("DO {}", literal(&body)),
+        ],
+        clear: format!("DELETE FROM {WATCH_TABLE} WHERE watch = {key}"),
+        remove: vec![
+            format!("DROP TRIGGER IF EXISTS {} ON {t}", ident(&trigger)),
+            format!("DELETE FROM {WATCH_TABLE} WHERE watch = {key}"),
+        ],
+    }
+}
+
+/// Inside the swap, with the table held: the watch trigger dropped, its records checked (the
+/// swap fails with [`WATCH_SQLSTATE`] if any) and removed.
+fn watch_check(cat: &ColumnCatalog) -> String {
+    let t = qualified(&cat.schema, &cat.table);
+    let key = literal(&watch_key(cat));
+    let body = format!(
+        "BEGIN IF EXISTS (SELECT FROM {WATCH_TABLE} WHERE watch = {key}) THEN RAISE EXCEPTION 'a row was written since the rollback counted with a value the old type cannot take' USING ERRCODE = {}; END IF; END",
+        literal(WATCH_SQLSTATE)
+    );
+    format!(
+        "DROP TRIGGER IF EXISTS {} ON {t}; DO {}; DELETE FROM {WATCH_TABLE} WHERE watch = {key}",
+        ident(&watch_trigger(cat)),
+        literal(&body)
+    )
+}
+
 const COMPLETE: &str = "`sluice complete`: drop the reverse trigger and the old column (catalog only), in one short transaction";
-const ROLLBACK: &str = "`sluice rollback` (before complete): refused while rows hold a value the old type cannot take (exit 11); else the column's indexes, checks, NOT NULL and foreign keys rebuilt on the old column in the staged forms (CONCURRENTLY, NOT VALID + VALIDATE, no blocking), then one short swap back: the new column dropped, the old one renamed back and given the names, keys, default, identity or sequence";
+const ROLLBACK: &str = "`sluice rollback` (before complete): refused while rows hold a value the old type cannot take (exit 11; a watch trigger installed before the count records such rows written after it, and the swap back checks under its lock that none was: else it changes nothing, counts again, and refuses or tries again); else the column's indexes, checks, NOT NULL and foreign keys rebuilt on the old column in the staged forms (CONCURRENTLY, NOT VALID + VALIDATE, no blocking), then one short swap back: the new column dropped, the old one renamed back and given the names, keys, default, identity or sequence";
 
 /// The contract phase: the reverse trigger, its function and the old column dropped.
 fn complete_sql(cat: &ColumnCatalog) -> Vec<String> {
     let t = qualified(&cat.schema, &cat.table);
     let (back_trigger, back_func) = sync_names(cat, "sluice_back");
     vec![
+        // A rollback killed while it watched leaves its trigger, which names the old column.
+        format!(
+            "DROP TRIGGER IF EXISTS {} ON {t}",
+            ident(&watch_trigger(cat))
+        ),
         format!("DROP TRIGGER IF EXISTS {} ON {t}", ident(&back_trigger)),
         format!("DROP FUNCTION IF EXISTS {back_func}()"),
         format!(

@@ -251,6 +251,7 @@ pub fn phases(
         expand_locks: vec![],
         phase_lock: None,
         rollback_lock: None,
+        watch: None,
     })
 }
 

@@ -408,6 +408,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         rollback_lock: Some(
             "metadata lock (milliseconds, lock_wait_timeout, retried), ALGORITHM=INSTANT".into(),
         ),
+        watch: None,
     })
 }
 
@@ -459,6 +460,7 @@ fn contracted(f: &Facts) -> Phases {
         expand_locks: vec![],
         phase_lock: Some("metadata lock (milliseconds)".into()),
         rollback_lock: None,
+        watch: None,
     }
 }
 

@@ -311,7 +311,30 @@ pub struct Phases {
     /// MariaDB/MySQL: how the rollback holds the table when it differs from `phase_lock` (a
     /// DROP COLUMN's contract may rebuild an index while its rollback only changes the catalog).
     pub rollback_lock: Option<String>,
+    /// PostgreSQL kept type change: what makes the rollback guard's count and the swap back one
+    /// decision (see [`Watch`]); None elsewhere.
+    pub watch: Option<Watch>,
 }
+
+/// A rollback guard's count and the swap that relies on it are far apart (index builds and
+/// validations run between them, minutes on a big table), and a full recount under the swap's
+/// ACCESS EXCLUSIVE lock would stall a hot table. So a watch trigger, installed before the count,
+/// records every row written after it that the guard would count; the swap (`rollback`) checks
+/// under its lock that nothing was recorded and fails with [`WATCH_SQLSTATE`] otherwise (nothing
+/// changed), and the runner recounts outside the lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watch {
+    /// Installs the watch, each in a short transaction of its own (a leftover of a killed run is
+    /// reused: same name, same definition).
+    pub install: Vec<String>,
+    /// Forgets what the watch recorded (run before each count: the count covers it).
+    pub clear: String,
+    /// Removes the watch trigger and its records (refusal, failure); the swap removes them itself.
+    pub remove: Vec<String>,
+}
+
+/// The SQLSTATE the swap back fails with when the watch recorded a write after the count.
+pub const WATCH_SQLSTATE: &str = "SLW01";
 
 impl Phases {
     /// The expand phase as plan steps (what `sluice plan` and `up --dry-run` show).

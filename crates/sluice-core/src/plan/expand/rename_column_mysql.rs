@@ -514,6 +514,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         expand_locks: locks,
         phase_lock: Some("LOCK TABLES WRITE (milliseconds)".into()),
         rollback_lock: None,
+        watch: None,
     })
 }
 
@@ -549,6 +550,7 @@ fn contracted(f: &Facts) -> Phases {
         expand_locks: vec![],
         phase_lock: Some("LOCK TABLES WRITE (milliseconds)".into()),
         rollback_lock: None,
+        watch: None,
     }
 }
 

@@ -286,6 +286,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &TableFacts) -> Result<Phases, 
         expand_locks: vec![],
         phase_lock: None,
         rollback_lock: None,
+        watch: None,
     })
 }
 
