@@ -671,7 +671,7 @@ fn maria_corpus() -> Vec<&'static str> {
         "ALTER TABLE t ADD COLUMN x INT, LOCK=SHARED",
         "CREATE INDEX k_b ON t (b)",
         "DROP INDEX k_a ON t",
-        "RENAME TABLE t TO t2",
+        // (RENAME TABLE runs in two phases since issue 14: two_versions_rename_table_mariadb.)
         "UPDATE t SET a = a + 1 WHERE id = 1",
     ]
 }

@@ -5,7 +5,7 @@
 //!
 //! Each operation lives in a file of its own and returns its phases as data ([`Phases`]): `plan`
 //! shows them, `up`, `complete` and `rollback` run them (`crate::lifecycle`), so what is shown is
-//! what runs. PostgreSQL; on MariaDB/MySQL a lone RENAME COLUMN and DROP COLUMN. The default
+//! what runs. PostgreSQL; on MariaDB/MySQL a lone RENAME COLUMN, DROP COLUMN and table rename. The default
 //! mode keeps the old names working physically (no application configuration).
 
 pub mod column_type;
@@ -14,6 +14,7 @@ pub mod drop_column_mysql;
 pub mod rename_column;
 pub mod rename_column_mysql;
 pub mod rename_table;
+pub mod rename_table_mysql;
 
 use super::staged::{About, Step};
 use crate::analysis::ir::{Action, QName, Stmt};
@@ -35,7 +36,8 @@ pub enum Breaking {
         columns: Vec<(String, bool)>,
         cascade: bool,
     },
-    /// `ALTER TABLE from RENAME TO to` (PostgreSQL); `to` in the schema of `from`.
+    /// `ALTER TABLE from RENAME TO to` (MariaDB/MySQL also `RENAME TABLE from TO to`); `to` in
+    /// the schema of `from` unless it names one.
     RenameTable { from: QName, to: QName },
     /// `ALTER TABLE t ALTER COLUMN c TYPE ...` staged with the old column kept (PostgreSQL, a
     /// migration of this statement alone): `sluice up` runs it as the staged type change, whose
@@ -169,11 +171,12 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
                     }
                 }
                 // A rename the part follows with `CREATE VIEW <old name>` keeps the old name
-                // working already (the rename-table rule's own safe form): it runs as written.
+                // working already (the rename-table rule's own safe form), as does a swap: it
+                // runs as written.
                 Action::RenameTable { from, to }
-                    if engine == EngineKind::Postgres
-                        && !created.iter().any(|c| c.matches(from))
-                        && !views_later(stmts, st.index, from) =>
+                    if !created.iter().any(|c| c.matches(from))
+                        && !views_later(engine, stmts, st.index, from)
+                        && (!engine.is_mysql_family() || !swaps(st, from)) =>
                 {
                     if found.is_some() {
                         return Err(several.into());
@@ -215,12 +218,31 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
 }
 
 /// A statement after `at` creates a view named `t`.
-fn views_later(stmts: &[Stmt], at: usize, t: &QName) -> bool {
+fn views_later(engine: EngineKind, stmts: &[Stmt], at: usize, t: &QName) -> bool {
     use sqlparser::ast::Statement;
     stmts[at + 1..].iter().any(|s| {
         matches!(s.ast.as_deref(), Some(Statement::CreateView(v))
-            if crate::analysis::ir::qname(EngineKind::Postgres, &v.name).matches(t))
+            if crate::analysis::ir::qname(engine, &v.name).matches(t))
     })
+}
+
+/// `st` is a swap, `RENAME TABLE t TO t_old, t_new TO t` (MariaDB/MySQL), that `from` takes part
+/// in: a name it renames away is given to another table in the same atomic statement, so every
+/// name a running version uses keeps existing; it runs as written, as before.
+fn swaps(st: &Stmt, from: &QName) -> bool {
+    let pairs: Vec<(&QName, &QName)> = st
+        .actions()
+        .iter()
+        .filter_map(|a| match a {
+            Action::RenameTable { from, to } => Some((from, to)),
+            _ => None,
+        })
+        .collect();
+    pairs.len() > 1
+        && pairs
+            .iter()
+            .any(|(f, _)| pairs.iter().any(|(_, t)| t.matches(f)))
+        && pairs.iter().any(|(f, _)| f.matches(from))
 }
 
 /// What `sluice plan` shows of a breaking migration: both phases, the rollback, and what each
@@ -488,6 +510,20 @@ mod tests {
                 "ALTER TABLE t ADD COLUMN X int; ALTER TABLE t DROP COLUMN x",
                 Ok(None),
             ),
+            // Table renames: both spellings; a swap keeps every name and runs as written.
+            ("RENAME TABLE a TO b", Ok(Some("rename table a to b"))),
+            ("ALTER TABLE a RENAME TO b", Ok(Some("rename table a to b"))),
+            ("ALTER TABLE a RENAME AS b", Ok(Some("rename table a to b"))),
+            ("RENAME TABLE a TO a_old, a_new TO a", Ok(None)),
+            (
+                "RENAME TABLE a TO b, c TO d",
+                Err("more than one breaking statement"),
+            ),
+            (
+                "ALTER TABLE a ADD COLUMN c int, RENAME TO b",
+                Err("put the table rename in a migration of its own"),
+            ),
+            ("CREATE TABLE n (a int); RENAME TABLE n TO m", Ok(None)),
         ];
         for engine in [EngineKind::MariaDb, EngineKind::MySql] {
             for (sql, want) in my_cases {
