@@ -678,6 +678,34 @@ async fn what_a_view_cannot_stand_in_for_is_refused_before_anything_changes() {
     }
 }
 
+/// A rename the phases cannot carry alone (two pairs in one RENAME TABLE, a rename with other
+/// clauses) is refused (exit 11) with the fix, before anything runs; twice.
+#[tokio::test]
+async fn a_rename_mixed_with_more_is_refused() {
+    for rename in [
+        "RENAME TABLE t TO u, v TO w",
+        "ALTER TABLE t ADD COLUMN x int, RENAME TO u",
+    ] {
+        let p = Project::new(Server::MariaDb).await;
+        p.write(
+            "1_create.sql",
+            "-- sluice:up\nCREATE TABLE t (id int PRIMARY KEY);\nCREATE TABLE v (id int PRIMARY KEY);\n",
+        );
+        ok(&p.run(&["up"]), "create");
+        let mut db = p.db.my().await;
+        let before = (names(&mut db).await, describe(&mut db, "t").await);
+        p.write("2_rename.sql", &format!("-- sluice:up\n{rename};\n"));
+        for round in 0..2 {
+            let r = p.run(&["up"]);
+            assert_eq!(r.code, 11, "{rename} round {round}: {r:?}");
+            assert!(r.stderr.contains("RENAME TABLE a TO b"), "{r:?}");
+            assert_eq!(state_of(&p, 2).as_deref(), Some("pending"));
+            let now = (names(&mut db).await, describe(&mut db, "t").await);
+            assert_eq!(now, before, "{rename}");
+        }
+    }
+}
+
 /// A privilege granted on the table by name does not move with a rename (nor apply to the table
 /// behind the view): refused (exit 2) with the grantee, twice, nothing changed. Another user's
 /// grant (seen when sluice's login may read `mysql.tables_priv`) and the login's own (seen in
