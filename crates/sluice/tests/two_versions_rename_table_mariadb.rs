@@ -878,3 +878,85 @@ async fn the_old_name_never_goes_missing() {
     }
     assert!(missing > 0, "the control saw no missing name");
 }
+
+/// A failed expand removes what it made (here its placeholder: the view cannot be created
+/// without CREATE VIEW) and records `failed`; the table is as before. The rerun, once the grant
+/// is back, cleans up again and expands.
+#[tokio::test]
+async fn a_failed_expand_changes_nothing_and_its_rerun_expands() {
+    let p = Project::new(Server::MariaDb).await;
+    p.write(
+        "1_create.sql",
+        "-- sluice:up\nCREATE TABLE t (id int AUTO_INCREMENT PRIMARY KEY, v int);\nINSERT INTO t (v) VALUES (1), (2);\n",
+    );
+    ok(&p.run(&["up"]), "create");
+    let mut db = p.db.my().await;
+    let before = (names(&mut db).await, describe(&mut db, "t").await);
+    p.write("2_rename.sql", "-- sluice:up\nRENAME TABLE t TO u;\n");
+    let login = p.db.name.clone();
+    let mut su = Conn::from_url(&p.db.su_url).await.unwrap();
+    su.query_drop(format!(
+        "REVOKE CREATE VIEW ON `{login}`.* FROM '{login}'@'%'"
+    ))
+    .await
+    .unwrap();
+    for round in 0..2 {
+        let r = p.run(&["up"]);
+        assert_ne!(r.code, 0, "round {round}: {r:?}");
+        assert!(
+            r.stderr.contains("CREATE VIEW")
+                && r.stderr
+                    .contains("sluice removed what the expand phase had made"),
+            "{r:?}"
+        );
+        assert_eq!(state_of(&p, 2).as_deref(), Some("failed"));
+        let now = (names(&mut db).await, describe(&mut db, "t").await);
+        assert_eq!(now, before, "round {round}");
+    }
+    su.query_drop(format!("GRANT CREATE VIEW ON `{login}`.* TO '{login}'@'%'"))
+        .await
+        .unwrap();
+    ok(&p.run(&["up"]), "rerun");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+    assert_eq!(kind(&mut db, "t").await.as_deref(), Some("VIEW"));
+    let n: i64 = db
+        .query_first("SELECT COUNT(*) FROM t")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(n, 2);
+}
+
+/// The atomic RENAME waits for the table's metadata lock at most lock_wait_timeout, steps back and
+/// retries: a transaction that holds the table keeps the expand waiting (not failing), and once it
+/// ends the expand finishes.
+#[tokio::test]
+async fn the_swap_waits_for_the_metadata_lock_and_retries() {
+    let p = Project::new(Server::MariaDb).await;
+    p.write(
+        "1_create.sql",
+        "-- sluice:up\nCREATE TABLE t (id int PRIMARY KEY, v int);\nINSERT INTO t VALUES (1, 1);\n",
+    );
+    ok(&p.run(&["up"]), "create");
+    p.write("2_rename.sql", "-- sluice:up\nRENAME TABLE t TO u;\n");
+    let mut holder = p.db.my().await;
+    holder.query_drop("START TRANSACTION").await.unwrap();
+    holder.query_drop("SELECT * FROM t").await.unwrap();
+    let mut child = p.spawn(&["up", "--lock-timeout", "1000"]);
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    // Still waiting, neither failed nor done; the old name is still the table.
+    assert!(child.try_wait().unwrap().is_none());
+    let mut db = p.db.my().await;
+    assert_eq!(kind(&mut db, "t").await.as_deref(), Some("BASE TABLE"));
+    holder.query_drop("COMMIT").await.unwrap();
+    let up = wait_bounded(child, 120, "sluice up");
+    ok(&up, "expand after the lock");
+    assert!(
+        up.stderr
+            .contains("waited 1000 ms for its lock on t and stepped back")
+            && up.stderr.contains("retry 1 in"),
+        "{up:?}"
+    );
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+    assert_eq!(kind(&mut db, "t").await.as_deref(), Some("VIEW"));
+}
