@@ -899,7 +899,7 @@ async fn mariadb_two_phase_rename_plan_dry_run_and_up_are_the_same_steps() {
     }
 }
 
-/// The two-phase table rename on MariaDB (issue 14): the expand steps `plan` shows (as the
+/// The two-phase table rename and DROP TABLE on MariaDB (issue 14): the expand steps `plan` shows (as the
 /// statement's safe steps and in its lifecycle section), the steps `up --dry-run` lists and the
 /// statements `up` sends are the same; so are the rollback `plan` shows and what `rollback` sends,
 /// and the contract and what `complete` sends.
@@ -909,25 +909,31 @@ async fn mariadb_two_phase_table_rename_plan_dry_run_and_up_are_the_same_steps()
         eprintln!("skipped: no mariadbd / mariadb-install-db");
         return;
     };
-    // What sluice sends for the rename's phases (not its history or catalog reads).
-    let sent = |all: Vec<String>| -> Vec<String> {
+    // What sluice sends for the phases (not its history or catalog reads).
+    let sent = |all: Vec<String>, new: &str| -> Vec<String> {
+        let new = new.to_ascii_uppercase();
         all.into_iter()
             .filter(|s| {
                 let u = s.to_ascii_uppercase();
                 [
-                    "CREATE TABLE `T2`",
-                    "RENAME TABLE `T`",
-                    "DROP VIEW",
-                    "BEGIN NOT ATOMIC IF EXISTS",
+                    format!("CREATE TABLE `{new}`"),
+                    format!("DROP TABLE `{new}`"),
+                    "RENAME TABLE `T`".into(),
+                    "DROP VIEW".into(),
+                    "BEGIN NOT ATOMIC IF EXISTS".into(),
                 ]
                 .iter()
-                .any(|p| u.starts_with(p))
+                .any(|p| u.starts_with(p.as_str()))
             })
             .collect()
     };
-    for (n, sql) in ["RENAME TABLE t TO t2", "ALTER TABLE t RENAME TO t2"]
-        .iter()
-        .enumerate()
+    for (n, (sql, new)) in [
+        ("RENAME TABLE t TO t2", "t2"),
+        ("ALTER TABLE t RENAME TO t2", "t2"),
+        ("DROP TABLE t", "t_sluice_dropped"),
+    ]
+    .iter()
+    .enumerate()
     {
         let db = format!("trename{n}");
         admin
@@ -974,7 +980,7 @@ async fn mariadb_two_phase_table_rename_plan_dry_run_and_up_are_the_same_steps()
                 .unwrap();
             let r = sluice(dir.path(), &url, &phase);
             assert_eq!(r.code, 0, "{sql} {phase:?}: {r:?}");
-            let got = sent(maria_sent(&mut admin, me).await);
+            let got = sent(maria_sent(&mut admin, me).await, new);
             let want = match phase[0] {
                 "up" => shown.clone(),
                 "rollback" => vec![norm(life["rollback"]["sql"].as_str().unwrap())],

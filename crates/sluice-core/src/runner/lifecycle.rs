@@ -502,6 +502,28 @@ async fn phases_live(
                 ))
             })
         }
+        Breaking::DropTable { if_exists, .. } => {
+            use crate::plan::expand::rename_table_mysql::{dropped_name, referenced_by_sql};
+            let hidden = QName {
+                schema: table.schema.clone(),
+                name: dropped_name(&table.name),
+            };
+            let mut f = mysql_rename_table_facts(engine, m, table, &hidden).await?;
+            f.drop = true;
+            f.if_exists = *if_exists;
+            f.referenced_by = engine
+                .query_text(&referenced_by_sql(table.schema.as_deref(), &table.name))
+                .await?
+                .into_iter()
+                .filter_map(|r| r.into_iter().next().flatten())
+                .collect();
+            crate::plan::expand::rename_table_mysql::phases(st, &f).map_err(|why| {
+                file_err(format!(
+                    "sluice cannot {} in two phases: {why}",
+                    b.describe()
+                ))
+            })
+        }
         Breaking::RenameTable { to, .. } if engine.target().engine.is_mysql_family() => {
             let f = mysql_rename_table_facts(engine, m, table, to).await?;
             crate::plan::expand::rename_table_mysql::phases(st, &f).map_err(|why| {
@@ -924,6 +946,12 @@ pub(crate) async fn plan_hook(
         );
     }
     // The data is still lost at complete: the warning stays, saying when.
+    for f in findings.iter_mut().filter(|f| f.rule == "drop-table") {
+        f.message = format!(
+            "{} (`sluice up` runs it in two phases: the table stays, renamed behind a view with its name, while both versions run; `sluice complete` drops it)",
+            f.message
+        );
+    }
     for f in findings.iter_mut().filter(|f| f.rule == "drop-column") {
         f.message = format!(
             "{} (`sluice up` runs it in two phases: the column stays while both versions run, `sluice complete` drops it)",

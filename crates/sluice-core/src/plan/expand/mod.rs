@@ -5,7 +5,7 @@
 //!
 //! Each operation lives in a file of its own and returns its phases as data ([`Phases`]): `plan`
 //! shows them, `up`, `complete` and `rollback` run them (`crate::lifecycle`), so what is shown is
-//! what runs. PostgreSQL; on MariaDB/MySQL a lone RENAME COLUMN, DROP COLUMN and table rename. The default
+//! what runs. PostgreSQL; on MariaDB/MySQL a lone RENAME COLUMN, DROP COLUMN, table rename and DROP TABLE. The default
 //! mode keeps the old names working physically (no application configuration).
 
 pub mod column_type;
@@ -39,6 +39,9 @@ pub enum Breaking {
     /// `ALTER TABLE from RENAME TO to` (MariaDB/MySQL also `RENAME TABLE from TO to`); `to` in
     /// the schema of `from` unless it names one.
     RenameTable { from: QName, to: QName },
+    /// `DROP TABLE [IF EXISTS] t` of one table, the migration's only statement (MariaDB/MySQL):
+    /// expand renames it away behind a view `t`, contract drops both.
+    DropTable { table: QName, if_exists: bool },
     /// `ALTER TABLE t ALTER COLUMN c TYPE ...` staged with the old column kept (PostgreSQL, a
     /// migration of this statement alone): `sluice up` runs it as the staged type change, whose
     /// swap keeps the old column; [`find`] never returns it (whether a type change is staged is
@@ -52,7 +55,8 @@ impl Breaking {
         match self {
             Breaking::RenameColumn { table, .. }
             | Breaking::DropColumns { table, .. }
-            | Breaking::ColumnType { table, .. } => table,
+            | Breaking::ColumnType { table, .. }
+            | Breaking::DropTable { table, .. } => table,
             Breaking::RenameTable { from, .. } => from,
         }
     }
@@ -65,7 +69,7 @@ impl Breaking {
             Breaking::DropColumns { columns, .. } => {
                 columns.iter().map(|(c, _)| c.as_str()).collect()
             }
-            Breaking::RenameTable { .. } => vec![],
+            Breaking::RenameTable { .. } | Breaking::DropTable { .. } => vec![],
         }
     }
 
@@ -93,6 +97,7 @@ impl Breaking {
                     .join(", ")
             ),
             Breaking::RenameTable { from, to } => format!("rename table {from} to {}", to.name),
+            Breaking::DropTable { table, .. } => format!("drop table {table}"),
             Breaking::ColumnType { table, column } => {
                 format!("change the type of column {table}.{column}")
             }
@@ -105,6 +110,7 @@ impl Breaking {
             Breaking::RenameColumn { .. } => "the rename",
             Breaking::DropColumns { .. } => "the DROP COLUMN",
             Breaking::RenameTable { .. } => "the table rename",
+            Breaking::DropTable { .. } => "the DROP TABLE",
             Breaking::ColumnType { .. } => "the type change",
         }
     }
@@ -193,6 +199,34 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
                         },
                     ));
                 }
+                // MariaDB/MySQL: a DROP TABLE of one live table that is the migration's only
+                // statement (with others, or of several tables, it runs as written as before).
+                Action::DropTable { names, .. }
+                    if engine.is_mysql_family()
+                        && stmts.len() == 1
+                        && names.len() == 1
+                        && !created.iter().any(|c| c.matches(&names[0])) =>
+                {
+                    use sqlparser::ast::Statement;
+                    let Some(Statement::Drop {
+                        if_exists,
+                        temporary: false,
+                        ..
+                    }) = st.ast.as_deref()
+                    else {
+                        continue;
+                    };
+                    if found.is_some() {
+                        return Err(several.into());
+                    }
+                    found = Some((
+                        st.index,
+                        Breaking::DropTable {
+                            table: names[0].clone(),
+                            if_exists: *if_exists,
+                        },
+                    ));
+                }
                 _ => {}
             }
         }
@@ -201,6 +235,7 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
     let mixed = match &b {
         Breaking::RenameColumn { .. }
         | Breaking::RenameTable { .. }
+        | Breaking::DropTable { .. }
         | Breaking::ColumnType { .. } => stmts[i].actions().len() > 1,
         Breaking::DropColumns { .. } => stmts[i]
             .actions()
@@ -462,6 +497,8 @@ mod tests {
                 "ALTER TABLE app.\"Old\" RENAME TO new",
                 Ok(Some("rename table app.Old to new")),
             ),
+            // PostgreSQL: a DROP TABLE has no two phases (yet): it runs as written.
+            ("DROP TABLE t", Ok(None)),
             // The part keeps the old name working itself, or the table is its own.
             (
                 "ALTER TABLE t RENAME TO u; CREATE VIEW t AS SELECT * FROM u",
@@ -524,6 +561,13 @@ mod tests {
                 Err("put the table rename in a migration of its own"),
             ),
             ("CREATE TABLE n (a int); RENAME TABLE n TO m", Ok(None)),
+            // A lone DROP TABLE of one table; with other statements, of several tables or a
+            // temporary one it runs as written.
+            ("DROP TABLE a", Ok(Some("drop table a"))),
+            ("DROP TABLE IF EXISTS a", Ok(Some("drop table a"))),
+            ("DROP TABLE a, b", Ok(None)),
+            ("DROP TEMPORARY TABLE a", Ok(None)),
+            ("DROP TABLE a; CREATE TABLE a (id int)", Ok(None)),
         ];
         for engine in [EngineKind::MariaDb, EngineKind::MySql] {
             for (sql, want) in my_cases {

@@ -19,6 +19,10 @@
 //!
 //! Each phase is planned from the state the names are in, so a rerun after a kill at any point
 //! runs only what is left.
+//!
+//! `DROP TABLE a` (the migration's only statement) runs the same way with a sluice name as `b`
+//! (`<a>_sluice_dropped`): expand renames the table away behind the view `a`, so the old version
+//! keeps working; contract drops the view and the table; rollback is the rename's.
 
 use super::super::helper_name;
 use super::super::staged::{About, Lock, Step};
@@ -51,6 +55,26 @@ pub struct Facts {
     pub grants: Vec<String>,
     /// `wsrep_on` is ON.
     pub galera: bool,
+    /// A DROP TABLE: `to` is sluice's name for the table until complete drops it.
+    pub drop: bool,
+    /// A DROP TABLE IF EXISTS.
+    pub if_exists: bool,
+    /// Other tables' foreign keys that reference the table, described (a DROP TABLE's contract
+    /// would fail on them).
+    pub referenced_by: Vec<String>,
+}
+
+/// The name a DROP TABLE's table has between expand and complete.
+pub fn dropped_name(from: &str) -> String {
+    helper_name(from, "", "sluice_dropped")
+}
+
+/// The SQL listing the foreign keys of other tables that reference `table`.
+pub fn referenced_by_sql(schema: Option<&str>, table: &str) -> String {
+    let (s, t) = (db(schema), literal(table));
+    format!(
+        "SELECT CONCAT('foreign key ', CONSTRAINT_NAME, ' of table ', TABLE_NAME) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE UNIQUE_CONSTRAINT_SCHEMA = {s} AND REFERENCED_TABLE_NAME = {t} AND NOT (CONSTRAINT_SCHEMA = {s} AND TABLE_NAME = {t})"
+    )
 }
 
 /// The SQL reading TABLE_NAME, TABLE_TYPE, TABLE_COMMENT of the two names.
@@ -115,6 +139,8 @@ enum State {
     Expanded,
     /// `a` is gone, `b` the table (an interrupted complete).
     Contracted,
+    /// A DROP TABLE: both gone (an interrupted complete), or nothing there for IF EXISTS.
+    Gone,
 }
 
 fn state(f: &Facts) -> Result<State, String> {
@@ -139,6 +165,9 @@ fn state(f: &Facts) -> Result<State, String> {
             Ok(State::Expanded)
         }
         (None, Some(_)) if table(&f.to_type) && f.recorded => Ok(State::Contracted),
+        (None, None) if f.drop && (f.recorded || f.if_exists) => Ok(State::Gone),
+        // What the statement as written says.
+        (None, _) if f.drop => Err(format!("Unknown table '{}'", f.from)),
         (None, _) => Err(format!("table {} does not exist", f.from)),
         (Some(t), _) => Err(format!(
             "{} is {}: the two phases rename a table behind a stand-in view",
@@ -169,8 +198,14 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         return Err("the server is a Galera node (wsrep_on=ON): the phases' DDL (a placeholder table, a view, an atomic RENAME of both) is replicated statement by statement in total order isolation, which sluice has not verified keeps the old name present on every node".into());
     }
     let state = state(f)?;
-    if let State::Contracted = state {
-        return Ok(contracted(f));
+    if matches!(state, State::Contracted | State::Gone) {
+        return Ok(contracted(f, state == State::Gone));
+    }
+    if f.drop && !f.referenced_by.is_empty() {
+        return Err(format!(
+            "{} reference(s) the table: its contract, the DROP TABLE, would fail on them as the statement as written does (drop those foreign keys first, in a migration of their own)",
+            f.referenced_by.join(", ")
+        ));
     }
     if f.from_type.as_deref() == Some("SYSTEM VERSIONED")
         || f.to_type.as_deref() == Some("SYSTEM VERSIONED") && state == State::Expanded
@@ -226,7 +261,10 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
             placeholder.then(|| format!("DROP TABLE IF EXISTS {b}"))
         }
     };
-    let complete = vec![format!("DROP VIEW {a}")];
+    let mut complete = vec![format!("DROP VIEW {a}")];
+    if f.drop {
+        complete.push(format!("DROP TABLE {b}"));
+    }
     // MariaDB: one rollback for every state (run as `sluice rollback` after expand and as the
     // cleanup of a failed or interrupted expand, and shown by `plan`), each part guarded by
     // what the names are now. MySQL has no anonymous blocks: the rollback of the state seen.
@@ -306,7 +344,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
             };
             (vec![], vec![], vec![], rollback)
         }
-        State::Contracted => unreachable!(),
+        State::Contracted | State::Gone => unreachable!(),
     };
     Ok(Phases {
         precheck: vec![],
@@ -320,7 +358,11 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         rollback_prepare: vec![],
         rollback_undo: vec![],
         sees: sees(f),
-        complete_description: "`sluice complete`: drop the view with the old name (an exclusive metadata lock for milliseconds)",
+        complete_description: if f.drop {
+            "`sluice complete`: drop the view with the old name, then the table behind it (what the DROP TABLE as written drops)"
+        } else {
+            "`sluice complete`: drop the view with the old name (an exclusive metadata lock for milliseconds)"
+        },
         rollback_description: "`sluice rollback` (before complete): in one atomic RENAME TABLE the table takes its old name back (the old name never goes missing), then the view is dropped",
         expand_locks: locks,
         phase_lock: Some("exclusive metadata lock on the names (milliseconds)".into()),
@@ -329,27 +371,53 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
 }
 
 /// The phases once the view is gone (a kill after complete's DROP VIEW, before its record):
-/// complete only records it; a rollback is refused.
-fn contracted(f: &Facts) -> Phases {
+/// complete only records it (a DROP TABLE's: drops what is left); a rollback is refused. `gone`:
+/// a DROP TABLE's table is gone too (or was never there, IF EXISTS).
+fn contracted(f: &Facts, gone: bool) -> Phases {
+    let name = |n: &str| match &f.schema {
+        Some(s) => format!("{}.{}", ident(s), ident(n)),
+        None => ident(n),
+    };
+    let complete = if f.drop && !gone {
+        vec![format!("DROP TABLE {}", name(&f.to))]
+    } else {
+        vec![]
+    };
+    let what = if gone && !f.recorded {
+        format!(
+            "table {} does not exist (DROP TABLE IF EXISTS): there is nothing to undo",
+            f.from
+        )
+    } else {
+        format!(
+            "view {} is gone already (an interrupted `sluice complete` dropped it): run `sluice complete` to finish",
+            f.from
+        )
+    };
     Phases {
         precheck: vec![],
         expand: vec![],
         expand_about: vec![],
         expand_atomic: false,
-        complete: vec![],
-        rollback: vec![format!(
-            "BEGIN NOT ATOMIC SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = {}; END",
-            literal(&format!(
-                "view {} is gone already (an interrupted `sluice complete` dropped it): run `sluice complete` to finish",
-                f.from
-            ))
-        )],
+        complete,
+        rollback: if gone && !f.recorded {
+            vec![]
+        } else {
+            vec![format!(
+                "BEGIN NOT ATOMIC SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = {}; END",
+                literal(&what)
+            )]
+        },
         rollback_guard: vec![],
         guard: super::Guard::NotNull,
         rollback_prepare: vec![],
         rollback_undo: vec![],
         sees: sees(f),
-        complete_description: "`sluice complete`: the view is gone already (an interrupted complete); record it",
+        complete_description: if gone && !f.recorded {
+            "`sluice complete`: nothing to drop (the table does not exist); record it"
+        } else {
+            "`sluice complete`: the view is gone already (an interrupted complete); drop what is left and record it"
+        },
         rollback_description: "refused: the view with the old name is gone already",
         expand_locks: vec![],
         phase_lock: Some("none".into()),
@@ -359,6 +427,23 @@ fn contracted(f: &Facts) -> Phases {
 
 fn sees(f: &Facts) -> Vec<(String, String)> {
     let (a, b) = (&f.from, &f.to);
+    if f.drop {
+        return vec![
+            ("before".into(), format!("the old version reads and writes table {a}; the new version does not use it")),
+            (
+                "expanded (after `sluice up`)".into(),
+                format!("both versions run: the table is {b} (sluice's name), the old version uses view {a} over it (every column; SELECT, SELECT ... FOR UPDATE, INSERT with the table's defaults and AUTO_INCREMENT, INSERT IGNORE, INSERT ... ON DUPLICATE KEY UPDATE, REPLACE, UPDATE, DELETE, LOCK TABLES; the table's triggers fire, foreign keys are checked). Through {a} the old version cannot: TRUNCATE, ALTER TABLE or other DDL, partition operations, HANDLER. The new version does not use {a}"),
+            ),
+            (
+                "completed (after `sluice complete`)".into(),
+                format!("only the new version may run: view {a} and table {b} are dropped (the rows are gone), as the DROP TABLE as written leaves the database"),
+            ),
+            (
+                "rolled back (after `sluice rollback`)".into(),
+                format!("the table is {a} again (SHOW CREATE TABLE as before the migration, with every row written meanwhile) and view {a} is gone"),
+            ),
+        ];
+    }
     vec![
         (
             "before".into(),
@@ -471,6 +556,50 @@ mod tests {
         // Contracted (the view dropped, not recorded): complete records, rollback refuses.
         f.from_type = None;
         let p = phases(&st, &f).unwrap();
+        assert!(p.complete.is_empty());
+        assert!(p.rollback[0].contains("gone already"));
+    }
+
+    #[test]
+    fn a_drop_table_hides_the_table_behind_the_view_until_complete() {
+        let e = EngineKind::MariaDb;
+        let st = stmt(e, "DROP TABLE a");
+        let mut f = facts(e);
+        f.drop = true;
+        f.to = dropped_name("a");
+        let p = phases(&st, &f).unwrap();
+        assert_eq!(
+            p.expand[1].text(),
+            "RENAME TABLE `a` TO `a_sluice_dropped`, `a_sluice_view` TO `a`"
+        );
+        assert_eq!(
+            p.complete,
+            ["DROP VIEW `a`", "DROP TABLE `a_sluice_dropped`"]
+        );
+        assert!(p.sees[1].1.contains("does not use a"));
+        // Referenced by another table's foreign key: the contract would fail, refused now.
+        let mut r = f.clone();
+        r.referenced_by = vec!["foreign key fk_x of table c".into()];
+        assert!(phases(&st, &r)
+            .unwrap_err()
+            .contains("foreign key fk_x of table c reference(s) the table"));
+        // Missing: as the statement says; IF EXISTS: nothing in either phase.
+        let mut m = f.clone();
+        m.from_type = None;
+        assert_eq!(phases(&st, &m).unwrap_err(), "Unknown table 'a'");
+        m.if_exists = true;
+        let p = phases(&stmt(e, "DROP TABLE IF EXISTS a"), &m).unwrap();
+        assert!(p.expand.is_empty() && p.complete.is_empty() && p.rollback.is_empty());
+        // Killed in complete: after the view (the table is left to drop), after both (nothing).
+        let mut k = f.clone();
+        k.recorded = true;
+        k.from_type = None;
+        k.to_type = Some("BASE TABLE".into());
+        let p = phases(&st, &k).unwrap();
+        assert_eq!(p.complete, ["DROP TABLE `a_sluice_dropped`"]);
+        assert!(p.rollback[0].contains("gone already"));
+        k.to_type = None;
+        let p = phases(&st, &k).unwrap();
         assert!(p.complete.is_empty());
         assert!(p.rollback[0].contains("gone already"));
     }
