@@ -181,6 +181,18 @@ async fn the_old_version_runs_through_expand_and_the_drop_waits_for_complete() {
     );
     let at = ops.load(Ordering::SeqCst);
     wait_ops(&ops, at + 300).await;
+    assert!(p.run(&["status"]).stdout.contains("expanded (open"));
+    // A second breaking change on the table while it is expanded is refused (exit 11), twice.
+    p.write(
+        "3_second.sql",
+        "-- sluice:up\nRENAME TABLE legacy TO legacy2;\n",
+    );
+    for _ in 0..2 {
+        let r = p.run(&["up"]);
+        assert_eq!(r.code, 11, "{r:?}");
+        assert!(r.stderr.contains("is expanded on the same table"), "{r:?}");
+    }
+    std::fs::remove_file(p.migration_path("3_second.sql")).unwrap();
     // The rollout is done: the old version stops, then the contract drops both.
     stop.store(true, Ordering::SeqCst);
     let (errors, written) = old.await.unwrap();
@@ -343,6 +355,14 @@ async fn refusals_and_what_runs_as_written() {
         assert_eq!(state_of(&p, 2).as_deref(), Some("pending"));
         assert_eq!(schema(&mut db).await, before);
         assert_eq!(kind(&mut db, "parent").await.as_deref(), Some("BASE TABLE"));
+    }
+    // A missing table without IF EXISTS: as the statement as written says.
+    p.write("2_drop.sql", "-- sluice:up\nDROP TABLE nothere;\n");
+    for _ in 0..2 {
+        let r = p.run(&["up"]);
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(r.stderr.contains("Unknown table 'nothere'"), "{r:?}");
+        assert_eq!(state_of(&p, 2).as_deref(), Some("pending"));
     }
     p.write(
         "2_drop.sql",
