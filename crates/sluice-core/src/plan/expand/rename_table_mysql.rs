@@ -195,7 +195,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         return Err("the new name is in another database: the stand-in view would live apart from the table; rename within the database (a view may not be renamed across databases)".into());
     }
     if f.galera {
-        return Err("the server is a Galera node (wsrep_on=ON): the phases' DDL (a placeholder table, a view, an atomic RENAME of both) is replicated statement by statement in total order isolation, which sluice has not verified keeps the old name present on every node".into());
+        return Err("the server is a Galera node (wsrep_on=ON): the phases' DDL (a placeholder table, a view, an atomic RENAME of both) runs in total order isolation, which aborts the statements it meets on the other nodes (1213, measured: see README \"Galera clusters\"), so the old version would see errors after all; and sluice has not verified there that the old name is present on every node at every moment".into());
     }
     let state = state(f)?;
     if matches!(state, State::Contracted | State::Gone) {
