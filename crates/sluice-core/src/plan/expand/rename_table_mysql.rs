@@ -201,37 +201,10 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
     if matches!(state, State::Contracted | State::Gone) {
         return Ok(contracted(f, state == State::Gone));
     }
-    if f.drop && !f.referenced_by.is_empty() {
-        return Err(format!(
-            "{} reference(s) the table: its contract, the DROP TABLE, would fail on them as the statement as written does (drop those foreign keys first, in a migration of their own)",
-            f.referenced_by.join(", ")
-        ));
-    }
-    if f.from_type.as_deref() == Some("SYSTEM VERSIONED")
-        || f.to_type.as_deref() == Some("SYSTEM VERSIONED") && state == State::Expanded
-    {
-        return Err("the table is system-versioned, and a view cannot stand in for its FOR SYSTEM_TIME queries".into());
-    }
-    let invisible: Vec<&str> = f
-        .columns
-        .iter()
-        .filter(|(_, extra)| extra.to_uppercase().contains("INVISIBLE"))
-        .map(|(c, _)| c.as_str())
-        .collect();
-    if !invisible.is_empty() {
-        return Err(format!(
-            "column(s) {} are INVISIBLE: the stand-in view must name them to let the old version write them, and would then show them in SELECT *",
-            invisible.join(", ")
-        ));
-    }
-    if !f.grants.is_empty() {
-        return Err(format!(
-            "privileges are granted on the table by name ({}): the server does not move them with a rename, so the old version (through the view, which checks the querying user's privileges on the table) or the new version could lose access. Grant them at database level (GRANT ... ON db.*), or also on the new name once it exists",
-            f.grants.join("; ")
-        ));
-    }
-    if f.columns.is_empty() {
-        return Err(format!("information_schema shows no columns of {}", f.from));
+    // What the view cannot stand in for matters before the expand only: complete and rollback
+    // of an expanded migration are not held back by what changed since.
+    if matches!(state, State::Before { .. }) {
+        refusals(f)?;
     }
     let schema = f.schema.as_deref();
     let name = |n: &str| match schema {
@@ -368,6 +341,42 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         phase_lock: Some("exclusive metadata lock on the names (milliseconds)".into()),
         rollback_lock: None,
     })
+}
+
+/// Why a view cannot stand in for the table (or a DROP TABLE's contract would fail), checked
+/// before the expand phase.
+fn refusals(f: &Facts) -> Result<(), String> {
+    if f.drop && !f.referenced_by.is_empty() {
+        return Err(format!(
+            "{} reference(s) the table: its contract, the DROP TABLE, would fail on them as the statement as written does (drop those foreign keys first, in a migration of their own)",
+            f.referenced_by.join(", ")
+        ));
+    }
+    if f.from_type.as_deref() == Some("SYSTEM VERSIONED") {
+        return Err("the table is system-versioned, and a view cannot stand in for its FOR SYSTEM_TIME queries".into());
+    }
+    let invisible: Vec<&str> = f
+        .columns
+        .iter()
+        .filter(|(_, extra)| extra.to_uppercase().contains("INVISIBLE"))
+        .map(|(c, _)| c.as_str())
+        .collect();
+    if !invisible.is_empty() {
+        return Err(format!(
+            "column(s) {} are INVISIBLE: the stand-in view must name them to let the old version write them, and would then show them in SELECT *",
+            invisible.join(", ")
+        ));
+    }
+    if !f.grants.is_empty() {
+        return Err(format!(
+            "privileges are granted on the table by name ({}): the server does not move them with a rename, so the old version (through the view, which checks the querying user's privileges on the table) or the new version could lose access. Grant them at database level (GRANT ... ON db.*), or also on the new name once it exists",
+            f.grants.join("; ")
+        ));
+    }
+    if f.columns.is_empty() {
+        return Err(format!("information_schema shows no columns of {}", f.from));
+    }
+    Ok(())
 }
 
 /// The phases once the view is gone (a kill after complete's DROP VIEW, before its record):
@@ -536,6 +545,8 @@ mod tests {
         f.recorded = true;
         f.from_type = Some("VIEW".into());
         f.to_type = Some("BASE TABLE".into());
+        // A grant made since the expand does not hold back complete or rollback.
+        f.grants = vec!["'app'@'%' SELECT on b b".into()];
         let p = phases(&st, &f).unwrap();
         assert!(p.expand.is_empty());
         assert_eq!(p.rollback, before);
