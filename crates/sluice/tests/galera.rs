@@ -653,6 +653,37 @@ async fn galera_copies_refused_and_the_alter_as_written_measured_with_writers_on
     for url in urls {
         assert_eq!(column_type(url, "note").await, None, "{url}");
     }
+    // A table rename, which runs in two phases elsewhere (issue 14): refused the same way, the
+    // table unchanged on every node (its columns still read under the old name).
+    std::fs::write(
+        mig.join("4_rename.sql"),
+        "-- sluice:up\nRENAME TABLE accounts TO clients;\n",
+    )
+    .unwrap();
+    for round in 0..2 {
+        let r = sluice(p, &urls[0], &["up"], None).await;
+        assert_eq!(r.code, 2, "round {round}: {r:?}");
+        assert!(r.stderr.contains("the server is a Galera node"), "{r:?}");
+        assert!(r.stderr.contains("--as-written"), "{r:?}");
+        for url in urls {
+            assert!(column_type(url, "id").await.is_some(), "{url}");
+        }
+    }
+    // A lone DROP TABLE (the same version, its file rewritten), in two phases elsewhere too:
+    // refused the same way.
+    std::fs::write(
+        mig.join("4_rename.sql"),
+        "-- sluice:up\nDROP TABLE accounts;\n",
+    )
+    .unwrap();
+    for round in 0..2 {
+        let r = sluice(p, &urls[0], &["up"], None).await;
+        assert_eq!(r.code, 2, "round {round}: {r:?}");
+        assert!(r.stderr.contains("the server is a Galera node"), "{r:?}");
+        for url in urls {
+            assert!(column_type(url, "id").await.is_some(), "{url}");
+        }
+    }
     eprintln!(
         "galera: cluster up in {:.1} s, test {:.1} s, {writes} client writes; the ALTER as written: {} autocommit \
          error(s), {} transaction error(s)",

@@ -671,7 +671,7 @@ fn maria_corpus() -> Vec<&'static str> {
         "ALTER TABLE t ADD COLUMN x INT, LOCK=SHARED",
         "CREATE INDEX k_b ON t (b)",
         "DROP INDEX k_a ON t",
-        "RENAME TABLE t TO t2",
+        // (RENAME TABLE runs in two phases since issue 14: two_versions_rename_table_mariadb.)
         "UPDATE t SET a = a + 1 WHERE id = 1",
     ]
 }
@@ -892,6 +892,108 @@ async fn mariadb_two_phase_rename_plan_dry_run_and_up_are_the_same_steps() {
             vec![norm(life["complete"]["sql"].as_str().unwrap())],
             "{sql}"
         );
+        admin
+            .query_drop(format!("DROP DATABASE {db}"))
+            .await
+            .unwrap();
+    }
+}
+
+/// The two-phase table rename and DROP TABLE on MariaDB (issue 14): the expand steps `plan` shows (as the
+/// statement's safe steps and in its lifecycle section), the steps `up --dry-run` lists and the
+/// statements `up` sends are the same; so are the rollback `plan` shows and what `rollback` sends,
+/// and the contract and what `complete` sends.
+#[tokio::test]
+async fn mariadb_two_phase_table_rename_plan_dry_run_and_up_are_the_same_steps() {
+    let Some((server, mut admin, me)) = private_maria_admin().await else {
+        eprintln!("skipped: no mariadbd / mariadb-install-db");
+        return;
+    };
+    // What sluice sends for the phases (not its history or catalog reads).
+    let sent = |all: Vec<String>, new: &str| -> Vec<String> {
+        let new = new.to_ascii_uppercase();
+        all.into_iter()
+            .filter(|s| {
+                let u = s.to_ascii_uppercase();
+                [
+                    format!("CREATE TABLE `{new}`"),
+                    format!("DROP TABLE `{new}`"),
+                    "RENAME TABLE `T`".into(),
+                    "DROP VIEW".into(),
+                    "BEGIN NOT ATOMIC IF EXISTS".into(),
+                ]
+                .iter()
+                .any(|p| u.starts_with(p.as_str()))
+            })
+            .collect()
+    };
+    for (n, (sql, new)) in [
+        ("RENAME TABLE t TO t2", "t2"),
+        ("ALTER TABLE t RENAME TO t2", "t2"),
+        ("DROP TABLE t", "t_sluice_dropped"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let db = format!("trename{n}");
+        admin
+            .query_drop(format!("CREATE DATABASE {db}"))
+            .await
+            .unwrap();
+        {
+            let mut c = mysql_async::Conn::from_url(server.url(&db)).await.unwrap();
+            c.query_drop(MARIA_SETUP).await.unwrap();
+            c.disconnect().await.unwrap();
+        }
+        let url = server.url(&db);
+        let dir = project(sql);
+        let plan = json(&sluice(dir.path(), &url, &["plan", "--json"]), sql);
+        let life = &plan["migrations"][0]["lifecycle"];
+        assert!(life.is_object(), "{sql}: {plan}");
+        let shown: Vec<String> = life["expand"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| norm(s["sql"].as_str().unwrap()))
+            .collect();
+        assert_eq!(shown.len(), 2, "{sql}: {shown:?}");
+        let safe: Vec<String> = plan["migrations"][0]["statements"][0]["actions"][0]["safe_steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| norm(s["sql"].as_str().unwrap()))
+            .collect();
+        let dry: Vec<String> = dry_run_steps(&json(
+            &sluice(dir.path(), &url, &["up", "--dry-run", "--json"]),
+            sql,
+        ))
+        .remove(0)
+        .iter()
+        .map(|s| norm(s))
+        .collect();
+        assert_eq!(shown, safe, "{sql}");
+        assert_eq!(shown, dry, "{sql}");
+        for phase in [["up"], ["rollback"], ["up"], ["complete"]] {
+            admin
+                .query_drop("TRUNCATE mysql.general_log")
+                .await
+                .unwrap();
+            let r = sluice(dir.path(), &url, &phase);
+            assert_eq!(r.code, 0, "{sql} {phase:?}: {r:?}");
+            let got = sent(maria_sent(&mut admin, me).await, new);
+            let want = match phase[0] {
+                "up" => shown.clone(),
+                "rollback" => vec![norm(life["rollback"]["sql"].as_str().unwrap())],
+                _ => vec![norm(life["complete"]["sql"].as_str().unwrap())],
+            };
+            // A phase of several statements is sent one by one, shown as one step.
+            let got = if phase[0] == "up" {
+                got
+            } else {
+                vec![got.join("; ")]
+            };
+            assert_eq!(got, want, "{sql} {phase:?}");
+        }
         admin
             .query_drop(format!("DROP DATABASE {db}"))
             .await

@@ -69,9 +69,17 @@ fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
             Hit::new(format!(
                 "renames `{from}` to `{to}`: every running app instance that still uses `{from}` fails from this moment on"
             ))
-            .help(format!(
-                "{rename}\nCREATE VIEW {fq} AS SELECT * FROM {tq};  -- old code keeps working; drop the view in a later migration"
-            )),
+            .help(if ctx.is_postgres() {
+                format!(
+                    "{rename}\nCREATE VIEW {fq} AS SELECT * FROM {tq};  -- old code keeps working; drop the view in a later migration"
+                )
+            } else {
+                // A rename then CREATE VIEW leaves a moment without the old name here; sluice's
+                // two phases do not.
+                format!(
+                    "{rename}  -- alone in its migration: `sluice up` makes a view {fq} first and swaps it in with the table in one atomic RENAME TABLE (old code keeps working, no moment without {fq}); `sluice complete` drops the view once the new code runs everywhere"
+                )
+            }),
         );
     }
 }

@@ -284,11 +284,7 @@ pub(crate) fn breaking_in_run(
                         .filter_map(|a| match a {
                             Action::RenameColumn { table, .. } => Some(table.clone()),
                             Action::DropColumn { table, .. } => Some(table.clone()),
-                            Action::RenameTable { from, .. }
-                                if target.engine == EngineKind::Postgres =>
-                            {
-                                Some(from.clone())
-                            }
+                            Action::RenameTable { from, .. } => Some(from.clone()),
                             _ => None,
                         })
                         .collect::<Vec<_>>()
@@ -387,11 +383,11 @@ fn in_run_conflicts(
             if let Err(e) = &found {
                 return Err(Error::lifecycle(
                     format!(
-                        "migration {} renames or drops a column in a way the two-phase lifecycle does not carry on {}: {e}",
+                        "migration {} renames or drops a column or renames a table in a way the two-phase lifecycle does not carry on {}: {e}",
                         m.label(),
                         target.engine
                     ),
-                    "write the rename alone as `ALTER TABLE t RENAME COLUMN a TO b`, or the drop alone as `ALTER TABLE t DROP COLUMN c[, DROP COLUMN d]`, in a migration of its own (a CHANGE COLUMN that also changes the definition, or a DROP COLUMN with other clauses, runs in one step: `sluice up --as-written`, once no running version uses the column)",
+                    "write the rename alone as `ALTER TABLE t RENAME COLUMN a TO b` or `RENAME TABLE a TO b`, or the drop alone as `ALTER TABLE t DROP COLUMN c[, DROP COLUMN d]`, in a migration of its own (a CHANGE COLUMN that also changes the definition, or a DROP COLUMN or RENAME with other clauses, runs in one step: `sluice up --as-written`, once no running version uses the old name)",
                 ));
             }
         }
@@ -558,6 +554,37 @@ async fn phases_live(
                 ))
             })
         }
+        Breaking::DropTable { if_exists, .. } => {
+            use crate::plan::expand::rename_table_mysql::{dropped_name, referenced_by_sql};
+            let hidden = QName {
+                schema: table.schema.clone(),
+                name: dropped_name(&table.name),
+            };
+            let mut f = mysql_rename_table_facts(engine, m, table, &hidden).await?;
+            f.drop = true;
+            f.if_exists = *if_exists;
+            f.referenced_by = engine
+                .query_text(&referenced_by_sql(table.schema.as_deref(), &table.name))
+                .await?
+                .into_iter()
+                .filter_map(|r| r.into_iter().next().flatten())
+                .collect();
+            crate::plan::expand::rename_table_mysql::phases(st, &f).map_err(|why| {
+                file_err(format!(
+                    "sluice cannot {} in two phases: {why}",
+                    b.describe()
+                ))
+            })
+        }
+        Breaking::RenameTable { to, .. } if engine.target().engine.is_mysql_family() => {
+            let f = mysql_rename_table_facts(engine, m, table, to).await?;
+            crate::plan::expand::rename_table_mysql::phases(st, &f).map_err(|why| {
+                file_err(format!(
+                    "sluice cannot {} in two phases: {why}",
+                    b.describe()
+                ))
+            })
+        }
         Breaking::RenameTable { to, .. } => {
             use crate::plan::expand::rename_table::{catalog_sql, facts, phases};
             let rows = engine.query_text(&catalog_sql(&name, &to.name)).await?;
@@ -705,6 +732,86 @@ async fn mysql_facts(
             f.add_algorithm = impact.algorithm;
         }
     }
+    Ok(f)
+}
+
+/// What MariaDB/MySQL say about the two names of a table rename.
+async fn mysql_rename_table_facts(
+    engine: &mut dyn Engine,
+    m: &Migration,
+    table: &QName,
+    to: &QName,
+) -> Result<crate::plan::expand::rename_table_mysql::Facts> {
+    use crate::plan::expand::rename_table_mysql::{
+        columns_sql, grants_sql, own_grants_sql, tables_sql, Facts,
+    };
+    let target = engine.target();
+    let schema = table.schema.as_deref();
+    let mut f = Facts {
+        engine: Some(target.engine),
+        schema: table.schema.clone(),
+        other_schema: to.schema != table.schema,
+        from: table.name.clone(),
+        to: to.name.clone(),
+        ..Default::default()
+    };
+    // A history that does not exist yet (plan on a fresh database) has nothing recorded.
+    f.recorded = engine.history().await.unwrap_or_default().iter().any(|r| {
+        r.version == m.version
+            && matches!(
+                r.state,
+                RecordState::Expanded | RecordState::Running | RecordState::Failed
+            )
+    });
+    for r in engine
+        .query_text(&tables_sql(schema, &f.from, &f.to))
+        .await?
+    {
+        let at = |i: usize| r.get(i).cloned().flatten();
+        let (name, kind, comment) = (at(0).unwrap_or_default(), at(1), at(2));
+        if name == f.from {
+            f.from_type = kind;
+        } else if name == f.to {
+            f.to_type = kind;
+            f.to_comment = comment.unwrap_or_default();
+        }
+    }
+    // The table's columns: under the new name once expanded (the old one is then the view).
+    let table_now = if f.from_type.as_deref() == Some("VIEW") {
+        &f.to
+    } else {
+        &f.from
+    };
+    f.columns = engine
+        .query_text(&columns_sql(schema, table_now))
+        .await?
+        .into_iter()
+        .filter_map(|r| {
+            let mut r = r.into_iter();
+            Some((r.next().flatten()?, r.next().flatten().unwrap_or_default()))
+        })
+        .collect();
+    // Every grantee's when the login may read the grant tables, else its own.
+    let grants = match engine.query_text(&grants_sql(schema, &f.from, &f.to)).await {
+        Ok(rows) => rows,
+        Err(_) => {
+            engine
+                .query_text(&own_grants_sql(schema, &f.from, &f.to))
+                .await?
+        }
+    };
+    f.grants = grants
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    f.galera = engine
+        .query_text("SHOW VARIABLES LIKE 'wsrep_on'")
+        .await?
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().nth(1))
+        .flatten()
+        .is_some_and(|v| v.eq_ignore_ascii_case("ON"));
     Ok(f)
 }
 
@@ -891,6 +998,12 @@ pub(crate) async fn plan_hook(
         );
     }
     // The data is still lost at complete: the warning stays, saying when.
+    for f in findings.iter_mut().filter(|f| f.rule == "drop-table") {
+        f.message = format!(
+            "{} (`sluice up` runs it in two phases: the table stays, renamed behind a view with its name, while both versions run; `sluice complete` drops it)",
+            f.message
+        );
+    }
     for f in findings.iter_mut().filter(|f| f.rule == "drop-column") {
         f.message = format!(
             "{} (`sluice up` runs it in two phases: the column stays while both versions run, `sluice complete` drops it)",

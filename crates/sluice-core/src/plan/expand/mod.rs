@@ -5,7 +5,7 @@
 //!
 //! Each operation lives in a file of its own and returns its phases as data ([`Phases`]): `plan`
 //! shows them, `up`, `complete` and `rollback` run them (`crate::lifecycle`), so what is shown is
-//! what runs. PostgreSQL; on MariaDB/MySQL a lone RENAME COLUMN and DROP COLUMN. The default
+//! what runs. PostgreSQL; on MariaDB/MySQL a lone RENAME COLUMN, DROP COLUMN, table rename and DROP TABLE. The default
 //! mode keeps the old names working physically (no application configuration).
 
 pub mod column_type;
@@ -14,6 +14,7 @@ pub mod drop_column_mysql;
 pub mod rename_column;
 pub mod rename_column_mysql;
 pub mod rename_table;
+pub mod rename_table_mysql;
 
 use super::staged::{About, Step};
 use crate::analysis::ir::{Action, QName, Stmt};
@@ -35,8 +36,12 @@ pub enum Breaking {
         columns: Vec<(String, bool)>,
         cascade: bool,
     },
-    /// `ALTER TABLE from RENAME TO to` (PostgreSQL); `to` in the schema of `from`.
+    /// `ALTER TABLE from RENAME TO to` (MariaDB/MySQL also `RENAME TABLE from TO to`); `to` in
+    /// the schema of `from` unless it names one.
     RenameTable { from: QName, to: QName },
+    /// `DROP TABLE [IF EXISTS] t` of one table, the migration's only statement (MariaDB/MySQL):
+    /// expand renames it away behind a view `t`, contract drops both.
+    DropTable { table: QName, if_exists: bool },
     /// `ALTER TABLE t ALTER COLUMN c TYPE ...` staged with the old column kept (PostgreSQL, a
     /// migration of this statement alone): `sluice up` runs it as the staged type change, whose
     /// swap keeps the old column; [`find`] never returns it (whether a type change is staged is
@@ -50,7 +55,8 @@ impl Breaking {
         match self {
             Breaking::RenameColumn { table, .. }
             | Breaking::DropColumns { table, .. }
-            | Breaking::ColumnType { table, .. } => table,
+            | Breaking::ColumnType { table, .. }
+            | Breaking::DropTable { table, .. } => table,
             Breaking::RenameTable { from, .. } => from,
         }
     }
@@ -63,7 +69,7 @@ impl Breaking {
             Breaking::DropColumns { columns, .. } => {
                 columns.iter().map(|(c, _)| c.as_str()).collect()
             }
-            Breaking::RenameTable { .. } => vec![],
+            Breaking::RenameTable { .. } | Breaking::DropTable { .. } => vec![],
         }
     }
 
@@ -91,6 +97,7 @@ impl Breaking {
                     .join(", ")
             ),
             Breaking::RenameTable { from, to } => format!("rename table {from} to {}", to.name),
+            Breaking::DropTable { table, .. } => format!("drop table {table}"),
             Breaking::ColumnType { table, column } => {
                 format!("change the type of column {table}.{column}")
             }
@@ -103,6 +110,7 @@ impl Breaking {
             Breaking::RenameColumn { .. } => "the rename",
             Breaking::DropColumns { .. } => "the DROP COLUMN",
             Breaking::RenameTable { .. } => "the table rename",
+            Breaking::DropTable { .. } => "the DROP TABLE",
             Breaking::ColumnType { .. } => "the type change",
         }
     }
@@ -169,11 +177,12 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
                     }
                 }
                 // A rename the part follows with `CREATE VIEW <old name>` keeps the old name
-                // working already (the rename-table rule's own safe form): it runs as written.
+                // working already (the rename-table rule's own safe form), as does a swap: it
+                // runs as written.
                 Action::RenameTable { from, to }
-                    if engine == EngineKind::Postgres
-                        && !created.iter().any(|c| c.matches(from))
-                        && !views_later(stmts, st.index, from) =>
+                    if !created.iter().any(|c| c.matches(from))
+                        && !views_later(engine, stmts, st.index, from)
+                        && (!engine.is_mysql_family() || !swaps(st, from)) =>
                 {
                     if found.is_some() {
                         return Err(several.into());
@@ -190,6 +199,34 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
                         },
                     ));
                 }
+                // MariaDB/MySQL: a DROP TABLE of one live table that is the migration's only
+                // statement (with others, or of several tables, it runs as written as before).
+                Action::DropTable { names, .. }
+                    if engine.is_mysql_family()
+                        && stmts.len() == 1
+                        && names.len() == 1
+                        && !created.iter().any(|c| c.matches(&names[0])) =>
+                {
+                    use sqlparser::ast::Statement;
+                    let Some(Statement::Drop {
+                        if_exists,
+                        temporary: false,
+                        ..
+                    }) = st.ast.as_deref()
+                    else {
+                        continue;
+                    };
+                    if found.is_some() {
+                        return Err(several.into());
+                    }
+                    found = Some((
+                        st.index,
+                        Breaking::DropTable {
+                            table: names[0].clone(),
+                            if_exists: *if_exists,
+                        },
+                    ));
+                }
                 _ => {}
             }
         }
@@ -198,6 +235,7 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
     let mixed = match &b {
         Breaking::RenameColumn { .. }
         | Breaking::RenameTable { .. }
+        | Breaking::DropTable { .. }
         | Breaking::ColumnType { .. } => stmts[i].actions().len() > 1,
         Breaking::DropColumns { .. } => stmts[i]
             .actions()
@@ -215,12 +253,31 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
 }
 
 /// A statement after `at` creates a view named `t`.
-fn views_later(stmts: &[Stmt], at: usize, t: &QName) -> bool {
+fn views_later(engine: EngineKind, stmts: &[Stmt], at: usize, t: &QName) -> bool {
     use sqlparser::ast::Statement;
     stmts[at + 1..].iter().any(|s| {
         matches!(s.ast.as_deref(), Some(Statement::CreateView(v))
-            if crate::analysis::ir::qname(EngineKind::Postgres, &v.name).matches(t))
+            if crate::analysis::ir::qname(engine, &v.name).matches(t))
     })
+}
+
+/// `st` is a swap, `RENAME TABLE t TO t_old, t_new TO t` (MariaDB/MySQL), that `from` takes part
+/// in: a name it renames away is given to another table in the same atomic statement, so every
+/// name a running version uses keeps existing; it runs as written, as before.
+fn swaps(st: &Stmt, from: &QName) -> bool {
+    let pairs: Vec<(&QName, &QName)> = st
+        .actions()
+        .iter()
+        .filter_map(|a| match a {
+            Action::RenameTable { from, to } => Some((from, to)),
+            _ => None,
+        })
+        .collect();
+    pairs.len() > 1
+        && pairs
+            .iter()
+            .any(|(f, _)| pairs.iter().any(|(_, t)| t.matches(f)))
+        && pairs.iter().any(|(f, _)| f.matches(from))
 }
 
 /// What `sluice plan` shows of a breaking migration: both phases, the rollback, and what each
@@ -463,6 +520,8 @@ mod tests {
                 "ALTER TABLE app.\"Old\" RENAME TO new",
                 Ok(Some("rename table app.Old to new")),
             ),
+            // PostgreSQL: a DROP TABLE has no two phases (yet): it runs as written.
+            ("DROP TABLE t", Ok(None)),
             // The part keeps the old name working itself, or the table is its own.
             (
                 "ALTER TABLE t RENAME TO u; CREATE VIEW t AS SELECT * FROM u",
@@ -511,6 +570,27 @@ mod tests {
                 "ALTER TABLE t ADD COLUMN X int; ALTER TABLE t DROP COLUMN x",
                 Ok(None),
             ),
+            // Table renames: both spellings; a swap keeps every name and runs as written.
+            ("RENAME TABLE a TO b", Ok(Some("rename table a to b"))),
+            ("ALTER TABLE a RENAME TO b", Ok(Some("rename table a to b"))),
+            ("ALTER TABLE a RENAME AS b", Ok(Some("rename table a to b"))),
+            ("RENAME TABLE a TO a_old, a_new TO a", Ok(None)),
+            (
+                "RENAME TABLE a TO b, c TO d",
+                Err("more than one breaking statement"),
+            ),
+            (
+                "ALTER TABLE a ADD COLUMN c int, RENAME TO b",
+                Err("put the table rename in a migration of its own"),
+            ),
+            ("CREATE TABLE n (a int); RENAME TABLE n TO m", Ok(None)),
+            // A lone DROP TABLE of one table; with other statements, of several tables or a
+            // temporary one it runs as written.
+            ("DROP TABLE a", Ok(Some("drop table a"))),
+            ("DROP TABLE IF EXISTS a", Ok(Some("drop table a"))),
+            ("DROP TABLE a, b", Ok(None)),
+            ("DROP TEMPORARY TABLE a", Ok(None)),
+            ("DROP TABLE a; CREATE TABLE a (id int)", Ok(None)),
         ];
         for engine in [EngineKind::MariaDb, EngineKind::MySql] {
             for (sql, want) in my_cases {
