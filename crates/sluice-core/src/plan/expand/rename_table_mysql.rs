@@ -327,6 +327,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         complete,
         rollback,
         rollback_guard: vec![],
+        watch: None,
         guard: super::Guard::NotNull,
         rollback_prepare: vec![],
         rollback_undo: vec![],
@@ -418,6 +419,7 @@ fn contracted(f: &Facts, gone: bool) -> Phases {
             )]
         },
         rollback_guard: vec![],
+        watch: None,
         guard: super::Guard::NotNull,
         rollback_prepare: vec![],
         rollback_undo: vec![],
