@@ -93,6 +93,11 @@ pub struct BackfillSpec {
     /// (see [`crate::progress`]).
     pub progress: Option<Progress>,
     pub pacing: Pacing,
+    /// The batches stand in for a DDL statement's rewrite (a staged ADD COLUMN, type change or
+    /// rename), which fires none of the table's triggers: the table's own UPDATE triggers must not
+    /// fire for them either (an `updated_at` trigger would touch every row, an audit trigger log
+    /// every row). False for `sluice backfill`, an UPDATE the user asked for.
+    pub stands_for_ddl: bool,
 }
 
 /// What the backfill paces itself on, besides its target batch duration. Batches take CPU, I/O

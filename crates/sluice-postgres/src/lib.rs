@@ -9,6 +9,7 @@ pub mod privileges;
 pub mod quote;
 pub mod schema;
 pub mod tls;
+mod triggers;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -1469,7 +1470,22 @@ impl Backfill for PgEngine {
         spec: &sluice_core::engine::BackfillSpec,
         say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
     ) -> Result<sluice_core::engine::BackfillReport> {
-        backfill::run(self, spec, say).await
+        let (silenced, warning) = match spec.stands_for_ddl {
+            true => triggers::silence(&self.work, &spec.table).await?,
+            false => (false, None),
+        };
+        if let Some(w) = warning {
+            say(&w);
+        }
+        let done = backfill::run(self, spec, say).await;
+        if silenced {
+            let reset = triggers::restore(&self.work).await;
+            // The backfill's own error first; a reset that fails after a success is one too.
+            if done.is_ok() {
+                reset?;
+            }
+        }
+        done
     }
 }
 

@@ -1848,6 +1848,8 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 pause: Duration::from_millis(pause_ms),
                 progress: ctx.progress.clone(),
                 pacing: pacing.pacing(),
+                // The user's own UPDATE: the table's triggers fire, as for any UPDATE.
+                stands_for_ddl: false,
             };
             runner::backfill(engine.as_mut(), &spec, &ctx).await?;
             render::finish_progress();

@@ -200,6 +200,7 @@ pub(crate) async fn run_steps(
                     pause: Duration::ZERO,
                     progress: ctx.progress.clone(),
                     pacing: ctx.pacing.clone(),
+                    stands_for_ddl: true,
                 };
                 engine
                     .backfill(&spec, &*ctx.say)
