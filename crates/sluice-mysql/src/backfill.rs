@@ -162,3 +162,64 @@ pub(crate) async fn run(
     ));
     Ok(report)
 }
+
+/// The parts of a table name as SQL (`` `db`.`t` ``, `` `t` ``, `t`), unquoted.
+fn name_parts(sql: &str) -> Vec<String> {
+    let mut parts = vec![String::new()];
+    let mut chars = sql.trim().chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match c {
+            '`' if quoted && chars.peek() == Some(&'`') => {
+                chars.next();
+                parts.last_mut().expect("a part").push('`');
+            }
+            '`' => quoted = !quoted,
+            '.' if !quoted => parts.push(String::new()),
+            c => parts.last_mut().expect("a part").push(c),
+        }
+    }
+    parts
+}
+
+/// A backfill that stands in for a DDL statement (the two-phase rename's expand): the statement
+/// as written fires no trigger, but every batch is an UPDATE, which fires the table's own UPDATE
+/// triggers once per row, and MariaDB/MySQL cannot turn them off for one session. What to say
+/// before the first batch (None: the table has none besides sluice's).
+pub(crate) async fn trigger_warning(e: &mut MySqlEngine, table: &str) -> Result<Option<String>> {
+    let parts = name_parts(table);
+    let (schema, name) = match parts.as_slice() {
+        [s, n] => (Some(s.clone()), n.clone()),
+        [n] => (None, n.clone()),
+        _ => return Ok(None),
+    };
+    let names: Vec<String> = e
+        .work
+        .exec(
+            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS
+              WHERE EVENT_OBJECT_SCHEMA = COALESCE(?, DATABASE()) AND EVENT_OBJECT_TABLE = ?
+                AND EVENT_MANIPULATION = 'UPDATE'
+                AND TRIGGER_NAME NOT LIKE '%\\_sluice\\_ins' AND TRIGGER_NAME NOT LIKE '%\\_sluice\\_upd'
+              ORDER BY TRIGGER_NAME",
+            (schema, name),
+        )
+        .await
+        .map_err(|x| e.err("reading the table's triggers", x))?;
+    if names.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "warning: the backfill of {table} stands in for the statement as written, which fires no trigger, but its batches fire {table}'s UPDATE trigger(s) {} once for every row (MariaDB/MySQL cannot turn a table's triggers off for one session); if a trigger writes elsewhere (an audit log) or changes the row (a timestamp), run the statement with `sluice up --as-written` once no running version uses the old name, or make the trigger skip rows whose only change is the new column",
+        names.join(", ")
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn table_names_unquote() {
+        assert_eq!(super::name_parts("`t`"), ["t"]);
+        assert_eq!(super::name_parts("`my db`.`a``b.c`"), ["my db", "a`b.c"]);
+        assert_eq!(super::name_parts("t"), ["t"]);
+    }
+}

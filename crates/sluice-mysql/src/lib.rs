@@ -964,6 +964,11 @@ impl Backfill for MySqlEngine {
         spec: &BackfillSpec,
         say: &(dyn for<'s> Fn(&'s str) + Send + Sync),
     ) -> Result<BackfillReport> {
+        if spec.stands_for_ddl {
+            if let Some(w) = backfill::trigger_warning(self, &spec.table).await? {
+                say(&w);
+            }
+        }
         backfill::run(self, spec, say).await
     }
 }

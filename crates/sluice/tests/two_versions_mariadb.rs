@@ -718,3 +718,41 @@ async fn the_triggers_wait_for_the_metadata_lock_and_retry() {
     );
     assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
 }
+
+/// The expand's backfill is an UPDATE of every row, which fires the table's own UPDATE triggers
+/// (the rename as written fires none) and MariaDB cannot turn them off for one session: sluice
+/// says so before the first batch, naming them, and says nothing for a table without any (an
+/// INSERT trigger does not count, nor sluice's own).
+#[tokio::test]
+async fn the_tables_update_triggers_firing_in_the_backfill_are_said() {
+    for (triggers, said) in [
+        (
+            "CREATE TRIGGER t_audit AFTER UPDATE ON t FOR EACH ROW INSERT INTO audit VALUES (NEW.id);\nCREATE TRIGGER `t touch` BEFORE UPDATE ON t FOR EACH ROW SET NEW.n = NEW.n + 1;\n",
+            Some("UPDATE trigger(s) t touch, t_audit once for every row"),
+        ),
+        (
+            "CREATE TRIGGER t_upper BEFORE INSERT ON t FOR EACH ROW SET NEW.name = UPPER(NEW.name);\n",
+            None,
+        ),
+    ] {
+        let p = Project::new(Server::MariaDb).await;
+        p.write(
+            "1_create.sql",
+            &format!("-- sluice:up\nCREATE TABLE t (id int PRIMARY KEY, name varchar(20), n int NOT NULL DEFAULT 0);\nCREATE TABLE audit (id int);\n{triggers}INSERT INTO t (id, name) VALUES (1, 'a'), (2, 'b');\n"),
+        );
+        ok(&p.run(&["up"]), "create");
+        p.write(
+            "2_rename.sql",
+            "-- sluice:up\nALTER TABLE t RENAME COLUMN name TO full_name;\n",
+        );
+        let r = p.run(&["up"]);
+        ok(&r, "expand");
+        match said {
+            Some(text) => {
+                assert!(r.stderr.contains(text), "{r:?}");
+                assert!(r.stderr.contains("--as-written"), "{r:?}");
+            }
+            None => assert!(!r.stderr.contains("warning: the backfill"), "{r:?}"),
+        }
+    }
+}
