@@ -624,7 +624,11 @@ mod tests {
         let idle = count(&probe.samples, t0);
         assert!(idle >= 20, "{idle} probe samples in the idle window");
         tokio::time::sleep(Duration::from_millis(60)).await;
-        assert_eq!(count(&probe.waits, t0), 0, "lock waits read between batches");
+        assert_eq!(
+            count(&probe.waits, t0),
+            0,
+            "lock waits read between batches"
+        );
         let batch = Instant::now();
         probe.batch_running(true);
         tokio::time::sleep(Duration::from_millis(100)).await;
