@@ -9,13 +9,15 @@ One command, one run, side by side on the same machine and the same workload:
   sluice       `sluice up` (staged: add nullable, default for new rows, paced batched backfill,
                CHECK NOT VALID + VALIDATE, SET NOT NULL, index CONCURRENTLY)
   sluice fast  the same with --pace speed (no latency pacing)
+  before, before fast   the same two with another binary (--before PATH), for old vs new side by side
   UPDATE       one `UPDATE ... SET c = md5(random()::text)` over the whole table (rows/s reference)
 
 The workload is pgbench (not sluice's own generator): 8 clients at a fixed total rate, open loop
 (latency counted from each transaction's scheduled start), 60% point reads, 30% updates, 10%
 inserts. Each mode gets a fresh copy of a 1,000,000-row table. Usage:
 
-    python3 bench/pg_add_column.py [--rows 1000000] [--rate 1900] [--clients 8]
+    python3 bench/pg_add_column.py [--rows 1000000] [--rate 1900] [--clients 8] [--sluice PATH]
+                                   [--before PATH --modes expert,before,sluice]
 
 Needs PostgreSQL on 127.0.0.1:5432 (user postgres) and a built sluice (cargo build --release).
 """
@@ -209,9 +211,12 @@ def run_mode(mode, args, tmp, sluice, rnd=0):
         r = psql(db, "UPDATE accounts SET token = md5(random()::text)")
         note = r.stdout.strip()
     else:
-        cmd = [sluice, "up", "--database-url", f"postgres://postgres@127.0.0.1:5432/{db}",
+        binary = args.before if mode.startswith("before") else sluice
+        if not binary:
+            raise SystemExit(f"mode {mode} needs --before PATH")
+        cmd = [binary, "up", "--database-url", f"postgres://postgres@127.0.0.1:5432/{db}",
                "--migrations-dir", os.path.join(proj, "migrations"), "--app-version", "bench"]
-        if mode == "sluice fast":
+        if mode.endswith(" fast"):
             cmd += ["--pace", "speed"]
         cmd += args.sluice_args.split()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -291,6 +296,8 @@ def summary(results, args):
     ratio("sluice fast", "expert")
     ratio("sluice fast", "UPDATE")
     ratio("sluice", "UPDATE")
+    ratio("sluice", "before")
+    ratio("sluice fast", "before fast")
 
 
 def main():
@@ -301,12 +308,17 @@ def main():
     ap.add_argument("--baseline", type=int, default=10)
     ap.add_argument("--budget", type=int, default=40, help="seconds the workload runs for an expert or sluice mode")
     ap.add_argument("--modes", default="as written,expert,sluice,sluice fast,UPDATE")
-    ap.add_argument("--no-build", action="store_true", help="use target/release/sluice as it is")
+    ap.add_argument("--no-build", action="store_true", help="use the sluice binary as it is")
+    ap.add_argument("--sluice", default=os.path.join(ROOT, "target", "release", "sluice"),
+                    help="the sluice binary (default target/release/sluice, built first unless --no-build)")
+    ap.add_argument("--before", default="",
+                    help="another sluice binary (e.g. an older build), run as the extra modes "
+                         "`before` and `before fast` when named in --modes: old and new side by side")
     ap.add_argument("--rounds", type=int, default=1, help="run the modes this many times, alternated")
     ap.add_argument("--sluice-args", default="", help="extra flags for sluice up, e.g. '--target-batch-ms 50'")
     args = ap.parse_args()
-    sluice = os.path.join(ROOT, "target", "release", "sluice")
-    if not args.no_build:
+    sluice = args.sluice
+    if not args.no_build and args.sluice == ap.get_default("sluice"):
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "sluice"], cwd=ROOT, check=True)
     make_template(args.rows)
     tmp = tempfile.mkdtemp(prefix="sluice-bench-")
@@ -345,7 +357,7 @@ def main():
     if args.rounds > 1 or "expert" in args.modes:
         summary(results, args)
     print("\np99 x: client p99 during the migration / before it (goal <= 1.5); stall: longest time no transaction completed")
-    bad = [r for r in results if r["mode"].startswith("sluice") and r["errors"]]
+    bad = [r for r in results if r["mode"].startswith(("sluice", "before")) and r["errors"]]
     if bad:
         print("client errors in sluice modes:", [(r["mode"], r["stderr"][-500:]) for r in bad])
 

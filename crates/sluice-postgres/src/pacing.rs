@@ -10,10 +10,12 @@ use tokio_postgres::Client;
 /// How often the probe runs: often enough for several samples in a 50 ms batch, cheap enough
 /// (a point read) to cost nothing measurable.
 const PROBE_EVERY: Duration = Duration::from_millis(10);
-/// How long the probe measures its idle latency before the first batch: 30 samples, enough for a
-/// p90 to start from (pauses between batches keep it current), short enough not to matter in the
-/// backfill's time (it was a whole second, a sixth of a 1M-row backfill's).
-const IDLE_WINDOW: Duration = Duration::from_millis(300);
+/// How long the probe measures its idle latency before the first batch, probing every
+/// IDLE_PROBE_EVERY: about 40 samples, enough for a p90 to start from (pauses between batches keep
+/// it current). At the 10 ms cadence the same samples took 300 ms, 7% of a 1M-row backfill at full
+/// speed; a point read every 2 ms for 80 ms costs the server nothing measurable.
+const IDLE_WINDOW: Duration = Duration::from_millis(80);
+const IDLE_PROBE_EVERY: Duration = Duration::from_millis(2);
 /// The longest pause the latency pacing imposes between two batches: the backfill keeps moving
 /// even when the server is slow for reasons of its own.
 const MAX_PAUSE: Duration = Duration::from_secs(5);
@@ -29,8 +31,12 @@ type Samples = Arc<Mutex<Vec<(Instant, f64)>>>;
 
 pub struct Probe {
     samples: Samples,
-    /// How long client statements had waited for the backfill's row locks, sampled each tick.
+    /// How long client statements had waited for the backfill's row locks, sampled each tick
+    /// while a batch runs.
     waits: Samples,
+    /// Set while a batch runs: between batches the backfill holds no row lock, so the lock-wait
+    /// query (which reads pg_stat_activity) is skipped then.
+    in_batch: Arc<std::sync::atomic::AtomicBool>,
     /// When the probe now in flight started: a probe stuck behind a lock counts before it returns.
     inflight: Arc<Mutex<Option<Instant>>>,
     task: tokio::task::JoinHandle<()>,
@@ -47,6 +53,8 @@ impl Probe {
         let waits_out = waits.clone();
         let inflight: Arc<Mutex<Option<Instant>>> = Arc::default();
         let flying = inflight.clone();
+        let in_batch: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let batch_running = in_batch.clone();
         let task = tokio::spawn(async move {
             let Ok(stmt) = client.prepare(&sql).await else {
                 return;
@@ -60,10 +68,17 @@ impl Probe {
                       WHERE $1 = ANY (pg_blocking_pids(pid))",
                 )
                 .await;
+            let started = Instant::now();
+            let mut fast = tokio::time::interval(IDLE_PROBE_EVERY);
+            fast.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             let mut tick = tokio::time::interval(PROBE_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
+                if started.elapsed() < IDLE_WINDOW {
+                    fast.tick().await;
+                } else {
+                    tick.tick().await;
+                }
                 let p: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
                     .iter()
                     .map(|v| v as &(dyn tokio_postgres::types::ToSql + Sync))
@@ -77,7 +92,8 @@ impl Probe {
                 }
                 let ms = t0.elapsed().as_secs_f64() * 1000.0;
                 push(&out, t0, ms);
-                if let (Some(pid), Ok(w)) = (blocker, &waiting) {
+                let batch = batch_running.load(std::sync::atomic::Ordering::Relaxed);
+                if let (Some(pid), Ok(w), true) = (blocker, &waiting, batch) {
                     if let Ok(row) = client.query_one(w, &[&pid]).await {
                         push(&waits_out, Instant::now(), row.get(0));
                     }
@@ -87,9 +103,15 @@ impl Probe {
         Probe {
             samples,
             waits,
+            in_batch,
             inflight,
             task,
         }
+    }
+
+    fn batch_running(&self, running: bool) {
+        self.in_batch
+            .store(running, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The longest wait for the backfill's locks seen since `since` (ms).
@@ -342,6 +364,9 @@ impl Pacer {
             self.headroom_checked = Some(Instant::now());
         }
         self.batch_began = Instant::now();
+        if let Some((probe, _)) = &self.probe {
+            probe.batch_running(true);
+        }
         Ok(())
     }
 
@@ -357,6 +382,7 @@ impl Pacer {
         let Some((probe, ctl)) = &mut self.probe else {
             return (Duration::ZERO, target);
         };
+        probe.batch_running(false);
         let scale_before = self.scale;
         let t0 = self.batch_began;
         let busy = probe.p90_since(t0);
@@ -577,6 +603,44 @@ mod tests {
         // Caught up: not lagging whatever the position.
         std::thread::sleep(Duration::from_millis(10));
         assert_eq!(w.lag(7, "0/200", 0.0, None), 0.0);
+    }
+
+    /// The idle reference before the first batch: the fast cadence gives it enough samples for
+    /// a p90 within IDLE_WINDOW (the 10 ms cadence gave 8); the lock-wait query, which reads
+    /// pg_stat_activity, runs only while a batch does, the probe itself always.
+    #[tokio::test]
+    async fn the_idle_window_fills_fast_and_lock_waits_are_read_only_during_batches() {
+        let db = sluice_testkit::TestDb::postgres().await;
+        let t0 = Instant::now();
+        let probe = Probe::start(db.pg().await, "SELECT 1".into(), vec![], Some(1));
+        tokio::time::sleep(IDLE_WINDOW).await;
+        let count = |s: &Samples, since: Instant| {
+            s.lock()
+                .expect("samples")
+                .iter()
+                .filter(|(t, _)| *t >= since)
+                .count()
+        };
+        let idle = count(&probe.samples, t0);
+        assert!(idle >= 20, "{idle} probe samples in the idle window");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(
+            count(&probe.waits, t0),
+            0,
+            "lock waits read between batches"
+        );
+        let batch = Instant::now();
+        probe.batch_running(true);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let waits = count(&probe.waits, batch);
+        assert!(waits >= 3, "{waits} lock-wait samples in a 100 ms batch");
+        assert_eq!(probe.max_wait_since(batch), 0.0);
+        probe.batch_running(false);
+        let after = Instant::now() + Duration::from_millis(15);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert_eq!(count(&probe.waits, after), 0);
+        assert!(count(&probe.samples, after) >= 3);
+        drop(probe);
     }
 
     #[test]
