@@ -1048,11 +1048,15 @@ pub(crate) fn carry(
 }
 
 /// For a step that holds one table while it waits for another (a foreign key's two tables): the
-/// rest of the transaction waits at most half the server's deadlock_timeout for a lock (or less,
-/// as lock_timeout says). A client that holds the second table and then waits for the first (a
-/// delete checking or cascading into the referencing table) started waiting after sluice did, so
-/// sluice gives up (and retries) before the client's deadlock check could pick the client.
-const SHORT_SECOND_WAIT: &str = "SELECT set_config('lock_timeout', least(nullif((SELECT setting::int FROM pg_settings WHERE name = 'lock_timeout'), 0), (SELECT setting::int FROM pg_settings WHERE name = 'deadlock_timeout') / 2)::text, true)";
+/// rest of the transaction waits at most 50 ms for a lock (or less, as lock_timeout or half the
+/// server's deadlock_timeout say). Every client that touches the first table queues behind sluice
+/// for as long as it waits. A client that holds the second table and then waits for the first (an
+/// insert into the referencing table checking its parent, a delete cascading into it) is in a
+/// cycle with sluice that no wait resolves: sluice gives up (and retries) before the client's
+/// deadlock check could pick the client — measured under pgbench, the 500 ms that half the default
+/// deadlock_timeout allowed was a 500 ms stall of every client each time. A wait that does not
+/// close a cycle is for in-flight short transactions: milliseconds.
+const SHORT_SECOND_WAIT: &str = "SELECT set_config('lock_timeout', least(nullif((SELECT setting::int FROM pg_settings WHERE name = 'lock_timeout'), 0), (SELECT setting::int FROM pg_settings WHERE name = 'deadlock_timeout') / 2, 50)::text, true)";
 
 /// A foreign key's definition (`pg_get_constraintdef`, NOT VALID left off) for its copy on the
 /// shadow column: the column swapped for the shadow in the referencing list (and in an `ON DELETE
