@@ -218,13 +218,19 @@ async fn writers_through_a_silenced_backfill_keep_every_value() {
                 k += 1;
                 let id = (k * 7919) % 60000 + 1;
                 let r = if k % 5 == 0 {
-                    db.query_one("INSERT INTO t (v) VALUES ($1::int) RETURNING id", &[&(k as i32)])
-                        .await
-                        .map(|row| last.insert(row.get(0), k))
+                    db.query_one(
+                        "INSERT INTO t (v) VALUES ($1::int) RETURNING id",
+                        &[&(k as i32)],
+                    )
+                    .await
+                    .map(|row| last.insert(row.get(0), k))
                 } else {
-                    db.execute("UPDATE t SET v = $1::int WHERE id = $2", &[&(k as i32), &id])
-                        .await
-                        .map(|_| last.insert(id, k))
+                    db.execute(
+                        "UPDATE t SET v = $1::int WHERE id = $2",
+                        &[&(k as i32), &id],
+                    )
+                    .await
+                    .map(|_| last.insert(id, k))
                 };
                 if let Err(e) = r {
                     errors.push(e.to_string());
