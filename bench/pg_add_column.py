@@ -103,12 +103,13 @@ def scripts(tmp, rows):
 class Workload:
     """pgbench in the background, logging every transaction."""
 
-    def __init__(self, db, tmp, name, args, seconds):
+    def __init__(self, db, tmp, name, args, seconds, script_args=None):
+        """`script_args`: pgbench's `-f file@weight` list (default: this benchmark's own mix)."""
         self.dir = os.path.join(tmp, name)
         os.makedirs(self.dir)
         cmd = ["pgbench", *PG, "-n", "-c", str(args.clients), "-j", "2", "-R", str(args.rate),
                "-T", str(seconds), "-l", "--log-prefix", os.path.join(self.dir, "tx"),
-               *scripts(tmp, args.rows), db]
+               *(script_args or scripts(tmp, args.rows)), db]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.started = time.time()
 

@@ -33,7 +33,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from pg_add_column import PG, pct, psql, stall, window  # noqa: E402
+from pg_add_column import Workload, pct, psql, stall, window  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TEMPLATE = "sluice_bench_tc_tpl"
@@ -89,38 +89,6 @@ def scripts(tmp, rows):
             "-f", paths["insert"] + "@2", "-f", paths["child"] + "@1"]
 
 
-class Workload:
-    """pgbench in the background, logging every transaction."""
-
-    def __init__(self, db, tmp, name, args, seconds):
-        self.dir = os.path.join(tmp, name)
-        os.makedirs(self.dir)
-        cmd = ["pgbench", *PG, "-n", "-c", str(args.clients), "-j", "2", "-R", str(args.rate),
-               "-T", str(seconds), "-l", "--log-prefix", os.path.join(self.dir, "tx"),
-               *scripts(tmp, args.rows), db]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.started = time.time()
-
-    def finish(self):
-        out, err = self.proc.communicate()
-        failed = 0
-        m = re.search(r"number of failed transactions: (\d+)", out)
-        if m:
-            failed += int(m.group(1))
-        aborted = len(re.findall(r"aborted in command|client \d+ aborted", err))
-        tx = []
-        for fn in os.listdir(self.dir):
-            with open(os.path.join(self.dir, fn)) as f:
-                for line in f:
-                    p = line.split()
-                    if len(p) < 6 or p[2] in ("skipped", "failed"):
-                        continue
-                    end = int(p[4]) + int(p[5]) / 1e6
-                    lat = int(p[2]) / 1000.0
-                    tx.append((end - lat / 1000.0, end, lat, int(p[3])))
-        return tx, failed + aborted, err.strip()
-
-
 def run_mode(mode, args, tmp, sluice, rnd):
     db = "sluice_bench_tc_" + mode.replace(" ", "_").lower()
     tmp = os.path.join(tmp, f"round{rnd}")
@@ -131,7 +99,7 @@ def run_mode(mode, args, tmp, sluice, rnd):
     with open(os.path.join(proj, "migrations", "1_widen.sql"), "w") as f:
         f.write(MIGRATION)
     seconds = args.baseline + {"as written": 40, "UPDATE": 40}.get(mode, args.budget)
-    w = Workload(db, tmp, mode.replace(" ", "_"), args, seconds)
+    w = Workload(db, tmp, mode.replace(" ", "_"), args, seconds, scripts(tmp, args.rows))
     time.sleep(args.baseline)
     t0 = time.time()
     res = {"mode": mode, "round": rnd, "backfills": []}
