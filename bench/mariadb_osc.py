@@ -5,7 +5,11 @@ pt-online-schema-change. Prints, per run: total time, rows/s, client ops/s, p99/
 errors while the ALTER runs, sluice's phases with their own p99, and the ratios sluice : pt-osc.
 
     python3 bench/mariadb_osc.py [--rows 1000000] [--clients 8] [--only sluice,ptosc,written] [--release]
-                                 [--rate 1900 | --rate 0] [--sluice-args '--chunk-ms 50']
+                                 [--rate 1900 | --rate 0] [--sluice-args '--chunk-ms 50'] [--rounds 3]
+                                 [--sluice PATH --no-build]
+
+With --rounds N the modes run N times, alternated (the order reversed every other round), and the
+median of each figure and of the per-round ratios sluice : pt-osc is printed at the end.
 
 Needs the local MariaDB (127.0.0.1:3306, root, no password), python3-pymysql and percona-toolkit
 (`apt-get install -y python3-pymysql percona-toolkit`). Builds sluice (debug unless --release: the
@@ -143,7 +147,7 @@ def sluice(binary, extra_args):
 
 # sluice's phases, each ending at the first progress line containing the marker.
 PHASES = [("copy + verify", "copied and verified"), ("index build", "secondary index"),
-          ("catch-up + swap", "swapped with its online copy")]
+          ("catch-up", "logged change(s) and verified"), ("cut-over", "swapped with its online copy")]
 
 
 def ptosc():
@@ -163,75 +167,100 @@ def verify(rows):
     return f"{t[0][0]} {'NULL' if t[0][1] == 'YES' else 'NOT NULL'}, {n} rows"
 
 
+def one(name, args, binary):
+    """One mode on a fresh table under the workload: its figures, against the same run's pre-window."""
+    fresh_table(args.rows)
+    w = Workload(args.clients, args.rows, args.rate)
+    w.start()
+    b0 = time.monotonic()
+    time.sleep(3)
+    b1 = t0 = time.monotonic()
+    extra, phases = "", []
+    if name == "written":
+        as_written()
+    elif name == "sluice":
+        held, lines = sluice(binary, args.sluice_args.split())
+        extra = f"writes held {held}"
+        start = t0
+        for label, marker in PHASES:
+            end = next((t for t, l in lines if marker in l), None)
+            if end is not None:
+                phases.append((label, start, end))
+                start = end
+    elif name == "ptosc":
+        ptosc()
+    t1 = time.monotonic()
+    time.sleep(1)
+    w.finish()
+    ops, p99, mx, errs, n = w.window(t0, t1)
+    base = w.window(b0, b1)
+    r = dict(secs=t1 - t0, ops=ops, p99=p99, max=mx, errors=len(errs), base=base, sample=errs[:3], extra=extra,
+             check=verify(args.rows), phases=[(label, b - a, w.window(a, b)) for label, a, b in phases])
+    print(f"{name}: done in {t1 - t0:.1f} s ({r['check']}) {extra}", flush=True)
+    return r
+
+
+def table(rows, clients, results):
+    print(f"{'run':<10}{'total s':>9}{'rows/s':>10}{'client ops/s':>14}{'p99 ms':>9}{'max ms':>10}{'errors':>8}"
+          f"{'(pre p99 ms)':>14}{'p99 x pre':>11}")
+    for name, r in results.items():
+        print(f"{name:<10}{r['secs']:>9.1f}{rows / r['secs']:>10.0f}{r['ops']:>14.0f}{r['p99']:>9.1f}"
+              f"{r['max']:>10.1f}{r['errors']:>8}{r['base'][1]:>14.1f}{r['p99'] / max(r['base'][1], 1e-9):>11.1f}")
+        for e in r["sample"]:
+            print(f"    error: {e}")
+        for label, secs, (pops, pp99, pmax, perrs, _) in r.get("phases", []):
+            print(f"    {label:<18}{secs:>6.1f} s  p99 {pp99:>7.1f} ms  max {pmax:>7.1f} ms  errors {len(perrs)}")
+
+
+def median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if len(xs) % 2 else (xs[len(xs) // 2 - 1] + xs[len(xs) // 2]) / 2
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--clients", type=int, default=8)
     ap.add_argument("--rate", type=float, default=1900.0, help="total client ops/s (0: as fast as they can)")
     ap.add_argument("--only", default="written,sluice,ptosc")
+    ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--release", action="store_true")
+    ap.add_argument("--sluice", help="the sluice binary to run (default: the one this checkout builds)")
+    ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--sluice-args", default="", help="extra arguments for `sluice up`, e.g. '--chunk-ms 50'")
     args = ap.parse_args()
     prof = ["--release"] if args.release else []
-    subprocess.run(["cargo", "build", "-q", "-p", "sluice"] + prof, cwd=ROOT, check=True)
-    binary = os.path.join(ROOT, "target", "release" if args.release else "debug", "sluice")
+    if not args.no_build:
+        subprocess.run(["cargo", "build", "-q", "-p", "sluice"] + prof, cwd=ROOT, check=True)
+    binary = args.sluice or os.path.join(ROOT, "target", "release" if args.release else "debug", "sluice")
     c = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
     run(c, f"CREATE DATABASE {DB}")
-    results = {}
+    modes = args.only.split(",")
+    rounds = []
     try:
-        for name in args.only.split(","):
-            fresh_table(args.rows)
-            w = Workload(args.clients, args.rows, args.rate)
-            w.start()
-            b0 = time.monotonic()
-            time.sleep(3)
-            b1 = t0 = time.monotonic()
-            extra = ""
-            if name == "written":
-                as_written()
-            elif name == "sluice":
-                held, lines = sluice(binary, args.sluice_args.split())
-                extra = f"writes held {held}"
-                start = t0
-                phases = []
-                for label, marker in PHASES:
-                    end = next((t for t, l in lines if marker in l), None)
-                    if end is not None:
-                        phases.append((label, start, end))
-                        start = end
-            elif name == "ptosc":
-                ptosc()
-            t1 = time.monotonic()
-            time.sleep(1)
-            w.finish()
-            ops, p99, mx, errs, n = w.window(t0, t1)
-            base = w.window(b0, b1)
-            results[name] = dict(secs=t1 - t0, ops=ops, p99=p99, max=mx, errors=len(errs), base=base,
-                                 sample=errs[:3], extra=extra, check=verify(args.rows))
-            if name == "sluice":
-                results[name]["phases"] = [(label, b - a, w.window(a, b)) for label, a, b in phases]
-            print(f"{name}: done in {t1 - t0:.1f} s ({results[name]['check']}) {extra}", flush=True)
+        for k in range(args.rounds):
+            order = modes if k % 2 == 0 else list(reversed(modes))
+            results = {name: one(name, args, binary) for name in order}
+            rounds.append({name: results[name] for name in modes})
+            print(f"\nround {k + 1}: {args.rows:,} rows, {args.clients} clients at "
+                  f"{'full speed' if args.rate == 0 else f'{args.rate:.0f} ops/s'}, ALTER TABLE acc {ALTER}")
+            table(args.rows, args.clients, rounds[-1])
+            print(flush=True)
     finally:
         run(c, f"DROP DATABASE IF EXISTS {DB}")
-    print()
-    print(f"{args.rows:,} rows, {args.clients} writing clients, ALTER TABLE acc {ALTER}")
-    print(f"{'run':<10}{'total s':>9}{'rows/s':>10}{'client ops/s':>14}{'p99 ms':>9}{'max ms':>10}{'errors':>8}"
-          f"{'(idle p99 ms)':>15}")
-    for name, r in results.items():
-        print(f"{name:<10}{r['secs']:>9.1f}{args.rows / r['secs']:>10.0f}{r['ops']:>14.0f}{r['p99']:>9.1f}"
-              f"{r['max']:>10.1f}{r['errors']:>8}{r['base'][1]:>15.1f}")
-        for e in r["sample"]:
-            print(f"    error: {e}")
-        for label, secs, (pops, pp99, pmax, perrs, _) in r.get("phases", []):
-            print(f"    {label:<18}{secs:>6.1f} s  p99 {pp99:>7.1f} ms  max {pmax:>7.1f} ms  errors {len(perrs)}")
-    if "sluice" in results and "ptosc" in results:
-        s, p = results["sluice"], results["ptosc"]
-        print(f"sluice / pt-osc: time {s['secs'] / p['secs']:.2f}x, p99 {s['p99'] / max(p['p99'], 1e-9):.2f}x, "
-              f"max {s['max'] / max(p['max'], 1e-9):.2f}x, errors {s['errors']} vs {p['errors']}")
-    if "sluice" in results and "written" in results:
-        s, a = results["sluice"], results["written"]
-        print(f"sluice / as written: time {s['secs'] / a['secs']:.2f}x, p99 {s['p99'] / max(a['p99'], 1e-9):.2f}x, "
-              f"max {s['max'] / max(a['max'], 1e-9):.2f}x")
+    print(f"median of {len(rounds)} round(s):")
+    print(f"{'run':<10}{'total s':>9}{'p99 x pre':>11}{'errors':>8}{'client ops/s':>14}")
+    for name in modes:
+        rs = [r[name] for r in rounds]
+        print(f"{name:<10}{median([r['secs'] for r in rs]):>9.2f}"
+              f"{median([r['p99'] / max(r['base'][1], 1e-9) for r in rs]):>11.1f}"
+              f"{median([r['errors'] for r in rs]):>8}{median([r['ops'] for r in rs]):>14.0f}")
+    for other, label in (("ptosc", "pt-osc"), ("written", "as written")):
+        if "sluice" in modes and other in modes:
+            t = [r["sluice"]["secs"] / r[other]["secs"] for r in rounds]
+            p = [r["sluice"]["p99"] / max(r[other]["p99"], 1e-9) for r in rounds]
+            print(f"sluice / {label}: time {median(t):.2f}x (per round {', '.join(f'{x:.2f}' for x in t)}), "
+                  f"p99 {median(p):.2f}x")
 
 
 if __name__ == "__main__":

@@ -211,9 +211,18 @@ def main():
         print(f"sluice: median stall {med([r['stall'] for r in ss]):.0f} ms, errors {sum(r['errors'] for r in ss)}"
               " (goal: 0 errors, stall <= lock_timeout + 50 ms)")
     for r in ss:
+        # Each step that blocks every query says how long it held its lock (the attempt that
+        # succeeded); the swaps are the "swap step's duration".
+        held = [re.search(r"(?:(referencing column \S+): )?(.*): held ACCESS EXCLUSIVE for ([0-9.]+) ms", l)
+                for _, l in r["lines"]]
+        held = [(m.group(1) or "parent", m.group(2), float(m.group(3))) for m in held if m]
+        swaps = [f"{who} {ms:.1f} ms" for who, what, ms in held if what.startswith("swap")]
+        print(f"sluice round {r['round'] + 1}: swap held ACCESS EXCLUSIVE: {', '.join(swaps) or '?'}; "
+              f"longest hold of any step {max((ms for _, _, ms in held), default=0):.1f} ms")
+    for r in ss:
         print(f"\nsluice round {r['round'] + 1}, where the seconds went (progress lines, s from start):")
         for t, l in r["lines"]:
-            if re.search(r"backfill .* done|swap|index|VALIDATE|applied|widen|shadow|trigger", l, re.I):
+            if re.search(r"backfill .* done|swap|index|VALIDATE|applied|widen|shadow|trigger|held", l, re.I):
                 print(f"  {t:7.1f}  {l[:160]}")
     bad = [r for r in results if r["mode"] == "sluice" and r["errors"]]
     if bad:

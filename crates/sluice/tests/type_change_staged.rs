@@ -445,6 +445,20 @@ async fn staged_type_changes_equal_the_alter_as_written() {
         assert_eq!(r.code, 0, "{name}: staged: {r:?}");
         assert_eq!(rw.code, 0, "{name}: as written: {rw:?}");
         assert!(r.all().contains("staged type change"), "{name}: {r:?}");
+        // The swap says how long it blocked the table, as a number.
+        let held = r
+            .all()
+            .lines()
+            .filter_map(|l| {
+                l.split("swap in one short transaction: held ACCESS EXCLUSIVE for ")
+                    .nth(1)
+            })
+            .map(|ms| ms.trim_end_matches(" ms").parse::<f64>())
+            .collect::<Vec<_>>();
+        assert!(
+            matches!(held[..], [Ok(_)]),
+            "{name}: the swap's hold: {r:?}"
+        );
         failures.extend(compare(name, "up", &written, &staged).await);
 
         let d = staged.run(&["down"]);

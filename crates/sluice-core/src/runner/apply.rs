@@ -317,6 +317,9 @@ pub(super) async fn run_part(
                         Some(r) => r.about[0].transactional,
                         None => written.transactional,
                     };
+                // From the BEGIN of the attempt that succeeds to its COMMIT: how long a staged
+                // form's last step (a swap) held its lock.
+                let mut attempt = std::time::Instant::now();
                 if atomic {
                     engine.begin().await?;
                     let mut retry = LockRetry::new();
@@ -336,6 +339,7 @@ pub(super) async fn run_part(
                             e.position = None;
                         }
                         if e.lock_timeout && retry.again(engine, written, ctx, &mut e).await {
+                            attempt = std::time::Instant::now();
                             engine.begin().await?;
                             continue;
                         }
@@ -402,6 +406,7 @@ pub(super) async fn run_part(
                                     Some(r) => r.about[0].never_queues_queries(),
                                     None => written.never_queues_queries,
                                 },
+                                held_us: None,
                             };
                             run_step(engine, exec, opts, written, ctx).await?
                         }
@@ -427,6 +432,13 @@ pub(super) async fn run_part(
                 engine.upsert_migration(&row).await?;
                 if atomic {
                     engine.commit().await?;
+                    if let Some(about) = staged
+                        .filter(|_| exec_sql.is_some())
+                        .map(|r| &r.about[r.then.len()])
+                        .filter(|a| a.bounded())
+                    {
+                        say_held(about, attempt.elapsed(), ctx);
+                    }
                 }
                 // What before_unnamed_index recorded is forgotten once the statement's progress
                 // is recorded: until then a rerun must still recognise a build the killed run

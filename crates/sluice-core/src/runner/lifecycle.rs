@@ -1499,6 +1499,7 @@ async fn restore_staged(
             bound: about.bounded().then_some(ctx.exclusive_timeout),
             transactional: about.transactional,
             never_queues_queries: about.never_queues_queries(),
+            held_us: None,
         };
         let ran = match crate::runner::run_step(engine, sql, opts, s, ctx).await {
             Ok(r) => r,

@@ -24,6 +24,9 @@ pub(crate) struct StepOpts<'a> {
     pub(crate) transactional: bool,
     /// Runs without a lock timeout (a concurrent build or drop: queries never queue behind it).
     pub(crate) never_queues_queries: bool,
+    /// Where to put how long the attempt that succeeded ran (microseconds): what a bounded step
+    /// held its lock for, without the lock-timeout retries before it.
+    pub(crate) held_us: Option<&'a std::sync::atomic::AtomicU64>,
 }
 
 /// Runs one step of a staged rewrite before its last: in a transaction of its own, or alone when it
@@ -45,6 +48,7 @@ pub(crate) async fn run_step<'w>(
         bound,
         transactional,
         never_queues_queries: no_timeout,
+        held_us,
     } = opts;
     let own_tx = !transactional;
     let written = written.into();
@@ -75,6 +79,7 @@ pub(crate) async fn run_step<'w>(
                 }
             }
         }
+        let attempt = std::time::Instant::now();
         if !own_tx {
             engine.begin().await?;
         }
@@ -82,6 +87,12 @@ pub(crate) async fn run_step<'w>(
             Ok(()) => {
                 if !own_tx {
                     engine.commit().await?;
+                }
+                if let Some(h) = held_us {
+                    h.store(
+                        attempt.elapsed().as_micros() as u64,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
                 }
                 if unnamed.is_some() {
                     crate::crash_point("unnamed-index-built");
@@ -140,6 +151,7 @@ pub(crate) async fn run_steps(
     ctx: &RunContext,
 ) -> Result<std::result::Result<(), crate::engine::ServerError>> {
     use crate::plan::staged::Step;
+    let held = std::sync::atomic::AtomicU64::new(0);
     for (k, (step, about)) in steps.iter().enumerate() {
         (run.before)(k, about);
         let outcome = match step {
@@ -158,8 +170,16 @@ pub(crate) async fn run_steps(
                     bound: about.bounded().then_some(ctx.exclusive_timeout),
                     transactional: about.transactional,
                     never_queues_queries: about.never_queues_queries(),
+                    held_us: Some(&held),
                 };
-                run_step(engine, sql, opts, run.written, ctx).await?
+                let outcome = run_step(engine, sql, opts, run.written, ctx).await?;
+                // A step that blocks every query on the table says how long it held the lock
+                // (the attempt that succeeded, from BEGIN to COMMIT), so "short" is a number.
+                if outcome.is_ok() && about.bounded() {
+                    let us = held.load(std::sync::atomic::Ordering::Relaxed);
+                    say_held(about, Duration::from_micros(us), ctx);
+                }
+                outcome
             }
             Step::Analyze { table, .. } => {
                 let sql = step.text();
@@ -172,6 +192,7 @@ pub(crate) async fn run_steps(
                     bound: None,
                     transactional: about.transactional,
                     never_queues_queries: about.never_queues_queries(),
+                    held_us: None,
                 };
                 match run_step(engine, &sql, opts, run.written, ctx).await? {
                     // A lost connection is a cut-off run: the rerun resumes (and analyzes again,
@@ -226,6 +247,26 @@ pub(crate) async fn run_steps(
         }
     }
     Ok(Ok(()))
+}
+
+/// Says how long a step that blocks every query on its table held its lock (the attempt that
+/// succeeded, BEGIN to COMMIT), so "one short step" is a number the user sees.
+pub(crate) fn say_held(about: &crate::plan::staged::About, held: Duration, ctx: &RunContext) {
+    let what = about
+        .description
+        .split([':', ','])
+        .next()
+        .unwrap_or(about.description);
+    (ctx.say)(&format!(
+        "{}{what}: held {} for {:.1} ms",
+        about
+            .label
+            .as_deref()
+            .map(|l| format!("{}: ", l.trim_end_matches(':')))
+            .unwrap_or_default(),
+        about.lock.name(),
+        held.as_secs_f64() * 1000.0
+    ));
 }
 
 /// After a step of a staged statement failed: removes what its earlier steps created (helper checks,
