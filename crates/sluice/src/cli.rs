@@ -432,6 +432,8 @@ postgres://postgres@127.0.0.1:5432/postgres; sluice.toml is not read."
         failed: bool,
         #[command(flatten)]
         runner: RunnerArgs,
+        #[command(flatten)]
+        subscribers: SubscriberArgs,
     },
     /// Check that applied migrations still match their files (exit 4 when not).
     Verify {
@@ -981,7 +983,14 @@ impl Command {
                 subscribers: Some(subscribers),
                 ..runner.given()
             },
-            Command::Down { runner, .. } => runner.given(),
+            Command::Down {
+                runner,
+                subscribers,
+                ..
+            } => Given {
+                subscribers: Some(subscribers),
+                ..runner.given()
+            },
             Command::Complete {
                 run,
                 history,

@@ -337,6 +337,138 @@ async fn a_column_added_on_a_publisher_must_be_on_its_named_subscribers_first() 
     pair.s.batch_execute("DROP SUBSCRIPTION sub").await.unwrap();
 }
 
+/// Issue 15: `down` is held to the replication order as `up` is. A down part that drops a column
+/// on a subscriber while the publisher still sends it is refused (exit 2, its dry run too, every
+/// time, nothing changed, replication flowing); rolled back on the publisher first it runs. A down
+/// part that adds a column back on a publisher is checked against the subscribers named with
+/// --subscriber-url: refused while one lacks it, run once the subscriber was rolled back first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn down_is_held_to_the_replication_order_as_up_is() {
+    let Some(pair) = Pair::start().await else {
+        return;
+    };
+    let (pu, su) = (pair.publisher.url(DB), pair.subscriber.url(DB));
+    let name = format!("127.0.0.1:{}/{DB}", pair.subscriber.port);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("migrations")).unwrap();
+    let sub = ["--subscriber-url", su.as_str()];
+    let mut id = 1000;
+
+    // A column added (subscriber first, then publisher), then rolled back.
+    std::fs::write(
+        dir.path().join("migrations/1_add_d.sql"),
+        "-- sluice:up\nALTER TABLE t ADD COLUMN d int;\n-- sluice:down\nALTER TABLE t DROP COLUMN d;\n",
+    )
+    .unwrap();
+    assert_eq!(sluice(dir.path(), &su, &["up"]).code, 0);
+    assert_eq!(run(dir.path(), &pu, &with(&["up"], &sub)).code, 0);
+    let (cols_p, cols_s) = (columns(&pair.p).await, columns(&pair.s).await);
+    assert!(cols_s.iter().any(|c| c == "d"), "{cols_s:?}");
+    for args in [&["down"][..], &["down", "--dry-run"], &["down"]] {
+        let r = sluice(dir.path(), &su, args);
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert!(
+            r.stderr.contains(
+                "the down part of migration 1_add_d would drop column public.t.d on this subscriber while the publisher (subscription sub) still has it"
+            ) && r.stderr.contains(
+                "roll the migration back on the publisher first (`sluice down` there, so the column is gone), then run `sluice down` here"
+            ),
+            "{args:?}: {r:?}"
+        );
+        assert!(
+            !r.all().contains("port="),
+            "no connection string shown: {r:?}"
+        );
+        assert_eq!(columns(&pair.s).await, cols_s, "{args:?}: nothing changed");
+    }
+    id += 1;
+    pair.p
+        .execute("INSERT INTO t (id, d) VALUES ($1, 5)", &[&id])
+        .await
+        .unwrap();
+    arrives(&pair.s, id).await;
+    // The right order: the publisher, then the subscriber.
+    let r = sluice(dir.path(), &pu, &["down"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(!columns(&pair.p).await.iter().any(|c| c == "d"));
+    id += 1;
+    pair.p
+        .execute("INSERT INTO t (id) VALUES ($1)", &[&id])
+        .await
+        .unwrap();
+    arrives(&pair.s, id).await;
+    let r = sluice(dir.path(), &su, &["down"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(columns(&pair.s).await, columns(&pair.p).await);
+    assert_ne!(columns(&pair.p).await, cols_p);
+
+    // A column dropped (publisher first, then subscriber), then added back by the down part: the
+    // publisher's down is checked against the named subscriber.
+    // A project of its own: sluice's history (not published) starts afresh on both.
+    for c in [&pair.p, &pair.s] {
+        c.batch_execute("DROP SCHEMA sluice CASCADE").await.unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("migrations")).unwrap();
+    std::fs::write(
+        dir.path().join("migrations/1_drop_a.sql"),
+        "-- sluice:up\nALTER TABLE t DROP COLUMN a;\n-- sluice:down\nALTER TABLE t ADD COLUMN a int;\n",
+    )
+    .unwrap();
+    assert_eq!(
+        run(dir.path(), &pu, &with(&["up", "--complete"], &sub)).code,
+        0
+    );
+    id += 1;
+    pair.p
+        .execute("INSERT INTO t (id) VALUES ($1)", &[&id])
+        .await
+        .unwrap();
+    arrives(&pair.s, id).await;
+    assert_eq!(sluice(dir.path(), &su, &["up", "--complete"]).code, 0);
+    let (cols_p, cols_s) = (columns(&pair.p).await, columns(&pair.s).await);
+    assert!(!cols_p.iter().any(|c| c == "a") && !cols_s.iter().any(|c| c == "a"));
+    for args in [&["down"][..], &["down", "--dry-run"], &["down"]] {
+        let r = run(dir.path(), &pu, &with(args, &sub));
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert!(
+            r.stderr.contains(&format!(
+                "the down part of migration 1_drop_a would add column public.t.a on this publisher (publication pub), and subscriber {name} (subscription sub) has no column a in public.t"
+            )) && r.stderr.contains(&format!(
+                "roll the migration back on the subscriber first (`sluice down` on {name}), then run `sluice down` here"
+            )),
+            "{args:?}: {r:?}"
+        );
+        assert_eq!(columns(&pair.p).await, cols_p, "{args:?}: nothing changed");
+    }
+    // Unnamed, the subscriber is not read: a warning, as for `up`.
+    let dry = sluice(dir.path(), &pu, &["down", "--dry-run"]);
+    assert_eq!(dry.code, 0, "{dry:?}");
+    assert!(
+        dry.stderr
+            .contains("warning: public.t is published (pub): every subscriber needs column a"),
+        "{dry:?}"
+    );
+    // The right order: the subscriber, then the publisher; a value of a arrives.
+    assert_eq!(sluice(dir.path(), &su, &["down"]).code, 0);
+    let r = run(dir.path(), &pu, &with(&["down"], &sub));
+    assert_eq!(r.code, 0, "{r:?}");
+    id += 1;
+    pair.p
+        .execute("INSERT INTO t (id, a) VALUES ($1, 9)", &[&id])
+        .await
+        .unwrap();
+    arrives(&pair.s, id).await;
+    let got: Option<i32> = pair
+        .s
+        .query_one("SELECT a FROM t WHERE id = $1", &[&id])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(got, Some(9));
+    pair.s.batch_execute("DROP SUBSCRIPTION sub").await.unwrap();
+}
+
 /// A subscriber sluice cannot check is refused with the reason (exit 2, every time, nothing
 /// changed): one that cannot be reached, one without a subscription, one subscribed to another
 /// database of the publisher's server (same publication name, another slot). The URLs carry a

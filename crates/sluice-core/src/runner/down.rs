@@ -21,6 +21,31 @@ pub struct DownReport {
     pub stopped: Option<Error>,
 }
 
+/// Logical replication (PostgreSQL): a down part adds and removes columns as an up part does, so
+/// it is held to the same order — a column it drops on a subscriber must have left the publisher,
+/// a column it adds back on a publisher must be on the subscribers named by `--subscriber-url`.
+async fn replication(
+    engine: &mut dyn Engine,
+    work: &[(Migration, HistoryRow, PlannedMigration)],
+    ctx: &RunContext,
+) -> Result<()> {
+    let items: Vec<(&Migration, usize)> = work.iter().map(|(m, _, p)| (m, p.resume_from)).collect();
+    let warnings = super::replication::check(
+        engine,
+        Direction::Down,
+        &items,
+        true,
+        true,
+        &ctx.subscriber_urls,
+        &[],
+    )
+    .await?;
+    for w in warnings {
+        (ctx.say)(&format!("warning: {w}"));
+    }
+    Ok(())
+}
+
 /// Reverts applied migrations (the latest first) with their `-- sluice:down` sections, under the
 /// run lock; stops at the first irreversible one (reported in [`DownReport::stopped`]).
 pub async fn down(
@@ -150,6 +175,7 @@ pub async fn down(
     if opts.dry_run {
         let rows = engine.history().await?;
         let (work, stop) = body(engine, rows)?;
+        replication(engine, &work, ctx).await?;
         return Ok(DownReport {
             stopped: stopped(stop, &work),
             planned: work.into_iter().map(|(_, _, p)| p).collect(),
@@ -159,6 +185,7 @@ pub async fn down(
         engine.ensure_history().await?;
         let rows = engine.history().await?;
         let (work, stop) = body(engine, rows)?;
+        replication(engine, &work, ctx).await?;
         if work.is_empty() && stop.is_none() {
             (ctx.say)("nothing to roll back");
         }

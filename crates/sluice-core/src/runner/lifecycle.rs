@@ -1844,7 +1844,16 @@ pub(crate) async fn complete_locked(
                 .map(|m| (m, 0))
         })
         .collect();
-    super::replication::check(engine, &items, false, true, &ctx.subscriber_urls, &[]).await?;
+    super::replication::check(
+        engine,
+        Direction::Up,
+        &items,
+        false,
+        true,
+        &ctx.subscriber_urls,
+        &[],
+    )
+    .await?;
     let mut done = Vec::new();
     for r in chosen {
         let m = file_of(files, r, "complete")?;

@@ -22,11 +22,13 @@ use crate::analysis::ir::Action;
 /// What the pending migrations mean for logical replication: an error for an order that would stop
 /// replication, else the warnings to show.
 ///
-/// `items`: each migration with the statements already done; `adds`: the run adds columns (up's
+/// `dir`: which part of them runs (`down` reverts: what it adds and removes is checked the same
+/// way); `items`: each migration with the statements already done; `adds`: the run adds columns (up's
 /// expand or one-step run); `removes`: it removes them (a contract phase, or as written);
 /// `subscribers`: the URLs of this publisher's subscribers to check (`--subscriber-url`).
 pub(crate) async fn check(
     engine: &mut dyn Engine,
+    dir: Direction,
     items: &[(&Migration, usize)],
     adds: bool,
     removes: bool,
@@ -48,6 +50,10 @@ pub(crate) async fn check(
         return Ok(vec![]);
     }
     let rep = engine.logical_replication().await?;
+    let which = match dir {
+        Direction::Up => "migration",
+        Direction::Down => "the down part of migration",
+    };
     let mut warnings = Vec::new();
     if rep.published.is_empty() && !subscribers.is_empty() && adds {
         warnings.push("--subscriber-url: this database publishes no table (no publication), so there is nothing to check on its subscribers — is the database URL the publisher's?".to_string());
@@ -62,7 +68,7 @@ pub(crate) async fn check(
     let mut added: Vec<Added> = Vec::new();
     let mut retyped: Vec<Retyped> = Vec::new();
     for (m, resume_from) in items {
-        let Some(part) = m.part(Direction::Up) else {
+        let Some(part) = m.part(dir) else {
             continue;
         };
         let Ok(split) = sql::split(target.engine, &part.sql) else {
@@ -101,7 +107,7 @@ pub(crate) async fn check(
                             Err(why) => {
                                 return Err(Error::usage(
                                     format!(
-                                        "migration {} would {what} column {t}.{column} on this subscriber (subscription {sub}), and sluice cannot tell whether the publisher still sends it: {why}",
+                                        "{which} {} would {what} column {t}.{column} on this subscriber (subscription {sub}), and sluice cannot tell whether the publisher still sends it: {why}",
                                         m.label()
                                     ),
                                     "run sluice as a superuser here (it reads the publisher's table through the subscription's connection), after the column has left the publisher",
@@ -111,10 +117,13 @@ pub(crate) async fn check(
                         if still {
                             return Err(Error::usage(
                                 format!(
-                                    "migration {} would {what} column {t}.{column} on this subscriber while the publisher (subscription {sub}) still has it: the subscription's apply worker would stop at the next change of {t} (\"missing replicated column\") and replication would halt",
+                                    "{which} {} would {what} column {t}.{column} on this subscriber while the publisher (subscription {sub}) still has it: the subscription's apply worker would stop at the next change of {t} (\"missing replicated column\") and replication would halt",
                                     m.label()
                                 ),
-                                "migrate the publisher first (`sluice up` there, and `sluice complete` where the change runs in two phases, so the column is gone), then run `sluice up` here",
+                                match dir {
+                                    Direction::Up => "migrate the publisher first (`sluice up` there, and `sluice complete` where the change runs in two phases, so the column is gone), then run `sluice up` here",
+                                    Direction::Down => "roll the migration back on the publisher first (`sluice down` there, so the column is gone), then run `sluice down` here",
+                                },
                             ));
                         }
                     }
@@ -174,7 +183,7 @@ pub(crate) async fn check(
         }
         for a in added.iter().filter(|a| a.helper_for.is_none()) {
             warnings.push(format!(
-                "{} is published ({}): every subscriber needs column {} before this publisher sends it (migration {}), or its apply worker stops at the next change of {} until the column is added there — run the migration on the subscribers first (or name them with --subscriber-url and sluice checks)",
+                "{} is published ({}): every subscriber needs column {} before this publisher sends it ({which} {}), or its apply worker stops at the next change of {} until the column is added there — run it on the subscribers first (or name them with --subscriber-url and sluice checks)",
                 a.table,
                 sending(&a.table).join(", "),
                 a.column,
@@ -274,7 +283,7 @@ pub(crate) async fn check(
             }
             return Err(Error::usage(
                 format!(
-                    "migration {} would add column {}.{} on this publisher (publication {}), and subscriber {name} (subscription {subs}) has no column {} in {}: its apply worker would stop at the next change of {} (\"missing replicated column\") and replication would halt",
+                    "{which} {} would add column {}.{} on this publisher (publication {}), and subscriber {name} (subscription {subs}) has no column {} in {}: its apply worker would stop at the next change of {} (\"missing replicated column\") and replication would halt",
                     a.migration,
                     a.table,
                     a.column,
@@ -283,7 +292,10 @@ pub(crate) async fn check(
                     a.table,
                     a.table
                 ),
-                format!("migrate the subscriber first (`sluice up` on {name}), then run `sluice up` here"),
+                match dir {
+                    Direction::Up => format!("migrate the subscriber first (`sluice up` on {name}), then run `sluice up` here"),
+                    Direction::Down => format!("roll the migration back on the subscriber first (`sluice down` on {name}), then run `sluice down` here"),
+                },
             ));
         }
         for r in &retyped {

@@ -167,8 +167,16 @@ pub async fn up(
                 .filter_map(|r| files.iter().find(|m| m.version == r.version))
                 .map(|m| (m, 0))
                 .collect();
-            super::replication::check(engine, &expanded, false, true, &opts.subscriber_urls, &[])
-                .await?;
+            super::replication::check(
+                engine,
+                Direction::Up,
+                &expanded,
+                false,
+                true,
+                &opts.subscriber_urls,
+                &[],
+            )
+            .await?;
         }
         for w in replication_check(engine, files, &planned, opts).await? {
             (ctx.say)(&format!("warning: {w}"));
@@ -358,6 +366,7 @@ pub(super) async fn replication_check(
     }
     super::replication::check(
         engine,
+        Direction::Up,
         &items,
         true,
         opts.complete || opts.as_written,
