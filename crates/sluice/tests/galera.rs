@@ -15,6 +15,8 @@ const DB: &str = "sluice_galera";
 /// Where the statements are applied as written, for the definition they must give.
 const TWIN_DB: &str = "sluice_galera_twin";
 const ROWS: u64 = 30_000;
+/// What plan and up say of an ALTER that reads the whole table under TOI.
+const TOI_STALL: &str = "runs under TOI: commits on every node wait until it ends";
 /// A statement or query of the test that takes longer than this fails the test.
 const BOUND: Duration = Duration::from_secs(120);
 
@@ -520,6 +522,9 @@ async fn galera_copies_refused_and_the_alter_as_written_measured_with_writers_on
     assert_eq!(up.code, 0, "{up:?}");
     assert!(up.stderr.contains(galera), "{up:?}");
     assert!(up.stderr.contains("ran with ALGORITHM=INSTANT"), "{up:?}");
+    // Metadata only: nothing to wait for under TOI, so nothing said.
+    assert!(!plan.stderr.contains(TOI_STALL), "{plan:?}");
+    assert!(!up.stderr.contains(TOI_STALL), "{up:?}");
     for url in urls {
         assert_eq!(
             column_type(url, "flag").await.as_deref(),
@@ -548,10 +553,40 @@ async fn galera_copies_refused_and_the_alter_as_written_measured_with_writers_on
     clients.push(s);
     tokio::time::sleep(Duration::from_millis(1000)).await;
 
-    // 1. A copying change, with clients writing on every node: refused before any work (the
+    // 1. An index build runs online (NOCOPY, LOCK=NONE) but under TOI, where every node's commits
+    // wait for the whole build: said by plan, up --dry-run and up (the table is above the
+    // small-table row count, 0 here), not below it; measured as the clients see it.
+    write(
+        "2_add_index.sql",
+        "ALTER TABLE accounts ADD INDEX note_idx (note);",
+    );
+    for args in [
+        vec!["plan"],
+        vec!["up", "--dry-run"],
+        vec!["plan", "--as-written-below-rows", "100000"],
+    ] {
+        let r = sluice(p, &urls[0], &args, None).await;
+        assert_eq!(r.code, 0, "{args:?}: {r:?}");
+        let said = format!("{}{}", r.stdout, r.stderr).contains(TOI_STALL);
+        assert_eq!(said, args.len() < 3, "{args:?}: {r:?}");
+    }
+    let from = Instant::now();
+    let up = sluice(p, &urls[0], &["up"], None).await;
+    let to = Instant::now();
+    assert_eq!(up.code, 0, "{up:?}");
+    assert!(up.stderr.contains(TOI_STALL), "{up:?}");
+    assert!(up.stderr.contains("ran with ALGORITHM=NOCOPY"), "{up:?}");
+    exec(
+        &admin,
+        &format!("ALTER TABLE `{TWIN_DB}`.accounts ADD INDEX note_idx (note)"),
+    )
+    .await;
+    report("ADD INDEX online (NOCOPY under TOI)", &clients, from, to);
+
+    // 2. A copying change, with clients writing on every node: refused before any work (the
     // online copy's table locks wedge a cluster), and the rerun is refused the same way.
     let widen = "ALTER TABLE accounts MODIFY balance BIGINT NOT NULL;";
-    write("2_widen_balance.sql", widen);
+    write("3_widen_balance.sql", widen);
     let refusal =
         "`accounts` needs sluice's online copy, which is not yet safe on a Galera cluster";
     let from = Instant::now();
@@ -583,7 +618,7 @@ async fn galera_copies_refused_and_the_alter_as_written_measured_with_writers_on
         );
     }
 
-    // 2. The user's choice: the ALTER as written, under TOI, measured as the clients see it
+    // 3. The user's choice: the ALTER as written, under TOI, measured as the clients see it
     // (writes on every node wait for its whole duration; a DDL under TOI aborts the statements
     // open on the table on every node).
     let from = Instant::now();
@@ -631,7 +666,7 @@ async fn galera_copies_refused_and_the_alter_as_written_measured_with_writers_on
     // A DROP COLUMN, which runs in two phases elsewhere (issue 14): refused on Galera before
     // anything changes (twice), with the cause and `--as-written` as the way to drop in one step.
     std::fs::write(
-        mig.join("3_drop_note.sql"),
+        mig.join("4_drop_note.sql"),
         "-- sluice:up\nALTER TABLE accounts DROP COLUMN note;\n",
     )
     .unwrap();
@@ -656,7 +691,7 @@ async fn galera_copies_refused_and_the_alter_as_written_measured_with_writers_on
     // A table rename, which runs in two phases elsewhere (issue 14): refused the same way, the
     // table unchanged on every node (its columns still read under the old name).
     std::fs::write(
-        mig.join("4_rename.sql"),
+        mig.join("5_rename.sql"),
         "-- sluice:up\nRENAME TABLE accounts TO clients;\n",
     )
     .unwrap();
@@ -672,7 +707,7 @@ async fn galera_copies_refused_and_the_alter_as_written_measured_with_writers_on
     // A lone DROP TABLE (the same version, its file rewritten), in two phases elsewhere too:
     // refused the same way.
     std::fs::write(
-        mig.join("4_rename.sql"),
+        mig.join("5_rename.sql"),
         "-- sluice:up\nDROP TABLE accounts;\n",
     )
     .unwrap();
