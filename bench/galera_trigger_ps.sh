@@ -3,7 +3,8 @@
 # through a server-side prepared statement (SQL PREPARE/EXECUTE: the same server path as the binary
 # protocol's) while node 1 creates a log table and an AFTER UPDATE trigger writing into it. Counts
 # the client's errors by kind, for the trigger created under TOI (replicated; node 2 applies it) and
-# created on each node locally under RSU (no node applies it from replication).
+# created on each node locally under RSU (no node applies it from replication), and under TOI then
+# replaced (CREATE OR REPLACE TRIGGER) by one writing into a second table, as the tried copy did.
 # Usage: sh bench/galera_trigger_ps.sh [BASEPORT=16000] [ROUNDS=5]
 set -eu
 BASE=${1:-16000}; ROUNDS=${2:-5}
@@ -39,6 +40,13 @@ round() {
     q 1 "CREATE TABLE accounts_chg (n BIGINT AUTO_INCREMENT PRIMARY KEY, id BIGINT NOT NULL)"
     if [ "$how" = TOI ]; then
         q 1 "$trigger"
+    elif [ "$how" = TOI-REPLACE ]; then
+        # As the tried copy did: the log trigger, then a second table and the trigger replaced by
+        # one writing there.
+        q 1 "$trigger"
+        sleep 1
+        q 1 "CREATE TABLE accounts_shadow (id BIGINT PRIMARY KEY, balance INT NOT NULL)"
+        q 1 "CREATE OR REPLACE TRIGGER accounts_log AFTER UPDATE ON accounts FOR EACH ROW REPLACE INTO accounts_shadow (id, balance) VALUES (NEW.id, NEW.balance)"
     else
         # Each node creates it for itself; the next one once this one is back in sync.
         for n in 1 2 3; do
@@ -57,9 +65,11 @@ round() {
     for n in 1 2 3; do q $n "SET SESSION wsrep_OSU_method = 'RSU'; DROP TRIGGER IF EXISTS accounts_log" 2>/dev/null || true
         until [ "$(q $n "SHOW STATUS LIKE 'wsrep_local_state_comment'" | cut -f2)" = Synced ]; do sleep 0.05; done; done
     q 1 "DROP TABLE accounts_chg"
+    q 1 "DROP TABLE IF EXISTS accounts_shadow"
 }
 for r in $(seq 1 "$ROUNDS"); do
     round TOI PS
+    round TOI-REPLACE PS
     round RSU PS
 done
 round TOI TEXT
