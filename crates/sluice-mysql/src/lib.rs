@@ -119,7 +119,8 @@ impl Galera {
             "changes the server runs with ALGORITHM=INSTANT, NOCOPY or INPLACE, LOCK=NONE still run online; for this one \
              choose `sluice up --as-written` (the ALTER replicates under TOI: writes on every node wait for its whole \
              duration), or apply it node by node in a Rolling Schema Upgrade window (wsrep_OSU_method=RSU) \
-             yourself, for a change both the old and the new schema can replicate",
+             yourself, for a change both the old and the new schema can replicate, with each node's clients \
+             moved off it while its DDL runs (a local commit waiting on the paused node blocks the DDL)",
         )
     }
 }

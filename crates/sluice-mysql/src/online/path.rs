@@ -88,6 +88,31 @@ impl Algo {
     }
 }
 
+/// Whether the ALTER, run in place, reads the whole table (an index build, a rebuild): its time
+/// grows with the rows even where writes are allowed, and under Galera's TOI every node's commits
+/// wait for all of it. Dropping a key, renames and metadata do not.
+pub fn reads_table(f: Flavour, table: &LiveTable, kinds: &[ClauseKind]) -> bool {
+    let (algo, preds) = plan(f, table, kinds);
+    // On MariaDB INPLACE is a rebuild (NOCOPY names the rest); on MySQL it covers both.
+    (algo == Algo::Inplace && f.is_mariadb())
+        || kinds.iter().zip(&preds).any(|(k, p)| {
+            matches!(p.algo, Algo::NoCopy | Algo::Inplace)
+                && !matches!(
+                    k,
+                    ClauseKind::DropIndex { .. }
+                        | ClauseKind::DropForeignKey
+                        // NOCOPY: its indexes dropped with it; a rebuild is INPLACE above.
+                        | ClauseKind::DropColumn { .. }
+                        | ClauseKind::RenameIndex
+                        | ClauseKind::RenameColumn { .. }
+                        | ClauseKind::SetDefault { .. }
+                        | ClauseKind::DropDefault { .. }
+                        | ClauseKind::TableCharset
+                        | ClauseKind::AutoIncrementValue
+                )
+        })
+}
+
 /// The prediction for one clause and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Prediction {
@@ -725,6 +750,35 @@ mod tests {
         assert_eq!(normalise_type("bigint(20) unsigned"), "bigintunsigned");
         assert_eq!(normalise_type("INT UNSIGNED"), "intunsigned");
         assert_eq!(normalise_type("varchar(20)"), "varchar(20)");
+    }
+
+    #[test]
+    fn what_reads_the_whole_table() {
+        // What Galera's TOI holds every node's commits for (plan and up warn on a big table).
+        let f = flavour(EngineKind::MariaDb, (10, 11, 6));
+        for (clause, reads) in [
+            ("ADD INDEX i (balance)", true),
+            ("ADD UNIQUE INDEX i (balance)", true),
+            ("MODIFY balance INT NOT NULL", true),
+            ("ENGINE=InnoDB", true),
+            ("DROP PRIMARY KEY, ADD PRIMARY KEY (id, n)", true),
+            ("ADD COLUMN c INT, DROP INDEX ix_n", true),
+            ("DROP COLUMN n", false),
+            ("ADD COLUMN c INT", false),
+            ("ADD COLUMN c INT NOT NULL DEFAULT 0", false),
+            ("DROP COLUMN note", false),
+            ("DROP INDEX ix_n", false),
+            ("RENAME INDEX ix_n TO ix_m", false),
+            ("RENAME COLUMN note TO memo", false),
+            ("ALTER COLUMN balance SET DEFAULT 5", false),
+            ("MODIFY note VARCHAR(100)", false),
+            ("COMMENT = 'x'", false),
+            ("AUTO_INCREMENT = 100", false),
+        ] {
+            let a = parse::parse(&format!("ALTER TABLE p {clause}")).unwrap();
+            let kinds: Vec<_> = a.clauses.into_iter().map(|c| c.kind).collect();
+            assert_eq!(reads_table(f, &table(), &kinds), reads, "{clause}");
+        }
     }
 
     #[test]
