@@ -11,6 +11,9 @@
 
 mod common;
 
+use common::mariadb_two_versions::{
+    assert_same_as_twin, ok, q, run_version, show_create, state_of, wait_ops, Version,
+};
 use common::{wait_bounded, Project, Run};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -69,10 +72,6 @@ const CASES: &[Case] = &[
         unique: false,
     },
 ];
-
-fn q(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
-}
 
 impl Case {
     fn table(&self, name: &str) -> String {
@@ -141,25 +140,21 @@ struct ClientResult {
 /// One application version: inserts (every 7th leaves the column out where it may) and updates
 /// of its own rows through its own name, each read back through its name and, while both exist,
 /// through the other.
-async fn run_client(
-    c: Client,
-    url: String,
+struct Writer {
+    mine: String,
+    other: String,
+    cross: Arc<AtomicBool>,
     case: &'static Case,
     counter: Arc<AtomicU64>,
-) -> ClientResult {
-    let mut db = Conn::from_url(url).await.unwrap();
-    // A bug that makes a statement wait fails the test instead of hanging it.
-    db.query_drop("SET SESSION max_statement_time = 20, lock_wait_timeout = 20")
-        .await
-        .unwrap();
-    let mut errors = Vec::new();
-    let mut written = BTreeMap::new();
-    let mut owned: Vec<i64> = (1..=ROWS).filter(|i| i % 2 == c.parity).collect();
-    let (mine, other) = (q(&c.mine), q(&c.other));
-    let mut i = 0u64;
-    while !c.stop.load(Ordering::SeqCst) {
-        i += 1;
-        let n = counter.fetch_add(1, Ordering::SeqCst);
+    owned: Vec<i64>,
+    written: BTreeMap<i64, Option<String>>,
+}
+
+impl Version for Writer {
+    async fn round(&mut self, db: &mut Conn, i: u64, errors: &mut Vec<String>) -> bool {
+        let case = self.case;
+        let (mine, other) = (&self.mine, &self.other);
+        let n = self.counter.fetch_add(1, Ordering::SeqCst);
         let (id, want) = if i.is_multiple_of(3) {
             let omit = i.is_multiple_of(7) && !(case.not_null && case.default.is_none());
             let r = if omit {
@@ -174,7 +169,7 @@ async fn run_client(
             match r {
                 Ok(()) => {
                     let id = db.last_insert_id().unwrap() as i64;
-                    owned.push(id);
+                    self.owned.push(id);
                     let want = if omit {
                         case.default.map(str::to_string)
                     } else {
@@ -184,11 +179,11 @@ async fn run_client(
                 }
                 Err(e) => {
                     errors.push(format!("insert through {mine}: {e}"));
-                    continue;
+                    return false;
                 }
             }
         } else {
-            let id = owned[(n as usize * 7919) % owned.len()];
+            let id = self.owned[(n as usize * 7919) % self.owned.len()];
             let null = !case.not_null && i.is_multiple_of(11);
             let r = if null {
                 db.exec_drop(format!("UPDATE t SET {mine} = NULL WHERE id = ?"), (id,))
@@ -204,15 +199,15 @@ async fn run_client(
                 Ok(()) => (id, (!null).then(|| case.value(n))),
                 Err(e) => {
                     errors.push(format!("update through {mine}: {e}"));
-                    continue;
+                    return false;
                 }
             }
         };
-        written.insert(id, want.clone());
-        let names: Vec<&String> = if c.cross.load(Ordering::SeqCst) {
-            vec![&mine, &other]
+        self.written.insert(id, want.clone());
+        let names: Vec<&String> = if self.cross.load(Ordering::SeqCst) {
+            vec![mine, other]
         } else {
-            vec![&mine]
+            vec![mine]
         };
         for name in names {
             match db
@@ -229,31 +224,32 @@ async fn run_client(
                 Err(e) => errors.push(format!("read through {name}: {e}")),
             }
         }
-        c.ops.fetch_add(1, Ordering::SeqCst);
+        true
     }
-    let _ = db.disconnect().await;
-    ClientResult { errors, written }
 }
 
-async fn wait_ops(ops: &AtomicU64, at_least: u64) {
-    common::eventually(120, "client operations", || async {
-        ops.load(Ordering::SeqCst) >= at_least
-    })
-    .await;
+async fn run_client(
+    c: Client,
+    url: String,
+    case: &'static Case,
+    counter: Arc<AtomicU64>,
+) -> ClientResult {
+    let writer = Writer {
+        mine: q(&c.mine),
+        other: q(&c.other),
+        cross: c.cross,
+        case,
+        counter,
+        owned: (1..=ROWS).filter(|i| i % 2 == c.parity).collect(),
+        written: BTreeMap::new(),
+    };
+    let (writer, errors) = run_version(writer, url, c.stop, c.ops).await;
+    ClientResult {
+        errors,
+        written: writer.written,
+    }
 }
 
-fn ok(r: &Run, what: &str) {
-    assert_eq!(r.code, 0, "{what}: {r:?}");
-}
-
-fn state_of(p: &Project, v: i64) -> Option<String> {
-    p.states()
-        .into_iter()
-        .find(|(x, _)| *x == v)
-        .map(|(_, s)| s)
-}
-
-/// `SHOW CREATE TABLE` as the table `t`, without the AUTO_INCREMENT counter (the writes move it).
 /// Renames `twin`'s column as written and asserts `t` (renamed by sluice) now has the same
 /// `SHOW CREATE TABLE`.
 async fn twin_renamed_equals_t(c: &mut Conn, old: &str, new: &str, what: &str) {
@@ -264,24 +260,7 @@ async fn twin_renamed_equals_t(c: &mut Conn, old: &str, new: &str, what: &str) {
     ))
     .await
     .unwrap();
-    assert_eq!(
-        show_create(c, "t").await,
-        show_create(c, "twin").await,
-        "{what}"
-    );
-}
-
-async fn show_create(c: &mut Conn, table: &str) -> String {
-    let (_, text): (String, String) = c
-        .query_first(format!("SHOW CREATE TABLE {table}"))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = text.replacen(&format!("CREATE TABLE `{table}`"), "CREATE TABLE `t`", 1);
-    text.split(' ')
-        .filter(|w| !w.starts_with("AUTO_INCREMENT="))
-        .collect::<Vec<_>>()
-        .join(" ")
+    assert_same_as_twin(c, "t", "twin", what).await;
 }
 
 async fn count(c: &mut Conn, sql: &str) -> i64 {
