@@ -735,3 +735,212 @@ async fn the_tables_update_triggers_firing_in_the_backfill_are_said() {
         }
     }
 }
+
+/// The backfill's checkpoint row in `sluice_meta`: (rows, batches) done; None: there is none.
+async fn checkpoint(c: &mut Conn) -> Option<(i64, i64)> {
+    let v: Option<String> = c
+        .query_first("SELECT v FROM sluice_meta WHERE k LIKE 'backfill %'")
+        .await
+        .unwrap();
+    v.map(|v| {
+        let j: serde_json::Value = serde_json::from_str(&v).unwrap();
+        (j["rows"].as_i64().unwrap(), j["batches"].as_i64().unwrap())
+    })
+}
+
+/// The number in `<before><n><after>` of a run's stderr.
+fn said(r: &Run, before: &str, after: &str) -> Option<i64> {
+    r.stderr
+        .split(before)
+        .nth(1)?
+        .split(after)
+        .next()?
+        .parse()
+        .ok()
+}
+
+const BIG: i64 = 20_000;
+
+fn big_table(name: &str) -> String {
+    format!("CREATE TABLE {name} (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, name varchar(40) NOT NULL DEFAULT 'anon', note int, KEY {name}_name (name))")
+}
+
+/// kill -9 in the middle of the backfill (after its second committed batch), and again in the
+/// rerun's: each batch committed its end key with its rows, so each rerun goes on after the last
+/// committed range (it says how far the earlier run got, its own row count is what was left), the
+/// last batch removes the checkpoint, and the table ends as the as-written twin. A rollback after
+/// a killed backfill removes its checkpoint, so the next expand fills every row again.
+#[tokio::test]
+async fn a_killed_backfill_resumes_after_its_last_committed_batch() {
+    let p = Project::new(Server::MariaDb).await;
+    p.write(
+        "1_create.sql",
+        &format!(
+            "-- sluice:up\n{};\nINSERT INTO t (name, note) SELECT CONCAT('s', seq), seq FROM seq_1_to_{BIG};\n",
+            big_table("t")
+        ),
+    );
+    ok(&p.run(&["up"]), "create");
+    let mut db = p.db.my().await;
+    db.query_drop(big_table("twin")).await.unwrap();
+    db.query_drop("INSERT INTO twin SELECT id, name, note FROM t")
+        .await
+        .unwrap();
+    p.write(
+        "2_rename.sql",
+        "-- sluice:up\nALTER TABLE t RENAME COLUMN name TO full_name;\n",
+    );
+    let mut done = (0, 0);
+    for round in 1..=2 {
+        let killed: Run = p
+            .command(&["up"])
+            .env("SLUICE_CRASH_AT", "backfill-batch@2")
+            .output()
+            .unwrap()
+            .into();
+        assert_ne!(killed.code, 0, "round {round}: {killed:?}");
+        assert!(killed.stderr.contains("backfill-batch@2"), "{killed:?}");
+        assert_eq!(state_of(&p, 2).as_deref(), Some("interrupted"));
+        if round == 2 {
+            // The rerun went on from the first run's checkpoint.
+            assert_eq!(
+                said(&killed, "an earlier run did ", " row(s)"),
+                Some(done.0),
+                "{killed:?}"
+            );
+        }
+        let (rows, batches) = checkpoint(&mut db).await.expect("a checkpoint");
+        assert_eq!(batches, done.1 + 2, "round {round}");
+        assert!(rows > done.0 && rows < BIG, "round {round}: {rows}");
+        done = (rows, batches);
+        // A write through the old name below the checkpoint: the triggers keep it.
+        db.query_drop(format!(
+            "UPDATE t SET name = 'after-kill {round}' WHERE id = {round}"
+        ))
+        .await
+        .unwrap();
+        db.query_drop(format!(
+            "UPDATE twin SET name = 'after-kill {round}' WHERE id = {round}"
+        ))
+        .await
+        .unwrap();
+    }
+    let rerun = p.run(&["up"]);
+    ok(&rerun, "rerun");
+    assert_eq!(
+        said(&rerun, "an earlier run did ", " row(s)"),
+        Some(done.0),
+        "{rerun:?}"
+    );
+    // This run's own count: the rows after the checkpoint, none before it.
+    assert_eq!(
+        said(&rerun, "backfilled ", " row(s) of `t`"),
+        Some(BIG - done.0),
+        "{rerun:?}"
+    );
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+    assert_eq!(checkpoint(&mut db).await, None);
+    assert_equal_names(&mut db, &CASES[0]).await;
+    ok(&p.run(&["complete"]), "complete");
+    db.query_drop("ALTER TABLE twin RENAME COLUMN name TO full_name")
+        .await
+        .unwrap();
+    // The twin's key is named twin_name: compare as t_name.
+    assert_same_as_twin(&mut db, "t", "twin", "resumed backfill").await;
+    let rows = |table: &str| format!("SELECT id, full_name, note FROM {table} ORDER BY id");
+    let got: Vec<(i64, String, i64)> = db.query(rows("t")).await.unwrap();
+    let want: Vec<(i64, String, i64)> = db.query(rows("twin")).await.unwrap();
+    assert_eq!(got.len(), BIG as usize);
+    assert!(got == want, "rows differ from the as-written twin");
+
+    // Killed, rolled back (twice), expanded again: every row filled, nothing resumed.
+    p.write(
+        "3_rename.sql",
+        "-- sluice:up\nALTER TABLE t RENAME COLUMN note TO remark;\n",
+    );
+    let killed: Run = p
+        .command(&["up"])
+        .env("SLUICE_CRASH_AT", "backfill-batch@2")
+        .output()
+        .unwrap()
+        .into();
+    assert_ne!(killed.code, 0, "{killed:?}");
+    assert!(checkpoint(&mut db).await.is_some());
+    for _ in 0..2 {
+        ok(&p.run(&["rollback"]), "rollback");
+        assert_eq!(state_of(&p, 3).as_deref(), Some("pending"));
+        assert_eq!(checkpoint(&mut db).await, None);
+    }
+    let up = p.run(&["up"]);
+    ok(&up, "expand after the rollback");
+    assert!(!up.stderr.contains("resuming the backfill"), "{up:?}");
+    assert_eq!(
+        said(&up, "backfilled ", " row(s) of `t`"),
+        Some(BIG),
+        "{up:?}"
+    );
+    let unequal: i64 = db
+        .query_first("SELECT COUNT(*) FROM t WHERE NOT (note <=> remark)")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(unequal, 0);
+}
+
+/// The backfill waits on the online copy's throttle: with `--max-threads-running 0` (always
+/// exceeded: the check itself runs) it says it paused and commits no batch; the rerun without it
+/// converges.
+#[tokio::test]
+async fn the_backfill_pauses_on_the_online_copys_throttle() {
+    let p = Project::new(Server::MariaDb).await;
+    p.write(
+        "1_create.sql",
+        "-- sluice:up\nCREATE TABLE t (id int PRIMARY KEY, name varchar(20));\nINSERT INTO t SELECT seq, CONCAT('n', seq) FROM seq_1_to_100;\n",
+    );
+    ok(&p.run(&["up"]), "create");
+    p.write(
+        "2_rename.sql",
+        "-- sluice:up\nALTER TABLE t RENAME COLUMN name TO full_name;\n",
+    );
+    let mut child = p.spawn(&["up", "--max-threads-running", "0"]);
+    let mut db = p.db.my().await;
+    // The column and its triggers are there, the backfill waits.
+    common::eventually(60, "the new column", || async {
+        let n: Option<i64> = p
+            .db
+            .my()
+            .await
+            .query_first("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'full_name'")
+            .await
+            .unwrap();
+        n == Some(1)
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the backfill did not wait"
+    );
+    let empty: i64 = db
+        .query_first("SELECT COUNT(*) FROM t WHERE full_name IS NULL")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(empty, 100, "a batch ran while paused");
+    child.kill().unwrap();
+    let paused = wait_bounded(child, 30, "paused sluice up");
+    assert!(
+        paused
+            .stderr
+            .contains("backfill of `t` paused: Threads_running"),
+        "{paused:?}"
+    );
+    ok(&p.run(&["up"]), "rerun");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+    let unequal: i64 = db
+        .query_first("SELECT COUNT(*) FROM t WHERE NOT (name <=> full_name)")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(unequal, 0);
+}

@@ -382,6 +382,25 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
     block.extend(create(&ti, "INSERT", &insert_body));
     block.extend(create(&tu, "UPDATE", &update_body));
     block.push("UNLOCK TABLES".into());
+    let mut set = format!("{b} = {a}");
+    for c in &f.on_update {
+        // Naming the column keeps its ON UPDATE value from changing.
+        set.push_str(&format!(", {0} = {0}", ident(c)));
+    }
+    let filter = format!("NOT ({b} <=> {a})");
+    // The backfill's checkpoint (sluice-mysql's backfill) belongs to the new column: one left by
+    // a run whose column is gone since (rolled back) must not skip rows of the column added now.
+    let forget = format!(
+        "DELETE FROM `sluice_meta` WHERE `k` = {}",
+        literal(&crate::engine::backfill_checkpoint_key(
+            t,
+            &set,
+            Some(&filter)
+        ))
+    );
+    if !f.has_to {
+        block.insert(0, forget.clone());
+    }
 
     let mut precheck = Vec::new();
     if mariadb {
@@ -402,15 +421,10 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         Blocks::ReadsAndWrites,
     )];
     let mut locks = vec![format!("LOCK TABLES WRITE (milliseconds), {add_about}")];
-    let mut set = format!("{b} = {a}");
-    for c in &f.on_update {
-        // Naming the column keeps its ON UPDATE value from changing.
-        set.push_str(&format!(", {0} = {0}", ident(c)));
-    }
     expand.push(Step::Backfill {
         table: t.clone(),
         set,
-        filter: Some(format!("NOT ({b} <=> {a})")),
+        filter: Some(filter),
     });
     about.push(About::new(
         "backfill existing rows in primary-key batches, each one short autocommitted UPDATE",
@@ -496,6 +510,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
     ));
     rollback.push(format!("ALTER TABLE {t} {}", clauses.join(", ")));
     rollback.push("UNLOCK TABLES".into());
+    rollback.push(forget);
 
     Ok(Phases {
         precheck,
@@ -624,14 +639,26 @@ mod tests {
         .unwrap();
         let sql: Vec<String> = p.expand.iter().map(Step::text).collect();
         assert_eq!(sql.len(), 4, "{sql:#?}");
-        assert!(sql[0].starts_with("LOCK TABLES `t` WRITE; ALTER TABLE `t` ADD COLUMN IF NOT EXISTS `full name` varchar(20) NOT NULL DEFAULT 'anon' COMMENT 'who' AFTER `name`, ALGORITHM=INSTANT; CREATE OR REPLACE TRIGGER `t_name_sluice_ins` BEFORE INSERT ON `t` FOR EACH ROW BEGIN IF NOT (NEW.`name` <=> NEW.`full name`) THEN IF NEW.`full name` <=> 'anon' AND NOT (NEW.`name` <=> 'anon') THEN"), "{}", sql[0]);
+        // The backfill's checkpoint, keyed by what it fills, is forgotten before the column is added.
+        let forget = format!(
+            "DELETE FROM `sluice_meta` WHERE `k` = '{}'",
+            crate::engine::backfill_checkpoint_key(
+                "`t`",
+                "`full name` = `name`, `ts` = `ts`",
+                Some("NOT (`full name` <=> `name`)")
+            )
+        );
+        let lock = sql[0]
+            .strip_prefix(&format!("{forget}; "))
+            .unwrap_or_else(|| panic!("{}", sql[0]));
+        assert!(lock.starts_with("LOCK TABLES `t` WRITE; ALTER TABLE `t` ADD COLUMN IF NOT EXISTS `full name` varchar(20) NOT NULL DEFAULT 'anon' COMMENT 'who' AFTER `name`, ALGORITHM=INSTANT; CREATE OR REPLACE TRIGGER `t_name_sluice_ins` BEFORE INSERT ON `t` FOR EACH ROW BEGIN IF NOT (NEW.`name` <=> NEW.`full name`) THEN IF NEW.`full name` <=> 'anon' AND NOT (NEW.`name` <=> 'anon') THEN"), "{}", sql[0]);
         assert!(sql[0].contains("CREATE OR REPLACE TRIGGER `t_name_sluice_upd` BEFORE UPDATE"));
         assert!(sql[0].ends_with("; UNLOCK TABLES"));
         assert_eq!(sql[1], "backfill in batches: UPDATE `t` SET `full name` = `name`, `ts` = `ts` WHERE NOT (`full name` <=> `name`)");
         assert_eq!(sql[2], "ALTER TABLE `t` ADD UNIQUE KEY IF NOT EXISTS `u_name_c_sluice_renamed` (`full name`(10),`c`), ALGORITHM=NOCOPY, LOCK=NONE");
         assert_eq!(sql[3], "ALTER TABLE `t` ADD KEY IF NOT EXISTS `ix_name_sluice_renamed` (`full name` DESC) COMMENT 'n', ALGORITHM=NOCOPY, LOCK=NONE");
         assert_eq!(p.complete, vec!["LOCK TABLES `t` WRITE; DROP TRIGGER IF EXISTS `t_name_sluice_ins`; DROP TRIGGER IF EXISTS `t_name_sluice_upd`; ALTER TABLE `t` DROP INDEX `u_name_c`, DROP INDEX `ix_name`, DROP COLUMN `name`, RENAME INDEX `u_name_c_sluice_renamed` TO `u_name_c`, RENAME INDEX `ix_name_sluice_renamed` TO `ix_name`, ALGORITHM=NOCOPY, LOCK=NONE; UNLOCK TABLES".to_string()]);
-        assert_eq!(p.rollback, vec!["LOCK TABLES `t` WRITE; DROP TRIGGER IF EXISTS `t_name_sluice_ins`; DROP TRIGGER IF EXISTS `t_name_sluice_upd`; ALTER TABLE `t` DROP INDEX IF EXISTS `u_name_c_sluice_renamed`, DROP INDEX IF EXISTS `ix_name_sluice_renamed`, DROP COLUMN IF EXISTS `full name`; UNLOCK TABLES".to_string()]);
+        assert_eq!(p.rollback, vec![format!("LOCK TABLES `t` WRITE; DROP TRIGGER IF EXISTS `t_name_sluice_ins`; DROP TRIGGER IF EXISTS `t_name_sluice_upd`; ALTER TABLE `t` DROP INDEX IF EXISTS `u_name_c_sluice_renamed`, DROP INDEX IF EXISTS `ix_name_sluice_renamed`, DROP COLUMN IF EXISTS `full name`; UNLOCK TABLES; {forget}")]);
         assert_eq!(p.precheck.len(), 1);
         // plan shows MariaDB's locks, not PostgreSQL's.
         let steps = p.expand_steps();
@@ -640,6 +667,15 @@ mod tests {
         assert_eq!(steps[2].lock_level, Some(crate::plan::LockLevel::None));
         assert!(p.complete_step().lock.contains("LOCK TABLES WRITE"));
         assert_eq!(p.sees.len(), 4);
+        // A rerun that finds the new column (the expand was cut off) resumes from the checkpoint.
+        let mut f = facts(e);
+        f.has_to = true;
+        let p = phases(
+            &stmt(e, "ALTER TABLE t RENAME COLUMN name TO `full name`"),
+            &f,
+        )
+        .unwrap();
+        assert!(p.expand[0].text().starts_with("LOCK TABLES `t` WRITE; "));
     }
 
     #[test]
