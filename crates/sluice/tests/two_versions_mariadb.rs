@@ -558,7 +558,35 @@ async fn what_cannot_be_kept_equal_is_refused_before_anything_changes() {
         (
             "CREATE TABLE t (id int PRIMARY KEY, a varchar(10), FULLTEXT KEY ft (a))",
             "ALTER TABLE t RENAME COLUMN a TO a2",
-            "fulltext key ft",
+            "fulltext key ft uses it, and the server builds a FULLTEXT or SPATIAL index only with LOCK=SHARED",
+        ),
+        (
+            "CREATE TABLE t (id int PRIMARY KEY, a varchar(10), b text, FULLTEXT KEY ft (b, a))",
+            "ALTER TABLE t RENAME COLUMN a TO a2",
+            "fulltext key ft uses it",
+        ),
+        (
+            "CREATE TABLE t (id int PRIMARY KEY, g point NOT NULL, SPATIAL KEY sp (g))",
+            "ALTER TABLE t RENAME COLUMN g TO g2",
+            "spatial key sp uses it",
+        ),
+        // A FULLTEXT index on another column: adding the new column would block writes.
+        (
+            "CREATE TABLE t (id int PRIMARY KEY, a int, b text, FULLTEXT KEY ft (b))",
+            "ALTER TABLE t RENAME COLUMN a TO a2",
+            "the table has fulltext key ft, and the server adds a column to such a table only by a rebuild with LOCK=SHARED",
+        ),
+        // A CHECK on the column, of its own or the table's: adding it to the new column copies
+        // the table.
+        (
+            "CREATE TABLE t (id int PRIMARY KEY, a int CHECK (a > 0))",
+            "ALTER TABLE t RENAME COLUMN a TO a2",
+            "it has a CHECK of its own, and the server adds a CHECK constraint only with ALGORITHM=COPY",
+        ),
+        (
+            "CREATE TABLE t (id int PRIMARY KEY, a int, b int, CONSTRAINT ck CHECK (a < b))",
+            "ALTER TABLE t RENAME COLUMN a TO a2",
+            "uses it, and the server adds a CHECK constraint only with ALGORITHM=COPY",
         ),
         (
             "CREATE TABLE t (id int PRIMARY KEY, a int, b int)",
