@@ -98,6 +98,26 @@ pub struct BackfillSpec {
     /// fire for them either (an `updated_at` trigger would touch every row, an audit trigger log
     /// every row). False for `sluice backfill`, an UPDATE the user asked for.
     pub stands_for_ddl: bool,
+    /// MariaDB/MySQL: the batches pause as the online copy's chunks do (`Threads_running` above
+    /// `max_threads_running`, a replica more than `max_replica_lag` behind).
+    pub online: OnlineOptions,
+}
+
+impl BackfillSpec {
+    /// See [`backfill_checkpoint_key`].
+    pub fn checkpoint_key(&self) -> String {
+        backfill_checkpoint_key(&self.table, &self.set, self.filter.as_deref())
+    }
+}
+
+/// The `sluice_meta` key (MariaDB/MySQL) of the checkpoint of a backfill standing in for a DDL
+/// statement: the same table, SET list and filter give the same key, in the run that writes it
+/// and in the plan that clears it when the column it fills is made afresh.
+pub fn backfill_checkpoint_key(table: &str, set: &str, filter: Option<&str>) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(format!("{table}\n{set}\n{}", filter.unwrap_or("")).as_bytes());
+    let hex: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("backfill {hex}")
 }
 
 /// What the backfill paces itself on, besides its target batch duration. Batches take CPU, I/O

@@ -476,8 +476,9 @@ impl Execution for MySqlEngine {
     async fn execute(&mut self, sql: &str) -> std::result::Result<(), ServerError> {
         let outcome = self.work.query_drop(sql).await;
         // A step that locks its table and fails before its own UNLOCK TABLES (the two-phase
-        // rename's catalog steps): the lock goes at once, whatever happened.
-        if outcome.is_err() && sql.starts_with("LOCK TABLES ") {
+        // rename's catalog steps, the first after forgetting a stale backfill checkpoint): the
+        // lock goes at once, whatever happened.
+        if outcome.is_err() && (sql.starts_with("LOCK TABLES ") || sql.contains("; LOCK TABLES ")) {
             let _ = self.work.query_drop("UNLOCK TABLES").await;
         }
         outcome.map_err(|e| match e {

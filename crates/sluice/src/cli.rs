@@ -1859,6 +1859,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
                 pacing: pacing.pacing(),
                 // The user's own UPDATE: the table's triggers fire, as for any UPDATE.
                 stands_for_ddl: false,
+                online: ctx.online_options(),
             };
             runner::backfill(engine.as_mut(), &spec, &ctx).await?;
             render::finish_progress();

@@ -10,6 +10,9 @@
 
 mod common;
 
+use common::mariadb_two_versions::{
+    assert_same_as_twin, ok, run_version, show_create, state_of, wait_ops, Version,
+};
 use common::{wait_bounded, Project, Run};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -179,28 +182,22 @@ struct ClientResult {
 
 /// One application version: inserts and updates of its own rows (by parity), each also applied to
 /// the twin, each read back.
-async fn run_client(
-    c: Client,
-    url: String,
+struct Writer {
+    old: bool,
     case: &'static Case,
     counter: Arc<AtomicU64>,
-) -> ClientResult {
-    let mut db = Conn::from_url(url).await.unwrap();
-    // A bug that makes a statement wait fails the test instead of hanging it.
-    db.query_drop("SET SESSION max_statement_time = 20, lock_wait_timeout = 20")
-        .await
-        .unwrap();
-    let mut errors = Vec::new();
-    let mut notes = BTreeMap::new();
-    let mut owned: Vec<i64> = (1..=ROWS).filter(|i| i % 2 == c.parity).collect();
-    let mut i = 0u64;
-    while !c.stop.load(Ordering::SeqCst) {
-        i += 1;
-        let n = counter.fetch_add(1, Ordering::SeqCst);
+    owned: Vec<i64>,
+    notes: BTreeMap<i64, i64>,
+}
+
+impl Version for Writer {
+    async fn round(&mut self, db: &mut Conn, i: u64, errors: &mut Vec<String>) -> bool {
+        let old = self.old;
+        let n = self.counter.fetch_add(1, Ordering::SeqCst);
         let note = (n % 1_000_000) as i64;
-        let value = (case.value)(n);
+        let value = (self.case.value)(n);
         let id = if i.is_multiple_of(3) {
-            let r = if c.old {
+            let r = if old {
                 db.exec_drop("INSERT INTO t (c, note) VALUES (?, ?)", (&value, note))
                     .await
             } else {
@@ -208,11 +205,11 @@ async fn run_client(
                     .await
             };
             if let Err(e) = r {
-                errors.push(format!("insert (old version: {}): {e}", c.old));
-                continue;
+                errors.push(format!("insert (old version: {old}): {e}"));
+                return false;
             }
             let id = db.last_insert_id().unwrap() as i64;
-            owned.push(id);
+            self.owned.push(id);
             if let Err(e) = db
                 .exec_drop("INSERT INTO twin (id, note) VALUES (?, ?)", (id, note))
                 .await
@@ -221,8 +218,8 @@ async fn run_client(
             }
             id
         } else {
-            let id = owned[(n as usize * 7919) % owned.len()];
-            let r = if c.old {
+            let id = self.owned[(n as usize * 7919) % self.owned.len()];
+            let r = if old {
                 db.exec_drop(
                     "UPDATE t SET c = ?, note = ? WHERE id = ?",
                     (&value, note, id),
@@ -233,8 +230,8 @@ async fn run_client(
                     .await
             };
             if let Err(e) = r {
-                errors.push(format!("update (old version: {}): {e}", c.old));
-                continue;
+                errors.push(format!("update (old version: {old}): {e}"));
+                return false;
             }
             if let Err(e) = db
                 .exec_drop("UPDATE twin SET note = ? WHERE id = ?", (note, id))
@@ -244,8 +241,8 @@ async fn run_client(
             }
             id
         };
-        notes.insert(id, note);
-        let read = if c.old {
+        self.notes.insert(id, note);
+        let read = if old {
             db.exec_first::<(i64, Option<String>), _, _>(
                 "SELECT note, CAST(c AS CHAR) FROM t WHERE id = ?",
                 (id,),
@@ -259,50 +256,32 @@ async fn run_client(
         match read {
             Ok(Some((got, v))) if got == note && v.as_deref() == Some(value.as_str()) => {}
             Ok(got) => errors.push(format!(
-                "row {id}: read {got:?}, written note {note} and c {value:?} (old version: {})",
-                c.old
+                "row {id}: read {got:?}, written note {note} and c {value:?} (old version: {old})"
             )),
-            Err(e) => errors.push(format!("read (old version: {}): {e}", c.old)),
+            Err(e) => errors.push(format!("read (old version: {old}): {e}")),
         }
-        c.ops.fetch_add(1, Ordering::SeqCst);
+        true
     }
-    let _ = db.disconnect().await;
-    ClientResult { errors, notes }
 }
 
-async fn wait_ops(ops: &AtomicU64, at_least: u64) {
-    common::eventually(120, "client operations", || async {
-        ops.load(Ordering::SeqCst) >= at_least
-    })
-    .await;
-}
-
-fn ok(r: &Run, what: &str) {
-    assert_eq!(r.code, 0, "{what}: {r:?}");
-}
-
-fn state_of(p: &Project, v: i64) -> Option<String> {
-    p.states()
-        .into_iter()
-        .find(|(x, _)| *x == v)
-        .map(|(_, s)| s)
-}
-
-/// `SHOW CREATE TABLE` as the table `t` (index names of the twin renamed back), without the
-/// AUTO_INCREMENT counter (the writes move it).
-async fn show_create(c: &mut Conn, table: &str) -> String {
-    let (_, text): (String, String) = c
-        .query_first(format!("SHOW CREATE TABLE {table}"))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = text
-        .replacen(&format!("CREATE TABLE `{table}`"), "CREATE TABLE `t`", 1)
-        .replace(&format!("KEY `{table}_"), "KEY `t_");
-    text.split(' ')
-        .filter(|w| !w.starts_with("AUTO_INCREMENT="))
-        .collect::<Vec<_>>()
-        .join(" ")
+async fn run_client(
+    c: Client,
+    url: String,
+    case: &'static Case,
+    counter: Arc<AtomicU64>,
+) -> ClientResult {
+    let writer = Writer {
+        old: c.old,
+        case,
+        counter,
+        owned: (1..=ROWS).filter(|i| i % 2 == c.parity).collect(),
+        notes: BTreeMap::new(),
+    };
+    let (writer, errors) = run_version(writer, url, c.stop, c.ops).await;
+    ClientResult {
+        errors,
+        notes: writer.notes,
+    }
 }
 
 async fn rows(c: &mut Conn, table: &str) -> BTreeMap<i64, Option<i64>> {
@@ -440,12 +419,7 @@ async fn old_and_new_versions_run_concurrently_through_expand_and_complete() {
             "{}: rows differ from the twin",
             case.name
         );
-        assert_eq!(
-            show_create(&mut db, "t").await,
-            show_create(&mut db, "twin").await,
-            "{}",
-            case.name
-        );
+        assert_same_as_twin(&mut db, "t", "twin", case.name).await;
         let sluice_notes: i64 = db
             .query_first("SELECT COUNT(*) FROM sluice_meta WHERE k LIKE 'drop %'")
             .await
@@ -489,12 +463,7 @@ async fn rollback_restores_the_table_exactly() {
         ok(&p.run(&["up", "--complete"]), "up --complete");
         assert_eq!(state_of(&p, 2).as_deref(), Some("applied"));
         make_twin(&mut db, case).await;
-        assert_eq!(
-            show_create(&mut db, "t").await,
-            show_create(&mut db, "twin").await,
-            "{}",
-            case.name
-        );
+        assert_same_as_twin(&mut db, "t", "twin", case.name).await;
     }
 }
 
@@ -552,11 +521,7 @@ async fn a_kill_at_every_step_converges_on_rerun() {
                 assert_eq!(state_of(&p, 2).as_deref(), Some("applied"));
                 ok(&p.run(&["complete"]), "complete rerun again");
                 make_twin(&mut db, case).await;
-                assert_eq!(
-                    show_create(&mut db, "t").await,
-                    show_create(&mut db, "twin").await,
-                    "{point}"
-                );
+                assert_same_as_twin(&mut db, "t", "twin", point).await;
             } else {
                 for _ in 0..2 {
                     ok(&p.run(&["rollback"]), "rollback rerun");
@@ -680,10 +645,7 @@ async fn several_columns_and_if_exists_in_one_statement() {
     db.query_drop("ALTER TABLE twin DROP COLUMN a, DROP COLUMN `D`, DROP COLUMN IF EXISTS zz")
         .await
         .unwrap();
-    assert_eq!(
-        show_create(&mut db, "t").await,
-        show_create(&mut db, "twin").await
-    );
+    assert_same_as_twin(&mut db, "t", "twin", "").await;
     let notes: Vec<i64> = db.query("SELECT note FROM t ORDER BY id").await.unwrap();
     assert_eq!(notes, [1, 2]);
 }

@@ -11,6 +11,9 @@
 
 mod common;
 
+use common::mariadb_two_versions::{
+    as_written_twin, kind, ok, run_version, show_create_exact, state_of, wait_ops, Version,
+};
 use common::{wait_bounded, Project, Run};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -27,26 +30,6 @@ const CREATE: &str = "-- sluice:up\n\
 
 const DROP: &str = "-- sluice:up\nDROP TABLE legacy;\n";
 
-fn ok(r: &Run, what: &str) {
-    assert_eq!(r.code, 0, "{what}: {r:?}");
-}
-
-fn state_of(p: &Project, v: i64) -> Option<String> {
-    p.states()
-        .into_iter()
-        .find(|(x, _)| *x == v)
-        .map(|(_, s)| s)
-}
-
-async fn kind(c: &mut Conn, name: &str) -> Option<String> {
-    c.exec_first(
-        "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
-        (name,),
-    )
-    .await
-    .unwrap()
-}
-
 /// The names (without sluice's history), the triggers, and `SHOW CREATE TABLE legacy` when it is
 /// a table (with its counter).
 async fn schema(c: &mut Conn) -> String {
@@ -59,13 +42,7 @@ async fn schema(c: &mut Conn) -> String {
         .await
         .unwrap();
     let create = match kind(c, "legacy").await.as_deref() {
-        Some("BASE TABLE") => {
-            c.query_first::<(String, String), _>("SHOW CREATE TABLE legacy")
-                .await
-                .unwrap()
-                .unwrap()
-                .1
-        }
+        Some("BASE TABLE") => show_create_exact(c, "legacy").await,
         other => format!("{other:?}"),
     };
     format!("{names:?}\n{triggers:?}\n{create}")
@@ -73,21 +50,16 @@ async fn schema(c: &mut Conn) -> String {
 
 /// The old version: inserts (every 4th leaves name out), updates and deletes its rows through
 /// `legacy`, each read back. id → (name, note), None: deleted.
-async fn old_version(
-    url: String,
-    stop: Arc<AtomicBool>,
-    ops: Arc<AtomicU64>,
-) -> (Vec<String>, BTreeMap<i64, Option<(String, i64)>>) {
-    let mut db = Conn::from_url(url).await.unwrap();
-    db.query_drop("SET SESSION max_statement_time = 20, lock_wait_timeout = 20")
-        .await
-        .unwrap();
-    let (mut errors, mut written) = (Vec::new(), BTreeMap::new());
-    let mut owned: Vec<i64> = (1..=1000).collect();
-    let mut i = 0i64;
-    while !stop.load(Ordering::SeqCst) {
-        i += 1;
+struct OldVersion {
+    owned: Vec<i64>,
+    written: BTreeMap<i64, Option<(String, i64)>>,
+}
+
+impl Version for OldVersion {
+    async fn round(&mut self, db: &mut Conn, i: u64, errors: &mut Vec<String>) -> bool {
+        let i = i as i64;
         let n = 1_000_000 + i;
+        let owned = &mut self.owned;
         let r: Result<(i64, Option<(String, i64)>), mysql_async::Error> = async {
             if i % 3 == 0 {
                 let name = if i % 4 == 0 {
@@ -125,10 +97,10 @@ async fn old_version(
             Ok(x) => x,
             Err(e) => {
                 errors.push(format!("write: {e}"));
-                continue;
+                return false;
             }
         };
-        written.insert(id, want.clone());
+        self.written.insert(id, want.clone());
         match db
             .exec_first::<(String, i64), _, _>("SELECT name, note FROM legacy WHERE id = ?", (id,))
             .await
@@ -137,16 +109,21 @@ async fn old_version(
             Ok(got) => errors.push(format!("row {id}: {got:?}, written {want:?}")),
             Err(e) => errors.push(format!("read: {e}")),
         }
-        ops.fetch_add(1, Ordering::SeqCst);
+        true
     }
-    (errors, written)
 }
 
-async fn wait_ops(ops: &AtomicU64, at_least: u64) {
-    common::eventually(120, "client operations", || async {
-        ops.load(Ordering::SeqCst) >= at_least
-    })
-    .await;
+async fn old_version(
+    url: String,
+    stop: Arc<AtomicBool>,
+    ops: Arc<AtomicU64>,
+) -> (Vec<String>, BTreeMap<i64, Option<(String, i64)>>) {
+    let v = OldVersion {
+        owned: (1..=1000).collect(),
+        written: BTreeMap::new(),
+    };
+    let (v, errors) = run_version(v, url, stop, ops).await;
+    (errors, v.written)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -220,11 +197,7 @@ async fn the_old_version_runs_through_expand_and_the_drop_waits_for_complete() {
         ok(&p.run(&["complete"]), "complete");
         assert_eq!(state_of(&p, 2).as_deref(), Some("applied"));
     }
-    let twin = Project::new(Server::MariaDb).await;
-    twin.write("1_create.sql", CREATE);
-    twin.write("2_drop.sql", DROP);
-    ok(&twin.run(&["up", "--as-written"]), "twin");
-    let mut tdb = twin.db.my().await;
+    let (_twin, mut tdb) = as_written_twin(&[("1_create.sql", CREATE), ("2_drop.sql", DROP)]).await;
     assert_eq!(schema(&mut db).await, schema(&mut tdb).await);
 }
 

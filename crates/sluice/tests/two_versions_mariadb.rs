@@ -11,6 +11,9 @@
 
 mod common;
 
+use common::mariadb_two_versions::{
+    assert_same_as_twin, ok, q, run_version, show_create, state_of, wait_ops, Version,
+};
 use common::{wait_bounded, Project, Run};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -69,10 +72,6 @@ const CASES: &[Case] = &[
         unique: false,
     },
 ];
-
-fn q(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
-}
 
 impl Case {
     fn table(&self, name: &str) -> String {
@@ -141,25 +140,21 @@ struct ClientResult {
 /// One application version: inserts (every 7th leaves the column out where it may) and updates
 /// of its own rows through its own name, each read back through its name and, while both exist,
 /// through the other.
-async fn run_client(
-    c: Client,
-    url: String,
+struct Writer {
+    mine: String,
+    other: String,
+    cross: Arc<AtomicBool>,
     case: &'static Case,
     counter: Arc<AtomicU64>,
-) -> ClientResult {
-    let mut db = Conn::from_url(url).await.unwrap();
-    // A bug that makes a statement wait fails the test instead of hanging it.
-    db.query_drop("SET SESSION max_statement_time = 20, lock_wait_timeout = 20")
-        .await
-        .unwrap();
-    let mut errors = Vec::new();
-    let mut written = BTreeMap::new();
-    let mut owned: Vec<i64> = (1..=ROWS).filter(|i| i % 2 == c.parity).collect();
-    let (mine, other) = (q(&c.mine), q(&c.other));
-    let mut i = 0u64;
-    while !c.stop.load(Ordering::SeqCst) {
-        i += 1;
-        let n = counter.fetch_add(1, Ordering::SeqCst);
+    owned: Vec<i64>,
+    written: BTreeMap<i64, Option<String>>,
+}
+
+impl Version for Writer {
+    async fn round(&mut self, db: &mut Conn, i: u64, errors: &mut Vec<String>) -> bool {
+        let case = self.case;
+        let (mine, other) = (&self.mine, &self.other);
+        let n = self.counter.fetch_add(1, Ordering::SeqCst);
         let (id, want) = if i.is_multiple_of(3) {
             let omit = i.is_multiple_of(7) && !(case.not_null && case.default.is_none());
             let r = if omit {
@@ -174,7 +169,7 @@ async fn run_client(
             match r {
                 Ok(()) => {
                     let id = db.last_insert_id().unwrap() as i64;
-                    owned.push(id);
+                    self.owned.push(id);
                     let want = if omit {
                         case.default.map(str::to_string)
                     } else {
@@ -184,11 +179,11 @@ async fn run_client(
                 }
                 Err(e) => {
                     errors.push(format!("insert through {mine}: {e}"));
-                    continue;
+                    return false;
                 }
             }
         } else {
-            let id = owned[(n as usize * 7919) % owned.len()];
+            let id = self.owned[(n as usize * 7919) % self.owned.len()];
             let null = !case.not_null && i.is_multiple_of(11);
             let r = if null {
                 db.exec_drop(format!("UPDATE t SET {mine} = NULL WHERE id = ?"), (id,))
@@ -204,15 +199,15 @@ async fn run_client(
                 Ok(()) => (id, (!null).then(|| case.value(n))),
                 Err(e) => {
                     errors.push(format!("update through {mine}: {e}"));
-                    continue;
+                    return false;
                 }
             }
         };
-        written.insert(id, want.clone());
-        let names: Vec<&String> = if c.cross.load(Ordering::SeqCst) {
-            vec![&mine, &other]
+        self.written.insert(id, want.clone());
+        let names: Vec<&String> = if self.cross.load(Ordering::SeqCst) {
+            vec![mine, other]
         } else {
-            vec![&mine]
+            vec![mine]
         };
         for name in names {
             match db
@@ -229,31 +224,32 @@ async fn run_client(
                 Err(e) => errors.push(format!("read through {name}: {e}")),
             }
         }
-        c.ops.fetch_add(1, Ordering::SeqCst);
+        true
     }
-    let _ = db.disconnect().await;
-    ClientResult { errors, written }
 }
 
-async fn wait_ops(ops: &AtomicU64, at_least: u64) {
-    common::eventually(120, "client operations", || async {
-        ops.load(Ordering::SeqCst) >= at_least
-    })
-    .await;
+async fn run_client(
+    c: Client,
+    url: String,
+    case: &'static Case,
+    counter: Arc<AtomicU64>,
+) -> ClientResult {
+    let writer = Writer {
+        mine: q(&c.mine),
+        other: q(&c.other),
+        cross: c.cross,
+        case,
+        counter,
+        owned: (1..=ROWS).filter(|i| i % 2 == c.parity).collect(),
+        written: BTreeMap::new(),
+    };
+    let (writer, errors) = run_version(writer, url, c.stop, c.ops).await;
+    ClientResult {
+        errors,
+        written: writer.written,
+    }
 }
 
-fn ok(r: &Run, what: &str) {
-    assert_eq!(r.code, 0, "{what}: {r:?}");
-}
-
-fn state_of(p: &Project, v: i64) -> Option<String> {
-    p.states()
-        .into_iter()
-        .find(|(x, _)| *x == v)
-        .map(|(_, s)| s)
-}
-
-/// `SHOW CREATE TABLE` as the table `t`, without the AUTO_INCREMENT counter (the writes move it).
 /// Renames `twin`'s column as written and asserts `t` (renamed by sluice) now has the same
 /// `SHOW CREATE TABLE`.
 async fn twin_renamed_equals_t(c: &mut Conn, old: &str, new: &str, what: &str) {
@@ -264,24 +260,7 @@ async fn twin_renamed_equals_t(c: &mut Conn, old: &str, new: &str, what: &str) {
     ))
     .await
     .unwrap();
-    assert_eq!(
-        show_create(c, "t").await,
-        show_create(c, "twin").await,
-        "{what}"
-    );
-}
-
-async fn show_create(c: &mut Conn, table: &str) -> String {
-    let (_, text): (String, String) = c
-        .query_first(format!("SHOW CREATE TABLE {table}"))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = text.replacen(&format!("CREATE TABLE `{table}`"), "CREATE TABLE `t`", 1);
-    text.split(' ')
-        .filter(|w| !w.starts_with("AUTO_INCREMENT="))
-        .collect::<Vec<_>>()
-        .join(" ")
+    assert_same_as_twin(c, "t", "twin", what).await;
 }
 
 async fn count(c: &mut Conn, sql: &str) -> i64 {
@@ -579,7 +558,35 @@ async fn what_cannot_be_kept_equal_is_refused_before_anything_changes() {
         (
             "CREATE TABLE t (id int PRIMARY KEY, a varchar(10), FULLTEXT KEY ft (a))",
             "ALTER TABLE t RENAME COLUMN a TO a2",
-            "fulltext key ft",
+            "fulltext key ft uses it, and the server builds a FULLTEXT or SPATIAL index only with LOCK=SHARED",
+        ),
+        (
+            "CREATE TABLE t (id int PRIMARY KEY, a varchar(10), b text, FULLTEXT KEY ft (b, a))",
+            "ALTER TABLE t RENAME COLUMN a TO a2",
+            "fulltext key ft uses it",
+        ),
+        (
+            "CREATE TABLE t (id int PRIMARY KEY, g point NOT NULL, SPATIAL KEY sp (g))",
+            "ALTER TABLE t RENAME COLUMN g TO g2",
+            "spatial key sp uses it",
+        ),
+        // A FULLTEXT index on another column: adding the new column would block writes.
+        (
+            "CREATE TABLE t (id int PRIMARY KEY, a int, b text, FULLTEXT KEY ft (b))",
+            "ALTER TABLE t RENAME COLUMN a TO a2",
+            "the table has fulltext key ft, and the server adds a column to such a table only by a rebuild with LOCK=SHARED",
+        ),
+        // A CHECK on the column, of its own or the table's: adding it to the new column copies
+        // the table.
+        (
+            "CREATE TABLE t (id int PRIMARY KEY, a int CHECK (a > 0))",
+            "ALTER TABLE t RENAME COLUMN a TO a2",
+            "it has a CHECK of its own, and the server adds a CHECK constraint only with ALGORITHM=COPY",
+        ),
+        (
+            "CREATE TABLE t (id int PRIMARY KEY, a int, b int, CONSTRAINT ck CHECK (a < b))",
+            "ALTER TABLE t RENAME COLUMN a TO a2",
+            "uses it, and the server adds a CHECK constraint only with ALGORITHM=COPY",
         ),
         (
             "CREATE TABLE t (id int PRIMARY KEY, a int, b int)",
@@ -755,4 +762,213 @@ async fn the_tables_update_triggers_firing_in_the_backfill_are_said() {
             None => assert!(!r.stderr.contains("warning: the backfill"), "{r:?}"),
         }
     }
+}
+
+/// The backfill's checkpoint row in `sluice_meta`: (rows, batches) done; None: there is none.
+async fn checkpoint(c: &mut Conn) -> Option<(i64, i64)> {
+    let v: Option<String> = c
+        .query_first("SELECT v FROM sluice_meta WHERE k LIKE 'backfill %'")
+        .await
+        .unwrap();
+    v.map(|v| {
+        let j: serde_json::Value = serde_json::from_str(&v).unwrap();
+        (j["rows"].as_i64().unwrap(), j["batches"].as_i64().unwrap())
+    })
+}
+
+/// The number in `<before><n><after>` of a run's stderr.
+fn said(r: &Run, before: &str, after: &str) -> Option<i64> {
+    r.stderr
+        .split(before)
+        .nth(1)?
+        .split(after)
+        .next()?
+        .parse()
+        .ok()
+}
+
+const BIG: i64 = 20_000;
+
+fn big_table(name: &str) -> String {
+    format!("CREATE TABLE {name} (id bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, name varchar(40) NOT NULL DEFAULT 'anon', note int, KEY {name}_name (name))")
+}
+
+/// kill -9 in the middle of the backfill (after its second committed batch), and again in the
+/// rerun's: each batch committed its end key with its rows, so each rerun goes on after the last
+/// committed range (it says how far the earlier run got, its own row count is what was left), the
+/// last batch removes the checkpoint, and the table ends as the as-written twin. A rollback after
+/// a killed backfill removes its checkpoint, so the next expand fills every row again.
+#[tokio::test]
+async fn a_killed_backfill_resumes_after_its_last_committed_batch() {
+    let p = Project::new(Server::MariaDb).await;
+    p.write(
+        "1_create.sql",
+        &format!(
+            "-- sluice:up\n{};\nINSERT INTO t (name, note) SELECT CONCAT('s', seq), seq FROM seq_1_to_{BIG};\n",
+            big_table("t")
+        ),
+    );
+    ok(&p.run(&["up"]), "create");
+    let mut db = p.db.my().await;
+    db.query_drop(big_table("twin")).await.unwrap();
+    db.query_drop("INSERT INTO twin SELECT id, name, note FROM t")
+        .await
+        .unwrap();
+    p.write(
+        "2_rename.sql",
+        "-- sluice:up\nALTER TABLE t RENAME COLUMN name TO full_name;\n",
+    );
+    let mut done = (0, 0);
+    for round in 1..=2 {
+        let killed: Run = p
+            .command(&["up"])
+            .env("SLUICE_CRASH_AT", "backfill-batch@2")
+            .output()
+            .unwrap()
+            .into();
+        assert_ne!(killed.code, 0, "round {round}: {killed:?}");
+        assert!(killed.stderr.contains("backfill-batch@2"), "{killed:?}");
+        assert_eq!(state_of(&p, 2).as_deref(), Some("interrupted"));
+        if round == 2 {
+            // The rerun went on from the first run's checkpoint.
+            assert_eq!(
+                said(&killed, "an earlier run did ", " row(s)"),
+                Some(done.0),
+                "{killed:?}"
+            );
+        }
+        let (rows, batches) = checkpoint(&mut db).await.expect("a checkpoint");
+        assert_eq!(batches, done.1 + 2, "round {round}");
+        assert!(rows > done.0 && rows < BIG, "round {round}: {rows}");
+        done = (rows, batches);
+        // A write through the old name below the checkpoint: the triggers keep it.
+        db.query_drop(format!(
+            "UPDATE t SET name = 'after-kill {round}' WHERE id = {round}"
+        ))
+        .await
+        .unwrap();
+        db.query_drop(format!(
+            "UPDATE twin SET name = 'after-kill {round}' WHERE id = {round}"
+        ))
+        .await
+        .unwrap();
+    }
+    let rerun = p.run(&["up"]);
+    ok(&rerun, "rerun");
+    assert_eq!(
+        said(&rerun, "an earlier run did ", " row(s)"),
+        Some(done.0),
+        "{rerun:?}"
+    );
+    // This run's own count: the rows after the checkpoint, none before it.
+    assert_eq!(
+        said(&rerun, "backfilled ", " row(s) of `t`"),
+        Some(BIG - done.0),
+        "{rerun:?}"
+    );
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+    assert_eq!(checkpoint(&mut db).await, None);
+    assert_equal_names(&mut db, &CASES[0]).await;
+    ok(&p.run(&["complete"]), "complete");
+    db.query_drop("ALTER TABLE twin RENAME COLUMN name TO full_name")
+        .await
+        .unwrap();
+    // The twin's key is named twin_name: compare as t_name.
+    assert_same_as_twin(&mut db, "t", "twin", "resumed backfill").await;
+    let rows = |table: &str| format!("SELECT id, full_name, note FROM {table} ORDER BY id");
+    let got: Vec<(i64, String, i64)> = db.query(rows("t")).await.unwrap();
+    let want: Vec<(i64, String, i64)> = db.query(rows("twin")).await.unwrap();
+    assert_eq!(got.len(), BIG as usize);
+    assert!(got == want, "rows differ from the as-written twin");
+
+    // Killed, rolled back (twice), expanded again: every row filled, nothing resumed.
+    p.write(
+        "3_rename.sql",
+        "-- sluice:up\nALTER TABLE t RENAME COLUMN note TO remark;\n",
+    );
+    let killed: Run = p
+        .command(&["up"])
+        .env("SLUICE_CRASH_AT", "backfill-batch@2")
+        .output()
+        .unwrap()
+        .into();
+    assert_ne!(killed.code, 0, "{killed:?}");
+    assert!(checkpoint(&mut db).await.is_some());
+    for _ in 0..2 {
+        ok(&p.run(&["rollback"]), "rollback");
+        assert_eq!(state_of(&p, 3).as_deref(), Some("pending"));
+        assert_eq!(checkpoint(&mut db).await, None);
+    }
+    let up = p.run(&["up"]);
+    ok(&up, "expand after the rollback");
+    assert!(!up.stderr.contains("resuming the backfill"), "{up:?}");
+    assert_eq!(
+        said(&up, "backfilled ", " row(s) of `t`"),
+        Some(BIG),
+        "{up:?}"
+    );
+    let unequal: i64 = db
+        .query_first("SELECT COUNT(*) FROM t WHERE NOT (note <=> remark)")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(unequal, 0);
+}
+
+/// The backfill waits on the online copy's throttle: with `--max-threads-running 0` (always
+/// exceeded: the check itself runs) it says it paused and commits no batch; the rerun without it
+/// converges.
+#[tokio::test]
+async fn the_backfill_pauses_on_the_online_copys_throttle() {
+    let p = Project::new(Server::MariaDb).await;
+    p.write(
+        "1_create.sql",
+        "-- sluice:up\nCREATE TABLE t (id int PRIMARY KEY, name varchar(20));\nINSERT INTO t SELECT seq, CONCAT('n', seq) FROM seq_1_to_100;\n",
+    );
+    ok(&p.run(&["up"]), "create");
+    p.write(
+        "2_rename.sql",
+        "-- sluice:up\nALTER TABLE t RENAME COLUMN name TO full_name;\n",
+    );
+    let mut child = p.spawn(&["up", "--max-threads-running", "0"]);
+    let mut db = p.db.my().await;
+    // The column and its triggers are there, the backfill waits.
+    common::eventually(60, "the new column", || async {
+        let n: Option<i64> = p
+            .db
+            .my()
+            .await
+            .query_first("SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' AND COLUMN_NAME = 'full_name'")
+            .await
+            .unwrap();
+        n == Some(1)
+    })
+    .await;
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the backfill did not wait"
+    );
+    let empty: i64 = db
+        .query_first("SELECT COUNT(*) FROM t WHERE full_name IS NULL")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(empty, 100, "a batch ran while paused");
+    child.kill().unwrap();
+    let paused = wait_bounded(child, 30, "paused sluice up");
+    assert!(
+        paused
+            .stderr
+            .contains("backfill of `t` paused: Threads_running"),
+        "{paused:?}"
+    );
+    ok(&p.run(&["up"]), "rerun");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+    let unequal: i64 = db
+        .query_first("SELECT COUNT(*) FROM t WHERE NOT (name <=> full_name)")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(unequal, 0);
 }

@@ -13,6 +13,10 @@
 
 mod common;
 
+use common::mariadb_two_versions::{
+    as_written_twin, kind, ok, q, run_version, show_create_exact, state_of, wait_ops,
+    without_counter, Version,
+};
 use common::{wait_bounded, Project, Run};
 use mysql_async::prelude::Queryable;
 use mysql_async::Conn;
@@ -22,10 +26,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 const ROWS: i64 = 2000;
-
-fn q(name: &str) -> String {
-    format!("`{}`", name.replace('`', "``"))
-}
 
 struct Case {
     what: &'static str,
@@ -100,22 +100,20 @@ struct ClientResult {
 /// One application version: inserts (every 4th leaves name out: its default), updates and
 /// deletes of its own rows through its own name, each read back through its name and, while both
 /// exist, through the other.
-async fn run_client(c: Client, url: String, counter: Arc<AtomicU64>) -> ClientResult {
-    let mut db = Conn::from_url(url).await.unwrap();
-    // A bug that makes a statement wait fails the test instead of hanging it.
-    db.query_drop("SET SESSION max_statement_time = 20, lock_wait_timeout = 20")
-        .await
-        .unwrap();
-    let mut errors = Vec::new();
-    let mut written = Rows::new();
-    let mut owned: Vec<i64> = (1..=ROWS)
-        .filter(|i| i % 2 == c.parity && *i != 1)
-        .collect();
-    let (mine, other) = (q(&c.mine), q(&c.other));
-    let mut i = 0u64;
-    while !c.stop.load(Ordering::SeqCst) {
-        i += 1;
-        let n = counter.fetch_add(1, Ordering::SeqCst) as i64;
+struct Writer {
+    mine: String,
+    other: String,
+    cross: Arc<AtomicBool>,
+    counter: Arc<AtomicU64>,
+    owned: Vec<i64>,
+    written: Rows,
+}
+
+impl Version for Writer {
+    async fn round(&mut self, db: &mut Conn, i: u64, errors: &mut Vec<String>) -> bool {
+        let (mine, other) = (&self.mine, &self.other);
+        let owned = &mut self.owned;
+        let n = self.counter.fetch_add(1, Ordering::SeqCst) as i64;
         let result: Result<(i64, Option<(String, i64)>), mysql_async::Error> = async {
             if i.is_multiple_of(3) {
                 let name = if i.is_multiple_of(4) {
@@ -154,14 +152,14 @@ async fn run_client(c: Client, url: String, counter: Arc<AtomicU64>) -> ClientRe
             Ok(x) => x,
             Err(e) => {
                 errors.push(format!("write through {mine}: {e}"));
-                continue;
+                return false;
             }
         };
-        written.insert(id, want.clone());
-        let names: Vec<&String> = if c.cross.load(Ordering::SeqCst) {
-            vec![&mine, &other]
+        self.written.insert(id, want.clone());
+        let names: Vec<&String> = if self.cross.load(Ordering::SeqCst) {
+            vec![mine, other]
         } else {
-            vec![&mine]
+            vec![mine]
         };
         for name in names {
             match db
@@ -185,55 +183,36 @@ async fn run_client(c: Client, url: String, counter: Arc<AtomicU64>) -> ClientRe
                 Err(e) => errors.push(format!("read through {name}: {e}")),
             }
         }
-        c.ops.fetch_add(1, Ordering::SeqCst);
+        true
     }
-    let _ = db.disconnect().await;
-    ClientResult { errors, written }
 }
 
-async fn wait_ops(ops: &AtomicU64, at_least: u64) {
-    common::eventually(120, "client operations", || async {
-        ops.load(Ordering::SeqCst) >= at_least
-    })
-    .await;
-}
-
-fn ok(r: &Run, what: &str) {
-    assert_eq!(r.code, 0, "{what}: {r:?}");
-}
-
-fn state_of(p: &Project, v: i64) -> Option<String> {
-    p.states()
-        .into_iter()
-        .find(|(x, _)| *x == v)
-        .map(|(_, s)| s)
+async fn run_client(c: Client, url: String, counter: Arc<AtomicU64>) -> ClientResult {
+    let writer = Writer {
+        mine: q(&c.mine),
+        other: q(&c.other),
+        cross: c.cross,
+        counter,
+        owned: (1..=ROWS)
+            .filter(|i| i % 2 == c.parity && *i != 1)
+            .collect(),
+        written: Rows::new(),
+    };
+    let (writer, errors) = run_version(writer, url, c.stop, c.ops).await;
+    ClientResult {
+        errors,
+        written: writer.written,
+    }
 }
 
 /// `SHOW CREATE TABLE`, without the AUTO_INCREMENT counter when `counter` is false (the writes
 /// move it).
 async fn show_create(c: &mut Conn, table: &str, counter: bool) -> String {
-    let (_, text): (String, String) = c
-        .query_first(format!("SHOW CREATE TABLE {}", q(table)))
-        .await
-        .unwrap()
-        .unwrap();
+    let text = show_create_exact(c, table).await;
     if counter {
         return text;
     }
-    text.split(' ')
-        .filter(|w| !w.starts_with("AUTO_INCREMENT="))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// The table type of a name (BASE TABLE, VIEW), None: no such name.
-async fn kind(c: &mut Conn, name: &str) -> Option<String> {
-    c.exec_first(
-        "SELECT TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
-        (name,),
-    )
-    .await
-    .unwrap()
+    without_counter(&text)
 }
 
 /// What `name` is: its kind and, for a table, `SHOW CREATE TABLE` with the counter.
@@ -456,11 +435,11 @@ async fn concurrently(case: &'static Case) {
     assert!(got == want, "{}: rows differ from the writes", case.what);
 
     // The schema equals the rename as written (a twin database).
-    let twin = Project::new(Server::MariaDb).await;
-    twin.write("1_create.sql", &case.create());
-    twin.write("2_rename.sql", &case.migration());
-    ok(&twin.run(&["up", "--as-written"]), "twin");
-    let mut tdb = twin.db.my().await;
+    let (_twin, mut tdb) = as_written_twin(&[
+        ("1_create.sql", case.create().as_str()),
+        ("2_rename.sql", case.migration().as_str()),
+    ])
+    .await;
     assert_eq!(
         schema(&mut db, case.new).await,
         schema(&mut tdb, case.new).await,
@@ -536,11 +515,11 @@ async fn a_kill_at_every_point_converges_on_rerun() {
         "inside-step-0",
         "expand-unrecorded",
     ];
-    let twin = Project::new(Server::MariaDb).await;
-    twin.write("1_create.sql", &case.create());
-    twin.write("2_rename.sql", &case.migration());
-    ok(&twin.run(&["up", "--as-written"]), "twin");
-    let mut tdb = twin.db.my().await;
+    let (_twin, mut tdb) = as_written_twin(&[
+        ("1_create.sql", case.create().as_str()),
+        ("2_rename.sql", case.migration().as_str()),
+    ])
+    .await;
     let renamed = schema(&mut tdb, case.new).await;
     for point in points {
         let p = Project::new(Server::MariaDb).await;

@@ -222,6 +222,7 @@ pub(crate) async fn run_steps(
                     progress: ctx.progress.clone(),
                     pacing: ctx.pacing.clone(),
                     stands_for_ddl: true,
+                    online: ctx.online_options(),
                 };
                 engine
                     .backfill(&spec, &*ctx.say)

@@ -16,8 +16,8 @@
 
 use super::names::Names;
 use super::path::normalise_type;
-use super::replicas::Replicas;
 use super::table::{LiveColumn, LiveTable};
+use super::throttle::Throttle;
 use crate::quote::ident;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Row, Value};
@@ -768,7 +768,8 @@ impl Job {
         .approximate();
         meter.update(self.rows_copied.max(0) as u64, total as u64, "");
         let dense = self.dense_integer_key(total).await?;
-        let mut replicas = Replicas::open(&opts.replica_urls, discovered, &mut self.conn).await?;
+        let mut throttle = Throttle::with(&mut self.conn, opts, discovered).await?;
+        let what = format!("copy of `{}`", self.table);
         // A row the log already brought over is left as it is: it was read later than a chunk
         // reads it, and any change since is logged. Not REPLACE: on a conflict over another unique
         // key it would delete a row of a chunk already verified; not IGNORE: it turns errors (a
@@ -781,7 +782,7 @@ impl Job {
         );
         let keep_existing = format!("ON DUPLICATE KEY UPDATE {first} = {first}");
         loop {
-            self.throttle(opts, say, &mut replicas).await?;
+            throttle.wait(&mut self.conn, &what, say).await?;
             let hi = match dense {
                 // A chunk of n key values holds at most n rows (the key is unique): no need to
                 // walk the index to find where n rows end.
@@ -862,57 +863,6 @@ impl Job {
             return Ok(None);
         };
         Ok((rows as i128 * 5 > max - min).then_some((min, max)))
-    }
-
-    /// Waits while the server is busier than allowed or a replica lags; says when it pauses
-    /// (again every 5 s while paused) and when it resumes.
-    async fn throttle(
-        &mut self,
-        opts: &OnlineOptions,
-        say: Say<'_>,
-        replicas: &mut Replicas,
-    ) -> Result<()> {
-        let mut paused: Option<Instant> = None;
-        let mut last_said = Instant::now();
-        loop {
-            let mut busy = None;
-            if let Some(max) = opts.max_threads_running {
-                let r: Option<(String, u64)> = self
-                    .conn
-                    .query_first("SHOW GLOBAL STATUS LIKE 'Threads_running'")
-                    .await
-                    .map_err(|e| db("reading Threads_running", e))?;
-                if let Some((_, running)) = r {
-                    if running > max {
-                        busy = Some(format!("Threads_running {running} > {max}"));
-                    }
-                }
-            }
-            if busy.is_none() && !replicas.is_empty() {
-                replicas.beat(&mut self.conn).await?;
-                busy = replicas.lagging(opts.max_replica_lag).await;
-            }
-            match busy {
-                None => {
-                    if let Some(p) = paused {
-                        say(&format!(
-                            "copy of `{}` resumed after a pause of {:.1} s",
-                            self.table,
-                            p.elapsed().as_secs_f64()
-                        ));
-                    }
-                    return Ok(());
-                }
-                Some(why) => {
-                    if paused.is_none() || last_said.elapsed() > Duration::from_secs(5) {
-                        say(&format!("copy of `{}` paused: {why}", self.table));
-                        last_said = Instant::now();
-                    }
-                    paused.get_or_insert_with(Instant::now);
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            }
-        }
     }
 
     /// Reads up to `limit` entries of the change log (None: all of it), oldest first: their ids

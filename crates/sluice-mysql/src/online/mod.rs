@@ -14,6 +14,7 @@ mod cutover;
 mod defer;
 mod fks;
 mod replicas;
+pub(crate) mod throttle;
 pub use replicas::CREATE_HEARTBEAT;
 pub mod names;
 pub mod parse;

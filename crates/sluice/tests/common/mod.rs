@@ -1,6 +1,8 @@
 //! Helpers for driving the `sluice` binary against real databases.
 #![allow(dead_code)]
 
+pub mod mariadb_two_versions;
+
 use sluice_testkit::{Server, TestDb};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
