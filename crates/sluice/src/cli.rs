@@ -2338,7 +2338,7 @@ mod tests {
             ("rollback", 5),
             ("cutover", 7),
             ("cleanup", 1),
-            ("down", 16),
+            ("down", 17),
             ("repair", 2),
             ("baseline", 2),
             ("import", 2),
@@ -2414,7 +2414,7 @@ mod tests {
             };
             r.context(&cli.command.given()).subscriber_urls
         };
-        for sub in ["up", "plan", "complete"] {
+        for sub in ["up", "plan", "complete", "down"] {
             assert_eq!(urls(&["sluice", sub]), ["postgres://toml/app"], "{sub}");
             assert_eq!(
                 urls(&[
@@ -2429,7 +2429,7 @@ mod tests {
                 "{sub}"
             );
         }
-        for sub in ["down", "rollback", "status"] {
+        for sub in ["rollback", "status"] {
             assert!(urls(&["sluice", sub]).is_empty(), "{sub}");
         }
     }
