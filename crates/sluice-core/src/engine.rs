@@ -522,6 +522,36 @@ pub struct ColumnCatalog {
     /// What `DROP COLUMN` removes with the column (indexes, constraints, views, sequences, ...,
     /// also what depends on those in turn), each described by the server.
     pub dependents: Vec<Dependent>,
+    /// The views and policies among `blockers` that a migration may drop before the type change
+    /// and re-create after it: a staged change then runs the drop and the re-create in its swap.
+    pub movable: Vec<Movable>,
+    /// Every view over the column, directly or through other views (a DROP VIEW of one fails
+    /// while a view over it stays, as written too).
+    pub views: Vec<ViewFacts>,
+}
+
+/// A view or policy that uses the column (one of [`ColumnCatalog::blockers`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Movable {
+    /// The blocker's text, as pushed to `blockers`.
+    pub blocker: String,
+    /// `v` a view, `p` a policy.
+    pub kind: char,
+    /// The view's schema and name, or the policy's table's schema and the policy's name.
+    pub schema: String,
+    pub name: String,
+    /// A policy's table (empty for a view).
+    pub table: String,
+}
+
+/// A view over the column (directly or through another view).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ViewFacts {
+    pub schema: String,
+    pub name: String,
+    pub materialized: bool,
+    /// It reads the column itself (else through another view).
+    pub direct: bool,
 }
 
 /// An object dropped together with a column.

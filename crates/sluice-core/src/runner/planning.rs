@@ -183,6 +183,17 @@ pub async fn plan(
                 }
             },
         );
+        // A view or policy statement a staged type change runs inside its swap: said on it.
+        for sp in statements.iter_mut() {
+            let note = match prepared.as_ref().and_then(|p| p.brackets.get(sp.index)) {
+                Some(Bracket::InSwap { after: false }) => crate::plan::prepare::IN_SWAP_BEFORE,
+                Some(Bracket::InSwap { after: true }) => crate::plan::prepare::IN_SWAP_AFTER,
+                _ => continue,
+            };
+            for a in sp.actions.iter_mut() {
+                a.impact.note = note.to_string();
+            }
+        }
         // A rewriting type change on a small live table runs as written, one sluice cannot stage
         // is refused: the plan says so.
         let mut kept = None;

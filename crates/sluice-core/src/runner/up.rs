@@ -112,6 +112,16 @@ impl PlannedMigration {
                         note: "the statements up to its COMMIT run in one transaction together with their progress record".into(),
                         then: vec![],
                     }),
+                    Bracket::InSwap { after } => Some(RunsAs {
+                        sql: "(nothing)".into(),
+                        note: if *after {
+                            crate::plan::prepare::IN_SWAP_AFTER
+                        } else {
+                            crate::plan::prepare::IN_SWAP_BEFORE
+                        }
+                        .into(),
+                        then: vec![],
+                    }),
                     Bracket::None => r.as_ref().map(RunsAs::of),
                 })
                 .collect(),
