@@ -345,6 +345,14 @@ async fn views_and_policies_stay_readable_through_a_staged_type_change() {
                 .any(|l| l.contains(drop) && l.contains("RENAME COLUMN")),
             "{name}: the swap step runs `{drop}`: {dry:?}"
         );
+        assert!(
+            dry.all().contains(
+                "runs as: (nothing)  (runs inside the swap of the staged type change after it"
+            ) && dry.all().contains(
+                "runs as: (nothing)  (runs inside the swap of the staged type change before it"
+            ),
+            "{name}: the dry run says the drop and the re-creation run in the swap: {dry:?}"
+        );
 
         for (round, (what, args, as_written)) in [
             (
