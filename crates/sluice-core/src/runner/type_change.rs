@@ -232,7 +232,7 @@ pub(super) async fn stage_type_changes(
                 }
                 _ => {}
             }
-            if i >= resume_from && !folded_before[i] {
+            if i >= resume_from && folded_before.get(i) != Some(&true) {
                 if let Some(t) = crate::plan::action_table(a) {
                     touched.push(t);
                 }
