@@ -381,6 +381,14 @@ pub trait Introspection: Send {
     /// (and the answer of an engine that stages no type change).
     async fn column_catalog(&mut self, table: &str, column: &str) -> Result<Option<ColumnCatalog>>;
 
+    /// What a staged backfill of `table` (SQL) says before its first batch when its batches will
+    /// fire the table's own UPDATE triggers (PostgreSQL: the role may not set
+    /// session_replication_role, or a trigger is enabled ALWAYS or REPLICA), so `plan` and `up
+    /// --dry-run` can say it first. None: they fire none, or the engine cannot tell.
+    async fn backfill_trigger_warning(&mut self, _table: &str) -> Result<Option<String>> {
+        Ok(None)
+    }
+
     /// The work session's time zone setting (PostgreSQL `SHOW timezone`), which decides whether
     /// timestamp ↔ timestamptz rewrites the table. Not read: `Ok(None)`.
     async fn session_time_zone(&mut self) -> Result<Option<String>>;

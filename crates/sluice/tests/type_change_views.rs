@@ -507,3 +507,43 @@ async fn what_cannot_move_is_refused_with_the_fix() {
         assert!(plan.all().contains(expect[0]), "{name}: plan: {plan:?}");
     }
 }
+
+/// A staged backfill fires the table's own UPDATE triggers where the role may not set
+/// session_replication_role: `plan` says so as a warning finding on the statement and `up
+/// --dry-run` on its step; as the server's administrator (who may) neither says it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn plan_warns_when_the_backfill_will_fire_the_tables_triggers() {
+    let p = Project::new(Server::Postgres).await;
+    p.db.pg()
+        .await
+        .batch_execute(&format!(
+            "{BASE}
+             CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN NEW.hits := NEW.hits + 1; RETURN NEW; END';
+             CREATE TRIGGER touch BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION touch();"
+        ))
+        .await
+        .unwrap();
+    p.write(
+        "1_type.sql",
+        "-- sluice:up\nALTER TABLE t ALTER COLUMN id TYPE bigint;\n",
+    );
+    let says = "UPDATE trigger(s) touch once for every row";
+    for (who, url, warned) in [
+        ("login", &p.db.url, true),
+        ("administrator", &p.db.su_url, false),
+    ] {
+        for args in [&["plan"][..], &["up", "--dry-run"][..]] {
+            let r: common::Run = p
+                .command(args)
+                .env("DATABASE_URL", url)
+                .output()
+                .unwrap()
+                .into();
+            assert!(r.code == 0 || args[0] == "plan", "{who} {args:?}: {r:?}");
+            assert_eq!(r.all().contains(says), warned, "{who} {args:?}: {r:?}");
+            if warned && args[0] == "plan" {
+                assert!(r.all().contains("backfill-fires-triggers"), "{r:?}");
+            }
+        }
+    }
+}

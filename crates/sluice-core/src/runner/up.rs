@@ -425,6 +425,24 @@ pub(super) async fn explain_type_changes(
                 }
                 TypeChange::Staged(_) => {
                     p.runs_as[i] = prepared.rewrites[i].as_ref().map(RunsAs::of);
+                    // What `up` would say before the first batch, said on the step.
+                    let tables: Vec<String> = prepared.rewrites[i]
+                        .iter()
+                        .flat_map(|r| &r.then)
+                        .filter_map(|s| match s {
+                            crate::plan::staged::Step::Backfill { table, .. } => {
+                                Some(table.clone())
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    for table in tables {
+                        if let Some(w) = engine.backfill_trigger_warning(&table).await? {
+                            if let Some(r) = p.runs_as[i].as_mut() {
+                                r.note = format!("{}; {w}", r.note);
+                            }
+                        }
+                    }
                     p.mode = prepared.mode;
                     p.mode_reason = prepared.mode_reason.clone();
                 }
