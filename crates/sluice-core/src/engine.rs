@@ -401,6 +401,14 @@ pub trait Introspection: Send {
     /// (and the answer of an engine that stages no type change).
     async fn column_catalog(&mut self, table: &str, column: &str) -> Result<Option<ColumnCatalog>>;
 
+    /// What a staged backfill of `table` (SQL) says before its first batch when its batches will
+    /// fire the table's own UPDATE triggers (PostgreSQL: the role may not set
+    /// session_replication_role, or a trigger is enabled ALWAYS or REPLICA), so `plan` and `up
+    /// --dry-run` can say it first. None: they fire none, or the engine cannot tell.
+    async fn backfill_trigger_warning(&mut self, _table: &str) -> Result<Option<String>> {
+        Ok(None)
+    }
+
     /// The work session's time zone setting (PostgreSQL `SHOW timezone`), which decides whether
     /// timestamp ↔ timestamptz rewrites the table. Not read: `Ok(None)`.
     async fn session_time_zone(&mut self) -> Result<Option<String>>;
@@ -542,6 +550,36 @@ pub struct ColumnCatalog {
     /// What `DROP COLUMN` removes with the column (indexes, constraints, views, sequences, ...,
     /// also what depends on those in turn), each described by the server.
     pub dependents: Vec<Dependent>,
+    /// The views and policies among `blockers` that a migration may drop before the type change
+    /// and re-create after it: a staged change then runs the drop and the re-create in its swap.
+    pub movable: Vec<Movable>,
+    /// Every view over the column, directly or through other views (a DROP VIEW of one fails
+    /// while a view over it stays, as written too).
+    pub views: Vec<ViewFacts>,
+}
+
+/// A view or policy that uses the column (one of [`ColumnCatalog::blockers`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Movable {
+    /// The blocker's text, as pushed to `blockers`.
+    pub blocker: String,
+    /// `v` a view, `p` a policy.
+    pub kind: char,
+    /// The view's schema and name, or the policy's table's schema and the policy's name.
+    pub schema: String,
+    pub name: String,
+    /// A policy's table (empty for a view).
+    pub table: String,
+}
+
+/// A view over the column (directly or through another view).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ViewFacts {
+    pub schema: String,
+    pub name: String,
+    pub materialized: bool,
+    /// It reads the column itself (else through another view).
+    pub direct: bool,
 }
 
 /// An object dropped together with a column.

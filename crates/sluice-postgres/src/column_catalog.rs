@@ -250,10 +250,27 @@ pub async fn read(client: &Client, table: &str, column: &str) -> Result<Option<C
 
     // Everything else that depends on the column (views and rules, exclusion constraints, triggers naming it, generated columns, policies, statistics
     // objects, publications): the staged change cannot move them yet.
+    // A plain view's rewrite rule and a policy are also told apart (kind `v`/`p`, schema, name,
+    // the policy's table): a migration may drop and re-create them around the type change.
     for d in client
         .query(
-            "SELECT pg_describe_object(d.classid, d.objid, d.objsubid)
+            "SELECT pg_describe_object(d.classid, d.objid, d.objsubid),
+                    coalesce(v.kind, p.kind, ''), coalesce(v.nspname, p.nspname, ''),
+                    coalesce(v.relname, p.polname, ''), coalesce(p.relname, '')
                FROM pg_depend d
+               LEFT JOIN LATERAL (
+                   SELECT 'v'::text AS kind, vn.nspname::text, vc.relname::text
+                     FROM pg_rewrite r
+                     JOIN pg_class vc ON vc.oid = r.ev_class AND vc.relkind = 'v'
+                     JOIN pg_namespace vn ON vn.oid = vc.relnamespace
+                    WHERE d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
+                      AND r.rulename = '_RETURN') v ON true
+               LEFT JOIN LATERAL (
+                   SELECT 'p'::text AS kind, pn.nspname::text, po.polname::text, pc.relname::text
+                     FROM pg_policy po
+                     JOIN pg_class pc ON pc.oid = po.polrelid
+                     JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+                    WHERE d.classid = 'pg_policy'::regclass AND po.oid = d.objid) p ON true
               WHERE d.refclassid = 'pg_class'::regclass AND d.refobjid = $1::bigint::oid
                 AND d.refobjsubid = $2
                 AND NOT (d.classid = 'pg_class'::regclass
@@ -276,7 +293,53 @@ pub async fn read(client: &Client, table: &str, column: &str) -> Result<Option<C
         .await
         .map_err(err)?
     {
-        cat.blockers.push(format!("{} depends on it", d.get::<_, String>(0)));
+        let blocker = format!("{} depends on it", d.get::<_, String>(0));
+        let kind: String = d.get(1);
+        if let Some(kind) = kind.chars().next() {
+            let m = sluice_core::engine::Movable {
+                blocker: blocker.clone(),
+                kind,
+                schema: d.get(2),
+                name: d.get(3),
+                table: d.get(4),
+            };
+            if !cat.movable.contains(&m) {
+                cat.movable.push(m);
+            }
+        }
+        if !cat.blockers.contains(&blocker) {
+            cat.blockers.push(blocker);
+        }
+    }
+
+    // Every view over the column, through views over views (a view's rewrite rule depends on
+    // what it reads; its own rule on itself, left out).
+    for v in client
+        .query(
+            "WITH RECURSIVE v(oid, depth) AS (
+                 SELECT r.ev_class, 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+                  WHERE d.classid = 'pg_rewrite'::regclass AND d.refclassid = 'pg_class'::regclass
+                    AND d.refobjid = $1::bigint::oid AND d.refobjsubid = $2 AND r.ev_class <> d.refobjid
+                 UNION
+                 SELECT r.ev_class, v.depth + 1 FROM v
+                   JOIN pg_depend d ON d.refclassid = 'pg_class'::regclass AND d.refobjid = v.oid
+                   JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND r.oid = d.objid
+                  WHERE r.ev_class <> v.oid AND v.depth < 16
+             )
+             SELECT n.nspname::text, c.relname::text, c.relkind = 'm', min(v.depth) = 1
+               FROM v JOIN pg_class c ON c.oid = v.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+              GROUP BY 1, 2, 3 ORDER BY 1, 2",
+            &[&oid, &attnum],
+        )
+        .await
+        .map_err(err)?
+    {
+        cat.views.push(sluice_core::engine::ViewFacts {
+            schema: v.get(0),
+            name: v.get(1),
+            materialized: v.get(2),
+            direct: v.get(3),
+        });
     }
 
     // What DROP COLUMN removes: everything reachable from the column through normal, automatic

@@ -1167,6 +1167,15 @@ impl Introspection for PgEngine {
         column_catalog::read(&self.work, table, column).await
     }
 
+    async fn backfill_trigger_warning(&mut self, table: &str) -> Result<Option<String>> {
+        // The very check the backfill makes before its first batch, undone at once.
+        let (silenced, warning) = triggers::silence(&self.work, table).await?;
+        if silenced {
+            triggers::restore(&self.work).await?;
+        }
+        Ok(warning)
+    }
+
     async fn logical_replication(&mut self) -> Result<sluice_core::engine::LogicalReplication> {
         let mut out = sluice_core::engine::LogicalReplication::default();
         for r in self

@@ -279,6 +279,10 @@ impl Introspection for TimedEngine {
         self.inner.column_catalog(table, column).await
     }
 
+    async fn backfill_trigger_warning(&mut self, table: &str) -> Result<Option<String>> {
+        self.inner.backfill_trigger_warning(table).await
+    }
+
     async fn check_privileges(&mut self, statements: &[String], online: bool) -> Result<()> {
         self.inner.check_privileges(statements, online).await
     }

@@ -790,16 +790,24 @@ fn fk_cases() -> Vec<FkCase> {
             orphans: &["INSERT INTO t (id, k, parent) VALUES ({o}, {o}, -7)"],
             widened: "ALTER TABLE t ALTER COLUMN parent TYPE bigint;",
         },
+        // Issue 13's evidence: two child tables (one ON DELETE CASCADE, one NOT VALID), a
+        // sequence-backed default, a unique (k) and a partial index, and a view on the key,
+        // moved by the DROP VIEW / ALTER / CREATE VIEW shape (read throughout by the writers).
         FkCase {
-            name: "two child tables, one NOT VALID",
+            name: "two child tables, one NOT VALID, a sequence default, a partial index and a view",
             setup: "CREATE TABLE c (k int PRIMARY KEY, t_id int REFERENCES t (id) ON DELETE CASCADE, hits int NOT NULL DEFAULT 0);
                     INSERT INTO c (k, t_id) SELECT g, g FROM generate_series(1, 3000) g;
                     CREATE TABLE d (k int PRIMARY KEY, t_id int, hits int NOT NULL DEFAULT 0);
                     INSERT INTO d (k, t_id) SELECT g, g FROM generate_series(1, 3000) g;
                     INSERT INTO d (k, t_id) VALUES (-1, -1);
-                    ALTER TABLE d ADD CONSTRAINT d_t_fk FOREIGN KEY (t_id) REFERENCES t (id) NOT VALID;",
-            up,
-            down,
+                    ALTER TABLE d ADD CONSTRAINT d_t_fk FOREIGN KEY (t_id) REFERENCES t (id) NOT VALID;
+                    CREATE SEQUENCE t_id_seq OWNED BY t.id;
+                    SELECT setval('t_id_seq', 3000);
+                    ALTER TABLE t ALTER COLUMN id SET DEFAULT nextval('t_id_seq');
+                    CREATE INDEX t_id_busy ON t (id) WHERE hits > 0;
+                    CREATE VIEW t_view AS SELECT id, k FROM t WHERE id > 0;",
+            up: "DROP VIEW t_view;\nALTER TABLE t ALTER COLUMN id TYPE bigint;\nCREATE VIEW t_view AS SELECT id, k FROM t WHERE id > 0;",
+            down: "DROP VIEW t_view;\nALTER TABLE t ALTER COLUMN id TYPE integer;\nCREATE VIEW t_view AS SELECT id, k FROM t WHERE id > 0;",
             child_inserts: &[
                 "INSERT INTO c (k, t_id) VALUES ({k}, {p})",
                 "INSERT INTO d (k, t_id) VALUES ({k}, {p})",
@@ -960,6 +968,28 @@ impl FkWriters {
                 }
             }));
         }
+        // A reader of the view on the key, where the case has one: it must be there at every
+        // moment (sluice drops and re-creates it inside the swap).
+        let c = p.db.pg().await;
+        let view: bool = c
+            .query_one("SELECT to_regclass('t_view') IS NOT NULL", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if view {
+            let (stop, log) = (stop.clone(), log.clone());
+            tasks.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    let q = "SELECT count(*) FROM (SELECT FROM t_view LIMIT 1) x";
+                    match c.query_one(q, &[]).await {
+                        Ok(r) if r.get::<_, i64>(0) == 1 => {}
+                        Ok(_) => log.lock().unwrap().errors.push(format!("{q}: no row")),
+                        Err(e) => log.lock().unwrap().errors.push(format!("{q}: {e:?}")),
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }));
+        }
         FkWriters { stop, log, tasks }
     }
 
@@ -1025,6 +1055,8 @@ async fn fk_state(p: &Project) -> (sluice_core::schema::Schema, String, String) 
                  FROM pg_index JOIN pg_class r ON r.oid = indrelid WHERE r.relnamespace = 'public'::regnamespace
                UNION ALL SELECT format('trigger %s %s', tgrelid::regclass, tgname) FROM pg_trigger WHERE NOT tgisinternal
                UNION ALL SELECT format('function %s', proname) FROM pg_proc WHERE proname LIKE '%sluice%'
+               UNION ALL SELECT format('view %s %s', oid::regclass, pg_get_viewdef(oid)) FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'v'
+               UNION ALL SELECT format('sequence %s owned by %s', pg_get_serial_sequence('t', 'id'), 't.id')
              ) f",
             &[],
         )

@@ -340,6 +340,17 @@ pub fn staged(
     cat: &ColumnCatalog,
     keep: bool,
 ) -> Result<(Rewrite, bool), String> {
+    staged_around(st, cat, keep, &Around::default())
+}
+
+/// [`staged`], with the migration's statements `around` it (views and policies dropped before
+/// and re-created after) run inside the swap's transaction.
+pub fn staged_around(
+    st: &crate::analysis::ir::Stmt,
+    cat: &ColumnCatalog,
+    keep: bool,
+    around: &Around,
+) -> Result<(Rewrite, bool), String> {
     use sqlparser::ast::{AlterColumnOperation, AlterTableOperation, Statement};
     let Some(Statement::AlterTable(at)) = st.ast.as_deref() else {
         return Err("sluice's parser could not read the statement".into());
@@ -370,14 +381,15 @@ pub fn staged(
             "the staged form needs PostgreSQL 12 (SET NOT NULL proven by a validated check)".into(),
         );
     }
-    if !cat.blockers.is_empty() {
-        return Err(format!(
-            "{}: the staged form does not move these yet (views and the like are a later step)",
-            cat.blockers.join("; ")
-        ));
+    let left = around.remaining(cat);
+    if !left.is_empty() {
+        return Err(refusal(&left, cat));
     }
     let new_type = data_type.to_string();
+    // The old column cannot be kept for a rollback that would have to undo the migration's
+    // other statements too.
     let keep = keep
+        && around.is_empty()
         && using
             .as_ref()
             .is_none_or(|u| trivial_using(u, &cat.column, &parse_type(&new_type)));
@@ -458,7 +470,7 @@ pub fn staged(
     } else {
         Fate::Drop
     };
-    let carried = carry(cat, &shadow_name, &trigger_name, &func, true, fate)?;
+    let carried = carry(cat, &shadow_name, &trigger_name, &func, true, fate, around)?;
     then.extend(carried.then);
     about.extend(carried.about);
     precheck.extend(carried.precheck);
@@ -513,6 +525,238 @@ pub fn staged(
         about,
     };
     Ok((r, keep))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Views and policies that use the column (issue 13 point 3): PostgreSQL refuses the ALTER while
+// they exist, so a migration drops them before it and re-creates them after. Run as written in
+// stages, they would be missing for the whole backfill; sluice runs those statements inside the
+// swap's short transaction instead, so every reader finds them at every moment.
+
+use crate::analysis::ir::QName;
+
+/// What a statement next to a staged type change does that its swap may run instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fold {
+    /// `DROP VIEW a, b [CASCADE]` (not materialised) or `DROP POLICY p ON t [CASCADE]`.
+    Drop {
+        views: Vec<QName>,
+        /// (policy name, its table).
+        policies: Vec<(String, QName)>,
+        cascade: bool,
+    },
+    /// `CREATE [OR REPLACE] VIEW v` (neither materialised nor temporary).
+    CreateView(QName),
+    /// `CREATE POLICY p ON t`.
+    CreatePolicy(String, QName),
+    /// `GRANT`/`REVOKE` on these tables or views only.
+    Grant(Vec<QName>),
+}
+
+/// The [`Fold`] a statement is, if any.
+pub fn fold_of(st: &crate::analysis::ir::Stmt) -> Option<Fold> {
+    use crate::analysis::ir::qname;
+    use crate::target::EngineKind::Postgres;
+    use sqlparser::ast::{DropBehavior, GrantObjects, ObjectType};
+    let grant_objects = |o: &Option<GrantObjects>| match o {
+        Some(GrantObjects::Tables(t) | GrantObjects::Views(t)) => {
+            Some(Fold::Grant(t.iter().map(|n| qname(Postgres, n)).collect()))
+        }
+        _ => None,
+    };
+    match st.ast.as_deref()? {
+        Statement::Drop {
+            object_type: ObjectType::View,
+            names,
+            cascade,
+            ..
+        } => Some(Fold::Drop {
+            views: names.iter().map(|n| qname(Postgres, n)).collect(),
+            policies: vec![],
+            cascade: *cascade,
+        }),
+        Statement::DropPolicy(p) => Some(Fold::Drop {
+            views: vec![],
+            policies: vec![(
+                crate::analysis::ir::fold_ident(Postgres, &p.name),
+                qname(Postgres, &p.table_name),
+            )],
+            cascade: p.drop_behavior == Some(DropBehavior::Cascade),
+        }),
+        Statement::CreateView(v) if !v.materialized && !v.temporary => {
+            Some(Fold::CreateView(qname(Postgres, &v.name)))
+        }
+        Statement::CreatePolicy(p) => Some(Fold::CreatePolicy(
+            crate::analysis::ir::fold_ident(Postgres, &p.name),
+            qname(Postgres, &p.table_name),
+        )),
+        Statement::Grant(g) => grant_objects(&g.objects),
+        Statement::Revoke(r) => grant_objects(&r.objects),
+        _ => None,
+    }
+}
+
+/// The statements of a migration around a staged type change that its swap runs: the `DROP VIEW`
+/// and `DROP POLICY` statements right before it (first), and right after it the `CREATE [OR
+/// REPLACE] VIEW` and `CREATE POLICY` statements that re-create what those dropped, with the
+/// `GRANT`/`REVOKE` statements on the re-created views among them (last). Nothing else moves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Around {
+    /// Index in the part and SQL as written of each statement the swap runs first.
+    pub before: Vec<(usize, String)>,
+    /// ... and last.
+    pub after: Vec<(usize, String)>,
+    pub views: Vec<QName>,
+    pub policies: Vec<(String, QName)>,
+    /// A drop with CASCADE: the views over the dropped ones go with them, as written.
+    pub cascade: bool,
+}
+
+impl Around {
+    /// The statements around the type change at `i` (`folds[k]`: [`fold_of`] statement k,
+    /// `sql[k]` its text).
+    pub fn of(folds: &[Option<Fold>], sql: &[&str], i: usize) -> Around {
+        let mut a = Around::default();
+        let mut k = i;
+        while k > 0 {
+            let Some(Fold::Drop {
+                views,
+                policies,
+                cascade,
+            }) = &folds[k - 1]
+            else {
+                break;
+            };
+            k -= 1;
+            a.before.insert(0, (k, sql[k].to_string()));
+            a.views.extend(views.iter().cloned());
+            a.policies.extend(policies.iter().cloned());
+            a.cascade |= *cascade;
+        }
+        if a.before.is_empty() {
+            return a;
+        }
+        let (views, policies) = (a.views.clone(), a.policies.clone());
+        let mut created: Vec<QName> = Vec::new();
+        for (k, f) in folds.iter().enumerate().skip(i + 1) {
+            match f {
+                Some(Fold::CreateView(v)) if views.iter().any(|d| d.matches(v)) => {
+                    created.push(v.clone())
+                }
+                Some(Fold::CreatePolicy(p, t))
+                    if policies.iter().any(|(n, tt)| n == p && tt.matches(t)) => {}
+                Some(Fold::Grant(objects))
+                    if !objects.is_empty()
+                        && objects.iter().all(|o| created.iter().any(|c| c.matches(o))) => {}
+                _ => break,
+            }
+            a.after.push((k, sql[k].to_string()));
+        }
+        a
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.before.is_empty()
+    }
+
+    /// The view or policy a migration's statements drop (or, for views over views, a CASCADE
+    /// takes with them).
+    fn covers(&self, m: &crate::engine::Movable) -> bool {
+        let q = QName {
+            schema: Some(m.schema.clone()),
+            name: m.name.clone(),
+        };
+        match m.kind {
+            'v' => self.views.iter().any(|v| v.matches(&q)),
+            'p' => {
+                let t = QName {
+                    schema: Some(m.schema.clone()),
+                    name: m.table.clone(),
+                };
+                self.policies
+                    .iter()
+                    .any(|(n, tt)| *n == m.name && tt.matches(&t))
+            }
+            _ => false,
+        }
+    }
+
+    /// What the catalog says still stands in the way once the migration's own drops are run in
+    /// the swap: the blockers they do not cover, and every view over a dropped view that is not
+    /// dropped too (the DROP VIEW would fail on it, as written).
+    pub fn remaining(&self, cat: &ColumnCatalog) -> Vec<String> {
+        let mut out: Vec<String> = cat
+            .blockers
+            .iter()
+            .filter(|b| {
+                !cat.movable
+                    .iter()
+                    .any(|m| m.blocker == **b && self.covers(m))
+            })
+            .cloned()
+            .collect();
+        if self.is_empty() {
+            return out;
+        }
+        for v in &cat.views {
+            let q = QName {
+                schema: Some(v.schema.clone()),
+                name: v.name.clone(),
+            };
+            // One over the column itself is a blocker already (covered or not).
+            if v.direct || self.views.iter().any(|d| d.matches(&q)) || self.cascade {
+                continue;
+            }
+            out.push(format!(
+                "{} {}.{} is over a view the migration drops (the DROP VIEW fails while it stands, as written: drop it before and re-create it after too)",
+                if v.materialized { "materialized view" } else { "view" },
+                v.schema,
+                v.name
+            ));
+        }
+        out
+    }
+
+    /// What `plan` says before the swap step's description.
+    fn label(&self) -> String {
+        format!(
+            "with the migration's statement(s) {} run first in it and {} last (the views and policies stay in place until then)",
+            self.before
+                .iter()
+                .map(|(k, _)| (k + 1).to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            if self.after.is_empty() {
+                "none".to_string()
+            } else {
+                self.after
+                    .iter()
+                    .map(|(k, _)| (k + 1).to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        )
+    }
+}
+
+/// Why a type change on a column views or policies use is refused, with the fix: the
+/// DROP/ALTER/CREATE shape for views and policies, `--as-written` for the rest.
+fn refusal(left: &[String], cat: &ColumnCatalog) -> String {
+    let movable = left
+        .iter()
+        .any(|b| cat.movable.iter().any(|m| m.blocker == *b));
+    let fix = if movable
+        && left
+            .iter()
+            .all(|b| cat.movable.iter().any(|m| m.blocker == *b))
+    {
+        "PostgreSQL refuses the ALTER while a view or policy uses the column: write the migration as `DROP VIEW v; ALTER TABLE … ALTER COLUMN … TYPE …; CREATE VIEW v AS …;` (`DROP POLICY p ON t; …; CREATE POLICY p ON t …;` for a policy, every view over the view too), and sluice keeps them in place through the backfill and runs the drop and the re-create inside the swap's short transaction"
+    } else if movable {
+        "views and policies move when the migration drops them right before the ALTER and re-creates them right after it (sluice runs both inside the swap); for the others run the migration with `--as-written` (e.g. in a maintenance window)"
+    } else {
+        "the staged form does not move these: run the migration with `--as-written` (e.g. in a maintenance window)"
+    };
+    format!("{}: {fix}", left.join("; "))
 }
 
 /// The width of an integer type (2, 4, 8 bytes); None for any other type.
@@ -754,6 +998,7 @@ pub(crate) fn carry(
     func: &str,
     analyze: bool,
     fate: Fate,
+    around: &Around,
 ) -> Result<Carried, String> {
     let t = qualified(&cat.schema, &cat.table);
     let schema = ident(&cat.schema);
@@ -945,6 +1190,9 @@ pub(crate) fn carry(
             children.join(", ")
         ));
     }
+    // The migration's own drops of the views and policies on the column, under the same lock
+    // discipline (after the other tables, in the order readers take them: view, then table).
+    swap.extend(around.before.iter().map(|(_, sql)| sql.clone()));
     swap.push(format!("DROP TRIGGER {trigger} ON {t}"));
     if cat.not_null {
         swap.push(format!(
@@ -1023,6 +1271,9 @@ pub(crate) fn carry(
     swap.push(format!("DROP FUNCTION {func}()"));
     let kept = !reverse.is_empty();
     swap.extend(reverse);
+    // ... and their re-creation, once the column has its new type and name: it commits with
+    // the swap, so no reader ever finds them missing.
+    swap.extend(around.after.iter().map(|(_, sql)| sql.clone()));
     then.push(RStep::Sql(swap.join("; ")));
     let words = match (cat.foreign_keys.is_empty(), kept) {
         (true, false) => "swap in one short transaction: drop the trigger and the old column, rename the shadow column, attach keys and rename indexes and checks to their names, default, identity or sequence",
@@ -1030,14 +1281,18 @@ pub(crate) fn carry(
         (true, true) => "swap in one short transaction: drop the trigger, keep the old column under a sluice name without its indexes, constraints, NOT NULL, default or identity, rename the shadow column, attach keys and rename indexes and checks to their names, default, identity or sequence, and a reverse trigger that keeps the old column equal to the new one cast back until `sluice complete`",
         (false, true) => "swap in one short transaction: lock the referencing tables, drop the trigger and the old foreign keys, keep the old column under a sluice name without its indexes, constraints, NOT NULL, default or identity, rename the shadow column, attach keys, give the validated foreign key copies and the indexes and checks their names, default, identity or sequence, and a reverse trigger that keeps the old column equal to the new one cast back until `sluice complete`",
     };
-    about.push(if cat.foreign_keys.is_empty() {
+    let mut swap_about = if cat.foreign_keys.is_empty() {
         About::catalog(words)
     } else {
         About {
             lock_on: " (and each table its foreign keys join)",
             ..About::catalog(words)
         }
-    });
+    };
+    if !around.is_empty() {
+        swap_about.label = Some(around.label());
+    }
+    about.push(swap_about);
     Ok(Carried {
         then,
         about,
@@ -1882,6 +2137,147 @@ mod tests {
         assert!(r.note.contains("app.items.order_id"), "{}", r.note);
         let target = crate::target::Target::new(crate::target::EngineKind::Postgres, 15, 0);
         assert!(crate::plan::staged::check_declared_locks(target, &r).is_empty());
+    }
+
+    /// A migration's statements, their folds and the Around of its type change at `i`.
+    fn around_in(sql: &str) -> (super::Around, usize) {
+        use crate::target::EngineKind;
+        let split = crate::sql::split(EngineKind::Postgres, sql).unwrap();
+        let sts: Vec<_> = split
+            .iter()
+            .enumerate()
+            .map(|(i, s)| crate::analysis::ir::build(EngineKind::Postgres, i, s, 0, &s.sql))
+            .collect();
+        let folds: Vec<_> = sts.iter().map(super::fold_of).collect();
+        let texts: Vec<&str> = split.iter().map(|s| s.sql.as_str()).collect();
+        let i = texts.iter().position(|t| t.contains("TYPE")).unwrap();
+        (super::Around::of(&folds, &texts, i), i)
+    }
+
+    #[test]
+    fn views_and_policies_dropped_before_and_recreated_after_move_into_the_swap() {
+        // (migration, statements run first in the swap, statements run last in it)
+        let cases: &[(&str, &[usize], &[usize])] = &[
+            ("DROP VIEW v; ALTER TABLE t ALTER COLUMN id TYPE bigint; CREATE VIEW v AS SELECT id FROM t;", &[0], &[2]),
+            ("DROP VIEW v2; DROP VIEW public.v1; ALTER TABLE t ALTER COLUMN id TYPE bigint; CREATE OR REPLACE VIEW v1 AS SELECT id FROM t; CREATE VIEW v2 AS SELECT * FROM v1; GRANT SELECT ON v1, v2 TO r; SELECT 1;", &[0, 1], &[3, 4, 5]),
+            ("DROP POLICY p ON t; ALTER TABLE t ALTER COLUMN id TYPE bigint; CREATE POLICY p ON t USING (id > 0);", &[0], &[2]),
+            // A view dropped and not re-created: dropped in the swap, as written.
+            ("DROP VIEW v; ALTER TABLE t ALTER COLUMN id TYPE bigint;", &[0], &[]),
+            // Only what re-creates what was dropped, and grants on those, move.
+            ("DROP VIEW v; ALTER TABLE t ALTER COLUMN id TYPE bigint; CREATE VIEW w AS SELECT 1; CREATE VIEW v AS SELECT id FROM t;", &[0], &[]),
+            ("DROP VIEW v; ALTER TABLE t ALTER COLUMN id TYPE bigint; GRANT SELECT ON v TO r; CREATE VIEW v AS SELECT id FROM t;", &[0], &[]),
+            ("DROP VIEW v; ALTER TABLE t ALTER COLUMN id TYPE bigint; CREATE VIEW v AS SELECT id FROM t; GRANT SELECT ON t TO r;", &[0], &[2]),
+            // Not adjacent, or not a plain view: nothing moves.
+            ("DROP VIEW v; SELECT 1; ALTER TABLE t ALTER COLUMN id TYPE bigint; CREATE VIEW v AS SELECT id FROM t;", &[], &[]),
+            ("DROP MATERIALIZED VIEW m; ALTER TABLE t ALTER COLUMN id TYPE bigint; CREATE MATERIALIZED VIEW m AS SELECT id FROM t;", &[], &[]),
+            ("ALTER TABLE t ALTER COLUMN id TYPE bigint; CREATE VIEW v AS SELECT id FROM t;", &[], &[]),
+        ];
+        for (sql, before, after) in cases {
+            let (a, _) = around_in(sql);
+            let got = |v: &[(usize, String)]| v.iter().map(|(k, _)| *k).collect::<Vec<_>>();
+            assert_eq!(got(&a.before), *before, "{sql}");
+            assert_eq!(got(&a.after), *after, "{sql}");
+        }
+    }
+
+    #[test]
+    fn the_swap_runs_the_drops_first_and_the_recreations_last() {
+        use crate::engine::{Movable, ViewFacts};
+        let sql = "DROP VIEW v2; DROP VIEW v; DROP POLICY p ON app.\"Orders\"; ALTER TABLE app.\"Orders\" ALTER COLUMN id TYPE bigint; CREATE VIEW v AS SELECT id FROM app.\"Orders\"; CREATE VIEW v2 AS SELECT id FROM v; CREATE POLICY p ON app.\"Orders\" USING (id > 0); GRANT SELECT ON v TO r;";
+        let (around, i) = around_in(sql);
+        let mut cat = identity_pk();
+        let view = |name: &str| Movable {
+            blocker: format!("rule _RETURN on view {name} depends on it"),
+            kind: 'v',
+            schema: "app".into(),
+            name: name.into(),
+            table: String::new(),
+        };
+        let policy = Movable {
+            blocker: "policy p on table app.\"Orders\" depends on it".into(),
+            kind: 'p',
+            schema: "app".into(),
+            name: "p".into(),
+            table: "Orders".into(),
+        };
+        cat.movable = vec![view("v"), policy.clone()];
+        cat.blockers = cat.movable.iter().map(|m| m.blocker.clone()).collect();
+        cat.views = vec![
+            ViewFacts {
+                schema: "app".into(),
+                name: "v".into(),
+                materialized: false,
+                direct: true,
+            },
+            ViewFacts {
+                schema: "app".into(),
+                name: "v2".into(),
+                materialized: false,
+                direct: false,
+            },
+        ];
+        let split = crate::sql::split(crate::target::EngineKind::Postgres, sql).unwrap();
+        let st = crate::analysis::ir::build(
+            crate::target::EngineKind::Postgres,
+            i,
+            &split[i],
+            0,
+            &split[i].sql,
+        );
+        let (r, kept) = super::staged_around(&st, &cat, true, &around).unwrap();
+        assert!(!kept, "the old column is not kept beside other statements");
+        let steps = r.plan_steps();
+        let swap = &steps.last().unwrap();
+        let sql = &swap.sql;
+        let at = |part: &str| sql.find(part).unwrap_or_else(|| panic!("{part}: {sql}"));
+        assert!(
+            at("DROP VIEW v2") < at("DROP VIEW v;") && at("DROP POLICY p") < at("DROP TRIGGER")
+        );
+        assert!(at("RENAME COLUMN \"id_sluice_new\" TO \"id\"") < at("CREATE VIEW v AS"));
+        assert!(
+            at("CREATE VIEW v AS") < at("CREATE VIEW v2")
+                && sql.ends_with("GRANT SELECT ON v TO r")
+        );
+        assert!(
+            swap.description.starts_with(
+                "with the migration's statement(s) 1, 2, 3 run first in it and 5, 6, 7, 8 last"
+            ),
+            "{}",
+            swap.description
+        );
+        // Nothing else moves before the swap.
+        assert!(steps[..steps.len() - 1]
+            .iter()
+            .all(|s| !s.sql.contains("VIEW")));
+
+        // Refused, naming the fix: a view or policy the migration does not drop, a view over a
+        // dropped view that stays, a materialised view.
+        let refused = |around: &super::Around, cat: &crate::engine::ColumnCatalog| {
+            super::staged_around(&st, cat, false, around).unwrap_err()
+        };
+        let why = refused(&super::Around::default(), &cat);
+        assert!(
+            why.contains("DROP VIEW v; ALTER TABLE") && why.contains("DROP POLICY"),
+            "{why}"
+        );
+        let (only_v, _) = around_in("DROP VIEW v; ALTER TABLE app.\"Orders\" ALTER COLUMN id TYPE bigint; CREATE VIEW v AS SELECT 1;");
+        let mut no_policy = cat.clone();
+        no_policy.movable.retain(|m| m.kind == 'v');
+        no_policy.blockers.retain(|b| !b.starts_with("policy"));
+        let why = refused(&only_v, &no_policy);
+        assert!(
+            why.contains("view app.v2 is over a view the migration drops"),
+            "{why}"
+        );
+        let mut mat = cat.clone();
+        mat.blockers
+            .push("rule _RETURN on materialized view m depends on it".into());
+        let why = refused(&around, &mat);
+        assert!(
+            why.contains("materialized view m") && why.contains("--as-written"),
+            "{why}"
+        );
+        assert!(!why.contains("view v depends"), "{why}");
     }
 
     #[test]

@@ -42,7 +42,16 @@ pub enum Bracket {
     /// records the progress through `end`, so the group is applied and recorded together or not at
     /// all (a failure or kill leaves it to run again from `BEGIN`).
     Group { end: usize },
+    /// PostgreSQL: a statement a staged type change runs inside its swap (a view or policy on the
+    /// column dropped right before it and re-created right after it, issue 13): not run on its
+    /// own. One before the type change is recorded as done when reached (what it drops stays
+    /// until the swap); one after it is recorded with the swap, in the same transaction.
+    InSwap { after: bool },
 }
+
+/// Why a statement a staged type change runs in its swap does not run on its own.
+pub const IN_SWAP_BEFORE: &str = "runs inside the swap of the staged type change after it (the view or policy stays in place through the backfill; the swap's short transaction drops it)";
+pub const IN_SWAP_AFTER: &str = "runs inside the swap of the staged type change before it, in the same short transaction (recorded with it)";
 
 /// Why `LOCK TABLES` / `UNLOCK TABLES` do not run.
 const LOCK_BRACKET: &str = "not run: a table lock would forbid sluice's progress record after each statement, and each statement already runs under sluice's lock discipline (the data is the same)";

@@ -167,6 +167,28 @@ pub(super) async fn run_part(
                 next = i + 1;
                 match prepared.brackets.get(i).copied().unwrap_or(Bracket::None) {
                     Bracket::None => {}
+                    Bracket::InSwap { after: true } => {
+                        // Committed with the swap before it, which the loop skips past: only a
+                        // record that stops between the two could land here, and none does.
+                        return Err(Error::Usage {
+                            message: format!(
+                                "`{}` runs inside the swap of the staged type change before it, which is not recorded as done",
+                                first_line(&s.sql)
+                            ),
+                            help: "run `sluice up` again".into(),
+                        });
+                    }
+                    Bracket::InSwap { after: false } => {
+                        (ctx.say)(&format!(
+                            "`{}`: {}",
+                            first_line(&s.sql),
+                            crate::plan::prepare::IN_SWAP_BEFORE
+                        ));
+                        row.statements_done = i as i32 + 1;
+                        row.statement_hashes.push(statement_hash(&s.sql));
+                        engine.upsert_migration(&row).await?;
+                        continue;
+                    }
                     Bracket::Skip(why) => {
                         (ctx.say)(&format!("`{}`: {why}", first_line(&s.sql)));
                         row.statements_done = i as i32 + 1;
@@ -321,6 +343,11 @@ pub(super) async fn run_part(
                 // form's last step (a swap) held its lock.
                 let mut attempt = std::time::Instant::now();
                 if atomic {
+                    if staged.is_some() {
+                        // Test hooks around a staged rewrite's last step (the swap of a type
+                        // change): before it, and after it ran but before it commits.
+                        crate::crash_point("staged-swap");
+                    }
                     engine.begin().await?;
                     let mut retry = LockRetry::new();
                     while let Some(exec_sql) = &exec_sql {
@@ -427,9 +454,27 @@ pub(super) async fn run_part(
                         .await);
                     }
                 }
-                row.statements_done = i as i32 + 1;
-                row.statement_hashes.push(statement_hash(&s.sql));
+                // The statements after a staged type change that its swap ran (re-created views
+                // and policies) are recorded with it, in its transaction.
+                let mut end = i;
+                if staged.is_some() {
+                    while matches!(
+                        prepared.brackets.get(end + 1),
+                        Some(Bracket::InSwap { after: true })
+                    ) {
+                        end += 1;
+                    }
+                }
+                for k in i..=end {
+                    row.statements_done = k as i32 + 1;
+                    row.statement_hashes
+                        .push(statement_hash(&prepared.statements[k].sql));
+                }
+                next = end + 1;
                 engine.upsert_migration(&row).await?;
+                if staged.is_some() {
+                    crate::crash_point("staged-swap-uncommitted");
+                }
                 if atomic {
                     engine.commit().await?;
                     if let Some(about) = staged
@@ -439,6 +484,9 @@ pub(super) async fn run_part(
                     {
                         say_held(about, attempt.elapsed(), ctx);
                     }
+                }
+                if staged.is_some() {
+                    crate::crash_point("staged-swap-committed");
                 }
                 // What before_unnamed_index recorded is forgotten once the statement's progress
                 // is recorded: until then a rerun must still recognise a build the killed run

@@ -158,6 +158,35 @@ pub async fn plan(
                 );
             }
         }
+        // A staged backfill whose batches will fire the table's own triggers (the role may not
+        // turn them off for its session): `up` says so before the first batch, the plan first.
+        if let Some(prep) = prepared.as_ref().filter(|_| off.is_none()) {
+            for (i, r) in prep.rewrites.iter().enumerate().skip(p.resume_from) {
+                let Some(st) = stmts.get(i) else { continue };
+                let mut seen = Vec::new();
+                for step in r.iter().flat_map(|r| &r.then) {
+                    let crate::plan::staged::Step::Backfill { table, .. } = step else {
+                        continue;
+                    };
+                    if seen.contains(table) {
+                        continue;
+                    }
+                    seen.push(table.clone());
+                    if let Some(w) = engine.backfill_trigger_warning(table).await? {
+                        findings.push(crate::analysis::finding(
+                            m,
+                            &m.up,
+                            st,
+                            "backfill-fires-triggers",
+                            crate::analysis::Severity::Warning,
+                            w.strip_prefix("warning: ").unwrap_or(&w).to_string(),
+                            "a staged backfill updates every row, which fires the table's UPDATE triggers where the statement as written fires none",
+                            "run sluice as a role that may set session_replication_role, or the statement with `sluice up --as-written` in a maintenance window".into(),
+                        ));
+                    }
+                }
+            }
+        }
         let mode = prepared.as_ref().map(|p| p.mode).unwrap_or(lint_mode);
         let mut statements = Vec::new();
         crate::analysis::walk_part_in(
@@ -183,6 +212,17 @@ pub async fn plan(
                 }
             },
         );
+        // A view or policy statement a staged type change runs inside its swap: said on it.
+        for sp in statements.iter_mut() {
+            let note = match prepared.as_ref().and_then(|p| p.brackets.get(sp.index)) {
+                Some(Bracket::InSwap { after: false }) => crate::plan::prepare::IN_SWAP_BEFORE,
+                Some(Bracket::InSwap { after: true }) => crate::plan::prepare::IN_SWAP_AFTER,
+                _ => continue,
+            };
+            for a in sp.actions.iter_mut() {
+                a.impact.note = note.to_string();
+            }
+        }
         // A rewriting type change on a small live table runs as written, one sluice cannot stage
         // is refused: the plan says so.
         let mut kept = None;

@@ -73,6 +73,39 @@ pub(super) async fn stage_type_changes(
                 .collect::<Vec<_>>()
         })
         .collect();
+    // Views and policies on a column dropped right before its type change and re-created right
+    // after it: the staged form runs those statements inside its swap (see Around).
+    let folds: Vec<Option<crate::plan::alter_column_type::Fold>> = prepared
+        .statements
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            crate::plan::alter_column_type::fold_of(&crate::analysis::ir::build(
+                target.engine,
+                i,
+                s,
+                0,
+                &s.sql,
+            ))
+        })
+        .collect();
+    let texts: Vec<String> = prepared.statements.iter().map(|s| s.sql.clone()).collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let around_of = |i: usize| crate::plan::alter_column_type::Around::of(&folds, &texts, i);
+    // The drops before a type change do not change the table before it (they run in its swap).
+    let mut folded_before = vec![false; prepared.statements.len()];
+    for (i, s) in prepared.statements.iter().enumerate() {
+        let st = crate::analysis::ir::build(target.engine, i, s, 0, &s.sql);
+        if st
+            .actions()
+            .iter()
+            .any(|a| matches!(a, crate::analysis::ir::Action::AlterColumnType { .. }))
+        {
+            for (k, _) in around_of(i).before {
+                folded_before[k] = true;
+            }
+        }
+    }
     for i in 0..prepared.statements.len() {
         let s = prepared.statements[i].clone();
         let st = crate::analysis::ir::build(target.engine, i, &s, 0, &s.sql);
@@ -114,9 +147,16 @@ pub(super) async fn stage_type_changes(
                     {
                         continue;
                     }
+                    let around = around_of(i);
+                    // Drops an earlier attempt recorded as done without running them (they run in
+                    // the swap) are left to the swap: the table is staged whatever its size.
+                    let dropped_unrun =
+                        around.before.first().is_some_and(|(k, _)| *k < resume_from);
                     if let Some(rows) = engine.rows_below(&table.display(), below).await? {
-                        out.push((i, TypeChange::Small(small_table_note(rows, below))));
-                        continue;
+                        if !dropped_unrun {
+                            out.push((i, TypeChange::Small(small_table_note(rows, below))));
+                            continue;
+                        }
                     }
                     let staged = if forced_single {
                         Err("`-- sluice:transaction single` keeps every statement as written (the staged steps commit one by one)".to_string())
@@ -136,6 +176,7 @@ pub(super) async fn stage_type_changes(
                                     new_type,
                                     (keep, earlier),
                                     &written,
+                                    &around,
                                 )
                                 .await?;
                                 for c in children {
@@ -161,6 +202,15 @@ pub(super) async fn stage_type_changes(
                                 );
                             }
                             prepared.rewrites[i] = Some(r);
+                            prepared
+                                .brackets
+                                .resize(prepared.statements.len(), Bracket::None);
+                            for (k, _) in &around.before {
+                                prepared.brackets[*k] = Bracket::InSwap { after: false };
+                            }
+                            for (k, _) in &around.after {
+                                prepared.brackets[*k] = Bracket::InSwap { after: true };
+                            }
                             out.push((i, TypeChange::Staged(lifecycle)));
                         }
                         Err(why) => {
@@ -182,7 +232,7 @@ pub(super) async fn stage_type_changes(
                 }
                 _ => {}
             }
-            if i >= resume_from {
+            if i >= resume_from && folded_before.get(i) != Some(&true) {
                 if let Some(t) = crate::plan::action_table(a) {
                     touched.push(t);
                 }
@@ -261,6 +311,7 @@ async fn with_children(
     new_type: &str,
     (keep, earlier): (bool, bool),
     written: &[(crate::analysis::ir::QName, String)],
+    around: &crate::plan::alter_column_type::Around,
 ) -> Result<(
     std::result::Result<
         (
@@ -291,7 +342,7 @@ async fn with_children(
         // either (its rollback would leave the children wide).
         let keep = keep && !(earlier && act::referenced_by_integers(cat));
         return Ok((
-            act::staged(st, cat, keep).map(|(r, kept)| {
+            act::staged_around(st, cat, keep, around).map(|(r, kept)| {
                 let lp = kept.then(|| Box::new(crate::plan::expand::column_type::plan(cat, &r)));
                 (r, lp)
             }),
@@ -343,7 +394,7 @@ async fn with_children(
         }
     }
     let parent_cat = act::without_children_helpers(cat, &children);
-    let parent = match act::staged(st, &parent_cat, false) {
+    let parent = match act::staged_around(st, &parent_cat, false, around) {
         Ok((r, _)) => r,
         Err(why) => return Ok((Err(why), children)),
     };

@@ -58,6 +58,20 @@ pub struct RunsAs {
 }
 
 impl RunsAs {
+    /// A view or policy statement a staged type change runs inside its swap.
+    pub(super) fn in_swap(after: bool) -> RunsAs {
+        RunsAs {
+            sql: "(nothing)".into(),
+            note: if after {
+                crate::plan::prepare::IN_SWAP_AFTER
+            } else {
+                crate::plan::prepare::IN_SWAP_BEFORE
+            }
+            .into(),
+            then: vec![],
+        }
+    }
+
     pub(super) fn of(r: &crate::plan::staged::Rewrite) -> RunsAs {
         RunsAs {
             // The same text `sluice plan` shows for each step.
@@ -112,6 +126,7 @@ impl PlannedMigration {
                         note: "the statements up to its COMMIT run in one transaction together with their progress record".into(),
                         then: vec![],
                     }),
+                    Bracket::InSwap { after } => Some(RunsAs::in_swap(*after)),
                     Bracket::None => r.as_ref().map(RunsAs::of),
                 })
                 .collect(),
@@ -419,11 +434,38 @@ pub(super) async fn explain_type_changes(
                 }
                 TypeChange::Staged(_) => {
                     p.runs_as[i] = prepared.rewrites[i].as_ref().map(RunsAs::of);
+                    // What `up` would say before the first batch, said on the step.
+                    let tables: Vec<String> = prepared.rewrites[i]
+                        .iter()
+                        .flat_map(|r| &r.then)
+                        .filter_map(|s| match s {
+                            crate::plan::staged::Step::Backfill { table, .. } => {
+                                Some(table.clone())
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    for table in tables {
+                        if let Some(w) = engine.backfill_trigger_warning(&table).await? {
+                            if let Some(r) = p.runs_as[i].as_mut() {
+                                r.note = format!("{}; {w}", r.note);
+                            }
+                        }
+                    }
                     p.mode = prepared.mode;
                     p.mode_reason = prepared.mode_reason.clone();
                 }
                 TypeChange::Refused { error, .. } if refuse => return Err(error),
                 TypeChange::Refused { .. } => {}
+            }
+        }
+        // The view and policy statements a staged type change runs inside its swap.
+        for (k, b) in prepared.brackets.iter().enumerate() {
+            if let Bracket::InSwap { after } = b {
+                if p.runs_as.len() <= k {
+                    p.runs_as.resize(k + 1, None);
+                }
+                p.runs_as[k] = Some(RunsAs::in_swap(*after));
             }
         }
     }

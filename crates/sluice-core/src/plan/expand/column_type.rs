@@ -47,7 +47,15 @@ pub fn phases(cat: &ColumnCatalog, old_exists: bool) -> Result<Phases, String> {
     let c = ident(&cat.column);
     let (back_trigger, back_func) = sync_names(cat, "sluice_back");
     let complete = complete_sql(cat);
-    let carried = carry(cat, &old, &back_trigger, &back_func, false, Fate::Drop)?;
+    let carried = carry(
+        cat,
+        &old,
+        &back_trigger,
+        &back_func,
+        false,
+        Fate::Drop,
+        &Default::default(),
+    )?;
     let mut steps = carried.then;
     let mut about = carried.about;
     let swap = match steps.pop() {

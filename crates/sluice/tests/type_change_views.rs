@@ -1,0 +1,549 @@
+//! Issue 13 point 3 (PostgreSQL): a staged type change of a column that views or policies use,
+//! written the way PostgreSQL needs it (`DROP VIEW v; ALTER TABLE … TYPE …; CREATE VIEW v AS …`,
+//! the same with DROP POLICY / CREATE POLICY). sluice keeps the views and policies in place
+//! through the backfill and runs the drops and the re-creations (with the GRANTs on the
+//! re-created views that follow them) inside the swap's short transaction.
+//!
+//! Each case runs on twin databases: the staged one with a writer (inserts, updates, deletes)
+//! and a reader of the view (or of the table under its policy, as a role the policy filters)
+//! throughout, 0 errors and never an empty read allowed; the twin gets the writer's statements
+//! and the migration as written. Then the schema (`pg_dump --schema-only`, each table's column
+//! lines sorted: the staged column moves to the end) and the rows must be equal, after `up` and
+//! after `down`. Kill -9 at the swap's kill points (and during the backfill) converges on rerun.
+
+mod common;
+
+use common::{wait_bounded, Project};
+use sluice_testkit::Server;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const ROWS: i64 = 20_000;
+/// The writer's new keys start above the table's own.
+const WRITTEN: i64 = 1_000_000;
+
+const BASE: &str = "CREATE TABLE t (id int PRIMARY KEY, k int NOT NULL UNIQUE, hits int NOT NULL DEFAULT 0, note text);
+INSERT INTO t (id, k, note) SELECT g, g, 'n' || g FROM generate_series(1, 20000) g;";
+
+struct Case {
+    name: &'static str,
+    /// After BASE; `{r}` is a role of the test's own.
+    setup: &'static str,
+    up: &'static str,
+    down: &'static str,
+    /// Must return a count above 0 at every moment.
+    read: &'static str,
+    /// The reader runs as `{r}` (else as the tables' owner).
+    as_role: bool,
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "a view on the column",
+            setup: "CREATE VIEW v AS SELECT id, note FROM t WHERE id > 0;",
+            up: "DROP VIEW v;\nALTER TABLE t ALTER COLUMN id TYPE bigint;\nCREATE VIEW v AS SELECT id, note FROM t WHERE id > 0;",
+            down: "DROP VIEW v;\nALTER TABLE t ALTER COLUMN id TYPE integer;\nCREATE VIEW v AS SELECT id, note FROM t WHERE id > 0;",
+            read: "SELECT count(*) FROM v",
+            as_role: false,
+        },
+        Case {
+            name: "a view over a view on the column (both dropped and re-created)",
+            setup: "CREATE VIEW v AS SELECT id, note FROM t;
+                    CREATE VIEW w AS SELECT id FROM v WHERE id % 2 = 0;",
+            up: "DROP VIEW w;\nDROP VIEW v;\nALTER TABLE t ALTER COLUMN id TYPE bigint;\nCREATE VIEW v AS SELECT id, note FROM t;\nCREATE VIEW w AS SELECT id FROM v WHERE id % 2 = 0;",
+            down: "DROP VIEW w;\nDROP VIEW v;\nALTER TABLE t ALTER COLUMN id TYPE integer;\nCREATE VIEW v AS SELECT id, note FROM t;\nCREATE VIEW w AS SELECT id FROM v WHERE id % 2 = 0;",
+            read: "SELECT count(*) FROM w",
+            as_role: false,
+        },
+        Case {
+            name: "a row-level security policy on the column",
+            setup: "ALTER TABLE t ENABLE ROW LEVEL SECURITY;
+                    CREATE POLICY p ON t FOR SELECT USING (id > 0);
+                    GRANT SELECT ON t TO {r};",
+            up: "DROP POLICY p ON t;\nALTER TABLE t ALTER COLUMN id TYPE bigint;\nCREATE POLICY p ON t FOR SELECT USING (id > 0);",
+            down: "DROP POLICY p ON t;\nALTER TABLE t ALTER COLUMN id TYPE integer;\nCREATE POLICY p ON t FOR SELECT USING (id > 0);",
+            // Without the policy the role sees no row at all.
+            read: "SELECT count(*) FROM t",
+            as_role: true,
+        },
+        Case {
+            name: "a view with grants, granted again by the migration",
+            setup: "CREATE VIEW v AS SELECT id, note FROM t;
+                    GRANT SELECT ON v TO {r};",
+            up: "DROP VIEW v;\nALTER TABLE t ALTER COLUMN id TYPE bigint;\nCREATE VIEW v AS SELECT id, note FROM t;\nGRANT SELECT ON v TO {r};",
+            down: "DROP VIEW v;\nALTER TABLE t ALTER COLUMN id TYPE integer;\nCREATE VIEW v AS SELECT id, note FROM t;\nGRANT SELECT ON v TO {r};",
+            read: "SELECT count(*) FROM v",
+            as_role: true,
+        },
+    ]
+}
+
+/// A role of the test's own (roles are the server's): dropped by [`drop_role`].
+async fn role(p: &Project) -> String {
+    let r = format!("r_{}", p.db.name);
+    p.db.pg_su()
+        .await
+        .batch_execute(&format!("CREATE ROLE {r}"))
+        .await
+        .unwrap();
+    r
+}
+
+async fn drop_role(ps: &[&Project], r: &str) {
+    for p in ps {
+        let _ =
+            p.db.pg_su()
+                .await
+                .batch_execute(&format!("DROP OWNED BY {r}"))
+                .await;
+    }
+    let _ = ps[0]
+        .db
+        .pg_su()
+        .await
+        .batch_execute(&format!("DROP ROLE IF EXISTS {r}"))
+        .await;
+}
+
+async fn prepare(p: &Project, case: &Case, r: &str) {
+    p.db.pg()
+        .await
+        .batch_execute(&format!("{BASE}\n{}", case.setup.replace("{r}", r)))
+        .await
+        .unwrap();
+    p.write(
+        "1_type.sql",
+        &format!(
+            "-- sluice:up\n{}\n-- sluice:down\n{}\n",
+            case.up.replace("{r}", r),
+            case.down.replace("{r}", r)
+        ),
+    );
+}
+
+/// A writer (its committed statements in order) and a reader of the view.
+struct Load {
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<Vec<String>>>,
+    errors: Arc<Mutex<Vec<String>>>,
+    reads: Arc<Mutex<u64>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Load {
+    async fn start(p: &Project, case: &Case, r: &str, base: i64) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let reads = Arc::new(Mutex::new(0u64));
+        let mut tasks = Vec::new();
+        let w = p.db.pg().await;
+        w.batch_execute("SET statement_timeout = '60s'")
+            .await
+            .unwrap();
+        {
+            let (stop, log, errors) = (stop.clone(), log.clone(), errors.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut n: i64 = 0;
+                let mut x = 7u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    let key = 1 + (x >> 33) as i64 % ROWS;
+                    let k = base + n;
+                    let mut v = vec![
+                        format!("INSERT INTO t (id, k, note) VALUES ({k}, {k}, 'w')"),
+                        format!("UPDATE t SET hits = hits + 1, note = 'u{n}' WHERE k = {key}"),
+                    ];
+                    if n % 3 == 0 {
+                        v.push(format!("DELETE FROM t WHERE k = {}", k - 2));
+                    }
+                    for sql in v {
+                        match w.batch_execute(&sql).await {
+                            Ok(()) => log.lock().unwrap().push(sql),
+                            Err(e) => errors.lock().unwrap().push(format!("{sql}: {e:?}")),
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            }));
+        }
+        let rd = if case.as_role {
+            let c = p.db.pg_su().await;
+            c.batch_execute(&format!("SET ROLE {r}")).await.unwrap();
+            c
+        } else {
+            p.db.pg().await
+        };
+        rd.batch_execute("SET statement_timeout = '60s'")
+            .await
+            .unwrap();
+        {
+            let (stop, errors, reads) = (stop.clone(), errors.clone(), reads.clone());
+            let read = case.read;
+            tasks.push(tokio::spawn(async move {
+                while !stop.load(Ordering::Relaxed) {
+                    match rd.query_one(read, &[]).await {
+                        Ok(row) if row.get::<_, i64>(0) > 0 => *reads.lock().unwrap() += 1,
+                        Ok(_) => errors.lock().unwrap().push(format!("{read}: no row")),
+                        Err(e) => errors.lock().unwrap().push(format!("{read}: {e:?}")),
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }));
+        }
+        Load {
+            stop,
+            log,
+            errors,
+            reads,
+            tasks,
+        }
+    }
+
+    /// The writer's statements; panics on any error of the writer or the reader.
+    async fn finish(self, what: &str) -> Vec<String> {
+        self.stop.store(true, Ordering::Relaxed);
+        for t in self.tasks {
+            t.await.unwrap();
+        }
+        let errors = self.errors.lock().unwrap().clone();
+        assert!(
+            errors.is_empty(),
+            "{what}: {} errors, first: {:?}",
+            errors.len(),
+            &errors[..errors.len().min(3)]
+        );
+        let log = std::mem::take(&mut *self.log.lock().unwrap());
+        let reads = *self.reads.lock().unwrap();
+        assert!(
+            log.len() > 5 && reads > 5,
+            "{what}: the load ran ({} writes, {reads} reads)",
+            log.len()
+        );
+        log
+    }
+}
+
+/// `pg_dump --schema-only`, each CREATE TABLE's column lines sorted (a staged change moves the
+/// column to the end of the table: the one difference from the ALTER as written), the test's
+/// role `r` and the database's own login named alike in both twins.
+fn dump(p: &Project, r: &str) -> String {
+    let o = std::process::Command::new("pg_dump")
+        .args([
+            "--schema-only",
+            "--no-owner",
+            "--exclude-schema=sluice",
+            &p.db.url,
+        ])
+        .output()
+        .expect("pg_dump");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let mut out = Vec::new();
+    let mut table: Option<Vec<String>> = None;
+    for l in text.lines() {
+        if l.starts_with("\\restrict") || l.starts_with("\\unrestrict") || l.starts_with("--") {
+            continue;
+        }
+        match &mut table {
+            Some(cols) if l.starts_with(')') => {
+                cols.sort();
+                out.append(cols);
+                out.push(l.to_string());
+                table = None;
+            }
+            Some(cols) => cols.push(l.trim_end_matches(',').to_string()),
+            None => {
+                out.push(l.to_string());
+                if l.starts_with("CREATE TABLE ") {
+                    table = Some(Vec::new());
+                }
+            }
+        }
+    }
+    out.join("\n")
+        .replace(r, "ROLE")
+        .replace(&p.db.name, "LOGIN")
+}
+
+/// Every row, and the views' column types (the re-created views show the new type).
+async fn rows(p: &Project) -> String {
+    p.db.pg()
+        .await
+        .query_one(
+            "SELECT coalesce((SELECT jsonb_agg(to_jsonb(t) ORDER BY k)::text FROM t), '')
+                 || coalesce((SELECT string_agg(format('%s.%s %s', a.attrelid::regclass, a.attname, format_type(a.atttypid, a.atttypmod)), ', ' ORDER BY c.relname, a.attnum)
+                                FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                               WHERE c.relkind = 'v' AND c.relnamespace = 'public'::regnamespace AND a.attnum > 0), '')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn compare(what: &str, written: &Project, staged: &Project, r: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let (a, b) = (dump(written, r), dump(staged, r));
+    if a != b {
+        out.push(format!(
+            "{what}: schema differs {}",
+            common::first_difference(&a, &b, 200)
+        ));
+    }
+    let (a, b) = (rows(written).await, rows(staged).await);
+    if a != b {
+        out.push(format!(
+            "{what}: rows differ {}",
+            common::first_difference(&a, &b, 120)
+        ));
+    }
+    out
+}
+
+async fn replay(p: &Project, log: &[String], args: &[&str]) {
+    let c = p.db.pg().await;
+    for sql in log {
+        c.batch_execute(sql).await.unwrap();
+    }
+    let r = p.run(args);
+    assert_eq!(r.code, 0, "as written {args:?}: {r:?}");
+}
+
+/// Every case: plan shows the drops and re-creations in the swap step; `up`, `down` and `up`
+/// again under the load equal the migration as written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn views_and_policies_stay_readable_through_a_staged_type_change() {
+    let mut failures = Vec::new();
+    for case in cases() {
+        let name = case.name;
+        let written = Project::new(Server::Postgres).await;
+        let staged = Project::new(Server::Postgres).await;
+        let r = role(&staged).await;
+        prepare(&written, &case, &r).await;
+        prepare(&staged, &case, &r).await;
+
+        let plan = staged.run(&["plan"]);
+        assert_eq!(plan.code, 0, "{name}: {plan:?}");
+        let all = plan.all();
+        assert!(
+            all.contains("with the migration's statement(s)")
+                && all.contains("runs inside the swap of the staged type change after it"),
+            "{name}: plan shows the drop and the re-creation in the swap: {plan:?}"
+        );
+        let dry = staged.run(&["up", "--dry-run"]);
+        assert_eq!(dry.code, 0, "{name}: {dry:?}");
+        let drop = case.up.lines().next().unwrap().trim_end_matches(';');
+        assert!(
+            dry.all()
+                .lines()
+                .any(|l| l.contains(drop) && l.contains("RENAME COLUMN")),
+            "{name}: the swap step runs `{drop}`: {dry:?}"
+        );
+        assert!(
+            dry.all().contains(
+                "runs as: (nothing)  (runs inside the swap of the staged type change after it"
+            ) && dry.all().contains(
+                "runs as: (nothing)  (runs inside the swap of the staged type change before it"
+            ),
+            "{name}: the dry run says the drop and the re-creation run in the swap: {dry:?}"
+        );
+
+        for (round, (what, args, as_written)) in [
+            (
+                "up",
+                &["up", "--pace", "speed"][..],
+                &["up", "--as-written"][..],
+            ),
+            ("down", &["down"][..], &["down", "--as-written"][..]),
+            ("up again", &["up"][..], &["up", "--as-written"][..]),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let load = Load::start(&staged, &case, &r, WRITTEN * (round as i64 + 1)).await;
+            let run = staged.run(args);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let log = load.finish(&format!("{name} ({what})")).await;
+            assert_eq!(run.code, 0, "{name}: staged {what}: {run:?}");
+            assert!(
+                run.all().contains("staged type change"),
+                "{name}: {what}: {run:?}"
+            );
+            replay(&written, &log, as_written).await;
+            failures.extend(compare(&format!("{name} ({what})"), &written, &staged, &r).await);
+        }
+        drop_role(&[&staged, &written], &r).await;
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// kill -9 during the backfill and at each of the swap's kill points (before it, run but not
+/// committed, committed), with the load running throughout: the view is there at every moment,
+/// and the rerun converges on the migration as written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kills_around_the_swap_converge_and_the_view_never_goes_missing() {
+    let case = cases().remove(1);
+    let points = [
+        "backfill",
+        "staged-swap",
+        "staged-swap-uncommitted",
+        "staged-swap-committed",
+    ];
+    let mut failures = Vec::new();
+    for point in points {
+        let written = Project::new(Server::Postgres).await;
+        let staged = Project::new(Server::Postgres).await;
+        let r = role(&staged).await;
+        prepare(&written, &case, &r).await;
+        prepare(&staged, &case, &r).await;
+        let load = Load::start(&staged, &case, &r, WRITTEN).await;
+        if point == "backfill" {
+            let poll = staged.db.pg().await;
+            let mut child = staged.spawn(&["up", "--pace", "speed"]);
+            let deadline = std::time::Instant::now() + Duration::from_secs(120);
+            let mut seen = false;
+            while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+                let q = "SELECT to_regclass('sluice.backfills') IS NOT NULL AND EXISTS (SELECT FROM sluice.backfills WHERE state = 'running')";
+                if let Ok(row) = poll.query_one(q, &[]).await {
+                    if row.get::<_, bool>(0) {
+                        seen = true;
+                        break;
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            assert!(seen, "the kill landed in the backfill");
+        } else {
+            let crashed: common::Run = staged
+                .command(&["up", "--pace", "speed"])
+                .env("SLUICE_CRASH_AT", point)
+                .output()
+                .unwrap()
+                .into();
+            assert_ne!(crashed.code, 0, "{point}: {crashed:?}");
+            assert!(crashed.stderr.contains(point), "{point}: {crashed:?}");
+        }
+        let rerun = wait_bounded(staged.spawn(&["up", "--pace", "speed"]), 300, "rerun");
+        let again = staged.run(&["up"]);
+        let log = load.finish(&format!("kill at {point}")).await;
+        assert_eq!(rerun.code, 0, "rerun after a kill at {point}: {rerun:?}");
+        assert_eq!(again.code, 0, "and once more: {again:?}");
+        replay(&written, &log, &["up", "--as-written"]).await;
+        failures.extend(compare(&format!("kill at {point}"), &written, &staged, &r).await);
+        let status = staged.states();
+        assert_eq!(status, vec![(1, "applied".to_string())], "{point}");
+        drop_role(&[&staged, &written], &r).await;
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// What cannot move is refused before anything runs, naming the fix: a bare ALTER with a view
+/// (the DROP/ALTER/CREATE shape), a view over the dropped view that stays (drop it too), a
+/// materialised view (`--as-written`). Again on the rerun; nothing of sluice's is left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn what_cannot_move_is_refused_with_the_fix() {
+    let cases: &[(&str, &str, &str, &[&str])] = &[
+        (
+            "a bare ALTER with a view on the column",
+            "CREATE VIEW v AS SELECT id FROM t;",
+            "ALTER TABLE t ALTER COLUMN id TYPE bigint;",
+            &["view v depends on it", "DROP VIEW v; ALTER TABLE"],
+        ),
+        (
+            "a bare ALTER with a policy on the column",
+            "CREATE POLICY p ON t USING (id > 0);",
+            "ALTER TABLE t ALTER COLUMN id TYPE bigint;",
+            &["policy p on table t depends on it", "DROP POLICY p ON t"],
+        ),
+        (
+            "the view over the dropped view stays",
+            "CREATE VIEW v AS SELECT id FROM t; CREATE VIEW w AS SELECT id FROM v;",
+            "DROP VIEW v;\nALTER TABLE t ALTER COLUMN id TYPE bigint;\nCREATE VIEW v AS SELECT id FROM t;",
+            &["view public.w is over a view the migration drops"],
+        ),
+        (
+            "a materialised view",
+            "CREATE MATERIALIZED VIEW m AS SELECT id FROM t;",
+            "DROP MATERIALIZED VIEW m;\nALTER TABLE t ALTER COLUMN id TYPE bigint;\nCREATE MATERIALIZED VIEW m AS SELECT id FROM t;",
+            &["materialized view m", "--as-written"],
+        ),
+    ];
+    for (name, setup, up, expect) in cases {
+        let p = Project::new(Server::Postgres).await;
+        p.db.pg()
+            .await
+            .batch_execute(&format!("{BASE}\n{setup}"))
+            .await
+            .unwrap();
+        p.write("1_type.sql", &format!("-- sluice:up\n{up}\n"));
+        for attempt in ["first", "rerun"] {
+            let r = p.run(&["up"]);
+            assert_ne!(r.code, 0, "{name} ({attempt}): {r:?}");
+            for e in *expect {
+                assert!(r.stderr.contains(e), "{name} ({attempt}): `{e}`: {r:?}");
+            }
+        }
+        let left: i64 = p
+            .db
+            .pg()
+            .await
+            .query_one(
+                "SELECT count(*) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname LIKE '%sluice%'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(left, 0, "{name}: nothing of sluice's");
+        let plan = p.run(&["plan"]);
+        assert!(plan.all().contains(expect[0]), "{name}: plan: {plan:?}");
+    }
+}
+
+/// A staged backfill fires the table's own UPDATE triggers where the role may not set
+/// session_replication_role: `plan` says so as a warning finding on the statement and `up
+/// --dry-run` on its step; as the server's administrator (who may) neither says it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn plan_warns_when_the_backfill_will_fire_the_tables_triggers() {
+    let p = Project::new(Server::Postgres).await;
+    p.db.pg()
+        .await
+        .batch_execute(&format!(
+            "{BASE}
+             CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN NEW.hits := NEW.hits + 1; RETURN NEW; END';
+             CREATE TRIGGER touch BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION touch();"
+        ))
+        .await
+        .unwrap();
+    p.write(
+        "1_type.sql",
+        "-- sluice:up\nALTER TABLE t ALTER COLUMN id TYPE bigint;\n",
+    );
+    let says = "UPDATE trigger(s) touch once for every row";
+    for (who, url, warned) in [
+        ("login", &p.db.url, true),
+        ("administrator", &p.db.su_url, false),
+    ] {
+        for args in [&["plan"][..], &["up", "--dry-run"][..]] {
+            let r: common::Run = p
+                .command(args)
+                .env("DATABASE_URL", url)
+                .output()
+                .unwrap()
+                .into();
+            assert!(r.code == 0 || args[0] == "plan", "{who} {args:?}: {r:?}");
+            assert_eq!(r.all().contains(says), warned, "{who} {args:?}: {r:?}");
+            if warned && args[0] == "plan" {
+                assert!(r.all().contains("backfill-fires-triggers"), "{r:?}");
+            }
+        }
+    }
+}
