@@ -469,6 +469,69 @@ async fn down_is_held_to_the_replication_order_as_up_is() {
     pair.s.batch_execute("DROP SUBSCRIPTION sub").await.unwrap();
 }
 
+/// Issue 15: `sluice rollback` of a rename's expand phase drops the new name — a column the
+/// publisher sends once it is expanded too. On a subscriber that is refused while the publisher
+/// still has it (exit 2, every time, nothing changed, replication flowing); rolled back on the
+/// publisher first, the subscriber's rollback runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rollback_takes_the_new_name_off_the_publisher_first() {
+    let Some(pair) = Pair::start().await else {
+        return;
+    };
+    let (pu, su) = (pair.publisher.url(DB), pair.subscriber.url(DB));
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("migrations")).unwrap();
+    std::fs::write(
+        dir.path().join("migrations/1_rename_a.sql"),
+        "-- sluice:up\nALTER TABLE t RENAME COLUMN a TO b;\n",
+    )
+    .unwrap();
+    assert_eq!(sluice(dir.path(), &su, &["up"]).code, 0);
+    assert_eq!(sluice(dir.path(), &pu, &["up"]).code, 0);
+    let cols_s = columns(&pair.s).await;
+    assert!(cols_s.iter().any(|c| c == "b"), "{cols_s:?}");
+    for _ in 0..2 {
+        let r = sluice(dir.path(), &su, &["rollback"]);
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(
+            r.stderr.contains(
+                "the rollback of migration 1_rename_a would drop column public.t.b on this subscriber while the publisher (subscription sub) still has it"
+            ) && r.stderr.contains(
+                "roll the expand phase back on the publisher first (`sluice rollback` there, so the column is gone), then run `sluice rollback` here"
+            ),
+            "{r:?}"
+        );
+        assert_eq!(columns(&pair.s).await, cols_s, "nothing changed");
+    }
+    pair.p
+        .execute("INSERT INTO t (id, b) VALUES (1001, 5)", &[])
+        .await
+        .unwrap();
+    arrives(&pair.s, 1001).await;
+    assert_eq!(sluice(dir.path(), &pu, &["rollback"]).code, 0);
+    pair.p
+        .execute("INSERT INTO t (id, a) VALUES (1002, 6)", &[])
+        .await
+        .unwrap();
+    arrives(&pair.s, 1002).await;
+    let r = sluice(dir.path(), &su, &["rollback"]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(columns(&pair.s).await, ["id", "a", "c"]);
+    pair.p
+        .execute("INSERT INTO t (id, a) VALUES (1003, 7)", &[])
+        .await
+        .unwrap();
+    arrives(&pair.s, 1003).await;
+    let a: Option<i32> = pair
+        .s
+        .query_one("SELECT a FROM t WHERE id = 1003", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(a, Some(7));
+    pair.s.batch_execute("DROP SUBSCRIPTION sub").await.unwrap();
+}
+
 /// A subscriber sluice cannot check is refused with the reason (exit 2, every time, nothing
 /// changed): one that cannot be reached, one without a subscription, one subscribed to another
 /// database of the publisher's server (same publication name, another slot). The URLs carry a

@@ -32,7 +32,7 @@ async fn replication(
     let items: Vec<(&Migration, usize)> = work.iter().map(|(m, _, p)| (m, p.resume_from)).collect();
     let warnings = super::replication::check(
         engine,
-        Direction::Down,
+        super::replication::Runs::Down,
         &items,
         true,
         true,

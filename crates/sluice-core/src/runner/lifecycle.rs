@@ -1846,7 +1846,7 @@ pub(crate) async fn complete_locked(
         .collect();
     super::replication::check(
         engine,
-        Direction::Up,
+        super::replication::Runs::Up,
         &items,
         false,
         true,
@@ -1922,6 +1922,27 @@ async fn rollback_locked(
         chosen.sort_by_key(|r| std::cmp::Reverse(r.version));
         chosen.truncate(1);
     }
+    // A subscriber does not drop a column its publisher still sends (logical replication): the
+    // expand phase's new columns leave the publisher first.
+    let items: Vec<(&Migration, usize)> = chosen
+        .iter()
+        .filter_map(|r| {
+            files
+                .iter()
+                .find(|m| m.version == r.version)
+                .map(|m| (m, 0))
+        })
+        .collect();
+    super::replication::check(
+        engine,
+        super::replication::Runs::Rollback,
+        &items,
+        false,
+        true,
+        &ctx.subscriber_urls,
+        &[],
+    )
+    .await?;
     let mut done = Vec::new();
     for r in chosen {
         let m = file_of(files, r, "roll back")?;

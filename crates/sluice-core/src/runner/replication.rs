@@ -22,13 +22,14 @@ use crate::analysis::ir::Action;
 /// What the pending migrations mean for logical replication: an error for an order that would stop
 /// replication, else the warnings to show.
 ///
-/// `dir`: which part of them runs (`down` reverts: what it adds and removes is checked the same
-/// way); `items`: each migration with the statements already done; `adds`: the run adds columns (up's
+/// `runs`: which part of them runs (`down` reverts: what it adds and removes is checked the same
+/// way; a rollback removes what the expand phase added); `items`: each migration with the
+/// statements already done; `adds`: the run adds columns (up's
 /// expand or one-step run); `removes`: it removes them (a contract phase, or as written);
 /// `subscribers`: the URLs of this publisher's subscribers to check (`--subscriber-url`).
 pub(crate) async fn check(
     engine: &mut dyn Engine,
-    dir: Direction,
+    runs: Runs,
     items: &[(&Migration, usize)],
     adds: bool,
     removes: bool,
@@ -50,9 +51,10 @@ pub(crate) async fn check(
         return Ok(vec![]);
     }
     let rep = engine.logical_replication().await?;
-    let which = match dir {
-        Direction::Up => "migration",
-        Direction::Down => "the down part of migration",
+    let which = match runs {
+        Runs::Up => "migration",
+        Runs::Down => "the down part of migration",
+        Runs::Rollback => "the rollback of migration",
     };
     let mut warnings = Vec::new();
     if rep.published.is_empty() && !subscribers.is_empty() && adds {
@@ -68,6 +70,10 @@ pub(crate) async fn check(
     let mut added: Vec<Added> = Vec::new();
     let mut retyped: Vec<Retyped> = Vec::new();
     for (m, resume_from) in items {
+        let dir = match runs {
+            Runs::Down => Direction::Down,
+            Runs::Up | Runs::Rollback => Direction::Up,
+        };
         let Some(part) = m.part(dir) else {
             continue;
         };
@@ -77,16 +83,26 @@ pub(crate) async fn check(
         for s in split.iter().skip(*resume_from) {
             let st = crate::analysis::ir::build(target.engine, 0, s, 0, &s.sql);
             for a in st.actions() {
-                let (table, column, what) = match a {
-                    Action::DropColumn { table, column, .. } => (table, column, "drop"),
-                    Action::RenameColumn { table, from, .. } => (table, from, "rename"),
-                    Action::AddColumn { table, column, .. } => (table, &column.name, "add"),
-                    Action::AlterColumnType {
-                        table,
-                        column,
-                        new_type,
-                        ..
-                    } => {
+                let (table, column, what) = match (a, runs) {
+                    // A rollback of the expand phase drops what it added: a rename's new name,
+                    // an added column; a dropped column was only kept.
+                    (Action::RenameColumn { table, to, .. }, Runs::Rollback) => (table, to, "drop"),
+                    (Action::AddColumn { table, column, .. }, Runs::Rollback) => {
+                        (table, &column.name, "drop")
+                    }
+                    (_, Runs::Rollback) => continue,
+                    (Action::DropColumn { table, column, .. }, _) => (table, column, "drop"),
+                    (Action::RenameColumn { table, from, .. }, _) => (table, from, "rename"),
+                    (Action::AddColumn { table, column, .. }, _) => (table, &column.name, "add"),
+                    (
+                        Action::AlterColumnType {
+                            table,
+                            column,
+                            new_type,
+                            ..
+                        },
+                        _,
+                    ) => {
                         if adds && rep.published.contains_key(&key(table)) {
                             retyped.push(Retyped {
                                 migration: m.label(),
@@ -120,9 +136,10 @@ pub(crate) async fn check(
                                     "{which} {} would {what} column {t}.{column} on this subscriber while the publisher (subscription {sub}) still has it: the subscription's apply worker would stop at the next change of {t} (\"missing replicated column\") and replication would halt",
                                     m.label()
                                 ),
-                                match dir {
-                                    Direction::Up => "migrate the publisher first (`sluice up` there, and `sluice complete` where the change runs in two phases, so the column is gone), then run `sluice up` here",
-                                    Direction::Down => "roll the migration back on the publisher first (`sluice down` there, so the column is gone), then run `sluice down` here",
+                                match runs {
+                                    Runs::Up => "migrate the publisher first (`sluice up` there, and `sluice complete` where the change runs in two phases, so the column is gone), then run `sluice up` here",
+                                    Runs::Down => "roll the migration back on the publisher first (`sluice down` there, so the column is gone), then run `sluice down` here",
+                                    Runs::Rollback => "roll the expand phase back on the publisher first (`sluice rollback` there, so the column is gone), then run `sluice rollback` here",
                                 },
                             ));
                         }
@@ -292,9 +309,9 @@ pub(crate) async fn check(
                     a.table,
                     a.table
                 ),
-                match dir {
-                    Direction::Up => format!("migrate the subscriber first (`sluice up` on {name}), then run `sluice up` here"),
-                    Direction::Down => format!("roll the migration back on the subscriber first (`sluice down` on {name}), then run `sluice down` here"),
+                match runs {
+                    Runs::Down => format!("roll the migration back on the subscriber first (`sluice down` on {name}), then run `sluice down` here"),
+                    _ => format!("migrate the subscriber first (`sluice up` on {name}), then run `sluice up` here"),
                 },
             ));
         }
@@ -316,6 +333,15 @@ pub(crate) async fn check(
         }
     }
     Ok(warnings)
+}
+
+/// Which part of the migrations a run applies.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Runs {
+    Up,
+    Down,
+    /// The expand phase undone (`sluice rollback`).
+    Rollback,
 }
 
 /// A column a pending migration adds to a published table (as written, a rename's new name, or

@@ -184,7 +184,7 @@ pub async fn up(
                 .collect();
             super::replication::check(
                 engine,
-                Direction::Up,
+                super::replication::Runs::Up,
                 &expanded,
                 false,
                 true,
@@ -381,7 +381,7 @@ pub(super) async fn replication_check(
     }
     super::replication::check(
         engine,
-        Direction::Up,
+        super::replication::Runs::Up,
         &items,
         true,
         opts.complete || opts.as_written,
