@@ -501,6 +501,80 @@ async fn online_copy_killed_mid_copy_resumes_and_converges() {
     assert!(!table_exists(&mut c, "_acc_old").await);
 }
 
+/// The log is applied on the verifier's session while the copy goes on: a logged key ahead of
+/// the copy is deleted from the shadow (not there yet), the copy then inserts it, and the apply's
+/// own insert of it meets that row (1062 on PRIMARY). The apply must run again, not fail the copy
+/// (12 tries in quick succession all failed once in three runs of bench/mariadb_osc.py on 1M rows
+/// under load; the tries now pause, longer each time). Made deterministic: a
+/// change logged while sluice is dead, ahead of its checkpoint, and the rerun held between the
+/// apply's delete and its insert until the copy has passed that key.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_logged_key_the_copy_inserts_during_the_logs_apply_is_applied_again() {
+    let p = Project::new(Server::MariaDb).await;
+    let mut c = p.db.my().await;
+    c.query_drop(ACC).await.unwrap();
+    p.write("1_widen.sql", WIDEN);
+    let mut child = p.spawn(&["up", "--chunk-ms", "1"]);
+    let url = p.db.url.clone();
+    eventually(60, "the copy to checkpoint", || {
+        let url = url.clone();
+        async move {
+            count_at(&url, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'sluice_online'").await == 1
+                && count_at(&url, "SELECT COUNT(*) FROM sluice_online WHERE state = 'copying' AND last_key IS NOT NULL").await == 1
+        }
+    })
+    .await;
+    child.kill().unwrap(); // SIGKILL
+    let _ = child.wait();
+    let copied = count(&mut c, "SELECT rows_copied FROM sluice_online").await;
+    assert!(copied > 0 && copied < 19_000, "killed mid-copy: {copied}");
+    // Logged while sluice is dead, far ahead of the checkpoint.
+    c.query_drop("UPDATE acc SET balance = 4000000 WHERE id = 20000")
+        .await
+        .unwrap();
+    expected(&mut c).await;
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    let child = p
+        .command(&["up", "--chunk-ms", "1"])
+        .env("SLUICE_PAUSE_AT", "online-apply-deleted")
+        .env("SLUICE_PAUSE_FILE", &go)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let paused = dir.path().join("go.paused");
+    eventually(60, "the apply to pause after its delete", || {
+        let paused = paused.clone();
+        async move { paused.exists() }
+    })
+    .await;
+    assert_eq!(
+        count(&mut c, "SELECT COUNT(*) FROM _acc_new WHERE id = 20000").await,
+        0,
+        "the apply deleted the key before the copy reached it"
+    );
+    eventually(60, "the copy to insert the key", || {
+        let url = url.clone();
+        async move { count_at(&url, "SELECT COUNT(*) FROM _acc_new WHERE id = 20000").await == 1 }
+    })
+    .await;
+    std::fs::write(&go, "").unwrap();
+    let r = wait_bounded(child, 120, "up");
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("swapped"), "{r:?}");
+    assert_eq!(
+        fingerprint(&p.db.url, "acc").await,
+        fingerprint(&p.db.url, "expect").await
+    );
+    let b: i64 = c
+        .query_first("SELECT balance FROM acc WHERE id = 20000")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(b, 4_000_000);
+}
+
 #[tokio::test]
 async fn postponed_cutover_runs_with_sluice_cutover_then_up_records_it() {
     let p = Project::new(Server::MariaDb).await;
