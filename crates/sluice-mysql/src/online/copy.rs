@@ -155,6 +155,10 @@ pub struct Job {
     pub names: Names,
     pub key: Vec<KeyCol>,
     pub key_index: String,
+    /// The shadow's unique keys that hold every column of the copy key (its own copy included,
+    /// e.g. a new `PRIMARY KEY (v, id)` over a table copied by `UNIQUE (id)`): a duplicate on one of
+    /// them is a duplicate of the copy key, which the server may name by either.
+    pub race_keys: Vec<String>,
     pub cols: Vec<CopyCol>,
     /// New NOT NULL columns without a default, and the value the ALTER as written gives them.
     pub fills: Vec<(String, &'static str)>,
@@ -421,6 +425,17 @@ impl Job {
                     .collect::<Vec<_>>()
                     == shadow_key
         });
+        let race_keys: Vec<String> = shadow
+            .indexes
+            .iter()
+            .filter(|i| {
+                i.unique
+                    && shadow_key
+                        .iter()
+                        .all(|k| i.columns.iter().any(|c| c.to_lowercase() == *k))
+            })
+            .map(|i| i.name.clone())
+            .collect();
         if !keeps_key {
             return Err(Error::usage(
                 format!(
@@ -486,6 +501,7 @@ impl Job {
             names,
             key,
             key_index: key_index.name.clone(),
+            race_keys,
             cols,
             fills,
             conn,
@@ -506,6 +522,7 @@ impl Job {
             names: self.names.clone(),
             key: self.key.clone(),
             key_index: self.key_index.clone(),
+            race_keys: self.race_keys.clone(),
             cols: self.cols.clone(),
             fills: self.fills.clone(),
             conn,
@@ -536,6 +553,13 @@ impl Job {
     /// After a failed transaction of the copy session: rolls it back and, for a deadlock or a lock
     /// wait timeout (a client holding the rows a moment), waits a little longer each time and says
     /// to try again, up to 20 attempts.
+    /// A duplicate-entry error over the copy key, by its name or one of the shadow's unique keys
+    /// that hold it.
+    fn on_copy_key(&self, e: &mysql_async::Error) -> bool {
+        dup_key_name(&e.to_string())
+            .is_some_and(|k| k == self.key_index || self.race_keys.iter().any(|r| r == k))
+    }
+
     async fn again(&mut self, e: &mysql_async::Error, attempt: &mut u64) -> bool {
         let _ = self.conn.query_drop("ROLLBACK").await;
         *attempt += 1;
@@ -947,10 +971,7 @@ impl Job {
                 // Retried after a pause that grows: tried again at once, the next attempt met the
                 // same chunk still being copied, and 12 quick tries all failed (seen once in three
                 // runs of bench/mariadb_osc.py on 1M rows under load: the copy failed with 1062).
-                Err(e)
-                    if code(&e) == Some(ER_DUP_ENTRY)
-                        && dup_key_name(&e.to_string()) == Some(self.key_index.as_str()) =>
-                {
+                Err(e) if code(&e) == Some(ER_DUP_ENTRY) && self.on_copy_key(&e) => {
                     failed = Some((Vec::new(), e));
                     tries += 1;
                     tokio::time::sleep(Duration::from_millis(25 * tries)).await;
@@ -1116,11 +1137,7 @@ impl Job {
         );
         match self.conn.query_drop(&put).await {
             Ok(()) => {}
-            Err(e)
-                if !settle
-                    && code(&e) == Some(ER_DUP_ENTRY)
-                    && dup_key_name(&e.to_string()) != Some(&self.key_index) =>
-            {
+            Err(e) if !settle && code(&e) == Some(ER_DUP_ENTRY) && !self.on_copy_key(&e) => {
                 // A failed statement is undone alone; the transaction and the stage stay.
                 let done: BTreeSet<Key> = doomed.into_iter().collect();
                 let rest: Vec<Key> = self
