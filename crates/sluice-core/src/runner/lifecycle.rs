@@ -1835,25 +1835,7 @@ pub(crate) async fn complete_locked(
     let rows = engine.history().await?;
     let chosen = select(&rows, files, version, &[RecordState::Expanded], "complete")?;
     // A subscriber does not drop a column its publisher still sends (logical replication).
-    let items: Vec<(&Migration, usize)> = chosen
-        .iter()
-        .filter_map(|r| {
-            files
-                .iter()
-                .find(|m| m.version == r.version)
-                .map(|m| (m, 0))
-        })
-        .collect();
-    super::replication::check(
-        engine,
-        super::replication::Runs::Up,
-        &items,
-        false,
-        true,
-        &ctx.subscriber_urls,
-        &[],
-    )
-    .await?;
+    removals_replicate(engine, super::replication::Runs::Up, &chosen, files, ctx).await?;
     let mut done = Vec::new();
     for r in chosen {
         let m = file_of(files, r, "complete")?;
@@ -1876,6 +1858,29 @@ pub(crate) async fn complete_locked(
 /// `sluice rollback [version]`: undoes the expand phase of `version`, or of the latest expanded
 /// migration (also one whose expand failed or was interrupted); the migration is pending again.
 /// Returns the versions rolled back.
+/// Refuses a contract or rollback that would drop, on a subscriber, a column its publisher still
+/// sends (logical replication): the check `up` makes, over the chosen migrations' files.
+async fn removals_replicate(
+    engine: &mut dyn Engine,
+    runs: super::replication::Runs,
+    chosen: &[&HistoryRow],
+    files: &[Migration],
+    ctx: &RunContext,
+) -> Result<()> {
+    let items: Vec<(&Migration, usize)> = chosen
+        .iter()
+        .filter_map(|r| {
+            files
+                .iter()
+                .find(|m| m.version == r.version)
+                .map(|m| (m, 0))
+        })
+        .collect();
+    super::replication::check(engine, runs, &items, false, true, &ctx.subscriber_urls, &[])
+        .await
+        .map(|_| ())
+}
+
 pub async fn rollback(
     engine: &mut dyn Engine,
     files: &[Migration],
@@ -1922,25 +1927,13 @@ async fn rollback_locked(
         chosen.sort_by_key(|r| std::cmp::Reverse(r.version));
         chosen.truncate(1);
     }
-    // A subscriber does not drop a column its publisher still sends (logical replication): the
-    // expand phase's new columns leave the publisher first.
-    let items: Vec<(&Migration, usize)> = chosen
-        .iter()
-        .filter_map(|r| {
-            files
-                .iter()
-                .find(|m| m.version == r.version)
-                .map(|m| (m, 0))
-        })
-        .collect();
-    super::replication::check(
+    // The expand phase's new columns leave the publisher first.
+    removals_replicate(
         engine,
         super::replication::Runs::Rollback,
-        &items,
-        false,
-        true,
-        &ctx.subscriber_urls,
-        &[],
+        &chosen,
+        files,
+        ctx,
     )
     .await?;
     let mut done = Vec::new();
