@@ -6,7 +6,7 @@ errors while the ALTER runs, sluice's phases with their own p99, and the ratios 
 
     python3 bench/mariadb_osc.py [--rows 1000000] [--clients 8] [--only sluice,ptosc,written] [--release]
                                  [--rate 1900 | --rate 0] [--sluice-args '--chunk-ms 50'] [--rounds 3]
-                                 [--sluice PATH --no-build]
+                                 [--sluice PATH --no-build] [--buffer-pool-mb 1024]
 
 With --rounds N the modes run N times, alternated (the order reversed every other round), and the
 median of each figure and of the per-round ratios sluice : pt-osc is printed at the end.
@@ -228,12 +228,21 @@ def main():
     ap.add_argument("--sluice", help="the sluice binary to run (default: the one this checkout builds)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--sluice-args", default="", help="extra arguments for `sluice up`, e.g. '--chunk-ms 50'")
+    ap.add_argument("--buffer-pool-mb", type=int, default=0,
+                    help="set innodb_buffer_pool_size for the run (restored after); 0 leaves the server's")
     args = ap.parse_args()
     prof = ["--release"] if args.release else []
     if not args.no_build:
         subprocess.run(["cargo", "build", "-q", "-p", "sluice"] + prof, cwd=ROOT, check=True)
     binary = args.sluice or os.path.join(ROOT, "target", "release" if args.release else "debug", "sluice")
     c = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
+    pool_before = run(c, "SELECT @@innodb_buffer_pool_size")[0][0]
+    if args.buffer_pool_mb:
+        # Resized online by the server; both tools then run from memory, as on a production
+        # server whose pool holds the table (the default 128 MiB holds neither it nor its copy).
+        run(c, f"SET GLOBAL innodb_buffer_pool_size = {args.buffer_pool_mb * 1024 * 1024}")
+        time.sleep(2)
+    pool_mb = run(c, "SELECT @@innodb_buffer_pool_size")[0][0] // (1024 * 1024)
     run(c, f"CREATE DATABASE {DB}")
     modes = args.only.split(",")
     rounds = []
@@ -243,11 +252,14 @@ def main():
             results = {name: one(name, args, binary) for name in order}
             rounds.append({name: results[name] for name in modes})
             print(f"\nround {k + 1}: {args.rows:,} rows, {args.clients} clients at "
-                  f"{'full speed' if args.rate == 0 else f'{args.rate:.0f} ops/s'}, ALTER TABLE acc {ALTER}")
+                  f"{'full speed' if args.rate == 0 else f'{args.rate:.0f} ops/s'}, ALTER TABLE acc {ALTER}, "
+                  f"innodb_buffer_pool_size {pool_mb} MiB")
             table(args.rows, args.clients, rounds[-1])
             print(flush=True)
     finally:
         run(c, f"DROP DATABASE IF EXISTS {DB}")
+        if args.buffer_pool_mb:
+            run(c, f"SET GLOBAL innodb_buffer_pool_size = {pool_before}")
     print(f"median of {len(rounds)} round(s):")
     print(f"{'run':<10}{'total s':>9}{'p99 x pre':>11}{'errors':>8}{'client ops/s':>14}")
     for name in modes:

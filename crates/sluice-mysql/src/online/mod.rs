@@ -32,6 +32,7 @@ use path::Algo;
 use sluice_core::engine::{OnlineOptions, OnlineReport};
 use sluice_core::error::{Error, Result};
 use sluice_core::runner::small_table_note;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 pub const CREATE_STATE: &str = "CREATE TABLE IF NOT EXISTS `sluice_online` (\
@@ -1543,18 +1544,60 @@ async fn build_deferred(
     };
     let t0 = Instant::now();
     let mut meter = job.log_meter(opts, say);
+    // A UNIQUE build must see no stale row (a duplicate the log would remove fails it), and
+    // InnoDB's online build reports even a passing duplicate among concurrent changes: the log is
+    // applied in full first and not during it. Plain indexes build while the log is applied on
+    // a session of its own, so the build's seconds are not left as a backlog for the catch-up.
+    let unique = deferred.iter().any(|d| d.definition.starts_with("UNIQUE"));
     for attempt in 0..3 {
-        // The log down to a few entries, then all of it read in one moment: a UNIQUE build over
-        // rows some of which are stale can meet a duplicate the log would remove.
         job.apply_backlog(&mut meter).await?;
-        job.settle().await?;
+        if unique {
+            job.settle().await?;
+        }
+        let mut follower = match unique {
+            true => None,
+            false => Some(job.sibling(copy_session(e).await?)),
+        };
         // Followed from a connection of its own while it runs (see `alter_progress`).
         let (id, conn_opts) = (job.conn.id(), job.conn.opts().clone());
         let task = format!("index build of `{}`", job.names.shadow);
-        let added = tokio::select! {
-            r = defer::add_missing(&mut job.conn, &job.names.shadow, &deferred) => r,
-            never = crate::alter_progress::watch(conn_opts, id, task, opts.progress.as_ref(), say) => match never {},
+        let built = AtomicBool::new(false);
+        let build = async {
+            // Test hook: the build about to start. Held off the runtime's threads, so the log is
+            // applied meanwhile.
+            if std::env::var_os("SLUICE_PAUSE_AT").is_some() {
+                let _ =
+                    tokio::task::spawn_blocking(|| sluice_core::pause_point("online-index-build"))
+                        .await;
+            }
+            let r = tokio::select! {
+                r = defer::add_missing(&mut job.conn, &job.names.shadow, &deferred) => r,
+                never = crate::alter_progress::watch(conn_opts, id, task, opts.progress.as_ref(), say) => match never {},
+            };
+            built.store(true, Ordering::Relaxed);
+            r
         };
+        let follow = async {
+            let Some(f) = follower.as_mut() else {
+                return Ok(0);
+            };
+            let mut applied = 0;
+            // An error stops the applying, not the build: the ALTER is never cut off mid-way.
+            while !built.load(Ordering::Relaxed) {
+                let n = f.apply(5_000).await?;
+                applied += n;
+                if n < 1_000 {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            Ok::<usize, Error>(applied)
+        };
+        let (added, followed) = tokio::join!(build, follow);
+        if let Some(mut f) = follower {
+            job.absorb(&mut f);
+            let _ = f.conn.disconnect().await;
+        }
+        followed?;
         match added {
             Ok(0) => return Ok(()),
             Ok(n) => {
@@ -1750,7 +1793,10 @@ async fn copy_path(
         }
         let t0 = Instant::now();
         let mut meter = job.log_meter(opts, say);
-        let n = match job.drain(100, Some(&mut meter)).await {
+        // Down to a short backlog, not to empty: clients keep the log from ever emptying, and the
+        // cut-over applies the rest anyway (one batch of a few entries per round trip would
+        // otherwise go on for a hundred rounds).
+        let n = match job.apply_backlog(&mut meter).await {
             Ok(n) => n,
             Err(err) => return Err(abandon(e, &names, &t, err).await),
         };
