@@ -631,8 +631,9 @@ pub struct FleetArgs {
 /// The fleet's options, common to its commands.
 #[derive(Args, Clone)]
 pub struct FleetOpts {
-    /// The targets file: `[[group]]` tables (`name`, `targets` and/or `targets_file`), run in file
-    /// order; optional `url` template with `{target}` and `concurrency`.
+    /// The targets file: `[[group]]` tables (`name`, `targets` and/or `targets_file`, optional
+    /// `subscriber_url` template), run in file order; optional `url` template with `{target}`,
+    /// `concurrency`, and `[subscribers]` (each target's logical-replication subscribers by name).
     #[arg(long, default_value = "fleet.toml", value_name = "FILE")]
     pub targets: PathBuf,
     /// Targets running at once (default: the file's `concurrency`, else 4).

@@ -27,6 +27,9 @@ struct FleetFile {
     concurrency: Option<usize>,
     #[serde(rename = "group", default)]
     groups: Vec<GroupSpec>,
+    /// Per target (by name): the logical-replication subscribers its run checks.
+    #[serde(default)]
+    subscribers: std::collections::BTreeMap<String, Urls>,
 }
 
 #[derive(Deserialize)]
@@ -37,7 +40,42 @@ struct GroupSpec {
     targets: Vec<String>,
     /// A file with one target per line (`#` starts a comment), relative to the targets file.
     targets_file: Option<PathBuf>,
+    /// Each target's subscribers: templates with `{target}`, replaced as in `url`.
+    subscriber_url: Option<Urls>,
 }
+
+/// One URL or a list of them (a publisher may have several subscribers).
+struct Urls(Vec<String>);
+
+impl<'de> Deserialize<'de> for Urls {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Urls, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Urls;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a URL or a list of URLs")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<Urls, E> {
+                Ok(Urls(vec![s.to_string()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> std::result::Result<Urls, A::Error> {
+                let mut all = Vec::new();
+                while let Some(u) = seq.next_element::<String>()? {
+                    all.push(u);
+                }
+                Ok(Urls(all))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
+/// The environment variable through which a target's run gets its subscribers: the child reads it
+/// as `--subscriber-url`, and a URL's password stays off every command line.
+const SUBSCRIBERS_VAR: &str = "SLUICE_SUBSCRIBER_URLS";
 
 /// One database of the fleet.
 #[derive(Debug, Clone)]
@@ -46,6 +84,8 @@ pub struct Target {
     pub name: String,
     pub group: String,
     url: String,
+    /// Its subscribers from the targets file (empty: none named there).
+    subscribers: Vec<String>,
 }
 
 /// The fleet as the targets file describes it, groups in file order.
@@ -86,6 +126,20 @@ pub fn load(path: &Path) -> Result<Fleet> {
             return Err(bad(path, format!("group `{}` is listed twice", g.name)));
         }
         fleet.groups.push(g.name.clone());
+        if let Some(Urls(templates)) = &g.subscriber_url {
+            if file.url.is_none() {
+                return Err(bad(
+                    path,
+                    format!("group `{}`: `subscriber_url` is a template with `{{target}}`, which needs named targets: add a `url` template (or give each target's subscribers in `[subscribers]`)", g.name),
+                ));
+            }
+            if templates.is_empty() || templates.iter().any(|t| !t.contains("{target}")) {
+                return Err(bad(
+                    path,
+                    format!("group `{}`: `subscriber_url` is a template and must contain `{{target}}` (each target has its own subscriber; one target's URL goes in `[subscribers]`)", g.name),
+                ));
+            }
+        }
         let mut names = g.targets.clone();
         if let Some(f) = &g.targets_file {
             let f = path.parent().unwrap_or(Path::new(".")).join(f);
@@ -131,10 +185,18 @@ pub fn load(path: &Path) -> Result<Fleet> {
             if fleet.targets.iter().any(|t| t.url == url || t.name == name) {
                 return Err(bad(path, format!("target `{name}` is listed twice")));
             }
+            let subscribers = match &g.subscriber_url {
+                Some(Urls(templates)) => templates
+                    .iter()
+                    .map(|t| t.replace("{target}", &name))
+                    .collect(),
+                None => vec![],
+            };
             fleet.targets.push(Target {
                 name,
                 group: g.name.clone(),
                 url,
+                subscribers,
             });
         }
     }
@@ -144,7 +206,85 @@ pub fn load(path: &Path) -> Result<Fleet> {
             "no targets: add `[[group]]` tables with `targets` or `targets_file`",
         ));
     }
+    for (name, Urls(urls)) in &file.subscribers {
+        // A key that is no target may be a URL pasted by mistake: not repeated then.
+        let shown = || match name.contains("://") {
+            true => sluice_core::redact::url_text(name),
+            false => name.clone(),
+        };
+        let Some(t) = fleet.targets.iter_mut().find(|t| &t.name == name) else {
+            return Err(bad(
+                path,
+                format!(
+                    "`[subscribers]` names `{}`, which is not a target of this file{}",
+                    shown(),
+                    if file.url.is_none() {
+                        " (`[subscribers]` is keyed by target name, which needs a `url` template)"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        };
+        if !t.subscribers.is_empty() {
+            return Err(bad(
+                path,
+                format!(
+                    "target `{name}` gets subscribers both from group `{}`'s `subscriber_url` and from `[subscribers]`: keep one (move the target to a group of its own, or drop its `[subscribers]` entry)",
+                    t.group
+                ),
+            ));
+        }
+        if urls.is_empty() {
+            return Err(bad(
+                path,
+                format!("`[subscribers]`: `{name}` = [] names no subscriber: give at least one URL, or leave the target out"),
+            ));
+        }
+        t.subscribers = urls.clone();
+    }
+    for t in &fleet.targets {
+        for (k, u) in t.subscribers.iter().enumerate() {
+            // Space-separated in the child's environment, so no whitespace within one.
+            if !u.contains("://") || u.chars().any(char::is_whitespace) {
+                return Err(bad(
+                    path,
+                    format!(
+                        "target `{}`: its subscriber number {} is not a database URL (the text is not repeated: it may hold a secret)",
+                        t.name,
+                        k + 1
+                    ),
+                ));
+            }
+        }
+    }
     Ok(fleet)
+}
+
+impl Fleet {
+    /// Whether the targets file names any target's subscribers.
+    pub fn names_subscribers(&self) -> bool {
+        self.targets.iter().any(|t| !t.subscribers.is_empty())
+    }
+}
+
+/// Where subscribers are given for every target at once (the option after `--`, the variable,
+/// sluice.toml), if anywhere: each child would read them too.
+fn global_subscribers(args: &[String], global: &Global) -> Option<&'static str> {
+    if args
+        .iter()
+        .any(|a| a == "--subscriber-url" || a.starts_with("--subscriber-url="))
+    {
+        return Some("`--subscriber-url` after `--`");
+    }
+    if std::env::var_os(SUBSCRIBERS_VAR).is_some_and(|v| !v.is_empty()) {
+        return Some("the SLUICE_SUBSCRIBER_URLS variable");
+    }
+    let config = sluice_core::config::Config::load(global.config.as_deref()).unwrap_or_default();
+    if config.subscriber_urls.is_some_and(|u| !u.is_empty()) {
+        return Some("`subscriber_urls` in sluice.toml");
+    }
+    None
 }
 
 /// How one target's run ended.
@@ -320,6 +460,10 @@ async fn run_one(t: &Target, args: &[String], globals: &[String], capture: bool)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(false);
+    if !t.subscribers.is_empty() {
+        // `status` does not read it; `up`, `plan` and `complete` check these subscribers.
+        cmd.env(SUBSCRIBERS_VAR, t.subscribers.join(" "));
+    }
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -695,6 +839,17 @@ pub async fn command(f: &FleetArgs, global: &Global) -> Result<i32> {
         ));
     }
     let fl = load(&opts.targets)?;
+    if command != "status" && fl.names_subscribers() {
+        if let Some(source) = global_subscribers(args, global) {
+            return Err(Error::usage(
+                format!(
+                    "subscribers are given both for every target ({source}) and per target in {}: a target's run would check the ones of another",
+                    opts.targets.display()
+                ),
+                "give each target's subscribers in the targets file only (`subscriber_url` in its group, or `[subscribers]`): drop the other",
+            ));
+        }
+    }
     let concurrency = opts.concurrency.or(fl.concurrency).unwrap_or(4);
     if concurrency == 0 {
         return Err(Error::usage(
@@ -820,6 +975,66 @@ mod tests {
             let msg = format!("{e}");
             assert!(msg.contains(says), "{text}: {msg}");
             assert!(!msg.contains("hunter2") && !msg.contains(":pw@"), "{msg}");
+            assert_eq!(e.exit_code(), exit::BAD_INPUT, "{text}");
+        }
+    }
+
+    /// Each target's subscribers: from its group's template, from `[subscribers]`, or none.
+    #[test]
+    fn subscribers_are_read_per_target() {
+        let (_d, p) = file(
+            "url = \"postgres://app@pub/{target}\"\n\
+             [[group]]\nname = \"canary\"\ntargets = [\"t1\"]\n\
+             subscriber_url = \"postgres://app:s3cret@sub/{target}_copy\"\n\
+             [[group]]\nname = \"rest\"\ntargets = [\"t2\", \"t3\", \"t4\"]\n\
+             [[group]]\nname = \"two\"\ntargets = [\"t5\"]\n\
+             subscriber_url = [\"postgres://a/{target}\", \"postgres://b/{target}\"]\n\
+             [subscribers]\nt2 = \"postgres://sub-a/x\"\nt3 = [\"postgres://sub-b/y\", \"postgres://sub-c/y\"]\n",
+        );
+        let f = load(&p).unwrap();
+        let subs: Vec<(&str, Vec<&str>)> = f
+            .targets
+            .iter()
+            .map(|t| {
+                (
+                    t.name.as_str(),
+                    t.subscribers.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            subs,
+            [
+                ("t1", vec!["postgres://app:s3cret@sub/t1_copy"]),
+                ("t2", vec!["postgres://sub-a/x"]),
+                ("t3", vec!["postgres://sub-b/y", "postgres://sub-c/y"]),
+                ("t4", vec![]),
+                ("t5", vec!["postgres://a/t5", "postgres://b/t5"]),
+            ]
+        );
+        assert!(f.names_subscribers());
+        let (_d, p) = file("[[group]]\nname = \"a\"\ntargets = [\"postgres://h/d\"]\n");
+        assert!(!load(&p).unwrap().names_subscribers());
+        let named =
+            "url = \"postgres://h/{target}\"\n[[group]]\nname = \"a\"\ntargets = [\"x\", \"y\"]\n";
+        for (text, says) in [
+            (format!("{named}subscriber_url = \"postgres://u:hunter2@sub/db\"\n"), "must contain `{target}`"),
+            (format!("{named}subscriber_url = []\n"), "must contain `{target}`"),
+            ("[[group]]\nname = \"a\"\ntargets = [\"postgres://h/d\"]\nsubscriber_url = \"postgres://sub/{target}\"\n".to_string(), "needs named targets"),
+            ("[[group]]\nname = \"a\"\ntargets = [\"postgres://h/d\"]\n[subscribers]\n\"postgres://u:hunter2@h/d\" = \"postgres://sub/d\"\n".to_string(), "which needs a `url` template"),
+            (format!("{named}[subscribers]\nz = \"postgres://sub/z\"\n"), "names `z`, which is not a target"),
+            (format!("{named}subscriber_url = \"postgres://sub/{{target}}\"\n[subscribers]\ny = \"postgres://sub/y\"\n"), "both from group `a`'s `subscriber_url` and from `[subscribers]`"),
+            (format!("{named}[subscribers]\ny = []\n"), "names no subscriber"),
+            (format!("{named}[subscribers]\ny = \"hunter2\"\n"), "target `y`: its subscriber number 1 is not a database URL"),
+            (format!("{named}[subscribers]\ny = [\"postgres://s/y\", \"postgres://u:hunter2@s/y postgres://s/z\"]\n"), "its subscriber number 2 is not a database URL"),
+            (format!("{named}subscriber_urls = \"postgres://sub/{{target}}\"\n"), "unknown field `subscriber_urls`"),
+            (format!("{named}subscriber_url = 5\n"), "expected a URL or a list of URLs"),
+        ] {
+            let (_d, p) = file(&text);
+            let e = load(&p).err().unwrap_or_else(|| panic!("accepted: {text}"));
+            let msg = format!("{e}");
+            assert!(msg.contains(says), "{text}: {msg}");
+            assert!(!msg.contains("hunter2"), "{msg}");
             assert_eq!(e.exit_code(), exit::BAD_INPUT, "{text}");
         }
     }

@@ -831,3 +831,217 @@ async fn a_type_change_on_a_publisher_is_checked_against_its_subscribers() {
     assert_eq!(a, Some(3_000_000_000));
     pair.s.batch_execute("DROP SUBSCRIPTION sub").await.unwrap();
 }
+
+/// Runs `sluice fleet <args> --json` in `dir`, with `env` and no subscriber from the environment.
+fn fleet(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_sluice"));
+    c.arg("fleet")
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("SLUICE_SUBSCRIBER_URLS")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap().into()
+}
+
+/// (target, outcome, exit code, detail) of each target in a fleet's JSON summary.
+fn targets(r: &Run) -> Vec<(String, String, i64, String)> {
+    let v: serde_json::Value =
+        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:?}"));
+    v["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            (
+                t["target"].as_str().unwrap().to_string(),
+                t["outcome"].as_str().unwrap().to_string(),
+                t["exit_code"].as_i64().unwrap_or(-1),
+                t["detail"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Issue 15, fleets: two publisher tenants (databases ta and tb of one cluster), each with its own
+/// subscriber (ta_sub, tb_sub on another), named per target in the targets file — ta's by its
+/// group's `subscriber_url` template, tb's in `[subscribers]`. A migration adds a column to the
+/// published table; only ta_sub has it already. `fleet up` runs ta (checked against ta_sub alone:
+/// given tb_sub too it would be refused, as tb_sub does not subscribe to ta) and refuses tb as
+/// `sluice up` would (exit 2 naming tb_sub); a rerun gives the same refusal and changes nothing.
+/// Subscribers named for every target as well (after `--`, in the variable or in sluice.toml) are
+/// refused before anything runs. Once tb_sub has the column, the rerun runs tb; no password shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_fleet_checks_each_publisher_against_its_own_subscribers() {
+    let opts = "-c wal_level=logical -c max_wal_senders=6 -c max_replication_slots=6";
+    let (Some(publisher), Some(subscriber)) =
+        (PrivatePg::start_with(opts), PrivatePg::start_with(opts))
+    else {
+        eprintln!("skipped: no PostgreSQL 15 server binaries");
+        return;
+    };
+    let table = "CREATE TABLE t (id int PRIMARY KEY, a int)";
+    let (pc, sc) = (
+        client(&publisher.url("postgres")).await,
+        client(&subscriber.url("postgres")).await,
+    );
+    let mut pubs = Vec::new();
+    let mut subs = Vec::new();
+    for db in ["ta", "tb"] {
+        pc.batch_execute(&format!("CREATE DATABASE {db}"))
+            .await
+            .unwrap();
+        sc.batch_execute(&format!("CREATE DATABASE {db}_sub"))
+            .await
+            .unwrap();
+        let p = client(&publisher.url(db)).await;
+        p.batch_execute(&format!(
+            "{table}; INSERT INTO t SELECT g, g FROM generate_series(1, 100) g; CREATE PUBLICATION pub FOR TABLE t;"
+        ))
+        .await
+        .unwrap();
+        let s = client(&subscriber.url(&format!("{db}_sub"))).await;
+        s.batch_execute(table).await.unwrap();
+        s.batch_execute(&format!(
+            "CREATE SUBSCRIPTION sub_{db} CONNECTION 'host=127.0.0.1 port={} dbname={db} user=postgres' PUBLICATION pub",
+            publisher.port
+        ))
+        .await
+        .unwrap();
+        arrives(&s, 100).await;
+        pubs.push(p);
+        subs.push(s);
+    }
+    // ta's subscriber was migrated first; tb's was not.
+    subs[0]
+        .batch_execute("ALTER TABLE t ADD COLUMN d int")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("migrations")).unwrap();
+    std::fs::write(
+        dir.path().join("migrations/1_add_d.sql"),
+        "-- sluice:up\nALTER TABLE t ADD COLUMN d int;\n",
+    )
+    .unwrap();
+    // Passwords in every URL: trust authentication ignores them, no output may show them.
+    let (pp, sp) = (publisher.port, subscriber.port);
+    std::fs::write(
+        dir.path().join("fleet.toml"),
+        format!(
+            "url = \"postgres://postgres:hunter2@127.0.0.1:{pp}/{{target}}\"\n\n\
+             [[group]]\nname = \"canary\"\ntargets = [\"ta\"]\n\
+             subscriber_url = \"postgres://postgres:hunter2@127.0.0.1:{sp}/{{target}}_sub\"\n\n\
+             [[group]]\nname = \"rest\"\ntargets = [\"tb\"]\n\n\
+             [subscribers]\ntb = \"postgres://postgres:hunter2@127.0.0.1:{sp}/tb_sub\"\n"
+        ),
+    )
+    .unwrap();
+    let refusal = format!(
+        "would add column public.t.d on this publisher (publication pub), and subscriber 127.0.0.1:{sp}/tb_sub (subscription sub_tb) has no column d in public.t"
+    );
+    for (i, earlier) in ["ok", "done-earlier"].into_iter().enumerate() {
+        let r = fleet(dir.path(), &["up", "--json"], &[]);
+        assert_eq!(r.code, 2, "run {i}: {r:?}");
+        let got = targets(&r);
+        assert_eq!(
+            (got[0].0.as_str(), got[0].1.as_str()),
+            ("ta", earlier),
+            "run {i}: {r:?}"
+        );
+        assert_eq!(
+            (got[1].0.as_str(), got[1].1.as_str(), got[1].2),
+            ("tb", "failed", 2),
+            "run {i}: {r:?}"
+        );
+        assert!(got[1].3.contains(&refusal), "run {i}: {got:?}");
+        assert!(
+            r.stderr.contains(&format!(
+                "migrate the subscriber first (`sluice up` on 127.0.0.1:{sp}/tb_sub)"
+            )),
+            "run {i}: {r:?}"
+        );
+        assert!(!r.all().contains("hunter2"), "a password was shown: {r:?}");
+        // ta's subscriber was checked, not only said to matter.
+        assert!(!r.all().contains("is published"), "run {i}: {r:?}");
+        assert_eq!(columns(&pubs[0]).await, ["id", "a", "d"], "run {i}");
+        assert_eq!(
+            columns(&pubs[1]).await,
+            ["id", "a"],
+            "run {i}: nothing changed"
+        );
+        assert_eq!(recorded(&pubs[1]).await, 0, "run {i}: nothing recorded");
+    }
+    // Subscribers for every target besides: refused before anything runs, the source named.
+    std::fs::write(
+        dir.path().join("sub.toml"),
+        format!("subscriber_urls = [\"postgres://postgres:hunter2@127.0.0.1:{sp}/tb_sub\"]\n"),
+    )
+    .unwrap();
+    let tb_sub = format!("postgres://postgres:hunter2@127.0.0.1:{sp}/tb_sub");
+    for (args, env, source) in [
+        (
+            vec!["up", "--", "--subscriber-url", tb_sub.as_str()],
+            vec![],
+            "`--subscriber-url` after `--`",
+        ),
+        (
+            vec!["plan"],
+            vec![("SLUICE_SUBSCRIBER_URLS", tb_sub.as_str())],
+            "the SLUICE_SUBSCRIBER_URLS variable",
+        ),
+        (
+            vec!["--config", "sub.toml", "up"],
+            vec![],
+            "`subscriber_urls` in sluice.toml",
+        ),
+    ] {
+        let r = fleet(dir.path(), &args, &env);
+        assert_eq!(r.code, 2, "{args:?}: {r:?}");
+        assert!(
+            r.stderr.contains(&format!(
+                "subscribers are given both for every target ({source}) and per target in fleet.toml"
+            )) && r.stderr.contains("drop the other"),
+            "{args:?}: {r:?}"
+        );
+        assert!(!r.all().contains("hunter2"), "{r:?}");
+        assert!(!r.stderr.contains("[ta]"), "no target ran: {r:?}");
+        assert_eq!(columns(&pubs[1]).await, ["id", "a"]);
+    }
+    // Replication still flows to both; then tb's subscriber first, and the fleet completes.
+    for (k, p) in pubs.iter().enumerate() {
+        p.batch_execute("INSERT INTO t (id, a) VALUES (101, 1)")
+            .await
+            .unwrap();
+        arrives(&subs[k], 101).await;
+    }
+    subs[1]
+        .batch_execute("ALTER TABLE t ADD COLUMN d int")
+        .await
+        .unwrap();
+    let r = fleet(dir.path(), &["up", "--json"], &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    let got = targets(&r);
+    assert_eq!(
+        (got[1].0.as_str(), got[1].1.as_str()),
+        ("tb", "ok"),
+        "{r:?}"
+    );
+    assert!(
+        !r.all().contains("is published"),
+        "checked, not said: {r:?}"
+    );
+    pubs[1]
+        .batch_execute("INSERT INTO t (id, a, d) VALUES (102, 2, 22)")
+        .await
+        .unwrap();
+    arrives(&subs[1], 102).await;
+    for (k, s) in subs.iter().enumerate() {
+        s.batch_execute(&format!("DROP SUBSCRIPTION sub_{}", ["ta", "tb"][k]))
+            .await
+            .unwrap();
+    }
+}

@@ -9,11 +9,13 @@
 
 mod common;
 
+use common::pg_clients::{run_rounds, session, wait_ops, Round};
 use common::{wait_bounded, Project, Run};
 use sluice_testkit::Server;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use tokio_postgres::Client as PgClient;
 
 /// One column shape under test: the table `t` has `id bigserial PRIMARY KEY`, the column, and
 /// `note int`.
@@ -117,28 +119,22 @@ struct ClientResult {
     written: BTreeMap<i64, Option<String>>,
 }
 
-async fn run_client(
+/// The round of one [`Client`], with the rows it owns and what it wrote.
+struct Writer {
     c: Client,
-    url: String,
     case: &'static Case,
+    mine: String,
+    other: String,
     counter: Arc<AtomicU64>,
-) -> ClientResult {
-    let (db, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    // A bug that makes a statement wait fails the test instead of hanging it.
-    db.batch_execute("SET statement_timeout = '20s'")
-        .await
-        .unwrap();
-    let mut errors = Vec::new();
-    let mut written: BTreeMap<i64, Option<String>> = BTreeMap::new();
-    let mut owned: Vec<i64> = (1..=3000).filter(|i| i % 2 == c.parity).collect();
-    let (mine, other, ty) = (q(&c.mine), q(&c.other), c.ty.clone());
-    let mut i = 0u64;
-    while !c.stop.load(Ordering::SeqCst) {
-        i += 1;
-        let n = counter.fetch_add(1, Ordering::SeqCst);
+    owned: Vec<i64>,
+    written: BTreeMap<i64, Option<String>>,
+}
+
+impl Round for Writer {
+    async fn round(&mut self, db: &PgClient, i: u64, errors: &mut Vec<String>) -> bool {
+        let (mine, other, ty, case) = (&self.mine, &self.other, &self.c.ty, self.case);
+        let owned = &mut self.owned;
+        let n = self.counter.fetch_add(1, Ordering::SeqCst);
         // Write: an insert (every 7th leaves the column out) or an update of an owned row.
         let (id, want) = if i.is_multiple_of(3) {
             let omit = i.is_multiple_of(7);
@@ -170,11 +166,7 @@ async fn run_client(
                 }
                 Err(e) => {
                     errors.push(format!("insert through {mine}: {e}"));
-                    // A closed connection fails every statement at once: stop, do not spin.
-                    if db.is_closed() {
-                        break;
-                    }
-                    continue;
+                    return false;
                 }
             }
         } else {
@@ -195,22 +187,18 @@ async fn run_client(
                 Ok(1) => (id, (!null).then(|| case.value(n))),
                 Ok(k) => {
                     errors.push(format!("update of {id} through {mine} touched {k} rows"));
-                    continue;
+                    return false;
                 }
                 Err(e) => {
                     errors.push(format!("update through {mine}: {e}"));
-                    // A closed connection fails every statement at once: stop, do not spin.
-                    if db.is_closed() {
-                        break;
-                    }
-                    continue;
+                    return false;
                 }
             }
         };
-        written.insert(id, want.clone());
+        self.written.insert(id, want.clone());
         // Read back through its own name, and through the other one while it exists.
-        let cross = c.cross.load(Ordering::SeqCst);
-        let names: &[&String] = if cross { &[&mine, &other] } else { &[&mine] };
+        let cross = self.c.cross.load(Ordering::SeqCst);
+        let names: &[&String] = if cross { &[mine, other] } else { &[mine] };
         for name in names {
             match db
                 .query_one(&format!("SELECT {name}::text FROM t WHERE id = $1"), &[&id])
@@ -227,19 +215,34 @@ async fn run_client(
                 Err(e) => errors.push(format!("read through {name}: {e}")),
             }
             if db.is_closed() {
-                return ClientResult { errors, written };
+                return false;
             }
         }
-        c.ops.fetch_add(1, Ordering::SeqCst);
+        true
     }
-    ClientResult { errors, written }
 }
 
-async fn wait_ops(ops: &AtomicU64, at_least: u64) {
-    common::eventually(120, "client operations", || async {
-        ops.load(Ordering::SeqCst) >= at_least
-    })
-    .await;
+async fn run_client(
+    c: Client,
+    url: String,
+    case: &'static Case,
+    counter: Arc<AtomicU64>,
+) -> ClientResult {
+    let (stop, ops) = (c.stop.clone(), c.ops.clone());
+    let writer = Writer {
+        mine: q(&c.mine),
+        other: q(&c.other),
+        owned: (1..=3000).filter(|i| i % 2 == c.parity).collect(),
+        c,
+        case,
+        counter,
+        written: BTreeMap::new(),
+    };
+    let (writer, errors) = run_rounds(writer, session(&url, "20s").await, stop, ops).await;
+    ClientResult {
+        errors,
+        written: writer.written,
+    }
 }
 
 /// Columns (by name: type, NOT NULL, default, collation), indexes and constraints (by name, with

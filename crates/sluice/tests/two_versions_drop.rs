@@ -11,11 +11,13 @@
 
 mod common;
 
+use common::pg_clients::{msg, run_rounds, session, wait_ops, Round};
 use common::{wait_bounded, Project, Run};
 use sluice_testkit::Server;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use tokio_postgres::Client as PgClient;
 
 fn ok(r: &Run, what: &str) {
     assert_eq!(r.code, 0, "{what}: {r:?}");
@@ -106,37 +108,21 @@ struct ClientResult {
     written: BTreeMap<i64, (Option<String>, i32)>,
 }
 
-/// The server's message, not only "db error".
-fn msg(e: &tokio_postgres::Error) -> String {
-    e.as_db_error()
-        .map(|d| d.message().to_string())
-        .unwrap_or_else(|| e.to_string())
+/// One application version: inserts (every 3rd round) and updates of its own rows, each read
+/// back through the columns it knows, and a read of a row the other version wrote.
+struct Writer {
+    c: Client,
+    counter: Arc<AtomicU64>,
+    owned: Vec<i64>,
+    written: BTreeMap<i64, (Option<String>, i32)>,
 }
 
-async fn run_client(c: Client, url: String, counter: Arc<AtomicU64>) -> ClientResult {
-    let (db, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    // Every statement bounded: a bug fails the test instead of hanging it.
-    db.batch_execute("SET statement_timeout = '20s'")
-        .await
-        .unwrap();
-    let mut errors = Vec::new();
-    let mut written = BTreeMap::new();
-    let mut owned: Vec<i64> = (1..=3000).filter(|i| i % 2 == c.parity).collect();
-    let mut i = 0u64;
-    let who = if c.old { "old" } else { "new" };
-    while !c.stop.load(Ordering::SeqCst) {
-        // A closed connection fails every statement at once: end the loop (a task that never
-        // waits would keep the runtime from shutting down after a failed assertion).
-        if db.is_closed() {
-            errors.push(format!("{who}: the connection closed"));
-            break;
-        }
-        tokio::task::yield_now().await;
-        i += 1;
-        let n = counter.fetch_add(1, Ordering::SeqCst) as i32;
+impl Round for Writer {
+    async fn round(&mut self, db: &PgClient, i: u64, errors: &mut Vec<String>) -> bool {
+        let c = &self.c;
+        let owned = &mut self.owned;
+        let who = if c.old { "old" } else { "new" };
+        let n = self.counter.fetch_add(1, Ordering::SeqCst) as i32;
         let value = format!("v{n}");
         let insert = i.is_multiple_of(3);
         let r = match (insert, c.old) {
@@ -167,7 +153,7 @@ async fn run_client(c: Client, url: String, counter: Arc<AtomicU64>) -> ClientRe
                     Ok(1) => Ok(id),
                     Ok(k) => {
                         errors.push(format!("{who}: update of {id} touched {k} rows"));
-                        continue;
+                        return false;
                     }
                     Err(e) => Err(e),
                 }
@@ -177,7 +163,7 @@ async fn run_client(c: Client, url: String, counter: Arc<AtomicU64>) -> ClientRe
             Ok(id) => id,
             Err(e) => {
                 errors.push(format!("{who}: write: {}", msg(&e)));
-                continue;
+                return false;
             }
         };
         if insert {
@@ -185,7 +171,7 @@ async fn run_client(c: Client, url: String, counter: Arc<AtomicU64>) -> ClientRe
         }
         // The new version never writes legacy (it does not know it).
         let legacy = c.old.then_some(value);
-        written.insert(id, (legacy.clone(), n));
+        self.written.insert(id, (legacy.clone(), n));
         let inserted = insert || c.mine.lock().unwrap().get(&id).is_some_and(|(_, i)| *i);
         c.mine.lock().unwrap().insert(id, (n, inserted));
         // Read back its own write, through the columns this version knows.
@@ -241,16 +227,24 @@ async fn run_client(c: Client, url: String, counter: Arc<AtomicU64>) -> ClientRe
                 Err(e) => errors.push(format!("{who}: read of the other's row: {}", msg(&e))),
             }
         }
-        c.ops.fetch_add(1, Ordering::SeqCst);
+        true
     }
-    ClientResult { errors, written }
 }
 
-async fn wait_ops(ops: &AtomicU64, at_least: u64) {
-    common::eventually(120, "client operations", || async {
-        ops.load(Ordering::SeqCst) >= at_least
-    })
-    .await;
+async fn run_client(c: Client, url: String, counter: Arc<AtomicU64>) -> ClientResult {
+    let (stop, ops) = (c.stop.clone(), c.ops.clone());
+    let owned = (1..=3000).filter(|i| i % 2 == c.parity).collect();
+    let writer = Writer {
+        c,
+        counter,
+        owned,
+        written: BTreeMap::new(),
+    };
+    let (writer, errors) = run_rounds(writer, session(&url, "20s").await, stop, ops).await;
+    ClientResult {
+        errors,
+        written: writer.written,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -12,11 +12,13 @@
 
 mod common;
 
+use common::pg_clients::{run_rounds, session, wait_ops, Round};
 use common::{wait_bounded, Project, Run};
 use sluice_testkit::Server;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use tokio_postgres::Client as PgClient;
 
 fn q(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -157,23 +159,19 @@ struct ClientResult {
     written: BTreeMap<i64, Option<(String, i32)>>,
 }
 
-async fn run_client(c: Client, url: String, counter: Arc<AtomicU64>) -> ClientResult {
-    let (db, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    // A bug that makes a statement wait fails the test instead of hanging it.
-    db.batch_execute("SET statement_timeout = '20s'")
-        .await
-        .unwrap();
-    let mut errors = Vec::new();
-    let mut written: BTreeMap<i64, Option<(String, i32)>> = BTreeMap::new();
-    let mut owned: Vec<i64> = (1..=3000).filter(|i| i % 2 == c.parity).collect();
-    let (mine, other) = (&c.mine, &c.other);
-    let mut i = 0u64;
-    while !c.stop.load(Ordering::SeqCst) {
-        i += 1;
-        let n = counter.fetch_add(1, Ordering::SeqCst) as i32;
+/// The round of one [`Client`], with the rows it owns and what it wrote.
+struct Writer {
+    c: Client,
+    counter: Arc<AtomicU64>,
+    owned: Vec<i64>,
+    written: BTreeMap<i64, Option<(String, i32)>>,
+}
+
+impl Round for Writer {
+    async fn round(&mut self, db: &PgClient, i: u64, errors: &mut Vec<String>) -> bool {
+        let (mine, other) = (&self.c.mine, &self.c.other);
+        let owned = &mut self.owned;
+        let n = self.counter.fetch_add(1, Ordering::SeqCst) as i32;
         let result: Result<(i64, Option<(String, i32)>), tokio_postgres::Error> = async {
             if i.is_multiple_of(3) {
                 // Insert; the returned row carries the table's defaults.
@@ -222,11 +220,7 @@ async fn run_client(c: Client, url: String, counter: Arc<AtomicU64>) -> ClientRe
             Ok(x) => x,
             Err(e) => {
                 errors.push(format!("write through {mine}: {e}"));
-                // A closed connection fails every statement at once: stop, do not spin.
-                if db.is_closed() {
-                    break;
-                }
-                continue;
+                return false;
             }
         };
         if let Some((name, _)) = &want {
@@ -237,8 +231,8 @@ async fn run_client(c: Client, url: String, counter: Arc<AtomicU64>) -> ClientRe
                 ));
             }
         }
-        written.insert(id, want.clone());
-        let cross = c.cross.load(Ordering::SeqCst);
+        self.written.insert(id, want.clone());
+        let cross = self.c.cross.load(Ordering::SeqCst);
         let names: &[&String] = if cross { &[mine, other] } else { &[mine] };
         for name in names {
             match db
@@ -259,19 +253,27 @@ async fn run_client(c: Client, url: String, counter: Arc<AtomicU64>) -> ClientRe
                 Err(e) => errors.push(format!("read through {name}: {e}")),
             }
             if db.is_closed() {
-                return ClientResult { errors, written };
+                return false;
             }
         }
-        c.ops.fetch_add(1, Ordering::SeqCst);
+        true
     }
-    ClientResult { errors, written }
 }
 
-async fn wait_ops(ops: &AtomicU64, at_least: u64) {
-    common::eventually(120, "client operations", || async {
-        ops.load(Ordering::SeqCst) >= at_least
-    })
-    .await;
+async fn run_client(c: Client, url: String, counter: Arc<AtomicU64>) -> ClientResult {
+    let (stop, ops) = (c.stop.clone(), c.ops.clone());
+    let owned = (1..=3000).filter(|i| i % 2 == c.parity).collect();
+    let writer = Writer {
+        c,
+        counter,
+        owned,
+        written: BTreeMap::new(),
+    };
+    let (writer, errors) = run_rounds(writer, session(&url, "20s").await, stop, ops).await;
+    ClientResult {
+        errors,
+        written: writer.written,
+    }
 }
 
 /// The schema as pg_dump prints it (the test's own login, which differs per database, named
@@ -400,14 +402,7 @@ async fn concurrently(case: &'static Case) {
     wait_ops(&old_ops, before_new + 300).await;
 
     // Between: what else the old version does through the view, as the application role.
-    let (mut app_db, conn) = tokio_postgres::connect(&app_url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    app_db
-        .batch_execute("SET statement_timeout = '20s'")
-        .await
-        .unwrap();
+    let mut app_db = session(&app_url, "20s").await;
     let (old_t, new_t) = (case.old_sql(), case.new_sql());
     let tx = app_db.transaction().await.unwrap();
     let locked = tx

@@ -12,11 +12,11 @@
 
 mod common;
 
+use common::pg_clients::{bound, Clients, Round};
 use common::{Project, Run};
 use sluice_testkit::Server;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio_postgres::Client;
 
 const ROWS: i64 = 2000;
 /// Inserted rows' k start above the table's own.
@@ -116,68 +116,79 @@ struct Committed {
     errors: Vec<String>,
 }
 
-struct Writers {
-    stop: Arc<AtomicBool>,
-    log: Arc<Mutex<Committed>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+/// One of the three writers: its kind of write (0 inserts, 1 updates, 2 deletes) and what it
+/// committed.
+struct Writer {
+    role: u8,
+    insert: &'static str,
+    done: Committed,
 }
+
+impl Round for Writer {
+    async fn round(&mut self, c: &Client, n: u64, errors: &mut Vec<String>) -> bool {
+        let n = n as i64;
+        let done = &mut self.done;
+        let outcome = match self.role {
+            0 => {
+                let sql = self.insert.replace("{k}", &(WRITTEN + n).to_string());
+                c.batch_execute(&sql)
+                    .await
+                    .map(|_| done.inserts.push(sql.clone()))
+            }
+            1 => {
+                let k = (1 + (n * 7919) % (ROWS / 2)) as i32;
+                c.execute("UPDATE t SET hits = hits + 1 WHERE k = $1", &[&k])
+                    .await
+                    .map(|_| done.updates.push(k))
+            }
+            _ => {
+                let k = (ROWS - n + 1) as i32;
+                if i64::from(k) <= ROWS / 2 + 10 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    return true;
+                }
+                c.execute("DELETE FROM t WHERE k = $1", &[&k])
+                    .await
+                    .map(|_| done.deletes.push(k))
+            }
+        };
+        if let Err(e) = outcome {
+            errors.push(format!("{e:?}"));
+        }
+        tokio::time::sleep(Duration::from_millis(3)).await;
+        true
+    }
+}
+
+struct Writers(Clients<Writer>);
 
 impl Writers {
     async fn start(p: &Project, case: &Case) -> Writers {
-        let stop = Arc::new(AtomicBool::new(false));
-        let log = Arc::new(Mutex::new(Committed::default()));
-        let mut tasks = Vec::new();
+        let mut clients = Clients::default();
         for role in 0..3 {
             let c = p.db.pg().await;
-            c.batch_execute("SET statement_timeout = '20s'")
-                .await
-                .unwrap();
-            let (stop, log) = (stop.clone(), log.clone());
-            let insert = case.insert;
-            tasks.push(tokio::spawn(async move {
-                let mut n: i64 = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    n += 1;
-                    let outcome = match role {
-                        0 => {
-                            let sql = insert.replace("{k}", &(WRITTEN + n).to_string());
-                            c.batch_execute(&sql).await.map(|_| {
-                                log.lock().unwrap().inserts.push(sql.clone());
-                            })
-                        }
-                        1 => {
-                            let k = (1 + (n * 7919) % (ROWS / 2)) as i32;
-                            c.execute("UPDATE t SET hits = hits + 1 WHERE k = $1", &[&k])
-                                .await
-                                .map(|_| log.lock().unwrap().updates.push(k))
-                        }
-                        _ => {
-                            let k = (ROWS - n + 1) as i32;
-                            if i64::from(k) <= ROWS / 2 + 10 {
-                                tokio::time::sleep(Duration::from_millis(5)).await;
-                                continue;
-                            }
-                            c.execute("DELETE FROM t WHERE k = $1", &[&k])
-                                .await
-                                .map(|_| log.lock().unwrap().deletes.push(k))
-                        }
-                    };
-                    if let Err(e) = outcome {
-                        log.lock().unwrap().errors.push(format!("{e:?}"));
-                    }
-                    tokio::time::sleep(Duration::from_millis(3)).await;
-                }
-            }));
+            bound(&c, "20s").await;
+            clients.spawn(
+                Writer {
+                    role,
+                    insert: case.insert,
+                    done: Committed::default(),
+                },
+                c,
+            );
         }
-        Writers { stop, log, tasks }
+        Writers(clients)
     }
 
     async fn finish(self) -> Committed {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.tasks {
-            t.await.unwrap();
+        let mut all = Committed::default();
+        for (w, errors) in self.0.stop().await {
+            all.inserts.extend(w.done.inserts);
+            all.updates.extend(w.done.updates);
+            all.deletes.extend(w.done.deletes);
+            all.errors.extend(errors);
         }
-        std::mem::take(&mut *self.log.lock().unwrap())
+        all
     }
 }
 

@@ -13,11 +13,11 @@
 
 mod common;
 
+use common::pg_clients::{bound, Clients, Round};
 use common::{wait_bounded, Project};
 use sluice_testkit::Server;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio_postgres::Client;
 
 const ROWS: i64 = 20_000;
 /// The writer's new keys start above the table's own.
@@ -123,55 +123,66 @@ async fn prepare(p: &Project, case: &Case, r: &str) {
     );
 }
 
-/// A writer (its committed statements in order) and a reader of the view.
-struct Load {
-    stop: Arc<AtomicBool>,
-    log: Arc<Mutex<Vec<String>>>,
-    errors: Arc<Mutex<Vec<String>>>,
-    reads: Arc<Mutex<u64>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+/// The writer (its committed statements in order) or the reader of the view.
+enum Role {
+    Writer { base: i64, x: u64, log: Vec<String> },
+    Reader { read: &'static str, reads: u64 },
 }
+
+impl Round for Role {
+    async fn round(&mut self, db: &Client, n: u64, errors: &mut Vec<String>) -> bool {
+        match self {
+            Role::Writer { base, x, log } => {
+                let n = n as i64;
+                *x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let key = 1 + (*x >> 33) as i64 % ROWS;
+                let k = *base + n;
+                let mut v = vec![
+                    format!("INSERT INTO t (id, k, note) VALUES ({k}, {k}, 'w')"),
+                    format!("UPDATE t SET hits = hits + 1, note = 'u{n}' WHERE k = {key}"),
+                ];
+                if n % 3 == 0 {
+                    v.push(format!("DELETE FROM t WHERE k = {}", k - 2));
+                }
+                for sql in v {
+                    match db.batch_execute(&sql).await {
+                        Ok(()) => log.push(sql),
+                        Err(e) => errors.push(format!("{sql}: {e:?}")),
+                    }
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            Role::Reader { read, reads } => {
+                match db.query_one(*read, &[]).await {
+                    Ok(row) if row.get::<_, i64>(0) > 0 => *reads += 1,
+                    Ok(_) => errors.push(format!("{read}: no row")),
+                    Err(e) => errors.push(format!("{read}: {e:?}")),
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+        true
+    }
+}
+
+/// A writer and a reader of the view.
+struct Load(Clients<Role>);
 
 impl Load {
     async fn start(p: &Project, case: &Case, r: &str, base: i64) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let errors = Arc::new(Mutex::new(Vec::new()));
-        let reads = Arc::new(Mutex::new(0u64));
-        let mut tasks = Vec::new();
+        let mut clients = Clients::default();
         let w = p.db.pg().await;
-        w.batch_execute("SET statement_timeout = '60s'")
-            .await
-            .unwrap();
-        {
-            let (stop, log, errors) = (stop.clone(), log.clone(), errors.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut n: i64 = 0;
-                let mut x = 7u64;
-                while !stop.load(Ordering::Relaxed) {
-                    n += 1;
-                    x = x
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    let key = 1 + (x >> 33) as i64 % ROWS;
-                    let k = base + n;
-                    let mut v = vec![
-                        format!("INSERT INTO t (id, k, note) VALUES ({k}, {k}, 'w')"),
-                        format!("UPDATE t SET hits = hits + 1, note = 'u{n}' WHERE k = {key}"),
-                    ];
-                    if n % 3 == 0 {
-                        v.push(format!("DELETE FROM t WHERE k = {}", k - 2));
-                    }
-                    for sql in v {
-                        match w.batch_execute(&sql).await {
-                            Ok(()) => log.lock().unwrap().push(sql),
-                            Err(e) => errors.lock().unwrap().push(format!("{sql}: {e:?}")),
-                        }
-                    }
-                    tokio::time::sleep(Duration::from_millis(2)).await;
-                }
-            }));
-        }
+        bound(&w, "60s").await;
+        clients.spawn(
+            Role::Writer {
+                base,
+                x: 7,
+                log: Vec::new(),
+            },
+            w,
+        );
         let rd = if case.as_role {
             let c = p.db.pg_su().await;
             c.batch_execute(&format!("SET ROLE {r}")).await.unwrap();
@@ -179,47 +190,33 @@ impl Load {
         } else {
             p.db.pg().await
         };
-        rd.batch_execute("SET statement_timeout = '60s'")
-            .await
-            .unwrap();
-        {
-            let (stop, errors, reads) = (stop.clone(), errors.clone(), reads.clone());
-            let read = case.read;
-            tasks.push(tokio::spawn(async move {
-                while !stop.load(Ordering::Relaxed) {
-                    match rd.query_one(read, &[]).await {
-                        Ok(row) if row.get::<_, i64>(0) > 0 => *reads.lock().unwrap() += 1,
-                        Ok(_) => errors.lock().unwrap().push(format!("{read}: no row")),
-                        Err(e) => errors.lock().unwrap().push(format!("{read}: {e:?}")),
-                    }
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-            }));
-        }
-        Load {
-            stop,
-            log,
-            errors,
-            reads,
-            tasks,
-        }
+        bound(&rd, "60s").await;
+        clients.spawn(
+            Role::Reader {
+                read: case.read,
+                reads: 0,
+            },
+            rd,
+        );
+        Load(clients)
     }
 
     /// The writer's statements; panics on any error of the writer or the reader.
     async fn finish(self, what: &str) -> Vec<String> {
-        self.stop.store(true, Ordering::Relaxed);
-        for t in self.tasks {
-            t.await.unwrap();
+        let (mut errors, mut log, mut reads) = (Vec::new(), Vec::new(), 0);
+        for (role, e) in self.0.stop().await {
+            errors.extend(e);
+            match role {
+                Role::Writer { log: l, .. } => log = l,
+                Role::Reader { reads: n, .. } => reads = n,
+            }
         }
-        let errors = self.errors.lock().unwrap().clone();
         assert!(
             errors.is_empty(),
             "{what}: {} errors, first: {:?}",
             errors.len(),
             &errors[..errors.len().min(3)]
         );
-        let log = std::mem::take(&mut *self.log.lock().unwrap());
-        let reads = *self.reads.lock().unwrap();
         assert!(
             log.len() > 5 && reads > 5,
             "{what}: the load ran ({} writes, {reads} reads)",

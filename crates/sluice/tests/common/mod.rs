@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod mariadb_two_versions;
+pub mod pg_clients;
 
 use sluice_testkit::{Server, TestDb};
 use std::path::{Path, PathBuf};
