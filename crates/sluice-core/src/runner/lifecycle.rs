@@ -735,6 +735,19 @@ async fn mysql_facts(
     Ok(f)
 }
 
+/// Whether the server compares table names case-insensitively (`lower_case_table_names` 1 or 2,
+/// as on Windows and macOS servers and some managed MySQL): with 1 it stores and reports them in
+/// lower case, so `Orders` as written is `orders` in information_schema.
+async fn table_names_fold(engine: &mut dyn Engine) -> Result<bool> {
+    let v = engine
+        .query_text("SELECT @@lower_case_table_names")
+        .await?
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next().flatten());
+    Ok(v.is_some_and(|v| v.trim() != "0"))
+}
+
 /// What MariaDB/MySQL say about the two names of a table rename.
 async fn mysql_rename_table_facts(
     engine: &mut dyn Engine,
@@ -763,15 +776,24 @@ async fn mysql_rename_table_facts(
                 RecordState::Expanded | RecordState::Running | RecordState::Failed
             )
     });
+    // Names as the server compares them.
+    let fold = table_names_fold(engine).await?;
+    let same = |a: &str, b: &str| {
+        if fold {
+            a.to_lowercase() == b.to_lowercase()
+        } else {
+            a == b
+        }
+    };
     for r in engine
         .query_text(&tables_sql(schema, &f.from, &f.to))
         .await?
     {
         let at = |i: usize| r.get(i).cloned().flatten();
         let (name, kind, comment) = (at(0).unwrap_or_default(), at(1), at(2));
-        if name == f.from {
+        if same(&name, &f.from) {
             f.from_type = kind;
-        } else if name == f.to {
+        } else if same(&name, &f.to) {
             f.to_type = kind;
             f.to_comment = comment.unwrap_or_default();
         }
@@ -792,7 +814,10 @@ async fn mysql_rename_table_facts(
         })
         .collect();
     // Every grantee's when the login may read the grant tables, else its own.
-    let grants = match engine.query_text(&grants_sql(schema, &f.from, &f.to)).await {
+    let grants = match engine
+        .query_text(&grants_sql(schema, &f.from, &f.to, fold))
+        .await
+    {
         Ok(rows) => rows,
         Err(_) => {
             engine
@@ -1091,7 +1116,7 @@ pub(crate) async fn up_hook(
         return Ok(false);
     };
     let phases = phases_live(engine, m, &s, &st, &b).await?;
-    expand(engine, m, row, &s, &b, &phases, ctx).await?;
+    let phases = expand(engine, m, row, (&s, &st), &b, phases, ctx).await?;
     if complete {
         let row = engine
             .history()
@@ -1104,15 +1129,17 @@ pub(crate) async fn up_hook(
     Ok(true)
 }
 
+/// The expand phase; returns the phases as last planned (on MySQL planned again from the live
+/// state once the cleanup of a failed expand ran).
 async fn expand(
     engine: &mut dyn Engine,
     m: &Migration,
     existing: Option<&HistoryRow>,
-    s: &SqlStatement,
+    (s, st): (&SqlStatement, &Stmt),
     b: &Breaking,
-    phases: &Phases,
+    mut phases: Phases,
     ctx: &RunContext,
-) -> Result<()> {
+) -> Result<Phases> {
     let clock = Instant::now();
     let resuming = existing.is_some_and(|r| r.state == RecordState::Running);
     let part_offset = m.part(Direction::Up).map(|p| p.offset).unwrap_or(0);
@@ -1130,7 +1157,7 @@ async fn expand(
     if existing.is_some_and(|r| r.state == RecordState::Failed) {
         // A failed expand removed what it made; whatever a failed removal left is sluice's own
         // (the failed row is written only after the first attempt's precheck passed).
-        let removed = match restore_staged(engine, m, s, phases, ctx).await {
+        let removed = match restore_staged(engine, m, s, &phases, ctx).await {
             Ok(()) => run_in_one_transaction(engine, &phases.rollback, s, ctx)
                 .await
                 .map_err(|e| e.message),
@@ -1142,8 +1169,21 @@ async fn expand(
                 e,
             )
         })?;
+        // MySQL: the phases were planned from what the failed run left, which the cleanup
+        // removed; the expand (and its precheck refusal) is planned from what is there now.
+        if engine.target().engine == EngineKind::MySql {
+            phases = phases_live(engine, m, s, st, b).await?;
+        }
     }
     if !resuming {
+        // MySQL: the precheck decided from the facts (no anonymous block to ask the server).
+        if let Some(why) = &phases.precheck_refusal {
+            return Err(Error::Rejected {
+                context: format!("expanding {}", m.label()),
+                message: why.clone(),
+                help: "the statement as written would fail the same way; fix it and run `sluice up` again".into(),
+            });
+        }
         for check in &phases.precheck {
             if let Err(mut e) = engine.execute(check).await {
                 e.position = None;
@@ -1177,7 +1217,8 @@ async fn expand(
     };
     engine.upsert_migration(&row).await?;
     if phases.expand_atomic {
-        return expand_atomic(engine, m, row, s, b, phases, clock, ctx).await;
+        expand_atomic(engine, m, row, s, b, &phases, clock, ctx).await?;
+        return Ok(phases);
     }
     let steps: Vec<_> = phases.expand.iter().zip(&phases.expand_about).collect();
     let run = crate::runner::StepsRun {
@@ -1193,8 +1234,16 @@ async fn expand(
     if let Err(mut e) = crate::runner::run_steps(engine, &steps, run, ctx).await? {
         if !e.connection_lost {
             let _ = engine.rollback().await;
-            let removed = match restore_staged(engine, m, s, phases, ctx).await {
-                Ok(()) => run_in_one_transaction(engine, &phases.rollback, s, ctx).await,
+            // MySQL's rollback holds what the facts showed before the expand (no anonymous
+            // block to ask the server then): it is planned again from what the failed step left.
+            let mut rollback = phases.rollback.clone();
+            if engine.target().engine == EngineKind::MySql {
+                if let Ok(now) = phases_live(engine, m, s, st, b).await {
+                    rollback = now.rollback;
+                }
+            }
+            let removed = match restore_staged(engine, m, s, &phases, ctx).await {
+                Ok(()) => run_in_one_transaction(engine, &rollback, s, ctx).await,
                 Err(x) => Err(server_error(x.to_string())),
             };
             match removed {
@@ -1246,7 +1295,7 @@ async fn expand(
         m.label(),
         clock.elapsed().as_millis()
     ));
-    Ok(())
+    Ok(phases)
 }
 
 /// An expand phase of catalog-only steps: they run in one short transaction (lock timeout,
@@ -1941,6 +1990,19 @@ async fn rollback_locked(
         let m = file_of(files, r, "roll back")?;
         let (s, st, b) = lifecycle_change(target, m)?.expect("checked above");
         let phases = phases_live(engine, m, &s, &st, &b).await?;
+        // MySQL: a state that cannot be rolled back is refused before anything runs (MariaDB
+        // signals the same message from its rollback).
+        if let Some(why) = &phases.rollback_refusal {
+            return Err(Error::Rejected {
+                context: format!("rolling back {}", m.label()),
+                message: format!(
+                    "the rollback of {} is refused (nothing was changed, the migration stays {}): {why}",
+                    m.label(),
+                    r.state.as_str()
+                ),
+                help: "run `sluice complete` to finish the migration".into(),
+            });
+        }
         (ctx.say)(&format!(
             "rolling back the expand phase of {}: {}",
             m.label(),

@@ -75,11 +75,13 @@ pub fn phases(cat: &ColumnCatalog, old_exists: bool) -> Result<Phases, String> {
     let sees = sees(cat);
     Ok(Phases {
         precheck: vec![],
+        precheck_refusal: None,
         expand: vec![],
         expand_about: vec![],
         expand_atomic: false,
         complete,
         rollback: vec![swap],
+        rollback_refusal: None,
         rollback_guard: vec![(
             cat.column.clone(),
             format!(

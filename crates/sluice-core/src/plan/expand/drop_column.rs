@@ -236,11 +236,13 @@ pub fn phases(
 
     Ok(Phases {
         precheck: vec![],
+        precheck_refusal: None,
         expand,
         expand_about: about,
         expand_atomic: false,
         complete,
         rollback,
+        rollback_refusal: None,
         rollback_guard,
         guard: super::Guard::NotNull,
         rollback_prepare,

@@ -389,11 +389,13 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
 
     Ok(Phases {
         precheck: vec![],
+        precheck_refusal: None,
         expand,
         expand_about: about,
         expand_atomic: false,
         complete,
         rollback,
+        rollback_refusal: None,
         rollback_guard: vec![],
         guard: super::Guard::NotNull,
         rollback_prepare: vec![],
@@ -437,25 +439,29 @@ fn contracted(f: &Facts) -> Phases {
         .filter(|c| c.live.is_none())
         .map(|c| c.name.as_str())
         .collect();
+    let (rollback, rollback_refusal) = super::refused_rollback(
+        f.engine,
+        &format!(
+            "column {} is gone already (an interrupted `sluice complete` dropped it): run `sluice complete` to finish",
+            gone.join(", ")
+        ),
+    );
     Phases {
         precheck: vec![],
+        precheck_refusal: None,
         expand: vec![],
         expand_about: vec![],
         expand_atomic: false,
         complete,
-        rollback: vec![format!(
-            "BEGIN NOT ATOMIC SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = {}; END",
-            literal(&format!(
-                "column {} is gone already (an interrupted `sluice complete` dropped it): run `sluice complete` to finish",
-                gone.join(", ")
-            ))
-        )],
+        rollback,
+        rollback_refusal,
         rollback_guard: vec![],
         guard: super::Guard::NotNull,
         rollback_prepare: vec![],
         rollback_undo: vec![],
         sees: sees(f, &[], false),
-        complete_description: "`sluice complete`: the columns are gone already (an interrupted complete); record it",
+        complete_description:
+            "`sluice complete`: the columns are gone already (an interrupted complete); record it",
         rollback_description: "refused: the columns are gone already",
         expand_locks: vec![],
         phase_lock: Some("metadata lock (milliseconds)".into()),
@@ -623,6 +629,76 @@ mod tests {
                 "{}",
                 p.expand[0].text()
             );
+        }
+    }
+
+    /// Every state of a DROP COLUMN, planned for MariaDB and for MySQL 8.
+    #[test]
+    fn every_shape_renders_for_both_engines() {
+        fn email() -> Column {
+            col(live("email", None, false, "varchar", "varchar(60)"))
+        }
+        fn note() -> Column {
+            col(live("note", Some("NULL"), true, "int", "int(11)"))
+        }
+        type Shape = dyn Fn(EngineKind) -> (String, Facts);
+        let cases: &[(&str, &Shape)] = &[
+            ("needs a default", &|e| {
+                (
+                    "ALTER TABLE t DROP COLUMN email".into(),
+                    facts(e, vec![email()]),
+                )
+            }),
+            ("needs none", &|e| {
+                (
+                    "ALTER TABLE t DROP COLUMN note".into(),
+                    facts(e, vec![note()]),
+                )
+            }),
+            ("several, one absent (IF EXISTS)", &|e| {
+                let absent = Column {
+                    name: "gone".into(),
+                    if_exists: true,
+                    ..Default::default()
+                };
+                (
+                    "ALTER TABLE t DROP COLUMN email, DROP COLUMN IF EXISTS gone".into(),
+                    facts(e, vec![email(), absent]),
+                )
+            }),
+            ("marked by the expand", &|e| {
+                let mut c = email();
+                c.marked = true;
+                ("ALTER TABLE t DROP COLUMN email".into(), facts(e, vec![c]))
+            }),
+            ("contracted", &|e| {
+                let mut f = facts(
+                    e,
+                    vec![Column {
+                        name: "email".into(),
+                        ..Default::default()
+                    }],
+                );
+                f.expanded = true;
+                ("ALTER TABLE t DROP COLUMN email".into(), f)
+            }),
+            ("absent, not expanded", &|e| {
+                let f = facts(
+                    e,
+                    vec![Column {
+                        name: "email".into(),
+                        ..Default::default()
+                    }],
+                );
+                ("ALTER TABLE t DROP COLUMN email".into(), f)
+            }),
+        ];
+        for (what, shape) in cases {
+            let plan = |e: EngineKind| {
+                let (sql, f) = shape(e);
+                phases(&stmt(e, &sql), &f)
+            };
+            super::super::check_engines(what, &plan(EngineKind::MariaDb), &plan(EngineKind::MySql));
         }
     }
 

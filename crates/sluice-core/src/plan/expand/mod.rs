@@ -315,6 +315,28 @@ impl LifecyclePlan {
     }
 }
 
+/// A rollback refused with `why` (a state that cannot be rolled back), for the engine: MariaDB
+/// raises it from the rollback itself, an anonymous block that `plan` shows; MySQL has no
+/// anonymous compound statement, so `sluice rollback` refuses before it runs anything, with the
+/// same message (the phases are planned from the live state on every run, so the refusal is
+/// decided from what the block would see). Returns (`rollback`, `rollback_refusal`).
+pub(super) fn refused_rollback(
+    engine: Option<EngineKind>,
+    why: &str,
+) -> (Vec<String>, Option<String>) {
+    if engine == Some(EngineKind::MySql) {
+        (vec![], Some(why.to_string()))
+    } else {
+        (
+            vec![format!(
+                "BEGIN NOT ATOMIC SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = {}; END",
+                crate::quote::mysql::literal(why)
+            )],
+            None,
+        )
+    }
+}
+
 /// What keeps a rollback from restoring the column (the rows a guard counts).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Guard {
@@ -331,6 +353,11 @@ pub struct Phases {
     /// as the statement as written would, when a name the expand phase creates is taken, so that
     /// whatever later carries that name is sluice's own.
     pub precheck: Vec<String>,
+    /// MySQL, which has no anonymous compound statement for a precheck block: the failure the
+    /// block would raise, decided from the live facts the phases are planned from. A first
+    /// attempt (not a resume, nor the rerun of a failed expand once its cleanup ran) fails with
+    /// it before anything changes, as the block would.
+    pub precheck_refusal: Option<String>,
     /// The expand phase, each step rerunnable (a killed run reruns them all from the first).
     pub expand: Vec<Step>,
     /// What each expand step does to the table (same length as `expand`).
@@ -343,6 +370,10 @@ pub struct Phases {
     /// Undoing the expand phase: statements run in one short transaction (each idempotent, so it
     /// also cleans up after a failed or interrupted expand).
     pub rollback: Vec<String>,
+    /// MySQL: `sluice rollback` is refused with this message before anything runs (the state the
+    /// facts show cannot be rolled back; MariaDB signals the same message from a block in
+    /// `rollback`).
+    pub rollback_refusal: Option<String>,
     /// Before `sluice rollback` changes anything: (column, a query counting the rows that keep the
     /// rollback from restoring the column's NOT NULL). Any row: the rollback is refused.
     pub rollback_guard: Vec<(String, String)>,
@@ -449,6 +480,69 @@ impl Phases {
                 .join("; "),
             self.rollback_lock.as_deref().or(self.phase_lock.as_deref()),
         )
+    }
+}
+
+/// Every statement of every phase, for the engine-rendering tests.
+#[cfg(test)]
+pub(super) fn every_statement(p: &Phases) -> Vec<String> {
+    let mut all = p.precheck.clone();
+    all.extend(p.expand.iter().map(Step::text));
+    all.extend(p.complete.iter().cloned());
+    all.extend(p.rollback.iter().cloned());
+    all.extend(p.rollback_prepare.iter().map(|(s, _)| s.text()));
+    all.extend(p.rollback_undo.iter().cloned());
+    all
+}
+
+/// What MySQL 8 rejects in a step (MariaDB-only syntax), for the engine-rendering tests.
+#[cfg(test)]
+pub(super) const MARIADB_ONLY: &[&str] = &[
+    "NOT ATOMIC",
+    "ADD COLUMN IF NOT EXISTS",
+    "KEY IF NOT EXISTS",
+    "DROP INDEX IF EXISTS",
+    "DROP COLUMN IF EXISTS",
+    "CREATE OR REPLACE TRIGGER",
+];
+
+/// Checks one planned shape on both engines: MySQL's statements hold no MariaDB-only syntax and
+/// every message a MariaDB block signals is MySQL's refusal of the same phase.
+#[cfg(test)]
+pub(super) fn check_engines(
+    what: &str,
+    maria: &Result<Phases, String>,
+    my: &Result<Phases, String>,
+) {
+    let (maria, my) = match (maria, my) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(a), Err(b)) => {
+            assert_eq!(a, b, "{what}: refused differently");
+            return;
+        }
+        (a, b) => panic!("{what}: MariaDB {a:?}, MySQL {b:?}"),
+    };
+    for sql in every_statement(my) {
+        for bad in MARIADB_ONLY {
+            assert!(!sql.contains(bad), "{what}: MySQL step has {bad}: {sql}");
+        }
+    }
+    assert_eq!(maria.precheck_refusal, None, "{what}");
+    assert_eq!(maria.rollback_refusal, None, "{what}");
+    let signalled = |sql: &[String]| -> Option<String> {
+        sql.iter().find_map(|s| {
+            let (_, rest) = s.split_once("SET MESSAGE_TEXT = '")?;
+            Some(rest.split_once("'; END").unwrap().0.replace("''", "'"))
+        })
+    };
+    assert_eq!(
+        signalled(&maria.rollback),
+        my.rollback_refusal,
+        "{what}: rollback"
+    );
+    // A precheck block raises its message only when the name is taken: MySQL refuses only then.
+    if let Some(why) = &my.precheck_refusal {
+        assert_eq!(signalled(&maria.precheck).as_ref(), Some(why), "{what}");
     }
 }
 

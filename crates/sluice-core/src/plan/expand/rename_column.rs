@@ -317,11 +317,13 @@ pub fn phases(
 
     Ok(Phases {
         precheck: precheck.iter().map(|b| do_block(b)).collect(),
+        precheck_refusal: None,
         expand,
         expand_about: about,
         expand_atomic: false,
         complete,
         rollback,
+        rollback_refusal: None,
         rollback_guard: vec![],
         guard: super::Guard::NotNull,
         rollback_prepare: vec![],

@@ -390,10 +390,14 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
             ]
         }
     };
-    let mut block = vec![
-        format!("LOCK TABLES {t} WRITE"),
-        format!("ALTER TABLE {t} ADD COLUMN {add_if}{b} {def} AFTER {a}, {add_clause}"),
-    ];
+    let mut block = vec![format!("LOCK TABLES {t} WRITE")];
+    // MySQL has no ADD COLUMN IF NOT EXISTS: a rerun whose column is there (the facts show it)
+    // leaves it out.
+    if mariadb || !f.has_to {
+        block.push(format!(
+            "ALTER TABLE {t} ADD COLUMN {add_if}{b} {def} AFTER {a}, {add_clause}"
+        ));
+    }
     block.extend(create(&ti, "INSERT", &insert_body));
     block.extend(create(&tu, "UPDATE", &update_body));
     block.push("UNLOCK TABLES".into());
@@ -417,16 +421,21 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         block.insert(0, forget.clone());
     }
 
+    // The statement as written would fail on a taken name; then so does the first attempt,
+    // and whatever a rerun finds under the name is sluice's own. MySQL has no anonymous block
+    // to ask the server: the facts say whether the name is taken.
+    let taken = format!("Duplicate column name '{}'", f.to);
     let mut precheck = Vec::new();
+    let mut precheck_refusal = None;
     if mariadb {
-        // The statement as written would fail on a taken name; then so does the first attempt,
-        // and whatever a rerun finds under the name is sluice's own.
         precheck.push(format!(
             "BEGIN NOT ATOMIC IF EXISTS (SELECT 1 FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = {} AND COLUMN_NAME = {}) THEN SIGNAL SQLSTATE '42S21' SET MESSAGE_TEXT = {}; END IF; END",
             literal(&f.table),
             literal(&f.to),
-            literal(&format!("Duplicate column name '{}'", f.to))
+            literal(&taken)
         ));
+    } else if f.has_to {
+        precheck_refusal = Some(taken);
     }
     let mut expand = vec![Step::Sql(block.join("; "))];
     let mut about = vec![About::new(
@@ -458,6 +467,9 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
     let mut tmp_drops = Vec::new();
     for k in &mine {
         let tmp = renamed(&k.name);
+        // MySQL has no ADD KEY IF NOT EXISTS nor DROP INDEX IF EXISTS: the copy a killed run
+        // built (the facts show it) is not built again, and only a copy that is there is dropped.
+        let built = all_keys.iter().any(|x| x.name.eq_ignore_ascii_case(&tmp));
         let parts: Vec<String> = k
             .parts
             .iter()
@@ -471,30 +483,32 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         } else {
             "KEY"
         };
-        expand.push(Step::Sql(format!(
-            "ALTER TABLE {t} ADD {kind} {add_if}{} ({}){}, {index_clause}",
-            ident(&tmp),
-            parts.join(","),
-            k.tail
-        )));
-        about.push(About::new(
-            "build the index on the new column in place (reads and writes continue)",
-            Lock::ShareUpdateExclusive,
-            Effect::IndexBuild,
-            Blocks::Nothing,
-        ));
-        locks.push(format!("metadata lock at start and end, {index_clause}"));
+        if mariadb || !built {
+            expand.push(Step::Sql(format!(
+                "ALTER TABLE {t} ADD {kind} {add_if}{} ({}){}, {index_clause}",
+                ident(&tmp),
+                parts.join(","),
+                k.tail
+            )));
+            about.push(About::new(
+                "build the index on the new column in place (reads and writes continue)",
+                Lock::ShareUpdateExclusive,
+                Effect::IndexBuild,
+                Blocks::Nothing,
+            ));
+            locks.push(format!("metadata lock at start and end, {index_clause}"));
+        }
         drops.push(format!("DROP INDEX {}", ident(&k.name)));
         renames.push(format!(
             "RENAME INDEX {} TO {}",
             ident(&tmp),
             ident(&k.name)
         ));
-        tmp_drops.push(format!(
-            "DROP INDEX {}{}",
-            if mariadb { "IF EXISTS " } else { "" },
-            ident(&tmp)
-        ));
+        if mariadb {
+            tmp_drops.push(format!("DROP INDEX IF EXISTS {}", ident(&tmp)));
+        } else if built {
+            tmp_drops.push(format!("DROP INDEX {}", ident(&tmp)));
+        }
     }
 
     let drop_triggers = vec![
@@ -519,21 +533,27 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
     let mut rollback = vec![format!("LOCK TABLES {t} WRITE")];
     rollback.extend(drop_triggers);
     let mut clauses = tmp_drops;
-    clauses.push(format!(
-        "DROP COLUMN {}{b}",
-        if mariadb { "IF EXISTS " } else { "" }
-    ));
-    rollback.push(format!("ALTER TABLE {t} {}", clauses.join(", ")));
+    if mariadb {
+        clauses.push(format!("DROP COLUMN IF EXISTS {b}"));
+    } else if f.has_to {
+        // MySQL: what the facts show is there (no DROP COLUMN IF EXISTS).
+        clauses.push(format!("DROP COLUMN {b}"));
+    }
+    if !clauses.is_empty() {
+        rollback.push(format!("ALTER TABLE {t} {}", clauses.join(", ")));
+    }
     rollback.push("UNLOCK TABLES".into());
     rollback.push(forget);
 
     Ok(Phases {
         precheck,
+        precheck_refusal,
         expand,
         expand_about: about,
         expand_atomic: false,
         complete: vec![complete.join("; ")],
         rollback: vec![rollback.join("; ")],
+        rollback_refusal: None,
         rollback_guard: vec![],
         guard: super::Guard::NotNull,
         rollback_prepare: vec![],
@@ -553,8 +573,16 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
 fn contracted(f: &Facts) -> Phases {
     let n = trigger_names(&f.table, &f.from);
     let t = &f.table_sql;
+    let (rollback, rollback_refusal) = super::refused_rollback(
+        f.engine,
+        &format!(
+            "column {} is gone already (an interrupted `sluice complete` dropped it): run `sluice complete` to finish",
+            f.from
+        ),
+    );
     Phases {
         precheck: vec![],
+        precheck_refusal: None,
         expand: vec![],
         expand_about: vec![],
         expand_atomic: false,
@@ -563,13 +591,8 @@ fn contracted(f: &Facts) -> Phases {
             ident(&n.insert),
             ident(&n.update)
         )],
-        rollback: vec![format!(
-            "BEGIN NOT ATOMIC SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = {}; END",
-            literal(&format!(
-                "column {} is gone already (an interrupted `sluice complete` dropped it): run `sluice complete` to finish",
-                f.from
-            ))
-        )],
+        rollback,
+        rollback_refusal,
         rollback_guard: vec![],
         guard: super::Guard::NotNull,
         rollback_prepare: vec![],
@@ -724,6 +747,100 @@ mod tests {
         assert!(p.expand[0]
             .text()
             .contains("NEW.`x` <=> CURRENT_TIMESTAMP AND"));
+    }
+
+    /// The table as a killed expand left it: the new column there, with `built` of the index
+    /// copies.
+    fn expanded_create(built: &[&str]) -> String {
+        let mut c = CREATE.replace(
+            "  `c` int(11) DEFAULT NULL,\n",
+            "  `full name` varchar(20) NOT NULL DEFAULT 'anon' COMMENT 'who',\n  `c` int(11) DEFAULT NULL,\n",
+        );
+        for k in built {
+            let key = match *k {
+                "u_name_c" => "  UNIQUE KEY `u_name_c_sluice_renamed` (`full name`(10),`c`),\n",
+                _ => "  KEY `ix_name_sluice_renamed` (`full name` DESC) COMMENT 'n',\n",
+            };
+            c = c.replace(
+                "  KEY `ix_c` (`c`),\n",
+                &format!("{key}  KEY `ix_c` (`c`),\n"),
+            );
+        }
+        c
+    }
+
+    /// Every state of a column rename, planned for MariaDB and for MySQL 8.
+    #[test]
+    fn every_shape_renders_for_both_engines() {
+        type Change = dyn Fn(&mut Facts);
+        let resumed = |built: &'static [&'static str]| {
+            move |f: &mut Facts| {
+                f.has_to = true;
+                f.create = expanded_create(built);
+            }
+        };
+        let (none, one, both) = (
+            resumed(&[]),
+            resumed(&["u_name_c"]),
+            resumed(&["u_name_c", "ix_name"]),
+        );
+        let cases: &[(&str, &Change)] = &[
+            ("first attempt", &|_| {}),
+            ("name taken or column added (resume)", &none),
+            ("one index copy built", &one),
+            ("both index copies built", &both),
+            ("no index", &|f| {
+                f.from = "ts".into();
+                f.to = "at".into();
+                f.column = Some((None, String::new()));
+            }),
+            ("contracted", &|f| {
+                f.column = None;
+                f.has_to = true;
+            }),
+            ("galera", &|f| f.galera = true),
+        ];
+        for (what, change) in cases {
+            let plan = |e: EngineKind| {
+                let mut f = facts(e);
+                change(&mut f);
+                let sql = format!(
+                    "ALTER TABLE t RENAME COLUMN {} TO {}",
+                    ident(&f.from),
+                    ident(&f.to)
+                );
+                phases(&stmt(e, &sql), &f)
+            };
+            super::super::check_engines(what, &plan(EngineKind::MariaDb), &plan(EngineKind::MySql));
+        }
+        let e = EngineKind::MySql;
+        let st = stmt(e, "ALTER TABLE t RENAME COLUMN name TO `full name`");
+        // First attempt: MySQL's rollback holds only what is there (the triggers, if any).
+        let p = phases(&st, &facts(e)).unwrap();
+        assert_eq!(p.precheck_refusal, None);
+        assert!(!p.rollback[0].contains("ALTER TABLE"), "{}", p.rollback[0]);
+        assert_eq!(p.expand.len(), 4);
+        // A rerun with the column and one index copy there: neither is made again, and the
+        // rollback drops exactly those.
+        let mut f = facts(e);
+        one(&mut f);
+        let p = phases(&st, &f).unwrap();
+        assert_eq!(
+            p.precheck_refusal.as_deref(),
+            Some("Duplicate column name 'full name'")
+        );
+        let sql: Vec<String> = p.expand.iter().map(Step::text).collect();
+        assert!(!sql[0].contains("ADD COLUMN"), "{}", sql[0]);
+        assert!(sql[0].starts_with("LOCK TABLES `t` WRITE; DROP TRIGGER IF EXISTS"));
+        assert_eq!(sql.len(), 3, "{sql:#?}");
+        assert!(
+            sql[2].contains("ADD KEY `ix_name_sluice_renamed`"),
+            "{}",
+            sql[2]
+        );
+        assert_eq!(p.expand_about.len(), 3);
+        assert_eq!(p.expand_locks.len(), 3);
+        assert!(p.rollback[0].contains("ALTER TABLE `t` DROP INDEX `u_name_c_sluice_renamed`, DROP COLUMN `full name`; UNLOCK TABLES"), "{}", p.rollback[0]);
     }
 
     #[test]

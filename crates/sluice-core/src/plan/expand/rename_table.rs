@@ -269,6 +269,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &TableFacts) -> Result<Phases, 
     let n = expand.len();
     Ok(Phases {
         precheck,
+        precheck_refusal: None,
         expand: vec![Step::Sql(expand.join("; "))],
         expand_about: vec![About::catalog(
             "rename the table and create a view with the old name over it (catalog only, one short transaction committed with the `expanded` record): both names work",
@@ -276,6 +277,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &TableFacts) -> Result<Phases, 
         expand_atomic: n > 0,
         complete: vec![format!("DROP VIEW {old}")],
         rollback,
+        rollback_refusal: None,
         rollback_guard: vec![],
         guard: super::Guard::NotNull,
         rollback_prepare: vec![],

@@ -97,12 +97,20 @@ pub fn columns_sql(schema: Option<&str>, table: &str) -> String {
 }
 
 /// The SQL listing every table and column privilege granted on either name (needs SELECT on
-/// `mysql.tables_priv` and `mysql.columns_priv`; else [`own_grants_sql`]).
-pub fn grants_sql(schema: Option<&str>, from: &str, to: &str) -> String {
+/// `mysql.tables_priv` and `mysql.columns_priv`; else [`own_grants_sql`]). `fold`: the server
+/// compares table names case-insensitively (`lower_case_table_names` <> 0), while the grant
+/// tables compare their names as bytes (stored in lower case with 1): compared in lower case.
+pub fn grants_sql(schema: Option<&str>, from: &str, to: &str, fold: bool) -> String {
     let (s, a, b) = (db(schema), literal(from), literal(to));
+    let (d, s, name, a, b) = if fold {
+        let low = |x: &str| format!("LOWER({x})");
+        (low("Db"), low(&s), low("Table_name"), low(&a), low(&b))
+    } else {
+        ("Db".to_string(), s, "Table_name".to_string(), a, b)
+    };
     format!(
-        "SELECT CONCAT('''', User, '''@''', Host, ''' ', Table_priv, ' on ', Table_name) FROM mysql.tables_priv WHERE Db = {s} AND Table_name IN ({a}, {b}) \
-         UNION SELECT CONCAT('''', User, '''@''', Host, ''' ', Column_priv, ' on ', Table_name, '.', Column_name) FROM mysql.columns_priv WHERE Db = {s} AND Table_name IN ({a}, {b})"
+        "SELECT CONCAT('''', User, '''@''', Host, ''' ', Table_priv, ' on ', Table_name) FROM mysql.tables_priv WHERE {d} = {s} AND {name} IN ({a}, {b}) \
+         UNION SELECT CONCAT('''', User, '''@''', Host, ''' ', Column_priv, ' on ', Table_name, '.', Column_name) FROM mysql.columns_priv WHERE {d} = {s} AND {name} IN ({a}, {b})"
     )
 }
 
@@ -321,11 +329,13 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
     };
     Ok(Phases {
         precheck: vec![],
+        precheck_refusal: None,
         expand,
         expand_about: about,
         expand_atomic: false,
         complete,
         rollback,
+        rollback_refusal: None,
         rollback_guard: vec![],
         watch: None,
         guard: super::Guard::NotNull,
@@ -404,20 +414,20 @@ fn contracted(f: &Facts, gone: bool) -> Phases {
             f.from
         )
     };
+    let (rollback, rollback_refusal) = if gone && !f.recorded {
+        (vec![], None)
+    } else {
+        super::refused_rollback(f.engine, &what)
+    };
     Phases {
         precheck: vec![],
+        precheck_refusal: None,
         expand: vec![],
         expand_about: vec![],
         expand_atomic: false,
         complete,
-        rollback: if gone && !f.recorded {
-            vec![]
-        } else {
-            vec![format!(
-                "BEGIN NOT ATOMIC SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = {}; END",
-                literal(&what)
-            )]
-        },
+        rollback,
+        rollback_refusal,
         rollback_guard: vec![],
         watch: None,
         guard: super::Guard::NotNull,
@@ -615,6 +625,102 @@ mod tests {
         let p = phases(&st, &k).unwrap();
         assert!(p.complete.is_empty());
         assert!(p.rollback[0].contains("gone already"));
+    }
+
+    /// Every state of a table rename and a DROP TABLE, planned for MariaDB and for MySQL 8.
+    #[test]
+    fn every_shape_renders_for_both_engines() {
+        type Change = dyn Fn(&mut Facts);
+        let placeholder: &Change = &|f| {
+            f.recorded = true;
+            f.to_type = Some("BASE TABLE".into());
+            f.to_comment = placeholder_mark("a");
+        };
+        let expanded: &Change = &|f| {
+            f.recorded = true;
+            f.from_type = Some("VIEW".into());
+            f.to_type = Some("BASE TABLE".into());
+        };
+        let contracted: &Change = &|f| {
+            f.recorded = true;
+            f.from_type = None;
+            f.to_type = Some("BASE TABLE".into());
+        };
+        let gone: &Change = &|f| {
+            f.recorded = true;
+            f.from_type = None;
+        };
+        let cases: &[(&str, &str, bool, &Change)] = &[
+            ("rename", "RENAME TABLE a TO `b b`", false, &|_| {}),
+            (
+                "rename, placeholder left",
+                "RENAME TABLE a TO `b b`",
+                false,
+                placeholder,
+            ),
+            (
+                "rename, expanded",
+                "RENAME TABLE a TO `b b`",
+                false,
+                expanded,
+            ),
+            (
+                "rename, contracted",
+                "RENAME TABLE a TO `b b`",
+                false,
+                contracted,
+            ),
+            (
+                "rename in a database",
+                "ALTER TABLE app.a RENAME TO `b b`",
+                false,
+                &|f| f.schema = Some("app".into()),
+            ),
+            ("rename on galera", "RENAME TABLE a TO `b b`", false, &|f| {
+                f.galera = true
+            }),
+            ("drop", "DROP TABLE a", true, &|_| {}),
+            ("drop, placeholder left", "DROP TABLE a", true, &|f| {
+                f.recorded = true;
+                f.to_type = Some("BASE TABLE".into());
+                f.to_comment = placeholder_mark("a");
+            }),
+            ("drop, expanded", "DROP TABLE a", true, expanded),
+            ("drop, view dropped", "DROP TABLE a", true, contracted),
+            ("drop, both dropped", "DROP TABLE a", true, gone),
+            (
+                "drop if exists, absent",
+                "DROP TABLE IF EXISTS a",
+                true,
+                &|f| {
+                    f.if_exists = true;
+                    f.from_type = None;
+                },
+            ),
+        ];
+        for (what, sql, drop, change) in cases {
+            let plan = |e: EngineKind| {
+                let mut f = facts(e);
+                if *drop {
+                    f.drop = true;
+                    f.to = dropped_name("a");
+                }
+                change(&mut f);
+                phases(&stmt(e, sql), &f)
+            };
+            let (maria, my) = (plan(EngineKind::MariaDb), plan(EngineKind::MySql));
+            super::super::check_engines(what, &maria, &my);
+        }
+        // The states that cannot be rolled back: MySQL refuses at plan time, with the message.
+        for change in [contracted, gone] {
+            let mut f = facts(EngineKind::MySql);
+            f.drop = true;
+            f.to = dropped_name("a");
+            change(&mut f);
+            let p = phases(&stmt(EngineKind::MySql, "DROP TABLE a"), &f).unwrap();
+            assert!(p.rollback.is_empty());
+            assert!(p.rollback_refusal.unwrap().contains("gone already"));
+        }
     }
 
     #[test]
