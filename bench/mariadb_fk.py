@@ -100,6 +100,7 @@ class Workload:
         self.lat = []  # (start, seconds, writes the parent)
         self.errors = []  # (start, code, message)
         self.lock = threading.Lock()
+        self.due = [0.0] * n  # each client's schedule, read to drain a backlog
 
     def client(self, seed):
         rnd = random.Random(seed)
@@ -112,6 +113,7 @@ class Workload:
         while not self.stop.is_set():
             if self.interval:
                 due += self.interval
+                self.due[seed] = due
                 now = time.monotonic()
                 if due > now:
                     time.sleep(due - now)
@@ -155,7 +157,12 @@ class Workload:
         for t in self.threads:
             t.start()
 
-    def finish(self):
+    def finish(self, until):
+        """Stops once every client has sent what was due by `until` (on a busy machine the
+        clients can fall behind their schedule: what was due in the window is measured too)."""
+        give_up = time.monotonic() + 60
+        while self.interval and min(self.due) < until and time.monotonic() < give_up:
+            time.sleep(0.05)
         self.stop.set()
         for t in self.threads:
             t.join()
@@ -363,7 +370,7 @@ def one(name, args, binary):
         note = ptosc(PT_METHOD[name], args.ptosc)
     t1 = time.monotonic()
     time.sleep(1)
-    w.finish()
+    w.finish(t1 + 1)
     watch.finish()
     ops, p99, mx, errs = w.window(t0, t1)
     base = w.window(b0, b1)
