@@ -25,7 +25,9 @@ cares about: the child's key exists and references `acc` (and its name and delet
 rows without a parent (must be 0), and whether the key was enforced against `acc` throughout:
 a watcher reads InnoDB's dictionary (INNODB_SYS_FOREIGN, no metadata lock) every 20 ms and
 reports the stretches the child's key named another table or none; such a stretch is a gap
-when a parent write to `acc` completed within it (the other table no longer holds acc's rows).
+when a parent write to `acc` ran, start to end, while the key certainly pointed elsewhere (the
+other table no longer holds acc's rows). A stretch only one sample saw holds no such write: that
+is a lower bound, the outer bound of its length is printed.
 A probe tries a child row with no parent every 20 ms (accepted = not enforced). drop_swap is
 reported not enforced by design (the parent is dropped with foreign_key_checks=0 and renamed
 into place after; clients meet the missing table as 1146, a valid child insert as 1452). With
@@ -167,9 +169,10 @@ class Workload:
         for t in self.threads:
             t.join()
 
-    def parent_writes_done(self, t0, t1):
-        """Parent writes that completed between t0 and t1."""
-        return sum(1 for s, l, w in self.lat if w and t0 <= s + l <= t1)
+    def parent_writes_within(self, t0, t1):
+        """Parent writes that ran entirely between t0 and t1 (a statement is sent at its due
+        time or later, and has committed when it returns)."""
+        return sum(1 for s, l, w in self.lat if w and t0 <= s and s + l <= t1)
 
     def window(self, t0, t1):
         lats = sorted(l for s, l, _ in self.lat if t0 <= s <= t1)
@@ -189,7 +192,11 @@ class Watch:
         self.stop = threading.Event()
         self.seen = collections.Counter()  # target of the child's key -> samples
         self.first_off = None
-        self.off_runs = []  # (start, end) of each stretch not pointing at acc
+        # Each stretch the key named another table or none: (outer start, outer end, inner start,
+        # inner end). Outer: from the last sample that saw acc to the first that saw it again (the
+        # most it can have lasted); inner: from the first such sample's answer to the last one's
+        # question (when it certainly did; empty for a stretch one sample saw).
+        self.off_runs = []
         self.accepted = 0
         self.probe_errors = collections.Counter()
         self.samples = 0
@@ -197,7 +204,7 @@ class Watch:
     def dictionary(self):
         c = conn("information_schema")
         child = f"{DB}/txn"
-        off_since, last_ok = None, None
+        off, last_ok = None, None
         while not self.stop.is_set():
             now = time.monotonic()
             try:
@@ -206,6 +213,7 @@ class Watch:
                               f"WHERE f.FOR_NAME = '{child}'")
             except pymysql.MySQLError:
                 refs = None
+            done = time.monotonic()
             if refs is not None:
                 self.samples += 1
                 where = ",".join(sorted(r.split("/", 1)[1] + ("" if there else " (no such table)")
@@ -214,18 +222,20 @@ class Watch:
                 # A moment without the table inside one DDL statement is no gap (its metadata
                 # lock keeps every client out); only a key naming another table, or none, is.
                 ok = where in ("acc", "acc (no such table)")
-                # A stretch runs from the last sample that saw `acc` (it may have begun any time
-                # after it) to the first that sees it again.
-                if not ok and off_since is None:
-                    off_since = last_ok if last_ok is not None else now
-                elif ok and off_since is not None:
-                    self.off_runs.append((off_since, now))
-                    off_since = None
+                if not ok and off is None:
+                    off = [last_ok if last_ok is not None else now, None, done, now]
+                elif not ok:
+                    off[3] = now
+                elif off is not None:
+                    off[1] = done
+                    self.off_runs.append(tuple(off))
+                    off = None
                 if ok:
                     last_ok = now
             time.sleep(0.02)
-        if off_since is not None:
-            self.off_runs.append((off_since, time.monotonic()))
+        if off is not None:
+            off[1] = time.monotonic()
+            self.off_runs.append(tuple(off))
         c.close()
 
     def probe(self):
@@ -257,7 +267,7 @@ class Watch:
             t.join()
 
     def summary(self):
-        off = sum(b - a for a, b in self.off_runs)
+        off = sum(b - a for a, b, _, _ in self.off_runs)
         where = ", ".join(f"{k}: {v}" for k, v in self.seen.most_common())
         return off, where
 
@@ -377,7 +387,7 @@ def one(name, args, binary):
     off, where = watch.summary()
     r = dict(secs=t1 - t0, ops=ops, p99=p99, max=mx, errs=errs, base_p99=base[1], note=note,
              check=checks(), off=off, where=where, accepted=watch.accepted,
-             off_writes=sum(w.parent_writes_done(a, b) for a, b in watch.off_runs),
+             off_writes=sum(w.parent_writes_within(a, b) for _, _, a, b in watch.off_runs),
              probe_errors=dict(watch.probe_errors), samples=watch.samples)
     ck = r["check"]
     fk = "; ".join(f"{n} -> {ref} ON DELETE {rule}" for n, ref, rule in ck["fks"]) or "NONE"
@@ -411,12 +421,12 @@ def verdict(r):
     if r["accepted"] > 0:
         return f"NO ({r['accepted']} rows without a parent accepted)"
     if r["off"] > 0 and r["off_writes"] > 0:
-        return (f"NO (up to {r['off'] * 1000:.0f} ms on another table while {r['off_writes']} parent "
-                f"write(s) to acc completed)")
+        return (f"NO (up to {r['off'] * 1000:.0f} ms on another table; {r['off_writes']} parent "
+                f"write(s) to acc ran start to end while it certainly was)")
     if r["off"] > 0:
         # Pointing at another table while acc takes no write is no gap if that table holds
         # acc's rows; the tool must guarantee that (sluice: the drained shadow, writes held).
-        return f"yes (up to {r['off'] * 1000:.0f} ms on another table, no parent write completed meanwhile)"
+        return f"yes (up to {r['off'] * 1000:.0f} ms on another table, no parent write seen inside that)"
     return "yes"
 
 
