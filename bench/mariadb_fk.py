@@ -38,7 +38,7 @@ percona-toolkit 3.2.1 takes a MariaDB whose version_comment does not say MariaDB
 'Debian 12') for MySQL 8.0+ and refuses drop_swap; the bench then runs a temporary copy of the
 tool with that one check off, and says so.
 """
-import argparse, collections, os, random, re, subprocess, sys, tempfile, threading, time
+import argparse, collections, os, random, re, shutil, subprocess, sys, tempfile, threading, time
 
 try:
     import pymysql
@@ -285,6 +285,7 @@ def sluice(binary, extra_args):
         f.write(f"ALTER TABLE acc {ALTER};\n")
     env = dict(os.environ, DATABASE_URL=f"mysql://root@127.0.0.1:3306/{DB}")
     p = subprocess.run([binary, "up"] + extra_args, cwd=d, env=env, stderr=subprocess.PIPE, text=True)
+    shutil.rmtree(d, ignore_errors=True)
     for line in p.stderr.splitlines():
         print(f"    | {line}", flush=True)
     if p.returncode != 0:
@@ -486,6 +487,8 @@ def main():
         c = pymysql.connect(host="127.0.0.1", user="root", password="", autocommit=True)
         run(c, f"DROP DATABASE IF EXISTS {DB}")
         c.close()
+        if getattr(args, "ptosc", "").startswith(tempfile.gettempdir()):
+            shutil.rmtree(os.path.dirname(args.ptosc), ignore_errors=True)
     if args.rounds > 1:
         print(f"median of {len(rounds)} rounds:")
         print(f"{'mode':<13}{'total s':>9}{'x pre':>7}{'stall ms':>10}{'errors':>8}{'ops/s':>8}{'orphans':>9}")
