@@ -330,6 +330,56 @@ impl LintParser {
     }
 }
 
+/// The part's `-- sluice:ignore` lines, each with the statement it applies to (the first one
+/// after it in the same part).
+pub fn part_ignores<'a>(
+    m: &'a Migration,
+    part: &crate::migration::Part,
+    stmts: &[Stmt],
+) -> Vec<(&'a crate::migration::Ignore, Option<usize>)> {
+    let part_end = part.offset + part.sql.len();
+    m.ignores
+        .iter()
+        .filter(|ig| ig.file == part.file && ig.offset >= part.offset && ig.offset < part_end)
+        .map(|ig| (ig, stmts.iter().position(|s| s.offset > ig.offset)))
+        .collect()
+}
+
+/// The `unused-ignore` finding for an ignore that suppressed nothing (on `statement`, the one it
+/// applies to): an id no rule or finding has is reported as such.
+pub fn unused_ignore(m: &Migration, ig: &crate::migration::Ignore, statement: usize) -> Finding {
+    let known = crate::rules::known(&ig.rule);
+    let message = if known {
+        format!(
+            "`-- sluice:ignore {}` matches no finding on the next statement",
+            ig.rule
+        )
+    } else {
+        format!("`-- sluice:ignore {}`: no rule has this id", ig.rule)
+    };
+    let (path, text) = m.file(ig.file);
+    Finding {
+        rule: "unused-ignore",
+        severity: Severity::Warning,
+        path: path.to_path_buf(),
+        version: m.version,
+        line: ig.line,
+        column: 1,
+        offset: ig.offset,
+        length: text[ig.offset..]
+            .find('\n')
+            .unwrap_or(text.len() - ig.offset),
+        statement,
+        message,
+        why: "a stale suppression hides nothing today and may hide a real hazard tomorrow",
+        help: if known {
+            "remove the comment".into()
+        } else {
+            "fix the rule id (`sluice rules` lists them) or remove the comment".into()
+        },
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn lint_part(
     target: Target,
@@ -343,7 +393,6 @@ fn lint_part(
     run_tables: &[QName],
 ) -> Vec<Finding> {
     let part = m.part(dir).expect("part exists");
-    let part_end = part.offset + part.sql.len();
     let mut raw: Vec<(usize, &'static Rule, Hit)> = Vec::new();
     walk_part_in(
         target,
@@ -365,22 +414,14 @@ fn lint_part(
         },
     );
 
-    // Suppressions: an ignore applies to the first statement after it in the same part.
-    let ignores: Vec<&crate::migration::Ignore> = m
-        .ignores
-        .iter()
-        .filter(|ig| ig.file == part.file && ig.offset >= part.offset && ig.offset < part_end)
-        .collect();
+    let ignores = part_ignores(m, part, &stmts);
     let mut used = vec![false; ignores.len()];
-    let target_stmt =
-        |ig: &crate::migration::Ignore| stmts.iter().position(|s| s.offset > ig.offset);
     let mut findings = Vec::new();
     for (i, rule, hit) in raw {
         let suppressed = ignores
             .iter()
-            .enumerate()
-            .find(|(_, ig)| ig.rule == rule.id && target_stmt(ig) == Some(i));
-        if let Some((k, _)) = suppressed {
+            .position(|(ig, on)| ig.rule == rule.id && *on == Some(i));
+        if let Some(k) = suppressed {
             used[k] = true;
             continue;
         }
@@ -395,40 +436,13 @@ fn lint_part(
             hit.help.unwrap_or_else(|| rule.safe.to_string()),
         ));
     }
-    for (k, ig) in ignores.iter().enumerate() {
-        if used[k] {
+    for (k, (ig, on)) in ignores.iter().enumerate() {
+        // A finding only `plan` makes (from the live database): lint cannot tell whether the
+        // ignore matches one, `plan` does.
+        if used[k] || crate::rules::PLAN_FINDINGS.contains(&ig.rule.as_str()) {
             continue;
         }
-        let known = crate::rules::find(&ig.rule).is_some();
-        let message = if known {
-            format!(
-                "`-- sluice:ignore {}` matches no finding on the next statement",
-                ig.rule
-            )
-        } else {
-            format!("`-- sluice:ignore {}`: no rule has this id", ig.rule)
-        };
-        let (path, text) = m.file(ig.file);
-        findings.push(Finding {
-            rule: "unused-ignore",
-            severity: Severity::Warning,
-            path: path.to_path_buf(),
-            version: m.version,
-            line: ig.line,
-            column: 1,
-            offset: ig.offset,
-            length: text[ig.offset..]
-                .find('\n')
-                .unwrap_or(text.len() - ig.offset),
-            statement: target_stmt(ig).unwrap_or(0),
-            message,
-            why: "a stale suppression hides nothing today and may hide a real hazard tomorrow",
-            help: if known {
-                "remove the comment".into()
-            } else {
-                "fix the rule id (`sluice rules` lists them) or remove the comment".into()
-            },
-        });
+        findings.push(unused_ignore(m, ig, on.unwrap_or(0)));
     }
     findings.extend(failure);
     findings.sort_by_key(|f| (f.offset, f.rule));

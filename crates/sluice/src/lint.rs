@@ -251,6 +251,10 @@ pub fn list_rules() {
             r.summary
         );
     }
+    outln!(
+        "\n`sluice plan` also finds, from the live database: {}",
+        sluice_core::rules::PLAN_FINDINGS.join(", ")
+    );
     outln!("\n`sluice rules <id>` explains one; suppress one finding with `-- sluice:ignore <id> <reason>` on the line before the statement");
 }
 

@@ -138,6 +138,10 @@ async fn rules_are_listed_and_explained() {
     for id in sluice_core::rules::RULES.iter().map(|r| r.id) {
         assert!(r.stdout.contains(id), "{id} missing from `sluice rules`");
     }
+    // The findings only `plan` makes are ignorable too, so they are listed.
+    for id in sluice_core::rules::PLAN_FINDINGS {
+        assert!(r.stdout.contains(id), "{id} missing from `sluice rules`");
+    }
     let r = p.run(&["rules", "require-concurrent-index-creation"]);
     assert_eq!(r.code, 0, "{r:?}");
     assert!(

@@ -544,3 +544,76 @@ async fn plan_warns_when_the_backfill_will_fire_the_tables_triggers() {
         }
     }
 }
+
+/// `backfill-fires-triggers` is a finding only `plan` makes, yet `-- sluice:ignore` silences it
+/// as it does a lint rule's (lint accepts the id and leaves the matching to plan); a misspelt id
+/// is still the unknown-rule warning, and the finding stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_backfill_trigger_finding_can_be_ignored_and_a_misspelt_id_cannot() {
+    let p = Project::new(Server::Postgres).await;
+    p.db.pg()
+        .await
+        .batch_execute(&format!(
+            "{BASE}
+             CREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS 'BEGIN NEW.hits := NEW.hits + 1; RETURN NEW; END';
+             CREATE TRIGGER touch BEFORE UPDATE ON t FOR EACH ROW EXECUTE FUNCTION touch();"
+        ))
+        .await
+        .unwrap();
+    for (id, ignored) in [
+        ("backfill-fires-triggers", true),
+        ("backfill-fire-triggers", false),
+    ] {
+        p.write(
+            "1_type.sql",
+            &format!(
+                "-- sluice:up\n-- sluice:ignore {id} the trigger only counts hits\nALTER TABLE t ALTER COLUMN id TYPE bigint;\n"
+            ),
+        );
+        let unknown = format!("`-- sluice:ignore {id}`: no rule has this id");
+        let lint = p.run(&["lint", "--target", "postgres:15"]);
+        assert_ne!(lint.code, 2, "{id}: lint: {lint:?}");
+        assert_eq!(
+            lint.all().contains(&unknown),
+            !ignored,
+            "{id}: lint: {lint:?}"
+        );
+        assert!(
+            !lint.all().contains("matches no finding"),
+            "{id}: lint: {lint:?}"
+        );
+        let plan = p.run(&["plan"]);
+        assert_eq!(
+            plan.all().contains(&unknown),
+            !ignored,
+            "{id}: plan: {plan:?}"
+        );
+        assert_eq!(
+            plan.all()
+                .contains("UPDATE trigger(s) touch once for every row"),
+            !ignored,
+            "{id}: plan: {plan:?}"
+        );
+        assert!(
+            !plan.all().contains("matches no finding"),
+            "{id}: plan: {plan:?}"
+        );
+    }
+    // Nothing to silence (no trigger): the ignore is reported unused, by plan.
+    p.db.pg()
+        .await
+        .batch_execute("DROP TRIGGER touch ON t")
+        .await
+        .unwrap();
+    p.write(
+        "1_type.sql",
+        "-- sluice:up\n-- sluice:ignore backfill-fires-triggers the trigger only counts hits\nALTER TABLE t ALTER COLUMN id TYPE bigint;\n",
+    );
+    let plan = p.run(&["plan"]);
+    assert!(
+        plan.all().contains(
+            "`-- sluice:ignore backfill-fires-triggers` matches no finding on the next statement"
+        ),
+        "{plan:?}"
+    );
+}

@@ -168,6 +168,15 @@ pub fn find(id: &str) -> Option<&'static Rule> {
     RULES.iter().copied().find(|r| r.id == id)
 }
 
+/// Findings `plan` makes from the live database rather than a lint rule (lint cannot see them);
+/// `-- sluice:ignore` suppresses them as it does a rule's.
+pub const PLAN_FINDINGS: &[&str] = &["backfill-fires-triggers"];
+
+/// Whether `-- sluice:ignore <id>` names something that can be suppressed.
+pub fn known(id: &str) -> bool {
+    find(id).is_some() || PLAN_FINDINGS.contains(&id)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

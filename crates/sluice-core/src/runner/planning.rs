@@ -159,7 +159,10 @@ pub async fn plan(
             }
         }
         // A staged backfill whose batches will fire the table's own triggers (the role may not
-        // turn them off for its session): `up` says so before the first batch, the plan first.
+        // turn them off for its session): `up` says so before the first batch, the plan first,
+        // unless a `-- sluice:ignore` on the statement says why that is fine.
+        let ignores = crate::lint::part_ignores(m, &m.up, &stmts);
+        let mut used = vec![false; ignores.len()];
         if let Some(prep) = prepared.as_ref().filter(|_| off.is_none()) {
             for (i, r) in prep.rewrites.iter().enumerate().skip(p.resume_from) {
                 let Some(st) = stmts.get(i) else { continue };
@@ -173,11 +176,19 @@ pub async fn plan(
                     }
                     seen.push(table.clone());
                     if let Some(w) = engine.backfill_trigger_warning(table).await? {
+                        let rule = "backfill-fires-triggers";
+                        if let Some(k) = ignores
+                            .iter()
+                            .position(|(ig, on)| ig.rule == rule && *on == Some(i))
+                        {
+                            used[k] = true;
+                            continue;
+                        }
                         findings.push(crate::analysis::finding(
                             m,
                             &m.up,
                             st,
-                            "backfill-fires-triggers",
+                            rule,
                             crate::analysis::Severity::Warning,
                             w.strip_prefix("warning: ").unwrap_or(&w).to_string(),
                             "a staged backfill updates every row, which fires the table's UPDATE triggers where the statement as written fires none",
@@ -185,6 +196,13 @@ pub async fn plan(
                         ));
                     }
                 }
+            }
+        }
+        // Lint leaves these ignores to the plan, which knows whether they matched.
+        for (k, (ig, on)) in ignores.iter().enumerate() {
+            let plan_only = crate::rules::PLAN_FINDINGS.contains(&ig.rule.as_str());
+            if plan_only && !used[k] && on.is_none_or(|i| i >= p.resume_from) {
+                findings.push(crate::lint::unused_ignore(m, ig, on.unwrap_or(0)));
             }
         }
         let mode = prepared.as_ref().map(|p| p.mode).unwrap_or(lint_mode);
