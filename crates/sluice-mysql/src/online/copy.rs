@@ -1248,7 +1248,7 @@ impl Job {
     }
 
     fn row_hash(&self, side: Side) -> String {
-        let exprs: Vec<String> = self
+        let (exprs, nulls): (Vec<String>, Vec<String>) = self
             .cols
             .iter()
             .map(|c| {
@@ -1256,10 +1256,17 @@ impl Job {
                     Side::Orig => (ident(&c.orig), c.from.as_str()),
                     _ => (ident(&c.shadow), c.new.data_type.as_str()),
                 };
-                conv(&name, from, &c.new, c.changed)
+                let e = conv(&name, from, &c.new, c.changed);
+                // An unchanged column's bytes are NULL exactly when it is: its NULL mark reads
+                // the column, not the cast again (a fifth of the checksum's CPU on 1M rows). A
+                // conversion may turn a value into NULL, so a changed column's mark reads that.
+                let null = match c.changed {
+                    false => format!("ISNULL({name})"),
+                    true => format!("ISNULL({e})"),
+                };
+                (e, null)
             })
-            .collect();
-        let nulls: Vec<String> = exprs.iter().map(|e| format!("ISNULL({e})")).collect();
+            .unzip();
         // CRC32 is linear: XORed over rows, the same change made to two rows cancels out. The
         // outer CRC32 over the inner one's decimal digits is not, so such pairs no longer hide.
         format!(
