@@ -162,6 +162,26 @@ pub(crate) struct PartMemo {
     pub(crate) first_unprotected: [std::cell::OnceCell<Option<(usize, Locked)>>; 2],
 }
 
+/// The size of MariaDB/MySQL table `name` under a name that differs only in letter case: a
+/// server that folds table names (`lower_case_table_names` 1 or 2) reports `orders` for `Orders`
+/// as written. With 0 a name in another case is another table, which the statement would not find
+/// anyway: taking that one's size errs on the safe side. None on PostgreSQL, or when several match.
+pub fn stats_in_any_case<'a>(
+    engine: EngineKind,
+    stats: &'a HashMap<String, TableStats>,
+    name: &str,
+) -> Option<&'a TableStats> {
+    if !engine.is_mysql_family() {
+        return None;
+    }
+    let lower = name.to_lowercase();
+    let mut hits = stats.iter().filter(|(k, _)| k.to_lowercase() == lower);
+    match (hits.next(), hits.next()) {
+        (Some((_, s)), None) => Some(s),
+        _ => None,
+    }
+}
+
 impl Ctx<'_> {
     /// True when the table was created earlier in this migration: it is empty and unseen by traffic.
     pub fn is_new_table(&self, t: &QName) -> bool {
@@ -177,7 +197,7 @@ impl Ctx<'_> {
     pub fn is_new_column(&self, t: &QName, column: &str) -> bool {
         self.added_columns
             .iter()
-            .any(|(ct, c)| ct.matches(t) && c == column)
+            .any(|(ct, c)| ct.matches(t) && ir::same_column(self.target.engine, c, column))
     }
 
     pub fn table_stats(&self, t: &QName) -> Option<TableStats> {
@@ -185,6 +205,7 @@ impl Ctx<'_> {
         stats
             .get(&t.display())
             .or_else(|| stats.get(&t.name))
+            .or_else(|| stats_in_any_case(self.target.engine, stats, &t.name))
             .copied()
     }
 
