@@ -4,7 +4,7 @@
 //! table rename (expand → complete, expand → rollback), a DROP TABLE, a column rename and an
 //! online copy each run and rerun to the same end; a table privilege granted by name still
 //! refuses the table rename; `plan` shows the size of `Orders`, quoted or not (information_schema
-//! names it `orders`). Before the fix the table rename and the DROP TABLE took the table
+//! names it `orders`), and `CREATE TABLE IF NOT EXISTS Orders` takes it for the live table. Before the fix the table rename and the DROP TABLE took the table
 //! for missing (exit 2) and the grant went unseen.
 
 mod common;
@@ -237,6 +237,32 @@ async fn mixed_case_names_run_and_rerun_where_the_server_folds_table_names() {
         let r = s.run(&["plan"]);
         assert_eq!(r.code, 0, "{db}: {r:?}");
         assert!(r.stdout.contains("table Orders: ~"), "{db}: {r:?}");
+    }
+    // `IF NOT EXISTS` of the live table (reported as `orders`) makes nothing new: the ALTER of
+    // the next migration still runs online, not as written as on a table the run created.
+    for (db, create, alter) in [
+        (
+            "exists_unquoted",
+            "CREATE TABLE IF NOT EXISTS Orders (id int PRIMARY KEY);",
+            "ALTER TABLE Orders MODIFY Qty varchar(30);",
+        ),
+        (
+            "exists_quoted",
+            "CREATE TABLE IF NOT EXISTS `Orders` (id int PRIMARY KEY);",
+            "ALTER TABLE `Orders` MODIFY `Qty` varchar(30);",
+        ),
+    ] {
+        let s = Scenario::new(&server, &mut admin, db, create).await;
+        std::fs::write(
+            s.dir.path().join("migrations/2_alter.sql"),
+            format!("-- sluice:up\n{alter}\n"),
+        )
+        .unwrap();
+        let r = s.twice(&["up"], db);
+        assert!(
+            r.all().contains("swapped with its online copy"),
+            "{db}: {r:?}"
+        );
     }
     let mut s = Scenario::new(
         &server,

@@ -599,9 +599,7 @@ impl RunTables {
                 // `IF NOT EXISTS` on a table the database had before the run (and the run did not
                 // drop) leaves that live table as it is.
                 Action::CreateTable { table, .. }
-                    if (self.live.contains(&table.display())
-                        || self.live.contains(&table.name))
-                        && !self.dropped_live(table) => {}
+                    if self.is_live(engine, table) && !self.dropped_live(table) => {}
                 Action::CreateTable { table, .. } => self.tables.push((table.clone(), at, None)),
                 // A table of the run renamed is the same new table under its new name.
                 Action::RenameTable { from, to } if self.gone(from, at) => {
@@ -631,6 +629,18 @@ impl RunTables {
                 self.push_index_action(a, at);
             }
         }
+    }
+
+    /// The database had table `t` before the run. MariaDB/MySQL: in any letter case, as a server
+    /// that folds table names (`lower_case_table_names` 1 or 2) reports `orders` for `Orders`;
+    /// with 0 that errs safe (a table taken for live is not exempt as new).
+    fn is_live(&self, engine: EngineKind, t: &QName) -> bool {
+        self.live.contains(&t.display())
+            || self.live.contains(&t.name)
+            || (engine.is_mysql_family() && {
+                let lower = t.name.to_lowercase();
+                self.live.iter().any(|l| l.to_lowercase() == lower)
+            })
     }
 
     /// PostgreSQL: what an action at position `at` does to the run's indexes. Any index made
