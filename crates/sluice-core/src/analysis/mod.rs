@@ -219,7 +219,10 @@ impl Ctx<'_> {
     }
 
     pub fn column_type(&self, t: &QName, column: &str) -> Option<&str> {
-        self.column_types.get(&t.name, column)
+        match self.target.engine {
+            EngineKind::Postgres => self.column_types.get(&t.name, column),
+            _ => self.column_types.get_any_case(&t.name, column),
+        }
     }
 
     pub fn is_postgres(&self) -> bool {
