@@ -3,7 +3,8 @@
 //! table a migration names `Orders`. On a private MariaDB started so, with mixed-case names: a
 //! table rename (expand → complete, expand → rollback), a DROP TABLE, a column rename and an
 //! online copy each run and rerun to the same end; a table privilege granted by name still
-//! refuses the table rename. Before the fix the table rename and the DROP TABLE took the table
+//! refuses the table rename; `plan` shows the size of `Orders`, quoted or not (information_schema
+//! names it `orders`), and `CREATE TABLE IF NOT EXISTS Orders` takes it for the live table. Before the fix the table rename and the DROP TABLE took the table
 //! for missing (exit 2) and the grant went unseen.
 
 mod common;
@@ -219,6 +220,64 @@ async fn mixed_case_names_run_and_rerun_where_the_server_folds_table_names() {
             .unwrap();
     assert_eq!(n, 2);
     assert_eq!(s.state().await.as_deref(), Some("applied"));
+
+    // Unquoted and quoted `Orders` alike: `plan` finds the table's size under the name
+    // information_schema reports (`orders`), and an unquoted rename runs in two phases.
+    for (db, sql) in [
+        (
+            "plan_unquoted",
+            "ALTER TABLE Orders MODIFY Qty varchar(30);",
+        ),
+        (
+            "plan_quoted",
+            "ALTER TABLE `Orders` MODIFY `Qty` varchar(30);",
+        ),
+    ] {
+        let s = Scenario::new(&server, &mut admin, db, sql).await;
+        let r = s.run(&["plan"]);
+        assert_eq!(r.code, 0, "{db}: {r:?}");
+        assert!(r.stdout.contains("table Orders: ~"), "{db}: {r:?}");
+    }
+    // `IF NOT EXISTS` of the live table (reported as `orders`) makes nothing new: the ALTER of
+    // the next migration still runs online, not as written as on a table the run created.
+    for (db, create, alter) in [
+        (
+            "exists_unquoted",
+            "CREATE TABLE IF NOT EXISTS Orders (id int PRIMARY KEY);",
+            "ALTER TABLE Orders MODIFY Qty varchar(30);",
+        ),
+        (
+            "exists_quoted",
+            "CREATE TABLE IF NOT EXISTS `Orders` (id int PRIMARY KEY);",
+            "ALTER TABLE `Orders` MODIFY `Qty` varchar(30);",
+        ),
+    ] {
+        let s = Scenario::new(&server, &mut admin, db, create).await;
+        std::fs::write(
+            s.dir.path().join("migrations/2_alter.sql"),
+            format!("-- sluice:up\n{alter}\n"),
+        )
+        .unwrap();
+        let r = s.twice(&["up"], db);
+        assert!(
+            r.all().contains("swapped with its online copy"),
+            "{db}: {r:?}"
+        );
+    }
+    let mut s = Scenario::new(
+        &server,
+        &mut admin,
+        "rename_unquoted",
+        "RENAME TABLE Orders TO PurchaseOrders;",
+    )
+    .await;
+    s.twice(&["up"], "unquoted rename: up");
+    assert_eq!(
+        s.tables().await,
+        pairs(&[("orders", "VIEW"), ("purchaseorders", "BASE TABLE")])
+    );
+    s.twice(&["complete"], "unquoted rename: complete");
+    assert_eq!(s.tables().await, pairs(&[("purchaseorders", "BASE TABLE")]));
 
     // A privilege granted on the table by name (stored as `orders`) still refuses the rename.
     let mut s = Scenario::new(

@@ -36,6 +36,31 @@ impl ColumnTypes {
         self.types.get(&key).map(|&t| &*self.names[t as usize])
     }
 
+    /// MariaDB/MySQL: as [`get`](Self::get), else the column in any letter case (column names
+    /// are case-insensitive), of the table as written or, failing that, of the one table named so
+    /// in another case (what a server with `lower_case_table_names` 1 or 2 reports).
+    pub fn get_any_case(&self, table: &str, column: &str) -> Option<&str> {
+        if let Some(t) = self.get(table, column) {
+            return Some(t);
+        }
+        let (table_l, column_l) = (table.to_lowercase(), column.to_lowercase());
+        let name = |id: u32| &*self.names[id as usize];
+        let find = |exact_table: bool| {
+            let mut hits = self.types.iter().filter(|((t, c), _)| {
+                (if exact_table {
+                    name(*t) == table
+                } else {
+                    name(*t).to_lowercase() == table_l
+                }) && name(*c).to_lowercase() == column_l
+            });
+            match (hits.next(), hits.next()) {
+                (Some((_, ty)), None) => Some(name(*ty)),
+                _ => None,
+            }
+        };
+        find(true).or_else(|| find(false))
+    }
+
     pub fn insert(&mut self, table: &str, column: &str, data_type: &str) {
         let key = (self.intern(table), self.intern(column));
         let t = self.intern(data_type);

@@ -362,8 +362,31 @@ pub fn fold_ident(engine: EngineKind, ident: &ast::Ident) -> String {
         (Some(_), _) => ident.value.clone(),
         // PostgreSQL folds only ASCII letters of an unquoted name (UTF-8): `ÄB` is `Äb`.
         (None, EngineKind::Postgres) => ident.value.to_ascii_lowercase(),
-        // MySQL compares table names case-insensitively on most setups; lower case is the safe key.
-        (None, _) => ident.value.to_lowercase(),
+        // MariaDB/MySQL fold nothing: on the Linux default (`lower_case_table_names=0`) a table
+        // is stored and found under its name as written, `Orders` is not `orders`; column and
+        // index names keep their case too and are compared case-insensitively where compared
+        // (`same_column`); a server that folds table names is handled where names are looked up.
+        (None, _) => ident.value.clone(),
+    }
+}
+
+/// Whether two table (database, view, trigger) names, each as [`fold_ident`] gives it, name the
+/// same object: on MariaDB/MySQL exactly with `lower_case_table_names=0` (`folds` false), else
+/// case-insensitively (`folds`: the server's setting is 1 or 2); PostgreSQL exactly.
+pub fn same_table(engine: EngineKind, folds: bool, a: &str, b: &str) -> bool {
+    match engine {
+        EngineKind::Postgres => a == b,
+        _ if folds => a.to_lowercase() == b.to_lowercase(),
+        _ => a == b,
+    }
+}
+
+/// Whether two column (or index) names, each as [`fold_ident`] gives it, name the same column:
+/// PostgreSQL compares the folded names exactly, MariaDB/MySQL case-insensitively, always.
+pub fn same_column(engine: EngineKind, a: &str, b: &str) -> bool {
+    match engine {
+        EngineKind::Postgres => a == b,
+        _ => a.to_lowercase() == b.to_lowercase(),
     }
 }
 
@@ -1179,8 +1202,9 @@ fn constraint_spec(engine: EngineKind, tc: &TableConstraint, not_valid: bool) ->
     let index_cols = |v: &[ast::IndexColumn]| {
         v.iter()
             .map(|c| match (&c.column.expr, engine) {
-                // A column's name as the server stores it (`"Wert"` is `Wert`, not `"wert"`).
-                (ast::Expr::Identifier(i), EngineKind::Postgres) => fold_ident(engine, i),
+                // A column's name as the server stores it (`"Wert"` is `Wert`, not `"wert"`;
+                // MariaDB/MySQL: as written, like every other column name of the IR).
+                (ast::Expr::Identifier(i), _) => fold_ident(engine, i),
                 (e, _) => e.to_string().to_lowercase(),
             })
             .collect::<Vec<_>>()
@@ -1454,6 +1478,82 @@ mod respell_tests {
                 matches!(&quoted[..], [Action::DropColumn { column, .. }] if column.eq_ignore_ascii_case("key")),
                 "{engine:?}: {quoted:?}"
             );
+        }
+    }
+}
+
+#[cfg(test)]
+mod fold_tests {
+    use super::*;
+    use EngineKind::{MariaDb, MySql, Postgres};
+
+    fn ident(quote: Option<char>, v: &str) -> ast::Ident {
+        match quote {
+            Some(q) => ast::Ident::with_quote(q, v),
+            None => ast::Ident::new(v),
+        }
+    }
+
+    #[test]
+    fn unquoted_names_fold_as_each_engine_stores_them() {
+        // (engine, quote, as written, name the server stores)
+        let cases = [
+            (Postgres, None, "Orders", "orders"),
+            (Postgres, None, "ÄB", "Äb"),
+            (Postgres, Some('"'), "Orders", "Orders"),
+            (MariaDb, None, "Orders", "Orders"),
+            (MariaDb, Some('`'), "Orders", "Orders"),
+            (MySql, None, "PurchaseOrders", "PurchaseOrders"),
+            (MySql, Some('`'), "orders", "orders"),
+            (MariaDb, None, "ÄB", "ÄB"),
+        ];
+        for (engine, q, written, stored) in cases {
+            assert_eq!(
+                fold_ident(engine, &ident(q, written)),
+                stored,
+                "{engine:?} {q:?} {written}"
+            );
+        }
+        let n = ObjectName::from(vec![ident(None, "Shop"), ident(None, "Orders")]);
+        assert_eq!(
+            qname(MariaDb, &n),
+            QName {
+                schema: Some("Shop".into()),
+                name: "Orders".into()
+            }
+        );
+        assert_eq!(qname(Postgres, &n).display(), "shop.orders");
+    }
+
+    #[test]
+    fn table_names_compare_as_lower_case_table_names_says_columns_never_by_case() {
+        // (engine, server folds table names (lower_case_table_names <> 0), a, b, same table)
+        let tables = [
+            (MariaDb, false, "Orders", "Orders", true),
+            (MariaDb, false, "Orders", "orders", false),
+            (MySql, false, "Orders", "ORDERS", false),
+            (MariaDb, true, "Orders", "orders", true),
+            (MySql, true, "Orders", "ORDERS", true),
+            (MariaDb, true, "Orders", "Order", false),
+            (Postgres, false, "Orders", "orders", false),
+            (Postgres, true, "Orders", "orders", false),
+        ];
+        for (engine, folds, a, b, same) in tables {
+            assert_eq!(
+                same_table(engine, folds, a, b),
+                same,
+                "{engine:?} {folds} {a} {b}"
+            );
+        }
+        let columns = [
+            (MariaDb, "Note", "note", true),
+            (MySql, "NOTE", "Note", true),
+            (MariaDb, "Note", "Notes", false),
+            (Postgres, "Note", "note", false),
+            (Postgres, "note", "note", true),
+        ];
+        for (engine, a, b, same) in columns {
+            assert_eq!(same_column(engine, a, b), same, "{engine:?} {a} {b}");
         }
     }
 }

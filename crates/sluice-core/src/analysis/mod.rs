@@ -162,6 +162,26 @@ pub(crate) struct PartMemo {
     pub(crate) first_unprotected: [std::cell::OnceCell<Option<(usize, Locked)>>; 2],
 }
 
+/// The size of MariaDB/MySQL table `name` under a name that differs only in letter case: a
+/// server that folds table names (`lower_case_table_names` 1 or 2) reports `orders` for `Orders`
+/// as written. With 0 a name in another case is another table, which the statement would not find
+/// anyway: taking that one's size errs on the safe side. None on PostgreSQL, or when several match.
+pub fn stats_in_any_case<'a>(
+    engine: EngineKind,
+    stats: &'a HashMap<String, TableStats>,
+    name: &str,
+) -> Option<&'a TableStats> {
+    if !engine.is_mysql_family() {
+        return None;
+    }
+    let lower = name.to_lowercase();
+    let mut hits = stats.iter().filter(|(k, _)| k.to_lowercase() == lower);
+    match (hits.next(), hits.next()) {
+        (Some((_, s)), None) => Some(s),
+        _ => None,
+    }
+}
+
 impl Ctx<'_> {
     /// True when the table was created earlier in this migration: it is empty and unseen by traffic.
     pub fn is_new_table(&self, t: &QName) -> bool {
@@ -177,7 +197,7 @@ impl Ctx<'_> {
     pub fn is_new_column(&self, t: &QName, column: &str) -> bool {
         self.added_columns
             .iter()
-            .any(|(ct, c)| ct.matches(t) && c == column)
+            .any(|(ct, c)| ct.matches(t) && ir::same_column(self.target.engine, c, column))
     }
 
     pub fn table_stats(&self, t: &QName) -> Option<TableStats> {
@@ -185,6 +205,7 @@ impl Ctx<'_> {
         stats
             .get(&t.display())
             .or_else(|| stats.get(&t.name))
+            .or_else(|| stats_in_any_case(self.target.engine, stats, &t.name))
             .copied()
     }
 
@@ -198,7 +219,10 @@ impl Ctx<'_> {
     }
 
     pub fn column_type(&self, t: &QName, column: &str) -> Option<&str> {
-        self.column_types.get(&t.name, column)
+        match self.target.engine {
+            EngineKind::Postgres => self.column_types.get(&t.name, column),
+            _ => self.column_types.get_any_case(&t.name, column),
+        }
     }
 
     pub fn is_postgres(&self) -> bool {
@@ -578,9 +602,7 @@ impl RunTables {
                 // `IF NOT EXISTS` on a table the database had before the run (and the run did not
                 // drop) leaves that live table as it is.
                 Action::CreateTable { table, .. }
-                    if (self.live.contains(&table.display())
-                        || self.live.contains(&table.name))
-                        && !self.dropped_live(table) => {}
+                    if self.is_live(engine, table) && !self.dropped_live(table) => {}
                 Action::CreateTable { table, .. } => self.tables.push((table.clone(), at, None)),
                 // A table of the run renamed is the same new table under its new name.
                 Action::RenameTable { from, to } if self.gone(from, at) => {
@@ -610,6 +632,18 @@ impl RunTables {
                 self.push_index_action(a, at);
             }
         }
+    }
+
+    /// The database had table `t` before the run. MariaDB/MySQL: in any letter case, as a server
+    /// that folds table names (`lower_case_table_names` 1 or 2) reports `orders` for `Orders`;
+    /// with 0 that errs safe (a table taken for live is not exempt as new).
+    fn is_live(&self, engine: EngineKind, t: &QName) -> bool {
+        self.live.contains(&t.display())
+            || self.live.contains(&t.name)
+            || (engine.is_mysql_family() && {
+                let lower = t.name.to_lowercase();
+                self.live.iter().any(|l| l.to_lowercase() == lower)
+            })
     }
 
     /// PostgreSQL: what an action at position `at` does to the run's indexes. Any index made

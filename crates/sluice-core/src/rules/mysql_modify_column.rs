@@ -256,6 +256,8 @@ fn varchar_verdict(target: crate::target::Target, old: u64, new: u64) -> Verdict
 
 /// The nullability of the column known from an earlier statement of the same part.
 fn known_not_null(ctx: &Ctx, before: usize, table: &QName, column: &str) -> Option<bool> {
+    // Column names as written: the same column in any letter case.
+    let same = |c: &str| crate::analysis::ir::same_column(ctx.target.engine, c, column);
     for s in ctx.statements[..before].iter().rev() {
         for a in s.actions().iter().rev() {
             match a {
@@ -265,10 +267,9 @@ fn known_not_null(ctx: &Ctx, before: usize, table: &QName, column: &str) -> Opti
                     constraints,
                     ..
                 } if t.matches(table) => {
-                    let c = columns.iter().find(|c| c.name == column)?;
+                    let c = columns.iter().find(|c| same(&c.name))?;
                     let pk = constraints.iter().any(|k| {
-                        k.kind == ConstraintKind::PrimaryKey
-                            && k.columns.iter().any(|x| x == column)
+                        k.kind == ConstraintKind::PrimaryKey && k.columns.iter().any(|x| same(x))
                     });
                     return Some(c.not_null || pk);
                 }
@@ -276,13 +277,13 @@ fn known_not_null(ctx: &Ctx, before: usize, table: &QName, column: &str) -> Opti
                     table: t,
                     column: c,
                     ..
-                } if t.matches(table) && c.name == column => return Some(c.not_null),
+                } if t.matches(table) && same(&c.name) => return Some(c.not_null),
                 Action::AlterColumnType {
                     table: t,
                     column: c,
                     spec: Some(spec),
                     ..
-                } if t.matches(table) && (c == column || spec.name == column) => {
+                } if t.matches(table) && (same(c) || same(&spec.name)) => {
                     return Some(spec.not_null)
                 }
                 _ => {}

@@ -35,7 +35,7 @@ pub(super) struct ColumnSite<'a> {
     pub added: bool,
 }
 
-pub(super) fn column_sites(st: &Stmt) -> Vec<ColumnSite<'_>> {
+pub(super) fn column_sites(st: &Stmt, engine: crate::target::EngineKind) -> Vec<ColumnSite<'_>> {
     let mut out = Vec::new();
     for a in st.actions() {
         match a {
@@ -47,9 +47,12 @@ pub(super) fn column_sites(st: &Stmt) -> Vec<ColumnSite<'_>> {
             } => {
                 for c in columns {
                     let in_constraint = |kind: ConstraintKind| {
-                        constraints
-                            .iter()
-                            .any(|k| k.kind == kind && k.columns.contains(&c.name))
+                        constraints.iter().any(|k| {
+                            k.kind == kind
+                                && k.columns
+                                    .iter()
+                                    .any(|k| crate::analysis::ir::same_column(engine, k, &c.name))
+                        })
                     };
                     out.push(ColumnSite {
                         table,
@@ -75,14 +78,18 @@ pub(super) fn column_sites(st: &Stmt) -> Vec<ColumnSite<'_>> {
 }
 
 fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
-    for site in column_sites(st) {
+    for site in column_sites(st, ctx.target.engine) {
         let c = site.column;
         let ty = parse_type(&c.data_type);
         if !ty.is_small_int() {
             continue;
         }
-        let id_like =
-            site.primary_key || site.foreign_key || c.name == "id" || c.name.ends_with("_id");
+        // MariaDB/MySQL names are as written (`Id`, `Customer_ID`); PostgreSQL's already folded.
+        let name = match ctx.target.engine {
+            crate::target::EngineKind::Postgres => c.name.clone(),
+            _ => c.name.to_lowercase(),
+        };
+        let id_like = site.primary_key || site.foreign_key || name == "id" || name.ends_with("_id");
         if !id_like {
             continue;
         }

@@ -29,7 +29,7 @@ fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
     if !ctx.target.at_least(10, 0) {
         return;
     }
-    for site in column_sites(st) {
+    for site in column_sites(st, ctx.target.engine) {
         let c = site.column;
         if !c.serial {
             continue;

@@ -21,8 +21,8 @@ pub const RULE: Rule = Rule {
     check,
 };
 
-fn check(st: &Stmt, _ctx: &Ctx, out: &mut Vec<Hit>) {
-    for site in column_sites(st) {
+fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
+    for site in column_sites(st, ctx.target.engine) {
         let c = site.column;
         let ty = parse_type(&c.data_type);
         if ty.base != "timestamp" {

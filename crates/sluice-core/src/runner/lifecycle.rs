@@ -237,12 +237,7 @@ fn columns_of_the_run(
 }
 
 /// Column names as the engine compares them (MariaDB/MySQL: case-insensitively).
-fn same_column(engine: EngineKind, a: &str, b: &str) -> bool {
-    match engine {
-        EngineKind::Postgres => a == b,
-        _ => a.eq_ignore_ascii_case(b),
-    }
-}
+use crate::analysis::ir::same_column;
 
 /// An `up` run: the migration files and the history as the run found it.
 #[derive(Clone, Copy)]
@@ -778,13 +773,7 @@ async fn mysql_rename_table_facts(
     });
     // Names as the server compares them.
     let fold = table_names_fold(engine).await?;
-    let same = |a: &str, b: &str| {
-        if fold {
-            a.to_lowercase() == b.to_lowercase()
-        } else {
-            a == b
-        }
-    };
+    let same = |a: &str, b: &str| crate::analysis::ir::same_table(target.engine, fold, a, b);
     for r in engine
         .query_text(&tables_sql(schema, &f.from, &f.to))
         .await?

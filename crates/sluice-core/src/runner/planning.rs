@@ -302,7 +302,9 @@ pub async fn plan(
             for a in &sp.actions {
                 if let Some(t) = &a.table {
                     let short = t.rsplit('.').next().unwrap_or(t);
-                    if let Some(s) = stats.get(t).or_else(|| stats.get(short)) {
+                    if let Some(s) = stats.get(t).or_else(|| stats.get(short)).or_else(|| {
+                        crate::analysis::stats_in_any_case(target.engine, &stats, short)
+                    }) {
                         report.tables.insert(t.clone(), *s);
                     }
                 }
