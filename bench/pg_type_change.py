@@ -213,7 +213,7 @@ def main():
     for r in ss:
         # Each step that blocks every query says how long it held its lock (the attempt that
         # succeeded); the swaps are the "swap step's duration".
-        held = [re.search(r"(?:(referencing column \S+): )?(.*): held ACCESS EXCLUSIVE for ([0-9.]+) ms", l)
+        held = [re.match(r"(?:sluice: )?(?:(referencing column \S+): )?(.*): held ACCESS EXCLUSIVE for ([0-9.]+) ms", l)
                 for _, l in r["lines"]]
         held = [(m.group(1) or "parent", m.group(2), float(m.group(3))) for m in held if m]
         swaps = [f"{who} {ms:.1f} ms" for who, what, ms in held if what.startswith("swap")]

@@ -33,6 +33,7 @@ use sluice_core::engine::{OnlineOptions, OnlineReport};
 use sluice_core::error::{Error, Result};
 use sluice_core::runner::small_table_note;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub const CREATE_STATE: &str = "CREATE TABLE IF NOT EXISTS `sluice_online` (\
@@ -1749,8 +1750,11 @@ async fn copy_path(
         // The verifier checks each committed chunk on its own session while the copy goes on;
         // what an earlier, killed run copied is checked first.
         let (ranges, rx) = tokio::sync::mpsc::unbounded_channel();
-        let vjob = job.sibling(copy_session(e).await?);
-        let verifier = tokio::spawn(copy::verifier(vjob, rx));
+        let queue: copy::Queue = Arc::new(tokio::sync::Mutex::new(rx));
+        let helping = Arc::new(AtomicBool::new(false));
+        let mut vjob = job.sibling(copy_session(e).await?);
+        vjob.keep_all = Some(helping.clone());
+        let verifier = tokio::spawn(copy::verifier(vjob, queue.clone()));
         if done {
             let _ = ranges.send((None, None));
         } else if last.is_some() {
@@ -1769,6 +1773,15 @@ async fn copy_path(
             job.copy(last, opts, say, &ranges, discovered).await
         };
         drop(ranges);
+        // The copy's session then checks queued ranges too (see `copy::verify_queue`); set
+        // before it takes one, so the verifier keeps every key it applies from then on.
+        let helped = match copied {
+            Ok(()) => {
+                helping.store(true, Ordering::SeqCst);
+                copy::verify_queue(&mut job, &queue).await
+            }
+            Err(err) => Err(err),
+        };
         let verified = match verifier.await {
             Ok(r) => r,
             Err(err) => Err(Error::database(
@@ -1776,12 +1789,12 @@ async fn copy_path(
                 err.to_string(),
             )),
         };
-        let chunks = match (copied, verified) {
+        let chunks = match (helped, verified) {
             (_, Err(err)) | (Err(err), _) => return Err(abandon(e, &names, &t, err).await),
-            (Ok(()), Ok((mut vjob, chunks))) => {
+            (Ok(mine), Ok((mut vjob, chunks))) => {
                 job.absorb(&mut vjob);
                 let _ = vjob.conn.disconnect().await;
-                chunks
+                mine + chunks
             }
         };
         say(&format!(
