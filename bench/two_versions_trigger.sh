@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 14: write throughput of a table while a rename is expanded (two-way sync trigger) vs the
 # same table without it, in the same run: pgbench, alternating rounds, same database.
-#   bench/two_versions_trigger.sh [ROWS] [SECONDS] [CLIENTS]
+#   [ROUNDS=4] bench/two_versions_trigger.sh [ROWS] [SECONDS] [CLIENTS]
 # Needs the local PostgreSQL (postgres@127.0.0.1:5432), pgbench and a built sluice
 # (target/release/sluice, else target/debug/sluice).
 set -euo pipefail
@@ -45,9 +45,19 @@ run() { # label
 }
 "$SLUICE" up --database-url "$URL" --to 1 -q
 echo "rows=$ROWS seconds=$SECS clients=$CLIENTS (each transaction: one UPDATE and one INSERT through the old name)"
-for round in 1 2; do
-  run "round $round: no trigger"
-  "$SLUICE" up --database-url "$URL" -q
-  run "round $round: expanded"
-  "$SLUICE" rollback --database-url "$URL" -q
+# The order alternates (plain first in odd rounds, expanded first in even ones): every run grows the
+# table, so the later run of a round always meets a bigger one.
+ROUNDS=${ROUNDS:-4}
+for round in $(seq 1 "$ROUNDS"); do
+  if [ $((round % 2)) -eq 1 ]; then
+    run "round $round: no trigger"
+    "$SLUICE" up --database-url "$URL" -q
+    run "round $round: expanded"
+    "$SLUICE" rollback --database-url "$URL" -q
+  else
+    "$SLUICE" up --database-url "$URL" -q
+    run "round $round: expanded"
+    "$SLUICE" rollback --database-url "$URL" -q
+    run "round $round: no trigger"
+  fi
 done
