@@ -63,6 +63,15 @@ pub fn pause_point(point: &str) {
     let _ = std::fs::remove_file(&paused);
 }
 
+/// [`pause_point`] from async code: held on a blocking thread, so the runtime's other tasks (a
+/// copy beside the paused apply, a log apply beside a paused index build) go on meanwhile. Costs
+/// one environment lookup when no pause is asked for.
+pub async fn pause_point_async(point: &'static str) {
+    if std::env::var_os("SLUICE_PAUSE_AT").is_some() {
+        let _ = tokio::task::spawn_blocking(move || pause_point(point)).await;
+    }
+}
+
 /// Test hook: `SLUICE_CRASH_AT=<point>` ends the process the first time it reaches that point
 /// (`<point>@<n>`: the n-th time) the way kill -9 does (no cleanup, connections just drop), so
 /// tests can show that a rerun converges from exactly there. The points are named where they are

@@ -533,34 +533,27 @@ async fn a_logged_key_the_copy_inserts_during_the_logs_apply_is_applied_again() 
         .await
         .unwrap();
     expected(&mut c).await;
-    let dir = tempfile::tempdir().unwrap();
-    let go = dir.path().join("go");
-    let child = p
-        .command(&["up", "--chunk-ms", "1"])
-        .env("SLUICE_PAUSE_AT", "online-apply-deleted")
-        .env("SLUICE_PAUSE_FILE", &go)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let paused = dir.path().join("go.paused");
-    eventually(60, "the apply to pause after its delete", || {
-        let paused = paused.clone();
-        async move { paused.exists() }
-    })
+    let r = common::paused_at(
+        &p,
+        &["up", "--chunk-ms", "1"],
+        "online-apply-deleted",
+        None,
+        || async {
+            assert_eq!(
+                count_at(&url, "SELECT COUNT(*) FROM _acc_new WHERE id = 20000").await,
+                0,
+                "the apply deleted the key before the copy reached it"
+            );
+            eventually(60, "the copy to insert the key", || {
+                let url = url.clone();
+                async move {
+                    count_at(&url, "SELECT COUNT(*) FROM _acc_new WHERE id = 20000").await == 1
+                }
+            })
+            .await;
+        },
+    )
     .await;
-    assert_eq!(
-        count(&mut c, "SELECT COUNT(*) FROM _acc_new WHERE id = 20000").await,
-        0,
-        "the apply deleted the key before the copy reached it"
-    );
-    eventually(60, "the copy to insert the key", || {
-        let url = url.clone();
-        async move { count_at(&url, "SELECT COUNT(*) FROM _acc_new WHERE id = 20000").await == 1 }
-    })
-    .await;
-    std::fs::write(&go, "").unwrap();
-    let r = wait_bounded(child, 120, "up");
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stderr.contains("swapped"), "{r:?}");
     assert_eq!(
@@ -583,46 +576,35 @@ async fn changes_logged_during_the_index_build_are_applied_during_it() {
     let mut c = p.db.my().await;
     c.query_drop(ACC).await.unwrap();
     p.write("1_widen.sql", WIDEN);
-    let dir = tempfile::tempdir().unwrap();
-    let go = dir.path().join("go");
-    let child = p
-        .command(&["up", "--chunk-ms", "1"])
-        .env("SLUICE_PAUSE_AT", "online-index-build")
-        .env("SLUICE_PAUSE_FILE", &go)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let paused = dir.path().join("go.paused");
-    eventually(120, "the index build to pause", || {
-        let paused = paused.clone();
-        async move { paused.exists() }
-    })
-    .await;
-    assert_eq!(
-        count(&mut c, "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '_acc_new' AND INDEX_NAME = 'note'").await,
-        0,
-        "paused before the deferred index is built"
-    );
-    c.query_drop(CHANGES).await.unwrap();
-    assert!(count(&mut c, "SELECT COUNT(*) FROM _acc_chg").await > 0);
     let url = p.db.url.clone();
-    eventually(
-        30,
-        "the changes to be applied while the build waits",
-        || {
-            let url = url.clone();
-            async move {
-                count_at(&url, "SELECT COUNT(*) FROM _acc_chg").await == 0
-                    && count_at(&url, "SELECT COUNT(*) FROM _acc_new WHERE note = 'late'").await
-                        == 50
-            }
+    let r = common::paused_at(
+        &p,
+        &["up", "--chunk-ms", "1"],
+        "online-index-build",
+        None,
+        || async {
+            let mut c = p.db.my().await;
+            assert_eq!(
+                count(&mut c, "SELECT COUNT(*) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = '_acc_new' AND INDEX_NAME = 'note'").await,
+                0,
+                "paused before the deferred index is built"
+            );
+            c.query_drop(CHANGES).await.unwrap();
+            assert!(count(&mut c, "SELECT COUNT(*) FROM _acc_chg").await > 0);
+            eventually(30, "the changes to be applied while the build waits", || {
+                let url = url.clone();
+                async move {
+                    count_at(&url, "SELECT COUNT(*) FROM _acc_chg").await == 0
+                        && count_at(&url, "SELECT COUNT(*) FROM _acc_new WHERE note = 'late'")
+                            .await
+                            == 50
+                }
+            })
+            .await;
+            expected(&mut c).await;
         },
     )
     .await;
-    expected(&mut c).await;
-    std::fs::write(&go, "").unwrap();
-    let r = wait_bounded(child, 120, "up");
     assert_eq!(r.code, 0, "{r:?}");
     assert!(r.stderr.contains("swapped"), "{r:?}");
     assert_eq!(

@@ -1168,12 +1168,8 @@ impl Job {
             .await?;
         self.delete_shadow(&doomed).await?;
         // Test hook: the shadow rows of the logged keys are deleted, the batch's insert not run.
-        // Held off the runtime's threads, so the copy goes on meanwhile.
-        if std::env::var_os("SLUICE_PAUSE_AT").is_some() {
-            let _ =
-                tokio::task::spawn_blocking(|| sluice_core::pause_point("online-apply-deleted"))
-                    .await;
-        }
+        // The copy goes on meanwhile.
+        sluice_core::pause_point_async("online-apply-deleted").await;
         let put = format!(
             "INSERT INTO {} ({}) SELECT {} FROM {stage}",
             ident(&self.names.shadow),

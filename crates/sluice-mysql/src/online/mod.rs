@@ -1564,13 +1564,8 @@ async fn build_deferred(
         let task = format!("index build of `{}`", job.names.shadow);
         let built = AtomicBool::new(false);
         let build = async {
-            // Test hook: the build about to start. Held off the runtime's threads, so the log is
-            // applied meanwhile.
-            if std::env::var_os("SLUICE_PAUSE_AT").is_some() {
-                let _ =
-                    tokio::task::spawn_blocking(|| sluice_core::pause_point("online-index-build"))
-                        .await;
-            }
+            // Test hook: the build about to start, the log applied meanwhile.
+            sluice_core::pause_point_async("online-index-build").await;
             let r = tokio::select! {
                 r = defer::add_missing(&mut job.conn, &job.names.shadow, &deferred) => r,
                 never = crate::alter_progress::watch(conn_opts, id, task, opts.progress.as_ref(), say) => match never {},
