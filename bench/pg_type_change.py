@@ -213,12 +213,16 @@ def main():
     for r in ss:
         # Each step that blocks every query says how long it held its lock (the attempt that
         # succeeded); the swaps are the "swap step's duration".
-        held = [re.match(r"(?:sluice: )?(?:(referencing column \S+): )?(.*): held ACCESS EXCLUSIVE for ([0-9.]+) ms", l)
+        held = [re.match(r"(?:sluice: )?(?:(referencing column \S+): )?(.*): held ACCESS EXCLUSIVE for ([0-9.]+) ms"
+                         r"(?:, after waiting ([0-9.]+) ms for the locks)?", l)
                 for _, l in r["lines"]]
-        held = [(m.group(1) or "parent", m.group(2), float(m.group(3))) for m in held if m]
-        swaps = [f"{who} {ms:.1f} ms" for who, what, ms in held if what.startswith("swap")]
+        held = [(m.group(1) or "parent", m.group(2), float(m.group(3)), float(m.group(4) or 0))
+                for m in held if m]
+        # The wait counts too: queries queue behind a waiting lock request as behind a granted one.
+        swaps = [f"{who} {ms:.1f} ms (+{wait:.1f} ms waiting)" for who, what, ms, wait in held
+                 if what.startswith("swap")]
         print(f"sluice round {r['round'] + 1}: swap held ACCESS EXCLUSIVE: {', '.join(swaps) or '?'}; "
-              f"longest hold of any step {max((ms for _, _, ms in held), default=0):.1f} ms")
+              f"longest hold of any step {max((ms for _, _, ms, _ in held), default=0):.1f} ms")
     for r in ss:
         print(f"\nsluice round {r['round'] + 1}, where the seconds went (progress lines, s from start):")
         for t, l in r["lines"]:

@@ -252,8 +252,9 @@ fn redact_url(url: &Url) -> String {
         u.query_pairs_mut().clear().extend_pairs(pairs);
     }
     u.set_fragment(None);
-    let text = u.as_str();
-    crate::redact::url_userinfo(text)
+    // A password parameter can also stand outside the query (`/db;password=…`, typed with the
+    // wrong separator): the path is not parsed for it, so the text rule hides it to the end.
+    crate::redact::url_userinfo(&crate::redact::url_params(u.as_str()))
 }
 
 #[cfg(test)]
@@ -317,6 +318,9 @@ mod tests {
         "postgres://{u}@{h}:badport/db?password={p}",
         "postgres://{u}@{h}/db?password={p}&sslmode=disable",
         "postgres://{u}@{h}/db?sslpassword={p}",
+        "postgres://{u}@{h}/db;password={p}",
+        "mysql://{u}@{h}/db&pass={p}",
+        "postgres://{u}@{h}/db/password={p}?sslmode=require",
         "mysql://{u}@{h}/db?pass={p}",
         "mysql://{u}@{h}:x/db?pass={p}",
         "mysql://{u}:{p}@{h}",

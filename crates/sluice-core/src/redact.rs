@@ -166,7 +166,8 @@ fn keywords(text: &str, whole_url: bool) -> String {
         }
         out.push_str("=***");
         // A URL parameter in free text: its value may hold spaces typed by mistake; the line ends it.
-        let in_query = i > 0 && matches!(chars[i - 1], '?' | '&');
+        // (`;` and `/` too: a parameter typed with the wrong separator, `/db;password=…`.)
+        let in_query = i > 0 && matches!(chars[i - 1], '?' | '&' | ';' | '/');
         i = match chars.get(k) {
             Some(&q @ ('\'' | '"')) => {
                 let mut m = k + 1;

@@ -192,6 +192,8 @@ fn passwords_never_show_in_any_message() {
         b"postgresql://u:{p}@[::1]:5\x00432/db?sslmode=require&sslrootcert=/x",
         b"postgres://u:{p}@h/db\0/x?password=:y&port=z",
         b"mysql:9//u:{p}@h/db?ssl-mode://u@h:badhost=/@db?pass=x",
+        // A password parameter in the path (`;` for `?`) behind a malformed user name.
+        b"postgres://u@\xef\xbf\xbd:ba@d/db;password={p}",
     ];
     let dict: &[&[u8]] = &[
         b":",

@@ -116,7 +116,7 @@ fn statements(pg: &PrivatePg, db: &str, from: usize) -> Vec<String> {
             }
         }
     }
-    entries
+    let sent: Vec<String> = entries
         .iter()
         .filter_map(|e| {
             let e = e.strip_prefix("LOG:  ")?;
@@ -126,7 +126,19 @@ fn statements(pg: &PrivatePg, db: &str, from: usize) -> Vec<String> {
             let s = e.strip_prefix("execute ")?;
             Some(s.split_once(": ")?.1.to_string())
         })
-        .collect()
+        .collect();
+    // A swap sends its leading `LOCK TABLE` statements apart from the rest (to time the wait for
+    // them): one step, as planned.
+    let mut out: Vec<String> = Vec::new();
+    for s in sent {
+        match out.last_mut() {
+            Some(last) if last.trim_end().ends_with("IN ACCESS EXCLUSIVE MODE;") => {
+                last.push_str(&s)
+            }
+            _ => out.push(s),
+        }
+    }
+    out
 }
 
 async fn pg_client(url: &str) -> tokio_postgres::Client {
@@ -165,6 +177,7 @@ fn pg_change(s: &str) -> bool {
             | "COMMENT"
             | "TRUNCATE"
             | "ANALYZE"
+            | "LOCK"
     ) || s.starts_with("WITH upd AS (UPDATE ")
         // A step that holds one table while it waits for another (a foreign key copy's ADD, a
         // swap that locks the referencing tables) first shortens its own lock wait.
@@ -439,14 +452,14 @@ fn pg_corpus() -> Vec<Row> {
             &[
                 "ALTER TABLE \"public\".\"t\" ADD COLUMN IF NOT EXISTS \"id_sluice_new\" INT",
                 "CREATE OR REPLACE FUNCTION \"public\".\"t_id_sluice_sync\"() RETURNS trigger LANGUAGE plpgsql SET \"TimeZone\" FROM CURRENT SET \"DateStyle\" FROM CURRENT SET \"IntervalStyle\" FROM CURRENT SET extra_float_digits FROM CURRENT SET search_path FROM CURRENT AS 'BEGIN NEW.\"id_sluice_new\" := NEW.\"id\"; RETURN NEW; END'; CREATE TRIGGER \"zz_t_id_sluice_sync\" BEFORE INSERT OR UPDATE ON \"public\".\"t\" FOR EACH ROW EXECUTE FUNCTION \"public\".\"t_id_sluice_sync\"()",
-                "backfill in batches: UPDATE \"public\".\"t\" SET \"id_sluice_new\" = \"id\" WHERE \"id_sluice_new\" IS NULL",
+                "backfill in batches: UPDATE \"public\".\"t\" SET \"id_sluice_new\" = \"id\" WHERE \"id_sluice_new\" IS NULL AND \"id\" IS NOT NULL",
                 "CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS \"t_pkey_sluice_new\" ON \"public\".\"t\" USING btree (\"id_sluice_new\")",
                 "ANALYZE \"public\".\"t\" (\"id_sluice_new\")",
                 "ALTER TABLE \"public\".\"t\" ADD CONSTRAINT \"t_id_sluice_new_not_null\" CHECK (\"id_sluice_new\" IS NOT NULL) NOT VALID",
                 "ALTER TABLE \"public\".\"t\" VALIDATE CONSTRAINT \"t_id_sluice_new_not_null\"",
                 // The migration is this statement alone: the swap keeps the old column (stripped
                 // of its key and NOT NULL) with a reverse trigger until `sluice complete`.
-                "DROP TRIGGER \"zz_t_id_sluice_sync\" ON \"public\".\"t\"; ALTER TABLE \"public\".\"t\" ALTER COLUMN \"id_sluice_new\" SET NOT NULL; ALTER TABLE \"public\".\"t\" DROP CONSTRAINT \"t_pkey\"; ALTER TABLE \"public\".\"t\" ALTER COLUMN \"id\" DROP NOT NULL; ALTER TABLE \"public\".\"t\" RENAME COLUMN \"id\" TO \"id_sluice_old\"; ALTER TABLE \"public\".\"t\" RENAME COLUMN \"id_sluice_new\" TO \"id\"; ALTER TABLE \"public\".\"t\" ADD CONSTRAINT \"t_pkey\" PRIMARY KEY USING INDEX \"t_pkey_sluice_new\"; ALTER TABLE \"public\".\"t\" DROP CONSTRAINT \"t_id_sluice_new_not_null\"; DROP FUNCTION \"public\".\"t_id_sluice_sync\"(); CREATE OR REPLACE FUNCTION \"public\".\"t_id_sluice_back\"() RETURNS trigger LANGUAGE plpgsql SET \"TimeZone\" FROM CURRENT SET \"DateStyle\" FROM CURRENT SET \"IntervalStyle\" FROM CURRENT SET extra_float_digits FROM CURRENT SET search_path FROM CURRENT AS 'BEGIN BEGIN NEW.\"id_sluice_old\" := NEW.\"id\"; EXCEPTION WHEN data_exception THEN NEW.\"id_sluice_old\" := NULL; END; RETURN NEW; END'; CREATE TRIGGER \"zz_t_id_sluice_back\" BEFORE INSERT OR UPDATE ON \"public\".\"t\" FOR EACH ROW EXECUTE FUNCTION \"public\".\"t_id_sluice_back\"()",
+                "LOCK TABLE \"public\".\"t\" IN ACCESS EXCLUSIVE MODE; DROP TRIGGER \"zz_t_id_sluice_sync\" ON \"public\".\"t\"; ALTER TABLE \"public\".\"t\" ALTER COLUMN \"id_sluice_new\" SET NOT NULL; ALTER TABLE \"public\".\"t\" DROP CONSTRAINT \"t_pkey\"; ALTER TABLE \"public\".\"t\" ALTER COLUMN \"id\" DROP NOT NULL; ALTER TABLE \"public\".\"t\" RENAME COLUMN \"id\" TO \"id_sluice_old\"; ALTER TABLE \"public\".\"t\" RENAME COLUMN \"id_sluice_new\" TO \"id\"; ALTER TABLE \"public\".\"t\" ADD CONSTRAINT \"t_pkey\" PRIMARY KEY USING INDEX \"t_pkey_sluice_new\"; ALTER TABLE \"public\".\"t\" DROP CONSTRAINT \"t_id_sluice_new_not_null\"; DROP FUNCTION \"public\".\"t_id_sluice_sync\"(); CREATE OR REPLACE FUNCTION \"public\".\"t_id_sluice_back\"() RETURNS trigger LANGUAGE plpgsql SET \"TimeZone\" FROM CURRENT SET \"DateStyle\" FROM CURRENT SET \"IntervalStyle\" FROM CURRENT SET extra_float_digits FROM CURRENT SET search_path FROM CURRENT AS 'BEGIN NEW.\"id_sluice_old\" := NEW.\"id\"; RETURN NEW; END'; CREATE TRIGGER \"zz_t_id_sluice_back\" BEFORE INSERT OR UPDATE ON \"public\".\"t\" FOR EACH ROW EXECUTE FUNCTION \"public\".\"t_id_sluice_back\"()",
             ],
         ),
         // A breaking rename: `up` runs its expand phase (issue 14).

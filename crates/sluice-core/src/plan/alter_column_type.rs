@@ -269,6 +269,65 @@ pub(crate) fn pg_change(old: &SqlType, new: &SqlType) -> Change {
     }
 }
 
+/// For the reverse trigger of a kept type change: a condition on the new column's `value` that is
+/// true exactly when assigning it to the old type succeeds ("true" when it always does), for the
+/// pairs where one is known. Without it the trigger catches the cast's error instead, which opens
+/// a subtransaction on every write: beyond 64 in one client transaction the server's snapshots
+/// overflow to `pg_subtrans`, slowing every session (and more so on replicas).
+pub(crate) fn back_guard(old: &SqlType, new: &SqlType, value: &str) -> Option<String> {
+    if old.array || new.array || old.unsigned || new.unsigned {
+        return None;
+    }
+    let int_range = |t: &str| match t {
+        "int2" => Some((i16::MIN as i64, i16::MAX as i64)),
+        "int4" => Some((i32::MIN as i64, i32::MAX as i64)),
+        "int8" => Some((i64::MIN, i64::MAX)),
+        _ => None,
+    };
+    let o = old.base.as_str();
+    let n = new.base.as_str();
+    match (o, n) {
+        (_, _) if int_range(o).is_some() && int_range(n).is_some() => {
+            let (lo, hi) = int_range(o)?;
+            Some(if int_range(n)?.0 >= lo && int_range(n)?.1 <= hi {
+                "true".into()
+            } else {
+                format!("{value} BETWEEN {lo} AND {hi}")
+            })
+        }
+        // numeric to an integer rounds half away from zero, as round() does; NaN and infinity
+        // compare above every number.
+        (_, "numeric") if int_range(o).is_some() => {
+            let (lo, hi) = int_range(o)?;
+            Some(format!("round({value}) BETWEEN {lo} AND {hi}"))
+        }
+        ("numeric", _) if old.args.is_empty() && (n == "numeric" || int_range(n).is_some()) => {
+            Some("true".into())
+        }
+        // The old precision and scale: the value rounded to the scale must have fewer integer
+        // digits than precision minus scale allows. NaN fits any numeric; infinity none.
+        ("numeric", _) if old.args.len() == 2 && (n == "numeric" || int_range(n).is_some()) => {
+            let (p, sc) = (old.args[0], old.args[1]);
+            let digits = p.checked_sub(sc)?;
+            Some(format!(
+                "({value} = 'NaN' OR abs(round({value}, {sc})) < 1e{digits})"
+            ))
+        }
+        // Longer strings fail unless the excess is spaces only (which the server cuts off).
+        ("varchar", "varchar" | "text") if old.args.len() == 1 => Some(format!(
+            "char_length(rtrim({value}, ' ')) <= {}",
+            old.args[0]
+        )),
+        ("varchar" | "text", "varchar" | "text") => Some("true".into()),
+        // Between the two timestamp types only a value within a day of the ends of the range can
+        // overflow when shifted by a zone offset.
+        ("timestamp" | "timestamptz", "timestamp" | "timestamptz") => Some(format!(
+            "(NOT isfinite({value}) OR {value} BETWEEN '4713-01-02 BC' AND '294276-12-30')"
+        )),
+        _ => None,
+    }
+}
+
 /// True when the `USING` expression is only the column itself (optionally cast to the new type):
 /// PostgreSQL then decides as without `USING` (verified: `USING col` and `USING col::text` keep the file).
 pub(crate) fn trivial_using(using: &Expr, column: &str, new: &SqlType) -> bool {
@@ -441,7 +500,10 @@ pub fn staged_around(
     then.push(RStep::Backfill {
         table: t.clone(),
         set: set.clone(),
-        filter: Some(format!("{shadow} IS NULL")),
+        // A row whose value converts to NULL is done as it is: without the second condition a
+        // table without a primary key (walked by ctid, pass after pass until no row matches)
+        // never finished while one row held NULL.
+        filter: Some(format!("{shadow} IS NULL AND {set_expr} IS NOT NULL")),
     });
     about.push(About::new(
         "backfill existing rows in batches by primary key, each batch its own short transaction, paced on client latency",
@@ -453,10 +515,13 @@ pub fn staged_around(
     // 4.-6.: what the column carries, rebuilt on the shadow, and the swap.
     let fate = if keep {
         let (back_name, back_func) = sync_names(cat, "sluice_back");
-        let back_body = format!(
-            "BEGIN BEGIN NEW.{q} := NEW.{c}; EXCEPTION WHEN data_exception THEN NEW.{q} := NULL; END; RETURN NEW; END",
-            q = ident(&old)
-        );
+        let q = ident(&old);
+        let back_body = match back_guard(&parse_type(&cat.data_type), &parse_type(&new_type), &format!("NEW.{c}")) {
+            Some(guard) if guard == "true" => format!("BEGIN NEW.{q} := NEW.{c}; RETURN NEW; END"),
+            Some(guard) => format!("BEGIN NEW.{q} := CASE WHEN {guard} THEN NEW.{c} END; RETURN NEW; END"),
+            // A pair without a known test: the cast is tried, at the price of a subtransaction.
+            None => format!("BEGIN BEGIN NEW.{q} := NEW.{c}; EXCEPTION WHEN data_exception THEN NEW.{q} := NULL; END; RETURN NEW; END"),
+        };
         Fate::Keep {
             old: old.clone(),
             reverse: vec![
@@ -1193,6 +1258,9 @@ pub(crate) fn carry(
     // The migration's own drops of the views and policies on the column, under the same lock
     // discipline (after the other tables, in the order readers take them: view, then table).
     swap.extend(around.before.iter().map(|(_, sql)| sql.clone()));
+    // Taken explicitly (the DROP TRIGGER takes the same lock) so the run can tell the wait for
+    // the locks from the time they are held.
+    swap.push(format!("LOCK TABLE {t} IN ACCESS EXCLUSIVE MODE"));
     swap.push(format!("DROP TRIGGER {trigger} ON {t}"));
     if cat.not_null {
         swap.push(format!(
@@ -1963,7 +2031,7 @@ mod tests {
             "{swap}"
         );
         assert!(
-            swap.contains("; LOCK TABLE \"app\".\"items\" IN ACCESS EXCLUSIVE MODE; DROP TRIGGER"),
+            swap.contains("; LOCK TABLE \"app\".\"items\" IN ACCESS EXCLUSIVE MODE; LOCK TABLE \"app\".\"Orders\" IN ACCESS EXCLUSIVE MODE; DROP TRIGGER"),
             "{swap}"
         );
         let at = |p: &str| swap.find(p).unwrap_or_else(|| panic!("{p}: {swap}"));

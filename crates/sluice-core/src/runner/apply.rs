@@ -342,6 +342,7 @@ pub(super) async fn run_part(
                 // From the BEGIN of the attempt that succeeds to its COMMIT: how long a staged
                 // form's last step (a swap) held its lock.
                 let mut attempt = std::time::Instant::now();
+                let mut granted = None;
                 if atomic {
                     if staged.is_some() {
                         // Test hooks around a staged rewrite's last step (the swap of a type
@@ -357,8 +358,13 @@ pub(super) async fn run_part(
                             None => prepared.exclusive[i],
                         }
                         .then_some(ctx.exclusive_timeout);
-                        let Err(mut e) = execute_bounded(engine, exec_sql, bound, ctx).await else {
-                            break;
+                        let mut e = match execute_bounded_timed(engine, exec_sql, bound, ctx).await
+                        {
+                            Ok(at) => {
+                                granted = at;
+                                break;
+                            }
+                            Err(e) => e,
                         };
                         let _ = engine.rollback().await;
                         if rewrite.is_some() {
@@ -482,7 +488,9 @@ pub(super) async fn run_part(
                         .map(|r| &r.about[r.then.len()])
                         .filter(|a| a.bounded())
                     {
-                        say_held(about, attempt.elapsed(), ctx);
+                        let held = Held::default();
+                        held.record(attempt, granted);
+                        say_held(about, held.get(), ctx);
                     }
                 }
                 if staged.is_some() {

@@ -162,7 +162,9 @@ pub use self::{
 pub(crate) use self::{
     record::{record_failure, snapshot},
     retry::LockRetry,
-    steps::{execute_bounded, run_step, run_steps, StepOpts, StepsRun},
+    steps::{
+        execute_bounded, execute_bounded_timed, run_step, run_steps, Held, StepOpts, StepsRun,
+    },
 };
 // What the modules share among themselves.
 use self::{apply::*, record::*, steps::*};

@@ -24,9 +24,39 @@ pub(crate) struct StepOpts<'a> {
     pub(crate) transactional: bool,
     /// Runs without a lock timeout (a concurrent build or drop: queries never queue behind it).
     pub(crate) never_queues_queries: bool,
-    /// Where to put how long the attempt that succeeded ran (microseconds): what a bounded step
-    /// held its lock for, without the lock-timeout retries before it.
-    pub(crate) held_us: Option<&'a std::sync::atomic::AtomicU64>,
+    /// Where to put how long the attempt that succeeded waited for and held its locks: what a
+    /// bounded step held its lock for, without the lock-timeout retries before it.
+    pub(crate) held_us: Option<&'a Held>,
+}
+
+/// How long the attempt of a bounded step that succeeded waited for its explicit locks (its
+/// leading `LOCK TABLE` statements; queries queue behind a waiting request too) and then held
+/// them until COMMIT, in microseconds. A step without explicit locks counts it all as held.
+#[derive(Default)]
+pub(crate) struct Held {
+    pub(crate) wait_us: std::sync::atomic::AtomicU64,
+    pub(crate) held_us: std::sync::atomic::AtomicU64,
+}
+
+impl Held {
+    /// Records an attempt that began at `attempt`, was granted its locks at `granted` (None: at
+    /// once) and has just committed.
+    pub(crate) fn record(&self, attempt: std::time::Instant, granted: Option<std::time::Instant>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let granted = granted.unwrap_or(attempt);
+        self.wait_us
+            .store((granted - attempt).as_micros() as u64, Relaxed);
+        self.held_us
+            .store(granted.elapsed().as_micros() as u64, Relaxed);
+    }
+
+    pub(crate) fn get(&self) -> (Duration, Duration) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            Duration::from_micros(self.wait_us.load(Relaxed)),
+            Duration::from_micros(self.held_us.load(Relaxed)),
+        )
+    }
 }
 
 /// Runs one step of a staged rewrite before its last: in a transaction of its own, or alone when it
@@ -83,16 +113,20 @@ pub(crate) async fn run_step<'w>(
         if !own_tx {
             engine.begin().await?;
         }
-        match execute_bounded(engine, sql, bound, ctx).await {
-            Ok(()) => {
+        let run = if held_us.is_some() {
+            execute_bounded_timed(engine, sql, bound, ctx).await
+        } else {
+            execute_bounded(engine, sql, bound, ctx)
+                .await
+                .map(|()| None)
+        };
+        match run {
+            Ok(granted) => {
                 if !own_tx {
                     engine.commit().await?;
                 }
                 if let Some(h) = held_us {
-                    h.store(
-                        attempt.elapsed().as_micros() as u64,
-                        std::sync::atomic::Ordering::Relaxed,
-                    );
+                    h.record(attempt, granted);
                 }
                 if unnamed.is_some() {
                     crate::crash_point("unnamed-index-built");
@@ -151,7 +185,7 @@ pub(crate) async fn run_steps(
     ctx: &RunContext,
 ) -> Result<std::result::Result<(), crate::engine::ServerError>> {
     use crate::plan::staged::Step;
-    let held = std::sync::atomic::AtomicU64::new(0);
+    let held = Held::default();
     for (k, (step, about)) in steps.iter().enumerate() {
         (run.before)(k, about);
         let outcome = match step {
@@ -176,8 +210,7 @@ pub(crate) async fn run_steps(
                 // A step that blocks every query on the table says how long it held the lock
                 // (the attempt that succeeded, from BEGIN to COMMIT), so "short" is a number.
                 if outcome.is_ok() && about.bounded() {
-                    let us = held.load(std::sync::atomic::Ordering::Relaxed);
-                    say_held(about, Duration::from_micros(us), ctx);
+                    say_held(about, held.get(), ctx);
                 }
                 outcome
             }
@@ -251,15 +284,29 @@ pub(crate) async fn run_steps(
 }
 
 /// Says how long a step that blocks every query on its table held its lock (the attempt that
-/// succeeded, BEGIN to COMMIT), so "one short step" is a number the user sees.
-pub(crate) fn say_held(about: &crate::plan::staged::About, held: Duration, ctx: &RunContext) {
+/// succeeded, from the grant of its explicit locks — or its BEGIN — to COMMIT), and how long it
+/// waited for those locks first (queries queue behind a waiting request as behind a granted one),
+/// so "one short step" is a number the user sees.
+pub(crate) fn say_held(
+    about: &crate::plan::staged::About,
+    (wait, held): (Duration, Duration),
+    ctx: &RunContext,
+) {
     let what = about
         .description
         .split([':', ','])
         .next()
         .unwrap_or(about.description);
+    let waited = if wait.is_zero() {
+        String::new()
+    } else {
+        format!(
+            ", after waiting {:.1} ms for the locks",
+            wait.as_secs_f64() * 1000.0
+        )
+    };
     (ctx.say)(&format!(
-        "{}{what}: held {} for {:.1} ms",
+        "{}{what}: held {} for {:.1} ms{waited}",
         about
             .label
             .as_deref()
@@ -268,6 +315,35 @@ pub(crate) fn say_held(about: &crate::plan::staged::About, held: Duration, ctx: 
         about.lock.name(),
         held.as_secs_f64() * 1000.0
     ));
+}
+
+/// [`execute_bounded`] for a step that takes its locks explicitly first (`LOCK TABLE …`, in the
+/// order that keeps clients from losing a deadlock): those statements run apart from the rest, so
+/// the moment the locks are granted is known. Returns it; None when the step has no such prefix.
+pub(crate) async fn execute_bounded_timed(
+    engine: &mut dyn Engine,
+    sql: &str,
+    bound: Option<Duration>,
+    ctx: &RunContext,
+) -> std::result::Result<Option<std::time::Instant>, crate::engine::ServerError> {
+    let kind = engine.target().engine;
+    // PostgreSQL only: a MariaDB/MySQL step's `LOCK TABLES` is timed by the online copy itself.
+    match lock_prefix(kind, sql).filter(|_| kind == crate::target::EngineKind::Postgres) {
+        Some(at) => execute_parts(engine, &[&sql[..at], &sql[at..]], bound, ctx).await,
+        None => execute_bounded(engine, sql, bound, ctx)
+            .await
+            .map(|()| None),
+    }
+}
+
+/// Where the statements after a step's last `LOCK` statement begin (None: no `LOCK` statement, or
+/// nothing after it).
+fn lock_prefix(kind: crate::target::EngineKind, sql: &str) -> Option<usize> {
+    let stmts = crate::sql::split(kind, sql).ok()?;
+    let last = stmts
+        .iter()
+        .rposition(|s| s.keywords.first().is_some_and(|k| k == "LOCK"))?;
+    stmts.get(last + 1).map(|s| s.offset)
 }
 
 /// After a step of a staged statement failed: removes what its earlier steps created (helper checks,
@@ -314,17 +390,44 @@ pub(crate) async fn execute_bounded(
     bound: Option<Duration>,
     ctx: &RunContext,
 ) -> std::result::Result<(), crate::engine::ServerError> {
-    let progress = ctx.progress.as_ref();
+    execute_parts(engine, &[sql], bound, ctx).await.map(|_| ())
+}
+
+async fn run_parts(
+    engine: &mut dyn Engine,
+    parts: &[&str],
+    ctx: &RunContext,
+) -> std::result::Result<Option<std::time::Instant>, crate::engine::ServerError> {
+    let mut first = None;
+    for (i, part) in parts.iter().enumerate() {
+        engine
+            .execute_watched(part, ctx.progress.as_ref(), &*ctx.say)
+            .await?;
+        if i == 0 && parts.len() > 1 {
+            first = Some(std::time::Instant::now());
+        }
+    }
+    Ok(first)
+}
+
+/// Runs `parts` in order under one statement timeout (`bound`); returns when the first of two
+/// parts finished.
+async fn execute_parts(
+    engine: &mut dyn Engine,
+    parts: &[&str],
+    bound: Option<Duration>,
+    ctx: &RunContext,
+) -> std::result::Result<Option<std::time::Instant>, crate::engine::ServerError> {
     let Some(limit) = bound.filter(|d| !d.is_zero()) else {
-        return engine.execute_watched(sql, progress, &*ctx.say).await;
+        return run_parts(engine, parts, ctx).await;
     };
     engine.set_statement_timeout(limit).await?;
-    let outcome = engine.execute_watched(sql, progress, &*ctx.say).await;
+    let outcome = run_parts(engine, parts, ctx).await;
     // After a failure the transaction is aborted and its rollback undoes the SET; this reset is
     // for statements that ran outside a transaction.
     let reset = engine.set_statement_timeout(Duration::ZERO).await;
     match outcome {
-        Ok(()) => reset,
+        Ok(first) => reset.map(|()| first),
         Err(mut e) => {
             if e.code == "57014" {
                 e.message = format!(
