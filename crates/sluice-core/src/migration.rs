@@ -297,6 +297,7 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
     let mut section_start = 0usize;
     let mut ignores = Vec::new();
     let mut irreversible: Option<(usize, Option<String>)> = None;
+    let mut versioned_seen = false;
 
     for (idx, line) in text.split_inclusive('\n').enumerate() {
         let lineno = idx + 1;
@@ -314,7 +315,8 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
                     format!("`{found}` looks like a sluice directive but is not one"),
                     "directives are written exactly `-- sluice:up`, `-- sluice:down`, \
                      `-- sluice:irreversible [reason]`, \
-                     `-- sluice:transaction single|per-statement` or `-- sluice:ignore <rule-id> <reason>`: \
+                     `-- sluice:transaction single|per-statement`, `-- sluice:ignore <rule-id> <reason>` or \
+                     `-- sluice:versioned down <expression>`: \
                      two dashes, one space, lowercase, alone on their line. For an ordinary comment, \
                      do not start it with `sluice`",
                 ));
@@ -415,6 +417,55 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
                 let reason = words.collect::<Vec<_>>().join(" ");
                 irreversible = Some((lineno, (!reason.is_empty()).then_some(reason)));
             }
+            "versioned" => {
+                // The check that needs the statement (one ALTER COLUMN TYPE, PostgreSQL) is
+                // `crate::lifecycle::breaking`'s; what the line alone shows is checked here.
+                let fix = "write `-- sluice:versioned down <expression>` under `-- sluice:up`, on the line right before the migration's only statement, `ALTER TABLE t ALTER COLUMN c TYPE new_type [USING ...]`; the expression gives the old column's value from the new one (the column's name stands for the new value), e.g. `-- sluice:versioned down body::text`";
+                // A file without markers is all up part.
+                if section == Section::Down {
+                    return Err(file_err(
+                        lineno,
+                        "`-- sluice:versioned` outside the up part".into(),
+                        fix,
+                    ));
+                }
+                match (words.next(), words.next()) {
+                    (Some("down"), Some(_)) => {}
+                    (Some("down"), None) => {
+                        return Err(file_err(
+                            lineno,
+                            "`-- sluice:versioned down` needs the down expression".into(),
+                            fix,
+                        ))
+                    }
+                    _ => {
+                        return Err(file_err(
+                            lineno,
+                            format!("`-- sluice:{}` is not a valid versioned directive: it is written `-- sluice:versioned down <expression>`", directive.trim()),
+                            fix,
+                        ))
+                    }
+                }
+                if versioned_seen {
+                    return Err(file_err(
+                        lineno,
+                        "a second `-- sluice:versioned` directive".into(),
+                        fix,
+                    ));
+                }
+                versioned_seen = true;
+                let next = text[offset..].lines().next().unwrap_or("").trim_start();
+                if !next
+                    .get(..5)
+                    .is_some_and(|w| w.eq_ignore_ascii_case("ALTER"))
+                {
+                    return Err(file_err(
+                        lineno,
+                        "`-- sluice:versioned` is not on the line right before an `ALTER TABLE ... ALTER COLUMN ... TYPE ...` statement".into(),
+                        fix,
+                    ));
+                }
+            }
             "ignore" => {
                 let rule = words.next().unwrap_or("").to_string();
                 let reason = words.collect::<Vec<_>>().join(" ");
@@ -439,7 +490,7 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
                     format!("unknown directive `-- sluice:{}`", directive.trim()),
                     "known directives: `-- sluice:up`, `-- sluice:down`, `-- sluice:irreversible [reason]`, \
                      `-- sluice:transaction single|per-statement`, \
-                     `-- sluice:ignore <rule-id> <reason>`. \
+                     `-- sluice:ignore <rule-id> <reason>`, `-- sluice:versioned down <expression>`. \
                      To write an ordinary comment, do not start it with `-- sluice:`",
                 ));
             }
@@ -510,7 +561,29 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
     })
 }
 
-const DIRECTIVE_WORDS: [&str; 5] = ["up", "down", "transaction", "ignore", "irreversible"];
+const DIRECTIVE_WORDS: [&str; 6] = [
+    "up",
+    "down",
+    "transaction",
+    "ignore",
+    "irreversible",
+    "versioned",
+];
+
+/// `-- sluice:versioned down <expression>` in a part's SQL (issue 14, versioned schemas): the
+/// expression and the byte offset in `sql` of the line after the directive (where the statement
+/// it belongs to must start). [`parse_text`] has checked its form and that there is one.
+pub fn versioned_directive(sql: &str) -> Option<(String, usize)> {
+    let mut offset = 0;
+    for line in sql.split_inclusive('\n') {
+        offset += line.len();
+        if let Some(rest) = line.trim().strip_prefix("-- sluice:versioned") {
+            let expr = rest.trim_start().strip_prefix("down")?.trim();
+            return Some((expr.to_string(), offset));
+        }
+    }
+    None
+}
 
 /// The comment on `line` that looks like a sluice directive without being written exactly as one
 /// (`--sluice:down`, `--  sluice:down`, `-- SLUICE:down`, `# sluice:down`, `/* sluice:down */`,
