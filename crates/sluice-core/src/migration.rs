@@ -1028,6 +1028,34 @@ mod tests {
     }
 
     #[test]
+    fn versioned_directives() {
+        let m = parse("-- sluice:up\n-- sluice:versioned down body::text\nALTER TABLE d ALTER COLUMN body TYPE jsonb;\n").unwrap();
+        let (expr, after) = versioned_directive(&m.up.sql).unwrap();
+        assert_eq!(expr, "body::text");
+        assert!(m.up.sql[after..].starts_with("ALTER TABLE"));
+        // No markers: the whole file is the up part.
+        assert!(parse(
+            "-- sluice:versioned down  lower(b) \nalter table d alter column b type citext;\n"
+        )
+        .is_ok());
+        let bad = [
+            ("-- sluice:up\n-- sluice:versioned down\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "line 2: `-- sluice:versioned down` needs the down expression"),
+            ("-- sluice:up\n-- sluice:versioned b::text\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "line 2: `-- sluice:versioned b::text` is not a valid versioned directive"),
+            ("-- sluice:up\n-- sluice:versioned\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "is not a valid versioned directive"),
+            ("-- sluice:up\n-- sluice:versioned down b\n\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "line 2: `-- sluice:versioned` is not on the line right before"),
+            ("-- sluice:up\n-- sluice:versioned down b\n", "is not on the line right before"),
+            ("-- sluice:up\n-- sluice:versioned down b\nALTER TABLE d ALTER COLUMN b TYPE int;\n-- sluice:versioned down b\nALTER TABLE d ALTER COLUMN c TYPE int;\n", "line 4: a second `-- sluice:versioned` directive"),
+            ("-- sluice:up\nSELECT 1;\n-- sluice:down\n-- sluice:versioned down b\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "line 4: `-- sluice:versioned` outside the up part"),
+            ("-- sluice:up\n-- sluice versioned down b\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "looks like a sluice directive"),
+            ("-- sluice:up\n--sluice:versioned down b\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "looks like a sluice directive"),
+        ];
+        for (text, want) in bad {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
     fn ignore_directives_need_rule_and_reason() {
         let m = parse("-- sluice:up\n-- sluice:ignore require-concurrent-index-creation table is empty\nCREATE INDEX i ON t (a);\n").unwrap();
         assert_eq!(m.ignores.len(), 1);

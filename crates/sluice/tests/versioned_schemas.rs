@@ -686,3 +686,128 @@ async fn mariadb_refuses_versioned_schemas_with_the_reason() {
         assert!(r.stderr.contains("2_versioned.sql"), "{r:?}");
     }
 }
+
+/// Name shapes (a mixed-case schema, table and column with spaces) and a lossy down expression:
+/// each version reads what the other wrote as the expressions give it, and complete leaves what
+/// the ALTER as written leaves (a twin).
+#[tokio::test]
+async fn name_shapes_and_a_lossy_down_expression() {
+    struct Shape {
+        what: &'static str,
+        create: &'static str,
+        migration: &'static str,
+        /// The new version's search_path after the version schema.
+        path: &'static str,
+        table: &'static str,
+        column: &'static str,
+        /// (old-version write, what the new version reads), (new-version write, what the old reads).
+        old_write: (&'static str, &'static str),
+        new_write: (&'static str, &'static str),
+    }
+    let shapes = [
+        Shape {
+            what: "quoted mixed-case names with spaces",
+            create: "CREATE SCHEMA \"App\";\nCREATE TABLE \"App\".\"Doc Table\" (id bigserial PRIMARY KEY, \"Body Text\" text);\nINSERT INTO \"App\".\"Doc Table\" (\"Body Text\") VALUES ('{\"a\": 1}'), (NULL);\n",
+            migration: "-- sluice:versioned down \"Body Text\"::text\nALTER TABLE \"App\".\"Doc Table\" ALTER COLUMN \"Body Text\" TYPE jsonb USING \"Body Text\"::jsonb;\n",
+            path: "\"App\"",
+            table: "\"App\".\"Doc Table\"",
+            column: "\"Body Text\"",
+            old_write: ("{\"o\": 1}", "{\"o\": 1}"),
+            new_write: ("{\"n\": 2}", "{\"n\": 2}"),
+        },
+        Shape {
+            what: "lossy down: numeric to the old int by rounding",
+            create: "CREATE TABLE price (id bigserial PRIMARY KEY, amount int NOT NULL);\nINSERT INTO price (amount) SELECT g FROM generate_series(1, 10) g;\n",
+            migration: "-- sluice:versioned down round(amount)::int\nALTER TABLE price ALTER COLUMN amount TYPE numeric(10,2);\n",
+            path: "public",
+            table: "public.price",
+            column: "amount",
+            old_write: ("7", "7.00"),
+            new_write: ("2.50", "3"),
+        },
+    ];
+    for s in &shapes {
+        let p = Project::new(Server::Postgres).await;
+        p.write("1_create.sql", s.create);
+        ok(&p.run(&["up"]), s.what);
+        p.write("2_versioned.sql", s.migration);
+        let up = p.run(&["up"]);
+        ok(&up, s.what);
+        let old = p.db.pg().await;
+        let new = session(&p.db.url, "20s").await;
+        new.batch_execute(&format!("SET search_path TO {V2}, {}", s.path))
+            .await
+            .unwrap();
+        let unqualified = s.table.rsplit('.').next().unwrap();
+        let (c, t) = (s.column, s.table);
+        // The old version writes its type into the table, the new version reads it as its own.
+        old.execute(
+            &format!(
+                "UPDATE {t} SET {c} = $1::text::{} WHERE id = 1",
+                if s.path == "public" { "int" } else { "text" }
+            ),
+            &[&s.old_write.0],
+        )
+        .await
+        .unwrap();
+        let got: String = new
+            .query_one(
+                &format!("SELECT {c}::text FROM {unqualified} WHERE id = 1"),
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(got, s.old_write.1, "{}: the new version reads", s.what);
+        // And the other way.
+        let ty = if s.path == "public" {
+            "numeric"
+        } else {
+            "jsonb"
+        };
+        let id: i64 = new
+            .query_one(
+                &format!("INSERT INTO {unqualified} ({c}) VALUES ($1::text::{ty}) RETURNING id"),
+                &[&s.new_write.0],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        let got: String = old
+            .query_one(&format!("SELECT {c}::text FROM {t} WHERE id = $1"), &[&id])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(got, s.new_write.1, "{}: the old version reads", s.what);
+        // The plan said so: the down expression's inverse is the user's claim.
+        assert!(
+            up.all().contains("SET search_path TO sluice_v2, "),
+            "{up:?}"
+        );
+        ok(&p.run(&["complete"]), s.what);
+        let twin = Project::new(Server::Postgres).await;
+        twin.write("1_create.sql", s.create);
+        twin.write("2_versioned.sql", s.migration);
+        ok(&twin.run(&["up", "--as-written"]), s.what);
+        let facts = |db: PgClient| async move {
+            let mut v: Vec<String> = db
+                .query(
+                    "SELECT format('%s.%s.%s %s%s', n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'sluice') AND c.relkind IN ('r', 'v') AND a.attnum > 0 AND NOT a.attisdropped",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            facts(p.db.pg().await).await,
+            facts(twin.db.pg().await).await,
+            "{}",
+            s.what
+        );
+    }
+}

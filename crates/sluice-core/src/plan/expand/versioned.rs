@@ -417,3 +417,144 @@ EXECUTE format({on_schema}, r.g); END LOOP; END",
         watch: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{CheckFacts, IndexFacts};
+
+    fn cat() -> ColumnCatalog {
+        ColumnCatalog {
+            schema: "app".into(),
+            table: "Docs".into(),
+            column: "body".into(),
+            data_type: "text".into(),
+            not_null: true,
+            indexes: vec![IndexFacts {
+                name: "docs_body_idx".into(),
+                definition: "CREATE INDEX docs_body_idx ON app.\"Docs\" USING btree (body)".into(),
+                ..Default::default()
+            }],
+            server_version: 150004,
+            ..Default::default()
+        }
+    }
+
+    fn facts() -> Facts {
+        Facts {
+            version: "20260301120000".into(),
+            columns: vec!["id".into(), "body".into(), "note".into()],
+            search_path: "\"$user\", public".into(),
+        }
+    }
+
+    const CH: Change = Change {
+        ty: "jsonb",
+        up: "body::jsonb",
+        down: "body::text",
+    };
+
+    #[test]
+    fn phases_of_a_versioned_type_change() {
+        let p = phases(&cat(), &CH, &facts()).unwrap();
+        let sql: Vec<String> = p.expand.iter().map(Step::text).collect();
+        assert_eq!(
+            sql[0],
+            "ALTER TABLE \"app\".\"Docs\" ADD COLUMN IF NOT EXISTS \"body_sluice_versioned\" jsonb"
+        );
+        // Each direction sees the row under the table's name, the column standing for the value
+        // it converts from.
+        assert!(sql[1].contains("(SELECT body::jsonb FROM (SELECT NEW.\"id\" AS \"id\", NEW.\"body\" AS \"body\", NEW.\"note\" AS \"note\") AS \"Docs\")"), "{}", sql[1]);
+        assert!(sql[1].contains("(SELECT body::text FROM (SELECT NEW.\"id\" AS \"id\", NEW.\"body_sluice_versioned\" AS \"body\", NEW.\"note\" AS \"note\") AS \"Docs\")"), "{}", sql[1]);
+        assert!(sql[2].starts_with("backfill in batches: UPDATE \"app\".\"Docs\" SET \"body_sluice_versioned\" = body::jsonb"));
+        assert!(sql[3].contains("CREATE INDEX CONCURRENTLY IF NOT EXISTS \"docs_body_idx_sluice_versioned\" ON \"app\".\"Docs\" USING btree (\"body_sluice_versioned\")"), "{}", sql[3]);
+        assert!(sql.iter().any(|s| s.contains("SET NOT NULL")));
+        let last = sql.last().unwrap();
+        assert!(last.contains("CREATE OR REPLACE VIEW \"sluice_v20260301120000\".\"Docs\" WITH (security_invoker = true) AS SELECT \"id\", \"body_sluice_versioned\" AS \"body\", \"note\" FROM \"app\".\"Docs\""), "{last}");
+        let complete = p.complete.join("; ");
+        for part in [
+            "DROP SCHEMA IF EXISTS \"sluice_v20260301120000\"",
+            "ALTER TABLE \"app\".\"Docs\" DROP COLUMN \"body\"",
+            "RENAME COLUMN \"body_sluice_versioned\" TO \"body\"",
+            "ALTER INDEX \"app\".\"docs_body_idx_sluice_versioned\" RENAME TO \"docs_body_idx\"",
+        ] {
+            assert!(complete.contains(part), "{part}: {complete}");
+        }
+        // The schema goes before the column the view does not use; CASCADE never.
+        assert!(!complete.contains("CASCADE"));
+        assert!(p
+            .rollback
+            .iter()
+            .any(|s| s.contains("DROP COLUMN IF EXISTS \"body_sluice_versioned\"")));
+        let expanded = &p.sees[1].1;
+        assert!(expanded.contains("SET search_path TO sluice_v20260301120000, \"$user\", public"));
+        assert!(expanded.contains("non-invertible"));
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_carry_with_the_reason() {
+        let cases: &[(&str, &dyn Fn(&mut ColumnCatalog), &str)] = &[
+            (
+                "PostgreSQL 14",
+                &|c| c.server_version = 140010,
+                "PostgreSQL 15",
+            ),
+            (
+                "default",
+                &|c| c.default = Some("'{}'::text".into()),
+                "has a default",
+            ),
+            (
+                "check",
+                &|c| {
+                    c.checks.push(CheckFacts {
+                        name: "docs_body_check".into(),
+                        definition: "CHECK (body <> '')".into(),
+                        validated: true,
+                    })
+                },
+                "check docs_body_check uses the column",
+            ),
+            (
+                "view",
+                &|c| c.blockers.push("view v depends on it".into()),
+                "view v",
+            ),
+            (
+                "identity",
+                &|c| c.identity = Some(Default::default()),
+                "identity",
+            ),
+            ("generated", &|c| c.generated = true, "generated"),
+            ("inheritance", &|c| c.inheritance = true, "partitioned"),
+            (
+                "late trigger",
+                &|c| c.before_triggers.push("zzz".into()),
+                "fires after",
+            ),
+            (
+                "exclusion",
+                &|c| c.indexes[0].constraint = Some(("ex".into(), 'x', false, false)),
+                "exclusion constraint ex",
+            ),
+        ];
+        for (what, change, message) in cases {
+            let mut c = cat();
+            change(&mut c);
+            let e = phases(&c, &CH, &facts()).unwrap_err();
+            assert!(e.contains(message), "{what}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_setting_quotes_only_what_needs_it() {
+        assert_eq!(
+            setting("7", "public"),
+            "SET search_path TO sluice_v7, public"
+        );
+        assert_eq!(
+            setting("2019-01-01-000000", "public"),
+            "SET search_path TO \"sluice_v2019-01-01-000000\", public"
+        );
+    }
+}
