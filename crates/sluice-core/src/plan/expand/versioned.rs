@@ -493,7 +493,8 @@ mod tests {
 
     #[test]
     fn refuses_what_it_cannot_carry_with_the_reason() {
-        let cases: &[(&str, &dyn Fn(&mut ColumnCatalog), &str)] = &[
+        type Change = dyn Fn(&mut ColumnCatalog);
+        let cases: &[(&str, &Change, &str)] = &[
             (
                 "PostgreSQL 14",
                 &|c| c.server_version = 140010,
