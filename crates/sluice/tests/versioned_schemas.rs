@@ -348,6 +348,9 @@ async fn plan_rollback_and_reruns() {
     assert_eq!(pg_dump_schema(&p), before, "plan changes nothing");
 
     ok(&p.run(&["up"]), "expand");
+    ok(&p.run(&["drift"]), "no drift while expanded");
+    let status = p.run(&["status"]);
+    assert!(status.stdout.contains("expanded (open"), "{status:?}");
     let again = p.run(&["up"]);
     ok(&again, "up again");
     assert!(again.stderr.contains("nothing to apply"), "{again:?}");
@@ -389,11 +392,16 @@ async fn plan_rollback_and_reruns() {
     .unwrap();
     ok(&p.run(&["up"]), "expand again");
     ok(&p.run(&["complete", "2"]), "complete");
+    ok(&p.run(&["drift"]), "no drift after complete");
     assert_eq!(
         p.run(&["rollback", "2"]).code,
         11,
         "complete: rollback refuses"
     );
+    // `up --complete` runs both phases in one go.
+    ok(&p.run(&["down", "--as-written"]), "down");
+    ok(&p.run(&["up", "--complete"]), "up --complete");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("applied"));
     let n: i64 = db
         .query_one(
             "SELECT count(*) FROM docs WHERE body = '{\"after\": 1}'::jsonb AND pg_typeof(body) = 'jsonb'::regtype",
