@@ -349,6 +349,16 @@ async fn plan_rollback_and_reruns() {
 
     ok(&p.run(&["up"]), "expand");
     ok(&p.run(&["drift"]), "no drift while expanded");
+    // An old-version write that USING cannot convert fails as the new type would refuse it (the
+    // new version could not read it), and changes nothing.
+    let bad = db
+        .execute("UPDATE docs SET body = 'not json' WHERE id = 1", &[])
+        .await
+        .unwrap_err();
+    assert!(
+        common::pg_clients::msg(&bad).contains("invalid input syntax for type json"),
+        "{bad}"
+    );
     let status = p.run(&["status"]);
     assert!(status.stdout.contains("expanded (open"), "{status:?}");
     let again = p.run(&["up"]);
@@ -708,6 +718,8 @@ async fn name_shapes_and_a_lossy_down_expression() {
         path: &'static str,
         table: &'static str,
         column: &'static str,
+        /// The column's old and new type.
+        types: (&'static str, &'static str),
         /// (old-version write, what the new version reads), (new-version write, what the old reads).
         old_write: (&'static str, &'static str),
         new_write: (&'static str, &'static str),
@@ -720,6 +732,7 @@ async fn name_shapes_and_a_lossy_down_expression() {
             path: "\"App\"",
             table: "\"App\".\"Doc Table\"",
             column: "\"Body Text\"",
+            types: ("text", "jsonb"),
             old_write: ("{\"o\": 1}", "{\"o\": 1}"),
             new_write: ("{\"n\": 2}", "{\"n\": 2}"),
         },
@@ -730,8 +743,20 @@ async fn name_shapes_and_a_lossy_down_expression() {
             path: "public",
             table: "public.price",
             column: "amount",
+            types: ("int", "numeric"),
             old_write: ("7", "7.00"),
             new_write: ("2.50", "3"),
+        },
+        Shape {
+            what: "a unique NOT NULL int becomes text",
+            create: "CREATE TABLE codes (id bigserial PRIMARY KEY, code int NOT NULL CONSTRAINT codes_code_key UNIQUE);\nINSERT INTO codes (code) SELECT g FROM generate_series(1, 10) g;\n",
+            migration: "-- sluice:versioned down code::int\nALTER TABLE codes ALTER COLUMN code TYPE text USING code::text;\n",
+            path: "public",
+            table: "public.codes",
+            column: "code",
+            types: ("int", "text"),
+            old_write: ("70", "70"),
+            new_write: ("120", "120"),
         },
     ];
     for s in &shapes {
@@ -750,10 +775,7 @@ async fn name_shapes_and_a_lossy_down_expression() {
         let (c, t) = (s.column, s.table);
         // The old version writes its type into the table, the new version reads it as its own.
         old.execute(
-            &format!(
-                "UPDATE {t} SET {c} = $1::text::{} WHERE id = 1",
-                if s.path == "public" { "int" } else { "text" }
-            ),
+            &format!("UPDATE {t} SET {c} = $1::text::{} WHERE id = 1", s.types.0),
             &[&s.old_write.0],
         )
         .await
@@ -768,11 +790,7 @@ async fn name_shapes_and_a_lossy_down_expression() {
             .get(0);
         assert_eq!(got, s.old_write.1, "{}: the new version reads", s.what);
         // And the other way.
-        let ty = if s.path == "public" {
-            "numeric"
-        } else {
-            "jsonb"
-        };
+        let ty = s.types.1;
         let id: i64 = new
             .query_one(
                 &format!("INSERT INTO {unqualified} ({c}) VALUES ($1::text::{ty}) RETURNING id"),
@@ -800,7 +818,9 @@ async fn name_shapes_and_a_lossy_down_expression() {
         let facts = |db: PgClient| async move {
             let mut v: Vec<String> = db
                 .query(
-                    "SELECT format('%s.%s.%s %s%s', n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'sluice') AND c.relkind IN ('r', 'v') AND a.attnum > 0 AND NOT a.attisdropped",
+                    "SELECT format('%s.%s.%s %s%s', n.nspname, c.relname, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull) FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast', 'sluice') AND c.relkind IN ('r', 'v') AND a.attnum > 0 AND NOT a.attisdropped \
+                     UNION ALL SELECT format('index %s', indexdef) FROM pg_indexes WHERE schemaname NOT IN ('pg_catalog', 'sluice') \
+                     UNION ALL SELECT format('constraint %s %s', conname, pg_get_constraintdef(k.oid)) FROM pg_constraint k JOIN pg_namespace n ON n.oid = k.connamespace WHERE n.nspname NOT IN ('pg_catalog', 'sluice')",
                     &[],
                 )
                 .await

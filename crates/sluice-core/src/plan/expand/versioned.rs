@@ -381,7 +381,7 @@ EXECUTE format({on_schema}, r.g); END LOOP; END",
         (
             "expanded (after `sluice up`)".into(),
             format!(
-                "both versions run. The old version (default search_path) uses the table: {col} is {old_ty}, as before. The new version runs `{set_sql}` (or `SELECT set_config('search_path', {SEARCH_PATH_FUNCTION}({}), false)`) and sees the view {view}: {col} is {ty}, every other column as in the table. The trigger {} translates each write: old → new with `{}`, new → old with `{}`. That the down expression inverts USING is your claim, not checked: where it is lossy (non-invertible), a value the new version writes reaches the old version as the down expression gives it, and a write of the old version replaces the new version's value with USING of that",
+                "both versions run. The old version (default search_path) uses the table: {col} is {old_ty}, as before. The new version runs `{set_sql}` (or `SELECT set_config('search_path', {SEARCH_PATH_FUNCTION}({}), false)`) and sees the view {view}: {col} is {ty}, every other column as in the table. The trigger {} translates each write: old → new with `{}`, new → old with `{}`. An old-version write that USING cannot convert fails with the server's error, as the ALTER as written would on that value. That the down expression inverts USING is your claim, not checked: where it is lossy (non-invertible), a value the new version writes reaches the old version as the down expression gives it, and a write of the old version replaces the new version's value with USING of that",
                 literal(&f.version), n.trigger, ch.up, ch.down
             ),
         ),
