@@ -485,7 +485,20 @@ async fn a_kill_at_every_expand_step_converges_on_rerun() {
         ok(&p.run(&["rollback"]), point);
         assert_eq!(pg_dump_schema(&p), before, "{point}");
     }
-    // A kill inside complete's transaction (before its commit) leaves it expanded; rerun completes.
+    // A kill inside rollback's or complete's transaction (before its commit) leaves it expanded,
+    // as it was; the rerun finishes it.
+    ok(&p.run(&["up"]), "expand");
+    let killed: Run = p
+        .command(&["rollback"])
+        .env("SLUICE_CRASH_AT", "before-commit")
+        .output()
+        .unwrap()
+        .into();
+    assert_ne!(killed.code, 0, "{killed:?}");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+    assert_eq!(schema_facts(&db).await, expanded);
+    ok(&p.run(&["rollback"]), "rollback after the kill");
+    assert_eq!(pg_dump_schema(&p), before);
     ok(&p.run(&["up"]), "expand");
     let killed: Run = p
         .command(&["complete"])

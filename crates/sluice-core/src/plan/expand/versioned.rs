@@ -343,11 +343,14 @@ EXECUTE format({on_schema}, r.g); END LOOP; END",
     ));
 
     // The contract phase.
+    // The view first: a query through it locks the view, then the table, so a contract that
+    // took the table first and then waited for the view would deadlock with it (measured: the
+    // server then cancels the application's query).
     let mut complete = vec![
-        format!("DROP TRIGGER IF EXISTS {trigger} ON {t}"),
-        format!("DROP FUNCTION IF EXISTS {func}()"),
         format!("DROP VIEW IF EXISTS {view}"),
         format!("DROP SCHEMA IF EXISTS {vschema}"),
+        format!("DROP TRIGGER IF EXISTS {trigger} ON {t}"),
+        format!("DROP FUNCTION IF EXISTS {func}()"),
         format!("ALTER TABLE {t} DROP COLUMN {c}"),
         format!("ALTER TABLE {t} RENAME COLUMN {nc} TO {c}"),
     ];
@@ -480,7 +483,9 @@ mod tests {
         ] {
             assert!(complete.contains(part), "{part}: {complete}");
         }
-        // The schema goes before the column the view does not use; CASCADE never.
+        // The view goes first (queries through it lock it before the table); CASCADE never.
+        assert!(complete.starts_with("DROP VIEW IF EXISTS \"sluice_v20260301120000\".\"Docs\""));
+        assert!(p.rollback[0].starts_with("DROP VIEW"));
         assert!(!complete.contains("CASCADE"));
         assert!(p
             .rollback
