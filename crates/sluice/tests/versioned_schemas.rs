@@ -485,6 +485,53 @@ async fn a_kill_at_every_expand_step_converges_on_rerun() {
         ok(&p.run(&["rollback"]), point);
         assert_eq!(pg_dump_schema(&p), before, "{point}");
     }
+    // A real kill -9 while the backfill runs (a bigger table, so that it has batches to do).
+    db.batch_execute(
+        "INSERT INTO docs (body, note) SELECT format('{\"b\": %s}', g), g FROM generate_series(1, 100000) g",
+    )
+    .await
+    .unwrap();
+    let mut child = p
+        .command(&["up", "--pace", "speed", "--target-batch-ms", "5"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    common::eventually(120, "the backfill to start", || async {
+        db.query_opt(
+            "SELECT 1 FROM sluice.backfills WHERE rows_done > 0 AND state <> 'done'",
+            &[],
+        )
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+            || state_of(&p, 2).as_deref() == Some("expanded")
+    })
+    .await;
+    child.kill().unwrap(); // SIGKILL
+    let _ = wait_bounded(child, 60, "killed up");
+    db.execute(
+        "UPDATE docs SET body = '{\"after\": \"kill\"}' WHERE id = 5",
+        &[],
+    )
+    .await
+    .unwrap();
+    ok(&p.run(&["up"]), "rerun after kill -9");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+    assert_eq!(schema_facts(&db).await, expanded);
+    let diff: i64 = db
+        .query_one(
+            "SELECT count(*) FROM docs WHERE body_sluice_versioned IS DISTINCT FROM body::jsonb",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(diff, 0, "after kill -9");
+    ok(&p.run(&["rollback"]), "rollback after kill -9");
+    assert_eq!(pg_dump_schema(&p), before);
+
     // A kill inside rollback's or complete's transaction (before its commit) leaves it expanded,
     // as it was; the rerun finishes it.
     ok(&p.run(&["up"]), "expand");
