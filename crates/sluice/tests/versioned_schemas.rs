@@ -347,6 +347,25 @@ async fn plan_rollback_and_reruns() {
     }
     assert_eq!(pg_dump_schema(&p), before, "plan changes nothing");
 
+    // The version's schema name taken: refused before anything is made (exit 1), twice alike.
+    db.batch_execute(&format!("CREATE SCHEMA {V2}"))
+        .await
+        .unwrap();
+    let taken = pg_dump_schema(&p);
+    for attempt in 0..2 {
+        let r = p.run(&["up"]);
+        assert_eq!(r.code, 1, "{attempt}: {r:?}");
+        assert!(
+            r.stderr.contains("schema sluice_v2 already exists"),
+            "{r:?}"
+        );
+        assert_eq!(state_of(&p, 2).as_deref(), Some("pending"));
+        assert_eq!(pg_dump_schema(&p), taken);
+    }
+    db.batch_execute(&format!("DROP SCHEMA {V2}"))
+        .await
+        .unwrap();
+
     ok(&p.run(&["up"]), "expand");
     ok(&p.run(&["drift"]), "no drift while expanded");
     // An old-version write that USING cannot convert fails as the new type would refuse it (the
