@@ -274,6 +274,30 @@ async fn old_and_new_versions_run_concurrently_through_expand_and_complete() {
         .unwrap()
         .get(0);
     assert_eq!(diff, 0, "rows whose two columns disagree");
+    // The table at this moment, both columns in one snapshot, for the twin below.
+    type Mid = (
+        Vec<i64>,
+        Vec<String>,
+        Vec<Option<i32>>,
+        Vec<(i64, String, Option<i32>)>,
+    );
+    let mid: Mid = {
+        let rows = db
+            .query(
+                "SELECT id, body, body_sluice_versioned::text, note FROM docs ORDER BY id",
+                &[],
+            )
+            .await
+            .unwrap();
+        (
+            rows.iter().map(|r| r.get(0)).collect(),
+            rows.iter().map(|r| r.get(1)).collect(),
+            rows.iter().map(|r| r.get(3)).collect(),
+            rows.iter()
+                .map(|r| (r.get(0), r.get(2), r.get(3)))
+                .collect(),
+        )
+    };
     // The rollout is done: the old version stops, complete runs while the new version writes.
     stop_old.store(true, Ordering::SeqCst);
     let (old, old_errors) = old.await.unwrap();
@@ -304,11 +328,33 @@ async fn old_and_new_versions_run_concurrently_through_expand_and_complete() {
         .collect();
     assert_eq!(got.len(), want.len());
     assert!(got == want, "rows differ from the as-written result");
-    // The schema equals the ALTER as written on a twin, column order aside.
+    // A twin holding the old column's rows of the snapshot, changed by the ALTER as written,
+    // has the rows the new version saw then; and its schema equals this one, column order aside.
     let twin = Project::new(Server::Postgres).await;
     twin.write("1_create.sql", CREATE);
     twin.write("2_versioned.sql", VERSIONED);
+    ok(&twin.run(&["up", "--to", "1"]), "twin create");
+    let tdb = twin.db.pg().await;
+    tdb.execute("TRUNCATE docs", &[]).await.unwrap();
+    tdb.execute(
+        "INSERT INTO docs (id, body, note) SELECT * FROM unnest($1::bigint[], $2::text[], $3::int[])",
+        &[&mid.0, &mid.1, &mid.2],
+    )
+    .await
+    .unwrap();
     ok(&twin.run(&["up", "--as-written"]), "twin");
+    let as_written: Vec<(i64, String, Option<i32>)> = tdb
+        .query("SELECT id, body::text, note FROM docs ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert_eq!(as_written.len(), mid.3.len());
+    assert!(
+        as_written == mid.3,
+        "the new version's rows differ from the ALTER as written on the old version's"
+    );
     assert_eq!(
         schema_facts(&db).await,
         schema_facts(&twin.db.pg().await).await
