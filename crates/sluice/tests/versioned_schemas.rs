@@ -810,6 +810,44 @@ async fn directive_errors_say_why_and_how_to_fix() {
     }
 }
 
+/// A down or USING expression the server cannot plan on the table is refused before anything is
+/// made (exit 1), not at the first translated write.
+#[tokio::test]
+async fn expressions_that_do_not_plan_are_refused_before_anything_is_made() {
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_create.sql", CREATE);
+    ok(&p.run(&["up"]), "create");
+    let before = pg_dump_schema(&p);
+    let cases = [
+        (
+            "-- sluice:versioned down body::no_such_type\nALTER TABLE docs ALTER COLUMN body TYPE jsonb USING body::jsonb;\n",
+            "the down expression of this versioned type change does not work",
+            "no_such_type",
+        ),
+        (
+            "-- sluice:versioned down body::text\nALTER TABLE docs ALTER COLUMN body TYPE jsonb USING no_such_fn(body);\n",
+            "the USING expression of this versioned type change does not work",
+            "no_such_fn",
+        ),
+        (
+            "-- sluice:versioned down body ->> 'x' || no_such_column\nALTER TABLE docs ALTER COLUMN body TYPE jsonb USING body::jsonb;\n",
+            "the down expression",
+            "no_such_column",
+        ),
+    ];
+    for (text, message, names) in cases {
+        p.write("2_versioned.sql", text);
+        for attempt in 0..2 {
+            let r = p.run(&["up"]);
+            assert_eq!(r.code, 1, "{attempt}: {r:?}");
+            assert!(r.stderr.contains(message), "{r:?}");
+            assert!(r.stderr.contains(names), "{r:?}");
+            assert_eq!(state_of(&p, 2).as_deref(), Some("pending"));
+            assert_eq!(pg_dump_schema(&p), before);
+        }
+    }
+}
+
 #[tokio::test]
 async fn mariadb_refuses_versioned_schemas_with_the_reason() {
     let p = Project::new(Server::MariaDb).await;

@@ -199,6 +199,34 @@ pub fn phases(cat: &ColumnCatalog, ch: &Change, f: &Facts) -> Result<Phases, Str
             literal(&format!("type {ty} has no equality operator, so sluice's translating trigger cannot tell which column a write changed"))
         ),
     ];
+    // Both expressions planned against the table's columns (no row read): an unknown type,
+    // function or column would otherwise fail the first translated write, after the expand
+    // looked done. The down expression sees the column as the new type.
+    let planned = |expr: &str, column_as: &str| {
+        let cols = f
+            .columns
+            .iter()
+            .map(|col| {
+                if col == &cat.column {
+                    format!("{column_as} AS {c}")
+                } else {
+                    format!("{alias}.{}", ident(col))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("PERFORM {expr} FROM (SELECT {cols} FROM {t} AS {alias} WHERE false) AS {alias}")
+    };
+    for (which, expr, column_as) in [
+        ("USING expression", ch.up, c.clone()),
+        ("down expression", ch.down, format!("NULL::{ty}")),
+    ] {
+        precheck.push(format!(
+            "BEGIN {}; EXCEPTION WHEN OTHERS THEN RAISE EXCEPTION {}, SQLERRM USING ERRCODE = SQLSTATE; END",
+            planned(expr, &column_as),
+            literal(&format!("the {which} of this versioned type change does not work on {t} ({which}: {expr}): %"))
+        ));
+    }
     let mut expand = Vec::new();
     let mut about = Vec::new();
 
