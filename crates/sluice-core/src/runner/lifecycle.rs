@@ -104,20 +104,18 @@ fn versioned(
     let op = match st.ast.as_deref() {
         Some(Statement::AlterTable(at)) if at.operations.len() == 1 => match &at.operations[0] {
             AlterTableOperation::AlterColumn {
-                column_name,
                 op:
                     AlterColumnOperation::SetDataType {
                         data_type, using, ..
                     },
-            } => Some((column_name, data_type, using, at)),
+                ..
+            } => Some((data_type, using, at)),
             _ => None,
         },
         _ => None,
     };
-    let (
-        Some((column_name, data_type, using, at)),
-        [Action::AlterColumnType { table, column, .. }],
-    ) = (op, st.actions())
+    let (Some((data_type, using, at)), [Action::AlterColumnType { table, column, .. }]) =
+        (op, st.actions())
     else {
         return Err(err(
             "`-- sluice:versioned` stands before a statement that is not one `ALTER TABLE t ALTER COLUMN c TYPE ...` (the only change versioned schemas carry)",
@@ -137,7 +135,6 @@ fn versioned(
         Some(u) => u.to_string(),
         None => format!("CAST({} AS {ty})", crate::quote::pg::ident(column)),
     };
-    let _ = column_name;
     Ok((
         s.clone(),
         st.clone(),
