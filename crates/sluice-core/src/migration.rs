@@ -297,6 +297,7 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
     let mut section_start = 0usize;
     let mut ignores = Vec::new();
     let mut irreversible: Option<(usize, Option<String>)> = None;
+    let mut versioned_seen = false;
 
     for (idx, line) in text.split_inclusive('\n').enumerate() {
         let lineno = idx + 1;
@@ -314,7 +315,8 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
                     format!("`{found}` looks like a sluice directive but is not one"),
                     "directives are written exactly `-- sluice:up`, `-- sluice:down`, \
                      `-- sluice:irreversible [reason]`, \
-                     `-- sluice:transaction single|per-statement` or `-- sluice:ignore <rule-id> <reason>`: \
+                     `-- sluice:transaction single|per-statement`, `-- sluice:ignore <rule-id> <reason>` or \
+                     `-- sluice:versioned down <expression>`: \
                      two dashes, one space, lowercase, alone on their line. For an ordinary comment, \
                      do not start it with `sluice`",
                 ));
@@ -415,6 +417,55 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
                 let reason = words.collect::<Vec<_>>().join(" ");
                 irreversible = Some((lineno, (!reason.is_empty()).then_some(reason)));
             }
+            "versioned" => {
+                // The check that needs the statement (one ALTER COLUMN TYPE, PostgreSQL) is
+                // `crate::lifecycle::breaking`'s; what the line alone shows is checked here.
+                let fix = "write `-- sluice:versioned down <expression>` under `-- sluice:up`, on the line right before the migration's only statement, `ALTER TABLE t ALTER COLUMN c TYPE new_type [USING ...]`; the expression gives the old column's value from the new one (the column's name stands for the new value), e.g. `-- sluice:versioned down body::text`";
+                // A file without markers is all up part.
+                if section == Section::Down {
+                    return Err(file_err(
+                        lineno,
+                        "`-- sluice:versioned` outside the up part".into(),
+                        fix,
+                    ));
+                }
+                match (words.next(), words.next()) {
+                    (Some("down"), Some(_)) => {}
+                    (Some("down"), None) => {
+                        return Err(file_err(
+                            lineno,
+                            "`-- sluice:versioned down` needs the down expression".into(),
+                            fix,
+                        ))
+                    }
+                    _ => {
+                        return Err(file_err(
+                            lineno,
+                            format!("`-- sluice:{}` is not a valid versioned directive: it is written `-- sluice:versioned down <expression>`", directive.trim()),
+                            fix,
+                        ))
+                    }
+                }
+                if versioned_seen {
+                    return Err(file_err(
+                        lineno,
+                        "a second `-- sluice:versioned` directive".into(),
+                        fix,
+                    ));
+                }
+                versioned_seen = true;
+                let next = text[offset..].lines().next().unwrap_or("").trim_start();
+                if !next
+                    .get(..5)
+                    .is_some_and(|w| w.eq_ignore_ascii_case("ALTER"))
+                {
+                    return Err(file_err(
+                        lineno,
+                        "`-- sluice:versioned` is not on the line right before an `ALTER TABLE ... ALTER COLUMN ... TYPE ...` statement".into(),
+                        fix,
+                    ));
+                }
+            }
             "ignore" => {
                 let rule = words.next().unwrap_or("").to_string();
                 let reason = words.collect::<Vec<_>>().join(" ");
@@ -439,7 +490,7 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
                     format!("unknown directive `-- sluice:{}`", directive.trim()),
                     "known directives: `-- sluice:up`, `-- sluice:down`, `-- sluice:irreversible [reason]`, \
                      `-- sluice:transaction single|per-statement`, \
-                     `-- sluice:ignore <rule-id> <reason>`. \
+                     `-- sluice:ignore <rule-id> <reason>`, `-- sluice:versioned down <expression>`. \
                      To write an ordinary comment, do not start it with `-- sluice:`",
                 ));
             }
@@ -510,7 +561,29 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
     })
 }
 
-const DIRECTIVE_WORDS: [&str; 5] = ["up", "down", "transaction", "ignore", "irreversible"];
+const DIRECTIVE_WORDS: [&str; 6] = [
+    "up",
+    "down",
+    "transaction",
+    "ignore",
+    "irreversible",
+    "versioned",
+];
+
+/// `-- sluice:versioned down <expression>` in a part's SQL (issue 14, versioned schemas): the
+/// expression and the byte offset in `sql` of the line after the directive (where the statement
+/// it belongs to must start). [`parse_text`] has checked its form and that there is one.
+pub fn versioned_directive(sql: &str) -> Option<(String, usize)> {
+    let mut offset = 0;
+    for line in sql.split_inclusive('\n') {
+        offset += line.len();
+        if let Some(rest) = line.trim().strip_prefix("-- sluice:versioned") {
+            let expr = rest.trim_start().strip_prefix("down")?.trim();
+            return Some((expr.to_string(), offset));
+        }
+    }
+    None
+}
 
 /// The comment on `line` that looks like a sluice directive without being written exactly as one
 /// (`--sluice:down`, `--  sluice:down`, `-- SLUICE:down`, `# sluice:down`, `/* sluice:down */`,
@@ -951,6 +1024,34 @@ mod tests {
             let text = format!("-- sluice:up\nSELECT 1;\n{ok}\n-- sluice:down\nDROP TABLE t;\n");
             let m = parse(&text).unwrap_or_else(|e| panic!("{ok:?}: {e}"));
             assert!(!m.up.sql.contains("DROP"), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn versioned_directives() {
+        let m = parse("-- sluice:up\n-- sluice:versioned down body::text\nALTER TABLE d ALTER COLUMN body TYPE jsonb;\n").unwrap();
+        let (expr, after) = versioned_directive(&m.up.sql).unwrap();
+        assert_eq!(expr, "body::text");
+        assert!(m.up.sql[after..].starts_with("ALTER TABLE"));
+        // No markers: the whole file is the up part.
+        assert!(parse(
+            "-- sluice:versioned down  lower(b) \nalter table d alter column b type citext;\n"
+        )
+        .is_ok());
+        let bad = [
+            ("-- sluice:up\n-- sluice:versioned down\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "line 2: `-- sluice:versioned down` needs the down expression"),
+            ("-- sluice:up\n-- sluice:versioned b::text\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "line 2: `-- sluice:versioned b::text` is not a valid versioned directive"),
+            ("-- sluice:up\n-- sluice:versioned\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "is not a valid versioned directive"),
+            ("-- sluice:up\n-- sluice:versioned down b\n\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "line 2: `-- sluice:versioned` is not on the line right before"),
+            ("-- sluice:up\n-- sluice:versioned down b\n", "is not on the line right before"),
+            ("-- sluice:up\n-- sluice:versioned down b\nALTER TABLE d ALTER COLUMN b TYPE int;\n-- sluice:versioned down b\nALTER TABLE d ALTER COLUMN c TYPE int;\n", "line 4: a second `-- sluice:versioned` directive"),
+            ("-- sluice:up\nSELECT 1;\n-- sluice:down\n-- sluice:versioned down b\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "line 4: `-- sluice:versioned` outside the up part"),
+            ("-- sluice:up\n-- sluice versioned down b\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "looks like a sluice directive"),
+            ("-- sluice:up\n--sluice:versioned down b\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "looks like a sluice directive"),
+        ];
+        for (text, want) in bad {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
         }
     }
 

@@ -41,6 +41,9 @@ pub fn breaking(
         .enumerate()
         .map(|(i, s)| crate::analysis::ir::build(target.engine, i, s, 0, &s.sql))
         .collect();
+    if let Some((down, after)) = crate::migration::versioned_directive(&part.sql) {
+        return versioned(target, m, part, (&split, &stmts), down, after).map(Some);
+    }
     match crate::plan::expand::find(target.engine, &stmts) {
         Ok(None) => Ok(None),
         Ok(Some((i, b))) => Ok(Some((split[i].clone(), stmts[i].clone(), b))),
@@ -55,6 +58,94 @@ pub fn breaking(
             })
         }
     }
+}
+
+/// The type change a `-- sluice:versioned down <expr>` directive marks (versioned schemas): the
+/// directive must stand on the line right before the part's only statement, a plain `ALTER TABLE
+/// t ALTER COLUMN c TYPE ty [USING expr]`, on PostgreSQL. Anything else is an error naming the
+/// file and the fix (exit 2): a directive that does not apply is never ignored.
+fn versioned(
+    target: crate::target::Target,
+    m: &Migration,
+    part: &crate::migration::Part,
+    (split, stmts): (&[SqlStatement], &[Stmt]),
+    down: String,
+    after: usize,
+) -> Result<(SqlStatement, Stmt, Breaking)> {
+    use sqlparser::ast::{AlterColumnOperation, AlterTableOperation, Statement};
+    let (path, text) = m.file_of(part);
+    let line = sql::line_col(text, part.offset + after).0.saturating_sub(1);
+    let err = |message: &str, help: &str| Error::MigrationFile {
+        path: path.to_path_buf(),
+        line: Some(line),
+        message: format!("line {line}: migration {}: {message}", m.label()),
+        help: help.to_string(),
+    };
+    let form = "write `-- sluice:versioned down <expression>` on the line right before the migration's only statement, `ALTER TABLE t ALTER COLUMN c TYPE new_type [USING expression]`; other changes go in migrations of their own";
+    if target.engine != EngineKind::Postgres {
+        return Err(err(
+            &format!("`-- sluice:versioned` (versioned schemas) is for PostgreSQL: {} has no view that can run its writes through a trigger per version (no INSTEAD OF triggers, no per-session schema search path), so one physical column cannot serve two types to two application versions there", target.engine),
+            "remove the directive and change the column in steps both versions can use: add a new column, write both from the application, backfill, then drop the old one in a later migration",
+        ));
+    }
+    let [s] = split else {
+        return Err(err(
+            &format!("`-- sluice:versioned` marks a type change that must be the migration's only statement, and its up part has {}", split.len()),
+            form,
+        ));
+    };
+    let st = &stmts[0];
+    if s.offset > after && !part.sql[after..s.offset].trim().is_empty() {
+        return Err(err(
+            "`-- sluice:versioned` is not on the line right before the statement",
+            form,
+        ));
+    }
+    let op = match st.ast.as_deref() {
+        Some(Statement::AlterTable(at)) if at.operations.len() == 1 => match &at.operations[0] {
+            AlterTableOperation::AlterColumn {
+                op:
+                    AlterColumnOperation::SetDataType {
+                        data_type, using, ..
+                    },
+                ..
+            } => Some((data_type, using, at)),
+            _ => None,
+        },
+        _ => None,
+    };
+    let (Some((data_type, using, at)), [Action::AlterColumnType { table, column, .. }]) =
+        (op, st.actions())
+    else {
+        return Err(err(
+            "`-- sluice:versioned` stands before a statement that is not one `ALTER TABLE t ALTER COLUMN c TYPE ...` (the only change versioned schemas carry)",
+            form,
+        ));
+    };
+    if !crate::plan::staged::plain_alter(at)
+        || !crate::plan::staged::faithful(&st.sql, st.ast.as_deref().expect("matched"))
+    {
+        return Err(err(
+            "the versioned type change names the table plainly and must keep every clause as written: ONLY, IF EXISTS, COLLATE or clauses sluice's parser does not keep would change what it does",
+            "write it as `ALTER TABLE t ALTER COLUMN c TYPE new_type [USING expression]`",
+        ));
+    }
+    let ty = data_type.to_string();
+    let up = match using {
+        Some(u) => u.to_string(),
+        None => format!("CAST({} AS {ty})", crate::quote::pg::ident(column)),
+    };
+    Ok((
+        s.clone(),
+        st.clone(),
+        Breaking::Versioned {
+            table: table.clone(),
+            column: column.clone(),
+            ty,
+            up,
+            down,
+        },
+    ))
 }
 
 /// The lifecycle change of a migration: its breaking statement, or else a column type change
@@ -79,6 +170,10 @@ pub(crate) fn type_change_of(
     if target.engine != EngineKind::Postgres {
         return None;
     }
+    // A versioned type change is `breaking`'s (its own phases), never the staged one.
+    crate::migration::versioned_directive(&m.part(Direction::Up)?.sql)
+        .is_none()
+        .then_some(())?;
     let split = sql::split(target.engine, &m.part(Direction::Up)?.sql).ok()?;
     let [s] = split.as_slice() else { return None };
     let st = crate::analysis::ir::build(target.engine, 0, s, 0, &s.sql);
@@ -375,7 +470,14 @@ fn in_run_conflicts(
         };
         let found = breaking_in_run(target, m, InRun { files, rows });
         if target.engine.is_mysql_family() && !all {
-            if let Err(e) = &found {
+            if let Err(e) = found {
+                // The versioned directive's refusal is about the file (exit 2), as on PostgreSQL.
+                if m.part(Direction::Up)
+                    .and_then(|p| crate::migration::versioned_directive(&p.sql))
+                    .is_some()
+                {
+                    return Err(e);
+                }
                 return Err(Error::lifecycle(
                     format!(
                         "migration {} renames or drops a column or renames a table in a way the two-phase lifecycle does not carry on {}: {e}",
@@ -643,6 +745,28 @@ async fn phases_live(
                 ))
             })
         }
+        Breaking::Versioned {
+            column,
+            ty,
+            up,
+            down,
+            ..
+        } => {
+            let Some(cat) = engine.column_catalog(&name, column).await? else {
+                return Err(file_err(format!(
+                    "column {column} of {table} does not exist, so `{}` cannot run",
+                    b.describe()
+                )));
+            };
+            let f = versioned_facts(engine, m, &cat).await?;
+            let ch = crate::plan::expand::versioned::Change { ty, up, down };
+            crate::plan::expand::versioned::phases(&cat, &ch, &f).map_err(|why| {
+                file_err(format!(
+                    "sluice cannot {} in two phases: {why}",
+                    b.describe()
+                ))
+            })
+        }
         Breaking::ColumnType { column, .. } => {
             let Some(cat) = engine.column_catalog(&name, column).await? else {
                 return Err(file_err(format!(
@@ -658,6 +782,39 @@ async fn phases_live(
             })
         }
     }
+}
+
+/// What a versioned type change needs besides the column's catalog: the table's columns in
+/// order (without the helper column) and the session's search_path.
+async fn versioned_facts(
+    engine: &mut dyn Engine,
+    m: &Migration,
+    cat: &crate::engine::ColumnCatalog,
+) -> Result<crate::plan::expand::versioned::Facts> {
+    use crate::quote::pg::{literal, qualified};
+    let helper = crate::plan::expand::versioned::names(cat).column;
+    let columns = engine
+        .query_text(&format!(
+            "SELECT attname FROM pg_attribute WHERE attrelid = {}::regclass AND attnum > 0 AND NOT attisdropped AND attname <> {} ORDER BY attnum",
+            literal(&qualified(&cat.schema, &cat.table)),
+            literal(&helper)
+        ))
+        .await?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    let search_path = engine
+        .query_text("SELECT current_setting('search_path')")
+        .await?
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next().flatten())
+        .unwrap_or_default();
+    Ok(crate::plan::expand::versioned::Facts {
+        version: m.version_text.clone(),
+        columns,
+        search_path,
+    })
 }
 
 /// What MariaDB/MySQL say about the table and the column a rename changes.
@@ -1011,6 +1168,23 @@ pub(crate) async fn plan_hook(
             f.message
         );
     }
+    if let Breaking::Versioned { .. } = &b {
+        for f in findings
+            .iter_mut()
+            .filter(|f| f.rule == "alter-column-type" && f.statement == st.index)
+        {
+            let head = f
+                .message
+                .split(" (as written;")
+                .next()
+                .unwrap_or("")
+                .to_string();
+            f.severity = crate::analysis::Severity::Info;
+            f.message = format!(
+                "{head} (as written; `sluice up` runs it with versioned schemas instead: a new column kept in step by a trigger, a paced backfill, and a schema per version whose view shows the new type under the old name; `sluice complete` drops the old column)"
+            );
+        }
+    }
     // The data is still lost at complete: the warning stays, saying when.
     for f in findings.iter_mut().filter(|f| f.rule == "drop-table") {
         f.message = format!(
@@ -1284,7 +1458,28 @@ async fn expand(
         m.label(),
         clock.elapsed().as_millis()
     ));
+    if let Breaking::Versioned { .. } = b {
+        say_setting(engine, m, ctx).await?;
+    }
     Ok(phases)
+}
+
+/// After a versioned expand: the setting the new application version runs with.
+async fn say_setting(engine: &mut dyn Engine, m: &Migration, ctx: &RunContext) -> Result<()> {
+    use crate::plan::expand::versioned::{setting, SEARCH_PATH_FUNCTION};
+    let search_path = engine
+        .query_text("SELECT current_setting('search_path')")
+        .await?
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next().flatten())
+        .unwrap_or_default();
+    (ctx.say)(&format!(
+        "the new application version selects its schema with: {}; (the same from SQL: SELECT set_config('search_path', {SEARCH_PATH_FUNCTION}({}), false)); the old version keeps its search_path",
+        setting(&m.version_text, &search_path),
+        crate::quote::pg::literal(&m.version_text)
+    ));
+    Ok(())
 }
 
 /// An expand phase of catalog-only steps: they run in one short transaction (lock timeout,

@@ -15,6 +15,7 @@ pub mod rename_column;
 pub mod rename_column_mysql;
 pub mod rename_table;
 pub mod rename_table_mysql;
+pub mod versioned;
 
 use super::staged::{About, Step};
 use crate::analysis::ir::{Action, QName, Stmt};
@@ -47,6 +48,18 @@ pub enum Breaking {
     /// swap keeps the old column; [`find`] never returns it (whether a type change is staged is
     /// known from the live catalog only), the lifecycle finds it by the kept column.
     ColumnType { table: QName, column: String },
+    /// `-- sluice:versioned down <expr>` before `ALTER TABLE t ALTER COLUMN c TYPE ty [USING
+    /// up]`, the migration's only statement (PostgreSQL): a new column beside the old one, kept
+    /// in step both ways by `up` and `down`, and a schema per version whose views show the new
+    /// column under the old name (see `versioned`). `up`: the USING expression as written, or
+    /// `CAST(c AS ty)`.
+    Versioned {
+        table: QName,
+        column: String,
+        ty: String,
+        up: String,
+        down: String,
+    },
 }
 
 impl Breaking {
@@ -56,6 +69,7 @@ impl Breaking {
             Breaking::RenameColumn { table, .. }
             | Breaking::DropColumns { table, .. }
             | Breaking::ColumnType { table, .. }
+            | Breaking::Versioned { table, .. }
             | Breaking::DropTable { table, .. } => table,
             Breaking::RenameTable { from, .. } => from,
         }
@@ -65,7 +79,9 @@ impl Breaking {
     pub fn columns(&self) -> Vec<&str> {
         match self {
             Breaking::RenameColumn { from, .. } => vec![from.as_str()],
-            Breaking::ColumnType { column, .. } => vec![column.as_str()],
+            Breaking::ColumnType { column, .. } | Breaking::Versioned { column, .. } => {
+                vec![column.as_str()]
+            }
             Breaking::DropColumns { columns, .. } => {
                 columns.iter().map(|(c, _)| c.as_str()).collect()
             }
@@ -101,6 +117,9 @@ impl Breaking {
             Breaking::ColumnType { table, column } => {
                 format!("change the type of column {table}.{column}")
             }
+            Breaking::Versioned {
+                table, column, ty, ..
+            } => format!("change the type of column {table}.{column} to {ty} (versioned schemas)"),
         }
     }
 
@@ -111,7 +130,7 @@ impl Breaking {
             Breaking::DropColumns { .. } => "the DROP COLUMN",
             Breaking::RenameTable { .. } => "the table rename",
             Breaking::DropTable { .. } => "the DROP TABLE",
-            Breaking::ColumnType { .. } => "the type change",
+            Breaking::ColumnType { .. } | Breaking::Versioned { .. } => "the type change",
         }
     }
 }
@@ -236,7 +255,8 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
         Breaking::RenameColumn { .. }
         | Breaking::RenameTable { .. }
         | Breaking::DropTable { .. }
-        | Breaking::ColumnType { .. } => stmts[i].actions().len() > 1,
+        | Breaking::ColumnType { .. }
+        | Breaking::Versioned { .. } => stmts[i].actions().len() > 1,
         Breaking::DropColumns { .. } => stmts[i]
             .actions()
             .iter()

@@ -1,0 +1,594 @@
+//! Versioned schemas (issue 14, opt-in, PostgreSQL): a type change one physical column cannot
+//! serve to two application versions at once (`text → jsonb` under the same name), marked
+//!
+//! ```sql
+//! -- sluice:versioned down body::text
+//! ALTER TABLE docs ALTER COLUMN body TYPE jsonb USING body::jsonb;
+//! ```
+//!
+//! Expand (`sluice up`): a new column of the new type beside the old one (catalog only); one
+//! BEFORE INSERT OR UPDATE trigger translating writes both ways (a write of the old column sets
+//! the new one through USING, a write of the new one sets the old one through the down
+//! expression; both written: the new one wins); the paced backfill; the column's indexes and NOT
+//! NULL on the new column in the staged forms; then a schema `sluice_v<version>` holding one view
+//! of the table (`security_invoker`, so row-level security applies to whoever queries it) that
+//! shows the new column under the old name and leaves the old one out, with the table's grants.
+//! The old version keeps using the table; the new one puts the schema first in its `search_path`.
+//!
+//! Contract (`sluice complete`): one short transaction drops the trigger, the view, the schema
+//! and the old column, and gives the new one the column's name (and its index names): what the
+//! ALTER as written leaves, except that the column is now the table's last. The schema goes
+//! (rather than staying beside the table) because a view over `SELECT` of fixed columns would
+//! hide every column a later migration adds from the new version; a `search_path` still naming
+//! it is harmless (PostgreSQL skips a schema that does not exist), so the table itself serves the
+//! new version from then on.
+//!
+//! Rollback (`sluice rollback`, before complete): one short transaction drops the view, the
+//! schema, the trigger, its function and the new column: the schema exactly as before.
+
+use super::super::alter_column_type::{
+    attach_rebuilt, constraint_free, index_on_shadow, relation_free,
+};
+use super::super::helper_name;
+use super::super::staged::{do_block, About, Lock, Step};
+use super::super::{Blocks, Effect};
+use super::Phases;
+use crate::engine::ColumnCatalog;
+use crate::quote::pg::{ident, literal, qualified};
+
+/// What the live database says besides the column's catalog.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Facts {
+    /// The migration's version as its file names it: the schema is `sluice_v<version>`.
+    pub version: String,
+    /// The table's columns in order (the helper column left out).
+    pub columns: Vec<String>,
+    /// `current_setting('search_path')` of sluice's session: what the new version's setting
+    /// puts after the version schema.
+    pub search_path: String,
+}
+
+/// The change as the migration writes it.
+pub struct Change<'a> {
+    pub ty: &'a str,
+    /// The USING expression (old → new), the column's name standing for the old value.
+    pub up: &'a str,
+    /// The down expression (new → old), the column's name standing for the new value.
+    pub down: &'a str,
+}
+
+/// The schema of version `version`.
+pub fn schema_name(version: &str) -> String {
+    format!("sluice_v{version}")
+}
+
+/// The exact setting that selects version `version` in front of `search_path`.
+pub fn setting(version: &str, search_path: &str) -> String {
+    let name = schema_name(version);
+    // As `format('%I')` in the SQL function prints it: bare when that reads back the same.
+    let bare = name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    format!(
+        "SET search_path TO {}, {search_path}",
+        if bare { name } else { ident(&name) }
+    )
+}
+
+/// The SQL function that returns the setting's value for a version, created by the expand phase
+/// in sluice's schema (kept: other versions use it too).
+pub const SEARCH_PATH_FUNCTION: &str = "sluice.search_path_for";
+
+fn function_sql() -> String {
+    format!(
+        "CREATE OR REPLACE FUNCTION {SEARCH_PATH_FUNCTION}(version text) RETURNS text LANGUAGE sql STABLE AS {}",
+        literal("SELECT format('%I, %s', 'sluice_v' || version, current_setting('search_path'))")
+    )
+}
+
+/// The helper names (stable across runs: a rerun, complete and rollback find them).
+pub struct Names {
+    pub column: String,
+    pub trigger: String,
+    pub function: String,
+}
+
+pub fn names(cat: &ColumnCatalog) -> Names {
+    Names {
+        column: helper_name(&cat.column, "", "sluice_versioned"),
+        // Row triggers fire in name order: `zz_` puts the translation after nearly every other.
+        trigger: helper_name(
+            &format!("zz_{}", cat.table),
+            &cat.column,
+            "sluice_versioned",
+        ),
+        function: helper_name(&cat.table, &cat.column, "sluice_versioned"),
+    }
+}
+
+fn tmp_index(name: &str) -> String {
+    helper_name(name, "", "sluice_versioned")
+}
+
+/// The phases of the versioned type change `ch` of column `cat`. Err: why it cannot run so.
+pub fn phases(cat: &ColumnCatalog, ch: &Change, f: &Facts) -> Result<Phases, String> {
+    if cat.server_version < 150000 {
+        return Err("versioned schemas need PostgreSQL 15: their views are created WITH (security_invoker = true) so that row-level security and privileges apply to the application's role, and older servers would check them as the view's owner".into());
+    }
+    let mut refusals: Vec<String> = cat.blockers.clone();
+    refusals.extend(
+        cat.foreign_keys
+            .iter()
+            .map(|k| format!("{} depends on it", k.described)),
+    );
+    if cat.identity.is_some() || cat.owned_sequence.is_some() {
+        refusals.push("the column is an identity or serial column".into());
+    }
+    if let Some(d) = &cat.default {
+        refusals.push(format!("the column has a default ({d}), which is for the old type: drop it in an earlier migration and set the new one after complete"));
+    }
+    if let Some(ck) = cat.checks.first() {
+        refusals.push(format!(
+            "check {} uses the column (its expression is for the old type): drop it in an earlier migration and add it again after complete",
+            ck.name
+        ));
+    }
+    if cat.generated {
+        refusals.push("the column is generated".into());
+    }
+    if cat.inheritance {
+        refusals.push("the table is partitioned or has inheritance parents or children".into());
+    }
+    if !refusals.is_empty() {
+        return Err(format!(
+            "{}: versioned schemas do not carry these yet",
+            refusals.join("; ")
+        ));
+    }
+    let n = names(cat);
+    if let Some(later) = cat
+        .before_triggers
+        .iter()
+        .find(|t| t.as_bytes() > n.trigger.as_bytes())
+    {
+        return Err(format!("trigger {later} fires after sluice's translating trigger {} (BEFORE triggers fire by name) and could change one column after the other was translated", n.trigger));
+    }
+    let t = qualified(&cat.schema, &cat.table);
+    let schema = ident(&cat.schema);
+    let c = ident(&cat.column);
+    let nc = ident(&n.column);
+    let func = format!("{schema}.{}", ident(&n.function));
+    let trigger = ident(&n.trigger);
+    let vschema = ident(&schema_name(&f.version));
+    let view = format!("{vschema}.{}", ident(&cat.table));
+    let ty = ch.ty;
+
+    // Each expression sees the row under the table's name: the column's name is the old value
+    // for `up` and the new one for `down`.
+    let row = |new_as_column: bool| {
+        f.columns
+            .iter()
+            .map(|col| {
+                let q = ident(col);
+                if new_as_column && col == &cat.column {
+                    format!("NEW.{nc} AS {q}")
+                } else {
+                    format!("NEW.{q} AS {q}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let alias = ident(&cat.table);
+    let up = format!("(SELECT {} FROM (SELECT {}) AS {alias})", ch.up, row(false));
+    let down = format!(
+        "(SELECT {} FROM (SELECT {}) AS {alias})",
+        ch.down,
+        row(true)
+    );
+
+    let mut precheck = vec![
+        format!(
+            "BEGIN IF EXISTS (SELECT FROM pg_namespace WHERE nspname = {}) THEN RAISE EXCEPTION {}, {} USING ERRCODE = 'duplicate_schema'; END IF; END",
+            literal(&schema_name(&f.version)),
+            literal("schema % already exists: versioned schemas need the name for this migration's version; drop or rename it, then run sluice up again"),
+            literal(&schema_name(&f.version)),
+        ),
+        format!(
+            "BEGIN PERFORM NULL::{ty} IS DISTINCT FROM NULL::{ty}; EXCEPTION WHEN undefined_function THEN RAISE EXCEPTION {} USING ERRCODE = 'feature_not_supported'; END",
+            literal(&format!("type {ty} has no equality operator, so sluice's translating trigger cannot tell which column a write changed"))
+        ),
+    ];
+    // Both expressions planned against the table's columns (no row read): an unknown type,
+    // function or column would otherwise fail the first translated write, after the expand
+    // looked done. The down expression sees the column as the new type.
+    let planned = |expr: &str, column_as: &str| {
+        let cols = f
+            .columns
+            .iter()
+            .map(|col| {
+                if col == &cat.column {
+                    format!("{column_as} AS {c}")
+                } else {
+                    format!("{alias}.{}", ident(col))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("PERFORM {expr} FROM (SELECT {cols} FROM {t} AS {alias} WHERE false) AS {alias}")
+    };
+    for (which, expr, column_as) in [
+        ("USING expression", ch.up, c.clone()),
+        ("down expression", ch.down, format!("NULL::{ty}")),
+    ] {
+        precheck.push(format!(
+            "BEGIN {}; EXCEPTION WHEN OTHERS THEN RAISE EXCEPTION {}, SQLERRM USING ERRCODE = SQLSTATE; END",
+            planned(expr, &column_as),
+            literal(&format!("the {which} of this versioned type change does not work on {t} ({which}: {expr}): %"))
+        ));
+    }
+    let mut expand = Vec::new();
+    let mut about = Vec::new();
+
+    // 1. the new column.
+    expand.push(Step::Sql(format!(
+        "ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {nc} {ty}"
+    )));
+    about.push(About::catalog(
+        "add a column of the new type beside the old one, nullable, no default (catalog only)",
+    ));
+
+    // 2. the translating trigger. An UPDATE of the new column that matches the old one already
+    // (the backfill's, or a new-version write of an equal value) leaves the old one as it is.
+    let body = format!(
+        "BEGIN IF TG_OP = 'INSERT' THEN IF NEW.{nc} IS NOT NULL THEN NEW.{c} := {down}; ELSE NEW.{nc} := {up}; END IF; \
+ELSIF NEW.{nc} IS DISTINCT FROM OLD.{nc} THEN IF NEW.{c} IS DISTINCT FROM OLD.{c} OR NEW.{nc} IS DISTINCT FROM {up} THEN NEW.{c} := {down}; END IF; \
+ELSIF NEW.{c} IS DISTINCT FROM OLD.{c} THEN NEW.{nc} := {up}; END IF; RETURN NEW; END"
+    );
+    expand.push(Step::Sql(format!(
+        "CREATE OR REPLACE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS {}; DROP TRIGGER IF EXISTS {trigger} ON {t}; CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {func}()",
+        literal(&body)
+    )));
+    about.push(About::new(
+        "a trigger translates every insert and update: a write of the old column sets the new one through USING, a write of the new one sets the old one through the down expression (both written: the new one wins)",
+        Lock::ShareRowExclusive,
+        Effect::Instant,
+        Blocks::Writes,
+    ));
+
+    // 3. the backfill.
+    let set = format!("{nc} = {}", ch.up);
+    expand.push(Step::Backfill {
+        table: t.clone(),
+        set: set.clone(),
+        filter: Some(format!("{nc} IS DISTINCT FROM ({})", ch.up)),
+    });
+    about.push(About::new(
+        "backfill existing rows in batches by primary key, each batch its own short transaction, paced on client latency",
+        Lock::RowExclusive,
+        Effect::Backfill,
+        Blocks::Nothing,
+    ));
+    let checkpoint = format!(
+        "DELETE FROM sluice.backfills WHERE table_name = {} AND set_expr = {}",
+        literal(&format!("{}.{}", cat.schema, cat.table)),
+        literal(&set)
+    );
+    precheck.push(format!("BEGIN {checkpoint}; END"));
+
+    // 4. indexes and NOT NULL on the new column.
+    let mut keys = Vec::new();
+    for ix in &cat.indexes {
+        if let Some((name, 'x', ..)) = &ix.constraint {
+            return Err(format!(
+                "exclusion constraint {name} uses the column: versioned schemas do not carry it yet"
+            ));
+        }
+        let tmp = tmp_index(&ix.name);
+        let sql = index_on_shadow(&ix.definition, &cat.column, &n.column, &tmp, &t)
+            .map_err(|why| format!("index {}: {why}", ix.name))?;
+        let qtmp = format!("{schema}.{}", ident(&tmp));
+        precheck.push(relation_free(&qtmp));
+        expand.push(Step::Index {
+            sql,
+            index: qtmp.clone(),
+        });
+        about.push(About::concurrent_build(
+            "build the index on the new column concurrently (reads and writes continue)",
+        ));
+        keys.push(attach_rebuilt(ix, &t, &tmp, &qtmp));
+    }
+    keys.sort_by_key(|a| !a[0].contains(" PRIMARY KEY USING INDEX "));
+    expand.push(Step::Analyze {
+        table: t.clone(),
+        columns: vec![nc.clone()],
+    });
+    about.push(About::analyze());
+    if cat.not_null {
+        let helper = helper_name(&cat.table, &n.column, "sluice_not_null");
+        precheck.push(constraint_free(&t, &helper));
+        expand.push(Step::Sql(do_block(&format!(
+            "BEGIN IF NOT EXISTS (SELECT FROM pg_constraint WHERE conrelid = {}::regclass AND conname = {}) THEN ALTER TABLE {t} ADD CONSTRAINT {} CHECK ({nc} IS NOT NULL) NOT VALID; END IF; END",
+            literal(&t),
+            literal(&helper),
+            ident(&helper)
+        ))));
+        about.push(About::catalog(
+            "NOT NULL of the new column as a check, for new rows only",
+        ));
+        expand.push(Step::Sql(do_block(&format!(
+            "BEGIN IF EXISTS (SELECT FROM pg_constraint WHERE conrelid = {}::regclass AND conname = {}) THEN ALTER TABLE {t} VALIDATE CONSTRAINT {}; END IF; END",
+            literal(&t),
+            literal(&helper),
+            ident(&helper)
+        ))));
+        about.push(About::validate("validate it (reads and writes continue)"));
+        expand.push(Step::Sql(format!(
+            "ALTER TABLE {t} ALTER COLUMN {nc} SET NOT NULL; ALTER TABLE {t} DROP CONSTRAINT IF EXISTS {}",
+            ident(&helper)
+        )));
+        about.push(About::catalog(
+            "SET NOT NULL on the new column (no scan: the valid check proves it), then drop the check",
+        ));
+    }
+
+    // 5. the version's schema, its view and the table's grants on it.
+    let select = f
+        .columns
+        .iter()
+        .map(|col| {
+            if col == &cat.column {
+                format!("{nc} AS {c}")
+            } else {
+                ident(col)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    // Read when the step runs (a rerun sees the grants as they are then); the table's owner, when
+    // not sluice's role, gets every privilege on the view as it has on the table.
+    let grants = format!(
+        "DECLARE r record; BEGIN \
+FOR r IN SELECT a.privilege_type AS p, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS g, a.is_grantable AS w \
+FROM pg_class k, aclexplode(k.relacl) a WHERE k.oid = {tl}::regclass AND a.grantee <> k.relowner \
+UNION SELECT 'ALL', quote_ident(pg_get_userbyid(k.relowner)), false FROM pg_class k WHERE k.oid = {tl}::regclass AND pg_get_userbyid(k.relowner) <> current_user \
+LOOP EXECUTE format({on_view}, r.p, r.g, CASE WHEN r.w THEN ' WITH GRANT OPTION' ELSE '' END); \
+EXECUTE format({on_schema}, r.g); END LOOP; END",
+        tl = literal(&t),
+        on_view = literal(&format!("GRANT %s ON {} TO %s%s", view.replace('%', "%%"))),
+        on_schema = literal(&format!("GRANT USAGE ON SCHEMA {} TO %s", vschema.replace('%', "%%"))),
+    );
+    expand.push(Step::Sql(format!(
+        "CREATE SCHEMA IF NOT EXISTS {vschema}; CREATE OR REPLACE VIEW {view} WITH (security_invoker = true) AS SELECT {select} FROM {t}; {}; {}",
+        do_block(&grants),
+        function_sql()
+    )));
+    about.push(About::new(
+        "create the new version's schema with a view of the table (the new column under the old name, security_invoker), the table's grants on it, and the search_path function",
+        Lock::AccessShare,
+        Effect::Instant,
+        Blocks::Nothing,
+    ));
+
+    // The contract phase.
+    // The view first: a query through it locks the view, then the table, so a contract that
+    // took the table first and then waited for the view would deadlock with it (measured: the
+    // server then cancels the application's query).
+    let mut complete = vec![
+        format!("DROP VIEW IF EXISTS {view}"),
+        format!("DROP SCHEMA IF EXISTS {vschema}"),
+        format!("DROP TRIGGER IF EXISTS {trigger} ON {t}"),
+        format!("DROP FUNCTION IF EXISTS {func}()"),
+        format!("ALTER TABLE {t} DROP COLUMN {c}"),
+        format!("ALTER TABLE {t} RENAME COLUMN {nc} TO {c}"),
+    ];
+    complete.extend(keys.into_iter().flatten());
+    if let Some(s) = cat.statistics {
+        complete.push(format!(
+            "ALTER TABLE {t} ALTER COLUMN {c} SET STATISTICS {s}"
+        ));
+    }
+    if let Some(text) = &cat.comment {
+        complete.push(format!("COMMENT ON COLUMN {t}.{c} IS {}", literal(text)));
+    }
+    complete.push(checkpoint.clone());
+
+    let rollback = vec![
+        format!("DROP VIEW IF EXISTS {view}"),
+        format!("DROP SCHEMA IF EXISTS {vschema}"),
+        format!("DROP TRIGGER IF EXISTS {trigger} ON {t}"),
+        format!("DROP FUNCTION IF EXISTS {func}()"),
+        format!("ALTER TABLE {t} DROP COLUMN IF EXISTS {nc}"),
+        checkpoint,
+    ];
+
+    let (col, old_ty) = (&cat.column, &cat.data_type);
+    let set_sql = setting(&f.version, &f.search_path);
+    let sees = vec![
+        (
+            "before".into(),
+            format!("the old version reads and writes {col} as {old_ty}; the new version must not run yet"),
+        ),
+        (
+            "expanded (after `sluice up`)".into(),
+            format!(
+                "both versions run. The old version (default search_path) uses the table: {col} is {old_ty}, as before. The new version runs `{set_sql}` (or `SELECT set_config('search_path', {SEARCH_PATH_FUNCTION}({}), false)`) and sees the view {view}: {col} is {ty}, every other column as in the table. The trigger {} translates each write: old → new with `{}`, new → old with `{}`. An old-version write that USING cannot convert fails with the server's error, as the ALTER as written would on that value. That the down expression inverts USING is your claim, not checked: where it is lossy (non-invertible), a value the new version writes reaches the old version as the down expression gives it, and a write of the old version replaces the new version's value with USING of that",
+                literal(&f.version), n.trigger, ch.up, ch.down
+            ),
+        ),
+        (
+            "completed (after `sluice complete`)".into(),
+            format!("only the new version may run: {col} is {ty} in the table, as the ALTER as written leaves it (the column is now the table's last); the view and {vschema} are gone, and a search_path that still names it falls through to the table"),
+        ),
+        (
+            "rolled back (after `sluice rollback`)".into(),
+            format!("only the old version may run: the view, {vschema}, the trigger and the new column are gone; the table is as before the migration"),
+        ),
+    ];
+
+    Ok(Phases {
+        precheck: precheck.iter().map(|b| do_block(b)).collect(),
+        precheck_refusal: None,
+        expand,
+        expand_about: about,
+        expand_atomic: false,
+        complete,
+        rollback,
+        rollback_refusal: None,
+        rollback_guard: vec![],
+        guard: super::Guard::NotNull,
+        rollback_prepare: vec![],
+        rollback_undo: vec![],
+        sees,
+        complete_description: "`sluice complete`: in one short transaction, drop the trigger, the version's view and schema and the old column, give the new column the name and its index names",
+        rollback_description: "`sluice rollback` (before complete): in one short transaction, drop the version's view and schema, the trigger and the new column",
+        expand_locks: vec![],
+        phase_lock: None,
+        rollback_lock: None,
+        watch: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{CheckFacts, IndexFacts};
+
+    fn cat() -> ColumnCatalog {
+        ColumnCatalog {
+            schema: "app".into(),
+            table: "Docs".into(),
+            column: "body".into(),
+            data_type: "text".into(),
+            not_null: true,
+            indexes: vec![IndexFacts {
+                name: "docs_body_idx".into(),
+                definition: "CREATE INDEX docs_body_idx ON app.\"Docs\" USING btree (body)".into(),
+                ..Default::default()
+            }],
+            server_version: 150004,
+            ..Default::default()
+        }
+    }
+
+    fn facts() -> Facts {
+        Facts {
+            version: "20260301120000".into(),
+            columns: vec!["id".into(), "body".into(), "note".into()],
+            search_path: "\"$user\", public".into(),
+        }
+    }
+
+    const CH: Change = Change {
+        ty: "jsonb",
+        up: "body::jsonb",
+        down: "body::text",
+    };
+
+    #[test]
+    fn phases_of_a_versioned_type_change() {
+        let p = phases(&cat(), &CH, &facts()).unwrap();
+        let sql: Vec<String> = p.expand.iter().map(Step::text).collect();
+        assert_eq!(
+            sql[0],
+            "ALTER TABLE \"app\".\"Docs\" ADD COLUMN IF NOT EXISTS \"body_sluice_versioned\" jsonb"
+        );
+        // Each direction sees the row under the table's name, the column standing for the value
+        // it converts from.
+        assert!(sql[1].contains("(SELECT body::jsonb FROM (SELECT NEW.\"id\" AS \"id\", NEW.\"body\" AS \"body\", NEW.\"note\" AS \"note\") AS \"Docs\")"), "{}", sql[1]);
+        assert!(sql[1].contains("(SELECT body::text FROM (SELECT NEW.\"id\" AS \"id\", NEW.\"body_sluice_versioned\" AS \"body\", NEW.\"note\" AS \"note\") AS \"Docs\")"), "{}", sql[1]);
+        assert!(sql[2].starts_with("backfill in batches: UPDATE \"app\".\"Docs\" SET \"body_sluice_versioned\" = body::jsonb"));
+        assert!(sql[3].contains("CREATE INDEX CONCURRENTLY IF NOT EXISTS \"docs_body_idx_sluice_versioned\" ON \"app\".\"Docs\" USING btree (\"body_sluice_versioned\")"), "{}", sql[3]);
+        assert!(sql.iter().any(|s| s.contains("SET NOT NULL")));
+        let last = sql.last().unwrap();
+        assert!(last.contains("CREATE OR REPLACE VIEW \"sluice_v20260301120000\".\"Docs\" WITH (security_invoker = true) AS SELECT \"id\", \"body_sluice_versioned\" AS \"body\", \"note\" FROM \"app\".\"Docs\""), "{last}");
+        let complete = p.complete.join("; ");
+        for part in [
+            "DROP SCHEMA IF EXISTS \"sluice_v20260301120000\"",
+            "ALTER TABLE \"app\".\"Docs\" DROP COLUMN \"body\"",
+            "RENAME COLUMN \"body_sluice_versioned\" TO \"body\"",
+            "ALTER INDEX \"app\".\"docs_body_idx_sluice_versioned\" RENAME TO \"docs_body_idx\"",
+        ] {
+            assert!(complete.contains(part), "{part}: {complete}");
+        }
+        // The view goes first (queries through it lock it before the table); CASCADE never.
+        assert!(complete.starts_with("DROP VIEW IF EXISTS \"sluice_v20260301120000\".\"Docs\""));
+        assert!(p.rollback[0].starts_with("DROP VIEW"));
+        assert!(!complete.contains("CASCADE"));
+        assert!(p
+            .rollback
+            .iter()
+            .any(|s| s.contains("DROP COLUMN IF EXISTS \"body_sluice_versioned\"")));
+        let expanded = &p.sees[1].1;
+        assert!(expanded.contains("SET search_path TO sluice_v20260301120000, \"$user\", public"));
+        assert!(expanded.contains("non-invertible"));
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_carry_with_the_reason() {
+        type Change = dyn Fn(&mut ColumnCatalog);
+        let cases: &[(&str, &Change, &str)] = &[
+            (
+                "PostgreSQL 14",
+                &|c| c.server_version = 140010,
+                "PostgreSQL 15",
+            ),
+            (
+                "default",
+                &|c| c.default = Some("'{}'::text".into()),
+                "has a default",
+            ),
+            (
+                "check",
+                &|c| {
+                    c.checks.push(CheckFacts {
+                        name: "docs_body_check".into(),
+                        definition: "CHECK (body <> '')".into(),
+                        validated: true,
+                    })
+                },
+                "check docs_body_check uses the column",
+            ),
+            (
+                "view",
+                &|c| c.blockers.push("view v depends on it".into()),
+                "view v",
+            ),
+            (
+                "identity",
+                &|c| c.identity = Some(Default::default()),
+                "identity",
+            ),
+            ("generated", &|c| c.generated = true, "generated"),
+            ("inheritance", &|c| c.inheritance = true, "partitioned"),
+            (
+                "late trigger",
+                &|c| c.before_triggers.push("zzz".into()),
+                "fires after",
+            ),
+            (
+                "exclusion",
+                &|c| c.indexes[0].constraint = Some(("ex".into(), 'x', false, false)),
+                "exclusion constraint ex",
+            ),
+        ];
+        for (what, change, message) in cases {
+            let mut c = cat();
+            change(&mut c);
+            let e = phases(&c, &CH, &facts()).unwrap_err();
+            assert!(e.contains(message), "{what}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_setting_quotes_only_what_needs_it() {
+        assert_eq!(
+            setting("7", "public"),
+            "SET search_path TO sluice_v7, public"
+        );
+        assert_eq!(
+            setting("2019-01-01-000000", "public"),
+            "SET search_path TO \"sluice_v2019-01-01-000000\", public"
+        );
+    }
+}
