@@ -453,8 +453,12 @@ pub fn staged_around(
     // 4.-6.: what the column carries, rebuilt on the shadow, and the swap.
     let fate = if keep {
         let (back_name, back_func) = sync_names(cat, "sluice_back");
+        // The kept column sits in the column's old position, so an INSERT without a column
+        // list (`INSERT INTO t VALUES (...)`, either version) fills it rather than the column:
+        // nobody names the kept column, so a value there on INSERT is such a write, and the
+        // column takes it (assigned as the ALTER assigns), else it would be lost to NULL.
         let back_body = format!(
-            "BEGIN BEGIN NEW.{q} := NEW.{c}; EXCEPTION WHEN data_exception THEN NEW.{q} := NULL; END; RETURN NEW; END",
+            "BEGIN IF TG_OP = 'INSERT' AND NEW.{q} IS NOT NULL THEN NEW.{c} := NEW.{q}; END IF; BEGIN NEW.{q} := NEW.{c}; EXCEPTION WHEN data_exception THEN NEW.{q} := NULL; END; RETURN NEW; END",
             q = ident(&old)
         );
         Fate::Keep {

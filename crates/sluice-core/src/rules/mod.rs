@@ -45,6 +45,7 @@ mod mysql_fulltext_index;
 mod mysql_lock_option;
 mod mysql_modify_column;
 mod mysql_primary_key_change;
+mod mysql_table_name_case;
 mod mysql_table_rebuild;
 mod prefer_bigint;
 mod prefer_identity;
@@ -120,6 +121,7 @@ pub static RULES: &[&Rule] = &[
     &mysql_modify_column::RULE,
     &mysql_add_column_not_instant::RULE,
     &mysql_table_rebuild::RULE,
+    &mysql_table_name_case::RULE,
     &mysql_add_foreign_key::RULE,
     &mysql_fulltext_index::RULE,
     &mysql_primary_key_change::RULE,
@@ -170,7 +172,7 @@ pub fn find(id: &str) -> Option<&'static Rule> {
 
 /// Findings `plan` makes from the live database rather than a lint rule (lint cannot see them);
 /// `-- sluice:ignore` suppresses them as it does a rule's.
-pub const PLAN_FINDINGS: &[&str] = &["backfill-fires-triggers"];
+pub const PLAN_FINDINGS: &[&str] = &["backfill-fires-triggers", crate::plan::old_version::RULE];
 
 /// Whether `-- sluice:ignore <id>` names something that can be suppressed.
 pub fn known(id: &str) -> bool {

@@ -565,6 +565,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         phase_lock: Some("LOCK TABLES WRITE (milliseconds)".into()),
         rollback_lock: None,
         watch: None,
+        old_version: vec![],
     })
 }
 
@@ -604,6 +605,7 @@ fn contracted(f: &Facts) -> Phases {
         phase_lock: Some("LOCK TABLES WRITE (milliseconds)".into()),
         rollback_lock: None,
         watch: None,
+        old_version: vec![],
     }
 }
 
