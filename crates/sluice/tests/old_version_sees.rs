@@ -339,6 +339,16 @@ async fn plan_states_what_the_old_version_sees_for_every_lossy_shape_and_nothing
                 );
             }
         }
+        // `up --dry-run` says it on the steps of a statement that runs in phases.
+        let phased = s.up.contains("DROP COLUMN") || s.up.contains(" TYPE ");
+        let dry = p.run(&["up", "--dry-run"]);
+        assert_eq!(dry.code, 0, "{}: {dry:?}", s.what);
+        assert_eq!(
+            dry.stdout.contains("what the old version sees"),
+            phased && !s.sees.is_empty(),
+            "{}: {dry:?}",
+            s.what
+        );
         // The human plan says it too, and the statement can silence it as a rule's finding.
         let human = p.run(&["plan"]);
         assert_eq!(

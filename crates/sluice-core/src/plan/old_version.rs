@@ -334,7 +334,7 @@ pub fn type_change(col: &str, kept: &str, old: &str, new: &str) -> Option<String
             ),
         };
         text.push_str(&format!(
-            ". {reaches}{}the old column kept for `sluice rollback` ({kept}) gets each value cast back to {old}: {}",
+            ". {reaches}{} old column kept for `sluice rollback` ({kept}) gets each value cast back to {old}: {}",
             if reaches.is_empty() { "The" } else { "the" },
             parts.join("; ")
         ));
@@ -560,6 +560,10 @@ mod tests {
         assert!(s.contains("(n_sluice_old)"), "{s}");
         assert!(s.contains("stored there as NULL"), "{s}");
         assert!(!s.contains("Of what it writes"), "{s}");
+        assert!(
+            s.contains("which its own code may not expect); the old column kept"),
+            "{s}"
+        );
         let s = type_change("t.p", "p_sluice_old", "numeric(12,4)", "numeric(12,2)").unwrap();
         assert!(
             s.contains(
