@@ -350,6 +350,16 @@ pub fn dropped_column(col: &str, value: &str) -> String {
     )
 }
 
+/// MariaDB/MySQL, a column rename while expanded: `to` stands beside `from` (right after it), so
+/// the table has one more column than either version knows. The values are the same under both
+/// names (nothing is lost), but the server refuses an INSERT whose value list does not cover
+/// every column (1136), which PostgreSQL does not (it fills the first ones).
+pub fn added_column(table: &str, to: &str, from: &str) -> String {
+    format!(
+        "while expanded (until `sluice complete`) {table} has one more column, {to} (right after {from}): an INSERT without a column list (`INSERT INTO {table} VALUES (...)`) fails with \"Column count doesn't match value count\" (1136), from either version, and `SELECT *` returns {to} too; the values are the same under both names"
+    )
+}
+
 /// A constraint added in one phase to a live table: what the old version's writes meet from the
 /// moment it takes effect.
 pub fn added_constraint(what: Added<'_>) -> String {
