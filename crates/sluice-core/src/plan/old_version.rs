@@ -334,7 +334,7 @@ pub fn type_change(col: &str, kept: &str, old: &str, new: &str) -> Option<String
             ),
         };
         text.push_str(&format!(
-            ". {reaches}{} old column kept for `sluice rollback` ({kept}) gets each value cast back to {old}: {}",
+            ". {reaches}{} old column kept for `sluice rollback` ({kept}, in {col}'s place in `SELECT *`) gets each value cast back to {old}: {}",
             if reaches.is_empty() { "The" } else { "the" },
             parts.join("; ")
         ));
@@ -567,7 +567,10 @@ mod tests {
             s.contains("reads and writes app.t.n as bigint, not integer"),
             "{s}"
         );
-        assert!(s.contains("(n_sluice_old)"), "{s}");
+        assert!(
+            s.contains("(n_sluice_old, in app.t.n's place in `SELECT *`)"),
+            "{s}"
+        );
         assert!(s.contains("stored there as NULL"), "{s}");
         assert!(!s.contains("Of what it writes"), "{s}");
         assert!(
