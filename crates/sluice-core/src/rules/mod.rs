@@ -174,6 +174,21 @@ pub fn find(id: &str) -> Option<&'static Rule> {
 /// `-- sluice:ignore` suppresses them as it does a rule's.
 pub const PLAN_FINDINGS: &[&str] = &["backfill-fires-triggers", crate::plan::old_version::RULE];
 
+/// What each of [`PLAN_FINDINGS`] detects and why it matters, for `sluice rules <id>`.
+pub fn plan_finding_doc(id: &str) -> Option<(&'static str, &'static str)> {
+    match id {
+        "backfill-fires-triggers" => Some((
+            "a staged backfill whose batches will fire the table's own UPDATE triggers (the role may not set session_replication_role, or a trigger is enabled ALWAYS or REPLICA)",
+            "a staged backfill updates every row, which fires the table's UPDATE triggers where the statement as written fires none",
+        )),
+        "old-version-sees" => Some((
+            "what the application version still running sees while a change is open that is not what was written: a kept type change's lossy casts (rounded, refused, NULL in the kept column), a dropped column's value for the new version's rows, a constraint its writes now break, an INSERT without a column list that fails (MariaDB/MySQL rename column)",
+            crate::plan::old_version::WHY,
+        )),
+        _ => None,
+    }
+}
+
 /// Whether `-- sluice:ignore <id>` names something that can be suppressed.
 pub fn known(id: &str) -> bool {
     find(id).is_some() || PLAN_FINDINGS.contains(&id)
