@@ -207,6 +207,17 @@ fn shapes() -> Vec<Shape> {
             sees: &[("info", &["check c_positive rejects", "check violation"])],
             checks: &[Fails("INSERT INTO t VALUES (2, -1)", "c_positive")],
         },
+        Shape {
+            what: "ADD FOREIGN KEY",
+            server: Server::Postgres,
+            setup: "CREATE TABLE p (id int PRIMARY KEY); INSERT INTO p VALUES (1); CREATE TABLE t (id int PRIMARY KEY, c int); INSERT INTO t VALUES (1, 1)",
+            up: "ALTER TABLE t ADD CONSTRAINT t_c_fk FOREIGN KEY (c) REFERENCES p (id);",
+            sees: &[("info", &["gives t (c) a value that matches no row of p", "foreign key violation"])],
+            checks: &[
+                Fails("INSERT INTO t VALUES (2, 99)", "foreign key"),
+                Fails("DELETE FROM p WHERE id = 1", "foreign key"),
+            ],
+        },
         // MariaDB.
         Shape {
             what: "MariaDB: drop a NOT NULL column without a default: the default sluice gives",

@@ -372,6 +372,14 @@ pub fn added_constraint(what: Added<'_>) -> String {
             "from the moment its unique index is built, a write by the application version still running that gives {table} ({}) a value another row has fails with a unique violation; {tail}",
             columns.join(", ")
         ),
+        Added::ForeignKey {
+            table,
+            columns,
+            references,
+        } => format!(
+            "from this statement on, a write by the application version still running that gives {table} ({}) a value that matches no row of {references} (or deletes or re-keys a row of {references} that {table} still references, unless the key cascades) fails with a foreign key violation; {tail}",
+            columns.join(", ")
+        ),
         Added::Check { table, name } => format!(
             "from this statement on, a write by the application version still running that {table}'s check {} rejects fails with a check violation; {tail}",
             name.unwrap_or("(unnamed)")
@@ -393,6 +401,11 @@ pub enum Added<'a> {
     Check {
         table: &'a str,
         name: Option<&'a str>,
+    },
+    ForeignKey {
+        table: &'a str,
+        columns: &'a [String],
+        references: &'a str,
     },
 }
 

@@ -635,7 +635,7 @@ pub(super) async fn check_plan(
 }
 
 /// The constraints `st` adds to a table that exists before the run (NOT NULL, UNIQUE, PRIMARY
-/// KEY, CHECK, a unique index), each stated as what the old version's writes meet.
+/// KEY, CHECK, FOREIGN KEY, a unique index), each stated as what the old version's writes meet.
 fn added_constraints(st: &crate::analysis::ir::Stmt, ctx: &crate::analysis::Ctx) -> Vec<String> {
     use crate::analysis::ir::{Action, ConstraintKind};
     use crate::plan::old_version::{added_constraint, Added};
@@ -656,6 +656,15 @@ fn added_constraints(st: &crate::analysis::ir::Stmt, ctx: &crate::analysis::Ctx)
                         columns: &constraint.columns,
                     })
                 }
+                ConstraintKind::ForeignKey => added_constraint(Added::ForeignKey {
+                    table: &table.display(),
+                    columns: &constraint.columns,
+                    references: &constraint
+                        .references
+                        .as_ref()
+                        .map(|r| r.display())
+                        .unwrap_or_else(|| "the referenced table".into()),
+                }),
                 ConstraintKind::Check => added_constraint(Added::Check {
                     table: &table.display(),
                     name: constraint.name.as_deref(),
