@@ -259,6 +259,13 @@ pub fn list_rules() {
 }
 
 pub fn explain_rule(id: &str) -> sluice_core::Result<()> {
+    if let Some((what, why)) = sluice_core::rules::plan_finding_doc(id) {
+        outln!(
+            "{id} (a `sluice plan` finding, from the live database)\n\n{what}\n\nWhy it matters:\n  {why}\n"
+        );
+        outln!("Suppress one finding with a comment on the line before the statement:\n  -- sluice:ignore {id} <reason>");
+        return Ok(());
+    }
     let Some(r) = sluice_core::rules::find(id) else {
         let close: Vec<&str> = RULES
             .iter()

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::fleet_json as json;
 use common::Run;
 use sluice_testkit::TestDb;
 use std::process::{Command, Stdio};
@@ -25,22 +26,11 @@ fn fleet(dir: &std::path::Path, args: &[&str]) -> Run {
         .into()
 }
 
-fn json(r: &Run) -> serde_json::Value {
-    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:?}"))
-}
-
 /// Each target's outcome in the JSON summary, in file order.
 fn outcomes(v: &serde_json::Value) -> Vec<(String, String)> {
-    v["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| {
-            (
-                t["target"].as_str().unwrap().to_string(),
-                t["outcome"].as_str().unwrap().to_string(),
-            )
-        })
+    common::fleet_targets(v)
+        .into_iter()
+        .map(|t| (t.target, t.outcome))
         .collect()
 }
 

@@ -138,9 +138,17 @@ async fn rules_are_listed_and_explained() {
     for id in sluice_core::rules::RULES.iter().map(|r| r.id) {
         assert!(r.stdout.contains(id), "{id} missing from `sluice rules`");
     }
-    // The findings only `plan` makes are ignorable too, so they are listed.
+    // The findings only `plan` makes are ignorable too, so they are listed and explained.
     for id in sluice_core::rules::PLAN_FINDINGS {
         assert!(r.stdout.contains(id), "{id} missing from `sluice rules`");
+        let one = p.run(&["rules", id]);
+        assert_eq!(one.code, 0, "{one:?}");
+        assert!(
+            one.stdout.contains("a `sluice plan` finding")
+                && one.stdout.contains("Why it matters:")
+                && one.stdout.contains(&format!("-- sluice:ignore {id}")),
+            "{one:?}"
+        );
     }
     let r = p.run(&["rules", "require-concurrent-index-creation"]);
     assert_eq!(r.code, 0, "{r:?}");

@@ -849,19 +849,11 @@ fn fleet(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Run {
 
 /// (target, outcome, exit code, detail) of each target in a fleet's JSON summary.
 fn targets(r: &Run) -> Vec<(String, String, i64, String)> {
-    let v: serde_json::Value =
-        serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:?}"));
-    v["targets"]
-        .as_array()
-        .unwrap()
-        .iter()
+    common::fleet_targets(&common::fleet_json(r))
+        .into_iter()
         .map(|t| {
-            (
-                t["target"].as_str().unwrap().to_string(),
-                t["outcome"].as_str().unwrap().to_string(),
-                t["exit_code"].as_i64().unwrap_or(-1),
-                t["detail"].as_str().unwrap().to_string(),
-            )
+            let detail = t.detail.expect("every target has a detail");
+            (t.target, t.outcome, t.exit_code, detail)
         })
         .collect()
 }

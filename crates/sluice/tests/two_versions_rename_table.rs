@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::pg_clients::{run_rounds, session, wait_ops, Round};
+use common::pg_clients::{run_version_client, session, wait_ops, Round};
 use common::{wait_bounded, Project, Run};
 use sluice_testkit::Server;
 use std::collections::BTreeMap;
@@ -261,15 +261,14 @@ impl Round for Writer {
 }
 
 async fn run_client(c: Client, url: String, counter: Arc<AtomicU64>) -> ClientResult {
-    let (stop, ops) = (c.stop.clone(), c.ops.clone());
-    let owned = (1..=3000).filter(|i| i % 2 == c.parity).collect();
-    let writer = Writer {
+    let (parity, stop, ops) = (c.parity, c.stop.clone(), c.ops.clone());
+    let (writer, errors) = run_version_client(&url, parity, stop, ops, |owned| Writer {
         c,
         counter,
         owned,
         written: BTreeMap::new(),
-    };
-    let (writer, errors) = run_rounds(writer, session(&url, "20s").await, stop, ops).await;
+    })
+    .await;
     ClientResult {
         errors,
         written: writer.written,

@@ -74,6 +74,22 @@ impl ColumnTypes {
         }
     }
 
+    /// A table with known columns named as `table` in another letter case, when no name is
+    /// `table` exactly (MariaDB/MySQL: `orders` for a statement naming `Orders`). Cheap when the
+    /// name is known as written (nothing is scanned); else the names first, the columns only for
+    /// a name that matches.
+    pub fn table_in_other_case(&self, table: &str) -> Option<&str> {
+        if self.id(table).is_some() {
+            return None;
+        }
+        let lower = table.to_lowercase();
+        self.ids
+            .iter()
+            .filter(|(n, _)| n.to_lowercase() == lower)
+            .find(|(_, id)| self.types.keys().any(|(t, _)| t == *id))
+            .map(|(n, _)| &**n)
+    }
+
     pub fn len(&self) -> usize {
         self.types.len()
     }

@@ -516,11 +516,16 @@ pub fn staged_around(
     let fate = if keep {
         let (back_name, back_func) = sync_names(cat, "sluice_back");
         let q = ident(&old);
+        // The kept column sits in the column's old position, so an INSERT without a column
+        // list (`INSERT INTO t VALUES (...)`, either version) fills it rather than the column:
+        // nobody names the kept column, so a value there on INSERT is such a write, and the
+        // column takes it (assigned as the ALTER assigns), else it would be lost to NULL.
+        let positional = format!("IF TG_OP = 'INSERT' AND NEW.{q} IS NOT NULL THEN NEW.{c} := NEW.{q}; END IF;");
         let back_body = match back_guard(&parse_type(&cat.data_type), &parse_type(&new_type), &format!("NEW.{c}")) {
-            Some(guard) if guard == "true" => format!("BEGIN NEW.{q} := NEW.{c}; RETURN NEW; END"),
-            Some(guard) => format!("BEGIN NEW.{q} := CASE WHEN {guard} THEN NEW.{c} END; RETURN NEW; END"),
+            Some(guard) if guard == "true" => format!("BEGIN {positional} NEW.{q} := NEW.{c}; RETURN NEW; END"),
+            Some(guard) => format!("BEGIN {positional} NEW.{q} := CASE WHEN {guard} THEN NEW.{c} END; RETURN NEW; END"),
             // A pair without a known test: the cast is tried, at the price of a subtransaction.
-            None => format!("BEGIN BEGIN NEW.{q} := NEW.{c}; EXCEPTION WHEN data_exception THEN NEW.{q} := NULL; END; RETURN NEW; END"),
+            None => format!("BEGIN {positional} BEGIN NEW.{q} := NEW.{c}; EXCEPTION WHEN data_exception THEN NEW.{q} := NULL; END; RETURN NEW; END"),
         };
         Fate::Keep {
             old: old.clone(),

@@ -12,6 +12,7 @@ mod create_index;
 pub use create_index::unnamed_concurrent_probe;
 mod drop_index;
 pub mod expand;
+pub mod old_version;
 pub mod other;
 pub mod prepare;
 pub(crate) mod set_not_null;

@@ -45,6 +45,7 @@ mod mysql_fulltext_index;
 mod mysql_lock_option;
 mod mysql_modify_column;
 mod mysql_primary_key_change;
+mod mysql_table_name_case;
 mod mysql_table_rebuild;
 mod prefer_bigint;
 mod prefer_identity;
@@ -120,6 +121,7 @@ pub static RULES: &[&Rule] = &[
     &mysql_modify_column::RULE,
     &mysql_add_column_not_instant::RULE,
     &mysql_table_rebuild::RULE,
+    &mysql_table_name_case::RULE,
     &mysql_add_foreign_key::RULE,
     &mysql_fulltext_index::RULE,
     &mysql_primary_key_change::RULE,
@@ -170,7 +172,22 @@ pub fn find(id: &str) -> Option<&'static Rule> {
 
 /// Findings `plan` makes from the live database rather than a lint rule (lint cannot see them);
 /// `-- sluice:ignore` suppresses them as it does a rule's.
-pub const PLAN_FINDINGS: &[&str] = &["backfill-fires-triggers"];
+pub const PLAN_FINDINGS: &[&str] = &["backfill-fires-triggers", crate::plan::old_version::RULE];
+
+/// What each of [`PLAN_FINDINGS`] detects and why it matters, for `sluice rules <id>`.
+pub fn plan_finding_doc(id: &str) -> Option<(&'static str, &'static str)> {
+    match id {
+        "backfill-fires-triggers" => Some((
+            "a staged backfill whose batches will fire the table's own UPDATE triggers (the role may not set session_replication_role, or a trigger is enabled ALWAYS or REPLICA)",
+            "a staged backfill updates every row, which fires the table's UPDATE triggers where the statement as written fires none",
+        )),
+        "old-version-sees" => Some((
+            "what the application version still running sees while a change is open that is not what was written: a kept type change's lossy casts (rounded, refused, NULL in the kept column), a dropped column's value for the new version's rows, a constraint its writes now break, an INSERT without a column list that fails (MariaDB/MySQL rename column)",
+            crate::plan::old_version::WHY,
+        )),
+        _ => None,
+    }
+}
 
 /// Whether `-- sluice:ignore <id>` names something that can be suppressed.
 pub fn known(id: &str) -> bool {

@@ -994,7 +994,7 @@ async fn mysql_drop_facts(
     columns: &[(String, bool)],
 ) -> Result<crate::plan::expand::drop_column_mysql::Facts> {
     use crate::plan::expand::drop_column_mysql::{
-        columns_sql, drop_sql, marks_sql, meta_key, Column, Facts, Live,
+        columns_sql, drop_sql, legacy_meta_key, marks_sql, meta_key, Column, Facts, Live,
     };
     use crate::plan::expand::rename_column_mysql::foreign_keys_sql;
     let target = engine.target();
@@ -1003,6 +1003,7 @@ async fn mysql_drop_facts(
     let mut f = Facts {
         engine: Some(target.engine),
         version: m.version,
+        folds: table_names_fold(engine).await?,
         table: table.name.clone(),
         table_sql: table_sql.clone(),
         ..Default::default()
@@ -1059,9 +1060,10 @@ async fn mysql_drop_facts(
                 .collect(),
             None => vec![],
         };
-        let marked = live
-            .as_ref()
-            .is_some_and(|l| marks.contains(&meta_key(m.version, &table.name, &l.name)));
+        let marked = live.as_ref().is_some_and(|l| {
+            marks.contains(&meta_key(m.version, &table.name, &l.name, f.folds))
+                || marks.contains(&legacy_meta_key(m.version, &table.name, &l.name))
+        });
         f.columns.push(Column {
             name: c.clone(),
             if_exists: *if_exists,
@@ -1244,7 +1246,11 @@ pub(crate) async fn explain_dry_run(
                 b.describe(),
                 lp.complete.sql,
                 if lp.rollback.sql.is_empty() { "nothing to undo" } else { &lp.rollback.sql }
-            ),
+            ) + &lp
+                .old_version
+                .iter()
+                .map(|t| format!("; what the old version sees: {t}"))
+                .collect::<String>(),
             then: steps,
         });
         p.mode = crate::migration::TxMode::PerStatement;

@@ -198,15 +198,11 @@ pub async fn plan(
                 }
             }
         }
-        // Lint leaves these ignores to the plan, which knows whether they matched.
-        for (k, (ig, on)) in ignores.iter().enumerate() {
-            let plan_only = crate::rules::PLAN_FINDINGS.contains(&ig.rule.as_str());
-            if plan_only && !used[k] && on.is_none_or(|i| i >= p.resume_from) {
-                findings.push(crate::lint::unused_ignore(m, ig, on.unwrap_or(0)));
-            }
-        }
         let mode = prepared.as_ref().map(|p| p.mode).unwrap_or(lint_mode);
         let mut statements = Vec::new();
+        // Constraints added in one phase to a live table: the old version's writes that break
+        // them fail from then on (issue 14: said, never silent).
+        let mut added: Vec<(usize, String)> = Vec::new();
         crate::analysis::walk_part_in(
             target,
             &stmts,
@@ -227,6 +223,9 @@ pub async fn plan(
                         ),
                     };
                     statements.push(crate::plan::plan_statement(st, ctx, staged));
+                    if !opts.as_written {
+                        added.extend(added_constraints(st, ctx).into_iter().map(|t| (i, t)));
+                    }
                 }
             },
         );
@@ -318,7 +317,67 @@ pub async fn plan(
             Some(_) => None,
         };
         // A type change whose swap keeps the old column: its complete and rollback.
+        let kept_type_change = lifecycle.is_none() && kept.is_some();
         let lifecycle = lifecycle.or(kept.map(|lp| *lp));
+        // What the old version sees that the new version did not write: a finding each (a
+        // lossy cast warns; a dropped column's value and a constraint's failing writes are
+        // notes), suppressed by `-- sluice:ignore old-version-sees` as a rule's.
+        let mut sees: Vec<(usize, crate::analysis::Severity, String, &str)> = Vec::new();
+        if let Some(lp) = &lifecycle {
+            if let Ok(Some((_, st, _))) = crate::lifecycle::lifecycle_change(target, m) {
+                let (severity, help) = match kept_type_change {
+                    true => (
+                        crate::analysis::Severity::Warning,
+                        "deploy the new version everywhere before it writes values the old type cannot take, and `sluice complete` once it runs everywhere; if the old version must keep every value, change the type in a way that keeps them (a wider type)",
+                    ),
+                    false => (
+                        crate::analysis::Severity::Info,
+                        "if the old version must not read that value, deploy the new version everywhere before it inserts rows, or give the column the default the old version should read in a migration before this one",
+                    ),
+                };
+                sees.extend(
+                    lp.old_version
+                        .iter()
+                        .map(|t| (st.index, severity, t.clone(), help)),
+                );
+            }
+        }
+        sees.extend(added.into_iter().map(|(i, t)| {
+            (
+                i,
+                crate::analysis::Severity::Info,
+                t,
+                "deploy application code that never writes such rows before this migration runs",
+            )
+        }));
+        for (i, severity, message, help) in sees {
+            let rule = crate::plan::old_version::RULE;
+            if let Some(k) = ignores
+                .iter()
+                .position(|(ig, on)| ig.rule == rule && *on == Some(i))
+            {
+                used[k] = true;
+                continue;
+            }
+            let Some(st) = stmts.get(i) else { continue };
+            findings.push(crate::analysis::finding(
+                m,
+                &m.up,
+                st,
+                rule,
+                severity,
+                message,
+                crate::plan::old_version::WHY,
+                help.to_string(),
+            ));
+        }
+        // Lint leaves these ignores to the plan, which knows whether they matched.
+        for (k, (ig, on)) in ignores.iter().enumerate() {
+            let plan_only = crate::rules::PLAN_FINDINGS.contains(&ig.rule.as_str());
+            if plan_only && !used[k] && on.is_none_or(|i| i >= p.resume_from) {
+                findings.push(crate::lint::unused_ignore(m, ig, on.unwrap_or(0)));
+            }
+        }
         for (_, e) in conflicts.iter().filter(|(v, _)| *v == m.version) {
             if let Some(f) = open_table_finding(target, m, e) {
                 findings.push(f);
@@ -573,4 +632,57 @@ pub(super) async fn check_plan(
         planned,
         ..Default::default()
     }))
+}
+
+/// The constraints `st` adds to a table that exists before the run (NOT NULL, UNIQUE, PRIMARY
+/// KEY, CHECK, FOREIGN KEY, a unique index), each stated as what the old version's writes meet.
+fn added_constraints(st: &crate::analysis::ir::Stmt, ctx: &crate::analysis::Ctx) -> Vec<String> {
+    use crate::analysis::ir::{Action, ConstraintKind};
+    use crate::plan::old_version::{added_constraint, Added};
+    let live = |t: &crate::analysis::ir::QName| !ctx.is_new_table(t) && !ctx.is_run_table(t);
+    let mut out = Vec::new();
+    for a in st.actions() {
+        let text = match a {
+            Action::SetNotNull { table, column } if live(table) => {
+                added_constraint(Added::NotNull {
+                    table: &table.display(),
+                    column,
+                })
+            }
+            Action::AddConstraint { table, constraint } if live(table) => match constraint.kind {
+                ConstraintKind::Unique | ConstraintKind::PrimaryKey => {
+                    added_constraint(Added::Unique {
+                        table: &table.display(),
+                        columns: &constraint.columns,
+                    })
+                }
+                ConstraintKind::ForeignKey => added_constraint(Added::ForeignKey {
+                    table: &table.display(),
+                    columns: &constraint.columns,
+                    references: &constraint
+                        .references
+                        .as_ref()
+                        .map(|r| r.display())
+                        .unwrap_or_else(|| "the referenced table".into()),
+                }),
+                ConstraintKind::Check => added_constraint(Added::Check {
+                    table: &table.display(),
+                    name: constraint.name.as_deref(),
+                }),
+                _ => continue,
+            },
+            Action::CreateIndex {
+                table,
+                unique: true,
+                columns,
+                ..
+            } if live(table) => added_constraint(Added::Unique {
+                table: &table.display(),
+                columns,
+            }),
+            _ => continue,
+        };
+        out.push(text);
+    }
+    out
 }

@@ -343,7 +343,8 @@ async fn with_children(
         let keep = keep && !(earlier && act::referenced_by_integers(cat));
         return Ok((
             act::staged_around(st, cat, keep, around).map(|(r, kept)| {
-                let lp = kept.then(|| Box::new(crate::plan::expand::column_type::plan(cat, &r)));
+                let lp = kept
+                    .then(|| Box::new(crate::plan::expand::column_type::plan(cat, new_type, &r)));
                 (r, lp)
             }),
             children,

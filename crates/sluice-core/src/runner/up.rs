@@ -432,8 +432,14 @@ pub(super) async fn explain_type_changes(
                         then: vec![],
                     })
                 }
-                TypeChange::Staged(_) => {
+                TypeChange::Staged(kept) => {
                     p.runs_as[i] = prepared.rewrites[i].as_ref().map(RunsAs::of);
+                    // As `plan` states it: what the old version sees while the old column is kept.
+                    for t in kept.iter().flat_map(|lp| &lp.old_version) {
+                        if let Some(r) = p.runs_as[i].as_mut() {
+                            r.note = format!("{}; what the old version sees: {t}", r.note);
+                        }
+                    }
                     // What `up` would say before the first batch, said on the step.
                     let tables: Vec<String> = prepared.rewrites[i]
                         .iter()

@@ -146,6 +146,36 @@ impl Project {
     }
 }
 
+/// The JSON summary `sluice fleet ... --json` prints, parsed (the run shown when it is not JSON).
+pub fn fleet_json(r: &Run) -> serde_json::Value {
+    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {r:?}"))
+}
+
+/// One target of a fleet's JSON summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FleetTarget {
+    pub target: String,
+    pub outcome: String,
+    /// -1 when the summary gives none.
+    pub exit_code: i64,
+    pub detail: Option<String>,
+}
+
+/// Each target of a fleet's JSON summary, in the targets file's order.
+pub fn fleet_targets(v: &serde_json::Value) -> Vec<FleetTarget> {
+    v["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| FleetTarget {
+            target: t["target"].as_str().unwrap().to_string(),
+            outcome: t["outcome"].as_str().unwrap().to_string(),
+            exit_code: t["exit_code"].as_i64().unwrap_or(-1),
+            detail: t["detail"].as_str().map(str::to_string),
+        })
+        .collect()
+}
+
 /// Waits for a child with a generous bound, so a hang fails the test instead of blocking CI.
 pub fn wait_bounded(mut child: Child, secs: u64, what: &str) -> Run {
     // The pipes are read while the child runs: a child that writes more than a pipe holds (64 KiB)

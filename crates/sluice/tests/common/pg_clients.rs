@@ -33,6 +33,21 @@ pub fn msg(e: &tokio_postgres::Error) -> String {
         .unwrap_or_else(|| e.to_string())
 }
 
+/// Runs one application version of the two-version tests on a session of its own (statements
+/// bounded at 20 s) until `stop`: its writer, built by `make` from the seeded rows it owns (ids
+/// 1..=3000 with `id % 2 == parity`, so the two versions never update the same row), comes back
+/// with what it kept, beside the errors it met.
+pub async fn run_version_client<W: Round>(
+    url: &str,
+    parity: i64,
+    stop: Arc<AtomicBool>,
+    ops: Arc<AtomicU64>,
+    make: impl FnOnce(Vec<i64>) -> W,
+) -> (W, Vec<String>) {
+    let owned = (1..=3000).filter(|i| i % 2 == parity).collect();
+    run_rounds(make(owned), session(url, "20s").await, stop, ops).await
+}
+
 /// One client: what it does in one round (writes, reads them back).
 pub trait Round: Send + 'static {
     /// Round `i` (from 1); what went wrong is pushed to `errors`. False: the round does not count

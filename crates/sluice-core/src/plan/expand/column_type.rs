@@ -99,6 +99,7 @@ pub fn phases(cat: &ColumnCatalog, old_exists: bool) -> Result<Phases, String> {
         phase_lock: None,
         rollback_lock: None,
         watch: Some(watch),
+        old_version: vec![],
     })
 }
 
@@ -210,8 +211,12 @@ fn sees(cat: &ColumnCatalog) -> Vec<(String, String)> {
 /// What `sluice plan` shows of a type change whose swap will keep the old column (`cat`: the
 /// column before the change, `r`: its staged form): the staged steps as the expand phase, the
 /// contract phase, and the rollback in words (its steps are planned from the catalog after the
-/// swap, when `sluice rollback` runs).
-pub fn plan(cat: &ColumnCatalog, r: &crate::plan::staged::Rewrite) -> LifecyclePlan {
+/// swap, when `sluice rollback` runs). `new_type`: as the migration writes it.
+pub fn plan(
+    cat: &ColumnCatalog,
+    new_type: &str,
+    r: &crate::plan::staged::Rewrite,
+) -> LifecyclePlan {
     use crate::plan::{staged::Lock, Blocks, Effect, Step as PlanStep};
     let on = |s: PlanStep| {
         let mut s = s.under(Lock::AccessExclusive);
@@ -241,5 +246,13 @@ pub fn plan(cat: &ColumnCatalog, r: &crate::plan::staged::Rewrite) -> LifecycleP
             Blocks::ReadsAndWrites,
         )),
         sees: sees(cat),
+        old_version: crate::plan::old_version::type_change(
+            &format!("{}.{}.{}", cat.schema, cat.table, cat.column),
+            &ident(&old_name(&cat.column)),
+            &cat.data_type,
+            &new_type.to_lowercase(),
+        )
+        .into_iter()
+        .collect(),
     }
 }

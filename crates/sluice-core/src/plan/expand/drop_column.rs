@@ -72,6 +72,8 @@ pub fn phases(
     let mut complete = vec![sql.trim().trim_end_matches(';').trim().to_string()];
     let mut gone: Vec<String> = Vec::new();
     let mut omit_notes: Vec<String> = Vec::new();
+    // What the old version reads in each column for the rows the new version inserts.
+    let mut old_version: Vec<String> = Vec::new();
     let mut restored: Vec<String> = Vec::new();
     for col in columns {
         let Some(cat) = &col.cat else {
@@ -108,7 +110,17 @@ pub fn phases(
         let c = ident(&cat.column);
         let needs_drop =
             cat.not_null && cat.default.is_none() && cat.identity.is_none() && !cat.generated;
+        let col_name = format!("{}.{}.{}", cat.schema, cat.table, cat.column);
         if !(needs_drop || col.not_null_dropped) {
+            // A generated column holds what it computes for every row: nothing to state.
+            if !cat.generated {
+                let value = match (&cat.identity, &cat.default) {
+                    (Some(_), _) => "the next identity value".to_string(),
+                    (None, Some(d)) => format!("its default ({d})"),
+                    (None, None) => "NULL".to_string(),
+                };
+                old_version.push(super::super::old_version::dropped_column(&col_name, &value));
+            }
             omit_notes.push(match (cat.not_null, &cat.default) {
                 (_, _) if cat.generated => format!("{} is generated: nobody writes it", col.name),
                 (_, _) if cat.identity.is_some() => {
@@ -151,6 +163,10 @@ pub fn phases(
         omit_notes.push(format!(
             "an INSERT that leaves {} out stores NULL (its NOT NULL is dropped until complete)",
             col.name
+        ));
+        old_version.push(super::super::old_version::dropped_column(
+            &col_name,
+            "NULL (a NOT NULL column: its NOT NULL is dropped until complete)",
         ));
         restored.push(col.name.clone());
 
@@ -254,6 +270,7 @@ pub fn phases(
         phase_lock: None,
         rollback_lock: None,
         watch: None,
+        old_version,
     })
 }
 

@@ -66,6 +66,9 @@ pub struct Facts {
     pub engine: Option<EngineKind>,
     /// The migration's version (the `sluice_meta` keys).
     pub version: i64,
+    /// The server compares table names case-insensitively (`lower_case_table_names` 1 or 2):
+    /// how the `sluice_meta` keys name the table.
+    pub folds: bool,
     /// The table's name as stored, and as SQL (quoted, with its database when the statement
     /// names one).
     pub table: String,
@@ -102,9 +105,29 @@ pub fn meta_prefix(version: i64) -> String {
 }
 
 /// The `sluice_meta` key that says the expand phase of `version` gave `table.column` its default
-/// (hashed: the key holds 64 characters, a name alone as many).
-pub fn meta_key(version: i64, table: &str, column: &str) -> String {
-    let text = format!("{}.{}", table.to_lowercase(), column.to_lowercase());
+/// (hashed: the key holds 64 characters, a name alone as many). The table as the server tells
+/// tables apart: exactly with `lower_case_table_names=0` (`folds` false: `Orders` and `orders`
+/// are two tables), in lower case with 1 or 2; the column in lower case (the server compares
+/// column names case-insensitively, always).
+pub fn meta_key(version: i64, table: &str, column: &str, folds: bool) -> String {
+    let table = match folds {
+        true => table.to_lowercase(),
+        false => table.to_string(),
+    };
+    hashed_key(version, &format!("{table}.{}", column.to_lowercase()))
+}
+
+/// The key an older build wrote for the same column (the table always in lower case, which made
+/// `Orders` and `orders` one key at `lower_case_table_names=0`): still read, so that a migration
+/// expanded by that build completes and rolls back with its defaults recognised.
+pub fn legacy_meta_key(version: i64, table: &str, column: &str) -> String {
+    hashed_key(
+        version,
+        &format!("{}.{}", table.to_lowercase(), column.to_lowercase()),
+    )
+}
+
+fn hashed_key(version: i64, text: &str) -> String {
     // FNV-1a: stable across runs and builds (a rerun must find the killed run's keys).
     let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
@@ -239,6 +262,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
     let mut blockers = Vec::new();
     let mut sets = Vec::new();
     let mut notes = Vec::new();
+    let mut old_version = Vec::new();
     for (c, l) in &live {
         let name = &l.name;
         blockers.extend(
@@ -297,7 +321,18 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
             }
         }
         let needs_default = c.marked || omitted.is_none();
+        let col_name = format!("{}.{name}", f.table);
         if !needs_default {
+            let value = match &omitted {
+                _ if l.extra.contains("generated") => None,
+                Some(Some(v)) => Some(format!("its default ({v})")),
+                _ if l.extra.contains("auto_increment") => {
+                    Some("the next AUTO_INCREMENT value".to_string())
+                }
+                _ => Some("NULL".to_string()),
+            };
+            old_version
+                .extend(value.map(|v| crate::plan::old_version::dropped_column(&col_name, &v)));
             notes.push(match omitted {
                 Some(Some(v)) => format!("an INSERT that leaves {name} out gets {v}"),
                 _ if l.extra.contains("generated") => {
@@ -322,6 +357,10 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         }
         notes.push(format!(
             "an INSERT that leaves {name} out stores {value} (the default sluice gives it until complete)"
+        ));
+        old_version.push(crate::plan::old_version::dropped_column(
+            &col_name,
+            &format!("{value} (the default sluice gives it until complete: the column is NOT NULL without one)"),
         ));
         sets.push((name.clone(), value));
     }
@@ -352,7 +391,12 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         // whose rollback (DROP DEFAULT of a column without one) changes nothing.
         let marks = sets
             .iter()
-            .map(|(c, _)| format!("({}, '')", literal(&meta_key(f.version, &f.table, c))))
+            .map(|(c, _)| {
+                format!(
+                    "({}, '')",
+                    literal(&meta_key(f.version, &f.table, c, f.folds))
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ");
         let alter = sets
@@ -411,6 +455,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
             "metadata lock (milliseconds, lock_wait_timeout, retried), ALGORITHM=INSTANT".into(),
         ),
         watch: None,
+        old_version,
     })
 }
 
@@ -467,6 +512,7 @@ fn contracted(f: &Facts) -> Phases {
         phase_lock: Some("metadata lock (milliseconds)".into()),
         rollback_lock: None,
         watch: None,
+        old_version: vec![],
     }
 }
 
@@ -558,6 +604,36 @@ mod tests {
     }
 
     #[test]
+    fn meta_keys_tell_tables_apart_as_the_server_does() {
+        // (table a, table b, server folds table names, one key)
+        let cases = [
+            ("Orders", "orders", false, false),
+            ("Orders", "orders", true, true),
+            ("Orders", "Orders", false, true),
+            ("orders", "orders", true, true),
+        ];
+        for (a, b, folds, same) in cases {
+            let (ka, kb) = (meta_key(7, a, "C", folds), meta_key(7, b, "c", folds));
+            assert_eq!(ka == kb, same, "{a} {b} folds={folds}");
+            assert!(ka.starts_with("drop 7 ") && ka.len() <= 64, "{ka}");
+        }
+        // What the older build wrote is what a folding server's key is (lower case), and
+        // differs from the exact key of a mixed-case table at 0 (read as well as the new one).
+        assert_eq!(
+            legacy_meta_key(7, "Orders", "C"),
+            meta_key(7, "Orders", "c", true)
+        );
+        assert_ne!(
+            legacy_meta_key(7, "Orders", "C"),
+            meta_key(7, "Orders", "c", false)
+        );
+        assert_eq!(
+            legacy_meta_key(7, "orders", "c"),
+            meta_key(7, "orders", "c", false)
+        );
+    }
+
+    #[test]
     fn a_not_null_column_without_default_gets_one_of_its_type_and_loses_it_on_rollback() {
         let e = EngineKind::MariaDb;
         let cases: &[(Live, &str)] = &[
@@ -578,7 +654,7 @@ mod tests {
             let f = facts(e, vec![col(l.clone())]);
             let sql = format!("ALTER TABLE t DROP COLUMN {}", l.name);
             let p = phases(&stmt(e, &sql), &f).unwrap();
-            let key = meta_key(7, "t", &l.name);
+            let key = meta_key(7, "t", &l.name, false);
             assert_eq!(
                 p.expand.iter().map(Step::text).collect::<Vec<_>>(),
                 vec![format!(

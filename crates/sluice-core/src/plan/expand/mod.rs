@@ -314,6 +314,10 @@ pub struct LifecyclePlan {
     pub rollback: super::Step,
     /// What each application version sees: (stage, what).
     pub sees: Vec<(String, String)>,
+    /// What the old version sees while expanded that the new version did not write (one
+    /// statement per column; `plan` makes each an `old-version-sees` finding).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub old_version: Vec<String>,
 }
 
 impl LifecyclePlan {
@@ -331,6 +335,7 @@ impl LifecyclePlan {
             complete: on(p.complete_step()),
             rollback: on(p.rollback_step()),
             sees: p.sees.clone(),
+            old_version: p.old_version.clone(),
         }
     }
 }
@@ -422,6 +427,10 @@ pub struct Phases {
     /// PostgreSQL kept type change: what makes the rollback guard's count and the swap back one
     /// decision (see [`Watch`]); None elsewhere.
     pub watch: Option<Watch>,
+    /// What the old version sees while expanded that the new version did not write, one
+    /// statement per column (`plan` shows each as an `old-version-sees` finding; see
+    /// [`crate::plan::old_version`]). Empty: it sees what was written (a rename).
+    pub old_version: Vec<String>,
 }
 
 /// A rollback guard's count and the swap that relies on it are far apart (index builds and

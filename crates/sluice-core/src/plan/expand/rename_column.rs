@@ -335,6 +335,7 @@ pub fn phases(
         phase_lock: None,
         rollback_lock: None,
         watch: None,
+        old_version: vec![],
     })
 }
 

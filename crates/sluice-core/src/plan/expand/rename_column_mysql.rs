@@ -565,6 +565,9 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         phase_lock: Some("LOCK TABLES WRITE (milliseconds)".into()),
         rollback_lock: None,
         watch: None,
+        old_version: vec![crate::plan::old_version::added_column(
+            &f.table, &f.to, &f.from,
+        )],
     })
 }
 
@@ -604,6 +607,7 @@ fn contracted(f: &Facts) -> Phases {
         phase_lock: Some("LOCK TABLES WRITE (milliseconds)".into()),
         rollback_lock: None,
         watch: None,
+        old_version: vec![],
     }
 }
 

@@ -289,6 +289,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &TableFacts) -> Result<Phases, 
         phase_lock: None,
         rollback_lock: None,
         watch: None,
+        old_version: vec![],
     })
 }
 
