@@ -91,7 +91,8 @@ struct Writers {
 }
 
 impl Writers {
-    async fn start(p: &Project) -> Writers {
+    /// `phase`: writers started again later use other keys.
+    async fn start(p: &Project, phase: i64) -> Writers {
         let stop = Arc::new(AtomicBool::new(false));
         let errors = Arc::new(Mutex::new(Vec::new()));
         let mut logs = Vec::new();
@@ -102,8 +103,8 @@ impl Writers {
             logs.push(log.clone());
             let (stop, errors) = (stop.clone(), errors.clone());
             tasks.push(tokio::spawn(async move {
-                let mut n: i64 = 0;
-                let mut r = 11u64 + role;
+                let mut n: i64 = phase * 1_000_000;
+                let mut r = 11u64 + role + 7 * phase as u64;
                 while !stop.load(Ordering::Relaxed) {
                     n += 1;
                     r = r
@@ -115,7 +116,7 @@ impl Writers {
                         (0, 0) => format!("UPDATE customers SET hits = hits + 1 WHERE id = {key}"),
                         (0, _) => format!(
                             "INSERT INTO customers (id, tenant, referrer_id) VALUES ({}, 1, {key})",
-                            1_000_000 + n
+                            10_000_000 + n
                         ),
                         // A child: inserts, updates, deletes of its own rows.
                         (1, 0) => format!("DELETE FROM orders WHERE k = {}", 100_000 + n - 2),
@@ -242,6 +243,17 @@ async fn compare(what: &str, written: &Project, staged: &Project) -> Vec<String>
     out
 }
 
+/// The twin of a rolled-back run: the writes replayed, no ALTER.
+async fn twin_unchanged(logs: &[Vec<String>]) -> Project {
+    let p = Project::new(Server::Postgres).await;
+    p.db.pg().await.batch_execute(SETUP).await.unwrap();
+    let c = p.db.pg().await;
+    for sql in logs.iter().flatten() {
+        c.batch_execute(sql).await.unwrap();
+    }
+    p
+}
+
 /// The twin: the writes replayed, then the ALTERs as written.
 async fn twin(logs: &[Vec<String>]) -> Project {
     let written = Project::new(Server::Postgres).await;
@@ -337,7 +349,7 @@ async fn referencing_columns_are_widened_with_the_key_under_writers() {
             );
         }
 
-        let writers = Writers::start(&staged).await;
+        let writers = Writers::start(&staged, 0).await;
         tokio::time::sleep(Duration::from_millis(200)).await;
         let r = wait_bounded(staged.spawn(&["up", "--pace", "speed"]), 300, "up");
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -353,22 +365,29 @@ async fn referencing_columns_are_widened_with_the_key_under_writers() {
             "{name}: the writers ran: {:?}",
             logs.iter().map(Vec::len).collect::<Vec<_>>()
         );
-        // Not kept (applied, not expanded): children changed with the parent have no swap back,
-        // and `rollback` says so without touching anything (twice).
-        assert_eq!(staged.states(), vec![(1, "applied".to_string())], "{name}");
-        let (facts, _) = state(&staged).await;
-        for _ in 0..2 {
-            let rb = staged.run(&["rollback", "1"]);
-            assert_eq!(rb.code, 11, "{name}: {rb:?}");
-            assert!(
-                rb.all().contains("is applied, not expanded"),
-                "{name}: {rb:?}"
-            );
-            assert_eq!(
-                state(&staged).await.0,
-                facts,
-                "{name}: rollback changed nothing"
-            );
+        let mut logs = logs;
+        if case.up.lines().count() == 1 {
+            // The parent's ALTER alone: the parent's and every widened child's old column is
+            // kept (expanded) until complete, and `rollback` swaps them all back.
+            logs = expanded_then_rollback_then_complete(name, &staged, logs, &mut failures).await;
+        } else {
+            // Beside the user's own ALTERs nothing is kept (applied, not expanded), and
+            // `rollback` says so without touching anything (twice).
+            assert_eq!(staged.states(), vec![(1, "applied".to_string())], "{name}");
+            let (facts, _) = state(&staged).await;
+            for _ in 0..2 {
+                let rb = staged.run(&["rollback", "1"]);
+                assert_eq!(rb.code, 11, "{name}: {rb:?}");
+                assert!(
+                    rb.all().contains("is applied, not expanded"),
+                    "{name}: {rb:?}"
+                );
+                assert_eq!(
+                    state(&staged).await.0,
+                    facts,
+                    "{name}: rollback changed nothing"
+                );
+            }
         }
         let written = twin(&logs).await;
         failures.extend(compare(name, &written, &staged).await);
@@ -381,6 +400,108 @@ async fn referencing_columns_are_widened_with_the_key_under_writers() {
         failures.extend(compare(&format!("{name}, after the key checks"), &written, &staged).await);
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The kept lifecycle of a type change that widened its children (issue 13 point 4 with point
+/// 2), after `up` left it expanded: the keys hold and a key above 2^31 works; a rollback is
+/// refused (twice, nothing changed) while a parent or a child row holds a value the old type
+/// cannot take; then, under writers, `rollback` swaps the parent and every child back (equal
+/// to the twin without any ALTER, column order included, a second rollback has nothing to do),
+/// `up` expands again and `complete` finishes, under writers. Returns every write made.
+async fn expanded_then_rollback_then_complete(
+    name: &str,
+    staged: &Project,
+    mut logs: Vec<Vec<String>>,
+    failures: &mut Vec<String>,
+) -> Vec<Vec<String>> {
+    assert_eq!(staged.states(), vec![(1, "expanded".to_string())], "{name}");
+    let c = staged.db.pg().await;
+    let kept: i64 = c
+        .query_one(
+            "SELECT count(*) FROM pg_attribute WHERE attname IN ('id_sluice_old', 'referrer_id_sluice_old', 'customer_id_sluice_old', 'cust_sluice_old', 'k_sluice_old') AND NOT attisdropped AND attrelid IN ('customers'::regclass, 'orders'::regclass, 'notes'::regclass, 'lines'::regclass, 'profiles'::regclass)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    // customers.id, customers.referrer_id, orders, notes, lines, profiles: each kept.
+    assert_eq!(kept, 6, "{name}: every widened column's old one is kept");
+    keys_hold(staged, &format!("{name}, expanded")).await;
+    let plan = staged.run(&["status"]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+
+    // Values the old type cannot take, in the parent and in a child: refused, nothing changed.
+    c.batch_execute(
+        "INSERT INTO customers (id, tenant) VALUES (3000000000, 1);
+         INSERT INTO orders (k, customer_id) VALUES (-1, 3000000000);",
+    )
+    .await
+    .unwrap();
+    let (facts, rows) = state(staged).await;
+    for _ in 0..2 {
+        let rb = staged.run(&["rollback", "1"]);
+        assert_eq!(rb.code, 11, "{name}: {rb:?}");
+        for what in [
+            "1 row(s) of customers hold a value in id that its old type cannot take",
+            "1 row(s) of public.orders hold a value in customer_id that its old type cannot take",
+        ] {
+            assert!(rb.all().contains(what), "{name}: {what}: {rb:?}");
+        }
+        assert_eq!(
+            state(staged).await,
+            (facts.clone(), rows.clone()),
+            "{name}: refused rollback changed something"
+        );
+        assert_eq!(staged.states(), vec![(1, "expanded".to_string())], "{name}");
+    }
+    c.batch_execute("DELETE FROM customers WHERE id = 3000000000")
+        .await
+        .unwrap();
+
+    // The rollback, under writers.
+    let writers = Writers::start(staged, 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rb = wait_bounded(staged.spawn(&["rollback", "1"]), 300, "rollback");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (more, errors) = writers.finish().await;
+    assert_eq!(rb.code, 0, "{name}: {rb:?}");
+    assert!(
+        errors.is_empty(),
+        "{name}: writers failed during the rollback: {:?}",
+        &errors[..errors.len().min(3)]
+    );
+    for (l, m) in logs.iter_mut().zip(more) {
+        l.extend(m);
+    }
+    assert_eq!(staged.states(), vec![(1, "pending".to_string())], "{name}");
+    let unchanged = twin_unchanged(&logs).await;
+    failures.extend(compare(&format!("{name}, rolled back"), &unchanged, staged).await);
+    let again = staged.run(&["rollback", "1"]);
+    assert_ne!(
+        again.code, 0,
+        "{name}: nothing left to roll back: {again:?}"
+    );
+    failures.extend(compare(&format!("{name}, second rollback"), &unchanged, staged).await);
+
+    // Expand again, then complete, under writers.
+    let writers = Writers::start(staged, 2).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let up = wait_bounded(staged.spawn(&["up", "--pace", "speed"]), 300, "up again");
+    let complete = wait_bounded(staged.spawn(&["complete", "1"]), 300, "complete");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (more, errors) = writers.finish().await;
+    assert_eq!(up.code, 0, "{name}: {up:?}");
+    assert_eq!(complete.code, 0, "{name}: {complete:?}");
+    assert!(
+        errors.is_empty(),
+        "{name}: writers failed: {:?}",
+        &errors[..errors.len().min(3)]
+    );
+    for (l, m) in logs.iter_mut().zip(more) {
+        l.extend(m);
+    }
+    assert_eq!(staged.states(), vec![(1, "applied".to_string())], "{name}");
+    logs
 }
 
 /// kill -9 after each step of the children's staged changes (`SLUICE_CRASH_AT=child-step-done@n`,
@@ -410,6 +531,8 @@ async fn widening_children_survives_kill_9_after_every_child_step() {
                 "killed after each of {} child steps; every rerun converged",
                 n - 1
             );
+            let r = staged.run(&["complete", "1"]);
+            assert_eq!(r.code, 0, "{r:?}");
             failures.extend(compare("no crash", &written, &staged).await);
             break;
         }
@@ -421,9 +544,77 @@ async fn widening_children_survives_kill_9_after_every_child_step() {
             let r = wait_bounded(staged.spawn(&["up", "--pace", "speed"]), 300, "rerun");
             assert_eq!(r.code, 0, "@{n}, rerun {rerun}: {r:?}");
         }
-        assert_eq!(staged.states(), vec![(1, "applied".to_string())], "@{n}");
+        // The children swapped before the kill kept their old columns too: one complete ends
+        // them all.
+        assert_eq!(staged.states(), vec![(1, "expanded".to_string())], "@{n}");
+        let r = staged.run(&["complete", "1"]);
+        assert_eq!(r.code, 0, "@{n}: {r:?}");
         failures.extend(compare(&format!("killed after child step {n}"), &written, &staged).await);
         n += 1;
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// kill -9 at every step of the rollback of a type change that widened its children
+/// (`SLUICE_CRASH_AT=rollback-step-<k>` before each rebuild on the kept columns, `rollback-swap`
+/// before the swap back): the rerun converges on the schema and rows before the migration (a
+/// second rerun has nothing to do), and `up` then expands again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_rollback_of_widened_children_survives_kill_9_at_every_step() {
+    let unchanged = twin_unchanged(&[]).await;
+    let mut failures = Vec::new();
+    // rollback-step-0, -1, ... until a rollback gets through, then rollback-swap.
+    let mut k = 0;
+    let mut swap = false;
+    loop {
+        assert!(k < 80, "the crash point keeps being reached");
+        let staged = Project::new(Server::Postgres).await;
+        prepare(&staged, cases()[0].up).await;
+        let r = staged.run(&["up", "--pace", "speed"]);
+        assert_eq!(r.code, 0, "{r:?}");
+        let point = if swap {
+            "rollback-swap".to_string()
+        } else {
+            format!("rollback-step-{k}")
+        };
+        let mut cmd = staged.command(&["rollback", "1"]);
+        cmd.env("SLUICE_CRASH_AT", &point);
+        let child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let r = wait_bounded(child, 300, "rollback with a crash point");
+        if r.code == 0 {
+            assert!(!swap, "the swap's crash point was not reached: {r:?}");
+            // Every step: the parent's and the children's rebuilds on their kept columns.
+            assert!(k > 10, "only {k} rollback steps: {r:?}");
+            eprintln!("killed before each of {k} rollback steps; every rerun converged");
+            failures.extend(compare("rollback without a crash", &unchanged, &staged).await);
+            swap = true;
+            continue;
+        }
+        assert!(
+            r.stderr.contains(&format!("SLUICE_CRASH_AT={point}")),
+            "{point}: {r:?}"
+        );
+        let again = staged.run(&["rollback", "1"]);
+        assert_eq!(again.code, 0, "{point}: rerun: {again:?}");
+        assert_eq!(staged.states(), vec![(1, "pending".to_string())], "{point}");
+        failures.extend(compare(&format!("killed at {point}"), &unchanged, &staged).await);
+        let third = staged.run(&["rollback", "1"]);
+        assert_ne!(third.code, 0, "{point}: nothing left: {third:?}");
+        let up = staged.run(&["up", "--pace", "speed"]);
+        assert_eq!(up.code, 0, "{point}: up after the rollback: {up:?}");
+        assert_eq!(
+            staged.states(),
+            vec![(1, "expanded".to_string())],
+            "{point}"
+        );
+        if swap {
+            break;
+        }
+        k += 1;
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
@@ -494,7 +685,7 @@ async fn widening_children_survives_kill_9_in_a_child_backfill_under_writers() {
     prepare(&staged, cases()[0].up).await;
     let more = "INSERT INTO orders SELECT g, 1 + g % 2000 FROM generate_series(3001, 80000) g;";
     staged.db.pg().await.batch_execute(more).await.unwrap();
-    let writers = Writers::start(&staged).await;
+    let writers = Writers::start(&staged, 0).await;
     let poll = staged.db.pg().await;
     let mut up = staged.spawn(&["up", "--pace", "speed"]);
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
@@ -523,7 +714,9 @@ async fn widening_children_survives_kill_9_in_a_child_backfill_under_writers() {
         "writers failed: {:?}",
         &errors[..errors.len().min(3)]
     );
-    assert_eq!(staged.states(), vec![(1, "applied".to_string())]);
+    assert_eq!(staged.states(), vec![(1, "expanded".to_string())]);
+    let done = staged.run(&["complete", "1"]);
+    assert_eq!(done.code, 0, "complete: {done:?}");
     let written = Project::new(Server::Postgres).await;
     prepare(&written, AS_WRITTEN).await;
     let c = written.db.pg().await;

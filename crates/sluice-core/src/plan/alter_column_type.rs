@@ -520,7 +520,8 @@ pub fn staged_around(
         // list (`INSERT INTO t VALUES (...)`, either version) fills it rather than the column:
         // nobody names the kept column, so a value there on INSERT is such a write, and the
         // column takes it (assigned as the ALTER assigns), else it would be lost to NULL.
-        let positional = format!("IF TG_OP = 'INSERT' AND NEW.{q} IS NOT NULL THEN NEW.{c} := NEW.{q}; END IF;");
+        let positional =
+            format!("IF TG_OP = 'INSERT' AND NEW.{q} IS NOT NULL THEN NEW.{c} := NEW.{q}; END IF;");
         let back_body = match back_guard(&parse_type(&cat.data_type), &parse_type(&new_type), &format!("NEW.{c}")) {
             Some(guard) if guard == "true" => format!("BEGIN {positional} NEW.{q} := NEW.{c}; RETURN NEW; END"),
             Some(guard) => format!("BEGIN {positional} NEW.{q} := CASE WHEN {guard} THEN NEW.{c} END; RETURN NEW; END"),
@@ -896,18 +897,6 @@ pub fn implied_children(cat: &ColumnCatalog, new_type: &str) -> Vec<Child> {
     out
 }
 
-/// Another column of an integer type references the column (a key sluice may have widened with
-/// it on an earlier attempt, or one that was as wide before).
-pub fn referenced_by_integers(cat: &ColumnCatalog) -> bool {
-    cat.foreign_keys.iter().any(|fk| {
-        fk.referenced
-            && fk.paired.as_ref().is_some_and(|(column, ty)| {
-                !(fk.schema == cat.schema && fk.table == cat.table && *column == cat.column)
-                    && int_width(&parse_type(ty)).is_some()
-            })
-    })
-}
-
 /// The parent's catalog as its staged change will find it once the children's staged changes
 /// (run first) swapped: without the children's helpers that a resumed run may see half made,
 /// i.e. a child's foreign key copy on its shadow column (the child's swap gives it the
@@ -930,6 +919,23 @@ pub fn without_children_helpers(cat: &ColumnCatalog, children: &[Child]) -> Colu
                 && *t == super::helper_name(&format!("zz_{}", c.table), &c.column, "sluice_sync")
         })
     });
+    // A self-referencing column of the table already swapped and kept (an earlier attempt
+    // widened it, issue 13 point 4): its reverse trigger sets only its own kept column.
+    let backs: Vec<String> = cat
+        .foreign_keys
+        .iter()
+        .filter(|fk| fk.referenced && fk.schema == cat.schema && fk.table == cat.table)
+        .filter_map(|fk| fk.paired.as_ref())
+        .filter(|(col, _)| *col != cat.column)
+        .map(|(col, _)| {
+            let other = ColumnCatalog {
+                column: col.clone(),
+                ..cat.clone()
+            };
+            sync_names(&other, "sluice_back").0
+        })
+        .collect();
+    cat.before_triggers.retain(|t| !backs.contains(t));
     cat
 }
 
@@ -1384,7 +1390,7 @@ pub(crate) fn carry(
 /// deadlock check could pick the client — measured under pgbench, the 500 ms that half the default
 /// deadlock_timeout allowed was a 500 ms stall of every client each time. A wait that does not
 /// close a cycle is for in-flight short transactions: milliseconds.
-const SHORT_SECOND_WAIT: &str = "SELECT set_config('lock_timeout', least(nullif((SELECT setting::int FROM pg_settings WHERE name = 'lock_timeout'), 0), (SELECT setting::int FROM pg_settings WHERE name = 'deadlock_timeout') / 2, 50)::text, true)";
+pub(crate) const SHORT_SECOND_WAIT: &str = "SELECT set_config('lock_timeout', least(nullif((SELECT setting::int FROM pg_settings WHERE name = 'lock_timeout'), 0), (SELECT setting::int FROM pg_settings WHERE name = 'deadlock_timeout') / 2, 50)::text, true)";
 
 /// A foreign key's definition (`pg_get_constraintdef`, NOT VALID left off) for its copy on the
 /// shadow column: the column swapped for the shadow in the referencing list (and in an `ON DELETE

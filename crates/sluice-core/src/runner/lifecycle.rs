@@ -775,7 +775,30 @@ async fn phases_live(
             };
             let old = crate::plan::alter_column_type::old_name(column);
             let old_exists = engine.column_catalog(&name, &old).await?.is_some();
-            crate::plan::expand::column_type::phases(&cat, old_exists).map_err(|why| {
+            // The referencing columns the type change widened with it and kept (their old
+            // column is there): rolled back and completed with it.
+            let mut children: Vec<crate::engine::ColumnCatalog> = Vec::new();
+            for fk in cat.foreign_keys.iter().filter(|fk| fk.referenced) {
+                let Some((col, _)) = &fk.paired else { continue };
+                if fk.schema == cat.schema && fk.table == cat.table && *col == cat.column {
+                    continue;
+                }
+                if children
+                    .iter()
+                    .any(|c| c.schema == fk.schema && c.table == fk.table && c.column == *col)
+                {
+                    continue;
+                }
+                let child = crate::quote::pg::qualified(&fk.schema, &fk.table);
+                let kept = crate::plan::alter_column_type::old_name(col);
+                if engine.column_catalog(&child, &kept).await?.is_none() {
+                    continue;
+                }
+                if let Some(c) = engine.column_catalog(&child, col).await? {
+                    children.push(c);
+                }
+            }
+            crate::plan::expand::column_type::phases(&cat, old_exists, &children).map_err(|why| {
                 file_err(format!(
                     "sluice cannot finish the type change of {table}.{column}: {why}"
                 ))
@@ -1583,9 +1606,19 @@ fn guard_refusal(
     if guard == crate::plan::expand::Guard::OldType {
         let what = nulls
             .iter()
-            .map(|(c, n)| {
-                format!("{n} row(s) of {t} hold a value in {c} that its old type cannot take")
-            })
+            .map(
+                |(c, n)| match c.split_once(crate::plan::expand::column_type::GUARD_SEP) {
+                    // A referencing column widened and kept with the column.
+                    Some((table, c)) => format!(
+                        "{n} row(s) of {table} hold a value in {c} that its old type cannot take"
+                    ),
+                    None => {
+                        format!(
+                            "{n} row(s) of {t} hold a value in {c} that its old type cannot take"
+                        )
+                    }
+                },
+            )
             .collect::<Vec<_>>()
             .join("; ");
         return Error::lifecycle(

@@ -48,12 +48,6 @@ pub(super) async fn stage_type_changes(
     // A type change that is the migration's only statement keeps the old column until `sluice
     // complete` (the migration is then expanded, issue 13): `sluice rollback` swaps it back.
     let keep = dir == Direction::Up && crate::lifecycle::type_change_of(target, m).is_some();
-    // An earlier attempt of this migration (killed or failed) may have widened referencing
-    // columns already (see with_children): the swap then keeps nothing either.
-    let earlier = keep
-        && engine.history().await?.iter().any(|r| {
-            r.version == m.version && matches!(r.state, RecordState::Running | RecordState::Failed)
-        });
     // The columns the part's own type changes change: a referencing column the user changes
     // is theirs, never widened a second time by sluice (see with_children).
     let written: Vec<(crate::analysis::ir::QName, String)> = prepared
@@ -170,13 +164,7 @@ pub(super) async fn stage_type_changes(
                         match engine.column_catalog(&name, column).await? {
                             Some(cat) => {
                                 let (staged, children) = with_children(
-                                    engine,
-                                    &st,
-                                    &cat,
-                                    new_type,
-                                    (keep, earlier),
-                                    &written,
-                                    &around,
+                                    engine, &st, &cat, new_type, keep, &written, &around,
                                 )
                                 .await?;
                                 for c in children {
@@ -300,16 +288,18 @@ pub fn small_table_note(rows: u64, below: u64) -> String {
 /// staged change first, from the child column's live catalog, then the parent's. A referencing
 /// column one of the part's statements changes itself (`written`) is left to that statement,
 /// wherever it stands in the part: it is not changed twice, and a bigint key referencing an int
-/// one (or the other way) is valid meanwhile. With children the parent's old column is not kept
-/// (the migration is applied at the swap, not expanded): a rollback that swapped the parent back
-/// would leave the children wide, which is not the schema before the migration.
+/// one (or the other way) is valid meanwhile. When the parent's old column is kept, so is each
+/// child's (its swap keeps it with a reverse trigger): the rollback swaps every one of them back
+/// in one transaction (see [`crate::plan::expand::column_type::phases`]), so no child is left
+/// wide. A rerun after a kill finds the children already swapped as wide and kept, and keeps the
+/// parent's too.
 #[allow(clippy::type_complexity)]
 async fn with_children(
     engine: &mut dyn Engine,
     st: &crate::analysis::ir::Stmt,
     cat: &crate::engine::ColumnCatalog,
     new_type: &str,
-    (keep, earlier): (bool, bool),
+    keep: bool,
     written: &[(crate::analysis::ir::QName, String)],
     around: &crate::plan::alter_column_type::Around,
 ) -> Result<(
@@ -337,10 +327,7 @@ async fn with_children(
         })
         .collect();
     if children.is_empty() {
-        // Keeping is decided the same on every attempt: a rerun after an attempt that widened
-        // the children finds none left to widen, and must not keep the parent's old column
-        // either (its rollback would leave the children wide).
-        let keep = keep && !(earlier && act::referenced_by_integers(cat));
+        let cat = &act::without_children_helpers(cat, &children);
         return Ok((
             act::staged_around(st, cat, keep, around).map(|(r, kept)| {
                 let lp = kept
@@ -350,6 +337,17 @@ async fn with_children(
             children,
         ));
     }
+    // The parent first, to learn whether its old column is kept: the children's are then too.
+    let parent_cat = act::without_children_helpers(cat, &children);
+    let (parent, kept) = match act::staged_around(st, &parent_cat, keep, around) {
+        Ok(r) => r,
+        Err(why) => return Ok((Err(why), children)),
+    };
+    let lifecycle = kept.then(|| {
+        Box::new(crate::plan::expand::column_type::plan(
+            cat, new_type, &parent,
+        ))
+    });
     let mut staged_children = Vec::new();
     for c in &children {
         let table = crate::quote::pg::qualified(&c.schema, &c.table);
@@ -380,7 +378,7 @@ async fn with_children(
                 children,
             ));
         };
-        match act::staged(&child_st, &child_cat, false) {
+        match act::staged(&child_st, &child_cat, kept) {
             Ok((r, _)) => staged_children.push((c.clone(), r)),
             Err(why) => {
                 return Ok((
@@ -394,17 +392,21 @@ async fn with_children(
             }
         }
     }
-    let parent_cat = act::without_children_helpers(cat, &children);
-    let parent = match act::staged_around(st, &parent_cat, false, around) {
-        Ok((r, _)) => r,
-        Err(why) => return Ok((Err(why), children)),
-    };
     let parent_table = format!("{}.{}", cat.schema, cat.table);
-    Ok((
-        Ok((
-            act::with_children(parent, staged_children, &parent_table),
-            None,
-        )),
-        children,
-    ))
+    let staged = act::with_children(parent, staged_children, &parent_table);
+    // The lifecycle `plan` shows: the expand phase with the children's steps.
+    let lifecycle = lifecycle.map(|mut lp| {
+        lp.expand = staged.plan_steps();
+        lp.change = format!(
+            "{} with the referencing column(s) {}, kept the same way",
+            lp.change,
+            children
+                .iter()
+                .map(|c| c.label())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        lp
+    });
+    Ok((Ok((staged, lifecycle)), children))
 }

@@ -10,6 +10,10 @@ use crate::engine::ColumnCatalog;
 use crate::plan::alter_column_type::{carry, old_name, sync_names, Fate};
 use crate::quote::pg::{ident, literal, qualified};
 
+/// In a rollback guard's column, between a referencing table and its column (the guard's
+/// refusal names that table, not the type change's).
+pub const GUARD_SEP: char = '\u{1f}';
+
 /// Where the rollback watch records writes (sluice's own schema, kept like its history).
 pub const WATCH_TABLE: &str = "sluice.rollback_watch";
 /// The watch trigger's function (one for every watch: the trigger passes its key).
@@ -29,7 +33,20 @@ pub const WATCH_FUNCTION: &str = "sluice.rollback_watch";
 ///   one short swap back (the same swap as the type change's, the other way): the new column
 ///   dropped, the old one renamed back and given the names, default, identity or sequence. The old
 ///   column never moved, so the table is as before the migration, column order included.
-pub fn phases(cat: &ColumnCatalog, old_exists: bool) -> Result<Phases, String> {
+///
+/// `children`: the referencing columns the type change widened with the column and kept the same
+/// way (each child's catalog after its swap, its own old column there). Their rollback joins the
+/// column's: first every child's indexes, checks and other keys rebuilt on its kept column, and
+/// each key between a child and the column copied between the two kept columns (NOT VALID +
+/// VALIDATE: the kept columns are kept equal by the reverse triggers, so the copy holds), then
+/// one swap back of every table in one transaction (the children locked first, as the type
+/// change's swap does). So the children are never left wide after a rollback, and no moment has
+/// a key unchecked.
+pub fn phases(
+    cat: &ColumnCatalog,
+    old_exists: bool,
+    children: &[ColumnCatalog],
+) -> Result<Phases, String> {
     let old = old_name(&cat.column);
     if !old_exists {
         return Err(format!(
@@ -46,9 +63,80 @@ pub fn phases(cat: &ColumnCatalog, old_exists: bool) -> Result<Phases, String> {
     let t = qualified(&cat.schema, &cat.table);
     let c = ident(&cat.column);
     let (back_trigger, back_func) = sync_names(cat, "sluice_back");
-    let complete = complete_sql(cat);
+    let mut complete = Vec::new();
+    let mut locks: Vec<String> = children
+        .iter()
+        .map(|ch| qualified(&ch.schema, &ch.table))
+        .filter(|q| *q != t)
+        .collect();
+    locks.sort();
+    locks.dedup();
+    if !locks.is_empty() {
+        // The other tables first, every wait short (as the type change's swap): a client
+        // holding a child and checking its key on the table (or deleting on the table and
+        // cascading into a child) makes sluice give up and retry, never the client.
+        complete.push(crate::plan::alter_column_type::SHORT_SECOND_WAIT.to_string());
+        complete.push(format!(
+            "LOCK TABLE {}, {t} IN ACCESS EXCLUSIVE MODE",
+            locks.join(", ")
+        ));
+    }
+    // The keys between a kept child and the column: copied between the two kept columns.
+    let is_child = |fk: &crate::engine::ForeignKeyFacts| {
+        children.iter().find(|ch| {
+            fk.referenced
+                && fk.schema == ch.schema
+                && fk.table == ch.table
+                && fk.paired.as_ref().is_some_and(|(col, _)| *col == ch.column)
+        })
+    };
+    // The reverse triggers of the kept columns on one table (a self-reference widened with the
+    // column) set only their own kept column: no reason to refuse the others' order.
+    let backs: Vec<(String, String, String)> = std::iter::once(cat)
+        .chain(children)
+        .map(|c| {
+            (
+                c.schema.clone(),
+                c.table.clone(),
+                sync_names(c, "sluice_back").0,
+            )
+        })
+        .collect();
+    let others = |c: &ColumnCatalog| {
+        let mut c = c.clone();
+        let own = sync_names(&c, "sluice_back").0;
+        c.before_triggers.retain(|t| {
+            *t == own
+                || !backs
+                    .iter()
+                    .any(|(s, tb, n)| *s == c.schema && *tb == c.table && n == t)
+        });
+        c
+    };
+    let mut parent = others(cat);
+    for fk in parent.foreign_keys.iter_mut() {
+        if let Some(ch) = is_child(fk) {
+            let referencing = crate::engine::ForeignKeyFacts {
+                referencing: true,
+                referenced: false,
+                ..fk.clone()
+            };
+            fk.definition = crate::plan::alter_column_type::fk_on_shadow(
+                &referencing,
+                &ch.column,
+                &old_name(&ch.column),
+            )
+            .map_err(|why| format!("foreign key {}: {why}", fk.name))?;
+        }
+    }
+    let keys: Vec<(String, String, String)> = cat
+        .foreign_keys
+        .iter()
+        .filter(|fk| is_child(fk).is_some())
+        .map(|fk| (fk.schema.clone(), fk.table.clone(), fk.name.clone()))
+        .collect();
     let carried = carry(
-        cat,
+        &parent,
         &old,
         &back_trigger,
         &back_func,
@@ -63,6 +151,65 @@ pub fn phases(cat: &ColumnCatalog, old_exists: bool) -> Result<Phases, String> {
         _ => unreachable!("carry ends with the swap"),
     };
     about.pop();
+    let mut fk_undo = carried.fk_undo;
+    let mut undo = carried.undo;
+    let mut child_swaps = Vec::new();
+    let mut guards = Vec::new();
+    for ch in children {
+        let label = format!(
+            "referencing column {}.{}.{}",
+            ch.schema, ch.table, ch.column
+        );
+        if !ch.blockers.is_empty() {
+            return Err(format!(
+                "{label}: {}: the swap back does not move these",
+                ch.blockers.join("; ")
+            ));
+        }
+        let mut own = others(ch);
+        // Its key to the column is the column's to copy (above).
+        own.foreign_keys
+            .retain(|fk| !keys.contains(&(fk.schema.clone(), fk.table.clone(), fk.name.clone())));
+        let (trigger, func) = sync_names(ch, "sluice_back");
+        let kept = carry(
+            &own,
+            &old_name(&ch.column),
+            &trigger,
+            &func,
+            false,
+            Fate::Drop,
+            &Default::default(),
+        )
+        .map_err(|why| format!("{label}: {why}"))?;
+        let mut child_steps = kept.then;
+        let mut child_about = kept.about;
+        match child_steps.pop() {
+            Some(Step::Sql(sql)) => child_swaps.push(sql),
+            _ => unreachable!("carry ends with the swap"),
+        }
+        child_about.pop();
+        let table = format!("{}.{}", ch.schema, ch.table);
+        for a in child_about.iter_mut() {
+            a.tables = vec![table.clone()];
+            a.label = Some(label.clone());
+        }
+        steps.extend(child_steps);
+        about.extend(child_about);
+        fk_undo.extend(kept.fk_undo);
+        undo.extend(kept.undo);
+        complete.extend(complete_sql(ch));
+
+        guards.push((
+            // The table and the column apart (the refusal names both): see guard_refusal.
+            format!("{}.{}{GUARD_SEP}{}", ch.schema, ch.table, ch.column),
+            format!(
+                "SELECT count(*) FROM {} WHERE {} IS NULL AND {} IS NOT NULL",
+                qualified(&ch.schema, &ch.table),
+                ident(&old_name(&ch.column)),
+                ident(&ch.column)
+            ),
+        ));
+    }
     let watch = watch(cat);
     // Right after the swap's first statement on the table (it takes ACCESS EXCLUSIVE, so every
     // writer has committed and the watch records are final): the watch trigger goes (its WHEN
@@ -71,7 +218,14 @@ pub fn phases(cat: &ColumnCatalog, old_exists: bool) -> Result<Phases, String> {
     let first = format!("DROP TRIGGER {} ON {t}", ident(&back_trigger));
     debug_assert!(swap.contains(&first));
     let swap = swap.replacen(&first, &format!("{first}; {}", watch_check(cat)), 1);
-    let rollback_undo = carried.fk_undo.into_iter().chain(carried.undo).collect();
+    complete.extend(complete_sql(cat));
+    // The children's swaps after the column's: its swap drops the keys on their new columns,
+    // which theirs then drop.
+    let swap = std::iter::once(swap)
+        .chain(child_swaps)
+        .collect::<Vec<_>>()
+        .join("; ");
+    let rollback_undo = fk_undo.into_iter().chain(undo).collect();
     let sees = sees(cat);
     Ok(Phases {
         precheck: vec![],
@@ -82,13 +236,15 @@ pub fn phases(cat: &ColumnCatalog, old_exists: bool) -> Result<Phases, String> {
         complete,
         rollback: vec![swap],
         rollback_refusal: None,
-        rollback_guard: vec![(
+        rollback_guard: std::iter::once((
             cat.column.clone(),
             format!(
                 "SELECT count(*) FROM {t} WHERE {} IS NULL AND {c} IS NOT NULL",
                 ident(&old)
             ),
-        )],
+        ))
+        .chain(guards)
+        .collect(),
         guard: Guard::OldType,
         rollback_prepare: steps.into_iter().zip(about).collect(),
         rollback_undo,

@@ -446,6 +446,11 @@ EXECUTE format({on_schema}, r.g); END LOOP; END",
         phase_lock: None,
         rollback_lock: None,
         watch: None,
+        // The down expression is the user's claim: `plan` says so as a finding too.
+        old_version: vec![format!(
+            "a value the new version writes into {col} reaches the old version as `{}` gives it; sluice does not check that it inverts `{}`: where it is lossy (non-invertible), the old version sees the lossy value, and its next write of the row gives the new version USING of that",
+            ch.down, ch.up
+        )],
     })
 }
 
