@@ -430,6 +430,36 @@ async fn expanded_then_rollback_then_complete(
     let plan = staged.run(&["status"]);
     assert_eq!(plan.code, 0, "{plan:?}");
 
+    // A breaking migration on a child's table while expanded: refused before anything runs
+    // (the child's reverse trigger names its column), every time.
+    for (file, sql, child) in [
+        (
+            "2_rename.sql",
+            "ALTER TABLE orders RENAME COLUMN customer_id TO client_id;",
+            "public.orders.customer_id",
+        ),
+        (
+            "2_drop.sql",
+            "ALTER TABLE notes DROP COLUMN customer_id;",
+            "public.notes.customer_id",
+        ),
+    ] {
+        staged.write(file, &format!("-- sluice:up\n{sql}\n"));
+        let before = state(staged).await;
+        for _ in 0..2 {
+            let r = staged.run(&["up"]);
+            assert_eq!(r.code, 11, "{name}: {sql}: {r:?}");
+            assert!(
+                r.all().contains(&format!(
+                    "while migration 1_widen (change the type of column {child}) is expanded"
+                )),
+                "{name}: {sql}: {r:?}"
+            );
+            assert_eq!(state(staged).await, before, "{name}: {sql}: nothing ran");
+        }
+        std::fs::remove_file(staged.migration_path(file)).unwrap();
+    }
+
     // Values the old type cannot take, in the parent and in a child: refused, nothing changed.
     c.batch_execute(
         "INSERT INTO customers (id, tenant) VALUES (3000000000, 1);

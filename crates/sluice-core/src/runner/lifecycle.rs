@@ -404,10 +404,19 @@ pub(crate) fn check_up(
     rows: &[HistoryRow],
     complete: bool,
     kept: &[i64],
+    children: &[(i64, Breaking)],
 ) -> Result<()> {
-    match in_run_conflicts(target, files, planned, rows, complete, kept, false)?
-        .into_iter()
-        .next()
+    match in_run_conflicts(
+        target,
+        files,
+        planned,
+        rows,
+        complete,
+        (kept, children),
+        false,
+    )?
+    .into_iter()
+    .next()
     {
         Some((_, e)) => Err(e),
         None => Ok(()),
@@ -424,8 +433,18 @@ pub(crate) fn open_table_conflicts(
     rows: &[HistoryRow],
     complete: bool,
     kept: &[i64],
+    children: &[(i64, Breaking)],
 ) -> Vec<(i64, Error)> {
-    in_run_conflicts(target, files, planned, rows, complete, kept, true).unwrap_or_default()
+    in_run_conflicts(
+        target,
+        files,
+        planned,
+        rows,
+        complete,
+        (kept, children),
+        true,
+    )
+    .unwrap_or_default()
 }
 
 /// [`check_up`]'s walk over the run. `all`: go on after a conflict and collect every one (other
@@ -436,7 +455,7 @@ fn in_run_conflicts(
     planned: &[i64],
     rows: &[HistoryRow],
     complete: bool,
-    kept: &[i64],
+    (kept, children): (&[i64], &[(i64, Breaking)]),
     all: bool,
 ) -> Result<Vec<(i64, Error)>> {
     let mut conflicts = Vec::new();
@@ -447,6 +466,9 @@ fn in_run_conflicts(
         if let Some(m) = files.iter().find(|m| m.version == r.version) {
             if let Ok(Some((_, _, b))) = lifecycle_change(target, m) {
                 open.push((m.label(), m.version_text.clone(), b, true));
+            }
+            for (_, b) in children.iter().filter(|(v, _)| *v == m.version) {
+                open.push((m.label(), m.version_text.clone(), b.clone(), true));
             }
         }
     }
@@ -777,27 +799,7 @@ async fn phases_live(
             let old_exists = engine.column_catalog(&name, &old).await?.is_some();
             // The referencing columns the type change widened with it and kept (their old
             // column is there): rolled back and completed with it.
-            let mut children: Vec<crate::engine::ColumnCatalog> = Vec::new();
-            for fk in cat.foreign_keys.iter().filter(|fk| fk.referenced) {
-                let Some((col, _)) = &fk.paired else { continue };
-                if fk.schema == cat.schema && fk.table == cat.table && *col == cat.column {
-                    continue;
-                }
-                if children
-                    .iter()
-                    .any(|c| c.schema == fk.schema && c.table == fk.table && c.column == *col)
-                {
-                    continue;
-                }
-                let child = crate::quote::pg::qualified(&fk.schema, &fk.table);
-                let kept = crate::plan::alter_column_type::old_name(col);
-                if engine.column_catalog(&child, &kept).await?.is_none() {
-                    continue;
-                }
-                if let Some(c) = engine.column_catalog(&child, col).await? {
-                    children.push(c);
-                }
-            }
+            let children = kept_children(engine, &cat).await?;
             crate::plan::expand::column_type::phases(&cat, old_exists, &children).map_err(|why| {
                 file_err(format!(
                     "sluice cannot finish the type change of {table}.{column}: {why}"
@@ -805,6 +807,81 @@ async fn phases_live(
             })
         }
     }
+}
+
+/// The referencing columns a kept type change of `cat`'s column widened with it and kept: each
+/// child's column (its catalog: the new type) whose `<column>_sluice_old` is there.
+pub(crate) async fn kept_children(
+    engine: &mut dyn Engine,
+    cat: &crate::engine::ColumnCatalog,
+) -> Result<Vec<crate::engine::ColumnCatalog>> {
+    let mut children: Vec<crate::engine::ColumnCatalog> = Vec::new();
+    for fk in cat.foreign_keys.iter().filter(|fk| fk.referenced) {
+        let Some((col, _)) = &fk.paired else { continue };
+        if fk.schema == cat.schema && fk.table == cat.table && *col == cat.column {
+            continue;
+        }
+        if children
+            .iter()
+            .any(|c| c.schema == fk.schema && c.table == fk.table && c.column == *col)
+        {
+            continue;
+        }
+        let child = crate::quote::pg::qualified(&fk.schema, &fk.table);
+        let kept = crate::plan::alter_column_type::old_name(col);
+        if engine.column_catalog(&child, &kept).await?.is_none() {
+            continue;
+        }
+        if let Some(c) = engine.column_catalog(&child, col).await? {
+            children.push(c);
+        }
+    }
+    Ok(children)
+}
+
+/// The tables other than its own where an expanded type change keeps a column (the referencing
+/// columns it widened, see [`kept_children`]): (its version, the child's column as a type
+/// change of its table). A breaking migration on one of them is refused as on the parent: the
+/// child's reverse trigger names its column.
+pub(crate) async fn open_children(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    rows: &[HistoryRow],
+) -> Result<Vec<(i64, Breaking)>> {
+    let target = engine.target();
+    let mut out = Vec::new();
+    if target.engine != crate::target::EngineKind::Postgres {
+        return Ok(out);
+    }
+    for r in rows.iter().filter(|r| r.state == RecordState::Expanded) {
+        let Some(m) = files.iter().find(|m| m.version == r.version) else {
+            continue;
+        };
+        let Ok(Some((_, _, Breaking::ColumnType { table, column }))) = lifecycle_change(target, m)
+        else {
+            continue;
+        };
+        let name = match &table.schema {
+            Some(sc) => crate::quote::pg::qualified(sc, &table.name),
+            None => crate::quote::pg::ident(&table.name),
+        };
+        let Some(cat) = engine.column_catalog(&name, &column).await? else {
+            continue;
+        };
+        for c in kept_children(engine, &cat).await? {
+            out.push((
+                m.version,
+                Breaking::ColumnType {
+                    table: QName {
+                        schema: Some(c.schema),
+                        name: c.table,
+                    },
+                    column: c.column,
+                },
+            ));
+        }
+    }
+    Ok(out)
 }
 
 /// What a versioned type change needs besides the column's catalog: the table's columns in

@@ -83,6 +83,7 @@ pub async fn plan(
                 opts.as_written_below_rows,
             )
             .await?;
+            let children = crate::runner::lifecycle::open_children(engine, files, &rows).await?;
             crate::lifecycle::open_table_conflicts(
                 target,
                 files,
@@ -90,6 +91,7 @@ pub async fn plan(
                 &rows,
                 opts.complete,
                 &kept,
+                &children,
             )
         }
     };

@@ -286,6 +286,7 @@ pub(super) async fn check_lifecycle(
     }
     let versions: Vec<i64> = planned.iter().map(|p| p.version).collect();
     let kept = kept_type_changes(engine, files, planned, opts.as_written_below_rows).await?;
+    let children = crate::runner::lifecycle::open_children(engine, files, rows).await?;
     crate::lifecycle::check_up(
         engine.target(),
         files,
@@ -293,6 +294,7 @@ pub(super) async fn check_lifecycle(
         rows,
         opts.complete,
         &kept,
+        &children,
     )
 }
 
