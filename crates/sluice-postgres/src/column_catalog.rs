@@ -63,7 +63,10 @@ pub async fn read(client: &Client, table: &str, column: &str) -> Result<Option<C
     }
     match r.get::<_, String>(12).as_str() {
         "r" => {}
-        "p" => cat.blockers.push("the table is partitioned".into()),
+        // What is missing, said: a partition's column cannot take a type apart from its parent
+        // ("cannot alter inherited column"), so partitions cannot change one by one, and the
+        // shadow column's indexes would have to be built on each partition and attached.
+        "p" => cat.blockers.push("the table is partitioned (sluice does not yet stage a change partition by partition: a partition's column cannot differ from its parent's, so the helper column and its indexes would have to be built on every partition and attached to the parent's)".into()),
         k => cat
             .blockers
             .push(format!("the relation is not a plain table (relkind {k})")),
