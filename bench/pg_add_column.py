@@ -121,17 +121,23 @@ class Workload:
             failed += int(m.group(1))
         aborted = len(re.findall(r"aborted in command|client \d+ aborted", err))
         errors = failed + aborted
-        tx = []
-        for fn in os.listdir(self.dir):
-            with open(os.path.join(self.dir, fn)) as f:
-                for line in f:
-                    p = line.split()
-                    if len(p) < 6 or p[2] == "skipped" or p[2] == "failed":
-                        continue
-                    end = int(p[4]) + int(p[5]) / 1e6
-                    lat = int(p[2]) / 1000.0
-                    tx.append((end - lat / 1000.0, end, lat, int(p[3])))
-        return tx, errors, err.strip()
+        return read_tx_logs(self.dir), errors, err.strip()
+
+
+def read_tx_logs(d):
+    """Every completed transaction in the pgbench `-l` logs in directory `d`, as (start s, end s,
+    latency ms, script number); skipped and failed ones are left out."""
+    tx = []
+    for fn in os.listdir(d):
+        with open(os.path.join(d, fn)) as f:
+            for line in f:
+                p = line.split()
+                if len(p) < 6 or p[2] == "skipped" or p[2] == "failed":
+                    continue
+                end = int(p[4]) + int(p[5]) / 1e6
+                lat = int(p[2]) / 1000.0
+                tx.append((end - lat / 1000.0, end, lat, int(p[3])))
+    return tx
 
 
 def pct(xs, q):
