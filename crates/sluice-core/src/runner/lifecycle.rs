@@ -523,6 +523,28 @@ fn in_run_conflicts(
         let Some((_, _, b)) = found else {
             continue;
         };
+        // One versioned schema open at a time: the new version's search_path would need every
+        // open version's schema, and `up` prints (and `sluice.search_path_for` gives) one.
+        if matches!(b, Breaking::Versioned { .. }) {
+            if let Some((label, v, eb, expanded)) = open.iter().find(|(_, _, eb, _)| {
+                matches!(eb, Breaking::Versioned { .. }) && !eb.touches(b.table())
+            }) {
+                conflicts.push((*v_now, Error::lifecycle(
+                    format!(
+                        "migration {} would {} in a versioned schema while migration {label} ({}) {}: the new application version would need both version schemas on its search_path, and sluice gives it one",
+                        m.label(),
+                        b.describe(),
+                        eb.describe(),
+                        state(*expanded),
+                    ),
+                    first_fix(v, *expanded),
+                )));
+                if !all {
+                    break;
+                }
+                continue;
+            }
+        }
         if matches!(b, Breaking::ColumnType { .. }) {
             if let Some((label, v, eb, expanded)) =
                 open.iter().find(|(_, _, eb, _)| eb.touches(b.table()))
@@ -884,6 +906,69 @@ pub(crate) async fn open_children(
     Ok(out)
 }
 
+/// A kept type change of a column that another type change's column references, while that one
+/// is expanded or is kept earlier in this run: refused (exit 11). The kept child column would
+/// look like one this change widened (same kept name, same reverse trigger), so this change's
+/// rollback or complete would take over the other one's. `kept`: the planned versions whose type
+/// change keeps its old column (see `kept_type_changes`), in run order.
+pub(crate) async fn referenced_open_type_change(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    rows: &[HistoryRow],
+    kept: &[i64],
+) -> Result<()> {
+    let target = engine.target();
+    let mut open: Vec<(String, String, QName, String, bool)> = Vec::new();
+    for r in rows.iter().filter(|r| r.state == RecordState::Expanded) {
+        let Some(m) = files.iter().find(|m| m.version == r.version) else {
+            continue;
+        };
+        if let Ok(Some((_, _, Breaking::ColumnType { table, column }))) =
+            lifecycle_change(target, m)
+        {
+            open.push((m.label(), m.version_text.clone(), table, column, true));
+        }
+    }
+    for v in kept {
+        let Some(m) = files.iter().find(|m| m.version == *v) else {
+            continue;
+        };
+        let Some((_, _, Breaking::ColumnType { table, column })) = type_change_of(target, m) else {
+            continue;
+        };
+        let name = match &table.schema {
+            Some(sc) => crate::quote::pg::qualified(sc, &table.name),
+            None => crate::quote::pg::ident(&table.name),
+        };
+        if let Some(cat) = engine.column_catalog(&name, &column).await? {
+            for fk in cat.foreign_keys.iter().filter(|fk| fk.referenced) {
+                let Some((col, _)) = &fk.paired else { continue };
+                let child = QName {
+                    schema: Some(fk.schema.clone()),
+                    name: fk.table.clone(),
+                };
+                if let Some((label, vt, _, _, expanded)) = open
+                    .iter()
+                    .find(|(_, _, t, c, _)| (child.matches(t) || t.matches(&child)) && c == col)
+                {
+                    return Err(Error::lifecycle(
+                        format!(
+                            "migration {} would change the type of {table}.{column}, which {}.{}.{col} references, while migration {label} changes that column's type ({}): the two changes' kept old columns would be taken for one",
+                            m.label(),
+                            fk.schema,
+                            fk.table,
+                            if *expanded { "expanded" } else { "earlier in this run" }
+                        ),
+                        format!("finish the first one with `sluice complete {vt}` (or undo it with `sluice rollback {vt}`), then run `sluice up` again; or apply the first one alone with `sluice up --to {vt}` and complete it first"),
+                    ));
+                }
+            }
+        }
+        open.push((m.label(), m.version_text.clone(), table, column, false));
+    }
+    Ok(())
+}
+
 /// What a versioned type change needs besides the column's catalog: the table's columns in
 /// order (without the helper column) and the session's search_path.
 async fn versioned_facts(
@@ -910,8 +995,13 @@ async fn versioned_facts(
         .next()
         .and_then(|r| r.into_iter().next().flatten())
         .unwrap_or_default();
+    let started = engine
+        .column_catalog(&qualified(&cat.schema, &cat.table), &helper)
+        .await?
+        .is_some();
     Ok(crate::plan::expand::versioned::Facts {
         version: m.version_text.clone(),
+        started,
         columns,
         search_path,
     })

@@ -292,11 +292,22 @@ pub(crate) fn say_held(
     (wait, held): (Duration, Duration),
     ctx: &RunContext,
 ) {
-    let what = about
+    // The description up to its first ':' or ',' outside parentheses (a parenthesised aside
+    // such as "(no scan: ...)" would be cut open).
+    let mut depth = 0usize;
+    let end = about
         .description
-        .split([':', ','])
-        .next()
-        .unwrap_or(about.description);
+        .char_indices()
+        .find(|&(_, ch)| {
+            match ch {
+                '(' => depth += 1,
+                ')' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            depth == 0 && (ch == ':' || ch == ',')
+        })
+        .map_or(about.description.len(), |(i, _)| i);
+    let what = about.description[..end].trim_end();
     let waited = if wait.is_zero() {
         String::new()
     } else {

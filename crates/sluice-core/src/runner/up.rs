@@ -286,6 +286,10 @@ pub(super) async fn check_lifecycle(
     }
     let versions: Vec<i64> = planned.iter().map(|p| p.version).collect();
     let kept = kept_type_changes(engine, files, planned, opts.as_written_below_rows).await?;
+    // `--complete` completes each kept change before the next runs (and what is expanded first).
+    if !opts.complete {
+        crate::runner::lifecycle::referenced_open_type_change(engine, files, rows, &kept).await?;
+    }
     let children = crate::runner::lifecycle::open_children(engine, files, rows).await?;
     crate::lifecycle::check_up(
         engine.target(),

@@ -184,7 +184,18 @@ pub fn phases(
         let mut child_steps = kept.then;
         let mut child_about = kept.about;
         match child_steps.pop() {
-            Some(Step::Sql(sql)) => child_swaps.push(sql),
+            Some(Step::Sql(sql)) => {
+                // Watched as the column is: a child row whose key the old type cannot take
+                // needs no parent row above 2^31 (a composite key with a NULL part is not
+                // checked), so the parent's watch does not cover it.
+                let first = format!(
+                    "DROP TRIGGER {} ON {}",
+                    ident(&trigger),
+                    qualified(&ch.schema, &ch.table)
+                );
+                debug_assert!(sql.contains(&first));
+                child_swaps.push(sql.replacen(&first, &format!("{first}; {}", watch_check(ch)), 1))
+            }
             _ => unreachable!("carry ends with the swap"),
         }
         child_about.pop();
@@ -210,7 +221,13 @@ pub fn phases(
             ),
         ));
     }
-    let watch = watch(cat);
+    let mut watch = watch(cat);
+    for ch in children {
+        let w = self::watch(ch);
+        watch.install.extend(w.install);
+        watch.clear = format!("{}; {}", watch.clear, w.clear);
+        watch.remove.extend(w.remove);
+    }
     // Right after the swap's first statement on the table (it takes ACCESS EXCLUSIVE, so every
     // writer has committed and the watch records are final): the watch trigger goes (its WHEN
     // names the column the swap drops), and the swap fails, changing nothing, if a write since

@@ -131,9 +131,12 @@ pub fn phases(
         "add the new column beside the old one, nullable, no default (catalog only)",
     ));
 
-    // 2. the two-way sync.
+    // 2. the two-way sync. Which name a write used is told by the values' text, not `=`: a type
+    // whose equality is coarser than its values (citext's case, numeric's scale, interval's
+    // '1 day' = '24 hours', float's -0 = 0) would hide a write through the new name, which the
+    // old name's value then overwrote.
     let body = format!(
-        "BEGIN IF TG_OP = 'INSERT' THEN IF NEW.{b} IS NULL THEN NEW.{b} := NEW.{a}; ELSE NEW.{a} := NEW.{b}; END IF; ELSIF NEW.{b} IS DISTINCT FROM OLD.{b} THEN NEW.{a} := NEW.{b}; ELSE NEW.{b} := NEW.{a}; END IF; RETURN NEW; END"
+        "BEGIN IF TG_OP = 'INSERT' THEN IF NEW.{b} IS NULL THEN NEW.{b} := NEW.{a}; ELSE NEW.{a} := NEW.{b}; END IF; ELSIF NEW.{b}::text IS DISTINCT FROM OLD.{b}::text THEN NEW.{a} := NEW.{b}; ELSE NEW.{b} := NEW.{a}; END IF; RETURN NEW; END"
     );
     expand.push(Step::Sql(format!(
         "CREATE OR REPLACE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS {}; DROP TRIGGER IF EXISTS {trigger} ON {t}; CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {func}()",

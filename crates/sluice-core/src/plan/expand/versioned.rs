@@ -41,6 +41,11 @@ use crate::quote::pg::{ident, literal, qualified};
 pub struct Facts {
     /// The migration's version as its file names it: the schema is `sluice_v<version>`.
     pub version: String,
+    /// The new column is there (the expand phase began): what would keep the expand from
+    /// starting is not asked again, so a view or grant made on the column since does not stop
+    /// the rollback (which never touches the old column) or complete (whose DROP COLUMN then
+    /// fails with the server's reason, changing nothing).
+    pub started: bool,
     /// The table's columns in order (the helper column left out).
     pub columns: Vec<String>,
     /// `current_setting('search_path')` of sluice's session: what the new version's setting
@@ -139,7 +144,7 @@ pub fn phases(cat: &ColumnCatalog, ch: &Change, f: &Facts) -> Result<Phases, Str
     if cat.inheritance {
         refusals.push("the table is partitioned or has inheritance parents or children".into());
     }
-    if !refusals.is_empty() {
+    if !refusals.is_empty() && !f.started {
         return Err(format!(
             "{}: versioned schemas do not carry these yet",
             refusals.join("; ")
@@ -149,7 +154,7 @@ pub fn phases(cat: &ColumnCatalog, ch: &Change, f: &Facts) -> Result<Phases, Str
     if let Some(later) = cat
         .before_triggers
         .iter()
-        .find(|t| t.as_bytes() > n.trigger.as_bytes())
+        .find(|t| !f.started && t.as_bytes() > n.trigger.as_bytes())
     {
         return Err(format!("trigger {later} fires after sluice's translating trigger {} (BEFORE triggers fire by name) and could change one column after the other was translated", n.trigger));
     }
@@ -240,10 +245,13 @@ pub fn phases(cat: &ColumnCatalog, ch: &Change, f: &Facts) -> Result<Phases, Str
 
     // 2. the translating trigger. An UPDATE of the new column that matches the old one already
     // (the backfill's, or a new-version write of an equal value) leaves the old one as it is.
+    // Which column a write changed is told by the values' text, not `=`: an old type without
+    // one (json) failed every UPDATE, and a type whose equality is coarser than its values
+    // (citext's case, numeric's scale, interval, float's -0) hid a write.
     let body = format!(
         "BEGIN IF TG_OP = 'INSERT' THEN IF NEW.{nc} IS NOT NULL THEN NEW.{c} := {down}; ELSE NEW.{nc} := {up}; END IF; \
-ELSIF NEW.{nc} IS DISTINCT FROM OLD.{nc} THEN IF NEW.{c} IS DISTINCT FROM OLD.{c} OR NEW.{nc} IS DISTINCT FROM {up} THEN NEW.{c} := {down}; END IF; \
-ELSIF NEW.{c} IS DISTINCT FROM OLD.{c} THEN NEW.{nc} := {up}; END IF; RETURN NEW; END"
+ELSIF NEW.{nc}::text IS DISTINCT FROM OLD.{nc}::text THEN IF NEW.{c}::text IS DISTINCT FROM OLD.{c}::text OR NEW.{nc}::text IS DISTINCT FROM CAST({up} AS {ty})::text THEN NEW.{c} := {down}; END IF; \
+ELSIF NEW.{c}::text IS DISTINCT FROM OLD.{c}::text THEN NEW.{nc} := {up}; END IF; RETURN NEW; END"
     );
     expand.push(Step::Sql(format!(
         "CREATE OR REPLACE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql AS {}; DROP TRIGGER IF EXISTS {trigger} ON {t}; CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {func}()",
@@ -358,8 +366,12 @@ EXECUTE format({on_schema}, r.g); END LOOP; END",
         on_view = literal(&format!("GRANT %s ON {} TO %s%s", view.replace('%', "%%"))),
         on_schema = literal(&format!("GRANT USAGE ON SCHEMA {} TO %s", vschema.replace('%', "%%"))),
     );
+    // USAGE on the schema for everyone: PostgreSQL silently skips a search_path schema the role
+    // may not use, so a role the view's grants miss (column-level grants, a role made after the
+    // expand) would read the table's old type without an error; with USAGE it finds the view
+    // and is refused by its privileges, loudly.
     expand.push(Step::Sql(format!(
-        "CREATE SCHEMA IF NOT EXISTS {vschema}; CREATE OR REPLACE VIEW {view} WITH (security_invoker = true) AS SELECT {select} FROM {t}; {}; {}",
+        "CREATE SCHEMA IF NOT EXISTS {vschema}; GRANT USAGE ON SCHEMA {vschema} TO PUBLIC; CREATE OR REPLACE VIEW {view} WITH (security_invoker = true) AS SELECT {select} FROM {t}; {}; {}",
         do_block(&grants),
         function_sql()
     )));
@@ -478,6 +490,7 @@ mod tests {
 
     fn facts() -> Facts {
         Facts {
+            started: false,
             version: "20260301120000".into(),
             columns: vec!["id".into(), "body".into(), "note".into()],
             search_path: "\"$user\", public".into(),

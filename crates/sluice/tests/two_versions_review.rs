@@ -1,0 +1,387 @@
+//! Issues 13 and 14, what a review of the two-version triggers found (PostgreSQL), each a class:
+//!
+//! - a write the sync triggers must see but `=` calls no change: values equal under the type's
+//!   equality yet different (citext's case, numeric's scale, interval's '1 day' vs '24 hours',
+//!   float's -0), through a rename's new name and old name, and through a versioned schema's view
+//!   and table — each must reach the other name and survive complete;
+//! - an old type without `=` (json → jsonb versioned): every UPDATE failed while expanded;
+//! - a second versioned schema opened while one is: refused, twice, nothing made;
+//! - a role that the version schema's grants miss finds the view refused, not the table's old
+//!   type silently;
+//! - a kept type change of a key that an open type change's column references: refused;
+//! - a child row written during a rollback whose key the old type cannot take (a composite key
+//!   with a NULL part, which no parent row guards): the rollback is refused, nothing lost.
+
+mod common;
+
+use common::{Project, Run};
+use sluice_testkit::Server;
+
+fn ok(r: &Run, what: &str) {
+    assert_eq!(r.code, 0, "{what}: {r:?}");
+}
+
+fn state_of(p: &Project, v: i64) -> Option<String> {
+    p.states()
+        .into_iter()
+        .find(|(x, _)| *x == v)
+        .map(|(_, s)| s)
+}
+
+async fn text(p: &Project, sql: &str) -> String {
+    p.db.pg()
+        .await
+        .query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+        .get::<_, Option<String>>(0)
+        .unwrap_or_else(|| "NULL".into())
+}
+
+/// (type, the first value, a value `=` calls equal to it but that is another value).
+fn equal_but_different() -> Vec<(&'static str, &'static str, &'static str)> {
+    vec![
+        ("numeric", "1.0", "1.00"),
+        ("interval", "1 day", "24 hours"),
+        ("float8", "0", "-0"),
+        ("citext", "abc@x.org", "ABC@x.org"),
+    ]
+}
+
+#[tokio::test]
+async fn a_rename_carries_writes_that_equality_calls_no_change() {
+    for (ty, first, second) in equal_but_different() {
+        for through_new in [true, false] {
+            let p = Project::new(Server::Postgres).await;
+            let c = p.db.pg().await;
+            c.batch_execute(&format!(
+                "CREATE EXTENSION IF NOT EXISTS citext; CREATE TABLE t (id int PRIMARY KEY, a {ty}); INSERT INTO t SELECT g, '{first}' FROM generate_series(1, 50) g;"
+            ))
+            .await
+            .unwrap();
+            p.write("1_rename.sql", "ALTER TABLE t RENAME COLUMN a TO b;\n");
+            ok(&p.run(&["up"]), "expand");
+            assert_eq!(state_of(&p, 1).as_deref(), Some("expanded"));
+            let (write, via) = if through_new {
+                (format!("UPDATE t SET b = '{second}' WHERE id = 7"), "b")
+            } else {
+                (format!("UPDATE t SET a = '{second}' WHERE id = 7"), "a")
+            };
+            c.batch_execute(&write).await.unwrap();
+            let want = text(&p, &format!("SELECT '{second}'::{ty}::text")).await;
+            for col in ["a", "b"] {
+                assert_eq!(
+                    text(&p, &format!("SELECT {col}::text FROM t WHERE id = 7")).await,
+                    want,
+                    "{ty}: written through {via}, read through {col}"
+                );
+            }
+            ok(&p.run(&["complete"]), "complete");
+            assert_eq!(
+                text(&p, "SELECT b::text FROM t WHERE id = 7").await,
+                want,
+                "{ty}: written through {via}, after complete"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_versioned_schema_carries_writes_that_equality_calls_no_change() {
+    // text → the type: the down expression is the text form.
+    for (ty, first, second) in equal_but_different() {
+        for through_view in [true, false] {
+            let p = Project::new(Server::Postgres).await;
+            let c = p.db.pg().await;
+            c.batch_execute(&format!(
+                "CREATE EXTENSION IF NOT EXISTS citext; CREATE TABLE t (id int PRIMARY KEY, v text, note int); INSERT INTO t SELECT g, '{first}', 0 FROM generate_series(1, 50) g;"
+            ))
+            .await
+            .unwrap();
+            p.write(
+                "1_type.sql",
+                &format!("-- sluice:up\n-- sluice:versioned down v::text\nALTER TABLE t ALTER COLUMN v TYPE {ty} USING v::{ty};\n"),
+            );
+            ok(&p.run(&["up"]), "expand");
+            let write = if through_view {
+                format!("SET search_path TO sluice_v1, public; UPDATE t SET v = '{second}' WHERE id = 7; RESET search_path")
+            } else {
+                format!("UPDATE t SET v = '{second}' WHERE id = 7")
+            };
+            c.batch_execute(&write).await.unwrap();
+            let new = text(&p, &format!("SELECT '{second}'::{ty}::text")).await;
+            let old = if through_view {
+                new.clone()
+            } else {
+                second.to_string()
+            };
+            assert_eq!(
+                text(&p, "SELECT v FROM t WHERE id = 7").await,
+                old,
+                "{ty}: the old version's column (written through the {})",
+                if through_view { "view" } else { "table" }
+            );
+            assert_eq!(
+                text(&p, "SELECT v::text FROM sluice_v1.t WHERE id = 7").await,
+                new,
+                "{ty}: the new version's column"
+            );
+            ok(&p.run(&["complete"]), "complete");
+            assert_eq!(
+                text(&p, "SELECT v::text FROM t WHERE id = 7").await,
+                new,
+                "{ty}: after complete"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_versioned_change_from_a_type_without_equality_keeps_updates_working() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute("CREATE TABLE docs (id int PRIMARY KEY, body json, note text); INSERT INTO docs SELECT g, format('{\"a\": %s}', g)::json, 'n' FROM generate_series(1, 100) g;")
+        .await
+        .unwrap();
+    p.write(
+        "1_jsonb.sql",
+        "-- sluice:up\n-- sluice:versioned down body::json\nALTER TABLE docs ALTER COLUMN body TYPE jsonb USING body::jsonb;\n",
+    );
+    ok(&p.run(&["up"]), "expand");
+    // The old version: an UPDATE of another column, and of the column itself.
+    c.batch_execute("UPDATE docs SET note = 'z' WHERE id = 2; UPDATE docs SET body = '{\"a\": 99}' WHERE id = 3")
+        .await
+        .unwrap();
+    // The new version, through the view.
+    c.batch_execute("SET search_path TO sluice_v1, public; UPDATE docs SET body = '{\"b\": 1}' WHERE id = 4; UPDATE docs SET note = 'y' WHERE id = 5; RESET search_path")
+        .await
+        .unwrap();
+    assert_eq!(
+        text(&p, "SELECT body::text FROM sluice_v1.docs WHERE id = 3").await,
+        "{\"a\": 99}"
+    );
+    assert_eq!(
+        text(&p, "SELECT body::text FROM docs WHERE id = 4").await,
+        "{\"b\": 1}"
+    );
+    ok(&p.run(&["complete"]), "complete");
+    assert_eq!(
+        text(&p, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'docs'::regclass AND attname = 'body'").await,
+        "jsonb"
+    );
+}
+
+#[tokio::test]
+async fn a_second_versioned_schema_is_refused_while_one_is_open() {
+    let p = Project::new(Server::Postgres).await;
+    p.db.pg()
+        .await
+        .batch_execute("CREATE TABLE docs (id int PRIMARY KEY, body text); CREATE TABLE users (id int PRIMARY KEY, email text); INSERT INTO docs VALUES (1, '{}'); INSERT INTO users VALUES (1, '{}');")
+        .await
+        .unwrap();
+    p.write(
+        "1_docs.sql",
+        "-- sluice:up\n-- sluice:versioned down body::text\nALTER TABLE docs ALTER COLUMN body TYPE jsonb USING body::jsonb;\n",
+    );
+    p.write(
+        "2_users.sql",
+        "-- sluice:up\n-- sluice:versioned down email::text\nALTER TABLE users ALTER COLUMN email TYPE jsonb USING email::jsonb;\n",
+    );
+    // In one run: the second would be opened while the first is, earlier in the run.
+    for _ in 0..2 {
+        let r = p.run(&["up"]);
+        assert_eq!(r.code, 11, "{r:?}");
+        assert!(
+            r.all().contains(
+                "the new application version would need both version schemas on its search_path"
+            ),
+            "{r:?}"
+        );
+    }
+    ok(&p.run(&["up", "--to", "1"]), "the first alone");
+    for _ in 0..2 {
+        let r = p.run(&["up"]);
+        assert_eq!(r.code, 11, "{r:?}");
+        assert!(r.all().contains("is expanded"), "{r:?}");
+        assert_eq!(
+            text(
+                &p,
+                "SELECT count(*)::text FROM pg_namespace WHERE nspname = 'sluice_v2'"
+            )
+            .await,
+            "0",
+            "nothing of the second was made"
+        );
+    }
+    ok(&p.run(&["complete"]), "complete the first");
+    ok(&p.run(&["up"]), "then the second");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+}
+
+#[tokio::test]
+async fn a_role_the_version_schema_misses_is_refused_not_served_the_old_type() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    // Roles are the server's: made and dropped by its administrator.
+    let su = p.db.pg_su().await;
+    let role = format!("{}_cols", p.db.name);
+    su.batch_execute(&format!("CREATE ROLE \"{role}\""))
+        .await
+        .unwrap();
+    c.batch_execute(&format!(
+        "CREATE TABLE docs (id int PRIMARY KEY, body text); INSERT INTO docs VALUES (1, '{{}}');"
+    ))
+    .await
+    .unwrap();
+    p.write(
+        "1_docs.sql",
+        "-- sluice:up\n-- sluice:versioned down body::text\nALTER TABLE docs ALTER COLUMN body TYPE jsonb USING body::jsonb;\n",
+    );
+    ok(&p.run(&["up"]), "expand");
+    // A role granted on the table after the expand (not on the view): through the version's
+    // search_path it must hit the view and be refused, not read the table's text column.
+    c.batch_execute(&format!("GRANT SELECT ON docs TO \"{role}\""))
+        .await
+        .unwrap();
+    let r = su
+        .batch_execute(&format!(
+            "SET ROLE \"{role}\"; SET search_path TO sluice_v1, public; SELECT body FROM docs;"
+        ))
+        .await;
+    su.batch_execute("RESET ROLE; RESET search_path")
+        .await
+        .unwrap();
+    let e = r.expect_err("the view refuses the role");
+    assert_eq!(e.code().map(|c| c.code()), Some("42501"), "{e:?}");
+    ok(&p.run(&["rollback"]), "rollback");
+    su.batch_execute(&format!(
+        "DROP TABLE docs; DROP OWNED BY \"{role}\"; DROP ROLE \"{role}\""
+    ))
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_key_an_open_type_change_references_is_not_kept_beside_it() {
+    let p = Project::new(Server::Postgres).await;
+    p.db.pg()
+        .await
+        .batch_execute("CREATE TABLE customers (id int PRIMARY KEY); INSERT INTO customers SELECT generate_series(1, 100); CREATE TABLE orders (k int PRIMARY KEY, customer_id int NOT NULL REFERENCES customers (id)); INSERT INTO orders SELECT g, g FROM generate_series(1, 100) g;")
+        .await
+        .unwrap();
+    p.write(
+        "1_child.sql",
+        "ALTER TABLE orders ALTER COLUMN customer_id TYPE bigint;\n",
+    );
+    p.write(
+        "2_parent.sql",
+        "ALTER TABLE customers ALTER COLUMN id TYPE bigint;\n",
+    );
+    // In one run, then with the first expanded: refused before the second makes anything.
+    for expect in ["earlier in this run", "expanded"] {
+        for _ in 0..2 {
+            let r = p.run(&["up"]);
+            assert_eq!(r.code, 11, "{r:?}");
+            assert!(
+                r.all().contains(&format!("which public.orders.customer_id references, while migration 1_child changes that column's type ({expect})")),
+                "{expect}: {r:?}"
+            );
+            assert_eq!(
+                text(&p, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'customers'::regclass AND attname = 'id'").await,
+                "integer"
+            );
+        }
+        if expect == "earlier in this run" {
+            ok(&p.run(&["up", "--to", "1"]), "the first alone");
+            assert_eq!(state_of(&p, 1).as_deref(), Some("expanded"));
+        }
+    }
+    ok(&p.run(&["complete"]), "complete the first");
+    ok(&p.run(&["up"]), "the second");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+    // Its rollback leaves the first's completed child as it is.
+    ok(&p.run(&["rollback"]), "rollback of the second");
+    assert_eq!(
+        text(&p, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attname = 'customer_id'").await,
+        "bigint"
+    );
+    assert_eq!(state_of(&p, 1).as_deref(), Some("applied"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_child_row_written_during_the_rollback_that_the_old_type_cannot_take_refuses_it() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute("CREATE TABLE customers (tenant int NOT NULL, id int NOT NULL, PRIMARY KEY (tenant, id)); INSERT INTO customers SELECT 1, generate_series(1, 100);
+        CREATE TABLE orders (k int PRIMARY KEY, tenant int, customer_id int, FOREIGN KEY (tenant, customer_id) REFERENCES customers (tenant, id)); INSERT INTO orders SELECT g, 1, g FROM generate_series(1, 100) g;")
+        .await
+        .unwrap();
+    p.write(
+        "1_widen.sql",
+        "ALTER TABLE customers ALTER COLUMN id TYPE bigint;\n",
+    );
+    ok(&p.run(&["up"]), "expand");
+    assert_eq!(state_of(&p, 1).as_deref(), Some("expanded"));
+    // The rollback held after its count, before it rebuilds anything: a child row whose key
+    // part the old type cannot take, unchecked by the key (MATCH SIMPLE, tenant NULL).
+    let r = common::paused_at(&p, &["rollback"], "rollback-step-0", None, || async {
+        c.batch_execute(
+            "INSERT INTO orders (k, tenant, customer_id) VALUES (900, NULL, 3000000000)",
+        )
+        .await
+        .unwrap();
+    })
+    .await;
+    assert_eq!(r.code, 11, "{r:?}");
+    assert!(
+        r.all().contains(
+            "1 row(s) of public.orders hold a value in customer_id that its old type cannot take"
+        ),
+        "{r:?}"
+    );
+    assert_eq!(state_of(&p, 1).as_deref(), Some("expanded"));
+    assert_eq!(
+        text(&p, "SELECT customer_id::text FROM orders WHERE k = 900").await,
+        "3000000000"
+    );
+    // Fixed, the rollback goes through.
+    c.batch_execute("DELETE FROM orders WHERE k = 900")
+        .await
+        .unwrap();
+    ok(&p.run(&["rollback"]), "rollback");
+    assert_eq!(
+        text(&p, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'orders'::regclass AND attname = 'customer_id'").await,
+        "integer"
+    );
+}
+
+#[tokio::test]
+async fn what_was_made_on_the_column_after_the_expand_does_not_stop_the_rollback() {
+    for made in [
+        "CREATE VIEW report AS SELECT id, body FROM docs",
+        "CREATE TABLE other (k int); GRANT SELECT (body) ON docs TO PUBLIC",
+    ] {
+        let p = Project::new(Server::Postgres).await;
+        let c = p.db.pg().await;
+        c.batch_execute("CREATE TABLE docs (id int PRIMARY KEY, body text); INSERT INTO docs SELECT g, '{}' FROM generate_series(1, 20) g;")
+            .await
+            .unwrap();
+        p.write(
+            "1_docs.sql",
+            "-- sluice:up\n-- sluice:versioned down body::text\nALTER TABLE docs ALTER COLUMN body TYPE jsonb USING body::jsonb;\n",
+        );
+        ok(&p.run(&["up"]), "expand");
+        c.batch_execute(made).await.unwrap();
+        ok(&p.run(&["rollback"]), made);
+        assert_eq!(state_of(&p, 1).as_deref(), Some("pending"), "{made}");
+        assert_eq!(
+            text(
+                &p,
+                "SELECT count(*)::text FROM pg_namespace WHERE nspname = 'sluice_v1'"
+            )
+            .await,
+            "0",
+            "{made}"
+        );
+    }
+}
