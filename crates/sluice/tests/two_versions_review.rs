@@ -228,9 +228,9 @@ async fn a_role_the_version_schema_misses_is_refused_not_served_the_old_type() {
     su.batch_execute(&format!("CREATE ROLE \"{role}\""))
         .await
         .unwrap();
-    c.batch_execute(&format!(
-        "CREATE TABLE docs (id int PRIMARY KEY, body text); INSERT INTO docs VALUES (1, '{{}}');"
-    ))
+    c.batch_execute(
+        "CREATE TABLE docs (id int PRIMARY KEY, body text); INSERT INTO docs VALUES (1, '{}');",
+    )
     .await
     .unwrap();
     p.write(
