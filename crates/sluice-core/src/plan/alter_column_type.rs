@@ -1020,7 +1020,7 @@ pub(crate) fn sync_names(cat: &ColumnCatalog, kind: &str) -> (String, String) {
 }
 
 /// A trigger function with the session settings a cast may read pinned to the run's.
-fn create_function(func: &str, body: &str) -> String {
+pub(crate) fn create_function(func: &str, body: &str) -> String {
     format!(
         "CREATE OR REPLACE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql SET \"TimeZone\" FROM CURRENT SET \"DateStyle\" FROM CURRENT SET \"IntervalStyle\" FROM CURRENT SET extra_float_digits FROM CURRENT SET search_path FROM CURRENT AS {}",
         literal(body)
