@@ -534,3 +534,35 @@ async fn near_misses_keep_todays_behaviour() {
     assert!(r.stderr.contains("zzz_late fires after"), "{r:?}");
     assert_eq!(pg_dump_schema(&q), before, "nothing changed");
 }
+
+/// The expression may name any column of the row, also one named like a PL/pgSQL variable
+/// (`found`), and the table by its name; the trigger evaluates it as the UPDATE does.
+#[tokio::test]
+async fn the_expression_reads_the_row_as_written() {
+    let p = Project::new(Server::Postgres).await;
+    p.write(
+        "1_create.sql",
+        "CREATE TABLE m (id int PRIMARY KEY, found int NOT NULL, c text);\nINSERT INTO m SELECT g, g, NULL FROM generate_series(1, 10) g;\n",
+    );
+    ok(&p.run(&["up"]), "create");
+    p.write(
+        "2_fill.sql",
+        "UPDATE m SET c = 'f' || (m.found * 2) WHERE c IS NULL;\nALTER TABLE m ALTER COLUMN c SET NOT NULL;\n",
+    );
+    ok(&p.run(&["up"]), "expand");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+    let db = p.db.pg().await;
+    let got: String = db
+        .query_one("INSERT INTO m (id, found) VALUES (11, 21) RETURNING c", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(got, "f42");
+    let seeded: String = db
+        .query_one("SELECT c FROM m WHERE id = 3", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(seeded, "f6");
+    ok(&p.run(&["complete"]), "complete");
+}

@@ -197,9 +197,10 @@ pub fn phases(cat: &ColumnCatalog, expr: &str, version: i64) -> Result<Phases, S
     let mut expand = Vec::new();
     let mut about = Vec::new();
     // 1. the fill trigger: the value the UPDATE gives, evaluated on the row as written (the
-    // expression may name the row's columns, under the table's name too).
+    // expression may name the row's columns, under the table's name too; a column named like a
+    // PL/pgSQL variable, `found`, is the column).
     let body = format!(
-        "BEGIN IF NEW.{c} IS NULL THEN NEW.{c} := (SELECT {expr} FROM (SELECT NEW.*) AS {alias}); END IF; RETURN NEW; END"
+        "#variable_conflict use_column\nBEGIN IF NEW.{c} IS NULL THEN NEW.{c} := (SELECT {expr} FROM (SELECT NEW.*) AS {alias}); END IF; RETURN NEW; END"
     );
     expand.push(Step::Sql(format!(
         "{}; DROP TRIGGER IF EXISTS {trigger} ON {t}; CREATE TRIGGER {trigger} BEFORE INSERT OR UPDATE ON {t} FOR EACH ROW EXECUTE FUNCTION {func}()",
@@ -387,6 +388,11 @@ mod tests {
         let sql: Vec<String> = p.expand.iter().map(Step::text).collect();
         assert!(
             sql[0].contains("SET \"TimeZone\" FROM CURRENT"),
+            "{}",
+            sql[0]
+        );
+        assert!(
+            sql[0].contains("AS '#variable_conflict use_column\nBEGIN"),
             "{}",
             sql[0]
         );
