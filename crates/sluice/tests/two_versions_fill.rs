@@ -536,33 +536,49 @@ async fn near_misses_keep_todays_behaviour() {
 }
 
 /// The expression may name any column of the row, also one named like a PL/pgSQL variable
-/// (`found`), and the table by its name; the trigger evaluates it as the UPDATE does.
+/// (`found`), and the table by its name; the trigger evaluates it as the UPDATE does. The
+/// backfill stands for the UPDATE as written, so it fires the table's own UPDATE triggers for
+/// the rows it fills, as the statement does: the result equals the as-written twin.
 #[tokio::test]
 async fn the_expression_reads_the_row_as_written() {
+    const CREATE_M: &str = "CREATE TABLE m (id int PRIMARY KEY, found int NOT NULL, c text, touched int NOT NULL DEFAULT 0);\nINSERT INTO m SELECT g, g, CASE WHEN g % 3 = 0 THEN 'kept' END FROM generate_series(1, 10) g;\nCREATE FUNCTION touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.touched := OLD.touched + 1; RETURN NEW; END $$;\nCREATE TRIGGER a_touch BEFORE UPDATE ON m FOR EACH ROW EXECUTE FUNCTION touch();\n";
+    const FILL_M: &str = "UPDATE m SET c = 'f' || (m.found * 2) WHERE c IS NULL;\nALTER TABLE m ALTER COLUMN c SET NOT NULL;\n";
     let p = Project::new(Server::Postgres).await;
-    p.write(
-        "1_create.sql",
-        "CREATE TABLE m (id int PRIMARY KEY, found int NOT NULL, c text);\nINSERT INTO m SELECT g, g, NULL FROM generate_series(1, 10) g;\n",
-    );
+    p.write("1_create.sql", CREATE_M);
     ok(&p.run(&["up"]), "create");
-    p.write(
-        "2_fill.sql",
-        "UPDATE m SET c = 'f' || (m.found * 2) WHERE c IS NULL;\nALTER TABLE m ALTER COLUMN c SET NOT NULL;\n",
-    );
+    p.write("2_fill.sql", FILL_M);
     ok(&p.run(&["up"]), "expand");
     assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
     let db = p.db.pg().await;
+    let seeded = m_rows(&db).await;
+    assert_eq!(seeded[2], (3, 3, "kept".to_string(), 0));
+    assert_eq!(
+        seeded[3],
+        (4, 4, "f8".to_string(), 1),
+        "the backfill fired a_touch"
+    );
     let got: String = db
         .query_one("INSERT INTO m (id, found) VALUES (11, 21) RETURNING c", &[])
         .await
         .unwrap()
         .get(0);
     assert_eq!(got, "f42");
-    let seeded: String = db
-        .query_one("SELECT c FROM m WHERE id = 3", &[])
+    db.execute("DELETE FROM m WHERE id = 11", &[])
+        .await
+        .unwrap();
+    ok(&p.run(&["complete"]), "complete");
+    let twin = Project::new(Server::Postgres).await;
+    twin.write("1_create.sql", CREATE_M);
+    twin.write("2_fill.sql", FILL_M);
+    ok(&twin.run(&["up", "--as-written"]), "twin");
+    assert_eq!(m_rows(&db).await, m_rows(&twin.db.pg().await).await);
+}
+
+async fn m_rows(db: &PgClient) -> Vec<(i32, i32, String, i32)> {
+    db.query("SELECT id, found, c, touched FROM m ORDER BY id", &[])
         .await
         .unwrap()
-        .get(0);
-    assert_eq!(seeded, "f6");
-    ok(&p.run(&["complete"]), "complete");
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect()
 }

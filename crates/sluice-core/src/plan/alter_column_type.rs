@@ -504,6 +504,7 @@ pub fn staged_around(
         // table without a primary key (walked by ctid, pass after pass until no row matches)
         // never finished while one row held NULL.
         filter: Some(format!("{shadow} IS NULL AND {set_expr} IS NOT NULL")),
+        as_update: false,
     });
     about.push(About::new(
         "backfill existing rows in batches by primary key, each batch its own short transaction, paced on client latency",

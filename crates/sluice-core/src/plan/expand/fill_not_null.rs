@@ -217,6 +217,8 @@ pub fn phases(cat: &ColumnCatalog, expr: &str, version: i64) -> Result<Phases, S
         table: t.clone(),
         set: set.clone(),
         filter: Some(format!("{c} IS NULL")),
+        // The UPDATE as written fires the table's triggers for these rows: so do its batches.
+        as_update: true,
     });
     about.push(About::new(
         "the UPDATE as a backfill of the NULL rows in batches by primary key, each batch its own short transaction, paced on client latency",
@@ -409,6 +411,7 @@ mod tests {
                 table: "\"public\".\"accounts\"".into(),
                 set: "\"region\" = 'eu'".into(),
                 filter: Some("\"region\" IS NULL".into()),
+                as_update: true,
             }
         );
         assert!(sql[3].contains("CHECK (\"region\" IS NOT NULL) NOT VALID"));

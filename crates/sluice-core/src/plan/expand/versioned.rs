@@ -262,6 +262,7 @@ ELSIF NEW.{c} IS DISTINCT FROM OLD.{c} THEN NEW.{nc} := {up}; END IF; RETURN NEW
         table: t.clone(),
         set: set.clone(),
         filter: Some(format!("{nc} IS DISTINCT FROM ({})", ch.up)),
+        as_update: false,
     });
     about.push(About::new(
         "backfill existing rows in batches by primary key, each batch its own short transaction, paced on client latency",
