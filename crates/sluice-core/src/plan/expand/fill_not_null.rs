@@ -107,6 +107,15 @@ pub fn find(stmts: &[Stmt]) -> Option<Breaking> {
     if &named != column {
         return None;
     }
+    // A column named with its schema (`app.t.c`) would not resolve against the row the trigger
+    // names by the table's name alone.
+    let schema_qualified = sqlparser::ast::visit_expressions(&a.value, |e| match e {
+        Expr::CompoundIdentifier(parts) if parts.len() > 2 => std::ops::ControlFlow::Break(()),
+        _ => std::ops::ControlFlow::Continue(()),
+    });
+    if schema_qualified.is_break() {
+        return None;
+    }
     let expr = a.value.to_string();
     // `SET c = DEFAULT` is no expression a trigger can evaluate.
     if expr.eq_ignore_ascii_case("default") {
@@ -371,6 +380,7 @@ mod tests {
             "UPDATE accounts SET region = 'eu' WHERE region IS NULL RETURNING id; ALTER TABLE accounts ALTER COLUMN region SET NOT NULL",
             "UPDATE accounts a SET region = 'eu' WHERE region IS NULL; ALTER TABLE accounts ALTER COLUMN region SET NOT NULL",
             "UPDATE accounts SET region = DEFAULT WHERE region IS NULL; ALTER TABLE accounts ALTER COLUMN region SET NOT NULL",
+            "UPDATE public.accounts SET region = public.accounts.country WHERE region IS NULL; ALTER TABLE public.accounts ALTER COLUMN region SET NOT NULL",
             // Another table or column, other statements, other clauses.
             "UPDATE accounts SET region = 'eu' WHERE region IS NULL; ALTER TABLE users ALTER COLUMN region SET NOT NULL",
             "UPDATE accounts SET country = 'eu' WHERE country IS NULL; ALTER TABLE accounts ALTER COLUMN region SET NOT NULL",
