@@ -453,6 +453,56 @@ async fn a_kill_during_expand_converges_on_rerun() {
         k += 1;
     }
     assert!(points >= 6, "killed before {points} steps");
+    // A real kill -9 while the backfill runs (a bigger table, so that it has batches to do),
+    // the old version writing meanwhile.
+    db.batch_execute(
+        "INSERT INTO accounts (country, note) SELECT 'c' || (g % 7), g FROM generate_series(1, 100000) g",
+    )
+    .await
+    .unwrap();
+    let mut child = p
+        .command(&["up", "--pace", "speed", "--target-batch-ms", "5"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    common::eventually(120, "the backfill to start", || async {
+        db.query_opt(
+            "SELECT 1 FROM sluice.backfills WHERE rows_done > 0 AND state <> 'done'",
+            &[],
+        )
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+            || state_of(&p, 2).as_deref() == Some("expanded")
+    })
+    .await;
+    child.kill().unwrap(); // SIGKILL
+    let _ = wait_bounded(child, 60, "killed up");
+    eprintln!("killed -9 while {:?}", state_of(&p, 2));
+    let during: String = db
+        .query_one(
+            "INSERT INTO accounts (country, note) VALUES ('c0', -1) RETURNING coalesce(region, 'NULL')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(during, "eu", "the trigger was made before the backfill");
+    ok(&p.run(&["up"]), "rerun after kill -9");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+    assert_eq!(schema_facts(&db).await, expanded);
+    let wrong: i64 = db
+        .query_one(
+            "SELECT count(*) FROM accounts WHERE region IS DISTINCT FROM (CASE WHEN country = 'c0' THEN 'eu' ELSE upper(country) END)",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(wrong, 0, "every row holds the UPDATE's value");
+    ok(&p.run(&["rollback"]), "rollback after kill -9");
     // Once every step ran, before the state is recorded.
     let killed: Run = p
         .command(&["up"])
