@@ -12,7 +12,7 @@ use tokio_postgres::Client;
 
 /// The triggers an UPDATE of the table (or its partitions) fires, as (name, tgenabled, sluice's).
 const FIRING: &str = "SELECT t.tgname::text, t.tgenabled::text,
-        t.tgname::text ~ '_sluice_(sync|rename|back|watch)$'
+        t.tgname::text ~ '_sluice_(sync|rename|back|watch|fill)$'
    FROM pg_trigger t
   WHERE (t.tgrelid = to_regclass($1)
          -- a partitioned table's triggers are cloned onto its partitions (no rows for a plain table)

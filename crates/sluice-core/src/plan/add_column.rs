@@ -180,6 +180,7 @@ pub(super) fn staged(target: Target, st: &Stmt) -> Option<Rewrite> {
             table: t.to_string(),
             set: format!("{c} = {}", d.text),
             filter: Some(format!("{c} IS NULL")),
+            as_update: false,
         },
         // Every row was just updated: statistics now, not when autovacuum comes by.
         RStep::Analyze {

@@ -504,6 +504,7 @@ pub fn staged_around(
         // table without a primary key (walked by ctid, pass after pass until no row matches)
         // never finished while one row held NULL.
         filter: Some(format!("{shadow} IS NULL AND {set_expr} IS NOT NULL")),
+        as_update: false,
     });
     about.push(About::new(
         "backfill existing rows in batches by primary key, each batch its own short transaction, paced on client latency",
@@ -1020,7 +1021,7 @@ pub(crate) fn sync_names(cat: &ColumnCatalog, kind: &str) -> (String, String) {
 }
 
 /// A trigger function with the session settings a cast may read pinned to the run's.
-fn create_function(func: &str, body: &str) -> String {
+pub(crate) fn create_function(func: &str, body: &str) -> String {
     format!(
         "CREATE OR REPLACE FUNCTION {func}() RETURNS trigger LANGUAGE plpgsql SET \"TimeZone\" FROM CURRENT SET \"DateStyle\" FROM CURRENT SET \"IntervalStyle\" FROM CURRENT SET extra_float_digits FROM CURRENT SET search_path FROM CURRENT AS {}",
         literal(body)

@@ -270,6 +270,10 @@ pub enum Step {
         table: String,
         set: String,
         filter: Option<String>,
+        /// The batches stand for an UPDATE the migration wrote (the fill of a NOT NULL column in
+        /// two phases): the table's own triggers fire, as for the statement as written. False:
+        /// they stand for a DDL rewrite, which fires none (see `BackfillSpec::stands_for_ddl`).
+        as_update: bool,
     },
     /// A concurrent index build after the first step: `index` (SQL, schema-qualified) is dropped
     /// first when an interrupted attempt left it INVALID, so IF NOT EXISTS cannot keep a broken one.
@@ -300,7 +304,9 @@ impl Step {
     pub fn text(&self) -> String {
         match self {
             Step::Sql(s) | Step::Index { sql: s, .. } => s.clone(),
-            Step::Backfill { table, set, filter } => format!(
+            Step::Backfill {
+                table, set, filter, ..
+            } => format!(
                 "backfill in batches: UPDATE {table} SET {set}{}",
                 filter
                     .as_deref()
@@ -796,7 +802,8 @@ mod tests {
             Step::Backfill {
                 table: "accounts".into(),
                 set: "\"token\" = md5(random()::TEXT)".into(),
-                filter: Some("\"token\" IS NULL".into())
+                filter: Some("\"token\" IS NULL".into()),
+                as_update: false,
             }
         );
         assert_eq!(

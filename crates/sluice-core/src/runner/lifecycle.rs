@@ -320,6 +320,11 @@ fn columns_of_the_run(
     run: InRun<'_>,
     b: &Breaking,
 ) -> bool {
+    // A column added earlier in the run is one the running version does not write: exactly
+    // what the fill's trigger is for.
+    if let Breaking::FillNotNull { .. } = b {
+        return false;
+    }
     let cols = b.columns();
     !cols.is_empty() && {
         let added = columns_added_before(target, run.files, run.rows, m.version);
@@ -805,6 +810,20 @@ async fn phases_live(
             let f = versioned_facts(engine, m, &cat).await?;
             let ch = crate::plan::expand::versioned::Change { ty, up, down };
             crate::plan::expand::versioned::phases(&cat, &ch, &f).map_err(|why| {
+                file_err(format!(
+                    "sluice cannot {} in two phases: {why}",
+                    b.describe()
+                ))
+            })
+        }
+        Breaking::FillNotNull { column, expr, .. } => {
+            let Some(cat) = engine.column_catalog(&name, column).await? else {
+                return Err(file_err(format!(
+                    "column {column} of {table} does not exist, so `{}` cannot run",
+                    b.describe()
+                )));
+            };
+            crate::plan::expand::fill_not_null::phases(&cat, expr, m.version).map_err(|why| {
                 file_err(format!(
                     "sluice cannot {} in two phases: {why}",
                     b.describe()
@@ -1350,6 +1369,16 @@ pub(crate) async fn plan_hook(
             a.safe_steps = if k == 0 { lp.expand.clone() } else { vec![] };
         }
     }
+    // The fill's UPDATE runs inside the expand phase (its backfill, after the fill trigger).
+    if let Breaking::FillNotNull { .. } = &b {
+        for sp in statements.iter_mut().filter(|sp| sp.index != st.index) {
+            for a in sp.actions.iter_mut() {
+                a.refused = None;
+                a.safe_steps.clear();
+                a.impact.note = FILL_UPDATE_NOTE.to_string();
+            }
+        }
+    }
     for f in findings
         .iter_mut()
         .filter(|f| f.rule == "rename-column" || f.rule == "rename-table")
@@ -1393,6 +1422,9 @@ pub(crate) async fn plan_hook(
     Some(lp)
 }
 
+/// What `plan` and `up --dry-run` say of the UPDATE of a fill-and-SET-NOT-NULL migration.
+const FILL_UPDATE_NOTE: &str = "runs inside the expand phase of the SET NOT NULL after it (two application versions live): as its paced backfill, after the trigger that fills the column for writes that leave it NULL";
+
 /// `up --dry-run`'s hook: a breaking migration runs as its expand phase (PostgreSQL). A refusal is
 /// left to the run.
 pub(crate) async fn explain_dry_run(
@@ -1425,6 +1457,19 @@ pub(crate) async fn explain_dry_run(
         };
         // As `plan` shows them: what complete and rollback run later (not steps of this run).
         let lp = crate::plan::expand::LifecyclePlan::of(&b, &phases);
+        let i = st.index;
+        if let Breaking::FillNotNull { .. } = &b {
+            if p.runs_as.len() <= i {
+                p.runs_as.resize(i + 1, None);
+            }
+            for slot in p.runs_as[..i].iter_mut().filter(|r| r.is_none()) {
+                *slot = Some(crate::runner::RunsAs {
+                    sql: format!("-- nothing now: {FILL_UPDATE_NOTE}"),
+                    note: FILL_UPDATE_NOTE.to_string(),
+                    then: vec![],
+                });
+            }
+        }
         let i = st.index;
         if p.runs_as.len() <= i {
             p.runs_as.resize(i + 1, None);

@@ -326,7 +326,12 @@ pub async fn plan(
         // notes), suppressed by `-- sluice:ignore old-version-sees` as a rule's.
         let mut sees: Vec<(usize, crate::analysis::Severity, String, &str)> = Vec::new();
         if let Some(lp) = &lifecycle {
-            if let Ok(Some((_, st, _))) = crate::lifecycle::lifecycle_change(target, m) {
+            if let Ok(Some((_, st, b))) = crate::lifecycle::lifecycle_change(target, m) {
+                // A fill's trigger keeps the old version's writes from failing: its NOT NULL
+                // is stated by the lifecycle instead.
+                if let crate::plan::expand::Breaking::FillNotNull { .. } = b {
+                    added.retain(|(i, _)| *i != st.index);
+                }
                 let (severity, help) = match kept_type_change {
                     true => (
                         crate::analysis::Severity::Warning,

@@ -244,7 +244,12 @@ pub(crate) async fn run_steps(
                     Ok(()) => Ok(()),
                 }
             }
-            Step::Backfill { table, set, filter } => {
+            Step::Backfill {
+                table,
+                set,
+                filter,
+                as_update,
+            } => {
                 let spec = crate::engine::BackfillSpec {
                     table: table.clone(),
                     set: set.clone(),
@@ -254,7 +259,7 @@ pub(crate) async fn run_steps(
                     pause: Duration::ZERO,
                     progress: ctx.progress.clone(),
                     pacing: ctx.pacing.clone(),
-                    stands_for_ddl: true,
+                    stands_for_ddl: !as_update,
                     online: ctx.online_options(),
                 };
                 engine

@@ -11,6 +11,7 @@
 pub mod column_type;
 pub mod drop_column;
 pub mod drop_column_mysql;
+pub mod fill_not_null;
 pub mod rename_column;
 pub mod rename_column_mysql;
 pub mod rename_table;
@@ -60,6 +61,15 @@ pub enum Breaking {
         up: String,
         down: String,
     },
+    /// `UPDATE t SET c = expr WHERE c IS NULL; ALTER TABLE t ALTER COLUMN c SET NOT NULL`, the
+    /// migration's only two statements (PostgreSQL): NOT NULL on a column the old version does
+    /// not write; expand fills it by a trigger for the old version's writes (see
+    /// `fill_not_null`). `expr` as the UPDATE has it.
+    FillNotNull {
+        table: QName,
+        column: String,
+        expr: String,
+    },
 }
 
 impl Breaking {
@@ -70,6 +80,7 @@ impl Breaking {
             | Breaking::DropColumns { table, .. }
             | Breaking::ColumnType { table, .. }
             | Breaking::Versioned { table, .. }
+            | Breaking::FillNotNull { table, .. }
             | Breaking::DropTable { table, .. } => table,
             Breaking::RenameTable { from, .. } => from,
         }
@@ -79,7 +90,9 @@ impl Breaking {
     pub fn columns(&self) -> Vec<&str> {
         match self {
             Breaking::RenameColumn { from, .. } => vec![from.as_str()],
-            Breaking::ColumnType { column, .. } | Breaking::Versioned { column, .. } => {
+            Breaking::ColumnType { column, .. }
+            | Breaking::Versioned { column, .. }
+            | Breaking::FillNotNull { column, .. } => {
                 vec![column.as_str()]
             }
             Breaking::DropColumns { columns, .. } => {
@@ -120,6 +133,9 @@ impl Breaking {
             Breaking::Versioned {
                 table, column, ty, ..
             } => format!("change the type of column {table}.{column} to {ty} (versioned schemas)"),
+            Breaking::FillNotNull { table, column, .. } => {
+                format!("fill the NULLs of column {table}.{column} and set it NOT NULL")
+            }
         }
     }
 
@@ -131,6 +147,7 @@ impl Breaking {
             Breaking::RenameTable { .. } => "the table rename",
             Breaking::DropTable { .. } => "the DROP TABLE",
             Breaking::ColumnType { .. } | Breaking::Versioned { .. } => "the type change",
+            Breaking::FillNotNull { .. } => "the UPDATE and the SET NOT NULL",
         }
     }
 }
@@ -139,6 +156,13 @@ impl Breaking {
 /// (renames or drops in tables or columns the part itself creates break nothing). Err: the part mixes a
 /// breaking statement with others, which the two phases cannot carry (why, for the message).
 pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breaking)>, String> {
+    // PostgreSQL: the UPDATE that fills a column's NULLs and the SET NOT NULL after it, exactly
+    // (its breaking statement is the SET NOT NULL).
+    if engine == EngineKind::Postgres {
+        if let Some(b) = fill_not_null::find(stmts) {
+            return Ok(Some((1, b)));
+        }
+    }
     let mut created: Vec<QName> = Vec::new();
     let mut added: Vec<(QName, String)> = Vec::new();
     let mut found: Option<(usize, Breaking)> = None;
@@ -256,6 +280,7 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
         | Breaking::RenameTable { .. }
         | Breaking::DropTable { .. }
         | Breaking::ColumnType { .. }
+        | Breaking::FillNotNull { .. }
         | Breaking::Versioned { .. } => stmts[i].actions().len() > 1,
         Breaking::DropColumns { .. } => stmts[i]
             .actions()

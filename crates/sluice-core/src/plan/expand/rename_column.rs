@@ -156,6 +156,7 @@ pub fn phases(
         table: t.clone(),
         set: set.clone(),
         filter: Some(filter.clone()),
+        as_update: false,
     });
     about.push(About::new(
         "backfill existing rows in batches by primary key, each batch its own short transaction, paced on client latency",

@@ -449,6 +449,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         table: t.clone(),
         set,
         filter: Some(filter),
+        as_update: false,
     });
     about.push(About::new(
         "backfill existing rows in primary-key batches, each one short autocommitted UPDATE",

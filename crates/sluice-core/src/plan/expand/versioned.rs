@@ -270,6 +270,7 @@ ELSIF NEW.{c}::text IS DISTINCT FROM OLD.{c}::text THEN NEW.{nc} := {up}; END IF
         table: t.clone(),
         set: set.clone(),
         filter: Some(format!("{nc} IS DISTINCT FROM ({})", ch.up)),
+        as_update: false,
     });
     about.push(About::new(
         "backfill existing rows in batches by primary key, each batch its own short transaction, paced on client latency",
