@@ -385,3 +385,189 @@ async fn what_was_made_on_the_column_after_the_expand_does_not_stop_the_rollback
         );
     }
 }
+
+/// Columns, constraints, indexes, triggers and sluice's functions of the public schema.
+async fn catalog(p: &Project) -> String {
+    text(
+        p,
+        "SELECT string_agg(x, E'\\n' ORDER BY x) FROM (
+           SELECT format('col %s.%s %s %s', attrelid::regclass, attname, format_type(atttypid, atttypmod), attnotnull) AS x FROM pg_attribute
+            WHERE attrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relkind = 'r') AND attnum > 0 AND NOT attisdropped
+           UNION ALL SELECT format('con %s %s', conname, pg_get_constraintdef(oid)) FROM pg_constraint WHERE connamespace = 'public'::regnamespace
+           UNION ALL SELECT format('idx %s', indexdef) FROM pg_indexes WHERE schemaname = 'public'
+           UNION ALL SELECT format('trg %s', tgname) FROM pg_trigger WHERE NOT tgisinternal AND tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'public'::regnamespace)
+           UNION ALL SELECT format('fn %s', proname) FROM pg_proc WHERE pronamespace = 'public'::regnamespace) f",
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_type_change_cut_off_before_its_swap_rolls_back_to_the_schema_before_it() {
+    for point in ["staged-swap", "staged-swap-uncommitted"] {
+        let p = Project::new(Server::Postgres).await;
+        let c = p.db.pg().await;
+        c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL CHECK (v >= 0)); CREATE INDEX t_v ON t (v); INSERT INTO t SELECT g, g FROM generate_series(1, 2000) g;")
+            .await
+            .unwrap();
+        let before = catalog(&p).await;
+        p.write("1_widen.sql", "ALTER TABLE t ALTER COLUMN v TYPE bigint;\n");
+        let mut cmd = p.command(&["up"]);
+        cmd.env("SLUICE_CRASH_AT", point);
+        let child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let r = common::wait_bounded(child, 120, "up with a crash point");
+        assert!(
+            r.stderr.contains(&format!("SLUICE_CRASH_AT={point}")),
+            "{point}: {r:?}"
+        );
+        assert_ne!(catalog(&p).await, before, "{point}: the helpers are there");
+        c.batch_execute("INSERT INTO t VALUES (5000, 5)")
+            .await
+            .unwrap();
+        let rb = p.run(&["rollback"]);
+        ok(&rb, point);
+        assert_eq!(
+            catalog(&p).await,
+            before,
+            "{point}: as before the migration"
+        );
+        assert_eq!(state_of(&p, 1).as_deref(), Some("pending"), "{point}");
+        assert_eq!(text(&p, "SELECT count(*)::text FROM t").await, "2001");
+        let again = p.run(&["rollback"]);
+        ok(&again, point);
+        ok(&p.run(&["up"]), "up again");
+        assert_eq!(state_of(&p, 1).as_deref(), Some("expanded"), "{point}");
+        ok(&p.run(&["complete"]), "complete");
+        assert_eq!(
+            text(&p, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'v'").await,
+            "bigint"
+        );
+    }
+}
+
+/// MariaDB's default collations call 'USD', 'usd' and 'usd ' equal: the rename's triggers and
+/// backfill compare bytes, so no such value is lost, whichever name writes it (table-driven over
+/// the shapes the review found), and the end equals the rename as written with the same writes.
+#[tokio::test]
+async fn a_mariadb_rename_keeps_values_its_collation_calls_equal() {
+    use mysql_async::prelude::Queryable;
+    const SETUP: &str = "CREATE TABLE t (id int PRIMARY KEY, a varchar(20) NOT NULL DEFAULT 'usd', other int) DEFAULT CHARSET utf8mb4 COLLATE utf8mb4_general_ci;
+        INSERT INTO t VALUES (1, 'USD', 0), (2, 'usd ', 0), (3, 'eur', 0), (4, 'usd', 0), (6, 'abc', 0)";
+    // (what the old version writes through a, what the new version writes through b)
+    let old_writes = [
+        "INSERT INTO t (id, a) VALUES (10, 'USD')",
+        "UPDATE t SET a = 'Abc' WHERE id = 6",
+        "UPDATE t SET other = 1",
+    ];
+    let new_writes = [
+        "UPDATE t SET b = 'EUR' WHERE id = 3",
+        "INSERT INTO t (id, b) VALUES (5, 'USD')",
+        "UPDATE t SET b = 'usd  ' WHERE id = 4",
+    ];
+    let staged = Project::new(Server::MariaDb).await;
+    let written = Project::new(Server::MariaDb).await;
+    for p in [&staged, &written] {
+        let mut c = p.db.my().await;
+        c.query_drop(SETUP).await.unwrap();
+    }
+    staged.write("1_rename.sql", "ALTER TABLE t RENAME COLUMN a TO b;\n");
+    ok(&staged.run(&["up"]), "expand");
+    assert_eq!(state_of(&staged, 1).as_deref(), Some("expanded"));
+    let mut c = staged.db.my().await;
+    for w in old_writes.iter().chain(new_writes.iter()) {
+        c.query_drop(*w).await.unwrap();
+    }
+    // While expanded both names hold the same bytes on every row.
+    let differ: Vec<(i64, Option<String>, Option<String>)> = c
+        .query("SELECT id, HEX(a), HEX(b) FROM t WHERE NOT (CAST(a AS BINARY) <=> CAST(b AS BINARY))")
+        .await
+        .unwrap();
+    assert!(differ.is_empty(), "the names differ: {differ:?}");
+    ok(&staged.run(&["complete"]), "complete");
+    // The twin: the rename as written, then the same writes (the old ones through the new name).
+    let mut w = written.db.my().await;
+    w.query_drop("ALTER TABLE t RENAME COLUMN a TO b")
+        .await
+        .unwrap();
+    for sql in old_writes
+        .iter()
+        .map(|s| {
+            s.replace("(id, a)", "(id, b)")
+                .replace("SET a =", "SET b =")
+        })
+        .chain(new_writes.iter().map(|s| s.to_string()))
+    {
+        w.query_drop(sql).await.unwrap();
+    }
+    let rows = "SELECT id, HEX(b), other FROM t ORDER BY id";
+    let got: Vec<(i64, String, Option<i64>)> = c.query(rows).await.unwrap();
+    let want: Vec<(i64, String, Option<i64>)> = w.query(rows).await.unwrap();
+    assert_eq!(got, want, "rows equal the rename as written");
+}
+
+#[tokio::test]
+async fn a_mariadb_rename_of_an_on_update_column_is_refused() {
+    use mysql_async::prelude::Queryable;
+    let p = Project::new(Server::MariaDb).await;
+    let mut c = p.db.my().await;
+    c.query_drop("CREATE TABLE t (id int PRIMARY KEY, a timestamp NOT NULL DEFAULT CURRENT_TIMESTAMP ON UPDATE CURRENT_TIMESTAMP); INSERT INTO t (id) VALUES (1)")
+        .await
+        .unwrap();
+    p.write("1_rename.sql", "ALTER TABLE t RENAME COLUMN a TO b;\n");
+    for _ in 0..2 {
+        let r = p.run(&["up"]);
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(
+            r.all().contains("it has ON UPDATE CURRENT_TIMESTAMP"),
+            "{r:?}"
+        );
+        let cols: Vec<String> = c
+            .query("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' ORDER BY ORDINAL_POSITION")
+            .await
+            .unwrap();
+        assert_eq!(
+            cols,
+            vec!["id".to_string(), "a".to_string()],
+            "nothing made"
+        );
+    }
+}
+
+/// The fill of a NOT NULL column the old version does not write: an expression the trigger
+/// cannot evaluate as the UPDATE does (a generated column, still NULL in a BEFORE trigger; a
+/// system column) or one that leaves rows NULL (SET NOT NULL then fails, as written too) is
+/// refused before anything is made: no trigger, no filled row, every time.
+#[tokio::test]
+async fn a_fill_that_would_fail_later_is_refused_before_anything_is_made() {
+    for (expr, said) in [
+        ("cc", "names the generated column cc"),
+        ("tableoid::text", "tableoid"),
+        ("lower(country)", "would still hold NULL after the UPDATE"),
+    ] {
+        let p = Project::new(Server::Postgres).await;
+        let c = p.db.pg().await;
+        c.batch_execute("CREATE TABLE accounts (id int PRIMARY KEY, country text, cc text GENERATED ALWAYS AS (upper(country)) STORED, region text);
+            INSERT INTO accounts (id, country) VALUES (1, 'de'), (2, NULL), (3, 'fr');")
+            .await
+            .unwrap();
+        p.write(
+            "1_fill.sql",
+            &format!("UPDATE accounts SET region = {expr} WHERE region IS NULL;\nALTER TABLE accounts ALTER COLUMN region SET NOT NULL;\n"),
+        );
+        let before = catalog(&p).await;
+        for _ in 0..2 {
+            let r = p.run(&["up"]);
+            assert_ne!(r.code, 0, "{expr}: {r:?}");
+            assert!(r.all().contains(said), "{expr}: {r:?}");
+            assert_eq!(catalog(&p).await, before, "{expr}: nothing made");
+            assert_eq!(
+                text(&p, "SELECT count(region)::text FROM accounts").await,
+                "0",
+                "{expr}: no row filled"
+            );
+        }
+    }
+}

@@ -760,3 +760,114 @@ async fn widening_children_survives_kill_9_in_a_child_backfill_under_writers() {
     assert!(diffs.is_empty(), "{}", diffs.join("\n\n"));
     keys_hold(&staged, "after the kill").await;
 }
+
+/// `sluice rollback` of a run killed before its swaps committed (`SLUICE_CRASH_AT=
+/// child-step-done@n`, every n): while no referencing column has been swapped, the helpers go and
+/// the schema and rows equal the twin with no ALTER (the migration pending, a second rollback
+/// has nothing to do, `up` then runs from the start); once one is swapped, the rollback is
+/// refused (exit 11, twice, nothing changed) and `up` then finishes, after which the kept
+/// lifecycle's rollback swaps everything back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_run_cut_off_before_its_swaps_rolls_back_to_the_schema_before_it() {
+    let unchanged = twin_unchanged(&[]).await;
+    let mut failures = Vec::new();
+    let (mut undone, mut refused) = (0, 0);
+    let mut n = 1;
+    loop {
+        assert!(n < 80, "the crash point keeps being reached");
+        let staged = Project::new(Server::Postgres).await;
+        prepare(&staged, cases()[0].up).await;
+        let mut cmd = staged.command(&["up", "--pace", "speed"]);
+        cmd.env("SLUICE_CRASH_AT", format!("child-step-done@{n}"));
+        let child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let r = wait_bounded(child, 300, "up with a crash point");
+        if r.code == 0 {
+            break;
+        }
+        let swapped: i64 = staged
+            .db
+            .pg()
+            .await
+            .query_one(
+                "SELECT count(*) FROM pg_attribute WHERE attname LIKE '%sluice_old' AND NOT attisdropped AND attrelid IN (SELECT oid FROM pg_class WHERE relnamespace = 'public'::regnamespace)",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if swapped == 0 {
+            let rb = staged.run(&["rollback"]);
+            assert_eq!(rb.code, 0, "@{n}: {rb:?}");
+            assert!(
+                rb.all().contains("the table is as before the migration"),
+                "@{n}: {rb:?}"
+            );
+            assert_eq!(staged.states(), vec![(1, "pending".to_string())], "@{n}");
+            failures.extend(
+                compare(
+                    &format!("rolled back after child step {n}"),
+                    &unchanged,
+                    &staged,
+                )
+                .await,
+            );
+            let again = staged.run(&["rollback"]);
+            assert_eq!(again.code, 0, "@{n}: {again:?}");
+            assert!(
+                again.all().contains("nothing is expanded"),
+                "@{n}: {again:?}"
+            );
+            undone += 1;
+        } else {
+            let (facts, rows) = state(&staged).await;
+            for _ in 0..2 {
+                let rb = staged.run(&["rollback"]);
+                assert_eq!(rb.code, 11, "@{n}: {rb:?}");
+                assert!(
+                    rb.all()
+                        .contains("was already swapped (it keeps its old column)"),
+                    "@{n}: {rb:?}"
+                );
+                assert_eq!(
+                    state(&staged).await,
+                    (facts.clone(), rows.clone()),
+                    "@{n}: nothing changed"
+                );
+            }
+            refused += 1;
+        }
+        let up = staged.run(&["up", "--pace", "speed"]);
+        assert_eq!(up.code, 0, "@{n}: up after: {up:?}");
+        assert_eq!(staged.states(), vec![(1, "expanded".to_string())], "@{n}");
+        if swapped > 0 {
+            ok_rollback(&staged, n).await;
+            failures.extend(
+                compare(
+                    &format!("kept rollback after child step {n}"),
+                    &unchanged,
+                    &staged,
+                )
+                .await,
+            );
+        }
+        n += 1;
+    }
+    eprintln!(
+        "cut off after {} child steps: {undone} undone, {refused} refused",
+        n - 1
+    );
+    assert!(
+        undone >= 3 && refused >= 3,
+        "{undone} undone, {refused} refused"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+async fn ok_rollback(p: &Project, n: usize) {
+    let rb = p.run(&["rollback"]);
+    assert_eq!(rb.code, 0, "@{n}: kept rollback: {rb:?}");
+}

@@ -170,7 +170,11 @@ pub fn losses(from: &str, to: &str) -> Option<Vec<Loss>> {
             if a.is_none_or(|(_, fs)| fs > s) {
                 v.push(rounded_to(s));
             }
-            if a.is_none_or(|(fp, fs)| fp - fs.min(fp) > p - s.min(p)) {
+            // Rounding can carry into the whole digits (99.999 as numeric(4,2) is 100.00, which
+            // does not fit): with as many whole digits and fewer decimals, a value is refused too.
+            if a.is_none_or(|(fp, fs)| {
+                fp - fs.min(fp) > p - s.min(p) || (fp - fs.min(fp) == p - s.min(p) && fs > s)
+            }) {
                 v.push(outside_numeric(p, s));
             }
             v
@@ -184,15 +188,15 @@ pub fn losses(from: &str, to: &str) -> Option<Vec<Loss>> {
             "a value beyond ±16777216 (2^24) loses its last digits".into(),
         )],
         (Numeric(_), Float8) => vec![Loss::Changed(
-            "a value is rounded to 15 significant digits".into(),
+            "a value is rounded to the nearest float8 (about 15 to 17 significant digits)".into(),
         )],
         (Numeric(_), Float4) => vec![
-            Loss::Changed("a value is rounded to 6 significant digits".into()),
+            Loss::Changed("a value is rounded to the nearest float4 (about 6 to 9 significant digits)".into()),
             Loss::Refused("a value beyond ±3.4e38".into()),
         ],
         (Float4, Float8) => vec![],
         (Float8, Float4) => vec![
-            Loss::Changed("a value is rounded to float4's precision (6 significant digits)".into()),
+            Loss::Changed("a value is rounded to the nearest float4 (about 6 to 9 significant digits)".into()),
             Loss::Refused("a value beyond ±3.4e38".into()),
         ],
         (Float4 | Float8, Int(b)) => vec![
@@ -480,12 +484,18 @@ mod tests {
                 "C:rounded to a whole number",
                 "R:outside -99999999.99",
             ),
-            ("real", "double precision", "-", "C:6 significant|R:3.4e38"),
+            ("real", "double precision", "-", "C:nearest float4|R:3.4e38"),
             (
                 "double precision",
                 "numeric",
                 "C:15 significant",
-                "C:15 significant",
+                "C:nearest float8",
+            ),
+            (
+                "numeric(5,3)",
+                "numeric(4,2)",
+                "C:rounded to 2|R:outside -99.99",
+                "-",
             ),
             (
                 "integer",

@@ -2393,12 +2393,17 @@ async fn rollback_locked(
     ];
     let mut chosen = select(&rows, files, version, &states, "rollback")?;
     // Only breaking migrations: a failed ordinary one is `sluice up`'s or `down --failed`'s.
+    // A staged type change cut off before its swap (a migration of its own, interrupted or
+    // failed) has sluice's helpers in the table: its rollback removes them.
     chosen.retain(|r| {
         r.state == RecordState::Expanded
             || files
                 .iter()
                 .find(|m| m.version == r.version)
-                .is_some_and(|m| matches!(breaking(target, m), Ok(Some(_))))
+                .is_some_and(|m| {
+                    matches!(breaking(target, m), Ok(Some(_)))
+                        || type_change_of(target, m).is_some()
+                })
     });
     if version.is_some() && chosen.is_empty() {
         return Err(Error::lifecycle(
@@ -2423,6 +2428,16 @@ async fn rollback_locked(
     let mut done = Vec::new();
     for r in chosen {
         let m = file_of(files, r, "roll back")?;
+        // A type change cut off before its swap kept anything: its helpers go.
+        if r.state != RecordState::Expanded && matches!(breaking(target, m), Ok(None)) {
+            if let Some((_, _, b)) = type_change_of(target, m) {
+                if kept_type_change(engine, b).await?.is_none() {
+                    abandon_type_change(engine, m, r, ctx).await?;
+                    done.push(m.version);
+                    continue;
+                }
+            }
+        }
         let (s, st, b) = lifecycle_change(target, m)?.expect("checked above");
         let phases = phases_live(engine, m, &s, &st, &b).await?;
         // MySQL: a state that cannot be rolled back is refused before anything runs (MariaDB
@@ -2463,6 +2478,104 @@ async fn rollback_locked(
         (ctx.say)("nothing is expanded: nothing to roll back");
     }
     Ok(done)
+}
+
+/// `sluice rollback` of a staged type change cut off before its swap (interrupted or failed; a
+/// migration of its own, PostgreSQL): the shadow columns, sync triggers, foreign key copies and
+/// backfill checkpoints of the column and of the referencing columns not yet swapped go, in one
+/// short transaction with the history record (the migration is pending again): the schema is as
+/// before the migration. Refused (exit 11, nothing changed) once a swap committed: a referencing
+/// column keeps its old column (the kept lifecycle's rollback applies after `up` finishes), or the
+/// column already has the new type.
+async fn abandon_type_change(
+    engine: &mut dyn Engine,
+    m: &Migration,
+    row: &HistoryRow,
+    ctx: &RunContext,
+) -> Result<()> {
+    let target = engine.target();
+    let refuse = |why: String| {
+        Error::lifecycle(
+            format!(
+                "`sluice rollback` of {} cannot undo its staged type change: {why}. Nothing was changed: the migration stays {}",
+                m.label(),
+                row.state.as_str()
+            ),
+            "finish it with `sluice up` (it resumes where it stopped), then `sluice rollback` swaps it back while it is expanded",
+        )
+    };
+    let (s, st, _) = type_change_of(target, m).expect("checked by the caller");
+    let Some(Action::AlterColumnType {
+        table,
+        column,
+        new_type,
+        ..
+    }) = st.actions().first().cloned()
+    else {
+        return Err(refuse("sluice could not read the statement".into()));
+    };
+    let name = match &table.schema {
+        Some(sc) => crate::quote::pg::qualified(sc, &table.name),
+        None => crate::quote::pg::ident(&table.name),
+    };
+    let Some(cat) = engine.column_catalog(&name, &column).await? else {
+        return Err(refuse(format!("column {column} of {table} does not exist")));
+    };
+    use crate::plan::alter_column_type::parse_type;
+    if parse_type(&cat.data_type) == parse_type(&new_type) {
+        return Err(refuse(format!(
+            "{table}.{column} already has the new type (its swap committed)"
+        )));
+    }
+    let swapped = kept_children(engine, &cat).await?;
+    if let Some(c) = swapped.first() {
+        return Err(refuse(format!(
+            "the referencing column {}.{}.{} was already swapped (it keeps its old column)",
+            c.schema, c.table, c.column
+        )));
+    }
+    let (staged, _) = super::type_change::with_children(
+        engine,
+        &st,
+        &cat,
+        &new_type,
+        false,
+        &[],
+        &Default::default(),
+    )
+    .await?;
+    let undo = match staged {
+        Ok((r, _)) => r.undo,
+        Err(why) => return Err(refuse(why)),
+    };
+    (ctx.say)(&format!(
+        "rolling back {}: removing the staged type change's helpers ({} statements, one transaction)",
+        m.label(),
+        undo.len()
+    ));
+    engine.set_lock_timeout(ctx.lock_timeout).await?;
+    let event = ctx.event(
+        EventKind::Rollback,
+        Some((&m.version, &m.name, &m.checksum)),
+        "rolled back a staged type change cut off before its swap".to_string(),
+    );
+    let held = tx_then(engine, &undo, &s, ctx, Some((row, true, event)))
+        .await
+        .map_err(|e| Error::Rejected {
+            context: format!("rolling back {}", m.label()),
+            message: format!(
+                "the rollback of {} failed and was rolled back (the migration stays {}): {e}",
+                m.label(),
+                row.state.as_str()
+            ),
+            help: "fix the cause, then run `sluice rollback` again".into(),
+        })?;
+    (ctx.say)(&format!(
+        "rolled back {}: the table is as before the migration, which is pending again (its transaction held its locks {} ms)",
+        m.label(),
+        held.as_millis()
+    ));
+    Ok(())
 }
 
 /// Whether a history row is the open (expanded) phase of a two-phase migration, and for how long

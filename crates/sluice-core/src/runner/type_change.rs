@@ -294,7 +294,7 @@ pub fn small_table_note(rows: u64, below: u64) -> String {
 /// wide. A rerun after a kill finds the children already swapped as wide and kept, and keeps the
 /// parent's too.
 #[allow(clippy::type_complexity)]
-async fn with_children(
+pub(super) async fn with_children(
     engine: &mut dyn Engine,
     st: &crate::analysis::ir::Stmt,
     cat: &crate::engine::ColumnCatalog,

@@ -195,8 +195,25 @@ pub fn phases(cat: &ColumnCatalog, expr: &str, version: i64) -> Result<Phases, S
     let precheck = vec![
         // The expression as the UPDATE would evaluate it (names, types): a mistake fails here,
         // as the UPDATE as written would, before anything is made.
+        // Evaluated as the trigger evaluates it, on the row's user columns (`SELECT t.*`): a
+        // system column (tableoid, ctid, xmin) the UPDATE could read fails here, not on every
+        // write once expanded.
         do_block(&format!(
-            "BEGIN PERFORM ({expr}) FROM {t} AS {alias} LIMIT 0; END"
+            "BEGIN PERFORM ({expr}) FROM (SELECT {alias}.* FROM {t} AS {alias} LIMIT 0) AS {alias}; END"
+        )),
+        // A generated column is still NULL in a BEFORE trigger's row: an expression naming one
+        // would fill NULL and make every old-version INSERT fail once NOT NULL is set.
+        do_block(&format!(
+            "DECLARE g text; BEGIN SELECT attname INTO g FROM pg_attribute WHERE attrelid = {lt}::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated <> '' AND lower({lexpr}) ~ ('\\m' || regexp_replace(lower(attname), '([^a-z0-9_])', '\\\\\\1', 'g') || '\\M') LIMIT 1; IF g IS NOT NULL THEN RAISE EXCEPTION 'the fill expression names the generated column %, which a trigger sees as NULL on the row being written: write the fill in terms of the columns it is generated from', g USING ERRCODE = 'feature_not_supported'; END IF; END",
+            lexpr = literal(expr)
+        )),
+        // Rows the UPDATE leaves NULL make SET NOT NULL fail, as the statements as written fail:
+        // said before anything is made (the backfill would otherwise have filled the other rows
+        // for good before the check failed).
+        do_block(&format!(
+            "BEGIN IF EXISTS (SELECT FROM {t} AS {alias} WHERE {c} IS NULL AND ({expr}) IS NULL) THEN RAISE EXCEPTION 'column % of % would still hold NULL after the UPDATE (its expression gives NULL for some rows that are NULL now), so SET NOT NULL fails with a not-null violation, as the statements as written would; nothing was changed', {lc}, {lt} USING ERRCODE = 'not_null_violation'; END IF; END",
+            lc = literal(&cat.column),
+            lt = literal(&format!("{}.{}", cat.schema, cat.table))
         )),
         // A checkpoint left by an earlier expand of the same migration (rolled back since) is
         // stale.

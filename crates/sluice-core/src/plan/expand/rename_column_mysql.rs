@@ -331,6 +331,15 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
             _ => {}
         }
     }
+    // The server sets an ON UPDATE column itself on every UPDATE that leaves it unwritten, so
+    // the trigger would take the new name's automatic "now" for a write through it and overwrite
+    // the value the old version wrote (measured on MariaDB 10.11).
+    if f.column
+        .as_ref()
+        .is_some_and(|(_, extra)| extra.to_lowercase().contains("on update"))
+    {
+        blockers.push("it has ON UPDATE CURRENT_TIMESTAMP, which the server applies to the new column on every UPDATE that does not name it, so the trigger could not tell the old version's write from the server's".into());
+    }
     if !blockers.is_empty() {
         return Err(format!(
             "{}: the two phases cannot keep both names equal here",
@@ -372,11 +381,31 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         Some(Algorithm::Nocopy) | Some(Algorithm::Inplace) => ("ALGORITHM=INPLACE, LOCK=NONE", "ALGORITHM=INPLACE, LOCK=NONE"),
         Some(other) => return Err(format!("adding the new column would need ALGORITHM={} on this table, which blocks writes for the whole copy", other.as_str())),
     };
+    // Values are compared as bytes, not under the column's collation: under the default
+    // case-insensitive, PAD SPACE collations 'USD' = 'usd' = 'usd ', so a write through one name
+    // that changed only letter case or trailing spaces was taken for no write and overwritten by
+    // the other name's value (and the backfill skipped such rows). The default is compared in the
+    // column's character set (CONCAT with an empty piece of the column gives the literal its
+    // charset; IFNULL keeps that when the column is NULL).
+    let bin = |x: &str| format!("CAST({x} AS BINARY)");
+    let same = |x: &str, y: &str| format!("{} <=> {}", bin(x), bin(y));
+    let is_omitted = |x: &str| {
+        if omitted == "NULL" {
+            format!("{x} IS NULL")
+        } else {
+            same(x, &format!("CONCAT(IFNULL(LEFT({x}, 0), ''), {omitted})"))
+        }
+    };
+    let (na, nb, ob) = (format!("NEW.{a}"), format!("NEW.{b}"), format!("OLD.{b}"));
     let insert_body = format!(
-        "BEGIN IF NOT (NEW.{a} <=> NEW.{b}) THEN IF NEW.{b} <=> {omitted} AND NOT (NEW.{a} <=> {omitted}) THEN SET NEW.{b} = NEW.{a}; ELSE SET NEW.{a} = NEW.{b}; END IF; END IF; END"
+        "BEGIN IF NOT ({}) THEN IF {} AND NOT ({}) THEN SET NEW.{b} = NEW.{a}; ELSE SET NEW.{a} = NEW.{b}; END IF; END IF; END",
+        same(&na, &nb),
+        is_omitted(&nb),
+        is_omitted(&na)
     );
     let update_body = format!(
-        "BEGIN IF NOT (NEW.{b} <=> OLD.{b}) THEN SET NEW.{a} = NEW.{b}; ELSE SET NEW.{b} = NEW.{a}; END IF; END"
+        "BEGIN IF NOT ({}) THEN SET NEW.{a} = NEW.{b}; ELSE SET NEW.{b} = NEW.{a}; END IF; END",
+        same(&nb, &ob)
     );
     let create = |name: &str, event: &str, body: &str| {
         if mariadb {
@@ -406,7 +435,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         // Naming the column keeps its ON UPDATE value from changing.
         set.push_str(&format!(", {0} = {0}", ident(c)));
     }
-    let filter = format!("NOT ({b} <=> {a})");
+    let filter = format!("NOT ({})", same(&b.to_string(), &a.to_string()));
     // The backfill's checkpoint (sluice-mysql's backfill) belongs to the new column: one left by
     // a run whose column is gone since (rolled back) must not skip rows of the column added now.
     let forget = format!(
@@ -688,16 +717,16 @@ mod tests {
             crate::engine::backfill_checkpoint_key(
                 "`t`",
                 "`full name` = `name`, `ts` = `ts`",
-                Some("NOT (`full name` <=> `name`)")
+                Some("NOT (CAST(`full name` AS BINARY) <=> CAST(`name` AS BINARY))")
             )
         );
         let lock = sql[0]
             .strip_prefix(&format!("{forget}; "))
             .unwrap_or_else(|| panic!("{}", sql[0]));
-        assert!(lock.starts_with("LOCK TABLES `t` WRITE; ALTER TABLE `t` ADD COLUMN IF NOT EXISTS `full name` varchar(20) NOT NULL DEFAULT 'anon' COMMENT 'who' AFTER `name`, ALGORITHM=INSTANT; CREATE OR REPLACE TRIGGER `t_name_sluice_ins` BEFORE INSERT ON `t` FOR EACH ROW BEGIN IF NOT (NEW.`name` <=> NEW.`full name`) THEN IF NEW.`full name` <=> 'anon' AND NOT (NEW.`name` <=> 'anon') THEN"), "{}", sql[0]);
+        assert!(lock.starts_with("LOCK TABLES `t` WRITE; ALTER TABLE `t` ADD COLUMN IF NOT EXISTS `full name` varchar(20) NOT NULL DEFAULT 'anon' COMMENT 'who' AFTER `name`, ALGORITHM=INSTANT; CREATE OR REPLACE TRIGGER `t_name_sluice_ins` BEFORE INSERT ON `t` FOR EACH ROW BEGIN IF NOT (CAST(NEW.`name` AS BINARY) <=> CAST(NEW.`full name` AS BINARY)) THEN IF CAST(NEW.`full name` AS BINARY) <=> CAST(CONCAT(IFNULL(LEFT(NEW.`full name`, 0), ''), 'anon') AS BINARY) AND NOT (CAST(NEW.`name` AS BINARY) <=> CAST(CONCAT(IFNULL(LEFT(NEW.`name`, 0), ''), 'anon') AS BINARY)) THEN"), "{}", sql[0]);
         assert!(sql[0].contains("CREATE OR REPLACE TRIGGER `t_name_sluice_upd` BEFORE UPDATE"));
         assert!(sql[0].ends_with("; UNLOCK TABLES"));
-        assert_eq!(sql[1], "backfill in batches: UPDATE `t` SET `full name` = `name`, `ts` = `ts` WHERE NOT (`full name` <=> `name`)");
+        assert_eq!(sql[1], "backfill in batches: UPDATE `t` SET `full name` = `name`, `ts` = `ts` WHERE NOT (CAST(`full name` AS BINARY) <=> CAST(`name` AS BINARY))");
         assert_eq!(sql[2], "ALTER TABLE `t` ADD UNIQUE KEY IF NOT EXISTS `u_name_c_sluice_renamed` (`full name`(10),`c`), ALGORITHM=NOCOPY, LOCK=NONE");
         assert_eq!(sql[3], "ALTER TABLE `t` ADD KEY IF NOT EXISTS `ix_name_sluice_renamed` (`full name` DESC) COMMENT 'n', ALGORITHM=NOCOPY, LOCK=NONE");
         assert_eq!(p.complete, vec!["LOCK TABLES `t` WRITE; DROP TRIGGER IF EXISTS `t_name_sluice_ins`; DROP TRIGGER IF EXISTS `t_name_sluice_upd`; ALTER TABLE `t` DROP INDEX `u_name_c`, DROP INDEX `ix_name`, DROP COLUMN `name`, RENAME INDEX `u_name_c_sluice_renamed` TO `u_name_c`, RENAME INDEX `ix_name_sluice_renamed` TO `ix_name`, ALGORITHM=NOCOPY, LOCK=NONE; UNLOCK TABLES".to_string()]);
@@ -741,7 +770,10 @@ mod tests {
             ),
             "{first}"
         );
-        assert!(first.contains("NEW.`full name` <=> 'anon'"), "{first}");
+        assert!(
+            first.contains("CAST(NEW.`full name` AS BINARY) <=> CAST(CONCAT(IFNULL(LEFT(NEW.`full name`, 0), ''), 'anon') AS BINARY)"),
+            "{first}"
+        );
         assert!(p.expand[2].text().ends_with("ALGORITHM=INPLACE, LOCK=NONE"));
         assert!(p.precheck.is_empty());
         // A MySQL expression default is kept as the expression.
@@ -751,7 +783,7 @@ mod tests {
         let p = phases(&stmt(e, "ALTER TABLE t RENAME COLUMN name TO x"), &f).unwrap();
         assert!(p.expand[0]
             .text()
-            .contains("NEW.`x` <=> CURRENT_TIMESTAMP AND"));
+            .contains("CAST(NEW.`x` AS BINARY) <=> CAST(CONCAT(IFNULL(LEFT(NEW.`x`, 0), ''), CURRENT_TIMESTAMP) AS BINARY) AND"));
     }
 
     /// The table as a killed expand left it: the new column there, with `built` of the index
@@ -858,7 +890,7 @@ mod tests {
         let p = phases(&stmt(e, "ALTER TABLE t RENAME COLUMN c TO d"), &f).unwrap();
         assert!(p.expand[0]
             .text()
-            .contains("IF NEW.`d` <=> NULL AND NOT (NEW.`c` <=> NULL)"));
+            .contains("IF NEW.`d` IS NULL AND NOT (NEW.`c` IS NULL)"));
         // u_name_c and ix_c use c.
         assert!(p.complete[0].contains("DROP INDEX `u_name_c`, DROP INDEX `ix_c`, DROP COLUMN `c`, RENAME INDEX `u_name_c_sluice_renamed` TO `u_name_c`, RENAME INDEX `ix_c_sluice_renamed` TO `ix_c`, ALGORITHM=NOCOPY"), "{}", p.complete[0]);
         f.create = CREATE
