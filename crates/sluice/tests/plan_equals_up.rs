@@ -201,6 +201,8 @@ fn pg_change(s: &str) -> bool {
             .replace("_sluice_rename", "")
             // The fill's trigger and function (issue 14).
             .replace("_sluice_fill", "")
+            // The name a DROP TABLE's table has until complete (issue 14).
+            .replace("_sluice_dropped", "")
             .contains("sluice")
 }
 
