@@ -468,6 +468,12 @@ async fn refusals_leave_nothing_and_say_why() {
             "table kid depend(s) on the table",
         ),
         (
+            "another table's default uses its sequence",
+            "CREATE TABLE o (n bigint DEFAULT nextval('t_id_seq'));",
+            "DROP TABLE t;",
+            "default value for column n of table o depend(s) on the table",
+        ),
+        (
             "a partition",
             "CREATE TABLE pt (id int, v int) PARTITION BY RANGE (id);\nCREATE TABLE pt1 PARTITION OF pt FOR VALUES FROM (0) TO (100);",
             "DROP TABLE pt1;",

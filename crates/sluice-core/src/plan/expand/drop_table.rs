@@ -24,15 +24,18 @@ pub fn dropped_name(from: &str) -> String {
 }
 
 /// What stands in the way of dropping table `from` (quoted SQL name) in two phases, one row each:
-/// (`dependent` or `parent`, what, in words). Nothing when `from` is not a table (a stand-in
-/// view once expanded).
+/// (`dependent` or `parent`, what, in words): what depends on the table, its row type or the
+/// sequences it owns (serial), other than its own parts; its parent. Nothing when `from` is not a
+/// table (a stand-in view once expanded).
 pub fn obstacles_sql(from: &str) -> String {
     format!(
         "WITH t AS (SELECT c.oid, c.reltype, c.relispartition FROM pg_class c WHERE c.oid = to_regclass({from}) AND c.relkind IN ('r', 'p')) \
          SELECT DISTINCT 'dependent', CASE WHEN d.classid = 'pg_rewrite'::regclass THEN (SELECT CASE WHEN r.rulename = '_RETURN' THEN CASE v.relkind WHEN 'm' THEN 'materialized view ' ELSE 'view ' END || v.oid::regclass::text ELSE 'rule ' || quote_ident(r.rulename::text) || ' on ' || v.oid::regclass::text END FROM pg_rewrite r JOIN pg_class v ON v.oid = r.ev_class WHERE r.oid = d.objid) ELSE pg_describe_object(d.classid, d.objid, d.objsubid) END \
          FROM pg_depend d, t WHERE d.deptype = 'n' \
-         AND ((d.refclassid = 'pg_class'::regclass AND d.refobjid = t.oid) OR (d.refclassid = 'pg_type'::regclass AND d.refobjid = t.reltype)) \
+         AND ((d.refclassid = 'pg_class'::regclass AND d.refobjid = t.oid) OR (d.refclassid = 'pg_type'::regclass AND d.refobjid = t.reltype) \
+         OR (d.refclassid = 'pg_class'::regclass AND d.refobjid IN (SELECT s.objid FROM pg_depend s JOIN pg_class q ON q.oid = s.objid AND q.relkind = 'S' WHERE s.classid = 'pg_class'::regclass AND s.refclassid = 'pg_class'::regclass AND s.refobjid = t.oid AND s.deptype IN ('a', 'i')))) \
          AND NOT (d.classid = 'pg_constraint'::regclass AND EXISTS (SELECT FROM pg_constraint k WHERE k.oid = d.objid AND k.conrelid = t.oid)) \
+         AND NOT (d.classid = 'pg_attrdef'::regclass AND EXISTS (SELECT FROM pg_attrdef a WHERE a.oid = d.objid AND a.adrelid = t.oid)) \
          AND NOT (d.classid = 'pg_rewrite'::regclass AND EXISTS (SELECT FROM pg_rewrite r WHERE r.oid = d.objid AND r.ev_class = t.oid)) \
          UNION ALL SELECT 'parent', CASE WHEN t.relispartition THEN 'a partition of ' ELSE 'a child of ' END || i.inhparent::regclass::text FROM pg_inherits i, t WHERE i.inhrelid = t.oid \
          ORDER BY 1, 2",
