@@ -485,6 +485,12 @@ async fn refusals_leave_nothing_and_say_why() {
             "DROP TABLE kid;",
             "the table is a child of t",
         ),
+        (
+            "published",
+            "CREATE PUBLICATION t_pub FOR TABLE t;",
+            "DROP TABLE t CASCADE;",
+            "the table is published (publication t_pub)",
+        ),
         ("a view, not a table", "CREATE VIEW w AS SELECT id FROM t;", "DROP TABLE w;", "w is a view"),
         (
             "the table does not exist",

@@ -10,9 +10,10 @@
 //! leaves. Rollback (before complete): the rename's (drop the view, rename the table back).
 //!
 //! Refused before anything runs: whatever the rename refuses, and what the DROP TABLE as written
-//! would fail on (other objects that depend on the table, without CASCADE), and a partition or
+//! would fail on (other objects that depend on the table, without CASCADE), a partition or
 //! inheritance child (until complete, its parent would still show the rows the DROP TABLE as
-//! written removes from it at once). A missing table under IF EXISTS: nothing in either phase.
+//! written removes from it at once), and a published table (a subscriber applies changes by the
+//! table's name: under sluice's name they would stop it). A missing table under IF EXISTS: nothing in either phase.
 
 use super::rename_table::{self, TableFacts};
 use super::Phases;
@@ -24,9 +25,9 @@ pub fn dropped_name(from: &str) -> String {
 }
 
 /// What stands in the way of dropping table `from` (quoted SQL name) in two phases, one row each:
-/// (`dependent` or `parent`, what, in words): what depends on the table, its row type or the
-/// sequences it owns (serial), other than its own parts; its parent. Nothing when `from` is not a
-/// table (a stand-in view once expanded).
+/// (`dependent`, `parent` or `published`, what, in words): what depends on the table, its row
+/// type or the sequences it owns (serial), other than its own parts; its parent; the publications
+/// that send it. Nothing when `from` is not a table (a stand-in view once expanded).
 pub fn obstacles_sql(from: &str) -> String {
     format!(
         "WITH t AS (SELECT c.oid, c.reltype, c.relispartition FROM pg_class c WHERE c.oid = to_regclass({from}) AND c.relkind IN ('r', 'p')) \
@@ -38,6 +39,7 @@ pub fn obstacles_sql(from: &str) -> String {
          AND NOT (d.classid = 'pg_attrdef'::regclass AND EXISTS (SELECT FROM pg_attrdef a WHERE a.oid = d.objid AND a.adrelid = t.oid)) \
          AND NOT (d.classid = 'pg_rewrite'::regclass AND EXISTS (SELECT FROM pg_rewrite r WHERE r.oid = d.objid AND r.ev_class = t.oid)) \
          UNION ALL SELECT 'parent', CASE WHEN t.relispartition THEN 'a partition of ' ELSE 'a child of ' END || i.inhparent::regclass::text FROM pg_inherits i, t WHERE i.inhrelid = t.oid \
+         UNION ALL SELECT 'published', quote_ident(p.pubname::text) FROM pg_publication_tables p JOIN pg_namespace n ON n.nspname = p.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename JOIN t ON t.oid = c.oid \
          ORDER BY 1, 2",
         from = literal(from)
     )
@@ -53,6 +55,8 @@ pub struct DropFacts {
     pub dependents: Vec<String>,
     /// The table's parent: `a partition of p` or `a child of p`.
     pub parents: Vec<String>,
+    /// The publications that send the table (logical replication).
+    pub publications: Vec<String>,
 }
 
 /// [`DropFacts`]'s lists from the rows of [`obstacles_sql`].
@@ -63,6 +67,7 @@ pub fn obstacles(rows: &[Vec<Option<String>>], d: &mut DropFacts) {
         };
         match kind.as_str() {
             "dependent" => d.dependents.push(what.clone()),
+            "published" => d.publications.push(what.clone()),
             _ => d.parents.push(what.clone()),
         }
     }
@@ -89,6 +94,12 @@ pub fn phases(
             return Err(format!(
                 "the table is {}: until `sluice complete` the parent would still show the rows that the DROP TABLE as written removes from it at once (run it with `sluice up --as-written`, or detach it first in a migration of its own)",
                 d.parents.join(", ")
+            ));
+        }
+        if !d.publications.is_empty() {
+            return Err(format!(
+                "the table is published (publication {}): a subscriber applies its changes by the table's name, so its changes under sluice's name while expanded would stop the subscription (the DROP TABLE as written only stops sending it; run it with `sluice up --as-written`, or take it out of the publication first in a migration of its own)",
+                d.publications.join(", ")
             ));
         }
         if !d.cascade && !d.dependents.is_empty() {
@@ -248,6 +259,14 @@ mod tests {
         assert!(phases(&st, "t", Some(&facts()), &part)
             .unwrap_err()
             .contains("a partition of p"));
+        let published = DropFacts {
+            publications: vec!["pub".into()],
+            cascade: true,
+            ..Default::default()
+        };
+        assert!(phases(&st, "t", Some(&facts()), &published)
+            .unwrap_err()
+            .contains("publication pub"));
         // Expanded: the stand-in view depends on the table; nothing is asked again.
         let mut f = facts();
         f.expanded = true;
