@@ -182,6 +182,14 @@ fn shapes() -> Vec<Shape> {
             sees: &[],
             checks: &[],
         },
+        Shape {
+            what: "drop table behind a view (lossless while expanded)",
+            server: Server::Postgres,
+            setup: "int|1",
+            up: "DROP TABLE t;",
+            sees: &[],
+            checks: &[],
+        },
         // Constraints added in one phase: the old version's writes that break them fail.
         Shape {
             what: "SET NOT NULL",

@@ -700,6 +700,43 @@ async fn phases_live(
                 ))
             })
         }
+        Breaking::DropTable {
+            if_exists, cascade, ..
+        } if !engine.target().engine.is_mysql_family() => {
+            use crate::plan::expand::drop_table::{
+                dropped_name, obstacles, obstacles_sql, phases, DropFacts,
+            };
+            use crate::plan::expand::rename_table::{catalog_sql, facts};
+            let hidden = dropped_name(&table.name);
+            let rows = engine.query_text(&catalog_sql(&name, &hidden)).await?;
+            let why = |why: String| {
+                file_err(format!(
+                    "sluice cannot {} in two phases: {why}",
+                    b.describe()
+                ))
+            };
+            let f = facts(
+                rows.first().map(|r| r.as_slice()),
+                &table.display(),
+                &hidden,
+            )
+            .map_err(why)?;
+            let mut d = DropFacts {
+                if_exists: *if_exists,
+                cascade: *cascade,
+                ..Default::default()
+            };
+            if f.as_ref().is_some_and(|f| !f.expanded) {
+                obstacles(&engine.query_text(&obstacles_sql(&name)).await?, &mut d);
+            }
+            phases(st, &table.display(), f.as_ref(), &d).map_err(|e| {
+                if f.is_none() {
+                    file_err(format!("{e}, so `{}` cannot run", b.describe()))
+                } else {
+                    why(e)
+                }
+            })
+        }
         Breaking::DropTable { if_exists, .. } => {
             use crate::plan::expand::rename_table_mysql::{dropped_name, referenced_by_sql};
             let hidden = QName {

@@ -5,12 +5,13 @@
 //!
 //! Each operation lives in a file of its own and returns its phases as data ([`Phases`]): `plan`
 //! shows them, `up`, `complete` and `rollback` run them (`crate::lifecycle`), so what is shown is
-//! what runs. PostgreSQL; on MariaDB/MySQL a lone RENAME COLUMN, DROP COLUMN, table rename and DROP TABLE. The default
+//! what runs. PostgreSQL (a lone DROP TABLE too); on MariaDB/MySQL a lone RENAME COLUMN, DROP COLUMN, table rename and DROP TABLE. The default
 //! mode keeps the old names working physically (no application configuration).
 
 pub mod column_type;
 pub mod drop_column;
 pub mod drop_column_mysql;
+pub mod drop_table;
 pub mod fill_not_null;
 pub mod rename_column;
 pub mod rename_column_mysql;
@@ -41,9 +42,14 @@ pub enum Breaking {
     /// `ALTER TABLE from RENAME TO to` (MariaDB/MySQL also `RENAME TABLE from TO to`); `to` in
     /// the schema of `from` unless it names one.
     RenameTable { from: QName, to: QName },
-    /// `DROP TABLE [IF EXISTS] t` of one table, the migration's only statement (MariaDB/MySQL):
-    /// expand renames it away behind a view `t`, contract drops both.
-    DropTable { table: QName, if_exists: bool },
+    /// `DROP TABLE [IF EXISTS] t [CASCADE]` of one table, the migration's only statement:
+    /// expand renames it away behind a view `t`, contract drops both (PostgreSQL: see
+    /// `drop_table`; MariaDB/MySQL: `rename_table_mysql`, where CASCADE does nothing).
+    DropTable {
+        table: QName,
+        if_exists: bool,
+        cascade: bool,
+    },
     /// `ALTER TABLE t ALTER COLUMN c TYPE ...` staged with the old column kept (PostgreSQL, a
     /// migration of this statement alone): `sluice up` runs it as the staged type change, whose
     /// swap keeps the old column; [`find`] never returns it (whether a type change is staged is
@@ -242,11 +248,10 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
                         },
                     ));
                 }
-                // MariaDB/MySQL: a DROP TABLE of one live table that is the migration's only
-                // statement (with others, or of several tables, it runs as written as before).
-                Action::DropTable { names, .. }
-                    if engine.is_mysql_family()
-                        && stmts.len() == 1
+                // A DROP TABLE of one live table that is the migration's only statement (with
+                // others, of several tables or a temporary one it runs as written as before).
+                Action::DropTable { names, cascade }
+                    if stmts.len() == 1
                         && names.len() == 1
                         && !created.iter().any(|c| c.matches(&names[0])) =>
                 {
@@ -267,6 +272,7 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
                         Breaking::DropTable {
                             table: names[0].clone(),
                             if_exists: *if_exists,
+                            cascade: *cascade,
                         },
                     ));
                 }
@@ -668,8 +674,16 @@ mod tests {
                 "ALTER TABLE app.\"Old\" RENAME TO new",
                 Ok(Some("rename table app.Old to new")),
             ),
-            // PostgreSQL: a DROP TABLE has no two phases (yet): it runs as written.
-            ("DROP TABLE t", Ok(None)),
+            // A lone DROP TABLE of one table runs in two phases; of several tables, with other
+            // statements or of a table the part creates, as written.
+            ("DROP TABLE t", Ok(Some("drop table t"))),
+            (
+                "DROP TABLE IF EXISTS app.\"T\" CASCADE",
+                Ok(Some("drop table app.T")),
+            ),
+            ("DROP TABLE a, b", Ok(None)),
+            ("DROP TABLE a; CREATE TABLE a (id int)", Ok(None)),
+            ("CREATE TEMP TABLE a (id int); DROP TABLE a", Ok(None)),
             // The part keeps the old name working itself, or the table is its own.
             (
                 "ALTER TABLE t RENAME TO u; CREATE VIEW t AS SELECT * FROM u",
