@@ -482,7 +482,9 @@ async fn a_mariadb_rename_keeps_values_its_collation_calls_equal() {
     }
     // While expanded both names hold the same bytes on every row.
     let differ: Vec<(i64, Option<String>, Option<String>)> = c
-        .query("SELECT id, HEX(a), HEX(b) FROM t WHERE NOT (CAST(a AS BINARY) <=> CAST(b AS BINARY))")
+        .query(
+            "SELECT id, HEX(a), HEX(b) FROM t WHERE NOT (CAST(a AS BINARY) <=> CAST(b AS BINARY))",
+        )
         .await
         .unwrap();
     assert!(differ.is_empty(), "the names differ: {differ:?}");
