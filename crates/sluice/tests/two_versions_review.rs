@@ -573,3 +573,28 @@ async fn a_fill_that_would_fail_later_is_refused_before_anything_is_made() {
         }
     }
 }
+
+/// A published table's rename (PostgreSQL): a subscriber applies changes by the table's name, so
+/// the expand's rename would stop the subscription; refused before anything, twice.
+#[tokio::test]
+async fn a_published_tables_rename_is_refused_with_the_way_round() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    let publication = format!("{}_pub", p.db.name);
+    c.batch_execute(&format!(
+        "CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a VALUES (1); CREATE PUBLICATION \"{publication}\" FOR TABLE a;"
+    ))
+    .await
+    .unwrap();
+    p.write("1_rename.sql", "ALTER TABLE a RENAME TO b;\n");
+    let before = catalog(&p).await;
+    for _ in 0..2 {
+        let r = p.run(&["up"]);
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(r.all().contains("the table is published"), "{r:?}");
+        assert_eq!(catalog(&p).await, before, "nothing made");
+    }
+    c.batch_execute(&format!("DROP PUBLICATION \"{publication}\""))
+        .await
+        .unwrap();
+}

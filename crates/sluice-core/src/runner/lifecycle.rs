@@ -789,6 +789,24 @@ async fn phases_live(
                     b.describe()
                 )));
             };
+            // A subscriber applies a published table's changes by its name: renamed on the
+            // publisher, they stop the subscription (as the rename as written does), and no
+            // order of the two sides avoids it. Asked before the expand only.
+            if !f.expanded {
+                let mut d = crate::plan::expand::drop_table::DropFacts::default();
+                crate::plan::expand::drop_table::obstacles(
+                    &engine
+                        .query_text(&crate::plan::expand::drop_table::obstacles_sql(&name))
+                        .await?,
+                    &mut d,
+                );
+                if !d.publications.is_empty() {
+                    return Err(why(format!(
+                        "the table is published (publication {}): a subscriber applies its changes by the table's name, so from the rename on they would stop the subscription, whichever side is renamed first (the rename as written does the same); take it out of the publication, rename it on both sides, and add it back (ALTER SUBSCRIPTION ... REFRESH PUBLICATION) in migrations of their own",
+                        d.publications.join(", ")
+                    )));
+                }
+            }
             phases(st, &f).map_err(why)
         }
         Breaking::DropColumns { columns, .. } if engine.target().engine.is_mysql_family() => {
