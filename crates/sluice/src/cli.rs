@@ -1427,7 +1427,7 @@ pub async fn run(cli: Cli) -> Result<i32> {
             let done =
                 sluice_core::lifecycle::rollback(engine.as_mut(), &files, version, &ctx).await?;
             if !done.is_empty() {
-                render::say(&format!("done: {} expand phase(s) rolled back", done.len()));
+                render::say(&format!("done: {} migration(s) rolled back", done.len()));
             }
             Ok(exit::OK)
         }

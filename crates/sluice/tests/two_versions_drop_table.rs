@@ -459,7 +459,13 @@ async fn refusals_leave_nothing_and_say_why() {
             "another table's foreign key references it",
             "CREATE TABLE c (id int PRIMARY KEY, t_id bigint CONSTRAINT c_t_fk REFERENCES t (id));",
             "DROP TABLE t;",
-            "constraint c_t_fk on table c depend(s) on the table",
+            "constraint c_t_fk on table c reference(s) the table: the DROP TABLE as written fails on them",
+        ),
+        (
+            "another table's foreign key references it, CASCADE",
+            "CREATE TABLE c (id int PRIMARY KEY, t_id bigint CONSTRAINT c_t_fk REFERENCES t (id));",
+            "DROP TABLE t CASCADE;",
+            "while expanded they would still check those tables' writes against it",
         ),
         (
             "an inheritance child",
@@ -526,7 +532,7 @@ async fn refusals_leave_nothing_and_say_why() {
 /// temporary table, a table created earlier in the run.
 #[tokio::test]
 async fn cascade_if_exists_and_what_runs_as_written() {
-    let setup = "CREATE TABLE t (id bigserial PRIMARY KEY, name text NOT NULL);\nINSERT INTO t (name) SELECT 'n' || g FROM generate_series(1, 100) g;\nCREATE VIEW v AS SELECT id, name FROM t;\nCREATE TABLE c (id int PRIMARY KEY, t_id bigint CONSTRAINT c_t_fk REFERENCES t (id));\nCREATE TABLE o1 (id int);\nCREATE TABLE o2 (id int);\n";
+    let setup = "CREATE TABLE t (id bigserial PRIMARY KEY, name text NOT NULL);\nINSERT INTO t (name) SELECT 'n' || g FROM generate_series(1, 100) g;\nCREATE VIEW v AS SELECT id, name FROM t;\nCREATE TABLE c (id int PRIMARY KEY, t_id bigint);\nCREATE TABLE o1 (id int);\nCREATE TABLE o2 (id int);\n";
     let p = Project::new(Server::Postgres).await;
     p.write("1_create.sql", setup);
     ok(&p.run(&["up"]), "create");

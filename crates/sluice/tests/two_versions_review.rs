@@ -598,3 +598,158 @@ async fn a_published_tables_rename_is_refused_with_the_way_round() {
         .await
         .unwrap();
 }
+
+async fn crash_up(p: &Project, point: &str) {
+    let mut cmd = p.command(&["up"]);
+    cmd.env("SLUICE_CRASH_AT", point);
+    let child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let r = common::wait_bounded(child, 120, "up with a crash point");
+    assert!(
+        r.stderr.contains(&format!("SLUICE_CRASH_AT={point}")),
+        "{point}: {r:?}"
+    );
+}
+
+/// A staged type change whose swap committed before the process died (the record says its
+/// statement is done): the rerun does not run the ALTER again (`USING v * 1.5` twice gave 22.5
+/// for 10), and `rollback` does not claim to undo it (the type names `float8` and `double
+/// precision` are one type).
+#[tokio::test]
+async fn a_type_change_whose_swap_committed_is_neither_run_again_nor_undone() {
+    for then in ["up", "rollback"] {
+        let p = Project::new(Server::Postgres).await;
+        let c = p.db.pg().await;
+        c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t SELECT g, 10 FROM generate_series(1, 2000) g;")
+            .await
+            .unwrap();
+        p.write(
+            "1_float.sql",
+            "ALTER TABLE t ALTER COLUMN v TYPE float8 USING v * 1.5;\n",
+        );
+        crash_up(&p, "staged-swap-committed").await;
+        let r = p.run(&[then]);
+        if then == "rollback" {
+            assert_eq!(r.code, 11, "{r:?}");
+            assert!(r.all().contains("its swap committed"), "{r:?}");
+            ok(&p.run(&["up"]), "up after the refused rollback");
+        } else {
+            ok(&r, "rerun");
+        }
+        assert_eq!(
+            text(&p, "SELECT string_agg(DISTINCT v::text, ',') FROM t").await,
+            "15",
+            "{then}: every row converted once"
+        );
+        assert_eq!(state_of(&p, 1).as_deref(), Some("applied"), "{then}");
+    }
+}
+
+/// A user's column with the staged change's helper name: `up` refuses to go on (its precheck),
+/// and `rollback` then leaves the column and its values alone.
+#[tokio::test]
+async fn a_users_column_with_the_helpers_name_is_never_dropped() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute("CREATE TABLE t (id int PRIMARY KEY, v int, v_sluice_new text); INSERT INTO t SELECT g, g, 'mine' FROM generate_series(1, 500) g;")
+        .await
+        .unwrap();
+    p.write("1_widen.sql", "ALTER TABLE t ALTER COLUMN v TYPE bigint;\n");
+    let r = p.run(&["up"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    for _ in 0..2 {
+        let rb = p.run(&["rollback"]);
+        assert_eq!(rb.code, 11, "{rb:?}");
+        assert!(
+            rb.all().contains("it is not a column sluice made"),
+            "{rb:?}"
+        );
+        assert_eq!(
+            text(&p, "SELECT count(v_sluice_new)::text FROM t").await,
+            "500"
+        );
+    }
+}
+
+/// MariaDB rename of columns whose bytes are not their text (inet6, uuid) with a default: the
+/// old version's INSERT that leaves the new name out keeps its value.
+#[tokio::test]
+async fn a_mariadb_rename_keeps_writes_of_types_whose_bytes_are_not_their_text() {
+    use mysql_async::prelude::Queryable;
+    for (ty, default, written) in [
+        ("inet6", "'::1'", "'::2'"),
+        (
+            "uuid",
+            "'00000000-0000-0000-0000-0000000000ab'",
+            "'00000000-0000-0000-0000-000000000001'",
+        ),
+        ("decimal(10,2)", "0", "'1.50'"),
+    ] {
+        let p = Project::new(Server::MariaDb).await;
+        let mut c = p.db.my().await;
+        c.query_drop(format!("CREATE TABLE t (id int PRIMARY KEY, a {ty} NOT NULL DEFAULT {default}); INSERT INTO t (id) VALUES (1)"))
+            .await
+            .unwrap();
+        p.write("1_rename.sql", "ALTER TABLE t RENAME COLUMN a TO b;\n");
+        ok(&p.run(&["up"]), ty);
+        c.query_drop(format!("INSERT INTO t (id, a) VALUES (2, {written})"))
+            .await
+            .unwrap();
+        let got: Vec<(String, String, String)> = c
+            .query(format!("SELECT CAST(a AS CHAR), CAST(b AS CHAR), CAST(CAST({written} AS {}) AS CHAR) FROM t WHERE id = 2", if ty.starts_with("decimal") { ty } else { "CHAR" }))
+            .await
+            .unwrap();
+        let (a, b, want) = got[0].clone();
+        assert_eq!(
+            (a.as_str(), b.as_str()),
+            (want.as_str(), want.as_str()),
+            "{ty}"
+        );
+    }
+}
+
+/// DROP TABLE in two phases, then a migration creating a table of the same name: refused while
+/// the drop is open (the name is the view's until complete), and a `DROP TABLE IF EXISTS` of a
+/// missing table completes without touching the table made with its name since.
+#[tokio::test]
+async fn a_table_created_with_an_open_drops_name_waits_for_complete() {
+    let p = Project::new(Server::Postgres).await;
+    let c = p.db.pg().await;
+    c.batch_execute("CREATE TABLE a (id int PRIMARY KEY); INSERT INTO a VALUES (1);")
+        .await
+        .unwrap();
+    p.write("1_drop.sql", "DROP TABLE a;\n");
+    p.write(
+        "2_create.sql",
+        "CREATE TABLE a (id int PRIMARY KEY, name text);\n",
+    );
+    for _ in 0..2 {
+        let r = p.run(&["up"]);
+        assert_eq!(r.code, 11, "{r:?}");
+        assert!(
+            r.all()
+                .contains("migration 2_create creates a while migration 1_drop"),
+            "{r:?}"
+        );
+    }
+    ok(&p.run(&["up", "--to", "1"]), "the drop's expand");
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 11, "{r:?}");
+    ok(&p.run(&["complete"]), "complete the drop");
+    ok(&p.run(&["up"]), "then the create");
+
+    p.write("3_gone.sql", "DROP TABLE IF EXISTS nothere;\n");
+    ok(&p.run(&["up"]), "if exists");
+    assert_eq!(state_of(&p, 3).as_deref(), Some("expanded"));
+    c.batch_execute("CREATE TABLE nothere (id int); INSERT INTO nothere VALUES (7)")
+        .await
+        .unwrap();
+    ok(
+        &p.run(&["complete"]),
+        "complete of the missing table's drop",
+    );
+    assert_eq!(text(&p, "SELECT count(*)::text FROM nothere").await, "1");
+}

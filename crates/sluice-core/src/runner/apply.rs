@@ -120,7 +120,17 @@ pub(super) async fn run_part(
             loop {
                 engine.begin().await?;
                 let mut failed = None;
-                for (i, (w, r)) in prepared.written.iter().zip(&prepared.rewrites).enumerate() {
+                // A part resumed in one transaction after an earlier run committed some of its
+                // statements (a staged step commits on its own: a type change whose swap
+                // committed before the record) runs only the rest: run again, `USING v * 1.5`
+                // would multiply twice.
+                for (i, (w, r)) in prepared
+                    .written
+                    .iter()
+                    .zip(&prepared.rewrites)
+                    .enumerate()
+                    .skip(resume_from)
+                {
                     let bound = prepared.exclusive[i].then_some(ctx.exclusive_timeout);
                     let exec = r.as_ref().map_or(&w.sql, |r| &r.sql);
                     if let Err(e) = execute_bounded(engine, exec, bound, ctx).await {

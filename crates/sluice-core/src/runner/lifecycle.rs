@@ -525,6 +525,41 @@ fn in_run_conflicts(
             Err(_) if all => continue,
             other => other?,
         };
+        // A table created with the name of a table an open DROP TABLE keeps behind a
+        // view until complete: the name is taken until then ("relation already exists").
+        if let Some((label, v, eb, expanded)) = open.iter().find(|(_, _, eb, _)| {
+            matches!(eb, Breaking::DropTable { .. })
+                && m.part(Direction::Up).is_some_and(|part| {
+                    sql::split(target.engine, &part.sql)
+                        .unwrap_or_default()
+                        .iter()
+                        .enumerate()
+                        .any(|(i, s)| {
+                            crate::analysis::ir::build(target.engine, i, s, 0, &s.sql)
+                                .actions()
+                                .iter()
+                                .any(|a| match a {
+                                    Action::CreateTable { table, .. } => eb.touches(table),
+                                    _ => false,
+                                })
+                        })
+                })
+        }) {
+            conflicts.push((*v_now, Error::lifecycle(
+                format!(
+                    "migration {} creates {} while migration {label} ({}) {}: the name stands for the dropped table's view until `sluice complete`",
+                    m.label(),
+                    eb.table(),
+                    eb.describe(),
+                    state(*expanded),
+                ),
+                first_fix(v, *expanded),
+            )));
+            if !all {
+                break;
+            }
+            continue;
+        }
         let Some((_, _, b)) = found else {
             continue;
         };
@@ -2576,11 +2611,64 @@ async fn abandon_type_change(
     let Some(cat) = engine.column_catalog(&name, &column).await? else {
         return Err(refuse(format!("column {column} of {table} does not exist")));
     };
-    use crate::plan::alter_column_type::parse_type;
-    if parse_type(&cat.data_type) == parse_type(&new_type) {
+    // The swap commits with the statement's progress record: done, it is no longer cut off
+    // before its swap (the type names cannot tell: `float8` is `double precision`).
+    if row.statements_done >= 1 {
         return Err(refuse(format!(
             "{table}.{column} already has the new type (its swap committed)"
         )));
+    }
+    // A column with the shadow's name that holds values while sluice's sync trigger is not
+    // there is not one sluice made (its precheck refused to go on because of it): never dropped.
+    {
+        use crate::plan::alter_column_type as act;
+        let mut tables = vec![(cat.schema.clone(), cat.table.clone(), cat.column.clone())];
+        tables.extend(
+            act::implied_children(&cat, &new_type)
+                .into_iter()
+                .map(|c| (c.schema, c.table, c.column)),
+        );
+        for (schema, tbl, col) in tables {
+            let t = crate::quote::pg::qualified(&schema, &tbl);
+            let shadow = crate::plan::helper_name(&col, "", "sluice_new");
+            let trigger = crate::plan::helper_name(&format!("zz_{tbl}"), &col, "sluice_sync");
+            let lit = crate::quote::pg::literal;
+            let q = format!(
+                "SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = {lt}::regclass AND attname = {ls} AND NOT attisdropped) AND NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = {lt}::regclass AND tgname = {ltr})",
+                lt = lit(&t),
+                ls = lit(&shadow),
+                ltr = lit(&trigger)
+            );
+            let orphan = engine.query_text(&q).await?;
+            if orphan
+                .first()
+                .and_then(|r| r.first())
+                .cloned()
+                .flatten()
+                .as_deref()
+                != Some("t")
+            {
+                continue;
+            }
+            let held = engine
+                .query_text(&format!(
+                    "SELECT EXISTS (SELECT FROM {t} WHERE {} IS NOT NULL)",
+                    crate::quote::pg::ident(&shadow)
+                ))
+                .await?;
+            if held
+                .first()
+                .and_then(|r| r.first())
+                .cloned()
+                .flatten()
+                .as_deref()
+                == Some("t")
+            {
+                return Err(refuse(format!(
+                    "column {shadow} of {schema}.{tbl} holds values and sluice's sync trigger is not there, so it is not a column sluice made (the staged change names its helper so); rename it, then run `sluice up` again"
+                )));
+            }
+        }
     }
     let swapped = kept_children(engine, &cat).await?;
     if let Some(c) = swapped.first() {

@@ -102,6 +102,25 @@ pub fn phases(
                 d.publications.join(", ")
             ));
         }
+        // Other tables' foreign keys: CASCADE drops them with the table as written, at once;
+        // while expanded they would still check those tables' writes against the hidden table
+        // (the new version's inserts there would fail). Refused even with CASCADE.
+        let keys: Vec<&String> = d
+            .dependents
+            .iter()
+            .filter(|w| w.starts_with("constraint "))
+            .collect();
+        if !keys.is_empty() {
+            return Err(format!(
+                "{} reference(s) the table: {} (drop those foreign keys first, in a migration of their own)",
+                keys.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", "),
+                if d.cascade {
+                    "while expanded they would still check those tables' writes against it, where the DROP TABLE ... CASCADE as written removes them at once"
+                } else {
+                    "the DROP TABLE as written fails on them"
+                }
+            ));
+        }
         if !d.cascade && !d.dependents.is_empty() {
             return Err(format!(
                 "{} depend(s) on the table: its contract, the DROP TABLE, would fail on them as the statement as written does (drop them first, in a migration of their own, or write CASCADE to drop them with the table at `sluice complete`)",
@@ -114,13 +133,13 @@ pub fn phases(
         crate::quote::pg::qualified(&f.schema, &f.from),
         crate::quote::pg::qualified(&f.schema, &f.to),
     );
-    p.complete = vec![
-        format!("DROP VIEW {old}"),
-        format!(
-            "DROP TABLE {new}{}",
-            if d.cascade { " CASCADE" } else { "" }
-        ),
-    ];
+    // Only when the table was renamed away: a `DROP TABLE IF EXISTS` of a table that did not
+    // exist expanded nothing, and a table made with the name since is not sluice's to drop.
+    p.complete = vec![crate::plan::staged::do_block(&format!(
+        "BEGIN IF to_regclass({}) IS NOT NULL THEN DROP VIEW {old}; DROP TABLE {new}{}; END IF; END",
+        crate::quote::pg::literal(&new),
+        if d.cascade { " CASCADE" } else { "" }
+    ))];
     p.expand_about = vec![super::super::staged::About::catalog(
         "rename the table to sluice's name and create a view with its name over it (catalog only, one short transaction committed with the `expanded` record): the old version keeps using it",
     )];
@@ -220,10 +239,7 @@ mod tests {
         );
         assert_eq!(
             p.complete,
-            [
-                "DROP VIEW \"app\".\"Old T\"",
-                "DROP TABLE \"app\".\"Old T_sluice_dropped\""
-            ]
+            ["DO 'BEGIN IF to_regclass(''\"app\".\"Old T_sluice_dropped\"'') IS NOT NULL THEN DROP VIEW \"app\".\"Old T\"; DROP TABLE \"app\".\"Old T_sluice_dropped\"; END IF; END'"]
         );
         assert!(p.rollback[0].contains(
             "DROP VIEW \"app\".\"Old T\"; ALTER TABLE \"app\".\"Old T_sluice_dropped\" RENAME TO \"Old T\""
@@ -234,9 +250,8 @@ mod tests {
             ..Default::default()
         };
         let p = phases(&st, "app.Old T", Some(&facts()), &cascade).unwrap();
-        assert_eq!(
-            p.complete[1],
-            "DROP TABLE \"app\".\"Old T_sluice_dropped\" CASCADE"
+        assert!(
+            p.complete[0].contains("DROP TABLE \"app\".\"Old T_sluice_dropped\" CASCADE; END IF")
         );
     }
 

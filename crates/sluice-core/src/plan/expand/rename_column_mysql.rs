@@ -389,11 +389,37 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
     // charset; IFNULL keeps that when the column is NULL).
     let bin = |x: &str| format!("CAST({x} AS BINARY)");
     let same = |x: &str, y: &str| format!("{} <=> {}", bin(x), bin(y));
+    // Only a character column compares its default as bytes: the bytes of inet6, uuid or a
+    // number are not its text (CAST(inet6 AS BINARY) is 16 raw bytes), so those compare the
+    // default with the type's own `<=>`, which is exact for them.
+    let character = {
+        let ty = upper.trim_start();
+        [
+            "CHAR",
+            "VARCHAR",
+            "TINYTEXT",
+            "TEXT",
+            "MEDIUMTEXT",
+            "LONGTEXT",
+            "ENUM",
+            "SET",
+            "NATIONAL",
+            "NCHAR",
+            "NVARCHAR",
+        ]
+        .iter()
+        .any(|k| {
+            ty.strip_prefix(k)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(['(', ' ']))
+        })
+    };
     let is_omitted = |x: &str| {
         if omitted == "NULL" {
             format!("{x} IS NULL")
-        } else {
+        } else if character {
             same(x, &format!("CONCAT(IFNULL(LEFT({x}, 0), ''), {omitted})"))
+        } else {
+            format!("{x} <=> {omitted}")
         }
     };
     let (na, nb, ob) = (format!("NEW.{a}"), format!("NEW.{b}"), format!("OLD.{b}"));
