@@ -264,9 +264,25 @@ mod tests {
         };
         let why = phases(&st, "t", Some(&facts()), &deps).unwrap_err();
         assert!(
-            why.contains("view v, constraint c_fk on table c depend(s) on the table"),
+            why.contains("constraint c_fk on table c reference(s) the table: the DROP TABLE as written fails on them"),
             "{why}"
         );
+        // With CASCADE too: the key would go on checking the other table's writes meanwhile.
+        let cascade = DropFacts {
+            cascade: true,
+            ..deps.clone()
+        };
+        let why = phases(&st, "t", Some(&facts()), &cascade).unwrap_err();
+        assert!(
+            why.contains("while expanded they would still check"),
+            "{why}"
+        );
+        let view = DropFacts {
+            dependents: vec!["view v".into()],
+            ..Default::default()
+        };
+        let why = phases(&st, "t", Some(&facts()), &view).unwrap_err();
+        assert!(why.contains("view v depend(s) on the table"), "{why}");
         let part = DropFacts {
             parents: vec!["a partition of p".into()],
             ..Default::default()
