@@ -753,3 +753,64 @@ async fn a_table_created_with_an_open_drops_name_waits_for_complete() {
     );
     assert_eq!(text(&p, "SELECT count(*)::text FROM nothere").await, "1");
 }
+
+/// MariaDB: a table whose definition holds bytes that are not UTF-8 text (a binary column's
+/// default `0x00FF`). The online copy panicked reading it, and the rename gave the new column
+/// another default (EF BF BD): every path that writes a definition back from that text now
+/// stops with the reason before it changes anything, every time; `--as-written` runs it.
+#[tokio::test]
+async fn a_mariadb_definition_that_is_not_text_is_never_written_back_wrong() {
+    use mysql_async::prelude::Queryable;
+    for (what, sql, said, code) in [
+        (
+            "online copy",
+            "ALTER TABLE t MODIFY n bigint NOT NULL DEFAULT 0;",
+            "holds bytes that are not UTF-8 text",
+            1,
+        ),
+        (
+            "rename",
+            "ALTER TABLE t RENAME COLUMN v TO w;",
+            "holds bytes that are not UTF-8 text",
+            2,
+        ),
+        (
+            "drop column",
+            "ALTER TABLE t DROP COLUMN v;",
+            "holds bytes that are not UTF-8 text",
+            2,
+        ),
+    ] {
+        let p = Project::new(Server::MariaDb).await;
+        let mut c = p.db.my().await;
+        c.query_drop("CREATE TABLE t (id int PRIMARY KEY, v varbinary(10) NOT NULL DEFAULT 0x00FF, n int NOT NULL DEFAULT 0); INSERT INTO t (id) SELECT seq FROM seq_1_to_200")
+            .await
+            .unwrap();
+        p.write("1_change.sql", &format!("{sql}\n"));
+        let shape = "SELECT GROUP_CONCAT(CONCAT(COLUMN_NAME, ' ', COLUMN_TYPE, ' ', HEX(IFNULL(COLUMN_DEFAULT, ''))) ORDER BY ORDINAL_POSITION) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't'";
+        let before: Option<String> = c.query_first(shape).await.unwrap();
+        for _ in 0..2 {
+            let r = p.run(&["up"]);
+            assert_eq!(r.code, code, "{what}: {r:?}");
+            assert!(r.all().contains(said), "{what}: {r:?}");
+            let now: Option<String> = c.query_first(shape).await.unwrap();
+            assert_eq!(now, before, "{what}: nothing changed");
+            let tables: Vec<String> = c.query("SHOW TABLES").await.unwrap();
+            assert!(
+                tables.iter().all(|t| t == "t" || t.starts_with("sluice_")),
+                "{what}: nothing left behind: {tables:?}"
+            );
+        }
+        ok(&p.run(&["up", "--as-written"]), what);
+        let column = match what {
+            "rename" => "w",
+            "drop column" => continue,
+            _ => "v",
+        };
+        let v: Vec<String> = c
+            .query(format!("SELECT DISTINCT HEX({column}) FROM t"))
+            .await
+            .unwrap();
+        assert_eq!(v, vec!["00FF".to_string()], "{what}");
+    }
+}

@@ -82,11 +82,25 @@ pub fn deferrable(show_create: &str, keep: &[String]) -> Vec<Deferred> {
         .collect()
 }
 
+/// `SHOW CREATE TABLE` as text. A definition holding bytes that are not UTF-8 (a binary
+/// column's default such as `0x00FF`) is an error, not a panic or a lossy copy: the shadow built
+/// from it would carry another default.
 pub async fn show_create(conn: &mut Conn, table: &str) -> mysql_async::Result<String> {
-    let row: Option<(String, String)> = conn
+    let row: Option<(Vec<u8>, Vec<u8>)> = conn
         .query_first(format!("SHOW CREATE TABLE {}", ident(table)))
         .await?;
-    Ok(row.map(|(_, ddl)| ddl).unwrap_or_default())
+    let Some((_, ddl)) = row else {
+        return Ok(String::new());
+    };
+    String::from_utf8(ddl).map_err(|_| {
+        mysql_async::Error::Other(
+            format!(
+                "the definition of table {} holds bytes that are not UTF-8 text (a binary column's default or a comment): sluice builds its copy from that text and cannot reproduce them exactly; run this change with `sluice up --as-written`",
+                ident(table)
+            )
+            .into(),
+        )
+    })
 }
 
 /// Drops the deferred indexes from the (still empty) shadow table.

@@ -229,13 +229,10 @@ pub fn normalise_definition(show: &str) -> String {
 }
 
 async fn definition(conn: &mut Conn, table: &str) -> Result<String> {
-    let row: Option<(String, String)> = conn
-        .query_first(format!("SHOW CREATE TABLE {}", ident(table)))
+    let ddl = defer::show_create(conn, table)
         .await
         .map_err(|err| db("reading the table definition", err))?;
-    Ok(normalise_definition(
-        &row.map(|(_, d)| d).unwrap_or_default(),
-    ))
+    Ok(normalise_definition(&ddl))
 }
 
 /// What the ALTER as written makes of the table.

@@ -222,6 +222,9 @@ fn left_out(l: &Live) -> Option<Option<String>> {
 /// refused before anything changes; `--as-written` runs it in one).
 pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, String> {
     use sqlparser::ast::Statement;
+    if let Some(why) = super::rename_column_mysql::not_text(&f.create) {
+        return Err(why);
+    }
     if let Some(Statement::AlterTable(at)) = st.ast.as_deref() {
         if !super::super::staged::plain_alter(at) {
             return Err("the two phases name the table plainly, which for IF EXISTS would change what the statement does; write it without".into());

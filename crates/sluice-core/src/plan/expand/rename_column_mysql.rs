@@ -224,7 +224,17 @@ fn renamed(name: &str) -> String {
 }
 
 /// The phases of renaming `f.from` to `f.to`. Err: why the rename cannot run in two phases.
+/// The table's definition as read holds U+FFFD where the server sent bytes that are not UTF-8
+/// text (a binary column's default such as `0x00FF`): what sluice would write back from it (a
+/// new column's definition) would carry other bytes, so the phases are refused.
+pub(crate) fn not_text(create: &str) -> Option<String> {
+    create.contains('\u{FFFD}').then(|| "the table's definition holds bytes that are not UTF-8 text (a binary column's default or a comment), which sluice cannot write back exactly".into())
+}
+
 pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, String> {
+    if let Some(why) = not_text(&f.create) {
+        return Err(why);
+    }
     use sqlparser::ast::Statement;
     if let Some(Statement::AlterTable(at)) = st.ast.as_deref() {
         if !super::super::staged::plain_alter(at) {
