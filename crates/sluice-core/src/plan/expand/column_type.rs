@@ -62,7 +62,6 @@ pub fn phases(
     }
     let t = qualified(&cat.schema, &cat.table);
     let c = ident(&cat.column);
-    let (back_trigger, back_func) = sync_names(cat, "sluice_back");
     let mut complete = Vec::new();
     let mut locks: Vec<String> = children
         .iter()
@@ -135,24 +134,13 @@ pub fn phases(
         .filter(|fk| is_child(fk).is_some())
         .map(|fk| (fk.schema.clone(), fk.table.clone(), fk.name.clone()))
         .collect();
-    let carried = carry(
-        &parent,
-        &old,
-        &back_trigger,
-        &back_func,
-        false,
-        Fate::Drop,
-        &Default::default(),
-    )?;
-    let mut steps = carried.then;
-    let mut about = carried.about;
-    let swap = match steps.pop() {
-        Some(Step::Sql(sql)) => sql,
-        _ => unreachable!("carry ends with the swap"),
-    };
-    about.pop();
-    let mut fk_undo = carried.fk_undo;
-    let mut undo = carried.undo;
+    let Back {
+        mut steps,
+        mut about,
+        swap,
+        mut fk_undo,
+        mut undo,
+    } = back(&parent)?;
     let mut child_swaps = Vec::new();
     let mut guards = Vec::new();
     for ch in children {
@@ -170,41 +158,18 @@ pub fn phases(
         // Its key to the column is the column's to copy (above).
         own.foreign_keys
             .retain(|fk| !keys.contains(&(fk.schema.clone(), fk.table.clone(), fk.name.clone())));
-        let (trigger, func) = sync_names(ch, "sluice_back");
-        let kept = carry(
-            &own,
-            &old_name(&ch.column),
-            &trigger,
-            &func,
-            false,
-            Fate::Drop,
-            &Default::default(),
-        )
-        .map_err(|why| format!("{label}: {why}"))?;
-        let mut child_steps = kept.then;
-        let mut child_about = kept.about;
-        match child_steps.pop() {
-            Some(Step::Sql(sql)) => {
-                // Watched as the column is: a child row whose key the old type cannot take
-                // needs no parent row above 2^31 (a composite key with a NULL part is not
-                // checked), so the parent's watch does not cover it.
-                let first = format!(
-                    "DROP TRIGGER {} ON {}",
-                    ident(&trigger),
-                    qualified(&ch.schema, &ch.table)
-                );
-                debug_assert!(sql.contains(&first));
-                child_swaps.push(sql.replacen(&first, &format!("{first}; {}", watch_check(ch)), 1))
-            }
-            _ => unreachable!("carry ends with the swap"),
-        }
-        child_about.pop();
+        // Watched as the column is (in `back`): a child row whose key the old type cannot take
+        // needs no parent row above 2^31 (a composite key with a NULL part is not checked), so
+        // the parent's watch does not cover it.
+        let kept = back(&own).map_err(|why| format!("{label}: {why}"))?;
+        child_swaps.push(kept.swap);
         let table = format!("{}.{}", ch.schema, ch.table);
+        let mut child_about = kept.about;
         for a in child_about.iter_mut() {
             a.tables = vec![table.clone()];
             a.label = Some(label.clone());
         }
-        steps.extend(child_steps);
+        steps.extend(kept.steps);
         about.extend(child_about);
         fk_undo.extend(kept.fk_undo);
         undo.extend(kept.undo);
@@ -228,13 +193,6 @@ pub fn phases(
         watch.clear = format!("{}; {}", watch.clear, w.clear);
         watch.remove.extend(w.remove);
     }
-    // Right after the swap's first statement on the table (it takes ACCESS EXCLUSIVE, so every
-    // writer has committed and the watch records are final): the watch trigger goes (its WHEN
-    // names the column the swap drops), and the swap fails, changing nothing, if a write since
-    // the count left a value the old type cannot take.
-    let first = format!("DROP TRIGGER {} ON {t}", ident(&back_trigger));
-    debug_assert!(swap.contains(&first));
-    let swap = swap.replacen(&first, &format!("{first}; {}", watch_check(cat)), 1);
     complete.extend(complete_sql(cat));
     // The children's swaps after the column's: its swap drops the keys on their new columns,
     // which theirs then drop.
@@ -273,6 +231,54 @@ pub fn phases(
         rollback_lock: None,
         watch: Some(watch),
         old_version: vec![],
+    })
+}
+
+/// What swapping one kept table back takes: its steps before the swap (rebuilds on the kept
+/// column, key copies) with what each does, the swap itself, and what removes the steps' work.
+struct Back {
+    steps: Vec<Step>,
+    about: Vec<crate::plan::staged::About>,
+    swap: String,
+    fk_undo: Vec<String>,
+    undo: Vec<String>,
+}
+
+/// The type change's carry run the other way for `cat`'s table, from the new column to the kept
+/// one, its swap watched: right after the swap's first statement on the table (it takes ACCESS
+/// EXCLUSIVE, so every writer has committed and the watch records are final) the watch trigger
+/// goes (its WHEN names the column the swap drops), and the swap fails, changing nothing, if a
+/// write since the count left a value the old type cannot take.
+fn back(cat: &ColumnCatalog) -> Result<Back, String> {
+    let (trigger, func) = sync_names(cat, "sluice_back");
+    let carried = carry(
+        cat,
+        &old_name(&cat.column),
+        &trigger,
+        &func,
+        false,
+        Fate::Drop,
+        &Default::default(),
+    )?;
+    let mut steps = carried.then;
+    let mut about = carried.about;
+    let Some(Step::Sql(swap)) = steps.pop() else {
+        unreachable!("carry ends with the swap")
+    };
+    about.pop();
+    let first = format!(
+        "DROP TRIGGER {} ON {}",
+        ident(&trigger),
+        qualified(&cat.schema, &cat.table)
+    );
+    debug_assert!(swap.contains(&first));
+    let swap = swap.replacen(&first, &format!("{first}; {}", watch_check(cat)), 1);
+    Ok(Back {
+        steps,
+        about,
+        swap,
+        fk_undo: carried.fk_undo,
+        undo: carried.undo,
     })
 }
 
