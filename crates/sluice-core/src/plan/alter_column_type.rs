@@ -549,11 +549,7 @@ pub fn staged_around(
 
     // A checkpoint of the same backfill left by an earlier change of this column (up, then down)
     // is stale: the first attempt starts the backfill afresh (a resumed one keeps it).
-    let checkpoint = format!(
-        "DELETE FROM sluice.backfills WHERE table_name = {} AND set_expr = {}",
-        literal(&format!("{}.{}", cat.schema, cat.table)),
-        literal(&set)
-    );
+    let checkpoint = crate::plan::staged::forget_backfill(cat, &set);
     precheck.push(format!("BEGIN {checkpoint}; END"));
 
     // The first attempt fails, as the statement would, where the server rejects the change itself

@@ -400,6 +400,16 @@ fn unnamed_note(unnamed: bool) -> &'static str {
 }
 
 /// `DO '<body>'`: a plain literal, so no name can end a dollar quote.
+/// Forgets the checkpoint of backfill `set` on `cat`'s table: one left by an earlier change of
+/// the same column (rolled back since) is stale, and a first attempt starts afresh.
+pub(crate) fn forget_backfill(cat: &crate::engine::ColumnCatalog, set: &str) -> String {
+    format!(
+        "DELETE FROM sluice.backfills WHERE table_name = {} AND set_expr = {}",
+        crate::quote::pg::literal(&format!("{}.{}", cat.schema, cat.table)),
+        crate::quote::pg::literal(set)
+    )
+}
+
 pub(crate) fn do_block(body: &str) -> String {
     format!("DO {}", crate::quote::pg::literal(body))
 }

@@ -182,11 +182,7 @@ pub fn phases(cat: &ColumnCatalog, expr: &str, version: i64) -> Result<Phases, S
     let (check, lcheck) = (ident(&n.check), literal(&n.check));
     let key = literal(&meta_key(version, &cat.schema, &cat.table, &cat.column));
     let set = format!("{c} = {expr}");
-    let checkpoint = format!(
-        "DELETE FROM sluice.backfills WHERE table_name = {} AND set_expr = {}",
-        literal(&format!("{}.{}", cat.schema, cat.table)),
-        literal(&set)
-    );
+    let checkpoint = crate::plan::staged::forget_backfill(cat, &set);
     let not_null_now = format!(
         "(SELECT attnotnull FROM pg_attribute WHERE attrelid = {lt}::regclass AND attname = {} AND NOT attisdropped)",
         literal(&cat.column)

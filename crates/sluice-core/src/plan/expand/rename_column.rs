@@ -164,11 +164,7 @@ pub fn phases(
         Effect::Backfill,
         Blocks::Nothing,
     ));
-    let checkpoint = format!(
-        "DELETE FROM sluice.backfills WHERE table_name = {} AND set_expr = {}",
-        literal(&format!("{}.{}", cat.schema, cat.table)),
-        literal(&set)
-    );
+    let checkpoint = crate::plan::staged::forget_backfill(cat, &set);
     // A checkpoint left by an earlier expand of the same rename (rolled back since) is stale.
     precheck.push(format!("BEGIN {checkpoint}; END"));
 

@@ -278,11 +278,7 @@ ELSIF NEW.{c}::text IS DISTINCT FROM OLD.{c}::text THEN NEW.{nc} := {up}; END IF
         Effect::Backfill,
         Blocks::Nothing,
     ));
-    let checkpoint = format!(
-        "DELETE FROM sluice.backfills WHERE table_name = {} AND set_expr = {}",
-        literal(&format!("{}.{}", cat.schema, cat.table)),
-        literal(&set)
-    );
+    let checkpoint = crate::plan::staged::forget_backfill(cat, &set);
     precheck.push(format!("BEGIN {checkpoint}; END"));
 
     // 4. indexes and NOT NULL on the new column.
