@@ -617,3 +617,120 @@ async fn the_backfill_trigger_finding_can_be_ignored_and_a_misspelt_id_cannot() 
         "{plan:?}"
     );
 }
+
+/// Stops `sluice up` at `point`: killed during the backfill, or at a crash point of the swap.
+async fn cut_off(p: &Project, point: &str) {
+    if point == "backfill" {
+        let poll = p.db.pg().await;
+        let mut child = p.spawn(&["up", "--pace", "speed"]);
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        let mut seen = false;
+        while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+            let q = "SELECT to_regclass('sluice.backfills') IS NOT NULL AND EXISTS (SELECT FROM sluice.backfills WHERE state = 'running')";
+            if let Ok(row) = poll.query_one(q, &[]).await {
+                if row.get::<_, bool>(0) {
+                    seen = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(seen, "the kill landed in the backfill");
+    } else {
+        let crashed: common::Run = p
+            .command(&["up", "--pace", "speed"])
+            .env("SLUICE_CRASH_AT", point)
+            .output()
+            .unwrap()
+            .into();
+        assert_ne!(crashed.code, 0, "{point}: {crashed:?}");
+        assert!(crashed.stderr.contains(point), "{point}: {crashed:?}");
+    }
+}
+
+/// `sluice rollback` of the migration (drops, ALTER, re-creations) cut off before its swap, for
+/// every case and every kill point before the swap commits, under the load: the schema is the
+/// one before the migration (the views never went: their drops run in the swap), every write
+/// kept, the migration pending; rollback again has nothing to do; `up` then equals the migration
+/// as written. Killed after the swap committed, rollback is refused (exit 11, twice, nothing
+/// changed) and `up` finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rollback_of_the_migration_cut_off_before_its_swap_restores_the_schema_at_every_kill_point()
+{
+    let mut failures = Vec::new();
+    for case in cases() {
+        for point in [
+            "backfill",
+            "staged-swap",
+            "staged-swap-uncommitted",
+            "staged-swap-committed",
+        ] {
+            let what = format!("{}, killed at {point}", case.name);
+            let written = Project::new(Server::Postgres).await;
+            let staged = Project::new(Server::Postgres).await;
+            let r = role(&staged).await;
+            prepare(&written, &case, &r).await;
+            prepare(&staged, &case, &r).await;
+            let load = Load::start(&staged, &case, &r, WRITTEN).await;
+            cut_off(&staged, point).await;
+            let state = staged.states();
+            assert_eq!(state.len(), 1, "{what}: {state:?}");
+            assert_ne!(state[0].1, "applied", "{what}: cut off");
+            let committed = point == "staged-swap-committed";
+            let rb = wait_bounded(staged.spawn(&["rollback"]), 120, "rollback");
+            if committed {
+                assert_eq!(rb.code, 11, "{what}: refused: {rb:?}");
+                assert!(
+                    rb.all().contains("already has the new type")
+                        && rb.all().contains("then `sluice down` rolls it back"),
+                    "{what}: {rb:?}"
+                );
+                let schema = dump(&staged, &r);
+                let again = staged.run(&["rollback"]);
+                assert_eq!(again.code, 11, "{what}: refused again: {again:?}");
+                assert_eq!(dump(&staged, &r), schema, "{what}: nothing changed");
+                assert_eq!(staged.states(), state, "{what}: the state is kept");
+            } else {
+                assert_eq!(rb.code, 0, "{what}: {rb:?}");
+                assert!(
+                    rb.all().contains("the table is as before the migration"),
+                    "{what}: {rb:?}"
+                );
+                assert_eq!(
+                    staged.states(),
+                    vec![(1, "pending".to_string())],
+                    "{what}: pending again"
+                );
+                // Writes go on after the rollback too, then the twin gets them all, no ALTER.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                let log = load.finish(&what).await;
+                replay(&written, &log, &["status"]).await;
+                failures
+                    .extend(compare(&format!("{what}: rolled back"), &written, &staged, &r).await);
+                let again = staged.run(&["rollback"]);
+                assert_eq!(again.code, 0, "{what}: rollback again: {again:?}");
+                assert!(
+                    again.all().contains("nothing to roll back"),
+                    "{what}: {again:?}"
+                );
+                let up = staged.run(&["up", "--pace", "speed"]);
+                assert_eq!(up.code, 0, "{what}: up after the rollback: {up:?}");
+                replay(&written, &[], &["up", "--as-written"]).await;
+                failures.extend(compare(&format!("{what}: up again"), &written, &staged, &r).await);
+                assert_eq!(staged.states(), vec![(1, "applied".to_string())], "{what}");
+                drop_role(&[&staged, &written], &r).await;
+                continue;
+            }
+            let up = wait_bounded(staged.spawn(&["up"]), 300, "up after the refusal");
+            let log = load.finish(&what).await;
+            assert_eq!(up.code, 0, "{what}: up: {up:?}");
+            replay(&written, &log, &["up", "--as-written"]).await;
+            failures.extend(compare(&what, &written, &staged, &r).await);
+            assert_eq!(staged.states(), vec![(1, "applied".to_string())], "{what}");
+            drop_role(&[&staged, &written], &r).await;
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

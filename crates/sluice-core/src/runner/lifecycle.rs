@@ -187,6 +187,55 @@ pub(crate) fn type_change_of(
     Some((s.clone(), st, b))
 }
 
+/// A staged type change a migration may be cut off in before its swap, with what `sluice
+/// rollback` needs to remove its helpers (PostgreSQL): the migration is the `ALTER TABLE t ALTER
+/// COLUMN c TYPE ...` alone ([`type_change_of`]), or that statement with only the `DROP VIEW` /
+/// `DROP POLICY` statements its swap runs before it ([`crate::plan::alter_column_type::Around`]):
+/// those are recorded as done without running, so until the swap commits (`statements_done` ≤
+/// the ALTER's index) nothing of the migration changed the schema but the helpers. Whatever
+/// follows the ALTER runs after its swap.
+pub(crate) struct CutTypeChange {
+    /// The ALTER's index in the up part.
+    pub index: usize,
+    pub around: crate::plan::alter_column_type::Around,
+    pub s: SqlStatement,
+    pub st: Stmt,
+}
+
+pub(crate) fn cut_type_change_of(
+    target: crate::target::Target,
+    m: &Migration,
+) -> Option<CutTypeChange> {
+    use crate::plan::alter_column_type as act;
+    if target.engine != EngineKind::Postgres {
+        return None;
+    }
+    let sql = &m.part(Direction::Up)?.sql;
+    crate::migration::versioned_directive(sql)
+        .is_none()
+        .then_some(())?;
+    let split = sql::split(target.engine, sql).ok()?;
+    let stmts: Vec<Stmt> = split
+        .iter()
+        .enumerate()
+        .map(|(i, s)| crate::analysis::ir::build(target.engine, i, s, 0, &s.sql))
+        .collect();
+    let index = stmts
+        .iter()
+        .position(|st| matches!(st.actions(), [Action::AlterColumnType { .. }]))?;
+    let folds: Vec<Option<act::Fold>> = stmts.iter().map(act::fold_of).collect();
+    let texts: Vec<&str> = split.iter().map(|s| s.sql.as_str()).collect();
+    let around = act::Around::of(&folds, &texts, index);
+    // Every statement before the ALTER runs in its swap: none of them ran.
+    (around.before.len() == index).then_some(())?;
+    Some(CutTypeChange {
+        index,
+        around,
+        s: split[index].clone(),
+        st: stmts[index].clone(),
+    })
+}
+
 /// After `up` applied a migration that is the type change `b` ([`type_change_of`]): `b` when its
 /// swap kept the old column (the migration is then `expanded`), read from the catalog so that a
 /// resumed run decides as the first did.
@@ -2492,7 +2541,7 @@ async fn rollback_locked(
                 .find(|m| m.version == r.version)
                 .is_some_and(|m| {
                     matches!(breaking(target, m), Ok(Some(_)))
-                        || type_change_of(target, m).is_some()
+                        || cut_type_change_of(target, m).is_some()
                 })
     });
     if version.is_some() && chosen.is_empty() {
@@ -2520,9 +2569,13 @@ async fn rollback_locked(
         let m = file_of(files, r, "roll back")?;
         // A type change cut off before its swap kept anything: its helpers go.
         if r.state != RecordState::Expanded && matches!(breaking(target, m), Ok(None)) {
-            if let Some((_, _, b)) = type_change_of(target, m) {
-                if kept_type_change(engine, b).await?.is_none() {
-                    abandon_type_change(engine, m, r, ctx).await?;
+            if let Some(cut) = cut_type_change_of(target, m) {
+                let kept = match type_change_of(target, m) {
+                    Some((_, _, b)) => kept_type_change(engine, b).await?,
+                    None => None,
+                };
+                if kept.is_none() {
+                    abandon_type_change(engine, m, r, &cut, ctx).await?;
                     done.push(m.version);
                     continue;
                 }
@@ -2570,8 +2623,9 @@ async fn rollback_locked(
     Ok(done)
 }
 
-/// `sluice rollback` of a staged type change cut off before its swap (interrupted or failed; a
-/// migration of its own, PostgreSQL): the shadow columns, sync triggers, foreign key copies and
+/// `sluice rollback` of a staged type change cut off before its swap (interrupted or failed; the
+/// ALTER alone or with the view and policy drops its swap runs, [`cut_type_change_of`],
+/// PostgreSQL): the shadow columns, sync triggers, foreign key copies and
 /// backfill checkpoints of the column and of the referencing columns not yet swapped go, in one
 /// short transaction with the history record (the migration is pending again): the schema is as
 /// before the migration. Refused (exit 11, nothing changed) once a swap committed: a referencing
@@ -2581,9 +2635,11 @@ async fn abandon_type_change(
     engine: &mut dyn Engine,
     m: &Migration,
     row: &HistoryRow,
+    cut: &CutTypeChange,
     ctx: &RunContext,
 ) -> Result<()> {
-    let target = engine.target();
+    // Only a migration that is the ALTER alone keeps the old column (expanded) after its swap.
+    let kept_lifecycle = type_change_of(engine.target(), m).is_some();
     let refuse = |why: String| {
         Error::lifecycle(
             format!(
@@ -2591,10 +2647,14 @@ async fn abandon_type_change(
                 m.label(),
                 row.state.as_str()
             ),
-            "finish it with `sluice up` (it resumes where it stopped), then `sluice rollback` swaps it back while it is expanded",
+            if kept_lifecycle {
+                "finish it with `sluice up` (it resumes where it stopped), then `sluice rollback` swaps it back while it is expanded"
+            } else {
+                "finish it with `sluice up` (it resumes where it stopped), then `sluice down` rolls it back"
+            },
         )
     };
-    let (s, st, _) = type_change_of(target, m).expect("checked by the caller");
+    let (s, st) = (&cut.s, &cut.st);
     let Some(Action::AlterColumnType {
         table,
         column,
@@ -2612,8 +2672,9 @@ async fn abandon_type_change(
         return Err(refuse(format!("column {column} of {table} does not exist")));
     };
     // The swap commits with the statement's progress record: done, it is no longer cut off
-    // before its swap (the type names cannot tell: `float8` is `double precision`).
-    if row.statements_done >= 1 {
+    // before its swap (the type names cannot tell: `float8` is `double precision`). The drops
+    // before it are recorded as done without running (they run in the swap).
+    if row.statements_done > cut.index as i32 {
         return Err(refuse(format!(
             "{table}.{column} already has the new type (its swap committed)"
         )));
@@ -2677,16 +2738,9 @@ async fn abandon_type_change(
             c.schema, c.table, c.column
         )));
     }
-    let (staged, _) = super::type_change::with_children(
-        engine,
-        &st,
-        &cat,
-        &new_type,
-        false,
-        &[],
-        &Default::default(),
-    )
-    .await?;
+    let (staged, _) =
+        super::type_change::with_children(engine, st, &cat, &new_type, false, &[], &cut.around)
+            .await?;
     let undo = match staged {
         Ok((r, _)) => r.undo,
         Err(why) => return Err(refuse(why)),
@@ -2702,7 +2756,7 @@ async fn abandon_type_change(
         Some((&m.version, &m.name, &m.checksum)),
         "rolled back a staged type change cut off before its swap".to_string(),
     );
-    let held = tx_then(engine, &undo, &s, ctx, Some((row, true, event)))
+    let held = tx_then(engine, &undo, s, ctx, Some((row, true, event)))
         .await
         .map_err(|e| Error::Rejected {
             context: format!("rolling back {}", m.label()),
