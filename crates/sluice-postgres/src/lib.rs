@@ -118,15 +118,22 @@ impl PgEngine {
 /// 10 s connect timeout unless the URL sets one.
 fn driver_config(url: &DbUrl) -> Result<(Config, MakeRustlsConnect)> {
     let mut plain = url.expose().clone();
-    let kept: Vec<(String, String)> = url
-        .query_pairs()
-        .into_iter()
-        .filter(|(k, _)| k != "sslmode" && k != "sslrootcert")
+    // The other parameters are kept as the user encoded them: re-encoding them as a form would
+    // write a space as `+`, which libpq's URI syntax (and the driver) take literally
+    // (`options=-c%20search_path%3Dapp` became `-c+search_path=app`).
+    let raw = plain.query().unwrap_or("").to_string();
+    let kept: Vec<&str> = raw
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .filter(|p| {
+            let key = url::form_urlencoded::parse(p.as_bytes())
+                .next()
+                .map(|(k, _)| k.into_owned())
+                .unwrap_or_default();
+            key != "sslmode" && key != "sslrootcert"
+        })
         .collect();
-    plain.set_query(None);
-    if !kept.is_empty() {
-        plain.query_pairs_mut().extend_pairs(kept);
-    }
+    plain.set_query((!kept.is_empty()).then(|| kept.join("&")).as_deref());
     let mut config: Config = plain.as_str().parse().map_err(|e: tokio_postgres::Error| {
         Error::usage(
             format!(
@@ -1607,6 +1614,26 @@ mod tests {
             ]),
             "-c search_path=app,\\ \"my\\ schema\" -c statement_timeout=0 -c jit=off -c app.note=a\\\\b\\ -c\\ x=y"
         );
+    }
+
+    /// Parameters other than sslmode/sslrootcert reach the driver as the user encoded them: a
+    /// `%20` stays a space (re-encoding wrote `+`, which the server took literally).
+    #[test]
+    fn url_parameters_keep_their_encoding() {
+        for (q, options) in [
+            ("options=-c%20search_path%3Dfoo", Some("-c search_path=foo")),
+            (
+                "sslmode=disable&options=-c%20search_path%3Dfoo&sslrootcert=x",
+                Some("-c search_path=foo"),
+            ),
+            ("options=-c%20a%3Db%20-c%20c%3Dd", Some("-c a=b -c c=d")),
+            ("sslmode=disable", None),
+        ] {
+            let url = DbUrl::parse(&format!("postgres://u@127.0.0.1:5432/db?{q}")).unwrap();
+            let (config, _) = driver_config(&url).unwrap();
+            assert_eq!(config.get_options(), options, "{q}");
+            assert_eq!(config.get_dbname(), Some("db"), "{q}");
+        }
     }
 
     #[test]
