@@ -34,6 +34,15 @@ impl RecordState {
         }
     }
 
+    /// The word messages use, as `status` shows it: a run that stopped while `running` (killed,
+    /// connection lost) is `interrupted`.
+    pub fn shown(self) -> &'static str {
+        match self {
+            RecordState::Running => "interrupted",
+            s => s.as_str(),
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "running" => RecordState::Running,

@@ -664,7 +664,7 @@ async fn a_users_column_with_the_helpers_name_is_never_dropped() {
         let rb = p.run(&["rollback"]);
         assert_eq!(rb.code, 11, "{rb:?}");
         assert!(
-            rb.all().contains("it is not a column sluice made"),
+            rb.all().contains("is not one sluice can tell it made"),
             "{rb:?}"
         );
         assert_eq!(

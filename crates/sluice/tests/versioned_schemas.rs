@@ -834,6 +834,12 @@ async fn expressions_that_do_not_plan_are_refused_before_anything_is_made() {
             "the down expression",
             "no_such_column",
         ),
+        // A `%` of the expression is the expression's, not a placeholder of the message.
+        (
+            "-- sluice:versioned down (length(body::text) % 7)::text || no_such_column\nALTER TABLE docs ALTER COLUMN body TYPE jsonb USING body::jsonb;\n",
+            "the down expression",
+            "(length(body::text) % 7)::text || no_such_column",
+        ),
     ];
     for (text, message, names) in cases {
         p.write("2_versioned.sql", text);
@@ -1001,4 +1007,22 @@ async fn name_shapes_and_a_lossy_down_expression() {
             s.what
         );
     }
+}
+
+/// Expressions with `%` (modulo) work: the checks' messages once took it for a placeholder and
+/// failed every such migration before anything ran.
+#[tokio::test]
+async fn expressions_with_a_percent_sign_work() {
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_create.sql", CREATE);
+    ok(&p.run(&["up"]), "create");
+    let before = pg_dump_schema(&p);
+    p.write(
+        "2_versioned.sql",
+        "-- sluice:versioned down CASE WHEN length(body::text) % 2 = 0 THEN body::text ELSE body::text END\nALTER TABLE docs ALTER COLUMN body TYPE jsonb USING (CASE WHEN length(body) % 2 = 0 THEN body ELSE body END)::jsonb;\n",
+    );
+    ok(&p.run(&["up"]), "expand");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+    ok(&p.run(&["rollback"]), "rollback");
+    assert_eq!(pg_dump_schema(&p), before);
 }

@@ -894,6 +894,39 @@ pub fn implied_children(cat: &ColumnCatalog, new_type: &str) -> Vec<Child> {
     out
 }
 
+/// The referencing columns (other than the column itself) that already have the width `new_type`
+/// gives while the column is narrower: what a staged change of the column to `new_type` widened
+/// before its own swap (or what was so before it: the catalog cannot tell).
+pub fn widened_children(cat: &ColumnCatalog, new_type: &str) -> Vec<Child> {
+    let (Some(old), Some(new)) = (
+        int_width(&parse_type(&cat.data_type)),
+        int_width(&parse_type(new_type)),
+    ) else {
+        return vec![];
+    };
+    if new <= old {
+        return vec![];
+    }
+    let mut out: Vec<Child> = Vec::new();
+    for fk in cat.foreign_keys.iter().filter(|f| f.referenced) {
+        let Some((column, ty)) = &fk.paired else {
+            continue;
+        };
+        let own = fk.schema == cat.schema && fk.table == cat.table && *column == cat.column;
+        let child = Child {
+            schema: fk.schema.clone(),
+            table: fk.table.clone(),
+            column: column.clone(),
+        };
+        // A child's shadow column (`<c>_sluice_new`) carries a copy of the key, of the new type.
+        let helper = column.ends_with("_sluice_new");
+        if !own && !helper && int_width(&parse_type(ty)) == Some(new) && !out.contains(&child) {
+            out.push(child);
+        }
+    }
+    out
+}
+
 /// The parent's catalog as its staged change will find it once the children's staged changes
 /// (run first) swapped: without the children's helpers that a resumed run may see half made,
 /// i.e. a child's foreign key copy on its shadow column (the child's swap gives it the

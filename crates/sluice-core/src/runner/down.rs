@@ -66,10 +66,23 @@ pub async fn down(
             .filter(|r| !crate::layout::is_repeatable_key(r.version))
             .collect();
         let transactional = engine.transactional_ddl();
+        let target = engine.target();
+        // A staged type change cut off before its swap (PostgreSQL): the view and policy drops
+        // before it are recorded as done but run inside the swap, so nothing of the migration
+        // committed but sluice's helpers, which `sluice rollback` removes (its down part, run
+        // in full, would undo nothing of its up part and leave them).
+        let cut_before_swap = |r: &HistoryRow| {
+            files
+                .iter()
+                .find(|m| m.version == r.version)
+                .and_then(|m| crate::lifecycle::cut_type_change_of(target, m))
+                .is_some_and(|cut| r.statements_done <= cut.index as i32)
+        };
         let revert_failed = |r: &HistoryRow| {
             opts.failed
                 && r.state == RecordState::Failed
                 && (!transactional || r.statements_done > 0)
+                && !cut_before_swap(r)
         };
         let mut targets: Vec<&HistoryRow> = rows
             .iter()
@@ -83,9 +96,11 @@ pub async fn down(
         if let Some(r) = rows.iter().find(|r| {
             matches!(r.state, RecordState::Failed | RecordState::Running) && !revert_failed(r)
         }) {
-            let help = if r.state == RecordState::Failed
-                && (!transactional || r.statements_done > 0)
-            {
+            let help = if cut_before_swap(r) {
+                "its staged type change stopped before its swap: nothing of it is applied but sluice's helpers \
+                 (shadow columns, sync triggers): `sluice rollback` removes them (the migration is then pending), \
+                 or `sluice up` resumes it"
+            } else if r.state == RecordState::Failed && (!transactional || r.statements_done > 0) {
                 "finish it with `sluice up` (it resumes at the failed statement), or roll back the statements of it \
                  that committed with `sluice down --failed`: that runs its down part in full, written for the whole \
                  migration, so it must also work when the later statements never ran (e.g. `DROP TABLE IF EXISTS`)"
@@ -98,7 +113,7 @@ pub async fn down(
                 format!(
                     "migration {} is recorded as {}",
                     row_label(files, r),
-                    r.state.as_str()
+                    r.state.shown()
                 ),
                 help,
             ));

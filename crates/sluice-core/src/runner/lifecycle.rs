@@ -2198,7 +2198,7 @@ async fn swap_back(
                 message: format!(
                     "the rollback of {} failed and was rolled back (the migration stays {}): {e}",
                     m.label(),
-                    row.state.as_str()
+                    row.state.shown()
                 ),
                 help: "fix the cause, then run `sluice rollback` again".into(),
             });
@@ -2391,7 +2391,7 @@ fn select<'r>(
                 format!(
                     "migration {} is {}, not expanded: `sluice {what}` acts on an expanded migration",
                     crate::layout::history_label(None, r.version, &r.name),
-                    r.state.as_str()
+                    r.state.shown()
                 ),
                 match what {
                     "rollback" if r.state.is_done() => "it is complete: `sluice down` rolls it back with its down part",
@@ -2591,7 +2591,7 @@ async fn rollback_locked(
                 message: format!(
                     "the rollback of {} is refused (nothing was changed, the migration stays {}): {why}",
                     m.label(),
-                    r.state.as_str()
+                    r.state.shown()
                 ),
                 help: "run `sluice complete` to finish the migration".into(),
             });
@@ -2618,9 +2618,115 @@ async fn rollback_locked(
         done.push(m.version);
     }
     if done.is_empty() {
-        (ctx.say)("nothing is expanded: nothing to roll back");
+        match rows
+            .iter()
+            .find(|r| matches!(r.state, RecordState::Running | RecordState::Failed))
+        {
+            // Said, so "nothing" is not read as "nothing is left to do".
+            Some(r) => (ctx.say)(&format!(
+                "nothing is expanded: nothing to roll back; migration {} is {}: `sluice rollback` undoes expand phases and staged type changes cut off before their swap, not this one: `sluice up` resumes it ({})",
+                crate::layout::history_label(None, r.version, &r.name),
+                r.state.shown(),
+                if r.state == RecordState::Failed {
+                    "or `sluice down --failed` rolls back what of it committed"
+                } else {
+                    "then `sluice down` rolls it back"
+                }
+            )),
+            None => (ctx.say)("nothing is expanded: nothing to roll back"),
+        }
     }
     Ok(done)
+}
+
+/// `up --as-written` of a migration cut off in sluice's staged or expand steps (interrupted, or
+/// failed with its cleanup cut short): the helpers those steps made (sync triggers, shadow
+/// columns) are still on the table, and the statement as written would leave them there for
+/// good — a trigger firing on every write, failing them once the column it names is renamed.
+/// Refused (exit 11, nothing run) naming them: `sluice rollback` removes them first.
+pub(crate) async fn as_written_over_helpers(
+    engine: &mut dyn Engine,
+    files: &[Migration],
+    versions: &[(i64, usize)],
+    rows: &[HistoryRow],
+) -> Result<()> {
+    let target = engine.target();
+    for (version, resume_from) in versions {
+        let Some(r) = rows.iter().find(|r| {
+            r.version == *version && matches!(r.state, RecordState::Running | RecordState::Failed)
+        }) else {
+            continue;
+        };
+        let Some(m) = files.iter().find(|m| m.version == *version) else {
+            continue;
+        };
+        let table = match (breaking(target, m), cut_type_change_of(target, m)) {
+            (Ok(Some((_, _, b))), _) => b.table().clone(),
+            (_, Some(cut)) if *resume_from <= cut.index => match cut.st.actions().first() {
+                Some(Action::AlterColumnType { table, .. }) => table.clone(),
+                _ => continue,
+            },
+            _ => continue,
+        };
+        let found = helpers_on(engine, &table).await?;
+        if found.is_empty() {
+            continue;
+        }
+        return Err(Error::lifecycle(
+            format!(
+                "{} was cut off in sluice's own steps (it is {}), which left their helpers: {}; run as written now, it would leave them for good (a trigger that fires on every write)",
+                m.label(),
+                r.state.shown(),
+                found.join(", ")
+            ),
+            "run `sluice rollback` first (it removes them; the migration is then pending), then `sluice up --as-written`; or `sluice up` to resume the staged form",
+        ));
+    }
+    Ok(())
+}
+
+/// sluice's helpers on `table` (and, PostgreSQL, on the tables whose foreign keys reference it):
+/// triggers and columns named as sluice names its helpers.
+async fn helpers_on(engine: &mut dyn Engine, table: &QName) -> Result<Vec<String>> {
+    let q = match engine.target().engine {
+        EngineKind::Postgres => {
+            let t = crate::quote::pg::literal(&crate::quote::qname(EngineKind::Postgres, table));
+            format!(
+                "WITH t AS (SELECT to_regclass({t}) AS oid UNION SELECT conrelid FROM pg_constraint WHERE contype = 'f' AND confrelid = to_regclass({t}))
+                 SELECT string_agg(x, ', ' ORDER BY x) FROM (
+                   SELECT format('trigger %I on %s', tgname, tgrelid::regclass) AS x FROM pg_trigger WHERE tgrelid IN (SELECT oid FROM t) AND NOT tgisinternal AND tgname LIKE '%sluice%'
+                   UNION ALL SELECT format('column %I of %s', attname, attrelid::regclass) FROM pg_attribute WHERE attrelid IN (SELECT oid FROM t) AND attnum > 0 AND NOT attisdropped AND attname LIKE '%sluice%') s"
+            )
+        }
+        EngineKind::MariaDb | EngineKind::MySql => {
+            let lit = crate::quote::mysql::literal;
+            let schema = table
+                .schema
+                .as_deref()
+                .map_or("DATABASE()".to_string(), lit);
+            let t = lit(&table.name);
+            format!(
+                "SELECT GROUP_CONCAT(x ORDER BY x SEPARATOR ', ') FROM (
+                   SELECT CONCAT('trigger ', TRIGGER_NAME) AS x FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = {schema} AND EVENT_OBJECT_TABLE = {t} AND TRIGGER_NAME LIKE '%sluice%'
+                   UNION ALL SELECT CONCAT('column ', COLUMN_NAME) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {schema} AND TABLE_NAME = {t} AND COLUMN_NAME LIKE '%sluice%') s"
+            )
+        }
+    };
+    Ok(query_scalar(engine, &q)
+        .await?
+        .map(|s| s.split(", ").map(str::to_string).collect())
+        .unwrap_or_default())
+}
+
+/// The first value of the first row `sql` returns (NULL and no row: `None`).
+async fn query_scalar(engine: &mut dyn Engine, sql: &str) -> Result<Option<String>> {
+    Ok(engine
+        .query_text(sql)
+        .await?
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next())
+        .flatten())
 }
 
 /// `sluice rollback` of a staged type change cut off before its swap (interrupted or failed; the
@@ -2645,7 +2751,7 @@ async fn abandon_type_change(
             format!(
                 "`sluice rollback` of {} cannot undo its staged type change: {why}. Nothing was changed: the migration stays {}",
                 m.label(),
-                row.state.as_str()
+                row.state.shown()
             ),
             if kept_lifecycle {
                 "finish it with `sluice up` (it resumes where it stopped), then `sluice rollback` swaps it back while it is expanded"
@@ -2679,56 +2785,43 @@ async fn abandon_type_change(
             "{table}.{column} already has the new type (its swap committed)"
         )));
     }
-    // A column with the shadow's name that holds values while sluice's sync trigger is not
-    // there is not one sluice made (its precheck refused to go on because of it): never dropped.
-    {
-        use crate::plan::alter_column_type as act;
-        let mut tables = vec![(cat.schema.clone(), cat.table.clone(), cat.column.clone())];
-        tables.extend(
-            act::implied_children(&cat, &new_type)
-                .into_iter()
-                .map(|c| (c.schema, c.table, c.column)),
+    use crate::plan::alter_column_type as act;
+    // The parent and the referencing columns its staged change widens (not yet swapped).
+    let mut tables = vec![(cat.schema.clone(), cat.table.clone(), cat.column.clone())];
+    tables.extend(
+        act::implied_children(&cat, &new_type)
+            .into_iter()
+            .map(|c| (c.schema, c.table, c.column)),
+    );
+    // A column with the shadow's name while sluice's sync trigger is not beside it: a kill
+    // between the two steps leaves sluice's empty; one that holds values, or any after a failed
+    // run (its precheck refuses such a column, a failed step's undo drops the trigger last but
+    // one), may be the user's: never dropped.
+    for (schema, tbl, col) in &tables {
+        let t = crate::quote::pg::qualified(schema, tbl);
+        let shadow = crate::plan::helper_name(col, "", "sluice_new");
+        let trigger = crate::plan::helper_name(&format!("zz_{tbl}"), col, "sluice_sync");
+        let lit = crate::quote::pg::literal;
+        let q = format!(
+            "SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = {lt}::regclass AND attname = {ls} AND NOT attisdropped) AND NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = {lt}::regclass AND tgname = {ltr})",
+            lt = lit(&t),
+            ls = lit(&shadow),
+            ltr = lit(&trigger)
         );
-        for (schema, tbl, col) in tables {
-            let t = crate::quote::pg::qualified(&schema, &tbl);
-            let shadow = crate::plan::helper_name(&col, "", "sluice_new");
-            let trigger = crate::plan::helper_name(&format!("zz_{tbl}"), &col, "sluice_sync");
-            let lit = crate::quote::pg::literal;
-            let q = format!(
-                "SELECT EXISTS (SELECT FROM pg_attribute WHERE attrelid = {lt}::regclass AND attname = {ls} AND NOT attisdropped) AND NOT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = {lt}::regclass AND tgname = {ltr})",
-                lt = lit(&t),
-                ls = lit(&shadow),
-                ltr = lit(&trigger)
-            );
-            let orphan = engine.query_text(&q).await?;
-            if orphan
-                .first()
-                .and_then(|r| r.first())
-                .cloned()
-                .flatten()
-                .as_deref()
-                != Some("t")
-            {
-                continue;
-            }
-            let held = engine
-                .query_text(&format!(
-                    "SELECT EXISTS (SELECT FROM {t} WHERE {} IS NOT NULL)",
-                    crate::quote::pg::ident(&shadow)
-                ))
-                .await?;
-            if held
-                .first()
-                .and_then(|r| r.first())
-                .cloned()
-                .flatten()
-                .as_deref()
-                == Some("t")
-            {
-                return Err(refuse(format!(
-                    "column {shadow} of {schema}.{tbl} holds values and sluice's sync trigger is not there, so it is not a column sluice made (the staged change names its helper so); rename it, then run `sluice up` again"
-                )));
-            }
+        if query_scalar(engine, &q).await?.as_deref() != Some("t") {
+            continue;
+        }
+        let held = format!(
+            "SELECT EXISTS (SELECT FROM {t} WHERE {} IS NOT NULL)",
+            crate::quote::pg::ident(&shadow)
+        );
+        if row.state == RecordState::Failed
+            || query_scalar(engine, &held).await?.as_deref() == Some("t")
+        {
+            return Err(refuse(format!(
+                "column {shadow} of {schema}.{tbl} is not one sluice can tell it made (its sync trigger is not beside it): if it is yours, rename it; if it is what a failed attempt left, drop it (`ALTER TABLE {t} DROP COLUMN {}`); then run the command again",
+                crate::quote::pg::ident(&shadow)
+            )));
         }
     }
     let swapped = kept_children(engine, &cat).await?;
@@ -2738,6 +2831,29 @@ async fn abandon_type_change(
             c.schema, c.table, c.column
         )));
     }
+    // A migration that is more than the ALTER swaps each referencing column without keeping its
+    // old one, which a rollback cannot narrow back: a referencing column that has the new type
+    // while the column does not, and whose backfill the run checkpointed (a first attempt
+    // forgets older checkpoints), is one the cut-off run widened. A child of that type from
+    // before the migration has no such checkpoint.
+    for c in act::widened_children(&cat, &new_type) {
+        let shadow =
+            crate::quote::pg::ident(&crate::plan::helper_name(&c.column, "", "sluice_new"));
+        let lit = crate::quote::pg::literal;
+        // (sluice.backfills is made with the history, which the rollback ensured.)
+        let q = format!(
+            "SELECT EXISTS (SELECT FROM sluice.backfills WHERE table_name = {} AND left(set_expr, {}) = {})",
+            lit(&format!("{}.{}", c.schema, c.table)),
+            shadow.chars().count() + 3,
+            lit(&format!("{shadow} = "))
+        );
+        if query_scalar(engine, &q).await?.as_deref() == Some("t") {
+            return Err(refuse(format!(
+                "the referencing column {}.{}.{} was already widened by the cut-off run (its staged change swapped it without keeping the old column)",
+                c.schema, c.table, c.column
+            )));
+        }
+    }
     let (staged, _) =
         super::type_change::with_children(engine, st, &cat, &new_type, false, &[], &cut.around)
             .await?;
@@ -2745,6 +2861,29 @@ async fn abandon_type_change(
         Ok((r, _)) => r.undo,
         Err(why) => return Err(refuse(why)),
     };
+    // Every table first, in the swap's order (the referencing ones, then the column's), each wait
+    // short and retried: a client holding one table while it waits for another makes sluice give
+    // up, never the client, and no query queues behind a held lock while sluice waits for the next.
+    let parent = crate::quote::pg::qualified(&cat.schema, &cat.table);
+    let mut children: Vec<String> = tables
+        .iter()
+        .skip(1)
+        .map(|(sc, t, _)| crate::quote::pg::qualified(sc, t))
+        .filter(|t| *t != parent)
+        .collect();
+    children.sort();
+    children.dedup();
+    children.push(parent);
+    let undo: Vec<String> = [
+        act::SHORT_SECOND_WAIT.to_string(),
+        format!(
+            "LOCK TABLE {} IN ACCESS EXCLUSIVE MODE",
+            children.join(", ")
+        ),
+    ]
+    .into_iter()
+    .chain(undo)
+    .collect();
     (ctx.say)(&format!(
         "rolling back {}: removing the staged type change's helpers ({} statements, one transaction)",
         m.label(),
@@ -2763,7 +2902,7 @@ async fn abandon_type_change(
             message: format!(
                 "the rollback of {} failed and was rolled back (the migration stays {}): {e}",
                 m.label(),
-                row.state.as_str()
+                row.state.shown()
             ),
             help: "fix the cause, then run `sluice rollback` again".into(),
         })?;

@@ -376,9 +376,34 @@ pub(super) async fn undo_staged(
     }
     let _ = engine.rollback().await;
     let mut left = Vec::new();
-    for sql in &r.undo {
-        if let Err(x) = engine.execute(sql).await {
-            left.push(format!("`{sql}` failed: {}", x.message));
+    if r.answers.contains(&"alter-column-type") {
+        // A staged type change's helpers go all together or not at all, every lock wait short:
+        // one by one, a lock timeout could drop the sync trigger and leave the shadow column, which
+        // nothing can then tell from a column of the user's; and a wait for one table while the
+        // drops hold another could make a client the victim of a deadlock.
+        let all = async {
+            engine.begin().await.map_err(|e| e.to_string())?;
+            engine
+                .execute(crate::plan::alter_column_type::SHORT_SECOND_WAIT)
+                .await
+                .map_err(|e| e.message)?;
+            for sql in &r.undo {
+                engine
+                    .execute(sql)
+                    .await
+                    .map_err(|e| format!("`{sql}` failed: {}", e.message))?;
+            }
+            engine.commit().await.map_err(|e| e.to_string())
+        };
+        if let Err(x) = all.await {
+            let _ = engine.rollback().await;
+            left.push(format!("none of it was removed ({x})"));
+        }
+    } else {
+        for sql in &r.undo {
+            if let Err(x) = engine.execute(sql).await {
+                left.push(format!("`{sql}` failed: {}", x.message));
+            }
         }
     }
     e.message = if left.is_empty() {
@@ -389,8 +414,15 @@ pub(super) async fn undo_staged(
             r.undo.join("`; `")
         )
     } else {
+        // A staged type change's rerun refuses a shadow column it did not make in this run
+        // (it may be the user's): its helpers go with `sluice rollback`.
+        let next = if r.answers.contains(&"alter-column-type") {
+            "`sluice rollback` removes them (the migration is then pending)"
+        } else {
+            "`sluice up` resumes with it"
+        };
         format!(
-            "{} (sluice's staged form could not remove all it had created: {}; `sluice up` resumes with it)",
+            "{} (sluice's staged form could not remove all it had created: {}; {next})",
             e.message,
             left.join("; ")
         )

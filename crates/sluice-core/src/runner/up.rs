@@ -282,7 +282,10 @@ pub(super) async fn check_lifecycle(
     opts: &UpOptions,
 ) -> Result<()> {
     if opts.as_written {
-        return Ok(());
+        let resumed: Vec<(i64, usize)> =
+            planned.iter().map(|p| (p.version, p.resume_from)).collect();
+        return crate::runner::lifecycle::as_written_over_helpers(engine, files, &resumed, rows)
+            .await;
     }
     let versions: Vec<i64> = planned.iter().map(|p| p.version).collect();
     let kept = kept_type_changes(engine, files, planned, opts.as_written_below_rows).await?;

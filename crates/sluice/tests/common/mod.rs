@@ -115,6 +115,19 @@ impl Project {
         self.command(args).output().expect("run sluice").into()
     }
 
+    /// Runs sluice with the test hook `SLUICE_CRASH_AT=point` (it exits where the point is
+    /// reached, as a kill -9 there would leave things), bounded so a hang fails the test.
+    pub fn run_crashing(&self, args: &[&str], point: &str) -> Run {
+        let child = self
+            .command(args)
+            .env("SLUICE_CRASH_AT", point)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sluice");
+        wait_bounded(child, 300, &format!("sluice {args:?} crashing at {point}"))
+    }
+
     /// Starts sluice in the background.
     pub fn spawn(&self, args: &[&str]) -> Child {
         self.command(args)

@@ -39,6 +39,7 @@ pub fn obstacles_sql(from: &str) -> String {
          AND NOT (d.classid = 'pg_attrdef'::regclass AND EXISTS (SELECT FROM pg_attrdef a WHERE a.oid = d.objid AND a.adrelid = t.oid)) \
          AND NOT (d.classid = 'pg_rewrite'::regclass AND EXISTS (SELECT FROM pg_rewrite r WHERE r.oid = d.objid AND r.ev_class = t.oid)) \
          UNION ALL SELECT 'parent', CASE WHEN t.relispartition THEN 'a partition of ' ELSE 'a child of ' END || i.inhparent::regclass::text FROM pg_inherits i, t WHERE i.inhrelid = t.oid \
+         UNION ALL SELECT 'references', quote_ident(k.conname::text) || ' (to ' || k.confrelid::regclass::text || ')' FROM pg_constraint k, t WHERE k.conrelid = t.oid AND k.contype = 'f' AND k.confrelid <> t.oid \
          UNION ALL SELECT 'published', quote_ident(p.pubname::text) FROM pg_publication_tables p JOIN pg_namespace n ON n.nspname = p.schemaname JOIN pg_class c ON c.relnamespace = n.oid AND c.relname = p.tablename JOIN t ON t.oid = c.oid \
          ORDER BY 1, 2",
         from = literal(from)
@@ -57,6 +58,8 @@ pub struct DropFacts {
     pub parents: Vec<String>,
     /// The publications that send the table (logical replication).
     pub publications: Vec<String>,
+    /// The table's own foreign keys to other tables: `name (to other)`.
+    pub references: Vec<String>,
 }
 
 /// [`DropFacts`]'s lists from the rows of [`obstacles_sql`].
@@ -68,6 +71,7 @@ pub fn obstacles(rows: &[Vec<Option<String>>], d: &mut DropFacts) {
         match kind.as_str() {
             "dependent" => d.dependents.push(what.clone()),
             "published" => d.publications.push(what.clone()),
+            "references" => d.references.push(what.clone()),
             _ => d.parents.push(what.clone()),
         }
     }
@@ -145,7 +149,7 @@ pub fn phases(
     )];
     p.complete_description = "`sluice complete`: drop the view with the table's name, then the table behind it (what the DROP TABLE as written drops), in one short transaction";
     p.rollback_description = "`sluice rollback` (before complete): drop the view and rename the table back, in one short transaction";
-    p.sees = sees(&f.from, &f.to, d.cascade);
+    p.sees = sees(&f.from, &f.to, d);
     Ok(p)
 }
 
@@ -178,7 +182,18 @@ fn nothing(table: &str) -> Phases {
     }
 }
 
-fn sees(a: &str, b: &str, cascade: bool) -> Vec<(String, String)> {
+fn sees(a: &str, b: &str, d: &DropFacts) -> Vec<(String, String)> {
+    let cascade = d.cascade;
+    // Its own foreign keys stay with the hidden table until complete (the old version's writes
+    // are checked): the referenced tables' deletes and key updates meet them, as written not.
+    let keys = if d.references.is_empty() {
+        String::new()
+    } else {
+        format!(
+            ". The table's own foreign keys stay until `sluice complete` ({}): until then a DELETE or key UPDATE of a row they reference fails as it did before (or cascades into {b} as declared), where the DROP TABLE as written lets it through at once",
+            d.references.join(", ")
+        )
+    };
     vec![
         (
             "before".into(),
@@ -187,7 +202,7 @@ fn sees(a: &str, b: &str, cascade: bool) -> Vec<(String, String)> {
         (
             "expanded (after `sluice up`)".into(),
             format!(
-                "both versions run: the table is {b} (sluice's name), the old version uses view {a} over it (every column; SELECT, INSERT with the table's defaults, UPDATE, DELETE, RETURNING, SELECT ... FOR UPDATE and INSERT ... ON CONFLICT (columns) work through it, with the table's privileges; the table's triggers and rules fire, foreign keys are checked). Through {a} the old version cannot: TRUNCATE, COPY {a} FROM/TO (COPY (SELECT ...) TO works), ON CONFLICT ON CONSTRAINT <name>, ALTER TABLE or other DDL, system columns (ctid), ONLY {a}. The new version does not use {a}"
+                "both versions run: the table is {b} (sluice's name), the old version uses view {a} over it (every column; SELECT, INSERT with the table's defaults, UPDATE, DELETE, RETURNING, SELECT ... FOR UPDATE and INSERT ... ON CONFLICT (columns) work through it, with the table's privileges; the table's triggers and rules fire, foreign keys are checked). Through {a} the old version cannot: TRUNCATE, COPY {a} FROM/TO (COPY (SELECT ...) TO works), ON CONFLICT ON CONSTRAINT <name>, ALTER TABLE or other DDL, system columns (ctid), ONLY {a}. The new version does not use {a}{keys}"
             ),
         ),
         (

@@ -229,7 +229,12 @@ pub fn phases(cat: &ColumnCatalog, ch: &Change, f: &Facts) -> Result<Phases, Str
         precheck.push(format!(
             "BEGIN {}; EXCEPTION WHEN OTHERS THEN RAISE EXCEPTION {}, SQLERRM USING ERRCODE = SQLSTATE; END",
             planned(expr, &column_as),
-            literal(&format!("the {which} of this versioned type change does not work on {t} ({which}: {expr}): %"))
+            // RAISE's format: a `%` of the user's (`id % 2`, a name) is a literal one.
+            literal(&format!(
+                "the {which} of this versioned type change does not work on {} ({which}: {}): %",
+                t.replace('%', "%%"),
+                expr.replace('%', "%%")
+            ))
         ));
     }
     let mut expand = Vec::new();
