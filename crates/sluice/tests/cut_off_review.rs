@@ -365,3 +365,44 @@ async fn a_referencing_column_of_the_new_type_from_before_does_not_refuse_the_ro
     assert_eq!(dump(&p), before, "as before the migration");
     assert_eq!(helpers(&p).await, "");
 }
+
+/// A type change cut off after its referencing column's helpers were made, then edited to a type
+/// that widens no child (`bigint` → `numeric(20,0)`): neither `up` nor `rollback` of the edited
+/// statement knows those helpers, so `up` is refused naming them and the way out (twice, nothing
+/// changed); the statement restored, `rollback` removes them, and the edited one then runs.
+#[tokio::test]
+async fn an_edited_cut_off_statement_does_not_orphan_its_first_attempts_helpers() {
+    let p = Project::new(Server::Postgres).await;
+    p.db.pg().await.batch_execute(PARENT_CHILD).await.unwrap();
+    p.db.pg().await.batch_execute("DROP VIEW tv").await.unwrap();
+    let before = dump(&p);
+    let first = "ALTER TABLE t ALTER COLUMN id TYPE bigint;\n";
+    p.write("1_widen.sql", first);
+    let r = p.run_crashing(&["up"], "child-step-done@2");
+    assert!(r.stderr.contains("child-step-done"), "{r:?}");
+    assert!(helpers(&p).await.contains("zz_c_tid_sluice_sync"));
+    p.write(
+        "1_widen.sql",
+        "ALTER TABLE t ALTER COLUMN id TYPE numeric(20,0);\n",
+    );
+    let cut = dump(&p);
+    for attempt in 1..=2 {
+        let up = p.run(&["up"]);
+        assert_ne!(up.code, 0, "attempt {attempt}: {up:?}");
+        assert!(
+            up.stderr
+                .contains("left helpers of a referencing column's staged change (trigger zz_c_tid_sluice_sync on public.c)"),
+            "{up:?}"
+        );
+        assert_eq!(dump(&p), cut, "nothing changed");
+    }
+    p.write("1_widen.sql", first);
+    ok(&p.run(&["rollback"]), "rollback of the statement as it was");
+    assert_eq!(dump(&p), before, "as before the migration");
+    assert_eq!(helpers(&p).await, "");
+    p.write(
+        "1_widen.sql",
+        "ALTER TABLE t ALTER COLUMN id TYPE numeric(20,0);\n",
+    );
+    ok(&p.run(&["up"]), "the edited statement");
+}

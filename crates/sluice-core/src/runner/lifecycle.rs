@@ -2718,6 +2718,52 @@ async fn helpers_on(engine: &mut dyn Engine, table: &QName) -> Result<Vec<String
         .unwrap_or_default())
 }
 
+/// Helpers of a referencing column's staged change that the change of `cat`'s column to
+/// `new_type` would not make: an earlier attempt of the statement, cut off and edited since
+/// (`bigint` → `numeric(20,0)`, which widens no child), left them. Neither a rerun nor a rollback
+/// of the edited statement knows them.
+pub(crate) async fn stray_child_helpers(
+    engine: &mut dyn Engine,
+    cat: &crate::engine::ColumnCatalog,
+    new_type: &str,
+) -> Result<Vec<String>> {
+    let covered = crate::plan::alter_column_type::implied_children(cat, new_type);
+    let mut out = Vec::new();
+    for fk in cat.foreign_keys.iter().filter(|f| f.referenced) {
+        let Some((col, _)) = &fk.paired else {
+            continue;
+        };
+        let own = fk.schema == cat.schema && fk.table == cat.table && *col == cat.column;
+        if own
+            || col.ends_with("_sluice_new")
+            || covered
+                .iter()
+                .any(|c| c.schema == fk.schema && c.table == fk.table && c.column == *col)
+        {
+            continue;
+        }
+        let trigger = crate::plan::helper_name(&format!("zz_{}", fk.table), col, "sluice_sync");
+        let lit = crate::quote::pg::literal;
+        let q = format!(
+            "SELECT EXISTS (SELECT FROM pg_trigger WHERE tgrelid = {}::regclass AND tgname = {})",
+            lit(&crate::quote::pg::qualified(&fk.schema, &fk.table)),
+            lit(&trigger)
+        );
+        if query_scalar(engine, &q).await?.as_deref() == Some("t") {
+            out.push(format!("trigger {trigger} on {}.{}", fk.schema, fk.table));
+        }
+    }
+    Ok(out)
+}
+
+/// Why a statement whose earlier form left [`stray_child_helpers`] cannot go on.
+pub(crate) fn stray_reason(stray: &[String]) -> String {
+    format!(
+        "an earlier attempt of this statement, cut off and edited since, left helpers of a referencing column's staged change ({}): restore the statement as it was when it stopped, run `sluice rollback` (it removes them), then edit it",
+        stray.join(", ")
+    )
+}
+
 /// The first value of the first row `sql` returns (NULL and no row: `None`).
 async fn query_scalar(engine: &mut dyn Engine, sql: &str) -> Result<Option<String>> {
     Ok(engine
@@ -2861,6 +2907,10 @@ async fn abandon_type_change(
         Ok((r, _)) => r.undo,
         Err(why) => return Err(refuse(why)),
     };
+    let stray = stray_child_helpers(engine, &cat, &new_type).await?;
+    if !stray.is_empty() {
+        return Err(refuse(stray_reason(&stray)));
+    }
     // Every table first, in the swap's order (the referencing ones, then the column's), each wait
     // short and retried: a client holding one table while it waits for another makes sluice give
     // up, never the client, and no query queues behind a held lock while sluice waits for the next.

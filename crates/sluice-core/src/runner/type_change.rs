@@ -161,7 +161,18 @@ pub(super) async fn stage_type_changes(
                             Some(sc) => crate::quote::pg::qualified(sc, &table.name),
                             None => crate::quote::pg::ident(&table.name),
                         };
-                        match engine.column_catalog(&name, column).await? {
+                        let cat = engine.column_catalog(&name, column).await?;
+                        let stray = match &cat {
+                            Some(cat) => {
+                                crate::runner::lifecycle::stray_child_helpers(engine, cat, new_type)
+                                    .await?
+                            }
+                            None => vec![],
+                        };
+                        match cat {
+                            Some(_) if !stray.is_empty() => {
+                                Err(crate::runner::lifecycle::stray_reason(&stray))
+                            }
                             Some(cat) => {
                                 let (staged, children) = with_children(
                                     engine, &st, &cat, new_type, keep, &written, &around,
