@@ -23,22 +23,7 @@ async fn text(p: &Project, sql: &str) -> String {
 
 /// `pg_dump --schema-only` without sluice's own schema.
 fn dump(p: &Project) -> String {
-    let o = std::process::Command::new("pg_dump")
-        .args([
-            "--schema-only",
-            "--no-owner",
-            "--exclude-schema=sluice",
-            &p.db.url,
-        ])
-        .output()
-        .expect("pg_dump");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    p.pg_dump_schema()
 }
 
 /// sluice's helpers (triggers, columns named as sluice names them) in the public schema.

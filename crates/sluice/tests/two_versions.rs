@@ -267,23 +267,7 @@ async fn schema_facts(db: &tokio_postgres::Client) -> Vec<String> {
 }
 
 fn pg_dump_schema(p: &Project) -> String {
-    let o = std::process::Command::new("pg_dump")
-        .args([
-            "--schema-only",
-            "--no-owner",
-            "--exclude-schema=sluice",
-            &p.db.url,
-        ])
-        .output()
-        .expect("pg_dump");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    // `\restrict` / `\unrestrict` carry a random key per dump.
-    String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    p.pg_dump_schema()
 }
 
 fn ok(r: &Run, what: &str) {

@@ -177,23 +177,7 @@ impl Round for New {
 
 /// The schema as pg_dump prints it (the test's login named `<login>`).
 fn pg_dump_schema(p: &Project) -> String {
-    let o = std::process::Command::new("pg_dump")
-        .args([
-            "--schema-only",
-            "--no-owner",
-            "--exclude-schema=sluice",
-            &p.db.url,
-        ])
-        .output()
-        .expect("pg_dump");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
-        .collect::<Vec<_>>()
-        .join("\n")
-        .replace(&p.db.user(), "<login>")
+    p.pg_dump_schema().replace(&p.db.user(), "<login>")
 }
 
 fn ok(r: &Run, what: &str) {

@@ -31,23 +31,7 @@ fn state_of(p: &Project, v: i64) -> Option<String> {
 }
 
 fn pg_dump_schema(p: &Project) -> String {
-    let o = std::process::Command::new("pg_dump")
-        .args([
-            "--schema-only",
-            "--no-owner",
-            "--exclude-schema=sluice",
-            &p.db.url,
-        ])
-        .output()
-        .expect("pg_dump");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    // `\restrict` / `\unrestrict` carry a random key per dump.
-    String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    p.pg_dump_schema()
 }
 
 /// Columns, indexes, constraints, triggers and functions of schema public, sorted.

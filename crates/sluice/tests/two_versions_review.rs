@@ -411,14 +411,7 @@ async fn a_type_change_cut_off_before_its_swap_rolls_back_to_the_schema_before_i
             .unwrap();
         let before = catalog(&p).await;
         p.write("1_widen.sql", "ALTER TABLE t ALTER COLUMN v TYPE bigint;\n");
-        let mut cmd = p.command(&["up"]);
-        cmd.env("SLUICE_CRASH_AT", point);
-        let child = cmd
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let r = common::wait_bounded(child, 120, "up with a crash point");
+        let r = p.run_crashing(&["up"], point);
         assert!(
             r.stderr.contains(&format!("SLUICE_CRASH_AT={point}")),
             "{point}: {r:?}"
@@ -600,14 +593,7 @@ async fn a_published_tables_rename_is_refused_with_the_way_round() {
 }
 
 async fn crash_up(p: &Project, point: &str) {
-    let mut cmd = p.command(&["up"]);
-    cmd.env("SLUICE_CRASH_AT", point);
-    let child = cmd
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let r = common::wait_bounded(child, 120, "up with a crash point");
+    let r = p.run_crashing(&["up"], point);
     assert!(
         r.stderr.contains(&format!("SLUICE_CRASH_AT={point}")),
         "{point}: {r:?}"

@@ -546,14 +546,7 @@ async fn widening_children_survives_kill_9_after_every_child_step() {
         assert!(n < 80, "the crash point keeps being reached");
         let staged = Project::new(Server::Postgres).await;
         prepare(&staged, cases()[0].up).await;
-        let mut cmd = staged.command(&["up", "--pace", "speed"]);
-        cmd.env("SLUICE_CRASH_AT", format!("child-step-done@{n}"));
-        let child = cmd
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let r = wait_bounded(child, 300, "up with a crash point");
+        let r = staged.run_crashing(&["up", "--pace", "speed"], &format!("child-step-done@{n}"));
         if r.code == 0 {
             // Every child step passed: n - 1 points tested.
             assert!(n > 10, "only {} child steps: {r:?}", n - 1);
@@ -777,14 +770,7 @@ async fn a_run_cut_off_before_its_swaps_rolls_back_to_the_schema_before_it() {
         assert!(n < 80, "the crash point keeps being reached");
         let staged = Project::new(Server::Postgres).await;
         prepare(&staged, cases()[0].up).await;
-        let mut cmd = staged.command(&["up", "--pace", "speed"]);
-        cmd.env("SLUICE_CRASH_AT", format!("child-step-done@{n}"));
-        let child = cmd
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let r = wait_bounded(child, 300, "up with a crash point");
+        let r = staged.run_crashing(&["up", "--pace", "speed"], &format!("child-step-done@{n}"));
         if r.code == 0 {
             break;
         }

@@ -214,23 +214,7 @@ async fn replay(p: &Project, case: &Case, w: &Committed, alter: bool) {
 }
 
 fn pg_dump_schema(p: &Project) -> String {
-    let o = std::process::Command::new("pg_dump")
-        .args([
-            "--schema-only",
-            "--no-owner",
-            "--exclude-schema=sluice",
-            &p.db.url,
-        ])
-        .output()
-        .expect("pg_dump");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    // `\restrict` / `\unrestrict` carry a random key per dump.
-    String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    p.pg_dump_schema()
 }
 
 /// The schema in words, columns by name (the new column comes last after a staged change, the

@@ -400,34 +400,7 @@ async fn kills_around_the_swap_converge_and_the_view_never_goes_missing() {
         prepare(&written, &case, &r).await;
         prepare(&staged, &case, &r).await;
         let load = Load::start(&staged, &case, &r, WRITTEN).await;
-        if point == "backfill" {
-            let poll = staged.db.pg().await;
-            let mut child = staged.spawn(&["up", "--pace", "speed"]);
-            let deadline = std::time::Instant::now() + Duration::from_secs(120);
-            let mut seen = false;
-            while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
-                let q = "SELECT to_regclass('sluice.backfills') IS NOT NULL AND EXISTS (SELECT FROM sluice.backfills WHERE state = 'running')";
-                if let Ok(row) = poll.query_one(q, &[]).await {
-                    if row.get::<_, bool>(0) {
-                        seen = true;
-                        break;
-                    }
-                }
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            let _ = child.kill();
-            let _ = child.wait();
-            assert!(seen, "the kill landed in the backfill");
-        } else {
-            let crashed: common::Run = staged
-                .command(&["up", "--pace", "speed"])
-                .env("SLUICE_CRASH_AT", point)
-                .output()
-                .unwrap()
-                .into();
-            assert_ne!(crashed.code, 0, "{point}: {crashed:?}");
-            assert!(crashed.stderr.contains(point), "{point}: {crashed:?}");
-        }
+        cut_off(&staged, point).await;
         let rerun = wait_bounded(staged.spawn(&["up", "--pace", "speed"]), 300, "rerun");
         let again = staged.run(&["up"]);
         let log = load.finish(&format!("kill at {point}")).await;
@@ -639,12 +612,7 @@ async fn cut_off(p: &Project, point: &str) {
         let _ = child.wait();
         assert!(seen, "the kill landed in the backfill");
     } else {
-        let crashed: common::Run = p
-            .command(&["up", "--pace", "speed"])
-            .env("SLUICE_CRASH_AT", point)
-            .output()
-            .unwrap()
-            .into();
+        let crashed = p.run_crashing(&["up", "--pace", "speed"], point);
         assert_ne!(crashed.code, 0, "{point}: {crashed:?}");
         assert!(crashed.stderr.contains(point), "{point}: {crashed:?}");
     }

@@ -137,6 +137,27 @@ impl Project {
             .expect("spawn sluice")
     }
 
+    /// `pg_dump --schema-only --no-owner` without sluice's own schema, and without the random key
+    /// of `\restrict` / `\unrestrict` (so two dumps of one schema are equal).
+    pub fn pg_dump_schema(&self) -> String {
+        let o = Command::new("pg_dump")
+            .args([
+                "--schema-only",
+                "--no-owner",
+                "--exclude-schema=sluice",
+                &self.db.url,
+            ])
+            .output()
+            .expect("pg_dump");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     pub fn status_json(&self) -> serde_json::Value {
         let r = self.run(&["status", "--json"]);
         assert_eq!(r.code, 0, "{r:?}");
