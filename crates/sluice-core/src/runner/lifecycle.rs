@@ -44,7 +44,21 @@ pub fn breaking(
     if let Some((down, after)) = crate::migration::versioned_directive(&part.sql) {
         return versioned(target, m, part, (&split, &stmts), down, after).map(Some);
     }
+    let olds = crate::migration::old_directives(&part.sql);
     match crate::plan::expand::find(target.engine, &stmts) {
+        Ok(Some((i, b @ Breaking::SplitMerge { .. }))) => {
+            split_merge(target, m, part, &split[i], b, olds).map(|b| Some((split[i].clone(), stmts[i].clone(), b)))
+        }
+        _ if !olds.is_empty() => {
+            let (path, text) = m.file_of(part);
+            let line = sql::line_col(text, part.offset + olds[0].start).0;
+            Err(Error::MigrationFile {
+                path: path.to_path_buf(),
+                line: Some(line),
+                message: format!("line {line}: migration {}: `-- sluice:old` stands in a migration that is not a split or merge of columns: its up part must be exactly `ALTER TABLE t ADD COLUMN ...; UPDATE t SET <each added column> = <expression of the dropped ones> [WHERE ...]; ALTER TABLE t DROP COLUMN ...` (added columns with a type and nothing else)", m.label()),
+                help: "remove the directive, or write the migration in that shape with the directives right before its DROP COLUMN".into(),
+            })
+        }
         Ok(None) => Ok(None),
         Ok(Some((i, b))) => Ok(Some((split[i].clone(), stmts[i].clone(), b))),
         Err(why) => {
@@ -146,6 +160,74 @@ fn versioned(
             down,
         },
     ))
+}
+
+/// A split or merge of columns (`b`, its DROP statement `drop`): its `-- sluice:old` directives
+/// read into `b`'s reverse expressions. They must stand on the lines right before the DROP, one
+/// per dropped column and only for those; MariaDB/MySQL are refused with the reason. Errors name
+/// the file and the fix (exit 2). Missing directives are refused by the phases (with the lines to
+/// write), so that `plan` shows the refusal too.
+fn split_merge(
+    target: crate::target::Target,
+    m: &Migration,
+    part: &crate::migration::Part,
+    drop: &SqlStatement,
+    mut b: Breaking,
+    olds: Vec<crate::migration::OldDirective>,
+) -> Result<Breaking> {
+    let (path, text) = m.file_of(part);
+    let at = olds.first().map(|d| d.start).unwrap_or(drop.offset);
+    let line = sql::line_col(text, part.offset + at).0;
+    let err = |message: String, help: &str| Error::MigrationFile {
+        path: path.to_path_buf(),
+        line: Some(line),
+        message: format!("line {line}: migration {}: {message}", m.label()),
+        help: help.to_string(),
+    };
+    if target.engine != EngineKind::Postgres {
+        return Err(err(
+            format!("sluice cannot {} in two phases on {}: the trigger that keeps the dropped and the added columns in step for both application versions is written for PostgreSQL only so far", b.describe(), target.engine),
+            "run it as written with `sluice up --as-written` once no running version reads the dropped columns, or in steps both versions can use: add the new columns (the application writes both), backfill, then drop the old ones in a later migration",
+        ));
+    }
+    let Breaking::SplitMerge {
+        dropped, reverse, ..
+    } = &mut b
+    else {
+        unreachable!()
+    };
+    let form = "write one `-- sluice:old <dropped column> = <expression of the added columns>` line per dropped column, on the lines right before the DROP COLUMN statement";
+    for d in &olds {
+        // Only directives (and blank space) between this one and the DROP.
+        let between = &part.sql[d.end..drop.offset.max(d.end)];
+        let only_directives = between
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with("-- sluice:old"));
+        if d.start > drop.offset || !only_directives {
+            return Err(err(
+                format!("`-- sluice:old {}` is not on the lines right before the DROP COLUMN", d.column),
+                form,
+            ));
+        }
+        if !dropped.iter().any(|(c, _)| *c == d.column) {
+            return Err(err(
+                format!(
+                    "`-- sluice:old {}` names a column the DROP COLUMN does not drop (it drops {})",
+                    d.column,
+                    dropped.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+                form,
+            ));
+        }
+        if reverse.iter().any(|(c, _)| *c == d.column) {
+            return Err(err(
+                format!("a second `-- sluice:old {}`", d.column),
+                form,
+            ));
+        }
+        reverse.push((d.column.clone(), d.expr.clone()));
+    }
+    Ok(b)
 }
 
 /// The lifecycle change of a migration: its breaking statement, or else a column type change
@@ -906,6 +988,33 @@ async fn phases_live(
                 ))
             })
         }
+        Breaking::SplitMerge { dropped, .. } => {
+            use crate::plan::expand::drop_column::{meta_key, Column};
+            let notes = drop_notes(engine, m.version).await?;
+            let mut cols = Vec::new();
+            for (c, if_exists) in dropped {
+                let cat = engine.column_catalog(&name, c).await?;
+                let not_null_dropped = cat.as_ref().is_some_and(|k| {
+                    notes.contains(&meta_key(m.version, &k.schema, &k.table, &k.column))
+                });
+                cols.push(Column {
+                    name: c.clone(),
+                    if_exists: *if_exists,
+                    cat,
+                    not_null_dropped,
+                });
+            }
+            let f = crate::plan::expand::split_merge::Facts {
+                dropped: cols,
+                version: m.version,
+            };
+            crate::plan::expand::split_merge::phases(b, &s.sql, &f).map_err(|why| {
+                file_err(format!(
+                    "sluice cannot {} in two phases: {why}",
+                    b.describe()
+                ))
+            })
+        }
         Breaking::FillNotNull { column, expr, .. } => {
             let Some(cat) = engine.column_catalog(&name, column).await? else {
                 return Err(file_err(format!(
@@ -1459,13 +1568,14 @@ pub(crate) async fn plan_hook(
             a.safe_steps = if k == 0 { lp.expand.clone() } else { vec![] };
         }
     }
-    // The fill's UPDATE runs inside the expand phase (its backfill, after the fill trigger).
-    if let Breaking::FillNotNull { .. } = &b {
+    // The fill's UPDATE runs inside the expand phase (its backfill, after the fill trigger); so
+    // do a split's or merge's ADD COLUMN and UPDATE.
+    if let Some(note) = inside_note(&b) {
         for sp in statements.iter_mut().filter(|sp| sp.index != st.index) {
             for a in sp.actions.iter_mut() {
                 a.refused = None;
                 a.safe_steps.clear();
-                a.impact.note = FILL_UPDATE_NOTE.to_string();
+                a.impact.note = note.to_string();
             }
         }
     }
@@ -1515,6 +1625,19 @@ pub(crate) async fn plan_hook(
 /// What `plan` and `up --dry-run` say of the UPDATE of a fill-and-SET-NOT-NULL migration.
 const FILL_UPDATE_NOTE: &str = "runs inside the expand phase of the SET NOT NULL after it (two application versions live): as its paced backfill, after the trigger that fills the column for writes that leave it NULL";
 
+/// What `plan` and `up --dry-run` say of the ADD COLUMN and the UPDATE of a split or merge.
+const SPLIT_MERGE_NOTE: &str = "runs inside the expand phase of the DROP COLUMN after it (two application versions live): the ADD COLUMN as its first step, the UPDATE as its paced backfill after the trigger that keeps the added and the dropped columns in step";
+
+/// The note for the statements of a breaking migration other than its breaking one, which run
+/// inside its expand phase (None: it has no others).
+fn inside_note(b: &Breaking) -> Option<&'static str> {
+    match b {
+        Breaking::FillNotNull { .. } => Some(FILL_UPDATE_NOTE),
+        Breaking::SplitMerge { .. } => Some(SPLIT_MERGE_NOTE),
+        _ => None,
+    }
+}
+
 /// `up --dry-run`'s hook: a breaking migration runs as its expand phase (PostgreSQL). A refusal is
 /// left to the run.
 pub(crate) async fn explain_dry_run(
@@ -1548,14 +1671,14 @@ pub(crate) async fn explain_dry_run(
         // As `plan` shows them: what complete and rollback run later (not steps of this run).
         let lp = crate::plan::expand::LifecyclePlan::of(&b, &phases);
         let i = st.index;
-        if let Breaking::FillNotNull { .. } = &b {
+        if let Some(note) = inside_note(&b) {
             if p.runs_as.len() <= i {
                 p.runs_as.resize(i + 1, None);
             }
             for slot in p.runs_as[..i].iter_mut().filter(|r| r.is_none()) {
                 *slot = Some(crate::runner::RunsAs {
-                    sql: format!("-- nothing now: {FILL_UPDATE_NOTE}"),
-                    note: FILL_UPDATE_NOTE.to_string(),
+                    sql: format!("-- nothing now: {note}"),
+                    note: note.to_string(),
                     then: vec![],
                 });
             }

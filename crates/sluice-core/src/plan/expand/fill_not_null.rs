@@ -31,44 +31,19 @@ use crate::target::EngineKind;
 /// parser) and `ALTER TABLE t ALTER COLUMN c SET NOT NULL` (plain, one operation) on the same
 /// table and column. Anything else: None (it runs as before).
 pub fn find(stmts: &[Stmt]) -> Option<Breaking> {
-    use sqlparser::ast::{AssignmentTarget, Expr, Statement, TableFactor};
+    use sqlparser::ast::{AssignmentTarget, Expr, Statement};
     let [up, alter] = stmts else { return None };
-    let (Some(Statement::Update(u)), Some(Statement::AlterTable(at))) =
-        (up.ast.as_deref(), alter.ast.as_deref())
-    else {
+    let Some(Statement::AlterTable(at)) = alter.ast.as_deref() else {
         return None;
     };
+    let u = super::plain_update(up)?;
     let [Action::SetNotNull { table, column }] = alter.actions() else {
         return None;
     };
     if at.operations.len() != 1 || !super::super::staged::plain_alter(at) {
         return None;
     }
-    if u.from.is_some()
-        || u.returning.is_some()
-        || u.output.is_some()
-        || u.or.is_some()
-        || u.limit.is_some()
-        || !u.order_by.is_empty()
-        || u.on_cluster.is_some()
-        || u.settings.is_some()
-        || !u.optimizer_hints.is_empty()
-        || !u.table.joins.is_empty()
-        || !super::super::staged::faithful(&up.sql, up.ast.as_deref()?)
-    {
-        return None;
-    }
-    let TableFactor::Table {
-        name,
-        alias: None,
-        args: None,
-        with_hints,
-        ..
-    } = &u.table.relation
-    else {
-        return None;
-    };
-    if !with_hints.is_empty() || !qname(EngineKind::Postgres, name).matches(table) {
+    if !qname(EngineKind::Postgres, super::update_table(u)?).matches(table) {
         return None;
     }
     let [a] = u.assignments.as_slice() else {
