@@ -230,6 +230,21 @@ fn split_merge(
     Ok(b)
 }
 
+/// The migration's up part is a split or merge of columns (or holds `-- sluice:old` lines).
+fn splits_or_merges(target: crate::target::Target, m: &Migration) -> bool {
+    let Some(part) = m.part(Direction::Up) else {
+        return false;
+    };
+    let stmts: Vec<Stmt> = sql::split(target.engine, &part.sql)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| crate::analysis::ir::build(target.engine, i, s, 0, &s.sql))
+        .collect();
+    !crate::migration::old_directives(&part.sql).is_empty()
+        || crate::plan::expand::split_merge::find(target.engine, &stmts).is_some()
+}
+
 /// The lifecycle change of a migration: its breaking statement, or else a column type change
 /// that is the migration's only statement (PostgreSQL), whose staged form keeps the old column
 /// until `sluice complete` ([`Breaking::ColumnType`]; whether it did is in the catalog, see
@@ -580,10 +595,12 @@ fn in_run_conflicts(
         let found = breaking_in_run(target, m, InRun { files, rows });
         if target.engine.is_mysql_family() && !all {
             if let Err(e) = found {
-                // The versioned directive's refusal is about the file (exit 2), as on PostgreSQL.
+                // The versioned directive's refusal is about the file (exit 2), as on PostgreSQL;
+                // so is a split or merge of columns' (its own reason and fix).
                 if m.part(Direction::Up)
                     .and_then(|p| crate::migration::versioned_directive(&p.sql))
                     .is_some()
+                    || splits_or_merges(target, m)
                 {
                     return Err(e);
                 }
