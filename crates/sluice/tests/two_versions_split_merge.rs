@@ -128,6 +128,25 @@ fn cases() -> Vec<Case> {
             old_values: |n| vec![Some(format!("of{n}")), Some(format!("ol{n}"))],
             new_values: |n| vec![Some(format!("nf{n} nl{n}"))],
         },
+        // A WHERE: the rows it does not match keep NULL in the added column, also when the old
+        // version writes them while expanded (as the UPDATE as written leaves them).
+        Case {
+            name: "merge with a WHERE",
+            create: "CREATE TABLE users (id bigserial PRIMARY KEY, first_name text NOT NULL, last_name text DEFAULT 'd', note int NOT NULL);\nINSERT INTO users (first_name, last_name, note) SELECT 'f' || g, CASE WHEN g % 10 <> 0 THEN 'l' || g END, 0 FROM generate_series(1, 3000) g;\n",
+            migration: "ALTER TABLE users ADD COLUMN full_name text;\nUPDATE users SET full_name = first_name || ' ' || last_name WHERE last_name IS NOT NULL;\n-- sluice:old first_name = split_part(full_name, ' ', 1)\n-- sluice:old last_name = split_part(full_name, ' ', 2)\nALTER TABLE users DROP COLUMN first_name, DROP COLUMN last_name;\n",
+            bare: "ALTER TABLE users ADD COLUMN full_name text;\nUPDATE users SET full_name = first_name || ' ' || last_name WHERE last_name IS NOT NULL;\nALTER TABLE users DROP COLUMN first_name, DROP COLUMN last_name;\n",
+            old: &["first_name", "last_name"],
+            new: &["full_name"],
+            mismatch: "SELECT count(*) FROM users WHERE full_name IS DISTINCT FROM CASE WHEN last_name IS NOT NULL THEN first_name || ' ' || last_name END OR (full_name IS NOT NULL AND (first_name, last_name) IS DISTINCT FROM (split_part(full_name, ' ', 1), split_part(full_name, ' ', 2)))",
+            reverse: |n| vec![split_part(&n[0], 1), split_part(&n[0], 2)],
+            old_values: |n| {
+                vec![
+                    Some(format!("of{n}")),
+                    (n % 5 != 0).then(|| format!("ol{n}")),
+                ]
+            },
+            new_values: |n| vec![Some(format!("nf{n} nl{n}"))],
+        },
     ]
 }
 

@@ -157,9 +157,14 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Option<Breaking> {
     if set.len() != added.len() || !names_dropped {
         return None;
     }
+    // A WHERE is evaluated by the trigger on the written row, whose added columns are no longer
+    // the NULLs the UPDATE as written sees: one naming them is not carried.
     let filter = match &u.selection {
         Some(w) => {
-            names_in(engine, w)?;
+            let named = names_in(engine, w)?;
+            if named.iter().any(|n| added.iter().any(|(c, _)| c == n)) {
+                return None;
+            }
             Some(w.to_string())
         }
         None => None,
@@ -328,7 +333,19 @@ pub fn phases(b: &Breaking, drop_sql: &str, f: &Facts) -> Result<Phases, String>
     };
     let (fwd, fwd_into) = list(set);
     let (rev, rev_into) = list(reverse);
-    let forward = format!("SELECT {fwd} INTO {fwd_into} FROM {row};");
+    // With a WHERE, a row it does not match gets NULL in the added columns, as the UPDATE as
+    // written leaves it (a NULL WHERE does not match).
+    let forward = match filter {
+        None => format!("SELECT {fwd} INTO {fwd_into} FROM {row};"),
+        Some(w) => format!(
+            "IF coalesce((SELECT ({w}) FROM {row}), false) THEN SELECT {fwd} INTO {fwd_into} FROM {row}; ELSE {} END IF;",
+            added
+                .iter()
+                .map(|(c, _)| format!("NEW.{} := NULL;", ident(c)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
+    };
     let backward = format!("SELECT {rev} INTO {rev_into} FROM {row};");
     let changed = |cols: &mut dyn Iterator<Item = &String>| {
         cols.map(|c| {
@@ -669,6 +686,8 @@ mod tests {
             "ALTER TABLE users ADD COLUMN full_name text; UPDATE users SET full_name = v.x FROM v WHERE v.id = first_name; ALTER TABLE users DROP COLUMN first_name",
             "ALTER TABLE users ADD COLUMN full_name text; UPDATE users SET full_name = first_name RETURNING id; ALTER TABLE users DROP COLUMN first_name",
             "ALTER TABLE users ADD COLUMN full_name text; UPDATE users u SET full_name = first_name; ALTER TABLE users DROP COLUMN first_name",
+            // A WHERE naming an added column (the trigger's row holds it, the UPDATE's does not).
+            "ALTER TABLE users ADD COLUMN full_name text; UPDATE users SET full_name = first_name WHERE full_name IS NULL; ALTER TABLE users DROP COLUMN first_name",
             // Dropping an added column; other statement counts and orders.
             "ALTER TABLE users ADD COLUMN full_name text; UPDATE users SET full_name = first_name; ALTER TABLE users DROP COLUMN full_name",
             "ALTER TABLE users ADD COLUMN full_name text; UPDATE users SET full_name = first_name",
@@ -762,5 +781,7 @@ mod tests {
             panic!()
         };
         assert_eq!(filter.as_deref(), Some("(id > 10) AND \"full_name\" IS NULL"));
+        let sql = p.expand[1].text();
+        assert!(sql.contains("IF coalesce((SELECT (id > 10) FROM (SELECT NEW.*) AS \"users\"), false) THEN SELECT (first_name) INTO NEW.\"full_name\" FROM (SELECT NEW.*) AS \"users\"; ELSE NEW.\"full_name\" := NULL; END IF;"), "{sql}");
     }
 }
