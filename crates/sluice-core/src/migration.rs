@@ -477,7 +477,9 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
                         fix,
                     ));
                 }
-                if old_assignment(&directive["old".len()..]).is_none() || !directive[3..].starts_with(char::is_whitespace) {
+                if old_assignment(&directive["old".len()..]).is_none()
+                    || !directive[3..].starts_with(char::is_whitespace)
+                {
                     return Err(file_err(
                         lineno,
                         format!("`-- sluice:{}` is not a valid old directive: it is written `-- sluice:old <column> = <expression>`", directive.trim()),

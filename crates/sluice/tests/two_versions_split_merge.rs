@@ -163,12 +163,7 @@ fn params(n: usize, from: usize) -> String {
 }
 
 /// Runs `sql` with the values (and an id after them).
-async fn exec(
-    db: &PgClient,
-    sql: &str,
-    v: &Values,
-    id: Option<i64>,
-) -> Vec<tokio_postgres::Row> {
+async fn exec(db: &PgClient, sql: &str, v: &Values, id: Option<i64>) -> Vec<tokio_postgres::Row> {
     let mut args: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = Vec::new();
     for x in v {
         args.push(x);
@@ -278,9 +273,7 @@ impl Round for Writer {
                 let got: Values = (0..k).map(|j| row.get(j)).collect();
                 let note: i32 = row.get(k);
                 if got != v || note != n {
-                    errors.push(format!(
-                        "{who}: row {id}: {got:?} {note}, wrote {v:?} {n}"
-                    ));
+                    errors.push(format!("{who}: row {id}: {got:?} {note}, wrote {v:?} {n}"));
                 }
             }
             Err(e) => errors.push(format!("{who}: read: {}", msg(&e))),
@@ -361,7 +354,10 @@ async fn old_and_new_versions_run_concurrently_through_expand_and_complete() {
         stop_old.store(true, Ordering::SeqCst);
         let (old, old_errors) = old.await.unwrap();
         let mismatched: i64 = db.query_one(c.mismatch, &[]).await.unwrap().get(0);
-        assert_eq!(mismatched, 0, "{what}: rows out of step at the end of between");
+        assert_eq!(
+            mismatched, 0,
+            "{what}: rows out of step at the end of between"
+        );
         // Every write of either version is seen by the other.
         let now_old = rows(&db, c.old).await;
         // (with the mismatch count above: the new version reads them through the UPDATE's
@@ -451,9 +447,15 @@ async fn rollback_restores_the_schema_and_keeps_the_latest_writes() {
         assert!(life.is_object(), "{what}: {plan:?}");
         let expand = life["expand"].to_string();
         assert!(expand.contains("sluice_sync"), "{what}: {expand}");
-        assert!(expand.contains("ADD COLUMN IF NOT EXISTS"), "{what}: {expand}");
         assert!(
-            life["complete"]["sql"].as_str().unwrap().contains("DROP COLUMN"),
+            expand.contains("ADD COLUMN IF NOT EXISTS"),
+            "{what}: {expand}"
+        );
+        assert!(
+            life["complete"]["sql"]
+                .as_str()
+                .unwrap()
+                .contains("DROP COLUMN"),
             "{what}: {life}"
         );
         assert!(
@@ -499,7 +501,11 @@ async fn rollback_restores_the_schema_and_keeps_the_latest_writes() {
 
         ok(&p.run(&["rollback"]), "rollback");
         assert_eq!(state_of(&p, 2).as_deref(), Some("pending"), "{what}");
-        assert_eq!(pg_dump_schema(&p), before, "{what}: the schema is as before");
+        assert_eq!(
+            pg_dump_schema(&p),
+            before,
+            "{what}: the schema is as before"
+        );
         let got = rows(&db, c.old).await;
         let row = |id: i64| got.iter().find(|r| r.0 == id).unwrap().1.clone();
         assert_eq!(row(old_id), ov, "{what}");
@@ -659,7 +665,11 @@ async fn kills_during_expand_complete_and_rollback_converge() {
                 .unwrap()
                 .into();
             assert_ne!(killed.code, 0, "{what} {point}: {killed:?}");
-            assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "{what} {point}");
+            assert_eq!(
+                state_of(&p, 2).as_deref(),
+                Some("expanded"),
+                "{what} {point}"
+            );
             ok(&p.run(&["rollback"]), point);
             assert_eq!(pg_dump_schema(&p), before, "{what} {point}");
             let again = p.run(&["rollback"]);
@@ -679,7 +689,11 @@ async fn kills_during_expand_complete_and_rollback_converge() {
         assert_eq!(schema_facts(&db).await, expanded, "{what}");
         ok(&p.run(&["complete"]), "complete");
         let again = p.run(&["complete"]);
-        assert_eq!(state_of(&p, 2).as_deref(), Some("applied"), "{what}: {again:?}");
+        assert_eq!(
+            state_of(&p, 2).as_deref(),
+            Some("applied"),
+            "{what}: {again:?}"
+        );
         let twin = Project::new(Server::Postgres).await;
         twin.write("1_create.sql", c.create);
         twin.write("2_change.sql", c.bare);
@@ -759,7 +773,8 @@ async fn mariadb_refuses_with_the_reason() {
     let first = p.run(&["up"]);
     assert_eq!(first.code, 2, "{first:?}");
     assert!(
-        first.stderr.contains("in two phases on MariaDB") || first.stderr.contains("for PostgreSQL only"),
+        first.stderr.contains("in two phases on MariaDB")
+            || first.stderr.contains("for PostgreSQL only"),
         "{first:?}"
     );
     let second = p.run(&["up"]);

@@ -47,7 +47,8 @@ pub fn breaking(
     let olds = crate::migration::old_directives(&part.sql);
     match crate::plan::expand::find(target.engine, &stmts) {
         Ok(Some((i, b @ Breaking::SplitMerge { .. }))) => {
-            split_merge(target, m, part, &split[i], b, olds).map(|b| Some((split[i].clone(), stmts[i].clone(), b)))
+            split_merge(target, m, part, &split[i], b, olds)
+                .map(|b| Some((split[i].clone(), stmts[i].clone(), b)))
         }
         _ if !olds.is_empty() => {
             let (path, text) = m.file_of(part);
@@ -205,7 +206,10 @@ fn split_merge(
             .all(|l| l.trim().is_empty() || l.trim_start().starts_with("-- sluice:old"));
         if d.start > drop.offset || !only_directives {
             return Err(err(
-                format!("`-- sluice:old {}` is not on the lines right before the DROP COLUMN", d.column),
+                format!(
+                    "`-- sluice:old {}` is not on the lines right before the DROP COLUMN",
+                    d.column
+                ),
                 form,
             ));
         }
@@ -214,16 +218,17 @@ fn split_merge(
                 format!(
                     "`-- sluice:old {}` names a column the DROP COLUMN does not drop (it drops {})",
                     d.column,
-                    dropped.iter().map(|(c, _)| c.as_str()).collect::<Vec<_>>().join(", ")
+                    dropped
+                        .iter()
+                        .map(|(c, _)| c.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
                 form,
             ));
         }
         if reverse.iter().any(|(c, _)| *c == d.column) {
-            return Err(err(
-                format!("a second `-- sluice:old {}`", d.column),
-                form,
-            ));
+            return Err(err(format!("a second `-- sluice:old {}`", d.column), form));
         }
         reverse.push((d.column.clone(), d.expr.clone()));
     }

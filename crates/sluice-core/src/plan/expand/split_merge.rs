@@ -82,7 +82,9 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Option<Breaking> {
                 column_position: None,
                 ..
             },
-            Action::AddColumn { table: t, column, .. },
+            Action::AddColumn {
+                table: t, column, ..
+            },
         ) = (op, a)
         else {
             return None;
@@ -145,9 +147,7 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Option<Breaking> {
         if named.iter().any(|n| added.iter().any(|(c, _)| c == n)) {
             return None;
         }
-        names_dropped |= named
-            .iter()
-            .any(|n| dropped.iter().any(|(c, _)| c == n));
+        names_dropped |= named.iter().any(|n| dropped.iter().any(|(c, _)| c == n));
         let expr = a.value.to_string();
         if expr.eq_ignore_ascii_case("default") {
             return None;
@@ -750,7 +750,11 @@ mod tests {
             }
         );
         // first_name is NOT NULL without default: the DROP COLUMN's expand drops that.
-        assert!(sql[4].contains("ALTER COLUMN \"first_name\" DROP NOT NULL"), "{}", sql[4]);
+        assert!(
+            sql[4].contains("ALTER COLUMN \"first_name\" DROP NOT NULL"),
+            "{}",
+            sql[4]
+        );
         assert_eq!(p.expand.len(), p.expand_about.len());
         assert!(p.complete.iter().any(|s| s == drop));
         assert!(p.rollback[2].contains("DROP COLUMN IF EXISTS \"full_name\""));
@@ -760,7 +764,16 @@ mod tests {
         assert!(p.old_version[0].contains("not invertible"));
         // With a WHERE: kept in the backfill.
         let w = find(EngineKind::Postgres, &stmts("ALTER TABLE users ADD COLUMN full_name text; UPDATE users SET full_name = first_name WHERE id > 10; ALTER TABLE users DROP COLUMN first_name")).unwrap();
-        let Breaking::SplitMerge { table, added, set, filter, dropped, cascade, .. } = w else {
+        let Breaking::SplitMerge {
+            table,
+            added,
+            set,
+            filter,
+            dropped,
+            cascade,
+            ..
+        } = w
+        else {
             unreachable!()
         };
         let w = Breaking::SplitMerge {
@@ -780,7 +793,10 @@ mod tests {
         let Step::Backfill { filter, .. } = &p.expand[2] else {
             panic!()
         };
-        assert_eq!(filter.as_deref(), Some("(id > 10) AND \"full_name\" IS NULL"));
+        assert_eq!(
+            filter.as_deref(),
+            Some("(id > 10) AND \"full_name\" IS NULL")
+        );
         let sql = p.expand[1].text();
         assert!(sql.contains("IF coalesce((SELECT (id > 10) FROM (SELECT NEW.*) AS \"users\"), false) THEN SELECT (first_name) INTO NEW.\"full_name\" FROM (SELECT NEW.*) AS \"users\"; ELSE NEW.\"full_name\" := NULL; END IF;"), "{sql}");
     }
