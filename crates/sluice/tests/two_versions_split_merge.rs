@@ -640,6 +640,25 @@ async fn refusals_change_nothing_and_say_the_fix() {
             );
         }
     }
+    // An UPDATE that fails on a row (as written it fails too): the expand removes what it made,
+    // records the migration failed; the rerun fails alike.
+    p.write(
+        "2_change.sql",
+        "ALTER TABLE users ADD COLUMN full_name text;\nUPDATE users SET full_name = (CASE WHEN id = 2999 THEN 1 / (id - 2999) END)::text || first_name || ' ' || last_name;\n-- sluice:old first_name = split_part(full_name, ' ', 1)\n-- sluice:old last_name = split_part(full_name, ' ', 2)\nALTER TABLE users DROP COLUMN first_name, DROP COLUMN last_name;\n",
+    );
+    for run in ["first", "rerun"] {
+        let r = p.run(&["up"]);
+        assert_ne!(r.code, 0, "{run}: {r:?}");
+        assert!(r.stderr.contains("division by zero"), "{run}: {r:?}");
+        assert!(
+            r.stderr
+                .contains("sluice removed what the expand phase had made"),
+            "{run}: {r:?}"
+        );
+        assert_eq!(pg_dump_schema(&p), before, "{run}: the table is as before");
+        assert_eq!(state_of(&p, 2).as_deref(), Some("failed"), "{run}");
+    }
+    ok(&p.run(&["rollback"]), "forget the failed expand");
     // The missing directive is a refusal of the migration file (exit 2), also in `plan`.
     p.write("2_change.sql", c.bare);
     assert_eq!(p.run(&["up"]).code, 2);
