@@ -659,6 +659,23 @@ async fn refusals_change_nothing_and_say_the_fix() {
         assert_eq!(state_of(&p, 2).as_deref(), Some("failed"), "{run}");
     }
     ok(&p.run(&["rollback"]), "forget the failed expand");
+    // A near miss (the UPDATE leaves an added column out) keeps today's behaviour: a DROP COLUMN
+    // mixed with other statements, refused with its own fix, no lifecycle in `plan`.
+    p.write(
+        "2_change.sql",
+        "ALTER TABLE users ADD COLUMN full_name text, ADD COLUMN nick text;\nUPDATE users SET full_name = first_name || ' ' || last_name;\nALTER TABLE users DROP COLUMN first_name, DROP COLUMN last_name;\n",
+    );
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(
+        r.stderr
+            .contains("put the DROP COLUMN in a migration of its own"),
+        "{r:?}"
+    );
+    let plan = p.run(&["plan", "--json"]);
+    let j: serde_json::Value = serde_json::from_str(&plan.stdout).expect("plan json");
+    assert!(j["migrations"][0]["lifecycle"].is_null(), "{plan:?}");
+    assert_eq!(pg_dump_schema(&p), before);
     // The missing directive is a refusal of the migration file (exit 2), also in `plan`.
     p.write("2_change.sql", c.bare);
     assert_eq!(p.run(&["up"]).code, 2);

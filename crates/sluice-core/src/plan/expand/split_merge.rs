@@ -762,6 +762,22 @@ mod tests {
         assert_eq!(p.rollback_guard.len(), 1);
         assert_eq!(p.old_version.len(), 2);
         assert!(p.old_version[0].contains("not invertible"));
+        // A user BEFORE trigger that fires after sluice's could change one side after the other
+        // was computed: refused; one that fires before is fine.
+        let mut late = Facts {
+            dropped: vec![column("first_name", true), column("last_name", false)],
+            version: 4,
+        };
+        if let Some(k) = late.dropped[0].cat.as_mut() {
+            k.before_triggers.push("zzz".into());
+        }
+        assert!(phases(&b, drop, &late)
+            .unwrap_err()
+            .contains("trigger zzz fires after"));
+        if let Some(k) = late.dropped[0].cat.as_mut() {
+            k.before_triggers = vec!["audit".into()];
+        }
+        assert!(phases(&b, drop, &late).is_ok());
         // With a WHERE: kept in the backfill.
         let w = find(EngineKind::Postgres, &stmts("ALTER TABLE users ADD COLUMN full_name text; UPDATE users SET full_name = first_name WHERE id > 10; ALTER TABLE users DROP COLUMN first_name")).unwrap();
         let Breaking::SplitMerge {
