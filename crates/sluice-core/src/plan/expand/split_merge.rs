@@ -519,7 +519,7 @@ ELSIF {old_changed} THEN {forward} END IF; RETURN NEW; END"
         .map(|(c, e)| format!("{c} = {e}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let not_round = format!("unless the UPDATE's expressions give back from it exactly what the new version wrote ({fwd_words}), the two versions read different things for that row (not invertible: e.g. a value the old column cannot hold as the new ones split it); the new version keeps reading what it wrote until the old version writes the row again, which recomputes {news} from {olds}");
+    let not_round = format!("where the UPDATE's expressions ({fwd_words}) do not give back from it exactly what the new version wrote (the way back does not round-trip, e.g. a separator inside a value), the two versions read different things for that row (not invertible): the new version keeps reading what it wrote until the old version writes the row again, which recomputes {news} from {olds}");
     let sees = vec![
         (
             "before".into(),
@@ -527,7 +527,7 @@ ELSIF {old_changed} THEN {forward} END IF; RETURN NEW; END"
         ),
         (
             "expanded (after `sluice up`)".into(),
-            format!("both versions run on every row: {news} and {olds} are both there. A write of {olds} (the old version) sets {news} by the UPDATE's expressions ({fwd_words}); a write of {news} (the new version) sets {olds} by the `-- sluice:old` expressions ({rev_words}); a write of both keeps {news} and recomputes {olds}. An INSERT that gives {news} a value not NULL is the new version's, else the old version's"),
+            format!("both versions run on every row: {news} and {olds} are all there. A write of {olds} (the old version) sets {news} by the UPDATE's expressions ({fwd_words}); a write of {news} (the new version) sets {olds} by the `-- sluice:old` expressions ({rev_words}); a write of both keeps {news} and recomputes {olds}. An INSERT that gives {news} a value not NULL is the new version's, else the old version's"),
         ),
         (
             "completed (after `sluice complete`)".into(),
@@ -535,7 +535,7 @@ ELSIF {old_changed} THEN {forward} END IF; RETURN NEW; END"
         ),
         (
             "rolled back (after `sluice rollback`)".into(),
-            format!("only the old version may run: {news} and the trigger are gone; {olds} hold every write of both versions (the new version's through {rev_words}), and the NOT NULL expand dropped is back"),
+            format!("only the old version may run: {news} and the trigger are gone; {olds} {} every write of both versions (the new version's through {rev_words}), and any NOT NULL expand dropped is back", if dropped_names.len() > 1 { "hold" } else { "holds" }),
         ),
     ];
     let old_version = reverse
