@@ -103,6 +103,17 @@ pub fn find(stmts: &[Stmt]) -> Option<Breaking> {
     })
 }
 
+/// A DO block that fails when `expr` names a generated column of the table `lt` (a literal): such
+/// a column is still NULL in a BEFORE trigger's row, so a trigger evaluating `expr` would compute
+/// from NULL. `what` names the expression and `fix` starts the fix, for the message.
+pub(super) fn no_generated(lt: &str, expr: &str, what: &str, fix: &str) -> String {
+    do_block(&format!(
+        "DECLARE g text; BEGIN SELECT attname INTO g FROM pg_attribute WHERE attrelid = {lt}::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated <> '' AND lower({lexpr}) ~ ('\\m' || regexp_replace(lower(attname), '([^a-z0-9_])', '\\\\\\1', 'g') || '\\M') LIMIT 1; IF g IS NOT NULL THEN RAISE EXCEPTION {}, g USING ERRCODE = 'feature_not_supported'; END IF; END",
+        literal(&format!("{what} names the generated column %, which a trigger sees as NULL on the row being written: {fix} in terms of the columns it is generated from")),
+        lexpr = literal(expr)
+    ))
+}
+
 /// The names the phases give their helpers (stable across runs: a rerun, `complete` and
 /// `rollback` find them).
 pub struct Names {
@@ -174,10 +185,7 @@ pub fn phases(cat: &ColumnCatalog, expr: &str, version: i64) -> Result<Phases, S
         )),
         // A generated column is still NULL in a BEFORE trigger's row: an expression naming one
         // would fill NULL and make every old-version INSERT fail once NOT NULL is set.
-        do_block(&format!(
-            "DECLARE g text; BEGIN SELECT attname INTO g FROM pg_attribute WHERE attrelid = {lt}::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated <> '' AND lower({lexpr}) ~ ('\\m' || regexp_replace(lower(attname), '([^a-z0-9_])', '\\\\\\1', 'g') || '\\M') LIMIT 1; IF g IS NOT NULL THEN RAISE EXCEPTION 'the fill expression names the generated column %, which a trigger sees as NULL on the row being written: write the fill in terms of the columns it is generated from', g USING ERRCODE = 'feature_not_supported'; END IF; END",
-            lexpr = literal(expr)
-        )),
+        no_generated(&lt, expr, "the fill expression", "write the fill"),
         // Rows the UPDATE leaves NULL make SET NOT NULL fail, as the statements as written fail:
         // said before anything is made (the backfill would otherwise have filled the other rows
         // for good before the check failed).

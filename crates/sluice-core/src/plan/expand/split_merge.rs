@@ -416,8 +416,22 @@ ELSIF {old_changed} THEN {forward} END IF; RETURN NEW; END"
             .data_type;
         precheck.push(do_block(&format!(
             "DECLARE v {ty}; BEGIN SELECT ({e}) INTO v FROM {planned_row}; EXCEPTION WHEN OTHERS THEN RAISE EXCEPTION {}, SQLERRM USING ERRCODE = SQLSTATE; END",
-            literal(&format!("the expression `-- sluice:old {c} = {e}` does not work on {t}: %"))
+            literal(&format!(
+                "the expression `-- sluice:old {c} = {}` does not work on {t}: %",
+                e.replace('%', "%%")
+            ))
         )));
+    }
+    // A generated column is still NULL in a BEFORE trigger's row: an expression naming one
+    // would compute the other side from NULL.
+    for (c, e) in set.iter().chain(reverse.iter()) {
+        precheck.push(super::fill_not_null::no_generated(
+            &lt,
+            e,
+            // (`%` is RAISE's placeholder)
+            &format!("the expression of {c} ({})", e.replace('%', "%%")),
+            "write it",
+        ));
     }
     precheck.push(do_block(&format!("BEGIN {checkpoint}; END")));
 
