@@ -949,3 +949,170 @@ async fn percent_signs_work_and_generated_columns_are_refused() {
         ]
     );
 }
+
+/// One write-semantics shape: the table, the migration, then either its refusal (before
+/// anything is made, twice alike) or the writes both versions make while expanded (each must
+/// succeed, as it does as written) and the rows they leave.
+struct Shape {
+    name: &'static str,
+    create: &'static str,
+    migration: &'static str,
+    /// Some: `sluice up` refuses with this in its message.
+    refused: Option<&'static str>,
+    writes: &'static [&'static str],
+    /// One text per row.
+    check: &'static str,
+    rows: &'static [&'static str],
+}
+
+const SPLIT_CARL: &str = "CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL);\nINSERT INTO users VALUES (1, 'Carl De Vries'), (2, 'Ann Lee');\n";
+
+fn shapes() -> Vec<Shape> {
+    vec![
+        // A volatile expression in the UPDATE: the backfill is the UPDATE as written, it never
+        // writes the dropped column (the reverse of 'Carl De Vries' is 'Carl De').
+        Shape {
+            name: "volatile forward expression",
+            create: SPLIT_CARL,
+            migration: "ALTER TABLE users ADD COLUMN first_name text, ADD COLUMN last_name text, ADD COLUMN stamp text;\nUPDATE users SET first_name = split_part(name, ' ', 1), last_name = split_part(name, ' ', 2), stamp = name || clock_timestamp()::text || random()::text;\n-- sluice:old name = first_name || ' ' || last_name\nALTER TABLE users DROP COLUMN name;\n",
+            refused: None,
+            writes: &[],
+            check: "SELECT format('%s %s|%s|%s|%s', id, name, first_name, last_name, stamp LIKE name || '%') FROM users ORDER BY id",
+            rows: &["1 Carl De Vries|Carl|De|t", "2 Ann Lee|Ann|Lee|t"],
+        },
+        // A new-version write equal to what the UPDATE's expressions give is still the new
+        // version's: the dropped column follows it.
+        Shape {
+            name: "new-version write equal to the forward expression",
+            create: SPLIT_CARL,
+            migration: "ALTER TABLE users ADD COLUMN first_name text, ADD COLUMN last_name text;\nUPDATE users SET first_name = split_part(name, ' ', 1), last_name = split_part(name, ' ', 2);\n-- sluice:old name = first_name || ' ' || last_name\nALTER TABLE users DROP COLUMN name;\n",
+            refused: None,
+            writes: &[
+                "UPDATE users SET last_name = 'De Vries' WHERE id = 1",
+                "UPDATE users SET last_name = 'De' WHERE id = 1",
+            ],
+            check: "SELECT format('%s %s|%s|%s', id, name, first_name, last_name) FROM users ORDER BY id",
+            rows: &["1 Carl De|Carl|De", "2 Ann Lee|Ann|Lee"],
+        },
+        // An added column whose type has a default (a domain's DEFAULT): refused.
+        Shape {
+            name: "added column of a domain with a default",
+            create: "CREATE DOMAIN tagged AS text DEFAULT 'x';\nCREATE TABLE users (id int PRIMARY KEY, name text NOT NULL);\nINSERT INTO users VALUES (1, 'Carl De Vries');\n",
+            migration: "ALTER TABLE users ADD COLUMN first_name tagged, ADD COLUMN last_name text;\nUPDATE users SET first_name = split_part(name, ' ', 1), last_name = split_part(name, ' ', 2);\n-- sluice:old name = first_name || ' ' || last_name\nALTER TABLE users DROP COLUMN name;\n",
+            refused: Some("the type of the added column first_name has a default (a domain's DEFAULT)"),
+            writes: &[],
+            check: "",
+            rows: &[],
+        },
+        // A dropped column NOT NULL with a default: its NOT NULL goes at expand, so the new
+        // version's writes that leave NULL there (through the reverse expression) succeed.
+        Shape {
+            name: "dropped column NOT NULL DEFAULT",
+            create: "CREATE TABLE t (id int PRIMARY KEY, v int NOT NULL DEFAULT 1234);\nINSERT INTO t VALUES (1, 70003), (2, 5);\n",
+            migration: "ALTER TABLE t ADD COLUMN hi int, ADD COLUMN lo int;\nUPDATE t SET hi = v / 10000, lo = v % 10000;\n-- sluice:old v = hi * 10000 + lo\nALTER TABLE t DROP COLUMN v;\n",
+            refused: None,
+            writes: &[
+                "INSERT INTO t (id, hi) VALUES (5, 7)",
+                "UPDATE t SET lo = NULL WHERE id = 1",
+                "INSERT INTO t (id) VALUES (6)",
+            ],
+            check: "SELECT format('%s %s|%s|%s', id, v, hi, lo) FROM t ORDER BY id",
+            rows: &["1 |7|", "2 5|0|5", "5 |7|", "6 1234|0|1234"],
+        },
+        // Constraints and indexes on the dropped column: refused, named, with the fix.
+        Shape {
+            name: "constraints on the dropped column",
+            create: "CREATE TABLE users (id int PRIMARY KEY, name text NOT NULL UNIQUE CHECK (name <> ''));\nINSERT INTO users VALUES (1, 'Carl De Vries');\n",
+            migration: "ALTER TABLE users ADD COLUMN first_name text, ADD COLUMN last_name text;\nUPDATE users SET first_name = split_part(name, ' ', 1), last_name = split_part(name, ' ', 2);\n-- sluice:old name = first_name || ' ' || last_name\nALTER TABLE users DROP COLUMN name;\n",
+            refused: Some("check constraint users_name_check, index users_name_key on the dropped column would judge the values sluice computes for the new version's writes (the DROP COLUMN as written removes them): drop them first in a migration of its own"),
+            writes: &[],
+            check: "",
+            rows: &[],
+        },
+        // The UPDATE's expression reads a column both versions keep: an old-version change of it
+        // alone recomputes the added column.
+        Shape {
+            name: "expression reading a kept column",
+            create: "CREATE TABLE t (id int PRIMARY KEY, price numeric NOT NULL, qty int NOT NULL);\nINSERT INTO t VALUES (1, 2.50, 2), (2, 1.00, 4);\n",
+            migration: "ALTER TABLE t ADD COLUMN total numeric;\nUPDATE t SET total = price * qty;\n-- sluice:old price = total / qty\nALTER TABLE t DROP COLUMN price;\n",
+            refused: None,
+            writes: &[
+                "UPDATE t SET qty = 3 WHERE id = 1",
+                "INSERT INTO t (id, price, qty) VALUES (3, 2, 5)",
+            ],
+            check: "SELECT format('%s %s|%s|%s', id, price, qty, total) FROM t ORDER BY id",
+            rows: &["1 2.50|3|7.50", "2 1.00|4|4.00", "3 2|5|10"],
+        },
+        // With a WHERE (on a column both keep): an old-version write of a row it does not match
+        // keeps the new version's value of the added column unless it changed a column the
+        // expressions read (then NULL, as the UPDATE as written leaves such a row); a row it comes
+        // to match is computed.
+        Shape {
+            name: "WHERE: rows it does not match",
+            create: "CREATE TABLE users (id int PRIMARY KEY, first_name text NOT NULL, last_name text, legacy text, note int NOT NULL);\nINSERT INTO users VALUES (1, 'a', 'b', NULL, 1), (2, 'c', 'd', NULL, -1), (3, 'e', 'f', NULL, -1), (4, 'g', 'h', NULL, -1);\n",
+            migration: "ALTER TABLE users ADD COLUMN full_name text;\nUPDATE users SET full_name = first_name || ' ' || last_name WHERE note >= 0;\n-- sluice:old first_name = split_part(full_name, ' ', 1)\n-- sluice:old last_name = split_part(full_name, ' ', 2)\n-- sluice:old legacy = NULL\nALTER TABLE users DROP COLUMN first_name, DROP COLUMN last_name, DROP COLUMN legacy;\n",
+            refused: None,
+            writes: &[
+                "UPDATE users SET full_name = 'Ann Lee' WHERE id IN (2, 3)",
+                "UPDATE users SET legacy = 'x', note = -2 WHERE id = 2",
+                "UPDATE users SET first_name = 'Bo' WHERE id = 3",
+                "UPDATE users SET note = 0 WHERE id = 4",
+            ],
+            check: "SELECT format('%s %s|%s|%s|%s', id, first_name, last_name, legacy, full_name) FROM users ORDER BY id",
+            rows: &["1 a|b||a b", "2 Ann|Lee|x|Ann Lee", "3 Bo|Lee||", "4 g|h||g h"],
+        },
+        // No primary key, a row whose expressions give NULL: the backfill's walk ends.
+        Shape {
+            name: "no primary key, expressions giving NULL",
+            create: "CREATE TABLE users (id int, name text);\nINSERT INTO users VALUES (1, 'Carl De'), (2, NULL);\n",
+            migration: "ALTER TABLE users ADD COLUMN first_name text, ADD COLUMN last_name text;\nUPDATE users SET first_name = split_part(name, ' ', 1), last_name = split_part(name, ' ', 2);\n-- sluice:old name = first_name || ' ' || last_name\nALTER TABLE users DROP COLUMN name;\n",
+            refused: None,
+            writes: &[],
+            check: "SELECT format('%s %s|%s|%s', id, name, first_name, last_name) FROM users ORDER BY id",
+            rows: &["1 Carl De|Carl|De", "2 ||"],
+        },
+    ]
+}
+
+/// Each shape: refused before anything is made (twice alike), or every write both versions make
+/// while expanded succeeds and leaves the rows as written; complete then runs.
+#[tokio::test]
+async fn each_shape_is_refused_or_ends_as_written() {
+    for s in shapes() {
+        let what = s.name;
+        let p = Project::new(Server::Postgres).await;
+        p.write("1_create.sql", s.create);
+        ok(&p.run(&["up"]), "create");
+        let before = pg_dump_schema(&p);
+        p.write("2_change.sql", s.migration);
+        let first = p.run(&["up"]);
+        if let Some(want) = s.refused {
+            assert_ne!(first.code, 0, "{what}: {first:?}");
+            assert!(first.stderr.contains(want), "{what}: {first:?}");
+            let second = p.run(&["up"]);
+            assert_eq!(
+                (second.code, &second.stderr),
+                (first.code, &first.stderr),
+                "{what}: the same refusal"
+            );
+            assert_eq!(pg_dump_schema(&p), before, "{what}: nothing changed");
+            continue;
+        }
+        ok(&first, what);
+        let db = p.db.pg().await;
+        for w in s.writes {
+            if let Err(e) = db.batch_execute(w).await {
+                panic!("{what}: {w}: {}", msg(&e));
+            }
+        }
+        let got: Vec<String> = db
+            .query(s.check, &[])
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        assert_eq!(got, s.rows, "{what}");
+        ok(&p.run(&["complete"]), what);
+    }
+}

@@ -201,6 +201,18 @@ fn names_in(engine: EngineKind, e: &Expr) -> Option<Vec<String>> {
     flow.is_continue().then_some(out)
 }
 
+/// The columns an expression (SQL text) reads, as [`names_in`]; none when it does not parse
+/// (the server's check before anything is made says why).
+fn reads(e: &str) -> Vec<String> {
+    let d = sqlparser::dialect::PostgreSqlDialect {};
+    sqlparser::parser::Parser::new(&d)
+        .try_with_sql(e)
+        .ok()
+        .and_then(|mut p| p.parse_expr().ok())
+        .and_then(|x| names_in(EngineKind::Postgres, &x))
+        .unwrap_or_default()
+}
+
 /// The names the phases give their helpers (stable across runs: a rerun, `complete` and
 /// `rollback` find them), from the table and the dropped columns.
 pub struct Names {
@@ -273,6 +285,38 @@ pub fn phases(b: &Breaking, drop_sql: &str, f: &Facts) -> Result<Phases, String>
             g.name
         ));
     }
+    // A constraint or index on a dropped column (UNIQUE, CHECK, a foreign key from or to it, an
+    // index using it) would judge the values the reverse expressions compute for new-version
+    // writes, which as written the DROP removes: such a write would fail only in two phases.
+    let mut on_dropped: Vec<String> = Vec::new();
+    for c in &f.dropped {
+        let Some(k) = &c.cat else { continue };
+        on_dropped.extend(k.indexes.iter().map(|i| format!("index {}", i.name)));
+        // (not the check a rerun or a rollback in progress proves NOT NULL with: sluice's own)
+        let own = super::drop_column::check_name(k);
+        on_dropped.extend(
+            k.checks
+                .iter()
+                .filter(|i| i.name != own)
+                .map(|i| format!("check constraint {}", i.name)),
+        );
+        on_dropped.extend(
+            k.foreign_keys
+                .iter()
+                .map(|i| format!("foreign key {} on {}.{}", i.name, i.schema, i.table)),
+        );
+    }
+    on_dropped.sort();
+    on_dropped.dedup();
+    if !on_dropped.is_empty() {
+        return Err(format!(
+            "{} on the dropped column{} would judge the values sluice computes for the new version's writes (the DROP COLUMN as written removes {}): drop {} first in a migration of its own",
+            on_dropped.join(", "),
+            if dropped.len() > 1 { "s" } else { "" },
+            if on_dropped.len() > 1 { "them" } else { "it" },
+            if on_dropped.len() > 1 { "them" } else { "it" },
+        ));
+    }
     // Every dropped column needs its reverse expression, once.
     let missing: Vec<&str> = dropped
         .iter()
@@ -296,16 +340,23 @@ pub fn phases(b: &Breaking, drop_sql: &str, f: &Facts) -> Result<Phases, String>
     let alias = ident(&cat.table);
     let func = format!("{}.{}", ident(&cat.schema), ident(&n.function));
     let trigger = ident(&n.trigger);
-    let ty_of = |c: &str| {
-        added
-            .iter()
-            .find(|(a, _)| a == c)
-            .map(|(_, ty)| ty.as_str())
-            .expect("every SET target is added")
-    };
+    // The backfill's SET list: the UPDATE's, the first expression also marking the batch's
+    // transaction as sluice's backfill for the trigger (`set_config` is evaluated with the row's
+    // new values, before the BEFORE trigger fires; transaction-local, so gone at its commit).
     let set_sql = set
         .iter()
-        .map(|(c, e)| format!("{} = {e}", ident(c)))
+        .enumerate()
+        .map(|(i, (c, e))| {
+            if i == 0 {
+                format!(
+                    "{} = CASE WHEN set_config('sluice.backfill', {}, true) IS NOT NULL THEN ({e}) END",
+                    ident(c),
+                    literal(&n.function)
+                )
+            } else {
+                format!("{} = {e}", ident(c))
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let checkpoint = format!(
@@ -333,50 +384,110 @@ pub fn phases(b: &Breaking, drop_sql: &str, f: &Facts) -> Result<Phases, String>
     };
     let (fwd, fwd_into) = list(set);
     let (rev, rev_into) = list(reverse);
-    // With a WHERE, a row it does not match gets NULL in the added columns, as the UPDATE as
-    // written leaves it (a NULL WHERE does not match).
-    let forward = match filter {
-        None => format!("SELECT {fwd} INTO {fwd_into} FROM {row};"),
-        Some(w) => format!(
-            "IF coalesce((SELECT ({w}) FROM {row}), false) THEN SELECT {fwd} INTO {fwd_into} FROM {row}; ELSE {} END IF;",
-            added
-                .iter()
-                .map(|(c, _)| format!("NEW.{} := NULL;", ident(c)))
-                .collect::<Vec<_>>()
-                .join(" ")
+    let backward = format!("SELECT {rev} INTO {rev_into} FROM {row};");
+    // Text, not `=`, as the rename's trigger compares.
+    let changed = |cols: &[String]| {
+        cols.iter()
+            .map(|c| {
+                let q = ident(c);
+                format!("NEW.{q}::text IS DISTINCT FROM OLD.{q}::text")
+            })
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    };
+    let added_names: Vec<String> = added.iter().map(|(c, _)| c.clone()).collect();
+    // The columns the UPDATE's expressions and its WHERE read besides the added ones (the dropped
+    // ones and any other, e.g. `qty` in `total = price * qty`).
+    let reads_of = |exprs: &mut dyn Iterator<Item = &String>| {
+        let mut out: Vec<String> = Vec::new();
+        for e in exprs {
+            for n in reads(e) {
+                if !added_names.contains(&n) && !out.contains(&n) {
+                    out.push(n);
+                }
+            }
+        }
+        out
+    };
+    let fwd_reads = reads_of(&mut set.iter().map(|(_, e)| e));
+    let where_reads = reads_of(&mut filter.iter());
+    // Which columns an old-version write changes: the dropped ones, and those the expressions or
+    // the WHERE read (a column both versions keep is compared through the row as jsonb: it may be
+    // a name the parse took for a column that is none, which then compares equal).
+    let old_side: Vec<String> = {
+        let mut v = dropped_names.clone();
+        for n in fwd_reads.iter().chain(where_reads.iter()) {
+            if !v.contains(n) {
+                v.push(n.clone());
+            }
+        }
+        v
+    };
+    let by_json = |cols: &[String]| {
+        cols.iter()
+            .map(|c| {
+                if dropped_names.contains(c) {
+                    let q = ident(c);
+                    format!("NEW.{q}::text IS DISTINCT FROM OLD.{q}::text")
+                } else {
+                    let l = literal(c);
+                    format!("to_jsonb(NEW) -> {l} IS DISTINCT FROM to_jsonb(OLD) -> {l}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    };
+    let old_changed = by_json(&old_side);
+    let fwd_read_changed = if fwd_reads.is_empty() {
+        "false".to_string()
+    } else {
+        by_json(&fwd_reads)
+    };
+    let to_null = added
+        .iter()
+        .map(|(c, _)| format!("NEW.{} := NULL;", ident(c)))
+        .collect::<Vec<_>>()
+        .join(" ");
+    // With a WHERE: an old-version INSERT the WHERE does not match gets NULL in the added columns,
+    // as the UPDATE as written leaves it (a NULL WHERE does not match). An old-version UPDATE of a
+    // row the WHERE matches recomputes them; of a row it does not match: NULL when a column the
+    // expressions read changed (what the added columns held was computed from values that are
+    // gone, and the UPDATE as written would not have set them), else they stay as they are (a
+    // new-version write of them is kept).
+    let matches = |w: &str| format!("coalesce((SELECT ({w}) FROM {row}), false)");
+    let (forward_insert, forward_update) = match filter {
+        None => (
+            format!("SELECT {fwd} INTO {fwd_into} FROM {row};"),
+            format!("SELECT {fwd} INTO {fwd_into} FROM {row};"),
+        ),
+        Some(w) => (
+            format!(
+                "IF {} THEN SELECT {fwd} INTO {fwd_into} FROM {row}; ELSE {to_null} END IF;",
+                matches(w)
+            ),
+            format!(
+                "IF {} THEN SELECT {fwd} INTO {fwd_into} FROM {row}; ELSIF {fwd_read_changed} THEN {to_null} END IF;",
+                matches(w)
+            ),
         ),
     };
-    let backward = format!("SELECT {rev} INTO {rev_into} FROM {row};");
-    let changed = |cols: &mut dyn Iterator<Item = &String>| {
-        cols.map(|c| {
-            let q = ident(c);
-            format!("NEW.{q}::text IS DISTINCT FROM OLD.{q}::text")
-        })
-        .collect::<Vec<_>>()
-        .join(" OR ")
-    };
-    let new_changed = changed(&mut added.iter().map(|(c, _)| c));
-    let old_changed = changed(&mut dropped_names.iter());
+    let new_changed = changed(&added_names);
     let new_given = added
         .iter()
         .map(|(c, _)| format!("NEW.{} IS NOT NULL", ident(c)))
         .collect::<Vec<_>>()
         .join(" OR ");
-    let agrees = format!(
-        "(SELECT {} FROM {row})",
-        set.iter()
-            .map(|(c, e)| format!(
-                "CAST(({e}) AS {})::text IS NOT DISTINCT FROM NEW.{}::text",
-                ty_of(c),
-                ident(c)
-            ))
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    );
+    // sluice's backfill marks its own batches (`sluice.backfill` set for the batch's transaction
+    // by its SET list, see below): its rows are what the UPDATE as written leaves, the dropped
+    // columns untouched, whatever the expressions give (a volatile one gives another value each
+    // time). Any other change of an added column is the new version's, even one equal to what the
+    // expressions give.
     let body = format!(
-        "#variable_conflict use_column\nBEGIN IF TG_OP = 'INSERT' THEN IF {new_given} THEN {backward} ELSE {forward} END IF; \
-ELSIF {new_changed} THEN IF ({old_changed}) OR NOT {agrees} THEN {backward} END IF; \
-ELSIF {old_changed} THEN {forward} END IF; RETURN NEW; END"
+        "#variable_conflict use_column\nBEGIN IF TG_OP = 'INSERT' THEN IF {new_given} THEN {backward} ELSE {forward_insert} END IF; \
+ELSIF current_setting('sluice.backfill', true) = {mark} THEN NULL; \
+ELSIF {new_changed} THEN {backward} \
+ELSIF {old_changed} THEN {forward_update} END IF; RETURN NEW; END",
+        mark = literal(&n.function),
     );
 
     // The row an expression is planned against before anything is made: the table's columns and
@@ -398,6 +509,16 @@ ELSIF {old_changed} THEN {forward} END IF; RETURN NEW; END"
             literal(c),
             literal(c),
             literal(&cat.table)
+        )));
+    }
+    // An added column whose type has a default (a domain's DEFAULT) gets a value on INSERT and
+    // ADD COLUMN: the trigger could not tell an old-version INSERT from a new-version one, nor the
+    // backfill a row it must still do.
+    for (c, ty) in added {
+        precheck.push(do_block(&format!(
+            "BEGIN IF EXISTS (SELECT FROM pg_type WHERE oid = {}::regtype AND typdefaultbin IS NOT NULL) THEN RAISE EXCEPTION 'the type of the added column % has a default (a domain''s DEFAULT): an INSERT that leaves it out stores a value, so sluice cannot tell the old version''s writes from the new version''s; add it with a type without a default (e.g. the domain''s base type), or run it as written with `sluice up --as-written`', {} USING ERRCODE = 'feature_not_supported'; END IF; END",
+            literal(ty),
+            literal(c)
         )));
     }
     // The UPDATE's expressions and WHERE, and each reverse expression, as the trigger evaluates
@@ -436,7 +557,22 @@ ELSIF {old_changed} THEN {forward} END IF; RETURN NEW; END"
     precheck.push(do_block(&format!("BEGIN {checkpoint}; END")));
 
     // The dropped columns as the DROP COLUMN's own phases carry them.
-    let dc = super::drop_column::phases(qn, drop_sql, f.version, *cascade, &f.dropped)?;
+    // Every NOT NULL of a dropped column goes (a default too is no help: the trigger writes
+    // what the reverse expression gives, NULL included, over it); the rollback restores it.
+    let loosened: Vec<Column> = f
+        .dropped
+        .iter()
+        .cloned()
+        .map(|mut c| {
+            if let Some(k) = c.cat.as_mut() {
+                if k.not_null && k.identity.is_none() && !k.generated {
+                    k.default = None;
+                }
+            }
+            c
+        })
+        .collect();
+    let dc = super::drop_column::phases(qn, drop_sql, f.version, *cascade, &loosened)?;
 
     let mut expand = Vec::new();
     let mut about = Vec::new();
@@ -465,11 +601,20 @@ ELSIF {old_changed} THEN {forward} END IF; RETURN NEW; END"
     ));
     // 3. the UPDATE, paced; rows a write already carried (an added column set) are left alone, so
     // that the backfill never overwrites a new-version write.
-    let untouched = added
-        .iter()
-        .map(|(c, _)| format!("{} IS NULL", ident(c)))
-        .collect::<Vec<_>>()
-        .join(" AND ");
+    // A row whose expressions all give NULL is left too (the UPDATE changes nothing there): else
+    // it keeps matching, and the walk without a primary key never ends.
+    let untouched = format!(
+        "{} AND NOT ({})",
+        added
+            .iter()
+            .map(|(c, _)| format!("{} IS NULL", ident(c)))
+            .collect::<Vec<_>>()
+            .join(" AND "),
+        set.iter()
+            .map(|(_, e)| format!("({e}) IS NULL"))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    );
     expand.push(Step::Backfill {
         table: t.clone(),
         set: set_sql.clone(),
@@ -758,8 +903,8 @@ mod tests {
             p.expand[2],
             Step::Backfill {
                 table: "\"public\".\"users\"".into(),
-                set: "\"full_name\" = first_name || ' ' || last_name".into(),
-                filter: Some("\"full_name\" IS NULL".into()),
+                set: "\"full_name\" = CASE WHEN set_config('sluice.backfill', 'users_first_name_last_name_sluice_sync', true) IS NOT NULL THEN (first_name || ' ' || last_name) END".into(),
+                filter: Some("\"full_name\" IS NULL AND NOT ((first_name || ' ' || last_name) IS NULL)".into()),
                 as_update: true,
             }
         );
@@ -825,7 +970,7 @@ mod tests {
         };
         assert_eq!(
             filter.as_deref(),
-            Some("(id > 10) AND \"full_name\" IS NULL")
+            Some("(id > 10) AND \"full_name\" IS NULL AND NOT ((first_name) IS NULL)")
         );
         let sql = p.expand[1].text();
         assert!(sql.contains("IF coalesce((SELECT (id > 10) FROM (SELECT NEW.*) AS \"users\"), false) THEN SELECT (first_name) INTO NEW.\"full_name\" FROM (SELECT NEW.*) AS \"users\"; ELSE NEW.\"full_name\" := NULL; END IF;"), "{sql}");
