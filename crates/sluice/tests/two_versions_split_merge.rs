@@ -468,10 +468,24 @@ async fn rollback_restores_the_schema_and_keeps_the_latest_writes() {
 
         let dry = p.run(&["up", "--dry-run"]);
         ok(&dry, what);
-        assert!(
+        // On one line for the ADD COLUMN (of one column or several) and one for the UPDATE.
+        assert_eq!(
             dry.stdout
-                .contains("runs inside the expand phase of the DROP COLUMN"),
+                .lines()
+                .filter(|l| l.contains("runs inside the expand phase of the DROP COLUMN"))
+                .count(),
+            2,
             "{what}: {dry:?}"
+        );
+        let text_plan = p.run(&["plan"]);
+        assert_eq!(
+            text_plan
+                .stdout
+                .lines()
+                .filter(|l| l.contains("runs inside the expand phase of the DROP COLUMN"))
+                .count(),
+            2,
+            "{what}: {text_plan:?}"
         );
         ok(&p.run(&["up"]), "expand");
         assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "{what}");
@@ -615,8 +629,23 @@ async fn refusals_change_nothing_and_say_the_fix() {
             "`-- sluice:old` stands in a migration that is not a split or merge of columns",
         ),
         (
-            "ALTER TABLE users ADD COLUMN full_name text;\nUPDATE users SET full_name = first_name || ' ' || last_name;\n-- sluice:old first_name = no_such_function(full_name)\n-- sluice:old last_name = split_part(full_name, ' ', 2)\nALTER TABLE users DROP COLUMN first_name, DROP COLUMN last_name;\n",
+            "ALTER TABLE users ADD COLUMN full_name text;\nUPDATE users SET full_name = first_name || ' ' || last_name;\n-- sluice:old last_name = split_part(full_name, ' ', 2)\n-- sluice:old first_name = no_such_function(full_name)\nALTER TABLE users DROP COLUMN first_name, DROP COLUMN last_name;\n",
             "the expression `-- sluice:old first_name = no_such_function(full_name)` does not work on \"public\".\"users\"",
+        ),
+        // The directive's own line in the help, not "as written it fails the same way".
+        (
+            "ALTER TABLE users ADD COLUMN full_name text;\nUPDATE users SET full_name = first_name || ' ' || last_name;\n-- sluice:old last_name = split_part(full_name, ' ', 2)\n-- sluice:old first_name = no_such_function(full_name)\nALTER TABLE users DROP COLUMN first_name, DROP COLUMN last_name;\n",
+            "the `-- sluice:old` expression on line 4 failed (the statements as written do not run it)",
+        ),
+        // A second directive for a column: reported at its own line.
+        (
+            "ALTER TABLE users ADD COLUMN full_name text;\nUPDATE users SET full_name = first_name || ' ' || last_name;\n-- sluice:old first_name = split_part(full_name, ' ', 1)\n-- sluice:old last_name = split_part(full_name, ' ', 2)\n-- sluice:old first_name = full_name\nALTER TABLE users DROP COLUMN first_name, DROP COLUMN last_name;\n",
+            "line 5: migration 2_change: a second `-- sluice:old first_name`",
+        ),
+        // One transaction cannot hold the two phases.
+        (
+            "-- sluice:transaction single\nALTER TABLE users ADD COLUMN full_name text;\nUPDATE users SET full_name = first_name || ' ' || last_name;\n-- sluice:old first_name = split_part(full_name, ' ', 1)\n-- sluice:old last_name = split_part(full_name, ' ', 2)\nALTER TABLE users DROP COLUMN first_name, DROP COLUMN last_name;\n",
+            "`-- sluice:transaction single` asks for one transaction, but sluice runs merge columns users.first_name, last_name into full_name in two phases",
         ),
     ];
     for (sql, want) in refusals {

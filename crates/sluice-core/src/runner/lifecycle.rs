@@ -177,16 +177,20 @@ fn split_merge(
     olds: Vec<crate::migration::OldDirective>,
 ) -> Result<Breaking> {
     let (path, text) = m.file_of(part);
-    let at = olds.first().map(|d| d.start).unwrap_or(drop.offset);
-    let line = sql::line_col(text, part.offset + at).0;
-    let err = |message: String, help: &str| Error::MigrationFile {
-        path: path.to_path_buf(),
-        line: Some(line),
-        message: format!("line {line}: migration {}: {message}", m.label()),
-        help: help.to_string(),
+    let first = olds.first().map(|d| d.start).unwrap_or(drop.offset);
+    // Each error names the line of the directive it is about.
+    let err_at = |at: usize, message: String, help: &str| {
+        let line = sql::line_col(text, part.offset + at).0;
+        Error::MigrationFile {
+            path: path.to_path_buf(),
+            line: Some(line),
+            message: format!("line {line}: migration {}: {message}", m.label()),
+            help: help.to_string(),
+        }
     };
     if target.engine != EngineKind::Postgres {
-        return Err(err(
+        return Err(err_at(
+            first,
             format!("sluice cannot {} in two phases on {}: the trigger that keeps the dropped and the added columns in step for both application versions is written for PostgreSQL only so far", b.describe(), target.engine),
             "run it as written with `sluice up --as-written` once no running version reads the dropped columns, or in steps both versions can use: add the new columns (the application writes both), backfill, then drop the old ones in a later migration",
         ));
@@ -197,6 +201,15 @@ fn split_merge(
     else {
         unreachable!()
     };
+    // The two phases are separate steps (the backfill in batches, each its own transaction): a
+    // part forced into one transaction cannot hold them.
+    if part.tx_directive == Some(crate::migration::TxMode::Single) {
+        return Err(err_at(
+            first,
+            format!("`-- sluice:transaction single` asks for one transaction, but sluice runs {} in two phases of several transactions each (the UPDATE as a backfill in batches)", b.describe()),
+            "remove the `-- sluice:transaction single` line, or run the three statements as written with `sluice up --as-written` (the running version breaks at once)",
+        ));
+    }
     let form = "write one `-- sluice:old <dropped column> = <expression of the added columns>` line per dropped column, on the lines right before the DROP COLUMN statement";
     for d in &olds {
         // Only directives (and blank space) between this one and the DROP.
@@ -205,7 +218,8 @@ fn split_merge(
             .lines()
             .all(|l| l.trim().is_empty() || l.trim_start().starts_with("-- sluice:old"));
         if d.start > drop.offset || !only_directives {
-            return Err(err(
+            return Err(err_at(
+                d.start,
                 format!(
                     "`-- sluice:old {}` is not on the lines right before the DROP COLUMN",
                     d.column
@@ -214,7 +228,8 @@ fn split_merge(
             ));
         }
         if !dropped.iter().any(|(c, _)| *c == d.column) {
-            return Err(err(
+            return Err(err_at(
+                d.start,
                 format!(
                     "`-- sluice:old {}` names a column the DROP COLUMN does not drop (it drops {})",
                     d.column,
@@ -228,7 +243,11 @@ fn split_merge(
             ));
         }
         if reverse.iter().any(|(c, _)| *c == d.column) {
-            return Err(err(format!("a second `-- sluice:old {}`", d.column), form));
+            return Err(err_at(
+                d.start,
+                format!("a second `-- sluice:old {}`", d.column),
+                form,
+            ));
         }
         reverse.push((d.column.clone(), d.expr.clone()));
     }
@@ -1599,6 +1618,8 @@ pub(crate) async fn plan_hook(
                 a.safe_steps.clear();
                 a.impact.note = note.to_string();
             }
+            // One ADD COLUMN of several columns is several like actions now: the note once.
+            sp.actions.dedup();
         }
     }
     for f in findings
@@ -1770,6 +1791,17 @@ pub(crate) async fn up_hook(
 
 /// The expand phase; returns the phases as last planned (on MySQL planned again from the live
 /// state once the cleanup of a failed expand ran).
+/// The file line of the `-- sluice:old` directive a precheck failure `message` quotes (the split
+/// or merge check of each reverse expression quotes it as `` `-- sluice:old <column> = <expr>` ``).
+fn old_directive_line(m: &Migration, message: &str) -> Option<usize> {
+    let part = m.part(Direction::Up)?;
+    let d = crate::migration::old_directives(&part.sql)
+        .into_iter()
+        .find(|d| message.contains(&format!("`-- sluice:old {} = {}`", d.column, d.expr)))?;
+    let (_, text) = m.file_of(part);
+    Some(sql::line_col(text, part.offset + d.start).0)
+}
+
 async fn expand(
     engine: &mut dyn Engine,
     m: &Migration,
@@ -1827,10 +1859,15 @@ async fn expand(
             if let Err(mut e) = engine.execute(check).await {
                 e.position = None;
                 // Nothing is made and nothing recorded: the rerun starts from the same point.
+                let help = match old_directive_line(m, &e.message) {
+                    // Only the two phases evaluate a `-- sluice:old` expression.
+                    Some(line) => format!("the `-- sluice:old` expression on line {line} failed (the statements as written do not run it); fix it and run `sluice up` again"),
+                    None => "the statement as written would fail the same way; fix it and run `sluice up` again".into(),
+                };
                 return Err(Error::Rejected {
                     context: format!("expanding {}", m.label()),
                     message: e.message,
-                    help: "the statement as written would fail the same way; fix it and run `sluice up` again".into(),
+                    help,
                 });
             }
         }
@@ -1864,7 +1901,7 @@ async fn expand(
         slot: &|k| format!("{} expand {k}", m.version),
         first_builds_index: None,
         resuming,
-        written: s.into(),
+        written: crate::runner::retry::Subject::Phase(s),
         before: &|k, about| {
             crash_point(&format!("expand-step-{k}"));
             (ctx.say)(&format!("  {}", about.description));
@@ -2367,13 +2404,16 @@ async fn tx_then(
         for sql in stmts {
             let bound = Some(ctx.exclusive_timeout);
             if let Err(e) = crate::runner::execute_bounded(engine, sql, bound, ctx).await {
-                failed = Some(e);
+                failed = Some((e, sql));
                 break;
             }
         }
-        if let Some(mut e) = failed {
+        if let Some((mut e, sql)) = failed {
             let _ = engine.rollback().await;
-            if e.lock_timeout && retry.again(engine, s, ctx, &mut e).await {
+            // The wait is the phase's own step's (e.g. the expand's ADD COLUMN), on the
+            // statement's table: the message names that step, not the statement as written.
+            let step = crate::runner::retry::Subject::Phase(s);
+            if e.lock_timeout && retry.again_at(engine, step, Some(sql), ctx, &mut e).await {
                 continue;
             }
             return Err(e);
