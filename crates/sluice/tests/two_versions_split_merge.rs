@@ -1145,3 +1145,42 @@ async fn each_shape_is_refused_or_ends_as_written() {
         ok(&p.run(&["complete"]), what);
     }
 }
+
+/// A lock wait during expand and rollback names the phase's own step that waited, not the DROP
+/// COLUMN as written (which neither phase runs).
+#[tokio::test]
+async fn a_lock_wait_names_the_phase_step() {
+    let c = &cases()[1];
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_create.sql", c.create);
+    ok(&p.run(&["up"]), "create");
+    p.write("2_change.sql", c.migration);
+    let as_written = "`ALTER TABLE users DROP COLUMN";
+    for (phase, step) in [
+        (
+            "up",
+            "`ALTER TABLE \"public\".\"users\" ADD COLUMN IF NOT EXISTS \"full_name\" TEXT` waited 100 ms for its lock on users and stepped back",
+        ),
+        ("rollback", "waited 100 ms for its lock on users and stepped back"),
+    ] {
+        // A session holding a lock every ALTER TABLE waits for, bounded so a hang fails the test.
+        let mut holder = p.db.pg().await;
+        let tx = holder.transaction().await.unwrap();
+        tx.batch_execute(
+            "SET LOCAL statement_timeout = '60s'; LOCK TABLE users IN ACCESS SHARE MODE",
+        )
+        .await
+        .unwrap();
+        let r = wait_bounded(
+            p.spawn(&[phase, "--lock-timeout", "100", "--lock-retry-for", "1"]),
+            60,
+            "sluice",
+        );
+        assert_ne!(r.code, 0, "{phase}: {r:?}");
+        assert!(r.stderr.contains(step), "{phase}: {r:?}");
+        assert!(!r.stderr.contains(as_written), "{phase}: {r:?}");
+        tx.rollback().await.unwrap();
+        let _ = &mut holder;
+        ok(&p.run(&[phase]), phase);
+    }
+}

@@ -2257,7 +2257,15 @@ async fn restore_staged(
             never_queues_queries: about.never_queues_queries(),
             held_us: None,
         };
-        let ran = match crate::runner::run_step(engine, sql, opts, s, ctx).await {
+        let ran = match crate::runner::run_step(
+            engine,
+            sql,
+            opts,
+            crate::runner::retry::Subject::Phase(s),
+            ctx,
+        )
+        .await
+        {
             Ok(r) => r,
             Err(e) => {
                 unwatch(engine, phases, s, ctx).await;
