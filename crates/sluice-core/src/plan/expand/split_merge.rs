@@ -19,16 +19,22 @@
 //! checkpointed backfill (its WHERE kept); the dropped columns made safe to omit, as the DROP
 //! COLUMN's own expand does (a NOT NULL without default dropped, noted in `sluice.meta`).
 //!
-//! Which side a write used: an UPDATE that changes the text of an added column wrote the new
-//! side (the old version does not know those columns); one that changes only the text of a
-//! dropped column wrote the old side. Text, not `=`, as the rename's trigger compares. A write of
-//! the new side whose added columns are exactly what the UPDATE's expressions give from the row's
-//! dropped columns leaves those as they are (the backfill's own batches, a new-version write of
-//! the same value: a reverse expression that does not round-trip changes nothing then); both
-//! sides changed at once: the new side wins. An INSERT wrote the new side when it gives any added
-//! column a value that is not NULL (the added columns have no default, so a NULL there is
-//! "not given"); else the old side: the dropped columns' defaults are what the old version's
-//! INSERT that leaves them out stores, and the added columns are computed from them.
+//! Which side a write used: sluice's own backfill marks its batches (`sluice.backfill`, set for
+//! the batch's transaction by its SET list): those rows are left as the UPDATE as written leaves
+//! them (whatever a volatile expression gives), the dropped columns untouched. Otherwise, an
+//! UPDATE that changes the text of an added column wrote the new side (the old version does not
+//! know those columns), even to the value the UPDATE's expressions would give; both sides
+//! changed at once: the new side wins. One that changes only a dropped column, or a column the
+//! UPDATE's expressions or its WHERE read (`qty` of `total = price * qty`), wrote the old side:
+//! the added columns are recomputed (with a WHERE, see the trigger's rule below). An INSERT wrote
+//! the new side when it gives any added column a value that is not NULL (the added columns have
+//! no default, and a type with one is refused, so a NULL there is "not given"; a new-version
+//! INSERT of only NULLs there is taken for the old version's: a BEFORE trigger cannot tell an
+//! explicit NULL from an omitted column); else the old side: the dropped columns' defaults are
+//! what the old version's INSERT that leaves them out stores, and the added columns are computed
+//! from them. Every NOT NULL of a dropped column goes at expand (the reverse expression may give
+//! NULL), and the rollback restores it. Refused before anything is made: constraints and indexes
+//! on the dropped columns (they would judge values only the two phases compute).
 //!
 //! Contract (`sluice complete`): one short transaction drops the trigger and its function and
 //! runs the DROP COLUMN as written (bounded by the lock timeout as the DROP COLUMN's contract).
@@ -594,7 +600,7 @@ ELSIF {old_changed} THEN {forward_update} END IF; RETURN NEW; END",
         crate::plan::alter_column_type::create_function(&func, &body)
     )));
     about.push(About::new(
-        "a trigger carries every insert and update to the other side: a write of the dropped columns (the old version) sets the added ones by the UPDATE's expressions, a write of the added ones (the new version) sets the dropped ones by the `-- sluice:old` expressions (both written: the added ones win)",
+        "a trigger carries every insert and update to the other side: a write of the dropped columns (the old version) sets the added ones by the UPDATE's expressions, a write of the added ones (the new version) sets the dropped ones by the `-- sluice:old` expressions (both written: the added ones win); sluice's own backfill batches are marked and change only the added columns",
         Lock::ShareRowExclusive,
         Effect::Instant,
         Blocks::Writes,
@@ -686,7 +692,7 @@ ELSIF {old_changed} THEN {forward_update} END IF; RETURN NEW; END",
         ),
         (
             "expanded (after `sluice up`)".into(),
-            format!("both versions run on every row: {news} and {olds} are all there. A write of {olds} (the old version) sets {news} by the UPDATE's expressions ({fwd_words}); a write of {news} (the new version) sets {olds} by the `-- sluice:old` expressions ({rev_words}); a write of both keeps {news} and recomputes {olds}. An INSERT that gives {news} a value not NULL is the new version's, else the old version's"),
+            format!("both versions run on every row: {news} and {olds} are all there. A write of {olds} (the old version) sets {news} by the UPDATE's expressions ({fwd_words}); a write of {news} (the new version) sets {olds} by the `-- sluice:old` expressions ({rev_words}); a write of both keeps {news} and recomputes {olds}. An INSERT that gives {news} a value not NULL is the new version's, else the old version's (a new-version INSERT that gives {news} only NULLs is taken for the old version's: a trigger cannot tell an explicit NULL from a column left out); the dropped columns' NOT NULL is gone until `sluice complete` or `sluice rollback`"),
         ),
         (
             "completed (after `sluice complete`)".into(),
