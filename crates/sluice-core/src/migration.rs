@@ -315,8 +315,8 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
                     format!("`{found}` looks like a sluice directive but is not one"),
                     "directives are written exactly `-- sluice:up`, `-- sluice:down`, \
                      `-- sluice:irreversible [reason]`, \
-                     `-- sluice:transaction single|per-statement`, `-- sluice:ignore <rule-id> <reason>` or \
-                     `-- sluice:versioned down <expression>`: \
+                     `-- sluice:transaction single|per-statement`, `-- sluice:ignore <rule-id> <reason>`, \
+                     `-- sluice:versioned down <expression>` or `-- sluice:old <column> = <expression>`: \
                      two dashes, one space, lowercase, alone on their line. For an ordinary comment, \
                      do not start it with `sluice`",
                 ));
@@ -466,6 +466,39 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
                     ));
                 }
             }
+            "old" => {
+                // Which statement it belongs to (the DROP COLUMN of a split or merge, PostgreSQL)
+                // is `crate::lifecycle::breaking`'s check; what the line alone shows is checked here.
+                let fix = "write `-- sluice:old <dropped column> = <expression>` under `-- sluice:up`, one line per column the migration drops, right before its `ALTER TABLE ... DROP COLUMN ...` (after the ADD COLUMN and the UPDATE that split or merge columns); the expression gives the dropped column's value from the added ones, e.g. `-- sluice:old name = first_name || ' ' || last_name`";
+                if section == Section::Down {
+                    return Err(file_err(
+                        lineno,
+                        "`-- sluice:old` outside the up part".into(),
+                        fix,
+                    ));
+                }
+                if old_assignment(&directive["old".len()..]).is_none()
+                    || !directive[3..].starts_with(char::is_whitespace)
+                {
+                    return Err(file_err(
+                        lineno,
+                        format!("`-- sluice:{}` is not a valid old directive: it is written `-- sluice:old <column> = <expression>`", directive.trim()),
+                        fix,
+                    ));
+                }
+                let next = text[offset..].lines().next().unwrap_or("").trim_start();
+                if !(next.starts_with("-- sluice:old")
+                    || next
+                        .get(..5)
+                        .is_some_and(|w| w.eq_ignore_ascii_case("ALTER")))
+                {
+                    return Err(file_err(
+                        lineno,
+                        "`-- sluice:old` is not on the lines right before an `ALTER TABLE ... DROP COLUMN ...` statement".into(),
+                        fix,
+                    ));
+                }
+            }
             "ignore" => {
                 let rule = words.next().unwrap_or("").to_string();
                 let reason = words.collect::<Vec<_>>().join(" ");
@@ -490,7 +523,8 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
                     format!("unknown directive `-- sluice:{}`", directive.trim()),
                     "known directives: `-- sluice:up`, `-- sluice:down`, `-- sluice:irreversible [reason]`, \
                      `-- sluice:transaction single|per-statement`, \
-                     `-- sluice:ignore <rule-id> <reason>`, `-- sluice:versioned down <expression>`. \
+                     `-- sluice:ignore <rule-id> <reason>`, `-- sluice:versioned down <expression>`, \
+                     `-- sluice:old <column> = <expression>`. \
                      To write an ordinary comment, do not start it with `-- sluice:`",
                 ));
             }
@@ -561,14 +595,83 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
     })
 }
 
-const DIRECTIVE_WORDS: [&str; 6] = [
+const DIRECTIVE_WORDS: [&str; 7] = [
     "up",
     "down",
     "transaction",
     "ignore",
     "irreversible",
     "versioned",
+    "old",
 ];
+
+/// One `-- sluice:old <column> = <expression>` of a part (issue 14, splitting or merging columns):
+/// how the column the migration drops is computed from the columns it adds, for the writes of the
+/// new application version while both run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OldDirective {
+    /// The dropped column, as PostgreSQL folds it (unquoted: lowercase).
+    pub column: String,
+    pub expr: String,
+    /// Byte offset in the part's SQL of the directive's line and of the line after it.
+    pub start: usize,
+    pub end: usize,
+}
+
+/// `<column> = <expression>` of an old directive: None when it is not of that form.
+fn old_assignment(rest: &str) -> Option<(String, String)> {
+    let rest = rest.trim();
+    let (column, after) = if let Some(q) = rest.strip_prefix('"') {
+        // A quoted name: `""` stands for one quote.
+        let mut name = String::new();
+        let mut chars = q.char_indices().peekable();
+        let mut end = None;
+        while let Some((i, c)) = chars.next() {
+            if c == '"' {
+                if chars.peek().map(|(_, n)| *n) == Some('"') {
+                    name.push('"');
+                    chars.next();
+                } else {
+                    end = Some(i + 1);
+                    break;
+                }
+            } else {
+                name.push(c);
+            }
+        }
+        (name, &q[end?..])
+    } else {
+        let n = rest
+            .find(|c: char| c.is_whitespace() || c == '=')
+            .unwrap_or(rest.len());
+        // PostgreSQL folds only ASCII letters of an unquoted name.
+        (rest[..n].to_ascii_lowercase(), &rest[n..])
+    };
+    let expr = after.trim_start().strip_prefix('=')?.trim();
+    (!column.is_empty() && !expr.is_empty()).then(|| (column, expr.to_string()))
+}
+
+/// Every `-- sluice:old <column> = <expression>` line of a part's SQL, in order ([`parse_text`]
+/// has checked their form).
+pub fn old_directives(sql: &str) -> Vec<OldDirective> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    for line in sql.split_inclusive('\n') {
+        let start = offset;
+        offset += line.len();
+        if let Some(rest) = line.trim().strip_prefix("-- sluice:old") {
+            if let Some((column, expr)) = old_assignment(rest) {
+                out.push(OldDirective {
+                    column,
+                    expr,
+                    start,
+                    end: offset,
+                });
+            }
+        }
+    }
+    out
+}
 
 /// `-- sluice:versioned down <expression>` in a part's SQL (issue 14, versioned schemas): the
 /// expression and the byte offset in `sql` of the line after the directive (where the statement
@@ -1048,6 +1151,32 @@ mod tests {
             ("-- sluice:up\nSELECT 1;\n-- sluice:down\n-- sluice:versioned down b\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "line 4: `-- sluice:versioned` outside the up part"),
             ("-- sluice:up\n-- sluice versioned down b\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "looks like a sluice directive"),
             ("-- sluice:up\n--sluice:versioned down b\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "looks like a sluice directive"),
+        ];
+        for (text, want) in bad {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn old_directives() {
+        let m = parse("-- sluice:up\nALTER TABLE u ADD COLUMN f text;\nUPDATE u SET f = a || b;\n-- sluice:old a = split_part(f, ' ', 1)\n-- sluice:old \"B\"\"x\"=f\nALTER TABLE u DROP COLUMN a, DROP COLUMN \"B\"\"x\";\n").unwrap();
+        let d = super::old_directives(&m.up.sql);
+        assert_eq!(
+            d.iter()
+                .map(|d| (d.column.as_str(), d.expr.as_str()))
+                .collect::<Vec<_>>(),
+            [("a", "split_part(f, ' ', 1)"), ("B\"x", "f")]
+        );
+        assert!(m.up.sql[d[1].end..].starts_with("ALTER TABLE u DROP"));
+        let bad = [
+            ("-- sluice:up\n-- sluice:old a\nALTER TABLE u DROP COLUMN a;\n", "line 2: `-- sluice:old a` is not a valid old directive"),
+            ("-- sluice:up\n-- sluice:old = f\nALTER TABLE u DROP COLUMN a;\n", "is not a valid old directive"),
+            ("-- sluice:up\n-- sluice:old a =\nALTER TABLE u DROP COLUMN a;\n", "is not a valid old directive"),
+            ("-- sluice:up\n-- sluice:olda = f\nALTER TABLE u DROP COLUMN a;\n", "unknown directive"),
+            ("-- sluice:up\n-- sluice:old a = f\n\nALTER TABLE u DROP COLUMN a;\n", "line 2: `-- sluice:old` is not on the lines right before"),
+            ("-- sluice:up\nSELECT 1;\n-- sluice:down\n-- sluice:old a = f\nALTER TABLE u DROP COLUMN a;\n", "line 4: `-- sluice:old` outside the up part"),
+            ("-- sluice:up\n-- sluice old a = f\nALTER TABLE u DROP COLUMN a;\n", "looks like a sluice directive"),
         ];
         for (text, want) in bad {
             let e = parse(text).unwrap_err().to_string();

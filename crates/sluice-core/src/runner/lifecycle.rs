@@ -44,7 +44,22 @@ pub fn breaking(
     if let Some((down, after)) = crate::migration::versioned_directive(&part.sql) {
         return versioned(target, m, part, (&split, &stmts), down, after).map(Some);
     }
+    let olds = crate::migration::old_directives(&part.sql);
     match crate::plan::expand::find(target.engine, &stmts) {
+        Ok(Some((i, b @ Breaking::SplitMerge { .. }))) => {
+            split_merge(target, m, part, &split[i], b, olds)
+                .map(|b| Some((split[i].clone(), stmts[i].clone(), b)))
+        }
+        _ if !olds.is_empty() => {
+            let (path, text) = m.file_of(part);
+            let line = sql::line_col(text, part.offset + olds[0].start).0;
+            Err(Error::MigrationFile {
+                path: path.to_path_buf(),
+                line: Some(line),
+                message: format!("line {line}: migration {}: `-- sluice:old` stands in a migration that is not a split or merge of columns: its up part must be exactly `ALTER TABLE t ADD COLUMN ...; UPDATE t SET <each added column> = <expression of the dropped ones> [WHERE ...]; ALTER TABLE t DROP COLUMN ...` (added columns with a type and nothing else)", m.label()),
+                help: "remove the directive, or write the migration in that shape with the directives right before its DROP COLUMN".into(),
+            })
+        }
         Ok(None) => Ok(None),
         Ok(Some((i, b))) => Ok(Some((split[i].clone(), stmts[i].clone(), b))),
         Err(why) => {
@@ -146,6 +161,112 @@ fn versioned(
             down,
         },
     ))
+}
+
+/// A split or merge of columns (`b`, its DROP statement `drop`): its `-- sluice:old` directives
+/// read into `b`'s reverse expressions. They must stand on the lines right before the DROP, one
+/// per dropped column and only for those; MariaDB/MySQL are refused with the reason. Errors name
+/// the file and the fix (exit 2). Missing directives are refused by the phases (with the lines to
+/// write), so that `plan` shows the refusal too.
+fn split_merge(
+    target: crate::target::Target,
+    m: &Migration,
+    part: &crate::migration::Part,
+    drop: &SqlStatement,
+    mut b: Breaking,
+    olds: Vec<crate::migration::OldDirective>,
+) -> Result<Breaking> {
+    let (path, text) = m.file_of(part);
+    let first = olds.first().map(|d| d.start).unwrap_or(drop.offset);
+    // Each error names the line of the directive it is about.
+    let err_at = |at: usize, message: String, help: &str| {
+        let line = sql::line_col(text, part.offset + at).0;
+        Error::MigrationFile {
+            path: path.to_path_buf(),
+            line: Some(line),
+            message: format!("line {line}: migration {}: {message}", m.label()),
+            help: help.to_string(),
+        }
+    };
+    if target.engine != EngineKind::Postgres {
+        return Err(err_at(
+            first,
+            format!("sluice cannot {} in two phases on {}: the trigger that keeps the dropped and the added columns in step for both application versions is written for PostgreSQL only so far", b.describe(), target.engine),
+            "run it as written with `sluice up --as-written` once no running version reads the dropped columns, or in steps both versions can use: add the new columns (the application writes both), backfill, then drop the old ones in a later migration",
+        ));
+    }
+    let Breaking::SplitMerge {
+        dropped, reverse, ..
+    } = &mut b
+    else {
+        unreachable!()
+    };
+    // The two phases are separate steps (the backfill in batches, each its own transaction): a
+    // part forced into one transaction cannot hold them.
+    if part.tx_directive == Some(crate::migration::TxMode::Single) {
+        return Err(err_at(
+            first,
+            format!("`-- sluice:transaction single` asks for one transaction, but sluice runs {} in two phases of several transactions each (the UPDATE as a backfill in batches)", b.describe()),
+            "remove the `-- sluice:transaction single` line, or run the three statements as written with `sluice up --as-written` (the running version breaks at once)",
+        ));
+    }
+    let form = "write one `-- sluice:old <dropped column> = <expression of the added columns>` line per dropped column, on the lines right before the DROP COLUMN statement";
+    for d in &olds {
+        // Only directives (and blank space) between this one and the DROP.
+        let between = &part.sql[d.end..drop.offset.max(d.end)];
+        let only_directives = between
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with("-- sluice:old"));
+        if d.start > drop.offset || !only_directives {
+            return Err(err_at(
+                d.start,
+                format!(
+                    "`-- sluice:old {}` is not on the lines right before the DROP COLUMN",
+                    d.column
+                ),
+                form,
+            ));
+        }
+        if !dropped.iter().any(|(c, _)| *c == d.column) {
+            return Err(err_at(
+                d.start,
+                format!(
+                    "`-- sluice:old {}` names a column the DROP COLUMN does not drop (it drops {})",
+                    d.column,
+                    dropped
+                        .iter()
+                        .map(|(c, _)| c.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                form,
+            ));
+        }
+        if reverse.iter().any(|(c, _)| *c == d.column) {
+            return Err(err_at(
+                d.start,
+                format!("a second `-- sluice:old {}`", d.column),
+                form,
+            ));
+        }
+        reverse.push((d.column.clone(), d.expr.clone()));
+    }
+    Ok(b)
+}
+
+/// The migration's up part is a split or merge of columns (or holds `-- sluice:old` lines).
+fn splits_or_merges(target: crate::target::Target, m: &Migration) -> bool {
+    let Some(part) = m.part(Direction::Up) else {
+        return false;
+    };
+    let stmts: Vec<Stmt> = sql::split(target.engine, &part.sql)
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .map(|(i, s)| crate::analysis::ir::build(target.engine, i, s, 0, &s.sql))
+        .collect();
+    !crate::migration::old_directives(&part.sql).is_empty()
+        || crate::plan::expand::split_merge::find(target.engine, &stmts).is_some()
 }
 
 /// The lifecycle change of a migration: its breaking statement, or else a column type change
@@ -547,10 +668,12 @@ fn in_run_conflicts(
         let found = breaking_in_run(target, m, InRun { files, rows });
         if target.engine.is_mysql_family() && !all {
             if let Err(e) = found {
-                // The versioned directive's refusal is about the file (exit 2), as on PostgreSQL.
+                // The versioned directive's refusal is about the file (exit 2), as on PostgreSQL;
+                // so is a split or merge of columns' (its own reason and fix).
                 if m.part(Direction::Up)
                     .and_then(|p| crate::migration::versioned_directive(&p.sql))
                     .is_some()
+                    || splits_or_merges(target, m)
                 {
                     return Err(e);
                 }
@@ -949,6 +1072,33 @@ async fn phases_live(
             let f = versioned_facts(engine, m, &cat).await?;
             let ch = crate::plan::expand::versioned::Change { ty, up, down };
             crate::plan::expand::versioned::phases(&cat, &ch, &f).map_err(|why| {
+                file_err(format!(
+                    "sluice cannot {} in two phases: {why}",
+                    b.describe()
+                ))
+            })
+        }
+        Breaking::SplitMerge { dropped, .. } => {
+            use crate::plan::expand::drop_column::{meta_key, Column};
+            let notes = drop_notes(engine, m.version).await?;
+            let mut cols = Vec::new();
+            for (c, if_exists) in dropped {
+                let cat = engine.column_catalog(&name, c).await?;
+                let not_null_dropped = cat.as_ref().is_some_and(|k| {
+                    notes.contains(&meta_key(m.version, &k.schema, &k.table, &k.column))
+                });
+                cols.push(Column {
+                    name: c.clone(),
+                    if_exists: *if_exists,
+                    cat,
+                    not_null_dropped,
+                });
+            }
+            let f = crate::plan::expand::split_merge::Facts {
+                dropped: cols,
+                version: m.version,
+            };
+            crate::plan::expand::split_merge::phases(b, &s.sql, &f).map_err(|why| {
                 file_err(format!(
                     "sluice cannot {} in two phases: {why}",
                     b.describe()
@@ -1508,14 +1658,17 @@ pub(crate) async fn plan_hook(
             a.safe_steps = if k == 0 { lp.expand.clone() } else { vec![] };
         }
     }
-    // The fill's UPDATE runs inside the expand phase (its backfill, after the fill trigger).
-    if let Breaking::FillNotNull { .. } = &b {
+    // The fill's UPDATE runs inside the expand phase (its backfill, after the fill trigger); so
+    // do a split's or merge's ADD COLUMN and UPDATE.
+    if let Some(note) = inside_note(&b) {
         for sp in statements.iter_mut().filter(|sp| sp.index != st.index) {
             for a in sp.actions.iter_mut() {
                 a.refused = None;
                 a.safe_steps.clear();
-                a.impact.note = FILL_UPDATE_NOTE.to_string();
+                a.impact.note = note.to_string();
             }
+            // One ADD COLUMN of several columns is several like actions now: the note once.
+            sp.actions.dedup();
         }
     }
     for f in findings
@@ -1564,6 +1717,19 @@ pub(crate) async fn plan_hook(
 /// What `plan` and `up --dry-run` say of the UPDATE of a fill-and-SET-NOT-NULL migration.
 const FILL_UPDATE_NOTE: &str = "runs inside the expand phase of the SET NOT NULL after it (two application versions live): as its paced backfill, after the trigger that fills the column for writes that leave it NULL";
 
+/// What `plan` and `up --dry-run` say of the ADD COLUMN and the UPDATE of a split or merge.
+const SPLIT_MERGE_NOTE: &str = "runs inside the expand phase of the DROP COLUMN after it (two application versions live): the ADD COLUMN as its first step, the UPDATE as its paced backfill after the trigger that keeps the added and the dropped columns in step";
+
+/// The note for the statements of a breaking migration other than its breaking one, which run
+/// inside its expand phase (None: it has no others).
+fn inside_note(b: &Breaking) -> Option<&'static str> {
+    match b {
+        Breaking::FillNotNull { .. } => Some(FILL_UPDATE_NOTE),
+        Breaking::SplitMerge { .. } => Some(SPLIT_MERGE_NOTE),
+        _ => None,
+    }
+}
+
 /// `up --dry-run`'s hook: a breaking migration runs as its expand phase (PostgreSQL). A refusal is
 /// left to the run.
 pub(crate) async fn explain_dry_run(
@@ -1597,14 +1763,14 @@ pub(crate) async fn explain_dry_run(
         // As `plan` shows them: what complete and rollback run later (not steps of this run).
         let lp = crate::plan::expand::LifecyclePlan::of(&b, &phases);
         let i = st.index;
-        if let Breaking::FillNotNull { .. } = &b {
+        if let Some(note) = inside_note(&b) {
             if p.runs_as.len() <= i {
                 p.runs_as.resize(i + 1, None);
             }
             for slot in p.runs_as[..i].iter_mut().filter(|r| r.is_none()) {
                 *slot = Some(crate::runner::RunsAs {
-                    sql: format!("-- nothing now: {FILL_UPDATE_NOTE}"),
-                    note: FILL_UPDATE_NOTE.to_string(),
+                    sql: format!("-- nothing now: {note}"),
+                    note: note.to_string(),
                     then: vec![],
                 });
             }
@@ -1674,6 +1840,17 @@ pub(crate) async fn up_hook(
 
 /// The expand phase; returns the phases as last planned (on MySQL planned again from the live
 /// state once the cleanup of a failed expand ran).
+/// The file line of the `-- sluice:old` directive a precheck failure `message` quotes (the split
+/// or merge check of each reverse expression quotes it as `` `-- sluice:old <column> = <expr>` ``).
+fn old_directive_line(m: &Migration, message: &str) -> Option<usize> {
+    let part = m.part(Direction::Up)?;
+    let d = crate::migration::old_directives(&part.sql)
+        .into_iter()
+        .find(|d| message.contains(&format!("`-- sluice:old {} = {}`", d.column, d.expr)))?;
+    let (_, text) = m.file_of(part);
+    Some(sql::line_col(text, part.offset + d.start).0)
+}
+
 async fn expand(
     engine: &mut dyn Engine,
     m: &Migration,
@@ -1731,10 +1908,15 @@ async fn expand(
             if let Err(mut e) = engine.execute(check).await {
                 e.position = None;
                 // Nothing is made and nothing recorded: the rerun starts from the same point.
+                let help = match old_directive_line(m, &e.message) {
+                    // Only the two phases evaluate a `-- sluice:old` expression.
+                    Some(line) => format!("the `-- sluice:old` expression on line {line} failed (the statements as written do not run it); fix it and run `sluice up` again"),
+                    None => "the statement as written would fail the same way; fix it and run `sluice up` again".into(),
+                };
                 return Err(Error::Rejected {
                     context: format!("expanding {}", m.label()),
                     message: e.message,
-                    help: "the statement as written would fail the same way; fix it and run `sluice up` again".into(),
+                    help,
                 });
             }
         }
@@ -1768,7 +1950,7 @@ async fn expand(
         slot: &|k| format!("{} expand {k}", m.version),
         first_builds_index: None,
         resuming,
-        written: s.into(),
+        written: crate::runner::retry::Subject::Phase(s),
         before: &|k, about| {
             crash_point(&format!("expand-step-{k}"));
             (ctx.say)(&format!("  {}", about.description));
@@ -2124,7 +2306,15 @@ async fn restore_staged(
             never_queues_queries: about.never_queues_queries(),
             held_us: None,
         };
-        let ran = match crate::runner::run_step(engine, sql, opts, s, ctx).await {
+        let ran = match crate::runner::run_step(
+            engine,
+            sql,
+            opts,
+            crate::runner::retry::Subject::Phase(s),
+            ctx,
+        )
+        .await
+        {
             Ok(r) => r,
             Err(e) => {
                 unwatch(engine, phases, s, ctx).await;
@@ -2271,13 +2461,16 @@ async fn tx_then(
         for sql in stmts {
             let bound = Some(ctx.exclusive_timeout);
             if let Err(e) = crate::runner::execute_bounded(engine, sql, bound, ctx).await {
-                failed = Some(e);
+                failed = Some((e, sql));
                 break;
             }
         }
-        if let Some(mut e) = failed {
+        if let Some((mut e, sql)) = failed {
             let _ = engine.rollback().await;
-            if e.lock_timeout && retry.again(engine, s, ctx, &mut e).await {
+            // The wait is the phase's own step's (e.g. the expand's ADD COLUMN), on the
+            // statement's table: the message names that step, not the statement as written.
+            let step = crate::runner::retry::Subject::Phase(s);
+            if e.lock_timeout && retry.again_at(engine, step, Some(sql), ctx, &mut e).await {
                 continue;
             }
             return Err(e);

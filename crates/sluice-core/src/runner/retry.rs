@@ -9,6 +9,9 @@ use crate::plan::as_written::AsWritten;
 pub(crate) enum Subject<'a> {
     Step(&'a AsWritten),
     Statement(&'a SqlStatement),
+    /// A step of a two-phase change of the statement (expand, rollback): the message names the
+    /// step's own SQL (given to [`LockRetry::again_at`]), on the statement's tables.
+    Phase(&'a SqlStatement),
 }
 
 impl<'a> From<&'a AsWritten> for Subject<'a> {
@@ -47,12 +50,32 @@ impl LockRetry {
         ctx: &RunContext,
         e: &mut crate::engine::ServerError,
     ) -> bool {
+        self.again_at(engine, subject, None, ctx, e).await
+    }
+
+    /// [`again`](Self::again) for the step `sql` of `subject` (named by a [`Subject::Phase`]).
+    pub(crate) async fn again_at<'a>(
+        &mut self,
+        engine: &mut dyn Engine,
+        subject: impl Into<Subject<'a>>,
+        sql: Option<&str>,
+        ctx: &RunContext,
+        e: &mut crate::engine::ServerError,
+    ) -> bool {
         self.attempt += 1;
         let asked;
         let w = match subject.into() {
             Subject::Step(w) => w,
             Subject::Statement(s) => {
                 asked = crate::plan::as_written::statement(engine.target(), s);
+                &asked
+            }
+            Subject::Phase(s) => {
+                let mut step = crate::plan::as_written::statement(engine.target(), s);
+                if let Some(sql) = sql {
+                    step.sql = sql.to_string();
+                }
+                asked = step;
                 &asked
             }
         };

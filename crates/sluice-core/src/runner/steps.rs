@@ -148,7 +148,11 @@ pub(crate) async fn run_step<'w>(
                     // The server's position is in the rewritten text, not in the file.
                     e.position = None;
                 }
-                if e.lock_timeout && retry.again(engine, written, ctx, &mut e).await {
+                if e.lock_timeout
+                    && retry
+                        .again_at(engine, written, Some(sql), ctx, &mut e)
+                        .await
+                {
                     continue;
                 }
                 break Err(e);

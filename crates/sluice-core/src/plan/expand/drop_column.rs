@@ -22,6 +22,7 @@ use crate::engine::ColumnCatalog;
 use crate::quote::pg::{ident, literal, qualified};
 
 /// One column the statement drops, as the live catalog has it.
+#[derive(Clone)]
 pub struct Column {
     pub name: String,
     pub if_exists: bool,
@@ -50,7 +51,7 @@ fn capitalized(s: &str) -> String {
 }
 
 /// The check that proves NOT NULL again during rollback.
-fn check_name(cat: &ColumnCatalog) -> String {
+pub(super) fn check_name(cat: &ColumnCatalog) -> String {
     helper_name(&cat.table, &cat.column, "sluice_not_null")
 }
 

@@ -31,44 +31,19 @@ use crate::target::EngineKind;
 /// parser) and `ALTER TABLE t ALTER COLUMN c SET NOT NULL` (plain, one operation) on the same
 /// table and column. Anything else: None (it runs as before).
 pub fn find(stmts: &[Stmt]) -> Option<Breaking> {
-    use sqlparser::ast::{AssignmentTarget, Expr, Statement, TableFactor};
+    use sqlparser::ast::{AssignmentTarget, Expr, Statement};
     let [up, alter] = stmts else { return None };
-    let (Some(Statement::Update(u)), Some(Statement::AlterTable(at))) =
-        (up.ast.as_deref(), alter.ast.as_deref())
-    else {
+    let Some(Statement::AlterTable(at)) = alter.ast.as_deref() else {
         return None;
     };
+    let u = super::plain_update(up)?;
     let [Action::SetNotNull { table, column }] = alter.actions() else {
         return None;
     };
     if at.operations.len() != 1 || !super::super::staged::plain_alter(at) {
         return None;
     }
-    if u.from.is_some()
-        || u.returning.is_some()
-        || u.output.is_some()
-        || u.or.is_some()
-        || u.limit.is_some()
-        || !u.order_by.is_empty()
-        || u.on_cluster.is_some()
-        || u.settings.is_some()
-        || !u.optimizer_hints.is_empty()
-        || !u.table.joins.is_empty()
-        || !super::super::staged::faithful(&up.sql, up.ast.as_deref()?)
-    {
-        return None;
-    }
-    let TableFactor::Table {
-        name,
-        alias: None,
-        args: None,
-        with_hints,
-        ..
-    } = &u.table.relation
-    else {
-        return None;
-    };
-    if !with_hints.is_empty() || !qname(EngineKind::Postgres, name).matches(table) {
+    if !qname(EngineKind::Postgres, super::update_table(u)?).matches(table) {
         return None;
     }
     let [a] = u.assignments.as_slice() else {
@@ -126,6 +101,17 @@ pub fn find(stmts: &[Stmt]) -> Option<Breaking> {
         column: column.clone(),
         expr,
     })
+}
+
+/// A DO block that fails when `expr` names a generated column of the table `lt` (a literal): such
+/// a column is still NULL in a BEFORE trigger's row, so a trigger evaluating `expr` would compute
+/// from NULL. `what` names the expression and `fix` starts the fix, for the message.
+pub(super) fn no_generated(lt: &str, expr: &str, what: &str, fix: &str) -> String {
+    do_block(&format!(
+        "DECLARE g text; BEGIN SELECT attname INTO g FROM pg_attribute WHERE attrelid = {lt}::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated <> '' AND lower({lexpr}) ~ ('\\m' || regexp_replace(lower(attname), '([^a-z0-9_])', '\\\\\\1', 'g') || '\\M') LIMIT 1; IF g IS NOT NULL THEN RAISE EXCEPTION {}, g USING ERRCODE = 'feature_not_supported'; END IF; END",
+        literal(&format!("{what} names the generated column %, which a trigger sees as NULL on the row being written: {fix} in terms of the columns it is generated from")),
+        lexpr = literal(expr)
+    ))
 }
 
 /// The names the phases give their helpers (stable across runs: a rerun, `complete` and
@@ -199,10 +185,7 @@ pub fn phases(cat: &ColumnCatalog, expr: &str, version: i64) -> Result<Phases, S
         )),
         // A generated column is still NULL in a BEFORE trigger's row: an expression naming one
         // would fill NULL and make every old-version INSERT fail once NOT NULL is set.
-        do_block(&format!(
-            "DECLARE g text; BEGIN SELECT attname INTO g FROM pg_attribute WHERE attrelid = {lt}::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated <> '' AND lower({lexpr}) ~ ('\\m' || regexp_replace(lower(attname), '([^a-z0-9_])', '\\\\\\1', 'g') || '\\M') LIMIT 1; IF g IS NOT NULL THEN RAISE EXCEPTION 'the fill expression names the generated column %, which a trigger sees as NULL on the row being written: write the fill in terms of the columns it is generated from', g USING ERRCODE = 'feature_not_supported'; END IF; END",
-            lexpr = literal(expr)
-        )),
+        no_generated(&lt, expr, "the fill expression", "write the fill"),
         // Rows the UPDATE leaves NULL make SET NOT NULL fail, as the statements as written fail:
         // said before anything is made (the backfill would otherwise have filled the other rows
         // for good before the check failed).

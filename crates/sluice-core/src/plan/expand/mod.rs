@@ -17,6 +17,7 @@ pub mod rename_column;
 pub mod rename_column_mysql;
 pub mod rename_table;
 pub mod rename_table_mysql;
+pub mod split_merge;
 pub mod versioned;
 
 use super::staged::{About, Step};
@@ -76,6 +77,21 @@ pub enum Breaking {
         column: String,
         expr: String,
     },
+    /// `ALTER TABLE t ADD COLUMN ...; UPDATE t SET <added> = <expr of dropped>, ... [WHERE ...];
+    /// ALTER TABLE t DROP COLUMN ...`, the migration's only three statements: splitting or merging
+    /// columns; expand adds the columns and keeps both sides in step by a trigger (see
+    /// `split_merge`), contract runs the DROP. `added`: (column, type as written); `set`: the
+    /// UPDATE's (column, expression); `reverse`: each dropped column's `-- sluice:old` expression
+    /// (empty from [`find`]; the lifecycle reads the directives).
+    SplitMerge {
+        table: QName,
+        added: Vec<(String, String)>,
+        set: Vec<(String, String)>,
+        filter: Option<String>,
+        dropped: Vec<(String, bool)>,
+        cascade: bool,
+        reverse: Vec<(String, String)>,
+    },
 }
 
 impl Breaking {
@@ -87,6 +103,7 @@ impl Breaking {
             | Breaking::ColumnType { table, .. }
             | Breaking::Versioned { table, .. }
             | Breaking::FillNotNull { table, .. }
+            | Breaking::SplitMerge { table, .. }
             | Breaking::DropTable { table, .. } => table,
             Breaking::RenameTable { from, .. } => from,
         }
@@ -101,9 +118,10 @@ impl Breaking {
             | Breaking::FillNotNull { column, .. } => {
                 vec![column.as_str()]
             }
-            Breaking::DropColumns { columns, .. } => {
-                columns.iter().map(|(c, _)| c.as_str()).collect()
-            }
+            Breaking::DropColumns { columns, .. }
+            | Breaking::SplitMerge {
+                dropped: columns, ..
+            } => columns.iter().map(|(c, _)| c.as_str()).collect(),
             Breaking::RenameTable { .. } | Breaking::DropTable { .. } => vec![],
         }
     }
@@ -142,6 +160,23 @@ impl Breaking {
             Breaking::FillNotNull { table, column, .. } => {
                 format!("fill the NULLs of column {table}.{column} and set it NOT NULL")
             }
+            Breaking::SplitMerge {
+                table,
+                added,
+                dropped,
+                ..
+            } => {
+                let list = |v: Vec<&str>| v.join(", ");
+                let (a, d) = (
+                    list(added.iter().map(|(c, _)| c.as_str()).collect()),
+                    list(dropped.iter().map(|(c, _)| c.as_str()).collect()),
+                );
+                match (dropped.len(), added.len()) {
+                    (1, _) => format!("split column {table}.{d} into {a}"),
+                    (_, 1) => format!("merge columns {table}.{d} into {a}"),
+                    _ => format!("replace columns {table}.{d} by {a}"),
+                }
+            }
         }
     }
 
@@ -154,6 +189,7 @@ impl Breaking {
             Breaking::DropTable { .. } => "the DROP TABLE",
             Breaking::ColumnType { .. } | Breaking::Versioned { .. } => "the type change",
             Breaking::FillNotNull { .. } => "the UPDATE and the SET NOT NULL",
+            Breaking::SplitMerge { .. } => "the ADD COLUMN, the UPDATE and the DROP COLUMN",
         }
     }
 }
@@ -168,6 +204,11 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
         if let Some(b) = fill_not_null::find(stmts) {
             return Ok(Some((1, b)));
         }
+    }
+    // Splitting or merging columns: ADD COLUMN, UPDATE, DROP COLUMN, exactly (its breaking
+    // statement is the DROP). Found on every engine: MariaDB/MySQL refuse it with the reason.
+    if let Some(b) = split_merge::find(engine, stmts) {
+        return Ok(Some((2, b)));
     }
     let mut created: Vec<QName> = Vec::new();
     let mut added: Vec<(QName, String)> = Vec::new();
@@ -287,6 +328,7 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
         | Breaking::DropTable { .. }
         | Breaking::ColumnType { .. }
         | Breaking::FillNotNull { .. }
+        | Breaking::SplitMerge { .. }
         | Breaking::Versioned { .. } => stmts[i].actions().len() > 1,
         Breaking::DropColumns { .. } => stmts[i]
             .actions()
@@ -301,6 +343,46 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
         ));
     }
     Ok(Some((i, b)))
+}
+
+/// `UPDATE t SET ... [WHERE ...]` with nothing else: no alias, FROM, RETURNING, ORDER BY, LIMIT,
+/// join or hint, every clause kept by the parser (the fill and the split/merge shapes).
+pub(super) fn plain_update(st: &Stmt) -> Option<&sqlparser::ast::Update> {
+    use sqlparser::ast::{Statement, TableFactor};
+    let Some(Statement::Update(u)) = st.ast.as_deref() else {
+        return None;
+    };
+    if u.from.is_some()
+        || u.returning.is_some()
+        || u.output.is_some()
+        || u.or.is_some()
+        || u.limit.is_some()
+        || !u.order_by.is_empty()
+        || u.on_cluster.is_some()
+        || u.settings.is_some()
+        || !u.optimizer_hints.is_empty()
+        || !u.table.joins.is_empty()
+        || !super::staged::faithful(&st.sql, st.ast.as_deref()?)
+    {
+        return None;
+    }
+    match &u.table.relation {
+        TableFactor::Table {
+            alias: None,
+            args: None,
+            with_hints,
+            ..
+        } if with_hints.is_empty() => Some(u),
+        _ => None,
+    }
+}
+
+/// The table a [`plain_update`] names.
+pub(super) fn update_table(u: &sqlparser::ast::Update) -> Option<&sqlparser::ast::ObjectName> {
+    match &u.table.relation {
+        sqlparser::ast::TableFactor::Table { name, .. } => Some(name),
+        _ => None,
+    }
 }
 
 /// A statement after `at` creates a view named `t`.
