@@ -105,7 +105,7 @@ fn note_what_up_handles(target: Target, prepared: &UpForm, findings: &mut [Findi
                 && ONLINE_AWAY.contains(&r)
                 && prepared.online.get(f.statement).copied().unwrap_or(false) =>
             {
-                Some("`sluice up` runs it online: INSTANT or in place when the server can, otherwise a verified shadow-table copy with an atomic cut-over (tables with foreign keys or other triggers are refused, before anything runs)".to_string())
+                Some("`sluice up` runs it online: INSTANT or in place when the server can, otherwise a verified shadow-table copy with an atomic cut-over (a table with triggers of its own, or a foreign key the copy cannot carry, is refused before anything runs)".to_string())
             }
             _ => None,
         };

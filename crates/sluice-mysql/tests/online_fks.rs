@@ -301,6 +301,34 @@ fn cases() -> Vec<Case> {
             script: s_self,
             violations: &["INSERT INTO t (id, pid, v, up) VALUES (9999999, 1, 0, 9999998)"],
         },
+        // Keys declared without an index of their own: MariaDB makes one named after the column
+        // (`KEY pid`), flagged as the key's, and renamed after any named key added over it (a
+        // carried or re-pointed key left `KEY t_ibfk_1` where the ALTER as written leaves `KEY
+        // pid`, so the copy failed its definition check; a child's index was renamed).
+        Case {
+            name: "keys out and in whose indexes MariaDB made",
+            create: format!(
+                "{P}; CREATE TABLE t (id INT PRIMARY KEY, pid INT, v INT NOT NULL, up INT, FOREIGN KEY (pid) REFERENCES p (id)); {T_ROWS}; \
+                 CREATE TABLE c1 (id INT PRIMARY KEY, tid INT, FOREIGN KEY (tid) REFERENCES t (id) ON DELETE CASCADE); \
+                 INSERT INTO c1 SELECT seq, seq FROM seq_1_to_1500 WHERE seq % 3 = 0"
+            ),
+            alter: "MODIFY v BIGINT NOT NULL",
+            script: s_in,
+            violations: &[
+                "INSERT INTO t (id, pid, v) VALUES (9999999, 9999999, 0)",
+                "INSERT INTO c1 (id, tid) VALUES (9999999, 9999999)",
+            ],
+        },
+        Case {
+            name: "self-referencing key whose index MariaDB made",
+            create: format!(
+                "{P}; CREATE TABLE t (id INT PRIMARY KEY, pid INT, v INT NOT NULL, up INT, KEY (pid), FOREIGN KEY (up) REFERENCES t (id)); {T_ROWS}; \
+                 UPDATE t SET up = id - 1 WHERE id > 1 AND id % 2 = 0"
+            ),
+            alter: "MODIFY v BIGINT NOT NULL",
+            script: s_self,
+            violations: &["INSERT INTO t (id, pid, v, up) VALUES (9999999, 1, 0, 9999998)"],
+        },
         Case {
             name: "multi-column keys out and in",
             create: format!(

@@ -1174,3 +1174,45 @@ async fn online_copy_with_foreign_keys_killed_then_aborted_gives_the_keys_back()
         .unwrap_err();
     assert!(err.to_string().contains("1452"), "{err}");
 }
+
+/// Killed with the child's key pointed at the copy, the process stays dead while a client deletes
+/// a parent row (nothing checks `kid` against `acc` then, nor cascades): the rerun — `up` or
+/// `cleanup --abort` — puts the key back and refuses to go on while `kid` holds the row left
+/// without its parent, naming it (twice, the keys back on `acc` each time); once the row is
+/// fixed, it goes on and the key is enforced.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_parent_deleted_while_a_killed_cutover_left_the_child_on_the_copy_is_caught() {
+    for then in [&["up"][..], &["cleanup", "--abort"][..]] {
+        let (p, mut c) = fk_project(5_000).await;
+        let before = fk_list(&mut c).await;
+        let r = p.run_crashing(&["up", "--chunk-ms", "5"], "cutover-fks");
+        assert!(r.stderr.contains("ending the process here"), "{r:?}");
+        c.query_drop("DELETE FROM acc WHERE id = 2").await.unwrap();
+        assert_eq!(
+            count(&mut c, "SELECT COUNT(*) FROM kid WHERE acc_id = 2").await,
+            1,
+            "not cascaded while the key pointed at the copy"
+        );
+        for attempt in 1..=2 {
+            let r = p.run(then);
+            assert_ne!(r.code, 0, "{then:?}, attempt {attempt}: {r:?}");
+            assert!(
+                r.stderr
+                    .contains("rows without a parent in `acc`: `kid` (acc_id = 2)"),
+                "{then:?}: {r:?}"
+            );
+            assert_eq!(fk_list(&mut c).await, before, "{then:?}: the keys are back");
+        }
+        c.query_drop("DELETE FROM kid WHERE acc_id = 2")
+            .await
+            .unwrap();
+        let r = p.run(then);
+        assert_eq!(r.code, 0, "{then:?} once fixed: {r:?}");
+        assert_eq!(fk_list(&mut c).await, before);
+        let err = c
+            .query_drop("INSERT INTO kid (id, acc_id) VALUES (999998, 999999)")
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("1452"), "{err}");
+    }
+}

@@ -215,6 +215,17 @@ pub async fn alter_unchecked(conn: &mut Conn, table: &str, clauses: &[String]) -
     if clauses.is_empty() {
         return Ok(());
     }
+    // MariaDB renames the index it made for an unnamed key (`KEY pid (pid)`, flagged as the
+    // key's own, also in a `CREATE TABLE … LIKE` copy) after a named key added over it: the
+    // carried or re-pointed key would leave `KEY c_ibfk_1_sluice`, then `KEY c_ibfk_1`, where
+    // the ALTER as written leaves `KEY pid`. The names are put back after the ALTER (a rename
+    // clears the flag, so later key changes keep them).
+    let adds = clauses.iter().any(|c| c.starts_with("ADD "));
+    let before = if adds {
+        index_names(conn, table).await?
+    } else {
+        vec![]
+    };
     let was = checks(conn, false).await?;
     let ran = conn
         .query_drop(format!(
@@ -224,7 +235,42 @@ pub async fn alter_unchecked(conn: &mut Conn, table: &str, clauses: &[String]) -
         ))
         .await;
     checks(conn, was).await?;
-    ran.map_err(|e| db(&format!("changing the foreign keys of `{table}`"), e))
+    ran.map_err(|e| db(&format!("changing the foreign keys of `{table}`"), e))?;
+    if !adds {
+        return Ok(());
+    }
+    let after = index_names(conn, table).await?;
+    let renames: Vec<String> = before
+        .iter()
+        .filter(|(name, _)| !after.iter().any(|(n, _)| n == name))
+        .filter_map(|(name, cols)| {
+            after
+                .iter()
+                .find(|(n, c)| c == cols && !before.iter().any(|(b, _)| b == n))
+                .map(|(n, _)| format!("RENAME INDEX {} TO {}", ident(n), ident(name)))
+        })
+        .collect();
+    if renames.is_empty() {
+        return Ok(());
+    }
+    conn.query_drop(format!(
+        "ALTER TABLE {} {}, ALGORITHM=INPLACE, LOCK=NONE",
+        ident(table),
+        renames.join(", ")
+    ))
+    .await
+    .map_err(|e| db(&format!("keeping the index names of `{table}`"), e))
+}
+
+/// Each index of `table`: its name and its columns (with prefix lengths), in order.
+async fn index_names(conn: &mut Conn, table: &str) -> Result<Vec<(String, String)>> {
+    conn.exec(
+        "SELECT INDEX_NAME, GROUP_CONCAT(CONCAT(COLUMN_NAME, '(', COALESCE(SUB_PART, ''), ')') ORDER BY SEQ_IN_INDEX) \
+         FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? GROUP BY INDEX_NAME",
+        (table,),
+    )
+    .await
+    .map_err(|e| db("reading indexes", e))
 }
 
 /// Gives `to` (a twin or the shadow of `table`) the keys `fks` (as `table` has them) under the
@@ -300,6 +346,11 @@ pub struct Swap {
     pub new: Vec<Fk>,
     /// Keys of other tables pointing at `t`.
     pub inbound: Vec<Fk>,
+    /// A run killed during the cut-over left the children's keys on the shadow, unheld: the
+    /// children are checked for rows without a parent before anything goes on (kept until the
+    /// check passes, so a refused rerun refuses again).
+    #[serde(default)]
+    pub unchecked: bool,
 }
 
 impl Swap {
@@ -395,6 +446,68 @@ async fn children_back(conn: &mut Conn, inbound: &[Fk], parent: &str) -> Result<
         }
     }
     Ok(())
+}
+
+/// Whether some child's key wears its sluice name (it points at the shadow): a run was killed
+/// during its cut-over after re-pointing the children, and no session held writes since.
+pub async fn children_on_shadow(conn: &mut Conn, inbound: &[Fk]) -> Result<bool> {
+    for f in inbound {
+        let temp = sluice_name(&f.name);
+        if names_on(conn, &f.table)
+            .await?
+            .iter()
+            .any(|(n, _)| *n == temp)
+        {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// The first child row of each key in `inbound` (its key back on `t`) that has no parent row in
+/// `t`: what deletes and key updates of `t` let through while the key pointed elsewhere.
+pub async fn orphans_of(conn: &mut Conn, inbound: &[Fk], t: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for f in inbound {
+        let not_null: Vec<String> = f
+            .columns
+            .iter()
+            .map(|c| format!("c.{} IS NOT NULL", ident(c)))
+            .collect();
+        let join: Vec<String> = f
+            .columns
+            .iter()
+            .zip(&f.ref_columns)
+            .map(|(c, r)| format!("p.{} = c.{}", ident(r), ident(c)))
+            .collect();
+        let shown: Vec<String> = f
+            .columns
+            .iter()
+            .map(|c| {
+                format!(
+                    "CONCAT({}, ' = ', COALESCE(c.{}, 'NULL'))",
+                    crate::quote::literal(c),
+                    ident(c)
+                )
+            })
+            .collect();
+        let sql = format!(
+            "SELECT CONCAT_WS(', ', {}) FROM {} c WHERE {} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {}) LIMIT 1",
+            shown.join(", "),
+            ident(&f.table),
+            not_null.join(" AND "),
+            ident(t),
+            join.join(" AND ")
+        );
+        let first: Option<String> = conn
+            .query_first(sql)
+            .await
+            .map_err(|e| db("checking the children for rows without a parent", e))?;
+        if let Some(row) = first {
+            out.push(format!("`{}` ({row})", f.table));
+        }
+    }
+    Ok(out)
 }
 
 /// Not swapped (a failed attempt, or a run killed with writes held): the shadow carries no key

@@ -1644,8 +1644,9 @@ async fn copy_path(
     }
     // A run killed with writes held may have left the children pointing at the shadow.
     if state.is_some() && exists(&mut e.work, &names.shadow).await? {
-        let swap = stored_fks(&mut e.work, &t).await?;
+        let swap = stored_fks_marked(&mut e.work, &t).await?;
         fks::undo(&mut e.work, &names, &t, &swap).await?;
+        orphans_refused(e, &t, swap).await?;
     }
     let live = table::read(&mut e.work, &t)
         .await
@@ -1890,15 +1891,9 @@ async fn copy_path(
             .map_err(|err| db("reading the table's foreign keys", err))?,
         new: out_fks,
         inbound,
+        unchecked: false,
     };
-    let record = serde_json::to_string(&swap).expect("foreign keys serialise");
-    e.work
-        .exec_drop(
-            "UPDATE `sluice_online` SET `fks` = ?, `updated_at` = NOW(6) WHERE `table_name` = ?",
-            (record, &t),
-        )
-        .await
-        .map_err(|err| db("recording the foreign keys", err))?;
+    store_fks(&mut e.work, &t, &swap).await?;
     job.fks = swap;
     if opts.postpone_cutover {
         let _ = job.conn.disconnect().await;
@@ -1945,6 +1940,53 @@ async fn stored_fks(conn: &mut Conn, t: &str) -> Result<fks::Swap> {
             .map_err(|err| Error::database("reading the recorded foreign keys", err.to_string())),
         None => Ok(fks::Swap::default()),
     }
+}
+
+/// The keys recorded for the swap of `t`, marked `unchecked` (and recorded so, before the
+/// children's keys are put back: a refused or killed rerun checks again) when the children's
+/// keys are on the shadow with no session holding writes.
+async fn stored_fks_marked(conn: &mut Conn, t: &str) -> Result<fks::Swap> {
+    let mut swap = stored_fks(conn, t).await?;
+    if !swap.unchecked && fks::children_on_shadow(conn, &swap.inbound).await? {
+        swap.unchecked = true;
+        store_fks(conn, t, &swap).await?;
+    }
+    Ok(swap)
+}
+
+/// Records the keys around the swap of `t` in its `sluice_online` row.
+async fn store_fks(conn: &mut Conn, t: &str, swap: &fks::Swap) -> Result<()> {
+    let record = serde_json::to_string(swap).expect("foreign keys serialise");
+    conn.exec_drop(
+        "UPDATE `sluice_online` SET `fks` = ?, `updated_at` = NOW(6) WHERE `table_name` = ?",
+        (record, t),
+    )
+    .await
+    .map_err(|err| db("recording the foreign keys", err))
+}
+
+/// After a run killed during its cut-over had pointed the children's keys at the shadow (and
+/// they are back on `t` now): while no session held writes, deletes and key updates of `t` were
+/// checked against the shadow, not the children (nor cascaded into them). A child row left
+/// without its parent is refused here, before the copy goes on, naming it: the keys are back,
+/// but InnoDB does not check rows that are already there.
+async fn orphans_refused(e: &mut MySqlEngine, t: &str, mut swap: fks::Swap) -> Result<()> {
+    if !swap.unchecked {
+        return Ok(());
+    }
+    let found = fks::orphans_of(&mut e.work, &swap.inbound, t).await?;
+    if found.is_empty() {
+        swap.unchecked = false;
+        return store_fks(&mut e.work, t, &swap).await;
+    }
+    Err(Error::Rejected {
+        context: format!("resuming the online change of `{t}`"),
+        message: format!(
+            "a run killed during the cut-over of `{t}` left the children's foreign keys on the copy while no session held writes, so deletes and key updates of `{t}` meanwhile were not checked against them (nor cascaded): rows without a parent in `{t}`: {}",
+            found.join("; ")
+        ),
+        help: format!("the keys are back on `{t}`: fix those rows (delete them or restore their parents), then run the command again"),
+    })
 }
 
 /// After the swap: the children's foreign keys get their own names back (see
@@ -2200,8 +2242,9 @@ pub async fn cleanup(e: &mut MySqlEngine, abort: bool) -> Result<Vec<String>> {
             // A run killed with writes held may have left the children's keys on the shadow:
             // they go back to the table before the shadow goes (dropped under them, the keys
             // would point at nothing and refuse every child write).
-            let swap = stored_fks(&mut e.work, &table).await?;
+            let swap = stored_fks_marked(&mut e.work, &table).await?;
             fks::undo(&mut e.work, &names, &table, &swap).await?;
+            orphans_refused(e, &table, swap).await?;
             drop_objects(&mut e.work, &names, true).await;
             out.push(format!(
                 "abandoned the online change of `{table}`: dropped its triggers, {} and {}",
