@@ -22,10 +22,7 @@ fn ok(r: &Run, what: &str) {
 }
 
 fn state_of(p: &Project, v: i64) -> Option<String> {
-    p.states()
-        .into_iter()
-        .find(|(x, _)| *x == v)
-        .map(|(_, s)| s)
+    p.state_of(v)
 }
 
 async fn text(p: &Project, sql: &str) -> String {

@@ -26,29 +26,11 @@ fn ok(r: &Run, what: &str) {
 }
 
 fn state_of(p: &Project, v: i64) -> Option<String> {
-    p.states()
-        .into_iter()
-        .find(|(x, _)| *x == v)
-        .map(|(_, s)| s)
+    p.state_of(v)
 }
 
 fn pg_dump_schema(p: &Project) -> String {
-    let o = std::process::Command::new("pg_dump")
-        .args([
-            "--schema-only",
-            "--no-owner",
-            "--exclude-schema=sluice",
-            &p.db.url,
-        ])
-        .output()
-        .expect("pg_dump");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
-        .collect::<Vec<_>>()
-        .join("\n")
+    p.pg_dump_schema()
 }
 
 /// Columns, constraints, triggers and functions of schema public, sorted.

@@ -274,10 +274,7 @@ fn ok(r: &Run, what: &str) {
 }
 
 fn state_of(p: &Project, v: i64) -> Option<String> {
-    p.states()
-        .into_iter()
-        .find(|(x, _)| *x == v)
-        .map(|(_, s)| s)
+    p.state_of(v)
 }
 
 async fn old_value(p: &Project, column: &str) -> Option<String> {

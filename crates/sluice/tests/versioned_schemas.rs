@@ -32,10 +32,7 @@ fn ok(r: &Run, what: &str) {
 }
 
 fn state_of(p: &Project, v: i64) -> Option<String> {
-    p.states()
-        .into_iter()
-        .find(|(x, _)| *x == v)
-        .map(|(_, s)| s)
+    p.state_of(v)
 }
 
 fn pg_dump_schema(p: &Project) -> String {

@@ -164,6 +164,14 @@ impl Project {
         serde_json::from_str(&r.stdout).expect("status json")
     }
 
+    /// The state `sluice status --json` gives migration `v`, if it lists it.
+    pub fn state_of(&self, v: i64) -> Option<String> {
+        self.states()
+            .into_iter()
+            .find(|(x, _)| *x == v)
+            .map(|(_, s)| s)
+    }
+
     /// `version -> state` from `sluice status --json`.
     pub fn states(&self) -> Vec<(i64, String)> {
         self.status_json()["migrations"]
