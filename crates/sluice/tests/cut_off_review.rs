@@ -391,3 +391,36 @@ async fn an_edited_cut_off_statement_does_not_orphan_its_first_attempts_helpers(
     );
     ok(&p.run(&["up"]), "the edited statement");
 }
+
+/// A referencing column whose table and column join to the key's helper function name
+/// (`customer`.`address_id`, `customer_address`.`id`): the kept swap's reverse functions would
+/// have had one name, the second replacing the first, and every write to `customer` then failed.
+/// Refused before anything runs (twice, nothing changed).
+#[tokio::test]
+async fn a_referencing_column_whose_helper_names_collide_is_refused() {
+    let p = Project::new(Server::Postgres).await;
+    p.db.pg()
+        .await
+        .batch_execute(
+            "CREATE TABLE customer_address (id int PRIMARY KEY, street text);
+             CREATE TABLE customer (cid int PRIMARY KEY, address_id int REFERENCES customer_address (id));
+             INSERT INTO customer_address SELECT g, 's' FROM generate_series(1, 2000) g;
+             INSERT INTO customer SELECT g, g FROM generate_series(1, 2000) g;",
+        )
+        .await
+        .unwrap();
+    let before = dump(&p);
+    p.write(
+        "1_widen.sql",
+        "ALTER TABLE customer_address ALTER COLUMN id TYPE bigint;\n",
+    );
+    for attempt in 1..=2 {
+        let r = p.run(&["up"]);
+        assert_ne!(r.code, 0, "attempt {attempt}: {r:?}");
+        assert!(
+            r.stderr.contains("would have one name"),
+            "attempt {attempt}: {r:?}"
+        );
+        assert_eq!(dump(&p), before, "nothing changed");
+    }
+}

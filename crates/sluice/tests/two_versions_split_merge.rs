@@ -1166,3 +1166,116 @@ async fn a_lock_wait_names_the_phase_step() {
         ok(&p.run(&[phase]), phase);
     }
 }
+
+async fn scalar(p: &Project, sql: &str) -> String {
+    p.db.pg()
+        .await
+        .query_one(&format!("SELECT ({sql})::text"), &[])
+        .await
+        .unwrap()
+        .get::<_, Option<String>>(0)
+        .unwrap_or_else(|| "NULL".into())
+}
+
+/// Two (table, column) pairs that join to one helper function name (`users`.`name_x` and
+/// `users_name`.`x`): the second expand would have replaced the first's trigger function, and
+/// every write to the first table failed. The second is refused before anything runs (twice,
+/// nothing changed), whichever two-phase change it is; the first keeps working and completes.
+#[tokio::test]
+async fn a_helper_function_name_another_tables_change_holds_is_refused() {
+    let pairs: &[(&str, &str, &str)] = &[
+        (
+            "split",
+            "ALTER TABLE users ADD COLUMN f text, ADD COLUMN l text;\nUPDATE users SET f = split_part(name_x, ' ', 1), l = split_part(name_x, ' ', 2);\n-- sluice:old name_x = f || ' ' || l\nALTER TABLE users DROP COLUMN name_x;\n",
+            "ALTER TABLE users_name ADD COLUMN p text, ADD COLUMN q text;\nUPDATE users_name SET p = split_part(x, '-', 1), q = split_part(x, '-', 2);\n-- sluice:old x = p || '-' || q\nALTER TABLE users_name DROP COLUMN x;\n",
+        ),
+        (
+            "column rename",
+            "ALTER TABLE users RENAME COLUMN name_x TO f;\n",
+            "ALTER TABLE users_name RENAME COLUMN x TO y;\n",
+        ),
+    ];
+    for (name, first, migration) in pairs {
+        let p = Project::new(Server::Postgres).await;
+        p.db.pg()
+            .await
+            .batch_execute("CREATE TABLE users (id int PRIMARY KEY, name_x text); INSERT INTO users VALUES (1, 'A B');
+                            CREATE TABLE users_name (id int PRIMARY KEY, x text); INSERT INTO users_name VALUES (1, 'c-d');")
+            .await
+            .unwrap();
+        p.write("1_first.sql", first);
+        ok(&p.run(&["up"]), "the first expand");
+        p.write("2_second.sql", migration);
+        let before = pg_dump_schema(&p);
+        for attempt in 1..=2 {
+            let r = p.run(&["up"]);
+            assert_ne!(r.code, 0, "{name}, attempt {attempt}: {r:?}");
+            assert!(
+                r.stderr
+                    .contains("runs the trigger of a change sluice has open on another table"),
+                "{name}: {r:?}"
+            );
+            assert_eq!(pg_dump_schema(&p), before, "{name}: nothing changed");
+        }
+        let c = p.db.pg().await;
+        c.batch_execute("UPDATE users SET name_x = 'E F' WHERE id = 1")
+            .await
+            .unwrap();
+        let seen = if *name == "split" {
+            "SELECT f || '/' || l FROM users"
+        } else {
+            "SELECT f FROM users"
+        };
+        assert_eq!(
+            scalar(&p, seen).await,
+            if *name == "split" { "E/F" } else { "E F" },
+            "{name}: the first table's trigger works"
+        );
+        ok(&p.run(&["complete", "1"]), "complete the first");
+    }
+}
+
+/// A composite added column: a new-version INSERT of a value with a NULL field is the new
+/// version's write (`IS NOT NULL` calls such a value NULL), and the backfill gives a row whose
+/// fields are all NULL the value the UPDATE as written gives, `(,)`. A `%` in an added column's
+/// name works too.
+#[tokio::test]
+async fn composite_values_with_null_fields_and_percent_names_end_as_written() {
+    let p = Project::new(Server::Postgres).await;
+    p.db.pg()
+        .await
+        .batch_execute("CREATE TYPE addr AS (street text, city text);
+                        CREATE TABLE people (id int PRIMARY KEY, street text, city text);
+                        INSERT INTO people VALUES (1, 'Main', 'Oslo'), (3, NULL, NULL);
+                        CREATE TABLE t (id int PRIMARY KEY, v int); INSERT INTO t VALUES (1, 12345);")
+        .await
+        .unwrap();
+    p.write(
+        "1_merge.sql",
+        "ALTER TABLE people ADD COLUMN address addr;\nUPDATE people SET address = ROW(street, city)::addr;\n-- sluice:old street = (address).street\n-- sluice:old city = (address).city\nALTER TABLE people DROP COLUMN street, DROP COLUMN city;\n",
+    );
+    p.write(
+        "2_split.sql",
+        "ALTER TABLE t ADD COLUMN hi int, ADD COLUMN \"lo%\" int;\nUPDATE t SET hi = v / 1000, \"lo%\" = v % 1000;\n-- sluice:old v = hi * 1000 + \"lo%\"\nALTER TABLE t DROP COLUMN v;\n",
+    );
+    ok(&p.run(&["up"]), "expand");
+    let c = p.db.pg().await;
+    c.batch_execute("INSERT INTO people (id, address) VALUES (2, ROW('Elm St', NULL)::addr)")
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar(&p, "SELECT coalesce(street, 'NULL') || '/' || coalesce(city, 'NULL') FROM people WHERE id = 2").await,
+        "Elm St/NULL",
+        "the new version's write reaches the old columns"
+    );
+    assert_eq!(
+        scalar(&p, "SELECT address FROM people WHERE id = 3").await,
+        "(,)",
+        "as the UPDATE as written leaves it"
+    );
+    assert_eq!(
+        scalar(&p, "SELECT hi || '/' || \"lo%\" FROM t").await,
+        "12/345"
+    );
+    ok(&p.run(&["complete"]), "complete");
+}

@@ -476,7 +476,21 @@ pub fn staged_around(
         "add the shadow column of the new type, nullable, no default (catalog only)",
     )];
     let mut then = Vec::new();
-    let mut precheck = vec![column_free(&t, &shadow_name, &cat.table)];
+    let mut precheck = vec![
+        column_free(&t, &shadow_name, &cat.table),
+        function_free(
+            &cat.schema,
+            &super::helper_name(&cat.table, &cat.column, "sluice_sync"),
+            &t,
+        ),
+    ];
+    if keep {
+        precheck.push(function_free(
+            &cat.schema,
+            &super::helper_name(&cat.table, &cat.column, "sluice_back"),
+            &t,
+        ));
+    }
     let old = old_name(&cat.column);
     if keep {
         precheck.push(column_free(&t, &old, &cat.table));
@@ -1520,6 +1534,20 @@ pub(crate) fn fk_on_shadow(
 pub(crate) fn relation_free(name_sql: &str) -> String {
     let lit = literal(name_sql);
     format!("BEGIN IF to_regclass({lit}) IS NOT NULL THEN RAISE EXCEPTION {}, {lit} USING ERRCODE = 'duplicate_table'; END IF; END", literal("relation % already exists: the staged type change needs the name; drop or rename it, then run sluice up again"))
+}
+
+/// The body of a DO block that fails when a trigger on a table other than `table_sql` runs
+/// sluice's helper function `schema.name`: helper functions are named from the table and the
+/// column joined with `_`, so two pairs can give one name (`users`.`name_x` and
+/// `users_name`.`x`), and CREATE OR REPLACE would take over the other table's trigger function
+/// (every write there would then fail).
+pub(crate) fn function_free(schema: &str, name: &str, table_sql: &str) -> String {
+    let f = literal(&format!("{}()", crate::quote::pg::qualified(schema, name)));
+    let t = literal(table_sql);
+    format!(
+        "BEGIN IF EXISTS (SELECT FROM pg_trigger WHERE tgfoid = to_regprocedure({f})::oid AND tgrelid <> {t}::regclass) THEN RAISE EXCEPTION {}, {f} USING ERRCODE = 'duplicate_function'; END IF; END",
+        literal("function % runs the trigger of a change sluice has open on another table (sluice names its helper functions from the table and the column joined with _, and both give this name): complete or roll back that migration first, then run sluice up again")
+    )
 }
 
 /// The body of a DO block that fails when the table has a constraint of that name.

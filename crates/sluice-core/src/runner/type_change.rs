@@ -337,6 +337,33 @@ pub(super) async fn with_children(
                 .any(|(t, col)| q.matches(t) && *col == c.column)
         })
         .collect();
+    // Helper functions are named from the table and the column joined with `_`: a child whose
+    // pair gives the column's name (`customer`.`address_id` and `customer_address`.`id`) would
+    // take over the other's function (every write to one table would then fail).
+    {
+        let mut pairs: Vec<(String, String, String)> = children
+            .iter()
+            .map(|c| (c.schema.clone(), c.table.clone(), c.column.clone()))
+            .collect();
+        pairs.push((cat.schema.clone(), cat.table.clone(), cat.column.clone()));
+        for (i, a) in pairs.iter().enumerate() {
+            for b in &pairs[i + 1..] {
+                if a.0 == b.0
+                    && a.1 != b.1
+                    && crate::plan::helper_name(&a.1, &a.2, "sluice_back")
+                        == crate::plan::helper_name(&b.1, &b.2, "sluice_back")
+                {
+                    return Ok((
+                        Err(format!(
+                            "the helper functions of {}.{} and of the referencing column {}.{} would have one name (sluice joins the table and the column with _), so one would take over the other's trigger",
+                            b.1, b.2, a.1, a.2
+                        )),
+                        children,
+                    ));
+                }
+            }
+        }
+    }
     if children.is_empty() {
         let cat = &act::without_children_helpers(cat, &children);
         return Ok((

@@ -480,7 +480,9 @@ pub fn phases(b: &Breaking, drop_sql: &str, f: &Facts) -> Result<Phases, String>
     let new_changed = changed(&added_names);
     let new_given = added
         .iter()
-        .map(|(c, _)| format!("NEW.{} IS NOT NULL", ident(c)))
+        // (`IS DISTINCT FROM NULL`: a composite value with a NULL field is not NULL as a value,
+        // but `IS NOT NULL` calls it so, and the new version's write was lost.)
+        .map(|(c, _)| format!("NEW.{} IS DISTINCT FROM NULL", ident(c)))
         .collect::<Vec<_>>()
         .join(" OR ");
     // sluice's backfill marks its own batches (`sluice.backfill` set for the batch's transaction
@@ -556,10 +558,19 @@ ELSIF {old_changed} THEN {forward_update} END IF; RETURN NEW; END",
             &lt,
             e,
             // (`%` is RAISE's placeholder)
-            &format!("the expression of {c} ({})", e.replace('%', "%%")),
+            &format!(
+                "the expression of {} ({})",
+                c.replace('%', "%%"),
+                e.replace('%', "%%")
+            ),
             "write it",
         ));
     }
+    precheck.push(do_block(&crate::plan::alter_column_type::function_free(
+        &cat.schema,
+        &n.function,
+        &t,
+    )));
     precheck.push(do_block(&format!("BEGIN {checkpoint}; END")));
 
     // The dropped columns as the DROP COLUMN's own phases carry them.
@@ -613,11 +624,11 @@ ELSIF {old_changed} THEN {forward_update} END IF; RETURN NEW; END",
         "{} AND NOT ({})",
         added
             .iter()
-            .map(|(c, _)| format!("{} IS NULL", ident(c)))
+            .map(|(c, _)| format!("{} IS NOT DISTINCT FROM NULL", ident(c)))
             .collect::<Vec<_>>()
             .join(" AND "),
         set.iter()
-            .map(|(_, e)| format!("({e}) IS NULL"))
+            .map(|(_, e)| format!("({e}) IS NOT DISTINCT FROM NULL"))
             .collect::<Vec<_>>()
             .join(" AND ")
     );
@@ -910,7 +921,7 @@ mod tests {
             Step::Backfill {
                 table: "\"public\".\"users\"".into(),
                 set: "\"full_name\" = CASE WHEN set_config('sluice.backfill', 'users_first_name_last_name_sluice_sync', true) IS NOT NULL THEN (first_name || ' ' || last_name) END".into(),
-                filter: Some("\"full_name\" IS NULL AND NOT ((first_name || ' ' || last_name) IS NULL)".into()),
+                filter: Some("\"full_name\" IS NOT DISTINCT FROM NULL AND NOT ((first_name || ' ' || last_name) IS NOT DISTINCT FROM NULL)".into()),
                 as_update: true,
             }
         );
@@ -976,7 +987,7 @@ mod tests {
         };
         assert_eq!(
             filter.as_deref(),
-            Some("(id > 10) AND \"full_name\" IS NULL AND NOT ((first_name) IS NULL)")
+            Some("(id > 10) AND \"full_name\" IS NOT DISTINCT FROM NULL AND NOT ((first_name) IS NOT DISTINCT FROM NULL)")
         );
         let sql = p.expand[1].text();
         assert!(sql.contains("IF coalesce((SELECT (id > 10) FROM (SELECT NEW.*) AS \"users\"), false) THEN SELECT (first_name) INTO NEW.\"full_name\" FROM (SELECT NEW.*) AS \"users\"; ELSE NEW.\"full_name\" := NULL; END IF;"), "{sql}");
