@@ -12,13 +12,7 @@ use sluice_testkit::Server;
 use std::time::{Duration, Instant};
 
 async fn text(p: &Project, sql: &str) -> String {
-    p.db.pg()
-        .await
-        .query_one(&format!("SELECT ({sql})::text"), &[])
-        .await
-        .unwrap()
-        .get::<_, Option<String>>(0)
-        .unwrap_or_default()
+    p.pg_text(sql).await.unwrap_or_default()
 }
 
 /// `pg_dump --schema-only` without sluice's own schema.

@@ -26,13 +26,7 @@ fn state_of(p: &Project, v: i64) -> Option<String> {
 }
 
 async fn text(p: &Project, sql: &str) -> String {
-    p.db.pg()
-        .await
-        .query_one(sql, &[])
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
-        .get::<_, Option<String>>(0)
-        .unwrap_or_else(|| "NULL".into())
+    p.pg_text(sql).await.unwrap_or_else(|| "NULL".into())
 }
 
 /// (type, the first value, a value `=` calls equal to it but that is another value).

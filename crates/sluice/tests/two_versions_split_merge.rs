@@ -1168,13 +1168,7 @@ async fn a_lock_wait_names_the_phase_step() {
 }
 
 async fn scalar(p: &Project, sql: &str) -> String {
-    p.db.pg()
-        .await
-        .query_one(&format!("SELECT ({sql})::text"), &[])
-        .await
-        .unwrap()
-        .get::<_, Option<String>>(0)
-        .unwrap_or_else(|| "NULL".into())
+    p.pg_text(sql).await.unwrap_or_else(|| "NULL".into())
 }
 
 /// Two (table, column) pairs that join to one helper function name (`users`.`name_x` and

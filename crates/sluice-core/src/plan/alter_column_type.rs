@@ -478,18 +478,10 @@ pub fn staged_around(
     let mut then = Vec::new();
     let mut precheck = vec![
         column_free(&t, &shadow_name, &cat.table),
-        function_free(
-            &cat.schema,
-            &super::helper_name(&cat.table, &cat.column, "sluice_sync"),
-            &t,
-        ),
+        function_free(&func, &t),
     ];
     if keep {
-        precheck.push(function_free(
-            &cat.schema,
-            &super::helper_name(&cat.table, &cat.column, "sluice_back"),
-            &t,
-        ));
+        precheck.push(function_free(&sync_names(cat, "sluice_back").1, &t));
     }
     let old = old_name(&cat.column);
     if keep {
@@ -880,38 +872,29 @@ impl Child {
 /// column of a sluice staged change in progress (`*_sluice_new`) is the child's own copy, not
 /// a child.
 pub fn implied_children(cat: &ColumnCatalog, new_type: &str) -> Vec<Child> {
-    let (Some(old), Some(new)) = (
-        int_width(&parse_type(&cat.data_type)),
-        int_width(&parse_type(new_type)),
-    ) else {
-        return vec![];
-    };
-    if new <= old {
-        return vec![];
-    }
-    let mut out: Vec<Child> = Vec::new();
-    for fk in cat.foreign_keys.iter().filter(|f| f.referenced) {
-        let Some((column, ty)) = &fk.paired else {
-            continue;
-        };
-        let own = fk.schema == cat.schema && fk.table == cat.table && *column == cat.column;
-        let narrower = int_width(&parse_type(ty)).is_some_and(|w| w < new);
-        let child = Child {
-            schema: fk.schema.clone(),
-            table: fk.table.clone(),
-            column: column.clone(),
-        };
-        if !own && narrower && !out.contains(&child) {
-            out.push(child);
-        }
-    }
-    out
+    referencing_columns(cat, new_type, |width, new, _| {
+        width.is_some_and(|w| w < new)
+    })
 }
 
 /// The referencing columns (other than the column itself) that already have the width `new_type`
 /// gives while the column is narrower: what a staged change of the column to `new_type` widened
 /// before its own swap (or what was so before it: the catalog cannot tell).
 pub fn widened_children(cat: &ColumnCatalog, new_type: &str) -> Vec<Child> {
+    // A child's shadow column (`<c>_sluice_new`) carries a copy of the key, of the new type.
+    referencing_columns(cat, new_type, |width, new, column| {
+        width == Some(new) && !column.ends_with("_sluice_new")
+    })
+}
+
+/// The columns whose foreign keys reference `cat`'s column (itself left out), each once, that
+/// `pick` takes given their integer width, the width of `new_type` and their name; none unless
+/// `new_type` is an integer wider than the column's.
+fn referencing_columns(
+    cat: &ColumnCatalog,
+    new_type: &str,
+    pick: impl Fn(Option<u8>, u8, &str) -> bool,
+) -> Vec<Child> {
     let (Some(old), Some(new)) = (
         int_width(&parse_type(&cat.data_type)),
         int_width(&parse_type(new_type)),
@@ -932,9 +915,7 @@ pub fn widened_children(cat: &ColumnCatalog, new_type: &str) -> Vec<Child> {
             table: fk.table.clone(),
             column: column.clone(),
         };
-        // A child's shadow column (`<c>_sluice_new`) carries a copy of the key, of the new type.
-        let helper = column.ends_with("_sluice_new");
-        if !own && !helper && int_width(&parse_type(ty)) == Some(new) && !out.contains(&child) {
+        if !own && pick(int_width(&parse_type(ty)), new, column) && !out.contains(&child) {
             out.push(child);
         }
     }
@@ -1537,12 +1518,12 @@ pub(crate) fn relation_free(name_sql: &str) -> String {
 }
 
 /// The body of a DO block that fails when a trigger on a table other than `table_sql` runs
-/// sluice's helper function `schema.name`: helper functions are named from the table and the
+/// sluice's helper function `func_sql` (its SQL name): helper functions are named from the table and the
 /// column joined with `_`, so two pairs can give one name (`users`.`name_x` and
 /// `users_name`.`x`), and CREATE OR REPLACE would take over the other table's trigger function
 /// (every write there would then fail).
-pub(crate) fn function_free(schema: &str, name: &str, table_sql: &str) -> String {
-    let f = literal(&format!("{}()", crate::quote::pg::qualified(schema, name)));
+pub(crate) fn function_free(func_sql: &str, table_sql: &str) -> String {
+    let f = literal(&format!("{func_sql}()"));
     let t = literal(table_sql);
     format!(
         "BEGIN IF EXISTS (SELECT FROM pg_trigger WHERE tgfoid = to_regprocedure({f})::oid AND tgrelid <> {t}::regclass) THEN RAISE EXCEPTION {}, {f} USING ERRCODE = 'duplicate_function'; END IF; END",

@@ -33,14 +33,9 @@ pub fn breaking(
     let Some(part) = m.part(Direction::Up) else {
         return Ok(None);
     };
-    let Ok(split) = sql::split(target.engine, &part.sql) else {
+    let Some((split, stmts)) = statements(target, &part.sql) else {
         return Ok(None);
     };
-    let stmts: Vec<Stmt> = split
-        .iter()
-        .enumerate()
-        .map(|(i, s)| crate::analysis::ir::build(target.engine, i, s, 0, &s.sql))
-        .collect();
     if let Some((down, after)) = crate::migration::versioned_directive(&part.sql) {
         return versioned(target, m, part, (&split, &stmts), down, after).map(Some);
     }
@@ -259,14 +254,21 @@ fn splits_or_merges(target: crate::target::Target, m: &Migration) -> bool {
     let Some(part) = m.part(Direction::Up) else {
         return false;
     };
-    let stmts: Vec<Stmt> = sql::split(target.engine, &part.sql)
-        .unwrap_or_default()
+    !crate::migration::old_directives(&part.sql).is_empty()
+        || statements(target, &part.sql).is_some_and(|(_, stmts)| {
+            crate::plan::expand::split_merge::find(target.engine, &stmts).is_some()
+        })
+}
+
+/// A part's statements as split and as built (None when the part does not split).
+fn statements(target: crate::target::Target, sql: &str) -> Option<(Vec<SqlStatement>, Vec<Stmt>)> {
+    let split = sql::split(target.engine, sql).ok()?;
+    let stmts = split
         .iter()
         .enumerate()
         .map(|(i, s)| crate::analysis::ir::build(target.engine, i, s, 0, &s.sql))
         .collect();
-    !crate::migration::old_directives(&part.sql).is_empty()
-        || crate::plan::expand::split_merge::find(target.engine, &stmts).is_some()
+    Some((split, stmts))
 }
 
 /// The lifecycle change of a migration: its breaking statement, or else a column type change
@@ -335,12 +337,7 @@ pub(crate) fn cut_type_change_of(
     crate::migration::versioned_directive(sql)
         .is_none()
         .then_some(())?;
-    let split = sql::split(target.engine, sql).ok()?;
-    let stmts: Vec<Stmt> = split
-        .iter()
-        .enumerate()
-        .map(|(i, s)| crate::analysis::ir::build(target.engine, i, s, 0, &s.sql))
-        .collect();
+    let (split, stmts) = statements(target, sql)?;
     let index = stmts
         .iter()
         .position(|st| matches!(st.actions(), [Action::AlterColumnType { .. }]))?;
@@ -372,19 +369,16 @@ pub(crate) async fn kept_type_change(
         None => crate::quote::pg::ident(&table.name),
     };
     let old = crate::plan::alter_column_type::old_name(column);
-    let rows = engine
-        .query_text(&format!(
+    let kept = query_scalar(
+        engine,
+        &format!(
             "SELECT count(*) FROM pg_attribute WHERE attrelid = to_regclass({}) AND attname = {} AND NOT attisdropped",
             crate::quote::pg::literal(&name),
             crate::quote::pg::literal(&old)
-        ))
-        .await?;
-    let kept = rows
-        .first()
-        .and_then(|r| r.first())
-        .cloned()
-        .flatten()
-        .as_deref()
+        ),
+    )
+    .await?
+    .as_deref()
         == Some("1");
     Ok(kept.then_some(b))
 }
@@ -826,14 +820,8 @@ fn crash_point(point: &str) {
 
 /// The `sluice.meta` keys of migration `version` that say its expand phase dropped a NOT NULL.
 async fn drop_notes(engine: &mut dyn Engine, version: i64) -> Result<Vec<String>> {
-    let meta = engine
-        .query_text("SELECT to_regclass('sluice.meta') IS NOT NULL")
-        .await?;
-    if meta
-        .first()
-        .and_then(|r| r.first())
-        .cloned()
-        .flatten()
+    if query_scalar(engine, "SELECT to_regclass('sluice.meta') IS NOT NULL")
+        .await?
         .as_deref()
         != Some("t")
     {
@@ -1296,12 +1284,8 @@ async fn versioned_facts(
         .into_iter()
         .filter_map(|r| r.into_iter().next().flatten())
         .collect();
-    let search_path = engine
-        .query_text("SELECT current_setting('search_path')")
+    let search_path = query_scalar(engine, "SELECT current_setting('search_path')")
         .await?
-        .into_iter()
-        .next()
-        .and_then(|r| r.into_iter().next().flatten())
         .unwrap_or_default();
     let started = engine
         .column_catalog(&qualified(&cat.schema, &cat.table), &helper)
@@ -1389,12 +1373,7 @@ async fn mysql_facts(
 /// as on Windows and macOS servers and some managed MySQL): with 1 it stores and reports them in
 /// lower case, so `Orders` as written is `orders` in information_schema.
 async fn table_names_fold(engine: &mut dyn Engine) -> Result<bool> {
-    let v = engine
-        .query_text("SELECT @@lower_case_table_names")
-        .await?
-        .into_iter()
-        .next()
-        .and_then(|r| r.into_iter().next().flatten());
+    let v = query_scalar(engine, "SELECT @@lower_case_table_names").await?;
     Ok(v.is_some_and(|v| v.trim() != "0"))
 }
 
@@ -2029,12 +2008,8 @@ async fn expand(
 /// After a versioned expand: the setting the new application version runs with.
 async fn say_setting(engine: &mut dyn Engine, m: &Migration, ctx: &RunContext) -> Result<()> {
     use crate::plan::expand::versioned::{setting, SEARCH_PATH_FUNCTION};
-    let search_path = engine
-        .query_text("SELECT current_setting('search_path')")
+    let search_path = query_scalar(engine, "SELECT current_setting('search_path')")
         .await?
-        .into_iter()
-        .next()
-        .and_then(|r| r.into_iter().next().flatten())
         .unwrap_or_default();
     (ctx.say)(&format!(
         "the new application version selects its schema with: {}; (the same from SQL: SELECT set_config('search_path', {SEARCH_PATH_FUNCTION}({}), false)); the old version keeps its search_path",
@@ -2114,12 +2089,8 @@ async fn expand_atomic(
 async fn count_nulls(engine: &mut dyn Engine, phases: &Phases) -> Result<Vec<(String, i64)>> {
     let mut nulls = Vec::new();
     for (column, sql) in &phases.rollback_guard {
-        let rows = engine.query_text(sql).await?;
-        let n: i64 = rows
-            .first()
-            .and_then(|r| r.first())
-            .cloned()
-            .flatten()
+        let n: i64 = query_scalar(engine, sql)
+            .await?
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         if n > 0 {

@@ -380,7 +380,8 @@ pub(super) async fn undo_staged(
     }
     let _ = engine.rollback().await;
     let mut left = Vec::new();
-    if r.answers.contains(&"alter-column-type") {
+    let type_change = r.answers.contains(&"alter-column-type");
+    if type_change {
         // A staged type change's helpers go all together or not at all, every lock wait short:
         // one by one, a lock timeout could drop the sync trigger and leave the shadow column, which
         // nothing can then tell from a column of the user's; and a wait for one table while the
@@ -420,7 +421,7 @@ pub(super) async fn undo_staged(
     } else {
         // A staged type change's rerun refuses a shadow column it did not make in this run
         // (it may be the user's): its helpers go with `sluice rollback`.
-        let next = if r.answers.contains(&"alter-column-type") {
+        let next = if type_change {
             "`sluice rollback` removes them (the migration is then pending)"
         } else {
             "`sluice up` resumes with it"

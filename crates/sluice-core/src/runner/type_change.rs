@@ -341,26 +341,26 @@ pub(super) async fn with_children(
     // pair gives the column's name (`customer`.`address_id` and `customer_address`.`id`) would
     // take over the other's function (every write to one table would then fail).
     {
-        let mut pairs: Vec<(String, String, String)> = children
-            .iter()
-            .map(|c| (c.schema.clone(), c.table.clone(), c.column.clone()))
-            .collect();
-        pairs.push((cat.schema.clone(), cat.table.clone(), cat.column.clone()));
-        for (i, a) in pairs.iter().enumerate() {
-            for b in &pairs[i + 1..] {
-                if a.0 == b.0
-                    && a.1 != b.1
-                    && crate::plan::helper_name(&a.1, &a.2, "sluice_back")
-                        == crate::plan::helper_name(&b.1, &b.2, "sluice_back")
-                {
-                    return Ok((
-                        Err(format!(
-                            "the helper functions of {}.{} and of the referencing column {}.{} would have one name (sluice joins the table and the column with _), so one would take over the other's trigger",
-                            b.1, b.2, a.1, a.2
-                        )),
-                        children,
-                    ));
-                }
+        let mut all = children.clone();
+        all.push(act::Child {
+            schema: cat.schema.clone(),
+            table: cat.table.clone(),
+            column: cat.column.clone(),
+        });
+        let function =
+            |c: &act::Child| crate::plan::helper_name(&c.table, &c.column, "sluice_back");
+        for (i, a) in all.iter().enumerate() {
+            if let Some(b) = all[i + 1..]
+                .iter()
+                .find(|b| a.schema == b.schema && a.table != b.table && function(a) == function(b))
+            {
+                return Ok((
+                    Err(format!(
+                        "the helper functions of {}.{} and of the referencing column {}.{} would have one name (sluice joins the table and the column with _), so one would take over the other's trigger",
+                        b.table, b.column, a.table, a.column
+                    )),
+                    children,
+                ));
             }
         }
     }

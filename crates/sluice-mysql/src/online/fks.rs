@@ -301,6 +301,25 @@ pub async fn orphan(conn: &mut Conn, fk: &Fk, table: &str, t: &str) -> Result<Op
             None => ident(&fk.ref_table),
         }
     };
+    first_orphan(
+        conn,
+        fk,
+        (&ident(table), &parent),
+        |c| format!("c.{}", ident(c)),
+        "checking the copy for rows without a parent",
+    )
+    .await
+}
+
+/// The first row of `child` (SQL name) whose key `fk` (its columns `child`'s) has no row in
+/// `parent` (SQL name), each key column shown by `shown`; a key with a NULL part needs none.
+async fn first_orphan(
+    conn: &mut Conn,
+    fk: &Fk,
+    (child, parent): (&str, &str),
+    shown: impl Fn(&str) -> String,
+    what: &str,
+) -> Result<Option<String>> {
     let not_null: Vec<String> = fk
         .columns
         .iter()
@@ -312,21 +331,14 @@ pub async fn orphan(conn: &mut Conn, fk: &Fk, table: &str, t: &str) -> Result<Op
         .zip(&fk.ref_columns)
         .map(|(c, r)| format!("p.{} = c.{}", ident(r), ident(c)))
         .collect();
-    let shown: Vec<String> = fk
-        .columns
-        .iter()
-        .map(|c| format!("c.{}", ident(c)))
-        .collect();
+    let shown: Vec<String> = fk.columns.iter().map(|c| shown(c)).collect();
     let sql = format!(
-        "SELECT CONCAT_WS(', ', {}) FROM {} c WHERE {} AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {}) LIMIT 1",
+        "SELECT CONCAT_WS(', ', {}) FROM {child} c WHERE {} AND NOT EXISTS (SELECT 1 FROM {parent} p WHERE {}) LIMIT 1",
         shown.join(", "),
-        ident(table),
         not_null.join(" AND "),
         join.join(" AND ")
     );
-    conn.query_first(sql)
-        .await
-        .map_err(|e| db("checking the copy for rows without a parent", e))
+    conn.query_first(sql).await.map_err(|e| db(what, e))
 }
 
 /// The 1452 message the ALTER as written gives for an orphan.
@@ -469,40 +481,20 @@ pub async fn children_on_shadow(conn: &mut Conn, inbound: &[Fk]) -> Result<bool>
 pub async fn orphans_of(conn: &mut Conn, inbound: &[Fk], t: &str) -> Result<Vec<String>> {
     let mut out = Vec::new();
     for f in inbound {
-        let not_null: Vec<String> = f
-            .columns
-            .iter()
-            .map(|c| format!("c.{} IS NOT NULL", ident(c)))
-            .collect();
-        let join: Vec<String> = f
-            .columns
-            .iter()
-            .zip(&f.ref_columns)
-            .map(|(c, r)| format!("p.{} = c.{}", ident(r), ident(c)))
-            .collect();
-        let shown: Vec<String> = f
-            .columns
-            .iter()
-            .map(|c| {
+        let first = first_orphan(
+            conn,
+            f,
+            (&ident(&f.table), &ident(t)),
+            |c| {
                 format!(
                     "CONCAT({}, ' = ', COALESCE(c.{}, 'NULL'))",
                     crate::quote::literal(c),
                     ident(c)
                 )
-            })
-            .collect();
-        let sql = format!(
-            "SELECT CONCAT_WS(', ', {}) FROM {} c WHERE {} AND NOT EXISTS (SELECT 1 FROM {} p WHERE {}) LIMIT 1",
-            shown.join(", "),
-            ident(&f.table),
-            not_null.join(" AND "),
-            ident(t),
-            join.join(" AND ")
-        );
-        let first: Option<String> = conn
-            .query_first(sql)
-            .await
-            .map_err(|e| db("checking the children for rows without a parent", e))?;
+            },
+            "checking the children for rows without a parent",
+        )
+        .await?;
         if let Some(row) = first {
             out.push(format!("`{}` ({row})", f.table));
         }

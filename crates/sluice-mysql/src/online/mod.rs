@@ -1644,9 +1644,7 @@ async fn copy_path(
     }
     // A run killed with writes held may have left the children pointing at the shadow.
     if state.is_some() && exists(&mut e.work, &names.shadow).await? {
-        let swap = stored_fks_marked(&mut e.work, &t).await?;
-        fks::undo(&mut e.work, &names, &t, &swap).await?;
-        orphans_refused(e, &t, swap).await?;
+        keys_back(e, &names, &t).await?;
     }
     let live = table::read(&mut e.work, &t)
         .await
@@ -1942,18 +1940,6 @@ async fn stored_fks(conn: &mut Conn, t: &str) -> Result<fks::Swap> {
     }
 }
 
-/// The keys recorded for the swap of `t`, marked `unchecked` (and recorded so, before the
-/// children's keys are put back: a refused or killed rerun checks again) when the children's
-/// keys are on the shadow with no session holding writes.
-async fn stored_fks_marked(conn: &mut Conn, t: &str) -> Result<fks::Swap> {
-    let mut swap = stored_fks(conn, t).await?;
-    if !swap.unchecked && fks::children_on_shadow(conn, &swap.inbound).await? {
-        swap.unchecked = true;
-        store_fks(conn, t, &swap).await?;
-    }
-    Ok(swap)
-}
-
 /// Records the keys around the swap of `t` in its `sluice_online` row.
 async fn store_fks(conn: &mut Conn, t: &str, swap: &fks::Swap) -> Result<()> {
     let record = serde_json::to_string(swap).expect("foreign keys serialise");
@@ -1965,12 +1951,20 @@ async fn store_fks(conn: &mut Conn, t: &str, swap: &fks::Swap) -> Result<()> {
     .map_err(|err| db("recording the foreign keys", err))
 }
 
-/// After a run killed during its cut-over had pointed the children's keys at the shadow (and
-/// they are back on `t` now): while no session held writes, deletes and key updates of `t` were
-/// checked against the shadow, not the children (nor cascaded into them). A child row left
-/// without its parent is refused here, before the copy goes on, naming it: the keys are back,
-/// but InnoDB does not check rows that are already there.
-async fn orphans_refused(e: &mut MySqlEngine, t: &str, mut swap: fks::Swap) -> Result<()> {
+/// Before a copy of `t` an earlier run began goes on or is abandoned: the children's keys that
+/// run may have left pointing at the shadow (killed with writes held) go back to `t`. While they
+/// pointed there and no session held writes, deletes and key updates of `t` were checked
+/// against the shadow, not the children (nor cascaded into them): that is recorded (`unchecked`,
+/// before the keys are put back, so a refused or killed rerun checks again), and a child row left
+/// without its parent is refused, naming it — the keys are back, but InnoDB does not check rows
+/// that are already there.
+async fn keys_back(e: &mut MySqlEngine, names: &Names, t: &str) -> Result<()> {
+    let mut swap = stored_fks(&mut e.work, t).await?;
+    if !swap.unchecked && fks::children_on_shadow(&mut e.work, &swap.inbound).await? {
+        swap.unchecked = true;
+        store_fks(&mut e.work, t, &swap).await?;
+    }
+    fks::undo(&mut e.work, names, t, &swap).await?;
     if !swap.unchecked {
         return Ok(());
     }
@@ -2242,9 +2236,7 @@ pub async fn cleanup(e: &mut MySqlEngine, abort: bool) -> Result<Vec<String>> {
             // A run killed with writes held may have left the children's keys on the shadow:
             // they go back to the table before the shadow goes (dropped under them, the keys
             // would point at nothing and refuse every child write).
-            let swap = stored_fks_marked(&mut e.work, &table).await?;
-            fks::undo(&mut e.work, &names, &table, &swap).await?;
-            orphans_refused(e, &table, swap).await?;
+            keys_back(e, &names, &table).await?;
             drop_objects(&mut e.work, &names, true).await;
             out.push(format!(
                 "abandoned the online change of `{table}`: dropped its triggers, {} and {}",

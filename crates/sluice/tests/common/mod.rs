@@ -164,6 +164,17 @@ impl Project {
         serde_json::from_str(&r.stdout).expect("status json")
     }
 
+    /// The one value a PostgreSQL query of one row and one column gives, as text (NULL: None).
+    pub async fn pg_text(&self, sql: &str) -> Option<String> {
+        self.db
+            .pg()
+            .await
+            .query_one(&format!("SELECT ({sql})::text"), &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e:?}"))
+            .get(0)
+    }
+
     /// The state `sluice status --json` gives migration `v`, if it lists it.
     pub fn state_of(&self, v: i64) -> Option<String> {
         self.states()

@@ -194,11 +194,7 @@ pub fn phases(cat: &ColumnCatalog, expr: &str, version: i64) -> Result<Phases, S
             lc = literal(&cat.column),
             lt = literal(&format!("{}.{}", cat.schema, cat.table))
         )),
-        do_block(&crate::plan::alter_column_type::function_free(
-            &cat.schema,
-            &names(cat).function,
-            &t,
-        )),
+        do_block(&crate::plan::alter_column_type::function_free(&func, &t)),
         // A checkpoint left by an earlier expand of the same migration (rolled back since) is
         // stale.
         do_block(&format!("BEGIN {checkpoint}; END")),

@@ -166,11 +166,7 @@ pub fn phases(
     ));
     let checkpoint = crate::plan::staged::forget_backfill(cat, &set);
     // A checkpoint left by an earlier expand of the same rename (rolled back since) is stale.
-    precheck.push(crate::plan::alter_column_type::function_free(
-        &cat.schema,
-        &names(cat).function,
-        &t,
-    ));
+    precheck.push(crate::plan::alter_column_type::function_free(&func, &t));
     precheck.push(format!("BEGIN {checkpoint}; END"));
 
     // 4. indexes, keys, checks and NOT NULL on the new column.

@@ -567,9 +567,7 @@ ELSIF {old_changed} THEN {forward_update} END IF; RETURN NEW; END",
         ));
     }
     precheck.push(do_block(&crate::plan::alter_column_type::function_free(
-        &cat.schema,
-        &n.function,
-        &t,
+        &func, &t,
     )));
     precheck.push(do_block(&format!("BEGIN {checkpoint}; END")));
 

@@ -284,11 +284,7 @@ ELSIF NEW.{c}::text IS DISTINCT FROM OLD.{c}::text THEN NEW.{nc} := {up}; END IF
         Blocks::Nothing,
     ));
     let checkpoint = crate::plan::staged::forget_backfill(cat, &set);
-    precheck.push(crate::plan::alter_column_type::function_free(
-        &cat.schema,
-        &names(cat).function,
-        &t,
-    ));
+    precheck.push(crate::plan::alter_column_type::function_free(&func, &t));
     precheck.push(format!("BEGIN {checkpoint}; END"));
 
     // 4. indexes and NOT NULL on the new column.
