@@ -45,12 +45,23 @@ const PARENT_CHILD: &str = "CREATE TABLE t (id int PRIMARY KEY, note text);
 
 const VIEW_SHAPE: &str = "-- sluice:up\nDROP VIEW tv;\nALTER TABLE t ALTER COLUMN id TYPE bigint;\nCREATE VIEW tv AS SELECT id, note FROM t;\n-- sluice:down\nDROP VIEW tv;\nALTER TABLE t ALTER COLUMN id TYPE integer;\nCREATE VIEW tv AS SELECT id, note FROM t;\n";
 
-/// The migration that is more than the ALTER swaps each referencing column without keeping its
-/// old one: killed after every step of the child's change (`child-step-done@n`), `rollback`
-/// undoes the run while the child still has its type, and is refused (exit 11, twice, nothing
-/// changed) once the child has the new type; `up` then finishes.
+/// The view shape with one more statement after it: not kept (the rollback could not undo that
+/// statement), so each referencing column is swapped without keeping its old one.
+const VIEW_SHAPE_AND_MORE: &str = "-- sluice:up\nDROP VIEW tv;\nALTER TABLE t ALTER COLUMN id TYPE bigint;\nCREATE VIEW tv AS SELECT id, note FROM t;\nCOMMENT ON VIEW tv IS 'widened';\n";
+
+/// Killed after every step of the child's change (`child-step-done@n`), `rollback` undoes the
+/// run while the child still has its type. Once the child has the new type it is refused (exit
+/// 11, twice, nothing changed): a migration that is more than the ALTER and its views swapped
+/// the child without keeping its old one (no rollback can narrow it back); the view shape kept
+/// it (`up` finishes, then the kept rollback swaps it back). `up` then finishes either way.
 #[tokio::test]
 async fn a_referencing_column_the_cut_off_run_widened_refuses_the_rollback() {
+    for (shape, kept) in [(VIEW_SHAPE_AND_MORE, false), (VIEW_SHAPE, true)] {
+        a_widened_child_refuses_the_rollback(shape, kept).await;
+    }
+}
+
+async fn a_widened_child_refuses_the_rollback(shape: &str, kept: bool) {
     let (mut undone, mut refused) = (0, 0);
     let mut n = 1;
     loop {
@@ -58,7 +69,7 @@ async fn a_referencing_column_the_cut_off_run_widened_refuses_the_rollback() {
         let p = Project::new(Server::Postgres).await;
         p.db.pg().await.batch_execute(PARENT_CHILD).await.unwrap();
         let before = dump(&p);
-        p.write("1_widen.sql", VIEW_SHAPE);
+        p.write("1_widen.sql", shape);
         let r = p.run_crashing(&["up"], &format!("child-step-done@{n}"));
         if r.code == 0 {
             assert!(n > 3, "only {} child steps: {r:?}", n - 1);
@@ -71,10 +82,14 @@ async fn a_referencing_column_the_cut_off_run_widened_refuses_the_rollback() {
             let rb = p.run(&["rollback"]);
             if child == "bigint" {
                 assert_eq!(rb.code, 11, "@{n}, attempt {attempt}: {rb:?}");
+                let why = if kept {
+                    "was already swapped (it keeps its old column)"
+                } else {
+                    "was already widened by the cut-off run"
+                };
                 assert!(
-                    rb.stderr.contains("was already widened by the cut-off run")
-                        && rb.stderr.contains("public.c.tid"),
-                    "@{n}: {rb:?}"
+                    rb.stderr.contains(why) && rb.stderr.contains("public.c.tid"),
+                    "@{n}, kept {kept}: {rb:?}"
                 );
                 assert_eq!(dump(&p), cut, "@{n}: nothing changed");
                 assert_eq!(p.states(), vec![(1, "interrupted".to_string())], "@{n}");
@@ -93,11 +108,20 @@ async fn a_referencing_column_the_cut_off_run_widened_refuses_the_rollback() {
             undone += 1;
         }
         ok(&p.run(&["up"]), &format!("@{n}: up"));
-        assert_eq!(p.states(), vec![(1, "applied".to_string())], "@{n}");
+        let state = if kept { "expanded" } else { "applied" };
+        assert_eq!(p.states(), vec![(1, state.to_string())], "@{n}");
         assert_eq!(
             text(&p, "SELECT format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 't'::regclass AND attname = 'id'").await,
             "bigint"
         );
+        if kept && child == "bigint" {
+            ok(&p.run(&["rollback"]), &format!("@{n}: kept rollback"));
+            assert_eq!(
+                dump(&p),
+                before,
+                "@{n}: the kept rollback restores the schema"
+            );
+        }
         n += 1;
     }
     assert!(
@@ -263,7 +287,7 @@ async fn a_failed_swap_leaves_all_its_helpers_or_none_and_down_points_to_rollbac
     assert_eq!(dump(&p), before, "as before the migration");
     assert_eq!(helpers(&p).await, "");
     ok(&p.run(&["up"]), "up");
-    assert_eq!(p.states(), vec![(1, "applied".to_string())]);
+    assert_eq!(p.states(), vec![(1, "expanded".to_string())]);
 }
 
 /// A column of the user's with the helper's name (the staged change's precheck refuses it):

@@ -52,10 +52,29 @@ ALTER TABLE profiles ALTER COLUMN k TYPE bigint;
 
 const TABLES: [&str; 6] = ["customers", "orders", "notes", "big", "lines", "profiles"];
 
+/// A view on the key, as the view case's setup makes it and its migration re-creates it.
+const VIEW: &str =
+    "CREATE VIEW active_customers AS SELECT id, tenant, hits FROM customers WHERE id > 0;
+GRANT SELECT ON active_customers TO PUBLIC;";
+/// A partial index on the key (the issue's evidence case has one and the view).
+const PARTIAL: &str = "CREATE INDEX customers_recent ON customers (id) WHERE id > 1000;";
+
 struct Case {
     name: &'static str,
     /// The staged migration's up part.
     up: &'static str,
+    /// The migration keeps the old columns (expanded until complete).
+    kept: bool,
+}
+
+/// The view case: the migration PostgreSQL needs for a key a view uses (the view dropped before
+/// the ALTER and re-created after it), as the issue's evidence case has it.
+fn view_case() -> Case {
+    Case {
+        name: "the parent's ALTER with a view on the key dropped and re-created around it",
+        up: "DROP VIEW active_customers;\nALTER TABLE customers ALTER COLUMN id TYPE bigint;\nCREATE VIEW active_customers AS SELECT id, tenant, hits FROM customers WHERE id > 0;\nGRANT SELECT ON active_customers TO PUBLIC;",
+        kept: true,
+    }
 }
 
 fn cases() -> Vec<Case> {
@@ -63,20 +82,35 @@ fn cases() -> Vec<Case> {
         Case {
             name: "the parent's ALTER alone: every child widened by sluice",
             up: "ALTER TABLE customers ALTER COLUMN id TYPE bigint;",
+            kept: true,
         },
+        view_case(),
         Case {
             name: "the user also wrote a child's ALTER after the parent's",
             up: "ALTER TABLE customers ALTER COLUMN id TYPE bigint;\nALTER TABLE orders ALTER COLUMN customer_id TYPE bigint;",
+            kept: false,
         },
         Case {
             name: "the user also wrote a child's ALTER before the parent's",
             up: "ALTER TABLE notes ALTER COLUMN customer_id TYPE bigint;\nALTER TABLE customers ALTER COLUMN id TYPE bigint;",
+            kept: false,
         },
     ]
 }
 
+/// SETUP, with the view when the migration names it.
+async fn setup(p: &Project, view: bool) {
+    let c = p.db.pg().await;
+    c.batch_execute(SETUP).await.unwrap();
+    if view {
+        c.batch_execute(&format!("{PARTIAL}\n{VIEW}"))
+            .await
+            .unwrap();
+    }
+}
+
 async fn prepare(p: &Project, up: &str) {
-    p.db.pg().await.batch_execute(SETUP).await.unwrap();
+    setup(p, up.contains("active_customers")).await;
     p.write("1_widen.sql", &format!("-- sluice:up\n{up}\n"));
 }
 
@@ -196,6 +230,9 @@ async fn state(p: &Project) -> (String, String) {
                      FROM pg_index WHERE indrelid IN ({list})
                    UNION ALL SELECT format('trigger %s', tgname) FROM pg_trigger WHERE tgrelid IN ({list}) AND NOT tgisinternal
                    UNION ALL SELECT format('function %s', proname) FROM pg_proc WHERE proname LIKE '%sluice%'
+                   UNION ALL SELECT format('view %s %s %s %s', c.relname, pg_get_viewdef(c.oid), replace(c.relacl::text, current_user::text, 'LOGIN'),
+                                           (SELECT string_agg(format('%s %s', attname, format_type(atttypid, atttypmod)), ', ' ORDER BY attnum) FROM pg_attribute WHERE attrelid = c.oid AND attnum > 0))
+                     FROM pg_class c WHERE c.relkind = 'v' AND c.relnamespace = 'public'::regnamespace
                  ) f"
             ),
             &[],
@@ -244,9 +281,9 @@ async fn compare(what: &str, written: &Project, staged: &Project) -> Vec<String>
 }
 
 /// The twin of a rolled-back run: the writes replayed, no ALTER.
-async fn twin_unchanged(logs: &[Vec<String>]) -> Project {
+async fn twin_unchanged(logs: &[Vec<String>], view: bool) -> Project {
     let p = Project::new(Server::Postgres).await;
-    p.db.pg().await.batch_execute(SETUP).await.unwrap();
+    setup(&p, view).await;
     let c = p.db.pg().await;
     for sql in logs.iter().flatten() {
         c.batch_execute(sql).await.unwrap();
@@ -254,10 +291,16 @@ async fn twin_unchanged(logs: &[Vec<String>]) -> Project {
     p
 }
 
-/// The twin: the writes replayed, then the ALTERs as written.
-async fn twin(logs: &[Vec<String>]) -> Project {
+/// The twin: the writes replayed, then the ALTERs as written (with the view: dropped before
+/// them and re-created after, as its migration does).
+async fn twin(logs: &[Vec<String>], view: bool) -> Project {
     let written = Project::new(Server::Postgres).await;
-    prepare(&written, AS_WRITTEN).await;
+    let up = if view {
+        format!("DROP VIEW active_customers;\n{AS_WRITTEN}{VIEW}")
+    } else {
+        AS_WRITTEN.to_string()
+    };
+    prepare(&written, &up).await;
     let c = written.db.pg().await;
     for sql in logs.iter().flatten() {
         c.batch_execute(sql).await.unwrap();
@@ -366,10 +409,12 @@ async fn referencing_columns_are_widened_with_the_key_under_writers() {
             logs.iter().map(Vec::len).collect::<Vec<_>>()
         );
         let mut logs = logs;
-        if case.up.lines().count() == 1 {
+        let view = case.up.contains("active_customers");
+        if case.kept {
             // The parent's ALTER alone: the parent's and every widened child's old column is
             // kept (expanded) until complete, and `rollback` swaps them all back.
-            logs = expanded_then_rollback_then_complete(name, &staged, logs, &mut failures).await;
+            logs = expanded_then_rollback_then_complete(name, &staged, logs, view, &mut failures)
+                .await;
         } else {
             // Beside the user's own ALTERs nothing is kept (applied, not expanded), and
             // `rollback` says so without touching anything (twice).
@@ -389,7 +434,7 @@ async fn referencing_columns_are_widened_with_the_key_under_writers() {
                 );
             }
         }
-        let written = twin(&logs).await;
+        let written = twin(&logs, view).await;
         failures.extend(compare(name, &written, &staged).await);
         // Rerun: nothing to do, nothing changes.
         let again = staged.run(&["up"]);
@@ -412,6 +457,7 @@ async fn expanded_then_rollback_then_complete(
     name: &str,
     staged: &Project,
     mut logs: Vec<Vec<String>>,
+    view: bool,
     failures: &mut Vec<String>,
 ) -> Vec<Vec<String>> {
     assert_eq!(staged.states(), vec![(1, "expanded".to_string())], "{name}");
@@ -504,7 +550,7 @@ async fn expanded_then_rollback_then_complete(
         l.extend(m);
     }
     assert_eq!(staged.states(), vec![(1, "pending".to_string())], "{name}");
-    let unchanged = twin_unchanged(&logs).await;
+    let unchanged = twin_unchanged(&logs, view).await;
     failures.extend(compare(&format!("{name}, rolled back"), &unchanged, staged).await);
     let again = staged.run(&["rollback", "1"]);
     assert_ne!(
@@ -539,7 +585,7 @@ async fn expanded_then_rollback_then_complete(
 /// the end equals the ALTERs as written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn widening_children_survives_kill_9_after_every_child_step() {
-    let written = twin(&[]).await;
+    let written = twin(&[], false).await;
     let mut failures = Vec::new();
     let mut n = 1;
     loop {
@@ -584,15 +630,23 @@ async fn widening_children_survives_kill_9_after_every_child_step() {
 /// second rerun has nothing to do), and `up` then expands again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_rollback_of_widened_children_survives_kill_9_at_every_step() {
-    let unchanged = twin_unchanged(&[]).await;
     let mut failures = Vec::new();
+    for case in [cases().remove(0), view_case()] {
+        the_rollback_survives_kill_9(&case, &mut failures).await;
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+async fn the_rollback_survives_kill_9(case: &Case, failures: &mut Vec<String>) {
+    let view = case.up.contains("active_customers");
+    let unchanged = twin_unchanged(&[], view).await;
     // rollback-step-0, -1, ... until a rollback gets through, then rollback-swap.
     let mut k = 0;
     let mut swap = false;
     loop {
         assert!(k < 80, "the crash point keeps being reached");
         let staged = Project::new(Server::Postgres).await;
-        prepare(&staged, cases()[0].up).await;
+        prepare(&staged, case.up).await;
         let r = staged.run(&["up", "--pace", "speed"]);
         assert_eq!(r.code, 0, "{r:?}");
         let point = if swap {
@@ -613,7 +667,14 @@ async fn the_rollback_of_widened_children_survives_kill_9_at_every_step() {
             // Every step: the parent's and the children's rebuilds on their kept columns.
             assert!(k > 10, "only {k} rollback steps: {r:?}");
             eprintln!("killed before each of {k} rollback steps; every rerun converged");
-            failures.extend(compare("rollback without a crash", &unchanged, &staged).await);
+            failures.extend(
+                compare(
+                    &format!("{}: rollback without a crash", case.name),
+                    &unchanged,
+                    &staged,
+                )
+                .await,
+            );
             swap = true;
             continue;
         }
@@ -623,8 +684,20 @@ async fn the_rollback_of_widened_children_survives_kill_9_at_every_step() {
         );
         let again = staged.run(&["rollback", "1"]);
         assert_eq!(again.code, 0, "{point}: rerun: {again:?}");
-        assert_eq!(staged.states(), vec![(1, "pending".to_string())], "{point}");
-        failures.extend(compare(&format!("killed at {point}"), &unchanged, &staged).await);
+        assert_eq!(
+            staged.states(),
+            vec![(1, "pending".to_string())],
+            "{}: {point}",
+            case.name
+        );
+        failures.extend(
+            compare(
+                &format!("{}: killed at {point}", case.name),
+                &unchanged,
+                &staged,
+            )
+            .await,
+        );
         let third = staged.run(&["rollback", "1"]);
         assert_ne!(third.code, 0, "{point}: nothing left: {third:?}");
         let up = staged.run(&["up", "--pace", "speed"]);
@@ -632,14 +705,14 @@ async fn the_rollback_of_widened_children_survives_kill_9_at_every_step() {
         assert_eq!(
             staged.states(),
             vec![(1, "expanded".to_string())],
-            "{point}"
+            "{}: {point}",
+            case.name
         );
         if swap {
             break;
         }
         k += 1;
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
 /// What cannot be widened with the key is refused before anything runs, with the reason; the
@@ -762,7 +835,7 @@ async fn widening_children_survives_kill_9_in_a_child_backfill_under_writers() {
 /// lifecycle's rollback swaps everything back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_run_cut_off_before_its_swaps_rolls_back_to_the_schema_before_it() {
-    let unchanged = twin_unchanged(&[]).await;
+    let unchanged = twin_unchanged(&[], false).await;
     let mut failures = Vec::new();
     let (mut undone, mut refused) = (0, 0);
     let mut n = 1;
@@ -856,4 +929,115 @@ async fn a_run_cut_off_before_its_swaps_rolls_back_to_the_schema_before_it() {
 async fn ok_rollback(p: &Project, n: usize) {
     let rb = p.run(&["rollback"]);
     assert_eq!(rb.code, 0, "@{n}: kept rollback: {rb:?}");
+}
+
+/// kill -9 at random moments (drawn uniformly over an uninterrupted run's length, so every step
+/// is hit in proportion to its time) of the view case's `up`, several kills in a row per chain,
+/// with the writers running, and of its kept `rollback`: every rerun converges without help. The
+/// `up` chains end expanded, and `complete` equals the migration as written given the same writes;
+/// the rollback chains end pending, equal to the twin without the migration. `SLUICE_KILL_SEED`
+/// replays a failure's seed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_view_case_converges_after_kill_9_at_random_moments() {
+    let case = view_case();
+    let seed: u64 = std::env::var("SLUICE_KILL_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    eprintln!("SLUICE_KILL_SEED={seed}");
+    let mut x = seed;
+    let mut below = |n: u128| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x as u128 % n.max(1)) as u64
+    };
+    // How long each command runs uninterrupted.
+    let timed = Project::new(Server::Postgres).await;
+    prepare(&timed, case.up).await;
+    let started = std::time::Instant::now();
+    let r = timed.run(&["up", "--pace", "speed"]);
+    let up_len = started.elapsed();
+    assert_eq!(r.code, 0, "{r:?}");
+    let started = std::time::Instant::now();
+    let r = timed.run(&["rollback"]);
+    let rollback_len = started.elapsed();
+    assert_eq!(r.code, 0, "{r:?}");
+
+    let mut failures = Vec::new();
+    let (mut kills, mut rollback_kills) = (0, 0);
+    for chain in 0..8 {
+        let staged = Project::new(Server::Postgres).await;
+        prepare(&staged, case.up).await;
+        let writers = Writers::start(&staged, 0).await;
+        for _ in 0..4 {
+            let mut child = staged.spawn(&["up", "--pace", "speed"]);
+            tokio::time::sleep(Duration::from_micros(below(up_len.as_micros()))).await;
+            let _ = child.kill();
+            let _ = child.wait();
+            kills += 1;
+        }
+        let r = wait_bounded(staged.spawn(&["up", "--pace", "speed"]), 300, "rerun");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (logs, errors) = writers.finish().await;
+        assert_eq!(r.code, 0, "seed {seed}, chain {chain}: rerun: {r:?}");
+        assert!(
+            errors.is_empty(),
+            "seed {seed}, chain {chain}: writers failed: {:?}",
+            &errors[..errors.len().min(3)]
+        );
+        assert_eq!(
+            staged.states(),
+            vec![(1, "expanded".to_string())],
+            "seed {seed}, chain {chain}"
+        );
+        if chain % 2 == 0 {
+            let r = staged.run(&["complete"]);
+            assert_eq!(r.code, 0, "seed {seed}, chain {chain}: complete: {r:?}");
+            let written = twin(&logs, true).await;
+            failures.extend(
+                compare(
+                    &format!("seed {seed}, chain {chain}, completed"),
+                    &written,
+                    &staged,
+                )
+                .await,
+            );
+        } else {
+            for _ in 0..2 {
+                let mut child = staged.spawn(&["rollback"]);
+                tokio::time::sleep(Duration::from_micros(below(rollback_len.as_micros()))).await;
+                let _ = child.kill();
+                let _ = child.wait();
+                rollback_kills += 1;
+            }
+            // A kill may land after the rollback committed: then there is nothing left to do.
+            if staged.states() != vec![(1, "pending".to_string())] {
+                let r = staged.run(&["rollback"]);
+                assert_eq!(r.code, 0, "seed {seed}, chain {chain}: rollback: {r:?}");
+            }
+            assert_eq!(
+                staged.states(),
+                vec![(1, "pending".to_string())],
+                "seed {seed}, chain {chain}"
+            );
+            let unchanged = twin_unchanged(&logs, true).await;
+            failures.extend(
+                compare(
+                    &format!("seed {seed}, chain {chain}, rolled back"),
+                    &unchanged,
+                    &staged,
+                )
+                .await,
+            );
+        }
+    }
+    eprintln!("{kills} kills of up and {rollback_kills} of rollback at random moments converged");
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -351,14 +351,41 @@ async fn views_and_policies_stay_readable_through_a_staged_type_change() {
             "{name}: the dry run says the drop and the re-creation run in the swap: {dry:?}"
         );
 
-        for (round, (what, args, as_written)) in [
+        // The old column is kept with the views and policies moved around the swap: `up` leaves
+        // the migration expanded, `rollback` restores the schema before it exactly (the twin: the
+        // same writes, no migration), `complete` equals the migration as written, and `down`
+        // (its down part, staged) equals the down part as written. The twin runs `status` for
+        // nothing; it is compared only where the staged side is settled.
+        for (round, (what, args, as_written, state, settled)) in [
             (
                 "up",
                 &["up", "--pace", "speed"][..],
-                &["up", "--as-written"][..],
+                &["status"][..],
+                "expanded",
+                false,
             ),
-            ("down", &["down"][..], &["down", "--as-written"][..]),
-            ("up again", &["up"][..], &["up", "--as-written"][..]),
+            (
+                "rollback",
+                &["rollback"][..],
+                &["status"][..],
+                "pending",
+                true,
+            ),
+            ("up again", &["up"][..], &["status"][..], "expanded", false),
+            (
+                "complete",
+                &["complete"][..],
+                &["up", "--as-written"][..],
+                "applied",
+                true,
+            ),
+            (
+                "down",
+                &["down"][..],
+                &["down", "--as-written"][..],
+                "pending",
+                true,
+            ),
         ]
         .into_iter()
         .enumerate()
@@ -368,12 +395,21 @@ async fn views_and_policies_stay_readable_through_a_staged_type_change() {
             tokio::time::sleep(Duration::from_millis(200)).await;
             let log = load.finish(&format!("{name} ({what})")).await;
             assert_eq!(run.code, 0, "{name}: staged {what}: {run:?}");
-            assert!(
-                run.all().contains("staged type change"),
-                "{name}: {what}: {run:?}"
+            if what != "rollback" && what != "complete" {
+                assert!(
+                    run.all().contains("staged type change"),
+                    "{name}: {what}: {run:?}"
+                );
+            }
+            assert_eq!(
+                staged.states(),
+                vec![(1, state.to_string())],
+                "{name}: {what}"
             );
             replay(&written, &log, as_written).await;
-            failures.extend(compare(&format!("{name} ({what})"), &written, &staged, &r).await);
+            if settled {
+                failures.extend(compare(&format!("{name} ({what})"), &written, &staged, &r).await);
+            }
         }
         drop_role(&[&staged, &written], &r).await;
     }
@@ -403,9 +439,19 @@ async fn kills_around_the_swap_converge_and_the_view_never_goes_missing() {
         cut_off(&staged, point).await;
         let rerun = wait_bounded(staged.spawn(&["up", "--pace", "speed"]), 300, "rerun");
         let again = staged.run(&["up"]);
-        let log = load.finish(&format!("kill at {point}")).await;
         assert_eq!(rerun.code, 0, "rerun after a kill at {point}: {rerun:?}");
         assert_eq!(again.code, 0, "and once more: {again:?}");
+        assert_eq!(
+            staged.states(),
+            vec![(1, "expanded".to_string())],
+            "{point}"
+        );
+        let complete = staged.run(&["complete"]);
+        let log = load.finish(&format!("kill at {point}")).await;
+        assert_eq!(
+            complete.code, 0,
+            "complete after a kill at {point}: {complete:?}"
+        );
         replay(&written, &log, &["up", "--as-written"]).await;
         failures.extend(compare(&format!("kill at {point}"), &written, &staged, &r).await);
         let status = staged.states();
@@ -622,8 +668,8 @@ async fn cut_off(p: &Project, point: &str) {
 /// every case and every kill point before the swap commits, under the load: the schema is the
 /// one before the migration (the views never went: their drops run in the swap), every write
 /// kept, the migration pending; rollback again has nothing to do; `up` then equals the migration
-/// as written. Killed after the swap committed, rollback is refused (exit 11, twice, nothing
-/// changed) and `up` finishes it.
+/// as written. Killed after the swap committed, the old column is kept: the rollback is the kept
+/// lifecycle's swap back, to the same end.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rollback_of_the_migration_cut_off_before_its_swap_restores_the_schema_at_every_kill_point()
 {
@@ -648,57 +694,117 @@ async fn rollback_of_the_migration_cut_off_before_its_swap_restores_the_schema_a
             assert_ne!(state[0].1, "applied", "{what}: cut off");
             let committed = point == "staged-swap-committed";
             let rb = wait_bounded(staged.spawn(&["rollback"]), 120, "rollback");
-            if committed {
-                assert_eq!(rb.code, 11, "{what}: refused: {rb:?}");
-                assert!(
-                    rb.all().contains("already has the new type")
-                        && rb.all().contains("then `sluice down` rolls it back"),
-                    "{what}: {rb:?}"
-                );
-                let schema = dump(&staged, &r);
-                let again = staged.run(&["rollback"]);
-                assert_eq!(again.code, 11, "{what}: refused again: {again:?}");
-                assert_eq!(dump(&staged, &r), schema, "{what}: nothing changed");
-                assert_eq!(staged.states(), state, "{what}: the state is kept");
+            assert_eq!(rb.code, 0, "{what}: {rb:?}");
+            // Killed after the swap committed, the old column is kept: the kept
+            // lifecycle's rollback swaps it back (the views moved around it again).
+            let said = if committed {
+                "only the old application version may run; the migration is pending again"
             } else {
-                assert_eq!(rb.code, 0, "{what}: {rb:?}");
-                assert!(
-                    rb.all().contains("the table is as before the migration"),
-                    "{what}: {rb:?}"
-                );
-                assert_eq!(
-                    staged.states(),
-                    vec![(1, "pending".to_string())],
-                    "{what}: pending again"
-                );
-                // Writes go on after the rollback too, then the twin gets them all, no ALTER.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                let log = load.finish(&what).await;
-                replay(&written, &log, &["status"]).await;
-                failures
-                    .extend(compare(&format!("{what}: rolled back"), &written, &staged, &r).await);
-                let again = staged.run(&["rollback"]);
-                assert_eq!(again.code, 0, "{what}: rollback again: {again:?}");
-                assert!(
-                    again.all().contains("nothing to roll back"),
-                    "{what}: {again:?}"
-                );
-                let up = staged.run(&["up", "--pace", "speed"]);
-                assert_eq!(up.code, 0, "{what}: up after the rollback: {up:?}");
-                replay(&written, &[], &["up", "--as-written"]).await;
-                failures.extend(compare(&format!("{what}: up again"), &written, &staged, &r).await);
-                assert_eq!(staged.states(), vec![(1, "applied".to_string())], "{what}");
-                drop_role(&[&staged, &written], &r).await;
-                continue;
-            }
-            let up = wait_bounded(staged.spawn(&["up"]), 300, "up after the refusal");
+                "the table is as before the migration"
+            };
+            assert!(rb.all().contains(said), "{what}: {rb:?}");
+            assert_eq!(
+                staged.states(),
+                vec![(1, "pending".to_string())],
+                "{what}: pending again"
+            );
+            // Writes go on after the rollback too, then the twin gets them all, no ALTER.
+            tokio::time::sleep(Duration::from_millis(200)).await;
             let log = load.finish(&what).await;
-            assert_eq!(up.code, 0, "{what}: up: {up:?}");
-            replay(&written, &log, &["up", "--as-written"]).await;
-            failures.extend(compare(&what, &written, &staged, &r).await);
+            replay(&written, &log, &["status"]).await;
+            failures.extend(compare(&format!("{what}: rolled back"), &written, &staged, &r).await);
+            let again = staged.run(&["rollback"]);
+            assert_eq!(again.code, 0, "{what}: rollback again: {again:?}");
+            assert!(
+                again.all().contains("nothing to roll back"),
+                "{what}: {again:?}"
+            );
+            let up = staged.run(&["up", "--pace", "speed"]);
+            assert_eq!(up.code, 0, "{what}: up after the rollback: {up:?}");
+            let complete = staged.run(&["complete"]);
+            assert_eq!(complete.code, 0, "{what}: complete: {complete:?}");
+            replay(&written, &[], &["up", "--as-written"]).await;
+            failures.extend(compare(&format!("{what}: up again"), &written, &staged, &r).await);
             assert_eq!(staged.states(), vec![(1, "applied".to_string())], "{what}");
             drop_role(&[&staged, &written], &r).await;
         }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The rollback of the kept change re-creates the views and policies with the migration's own
+/// statements over the old column and checks, in the swap back, that they equal what the
+/// migration dropped. Where they cannot (the migration re-creates another definition, leaves out
+/// a grant or an option, changes a policy), it is refused (exit 11, twice, nothing changed, the
+/// migration stays expanded) and `complete` then finishes as the migration is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rollback_that_cannot_recreate_the_views_as_they_were_is_refused() {
+    let alter = "ALTER TABLE t ALTER COLUMN id TYPE bigint;";
+    let cases = [
+        (
+            "another definition",
+            "CREATE VIEW v AS SELECT id, note FROM t;",
+            "DROP VIEW v;\n{alter}\nCREATE VIEW v AS SELECT id, note FROM t WHERE id > 5;",
+        ),
+        (
+            "a grant the migration does not give again",
+            "CREATE VIEW v AS SELECT id, note FROM t; GRANT SELECT ON v TO {r};",
+            "DROP VIEW v;\n{alter}\nCREATE VIEW v AS SELECT id, note FROM t;",
+        ),
+        (
+            "an option the migration leaves out",
+            "CREATE VIEW v WITH (security_barrier) AS SELECT id, note FROM t;",
+            "DROP VIEW v;\n{alter}\nCREATE VIEW v AS SELECT id, note FROM t;",
+        ),
+        (
+            "a policy re-created with another expression",
+            "ALTER TABLE t ENABLE ROW LEVEL SECURITY; CREATE POLICY p ON t FOR SELECT USING (id > 0);",
+            "DROP POLICY p ON t;\n{alter}\nCREATE POLICY p ON t FOR SELECT USING (id > 1);",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (name, setup, up) in cases {
+        let up: &'static str = Box::leak(up.replace("{alter}", alter).into_boxed_str());
+        let case = Case {
+            name,
+            setup,
+            up,
+            down: "SELECT 1;",
+            read: "SELECT 1::bigint",
+            as_role: false,
+        };
+        let written = Project::new(Server::Postgres).await;
+        let staged = Project::new(Server::Postgres).await;
+        let r = role(&staged).await;
+        prepare(&written, &case, &r).await;
+        prepare(&staged, &case, &r).await;
+        let run = staged.run(&["up", "--pace", "speed"]);
+        assert_eq!(run.code, 0, "{name}: {run:?}");
+        assert_eq!(staged.states(), vec![(1, "expanded".to_string())], "{name}");
+        let schema = dump(&staged, &r);
+        for attempt in 1..=2 {
+            let rb = staged.run(&["rollback"]);
+            assert_eq!(rb.code, 11, "{name}, attempt {attempt}: {rb:?}");
+            assert!(
+                rb.all()
+                    .contains("cannot restore the views and policies its type change moved")
+                    && rb
+                        .all()
+                        .contains("finish it with `sluice complete` instead"),
+                "{name}: {rb:?}"
+            );
+            assert_eq!(dump(&staged, &r), schema, "{name}: nothing changed");
+            assert_eq!(
+                staged.states(),
+                vec![(1, "expanded".to_string())],
+                "{name}: still expanded"
+            );
+        }
+        let complete = staged.run(&["complete"]);
+        assert_eq!(complete.code, 0, "{name}: {complete:?}");
+        replay(&written, &[], &["up", "--as-written"]).await;
+        failures.extend(compare(name, &written, &staged, &r).await);
+        drop_role(&[&staged, &written], &r).await;
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

@@ -387,7 +387,8 @@ use crate::quote::pg::{ident, literal, qualified};
 ///    rename the shadow, attach the keys USING INDEX, rename indexes, checks and foreign key copies
 ///    to their names, default, identity or owned sequence, statistics target and comment.
 ///
-/// With `keep` (the migration is this statement alone, issue 13 point 4) and a change without a
+/// With `keep` (the migration is this statement alone, or with the views and policies its swap
+/// moves around it, issue 13 point 4) and a change without a
 /// `USING` expression other than the column itself, the swap keeps the old column under
 /// [`old_name`] instead of dropping it, stripped of what could block a write (NOT NULL, default,
 /// identity; its indexes and constraints go: they were rebuilt on the new column, and a rollback
@@ -445,10 +446,10 @@ pub fn staged_around(
         return Err(refusal(&left, cat));
     }
     let new_type = data_type.to_string();
-    // The old column cannot be kept for a rollback that would have to undo the migration's
-    // other statements too.
+    // The old column is kept only where a rollback can undo the statements around it too (it
+    // runs them again around its swap back).
     let keep = keep
-        && around.is_empty()
+        && around.keepable()
         && using
             .as_ref()
             .is_none_or(|u| trivial_using(u, &cat.column, &parse_type(&new_type)));
@@ -684,6 +685,9 @@ pub struct Around {
     pub policies: Vec<(String, QName)>,
     /// A drop with CASCADE: the views over the dropped ones go with them, as written.
     pub cascade: bool,
+    /// Every view and policy dropped is re-created by the statements after: the migration's own
+    /// statements can then also move them the other way, around a rollback's swap back.
+    pub recreated: bool,
 }
 
 impl Around {
@@ -712,13 +716,17 @@ impl Around {
         }
         let (views, policies) = (a.views.clone(), a.policies.clone());
         let mut created: Vec<QName> = Vec::new();
+        let mut created_policies: Vec<(String, QName)> = Vec::new();
         for (k, f) in folds.iter().enumerate().skip(i + 1) {
             match f {
                 Some(Fold::CreateView(v)) if views.iter().any(|d| d.matches(v)) => {
                     created.push(v.clone())
                 }
                 Some(Fold::CreatePolicy(p, t))
-                    if policies.iter().any(|(n, tt)| n == p && tt.matches(t)) => {}
+                    if policies.iter().any(|(n, tt)| n == p && tt.matches(t)) =>
+                {
+                    created_policies.push((p.clone(), t.clone()))
+                }
                 Some(Fold::Grant(objects))
                     if !objects.is_empty()
                         && objects.iter().all(|o| created.iter().any(|c| c.matches(o))) => {}
@@ -726,11 +734,93 @@ impl Around {
             }
             a.after.push((k, sql[k].to_string()));
         }
+        a.recreated = views.iter().all(|d| created.iter().any(|c| d.matches(c)))
+            && policies.iter().all(|(n, t)| {
+                created_policies
+                    .iter()
+                    .any(|(cn, ct)| cn == n && t.matches(ct))
+            });
         a
     }
 
     pub fn is_empty(&self) -> bool {
         self.before.is_empty()
+    }
+
+    /// Whether the old column can be kept with these statements around the type change: its
+    /// rollback runs them again around the swap back (the drops first, the re-creations last),
+    /// so they must re-create everything they drop, and a CASCADE would take views they do not.
+    pub fn keepable(&self) -> bool {
+        self.is_empty() || (!self.cascade && self.recreated)
+    }
+
+    /// A query giving one text for the views and policies the statements drop, as the server
+    /// holds them: definition, options, owner, privileges, comments, columns (names, types,
+    /// defaults, comments, privileges), triggers and rules of each view; command, roles and
+    /// expressions of each policy. Taken in the swap before the drops, and in the rollback's swap
+    /// back after the re-creations: equal, the rollback re-created them exactly as they were.
+    pub fn fingerprint(&self) -> String {
+        let name = |q: &QName| match &q.schema {
+            Some(s) => qualified(s, &q.name),
+            None => ident(&q.name),
+        };
+        let acl = |col: &str| {
+            format!("(SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest({col}) x)")
+        };
+        let mut parts = Vec::new();
+        if !self.views.is_empty() {
+            let values = self
+                .views
+                .iter()
+                .map(|v| format!("({})", literal(&name(v))))
+                .collect::<Vec<_>>()
+                .join(", ");
+            parts.push(format!(
+                "SELECT format('view %s: %s | %s | %s | %s | %s | %s | %s | %s', o.n, pg_get_viewdef(c.oid), c.reloptions, pg_get_userbyid(c.relowner), {}, obj_description(c.oid, 'pg_class'), \
+                 (SELECT string_agg(format('%s %s %s %s %s', a.attname, format_type(a.atttypid, a.atttypmod), col_description(c.oid, a.attnum), pg_get_expr(d.adbin, d.adrelid), {}), ', ' ORDER BY a.attnum) \
+                    FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped), \
+                 (SELECT string_agg(pg_get_triggerdef(g.oid), ', ' ORDER BY g.tgname) FROM pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal), \
+                 (SELECT string_agg(pg_get_ruledef(r.oid), ', ' ORDER BY r.rulename) FROM pg_rewrite r WHERE r.ev_class = c.oid AND r.rulename <> '_RETURN')) \
+                 FROM (VALUES {values}) AS o(n) LEFT JOIN pg_class c ON c.oid = to_regclass(o.n)",
+                acl("c.relacl"),
+                acl("a.attacl"),
+            ));
+        }
+        if !self.policies.is_empty() {
+            let values = self
+                .policies
+                .iter()
+                .map(|(p, t)| format!("({}, {})", literal(p), literal(&name(t))))
+                .collect::<Vec<_>>()
+                .join(", ");
+            parts.push(format!(
+                "SELECT format('policy %s on %s: %s | %s | %s | %s | %s', o.p, o.t, y.polcmd, y.polpermissive, \
+                 (SELECT string_agg(r::regrole::text, ',' ORDER BY r::regrole::text) FROM unnest(y.polroles) r), pg_get_expr(y.polqual, y.polrelid), pg_get_expr(y.polwithcheck, y.polrelid)) \
+                 FROM (VALUES {values}) AS o(p, t) LEFT JOIN pg_policy y ON y.polrelid = to_regclass(o.t) AND y.polname = o.p"
+            ));
+        }
+        if parts.is_empty() {
+            return "''".into();
+        }
+        format!(
+            "(SELECT coalesce(string_agg(f, E'\\n' ORDER BY f), '') FROM ({}) AS s(f))",
+            parts.join(" UNION ALL ")
+        )
+    }
+
+    /// In the rollback's swap back, after the re-creations: fails with [`VIEWS_SQLSTATE`]
+    /// (changing nothing) unless they equal what the type change's swap recorded under `key`.
+    pub fn check_recreated(&self, key: &str) -> String {
+        let k = literal(key);
+        let body = format!(
+            "BEGIN IF {} IS DISTINCT FROM (SELECT value FROM sluice.meta WHERE key = {k}) THEN RAISE EXCEPTION 'the views and policies the migration re-creates differ from those it dropped' USING ERRCODE = {}; END IF; END",
+            self.fingerprint(),
+            literal(VIEWS_SQLSTATE)
+        );
+        format!(
+            "DO {}; DELETE FROM sluice.meta WHERE key = {k}",
+            literal(&body)
+        )
     }
 
     /// The view or policy a migration's statements drop (or, for views over views, a CASCADE
@@ -1293,6 +1383,14 @@ pub(crate) fn carry(
     }
     // The migration's own drops of the views and policies on the column, under the same lock
     // discipline (after the other tables, in the order readers take them: view, then table).
+    if matches!(fate, Fate::Keep { .. }) && !around.is_empty() {
+        // What the drops remove, as it is, for the rollback to check its re-creation against.
+        swap.push(format!(
+            "INSERT INTO sluice.meta (key, value) VALUES ({}, {}) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            literal(&views_key(cat)),
+            around.fingerprint()
+        ));
+    }
     swap.extend(around.before.iter().map(|(_, sql)| sql.clone()));
     // Taken explicitly (the DROP TRIGGER takes the same lock) so the run can tell the wait for
     // the locks from the time they are held.
@@ -1415,6 +1513,19 @@ pub(crate) fn carry(
 /// deadlock check could pick the client — measured under pgbench, the 500 ms that half the default
 /// deadlock_timeout allowed was a 500 ms stall of every client each time. A wait that does not
 /// close a cycle is for in-flight short transactions: milliseconds.
+/// The SQLSTATE a rollback's swap back fails with when the views and policies it re-created
+/// differ from those the type change's swap dropped ([`Around::check_recreated`]).
+pub const VIEWS_SQLSTATE: &str = "SLV01";
+
+/// The `sluice.meta` key under which a kept type change's swap records the views and policies it
+/// moved, as they were ([`Around::fingerprint`]).
+pub fn views_key(cat: &ColumnCatalog) -> String {
+    format!(
+        "type change views {}.{}.{}",
+        cat.schema, cat.table, cat.column
+    )
+}
+
 pub(crate) const SHORT_SECOND_WAIT: &str = "SELECT set_config('lock_timeout', least(nullif((SELECT setting::int FROM pg_settings WHERE name = 'lock_timeout'), 0), (SELECT setting::int FROM pg_settings WHERE name = 'deadlock_timeout') / 2, 50)::text, true)";
 
 /// A foreign key's definition (`pg_get_constraintdef`, NOT VALID left off) for its copy on the
@@ -2343,7 +2454,10 @@ mod tests {
             &split[i].sql,
         );
         let (r, kept) = super::staged_around(&st, &cat, true, &around).unwrap();
-        assert!(!kept, "the old column is not kept beside other statements");
+        assert!(
+            kept,
+            "the old column is kept: the rollback runs the statements again"
+        );
         let steps = r.plan_steps();
         let swap = &steps.last().unwrap();
         let sql = &swap.sql;
@@ -2351,6 +2465,27 @@ mod tests {
         assert!(
             at("DROP VIEW v2") < at("DROP VIEW v;") && at("DROP POLICY p") < at("DROP TRIGGER")
         );
+        // What the drops remove is recorded first, for the rollback's check.
+        assert!(at("INSERT INTO sluice.meta") < at("DROP VIEW v2"));
+        assert!(at("RENAME COLUMN \"id\" TO \"id_sluice_old\"") < at("CREATE VIEW v AS"));
+        // Not kept where the statements cannot move them back: a drop not re-created, a CASCADE.
+        for other in [
+            "DROP VIEW v2; DROP VIEW v; DROP POLICY p ON app.\"Orders\"; ALTER TABLE app.\"Orders\" ALTER COLUMN id TYPE bigint; CREATE VIEW v AS SELECT id FROM app.\"Orders\"; CREATE POLICY p ON app.\"Orders\" USING (id > 0);",
+            "DROP VIEW v CASCADE; DROP POLICY p ON app.\"Orders\"; ALTER TABLE app.\"Orders\" ALTER COLUMN id TYPE bigint; CREATE VIEW v AS SELECT id FROM app.\"Orders\"; CREATE VIEW v2 AS SELECT id FROM v; CREATE POLICY p ON app.\"Orders\" USING (id > 0);",
+        ] {
+            let (a, k) = around_in(other);
+            let split = crate::sql::split(crate::target::EngineKind::Postgres, other).unwrap();
+            let st = crate::analysis::ir::build(
+                crate::target::EngineKind::Postgres,
+                k,
+                &split[k],
+                0,
+                &split[k].sql,
+            );
+            let (r, kept) = super::staged_around(&st, &cat, true, &a).unwrap();
+            assert!(!kept, "{other}");
+            assert!(!r.plan_steps().last().unwrap().sql.contains("sluice.meta"));
+        }
         assert!(at("RENAME COLUMN \"id_sluice_new\" TO \"id\"") < at("CREATE VIEW v AS"));
         assert!(
             at("CREATE VIEW v AS") < at("CREATE VIEW v2")

@@ -285,29 +285,25 @@ pub fn lifecycle_change(
     Ok(type_change_of(target, m))
 }
 
-/// The migration's up part is one `ALTER TABLE t ALTER COLUMN c TYPE ...` (PostgreSQL).
+/// The migration's up part is one `ALTER TABLE t ALTER COLUMN c TYPE ...` (PostgreSQL), alone or
+/// with the view and policy drops and re-creations its swap runs
+/// ([`crate::plan::alter_column_type::Around`]).
 pub(crate) fn type_change_of(
     target: crate::target::Target,
     m: &Migration,
 ) -> Option<(SqlStatement, Stmt, Breaking)> {
-    if target.engine != EngineKind::Postgres {
-        return None;
-    }
-    // A versioned type change is `breaking`'s (its own phases), never the staged one.
-    crate::migration::versioned_directive(&m.part(Direction::Up)?.sql)
-        .is_none()
-        .then_some(())?;
-    let split = sql::split(target.engine, &m.part(Direction::Up)?.sql).ok()?;
-    let [s] = split.as_slice() else { return None };
-    let st = crate::analysis::ir::build(target.engine, 0, s, 0, &s.sql);
-    let [Action::AlterColumnType { table, column, .. }] = st.actions() else {
+    // (A versioned type change is `breaking`'s, its own phases: never a cut one.)
+    let cut = cut_type_change_of(target, m)?;
+    // Every statement is the ALTER or one its swap runs.
+    cut.whole.then_some(())?;
+    let [Action::AlterColumnType { table, column, .. }] = cut.st.actions() else {
         return None;
     };
     let b = Breaking::ColumnType {
         table: table.clone(),
         column: column.clone(),
     };
-    Some((s.clone(), st, b))
+    Some((cut.s, cut.st, b))
 }
 
 /// A staged type change a migration may be cut off in before its swap, with what `sluice
@@ -323,6 +319,8 @@ pub(crate) struct CutTypeChange {
     pub around: crate::plan::alter_column_type::Around,
     pub s: SqlStatement,
     pub st: Stmt,
+    /// The around's statements after the ALTER are all that follows it.
+    pub whole: bool,
 }
 
 pub(crate) fn cut_type_change_of(
@@ -346,11 +344,13 @@ pub(crate) fn cut_type_change_of(
     let around = act::Around::of(&folds, &texts, index);
     // Every statement before the ALTER runs in its swap: none of them ran.
     (around.before.len() == index).then_some(())?;
+    let whole = index + 1 + around.after.len() == stmts.len();
     Some(CutTypeChange {
         index,
         around,
         s: split[index].clone(),
         st: stmts[index].clone(),
+        whole,
     })
 }
 
@@ -1118,11 +1118,16 @@ async fn phases_live(
             // The referencing columns the type change widened with it and kept (their old
             // column is there): rolled back and completed with it.
             let children = kept_children(engine, &cat).await?;
-            crate::plan::expand::column_type::phases(&cat, old_exists, &children).map_err(|why| {
-                file_err(format!(
-                    "sluice cannot finish the type change of {table}.{column}: {why}"
-                ))
-            })
+            let around = cut_type_change_of(engine.target(), m)
+                .map(|c| c.around)
+                .unwrap_or_default();
+            crate::plan::expand::column_type::phases(&cat, old_exists, &children, &around).map_err(
+                |why| {
+                    file_err(format!(
+                        "sluice cannot finish the type change of {table}.{column}: {why}"
+                    ))
+                },
+            )
         }
     }
 }
@@ -2351,6 +2356,19 @@ async fn swap_back(
             Ok(held) => return Ok(held),
             Err(e) => e,
         };
+        if e.code == crate::plan::alter_column_type::VIEWS_SQLSTATE {
+            // What the steps before the swap built on the old column goes again: the table is
+            // as expanded, and a rerun is refused the same way.
+            let _ = run_in_one_transaction(engine, &phases.rollback_undo, s, ctx).await;
+            unwatch(engine, phases, s, ctx).await;
+            return Err(Error::lifecycle(
+                format!(
+                    "`sluice rollback` of {} cannot restore the views and policies its type change moved: re-created by the migration's own statements over the old column, they differ from those the migration dropped (their definition, options, owner, privileges or comments). Nothing was changed: the migration stays expanded",
+                    m.label()
+                ),
+                "finish it with `sluice complete` instead (the migration is then applied, and `sluice down` runs its down part)",
+            ));
+        }
         let watched = phases.watch.is_some() && e.code == crate::plan::expand::WATCH_SQLSTATE;
         if !watched {
             unwatch(engine, phases, s, ctx).await;

@@ -7,7 +7,7 @@
 
 use super::{Guard, LifecyclePlan, Phases, Step, Watch, WATCH_SQLSTATE};
 use crate::engine::ColumnCatalog;
-use crate::plan::alter_column_type::{carry, old_name, sync_names, Fate};
+use crate::plan::alter_column_type::{carry, old_name, sync_names, views_key, Around, Fate};
 use crate::quote::pg::{ident, literal, qualified};
 
 /// In a rollback guard's column, between a referencing table and its column (the guard's
@@ -42,10 +42,18 @@ pub const WATCH_FUNCTION: &str = "sluice.rollback_watch";
 /// one swap back of every table in one transaction (the children locked first, as the type
 /// change's swap does). So the children are never left wide after a rollback, and no moment has
 /// a key unchecked.
+///
+/// `around`: the migration's statements its swap ran around the ALTER (views and policies on the
+/// column dropped before, re-created after; [`Around::keepable`]). The swap back runs them again:
+/// the drops right before it takes the column's table, the re-creations once every column is
+/// back (they name the column, which is then the old one), then checks that they equal what the
+/// type change's swap recorded before its drops ([`Around::check_recreated`]): else the swap back
+/// fails, changing nothing, and the rollback is refused.
 pub fn phases(
     cat: &ColumnCatalog,
     old_exists: bool,
     children: &[ColumnCatalog],
+    around: &Around,
 ) -> Result<Phases, String> {
     let old = old_name(&cat.column);
     if !old_exists {
@@ -54,10 +62,12 @@ pub fn phases(
             ident(&old)
         ));
     }
-    if !cat.blockers.is_empty() {
+    // The views and policies the migration moved around its swap move back the same way.
+    let left = around.remaining(cat);
+    if !left.is_empty() {
         return Err(format!(
             "{}: the swap back does not move these",
-            cat.blockers.join("; ")
+            left.join("; ")
         ));
     }
     let t = qualified(&cat.schema, &cat.table);
@@ -140,7 +150,13 @@ pub fn phases(
         swap,
         mut fk_undo,
         mut undo,
-    } = back(&parent)?;
+    } = back(
+        &parent,
+        &Around {
+            after: vec![],
+            ..around.clone()
+        },
+    )?;
     let mut child_swaps = Vec::new();
     let mut guards = Vec::new();
     for ch in children {
@@ -148,10 +164,11 @@ pub fn phases(
             "referencing column {}.{}.{}",
             ch.schema, ch.table, ch.column
         );
-        if !ch.blockers.is_empty() {
+        let left = around.remaining(ch);
+        if !left.is_empty() {
             return Err(format!(
                 "{label}: {}: the swap back does not move these",
-                ch.blockers.join("; ")
+                left.join("; ")
             ));
         }
         let mut own = others(ch);
@@ -161,7 +178,7 @@ pub fn phases(
         // Watched as the column is (in `back`): a child row whose key the old type cannot take
         // needs no parent row above 2^31 (a composite key with a NULL part is not checked), so
         // the parent's watch does not cover it.
-        let kept = back(&own).map_err(|why| format!("{label}: {why}"))?;
+        let kept = back(&own, &Around::default()).map_err(|why| format!("{label}: {why}"))?;
         child_swaps.push(kept.swap);
         let table = format!("{}.{}", ch.schema, ch.table);
         let mut child_about = kept.about;
@@ -194,10 +211,25 @@ pub fn phases(
         watch.remove.extend(w.remove);
     }
     complete.extend(complete_sql(cat));
+    let key = views_key(cat);
+    complete.push(format!(
+        "DELETE FROM sluice.meta WHERE key = {}",
+        literal(&key)
+    ));
     // The children's swaps after the column's: its swap drops the keys on their new columns,
-    // which theirs then drop.
+    // which theirs then drop. The views and policies last, over the columns swapped back.
+    let recreate = (!around.is_empty()).then(|| {
+        around
+            .after
+            .iter()
+            .map(|(_, sql)| sql.clone())
+            .chain([around.check_recreated(&key)])
+            .collect::<Vec<_>>()
+            .join("; ")
+    });
     let swap = std::iter::once(swap)
         .chain(child_swaps)
+        .chain(recreate)
         .collect::<Vec<_>>()
         .join("; ");
     let rollback_undo = fk_undo.into_iter().chain(undo).collect();
@@ -249,7 +281,7 @@ struct Back {
 /// EXCLUSIVE, so every writer has committed and the watch records are final) the watch trigger
 /// goes (its WHEN names the column the swap drops), and the swap fails, changing nothing, if a
 /// write since the count left a value the old type cannot take.
-fn back(cat: &ColumnCatalog) -> Result<Back, String> {
+fn back(cat: &ColumnCatalog, around: &Around) -> Result<Back, String> {
     let (trigger, func) = sync_names(cat, "sluice_back");
     let carried = carry(
         cat,
@@ -258,7 +290,7 @@ fn back(cat: &ColumnCatalog) -> Result<Back, String> {
         &func,
         false,
         Fate::Drop,
-        &Default::default(),
+        around,
     )?;
     let mut steps = carried.then;
     let mut about = carried.about;
@@ -345,7 +377,7 @@ fn watch_check(cat: &ColumnCatalog) -> String {
 }
 
 const COMPLETE: &str = "`sluice complete`: drop the reverse trigger and the old column (catalog only), in one short transaction";
-const ROLLBACK: &str = "`sluice rollback` (before complete): refused while rows hold a value the old type cannot take (exit 11; a watch trigger installed before the count records such rows written after it, and the swap back checks under its lock that none was: else it changes nothing, counts again, and refuses or tries again); else the column's indexes, checks, NOT NULL and foreign keys rebuilt on the old column in the staged forms (CONCURRENTLY, NOT VALID + VALIDATE, no blocking), then one short swap back: the new column dropped, the old one renamed back and given the names, keys, default, identity or sequence";
+const ROLLBACK: &str = "`sluice rollback` (before complete): refused while rows hold a value the old type cannot take (exit 11; a watch trigger installed before the count records such rows written after it, and the swap back checks under its lock that none was: else it changes nothing, counts again, and refuses or tries again); else the column's indexes, checks, NOT NULL and foreign keys rebuilt on the old column in the staged forms (CONCURRENTLY, NOT VALID + VALIDATE, no blocking), then one short swap back: the new column dropped, the old one renamed back and given the names, keys, default, identity or sequence (a migration that drops and re-creates views or policies around the ALTER: its statements run again around the swap back, which fails, changing nothing, unless they re-create them exactly as they were)";
 
 /// The contract phase: the reverse trigger, its function and the old column dropped.
 fn complete_sql(cat: &ColumnCatalog) -> Vec<String> {
