@@ -486,6 +486,15 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
                         fix,
                     ));
                 }
+                if let Some(why) = old_assignment(&directive["old".len()..])
+                    .and_then(|(_, expr)| expression_trailer(&expr))
+                {
+                    return Err(file_err(
+                        lineno,
+                        format!("the expression of `-- sluice:{}` {why}", directive.trim()),
+                        fix,
+                    ));
+                }
                 let next = text[offset..].lines().next().unwrap_or("").trim_start();
                 if !(next.starts_with("-- sluice:old")
                     || next
@@ -649,6 +658,30 @@ fn old_assignment(rest: &str) -> Option<(String, String)> {
     };
     let expr = after.trim_start().strip_prefix('=')?.trim();
     (!column.is_empty() && !expr.is_empty()).then(|| (column, expr.to_string()))
+}
+
+/// What ends a directive's expression that is not part of it, outside quotes: a `;` (the line is
+/// not a statement) or a comment (the rest of the line is the expression). None: neither.
+fn expression_trailer(expr: &str) -> Option<&'static str> {
+    let (mut quote, mut prev) = (None::<char>, ' ');
+    for c in expr.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None if c == '-' && prev == '-' => {
+                return Some("holds a comment (`--`): the whole rest of the line is the expression; remove the comment or put it on a line of its own above")
+            }
+            None if c == '*' && prev == '/' => {
+                return Some("holds a comment (`/*`): the whole rest of the line is the expression; remove the comment or put it on a line of its own above")
+            }
+            None => {}
+        }
+        prev = c;
+    }
+    expr.trim_end().ends_with(';').then_some(
+        "ends with `;`: the directive's line is not a statement; write the expression alone",
+    )
 }
 
 /// Every `-- sluice:old <column> = <expression>` line of a part's SQL, in order ([`parse_text`]
@@ -1169,6 +1202,12 @@ mod tests {
             [("a", "split_part(f, ' ', 1)"), ("B\"x", "f")]
         );
         assert!(m.up.sql[d[1].end..].starts_with("ALTER TABLE u DROP"));
+        // Inside quotes, `;`, `--` and `/*` are the expression's own.
+        let m = parse("-- sluice:up\n-- sluice:old a = f || ';--/*' || \"g--h\"\nALTER TABLE u DROP COLUMN a;\n").unwrap();
+        assert_eq!(
+            super::old_directives(&m.up.sql)[0].expr,
+            "f || ';--/*' || \"g--h\""
+        );
         let bad = [
             ("-- sluice:up\n-- sluice:old a\nALTER TABLE u DROP COLUMN a;\n", "line 2: `-- sluice:old a` is not a valid old directive"),
             ("-- sluice:up\n-- sluice:old = f\nALTER TABLE u DROP COLUMN a;\n", "is not a valid old directive"),
@@ -1177,6 +1216,10 @@ mod tests {
             ("-- sluice:up\n-- sluice:old a = f\n\nALTER TABLE u DROP COLUMN a;\n", "line 2: `-- sluice:old` is not on the lines right before"),
             ("-- sluice:up\nSELECT 1;\n-- sluice:down\n-- sluice:old a = f\nALTER TABLE u DROP COLUMN a;\n", "line 4: `-- sluice:old` outside the up part"),
             ("-- sluice:up\n-- sluice old a = f\nALTER TABLE u DROP COLUMN a;\n", "looks like a sluice directive"),
+            ("-- sluice:up\n-- sluice:old a = f || 'x';\nALTER TABLE u DROP COLUMN a;\n", "line 2: the expression of `-- sluice:old a = f || 'x';` ends with `;`"),
+            ("-- sluice:up\n-- sluice:old a = f ;  \nALTER TABLE u DROP COLUMN a;\n", "ends with `;`"),
+            ("-- sluice:up\n-- sluice:old a = f -- the way back\nALTER TABLE u DROP COLUMN a;\n", "holds a comment (`--`)"),
+            ("-- sluice:up\n-- sluice:old a = f /* back */\nALTER TABLE u DROP COLUMN a;\n", "holds a comment (`/*`)"),
         ];
         for (text, want) in bad {
             let e = parse(text).unwrap_err().to_string();
