@@ -297,7 +297,6 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
     let mut section_start = 0usize;
     let mut ignores = Vec::new();
     let mut irreversible: Option<(usize, Option<String>)> = None;
-    let mut versioned_seen = false;
 
     for (idx, line) in text.split_inclusive('\n').enumerate() {
         let lineno = idx + 1;
@@ -420,7 +419,7 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
             "versioned" => {
                 // The check that needs the statement (one ALTER COLUMN TYPE, PostgreSQL) is
                 // `crate::lifecycle::breaking`'s; what the line alone shows is checked here.
-                let fix = "write `-- sluice:versioned down <expression>` under `-- sluice:up`, on the line right before the migration's only statement, `ALTER TABLE t ALTER COLUMN c TYPE new_type [USING ...]`; the expression gives the old column's value from the new one (the column's name stands for the new value), e.g. `-- sluice:versioned down body::text`";
+                let fix = "write `-- sluice:versioned down <expression>` under `-- sluice:up`, on the line right before each of the migration's statements, each `ALTER TABLE t ALTER COLUMN c TYPE new_type [USING ...]` of one column; the expression gives the old column's value from the new one (the column's name stands for the new value), e.g. `-- sluice:versioned down body::text`";
                 // A file without markers is all up part.
                 if section == Section::Down {
                     return Err(file_err(
@@ -446,14 +445,6 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
                         ))
                     }
                 }
-                if versioned_seen {
-                    return Err(file_err(
-                        lineno,
-                        "a second `-- sluice:versioned` directive".into(),
-                        fix,
-                    ));
-                }
-                versioned_seen = true;
                 let next = text[offset..].lines().next().unwrap_or("").trim_start();
                 if !next
                     .get(..5)
@@ -710,15 +701,25 @@ pub fn old_directives(sql: &str) -> Vec<OldDirective> {
 /// expression and the byte offset in `sql` of the line after the directive (where the statement
 /// it belongs to must start). [`parse_text`] has checked its form and that there is one.
 pub fn versioned_directive(sql: &str) -> Option<(String, usize)> {
+    versioned_directives(sql).into_iter().next()
+}
+
+/// Every `-- sluice:versioned down <expression>` of a part's SQL, in order: (the expression, the
+/// offset right after its line). A versioned migration may change several
+/// columns, one statement each.
+pub fn versioned_directives(sql: &str) -> Vec<(String, usize)> {
     let mut offset = 0;
+    let mut out = Vec::new();
     for line in sql.split_inclusive('\n') {
         offset += line.len();
         if let Some(rest) = line.trim().strip_prefix("-- sluice:versioned") {
-            let expr = rest.trim_start().strip_prefix("down")?.trim();
-            return Some((expr.to_string(), offset));
+            // The parser refused any other form; unparsed SQL yields what it can.
+            if let Some(expr) = rest.trim_start().strip_prefix("down") {
+                out.push((expr.trim().to_string(), offset));
+            }
         }
     }
-    None
+    out
 }
 
 /// The comment on `line` that looks like a sluice directive without being written exactly as one
@@ -1169,6 +1170,14 @@ mod tests {
         let (expr, after) = versioned_directive(&m.up.sql).unwrap();
         assert_eq!(expr, "body::text");
         assert!(m.up.sql[after..].starts_with("ALTER TABLE"));
+        // One directive per column, each before its own statement.
+        let m = parse("-- sluice:up\n-- sluice:versioned down body::text\nALTER TABLE d ALTER COLUMN body TYPE jsonb;\n-- sluice:versioned down meta::text\nALTER TABLE e ALTER COLUMN meta TYPE jsonb;\n").unwrap();
+        let all = super::versioned_directives(&m.up.sql);
+        assert_eq!(
+            all.iter().map(|(e, _)| e.as_str()).collect::<Vec<_>>(),
+            ["body::text", "meta::text"]
+        );
+        assert!(m.up.sql[all[1].1..].starts_with("ALTER TABLE e"));
         // No markers: the whole file is the up part.
         assert!(parse(
             "-- sluice:versioned down  lower(b) \nalter table d alter column b type citext;\n"
@@ -1180,7 +1189,7 @@ mod tests {
             ("-- sluice:up\n-- sluice:versioned\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "is not a valid versioned directive"),
             ("-- sluice:up\n-- sluice:versioned down b\n\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "line 2: `-- sluice:versioned` is not on the line right before"),
             ("-- sluice:up\n-- sluice:versioned down b\n", "is not on the line right before"),
-            ("-- sluice:up\n-- sluice:versioned down b\nALTER TABLE d ALTER COLUMN b TYPE int;\n-- sluice:versioned down b\nALTER TABLE d ALTER COLUMN c TYPE int;\n", "line 4: a second `-- sluice:versioned` directive"),
+            ("-- sluice:up\n-- sluice:versioned down b\n-- sluice:versioned down c\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "line 2: `-- sluice:versioned` is not on the line right before"),
             ("-- sluice:up\nSELECT 1;\n-- sluice:down\n-- sluice:versioned down b\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "line 4: `-- sluice:versioned` outside the up part"),
             ("-- sluice:up\n-- sluice versioned down b\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "looks like a sluice directive"),
             ("-- sluice:up\n--sluice:versioned down b\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "looks like a sluice directive"),

@@ -728,9 +728,39 @@ async fn directive_errors_say_why_and_how_to_fix() {
             "not on the line right before",
         ),
         (
-            "a second one before another statement",
-            format!("-- sluice:versioned down body::text\n{alter}\n-- sluice:versioned down body::text\nALTER TABLE docs ALTER COLUMN note TYPE bigint;\n"),
-            "a second `-- sluice:versioned` directive",
+            "a second one before a column the migration cannot carry",
+            format!("-- sluice:versioned down body::text\n{alter}\n-- sluice:versioned down note::int\nALTER TABLE docs ALTER COLUMN note TYPE bigint;\n"),
+            "column \"public\".\"docs\".\"note\": the column has a default",
+        ),
+        (
+            "a statement without its directive after a versioned one",
+            format!("-- sluice:versioned down body::text\n{alter}\nALTER TABLE docs ALTER COLUMN extra TYPE jsonb USING extra::jsonb;\n"),
+            "line 3: migration 2_versioned: this statement has no `-- sluice:versioned down <expression>` line right before it",
+        ),
+        (
+            "a statement without its directive before a versioned one",
+            format!("ALTER TABLE docs ALTER COLUMN extra TYPE jsonb USING extra::jsonb;\n-- sluice:versioned down body::text\n{alter}\n"),
+            "line 1: migration 2_versioned: this statement has no `-- sluice:versioned down <expression>` line right before it",
+        ),
+        (
+            "another statement kind with its directive, second",
+            format!("-- sluice:versioned down body::text\n{alter}\n-- sluice:versioned down extra\nALTER TABLE docs ALTER COLUMN extra SET NOT NULL;\n"),
+            "line 4: migration 2_versioned: `-- sluice:versioned` stands before a statement that is not one `ALTER TABLE t ALTER COLUMN c TYPE ...`",
+        ),
+        (
+            "an expression that reads another changed column",
+            format!("-- sluice:versioned down body::text\n{alter}\n-- sluice:versioned down extra::text\nALTER TABLE docs ALTER COLUMN extra TYPE jsonb USING jsonb_build_object('e', extra, 'b', body);\n"),
+            "the USING expression of docs.extra (`jsonb_build_object('e', extra, 'b', body)`) reads body, which this migration changes too",
+        ),
+        (
+            "one column twice",
+            format!("-- sluice:versioned down body::text\n{alter}\n-- sluice:versioned down body::text\nALTER TABLE public.docs ALTER COLUMN body TYPE jsonb USING body::jsonb;\n"),
+            "line 4: migration 2_versioned: a second versioned type change of column",
+        ),
+        (
+            "two columns in one statement",
+            "-- sluice:versioned down body::text\nALTER TABLE docs ALTER COLUMN body TYPE jsonb USING body::jsonb, ALTER COLUMN extra TYPE jsonb USING extra::jsonb;\n".into(),
+            "line 2: migration 2_versioned: `-- sluice:versioned` stands before a statement that is not one `ALTER TABLE t ALTER COLUMN c TYPE ...` of one column",
         ),
         (
             "in the down part",
@@ -750,7 +780,7 @@ async fn directive_errors_say_why_and_how_to_fix() {
         (
             "with another statement",
             format!("-- sluice:versioned down body::text\n{alter}\nALTER TABLE docs ADD COLUMN x int;\n"),
-            "must be the migration's only statement",
+            "line 3: migration 2_versioned: this statement has no `-- sluice:versioned down <expression>` line right before it",
         ),
         (
             "near miss",
@@ -766,7 +796,7 @@ async fn directive_errors_say_why_and_how_to_fix() {
     let p = Project::new(Server::Postgres).await;
     p.write(
         "1_create.sql",
-        "CREATE TABLE docs (id bigserial PRIMARY KEY, body text NOT NULL, note int DEFAULT 0);\nINSERT INTO docs (body) VALUES ('{}');\n",
+        "CREATE TABLE docs (id bigserial PRIMARY KEY, body text NOT NULL, note int DEFAULT 0, extra text);\nINSERT INTO docs (body) VALUES ('{}');\n",
     );
     ok(&p.run(&["up"]), "create");
     let db = p.db.pg().await;
@@ -1007,4 +1037,778 @@ async fn expressions_with_a_percent_sign_work() {
     assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
     ok(&p.run(&["rollback"]), "rollback");
     assert_eq!(pg_dump_schema(&p), before);
+}
+
+/// A versioned migration of several columns: two of one table, or one each of two tables. Each
+/// table has `id`, `note` and its changed columns last, in the migration's order, so that the
+/// table after complete is the as-written twin's column for column (pg_dump equal).
+struct Several {
+    what: &'static str,
+    create: &'static str,
+    versioned: &'static str,
+    /// Each table and its changed columns (name, new type; the first is NOT NULL, the others
+    /// nullable).
+    tables: &'static [(&'static str, &'static [(&'static str, &'static str)])],
+    /// How many expand steps the migration has (a kill point before each).
+    steps: usize,
+}
+
+const SEVERAL: &[Several] = &[
+    Several {
+        what: "two columns of one table",
+        create: "-- sluice:up\nCREATE TABLE docs (id bigserial PRIMARY KEY, note int, body text NOT NULL, meta text);\nCREATE INDEX docs_body_idx ON docs (body);\nINSERT INTO docs (note, body, meta) SELECT g, format('{\"s\": %s}', g), format('{\"m\": %s}', g) FROM generate_series(1, 2000) g;\n-- sluice:down\nDROP TABLE docs;\n",
+        versioned: "-- sluice:up\n-- sluice:versioned down body::text\nALTER TABLE docs ALTER COLUMN body TYPE jsonb USING body::jsonb;\n-- sluice:versioned down meta::text\nALTER TABLE docs ALTER COLUMN meta TYPE jsonb USING meta::jsonb;\n-- sluice:down\nALTER TABLE docs ALTER COLUMN body TYPE text USING body::text;\nALTER TABLE docs ALTER COLUMN meta TYPE text USING meta::text;\n",
+        tables: &[("docs", &[("body", "jsonb"), ("meta", "jsonb")])],
+        // body: add, trigger, backfill, index, analyze, NOT NULL check, validate, SET NOT NULL;
+        // meta: add, trigger, backfill, analyze; the schema and its view.
+        steps: 13,
+    },
+    Several {
+        what: "one column each of two tables",
+        create: "-- sluice:up\nCREATE TABLE docs (id bigserial PRIMARY KEY, note int, body text NOT NULL);\nCREATE INDEX docs_body_idx ON docs (body);\nINSERT INTO docs (note, body) SELECT g, format('{\"s\": %s}', g) FROM generate_series(1, 2000) g;\nCREATE TABLE tags (id bigserial PRIMARY KEY, note int, n text NOT NULL);\nCREATE UNIQUE INDEX tags_n_key ON tags (n);\nINSERT INTO tags (note, n) SELECT g, (g * 7)::text FROM generate_series(1, 2000) g;\n-- sluice:down\nDROP TABLE tags;\nDROP TABLE docs;\n",
+        versioned: "-- sluice:up\n-- sluice:versioned down body::text\nALTER TABLE docs ALTER COLUMN body TYPE jsonb USING body::jsonb;\n-- sluice:versioned down n::text\nALTER TABLE tags ALTER COLUMN n TYPE bigint USING n::bigint;\n-- sluice:down\nALTER TABLE docs ALTER COLUMN body TYPE text USING body::text;\nALTER TABLE tags ALTER COLUMN n TYPE text USING n::text;\n",
+        tables: &[
+            ("docs", &[("body", "jsonb")]),
+            ("tags", &[("n", "bigint")]),
+        ],
+        // body as above (8), n: add, trigger, backfill, unique index, analyze, NOT NULL (3);
+        // the schema and its two views.
+        steps: 17,
+    },
+];
+
+/// The seeded value of a changed column of row `id`, as text.
+fn seed(column: &str, id: i64) -> String {
+    match column {
+        "body" => format!("{{\"s\": {id}}}"),
+        "meta" => format!("{{\"m\": {id}}}"),
+        _ => (id * 7).to_string(),
+    }
+}
+
+/// A value written by a version, as text (canonical: its text and new-type forms print alike;
+/// bigint values unique across writers and above the seeds).
+fn written_value(new: bool, ty: &str, n: u64) -> String {
+    match (ty, new) {
+        ("jsonb", true) => format!("{{\"n\": {n}}}"),
+        ("jsonb", false) => format!("{{\"o\": {n}}}"),
+        (_, true) => (1_000_000 + 2 * n).to_string(),
+        (_, false) => (1_000_001 + 2 * n).to_string(),
+    }
+}
+
+/// pg_dump of the schema with the test database's own name (its role's grant) left out, so that
+/// two projects' dumps compare.
+fn dump_as_twin(p: &Project) -> String {
+    pg_dump_schema(p).replace(&p.db.name, "<database>")
+}
+
+/// `v` as an SQL literal.
+fn quoted(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "''"))
+}
+
+/// The rows of every table: (table index, id) → each changed column's text.
+type Rows = BTreeMap<(usize, i64), Vec<Option<String>>>;
+
+/// One application version's client of a several-column case. The old one writes the tables'
+/// old types, the new one the new types through the version's views (its search_path). Each
+/// round writes one table: an INSERT, or an UPDATE of every changed column, of the first only,
+/// of the last only, or of `note` only (so that one column's translation must not pass for a
+/// write of another), then reads the row back through both versions while both exist.
+struct SeveralClient {
+    new: bool,
+    case: &'static Several,
+    cross: Arc<AtomicBool>,
+    counter: Arc<AtomicU64>,
+    /// Per table, the rows it owns.
+    owned: Vec<Vec<i64>>,
+    /// What it wrote (and the seeds of the rows it owns).
+    rows: Rows,
+}
+
+impl SeveralClient {
+    fn new(
+        new: bool,
+        case: &'static Several,
+        cross: Arc<AtomicBool>,
+        counter: Arc<AtomicU64>,
+    ) -> Self {
+        let ids: Vec<i64> = (1..=2000).filter(|i| i % 2 == i64::from(new)).collect();
+        let mut rows = Rows::new();
+        for (t, (_, cols)) in case.tables.iter().enumerate() {
+            for id in &ids {
+                rows.insert(
+                    (t, *id),
+                    cols.iter().map(|(c, _)| Some(seed(c, *id))).collect(),
+                );
+            }
+        }
+        SeveralClient {
+            new,
+            case,
+            cross,
+            counter,
+            owned: vec![ids; case.tables.len()],
+            rows,
+        }
+    }
+}
+
+impl Round for SeveralClient {
+    async fn round(&mut self, db: &PgClient, i: u64, errors: &mut Vec<String>) -> bool {
+        let n = self.counter.fetch_add(1, Ordering::SeqCst);
+        let who = if self.new { "new" } else { "old" };
+        let t = (i as usize / 2) % self.case.tables.len();
+        let (table, cols) = self.case.tables[t];
+        let ty = |c: usize| if self.new { cols[c].1 } else { "text" };
+        // Which changed columns this round writes.
+        let (insert, which): (bool, Vec<usize>) = match i % 6 {
+            0 => (true, (0..cols.len()).collect()),
+            1 => (true, vec![0]),
+            2 => (false, (0..cols.len()).collect()),
+            3 => (false, vec![0]),
+            4 => (false, vec![cols.len() - 1]),
+            _ => (false, vec![]),
+        };
+        let values: Vec<String> = which
+            .iter()
+            .map(|&c| written_value(self.new, cols[c].1, n * 4 + c as u64))
+            .collect();
+        let mut params: Vec<String> = vec![(n % 1000).to_string()];
+        params.extend(values.iter().cloned());
+        let write = if insert {
+            let names: Vec<&str> = which.iter().map(|&c| cols[c].0).collect();
+            let slots: Vec<String> = which
+                .iter()
+                .enumerate()
+                .map(|(k, &c)| format!("${}::text::{}", k + 2, ty(c)))
+                .collect();
+            let sql = format!(
+                "INSERT INTO {table} (note{}{}) VALUES ($1::text::int{}{}) RETURNING id",
+                if names.is_empty() { "" } else { ", " },
+                names.join(", "),
+                if slots.is_empty() { "" } else { ", " },
+                slots.join(", ")
+            );
+            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+                .iter()
+                .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+                .collect();
+            db.query_one(&sql, &refs).await.map(|r| {
+                let id: i64 = r.get(0);
+                self.owned[t].push(id);
+                self.rows.insert((t, id), vec![None; cols.len()]);
+                id
+            })
+        } else {
+            let id = self.owned[t][(n as usize * 7919) % self.owned[t].len()];
+            let sets: Vec<String> = which
+                .iter()
+                .enumerate()
+                .map(|(k, &c)| format!(", {} = ${}::text::{}", cols[c].0, k + 2, ty(c)))
+                .collect();
+            let sql = format!(
+                "UPDATE {table} SET note = $1::text::int{} WHERE id = {id}",
+                sets.concat()
+            );
+            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = params
+                .iter()
+                .map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync))
+                .collect();
+            db.execute(&sql, &refs).await.map(|k| {
+                if k != 1 {
+                    errors.push(format!("{who}: update of {table} {id} touched {k} rows"));
+                }
+                id
+            })
+        };
+        let id = match write {
+            Ok(id) => id,
+            Err(e) => {
+                errors.push(format!(
+                    "{who}: write {table}: {}",
+                    common::pg_clients::msg(&e)
+                ));
+                return false;
+            }
+        };
+        let row = self.rows.get_mut(&(t, id)).expect("an owned row");
+        for (&c, v) in which.iter().zip(values) {
+            row[c] = Some(v);
+        }
+        let want = row.clone();
+        let mut reads = vec![table.to_string()];
+        if self.cross.load(Ordering::SeqCst) {
+            reads.push(match self.new {
+                true => format!("public.{table}"),
+                false => format!("{V2}.{table}"),
+            });
+        }
+        let select = cols
+            .iter()
+            .map(|(c, _)| format!("{c}::text"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        for rel in reads {
+            match db
+                .query_one(&format!("SELECT {select} FROM {rel} WHERE id = $1"), &[&id])
+                .await
+            {
+                Ok(r) => {
+                    let got: Vec<Option<String>> = (0..cols.len()).map(|k| r.get(k)).collect();
+                    if got != want {
+                        errors.push(format!(
+                            "{who}: {table} row {id} through {rel}: {got:?}, wrote {want:?}"
+                        ));
+                    }
+                }
+                Err(e) => errors.push(format!(
+                    "{who}: read {rel}: {}",
+                    common::pg_clients::msg(&e)
+                )),
+            }
+        }
+        true
+    }
+}
+
+/// Every table's rows as `jsonb_agg` text, ordered by id: `id`, `note` and the changed columns,
+/// each read from `column(name)` (the old column, or its helper) under its own name.
+async fn tables_json(
+    db: &PgClient,
+    case: &Several,
+    column: impl Fn(&str) -> String,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (table, cols) in case.tables {
+        let list = cols
+            .iter()
+            .map(|(c, _)| format!("{} AS {c}", column(c)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let r = db
+            .query_one(
+                &format!("SELECT coalesce(jsonb_agg(x ORDER BY id), '[]')::text FROM (SELECT id, note, {list} FROM {table}) x"),
+                &[],
+            )
+            .await
+            .unwrap();
+        out.push(r.get(0));
+    }
+    out
+}
+
+/// The rows whose helper column disagrees with USING of the old one, per changed column.
+async fn disagreeing(db: &PgClient, case: &Several) -> Vec<(String, i64)> {
+    let mut out = Vec::new();
+    for (table, cols) in case.tables {
+        for (c, ty) in cols.iter() {
+            let n: i64 = db
+                .query_one(
+                    &format!("SELECT count(*) FROM {table} WHERE {c}_sluice_versioned IS DISTINCT FROM {c}::{ty}"),
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            out.push((format!("{table}.{c}"), n));
+        }
+    }
+    out
+}
+
+/// Several columns: an old-version and a new-version client write concurrently through before →
+/// expand → between → complete with 0 errors, each reading the other's writes; the final rows
+/// are the writes; the new columns at a snapshot between are what the ALTERs as written give on
+/// the old columns' rows (a twin), and after complete the schema is the twin's (pg_dump).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn several_columns_run_both_versions_through_expand_and_complete() {
+    for case in SEVERAL {
+        let what = case.what;
+        let p = Project::new(Server::Postgres).await;
+        p.write("1_create.sql", case.create);
+        ok(&p.run(&["up"]), what);
+        p.write("2_versioned.sql", case.versioned);
+        let db = p.db.pg().await;
+        // `plan` shows one expand phase, the earlier statements inside it.
+        let plan = p.run(&["plan"]);
+        ok(&plan, what);
+        for (table, _) in case.tables {
+            let view = format!(
+                "CREATE OR REPLACE VIEW \"sluice_v2\".\"{table}\" WITH (security_invoker = true)"
+            );
+            assert!(plan.stdout.contains(&view), "{what}: {plan:?}");
+        }
+        assert!(
+            plan.stdout
+                .contains("runs inside the expand phase shown at the migration's last type change"),
+            "{what}: {plan:?}"
+        );
+
+        let counter = Arc::new(AtomicU64::new(0));
+        let (stop_old, stop_new) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (old_ops, new_ops) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let (old_cross, new_cross) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicBool::new(true)),
+        );
+        let old = tokio::spawn(run_rounds(
+            SeveralClient::new(false, case, old_cross.clone(), counter.clone()),
+            session(&p.db.url, "20s").await,
+            stop_old.clone(),
+            old_ops.clone(),
+        ));
+        wait_ops(&old_ops, 100).await;
+        let up = wait_bounded(p.spawn(&["up"]), 300, "sluice up");
+        ok(&up, what);
+        assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "{what}");
+        let setting = printed_setting(&up);
+        old_cross.store(true, Ordering::SeqCst);
+        let before_new = old_ops.load(Ordering::SeqCst);
+        let new_db = session(&p.db.url, "20s").await;
+        new_db.batch_execute(&setting).await.unwrap();
+        let new = tokio::spawn(run_rounds(
+            SeveralClient::new(true, case, new_cross.clone(), counter.clone()),
+            new_db,
+            stop_new.clone(),
+            new_ops.clone(),
+        ));
+        wait_ops(&new_ops, 400).await;
+        wait_ops(&old_ops, before_new + 400).await;
+        // Both representations in one snapshot.
+        db.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            .await
+            .unwrap();
+        let old_side = tables_json(&db, case, |c| c.to_string()).await;
+        let new_side = tables_json(&db, case, |c| format!("{c}_sluice_versioned")).await;
+        db.batch_execute("COMMIT").await.unwrap();
+        assert!(
+            disagreeing(&db, case).await.iter().all(|(_, n)| *n == 0),
+            "{what}: {:?}",
+            disagreeing(&db, case).await
+        );
+
+        stop_old.store(true, Ordering::SeqCst);
+        let (old, old_errors) = old.await.unwrap();
+        new_cross.store(false, Ordering::SeqCst);
+        let at_complete = new_ops.load(Ordering::SeqCst);
+        let complete = wait_bounded(p.spawn(&["complete"]), 120, "sluice complete");
+        ok(&complete, what);
+        wait_ops(&new_ops, at_complete + 200).await;
+        stop_new.store(true, Ordering::SeqCst);
+        let (new, new_errors) = new.await.unwrap();
+        assert_eq!(old_errors, Vec::<String>::new(), "{what}: old version");
+        assert_eq!(new_errors, Vec::<String>::new(), "{what}: new version");
+        assert!(old.rows.len() > 1000 && new.rows.len() > 1000, "{what}");
+        assert_eq!(state_of(&p, 2).as_deref(), Some("applied"), "{what}");
+
+        // The rows are the writes of both versions.
+        let mut want = old.rows;
+        want.extend(new.rows);
+        let mut got = Rows::new();
+        for (t, (table, cols)) in case.tables.iter().enumerate() {
+            let select = cols
+                .iter()
+                .map(|(c, _)| format!("{c}::text"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            for r in db
+                .query(&format!("SELECT id, {select} FROM {table}"), &[])
+                .await
+                .unwrap()
+            {
+                got.insert((t, r.get(0)), (1..=cols.len()).map(|k| r.get(k)).collect());
+            }
+        }
+        assert_eq!(got.len(), want.len(), "{what}");
+        assert!(got == want, "{what}: rows differ from the writes");
+
+        // The twin: the old columns' rows of the snapshot, changed by the ALTERs as written,
+        // are the new columns' rows of it; and its schema is this one, byte for byte.
+        let twin = Project::new(Server::Postgres).await;
+        twin.write("1_create.sql", case.create);
+        twin.write("2_versioned.sql", case.versioned);
+        ok(&twin.run(&["up", "--to", "1"]), "twin create");
+        let tdb = twin.db.pg().await;
+        for ((table, _), rows) in case.tables.iter().zip(&old_side) {
+            tdb.batch_execute(&format!("TRUNCATE {table}"))
+                .await
+                .unwrap();
+            tdb.execute(
+                &format!("INSERT INTO {table} SELECT * FROM jsonb_populate_recordset(NULL::{table}, $1::text::jsonb)"),
+                &[rows],
+            )
+            .await
+            .unwrap();
+        }
+        ok(&twin.run(&["up", "--as-written"]), "twin");
+        assert!(
+            tables_json(&tdb, case, |c| c.to_string()).await == new_side,
+            "{what}: the new columns differ from the ALTERs as written on the old ones"
+        );
+        assert_eq!(dump_as_twin(&p), dump_as_twin(&twin), "{what}");
+        let again = p.run(&["complete"]);
+        ok(&again, what);
+        assert!(
+            again.stderr.contains("nothing is expanded"),
+            "{what}: {again:?}"
+        );
+    }
+}
+
+/// Several columns: rollback restores the schema exactly (pg_dump), a kill before each expand
+/// step (and before the record) converges on rerun or rollback, a kill inside rollback's or
+/// complete's transaction leaves it expanded and the rerun finishes it.
+#[tokio::test]
+async fn several_columns_kills_and_rollback_converge() {
+    for case in SEVERAL {
+        let what = case.what;
+        let p = Project::new(Server::Postgres).await;
+        p.write("1_create.sql", case.create);
+        ok(&p.run(&["up"]), what);
+        let before = pg_dump_schema(&p);
+        p.write("2_versioned.sql", case.versioned);
+        let db = p.db.pg().await;
+        let dry = p.run(&["up", "--dry-run"]);
+        ok(&dry, what);
+        for part in [
+            "runs inside the expand phase shown at the migration's last type change",
+            "CREATE SCHEMA IF NOT EXISTS \"sluice_v2\"",
+        ] {
+            assert!(dry.all().contains(part), "{what}: {part}: {dry:?}");
+        }
+        assert_eq!(pg_dump_schema(&p), before, "{what}: dry run");
+        ok(&p.run(&["up"]), what);
+        ok(&p.run(&["drift"]), what);
+        let expanded = schema_facts(&db).await;
+        for (table, cols) in case.tables {
+            assert!(
+                expanded
+                    .iter()
+                    .any(|f| f.starts_with(&format!("view sluice_v2.{table} "))),
+                "{what}: {expanded:?}"
+            );
+            for (c, _) in cols.iter() {
+                assert!(
+                    expanded.iter().any(|f| f.starts_with(&format!("trigger zz_{table}_{c}_sluice_versioned"))),
+                    "{what}: {expanded:?}"
+                );
+            }
+        }
+        ok(&p.run(&["rollback"]), what);
+        assert_eq!(pg_dump_schema(&p), before, "{what}: rollback");
+        let points: Vec<String> = (0..case.steps)
+            .map(|k| format!("expand-step-{k}"))
+            .chain(["expand-unrecorded".to_string()])
+            .collect();
+        for (n, point) in points.iter().enumerate() {
+            let killed: Run = p
+                .command(&["up"])
+                .env("SLUICE_CRASH_AT", point)
+                .output()
+                .unwrap()
+                .into();
+            assert_ne!(killed.code, 0, "{what} {point}: {killed:?}");
+            assert!(
+                killed.stderr.contains(point.as_str()),
+                "{what} {point}: {killed:?}"
+            );
+            assert_eq!(
+                state_of(&p, 2).as_deref(),
+                Some("interrupted"),
+                "{what} {point}"
+            );
+            // The old version writes every changed column on while nothing runs.
+            for (table, cols) in case.tables {
+                let sets = cols
+                    .iter()
+                    .map(|(c, _)| {
+                        format!(
+                            "{c} = {}",
+                            quoted(&written_value(
+                                false,
+                                if *c == "n" { "bigint" } else { "jsonb" },
+                                n as u64
+                            ))
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                db.batch_execute(&format!("UPDATE {table} SET {sets} WHERE id = {}", n + 1))
+                    .await
+                    .unwrap();
+            }
+            if n % 3 == 2 {
+                ok(&p.run(&["rollback"]), point);
+                assert_eq!(pg_dump_schema(&p), before, "{what} {point}");
+                continue;
+            }
+            ok(&p.run(&["up"]), point);
+            assert_eq!(
+                state_of(&p, 2).as_deref(),
+                Some("expanded"),
+                "{what} {point}"
+            );
+            assert_eq!(schema_facts(&db).await, expanded, "{what} {point}");
+            assert!(
+                disagreeing(&db, case).await.iter().all(|(_, n)| *n == 0),
+                "{what} {point}: {:?}",
+                disagreeing(&db, case).await
+            );
+            ok(&p.run(&["rollback"]), point);
+            assert_eq!(pg_dump_schema(&p), before, "{what} {point}");
+        }
+        // Past the last step there is no kill point: the count above is every step.
+        let past: Run = p
+            .command(&["up"])
+            .env("SLUICE_CRASH_AT", format!("expand-step-{}", case.steps))
+            .output()
+            .unwrap()
+            .into();
+        ok(&past, what);
+        ok(&p.run(&["rollback"]), what);
+        for cmd in ["rollback", "complete"] {
+            ok(&p.run(&["up"]), what);
+            let killed: Run = p
+                .command(&[cmd])
+                .env("SLUICE_CRASH_AT", "before-commit")
+                .output()
+                .unwrap()
+                .into();
+            assert_ne!(killed.code, 0, "{what} {cmd}: {killed:?}");
+            assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "{what} {cmd}");
+            assert_eq!(schema_facts(&db).await, expanded, "{what} {cmd}");
+            ok(&p.run(&[cmd]), what);
+            let again = p.run(&[cmd]);
+            ok(&again, what);
+        }
+        assert_eq!(state_of(&p, 2).as_deref(), Some("applied"), "{what}");
+        // The final schema is the as-written twin's.
+        let twin = Project::new(Server::Postgres).await;
+        twin.write("1_create.sql", case.create);
+        twin.write("2_versioned.sql", case.versioned);
+        ok(&twin.run(&["up", "--as-written"]), "twin");
+        assert_eq!(dump_as_twin(&p), dump_as_twin(&twin), "{what}");
+        ok(&p.run(&["drift"]), what);
+        // `down` after complete runs the down part; `up --complete` runs both phases at once.
+        ok(&p.run(&["down", "--as-written"]), what);
+        assert_eq!(pg_dump_schema(&p), before, "{what}: down");
+        ok(&p.run(&["up", "--complete"]), what);
+        assert_eq!(state_of(&p, 2).as_deref(), Some("applied"), "{what}");
+        assert_eq!(
+            dump_as_twin(&p),
+            dump_as_twin(&twin),
+            "{what}: up --complete"
+        );
+    }
+}
+
+/// (the new version writes, the write, the row, its body and meta after it).
+type PairCase = (bool, String, i64, Option<String>, Option<String>);
+
+/// Two columns of one table have two translating triggers, fired in name order (body's before
+/// meta's): each reads and sets its own pair only, so a write of one column by either version
+/// leaves the other column as it was on both sides, and neither trigger takes the other's
+/// translation for a write. Each write, then both versions' view of the row.
+#[tokio::test]
+async fn two_triggers_of_one_table_keep_to_their_own_pair() {
+    let case = &SEVERAL[0];
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_create.sql", case.create);
+    ok(&p.run(&["up"]), "create");
+    p.write("2_versioned.sql", case.versioned);
+    ok(&p.run(&["up"]), "expand");
+    let db = p.db.pg().await;
+    let new_db = session(&p.db.url, "20s").await;
+    new_db
+        .batch_execute(&format!("SET search_path TO {V2}, public"))
+        .await
+        .unwrap();
+    // (which version writes, the write, the row, its body and meta after it).
+    let s = |k: i64, c: &str| Some(seed(c, k));
+    let v = |t: &str| Some(t.to_string());
+    let cases: Vec<PairCase> = vec![
+        (
+            true,
+            "UPDATE docs SET body = '{\"b\": 1}' WHERE id = 1".into(),
+            1,
+            v("{\"b\": 1}"),
+            s(1, "meta"),
+        ),
+        (
+            true,
+            "UPDATE docs SET meta = '{\"m\": -2}' WHERE id = 2".into(),
+            2,
+            s(2, "body"),
+            v("{\"m\": -2}"),
+        ),
+        (
+            true,
+            "UPDATE docs SET meta = NULL WHERE id = 3".into(),
+            3,
+            s(3, "body"),
+            None,
+        ),
+        (
+            true,
+            "UPDATE docs SET body = '{\"b\": 4}', meta = '{\"m\": 4}' WHERE id = 4".into(),
+            4,
+            v("{\"b\": 4}"),
+            v("{\"m\": 4}"),
+        ),
+        (
+            true,
+            "UPDATE docs SET note = -5 WHERE id = 5".into(),
+            5,
+            s(5, "body"),
+            s(5, "meta"),
+        ),
+        // A new-version write of body's value as it is: nothing to translate, meta untouched.
+        (
+            true,
+            "UPDATE docs SET body = body WHERE id = 6".into(),
+            6,
+            s(6, "body"),
+            s(6, "meta"),
+        ),
+        (
+            false,
+            "UPDATE docs SET body = '{\"o\": 11}' WHERE id = 11".into(),
+            11,
+            v("{\"o\": 11}"),
+            s(11, "meta"),
+        ),
+        (
+            false,
+            "UPDATE docs SET meta = '{\"o\": 12}' WHERE id = 12".into(),
+            12,
+            s(12, "body"),
+            v("{\"o\": 12}"),
+        ),
+        (
+            false,
+            "UPDATE docs SET meta = NULL WHERE id = 13".into(),
+            13,
+            s(13, "body"),
+            None,
+        ),
+        (
+            false,
+            "UPDATE docs SET body = '{\"o\": 14}', meta = '{\"p\": 14}' WHERE id = 14".into(),
+            14,
+            v("{\"o\": 14}"),
+            v("{\"p\": 14}"),
+        ),
+        (
+            false,
+            "UPDATE docs SET meta = meta, body = body WHERE id = 15".into(),
+            15,
+            s(15, "body"),
+            s(15, "meta"),
+        ),
+        (
+            true,
+            "INSERT INTO docs (id, body) VALUES (5001, '{\"i\": 1}')".into(),
+            5001,
+            v("{\"i\": 1}"),
+            None,
+        ),
+        (
+            true,
+            "INSERT INTO docs (id, body, meta) VALUES (5002, '{\"i\": 2}', '{\"j\": 2}')".into(),
+            5002,
+            v("{\"i\": 2}"),
+            v("{\"j\": 2}"),
+        ),
+        (
+            false,
+            "INSERT INTO docs (id, body) VALUES (5003, '{\"i\": 3}')".into(),
+            5003,
+            v("{\"i\": 3}"),
+            None,
+        ),
+        (
+            false,
+            "INSERT INTO docs (id, body, meta) VALUES (5004, '{\"i\": 4}', '{\"j\": 4}')".into(),
+            5004,
+            v("{\"i\": 4}"),
+            v("{\"j\": 4}"),
+        ),
+    ];
+    for (new, write, id, body, meta) in &cases {
+        let writer = if *new { &new_db } else { &db };
+        writer.batch_execute(write).await.unwrap();
+        for rel in ["public.docs", "sluice_v2.docs"] {
+            let r = db
+                .query_one(
+                    &format!("SELECT body::text, meta::text FROM {rel} WHERE id = $1"),
+                    &[id],
+                )
+                .await
+                .unwrap();
+            let got: (Option<String>, Option<String>) = (r.get(0), r.get(1));
+            assert_eq!(
+                &got,
+                &(body.clone(), meta.clone()),
+                "{write}: through {rel}"
+            );
+        }
+    }
+    assert!(disagreeing(&db, case).await.iter().all(|(_, n)| *n == 0));
+    ok(&p.run(&["complete"]), "complete");
+    for (_, write, id, body, meta) in &cases {
+        let r = db
+            .query_one(
+                "SELECT body::text, meta::text FROM docs WHERE id = $1",
+                &[id],
+            )
+            .await
+            .unwrap();
+        let got: (Option<String>, Option<String>) = (r.get(0), r.get(1));
+        assert_eq!(
+            &got,
+            &(body.clone(), meta.clone()),
+            "{write}: after complete"
+        );
+    }
+}
+
+/// A versioned migration of several columns added earlier in the same run runs with versioned
+/// schemas all the same (as written, its second ALTER of the table could not be staged), and so
+/// does one with a column the running version uses, whichever statement it is; one column added
+/// in the run alone runs as written, as before.
+#[tokio::test]
+async fn columns_of_the_run_and_versioned_schemas() {
+    let create = "CREATE TABLE docs (id bigserial PRIMARY KEY, body text NOT NULL);\nINSERT INTO docs (body) VALUES ('{}');\n";
+    let add = "ALTER TABLE docs ADD COLUMN meta text;\nALTER TABLE docs ADD COLUMN extra text;\n";
+    let cases = [
+        (
+            "a new column first, then one the running version uses",
+            "-- sluice:versioned down meta::text\nALTER TABLE docs ALTER COLUMN meta TYPE jsonb USING meta::jsonb;\n-- sluice:versioned down body::text\nALTER TABLE docs ALTER COLUMN body TYPE jsonb USING body::jsonb;\n",
+            "expanded",
+        ),
+        (
+            "only new columns",
+            "-- sluice:versioned down meta::text\nALTER TABLE docs ALTER COLUMN meta TYPE jsonb USING meta::jsonb;\n-- sluice:versioned down extra::text\nALTER TABLE docs ALTER COLUMN extra TYPE jsonb USING extra::jsonb;\n",
+            "expanded",
+        ),
+        (
+            "one new column alone",
+            "-- sluice:versioned down meta::text\nALTER TABLE docs ALTER COLUMN meta TYPE jsonb USING meta::jsonb;\n",
+            "applied",
+        ),
+    ];
+    for (what, versioned, state) in cases {
+        let p = Project::new(Server::Postgres).await;
+        p.write("1_create.sql", create);
+        ok(&p.run(&["up"]), what);
+        p.write("2_add.sql", add);
+        p.write("3_versioned.sql", versioned);
+        ok(&p.run(&["up"]), what);
+        assert_eq!(state_of(&p, 3).as_deref(), Some(state), "{what}");
+    }
 }

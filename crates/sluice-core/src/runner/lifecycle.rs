@@ -36,8 +36,8 @@ pub fn breaking(
     let Some((split, stmts)) = statements(target, &part.sql) else {
         return Ok(None);
     };
-    if let Some((down, after)) = crate::migration::versioned_directive(&part.sql) {
-        return versioned(target, m, part, (&split, &stmts), down, after).map(Some);
+    if crate::migration::versioned_directive(&part.sql).is_some() {
+        return versioned(target, m, part, (&split, &stmts)).map(Some);
     }
     let olds = crate::migration::old_directives(&part.sql);
     match crate::plan::expand::find(target.engine, &stmts) {
@@ -70,92 +70,133 @@ pub fn breaking(
     }
 }
 
-/// The type change a `-- sluice:versioned down <expr>` directive marks (versioned schemas): the
-/// directive must stand on the line right before the part's only statement, a plain `ALTER TABLE
-/// t ALTER COLUMN c TYPE ty [USING expr]`, on PostgreSQL. Anything else is an error naming the
-/// file and the fix (exit 2): a directive that does not apply is never ignored.
+/// The type changes `-- sluice:versioned down <expr>` directives mark (versioned schemas): each
+/// statement of the part a plain `ALTER TABLE t ALTER COLUMN c TYPE ty [USING expr]` of one
+/// column with its directive on the line right before it, on PostgreSQL (several columns, of one
+/// table or several, share one version schema). Anything else is an error naming the line and
+/// the fix (exit 2): a directive that does not apply is never ignored. The statement returned is
+/// the last one: `plan` and `up --dry-run` show the phases there and the others as inside them.
 fn versioned(
     target: crate::target::Target,
     m: &Migration,
     part: &crate::migration::Part,
     (split, stmts): (&[SqlStatement], &[Stmt]),
-    down: String,
-    after: usize,
 ) -> Result<(SqlStatement, Stmt, Breaking)> {
     use sqlparser::ast::{AlterColumnOperation, AlterTableOperation, Statement};
+    let directives = crate::migration::versioned_directives(&part.sql);
     let (path, text) = m.file_of(part);
-    let line = sql::line_col(text, part.offset + after).0.saturating_sub(1);
-    let err = |message: &str, help: &str| Error::MigrationFile {
-        path: path.to_path_buf(),
-        line: Some(line),
-        message: format!("line {line}: migration {}: {message}", m.label()),
-        help: help.to_string(),
+    // `at`: an offset in the part; the error names its line.
+    let err = |at: usize, message: &str, help: &str| {
+        let line = sql::line_col(text, part.offset + at).0;
+        Error::MigrationFile {
+            path: path.to_path_buf(),
+            line: Some(line),
+            message: format!("line {line}: migration {}: {message}", m.label()),
+            help: help.to_string(),
+        }
     };
-    let form = "write `-- sluice:versioned down <expression>` on the line right before the migration's only statement, `ALTER TABLE t ALTER COLUMN c TYPE new_type [USING expression]`; other changes go in migrations of their own";
+    // The directive's own line: the one before the offset right after it.
+    let directive_at = |after: usize| after.saturating_sub(1);
+    let form = "write `-- sluice:versioned down <expression>` on the line right before each statement of the migration, each `ALTER TABLE t ALTER COLUMN c TYPE new_type [USING expression]` of one column (several columns and tables may share the migration); other changes go in migrations of their own";
     if target.engine != EngineKind::Postgres {
         return Err(err(
+            directive_at(directives[0].1),
             &format!("`-- sluice:versioned` (versioned schemas) is for PostgreSQL: {} has no view that can run its writes through a trigger per version (no INSTEAD OF triggers, no per-session schema search path), so one physical column cannot serve two types to two application versions there", target.engine),
             "remove the directive and change the column in steps both versions can use: add a new column, write both from the application, backfill, then drop the old one in a later migration",
         ));
     }
-    let [s] = split else {
-        return Err(err(
-            &format!("`-- sluice:versioned` marks a type change that must be the migration's only statement, and its up part has {}", split.len()),
-            form,
-        ));
+    // Each directive stands right before a statement (only blank space between).
+    let statement_of = |after: usize| {
+        split
+            .iter()
+            .position(|s| s.offset >= after && part.sql[after..s.offset].trim().is_empty())
     };
-    let st = &stmts[0];
-    if s.offset > after && !part.sql[after..s.offset].trim().is_empty() {
-        return Err(err(
-            "`-- sluice:versioned` is not on the line right before the statement",
-            form,
-        ));
+    let mut down_of: Vec<Option<String>> = vec![None; split.len()];
+    for (down, after) in &directives {
+        match statement_of(*after) {
+            Some(i) => down_of[i] = Some(down.clone()),
+            None => {
+                return Err(err(
+                    directive_at(*after),
+                    "`-- sluice:versioned` is not on the line right before the statement",
+                    form,
+                ))
+            }
+        }
     }
-    let op = match st.ast.as_deref() {
-        Some(Statement::AlterTable(at)) if at.operations.len() == 1 => match &at.operations[0] {
-            AlterTableOperation::AlterColumn {
-                op:
-                    AlterColumnOperation::SetDataType {
-                        data_type, using, ..
-                    },
-                ..
-            } => Some((data_type, using, at)),
+    let mut changes: Vec<crate::plan::expand::VersionedColumn> = Vec::new();
+    for (i, (s, st)) in split.iter().zip(stmts).enumerate() {
+        let Some(down) = down_of[i].clone() else {
+            return Err(err(
+                s.offset,
+                &format!("this statement has no `-- sluice:versioned down <expression>` line right before it, and the migration's other type changes are versioned: every statement of a versioned migration is one column's type change with its own directive ({} statements, {} directives)", split.len(), directives.len()),
+                form,
+            ));
+        };
+        let op = match st.ast.as_deref() {
+            Some(Statement::AlterTable(at)) if at.operations.len() == 1 => {
+                match &at.operations[0] {
+                    AlterTableOperation::AlterColumn {
+                        op:
+                            AlterColumnOperation::SetDataType {
+                                data_type, using, ..
+                            },
+                        ..
+                    } => Some((data_type, using, at)),
+                    _ => None,
+                }
+            }
             _ => None,
-        },
-        _ => None,
-    };
-    let (Some((data_type, using, at)), [Action::AlterColumnType { table, column, .. }]) =
-        (op, st.actions())
-    else {
-        return Err(err(
-            "`-- sluice:versioned` stands before a statement that is not one `ALTER TABLE t ALTER COLUMN c TYPE ...` (the only change versioned schemas carry)",
-            form,
-        ));
-    };
-    if !crate::plan::staged::plain_alter(at)
-        || !crate::plan::staged::faithful(&st.sql, st.ast.as_deref().expect("matched"))
-    {
-        return Err(err(
-            "the versioned type change names the table plainly and must keep every clause as written: ONLY, IF EXISTS, COLLATE or clauses sluice's parser does not keep would change what it does",
-            "write it as `ALTER TABLE t ALTER COLUMN c TYPE new_type [USING expression]`",
-        ));
-    }
-    let ty = data_type.to_string();
-    let up = match using {
-        Some(u) => u.to_string(),
-        None => format!("CAST({} AS {ty})", crate::quote::pg::ident(column)),
-    };
-    Ok((
-        s.clone(),
-        st.clone(),
-        Breaking::Versioned {
+        };
+        let (Some((data_type, using, at)), [Action::AlterColumnType { table, column, .. }]) =
+            (op, st.actions())
+        else {
+            return Err(err(
+                s.offset,
+                "`-- sluice:versioned` stands before a statement that is not one `ALTER TABLE t ALTER COLUMN c TYPE ...` of one column (the only change versioned schemas carry)",
+                form,
+            ));
+        };
+        if !crate::plan::staged::plain_alter(at)
+            || !crate::plan::staged::faithful(&st.sql, st.ast.as_deref().expect("matched"))
+        {
+            return Err(err(
+                s.offset,
+                "the versioned type change names the table plainly and must keep every clause as written: ONLY, IF EXISTS, COLLATE or clauses sluice's parser does not keep would change what it does",
+                "write it as `ALTER TABLE t ALTER COLUMN c TYPE new_type [USING expression]`",
+            ));
+        }
+        if let Some(c) = changes
+            .iter()
+            .find(|c| c.table.matches(table) && c.column == *column)
+        {
+            return Err(err(
+                s.offset,
+                &format!("a second versioned type change of column {}.{}: one column's type changes once in a migration", c.table, c.column),
+                "write the column's final type in one statement, or its changes in migrations of their own",
+            ));
+        }
+        let ty = data_type.to_string();
+        let up = match using {
+            Some(u) => u.to_string(),
+            None => format!("CAST({} AS {ty})", crate::quote::pg::ident(column)),
+        };
+        changes.push(crate::plan::expand::VersionedColumn {
             table: table.clone(),
             column: column.clone(),
             ty,
             up,
             down,
-        },
-    ))
+        });
+    }
+    let (Some(s), Some(st)) = (split.last(), stmts.last()) else {
+        return Err(err(
+            directive_at(directives[0].1),
+            "`-- sluice:versioned` is not on the line right before the statement",
+            form,
+        ));
+    };
+    Ok((s.clone(), st.clone(), Breaking::Versioned { changes }))
 }
 
 /// A split or merge of columns (`b`, its DROP statement `drop`): its `-- sluice:old` directives
@@ -489,6 +530,14 @@ fn columns_of_the_run(
     if let Breaking::FillNotNull { .. } = b {
         return false;
     }
+    // Several versioned columns run with versioned schemas even when all are new: as written,
+    // the second ALTER of a table could not be staged (planned from the table before the
+    // migration), and versioned schemas serve new columns just as well.
+    if let Breaking::Versioned { changes } = b {
+        if changes.len() > 1 {
+            return false;
+        }
+    }
     let cols = b.columns();
     !cols.is_empty() && {
         let added = columns_added_before(target, run.files, run.rows, m.version);
@@ -524,7 +573,7 @@ pub(crate) fn breaking_in_run(
     let fresh_columns = |b: &Breaking| columns_of_the_run(target, m, run, b);
     match breaking(target, m) {
         Ok(None) => Ok(None),
-        Ok(Some(found)) if all_fresh(&[found.2.table()]) => Ok(None),
+        Ok(Some(found)) if all_fresh(&found.2.tables()) => Ok(None),
         Ok(Some(found)) if fresh_columns(&found.2) => Ok(None),
         Ok(Some(found)) => Ok(Some(found)),
         // A part that renames or drops several columns, or mixes that with other statements, is
@@ -733,7 +782,7 @@ fn in_run_conflicts(
         // open version's schema, and `up` prints (and `sluice.search_path_for` gives) one.
         if matches!(b, Breaking::Versioned { .. }) {
             if let Some((label, v, eb, expanded)) = open.iter().find(|(_, _, eb, _)| {
-                matches!(eb, Breaking::Versioned { .. }) && !eb.touches(b.table())
+                matches!(eb, Breaking::Versioned { .. }) && !eb.shares_table(&b)
             }) {
                 conflicts.push((*v_now, Error::lifecycle(
                     format!(
@@ -771,9 +820,8 @@ fn in_run_conflicts(
             }
             continue;
         }
-        if let Some((label, v, eb, expanded)) = open
-            .iter()
-            .find(|(_, _, eb, _)| eb.touches(b.table()) || b.touches(eb.table()))
+        if let Some((label, v, eb, expanded)) =
+            open.iter().find(|(_, _, eb, _)| eb.shares_table(&b))
         {
             conflicts.push((*v_now, Error::lifecycle(
                 format!(
@@ -1044,22 +1092,60 @@ async fn phases_live(
                 ))
             })
         }
-        Breaking::Versioned {
-            column,
-            ty,
-            up,
-            down,
-            ..
-        } => {
-            let Some(cat) = engine.column_catalog(&name, column).await? else {
-                return Err(file_err(format!(
-                    "column {column} of {table} does not exist, so `{}` cannot run",
-                    b.describe()
-                )));
-            };
-            let f = versioned_facts(engine, m, &cat).await?;
-            let ch = crate::plan::expand::versioned::Change { ty, up, down };
-            crate::plan::expand::versioned::phases(&cat, &ch, &f).map_err(|why| {
+        Breaking::Versioned { changes } => {
+            let mut cats = Vec::new();
+            for ch in changes {
+                let name = match &ch.table.schema {
+                    Some(sc) => crate::quote::pg::qualified(sc, &ch.table.name),
+                    None => crate::quote::pg::ident(&ch.table.name),
+                };
+                let Some(cat) = engine.column_catalog(&name, &ch.column).await? else {
+                    return Err(file_err(format!(
+                        "column {} of {} does not exist, so `{}` cannot run",
+                        ch.column,
+                        ch.table,
+                        b.describe()
+                    )));
+                };
+                // `docs` and `public.docs` in one migration: one column changed twice.
+                if cats
+                    .iter()
+                    .any(|(c, _): &(crate::engine::ColumnCatalog, _)| {
+                        c.schema == cat.schema && c.table == cat.table && c.column == cat.column
+                    })
+                {
+                    return Err(file_err(format!(
+                        "the migration changes column {}.{} twice: one column's type changes once in a migration",
+                        crate::quote::pg::qualified(&cat.schema, &cat.table),
+                        crate::quote::pg::ident(&cat.column)
+                    )));
+                }
+                cats.push((
+                    cat,
+                    crate::plan::expand::versioned::Change {
+                        ty: &ch.ty,
+                        up: &ch.up,
+                        down: &ch.down,
+                    },
+                ));
+            }
+            let catalogs: Vec<&crate::engine::ColumnCatalog> =
+                cats.iter().map(|(c, _)| c).collect();
+            let f = versioned_facts(engine, m, &catalogs).await?;
+            let cols: Vec<_> = cats
+                .iter()
+                .map(|(c, ch)| {
+                    (
+                        c,
+                        crate::plan::expand::versioned::Change {
+                            ty: ch.ty,
+                            up: ch.up,
+                            down: ch.down,
+                        },
+                    )
+                })
+                .collect();
+            crate::plan::expand::versioned::phases(&cols, &f).map_err(|why| {
                 file_err(format!(
                     "sluice cannot {} in two phases: {why}",
                     b.describe()
@@ -1270,32 +1356,48 @@ pub(crate) async fn referenced_open_type_change(
     Ok(())
 }
 
-/// What a versioned type change needs besides the column's catalog: the table's columns in
-/// order (without the helper column) and the session's search_path.
+/// What a versioned type change needs besides the columns' catalogs: each table's columns in
+/// order (without the helper columns) and the session's search_path.
 async fn versioned_facts(
     engine: &mut dyn Engine,
     m: &Migration,
-    cat: &crate::engine::ColumnCatalog,
+    cats: &[&crate::engine::ColumnCatalog],
 ) -> Result<crate::plan::expand::versioned::Facts> {
+    use crate::plan::expand::versioned::names;
     use crate::quote::pg::{literal, qualified};
-    let helper = crate::plan::expand::versioned::names(cat).column;
-    let columns = engine
-        .query_text(&format!(
-            "SELECT attname FROM pg_attribute WHERE attrelid = {}::regclass AND attnum > 0 AND NOT attisdropped AND attname <> {} ORDER BY attnum",
-            literal(&qualified(&cat.schema, &cat.table)),
-            literal(&helper)
-        ))
-        .await?
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect();
+    let mut columns: Vec<((String, String), Vec<String>)> = Vec::new();
+    let mut started = false;
+    for cat in cats {
+        let t = qualified(&cat.schema, &cat.table);
+        started |= engine
+            .column_catalog(&t, &names(cat).column)
+            .await?
+            .is_some();
+        let key = (cat.schema.clone(), cat.table.clone());
+        if columns.iter().any(|(k, _)| *k == key) {
+            continue;
+        }
+        // Every helper column of the migration on this table is left out.
+        let helpers = cats
+            .iter()
+            .filter(|c| c.schema == cat.schema && c.table == cat.table)
+            .map(|c| literal(&names(c).column))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let names_in_order = engine
+            .query_text(&format!(
+                "SELECT attname FROM pg_attribute WHERE attrelid = {}::regclass AND attnum > 0 AND NOT attisdropped AND attname NOT IN ({helpers}) ORDER BY attnum",
+                literal(&t),
+            ))
+            .await?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect();
+        columns.push((key, names_in_order));
+    }
     let search_path = query_scalar(engine, "SELECT current_setting('search_path')")
         .await?
         .unwrap_or_default();
-    let started = engine
-        .column_catalog(&qualified(&cat.schema, &cat.table), &helper)
-        .await?
-        .is_some();
     Ok(crate::plan::expand::versioned::Facts {
         version: m.version_text.clone(),
         started,
@@ -1666,9 +1768,10 @@ pub(crate) async fn plan_hook(
         );
     }
     if let Breaking::Versioned { .. } = &b {
+        // Every statement of the migration is one of its type changes.
         for f in findings
             .iter_mut()
-            .filter(|f| f.rule == "alter-column-type" && f.statement == st.index)
+            .filter(|f| f.rule == "alter-column-type")
         {
             let head = f
                 .message
@@ -1701,6 +1804,9 @@ pub(crate) async fn plan_hook(
 /// What `plan` and `up --dry-run` say of the UPDATE of a fill-and-SET-NOT-NULL migration.
 const FILL_UPDATE_NOTE: &str = "runs inside the expand phase of the SET NOT NULL after it (two application versions live): as its paced backfill, after the trigger that fills the column for writes that leave it NULL";
 
+/// What `plan` and `up --dry-run` say of a versioned migration's type changes but its last.
+const VERSIONED_NOTE: &str = "runs inside the expand phase shown at the migration's last type change (two application versions live): each versioned column has its own new column, trigger, backfill and indexes there, and all share one version schema";
+
 /// What `plan` and `up --dry-run` say of the ADD COLUMN and the UPDATE of a split or merge.
 const SPLIT_MERGE_NOTE: &str = "runs inside the expand phase of the DROP COLUMN after it (two application versions live): the ADD COLUMN as its first step, the UPDATE as its paced backfill after the trigger that keeps the added and the dropped columns in step";
 
@@ -1710,6 +1816,7 @@ fn inside_note(b: &Breaking) -> Option<&'static str> {
     match b {
         Breaking::FillNotNull { .. } => Some(FILL_UPDATE_NOTE),
         Breaking::SplitMerge { .. } => Some(SPLIT_MERGE_NOTE),
+        Breaking::Versioned { changes } if changes.len() > 1 => Some(VERSIONED_NOTE),
         _ => None,
     }
 }
@@ -2842,15 +2949,18 @@ pub(crate) async fn as_written_over_helpers(
         let Some(m) = files.iter().find(|m| m.version == *version) else {
             continue;
         };
-        let table = match (breaking(target, m), cut_type_change_of(target, m)) {
-            (Ok(Some((_, _, b))), _) => b.table().clone(),
+        let tables: Vec<QName> = match (breaking(target, m), cut_type_change_of(target, m)) {
+            (Ok(Some((_, _, b))), _) => b.tables().into_iter().cloned().collect(),
             (_, Some(cut)) if *resume_from <= cut.index => match cut.st.actions().first() {
-                Some(Action::AlterColumnType { table, .. }) => table.clone(),
+                Some(Action::AlterColumnType { table, .. }) => vec![table.clone()],
                 _ => continue,
             },
             _ => continue,
         };
-        let found = helpers_on(engine, &table).await?;
+        let mut found = Vec::new();
+        for table in &tables {
+            found.extend(helpers_on(engine, table).await?);
+        }
         if found.is_empty() {
             continue;
         }

@@ -32,6 +32,14 @@ pub(super) async fn stage_type_changes(
     if target.engine != crate::target::EngineKind::Postgres {
         return Ok(out);
     }
+    // A versioned migration of several columns runs as its expand phase (the lifecycle's), never
+    // as staged type changes, whose second ALTER of a table could not be planned.
+    if dir == Direction::Up
+        && m.part(dir)
+            .is_some_and(|p| crate::migration::versioned_directives(&p.sql).len() > 1)
+    {
+        return Ok(out);
+    }
     let forced_single = m.part(dir).and_then(|p| p.tx_directive) == Some(TxMode::Single);
     // Tables earlier in the part or the run created are new: their type changes run as written.
     let mut created: Vec<crate::analysis::ir::QName> = run_tables.to_vec();

@@ -56,18 +56,12 @@ pub enum Breaking {
     /// swap keeps the old column; [`find`] never returns it (whether a type change is staged is
     /// known from the live catalog only), the lifecycle finds it by the kept column.
     ColumnType { table: QName, column: String },
-    /// `-- sluice:versioned down <expr>` before `ALTER TABLE t ALTER COLUMN c TYPE ty [USING
-    /// up]`, the migration's only statement (PostgreSQL): a new column beside the old one, kept
-    /// in step both ways by `up` and `down`, and a schema per version whose views show the new
-    /// column under the old name (see `versioned`). `up`: the USING expression as written, or
-    /// `CAST(c AS ty)`.
-    Versioned {
-        table: QName,
-        column: String,
-        ty: String,
-        up: String,
-        down: String,
-    },
+    /// `-- sluice:versioned down <expr>` before each `ALTER TABLE t ALTER COLUMN c TYPE ty
+    /// [USING up]` of the migration, its only statements (PostgreSQL): per column a new column
+    /// beside the old one, kept in step both ways by `up` and `down`, and one schema for the
+    /// version whose views show each new column under the old name (see `versioned`). `changes`
+    /// in the migration's order, never empty.
+    Versioned { changes: Vec<VersionedColumn> },
     /// `UPDATE t SET c = expr WHERE c IS NULL; ALTER TABLE t ALTER COLUMN c SET NOT NULL`, the
     /// migration's only two statements (PostgreSQL): NOT NULL on a column the old version does
     /// not write; expand fills it by a trigger for the old version's writes (see
@@ -94,6 +88,17 @@ pub enum Breaking {
     },
 }
 
+/// One column of a versioned migration. `up`: the USING expression as written, or
+/// `CAST(c AS ty)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionedColumn {
+    pub table: QName,
+    pub column: String,
+    pub ty: String,
+    pub up: String,
+    pub down: String,
+}
+
 impl Breaking {
     /// The table it changes.
     pub fn table(&self) -> &QName {
@@ -101,11 +106,11 @@ impl Breaking {
             Breaking::RenameColumn { table, .. }
             | Breaking::DropColumns { table, .. }
             | Breaking::ColumnType { table, .. }
-            | Breaking::Versioned { table, .. }
             | Breaking::FillNotNull { table, .. }
             | Breaking::SplitMerge { table, .. }
             | Breaking::DropTable { table, .. } => table,
             Breaking::RenameTable { from, .. } => from,
+            Breaking::Versioned { changes } => &changes[0].table,
         }
     }
 
@@ -113,11 +118,15 @@ impl Breaking {
     pub fn columns(&self) -> Vec<&str> {
         match self {
             Breaking::RenameColumn { from, .. } => vec![from.as_str()],
-            Breaking::ColumnType { column, .. }
-            | Breaking::Versioned { column, .. }
-            | Breaking::FillNotNull { column, .. } => {
+            Breaking::ColumnType { column, .. } | Breaking::FillNotNull { column, .. } => {
                 vec![column.as_str()]
             }
+            // Of its first table (the one `table` names).
+            Breaking::Versioned { changes } => changes
+                .iter()
+                .filter(|c| c.table == changes[0].table)
+                .map(|c| c.column.as_str())
+                .collect(),
             Breaking::DropColumns { columns, .. }
             | Breaking::SplitMerge {
                 dropped: columns, ..
@@ -126,10 +135,34 @@ impl Breaking {
         }
     }
 
+    /// Every table it changes (a versioned migration may change several; a table rename: under
+    /// its old name).
+    pub fn tables(&self) -> Vec<&QName> {
+        match self {
+            Breaking::Versioned { changes } => {
+                let mut out: Vec<&QName> = Vec::new();
+                for c in changes {
+                    if !out.contains(&&c.table) {
+                        out.push(&c.table);
+                    }
+                }
+                out
+            }
+            _ => vec![self.table()],
+        }
+    }
+
+    /// Whether the two change a table in common.
+    pub fn shares_table(&self, other: &Breaking) -> bool {
+        other.tables().iter().any(|t| self.touches(t))
+            || self.tables().iter().any(|t| other.touches(t))
+    }
+
     /// Whether it changes the table named `t` (a table rename: under either name).
     pub fn touches(&self, t: &QName) -> bool {
         match self {
             Breaking::RenameTable { from, to } => from.matches(t) || to.matches(t),
+            Breaking::Versioned { changes } => changes.iter().any(|c| c.table.matches(t)),
             _ => self.table().matches(t),
         }
     }
@@ -154,9 +187,20 @@ impl Breaking {
             Breaking::ColumnType { table, column } => {
                 format!("change the type of column {table}.{column}")
             }
-            Breaking::Versioned {
-                table, column, ty, ..
-            } => format!("change the type of column {table}.{column} to {ty} (versioned schemas)"),
+            Breaking::Versioned { changes } => match changes.as_slice() {
+                [c] => format!(
+                    "change the type of column {}.{} to {} (versioned schemas)",
+                    c.table, c.column, c.ty
+                ),
+                _ => format!(
+                    "change the types of columns {} (versioned schemas)",
+                    changes
+                        .iter()
+                        .map(|c| format!("{}.{} to {}", c.table, c.column, c.ty))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            },
             Breaking::FillNotNull { table, column, .. } => {
                 format!("fill the NULLs of column {table}.{column} and set it NOT NULL")
             }
@@ -438,7 +482,7 @@ impl LifecyclePlan {
         // Every step locks the table the change is on.
         let on = |mut s: super::Step| {
             if let Some(l) = &mut s.taken {
-                l.tables = vec![b.table().display()];
+                l.tables = b.tables().iter().map(|t| t.display()).collect();
             }
             s
         };

@@ -209,7 +209,7 @@ fn names_in(engine: EngineKind, e: &Expr) -> Option<Vec<String>> {
 
 /// The columns an expression (SQL text) reads, as [`names_in`]; none when it does not parse
 /// (the server's check before anything is made says why).
-fn reads(e: &str) -> Vec<String> {
+pub(crate) fn reads(e: &str) -> Vec<String> {
     let d = sqlparser::dialect::PostgreSqlDialect {};
     sqlparser::parser::Parser::new(&d)
         .try_with_sql(e)

@@ -25,6 +25,14 @@
 //!
 //! Rollback (`sluice rollback`, before complete): one short transaction drops the view, the
 //! schema, the trigger, its function and the new column: the schema exactly as before.
+//!
+//! Several columns (each statement of the migration with its own directive, of one table or
+//! several): each column's steps in turn, then one step making the schema with a view per table
+//! (every changed column of it under its old name); complete and rollback drop the views and the
+//! schema, then every trigger, then handle the columns, in one transaction each. Each trigger
+//! reads and sets its own pair only, so two on one table are independent whatever their order;
+//! an expression that reads another changed column (whose value would depend on that order) is
+//! refused.
 
 use super::super::alter_column_type::{
     attach_rebuilt, constraint_free, index_on_shadow, relation_free,
@@ -36,21 +44,30 @@ use super::Phases;
 use crate::engine::ColumnCatalog;
 use crate::quote::pg::{ident, literal, qualified};
 
-/// What the live database says besides the column's catalog.
+/// What the live database says besides the columns' catalogs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
     /// The migration's version as its file names it: the schema is `sluice_v<version>`.
     pub version: String,
-    /// The new column is there (the expand phase began): what would keep the expand from
-    /// starting is not asked again, so a view or grant made on the column since does not stop
-    /// the rollback (which never touches the old column) or complete (whose DROP COLUMN then
+    /// A new column is there (the expand phase began): what would keep the expand from
+    /// starting is not asked again, so a view or grant made on a column since does not stop
+    /// the rollback (which never touches the old columns) or complete (whose DROP COLUMN then
     /// fails with the server's reason, changing nothing).
     pub started: bool,
-    /// The table's columns in order (the helper column left out).
-    pub columns: Vec<String>,
+    /// Each table's columns in order (the helper columns left out), by (schema, table).
+    pub columns: Vec<((String, String), Vec<String>)>,
     /// `current_setting('search_path')` of sluice's session: what the new version's setting
     /// puts after the version schema.
     pub search_path: String,
+}
+
+impl Facts {
+    fn columns_of(&self, cat: &ColumnCatalog) -> &[String] {
+        self.columns
+            .iter()
+            .find(|((s, t), _)| *s == cat.schema && *t == cat.table)
+            .map_or(&[], |(_, c)| c.as_slice())
+    }
 }
 
 /// The change as the migration writes it.
@@ -115,11 +132,284 @@ fn tmp_index(name: &str) -> String {
     helper_name(name, "", "sluice_versioned")
 }
 
-/// The phases of the versioned type change `ch` of column `cat`. Err: why it cannot run so.
-pub fn phases(cat: &ColumnCatalog, ch: &Change, f: &Facts) -> Result<Phases, String> {
-    if cat.server_version < 150000 {
+/// What one column contributes to the phases.
+struct ColumnPlan {
+    precheck: Vec<String>,
+    expand: Vec<Step>,
+    about: Vec<About>,
+    /// Dropping its trigger and its function (complete and rollback, after the views).
+    unhook: Vec<String>,
+    /// Complete's statements after every trigger is gone.
+    complete: Vec<String>,
+    /// Rollback's statement dropping the new column, and the backfill record's removal.
+    rollback: Vec<String>,
+    /// How the expanded column reads in words (for `sees`).
+    expanded: String,
+}
+
+/// The phases of the versioned type changes `cols` (each column's catalog and change, in the
+/// migration's order; one or more columns, of one table or several). Err: why they cannot run
+/// so.
+pub fn phases(cols: &[(&ColumnCatalog, Change)], f: &Facts) -> Result<Phases, String> {
+    let Some((first, _)) = cols.first() else {
+        return Err("no column to change".into());
+    };
+    if first.server_version < 150000 {
         return Err("versioned schemas need PostgreSQL 15: their views are created WITH (security_invoker = true) so that row-level security and privileges apply to the application's role, and older servers would check them as the view's owner".into());
     }
+    // Every translating trigger of the migration: one column's does not stop another's.
+    let own: Vec<String> = cols.iter().map(|(c, _)| names(c).trigger).collect();
+    let mut refusals = Vec::new();
+    // An expression that reads another changed column of its table would see it in the old
+    // type, and, in a trigger, before or after that column's own translation depending on the
+    // triggers' name order; the ALTERs as written would show a later statement the earlier
+    // ones' new types.
+    for (cat, ch) in cols {
+        for (which, expr) in [("USING", ch.up), ("down", ch.down)] {
+            let read = super::split_merge::reads(expr);
+            if let Some((other, _)) = cols.iter().find(|(o, _)| {
+                o.column != cat.column
+                    && o.schema == cat.schema
+                    && o.table == cat.table
+                    && read.contains(&o.column)
+            }) {
+                refusals.push(format!(
+                    "the {which} expression of {}.{} (`{expr}`) reads {}, which this migration changes too: each expression must read only its own column and columns the migration leaves as they are (put the two changes in migrations of their own)",
+                    cat.table, cat.column, other.column
+                ));
+            }
+        }
+    }
+    let mut plans = Vec::new();
+    for (cat, ch) in cols {
+        match column_plan(cat, ch, f, &own) {
+            Ok(p) => plans.push(p),
+            // One column: the reason as before; several: which column it is about.
+            Err(why) if cols.len() == 1 => refusals.push(why),
+            Err(why) => refusals.push(format!(
+                "column {}.{}: {why}",
+                qualified(&cat.schema, &cat.table),
+                ident(&cat.column)
+            )),
+        }
+    }
+    if !refusals.is_empty() {
+        return Err(refusals.join("; "));
+    }
+    let vschema = ident(&schema_name(&f.version));
+    // The tables in the migration's order, each once, with its changed columns.
+    let mut tables: Vec<(&ColumnCatalog, Vec<&ColumnCatalog>)> = Vec::new();
+    for (cat, _) in cols {
+        match tables
+            .iter_mut()
+            .find(|(t, _)| t.schema == cat.schema && t.table == cat.table)
+        {
+            Some((_, changed)) => changed.push(cat),
+            None => tables.push((cat, vec![cat])),
+        }
+    }
+    let view_of = |t: &ColumnCatalog| format!("{vschema}.{}", ident(&t.table));
+
+    let mut precheck = vec![format!(
+        "BEGIN IF EXISTS (SELECT FROM pg_namespace WHERE nspname = {}) THEN RAISE EXCEPTION {}, {} USING ERRCODE = 'duplicate_schema'; END IF; END",
+        literal(&schema_name(&f.version)),
+        literal("schema % already exists: versioned schemas need the name for this migration's version; drop or rename it, then run sluice up again"),
+        literal(&schema_name(&f.version)),
+    )];
+    let (mut expand, mut about) = (Vec::new(), Vec::new());
+    for p in &plans {
+        precheck.extend(p.precheck.iter().cloned());
+        expand.extend(p.expand.iter().cloned());
+        about.extend(p.about.iter().cloned());
+    }
+
+    // The version's schema, a view of each table and the table's grants on it, in one step.
+    let mut views = Vec::new();
+    for (t, changed) in &tables {
+        let tq = qualified(&t.schema, &t.table);
+        let view = view_of(t);
+        let select = f
+            .columns_of(t)
+            .iter()
+            .map(|col| match changed.iter().find(|c| c.column == *col) {
+                Some(c) => format!("{} AS {}", ident(&names(c).column), ident(col)),
+                None => ident(col),
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Read when the step runs (a rerun sees the grants as they are then); the table's owner,
+        // when not sluice's role, gets every privilege on the view as it has on the table.
+        let grants = format!(
+            "DECLARE r record; BEGIN \
+FOR r IN SELECT a.privilege_type AS p, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS g, a.is_grantable AS w \
+FROM pg_class k, aclexplode(k.relacl) a WHERE k.oid = {tl}::regclass AND a.grantee <> k.relowner \
+UNION SELECT 'ALL', quote_ident(pg_get_userbyid(k.relowner)), false FROM pg_class k WHERE k.oid = {tl}::regclass AND pg_get_userbyid(k.relowner) <> current_user \
+LOOP EXECUTE format({on_view}, r.p, r.g, CASE WHEN r.w THEN ' WITH GRANT OPTION' ELSE '' END); \
+EXECUTE format({on_schema}, r.g); END LOOP; END",
+            tl = literal(&tq),
+            on_view = literal(&format!("GRANT %s ON {} TO %s%s", view.replace('%', "%%"))),
+            on_schema = literal(&format!(
+                "GRANT USAGE ON SCHEMA {} TO %s",
+                vschema.replace('%', "%%")
+            )),
+        );
+        views.push(format!(
+            "CREATE OR REPLACE VIEW {view} WITH (security_invoker = true) AS SELECT {select} FROM {tq}; {}",
+            do_block(&grants)
+        ));
+    }
+    // USAGE on the schema for everyone: PostgreSQL silently skips a search_path schema the role
+    // may not use, so a role the view's grants miss (column-level grants, a role made after the
+    // expand) would read the table's old type without an error; with USAGE it finds the view
+    // and is refused by its privileges, loudly.
+    expand.push(Step::Sql(format!(
+        "CREATE SCHEMA IF NOT EXISTS {vschema}; GRANT USAGE ON SCHEMA {vschema} TO PUBLIC; {}; {}",
+        views.join("; "),
+        function_sql()
+    )));
+    about.push(About::new(
+        if tables.len() == 1 {
+            "create the new version's schema with a view of the table (the new column under the old name, security_invoker), the table's grants on it, and the search_path function"
+        } else {
+            "create the new version's schema with a view of each table (the new columns under the old names, security_invoker), each table's grants on its view, and the search_path function"
+        },
+        Lock::AccessShare,
+        Effect::Instant,
+        Blocks::Nothing,
+    ));
+
+    // The contract phase.
+    // The views first: a query through one locks the view, then the table, so a contract that
+    // took the table first and then waited for the view would deadlock with it (measured: the
+    // server then cancels the application's query). Every trigger goes before any column: one
+    // column's trigger reads the table's other columns.
+    let drop_views: Vec<String> = tables
+        .iter()
+        .map(|(t, _)| format!("DROP VIEW IF EXISTS {}", view_of(t)))
+        .chain([format!("DROP SCHEMA IF EXISTS {vschema}")])
+        .collect();
+    let unhook = plans.iter().flat_map(|p| p.unhook.iter().cloned());
+    let mut complete = drop_views.clone();
+    complete.extend(unhook.clone());
+    complete.extend(plans.iter().flat_map(|p| p.complete.iter().cloned()));
+    let mut rollback = drop_views;
+    rollback.extend(unhook);
+    rollback.extend(plans.iter().flat_map(|p| p.rollback.iter().cloned()));
+
+    let set_sql = setting(&f.version, &f.search_path);
+    let one = cols.len() == 1;
+    let listed = |each: &dyn Fn(&ColumnCatalog, &Change) -> String| {
+        cols.iter()
+            .map(|(c, ch)| each(c, ch))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let before = match one {
+        true => format!(
+            "the old version reads and writes {} as {}; the new version must not run yet",
+            first.column, first.data_type
+        ),
+        false => format!(
+            "the old version reads and writes {}; the new version must not run yet",
+            listed(&|c, _| format!("{}.{} as {}", c.table, c.column, c.data_type))
+        ),
+    };
+    let views_words = tables
+        .iter()
+        .map(|(t, _)| view_of(t))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let expanded = format!(
+        "both versions run. The old version (default search_path) uses the table{}: {}, as before. The new version runs `{set_sql}` (or `SELECT set_config('search_path', {SEARCH_PATH_FUNCTION}({}), false)`) and sees the view{} {views_words}: {}, every other column as in the table. {} An old-version write that USING cannot convert fails with the server's error, as the ALTER as written would on that value. That the down expression inverts USING is your claim, not checked: where it is lossy (non-invertible), a value the new version writes reaches the old version as the down expression gives it, and a write of the old version replaces the new version's value with USING of that",
+        if tables.len() == 1 { "" } else { "s" },
+        listed(&|c, _| match one {
+            true => format!("{} is {}", c.column, c.data_type),
+            false => format!("{}.{} is {}", c.table, c.column, c.data_type),
+        }),
+        literal(&f.version),
+        if tables.len() == 1 { "" } else { "s" },
+        listed(&|c, ch| match one {
+            true => format!("{} is {}", c.column, ch.ty),
+            false => format!("{}.{} is {}", c.table, c.column, ch.ty),
+        }),
+        plans
+            .iter()
+            .map(|p| p.expanded.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+    );
+    let completed = format!(
+        "only the new version may run: {} in the table{}, as the ALTER{} as written leave{} {} (the column{} now the table's last); the view{} and {vschema} are gone, and a search_path that still names it falls through to the table",
+        listed(&|c, ch| match one {
+            true => format!("{} is {}", c.column, ch.ty),
+            false => format!("{}.{} is {}", c.table, c.column, ch.ty),
+        }),
+        if tables.len() == 1 { "" } else { "s" },
+        if one { "" } else { "s" },
+        if one { "s" } else { "" },
+        if one { "it" } else { "them" },
+        if one { " is" } else { "s are" },
+        if tables.len() == 1 { "" } else { "s" },
+    );
+    let sees = vec![
+        ("before".into(), before),
+        ("expanded (after `sluice up`)".into(), expanded),
+        ("completed (after `sluice complete`)".into(), completed),
+        (
+            "rolled back (after `sluice rollback`)".into(),
+            format!(
+                "only the old version may run: the view{}, {vschema}, the trigger{} and the new column{} are gone; the table{} as before the migration",
+                if tables.len() == 1 { "" } else { "s" },
+                if one { "" } else { "s" },
+                if one { "" } else { "s" },
+                if tables.len() == 1 { " is" } else { "s are" },
+            ),
+        ),
+    ];
+
+    Ok(Phases {
+        precheck: precheck.iter().map(|b| do_block(b)).collect(),
+        precheck_refusal: None,
+        expand,
+        expand_about: about,
+        expand_atomic: false,
+        complete,
+        rollback,
+        rollback_refusal: None,
+        rollback_guard: vec![],
+        guard: super::Guard::NotNull,
+        rollback_prepare: vec![],
+        rollback_undo: vec![],
+        sees,
+        complete_description: "`sluice complete`: in one short transaction, drop the version's views and schema, the triggers and the old columns, give each new column its name and its index names",
+        rollback_description: "`sluice rollback` (before complete): in one short transaction, drop the version's views and schema, the triggers and the new columns",
+        expand_locks: vec![],
+        phase_lock: None,
+        rollback_lock: None,
+        watch: None,
+        // The down expression is the user's claim: `plan` says so as a finding too.
+        old_version: cols
+            .iter()
+            .map(|(c, ch)| format!(
+                "a value the new version writes into {} reaches the old version as `{}` gives it; sluice does not check that it inverts `{}`: where it is lossy (non-invertible), the old version sees the lossy value, and its next write of the row gives the new version USING of that",
+                if one { c.column.clone() } else { format!("{}.{}", c.table, c.column) },
+                ch.down,
+                ch.up
+            ))
+            .collect(),
+    })
+}
+
+/// One column's part of the phases: its new column, its translating trigger (which reads and
+/// sets only its own pair: the other columns' triggers never take its writes for the
+/// application's), its backfill, its indexes and NOT NULL. `own`: every translating trigger of
+/// the migration.
+fn column_plan(
+    cat: &ColumnCatalog,
+    ch: &Change,
+    f: &Facts,
+    own: &[String],
+) -> Result<ColumnPlan, String> {
     let mut refusals: Vec<String> = cat.blockers.clone();
     refusals.extend(
         cat.foreign_keys
@@ -154,7 +444,7 @@ pub fn phases(cat: &ColumnCatalog, ch: &Change, f: &Facts) -> Result<Phases, Str
     if let Some(later) = cat
         .before_triggers
         .iter()
-        .find(|t| !f.started && t.as_bytes() > n.trigger.as_bytes())
+        .find(|t| !f.started && t.as_bytes() > n.trigger.as_bytes() && !own.contains(t))
     {
         return Err(format!("trigger {later} fires after sluice's translating trigger {} (BEFORE triggers fire by name) and could change one column after the other was translated", n.trigger));
     }
@@ -164,14 +454,13 @@ pub fn phases(cat: &ColumnCatalog, ch: &Change, f: &Facts) -> Result<Phases, Str
     let nc = ident(&n.column);
     let func = format!("{schema}.{}", ident(&n.function));
     let trigger = ident(&n.trigger);
-    let vschema = ident(&schema_name(&f.version));
-    let view = format!("{vschema}.{}", ident(&cat.table));
     let ty = ch.ty;
+    let columns = f.columns_of(cat);
 
     // Each expression sees the row under the table's name: the column's name is the old value
-    // for `up` and the new one for `down`.
+    // for `up` and the new one for `down`; every other column is the table's (old) one.
     let row = |new_as_column: bool| {
-        f.columns
+        columns
             .iter()
             .map(|col| {
                 let q = ident(col);
@@ -192,24 +481,15 @@ pub fn phases(cat: &ColumnCatalog, ch: &Change, f: &Facts) -> Result<Phases, Str
         row(true)
     );
 
-    let mut precheck = vec![
-        format!(
-            "BEGIN IF EXISTS (SELECT FROM pg_namespace WHERE nspname = {}) THEN RAISE EXCEPTION {}, {} USING ERRCODE = 'duplicate_schema'; END IF; END",
-            literal(&schema_name(&f.version)),
-            literal("schema % already exists: versioned schemas need the name for this migration's version; drop or rename it, then run sluice up again"),
-            literal(&schema_name(&f.version)),
-        ),
-        format!(
-            "BEGIN PERFORM NULL::{ty} IS DISTINCT FROM NULL::{ty}; EXCEPTION WHEN undefined_function THEN RAISE EXCEPTION {} USING ERRCODE = 'feature_not_supported'; END",
-            literal(&format!("type {ty} has no equality operator, so sluice's translating trigger cannot tell which column a write changed"))
-        ),
-    ];
+    let mut precheck = vec![format!(
+        "BEGIN PERFORM NULL::{ty} IS DISTINCT FROM NULL::{ty}; EXCEPTION WHEN undefined_function THEN RAISE EXCEPTION {} USING ERRCODE = 'feature_not_supported'; END",
+        literal(&format!("type {ty} has no equality operator, so sluice's translating trigger cannot tell which column a write changed"))
+    )];
     // Both expressions planned against the table's columns (no row read): an unknown type,
     // function or column would otherwise fail the first translated write, after the expand
     // looked done. The down expression sees the column as the new type.
     let planned = |expr: &str, column_as: &str| {
-        let cols = f
-            .columns
+        let cols = columns
             .iter()
             .map(|col| {
                 if col == &cat.column {
@@ -252,7 +532,9 @@ pub fn phases(cat: &ColumnCatalog, ch: &Change, f: &Facts) -> Result<Phases, Str
     // (the backfill's, or a new-version write of an equal value) leaves the old one as it is.
     // Which column a write changed is told by the values' text, not `=`: an old type without
     // one (json) failed every UPDATE, and a type whose equality is coarser than its values
-    // (citext's case, numeric's scale, interval, float's -0) hid a write.
+    // (citext's case, numeric's scale, interval, float's -0) hid a write. It compares and sets
+    // its own pair only, so another column's trigger (before or after it) neither sees its
+    // translation as a write nor is undone by it.
     let body = format!(
         "BEGIN IF TG_OP = 'INSERT' THEN IF NEW.{nc} IS NOT NULL THEN NEW.{c} := {down}; ELSE NEW.{nc} := {up}; END IF; \
 ELSIF NEW.{nc}::text IS DISTINCT FROM OLD.{nc}::text THEN IF NEW.{c}::text IS DISTINCT FROM OLD.{c}::text OR NEW.{nc}::text IS DISTINCT FROM CAST({up} AS {ty})::text THEN NEW.{c} := {down}; END IF; \
@@ -343,57 +625,11 @@ ELSIF NEW.{c}::text IS DISTINCT FROM OLD.{c}::text THEN NEW.{nc} := {up}; END IF
         ));
     }
 
-    // 5. the version's schema, its view and the table's grants on it.
-    let select = f
-        .columns
-        .iter()
-        .map(|col| {
-            if col == &cat.column {
-                format!("{nc} AS {c}")
-            } else {
-                ident(col)
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    // Read when the step runs (a rerun sees the grants as they are then); the table's owner, when
-    // not sluice's role, gets every privilege on the view as it has on the table.
-    let grants = format!(
-        "DECLARE r record; BEGIN \
-FOR r IN SELECT a.privilege_type AS p, CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END AS g, a.is_grantable AS w \
-FROM pg_class k, aclexplode(k.relacl) a WHERE k.oid = {tl}::regclass AND a.grantee <> k.relowner \
-UNION SELECT 'ALL', quote_ident(pg_get_userbyid(k.relowner)), false FROM pg_class k WHERE k.oid = {tl}::regclass AND pg_get_userbyid(k.relowner) <> current_user \
-LOOP EXECUTE format({on_view}, r.p, r.g, CASE WHEN r.w THEN ' WITH GRANT OPTION' ELSE '' END); \
-EXECUTE format({on_schema}, r.g); END LOOP; END",
-        tl = literal(&t),
-        on_view = literal(&format!("GRANT %s ON {} TO %s%s", view.replace('%', "%%"))),
-        on_schema = literal(&format!("GRANT USAGE ON SCHEMA {} TO %s", vschema.replace('%', "%%"))),
-    );
-    // USAGE on the schema for everyone: PostgreSQL silently skips a search_path schema the role
-    // may not use, so a role the view's grants miss (column-level grants, a role made after the
-    // expand) would read the table's old type without an error; with USAGE it finds the view
-    // and is refused by its privileges, loudly.
-    expand.push(Step::Sql(format!(
-        "CREATE SCHEMA IF NOT EXISTS {vschema}; GRANT USAGE ON SCHEMA {vschema} TO PUBLIC; CREATE OR REPLACE VIEW {view} WITH (security_invoker = true) AS SELECT {select} FROM {t}; {}; {}",
-        do_block(&grants),
-        function_sql()
-    )));
-    about.push(About::new(
-        "create the new version's schema with a view of the table (the new column under the old name, security_invoker), the table's grants on it, and the search_path function",
-        Lock::AccessShare,
-        Effect::Instant,
-        Blocks::Nothing,
-    ));
-
-    // The contract phase.
-    // The view first: a query through it locks the view, then the table, so a contract that
-    // took the table first and then waited for the view would deadlock with it (measured: the
-    // server then cancels the application's query).
-    let mut complete = vec![
-        format!("DROP VIEW IF EXISTS {view}"),
-        format!("DROP SCHEMA IF EXISTS {vschema}"),
+    let unhook = vec![
         format!("DROP TRIGGER IF EXISTS {trigger} ON {t}"),
         format!("DROP FUNCTION IF EXISTS {func}()"),
+    ];
+    let mut complete = vec![
         format!("ALTER TABLE {t} DROP COLUMN {c}"),
         format!("ALTER TABLE {t} RENAME COLUMN {nc} TO {c}"),
     ];
@@ -407,65 +643,22 @@ EXECUTE format({on_schema}, r.g); END LOOP; END",
         complete.push(format!("COMMENT ON COLUMN {t}.{c} IS {}", literal(text)));
     }
     complete.push(checkpoint.clone());
-
     let rollback = vec![
-        format!("DROP VIEW IF EXISTS {view}"),
-        format!("DROP SCHEMA IF EXISTS {vschema}"),
-        format!("DROP TRIGGER IF EXISTS {trigger} ON {t}"),
-        format!("DROP FUNCTION IF EXISTS {func}()"),
         format!("ALTER TABLE {t} DROP COLUMN IF EXISTS {nc}"),
         checkpoint,
     ];
-
-    let (col, old_ty) = (&cat.column, &cat.data_type);
-    let set_sql = setting(&f.version, &f.search_path);
-    let sees = vec![
-        (
-            "before".into(),
-            format!("the old version reads and writes {col} as {old_ty}; the new version must not run yet"),
-        ),
-        (
-            "expanded (after `sluice up`)".into(),
-            format!(
-                "both versions run. The old version (default search_path) uses the table: {col} is {old_ty}, as before. The new version runs `{set_sql}` (or `SELECT set_config('search_path', {SEARCH_PATH_FUNCTION}({}), false)`) and sees the view {view}: {col} is {ty}, every other column as in the table. The trigger {} translates each write: old → new with `{}`, new → old with `{}`. An old-version write that USING cannot convert fails with the server's error, as the ALTER as written would on that value. That the down expression inverts USING is your claim, not checked: where it is lossy (non-invertible), a value the new version writes reaches the old version as the down expression gives it, and a write of the old version replaces the new version's value with USING of that",
-                literal(&f.version), n.trigger, ch.up, ch.down
-            ),
-        ),
-        (
-            "completed (after `sluice complete`)".into(),
-            format!("only the new version may run: {col} is {ty} in the table, as the ALTER as written leaves it (the column is now the table's last); the view and {vschema} are gone, and a search_path that still names it falls through to the table"),
-        ),
-        (
-            "rolled back (after `sluice rollback`)".into(),
-            format!("only the old version may run: the view, {vschema}, the trigger and the new column are gone; the table is as before the migration"),
-        ),
-    ];
-
-    Ok(Phases {
-        precheck: precheck.iter().map(|b| do_block(b)).collect(),
-        precheck_refusal: None,
+    let expanded = format!(
+        "The trigger {} translates each write of {}: old → new with `{}`, new → old with `{}`.",
+        n.trigger, cat.column, ch.up, ch.down
+    );
+    Ok(ColumnPlan {
+        precheck,
         expand,
-        expand_about: about,
-        expand_atomic: false,
+        about,
+        unhook,
         complete,
         rollback,
-        rollback_refusal: None,
-        rollback_guard: vec![],
-        guard: super::Guard::NotNull,
-        rollback_prepare: vec![],
-        rollback_undo: vec![],
-        sees,
-        complete_description: "`sluice complete`: in one short transaction, drop the trigger, the version's view and schema and the old column, give the new column the name and its index names",
-        rollback_description: "`sluice rollback` (before complete): in one short transaction, drop the version's view and schema, the trigger and the new column",
-        expand_locks: vec![],
-        phase_lock: None,
-        rollback_lock: None,
-        watch: None,
-        // The down expression is the user's claim: `plan` says so as a finding too.
-        old_version: vec![format!(
-            "a value the new version writes into {col} reaches the old version as `{}` gives it; sluice does not check that it inverts `{}`: where it is lossy (non-invertible), the old version sees the lossy value, and its next write of the row gives the new version USING of that",
-            ch.down, ch.up
-        )],
+        expanded,
     })
 }
 
@@ -495,7 +688,10 @@ mod tests {
         Facts {
             started: false,
             version: "20260301120000".into(),
-            columns: vec!["id".into(), "body".into(), "note".into()],
+            columns: vec![(
+                ("app".into(), "Docs".into()),
+                vec!["id".into(), "body".into(), "note".into()],
+            )],
             search_path: "\"$user\", public".into(),
         }
     }
@@ -508,7 +704,7 @@ mod tests {
 
     #[test]
     fn phases_of_a_versioned_type_change() {
-        let p = phases(&cat(), &CH, &facts()).unwrap();
+        let p = phases(&[(&cat(), CH)], &facts()).unwrap();
         let sql: Vec<String> = p.expand.iter().map(Step::text).collect();
         assert_eq!(
             sql[0],
@@ -596,9 +792,111 @@ mod tests {
         for (what, change, message) in cases {
             let mut c = cat();
             change(&mut c);
-            let e = phases(&c, &CH, &facts()).unwrap_err();
+            let e = phases(&[(&c, CH)], &facts()).unwrap_err();
             assert!(e.contains(message), "{what}: {e}");
         }
+    }
+
+    /// Two columns of one table and one of another: one schema, one view per table with every
+    /// changed column under its name, a trigger per column (the other's trigger never refuses
+    /// it), every trigger dropped before any column.
+    #[test]
+    fn several_columns_share_one_schema() {
+        let body = cat();
+        let mut meta = cat();
+        meta.column = "meta".into();
+        meta.not_null = false;
+        meta.indexes.clear();
+        // The rerun of a cut-off expand: body's trigger fires after meta's by name.
+        meta.before_triggers = vec![names(&body).trigger];
+        let mut other = cat();
+        other.table = "tags".into();
+        other.column = "data".into();
+        other.indexes.clear();
+        let mut f = facts();
+        f.columns = vec![
+            (
+                ("app".into(), "Docs".into()),
+                vec!["id".into(), "meta".into(), "body".into()],
+            ),
+            (
+                ("app".into(), "tags".into()),
+                vec!["id".into(), "data".into()],
+            ),
+        ];
+        let ch = |up, down| Change {
+            ty: "jsonb",
+            up,
+            down,
+        };
+        let p = phases(
+            &[
+                (&meta, ch("meta::jsonb", "meta::text")),
+                (&body, ch("body::jsonb", "body::text")),
+                (&other, ch("data::jsonb", "data::text")),
+            ],
+            &f,
+        )
+        .unwrap();
+        let sql: Vec<String> = p.expand.iter().map(Step::text).collect();
+        let last = sql.last().unwrap();
+        assert_eq!(last.matches("CREATE SCHEMA").count(), 1, "{last}");
+        assert!(last.contains("CREATE OR REPLACE VIEW \"sluice_v20260301120000\".\"Docs\" WITH (security_invoker = true) AS SELECT \"id\", \"meta_sluice_versioned\" AS \"meta\", \"body_sluice_versioned\" AS \"body\" FROM \"app\".\"Docs\""), "{last}");
+        assert!(last.contains("CREATE OR REPLACE VIEW \"sluice_v20260301120000\".\"tags\" WITH (security_invoker = true) AS SELECT \"id\", \"data_sluice_versioned\" AS \"data\" FROM \"app\".\"tags\""), "{last}");
+        assert_eq!(
+            sql.iter().filter(|s| s.contains("CREATE TRIGGER")).count(),
+            3
+        );
+        // Each trigger reads and sets its own pair only.
+        let meta_trigger = sql
+            .iter()
+            .find(|s| s.contains("CREATE TRIGGER") && s.contains("meta"))
+            .unwrap();
+        assert!(
+            !meta_trigger.contains("body_sluice_versioned"),
+            "{meta_trigger}"
+        );
+        let last_trigger = p
+            .complete
+            .iter()
+            .rposition(|s| s.starts_with("DROP FUNCTION"))
+            .unwrap();
+        let first_column = p
+            .complete
+            .iter()
+            .position(|s| s.contains("DROP COLUMN"))
+            .unwrap();
+        assert!(last_trigger < first_column, "{:?}", p.complete);
+        assert_eq!(
+            p.complete
+                .iter()
+                .filter(|s| s.starts_with("DROP VIEW"))
+                .count(),
+            2
+        );
+        assert_eq!(
+            p.rollback
+                .iter()
+                .filter(|s| s.contains("DROP COLUMN IF EXISTS"))
+                .count(),
+            3
+        );
+        assert_eq!(p.old_version.len(), 3);
+        // A refusal names its column.
+        let mut bad = other.clone();
+        bad.default = Some("'{}'".into());
+        let e = phases(
+            &[
+                (&body, ch("body::jsonb", "body::text")),
+                (&bad, ch("data::jsonb", "data::text")),
+            ],
+            &f,
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("column \"app\".\"tags\".\"data\": the column has a default"),
+            "{e}"
+        );
     }
 
     #[test]
