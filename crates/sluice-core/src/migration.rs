@@ -445,6 +445,17 @@ pub fn parse_text(path: &Path, version: i64, name: String, text: &str) -> Result
                         ))
                     }
                 }
+                let expr = directive["versioned".len()..]
+                    .trim_start()
+                    .strip_prefix("down")
+                    .unwrap_or("");
+                if let Some(why) = expression_trailer(expr) {
+                    return Err(file_err(
+                        lineno,
+                        format!("the expression of `-- sluice:{}` {why}", directive.trim()),
+                        fix,
+                    ));
+                }
                 let next = text[offset..].lines().next().unwrap_or("").trim_start();
                 if !next
                     .get(..5)
@@ -1185,6 +1196,8 @@ mod tests {
         .is_ok());
         let bad = [
             ("-- sluice:up\n-- sluice:versioned down\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "line 2: `-- sluice:versioned down` needs the down expression"),
+            ("-- sluice:up\n-- sluice:versioned down b::text;\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "line 2: the expression of `-- sluice:versioned down b::text;` ends with `;`"),
+            ("-- sluice:up\n-- sluice:versioned down b::text -- back\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "holds a comment (`--`)"),
             ("-- sluice:up\n-- sluice:versioned b::text\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "line 2: `-- sluice:versioned b::text` is not a valid versioned directive"),
             ("-- sluice:up\n-- sluice:versioned\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "is not a valid versioned directive"),
             ("-- sluice:up\n-- sluice:versioned down b\n\nALTER TABLE d ALTER COLUMN b TYPE int;\n", "line 2: `-- sluice:versioned` is not on the line right before"),
