@@ -630,14 +630,19 @@ CREATE INDEX \"Idx\" ON {t} (c, a);
         assert_eq!(r.code, 0, "{r:?}");
         start.elapsed()
     };
+    // Five kills spread over the run's length; on a busy machine a run may finish sooner than the
+    // timed one did, so the spread is tried again (at most 12 runs) until five landed mid-way.
     let mut killed = 0;
-    for trial in 1..=5u32 {
+    for trial in 1..=12u32 {
+        if killed >= 5 {
+            break;
+        }
         let p = Project::new(Server::Postgres).await;
         let c = p.db.pg().await;
         c.batch_execute(&setup).await.unwrap();
         p.write("1_case.sql", &migration);
         let mut child = p.spawn(&["up", "--pace", "speed"]);
-        std::thread::sleep(full * trial / 6);
+        std::thread::sleep(full * ((trial - 1) % 5 + 1) / 6);
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap();
             killed += 1;
@@ -650,5 +655,5 @@ CREATE INDEX \"Idx\" ON {t} (c, a);
         let again = p.run(&["up"]);
         assert_eq!(again.code, 0, "trial {trial}: {again:?}");
     }
-    assert!(killed >= 3, "only {killed} of 5 runs were killed mid-way");
+    assert!(killed >= 3, "only {killed} runs were killed mid-way");
 }
