@@ -761,6 +761,11 @@ async fn a_rollback_that_cannot_recreate_the_views_as_they_were_is_refused() {
             "ALTER TABLE t ENABLE ROW LEVEL SECURITY; CREATE POLICY p ON t FOR SELECT USING (id > 0);",
             "DROP POLICY p ON t;\n{alter}\nCREATE POLICY p ON t FOR SELECT USING (id > 1);",
         ),
+        (
+            "a policy's comment the migration does not give again",
+            "ALTER TABLE t ENABLE ROW LEVEL SECURITY; CREATE POLICY p ON t FOR SELECT USING (id > 0); COMMENT ON POLICY p ON t IS 'mine';",
+            "DROP POLICY p ON t;\n{alter}\nCREATE POLICY p ON t FOR SELECT USING (id > 0);",
+        ),
     ];
     let mut failures = Vec::new();
     for (name, setup, up) in cases {
@@ -785,9 +790,19 @@ async fn a_rollback_that_cannot_recreate_the_views_as_they_were_is_refused() {
         for attempt in 1..=2 {
             let rb = staged.run(&["rollback"]);
             assert_eq!(rb.code, 11, "{name}, attempt {attempt}: {rb:?}");
+            // The refusal names what differs.
+            let what = if up.contains("POLICY") {
+                "policy p on \"t\""
+            } else {
+                "view \"v\""
+            };
             assert!(
                 rb.all()
                     .contains("cannot restore the views and policies its type change moved")
+                    && rb
+                        .all()
+                        .contains("they differ from those the migration dropped")
+                    && rb.all().contains(what)
                     && rb
                         .all()
                         .contains("finish it with `sluice complete` instead"),
@@ -807,4 +822,118 @@ async fn a_rollback_that_cannot_recreate_the_views_as_they_were_is_refused() {
         drop_role(&[&staged, &written], &r).await;
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// Review findings on the kept change with views (each refusal run twice, nothing changed):
+/// - a later migration's `CREATE OR REPLACE VIEW` and grant on the view: the rollback of the
+///   first would undo them without a word; it is refused, naming the view, and `complete` works;
+/// - a re-created view that lists `*` would list the kept column too (and `complete` could not
+///   drop it): such a migration does not keep the old column (applied, equal to as written);
+/// - a swap back that fails on the migration's own statements (a function now depends on the
+///   view): what the rollback built on the kept column goes with it, so a new-version write of
+///   a value the old type cannot take still works; once the function is gone the rollback runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_kept_change_with_views_never_undoes_later_work_or_leaves_checks_behind() {
+    let alter = "ALTER TABLE t ALTER COLUMN id TYPE bigint;";
+    let view = "CREATE VIEW v AS SELECT id, note FROM t;";
+    let up = format!("DROP VIEW v;\n{alter}\n{view}");
+
+    // A later migration changes the view.
+    let p = Project::new(Server::Postgres).await;
+    p.db.pg()
+        .await
+        .batch_execute(&format!("{BASE}\n{view}"))
+        .await
+        .unwrap();
+    let r = role(&p).await;
+    p.write("1_type.sql", &format!("-- sluice:up\n{up}\n"));
+    p.write(
+        "2_view.sql",
+        &format!("-- sluice:up\nCREATE OR REPLACE VIEW v AS SELECT id, note, upper(note) AS loud FROM t;\nGRANT SELECT ON v TO {r};\n"),
+    );
+    let run = p.run(&["up", "--pace", "speed"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let schema = dump(&p, &r);
+    for attempt in 1..=2 {
+        let rb = p.run(&["rollback", "1"]);
+        assert_eq!(rb.code, 11, "attempt {attempt}: {rb:?}");
+        assert!(
+            rb.all()
+                .contains("were changed since the migration re-created them")
+                && rb.all().contains("view \"v\""),
+            "{rb:?}"
+        );
+        assert_eq!(dump(&p, &r), schema, "nothing changed");
+    }
+    assert_eq!(
+        p.states(),
+        vec![(1, "expanded".to_string()), (2, "applied".to_string())]
+    );
+    let complete = p.run(&["complete"]);
+    assert_eq!(complete.code, 0, "{complete:?}");
+    assert!(dump(&p, &r).contains("AS loud"), "the later view stays");
+    drop_role(&[&p], &r).await;
+
+    // `SELECT *`: not kept.
+    let star = "CREATE VIEW v AS SELECT * FROM t;";
+    let staged = Project::new(Server::Postgres).await;
+    for p in [&staged] {
+        p.db.pg()
+            .await
+            .batch_execute(&format!("{BASE}\n{star}"))
+            .await
+            .unwrap();
+        p.write(
+            "1_type.sql",
+            &format!("-- sluice:up\nDROP VIEW v;\n{alter}\n{star}\n"),
+        );
+    }
+    let run = staged.run(&["up", "--pace", "speed"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(staged.states(), vec![(1, "applied".to_string())]);
+    // (Its view lists the table's columns in their staged order, the changed one last: stated.)
+    let schema = dump(&staged, "no role");
+    assert!(
+        !schema.contains("sluice") && schema.contains("id bigint NOT NULL"),
+        "nothing kept: {schema}"
+    );
+
+    // The swap back fails on the migration's own DROP VIEW: nothing is left on the kept column.
+    let p = Project::new(Server::Postgres).await;
+    p.db.pg()
+        .await
+        .batch_execute(&format!("{BASE}\n{view}"))
+        .await
+        .unwrap();
+    p.write("1_type.sql", &format!("-- sluice:up\n{up}\n"));
+    let run = p.run(&["up", "--pace", "speed"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let c = p.db.pg().await;
+    c.batch_execute("CREATE FUNCTION f() RETURNS SETOF v LANGUAGE sql AS 'SELECT * FROM v'")
+        .await
+        .unwrap();
+    let schema = dump(&p, "no role");
+    for attempt in 1..=2 {
+        let rb = p.run(&["rollback"]);
+        assert_eq!(rb.code, 1, "attempt {attempt}: {rb:?}");
+        assert!(
+            rb.all().contains("as it was before the rollback")
+                && rb
+                    .all()
+                    .contains("or finish the migration with `sluice complete`"),
+            "{rb:?}"
+        );
+        assert_eq!(dump(&p, "no role"), schema, "nothing left of the rollback");
+        c.batch_execute(&format!(
+            "INSERT INTO t (id, k, note) VALUES ({0}, {1}, 'big'); DELETE FROM t WHERE id = {0}",
+            3_000_000_000i64 + attempt,
+            -attempt
+        ))
+        .await
+        .unwrap_or_else(|e| panic!("a new-version write after the failed rollback: {e:?}"));
+    }
+    c.batch_execute("DROP FUNCTION f()").await.unwrap();
+    let rb = p.run(&["rollback"]);
+    assert_eq!(rb.code, 0, "{rb:?}");
+    assert_eq!(p.states(), vec![(1, "pending".to_string())]);
 }

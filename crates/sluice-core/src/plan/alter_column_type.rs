@@ -750,8 +750,15 @@ impl Around {
     /// Whether the old column can be kept with these statements around the type change: its
     /// rollback runs them again around the swap back (the drops first, the re-creations last),
     /// so they must re-create everything they drop, and a CASCADE would take views they do not.
+    ///
+    /// Nor may a re-created view list the table's columns with `*`: with the old column kept, it
+    /// would list that column too (and `complete` could not drop it). A `*` anywhere in such a
+    /// statement (`count(*)` too) counts, to be sure.
     pub fn keepable(&self) -> bool {
-        self.is_empty() || (!self.cascade && self.recreated)
+        self.is_empty()
+            || (!self.cascade
+                && self.recreated
+                && !self.after.iter().any(|(_, sql)| view_with_star(sql)))
     }
 
     /// A query giving one text for the views and policies the statements drop, as the server
@@ -794,8 +801,8 @@ impl Around {
                 .collect::<Vec<_>>()
                 .join(", ");
             parts.push(format!(
-                "SELECT format('policy %s on %s: %s | %s | %s | %s | %s', o.p, o.t, y.polcmd, y.polpermissive, \
-                 (SELECT string_agg(r::regrole::text, ',' ORDER BY r::regrole::text) FROM unnest(y.polroles) r), pg_get_expr(y.polqual, y.polrelid), pg_get_expr(y.polwithcheck, y.polrelid)) \
+                "SELECT format('policy %s on %s: %s | %s | %s | %s | %s | %s', o.p, o.t, y.polcmd, y.polpermissive, \
+                 (SELECT string_agg(r::regrole::text, ',' ORDER BY r::regrole::text) FROM unnest(y.polroles) r), pg_get_expr(y.polqual, y.polrelid), pg_get_expr(y.polwithcheck, y.polrelid), obj_description(y.oid, 'pg_policy')) \
                  FROM (VALUES {values}) AS o(p, t) LEFT JOIN pg_policy y ON y.polrelid = to_regclass(o.t) AND y.polname = o.p"
             ));
         }
@@ -803,24 +810,52 @@ impl Around {
             return "''".into();
         }
         format!(
-            "(SELECT coalesce(string_agg(f, E'\\n' ORDER BY f), '') FROM ({}) AS s(f))",
+            "(SELECT coalesce(string_agg(f, chr(30) ORDER BY f), '') FROM ({}) AS s(f))",
             parts.join(" UNION ALL ")
         )
     }
 
     /// In the rollback's swap back, after the re-creations: fails with [`VIEWS_SQLSTATE`]
     /// (changing nothing) unless they equal what the type change's swap recorded under `key`.
-    pub fn check_recreated(&self, key: &str) -> String {
-        let k = literal(key);
-        let body = format!(
-            "BEGIN IF {} IS DISTINCT FROM (SELECT value FROM sluice.meta WHERE key = {k}) THEN RAISE EXCEPTION 'the views and policies the migration re-creates differ from those it dropped' USING ERRCODE = {}; END IF; END",
-            self.fingerprint(),
-            literal(VIEWS_SQLSTATE)
-        );
+    pub fn check_recreated(&self, key: &str, after_key: &str) -> String {
         format!(
-            "DO {}; DELETE FROM sluice.meta WHERE key = {k}",
-            literal(&body)
+            "{}; DELETE FROM sluice.meta WHERE key IN ({}, {})",
+            self.check(
+                key,
+                "re-created by the migration's own statements over the old column, they differ from those the migration dropped"
+            ),
+            literal(key),
+            literal(after_key)
         )
+    }
+
+    /// In the rollback's swap back, before the drops: fails with [`VIEWS_SQLSTATE`] unless the
+    /// views and policies are still as the type change's swap re-created them (recorded under
+    /// `after_key`): a later change to them (a migration's `CREATE OR REPLACE VIEW`, a grant) would
+    /// otherwise be undone by the drops without a word.
+    pub fn check_unchanged(&self, after_key: &str) -> String {
+        self.check(
+            after_key,
+            "they were changed since the migration re-created them (by a later migration or by hand), and its statements would undo that",
+        )
+    }
+
+    /// A DO block failing with [`VIEWS_SQLSTATE`] and `why`, naming the views and policies whose
+    /// record differs, unless [`Self::fingerprint`] equals the one recorded under `key`.
+    fn check(&self, key: &str, why: &str) -> String {
+        let body = format!(
+            "DECLARE got text := {fp}; want text := (SELECT value FROM sluice.meta WHERE key = {k}); which text; \
+             BEGIN IF got IS DISTINCT FROM want THEN \
+               SELECT string_agg(DISTINCT split_part(x, ': ', 1), ', ') INTO which FROM ( \
+                 (SELECT unnest(string_to_array(coalesce(got, ''), chr(30))) EXCEPT SELECT unnest(string_to_array(coalesce(want, ''), chr(30)))) \
+                 UNION ALL (SELECT unnest(string_to_array(coalesce(want, ''), chr(30))) EXCEPT SELECT unnest(string_to_array(coalesce(got, ''), chr(30))))) AS d(x); \
+               RAISE EXCEPTION '%: %', {why}, coalesce(which, 'no record') USING ERRCODE = {code}; END IF; END",
+            fp = self.fingerprint(),
+            k = literal(key),
+            why = literal(why),
+            code = literal(VIEWS_SQLSTATE)
+        );
+        format!("DO {}", literal(&body))
     }
 
     /// The view or policy a migration's statements drop (or, for views over views, a CASCADE
@@ -1476,6 +1511,14 @@ pub(crate) fn carry(
     // ... and their re-creation, once the column has its new type and name: it commits with
     // the swap, so no reader ever finds them missing.
     swap.extend(around.after.iter().map(|(_, sql)| sql.clone()));
+    if kept && !around.is_empty() {
+        // ... and as they are now, for the rollback to check that nothing changed them since.
+        swap.push(format!(
+            "INSERT INTO sluice.meta (key, value) VALUES ({}, {}) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            literal(&views_after_key(cat)),
+            around.fingerprint()
+        ));
+    }
     then.push(RStep::Sql(swap.join("; ")));
     let words = match (cat.foreign_keys.is_empty(), kept) {
         (true, false) => "swap in one short transaction: drop the trigger and the old column, rename the shadow column, attach keys and rename indexes and checks to their names, default, identity or sequence",
@@ -1524,6 +1567,37 @@ pub fn views_key(cat: &ColumnCatalog) -> String {
         "type change views {}.{}.{}",
         cat.schema, cat.table, cat.column
     )
+}
+
+/// The same record of them as the type change's swap re-created them ([`Around::fingerprint`]
+/// after its re-creations): the rollback's swap back checks first that they are still so.
+pub fn views_after_key(cat: &ColumnCatalog) -> String {
+    format!("{} as re-created", views_key(cat))
+}
+
+/// A `CREATE ... VIEW` statement with a `*` outside quotes and comments.
+fn view_with_star(sql: &str) -> bool {
+    let upper = sql.trim_start().to_ascii_uppercase();
+    if !upper.starts_with("CREATE") || !upper.contains("VIEW") {
+        return false;
+    }
+    let (mut quote, mut prev, mut line_comment) = (None::<char>, ' ', false);
+    for c in sql.chars() {
+        if line_comment {
+            line_comment = c != '\n';
+        } else {
+            match quote {
+                Some(q) if c == q => quote = None,
+                Some(_) => {}
+                None if c == '\'' || c == '"' => quote = Some(c),
+                None if c == '-' && prev == '-' => line_comment = true,
+                None if c == '*' && prev != '/' => return true,
+                None => {}
+            }
+        }
+        prev = c;
+    }
+    false
 }
 
 pub(crate) const SHORT_SECOND_WAIT: &str = "SELECT set_config('lock_timeout', least(nullif((SELECT setting::int FROM pg_settings WHERE name = 'lock_timeout'), 0), (SELECT setting::int FROM pg_settings WHERE name = 'deadlock_timeout') / 2, 50)::text, true)";

@@ -1209,9 +1209,14 @@ async fn phases_live(
                 .unwrap_or_default();
             crate::plan::expand::column_type::phases(&cat, old_exists, &children, &around).map_err(
                 |why| {
-                    file_err(format!(
-                        "sluice cannot finish the type change of {table}.{column}: {why}"
-                    ))
+                    // Not the file's fault: what stands in the way is in the database.
+                    Error::lifecycle(
+                        format!(
+                            "sluice cannot complete or roll back the kept type change of {table}.{column} ({}): {why}. Nothing was changed",
+                            m.label()
+                        ),
+                        "remove what stands in the way (drop or change what depends on the column), then run the command again",
+                    )
                 },
             )
         }
@@ -2468,9 +2473,11 @@ async fn swap_back(
             // as expanded, and a rerun is refused the same way.
             let _ = run_in_one_transaction(engine, &phases.rollback_undo, s, ctx).await;
             unwatch(engine, phases, s, ctx).await;
+            // The server's message says which check failed and names the views and policies.
+            let why = e.message.lines().next().unwrap_or_default();
             return Err(Error::lifecycle(
                 format!(
-                    "`sluice rollback` of {} cannot restore the views and policies its type change moved: re-created by the migration's own statements over the old column, they differ from those the migration dropped (their definition, options, owner, privileges or comments). Nothing was changed: the migration stays expanded",
+                    "`sluice rollback` of {} cannot restore the views and policies its type change moved (their definition, options, owner, privileges or comments): {why}. Nothing was changed: the migration stays expanded",
                     m.label()
                 ),
                 "finish it with `sluice complete` instead (the migration is then applied, and `sluice down` runs its down part)",
@@ -2478,15 +2485,23 @@ async fn swap_back(
         }
         let watched = phases.watch.is_some() && e.code == crate::plan::expand::WATCH_SQLSTATE;
         if !watched {
+            // What the steps before the swap built on the old column goes too: left, a NOT NULL
+            // check on the kept column would fail every new-version write of a value the old
+            // type cannot take (the reverse trigger stores NULL there) while expanded.
+            let undone = run_in_one_transaction(engine, &phases.rollback_undo, s, ctx).await;
             unwatch(engine, phases, s, ctx).await;
             return Err(Error::Rejected {
                 context: format!("rolling back {}", m.label()),
                 message: format!(
-                    "the rollback of {} failed and was rolled back (the migration stays {}): {e}",
+                    "the rollback of {} failed and was rolled back (the migration stays {}{}): {e}",
                     m.label(),
-                    row.state.shown()
+                    row.state.shown(),
+                    match undone {
+                        Ok(()) => ", as it was before the rollback".to_string(),
+                        Err(x) => format!("; removing what its steps built on the old column failed too: {}; `sluice rollback` or `sluice complete` removes it", x.message),
+                    }
                 ),
-                help: "fix the cause, then run `sluice rollback` again".into(),
+                help: "fix the cause, then run `sluice rollback` again; or finish the migration with `sluice complete`".into(),
             });
         }
         attempt += 1;

@@ -7,7 +7,9 @@
 
 use super::{Guard, LifecyclePlan, Phases, Step, Watch, WATCH_SQLSTATE};
 use crate::engine::ColumnCatalog;
-use crate::plan::alter_column_type::{carry, old_name, sync_names, views_key, Around, Fate};
+use crate::plan::alter_column_type::{
+    carry, old_name, sync_names, views_after_key, views_key, Around, Fate,
+};
 use crate::quote::pg::{ident, literal, qualified};
 
 /// In a rollback guard's column, between a referencing table and its column (the guard's
@@ -211,10 +213,11 @@ pub fn phases(
         watch.remove.extend(w.remove);
     }
     complete.extend(complete_sql(cat));
-    let key = views_key(cat);
+    let (key, after_key) = (views_key(cat), views_after_key(cat));
     complete.push(format!(
-        "DELETE FROM sluice.meta WHERE key = {}",
-        literal(&key)
+        "DELETE FROM sluice.meta WHERE key IN ({}, {})",
+        literal(&key),
+        literal(&after_key)
     ));
     // The children's swaps after the column's: its swap drops the keys on their new columns,
     // which theirs then drop. The views and policies last, over the columns swapped back.
@@ -223,11 +226,15 @@ pub fn phases(
             .after
             .iter()
             .map(|(_, sql)| sql.clone())
-            .chain([around.check_recreated(&key)])
+            .chain([around.check_recreated(&key, &after_key)])
             .collect::<Vec<_>>()
             .join("; ")
     });
-    let swap = std::iter::once(swap)
+    // First of all, that the views and policies are as the migration left them.
+    let unchanged = (!around.is_empty()).then(|| around.check_unchanged(&after_key));
+    let swap = unchanged
+        .into_iter()
+        .chain(std::iter::once(swap))
         .chain(child_swaps)
         .chain(recreate)
         .collect::<Vec<_>>()
