@@ -2563,8 +2563,11 @@ mod tests {
         assert!(at("RENAME COLUMN \"id_sluice_new\" TO \"id\"") < at("CREATE VIEW v AS"));
         assert!(
             at("CREATE VIEW v AS") < at("CREATE VIEW v2")
-                && sql.ends_with("GRANT SELECT ON v TO r")
+                && at("CREATE VIEW v2") < at("GRANT SELECT ON v TO r")
         );
+        // ... then what they re-created is recorded too, for the rollback's first check.
+        assert!(sql.ends_with("ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value"));
+        assert!(at("GRANT SELECT ON v TO r") < sql.rfind("INSERT INTO sluice.meta").unwrap());
         assert!(
             swap.description.starts_with(
                 "with the migration's statement(s) 1, 2, 3 run first in it and 5, 6, 7, 8 last"
