@@ -634,50 +634,57 @@ async fn a_kill_at_every_step_converges_on_rerun() {
     }
 }
 
-/// What the phases cannot carry is refused with the cause and the fix before anything changes:
-/// the migration stays pending, the table as it was, no trigger. Twice.
+/// What the phases cannot carry is refused with the cause and the fix before anything runs (exit
+/// 2), an expression the server cannot evaluate before anything is made (exit 1, its line named):
+/// the migration stays pending, the table as it was, no trigger. Twice, the same.
 #[tokio::test]
 async fn what_the_phases_cannot_carry_is_refused_before_anything_changes() {
     const ADD: &str = "ALTER TABLE t ADD COLUMN first_name varchar(40), ADD COLUMN last_name varchar(40);\nUPDATE t SET first_name = SUBSTRING_INDEX(name, ' ', 1), last_name = SUBSTRING_INDEX(name, ' ', -1);\n";
-    let cases: &[(&str, &str, &str, &str)] = &[
+    let cases: &[(&str, &str, &str, &str, i32)] = &[
         (
             "CREATE TABLE t (id int PRIMARY KEY, name varchar(81) NOT NULL)",
             "",
             "`-- sluice:old name = <expression of first_name, last_name>`",
             "no -- sluice:old",
+            2,
         ),
         (
             "CREATE TABLE t (id int PRIMARY KEY, name varchar(81) NOT NULL, UNIQUE KEY u (name))",
             "-- sluice:old name = CONCAT(first_name, ' ', last_name)\n",
             "unique key u is on a dropped column",
             "unique key",
+            2,
         ),
         (
             "CREATE TABLE t (id int, name varchar(81) NOT NULL)",
             "-- sluice:old name = CONCAT(first_name, ' ', last_name)\n",
             "no primary key",
             "no primary key",
+            2,
         ),
         (
             "CREATE TABLE t (id int PRIMARY KEY, name varchar(81) NOT NULL)",
             "-- sluice:old name = CONCAT(first_name, ' ', nosuch)\n",
             "names nosuch, which is not a column of t",
             "unknown column",
+            2,
         ),
         (
             "CREATE TABLE t (id int PRIMARY KEY, name varchar(81) NOT NULL)",
             "-- sluice:old name = NOSUCHFN(first_name)\n",
             "does not work on t",
             "unknown function",
+            1,
         ),
         (
             "CREATE TABLE t (id int PRIMARY KEY, name varchar(81) NOT NULL, g int AS (LENGTH(name)) VIRTUAL)",
             "-- sluice:old name = CONCAT(first_name, ' ', last_name)\n",
             "generated column g is computed from name",
             "generated column",
+            2,
         ),
     ];
-    for (setup, old, why, what) in cases {
+    for (setup, old, why, what, code) in cases {
         let p = Project::new(Server::MariaDb).await;
         p.write("1_create.sql", &format!("-- sluice:up\n{setup};\n"));
         ok(&p.run(&["up"]), "create");
@@ -687,13 +694,89 @@ async fn what_the_phases_cannot_carry_is_refused_before_anything_changes() {
             "2_split.sql",
             &format!("-- sluice:up\n{ADD}{old}ALTER TABLE t DROP COLUMN name;\n"),
         );
+        let mut first: Option<String> = None;
         for round in 0..2 {
             let r = p.run(&["up"]);
-            assert_ne!(r.code, 0, "{what} round {round}: {r:?}");
+            assert_eq!(r.code, *code, "{what} round {round}: {r:?}");
             assert!(r.stderr.contains(why), "{what}: {r:?}");
+            assert_eq!(first.get_or_insert(r.stderr.clone()), &r.stderr, "{what}");
             assert_eq!(show_create(&mut db, "t").await, before, "{what}");
             assert_eq!(state_of(&p, 2).as_deref(), Some("pending"), "{what}");
             assert_eq!(triggers(&mut db).await, 0, "{what}");
         }
     }
+}
+
+/// A WHERE and a kept column the expression reads (`total = price * qty WHERE qty > 0`): the
+/// backfill keeps the WHERE, an old-version write the WHERE does not match leaves the added
+/// column NULL (a change of `qty` counts as the old version's write), a new-version write of
+/// `total` sets `price` by the reverse expression. Each row ends as the statements as written
+/// leave it given the same writes.
+#[tokio::test]
+async fn a_where_and_a_read_column_follow_the_update_as_written() {
+    let p = Project::new(Server::MariaDb).await;
+    p.write(
+        "1_create.sql",
+        "-- sluice:up\nCREATE TABLE t (id int NOT NULL AUTO_INCREMENT PRIMARY KEY, price int, qty int NOT NULL);\nINSERT INTO t (price, qty) VALUES (2, 3), (4, 0), (5, 1);\n",
+    );
+    ok(&p.run(&["up"]), "create");
+    p.write(
+        "2_total.sql",
+        "-- sluice:up\nALTER TABLE t ADD COLUMN total int;\nUPDATE t SET total = price * qty WHERE qty > 0;\n-- sluice:old price = total DIV qty\nALTER TABLE t DROP COLUMN price;\n",
+    );
+    ok(&p.run(&["up"]), "expand");
+    let mut db = p.db.my().await;
+    for sql in [
+        // old version
+        "INSERT INTO t (price, qty) VALUES (3, 2)", // id 4: total 6
+        "INSERT INTO t (price, qty) VALUES (3, 0)", // id 5: WHERE false, total NULL
+        "UPDATE t SET qty = 5 WHERE id = 4",        // total 15
+        "UPDATE t SET qty = 0 WHERE id = 3",        // read column changed, WHERE false: NULL
+        // new version
+        "UPDATE t SET total = 20 WHERE id = 1", // price = 20 DIV 3 = 6
+        "INSERT INTO t (total, qty) VALUES (12, 4)", // id 6: price 3
+    ] {
+        db.query_drop(sql).await.unwrap();
+    }
+    let got: Vec<(i64, Option<i64>, i64, Option<i64>)> = db
+        .query("SELECT id, price, qty, total FROM t ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![
+            (1, Some(6), 3, Some(20)),
+            (2, Some(4), 0, None),
+            (3, Some(5), 0, None),
+            (4, Some(3), 5, Some(15)),
+            (5, Some(3), 0, None),
+            (6, Some(3), 4, Some(12)),
+        ]
+    );
+    ok(&p.run(&["complete"]), "complete");
+    let got: Vec<(i64, i64, Option<i64>)> = db
+        .query("SELECT id, qty, total FROM t ORDER BY id")
+        .await
+        .unwrap();
+    assert_eq!(
+        got,
+        vec![
+            (1, 3, Some(20)),
+            (2, 0, None),
+            (3, 0, None),
+            (4, 5, Some(15)),
+            (5, 0, None),
+            (6, 4, Some(12)),
+        ]
+    );
+    db.query_drop("CREATE TABLE twin (id int NOT NULL AUTO_INCREMENT PRIMARY KEY, price int, qty int NOT NULL)")
+        .await
+        .unwrap();
+    for s in [
+        "ALTER TABLE twin ADD COLUMN total int",
+        "ALTER TABLE twin DROP COLUMN price",
+    ] {
+        db.query_drop(s).await.unwrap();
+    }
+    assert_same_as_twin(&mut db, "t", "twin", "total").await;
 }
