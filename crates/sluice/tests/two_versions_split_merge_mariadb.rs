@@ -677,6 +677,13 @@ async fn what_the_phases_cannot_carry_is_refused_before_anything_changes() {
             1,
         ),
         (
+            "CREATE TABLE t (id int PRIMARY KEY, name varchar(81) NOT NULL, last_name int)",
+            "-- sluice:old name = CONCAT(first_name, ' ', last_name)\n",
+            "Duplicate column name 'last_name'",
+            "added name taken",
+            1,
+        ),
+        (
             "CREATE TABLE t (id int PRIMARY KEY, name varchar(81) NOT NULL, g int AS (LENGTH(name)) VIRTUAL)",
             "-- sluice:old name = CONCAT(first_name, ' ', last_name)\n",
             "generated column g is computed from name",
