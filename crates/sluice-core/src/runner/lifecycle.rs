@@ -201,7 +201,8 @@ fn versioned(
 
 /// A split or merge of columns (`b`, its DROP statement `drop`): its `-- sluice:old` directives
 /// read into `b`'s reverse expressions. They must stand on the lines right before the DROP, one
-/// per dropped column and only for those; MariaDB/MySQL are refused with the reason. Errors name
+/// per dropped column and only for those (MariaDB/MySQL compare column names case-insensitively,
+/// as the server does). Errors name
 /// the file and the fix (exit 2). Missing directives are refused by the phases (with the lines to
 /// write), so that `plan` shows the refusal too.
 fn split_merge(
@@ -224,13 +225,6 @@ fn split_merge(
             help: help.to_string(),
         }
     };
-    if target.engine != EngineKind::Postgres {
-        return Err(err_at(
-            first,
-            format!("sluice cannot {} in two phases on {}: the trigger that keeps the dropped and the added columns in step for both application versions is written for PostgreSQL only so far", b.describe(), target.engine),
-            "run it as written with `sluice up --as-written` once no running version reads the dropped columns, or in steps both versions can use: add the new columns (the application writes both), backfill, then drop the old ones in a later migration",
-        ));
-    }
     let Breaking::SplitMerge {
         dropped, reverse, ..
     } = &mut b
@@ -263,7 +257,9 @@ fn split_merge(
                 form,
             ));
         }
-        if !dropped.iter().any(|(c, _)| *c == d.column) {
+        let mysql = target.engine.is_mysql_family();
+        let same = |c: &str| c == d.column || (mysql && c.eq_ignore_ascii_case(&d.column));
+        let Some((column, _)) = dropped.iter().find(|(c, _)| same(c)) else {
             return Err(err_at(
                 d.start,
                 format!(
@@ -277,15 +273,15 @@ fn split_merge(
                 ),
                 form,
             ));
-        }
-        if reverse.iter().any(|(c, _)| *c == d.column) {
+        };
+        if reverse.iter().any(|(c, _)| c == column) {
             return Err(err_at(
                 d.start,
                 format!("a second `-- sluice:old {}`", d.column),
                 form,
             ));
         }
-        reverse.push((d.column.clone(), d.expr.clone()));
+        reverse.push((column.clone(), d.expr.clone()));
     }
     Ok(b)
 }
@@ -1146,6 +1142,48 @@ async fn phases_live(
                 })
                 .collect();
             crate::plan::expand::versioned::phases(&cols, &f).map_err(|why| {
+                file_err(format!(
+                    "sluice cannot {} in two phases: {why}",
+                    b.describe()
+                ))
+            })
+        }
+        Breaking::SplitMerge { dropped, added, .. } if engine.target().engine.is_mysql_family() => {
+            use crate::plan::expand::split_merge_mysql::{add_sql, phases, Facts};
+            let drop = mysql_drop_facts(engine, m, table, dropped).await?;
+            if drop.create.is_empty() {
+                return Err(file_err(format!(
+                    "table {table} does not exist, so `{}` cannot run",
+                    b.describe()
+                )));
+            }
+            let target = engine.target();
+            let mut f = Facts {
+                server: (target.major, target.minor, target.patch),
+                ..Default::default()
+            };
+            let live = engine
+                .query_text(&crate::plan::expand::drop_column_mysql::columns_sql(
+                    table.schema.as_deref(),
+                    &table.name,
+                ))
+                .await?;
+            f.added_present = live
+                .into_iter()
+                .filter_map(|r| r.into_iter().next().flatten())
+                .filter(|c| added.iter().any(|(a, _)| a.eq_ignore_ascii_case(c)))
+                .collect();
+            // The same prediction the online path makes for the ADD COLUMNs.
+            if f.added_present.is_empty() {
+                if let Some((_, impact)) = engine
+                    .as_written_impact(&add_sql(&drop.table_sql, added))
+                    .await?
+                {
+                    f.add_algorithm = impact.algorithm;
+                }
+            }
+            f.drop = drop;
+            phases(b, st, &f).map_err(|why| {
                 file_err(format!(
                     "sluice cannot {} in two phases: {why}",
                     b.describe()

@@ -18,6 +18,7 @@ pub mod rename_column_mysql;
 pub mod rename_table;
 pub mod rename_table_mysql;
 pub mod split_merge;
+pub mod split_merge_mysql;
 pub mod versioned;
 
 use super::staged::{About, Step};

@@ -61,8 +61,8 @@ use std::ops::ControlFlow;
 /// every added column once (no alias, FROM, RETURNING) from expressions that name at least one
 /// dropped column and no added one, (3) `ALTER TABLE t DROP COLUMN x[, DROP COLUMN y ...]` of
 /// columns other than the added ones. `reverse` is left empty (the directives are read by the
-/// lifecycle). Anything else: None (it runs as before). Any engine: MariaDB/MySQL are refused by
-/// the lifecycle with the reason.
+/// lifecycle). Anything else: None (it runs as before). Any engine: MariaDB/MySQL run their
+/// phases from `split_merge_mysql`.
 pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Option<Breaking> {
     let [add, up, drop] = stmts else { return None };
     fn alter(st: &Stmt) -> Option<&sqlparser::ast::AlterTable> {
