@@ -389,10 +389,12 @@ pub trait Introspection: Send {
 
     /// The live type of a column (as the server prints it), None when there is no such column
     /// (or the engine cannot read it).
+    /// `table` is SQL (quoted, maybe qualified), as in [`Engine::column_catalog`].
     async fn column_type(&mut self, table: &str, column: &str) -> Result<Option<String>>;
 
     /// The exact row count of `table` when it is below `limit` (counting stops at `limit`, so a big
     /// table costs `limit` rows read); None when it has `limit` rows or more, or cannot be read.
+    /// `table` is SQL (quoted, maybe qualified).
     async fn rows_below(&mut self, table: &str, limit: u64) -> Result<Option<u64>>;
 
     /// What the live catalog holds for one column (PostgreSQL), for staging a type change: its

@@ -36,6 +36,31 @@ struct Case {
     read: &'static str,
     /// The reader runs as `{r}` (else as the tables' owner).
     as_role: bool,
+    /// A third client's INSERT (`{k}`: its key), every one of which must succeed.
+    insert: Option<&'static str>,
+}
+
+/// A view, the function of its INSTEAD OF trigger, the trigger and comments on both.
+macro_rules! view_with_trigger {
+    () => {
+        "CREATE VIEW v AS SELECT DISTINCT id, k, note FROM t;
+CREATE OR REPLACE FUNCTION v_insert() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO t (id, k, note) VALUES (NEW.id, NEW.k, NEW.note); RETURN NEW; END$$;
+CREATE TRIGGER v_insert INSTEAD OF INSERT ON v FOR EACH ROW EXECUTE FUNCTION v_insert();
+COMMENT ON VIEW v IS 'the rows';
+COMMENT ON COLUMN v.note IS 'a note';"
+    };
+}
+
+/// The migration of [`view_with_trigger`]'s view changing `t.id` to `$type`.
+macro_rules! migration_of_view_with_trigger {
+    ($type:literal) => {
+        concat!(
+            "DROP VIEW v;\nALTER TABLE t ALTER COLUMN id TYPE ",
+            $type,
+            ";\n",
+            view_with_trigger!()
+        )
+    };
 }
 
 fn cases() -> Vec<Case> {
@@ -47,6 +72,7 @@ fn cases() -> Vec<Case> {
             down: "DROP VIEW v;\nALTER TABLE t ALTER COLUMN id TYPE integer;\nCREATE VIEW v AS SELECT id, note FROM t WHERE id > 0;",
             read: "SELECT count(*) FROM v",
             as_role: false,
+            insert: None,
         },
         Case {
             name: "a view over a view on the column (both dropped and re-created)",
@@ -56,6 +82,7 @@ fn cases() -> Vec<Case> {
             down: "DROP VIEW w;\nDROP VIEW v;\nALTER TABLE t ALTER COLUMN id TYPE integer;\nCREATE VIEW v AS SELECT id, note FROM t;\nCREATE VIEW w AS SELECT id FROM v WHERE id % 2 = 0;",
             read: "SELECT count(*) FROM w",
             as_role: false,
+            insert: None,
         },
         Case {
             name: "a row-level security policy on the column",
@@ -67,6 +94,7 @@ fn cases() -> Vec<Case> {
             // Without the policy the role sees no row at all.
             read: "SELECT count(*) FROM t",
             as_role: true,
+            insert: None,
         },
         Case {
             name: "a view with grants, granted again by the migration",
@@ -76,6 +104,37 @@ fn cases() -> Vec<Case> {
             down: "DROP VIEW v;\nALTER TABLE t ALTER COLUMN id TYPE integer;\nCREATE VIEW v AS SELECT id, note FROM t;\nGRANT SELECT ON v TO {r};",
             read: "SELECT count(*) FROM v",
             as_role: true,
+            insert: None,
+        },
+        // Statements sluice's parser does not parse: found from their tokens (issue 13 review).
+        Case {
+            name: "a view WITH LOCAL CHECK OPTION",
+            setup: "CREATE VIEW v AS SELECT id, note FROM t WHERE id > 0 WITH LOCAL CHECK OPTION;",
+            up: "DROP VIEW v;\nALTER TABLE t ALTER COLUMN id TYPE bigint;\nCREATE VIEW v AS SELECT id, note FROM t WHERE id > 0 WITH LOCAL CHECK OPTION;",
+            down: "DROP VIEW v;\nALTER TABLE t ALTER COLUMN id TYPE integer;\nCREATE VIEW v AS SELECT id, note FROM t WHERE id > 0 WITH LOCAL CHECK OPTION;",
+            read: "SELECT count(*) FROM v WHERE id < 100",
+            as_role: false,
+            insert: None,
+        },
+        Case {
+            name: "a recursive view",
+            setup: "CREATE RECURSIVE VIEW v (id, depth) AS SELECT id, 0 FROM t WHERE id <= 3 UNION ALL SELECT id, depth + 1 FROM v WHERE depth < 2;",
+            up: "DROP VIEW v;\nALTER TABLE t ALTER COLUMN id TYPE bigint;\nCREATE RECURSIVE VIEW v (id, depth) AS SELECT id, 0 FROM t WHERE id <= 3 UNION ALL SELECT id, depth + 1 FROM v WHERE depth < 2;",
+            down: "DROP VIEW v;\nALTER TABLE t ALTER COLUMN id TYPE integer;\nCREATE RECURSIVE VIEW v (id, depth) AS SELECT id, 0 FROM t WHERE id <= 3 UNION ALL SELECT id, depth + 1 FROM v WHERE depth < 2;",
+            read: "SELECT count(*) FROM v",
+            as_role: false,
+            insert: None,
+        },
+        // A view no INSERT could reach without its INSTEAD OF trigger (DISTINCT: not
+        // updatable), re-created with the function it needs, its trigger and its comments.
+        Case {
+            name: "a view with an INSTEAD OF trigger and comments",
+            setup: view_with_trigger!(),
+            up: migration_of_view_with_trigger!("bigint"),
+            down: migration_of_view_with_trigger!("integer"),
+            read: "SELECT count(*) FROM v WHERE id < 100",
+            as_role: false,
+            insert: Some("INSERT INTO v (id, k, note) VALUES ({k}, {k}, 'v')"),
         },
     ]
 }
@@ -125,8 +184,20 @@ async fn prepare(p: &Project, case: &Case, r: &str) {
 
 /// The writer (its committed statements in order) or the reader of the view.
 enum Role {
-    Writer { base: i64, x: u64, log: Vec<String> },
-    Reader { read: &'static str, reads: u64 },
+    Writer {
+        base: i64,
+        x: u64,
+        log: Vec<String>,
+    },
+    Reader {
+        read: &'static str,
+        reads: u64,
+    },
+    Inserter {
+        sql: &'static str,
+        base: i64,
+        log: Vec<String>,
+    },
 }
 
 impl Round for Role {
@@ -161,6 +232,14 @@ impl Round for Role {
                     Err(e) => errors.push(format!("{read}: {e:?}")),
                 }
                 tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Role::Inserter { sql, base, log } => {
+                let sql = sql.replace("{k}", &(*base + n as i64).to_string());
+                match db.batch_execute(&sql).await {
+                    Ok(()) => log.push(sql),
+                    Err(e) => errors.push(format!("{sql}: {e:?}")),
+                }
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }
         true
@@ -198,6 +277,19 @@ impl Load {
             },
             rd,
         );
+        if let Some(sql) = case.insert {
+            let c = p.db.pg().await;
+            bound(&c, "60s").await;
+            // Keys of its own, apart from the writer's.
+            clients.spawn(
+                Role::Inserter {
+                    sql,
+                    base: base + WRITTEN / 2,
+                    log: Vec::new(),
+                },
+                c,
+            );
+        }
         Load(clients)
     }
 
@@ -207,7 +299,7 @@ impl Load {
         for (role, e) in self.0.stop().await {
             errors.extend(e);
             match role {
-                Role::Writer { log: l, .. } => log = l,
+                Role::Writer { log: l, .. } | Role::Inserter { log: l, .. } => log.extend(l),
                 Role::Reader { reads: n, .. } => reads = n,
             }
         }
@@ -421,7 +513,6 @@ async fn views_and_policies_stay_readable_through_a_staged_type_change() {
 /// and the rerun converges on the migration as written.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kills_around_the_swap_converge_and_the_view_never_goes_missing() {
-    let case = cases().remove(1);
     let points = [
         "backfill",
         "staged-swap",
@@ -429,33 +520,44 @@ async fn kills_around_the_swap_converge_and_the_view_never_goes_missing() {
         "staged-swap-committed",
     ];
     let mut failures = Vec::new();
-    for point in points {
+    // Views over views; a view the parser leaves out (CHECK OPTION); a view with its trigger.
+    let chosen = ["view over a view", "CHECK OPTION", "INSTEAD OF"];
+    let cases: Vec<Case> = cases()
+        .into_iter()
+        .filter(|c| chosen.iter().any(|n| c.name.contains(n)))
+        .collect();
+    assert_eq!(cases.len(), chosen.len());
+    for (case, point) in cases
+        .iter()
+        .flat_map(|c| points.iter().map(move |p| (c, *p)))
+    {
+        let what = format!("{}, kill at {point}", case.name);
         let written = Project::new(Server::Postgres).await;
         let staged = Project::new(Server::Postgres).await;
         let r = role(&staged).await;
-        prepare(&written, &case, &r).await;
-        prepare(&staged, &case, &r).await;
-        let load = Load::start(&staged, &case, &r, WRITTEN).await;
+        prepare(&written, case, &r).await;
+        prepare(&staged, case, &r).await;
+        let load = Load::start(&staged, case, &r, WRITTEN).await;
         cut_off(&staged, point).await;
+        // Before the rerun: what the swap runs committed with it, or not at all.
+        let seen = staged.db.pg().await.query_one(case.read, &[]).await;
+        assert!(
+            seen.as_ref().is_ok_and(|r| r.get::<_, i64>(0) > 0),
+            "{what}: `{}` right after the kill: {seen:?}",
+            case.read
+        );
         let rerun = wait_bounded(staged.spawn(&["up", "--pace", "speed"]), 300, "rerun");
         let again = staged.run(&["up"]);
-        assert_eq!(rerun.code, 0, "rerun after a kill at {point}: {rerun:?}");
-        assert_eq!(again.code, 0, "and once more: {again:?}");
-        assert_eq!(
-            staged.states(),
-            vec![(1, "expanded".to_string())],
-            "{point}"
-        );
+        assert_eq!(rerun.code, 0, "{what}: rerun: {rerun:?}");
+        assert_eq!(again.code, 0, "{what}: and once more: {again:?}");
+        assert_eq!(staged.states(), vec![(1, "expanded".to_string())], "{what}");
         let complete = staged.run(&["complete"]);
-        let log = load.finish(&format!("kill at {point}")).await;
-        assert_eq!(
-            complete.code, 0,
-            "complete after a kill at {point}: {complete:?}"
-        );
+        let log = load.finish(&what).await;
+        assert_eq!(complete.code, 0, "{what}: complete: {complete:?}");
         replay(&written, &log, &["up", "--as-written"]).await;
-        failures.extend(compare(&format!("kill at {point}"), &written, &staged, &r).await);
+        failures.extend(compare(&what, &written, &staged, &r).await);
         let status = staged.states();
-        assert_eq!(status, vec![(1, "applied".to_string())], "{point}");
+        assert_eq!(status, vec![(1, "applied".to_string())], "{what}");
         drop_role(&[&staged, &written], &r).await;
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -689,6 +791,13 @@ async fn rollback_of_the_migration_cut_off_before_its_swap_restores_the_schema_a
             prepare(&staged, &case, &r).await;
             let load = Load::start(&staged, &case, &r, WRITTEN).await;
             cut_off(&staged, point).await;
+            // Before any rerun: the statements the swap runs committed with it, or not at all.
+            let seen = staged.db.pg().await.query_one(case.read, &[]).await;
+            assert!(
+                seen.as_ref().is_ok_and(|r| r.get::<_, i64>(0) > 0),
+                "{what}: `{}` right after the kill: {seen:?}",
+                case.read
+            );
             let state = staged.states();
             assert_eq!(state.len(), 1, "{what}: {state:?}");
             assert_ne!(state[0].1, "applied", "{what}: cut off");
@@ -777,6 +886,7 @@ async fn a_rollback_that_cannot_recreate_the_views_as_they_were_is_refused() {
             down: "SELECT 1;",
             read: "SELECT 1::bigint",
             as_role: false,
+            insert: None,
         };
         let written = Project::new(Server::Postgres).await;
         let staged = Project::new(Server::Postgres).await;

@@ -626,6 +626,14 @@ pub enum Fold {
     CreatePolicy(String, QName),
     /// `GRANT`/`REVOKE` on these tables or views only.
     Grant(Vec<QName>),
+    /// `CREATE [OR REPLACE] [CONSTRAINT] TRIGGER … ON r` (a view's INSTEAD OF trigger).
+    Trigger(QName),
+    /// `COMMENT ON VIEW r` or `COMMENT ON COLUMN r.x`.
+    Comment(QName),
+    /// `COMMENT ON POLICY p ON t`.
+    CommentPolicy(String, QName),
+    /// `CREATE [OR REPLACE] FUNCTION`: what a trigger after it may need.
+    Function { replace: bool },
 }
 
 /// The [`Fold`] a statement is, if any.
@@ -639,7 +647,10 @@ pub fn fold_of(st: &crate::analysis::ir::Stmt) -> Option<Fold> {
         }
         _ => None,
     };
-    match st.ast.as_deref()? {
+    let Some(ast) = st.ast.as_deref() else {
+        return fold_by_tokens(st);
+    };
+    match ast {
         Statement::Drop {
             object_type: ObjectType::View,
             names,
@@ -667,8 +678,113 @@ pub fn fold_of(st: &crate::analysis::ir::Stmt) -> Option<Fold> {
         )),
         Statement::Grant(g) => grant_objects(&g.objects),
         Statement::Revoke(r) => grant_objects(&r.objects),
+        _ => fold_by_tokens(st),
+    }
+}
+
+/// The statement's tokens, without whitespace and comments.
+fn fold_tokens(st: &crate::analysis::ir::Stmt) -> Vec<crate::analysis::tokens::Tok> {
+    crate::analysis::tokens::tokens(&st.sql, crate::target::EngineKind::Postgres)
+}
+
+/// An identifier token as PostgreSQL names it: quoted kept, unquoted ASCII-folded to lowercase
+/// (as [`crate::analysis::ir::fold_ident`]).
+fn tok_ident(t: Option<&crate::analysis::tokens::Tok>) -> Option<String> {
+    use crate::analysis::tokens::Tok;
+    match t? {
+        Tok::Word(w) => Some(w.to_ascii_lowercase()),
+        Tok::Quoted(q) => Some(q.clone()),
         _ => None,
     }
+}
+
+/// The dotted name starting at `toks[i]` (its parts) and the index after it.
+fn tok_dotted(toks: &[crate::analysis::tokens::Tok], mut i: usize) -> (Vec<String>, usize) {
+    use crate::analysis::tokens::Tok;
+    let mut parts = Vec::new();
+    while let Some(p) = tok_ident(toks.get(i)) {
+        parts.push(p);
+        i += 1;
+        if toks.get(i) != Some(&Tok::Punct('.')) {
+            break;
+        }
+        i += 1;
+    }
+    (parts, i)
+}
+
+/// The relation named by `parts` (schema.name or name); None for any other shape.
+fn tok_qname(parts: &[String]) -> Option<QName> {
+    match parts {
+        [n] => Some(QName {
+            schema: None,
+            name: n.clone(),
+        }),
+        [s, n] => Some(QName {
+            schema: Some(s.clone()),
+            name: n.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// What sluice's parser leaves unparsed (`CREATE VIEW … WITH CHECK OPTION`, `CREATE RECURSIVE
+/// VIEW`) or the AST does not carry plainly, read from the tokens: `CREATE [OR REPLACE]
+/// [RECURSIVE] VIEW v` (never TEMP or MATERIALIZED: they are not this shape), triggers, comments
+/// on views, their columns and policies, and functions.
+fn fold_by_tokens(st: &crate::analysis::ir::Stmt) -> Option<Fold> {
+    use crate::analysis::tokens::Tok;
+    let toks = fold_tokens(st);
+    let word = |i: usize, w: &str| matches!(toks.get(i), Some(Tok::Word(x)) if x == w);
+    if word(0, "CREATE") {
+        let mut i = 1;
+        let replace = word(1, "OR") && word(2, "REPLACE");
+        if replace {
+            i = 3;
+        }
+        if word(i, "RECURSIVE") && word(i + 1, "VIEW") {
+            i += 1;
+        }
+        if word(i, "VIEW") && st.ast.is_none() {
+            let (parts, _) = tok_dotted(&toks, i + 1);
+            return tok_qname(&parts).map(Fold::CreateView);
+        }
+        if word(i, "CONSTRAINT") {
+            i += 1;
+        }
+        if word(i, "TRIGGER") {
+            // The relation follows the first ON after the trigger's name and events.
+            let on = (i + 2..toks.len()).find(|&k| word(k, "ON"))?;
+            let (parts, _) = tok_dotted(&toks, on + 1);
+            return tok_qname(&parts).map(Fold::Trigger);
+        }
+        if word(i, "FUNCTION") {
+            return Some(Fold::Function { replace });
+        }
+        return None;
+    }
+    if word(0, "COMMENT") && word(1, "ON") {
+        if word(2, "VIEW") {
+            let (parts, _) = tok_dotted(&toks, 3);
+            return tok_qname(&parts).map(Fold::Comment);
+        }
+        if word(2, "COLUMN") {
+            let (parts, _) = tok_dotted(&toks, 3);
+            return parts
+                .split_last()
+                .and_then(|(_, rel)| tok_qname(rel))
+                .map(Fold::Comment);
+        }
+        if word(2, "POLICY") {
+            let p = tok_ident(toks.get(3))?;
+            if !word(4, "ON") {
+                return None;
+            }
+            let (parts, _) = tok_dotted(&toks, 5);
+            return tok_qname(&parts).map(|t| Fold::CommentPolicy(p, t));
+        }
+    }
+    None
 }
 
 /// The statements of a migration around a staged type change that its swap runs: the `DROP VIEW`
@@ -717,8 +833,23 @@ impl Around {
         let (views, policies) = (a.views.clone(), a.policies.clone());
         let mut created: Vec<QName> = Vec::new();
         let mut created_policies: Vec<(String, QName)> = Vec::new();
+        // Functions after the re-creations join only with the trigger after them that needs them:
+        // run in the swap too, the view never exists without its trigger (a CREATE [OR
+        // REPLACE] FUNCTION is transactional, and the swap runs the statements in their order).
+        let mut functions: Vec<usize> = Vec::new();
+        // A plain CREATE FUNCTION moved in: run again by a rollback it would fail (the function
+        // outlives the DROP VIEW), so the old column is not kept for one.
+        let mut plain_function = false;
         for (k, f) in folds.iter().enumerate().skip(i + 1) {
+            let is_view = |r: &QName| created.iter().any(|c| c.matches(r));
             match f {
+                Some(Fold::Function { .. }) => {
+                    functions.push(k);
+                    continue;
+                }
+                Some(Fold::Trigger(r)) if is_view(r) => {}
+                // Anything else after a function: the function runs as written, where it is.
+                _ if !functions.is_empty() => break,
                 Some(Fold::CreateView(v)) if views.iter().any(|d| d.matches(v)) => {
                     created.push(v.clone())
                 }
@@ -728,13 +859,22 @@ impl Around {
                     created_policies.push((p.clone(), t.clone()))
                 }
                 Some(Fold::Grant(objects))
-                    if !objects.is_empty()
-                        && objects.iter().all(|o| created.iter().any(|c| c.matches(o))) => {}
+                    if !objects.is_empty() && objects.iter().all(&is_view) => {}
+                Some(Fold::Comment(r)) if is_view(r) => {}
+                Some(Fold::CommentPolicy(p, t))
+                    if created_policies
+                        .iter()
+                        .any(|(n, tt)| n == p && tt.matches(t)) => {}
                 _ => break,
+            }
+            for f in functions.drain(..) {
+                plain_function |= matches!(folds[f], Some(Fold::Function { replace: false }));
+                a.after.push((f, sql[f].to_string()));
             }
             a.after.push((k, sql[k].to_string()));
         }
-        a.recreated = views.iter().all(|d| created.iter().any(|c| d.matches(c)))
+        a.recreated = !plain_function
+            && views.iter().all(|d| created.iter().any(|c| d.matches(c)))
             && policies.iter().all(|(n, t)| {
                 created_policies
                     .iter()
@@ -2481,6 +2621,59 @@ mod tests {
             assert_eq!(got(&a.before), *before, "{sql}");
             assert_eq!(got(&a.after), *after, "{sql}");
         }
+    }
+
+    #[test]
+    fn recreations_the_parser_leaves_out_and_what_belongs_to_them_move_into_the_swap() {
+        // (migration, statements run last in the swap, the old column can be kept)
+        let d = "DROP VIEW v; ALTER TABLE t ALTER COLUMN id TYPE bigint;";
+        let cases: &[(&str, &[usize], bool)] = &[
+            // Unparsed by sluice's parser: recognised from the tokens.
+            ("CREATE VIEW v AS SELECT id FROM t WHERE id > 0 WITH CHECK OPTION;", &[2], true),
+            ("CREATE OR REPLACE VIEW v AS SELECT id FROM t WITH LOCAL CHECK OPTION;", &[2], true),
+            ("CREATE VIEW public.v AS SELECT id FROM t WITH CASCADED CHECK OPTION;", &[2], true),
+            ("CREATE RECURSIVE VIEW v (id) AS SELECT 1::bigint UNION ALL SELECT id + 1 FROM v WHERE id < 3;", &[2], true),
+            ("CREATE OR REPLACE RECURSIVE VIEW v (id) AS SELECT 1 UNION ALL SELECT id + 1 FROM v WHERE id < 3;", &[2], true),
+            // Another name, another case, a temporary view: not the re-creation.
+            ("CREATE VIEW w AS SELECT id FROM t WITH CHECK OPTION;", &[], false),
+            ("CREATE VIEW \"V\" AS SELECT id FROM t WITH CHECK OPTION;", &[], false),
+            ("CREATE TEMP RECURSIVE VIEW v (id) AS SELECT 1 UNION ALL SELECT id + 1 FROM v WHERE id < 3;", &[], false),
+            // A view's trigger, and the function it needs between.
+            ("CREATE VIEW v AS SELECT id FROM t; CREATE TRIGGER vi INSTEAD OF INSERT ON v FOR EACH ROW EXECUTE FUNCTION f();", &[2, 3], true),
+            ("CREATE VIEW v AS SELECT id FROM t; CREATE OR REPLACE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN INSERT INTO t (id) VALUES (NEW.id); RETURN NEW; END$$; CREATE TRIGGER vi INSTEAD OF INSERT OR UPDATE ON public.v FOR EACH ROW EXECUTE FUNCTION f();", &[2, 3, 4], true),
+            // A plain CREATE FUNCTION moves too, but a rollback could not run it again.
+            ("CREATE VIEW v AS SELECT id FROM t; CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RETURN NEW; END$$; CREATE TRIGGER vi INSTEAD OF INSERT ON v FOR EACH ROW EXECUTE FUNCTION f();", &[2, 3, 4], false),
+            // A function no trigger follows stays where it is, and so does what comes after it.
+            ("CREATE VIEW v AS SELECT id FROM t; CREATE OR REPLACE FUNCTION f() RETURNS int LANGUAGE sql AS 'SELECT 1'; COMMENT ON VIEW v IS 'x';", &[2], true),
+            // A trigger on another relation.
+            ("CREATE VIEW v AS SELECT id FROM t; CREATE TRIGGER tr AFTER INSERT ON t FOR EACH ROW EXECUTE FUNCTION f();", &[2], true),
+            // Comments on the re-created view and its columns.
+            ("CREATE VIEW v AS SELECT id FROM t; COMMENT ON VIEW v IS 'v'; COMMENT ON COLUMN v.id IS 'id'; COMMENT ON COLUMN public.v.id IS 'id';", &[2, 3, 4, 5], true),
+            ("CREATE VIEW v AS SELECT id FROM t; COMMENT ON COLUMN t.id IS 'id';", &[2], true),
+            ("CREATE VIEW v AS SELECT id FROM t WITH CHECK OPTION; GRANT SELECT ON v TO r; COMMENT ON VIEW v IS 'v';", &[2, 3, 4], true),
+        ];
+        // Why the tokens: sluice's parser leaves these out (no AST to read the name from).
+        for unparsed in &cases[..5] {
+            let split = crate::sql::split(crate::target::EngineKind::Postgres, unparsed.0).unwrap();
+            let st = crate::analysis::ir::build(
+                crate::target::EngineKind::Postgres,
+                0,
+                &split[0],
+                0,
+                &split[0].sql,
+            );
+            assert!(st.ast.is_none(), "{}", unparsed.0);
+        }
+        for (after, want, kept) in cases {
+            let sql = format!("{d} {after}");
+            let (a, _) = around_in(&sql);
+            let got: Vec<usize> = a.after.iter().map(|(k, _)| *k).collect();
+            assert_eq!(got, *want, "{sql}");
+            assert_eq!(a.keepable(), *kept, "{sql}");
+        }
+        // A policy's comment after its re-creation.
+        let (a, _) = around_in("DROP POLICY p ON t; ALTER TABLE t ALTER COLUMN id TYPE bigint; CREATE POLICY p ON t USING (id > 0); COMMENT ON POLICY p ON t IS 'p'; COMMENT ON POLICY q ON t IS 'q';");
+        assert_eq!(a.after.iter().map(|(k, _)| *k).collect::<Vec<_>>(), [2, 3]);
     }
 
     #[test]

@@ -127,7 +127,10 @@ pub(super) async fn stage_type_changes(
                     using,
                     ..
                 } if i >= resume_from && !created.iter().any(|c| c.matches(table)) => {
-                    let Some(old) = engine.column_type(&table.display(), column).await? else {
+                    // The engine resolves SQL (to_regclass): the name quoted as the statement
+                    // wrote it, or "Orders" would be looked up as orders and never found.
+                    let name = crate::quote::qname(target.engine, table);
+                    let Some(old) = engine.column_type(&name, column).await? else {
                         continue;
                     };
                     // `USING col` or `USING col::newtype` changes nothing about the rewrite question.
@@ -154,7 +157,7 @@ pub(super) async fn stage_type_changes(
                     // the swap) are left to the swap: the table is staged whatever its size.
                     let dropped_unrun =
                         around.before.first().is_some_and(|(k, _)| *k < resume_from);
-                    if let Some(rows) = engine.rows_below(&table.display(), below).await? {
+                    if let Some(rows) = engine.rows_below(&name, below).await? {
                         if !dropped_unrun {
                             out.push((i, TypeChange::Small(small_table_note(rows, below))));
                             continue;
@@ -165,10 +168,6 @@ pub(super) async fn stage_type_changes(
                     } else if touched.iter().any(|t| t.matches(table)) {
                         Err(format!("an earlier statement of this migration changes {table}, and the staged form is planned from the table as it is before the migration: put the type change first or in a migration of its own"))
                     } else {
-                        let name = match &table.schema {
-                            Some(sc) => crate::quote::pg::qualified(sc, &table.name),
-                            None => crate::quote::pg::ident(&table.name),
-                        };
                         let cat = engine.column_catalog(&name, column).await?;
                         let stray = match &cat {
                             Some(cat) => {
