@@ -47,7 +47,7 @@ const VIEW_SHAPE: &str = "-- sluice:up\nDROP VIEW tv;\nALTER TABLE t ALTER COLUM
 
 /// The view shape with one more statement after it: not kept (the rollback could not undo that
 /// statement), so each referencing column is swapped without keeping its old one.
-const VIEW_SHAPE_AND_MORE: &str = "-- sluice:up\nDROP VIEW tv;\nALTER TABLE t ALTER COLUMN id TYPE bigint;\nCREATE VIEW tv AS SELECT id, note FROM t;\nCOMMENT ON VIEW tv IS 'widened';\n";
+const VIEW_SHAPE_AND_MORE: &str = "-- sluice:up\nDROP VIEW tv;\nALTER TABLE t ALTER COLUMN id TYPE bigint;\nCREATE VIEW tv AS SELECT id, note FROM t;\nCOMMENT ON TABLE c IS 'widened';\n";
 
 /// Killed after every step of the child's change (`child-step-done@n`), `rollback` undoes the
 /// run while the child still has its type. Once the child has the new type it is refused (exit
