@@ -91,6 +91,13 @@ async fn a_widened_child_refuses_the_rollback(shape: &str, kept: bool) {
                     rb.stderr.contains(why) && rb.stderr.contains("public.c.tid"),
                     "@{n}, kept {kept}: {rb:?}"
                 );
+                // The way out it names exists: the not-kept shape has no down part to point to.
+                let help = if kept {
+                    "then `sluice rollback` swaps it back while it is expanded"
+                } else {
+                    "the migration has no down part, so undoing it afterwards takes a new migration"
+                };
+                assert!(rb.stderr.contains(help), "@{n}, kept {kept}: {rb:?}");
                 assert_eq!(dump(&p), cut, "@{n}: nothing changed");
                 assert_eq!(p.states(), vec![(1, "interrupted".to_string())], "@{n}");
             } else if attempt == 1 {

@@ -3146,6 +3146,9 @@ async fn abandon_type_change(
             ),
             if kept_lifecycle {
                 "finish it with `sluice up` (it resumes where it stopped), then `sluice rollback` swaps it back while it is expanded"
+            } else if m.irreversible.is_some() || m.part(Direction::Down).is_none() {
+                // No down part to point to.
+                "finish it with `sluice up` (it resumes where it stopped); the migration has no down part, so undoing it afterwards takes a new migration"
             } else {
                 "finish it with `sluice up` (it resumes where it stopped), then `sluice down` rolls it back"
             },
