@@ -500,7 +500,7 @@ pub(super) async fn run_part(
                     {
                         let held = Held::default();
                         held.record(attempt, granted);
-                        say_held(about, held.get(), ctx);
+                        say_held(about, held.get(), engine.target().engine, ctx);
                     }
                 }
                 if staged.is_some() {

@@ -214,7 +214,7 @@ pub(crate) async fn run_steps(
                 // A step that blocks every query on the table says how long it held the lock
                 // (the attempt that succeeded, from BEGIN to COMMIT), so "short" is a number.
                 if outcome.is_ok() && about.bounded() {
-                    say_held(about, held.get(), ctx);
+                    say_held(about, held.get(), engine.target().engine, ctx);
                 }
                 outcome
             }
@@ -299,6 +299,7 @@ pub(crate) async fn run_steps(
 pub(crate) fn say_held(
     about: &crate::plan::staged::About,
     (wait, held): (Duration, Duration),
+    kind: crate::target::EngineKind,
     ctx: &RunContext,
 ) {
     // The description up to its first ':' or ',' outside parentheses (a parenthesised aside
@@ -332,7 +333,18 @@ pub(crate) fn say_held(
             .as_deref()
             .map(|l| format!("{}: ", l.trim_end_matches(':')))
             .unwrap_or_default(),
-        about.lock.name(),
+        // MariaDB/MySQL take no PostgreSQL lock modes: their exclusive steps hold the table's
+        // write lock (`LOCK TABLES … WRITE` or the DDL's exclusive metadata lock).
+        match (kind, about.lock) {
+            (
+                crate::target::EngineKind::MariaDb | crate::target::EngineKind::MySql,
+                crate::plan::staged::Lock::AccessExclusive | crate::plan::staged::Lock::Exclusive,
+            ) => "the table's write lock",
+            (crate::target::EngineKind::MariaDb | crate::target::EngineKind::MySql, _) => {
+                "its lock"
+            }
+            _ => about.lock.name(),
+        },
         held.as_secs_f64() * 1000.0
     ));
 }
