@@ -558,9 +558,16 @@ pub fn plan_report(r: &sluice_core::runner::PlanReport, as_json: bool) {
                     ""
                 }
             );
+            // A statement `up` refuses does not run online: its online lines say what
+            // `--as-written` would send.
+            let refused = sp.actions.iter().any(|a| a.refused.is_some());
             if let Some(lines) = &sp.online {
                 for l in lines {
-                    outln!("    {}", l.trim());
+                    if refused {
+                        outln!("    with --as-written, {}", l.trim());
+                    } else {
+                        outln!("    {}", l.trim());
+                    }
                 }
             }
             for a in &sp.actions {

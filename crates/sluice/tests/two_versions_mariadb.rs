@@ -979,3 +979,27 @@ async fn the_backfill_pauses_on_the_online_copys_throttle() {
         .unwrap();
     assert_eq!(unequal, 0);
 }
+
+/// A rename `up` refuses (a referenced key column) does not run online: `plan` says what its
+/// online line would send only under `--as-written`, never "online: instant" beside "no safe form".
+#[tokio::test]
+async fn plan_of_a_refused_rename_puts_its_online_form_under_as_written() {
+    let p = Project::new(Server::MariaDb).await;
+    p.write(
+        "1_create.sql",
+        "CREATE TABLE p (id int PRIMARY KEY);\nCREATE TABLE c (id int PRIMARY KEY, pid int, FOREIGN KEY (pid) REFERENCES p (id));\n",
+    );
+    ok(&p.run(&["up"]), "create");
+    p.write(
+        "2_rename.sql",
+        "-- sluice:up\nALTER TABLE p RENAME COLUMN id TO pid2;\n",
+    );
+    let plan = p.run(&["plan"]);
+    let all = plan.all();
+    assert!(all.contains("no safe form"), "{plan:?}");
+    assert!(
+        all.contains("with --as-written, online: instant")
+            && !all.lines().any(|l| l.trim_start().starts_with("online: ")),
+        "{plan:?}"
+    );
+}
