@@ -632,15 +632,18 @@ pub struct OldDirective {
 /// `<column> = <expression>` of an old directive: None when it is not of that form.
 fn old_assignment(rest: &str) -> Option<(String, String)> {
     let rest = rest.trim();
-    let (column, after) = if let Some(q) = rest.strip_prefix('"') {
-        // A quoted name: `""` stands for one quote.
+    // A quoted name: `"..."` (PostgreSQL) or `` `...` `` (MariaDB, MySQL); a doubled quote
+    // stands for one.
+    let quote = rest.chars().next().filter(|c| *c == '"' || *c == '`');
+    let (column, after) = if let Some(qc) = quote {
+        let q = &rest[1..];
         let mut name = String::new();
         let mut chars = q.char_indices().peekable();
         let mut end = None;
         while let Some((i, c)) = chars.next() {
-            if c == '"' {
-                if chars.peek().map(|(_, n)| *n) == Some('"') {
-                    name.push('"');
+            if c == qc {
+                if chars.peek().map(|(_, n)| *n) == Some(qc) {
+                    name.push(qc);
                     chars.next();
                 } else {
                     end = Some(i + 1);
@@ -1224,6 +1227,18 @@ mod tests {
             [("a", "split_part(f, ' ', 1)"), ("B\"x", "f")]
         );
         assert!(m.up.sql[d[1].end..].starts_with("ALTER TABLE u DROP"));
+        // MariaDB's quoted names: a space, a doubled backtick.
+        let m = parse("-- sluice:up\n-- sluice:old `n m` = CONCAT(f, ' ')\n-- sluice:old `b``q`=f\nALTER TABLE u DROP COLUMN `n m`, DROP COLUMN `b``q`;\n").unwrap();
+        assert_eq!(
+            super::old_directives(&m.up.sql)
+                .iter()
+                .map(|d| (d.column.clone(), d.expr.clone()))
+                .collect::<Vec<_>>(),
+            [
+                ("n m".to_string(), "CONCAT(f, ' ')".to_string()),
+                ("b`q".to_string(), "f".to_string())
+            ]
+        );
         // Inside quotes, `;`, `--` and `/*` are the expression's own.
         let m = parse("-- sluice:up\n-- sluice:old a = f || ';--/*' || \"g--h\"\nALTER TABLE u DROP COLUMN a;\n").unwrap();
         assert_eq!(

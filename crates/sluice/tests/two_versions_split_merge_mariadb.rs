@@ -690,6 +690,20 @@ async fn what_the_phases_cannot_carry_is_refused_before_anything_changes() {
             "generated column",
             2,
         ),
+        (
+            "CREATE TABLE t (id int PRIMARY KEY, name varchar(81) NOT NULL) ROW_FORMAT=COMPRESSED",
+            "-- sluice:old name = CONCAT(first_name, ' ', last_name)\n",
+            "the table is ROW_FORMAT=COMPRESSED",
+            "compressed",
+            2,
+        ),
+        (
+            "CREATE TABLE t (id int PRIMARY KEY, name varchar(81) NOT NULL CHECK (CHAR_LENGTH(name) > 3))",
+            "-- sluice:old name = CONCAT(first_name, ' ', last_name)\n",
+            "column name has a CHECK of its own",
+            "inline check",
+            2,
+        ),
     ];
     for (setup, old, why, what, code) in cases {
         let p = Project::new(Server::MariaDb).await;
@@ -786,4 +800,210 @@ async fn a_where_and_a_read_column_follow_the_update_as_written() {
         db.query_drop(s).await.unwrap();
     }
     assert_same_as_twin(&mut db, "t", "twin", "total").await;
+}
+
+/// A `complete` over an expand phase that is partly gone (a rollback killed after its schema
+/// change, before its record; a trigger dropped by hand) would drop the dropped columns, whose
+/// data then exists nowhere else: refused (exit 11) with the fix (rerun `sluice rollback`), the
+/// table and history unchanged, twice; the rollback rerun converges on the table as before with
+/// the new version's write kept in the old columns.
+#[tokio::test]
+async fn complete_refuses_an_expand_phase_a_cut_off_rollback_left_behind() {
+    type Break = fn(&Project) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + '_>>;
+    let cases: &[(&str, Break)] = &[
+        ("rollback killed before its record", |p| {
+            Box::pin(async move { killed(p, &["rollback"], "before-commit") })
+        }),
+        ("a trigger dropped", |p| {
+            Box::pin(async move {
+                let mut db = p.db.my().await;
+                db.query_drop("DROP TRIGGER t_name_sluice_smu")
+                    .await
+                    .unwrap();
+            })
+        }),
+    ];
+    for (what, cut) in cases {
+        let case = &SPLIT;
+        let p = Project::new(Server::MariaDb).await;
+        p.write("1_create.sql", &case.create());
+        ok(&p.run(&["up"]), "create");
+        let mut db = p.db.my().await;
+        let before = show_create(&mut db, "t").await;
+        p.write("2_split_merge.sql", case.migration);
+        ok(&p.run(&["up"]), "expand");
+        // The new version's write: only `name` keeps it once the added columns are gone.
+        db.query_drop("UPDATE t SET first_name = 'Zed', last_name = 'Kay' WHERE id = 3")
+            .await
+            .unwrap();
+        cut(&p).await;
+        assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "{what}");
+        let table = show_create(&mut db, "t").await;
+        let mut first: Option<String> = None;
+        for round in 0..2 {
+            let r = p.run(&["complete"]);
+            assert_eq!(r.code, 11, "{what} round {round}: {r:?}");
+            assert!(
+                r.stderr.contains("run `sluice rollback` again"),
+                "{what}: {r:?}"
+            );
+            assert!(r.stderr.contains("would lose the data"), "{what}: {r:?}");
+            assert_eq!(first.get_or_insert(r.stderr.clone()), &r.stderr, "{what}");
+            assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "{what}");
+            assert_eq!(show_create(&mut db, "t").await, table, "{what}");
+        }
+        for _ in 0..2 {
+            ok(&p.run(&["rollback"]), "rollback rerun");
+            assert_eq!(state_of(&p, 2).as_deref(), Some("pending"), "{what}");
+            assert_eq!(show_create(&mut db, "t").await, before, "{what}");
+            assert_eq!(triggers(&mut db).await, 0, "{what}");
+        }
+        let name: String = db
+            .query_first("SELECT name FROM t WHERE id = 3")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(name, "Zed Kay", "{what}");
+    }
+}
+
+/// One split or merge whose expressions the triggers run as written (on the row as a derived
+/// table named like the table): the setup (table `t`, seeded), the migration's up part, the two
+/// versions' writes while expanded, and `t`'s rows as `CONCAT_WS('|', ...)` by id, while
+/// expanded (every column) and after complete (what is left).
+struct AsWritten {
+    what: &'static str,
+    setup: &'static str,
+    migration: &'static str,
+    writes: &'static [&'static str],
+    expanded: (&'static str, &'static [&'static str]),
+    completed: (&'static str, &'static [&'static str]),
+}
+
+const AS_WRITTEN: &[AsWritten] = &[
+    AsWritten {
+        what: "a correlated subquery: its own columns are its table's, t.status the row's",
+        setup: "CREATE TABLE statuses (id int PRIMARY KEY, status varchar(10) NOT NULL);\nINSERT INTO statuses VALUES (1, 'a'), (2, 'b'), (3, 'c');\nCREATE TABLE t (id int NOT NULL AUTO_INCREMENT PRIMARY KEY, status varchar(10) NOT NULL, note int);\nINSERT INTO t (status, note) VALUES ('a', 1), ('b', 2);\n",
+        migration: "ALTER TABLE t ADD COLUMN status_id int;\nUPDATE t SET status_id = (SELECT s.id FROM statuses s WHERE s.status = t.status);\n-- sluice:old status = (SELECT s.status FROM statuses s WHERE s.id = status_id)\nALTER TABLE t DROP COLUMN status;\n",
+        writes: &[
+            "INSERT INTO t (status, note) VALUES ('c', 3)", // old: status_id 3
+            "INSERT INTO t (status_id, note) VALUES (2, 4)", // new: status b
+            "UPDATE t SET status_id = 3 WHERE id = 1", // new: status c
+            "UPDATE t SET status = 'a' WHERE id = 2", // old: status_id 1
+            // new, INSERT ... SELECT and ... WITH leaving the NOT NULL status out
+            "INSERT INTO t (status_id, note) SELECT 1, 5",
+            "INSERT INTO t (status_id, note) WITH x AS (SELECT 2 AS s) SELECT s, 6 FROM x",
+        ],
+        expanded: (
+            "SELECT CONCAT_WS('|', id, status, status_id, note) FROM t ORDER BY id",
+            &["1|c|3|1", "2|a|1|2", "3|c|3|3", "4|b|2|4", "5|a|1|5", "6|b|2|6"],
+        ),
+        completed: (
+            "SELECT CONCAT_WS('|', id, status_id, note) FROM t ORDER BY id",
+            &["1|3|1", "2|1|2", "3|3|3", "4|2|4", "5|1|5", "6|2|6"],
+        ),
+    },
+    AsWritten {
+        what: "BINARY, a charset introducer, MOD()",
+        setup: "CREATE TABLE t (id int NOT NULL AUTO_INCREMENT PRIMARY KEY, name varchar(20) NOT NULL, n int NOT NULL);\nINSERT INTO t (name, n) VALUES ('x', 17), ('X', 250);\n",
+        migration: "ALTER TABLE t ADD COLUMN is_x int, ADD COLUMN tag varchar(40);\nUPDATE t SET is_x = BINARY name = 'x', tag = CONCAT(_utf8mb4'n', MOD(n, 10), '/', FLOOR(n / 100));\n-- sluice:old name = IF(is_x, _latin1'x', 'X')\n-- sluice:old n = CAST(SUBSTRING(tag, 2, 1) AS SIGNED)\nALTER TABLE t DROP COLUMN name, DROP COLUMN n;\n",
+        writes: &[
+            "INSERT INTO t (name, n) VALUES ('X', 3)", // old
+            "INSERT INTO t (is_x, tag) VALUES (1, 'n4/0')", // new
+            "UPDATE t SET name = 'x' WHERE id = 2", // old: is_x 1
+            "INSERT INTO t (is_x, tag) SELECT 0, 'n5/0'", // new, INSERT ... SELECT
+        ],
+        expanded: (
+            "SELECT CONCAT_WS('|', id, name, n, is_x, tag) FROM t ORDER BY id",
+            &["1|x|17|1|n7/0", "2|x|250|1|n0/2", "3|X|3|0|n3/0", "4|x|4|1|n4/0", "5|X|5|0|n5/0"],
+        ),
+        completed: (
+            "SELECT CONCAT_WS('|', id, is_x, tag) FROM t ORDER BY id",
+            &["1|1|n7/0", "2|1|n0/2", "3|0|n3/0", "4|1|n4/0", "5|0|n5/0"],
+        ),
+    },
+    AsWritten {
+        what: "a dropped column named with a space, a column named with a backtick",
+        setup: "CREATE TABLE t (id int NOT NULL AUTO_INCREMENT PRIMARY KEY, `n m` varchar(81) NOT NULL, `b``q` int);\nINSERT INTO t (`n m`, `b``q`) VALUES ('Ann/Lee', 1);\n",
+        migration: "ALTER TABLE t ADD COLUMN first varchar(40), ADD COLUMN last varchar(40);\nUPDATE t SET first = SUBSTRING_INDEX(`n m`, '/', 1), last = SUBSTRING_INDEX(`n m`, '/', -1);\n-- sluice:old `n m` = CONCAT(first, '/', last)\nALTER TABLE t DROP COLUMN `n m`;\n",
+        writes: &[
+            "INSERT INTO t (`n m`, `b``q`) VALUES ('Bo/Kay', 2)", // old
+            "INSERT INTO t (first, last, `b``q`) VALUES ('Cy', 'Day', 3)", // new
+            "INSERT INTO t (first, last) SELECT 'Di', 'Eve'", // new, INSERT ... SELECT
+        ],
+        expanded: (
+            "SELECT CONCAT_WS('|', id, `n m`, first, last) FROM t ORDER BY id",
+            &["1|Ann/Lee|Ann|Lee", "2|Bo/Kay|Bo|Kay", "3|Cy/Day|Cy|Day", "4|Di/Eve|Di|Eve"],
+        ),
+        completed: (
+            "SELECT CONCAT_WS('|', id, first, last) FROM t ORDER BY id",
+            &["1|Ann|Lee", "2|Bo|Kay", "3|Cy|Day", "4|Di|Eve"],
+        ),
+    },
+    AsWritten {
+        what: "a JSON column (its implicit json_valid check stays allowed)",
+        setup: "CREATE TABLE t (id int NOT NULL AUTO_INCREMENT PRIMARY KEY, doc json NOT NULL);\nINSERT INTO t (doc) VALUES ('{\"a\": 1}');\n",
+        migration: "ALTER TABLE t ADD COLUMN a int;\nUPDATE t SET a = JSON_VALUE(doc, '$.a');\n-- sluice:old doc = JSON_OBJECT('a', a)\nALTER TABLE t DROP COLUMN doc;\n",
+        writes: &[
+            "INSERT INTO t (doc) VALUES ('{\"a\": 2}')",
+            "INSERT INTO t (a) VALUES (3)",
+            "INSERT INTO t (a) SELECT 4",
+        ],
+        expanded: (
+            "SELECT CONCAT_WS('|', id, doc, a) FROM t ORDER BY id",
+            &["1|{\"a\": 1}|1", "2|{\"a\": 2}|2", "3|{\"a\": 3}|3", "4|{\"a\": 4}|4"],
+        ),
+        completed: (
+            "SELECT CONCAT_WS('|', id, a) FROM t ORDER BY id",
+            &["1|1", "2|2", "3|3", "4|4"],
+        ),
+    },
+];
+
+async fn texts(db: &mut Conn, sql: &str) -> Vec<String> {
+    db.query(sql).await.unwrap()
+}
+
+/// The triggers and the backfill run each expression as written: a correlated subquery keeps its
+/// own columns, `BINARY`, introducers, backslash escapes, `MOD`, `INTERVAL()` keep their meaning;
+/// the new version's INSERT ... SELECT / ... WITH that leaves a NOT NULL dropped column out
+/// works; a dropped column named with a space or a backtick is found. 0 client errors, each row
+/// exactly as expected while expanded and after complete; a rollback restores SHOW CREATE TABLE.
+#[tokio::test]
+async fn expressions_run_as_written_on_the_row() {
+    for case in AS_WRITTEN {
+        for end in ["complete", "rollback"] {
+            let what = format!("{} ({end})", case.what);
+            let p = Project::new(Server::MariaDb).await;
+            p.write("1_create.sql", &format!("-- sluice:up\n{}", case.setup));
+            ok(&p.run(&["up"]), "create");
+            let mut db = p.db.my().await;
+            let before = show_create(&mut db, "t").await;
+            p.write("2_split.sql", &format!("-- sluice:up\n{}", case.migration));
+            let r = p.run(&["up"]);
+            assert_eq!(r.code, 0, "{what}: {r:?}");
+            for w in case.writes {
+                if let Err(e) = db.query_drop(*w).await {
+                    panic!("{what}: {w}: {e}");
+                }
+            }
+            assert_eq!(
+                texts(&mut db, case.expanded.0).await,
+                case.expanded.1,
+                "{what}"
+            );
+            if end == "complete" {
+                ok(&p.run(&["complete"]), &what);
+                assert_eq!(
+                    texts(&mut db, case.completed.0).await,
+                    case.completed.1,
+                    "{what}"
+                );
+            } else {
+                ok(&p.run(&["rollback"]), &what);
+                assert_eq!(show_create(&mut db, "t").await, before, "{what}");
+            }
+            assert_eq!(triggers(&mut db).await, 0, "{what}");
+        }
+    }
 }

@@ -1182,6 +1182,21 @@ async fn phases_live(
                     f.add_algorithm = impact.algorithm;
                 }
             }
+            let triggers = engine
+                .query_text(&format!(
+                    "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = {} AND EVENT_OBJECT_TABLE = {}",
+                    table
+                        .schema
+                        .as_deref()
+                        .map(crate::quote::mysql::literal)
+                        .unwrap_or_else(|| "DATABASE()".into()),
+                    crate::quote::mysql::literal(&table.name)
+                ))
+                .await?;
+            f.triggers_present = triggers
+                .into_iter()
+                .filter_map(|r| r.into_iter().next().flatten())
+                .collect();
             f.drop = drop;
             phases(b, st, &f).map_err(|why| {
                 file_err(format!(
@@ -2814,6 +2829,15 @@ pub(crate) async fn complete_locked(
             )
         })?;
         let phases = phases_live(engine, m, &s, &st, &b).await?;
+        if let Some(why) = &phases.complete_refusal {
+            return Err(Error::lifecycle(
+                format!(
+                    "the contract phase of {} is refused (nothing was changed, the migration stays expanded): {why}",
+                    m.label()
+                ),
+                "run `sluice rollback` again: it finishes what the cut-off rollback began",
+            ));
+        }
         contract(engine, m, r.clone(), &phases, ctx).await?;
         done.push(m.version);
     }

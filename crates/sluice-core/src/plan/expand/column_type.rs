@@ -250,6 +250,7 @@ pub fn phases(
         complete,
         rollback: vec![swap],
         rollback_refusal: None,
+        complete_refusal: None,
         rollback_guard: std::iter::once((
             cat.column.clone(),
             format!(

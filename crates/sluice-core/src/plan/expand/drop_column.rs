@@ -260,6 +260,7 @@ pub fn phases(
         complete,
         rollback,
         rollback_refusal: None,
+        complete_refusal: None,
         rollback_guard,
         guard: super::Guard::NotNull,
         rollback_prepare,

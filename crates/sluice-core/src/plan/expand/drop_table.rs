@@ -164,6 +164,7 @@ fn nothing(table: &str) -> Phases {
         complete: vec![],
         rollback: vec![],
         rollback_refusal: None,
+        complete_refusal: None,
         rollback_guard: vec![],
         guard: super::Guard::NotNull,
         rollback_prepare: vec![],

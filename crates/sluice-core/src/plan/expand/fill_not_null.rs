@@ -310,6 +310,7 @@ pub fn phases(cat: &ColumnCatalog, expr: &str, version: i64) -> Result<Phases, S
         complete,
         rollback,
         rollback_refusal: None,
+        complete_refusal: None,
         rollback_guard: vec![],
         guard: super::Guard::NotNull,
         rollback_prepare: vec![],

@@ -557,6 +557,10 @@ pub struct Phases {
     /// facts show cannot be rolled back; MariaDB signals the same message from a block in
     /// `rollback`).
     pub rollback_refusal: Option<String>,
+    /// A state `complete` must not contract (refused before anything runs, exit 11): e.g. a
+    /// rollback cut off after it dropped the added columns, where the DROP would lose the only
+    /// copy of the data.
+    pub complete_refusal: Option<String>,
     /// Before `sluice rollback` changes anything: (column, a query counting the rows that keep the
     /// rollback from restoring the column's NOT NULL). Any row: the rollback is refused.
     pub rollback_guard: Vec<(String, String)>,

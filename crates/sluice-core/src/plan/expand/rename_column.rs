@@ -325,6 +325,7 @@ pub fn phases(
         complete,
         rollback,
         rollback_refusal: None,
+        complete_refusal: None,
         rollback_guard: vec![],
         guard: super::Guard::NotNull,
         rollback_prepare: vec![],

@@ -63,6 +63,96 @@ use std::ops::ControlFlow;
 /// columns other than the added ones. `reverse` is left empty (the directives are read by the
 /// lifecycle). Anything else: None (it runs as before). Any engine: MariaDB/MySQL run their
 /// phases from `split_merge_mysql`.
+/// The SET list's expressions and the WHERE of a MariaDB/MySQL `UPDATE t SET a = e, ... [WHERE
+/// w]` exactly as written (a lexical scan: quotes with backslash escapes, comments, parentheses).
+/// None: not that shape.
+fn as_written_set(sql: &str) -> Option<(Vec<String>, Option<String>)> {
+    let sql = sql.trim().trim_end_matches(';').trim_end();
+    let b = sql.as_bytes();
+    // Top-level pieces: (start, end) of each byte run between separators at depth 0.
+    let (mut i, mut depth) = (0usize, 0i32);
+    let mut set_at = None;
+    let mut where_at = None;
+    let mut commas = Vec::new();
+    let word_at = |i: usize, w: &str| {
+        let end = i + w.len();
+        end <= b.len()
+            && sql[i..end].eq_ignore_ascii_case(w)
+            && (i == 0 || !(b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_'))
+            && b.get(end)
+                .is_none_or(|c| !(c.is_ascii_alphanumeric() || *c == b'_'))
+    };
+    while i < b.len() {
+        match b[i] {
+            q @ (b'\'' | b'"' | b'`') => {
+                i += 1;
+                while i < b.len() {
+                    if b[i] == b'\\' && q != b'`' {
+                        i += 2;
+                    } else if b[i] == q {
+                        if b.get(i + 1) == Some(&q) {
+                            i += 2;
+                        } else {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+            }
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                i = sql[i..].find('\n').map_or(b.len(), |n| i + n);
+            }
+            b'#' => i = sql[i..].find('\n').map_or(b.len(), |n| i + n),
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                i = sql[i + 2..].find("*/").map_or(b.len(), |n| i + 2 + n + 1);
+            }
+            b'(' => depth += 1,
+            b')' => depth -= 1,
+            b',' if depth == 0 && set_at.is_some() && where_at.is_none() => commas.push(i),
+            _ if depth == 0 && set_at.is_none() && word_at(i, "SET") => set_at = Some(i + 3),
+            _ if depth == 0 && set_at.is_some() && where_at.is_none() && word_at(i, "WHERE") => {
+                where_at = Some(i)
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let start = set_at?;
+    let end = where_at.unwrap_or(b.len());
+    let mut bounds = vec![start];
+    bounds.extend(commas.iter().map(|c| c + 1));
+    let mut ends = commas.clone();
+    ends.push(end);
+    let mut exprs = Vec::new();
+    for (s, e) in bounds.into_iter().zip(ends) {
+        let piece = &sql[s..e];
+        // `<column> = <expression>`: the first `=` follows the (possibly quoted) name.
+        let p = piece.trim_start();
+        let name_end = if let Some(rest) = p.strip_prefix('`') {
+            let mut k = 0;
+            let rb = rest.as_bytes();
+            loop {
+                let n = rest[k..].find('`')? + k;
+                if rb.get(n + 1) == Some(&b'`') {
+                    k = n + 2;
+                } else {
+                    break n + 2;
+                }
+            }
+        } else {
+            p.find(|c: char| c.is_whitespace() || c == '=')?
+        };
+        let expr = p[name_end..].trim_start().strip_prefix('=')?.trim();
+        if expr.is_empty() {
+            return None;
+        }
+        exprs.push(expr.to_string());
+    }
+    let filter = where_at.map(|w| sql[w + 5..].trim().to_string());
+    Some((exprs, filter))
+}
+
 pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Option<Breaking> {
     let [add, up, drop] = stmts else { return None };
     fn alter(st: &Stmt) -> Option<&sqlparser::ast::AlterTable> {
@@ -165,7 +255,7 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Option<Breaking> {
     }
     // A WHERE is evaluated by the trigger on the written row, whose added columns are no longer
     // the NULLs the UPDATE as written sees: one naming them is not carried.
-    let filter = match &u.selection {
+    let mut filter = match &u.selection {
         Some(w) => {
             let named = names_in(engine, w)?;
             if named.iter().any(|n| added.iter().any(|(c, _)| c == n)) {
@@ -175,6 +265,18 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Option<Breaking> {
         }
         None => None,
     };
+    // MariaDB/MySQL run the expressions as written: the parser's printing changes some
+    // (`BINARY a = 'x'` prints as `CAST(a = 'x' AS BINARY)`, introducers and escapes go).
+    if engine.is_mysql_family() {
+        if let Some((texts, w)) = as_written_set(&up.sql) {
+            if texts.len() == set.len() && w.is_some() == filter.is_some() {
+                for ((_, e), t) in set.iter_mut().zip(texts) {
+                    *e = t;
+                }
+                filter = w;
+            }
+        }
+    }
     Some(Breaking::SplitMerge {
         table,
         added,
@@ -730,6 +832,7 @@ ELSIF {old_changed} THEN {forward_update} END IF; RETURN NEW; END",
         complete,
         rollback,
         rollback_refusal: None,
+        complete_refusal: None,
         rollback_guard: dc.rollback_guard,
         guard: super::Guard::NotNull,
         rollback_prepare: dc.rollback_prepare,

@@ -23,12 +23,15 @@
 //! UPDATE as written leaves it (the dropped columns untouched). Cleared by every row it marks,
 //! it never outlives the statement, also where a replica replays it statement by statement.
 //!
-//! Dropped columns: nothing changes at expand. A NOT NULL column without a default needs no
-//! default for the new version's INSERTs that leave it out: measured on MariaDB 10.11, the
-//! server checks it after the BEFORE INSERT trigger, which sets it from the reverse expression
-//! (and `MODIFY .. NULL` is no INSTANT change there, it copies the table, which is why it is not
-//! relaxed). A reverse expression that gives NULL for such a column fails that write, as an
-//! expression that fails does on PostgreSQL.
+//! Expressions run as written (never re-printed): the backfill is the UPDATE as written; the
+//! triggers evaluate each one over the row as a derived table named like the table
+//! (`(SELECT <e> FROM (SELECT NEW.a AS a, ...) AS t)`), so a correlated subquery's own columns
+//! stay its own.
+//!
+//! Dropped columns: NOT NULL is not relaxed (`MODIFY .. NULL` copies the table on MariaDB
+//! 10.11). One without a default gets one at expand, as for a plain DROP COLUMN: the server
+//! checks it after the BEFORE INSERT trigger for INSERT ... VALUES, but before it for INSERT ...
+//! SELECT, which would fail 1364 without ever reaching the trigger that sets it.
 //!
 //! Contract (`sluice complete`), under `LOCK TABLES t WRITE`: drop the triggers and the dropped
 //! columns (the algorithm the DROP COLUMN's own contract predicts; INSTANT or NOCOPY only, the
@@ -44,7 +47,7 @@ use crate::analysis::ir::Stmt;
 use crate::plan::Algorithm;
 use crate::quote::mysql::{ident, literal};
 use crate::target::EngineKind;
-use sqlparser::ast::{Expr, Ident};
+use sqlparser::ast::Expr;
 use std::ops::ControlFlow;
 
 /// What the live server says about the table (the DROP COLUMN's facts) and the added columns.
@@ -58,6 +61,8 @@ pub struct Facts {
     /// The algorithm the online path predicts for the ADD COLUMNs; None: unknown (asked for as
     /// INSTANT, the server refuses when it cannot).
     pub add_algorithm: Option<Algorithm>,
+    /// sluice's triggers on the table (by name) as the server lists them.
+    pub triggers_present: Vec<String>,
 }
 
 /// The names the phases give their triggers (stable across runs: a rerun, `complete` and
@@ -87,54 +92,70 @@ pub fn add_sql(table_sql: &str, added: &[(String, String)]) -> String {
     )
 }
 
-/// `e` (SQL text) with every column it names written as `<row>.<column>` (`NEW`, `OLD`) for a
-/// trigger's body, and the columns it names. Err: it does not parse, or names a column with its
-/// table's database (which the trigger's row does not resolve).
-pub fn on_row(e: &str, row: &str) -> Result<(String, Vec<String>), String> {
+/// The columns of `table` that expression `e` (SQL text, used as written) reads, and whether
+/// that list is exact. Exact: it parses and has no subquery, so every name it gives is one of
+/// the row's columns (a name that is none is the caller's refusal). Otherwise (a subquery's own
+/// columns, or a form the parser does not know: a backslash escape, `MOD`, `INTERVAL()`): the
+/// names of `known` it mentions anywhere, a superset (the server resolves them; the precheck
+/// evaluates the expression before anything is made).
+pub fn reads(e: &str, table: &str, known: &[String]) -> (Vec<String>, bool) {
     let d = sqlparser::dialect::MySqlDialect {};
-    let mut x = sqlparser::parser::Parser::new(&d)
+    let parsed = sqlparser::parser::Parser::new(&d)
         .try_with_sql(e)
-        .and_then(|mut p| p.parse_expr())
-        .map_err(|err| format!("the expression `{e}` does not parse: {err}"))?;
+        .and_then(|mut p| p.parse_expr());
     let mut cols: Vec<String> = Vec::new();
-    let mut deep = false;
-    // Each column becomes a placeholder first, replaced by the quoted name after printing: the
-    // name is then quoted by the quote helper, not by the parser's printer.
-    let _ = sqlparser::ast::visit_expressions_mut(&mut x, |x| {
-        let name = match x {
-            Expr::Identifier(i) => Some(i.value.clone()),
-            Expr::CompoundIdentifier(parts) if parts.len() == 2 => {
-                parts.last().map(|i| i.value.clone())
-            }
-            Expr::CompoundIdentifier(_) => {
-                deep = true;
-                None
-            }
-            _ => None,
-        };
-        if let Some(n) = name {
-            let k = match cols.iter().position(|c| c.eq_ignore_ascii_case(&n)) {
-                Some(k) => k,
-                None => {
-                    cols.push(n);
-                    cols.len() - 1
-                }
-            };
-            *x = Expr::Identifier(Ident::new(format!("__sluice_col_{k}__")));
+    let push = |n: &str, cols: &mut Vec<String>| {
+        if !cols.iter().any(|c| c.eq_ignore_ascii_case(n)) {
+            cols.push(n.to_string());
         }
-        ControlFlow::<()>::Continue(())
-    });
-    if deep {
-        return Err(format!("the expression `{e}` names a column with its database, which the trigger's row does not resolve; name it by the column (or table.column)"));
+    };
+    if let Ok(x) = &parsed {
+        // Any query inside (`(SELECT ..)`, `EXISTS`, `IN (SELECT ..)`), also a mere mention.
+        let mut nested = e.to_uppercase().contains("SELECT");
+        let mut names: Vec<String> = Vec::new();
+        let _ = sqlparser::ast::visit_expressions(x, |x| {
+            match x {
+                Expr::Identifier(i) => names.push(i.value.clone()),
+                Expr::CompoundIdentifier(parts)
+                    if parts.len() == 2 && parts[0].value.eq_ignore_ascii_case(table) =>
+                {
+                    names.push(parts[1].value.clone())
+                }
+                // Another table's column (or a database's): not the row's.
+                Expr::CompoundIdentifier(_) => nested = true,
+                _ => {}
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        if !nested {
+            for n in &names {
+                push(n, &mut cols);
+            }
+            return (cols, true);
+        }
     }
-    let mut text = x.to_string();
-    for (k, c) in cols.iter().enumerate() {
-        text = text.replace(
-            &format!("__sluice_col_{k}__"),
-            &format!("{row}.{}", ident(c)),
-        );
+    // Every mention of a known column as a word (or quoted), wherever it stands.
+    let lower = e.to_lowercase();
+    let word = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
+    for k in known {
+        let q = ident(k).to_lowercase();
+        let kl = k.to_lowercase();
+        let bare = lower.match_indices(&kl).any(|(i, _)| {
+            let b = lower.as_bytes();
+            (i == 0 || !word(b[i - 1])) && b.get(i + kl.len()).is_none_or(|&c| !word(c))
+        });
+        if bare || lower.contains(&q) {
+            push(k, &mut cols);
+        }
     }
-    Ok((text, cols))
+    (cols, false)
+}
+
+/// `e` (SQL text) as written, evaluated on the trigger's row: over a derived table named like
+/// the table that holds the row's columns (`row`), so that unqualified names and
+/// `<table>.<column>` are the row's, and a correlated subquery's own columns stay its own.
+fn on_row(e: &str, row: &str) -> String {
+    format!("(SELECT ({e}) FROM {row})")
 }
 
 /// Byte-exact "differs": letter case and trailing spaces count (a case-insensitive, PAD SPACE
@@ -227,6 +248,14 @@ pub fn phases(b: &Breaking, st: &Stmt, f: &Facts) -> Result<Phases, String> {
             blockers.push(format!("{} {} is on a dropped column and would judge the values sluice computes for the new version's writes (the DROP COLUMN as written removes it): drop it first in a migration of its own", k.kind.to_lowercase(), k.name));
         }
     }
+    // A dropped column's own CHECK (not a JSON column's implicit `json_valid`) judges the
+    // values the trigger computes, as the table's checks on it do.
+    for (c, def) in columns.iter().filter(|(c, _)| is_dropped(c)) {
+        let json = format!("check (json_valid({}))", ident(c).to_lowercase());
+        if def.to_uppercase().contains(" CHECK (") && !def.to_lowercase().contains(&json) {
+            blockers.push(format!("column {c} has a CHECK of its own (`{def}`), which would judge the values sluice computes for the new version's writes (the DROP COLUMN as written removes it): drop the check first in a migration of its own"));
+        }
+    }
     for c in &d.columns {
         let Some(l) = &c.live else { continue };
         if l.extra.contains("generated") || l.extra.contains("auto_increment") {
@@ -241,17 +270,36 @@ pub fn phases(b: &Breaking, st: &Stmt, f: &Facts) -> Result<Phases, String> {
             ));
         }
     }
-    // Each expression on the trigger's row; the columns it reads must be the table's (a name the
-    // parse took for a column that is none would fail every write once the triggers stand).
-    let checked = |e: &str,
-                   row: &str,
-                   may_name_added: bool|
-     -> Result<(String, Vec<String>), String> {
-        let (text, cols) = on_row(e, row)?;
+    // The trigger's row as a derived table named like the table: every column (the added ones
+    // too, also before a rerun's facts show them), so each expression runs as written on it.
+    let mut row_cols: Vec<String> = columns.iter().map(|(c, _)| c.clone()).collect();
+    for (c, _) in added {
+        if !row_cols.iter().any(|r| r.eq_ignore_ascii_case(c)) {
+            row_cols.push(c.clone());
+        }
+    }
+    let row = format!(
+        "(SELECT {}) AS {}",
+        row_cols
+            .iter()
+            .map(|c| format!("NEW.{q} AS {q}", q = ident(c)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        ident(&d.table)
+    );
+    // The columns each expression reads must be the table's (a name taken for a column that is
+    // none would fail every write once the triggers stand).
+    let checked = |e: &str, may_name_added: bool| -> Result<(String, Vec<String>), String> {
+        let (cols, exact) = reads(e, &d.table, &row_cols);
         for c in &cols {
             let def = columns.iter().find(|(n, _)| n.eq_ignore_ascii_case(c));
             match def {
-                None if may_name_added && is_added(c) => {}
+                None if is_added(c) && (may_name_added || !exact) => {}
+                None if is_added(c) => {
+                    return Err(format!(
+                        "the expression `{e}` names {c}, which is an added column (NULL until the UPDATE sets it)"
+                    ))
+                }
                 None => {
                     return Err(format!(
                         "the expression `{e}` names {c}, which is not a column of {}",
@@ -269,26 +317,26 @@ pub fn phases(b: &Breaking, st: &Stmt, f: &Facts) -> Result<Phases, String> {
                 }
             }
         }
-        Ok((text, cols))
+        Ok((on_row(e, &row), cols))
     };
     let mut fwd = Vec::new();
-    let mut reads: Vec<String> = Vec::new();
+    let mut read: Vec<String> = Vec::new();
     for (c, e) in set {
-        let (text, cols) = checked(e, "NEW", false)?;
+        let (text, cols) = checked(e, false)?;
         fwd.push(format!("NEW.{} = {text}", ident(c)));
-        reads.extend(cols);
+        read.extend(cols.into_iter().filter(|c| !is_added(c)));
     }
-    let fwd_reads: Vec<String> = reads.clone();
+    let fwd_reads: Vec<String> = read.clone();
     let mut rev = Vec::new();
     for (c, e) in reverse {
         let (text, _) =
-            checked(e, "NEW", true).map_err(|why| format!("`-- sluice:old {c} = {e}`: {why}"))?;
+            checked(e, true).map_err(|why| format!("`-- sluice:old {c} = {e}`: {why}"))?;
         rev.push(format!("NEW.{} = {text}", ident(c)));
     }
     let where_new = match filter {
         Some(w) => {
-            let (text, cols) = checked(w, "NEW", false)?;
-            reads.extend(cols);
+            let (text, cols) = checked(w, false)?;
+            read.extend(cols.into_iter().filter(|c| !is_added(c)));
             Some(text)
         }
         None => None,
@@ -296,16 +344,21 @@ pub fn phases(b: &Breaking, st: &Stmt, f: &Facts) -> Result<Phases, String> {
     if !blockers.is_empty() {
         return Err(blockers.join("; "));
     }
-    // The DROP COLUMN's own contract (its algorithm and refusals), its defaults left out: the
-    // trigger gives a new-version INSERT the dropped values, so none is needed.
-    let mut loose = d.clone();
-    for c in &mut loose.columns {
-        if let Some(l) = c.live.as_mut() {
-            l.nullable = true;
-        }
-        c.marked = false;
+    // The DROP COLUMN's own phases (its algorithm, refusals, and the default it gives a NOT NULL
+    // column without one): measured on MariaDB 10.11, the server checks such a column after the
+    // BEFORE INSERT trigger for INSERT ... VALUES/SET and LOAD DATA, but before it for INSERT ...
+    // SELECT (1364 "doesn't have a default value" in strict mode, the trigger never runs). The
+    // default (catalog only) lets the row reach the trigger, which sets the value.
+    let dc = super::drop_column_mysql::phases(st, d)?;
+    // The rollback's DROP of the added columns (no index on them) goes as a plain DROP COLUMN
+    // on this table does: not INSTANT on a compressed table (measured on MariaDB 10.11: INSTANT
+    // and NOCOPY fail 1845, "Try ALGORITHM=INPLACE"), also where the facts miss it.
+    // (SHOW CREATE TABLE prints the table's options after the line `) ENGINE=...`)
+    let table_options = d.create[d.create.rfind("\n)").unwrap_or(0)..].to_uppercase();
+    if table_options.contains("ROW_FORMAT=COMPRESSED") || table_options.contains("KEY_BLOCK_SIZE=")
+    {
+        return Err("the table is ROW_FORMAT=COMPRESSED, where the server drops a column only by rebuilding the table (ALGORITHM=INPLACE; INSTANT and NOCOPY fail): the contract's DROP COLUMN and the rollback's DROP of the added columns would hold LOCK TABLES WRITE over the whole rebuild (run the migration with `sluice up --as-written`, or change the table's row format first)".into());
     }
-    let dc = super::drop_column_mysql::phases(st, &loose)?;
     if matches!(d.drop_algorithm, Some(Algorithm::Inplace | Algorithm::Copy)) {
         return Err("dropping the columns rebuilds the table here (ALGORITHM=INPLACE or COPY), and the contract holds LOCK TABLES WRITE over it so that no write lands between the triggers and the columns: writes would wait for the whole rebuild".into());
     }
@@ -331,7 +384,7 @@ pub fn phases(b: &Breaking, st: &Stmt, f: &Facts) -> Result<Phases, String> {
         .collect::<Vec<_>>()
         .join(" OR ");
     let mut old_side: Vec<String> = dropped_names.clone();
-    for c in &reads {
+    for c in &read {
         if !old_side.iter().any(|o| o.eq_ignore_ascii_case(c)) {
             old_side.push(c.clone());
         }
@@ -474,14 +527,18 @@ pub fn phases(b: &Breaking, st: &Stmt, f: &Facts) -> Result<Phases, String> {
         }
     }
 
-    let mut expand = vec![Step::Sql(block.join("; "))];
-    let mut about = vec![About::new(
+    // The defaults first (their own statement: `sluice_meta` is not under LOCK TABLES).
+    let mut expand = dc.expand.clone();
+    let mut about = dc.expand_about.clone();
+    let mut locks = dc.expand_locks.clone();
+    expand.push(Step::Sql(block.join("; ")));
+    about.push(About::new(
         "under LOCK TABLES WRITE (bounded by lock_wait_timeout, retried): the ADD COLUMNs as written, and the BEFORE INSERT and BEFORE UPDATE triggers that carry every write to the other side (a write of the dropped columns sets the added ones by the UPDATE's expressions, a write of the added ones sets the dropped ones by the `-- sluice:old` expressions)",
         Lock::AccessExclusive,
         Effect::Instant,
         Blocks::ReadsAndWrites,
-    )];
-    let mut locks = vec![format!("LOCK TABLES WRITE (milliseconds), {add_about}")];
+    ));
+    locks.push(format!("LOCK TABLES WRITE (milliseconds), {add_about}"));
     expand.push(Step::Backfill {
         table: t.clone(),
         set: set_sql,
@@ -578,6 +635,29 @@ pub fn phases(b: &Breaking, st: &Stmt, f: &Facts) -> Result<Phases, String> {
         .map(|(c, e)| format!("while expanded (until `sluice complete`) the old version reads {table}.{c} as {e} in every row the new version writes (computed by sluice's trigger from {news}; nobody wrote that value); where the UPDATE's expressions ({fwd_words}) do not give back exactly what the new version wrote, the two versions read different things for that row until the old version writes it again"))
         .collect();
 
+    // Expanded, yet an added column or a trigger is gone: a rollback cut off after its schema
+    // change, before its record. The DROP would then lose the dropped columns' data, the only
+    // copy left (the new version's writes went through the triggers into them).
+    let complete_refusal = if d.expanded {
+        let mut gone: Vec<String> = added_names
+            .iter()
+            .filter(|c| !present(c))
+            .map(|c| format!("column {c}"))
+            .collect();
+        gone.extend(
+            [&n.insert, &n.update]
+                .into_iter()
+                .filter(|t| !f.triggers_present.iter().any(|p| p == *t))
+                .map(|t| format!("trigger {t}")),
+        );
+        (!gone.is_empty()).then(|| format!(
+            "{} of the expand phase {} gone while the migration is still recorded expanded (a `sluice rollback` was cut off after its schema change): dropping {olds} now would lose the data only they hold; run `sluice rollback` again to finish the rollback, then `sluice up` to expand anew",
+            gone.join(", "),
+            if gone.len() > 1 { "are" } else { "is" }
+        ))
+    } else {
+        None
+    };
     Ok(Phases {
         precheck,
         precheck_refusal,
@@ -585,8 +665,9 @@ pub fn phases(b: &Breaking, st: &Stmt, f: &Facts) -> Result<Phases, String> {
         expand_about: about,
         expand_atomic: false,
         complete,
-        rollback: vec![rollback],
+        rollback: std::iter::once(rollback).chain(dc.rollback).collect(),
         rollback_refusal: None,
+        complete_refusal,
         rollback_guard: vec![],
         guard: super::Guard::NotNull,
         rollback_prepare: vec![],
@@ -638,6 +719,7 @@ fn contracted(f: &Facts, n: &Names) -> Phases {
         ],
         rollback,
         rollback_refusal,
+        complete_refusal: None,
         rollback_guard: vec![],
         guard: super::Guard::NotNull,
         rollback_prepare: vec![],
@@ -713,26 +795,46 @@ mod tests {
             },
             added_present: vec![],
             add_algorithm: Some(Algorithm::Instant),
+            triggers_present: vec![],
         }
     }
 
     const REV: &[(&str, &str)] = &[("name", "CONCAT(first_name, ' ', last_name)")];
 
     #[test]
-    fn expressions_read_the_triggers_row() {
-        assert_eq!(
-            on_row("CONCAT(first_name, ' ', t.`Last Name`)", "NEW").unwrap(),
+    fn the_columns_an_expression_reads() {
+        let known: Vec<String> = ["id", "first_name", "Last Name", "status", "name"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        // (expression, the columns, exact)
+        let cases: &[(&str, Vec<String>, bool)] = &[
             (
-                "CONCAT(NEW.`first_name`, ' ', NEW.`Last Name`)".to_string(),
-                vec!["first_name".to_string(), "Last Name".to_string()]
-            )
-        );
-        assert!(on_row("db.t.a + 1", "NEW")
-            .unwrap_err()
-            .contains("database"));
-        assert!(on_row("CONCAT(", "NEW")
-            .unwrap_err()
-            .contains("does not parse"));
+                "CONCAT(first_name, ' ', t.`Last Name`)",
+                v(&["first_name", "Last Name"]),
+                true,
+            ),
+            (
+                "CONCAT(first_name, nosuch)",
+                v(&["first_name", "nosuch"]),
+                true,
+            ),
+            // A subquery's own columns are not the row's: every known name mentioned.
+            (
+                "(SELECT s.id FROM statuses s WHERE s.status = t.status)",
+                v(&["id", "status"]),
+                false,
+            ),
+            // Forms the parser does not know: the names mentioned.
+            ("MOD(id, 3)", v(&["id"]), true),
+            ("CONCAT('a\\'b', name)", v(&["name"]), true),
+            ("CONCAT(`Last Name`, 'x')", v(&["Last Name"]), true),
+            ("db.t.first_name", v(&["first_name"]), false),
+        ];
+        for (e, cols, exact) in cases {
+            assert_eq!(reads(e, "t", &known), (cols.clone(), *exact), "{e}");
+        }
     }
 
     #[test]
@@ -741,15 +843,28 @@ mod tests {
         let (b, st) = split(e, SPLIT, REV);
         let p = phases(&b, &st, &facts(e)).unwrap();
         let sql: Vec<String> = p.expand.iter().map(Step::text).collect();
-        assert_eq!(sql.len(), 2, "{sql:#?}");
+        assert_eq!(sql.len(), 3, "{sql:#?}");
+        // The NOT NULL dropped column gets a default first (INSERT ... SELECT reaches the
+        // trigger only so), noted in sluice_meta.
         assert_eq!(
             sql[0],
-            "LOCK TABLES `t` WRITE; ALTER TABLE `t` ADD COLUMN IF NOT EXISTS `first_name` VARCHAR(40), ADD COLUMN IF NOT EXISTS `last_name` VARCHAR(40), ALGORITHM=INSTANT; \
-CREATE OR REPLACE TRIGGER `t_name_sluice_smi` BEFORE INSERT ON `t` FOR EACH ROW BEGIN IF NEW.`first_name` IS NOT NULL OR NEW.`last_name` IS NOT NULL THEN SET NEW.`name` = CONCAT(NEW.`first_name`, ' ', NEW.`last_name`); ELSE SET NEW.`first_name` = SUBSTRING_INDEX(NEW.`name`, ' ', 1), NEW.`last_name` = SUBSTRING_INDEX(NEW.`name`, ' ', -1); END IF; END; \
-CREATE OR REPLACE TRIGGER `t_name_sluice_smu` BEFORE UPDATE ON `t` FOR EACH ROW BEGIN IF @sluice_backfill <=> 't_name_sluice_smu' THEN SET @sluice_backfill = NULL; ELSEIF NOT (CAST(NEW.`first_name` AS BINARY) <=> CAST(OLD.`first_name` AS BINARY)) OR NOT (CAST(NEW.`last_name` AS BINARY) <=> CAST(OLD.`last_name` AS BINARY)) THEN SET NEW.`name` = CONCAT(NEW.`first_name`, ' ', NEW.`last_name`); ELSEIF NOT (CAST(NEW.`name` AS BINARY) <=> CAST(OLD.`name` AS BINARY)) THEN SET NEW.`first_name` = SUBSTRING_INDEX(NEW.`name`, ' ', 1), NEW.`last_name` = SUBSTRING_INDEX(NEW.`name`, ' ', -1); END IF; END; UNLOCK TABLES"
+            "INSERT IGNORE INTO `sluice_meta` (`k`, `v`) VALUES ('drop 2 1efeb1471c854994', ''); ALTER TABLE `t` ALTER COLUMN `name` SET DEFAULT '', ALGORITHM=INSTANT"
+        );
+        // Each expression as written, over the row as a derived table named like the table.
+        let row = "(SELECT NEW.`id` AS `id`, NEW.`name` AS `name`, NEW.`note` AS `note`, NEW.`first_name` AS `first_name`, NEW.`last_name` AS `last_name`) AS `t`";
+        let on = |e: &str| format!("(SELECT ({e}) FROM {row})");
+        assert_eq!(
+            sql[1],
+            format!("LOCK TABLES `t` WRITE; ALTER TABLE `t` ADD COLUMN IF NOT EXISTS `first_name` VARCHAR(40), ADD COLUMN IF NOT EXISTS `last_name` VARCHAR(40), ALGORITHM=INSTANT; \
+CREATE OR REPLACE TRIGGER `t_name_sluice_smi` BEFORE INSERT ON `t` FOR EACH ROW BEGIN IF NEW.`first_name` IS NOT NULL OR NEW.`last_name` IS NOT NULL THEN SET NEW.`name` = {rev}; ELSE SET NEW.`first_name` = {f1}, NEW.`last_name` = {f2}; END IF; END; \
+CREATE OR REPLACE TRIGGER `t_name_sluice_smu` BEFORE UPDATE ON `t` FOR EACH ROW BEGIN IF @sluice_backfill <=> 't_name_sluice_smu' THEN SET @sluice_backfill = NULL; ELSEIF NOT (CAST(NEW.`first_name` AS BINARY) <=> CAST(OLD.`first_name` AS BINARY)) OR NOT (CAST(NEW.`last_name` AS BINARY) <=> CAST(OLD.`last_name` AS BINARY)) THEN SET NEW.`name` = {rev}; ELSEIF NOT (CAST(NEW.`name` AS BINARY) <=> CAST(OLD.`name` AS BINARY)) THEN SET NEW.`first_name` = {f1}, NEW.`last_name` = {f2}; END IF; END; UNLOCK TABLES",
+                rev = on("CONCAT(first_name, ' ', last_name)"),
+                f1 = on("SUBSTRING_INDEX(name, ' ', 1)"),
+                f2 = on("SUBSTRING_INDEX(name, ' ', -1)"),
+            )
         );
         assert_eq!(
-            p.expand[1],
+            p.expand[2],
             Step::Backfill {
                 table: "`t`".into(),
                 set: "`first_name` = CASE WHEN (@sluice_backfill := 't_name_sluice_smu') IS NOT NULL THEN (SUBSTRING_INDEX(name, ' ', 1)) END, `last_name` = (SUBSTRING_INDEX(name, ' ', -1))".into(),
@@ -765,7 +880,11 @@ CREATE OR REPLACE TRIGGER `t_name_sluice_smu` BEFORE UPDATE ON `t` FOR EACH ROW 
         );
         assert_eq!(
             p.rollback,
-            vec!["LOCK TABLES `t` WRITE; DROP TRIGGER IF EXISTS `t_name_sluice_smi`; DROP TRIGGER IF EXISTS `t_name_sluice_smu`; ALTER TABLE `t` DROP COLUMN IF EXISTS `first_name`, DROP COLUMN IF EXISTS `last_name`, ALGORITHM=INSTANT; UNLOCK TABLES".to_string()]
+            vec![
+                "LOCK TABLES `t` WRITE; DROP TRIGGER IF EXISTS `t_name_sluice_smi`; DROP TRIGGER IF EXISTS `t_name_sluice_smu`; ALTER TABLE `t` DROP COLUMN IF EXISTS `first_name`, DROP COLUMN IF EXISTS `last_name`, ALGORITHM=INSTANT; UNLOCK TABLES".to_string(),
+                "ALTER TABLE `t` ALTER COLUMN `name` DROP DEFAULT, ALGORITHM=INSTANT".to_string(),
+                "DELETE FROM `sluice_meta` WHERE `k` LIKE 'drop 2 %'".to_string(),
+            ]
         );
         // Names free, the forward expressions and each reverse one checked on the server.
         assert_eq!(p.precheck.len(), 4, "{:#?}", p.precheck);
@@ -791,10 +910,20 @@ CREATE OR REPLACE TRIGGER `t_name_sluice_smu` BEFORE UPDATE ON `t` FOR EACH ROW 
         }
         let (b, st) = split(e, sql, &[("price", "total")]);
         let p = phases(&b, &st, &f).unwrap();
-        let t = p.expand[0].text();
-        assert!(t.contains("ELSE IF IFNULL((NEW.`note` > 0), FALSE) THEN SET NEW.`total` = NEW.`price` * NEW.`note`; END IF; END IF; END"), "{t}");
-        assert!(t.contains("ELSEIF NOT (CAST(NEW.`price` AS BINARY) <=> CAST(OLD.`price` AS BINARY)) OR NOT (CAST(NEW.`note` AS BINARY) <=> CAST(OLD.`note` AS BINARY)) THEN IF IFNULL((NEW.`note` > 0), FALSE) THEN SET NEW.`total` = NEW.`price` * NEW.`note`; ELSEIF NOT (CAST(NEW.`price` AS BINARY) <=> CAST(OLD.`price` AS BINARY)) OR NOT (CAST(NEW.`note` AS BINARY) <=> CAST(OLD.`note` AS BINARY)) THEN SET NEW.`total` = NULL; END IF; END IF; END"), "{t}");
-        let Step::Backfill { filter, .. } = &p.expand[1] else {
+        let t = p.expand[1].text();
+        let row = "(SELECT NEW.`id` AS `id`, NEW.`price` AS `price`, NEW.`note` AS `note`, NEW.`total` AS `total`) AS `t`";
+        let (w, x) = (
+            format!("(SELECT (note > 0) FROM {row})"),
+            format!("(SELECT (price * note) FROM {row})"),
+        );
+        assert!(
+            t.contains(&format!(
+                "ELSE IF IFNULL(({w}), FALSE) THEN SET NEW.`total` = {x}; END IF; END IF; END"
+            )),
+            "{t}"
+        );
+        assert!(t.contains(&format!("ELSEIF NOT (CAST(NEW.`price` AS BINARY) <=> CAST(OLD.`price` AS BINARY)) OR NOT (CAST(NEW.`note` AS BINARY) <=> CAST(OLD.`note` AS BINARY)) THEN IF IFNULL(({w}), FALSE) THEN SET NEW.`total` = {x}; ELSEIF NOT (CAST(NEW.`price` AS BINARY) <=> CAST(OLD.`price` AS BINARY)) OR NOT (CAST(NEW.`note` AS BINARY) <=> CAST(OLD.`note` AS BINARY)) THEN SET NEW.`total` = NULL; END IF; END IF; END")), "{t}");
+        let Step::Backfill { filter, .. } = &p.expand[2] else {
             panic!()
         };
         assert_eq!(
@@ -808,7 +937,7 @@ CREATE OR REPLACE TRIGGER `t_name_sluice_smu` BEFORE UPDATE ON `t` FOR EACH ROW 
         let e = EngineKind::MySql;
         let (b, st) = split(e, SPLIT, REV);
         let p = phases(&b, &st, &facts(e)).unwrap();
-        let t = p.expand[0].text();
+        let t = p.expand[1].text();
         assert!(t.contains("ALTER TABLE `t` ADD COLUMN `first_name` VARCHAR(40), ADD COLUMN `last_name` VARCHAR(40), ALGORITHM=INSTANT"), "{t}");
         assert!(t.contains("DROP TRIGGER IF EXISTS `t_name_sluice_smi`; CREATE TRIGGER `t_name_sluice_smi` BEFORE INSERT"), "{t}");
         assert!(t.contains("DROP TRIGGER IF EXISTS `t_name_sluice_smu`; CREATE TRIGGER `t_name_sluice_smu` BEFORE UPDATE"), "{t}");
@@ -822,7 +951,7 @@ CREATE OR REPLACE TRIGGER `t_name_sluice_smu` BEFORE UPDATE ON `t` FOR EACH ROW 
         let mut f = facts(e);
         f.added_present = vec!["first_name".into()];
         let p = phases(&b, &st, &f).unwrap();
-        let t = p.expand[0].text();
+        let t = p.expand[1].text();
         assert!(
             t.contains("ALTER TABLE `t` ADD COLUMN `last_name` VARCHAR(40), ALGORITHM=INSTANT"),
             "{t}"
