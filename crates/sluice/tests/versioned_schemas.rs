@@ -1808,7 +1808,133 @@ async fn columns_of_the_run_and_versioned_schemas() {
         ok(&p.run(&["up"]), what);
         p.write("2_add.sql", add);
         p.write("3_versioned.sql", versioned);
+        // `plan` and `up --dry-run` say what `up` does: versioned schemas, planned when `up`
+        // reaches the migration (the columns do not exist yet), never a refusal or the ALTERs
+        // as written.
+        let plan = p.run(&["plan"]);
+        let dry = p.run(&["up", "--dry-run"]);
+        for (which, r) in [("plan", &plan), ("dry-run", &dry)] {
+            let out = format!("{}{}", r.stdout, r.stderr);
+            assert!(!out.contains("refuses it"), "{what} {which}: {out}");
+            let reached = "with versioned schemas (expand phase, two application versions live) when it reaches this migration";
+            assert_eq!(
+                out.contains(reached),
+                state == "expanded",
+                "{what} {which}: {out}"
+            );
+        }
+        if state == "expanded" {
+            assert!(
+                dry.stdout
+                    .contains("-- nothing yet: planned when `sluice up` reaches this migration"),
+                "{what}: {}",
+                dry.stdout
+            );
+            assert!(
+                !dry.stdout
+                    .contains("ALTER TABLE docs ALTER COLUMN meta TYPE jsonb"),
+                "{what}: {}",
+                dry.stdout
+            );
+        }
         ok(&p.run(&["up"]), what);
         assert_eq!(state_of(&p, 3).as_deref(), Some(state), "{what}");
     }
+}
+
+/// What several versioned columns cannot share, refused before anything is made (exit 2), twice
+/// with nothing changed: an index or constraint over two changed columns of one table (its one
+/// helper index would serve one new column, and complete's DROP COLUMN of the other would take
+/// it), and two tables of one name in two schemas (the version schema has one view per name).
+#[tokio::test]
+async fn what_several_columns_cannot_share_is_refused_before_anything_runs() {
+    let two = "-- sluice:up\n-- sluice:versioned down body::text\nALTER TABLE docs ALTER COLUMN body TYPE jsonb USING body::jsonb;\n-- sluice:versioned down meta::text\nALTER TABLE docs ALTER COLUMN meta TYPE jsonb USING meta::jsonb;\n";
+    let table = "CREATE TABLE docs (id bigserial PRIMARY KEY, body text, meta text);\nINSERT INTO docs (body, meta) VALUES ('{}', '{}');\n";
+    let cases: Vec<(&str, String, String, &str)> = vec![
+        (
+            "a multi-column index",
+            format!("{table}CREATE INDEX docs_bm ON docs (body, meta);\n"),
+            two.into(),
+            "index \"docs_bm\" of \"public\".\"docs\" uses both \"body\" and \"meta\", which this migration both changes",
+        ),
+        (
+            "a unique constraint",
+            format!("{table}ALTER TABLE docs ADD CONSTRAINT docs_bm_key UNIQUE (body, meta);\n"),
+            two.into(),
+            "constraint \"docs_bm_key\" of \"public\".\"docs\" uses both \"body\" and \"meta\"",
+        ),
+        (
+            "a partial index",
+            format!("{table}CREATE INDEX docs_b_where_m ON docs (body) WHERE meta IS NOT NULL;\n"),
+            two.into(),
+            "index \"docs_b_where_m\" of \"public\".\"docs\" uses both \"body\" and \"meta\"",
+        ),
+        (
+            "an expression index",
+            format!("{table}CREATE INDEX docs_b_m ON docs ((body || meta));\n"),
+            two.into(),
+            "index \"docs_b_m\" of \"public\".\"docs\" uses both \"body\" and \"meta\"",
+        ),
+        (
+            "two tables of one name",
+            "CREATE SCHEMA a; CREATE SCHEMA b;\nCREATE TABLE a.docs (id bigserial PRIMARY KEY, body text);\nCREATE TABLE b.docs (id bigserial PRIMARY KEY, body text);\n".into(),
+            "-- sluice:up\n-- sluice:versioned down body::text\nALTER TABLE a.docs ALTER COLUMN body TYPE jsonb USING body::jsonb;\n-- sluice:versioned down body::text\nALTER TABLE b.docs ALTER COLUMN body TYPE jsonb USING body::jsonb;\n".into(),
+            "tables \"a\".\"docs\" and \"b\".\"docs\" have the same name, and the version schema serves each table under its plain name",
+        ),
+    ];
+    for (what, create, versioned, message) in cases {
+        let p = Project::new(Server::Postgres).await;
+        p.write("1_create.sql", &format!("-- sluice:up\n{create}"));
+        ok(&p.run(&["up"]), what);
+        let before = pg_dump_schema(&p);
+        p.write("2_versioned.sql", &versioned);
+        for attempt in 0..2 {
+            let r = p.run(&["up"]);
+            assert_eq!(r.code, 2, "{what} {attempt}: {r:?}");
+            assert!(r.stderr.contains(message), "{what}: {}", r.stderr);
+            assert!(
+                r.stderr.contains("in migrations of their own"),
+                "{what}: {}",
+                r.stderr
+            );
+            assert_eq!(state_of(&p, 2).as_deref(), Some("pending"), "{what}");
+            assert_eq!(pg_dump_schema(&p), before, "{what}");
+            // `plan` says the same before anything runs.
+            let plan = p.run(&["plan"]);
+            assert!(
+                plan.stdout.contains(message) || plan.stderr.contains(message),
+                "{what}: {plan:?}"
+            );
+        }
+    }
+}
+
+/// A helper the expand made gone (its rebuilt index dropped by hand): complete fails and rolls
+/// back, twice alike, and its help says the way out (rollback), not "fix the cause"; the rollback
+/// then restores the schema exactly.
+#[tokio::test]
+async fn complete_without_its_helper_says_to_roll_back() {
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_create.sql", CREATE);
+    ok(&p.run(&["up"]), "create");
+    let before = pg_dump_schema(&p);
+    p.write("2_versioned.sql", VERSIONED);
+    ok(&p.run(&["up"]), "expand");
+    let db = p.db.pg().await;
+    db.batch_execute("DROP INDEX docs_body_idx_sluice_versioned")
+        .await
+        .unwrap();
+    let expanded = pg_dump_schema(&p);
+    for attempt in 0..2 {
+        let r = p.run(&["complete"]);
+        assert_ne!(r.code, 0, "{attempt}: {r:?}");
+        assert!(r.stderr.contains("docs_body_idx_sluice_versioned"), "{r:?}");
+        assert!(r.stderr.contains("run `sluice rollback`"), "{r:?}");
+        assert!(!r.stderr.contains("fix the cause"), "{r:?}");
+        assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+        assert_eq!(pg_dump_schema(&p), expanded);
+    }
+    ok(&p.run(&["rollback"]), "rollback");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("pending"));
+    assert_eq!(pg_dump_schema(&p), before);
 }

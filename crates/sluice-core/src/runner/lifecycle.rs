@@ -545,6 +545,41 @@ fn columns_of_the_run(
     }
 }
 
+/// The columns of a versioned migration `b` an earlier migration of this run adds: `plan` and
+/// `up --dry-run` read the live table, where they are not yet, while `up` plans the expand when it
+/// reaches the migration (the earlier one has run by then). Empty: none, or not versioned.
+fn versioned_columns_of_the_run(
+    target: crate::target::Target,
+    m: &Migration,
+    run: InRun<'_>,
+    b: &Breaking,
+) -> Vec<String> {
+    let Breaking::Versioned { changes } = b else {
+        return vec![];
+    };
+    let added = columns_added_before(target, run.files, run.rows, m.version);
+    changes
+        .iter()
+        .filter(|c| {
+            added
+                .iter()
+                .any(|(t, a)| t.matches(&c.table) && same_column(target.engine, a, &c.column))
+        })
+        .map(|c| format!("{}.{}", c.table, c.column))
+        .collect()
+}
+
+/// What `plan` and `up --dry-run` say of a versioned migration whose columns an earlier migration
+/// of the run adds (see [`versioned_columns_of_the_run`]).
+fn planned_when_reached(b: &Breaking, added: &[String]) -> String {
+    format!(
+        "`sluice up` runs {} with versioned schemas (expand phase, two application versions live) when it reaches this migration: {} {} added by an earlier migration of this run, so the expand steps are read from the table then (run `sluice plan` after that migration to see them)",
+        b.describe(),
+        added.join(", "),
+        if added.len() == 1 { "is" } else { "are" }
+    )
+}
+
 /// Column names as the engine compares them (MariaDB/MySQL: case-insensitively).
 use crate::analysis::ir::same_column;
 
@@ -1787,7 +1822,17 @@ pub(crate) async fn plan_hook(
     let phases = match phases_live(engine, m, &s, &st, &b).await {
         Ok(p) => p,
         Err(e) => {
-            refuse(statements, format!("`sluice up` refuses it: {e}"));
+            let added = versioned_columns_of_the_run(target, m, run, &b);
+            if added.is_empty() {
+                refuse(statements, format!("`sluice up` refuses it: {e}"));
+            } else {
+                let note = planned_when_reached(&b, &added);
+                for a in statements.iter_mut().flat_map(|sp| sp.actions.iter_mut()) {
+                    a.safe_steps.clear();
+                    a.refused = None;
+                    a.impact.note = note.clone();
+                }
+            }
             return None;
         }
     };
@@ -1895,8 +1940,31 @@ pub(crate) async fn explain_dry_run(
         let Ok(Some((s, st, b))) = breaking_in_run(engine.target(), m, run) else {
             continue;
         };
-        let Ok(phases) = phases_live(engine, m, &s, &st, &b).await else {
-            continue;
+        let phases = match phases_live(engine, m, &s, &st, &b).await {
+            Ok(phases) => phases,
+            Err(_) => {
+                let added = versioned_columns_of_the_run(engine.target(), m, run, &b);
+                if !added.is_empty() {
+                    let note = planned_when_reached(&b, &added);
+                    let n = st.index + 1;
+                    if p.runs_as.len() < n {
+                        p.runs_as.resize(n, None);
+                    }
+                    for slot in p.runs_as[..n].iter_mut() {
+                        *slot = Some(crate::runner::RunsAs {
+                            sql: "-- nothing yet: planned when `sluice up` reaches this migration"
+                                .into(),
+                            note: note.clone(),
+                            then: vec![],
+                        });
+                    }
+                    p.mode = crate::migration::TxMode::PerStatement;
+                    p.mode_reason =
+                        "a breaking migration runs in two phases, their steps commit one by one"
+                            .into();
+                }
+                continue;
+            }
         };
         let mut steps: Vec<String> = phases
             .expand
@@ -2703,13 +2771,21 @@ async fn contract(
     )
     .await
     {
+        let text = e.to_string();
+        // A helper sluice made itself missing (42P01/42704 on a `_sluice_` name): nothing the
+        // user can fix makes a rerun pass, so the help says the way out instead of "fix the cause".
+        let own_helper_missing = text.contains("does not exist") && text.contains("_sluice_");
         return Err(Error::Rejected {
             context: format!("completing {}", m.label()),
             message: format!(
-                "the contract phase of {} failed and was rolled back (the migration stays expanded, both names keep working): {e}",
+                "the contract phase of {} failed and was rolled back (the migration stays expanded, both names keep working): {text}",
                 m.label()
             ),
-            help: "fix the cause, then run `sluice complete` again; `sluice rollback` undoes the expand phase instead".into(),
+            help: if own_helper_missing {
+                "an object sluice made during the expand phase is gone, so `sluice complete` would fail the same way again: run `sluice rollback` to undo the expand phase (the schema as before the migration), then run `sluice up` again".into()
+            } else {
+                "fix the cause, then run `sluice complete` again; `sluice rollback` undoes the expand phase instead".into()
+            },
         });
     }
     crate::runner::snapshot(engine, m).await?;

@@ -180,6 +180,50 @@ pub fn phases(cols: &[(&ColumnCatalog, Change)], f: &Facts) -> Result<Phases, St
             }
         }
     }
+    // The version schema serves unqualified names: `a.docs` and `b.docs` would both be
+    // `sluice_v<ver>.docs` (one view replacing the other, or the new version reading the wrong
+    // table through its search_path).
+    for (i, (cat, _)) in cols.iter().enumerate() {
+        if let Some((other, _)) = cols[..i]
+            .iter()
+            .find(|(o, _)| o.table == cat.table && o.schema != cat.schema)
+        {
+            let clash = format!(
+                "tables {} and {} have the same name, and the version schema serves each table under its plain name (one view per name): change them in migrations of their own",
+                qualified(&other.schema, &other.table),
+                qualified(&cat.schema, &cat.table)
+            );
+            if !refusals.contains(&clash) {
+                refusals.push(clash);
+            }
+        }
+    }
+    // An index (or the constraint it backs) over two changed columns of one table: each column's
+    // rebuild would be the same helper index on one new column and the other's old one, so the
+    // second rebuild is skipped and complete's DROP COLUMN of the other takes the helper with it
+    // (complete could never finish). Refused rather than rebuilt once over every new column: the
+    // rebuild would have to wait for every backfill and its constraint would serve neither
+    // version's ON CONFLICT while expanded.
+    for (i, (cat, _)) in cols.iter().enumerate() {
+        for ix in &cat.indexes {
+            if let Some((other, _)) = cols[..i].iter().find(|(o, _)| {
+                o.schema == cat.schema
+                    && o.table == cat.table
+                    && o.indexes.iter().any(|oi| oi.name == ix.name)
+            }) {
+                let what = match &ix.constraint {
+                    Some((name, _, ..)) => format!("constraint {}", ident(name)),
+                    None => format!("index {}", ident(&ix.name)),
+                };
+                refusals.push(format!(
+                    "{what} of {} uses both {} and {}, which this migration both changes: versioned schemas rebuild an index for one changed column only; change these columns in migrations of their own (complete the first before the second)",
+                    qualified(&cat.schema, &cat.table),
+                    ident(&other.column),
+                    ident(&cat.column)
+                ));
+            }
+        }
+    }
     let mut plans = Vec::new();
     for (cat, ch) in cols {
         match column_plan(cat, ch, f, &own) {
@@ -896,6 +940,79 @@ mod tests {
         .unwrap_err();
         assert!(
             e.starts_with("column \"app\".\"tags\".\"data\": the column has a default"),
+            "{e}"
+        );
+    }
+
+    /// What several columns cannot share: an index over two changed columns of one table (any
+    /// shape: the catalog lists it under each column it uses), and one table name in two schemas.
+    #[test]
+    fn several_columns_refuse_a_shared_index_and_a_shared_name() {
+        let ch = |up, down| Change {
+            ty: "jsonb",
+            up,
+            down,
+        };
+        let index = |name: &str, def: &str, constraint: Option<char>| IndexFacts {
+            name: name.into(),
+            definition: def.into(),
+            constraint: constraint.map(|k| (name.into(), k, false, false)),
+            ..Default::default()
+        };
+        let cases = [
+            (
+                index("docs_bm", "CREATE INDEX docs_bm ON app.\"Docs\" USING btree (body, meta)", None),
+                "index \"docs_bm\" of \"app\".\"Docs\" uses both \"body\" and \"meta\"",
+            ),
+            (
+                index("docs_bm_key", "CREATE UNIQUE INDEX docs_bm_key ON app.\"Docs\" USING btree (body, meta)", Some('u')),
+                "constraint \"docs_bm_key\" of \"app\".\"Docs\" uses both \"body\" and \"meta\"",
+            ),
+            (
+                index("docs_b_where", "CREATE INDEX docs_b_where ON app.\"Docs\" USING btree (body) WHERE (meta IS NOT NULL)", None),
+                "index \"docs_b_where\" of",
+            ),
+            (
+                index("docs_b_m", "CREATE INDEX docs_b_m ON app.\"Docs\" USING btree ((body || meta))", None),
+                "index \"docs_b_m\" of",
+            ),
+        ];
+        for (ix, message) in cases {
+            let mut body = cat();
+            body.indexes.push(ix.clone());
+            let mut meta = cat();
+            meta.column = "meta".into();
+            meta.indexes = vec![ix];
+            let e = phases(
+                &[
+                    (&body, ch("body::jsonb", "body::text")),
+                    (&meta, ch("meta::jsonb", "meta::text")),
+                ],
+                &facts(),
+            )
+            .unwrap_err();
+            assert!(e.contains(message), "{e}");
+            assert!(e.contains("in migrations of their own"), "{e}");
+        }
+        // The same table name in two schemas.
+        let a = cat();
+        let mut b = cat();
+        b.schema = "b".into();
+        let mut f = facts();
+        f.columns.push((
+            ("b".into(), "Docs".into()),
+            vec!["id".into(), "body".into()],
+        ));
+        let e = phases(
+            &[
+                (&a, ch("body::jsonb", "body::text")),
+                (&b, ch("body::jsonb", "body::text")),
+            ],
+            &f,
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("tables \"app\".\"Docs\" and \"b\".\"Docs\" have the same name"),
             "{e}"
         );
     }
