@@ -212,7 +212,7 @@ pub fn phases(cols: &[(&ColumnCatalog, Change)], f: &Facts) -> Result<Phases, St
                     && o.indexes.iter().any(|oi| oi.name == ix.name)
             }) {
                 let what = match &ix.constraint {
-                    Some((name, _, ..)) => format!("constraint {}", ident(name)),
+                    Some((name, ..)) => format!("constraint {}", ident(name)),
                     None => format!("index {}", ident(&ix.name)),
                 };
                 refusals.push(format!(
