@@ -313,12 +313,12 @@ fn status_text(r: &StatusReport) -> String {
                 ),
                 S::Expanded => (
                     format!(
-                        "is expanded{}: two application versions can run, old and new names both work",
+                        "is expanded{}: two application versions can run, each as `sluice plan` says it sees the change",
                         m.open_secs
                             .map(|s| format!(" (open for {})", took(s * 1000)))
                             .unwrap_or_default()
                     ),
-                    "`sluice complete` once the new application version runs everywhere (the old names stop working), or `sluice rollback` to undo the expand phase".to_string(),
+                    "`sluice complete` once the new application version runs everywhere (what only the old version uses stops working), or `sluice rollback` to undo the expand phase".to_string(),
                 ),
                 S::MissingFile => (
                     "is recorded as applied but has no file".to_string(),
@@ -831,7 +831,7 @@ mod tests {
             (S::MissingFile, None, None, "1 m1 is recorded as applied but has no file\n  next: restore the file (from version control) into the migrations directory\n"),
             (S::New, None, None, "1 repeatable migration(s) new or changed since last applied\n  next: `sluice up` applies them after the pending versioned ones\n"),
             (S::Changed, None, None, "1 repeatable migration(s) new or changed since last applied\n  next: `sluice up` applies them after the pending versioned ones\n"),
-            (S::Expanded, None, None, "1 m1 is expanded: two application versions can run, old and new names both work\n  next: `sluice complete` once the new application version runs everywhere (the old names stop working), or `sluice rollback` to undo the expand phase\n"),
+            (S::Expanded, None, None, "1 m1 is expanded: two application versions can run, each as `sluice plan` says it sees the change\n  next: `sluice complete` once the new application version runs everywhere (what only the old version uses stops working), or `sluice rollback` to undo the expand phase\n"),
         ];
         for (state, done, error, want) in cases {
             let text = status_text(&report(
