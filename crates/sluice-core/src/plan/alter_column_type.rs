@@ -959,13 +959,12 @@ impl Around {
     /// (changing nothing) unless they equal what the type change's swap recorded under `key`.
     pub fn check_recreated(&self, key: &str, after_key: &str) -> String {
         format!(
-            "{}; DELETE FROM sluice.meta WHERE key IN ({}, {})",
+            "{}; {}",
             self.check(
                 key,
                 "re-created by the migration's own statements over the old column, they differ from those the migration dropped"
             ),
-            literal(key),
-            literal(after_key)
+            forget_views(key, after_key)
         )
     }
 
@@ -1713,6 +1712,16 @@ pub fn views_key(cat: &ColumnCatalog) -> String {
 /// after its re-creations): the rollback's swap back checks first that they are still so.
 pub fn views_after_key(cat: &ColumnCatalog) -> String {
     format!("{} as re-created", views_key(cat))
+}
+
+/// Removes both records of the views a kept type change moved (its rollback's swap back and
+/// its complete end them).
+pub fn forget_views(key: &str, after_key: &str) -> String {
+    format!(
+        "DELETE FROM sluice.meta WHERE key IN ({}, {})",
+        literal(key),
+        literal(after_key)
+    )
 }
 
 /// A `CREATE ... VIEW` statement with a `*` outside quotes and comments.

@@ -2589,21 +2589,6 @@ async fn swap_back(
             Ok(held) => return Ok(held),
             Err(e) => e,
         };
-        if e.code == crate::plan::alter_column_type::VIEWS_SQLSTATE {
-            // What the steps before the swap built on the old column goes again: the table is
-            // as expanded, and a rerun is refused the same way.
-            let _ = run_in_one_transaction(engine, &phases.rollback_undo, s, ctx).await;
-            unwatch(engine, phases, s, ctx).await;
-            // The server's message says which check failed and names the views and policies.
-            let why = e.message.lines().next().unwrap_or_default();
-            return Err(Error::lifecycle(
-                format!(
-                    "`sluice rollback` of {} cannot restore the views and policies its type change moved (their definition, options, owner, privileges or comments): {why}. Nothing was changed: the migration stays expanded",
-                    m.label()
-                ),
-                "finish it with `sluice complete` instead (the migration is then applied, and `sluice down` runs its down part)",
-            ));
-        }
         let watched = phases.watch.is_some() && e.code == crate::plan::expand::WATCH_SQLSTATE;
         if !watched {
             // What the steps before the swap built on the old column goes too: left, a NOT NULL
@@ -2611,6 +2596,17 @@ async fn swap_back(
             // type cannot take (the reverse trigger stores NULL there) while expanded.
             let undone = run_in_one_transaction(engine, &phases.rollback_undo, s, ctx).await;
             unwatch(engine, phases, s, ctx).await;
+            if e.code == crate::plan::alter_column_type::VIEWS_SQLSTATE && undone.is_ok() {
+                // The server's message says which check failed and names the views and policies.
+                let why = e.message.lines().next().unwrap_or_default();
+                return Err(Error::lifecycle(
+                    format!(
+                        "`sluice rollback` of {} cannot restore the views and policies its type change moved (their definition, options, owner, privileges or comments): {why}. Nothing was changed: the migration stays expanded",
+                        m.label()
+                    ),
+                    "finish it with `sluice complete` instead (the migration is then applied, and `sluice down` runs its down part)",
+                ));
+            }
             return Err(Error::Rejected {
                 context: format!("rolling back {}", m.label()),
                 message: format!(

@@ -8,7 +8,7 @@
 use super::{Guard, LifecyclePlan, Phases, Step, Watch, WATCH_SQLSTATE};
 use crate::engine::ColumnCatalog;
 use crate::plan::alter_column_type::{
-    carry, old_name, sync_names, views_after_key, views_key, Around, Fate,
+    carry, forget_views, old_name, sync_names, views_after_key, views_key, Around, Fate,
 };
 use crate::quote::pg::{ident, literal, qualified};
 
@@ -214,11 +214,7 @@ pub fn phases(
     }
     complete.extend(complete_sql(cat));
     let (key, after_key) = (views_key(cat), views_after_key(cat));
-    complete.push(format!(
-        "DELETE FROM sluice.meta WHERE key IN ({}, {})",
-        literal(&key),
-        literal(&after_key)
-    ));
+    complete.push(forget_views(&key, &after_key));
     // The children's swaps after the column's: its swap drops the keys on their new columns,
     // which theirs then drop. The views and policies last, over the columns swapped back.
     let recreate = (!around.is_empty()).then(|| {
