@@ -1007,3 +1007,42 @@ async fn expressions_run_as_written_on_the_row() {
         }
     }
 }
+
+/// An UPDATE sluice's SQL parser cannot read (MariaDB forms it lacks: infix `MOD`, `INTERVAL()`,
+/// a backslash escape in a string) is refused as unreadable — naming the statement and the forms
+/// it reads — not as a migration of the wrong shape; twice, nothing changed. The same split in
+/// a form the parser reads then runs in two phases.
+#[tokio::test]
+async fn an_update_the_parser_cannot_read_is_named_as_such() {
+    let p = Project::new(Server::MariaDb).await;
+    p.write(
+        "1_create.sql",
+        "-- sluice:up\nCREATE TABLE t (id int PRIMARY KEY, n int NOT NULL, s varchar(20));\nINSERT INTO t VALUES (1, 9, 'a'), (2, 60, 'b');\n",
+    );
+    ok(&p.run(&["up"]), "create");
+    let mut db = p.db.my().await;
+    let before = show_create(&mut db, "t").await;
+    let migration = |expr: &str| {
+        format!("-- sluice:up\nALTER TABLE t ADD COLUMN m int;\nUPDATE t SET m = {expr};\n-- sluice:old n = m\nALTER TABLE t DROP COLUMN n;\n")
+    };
+    for expr in ["n MOD 7", "INTERVAL(n, 10, 50)", "IF(s = '\\\\', 0, n)"] {
+        p.write("2_split.sql", &migration(expr));
+        for round in 0..2 {
+            let r = p.run(&["up"]);
+            assert_eq!(r.code, 2, "{expr} round {round}: {r:?}");
+            assert!(
+                r.stderr.contains(&format!(
+                    "line 3: migration 2_split: sluice's SQL parser cannot read `UPDATE t SET m = {expr}` exactly"
+                )),
+                "{expr}: {r:?}"
+            );
+            assert!(r.stderr.contains("`MOD(a, b)`"), "{expr}: {r:?}");
+            assert_eq!(show_create(&mut db, "t").await, before, "{expr}");
+            assert_eq!(state_of(&p, 2).as_deref(), Some("pending"), "{expr}");
+            assert_eq!(triggers(&mut db).await, 0, "{expr}");
+        }
+    }
+    p.write("2_split.sql", &migration("MOD(n, 7)"));
+    ok(&p.run(&["up"]), "readable form");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+}

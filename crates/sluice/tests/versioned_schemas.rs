@@ -792,6 +792,26 @@ async fn directive_errors_say_why_and_how_to_fix() {
             "-- sluice:versioned down note::int\nALTER TABLE docs ALTER COLUMN note TYPE bigint;\n".into(),
             "has a default",
         ),
+        (
+            "COLLATE",
+            "-- sluice:versioned down body\nALTER TABLE docs ALTER COLUMN body TYPE varchar(200) COLLATE \"C\";\n".into(),
+            "cannot carry COLLATE",
+        ),
+        (
+            "ONLY",
+            "-- sluice:versioned down body::text\nALTER TABLE ONLY docs ALTER COLUMN body TYPE jsonb USING body::jsonb;\n".into(),
+            "cannot carry ONLY",
+        ),
+        (
+            "IF EXISTS",
+            "-- sluice:versioned down body::text\nALTER TABLE IF EXISTS docs ALTER COLUMN body TYPE jsonb USING body::jsonb;\n".into(),
+            "cannot carry IF EXISTS",
+        ),
+        (
+            "an expression that reads the whole row while another column changes",
+            format!("-- sluice:versioned down body::text\n{alter}\n-- sluice:versioned down extra::text\nALTER TABLE docs ALTER COLUMN extra TYPE jsonb USING to_jsonb(docs) -> 'extra';\n"),
+            "reads the whole row of docs, whose other columns this migration changes too",
+        ),
     ];
     let p = Project::new(Server::Postgres).await;
     p.write(

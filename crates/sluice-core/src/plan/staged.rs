@@ -220,6 +220,14 @@ impl About {
         )
     }
 
+    /// The description with its label (`docs.body: add ...`), as `up` says it.
+    pub fn said(&self) -> String {
+        match &self.label {
+            Some(l) => format!("{}: {}", l.trim_end_matches(':'), self.description),
+            None => self.description.to_string(),
+        }
+    }
+
     /// The lock as `sluice plan` prints it.
     pub fn lock_line(&self) -> String {
         format!("{}{}", self.lock.name(), self.lock_on)
@@ -433,11 +441,16 @@ pub(crate) fn qualified_index(table: &QName, index_sql: &str) -> String {
 /// operator of the text occurs in the tree's rendering at least as often (words compared as the
 /// server folds them). Punctuation and spacing may differ.
 pub(crate) fn faithful(sql: &str, ast: &Statement) -> bool {
+    faithful_in(crate::target::EngineKind::Postgres, sql, ast)
+}
+
+/// [`faithful`] with `engine`'s tokenizer: MariaDB's strings take backslash escapes, so a
+/// PostgreSQL reading of `'\\'` counts a character the rendering does not have.
+pub(crate) fn faithful_in(engine: crate::target::EngineKind, sql: &str, ast: &Statement) -> bool {
     use sqlparser::tokenizer::{Token, Tokenizer};
+    let dialect = crate::sql::dialect(engine);
     let count = |text: &str| -> Option<std::collections::HashMap<String, usize>> {
-        let tokens = Tokenizer::new(&sqlparser::dialect::PostgreSqlDialect {}, text)
-            .tokenize()
-            .ok()?;
+        let tokens = Tokenizer::new(dialect.as_ref(), text).tokenize().ok()?;
         let mut out = std::collections::HashMap::new();
         for t in tokens {
             let key = match &t {

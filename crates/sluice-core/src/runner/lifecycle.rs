@@ -48,6 +48,32 @@ pub fn breaking(
         _ if !olds.is_empty() => {
             let (path, text) = m.file_of(part);
             let line = sql::line_col(text, part.offset + olds[0].start).0;
+            // A statement sluice's parser cannot read: the shape cannot be told, so say that
+            // rather than that the migration has the wrong shape.
+            let unread = |st: &Stmt| {
+                st.ast
+                    .as_deref()
+                    .is_none_or(|a| !crate::plan::staged::faithful_in(target.engine, &st.sql, a))
+            };
+            if let Some((s, st)) = split.iter().zip(&stmts).find(|(_, st)| unread(st)) {
+                let at = sql::line_col(text, part.offset + s.offset).0;
+                return Err(Error::MigrationFile {
+                    path: path.to_path_buf(),
+                    line: Some(at),
+                    message: format!(
+                        "line {at}: migration {}: sluice's SQL parser cannot read `{}` exactly, so it cannot tell whether the migration is a split or merge of columns (`-- sluice:old` on line {line})",
+                        m.label(),
+                        crate::redact::label(&crate::redact::secrets(st.sql.trim()), 120)
+                    ),
+                    help: format!(
+                        "write the statement in forms the parser reads{}, or remove the directive and run the migration as written with `sluice up --as-written`",
+                        match target.engine {
+                            crate::target::EngineKind::Postgres => "",
+                            _ => " (`MOD(a, b)` or `a % b` for `a MOD b`, a CASE for `INTERVAL(n, ...)`, `CHAR(92)` for a backslash in a string)",
+                        }
+                    ),
+                });
+            }
             Err(Error::MigrationFile {
                 path: path.to_path_buf(),
                 line: Some(line),
@@ -148,6 +174,16 @@ fn versioned(
             }
             _ => None,
         };
+        // COLLATE after TYPE: the parser keeps no statement, so say so before the generic reason.
+        let words = crate::analysis::tokens::tokens(&st.sql, crate::target::EngineKind::Postgres);
+        let has = |w: &str| words.contains(&crate::analysis::tokens::Tok::Word(w.into()));
+        if has("TYPE") && has("COLLATE") {
+            return Err(err(
+                s.offset,
+                "the versioned type change cannot carry COLLATE: a versioned type change gives the new column the old one's collation, and its views and triggers compare and sort by it",
+                "change the collation in a migration of its own (`ALTER TABLE t ALTER COLUMN c TYPE same_type COLLATE \"x\"`), before or after this one",
+            ));
+        }
         let (Some((data_type, using, at)), [Action::AlterColumnType { table, column, .. }]) =
             (op, st.actions())
         else {
@@ -160,10 +196,27 @@ fn versioned(
         if !crate::plan::staged::plain_alter(at)
             || !crate::plan::staged::faithful(&st.sql, st.ast.as_deref().expect("matched"))
         {
+            // Name the clause when it is one sluice knows; the rest is what its parser drops.
+            let (what, fix) = if at.only {
+                (
+                    "ONLY: the versioned views and triggers serve the table with its partitions or children".to_string(),
+                    "write it as `ALTER TABLE t ALTER COLUMN c TYPE new_type [USING expression]`",
+                )
+            } else if at.if_exists {
+                (
+                    "IF EXISTS: a versioned type change needs the table, and would change nothing without it".to_string(),
+                    "write it as `ALTER TABLE t ALTER COLUMN c TYPE new_type [USING expression]`",
+                )
+            } else {
+                (
+                    "a clause sluice's parser does not keep (running the statement without it would change what it does)".to_string(),
+                    "write it as `ALTER TABLE t ALTER COLUMN c TYPE new_type [USING expression]`",
+                )
+            };
             return Err(err(
                 s.offset,
-                "the versioned type change names the table plainly and must keep every clause as written: ONLY, IF EXISTS, COLLATE or clauses sluice's parser does not keep would change what it does",
-                "write it as `ALTER TABLE t ALTER COLUMN c TYPE new_type [USING expression]`",
+                &format!("the versioned type change cannot carry {what}"),
+                fix,
             ));
         }
         if let Some(c) = changes
@@ -2170,7 +2223,7 @@ async fn expand(
         written: crate::runner::retry::Subject::Phase(s),
         before: &|k, about| {
             crash_point(&format!("expand-step-{k}"));
-            (ctx.say)(&format!("  {}", about.description));
+            (ctx.say)(&format!("  {}", about.said()));
         },
     };
     if let Err(mut e) = crate::runner::run_steps(engine, &steps, run, ctx).await? {
@@ -2274,7 +2327,7 @@ async fn expand_atomic(
 ) -> Result<()> {
     crash_point("expand-step-0");
     for about in &phases.expand_about {
-        (ctx.say)(&format!("  {}", about.description));
+        (ctx.say)(&format!("  {}", about.said()));
     }
     let running = row.clone();
     row.state = RecordState::Expanded;

@@ -36,7 +36,7 @@ pub fn find(stmts: &[Stmt]) -> Option<Breaking> {
     let Some(Statement::AlterTable(at)) = alter.ast.as_deref() else {
         return None;
     };
-    let u = super::plain_update(up)?;
+    let u = super::plain_update(EngineKind::Postgres, up)?;
     let [Action::SetNotNull { table, column }] = alter.actions() else {
         return None;
     };

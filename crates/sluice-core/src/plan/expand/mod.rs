@@ -392,7 +392,7 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
 
 /// `UPDATE t SET ... [WHERE ...]` with nothing else: no alias, FROM, RETURNING, ORDER BY, LIMIT,
 /// join or hint, every clause kept by the parser (the fill and the split/merge shapes).
-pub(super) fn plain_update(st: &Stmt) -> Option<&sqlparser::ast::Update> {
+pub(super) fn plain_update(engine: EngineKind, st: &Stmt) -> Option<&sqlparser::ast::Update> {
     use sqlparser::ast::{Statement, TableFactor};
     let Some(Statement::Update(u)) = st.ast.as_deref() else {
         return None;
@@ -407,7 +407,7 @@ pub(super) fn plain_update(st: &Stmt) -> Option<&sqlparser::ast::Update> {
         || u.settings.is_some()
         || !u.optimizer_hints.is_empty()
         || !u.table.joins.is_empty()
-        || !super::staged::faithful(&st.sql, st.ast.as_deref()?)
+        || !super::staged::faithful_in(engine, &st.sql, st.ast.as_deref()?)
     {
         return None;
     }
@@ -623,8 +623,12 @@ impl Phases {
             .zip(&self.expand_about)
             .enumerate()
             .map(|(k, (s, a))| match self.expand_locks.get(k) {
-                Some(lock) => super::Step::new(a.description, s.text(), lock, a.effect, a.blocks),
-                None => super::Step::of_about(s.text(), a),
+                Some(lock) => super::Step::new(&a.said(), s.text(), lock, a.effect, a.blocks),
+                None => {
+                    let mut step = super::Step::of_about(s.text(), a);
+                    step.description = a.said();
+                    step
+                }
             })
             .collect()
     }

@@ -222,7 +222,7 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Option<Breaking> {
         return None;
     }
     // (2) the UPDATE.
-    let u = super::plain_update(up)?;
+    let u = super::plain_update(engine, up)?;
     if !qname(engine, super::update_table(u)?).matches(&table) {
         return None;
     }

@@ -177,6 +177,20 @@ pub fn phases(cols: &[(&ColumnCatalog, Change)], f: &Facts) -> Result<Phases, St
                     "the {which} expression of {}.{} (`{expr}`) reads {}, which this migration changes too: each expression must read only its own column and columns the migration leaves as they are (put the two changes in migrations of their own)",
                     cat.table, cat.column, other.column
                 ));
+            } else if read.contains(&cat.table)
+                && !f.columns.iter().any(|((s, t), c)| {
+                    s == &cat.schema && t == &cat.table && c.contains(&cat.table)
+                })
+                && cols.iter().any(|(o, _)| {
+                    o.column != cat.column && o.schema == cat.schema && o.table == cat.table
+                })
+            {
+                // The table's name as a value is the whole row (`to_jsonb(docs)`), unless a
+                // column has that name: it reads every changed column too.
+                refusals.push(format!(
+                    "the {which} expression of {}.{} (`{expr}`) reads the whole row of {}, whose other columns this migration changes too: each expression must read only its own column and columns the migration leaves as they are (put the two changes in migrations of their own)",
+                    cat.table, cat.column, cat.table
+                ));
             }
         }
     }
@@ -227,6 +241,13 @@ pub fn phases(cols: &[(&ColumnCatalog, Change)], f: &Facts) -> Result<Phases, St
     let mut plans = Vec::new();
     for (cat, ch) in cols {
         match column_plan(cat, ch, f, &own) {
+            // Several columns: each step says whose it is (`up` prints them one after another).
+            Ok(mut p) if cols.len() > 1 => {
+                for a in &mut p.about {
+                    a.label = Some(format!("{}.{}", cat.table, cat.column));
+                }
+                plans.push(p)
+            }
             Ok(p) => plans.push(p),
             // One column: the reason as before; several: which column it is about.
             Err(why) if cols.len() == 1 => refusals.push(why),
@@ -994,6 +1015,52 @@ mod tests {
             assert!(e.contains(message), "{e}");
             assert!(e.contains("in migrations of their own"), "{e}");
         }
+        // A whole-row reference (the table's name as a value) reads the other changed column
+        // too; with one changed column, or a column named like the table, it does not.
+        let body = cat();
+        let mut meta = cat();
+        meta.column = "meta".into();
+        let whole = "(to_jsonb(\"Docs\") ->> 'meta')::jsonb";
+        let mut f = facts();
+        f.columns = vec![(
+            ("app".into(), "Docs".into()),
+            vec!["id".into(), "meta".into(), "body".into()],
+        )];
+        let e = phases(
+            &[
+                (&body, ch(whole, "body::text")),
+                (&meta, ch("meta::jsonb", "meta::text")),
+            ],
+            &f,
+        )
+        .unwrap_err();
+        assert!(e.contains("reads the whole row of Docs"), "{e}");
+        assert!(e.contains("in migrations of their own"), "{e}");
+        let alone = phases(&[(&body, ch(whole, "body::text"))], &f);
+        assert!(
+            alone
+                .as_ref()
+                .err()
+                .is_none_or(|e| !e.contains("whole row")),
+            "{:?}",
+            alone.err()
+        );
+        f.columns[0].1.push("Docs".into());
+        let named = phases(
+            &[
+                (&body, ch(whole, "body::text")),
+                (&meta, ch("meta::jsonb", "meta::text")),
+            ],
+            &f,
+        );
+        assert!(
+            named
+                .as_ref()
+                .err()
+                .is_none_or(|e| !e.contains("whole row")),
+            "{:?}",
+            named.err()
+        );
         // The same table name in two schemas.
         let a = cat();
         let mut b = cat();
