@@ -358,6 +358,18 @@ fn status_text(r: &StatusReport) -> String {
     match &r.drift {
         DriftState::Unknown => out.push_str("schema drift: unknown (no snapshot recorded yet)\n"),
         DriftState::Clean => out.push_str("schema drift: none\n"),
+        // A migration sluice has not finished left its own half-made objects: capturing them
+        // as a migration (whose down part drops them) would lose the data they hold.
+        DriftState::Drifted { differences }
+            if r.migrations.iter().any(|m| {
+                matches!(m.status, S::Failed | S::Interrupted | S::Running | S::Reverting)
+            }) =>
+        {
+            out.push_str(&format!(
+                "schema drift: {} difference(s), some of which may be what an unfinished migration above left\n  next: finish or undo that migration first (as said above), then `sluice drift` again\n",
+                differences.len()
+            ))
+        }
         DriftState::Drifted { differences } => out.push_str(&format!(
             "schema drift: {} difference(s)\n  next: `sluice drift` lists them; `sluice drift --write-migration` captures them as a migration\n",
             differences.len()
@@ -474,7 +486,14 @@ pub fn drift(r: &DriftReport, layout: Option<sluice_core::layout::Layout>, as_js
     for d in &r.differences {
         outln!("  {d}");
     }
-    outln!("capture them as a migration with `sluice drift --write-migration`");
+    if r.unfinished.is_empty() {
+        outln!("capture them as a migration with `sluice drift --write-migration`");
+    } else {
+        outln!(
+            "migration {} is unfinished, and some of these may be what it left half made: finish it (`sluice up`) or undo it (`sluice rollback`, `sluice down`), then run `sluice drift` again",
+            r.unfinished.join(", ")
+        );
+    }
 }
 
 /// `layout`: the project's, so a repeatable is named as its file is (`R_views`, `R__views`).

@@ -831,8 +831,15 @@ async fn refusals_leave_nothing_and_say_why() {
             "a type without equality",
             "ALTER TABLE t ADD COLUMN doc json;",
             "ALTER TABLE t RENAME COLUMN doc TO body;",
-            1,
+            2,
             "type json has no equality operator",
+        ),
+        (
+            "a domain with a DEFAULT (the old version's INSERTs would get it under the new name)",
+            "CREATE DOMAIN code3 AS char(3) DEFAULT 'USD';\nALTER TABLE t ADD COLUMN cur code3;",
+            "ALTER TABLE t RENAME COLUMN cur TO currency;",
+            2,
+            "the type of column cur is a domain with a DEFAULT",
         ),
         (
             "a view uses the column",
@@ -1001,4 +1008,59 @@ async fn renames_in_tables_created_earlier_in_the_run_run_as_written() {
             assert_eq!(state_of(&p, 5).as_deref(), Some("expanded"), "{r:?}");
         }
     }
+}
+
+/// A killed expand leaves sluice's half-made objects (the new column, its trigger), which the
+/// schema snapshot does not know. `status` and `drift` must not send the user to
+/// `drift --write-migration` then (its down part would drop the column with its data), and the
+/// capture itself is refused (exit 11, twice, no file written); `up` then finishes the expand and
+/// the drift is gone. Every expand step is a kill point.
+#[tokio::test]
+async fn drift_is_not_captured_while_an_expand_is_unfinished() {
+    let case = &CASES[0];
+    let mut killed_with_drift = 0;
+    for k in 1..=8 {
+        let p = Project::new(Server::Postgres).await;
+        p.write("1_create.sql", &case.create());
+        ok(&p.run(&["up"]), "create");
+        p.write("2_rename.sql", &case.rename());
+        let r = p.run_crashing(&["up"], &format!("expand-step-{k}"));
+        if r.code == 0 {
+            // Past the last step: nothing was killed.
+            assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "step {k}");
+            break;
+        }
+        let files = || std::fs::read_dir(p.migration_path("")).unwrap().count();
+        let before = files();
+        let status = p.run(&["status"]);
+        assert!(
+            !status.stdout.contains("--write-migration"),
+            "step {k}: {status:?}"
+        );
+        let drift = p.run(&["drift"]);
+        if drift.code != 0 {
+            killed_with_drift += 1;
+            assert!(
+                !drift.stdout.contains("--write-migration"),
+                "step {k}: {drift:?}"
+            );
+            assert!(
+                drift.stdout.contains("is unfinished"),
+                "step {k}: {drift:?}"
+            );
+            for _ in 0..2 {
+                let w = p.run(&["drift", "--write-migration"]);
+                assert_eq!(w.code, 11, "step {k}: {w:?}");
+                assert!(
+                    w.stderr.contains("not capturing drift while migration"),
+                    "step {k}: {w:?}"
+                );
+                assert_eq!(files(), before, "step {k}: no file written");
+            }
+        }
+        ok(&p.run(&["up"]), "rerun");
+        assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "step {k}");
+        ok(&p.run(&["drift"]), "no drift once expanded");
+    }
+    assert!(killed_with_drift > 0, "no kill point left drift behind");
 }

@@ -644,6 +644,22 @@ async fn refusals_leave_nothing_and_say_why() {
             "put the DROP COLUMN in a migration of its own",
             true,
         ),
+        (
+            "a domain that refuses NULL (NOT NULL) without a default",
+            "CREATE DOMAIN nn AS text NOT NULL; ALTER TABLE t ADD COLUMN d nn DEFAULT 'x'; ALTER TABLE t ALTER COLUMN d DROP DEFAULT;",
+            "ALTER TABLE t DROP COLUMN d;",
+            2,
+            "the type of column d is a domain that does not allow NULL and has no default",
+            true,
+        ),
+        (
+            "a domain that refuses NULL (CHECK) without a default",
+            "CREATE DOMAIN nc AS int CHECK (VALUE IS NOT NULL); ALTER TABLE t ADD COLUMN d nc DEFAULT 1; ALTER TABLE t ALTER COLUMN d DROP DEFAULT;",
+            "ALTER TABLE t DROP COLUMN d;",
+            2,
+            "the type of column d is a domain that does not allow NULL and has no default",
+            true,
+        ),
     ];
     for (what, setup, drop, code, message, as_written) in cases {
         let p = Project::new(Server::Postgres).await;

@@ -884,6 +884,30 @@ async fn expressions_that_do_not_plan_are_refused_before_anything_is_made() {
             assert_eq!(pg_dump_schema(&p), before);
         }
     }
+    // A new type with a default (a domain's): the old version's INSERTs would get it in the new
+    // column, taken for the new version's write. sluice's limit, not the statement's: exit 2.
+    p.db.pg()
+        .await
+        .batch_execute("CREATE DOMAIN jdoc AS jsonb DEFAULT '{}'")
+        .await
+        .unwrap();
+    let before = pg_dump_schema(&p);
+    p.write(
+        "2_versioned.sql",
+        "-- sluice:versioned down body::text\nALTER TABLE docs ALTER COLUMN body TYPE jdoc USING body::jdoc;\n",
+    );
+    for attempt in 0..2 {
+        let r = p.run(&["up"]);
+        assert_eq!(r.code, 2, "{attempt}: {r:?}");
+        assert!(
+            r.stderr
+                .contains("the new type jdoc of column body has a default (a domain's DEFAULT)"),
+            "{r:?}"
+        );
+        assert!(r.stderr.contains("sluice up --as-written"), "{r:?}");
+        assert_eq!(state_of(&p, 2).as_deref(), Some("pending"));
+        assert_eq!(pg_dump_schema(&p), before);
+    }
 }
 
 #[tokio::test]

@@ -12,6 +12,24 @@ pub struct DriftReport {
     /// statements are recorded in the snapshot and are not drift.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Migrations a run has not finished (interrupted, failed, being reverted): what they left
+    /// half made shows as drift, and is theirs to finish or undo, not a migration to capture.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unfinished: Vec<String>,
+}
+
+/// The migrations of `history` a run left unfinished, as [`DriftReport::unfinished`] names them.
+fn unfinished(history: &[HistoryRow], layout: Option<crate::layout::Layout>) -> Vec<String> {
+    history
+        .iter()
+        .filter(|r| {
+            matches!(
+                r.state,
+                RecordState::Running | RecordState::Failed | RecordState::Reverting
+            )
+        })
+        .map(|r| crate::layout::history_label(layout, r.version, &r.name))
+        .collect()
 }
 
 /// Compares the live schema with the snapshot taken after the last migration.
@@ -31,9 +49,8 @@ pub async fn drift_in(
         )
     })?;
     let live = engine.introspect().await?;
-    let notes = engine
-        .history()
-        .await?
+    let history = engine.history().await?;
+    let notes = history
         .iter()
         .filter(|r| r.state == RecordState::Failed && r.statements_done > 0)
         .map(|r| {
@@ -49,6 +66,7 @@ pub async fn drift_in(
         snapshot_taken_at: Some(snap.taken_at),
         differences: diff(&snap.schema, &live),
         notes,
+        unfinished: unfinished(&history, layout),
     })
 }
 
@@ -70,6 +88,16 @@ pub async fn capture_drift(
         let differences = diff(&snap.schema, &live);
         if differences.is_empty() {
             return Ok(None);
+        }
+        let open = unfinished(&engine.history().await?, None);
+        if !open.is_empty() {
+            return Err(Error::Lifecycle {
+                message: format!(
+                    "not capturing drift while migration {} is unfinished: what it left half made shows as drift, and a captured migration's down part would drop it with its data",
+                    open.join(", ")
+                ),
+                help: "finish it (`sluice up` resumes it) or undo it (`sluice rollback` for an expand phase, `sluice down` for a revert), then run `sluice drift` again".into(),
+            });
         }
         let up_sql = engine.render_diff_sql(&snap.schema, &live);
         let down_sql = engine.render_diff_sql(&live, &snap.schema);

@@ -2178,6 +2178,14 @@ async fn expand(
             if let Err(mut e) = engine.execute(check).await {
                 e.position = None;
                 // Nothing is made and nothing recorded: the rerun starts from the same point.
+                // feature_not_supported is sluice's own refusal (a limit of the two phases, not
+                // of the statement, which as written would run): bad input, exit 2.
+                if e.code == "0A000" {
+                    return Err(Error::usage(
+                        format!("expanding {}: {}", m.label(), e.message),
+                        "nothing was changed; this is a limit of the two-phase form, not an error in the statement: do what the message says, or run the migration as written with `sluice up --as-written` (the running application version breaks at once)",
+                    ));
+                }
                 let help = match old_directive_line(m, &e.message) {
                     // Only the two phases evaluate a `-- sluice:old` expression.
                     Some(line) => format!("the `-- sluice:old` expression on line {line} failed (the statements as written do not run it); fix it and run `sluice up` again"),

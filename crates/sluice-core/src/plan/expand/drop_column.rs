@@ -251,8 +251,23 @@ pub fn phases(
         ),
     ];
 
+    // A column whose type refuses NULL by itself (a domain's NOT NULL or CHECK) and gives no
+    // default: dropping the column's NOT NULL does not let the new version's INSERTs leave it out.
+    let precheck = columns
+        .iter()
+        .filter_map(|col| col.cat.as_ref().map(|cat| (col, cat)))
+        .map(|(col, cat)| {
+            let t = qualified(&cat.schema, &cat.table);
+            do_block(&format!(
+                "DECLARE ty regtype; BEGIN SELECT a.atttypid::regtype INTO ty FROM pg_attribute a JOIN pg_type y ON y.oid = a.atttypid WHERE a.attrelid = {}::regclass AND a.attname = {} AND NOT a.atthasdef AND y.typtype = 'd' AND y.typdefaultbin IS NULL; IF ty IS NOT NULL THEN BEGIN EXECUTE format('SELECT NULL::%s', ty); EXCEPTION WHEN not_null_violation OR check_violation THEN RAISE EXCEPTION {} USING ERRCODE = 'feature_not_supported'; END; END IF; END",
+                literal(&t),
+                literal(&col.name),
+                literal(&format!("the type of column {} is a domain that does not allow NULL and has no default: while expanded, the new version's INSERTs that leave {} out would fail; give the column a default first (`ALTER TABLE … ALTER COLUMN … SET DEFAULT …`, in a migration of its own), or drop it with `sluice up --as-written`", col.name.replace('%', "%%"), col.name.replace('%', "%%")))
+            ))
+        })
+        .collect();
     Ok(Phases {
-        precheck: vec![],
+        precheck,
         precheck_refusal: None,
         expand,
         expand_about: about,

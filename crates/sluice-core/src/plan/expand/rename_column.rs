@@ -109,6 +109,15 @@ pub fn phases(
             literal(to),
             literal(&cat.table)
         ),
+        // A domain's DEFAULT fills the new name on every INSERT that leaves it out (the old
+        // version's), so the trigger would take each such insert for a write of the new name
+        // and overwrite the value written through the old one.
+        format!(
+            "BEGIN IF EXISTS (SELECT FROM pg_attribute a JOIN pg_type y ON y.oid = a.atttypid WHERE a.attrelid = {}::regclass AND a.attname = {} AND y.typdefaultbin IS NOT NULL) THEN RAISE EXCEPTION {} USING ERRCODE = 'feature_not_supported'; END IF; END",
+            literal(&t),
+            literal(&cat.column),
+            literal(&format!("the type of column {} is a domain with a DEFAULT: an INSERT that leaves {} out stores that default in it, so sluice's sync trigger cannot tell the old version's inserts from the new version's (the old name's value would be overwritten); rename it with `sluice up --as-written` (the running version breaks), or first change the column to a type without a default", cat.column.replace('%', "%%"), to.replace('%', "%%")))
+        ),
         // The trigger tells which name a write used by comparing values.
         format!(
             "BEGIN PERFORM NULL::{ty} IS DISTINCT FROM NULL::{ty}; EXCEPTION WHEN undefined_function THEN RAISE EXCEPTION {} USING ERRCODE = 'feature_not_supported'; END",

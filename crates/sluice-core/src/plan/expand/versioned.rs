@@ -547,10 +547,19 @@ fn column_plan(
         row(true)
     );
 
-    let mut precheck = vec![format!(
-        "BEGIN PERFORM NULL::{ty} IS DISTINCT FROM NULL::{ty}; EXCEPTION WHEN undefined_function THEN RAISE EXCEPTION {} USING ERRCODE = 'feature_not_supported'; END",
-        literal(&format!("type {ty} has no equality operator, so sluice's translating trigger cannot tell which column a write changed"))
-    )];
+    let mut precheck = vec![
+        format!(
+            "BEGIN PERFORM NULL::{ty} IS DISTINCT FROM NULL::{ty}; EXCEPTION WHEN undefined_function THEN RAISE EXCEPTION {} USING ERRCODE = 'feature_not_supported'; END",
+            literal(&format!("type {ty} has no equality operator, so sluice's translating trigger cannot tell which column a write changed"))
+        ),
+        // A new type with a default (a domain's DEFAULT) fills the new column on every INSERT of
+        // the old version, which the trigger would take for the new version's write.
+        format!(
+            "BEGIN IF EXISTS (SELECT FROM pg_type WHERE oid = {}::regtype AND typdefaultbin IS NOT NULL) THEN RAISE EXCEPTION {} USING ERRCODE = 'feature_not_supported'; END IF; END",
+            literal(ty),
+            literal(&format!("the new type {} of column {} has a default (a domain's DEFAULT): an INSERT of the old version stores it in the new column, so sluice's translating trigger cannot tell the old version's inserts from the new version's; change the type to one without a default (e.g. the domain's base type), or run it as written with `sluice up --as-written`", ty.replace('%', "%%"), cat.column.replace('%', "%%")))
+        ),
+    ];
     // Both expressions planned against the table's columns (no row read): an unknown type,
     // function or column would otherwise fail the first translated write, after the expand
     // looked done. The down expression sees the column as the new type.
