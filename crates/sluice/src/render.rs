@@ -307,6 +307,10 @@ fn status_text(r: &StatusReport) -> String {
                     },
                     "`sluice down` resumes the rollback".to_string(),
                 ),
+                S::Edited if m.open_secs.is_some() => (
+                    "is expanded and its file has changed since `sluice up`".to_string(),
+                    "restore the file: `sluice complete` and `sluice rollback` are planned from it, so it must read as at `sluice up` (change the schema further in a new migration)".to_string(),
+                ),
                 S::Edited => (
                     "was applied and its file has changed since".to_string(),
                     "`sluice verify` shows the edits; restore the file, or `sluice repair` accepts an intentional edit".to_string(),
@@ -362,7 +366,7 @@ fn status_text(r: &StatusReport) -> String {
         // as a migration (whose down part drops them) would lose the data they hold.
         DriftState::Drifted { differences }
             if r.migrations.iter().any(|m| {
-                matches!(m.status, S::Failed | S::Interrupted | S::Running | S::Reverting)
+                matches!(m.status, S::Interrupted | S::Running | S::Reverting)
             }) =>
         {
             out.push_str(&format!(
@@ -453,6 +457,8 @@ pub fn verify(r: &VerifyReport, as_json: bool) {
     }
     if r.edited.is_empty() && r.missing_files.is_empty() {
         outln!("ok: {} applied migration(s) match their files", r.checked);
+    } else if r.edited.iter().any(|e| e.open_secs.is_some()) {
+        outln!("restore the files; `sluice repair` accepts intentional edits of applied migrations, never of an expanded one (its complete and rollback are planned from its file)");
     } else {
         outln!("restore the files, or run `sluice repair` to accept intentional edits");
     }

@@ -1064,3 +1064,96 @@ async fn drift_is_not_captured_while_an_expand_is_unfinished() {
     }
     assert!(killed_with_drift > 0, "no kill point left drift behind");
 }
+
+/// The file of an expanded migration edited: complete and rollback are planned from it, so the
+/// edit is never accepted while it is open. status, verify, complete and repair all say to
+/// restore it (never to `repair`), repair refuses (exit 4, twice, nothing recorded), and once the
+/// file is restored complete runs.
+#[tokio::test]
+async fn an_edited_expanded_migration_must_be_restored_not_repaired() {
+    let case = &CASES[0];
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_create.sql", &case.create());
+    ok(&p.run(&["up"]), "create");
+    p.write("2_rename.sql", &case.rename());
+    ok(&p.run(&["up"]), "expand");
+    p.write(
+        "2_rename.sql",
+        &case.rename().replace("full_name", "fullname"),
+    );
+    let status = p.run(&["status"]);
+    assert!(
+        status
+            .stdout
+            .contains("is expanded and its file has changed since `sluice up`"),
+        "{status:?}"
+    );
+    assert!(!status.stdout.contains("sluice repair"), "{status:?}");
+    for cmd in ["complete", "rollback", "repair", "repair"] {
+        let r = p.run(&[cmd]);
+        assert_eq!(r.code, 4, "{cmd}: {r:?}");
+        assert!(r.stderr.contains("restore"), "{cmd}: {r:?}");
+        assert!(!r.stderr.contains("sluice repair"), "{cmd}: {r:?}");
+        // Still expanded, shown as edited while the file differs.
+        assert_eq!(state_of(&p, 2).as_deref(), Some("edited"), "{cmd}");
+    }
+    p.write("2_rename.sql", &case.rename());
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+    ok(&p.run(&["complete"]), "complete after the file is restored");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("applied"));
+}
+
+/// `up --dry-run` refuses what `up` refuses when it reaches a breaking migration (the shape, or
+/// what the catalog says), with the same exit code and message, instead of "would apply".
+#[tokio::test]
+async fn dry_run_refuses_what_up_refuses() {
+    // (server, setup, migration)
+    let cases: &[(Server, &str, &str)] = &[
+        (
+            Server::Postgres,
+            "",
+            "ALTER TABLE ONLY t RENAME COLUMN a TO b;",
+        ),
+        (
+            Server::Postgres,
+            "CREATE VIEW v AS SELECT a FROM t;",
+            "ALTER TABLE t RENAME COLUMN a TO b;",
+        ),
+        (
+            Server::Postgres,
+            "CREATE VIEW v AS SELECT a FROM t;",
+            "ALTER TABLE t DROP COLUMN a;",
+        ),
+        (
+            Server::Postgres,
+            "CREATE TABLE r (tid int REFERENCES t (id));",
+            "DROP TABLE t;",
+        ),
+        (Server::MariaDb, "", "ALTER TABLE t DROP COLUMN id;"),
+    ];
+    for (server, setup, migration) in cases {
+        let p = Project::new(*server).await;
+        p.write(
+            "1_create.sql",
+            &format!("-- sluice:up\nCREATE TABLE t (id int PRIMARY KEY, a int);\nINSERT INTO t VALUES (1, 1), (2, 2);\n{setup}\n"),
+        );
+        ok(&p.run(&["up"]), "create");
+        p.write("2_change.sql", &format!("-- sluice:up\n{migration}\n"));
+        let message = |r: &Run| {
+            r.stderr
+                .lines()
+                .find(|l| l.contains("×"))
+                .unwrap_or_default()
+                .to_string()
+        };
+        let up = p.run(&["up"]);
+        assert_eq!(up.code, 2, "{migration}: {up:?}");
+        for _ in 0..2 {
+            let dry = p.run(&["up", "--dry-run"]);
+            assert_eq!(dry.code, up.code, "{migration}: {dry:?}");
+            assert_eq!(message(&dry), message(&up), "{migration}");
+            assert!(!dry.stdout.contains("would apply"), "{migration}: {dry:?}");
+        }
+        assert_eq!(state_of(&p, 2).as_deref(), Some("pending"), "{migration}");
+    }
+}

@@ -364,6 +364,16 @@ pub fn added_column(table: &str, to: &str, from: &str) -> String {
     )
 }
 
+/// PostgreSQL, a column sluice adds beside the old one while expanded (a rename's new name, a
+/// versioned change's new column): the table's row shape changes twice (expand, complete) where
+/// the statement as written changes no column count. The values are right; what breaks is a
+/// client that fixed the row shape: a prepared `*` query, or COPY without a column list.
+pub fn added_column_pg(table: &str, added: &str) -> String {
+    format!(
+        "while expanded (until `sluice complete`) {table} has one more column, {added}: `SELECT *` and `RETURNING *` return it too, a `*` statement a client prepared before `sluice up` (or before `sluice complete`) fails once with \"cached plan must not change result type\" (most drivers prepare it again; pgbench -M prepared stops), and `COPY {table} FROM` without a column list fails (\"missing data for column\"): give COPY its column list"
+    )
+}
+
 /// A constraint added in one phase to a live table: what the old version's writes meet from the
 /// moment it takes effect.
 pub fn added_constraint(what: Added<'_>) -> String {

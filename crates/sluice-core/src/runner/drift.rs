@@ -12,22 +12,19 @@ pub struct DriftReport {
     /// statements are recorded in the snapshot and are not drift.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
-    /// Migrations a run has not finished (interrupted, failed, being reverted): what they left
+    /// Migrations a run has not finished (interrupted, being reverted): what they left
     /// half made shows as drift, and is theirs to finish or undo, not a migration to capture.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub unfinished: Vec<String>,
 }
 
-/// The migrations of `history` a run left unfinished, as [`DriftReport::unfinished`] names them.
+/// The migrations of `history` a run left unfinished, as [`DriftReport::unfinished`] names them:
+/// killed (or running) and half-reverted ones. A failed one is not: its committed statements are
+/// in the snapshot, and a failed expand removed what it made (or says it could not).
 fn unfinished(history: &[HistoryRow], layout: Option<crate::layout::Layout>) -> Vec<String> {
     history
         .iter()
-        .filter(|r| {
-            matches!(
-                r.state,
-                RecordState::Running | RecordState::Failed | RecordState::Reverting
-            )
-        })
+        .filter(|r| matches!(r.state, RecordState::Running | RecordState::Reverting))
         .map(|r| crate::layout::history_label(layout, r.version, &r.name))
         .collect()
 }

@@ -1977,26 +1977,31 @@ fn inside_note(b: &Breaking) -> Option<&'static str> {
     }
 }
 
-/// `up --dry-run`'s hook: a breaking migration runs as its expand phase (PostgreSQL). A refusal is
-/// left to the run.
+/// `up --dry-run`'s hook: a breaking migration runs as its expand phase. What `up` refuses when
+/// it reaches the migration (the shape, or what the catalog says), the dry run refuses the same
+/// way, so it never says "would apply" where `up` stops; the server-side prechecks (which may
+/// write sluice's own records) are left to the run.
 pub(crate) async fn explain_dry_run(
     engine: &mut dyn Engine,
     files: &[Migration],
     planned: &mut [crate::runner::PlannedMigration],
-) {
-    let rows = engine.history().await.unwrap_or_default();
+) -> Result<()> {
+    let rows = engine.history().await?;
     for p in planned.iter_mut() {
         let Some(m) = files.iter().find(|m| m.version == p.version) else {
             continue;
         };
         let run = InRun { files, rows: &rows };
-        let Ok(Some((s, st, b))) = breaking_in_run(engine.target(), m, run) else {
+        let Some((s, st, b)) = breaking_in_run(engine.target(), m, run)? else {
             continue;
         };
         let phases = match phases_live(engine, m, &s, &st, &b).await {
             Ok(phases) => phases,
-            Err(_) => {
+            Err(e) => {
                 let added = versioned_columns_of_the_run(engine.target(), m, run, &b);
+                if added.is_empty() {
+                    return Err(e);
+                }
                 if !added.is_empty() {
                     let note = planned_when_reached(&b, &added);
                     let n = st.index + 1;
@@ -2067,6 +2072,7 @@ pub(crate) async fn explain_dry_run(
         p.mode_reason =
             "a breaking migration runs in two phases, their steps commit one by one".into();
     }
+    Ok(())
 }
 
 fn server_error(message: String) -> crate::engine::ServerError {
@@ -2251,9 +2257,18 @@ async fn expand(
             };
             match removed {
                 Ok(()) => {
+                    // The backfill's own note no longer holds once its checkpoint is removed.
+                    const KEPT: &str =
+                        " (the checkpoint is kept: run the same command again to resume)";
+                    let backfill = e.message.contains(KEPT);
                     e.message = format!(
-                        "{} (sluice removed what the expand phase had made: the table is as before the migration)",
-                        e.message
+                        "{} (sluice removed what the expand phase had made: the table is as before the migration{})",
+                        e.message.replace(KEPT, ""),
+                        if backfill {
+                            "; a row the backfill could not write (a value the expression cannot convert, a constraint) stops it: fix the row or the expression, then run `sluice up` again"
+                        } else {
+                            ""
+                        }
                     )
                 }
                 Err(x) => {

@@ -468,7 +468,8 @@ pub(super) async fn capture_plan(
                     false,
                 )
                 .await?;
-                crate::lifecycle::explain_dry_run(engine, files, &mut planned).await;
+                // Refusals are reported as `plan` reports them, not by stopping here.
+                let _ = crate::lifecycle::explain_dry_run(engine, files, &mut planned).await;
             }
             let migrations = planned
                 .iter()
@@ -631,7 +632,8 @@ pub(super) async fn check_plan(
                 false,
             )
             .await?;
-            crate::lifecycle::explain_dry_run(engine, files, &mut planned).await;
+            // Refusals are reported as `plan` reports them, not by stopping here.
+            let _ = crate::lifecycle::explain_dry_run(engine, files, &mut planned).await;
         }
         planned
     };

@@ -207,7 +207,7 @@ pub async fn up(
                 true,
             )
             .await?;
-            crate::lifecycle::explain_dry_run(engine, files, &mut planned).await;
+            crate::lifecycle::explain_dry_run(engine, files, &mut planned).await?;
         }
         // What `up --complete` would complete first (see below).
         let completed = if opts.complete && !opts.as_written {
@@ -657,14 +657,22 @@ pub(super) fn edited_error(edited: &[&StatusEntry]) -> Error {
         .iter()
         .map(|s| format!("{}_{}", s.version_text, s.name))
         .collect();
+    // An expanded migration's complete and rollback are planned from its file: an edit cannot
+    // be accepted while it is open, only restored.
+    let help = if edited.iter().any(|s| s.open_secs.is_some()) {
+        "restore the applied text (e.g. from version control): an expanded migration's `sluice complete` and `sluice rollback` \
+         are planned from its file, so it must read as it did at `sluice up` until one of them has run; change the schema \
+         further in a new migration"
+    } else {
+        "restore the applied text (e.g. from version control). If the edit is intentional and the database already \
+         matches it, run `sluice repair` to accept it (it is logged)"
+    };
     Error::Checksum {
         message: format!(
             "applied migration(s) changed since they were applied: {}",
             list.join(", ")
         ),
-        help: "restore the applied text (e.g. from version control). If the edit is intentional and the database already \
-               matches it, run `sluice repair` to accept it (it is logged)"
-            .into(),
+        help: help.into(),
     }
 }
 

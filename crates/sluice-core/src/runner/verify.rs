@@ -38,6 +38,26 @@ pub async fn repair(
     locked!(engine, ctx, {
         engine.ensure_history().await?;
         let rows = engine.history().await?;
+        // Checked before anything is repaired: the whole command refuses, nothing changed.
+        let open_edited: Vec<String> = rows
+            .iter()
+            .filter(|r| r.state == RecordState::Expanded)
+            .filter_map(|r| {
+                files
+                    .iter()
+                    .find(|m| m.version == r.version && m.checksum != r.checksum)
+            })
+            .map(|m| m.label())
+            .collect();
+        if !open_edited.is_empty() {
+            return Err(Error::Checksum {
+                message: format!(
+                    "{} is expanded and its file changed since `sluice up`: repair does not accept that edit",
+                    open_edited.join(", ")
+                ),
+                help: "restore the file as it was at `sluice up` (`sluice complete` and `sluice rollback` are planned from it); change the schema further in a new migration".into(),
+            });
+        }
         let mut repaired = Vec::new();
         for r in rows.iter().filter(|r| r.state.is_done()) {
             let Some(m) = files.iter().find(|m| m.version == r.version) else {

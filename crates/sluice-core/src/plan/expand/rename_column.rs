@@ -346,7 +346,9 @@ pub fn phases(
         phase_lock: None,
         rollback_lock: None,
         watch: None,
-        old_version: vec![],
+        old_version: vec![crate::plan::old_version::added_column_pg(
+            &cat.table, to,
+        )],
     })
 }
 

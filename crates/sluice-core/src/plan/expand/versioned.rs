@@ -462,6 +462,9 @@ EXECUTE format({on_schema}, r.g); END LOOP; END",
                 ch.down,
                 ch.up
             ))
+            .chain(cols.iter().map(|(c, _)| {
+                crate::plan::old_version::added_column_pg(&c.table, &names(c).column)
+            }))
             .collect(),
     })
 }
