@@ -537,6 +537,99 @@ async fn a_kill_at_every_step_converges_on_rerun() {
     }
 }
 
+/// A `complete` over an expand phase that is partly gone (a rollback killed at its commit, after
+/// it dropped the new column and the triggers; a trigger dropped by hand) would drop the old
+/// column, which then holds the only copy of every value: refused (exit 11) naming what is gone
+/// and the fix (rerun `sluice rollback`), the table and history unchanged, twice; the rollback
+/// rerun converges on the table as before with the new version's write kept.
+#[tokio::test]
+async fn complete_refuses_an_expand_phase_a_cut_off_rollback_left_behind() {
+    for case in CASES {
+        for cut in ["rollback killed at its commit", "a trigger dropped"] {
+            let what = format!("{}: {cut}", case.name);
+            let p = Project::new(Server::MariaDb).await;
+            p.write("1_create.sql", &case.create());
+            ok(&p.run(&["up"]), "create");
+            let mut db = p.db.my().await;
+            let before = show_create(&mut db, "t").await;
+            p.write("2_rename.sql", &case.rename());
+            ok(&p.run(&["up"]), "expand");
+            // The new version's write: only the old column keeps it once the new one is gone.
+            db.query_drop(format!(
+                "UPDATE t SET {} = {} WHERE id = 4",
+                q(case.new),
+                if case.unique { "777" } else { "'via-new'" }
+            ))
+            .await
+            .unwrap();
+            if cut == "a trigger dropped" {
+                let name: String = db
+                    .query_first("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = 't' AND EVENT_MANIPULATION = 'UPDATE'")
+                    .await
+                    .unwrap()
+                    .unwrap();
+                db.query_drop(format!("DROP TRIGGER {}", q(&name)))
+                    .await
+                    .unwrap();
+            } else {
+                let killed: Run = p
+                    .command(&["rollback"])
+                    .env("SLUICE_CRASH_AT", "before-commit")
+                    .output()
+                    .unwrap()
+                    .into();
+                assert_ne!(killed.code, 0, "{what}: {killed:?}");
+                assert!(
+                    killed.stderr.contains("before-commit"),
+                    "{what}: {killed:?}"
+                );
+            }
+            assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "{what}");
+            let table = show_create(&mut db, "t").await;
+            let mut first: Option<String> = None;
+            for round in 0..2 {
+                let r = p.run(&["complete"]);
+                assert_eq!(r.code, 11, "{what} round {round}: {r:?}");
+                assert!(
+                    r.stderr.contains("run `sluice rollback` again"),
+                    "{what}: {r:?}"
+                );
+                assert!(r.stderr.contains("would lose the data"), "{what}: {r:?}");
+                if cut == "a trigger dropped" {
+                    assert!(r.stderr.contains("trigger "), "{what}: {r:?}");
+                } else {
+                    assert!(
+                        r.stderr.contains(&format!("column {}", case.new)),
+                        "{what}: {r:?}"
+                    );
+                }
+                assert_eq!(first.get_or_insert(r.stderr.clone()), &r.stderr, "{what}");
+                assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "{what}");
+                assert_eq!(show_create(&mut db, "t").await, table, "{what}");
+            }
+            for _ in 0..2 {
+                ok(&p.run(&["rollback"]), "rollback rerun");
+                assert_eq!(state_of(&p, 2).as_deref(), Some("pending"), "{what}");
+                assert_eq!(show_create(&mut db, "t").await, before, "{what}");
+                assert_eq!(triggers(&mut db).await, 0, "{what}");
+            }
+            let got: Option<String> = db
+                .query_first(format!(
+                    "SELECT CAST({} AS CHAR) FROM t WHERE id = 4",
+                    q(case.old)
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                got.as_deref(),
+                Some(if case.unique { "777" } else { "via-new" }),
+                "{what}"
+            );
+        }
+    }
+}
+
 /// What the triggers cannot keep equal is refused (exit 2) with the cause and the fix, before
 /// anything changes: the migration stays pending, the table as it was. Twice.
 #[tokio::test]

@@ -54,6 +54,10 @@ pub struct Facts {
     /// `information_schema.COLUMNS` of the column: COLUMN_DEFAULT and EXTRA. None: no such
     /// column.
     pub column: Option<(Option<String>, String)>,
+    /// The history has this migration `expanded` (complete or rollback is asked for).
+    pub expanded: bool,
+    /// The names of the table's triggers.
+    pub triggers_present: Vec<String>,
     /// A column named `to` exists already.
     pub has_to: bool,
     /// Other columns with `ON UPDATE` (the backfill keeps their values).
@@ -611,6 +615,29 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
     rollback.push("UNLOCK TABLES".into());
     rollback.push(forget);
 
+    // Expanded, yet the new column or a trigger is gone: a rollback cut off after its schema
+    // change, before its record. The contract would then drop the old column, the only copy left
+    // of every value (the new version's writes went through the triggers into it).
+    let complete_refusal = if f.expanded {
+        let mut gone = Vec::new();
+        if !f.has_to {
+            gone.push(format!("column {}", f.to));
+        }
+        gone.extend(
+            [&n.insert, &n.update]
+                .into_iter()
+                .filter(|t| !f.triggers_present.iter().any(|p| p.eq_ignore_ascii_case(t)))
+                .map(|t| format!("trigger {t}")),
+        );
+        (!gone.is_empty()).then(|| format!(
+            "{} of the expand phase {} gone while the migration is still recorded expanded (a `sluice rollback` was cut off after its schema change): dropping {} now would lose the data only it holds; run `sluice rollback` again to finish the rollback, then `sluice up` to expand anew",
+            gone.join(", "),
+            if gone.len() > 1 { "are" } else { "is" },
+            f.from
+        ))
+    } else {
+        None
+    };
     Ok(Phases {
         precheck,
         precheck_refusal,
@@ -620,7 +647,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         complete: vec![complete.join("; ")],
         rollback: vec![rollback.join("; ")],
         rollback_refusal: None,
-        complete_refusal: None,
+        complete_refusal,
         rollback_guard: vec![],
         guard: super::Guard::NotNull,
         rollback_prepare: vec![],
