@@ -630,6 +630,97 @@ async fn complete_refuses_an_expand_phase_a_cut_off_rollback_left_behind() {
     }
 }
 
+/// A NOT NULL column without a default, of each kind of type: while expanded, both versions'
+/// INSERT ... VALUES, INSERT ... SELECT and INSERT ... WITH leaving the other name out succeed (the
+/// server checks NOT NULL before the trigger for the SELECT forms, so both columns carry a default
+/// until the end) and every row has the value under both names; complete leaves the twin's table
+/// (no default), rollback the table exactly as before.
+#[tokio::test]
+async fn a_not_null_column_without_default_takes_inserts_of_both_versions_in_every_form() {
+    let types: &[(&str, &str)] = &[
+        ("varchar(20)", "'x'"),
+        ("int", "7"),
+        ("datetime", "'2020-01-02 03:04:05'"),
+        ("text", "'t'"),
+        ("date", "'2021-01-01'"),
+    ];
+    let create = |name: &str, ty: &str| {
+        format!("CREATE TABLE {name} (id int NOT NULL AUTO_INCREMENT PRIMARY KEY, c {ty} NOT NULL COMMENT 'the c', note int);\n")
+    };
+    for (ty, v) in types {
+        for end in ["complete", "rollback"] {
+            let what = format!("{ty}: {end}");
+            let p = Project::new(Server::MariaDb).await;
+            p.write(
+                "1_create.sql",
+                &format!(
+                    "{}INSERT INTO t (c, note) VALUES ({v}, 0);\n",
+                    create("t", ty)
+                ),
+            );
+            ok(&p.run(&["up"]), "create");
+            let mut db = p.db.my().await;
+            let before = show_create(&mut db, "t").await;
+            p.write("2_rename.sql", "ALTER TABLE t RENAME COLUMN c TO d;\n");
+            ok(&p.run(&["up"]), "expand");
+            for (i, w) in [
+                format!("INSERT INTO t (note, c) VALUES (1, {v})"),
+                format!("INSERT INTO t (note, c) SELECT 2, {v}"),
+                format!("INSERT INTO t (note, c) WITH x AS (SELECT {v} AS s) SELECT 3, s FROM x"),
+                format!("INSERT INTO t (note, d) VALUES (4, {v})"),
+                format!("INSERT INTO t (note, d) SELECT 5, {v}"),
+                format!("INSERT INTO t (note, d) WITH x AS (SELECT {v} AS s) SELECT 6, s FROM x"),
+            ]
+            .iter()
+            .enumerate()
+            {
+                if let Err(e) = db.query_drop(w).await {
+                    panic!("{what}: write {i} `{w}`: {e}");
+                }
+            }
+            assert_eq!(
+                count(
+                    &mut db,
+                    &format!("SELECT COUNT(*) FROM t WHERE c = {v} AND d = {v}")
+                )
+                .await,
+                7,
+                "{what}"
+            );
+            ok(&p.run(&[end]), end);
+            if end == "complete" {
+                db.query_drop(create("twin", ty)).await.unwrap();
+                db.query_drop("ALTER TABLE twin RENAME COLUMN c TO d")
+                    .await
+                    .unwrap();
+                assert_same_as_twin(&mut db, "t", "twin", &what).await;
+                assert_eq!(
+                    count(&mut db, &format!("SELECT COUNT(*) FROM t WHERE d = {v}")).await,
+                    7,
+                    "{what}"
+                );
+            } else {
+                assert_eq!(show_create(&mut db, "t").await, before, "{what}");
+                assert_eq!(
+                    count(&mut db, &format!("SELECT COUNT(*) FROM t WHERE c = {v}")).await,
+                    7,
+                    "{what}"
+                );
+            }
+            assert_eq!(triggers(&mut db).await, 0, "{what}");
+            assert_eq!(
+                count(
+                    &mut db,
+                    "SELECT COUNT(*) FROM sluice_meta WHERE k LIKE 'drop 2 %'"
+                )
+                .await,
+                0,
+                "{what}: the note is forgotten"
+            );
+        }
+    }
+}
+
 /// What the triggers cannot keep equal is refused (exit 2) with the cause and the fix, before
 /// anything changes: the migration stays pending, the table as it was. Twice.
 #[tokio::test]

@@ -1002,6 +1002,42 @@ async fn phases_live(
             let mut f = mysql_facts(engine, table, from, to).await?;
             f.expanded = is_expanded(engine, m).await;
             f.triggers_present = mysql_triggers(engine, table).await?;
+            {
+                use crate::plan::expand::drop_column_mysql::{
+                    columns_sql, marks_sql, meta_key, Live,
+                };
+                for r in engine
+                    .query_text(&columns_sql(table.schema.as_deref(), &table.name))
+                    .await?
+                {
+                    let at = |i: usize| r.get(i).cloned().flatten();
+                    let text = |i: usize| at(i).unwrap_or_default();
+                    if text(0).eq_ignore_ascii_case(from) {
+                        f.live = Some(Live {
+                            name: text(0),
+                            default: at(1),
+                            nullable: text(2).eq_ignore_ascii_case("YES"),
+                            data_type: text(3).to_lowercase(),
+                            column_type: text(4).to_lowercase(),
+                            extra: text(5).to_lowercase(),
+                        });
+                    }
+                }
+                f.mark = meta_key(
+                    m.version,
+                    &table.name,
+                    from,
+                    table_names_fold(engine).await?,
+                );
+                // A history that does not exist yet (plan on a fresh database) has no notes.
+                f.default_given = engine
+                    .query_text(&marks_sql(m.version))
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|r| r.into_iter().next().flatten())
+                    .any(|k| k == f.mark);
+            }
             if f.column.is_none() && !f.has_to {
                 return Err(file_err(format!(
                     "column {from} of {table} does not exist, so `{}` cannot run",

@@ -157,7 +157,7 @@ pub fn drop_sql(table_sql: &str, columns: &[&str]) -> String {
 
 /// The default sluice gives a NOT NULL column of this type, so that an INSERT leaving it out
 /// stores a value the column accepts. Err: no such value.
-fn filler(mariadb: bool, l: &Live, def: &str) -> Result<String, String> {
+pub(super) fn filler(mariadb: bool, l: &Live, def: &str) -> Result<String, String> {
     let t = l.data_type.as_str();
     // A fractional-seconds precision must match the column's on MySQL.
     let precision = l
