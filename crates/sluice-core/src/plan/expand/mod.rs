@@ -623,7 +623,7 @@ impl Phases {
             .zip(&self.expand_about)
             .enumerate()
             .map(|(k, (s, a))| match self.expand_locks.get(k) {
-                Some(lock) => super::Step::new(&a.said(), s.text(), lock, a.effect, a.blocks),
+                Some(lock) => super::Step::new(a.said(), s.text(), lock, a.effect, a.blocks),
                 None => {
                     let mut step = super::Step::of_about(s.text(), a);
                     step.description = a.said();
