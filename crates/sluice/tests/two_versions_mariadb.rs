@@ -721,6 +721,51 @@ async fn a_not_null_column_without_default_takes_inserts_of_both_versions_in_eve
     }
 }
 
+/// A rename of the letter case only (`Status` to `status`): MariaDB compares column names
+/// case-insensitively, so nothing breaks; lint does not flag it, plan shows it instant with no
+/// failure, and `up` runs it as
+/// written (applied, not expanded), queries naming either spelling working before and after.
+#[tokio::test]
+async fn a_letter_case_only_rename_runs_as_written() {
+    for (from, to) in [("Status", "status"), ("code", "CODE")] {
+        let p = Project::new(Server::MariaDb).await;
+        p.write(
+            "1_create.sql",
+            &format!("CREATE TABLE t (id int PRIMARY KEY, `{from}` varchar(10) NOT NULL);\nINSERT INTO t VALUES (1, 'a');\n"),
+        );
+        ok(&p.run(&["up"]), "create");
+        let mut db = p.db.my().await;
+        p.write(
+            "2_case.sql",
+            &format!("ALTER TABLE t RENAME COLUMN `{from}` TO `{to}`;\n"),
+        );
+        let lint = p.run(&["lint"]);
+        assert!(!lint.all().contains("rename-column"), "{to}: {lint:?}");
+        let plan = p.run(&["plan"]);
+        assert_eq!(plan.code, 0, "{to}: {plan:?}");
+        assert!(
+            plan.all().contains("instant") && !plan.all().contains("fail"),
+            "{to}: {plan:?}"
+        );
+        for _ in 0..2 {
+            ok(&p.run(&["up"]), "up");
+            assert_eq!(state_of(&p, 2).as_deref(), Some("applied"), "{to}");
+        }
+        assert!(show_create(&mut db, "t")
+            .await
+            .contains(&format!("`{to}` varchar(10)")));
+        assert_eq!(triggers(&mut db).await, 0);
+        for name in [from, to] {
+            let v: String = db
+                .query_first(format!("SELECT `{name}` FROM t WHERE id = 1"))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(v, "a");
+        }
+    }
+}
+
 /// What the triggers cannot keep equal is refused (exit 2) with the cause and the fix, before
 /// anything changes: the migration stays pending, the table as it was. Twice.
 #[tokio::test]
