@@ -266,6 +266,13 @@ async fn a_kill_at_every_point_converges_on_rerun() {
                 .unwrap()
                 .into();
             assert_ne!(killed.code, 0, "{killed:?}");
+            // The table has its old name back: complete is refused (twice), nothing changes.
+            for _ in 0..2 {
+                let r = p.run(&["complete"]);
+                assert_eq!(r.code, 11, "{r:?}");
+                assert!(r.stderr.contains("run `sluice rollback` again"), "{r:?}");
+                assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+            }
             for _ in 0..2 {
                 ok(&p.run(&["rollback"]), "rollback rerun");
                 assert_eq!(state_of(&p, 2).as_deref(), Some("pending"));

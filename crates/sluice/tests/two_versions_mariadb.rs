@@ -537,6 +537,235 @@ async fn a_kill_at_every_step_converges_on_rerun() {
     }
 }
 
+/// A `complete` over an expand phase that is partly gone (a rollback killed at its commit, after
+/// it dropped the new column and the triggers; a trigger dropped by hand) would drop the old
+/// column, which then holds the only copy of every value: refused (exit 11) naming what is gone
+/// and the fix (rerun `sluice rollback`), the table and history unchanged, twice; the rollback
+/// rerun converges on the table as before with the new version's write kept.
+#[tokio::test]
+async fn complete_refuses_an_expand_phase_a_cut_off_rollback_left_behind() {
+    for case in CASES {
+        for cut in ["rollback killed at its commit", "a trigger dropped"] {
+            let what = format!("{}: {cut}", case.name);
+            let p = Project::new(Server::MariaDb).await;
+            p.write("1_create.sql", &case.create());
+            ok(&p.run(&["up"]), "create");
+            let mut db = p.db.my().await;
+            let before = show_create(&mut db, "t").await;
+            p.write("2_rename.sql", &case.rename());
+            ok(&p.run(&["up"]), "expand");
+            // The new version's write: only the old column keeps it once the new one is gone.
+            db.query_drop(format!(
+                "UPDATE t SET {} = {} WHERE id = 4",
+                q(case.new),
+                if case.unique { "777" } else { "'via-new'" }
+            ))
+            .await
+            .unwrap();
+            if cut == "a trigger dropped" {
+                let name: String = db
+                    .query_first("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = 't' AND EVENT_MANIPULATION = 'UPDATE'")
+                    .await
+                    .unwrap()
+                    .unwrap();
+                db.query_drop(format!("DROP TRIGGER {}", q(&name)))
+                    .await
+                    .unwrap();
+            } else {
+                let killed: Run = p
+                    .command(&["rollback"])
+                    .env("SLUICE_CRASH_AT", "before-commit")
+                    .output()
+                    .unwrap()
+                    .into();
+                assert_ne!(killed.code, 0, "{what}: {killed:?}");
+                assert!(
+                    killed.stderr.contains("before-commit"),
+                    "{what}: {killed:?}"
+                );
+            }
+            assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "{what}");
+            let table = show_create(&mut db, "t").await;
+            let mut first: Option<String> = None;
+            for round in 0..2 {
+                let r = p.run(&["complete"]);
+                assert_eq!(r.code, 11, "{what} round {round}: {r:?}");
+                assert!(
+                    r.stderr.contains("run `sluice rollback` again"),
+                    "{what}: {r:?}"
+                );
+                assert!(r.stderr.contains("would lose the data"), "{what}: {r:?}");
+                if cut == "a trigger dropped" {
+                    assert!(r.stderr.contains("trigger "), "{what}: {r:?}");
+                } else {
+                    assert!(
+                        r.stderr.contains(&format!("column {}", case.new)),
+                        "{what}: {r:?}"
+                    );
+                }
+                assert_eq!(first.get_or_insert(r.stderr.clone()), &r.stderr, "{what}");
+                assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "{what}");
+                assert_eq!(show_create(&mut db, "t").await, table, "{what}");
+            }
+            for _ in 0..2 {
+                ok(&p.run(&["rollback"]), "rollback rerun");
+                assert_eq!(state_of(&p, 2).as_deref(), Some("pending"), "{what}");
+                assert_eq!(show_create(&mut db, "t").await, before, "{what}");
+                assert_eq!(triggers(&mut db).await, 0, "{what}");
+            }
+            let got: Option<String> = db
+                .query_first(format!(
+                    "SELECT CAST({} AS CHAR) FROM t WHERE id = 4",
+                    q(case.old)
+                ))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                got.as_deref(),
+                Some(if case.unique { "777" } else { "via-new" }),
+                "{what}"
+            );
+        }
+    }
+}
+
+/// A NOT NULL column without a default, of each kind of type: while expanded, both versions'
+/// INSERT ... VALUES, INSERT ... SELECT and INSERT ... WITH leaving the other name out succeed (the
+/// server checks NOT NULL before the trigger for the SELECT forms, so both columns carry a default
+/// until the end) and every row has the value under both names; complete leaves the twin's table
+/// (no default), rollback the table exactly as before.
+#[tokio::test]
+async fn a_not_null_column_without_default_takes_inserts_of_both_versions_in_every_form() {
+    let types: &[(&str, &str)] = &[
+        ("varchar(20)", "'x'"),
+        ("int", "7"),
+        ("datetime", "'2020-01-02 03:04:05'"),
+        ("text", "'t'"),
+        ("date", "'2021-01-01'"),
+    ];
+    let create = |name: &str, ty: &str| {
+        format!("CREATE TABLE {name} (id int NOT NULL AUTO_INCREMENT PRIMARY KEY, c {ty} NOT NULL COMMENT 'the c', note int);\n")
+    };
+    for (ty, v) in types {
+        for end in ["complete", "rollback"] {
+            let what = format!("{ty}: {end}");
+            let p = Project::new(Server::MariaDb).await;
+            p.write(
+                "1_create.sql",
+                &format!(
+                    "{}INSERT INTO t (c, note) VALUES ({v}, 0);\n",
+                    create("t", ty)
+                ),
+            );
+            ok(&p.run(&["up"]), "create");
+            let mut db = p.db.my().await;
+            let before = show_create(&mut db, "t").await;
+            p.write("2_rename.sql", "ALTER TABLE t RENAME COLUMN c TO d;\n");
+            ok(&p.run(&["up"]), "expand");
+            for (i, w) in [
+                format!("INSERT INTO t (note, c) VALUES (1, {v})"),
+                format!("INSERT INTO t (note, c) SELECT 2, {v}"),
+                format!("INSERT INTO t (note, c) WITH x AS (SELECT {v} AS s) SELECT 3, s FROM x"),
+                format!("INSERT INTO t (note, d) VALUES (4, {v})"),
+                format!("INSERT INTO t (note, d) SELECT 5, {v}"),
+                format!("INSERT INTO t (note, d) WITH x AS (SELECT {v} AS s) SELECT 6, s FROM x"),
+            ]
+            .iter()
+            .enumerate()
+            {
+                if let Err(e) = db.query_drop(w).await {
+                    panic!("{what}: write {i} `{w}`: {e}");
+                }
+            }
+            assert_eq!(
+                count(
+                    &mut db,
+                    &format!("SELECT COUNT(*) FROM t WHERE c = {v} AND d = {v}")
+                )
+                .await,
+                7,
+                "{what}"
+            );
+            ok(&p.run(&[end]), end);
+            if end == "complete" {
+                db.query_drop(create("twin", ty)).await.unwrap();
+                db.query_drop("ALTER TABLE twin RENAME COLUMN c TO d")
+                    .await
+                    .unwrap();
+                assert_same_as_twin(&mut db, "t", "twin", &what).await;
+                assert_eq!(
+                    count(&mut db, &format!("SELECT COUNT(*) FROM t WHERE d = {v}")).await,
+                    7,
+                    "{what}"
+                );
+            } else {
+                assert_eq!(show_create(&mut db, "t").await, before, "{what}");
+                assert_eq!(
+                    count(&mut db, &format!("SELECT COUNT(*) FROM t WHERE c = {v}")).await,
+                    7,
+                    "{what}"
+                );
+            }
+            assert_eq!(triggers(&mut db).await, 0, "{what}");
+            assert_eq!(
+                count(
+                    &mut db,
+                    "SELECT COUNT(*) FROM sluice_meta WHERE k LIKE 'drop 2 %'"
+                )
+                .await,
+                0,
+                "{what}: the note is forgotten"
+            );
+        }
+    }
+}
+
+/// A rename of the letter case only (`Status` to `status`): MariaDB compares column names
+/// case-insensitively, so nothing breaks; lint does not flag it, plan shows it instant with no
+/// failure, and `up` runs it as
+/// written (applied, not expanded), queries naming either spelling working before and after.
+#[tokio::test]
+async fn a_letter_case_only_rename_runs_as_written() {
+    for (from, to) in [("Status", "status"), ("code", "CODE")] {
+        let p = Project::new(Server::MariaDb).await;
+        p.write(
+            "1_create.sql",
+            &format!("CREATE TABLE t (id int PRIMARY KEY, `{from}` varchar(10) NOT NULL);\nINSERT INTO t VALUES (1, 'a');\n"),
+        );
+        ok(&p.run(&["up"]), "create");
+        let mut db = p.db.my().await;
+        p.write(
+            "2_case.sql",
+            &format!("ALTER TABLE t RENAME COLUMN `{from}` TO `{to}`;\n"),
+        );
+        let lint = p.run(&["lint"]);
+        assert!(!lint.all().contains("rename-column"), "{to}: {lint:?}");
+        let plan = p.run(&["plan"]);
+        assert_eq!(plan.code, 0, "{to}: {plan:?}");
+        assert!(
+            plan.all().contains("instant") && !plan.all().contains("fail"),
+            "{to}: {plan:?}"
+        );
+        for _ in 0..2 {
+            ok(&p.run(&["up"]), "up");
+            assert_eq!(state_of(&p, 2).as_deref(), Some("applied"), "{to}");
+        }
+        assert!(show_create(&mut db, "t")
+            .await
+            .contains(&format!("`{to}` varchar(10)")));
+        assert_eq!(triggers(&mut db).await, 0);
+        for name in [from, to] {
+            let v: String = db
+                .query_first(format!("SELECT `{name}` FROM t WHERE id = 1"))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(v, "a");
+        }
+    }
+}
+
 /// What the triggers cannot keep equal is refused (exit 2) with the cause and the fix, before
 /// anything changes: the migration stays pending, the table as it was. Twice.
 #[tokio::test]

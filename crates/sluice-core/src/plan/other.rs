@@ -81,6 +81,12 @@ pub fn plan(a: &Action, st: &Stmt, ctx: &Ctx) -> OpPlan {
             Blocks::Nothing,
             "instant; running application versions using the old name fail",
         ),
+        Action::RenameColumn { from, to, .. } if mysql && from.eq_ignore_ascii_case(to) => (
+            "metadata lock (brief)",
+            Effect::Instant,
+            Blocks::ReadsAndWrites,
+            "instant; column names are case-insensitive here, so queries naming it in either letter case keep working",
+        ),
         Action::RenameColumn { .. }
         | Action::RenameTable { .. }
         | Action::RenameSchema { .. }

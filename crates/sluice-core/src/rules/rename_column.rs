@@ -32,6 +32,12 @@ fn check(st: &Stmt, ctx: &Ctx, out: &mut Vec<Hit>) {
         if ctx.is_new_table(table) || ctx.is_new_column(table, from) {
             continue;
         }
+        // MariaDB/MySQL compare column names case-insensitively: a letter-case-only rename breaks
+        // no query of either version.
+        if ctx.target.engine != crate::target::EngineKind::Postgres && from.eq_ignore_ascii_case(to)
+        {
+            continue;
+        }
         let ty = ctx.column_type(table, from).unwrap_or("<type>");
         let e = ctx.target.engine;
         let (tq, fq, toq) = (name_sql(e, table), ident_sql(e, from), ident_sql(e, to));

@@ -999,7 +999,45 @@ async fn phases_live(
     };
     match b {
         Breaking::RenameColumn { from, to, .. } if engine.target().engine.is_mysql_family() => {
-            let f = mysql_facts(engine, table, from, to).await?;
+            let mut f = mysql_facts(engine, table, from, to).await?;
+            f.expanded = is_expanded(engine, m).await;
+            f.triggers_present = mysql_triggers(engine, table).await?;
+            {
+                use crate::plan::expand::drop_column_mysql::{
+                    columns_sql, marks_sql, meta_key, Live,
+                };
+                for r in engine
+                    .query_text(&columns_sql(table.schema.as_deref(), &table.name))
+                    .await?
+                {
+                    let at = |i: usize| r.get(i).cloned().flatten();
+                    let text = |i: usize| at(i).unwrap_or_default();
+                    if text(0).eq_ignore_ascii_case(from) {
+                        f.live = Some(Live {
+                            name: text(0),
+                            default: at(1),
+                            nullable: text(2).eq_ignore_ascii_case("YES"),
+                            data_type: text(3).to_lowercase(),
+                            column_type: text(4).to_lowercase(),
+                            extra: text(5).to_lowercase(),
+                        });
+                    }
+                }
+                f.mark = meta_key(
+                    m.version,
+                    &table.name,
+                    from,
+                    table_names_fold(engine).await?,
+                );
+                // A history that does not exist yet (plan on a fresh database) has no notes.
+                f.default_given = engine
+                    .query_text(&marks_sql(m.version))
+                    .await
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|r| r.into_iter().next().flatten())
+                    .any(|k| k == f.mark);
+            }
             if f.column.is_none() && !f.has_to {
                 return Err(file_err(format!(
                     "column {from} of {table} does not exist, so `{}` cannot run",
@@ -1620,6 +1658,35 @@ async fn mysql_facts(
         }
     }
     Ok(f)
+}
+
+/// Whether the history has `m` expanded (a history that does not exist yet, as for a plan on a
+/// fresh database: no).
+async fn is_expanded(engine: &mut dyn Engine, m: &Migration) -> bool {
+    engine
+        .history()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .any(|r| r.version == m.version && r.state == crate::history::RecordState::Expanded)
+}
+
+/// The names of `table`'s triggers (MariaDB/MySQL).
+async fn mysql_triggers(engine: &mut dyn Engine, table: &QName) -> Result<Vec<String>> {
+    Ok(engine
+        .query_text(&format!(
+            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = {} AND EVENT_OBJECT_TABLE = {}",
+            table
+                .schema
+                .as_deref()
+                .map(crate::quote::mysql::literal)
+                .unwrap_or_else(|| "DATABASE()".into()),
+            crate::quote::mysql::literal(&table.name)
+        ))
+        .await?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect())
 }
 
 /// Whether the server compares table names case-insensitively (`lower_case_table_names` 1 or 2,

@@ -157,7 +157,7 @@ pub fn drop_sql(table_sql: &str, columns: &[&str]) -> String {
 
 /// The default sluice gives a NOT NULL column of this type, so that an INSERT leaving it out
 /// stores a value the column accepts. Err: no such value.
-fn filler(mariadb: bool, l: &Live, def: &str) -> Result<String, String> {
+pub(super) fn filler(mariadb: bool, l: &Live, def: &str) -> Result<String, String> {
     let t = l.data_type.as_str();
     // A fractional-seconds precision must match the column's on MySQL.
     let precision = l
@@ -287,7 +287,19 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
                 None => {
                     let up = e.to_uppercase();
                     if up.starts_with("CONSTRAINT ") && up.contains(" CHECK (") && names(e, name) {
-                        blockers.push(format!("the table's check `{e}` uses {name}, so the DROP COLUMN as written fails (drop the check first)"));
+                        // Measured on MariaDB 10.11: a check over the dropped columns only goes
+                        // with them; one that also names a column that stays fails the DROP
+                        // (1054 Unknown column in CHECK).
+                        let stays = entries(&f.create).into_iter().find_map(|x| {
+                            read_ident(x)
+                                .map(|(n, _)| n)
+                                .filter(|n| !dropped(n) && names(e, n))
+                        });
+                        if let Some(other) = stays {
+                            blockers.push(format!("the table's check `{e}` uses {name} and {other}, which stays, so the DROP COLUMN as written fails (drop the check first)"));
+                        } else if left_out(l).is_none() || c.marked {
+                            blockers.push(format!("the table's check `{e}` would judge the default sluice gives {name} while expanded (the new version's INSERTs leave it out) and may refuse it; the DROP COLUMN as written drops the check with the column (drop the check first, in a migration of its own, or give {name} a default the check accepts)"));
+                        }
                     }
                 }
             }

@@ -266,8 +266,11 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
                 Action::AddColumn { table, column, .. } => {
                     added.push((table.clone(), column.name.clone()))
                 }
+                // MariaDB/MySQL column names are case-insensitive: a rename of the letter case
+                // only breaks no query, so it runs as written.
                 Action::RenameColumn { table, from, to }
-                    if !created.iter().any(|c| c.matches(table)) =>
+                    if !created.iter().any(|c| c.matches(table))
+                        && (engine == EngineKind::Postgres || !from.eq_ignore_ascii_case(to)) =>
                 {
                     if found.is_some() {
                         return Err(several.into());
@@ -623,7 +626,7 @@ impl Phases {
             .zip(&self.expand_about)
             .enumerate()
             .map(|(k, (s, a))| match self.expand_locks.get(k) {
-                Some(lock) => super::Step::new(&a.said(), s.text(), lock, a.effect, a.blocks),
+                Some(lock) => super::Step::new(a.said(), s.text(), lock, a.effect, a.blocks),
                 None => {
                     let mut step = super::Step::of_about(s.text(), a);
                     step.description = a.said();

@@ -54,6 +54,16 @@ pub struct Facts {
     /// `information_schema.COLUMNS` of the column: COLUMN_DEFAULT and EXTRA. None: no such
     /// column.
     pub column: Option<(Option<String>, String)>,
+    /// The history has this migration `expanded` (complete or rollback is asked for).
+    pub expanded: bool,
+    /// The names of the table's triggers.
+    pub triggers_present: Vec<String>,
+    /// The column's nullability and type (what the default sluice gives it depends on).
+    pub live: Option<super::drop_column_mysql::Live>,
+    /// The `sluice_meta` key saying the expand phase gave both columns a default, and whether it
+    /// is there.
+    pub mark: String,
+    pub default_given: bool,
     /// A column named `to` exists already.
     pub has_to: bool,
     /// Other columns with `ON UPDATE` (the backfill keeps their values).
@@ -380,7 +390,22 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         Ok(expr)
     };
     let (default, extra) = f.column.clone().unwrap_or_default();
+    // A NOT NULL column without a default: the server checks NOT NULL before the BEFORE INSERT
+    // trigger runs for INSERT ... SELECT (not for INSERT ... VALUES), so an INSERT ... SELECT
+    // leaving either name out would fail (1364) while both exist. Both get a default of the type
+    // (ALGORITHM=INSTANT, catalog only, noted in sluice_meta first); complete drops the new
+    // column's and rollback the old one's, as drop column does. Not on MySQL (its defaults of
+    // TEXT/BLOB are expressions the trigger's comparison does not read).
+    let fill = match &f.live {
+        Some(l) if mariadb && !l.nullable && l.default.is_none() && l.data_type != "enum" => {
+            Some(super::drop_column_mysql::filler(true, l, &def)?)
+        }
+        _ => None,
+    };
+    let gives_default = fill.is_some() || f.default_given;
+    let default = fill.clone().or(default);
     let omitted = left_out(&default, &extra)?;
+    let forget_mark = format!("DELETE FROM `sluice_meta` WHERE `k` = {}", literal(&f.mark));
 
     let n = trigger_names(&f.table, &f.from);
     let (ti, tu) = (ident(&n.insert), ident(&n.update));
@@ -463,6 +488,11 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
             "ALTER TABLE {t} ADD COLUMN {add_if}{b} {def} AFTER {a}, {add_clause}"
         ));
     }
+    if let Some(x) = &fill {
+        block.push(format!(
+            "ALTER TABLE {t} ALTER COLUMN {a} SET DEFAULT {x}, ALTER COLUMN {b} SET DEFAULT {x}, ALGORITHM=INSTANT"
+        ));
+    }
     block.extend(create(&ti, "INSERT", &insert_body));
     block.extend(create(&tu, "UPDATE", &update_body));
     block.push("UNLOCK TABLES".into());
@@ -484,6 +514,17 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
     );
     if !f.has_to {
         block.insert(0, forget.clone());
+    }
+    if fill.is_some() {
+        // The note first (sluice_meta is not under the LOCK TABLES): a kill before the ALTER
+        // leaves a note of defaults not there, whose DROP DEFAULT changes nothing.
+        block.insert(
+            0,
+            format!(
+                "INSERT IGNORE INTO `sluice_meta` (`k`, `v`) VALUES ({}, '')",
+                literal(&f.mark)
+            ),
+        );
     }
 
     // The statement as written would fail on a taken name; then so does the first attempt,
@@ -590,17 +631,26 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
     complete.extend(drop_triggers.iter().cloned());
     let mut clauses = drops;
     clauses.push(format!("DROP COLUMN {a}"));
+    if gives_default {
+        clauses.push(format!("ALTER COLUMN {b} DROP DEFAULT"));
+    }
     clauses.extend(renames);
     complete.push(format!(
         "ALTER TABLE {t} {}, {contract_clause}",
         clauses.join(", ")
     ));
     complete.push("UNLOCK TABLES".into());
+    if gives_default {
+        complete.push(forget_mark.clone());
+    }
     let mut rollback = vec![format!("LOCK TABLES {t} WRITE")];
     rollback.extend(drop_triggers);
     let mut clauses = tmp_drops;
     if mariadb {
         clauses.push(format!("DROP COLUMN IF EXISTS {b}"));
+        if gives_default {
+            clauses.push(format!("ALTER COLUMN {a} DROP DEFAULT"));
+        }
     } else if f.has_to {
         // MySQL: what the facts show is there (no DROP COLUMN IF EXISTS).
         clauses.push(format!("DROP COLUMN {b}"));
@@ -610,7 +660,33 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
     }
     rollback.push("UNLOCK TABLES".into());
     rollback.push(forget);
+    if gives_default {
+        rollback.push(forget_mark);
+    }
 
+    // Expanded, yet the new column or a trigger is gone: a rollback cut off after its schema
+    // change, before its record. The contract would then drop the old column, the only copy left
+    // of every value (the new version's writes went through the triggers into it).
+    let complete_refusal = if f.expanded {
+        let mut gone = Vec::new();
+        if !f.has_to {
+            gone.push(format!("column {}", f.to));
+        }
+        gone.extend(
+            [&n.insert, &n.update]
+                .into_iter()
+                .filter(|t| !f.triggers_present.iter().any(|p| p.eq_ignore_ascii_case(t)))
+                .map(|t| format!("trigger {t}")),
+        );
+        (!gone.is_empty()).then(|| format!(
+            "{} of the expand phase {} gone while the migration is still recorded expanded (a `sluice rollback` was cut off after its schema change): dropping {} now would lose the data only it holds; run `sluice rollback` again to finish the rollback, then `sluice up` to expand anew",
+            gone.join(", "),
+            if gone.len() > 1 { "are" } else { "is" },
+            f.from
+        ))
+    } else {
+        None
+    };
     Ok(Phases {
         precheck,
         precheck_refusal,
@@ -620,7 +696,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         complete: vec![complete.join("; ")],
         rollback: vec![rollback.join("; ")],
         rollback_refusal: None,
-        complete_refusal: None,
+        complete_refusal,
         rollback_guard: vec![],
         guard: super::Guard::NotNull,
         rollback_prepare: vec![],
@@ -657,9 +733,14 @@ fn contracted(f: &Facts) -> Phases {
         expand_about: vec![],
         expand_atomic: false,
         complete: vec![format!(
-            "LOCK TABLES {t} WRITE; DROP TRIGGER IF EXISTS {}; DROP TRIGGER IF EXISTS {}; UNLOCK TABLES",
+            "LOCK TABLES {t} WRITE; DROP TRIGGER IF EXISTS {}; DROP TRIGGER IF EXISTS {}; UNLOCK TABLES{}",
             ident(&n.insert),
-            ident(&n.update)
+            ident(&n.update),
+            if f.default_given {
+                format!("; DELETE FROM `sluice_meta` WHERE `k` = {}", literal(&f.mark))
+            } else {
+                String::new()
+            }
         )],
         rollback,
         rollback_refusal,

@@ -327,6 +327,15 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         }
         State::Contracted | State::Gone => unreachable!(),
     };
+    // Recorded (complete only acts on an expanded migration), yet the table has its old name
+    // back: a rollback cut off after its RENAME, before its record. The contract's DROP VIEW
+    // would fail on the table with a bare server error; the rollback's rerun finishes.
+    let complete_refusal = (f.recorded && matches!(state, State::Before { .. })).then(|| {
+        format!(
+            "the stand-in view {0} is gone and table {0} has its old name back while the migration is still recorded expanded (a `sluice rollback` was cut off after its schema change): there is no expand phase left to complete; run `sluice rollback` again to finish the rollback, then `sluice up` to expand anew",
+            f.from
+        )
+    });
     Ok(Phases {
         precheck: vec![],
         precheck_refusal: None,
@@ -336,7 +345,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         complete,
         rollback,
         rollback_refusal: None,
-        complete_refusal: None,
+        complete_refusal,
         rollback_guard: vec![],
         watch: None,
         old_version: vec![],
