@@ -959,7 +959,15 @@ mod tests {
                 .count(),
             3
         );
-        assert_eq!(p.old_version.len(), 3);
+        // Per column: the down expression's claim, and the added column on the table.
+        assert_eq!(p.old_version.len(), 6);
+        assert_eq!(
+            p.old_version
+                .iter()
+                .filter(|t| t.contains("cached plan must not change result type"))
+                .count(),
+            3
+        );
         // A refusal names its column.
         let mut bad = other.clone();
         bad.default = Some("'{}'".into());
