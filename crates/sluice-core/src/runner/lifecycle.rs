@@ -1308,21 +1308,7 @@ async fn phases_live(
                     f.add_algorithm = impact.algorithm;
                 }
             }
-            let triggers = engine
-                .query_text(&format!(
-                    "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = {} AND EVENT_OBJECT_TABLE = {}",
-                    table
-                        .schema
-                        .as_deref()
-                        .map(crate::quote::mysql::literal)
-                        .unwrap_or_else(|| "DATABASE()".into()),
-                    crate::quote::mysql::literal(&table.name)
-                ))
-                .await?;
-            f.triggers_present = triggers
-                .into_iter()
-                .filter_map(|r| r.into_iter().next().flatten())
-                .collect();
+            f.triggers_present = mysql_triggers(engine, table).await?;
             f.drop = drop;
             phases(b, st, &f).map_err(|why| {
                 file_err(format!(
