@@ -27,7 +27,14 @@ fn stdout_text(text: &str) {
     }
 }
 macro_rules! errln {
-    ($($t:tt)*) => { eprintln!("{}", sluice_core::error::printable(&format!($($t)*))) };
+    ($($t:tt)*) => { $crate::stderr_line(&sluice_core::error::printable(&format!($($t)*))) };
+}
+
+/// One line to stderr. A reader that went away (`sluice up 2>&1 | head`, a dead log pipe) must not
+/// stop a run between two steps of a migration: the line is dropped and the work goes on.
+pub(crate) fn stderr_line(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }
 
 mod cli;

@@ -157,7 +157,7 @@ pub fn error(e: &Error) {
         }
     };
     // The report's parts were made printable above; its own colours must pass.
-    eprintln!("error: {report:?}");
+    crate::stderr_line(&format!("error: {report:?}"));
     errln!("(exit code {code})");
 }
 
@@ -325,7 +325,7 @@ fn status_text(r: &StatusReport) -> String {
                     "`sluice complete` once the new application version runs everywhere (what only the old version uses stops working), or `sluice rollback` to undo the expand phase".to_string(),
                 ),
                 S::MissingFile => (
-                    "is recorded as applied but has no file".to_string(),
+                    "is recorded in the database but has no file".to_string(),
                     "restore the file (from version control) into the migrations directory".to_string(),
                 ),
             };
@@ -366,7 +366,10 @@ fn status_text(r: &StatusReport) -> String {
         // as a migration (whose down part drops them) would lose the data they hold.
         DriftState::Drifted { differences }
             if r.migrations.iter().any(|m| {
-                matches!(m.status, S::Interrupted | S::Running | S::Reverting)
+                matches!(
+                    m.status,
+                    S::Interrupted | S::Running | S::Reverting | S::Expanded
+                )
             }) =>
         {
             out.push_str(&format!(
@@ -457,10 +460,13 @@ pub fn verify(r: &VerifyReport, as_json: bool) {
     }
     if r.edited.is_empty() && r.missing_files.is_empty() {
         outln!("ok: {} applied migration(s) match their files", r.checked);
+    } else if r.edited.is_empty() {
+        // `repair` accepts edits, never a missing file.
+        outln!("restore the missing files (from version control) into the migrations directory");
     } else if r.edited.iter().any(|e| e.open_secs.is_some()) {
         outln!("restore the files; `sluice repair` accepts intentional edits of applied migrations, never of an expanded one (its complete and rollback are planned from its file)");
     } else {
-        outln!("restore the files, or run `sluice repair` to accept intentional edits");
+        outln!("restore the files, or run `sluice repair` to accept intentional edits (a missing file must be restored)");
     }
 }
 
@@ -496,7 +502,7 @@ pub fn drift(r: &DriftReport, layout: Option<sluice_core::layout::Layout>, as_js
         outln!("capture them as a migration with `sluice drift --write-migration`");
     } else {
         outln!(
-            "migration {} is unfinished, and some of these may be what it left half made: finish it (`sluice up`) or undo it (`sluice rollback`, `sluice down`), then run `sluice drift` again",
+            "migration {} is unfinished, and some of these may be what it left half made: finish it (`sluice up` resumes an interrupted run, `sluice complete` an expanded migration) or undo it (`sluice rollback`, `sluice down`), then run `sluice drift` again",
             r.unfinished.join(", ")
         );
     }
@@ -853,7 +859,7 @@ mod tests {
             (S::Running, Some(1), None, "1 m1 is being applied by a run that holds the lock now\n  next: wait for it; `sluice status` again shows where it stands\n"),
             (S::Reverting, Some(1), None, "1 m1 is being rolled back, or its rollback stopped\n  next: `sluice down` resumes the rollback\n"),
             (S::Edited, None, None, "1 m1 was applied and its file has changed since\n  next: `sluice verify` shows the edits; restore the file, or `sluice repair` accepts an intentional edit\n"),
-            (S::MissingFile, None, None, "1 m1 is recorded as applied but has no file\n  next: restore the file (from version control) into the migrations directory\n"),
+            (S::MissingFile, None, None, "1 m1 is recorded in the database but has no file\n  next: restore the file (from version control) into the migrations directory\n"),
             (S::New, None, None, "1 repeatable migration(s) new or changed since last applied\n  next: `sluice up` applies them after the pending versioned ones\n"),
             (S::Changed, None, None, "1 repeatable migration(s) new or changed since last applied\n  next: `sluice up` applies them after the pending versioned ones\n"),
             (S::Expanded, None, None, "1 m1 is expanded: two application versions can run, each as `sluice plan` says it sees the change\n  next: `sluice complete` once the new application version runs everywhere (what only the old version uses stops working), or `sluice rollback` to undo the expand phase\n"),

@@ -205,6 +205,33 @@ fn shapes() -> Vec<Shape> {
             checks: &[Fails("INSERT INTO t (id) VALUES (2)", "null value")],
         },
         Shape {
+            what: "SET NOT NULL of a column already NOT NULL (nothing said)",
+            server: Server::Postgres,
+            setup: "int NOT NULL|1",
+            up: "ALTER TABLE t ALTER COLUMN c SET NOT NULL;",
+            sees: &[],
+            checks: &[],
+        },
+        Shape {
+            what: "DROP DEFAULT of a NOT NULL column",
+            server: Server::Postgres,
+            setup: "int NOT NULL DEFAULT 0|1",
+            up: "ALTER TABLE t ALTER COLUMN c DROP DEFAULT;",
+            sees: &[("info", &["t.c is NOT NULL without a default", "not-null violation"])],
+            checks: &[Fails("INSERT INTO t (id) VALUES (2)", "null value")],
+        },
+        Shape {
+            what: "DROP DEFAULT of a nullable column (nothing said)",
+            server: Server::Postgres,
+            setup: "int DEFAULT 0|1",
+            up: "ALTER TABLE t ALTER COLUMN c DROP DEFAULT;",
+            sees: &[],
+            checks: &[
+                Runs("INSERT INTO t (id) VALUES (2)"),
+                Reads("SELECT c::text FROM t WHERE id = 2", "NULL"),
+            ],
+        },
+        Shape {
             what: "ADD UNIQUE",
             server: Server::Postgres,
             setup: "int|1",
@@ -272,6 +299,21 @@ fn shapes() -> Vec<Shape> {
             ],
         },
         Shape {
+            // The defaults both names carry while expanded: a missing value is stored, not refused.
+            what: "MariaDB: rename a NOT NULL column without a default",
+            server: Server::MariaDb,
+            setup: "CREATE TABLE t (id int PRIMARY KEY, c int NOT NULL); INSERT INTO t VALUES (1, 1)",
+            up: "ALTER TABLE t RENAME COLUMN c TO d;",
+            sees: &[
+                ("info", &["t has one more column, d (right after c)"]),
+                ("info", &["t.c and d have the default 0", "stores 0 instead of failing with 1364"]),
+            ],
+            checks: &[
+                Runs("INSERT INTO t (id) VALUES (2)"),
+                Reads("SELECT CONCAT(c, ' ', d) FROM t WHERE id = 2", "0 0"),
+            ],
+        },
+        Shape {
             what: "MariaDB: rename table (lossless)",
             server: Server::MariaDb,
             setup: "CREATE TABLE t (id int PRIMARY KEY, c int); INSERT INTO t VALUES (1, 1)",
@@ -286,6 +328,97 @@ fn shapes() -> Vec<Shape> {
             up: "DROP TABLE t;",
             sees: &[],
             checks: &[],
+        },
+        // NOT NULL added, or a default taken from a NOT NULL column: read against the live
+        // column (a MODIFY restates the whole column), and against what an earlier statement of
+        // the same migration left.
+        Shape {
+            what: "MariaDB: MODIFY a nullable column NOT NULL",
+            server: Server::MariaDb,
+            setup: "CREATE TABLE t (id int PRIMARY KEY, c int); INSERT INTO t VALUES (1, 1)",
+            up: "ALTER TABLE t MODIFY c int NOT NULL;",
+            sees: &[("info", &["leaves t.c NULL", "1048", "1364"])],
+            checks: &[
+                Fails("INSERT INTO t (id) VALUES (2)", "doesn't have a default value"),
+                Fails("INSERT INTO t VALUES (3, NULL)", "cannot be null"),
+            ],
+        },
+        Shape {
+            what: "MariaDB: MODIFY restating a NOT NULL column without its default",
+            server: Server::MariaDb,
+            setup: "CREATE TABLE t (id int PRIMARY KEY, c int NOT NULL DEFAULT 0); INSERT INTO t VALUES (1, 1)",
+            up: "ALTER TABLE t MODIFY c int NOT NULL;",
+            sees: &[("info", &["t.c is NOT NULL without a default", "1364"])],
+            checks: &[Fails("INSERT INTO t (id) VALUES (2)", "doesn't have a default value")],
+        },
+        Shape {
+            what: "MariaDB: CHANGE restating a NOT NULL column without its default",
+            server: Server::MariaDb,
+            setup: "CREATE TABLE t (id int PRIMARY KEY, c varchar(10) NOT NULL DEFAULT 'x'); INSERT INTO t VALUES (1, 'a')",
+            up: "ALTER TABLE t CHANGE c c varchar(10) NOT NULL;",
+            sees: &[("info", &["t.c is NOT NULL without a default", "1364"])],
+            checks: &[Fails("INSERT INTO t (id) VALUES (2)", "doesn't have a default value")],
+        },
+        Shape {
+            what: "MariaDB: ALTER COLUMN DROP DEFAULT of a NOT NULL column",
+            server: Server::MariaDb,
+            setup: "CREATE TABLE t (id int PRIMARY KEY, c int NOT NULL DEFAULT 0); INSERT INTO t VALUES (1, 1)",
+            up: "ALTER TABLE t ALTER COLUMN c DROP DEFAULT;",
+            sees: &[("info", &["t.c is NOT NULL without a default", "1364"])],
+            checks: &[Fails("INSERT INTO t (id) VALUES (2)", "doesn't have a default value")],
+        },
+        Shape {
+            what: "MariaDB: ADD a NOT NULL column without a default",
+            server: Server::MariaDb,
+            setup: "CREATE TABLE t (id int PRIMARY KEY, c int); INSERT INTO t VALUES (1, 1)",
+            up: "ALTER TABLE t ADD COLUMN d int NOT NULL;",
+            sees: &[("info", &["leaves t.d out fails", "1364"])],
+            checks: &[
+                Fails("INSERT INTO t (id, c) VALUES (2, 2)", "doesn't have a default value"),
+                Runs("INSERT INTO t (id, c, d) VALUES (3, 3, 3)"),
+            ],
+        },
+        Shape {
+            what: "MariaDB: MODIFY NOT NULL with a default, then DROP DEFAULT: one finding each",
+            server: Server::MariaDb,
+            setup: "CREATE TABLE t (id int PRIMARY KEY, c int); INSERT INTO t VALUES (1, 1)",
+            up: "ALTER TABLE t MODIFY c int NOT NULL DEFAULT 0;\nALTER TABLE t ALTER COLUMN c DROP DEFAULT;",
+            sees: &[
+                ("info", &["leaves t.c NULL", "1048"]),
+                ("info", &["t.c is NOT NULL without a default"]),
+            ],
+            checks: &[
+                Fails("INSERT INTO t (id) VALUES (2)", "doesn't have a default value"),
+                Fails("INSERT INTO t VALUES (3, NULL)", "cannot be null"),
+            ],
+        },
+        // Near misses: the column takes NULL and an INSERT leaving it out works as before.
+        Shape {
+            what: "MariaDB: MODIFY restating a NOT NULL column with its default (nothing said)",
+            server: Server::MariaDb,
+            setup: "CREATE TABLE t (id int PRIMARY KEY, c int NOT NULL DEFAULT 0); INSERT INTO t VALUES (1, 1)",
+            up: "ALTER TABLE t MODIFY c int NOT NULL DEFAULT 0 COMMENT 'count';",
+            sees: &[],
+            checks: &[Runs("INSERT INTO t (id) VALUES (2)")],
+        },
+        Shape {
+            what: "MariaDB: MODIFY a NOT NULL column NULL (nothing said)",
+            server: Server::MariaDb,
+            setup: "CREATE TABLE t (id int PRIMARY KEY, c int NOT NULL); INSERT INTO t VALUES (1, 1)",
+            up: "ALTER TABLE t MODIFY c int NULL;",
+            sees: &[],
+            checks: &[Runs("INSERT INTO t (id) VALUES (2)")],
+        },
+        Shape {
+            what: "MariaDB: ADD a NOT NULL column with a default (nothing said)",
+            server: Server::MariaDb,
+            setup: "CREATE TABLE t (id int PRIMARY KEY, c int); INSERT INTO t VALUES (1, 1)",
+            up: "ALTER TABLE t ADD COLUMN d int NOT NULL DEFAULT 7;",
+            sees: &[],
+            checks: &[
+                Runs("INSERT INTO t (id, c) VALUES (2, 2)"),
+                Reads("SELECT CAST(d AS CHAR) FROM t WHERE id = 2", "7"),
+            ],
         },
         Shape {
             what: "MariaDB: ADD UNIQUE",
@@ -396,8 +529,12 @@ async fn plan_states_what_the_old_version_sees_for_every_lossy_shape_and_nothing
             p.write(
                 "1_change.sql",
                 &format!(
-                    "-- sluice:up\n-- sluice:ignore {RULE} known and accepted\n{}\n",
-                    s.up
+                    "-- sluice:up\n{}\n",
+                    // One statement per line: the directive is each statement's own.
+                    s.up.lines()
+                        .map(|l| format!("-- sluice:ignore {RULE} known and accepted\n{l}"))
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 ),
             );
             let quiet = p.run(&["plan", "--json"]);

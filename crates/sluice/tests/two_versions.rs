@@ -527,6 +527,22 @@ async fn rollback_restores_the_schema_exactly_and_every_command_reruns_safely() 
     assert_eq!(n, 10);
 }
 
+/// A reader of sluice's messages that goes away mid-run (`sluice up 2>&1 | head -2`, a dead log
+/// pipe) does not stop the run between two steps of the expand phase: it finishes, exit 0.
+#[tokio::test]
+async fn a_closed_stderr_does_not_stop_the_expand() {
+    let case = &CASES[0];
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_create.sql", &case.create());
+    p.write("2_rename.sql", &case.rename());
+    ok(&p.run(&["up", "--to", "1"]), "create");
+    let mut child = p.spawn(&["up"]);
+    drop(child.stderr.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+}
+
 #[tokio::test]
 async fn up_complete_runs_both_phases() {
     let case = &CASES[0];
@@ -537,6 +553,10 @@ async fn up_complete_runs_both_phases() {
     let r = p.run(&["up", "--complete"]);
     ok(&r, "up --complete");
     assert_eq!(state_of(&p, 2).as_deref(), Some("applied"));
+    // It completes at once: no advice to run `sluice complete` (nor rollback) on the way.
+    assert!(r.stderr.contains("completed 2_rename"), "{r:?}");
+    assert!(!r.stderr.contains("sluice complete"), "{r:?}");
+    assert!(!r.stderr.contains("sluice rollback"), "{r:?}");
     let log = p.run(&["log", "--json"]);
     for kind in ["\"expand\"", "\"complete\""] {
         assert!(log.stdout.contains(kind), "{kind}: {log:?}");
@@ -1063,6 +1083,58 @@ async fn drift_is_not_captured_while_an_expand_is_unfinished() {
         ok(&p.run(&["drift"]), "no drift once expanded");
     }
     assert!(killed_with_drift > 0, "no kill point left drift behind");
+}
+
+/// A recorded migration's file gone (moved away), expanded or applied: every command that needs it
+/// refuses with exit 4 (as the README's table says for a missing file) naming it, `status` says it
+/// is recorded (not "applied" when it is expanded), `verify` says restore (never `repair`), and
+/// `repair` fails (exit 4) instead of saying every migration matches; each twice, nothing changed.
+/// Restored, `verify` passes and `complete` runs.
+#[tokio::test]
+async fn a_missing_file_is_exit_4_everywhere_and_never_repaired() {
+    let case = &CASES[0];
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_create.sql", &case.create());
+    ok(&p.run(&["up"]), "create");
+    p.write("2_rename.sql", &case.rename());
+    ok(&p.run(&["up"]), "expand");
+    let aside = p.path().join("aside.sql");
+    std::fs::rename(p.migration_path("2_rename.sql"), &aside).unwrap();
+    let commands: &[&[&str]] = &[&["complete"], &["rollback"], &["verify"], &["repair"]];
+    for round in 0..2 {
+        for args in commands {
+            let r = p.run(args);
+            assert_eq!(r.code, 4, "{args:?} round {round}: {r:?}");
+            let said = format!("{}{}", r.stdout, r.stderr);
+            assert!(said.contains("2_rename"), "{args:?}: {r:?}");
+            assert!(!said.contains("sluice repair"), "{args:?}: {r:?}");
+            assert!(!said.contains("nothing to repair"), "{args:?}: {r:?}");
+            // Shown as missing its file; the record is untouched (expanded, as the end shows).
+            assert_eq!(state_of(&p, 2).as_deref(), Some("missing-file"), "{args:?}");
+        }
+        let status = p.run(&["status"]);
+        assert!(
+            status
+                .stdout
+                .contains("is recorded in the database but has no file"),
+            "{status:?}"
+        );
+        assert!(!status.stdout.contains("recorded as applied"), "{status:?}");
+    }
+    std::fs::rename(&aside, p.migration_path("2_rename.sql")).unwrap();
+    ok(&p.run(&["verify"]), "verify once restored");
+    ok(&p.run(&["complete"]), "complete once restored");
+    // Applied, its file gone: down, verify and repair alike.
+    std::fs::rename(p.migration_path("2_rename.sql"), &aside).unwrap();
+    for args in [&["down"][..], &["verify"], &["repair"]] {
+        let r = p.run(args);
+        assert_eq!(r.code, 4, "{args:?} applied: {r:?}");
+        let said = format!("{}{}", r.stdout, r.stderr);
+        assert!(said.contains("2_rename"), "{args:?}: {r:?}");
+        assert!(!said.contains("nothing to repair"), "{args:?}: {r:?}");
+    }
+    std::fs::rename(&aside, p.migration_path("2_rename.sql")).unwrap();
+    ok(&p.run(&["verify"]), "verify once restored again");
 }
 
 /// The file of an expanded migration edited: complete and rollback are planned from it, so the

@@ -323,7 +323,14 @@ async fn rollback_restores_the_table_with_every_row() {
         ok(&p.run(&["up"]), "expand");
         let again = p.run(&["up"]);
         ok(&again, "up again");
-        assert!(again.stderr.contains("nothing to apply"), "{again:?}");
+        // Not "up to date": the expanded migration waits for `complete` and says so.
+        assert!(
+            again
+                .stderr
+                .contains("nothing to apply; 2_drop expanded: run `sluice complete`"),
+            "{again:?}"
+        );
+        assert!(!again.stderr.contains("up to date"), "{again:?}");
         db.execute(
             "INSERT INTO legacy (name, note) VALUES ('through the view', $1)",
             &[&round],

@@ -630,6 +630,114 @@ async fn complete_refuses_an_expand_phase_a_cut_off_rollback_left_behind() {
     }
 }
 
+/// A `complete` or `rollback` cut off at its commit leaves the migration recorded expanded with the
+/// table between its two states (MariaDB cannot roll DDL back): status and drift must not send the
+/// user to `drift --write-migration` (it would record sluice's own helpers as a migration whose
+/// down part drops them), the capture is refused (exit 11, twice, no file), and rerunning the same
+/// phase finishes it with no drift left.
+#[tokio::test]
+async fn drift_is_not_captured_after_a_cut_off_complete_or_rollback() {
+    let case = &CASES[0];
+    for phase in ["complete", "rollback"] {
+        let p = Project::new(Server::MariaDb).await;
+        p.write("1_create.sql", &case.create());
+        ok(&p.run(&["up"]), "create");
+        p.write("2_rename.sql", &case.rename());
+        ok(&p.run(&["up"]), "expand");
+        let killed: Run = p
+            .command(&[phase])
+            .env("SLUICE_CRASH_AT", "before-commit")
+            .output()
+            .unwrap()
+            .into();
+        assert_ne!(killed.code, 0, "{phase}: {killed:?}");
+        assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "{phase}");
+        let files = || std::fs::read_dir(p.migration_path("")).unwrap().count();
+        let before = files();
+        let status = p.run(&["status"]);
+        assert!(
+            !status.stdout.contains("--write-migration"),
+            "{phase}: {status:?}"
+        );
+        let drift = p.run(&["drift"]);
+        assert_eq!(drift.code, 4, "{phase}: {drift:?}");
+        assert!(
+            !drift.stdout.contains("--write-migration"),
+            "{phase}: {drift:?}"
+        );
+        assert!(drift.stdout.contains("is unfinished"), "{phase}: {drift:?}");
+        for _ in 0..2 {
+            let w = p.run(&["drift", "--write-migration"]);
+            assert_eq!(w.code, 11, "{phase}: {w:?}");
+            assert!(
+                w.stderr.contains("not capturing drift while migration"),
+                "{phase}: {w:?}"
+            );
+            assert_eq!(files(), before, "{phase}: no file written");
+        }
+        ok(&p.run(&[phase]), "the same phase again finishes it");
+        ok(&p.run(&["drift"]), "no drift once finished");
+    }
+}
+
+/// An index made on the old name by a later migration while the rename is expanded has no copy
+/// on the new column: `complete` refuses before anything (its ALTER would fail after the triggers
+/// are dropped, which MariaDB cannot roll back), twice alike, the triggers and the table kept;
+/// once the index is made on the new name instead, `complete` finishes as the twin.
+#[tokio::test]
+async fn complete_refuses_an_index_made_on_the_old_name_while_expanded() {
+    for case in CASES {
+        let what = case.name;
+        let p = Project::new(Server::MariaDb).await;
+        p.write("1_create.sql", &case.create());
+        ok(&p.run(&["up"]), "create");
+        p.write("2_rename.sql", &case.rename());
+        ok(&p.run(&["up"]), "expand");
+        p.write(
+            "3_index.sql",
+            &format!(
+                "-- sluice:up\nCREATE INDEX k_later ON t ({});\n-- sluice:down\nDROP INDEX k_later ON t;\n",
+                q(case.old)
+            ),
+        );
+        ok(&p.run(&["up"]), "index on the old name");
+        let mut db = p.db.my().await;
+        let table = show_create(&mut db, "t").await;
+        let mut first: Option<String> = None;
+        for round in 0..2 {
+            let r = p.run(&["complete"]);
+            assert_eq!(r.code, 11, "{what} round {round}: {r:?}");
+            assert!(
+                r.stderr
+                    .contains(&format!("index k_later on {} has no copy on", case.old)),
+                "{what}: {r:?}"
+            );
+            assert!(!r.stderr.contains("cut off"), "{what}: {r:?}");
+            assert_eq!(first.get_or_insert(r.stderr.clone()), &r.stderr, "{what}");
+            assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "{what}");
+            assert_eq!(show_create(&mut db, "t").await, table, "{what}");
+            assert_eq!(triggers(&mut db).await, 2, "{what}");
+        }
+        // What the message says: the index on the new name instead, then complete.
+        p.write(
+            "4_move.sql",
+            &format!(
+                "-- sluice:up\nDROP INDEX k_later ON t;\nCREATE INDEX k_later ON t ({});\n",
+                q(case.new)
+            ),
+        );
+        ok(&p.run(&["up"]), "index moved");
+        ok(&p.run(&["complete"]), "complete");
+        assert_eq!(state_of(&p, 2).as_deref(), Some("applied"), "{what}");
+        assert_eq!(triggers(&mut db).await, 0, "{what}");
+        let created = show_create(&mut db, "t").await;
+        assert!(
+            created.contains(&format!("KEY `k_later` (`{}`)", case.new)),
+            "{what}: {created}"
+        );
+    }
+}
+
 /// A NOT NULL column without a default, of each kind of type: while expanded, both versions'
 /// INSERT ... VALUES, INSERT ... SELECT and INSERT ... WITH leaving the other name out succeed (the
 /// server checks NOT NULL before the trigger for the SELECT forms, so both columns carry a default

@@ -619,6 +619,12 @@ async fn refusals_change_nothing_and_say_the_fix() {
             "ALTER TABLE users ADD COLUMN full_name text;\nUPDATE users SET full_name = first_name || ' ' || last_name;\n-- sluice:old last_name = split_part(full_name, ' ', 2)\n-- sluice:old first_name = no_such_function(full_name)\nALTER TABLE users DROP COLUMN first_name, DROP COLUMN last_name;\n",
             "the `-- sluice:old` expression on line 4 failed (the statements as written do not run it)",
         ),
+        // A directive the server cannot even parse: its message quotes no directive, so the
+        // help names every directive line (never "the statement as written would fail").
+        (
+            "ALTER TABLE users ADD COLUMN full_name text;\nUPDATE users SET full_name = first_name || ' ' || last_name;\n-- sluice:old last_name = split_part(full_name, ' ', 2)\n-- sluice:old first_name == split_part(full_name, ' ', 1)\nALTER TABLE users DROP COLUMN first_name, DROP COLUMN last_name;\n",
+            "check the directive expressions on lines 3, 4 first: only the two phases evaluate them",
+        ),
         // A second directive for a column: reported at its own line.
         (
             "ALTER TABLE users ADD COLUMN full_name text;\nUPDATE users SET full_name = first_name || ' ' || last_name;\n-- sluice:old first_name = split_part(full_name, ' ', 1)\n-- sluice:old last_name = split_part(full_name, ' ', 2)\n-- sluice:old first_name = full_name\nALTER TABLE users DROP COLUMN first_name, DROP COLUMN last_name;\n",

@@ -374,13 +374,30 @@ pub fn added_column_pg(table: &str, added: &str) -> String {
     )
 }
 
+/// A MariaDB rename of a NOT NULL column without default: both names carry the type's default
+/// while expanded (so either version's INSERT ... SELECT leaving the other name out works), so an
+/// INSERT leaving the column out altogether stores it instead of failing as before.
+pub fn default_while_expanded(table: &str, from: &str, to: &str, value: &str) -> String {
+    format!(
+        "while expanded (until `sluice complete` or `sluice rollback`) {table}.{from} and {to} have the default {value} (they had none: both versions' INSERT ... SELECT that leaves the other name out needs it): an INSERT by either version that leaves the column out under both names stores {value} instead of failing with 1364 \"doesn't have a default value\" as before"
+    )
+}
+
 /// A constraint added in one phase to a live table: what the old version's writes meet from the
 /// moment it takes effect.
 pub fn added_constraint(what: Added<'_>) -> String {
     let tail = "the application version still running sees an error, not a changed value: deploy code that never writes such rows first";
     match what {
-        Added::NotNull { table, column } => format!(
-            "from this statement on, a write by the application version still running that leaves {table}.{column} NULL (or an INSERT that leaves it out while it has no default) fails with a not-null violation; {tail}"
+        Added::NotNull {
+            table,
+            column,
+            mysql,
+        } => format!(
+            "from this statement on, a write by the application version still running that leaves {table}.{column} NULL (or an INSERT that leaves it out while it has no default) fails with {}; {tail}",
+            match mysql {
+                true => "1048 \"Column cannot be null\" (1364 \"Field doesn't have a default value\" for the INSERT, in strict mode, the default sql_mode)",
+                false => "a not-null violation",
+            }
         ),
         Added::Unique { table, columns } => format!(
             "from the moment its unique index is built, a write by the application version still running that gives {table} ({}) a value another row has fails with a unique violation; {tail}",
@@ -393,6 +410,20 @@ pub fn added_constraint(what: Added<'_>) -> String {
         } => format!(
             "from this statement on, a write by the application version still running that gives {table} ({}) a value that matches no row of {references} (or deletes or re-keys a row of {references} that {table} still references, unless the key cascades) fails with a foreign key violation; {tail}",
             columns.join(", ")
+        ),
+        Added::DefaultDropped {
+            table,
+            column,
+            mysql,
+        } => format!(
+            "from this statement on, {table}.{column} is NOT NULL without a default: an INSERT by the application version still running that leaves it out fails ({}); {tail}",
+            match mysql {
+                true => "1364 \"Field doesn't have a default value\" in strict mode, the default sql_mode; without strict mode it stores the type's implicit default, 0 or ''",
+                false => "not-null violation",
+            }
+        ),
+        Added::Required { table, column } => format!(
+            "from this statement on, an INSERT by the application version still running that leaves {table}.{column} out fails (NOT NULL without a default: 1364 \"Field doesn't have a default value\" in strict mode, the default sql_mode); give the column a DEFAULT, or {tail}"
         ),
         Added::Check { table, name } => format!(
             "from this statement on, a write by the application version still running that {table}'s check {} rejects fails with a check violation; {tail}",
@@ -407,6 +438,7 @@ pub enum Added<'a> {
     NotNull {
         table: &'a str,
         column: &'a str,
+        mysql: bool,
     },
     Unique {
         table: &'a str,
@@ -416,6 +448,14 @@ pub enum Added<'a> {
         table: &'a str,
         name: Option<&'a str>,
     },
+    /// A NOT NULL column loses its default (`mysql`: the server's error as MariaDB/MySQL name it).
+    DefaultDropped {
+        table: &'a str,
+        column: &'a str,
+        mysql: bool,
+    },
+    /// A NOT NULL column without default added to a live MariaDB/MySQL table.
+    Required { table: &'a str, column: &'a str },
     ForeignKey {
         table: &'a str,
         columns: &'a [String],

@@ -520,7 +520,7 @@ pub(super) async fn run_part(
     }
     if row.state == RecordState::Expanded {
         (ctx.say)(&format!(
-            "expanded {} in {} ms: the old column is kept (equal to the new one by a reverse trigger) until `sluice complete`; `sluice rollback` swaps it back",
+            "expanded {} in {} ms: the old column is kept (equal to the new one by a reverse trigger) while expanded",
             m.label(),
             clock.elapsed().as_millis()
         ));

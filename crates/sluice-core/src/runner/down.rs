@@ -136,14 +136,13 @@ pub async fn down(
             let m = files
                 .iter()
                 .find(|m| m.version == r.version)
-                .ok_or_else(|| {
-                    Error::usage(
-                        format!(
-                            "cannot roll back {}: its file is missing",
-                            crate::layout::history_label(None, r.version, &r.name)
-                        ),
-                        "restore the migration file (its down part is needed)",
-                    )
+                .ok_or_else(|| Error::Checksum {
+                    // Exit 4, as for any recorded migration whose file is missing.
+                    message: format!(
+                        "cannot roll back {}: its file is missing",
+                        crate::layout::history_label(None, r.version, &r.name)
+                    ),
+                    help: "restore the migration file (its down part is needed)".into(),
                 })?;
             // A failed migration's file is usually being fixed: its down part may change.
             if m.checksum != r.checksum

@@ -19,12 +19,19 @@ pub struct DriftReport {
 }
 
 /// The migrations of `history` a run left unfinished, as [`DriftReport::unfinished`] names them:
-/// killed (or running) and half-reverted ones. A failed one is not: its committed statements are
+/// killed (or running), half-reverted and expanded ones. A failed one is not: its committed statements are
 /// in the snapshot, and a failed expand removed what it made (or says it could not).
 fn unfinished(history: &[HistoryRow], layout: Option<crate::layout::Layout>) -> Vec<String> {
     history
         .iter()
-        .filter(|r| matches!(r.state, RecordState::Running | RecordState::Reverting))
+        // Expanded too: a `complete` or `rollback` cut off (or failed part-way on MariaDB/MySQL)
+        // leaves the migration recorded expanded with its table between the two states.
+        .filter(|r| {
+            matches!(
+                r.state,
+                RecordState::Running | RecordState::Reverting | RecordState::Expanded
+            )
+        })
         .map(|r| crate::layout::history_label(layout, r.version, &r.name))
         .collect()
 }
@@ -93,7 +100,7 @@ pub async fn capture_drift(
                     "not capturing drift while migration {} is unfinished: what it left half made shows as drift, and a captured migration's down part would drop it with its data",
                     open.join(", ")
                 ),
-                help: "finish it (`sluice up` resumes it) or undo it (`sluice rollback` for an expand phase, `sluice down` for a revert), then run `sluice drift` again".into(),
+                help: "finish it (`sluice up` resumes an interrupted run, `sluice complete` an expanded migration) or undo it (`sluice rollback` for an expand phase, `sluice down` for a revert), then run `sluice drift` again".into(),
             });
         }
         let up_sql = engine.render_diff_sql(&snap.schema, &live);

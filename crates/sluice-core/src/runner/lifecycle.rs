@@ -1889,10 +1889,41 @@ pub(crate) async fn plan_hook(
     m: &Migration,
     run: InRun<'_>,
     statements: &mut [crate::plan::StatementPlan],
-    findings: &mut [crate::analysis::Finding],
+    findings: &mut Vec<crate::analysis::Finding>,
 ) -> Option<crate::plan::expand::LifecyclePlan> {
     let target = engine.target();
     let found = breaking_in_run(target, m, run);
+    // What `up` refuses is an error of the plan (exit 7), on the breaking statement, with `up`'s
+    // own words and exit code.
+    let refused = |findings: &mut Vec<crate::analysis::Finding>, st: Option<&Stmt>, e: &Error| {
+        let Some(part) = m.part(Direction::Up) else {
+            return;
+        };
+        // The part's statements as lint builds them: their lines are the file's.
+        let all = crate::analysis::build_part(target, m, Direction::Up).0;
+        let Some(st) = all.get(st.map_or(0, |st| st.index)).or(all.first()) else {
+            return;
+        };
+        let (message, help) = match e {
+            Error::Lifecycle { message, help }
+            | Error::Rejected { message, help, .. }
+            | Error::Usage { message, help } => (message.clone(), help.clone()),
+            other => (other.to_string(), String::new()),
+        };
+        findings.push(crate::analysis::finding(
+            m,
+            part,
+            st,
+            "two-phase-refused",
+            crate::analysis::Severity::Error,
+            format!(
+                "`sluice up` refuses this migration (exit {}): {message}",
+                e.exit_code()
+            ),
+            "a breaking migration runs in two phases; what the two phases cannot carry is refused before anything runs",
+            help,
+        ));
+    };
     let refuse = |statements: &mut [crate::plan::StatementPlan], why: String| {
         for a in statements.iter_mut().flat_map(|sp| sp.actions.iter_mut()) {
             a.safe_steps.clear();
@@ -1922,6 +1953,8 @@ pub(crate) async fn plan_hook(
         }
         Err(e) => {
             refuse(statements, format!("`sluice up` refuses it: {e}"));
+            let st = breaking(target, m).ok().flatten().map(|(_, st, _)| st);
+            refused(findings, st.as_ref(), &e);
             return None;
         }
     };
@@ -1931,6 +1964,7 @@ pub(crate) async fn plan_hook(
             let added = versioned_columns_of_the_run(target, m, run, &b);
             if added.is_empty() {
                 refuse(statements, format!("`sluice up` refuses it: {e}"));
+                refused(findings, Some(&st), &e);
             } else {
                 let note = planned_when_reached(&b, &added);
                 for a in statements.iter_mut().flat_map(|sp| sp.actions.iter_mut()) {
@@ -1942,6 +1976,12 @@ pub(crate) async fn plan_hook(
             return None;
         }
     };
+    // The server-side prechecks, as `up` runs them first (in a transaction rolled back).
+    if let Err(e) = run_prechecks(engine, m, &phases, true).await {
+        refuse(statements, format!("`sluice up` refuses it: {e}"));
+        refused(findings, Some(&st), &e);
+        return None;
+    }
     let lp = crate::plan::expand::LifecyclePlan::of(&b, &phases);
     // What `up` runs: the expand phase (complete and rollback are in the lifecycle section).
     // Once per statement (a DROP COLUMN of several columns is one statement of several actions).
@@ -2032,8 +2072,7 @@ fn inside_note(b: &Breaking) -> Option<&'static str> {
 
 /// `up --dry-run`'s hook: a breaking migration runs as its expand phase. What `up` refuses when
 /// it reaches the migration (the shape, or what the catalog says), the dry run refuses the same
-/// way, so it never says "would apply" where `up` stops; the server-side prechecks (which may
-/// write sluice's own records) are left to the run.
+/// way, so it never says "would apply" where `up` stops, the server-side prechecks included.
 pub(crate) async fn explain_dry_run(
     engine: &mut dyn Engine,
     files: &[Migration],
@@ -2077,6 +2116,8 @@ pub(crate) async fn explain_dry_run(
                 continue;
             }
         };
+        // What the server-side prechecks refuse, the dry run refuses as `up` would.
+        run_prechecks(engine, m, &phases, true).await?;
         let mut steps: Vec<String> = phases
             .expand
             .iter()
@@ -2169,6 +2210,84 @@ pub(crate) async fn up_hook(
 
 /// The expand phase; returns the phases as last planned (on MySQL planned again from the live
 /// state once the cleanup of a failed expand ran).
+/// The expand's prechecks, as `up` runs them before anything changes; the error is `up`'s
+/// refusal. `dry` (`plan`, `up --dry-run`): the same checks in a transaction rolled back, less
+/// the versioned expand's reset of its own backfill checkpoint (a write to sluice's records,
+/// which may not exist yet, not a check).
+pub(crate) async fn run_prechecks(
+    engine: &mut dyn Engine,
+    m: &Migration,
+    phases: &Phases,
+    dry: bool,
+) -> Result<()> {
+    // MySQL: the precheck decided from the facts (no anonymous block to ask the server).
+    if let Some(why) = &phases.precheck_refusal {
+        return Err(Error::Rejected {
+            context: format!("expanding {}", m.label()),
+            message: why.clone(),
+            help:
+                "the statement as written would fail the same way; fix it and run `sluice up` again"
+                    .into(),
+        });
+    }
+    let checks: Vec<&String> = phases
+        .precheck
+        .iter()
+        .filter(|c| !dry || !c.contains("sluice.backfills"))
+        .collect();
+    let in_tx = dry && !checks.is_empty() && engine.target().engine == EngineKind::Postgres;
+    if in_tx {
+        engine
+            .execute("BEGIN")
+            .await
+            .map_err(|e| Error::database("checking before the expand phase", e.message))?;
+    }
+    let mut failed = None;
+    for check in checks {
+        if let Err(e) = engine.execute(check).await {
+            failed = Some(e);
+            break;
+        }
+    }
+    if in_tx {
+        engine
+            .execute("ROLLBACK")
+            .await
+            .map_err(|e| Error::database("checking before the expand phase", e.message))?;
+    }
+    let Some(mut e) = failed else {
+        return Ok(());
+    };
+    e.position = None;
+    // Nothing is made and nothing recorded: the rerun starts from the same point.
+    // feature_not_supported is sluice's own refusal (a limit of the two phases, not
+    // of the statement, which as written would run): bad input, exit 2.
+    if e.code == "0A000" {
+        return Err(Error::usage(
+            format!("expanding {}: {}", m.label(), e.message),
+            "nothing was changed; this is a limit of the two-phase form, not an error in the statement: do what the message says, or run the migration as written with `sluice up --as-written` (the running application version breaks at once)",
+        ));
+    }
+    let help = match (old_directive_line(m, &e.message), directive_lines(m).as_slice()) {
+        // Only the two phases evaluate a `-- sluice:old` expression.
+        (Some(line), _) => format!("the `-- sluice:old` expression on line {line} failed (the statements as written do not run it); fix it and run `sluice up` again"),
+        (None, []) => "the statement as written would fail the same way; fix it and run `sluice up` again".into(),
+        // A message that quotes no directive may still come from one (a syntax error in it).
+        (None, lines) => format!(
+            "check the directive expression{} on line{} {} first: only the two phases evaluate {} (the statements as written do not); otherwise the statement as written would fail the same way. Fix it and run `sluice up` again",
+            if lines.len() > 1 { "s" } else { "" },
+            if lines.len() > 1 { "s" } else { "" },
+            lines.iter().map(usize::to_string).collect::<Vec<_>>().join(", "),
+            if lines.len() > 1 { "them" } else { "it" },
+        ),
+    };
+    Err(Error::Rejected {
+        context: format!("expanding {}", m.label()),
+        message: e.message,
+        help,
+    })
+}
+
 /// The file line of the `-- sluice:old` directive a precheck failure `message` quotes (the split
 /// or merge check of each reverse expression quotes it as `` `-- sluice:old <column> = <expr>` ``).
 fn old_directive_line(m: &Migration, message: &str) -> Option<usize> {
@@ -2178,6 +2297,31 @@ fn old_directive_line(m: &Migration, message: &str) -> Option<usize> {
         .find(|d| message.contains(&format!("`-- sluice:old {} = {}`", d.column, d.expr)))?;
     let (_, text) = m.file_of(part);
     Some(sql::line_col(text, part.offset + d.start).0)
+}
+
+/// The file lines of the up part's `-- sluice:old` and `-- sluice:versioned down` directives.
+fn directive_lines(m: &Migration) -> Vec<usize> {
+    let Some(part) = m.part(Direction::Up) else {
+        return vec![];
+    };
+    let (_, text) = m.file_of(part);
+    let mut starts: Vec<usize> = crate::migration::old_directives(&part.sql)
+        .into_iter()
+        .map(|d| d.start)
+        .collect();
+    // A versioned directive's offset is the end of its line: its last byte is on the line.
+    starts.extend(
+        crate::migration::versioned_directives(&part.sql)
+            .into_iter()
+            .map(|(_, end)| end.saturating_sub(1)),
+    );
+    let mut lines: Vec<usize> = starts
+        .into_iter()
+        .map(|at| sql::line_col(text, part.offset + at).0)
+        .collect();
+    lines.sort_unstable();
+    lines.dedup();
+    lines
 }
 
 async fn expand(
@@ -2225,38 +2369,7 @@ async fn expand(
         }
     }
     if !resuming {
-        // MySQL: the precheck decided from the facts (no anonymous block to ask the server).
-        if let Some(why) = &phases.precheck_refusal {
-            return Err(Error::Rejected {
-                context: format!("expanding {}", m.label()),
-                message: why.clone(),
-                help: "the statement as written would fail the same way; fix it and run `sluice up` again".into(),
-            });
-        }
-        for check in &phases.precheck {
-            if let Err(mut e) = engine.execute(check).await {
-                e.position = None;
-                // Nothing is made and nothing recorded: the rerun starts from the same point.
-                // feature_not_supported is sluice's own refusal (a limit of the two phases, not
-                // of the statement, which as written would run): bad input, exit 2.
-                if e.code == "0A000" {
-                    return Err(Error::usage(
-                        format!("expanding {}: {}", m.label(), e.message),
-                        "nothing was changed; this is a limit of the two-phase form, not an error in the statement: do what the message says, or run the migration as written with `sluice up --as-written` (the running application version breaks at once)",
-                    ));
-                }
-                let help = match old_directive_line(m, &e.message) {
-                    // Only the two phases evaluate a `-- sluice:old` expression.
-                    Some(line) => format!("the `-- sluice:old` expression on line {line} failed (the statements as written do not run it); fix it and run `sluice up` again"),
-                    None => "the statement as written would fail the same way; fix it and run `sluice up` again".into(),
-                };
-                return Err(Error::Rejected {
-                    context: format!("expanding {}", m.label()),
-                    message: e.message,
-                    help,
-                });
-            }
-        }
+        run_prechecks(engine, m, &phases, false).await?;
     }
     let mut row = HistoryRow {
         version: m.version,
@@ -2362,7 +2475,7 @@ async fn expand(
         .await?;
     crate::runner::snapshot(engine, m).await?;
     (ctx.say)(&format!(
-        "expanded {} in {} ms: both application versions work now; run `sluice complete` once the new version runs everywhere (or `sluice rollback` to undo)",
+        "expanded {} in {} ms: both application versions work now",
         m.label(),
         clock.elapsed().as_millis()
     ));
@@ -2445,7 +2558,7 @@ async fn expand_atomic(
     }
     crate::runner::snapshot(engine, m).await?;
     (ctx.say)(&format!(
-        "expanded {} in {} ms: both application versions work now; run `sluice complete` once the new version runs everywhere (or `sluice rollback` to undo)",
+        "expanded {} in {} ms: both application versions work now",
         m.label(),
         clock.elapsed().as_millis()
     ));
@@ -2900,12 +3013,15 @@ async fn contract(
         // A helper sluice made itself missing (42P01/42704 on a `_sluice_` name): nothing the
         // user can fix makes a rerun pass, so the help says the way out instead of "fix the cause".
         let own_helper_missing = text.contains("does not exist") && text.contains("_sluice_");
+        // MariaDB/MySQL cannot roll DDL back: what ran before the failing statement stays, so
+        // the message cannot promise that both names keep working.
+        let outcome = match engine.transactional_ddl() {
+            true => "failed and was rolled back (the migration stays expanded, both names keep working)",
+            false => "failed part-way (MariaDB/MySQL cannot roll DDL back: what ran before the failing statement, such as dropping the triggers that keep both names equal, stays done; the migration stays recorded expanded)",
+        };
         return Err(Error::Rejected {
             context: format!("completing {}", m.label()),
-            message: format!(
-                "the contract phase of {} failed and was rolled back (the migration stays expanded, both names keep working): {text}",
-                m.label()
-            ),
+            message: format!("the contract phase of {} {outcome}: {text}", m.label()),
             help: if own_helper_missing {
                 "an object sluice made during the expand phase is gone, so `sluice complete` would fail the same way again: run `sluice rollback` to undo the expand phase (the schema as before the migration), then run `sluice up` again".into()
             } else {
@@ -2971,14 +3087,15 @@ fn file_of<'f>(files: &'f [Migration], r: &HistoryRow, what: &str) -> Result<&'f
     let m = files
         .iter()
         .find(|m| m.version == r.version)
-        .ok_or_else(|| {
-            Error::usage(
-                format!(
-                    "cannot {what} {}: its file is missing",
-                    crate::layout::history_label(None, r.version, &r.name)
-                ),
-                "restore the migration file: its phases are planned from it",
-            )
+        .ok_or_else(|| Error::Checksum {
+            // Exit 4, as for any recorded migration whose file is missing.
+            message: format!(
+                "cannot {what} {}: its file is missing",
+                crate::layout::history_label(None, r.version, &r.name)
+            ),
+            help:
+                "restore the migration file (from version control): its phases are planned from it"
+                    .into(),
         })?;
     if m.checksum != r.checksum {
         return Err(Error::Checksum {
@@ -3036,7 +3153,10 @@ pub(crate) async fn complete_locked(
                     "the contract phase of {} is refused (nothing was changed, the migration stays expanded): {why}",
                     m.label()
                 ),
-                "run `sluice rollback` again: it finishes what the cut-off rollback began",
+                match why.contains("was cut off") {
+                    true => "run `sluice rollback` again: it finishes what the cut-off rollback began",
+                    false => "do what the message says; or `sluice rollback` undoes the expand phase instead",
+                },
             ));
         }
         contract(engine, m, r.clone(), &phases, ctx).await?;

@@ -205,6 +205,7 @@ pub async fn plan(
         // Constraints added in one phase to a live table: the old version's writes that break
         // them fail from then on (issue 14: said, never silent).
         let mut added: Vec<(usize, String)> = Vec::new();
+        let mut nullability = ColumnStates::new(&live);
         crate::analysis::walk_part_in(
             target,
             &stmts,
@@ -226,7 +227,11 @@ pub async fn plan(
                     };
                     statements.push(crate::plan::plan_statement(st, ctx, staged));
                     if !opts.as_written {
-                        added.extend(added_constraints(st, ctx).into_iter().map(|t| (i, t)));
+                        added.extend(
+                            added_constraints(st, ctx, &mut nullability)
+                                .into_iter()
+                                .map(|t| (i, t)),
+                        );
                     }
                 }
             },
@@ -410,8 +415,16 @@ fn open_table_finding(
     m: &Migration,
     e: &Error,
 ) -> Option<crate::analysis::Finding> {
-    let (_, st, _) = crate::lifecycle::lifecycle_change(target, m).ok()??;
     let part = m.part(Direction::Up)?;
+    // A migration that is not breaking itself (a CREATE TABLE of a name whose drop is open): its
+    // first statement carries the finding.
+    let st = match crate::lifecycle::lifecycle_change(target, m).ok().flatten() {
+        Some((_, st, _)) => st,
+        None => crate::analysis::build_part(target, m, Direction::Up)
+            .0
+            .into_iter()
+            .next()?,
+    };
     let (message, help) = match e {
         Error::Lifecycle { message, help } => (message.clone(), help.clone()),
         other => (other.to_string(), String::new()),
@@ -643,9 +656,80 @@ pub(super) async fn check_plan(
     }))
 }
 
+/// Whether a column of a live table takes NULL and whether an INSERT that leaves it out gets a
+/// value: as the server holds it before the run, then as the run's statements leave it (so a
+/// second statement on the same column is judged against the first's result).
+struct ColumnStates<'a> {
+    live: &'a crate::schema::Schema,
+    changed: std::collections::HashMap<(String, String), ColumnState>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct ColumnState {
+    nullable: bool,
+    /// A default, an auto-increment or a generation: an INSERT that leaves the column out is served.
+    filled: bool,
+}
+
+impl<'a> ColumnStates<'a> {
+    fn new(live: &'a crate::schema::Schema) -> Self {
+        Self {
+            live,
+            changed: std::collections::HashMap::new(),
+        }
+    }
+
+    fn key(t: &crate::analysis::ir::QName, column: &str) -> (String, String) {
+        (t.display(), column.to_string())
+    }
+
+    fn get(&self, t: &crate::analysis::ir::QName, column: &str) -> Option<ColumnState> {
+        if let Some(s) = self.changed.get(&Self::key(t, column)) {
+            return Some(*s);
+        }
+        let (_, table) = self.live.tables.iter().find(|(k, _)| {
+            let (schema, name) = match k.rsplit_once('.') {
+                Some((s, n)) => (Some(s), n),
+                None => (None, k.as_str()),
+            };
+            name == t.name
+                && match (schema, t.schema.as_deref()) {
+                    (Some(a), Some(b)) => a == b,
+                    // An unqualified PostgreSQL name: the default search path's schema.
+                    (Some(a), None) => a == "public",
+                    _ => true,
+                }
+        })?;
+        let c = table.columns.iter().find(|c| c.name == column)?;
+        let extra = c.extra.as_deref().unwrap_or("").to_ascii_lowercase();
+        Some(ColumnState {
+            nullable: c.nullable,
+            filled: c
+                .default
+                .as_deref()
+                .is_some_and(|d| !d.eq_ignore_ascii_case("null"))
+                || extra.contains("auto_increment")
+                || extra.contains("identity")
+                || extra.contains("generated")
+                || extra.contains("nextval"),
+        })
+    }
+
+    fn set(&mut self, t: &crate::analysis::ir::QName, column: &str, state: ColumnState) {
+        self.changed.insert(Self::key(t, column), state);
+    }
+}
+
 /// The constraints `st` adds to a table that exists before the run (NOT NULL, UNIQUE, PRIMARY
-/// KEY, CHECK, FOREIGN KEY, a unique index), each stated as what the old version's writes meet.
-fn added_constraints(st: &crate::analysis::ir::Stmt, ctx: &crate::analysis::Ctx) -> Vec<String> {
+/// KEY, CHECK, FOREIGN KEY, a unique index), and the defaults it takes from NOT NULL columns,
+/// each stated as what the old version's writes meet. A MariaDB/MySQL `MODIFY`/`CHANGE` restates
+/// the whole column, so whether it adds NOT NULL or drops a default is read against the live
+/// column (`states`).
+fn added_constraints(
+    st: &crate::analysis::ir::Stmt,
+    ctx: &crate::analysis::Ctx,
+    states: &mut ColumnStates<'_>,
+) -> Vec<String> {
     use crate::analysis::ir::{Action, ConstraintKind};
     use crate::plan::old_version::{added_constraint, Added};
     let live = |t: &crate::analysis::ir::QName| !ctx.is_new_table(t) && !ctx.is_run_table(t);
@@ -653,10 +737,116 @@ fn added_constraints(st: &crate::analysis::ir::Stmt, ctx: &crate::analysis::Ctx)
     for a in st.actions() {
         let text = match a {
             Action::SetNotNull { table, column } if live(table) => {
+                let before = states.get(table, column);
+                if let Some(b) = before {
+                    states.set(
+                        table,
+                        column,
+                        ColumnState {
+                            nullable: false,
+                            ..b
+                        },
+                    );
+                }
+                if before.is_some_and(|b| !b.nullable) {
+                    continue;
+                }
                 added_constraint(Added::NotNull {
                     table: &table.display(),
                     column,
+                    mysql: ctx.target.engine.is_mysql_family(),
                 })
+            }
+            Action::DropNotNull { table, column } => {
+                if let Some(b) = states.get(table, column) {
+                    states.set(
+                        table,
+                        column,
+                        ColumnState {
+                            nullable: true,
+                            ..b
+                        },
+                    );
+                }
+                continue;
+            }
+            Action::SetDefault { table, column, .. } => {
+                if let Some(b) = states.get(table, column) {
+                    states.set(table, column, ColumnState { filled: true, ..b });
+                }
+                continue;
+            }
+            Action::DropDefault { table, column } if live(table) => {
+                let Some(b) = states.get(table, column) else {
+                    continue;
+                };
+                states.set(table, column, ColumnState { filled: false, ..b });
+                if b.nullable || !b.filled {
+                    continue;
+                }
+                added_constraint(Added::DefaultDropped {
+                    table: &table.display(),
+                    column,
+                    mysql: ctx.target.engine.is_mysql_family(),
+                })
+            }
+            Action::AddColumn { table, column, .. }
+                if live(table) && ctx.target.engine.is_mysql_family() =>
+            {
+                let c = column;
+                let filled = c.default.is_some()
+                    || c.auto_increment
+                    || c.generated_stored
+                    || c.generated_virtual
+                    || c.identity
+                    || c.serial;
+                if !(c.not_null || c.primary_key) || filled {
+                    continue;
+                }
+                added_constraint(Added::Required {
+                    table: &table.display(),
+                    column: &c.name,
+                })
+            }
+            // A MariaDB/MySQL MODIFY/CHANGE: the column as restated against the column as it was.
+            Action::AlterColumnType {
+                table,
+                column,
+                spec: Some(spec),
+                ..
+            } if live(table) => {
+                let Some(b) = states.get(table, column) else {
+                    continue;
+                };
+                let after = ColumnState {
+                    nullable: !spec.not_null && !spec.primary_key,
+                    filled: spec
+                        .default
+                        .as_ref()
+                        .is_some_and(|d| !d.text.eq_ignore_ascii_case("null"))
+                        || spec.auto_increment
+                        || spec.generated_stored
+                        || spec.generated_virtual,
+                };
+                states.set(table, &spec.name, after);
+                if after.nullable {
+                    continue;
+                }
+                if b.nullable {
+                    added_constraint(Added::NotNull {
+                        table: &table.display(),
+                        column: &spec.name,
+                        mysql: true,
+                    })
+                } else if b.filled && !after.filled {
+                    added_constraint(Added::DefaultDropped {
+                        table: &table.display(),
+                        column: &spec.name,
+                        mysql: true,
+                    })
+                } else {
+                    continue;
+                }
             }
             Action::AddConstraint { table, constraint } if live(table) => match constraint.kind {
                 ConstraintKind::Unique | ConstraintKind::PrimaryKey => {

@@ -257,7 +257,7 @@ pub async fn up(
             (ctx.say)(&format!("warning: {w}"));
         }
         if planned.is_empty() {
-            (ctx.say)("nothing to apply: the database is up to date");
+            (ctx.say)(&nothing_to_apply(&rows, files));
         }
         // A missing privilege is found now, not after earlier statements (or migrations) ran.
         let pending: Vec<String> = planned
@@ -270,6 +270,40 @@ pub async fn up(
         }
         Ok(report)
     })
+}
+
+/// What `up` says when nothing is pending: "up to date" only when no migration waits for another
+/// command (an expanded one for `complete`, an interrupted `down` for `down`).
+fn nothing_to_apply(rows: &[crate::history::HistoryRow], files: &[Migration]) -> String {
+    use crate::history::RecordState;
+    let named = |state: RecordState| -> Vec<String> {
+        rows.iter()
+            .filter(|r| r.state == state)
+            .map(|r| match files.iter().find(|m| m.version == r.version) {
+                Some(m) => m.label(),
+                None => format!("{}_{}", r.version, r.name),
+            })
+            .collect()
+    };
+    let mut waiting = Vec::new();
+    let expanded = named(RecordState::Expanded);
+    if !expanded.is_empty() {
+        waiting.push(format!(
+            "{} expanded: run `sluice complete` once the new application version runs everywhere (or `sluice rollback`)",
+            expanded.join(", ")
+        ));
+    }
+    let reverting = named(RecordState::Reverting);
+    if !reverting.is_empty() {
+        waiting.push(format!(
+            "a `sluice down` of {} did not finish: run `sluice down` again to finish it",
+            reverting.join(", ")
+        ));
+    }
+    match waiting.is_empty() {
+        true => "nothing to apply: the database is up to date".into(),
+        false => format!("nothing to apply; {}", waiting.join("; ")),
+    }
 }
 
 /// Two application versions live: what the lifecycle cannot run (judged with the type changes the

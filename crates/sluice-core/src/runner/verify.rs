@@ -84,6 +84,29 @@ pub async fn repair(
             ));
             repaired.push((m.version, r.checksum.clone(), m.checksum.clone()));
         }
+        // A missing file is not an edit to accept: said, and the command fails (exit 4) after
+        // accepting the edits, so `verify` never passes on repair's word.
+        let missing: Vec<String> = rows
+            .iter()
+            .filter(|r| r.state.is_done() || r.state == RecordState::Expanded)
+            .filter(|r| !files.iter().any(|m| m.version == r.version))
+            .map(|r| crate::layout::history_label(None, r.version, &r.name))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::Checksum {
+                message: format!(
+                    "{} {} recorded in the database but {} no file: repair accepts edited files, not missing ones{}",
+                    missing.join(", "),
+                    if missing.len() > 1 { "are" } else { "is" },
+                    if missing.len() > 1 { "have" } else { "has" },
+                    match repaired.len() {
+                        0 => String::new(),
+                        n => format!(" ({n} edited migration(s) repaired)"),
+                    }
+                ),
+                help: "restore the missing files (from version control) into the migrations directory".into(),
+            });
+        }
         if repaired.is_empty() {
             (ctx.say)("nothing to repair: every applied migration matches its file");
         }

@@ -572,11 +572,18 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
     let mut drops = Vec::new();
     let mut renames = Vec::new();
     let mut tmp_drops = Vec::new();
+    // Expanded, an index on the old column without its copy: made on the old name after the
+    // expand (a later migration), so the contract's ALTER would fail after its triggers are
+    // dropped (MariaDB cannot roll that back).
+    let mut uncopied = Vec::new();
     for k in &mine {
         let tmp = renamed(&k.name);
         // MySQL has no ADD KEY IF NOT EXISTS nor DROP INDEX IF EXISTS: the copy a killed run
         // built (the facts show it) is not built again, and only a copy that is there is dropped.
         let built = all_keys.iter().any(|x| x.name.eq_ignore_ascii_case(&tmp));
+        if !built {
+            uncopied.push(k.name.clone());
+        }
         let parts: Vec<String> = k
             .parts
             .iter()
@@ -678,12 +685,32 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
                 .filter(|t| !f.triggers_present.iter().any(|p| p.eq_ignore_ascii_case(t)))
                 .map(|t| format!("trigger {t}")),
         );
-        (!gone.is_empty()).then(|| format!(
-            "{} of the expand phase {} gone while the migration is still recorded expanded (a `sluice rollback` was cut off after its schema change): dropping {} now would lose the data only it holds; run `sluice rollback` again to finish the rollback, then `sluice up` to expand anew",
-            gone.join(", "),
-            if gone.len() > 1 { "are" } else { "is" },
-            f.from
-        ))
+        if !gone.is_empty() {
+            Some(format!(
+                "{} of the expand phase {} gone while the migration is still recorded expanded (a `sluice rollback` was cut off after its schema change): dropping {} now would lose the data only it holds; run `sluice rollback` again to finish the rollback, then `sluice up` to expand anew",
+                gone.join(", "),
+                if gone.len() > 1 { "are" } else { "is" },
+                f.from
+            ))
+        } else if !uncopied.is_empty() {
+            Some(format!(
+                "{} on {} {} no copy on {} (made after the expand, by a later migration): the contract drops {} with its indexes and would fail part-way, with the triggers that keep both names equal already dropped. Drop {} in a new migration (and create {} on {} instead), then run `sluice complete` again",
+                uncopied
+                    .iter()
+                    .map(|k| format!("index {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                f.from,
+                if uncopied.len() > 1 { "have" } else { "has" },
+                f.to,
+                f.from,
+                if uncopied.len() > 1 { "them" } else { "it" },
+                if uncopied.len() > 1 { "them" } else { "it" },
+                f.to
+            ))
+        } else {
+            None
+        }
     } else {
         None
     };
@@ -708,9 +735,13 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         phase_lock: Some("LOCK TABLES WRITE (milliseconds)".into()),
         rollback_lock: None,
         watch: None,
-        old_version: vec![crate::plan::old_version::added_column(
+        old_version: std::iter::once(crate::plan::old_version::added_column(
             &f.table, &f.to, &f.from,
-        )],
+        ))
+        .chain(fill.as_deref().map(|value| {
+            crate::plan::old_version::default_while_expanded(&f.table, &f.from, &f.to, value)
+        }))
+        .collect(),
     })
 }
 
