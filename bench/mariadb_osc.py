@@ -2,7 +2,8 @@
 """Online ALTER on MariaDB under load: the same `ALTER TABLE acc MODIFY balance BIGINT NOT NULL` on a
 1,000,000-row table while 8 clients write, run (a) as written, (b) by `sluice up`, (c) by
 pt-online-schema-change. Prints, per run: total time, rows/s, client ops/s, p99/max latency and
-errors while the ALTER runs, sluice's phases with their own p99, and the ratios sluice : pt-osc.
+errors while the ALTER runs, the server's row lock waits meanwhile, sluice's phases with their own
+p99, and the ratios sluice : pt-osc.
 
     python3 bench/mariadb_osc.py [--rows 1000000] [--clients 8] [--only sluice,ptosc,written] [--release]
                                  [--rate 1900 | --rate 0] [--sluice-args '--chunk-ms 50'] [--rounds 3]
@@ -119,6 +120,15 @@ class Workload:
         return len(lats) / max(t1 - t0, 1e-9), p99 * 1000, lats[-1] * 1000, errs, len(lats)
 
 
+def row_locks():
+    """The server's row lock waits and their total ms so far: a log apply waiting for the copy's
+    chunk (or pt-osc's copy for clients) shows here, not in the clients' latency alone."""
+    c = conn()
+    st = dict(run(c, "SHOW GLOBAL STATUS WHERE Variable_name IN ('Innodb_row_lock_waits', 'Innodb_row_lock_time')"))
+    c.close()
+    return int(st["Innodb_row_lock_waits"]), int(st["Innodb_row_lock_time"])
+
+
 def as_written():
     c = conn()
     run(c, f"ALTER TABLE acc {ALTER}")
@@ -174,6 +184,7 @@ def one(name, args, binary):
     w.start()
     b0 = time.monotonic()
     time.sleep(3)
+    locks0 = row_locks()
     b1 = t0 = time.monotonic()
     extra, phases = "", []
     if name == "written":
@@ -190,12 +201,13 @@ def one(name, args, binary):
     elif name == "ptosc":
         ptosc()
     t1 = time.monotonic()
+    locks = [b - a for a, b in zip(locks0, row_locks())]
     time.sleep(1)
     w.finish()
     ops, p99, mx, errs, n = w.window(t0, t1)
     base = w.window(b0, b1)
     r = dict(secs=t1 - t0, ops=ops, p99=p99, max=mx, errors=len(errs), base=base, sample=errs[:3], extra=extra,
-             check=verify(args.rows), phases=[(label, b - a, w.window(a, b)) for label, a, b in phases])
+             check=verify(args.rows), locks=locks, phases=[(label, b - a, w.window(a, b)) for label, a, b in phases])
     print(f"{name}: done in {t1 - t0:.1f} s ({r['check']}) {extra}", flush=True)
     return r
 
@@ -208,6 +220,7 @@ def table(rows, clients, results):
               f"{r['max']:>10.1f}{r['errors']:>8}{r['base'][1]:>14.1f}{r['p99'] / max(r['base'][1], 1e-9):>11.1f}")
         for e in r["sample"]:
             print(f"    error: {e}")
+        print(f"    row lock waits {r['locks'][0]} ({r['locks'][1]} ms; server-wide, other sessions count too)")
         for label, secs, (pops, pp99, pmax, perrs, _) in r.get("phases", []):
             print(f"    {label:<18}{secs:>6.1f} s  p99 {pp99:>7.1f} ms  max {pmax:>7.1f} ms  errors {len(perrs)}")
 

@@ -501,15 +501,22 @@ async fn online_copy_killed_mid_copy_resumes_and_converges() {
     assert!(!table_exists(&mut c, "_acc_old").await);
 }
 
-/// The log is applied on the verifier's session while the copy goes on: a logged key ahead of
-/// the copy is deleted from the shadow (not there yet), the copy then inserts it, and the apply's
-/// own insert of it meets that row (1062 on PRIMARY). The apply must run again, not fail the copy
-/// (12 tries in quick succession all failed once in three runs of bench/mariadb_osc.py on 1M rows
-/// under load; the tries now pause, longer each time). Made deterministic: a
-/// change logged while sluice is dead, ahead of its checkpoint, and the rerun held between the
-/// apply's delete and its insert until the copy has passed that key.
+/// The log is applied on the verifier's session while the copy goes on, but only for keys up to
+/// the end the verifier has checked (the copy committed them before it queued their range): a key
+/// beyond it may be in the copy's open chunk, whose row locks the apply's delete waited for.
+///
+/// Before that bound, the apply deleted a logged key ahead of the copy, the copy inserted it, and
+/// the apply's insert met that row (1062 on PRIMARY, retried). With the bound that cannot happen
+/// while the copy runs: the copy only inserts keys after its last committed chunk, and every key
+/// the verifier applies is at or below the end of a chunk already committed. What is staged here
+/// instead is the boundary: a killed run leaves a checkpoint X; keys logged while sluice is dead
+/// below X, at X and beyond it (X + 1, far ahead at 20000), then the rerun held inside its first
+/// apply (its bound is X after it checked the earlier run's copy): the batch holds exactly the keys
+/// up to X, while keys beyond X stay logged and the copy inserts them meanwhile. Clients then
+/// change keys the verifier already passed, the boundary key again and keys beyond it. Every key
+/// must end as the original has it.
 #[tokio::test(flavor = "multi_thread")]
-async fn a_logged_key_the_copy_inserts_during_the_logs_apply_is_applied_again() {
+async fn the_copys_log_apply_takes_keys_up_to_the_verified_end_and_every_key_converges() {
     let p = Project::new(Server::MariaDb).await;
     let mut c = p.db.my().await;
     c.query_drop(ACC).await.unwrap();
@@ -528,29 +535,81 @@ async fn a_logged_key_the_copy_inserts_during_the_logs_apply_is_applied_again() 
     let _ = child.wait();
     let copied = count(&mut c, "SELECT rows_copied FROM sluice_online").await;
     assert!(copied > 0 && copied < 19_000, "killed mid-copy: {copied}");
-    // Logged while sluice is dead, far ahead of the checkpoint.
-    c.query_drop("UPDATE acc SET balance = 4000000 WHERE id = 20000")
+    let last: String = c
+        .query_first("SELECT last_key FROM sluice_online")
         .await
+        .unwrap()
         .unwrap();
-    expected(&mut c).await;
+    let last: Vec<String> = serde_json::from_str(&last).unwrap();
+    let x: i64 = last[0].parse().unwrap();
+    assert!(x > 2 && x + 2 < 20_000, "checkpoint {x}");
+    // Logged while sluice is dead: below the checkpoint, at it, just beyond it, far beyond it.
+    // (key, new balance)
+    let dead: [(i64, i64); 4] = [
+        (1, 4_000_001),
+        (x, 4_000_002),
+        (x + 1, 4_000_003),
+        (20_000, 4_000_004),
+    ];
+    for (k, b) in dead {
+        c.exec_drop("UPDATE acc SET balance = ? WHERE id = ?", (b, k))
+            .await
+            .unwrap();
+    }
     let r = common::paused_at(
         &p,
         &["up", "--chunk-ms", "1"],
         "online-apply-deleted",
         None,
         || async {
+            // Inside the apply's open transaction (its stage rows are not committed): the batch.
+            let mut dirty = p.db.my().await;
+            dirty
+                .query_drop("SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED")
+                .await
+                .unwrap();
+            let staged: Vec<i64> = dirty
+                .query("SELECT id FROM _acc_stg ORDER BY id")
+                .await
+                .unwrap();
             assert_eq!(
-                count_at(&url, "SELECT COUNT(*) FROM _acc_new WHERE id = 20000").await,
-                0,
-                "the apply deleted the key before the copy reached it"
+                staged,
+                vec![1, x],
+                "the first apply takes the keys up to the verified end {x}, the boundary included"
             );
-            eventually(60, "the copy to insert the key", || {
+            // The copy goes past the paused apply; the keys beyond the bound wait in the log.
+            eventually(60, "the copy to finish", || {
                 let url = url.clone();
                 async move {
-                    count_at(&url, "SELECT COUNT(*) FROM _acc_new WHERE id = 20000").await == 1
+                    count_at(&url, "SELECT COUNT(*) FROM sluice_online WHERE last_key = '\"done\"'").await == 1
                 }
             })
             .await;
+            let mut c = p.db.my().await;
+            let waiting: Vec<i64> = c
+                .query("SELECT k0 FROM _acc_chg ORDER BY _sluice_id")
+                .await
+                .unwrap();
+            assert_eq!(waiting, vec![1, x, x + 1, 20_000], "every entry still logged");
+            for (k, b) in [(x + 1, 4_000_003), (20_000, 4_000_004)] {
+                let copied: i64 = c
+                    .exec_first("SELECT balance FROM _acc_new WHERE id = ?", (k,))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                assert_eq!(copied, b, "the copy brought key {k} over as changed");
+            }
+            // Clients go on: a key the verifier passed, the boundary key again, keys beyond it
+            // (one deleted, one new).
+            c.query_drop(format!(
+                "UPDATE acc SET balance = 5000001 WHERE id = 2; UPDATE acc SET balance = 5000002 WHERE id = {x}; \
+                 UPDATE acc SET balance = 5000003 WHERE id = 20000; DELETE FROM acc WHERE id = {}; \
+                 INSERT INTO acc (balance, note) VALUES (5000004, 'late')",
+                x + 2
+            ))
+            .await
+            .unwrap();
+            expected(&mut c).await;
         },
     )
     .await;
@@ -560,12 +619,14 @@ async fn a_logged_key_the_copy_inserts_during_the_logs_apply_is_applied_again() 
         fingerprint(&p.db.url, "acc").await,
         fingerprint(&p.db.url, "expect").await
     );
-    let b: i64 = c
-        .query_first("SELECT balance FROM acc WHERE id = 20000")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(b, 4_000_000);
+    for k in [1, 2, x, x + 1, x + 2, 20_000, 20_001] {
+        let row = |t: &str| {
+            format!("SELECT COUNT(*), COALESCE(SUM(balance), -1) FROM {t} WHERE id = {k}")
+        };
+        let got: (i64, i64) = c.query_first(row("acc")).await.unwrap().unwrap();
+        let want: (i64, i64) = c.query_first(row("expect")).await.unwrap().unwrap();
+        assert_eq!(got, want, "key {k}");
+    }
 }
 
 /// Changes logged while the shadow's plain secondary indexes are built are applied during the
