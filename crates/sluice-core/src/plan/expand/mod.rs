@@ -13,6 +13,7 @@ pub mod drop_column;
 pub mod drop_column_mysql;
 pub mod drop_table;
 pub mod fill_not_null;
+pub mod fill_not_null_mysql;
 pub mod rename_column;
 pub mod rename_column_mysql;
 pub mod rename_table;
@@ -247,6 +248,14 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
     // (its breaking statement is the SET NOT NULL).
     if engine == EngineKind::Postgres {
         if let Some(b) = fill_not_null::find(stmts) {
+            return Ok(Some((1, b)));
+        }
+    }
+    // MariaDB: the same fill before `ALTER TABLE t MODIFY c <its definition> NOT NULL` (whether
+    // the MODIFY changes only the nullability is known from the live table: see
+    // `fill_not_null_mysql::applies`).
+    if engine == EngineKind::MariaDb {
+        if let Some(b) = fill_not_null_mysql::find(stmts) {
             return Ok(Some((1, b)));
         }
     }
@@ -564,6 +573,10 @@ pub struct Phases {
     /// rollback cut off after it dropped the added columns, where the DROP would lose the only
     /// copy of the data.
     pub complete_refusal: Option<String>,
+    /// MariaDB: an ALTER TABLE the contract phase runs first, through the engine's online path
+    /// (in place without blocking writes where the server can; not bounded by the exclusive
+    /// timeout, since it may rebuild the table), before `complete` runs in one short transaction.
+    pub complete_online: Option<String>,
     /// Before `sluice rollback` changes anything: (column, a query counting the rows that keep the
     /// rollback from restoring the column's NOT NULL). Any row: the rollback is refused.
     pub rollback_guard: Vec<(String, String)>,
@@ -661,7 +674,12 @@ impl Phases {
     pub fn complete_step(&self) -> super::Step {
         self.phase_step(
             self.complete_description,
-            self.complete.join("; "),
+            self.complete_online
+                .iter()
+                .chain(&self.complete)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; "),
             self.phase_lock.as_deref(),
         )
     }
