@@ -1436,9 +1436,9 @@ async fn mysql_fill_facts(
 
 /// Whether a MariaDB fill-and-MODIFY found in the file runs in two phases: it does once expanded
 /// (or cut off in its expand); before, only when its MODIFY changes nothing but the nullability
-/// of the live column, NULL-able now (tried on empty temporary copies of the table). Otherwise it
-/// runs as written, as before (also where the copies cannot be made: a partitioned table, no
-/// CREATE TEMPORARY TABLES privilege). Any other breaking change: true.
+/// of the live column, NULL-able now (tried on two empty copies of the table, dropped after).
+/// Otherwise it runs as written, as before (also where the copies cannot be made). Any other
+/// breaking change: true.
 async fn fill_applies(
     engine: &mut dyn Engine,
     m: &Migration,
@@ -1446,7 +1446,7 @@ async fn fill_applies(
     b: &Breaking,
 ) -> Result<bool> {
     use crate::plan::expand::fill_not_null_mysql::{
-        only_nullability, operation_text, probe_sql, PROBES,
+        only_nullability, operation_text, probe_names, probe_sql,
     };
     let Breaking::FillNotNull { table, column, .. } = b else {
         return Ok(true);
@@ -1467,7 +1467,7 @@ async fn fill_applies(
         return Ok(false);
     };
     let table_sql = crate::quote::qname(engine.target().engine, table);
-    let probe = probe_sql(&table_sql, op);
+    let probe = probe_sql(&table_sql, table.schema.as_deref(), op);
     let mut made = true;
     for sql in &probe {
         if engine.execute(sql).await.is_err() {
@@ -1478,12 +1478,10 @@ async fn fill_applies(
     let mut same = false;
     if made {
         let mut show = Vec::new();
-        for p in [PROBES.0, PROBES.1] {
+        let (a, b) = probe_names(table.schema.as_deref());
+        for p in [a, b] {
             let text = engine
-                .query_text(&format!(
-                    "SHOW CREATE TABLE {}",
-                    crate::quote::mysql::ident(p)
-                ))
+                .query_text(&format!("SHOW CREATE TABLE {p}"))
                 .await?
                 .into_iter()
                 .next()

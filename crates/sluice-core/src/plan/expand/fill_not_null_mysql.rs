@@ -20,8 +20,8 @@
 //! written on purpose), `SHOW CREATE TABLE` is as before.
 //!
 //! The pattern's MODIFY must change nothing but the nullability of the live column (type,
-//! charset, collation, default, comment, position): the lifecycle tries it on an empty temporary
-//! copy of the table ([`probe_sql`]) and compares; anything else runs as written, as before.
+//! charset, collation, default, comment, position): the lifecycle tries it on empty copies of
+//! the table ([`probe_sql`]) and compares; anything else runs as written, as before.
 
 use super::super::helper_name;
 use super::super::staged::{About, Lock, Step};
@@ -167,22 +167,33 @@ fn is_word(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
 }
 
-/// The two empty temporary copies of the table the probe compares (`LIKE` copies columns, keys
-/// and options, no rows, triggers or foreign keys), the second with the operation applied:
-/// `[drop, create both, alter the second]`; [`only_nullability`] compares their `SHOW CREATE
-/// TABLE`s; [`PROBES`] names them.
-pub fn probe_sql(table_sql: &str, operation: &str) -> Vec<String> {
-    let (a, b) = (ident(PROBES.0), ident(PROBES.1));
+/// The two empty copies of the table the probe compares (`LIKE` copies columns, keys and
+/// options, no rows, triggers or foreign keys), the second with the operation applied: `[drop
+/// both, create both, alter the second]`; [`only_nullability`] compares their `SHOW CREATE
+/// TABLE`s. Plain tables beside the table (`schema`: its database as SQL, when the statement names
+/// one), as the online path's twin: a temporary one would need CREATE TEMPORARY TABLES, which the
+/// documented grants do not hold.
+pub fn probe_sql(table_sql: &str, schema: Option<&str>, operation: &str) -> Vec<String> {
+    let (a, b) = probe_names(schema);
     vec![
-        format!("DROP TEMPORARY TABLE IF EXISTS {a}, {b}"),
-        format!("CREATE TEMPORARY TABLE {a} LIKE {table_sql}"),
-        format!("CREATE TEMPORARY TABLE {b} LIKE {table_sql}"),
+        format!("DROP TABLE IF EXISTS {a}, {b}"),
+        format!("CREATE TABLE {a} LIKE {table_sql}"),
+        format!("CREATE TABLE {b} LIKE {table_sql}"),
         format!("ALTER TABLE {b} {operation}"),
     ]
 }
 
-/// The probe tables' names (session-local temporary tables).
-pub const PROBES: (&str, &str) = ("sluice_fill_probe_before", "sluice_fill_probe_after");
+/// The probe tables as SQL (before, after).
+pub fn probe_names(schema: Option<&str>) -> (String, String) {
+    let q = |n: &str| match schema {
+        Some(s) => format!("{}.{}", ident(s), ident(n)),
+        None => ident(n),
+    };
+    (q(PROBES.0), q(PROBES.1))
+}
+
+/// The probe tables' names.
+pub const PROBES: (&str, &str) = ("_sluice_fill_probe_before", "_sluice_fill_probe_after");
 
 /// Whether `after` (SHOW CREATE TABLE of the copy the MODIFY ran on) differs from `before` (of
 /// the untouched copy) in nothing but column `column` being NOT NULL (and a `DEFAULT NULL` gone
