@@ -42,7 +42,10 @@ fn migration(name: &str) -> String {
 }
 
 fn setup(p: &Project, rows: i64) {
-    p.write("1_create.sql", &format!("{}\n{};\n", create("t"), seed("t", rows)));
+    p.write(
+        "1_create.sql",
+        &format!("{}\n{};\n", create("t"), seed("t", rows)),
+    );
     ok(&p.run(&["up"]), "create");
 }
 
@@ -119,14 +122,12 @@ impl Version for Writer {
                 format!("INSERT INTO t (country) VALUES ('{country}')"),
                 None,
             ),
-            (true, 1) => (
-                format!("INSERT INTO t (country) SELECT '{country}'"),
-                None,
-            ),
+            (true, 1) => (format!("INSERT INTO t (country) SELECT '{country}'"), None),
             (true, _) => {
                 let id = seeded - seeded % 2 + 2;
                 let id = if id > self.rows { 2 } else { id };
-                let s = format!("UPDATE t SET region = NULL, country = '{country}' WHERE id = {id}");
+                let s =
+                    format!("UPDATE t SET region = NULL, country = '{country}' WHERE id = {id}");
                 (s.clone(), Some(s.replace("UPDATE t", "UPDATE twin")))
             }
             (false, 0) => (
@@ -136,7 +137,8 @@ impl Version for Writer {
             (false, _) => {
                 let id = seeded | 1;
                 let id = if id > self.rows { 1 } else { id };
-                let s = format!("UPDATE t SET region = 'r{i}', country = '{country}' WHERE id = {id}");
+                let s =
+                    format!("UPDATE t SET region = 'r{i}', country = '{country}' WHERE id = {id}");
                 (s.clone(), Some(s.replace("UPDATE t", "UPDATE twin")))
             }
         };
@@ -196,7 +198,13 @@ async fn old_and_new_versions_run_concurrently_through_expand_and_complete() {
         Arc::new(AtomicBool::new(false)),
     );
     let (old_ops, new_ops) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-    let old = client(true, ROWS, p.db.url.clone(), stop_old.clone(), old_ops.clone());
+    let old = client(
+        true,
+        ROWS,
+        p.db.url.clone(),
+        stop_old.clone(),
+        old_ops.clone(),
+    );
     wait_ops(&old_ops, 100).await;
     let plan = p.run(&["plan"]);
     ok(&plan, "plan");
@@ -213,15 +221,26 @@ async fn old_and_new_versions_run_concurrently_through_expand_and_complete() {
     assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
     assert_eq!(sluice_triggers(&mut db).await, 2);
     // Still NULL-able while the old version runs (INSERT ... SELECT would fail 1364 otherwise).
-    assert!(show_create(&mut db, "t").await.contains("`region` varchar(20) DEFAULT NULL"));
+    assert!(show_create(&mut db, "t")
+        .await
+        .contains("`region` varchar(20) DEFAULT NULL"));
     let before_new = old_ops.load(Ordering::SeqCst);
-    let new = client(false, ROWS, p.db.url.clone(), stop_new.clone(), new_ops.clone());
+    let new = client(
+        false,
+        ROWS,
+        p.db.url.clone(),
+        stop_new.clone(),
+        new_ops.clone(),
+    );
     wait_ops(&new_ops, 300).await;
     wait_ops(&old_ops, before_new + 300).await;
     // The end of "between": the old version stops; no row is NULL.
     stop_old.store(true, Ordering::SeqCst);
     let old_errors = old.await.unwrap();
-    assert_eq!(count(&mut db, "SELECT COUNT(*) FROM t WHERE region IS NULL").await, 0);
+    assert_eq!(
+        count(&mut db, "SELECT COUNT(*) FROM t WHERE region IS NULL").await,
+        0
+    );
     let at_complete = new_ops.load(Ordering::SeqCst);
     let clock = std::time::Instant::now();
     let complete = wait_bounded(p.spawn(&["complete"]), 300, "sluice complete");
@@ -243,7 +262,10 @@ async fn old_and_new_versions_run_concurrently_through_expand_and_complete() {
     let (got, want) = (rows(&mut db, "t").await, rows(&mut db, "twin").await);
     assert_eq!(got.len(), want.len());
     assert!(got == want, "rows differ from the twin");
-    assert_eq!(show_create(&mut db, "t").await, show_create(&mut db, "twin").await);
+    assert_eq!(
+        show_create(&mut db, "t").await,
+        show_create(&mut db, "twin").await
+    );
     ok(&p.run(&["complete"]), "complete again");
 }
 
@@ -256,6 +278,17 @@ async fn rollback_restores_the_schema_exactly() {
     let mut db = p.db.my().await;
     let before = common::mariadb_two_versions::show_create_exact(&mut db, "t").await;
     p.write("2_fill.sql", &migration("t"));
+    // The dry run shows the expand steps and what complete runs later; it changes nothing.
+    let dry = p.run(&["up", "--dry-run"]);
+    ok(&dry, "dry run");
+    assert!(
+        dry.stdout.contains("FOLLOWS `t_audit`")
+            && dry.stdout.contains("backfill in batches: UPDATE `t` SET `region` = UPPER(country) WHERE `region` IS NULL")
+            && dry.stdout.contains("`sluice complete` (contract): ALTER TABLE t MODIFY region varchar(20) NOT NULL COMMENT 'where'; DROP TRIGGER"),
+        "{dry:?}"
+    );
+    assert_eq!(state_of(&p, 2).as_deref(), Some("pending"));
+    assert_eq!(sluice_triggers(&mut db).await, 0);
     ok(&p.run(&["up"]), "expand");
     assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
     for _ in 0..2 {
@@ -268,17 +301,27 @@ async fn rollback_restores_the_schema_exactly() {
         assert_eq!(sluice_triggers(&mut db).await, 0);
     }
     // The filled values stay (not invertible, as the README says).
-    assert_eq!(count(&mut db, "SELECT COUNT(*) FROM t WHERE region IS NULL").await, 0);
-    db.query_drop("INSERT INTO t (country) VALUES ('x')").await.unwrap();
+    assert_eq!(
+        count(&mut db, "SELECT COUNT(*) FROM t WHERE region IS NULL").await,
+        0
+    );
+    db.query_drop("INSERT INTO t (country) VALUES ('x')")
+        .await
+        .unwrap();
     ok(&p.run(&["up", "--complete"]), "up --complete");
     assert_eq!(state_of(&p, 2).as_deref(), Some("applied"));
     make_twin(&mut db, 300).await;
     db.query_drop("UPDATE twin SET region = UPPER(country) WHERE region IS NULL")
         .await
         .unwrap();
-    db.query_drop("INSERT INTO twin (id, country) SELECT 301, 'x'").await.unwrap();
+    db.query_drop("INSERT INTO twin (id, country) SELECT 301, 'x'")
+        .await
+        .unwrap();
     twin_as_written(&mut db).await;
-    assert_eq!(show_create(&mut db, "t").await, show_create(&mut db, "twin").await);
+    assert_eq!(
+        show_create(&mut db, "t").await,
+        show_create(&mut db, "twin").await
+    );
     assert!(rows(&mut db, "t").await == rows(&mut db, "twin").await);
 }
 
@@ -331,7 +374,7 @@ async fn a_kill_at_every_step_converges_on_rerun() {
                 if then.1 == "complete-altered" {
                     for _ in 0..2 {
                         let r = p.run(&["rollback"]);
-                        assert_ne!(r.code, 0, "{what}: {r:?}");
+                        assert_eq!(r.code, 1, "{what}: {r:?}");
                         assert!(r.all().contains("MODIFY ran already"), "{what}: {r:?}");
                         assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
                     }
@@ -346,7 +389,10 @@ async fn a_kill_at_every_step_converges_on_rerun() {
                     show_create(&mut db, "twin").await,
                     "{what}"
                 );
-                assert!(rows(&mut db, "t").await == rows(&mut db, "twin").await, "{what}");
+                assert!(
+                    rows(&mut db, "t").await == rows(&mut db, "twin").await,
+                    "{what}"
+                );
             } else {
                 for _ in 0..2 {
                     ok(&p.run(&["rollback"]), "rollback rerun");
@@ -393,7 +439,10 @@ async fn near_misses_keep_todays_behaviour() {
         p.write("2_near.sql", &sql.replace("{t}", "t"));
         let plan = p.run(&["plan"]);
         ok(&plan, what);
-        assert!(!plan.stdout.contains("two application versions live"), "{what}: {plan:?}");
+        assert!(
+            !plan.stdout.contains("two application versions live"),
+            "{what}: {plan:?}"
+        );
         ok(&p.run(&["up"]), what);
         assert_eq!(state_of(&p, 2).as_deref(), Some("applied"), "{what}");
         assert_eq!(sluice_triggers(&mut db).await, 0, "{what}");
@@ -407,7 +456,10 @@ async fn near_misses_keep_todays_behaviour() {
             show_create(&mut db, "twin").await,
             "{what}"
         );
-        assert!(rows(&mut db, "t").await == rows(&mut db, "twin").await, "{what}");
+        assert!(
+            rows(&mut db, "t").await == rows(&mut db, "twin").await,
+            "{what}"
+        );
     }
 }
 
@@ -450,7 +502,10 @@ async fn what_cannot_be_carried_is_refused_before_anything_changes() {
             let r = p.run(&["up"]);
             assert_eq!(r.code, *code, "{what}: {r:?}");
             assert!(r.all().contains(want), "{what}: {r:?}");
-            assert!(matches!(state_of(&p, 2).as_deref(), Some("pending")), "{what}");
+            assert!(
+                matches!(state_of(&p, 2).as_deref(), Some("pending")),
+                "{what}"
+            );
             assert_eq!(show_create(&mut db, "t").await, before, "{what}");
             assert!(rows(&mut db, "t").await == data, "{what}");
             assert_eq!(sluice_triggers(&mut db).await, 0, "{what}");

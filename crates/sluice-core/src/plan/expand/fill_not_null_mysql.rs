@@ -409,13 +409,12 @@ pub fn phases(f: &Facts, column: &str, expr: &str, modify: &str) -> Result<Phase
     let last_own = |event: &str| {
         f.triggers
             .iter()
-            .filter(|x| {
+            .rfind(|x| {
                 x.event.eq_ignore_ascii_case(event)
                     && x.timing.eq_ignore_ascii_case("BEFORE")
                     && x.name != n.insert
                     && x.name != n.update
             })
-            .last()
             .map(|x| format!(" FOLLOWS {}", ident(&x.name)))
             .unwrap_or_default()
     };
