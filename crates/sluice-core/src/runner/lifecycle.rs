@@ -1345,7 +1345,15 @@ async fn phases_live(
             })
         }
         Breaking::FillNotNull { column, expr, .. } if engine.target().engine.is_mysql_family() => {
-            let f = mysql_fill_facts(engine, m, table, column).await?;
+            let mut f = mysql_fill_facts(engine, m, table, column).await?;
+            // The same prediction the online path makes for the contract's MODIFY (while the
+            // column is NULL-able: once it is NOT NULL the MODIFY has run).
+            let nullable = f.table.columns.first().and_then(|c| c.live.as_ref());
+            if nullable.is_some_and(|l| l.nullable) {
+                if let Some((_, impact)) = engine.as_written_impact(&st.sql).await? {
+                    f.modify_impact = Some((impact.algorithm, impact.lock_level));
+                }
+            }
             if f.table.create.is_empty() {
                 return Err(file_err(format!(
                     "table {table} does not exist, so `{}` cannot run",

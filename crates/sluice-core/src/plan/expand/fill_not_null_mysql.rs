@@ -274,6 +274,12 @@ pub struct Facts {
     pub server: (u32, u32, u32),
     /// The table's triggers in firing order per event and timing.
     pub triggers: Vec<Trigger>,
+    /// The algorithm and lock level the online path predicts for the MODIFY on the live table;
+    /// None: unknown.
+    pub modify_impact: Option<(
+        Option<crate::plan::Algorithm>,
+        Option<crate::plan::LockLevel>,
+    )>,
 }
 
 /// The names the phases give their triggers (stable across runs: a rerun, `complete` and
@@ -352,6 +358,23 @@ pub fn phases(f: &Facts, column: &str, expr: &str, modify: &str) -> Result<Phase
         return Err(format!(
             "column {col} is generated: an UPDATE cannot set it"
         ));
+    }
+    // The contract's MODIFY must run in place with writes going on: a copy would hold the table
+    // (ALGORITHM=COPY blocks writes) or need the online path's shadow copy, which does not run on
+    // a table with triggers (the fill triggers stand until the MODIFY is done).
+    if let Some((algorithm, lock)) = f.modify_impact {
+        use crate::plan::{Algorithm, LockLevel};
+        if algorithm == Some(Algorithm::Copy)
+            || matches!(lock, Some(LockLevel::Shared | LockLevel::Exclusive))
+        {
+            let how = match (algorithm, lock) {
+                (Some(Algorithm::Copy), _) | (_, None) => {
+                    format!("ALGORITHM={}", algorithm.map_or("COPY", |a| a.as_str()))
+                }
+                (_, Some(l)) => format!("LOCK={}", l.as_str()),
+            };
+            return Err(format!("the MODIFY cannot run in place with writes going on here (the server would run it with {how}), so the contract could not keep both versions' writes flowing while it runs: run the migration with `sluice up --as-written` in a quiet moment, or change the table first (e.g. its row format) so that NOT NULL is set in place"));
+        }
     }
     let create_up = d.create.to_uppercase();
     if create_up.contains("WITH SYSTEM VERSIONING") {
@@ -664,6 +687,7 @@ mod tests {
                 ..Default::default()
             },
             server: (10, 11, 6),
+            modify_impact: None,
             triggers: vec![
                 Trigger {
                     name: "audit_bi".into(),
@@ -801,6 +825,23 @@ mod tests {
                 "'eu'",
                 &|f| f.table.columns[0].live = None,
                 "does not exist",
+            ),
+            (
+                "a copy",
+                "'eu'",
+                &|f| f.modify_impact = Some((Some(crate::plan::Algorithm::Copy), None)),
+                "ALGORITHM=COPY",
+            ),
+            (
+                "a shared lock",
+                "'eu'",
+                &|f| {
+                    f.modify_impact = Some((
+                        Some(crate::plan::Algorithm::Inplace),
+                        Some(crate::plan::LockLevel::Shared),
+                    ))
+                },
+                "LOCK=SHARED",
             ),
         ];
         for (what, expr, change, want) in cases {
