@@ -351,6 +351,17 @@ fn splits_or_merges(target: crate::target::Target, m: &Migration) -> bool {
 }
 
 /// A part's statements as split and as built (None when the part does not split).
+/// Whether `m`'s up part looks like a MariaDB fill-and-MODIFY the parser cannot read exactly (its
+/// refusal is about the file, exit 2, with its own fix).
+fn fill_unreadable(target: crate::target::Target, m: &Migration) -> bool {
+    target.engine == EngineKind::MariaDb
+        && m.part(Direction::Up)
+            .and_then(|part| statements(target, &part.sql))
+            .is_some_and(|(_, stmts)| {
+                crate::plan::expand::fill_not_null_mysql::unreadable(&stmts).is_some()
+            })
+}
+
 fn statements(target: crate::target::Target, sql: &str) -> Option<(Vec<SqlStatement>, Vec<Stmt>)> {
     let split = sql::split(target.engine, sql).ok()?;
     let stmts = split
@@ -801,6 +812,7 @@ fn in_run_conflicts(
                     .and_then(|p| crate::migration::versioned_directive(&p.sql))
                     .is_some()
                     || splits_or_merges(target, m)
+                    || fill_unreadable(target, m)
                 {
                     return Err(e);
                 }

@@ -131,6 +131,39 @@ pub fn find(stmts: &[Stmt]) -> Option<Breaking> {
     })
 }
 
+/// A part that looks like the pattern (`UPDATE ... IS NULL` then `ALTER TABLE ... MODIFY|CHANGE
+/// ... NOT NULL`) but that sluice's parser cannot read exactly: whether it is the pattern cannot
+/// be told, and running it as written would break the old version, so it is refused with the
+/// fix (the statement, for the message). None: not such a part.
+pub fn unreadable(stmts: &[Stmt]) -> Option<String> {
+    let [up, alter] = stmts else { return None };
+    let words = |sql: &str| {
+        sql.split_whitespace()
+            .map(str::to_uppercase)
+            .collect::<Vec<_>>()
+    };
+    let (u, a) = (words(&up.sql), words(&alter.sql));
+    let looks = u.first().is_some_and(|w| w == "UPDATE")
+        && up.sql.to_uppercase().contains(" IS NULL")
+        && a.len() > 2
+        && a[0] == "ALTER"
+        && a[1] == "TABLE"
+        && a.iter().any(|w| w == "MODIFY" || w == "CHANGE")
+        && alter.sql.to_uppercase().contains("NOT NULL");
+    if !looks {
+        return None;
+    }
+    let read = |st: &Stmt| {
+        st.ast
+            .as_deref()
+            .is_some_and(|ast| super::super::staged::faithful_in(EngineKind::MariaDb, &st.sql, ast))
+    };
+    [up, alter]
+        .into_iter()
+        .find(|st| !read(st))
+        .map(|st| st.sql.trim().to_string())
+}
+
 /// The ALTER's operation as written (`MODIFY ...` / `CHANGE ...`), to run on the probe tables:
 /// the text from the first MODIFY or CHANGE word outside quotes. None: not found.
 pub fn operation_text(alter_sql: &str) -> Option<&str> {
@@ -605,6 +638,22 @@ mod tests {
             "ALTER TABLE t MODIFY region varchar(20) NOT NULL",
         ] {
             assert_eq!(found(sql), None, "{sql}");
+        }
+    }
+
+    #[test]
+    fn a_lookalike_the_parser_cannot_read_is_named() {
+        let got = |sql: &str| unreadable(&stmts(sql));
+        assert_eq!(
+            got("UPDATE t SET region = CONCAT(id MOD 3, 'x') WHERE region IS NULL; ALTER TABLE t MODIFY region varchar(20) NOT NULL").as_deref(),
+            Some("UPDATE t SET region = CONCAT(id MOD 3, 'x') WHERE region IS NULL")
+        );
+        for sql in [
+            "UPDATE t SET region = 'eu' WHERE region IS NULL; ALTER TABLE t MODIFY region varchar(20) NOT NULL",
+            "UPDATE t SET region = CONCAT(id MOD 3, 'x') WHERE region IS NULL; ALTER TABLE t ADD COLUMN x int",
+            "UPDATE t SET region = CONCAT(id MOD 3, 'x'); ALTER TABLE t MODIFY region varchar(20) NOT NULL",
+        ] {
+            assert_eq!(got(sql), None, "{sql}");
         }
     }
 

@@ -258,6 +258,12 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
         if let Some(b) = fill_not_null_mysql::find(stmts) {
             return Ok(Some((1, b)));
         }
+        if let Some(st) = fill_not_null_mysql::unreadable(stmts) {
+            return Err(format!(
+                "it looks like a fill of a column's NULLs and a MODIFY ... NOT NULL, which sluice runs in two phases so that the running version's INSERTs that leave the column out keep working, but sluice's SQL parser cannot read `{}` exactly, so it cannot tell: write it in forms the parser reads (`MOD(a, b)` or `a % b` for `a MOD b`, a CASE for `INTERVAL(n, ...)`, `CHAR(92)` for a backslash in a string), or run the migration as written with `sluice up --as-written` (the running version's INSERTs that leave the column out fail from the MODIFY on)",
+                crate::redact::label(&crate::redact::secrets(&st), 120)
+            ));
+        }
     }
     // Splitting or merging columns: ADD COLUMN, UPDATE, DROP COLUMN, exactly (its breaking
     // statement is the DROP). Found on every engine: MariaDB/MySQL refuse it with the reason.
