@@ -573,7 +573,17 @@ pub fn phases(f: &Facts, column: &str, expr: &str, modify: &str) -> Result<Phase
         complete_description: "`sluice complete`: the MODIFY as written through the online path (in place, reads and writes continue; the triggers still fill what a write leaves NULL meanwhile), then drop the fill triggers (the table is then what the two statements as written leave)",
         rollback_description: "`sluice rollback` (before complete): drop the fill triggers (SHOW CREATE TABLE as before); the values filled in stay (not invertible)",
         expand_locks,
-        phase_lock: Some("the MODIFY: in place (ALGORITHM=INPLACE, LOCK=NONE where the server can); the DROP TRIGGERs: metadata lock (milliseconds)".into()),
+        phase_lock: Some(format!(
+            "the MODIFY: {} (the online path's prediction; reads and writes continue); the DROP TRIGGERs: metadata lock (milliseconds)",
+            match f.modify_impact {
+                Some((Some(a), lock)) => format!(
+                    "ALGORITHM={}{}",
+                    a.as_str(),
+                    lock.map(|l| format!(", LOCK={}", l.as_str())).unwrap_or_default()
+                ),
+                _ => "in place where the server can".into(),
+            }
+        )),
         rollback_lock: Some("metadata lock (milliseconds)".into()),
         watch: None,
         old_version,
@@ -780,6 +790,26 @@ mod tests {
         assert_eq!(p.expand.len(), p.expand_about.len());
         assert_eq!(p.expand.len(), p.expand_locks.len());
         assert_eq!(p.complete_online.as_deref(), Some(MODIFY));
+        // plan's contract step: the MODIFY first, a rebuild in place that blocks nothing.
+        let step = p.complete_step();
+        assert!(step
+            .sql
+            .starts_with(&format!("{MODIFY}; DROP TRIGGER IF EXISTS")));
+        assert_eq!(
+            (step.effect, step.blocks),
+            (crate::plan::Effect::Rewrite, crate::plan::Blocks::Nothing)
+        );
+        let mut f = facts();
+        f.modify_impact = Some((
+            Some(crate::plan::Algorithm::Inplace),
+            Some(crate::plan::LockLevel::None),
+        ));
+        let lock = phases(&f, "region", "'eu'", MODIFY).unwrap().phase_lock;
+        assert!(
+            lock.as_deref()
+                .is_some_and(|l| l.starts_with("the MODIFY: ALGORITHM=INPLACE, LOCK=NONE")),
+            "{lock:?}"
+        );
         assert_eq!(
             p.complete,
             vec![

@@ -678,7 +678,7 @@ impl Phases {
 
     /// The contract phase as one plan step.
     pub fn complete_step(&self) -> super::Step {
-        self.phase_step(
+        let mut step = self.phase_step(
             self.complete_description,
             self.complete_online
                 .iter()
@@ -687,7 +687,14 @@ impl Phases {
                 .collect::<Vec<_>>()
                 .join("; "),
             self.phase_lock.as_deref(),
-        )
+        );
+        // An ALTER through the online path rebuilds the table in place while reads and writes
+        // go on (the phase's short statements after it take the metadata lock for milliseconds).
+        if self.complete_online.is_some() {
+            step.effect = super::Effect::Rewrite;
+            step.blocks = super::Blocks::Nothing;
+        }
+        step
     }
 
     /// The rollback as one plan step.
