@@ -5,7 +5,7 @@
 //!
 //! Each operation lives in a file of its own and returns its phases as data ([`Phases`]): `plan`
 //! shows them, `up`, `complete` and `rollback` run them (`crate::lifecycle`), so what is shown is
-//! what runs. PostgreSQL (a lone DROP TABLE too); on MariaDB/MySQL a lone RENAME COLUMN, DROP COLUMN, table rename and DROP TABLE. The default
+//! what runs. PostgreSQL (a lone DROP TABLE too); on MariaDB/MySQL a lone RENAME COLUMN, DROP COLUMN, table rename and DROP TABLE, a split or merge, and (MariaDB) the NOT NULL fill. The default
 //! mode keeps the old names working physically (no application configuration).
 
 pub mod column_type;
