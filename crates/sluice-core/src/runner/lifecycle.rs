@@ -351,6 +351,17 @@ fn splits_or_merges(target: crate::target::Target, m: &Migration) -> bool {
 }
 
 /// A part's statements as split and as built (None when the part does not split).
+/// Whether `m`'s up part looks like a MariaDB fill-and-MODIFY the parser cannot read exactly (its
+/// refusal is about the file, exit 2, with its own fix).
+fn fill_unreadable(target: crate::target::Target, m: &Migration) -> bool {
+    target.engine == EngineKind::MariaDb
+        && m.part(Direction::Up)
+            .and_then(|part| statements(target, &part.sql))
+            .is_some_and(|(_, stmts)| {
+                crate::plan::expand::fill_not_null_mysql::unreadable(&stmts).is_some()
+            })
+}
+
 fn statements(target: crate::target::Target, sql: &str) -> Option<(Vec<SqlStatement>, Vec<Stmt>)> {
     let split = sql::split(target.engine, sql).ok()?;
     let stmts = split
@@ -801,6 +812,7 @@ fn in_run_conflicts(
                     .and_then(|p| crate::migration::versioned_directive(&p.sql))
                     .is_some()
                     || splits_or_merges(target, m)
+                    || fill_unreadable(target, m)
                 {
                     return Err(e);
                 }
@@ -1344,6 +1356,31 @@ async fn phases_live(
                 ))
             })
         }
+        Breaking::FillNotNull { column, expr, .. } if engine.target().engine.is_mysql_family() => {
+            let mut f = mysql_fill_facts(engine, m, table, column).await?;
+            // The same prediction the online path makes for the contract's MODIFY (while the
+            // column is NULL-able: once it is NOT NULL the MODIFY has run).
+            let nullable = f.table.columns.first().and_then(|c| c.live.as_ref());
+            if nullable.is_some_and(|l| l.nullable) {
+                if let Some((_, impact)) = engine.as_written_impact(&st.sql).await? {
+                    f.modify_impact = Some((impact.algorithm, impact.lock_level));
+                }
+            }
+            if f.table.create.is_empty() {
+                return Err(file_err(format!(
+                    "table {table} does not exist, so `{}` cannot run",
+                    b.describe()
+                )));
+            }
+            crate::plan::expand::fill_not_null_mysql::phases(&f, column, expr, &st.sql).map_err(
+                |why| {
+                    file_err(format!(
+                        "sluice cannot {} in two phases: {why}",
+                        b.describe()
+                    ))
+                },
+            )
+        }
         Breaking::FillNotNull { column, expr, .. } => {
             let Some(cat) = engine.column_catalog(&name, column).await? else {
                 return Err(file_err(format!(
@@ -1386,6 +1423,105 @@ async fn phases_live(
             )
         }
     }
+}
+
+/// What the MariaDB fill-and-MODIFY's phases are planned from: the table and the column as the
+/// DROP COLUMN reads them, the server version and the table's triggers.
+async fn mysql_fill_facts(
+    engine: &mut dyn Engine,
+    m: &Migration,
+    table: &QName,
+    column: &str,
+) -> Result<crate::plan::expand::fill_not_null_mysql::Facts> {
+    use crate::plan::expand::fill_not_null_mysql::{triggers_sql, Facts, Trigger};
+    let target = engine.target();
+    let mut f = Facts {
+        table: mysql_drop_facts(engine, m, table, &[(column.to_string(), false)]).await?,
+        server: (target.major, target.minor, target.patch),
+        ..Default::default()
+    };
+    for r in engine
+        .query_text(&triggers_sql(table.schema.as_deref(), &table.name))
+        .await?
+    {
+        let text = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+        f.triggers.push(Trigger {
+            name: text(0),
+            event: text(1),
+            timing: text(2),
+        });
+    }
+    Ok(f)
+}
+
+/// Whether a MariaDB fill-and-MODIFY found in the file runs in two phases: it does once expanded
+/// (or cut off in its expand); before, only when its MODIFY changes nothing but the nullability
+/// of the live column, NULL-able now (tried on two empty copies of the table, dropped after).
+/// Otherwise it runs as written, as before (also where the copies cannot be made). Any other
+/// breaking change: true.
+async fn fill_applies(
+    engine: &mut dyn Engine,
+    m: &Migration,
+    st: &Stmt,
+    b: &Breaking,
+) -> Result<bool> {
+    use crate::plan::expand::fill_not_null_mysql::{
+        only_nullability, operation_text, probe_names, probe_sql,
+    };
+    let Breaking::FillNotNull { table, column, .. } = b else {
+        return Ok(true);
+    };
+    if !engine.target().engine.is_mysql_family() {
+        return Ok(true);
+    }
+    let started = engine
+        .history()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .any(|r| r.version == m.version && r.state != crate::history::RecordState::Applied);
+    if started {
+        return Ok(true);
+    }
+    let Some(op) = operation_text(&st.sql) else {
+        return Ok(false);
+    };
+    let table_sql = crate::quote::qname(engine.target().engine, table);
+    let probe = probe_sql(&table_sql, table.schema.as_deref(), op);
+    let mut made = true;
+    for sql in &probe {
+        if engine.execute(sql).await.is_err() {
+            made = false;
+            break;
+        }
+    }
+    let mut same = false;
+    if made {
+        let mut show = Vec::new();
+        let (a, b) = probe_names(table.schema.as_deref());
+        for p in [a, b] {
+            let text = engine
+                .query_text(&format!("SHOW CREATE TABLE {p}"))
+                .await?
+                .into_iter()
+                .next()
+                .and_then(|r| r.into_iter().nth(1))
+                .flatten()
+                .unwrap_or_default();
+            show.push(text);
+        }
+        // The column must be NULL-able now: a MODIFY of a NOT NULL column changes nothing.
+        let nullable_now = show[0]
+            .lines()
+            .find(|l| {
+                crate::plan::expand::rename_column_mysql::read_ident(l.trim())
+                    .is_some_and(|(n, _)| n.eq_ignore_ascii_case(column))
+            })
+            .is_some_and(|l| !l.contains(" NOT NULL"));
+        same = nullable_now && only_nullability(&show[0], &show[1], column);
+    }
+    let _ = engine.execute(&probe[0]).await;
+    Ok(same)
 }
 
 /// The referencing columns a kept type change of `cat`'s column widened with it and kept: each
@@ -1931,6 +2067,10 @@ pub(crate) async fn plan_hook(
         }
     };
     let (s, st, b) = match found {
+        Ok(Some((s, st, b))) if !fill_applies(engine, m, &st, &b).await.unwrap_or(false) => {
+            let _ = s;
+            return None;
+        }
         Ok(Some(x)) => x,
         Ok(None) => {
             // Columns an earlier migration of this run added: `up` runs it as written, so the
@@ -2051,7 +2191,7 @@ pub(crate) async fn plan_hook(
 }
 
 /// What `plan` and `up --dry-run` say of the UPDATE of a fill-and-SET-NOT-NULL migration.
-const FILL_UPDATE_NOTE: &str = "runs inside the expand phase of the SET NOT NULL after it (two application versions live): as its paced backfill, after the trigger that fills the column for writes that leave it NULL";
+const FILL_UPDATE_NOTE: &str = "runs inside the expand phase of the SET NOT NULL (MariaDB: the MODIFY ... NOT NULL) after it (two application versions live): as its paced backfill, after the trigger that fills the column for writes that leave it NULL";
 
 /// What `plan` and `up --dry-run` say of a versioned migration's type changes but its last.
 const VERSIONED_NOTE: &str = "runs inside the expand phase shown at the migration's last type change (two application versions live): each versioned column has its own new column, trigger, backfill and indexes there, and all share one version schema";
@@ -2087,6 +2227,9 @@ pub(crate) async fn explain_dry_run(
         let Some((s, st, b)) = breaking_in_run(engine.target(), m, run)? else {
             continue;
         };
+        if !fill_applies(engine, m, &st, &b).await? {
+            continue;
+        }
         let phases = match phases_live(engine, m, &s, &st, &b).await {
             Ok(phases) => phases,
             Err(e) => {
@@ -2194,6 +2337,9 @@ pub(crate) async fn up_hook(
     let Some((s, st, b)) = breaking_in_run(engine.target(), m, run)? else {
         return Ok(false);
     };
+    if !fill_applies(engine, m, &st, &b).await? {
+        return Ok(false);
+    }
     let phases = phases_live(engine, m, &s, &st, &b).await?;
     let phases = expand(engine, m, row, (&s, &st), &b, phases, ctx).await?;
     if complete {
@@ -3000,6 +3146,20 @@ async fn contract(
         Some((&m.version, &m.name, &m.checksum)),
         format!("completed: {} (expanded for {open} s)", b.describe()),
     );
+    if let Some(sql) = &phases.complete_online {
+        if let Err(e) = alter_online_or_as_written(engine, sql, ctx).await {
+            return Err(Error::Rejected {
+                context: format!("completing {}", m.label()),
+                message: format!(
+                    "the contract phase of {} failed at `{}` (the migration stays expanded, both versions keep working): {e}",
+                    m.label(),
+                    crate::redact::label(sql, 120)
+                ),
+                help: "fix the cause (a row the column cannot take, a lock), then run `sluice complete` again; `sluice rollback` undoes the expand phase instead".into(),
+            });
+        }
+        crash_point("complete-altered");
+    }
     if let Err(e) = tx_then(
         engine,
         &phases.complete,
@@ -3036,6 +3196,29 @@ async fn contract(
         clock.elapsed().as_millis()
     ));
     Ok(())
+}
+
+/// Runs one ALTER TABLE through the engine's online path, or as written where the engine leaves
+/// it so (not bounded by the exclusive timeout: the online path keeps writes going).
+async fn alter_online_or_as_written(
+    engine: &mut dyn Engine,
+    sql: &str,
+    ctx: &RunContext,
+) -> Result<()> {
+    match engine
+        .alter_online(sql, &ctx.online_options(), &*ctx.say)
+        .await?
+    {
+        Some(report) if report.cutover_pending => Err(Error::usage(
+            "the online copy is verified and waits for its swap".to_string(),
+            "run `sluice cutover`, then `sluice complete` again",
+        )),
+        Some(_) => Ok(()),
+        None => engine
+            .execute(sql)
+            .await
+            .map_err(|e| Error::database("running the contract's ALTER", e.message)),
+    }
 }
 
 /// The outcome of work done under the run lock, and the lock's release.

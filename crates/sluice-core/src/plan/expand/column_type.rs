@@ -247,6 +247,7 @@ pub fn phases(
         rollback: vec![swap],
         rollback_refusal: None,
         complete_refusal: None,
+        complete_online: None,
         rollback_guard: std::iter::once((
             cat.column.clone(),
             format!(

@@ -276,6 +276,7 @@ pub fn phases(
         rollback,
         rollback_refusal: None,
         complete_refusal: None,
+        complete_online: None,
         rollback_guard,
         guard: super::Guard::NotNull,
         rollback_prepare,

@@ -165,6 +165,7 @@ fn nothing(table: &str) -> Phases {
         rollback: vec![],
         rollback_refusal: None,
         complete_refusal: None,
+        complete_online: None,
         rollback_guard: vec![],
         guard: super::Guard::NotNull,
         rollback_prepare: vec![],

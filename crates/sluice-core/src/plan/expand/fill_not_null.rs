@@ -311,6 +311,7 @@ pub fn phases(cat: &ColumnCatalog, expr: &str, version: i64) -> Result<Phases, S
         rollback,
         rollback_refusal: None,
         complete_refusal: None,
+        complete_online: None,
         rollback_guard: vec![],
         guard: super::Guard::NotNull,
         rollback_prepare: vec![],

@@ -5,7 +5,7 @@
 //!
 //! Each operation lives in a file of its own and returns its phases as data ([`Phases`]): `plan`
 //! shows them, `up`, `complete` and `rollback` run them (`crate::lifecycle`), so what is shown is
-//! what runs. PostgreSQL (a lone DROP TABLE too); on MariaDB/MySQL a lone RENAME COLUMN, DROP COLUMN, table rename and DROP TABLE. The default
+//! what runs. PostgreSQL (a lone DROP TABLE too); on MariaDB/MySQL a lone RENAME COLUMN, DROP COLUMN, table rename and DROP TABLE, a split or merge, and (MariaDB) the NOT NULL fill. The default
 //! mode keeps the old names working physically (no application configuration).
 
 pub mod column_type;
@@ -13,6 +13,7 @@ pub mod drop_column;
 pub mod drop_column_mysql;
 pub mod drop_table;
 pub mod fill_not_null;
+pub mod fill_not_null_mysql;
 pub mod rename_column;
 pub mod rename_column_mysql;
 pub mod rename_table;
@@ -248,6 +249,20 @@ pub fn find(engine: EngineKind, stmts: &[Stmt]) -> Result<Option<(usize, Breakin
     if engine == EngineKind::Postgres {
         if let Some(b) = fill_not_null::find(stmts) {
             return Ok(Some((1, b)));
+        }
+    }
+    // MariaDB: the same fill before `ALTER TABLE t MODIFY c <its definition> NOT NULL` (whether
+    // the MODIFY changes only the nullability is known from the live table: see
+    // `fill_not_null_mysql::applies`).
+    if engine == EngineKind::MariaDb {
+        if let Some(b) = fill_not_null_mysql::find(stmts) {
+            return Ok(Some((1, b)));
+        }
+        if let Some(st) = fill_not_null_mysql::unreadable(stmts) {
+            return Err(format!(
+                "it looks like a fill of a column's NULLs and a MODIFY ... NOT NULL, which sluice runs in two phases so that the running version's INSERTs that leave the column out keep working, but sluice's SQL parser cannot read `{}` exactly, so it cannot tell: write it in forms the parser reads (`MOD(a, b)` or `a % b` for `a MOD b`, a CASE for `INTERVAL(n, ...)`, `CHAR(92)` for a backslash in a string), or run the migration as written with `sluice up --as-written` (the running version's INSERTs that leave the column out fail from the MODIFY on)",
+                crate::redact::label(&crate::redact::secrets(&st), 120)
+            ));
         }
     }
     // Splitting or merging columns: ADD COLUMN, UPDATE, DROP COLUMN, exactly (its breaking
@@ -564,6 +579,10 @@ pub struct Phases {
     /// rollback cut off after it dropped the added columns, where the DROP would lose the only
     /// copy of the data.
     pub complete_refusal: Option<String>,
+    /// MariaDB: an ALTER TABLE the contract phase runs first, through the engine's online path
+    /// (in place without blocking writes where the server can; not bounded by the exclusive
+    /// timeout, since it may rebuild the table), before `complete` runs in one short transaction.
+    pub complete_online: Option<String>,
     /// Before `sluice rollback` changes anything: (column, a query counting the rows that keep the
     /// rollback from restoring the column's NOT NULL). Any row: the rollback is refused.
     pub rollback_guard: Vec<(String, String)>,
@@ -659,11 +678,23 @@ impl Phases {
 
     /// The contract phase as one plan step.
     pub fn complete_step(&self) -> super::Step {
-        self.phase_step(
+        let mut step = self.phase_step(
             self.complete_description,
-            self.complete.join("; "),
+            self.complete_online
+                .iter()
+                .chain(&self.complete)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; "),
             self.phase_lock.as_deref(),
-        )
+        );
+        // An ALTER through the online path rebuilds the table in place while reads and writes
+        // go on (the phase's short statements after it take the metadata lock for milliseconds).
+        if self.complete_online.is_some() {
+            step.effect = super::Effect::Rewrite;
+            step.blocks = super::Blocks::Nothing;
+        }
+        step
     }
 
     /// The rollback as one plan step.

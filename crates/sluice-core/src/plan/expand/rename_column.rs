@@ -335,6 +335,7 @@ pub fn phases(
         rollback,
         rollback_refusal: None,
         complete_refusal: None,
+        complete_online: None,
         rollback_guard: vec![],
         guard: super::Guard::NotNull,
         rollback_prepare: vec![],

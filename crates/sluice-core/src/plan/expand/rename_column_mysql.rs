@@ -106,7 +106,7 @@ pub fn add_column_sql(f: &Facts, definition: &str) -> String {
 }
 
 /// Reads a backquoted identifier at the start of `s`: the name and the rest after it.
-pub(super) fn read_ident(s: &str) -> Option<(String, &str)> {
+pub(crate) fn read_ident(s: &str) -> Option<(String, &str)> {
     let rest = s.strip_prefix('`')?;
     let mut name = String::new();
     let mut chars = rest.char_indices().peekable();
@@ -126,7 +126,7 @@ pub(super) fn read_ident(s: &str) -> Option<(String, &str)> {
 }
 
 /// The lines of `SHOW CREATE TABLE` between the first and the last, without the trailing comma.
-pub(super) fn entries(create: &str) -> Vec<&str> {
+pub(crate) fn entries(create: &str) -> Vec<&str> {
     let lines: Vec<&str> = create.lines().collect();
     if lines.len() < 3 {
         return vec![];
@@ -724,6 +724,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         rollback: vec![rollback.join("; ")],
         rollback_refusal: None,
         complete_refusal,
+        complete_online: None,
         rollback_guard: vec![],
         guard: super::Guard::NotNull,
         rollback_prepare: vec![],
@@ -776,6 +777,7 @@ fn contracted(f: &Facts) -> Phases {
         rollback,
         rollback_refusal,
         complete_refusal: None,
+        complete_online: None,
         rollback_guard: vec![],
         guard: super::Guard::NotNull,
         rollback_prepare: vec![],

@@ -66,7 +66,7 @@ use std::ops::ControlFlow;
 /// The SET list's expressions and the WHERE of a MariaDB/MySQL `UPDATE t SET a = e, ... [WHERE
 /// w]` exactly as written (a lexical scan: quotes with backslash escapes, comments, parentheses).
 /// None: not that shape.
-fn as_written_set(sql: &str) -> Option<(Vec<String>, Option<String>)> {
+pub(super) fn as_written_set(sql: &str) -> Option<(Vec<String>, Option<String>)> {
     let sql = sql.trim().trim_end_matches(';').trim_end();
     let b = sql.as_bytes();
     // Top-level pieces: (start, end) of each byte run between separators at depth 0.
@@ -833,6 +833,7 @@ ELSIF {old_changed} THEN {forward_update} END IF; RETURN NEW; END",
         rollback,
         rollback_refusal: None,
         complete_refusal: None,
+        complete_online: None,
         rollback_guard: dc.rollback_guard,
         guard: super::Guard::NotNull,
         rollback_prepare: dc.rollback_prepare,
