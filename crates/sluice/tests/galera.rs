@@ -19,6 +19,10 @@ const ROWS: u64 = 30_000;
 const TOI_STALL: &str = "runs under TOI: commits on every node wait until it ends";
 /// A statement or query of the test that takes longer than this fails the test.
 const BOUND: Duration = Duration::from_secs(120);
+/// The first test's clients send their statements as text: the server re-runs an autocommit text
+/// statement a DDL under TOI aborts, so they can see no error at all (prepared statements and
+/// explicit transactions get 1213 from any DDL under TOI, the ALTER as written included).
+const TEXT: bool = true;
 
 static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
 
@@ -96,6 +100,19 @@ impl std::fmt::Debug for Run {
 /// Runs sluice off the async workers (the writers keep writing meanwhile), killed by the
 /// `SLUICE_CRASH_AT` hook at `crash` if given, and at the latest after `BOUND`.
 async fn sluice(project: &Path, url: &str, args: &[&str], crash: Option<&str>) -> Run {
+    sluice_with(project, url, args, crash, "1").await
+}
+
+/// [`sluice`] with `SLUICE_GALERA_COPY` set to `opt_in` (the experimental lock-free copy is
+/// opt-in; the tests of it opt in).
+async fn sluice_with(
+    project: &Path,
+    url: &str,
+    args: &[&str],
+    crash: Option<&str>,
+    opt_in: &str,
+) -> Run {
+    let opt_in = opt_in.to_string();
     let project = project.to_path_buf();
     let url = url.to_string();
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
@@ -110,6 +127,7 @@ async fn sluice(project: &Path, url: &str, args: &[&str], crash: Option<&str>) -
             .env("SLUICE_AS_WRITTEN_BELOW_ROWS", "0")
             .env_remove("SLUICE_LOG")
             .env_remove("SLUICE_CRASH_AT")
+            .env("SLUICE_GALERA_COPY", &opt_in)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -253,7 +271,12 @@ fn owned(owner: u64) -> Vec<u64> {
 
 /// An autocommit client on one node (`node` 0..3, owner of `id % 4 == node`): updates its seed
 /// rows, inserts rows of its own, deletes and updates some of those.
-fn writer(url: String, node: u64, stop: Arc<AtomicBool>) -> (tokio::task::JoinHandle<()>, Shared) {
+fn writer(
+    url: String,
+    node: u64,
+    stop: Arc<AtomicBool>,
+    text: bool,
+) -> (tokio::task::JoinHandle<()>, Shared) {
     let seen: Shared = Arc::default();
     let mine = owned(node);
     seen.lock()
@@ -285,9 +308,9 @@ fn writer(url: String, node: u64, stop: Arc<AtomicBool>) -> (tokio::task::JoinHa
                     Some(1),
                 ),
             };
-            // SLUICE_TEST_GALERA_TEXT=1: the same statements over the text protocol (values
-            // inlined), to tell the server's handling of prepared statements from the rest.
-            let r = if std::env::var_os("SLUICE_TEST_GALERA_TEXT").is_some() {
+            // `text`: the statements over the text protocol (values inlined), which the server
+            // re-runs when a DDL under TOI aborts them; else as prepared statements.
+            let r = if text {
                 tokio::time::timeout(BOUND, c.query_drop(sql.replace('?', &id.to_string()))).await
             } else {
                 tokio::time::timeout(BOUND, c.exec_drop(sql, (id,))).await
@@ -325,7 +348,11 @@ fn writer(url: String, node: u64, stop: Arc<AtomicBool>) -> (tokio::task::JoinHa
 /// A client of multi-statement transactions on node 2 (owner of `id % 4 == 3`): two updates and
 /// an insert, then COMMIT. A DDL under TOI aborts the transactions open on its table on every
 /// node, which the server does not re-run: this client's errors are counted on their own.
-fn tx_writer(url: String, stop: Arc<AtomicBool>) -> (tokio::task::JoinHandle<()>, Shared) {
+fn tx_writer(
+    url: String,
+    stop: Arc<AtomicBool>,
+    text: bool,
+) -> (tokio::task::JoinHandle<()>, Shared) {
     let seen: Shared = Arc::default();
     let mine = owned(3);
     seen.lock()
@@ -343,7 +370,7 @@ fn tx_writer(url: String, stop: Arc<AtomicBool>) -> (tokio::task::JoinHandle<()>
             let new = 90_000_000 + i;
             let r: Result<Result<(), mysql_async::Error>, _> = tokio::time::timeout(BOUND, async {
                 c.query_drop("START TRANSACTION").await?;
-                if std::env::var_os("SLUICE_TEST_GALERA_TEXT").is_some() {
+                if text {
                     for sql in [
                         format!("UPDATE accounts SET balance = balance + 1 WHERE id = {a}"),
                         format!("UPDATE accounts SET balance = balance + 1 WHERE id = {b}"),
@@ -478,7 +505,7 @@ async fn exec(url: &str, sql: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn galera_copies_refused_and_the_alter_as_written_measured_with_writers_on_every_node() {
+async fn galera_online_copy_with_writers_on_every_node_no_errors_kills_converge() {
     if !Path::new(PROVIDER).exists() {
         eprintln!("skipped: no Galera provider at {PROVIDER}");
         return;
@@ -545,11 +572,11 @@ async fn galera_copies_refused_and_the_alter_as_written_measured_with_writers_on
     let mut handles = Vec::new();
     let mut clients = Vec::new();
     for n in 0..3u64 {
-        let (h, s) = writer(urls[n as usize].clone(), n, stop.clone());
+        let (h, s) = writer(urls[n as usize].clone(), n, stop.clone(), TEXT);
         handles.push(h);
         clients.push(s);
     }
-    let (h, s) = tx_writer(urls[1].clone(), stop.clone());
+    let (h, s) = tx_writer(urls[1].clone(), stop.clone(), TEXT);
     handles.push(h);
     clients.push(s);
     tokio::time::sleep(Duration::from_millis(1000)).await;
@@ -584,49 +611,115 @@ async fn galera_copies_refused_and_the_alter_as_written_measured_with_writers_on
     .await;
     report("ADD INDEX online (NOCOPY under TOI)", &clients, from, to);
 
-    // 2. A copying change, with clients writing on every node: refused before any work (the
-    // online copy's table locks wedge a cluster), and the rerun is refused the same way.
+    // 2. A copying change, with clients writing on every node: sluice's online copy in its Galera
+    // mode (no table lock anywhere), said by plan; the autocommit clients see no error.
     let widen = "ALTER TABLE accounts MODIFY balance BIGINT NOT NULL;";
     write("3_widen_balance.sql", widen);
-    let refusal =
-        "`accounts` needs sluice's online copy, which is not yet safe on a Galera cluster";
-    let from = Instant::now();
-    for args in [
-        vec!["plan"],
-        vec!["up", "--dry-run"],
-        vec!["up"],
-        vec!["up"],
+    let mode = "the copy takes no table lock";
+    // Not opted in (the default): refused before anything is made, twice alike; a value other
+    // than 1 or 0 is an error, not a silent no.
+    for (opt_in, code, said) in [
+        ("0", 2, "not yet the default on a Galera cluster"),
+        ("", 2, "not yet the default on a Galera cluster"),
+        ("yes", 2, "SLUICE_GALERA_COPY is \"yes\""),
     ] {
-        let r = sluice(p, &urls[0], &args, None).await;
-        assert_eq!(r.code, 2, "{args:?}: {r:?}");
-        assert!(r.stderr.contains(refusal), "{args:?}: {r:?}");
-        assert!(
-            r.stderr.contains("sluice up --as-written"),
-            "{args:?}: {r:?}"
-        );
-        assert!(r.stderr.contains("wsrep_OSU_method=RSU"), "{args:?}: {r:?}");
+        for args in [vec!["plan"], vec!["up"], vec!["up"]] {
+            let r = sluice_with(p, &urls[0], &args, None, opt_in).await;
+            let all = format!("{}{}", r.stdout, r.stderr);
+            if args == ["plan"] && opt_in != "yes" {
+                // plan reports the refusal as a finding of the statement.
+                assert!(all.contains(said), "{opt_in:?} {args:?}: {r:?}");
+                continue;
+            }
+            assert_eq!(r.code, code, "{opt_in:?} {args:?}: {r:?}");
+            assert!(all.contains(said), "{opt_in:?} {args:?}: {r:?}");
+            assert_eq!(
+                column_type(&urls[0], "balance").await.as_deref(),
+                Some("int(11)"),
+                "{opt_in:?}: nothing changed"
+            );
+        }
     }
+    for args in [vec!["plan"], vec!["up", "--dry-run"]] {
+        let r = sluice(p, &urls[0], &args, None).await;
+        assert_eq!(r.code, 0, "{args:?}: {r:?}");
+        let said = format!("{}{}", r.stdout, r.stderr);
+        assert!(said.contains(mode), "{args:?}: {r:?}");
+        assert!(said.contains("1213"), "{args:?}: {r:?}");
+    }
+    let from = Instant::now();
+    let up = sluice(p, &urls[0], &["up"], None).await;
     let to = Instant::now();
-    let (auto, tx) = report("four refused runs", &clients, from, to);
-    assert!(auto.is_empty(), "clients saw errors: {auto:?}");
-    assert!(tx.is_empty(), "clients saw errors: {tx:?}");
+    assert_eq!(up.code, 0, "{up:?}");
+    assert!(up.stderr.contains("(Galera, no table lock)"), "{up:?}");
+    exec(&admin, &format!("ALTER TABLE `{TWIN_DB}`.{}", &widen[12..])).await;
+    let (auto, _) = report("sluice up, online copy (Galera mode)", &clients, from, to);
+    assert!(auto.is_empty(), "autocommit clients saw errors: {auto:?}");
     for url in urls {
-        assert_eq!(copy_objects(url).await, Vec::<String>::new(), "{url}");
         assert_eq!(
             column_type(url, "balance").await.as_deref(),
-            Some("int(11)"),
+            Some("bigint(20)"),
             "{url}"
         );
     }
 
-    // 3. The user's choice: the ALTER as written, under TOI, measured as the clients see it
-    // (writes on every node wait for its whole duration; a DDL under TOI aborts the statements
-    // open on the table on every node).
+    // 3. Another copying change, killed at each step of the cut-over in turn (the direct triggers
+    // added, the log triggers dropped, both tables checksummed, the RENAME run): each rerun goes
+    // on from there, the last one finishes, and one more finds nothing to do.
+    let decimal = "ALTER TABLE accounts MODIFY balance DECIMAL(20,0) NOT NULL;";
+    write("4_decimal_balance.sql", decimal);
+    let from = Instant::now();
+    for point in [
+        "galera-direct",
+        "galera-unlogged",
+        "galera-verified",
+        "cutover-renamed",
+    ] {
+        let r = sluice(p, &urls[0], &["up"], Some(point)).await;
+        eprintln!("galera: killed at {point}:\n{}", r.stderr);
+        assert_ne!(r.code, 0, "{point}: {r:?}");
+        assert!(
+            r.stderr.contains(&format!("SLUICE_CRASH_AT={point}")),
+            "{point}: {r:?}"
+        );
+    }
+    for round in 0..2 {
+        let r = sluice(p, &urls[0], &["up"], None).await;
+        eprintln!("galera: rerun {round}:\n{}", r.stderr);
+        assert_eq!(r.code, 0, "rerun {round}: {r:?}");
+    }
+    let to = Instant::now();
+    exec(
+        &admin,
+        &format!("ALTER TABLE `{TWIN_DB}`.{}", &decimal[12..]),
+    )
+    .await;
+    let (kill_auto, _) = report("kills at the cut-over steps and reruns", &clients, from, to);
+    assert!(
+        kill_auto.is_empty(),
+        "autocommit clients saw errors: {kill_auto:?}"
+    );
+
+    // 4. The old table (kept by the swaps) dropped by `sluice cleanup`, clients still writing.
+    let from = Instant::now();
+    let r = sluice(p, &urls[0], &["cleanup"], None).await;
+    let to = Instant::now();
+    assert_eq!(r.code, 0, "{r:?}");
+    let (clean_auto, _) = report("sluice cleanup", &clients, from, to);
+    assert!(
+        clean_auto.is_empty(),
+        "autocommit clients saw errors: {clean_auto:?}"
+    );
+
+    // 5. For comparison, the ALTER as written (TOI): writes on every node wait for its whole
+    // duration.
+    let back = "ALTER TABLE accounts MODIFY balance BIGINT NOT NULL;";
+    write("5_back_to_bigint.sql", back);
     let from = Instant::now();
     let up = sluice(p, &urls[0], &["up", "--as-written"], None).await;
     let to = Instant::now();
     assert_eq!(up.code, 0, "{up:?}");
-    exec(&admin, &format!("ALTER TABLE `{TWIN_DB}`.{}", &widen[12..])).await;
+    exec(&admin, &format!("ALTER TABLE `{TWIN_DB}`.{}", &back[12..])).await;
     let (toi_auto, toi_tx) = report("the ALTER as written (TOI)", &clients, from, to);
 
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -667,7 +760,7 @@ async fn galera_copies_refused_and_the_alter_as_written_measured_with_writers_on
     // A DROP COLUMN, which runs in two phases elsewhere (issue 14): refused on Galera before
     // anything changes (twice), with the cause and `--as-written` as the way to drop in one step.
     std::fs::write(
-        mig.join("4_drop_note.sql"),
+        mig.join("6_drop_note.sql"),
         "-- sluice:up\nALTER TABLE accounts DROP COLUMN note;\n",
     )
     .unwrap();
@@ -692,7 +785,7 @@ async fn galera_copies_refused_and_the_alter_as_written_measured_with_writers_on
     // A table rename, which runs in two phases elsewhere (issue 14): refused the same way, the
     // table unchanged on every node (its columns still read under the old name).
     std::fs::write(
-        mig.join("5_rename.sql"),
+        mig.join("7_rename.sql"),
         "-- sluice:up\nRENAME TABLE accounts TO clients;\n",
     )
     .unwrap();
@@ -708,7 +801,7 @@ async fn galera_copies_refused_and_the_alter_as_written_measured_with_writers_on
     // A lone DROP TABLE (the same version, its file rewritten), in two phases elsewhere too:
     // refused the same way.
     std::fs::write(
-        mig.join("5_rename.sql"),
+        mig.join("7_rename.sql"),
         "-- sluice:up\nDROP TABLE accounts;\n",
     )
     .unwrap();
@@ -757,11 +850,20 @@ async fn galera_trigger_created_under_toi_with_prepared_statement_clients() {
     let mut handles = Vec::new();
     let mut clients = Vec::new();
     for n in 0..3u64 {
-        let (h, s) = writer(urls[n as usize].clone(), n, stop.clone());
+        let (h, s) = writer(
+            urls[n as usize].clone(),
+            n,
+            stop.clone(),
+            std::env::var_os("SLUICE_TEST_GALERA_TEXT").is_some(),
+        );
         handles.push(h);
         clients.push(s);
     }
-    let (h, s) = tx_writer(urls[1].clone(), stop.clone());
+    let (h, s) = tx_writer(
+        urls[1].clone(),
+        stop.clone(),
+        std::env::var_os("SLUICE_TEST_GALERA_TEXT").is_some(),
+    );
     handles.push(h);
     clients.push(s);
     tokio::time::sleep(Duration::from_millis(1000)).await;
