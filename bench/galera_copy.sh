@@ -5,6 +5,10 @@
 # pt-online-schema-change if installed. Each runs on its own copy of the same ROWS-row table.
 # Prints per method: its duration, each node's errors and longest gap between two writes that
 # returned, and whether the three nodes' checksums of the table are equal afterwards.
+# Each client error is listed with the server time it returned at and the statement that got it;
+# with TRACE=1 sluice's own statements on node 1 (its general log) are kept in $DIR.trace to set
+# beside them, and with KEEP=1 the writers' files stay in $DIR.out (TABLE.w1 … per method).
+# ONLY=sluice runs the sluice method alone.
 # Usage: SLUICE=path/to/sluice sh bench/galera_copy.sh [BASEPORT=16400] [ROWS=300000]
 set -eu
 BASE=${1:-16400}; ROWS=${2:-300000}
@@ -13,7 +17,7 @@ SLUICE=${SLUICE:-$HERE/../target/release/sluice}
 DIR=/tmp/sluice-galera-copy-$$
 OUT=$DIR.out; mkdir -p "$OUT"
 stop_writers() { for n in 1 2 3; do [ -f "$OUT/p$n" ] && kill "$(cat "$OUT/p$n")" 2>/dev/null; rm -f "$OUT/p$n"; done; true; }
-cleanup() { stop_writers; sh "$HERE/../crates/sluice-mysql/tests/galera.sh" stop "$DIR"; rm -rf "$OUT"; }
+cleanup() { stop_writers; sh "$HERE/../crates/sluice-mysql/tests/galera.sh" stop "$DIR"; [ -n "${KEEP:-}" ] || rm -rf "$OUT"; }
 trap cleanup EXIT INT TERM
 sh "$HERE/../crates/sluice-mysql/tests/galera.sh" start "$DIR" "$BASE" > /dev/null
 q() { mariadb --no-defaults -uroot -h127.0.0.1 -P$((BASE + $1)) -N -B sluice_bench -e "$2"; }
@@ -29,14 +33,14 @@ writer() {
     perl -e '$| = 1; srand($ARGV[1]); while (1) { my $id = $ARGV[1] + 3 * int(rand($ARGV[0] / 3 - 1));
         print "UPDATE $ARGV[2] SET balance = balance + 1 WHERE id = $id; SELECT UNIX_TIMESTAMP(NOW(6));\n" or exit;
         select(undef, undef, undef, 0.002) }' "$ROWS" "$1" "$2" \
-    | mariadb --no-defaults -uroot -h127.0.0.1 -P$((BASE + $1)) -N -B --unbuffered --force sluice_bench \
+    | tee -a "$OUT/in$1" | mariadb --no-defaults -uroot -h127.0.0.1 -P$((BASE + $1)) -N -B --unbuffered --force sluice_bench \
         >> "$OUT/w$1" 2>> "$OUT/e$1" &
     echo $! > "$OUT/p$1"
 }
 now() { q 1 "SELECT UNIX_TIMESTAMP(NOW(6))"; }
 measure() {
     label=$1; table=$2; shift 2
-    for n in 1 2 3; do : > "$OUT/w$n"; : > "$OUT/e$n"; writer $n "$table"; done
+    for n in 1 2 3; do : > "$OUT/w$n"; : > "$OUT/e$n"; : > "$OUT/in$n"; writer $n "$table"; done
     sleep 2
     from=$(now)
     if "$@" > "$OUT/run" 2>&1; then ok=ok; else ok="FAILED: $(tail -n 3 "$OUT/run" | tr '\n' ' ')"; fi
@@ -63,20 +67,43 @@ measure() {
         "$(q 1 "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'sluice_bench' AND TABLE_NAME = '$table' AND COLUMN_NAME = 'balance'")"
     kinds=$(cat "$OUT/e1" "$OUT/e2" "$OUT/e3" | grep ERROR | sed 's/ at line [0-9]*//' | sort | uniq -c | head -5)
     [ -z "$kinds" ] || echo "$kinds"
+    [ -z "${KEEP:-}" ] || for f in w1 w2 w3 e1 e2 e3 in1 in2 in3; do cp "$OUT/$f" "$OUT/$table.$f"; done
+    # Each error: the server time its statement returned (the SELECT right behind it, line N of the
+    # writer's output as of its input: --force goes on after an error) and the statement.
+    for n in 1 2 3; do
+        grep -o 'ERROR [0-9]*.* at line [0-9]*' "$OUT/e$n" | head -20 | while read -r err; do
+            line=${err##* }
+            printf '  node %s at %s: %s <- %s\n' "$n" "$(sed -n "${line}p" "$OUT/w$n")" \
+                "$(sed -n "${line}p" "$OUT/in$n" | cut -d';' -f1)" "$(echo "$err" | cut -c1-60)"
+        done
+    done
 }
 sluice_up() {
     proj=$OUT/proj; rm -rf "$proj"; mkdir -p "$proj/migrations"
     printf -- '-- sluice:up\nALTER TABLE sluice MODIFY balance BIGINT NOT NULL;\n' > "$proj/migrations/1_widen.sql"
-    (cd "$proj" && DATABASE_URL="mysql://root@127.0.0.1:$((BASE + 1))/sluice_bench" "$SLUICE" up)
+    [ -z "${TRACE:-}" ] || q 1 "SET GLOBAL log_output = 'TABLE'; TRUNCATE mysql.general_log; SET GLOBAL general_log = 1"
+    rc=0
+    (cd "$proj" && SLUICE_GALERA_COPY=${SLUICE_GALERA_COPY-1} DATABASE_URL="mysql://root@127.0.0.1:$((BASE + 1))/sluice_bench" "$SLUICE" up) || rc=$?
+    if [ -n "${TRACE:-}" ]; then
+        q 1 "SET GLOBAL general_log = 0"
+        # sluice's statements only (the writer on node 1 sends UPDATE and SELECT UNIX_TIMESTAMP).
+        q 1 "SELECT UNIX_TIMESTAMP(event_time), thread_id, LEFT(REPLACE(CONVERT(argument USING utf8mb4), '\n', ' '), 160)
+             FROM mysql.general_log WHERE command_type IN ('Query', 'Execute')
+             AND argument NOT LIKE 'UPDATE sluice SET balance%' AND argument NOT LIKE 'SELECT UNIX_TIMESTAMP%'" > "$DIR.trace"
+    fi
+    return $rc
 }
 pt_osc() {
     pt-online-schema-change --alter "MODIFY balance BIGINT NOT NULL" --execute --no-check-alter \
         --recursion-method=none h=127.0.0.1,P=$((BASE + 1)),u=root,D=sluice_bench,t=pt
 }
 echo "galera, $ROWS rows, an autocommit writer (text protocol) on each of 3 nodes"
-measure "ALTER as written (TOI)" plain q 1 "ALTER TABLE plain MODIFY balance BIGINT NOT NULL"
+# ONLY=sluice: the sluice run alone (tracing its errors).
+[ "${ONLY:-}" = sluice ] || measure "ALTER as written (TOI)" plain q 1 "ALTER TABLE plain MODIFY balance BIGINT NOT NULL"
 measure "sluice up (online copy, Galera mode)" sluice sluice_up
-if command -v pt-online-schema-change > /dev/null; then
+if [ "${ONLY:-}" = sluice ]; then
+    :
+elif command -v pt-online-schema-change > /dev/null; then
     measure "pt-online-schema-change" pt pt_osc
 else
     echo "pt-online-schema-change: not installed"
