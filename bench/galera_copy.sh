@@ -38,10 +38,15 @@ writer() {
     echo $! > "$OUT/p$1"
 }
 now() { q 1 "SELECT UNIX_TIMESTAMP(NOW(6))"; }
+wsrep_conflicts() {
+    q "$1" "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_local_cert_failures', 'wsrep_local_bf_aborts')" |
+        sort | cut -f2 | tr '\n' ' '
+}
 measure() {
     label=$1; table=$2; shift 2
     for n in 1 2 3; do : > "$OUT/w$n"; : > "$OUT/e$n"; : > "$OUT/in$n"; writer $n "$table"; done
     sleep 2
+    conflicts=$(for n in 1 2 3; do wsrep_conflicts $n; done)
     from=$(now)
     if "$@" > "$OUT/run" 2>&1; then ok=ok; else ok="FAILED: $(tail -n 3 "$OUT/run" | tr '\n' ' ')"; fi
     to=$(now)
@@ -67,6 +72,15 @@ measure() {
         "$(q 1 "SELECT COLUMN_TYPE FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = 'sluice_bench' AND TABLE_NAME = '$table' AND COLUMN_NAME = 'balance'")"
     kinds=$(cat "$OUT/e1" "$OUT/e2" "$OUT/e3" | grep ERROR | sed 's/ at line [0-9]*//' | sort | uniq -c | head -5)
     [ -z "$kinds" ] || echo "$kinds"
+    # Which Galera mechanism aborted statements: certification failures (a write set conflicting
+    # with one ordered before it) or brute-force aborts (a replicated write set or DDL taking a lock
+    # a local statement held), per node over the measurement.
+    set -- $conflicts
+    for n in 1 2 3; do
+        set -- $(wsrep_conflicts $n) "$@"
+        printf '  node %s: %s certification failure(s), %s brute-force abort(s)\n' "$n" $(($2 - $4)) $(($1 - $3))
+        shift 4
+    done
     [ -z "${KEEP:-}" ] || for f in w1 w2 w3 e1 e2 e3 in1 in2 in3; do cp "$OUT/$f" "$OUT/$table.$f"; done
     # Each error: the server time its statement returned (the SELECT right behind it, line N of the
     # writer's output as of its input: --force goes on after an error) and the statement.
