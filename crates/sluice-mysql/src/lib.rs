@@ -109,9 +109,10 @@ impl Galera {
     }
 
     /// Whether the user opted in to the lock-free Galera copy (`SLUICE_GALERA_COPY=1`). It is
-    /// experimental: 0 client errors in the test (30k rows), but one 1213 to an autocommit client
-    /// on two of three nodes in the 300k-row benchmark, so it is not the default. Any other value
-    /// than 1 or 0 is an error, not a silent no.
+    /// experimental, not the default: each of its ten short DDLs on the table under TOI can abort
+    /// an autocommit client's statement and then the server's one re-run of it too, a 1213 for the
+    /// client (0–5 per run of the 300k-row benchmark; `bench/galera_toi_aborts.sh` shows the same
+    /// for trigger DDLs without sluice). Any other value than 1 or 0 is an error, not a silent no.
     pub fn copy_opted_in() -> Result<bool> {
         match std::env::var("SLUICE_GALERA_COPY").as_deref() {
             Err(_) | Ok("") | Ok("0") => Ok(false),
@@ -131,8 +132,9 @@ impl Galera {
         Error::usage(
             format!(
                 "`{table}` needs sluice's online copy, which is not yet the default on a Galera cluster ({self}): \
-                 the lock-free Galera form is experimental (in one 300k-row benchmark with a writer on each node, \
-                 two autocommit clients got one deadlock error, 1213, each)"
+                 the lock-free Galera form is experimental: each of its ten short DDLs on the table under TOI can give \
+                 an autocommit client on any node a deadlock error, 1213 (0 to 5 per run in a 300k-row benchmark with a \
+                 writer on each node)"
             ),
             "choose `sluice up --as-written` (the ALTER replicates under TOI: writes on every node wait for its whole \
              duration, no client error for autocommit statements), or opt in to the experimental copy with \
@@ -149,9 +151,11 @@ impl Galera {
              chunks and log applies are small transactions retried on certification conflicts, and the cut-over \
              adds triggers that write each change into the shadow in the client's own transaction, drops the log \
              triggers, drains the log, checksums both tables in one snapshot and swaps them with one RENAME. \
-             Each of these DDL steps runs under TOI: autocommit statements sent as text are retried by the server \
-             and see no error; server-side prepared statements and explicit transactions open on the table can \
-             get 1213 (deadlock) at each step, as the ALTER as written gives them once"
+             Each of these DDL steps runs under TOI and aborts the statements open on the table on every node: the \
+             server re-runs an autocommit text statement once, and when a step aborts the re-run too the client \
+             gets 1213 (deadlock; 0 to 5 per run in a 300k-row benchmark); server-side prepared statements and \
+             explicit transactions open on the table can get 1213 at each step, as the ALTER as written gives \
+             them once"
         )
     }
 
