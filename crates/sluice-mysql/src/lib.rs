@@ -108,19 +108,71 @@ impl Galera {
         }))
     }
 
-    /// Why sluice will not copy `table` online on this cluster, and what the user can do instead.
+    /// Whether the user opted in to the lock-free Galera copy (`SLUICE_GALERA_COPY=1`). It is
+    /// experimental, not the default: each of its ten short DDLs on the table under TOI can abort
+    /// an autocommit client's statement and then the server's one re-run of it too, a 1213 for the
+    /// client (0–5 per run of the 300k-row benchmark; `bench/galera_toi_aborts.sh` shows the same
+    /// for trigger DDLs without sluice). Any other value than 1 or 0 is an error, not a silent no.
+    pub fn copy_opted_in() -> Result<bool> {
+        match std::env::var("SLUICE_GALERA_COPY").as_deref() {
+            Err(_) | Ok("") | Ok("0") => Ok(false),
+            Ok("1") => Ok(true),
+            Ok(other) => Err(Error::usage(
+                format!(
+                    "SLUICE_GALERA_COPY is {:?}: it takes 1 (use the experimental lock-free online copy on a Galera node) or 0",
+                    sluice_core::redact::label(other, 40)
+                ),
+                "set SLUICE_GALERA_COPY=1 or unset it",
+            )),
+        }
+    }
+
+    /// Why sluice does not copy `table` online on this cluster by default, and what the user can do.
     pub fn refuse_copy(&self, table: &str) -> Error {
         Error::usage(
             format!(
-                "`{table}` needs sluice's online copy, which is not yet safe on a Galera cluster ({self}): \
-                 the copy creates its triggers under LOCK TABLES and cuts over under LOCK TABLES READ, and a \
-                 table lock on one node blocks that node's applier until flow control stalls every node"
+                "`{table}` needs sluice's online copy, which is not yet the default on a Galera cluster ({self}): \
+                 the lock-free Galera form is experimental: each of its ten short DDLs on the table under TOI can give \
+                 an autocommit client on any node a deadlock error, 1213 (0 to 5 per run in a 300k-row benchmark with a \
+                 writer on each node)"
             ),
-            "changes the server runs with ALGORITHM=INSTANT, NOCOPY or INPLACE, LOCK=NONE still run online; for this one \
-             choose `sluice up --as-written` (the ALTER replicates under TOI: writes on every node wait for its whole \
+            "choose `sluice up --as-written` (the ALTER replicates under TOI: writes on every node wait for its whole \
+             duration, no client error for autocommit statements), or opt in to the experimental copy with \
+             SLUICE_GALERA_COPY=1 (README \"Galera clusters\"), or apply it node by node in a Rolling Schema Upgrade \
+             window (wsrep_OSU_method=RSU) yourself, for a change both the old and the new schema can replicate, with \
+             each node's clients moved off it while its DDL runs",
+        )
+    }
+
+    /// How the online copy runs on this cluster, and what clients see (plan prints it).
+    pub fn copy_note(&self) -> String {
+        format!(
+            "on this Galera cluster ({self}) the copy takes no table lock: its triggers are created one by one, \
+             chunks and log applies are small transactions retried on certification conflicts, and the cut-over \
+             adds triggers that write each change into the shadow in the client's own transaction, drops the log \
+             triggers, drains the log, checksums both tables in one snapshot and swaps them with one RENAME. \
+             Each of these DDL steps runs under TOI and aborts the statements open on the table on every node: the \
+             server re-runs an autocommit text statement once, and when a step aborts the re-run too the client \
+             gets 1213 (deadlock; 0 to 5 per run in a 300k-row benchmark); server-side prepared statements and \
+             explicit transactions open on the table can get 1213 at each step, as the ALTER as written gives \
+             them once"
+        )
+    }
+
+    /// A copy of a table with foreign keys (its own or its children's): the cut-over re-points
+    /// them with writes held under a table lock, which a Galera node cannot take safely.
+    pub fn refuse_fk_copy(&self, table: &str) -> Error {
+        Error::usage(
+            format!(
+                "`{table}` has foreign keys (its own or its children's) and needs sluice's online copy: on a Galera \
+                 cluster ({self}) the copy runs without table locks, and re-pointing foreign keys at the new table \
+                 needs writes held under one (a table lock on one node blocks its applier until flow control \
+                 stalls every node)"
+            ),
+            "choose `sluice up --as-written` (the ALTER replicates under TOI: writes on every node wait for its whole \
              duration), or apply it node by node in a Rolling Schema Upgrade window (wsrep_OSU_method=RSU) \
              yourself, for a change both the old and the new schema can replicate, with each node's clients \
-             moved off it while its DDL runs (a local commit waiting on the paused node blocks the DDL)",
+             moved off it while its DDL runs",
         )
     }
 }
@@ -948,10 +1000,6 @@ impl Introspection for MySqlEngine {
         // before doing anything): check its grants now rather than after earlier statements ran.
         for sql in statements.iter().filter(|_| online) {
             if let Some(table) = online::copies(self, sql).await? {
-                // Refused before the first statement runs, so nothing is half-done on any node.
-                if let Some(g) = &self.galera {
-                    return Err(g.refuse_copy(&table));
-                }
                 return privileges::check_online_copy(&mut self.work, &table).await;
             }
         }

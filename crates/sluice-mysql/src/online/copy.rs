@@ -34,6 +34,7 @@ pub type Say<'a> = &'a (dyn for<'s> Fn(&'s str) + Send + Sync);
 /// Deadlock and lock wait timeout: retried when sluice's own statement gets them.
 const ER_LOCK_DEADLOCK: u16 = 1213;
 const ER_LOCK_WAIT_TIMEOUT: u16 = 1205;
+const ER_WSREP_NOT_READY: u16 = 1047;
 /// Duplicate entry for a unique key.
 const ER_DUP_ENTRY: u16 = 1062;
 
@@ -615,7 +616,12 @@ impl Job {
     async fn again(&mut self, e: &mysql_async::Error, attempt: &mut u64) -> bool {
         let _ = self.conn.query_drop("ROLLBACK").await;
         *attempt += 1;
-        if matches!(code(e), Some(ER_LOCK_DEADLOCK | ER_LOCK_WAIT_TIMEOUT)) && *attempt < 20 {
+        // 1047: a Galera node not ready for a moment (it left the primary component briefly).
+        if matches!(
+            code(e),
+            Some(ER_LOCK_DEADLOCK | ER_LOCK_WAIT_TIMEOUT | ER_WSREP_NOT_READY)
+        ) && *attempt < 20
+        {
             tokio::time::sleep(Duration::from_millis(50 * *attempt)).await;
             return true;
         }
@@ -1580,6 +1586,103 @@ impl Job {
                 _ => return Ok(chunks),
             }
         }
+    }
+
+    /// The Galera cut-over's triggers (`names.direct`): each client change of the original is
+    /// written into the shadow in the client's own transaction, by key, converted the way the copy
+    /// converts (the same columns and fills; the triggers keep the sql_mode of the session that
+    /// creates them, the copy's). REPLACE, not INSERT: a shadow row still holding an older value
+    /// of a unique column (its change logged, not yet applied) gives way instead of failing the
+    /// client's write; the log drain then brings that row back as it is now. `LOW_PRIORITY` (no
+    /// effect on InnoDB) marks these statements in the process list as a client's (`in_trigger`).
+    pub fn direct_triggers(&self) -> [String; 3] {
+        let t = ident(&self.table);
+        let s = ident(&self.names.shadow);
+        let put = |row: &str| {
+            let vals: Vec<String> = self
+                .cols
+                .iter()
+                .map(|c| format!("{row}.{}", ident(&c.orig)))
+                .chain(self.fills.iter().map(|(_, v)| v.to_string()))
+                .collect();
+            format!(
+                "REPLACE LOW_PRIORITY INTO {s} ({}) VALUES ({})",
+                self.scols(),
+                vals.join(", ")
+            )
+        };
+        let del = |row: &str| {
+            let on: Vec<String> = self
+                .key
+                .iter()
+                .map(|k| format!("{} = {row}.{}", ident(&k.shadow), ident(&k.orig)))
+                .collect();
+            format!("DELETE LOW_PRIORITY FROM {s} WHERE {}", on.join(" AND "))
+        };
+        let same_key: Vec<String> = self
+            .key
+            .iter()
+            .map(|k| format!("OLD.{0} <=> NEW.{0}", ident(&k.orig)))
+            .collect();
+        let d = &self.names.direct;
+        [
+            format!(
+                "CREATE TRIGGER IF NOT EXISTS {} AFTER INSERT ON {t} FOR EACH ROW {}",
+                ident(&d[0]),
+                put("NEW")
+            ),
+            format!(
+                "CREATE TRIGGER IF NOT EXISTS {} AFTER UPDATE ON {t} FOR EACH ROW BEGIN IF NOT ({}) THEN {}; END IF; {}; END",
+                ident(&d[1]),
+                same_key.join(" AND "),
+                del("OLD"),
+                put("NEW")
+            ),
+            format!(
+                "CREATE TRIGGER IF NOT EXISTS {} AFTER DELETE ON {t} FOR EACH ROW {}",
+                ident(&d[2]),
+                del("OLD")
+            ),
+        ]
+    }
+
+    /// In one consistent snapshot: the change log's entries, and (rows, checksum) of the whole
+    /// original and the whole shadow. Once the direct triggers write both tables in each client's
+    /// transaction and the log is empty, a snapshot sees them equal, or the copy is wrong.
+    pub async fn snapshot_sums(&mut self) -> Result<(i64, (i64, u64), (i64, u64))> {
+        self.conn
+            .query_drop("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            .await
+            .map_err(|e| db("starting the final checksum", e))?;
+        self.conn
+            .query_drop("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+            .await
+            .map_err(|e| db("starting the final checksum", e))?;
+        let r: std::result::Result<_, mysql_async::Error> = async {
+            let pending: Option<i64> = self
+                .conn
+                .query_first(format!("SELECT COUNT(*) FROM {}", ident(&self.names.chg)))
+                .await?;
+            let mut sums = Vec::new();
+            for (side, table) in [
+                (Side::Orig, self.table.clone()),
+                (Side::Shadow, self.names.shadow.clone()),
+            ] {
+                let row: Option<(i64, u64)> = self
+                    .conn
+                    .query_first(format!(
+                        "SELECT COUNT(*), {} FROM {} AS `_x`",
+                        self.row_hash(side),
+                        ident(&table)
+                    ))
+                    .await?;
+                sums.push(row.unwrap_or((0, 0)));
+            }
+            Ok((pending.unwrap_or(0), sums[0], sums[1]))
+        }
+        .await;
+        let _ = self.conn.query_drop("COMMIT").await;
+        r.map_err(|e| db("computing the final checksum", e))
     }
 
     /// Verifies the keys applied since the last verification.

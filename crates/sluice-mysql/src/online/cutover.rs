@@ -38,6 +38,12 @@ pub fn crash_point(point: &str) {
     sluice_core::crash_point(point);
 }
 
+/// After each DDL on the table under TOI, before the next: the server re-runs an autocommit
+/// statement the DDL aborted only once (`wsrep_retry_autocommit` = 1 by default), so a second DDL
+/// right behind the first can abort that re-run too, and the client sees 1213 (measured on the
+/// test cluster: 7 such errors among 3 writers over one copy, none with this pause).
+pub(crate) const TOI_SETTLE: Duration = Duration::from_millis(300);
+
 fn secs(d: Duration) -> u64 {
     d.as_millis().div_ceil(1000).max(1) as u64
 }
@@ -424,6 +430,181 @@ async fn finish_attempt(
                     "the RENAME could not be stopped; the lock session is released now",
                 )),
             }
+        }
+    }
+}
+
+/// The cut-over on a Galera node, with no table lock anywhere: a lock on one node blocks its
+/// applier, and flow control then stalls every node (measured: a cluster wedged 233 s). Each step
+/// is one DDL under TOI, which every node runs at the same point of the cluster's order:
+///
+/// 1. the direct triggers (`Job::direct_triggers`) are added beside the log triggers: from here
+///    each client change reaches the shadow in the client's own transaction;
+/// 2. the log triggers are dropped: nothing is logged any more;
+/// 3. the log is drained. Each apply re-reads the original's current row by key, so applying a
+///    change the direct trigger already made is harmless; a client writing the same key on
+///    another node meanwhile conflicts with the apply on the shadow row by certification, and
+///    whichever commits second is aborted (sluice retries its own), so the later write wins;
+/// 4. one consistent snapshot reads the (empty) log and both whole tables: their checksums must
+///    be equal, or nothing is swapped;
+/// 5. `RENAME TABLE t TO _t_old, _t_new TO t` swaps them in one statement.
+///
+/// A run killed anywhere converges: before the RENAME a rerun finds the shadow kept in sync by
+/// either kind of trigger, drains and re-verifies the whole table, and comes back here (each
+/// step is idempotent); after it, the swap is recorded as on any server. Returns how long the
+/// RENAME took (what clients on every node waited for).
+pub async fn galera_swap(job: &mut Job, opts: &OnlineOptions, say: Say<'_>) -> Result<Duration> {
+    analyze_shadow(job, say).await;
+    catch_up(job, opts, say).await?;
+    // Each DDL under TOI aborts the statements open on the table on every node: none is sent for
+    // a trigger an earlier, killed run already created or dropped.
+    let there: Vec<String> = job
+        .conn
+        .query("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()")
+        .await
+        .map_err(|e| db("reading the table's triggers", e))?;
+    let direct = job.direct_triggers();
+    for (name, sql) in job.names.direct.clone().iter().zip(direct) {
+        if !there.contains(name) {
+            toi(job, &sql, opts, say).await?;
+        }
+    }
+    crash_point("galera-direct");
+    for name in job.names.triggers.clone() {
+        if there.contains(&name) {
+            let sql = format!("DROP TRIGGER IF EXISTS {}", ident(&name));
+            toi(job, &sql, opts, say).await?;
+        }
+    }
+    crash_point("galera-unlogged");
+    let started = Instant::now();
+    let mut drained = 0;
+    loop {
+        let n = job.apply(5_000).await?;
+        drained += n;
+        if n == 0 {
+            break;
+        }
+    }
+    if job.overflowed {
+        job.verify(opts, say).await?;
+    } else {
+        job.verify_touched().await?;
+    }
+    // The new table continues the original's AUTO_INCREMENT, as in `under_lock`. Raised when
+    // behind only; an insert into `t` after this reaches the shadow too and raises both.
+    if job.carry_counter {
+        let counters: Vec<(String, Option<u64>)> = job
+            .conn
+            .exec(
+                "SELECT TABLE_NAME, AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN (?, ?)",
+                (&job.table, &job.names.shadow),
+            )
+            .await
+            .map_err(|e| db("reading the AUTO_INCREMENT counters", e))?;
+        let counter = |name: &str| {
+            counters
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .and_then(|(_, v)| *v)
+        };
+        if let Some(n) = counter(&job.table) {
+            if counter(&job.names.shadow).is_none_or(|s| s < n) {
+                let sql = format!(
+                    "ALTER TABLE {} AUTO_INCREMENT = {n}",
+                    ident(&job.names.shadow)
+                );
+                toi(job, &sql, opts, say).await?;
+            }
+        }
+    }
+    let mut equal = false;
+    let mut last = String::new();
+    for _ in 0..5 {
+        let (pending, a, b) = job.snapshot_sums().await?;
+        if pending > 0 {
+            // Logged by a transaction that committed just before its trigger was dropped.
+            job.drain(100, None).await?;
+            continue;
+        }
+        if a == b {
+            equal = true;
+            break;
+        }
+        last = format!(
+            "{} rows with checksum {:x} in `{}`, {} rows with checksum {:x} in {}",
+            a.0, a.1, job.table, b.0, b.1, job.names.shadow
+        );
+        break;
+    }
+    if !equal {
+        return Err(Error::Database {
+            context: format!("verifying the online copy of `{}` before its swap", job.table),
+            message: format!(
+                "with every change written to both tables in one transaction, one snapshot still sees them differ ({}); nothing was swapped",
+                if last.is_empty() { "the change log kept filling".to_string() } else { last }
+            ),
+            help: "run `sluice up` again: it re-verifies the whole copy (re-copying what differs) before trying the swap again; if it fails the same way, `sluice cleanup --abort` removes the copy".into(),
+        });
+    }
+    say(&format!(
+        "cut-over of `{}` (Galera, no table lock): direct triggers in place, log triggers dropped, applied {drained} change(s) and checksummed both tables in one snapshot in {} ms",
+        job.table,
+        started.elapsed().as_millis()
+    ));
+    crash_point("galera-verified");
+    let t = ident(&job.table);
+    let rename = format!(
+        "RENAME TABLE {t} TO {}, {} TO {t}",
+        ident(&job.names.old),
+        ident(&job.names.shadow)
+    );
+    let t0 = Instant::now();
+    toi(job, &rename, opts, say).await?;
+    Ok(t0.elapsed())
+}
+
+/// One DDL of the Galera cut-over on the copy's session (the direct triggers keep its sql_mode),
+/// waiting for a metadata lock no longer than the lock timeout and retried, with backoff, up to
+/// `lock_retry_for`: a long transaction on this node holding the table steps the DDL back rather
+/// than queueing clients behind it.
+async fn toi(job: &mut Job, sql: &str, opts: &OnlineOptions, say: Say<'_>) -> Result<()> {
+    job.conn
+        .query_drop(format!(
+            "SET SESSION lock_wait_timeout = {}",
+            secs(opts.lock_timeout)
+        ))
+        .await
+        .map_err(|e| db("preparing the cut-over", e))?;
+    let deadline = Instant::now() + opts.lock_retry_for;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match job.conn.query_drop(sql).await {
+            Ok(()) => {
+                tokio::time::sleep(TOI_SETTLE).await;
+                return Ok(());
+            }
+            Err(e) if matches!(code(&e), Some(1205 | 1213 | 1047)) => {
+                if Instant::now() + backoff > deadline {
+                    return Err(Error::Database {
+                        context: format!("cut-over of `{}`", job.table),
+                        message: format!(
+                            "`{}` gave up after {} s: {e}",
+                            sql.split_whitespace().take(4).collect::<Vec<_>>().join(" "),
+                            opts.lock_retry_for.as_secs()
+                        ),
+                        help: "long transactions on the table hold its metadata lock; the copy is kept in sync meanwhile: run `sluice up` again when they are done".into(),
+                    });
+                }
+                say(&format!(
+                    "cut-over of `{}` postponed: {e}; retrying in {} ms",
+                    job.table,
+                    backoff.as_millis()
+                ));
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(db(&format!("cut-over of `{}`", job.table), e)),
         }
     }
 }

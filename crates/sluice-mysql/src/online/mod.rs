@@ -263,6 +263,7 @@ async fn twin(
         .query_drop(format!("CREATE TABLE {twin} LIKE {}", ident(&a.table)))
         .await
         .map_err(|err| db("creating a twin of the table", err))?;
+    toi_settle(e).await;
     let originals = fks::outgoing(&mut e.work, &a.table)
         .await
         .map_err(|err| db("reading the table's foreign keys", err))?;
@@ -343,6 +344,7 @@ async fn settle_dead_runs(conn: &mut Conn, names: &Names) {
     let mentions: Vec<String> = names
         .triggers
         .iter()
+        .chain(&names.direct)
         .chain([&names.chg, &names.shadow, &names.stage])
         .map(|n| ident(n))
         .collect();
@@ -377,11 +379,15 @@ async fn settle_dead_runs(conn: &mut Conn, names: &Names) {
 fn in_trigger(info: &str, names: &Names) -> bool {
     let info = info.trim_start();
     let log = format!("INSERT INTO {} ", ident(&names.chg));
-    info.get(..log.len())
-        .is_some_and(|head| head.eq_ignore_ascii_case(&log))
-        || info
-            .get(..7)
-            .is_some_and(|head| head.eq_ignore_ascii_case("IF NOT "))
+    // The Galera cut-over's direct triggers (`Job::direct_triggers`).
+    let put = format!("REPLACE LOW_PRIORITY INTO {} ", ident(&names.shadow));
+    let del = format!("DELETE LOW_PRIORITY FROM {} ", ident(&names.shadow));
+    [log, put, del].iter().any(|head| {
+        info.get(..head.len())
+            .is_some_and(|h| h.eq_ignore_ascii_case(head))
+    }) || info
+        .get(..7)
+        .is_some_and(|head| head.eq_ignore_ascii_case("IF NOT "))
 }
 
 /// Sessions other than this one running one of `stmts`: a killed run's DDL, which the server
@@ -765,7 +771,7 @@ fn refuse_copy(
     let foreign: Vec<&String> = live
         .triggers
         .iter()
-        .filter(|n| !names.triggers.contains(n))
+        .filter(|n| !names.triggers.contains(n) && !names.direct.contains(n))
         .collect();
     if !foreign.is_empty() {
         return Some(Error::usage(
@@ -857,9 +863,6 @@ pub async fn explain(
     let mut out = Vec::new();
     if d.algo.clause(e.flavour).is_none() {
         // The same refusal `up` gives, also for a small table (`up` judges it before counting rows).
-        if let Some(g) = e.galera() {
-            return Err(g.refuse_copy(&a.table));
-        }
         if let Some(rows) = rows_below(&mut e.work, &a.table, as_written_below_rows).await? {
             return Ok(Some(vec![small_table_note(rows, as_written_below_rows)]));
         }
@@ -892,9 +895,16 @@ pub async fn explain(
             let inbound = fks::incoming(&mut e.work, &a.table)
                 .await
                 .map_err(|err| db("reading the foreign keys pointing at the table", err))?;
-            match refuse_copy(&a, &live, &own, &names) {
-                Some(err) => out.push(format!("refused: {err}")),
-                None => out.extend(fk_plan(&a, &own, &inbound, &names)),
+            match (refuse_copy(&a, &live, &own, &names), e.galera()) {
+                (Some(err), _) => out.push(format!("refused: {err}")),
+                (None, Some(g)) if !own.is_empty() || !inbound.is_empty() => {
+                    out.push(format!("refused: {}", g.refuse_fk_copy(&a.table)))
+                }
+                (None, Some(g)) if !crate::Galera::copy_opted_in()? => {
+                    out.push(format!("refused: {}", g.refuse_copy(&a.table)))
+                }
+                (None, Some(g)) => out.push(g.copy_note()),
+                (None, None) => out.extend(fk_plan(&a, &own, &inbound, &names)),
             }
         }
     }
@@ -1113,12 +1123,6 @@ pub async fn alter(
             }
         }
     }
-    if let Some(g) = e.galera().cloned() {
-        if d.algo < Algo::Copy {
-            let _ = forget(&mut e.work, &a.table).await;
-        }
-        return Err(g.refuse_copy(&a.table));
-    }
     // A copy keeps a big table writable; a small one is altered as written in milliseconds (and a
     // copy sluice would refuse, for foreign keys or triggers, is not needed at all).
     if let Some(rows) = rows_below(&mut e.work, &a.table, opts.as_written_below_rows).await? {
@@ -1198,7 +1202,8 @@ async fn copy_session(e: &mut MySqlEngine) -> Result<Conn> {
 }
 
 async fn drop_triggers(conn: &mut Conn, names: &Names) -> Result<()> {
-    for t in &names.triggers {
+    // The direct triggers (Galera cut-over) write into the shadow: gone before it can be.
+    for t in names.direct.iter().chain(&names.triggers) {
         conn.query_drop(format!("DROP TRIGGER IF EXISTS {}", ident(t)))
             .await
             .map_err(|err| db("dropping the copy triggers", err))?;
@@ -1234,7 +1239,19 @@ async fn finish_swapped(e: &mut MySqlEngine, t: &str, names: &Names, say: Say<'_
 
 async fn drop_objects(conn: &mut Conn, names: &Names, tables: bool) {
     settle_dead_runs(conn, names).await;
-    for t in &names.triggers {
+    // Only the triggers there: on a Galera node even a DROP TRIGGER of none is a DDL under TOI.
+    let there: Option<Vec<String>> = conn
+        .query("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()")
+        .await
+        .ok();
+    let there = |t: &String| there.as_ref().is_none_or(|v| v.contains(t));
+    // The direct triggers (Galera cut-over) first: they write into the shadow.
+    for t in names
+        .direct
+        .iter()
+        .chain(&names.triggers)
+        .filter(|t| there(t))
+    {
         // The work session keeps the short lock_wait_timeout of its DDL, so clients' writes do
         // not queue behind the drop for long: a lock failure under writers is retried, for up
         // to a minute, rather than leaving the copy behind (a failed 1264 copy once kept
@@ -1260,8 +1277,8 @@ async fn drop_objects(conn: &mut Conn, names: &Names, tables: bool) {
                 Err(_) => break,
             }
         }
-        // A trigger left without its change log would fail every client write (1146): keep the
-        // log while any trigger may still stand.
+        // A trigger left without its change log (or shadow) would fail every client write
+        // (1146): keep both while any trigger may still stand.
         if !dropped {
             return;
         }
@@ -1299,6 +1316,7 @@ async fn setup(
         .query_drop(format!("CREATE TABLE {} LIKE {t}", ident(&names.shadow)))
         .await
         .map_err(|err| fail("creating the shadow table".into(), err))?;
+    toi_settle(e).await;
     if let Err(err) = e.work.query_drop(a.on(&ident(&names.shadow))).await {
         drop_objects(&mut e.work, &names, true).await;
         return Err(fail(
@@ -1395,7 +1413,11 @@ async fn setup(
             log("OLD")
         ),
     ];
-    if let Err(err) = create_triggers(e, &a.table, &triggers, opts, say).await {
+    let created = match e.galera() {
+        Some(_) => create_triggers_toi(e, &a.table, &triggers, opts, say).await,
+        None => create_triggers(e, &a.table, &triggers, opts, say).await,
+    };
+    if let Err(err) = created {
         drop_objects(&mut e.work, &names, true).await;
         return Err(err);
     }
@@ -1442,6 +1464,39 @@ async fn create_triggers(
         .await
         .map_err(|err| db("unlocking the table after creating the copy triggers", err));
     outcome.and(unlocked)
+}
+
+/// On a Galera node, after a DDL that names the table (`CREATE TABLE … LIKE t` too): under TOI it
+/// aborted the statements open on `t` on every node, which the server re-runs once; they finish
+/// before the next DDL can abort them again (see `cutover::TOI_SETTLE`).
+async fn toi_settle(e: &MySqlEngine) {
+    if e.galera().is_some() {
+        tokio::time::sleep(cutover::TOI_SETTLE).await;
+    }
+}
+
+/// On a Galera node: the three copy triggers one by one, each its own DDL under TOI, with no table
+/// lock (one node's lock would block its applier and, by flow control, every node). Correct
+/// without the lock because the copy reads rows only after all three exist; the lock's reason,
+/// prepared statements re-prepared between two of them (see `create_triggers`), concerns
+/// binary-protocol clients, which any DDL under TOI aborts anyway (1213).
+async fn create_triggers_toi(
+    e: &mut MySqlEngine,
+    table: &str,
+    triggers: &[String],
+    opts: &OnlineOptions,
+    say: Say<'_>,
+) -> Result<()> {
+    for sql in triggers {
+        match ddl(e, table, sql, opts, say).await {
+            Ok(()) => tokio::time::sleep(cutover::TOI_SETTLE).await,
+            Err(DdlError::Refused(m)) => {
+                return Err(Error::database(format!("running `{}`", first_line(sql)), m))
+            }
+            Err(DdlError::Failed(err)) | Err(DdlError::Server(err)) => return Err(err),
+        }
+    }
+    Ok(())
 }
 
 /// A new NOT NULL column without a default that has a CHECK of its own (JSON's `json_valid`): the
@@ -1622,10 +1677,6 @@ async fn copy_path(
     state: Option<StateRow>,
     started: Instant,
 ) -> Result<OnlineReport> {
-    // Also a copy an earlier run began: its triggers and cut-over take table locks all the same.
-    if let Some(g) = e.galera() {
-        return Err(g.refuse_copy(&a.table));
-    }
     let names = Names::of(&a.table);
     let t = a.table.clone();
     replicas::parse_urls(&opts.replica_urls)?;
@@ -1656,13 +1707,27 @@ async fn copy_path(
     if let Some(err) = refuse_copy(a, &live, &own, &names) {
         return Err(err);
     }
+    if let Some(g) = e.galera().cloned() {
+        if !crate::Galera::copy_opted_in()? {
+            return Err(g.refuse_copy(&t));
+        }
+        let inbound = fks::incoming(&mut e.work, &t)
+            .await
+            .map_err(|err| db("reading the foreign keys pointing at the table", err))?;
+        if !own.is_empty() || !inbound.is_empty() {
+            return Err(g.refuse_fk_copy(&t));
+        }
+    }
     crate::privileges::check_online_copy(&mut e.work, &t).await?;
     let conn = copy_session(e).await?;
     let conn_opts = e.work.opts().clone();
     let resume = state
         .as_ref()
         .filter(|s| s.state == "copying" || s.state == "copied");
-    let triggers_there = names.triggers.iter().all(|n| live.triggers.contains(n));
+    // On a Galera node a cut-over killed after it dropped the log triggers leaves the direct
+    // ones, which keep the shadow in sync just as well.
+    let triggers_there = names.triggers.iter().all(|n| live.triggers.contains(n))
+        || (e.galera().is_some() && names.direct.iter().all(|n| live.triggers.contains(n)));
     let (mut job, last, copied) = match resume {
         Some(st) if triggers_there && exists(&mut e.work, &names.shadow).await? => {
             let shadow = table::read(&mut e.work, &names.shadow)
@@ -1907,7 +1972,11 @@ async fn copy_path(
             ..Default::default()
         });
     }
-    let held = match cutover::swap(&mut job, opts, &conn_opts, say).await {
+    let swapped = match e.galera() {
+        Some(_) => cutover::galera_swap(&mut job, opts, say).await,
+        None => cutover::swap(&mut job, opts, &conn_opts, say).await,
+    };
+    let held = match swapped {
         Ok(held) => held,
         // Rows the new table refuses, found while catching up: nothing was swapped.
         Err(err) if is_data_failure(&err) => return Err(abandon(e, &names, &t, err).await),

@@ -25,6 +25,9 @@ pub struct Names {
     pub old: String,
     pub chg: String,
     pub triggers: [String; 3],
+    /// On a Galera node, the cut-over's triggers that write each change straight into the shadow
+    /// (`_t_dins`/`_t_dupd`/`_t_ddel`, see `cutover::galera_swap`).
+    pub direct: [String; 3],
     /// An empty twin the ALTER as written is tried on, for the definition it must produce.
     pub twin: String,
     /// Rows a log apply read, held inside its transaction (empty whenever none runs).
@@ -38,6 +41,7 @@ impl Names {
             old: aux(table, "old"),
             chg: aux(table, "chg"),
             triggers: [aux(table, "ins"), aux(table, "upd"), aux(table, "del")],
+            direct: [aux(table, "dins"), aux(table, "dupd"), aux(table, "ddel")],
             twin: aux(table, "twin"),
             stage: aux(table, "stg"),
         }

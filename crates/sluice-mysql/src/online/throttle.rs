@@ -16,7 +16,16 @@ pub(crate) struct Throttle {
     replicas: Replicas,
     max_threads_running: Option<u64>,
     max_replica_lag: Duration,
+    /// On a Galera node: flow control's paused time (`wsrep_flow_control_paused_ns`) at the last
+    /// look, and when that was.
+    galera: Option<(u64, Instant)>,
 }
+
+/// On a Galera node sluice's chunks wait while this node's receive or send queue holds more
+/// write sets than this, or flow control paused the cluster for more than a fifth of the time
+/// since the last chunk: the copy then adds to the backlog that makes every node stall.
+const GALERA_QUEUE_MAX: u64 = 50;
+const GALERA_PAUSED_MAX: f64 = 0.2;
 
 impl Throttle {
     /// The replicas named in `opts`, or without any those the primary knows (when a lag limit is
@@ -41,11 +50,64 @@ impl Throttle {
         opts: &OnlineOptions,
         discovered: Vec<DbUrl>,
     ) -> Result<Throttle> {
+        let wsrep: Option<(String, String)> = conn
+            .query_first("SHOW VARIABLES LIKE 'wsrep_on'")
+            .await
+            .map_err(|e| db("reading wsrep_on", e))?;
+        let galera = wsrep
+            .is_some_and(|(_, v)| v.eq_ignore_ascii_case("ON"))
+            .then(|| (0, Instant::now()));
         Ok(Throttle {
             replicas: Replicas::open(&opts.replica_urls, discovered, conn).await?,
             max_threads_running: opts.max_threads_running,
             max_replica_lag: opts.max_replica_lag,
+            galera,
         })
+    }
+
+    /// Why a Galera node should wait: queues above `GALERA_QUEUE_MAX` or flow control paused
+    /// more than `GALERA_PAUSED_MAX` of the time since the last look. None elsewhere.
+    async fn galera_busy(&mut self, conn: &mut Conn) -> Result<Option<String>> {
+        let Some((before, at)) = self.galera else {
+            return Ok(None);
+        };
+        let rows: Vec<(String, String)> = conn
+            .query(
+                "SHOW GLOBAL STATUS WHERE Variable_name IN ('wsrep_flow_control_paused_ns', \
+                 'wsrep_local_recv_queue', 'wsrep_local_send_queue')",
+            )
+            .await
+            .map_err(|e| db("reading the Galera flow control status", e))?;
+        let stat = |name: &str| -> u64 {
+            rows.iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0)
+        };
+        let paused_ns = stat("wsrep_flow_control_paused_ns");
+        let elapsed = at.elapsed();
+        self.galera = Some((paused_ns, Instant::now()));
+        let (recv, send) = (
+            stat("wsrep_local_recv_queue"),
+            stat("wsrep_local_send_queue"),
+        );
+        if recv > GALERA_QUEUE_MAX || send > GALERA_QUEUE_MAX {
+            return Ok(Some(format!(
+                "Galera queues: {recv} write set(s) to apply, {send} to send (over {GALERA_QUEUE_MAX})"
+            )));
+        }
+        // The first look only sets the baseline.
+        if before > 0 && !elapsed.is_zero() {
+            let share = paused_ns.saturating_sub(before) as f64 / elapsed.as_nanos() as f64;
+            if share > GALERA_PAUSED_MAX {
+                return Ok(Some(format!(
+                    "Galera flow control paused the cluster {:.0}% of the last {} ms",
+                    share * 100.0,
+                    elapsed.as_millis()
+                )));
+            }
+        }
+        Ok(None)
     }
 
     /// Waits while the server is busier than allowed or a replica lags; says when `what` pauses
@@ -70,6 +132,9 @@ impl Throttle {
                         busy = Some(format!("Threads_running {running} > {max}"));
                     }
                 }
+            }
+            if busy.is_none() {
+                busy = self.galera_busy(conn).await?;
             }
             if busy.is_none() && !self.replicas.is_empty() {
                 self.replicas.beat(conn).await?;
