@@ -770,6 +770,17 @@ async fn a_not_null_column_without_default_takes_inserts_of_both_versions_in_eve
             let mut db = p.db.my().await;
             let before = show_create(&mut db, "t").await;
             p.write("2_rename.sql", "ALTER TABLE t RENAME COLUMN c TO d;\n");
+            // The new column comes with its default in the same ALTER: no kill point between
+            // them where the old version's INSERTs (which leave d out) would fail with 1364.
+            let dry = p.run(&["up", "--dry-run"]);
+            ok(&dry, "dry run");
+            assert!(
+                // One statement of the step (its statements are joined with "; ").
+                dry.stdout.split("; ").any(|st| st.contains("ADD COLUMN")
+                    && st.contains("ALTER COLUMN `c` SET DEFAULT")
+                    && st.contains("ALTER COLUMN `d` SET DEFAULT")),
+                "{what}: {dry:?}"
+            );
             ok(&p.run(&["up"]), "expand");
             for (i, w) in [
                 format!("INSERT INTO t (note, c) VALUES (1, {v})"),

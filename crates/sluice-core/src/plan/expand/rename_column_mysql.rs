@@ -483,15 +483,16 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
     let mut block = vec![format!("LOCK TABLES {t} WRITE")];
     // MySQL has no ADD COLUMN IF NOT EXISTS: a rerun whose column is there (the facts show it)
     // leaves it out.
-    if mariadb || !f.has_to {
-        block.push(format!(
+    match &fill {
+        // One ALTER: a kill between an ADD of a NOT NULL column without default and its SET
+        // DEFAULT would leave the old version's INSERTs failing (1364) with no trigger yet.
+        Some(x) => block.push(format!(
+            "ALTER TABLE {t} ADD COLUMN {add_if}{b} {def} AFTER {a}, ALTER COLUMN {a} SET DEFAULT {x}, ALTER COLUMN {b} SET DEFAULT {x}, {add_clause}"
+        )),
+        None if mariadb || !f.has_to => block.push(format!(
             "ALTER TABLE {t} ADD COLUMN {add_if}{b} {def} AFTER {a}, {add_clause}"
-        ));
-    }
-    if let Some(x) = &fill {
-        block.push(format!(
-            "ALTER TABLE {t} ALTER COLUMN {a} SET DEFAULT {x}, ALTER COLUMN {b} SET DEFAULT {x}, ALGORITHM=INSTANT"
-        ));
+        )),
+        None => {}
     }
     block.extend(create(&ti, "INSERT", &insert_body));
     block.extend(create(&tu, "UPDATE", &update_body));
