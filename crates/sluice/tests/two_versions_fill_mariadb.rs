@@ -528,3 +528,102 @@ async fn what_cannot_be_carried_is_refused_before_anything_changes() {
         }
     }
 }
+
+/// Where the check on two empty copies cannot run (a system-versioned table, whose MODIFY the
+/// copies refuse; a user without CREATE), the migration is refused before anything (exit 2, or 9
+/// for the privilege `up` needs anyway; plan: the error finding, exit 7; dry run: exit 2), twice
+/// alike, nothing changed and no copy left —
+/// never run as written for want of the check (the old version's INSERTs would fail at once).
+#[tokio::test]
+async fn a_check_that_cannot_run_refuses_instead_of_running_as_written() {
+    for shape in ["system-versioned table", "user without CREATE"] {
+        let p = Project::new(Server::MariaDb).await;
+        setup(&p, 50);
+        let mut db = p.db.my().await;
+        let mut url = None;
+        if shape == "system-versioned table" {
+            db.query_drop("ALTER TABLE t ADD SYSTEM VERSIONING")
+                .await
+                .unwrap();
+        } else {
+            let user = format!("fillnc_{}", std::process::id());
+            let dbname: String = db.query_first("SELECT DATABASE()").await.unwrap().unwrap();
+            let mut su = p.db.my_su().await;
+            for host in ["%", "localhost"] {
+                su.query_drop(format!("DROP USER IF EXISTS '{user}'@'{host}'"))
+                    .await
+                    .unwrap();
+                su.query_drop(format!("CREATE USER '{user}'@'{host}'"))
+                    .await
+                    .unwrap();
+                su.query_drop(format!(
+                    "GRANT SELECT, INSERT, UPDATE, DELETE, ALTER, INDEX, TRIGGER, LOCK TABLES ON `{dbname}`.* TO '{user}'@'{host}'"
+                ))
+                .await
+                .unwrap();
+            }
+            url = Some((
+                user.clone(),
+                format!("mysql://{user}@127.0.0.1:3306/{dbname}"),
+            ));
+        }
+        let before = show_create(&mut db, "t").await;
+        let data = rows(&mut db, "t").await;
+        p.write("2_fill.sql", &migration("t"));
+        let run = |args: &[&str]| -> common::Run {
+            let mut c = p.command(args);
+            if let Some((_, u)) = &url {
+                c.env("DATABASE_URL", u);
+            }
+            c.output().unwrap().into()
+        };
+        for _ in 0..2 {
+            let plan = run(&["plan"]);
+            assert_eq!(plan.code, 7, "{shape}: {plan:?}");
+            assert!(
+                plan.stdout.contains("two-phase-refused"),
+                "{shape}: {plan:?}"
+            );
+            let dry = run(&["up", "--dry-run"]);
+            assert_eq!(dry.code, 2, "{shape}: {dry:?}");
+            let r = run(&["up"]);
+            if url.is_none() {
+                assert_eq!(r.code, 2, "{shape}: {r:?}");
+                assert!(
+                    r.all().contains("on two empty copies of the table"),
+                    "{shape}: {r:?}"
+                );
+                assert!(r.all().contains("--as-written"), "{shape}: {r:?}");
+            } else {
+                // sluice's own tables need CREATE too: refused as a missing privilege, with
+                // the GRANT to run, before anything.
+                assert_eq!(r.code, 9, "{shape}: {r:?}");
+                assert!(r.all().contains("GRANT CREATE"), "{shape}: {r:?}");
+            }
+            assert!(
+                matches!(state_of(&p, 2).as_deref(), Some("pending")),
+                "{shape}"
+            );
+            assert_eq!(show_create(&mut db, "t").await, before, "{shape}");
+            assert!(rows(&mut db, "t").await == data, "{shape}");
+            assert_eq!(sluice_triggers(&mut db).await, 0, "{shape}");
+            assert_eq!(
+                count(
+                    &mut db,
+                    "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME LIKE 'sluice\\_fill\\_probe%'"
+                )
+                .await,
+                0,
+                "{shape}: no copy left"
+            );
+        }
+        if let Some((user, _)) = &url {
+            let mut su = p.db.my_su().await;
+            for host in ["%", "localhost"] {
+                su.query_drop(format!("DROP USER IF EXISTS '{user}'@'{host}'"))
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}

@@ -680,10 +680,11 @@ async fn drift_is_not_captured_after_a_cut_off_complete_or_rollback() {
     }
 }
 
-/// An index made on the old name by a later migration while the rename is expanded has no copy
-/// on the new column: `complete` refuses before anything (its ALTER would fail after the triggers
-/// are dropped, which MariaDB cannot roll back), twice alike, the triggers and the table kept;
-/// once the index is made on the new name instead, `complete` finishes as the twin.
+/// An index on the old name while the rename is expanded has no copy on the new column: a
+/// migration that builds one is refused (exit 11, twice); one made by hand makes `complete` refuse
+/// before anything (its ALTER would fail after the triggers are dropped, which MariaDB cannot roll
+/// back), twice alike, the triggers and the table kept; once the index is made on the new name
+/// instead, `complete` finishes.
 #[tokio::test]
 async fn complete_refuses_an_index_made_on_the_old_name_while_expanded() {
     for case in CASES {
@@ -700,8 +701,31 @@ async fn complete_refuses_an_index_made_on_the_old_name_while_expanded() {
                 q(case.old)
             ),
         );
-        ok(&p.run(&["up"]), "index on the old name");
+        // As a migration it is refused before anything (exit 11), twice alike.
         let mut db = p.db.my().await;
+        let table = show_create(&mut db, "t").await;
+        for _ in 0..2 {
+            let r = p.run(&["up"]);
+            assert_eq!(r.code, 11, "{what}: {r:?}");
+            assert!(
+                r.stderr.contains(&format!(
+                    "builds an index on t.{} while migration 2_rename",
+                    case.old
+                )),
+                "{what}: {r:?}"
+            );
+            assert!(
+                r.stderr
+                    .contains(&format!("name the new column `{}`", case.new)),
+                "{what}: {r:?}"
+            );
+            assert_eq!(show_create(&mut db, "t").await, table, "{what}");
+        }
+        std::fs::remove_file(p.migration_path("3_index.sql")).unwrap();
+        // Made by hand (outside sluice), complete refuses it.
+        db.query_drop(format!("CREATE INDEX k_later ON t ({})", q(case.old)))
+            .await
+            .unwrap();
         let table = show_create(&mut db, "t").await;
         let mut first: Option<String> = None;
         for round in 0..2 {
@@ -720,7 +744,7 @@ async fn complete_refuses_an_index_made_on_the_old_name_while_expanded() {
         }
         // What the message says: the index on the new name instead, then complete.
         p.write(
-            "4_move.sql",
+            "3_move.sql",
             &format!(
                 "-- sluice:up\nDROP INDEX k_later ON t;\nCREATE INDEX k_later ON t ({});\n",
                 q(case.new)

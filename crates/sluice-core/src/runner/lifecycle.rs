@@ -871,6 +871,81 @@ fn in_run_conflicts(
             }
             continue;
         }
+        // An index or a constraint made on the old name of a column an open rename renames: the
+        // contract drops the old column with what is built on it and gives only the copies the
+        // expand made their names, so this one would be lost, or make `complete` fail part-way.
+        let names_old = |table: &QName, columns: &[String], from: &str| {
+            open.iter().find(|(_, _, eb, _)| match eb {
+                Breaking::RenameColumn {
+                    table: t, from: f, ..
+                } => {
+                    t.matches(table)
+                        && f == from
+                        && columns.iter().any(|c| {
+                            // An index column is its expression as written: a name, quoted or not.
+                            let c = c.trim();
+                            let unquoted = ['`', '"'].iter().find_map(|q| {
+                                c.strip_prefix(*q)
+                                    .and_then(|x| x.strip_suffix(*q))
+                                    .map(|x| x.replace(&format!("{q}{q}"), &q.to_string()))
+                            });
+                            match (target.engine.is_mysql_family(), unquoted) {
+                                (true, n) => n.as_deref().unwrap_or(c).eq_ignore_ascii_case(f),
+                                (false, Some(n)) => n == *f,
+                                (false, None) => c.to_lowercase() == *f,
+                            }
+                        })
+                }
+                _ => false,
+            })
+        };
+        let on_old_name = m.part(Direction::Up).and_then(|part| {
+            let stmts = sql::split(target.engine, &part.sql).unwrap_or_default();
+            stmts.iter().enumerate().find_map(|(i, s)| {
+                crate::analysis::ir::build(target.engine, i, s, 0, &s.sql)
+                    .actions()
+                    .iter()
+                    .find_map(|a| {
+                        let (table, columns, what) = match a {
+                            Action::CreateIndex { table, columns, .. } => {
+                                (table, columns.clone(), "an index")
+                            }
+                            Action::AddConstraint { table, constraint } => {
+                                let mut cols = constraint.columns.clone();
+                                cols.extend(constraint.expr_columns.iter().cloned());
+                                (table, cols, "a constraint")
+                            }
+                            _ => return None,
+                        };
+                        open.iter().find_map(|(_, _, eb, _)| match eb {
+                            Breaking::RenameColumn { from, .. } => {
+                                names_old(table, &columns, from).map(|o| (o.clone(), what))
+                            }
+                            _ => None,
+                        })
+                    })
+            })
+        });
+        if let Some(((label, v, eb, expanded), what)) = on_old_name {
+            let (from, to) = match &eb {
+                Breaking::RenameColumn { from, to, .. } => (from.clone(), to.clone()),
+                _ => unreachable!("found as a column rename"),
+            };
+            conflicts.push((*v_now, Error::lifecycle(
+                format!(
+                    "migration {} builds {what} on {}.{from} while migration {label} ({}) {}: `sluice complete` drops {from} with what is built on it (the expand copied only what was there), so it would be lost or make the contract fail",
+                    m.label(),
+                    eb.table(),
+                    eb.describe(),
+                    state(expanded),
+                ),
+                format!("name the new column `{to}` in it instead (both names hold the same values while expanded), or {}", first_fix(&v, expanded)),
+            )));
+            if !all {
+                break;
+            }
+            continue;
+        }
         let Some((_, _, b)) = found else {
             continue;
         };
@@ -1466,7 +1541,7 @@ async fn fill_applies(
     b: &Breaking,
 ) -> Result<bool> {
     use crate::plan::expand::fill_not_null_mysql::{
-        only_nullability, operation_text, probe_names, probe_sql,
+        only_nullability, operation_text, probe_names, probe_sql, probe_token,
     };
     let Breaking::FillNotNull { table, column, .. } = b else {
         return Ok(true);
@@ -1487,41 +1562,59 @@ async fn fill_applies(
         return Ok(false);
     };
     let table_sql = crate::quote::qname(engine.target().engine, table);
-    let probe = probe_sql(&table_sql, table.schema.as_deref(), op);
-    let mut made = true;
+    let token = probe_token();
+    let probe = probe_sql(&table_sql, table.schema.as_deref(), op, &token);
+    let mut failed = None;
     for sql in &probe {
-        if engine.execute(sql).await.is_err() {
-            made = false;
+        if let Err(e) = engine.execute(sql).await {
+            failed = Some(e);
             break;
         }
     }
-    let mut same = false;
-    if made {
-        let mut show = Vec::new();
-        let (a, b) = probe_names(table.schema.as_deref());
-        for p in [a, b] {
-            let text = engine
-                .query_text(&format!("SHOW CREATE TABLE {p}"))
-                .await?
-                .into_iter()
-                .next()
-                .and_then(|r| r.into_iter().nth(1))
-                .flatten()
-                .unwrap_or_default();
-            show.push(text);
+    // Never as written for want of a check: that is the outage the two phases avoid.
+    if let Some(e) = failed {
+        let _ = engine.execute(&probe[0]).await;
+        return Err(Error::usage(
+            format!(
+                "migration {}: sluice checks that the MODIFY changes nothing but the nullability of {}.{column} on two empty copies of the table (CREATE TABLE … LIKE, the MODIFY on one, both dropped), and that failed: {}",
+                m.label(),
+                table.display(),
+                e.message
+            ),
+            "nothing was changed; grant CREATE, ALTER and DROP on the database (see Privileges), or make the change in a form the server accepts on the table; `sluice up --as-written` runs it in one step (the old version's INSERTs that leave the column out fail from then on)",
+        ));
+    }
+    let mut show = Vec::new();
+    let (a, b) = probe_names(table.schema.as_deref(), &token);
+    for p in [a, b] {
+        match engine.query_text(&format!("SHOW CREATE TABLE {p}")).await {
+            Ok(rows) => show.push(
+                rows.into_iter()
+                    .next()
+                    .and_then(|r| r.into_iter().nth(1))
+                    .flatten()
+                    .unwrap_or_default(),
+            ),
+            Err(e) => {
+                let _ = engine.execute(&probe[0]).await;
+                return Err(e);
+            }
         }
-        // The column must be NULL-able now: a MODIFY of a NOT NULL column changes nothing.
-        let nullable_now = show[0]
-            .lines()
-            .find(|l| {
-                crate::plan::expand::rename_column_mysql::read_ident(l.trim())
-                    .is_some_and(|(n, _)| n.eq_ignore_ascii_case(column))
-            })
-            .is_some_and(|l| !l.contains(" NOT NULL"));
-        same = nullable_now && only_nullability(&show[0], &show[1], column);
     }
     let _ = engine.execute(&probe[0]).await;
-    Ok(same)
+    // The column must be NULL-able now: a MODIFY of a NOT NULL column changes nothing. (Its
+    // COMMENT may say anything: only what stands before it counts.)
+    let nullable_now = show[0]
+        .lines()
+        .find(|l| {
+            crate::plan::expand::rename_column_mysql::read_ident(l.trim())
+                .is_some_and(|(n, _)| n.eq_ignore_ascii_case(column))
+        })
+        .is_some_and(|l| {
+            let head = l.split(" COMMENT '").next().unwrap_or(l);
+            !head.contains(" NOT NULL")
+        });
+    Ok(nullable_now && only_nullability(&show[0], &show[1], column))
 }
 
 /// The referencing columns a kept type change of `cat`'s column widened with it and kept: each
@@ -2066,11 +2159,20 @@ pub(crate) async fn plan_hook(
             a.refused = Some(why.clone());
         }
     };
+    let found = match found {
+        Ok(Some((s, st, b))) => match fill_applies(engine, m, &st, &b).await {
+            Ok(true) => Ok(Some((s, st, b))),
+            // Not the two-phase fill: planned as written, as `up` runs it.
+            Ok(false) => return None,
+            Err(e) => {
+                refuse(statements, format!("`sluice up` refuses it: {e}"));
+                refused(findings, Some(&st), &e);
+                return None;
+            }
+        },
+        other => other,
+    };
     let (s, st, b) = match found {
-        Ok(Some((s, st, b))) if !fill_applies(engine, m, &st, &b).await.unwrap_or(false) => {
-            let _ = s;
-            return None;
-        }
         Ok(Some(x)) => x,
         Ok(None) => {
             // Columns an earlier migration of this run added: `up` runs it as written, so the

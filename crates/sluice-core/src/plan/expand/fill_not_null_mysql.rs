@@ -206,8 +206,13 @@ fn is_word(c: u8) -> bool {
 /// TABLE`s. Plain tables beside the table (`schema`: its database as SQL, when the statement names
 /// one), as the online path's twin: a temporary one would need CREATE TEMPORARY TABLES, which the
 /// documented grants do not hold.
-pub fn probe_sql(table_sql: &str, schema: Option<&str>, operation: &str) -> Vec<String> {
-    let (a, b) = probe_names(schema);
+pub fn probe_sql(
+    table_sql: &str,
+    schema: Option<&str>,
+    operation: &str,
+    token: &str,
+) -> Vec<String> {
+    let (a, b) = probe_names(schema, token);
     vec![
         format!("DROP TABLE IF EXISTS {a}, {b}"),
         format!("CREATE TABLE {a} LIKE {table_sql}"),
@@ -216,17 +221,31 @@ pub fn probe_sql(table_sql: &str, schema: Option<&str>, operation: &str) -> Vec<
     ]
 }
 
-/// The probe tables as SQL (before, after).
-pub fn probe_names(schema: Option<&str>) -> (String, String) {
+/// The probe tables as SQL (before, after). `token` is one run's own (see [`probe_token`]): a
+/// `plan` beside an `up` (plan takes no run lock) must not drop or alter the other's copies.
+pub fn probe_names(schema: Option<&str>, token: &str) -> (String, String) {
     let q = |n: &str| match schema {
         Some(s) => format!("{}.{}", ident(s), ident(n)),
         None => ident(n),
     };
-    (q(PROBES.0), q(PROBES.1))
+    (
+        q(&format!("{PROBE_PREFIX}{token}_b")),
+        q(&format!("{PROBE_PREFIX}{token}_a")),
+    )
 }
 
-/// The probe tables' names.
-pub const PROBES: (&str, &str) = ("_sluice_fill_probe_before", "_sluice_fill_probe_after");
+/// The probe tables' names begin so: `sluice_` is sluice's own prefix, left out of every schema
+/// snapshot and drift report (a copy a killed run left behind is no drift).
+pub const PROBE_PREFIX: &str = "sluice_fill_probe_";
+
+/// A token no other process uses at the same time: the process id and the clock's nanoseconds.
+pub fn probe_token() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}_{nanos:08x}", std::process::id())
+}
 
 /// Whether `after` (SHOW CREATE TABLE of the copy the MODIFY ran on) differs from `before` (of
 /// the untouched copy) in nothing but column `column` being NOT NULL (and a `DEFAULT NULL` gone
@@ -323,9 +342,18 @@ pub struct Names {
 }
 
 pub fn names(table: &str, column: &str) -> Names {
+    // Trigger names are the schema's, and `{table}_{column}` alone is ambiguous (`a_b`.`c` and
+    // `a`.`b_c`): a tag of the pair as such keeps two tables' fills apart. FNV-1a, stable across
+    // runs and builds (a rerun must find the triggers of the killed run).
+    let hash = format!("{table}\0{column}")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let tag = hash as u32 ^ (hash >> 32) as u32;
     Names {
-        insert: helper_name(table, column, "sluice_fni"),
-        update: helper_name(table, column, "sluice_fnu"),
+        insert: helper_name(table, column, &format!("{tag:08x}_sluice_fni")),
+        update: helper_name(table, column, &format!("{tag:08x}_sluice_fnu")),
     }
 }
 
@@ -595,6 +623,20 @@ mod tests {
     use super::super::drop_column_mysql::{Column, Live};
     use super::*;
 
+    #[test]
+    fn trigger_names_keep_tables_apart_where_underscores_would_not() {
+        // `a_b`.`c` and `a`.`b_c` both read `a_b_c`: their fills must not share triggers.
+        let pairs = [("a_b", "c"), ("a", "b_c"), ("a_", "b_c"), ("a", "_b_c")];
+        let mut seen = std::collections::HashSet::new();
+        for (t, c) in pairs {
+            let n = names(t, c);
+            assert!(seen.insert(n.insert.clone()), "{t}.{c}: {}", n.insert);
+            assert!(seen.insert(n.update.clone()), "{t}.{c}: {}", n.update);
+            assert_eq!(n.insert, names(t, c).insert, "stable");
+            assert!(n.insert.len() <= 64);
+        }
+    }
+
     fn stmts(sql: &str) -> Vec<Stmt> {
         let e = EngineKind::MariaDb;
         crate::sql::split(e, sql)
@@ -771,10 +813,10 @@ mod tests {
         let row = "(SELECT NEW.`id` AS `id`, NEW.`country` AS `country`, NEW.`region` AS `region`, NEW.`g` AS `g`) AS `t`";
         assert_eq!(
             sql[0],
-            format!("CREATE OR REPLACE TRIGGER `t_region_sluice_fni` BEFORE INSERT ON `t` FOR EACH ROW FOLLOWS `audit_bi` BEGIN IF NEW.`region` IS NULL THEN SET NEW.`region` = (SELECT (lower(country)) FROM {row}); END IF; END")
+            format!("CREATE OR REPLACE TRIGGER `t_region_83455651_sluice_fni` BEFORE INSERT ON `t` FOR EACH ROW FOLLOWS `audit_bi` BEGIN IF NEW.`region` IS NULL THEN SET NEW.`region` = (SELECT (lower(country)) FROM {row}); END IF; END")
         );
         assert!(
-            sql[1].starts_with("CREATE OR REPLACE TRIGGER `t_region_sluice_fnu` BEFORE UPDATE ON `t` FOR EACH ROW BEGIN IF"),
+            sql[1].starts_with("CREATE OR REPLACE TRIGGER `t_region_83455651_sluice_fnu` BEFORE UPDATE ON `t` FOR EACH ROW BEGIN IF"),
             "{}",
             sql[1]
         );
@@ -813,8 +855,8 @@ mod tests {
         assert_eq!(
             p.complete,
             vec![
-                "DROP TRIGGER IF EXISTS `t_region_sluice_fni`".to_string(),
-                "DROP TRIGGER IF EXISTS `t_region_sluice_fnu`".to_string()
+                "DROP TRIGGER IF EXISTS `t_region_83455651_sluice_fni`".to_string(),
+                "DROP TRIGGER IF EXISTS `t_region_83455651_sluice_fnu`".to_string()
             ]
         );
         assert_eq!(p.rollback, p.complete);
@@ -823,7 +865,7 @@ mod tests {
         // A rerun: sluice's own trigger is never the one it follows.
         let mut f = facts();
         f.triggers.push(Trigger {
-            name: "t_region_sluice_fni".into(),
+            name: "t_region_83455651_sluice_fni".into(),
             event: "INSERT".into(),
             timing: "BEFORE".into(),
         });
