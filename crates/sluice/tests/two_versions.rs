@@ -1100,7 +1100,15 @@ async fn a_missing_file_is_exit_4_everywhere_and_never_repaired() {
     ok(&p.run(&["up"]), "expand");
     let aside = p.path().join("aside.sql");
     std::fs::rename(p.migration_path("2_rename.sql"), &aside).unwrap();
-    let commands: &[&[&str]] = &[&["complete"], &["rollback"], &["verify"], &["repair"]];
+    let commands: &[&[&str]] = &[
+        &["complete"],
+        &["rollback"],
+        &["verify"],
+        &["repair"],
+        &["up"],
+        &["up", "--dry-run"],
+        &["plan"],
+    ];
     for round in 0..2 {
         for args in commands {
             let r = p.run(args);
@@ -1109,6 +1117,10 @@ async fn a_missing_file_is_exit_4_everywhere_and_never_repaired() {
             assert!(said.contains("2_rename"), "{args:?}: {r:?}");
             assert!(!said.contains("sluice repair"), "{args:?}: {r:?}");
             assert!(!said.contains("nothing to repair"), "{args:?}: {r:?}");
+            assert!(
+                !said.contains("recorded as missing-file"),
+                "{args:?}: {r:?}"
+            );
             // Shown as missing its file; the record is untouched (expanded, as the end shows).
             assert_eq!(state_of(&p, 2).as_deref(), Some("missing-file"), "{args:?}");
         }

@@ -606,21 +606,31 @@ pub(super) fn plan_up(
             "finish it with `sluice down` (it resumes where it stopped) before applying migrations",
         ));
     }
-    if let Some(r) = statuses.iter().find(|s| {
-        s.status == MigrationStatus::MissingFile
-            && rows
-                .iter()
-                .any(|r| r.version == s.version && !r.state.is_done())
+    if let Some((r, row)) = statuses.iter().find_map(|s| {
+        rows.iter()
+            .find(|r| r.version == s.version && !r.state.is_done())
+            .filter(|_| s.status == MigrationStatus::MissingFile)
+            .map(|row| (s, row))
     }) {
-        return Err(Error::usage(
-            format!(
-                "migration {}_{} is recorded as {} but its file is missing",
-                r.version_text,
-                r.name,
-                r.status.as_str()
+        // Exit 4, as for any recorded migration whose file is missing; the record's own state
+        // (the status only says the file is missing).
+        let (state, next) = match row.state {
+            crate::history::RecordState::Expanded => (
+                "expanded",
+                "restore the file: `sluice complete` and `sluice rollback` are planned from it, and `sluice up` goes on after it",
             ),
-            "restore the file so `sluice up` can resume it",
-        ));
+            _ => (
+                row.state.shown(),
+                "restore the file so `sluice up` can finish it",
+            ),
+        };
+        return Err(Error::Checksum {
+            message: format!(
+                "migration {}_{} is {state} but its file is missing",
+                r.version_text, r.name
+            ),
+            help: next.into(),
+        });
     }
     let out_of_order: Vec<&StatusEntry> = statuses
         .iter()
