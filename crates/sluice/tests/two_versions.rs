@@ -1085,6 +1085,40 @@ async fn drift_is_not_captured_while_an_expand_is_unfinished() {
     assert!(killed_with_drift > 0, "no kill point left drift behind");
 }
 
+/// An expand cut off, then its file edited (here into another migration altogether): the rerun
+/// must not plan from the new text and leave the cut-off run's trigger and column behind for good.
+/// `up` refuses (exit 4, twice, nothing changed); restored, `up` finishes the expand, and the edit
+/// then goes in a new migration.
+#[tokio::test]
+async fn an_edited_file_of_a_cut_off_expand_is_refused_until_restored() {
+    let case = &CASES[0];
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_create.sql", &case.create());
+    ok(&p.run(&["up"]), "create");
+    p.write("2_rename.sql", &case.rename());
+    let killed = p.run_crashing(&["up"], "expand-step-2");
+    assert_ne!(killed.code, 0, "{killed:?}");
+    let made = p.pg_dump_schema();
+    p.write(
+        "2_rename.sql",
+        "-- sluice:up\nALTER TABLE t ADD COLUMN d int;\n",
+    );
+    for _ in 0..2 {
+        for args in [&["up"][..], &["up", "--dry-run"], &["plan"]] {
+            let r = p.run(args);
+            assert_eq!(r.code, 4, "{args:?}: {r:?}");
+            assert!(
+                r.stderr.contains("the expand phase of migration 2_rename was cut off and its file has changed since"),
+                "{args:?}: {r:?}"
+            );
+            assert_eq!(p.pg_dump_schema(), made, "{args:?}: nothing changed");
+        }
+    }
+    p.write("2_rename.sql", &case.rename());
+    ok(&p.run(&["up"]), "the restored file finishes the expand");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+}
+
 /// A recorded migration's file gone (moved away), expanded or applied: every command that needs it
 /// refuses with exit 4 (as the README's table says for a missing file) naming it, `status` says it
 /// is recorded (not "applied" when it is expanded), `verify` says restore (never `repair`), and

@@ -2634,7 +2634,9 @@ async fn expand(
         sluice_version: crate::SLUICE_VERSION.into(),
         app_version: ctx.app_version.clone(),
         statements_done: 0,
-        statement_hashes: vec![],
+        // The breaking statement's hash ahead of the done count marks a cut-off expand: `up`
+        // then refuses an edited file (see `plan_up`).
+        statement_hashes: vec![statement_hash(&s.sql)],
         error: None,
         failed_statement: None,
     };

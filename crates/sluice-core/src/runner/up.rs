@@ -594,6 +594,25 @@ pub(super) fn plan_up(
     if !edited.is_empty() {
         return Err(edited_error(&edited));
     }
+    // An expand phase cut off (recorded running with its breaking statement's hash ahead of its
+    // done count) whose file changed since: the rerun would plan from the new text and leave what
+    // the cut-off run made (triggers that go on writing values) behind for good.
+    if let Some((r, m)) = rows.iter().find_map(|r| {
+        let m = files.iter().find(|m| m.version == r.version)?;
+        (r.state == crate::history::RecordState::Running
+            && r.statement_hashes.len() > r.statements_done.max(0) as usize
+            && m.checksum != r.checksum)
+            .then_some((r, m))
+    }) {
+        let _ = r;
+        return Err(Error::Checksum {
+            message: format!(
+                "the expand phase of migration {} was cut off and its file has changed since: a rerun would plan from the new text and leave what the cut-off run made (its triggers, its new column) behind",
+                m.label()
+            ),
+            help: "restore the file as it was, then run `sluice up` to finish the expand (or `sluice rollback` to remove what it made), and change the migration after that".into(),
+        });
+    }
     if let Some(r) = statuses
         .iter()
         .find(|s| s.status == MigrationStatus::Reverting)
