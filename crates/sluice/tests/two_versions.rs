@@ -1085,6 +1085,56 @@ async fn drift_is_not_captured_while_an_expand_is_unfinished() {
     assert!(killed_with_drift > 0, "no kill point left drift behind");
 }
 
+/// While a rename is expanded, a later migration that builds an index or a constraint on the old
+/// name is refused before anything (up and dry run exit 11, plan 7 with the error finding), each
+/// form, twice: complete would drop the old column with it (the expand copied only what was there).
+/// On the new name it applies.
+#[tokio::test]
+async fn an_index_or_constraint_on_the_old_name_of_an_open_rename_is_refused() {
+    let case = &CASES[0];
+    let p = Project::new(Server::Postgres).await;
+    p.write("1_create.sql", &case.create());
+    ok(&p.run(&["up"]), "create");
+    p.write("2_rename.sql", &case.rename());
+    ok(&p.run(&["up"]), "expand");
+    let before = p.pg_dump_schema();
+    let forms = [
+        "CREATE INDEX t_later ON t (name);",
+        "CREATE INDEX t_later ON t (\"name\", note);",
+        "CREATE UNIQUE INDEX CONCURRENTLY t_later ON t (note, name);",
+        "ALTER TABLE t ADD CONSTRAINT t_later UNIQUE (name);",
+        "ALTER TABLE t ADD CONSTRAINT t_later CHECK (length(name) < 100);",
+    ];
+    for form in forms {
+        p.write("3_later.sql", &format!("-- sluice:up\n{form}\n"));
+        for _ in 0..2 {
+            for (args, code) in [
+                (&["up"][..], 11),
+                (&["up", "--dry-run"], 11),
+                (&["plan"], 7),
+            ] {
+                let r = p.run(args);
+                assert_eq!(r.code, code, "{form} {args:?}: {r:?}");
+                let said = format!("{}{}", r.stdout, r.stderr);
+                assert!(
+                    said.contains("on t.name while migration 2_rename"),
+                    "{form} {args:?}: {r:?}"
+                );
+                assert!(
+                    said.contains("name the new column `full_name`"),
+                    "{form}: {r:?}"
+                );
+            }
+            assert_eq!(p.pg_dump_schema(), before, "{form}: nothing changed");
+        }
+    }
+    p.write(
+        "3_later.sql",
+        "-- sluice:up\nCREATE INDEX t_later ON t (full_name);\n",
+    );
+    ok(&p.run(&["up"]), "on the new name");
+}
+
 /// An expand cut off, then its file edited (here into another migration altogether): the rerun
 /// must not plan from the new text and leave the cut-off run's trigger and column behind for good.
 /// `up` refuses (exit 4, twice, nothing changed); restored, `up` finishes the expand, and the edit
