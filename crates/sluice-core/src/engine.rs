@@ -522,6 +522,9 @@ pub struct ColumnCatalog {
     pub not_null: bool,
     /// The default expression as the server prints it (`pg_get_expr`), not for identity.
     pub default: Option<String>,
+    /// The default of the column's type when it is a domain that has one (what an INSERT that
+    /// leaves the column out gets when the column has no default of its own).
+    pub domain_default: Option<String>,
     /// An identity column's sequence (the server drops it with the column).
     pub identity: Option<SequenceFacts>,
     /// A sequence owned by the column (`serial`, `OWNED BY`): schema and name.

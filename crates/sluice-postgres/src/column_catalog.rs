@@ -21,7 +21,8 @@ pub async fn read(client: &Client, table: &str, column: &str) -> Result<Option<C
                     (SELECT format('%I.%I', cn.nspname, co.collname)
                        FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace
                       WHERE co.oid = a.attcollation
-                        AND a.attcollation <> (SELECT typcollation FROM pg_type WHERE oid = a.atttypid))
+                        AND a.attcollation <> (SELECT typcollation FROM pg_type WHERE oid = a.atttypid)),
+                    (SELECT y.typdefault FROM pg_type y WHERE y.oid = a.atttypid AND y.typtype = 'd')
                FROM pg_class c
                JOIN pg_namespace n ON n.oid = c.relnamespace
                JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = $2 AND a.attnum > 0 AND NOT a.attisdropped
@@ -50,6 +51,7 @@ pub async fn read(client: &Client, table: &str, column: &str) -> Result<Option<C
         comment: r.get(10),
         server_version: r.get(15),
         collation: r.get(16),
+        domain_default: r.get(17),
         ..Default::default()
     };
     cat.generated = !generated.is_empty();

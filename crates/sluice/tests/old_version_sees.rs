@@ -136,6 +136,17 @@ fn shapes() -> Vec<Shape> {
             ],
         },
         Shape {
+            what: "drop a nullable column of a domain with a default: the domain's default",
+            server: Server::Postgres,
+            setup: "CREATE DOMAIN dd AS text DEFAULT 'z'; CREATE TABLE t (id int PRIMARY KEY, c dd); INSERT INTO t VALUES (1, 'a')",
+            up: "ALTER TABLE t DROP COLUMN c;",
+            sees: &[("info", &["reads public.t.c as its type's default ('z'::text, the domain's)"])],
+            checks: &[
+                Runs("INSERT INTO t (id) VALUES (2)"),
+                Reads("SELECT coalesce(c::text, 'NULL') FROM t WHERE id = 2", "z"),
+            ],
+        },
+        Shape {
             what: "drop a NOT NULL column without a default: NULL, its NOT NULL dropped",
             server: Server::Postgres,
             setup: "int NOT NULL|1",

@@ -115,10 +115,12 @@ pub fn phases(
         if !(needs_drop || col.not_null_dropped) {
             // A generated column holds what it computes for every row: nothing to state.
             if !cat.generated {
-                let value = match (&cat.identity, &cat.default) {
-                    (Some(_), _) => "the next identity value".to_string(),
-                    (None, Some(d)) => format!("its default ({d})"),
-                    (None, None) => "NULL".to_string(),
+                let value = match (&cat.identity, &cat.default, &cat.domain_default) {
+                    (Some(_), _, _) => "the next identity value".to_string(),
+                    (None, Some(d), _) => format!("its default ({d})"),
+                    // A domain's default stands in where the column has none of its own.
+                    (None, None, Some(d)) => format!("its type's default ({d}, the domain's)"),
+                    (None, None, None) => "NULL".to_string(),
                 };
                 old_version.push(super::super::old_version::dropped_column(&col_name, &value));
             }
