@@ -1375,3 +1375,45 @@ async fn plan_of_a_refused_rename_puts_its_online_form_under_as_written() {
         "{plan:?}"
     );
 }
+
+/// Trigger names are the schema's: renames of `a_b`.`c` and `a`.`b_c` (both `a_b_c` untagged)
+/// expanded side by side each keep their own pair of triggers, and a write through either old
+/// name reaches its own new name only; both complete.
+#[tokio::test]
+async fn renames_whose_table_and_column_read_alike_keep_their_own_triggers() {
+    let p = Project::new(Server::MariaDb).await;
+    p.write(
+        "1_create.sql",
+        "CREATE TABLE a_b (id int PRIMARY KEY, c int);\nCREATE TABLE a (id int PRIMARY KEY, b_c int);\nINSERT INTO a_b VALUES (1, 10);\nINSERT INTO a VALUES (1, 20);\n",
+    );
+    ok(&p.run(&["up"]), "create");
+    p.write("2_rename.sql", "ALTER TABLE a_b RENAME COLUMN c TO c2;\n");
+    p.write("3_rename.sql", "ALTER TABLE a RENAME COLUMN b_c TO b_c2;\n");
+    ok(&p.run(&["up"]), "expand both");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+    assert_eq!(state_of(&p, 3).as_deref(), Some("expanded"));
+    let mut db = p.db.my().await;
+    assert_eq!(
+        count(
+            &mut db,
+            "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE IN ('a_b', 'a')"
+        )
+        .await,
+        4
+    );
+    db.query_drop("INSERT INTO a_b (id, c) VALUES (2, 11)")
+        .await
+        .unwrap();
+    db.query_drop("INSERT INTO a (id, b_c) VALUES (2, 21)")
+        .await
+        .unwrap();
+    db.query_drop("UPDATE a_b SET c2 = 12 WHERE id = 1")
+        .await
+        .unwrap();
+    assert_eq!(count(&mut db, "SELECT c2 FROM a_b WHERE id = 2").await, 11);
+    assert_eq!(count(&mut db, "SELECT b_c2 FROM a WHERE id = 2").await, 21);
+    assert_eq!(count(&mut db, "SELECT c FROM a_b WHERE id = 1").await, 12);
+    ok(&p.run(&["complete"]), "complete both");
+    assert_eq!(count(&mut db, "SELECT c2 FROM a_b WHERE id = 1").await, 12);
+    assert_eq!(count(&mut db, "SELECT b_c2 FROM a WHERE id = 1").await, 20);
+}

@@ -817,7 +817,12 @@ async fn complete_refuses_an_expand_phase_a_cut_off_rollback_left_behind() {
         ("a trigger dropped", |p| {
             Box::pin(async move {
                 let mut db = p.db.my().await;
-                db.query_drop("DROP TRIGGER t_name_sluice_smu")
+                let name: String = db
+                    .query_first("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME LIKE '%sluice\\_smu'")
+                    .await
+                    .unwrap()
+                    .unwrap();
+                db.query_drop(format!("DROP TRIGGER `{name}`"))
                     .await
                     .unwrap();
             })

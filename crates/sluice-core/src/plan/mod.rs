@@ -693,6 +693,19 @@ pub fn pg_object_name(name1: &str, name2: Option<&str>, label: &str) -> String {
 /// A name for a constraint sluice adds while staging and drops again (kept within PostgreSQL's
 /// 63 bytes). A name that must be cut gets a hash of the whole so that helpers of different columns
 /// of one long table never share a name.
+/// [`helper_name`] with a tag of the (table, column) pair before `suffix`: for names the whole
+/// schema shares (MariaDB/MySQL triggers), where `{table}_{column}` alone is ambiguous (`a_b`.`c`
+/// and `a`.`b_c`). FNV-1a, stable across runs and builds (a rerun must find the killed run's).
+pub fn tagged_helper_name(table: &str, column: &str, suffix: &str) -> String {
+    let hash = format!("{table}\0{column}")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    let tag = hash as u32 ^ (hash >> 32) as u32;
+    helper_name(table, column, &format!("{tag:08x}_{suffix}"))
+}
+
 pub fn helper_name(table: &str, column: &str, suffix: &str) -> String {
     let full = if column.is_empty() {
         format!("{table}_{suffix}")

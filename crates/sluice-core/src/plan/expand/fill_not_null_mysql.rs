@@ -23,7 +23,6 @@
 //! charset, collation, default, comment, position): the lifecycle tries it on empty copies of
 //! the table ([`probe_sql`]) and compares; anything else runs as written, as before.
 
-use super::super::helper_name;
 use super::super::staged::{About, Lock, Step};
 use super::super::{Blocks, Effect};
 use super::rename_column_mysql::{entries, read_ident};
@@ -342,18 +341,10 @@ pub struct Names {
 }
 
 pub fn names(table: &str, column: &str) -> Names {
-    // Trigger names are the schema's, and `{table}_{column}` alone is ambiguous (`a_b`.`c` and
-    // `a`.`b_c`): a tag of the pair as such keeps two tables' fills apart. FNV-1a, stable across
-    // runs and builds (a rerun must find the triggers of the killed run).
-    let hash = format!("{table}\0{column}")
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-    let tag = hash as u32 ^ (hash >> 32) as u32;
+    // Trigger names are the schema's: tagged by the pair (see `tagged_helper_name`).
     Names {
-        insert: helper_name(table, column, &format!("{tag:08x}_sluice_fni")),
-        update: helper_name(table, column, &format!("{tag:08x}_sluice_fnu")),
+        insert: crate::plan::tagged_helper_name(table, column, "sluice_fni"),
+        update: crate::plan::tagged_helper_name(table, column, "sluice_fnu"),
     }
 }
 

@@ -222,10 +222,22 @@ pub struct Names {
     pub update: String,
 }
 
-pub fn trigger_names(table: &str, column: &str) -> Names {
-    Names {
+/// The sync triggers' names, tagged by the pair (trigger names are the schema's: `a_b`.`c` and
+/// `a`.`b_c` must not share them, and MariaDB's CREATE OR REPLACE TRIGGER would take the other
+/// table's). `present`: the table's triggers now; an expand made by an earlier sluice under the
+/// untagged names keeps them, so its rerun, complete and rollback find them.
+pub fn trigger_names(table: &str, column: &str, present: &[String]) -> Names {
+    let legacy = Names {
         insert: helper_name(table, column, "sluice_ins"),
         update: helper_name(table, column, "sluice_upd"),
+    };
+    let has = |n: &str| present.iter().any(|p| p.eq_ignore_ascii_case(n));
+    if has(&legacy.insert) || has(&legacy.update) {
+        return legacy;
+    }
+    Names {
+        insert: crate::plan::tagged_helper_name(table, column, "sluice_ins"),
+        update: crate::plan::tagged_helper_name(table, column, "sluice_upd"),
     }
 }
 
@@ -407,7 +419,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
     let omitted = left_out(&default, &extra)?;
     let forget_mark = format!("DELETE FROM `sluice_meta` WHERE `k` = {}", literal(&f.mark));
 
-    let n = trigger_names(&f.table, &f.from);
+    let n = trigger_names(&f.table, &f.from, &f.triggers_present);
     let (ti, tu) = (ident(&n.insert), ident(&n.update));
     let add_if = if mariadb { "IF NOT EXISTS " } else { "" };
     use crate::plan::Algorithm;
@@ -750,7 +762,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
 /// The phases once the contract's ALTER ran (a kill before its record): the old column is gone,
 /// so `complete` only makes sure the triggers are and records it; a rollback is refused.
 fn contracted(f: &Facts) -> Phases {
-    let n = trigger_names(&f.table, &f.from);
+    let n = trigger_names(&f.table, &f.from, &f.triggers_present);
     let t = &f.table_sql;
     let (rollback, rollback_refusal) = super::refused_rollback(
         f.engine,
@@ -876,14 +888,16 @@ mod tests {
         let lock = sql[0]
             .strip_prefix(&format!("{forget}; "))
             .unwrap_or_else(|| panic!("{}", sql[0]));
-        assert!(lock.starts_with("LOCK TABLES `t` WRITE; ALTER TABLE `t` ADD COLUMN IF NOT EXISTS `full name` varchar(20) NOT NULL DEFAULT 'anon' COMMENT 'who' AFTER `name`, ALGORITHM=INSTANT; CREATE OR REPLACE TRIGGER `t_name_sluice_ins` BEFORE INSERT ON `t` FOR EACH ROW BEGIN IF NOT (CAST(NEW.`name` AS BINARY) <=> CAST(NEW.`full name` AS BINARY)) THEN IF CAST(NEW.`full name` AS BINARY) <=> CAST(CONCAT(IFNULL(LEFT(NEW.`full name`, 0), ''), 'anon') AS BINARY) AND NOT (CAST(NEW.`name` AS BINARY) <=> CAST(CONCAT(IFNULL(LEFT(NEW.`name`, 0), ''), 'anon') AS BINARY)) THEN"), "{}", sql[0]);
-        assert!(sql[0].contains("CREATE OR REPLACE TRIGGER `t_name_sluice_upd` BEFORE UPDATE"));
+        assert!(lock.starts_with("LOCK TABLES `t` WRITE; ALTER TABLE `t` ADD COLUMN IF NOT EXISTS `full name` varchar(20) NOT NULL DEFAULT 'anon' COMMENT 'who' AFTER `name`, ALGORITHM=INSTANT; CREATE OR REPLACE TRIGGER `t_name_5a68a959_sluice_ins` BEFORE INSERT ON `t` FOR EACH ROW BEGIN IF NOT (CAST(NEW.`name` AS BINARY) <=> CAST(NEW.`full name` AS BINARY)) THEN IF CAST(NEW.`full name` AS BINARY) <=> CAST(CONCAT(IFNULL(LEFT(NEW.`full name`, 0), ''), 'anon') AS BINARY) AND NOT (CAST(NEW.`name` AS BINARY) <=> CAST(CONCAT(IFNULL(LEFT(NEW.`name`, 0), ''), 'anon') AS BINARY)) THEN"), "{}", sql[0]);
+        assert!(
+            sql[0].contains("CREATE OR REPLACE TRIGGER `t_name_5a68a959_sluice_upd` BEFORE UPDATE")
+        );
         assert!(sql[0].ends_with("; UNLOCK TABLES"));
         assert_eq!(sql[1], "backfill in batches: UPDATE `t` SET `full name` = `name`, `ts` = `ts` WHERE NOT (CAST(`full name` AS BINARY) <=> CAST(`name` AS BINARY))");
         assert_eq!(sql[2], "ALTER TABLE `t` ADD UNIQUE KEY IF NOT EXISTS `u_name_c_sluice_renamed` (`full name`(10),`c`), ALGORITHM=NOCOPY, LOCK=NONE");
         assert_eq!(sql[3], "ALTER TABLE `t` ADD KEY IF NOT EXISTS `ix_name_sluice_renamed` (`full name` DESC) COMMENT 'n', ALGORITHM=NOCOPY, LOCK=NONE");
-        assert_eq!(p.complete, vec!["LOCK TABLES `t` WRITE; DROP TRIGGER IF EXISTS `t_name_sluice_ins`; DROP TRIGGER IF EXISTS `t_name_sluice_upd`; ALTER TABLE `t` DROP INDEX `u_name_c`, DROP INDEX `ix_name`, DROP COLUMN `name`, RENAME INDEX `u_name_c_sluice_renamed` TO `u_name_c`, RENAME INDEX `ix_name_sluice_renamed` TO `ix_name`, ALGORITHM=NOCOPY, LOCK=NONE; UNLOCK TABLES".to_string()]);
-        assert_eq!(p.rollback, vec![format!("LOCK TABLES `t` WRITE; DROP TRIGGER IF EXISTS `t_name_sluice_ins`; DROP TRIGGER IF EXISTS `t_name_sluice_upd`; ALTER TABLE `t` DROP INDEX IF EXISTS `u_name_c_sluice_renamed`, DROP INDEX IF EXISTS `ix_name_sluice_renamed`, DROP COLUMN IF EXISTS `full name`; UNLOCK TABLES; {forget}")]);
+        assert_eq!(p.complete, vec!["LOCK TABLES `t` WRITE; DROP TRIGGER IF EXISTS `t_name_5a68a959_sluice_ins`; DROP TRIGGER IF EXISTS `t_name_5a68a959_sluice_upd`; ALTER TABLE `t` DROP INDEX `u_name_c`, DROP INDEX `ix_name`, DROP COLUMN `name`, RENAME INDEX `u_name_c_sluice_renamed` TO `u_name_c`, RENAME INDEX `ix_name_sluice_renamed` TO `ix_name`, ALGORITHM=NOCOPY, LOCK=NONE; UNLOCK TABLES".to_string()]);
+        assert_eq!(p.rollback, vec![format!("LOCK TABLES `t` WRITE; DROP TRIGGER IF EXISTS `t_name_5a68a959_sluice_ins`; DROP TRIGGER IF EXISTS `t_name_5a68a959_sluice_upd`; ALTER TABLE `t` DROP INDEX IF EXISTS `u_name_c_sluice_renamed`, DROP INDEX IF EXISTS `ix_name_sluice_renamed`, DROP COLUMN IF EXISTS `full name`; UNLOCK TABLES; {forget}")]);
         assert_eq!(p.precheck.len(), 1);
         // plan shows MariaDB's locks, not PostgreSQL's.
         let steps = p.expand_steps();
@@ -919,7 +933,7 @@ mod tests {
         );
         assert!(
             first.contains(
-                "DROP TRIGGER IF EXISTS `t_name_sluice_ins`; CREATE TRIGGER `t_name_sluice_ins`"
+                "DROP TRIGGER IF EXISTS `t_name_5a68a959_sluice_ins`; CREATE TRIGGER `t_name_5a68a959_sluice_ins`"
             ),
             "{first}"
         );
@@ -1031,6 +1045,19 @@ mod tests {
         assert_eq!(p.expand_about.len(), 3);
         assert_eq!(p.expand_locks.len(), 3);
         assert!(p.rollback[0].contains("ALTER TABLE `t` DROP INDEX `u_name_c_sluice_renamed`, DROP COLUMN `full name`; UNLOCK TABLES"), "{}", p.rollback[0]);
+    }
+
+    #[test]
+    fn trigger_names_are_tagged_and_an_earlier_expands_names_are_kept() {
+        // `a_b`.`c` and `a`.`b_c`: untagged, both would be `a_b_c_sluice_ins`.
+        let x = trigger_names("a_b", "c", &[]);
+        let y = trigger_names("a", "b_c", &[]);
+        assert_ne!(x.insert, y.insert);
+        assert_ne!(x.update, y.update);
+        // An expand made under the untagged names (an earlier sluice) keeps them.
+        let old = trigger_names("a_b", "c", &["a_b_c_sluice_ins".to_string()]);
+        assert_eq!(old.insert, "a_b_c_sluice_ins");
+        assert_eq!(old.update, "a_b_c_sluice_upd");
     }
 
     #[test]

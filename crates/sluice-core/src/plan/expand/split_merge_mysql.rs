@@ -72,11 +72,23 @@ pub struct Names {
     pub update: String,
 }
 
-pub fn names(table: &str, dropped: &[String]) -> Names {
+/// The sync triggers' names, tagged (see `rename_column_mysql::trigger_names`); an expand an
+/// earlier sluice made under the untagged names (found among `present`) keeps them.
+pub fn names(table: &str, dropped: &[String], present: &[String]) -> Names {
     let cols = dropped.join("_");
-    Names {
+    let legacy = Names {
         insert: helper_name(table, &cols, "sluice_smi"),
         update: helper_name(table, &cols, "sluice_smu"),
+    };
+    let has = |n: &str| present.iter().any(|p| p.eq_ignore_ascii_case(n));
+    if has(&legacy.insert) || has(&legacy.update) {
+        return legacy;
+    }
+    // Joined with NUL, not `_`: (`a_b`, `c`) and (`a`, `b_c`) are different drops.
+    let tag_of = dropped.join("\0");
+    Names {
+        insert: crate::plan::tagged_helper_name(table, &tag_of, "sluice_smi").replace('\0', "_"),
+        update: crate::plan::tagged_helper_name(table, &tag_of, "sluice_smu").replace('\0', "_"),
     }
 }
 
@@ -196,7 +208,7 @@ pub fn phases(b: &Breaking, st: &Stmt, f: &Facts) -> Result<Phases, String> {
         return Err("the server allows one trigger per table and event before MariaDB 10.2.3 / MySQL 5.7.2, so sluice's triggers cannot stand beside the table's own".into());
     }
     let dropped_names: Vec<String> = dropped.iter().map(|(c, _)| c.clone()).collect();
-    let n = names(&d.table, &dropped_names);
+    let n = names(&d.table, &dropped_names, &f.triggers_present);
     let t = &d.table_sql;
     let (ti, tu) = (ident(&n.insert), ident(&n.update));
     let drop_triggers = format!("DROP TRIGGER IF EXISTS {ti}; DROP TRIGGER IF EXISTS {tu}");
@@ -858,8 +870,8 @@ mod tests {
         assert_eq!(
             sql[1],
             format!("LOCK TABLES `t` WRITE; ALTER TABLE `t` ADD COLUMN IF NOT EXISTS `first_name` VARCHAR(40), ADD COLUMN IF NOT EXISTS `last_name` VARCHAR(40), ALGORITHM=INSTANT; \
-CREATE OR REPLACE TRIGGER `t_name_sluice_smi` BEFORE INSERT ON `t` FOR EACH ROW BEGIN IF NEW.`first_name` IS NOT NULL OR NEW.`last_name` IS NOT NULL THEN SET NEW.`name` = {rev}; ELSE SET NEW.`first_name` = {f1}, NEW.`last_name` = {f2}; END IF; END; \
-CREATE OR REPLACE TRIGGER `t_name_sluice_smu` BEFORE UPDATE ON `t` FOR EACH ROW BEGIN IF @sluice_backfill <=> 't_name_sluice_smu' THEN SET @sluice_backfill = NULL; ELSEIF NOT (CAST(NEW.`first_name` AS BINARY) <=> CAST(OLD.`first_name` AS BINARY)) OR NOT (CAST(NEW.`last_name` AS BINARY) <=> CAST(OLD.`last_name` AS BINARY)) THEN SET NEW.`name` = {rev}; ELSEIF NOT (CAST(NEW.`name` AS BINARY) <=> CAST(OLD.`name` AS BINARY)) THEN SET NEW.`first_name` = {f1}, NEW.`last_name` = {f2}; END IF; END; UNLOCK TABLES",
+CREATE OR REPLACE TRIGGER `t_name_5a68a959_sluice_smi` BEFORE INSERT ON `t` FOR EACH ROW BEGIN IF NEW.`first_name` IS NOT NULL OR NEW.`last_name` IS NOT NULL THEN SET NEW.`name` = {rev}; ELSE SET NEW.`first_name` = {f1}, NEW.`last_name` = {f2}; END IF; END; \
+CREATE OR REPLACE TRIGGER `t_name_5a68a959_sluice_smu` BEFORE UPDATE ON `t` FOR EACH ROW BEGIN IF @sluice_backfill <=> 't_name_5a68a959_sluice_smu' THEN SET @sluice_backfill = NULL; ELSEIF NOT (CAST(NEW.`first_name` AS BINARY) <=> CAST(OLD.`first_name` AS BINARY)) OR NOT (CAST(NEW.`last_name` AS BINARY) <=> CAST(OLD.`last_name` AS BINARY)) THEN SET NEW.`name` = {rev}; ELSEIF NOT (CAST(NEW.`name` AS BINARY) <=> CAST(OLD.`name` AS BINARY)) THEN SET NEW.`first_name` = {f1}, NEW.`last_name` = {f2}; END IF; END; UNLOCK TABLES",
                 rev = on("CONCAT(first_name, ' ', last_name)"),
                 f1 = on("SUBSTRING_INDEX(name, ' ', 1)"),
                 f2 = on("SUBSTRING_INDEX(name, ' ', -1)"),
@@ -869,7 +881,7 @@ CREATE OR REPLACE TRIGGER `t_name_sluice_smu` BEFORE UPDATE ON `t` FOR EACH ROW 
             p.expand[2],
             Step::Backfill {
                 table: "`t`".into(),
-                set: "`first_name` = CASE WHEN (@sluice_backfill := 't_name_sluice_smu') IS NOT NULL THEN (SUBSTRING_INDEX(name, ' ', 1)) END, `last_name` = (SUBSTRING_INDEX(name, ' ', -1))".into(),
+                set: "`first_name` = CASE WHEN (@sluice_backfill := 't_name_5a68a959_sluice_smu') IS NOT NULL THEN (SUBSTRING_INDEX(name, ' ', 1)) END, `last_name` = (SUBSTRING_INDEX(name, ' ', -1))".into(),
                 filter: Some("`first_name` IS NULL AND `last_name` IS NULL AND NOT ((SUBSTRING_INDEX(name, ' ', 1)) IS NULL AND (SUBSTRING_INDEX(name, ' ', -1)) IS NULL)".into()),
                 as_update: true,
             }
@@ -878,12 +890,12 @@ CREATE OR REPLACE TRIGGER `t_name_sluice_smu` BEFORE UPDATE ON `t` FOR EACH ROW 
         assert_eq!(p.expand_locks.len(), p.expand.len());
         assert_eq!(
             p.complete[0],
-            "LOCK TABLES `t` WRITE; DROP TRIGGER IF EXISTS `t_name_sluice_smi`; DROP TRIGGER IF EXISTS `t_name_sluice_smu`; ALTER TABLE `t` DROP COLUMN `name`, ALGORITHM=INSTANT; UNLOCK TABLES"
+            "LOCK TABLES `t` WRITE; DROP TRIGGER IF EXISTS `t_name_5a68a959_sluice_smi`; DROP TRIGGER IF EXISTS `t_name_5a68a959_sluice_smu`; ALTER TABLE `t` DROP COLUMN `name`, ALGORITHM=INSTANT; UNLOCK TABLES"
         );
         assert_eq!(
             p.rollback,
             vec![
-                "LOCK TABLES `t` WRITE; DROP TRIGGER IF EXISTS `t_name_sluice_smi`; DROP TRIGGER IF EXISTS `t_name_sluice_smu`; ALTER TABLE `t` DROP COLUMN IF EXISTS `first_name`, DROP COLUMN IF EXISTS `last_name`, ALGORITHM=INSTANT; UNLOCK TABLES".to_string(),
+                "LOCK TABLES `t` WRITE; DROP TRIGGER IF EXISTS `t_name_5a68a959_sluice_smi`; DROP TRIGGER IF EXISTS `t_name_5a68a959_sluice_smu`; ALTER TABLE `t` DROP COLUMN IF EXISTS `first_name`, DROP COLUMN IF EXISTS `last_name`, ALGORITHM=INSTANT; UNLOCK TABLES".to_string(),
                 "ALTER TABLE `t` ALTER COLUMN `name` DROP DEFAULT, ALGORITHM=INSTANT".to_string(),
                 "DELETE FROM `sluice_meta` WHERE `k` LIKE 'drop 2 %'".to_string(),
             ]
@@ -941,8 +953,8 @@ CREATE OR REPLACE TRIGGER `t_name_sluice_smu` BEFORE UPDATE ON `t` FOR EACH ROW 
         let p = phases(&b, &st, &facts(e)).unwrap();
         let t = p.expand[1].text();
         assert!(t.contains("ALTER TABLE `t` ADD COLUMN `first_name` VARCHAR(40), ADD COLUMN `last_name` VARCHAR(40), ALGORITHM=INSTANT"), "{t}");
-        assert!(t.contains("DROP TRIGGER IF EXISTS `t_name_sluice_smi`; CREATE TRIGGER `t_name_sluice_smi` BEFORE INSERT"), "{t}");
-        assert!(t.contains("DROP TRIGGER IF EXISTS `t_name_sluice_smu`; CREATE TRIGGER `t_name_sluice_smu` BEFORE UPDATE"), "{t}");
+        assert!(t.contains("DROP TRIGGER IF EXISTS `t_name_5a68a959_sluice_smi`; CREATE TRIGGER `t_name_5a68a959_sluice_smi` BEFORE INSERT"), "{t}");
+        assert!(t.contains("DROP TRIGGER IF EXISTS `t_name_5a68a959_sluice_smu`; CREATE TRIGGER `t_name_5a68a959_sluice_smu` BEFORE UPDATE"), "{t}");
         assert_eq!(p.precheck.len(), 1, "{:#?}", p.precheck);
         assert!(p.precheck[0].starts_with("SELECT (SUBSTRING_INDEX(name, ' ', 1))"));
         assert_eq!(p.precheck_refusal, None);
@@ -978,7 +990,7 @@ CREATE OR REPLACE TRIGGER `t_name_sluice_smu` BEFORE UPDATE ON `t` FOR EACH ROW 
             f.drop.columns[0].live = None;
             let p = phases(&b, &st, &f).unwrap();
             assert!(p.expand.is_empty());
-            assert!(p.complete[0].contains("DROP TRIGGER IF EXISTS `t_name_sluice_smu`"));
+            assert!(p.complete[0].contains("DROP TRIGGER IF EXISTS `t_name_5a68a959_sluice_smu`"));
             assert!(!p.complete[0].contains("ALTER TABLE"));
             match e {
                 EngineKind::MySql => assert!(p.rollback_refusal.unwrap().contains("gone already")),
