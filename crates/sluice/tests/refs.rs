@@ -465,9 +465,14 @@ async fn plan_shows_the_code_that_names_what_pending_migrations_change() {
 
     write(dir.path(), "sluice.toml", b"code_path = \"src\"\n");
     for _ in 0..2 {
-        // Up to the drops (3_retype's rewrite is a lint error: exit 7 comes first).
-        let (code, out, err) = plan(&["--to", "2", "--fail-on", "unhandled-reference"]);
+        // The rename alone: its reference breaks at contract, the gate says so (exit 10).
+        let (code, out, err) = plan(&["--to", "1", "--fail-on", "unhandled-reference"]);
         assert_eq!(code, 10, "{err}\n{out}");
+        // Up to the drops: `up` refuses 2_drop (a DROP COLUMN beside another statement), an
+        // error finding, and exit 7 comes first (as 3_retype's lint error does).
+        let (code, out, err) = plan(&["--to", "2", "--fail-on", "unhandled-reference"]);
+        assert_eq!(code, 7, "{err}\n{out}");
+        assert!(out.contains("two-phase-refused"), "{out}");
         let (code, out, err) = plan(&["--fail-on", "unhandled-reference"]);
         assert_eq!(code, 7, "{err}\n{out}");
         let (_, out, err) = plan(&[]);
@@ -512,9 +517,13 @@ async fn plan_shows_the_code_that_names_what_pending_migrations_change() {
         "{out}"
     );
     assert_eq!(j["code_references"]["references"], 1, "{out}");
-    // The drop still pending is still named: the gate holds.
+    // The drop still pending is still named (exit 7: `up` refuses 2_drop, which comes first).
     let (code, out, err) = plan(&["--to", "2", "--fail-on", "unhandled-reference"]);
-    assert_eq!(code, 10, "{err}\n{out}");
+    assert_eq!(code, 7, "{err}\n{out}");
+    assert!(
+        out.contains("drop column orders.legacy_code: 1 reference(s)"),
+        "{out}"
+    );
 }
 
 /// The ORM fixture: every kind of declaration and schema file sluice understands, with the

@@ -1417,3 +1417,59 @@ async fn renames_whose_table_and_column_read_alike_keep_their_own_triggers() {
     assert_eq!(count(&mut db, "SELECT c2 FROM a_b WHERE id = 1").await, 12);
     assert_eq!(count(&mut db, "SELECT b_c2 FROM a WHERE id = 1").await, 20);
 }
+
+/// A trigger or a view that still names the old column (made after the expand, or there before
+/// it): `complete` would drop the column and every write firing the trigger would fail (1054),
+/// the view fail to read (1356). Refused before anything (exit 11, twice, naming it); once it
+/// uses the new name, complete runs and writes work.
+#[tokio::test]
+async fn complete_refuses_while_a_trigger_or_view_still_uses_the_old_name() {
+    for (what, make, fix) in [
+        (
+            "trigger",
+            "CREATE TRIGGER t_audit BEFORE INSERT ON t FOR EACH ROW SET NEW.`note` = NEW.a + 1;",
+            "CREATE OR REPLACE TRIGGER t_audit BEFORE INSERT ON t FOR EACH ROW SET NEW.`note` = NEW.a2 + 1;",
+        ),
+        (
+            "view",
+            "CREATE VIEW v_t AS SELECT id, a FROM t;",
+            "CREATE OR REPLACE VIEW v_t AS SELECT id, a2 FROM t;",
+        ),
+    ] {
+        let p = Project::new(Server::MariaDb).await;
+        p.write(
+            "1_create.sql",
+            "CREATE TABLE t (id int AUTO_INCREMENT PRIMARY KEY, a int, ab int, note int);\nINSERT INTO t (a) VALUES (1);\n",
+        );
+        ok(&p.run(&["up"]), "create");
+        p.write("2_rename.sql", "ALTER TABLE t RENAME COLUMN a TO a2;\n");
+        ok(&p.run(&["up"]), "expand");
+        p.write("3_user.sql", make);
+        ok(&p.run(&["up"]), what);
+        let mut db = p.db.my().await;
+        let table = show_create(&mut db, "t").await;
+        for _ in 0..2 {
+            let r = p.run(&["complete"]);
+            assert_eq!(r.code, 11, "{what}: {r:?}");
+            assert!(
+                r.stderr.contains(&format!(
+                    "{} {} still uses t.a",
+                    what,
+                    if what == "trigger" { "t_audit" } else { "v_t" }
+                )),
+                "{what}: {r:?}"
+            );
+            assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "{what}");
+            assert_eq!(show_create(&mut db, "t").await, table, "{what}");
+        }
+        p.write("4_fix.sql", fix);
+        ok(&p.run(&["up"]), "fixed");
+        ok(&p.run(&["complete"]), "complete");
+        db.query_drop("INSERT INTO t (a2) VALUES (5)").await.unwrap();
+        if what == "trigger" {
+            assert_eq!(count(&mut db, "SELECT note FROM t WHERE a2 = 5").await, 6);
+        } else {
+            assert_eq!(count(&mut db, "SELECT COUNT(*) FROM v_t").await, 2);
+        }
+    }
+}

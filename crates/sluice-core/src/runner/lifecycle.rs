@@ -1089,6 +1089,36 @@ async fn phases_live(
             let mut f = mysql_facts(engine, table, from, to).await?;
             f.expanded = is_expanded(engine, m).await;
             f.triggers_present = mysql_triggers(engine, table).await?;
+            if f.expanded {
+                let schema = table
+                    .schema
+                    .as_deref()
+                    .map(crate::quote::mysql::literal)
+                    .unwrap_or_else(|| "DATABASE()".into());
+                let pairs = |rows: Vec<Vec<Option<String>>>| -> Vec<(String, String)> {
+                    rows.into_iter()
+                        .map(|r| {
+                            let at = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+                            (at(0), at(1))
+                        })
+                        .collect()
+                };
+                f.trigger_bodies = pairs(
+                    engine
+                        .query_text(&format!(
+                            "SELECT TRIGGER_NAME, ACTION_STATEMENT FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = {schema} AND EVENT_OBJECT_TABLE = {}",
+                            crate::quote::mysql::literal(&table.name)
+                        ))
+                        .await?,
+                );
+                f.views = pairs(
+                    engine
+                        .query_text(&format!(
+                            "SELECT TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = {schema}"
+                        ))
+                        .await?,
+                );
+            }
             {
                 use crate::plan::expand::drop_column_mysql::{
                     columns_sql, marks_sql, meta_key, Live,

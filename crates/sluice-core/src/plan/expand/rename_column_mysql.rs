@@ -58,6 +58,10 @@ pub struct Facts {
     pub expanded: bool,
     /// The names of the table's triggers.
     pub triggers_present: Vec<String>,
+    /// Read when expanded: the table's triggers (name, body) and the schema's views (name,
+    /// definition), to find what still uses the old name before the contract drops it.
+    pub trigger_bodies: Vec<(String, String)>,
+    pub views: Vec<(String, String)>,
     /// The column's nullability and type (what the default sluice gives it depends on).
     pub live: Option<super::drop_column_mysql::Live>,
     /// The `sluice_meta` key saying the expand phase gave both columns a default, and whether it
@@ -705,6 +709,16 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
                 if gone.len() > 1 { "are" } else { "is" },
                 f.from
             ))
+        } else if let Some(users) = old_name_users(f, &n) {
+            Some(format!(
+                "{users} still use{} {}.{}: once `sluice complete` drops the column, {} (MariaDB does not rewrite trigger bodies or view definitions, and the statement as written would break them the same way). Change {} to use {} in a new migration (`CREATE OR REPLACE TRIGGER` / `CREATE OR REPLACE VIEW`), then run `sluice complete` again",
+                if users.contains(", ") { "" } else { "s" },
+                f.table,
+                f.from,
+                "every write that fires such a trigger fails (1054 Unknown column) and such a view fails to read (1356)",
+                if users.contains(", ") { "them" } else { "it" },
+                f.to
+            ))
         } else if !uncopied.is_empty() {
             Some(format!(
                 "{} on {} {} no copy on {} (made after the expand, by a later migration): the contract drops {} with its indexes and would fail part-way, with the triggers that keep both names equal already dropped. Drop {} in a new migration (and create {} on {} instead), then run `sluice complete` again",
@@ -757,6 +771,43 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         }))
         .collect(),
     })
+}
+
+/// The table's own triggers whose body names the old column (`NEW.a`, ``OLD.`a` ``), and the
+/// views whose definition names it on the table (`` `t`.`a` ``, as the server stores it), in words.
+fn old_name_users(f: &Facts, n: &Names) -> Option<String> {
+    let col = f.from.to_lowercase();
+    let row_refs = [
+        format!("new.{col}"),
+        format!("old.{col}"),
+        format!("new.`{col}`"),
+        format!("old.`{col}`"),
+    ];
+    // A reference ends where an identifier cannot go on (`NEW.a` is not `NEW.ab`).
+    let names_it = |body: &str, r: &str| {
+        let body = body.to_lowercase();
+        body.match_indices(r).any(|(k, _)| {
+            let after = body[k + r.len()..].chars().next();
+            r.ends_with('`') || !after.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$')
+        })
+    };
+    let mut users: Vec<String> = f
+        .trigger_bodies
+        .iter()
+        .filter(|(name, _)| {
+            !name.eq_ignore_ascii_case(&n.insert) && !name.eq_ignore_ascii_case(&n.update)
+        })
+        .filter(|(_, body)| row_refs.iter().any(|r| names_it(body, r)))
+        .map(|(name, _)| format!("trigger {name}"))
+        .collect();
+    let in_view = format!("`{}`.`{}`", f.table.to_lowercase(), col);
+    users.extend(
+        f.views
+            .iter()
+            .filter(|(_, def)| def.to_lowercase().contains(&in_view))
+            .map(|(name, _)| format!("view {name}")),
+    );
+    (!users.is_empty()).then(|| users.join(", "))
 }
 
 /// The phases once the contract's ALTER ran (a kill before its record): the old column is gone,
