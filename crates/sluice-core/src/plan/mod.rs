@@ -693,17 +693,35 @@ pub fn pg_object_name(name1: &str, name2: Option<&str>, label: &str) -> String {
 /// A name for a constraint sluice adds while staging and drops again (kept within PostgreSQL's
 /// 63 bytes). A name that must be cut gets a hash of the whole so that helpers of different columns
 /// of one long table never share a name.
-/// [`helper_name`] with a tag of the (table, column) pair before `suffix`: for names the whole
-/// schema shares (MariaDB/MySQL triggers), where `{table}_{column}` alone is ambiguous (`a_b`.`c`
-/// and `a`.`b_c`). FNV-1a, stable across runs and builds (a rerun must find the killed run's).
-pub fn tagged_helper_name(table: &str, column: &str, suffix: &str) -> String {
-    let hash = format!("{table}\0{column}")
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-    let tag = hash as u32 ^ (hash >> 32) as u32;
-    helper_name(table, column, &format!("{tag:08x}_{suffix}"))
+/// FNV-1a folded to 32 bits: stable across runs and builds (a rerun must find the helpers of the
+/// killed run by name).
+fn fnv32(text: &str) -> u32 {
+    let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    hash as u32 ^ (hash >> 32) as u32
+}
+
+/// The names of a MariaDB/MySQL sync trigger pair on `table`, one per suffix, for the column(s)
+/// `key` (several joined with NUL, shown joined with `_`). Trigger names are the schema's, and
+/// `{table}_{column}` alone is ambiguous (`a_b`.`c` and `a`.`b_c`), so each carries a tag of the
+/// table and `key`; a pair an earlier sluice made under the untagged names (found among
+/// `present`, the table's triggers now) keeps them, so its rerun, complete and rollback find it.
+pub fn sync_trigger_names(
+    table: &str,
+    key: &str,
+    suffixes: [&str; 2],
+    present: &[String],
+) -> [String; 2] {
+    let legacy = suffixes.map(|s| helper_name(table, &key.replace('\0', "_"), s));
+    if legacy
+        .iter()
+        .any(|n| present.iter().any(|p| p.eq_ignore_ascii_case(n)))
+    {
+        return legacy;
+    }
+    let tag = fnv32(&format!("{table}\0{key}"));
+    suffixes.map(|s| helper_name(table, key, &format!("{tag:08x}_{s}")).replace('\0', "_"))
 }
 
 pub fn helper_name(table: &str, column: &str, suffix: &str) -> String {
@@ -715,11 +733,7 @@ pub fn helper_name(table: &str, column: &str, suffix: &str) -> String {
     if full.len() <= PG_MAX_NAME {
         return full;
     }
-    // FNV-1a: stable across runs and builds (a rerun must find the helpers of the killed run).
-    let hash = full.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    let tail = format!("_{:08x}_{suffix}", hash as u32 ^ (hash >> 32) as u32);
+    let tail = format!("_{:08x}_{suffix}", fnv32(&full));
     let base = if column.is_empty() {
         table.to_string()
     } else {

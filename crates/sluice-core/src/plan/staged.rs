@@ -418,6 +418,13 @@ pub(crate) fn forget_backfill(cat: &crate::engine::ColumnCatalog, set: &str) -> 
     )
 }
 
+/// A DO block body that runs `checkpoint` (a backfill checkpoint's reset, run with the
+/// prechecks of a first attempt) when sluice's tables are there: `plan` and `up --dry-run` run the
+/// prechecks too (in a transaction they roll back), before `up` has made them.
+pub(crate) fn reset_checkpoint(checkpoint: &str) -> String {
+    format!("BEGIN IF to_regclass('sluice.backfills') IS NOT NULL THEN {checkpoint}; END IF; END")
+}
+
 pub(crate) fn do_block(body: &str) -> String {
     format!("DO {}", crate::quote::pg::literal(body))
 }

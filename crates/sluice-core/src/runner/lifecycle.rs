@@ -874,30 +874,19 @@ fn in_run_conflicts(
         // An index or a constraint made on the old name of a column an open rename renames: the
         // contract drops the old column with what is built on it and gives only the copies the
         // expand made their names, so this one would be lost, or make `complete` fail part-way.
-        let names_old = |table: &QName, columns: &[String], from: &str| {
-            open.iter().find(|(_, _, eb, _)| match eb {
-                Breaking::RenameColumn {
-                    table: t, from: f, ..
-                } => {
-                    t.matches(table)
-                        && f == from
-                        && columns.iter().any(|c| {
-                            // An index column is its expression as written: a name, quoted or not.
-                            let c = c.trim();
-                            let unquoted = ['`', '"'].iter().find_map(|q| {
-                                c.strip_prefix(*q)
-                                    .and_then(|x| x.strip_suffix(*q))
-                                    .map(|x| x.replace(&format!("{q}{q}"), &q.to_string()))
-                            });
-                            match (target.engine.is_mysql_family(), unquoted) {
-                                (true, n) => n.as_deref().unwrap_or(c).eq_ignore_ascii_case(f),
-                                (false, Some(n)) => n == *f,
-                                (false, None) => c.to_lowercase() == *f,
-                            }
-                        })
-                }
-                _ => false,
-            })
+        // An index column is its expression as written: a name, quoted or not.
+        let is_column = |c: &str, name: &str| {
+            let c = c.trim();
+            let unquoted = ['`', '"'].iter().find_map(|q| {
+                c.strip_prefix(*q)
+                    .and_then(|x| x.strip_suffix(*q))
+                    .map(|x| x.replace(&format!("{q}{q}"), &q.to_string()))
+            });
+            match (target.engine.is_mysql_family(), unquoted) {
+                (true, n) => n.as_deref().unwrap_or(c).eq_ignore_ascii_case(name),
+                (false, Some(n)) => n == name,
+                (false, None) => c.to_lowercase() == name,
+            }
         };
         let on_old_name = m.part(Direction::Up).and_then(|part| {
             let stmts = sql::split(target.engine, &part.sql).unwrap_or_default();
@@ -917,12 +906,14 @@ fn in_run_conflicts(
                             }
                             _ => return None,
                         };
-                        open.iter().find_map(|(_, _, eb, _)| match eb {
-                            Breaking::RenameColumn { from, .. } => {
-                                names_old(table, &columns, from).map(|o| (o.clone(), what))
-                            }
-                            _ => None,
-                        })
+                        open.iter()
+                            .find(|(_, _, eb, _)| match eb {
+                                Breaking::RenameColumn { table: t, from, .. } => {
+                                    t.matches(table) && columns.iter().any(|c| is_column(c, from))
+                                }
+                                _ => false,
+                            })
+                            .map(|o| (o.clone(), what))
                     })
             })
         });
@@ -1088,13 +1079,9 @@ async fn phases_live(
         Breaking::RenameColumn { from, to, .. } if engine.target().engine.is_mysql_family() => {
             let mut f = mysql_facts(engine, table, from, to).await?;
             f.expanded = is_expanded(engine, m).await;
-            f.triggers_present = mysql_triggers(engine, table).await?;
             if f.expanded {
-                let schema = table
-                    .schema
-                    .as_deref()
-                    .map(crate::quote::mysql::literal)
-                    .unwrap_or_else(|| "DATABASE()".into());
+                // What the contract would break (triggers and views naming the old column):
+                // the bodies, and the names from the same read.
                 let pairs = |rows: Vec<Vec<Option<String>>>| -> Vec<(String, String)> {
                     rows.into_iter()
                         .map(|r| {
@@ -1106,18 +1093,22 @@ async fn phases_live(
                 f.trigger_bodies = pairs(
                     engine
                         .query_text(&format!(
-                            "SELECT TRIGGER_NAME, ACTION_STATEMENT FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = {schema} AND EVENT_OBJECT_TABLE = {}",
-                            crate::quote::mysql::literal(&table.name)
+                            "SELECT TRIGGER_NAME, ACTION_STATEMENT FROM information_schema.TRIGGERS WHERE {}",
+                            triggers_of(table)
                         ))
                         .await?,
                 );
+                f.triggers_present = f.trigger_bodies.iter().map(|(n, _)| n.clone()).collect();
                 f.views = pairs(
                     engine
                         .query_text(&format!(
-                            "SELECT TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = {schema}"
+                            "SELECT TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = {}",
+                            mysql_schema(table)
                         ))
                         .await?,
                 );
+            } else {
+                f.triggers_present = mysql_triggers(engine, table).await?;
             }
             {
                 use crate::plan::expand::drop_column_mysql::{
@@ -1567,6 +1558,7 @@ async fn mysql_fill_facts(
 async fn fill_applies(
     engine: &mut dyn Engine,
     m: &Migration,
+    rows: &[HistoryRow],
     st: &Stmt,
     b: &Breaking,
 ) -> Result<bool> {
@@ -1579,10 +1571,7 @@ async fn fill_applies(
     if !engine.target().engine.is_mysql_family() {
         return Ok(true);
     }
-    let started = engine
-        .history()
-        .await
-        .unwrap_or_default()
+    let started = rows
         .iter()
         .any(|r| r.version == m.version && r.state != crate::history::RecordState::Applied);
     if started {
@@ -1917,16 +1906,29 @@ async fn is_expanded(engine: &mut dyn Engine, m: &Migration) -> bool {
 }
 
 /// The names of `table`'s triggers (MariaDB/MySQL).
+/// The table's database as SQL: named, or the connection's.
+fn mysql_schema(table: &QName) -> String {
+    table
+        .schema
+        .as_deref()
+        .map(crate::quote::mysql::literal)
+        .unwrap_or_else(|| "DATABASE()".into())
+}
+
+/// `information_schema.TRIGGERS`' condition for the table's triggers.
+fn triggers_of(table: &QName) -> String {
+    format!(
+        "EVENT_OBJECT_SCHEMA = {} AND EVENT_OBJECT_TABLE = {}",
+        mysql_schema(table),
+        crate::quote::mysql::literal(&table.name)
+    )
+}
+
 async fn mysql_triggers(engine: &mut dyn Engine, table: &QName) -> Result<Vec<String>> {
     Ok(engine
         .query_text(&format!(
-            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE EVENT_OBJECT_SCHEMA = {} AND EVENT_OBJECT_TABLE = {}",
-            table
-                .schema
-                .as_deref()
-                .map(crate::quote::mysql::literal)
-                .unwrap_or_else(|| "DATABASE()".into()),
-            crate::quote::mysql::literal(&table.name)
+            "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE {}",
+            triggers_of(table)
         ))
         .await?
         .into_iter()
@@ -2190,7 +2192,7 @@ pub(crate) async fn plan_hook(
         }
     };
     let found = match found {
-        Ok(Some((s, st, b))) => match fill_applies(engine, m, &st, &b).await {
+        Ok(Some((s, st, b))) => match fill_applies(engine, m, run.rows, &st, &b).await {
             Ok(true) => Ok(Some((s, st, b))),
             // Not the two-phase fill: planned as written, as `up` runs it.
             Ok(false) => return None,
@@ -2359,7 +2361,7 @@ pub(crate) async fn explain_dry_run(
         let Some((s, st, b)) = breaking_in_run(engine.target(), m, run)? else {
             continue;
         };
-        if !fill_applies(engine, m, &st, &b).await? {
+        if !fill_applies(engine, m, &rows, &st, &b).await? {
             continue;
         }
         let phases = match phases_live(engine, m, &s, &st, &b).await {
@@ -2469,7 +2471,7 @@ pub(crate) async fn up_hook(
     let Some((s, st, b)) = breaking_in_run(engine.target(), m, run)? else {
         return Ok(false);
     };
-    if !fill_applies(engine, m, &st, &b).await? {
+    if !fill_applies(engine, m, run.rows, &st, &b).await? {
         return Ok(false);
     }
     let phases = phases_live(engine, m, &s, &st, &b).await?;
@@ -2489,9 +2491,8 @@ pub(crate) async fn up_hook(
 /// The expand phase; returns the phases as last planned (on MySQL planned again from the live
 /// state once the cleanup of a failed expand ran).
 /// The expand's prechecks, as `up` runs them before anything changes; the error is `up`'s
-/// refusal. `dry` (`plan`, `up --dry-run`): the same checks in a transaction rolled back, less
-/// the versioned expand's reset of its own backfill checkpoint (a write to sluice's records,
-/// which may not exist yet, not a check).
+/// refusal. `dry` (`plan`, `up --dry-run`): the same checks in a transaction rolled back (the
+/// versioned expand's reset of its own backfill checkpoint is among them).
 pub(crate) async fn run_prechecks(
     engine: &mut dyn Engine,
     m: &Migration,
@@ -2508,11 +2509,7 @@ pub(crate) async fn run_prechecks(
                     .into(),
         });
     }
-    let checks: Vec<&String> = phases
-        .precheck
-        .iter()
-        .filter(|c| !dry || !c.contains("sluice.backfills"))
-        .collect();
+    let checks = &phases.precheck;
     let in_tx = dry && !checks.is_empty() && engine.target().engine == EngineKind::Postgres;
     if in_tx {
         engine

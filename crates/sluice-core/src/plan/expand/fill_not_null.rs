@@ -197,7 +197,7 @@ pub fn phases(cat: &ColumnCatalog, expr: &str, version: i64) -> Result<Phases, S
         do_block(&crate::plan::alter_column_type::function_free(&func, &t)),
         // A checkpoint left by an earlier expand of the same migration (rolled back since) is
         // stale.
-        do_block(&format!("BEGIN {checkpoint}; END")),
+        do_block(&crate::plan::staged::reset_checkpoint(&checkpoint)),
     ];
 
     let mut expand = Vec::new();

@@ -341,11 +341,10 @@ pub struct Names {
 }
 
 pub fn names(table: &str, column: &str) -> Names {
-    // Trigger names are the schema's: tagged by the pair (see `tagged_helper_name`).
-    Names {
-        insert: crate::plan::tagged_helper_name(table, column, "sluice_fni"),
-        update: crate::plan::tagged_helper_name(table, column, "sluice_fnu"),
-    }
+    // No earlier sluice made these: never the untagged names.
+    let [insert, update] =
+        crate::plan::sync_trigger_names(table, column, ["sluice_fni", "sluice_fnu"], &[]);
+    Names { insert, update }
 }
 
 /// The phases of filling `column` with `expr` and running `modify` (the ALTER as written) once

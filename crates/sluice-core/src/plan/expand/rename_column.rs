@@ -176,7 +176,7 @@ pub fn phases(
     let checkpoint = crate::plan::staged::forget_backfill(cat, &set);
     // A checkpoint left by an earlier expand of the same rename (rolled back since) is stale.
     precheck.push(crate::plan::alter_column_type::function_free(&func, &t));
-    precheck.push(format!("BEGIN {checkpoint}; END"));
+    precheck.push(crate::plan::staged::reset_checkpoint(&checkpoint));
 
     // 4. indexes, keys, checks and NOT NULL on the new column.
     let mut keys = Vec::new();

@@ -226,23 +226,12 @@ pub struct Names {
     pub update: String,
 }
 
-/// The sync triggers' names, tagged by the pair (trigger names are the schema's: `a_b`.`c` and
-/// `a`.`b_c` must not share them, and MariaDB's CREATE OR REPLACE TRIGGER would take the other
-/// table's). `present`: the table's triggers now; an expand made by an earlier sluice under the
-/// untagged names keeps them, so its rerun, complete and rollback find them.
+/// The sync triggers' names (see `plan::sync_trigger_names`: MariaDB's CREATE OR REPLACE TRIGGER
+/// would take another table's of the same name). `present`: the table's triggers now.
 pub fn trigger_names(table: &str, column: &str, present: &[String]) -> Names {
-    let legacy = Names {
-        insert: helper_name(table, column, "sluice_ins"),
-        update: helper_name(table, column, "sluice_upd"),
-    };
-    let has = |n: &str| present.iter().any(|p| p.eq_ignore_ascii_case(n));
-    if has(&legacy.insert) || has(&legacy.update) {
-        return legacy;
-    }
-    Names {
-        insert: crate::plan::tagged_helper_name(table, column, "sluice_ins"),
-        update: crate::plan::tagged_helper_name(table, column, "sluice_upd"),
-    }
+    let [insert, update] =
+        crate::plan::sync_trigger_names(table, column, ["sluice_ins", "sluice_upd"], present);
+    Names { insert, update }
 }
 
 fn renamed(name: &str) -> String {

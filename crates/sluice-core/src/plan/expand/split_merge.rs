@@ -671,7 +671,9 @@ ELSIF {old_changed} THEN {forward_update} END IF; RETURN NEW; END",
     precheck.push(do_block(&crate::plan::alter_column_type::function_free(
         &func, &t,
     )));
-    precheck.push(do_block(&format!("BEGIN {checkpoint}; END")));
+    precheck.push(do_block(&crate::plan::staged::reset_checkpoint(
+        &checkpoint,
+    )));
 
     // The dropped columns as the DROP COLUMN's own phases carry them.
     // Every NOT NULL of a dropped column goes (a default too is no help: the trigger writes

@@ -38,7 +38,6 @@
 //! lock is held throughout). Rollback: under the lock, drop the triggers and the added columns:
 //! the table is as before the migration, the dropped columns hold both versions' writes.
 
-use super::super::helper_name;
 use super::super::staged::{About, Lock, Step};
 use super::super::{Blocks, Effect};
 use super::rename_column_mysql::{entries, keys, read_ident};
@@ -72,24 +71,16 @@ pub struct Names {
     pub update: String,
 }
 
-/// The sync triggers' names, tagged (see `rename_column_mysql::trigger_names`); an expand an
-/// earlier sluice made under the untagged names (found among `present`) keeps them.
+/// The sync triggers' names (see `plan::sync_trigger_names`). `present`: the table's triggers now.
 pub fn names(table: &str, dropped: &[String], present: &[String]) -> Names {
-    let cols = dropped.join("_");
-    let legacy = Names {
-        insert: helper_name(table, &cols, "sluice_smi"),
-        update: helper_name(table, &cols, "sluice_smu"),
-    };
-    let has = |n: &str| present.iter().any(|p| p.eq_ignore_ascii_case(n));
-    if has(&legacy.insert) || has(&legacy.update) {
-        return legacy;
-    }
-    // Joined with NUL, not `_`: (`a_b`, `c`) and (`a`, `b_c`) are different drops.
-    let tag_of = dropped.join("\0");
-    Names {
-        insert: crate::plan::tagged_helper_name(table, &tag_of, "sluice_smi").replace('\0', "_"),
-        update: crate::plan::tagged_helper_name(table, &tag_of, "sluice_smu").replace('\0', "_"),
-    }
+    // Joined with NUL for the tag: (`a_b`, `c`) and (`a`, `b_c`) are different drops.
+    let [insert, update] = crate::plan::sync_trigger_names(
+        table,
+        &dropped.join("\0"),
+        ["sluice_smi", "sluice_smu"],
+        present,
+    );
+    Names { insert, update }
 }
 
 /// The ADD COLUMNs as the online path predicts their algorithm (no ALGORITHM clause).

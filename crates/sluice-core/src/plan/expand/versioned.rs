@@ -646,7 +646,7 @@ ELSIF NEW.{c}::text IS DISTINCT FROM OLD.{c}::text THEN NEW.{nc} := {up}; END IF
     ));
     let checkpoint = crate::plan::staged::forget_backfill(cat, &set);
     precheck.push(crate::plan::alter_column_type::function_free(&func, &t));
-    precheck.push(format!("BEGIN {checkpoint}; END"));
+    precheck.push(crate::plan::staged::reset_checkpoint(&checkpoint));
 
     // 4. indexes and NOT NULL on the new column.
     let mut keys = Vec::new();
