@@ -971,8 +971,20 @@ async fn galera_online_copy_with_writers_on_every_node_no_errors_kills_converge(
     // included: the server re-runs an autocommit text statement a DDL under TOI aborts). The
     // transaction client may get 1213 only: each DDL under TOI aborts the transactions open on the
     // table on every node, which the server cannot re-run (theirs to retry, as for any deadlock).
-    for (n, (count, _, samples)) in errors[..3].iter().enumerate() {
-        assert_eq!(*count, 0, "node {}: autocommit errors: {samples:?}", n + 1);
+    // That is the copy's bar. As written (the copy not run), the ALTERs under TOI are the server's
+    // alone: it re-runs an aborted autocommit statement once, and a second abort reaches the
+    // client as 1213 (seen once in a full-suite run; bench/galera_toi_aborts.sh shows the same
+    // without sluice). There, any error but 1213 still fails the test.
+    for (n, (count, not_deadlock, samples)) in errors[..3].iter().enumerate() {
+        match copy_on {
+            true => assert_eq!(*count, 0, "node {}: autocommit errors: {samples:?}", n + 1),
+            false => assert_eq!(
+                *not_deadlock,
+                0,
+                "node {}: autocommit errors other than 1213: {samples:?}",
+                n + 1
+            ),
+        }
     }
     assert_eq!(
         errors[3].1, 0,
