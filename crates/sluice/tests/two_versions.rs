@@ -1104,6 +1104,11 @@ async fn an_index_or_constraint_on_the_old_name_of_an_open_rename_is_refused() {
         "CREATE UNIQUE INDEX CONCURRENTLY t_later ON t (note, name);",
         "ALTER TABLE t ADD CONSTRAINT t_later UNIQUE (name);",
         "ALTER TABLE t ADD CONSTRAINT t_later CHECK (length(name) < 100);",
+        "CREATE INDEX t_later ON t (lower(name));",
+        "CREATE INDEX t_later ON t ((\"name\" || note));",
+        "CREATE INDEX t_later ON t (note) WHERE name IS NOT NULL;",
+        "CREATE INDEX t_later ON t (note) INCLUDE (name);",
+        "CREATE INDEX t_later ON t USING hash (NAME);",
     ];
     for form in forms {
         p.write("3_later.sql", &format!("-- sluice:up\n{form}\n"));

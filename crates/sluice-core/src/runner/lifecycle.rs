@@ -891,30 +891,42 @@ fn in_run_conflicts(
         let on_old_name = m.part(Direction::Up).and_then(|part| {
             let stmts = sql::split(target.engine, &part.sql).unwrap_or_default();
             stmts.iter().enumerate().find_map(|(i, s)| {
-                crate::analysis::ir::build(target.engine, i, s, 0, &s.sql)
-                    .actions()
-                    .iter()
-                    .find_map(|a| {
-                        let (table, columns, what) = match a {
-                            Action::CreateIndex { table, columns, .. } => {
-                                (table, columns.clone(), "an index")
+                let built = crate::analysis::ir::build(target.engine, i, s, 0, &s.sql);
+                // Every name an index's expressions, INCLUDE list and WHERE clause use: each
+                // is a column of the indexed table.
+                let mut index_names = Vec::new();
+                if let Some(sqlparser::ast::Statement::CreateIndex(ci)) = built.ast.as_deref() {
+                    let _ = sqlparser::ast::visit_expressions(ci, |e| {
+                        if let sqlparser::ast::Expr::Identifier(id) = e {
+                            index_names.push(id.to_string());
+                        }
+                        std::ops::ControlFlow::<()>::Continue(())
+                    });
+                    index_names.extend(ci.include.iter().map(|id| id.to_string()));
+                }
+                built.actions().iter().find_map(|a| {
+                    let (table, columns, what) = match a {
+                        Action::CreateIndex { table, columns, .. } => {
+                            let mut all = columns.clone();
+                            all.extend(index_names.iter().cloned());
+                            (table, all, "an index")
+                        }
+                        Action::AddConstraint { table, constraint } => {
+                            let mut cols = constraint.columns.clone();
+                            cols.extend(constraint.expr_columns.iter().cloned());
+                            (table, cols, "a constraint")
+                        }
+                        _ => return None,
+                    };
+                    open.iter()
+                        .find(|(_, _, eb, _)| match eb {
+                            Breaking::RenameColumn { table: t, from, .. } => {
+                                t.matches(table) && columns.iter().any(|c| is_column(c, from))
                             }
-                            Action::AddConstraint { table, constraint } => {
-                                let mut cols = constraint.columns.clone();
-                                cols.extend(constraint.expr_columns.iter().cloned());
-                                (table, cols, "a constraint")
-                            }
-                            _ => return None,
-                        };
-                        open.iter()
-                            .find(|(_, _, eb, _)| match eb {
-                                Breaking::RenameColumn { table: t, from, .. } => {
-                                    t.matches(table) && columns.iter().any(|c| is_column(c, from))
-                                }
-                                _ => false,
-                            })
-                            .map(|o| (o.clone(), what))
-                    })
+                            _ => false,
+                        })
+                        .map(|o| (o.clone(), what))
+                })
             })
         });
         if let Some(((label, v, eb, expanded), what)) = on_old_name {
@@ -1166,7 +1178,19 @@ async fn phases_live(
                     b.describe()
                 )));
             };
-            crate::plan::expand::rename_column::phases(st, &cat, to).map_err(|why| {
+            // Expanded: planned from what the expand carried, with what was made on either
+            // name since refusing complete or rollback (both columns read live).
+            let new_cat = match is_expanded(engine, m).await {
+                true => engine.column_catalog(&name, to).await?,
+                false => None,
+            };
+            match &new_cat {
+                Some(new_cat) => {
+                    crate::plan::expand::rename_column::expanded_phases(st, &cat, new_cat)
+                }
+                None => crate::plan::expand::rename_column::phases(st, &cat, to),
+            }
+            .map_err(|why| {
                 file_err(format!(
                     "sluice cannot {} in two phases: {why}",
                     b.describe()
@@ -1880,6 +1904,14 @@ async fn mysql_facts(
         .into_iter()
         .filter_map(|r| r.into_iter().next().flatten())
         .collect();
+    if f.has_to {
+        f.to_foreign_keys = engine
+            .query_text(&foreign_keys_sql(schema, &table.name, to))
+            .await?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .collect();
+    }
     f.galera = first(
         engine.query_text("SHOW VARIABLES LIKE 'wsrep_on'").await?,
         1,
@@ -2251,7 +2283,7 @@ pub(crate) async fn plan_hook(
         }
     };
     // The server-side prechecks, as `up` runs them first (in a transaction rolled back).
-    if let Err(e) = run_prechecks(engine, m, &phases, true).await {
+    if let Err(e) = run_prechecks(engine, m, b.table(), &phases, true).await {
         refuse(statements, format!("`sluice up` refuses it: {e}"));
         refused(findings, Some(&st), &e);
         return None;
@@ -2394,7 +2426,7 @@ pub(crate) async fn explain_dry_run(
             }
         };
         // What the server-side prechecks refuse, the dry run refuses as `up` would.
-        run_prechecks(engine, m, &phases, true).await?;
+        run_prechecks(engine, m, b.table(), &phases, true).await?;
         let mut steps: Vec<String> = phases
             .expand
             .iter()
@@ -2496,6 +2528,7 @@ pub(crate) async fn up_hook(
 pub(crate) async fn run_prechecks(
     engine: &mut dyn Engine,
     m: &Migration,
+    table: &QName,
     phases: &Phases,
     dry: bool,
 ) -> Result<()> {
@@ -2508,6 +2541,16 @@ pub(crate) async fn run_prechecks(
                 "the statement as written would fail the same way; fix it and run `sluice up` again"
                     .into(),
         });
+    }
+    // MariaDB/MySQL: every phase's ALTERs, tried on an empty copy of the table first.
+    if let Some(why) =
+        super::ddl_probe::refusal(engine, table, phases, super::ddl_probe::Sequence::Expanding)
+            .await?
+    {
+        return Err(Error::usage(
+            format!("migration {}: {why}", m.label()),
+            "nothing was changed; `sluice up --as-written` runs the statement in one step (every running instance that still uses the old name fails from that moment)",
+        ));
     }
     let checks = &phases.precheck;
     let in_tx = dry && !checks.is_empty() && engine.target().engine == EngineKind::Postgres;
@@ -2644,7 +2687,7 @@ async fn expand(
         }
     }
     if !resuming {
-        run_prechecks(engine, m, &phases, false).await?;
+        run_prechecks(engine, m, b.table(), &phases, false).await?;
     }
     let mut row = HistoryRow {
         version: m.version,
@@ -3277,6 +3320,24 @@ async fn contract(
         Some((&m.version, &m.name, &m.checksum)),
         format!("completed: {} (expanded for {open} s)", b.describe()),
     );
+    // MariaDB/MySQL: the contract's ALTERs, tried on an empty copy of the table first (a
+    // failure part-way cannot be rolled back).
+    if let Some(why) = super::ddl_probe::refusal(
+        engine,
+        b.table(),
+        phases,
+        super::ddl_probe::Sequence::Complete,
+    )
+    .await?
+    {
+        return Err(Error::lifecycle(
+            format!(
+                "the contract phase of {} is refused (nothing was changed, the migration stays expanded): {why}",
+                m.label()
+            ),
+            "change what the server refuses on the table in a new migration, then run `sluice complete` again; or `sluice rollback` undoes the expand phase instead",
+        ));
+    }
     if let Some(sql) = &phases.complete_online {
         if let Err(e) = alter_online_or_as_written(engine, sql, ctx).await {
             return Err(Error::Rejected {
@@ -3308,7 +3369,7 @@ async fn contract(
         // the message cannot promise that both names keep working.
         let outcome = match engine.transactional_ddl() {
             true => "failed and was rolled back (the migration stays expanded, both names keep working)",
-            false => "failed part-way (MariaDB/MySQL cannot roll DDL back: what ran before the failing statement, such as dropping the triggers that keep both names equal, stays done; the migration stays recorded expanded)",
+            false => "failed part-way (MariaDB/MySQL cannot roll DDL back: what ran before the failing statement stays done; the migration stays recorded expanded)",
         };
         return Err(Error::Rejected {
             context: format!("completing {}", m.label()),
@@ -3587,6 +3648,24 @@ async fn rollback_locked(
         // MySQL: a state that cannot be rolled back is refused before anything runs (MariaDB
         // signals the same message from its rollback).
         if let Some(why) = &phases.rollback_refusal {
+            return Err(Error::Rejected {
+                context: format!("rolling back {}", m.label()),
+                message: format!(
+                    "the rollback of {} is refused (nothing was changed, the migration stays {}): {why}",
+                    m.label(),
+                    r.state.shown()
+                ),
+                help: "run `sluice complete` to finish the migration".into(),
+            });
+        }
+        if let Some(why) = super::ddl_probe::refusal(
+            engine,
+            b.table(),
+            &phases,
+            super::ddl_probe::Sequence::Rollback,
+        )
+        .await?
+        {
             return Err(Error::Rejected {
                 context: format!("rolling back {}", m.label()),
                 message: format!(

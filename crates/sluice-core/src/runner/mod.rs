@@ -139,6 +139,7 @@ macro_rules! locked {
 
 mod apply;
 mod backfill;
+mod ddl_probe;
 mod down;
 mod drift;
 pub mod lifecycle;

@@ -353,6 +353,115 @@ pub fn phases(
     })
 }
 
+/// At `complete` of an expanded rename: what the old column carries that the expand did not copy
+/// to the new one (made after the expand, by a later migration or by hand), read from both
+/// columns' live catalogs. The contract's `DROP COLUMN` would drop each such index or check with
+/// the old column (lost), or fail on a view, key or policy; a NOT NULL changed on one name only
+/// would leave the other's. Empty: the contract carries everything.
+pub fn uncopied(old: &ColumnCatalog, new: &ColumnCatalog) -> Vec<String> {
+    let has_index = |n: &str| new.indexes.iter().any(|i| i.name == n);
+    let has_check = |n: &str| new.checks.iter().any(|c| c.name == n);
+    let mut out: Vec<String> = old
+        .indexes
+        .iter()
+        .filter(|ix| !has_index(&renamed(&ix.name)))
+        .map(|ix| format!("index {} ({})", ix.name, ix.definition))
+        .collect();
+    out.extend(
+        old.checks
+            .iter()
+            .filter(|ck| !has_check(&renamed(&ck.name)))
+            .map(|ck| format!("check constraint {} ({})", ck.name, ck.definition)),
+    );
+    // The expand refuses every one of these, so each was made after it.
+    out.extend(old.foreign_keys.iter().map(|f| f.described.clone()));
+    out.extend(old.blockers.iter().map(|b| of_column(b, &old.column)));
+    if old.not_null != new.not_null {
+        out.push(format!(
+            "NOT NULL: {} is {} but {} is {} (changed on one name after the expand)",
+            old.column,
+            if old.not_null { "NOT NULL" } else { "nullable" },
+            new.column,
+            if new.not_null { "NOT NULL" } else { "nullable" },
+        ));
+    }
+    out
+}
+
+/// A catalog fact about "the column" (`… depends on it`), said of the column by name.
+fn of_column(fact: &str, column: &str) -> String {
+    match fact.strip_suffix(" depends on it") {
+        Some(what) => format!("{what} depends on {column}"),
+        None => fact.replace("the column", column),
+    }
+}
+
+/// At `rollback` of an expanded rename: what the new column carries that is not sluice's own
+/// copy (made after the expand: a later migration's index, check, key, view or policy on the new
+/// name, or one made by hand). The rollback drops the new column and, with it, each of these.
+pub fn not_copies(new: &ColumnCatalog) -> Vec<String> {
+    let ours = |n: &str| n.ends_with("_sluice_renamed") || n.ends_with("_sluice_not_null");
+    let mut out: Vec<String> = new
+        .indexes
+        .iter()
+        .filter(|ix| !ours(&ix.name))
+        .map(|ix| format!("index {} ({})", ix.name, ix.definition))
+        .collect();
+    out.extend(
+        new.checks
+            .iter()
+            .filter(|ck| !ours(&ck.name))
+            .map(|ck| format!("check constraint {} ({})", ck.name, ck.definition)),
+    );
+    out.extend(new.foreign_keys.iter().map(|f| f.described.clone()));
+    // What depends on the column itself (the table-level facts are the old column's too).
+    out.extend(
+        new.blockers
+            .iter()
+            .filter(|b| b.ends_with(" depends on it") || b.contains("privileges of its own"))
+            .map(|b| of_column(b, &new.column)),
+    );
+    out
+}
+
+/// The phases of an expanded rename for `complete` and `rollback`, from both columns' live
+/// catalogs: what `uncopied` finds refuses `complete`, what `not_copies` finds refuses
+/// `rollback` (each before anything runs), and the phases are planned from what the expand
+/// carried, so that the other way out stays open.
+pub fn expanded_phases(
+    st: &crate::analysis::ir::Stmt,
+    old: &ColumnCatalog,
+    new: &ColumnCatalog,
+) -> Result<Phases, String> {
+    let lost = uncopied(old, new);
+    let ours = not_copies(new);
+    let mut carried = old.clone();
+    let has_index = |n: &str| new.indexes.iter().any(|i| i.name == n);
+    let has_check = |n: &str| new.checks.iter().any(|c| c.name == n);
+    carried.indexes.retain(|ix| has_index(&renamed(&ix.name)));
+    carried.checks.retain(|ck| has_check(&renamed(&ck.name)));
+    carried.foreign_keys.clear();
+    carried.blockers.clear();
+    carried.not_null = new.not_null;
+    // Guards of the expand itself: both ways out drop the sync trigger first.
+    carried.before_triggers.clear();
+    let mut p = phases(st, &carried, &new.column)?;
+    let (a, b) = (&old.column, &new.column);
+    if !lost.is_empty() {
+        p.complete_refusal = Some(format!(
+            "{a} carries what the expand phase did not copy to {b} (made after it): {}. The contract drops {a}, and with it each of these (or fails on it). Make each on {b} instead (an index: `CREATE INDEX CONCURRENTLY … ({b})` in a new migration; NOT NULL: the same on both names) and drop the one on {a}, then run `sluice complete` again; or `sluice rollback`, then `sluice up` to expand anew, which copies the indexes and checks {a} has then",
+            lost.join("; ")
+        ));
+    }
+    if !ours.is_empty() {
+        p.rollback_refusal = Some(format!(
+            "{b} carries what the expand phase did not make (a later migration's or made by hand): {}. The rollback drops {b}, and with it each of these. Drop them first (`sluice down` for a migration that made them), then run `sluice rollback` again",
+            ours.join("; ")
+        ));
+    }
+    Ok(p)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

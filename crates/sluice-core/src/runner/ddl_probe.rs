@@ -1,0 +1,134 @@
+//! MariaDB/MySQL cannot roll DDL back: a contract or rollback whose ALTER the server refuses
+//! after the phase dropped its sync triggers leaves the two names diverging (measured: a VIRTUAL
+//! column on the table makes MariaDB 10.11 refuse a `DROP COLUMN` combined with any other clause,
+//! 1846). So each phase's ALTERs of the table first run, in order, on an empty copy of it
+//! (`CREATE TABLE … LIKE`: columns, keys, checks and options, no rows, triggers or foreign keys):
+//! what the server refuses for the table's shape (an algorithm, a combination of clauses) refuses
+//! the phase before anything. What depends on rows or on other tables is not seen this way; the
+//! callers check foreign keys, triggers and views from the catalog.
+
+use crate::analysis::ir::QName;
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::plan::expand::fill_not_null_mysql::{probe_names, probe_token};
+use crate::plan::expand::Phases;
+use crate::plan::staged::Step;
+use crate::sql;
+
+/// The ALTERs of `table` among `texts` (each one or more statements), in order.
+fn alters_of(engine: &dyn Engine, table: &QName, texts: &[&str]) -> Vec<String> {
+    let kind = engine.target().engine;
+    let prefix = format!("ALTER TABLE {} ", crate::quote::qname(kind, table));
+    texts
+        .iter()
+        .flat_map(|t| sql::split(kind, t).unwrap_or_default())
+        .map(|s| s.sql.trim().trim_end_matches(';').to_string())
+        .filter(|s| s.starts_with(&prefix))
+        .collect()
+}
+
+/// The phases' DDL sequences to try: `expanding` (a first expand: the expand's ALTERs, then the
+/// contract's, and again then the rollback's), or the contract's alone, or the rollback's alone.
+pub(crate) enum Sequence {
+    Expanding,
+    Complete,
+    Rollback,
+}
+
+/// The first ALTER the server refuses on an empty copy of `table`, as a refusal message (None:
+/// every one ran, or the engine rolls DDL back and needs no probe). The copy is dropped.
+pub(crate) async fn refusal(
+    engine: &mut dyn Engine,
+    table: &QName,
+    phases: &Phases,
+    which: Sequence,
+) -> Result<Option<String>> {
+    if engine.transactional_ddl() {
+        return Ok(None);
+    }
+    let expand: Vec<&str> = phases
+        .expand
+        .iter()
+        .filter_map(|s| match s {
+            Step::Sql(sql) => Some(sql.as_str()),
+            _ => None,
+        })
+        .collect();
+    let complete: Vec<&str> = phases
+        .complete_online
+        .iter()
+        .chain(phases.complete.iter())
+        .map(String::as_str)
+        .collect();
+    let rollback: Vec<&str> = phases.rollback.iter().map(String::as_str).collect();
+    // Each run: its statements, each with the phase it belongs to.
+    let tag = |what: &'static str, texts: &[&str]| -> Vec<(&'static str, String)> {
+        alters_of(engine, table, texts)
+            .into_iter()
+            .map(|a| (what, a))
+            .collect()
+    };
+    let expand_part = tag("the expand phase", &expand);
+    let runs: Vec<Vec<(&str, String)>> = match which {
+        Sequence::Expanding => vec![
+            [
+                expand_part.clone(),
+                tag("the contract phase (`sluice complete`)", &complete),
+            ]
+            .concat(),
+            [
+                expand_part,
+                tag("the rollback (`sluice rollback`)", &rollback),
+            ]
+            .concat(),
+        ],
+        Sequence::Complete => vec![tag("the contract phase", &complete)],
+        Sequence::Rollback => vec![tag("the rollback", &rollback)],
+    };
+    let kind = engine.target().engine;
+    let from = format!("ALTER TABLE {} ", crate::quote::qname(kind, table));
+    for alters in runs.into_iter().filter(|r| !r.is_empty()) {
+        let (copy, _) = probe_names(table.schema.as_deref(), &probe_token());
+        let drop = format!("DROP TABLE IF EXISTS {copy}");
+        let mut steps = vec![
+            drop.clone(),
+            format!(
+                "CREATE TABLE {copy} LIKE {}",
+                crate::quote::qname(kind, table)
+            ),
+        ];
+        steps.extend(
+            alters
+                .iter()
+                .map(|(_, a)| format!("ALTER TABLE {copy} {}", &a[from.len()..])),
+        );
+        let mut failed = None;
+        for (i, step) in steps.iter().enumerate() {
+            if let Err(e) = engine.execute(step).await {
+                failed = Some((i, e));
+                break;
+            }
+        }
+        let _ = engine.execute(&drop).await;
+        if let Some((i, e)) = failed {
+            let message = match i {
+                0 | 1 => format!(
+                    "sluice tries the phases' ALTERs on an empty copy of {} first (CREATE TABLE … LIKE, dropped after), since MariaDB/MySQL cannot roll a failed phase back, and could not make the copy: {}. Grant CREATE, ALTER and DROP on the database (see Privileges)",
+                    table.display(),
+                    e.message
+                ),
+                _ => {
+                    let (what, alter) = &alters[i - 2];
+                    format!(
+                        "the server refuses `{}` of {what} on this table's shape (tried on an empty copy of {}, since MariaDB/MySQL cannot roll a failed phase back): {}",
+                        crate::redact::label(alter, 200),
+                        table.display(),
+                        e.message
+                    )
+                }
+            };
+            return Ok(Some(message));
+        }
+    }
+    Ok(None)
+}

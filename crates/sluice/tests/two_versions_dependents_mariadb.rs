@@ -1,0 +1,319 @@
+//! Issue 14 on MariaDB: what is made on either name of an open column rename after its expand.
+//! MariaDB cannot roll DDL back, so a contract or rollback that failed on it part-way would have
+//! dropped the sync triggers already:
+//!
+//! - on the old name (a check naming it, a generated column computed from it, a foreign key
+//!   either way, an index without a copy, a CHECK of its own): `complete` refuses before anything
+//!   (exit 11) naming it, again on a rerun, nothing changed; once it is gone, `complete` finishes.
+//! - on the new name (an index, a check, a generated column, a foreign key, a view, a trigger):
+//!   `rollback` refuses before anything naming it, again on a rerun; `complete` keeps it.
+
+mod common;
+
+use common::mariadb_two_versions::{show_create, state_of};
+use common::{Project, Run};
+use mysql_async::prelude::Queryable;
+use mysql_async::Conn;
+use sluice_testkit::Server;
+
+const SETUP: &str = "CREATE TABLE parent (id int PRIMARY KEY);
+INSERT INTO parent SELECT seq FROM seq_0_to_300;
+CREATE TABLE t (id bigint PRIMARY KEY, a int NOT NULL DEFAULT 0, note varchar(20), KEY t_a_idx (a));
+INSERT INTO t SELECT seq, seq, 'x' FROM seq_1_to_200;
+";
+
+async fn expanded() -> (Project, Conn) {
+    let p = Project::new(Server::MariaDb).await;
+    p.write("1_create.sql", SETUP);
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "create: {r:?}");
+    p.write("2_rename.sql", "ALTER TABLE t RENAME COLUMN a TO b;\n");
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "expand: {r:?}");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+    let db = p.db.my().await;
+    (p, db)
+}
+
+/// The table, its triggers and the schema's views and foreign keys.
+async fn snapshot(db: &mut Conn) -> String {
+    let mut s = show_create(db, "t").await;
+    let rows: Vec<(String, String)> = db
+        .query(
+            "SELECT CONCAT('trigger ', TRIGGER_NAME), ACTION_STATEMENT FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()
+             UNION ALL SELECT CONCAT('view ', TABLE_NAME), VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE()
+             UNION ALL SELECT CONCAT('fk ', CONSTRAINT_NAME), TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE()
+             ORDER BY 1",
+        )
+        .await
+        .unwrap();
+    for (a, b) in rows {
+        s.push_str(&format!("\n{a}: {b}"));
+    }
+    s
+}
+
+fn refused(r: &Run, code: i32, names: &str, what: &str) {
+    assert_eq!(r.code, code, "{what}: {r:?}");
+    assert!(
+        r.stderr.contains("refused (nothing was changed") && r.stderr.contains(names),
+        "{what}: the refusal names {names}: {r:?}"
+    );
+}
+
+#[tokio::test]
+async fn complete_refuses_what_was_made_on_the_old_name_after_the_expand() {
+    // (made after the expand, what the refusal names, what removes it again)
+    let cases = [
+        (
+            "ALTER TABLE t ADD CONSTRAINT t_a_ck CHECK (a >= 0)",
+            "t_a_ck",
+            "ALTER TABLE t DROP CONSTRAINT t_a_ck",
+        ),
+        (
+            "ALTER TABLE t MODIFY a int NOT NULL DEFAULT 0 CHECK (a >= 0)",
+            "a has a CHECK of its own",
+            "ALTER TABLE t MODIFY a int NOT NULL DEFAULT 0",
+        ),
+        (
+            "ALTER TABLE t ADD COLUMN g int AS (a * 2) VIRTUAL",
+            "generated column g",
+            "ALTER TABLE t DROP COLUMN g",
+        ),
+        (
+            "ALTER TABLE t ADD CONSTRAINT t_a_fk FOREIGN KEY (a) REFERENCES parent (id)",
+            "t_a_fk",
+            "ALTER TABLE t DROP FOREIGN KEY t_a_fk",
+        ),
+        (
+            "CREATE TABLE child (x int, CONSTRAINT child_x_fk FOREIGN KEY (x) REFERENCES t (a))",
+            "child_x_fk",
+            "DROP TABLE child",
+        ),
+        (
+            "ALTER TABLE t ADD KEY t_a_note (a, note)",
+            "index t_a_note",
+            "ALTER TABLE t DROP KEY t_a_note",
+        ),
+    ];
+    for (made, names, undo) in cases {
+        let (p, mut db) = expanded().await;
+        db.query_drop(made).await.unwrap();
+        let before = snapshot(&mut db).await;
+        for attempt in ["complete", "complete again"] {
+            refused(
+                &p.run(&["complete"]),
+                11,
+                names,
+                &format!("{made}: {attempt}"),
+            );
+            assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "{made}");
+            assert_eq!(
+                snapshot(&mut db).await,
+                before,
+                "{made}: {attempt} changed nothing"
+            );
+        }
+        // Both names still work while it stays expanded.
+        db.query_drop("INSERT INTO t (id, a) VALUES (1001, 250)")
+            .await
+            .unwrap();
+        db.query_drop("INSERT INTO t (id, b) VALUES (1002, 251)")
+            .await
+            .unwrap();
+        db.query_drop(undo).await.unwrap();
+        let r = p.run(&["complete"]);
+        assert_eq!(r.code, 0, "{made}: complete once it is gone: {r:?}");
+        let rows: Vec<(i64, i64)> = db
+            .query("SELECT id, b FROM t WHERE id > 1000 ORDER BY id")
+            .await
+            .unwrap();
+        assert_eq!(rows, vec![(1001, 250), (1002, 251)], "{made}");
+        let cols: Vec<String> = db
+            .query("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 't' ORDER BY ORDINAL_POSITION")
+            .await
+            .unwrap();
+        assert!(
+            !cols.iter().any(|c| c == "a") && cols.iter().any(|c| c == "b"),
+            "{made}: {cols:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn rollback_refuses_what_was_made_on_the_new_name_and_complete_keeps_it() {
+    // (made after the expand, what the refusal names, a query counting it)
+    let cases = [
+        ("ALTER TABLE t ADD KEY t_b_later (b, note)", "index t_b_later", "SELECT COUNT(DISTINCT INDEX_NAME) FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() AND INDEX_NAME = 't_b_later'"),
+        ("ALTER TABLE t ADD CONSTRAINT t_b_ck CHECK (b >= 0)", "t_b_ck", "SELECT COUNT(*) FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() AND CONSTRAINT_NAME = 't_b_ck'"),
+        ("ALTER TABLE t ADD COLUMN gb int AS (b * 2) VIRTUAL", "generated column gb", "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_NAME = 'gb'"),
+        ("ALTER TABLE t ADD CONSTRAINT t_b_fk FOREIGN KEY (b) REFERENCES parent (id)", "t_b_fk", "SELECT COUNT(*) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() AND CONSTRAINT_NAME = 't_b_fk'"),
+        ("CREATE VIEW vb AS SELECT id, b FROM t", "view vb", "SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'vb'"),
+        ("CREATE TRIGGER t_bi BEFORE INSERT ON t FOR EACH ROW SET NEW.note = NEW.b", "trigger t_bi", "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME = 't_bi'"),
+    ];
+    for (made, names, present) in cases {
+        let (p, mut db) = expanded().await;
+        db.query_drop(made).await.unwrap();
+        let before = snapshot(&mut db).await;
+        for attempt in ["rollback", "rollback again"] {
+            refused(
+                &p.run(&["rollback"]),
+                1,
+                names,
+                &format!("{made}: {attempt}"),
+            );
+            assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "{made}");
+            assert_eq!(
+                snapshot(&mut db).await,
+                before,
+                "{made}: {attempt} changed nothing"
+            );
+        }
+        let r = p.run(&["complete"]);
+        assert_eq!(r.code, 0, "{made}: complete: {r:?}");
+        let n: Option<i64> = db.query_first(present).await.unwrap();
+        assert_eq!(n, Some(1), "{made}: kept by complete");
+    }
+    // What the expand made itself does not stop the rollback.
+    let (p, _db) = expanded().await;
+    let r = p.run(&["rollback"]);
+    assert_eq!(r.code, 0, "plain rollback: {r:?}");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("pending"));
+}
+
+/// Not on the column, yet the contract's ALTER cannot run in place beside it: a FULLTEXT index
+/// made after the expand is found on an empty copy of the table before anything (exit 11). Once
+/// it is dropped, InnoDB keeps a hidden FTS_DOC_ID column that no copy shows, and the server
+/// refuses the contract's in-place ALTER (1845): it runs before the triggers are dropped, so it
+/// changes nothing and both names stay in step; the rollback then works.
+#[tokio::test]
+async fn a_fulltext_index_made_after_the_expand_never_leaves_the_names_apart() {
+    let (p, mut db) = expanded().await;
+    db.query_drop("ALTER TABLE t ADD FULLTEXT KEY ft (note)")
+        .await
+        .unwrap();
+    let before = snapshot(&mut db).await;
+    for attempt in ["complete", "complete again"] {
+        refused(
+            &p.run(&["complete"]),
+            11,
+            "Fulltext index creation requires a lock",
+            attempt,
+        );
+        assert_eq!(snapshot(&mut db).await, before, "{attempt} changed nothing");
+    }
+    db.query_drop("ALTER TABLE t DROP KEY ft").await.unwrap();
+    let before = snapshot(&mut db).await;
+    for attempt in ["complete after the drop", "again"] {
+        let r = p.run(&["complete"]);
+        assert_eq!(r.code, 1, "{attempt}: {r:?}");
+        assert!(r.stderr.contains("(1845)"), "{attempt}: {r:?}");
+        assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "{attempt}");
+        assert_eq!(snapshot(&mut db).await, before, "{attempt} changed nothing");
+        // Both names still in step.
+        db.query_drop("UPDATE t SET a = 277 WHERE id = 5")
+            .await
+            .unwrap();
+        let b: Option<i64> = db
+            .query_first("SELECT b FROM t WHERE id = 5")
+            .await
+            .unwrap();
+        assert_eq!(b, Some(277), "{attempt}");
+    }
+    let r = p.run(&["rollback"]);
+    assert_eq!(r.code, 0, "rollback: {r:?}");
+    let a: Option<i64> = db
+        .query_first("SELECT a FROM t WHERE id = 5")
+        .await
+        .unwrap();
+    assert_eq!(a, Some(277));
+}
+
+/// A VIRTUAL column on the table: present before the expand, the rename is refused (its ADD
+/// COLUMN … AFTER cannot run in place); made after the expand, MariaDB refuses the contract's
+/// DROP COLUMN combined with other clauses in place (1846), so the contract splits it in two ALTERs. The cycle ends as the rename
+/// as written does; and the state a kill between the two ALTERs leaves (the old column gone, the
+/// copies not yet renamed) is finished by the rerun.
+#[tokio::test]
+async fn a_table_with_a_virtual_column_renames_through_both_alters_and_a_cut_between_them() {
+    let shape = "CREATE TABLE t (id bigint PRIMARY KEY, a int NOT NULL DEFAULT 0, note varchar(20), KEY t_a_idx (a), KEY t_a_note (a, note));
+INSERT INTO t (id, a, note) SELECT seq, seq, 'x' FROM seq_1_to_200;
+";
+    let virtual_column = "ALTER TABLE t ADD COLUMN g int AS (id * 2) VIRTUAL";
+    // Present before the expand: the expand's own ADD COLUMN … AFTER cannot run in place (1846),
+    // found on the empty copy: refused before anything, twice.
+    {
+        let p = Project::new(Server::MariaDb).await;
+        p.write("1_create.sql", shape);
+        assert_eq!(p.run(&["up"]).code, 0);
+        let mut db = p.db.my().await;
+        db.query_drop(virtual_column).await.unwrap();
+        let before = snapshot(&mut db).await;
+        p.write("2_rename.sql", "ALTER TABLE t RENAME COLUMN a TO b;\n");
+        for attempt in ["up", "up again"] {
+            let r = p.run(&["up"]);
+            assert_eq!(r.code, 2, "{attempt}: {r:?}");
+            assert!(
+                r.stderr.contains("tried on an empty copy of t")
+                    && r.stderr.contains("virtual columns"),
+                "{attempt}: {r:?}"
+            );
+            assert_eq!(snapshot(&mut db).await, before, "{attempt} changed nothing");
+            assert_eq!(state_of(&p, 2).as_deref(), Some("pending"), "{attempt}");
+        }
+    }
+    for cut in [false, true] {
+        let p = Project::new(Server::MariaDb).await;
+        p.write("1_create.sql", shape);
+        assert_eq!(p.run(&["up"]).code, 0);
+        p.write("2_rename.sql", "ALTER TABLE t RENAME COLUMN a TO b;\n");
+        let r = p.run(&["up"]);
+        assert_eq!(r.code, 0, "expand: {r:?}");
+        let mut db = p.db.my().await;
+        db.query_drop(virtual_column).await.unwrap();
+        if cut {
+            // What the first ALTER leaves: triggers dropped, the old column and its indexes gone.
+            let triggers: Vec<String> = db
+                .query("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND EVENT_OBJECT_TABLE = 't'")
+                .await
+                .unwrap();
+            assert_eq!(triggers.len(), 2, "{triggers:?}");
+            for t in triggers {
+                db.query_drop(format!("DROP TRIGGER `{t}`")).await.unwrap();
+            }
+            db.query_drop("ALTER TABLE t DROP INDEX t_a_idx, DROP INDEX t_a_note, DROP COLUMN a")
+                .await
+                .unwrap();
+        }
+        let r = p.run(&["complete"]);
+        assert_eq!(r.code, 0, "cut {cut}: complete: {r:?}");
+        assert_eq!(state_of(&p, 2).as_deref(), Some("applied"), "cut {cut}");
+        let twin = Project::new(Server::MariaDb).await;
+        let mut tdb = twin.db.my().await;
+        tdb.query_drop(shape).await.unwrap();
+        tdb.query_drop("ALTER TABLE t RENAME COLUMN a TO b")
+            .await
+            .unwrap();
+        tdb.query_drop(virtual_column).await.unwrap();
+        // Secondary indexes may be listed in another order: compared as sorted lines.
+        let lines = |s: String| {
+            let mut v: Vec<String> = s
+                .lines()
+                .map(|l| l.trim().trim_end_matches(',').to_string())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            lines(show_create(&mut db, "t").await),
+            lines(show_create(&mut tdb, "t").await),
+            "cut {cut}"
+        );
+        let rows: i64 = db
+            .query_first("SELECT COUNT(*) FROM t WHERE b = id")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rows, 200, "cut {cut}");
+    }
+}
