@@ -1898,15 +1898,13 @@ async fn mysql_facts(
             f.on_update.push(name);
         }
     }
-    f.foreign_keys = engine
-        .query_text(&foreign_keys_sql(schema, &table.name, from))
-        .await?
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect();
-    if f.has_to {
-        f.to_foreign_keys = engine
-            .query_text(&foreign_keys_sql(schema, &table.name, to))
+    // The foreign keys of each column (the new one's only once it exists).
+    for (column, into) in [(from, &mut f.foreign_keys), (to, &mut f.to_foreign_keys)] {
+        if column == to && !f.has_to {
+            continue;
+        }
+        *into = engine
+            .query_text(&foreign_keys_sql(schema, &table.name, column))
             .await?
             .into_iter()
             .filter_map(|r| r.into_iter().next().flatten())

@@ -33,10 +33,11 @@
 //! checks it after the BEFORE INSERT trigger for INSERT ... VALUES, but before it for INSERT ...
 //! SELECT, which would fail 1364 without ever reaching the trigger that sets it.
 //!
-//! Contract (`sluice complete`), under `LOCK TABLES t WRITE`: drop the triggers and the dropped
-//! columns (the algorithm the DROP COLUMN's own contract predicts; INSTANT or NOCOPY only, the
-//! lock is held throughout). Rollback: under the lock, drop the triggers and the added columns:
-//! the table is as before the migration, the dropped columns hold both versions' writes.
+//! Contract (`sluice complete`), under `LOCK TABLES t WRITE`: drop the dropped columns (the
+//! algorithm the DROP COLUMN's own contract predicts; INSTANT or NOCOPY only, the lock is held
+//! throughout), then the triggers, so an ALTER the server refuses changes nothing. Rollback:
+//! under the lock, drop the added columns, then the triggers: the table is as before the
+//! migration, the dropped columns hold both versions' writes.
 
 use super::super::staged::{About, Lock, Step};
 use super::super::{Blocks, Effect};
@@ -574,15 +575,18 @@ pub fn phases(b: &Breaking, st: &Stmt, f: &Facts) -> Result<Phases, String> {
         .filter(|s| !s.starts_with("ALTER TABLE"))
         .cloned()
         .collect();
-    let mut complete = format!("LOCK TABLES {t} WRITE; {drop_triggers}; ");
+    // The ALTER before the triggers' drops (the lock keeps writes out in between): an ALTER the
+    // server refuses then changes nothing and the columns stay in step. A kill between the two
+    // leaves triggers naming dropped columns until the rerun (`contracted`) drops them.
+    let mut complete = format!("LOCK TABLES {t} WRITE; ");
     if !drop_alter.is_empty() {
         complete.push_str(&format!("{drop_alter}; "));
     }
-    complete.push_str("UNLOCK TABLES");
+    complete.push_str(&format!("{drop_triggers}; UNLOCK TABLES"));
     let mut complete = vec![complete];
     complete.extend(forget);
 
-    let mut rollback = format!("LOCK TABLES {t} WRITE; {drop_triggers}; ");
+    let mut rollback = format!("LOCK TABLES {t} WRITE; ");
     let drops: Vec<String> = added
         .iter()
         .filter(|(c, _)| mariadb || present(c))
@@ -600,7 +604,7 @@ pub fn phases(b: &Breaking, st: &Stmt, f: &Facts) -> Result<Phases, String> {
             drops.join(", ")
         ));
     }
-    rollback.push_str("UNLOCK TABLES");
+    rollback.push_str(&format!("{drop_triggers}; UNLOCK TABLES"));
 
     let news = added_names.join(", ");
     let olds = dropped_names.join(", ");
@@ -881,12 +885,12 @@ CREATE OR REPLACE TRIGGER `t_name_5a68a959_sluice_smu` BEFORE UPDATE ON `t` FOR 
         assert_eq!(p.expand_locks.len(), p.expand.len());
         assert_eq!(
             p.complete[0],
-            "LOCK TABLES `t` WRITE; DROP TRIGGER IF EXISTS `t_name_5a68a959_sluice_smi`; DROP TRIGGER IF EXISTS `t_name_5a68a959_sluice_smu`; ALTER TABLE `t` DROP COLUMN `name`, ALGORITHM=INSTANT; UNLOCK TABLES"
+            "LOCK TABLES `t` WRITE; ALTER TABLE `t` DROP COLUMN `name`, ALGORITHM=INSTANT; DROP TRIGGER IF EXISTS `t_name_5a68a959_sluice_smi`; DROP TRIGGER IF EXISTS `t_name_5a68a959_sluice_smu`; UNLOCK TABLES"
         );
         assert_eq!(
             p.rollback,
             vec![
-                "LOCK TABLES `t` WRITE; DROP TRIGGER IF EXISTS `t_name_5a68a959_sluice_smi`; DROP TRIGGER IF EXISTS `t_name_5a68a959_sluice_smu`; ALTER TABLE `t` DROP COLUMN IF EXISTS `first_name`, DROP COLUMN IF EXISTS `last_name`, ALGORITHM=INSTANT; UNLOCK TABLES".to_string(),
+                "LOCK TABLES `t` WRITE; ALTER TABLE `t` DROP COLUMN IF EXISTS `first_name`, DROP COLUMN IF EXISTS `last_name`, ALGORITHM=INSTANT; DROP TRIGGER IF EXISTS `t_name_5a68a959_sluice_smi`; DROP TRIGGER IF EXISTS `t_name_5a68a959_sluice_smu`; UNLOCK TABLES".to_string(),
                 "ALTER TABLE `t` ALTER COLUMN `name` DROP DEFAULT, ALGORITHM=INSTANT".to_string(),
                 "DELETE FROM `sluice_meta` WHERE `k` LIKE 'drop 2 %'".to_string(),
             ]
