@@ -183,9 +183,10 @@ async fn rollback_refuses_what_was_made_on_the_new_name_and_complete_keeps_it() 
 
 /// Not on the column, yet the contract's ALTER cannot run in place beside it: a FULLTEXT index
 /// made after the expand is found on an empty copy of the table before anything (exit 11). Once
-/// it is dropped, InnoDB keeps a hidden FTS_DOC_ID column that no copy shows, and the server
-/// refuses the contract's in-place ALTER (1845): it runs before the triggers are dropped, so it
-/// changes nothing and both names stay in step; the rollback then works.
+/// it is dropped, InnoDB keeps a hidden FTS_DOC_ID column that no copy shows, with which the
+/// server refuses in-place column changes (1845): read from InnoDB's dictionary, `complete` and
+/// `rollback` refuse before anything, naming the online rebuild that clears it; after it,
+/// `complete` finishes.
 #[tokio::test]
 async fn a_fulltext_index_made_after_the_expand_never_leaves_the_names_apart() {
     let (p, mut db) = expanded().await;
@@ -204,29 +205,35 @@ async fn a_fulltext_index_made_after_the_expand_never_leaves_the_names_apart() {
     }
     db.query_drop("ALTER TABLE t DROP KEY ft").await.unwrap();
     let before = snapshot(&mut db).await;
-    for attempt in ["complete after the drop", "again"] {
-        let r = p.run(&["complete"]);
-        assert_eq!(r.code, 1, "{attempt}: {r:?}");
-        assert!(r.stderr.contains("(1845)"), "{attempt}: {r:?}");
-        assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "{attempt}");
-        assert_eq!(snapshot(&mut db).await, before, "{attempt} changed nothing");
-        // Both names still in step.
-        db.query_drop("UPDATE t SET a = 277 WHERE id = 5")
-            .await
-            .unwrap();
-        let b: Option<i64> = db
-            .query_first("SELECT b FROM t WHERE id = 5")
-            .await
-            .unwrap();
-        assert_eq!(b, Some(277), "{attempt}");
+    for (args, code) in [
+        (&["complete"][..], 11),
+        (&["complete"], 11),
+        (&["rollback"], 1),
+        (&["rollback"], 1),
+    ] {
+        let r = p.run(args);
+        refused(&r, code, "hidden FTS_DOC_ID column", &format!("{args:?}"));
+        assert!(
+            r.stderr.contains("FORCE, ALGORITHM=INPLACE, LOCK=NONE"),
+            "{r:?}"
+        );
+        assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+        assert_eq!(snapshot(&mut db).await, before, "{args:?} changed nothing");
     }
-    let r = p.run(&["rollback"]);
-    assert_eq!(r.code, 0, "rollback: {r:?}");
-    let a: Option<i64> = db
-        .query_first("SELECT a FROM t WHERE id = 5")
+    // What the message says, then the contract.
+    db.query_drop("ALTER TABLE t FORCE, ALGORITHM=INPLACE, LOCK=NONE")
         .await
         .unwrap();
-    assert_eq!(a, Some(277));
+    db.query_drop("UPDATE t SET a = 277 WHERE id = 5")
+        .await
+        .unwrap();
+    let r = p.run(&["complete"]);
+    assert_eq!(r.code, 0, "complete after the rebuild: {r:?}");
+    let b: Option<i64> = db
+        .query_first("SELECT b FROM t WHERE id = 5")
+        .await
+        .unwrap();
+    assert_eq!(b, Some(277));
 }
 
 /// A VIRTUAL column on the table: present before the expand, the rename is refused (its ADD
@@ -316,4 +323,98 @@ INSERT INTO t (id, a, note) SELECT seq, seq, 'x' FROM seq_1_to_200;
             .unwrap();
         assert_eq!(rows, 200, "cut {cut}");
     }
+}
+
+/// The split of a column, on a table a FULLTEXT index was added to and dropped from after the
+/// expand (InnoDB keeps its hidden FTS_DOC_ID column, so the contract's in-place DROP COLUMN is
+/// refused): the ALTER runs before the sync triggers are dropped, so `complete` fails changing
+/// nothing (twice), both sides stay in step, and `rollback` works.
+#[tokio::test]
+async fn a_split_whose_contract_the_server_refuses_keeps_both_sides_in_step() {
+    let p = Project::new(Server::MariaDb).await;
+    p.write(
+        "1_create.sql",
+        "CREATE TABLE t (id bigint PRIMARY KEY, name varchar(81) NOT NULL, note varchar(20));
+INSERT INTO t SELECT seq, CONCAT('F', seq, ' L', seq), 'x' FROM seq_1_to_200;
+",
+    );
+    assert_eq!(p.run(&["up"]).code, 0);
+    p.write(
+        "2_split.sql",
+        "-- sluice:up\nALTER TABLE t ADD COLUMN first_name varchar(40), ADD COLUMN last_name varchar(40);\nUPDATE t SET first_name = SUBSTRING_INDEX(name, ' ', 1), last_name = SUBSTRING_INDEX(name, ' ', -1);\n-- sluice:old name = CONCAT(first_name, ' ', last_name)\nALTER TABLE t DROP COLUMN name;\n",
+    );
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "expand: {r:?}");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+    let mut db = p.db.my().await;
+    db.query_drop("ALTER TABLE t ADD FULLTEXT KEY ft (note)")
+        .await
+        .unwrap();
+    db.query_drop("ALTER TABLE t DROP KEY ft").await.unwrap();
+    // A user with the documented grants (no PROCESS): InnoDB's dictionary is closed to it, so
+    // the hidden column is not seen before, and the server refuses the contract's ALTER itself.
+    let mut admin = p.db.my_su().await;
+    let user = format!("u{:x}", std::process::id() ^ p.db.name.len() as u32);
+    admin
+        .query_drop(format!("DROP USER IF EXISTS '{user}'@'%'"))
+        .await
+        .unwrap();
+    admin
+        .query_drop(format!("CREATE USER '{user}'@'%' IDENTIFIED BY 'pw'"))
+        .await
+        .unwrap();
+    admin
+        .query_drop(format!(
+            "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX, TRIGGER, LOCK TABLES ON `{}`.* TO '{user}'@'%'",
+            p.db.name
+        ))
+        .await
+        .unwrap();
+    let url = p.db.url_as(&format!("{user}:pw"));
+    let run = |args: &[&str]| -> Run {
+        p.command(args)
+            .env("DATABASE_URL", &url)
+            .output()
+            .expect("run sluice")
+            .into()
+    };
+    let before = snapshot(&mut db).await;
+    for attempt in ["complete", "complete again"] {
+        let r = run(&["complete"]);
+        assert_eq!(r.code, 1, "{attempt}: {r:?}");
+        assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"), "{attempt}");
+        assert_eq!(snapshot(&mut db).await, before, "{attempt} changed nothing");
+        // The old version's write still reaches the new columns.
+        db.query_drop("UPDATE t SET name = 'Ann Lee' WHERE id = 5")
+            .await
+            .unwrap();
+        let split: Option<(String, String)> = db
+            .query_first("SELECT first_name, last_name FROM t WHERE id = 5")
+            .await
+            .unwrap();
+        assert_eq!(
+            split,
+            Some(("Ann".to_string(), "Lee".to_string())),
+            "{attempt}"
+        );
+    }
+    // The rollback's in-place DROP COLUMN is refused the same way, changing nothing; after the
+    // online rebuild it runs.
+    let r = run(&["rollback"]);
+    assert_eq!(r.code, 1, "rollback: {r:?}");
+    assert_eq!(snapshot(&mut db).await, before, "rollback changed nothing");
+    db.query_drop("ALTER TABLE t FORCE, ALGORITHM=INPLACE, LOCK=NONE")
+        .await
+        .unwrap();
+    let r = run(&["rollback"]);
+    assert_eq!(r.code, 0, "rollback after the rebuild: {r:?}");
+    admin
+        .query_drop(format!("DROP USER '{user}'@'%'"))
+        .await
+        .unwrap();
+    let name: Option<String> = db
+        .query_first("SELECT name FROM t WHERE id = 5")
+        .await
+        .unwrap();
+    assert_eq!(name.as_deref(), Some("Ann Lee"));
 }
