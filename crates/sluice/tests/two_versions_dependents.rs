@@ -63,6 +63,7 @@ async fn complete_refuses_what_was_made_on_the_old_name_after_the_expand() {
         ("CREATE TRIGGER t_upd AFTER UPDATE OF a ON t FOR EACH ROW EXECUTE FUNCTION noop()", "trigger t_upd", "DROP TRIGGER t_upd ON t"),
         ("GRANT SELECT (a) ON t TO PUBLIC", "a has privileges of its own", "REVOKE SELECT (a) ON t FROM PUBLIC"),
         ("ALTER TABLE t ALTER COLUMN a DROP NOT NULL", "a is nullable but b is NOT NULL", "ALTER TABLE t ALTER COLUMN a SET NOT NULL"),
+        ("ALTER TABLE t ALTER COLUMN a TYPE bigint", "the type: a is bigint but b is integer", "ALTER TABLE t ALTER COLUMN a TYPE integer"),
     ];
     for (made, names, undo) in cases {
         let p = expanded().await;
@@ -146,6 +147,11 @@ async fn rollback_refuses_what_was_made_on_the_new_name_and_complete_keeps_it() 
             "b has privileges of its own",
             "has_column_privilege('public', 't', 'b', 'SELECT')",
         ),
+        (
+            "CREATE SEQUENCE s_b OWNED BY t.b",
+            "sequence public.s_b owned by b",
+            "to_regclass('s_b') IS NOT NULL",
+        ),
     ];
     for (made, names, present) in cases {
         let p = expanded().await;
@@ -179,4 +185,64 @@ async fn rollback_refuses_what_was_made_on_the_new_name_and_complete_keeps_it() 
     let r = p.run(&["rollback"]);
     assert_eq!(r.code, 0, "plain rollback: {r:?}");
     assert_eq!(p.state_of(1).as_deref(), Some("pending"));
+}
+
+/// A split's rollback drops the added columns: what was made on them after the expand (an index,
+/// a check, a view) refuses it before anything, twice, nothing changed; `complete` keeps it.
+#[tokio::test]
+async fn a_split_rollback_refuses_what_was_made_on_the_added_columns() {
+    let cases = [
+        (
+            "CREATE INDEX ix_fn ON t (first_name)",
+            "index ix_fn",
+            "to_regclass('ix_fn') IS NOT NULL",
+        ),
+        (
+            "ALTER TABLE t ADD CONSTRAINT ck_fn CHECK (first_name <> '')",
+            "check constraint ck_fn",
+            "EXISTS (SELECT FROM pg_constraint WHERE conname = 'ck_fn')",
+        ),
+        (
+            "CREATE VIEW vfn AS SELECT id, last_name FROM t",
+            "view vfn depends on last_name",
+            "to_regclass('vfn') IS NOT NULL",
+        ),
+    ];
+    for (made, names, present) in cases {
+        let p = Project::new(Server::Postgres).await;
+        let c = p.db.pg().await;
+        c.batch_execute("CREATE TABLE t (id bigint PRIMARY KEY, name text NOT NULL); INSERT INTO t SELECT g, 'F' || g || ' L' || g FROM generate_series(1, 200) g;")
+            .await
+            .unwrap();
+        p.write(
+            "1_split.sql",
+            "-- sluice:up\nALTER TABLE t ADD COLUMN first_name text, ADD COLUMN last_name text;\nUPDATE t SET first_name = split_part(name, ' ', 1), last_name = split_part(name, ' ', 2);\n-- sluice:old name = first_name || ' ' || last_name\nALTER TABLE t DROP COLUMN name;\n",
+        );
+        let r = p.run(&["up"]);
+        assert_eq!(r.code, 0, "expand: {r:?}");
+        assert_eq!(p.state_of(1).as_deref(), Some("expanded"));
+        c.batch_execute(made).await.unwrap();
+        let before = p.pg_dump_schema();
+        for attempt in ["rollback", "rollback again"] {
+            refused(
+                &p.run(&["rollback"]),
+                1,
+                names,
+                &format!("{made}: {attempt}"),
+            );
+            assert_eq!(p.state_of(1).as_deref(), Some("expanded"), "{made}");
+            assert_eq!(
+                p.pg_dump_schema(),
+                before,
+                "{made}: {attempt} changed nothing"
+            );
+        }
+        let r = p.run(&["complete"]);
+        assert_eq!(r.code, 0, "{made}: complete: {r:?}");
+        assert_eq!(
+            p.pg_text(present).await.as_deref(),
+            Some("true"),
+            "{made}: kept"
+        );
+    }
 }

@@ -95,10 +95,68 @@ async fn complete_refuses_what_was_made_on_the_old_name_after_the_expand() {
             "index t_a_note",
             "ALTER TABLE t DROP KEY t_a_note",
         ),
+        // Views and triggers read by name: through an alias, from another database, a bare
+        // name in a subquery, a trigger of another table writing it (`{db}`: the test's database).
+        ("CREATE VIEW v3 AS SELECT x.a FROM t x", "view v3", "DROP VIEW v3"),
+        (
+            "CREATE DATABASE {db}_o; CREATE VIEW {db}_o.v1 AS SELECT a FROM {db}.t",
+            "view {db}_o.v1",
+            "DROP DATABASE {db}_o",
+        ),
+        (
+            "CREATE TRIGGER tr BEFORE UPDATE ON t FOR EACH ROW SET @x = (SELECT MAX(a) FROM t)",
+            "trigger tr",
+            "DROP TRIGGER tr",
+        ),
+        (
+            "CREATE TABLE other (x int); CREATE TRIGGER tro BEFORE INSERT ON other FOR EACH ROW UPDATE t SET a = a + 1 WHERE id = NEW.x",
+            "tro (of another table)",
+            "DROP TABLE other",
+        ),
+        // A definition changed on the old name only.
+        (
+            "ALTER TABLE t MODIFY a int NULL DEFAULT 0",
+            "its definition changed after the expand",
+            "ALTER TABLE t MODIFY a int NOT NULL DEFAULT 0",
+        ),
+        (
+            "ALTER TABLE t MODIFY a bigint NOT NULL DEFAULT 0",
+            "its definition changed after the expand",
+            "ALTER TABLE t MODIFY a int NOT NULL DEFAULT 0",
+        ),
+        (
+            "ALTER TABLE t MODIFY a int NOT NULL DEFAULT 0 COMMENT 'later'",
+            "its definition changed after the expand",
+            "ALTER TABLE t MODIFY a int NOT NULL DEFAULT 0",
+        ),
     ];
     for (made, names, undo) in cases {
         let (p, mut db) = expanded().await;
-        db.query_drop(made).await.unwrap();
+        let (made, names, undo) = (
+            made.replace("{db}", &p.db.name),
+            names.replace("{db}", &p.db.name),
+            undo.replace("{db}", &p.db.name),
+        );
+        let (made, names, undo) = (made.as_str(), names.as_str(), undo.as_str());
+        // Another database is made by the administrator, its view readable by the test's user.
+        let other = made.contains(&format!("{}_o", p.db.name));
+        if other {
+            let mut su = p.db.my_su().await;
+            su.query_drop(made).await.unwrap();
+            let user: Option<String> = db
+                .query_first("SELECT SUBSTRING_INDEX(CURRENT_USER(), '@', 1)")
+                .await
+                .unwrap();
+            su.query_drop(format!(
+                "GRANT SELECT, SHOW VIEW ON `{}_o`.* TO '{}'@'%'",
+                p.db.name,
+                user.unwrap()
+            ))
+            .await
+            .unwrap();
+        } else {
+            db.query_drop(made).await.unwrap();
+        }
         let before = snapshot(&mut db).await;
         for attempt in ["complete", "complete again"] {
             refused(
@@ -121,7 +179,10 @@ async fn complete_refuses_what_was_made_on_the_old_name_after_the_expand() {
         db.query_drop("INSERT INTO t (id, b) VALUES (1002, 251)")
             .await
             .unwrap();
-        db.query_drop(undo).await.unwrap();
+        match other {
+            true => p.db.my_su().await.query_drop(undo).await.unwrap(),
+            false => db.query_drop(undo).await.unwrap(),
+        }
         let r = p.run(&["complete"]);
         assert_eq!(r.code, 0, "{made}: complete once it is gone: {r:?}");
         let rows: Vec<(i64, i64)> = db
@@ -149,6 +210,7 @@ async fn rollback_refuses_what_was_made_on_the_new_name_and_complete_keeps_it() 
         ("ALTER TABLE t ADD COLUMN gb int AS (b * 2) VIRTUAL", "generated column gb", "SELECT COUNT(*) FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND COLUMN_NAME = 'gb'"),
         ("ALTER TABLE t ADD CONSTRAINT t_b_fk FOREIGN KEY (b) REFERENCES parent (id)", "t_b_fk", "SELECT COUNT(*) FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = DATABASE() AND CONSTRAINT_NAME = 't_b_fk'"),
         ("CREATE VIEW vb AS SELECT id, b FROM t", "view vb", "SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'vb'"),
+        ("CREATE VIEW vb2 AS SELECT x.b FROM t x", "view vb2", "SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'vb2'"),
         ("CREATE TRIGGER t_bi BEFORE INSERT ON t FOR EACH ROW SET NEW.note = NEW.b", "trigger t_bi", "SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() AND TRIGGER_NAME = 't_bi'"),
     ];
     for (made, names, present) in cases {

@@ -574,6 +574,14 @@ fn killed(p: &Project, args: &[&str], point: &str) {
         .into();
     assert_ne!(r.code, 0, "{point}: {r:?}");
     assert!(r.stderr.contains(point), "{point}: {r:?}");
+    // The server frees a killed session's run lock once it notices the connection closed (a
+    // moment later on a loaded machine); until then `status` rightly says "running".
+    for _ in 0..50 {
+        if state_of(p, 2).as_deref() != Some("running") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }
 
 /// kill -9 before each expand step, after a backfill batch, after the expand (unrecorded), and

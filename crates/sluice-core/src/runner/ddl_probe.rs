@@ -9,7 +9,7 @@
 
 use crate::analysis::ir::QName;
 use crate::engine::Engine;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::plan::expand::fill_not_null_mysql::{probe_names, probe_token};
 use crate::plan::expand::Phases;
 use crate::plan::staged::Step;
@@ -93,6 +93,26 @@ pub(crate) async fn refusal(
     }
     let kind = engine.target().engine;
     let from = format!("ALTER TABLE {} ", crate::quote::qname(kind, table));
+    // `CREATE TABLE … LIKE` waits for a session holding the table locked (`LOCK TABLES … WRITE`):
+    // bounded here (plan and dry runs set no bound of their own), and said as what it is.
+    let bound = "SET @sluice_probe_lwt = @@SESSION.lock_wait_timeout, SESSION lock_wait_timeout = LEAST(@@SESSION.lock_wait_timeout, 10)";
+    let restore = "SET SESSION lock_wait_timeout = @sluice_probe_lwt";
+    engine
+        .execute(bound)
+        .await
+        .map_err(|e| Error::database("bounding the empty copy's lock wait", e.message))?;
+    let outcome = try_runs(engine, table, &from, runs).await;
+    let _ = engine.execute(restore).await;
+    outcome
+}
+
+async fn try_runs(
+    engine: &mut dyn Engine,
+    table: &QName,
+    from: &str,
+    runs: Vec<Vec<(&str, String)>>,
+) -> Result<Option<String>> {
+    let kind = engine.target().engine;
     for alters in runs.into_iter().filter(|r| !r.is_empty()) {
         let (copy, _) = probe_names(table.schema.as_deref(), &probe_token());
         let drop = format!("DROP TABLE IF EXISTS {copy}");
@@ -116,6 +136,21 @@ pub(crate) async fn refusal(
             }
         }
         let _ = engine.execute(&drop).await;
+        if let Some((_, e)) = failed.as_ref().filter(|(_, e)| e.lock_timeout) {
+            return Err(Error::Database {
+                context: format!(
+                    "trying the phases' ALTERs on an empty copy of {}",
+                    table.display()
+                ),
+                message: format!(
+                    "another session holds {} locked (LOCK TABLES, or a long statement): {}",
+                    table.display(),
+                    e.message
+                ),
+                help: "nothing was changed; run the same command again once that lock is released"
+                    .into(),
+            });
+        }
         if let Some((i, e)) = failed {
             let message = match i {
                 0 | 1 => format!(

@@ -1111,14 +1111,30 @@ async fn phases_live(
                         .await?,
                 );
                 f.triggers_present = f.trigger_bodies.iter().map(|(n, _)| n.clone()).collect();
-                f.views = pairs(
+                // Triggers of other tables and every database's views: a trigger elsewhere can
+                // write t's column, a view anywhere can read it (by an alias too).
+                f.other_triggers = pairs(
                     engine
                         .query_text(&format!(
-                            "SELECT TABLE_NAME, VIEW_DEFINITION FROM information_schema.VIEWS WHERE TABLE_SCHEMA = {}",
-                            mysql_schema(table)
+                            "SELECT CONCAT(TRIGGER_SCHEMA, '.', TRIGGER_NAME), ACTION_STATEMENT FROM information_schema.TRIGGERS WHERE NOT ({})",
+                            triggers_of(table)
                         ))
                         .await?,
                 );
+                f.views = pairs(
+                    engine
+                        .query_text(
+                            "SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME), VIEW_DEFINITION FROM information_schema.VIEWS",
+                        )
+                        .await?,
+                );
+                f.database = engine
+                    .query_text(&format!("SELECT {}", mysql_schema(table)))
+                    .await?
+                    .into_iter()
+                    .next()
+                    .and_then(|r| r.into_iter().next().flatten())
+                    .unwrap_or_default();
             } else {
                 f.triggers_present = mysql_triggers(engine, table).await?;
             }
@@ -1469,12 +1485,45 @@ async fn phases_live(
                 dropped: cols,
                 version: m.version,
             };
-            crate::plan::expand::split_merge::phases(b, &s.sql, &f).map_err(|why| {
-                file_err(format!(
-                    "sluice cannot {} in two phases: {why}",
-                    b.describe()
-                ))
-            })
+            let mut phases =
+                crate::plan::expand::split_merge::phases(b, &s.sql, &f).map_err(|why| {
+                    file_err(format!(
+                        "sluice cannot {} in two phases: {why}",
+                        b.describe()
+                    ))
+                })?;
+            // Expanded: the rollback drops the added columns, and with them what was made on
+            // them since. Indexes, checks and keys count only when the file's own ADD COLUMNs
+            // declare none (else they may be the migration's).
+            if is_expanded(engine, m).await {
+                let declares = m.part(Direction::Up).is_some_and(|p| {
+                    let up = p.sql.to_uppercase();
+                    ["UNIQUE", "CHECK", "REFERENCES", "PRIMARY", "EXCLUDE"]
+                        .iter()
+                        .any(|k| up.contains(k))
+                });
+                let Breaking::SplitMerge { added, .. } = b else {
+                    unreachable!("matched above")
+                };
+                let mut made = Vec::new();
+                for (c, _) in added {
+                    if let Some(mut cat) = engine.column_catalog(&name, c).await? {
+                        if declares {
+                            cat.indexes.clear();
+                            cat.checks.clear();
+                            cat.foreign_keys.clear();
+                        }
+                        made.extend(crate::plan::expand::rename_column::not_copies(&cat));
+                    }
+                }
+                if !made.is_empty() {
+                    phases.rollback_refusal = Some(format!(
+                        "the added columns carry what the expand phase did not make (a later migration's or made by hand): {}. The rollback drops them, and with them each of these. Drop them first (`sluice down` for a migration that made them), then run `sluice rollback` again",
+                        made.join("; ")
+                    ));
+                }
+            }
+            Ok(phases)
         }
         Breaking::FillNotNull { column, expr, .. } if engine.target().engine.is_mysql_family() => {
             let mut f = mysql_fill_facts(engine, m, table, column).await?;

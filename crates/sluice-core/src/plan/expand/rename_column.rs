@@ -376,6 +376,23 @@ pub fn uncopied(old: &ColumnCatalog, new: &ColumnCatalog) -> Vec<String> {
     // The expand refuses every one of these, so each was made after it.
     out.extend(old.foreign_keys.iter().map(|f| f.described.clone()));
     out.extend(old.blockers.iter().map(|b| of_column(b, &old.column)));
+    if old.data_type != new.data_type || old.collation != new.collation {
+        out.push(format!(
+            "the type: {} is {}{} but {} is {}{} (changed on one name after the expand)",
+            old.column,
+            old.data_type,
+            old.collation
+                .as_deref()
+                .map(|c| format!(" COLLATE {c}"))
+                .unwrap_or_default(),
+            new.column,
+            new.data_type,
+            new.collation
+                .as_deref()
+                .map(|c| format!(" COLLATE {c}"))
+                .unwrap_or_default(),
+        ));
+    }
     if old.not_null != new.not_null {
         out.push(format!(
             "NOT NULL: {} is {} but {} is {} (changed on one name after the expand)",
@@ -414,6 +431,18 @@ pub fn not_copies(new: &ColumnCatalog) -> Vec<String> {
             .map(|ck| format!("check constraint {} ({})", ck.name, ck.definition)),
     );
     out.extend(new.foreign_keys.iter().map(|f| f.described.clone()));
+    // A sequence the new column owns (OWNED BY, serial, identity) goes with it.
+    out.extend(
+        new.owned_sequence
+            .iter()
+            .map(|(s, n)| format!("sequence {s}.{n} owned by {}", new.column)),
+    );
+    out.extend(new.identity.iter().map(|i| {
+        format!(
+            "identity sequence {}.{} of {}",
+            i.schema, i.name, new.column
+        )
+    }));
     // What depends on the column itself (the table-level facts are the old column's too).
     out.extend(
         new.blockers

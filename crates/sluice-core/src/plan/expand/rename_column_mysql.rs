@@ -61,7 +61,11 @@ pub struct Facts {
     /// Read when expanded: the table's triggers (name, body) and the schema's views (name,
     /// definition), to find what still uses the old name before the contract drops it.
     pub trigger_bodies: Vec<(String, String)>,
+    /// Read when expanded: every database's views (`db.name`, definition), the other tables'
+    /// triggers (`db.name`, body), and the table's database.
     pub views: Vec<(String, String)>,
+    pub other_triggers: Vec<(String, String)>,
+    pub database: String,
     /// The column's nullability and type (what the default sluice gives it depends on).
     pub live: Option<super::drop_column_mysql::Live>,
     /// The `sluice_meta` key saying the expand phase gave both columns a default, and whether it
@@ -287,6 +291,21 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
     // expanded, made since (by a later migration or by hand), so `complete` is refused until it
     // is gone while `rollback` stays open.
     let mut column_blockers = Vec::new();
+    // Expanded, both columns were made alike: a definition changed on one name since (a type, NOT
+    // NULL, a default, a comment) would be lost or kept by the contract, not the rename as written.
+    if f.expanded {
+        if let Some(new_def) = definition(&f.create, &f.to) {
+            if new_def.trim() != def.trim() {
+                column_blockers.push(format!(
+                    "its definition changed after the expand on one name only: {} is `{}`, {} is `{}` (make the same change on both)",
+                    f.from,
+                    def.trim(),
+                    f.to,
+                    new_def.trim()
+                ));
+            }
+        }
+    }
     if upper.contains(" AS (") || upper.contains("GENERATED ALWAYS") {
         column_blockers.push("it is a generated column: nobody writes it, and its expression cannot be kept equal by triggers".to_string());
     }
@@ -762,7 +781,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
             ))
         } else if !uncopied.is_empty() {
             Some(format!(
-                "{} on {} {} no copy on {} (made after the expand, by a later migration): the contract drops {} with its indexes and would fail part-way, with the triggers that keep both names equal already dropped. Drop {} in a new migration (and create {} on {} instead), then run `sluice complete` again",
+                "{} on {} {} no copy on {} (made after the expand, by a later migration): the contract drops {} with its indexes, so it would be lost or the contract's ALTER would fail. Drop {} in a new migration (and create {} on {} instead), then run `sluice complete` again",
                 uncopied
                     .iter()
                     .map(|k| format!("index {k}"))
@@ -825,47 +844,70 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
     })
 }
 
-/// The table's own triggers whose body names the old column (`NEW.a`, ``OLD.`a` ``), and the
-/// views whose definition names it on the table (`` `t`.`a` ``, as the server stores it), in words.
+/// What uses the old column (see [`users_of`]), in words.
 fn old_name_users(f: &Facts, n: &Names) -> Option<String> {
     users_of(f, n, &f.from)
 }
 
-/// The triggers of the table (but sluice's) whose bodies name `NEW.col`/`OLD.col`, and the views
-/// that read the table's `col`, named.
+/// The triggers (but sluice's) and views that use `col` of the table, named: a trigger of the
+/// table whose body names it (`NEW.col`, `OLD.col`, or bare in a subquery), a trigger of another
+/// table whose body names both the table and it, a view in any database over the table that
+/// names it (MariaDB prints a view's definition with every name quoted and qualified, aliases
+/// included). By name, so a same-named column of another table in the same body counts too:
+/// a refusal to look at, never a break unseen.
 fn users_of(f: &Facts, n: &Names, col: &str) -> Option<String> {
-    let col = col.to_lowercase();
-    let row_refs = [
-        format!("new.{col}"),
-        format!("old.{col}"),
-        format!("new.`{col}`"),
-        format!("old.`{col}`"),
-    ];
-    // A reference ends where an identifier cannot go on (`NEW.a` is not `NEW.ab`).
-    let names_it = |body: &str, r: &str| {
-        let body = body.to_lowercase();
-        body.match_indices(r).any(|(k, _)| {
-            let after = body[k + r.len()..].chars().next();
-            r.ends_with('`') || !after.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$')
-        })
-    };
+    let ours =
+        |name: &str| name.eq_ignore_ascii_case(&n.insert) || name.eq_ignore_ascii_case(&n.update);
     let mut users: Vec<String> = f
         .trigger_bodies
         .iter()
-        .filter(|(name, _)| {
-            !name.eq_ignore_ascii_case(&n.insert) && !name.eq_ignore_ascii_case(&n.update)
-        })
-        .filter(|(_, body)| row_refs.iter().any(|r| names_it(body, r)))
+        .filter(|(name, body)| !ours(name) && names_word(body, col))
         .map(|(name, _)| format!("trigger {name}"))
         .collect();
-    let in_view = format!("`{}`.`{}`", f.table.to_lowercase(), col);
+    users.extend(
+        f.other_triggers
+            .iter()
+            .filter(|(_, body)| names_word(body, &f.table) && names_word(body, col))
+            .map(|(name, _)| format!("trigger {name} (of another table)")),
+    );
+    let table = format!("{}.{}", ident(&f.database), ident(&f.table)).to_lowercase();
+    let column = ident(col).to_lowercase();
     users.extend(
         f.views
             .iter()
-            .filter(|(_, def)| def.to_lowercase().contains(&in_view))
-            .map(|(name, _)| format!("view {name}")),
+            .filter(|(_, def)| {
+                let def = def.to_lowercase();
+                def.contains(&table) && def.contains(&column)
+            })
+            .map(|(name, _)| {
+                let own = format!("{}.", f.database);
+                format!("view {}", name.strip_prefix(&own).unwrap_or(name))
+            }),
     );
     (!users.is_empty()).then(|| users.join(", "))
+}
+
+/// Whether `text` names `word` as an identifier, quoted or not, letter case aside, outside
+/// string literals.
+fn names_word(text: &str, word: &str) -> bool {
+    let mut code = String::new();
+    let mut quote: Option<char> = None;
+    for c in text.chars() {
+        match quote {
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == '\'' || c == '"' => quote = Some(c),
+            None => code.push(c),
+        }
+    }
+    let code = code.to_lowercase();
+    let word = word.to_lowercase();
+    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    code.match_indices(&word).any(|(k, _)| {
+        let before = code[..k].chars().next_back();
+        let after = code[k + word.len()..].chars().next();
+        !before.is_some_and(is_word) && !after.is_some_and(is_word)
+    })
 }
 
 /// A refusal reason that says "it" of the column, said of `column` by name.
