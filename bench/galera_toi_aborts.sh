@@ -53,6 +53,18 @@ probe "CREATE TABLE x (t's columns); DROP TABLE x" "CREATE TABLE x (id BIGINT PR
 probe "CREATE TABLE x AS SELECT … FROM t LIMIT 0; DROP TABLE x" "CREATE TABLE x AS SELECT id, balance, note FROM t LIMIT 0; DROP TABLE x"
 probe "CREATE TRIGGER on t; DROP TRIGGER" "CREATE TRIGGER tr AFTER UPDATE ON t FOR EACH ROW SET @a = 1; DROP TRIGGER tr"
 probe "DROP TRIGGER IF EXISTS (no such trigger)" "DROP TRIGGER IF EXISTS no_such"
+# The online copy drops its triggers after the RENAME, on the old table, which no client writes.
+q 1 "CREATE TABLE o (id BIGINT PRIMARY KEY, balance INT NOT NULL, note VARCHAR(50))"
+sleep 0.5
+probe "CREATE TRIGGER on a table no client writes; DROP TRIGGER" "CREATE TRIGGER tr AFTER UPDATE ON o FOR EACH ROW SET @a = 1; DROP TRIGGER tr"
+# The copy's cut-over switches its triggers with a row of a control table they read (a row
+# update, not a DDL): what that update aborts, the trigger on t reading the row created before.
+q 1 "CREATE TABLE ctl (id TINYINT UNSIGNED PRIMARY KEY, direct TINYINT UNSIGNED NOT NULL); INSERT INTO ctl VALUES (1, 0)"
+q 1 "CREATE TRIGGER tr AFTER UPDATE ON t FOR EACH ROW BEGIN IF (SELECT direct FROM ctl WHERE id = 1) = 1 THEN SET @a = 1; ELSE SET @a = 2; END IF; END"
+sleep 1
+probe "UPDATE of the flag row t's trigger reads" "UPDATE ctl SET direct = 1 - direct WHERE id = 1"
+q 1 "DROP TRIGGER tr"
+sleep 0.5
 probe "RENAME TABLE t TO t2, t2 TO t (one statement)" "RENAME TABLE t TO t2, t2 TO t"
 probe "ALTER TABLE t ADD/DROP COLUMN, INSTANT" "ALTER TABLE t ADD COLUMN z INT, ALGORITHM=INSTANT; ALTER TABLE t DROP COLUMN z, ALGORITHM=INSTANT"
 probe "ALTER TABLE t FORCE (rebuild)" "ALTER TABLE t FORCE"
