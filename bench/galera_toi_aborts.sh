@@ -60,7 +60,8 @@ probe "CREATE TRIGGER on a table no client writes; DROP TRIGGER" "CREATE TRIGGER
 # The copy's cut-over switches its triggers with a row of a control table they read (a row
 # update, not a DDL): what that update aborts, the trigger on t reading the row created before.
 q 1 "CREATE TABLE ctl (id TINYINT UNSIGNED PRIMARY KEY, direct TINYINT UNSIGNED NOT NULL); INSERT INTO ctl VALUES (1, 0)"
-q 1 "CREATE TRIGGER tr AFTER UPDATE ON t FOR EACH ROW BEGIN IF (SELECT direct FROM ctl WHERE id = 1) = 1 THEN SET @a = 1; ELSE SET @a = 2; END IF; END"
+mariadb --no-defaults -uroot -h127.0.0.1 -P$((BASE + 1)) --delimiter='//' sluice_bench -e \
+    "CREATE TRIGGER tr AFTER UPDATE ON t FOR EACH ROW BEGIN IF (SELECT direct FROM ctl WHERE id = 1) = 1 THEN SET @a = 1; ELSE SET @a = 2; END IF; END"
 sleep 1
 probe "UPDATE of the flag row t's trigger reads" "UPDATE ctl SET direct = 1 - direct WHERE id = 1"
 q 1 "DROP TRIGGER tr"

@@ -26,18 +26,20 @@ mariadb --no-defaults -uroot -h127.0.0.1 -P"$PORT" "$DB" <<SQL
 DELIMITER //
 CREATE PROCEDURE load_auto(n INT)
 BEGIN
-  DECLARE i INT DEFAULT 0;
+  DECLARE i, k INT DEFAULT 0;
   WHILE i < n DO
-    UPDATE t SET balance = balance + 1 WHERE id = 1 + FLOOR(RAND() * $ROWS);
+    SET k = 1 + FLOOR(RAND() * $ROWS);
+    UPDATE t SET balance = balance + 1 WHERE id = k;
     SET i = i + 1;
   END WHILE;
 END//
 CREATE PROCEDURE load_tx(n INT)
 BEGIN
-  DECLARE i INT DEFAULT 0;
+  DECLARE i, k INT DEFAULT 0;
   START TRANSACTION;
   WHILE i < n DO
-    UPDATE t SET balance = balance + 1 WHERE id = 1 + FLOOR(RAND() * $ROWS);
+    SET k = 1 + FLOOR(RAND() * $ROWS);
+    UPDATE t SET balance = balance + 1 WHERE id = k;
     SET i = i + 1;
   END WHILE;
   COMMIT;
@@ -56,7 +58,8 @@ body() {
     esac
 }
 run() { # shape procedure -> seconds
-    q "DROP TRIGGER IF EXISTS tr; TRUNCATE _t_chg; UPDATE _t_ctl SET direct = $([ "$1" = flag1 ] && echo 1 || echo 0); CREATE TRIGGER tr AFTER UPDATE ON t FOR EACH ROW $(body "$1")"
+    q "DROP TRIGGER IF EXISTS tr; TRUNCATE _t_chg; UPDATE _t_ctl SET direct = $([ "$1" = flag1 ] && echo 1 || echo 0)"
+    mariadb --no-defaults -uroot -h127.0.0.1 -P"$PORT" --delimiter='//' "$DB" -e "CREATE TRIGGER tr AFTER UPDATE ON t FOR EACH ROW $(body "$1")"
     q "SELECT UNIX_TIMESTAMP(NOW(6)) INTO @a; CALL $2($N); SELECT ROUND(UNIX_TIMESTAMP(NOW(6)) - @a, 3)"
 }
 echo "trigger cost: $N updates by key of $ROWS rows, $ROUNDS rounds, pairs alternated; $(uptime)"
