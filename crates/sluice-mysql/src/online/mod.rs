@@ -2394,7 +2394,8 @@ pub async fn cleanup(e: &mut MySqlEngine, abort: bool) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// The tables of online copies (shadow, old, change log), left out of the schema model.
+/// The tables of online copies (shadow, old, change log, the Galera control row), left out of the
+/// schema model.
 pub async fn aux_tables(conn: &mut Conn) -> Vec<String> {
     let tables: Vec<String> = conn
         .query("SELECT `table_name` FROM `sluice_online`")
@@ -2404,7 +2405,7 @@ pub async fn aux_tables(conn: &mut Conn) -> Vec<String> {
         .iter()
         .flat_map(|t| {
             let n = Names::of(t);
-            [n.shadow, n.old, n.chg, n.twin, n.stage]
+            [n.shadow, n.old, n.chg, n.twin, n.stage, n.ctl]
         })
         .collect()
 }
