@@ -6,7 +6,8 @@
 # re-runs an aborted autocommit statement once, wsrep_retry_autocommit = 1) and the 1213s the
 # clients got (a re-run aborted again). The online copy's Galera mode runs some of these kinds on
 # the table (README "Galera clusters").
-# Usage: sh bench/galera_toi_aborts.sh [BASEPORT=16600] [ROUNDS=10] [ROWS=30000]
+# RETRY=N sets wsrep_retry_autocommit to N on every node before the writers connect (default 1).
+# Usage: [RETRY=N] sh bench/galera_toi_aborts.sh [BASEPORT=16600] [ROUNDS=10] [ROWS=30000]
 set -eu
 BASE=${1:-16600}; ROUNDS=${2:-10}; ROWS=${3:-30000}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -19,6 +20,7 @@ q() { mariadb --no-defaults -uroot -h127.0.0.1 -P$((BASE + $1)) -N -B sluice_ben
 mariadb --no-defaults -uroot -h127.0.0.1 -P$((BASE + 1)) -e "CREATE DATABASE sluice_bench"
 q 1 "CREATE TABLE t (id BIGINT PRIMARY KEY, balance INT NOT NULL, note VARCHAR(50))"
 q 1 "INSERT INTO t SELECT seq, 1, 'x' FROM seq_1_to_$ROWS"
+[ -z "${RETRY:-}" ] || for n in 1 2 3; do q "$n" "SET GLOBAL wsrep_retry_autocommit = $RETRY"; done
 # Writer on node N: ids = N mod 3, so no two writers meet on a row.
 for n in 1 2 3; do
     perl -e '$| = 1; srand($ARGV[0]); while (1) { my $id = $ARGV[0] + 3 * int(rand($ARGV[1] / 3 - 1));
