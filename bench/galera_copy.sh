@@ -8,7 +8,8 @@
 # Each client error is listed with the server time it returned at and the statement that got it;
 # with TRACE=1 sluice's own statements on node 1 (its general log) are kept in $DIR.trace to set
 # beside them, and with KEEP=1 the writers' files stay in $DIR.out (TABLE.w1 … per method).
-# ONLY=sluice runs the sluice method alone.
+# ONLY=sluice runs the sluice method alone. RETRY=N sets wsrep_retry_autocommit to N on every node
+# before the writers connect (the server's default is 1).
 # Usage: SLUICE=path/to/sluice sh bench/galera_copy.sh [BASEPORT=16400] [ROWS=300000]
 set -eu
 BASE=${1:-16400}; ROWS=${2:-300000}
@@ -22,6 +23,7 @@ trap cleanup EXIT INT TERM
 sh "$HERE/../crates/sluice-mysql/tests/galera.sh" start "$DIR" "$BASE" > /dev/null
 q() { mariadb --no-defaults -uroot -h127.0.0.1 -P$((BASE + $1)) -N -B sluice_bench -e "$2"; }
 mariadb --no-defaults -uroot -h127.0.0.1 -P$((BASE + 1)) -e "CREATE DATABASE sluice_bench"
+[ -z "${RETRY:-}" ] || for n in 1 2 3; do q "$n" "SET GLOBAL wsrep_retry_autocommit = $RETRY"; done
 for t in plain sluice pt; do
     q 1 "CREATE TABLE $t (id BIGINT PRIMARY KEY, balance INT NOT NULL, note VARCHAR(50), filler CHAR(100) NOT NULL DEFAULT '')"
     q 1 "INSERT INTO $t SELECT seq, seq % 1000, CONCAT('note ', seq * 7919 % 100003), '' FROM seq_1_to_$ROWS"

@@ -6,7 +6,8 @@
 # re-runs an aborted autocommit statement once, wsrep_retry_autocommit = 1) and the 1213s the
 # clients got (a re-run aborted again). The online copy's Galera mode runs some of these kinds on
 # the table (README "Galera clusters").
-# Usage: sh bench/galera_toi_aborts.sh [BASEPORT=16600] [ROUNDS=10] [ROWS=30000]
+# RETRY=N sets wsrep_retry_autocommit to N on every node before the writers connect (default 1).
+# Usage: [RETRY=N] sh bench/galera_toi_aborts.sh [BASEPORT=16600] [ROUNDS=10] [ROWS=30000]
 set -eu
 BASE=${1:-16600}; ROUNDS=${2:-10}; ROWS=${3:-30000}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -19,6 +20,7 @@ q() { mariadb --no-defaults -uroot -h127.0.0.1 -P$((BASE + $1)) -N -B sluice_ben
 mariadb --no-defaults -uroot -h127.0.0.1 -P$((BASE + 1)) -e "CREATE DATABASE sluice_bench"
 q 1 "CREATE TABLE t (id BIGINT PRIMARY KEY, balance INT NOT NULL, note VARCHAR(50))"
 q 1 "INSERT INTO t SELECT seq, 1, 'x' FROM seq_1_to_$ROWS"
+[ -z "${RETRY:-}" ] || for n in 1 2 3; do q "$n" "SET GLOBAL wsrep_retry_autocommit = $RETRY"; done
 # Writer on node N: ids = N mod 3, so no two writers meet on a row.
 for n in 1 2 3; do
     perl -e '$| = 1; srand($ARGV[0]); while (1) { my $id = $ARGV[0] + 3 * int(rand($ARGV[1] / 3 - 1));
@@ -53,6 +55,19 @@ probe "CREATE TABLE x (t's columns); DROP TABLE x" "CREATE TABLE x (id BIGINT PR
 probe "CREATE TABLE x AS SELECT … FROM t LIMIT 0; DROP TABLE x" "CREATE TABLE x AS SELECT id, balance, note FROM t LIMIT 0; DROP TABLE x"
 probe "CREATE TRIGGER on t; DROP TRIGGER" "CREATE TRIGGER tr AFTER UPDATE ON t FOR EACH ROW SET @a = 1; DROP TRIGGER tr"
 probe "DROP TRIGGER IF EXISTS (no such trigger)" "DROP TRIGGER IF EXISTS no_such"
+# The online copy drops its triggers after the RENAME, on the old table, which no client writes.
+q 1 "CREATE TABLE o (id BIGINT PRIMARY KEY, balance INT NOT NULL, note VARCHAR(50))"
+sleep 0.5
+probe "CREATE TRIGGER on a table no client writes; DROP TRIGGER" "CREATE TRIGGER tr AFTER UPDATE ON o FOR EACH ROW SET @a = 1; DROP TRIGGER tr"
+# The copy's cut-over switches its triggers with a row of a control table they read (a row
+# update, not a DDL): what that update aborts, the trigger on t reading the row created before.
+q 1 "CREATE TABLE ctl (id TINYINT UNSIGNED PRIMARY KEY, direct TINYINT UNSIGNED NOT NULL); INSERT INTO ctl VALUES (1, 0)"
+mariadb --no-defaults -uroot -h127.0.0.1 -P$((BASE + 1)) --delimiter='//' sluice_bench -e \
+    "CREATE TRIGGER tr AFTER UPDATE ON t FOR EACH ROW BEGIN IF (SELECT direct FROM ctl WHERE id = 1) = 1 THEN SET @a = 1; ELSE SET @a = 2; END IF; END"
+sleep 1
+probe "UPDATE of the flag row t's trigger reads" "UPDATE ctl SET direct = 1 - direct WHERE id = 1"
+q 1 "DROP TRIGGER tr"
+sleep 0.5
 probe "RENAME TABLE t TO t2, t2 TO t (one statement)" "RENAME TABLE t TO t2, t2 TO t"
 probe "ALTER TABLE t ADD/DROP COLUMN, INSTANT" "ALTER TABLE t ADD COLUMN z INT, ALGORITHM=INSTANT; ALTER TABLE t DROP COLUMN z, ALGORITHM=INSTANT"
 probe "ALTER TABLE t FORCE (rebuild)" "ALTER TABLE t FORCE"

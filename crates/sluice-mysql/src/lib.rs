@@ -109,10 +109,10 @@ impl Galera {
     }
 
     /// Whether the user opted in to the lock-free Galera copy (`SLUICE_GALERA_COPY=1`). It is
-    /// experimental, not the default: each of its ten short DDLs on the table under TOI can abort
-    /// an autocommit client's statement and then the server's one re-run of it too, a 1213 for the
-    /// client (0–5 per run of the 300k-row benchmark; `bench/galera_toi_aborts.sh` shows the same
-    /// for trigger DDLs without sluice). Any other value than 1 or 0 is an error, not a silent no.
+    /// experimental, not the default: each of its four short DDLs on the table under TOI (three
+    /// CREATE TRIGGERs, the RENAME) can abort an autocommit client's statement and then the
+    /// server's one re-run of it too, a 1213 for the client (`bench/galera_toi_aborts.sh` shows the
+    /// same for trigger DDLs without sluice). Any other value than 1 or 0 is an error, not a silent no.
     pub fn copy_opted_in() -> Result<bool> {
         match std::env::var("SLUICE_GALERA_COPY").as_deref() {
             Err(_) | Ok("") | Ok("0") => Ok(false),
@@ -132,9 +132,9 @@ impl Galera {
         Error::usage(
             format!(
                 "`{table}` needs sluice's online copy, which is not yet the default on a Galera cluster ({self}): \
-                 the lock-free Galera form is experimental: each of its ten short DDLs on the table under TOI can give \
-                 an autocommit client on any node a deadlock error, 1213 (0 to 5 per run in a 300k-row benchmark with a \
-                 writer on each node)"
+                 the lock-free Galera form is experimental: each of its four short DDLs on the table under TOI (three \
+                 CREATE TRIGGERs, the RENAME) can give an autocommit client on any node a deadlock error, 1213 \
+                 (README \"Galera clusters\" has the benchmark's counts)"
             ),
             "choose `sluice up --as-written` (the ALTER replicates under TOI: writes on every node wait for its whole \
              duration, no client error for autocommit statements), or opt in to the experimental copy with \
@@ -147,15 +147,16 @@ impl Galera {
     /// How the online copy runs on this cluster, and what clients see (plan prints it).
     pub fn copy_note(&self) -> String {
         format!(
-            "on this Galera cluster ({self}) the copy takes no table lock: its triggers are created one by one, \
-             chunks and log applies are small transactions retried on certification conflicts, and the cut-over \
-             adds triggers that write each change into the shadow in the client's own transaction, drops the log \
-             triggers, drains the log, checksums both tables in one snapshot and swaps them with one RENAME. \
-             Each of these DDL steps runs under TOI and aborts the statements open on the table on every node: the \
+            "on this Galera cluster ({self}) the copy takes no table lock: its three triggers are created one by \
+             one, chunks and log applies are small transactions retried on certification conflicts, and the \
+             cut-over sets a flag row that switches the triggers from logging to writing each change into the \
+             shadow in the client's own transaction, drains the log, checksums both tables in one snapshot and \
+             swaps them with one RENAME; the triggers are dropped after it, on the old table. The three CREATE \
+             TRIGGERs and the RENAME run under TOI and abort the statements open on the table on every node: the \
              server re-runs an autocommit text statement once, and when a step aborts the re-run too the client \
-             gets 1213 (deadlock; 0 to 5 per run in a 300k-row benchmark); server-side prepared statements and \
-             explicit transactions open on the table can get 1213 at each step, as the ALTER as written gives \
-             them once"
+             gets 1213 (deadlock; none in 7 benchmark runs with wsrep_retry_autocommit = 4, which re-runs it up to \
+             4 times); server-side prepared statements and explicit transactions open on the table can get 1213 \
+             at each step, as the ALTER as written gives them once"
         )
     }
 

@@ -1588,14 +1588,24 @@ impl Job {
         }
     }
 
-    /// The Galera cut-over's triggers (`names.direct`): each client change of the original is
-    /// written into the shadow in the client's own transaction, by key, converted the way the copy
-    /// converts (the same columns and fills; the triggers keep the sql_mode of the session that
-    /// creates them, the copy's). REPLACE, not INSERT: a shadow row still holding an older value
-    /// of a unique column (its change logged, not yet applied) gives way instead of failing the
-    /// client's write; the log drain then brings that row back as it is now. `LOW_PRIORITY` (no
-    /// effect on InnoDB) marks these statements in the process list as a client's (`in_trigger`).
-    pub fn direct_triggers(&self) -> [String; 3] {
+    /// The copy's triggers on a Galera node: each writes the change log while the control table's
+    /// flag row (`names.ctl`) says 0; once it says 1 (`cutover::galera_swap`, a row update that
+    /// replicates as a row, not a DDL) it writes the change straight into the shadow instead, by
+    /// key, converted the way the copy converts (the same columns and fills; the triggers keep the
+    /// sql_mode of the session that creates them, the copy's), in the client's own transaction.
+    /// So the cut-over needs no second set of triggers, nor a drop of these, while `t` is written:
+    /// the only DDLs on it are these three CREATEs and the RENAME.
+    ///
+    /// Each row change is logged or written directly, never neither: a client transaction that
+    /// read the flag before it was set (on another node, or before this node applied the update)
+    /// logs its change, which the cut-over drains before its checksum. (The flag's read is
+    /// usually a locking read, InnoDB's rule for a table read by a data change, so the update
+    /// waits for, or on other nodes aborts, the client statements holding it.) REPLACE, not INSERT: a
+    /// shadow row still holding an older value of a unique column (its change logged, not yet
+    /// applied) gives way instead of failing the client's write; the log drain then brings that
+    /// row back as it is now. `LOW_PRIORITY` (no effect on InnoDB) marks these statements in the
+    /// process list as a client's (`in_trigger`).
+    pub fn galera_triggers(&self) -> [String; 3] {
         let t = ident(&self.table);
         let s = ident(&self.names.shadow);
         let put = |row: &str| {
@@ -1619,36 +1629,60 @@ impl Job {
                 .collect();
             format!("DELETE LOW_PRIORITY FROM {s} WHERE {}", on.join(" AND "))
         };
+        let log = |row: &str| {
+            let kcols: Vec<String> = self.key.iter().map(|k| ident(&k.chg)).collect();
+            let vals: Vec<String> = self
+                .key
+                .iter()
+                .map(|k| format!("{row}.{}", ident(&k.orig)))
+                .collect();
+            format!(
+                "INSERT INTO {} ({}) VALUES ({})",
+                ident(&self.names.chg),
+                kcols.join(", "),
+                vals.join(", ")
+            )
+        };
         let same_key: Vec<String> = self
             .key
             .iter()
             .map(|k| format!("OLD.{0} <=> NEW.{0}", ident(&k.orig)))
             .collect();
-        let d = &self.names.direct;
+        let same_key = same_key.join(" AND ");
+        let direct = format!(
+            "(SELECT `direct` FROM {} WHERE `id` = 1) = 1",
+            ident(&self.names.ctl)
+        );
+        let n = &self.names.triggers;
         [
             format!(
-                "CREATE TRIGGER IF NOT EXISTS {} AFTER INSERT ON {t} FOR EACH ROW {}",
-                ident(&d[0]),
-                put("NEW")
+                "CREATE TRIGGER {} AFTER INSERT ON {t} FOR EACH ROW BEGIN IF {direct} THEN {}; ELSE {}; END IF; END",
+                ident(&n[0]),
+                put("NEW"),
+                log("NEW")
             ),
             format!(
-                "CREATE TRIGGER IF NOT EXISTS {} AFTER UPDATE ON {t} FOR EACH ROW BEGIN IF NOT ({}) THEN {}; END IF; {}; END",
-                ident(&d[1]),
-                same_key.join(" AND "),
+                "CREATE TRIGGER {} AFTER UPDATE ON {t} FOR EACH ROW BEGIN IF {direct} THEN \
+                 IF NOT ({same_key}) THEN {}; END IF; {}; \
+                 ELSE {}; IF NOT ({same_key}) THEN {}; END IF; END IF; END",
+                ident(&n[1]),
                 del("OLD"),
-                put("NEW")
+                put("NEW"),
+                log("OLD"),
+                log("NEW")
             ),
             format!(
-                "CREATE TRIGGER IF NOT EXISTS {} AFTER DELETE ON {t} FOR EACH ROW {}",
-                ident(&d[2]),
-                del("OLD")
+                "CREATE TRIGGER {} AFTER DELETE ON {t} FOR EACH ROW BEGIN IF {direct} THEN {}; ELSE {}; END IF; END",
+                ident(&n[2]),
+                del("OLD"),
+                log("OLD")
             ),
         ]
     }
 
     /// In one consistent snapshot: the change log's entries, and (rows, checksum) of the whole
-    /// original and the whole shadow. Once the direct triggers write both tables in each client's
-    /// transaction and the log is empty, a snapshot sees them equal, or the copy is wrong.
+    /// original and the whole shadow. Once the triggers write both tables in each client's
+    /// transaction (`galera_triggers`) and the log is empty, a snapshot sees them equal, or the copy is wrong.
     pub async fn snapshot_sums(&mut self) -> Result<(i64, (i64, u64), (i64, u64))> {
         self.conn
             .query_drop("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")

@@ -435,48 +435,45 @@ async fn finish_attempt(
 }
 
 /// The cut-over on a Galera node, with no table lock anywhere: a lock on one node blocks its
-/// applier, and flow control then stalls every node (measured: a cluster wedged 233 s). Each step
-/// is one DDL under TOI, which every node runs at the same point of the cluster's order:
+/// applier, and flow control then stalls every node (measured: a cluster wedged 233 s). Each DDL
+/// on the table under TOI aborts the statements open on it on every node, so the only one here
+/// is the RENAME (the copy's three CREATE TRIGGERs were the others):
 ///
-/// 1. the direct triggers (`Job::direct_triggers`) are added beside the log triggers: from here
-///    each client change reaches the shadow in the client's own transaction;
-/// 2. the log triggers are dropped: nothing is logged any more;
-/// 3. the log is drained. Each apply re-reads the original's current row by key, so applying a
-///    change the direct trigger already made is harmless; a client writing the same key on
-///    another node meanwhile conflicts with the apply on the shadow row by certification, and
-///    whichever commits second is aborted (sluice retries its own), so the later write wins;
-/// 4. one consistent snapshot reads the (empty) log and both whole tables: their checksums must
+/// 1. the control table's flag row is set (`Job::galera_triggers`): from here each client change
+///    reaches the shadow in the client's own transaction and nothing is logged any more. A row
+///    update, replicated as a row: it waits for (on this node) or aborts (elsewhere) only the
+///    client statements holding the flag's read lock, which the server re-runs (a transaction
+///    that read the flag before logs its change, drained below);
+/// 2. the log is drained. Each apply re-reads the original's current row by key, so applying a
+///    change also written directly is harmless; a client writing the same key on another node
+///    meanwhile conflicts with the apply on the shadow row by certification, and whichever
+///    commits second is aborted (sluice retries its own), so the later write wins;
+/// 3. one consistent snapshot reads the (empty) log and both whole tables: their checksums must
 ///    be equal, or nothing is swapped;
-/// 5. `RENAME TABLE t TO _t_old, _t_new TO t` swaps them in one statement.
+/// 4. `RENAME TABLE t TO _t_old, _t_new TO t` swaps them in one statement. The triggers go with
+///    `t` to `_t_old` and are dropped there afterwards (`finish_swap`), where no client writes.
 ///
 /// A run killed anywhere converges: before the RENAME a rerun finds the shadow kept in sync by
-/// either kind of trigger, drains and re-verifies the whole table, and comes back here (each
-/// step is idempotent); after it, the swap is recorded as on any server. Returns how long the
-/// RENAME took (what clients on every node waited for).
+/// the triggers, logging or writing it directly, drains and re-verifies the whole table, and
+/// comes back here (each step is idempotent); after it, the swap is recorded as on any server.
+/// Returns how long the RENAME took (what clients on every node waited for).
 pub async fn galera_swap(job: &mut Job, opts: &OnlineOptions, say: Say<'_>) -> Result<Duration> {
-    analyze_shadow(job, say).await;
+    // No ANALYZE TABLE of the shadow here: under TOI it aborts every statement writing `t`,
+    // whose triggers name the shadow (see `setup`); InnoDB recalculates the statistics of a table
+    // that changed this much by itself.
     catch_up(job, opts, say).await?;
-    // Each DDL under TOI aborts the statements open on the table on every node: none is sent for
-    // a trigger an earlier, killed run already created or dropped.
-    let there: Vec<String> = job
+    let ctl = ident(&job.names.ctl);
+    let flag: Option<u8> = job
         .conn
-        .query("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()")
+        .query_first(format!("SELECT `direct` FROM {ctl} WHERE `id` = 1"))
         .await
-        .map_err(|e| db("reading the table's triggers", e))?;
-    let direct = job.direct_triggers();
-    for (name, sql) in job.names.direct.clone().iter().zip(direct) {
-        if !there.contains(name) {
-            toi(job, &sql, opts, say).await?;
-        }
+        .map_err(|e| db("reading the copy's control row", e))?;
+    // Not written again when an earlier, killed run set it: each write aborts statements.
+    if flag != Some(1) {
+        let sql = format!("UPDATE {ctl} SET `direct` = 1 WHERE `id` = 1");
+        toi(job, &sql, opts, say).await?;
     }
     crash_point("galera-direct");
-    for name in job.names.triggers.clone() {
-        if there.contains(&name) {
-            let sql = format!("DROP TRIGGER IF EXISTS {}", ident(&name));
-            toi(job, &sql, opts, say).await?;
-        }
-    }
-    crash_point("galera-unlogged");
     let started = Instant::now();
     let mut drained = 0;
     loop {
@@ -486,13 +483,17 @@ pub async fn galera_swap(job: &mut Job, opts: &OnlineOptions, say: Say<'_>) -> R
             break;
         }
     }
+    crash_point("galera-unlogged");
     if job.overflowed {
         job.verify(opts, say).await?;
     } else {
         job.verify_touched().await?;
     }
     // The new table continues the original's AUTO_INCREMENT, as in `under_lock`. Raised when
-    // behind only; an insert into `t` after this reaches the shadow too and raises both.
+    // behind only; an insert into `t` after this reaches the shadow too and raises both. This DDL
+    // on the shadow aborts the statements writing `t` (their triggers name it): a fifth DDL, when
+    // needed. After the flag, so the clients' write sets hold shadow rows and are ordered by
+    // certification against it rather than applied beside it.
     if job.carry_counter {
         let counters: Vec<(String, Option<u64>)> = job
             .conn
@@ -523,7 +524,8 @@ pub async fn galera_swap(job: &mut Job, opts: &OnlineOptions, say: Say<'_>) -> R
     for _ in 0..5 {
         let (pending, a, b) = job.snapshot_sums().await?;
         if pending > 0 {
-            // Logged by a transaction that committed just before its trigger was dropped.
+            // Logged by a transaction that read the flag before it was set and committed since
+            // (on another node, maybe after this node's update).
             job.drain(100, None).await?;
             continue;
         }
@@ -548,7 +550,7 @@ pub async fn galera_swap(job: &mut Job, opts: &OnlineOptions, say: Say<'_>) -> R
         });
     }
     say(&format!(
-        "cut-over of `{}` (Galera, no table lock): direct triggers in place, log triggers dropped, applied {drained} change(s) and checksummed both tables in one snapshot in {} ms",
+        "cut-over of `{}` (Galera, no table lock): triggers write the copy directly, applied {drained} logged change(s) and checksummed both tables in one snapshot in {} ms",
         job.table,
         started.elapsed().as_millis()
     ));
@@ -564,15 +566,15 @@ pub async fn galera_swap(job: &mut Job, opts: &OnlineOptions, say: Say<'_>) -> R
     Ok(t0.elapsed())
 }
 
-/// One DDL of the Galera cut-over on the copy's session (the direct triggers keep its sql_mode),
-/// waiting for a metadata lock no longer than the lock timeout and retried, with backoff, up to
-/// `lock_retry_for`: a long transaction on this node holding the table steps the DDL back rather
-/// than queueing clients behind it.
+/// One step of the Galera cut-over on the copy's session (a DDL, or the control row's update),
+/// waiting for a metadata or row lock no longer than the lock timeout and retried, with backoff,
+/// up to `lock_retry_for`: a long transaction on this node holding the table (or the flag's read
+/// lock) steps the cut-over back rather than queueing clients behind it.
 async fn toi(job: &mut Job, sql: &str, opts: &OnlineOptions, say: Say<'_>) -> Result<()> {
+    let secs = secs(opts.lock_timeout);
     job.conn
         .query_drop(format!(
-            "SET SESSION lock_wait_timeout = {}",
-            secs(opts.lock_timeout)
+            "SET SESSION lock_wait_timeout = {secs}, SESSION innodb_lock_wait_timeout = {secs}"
         ))
         .await
         .map_err(|e| db("preparing the cut-over", e))?;

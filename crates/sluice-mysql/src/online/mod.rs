@@ -345,7 +345,7 @@ async fn settle_dead_runs(conn: &mut Conn, names: &Names) {
         .triggers
         .iter()
         .chain(&names.direct)
-        .chain([&names.chg, &names.shadow, &names.stage])
+        .chain([&names.chg, &names.shadow, &names.stage, &names.ctl])
         .map(|n| ident(n))
         .collect();
     for _ in 0..200 {
@@ -379,7 +379,8 @@ async fn settle_dead_runs(conn: &mut Conn, names: &Names) {
 fn in_trigger(info: &str, names: &Names) -> bool {
     let info = info.trim_start();
     let log = format!("INSERT INTO {} ", ident(&names.chg));
-    // The Galera cut-over's direct triggers (`Job::direct_triggers`).
+    // The Galera triggers writing the shadow directly (`Job::galera_triggers`; an earlier
+    // version's direct triggers alike).
     let put = format!("REPLACE LOW_PRIORITY INTO {} ", ident(&names.shadow));
     let del = format!("DELETE LOW_PRIORITY FROM {} ", ident(&names.shadow));
     [log, put, del].iter().any(|head| {
@@ -1201,14 +1202,29 @@ async fn copy_session(e: &mut MySqlEngine) -> Result<Conn> {
     Ok(c)
 }
 
+/// After the swap the triggers are on the old table, which no client writes any more: on a
+/// Galera node their drops under TOI abort nothing (`bench/galera_toi_aborts.sh`). Only those
+/// there: even a DROP TRIGGER of none is a DDL under TOI. The control table goes after them.
 async fn drop_triggers(conn: &mut Conn, names: &Names) -> Result<()> {
-    // The direct triggers (Galera cut-over) write into the shadow: gone before it can be.
-    for t in names.direct.iter().chain(&names.triggers) {
+    let there: Vec<String> = conn
+        .query("SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()")
+        .await
+        .map_err(|err| db("reading the copy triggers", err))?;
+    // An earlier version's direct triggers (Galera cut-over) write into the shadow: gone before
+    // it can be.
+    for t in names
+        .direct
+        .iter()
+        .chain(&names.triggers)
+        .filter(|t| there.contains(t))
+    {
         conn.query_drop(format!("DROP TRIGGER IF EXISTS {}", ident(t)))
             .await
             .map_err(|err| db("dropping the copy triggers", err))?;
     }
-    Ok(())
+    conn.query_drop(format!("DROP TABLE IF EXISTS {}", ident(&names.ctl)))
+        .await
+        .map_err(|err| db("dropping the copy's control table", err))
 }
 
 /// After a recorded swap: drops the triggers and the change log an earlier sluice (which recorded
@@ -1245,7 +1261,7 @@ async fn drop_objects(conn: &mut Conn, names: &Names, tables: bool) {
         .await
         .ok();
     let there = |t: &String| there.as_ref().is_none_or(|v| v.contains(t));
-    // The direct triggers (Galera cut-over) first: they write into the shadow.
+    // An earlier version's direct triggers (Galera cut-over) first: they write into the shadow.
     for t in names
         .direct
         .iter()
@@ -1283,9 +1299,11 @@ async fn drop_objects(conn: &mut Conn, names: &Names, tables: bool) {
             return;
         }
     }
-    let _ = conn
-        .query_drop(format!("DROP TABLE IF EXISTS {}", ident(&names.chg)))
-        .await;
+    for t in [&names.chg, &names.ctl] {
+        let _ = conn
+            .query_drop(format!("DROP TABLE IF EXISTS {}", ident(t)))
+            .await;
+    }
     if tables {
         for t in [&names.shadow, &names.stage] {
             let _ = conn
@@ -1345,9 +1363,16 @@ async fn setup(
         drop_objects(&mut e.work, &names, true).await;
         return Err(err);
     }
-    if let Err(err) = defer_indexes(e, &job, &shadow).await {
-        drop_objects(&mut e.work, &names, true).await;
-        return Err(err);
+    // Not on a Galera node: the triggers there name the shadow (`Job::galera_triggers`), so every
+    // statement writing `t` also locks the shadow's metadata (on the nodes applying it too), and a
+    // later index build on the shadow, a DDL under TOI, would abort them as one on `t` does. Run
+    // so, a node applying a client's write set in parallel with the build once wedged the
+    // cluster (MDL BF-BF conflict, test galera.rs). The shadow keeps its indexes while it fills.
+    if e.galera().is_none() {
+        if let Err(err) = defer_indexes(e, &job, &shadow).await {
+            drop_objects(&mut e.work, &names, true).await;
+            return Err(err);
+        }
     }
     // The change log holds only keys: `k0, k1...` typed like the key columns.
     let mut cols =
@@ -1414,7 +1439,10 @@ async fn setup(
         ),
     ];
     let created = match e.galera() {
-        Some(_) => create_triggers_toi(e, &a.table, &triggers, opts, say).await,
+        Some(_) => match galera_control(e, &names).await {
+            Ok(()) => create_triggers_toi(e, &a.table, &job.galera_triggers(), opts, say).await,
+            Err(err) => Err(err),
+        },
         None => create_triggers(e, &a.table, &triggers, opts, say).await,
     };
     if let Err(err) = created {
@@ -1422,6 +1450,43 @@ async fn setup(
         return Err(err);
     }
     Ok(job)
+}
+
+/// Whether the copy's three triggers are there and read the control table, which exists
+/// (`Job::galera_triggers`), and no direct trigger of an earlier version is.
+async fn galera_shaped(conn: &mut Conn, names: &Names) -> Result<bool> {
+    let rows: Vec<(String, String)> = conn
+        .query("SELECT TRIGGER_NAME, ACTION_STATEMENT FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE()")
+        .await
+        .map_err(|err| db("reading the copy triggers", err))?;
+    let ctl = ident(&names.ctl);
+    let reads_ctl = |name: &String| {
+        rows.iter()
+            .any(|(n, body)| n == name && body.contains(ctl.as_str()))
+    };
+    if !names.triggers.iter().all(reads_ctl) || rows.iter().any(|(n, _)| names.direct.contains(n)) {
+        return Ok(false);
+    }
+    exists(conn, &names.ctl).await
+}
+
+/// On a Galera node: the control table the copy's triggers read (`Job::galera_triggers`), its
+/// flag row saying "log". Made before the triggers, dropped after them: a trigger reading a
+/// missing table would fail every client write (1146).
+async fn galera_control(e: &mut MySqlEngine, names: &Names) -> Result<()> {
+    let ctl = ident(&names.ctl);
+    for sql in [
+        format!(
+            "CREATE TABLE {ctl} (`id` TINYINT UNSIGNED NOT NULL PRIMARY KEY, `direct` TINYINT UNSIGNED NOT NULL) ENGINE=InnoDB"
+        ),
+        format!("INSERT INTO {ctl} (`id`, `direct`) VALUES (1, 0)"),
+    ] {
+        e.work
+            .query_drop(sql)
+            .await
+            .map_err(|err| db("creating the copy's control table", err))?;
+    }
+    Ok(())
 }
 
 /// Creates the three copy triggers at once, under `LOCK TABLES t WRITE`: client statements see
@@ -1724,10 +1789,17 @@ async fn copy_path(
     let resume = state
         .as_ref()
         .filter(|s| s.state == "copying" || s.state == "copied");
-    // On a Galera node a cut-over killed after it dropped the log triggers leaves the direct
-    // ones, which keep the shadow in sync just as well.
-    let triggers_there = names.triggers.iter().all(|n| live.triggers.contains(n))
-        || (e.galera().is_some() && names.direct.iter().all(|n| live.triggers.contains(n)));
+    let mut triggers_there = names.triggers.iter().all(|n| live.triggers.contains(n));
+    // On a Galera node the triggers must be the ones that read the control table: a run of an
+    // earlier sluice (log triggers, then direct triggers beside or instead of them) starts again.
+    if resume.is_some() && e.galera().is_some() && !galera_shaped(&mut e.work, &names).await? {
+        if triggers_there || names.direct.iter().any(|n| live.triggers.contains(n)) {
+            say(&format!(
+                "`{t}`: the copy's triggers were made by an earlier sluice version's Galera mode; the copy starts again"
+            ));
+        }
+        triggers_there = false;
+    }
     let (mut job, last, copied) = match resume {
         Some(st) if triggers_there && exists(&mut e.work, &names.shadow).await? => {
             let shadow = table::read(&mut e.work, &names.shadow)
@@ -2322,7 +2394,8 @@ pub async fn cleanup(e: &mut MySqlEngine, abort: bool) -> Result<Vec<String>> {
     Ok(out)
 }
 
-/// The tables of online copies (shadow, old, change log), left out of the schema model.
+/// The tables of online copies (shadow, old, change log, the Galera control row), left out of the
+/// schema model.
 pub async fn aux_tables(conn: &mut Conn) -> Vec<String> {
     let tables: Vec<String> = conn
         .query("SELECT `table_name` FROM `sluice_online`")
@@ -2332,7 +2405,7 @@ pub async fn aux_tables(conn: &mut Conn) -> Vec<String> {
         .iter()
         .flat_map(|t| {
             let n = Names::of(t);
-            [n.shadow, n.old, n.chg, n.twin, n.stage]
+            [n.shadow, n.old, n.chg, n.twin, n.stage, n.ctl]
         })
         .collect()
 }

@@ -25,8 +25,12 @@ pub struct Names {
     pub old: String,
     pub chg: String,
     pub triggers: [String; 3],
-    /// On a Galera node, the cut-over's triggers that write each change straight into the shadow
-    /// (`_t_dins`/`_t_dupd`/`_t_ddel`, see `cutover::galera_swap`).
+    /// On a Galera node, the one-row control table whose flag switches the triggers from logging
+    /// to writing the shadow directly (`Job::galera_triggers`).
+    pub ctl: String,
+    /// Triggers an earlier sluice added at its Galera cut-over (`_t_dins`/`_t_dupd`/`_t_ddel`,
+    /// writing into the shadow): no longer made, but a run of that version killed midway may have
+    /// left them, so they are still recognised and dropped.
     pub direct: [String; 3],
     /// An empty twin the ALTER as written is tried on, for the definition it must produce.
     pub twin: String,
@@ -41,6 +45,7 @@ impl Names {
             old: aux(table, "old"),
             chg: aux(table, "chg"),
             triggers: [aux(table, "ins"), aux(table, "upd"), aux(table, "del")],
+            ctl: aux(table, "ctl"),
             direct: [aux(table, "dins"), aux(table, "dupd"), aux(table, "ddel")],
             twin: aux(table, "twin"),
             stage: aux(table, "stg"),
