@@ -849,36 +849,31 @@ fn old_name_users(f: &Facts, n: &Names) -> Option<String> {
     users_of(f, n, &f.from)
 }
 
-/// The triggers (but sluice's) and views that use `col` of the table, named: a trigger of the
-/// table whose body names it (`NEW.col`, `OLD.col`, or bare in a subquery), a trigger of another
-/// table whose body names both the table and it, a view in any database over the table that
-/// names it (MariaDB prints a view's definition with every name quoted and qualified, aliases
-/// included). By name, so a same-named column of another table in the same body counts too:
-/// a refusal to look at, never a break unseen.
+/// The triggers (but sluice's) and views that use `col` of the table, named. A trigger: its body
+/// names `NEW.col`/`OLD.col` (the table's own), or `t.col`, or `col` bare while the body also names
+/// the table `t` (a subquery over it), comments and literals left out, a name followed by `(` being
+/// a function. A view (any database): MariaDB prints its definition with every column qualified by
+/// the table's alias (`` `x`.`a` ``, the alias being the table's name when none is given), so the
+/// view uses it when `` `alias`.`col` `` follows a `` `db`.`t` `` of it.
 fn users_of(f: &Facts, n: &Names, col: &str) -> Option<String> {
     let ours =
         |name: &str| name.eq_ignore_ascii_case(&n.insert) || name.eq_ignore_ascii_case(&n.update);
     let mut users: Vec<String> = f
         .trigger_bodies
         .iter()
-        .filter(|(name, body)| !ours(name) && names_word(body, col))
+        .filter(|(name, body)| !ours(name) && body_uses(body, &f.table, col, true))
         .map(|(name, _)| format!("trigger {name}"))
         .collect();
     users.extend(
         f.other_triggers
             .iter()
-            .filter(|(_, body)| names_word(body, &f.table) && names_word(body, col))
+            .filter(|(_, body)| body_uses(body, &f.table, col, false))
             .map(|(name, _)| format!("trigger {name} (of another table)")),
     );
-    let table = format!("{}.{}", ident(&f.database), ident(&f.table)).to_lowercase();
-    let column = ident(col).to_lowercase();
     users.extend(
         f.views
             .iter()
-            .filter(|(_, def)| {
-                let def = def.to_lowercase();
-                def.contains(&table) && def.contains(&column)
-            })
+            .filter(|(_, def)| view_uses(def, &f.database, &f.table, col))
             .map(|(name, _)| {
                 let own = format!("{}.", f.database);
                 format!("view {}", name.strip_prefix(&own).unwrap_or(name))
@@ -887,27 +882,107 @@ fn users_of(f: &Facts, n: &Names, col: &str) -> Option<String> {
     (!users.is_empty()).then(|| users.join(", "))
 }
 
-/// Whether `text` names `word` as an identifier, quoted or not, letter case aside, outside
-/// string literals.
-fn names_word(text: &str, word: &str) -> bool {
-    let mut code = String::new();
-    let mut quote: Option<char> = None;
-    for c in text.chars() {
-        match quote {
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None if c == '\'' || c == '"' => quote = Some(c),
-            None => code.push(c),
+/// The tokens of SQL text, lower case: identifiers (a backquoted one whole, marked quoted), `.`
+/// and `(`; comments and string literals left out.
+fn tokens(text: &str) -> Vec<(String, bool)> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    let word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if c == '#' || (c == '-' && next == Some('-')) {
+            while i < chars.len() && chars[i] != '\n' {
+                i += 1;
+            }
+        } else if c == '/' && next == Some('*') {
+            i += 2;
+            while i + 1 < chars.len() && !(chars[i] == '*' && chars[i + 1] == '/') {
+                i += 1;
+            }
+            i += 2;
+        } else if c == '\'' || c == '"' {
+            i += 1;
+            while i < chars.len() && chars[i] != c {
+                i += if chars[i] == '\\' { 2 } else { 1 };
+            }
+            i += 1;
+        } else if c == '`' {
+            let mut name = String::new();
+            i += 1;
+            while i < chars.len() {
+                if chars[i] == '`' {
+                    if chars.get(i + 1) == Some(&'`') {
+                        name.push('`');
+                        i += 2;
+                        continue;
+                    }
+                    break;
+                }
+                name.push(chars[i]);
+                i += 1;
+            }
+            i += 1;
+            out.push((name.to_lowercase(), true));
+        } else if word(c) {
+            let start = i;
+            while i < chars.len() && word(chars[i]) {
+                i += 1;
+            }
+            out.push((
+                chars[start..i].iter().collect::<String>().to_lowercase(),
+                false,
+            ));
+        } else {
+            if c == '.' || c == '(' {
+                out.push((c.to_string(), false));
+            }
+            i += 1;
         }
     }
-    let code = code.to_lowercase();
-    let word = word.to_lowercase();
-    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
-    code.match_indices(&word).any(|(k, _)| {
-        let before = code[..k].chars().next_back();
-        let after = code[k + word.len()..].chars().next();
-        !before.is_some_and(is_word) && !after.is_some_and(is_word)
-    })
+    out
+}
+
+/// Whether a trigger body uses `table`.`col` (see [`users_of`]).
+fn body_uses(body: &str, table: &str, col: &str, own: bool) -> bool {
+    let t = tokens(body);
+    let (table, col) = (table.to_lowercase(), col.to_lowercase());
+    let at = |i: usize| t.get(i).map(|(x, _)| x.as_str());
+    let is = |i: usize, v: &str| at(i) == Some(v);
+    let call = |i: usize| is(i + 1, "(");
+    let qualified = (0..t.len()).any(|i| {
+        is(i + 1, ".")
+            && is(i + 2, &col)
+            && !call(i + 2)
+            && (is(i, &table) || (own && (is(i, "new") || is(i, "old"))))
+    });
+    let bare = (0..t.len())
+        .any(|i| is(i, &col) && !call(i) && !is(i + 1, ".") && (i == 0 || !is(i - 1, ".")));
+    let names_table =
+        (0..t.len()).any(|i| is(i, &table) && !call(i) && (i == 0 || !is(i - 1, ".")));
+    qualified || (bare && names_table)
+}
+
+/// Whether a view's definition (as MariaDB prints it) reads `db`.`table`.`col` (see [`users_of`]).
+fn view_uses(def: &str, db: &str, table: &str, col: &str) -> bool {
+    let t = tokens(def);
+    let (db, table, col) = (db.to_lowercase(), table.to_lowercase(), col.to_lowercase());
+    let quoted = |i: usize, v: &str| t.get(i).is_some_and(|(x, q)| *q && x == v);
+    let dot = |i: usize| t.get(i).is_some_and(|(x, q)| !*q && x == ".");
+    let mut aliases = Vec::new();
+    for i in 0..t.len() {
+        // `db`.`t` not followed by `.` (a column of it would be `db`.`t`.`c`, never printed so).
+        if quoted(i, &db) && dot(i + 1) && quoted(i + 2, &table) && !dot(i + 3) {
+            match t.get(i + 3) {
+                Some((alias, true)) => aliases.push(alias.clone()),
+                _ => aliases.push(table.clone()),
+            }
+        }
+    }
+    aliases
+        .iter()
+        .any(|a| (0..t.len()).any(|i| quoted(i, a) && dot(i + 1) && quoted(i + 2, &col)))
 }
 
 /// A refusal reason that says "it" of the column, said of `column` by name.
@@ -1279,6 +1354,44 @@ mod tests {
         assert_eq!(p.expand_about.len(), 3);
         assert_eq!(p.expand_locks.len(), 3);
         assert!(p.rollback[0].contains("ALTER TABLE `t` DROP INDEX `u_name_c_sluice_renamed`, DROP COLUMN `full name`; DROP TRIGGER IF EXISTS"), "{}", p.rollback[0]);
+    }
+
+    #[test]
+    fn what_uses_a_column_is_read_by_reference_not_by_mention() {
+        // Triggers: (body, own table's, uses t.a).
+        for (body, own, uses) in [
+            ("SET NEW.note = NEW.a + 1", true, true),
+            ("SET NEW.note = NEW.`A` + 1", true, true),
+            ("SET @x = (SELECT MAX(a) FROM t)", true, true),
+            ("UPDATE t SET a = a + 1 WHERE id = NEW.x", false, true),
+            ("UPDATE `t` SET `t`.`a` = 1", false, true),
+            ("SET NEW.x = 1 /* a */", true, false),
+            ("SET NEW.x = 1 -- a\n", true, false),
+            ("UPDATE u SET `a b` = NEW.x", true, false),
+            ("INSERT INTO log (a) VALUES (NEW.b)", true, false),
+            (
+                "INSERT INTO log (a) VALUES (NEW.a) /* copied to t */",
+                false,
+                false,
+            ),
+            ("SET NEW.note = 'a'", true, false),
+            ("SET NEW.a2 = NEW.ab", true, false),
+        ] {
+            assert_eq!(body_uses(body, "t", "a", own), uses, "{body}");
+        }
+        // A function of the same name is no column.
+        assert!(!body_uses("SET NEW.x = YEAR(NEW.c)", "d9", "year", true));
+        // Views as MariaDB prints them: (definition, uses db.t.a).
+        for (def, uses) in [
+            ("select `t`.`id` AS `id`,`t`.`a` AS `a` from `db`.`t`", true),
+            ("select `x`.`a` AS `a` from `db`.`t` `x`", true),
+            ("select `t`.`id` AS `id`,`u`.`a` AS `a`,`u`.`b` AS `b` from (`db`.`t` join `db`.`u` on(`u`.`id` = `t`.`id`))", false),
+            ("select `t`.`id` AS `id`,`t`.`b` AS `a` from `db`.`t`", false),
+            ("select `t`.`a` AS `a` from `other`.`t`", false),
+            ("select `u`.`a` AS `a` from `db`.`u` join `db`.`t` `u2` on(`u2`.`id` = `u`.`id`)", false),
+        ] {
+            assert_eq!(view_uses(def, "db", "t", "a"), uses, "{def}");
+        }
     }
 
     #[test]
