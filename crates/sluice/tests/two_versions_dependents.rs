@@ -41,6 +41,34 @@ fn refused(r: &Run, code: i32, names: &str, what: &str) {
     );
 }
 
+/// `made` (on expanded migration 1): `rollback` refuses naming `names`, twice, the schema
+/// unchanged; `complete` then keeps it (`present` is true).
+async fn rollback_refused_then_complete_keeps(p: &Project, made: &str, names: &str, present: &str) {
+    p.db.pg().await.batch_execute(made).await.unwrap();
+    let before = p.pg_dump_schema();
+    for attempt in ["rollback", "rollback again"] {
+        refused(
+            &p.run(&["rollback"]),
+            1,
+            names,
+            &format!("{made}: {attempt}"),
+        );
+        assert_eq!(p.state_of(1).as_deref(), Some("expanded"), "{made}");
+        assert_eq!(
+            p.pg_dump_schema(),
+            before,
+            "{made}: {attempt} changed nothing"
+        );
+    }
+    let r = p.run(&["complete"]);
+    assert_eq!(r.code, 0, "{made}: complete: {r:?}");
+    assert_eq!(
+        p.pg_text(present).await.as_deref(),
+        Some("true"),
+        "{made}: kept by complete"
+    );
+}
+
 #[tokio::test]
 async fn complete_refuses_what_was_made_on_the_old_name_after_the_expand() {
     // (made after the expand, what the refusal names, what removes it again)
@@ -155,30 +183,7 @@ async fn rollback_refuses_what_was_made_on_the_new_name_and_complete_keeps_it() 
     ];
     for (made, names, present) in cases {
         let p = expanded().await;
-        let c = p.db.pg().await;
-        c.batch_execute(made).await.unwrap();
-        let before = p.pg_dump_schema();
-        for attempt in ["rollback", "rollback again"] {
-            refused(
-                &p.run(&["rollback"]),
-                1,
-                names,
-                &format!("{made}: {attempt}"),
-            );
-            assert_eq!(p.state_of(1).as_deref(), Some("expanded"), "{made}");
-            assert_eq!(
-                p.pg_dump_schema(),
-                before,
-                "{made}: {attempt} changed nothing"
-            );
-        }
-        let r = p.run(&["complete"]);
-        assert_eq!(r.code, 0, "{made}: complete: {r:?}");
-        assert_eq!(
-            p.pg_text(present).await.as_deref(),
-            Some("true"),
-            "{made}: kept by complete"
-        );
+        rollback_refused_then_complete_keeps(&p, made, names, present).await;
     }
     // What the expand made itself does not stop the rollback: it removes all of it.
     let p = expanded().await;
@@ -221,28 +226,6 @@ async fn a_split_rollback_refuses_what_was_made_on_the_added_columns() {
         let r = p.run(&["up"]);
         assert_eq!(r.code, 0, "expand: {r:?}");
         assert_eq!(p.state_of(1).as_deref(), Some("expanded"));
-        c.batch_execute(made).await.unwrap();
-        let before = p.pg_dump_schema();
-        for attempt in ["rollback", "rollback again"] {
-            refused(
-                &p.run(&["rollback"]),
-                1,
-                names,
-                &format!("{made}: {attempt}"),
-            );
-            assert_eq!(p.state_of(1).as_deref(), Some("expanded"), "{made}");
-            assert_eq!(
-                p.pg_dump_schema(),
-                before,
-                "{made}: {attempt} changed nothing"
-            );
-        }
-        let r = p.run(&["complete"]);
-        assert_eq!(r.code, 0, "{made}: complete: {r:?}");
-        assert_eq!(
-            p.pg_text(present).await.as_deref(),
-            Some("true"),
-            "{made}: kept"
-        );
+        rollback_refused_then_complete_keeps(&p, made, names, present).await;
     }
 }
