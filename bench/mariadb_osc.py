@@ -61,7 +61,7 @@ class Workload:
         self.n, self.rows = n, rows
         self.interval = n / rate if rate > 0 else 0.0
         self.stop = threading.Event()
-        self.lat = []  # (start, seconds, kind)
+        self.lat = []  # (start, seconds, kind, service seconds: from the send, not the schedule)
         self.errors = []
         self.lock = threading.Lock()
 
@@ -86,7 +86,8 @@ class Workload:
                 kind, sql = "delete", f"DELETE FROM acc WHERE id = {i}"
             else:
                 kind, sql = "read", f"SELECT balance FROM acc WHERE id = {i}"
-            t0 = due if self.interval else time.monotonic()
+            sent = time.monotonic()
+            t0 = due if self.interval else sent
             try:
                 run(c, sql)
             except pymysql.MySQLError as e:
@@ -96,7 +97,8 @@ class Workload:
                 except Exception:
                     pass
                 c = conn()
-            local.append((t0, time.monotonic() - t0, kind))
+            done = time.monotonic()
+            local.append((t0, done - t0, kind, done - sent))
         with self.lock:
             self.lat.extend(local)
             self.errors.extend(errs)
@@ -111,8 +113,11 @@ class Workload:
         for t in self.threads:
             t.join()
 
-    def window(self, t0, t1, kind=None):
-        lats = sorted(l for s, l, k in self.lat if t0 <= s <= t1 and kind in (None, k))
+    def window(self, t0, t1, kind=None, service=False):
+        """(ops/s, p99 ms, max ms, errors, n) of the queries scheduled in [t0, t1]; with `service`,
+        over the time from each query's send to its answer (the server's share, without the wait
+        behind the same client's earlier queries that the open loop counts)."""
+        lats = sorted(v if service else l for s, l, k, v in self.lat if t0 <= s <= t1 and kind in (None, k))
         errs = [e for s, e in self.errors if t0 <= s <= t1]
         if not lats:
             return 0.0, 0.0, 0.0, errs, 0
@@ -245,8 +250,9 @@ def one(name, args, binary):
     extra, phases = "", []
     if name == "written":
         as_written()
-    elif name in ("sluice", "before"):
-        held, lines = sluice(binary if name == "sluice" else args.before, args.sluice_args.split())
+    elif name in ("sluice", "before", "paced"):
+        held, lines = sluice(args.before if name == "before" else binary,
+                             args.sluice_args.split() + (args.paced_args.split() if name == "paced" else []))
         extra = f"writes held {held}"
         start = t0
         for label, marker in PHASES:
@@ -263,14 +269,14 @@ def one(name, args, binary):
     sampler.finish()
     ops, p99, mx, errs, n = w.window(t0, t1)
     base = w.window(b0, b1)
-    kinds = lambda a, b: {k: w.window(a, b, k)[1] for k in KINDS}
+    kinds = lambda a, b: {k: (w.window(a, b, k)[1], w.window(a, b, k, True)[1]) for k in KINDS}
     r = dict(secs=t1 - t0, ops=ops, p99=p99, max=mx, errors=len(errs), base=base, sample=errs[:3], extra=extra,
              check=verify(args.rows), locks=locks, base_kinds=kinds(b0, b1), base_rates=sampler.rates(b0, b1),
              kinds=kinds(t0, t1), rates=sampler.rates(t0, t1),
              phases=[(label, b - a, w.window(a, b), kinds(a, b), sampler.rates(a, b)) for label, a, b in phases])
     print(f"{name}: done in {t1 - t0:.1f} s ({r['check']}) {extra}", flush=True)
     if args.timeline:
-        timeline(w, sampler, t0, t1, base[1], phases, lines if name in ("sluice", "before") else [])
+        timeline(w, sampler, t0, t1, base[1], phases, lines if name in ("sluice", "before", "paced") else [])
     return r
 
 
@@ -281,7 +287,7 @@ def timeline(w, sampler, t0, t1, base_p99, phases, lines, step=0.1):
     print(f"  timeline (100 ms stretches with a query over {5 * base_p99:.1f} ms; server rates over the stretch):")
     t = t0 - 0.5
     while t < t1 + 0.5:
-        lat = [(l, k) for s, l, k in w.lat if t <= s < t + step]
+        lat = [(l, k) for s, l, k, _ in w.lat if t <= s < t + step]
         slow = [(l, k) for l, k in lat if l * 1000 > 5 * base_p99]
         said = [l for at, l in lines if t <= at < t + step]
         if slow or said:
@@ -308,10 +314,10 @@ def table(rows, clients, results):
         rows_ = [("pre-window", 3.0, r["base"], r["base_kinds"], r["base_rates"]),
                  ("whole change", r["secs"], (0, r["p99"], r["max"], [], 0), r["kinds"], r["rates"])] + r.get("phases", [])
         for label, secs, (pops, pp99, pmax, perrs, _), ks, rt in rows_:
-            by = " ".join(f"{k[0]} {v:5.1f}" for k, v in ks.items())
+            by = " ".join(f"{k[0]} {v:5.1f}/{sv:4.1f}" for k, (v, sv) in ks.items())
             srv = (f"  redo {rt['redo']:5.1f} MB/s fsync {rt['fsyncs']:4.0f}/s flushed {rt['flushed']:5.0f}/s "
                    f"log waits {rt['log_waits']} ckpt {rt['ckpt']:5.1f} MB run {rt['running']:4.1f} cpu {rt['cpu']:3.0f}%") if rt else ""
-            print(f"    {label:<14}{secs:>5.1f} s p99 {pp99:>6.1f} max {pmax:>6.1f} ms [r/u/i/d p99 {by}] "
+            print(f"    {label:<14}{secs:>5.1f} s p99 {pp99:>6.1f} max {pmax:>6.1f} ms [p99 scheduled/service r/u/i/d {by}] "
                   f"err {len(perrs)}{srv}")
 
 
@@ -331,6 +337,8 @@ def main():
     ap.add_argument("--sluice", help="the sluice binary to run (default: the one this checkout builds)")
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--before", help="a second sluice binary (e.g. main's), run as mode `before` beside `sluice`")
+    ap.add_argument("--paced-args", default="",
+                    help="with it, mode `paced` runs this binary with these arguments too, e.g. '--copy-commit-factor 3'")
     ap.add_argument("--timeline", action="store_true",
                     help="print, per run, the 100 ms stretches with slow client queries and the server's counters then")
     ap.add_argument("--sluice-args", default="", help="extra arguments for `sluice up`, e.g. '--chunk-ms 50'")
@@ -351,6 +359,8 @@ def main():
     pool_mb = run(c, "SELECT @@innodb_buffer_pool_size")[0][0] // (1024 * 1024)
     run(c, f"CREATE DATABASE {DB}")
     modes = args.only.split(",")
+    if args.paced_args and "paced" not in modes:
+        modes.insert(modes.index("sluice") + 1 if "sluice" in modes else len(modes), "paced")
     if args.before and "before" not in modes:
         modes.insert(modes.index("sluice") if "sluice" in modes else len(modes), "before")
     rounds = []
@@ -376,12 +386,13 @@ def main():
               f"{median([r['p99'] / max(r['base'][1], 1e-9) for r in rs]):>11.1f}"
               f"{median([r['errors'] for r in rs]):>8}{median([r['ops'] for r in rs]):>14.0f}"
               f"{median([r['p99'] for r in rs]):>9.1f}{median([r['base'][1] for r in rs]):>12.1f}")
-    for other, label in (("ptosc", "pt-osc"), ("before", "before"), ("written", "as written")):
-        if "sluice" in modes and other in modes:
-            t = [r["sluice"]["secs"] / r[other]["secs"] for r in rounds]
-            p = [r["sluice"]["p99"] / max(r[other]["p99"], 1e-9) for r in rounds]
-            print(f"sluice / {label}: time {median(t):.2f}x (per round {', '.join(f'{x:.2f}' for x in t)}), "
-                  f"p99 {median(p):.2f}x")
+    for mine in ("sluice", "paced"):
+        for other, label in (("ptosc", "pt-osc"), ("before", "before"), ("written", "as written")):
+            if mine in modes and other in modes:
+                t = [r[mine]["secs"] / r[other]["secs"] for r in rounds]
+                p = [r[mine]["p99"] / max(r[other]["p99"], 1e-9) for r in rounds]
+                print(f"{mine} / {label}: time {median(t):.2f}x (per round {', '.join(f'{x:.2f}' for x in t)}), "
+                      f"p99 {median(p):.2f}x")
 
 
 if __name__ == "__main__":

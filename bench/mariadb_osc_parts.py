@@ -9,6 +9,7 @@ seconds beside each of these, alternated over rounds, on the same table:
                 READ COMMITTED, one transaction per chunk, back to back (--chunk rows each)
   copy small    the same with chunks a tenth the size
   copy paced    the same chunks with a pause as long as each chunk after it (half the duty)
+  copy N [paced] [+verify]   chunks of N rows
   verify        the verifier's checksum statements over 50,000-row ranges of `acc`, back to back
   copy+verify   both, on two sessions (what sluice's copy phase runs)
   copy+verify flush2   the same with innodb_flush_log_at_trx_commit = 2 for the stretch (restored)
@@ -101,8 +102,11 @@ def part(name, args, admin):
     w.start()
     time.sleep(0.5)
     if name.startswith("copy"):
-        chunk = args.chunk // 10 if name == "copy small" else args.chunk
-        threads.append(threading.Thread(target=copier, args=(stop, chunk, name == "copy paced", out)))
+        # "copy 5000 paced": the chunk size may follow the name.
+        words = name.replace("+", " ").split()
+        sized = [int(x) for x in words if x.isdigit()]
+        chunk = sized[0] if sized else args.chunk // 10 if name == "copy small" else args.chunk
+        threads.append(threading.Thread(target=copier, args=(stop, chunk, "paced" in words, out)))
     if name.startswith("verify") or "+verify" in name:
         threads.append(threading.Thread(target=verifier, args=(stop, out)))
     for t in threads:
@@ -122,7 +126,8 @@ def part(name, args, admin):
             m.run(admin, f"DROP TRIGGER {t}")
     _, p99, mx, errs, n = w.window(t0, t1)
     kinds = {k: w.window(t0, t1, k)[1] for k in m.KINDS}
-    return dict(p99=p99, max=mx, n=n, kinds=kinds, rates=s.rates(t0, t1), client_cpu=100 * (c1 - c0) / (t1 - t0), **out)
+    service = {k: w.window(t0, t1, k, True)[1] for k in m.KINDS}
+    return dict(p99=p99, max=mx, n=n, kinds=kinds, service=service, rates=s.rates(t0, t1), client_cpu=100 * (c1 - c0) / (t1 - t0), **out)
 
 
 def main():
@@ -159,13 +164,16 @@ def main():
         m.run(c, f"SET GLOBAL innodb_buffer_pool_size = {pool_before}")
     idle = m.median([r["p99"] for r in res["idle"]]) if "idle" in res else None
     print(f"\nmedians of {args.rounds} round(s), {args.secs:.0f} s each, {args.clients} clients at {args.rate:.0f} ops/s:")
-    print(f"{'part':<20}{'p99 ms':>8}{'x idle':>8}{'read':>7}{'update':>7}{'insert':>7}{'delete':>7}{'max':>7}"
+    print("(read..delete: p99 by kind, from the schedule; svc: p99 from the send, the server's share)")
+    print(f"{'part':<20}{'p99 ms':>8}{'x idle':>8}{'read':>7}{'update':>7}{'insert':>7}{'delete':>7}"
+          f"{'svc r':>7}{'svc u':>7}{'svc i':>7}{'svc d':>7}{'max':>7}"
           f"{'redo MB/s':>10}{'fsync/s':>8}{'flush/s':>8}{'run':>5}{'cpu%':>6}{'py cpu%':>8}{'chunk ms':>9}{'check ms':>9}")
     for p in parts:
         rs = res[p]
         md = lambda f: m.median([f(r) for r in rs])
         print(f"{p:<20}{md(lambda r: r['p99']):>8.1f}{md(lambda r: r['p99']) / idle if idle else 0:>8.1f}"
               + "".join(f"{md(lambda r: r['kinds'][k]):>7.1f}" for k in m.KINDS)
+              + "".join(f"{md(lambda r: r['service'][k]):>7.1f}" for k in m.KINDS)
               + f"{md(lambda r: r['max']):>7.0f}{md(lambda r: r['rates']['redo']):>10.1f}{md(lambda r: r['rates']['fsyncs']):>8.0f}"
               f"{md(lambda r: r['rates']['flushed']):>8.0f}{md(lambda r: r['rates']['running']):>5.1f}{md(lambda r: r['rates']['cpu']):>6.0f}"
               f"{md(lambda r: r['client_cpu']):>8.0f}{md(lambda r: r.get('chunk ms', 0)):>9.0f}{md(lambda r: r.get('check ms', 0)):>9.0f}")
