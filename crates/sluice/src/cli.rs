@@ -154,8 +154,8 @@ pub struct OnlineArgs {
     #[arg(long, value_name = "MS", help_heading = ONLINE)]
     pub chunk_ms: Option<u64>,
     /// Pace the copy on commit latency: pause it while a one-row commit takes more than FACTOR
-    /// times its latency before the copy, and keep plain secondary indexes on the shadow during
-    /// it. Slower; the clients' writes wait less for the redo log (default: off).
+    /// times its latency without the copy. Slower; the clients' writes wait less for the redo
+    /// log (default: off).
     #[arg(long, value_name = "FACTOR", help_heading = ONLINE)]
     pub copy_commit_factor: Option<f64>,
     /// Pause the copy while the server's Threads_running is above this.

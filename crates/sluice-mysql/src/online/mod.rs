@@ -1345,7 +1345,7 @@ async fn setup(
         drop_objects(&mut e.work, &names, true).await;
         return Err(err);
     }
-    if let Err(err) = defer_indexes(e, &job, &shadow, opts.commit_factor.is_some()).await {
+    if let Err(err) = defer_indexes(e, &job, &shadow).await {
         drop_objects(&mut e.work, &names, true).await;
         return Err(err);
     }
@@ -1538,15 +1538,7 @@ async fn refuse_checked_fills(e: &mut MySqlEngine, job: &Job) -> Result<()> {
 /// maintain them row by row (see `defer.rs`); the key the copy walks stays. Without a primary key
 /// every unique index stays: InnoDB clusters such a table by its first unique NOT NULL index in
 /// the order the server keeps them, and one dropped and added again would come after the key.
-/// A copy paced on commit latency (`paced`) keeps the plain indexes too: maintained row by row
-/// they slow the copy, but within its pacing, where the sorted build after it is one ALTER that
-/// writes its redo as fast as the server can and cannot be paused.
-async fn defer_indexes(
-    e: &mut MySqlEngine,
-    job: &Job,
-    shadow: &table::LiveTable,
-    paced: bool,
-) -> Result<()> {
+async fn defer_indexes(e: &mut MySqlEngine, job: &Job, shadow: &table::LiveTable) -> Result<()> {
     let key: Vec<String> = job.key.iter().map(|k| k.shadow.to_lowercase()).collect();
     let no_primary = !shadow.indexes.iter().any(|i| i.name == "PRIMARY");
     let keep: Vec<String> = shadow
@@ -1554,7 +1546,6 @@ async fn defer_indexes(
         .iter()
         .filter(|i| {
             i.name == "PRIMARY"
-                || (paced && !i.unique)
                 || (no_primary && i.unique)
                 || (i.unique
                     && i.columns
