@@ -8,6 +8,12 @@ p99, and the ratios sluice : pt-osc.
     python3 bench/mariadb_osc.py [--rows 1000000] [--clients 8] [--only sluice,ptosc,written] [--release]
                                  [--rate 1900 | --rate 0] [--sluice-args '--chunk-ms 50'] [--rounds 3]
                                  [--sluice PATH --no-build] [--buffer-pool-mb 1024]
+                                 [--before PATH] [--paced-args '--copy-commit-factor 3'] [--timeline]
+
+--before runs a second binary (main's) as mode `before`, --paced-args this checkout's binary with
+those arguments as mode `paced`. Per phase it prints the p99 by kind twice, from each query's
+scheduled time (open loop, the figure the table reports) and from its send (the server's share),
+and the server's redo MB/s, fsyncs/s, pages flushed/s, checkpoint age and the machine's CPU.
 
 With --rounds N the modes run N times, alternated (the order reversed every other round), and the
 median of each figure and of the per-round ratios sluice : pt-osc is printed at the end.
