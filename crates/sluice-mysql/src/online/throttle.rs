@@ -182,7 +182,7 @@ pub(crate) const PACED_CHUNK: Duration = Duration::from_millis(50);
 /// `innodb_flush_log_at_trx_commit = 1` wait for the redo log write and fsync that make them
 /// durable, and the copy's chunks fill that log (and the page cleaner's queue) at tens of MB/s:
 /// measured beside a 1M-row copy, the clients' point reads kept their latency while their
-/// updates and inserts took 3-10x longer (`bench/mariadb_osc_parts.py`); with the flush setting
+/// updates and inserts took 2.5-6x longer (`bench/mariadb_osc_parts.py`); with the flush setting
 /// at 2 the same copy cost them almost nothing. So after each chunk the copy times a one-row
 /// commit of its own (its row in `sluice_online`: no client waits on it), and while that takes
 /// more than `factor` times its latency before the copy, it pauses before the next chunk, for a
