@@ -8,6 +8,12 @@ p99, and the ratios sluice : pt-osc.
     python3 bench/mariadb_osc.py [--rows 1000000] [--clients 8] [--only sluice,ptosc,written] [--release]
                                  [--rate 1900 | --rate 0] [--sluice-args '--chunk-ms 50'] [--rounds 3]
                                  [--sluice PATH --no-build] [--buffer-pool-mb 1024]
+                                 [--before PATH] [--paced-args '--copy-commit-factor 3'] [--timeline]
+
+--before runs a second binary (main's) as mode `before`, --paced-args this checkout's binary with
+those arguments as mode `paced`. Per phase it prints the p99 by kind twice, from each query's
+scheduled time (open loop, the figure the table reports) and from its send (the server's share),
+and the server's redo MB/s, fsyncs/s, pages flushed/s, checkpoint age and the machine's CPU.
 
 With --rounds N the modes run N times, alternated (the order reversed every other round), and the
 median of each figure and of the per-round ratios sluice : pt-osc is printed at the end.
@@ -61,7 +67,7 @@ class Workload:
         self.n, self.rows = n, rows
         self.interval = n / rate if rate > 0 else 0.0
         self.stop = threading.Event()
-        self.lat = []  # (start, seconds)
+        self.lat = []  # (start, seconds, kind, service seconds: from the send, not the schedule)
         self.errors = []
         self.lock = threading.Lock()
 
@@ -79,14 +85,15 @@ class Workload:
             k = rnd.random()
             i = rnd.randint(1, self.rows)
             if k < 0.5:
-                sql = f"UPDATE acc SET balance = balance + 1, updated_at = NOW() WHERE id = {i}"
+                kind, sql = "update", f"UPDATE acc SET balance = balance + 1, updated_at = NOW() WHERE id = {i}"
             elif k < 0.7:
-                sql = f"INSERT INTO acc (balance, note) VALUES ({rnd.randint(0, 100000)}, 'new')"
+                kind, sql = "insert", f"INSERT INTO acc (balance, note) VALUES ({rnd.randint(0, 100000)}, 'new')"
             elif k < 0.8:
-                sql = f"DELETE FROM acc WHERE id = {i}"
+                kind, sql = "delete", f"DELETE FROM acc WHERE id = {i}"
             else:
-                sql = f"SELECT balance FROM acc WHERE id = {i}"
-            t0 = due if self.interval else time.monotonic()
+                kind, sql = "read", f"SELECT balance FROM acc WHERE id = {i}"
+            sent = time.monotonic()
+            t0 = due if self.interval else sent
             try:
                 run(c, sql)
             except pymysql.MySQLError as e:
@@ -96,7 +103,8 @@ class Workload:
                 except Exception:
                     pass
                 c = conn()
-            local.append((t0, time.monotonic() - t0))
+            done = time.monotonic()
+            local.append((t0, done - t0, kind, done - sent))
         with self.lock:
             self.lat.extend(local)
             self.errors.extend(errs)
@@ -111,13 +119,68 @@ class Workload:
         for t in self.threads:
             t.join()
 
-    def window(self, t0, t1):
-        lats = sorted(l for s, l in self.lat if t0 <= s <= t1)
+    def window(self, t0, t1, kind=None, service=False):
+        """(ops/s, p99 ms, max ms, errors, n) of the queries scheduled in [t0, t1]; with `service`,
+        over the time from each query's send to its answer (the server's share, without the wait
+        behind the same client's earlier queries that the open loop counts)."""
+        lats = sorted(v if service else l for s, l, k, v in self.lat if t0 <= s <= t1 and kind in (None, k))
         errs = [e for s, e in self.errors if t0 <= s <= t1]
         if not lats:
             return 0.0, 0.0, 0.0, errs, 0
         p99 = lats[min(len(lats) - 1, int(len(lats) * 0.99))]
         return len(lats) / max(t1 - t0, 1e-9), p99 * 1000, lats[-1] * 1000, errs, len(lats)
+
+
+STATUS = ("Innodb_os_log_written", "Innodb_data_fsyncs", "Innodb_log_waits", "Innodb_buffer_pool_pages_flushed",
+          "Innodb_checkpoint_age", "Threads_running", "Innodb_row_lock_waits", "Innodb_buffer_pool_wait_free")
+
+
+def cpu_busy():
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    return sum(v) - v[3] - v[4], sum(v)
+
+
+class Sampler:
+    """The server's redo, flushing and thread counters and the machine's CPU every `every` s, so a
+    stretch of slow client queries can be set against what the server did then (redo written,
+    log fsyncs, checkpoint age, pages flushed, threads running, CPU busy)."""
+
+    def __init__(self, every=0.1):
+        self.every, self.samples, self.stop = every, [], threading.Event()
+
+    def run(self):
+        c = conn()
+        q = "SHOW GLOBAL STATUS WHERE Variable_name IN (" + ", ".join(f"'{v}'" for v in STATUS) + ")"
+        while not self.stop.is_set():
+            st = {k: int(v) for k, v in run(c, q)}
+            self.samples.append((time.monotonic(), st, cpu_busy()))
+            self.stop.wait(self.every)
+        c.close()
+
+    def start(self):
+        self.thread = threading.Thread(target=self.run)
+        self.thread.start()
+
+    def finish(self):
+        self.stop.set()
+        self.thread.join()
+
+    def rates(self, t0, t1):
+        """Over [t0, t1]: redo MB/s, log fsyncs/s, pages flushed/s, log waits, max checkpoint age
+        MB, mean threads running, CPU busy %."""
+        ss = [x for x in self.samples if t0 - self.every <= x[0] <= t1 + self.every]
+        if len(ss) < 2:
+            return None
+        (a, sa, ca), (b, sb, cb) = ss[0], ss[-1]
+        d = lambda k: (sb[k] - sa[k]) / max(b - a, 1e-9)
+        return dict(redo=d("Innodb_os_log_written") / 1e6, fsyncs=d("Innodb_data_fsyncs"),
+                    flushed=d("Innodb_buffer_pool_pages_flushed"), log_waits=sb["Innodb_log_waits"] - sa["Innodb_log_waits"],
+                    wait_free=sb["Innodb_buffer_pool_wait_free"] - sa["Innodb_buffer_pool_wait_free"],
+                    ckpt=max(s["Innodb_checkpoint_age"] for _, s, _ in ss) / 1e6,
+                    running=sum(s["Threads_running"] for _, s, _ in ss) / len(ss),
+                    cpu=100.0 * (cb[0] - ca[0]) / max(cb[1] - ca[1], 1))
 
 
 def row_locks():
@@ -142,7 +205,8 @@ def sluice(binary, extra_args):
     os.mkdir(os.path.join(d, "migrations"))
     with open(os.path.join(d, "migrations", "1_balance_bigint.sql"), "w") as f:
         f.write(f"ALTER TABLE acc {ALTER};\n")
-    env = dict(os.environ, DATABASE_URL=f"mysql://root@127.0.0.1:3306/{DB}")
+    # Progress every 250 ms: the chunk size and copy rate over time, for the timeline.
+    env = dict(os.environ, DATABASE_URL=f"mysql://root@127.0.0.1:3306/{DB}", SLUICE_PROGRESS_INTERVAL_MS="250")
     p = subprocess.Popen([binary, "up"] + extra_args, cwd=d, env=env, stderr=subprocess.PIPE, text=True)
     lines = []
     for line in p.stderr:
@@ -156,8 +220,9 @@ def sluice(binary, extra_args):
 
 
 # sluice's phases, each ending at the first progress line containing the marker.
-PHASES = [("copy + verify", "copied and verified"), ("index build", "secondary index"),
+PHASES = [("setup", "copying `"), ("copy + verify", "copied and verified"), ("index build", "secondary index"),
           ("catch-up", "logged change(s) and verified"), ("cut-over", "swapped with its online copy")]
+KINDS = ("read", "update", "insert", "delete")
 
 
 def ptosc():
@@ -181,6 +246,8 @@ def one(name, args, binary):
     """One mode on a fresh table under the workload: its figures, against the same run's pre-window."""
     fresh_table(args.rows)
     w = Workload(args.clients, args.rows, args.rate)
+    sampler = Sampler()
+    sampler.start()
     w.start()
     b0 = time.monotonic()
     time.sleep(3)
@@ -189,8 +256,9 @@ def one(name, args, binary):
     extra, phases = "", []
     if name == "written":
         as_written()
-    elif name == "sluice":
-        held, lines = sluice(binary, args.sluice_args.split())
+    elif name in ("sluice", "before", "paced"):
+        held, lines = sluice(args.before if name == "before" else binary,
+                             args.sluice_args.split() + (args.paced_args.split() if name == "paced" else []))
         extra = f"writes held {held}"
         start = t0
         for label, marker in PHASES:
@@ -204,12 +272,40 @@ def one(name, args, binary):
     locks = [b - a for a, b in zip(locks0, row_locks())]
     time.sleep(1)
     w.finish()
+    sampler.finish()
     ops, p99, mx, errs, n = w.window(t0, t1)
     base = w.window(b0, b1)
+    kinds = lambda a, b: {k: (w.window(a, b, k)[1], w.window(a, b, k, True)[1]) for k in KINDS}
     r = dict(secs=t1 - t0, ops=ops, p99=p99, max=mx, errors=len(errs), base=base, sample=errs[:3], extra=extra,
-             check=verify(args.rows), locks=locks, phases=[(label, b - a, w.window(a, b)) for label, a, b in phases])
+             check=verify(args.rows), locks=locks, base_kinds=kinds(b0, b1), base_rates=sampler.rates(b0, b1),
+             kinds=kinds(t0, t1), rates=sampler.rates(t0, t1),
+             phases=[(label, b - a, w.window(a, b), kinds(a, b), sampler.rates(a, b)) for label, a, b in phases])
     print(f"{name}: done in {t1 - t0:.1f} s ({r['check']}) {extra}", flush=True)
+    if args.timeline:
+        timeline(w, sampler, t0, t1, base[1], phases, lines if name in ("sluice", "before", "paced") else [])
     return r
+
+
+def timeline(w, sampler, t0, t1, base_p99, phases, lines, step=0.1):
+    """Every 100 ms stretch (by the queries' scheduled start) in which some query took over 5x the
+    pre-window p99: its queries, p99 and max, the slow ones by kind, what the server did then and
+    the progress lines sluice printed then."""
+    print(f"  timeline (100 ms stretches with a query over {5 * base_p99:.1f} ms; server rates over the stretch):")
+    t = t0 - 0.5
+    while t < t1 + 0.5:
+        lat = [(l, k) for s, l, k, _ in w.lat if t <= s < t + step]
+        slow = [(l, k) for l, k in lat if l * 1000 > 5 * base_p99]
+        said = [l for at, l in lines if t <= at < t + step]
+        if slow or said:
+            phase = next((label for label, a, b in phases if a <= t < b), "-")
+            ls = sorted(l for l, _ in lat)
+            by = ", ".join(f"{k} {sum(1 for _, kk in slow if kk == k)}" for k in KINDS if any(kk == k for _, kk in slow))
+            r = sampler.rates(t, t + step) or {}
+            print(f"   {t - t0:+6.2f} {phase:<14} n {len(lat):>3} p99 {ls[min(len(ls) - 1, int(len(ls) * 0.99))] * 1000 if ls else 0:>6.1f}"
+                  f" max {ls[-1] * 1000 if ls else 0:>6.1f} ms slow[{by}] redo {r.get('redo', 0):5.1f} MB/s fsync {r.get('fsyncs', 0):5.0f}/s"
+                  f" flushed {r.get('flushed', 0):6.0f}/s ckpt {r.get('ckpt', 0):5.1f} MB run {r.get('running', 0):4.1f}"
+                  f" cpu {r.get('cpu', 0):3.0f}%" + "".join(f"\n        | {l[:110]}" for l in said))
+        t += step
 
 
 def table(rows, clients, results):
@@ -221,8 +317,14 @@ def table(rows, clients, results):
         for e in r["sample"]:
             print(f"    error: {e}")
         print(f"    row lock waits {r['locks'][0]} ({r['locks'][1]} ms; server-wide, other sessions count too)")
-        for label, secs, (pops, pp99, pmax, perrs, _) in r.get("phases", []):
-            print(f"    {label:<18}{secs:>6.1f} s  p99 {pp99:>7.1f} ms  max {pmax:>7.1f} ms  errors {len(perrs)}")
+        rows_ = [("pre-window", 3.0, r["base"], r["base_kinds"], r["base_rates"]),
+                 ("whole change", r["secs"], (0, r["p99"], r["max"], [], 0), r["kinds"], r["rates"])] + r.get("phases", [])
+        for label, secs, (pops, pp99, pmax, perrs, _), ks, rt in rows_:
+            by = " ".join(f"{k[0]} {v:5.1f}/{sv:4.1f}" for k, (v, sv) in ks.items())
+            srv = (f"  redo {rt['redo']:5.1f} MB/s fsync {rt['fsyncs']:4.0f}/s flushed {rt['flushed']:5.0f}/s "
+                   f"log waits {rt['log_waits']} ckpt {rt['ckpt']:5.1f} MB run {rt['running']:4.1f} cpu {rt['cpu']:3.0f}%") if rt else ""
+            print(f"    {label:<14}{secs:>5.1f} s p99 {pp99:>6.1f} max {pmax:>6.1f} ms [p99 scheduled/service r/u/i/d {by}] "
+                  f"err {len(perrs)}{srv}")
 
 
 def median(xs):
@@ -240,6 +342,11 @@ def main():
     ap.add_argument("--release", action="store_true")
     ap.add_argument("--sluice", help="the sluice binary to run (default: the one this checkout builds)")
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--before", help="a second sluice binary (e.g. main's), run as mode `before` beside `sluice`")
+    ap.add_argument("--paced-args", default="",
+                    help="with it, mode `paced` runs this binary with these arguments too, e.g. '--copy-commit-factor 3'")
+    ap.add_argument("--timeline", action="store_true",
+                    help="print, per run, the 100 ms stretches with slow client queries and the server's counters then")
     ap.add_argument("--sluice-args", default="", help="extra arguments for `sluice up`, e.g. '--chunk-ms 50'")
     ap.add_argument("--buffer-pool-mb", type=int, default=0,
                     help="set innodb_buffer_pool_size for the run (restored after); 0 leaves the server's")
@@ -258,6 +365,10 @@ def main():
     pool_mb = run(c, "SELECT @@innodb_buffer_pool_size")[0][0] // (1024 * 1024)
     run(c, f"CREATE DATABASE {DB}")
     modes = args.only.split(",")
+    if args.paced_args and "paced" not in modes:
+        modes.insert(modes.index("sluice") + 1 if "sluice" in modes else len(modes), "paced")
+    if args.before and "before" not in modes:
+        modes.insert(modes.index("sluice") if "sluice" in modes else len(modes), "before")
     rounds = []
     try:
         for k in range(args.rounds):
@@ -274,18 +385,20 @@ def main():
         if args.buffer_pool_mb:
             run(c, f"SET GLOBAL innodb_buffer_pool_size = {pool_before}")
     print(f"median of {len(rounds)} round(s):")
-    print(f"{'run':<10}{'total s':>9}{'p99 x pre':>11}{'errors':>8}{'client ops/s':>14}")
+    print(f"{'run':<10}{'total s':>9}{'p99 x pre':>11}{'errors':>8}{'client ops/s':>14}{'p99 ms':>9}{'pre p99 ms':>12}")
     for name in modes:
         rs = [r[name] for r in rounds]
         print(f"{name:<10}{median([r['secs'] for r in rs]):>9.2f}"
               f"{median([r['p99'] / max(r['base'][1], 1e-9) for r in rs]):>11.1f}"
-              f"{median([r['errors'] for r in rs]):>8}{median([r['ops'] for r in rs]):>14.0f}")
-    for other, label in (("ptosc", "pt-osc"), ("written", "as written")):
-        if "sluice" in modes and other in modes:
-            t = [r["sluice"]["secs"] / r[other]["secs"] for r in rounds]
-            p = [r["sluice"]["p99"] / max(r[other]["p99"], 1e-9) for r in rounds]
-            print(f"sluice / {label}: time {median(t):.2f}x (per round {', '.join(f'{x:.2f}' for x in t)}), "
-                  f"p99 {median(p):.2f}x")
+              f"{median([r['errors'] for r in rs]):>8}{median([r['ops'] for r in rs]):>14.0f}"
+              f"{median([r['p99'] for r in rs]):>9.1f}{median([r['base'][1] for r in rs]):>12.1f}")
+    for mine in ("sluice", "paced"):
+        for other, label in (("ptosc", "pt-osc"), ("before", "before"), ("written", "as written")):
+            if mine in modes and other in modes:
+                t = [r[mine]["secs"] / r[other]["secs"] for r in rounds]
+                p = [r[mine]["p99"] / max(r[other]["p99"], 1e-9) for r in rounds]
+                print(f"{mine} / {label}: time {median(t):.2f}x (per round {', '.join(f'{x:.2f}' for x in t)}), "
+                      f"p99 {median(p):.2f}x")
 
 
 if __name__ == "__main__":

@@ -190,6 +190,11 @@ pub struct OnlineOptions {
     pub lock_retry_for: std::time::Duration,
     /// Target duration of one copy chunk.
     pub target_chunk: std::time::Duration,
+    /// Pace the copy on the server's commit latency: after each chunk a one-row commit is timed,
+    /// and the copy pauses while it takes more than this many times its latency before the copy
+    /// (clients' commits wait on the same redo writes; see the MariaDB copy's `CommitPace`).
+    /// None: chunks back to back, paced only by `target_chunk` and the throttles.
+    pub commit_factor: Option<f64>,
     /// Pause the copy while the server's `Threads_running` is above this.
     pub max_threads_running: Option<u64>,
     /// Replicas whose lag throttles the copy (URLs), and the lag limit.
@@ -210,6 +215,7 @@ impl Default for OnlineOptions {
             lock_timeout: std::time::Duration::from_secs(1),
             lock_retry_for: std::time::Duration::from_secs(600),
             target_chunk: std::time::Duration::from_millis(200),
+            commit_factor: None,
             max_threads_running: None,
             replica_urls: vec![],
             max_replica_lag: std::time::Duration::from_secs(1),

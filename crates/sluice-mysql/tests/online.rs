@@ -424,6 +424,84 @@ async fn copy_under_concurrent_writers_equals_the_as_written_alter() {
     assert!(lines[0].contains("_acc_old"), "{lines:?}");
 }
 
+/// `commit_factor`: the copy times a one-row commit after each chunk (said with its idle latency
+/// and budget, and at the end how long it paused), and under concurrent writers ends as the ALTER
+/// as written does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_copy_paced_on_commit_latency_says_so_and_equals_the_alter() {
+    let db = TestDb::mariadb().await;
+    let mut c = db.my().await;
+    c.query_drop(
+        "CREATE TABLE acc (id INT AUTO_INCREMENT PRIMARY KEY, balance INT NULL, note VARCHAR(40), KEY (note), \
+         UNIQUE KEY ub (balance, id), KEY nb (note(5), balance)); \
+         INSERT INTO acc (balance, note) SELECT CAST(seq AS SIGNED) * 7 - 50000, CONCAT('n', seq) FROM seq_1_to_15000; \
+         CREATE TABLE mirror LIKE acc; INSERT INTO mirror SELECT * FROM acc",
+    )
+    .await
+    .unwrap();
+    let clients = Clients::start(&db.url, 0x5EED_0C0F, 4);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut e = engine(&db).await;
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let l2 = lines.clone();
+    let say = move |s: &str| l2.lock().unwrap().push(s.to_string());
+    let opts = OnlineOptions {
+        commit_factor: Some(3.0),
+        ..small_chunks()
+    };
+    let report = e
+        .alter_online(
+            "ALTER TABLE acc MODIFY balance BIGINT NOT NULL",
+            &opts,
+            &say,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    let errors = clients.stop().await;
+    assert_eq!(report.path, "copy");
+    assert!(errors.is_empty(), "client errors: {errors:#?}");
+    let lines = lines.lock().unwrap().clone();
+    assert!(
+        lines.iter().any(
+            |l| l.contains("paced on commit latency: idle") && l.contains("pausing while over")
+        ),
+        "{lines:#?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("paused") && l.contains("whose commit probe was over")),
+        "{lines:#?}"
+    );
+    c.query_drop(
+        "CREATE TABLE expect LIKE mirror; INSERT INTO expect SELECT * FROM mirror; \
+         ALTER TABLE expect MODIFY balance BIGINT NOT NULL",
+    )
+    .await
+    .unwrap();
+    // The clients wrote `mirror` in the same transactions: `expect` is the ALTER as written.
+    let show = |t: &'static str| {
+        let url = db.url.clone();
+        async move {
+            let mut c = Conn::from_url(url).await.unwrap();
+            let (_, ddl): (String, String) = c
+                .query_first(format!("SHOW CREATE TABLE {t}"))
+                .await
+                .unwrap()
+                .unwrap();
+            ddl.lines()
+                .filter(|l| l.trim_start().starts_with(['K', 'U', 'P', '`']))
+                .map(|l| l.trim().trim_end_matches(',').to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(show("acc").await, show("expect").await);
+    let got = fingerprint(&mut c, "acc", "id, balance, note").await;
+    let want = fingerprint(&mut c, "expect", "id, balance, note").await;
+    assert_eq!(got, want, "rows differ from the as-written ALTER");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn copy_never_waits_on_a_clients_row_locks_and_postponed_cutover_verifies_the_delta() {
     let db = TestDb::mariadb().await;

@@ -153,6 +153,11 @@ pub struct OnlineArgs {
     /// Aim each copy chunk at this duration (default 200).
     #[arg(long, value_name = "MS", help_heading = ONLINE)]
     pub chunk_ms: Option<u64>,
+    /// Pace the copy on commit latency: pause it while a one-row commit takes more than FACTOR
+    /// times its latency without the copy. Slower; the clients' writes wait less for the redo
+    /// log (default: off).
+    #[arg(long, value_name = "FACTOR", help_heading = ONLINE)]
+    pub copy_commit_factor: Option<f64>,
     /// Pause the copy while the server's Threads_running is above this.
     #[arg(long, value_name = "N", help_heading = ONLINE)]
     pub max_threads_running: Option<u64>,
@@ -240,6 +245,7 @@ fn refuse_unused_online_flags(r: &Resolved, g: &Given) -> Result<()> {
     if let Some(a) = g.online {
         for (set, flag) in [
             (a.chunk_ms.is_some(), "--chunk-ms"),
+            (a.copy_commit_factor.is_some(), "--copy-commit-factor"),
             (a.max_threads_running.is_some(), "--max-threads-running"),
             (!a.replica_url.is_empty(), "--replica-url"),
             (a.max_replica_lag.is_some(), "--max-replica-lag"),
@@ -925,6 +931,7 @@ impl Resolved {
             if let Some(ms) = a.chunk_ms {
                 online.target_chunk = Duration::from_millis(ms.max(1));
             }
+            online.commit_factor = a.copy_commit_factor.filter(|f| *f > 0.0);
             online.max_threads_running = a.max_threads_running;
             online.replica_urls = a.replica_url.clone();
             if let Some(s) = a.max_replica_lag {
@@ -2258,6 +2265,9 @@ mod tests {
         ("chunk-ms", Some("17"), |c| {
             c.online.target_chunk == Duration::from_millis(17)
         }),
+        ("copy-commit-factor", Some("2.5"), |c| {
+            c.online.commit_factor == Some(2.5)
+        }),
         ("max-threads-running", Some("19"), |c| {
             c.online.max_threads_running == Some(19)
         }),
@@ -2334,19 +2344,19 @@ mod tests {
         }
         // Which subcommands have runner flags at all, and how many; every other one has none.
         let want = [
-            ("up", 18),
+            ("up", 19),
             ("complete", 6),
             ("rollback", 5),
-            ("cutover", 7),
+            ("cutover", 8),
             ("cleanup", 1),
-            ("down", 17),
+            ("down", 18),
             ("repair", 2),
             ("baseline", 2),
             ("import", 2),
             ("drift", 2),
             ("plan", 2),
             ("backfill", 8),
-            ("rehearse", 13),
+            ("rehearse", 14),
         ];
         let want: Vec<(String, usize)> = want.iter().map(|(s, n)| (s.to_string(), *n)).collect();
         assert_eq!(reached_by, want);

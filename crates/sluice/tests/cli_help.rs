@@ -65,6 +65,7 @@ const PACING: &[&str] = &[
 ];
 const ONLINE: &[&str] = &[
     "--chunk-ms",
+    "--copy-commit-factor",
     "--max-threads-running",
     "--replica-url",
     "--max-replica-lag",

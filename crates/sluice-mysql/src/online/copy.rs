@@ -17,7 +17,7 @@
 use super::names::Names;
 use super::path::normalise_type;
 use super::table::{LiveColumn, LiveTable};
-use super::throttle::Throttle;
+use super::throttle::{CommitPace, Throttle, PACED_CHUNK};
 use crate::quote::ident;
 use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, Params, Row, Value};
@@ -871,6 +871,18 @@ impl Job {
             ident(&self.key[0].shadow)
         );
         let keep_existing = format!("ON DUPLICATE KEY UPDATE {first} = {first}");
+        let mut pace = match opts.commit_factor {
+            Some(f) => {
+                let p = CommitPace::start(&mut self.conn, &self.table, f).await?;
+                say(&format!("{what}: {}", p.describe()));
+                Some(p)
+            }
+            None => None,
+        };
+        let target = match pace {
+            Some(_) => opts.target_chunk.min(PACED_CHUNK),
+            None => opts.target_chunk,
+        };
         loop {
             throttle.wait(&mut self.conn, &what, say).await?;
             let hi = match dense {
@@ -917,16 +929,28 @@ impl Job {
             }
             // Aim each chunk at the target duration, changing the size by at most 2x per step.
             let took = started.elapsed().as_secs_f64().max(0.001);
-            let ideal = n as f64 * opts.target_chunk.as_secs_f64() / took;
+            let ideal = n as f64 * target.as_secs_f64() / took;
             n = (ideal.clamp(n as f64 / 2.0, n as f64 * 2.0) as i64).clamp(10, 100_000);
             meter.update(
                 self.rows_copied.max(0) as u64,
                 total as u64,
                 &format!(", chunk {n} rows"),
             );
-            match hi {
-                Some(k) => last = Some(k),
-                None => return Ok(()),
+            let Some(k) = hi else {
+                if let Some(p) = &pace {
+                    say(&format!(
+                        "{what}: paused {:.1} s in all after {} chunk(s) whose commit probe was over {:.1} ms",
+                        p.paused.as_secs_f64(),
+                        p.slow,
+                        p.budget_ms()
+                    ));
+                }
+                return Ok(());
+            };
+            last = Some(k);
+            if let Some(p) = pace.as_mut() {
+                p.after_chunk(&mut self.conn, &self.table, started.elapsed())
+                    .await?;
             }
         }
     }
