@@ -1541,14 +1541,26 @@ async fn phases_live(
                     b.describe()
                 )));
             }
-            crate::plan::expand::fill_not_null_mysql::phases(&f, column, expr, &st.sql).map_err(
-                |why| {
-                    file_err(format!(
-                        "sluice cannot {} in two phases: {why}",
-                        b.describe()
-                    ))
-                },
-            )
+            let mut phases =
+                crate::plan::expand::fill_not_null_mysql::phases(&f, column, expr, &st.sql)
+                    .map_err(|why| {
+                        file_err(format!(
+                            "sluice cannot {} in two phases: {why}",
+                            b.describe()
+                        ))
+                    })?;
+            // Expanded and still NULL-able: the contract sets NOT NULL on the column as it is
+            // now, not the file's older definition (a later migration's default stays).
+            if nullable.is_some_and(|l| l.nullable) && is_expanded(engine, m).await {
+                if let Some(modify) = crate::plan::expand::fill_not_null_mysql::live_modify(
+                    &f.table.table_sql,
+                    &f.table.create,
+                    column,
+                ) {
+                    phases.complete_online = Some(modify);
+                }
+            }
+            Ok(phases)
         }
         Breaking::FillNotNull { column, expr, .. } => {
             let Some(cat) = engine.column_catalog(&name, column).await? else {

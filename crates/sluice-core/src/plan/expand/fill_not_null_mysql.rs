@@ -199,6 +199,32 @@ fn is_word(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c == b'$' || c >= 0x80
 }
 
+/// The contract's MODIFY of an expanded fill, from the column as it is now: its live definition
+/// made NOT NULL (its `DEFAULT NULL` dropped, `NOT NULL` before the default or comment). The expand
+/// checked that the file's MODIFY changes nothing but that, so this is the same statement when
+/// nothing changed since, and keeps what a later migration changed (a default, a comment) instead
+/// of restating the file's older definition. None: the definition cannot be read.
+pub fn live_modify(table_sql: &str, create: &str, column: &str) -> Option<String> {
+    let def = super::rename_column_mysql::definition(create, column)?;
+    let mut def = def.trim().replace(" DEFAULT NULL", "");
+    if def.ends_with(" NULL") && !def.ends_with(" NOT NULL") {
+        def.truncate(def.len() - " NULL".len());
+    }
+    def = def.replacen(" NULL DEFAULT ", " DEFAULT ", 1);
+    if !def.contains(" NOT NULL") {
+        let at = [" DEFAULT ", " ON UPDATE ", " COMMENT "]
+            .iter()
+            .filter_map(|k| def.find(k))
+            .min()
+            .unwrap_or(def.len());
+        def.insert_str(at, " NOT NULL");
+    }
+    Some(format!(
+        "ALTER TABLE {table_sql} MODIFY {} {def}",
+        ident(column)
+    ))
+}
+
 /// The two empty copies of the table the probe compares (`LIKE` copies columns, keys and
 /// options, no rows, triggers or foreign keys), the second with the operation applied: `[drop
 /// both, create both, alter the second]`; [`only_nullability`] compares their `SHOW CREATE
@@ -610,6 +636,38 @@ pub fn phases(f: &Facts, column: &str, expr: &str, modify: &str) -> Result<Phase
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_contract_modify_is_the_live_definition_made_not_null() {
+        let create = |def: &str| {
+            format!("CREATE TABLE `t` (\n  `id` int(11) NOT NULL,\n  `c` {def},\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB")
+        };
+        for (def, want) in [
+            (
+                "varchar(20) DEFAULT NULL COMMENT 'where'",
+                "varchar(20) NOT NULL COMMENT 'where'",
+            ),
+            (
+                "varchar(20) DEFAULT 'eu' COMMENT 'where'",
+                "varchar(20) NOT NULL DEFAULT 'eu' COMMENT 'where'",
+            ),
+            ("int(11) DEFAULT NULL", "int(11) NOT NULL"),
+            (
+                "varchar(5) CHARACTER SET latin1 COLLATE latin1_bin DEFAULT NULL",
+                "varchar(5) CHARACTER SET latin1 COLLATE latin1_bin NOT NULL",
+            ),
+            (
+                "timestamp NULL DEFAULT current_timestamp() ON UPDATE current_timestamp()",
+                "timestamp NOT NULL DEFAULT current_timestamp() ON UPDATE current_timestamp()",
+            ),
+        ] {
+            assert_eq!(
+                live_modify("`t`", &create(def), "c").as_deref(),
+                Some(format!("ALTER TABLE `t` MODIFY `c` {want}").as_str()),
+                "{def}"
+            );
+        }
+    }
+
     use super::super::drop_column_mysql::{Column, Live};
     use super::*;
 
