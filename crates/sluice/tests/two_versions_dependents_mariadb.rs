@@ -557,3 +557,47 @@ INSERT INTO t SELECT seq, IF(seq % 3 = 0, NULL, 'eu') FROM seq_1_to_200;
         .unwrap();
     assert_eq!(nulls, Some(0));
 }
+
+/// A DROP COLUMN's rollback drops the default sluice gave the NOT NULL column, not one a later
+/// migration set: that one stays (it was wiped).
+#[tokio::test]
+async fn a_drop_column_rollback_keeps_a_later_migrations_default() {
+    let p = Project::new(Server::MariaDb).await;
+    p.write(
+        "1_create.sql",
+        "CREATE TABLE t (id bigint PRIMARY KEY, a int NOT NULL, note int);
+INSERT INTO t SELECT seq, seq, seq FROM seq_1_to_100;
+",
+    );
+    assert_eq!(p.run(&["up"]).code, 0);
+    p.write("2_drop.sql", "ALTER TABLE t DROP COLUMN a;\n");
+    let r = p.run(&["up"]);
+    assert_eq!(r.code, 0, "expand: {r:?}");
+    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+    p.write(
+        "3_default.sql",
+        "ALTER TABLE t ALTER COLUMN a SET DEFAULT 5;\n",
+    );
+    assert_eq!(p.run(&["up"]).code, 0);
+    let r = p.run(&["rollback"]);
+    assert_eq!(r.code, 0, "rollback: {r:?}");
+    let mut db = p.db.my().await;
+    let created = show_create(&mut db, "t").await;
+    assert!(
+        created.contains("`a` int(11) NOT NULL DEFAULT 5"),
+        "{created}"
+    );
+    // Without the later migration the rollback restores the column exactly (no default).
+    let q = Project::new(Server::MariaDb).await;
+    q.write(
+        "1_create.sql",
+        "CREATE TABLE t (id bigint PRIMARY KEY, a int NOT NULL, note int);\n",
+    );
+    assert_eq!(q.run(&["up"]).code, 0);
+    q.write("2_drop.sql", "ALTER TABLE t DROP COLUMN a;\n");
+    assert_eq!(q.run(&["up"]).code, 0);
+    assert_eq!(q.run(&["rollback"]).code, 0);
+    let mut qdb = q.db.my().await;
+    let created = show_create(&mut qdb, "t").await;
+    assert!(created.contains("`a` int(11) NOT NULL,"), "{created}");
+}

@@ -377,7 +377,10 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
             &col_name,
             &format!("{value} (the default sluice gives it until complete: the column is NOT NULL without one)"),
         ));
-        sets.push((name.clone(), value));
+        // Marked (sluice gave it its default) but the live default is another: a later
+        // migration set that one, and the rollback keeps it.
+        let later_default = c.marked && l.default.as_deref().is_some_and(|d| d != value);
+        sets.push((name.clone(), value, later_default));
     }
     if !blockers.is_empty() {
         return Err(blockers.join("; "));
@@ -406,7 +409,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         // whose rollback (DROP DEFAULT of a column without one) changes nothing.
         let marks = sets
             .iter()
-            .map(|(c, _)| {
+            .map(|(c, _, _)| {
                 format!(
                     "({}, '')",
                     literal(&meta_key(f.version, &f.table, c, f.folds))
@@ -416,7 +419,7 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
             .join(", ");
         let alter = sets
             .iter()
-            .map(|(c, v)| format!("ALTER COLUMN {} SET DEFAULT {v}", ident(c)))
+            .map(|(c, v, _)| format!("ALTER COLUMN {} SET DEFAULT {v}", ident(c)))
             .collect::<Vec<_>>()
             .join(", ");
         expand.push(Step::Sql(format!(
@@ -433,10 +436,13 @@ pub fn phases(st: &crate::analysis::ir::Stmt, f: &Facts) -> Result<Phases, Strin
         );
         let undo = sets
             .iter()
-            .map(|(c, _)| format!("ALTER COLUMN {} DROP DEFAULT", ident(c)))
+            .filter(|(_, _, later)| !later)
+            .map(|(c, _, _)| format!("ALTER COLUMN {} DROP DEFAULT", ident(c)))
             .collect::<Vec<_>>()
             .join(", ");
-        rollback.push(format!("ALTER TABLE {t} {undo}, ALGORITHM=INSTANT"));
+        if !undo.is_empty() {
+            rollback.push(format!("ALTER TABLE {t} {undo}, ALGORITHM=INSTANT"));
+        }
         rollback.push(forget.clone());
     }
     let names_live: Vec<&str> = live.iter().map(|(_, l)| l.name.as_str()).collect();
