@@ -516,46 +516,60 @@ async fn what_only_mentions_the_names_stops_neither_phase() {
 /// older definition and dropped them); the result equals the statements as written in order.
 #[tokio::test]
 async fn a_fill_contract_keeps_what_a_later_migration_changed() {
-    let p = Project::new(Server::MariaDb).await;
-    p.write(
-        "1_create.sql",
-        "CREATE TABLE t (id bigint PRIMARY KEY, region varchar(20) NULL COMMENT 'where');
+    // A later default, and a later widening (the file's MODIFY would shrink it back by a copy,
+    // which the contract refused: complete and rollback were stuck).
+    for later in [
+        "ALTER TABLE t ALTER COLUMN region SET DEFAULT 'eu'",
+        "ALTER TABLE t MODIFY region varchar(50) NULL COMMENT 'where'",
+    ] {
+        let p = Project::new(Server::MariaDb).await;
+        p.write(
+            "1_create.sql",
+            "CREATE TABLE t (id bigint PRIMARY KEY, region varchar(20) NULL COMMENT 'where');
 INSERT INTO t SELECT seq, IF(seq % 3 = 0, NULL, 'eu') FROM seq_1_to_200;
 ",
-    );
-    assert_eq!(p.run(&["up"]).code, 0);
-    let fill = "UPDATE t SET region = 'none' WHERE region IS NULL;\nALTER TABLE t MODIFY region varchar(20) NOT NULL COMMENT 'where';\n";
-    p.write("2_fill.sql", fill);
-    let r = p.run(&["up"]);
-    assert_eq!(r.code, 0, "expand: {r:?}");
-    assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
-    let later = "ALTER TABLE t ALTER COLUMN region SET DEFAULT 'eu'";
-    p.write("3_default.sql", &format!("{later};\n"));
-    let r = p.run(&["up"]);
-    assert_eq!(r.code, 0, "later migration: {r:?}");
-    let r = p.run(&["complete"]);
-    assert_eq!(r.code, 0, "complete: {r:?}");
-    let mut db = p.db.my().await;
-    let twin = Project::new(Server::MariaDb).await;
-    let mut tdb = twin.db.my().await;
-    tdb.query_drop(
-        "CREATE TABLE t (id bigint PRIMARY KEY, region varchar(20) NULL COMMENT 'where')",
-    )
-    .await
-    .unwrap();
-    for sql in fill.split(";\n").filter(|s| !s.trim().is_empty()) {
-        tdb.query_drop(sql).await.unwrap();
-    }
-    tdb.query_drop(later).await.unwrap();
-    assert_eq!(
-        show_create(&mut db, "t").await,
-        show_create(&mut tdb, "t").await
-    );
-    let nulls: Option<i64> = db
-        .query_first("SELECT COUNT(*) FROM t WHERE region IS NULL")
+        );
+        assert_eq!(p.run(&["up"]).code, 0);
+        let fill = "UPDATE t SET region = 'none' WHERE region IS NULL;\nALTER TABLE t MODIFY region varchar(20) NOT NULL COMMENT 'where';\n";
+        p.write("2_fill.sql", fill);
+        let r = p.run(&["up"]);
+        assert_eq!(r.code, 0, "expand: {r:?}");
+        assert_eq!(state_of(&p, 2).as_deref(), Some("expanded"));
+        p.write("3_default.sql", &format!("{later};\n"));
+        let r = p.run(&["up"]);
+        assert_eq!(r.code, 0, "later migration: {r:?}");
+        let r = p.run(&["complete"]);
+        assert_eq!(r.code, 0, "complete: {r:?}");
+        let mut db = p.db.my().await;
+        let twin = Project::new(Server::MariaDb).await;
+        let mut tdb = twin.db.my().await;
+        tdb.query_drop(
+            "CREATE TABLE t (id bigint PRIMARY KEY, region varchar(20) NULL COMMENT 'where')",
+        )
         .await
         .unwrap();
-    assert_eq!(nulls, Some(0));
+        for sql in fill.split(";\n").filter(|s| !s.trim().is_empty()) {
+            tdb.query_drop(sql).await.unwrap();
+        }
+        // The later MODIFY ran before the contract here, after the NOT NULL as written: it keeps
+        // its type, and the open fill's NOT NULL comes last (the fill's own intent).
+        tdb.query_drop(later).await.unwrap();
+        if later.contains("MODIFY") {
+            tdb.query_drop("ALTER TABLE t MODIFY region varchar(50) NOT NULL COMMENT 'where'")
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            show_create(&mut db, "t").await,
+            show_create(&mut tdb, "t").await,
+            "{later}"
+        );
+        let nulls: Option<i64> = db
+            .query_first("SELECT COUNT(*) FROM t WHERE region IS NULL")
+            .await
+            .unwrap();
+        assert_eq!(nulls, Some(0));
+    }
 }
 
 /// A DROP COLUMN's rollback drops the default sluice gave the NOT NULL column, not one a later

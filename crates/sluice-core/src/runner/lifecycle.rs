@@ -1527,11 +1527,28 @@ async fn phases_live(
         }
         Breaking::FillNotNull { column, expr, .. } if engine.target().engine.is_mysql_family() => {
             let mut f = mysql_fill_facts(engine, m, table, column).await?;
+            let nullable = f
+                .table
+                .columns
+                .first()
+                .and_then(|c| c.live.as_ref())
+                .is_some_and(|l| l.nullable);
+            // Expanded and still NULL-able: the contract sets NOT NULL on the column as it is
+            // now, not the file's older definition (a later migration's default stays, and a
+            // later widening is not undone by a copying MODIFY).
+            let live_modify = match nullable && is_expanded(engine, m).await {
+                true => crate::plan::expand::fill_not_null_mysql::live_modify(
+                    &f.table.table_sql,
+                    &f.table.create,
+                    column,
+                ),
+                false => None,
+            };
             // The same prediction the online path makes for the contract's MODIFY (while the
             // column is NULL-able: once it is NOT NULL the MODIFY has run).
-            let nullable = f.table.columns.first().and_then(|c| c.live.as_ref());
-            if nullable.is_some_and(|l| l.nullable) {
-                if let Some((_, impact)) = engine.as_written_impact(&st.sql).await? {
+            if nullable {
+                let modify = live_modify.as_deref().unwrap_or(&st.sql);
+                if let Some((_, impact)) = engine.as_written_impact(modify).await? {
                     f.modify_impact = Some((impact.algorithm, impact.lock_level));
                 }
             }
@@ -1549,16 +1566,8 @@ async fn phases_live(
                             b.describe()
                         ))
                     })?;
-            // Expanded and still NULL-able: the contract sets NOT NULL on the column as it is
-            // now, not the file's older definition (a later migration's default stays).
-            if nullable.is_some_and(|l| l.nullable) && is_expanded(engine, m).await {
-                if let Some(modify) = crate::plan::expand::fill_not_null_mysql::live_modify(
-                    &f.table.table_sql,
-                    &f.table.create,
-                    column,
-                ) {
-                    phases.complete_online = Some(modify);
-                }
+            if let Some(modify) = live_modify {
+                phases.complete_online = Some(modify);
             }
             Ok(phases)
         }
