@@ -615,3 +615,42 @@ INSERT INTO t SELECT seq, seq, seq FROM seq_1_to_100;
     let created = show_create(&mut qdb, "t").await;
     assert!(created.contains("`a` int(11) NOT NULL,"), "{created}");
 }
+
+/// A split's rollback drops the added columns: a view or a trigger made on them after the expand
+/// refuses it before anything (twice, nothing changed); `complete` keeps them working.
+#[tokio::test]
+async fn a_split_rollback_refuses_views_and_triggers_on_the_added_columns() {
+    for (made, names) in [
+        ("CREATE VIEW vfn AS SELECT x.first_name FROM t x", "view "),
+        (
+            "CREATE TRIGGER t_fn BEFORE UPDATE ON t FOR EACH ROW SET NEW.note = NEW.last_name",
+            "trigger ",
+        ),
+    ] {
+        let p = Project::new(Server::MariaDb).await;
+        p.write(
+            "1_create.sql",
+            "CREATE TABLE t (id bigint PRIMARY KEY, name varchar(81) NOT NULL, note varchar(40));
+INSERT INTO t SELECT seq, CONCAT('F', seq, ' L', seq), 'x' FROM seq_1_to_100;
+",
+        );
+        assert_eq!(p.run(&["up"]).code, 0);
+        p.write(
+            "2_split.sql",
+            "-- sluice:up\nALTER TABLE t ADD COLUMN first_name varchar(40), ADD COLUMN last_name varchar(40);\nUPDATE t SET first_name = SUBSTRING_INDEX(name, ' ', 1), last_name = SUBSTRING_INDEX(name, ' ', -1);\n-- sluice:old name = CONCAT(first_name, ' ', last_name)\nALTER TABLE t DROP COLUMN name;\n",
+        );
+        let r = p.run(&["up"]);
+        assert_eq!(r.code, 0, "expand: {r:?}");
+        let mut db = p.db.my().await;
+        db.query_drop(made).await.unwrap();
+        let before = snapshot(&mut db).await;
+        for attempt in ["rollback", "rollback again"] {
+            let r = p.run(&["rollback"]);
+            refused(&r, 1, names, &format!("{made}: {attempt}"));
+            assert!(r.stderr.contains("uses the added columns"), "{r:?}");
+            assert_eq!(snapshot(&mut db).await, before, "{made}: {attempt}");
+        }
+        let r = p.run(&["complete"]);
+        assert_eq!(r.code, 0, "{made}: complete: {r:?}");
+    }
+}

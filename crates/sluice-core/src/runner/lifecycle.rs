@@ -1458,12 +1458,72 @@ async fn phases_live(
             }
             f.triggers_present = mysql_triggers(engine, table).await?;
             f.drop = drop;
-            phases(b, st, &f).map_err(|why| {
+            let mut phases = phases(b, st, &f).map_err(|why| {
                 file_err(format!(
                     "sluice cannot {} in two phases: {why}",
                     b.describe()
                 ))
-            })
+            })?;
+            // Expanded: the rollback drops the added columns; a view (any database) or a trigger
+            // that reads them by then would fail (1356 / 1054) once they are gone.
+            if !f.added_present.is_empty() && is_expanded(engine, m).await {
+                use crate::plan::expand::rename_column_mysql::{body_uses, view_uses};
+                let rows = |rows: Vec<Vec<Option<String>>>| -> Vec<(String, String)> {
+                    rows.into_iter()
+                        .map(|r| {
+                            let at = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+                            (at(0), at(1))
+                        })
+                        .collect()
+                };
+                let views = rows(
+                    engine
+                        .query_text("SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME), VIEW_DEFINITION FROM information_schema.VIEWS")
+                        .await?,
+                );
+                // (name, body, on the table itself: `NEW.c` is the table's then).
+                let triggers: Vec<(String, String, bool)> = engine
+                    .query_text(&format!(
+                        "SELECT CONCAT(TRIGGER_SCHEMA, '.', TRIGGER_NAME), ACTION_STATEMENT, IF({}, 'y', 'n') FROM information_schema.TRIGGERS WHERE TRIGGER_NAME NOT LIKE '%\\_sluice\\_%'",
+                        triggers_of(table)
+                    ))
+                    .await?
+                    .into_iter()
+                    .map(|r| {
+                        let at = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+                        (at(0), at(1), at(2) == "y")
+                    })
+                    .collect();
+                let database = engine
+                    .query_text(&format!("SELECT {}", mysql_schema(table)))
+                    .await?
+                    .into_iter()
+                    .next()
+                    .and_then(|r| r.into_iter().next().flatten())
+                    .unwrap_or_default();
+                let mut users = Vec::new();
+                for c in &f.added_present {
+                    users.extend(
+                        views
+                            .iter()
+                            .filter(|(_, d)| view_uses(d, &database, &table.name, c))
+                            .map(|(v, _)| format!("view {v} reads {c}")),
+                    );
+                    users.extend(
+                        triggers
+                            .iter()
+                            .filter(|(_, body, own)| body_uses(body, &table.name, c, *own))
+                            .map(|(t, _, _)| format!("trigger {t} uses {c}")),
+                    );
+                }
+                if !users.is_empty() {
+                    phases.rollback_refusal = Some(format!(
+                        "what was made after the expand uses the added columns: {}. The rollback drops them, and each of these would fail from then on (1356 / 1054). Change or drop them first (`sluice down` for a migration that made them), then run `sluice rollback` again",
+                        users.join("; ")
+                    ));
+                }
+            }
+            Ok(phases)
         }
         Breaking::SplitMerge { dropped, .. } => {
             use crate::plan::expand::drop_column::{meta_key, Column};

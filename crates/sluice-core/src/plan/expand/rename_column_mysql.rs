@@ -945,7 +945,7 @@ fn tokens(text: &str) -> Vec<(String, bool)> {
 }
 
 /// Whether a trigger body uses `table`.`col` (see [`users_of`]).
-fn body_uses(body: &str, table: &str, col: &str, own: bool) -> bool {
+pub(crate) fn body_uses(body: &str, table: &str, col: &str, own: bool) -> bool {
     let t = tokens(body);
     let (table, col) = (table.to_lowercase(), col.to_lowercase());
     let at = |i: usize| t.get(i).map(|(x, _)| x.as_str());
@@ -965,7 +965,7 @@ fn body_uses(body: &str, table: &str, col: &str, own: bool) -> bool {
 }
 
 /// Whether a view's definition (as MariaDB prints it) reads `db`.`table`.`col` (see [`users_of`]).
-fn view_uses(def: &str, db: &str, table: &str, col: &str) -> bool {
+pub(crate) fn view_uses(def: &str, db: &str, table: &str, col: &str) -> bool {
     let t = tokens(def);
     let (db, table, col) = (db.to_lowercase(), table.to_lowercase(), col.to_lowercase());
     let quoted = |i: usize, v: &str| t.get(i).is_some_and(|(x, q)| *q && x == v);
