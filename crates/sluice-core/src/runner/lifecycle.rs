@@ -1094,15 +1094,7 @@ async fn phases_live(
             if f.expanded {
                 // What the contract would break (triggers and views naming the old column):
                 // the bodies, and the names from the same read.
-                let pairs = |rows: Vec<Vec<Option<String>>>| -> Vec<(String, String)> {
-                    rows.into_iter()
-                        .map(|r| {
-                            let at = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-                            (at(0), at(1))
-                        })
-                        .collect()
-                };
-                f.trigger_bodies = pairs(
+                f.trigger_bodies = text_pairs(
                     engine
                         .query_text(&format!(
                             "SELECT TRIGGER_NAME, ACTION_STATEMENT FROM information_schema.TRIGGERS WHERE {}",
@@ -1113,7 +1105,7 @@ async fn phases_live(
                 f.triggers_present = f.trigger_bodies.iter().map(|(n, _)| n.clone()).collect();
                 // Triggers of other tables and every database's views: a trigger elsewhere can
                 // write t's column, a view anywhere can read it (by an alias too).
-                f.other_triggers = pairs(
+                f.other_triggers = text_pairs(
                     engine
                         .query_text(&format!(
                             "SELECT CONCAT(TRIGGER_SCHEMA, '.', TRIGGER_NAME), ACTION_STATEMENT FROM information_schema.TRIGGERS WHERE NOT ({})",
@@ -1121,20 +1113,8 @@ async fn phases_live(
                         ))
                         .await?,
                 );
-                f.views = pairs(
-                    engine
-                        .query_text(
-                            "SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME), VIEW_DEFINITION FROM information_schema.VIEWS",
-                        )
-                        .await?,
-                );
-                f.database = engine
-                    .query_text(&format!("SELECT {}", mysql_schema(table)))
-                    .await?
-                    .into_iter()
-                    .next()
-                    .and_then(|r| r.into_iter().next().flatten())
-                    .unwrap_or_default();
+                f.views = mysql_views(engine).await?;
+                f.database = mysql_database(engine, table).await?;
             } else {
                 f.triggers_present = mysql_triggers(engine, table).await?;
             }
@@ -1468,19 +1448,7 @@ async fn phases_live(
             // that reads them by then would fail (1356 / 1054) once they are gone.
             if !f.added_present.is_empty() && is_expanded(engine, m).await {
                 use crate::plan::expand::rename_column_mysql::{body_uses, view_uses};
-                let rows = |rows: Vec<Vec<Option<String>>>| -> Vec<(String, String)> {
-                    rows.into_iter()
-                        .map(|r| {
-                            let at = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
-                            (at(0), at(1))
-                        })
-                        .collect()
-                };
-                let views = rows(
-                    engine
-                        .query_text("SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME), VIEW_DEFINITION FROM information_schema.VIEWS")
-                        .await?,
-                );
+                let views = mysql_views(engine).await?;
                 // (name, body, on the table itself: `NEW.c` is the table's then).
                 let triggers: Vec<(String, String, bool)> = engine
                     .query_text(&format!(
@@ -1494,13 +1462,7 @@ async fn phases_live(
                         (at(0), at(1), at(2) == "y")
                     })
                     .collect();
-                let database = engine
-                    .query_text(&format!("SELECT {}", mysql_schema(table)))
-                    .await?
-                    .into_iter()
-                    .next()
-                    .and_then(|r| r.into_iter().next().flatten())
-                    .unwrap_or_default();
+                let database = mysql_database(engine, table).await?;
                 let mut users = Vec::new();
                 for c in &f.added_present {
                     users.extend(
@@ -2063,6 +2025,39 @@ async fn is_expanded(engine: &mut dyn Engine, m: &Migration) -> bool {
         .unwrap_or_default()
         .iter()
         .any(|r| r.version == m.version && r.state == crate::history::RecordState::Expanded)
+}
+
+/// Rows of two text columns as pairs (NULL as empty).
+fn text_pairs(rows: Vec<Vec<Option<String>>>) -> Vec<(String, String)> {
+    rows.into_iter()
+        .map(|r| {
+            let at = |i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+            (at(0), at(1))
+        })
+        .collect()
+}
+
+/// Every database's views as (`db.name`, definition) (MariaDB/MySQL): what reads a column the
+/// phases drop, wherever it stands.
+async fn mysql_views(engine: &mut dyn Engine) -> Result<Vec<(String, String)>> {
+    Ok(text_pairs(
+        engine
+            .query_text(
+                "SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME), VIEW_DEFINITION FROM information_schema.VIEWS",
+            )
+            .await?,
+    ))
+}
+
+/// The name of `table`'s database (the connection's when the statement names none).
+async fn mysql_database(engine: &mut dyn Engine, table: &QName) -> Result<String> {
+    Ok(engine
+        .query_text(&format!("SELECT {}", mysql_schema(table)))
+        .await?
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next().flatten())
+        .unwrap_or_default())
 }
 
 /// The names of `table`'s triggers (MariaDB/MySQL).
